@@ -1,0 +1,159 @@
+using System.Diagnostics;
+
+namespace SmartOS.Kernel;
+
+/// <summary>
+/// A frame in a pooled buffer (Kernel.cs rule 3). <see cref="Offset"/> leaves headroom in front of
+/// the frame so a VLAN tag can be pushed in place. Metadata travels with the frame through the MAC
+/// layer: the VLAN it was classified into and the time it entered the host.
+/// </summary>
+public sealed class Packet
+{
+    /// <summary>Room in front of every frame: enough for a VLAN tag and an encapsulation header.</summary>
+    public const int Headroom = 64;
+
+    internal readonly PacketPool? Pool;
+    public readonly byte[] Buffer;
+    public int Offset;
+    public int Length;
+
+    /// <summary>The VLAN the frame belongs to inside the switch (0: untagged). The frame bytes carry
+    /// no tag while inside the host; the tag is pushed when the frame leaves by a physical NIC.</summary>
+    public ushort Vid;
+
+    /// <summary>The 802.1p priority code point to put in a tag on egress.</summary>
+    public byte Pcp;
+
+    /// <summary>Time the packet was created or received, for capture timestamps.</summary>
+    public long Timestamp;
+
+    internal bool InPool;
+
+    internal Packet(PacketPool? pool, int capacity)
+    {
+        Pool = pool;
+        Buffer = new byte[capacity];
+        Offset = Headroom;
+    }
+
+    /// <summary>A packet that belongs to no pool (tests, one-off frames).</summary>
+    public static Packet Unpooled(ReadOnlySpan<byte> frame)
+    {
+        var p = new Packet(null, frame.Length + Headroom);
+        p.Length = frame.Length;
+        frame.CopyTo(p.Data);
+        return p;
+    }
+
+    public int Capacity => Buffer.Length - Headroom;
+    public Span<byte> Data => Buffer.AsSpan(Offset, Length);
+    public Memory<byte> Memory => Buffer.AsMemory(Offset, Length);
+
+    /// <summary>Makes room for <paramref name="count"/> bytes in front of the frame.</summary>
+    public bool TryPrepend(int count)
+    {
+        if (count > Offset) return false;
+        Offset -= count;
+        Length += count;
+        return true;
+    }
+
+    /// <summary>Drops <paramref name="count"/> bytes from the front of the frame.</summary>
+    public void TrimFront(int count)
+    {
+        Debug.Assert(count <= Length);
+        Offset += count;
+        Length -= count;
+    }
+
+    /// <summary>Sets the frame length, keeping the current start.</summary>
+    public bool TrySetLength(int length)
+    {
+        if (length < 0 || Offset + length > Buffer.Length) return false;
+        Length = length;
+        return true;
+    }
+
+    /// <summary>Returns the packet to its pool. The caller must not touch it afterwards.</summary>
+    public void Free() => Pool?.Return(this);
+
+    /// <summary>A copy in a new packet from the same pool (broadcast replication).</summary>
+    public Packet? Clone()
+    {
+        Packet? copy = Pool != null ? Pool.Rent(Length) : new Packet(null, Length + Headroom);
+        if (copy == null) return null;
+        copy.Length = Length;
+        Data.CopyTo(copy.Data);
+        copy.Vid = Vid;
+        copy.Pcp = Pcp;
+        copy.Timestamp = Timestamp;
+        return copy;
+    }
+}
+
+/// <summary>
+/// A pool of packets in two size classes: standard frames (up to 2 KiB) and jumbo frames (up to
+/// 9 KiB + tags). Renting from an empty class allocates until <see cref="Limit"/> buffers exist in
+/// that class; past it Rent returns null and the caller counts a drop (no silent growth).
+/// </summary>
+public sealed class PacketPool
+{
+    public const int SmallSize = 2048;
+    public const int LargeSize = 9216 + 64;
+
+    private readonly Stack<Packet> _small = new();
+    private readonly Stack<Packet> _large = new();
+    private int _smallCreated, _largeCreated;
+
+    public PacketPool(int limit = 1 << 16) { Limit = limit; }
+
+    /// <summary>Maximum number of buffers per size class.</summary>
+    public int Limit { get; }
+
+    public int Outstanding => _smallCreated - _small.Count + _largeCreated - _large.Count;
+    public long Allocated => _smallCreated + (long)_largeCreated;
+    public long Exhausted { get; private set; }
+
+    /// <summary>Rents a packet able to hold <paramref name="length"/> bytes; its Length is set.</summary>
+    public Packet? Rent(int length)
+    {
+        bool large = length > SmallSize;
+        if (length > LargeSize) return null;
+        var stack = large ? _large : _small;
+        Packet p;
+        if (stack.Count > 0)
+        {
+            p = stack.Pop();
+        }
+        else
+        {
+            ref int created = ref (large ? ref _largeCreated : ref _smallCreated);
+            if (created >= Limit) { Exhausted++; return null; }
+            created++;
+            p = new Packet(this, (large ? LargeSize : SmallSize) + Packet.Headroom);
+        }
+        p.InPool = false;
+        p.Offset = Packet.Headroom;
+        p.Length = length;
+        p.Vid = 0;
+        p.Pcp = 0;
+        p.Timestamp = 0;
+        return p;
+    }
+
+    /// <summary>Rents a packet holding a copy of <paramref name="frame"/>.</summary>
+    public Packet? Rent(ReadOnlySpan<byte> frame)
+    {
+        var p = Rent(frame.Length);
+        if (p != null) frame.CopyTo(p.Data);
+        return p;
+    }
+
+    internal void Return(Packet p)
+    {
+        Debug.Assert(!p.InPool, "packet freed twice");
+        if (p.InPool) return;
+        p.InPool = true;
+        (p.Buffer.Length > SmallSize + Packet.Headroom ? _large : _small).Push(p);
+    }
+}

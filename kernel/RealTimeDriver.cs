@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+
+namespace SmartOS.Kernel;
+
+/// <summary>
+/// Runs a Scheduler in real time (Kernel.cs rule 2): one thread owns the scheduler, moves its clock
+/// with the wall clock, runs due events, and sleeps until the next event or until another thread
+/// hands it work through <see cref="Invoke"/>. This is the only class that reads a wall clock.
+/// </summary>
+public sealed class RealTimeDriver : IDisposable
+{
+    private readonly Scheduler _scheduler;
+    private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Stopwatch _wall = new();
+    private readonly long _origin;
+    private Thread? _thread;
+    private volatile bool _stop;
+
+    public RealTimeDriver(Scheduler scheduler)
+    {
+        _scheduler = scheduler;
+        _origin = scheduler.Now;
+    }
+
+    public bool IsLoopThread => Thread.CurrentThread == _thread;
+
+    /// <summary>Hands work to the loop thread; safe from any thread.</summary>
+    public void Invoke(Action action) => _work.Writer.TryWrite(action);
+
+    /// <summary>Runs <paramref name="func"/> on the loop and returns its result to the caller's thread.</summary>
+    public Task<T> InvokeAsync<T>(Func<T> func)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Invoke(() =>
+        {
+            try { tcs.SetResult(func()); }
+            catch (Exception e) { tcs.SetException(e); }
+        });
+        return tcs.Task;
+    }
+
+    public void Start(string name = "smartos-kernel")
+    {
+        if (_thread != null) throw new InvalidOperationException("driver already started");
+        _wall.Start();
+        _thread = new Thread(Loop) { IsBackground = true, Name = name };
+        _thread.Start();
+    }
+
+    private long WallNow => _origin + (long)(_wall.ElapsedTicks * (1e9 / Stopwatch.Frequency));
+
+    private void Loop()
+    {
+        var reader = _work.Reader;
+        while (!_stop)
+        {
+            while (reader.TryRead(out var action))
+            {
+                _scheduler.AdvanceTo(WallNow);
+                action();
+            }
+            long now = WallNow;
+            _scheduler.AdvanceTo(now);
+            while (_scheduler.RunOne(now)) { }
+            long next = _scheduler.NextEventTime;
+            long waitNs = next == long.MaxValue ? 50 * Time.Millisecond : Math.Clamp(next - WallNow, 0, 50 * Time.Millisecond);
+            if (waitNs > 0)
+            {
+                var wait = reader.WaitToReadAsync().AsTask();
+                wait.Wait(TimeSpan.FromTicks(Math.Max(1, waitNs / 100)));
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop = true;
+        _work.Writer.TryComplete();
+        _thread?.Join(TimeSpan.FromSeconds(5));
+    }
+}
