@@ -1,0 +1,64 @@
+namespace SmartOS.Kernel;
+
+/// <summary>
+/// Where a host keeps its persistent configuration (ARCHITECTURE.md, "Persistent state"): named
+/// documents, each replaced atomically so a killed process never leaves a half-written one.
+/// </summary>
+public interface IConfigStore
+{
+    string? Read(string name);
+    void Write(string name, string content);
+    void Delete(string name);
+}
+
+/// <summary>Configuration kept in memory: a host without a root directory (most tests, scenarios).</summary>
+public sealed class MemoryConfigStore : IConfigStore
+{
+    private readonly Dictionary<string, string> _docs = new(StringComparer.Ordinal);
+    public string? Read(string name) => _docs.TryGetValue(name, out var s) ? s : null;
+    public void Write(string name, string content) => _docs[name] = content;
+    public void Delete(string name) => _docs.Remove(name);
+}
+
+/// <summary>Configuration files under a host's root directory: write a temporary file, fsync, rename.</summary>
+public sealed class FileConfigStore : IConfigStore
+{
+    public FileConfigStore(string root)
+    {
+        Root = Path.GetFullPath(root);
+        Directory.CreateDirectory(Path.Combine(Root, "etc"));
+    }
+
+    public string Root { get; }
+
+    private string PathOf(string name)
+    {
+        if (name.Contains('/') || name.Contains('\\') || name.StartsWith('.')) throw new ArgumentException("bad config name", nameof(name));
+        return Path.Combine(Root, "etc", name);
+    }
+
+    public string? Read(string name)
+    {
+        string path = PathOf(name);
+        return File.Exists(path) ? File.ReadAllText(path) : null;
+    }
+
+    public void Write(string name, string content)
+    {
+        string path = PathOf(name);
+        string tmp = path + ".tmp";
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(content);
+            fs.Write(bytes);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public void Delete(string name)
+    {
+        string path = PathOf(name);
+        if (File.Exists(path)) File.Delete(path);
+    }
+}

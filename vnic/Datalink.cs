@@ -1,0 +1,201 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+public enum LinkClass { Phys, Etherstub, Vnic, Vlan }
+
+/// <summary>How a VNIC got its MAC address (dladm show-vnic MACADDRTYPE).</summary>
+public enum MacAddressType { Fixed, Random, Factory, Auto, Primary }
+
+/// <summary>A frame direction as seen by a capture tap.</summary>
+public enum TapDirection { Received, Transmitted, Forwarded }
+
+/// <summary>A capture point (snoop). Called with the frame as it appears on this link.</summary>
+public interface ICaptureTap
+{
+    void Capture(Datalink link, ReadOnlySpan<byte> frame, long time, TapDirection direction);
+}
+
+/// <summary>A datalink in dladm's namespace (MacLayer.cs glossary).</summary>
+public abstract class Datalink
+{
+    private ICaptureTap[] _taps = [];
+
+    protected Datalink(MacLayer mac, string name, int linkId)
+    {
+        Mac = mac;
+        Name = name;
+        LinkId = linkId;
+    }
+
+    public MacLayer Mac { get; }
+    public string Name { get; internal set; }
+    public int LinkId { get; }
+    public abstract LinkClass Class { get; }
+    public LinkStats Stats { get; } = new();
+    internal Kstat? Kstat { get; set; }
+
+    /// <summary>The zone the link is assigned to ("global" when none).</summary>
+    public string Zone { get; set; } = "global";
+
+    /// <summary>The link this one is created over (null for phys and etherstub).</summary>
+    public virtual Datalink? Over => null;
+
+    /// <summary>Link MTU (payload bytes, as dladm's mtu property).</summary>
+    public int Mtu { get; internal set; } = 1500;
+
+    /// <summary>Whether the link carries traffic: "up", "down" or "unknown" as dladm show-link prints.</summary>
+    public abstract string State { get; }
+
+    /// <summary>Speed in Mbit/s as dladm prints it (0 when unknown).</summary>
+    public abstract long SpeedMbps { get; }
+
+    public bool HasTaps => _taps.Length != 0;
+
+    public void AddTap(ICaptureTap tap)
+    {
+        var t = new ICaptureTap[_taps.Length + 1];
+        _taps.CopyTo(t, 0);
+        t[^1] = tap;
+        _taps = t;
+    }
+
+    public void RemoveTap(ICaptureTap tap)
+    {
+        int i = Array.IndexOf(_taps, tap);
+        if (i < 0) return;
+        var t = new ICaptureTap[_taps.Length - 1];
+        Array.Copy(_taps, 0, t, 0, i);
+        Array.Copy(_taps, i + 1, t, i, _taps.Length - i - 1);
+        _taps = t;
+    }
+
+    /// <summary>Hands a frame to every tap. Frames inside the host carry their VLAN as metadata; when
+    /// <paramref name="showTag"/> is set the tap sees the tag as it would be on a trunk.</summary>
+    protected void Tap(Packet p, TapDirection direction, bool showTag)
+    {
+        var taps = _taps;
+        if (taps.Length == 0) return;
+        long now = Mac.Scheduler.Now;
+        if (showTag && p.Vid != 0 && p.Length >= EthernetView.HeaderLength)
+        {
+            Span<byte> tagged = p.Length + 4 <= 2048 ? stackalloc byte[p.Length + 4] : new byte[p.Length + 4];
+            var f = p.Data;
+            f[..12].CopyTo(tagged);
+            tagged[12] = 0x81; tagged[13] = 0x00;
+            tagged[14] = (byte)((p.Pcp << 5) | (p.Vid >> 8));
+            tagged[15] = (byte)p.Vid;
+            f[12..].CopyTo(tagged[16..]);
+            foreach (var t in taps) t.Capture(this, tagged, now, direction);
+        }
+        else
+        {
+            foreach (var t in taps) t.Capture(this, p.Data, now, direction);
+        }
+    }
+
+    internal static void CountTx(LinkStats s, Packet p, MacAddress dst)
+    {
+        s.OPackets++;
+        s.OBytes += p.Length;
+        if (dst.IsBroadcast) s.BrdcstXmt++;
+        else if (dst.IsGroup) s.MultiXmt++;
+    }
+
+    internal static void CountRx(LinkStats s, Packet p, MacAddress dst)
+    {
+        s.IPackets++;
+        s.RBytes += p.Length;
+        if (dst.IsBroadcast) s.BrdcstRcv++;
+        else if (dst.IsGroup) s.MultiRcv++;
+    }
+}
+
+/// <summary>A datalink that is a port on a virtual switch and can be opened by a MAC client:
+/// phys (its primary port), vnic and vlan.</summary>
+public abstract class PortLink : Datalink
+{
+    private MacClient? _client;
+
+    protected PortLink(MacLayer mac, string name, int linkId) : base(mac, name, linkId) { }
+
+    /// <summary>The switch this link is a port of.</summary>
+    public abstract VSwitch Switch { get; }
+    public MacAddress MacAddress { get; internal set; }
+    public ushort Vid { get; internal set; }
+    /// <summary>Whether a client of this link may send tagged frames that choose their VLAN (only the
+    /// global zone's primary client of a phys).</summary>
+    internal virtual bool IsTrunk => false;
+
+    public MacClient? Client => _client;
+
+    /// <summary>Opens the link for an upper layer. One client at a time, as a VNIC has one user.</summary>
+    public MacClient? OpenClient(string owner)
+    {
+        if (_client != null) return null;
+        _client = new MacClient(this, owner);
+        return _client;
+    }
+
+    internal void CloseClient(MacClient c)
+    {
+        if (_client == c) _client = null;
+    }
+
+    /// <summary>Client transmit: checks (MacLayer.cs rules 2, 4), counts, taps and forwards. Consumes the packet.</summary>
+    internal void Transmit(Packet p)
+    {
+        var s = Stats;
+        if (!EthernetView.TryCreate(p.Data, out var eth))
+        {
+            s.OErrors++;
+            p.Free();
+            return;
+        }
+        ushort vid = Vid;
+        if (eth.IsTagged)
+        {
+            if (!IsTrunk)
+            {
+                s.OErrors++;
+                s.DropTagged++;
+                p.Free();
+                return;
+            }
+            vid = eth.VlanId;
+            p.Pcp = eth.Priority;
+            EthernetView.TryPopTag(p);
+        }
+        if (p.Length - EthernetView.HeaderLength > Mtu)
+        {
+            s.OErrors++;
+            s.DropMtu++;
+            p.Free();
+            return;
+        }
+        p.Vid = vid;
+        p.Timestamp = Mac.Scheduler.Now;
+        var dst = MacAddress.Read(p.Data);
+        CountTx(s, p, dst);
+        Tap(p, TapDirection.Transmitted, showTag: IsTrunk);
+        Switch.Forward(p, this);
+    }
+
+    /// <summary>Delivery from the switch to this link's client; consumes the packet.</summary>
+    internal void Deliver(Packet p)
+    {
+        var s = Stats;
+        var dst = MacAddress.Read(p.Data);
+        CountRx(s, p, dst);
+        Tap(p, TapDirection.Received, showTag: IsTrunk);
+        var c = _client;
+        if (c?.Receiver == null)
+        {
+            s.DropNoClient++;
+            p.Free();
+            return;
+        }
+        c.Receiver.Receive(c, p);
+    }
+}

@@ -1,0 +1,228 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+/// <summary>
+/// The far side of a physical NIC: a simulated wire, or later a TAP or pcap device. The phys
+/// hands it frames already tagged for the wire and owns nothing after the call.
+/// </summary>
+public interface IPhysBackend
+{
+    /// <summary>Takes ownership of a frame leaving the host.</summary>
+    void Transmit(PhysLink from, Packet frame);
+    /// <summary>Bits per second, for dladm's SPEED column.</summary>
+    long SpeedBps { get; }
+    void Detach(PhysLink phys);
+}
+
+/// <summary>A physical NIC: a switch with an uplink, and its own primary port (vid 0, factory MAC).</summary>
+public sealed class PhysLink : PortLink
+{
+    private readonly VSwitch _switch;
+
+    internal PhysLink(MacLayer mac, string name, int linkId, MacAddress factory) : base(mac, name, linkId)
+    {
+        FactoryMac = factory;
+        MacAddress = factory;
+        _switch = new VSwitch(this);
+        _switch.AddPort(this);
+    }
+
+    public override LinkClass Class => LinkClass.Phys;
+    public override VSwitch Switch => _switch;
+    public MacAddress FactoryMac { get; }
+    /// <summary>The device name as show-phys prints it (same as the link name until renamed).</summary>
+    public string Device { get; internal set; } = "";
+    public IPhysBackend? Backend { get; private set; }
+    internal override bool IsTrunk => true;
+    public override string State => Backend != null ? "up" : "down";
+    public override long SpeedMbps => Backend != null ? Backend.SpeedBps / 1_000_000 : 0;
+    /// <summary>"full" with a backend, "unknown" without (show-phys DUPLEX).</summary>
+    public string Duplex => Backend != null ? "full" : "unknown";
+
+    public void Attach(IPhysBackend backend)
+    {
+        Backend?.Detach(this);
+        Backend = backend;
+    }
+
+    public void DetachBackend()
+    {
+        Backend = null;
+    }
+
+    /// <summary>Sends a frame out of the NIC: pushes the VLAN tag, taps, counts. Consumes the packet.</summary>
+    internal void SendToWire(Packet p)
+    {
+        var s = Stats;
+        var backend = Backend;
+        if (backend == null)
+        {
+            s.DropLinkDown++;
+            p.Free();
+            return;
+        }
+        if (p.Vid != 0 && !EthernetView.TryPushTag(p, p.Vid, p.Pcp))
+        {
+            s.OErrors++;
+            p.Free();
+            return;
+        }
+        var dst = MacAddress.Read(p.Data);
+        CountTx(s, p, dst);
+        Tap(p, TapDirection.Transmitted, showTag: false);
+        backend.Transmit(this, p);
+    }
+
+    /// <summary>A frame arriving from the wire (MacLayer.cs rule 4: never throws, counts bad frames).</summary>
+    public void ReceiveFromWire(Packet p)
+    {
+        var s = Stats;
+        p.Timestamp = Mac.Scheduler.Now;
+        if (!EthernetView.TryCreate(p.Data, out var eth))
+        {
+            s.IErrors++;
+            Tap(p, TapDirection.Received, showTag: false);
+            p.Free();
+            return;
+        }
+        var dst = eth.Destination;
+        CountRx(s, p, dst);
+        Tap(p, TapDirection.Received, showTag: false);
+        ushort vid = 0;
+        if (eth.IsTagged)
+        {
+            vid = eth.VlanId;
+            p.Pcp = eth.Priority;
+            EthernetView.TryPopTag(p);
+        }
+        p.Vid = vid;
+        if (p.Length - EthernetView.HeaderLength > Mtu)
+        {
+            s.IErrors++;
+            s.DropMtu++;
+            p.Free();
+            return;
+        }
+        _switch.ForwardFromUplink(p);
+    }
+}
+
+/// <summary>An etherstub: a switch with no uplink. Not a port itself; VNICs are created over it.</summary>
+public sealed class Etherstub : Datalink
+{
+    internal Etherstub(MacLayer mac, string name, int linkId) : base(mac, name, linkId)
+    {
+        Switch = new VSwitch(this);
+    }
+
+    public VSwitch Switch { get; }
+    public override LinkClass Class => LinkClass.Etherstub;
+    public override string State => "unknown";
+    public override long SpeedMbps => 0;
+
+    /// <summary>Counts and taps a frame the stub's switch forwards (the stub sees every frame on it).</summary>
+    internal void Observe(Packet p)
+    {
+        var s = Stats;
+        var dst = MacAddress.Read(p.Data);
+        CountRx(s, p, dst);
+        Tap(p, TapDirection.Forwarded, showTag: true);
+    }
+}
+
+/// <summary>A VNIC over a phys or an etherstub: a switch port with its own MAC address and optional VID.</summary>
+public sealed class VnicLink : PortLink
+{
+    internal VnicLink(MacLayer mac, string name, int linkId, Datalink over, VSwitch sw, MacAddress address, MacAddressType type, ushort vid)
+        : base(mac, name, linkId)
+    {
+        OverLink = over;
+        _switch = sw;
+        MacAddress = address;
+        AddressType = type;
+        Vid = vid;
+    }
+
+    private readonly VSwitch _switch;
+    public Datalink OverLink { get; internal set; }
+    public override Datalink? Over => OverLink;
+    public override VSwitch Switch => _switch;
+    public override LinkClass Class => LinkClass.Vnic;
+    public MacAddressType AddressType { get; }
+    /// <summary>The factory slot a factory address came from (dladm show-vnic -m factory -n).</summary>
+    public int? FactorySlot { get; init; }
+    /// <summary>The -r prefix used for a random address, kept so persistence replays the same address.</summary>
+    public string? RandomPrefix { get; init; }
+    public override string State => OverLink is PhysLink p ? p.State : "up";
+    public override long SpeedMbps => OverLink is PhysLink p ? p.SpeedMbps : 0;
+}
+
+/// <summary>A VLAN link (dladm create-vlan) over a phys: a port with the phys's MAC address and a VID.</summary>
+public sealed class VlanLink : PortLink
+{
+    internal VlanLink(MacLayer mac, string name, int linkId, PhysLink over, ushort vid) : base(mac, name, linkId)
+    {
+        OverPhys = over;
+        MacAddress = over.MacAddress;
+        Vid = vid;
+    }
+
+    public PhysLink OverPhys { get; }
+    public override Datalink? Over => OverPhys;
+    public override VSwitch Switch => OverPhys.Switch;
+    public override LinkClass Class => LinkClass.Vlan;
+    public override string State => OverPhys.State;
+    public override long SpeedMbps => OverPhys.SpeedMbps;
+}
+
+/// <summary>Receives frames delivered to a MAC client; owns each packet it is handed.</summary>
+public interface IMacReceiver
+{
+    void Receive(MacClient client, Packet packet);
+}
+
+/// <summary>
+/// The handle an upper layer holds on a datalink (illumos mac_client_handle_t): transmit frames,
+/// receive them through <see cref="Receiver"/>. Frames are untagged Ethernet II; the MAC layer adds
+/// and removes VLAN tags.
+/// </summary>
+public sealed class MacClient
+{
+    internal MacClient(PortLink link, string owner)
+    {
+        Link = link;
+        Owner = owner;
+    }
+
+    public PortLink Link { get; }
+    public string Owner { get; }
+    public MacAddress MacAddress => Link.MacAddress;
+    public int Mtu => Link.Mtu;
+    public string LinkName => Link.Name;
+    public PacketPool Pool => Link.Mac.Pool;
+    public Scheduler Scheduler => Link.Mac.Scheduler;
+    public IMacReceiver? Receiver { get; set; }
+    public bool IsOpen { get; private set; } = true;
+
+    /// <summary>Sends a frame; the MAC layer owns the packet from here on, whatever happens to it.</summary>
+    public void Transmit(Packet packet)
+    {
+        if (!IsOpen)
+        {
+            Link.Stats.OErrors++;
+            packet.Free();
+            return;
+        }
+        Link.Transmit(packet);
+    }
+
+    public void Close()
+    {
+        if (!IsOpen) return;
+        IsOpen = false;
+        Receiver = null;
+        Link.CloseClient(this);
+    }
+}

@@ -1,0 +1,453 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+/// <summary>The outcome of a configuration operation: ok, or libdladm's status text.</summary>
+public readonly record struct MacStatus(string? Error)
+{
+    public static readonly MacStatus Ok = new((string?)null);
+    public bool IsOk => Error == null;
+    public static MacStatus Fail(string error) => new(error);
+
+    // libdladm's dladm_status2str wording.
+    public const string NotFound = "object not found";
+    public const string Exists = "object already exists";
+    public const string Busy = "link busy";
+    public const string InvalidLink = "invalid link";
+    public const string InvalidVid = "invalid VLAN identifier";
+    public const string InvalidMac = "invalid MAC address";
+    public const string MacInUse = "MAC address already in use";
+    public const string BadArg = "invalid argument";
+    public const string NotSupported = "operation not supported";
+    public const string NoFactoryMac = "no available factory MAC address";
+}
+
+/// <summary>One persistent datalink, as written to the host's datalink.conf.</summary>
+public sealed class LinkRecord
+{
+    public string Name { get; set; } = "";
+    public string Class { get; set; } = "";
+    public string? Device { get; set; }
+    public string? Over { get; set; }
+    public string? Mac { get; set; }
+    public string? MacType { get; set; }
+    public int Vid { get; set; }
+    public int? Mtu { get; set; }
+    public int? FactorySlot { get; set; }
+    public string? Zone { get; set; }
+    /// <summary>Link properties beyond mtu (set-linkprop), by name.</summary>
+    public Dictionary<string, string>? Props { get; set; }
+}
+
+public sealed partial class MacLayer
+{
+    public const string ConfigName = "datalink.conf";
+    public const int FactorySlots = 8;
+
+    private readonly List<LinkRecord> _persistent = [];
+    private IConfigStore? _store;
+
+    /// <summary>Persistent records, in creation order (what the next boot recreates).</summary>
+    public IReadOnlyList<LinkRecord> PersistentLinks => _persistent;
+
+    public LinkRecord? FindPersistent(string name) => _persistent.Find(r => r.Name == name);
+
+    /// <summary>Attaches the store and replays its configuration (boot). Returns the problems met;
+    /// a record that cannot be recreated is reported and skipped, never half-applied.</summary>
+    public List<string> Boot(IConfigStore store)
+    {
+        _store = store;
+        var problems = new List<string>();
+        string? text = store.Read(ConfigName);
+        if (text == null) return problems;
+        List<LinkRecord>? records;
+        try
+        {
+            records = JsonSerializer.Deserialize(text, LinkJson.Default.ListLinkRecord);
+        }
+        catch (JsonException e)
+        {
+            problems.Add($"{ConfigName}: {e.Message}");
+            return problems;
+        }
+        foreach (var r in records ?? [])
+        {
+            var status = Replay(r);
+            if (status.IsOk) _persistent.Add(r);
+            else problems.Add($"{ConfigName}: {r.Name}: {status.Error}");
+        }
+        return problems;
+    }
+
+    private MacStatus Replay(LinkRecord r)
+    {
+        switch (r.Class)
+        {
+            case "phys":
+                {
+                    var phys = Links.OfType<PhysLink>().FirstOrDefault(p => p.Device == r.Device);
+                    if (phys == null) return MacStatus.Fail(MacStatus.NotFound);
+                    if (phys.Name != r.Name)
+                    {
+                        if (Exists(r.Name) || !LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.Exists);
+                        Rename(phys, r.Name);
+                    }
+                    if (r.Mtu is int mtu) phys.Mtu = mtu;
+                    return MacStatus.Ok;
+                }
+            case "etherstub":
+                return CreateEtherstubLive(r.Name, out _);
+            case "vnic":
+                {
+                    if (!MacAddress.TryParse(r.Mac, out var mac)) return MacStatus.Fail(MacStatus.InvalidMac);
+                    var type = Enum.TryParse<MacAddressType>(r.MacType, true, out var t) ? t : MacAddressType.Fixed;
+                    var s = CreateVnicLive(r.Name, r.Over ?? "", mac, type, (ushort)r.Vid, r.FactorySlot, out var v);
+                    if (s.IsOk && r.Mtu is int mtu) v!.Mtu = mtu;
+                    if (s.IsOk && r.Zone != null) v!.Zone = r.Zone;
+                    return s;
+                }
+            case "vlan":
+                {
+                    var s = CreateVlanLive(r.Name, r.Over ?? "", (ushort)r.Vid, out var v);
+                    if (s.IsOk && r.Mtu is int mtu) v!.Mtu = mtu;
+                    return s;
+                }
+            default:
+                return MacStatus.Fail(MacStatus.BadArg);
+        }
+    }
+
+    private void Save()
+    {
+        _store?.Write(ConfigName, JsonSerializer.Serialize(_persistent, LinkJson.Default.ListLinkRecord));
+    }
+
+    /// <summary>Records a change to the persistent configuration, or undoes nothing if it fails to
+    /// write: callers apply live state only after this succeeds (rule 5).</summary>
+    private void Persist(Action<List<LinkRecord>> change)
+    {
+        var snapshot = _persistent.Select(Clone).ToList();
+        change(_persistent);
+        try { Save(); }
+        catch
+        {
+            _persistent.Clear();
+            _persistent.AddRange(snapshot);
+            throw;
+        }
+    }
+
+    private static LinkRecord Clone(LinkRecord r) => new()
+    {
+        Name = r.Name, Class = r.Class, Device = r.Device, Over = r.Over, Mac = r.Mac, MacType = r.MacType,
+        Vid = r.Vid, Mtu = r.Mtu, FactorySlot = r.FactorySlot, Zone = r.Zone,
+        Props = r.Props == null ? null : new Dictionary<string, string>(r.Props),
+    };
+
+    private MacStatus CheckNewName(string name)
+    {
+        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (Exists(name) || FindPersistent(name) != null) return MacStatus.Fail(MacStatus.Exists);
+        return MacStatus.Ok;
+    }
+
+    // ---- etherstubs -------------------------------------------------------------------------
+
+    public MacStatus CreateEtherstub(string name, bool temporary)
+    {
+        var s = CheckNewName(name);
+        if (!s.IsOk) return s;
+        s = CreateEtherstubLive(name, out _);
+        if (!s.IsOk) return s;
+        if (!temporary) PersistOrUndo(name, l => l.Add(new LinkRecord { Name = name, Class = "etherstub" }));
+        return MacStatus.Ok;
+    }
+
+    private MacStatus CreateEtherstubLive(string name, out Etherstub? stub)
+    {
+        stub = null;
+        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        stub = new Etherstub(this, name, NextLinkId());
+        Register(stub);
+        return MacStatus.Ok;
+    }
+
+    /// <summary>Writes the persistent change for a link just created live; if the write fails the
+    /// live link is removed again so nothing is half-created.</summary>
+    private void PersistOrUndo(string name, Action<List<LinkRecord>> change)
+    {
+        try { Persist(change); }
+        catch
+        {
+            if (Find(name) is Datalink l) RemoveLive(l);
+            throw;
+        }
+    }
+
+    // ---- VNICs ------------------------------------------------------------------------------
+
+    /// <summary>How the caller asked for a MAC address (dladm create-vnic -m).</summary>
+    public readonly record struct MacRequest(MacAddressType Type, MacAddress Fixed = default, byte[]? Prefix = null, int? Slot = null);
+
+    public MacStatus CreateVnic(string name, string over, MacRequest request, ushort vid, bool temporary, out VnicLink? vnic)
+    {
+        vnic = null;
+        var s = CheckNewName(name);
+        if (!s.IsOk) return s;
+        var lower = Find(over);
+        if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (lower is not PhysLink && lower is not Etherstub) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        var sw = lower is PhysLink p ? p.Switch : ((Etherstub)lower).Switch;
+        s = ChooseAddress(lower, sw, request, vid, out var mac, out var type, out int? slot);
+        if (!s.IsOk) return s;
+        s = CreateVnicLive(name, over, mac, type, vid, slot, out vnic);
+        if (!s.IsOk) return s;
+        if (!temporary)
+        {
+            var rec = new LinkRecord
+            {
+                Name = name, Class = "vnic", Over = over, Mac = mac.ToString(), MacType = type.ToString().ToLowerInvariant(),
+                Vid = vid, FactorySlot = slot,
+            };
+            PersistOrUndo(name, l => l.Add(rec));
+        }
+        return MacStatus.Ok;
+    }
+
+    private MacStatus ChooseAddress(Datalink lower, VSwitch sw, MacRequest req, ushort vid, out MacAddress mac, out MacAddressType type, out int? slot)
+    {
+        mac = default; type = req.Type; slot = null;
+        switch (req.Type)
+        {
+            case MacAddressType.Fixed:
+                if (req.Fixed.IsGroup || req.Fixed.IsZero) return MacStatus.Fail(MacStatus.InvalidMac);
+                mac = req.Fixed;
+                break;
+            case MacAddressType.Factory:
+                {
+                    if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.NotSupported);
+                    if (req.Slot is int want)
+                    {
+                        if (want < 1 || want > FactorySlots) return MacStatus.Fail(MacStatus.BadArg);
+                        if (FactorySlotInUse(phys, want)) return MacStatus.Fail(MacStatus.MacInUse);
+                        slot = want;
+                    }
+                    else
+                    {
+                        for (int i = 1; i <= FactorySlots && slot == null; i++)
+                            if (!FactorySlotInUse(phys, i)) slot = i;
+                        if (slot == null) return MacStatus.Fail(MacStatus.NoFactoryMac);
+                    }
+                    mac = FactoryAddress(phys, slot.Value);
+                    break;
+                }
+            case MacAddressType.Auto:
+                // dladm's auto: a factory address when the NIC has one free, else a random one.
+                if (lower is PhysLink ph)
+                {
+                    for (int i = 1; i <= FactorySlots && slot == null; i++)
+                        if (!FactorySlotInUse(ph, i)) slot = i;
+                    if (slot != null)
+                    {
+                        mac = FactoryAddress(ph, slot.Value);
+                        type = MacAddressType.Factory;
+                        break;
+                    }
+                }
+                type = MacAddressType.Random;
+                mac = RandomAddress(sw, vid, null);
+                break;
+            case MacAddressType.Random:
+                if (req.Prefix != null && (req.Prefix[0] & 0x01) != 0) return MacStatus.Fail(MacStatus.InvalidMac);
+                mac = RandomAddress(sw, vid, req.Prefix);
+                break;
+            default:
+                return MacStatus.Fail(MacStatus.BadArg);
+        }
+        if (MacInUse(mac, vid, sw)) return MacStatus.Fail(MacStatus.MacInUse);
+        return MacStatus.Ok;
+    }
+
+    /// <summary>The factory addresses of a NIC: its own address plus the slot number in the last octets.</summary>
+    public static MacAddress FactoryAddress(PhysLink phys, int slot) => new(phys.FactoryMac.Value + (ulong)slot * 0x100);
+
+    private bool FactorySlotInUse(PhysLink phys, int slot)
+    {
+        foreach (var l in _links.Values)
+            if (l is VnicLink v && v.OverLink == phys && v.FactorySlot == slot) return true;
+        return false;
+    }
+
+    private MacAddress RandomAddress(VSwitch sw, ushort vid, byte[]? prefix)
+    {
+        // dladm's default random prefix is Sun's OUI with the locally administered bit (2:8:20).
+        prefix ??= [0x02, 0x08, 0x20];
+        while (true)
+        {
+            ulong v = 0;
+            for (int i = 0; i < 6; i++)
+                v = (v << 8) | (i < prefix.Length ? prefix[i] : (byte)(Random.NextUInt64() >> 56));
+            var mac = new MacAddress(v);
+            if (!mac.IsGroup && !mac.IsZero && !MacInUse(mac, vid, sw)) return mac;
+            if (prefix.Length >= 6) return mac;
+        }
+    }
+
+    private MacStatus CreateVnicLive(string name, string over, MacAddress mac, MacAddressType type, ushort vid, int? slot, out VnicLink? vnic)
+    {
+        vnic = null;
+        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        var lower = Find(over);
+        VSwitch? sw = lower switch { PhysLink p => p.Switch, Etherstub e => e.Switch, _ => null };
+        if (lower == null || sw == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        if (MacInUse(mac, vid, sw)) return MacStatus.Fail(MacStatus.MacInUse);
+        vnic = new VnicLink(this, name, NextLinkId(), lower, sw, mac, type, vid) { FactorySlot = slot };
+        vnic.Mtu = lower.Mtu;
+        Register(vnic);
+        sw.AddPort(vnic);
+        return MacStatus.Ok;
+    }
+
+    // ---- VLANs ------------------------------------------------------------------------------
+
+    public MacStatus CreateVlan(string name, string over, ushort vid, bool temporary, out VlanLink? vlan)
+    {
+        vlan = null;
+        var s = CheckNewName(name);
+        if (!s.IsOk) return s;
+        s = CreateVlanLive(name, over, vid, out vlan);
+        if (!s.IsOk) return s;
+        if (!temporary) PersistOrUndo(name, l => l.Add(new LinkRecord { Name = name, Class = "vlan", Over = over, Vid = vid }));
+        return MacStatus.Ok;
+    }
+
+    private MacStatus CreateVlanLive(string name, string over, ushort vid, out VlanLink? vlan)
+    {
+        vlan = null;
+        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        var lower = Find(over);
+        if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        foreach (var l in _links.Values)
+            if (l is VlanLink other && other.OverPhys == phys && other.Vid == vid) return MacStatus.Fail(MacStatus.Exists);
+        vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = phys.Mtu };
+        Register(vlan);
+        phys.Switch.AddPort(vlan);
+        return MacStatus.Ok;
+    }
+
+    // ---- delete, rename, properties --------------------------------------------------------------
+
+    /// <summary>Deletes a VNIC, VLAN or etherstub (expected class given by the subcommand).</summary>
+    public MacStatus Delete(string name, LinkClass expected, bool temporary)
+    {
+        var link = Find(name);
+        var rec = FindPersistent(name);
+        if (link == null && rec == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (link == null)
+        {
+            // Only in the persistent configuration (it was deleted with -t earlier).
+            if (temporary) return MacStatus.Fail(MacStatus.NotFound);
+            if (!string.Equals(rec!.Class, expected.ToString(), StringComparison.OrdinalIgnoreCase)) return MacStatus.Fail(MacStatus.InvalidLink);
+            Persist(l => l.Remove(rec));
+            return MacStatus.Ok;
+        }
+        if (link.Class != expected) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
+        if (link.Zone != "global") return MacStatus.Fail(MacStatus.Busy);
+        if (link is Etherstub stub && stub.Switch.Ports.Count > 0) return MacStatus.Fail(MacStatus.Busy);
+        if (!temporary && rec != null) Persist(l => l.Remove(rec));
+        RemoveLive(link);
+        return MacStatus.Ok;
+    }
+
+    private void RemoveLive(Datalink link)
+    {
+        if (link is PortLink pl && link is not PhysLink) pl.Switch.RemovePort(pl);
+        Unregister(link);
+    }
+
+    public MacStatus RenameLink(string oldName, string newName)
+    {
+        var link = Find(oldName);
+        var rec = FindPersistent(oldName);
+        if (link == null && rec == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (!LinkNames.IsValid(newName)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (Exists(newName) || FindPersistent(newName) != null) return MacStatus.Fail(MacStatus.Exists);
+        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
+        if (link != null && link.Zone != "global") return MacStatus.Fail(MacStatus.Busy);
+        if (link is PhysLink phys && rec == null)
+        {
+            var physRec = new LinkRecord { Name = newName, Class = "phys", Device = phys.Device };
+            Persist(l => l.Insert(0, physRec));
+        }
+        else if (rec != null)
+        {
+            Persist(l =>
+            {
+                rec.Name = newName;
+                foreach (var r in l) if (r.Over == oldName) r.Over = newName;
+            });
+        }
+        if (link != null) Rename(link, newName);
+        return MacStatus.Ok;
+    }
+
+    public MacStatus SetMtu(string name, int mtu, bool temporary)
+    {
+        var link = Find(name);
+        if (link == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (link is Etherstub) return MacStatus.Fail(MacStatus.NotSupported);
+        if (mtu < 576 || mtu > 9000) return MacStatus.Fail(MacStatus.BadArg);
+        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
+        if (link.Over is Datalink lower && mtu > lower.Mtu) return MacStatus.Fail(MacStatus.BadArg);
+        if (link is PhysLink phys)
+        {
+            // A NIC's MTU bounds the links over it.
+            foreach (var l in _links.Values)
+                if (l.Over == phys && l.Mtu > mtu) return MacStatus.Fail(MacStatus.Busy);
+        }
+        if (!temporary) PersistProp(link, r => r.Mtu = mtu);
+        link.Mtu = mtu;
+        return MacStatus.Ok;
+    }
+
+    public MacStatus ResetMtu(string name, bool temporary)
+    {
+        var link = Find(name);
+        if (link == null) return MacStatus.Fail(MacStatus.NotFound);
+        int mtu = link.Over?.Mtu ?? 1500;
+        if (link is PhysLink) mtu = 1500;
+        var s = SetMtu(name, Math.Min(mtu, 1500), temporary: true);
+        if (!s.IsOk) return s;
+        if (!temporary) PersistProp(link, r => r.Mtu = null);
+        return MacStatus.Ok;
+    }
+
+    /// <summary>Changes a link's persistent record (creating one for a phys on first change).</summary>
+    public void PersistProp(Datalink link, Action<LinkRecord> change)
+    {
+        var rec = FindPersistent(link.Name);
+        if (rec == null && link is PhysLink phys)
+        {
+            var physRec = new LinkRecord { Name = link.Name, Class = "phys", Device = phys.Device };
+            Persist(l => { l.Insert(0, physRec); change(physRec); });
+            return;
+        }
+        if (rec == null) return; // A temporary link: nothing persists.
+        Persist(_ => change(rec));
+    }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(List<LinkRecord>))]
+internal partial class LinkJson : JsonSerializerContext { }

@@ -1,0 +1,132 @@
+/*
+ * SmartOS.Vnic: the Crossbow MAC layer.
+ *
+ * One MacLayer is the data-link layer of one host: its datalinks, the virtual switches that join
+ * them, the MAC clients that upper layers open on them, and the wires that leave the host. It
+ * follows illumos's mac(9E)/vnic design (usr/src/uts/common/io/mac/mac.c), reduced to what a
+ * simulation needs.
+ *
+ * Glossary
+ *   datalink    a named link in dladm's namespace: phys (a physical NIC), etherstub (a switch with
+ *               no wire), vnic (a virtual NIC over a phys or etherstub), vlan (a tagged link over a
+ *               phys). Names follow illumos rules (LinkNames).
+ *   vswitch     the virtual switch inside every phys and etherstub. Its ports are the VNICs, VLANs
+ *               and the phys's own primary port; each port has a MAC address and a VLAN ID.
+ *   MAC client  the handle an upper layer (an IP stack, a guest's virtio-net, pktgen) opens on a
+ *               port-bearing datalink to transmit frames and receive them through a callback.
+ *   wire        a cable between two phys NICs (same or different hosts), with speed, delay, loss
+ *               and MTU. Only frames on a wire are tagged with 802.1Q; inside the host a packet
+ *               carries its VLAN in Packet.Vid.
+ *   tap         a capture point on a datalink (snoop). A phys's taps see what is on its wire; a
+ *               VNIC's see what its client sends and receives; an etherstub's see every frame its
+ *               switch forwards.
+ *
+ * Data path
+ *   client tx:  MacClient.Transmit -> Datalink.Transmit (checks, tap, counters)
+ *               -> VSwitch.Forward: group -> every other port in the VLAN (one copy each) and the
+ *                  uplink; known unicast -> that port only; unknown unicast -> the uplink, or a
+ *                  counted drop on an etherstub.
+ *   wire rx:    Wire -> Phys.ReceiveFromWire (parse, strip tag, counters) -> VSwitch.Forward.
+ *   delivery:   Datalink.Deliver (tap, counters) -> the client's receive callback, which now owns
+ *               the packet.
+ *
+ * Rules
+ *   1. Unicast to a local port never touches the wire.
+ *   2. A frame is forwarded only within its VLAN and its switch; etherstubs and VLANs never leak
+ *      into each other. A client of a VNIC or VLAN link cannot choose its VLAN: tagged frames from
+ *      it are dropped and counted.
+ *   3. Every drop increments a counter with a reason (LinkStats); nothing is dropped silently.
+ *   4. Nothing on the data path throws on bad frames; malformed input is counted in ierrors/oerrors.
+ *   5. Configuration changes either complete or leave live and persistent state unchanged.
+ *   6. Packets are owned by one component at a time (Kernel.cs rule 3); group frames are copied
+ *      once per receiving port.
+ *
+ * Not done yet: flows, bandwidth, priority and link protection (resource control), bridges,
+ * aggregations, overlays.
+ */
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+/// <summary>The MAC layer of one host (see the theory statement above).</summary>
+public sealed partial class MacLayer
+{
+    private readonly Dictionary<string, Datalink> _links = new(StringComparer.Ordinal);
+    private int _nextLinkId = 1;
+    private int _nextFactorySerial;
+
+    public MacLayer(string hostName, Scheduler scheduler, PacketPool pool, KstatRegistry kstats, HostRandom random)
+    {
+        HostName = hostName;
+        Scheduler = scheduler;
+        Pool = pool;
+        Kstats = kstats;
+        Random = random;
+    }
+
+    public string HostName { get; }
+    public Scheduler Scheduler { get; }
+    public PacketPool Pool { get; }
+    public KstatRegistry Kstats { get; }
+    public HostRandom Random { get; }
+
+    /// <summary>Datalinks in creation order.</summary>
+    public IEnumerable<Datalink> Links
+    {
+        get
+        {
+            var list = new List<Datalink>(_links.Values);
+            list.Sort((a, b) => a.LinkId.CompareTo(b.LinkId));
+            return list;
+        }
+    }
+
+    public Datalink? Find(string name) => _links.TryGetValue(name, out var l) ? l : null;
+
+    public bool Exists(string name) => _links.ContainsKey(name);
+
+    /// <summary>Creates the host's physical NICs e1000g0..e1000gN-1 with factory MAC addresses.</summary>
+    public PhysLink AddPhys(string name)
+    {
+        // Factory addresses: an OUI-style prefix taken from the host's random source, so two hosts
+        // in a world differ and a run is reproducible.
+        ulong serial = (ulong)_nextFactorySerial++;
+        ulong oui = 0x0008_20UL; // Sun's OUI, as illumos e1000g on SPARC/x86 boxes printed for years.
+        ulong nic = ((Random.NextUInt64() & 0xFFF0UL) << 8) | (serial & 0xFF);
+        var mac = new MacAddress((oui << 24) | (nic & 0xFFFFFF));
+        var phys = new PhysLink(this, name, NextLinkId(), mac) { Device = name };
+        Register(phys);
+        return phys;
+    }
+
+    internal int NextLinkId() => _nextLinkId++;
+
+    internal void Register(Datalink link)
+    {
+        _links.Add(link.Name, link);
+        link.Kstat = Kstats.Add("link", 0, link.Name, "net", link.Stats);
+    }
+
+    internal void Unregister(Datalink link)
+    {
+        _links.Remove(link.Name);
+        if (link.Kstat != null) Kstats.Remove(link.Kstat);
+    }
+
+    internal void Rename(Datalink link, string newName)
+    {
+        _links.Remove(link.Name);
+        link.Name = newName;
+        _links.Add(newName, link);
+        if (link.Kstat != null) link.Kstat.Name = newName;
+    }
+
+    /// <summary>Every MAC address in use by a port on this host (for uniqueness checks).</summary>
+    internal bool MacInUse(MacAddress mac, ushort vid, VSwitch sw)
+    {
+        foreach (var l in _links.Values)
+            if (l is PortLink p && p.Switch == sw && p.MacAddress == mac && p.Vid == vid) return true;
+        return false;
+    }
+}
