@@ -143,6 +143,9 @@ public abstract class PortLink : Datalink
         if (_client == c) _client = null;
     }
 
+    /// <summary>Sends a frame as if from this link's client (pktgen, tests); consumes the packet.</summary>
+    public void TransmitAsClient(Packet p) => Transmit(p);
+
     /// <summary>Client transmit: checks (MacLayer.cs rules 2, 4), counts, taps and forwards. Consumes the packet.</summary>
     internal void Transmit(Packet p)
     {

@@ -23,6 +23,8 @@ public readonly record struct MacStatus(string? Error)
     public const string BadArg = "invalid argument";
     public const string NotSupported = "operation not supported";
     public const string NoFactoryMac = "no available factory MAC address";
+    public const string BadVal = "invalid value";
+    public const string ReadOnly = "read-only property";
 }
 
 /// <summary>One persistent datalink, as written to the host's datalink.conf.</summary>
@@ -35,7 +37,6 @@ public sealed class LinkRecord
     public string? Mac { get; set; }
     public string? MacType { get; set; }
     public int Vid { get; set; }
-    public int? Mtu { get; set; }
     public int? FactorySlot { get; set; }
     public string? Zone { get; set; }
     /// <summary>Link properties beyond mtu (set-linkprop), by name.</summary>
@@ -79,6 +80,8 @@ public sealed partial class MacLayer
             if (status.IsOk) _persistent.Add(r);
             else problems.Add($"{ConfigName}: {r.Name}: {status.Error}");
         }
+        problems.AddRange(_replayProblems);
+        _replayProblems.Clear();
         return problems;
     }
 
@@ -95,30 +98,50 @@ public sealed partial class MacLayer
                         if (Exists(r.Name) || !LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.Exists);
                         Rename(phys, r.Name);
                     }
-                    if (r.Mtu is int mtu) phys.Mtu = mtu;
-                    return MacStatus.Ok;
+                    return ReplayProps(phys, r);
                 }
             case "etherstub":
-                return CreateEtherstubLive(r.Name, out _);
+                {
+                    var s = CreateEtherstubLive(r.Name, out var stub);
+                    return s.IsOk ? ReplayProps(stub!, r) : s;
+                }
             case "vnic":
                 {
                     if (!MacAddress.TryParse(r.Mac, out var mac)) return MacStatus.Fail(MacStatus.InvalidMac);
                     var type = Enum.TryParse<MacAddressType>(r.MacType, true, out var t) ? t : MacAddressType.Fixed;
                     var s = CreateVnicLive(r.Name, r.Over ?? "", mac, type, (ushort)r.Vid, r.FactorySlot, out var v);
-                    if (s.IsOk && r.Mtu is int mtu) v!.Mtu = mtu;
-                    if (s.IsOk && r.Zone != null) v!.Zone = r.Zone;
-                    return s;
+                    if (!s.IsOk) return s;
+                    if (r.Zone != null) v!.Zone = r.Zone;
+                    return ReplayProps(v!, r);
                 }
             case "vlan":
                 {
                     var s = CreateVlanLive(r.Name, r.Over ?? "", (ushort)r.Vid, out var v);
-                    if (s.IsOk && r.Mtu is int mtu) v!.Mtu = mtu;
-                    return s;
+                    return s.IsOk ? ReplayProps(v!, r) : s;
                 }
             default:
                 return MacStatus.Fail(MacStatus.BadArg);
         }
     }
+
+    private MacStatus ReplayProps(Datalink link, LinkRecord r)
+    {
+        if (r.Props == null) return MacStatus.Ok;
+        foreach (var (name, value) in r.Props)
+        {
+            var s = CheckLinkProp(link, name, value);
+            if (!s.IsOk)
+            {
+                // The link stays; the bad property is reported and left at its default.
+                _replayProblems.Add($"{ConfigName}: {r.Name}: cannot set link property '{name}': {s.Error}");
+                continue;
+            }
+            FindProperty(name)!.Apply(link, value);
+        }
+        return MacStatus.Ok;
+    }
+
+    private readonly List<string> _replayProblems = [];
 
     private void Save()
     {
@@ -143,7 +166,7 @@ public sealed partial class MacLayer
     private static LinkRecord Clone(LinkRecord r) => new()
     {
         Name = r.Name, Class = r.Class, Device = r.Device, Over = r.Over, Mac = r.Mac, MacType = r.MacType,
-        Vid = r.Vid, Mtu = r.Mtu, FactorySlot = r.FactorySlot, Zone = r.Zone,
+        Vid = r.Vid, FactorySlot = r.FactorySlot, Zone = r.Zone,
         Props = r.Props == null ? null : new Dictionary<string, string>(r.Props),
     };
 
@@ -399,37 +422,6 @@ public sealed partial class MacLayer
             });
         }
         if (link != null) Rename(link, newName);
-        return MacStatus.Ok;
-    }
-
-    public MacStatus SetMtu(string name, int mtu, bool temporary)
-    {
-        var link = Find(name);
-        if (link == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (link is Etherstub) return MacStatus.Fail(MacStatus.NotSupported);
-        if (mtu < 576 || mtu > 9000) return MacStatus.Fail(MacStatus.BadArg);
-        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
-        if (link.Over is Datalink lower && mtu > lower.Mtu) return MacStatus.Fail(MacStatus.BadArg);
-        if (link is PhysLink phys)
-        {
-            // A NIC's MTU bounds the links over it.
-            foreach (var l in _links.Values)
-                if (l.Over == phys && l.Mtu > mtu) return MacStatus.Fail(MacStatus.Busy);
-        }
-        if (!temporary) PersistProp(link, r => r.Mtu = mtu);
-        link.Mtu = mtu;
-        return MacStatus.Ok;
-    }
-
-    public MacStatus ResetMtu(string name, bool temporary)
-    {
-        var link = Find(name);
-        if (link == null) return MacStatus.Fail(MacStatus.NotFound);
-        int mtu = link.Over?.Mtu ?? 1500;
-        if (link is PhysLink) mtu = 1500;
-        var s = SetMtu(name, Math.Min(mtu, 1500), temporary: true);
-        if (!s.IsOk) return s;
-        if (!temporary) PersistProp(link, r => r.Mtu = null);
         return MacStatus.Ok;
     }
 

@@ -63,6 +63,7 @@ public sealed partial class MacLayer
         Pool = pool;
         Kstats = kstats;
         Random = random;
+        RegisterBuiltinProperties();
     }
 
     public string HostName { get; }
