@@ -17,6 +17,7 @@ public sealed class PcapFileWriter : IDisposable
 {
     public const int Snaplen = 65535;
     private readonly CaptureFileWriterDevice _device;
+    private bool _disposed;
 
     public PcapFileWriter(string path)
     {
@@ -34,12 +35,18 @@ public sealed class PcapFileWriter : IDisposable
     /// <summary>Appends one frame stamped with virtual time (nanoseconds; stored to the microsecond).</summary>
     public void Write(ReadOnlySpan<byte> frame, long timestampNs)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (timestampNs < 0) timestampNs = 0;
         var time = new PosixTimeval((ulong)(timestampNs / Time.Second), (ulong)(timestampNs % Time.Second / Time.Microsecond));
         _device.Write(new RawCapture(LinkLayers.Ethernet, time, frame.ToArray()));
     }
 
-    public void Dispose() => _device.Close();
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _device.Close();
+    }
 }
 
 /// <summary>Reads the frames of a pcap file written by PcapFileWriter, Wireshark or tcpdump.</summary>
