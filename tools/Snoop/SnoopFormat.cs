@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using System.Net;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Cli.Snoop;
+
+/// <summary>
+/// snoop's three ways of printing a frame: the one-line summary (default), one line per layer
+/// (-V) and the full header detail (-v). Each is a walk down the layers, as snoop's interpreters
+/// are: every layer adds a summary line and, in detail mode, a block of "PROTO:  " lines. A layer
+/// that is cut short says so and stops the walk (SnoopFilter.cs rule 1).
+/// </summary>
+public static partial class SnoopFormat
+{
+    /// <summary>
+    /// The summary line without time or number, e.g. "192.0.2.1 -> 192.0.2.2 UDP D=9 S=1234 LEN=72";
+    /// a tagged frame starts "VLAN#5: ".
+    /// </summary>
+    public static string Summary(ReadOnlySpan<byte> frame)
+    {
+        var walk = new Walk(detail: false);
+        var f = new FrameLayout(frame);
+        walk.Ether(in f);
+        string last = walk.SumLines[^1];
+        // snoop pads an ARP request's "(broadcast)" column with one more space than other lines.
+        string gap = last.StartsWith("ARP C", StringComparison.Ordinal) && walk.DstName == "(broadcast)" ? "  " : " ";
+        string vlan = f.Tagged ? $"VLAN#{f.VlanId}: " : "";
+        return walk.SrcName is null ? vlan + last : $"{vlan}{walk.SrcName} -> {walk.DstName}{gap}{last}";
+    }
+
+    /// <summary>snoop -V: one summary line per layer, joined with '\n'.</summary>
+    public static string VerboseSummary(ReadOnlySpan<byte> frame)
+    {
+        var walk = new Walk(detail: false);
+        var f = new FrameLayout(frame);
+        walk.Ether(in f);
+        return string.Join('\n', walk.SumLines);
+    }
+
+    /// <summary>
+    /// snoop -v: every header field, one "PROTO:  " line each, joined with '\n'. The number and the
+    /// time (nanoseconds of virtual time) go into the Ether block's "Packet N arrived at" line.
+    /// </summary>
+    public static string Verbose(ReadOnlySpan<byte> frame, int number, long timestampNs)
+    {
+        var walk = new Walk(detail: true) { Number = number, TimestampNs = timestampNs };
+        var f = new FrameLayout(frame);
+        walk.Ether(in f);
+        return string.Join('\n', walk.Lines);
+    }
+
+    internal static string EtherTypeName(ushort type) => type switch
+    {
+        EtherType.Ipv4 => "IP",
+        EtherType.Arp => "ARP",
+        FrameLayout.EtherTypeRarp => "RARP",
+        EtherType.Ipv6 => "IPv6",
+        EtherType.Vlan => "VLAN",
+        0x88CC => "LLDP",
+        0x8808 => "PAUSE",
+        _ => "Unknown",
+    };
+
+    internal static string ProtocolName(byte protocol) => protocol switch
+    {
+        0 => "IPv6-HopOpts",
+        1 => "ICMP",
+        2 => "IGMP",
+        4 => "IP",
+        6 => "TCP",
+        17 => "UDP",
+        41 => "IPv6",
+        43 => "IPv6-Route",
+        44 => "IPv6-Frag",
+        50 => "ESP",
+        51 => "AH",
+        58 => "ICMPv6",
+        59 => "IPv6-NoNxt",
+        60 => "IPv6-Opts",
+        89 => "OSPF",
+        132 => "SCTP",
+        _ => "Unknown",
+    };
+
+    internal static string EtherName(MacAddress mac)
+        => mac.IsBroadcast ? "(broadcast)" : mac.IsGroup ? "(multicast)" : mac.ToString();
+
+    internal static string Ipv4Text(uint raw)
+        => $"{raw >> 24}.{(raw >> 16) & 0xFF}.{(raw >> 8) & 0xFF}.{raw & 0xFF}";
+
+    internal static string Ipv6Text(ReadOnlySpan<byte> sixteen) => new IPAddress(sixteen).ToString();
+
+    /// <summary>"h:mm:ss.fffff" of virtual time, as snoop prints arrival times.</summary>
+    internal static string ArrivalTime(long ns)
+    {
+        if (ns < 0) ns = 0;
+        long totalSeconds = ns / Time.Second;
+        long hundredThousandths = ns % Time.Second / (10 * Time.Microsecond);
+        return $"{totalSeconds / 3600}:{totalSeconds / 60 % 60:00}:{totalSeconds % 60:00}.{hundredThousandths:00000}";
+    }
+
+    /// <summary>snoop's getflag(): "..1. .... = text" for the lowest set bit of mask in an octet.</summary>
+    internal static string Flag(int value, int mask, string whenSet, string whenClear)
+    {
+        Span<char> bits = stackalloc char[9];
+        ".... ....".AsSpan().CopyTo(bits);
+        int bit = BitOperationsLowest(mask);
+        int column = 7 - bit;
+        int index = column < 4 ? column : column + 1;
+        bool set = (value & (1 << bit)) != 0;
+        bits[index] = set ? '1' : '0';
+        return $"{bits} = {(set ? whenSet : whenClear)}";
+    }
+
+    private static int BitOperationsLowest(int mask) => mask == 0 ? 0 : System.Numerics.BitOperations.TrailingZeroCount(mask);
+
+    private static ushort U16(ReadOnlySpan<byte> b, int at) => BinaryPrimitives.ReadUInt16BigEndian(b[at..]);
+    private static uint U32(ReadOnlySpan<byte> b, int at) => BinaryPrimitives.ReadUInt32BigEndian(b[at..]);
+}
