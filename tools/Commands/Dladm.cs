@@ -1,0 +1,428 @@
+using System.Globalization;
+using SmartOS.Kernel.Wire;
+using SmartOS.Vnic;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// dladm(8): datalink administration. Subcommands, options, column layouts and messages follow
+/// illumos; every change is validated before it is applied (Dispatcher.cs rule 1).
+/// </summary>
+public static partial class Dladm
+{
+    private delegate int Sub(CommandContext ctx, string[] args);
+
+    private static readonly Dictionary<string, Sub> s_subs = new(StringComparer.Ordinal)
+    {
+        ["show-phys"] = ShowPhys,
+        ["show-link"] = ShowLink,
+        ["create-etherstub"] = CreateEtherstub,
+        ["delete-etherstub"] = DeleteEtherstub,
+        ["show-etherstub"] = ShowEtherstub,
+        ["create-vnic"] = CreateVnic,
+        ["delete-vnic"] = DeleteVnic,
+        ["show-vnic"] = ShowVnic,
+        ["create-vlan"] = CreateVlan,
+        ["delete-vlan"] = DeleteVlan,
+        ["show-vlan"] = ShowVlan,
+        ["rename-link"] = RenameLink,
+        ["set-linkprop"] = SetLinkprop,
+        ["reset-linkprop"] = ResetLinkprop,
+        ["show-linkprop"] = ShowLinkprop,
+    };
+
+    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        if (args.Length == 0)
+        {
+            Usage(ctx);
+            return Task.FromResult(2);
+        }
+        if (!s_subs.TryGetValue(args[0], out var sub))
+        {
+            ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
+            Usage(ctx);
+            return Task.FromResult(2);
+        }
+        return Task.FromResult(sub(ctx, args[1..]));
+    }
+
+    private static void Usage(CommandContext ctx)
+    {
+        ctx.Err.WriteLine("""
+            usage:  dladm <subcommand> <args> ...
+                show-link       [-pP] [-o <field>,..] [-s] [<link>]
+                rename-link     <oldlink> <newlink>
+                show-phys       [-pP] [-o <field>,..] [-m] [<link>]
+                create-vlan     [-t] -l <link> -v <vid> <vlan-link>
+                delete-vlan     [-t] <vlan-link>
+                show-vlan       [-pP] [-o <field>,..] [<vlan-link>]
+                create-vnic     [-t] -l <link> [-m <value> | auto |
+                                {factory [-n <slot-id>]} | {random [-r <prefix>]}]
+                                [-v <vid>] [-p <prop>=<value>[,...]] <vnic-link>
+                delete-vnic     [-t] <vnic-link>
+                show-vnic       [-pP] [-o <field>,..] [-l <link>] [<vnic-link>]
+                create-etherstub [-t] <link>
+                delete-etherstub [-t] <link>
+                show-etherstub  [<link>]
+                set-linkprop    [-t] -p <prop>=<value>[,...] <name>
+                reset-linkprop  [-t] [-p <prop>,...] <name>
+                show-linkprop   [-cP] [-o <field>,...] [-p <prop>,...] <name>
+            """.Replace("    ", "\t", StringComparison.Ordinal));
+    }
+
+    private static int Fail(CommandContext ctx, string message)
+    {
+        ctx.Err.WriteLine("dladm: " + message);
+        return 1;
+    }
+
+    private static int OptError(CommandContext ctx, Getopt g)
+    {
+        ctx.Err.WriteLine("dladm: " + g.Error);
+        return 2;
+    }
+
+    /// <summary>The links a zone may see: all in the global zone, only its own elsewhere (isolation rules).</summary>
+    private static IEnumerable<Datalink> Visible(CommandContext ctx)
+        => ctx.Host.Mac.Links.Where(l => ctx.Zone == "global" || l.Zone == ctx.Zone);
+
+    private static Datalink? FindVisible(CommandContext ctx, string name)
+    {
+        var l = ctx.Host.Mac.Find(name);
+        return l != null && (ctx.Zone == "global" || l.Zone == ctx.Zone) ? l : null;
+    }
+
+    private static bool GlobalOnly(CommandContext ctx, out int code)
+    {
+        code = 0;
+        if (ctx.Zone == "global") return true;
+        code = Fail(ctx, "insufficient privileges");
+        return false;
+    }
+
+    private static string Num(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Shared -p/-o handling: -p needs -o, and unknown fields are rejected.</summary>
+    private static bool PrepareTable(CommandContext ctx, Getopt g, OutputTable table, out int code)
+    {
+        code = 0;
+        if (g.Has("p") && !g.Has("o"))
+        {
+            code = Fail(ctx, "-p requires -o");
+            return false;
+        }
+        string? bad = table.Select(g.Value("o"));
+        if (bad != null)
+        {
+            code = Fail(ctx, $"invalid field(s) specified: '{bad}'");
+            return false;
+        }
+        return true;
+    }
+
+    private static string ClassName(LinkClass c) => c switch
+    {
+        LinkClass.Phys => "phys",
+        LinkClass.Etherstub => "etherstub",
+        LinkClass.Vnic => "vnic",
+        _ => "vlan",
+    };
+
+    // ---- show-phys ---------------------------------------------------------------------------------
+
+    private static int ShowPhys(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:mH");
+        if (g.Error != null) return OptError(ctx, g);
+        var phys = Visible(ctx).OfType<PhysLink>().ToList();
+        if (g.Operands.Count > 1) return Fail(ctx, "too many arguments");
+        if (g.Operands.Count == 1)
+        {
+            var l = FindVisible(ctx, g.Operands[0]);
+            if (l is not PhysLink p) return Fail(ctx, $"link {g.Operands[0]} is not valid: {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            phys = [p];
+        }
+        if (g.Has("m"))
+        {
+            var mt = new OutputTable(new("link", 13), new("slot", 9), new("address", 19), new("inuse", 6), new("client", 12));
+            if (!PrepareTable(ctx, g, mt, out int c)) return c;
+            var rows = new List<Dictionary<string, string>>();
+            foreach (var p in phys)
+            {
+                var users = ctx.Host.Mac.Links.OfType<VnicLink>().Where(v => v.OverLink == p).ToList();
+                rows.Add(new() { ["link"] = p.Name, ["slot"] = "primary", ["address"] = p.FactoryMac.ToString(), ["inuse"] = "yes", ["client"] = p.Name });
+                for (int slot = 1; slot <= MacLayer.FactorySlots; slot++)
+                {
+                    var user = users.FirstOrDefault(v => v.FactorySlot == slot);
+                    rows.Add(new() { ["link"] = "", ["slot"] = Num(slot), ["address"] = MacLayer.FactoryAddress(p, slot).ToString(), ["inuse"] = user != null ? "yes" : "no", ["client"] = user?.Name ?? "--" });
+                }
+            }
+            ctx.Out.Write(mt.Format(rows, g.Has("p")));
+            return 0;
+        }
+        var t = new OutputTable(new("link", 13), new("media", 21), new("state", 11), new("speed", 7), new("duplex", 10), new("device", 12));
+        if (!PrepareTable(ctx, g, t, out int code)) return code;
+        ctx.Out.Write(t.Format(phys.Select(p => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
+        {
+            ["link"] = p.Name, ["media"] = "Ethernet", ["state"] = p.State, ["speed"] = Num(p.SpeedMbps),
+            ["duplex"] = p.Duplex, ["device"] = p.Device,
+        }), g.Has("p")));
+        return 0;
+    }
+
+    // ---- show-link ---------------------------------------------------------------------------------
+
+    private static int ShowLink(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:s");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Operands.Count > 1) return Fail(ctx, "too many arguments");
+        var links = Visible(ctx).ToList();
+        if (g.Operands.Count == 1)
+        {
+            var l = FindVisible(ctx, g.Operands[0]);
+            if (l == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}");
+            links = [l];
+        }
+        if (g.Has("s"))
+        {
+            var st = new OutputTable(new("link", 13), new("ipackets", 10), new("rbytes", 10), new("ierrors", 10), new("opackets", 10), new("obytes", 10), new("oerrors", 10));
+            if (!PrepareTable(ctx, g, st, out int c)) return c;
+            ctx.Out.Write(st.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
+            {
+                ["link"] = l.Name, ["ipackets"] = Num(l.Stats.IPackets), ["rbytes"] = Num(l.Stats.RBytes), ["ierrors"] = Num(l.Stats.IErrors),
+                ["opackets"] = Num(l.Stats.OPackets), ["obytes"] = Num(l.Stats.OBytes), ["oerrors"] = Num(l.Stats.OErrors),
+            }), g.Has("p")));
+            return 0;
+        }
+        var t = new OutputTable(new("link", 12), new("class", 10), new("mtu", 7), new("state", 9), new("bridge", 11), new("over", 12));
+        if (!PrepareTable(ctx, g, t, out int code)) return code;
+        ctx.Out.Write(t.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
+        {
+            ["link"] = l.Name, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
+            ["state"] = l.State, ["bridge"] = "--", ["over"] = l.Over?.Name ?? "--",
+        }), g.Has("p")));
+        return 0;
+    }
+
+    // ---- etherstubs --------------------------------------------------------------------------------
+
+    private static int CreateEtherstub(CommandContext ctx, string[] args)
+    {
+        if (!GlobalOnly(ctx, out int code)) return code;
+        var g = Getopt.Parse(args, "t");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        string name = g.Operands[0];
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        var s = ctx.Host.Mac.CreateEtherstub(name, g.Has("t"));
+        return s.IsOk ? 0 : Fail(ctx, $"etherstub creation failed: {s.Error}");
+    }
+
+    private static int DeleteEtherstub(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Etherstub, "etherstub");
+
+    private static int ShowEtherstub(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:");
+        if (g.Error != null) return OptError(ctx, g);
+        var stubs = Visible(ctx).OfType<Etherstub>().ToList();
+        if (g.Operands.Count == 1)
+        {
+            var l = FindVisible(ctx, g.Operands[0]);
+            if (l is not Etherstub e) return Fail(ctx, $"link {g.Operands[0]} is not valid: {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            stubs = [e];
+        }
+        var t = new OutputTable(new OutputTable.Field("link", 12));
+        if (!PrepareTable(ctx, g, t, out int code)) return code;
+        ctx.Out.Write(t.Format(stubs.Select(e => (IReadOnlyDictionary<string, string>)new Dictionary<string, string> { ["link"] = e.Name }), g.Has("p")));
+        return 0;
+    }
+
+    private static int DeleteLink(CommandContext ctx, string[] args, LinkClass cls, string what)
+    {
+        if (!GlobalOnly(ctx, out int code)) return code;
+        var g = Getopt.Parse(args, "t");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        var s = ctx.Host.Mac.Delete(g.Operands[0], cls, g.Has("t"));
+        if (s.IsOk) return 0;
+        if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{g.Operands[0]}'");
+        return Fail(ctx, $"{what} deletion failed: {s.Error}");
+    }
+
+    // ---- VNICs -------------------------------------------------------------------------------------
+
+    private static int CreateVnic(CommandContext ctx, string[] args)
+    {
+        if (!GlobalOnly(ctx, out int code)) return code;
+        var g = Getopt.Parse(args, "tl:m:n:r:v:p:H");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Operands.Count != 1 || !g.Has("l")) { Usage(ctx); return 2; }
+        string name = g.Operands[0];
+        string over = g.Value("l")!;
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        ushort vid = 0;
+        if (g.Has("v") && !TryParseVid(g.Value("v")!, allowZero: true, out vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
+        if (!TryParseMacRequest(ctx, g, out var request, out code)) return code;
+        if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
+        if (!ValidateProps(ctx, props, name, out code)) return code;
+
+        var mac = ctx.Host.Mac;
+        var s = mac.CreateVnic(name, over, request, vid, g.Has("t"), out var vnic);
+        if (!s.IsOk) return Fail(ctx, $"vnic creation over {over} failed: {s.Error}");
+        foreach (var (prop, value) in props)
+        {
+            var ps = SetProp(ctx, vnic!, prop, value, g.Has("t"));
+            if (ps != null)
+            {
+                // Nothing half-created (rule 1): undo the VNIC.
+                mac.Delete(name, LinkClass.Vnic, g.Has("t"));
+                return Fail(ctx, $"vnic creation over {over} failed: {ps}");
+            }
+        }
+        return 0;
+    }
+
+    private static bool TryParseVid(string text, bool allowZero, out ushort vid)
+    {
+        vid = 0;
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v)) return false;
+        if (v < (allowZero ? 0 : 1) || v > 4094) return false;
+        vid = (ushort)v;
+        return true;
+    }
+
+    private static bool TryParseMacRequest(CommandContext ctx, Getopt g, out MacLayer.MacRequest request, out int code)
+    {
+        request = new MacLayer.MacRequest(MacAddressType.Auto);
+        code = 0;
+        string m = g.Value("m") ?? "auto";
+        if (g.Has("n") && m != "factory") { code = Fail(ctx, "-n requires -m factory"); return false; }
+        if (g.Has("r") && m != "random") { code = Fail(ctx, "-r requires -m random"); return false; }
+        switch (m)
+        {
+            case "auto":
+                return true;
+            case "factory":
+                {
+                    int? slot = null;
+                    if (g.Has("n"))
+                    {
+                        if (!int.TryParse(g.Value("n"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1)
+                        { code = Fail(ctx, $"invalid slot '{g.Value("n")}'"); return false; }
+                        slot = n;
+                    }
+                    request = new MacLayer.MacRequest(MacAddressType.Factory, Slot: slot);
+                    return true;
+                }
+            case "random":
+                {
+                    byte[]? prefix = null;
+                    if (g.Has("r") && !MacAddress.TryParsePrefix(g.Value("r")!, out prefix))
+                    { code = Fail(ctx, $"invalid MAC address prefix '{g.Value("r")}'"); return false; }
+                    if (prefix != null && (prefix[0] & 1) != 0)
+                    { code = Fail(ctx, $"invalid MAC address prefix '{g.Value("r")}'"); return false; }
+                    request = new MacLayer.MacRequest(MacAddressType.Random, Prefix: prefix);
+                    return true;
+                }
+            default:
+                if (!MacAddress.TryParse(m, out var fixedMac) || fixedMac.IsGroup || fixedMac.IsZero)
+                { code = Fail(ctx, $"invalid MAC address '{m}'"); return false; }
+                request = new MacLayer.MacRequest(MacAddressType.Fixed, fixedMac);
+                return true;
+        }
+    }
+
+    private static int DeleteVnic(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Vnic, "vnic");
+
+    private static int ShowVnic(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:l:s");
+        if (g.Error != null) return OptError(ctx, g);
+        var vnics = Visible(ctx).OfType<VnicLink>().ToList();
+        if (g.Has("l"))
+        {
+            var over = FindVisible(ctx, g.Value("l")!);
+            if (over == null) return Fail(ctx, $"link {g.Value("l")} is not valid: {MacStatus.NotFound}");
+            vnics = vnics.Where(v => v.OverLink == over).ToList();
+        }
+        if (g.Operands.Count == 1)
+        {
+            var l = FindVisible(ctx, g.Operands[0]);
+            if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{g.Operands[0]}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            vnics = [v];
+        }
+        var t = new OutputTable(new("link", 13), new("over", 13), new("speed", 7), new("macaddress", 18), new("macaddrtype", 12), new("vid", 5), new("zone", 12));
+        if (!PrepareTable(ctx, g, t, out int code)) return code;
+        ctx.Out.Write(t.Format(vnics.Select(v => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
+        {
+            ["link"] = v.Name, ["over"] = v.OverLink.Name, ["speed"] = Num(v.SpeedMbps), ["macaddress"] = v.MacAddress.ToString(),
+            ["macaddrtype"] = v.AddressType.ToString().ToLowerInvariant(), ["vid"] = Num(v.Vid), ["zone"] = v.Zone == "global" ? "--" : v.Zone,
+        }), g.Has("p")));
+        return 0;
+    }
+
+    // ---- VLANs -------------------------------------------------------------------------------------
+
+    private static int CreateVlan(CommandContext ctx, string[] args)
+    {
+        if (!GlobalOnly(ctx, out int code)) return code;
+        var g = Getopt.Parse(args, "ftl:v:p:");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) { Usage(ctx); return 2; }
+        string name = g.Operands[0];
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
+        if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
+        if (!ValidateProps(ctx, props, name, out code)) return code;
+        var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, g.Has("t"), out var vlan);
+        if (!s.IsOk) return Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Error}");
+        foreach (var (prop, value) in props)
+        {
+            var ps = SetProp(ctx, vlan!, prop, value, g.Has("t"));
+            if (ps != null)
+            {
+                ctx.Host.Mac.Delete(name, LinkClass.Vlan, g.Has("t"));
+                return Fail(ctx, $"create operation over {g.Value("l")} failed: {ps}");
+            }
+        }
+        return 0;
+    }
+
+    private static int DeleteVlan(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Vlan, "vlan");
+
+    private static int ShowVlan(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:");
+        if (g.Error != null) return OptError(ctx, g);
+        var vlans = Visible(ctx).OfType<VlanLink>().ToList();
+        if (g.Operands.Count == 1)
+        {
+            var l = FindVisible(ctx, g.Operands[0]);
+            if (l is not VlanLink v) return Fail(ctx, $"invalid vlan name '{g.Operands[0]}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            vlans = [v];
+        }
+        var t = new OutputTable(new("link", 16), new("vid", 9), new("over", 13), new("flags", 6));
+        if (!PrepareTable(ctx, g, t, out int code)) return code;
+        ctx.Out.Write(t.Format(vlans.Select(v => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
+        {
+            ["link"] = v.Name, ["vid"] = Num(v.Vid), ["over"] = v.OverPhys.Name, ["flags"] = "-----",
+        }), g.Has("p")));
+        return 0;
+    }
+
+    // ---- rename-link -------------------------------------------------------------------------------
+
+    private static int RenameLink(CommandContext ctx, string[] args)
+    {
+        if (!GlobalOnly(ctx, out int code)) return code;
+        var g = Getopt.Parse(args, "R:");
+        if (g.Error != null) return OptError(ctx, g);
+        if (g.Has("R")) return Fail(ctx, "-R is not supported: this host has one root");
+        if (g.Operands.Count != 2) { Usage(ctx); return 2; }
+        if (!LinkNames.IsValid(g.Operands[1])) return Fail(ctx, $"invalid link name '{g.Operands[1]}'");
+        var s = ctx.Host.Mac.RenameLink(g.Operands[0], g.Operands[1]);
+        return s.IsOk ? 0 : Fail(ctx, $"rename operation failed: {s.Error}");
+    }
+}

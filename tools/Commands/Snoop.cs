@@ -1,0 +1,132 @@
+using System.Globalization;
+using SmartOS.Cli.Snoop;
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// snoop(8): capture on any datalink (-d) into a pcap file (-o) or as summary lines, or read a
+/// capture file (-i). A live capture runs until -c COUNT packets matched or it is interrupted.
+/// </summary>
+public static class Snoop
+{
+    private static int Usage(CommandContext ctx, string? why = null)
+    {
+        if (why != null) ctx.Err.WriteLine("snoop: " + why);
+        ctx.Err.WriteLine("Usage: snoop -d LINK [-o FILE] [-c COUNT] [-v|-V] [-q] [filter]");
+        ctx.Err.WriteLine("       snoop -i FILE [-c COUNT] [-v|-V] [filter]");
+        return 2;
+    }
+
+    public static async Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "d:o:c:i:vVqrP");
+        if (g.Error != null) return Usage(ctx, g.Error);
+        long limit = long.MaxValue;
+        if (g.Has("c") && (!long.TryParse(g.Value("c"), NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
+            return Usage(ctx, $"invalid count '{g.Value("c")}'");
+        if (g.Has("v") && g.Has("V")) return Usage(ctx, "-v and -V cannot be used together");
+        if (g.Has("i") && g.Has("d")) return Usage(ctx, "-i and -d cannot be used together");
+        SnoopFilter? filter = null;
+        if (g.Operands.Count > 0 && !SnoopFilter.TryParse(g.Operands, out filter, out string error))
+        {
+            ctx.Err.WriteLine("snoop: " + error);
+            return 1;
+        }
+        var mode = g.Has("v") ? Mode.Verbose : g.Has("V") ? Mode.VerboseSummary : Mode.Summary;
+        if (g.Has("i")) return ReadFile(ctx, ctx.ResolvePath(g.Value("i")!), filter, limit, mode);
+        if (!g.Has("d")) return Usage(ctx, "a device is required: -d LINK (or -i FILE)");
+
+        string name = g.Value("d")!;
+        var link = ctx.Host.Mac.Find(name);
+        if (link == null || (ctx.Zone != "global" && link.Zone != ctx.Zone))
+        {
+            ctx.Err.WriteLine($"snoop: {name}: no such device");
+            return 1;
+        }
+        PcapFileWriter? writer = null;
+        if (g.Has("o"))
+        {
+            try { writer = new PcapFileWriter(ctx.ResolvePath(g.Value("o")!)); }
+            catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
+        }
+        ctx.Err.WriteLine($"Using device {name} (promiscuous mode)");
+        var tap = new Tap(ctx, filter, limit, mode, writer, g.Has("q"));
+        link.AddTap(tap);
+        try
+        {
+            using (ctx.Cancel.Register(() => tap.Done.TrySetResult()))
+                await tap.Done.Task;
+        }
+        finally
+        {
+            link.RemoveTap(tap);
+            writer?.Dispose();
+        }
+        if (writer != null) ctx.Out.WriteLine($"snoop: {tap.Count} packets captured on {name} to {g.Value("o")}");
+        return 0;
+    }
+
+    private enum Mode { Summary, Verbose, VerboseSummary }
+
+    private sealed class Tap(CommandContext ctx, SnoopFilter? filter, long limit, Mode mode, PcapFileWriter? writer, bool quiet) : ICaptureTap
+    {
+        public readonly TaskCompletionSource Done = new();
+        public long Count;
+
+        public void Capture(Datalink link, ReadOnlySpan<byte> frame, long time, TapDirection direction)
+        {
+            if (Count >= limit) return;
+            if (filter != null && !filter.Matches(frame)) return;
+            Count++;
+            if (writer != null) writer.Write(frame, time);
+            else if (!quiet) Print(ctx.Out, frame, Count, time, mode, numbered: false, relative: 0);
+            if (Count >= limit) Done.TrySetResult();
+        }
+    }
+
+    private static void Print(TextWriter o, ReadOnlySpan<byte> frame, long number, long time, Mode mode, bool numbered, long relative)
+    {
+        switch (mode)
+        {
+            case Mode.Verbose:
+                o.Write(EnsureNewline(SnoopFormat.Verbose(frame, (int)Math.Min(number, int.MaxValue), time)));
+                o.WriteLine();
+                break;
+            case Mode.VerboseSummary:
+                o.WriteLine("________________________________");
+                o.Write(EnsureNewline(SnoopFormat.VerboseSummary(frame)));
+                break;
+            default:
+                if (numbered)
+                    o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{number,3} {Time.FormatSeconds(relative),11} {SnoopFormat.Summary(frame)}"));
+                else
+                    o.WriteLine(SnoopFormat.Summary(frame));
+                break;
+        }
+    }
+
+    private static string EnsureNewline(string s) => s.EndsWith('\n') ? s : s + "\n";
+
+    private static int ReadFile(CommandContext ctx, string path, SnoopFilter? filter, long limit, Mode mode)
+    {
+        IEnumerable<(long TimestampNs, byte[] Frame)> frames;
+        try { frames = PcapFileReader.Read(path); }
+        catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
+        long n = 0, shown = 0, first = -1;
+        try
+        {
+            foreach (var (ts, frame) in frames)
+            {
+                n++;
+                if (first < 0) first = ts;
+                if (filter != null && !filter.Matches(frame)) continue;
+                Print(ctx.Out, frame, n, ts, mode, numbered: true, relative: ts - first);
+                if (++shown >= limit) break;
+            }
+        }
+        catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
+        return 0;
+    }
+}

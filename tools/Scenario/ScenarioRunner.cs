@@ -1,0 +1,311 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Scenario;
+
+/// <summary>
+/// `smartos run FILE`: a scenario is the batch form of the commands (ARCHITECTURE.md, "Commands,
+/// scenarios, the daemon"). One command per line as typed at a shell, with directives:
+/// <code>
+///   # comment
+///   host NAME [nics=N]                 create (or switch to) a host; later commands run on it
+///   wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [mtu=9000]
+///   sleep DURATION                     advance virtual time (10s, 250ms, 50us)
+///   timeout DURATION                   bound each foreground command in virtual time (default 600s)
+///   ! COMMAND                          a command that must fail (non-zero exit)
+///   COMMAND &amp;                          run in the background until the scenario ends
+///   expect REGEX                       the previous command's output must match
+///   expect-not REGEX                   ... must not match
+/// </code>
+/// Output is a transcript: each command echoed as "HOST# COMMAND", then what it printed; background
+/// commands' output follows at the end. Everything runs in virtual time on one world, so the same
+/// script gives the same bytes.
+/// </summary>
+public sealed class ScenarioRunner
+{
+    private readonly TextWriter _out;
+    private readonly TextWriter _err;
+    private readonly World _world;
+    private readonly string _workDir;
+    private Host? _host;
+    private string _lastOutput = "";
+    private bool _haveLast;
+    private long _timeout = 600 * Time.Second;
+    private readonly List<string> _failures = [];
+    private readonly List<Background> _background = [];
+    private readonly CancellationTokenSource _end = new();
+
+    private sealed record Background(int Line, string HostName, string Text, Task<int> Task, StringWriter Output);
+
+    public ScenarioRunner(TextWriter stdout, TextWriter stderr, string workingDirectory, ulong seed = 1)
+    {
+        _out = stdout;
+        _err = stderr;
+        _workDir = workingDirectory;
+        _world = new World(seed);
+    }
+
+    public World World => _world;
+    public IReadOnlyList<string> Failures => _failures;
+
+    /// <summary>Runs a script; returns 0 when every command and expectation held, else 1.</summary>
+    public int Run(string script, string fileName)
+    {
+        string[] lines = script.Replace("\r\n", "\n").Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i].Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            try
+            {
+                RunLine(line, i + 1, fileName);
+            }
+            catch (ScenarioError e)
+            {
+                Fail(fileName, i + 1, e.Message);
+            }
+        }
+        Finish();
+        if (_failures.Count > 0)
+        {
+            _err.WriteLine($"smartos run: {fileName}: {_failures.Count} failure(s)");
+            return 1;
+        }
+        return 0;
+    }
+
+    private sealed class ScenarioError(string message) : Exception(message);
+
+    private void Fail(string file, int line, string message)
+    {
+        string text = $"{file}:{line}: {message}";
+        _failures.Add(text);
+        _err.WriteLine("smartos run: " + text);
+    }
+
+    private void RunLine(string line, int number, string file)
+    {
+        string[] words = Tokenize(line);
+        switch (words[0])
+        {
+            case "host":
+                DoHost(words);
+                return;
+            case "wire":
+                DoWire(words);
+                return;
+            case "sleep":
+                if (words.Length != 2 || !Time.TryParseDuration(words[1], out long d)) throw new ScenarioError("usage: sleep DURATION");
+                _world.Scheduler.RunFor(d);
+                return;
+            case "timeout":
+                if (words.Length != 2 || !Time.TryParseDuration(words[1], out long t) || t <= 0) throw new ScenarioError("usage: timeout DURATION");
+                _timeout = t;
+                return;
+            case "expect":
+            case "expect-not":
+                DoExpect(words[0] == "expect", line[words[0].Length..].Trim(), number, file);
+                return;
+        }
+        bool mustFail = false;
+        if (line.StartsWith("! ", StringComparison.Ordinal))
+        {
+            mustFail = true;
+            line = line[2..].Trim();
+        }
+        bool background = false;
+        if (line.EndsWith('&'))
+        {
+            background = true;
+            line = line[..^1].Trim();
+        }
+        if (mustFail && background) throw new ScenarioError("a background command cannot be expected to fail");
+        if (_host == null) throw new ScenarioError("no host: start the scenario with 'host NAME'");
+        string[] argv = Tokenize(line);
+        _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
+        var output = new StringWriter { NewLine = "\n" };
+        var ctx = new CommandContext
+        {
+            World = _world, Host = _host, Out = output, Err = output, Cancel = _end.Token, WorkingDirectory = _workDir,
+        };
+        var task = Dispatcher.StartAsync(ctx, argv);
+        if (background)
+        {
+            _background.Add(new Background(number, _host.Name, line, task, output));
+            _haveLast = false;
+            return;
+        }
+        long deadline = _world.Scheduler.Now + _timeout;
+        _world.Scheduler.RunUntil(() => task.IsCompleted, deadline);
+        string text = output.ToString();
+        _out.Write(text);
+        _lastOutput = text;
+        _haveLast = true;
+        if (!task.IsCompleted)
+        {
+            throw new ScenarioError(_world.Scheduler.Now >= deadline
+                ? $"'{line}' did not finish within {Time.FormatSeconds(_timeout, 0)}s of virtual time; run it in the background with &"
+                : $"'{line}' is still waiting and nothing else is left to run; run it in the background with &");
+        }
+        int code = task.Result;
+        if (mustFail && code == 0) throw new ScenarioError($"'{line}' succeeded but was expected to fail");
+        if (!mustFail && code != 0) throw new ScenarioError($"'{line}' exited {code}");
+    }
+
+    private void DoExpect(bool positive, string pattern, int number, string file)
+    {
+        if (pattern.Length == 0) throw new ScenarioError("usage: expect REGEX");
+        if (!_haveLast) throw new ScenarioError("expect needs a foreground command before it");
+        Regex re;
+        try { re = new Regex(pattern, RegexOptions.Multiline, TimeSpan.FromSeconds(5)); }
+        catch (ArgumentException e) { throw new ScenarioError($"bad regular expression: {e.Message}"); }
+        bool match = re.IsMatch(_lastOutput);
+        if (match != positive)
+            throw new ScenarioError(positive ? $"expect /{pattern}/ did not match the output above" : $"expect-not /{pattern}/ matched the output above");
+    }
+
+    private void DoHost(string[] words)
+    {
+        if (words.Length < 2 || words.Length > 3) throw new ScenarioError("usage: host NAME [nics=N]");
+        string name = words[1];
+        int nics = 2;
+        if (words.Length == 3)
+        {
+            if (!words[2].StartsWith("nics=", StringComparison.Ordinal) || !int.TryParse(words[2][5..], NumberStyles.None, CultureInfo.InvariantCulture, out nics) || nics > 64)
+                throw new ScenarioError("usage: host NAME [nics=N] (N from 0 to 64)");
+        }
+        var existing = _world.FindHost(name);
+        if (existing != null)
+        {
+            if (words.Length == 3 && existing.Mac.Links.OfType<PhysLink>().Count() != nics)
+                throw new ScenarioError($"host {name} already exists with a different number of NICs");
+            _host = existing;
+            return;
+        }
+        _host = _world.AddHost(name, nics);
+    }
+
+    private void DoWire(string[] words)
+    {
+        if (words.Length < 3) throw new ScenarioError("usage: wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [mtu=9000]");
+        var a = FindNic(words[1]);
+        var b = FindNic(words[2]);
+        long speed = 1_000_000_000, delay = 0;
+        double loss = 0;
+        int mtu = 9000;
+        foreach (string opt in words.Skip(3))
+        {
+            int eq = opt.IndexOf('=');
+            string key = eq < 0 ? opt : opt[..eq], value = eq < 0 ? "" : opt[(eq + 1)..];
+            switch (key)
+            {
+                case "speed":
+                    if (!TryParseBits(value, out speed) || speed <= 0) throw new ScenarioError($"bad speed '{value}' (e.g. 100M, 1G, 10G)");
+                    break;
+                case "delay":
+                    if (!Time.TryParseDuration(value, out delay)) throw new ScenarioError($"bad delay '{value}' (e.g. 50us, 2ms)");
+                    break;
+                case "loss":
+                    {
+                        string v = value.EndsWith('%') ? value[..^1] : value;
+                        if (!double.TryParse(v, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out loss) || loss > 100)
+                            throw new ScenarioError($"bad loss '{value}' (e.g. 0.1%)");
+                        loss = value.EndsWith('%') ? loss / 100 : loss;
+                        if (loss > 1) throw new ScenarioError($"bad loss '{value}'");
+                        break;
+                    }
+                case "mtu":
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mtu) || mtu < 68 || mtu > 9216)
+                        throw new ScenarioError($"bad mtu '{value}'");
+                    break;
+                default:
+                    throw new ScenarioError($"unknown wire option '{key}'");
+            }
+        }
+        try { _world.Connect(a, b, speed, delay, loss, mtu); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException) { throw new ScenarioError(e.Message); }
+    }
+
+    /// <summary>Parses a bit rate with K/M/G suffixes (decimal, as network speeds are quoted).</summary>
+    public static bool TryParseBits(string text, out long bps)
+    {
+        bps = 0;
+        double scale = 1;
+        if (text.Length == 0) return false;
+        char last = char.ToUpperInvariant(text[^1]);
+        if (last is 'K' or 'M' or 'G' or 'T')
+        {
+            scale = last switch { 'K' => 1e3, 'M' => 1e6, 'G' => 1e9, _ => 1e12 };
+            text = text[..^1];
+        }
+        if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v)) return false;
+        double r = v * scale;
+        if (r < 1 || r > 1e13) return false;
+        bps = (long)r;
+        return true;
+    }
+
+    private PhysLink FindNic(string spec)
+    {
+        int slash = spec.IndexOf('/');
+        if (slash <= 0) throw new ScenarioError($"bad NIC '{spec}': expected HOST/NIC");
+        var host = _world.FindHost(spec[..slash]) ?? throw new ScenarioError($"no host '{spec[..slash]}'");
+        var link = host.Mac.Find(spec[(slash + 1)..]);
+        return link as PhysLink ?? throw new ScenarioError($"no physical NIC '{spec[(slash + 1)..]}' on host {host.Name}");
+    }
+
+    /// <summary>Ends the scenario: interrupts background commands (as Ctrl-C would) and prints their output.</summary>
+    private void Finish()
+    {
+        _end.Cancel();
+        foreach (var b in _background)
+        {
+            _world.Scheduler.RunUntil(() => b.Task.IsCompleted, _world.Scheduler.Now + _timeout);
+        }
+        foreach (var b in _background)
+        {
+            _out.WriteLine($"[background, line {b.Line}] {b.HostName}# {b.Text}");
+            _out.Write(b.Output.ToString());
+            if (!b.Task.IsCompleted) _failures.Add($"line {b.Line}: '{b.Text}' did not stop when interrupted");
+            else if (b.Task.Result is not (0 or 130)) _failures.Add($"line {b.Line}: '{b.Text}' exited {b.Task.Result}");
+        }
+        _out.WriteLine($"# end of scenario at {Time.FormatSeconds(_world.Scheduler.Now, 6)}s virtual time");
+    }
+
+    /// <summary>Splits a line as a shell would for simple commands: whitespace, '...' and "..." quoting, \ escapes.</summary>
+    public static string[] Tokenize(string line)
+    {
+        var words = new List<string>();
+        var cur = new StringBuilder();
+        bool inWord = false;
+        char quote = '\0';
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quote != '\0')
+            {
+                if (c == quote) { quote = '\0'; continue; }
+                if (c == '\\' && quote == '"' && i + 1 < line.Length) { cur.Append(line[++i]); continue; }
+                cur.Append(c);
+                continue;
+            }
+            if (c is '\'' or '"') { quote = c; inWord = true; continue; }
+            if (c == '\\' && i + 1 < line.Length) { cur.Append(line[++i]); inWord = true; continue; }
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord) { words.Add(cur.ToString()); cur.Clear(); inWord = false; }
+                continue;
+            }
+            cur.Append(c);
+            inWord = true;
+        }
+        if (quote != '\0') throw new ScenarioError("unterminated quote");
+        if (inWord) words.Add(cur.ToString());
+        if (words.Count == 0) throw new ScenarioError("empty command");
+        return [.. words];
+    }
+}
