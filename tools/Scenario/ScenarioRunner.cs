@@ -20,6 +20,7 @@ namespace SmartOS.Cli.Scenario;
 ///   COMMAND &amp;                          run in the background until the scenario ends
 ///   expect REGEX                       the previous command's output must match
 ///   expect-not REGEX                   ... must not match
+///   stop                               interrupt the background commands now (as Ctrl-C would)
 /// </code>
 /// Output is a transcript: each command echoed as "HOST# COMMAND", then what it printed; background
 /// commands' output follows at the end. Everything runs in virtual time on one world, so the same
@@ -39,7 +40,7 @@ public sealed class ScenarioRunner
     private readonly List<Background> _background = [];
     private readonly CancellationTokenSource _end = new();
 
-    private sealed record Background(int Line, string HostName, string Text, Task<int> Task, StringWriter Output);
+    private sealed record Background(int Line, string HostName, string Text, Task<int> Task, StringWriter Output, CancellationTokenSource Stop);
 
     public ScenarioRunner(TextWriter stdout, TextWriter stderr, string workingDirectory, ulong seed = 1)
     {
@@ -87,8 +88,24 @@ public sealed class ScenarioRunner
         _err.WriteLine("smartos run: " + text);
     }
 
+    /// <summary>Removes a trailing " # comment" outside quotes.</summary>
+    private static string StripComment(string line)
+    {
+        char quote = '\0';
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quote != '\0') { if (c == quote) quote = '\0'; continue; }
+            if (c is '\'' or '"') quote = c;
+            else if (c == '\\') i++;
+            else if (c == '#' && (i == 0 || char.IsWhiteSpace(line[i - 1]))) return line[..i].TrimEnd();
+        }
+        return line;
+    }
+
     private void RunLine(string line, int number, string file)
     {
+        if (!line.StartsWith("expect", StringComparison.Ordinal)) line = StripComment(line);
         string[] words = Tokenize(line);
         switch (words[0])
         {
@@ -105,6 +122,10 @@ public sealed class ScenarioRunner
             case "timeout":
                 if (words.Length != 2 || !Time.TryParseDuration(words[1], out long t) || t <= 0) throw new ScenarioError("usage: timeout DURATION");
                 _timeout = t;
+                return;
+            case "stop":
+                if (words.Length != 1) throw new ScenarioError("usage: stop");
+                StopBackground();
                 return;
             case "expect":
             case "expect-not":
@@ -128,14 +149,15 @@ public sealed class ScenarioRunner
         string[] argv = Tokenize(line);
         _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
         var output = new StringWriter { NewLine = "\n" };
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_end.Token);
         var ctx = new CommandContext
         {
-            World = _world, Host = _host, Out = output, Err = output, Cancel = _end.Token, WorkingDirectory = _workDir,
+            World = _world, Host = _host, Out = output, Err = output, Cancel = stop.Token, WorkingDirectory = _workDir,
         };
         var task = Dispatcher.StartAsync(ctx, argv);
         if (background)
         {
-            _background.Add(new Background(number, _host.Name, line, task, output));
+            _background.Add(new Background(number, _host.Name, line, task, output, stop));
             _haveLast = false;
             return;
         }
@@ -262,6 +284,13 @@ public sealed class ScenarioRunner
     private void Finish()
     {
         _end.Cancel();
+        StopBackground();
+        _out.WriteLine($"# end of scenario at {Time.FormatSeconds(_world.Scheduler.Now, 6)}s virtual time");
+    }
+
+    private void StopBackground()
+    {
+        foreach (var b in _background) b.Stop.Cancel();
         foreach (var b in _background)
         {
             _world.Scheduler.RunUntil(() => b.Task.IsCompleted, _world.Scheduler.Now + _timeout);
@@ -273,7 +302,8 @@ public sealed class ScenarioRunner
             if (!b.Task.IsCompleted) _failures.Add($"line {b.Line}: '{b.Text}' did not stop when interrupted");
             else if (b.Task.Result is not (0 or 130)) _failures.Add($"line {b.Line}: '{b.Text}' exited {b.Task.Result}");
         }
-        _out.WriteLine($"# end of scenario at {Time.FormatSeconds(_world.Scheduler.Now, 6)}s virtual time");
+        _background.Clear();
+        _haveLast = false;
     }
 
     /// <summary>Splits a line as a shell would for simple commands: whitespace, '...' and "..." quoting, \ escapes.</summary>
@@ -294,6 +324,7 @@ public sealed class ScenarioRunner
                 continue;
             }
             if (c is '\'' or '"') { quote = c; inWord = true; continue; }
+            if (c == '#' && !inWord) break; // A comment runs to the end of the line, as in sh.
             if (c == '\\' && i + 1 < line.Length) { cur.Append(line[++i]); inWord = true; continue; }
             if (char.IsWhiteSpace(c))
             {
