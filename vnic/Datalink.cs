@@ -128,6 +128,10 @@ public abstract class PortLink : Datalink
     /// global zone's primary client of a phys).</summary>
     internal virtual bool IsTrunk => false;
 
+    /// <summary>Whether client traffic is counted and tapped at this port. A phys counts and taps
+    /// at its wire instead (PhysLink.SendToWire/ReceiveFromWire), so its primary port does not.</summary>
+    internal virtual bool CountsClientTraffic => true;
+
     public MacClient? Client => _client;
 
     /// <summary>Opens the link for an upper layer. One client at a time, as a VNIC has one user.</summary>
@@ -179,9 +183,11 @@ public abstract class PortLink : Datalink
         }
         p.Vid = vid;
         p.Timestamp = Mac.Scheduler.Now;
-        var dst = MacAddress.Read(p.Data);
-        CountTx(s, p, dst);
-        Tap(p, TapDirection.Transmitted, showTag: IsTrunk);
+        if (CountsClientTraffic)
+        {
+            CountTx(s, p, MacAddress.Read(p.Data));
+            Tap(p, TapDirection.Transmitted, showTag: false);
+        }
         Switch.Forward(p, this);
     }
 
@@ -189,9 +195,11 @@ public abstract class PortLink : Datalink
     internal void Deliver(Packet p)
     {
         var s = Stats;
-        var dst = MacAddress.Read(p.Data);
-        CountRx(s, p, dst);
-        Tap(p, TapDirection.Received, showTag: IsTrunk);
+        if (CountsClientTraffic)
+        {
+            CountRx(s, p, MacAddress.Read(p.Data));
+            Tap(p, TapDirection.Received, showTag: false);
+        }
         var c = _client;
         if (c?.Receiver == null)
         {

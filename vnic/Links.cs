@@ -36,6 +36,7 @@ public sealed class PhysLink : PortLink
     public string Device { get; internal set; } = "";
     public IPhysBackend? Backend { get; private set; }
     internal override bool IsTrunk => true;
+    internal override bool CountsClientTraffic => false;
     public override string State => Backend != null ? "up" : "down";
     public override long SpeedMbps => Backend != null ? Backend.SpeedBps / 1_000_000 : 0;
     /// <summary>"full" with a backend, "unknown" without (show-phys DUPLEX).</summary>

@@ -332,7 +332,8 @@ public sealed partial class MacLayer
         if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         if (MacInUse(mac, vid, sw)) return MacStatus.Fail(MacStatus.MacInUse);
         vnic = new VnicLink(this, name, NextLinkId(), lower, sw, mac, type, vid) { FactorySlot = slot };
-        vnic.Mtu = lower.Mtu;
+        // A new link starts at the default MTU (1500), or lower if the link below is smaller.
+        vnic.Mtu = Math.Min(lower.Mtu, 1500);
         Register(vnic);
         sw.AddPort(vnic);
         return MacStatus.Ok;
@@ -362,7 +363,7 @@ public sealed partial class MacLayer
         if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         foreach (var l in _links.Values)
             if (l is VlanLink other && other.OverPhys == phys && other.Vid == vid) return MacStatus.Fail(MacStatus.Exists);
-        vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = phys.Mtu };
+        vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = Math.Min(phys.Mtu, 1500) };
         Register(vlan);
         phys.Switch.AddPort(vlan);
         return MacStatus.Ok;
@@ -423,6 +424,26 @@ public sealed partial class MacLayer
         }
         if (link != null) Rename(link, newName);
         return MacStatus.Ok;
+    }
+
+    /// <summary>Makes a link created with temporary=true persistent, with the given properties
+    /// (create-vnic -p: the link and its properties are written in one step, or not at all).</summary>
+    public void PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
+    {
+        if (FindPersistent(link.Name) != null) throw new InvalidOperationException($"{link.Name} is already persistent");
+        var rec = link switch
+        {
+            VnicLink v => new LinkRecord
+            {
+                Name = v.Name, Class = "vnic", Over = v.OverLink.Name, Mac = v.MacAddress.ToString(),
+                MacType = v.AddressType.ToString().ToLowerInvariant(), Vid = v.Vid, FactorySlot = v.FactorySlot,
+            },
+            VlanLink l => new LinkRecord { Name = l.Name, Class = "vlan", Over = l.OverPhys.Name, Vid = l.Vid },
+            Etherstub e => new LinkRecord { Name = e.Name, Class = "etherstub" },
+            _ => throw new InvalidOperationException($"{link.Name} cannot be persisted this way"),
+        };
+        foreach (var (name, value) in props) (rec.Props ??= new())[name] = value;
+        Persist(l => l.Add(rec));
     }
 
     /// <summary>Changes a link's persistent record (creating one for a phys on first change).</summary>

@@ -46,13 +46,6 @@ public static partial class Dladm
         return true;
     }
 
-    /// <summary>Applies one property; returns an error text or null.</summary>
-    private static string? SetProp(CommandContext ctx, Datalink link, string prop, string value, bool temporary)
-    {
-        var s = ctx.Host.Mac.SetLinkProp(link, prop, value, temporary);
-        return s.IsOk ? null : s.Error;
-    }
-
     private static int SetLinkprop(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "tp:R:");

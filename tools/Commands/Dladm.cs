@@ -269,16 +269,33 @@ public static partial class Dladm
         if (!ValidateProps(ctx, props, name, out code)) return code;
 
         var mac = ctx.Host.Mac;
-        var s = mac.CreateVnic(name, over, request, vid, g.Has("t"), out var vnic);
+        // Created live first; the persistent record (with its properties) is written only once
+        // everything has applied, so a failure leaves no trace (rule 1).
+        var s = mac.CreateVnic(name, over, request, vid, temporary: true, out var vnic);
         if (!s.IsOk) return Fail(ctx, $"vnic creation over {over} failed: {s.Error}");
+        return FinishCreate(ctx, vnic!, props, g.Has("t"), $"vnic creation over {over} failed");
+    }
+
+    /// <summary>Applies creation-time properties to a link just created live, then persists it.</summary>
+    private static int FinishCreate(CommandContext ctx, Datalink link, List<(string Prop, string Value)> props, bool temporary, string what)
+    {
+        var mac = ctx.Host.Mac;
         foreach (var (prop, value) in props)
         {
-            var ps = SetProp(ctx, vnic!, prop, value, g.Has("t"));
-            if (ps != null)
+            var ps = mac.SetLinkProp(link, prop, value, temporary: true);
+            if (!ps.IsOk)
             {
-                // Nothing half-created (rule 1): undo the VNIC.
-                mac.Delete(name, LinkClass.Vnic, g.Has("t"));
-                return Fail(ctx, $"vnic creation over {over} failed: {ps}");
+                mac.Delete(link.Name, link.Class, temporary: true);
+                return Fail(ctx, $"{what}: {ps.Error}");
+            }
+        }
+        if (!temporary)
+        {
+            try { mac.PersistLink(link, props); }
+            catch
+            {
+                mac.Delete(link.Name, link.Class, temporary: true);
+                throw;
             }
         }
         return 0;
@@ -376,18 +393,9 @@ public static partial class Dladm
         if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
         if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
         if (!ValidateProps(ctx, props, name, out code)) return code;
-        var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, g.Has("t"), out var vlan);
+        var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, temporary: true, out var vlan);
         if (!s.IsOk) return Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Error}");
-        foreach (var (prop, value) in props)
-        {
-            var ps = SetProp(ctx, vlan!, prop, value, g.Has("t"));
-            if (ps != null)
-            {
-                ctx.Host.Mac.Delete(name, LinkClass.Vlan, g.Has("t"));
-                return Fail(ctx, $"create operation over {g.Value("l")} failed: {ps}");
-            }
-        }
-        return 0;
+        return FinishCreate(ctx, vlan!, props, g.Has("t"), $"create operation over {g.Value("l")} failed");
     }
 
     private static int DeleteVlan(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Vlan, "vlan");

@@ -1,0 +1,29 @@
+using SmartOS.Kernel;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Tests.Commands;
+
+/// <summary>A world with one host for command tests, plus helpers to run commands on it.</summary>
+internal sealed class CliHost
+{
+    public CliHost(int nics = 2, IConfigStore? store = null, ulong seed = 1)
+    {
+        World = new World(seed);
+        Host = World.AddHost("h1", nics, store);
+    }
+
+    public World World { get; }
+    public Host Host { get; }
+
+    public CommandResult Run(params string[] argv) => Dispatcher.Run(World, Host, argv);
+
+    /// <summary>Runs a command that must succeed and returns its stdout.</summary>
+    public string Ok(params string[] argv)
+    {
+        var r = Run(argv);
+        Assert.That(r.ExitCode, Is.Zero, $"{string.Join(' ', argv)} failed: {r.Stderr}");
+        return r.Stdout;
+    }
+
+    public static string[] Split(string line) => line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+}

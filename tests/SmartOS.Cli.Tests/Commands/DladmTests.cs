@@ -1,0 +1,268 @@
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+
+namespace SmartOS.Cli.Tests.Commands;
+
+public class DladmTests
+{
+    private static string[] A(string line) => CliHost.Split(line);
+
+    [Test]
+    public void Show_phys_lists_every_nic_with_illumos_columns()
+    {
+        var h = new CliHost(nics: 3);
+        string[] lines = h.Ok("dladm", "show-phys").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(lines[0], Is.EqualTo("LINK         MEDIA                STATE      SPEED  DUPLEX    DEVICE"));
+            Assert.That(lines, Has.Length.EqualTo(4));
+            Assert.That(lines[1], Does.StartWith("e1000g0      Ethernet             down       0      unknown   e1000g0"));
+            Assert.That(lines[3], Does.StartWith("e1000g2"));
+        }
+    }
+
+    [Test]
+    public void Show_phys_reports_a_wired_nic_up_at_its_speed()
+    {
+        var h = new CliHost();
+        var e0 = (PhysLink)h.Host.Mac.Find("e1000g0")!;
+        var e1 = (PhysLink)h.Host.Mac.Find("e1000g1")!;
+        h.World.Connect(e0, e1, speedBps: 10_000_000_000);
+        Assert.That(h.Ok("dladm", "show-phys", "-p", "-o", "link,state,speed,duplex", "e1000g0"), Is.EqualTo("e1000g0:up:10000:full\n"));
+    }
+
+    [Test]
+    public void Show_phys_m_lists_factory_slots_and_their_users()
+    {
+        var h = new CliHost(nics: 1);
+        h.Ok(A("dladm create-vnic -l e1000g0 -m factory -n 2 vnic0"));
+        string o = h.Ok(A("dladm show-phys -m -p -o slot,inuse,client"));
+        Assert.That(o, Does.Contain("primary:yes:e1000g0\n").And.Contain("2:yes:vnic0\n").And.Contain("1:no:--\n"));
+    }
+
+    [Test]
+    public void Create_vnic_appears_in_show_vnic_and_show_link()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 -m 2:8:20:a:b:c -v 42 web0"));
+        string vnic = h.Ok(A("dladm show-vnic"));
+        string link = h.Ok(A("dladm show-link web0"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vnic, Does.StartWith("LINK         OVER         SPEED  MACADDRESS        MACADDRTYPE VID  ZONE\n"));
+            Assert.That(vnic, Does.Contain("web0         e1000g0      0      2:8:20:a:b:c      fixed       42   --"));
+            Assert.That(link, Does.Contain("web0        vnic      1500   down     --         e1000g0"));
+        }
+    }
+
+    [Test]
+    public void Parsable_output_escapes_colons_in_mac_addresses()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 -m 2:8:20:a:b:c web0"));
+        Assert.That(h.Ok(A("dladm show-vnic -p -o link,macaddress,vid")), Is.EqualTo("web0:2\\:8\\:20\\:a\\:b\\:c:0\n"));
+    }
+
+    [Test]
+    public void Parsable_output_needs_fields()
+    {
+        var h = new CliHost();
+        var r = h.Run(A("dladm show-link -p"));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: -p requires -o\n")));
+    }
+
+    [Test]
+    public void Unknown_output_field_is_rejected()
+    {
+        var h = new CliHost();
+        var r = h.Run(A("dladm show-link -o link,colour"));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: invalid field(s) specified: 'colour'\n")));
+    }
+
+    [TestCase("auto", "factory")]
+    [TestCase("factory", "factory")]
+    [TestCase("random", "random")]
+    public void Mac_address_modes_are_reported_as_dladm_does(string mode, string type)
+    {
+        var h = new CliHost();
+        h.Ok("dladm", "create-vnic", "-l", "e1000g0", "-m", mode, "vnic0");
+        Assert.That(h.Ok(A("dladm show-vnic -p -o macaddrtype vnic0")), Is.EqualTo(type + "\n"));
+    }
+
+    [Test]
+    public void Random_mac_keeps_the_requested_prefix()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 -m random -r 2:aa:bb vnic0"));
+        Assert.That(h.Ok(A("dladm show-vnic -p -o macaddress vnic0")), Does.StartWith("2:aa:bb:"));
+    }
+
+    [Test]
+    public void Auto_mac_on_an_etherstub_is_random()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-etherstub stub0"));
+        h.Ok(A("dladm create-vnic -l stub0 vnic0"));
+        Assert.That(h.Ok(A("dladm show-vnic -p -o macaddrtype vnic0")), Is.EqualTo("random\n"));
+    }
+
+    [Test]
+    public void Factory_slots_run_out()
+    {
+        var h = new CliHost(nics: 1);
+        for (int i = 0; i < MacLayer.FactorySlots; i++) h.Ok("dladm", "create-vnic", "-l", "e1000g0", "-m", "factory", $"v{i}");
+        var r = h.Run(A("dladm create-vnic -l e1000g0 -m factory v99"));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over e1000g0 failed: no available factory MAC address\n")));
+    }
+
+    [TestCase("dladm create-vnic -l e1000g0 0bad", "dladm: invalid link name '0bad'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 noppa", "dladm: invalid link name 'noppa'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 abcdefghijabcdefghijabcdefghij12", "dladm: invalid link name 'abcdefghijabcdefghijabcdefghij12'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -v 4095 v0", "dladm: invalid VLAN identifier '4095'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -v x v0", "dladm: invalid VLAN identifier 'x'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -m 1:2:3 v0", "dladm: invalid MAC address '1:2:3'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -m 1:0:0:0:0:1 v0", "dladm: invalid MAC address '1:0:0:0:0:1'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -m zz:0:0:0:0:1 v0", "dladm: invalid MAC address 'zz:0:0:0:0:1'\n")]
+    [TestCase("dladm create-vnic -l e1000g9 v0", "dladm: vnic creation over e1000g9 failed: object not found\n")]
+    [TestCase("dladm create-vnic -l e1000g0 e1000g1", "dladm: vnic creation over e1000g0 failed: object already exists\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -m random -r 1:2 v0", "dladm: invalid MAC address prefix '1:2'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -n 1 v0", "dladm: -n requires -m factory\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -p colour=red v0", "dladm: invalid link property 'colour'\n")]
+    [TestCase("dladm create-vnic -l e1000g0 -p mtu=9001 v0", "dladm: vnic creation over e1000g0 failed: invalid value\n")]
+    [TestCase("dladm create-vlan -l e1000g0 -v 0 vlan0", "dladm: invalid VLAN identifier '0'\n")]
+    [TestCase("dladm create-vlan -l stub9 -v 5 vlan0", "dladm: create operation over stub9 failed: object not found\n")]
+    [TestCase("dladm delete-vnic nosuch0", "dladm: vnic deletion failed: object not found\n")]
+    [TestCase("dladm delete-vnic e1000g0", "dladm: invalid vnic 'e1000g0'\n")]
+    [TestCase("dladm delete-etherstub e1000g0", "dladm: invalid etherstub 'e1000g0'\n")]
+    [TestCase("dladm rename-link nosuch0 x0", "dladm: rename operation failed: object not found\n")]
+    [TestCase("dladm rename-link e1000g0 e1000g1", "dladm: rename operation failed: object already exists\n")]
+    [TestCase("dladm show-link nosuch0", "dladm: link nosuch0 is not valid: object not found\n")]
+    [TestCase("dladm set-linkprop -p mtu=100 e1000g0", "dladm: warning: cannot set link property 'mtu' on 'e1000g0': invalid value\n")]
+    [TestCase("dladm set-linkprop -p speed=10 e1000g0", "dladm: warning: cannot set link property 'speed' on 'e1000g0': object not found\n")]
+    public void Bad_input_gets_an_illumos_message_and_changes_nothing(string line, string message)
+    {
+        var store = new MemoryConfigStore();
+        var h = new CliHost(store: store);
+        string before = h.Ok(A("dladm show-link -p -o link,class,mtu,over")) + h.Ok(A("dladm show-vnic -p -o link,macaddress,vid"));
+        string? config = store.Read(MacLayer.ConfigName);
+        var r = h.Run(A(line));
+        string after = h.Ok(A("dladm show-link -p -o link,class,mtu,over")) + h.Ok(A("dladm show-vnic -p -o link,macaddress,vid"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Not.Zero);
+            Assert.That(r.Stderr, Is.EqualTo(message));
+            Assert.That(after, Is.EqualTo(before));
+            Assert.That(store.Read(MacLayer.ConfigName), Is.EqualTo(config));
+        }
+    }
+
+    [Test]
+    public void Usage_errors_exit_2()
+    {
+        var h = new CliHost();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Run("dladm").ExitCode, Is.EqualTo(2));
+            Assert.That(h.Run(A("dladm frobnicate")).ExitCode, Is.EqualTo(2));
+            Assert.That(h.Run(A("dladm create-vnic v0")).ExitCode, Is.EqualTo(2));
+            Assert.That(h.Run(A("dladm create-vnic -x -l e1000g0 v0")).Stderr, Does.StartWith("dladm: illegal option -- x\n"));
+        }
+    }
+
+    [Test]
+    public void Duplicate_mac_in_a_vlan_is_refused_but_allowed_in_another()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 v0"));
+        var r = h.Run(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 v1"));
+        Assert.That(r.Stderr, Is.EqualTo("dladm: vnic creation over e1000g0 failed: MAC address already in use\n"));
+        h.Ok(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 -v 7 v2"));
+    }
+
+    [Test]
+    public void Etherstub_with_vnics_cannot_be_deleted_until_they_are_gone()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-etherstub stub0"));
+        h.Ok(A("dladm create-vnic -l stub0 v0"));
+        Assert.That(h.Run(A("dladm delete-etherstub stub0")).Stderr, Is.EqualTo("dladm: etherstub deletion failed: link busy\n"));
+        h.Ok(A("dladm delete-vnic v0"));
+        h.Ok(A("dladm delete-etherstub stub0"));
+        Assert.That(h.Ok(A("dladm show-etherstub")), Is.EqualTo("LINK\n"));
+    }
+
+    [Test]
+    public void Vnic_in_use_by_a_client_cannot_be_deleted_or_renamed()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 v0"));
+        var client = ((PortLink)h.Host.Mac.Find("v0")!).OpenClient("ip");
+        Assert.That(client, Is.Not.Null);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Run(A("dladm delete-vnic v0")).Stderr, Is.EqualTo("dladm: vnic deletion failed: link busy\n"));
+            Assert.That(h.Run(A("dladm rename-link v0 v1")).Stderr, Is.EqualTo("dladm: rename operation failed: link busy\n"));
+        }
+        client!.Close();
+        h.Ok(A("dladm delete-vnic v0"));
+    }
+
+    [Test]
+    public void Vlans_are_created_shown_and_deleted()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vlan -l e1000g1 -v 300 vlan300"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("dladm show-vlan")), Is.EqualTo("LINK            VID      OVER         FLAGS\nvlan300         300      e1000g1      -----\n"));
+            Assert.That(h.Run(A("dladm create-vlan -l e1000g1 -v 300 vlan301")).Stderr, Is.EqualTo("dladm: create operation over e1000g1 failed: object already exists\n"));
+            Assert.That(h.Ok(A("dladm show-link -p -o class,over vlan300")), Is.EqualTo("vlan:e1000g1\n"));
+        }
+        h.Ok(A("dladm delete-vlan vlan300"));
+        Assert.That(h.Ok(A("dladm show-vlan")), Is.EqualTo("LINK            VID      OVER         FLAGS\n"));
+    }
+
+    [Test]
+    public void Rename_link_renames_a_phys_and_what_is_over_it()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 v0"));
+        h.Ok(A("dladm rename-link e1000g0 net0"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("dladm show-vnic -p -o link,over")), Is.EqualTo("v0:net0\n"));
+            Assert.That(h.Ok(A("dladm show-phys -p -o link,device net0")), Is.EqualTo("net0:e1000g0\n"));
+            Assert.That(h.Ok(A("kstat -p link:0:net0:opackets")), Is.EqualTo("link:0:net0:opackets\t0\n"));
+        }
+    }
+
+    [Test]
+    public void Mtu_is_a_link_property_bounded_by_the_link_below()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm set-linkprop -p mtu=9000 e1000g0"));
+        h.Ok(A("dladm create-vnic -l e1000g0 v0"));
+        h.Ok(A("dladm set-linkprop -p mtu=9000 v0"));
+        string shown = h.Ok(A("dladm show-linkprop -p mtu v0"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(shown, Is.EqualTo("LINK         PROPERTY        PERM VALUE          DEFAULT        POSSIBLE\nv0           mtu             rw   9000           1500           576-9000\n"));
+            Assert.That(h.Run(A("dladm set-linkprop -p mtu=1500 e1000g0")).Stderr, Is.EqualTo("dladm: warning: cannot set link property 'mtu' on 'e1000g0': link busy\n"));
+        }
+        h.Ok(A("dladm reset-linkprop -p mtu v0"));
+        Assert.That(h.Ok(A("dladm show-linkprop -c -o value -p mtu v0")), Is.EqualTo("1500\n"));
+    }
+
+    [Test]
+    public void Show_link_s_counts_traffic()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-etherstub stub0"));
+        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
+        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
+        h.Ok(A("pktgen -d a0 -c 3 -s 100 --dst 2:0:0:0:0:2"));
+        string o = h.Ok(A("dladm show-link -s -p -o link,ipackets,rbytes,ierrors,opackets,obytes,oerrors"));
+        Assert.That(o, Does.Contain("a0:0:0:0:3:300:0\n").And.Contain("b0:3:300:0:0:0:0\n"));
+        Assert.That(h.Ok(A("dladm show-link -s")), Does.StartWith("LINK         IPACKETS  RBYTES    IERRORS   OPACKETS  OBYTES    OERRORS\n"));
+    }
+}

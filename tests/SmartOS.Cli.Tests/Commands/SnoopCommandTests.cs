@@ -1,0 +1,136 @@
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Tests.Commands;
+
+public class SnoopCommandTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void MakeDir() => _dir = Directory.CreateTempSubdirectory("smartos-snoop-").FullName;
+
+    [TearDown]
+    public void RemoveDir() => Directory.Delete(_dir, recursive: true);
+
+    private static string[] A(string line) => CliHost.Split(line);
+
+    private CommandResult RunIn(CliHost h, params string[] argv)
+    {
+        var o = new StringWriter { NewLine = "\n" };
+        var e = new StringWriter { NewLine = "\n" };
+        using var cts = new CancellationTokenSource();
+        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = e, Cancel = cts.Token, WorkingDirectory = _dir };
+        var task = Dispatcher.StartAsync(ctx, argv);
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        return new CommandResult(task.IsCompleted ? task.Result : -1, o.ToString(), e.ToString());
+    }
+
+    private static CliHost Stub()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-etherstub stub0"));
+        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
+        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
+        return h;
+    }
+
+    /// <summary>Starts a snoop, sends frames, then lets the snoop finish.</summary>
+    private (Task<int> Task, StringWriter Out, StringWriter Err) StartSnoop(CliHost h, string line)
+    {
+        var o = new StringWriter { NewLine = "\n" };
+        var e = new StringWriter { NewLine = "\n" };
+        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = e, WorkingDirectory = _dir };
+        return (Dispatcher.StartAsync(ctx, A(line)), o, e);
+    }
+
+    [Test]
+    public void Snoop_prints_a_summary_line_per_packet_and_stops_at_the_count()
+    {
+        var h = Stub();
+        var (task, o, e) = StartSnoop(h, "snoop -d b0 -c 2");
+        h.Ok(A("pktgen -d a0 -c 3 -s 80 --dst 2:0:0:0:0:2 --udp 198.18.0.1:7,198.18.0.2:9"));
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(task.IsCompleted, Is.True);
+            Assert.That(e.ToString(), Is.EqualTo("Using device b0 (promiscuous mode)\n"));
+            Assert.That(o.ToString(), Is.EqualTo("198.18.0.1 -> 198.18.0.2 UDP D=9 S=7 LEN=46\n198.18.0.1 -> 198.18.0.2 UDP D=9 S=7 LEN=46\n"));
+        }
+    }
+
+    [Test]
+    public void Snoop_filter_selects_packets()
+    {
+        var h = Stub();
+        var (task, o, _) = StartSnoop(h, "snoop -d b0 -c 1 udp port 53");
+        h.Ok(A("pktgen -d a0 -c 2 -s 80 --dst 2:0:0:0:0:2 --udp 198.18.0.1:7,198.18.0.2:9"));
+        h.Ok(A("pktgen -d a0 -c 1 -s 80 --dst 2:0:0:0:0:2 --udp 198.18.0.1:7,198.18.0.2:53"));
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        Assert.That(o.ToString(), Does.Contain("D=53").And.Not.Contain("D=9 "));
+    }
+
+    [Test]
+    public void Snoop_o_writes_a_pcap_that_snoop_i_reads_back()
+    {
+        var h = Stub();
+        var (task, o, _) = StartSnoop(h, "snoop -d stub0 -o cap.pcap -c 3");
+        h.Ok(A("pktgen -d a0 -c 3 -s 64 --dst 2:0:0:0:0:2"));
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        Assert.That(o.ToString(), Is.EqualTo("snoop: 3 packets captured on stub0 to cap.pcap\n"));
+        var r = RunIn(h, A("snoop -i cap.pcap"));
+        string[] lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Zero);
+            Assert.That(lines, Has.Length.EqualTo(3));
+            Assert.That(lines[2], Is.EqualTo("  3     0.00000 2:0:0:0:0:1 -> 2:0:0:0:0:2 ETHER Type=88B5 (Unknown), size=64 bytes"));
+        }
+    }
+
+    [Test]
+    public void Snoop_v_prints_layer_detail()
+    {
+        var h = Stub();
+        var (task, o, _) = StartSnoop(h, "snoop -d b0 -c 1 -v");
+        h.Ok(A("pktgen -d a0 -c 1 -s 80 --dst 2:0:0:0:0:2 --udp 198.18.0.1:7,198.18.0.2:9"));
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        Assert.That(o.ToString(), Does.Contain("ETHER:  ----- Ether Header -----").And.Contain("IP:   ----- IP Header -----").And.Contain("UDP:  ----- UDP Header -----"));
+    }
+
+    [TestCase("snoop -i missing.pcap", 1, "snoop: ")]
+    [TestCase("snoop -d nosuch0", 1, "snoop: nosuch0: no such device\n")]
+    [TestCase("snoop -d b0 frobnicate", 1, "snoop: ")]
+    [TestCase("snoop -d b0 -c x", 2, "snoop: invalid count 'x'\n")]
+    [TestCase("snoop", 2, "snoop: a device is required")]
+    [TestCase("snoop -v -V -d b0", 2, "snoop: -v and -V cannot be used together\n")]
+    public void Snoop_rejects_bad_input(string line, int code, string start)
+    {
+        var h = Stub();
+        var r = RunIn(h, A(line));
+        Assert.That((r.ExitCode, r.Stderr.StartsWith(start, StringComparison.Ordinal)), Is.EqualTo((code, true)), r.Stderr);
+    }
+
+    [Test]
+    public void Snoop_i_rejects_a_file_that_is_not_a_capture()
+    {
+        var h = Stub();
+        File.WriteAllText(Path.Combine(_dir, "junk.pcap"), "this is not a capture file at all");
+        var r = RunIn(h, A("snoop -i junk.pcap"));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, $"snoop: {Path.Combine(_dir, "junk.pcap")}: not a capture file\n")));
+    }
+
+    [Test]
+    public void Interrupting_a_snoop_closes_its_file()
+    {
+        var h = Stub();
+        var o = new StringWriter { NewLine = "\n" };
+        using var cts = new CancellationTokenSource();
+        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = o, Cancel = cts.Token, WorkingDirectory = _dir };
+        var task = Dispatcher.StartAsync(ctx, A("snoop -d b0 -o x.pcap"));
+        h.Ok(A("pktgen -d a0 -c 5 -s 64 --dst 2:0:0:0:0:2"));
+        cts.Cancel();
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        Assert.That(task.Result, Is.Zero);
+        Assert.That(RunIn(h, A("snoop -i x.pcap")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(5));
+    }
+}

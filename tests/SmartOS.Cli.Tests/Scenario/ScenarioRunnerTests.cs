@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using SmartOS.Cli.Scenario;
+
+namespace SmartOS.Cli.Tests.Scenario;
+
+public class ScenarioRunnerTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void MakeDir() => _dir = Directory.CreateTempSubdirectory("smartos-run-").FullName;
+
+    [TearDown]
+    public void RemoveDir() => Directory.Delete(_dir, recursive: true);
+
+    private (int Code, string Out, string Err) Run(string script, string? dir = null, ulong seed = 1)
+    {
+        var o = new StringWriter { NewLine = "\n" };
+        var e = new StringWriter { NewLine = "\n" };
+        int code = new ScenarioRunner(o, e, dir ?? _dir, seed).Run(script, "test.scn");
+        return (code, o.ToString(), e.ToString());
+    }
+
+    internal static string RepoRoot()
+    {
+        var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (d != null && !File.Exists(Path.Combine(d.FullName, "SmartOS.sln"))) d = d.Parent;
+        return d?.FullName ?? throw new InvalidOperationException("cannot find the repository root");
+    }
+
+    [Test]
+    public void A_transcript_echoes_each_command_with_its_host()
+    {
+        var (code, o, _) = Run("host h1 nics=1\ndladm create-etherstub stub0\ndladm show-etherstub\n");
+        Assert.That(code, Is.Zero);
+        Assert.That(o, Does.StartWith("h1# dladm create-etherstub stub0\nh1# dladm show-etherstub\nLINK\nstub0\n# end of scenario at 0.000000s virtual time\n"));
+    }
+
+    [Test]
+    public void Expectations_that_fail_name_the_line_and_fail_the_run()
+    {
+        var (code, _, e) = Run("host h1\n# comment\ndladm show-phys\nexpect e1000g0\nexpect nothing-like-this\nexpect-not e1000g1\n");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(e, Does.Contain("test.scn:5: expect /nothing-like-this/ did not match"));
+            Assert.That(e, Does.Contain("test.scn:6: expect-not /e1000g1/ matched"));
+            Assert.That(e, Does.Not.Contain("test.scn:4:"));
+        }
+    }
+
+    [Test]
+    public void Bang_means_the_command_must_fail()
+    {
+        Assert.That(Run("host h1\n! dladm delete-vnic nosuch0\n").Code, Is.Zero);
+        var (code, _, e) = Run("host h1\n! dladm create-etherstub stub0\n");
+        Assert.That((code, e.Contains("test.scn:2: 'dladm create-etherstub stub0' succeeded but was expected to fail")), Is.EqualTo((1, true)));
+    }
+
+    [Test]
+    public void A_failing_command_fails_the_run()
+    {
+        var (code, _, e) = Run("host h1\ndladm delete-vnic nosuch0\n");
+        Assert.That((code, e.Contains("test.scn:2: 'dladm delete-vnic nosuch0' exited 1")), Is.EqualTo((1, true)));
+    }
+
+    [Test]
+    public void Sleep_advances_virtual_time()
+    {
+        var (_, o, _) = Run("host h1\nsleep 1.5s\nsleep 250ms\n");
+        Assert.That(o, Does.Contain("# end of scenario at 1.750000s virtual time"));
+    }
+
+    [Test]
+    public void Wires_join_hosts_and_carry_frames_with_delay()
+    {
+        string script = """
+            host a nics=1
+            host b nics=1
+            wire a/e1000g0 b/e1000g0 speed=100M delay=1ms
+            host b
+            snoop -d e1000g0 -c 1 &
+            host a
+            pktgen -d e1000g0 -c 1 -s 1250
+            sleep 2ms
+            stop
+            """;
+        var (code, o, _) = Run(script);
+        Assert.That(code, Is.Zero, o);
+        Assert.That(o, Does.Contain("[background, line 5] b# snoop -d e1000g0 -c 1\nUsing device e1000g0 (promiscuous mode)\n"));
+    }
+
+    [TestCase("wire a/e1000g0 a/e1000g0", "a wire needs two different NICs")]
+    [TestCase("wire a/e1000g0 a/e1000g9", "no physical NIC 'e1000g9' on host a")]
+    [TestCase("wire a/e1000g0 zz/e1000g0", "no host 'zz'")]
+    [TestCase("wire a/e1000g0 a/e1000g1 speed=fast", "bad speed 'fast'")]
+    [TestCase("wire a/e1000g0 a/e1000g1 loss=200%", "bad loss '200%'")]
+    [TestCase("wire a/e1000g0 a/e1000g1 colour=red", "unknown wire option 'colour'")]
+    [TestCase("sleep forever", "usage: sleep DURATION")]
+    [TestCase("host", "usage: host NAME [nics=N]")]
+    [TestCase("expect", "usage: expect REGEX")]
+    [TestCase("dladm show-link 'unterminated", "unterminated quote")]
+    public void Bad_directives_are_reported_with_their_line(string line, string message)
+    {
+        var (code, _, e) = Run("host a nics=2\n" + line + "\n");
+        Assert.That((code, e), Is.EqualTo((1, $"smartos run: test.scn:2: {message}" + e[(e.IndexOf(message, StringComparison.Ordinal) + message.Length)..])));
+        Assert.That(e, Does.Contain($"test.scn:2: {message}"));
+    }
+
+    [Test]
+    public void A_foreground_command_that_never_ends_is_reported()
+    {
+        var (code, _, e) = Run("host a\ndladm create-etherstub stub0\nsnoop -d e1000g0\n");
+        Assert.That((code, e.Contains("test.scn:3: 'snoop -d e1000g0' is still waiting and nothing else is left to run")), Is.EqualTo((1, true)));
+    }
+
+    [Test]
+    public void Commands_before_any_host_are_an_error()
+    {
+        Assert.That(Run("dladm show-link\n").Err, Does.Contain("test.scn:1: no host: start the scenario with 'host NAME'"));
+    }
+
+    [Test]
+    public void The_same_script_gives_byte_identical_output_and_pcaps()
+    {
+        string script = File.ReadAllText(Path.Combine(RepoRoot(), "examples", "vlan-isolation.scn"));
+        string d1 = Path.Combine(_dir, "one"), d2 = Path.Combine(_dir, "two");
+        Directory.CreateDirectory(d1);
+        Directory.CreateDirectory(d2);
+        var r1 = Run(script, d1);
+        var r2 = Run(script, d2);
+        var pcaps = Directory.GetFiles(d1, "*.pcap").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r1.Code, Is.Zero, r1.Err);
+            Assert.That(r2.Out, Is.EqualTo(r1.Out));
+            Assert.That(pcaps, Has.Length.EqualTo(6));
+            foreach (string? name in pcaps)
+                Assert.That(File.ReadAllBytes(Path.Combine(d2, name!)), Is.EqualTo(File.ReadAllBytes(Path.Combine(d1, name!))), name);
+        }
+    }
+
+    [Test]
+    public void Every_example_scenario_passes()
+    {
+        foreach (string file in Directory.GetFiles(Path.Combine(RepoRoot(), "examples"), "*.scn"))
+        {
+            string dir = Path.Combine(_dir, Path.GetFileNameWithoutExtension(file));
+            Directory.CreateDirectory(dir);
+            var (code, o, e) = Run(File.ReadAllText(file), dir);
+            Assert.That(code, Is.Zero, $"{file}:\n{e}\n{o}");
+        }
+    }
+
+    [Test]
+    public void Tshark_reads_every_pcap_of_the_example_without_a_malformed_packet()
+    {
+        if (!File.Exists("/usr/bin/tshark")) Assert.Ignore("tshark is not installed (apt-get install tshark)");
+        var (code, _, e) = Run(File.ReadAllText(Path.Combine(RepoRoot(), "examples", "vlan-isolation.scn")));
+        Assert.That(code, Is.Zero, e);
+        foreach (string pcap in Directory.GetFiles(_dir, "*.pcap"))
+        {
+            var psi = new ProcessStartInfo("/usr/bin/tshark", ["-n", "-r", pcap]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            Assert.That(p.WaitForExit(60_000), Is.True, "tshark did not finish within 60 s");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(p.ExitCode, Is.Zero, stderr.Result);
+                Assert.That(stdout.Result + stderr.Result, Does.Not.Contain("Malformed"), pcap);
+            }
+        }
+    }
+}
