@@ -1,0 +1,25 @@
+namespace SmartOS.Benchmarks;
+
+/// <summary>
+/// Prints the project's performance figures (STYLE.md: every performance claim has a benchmark that
+/// prints it). Run with `dotnet run -c Release --project tests/SmartOS.Benchmarks [name ...]`.
+/// </summary>
+internal static class Program
+{
+    private static readonly (string Name, Action<TextWriter> Run)[] s_all =
+    [
+        ("datapath", DatapathBenchmarks.Run),
+    ];
+
+    private static int Main(string[] args)
+    {
+        var chosen = args.Length == 0 ? s_all : s_all.Where(b => args.Contains(b.Name)).ToArray();
+        if (chosen.Length == 0)
+        {
+            Console.Error.WriteLine("usage: SmartOS.Benchmarks [" + string.Join("|", s_all.Select(b => b.Name)) + "] ...");
+            return 2;
+        }
+        foreach (var (_, run) in chosen) run(Console.Out);
+        return 0;
+    }
+}
