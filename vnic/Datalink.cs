@@ -185,13 +185,18 @@ public abstract class PortLink : Datalink
         Switch.Forward(p, this);
     }
 
-    /// <summary>Delivery from the switch to this link's client; consumes the packet.</summary>
-    internal void Deliver(Packet p)
+    /// <summary>Delivery from the switch to this link's client; consumes the packet.
+    /// <paramref name="counted"/>: the frame came from the wire to the phys's own primary port, and
+    /// ReceiveFromWire already counted and tapped it on this link (rule 3 counts a frame once).</summary>
+    internal void Deliver(Packet p, bool counted = false)
     {
         var s = Stats;
-        var dst = MacAddress.Read(p.Data);
-        CountRx(s, p, dst);
-        Tap(p, TapDirection.Received, showTag: IsTrunk);
+        if (!counted)
+        {
+            var dst = MacAddress.Read(p.Data);
+            CountRx(s, p, dst);
+            Tap(p, TapDirection.Received, showTag: IsTrunk);
+        }
         var c = _client;
         if (c?.Receiver == null)
         {

@@ -52,8 +52,10 @@ public sealed class PhysLink : PortLink
         Backend = null;
     }
 
-    /// <summary>Sends a frame out of the NIC: pushes the VLAN tag, taps, counts. Consumes the packet.</summary>
-    internal void SendToWire(Packet p)
+    /// <summary>Sends a frame out of the NIC: pushes the VLAN tag, taps, counts. Consumes the packet.
+    /// <paramref name="counted"/>: the phys's own primary client sent it, and PortLink.Transmit already
+    /// counted and tapped it on this link.</summary>
+    internal void SendToWire(Packet p, bool counted = false)
     {
         var s = Stats;
         var backend = Backend;
@@ -69,9 +71,12 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
-        var dst = MacAddress.Read(p.Data);
-        CountTx(s, p, dst);
-        Tap(p, TapDirection.Transmitted, showTag: false);
+        if (!counted)
+        {
+            var dst = MacAddress.Read(p.Data);
+            CountTx(s, p, dst);
+            Tap(p, TapDirection.Transmitted, showTag: false);
+        }
         backend.Transmit(this, p);
     }
 

@@ -59,7 +59,7 @@ public sealed class VSwitch
         var uplink = Uplink;
         if (dst.IsGroup)
         {
-            Flood(p, from, sendUp: uplink != null);
+            Flood(p, from, sendUp: uplink != null, fromWire: false);
             return;
         }
         if (_unicast.TryGetValue(Key(p.Vid, dst), out var port))
@@ -76,7 +76,7 @@ public sealed class VSwitch
         }
         if (uplink != null)
         {
-            uplink.SendToWire(p); // Unknown unicast leaves by the NIC.
+            uplink.SendToWire(p, counted: from == uplink); // Unknown unicast leaves by the NIC.
             return;
         }
         Owner.Stats.DropUnknownDst++;
@@ -95,12 +95,12 @@ public sealed class VSwitch
         }
         if (dst.IsGroup)
         {
-            Flood(p, null, sendUp: false);
+            Flood(p, null, sendUp: false, fromWire: true);
             return;
         }
         if (_unicast.TryGetValue(Key(p.Vid, dst), out var port))
         {
-            port.Deliver(p);
+            port.Deliver(p, counted: port == Owner);
             return;
         }
         // Not for any port: a NIC's address filter drops it (counted, rule 3).
@@ -109,8 +109,10 @@ public sealed class VSwitch
     }
 
     /// <summary>Replicates a group frame to every port of its VLAN but the sender (rule 6), then
-    /// the uplink. The original goes to the last receiver.</summary>
-    private void Flood(Packet p, PortLink? from, bool sendUp)
+    /// the uplink. The original goes to the last receiver. A phys counts a frame once: what came
+    /// from its wire is not counted again at its primary port, and what its primary client sent is
+    /// not counted again on the way out.</summary>
+    private void Flood(Packet p, PortLink? from, bool sendUp, bool fromWire)
     {
         _byVlan.TryGetValue(p.Vid, out var members);
         members ??= [];
@@ -122,7 +124,7 @@ public sealed class VSwitch
             {
                 var copy = p.Clone();
                 if (copy == null) Owner.Stats.DropNoBuf++;
-                else last.Deliver(copy);
+                else last.Deliver(copy, counted: fromWire && last == Owner);
             }
             last = m;
         }
@@ -133,12 +135,12 @@ public sealed class VSwitch
             {
                 var copy = p.Clone();
                 if (copy == null) Owner.Stats.DropNoBuf++;
-                else last.Deliver(copy);
+                else last.Deliver(copy, counted: fromWire && last == Owner);
             }
-            uplink.SendToWire(p);
+            uplink.SendToWire(p, counted: from == uplink);
             return;
         }
-        if (last != null) last.Deliver(p);
+        if (last != null) last.Deliver(p, counted: fromWire && last == Owner);
         else p.Free();
     }
 }
