@@ -306,18 +306,22 @@ public sealed partial class MacLayer
         return false;
     }
 
+    private const int RandomAttempts = 4096;
+
     private MacAddress RandomAddress(VSwitch sw, ushort vid, byte[]? prefix)
     {
         // dladm's default random prefix is Sun's OUI with the locally administered bit (2:8:20).
         prefix ??= [0x02, 0x08, 0x20];
-        while (true)
+        // Bounded: a five-octet prefix leaves 256 addresses, and once they are all in use an
+        // unbounded search never ends. The caller's in-use check then reports the failure.
+        for (int attempt = 0; ; attempt++)
         {
             ulong v = 0;
             for (int i = 0; i < 6; i++)
                 v = (v << 8) | (i < prefix.Length ? prefix[i] : (byte)(Random.NextUInt64() >> 56));
             var mac = new MacAddress(v);
             if (!mac.IsGroup && !mac.IsZero && !MacInUse(mac, vid, sw)) return mac;
-            if (prefix.Length >= 6) return mac;
+            if (prefix.Length >= 6 || attempt >= RandomAttempts) return mac;
         }
     }
 
