@@ -76,6 +76,12 @@ public sealed partial class MacLayer
         }
         foreach (var r in records ?? [])
         {
+            if (r == null)
+            {
+                // "[null]" is valid JSON; a config file is untrusted input and must not throw.
+                problems.Add($"{ConfigName}: empty record");
+                continue;
+            }
             var status = Replay(r);
             if (status.IsOk) _persistent.Add(r);
             else problems.Add($"{ConfigName}: {r.Name}: {status.Error}");
@@ -87,6 +93,8 @@ public sealed partial class MacLayer
 
     private MacStatus Replay(LinkRecord r)
     {
+        // Checked before the (ushort) casts below, which would wrap 65541 into VLAN 5.
+        if (r.Vid is < 0 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         switch (r.Class)
         {
             case "phys":
