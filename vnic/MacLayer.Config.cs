@@ -423,7 +423,12 @@ public sealed partial class MacLayer
         if (link is PhysLink phys && rec == null)
         {
             var physRec = new LinkRecord { Name = newName, Class = "phys", Device = phys.Device };
-            Persist(l => l.Insert(0, physRec));
+            Persist(l =>
+            {
+                // The links over the NIC name it by its link name, so they follow the rename too.
+                foreach (var r in l) if (r.Over == oldName) r.Over = newName;
+                l.Insert(0, physRec);
+            });
         }
         else if (rec != null)
         {
