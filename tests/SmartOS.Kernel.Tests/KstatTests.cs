@@ -57,6 +57,12 @@ public class KstatTests
     }
 
     [Test]
+    public void A_bad_regular_expression_is_a_parse_error_for_the_caller_to_report()
+    {
+        Assert.That(() => Chain().FormatParsable("link:0:/[/"), Throws.InstanceOf<System.Text.RegularExpressions.RegexParseException>());
+    }
+
+    [Test]
     public void Values_are_read_when_asked_not_when_registered()
     {
         var r = new KstatRegistry();

@@ -60,6 +60,28 @@ public class WireTests
     }
 
     [Test]
+    public void Hundreds_of_queued_frames_arrive_in_order_one_serialisation_time_apart()
+    {
+        var w = Make();
+
+        for (int i = 0; i < 300; i++)
+        {
+            var f = Frame(s_dst, w.Sender.Client.MacAddress, 125);
+            f[20] = (byte)(i >> 8);
+            f[21] = (byte)i;
+            w.Sender.Send(f);
+        }
+        w.S.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.Receiver.Frames.Select(f => (f.Frame[20] << 8) | f.Frame[21]), Is.EqualTo(Enumerable.Range(0, 300)));
+            Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(Enumerable.Range(1, 300).Select(i => i * 1000L)));
+            Assert.That(w.H1.Phys().Stats.DropTxQueue, Is.Zero);
+        }
+    }
+
+    [Test]
     public void A_frame_sent_after_the_line_is_idle_starts_at_once()
     {
         var w = Make();
