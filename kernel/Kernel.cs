@@ -61,8 +61,11 @@ public static class Time
         }
         if (!decimal.TryParse(number, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out decimal value))
             return false;
+        // Check before multiplying: decimal throws OverflowException past 7.9e28, and a duration
+        // comes from a user's command line or a scenario, where bad input is a result, not a throw.
+        if (value < 0 || value > long.MaxValue / 4 / unit + 1) return false;
         decimal ns = value * unit;
-        if (ns < 0 || ns > long.MaxValue / 4) return false;
+        if (ns > long.MaxValue / 4) return false;
         nanoseconds = (long)decimal.Round(ns);
         return true;
     }

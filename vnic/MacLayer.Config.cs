@@ -76,6 +76,12 @@ public sealed partial class MacLayer
         }
         foreach (var r in records ?? [])
         {
+            if (r == null)
+            {
+                // "[null]" is valid JSON; a config file is untrusted input and must not throw.
+                problems.Add($"{ConfigName}: empty record");
+                continue;
+            }
             var status = Replay(r);
             if (status.IsOk) _persistent.Add(r);
             else problems.Add($"{ConfigName}: {r.Name}: {status.Error}");
@@ -87,6 +93,8 @@ public sealed partial class MacLayer
 
     private MacStatus Replay(LinkRecord r)
     {
+        // Checked before the (ushort) casts below, which would wrap 65541 into VLAN 5.
+        if (r.Vid is < 0 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         switch (r.Class)
         {
             case "phys":
@@ -306,18 +314,22 @@ public sealed partial class MacLayer
         return false;
     }
 
+    private const int RandomAttempts = 4096;
+
     private MacAddress RandomAddress(VSwitch sw, ushort vid, byte[]? prefix)
     {
         // dladm's default random prefix is Sun's OUI with the locally administered bit (2:8:20).
         prefix ??= [0x02, 0x08, 0x20];
-        while (true)
+        // Bounded: a five-octet prefix leaves 256 addresses, and once they are all in use an
+        // unbounded search never ends. The caller's in-use check then reports the failure.
+        for (int attempt = 0; ; attempt++)
         {
             ulong v = 0;
             for (int i = 0; i < 6; i++)
                 v = (v << 8) | (i < prefix.Length ? prefix[i] : (byte)(Random.NextUInt64() >> 56));
             var mac = new MacAddress(v);
             if (!mac.IsGroup && !mac.IsZero && !MacInUse(mac, vid, sw)) return mac;
-            if (prefix.Length >= 6) return mac;
+            if (prefix.Length >= 6 || attempt >= RandomAttempts) return mac;
         }
     }
 
@@ -412,7 +424,12 @@ public sealed partial class MacLayer
         if (link is PhysLink phys && rec == null)
         {
             var physRec = new LinkRecord { Name = newName, Class = "phys", Device = phys.Device };
-            Persist(l => l.Insert(0, physRec));
+            Persist(l =>
+            {
+                // The links over the NIC name it by its link name, so they follow the rename too.
+                foreach (var r in l) if (r.Over == oldName) r.Over = newName;
+                l.Insert(0, physRec);
+            });
         }
         else if (rec != null)
         {

@@ -65,7 +65,9 @@ public readonly ref struct EthernetView
     /// </summary>
     public static bool TryPushTag(Packet packet, ushort vid, byte pcp)
     {
-        if (packet.Length < HeaderLength || !packet.TryPrepend(TagLength)) return false;
+        if (packet.Length < HeaderLength) return false;
+        if (BinaryPrimitives.ReadUInt16BigEndian(packet.Data[12..]) == Wire.EtherType.Vlan) return false;
+        if (!packet.TryPrepend(TagLength)) return false;
         var f = packet.Data;
         f.Slice(TagLength, 12).CopyTo(f);
         BinaryPrimitives.WriteUInt16BigEndian(f[12..], Wire.EtherType.Vlan);

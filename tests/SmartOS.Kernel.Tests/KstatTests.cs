@@ -1,0 +1,118 @@
+namespace SmartOS.Kernel.Tests;
+
+public class KstatTests
+{
+    private sealed class Counters(params (string Name, long Value)[] stats) : IKstatSource
+    {
+        public (string Name, long Value)[] Stats = stats;
+
+        public void Snapshot(List<KeyValuePair<string, long>> into)
+        {
+            foreach (var (n, v) in Stats) into.Add(new(n, v));
+        }
+    }
+
+    private static KstatRegistry Chain()
+    {
+        var r = new KstatRegistry();
+        r.Add("link", 0, "vnic1", "net", new Counters(("opackets", 3), ("obytes", 1234), ("ipackets", 2)));
+        r.Add("link", 0, "e1000g0", "net", new Counters(("obytes", 99)));
+        r.Add("unix", 1, "system_misc", "misc", new Counters(("nproc", 42)));
+        r.Add("link", 0, "vnic0", "net", new Counters(("obytes", 7)));
+        r.Add("unix", 0, "system_misc", "misc", new Counters(("nproc", 41)));
+        return r;
+    }
+
+    [Test]
+    public void Parsable_output_is_one_tab_separated_line_per_statistic_sorted()
+    {
+        Assert.That(Chain().FormatParsable(null), Is.EqualTo(
+            "link:0:e1000g0:obytes\t99\n" +
+            "link:0:vnic0:obytes\t7\n" +
+            "link:0:vnic1:ipackets\t2\n" +
+            "link:0:vnic1:obytes\t1234\n" +
+            "link:0:vnic1:opackets\t3\n" +
+            "unix:0:system_misc:nproc\t41\n" +
+            "unix:1:system_misc:nproc\t42\n"));
+    }
+
+    [TestCase("link:0:vnic0:obytes", "link:0:vnic0:obytes\t7\n")]
+    [TestCase("link:0:vnic1", "link:0:vnic1:ipackets\t2\nlink:0:vnic1:obytes\t1234\nlink:0:vnic1:opackets\t3\n")]
+    [TestCase("link:::obytes", "link:0:e1000g0:obytes\t99\nlink:0:vnic0:obytes\t7\nlink:0:vnic1:obytes\t1234\n")]
+    [TestCase(":1", "unix:1:system_misc:nproc\t42\n")]
+    [TestCase("link:0:vnic?:o*s", "link:0:vnic0:obytes\t7\nlink:0:vnic1:obytes\t1234\nlink:0:vnic1:opackets\t3\n")]
+    [TestCase("link:0:/^e1000g[0-9]+$/", "link:0:e1000g0:obytes\t99\n")]
+    [TestCase("/^un/:/[01]/::", "unix:0:system_misc:nproc\t41\nunix:1:system_misc:nproc\t42\n")]
+    [TestCase("nomodule", "")]
+    [TestCase("link:0:vnic", "")]
+    public void Patterns_select_by_field(string pattern, string expected)
+    {
+        Assert.That(Chain().FormatParsable(pattern), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void More_than_four_pattern_fields_is_a_format_error()
+    {
+        Assert.That(() => Chain().FormatParsable("a:b:c:d:e"), Throws.TypeOf<FormatException>());
+    }
+
+    [Test]
+    public void A_bad_regular_expression_is_a_parse_error_for_the_caller_to_report()
+    {
+        Assert.That(() => Chain().FormatParsable("link:0:/[/"), Throws.InstanceOf<System.Text.RegularExpressions.RegexParseException>());
+    }
+
+    [Test]
+    public void Values_are_read_when_asked_not_when_registered()
+    {
+        var r = new KstatRegistry();
+        var c = new Counters(("obytes", 1));
+        r.Add("link", 0, "vnic0", "net", c);
+        c.Stats = [("obytes", 500)];
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Read("link", "vnic0", "obytes"), Is.EqualTo(500));
+            Assert.That(r.FormatParsable("link:0:vnic0:obytes"), Is.EqualTo("link:0:vnic0:obytes\t500\n"));
+        }
+    }
+
+    [Test]
+    public void Read_of_an_unknown_statistic_is_null()
+    {
+        var r = Chain();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Read("link", "vnic0", "nosuch"), Is.Null);
+            Assert.That(r.Read("link", "nosuch", "obytes"), Is.Null);
+        }
+    }
+
+    [Test]
+    public void Renamed_and_removed_kstats_follow_the_chain()
+    {
+        var r = new KstatRegistry();
+        var k = r.Add("link", 0, "vnic0", "net", new Counters(("obytes", 1)));
+        k.Name = "web0";
+        Assert.That(r.FormatParsable("link"), Is.EqualTo("link:0:web0:obytes\t1\n"));
+
+        r.Remove(k);
+        Assert.That(r.FormatParsable("link"), Is.Empty);
+    }
+
+    [TestCase("", "anything", true)]
+    [TestCase("*", "", true)]
+    [TestCase("a*c", "abbbc", true)]
+    [TestCase("a*c", "abbb", false)]
+    [TestCase("a?c", "abc", true)]
+    [TestCase("a?c", "ac", false)]
+    [TestCase("abc", "abcd", false)]
+    [TestCase("/b+/", "abbc", true)]
+    [TestCase("/^b/", "abc", false)]
+    [TestCase("/", "/", true)]
+    public void Glob_matches_like_kstat(string pattern, string text, bool expected)
+    {
+        Assert.That(Glob.Match(pattern, text), Is.EqualTo(expected));
+    }
+}

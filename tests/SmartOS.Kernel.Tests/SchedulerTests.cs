@@ -1,0 +1,275 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Kernel.Tests;
+
+public class SchedulerTests
+{
+    [Test]
+    public void Events_run_in_time_order_whatever_the_arming_order()
+    {
+        var s = new Scheduler();
+        var log = new List<string>();
+        s.After(30, () => log.Add("c"));
+        s.After(10, () => log.Add("a"));
+        s.After(20, () => log.Add("b"));
+
+        s.RunUntilIdle();
+
+        Assert.That(log, Is.EqualTo(new[] { "a", "b", "c" }));
+    }
+
+    [Test]
+    public void Events_due_at_the_same_time_run_in_arming_order()
+    {
+        var s = new Scheduler();
+        var log = new List<int>();
+        for (int i = 0; i < 300; i++)
+        {
+            int n = i;
+            s.After(5 * Time.Microsecond, () => log.Add(n));
+        }
+
+        s.RunUntilIdle();
+
+        Assert.That(log, Is.EqualTo(Enumerable.Range(0, 300)));
+    }
+
+    [Test]
+    public void Each_event_sees_the_clock_at_its_due_time()
+    {
+        var s = new Scheduler();
+        var seen = new List<long>();
+        s.After(7, () => seen.Add(s.Now));
+        s.After(3, () => seen.Add(s.Now));
+
+        s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(seen, Is.EqualTo(new long[] { 3, 7 }));
+            Assert.That(s.Now, Is.EqualTo(7));
+            Assert.That(s.EventsRun, Is.EqualTo(2));
+        }
+    }
+
+    [Test]
+    public void Post_runs_after_events_already_due_now()
+    {
+        var s = new Scheduler();
+        var log = new List<string>();
+        s.After(0, () =>
+        {
+            log.Add("first");
+            s.Post(() => log.Add("posted"));
+        });
+        s.After(0, () => log.Add("second"));
+
+        s.RunUntilIdle();
+
+        Assert.That(log, Is.EqualTo(new[] { "first", "second", "posted" }));
+    }
+
+    [Test]
+    public void Cancelled_timer_never_fires_and_is_not_pending()
+    {
+        var s = new Scheduler();
+        int fired = 0;
+        var t = new KTimer(s, _ => fired++);
+        t.ArmAfter(100);
+        Assert.That(s.PendingCount, Is.EqualTo(1));
+
+        bool cancelled = t.Cancel();
+        s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cancelled, Is.True);
+            Assert.That(t.Cancel(), Is.False, "a second cancel finds nothing armed");
+            Assert.That(fired, Is.Zero);
+            Assert.That(t.IsArmed, Is.False);
+            Assert.That(s.PendingCount, Is.Zero);
+            Assert.That(s.NextEventTime, Is.EqualTo(long.MaxValue));
+            Assert.That(s.Now, Is.Zero, "a stale entry does not move the clock");
+        }
+    }
+
+    [Test]
+    public void Rearming_a_pending_timer_moves_it()
+    {
+        var s = new Scheduler();
+        var fired = new List<long>();
+        var t = new KTimer(s, _ => fired.Add(s.Now));
+        t.ArmAt(100);
+        t.ArmAt(40);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(s.PendingCount, Is.EqualTo(1));
+            Assert.That(t.DueTime, Is.EqualTo(40));
+        }
+        s.RunUntilIdle();
+
+        Assert.That(fired, Is.EqualTo(new long[] { 40 }));
+    }
+
+    [Test]
+    public void Timer_can_rearm_itself_from_its_callback()
+    {
+        var s = new Scheduler();
+        var fired = new List<long>();
+        KTimer? t = null;
+        t = new KTimer(s, _ =>
+        {
+            fired.Add(s.Now);
+            if (fired.Count < 4) t!.ArmAfter(10);
+        });
+        t.ArmAfter(10);
+
+        s.RunUntilIdle();
+
+        Assert.That(fired, Is.EqualTo(new long[] { 10, 20, 30, 40 }));
+    }
+
+    [Test]
+    public void Timer_armed_in_the_past_fires_now()
+    {
+        var s = new Scheduler();
+        s.RunFor(1000);
+        long at = -1;
+        var t = new KTimer(s, _ => at = s.Now);
+        t.ArmAt(5);
+
+        s.RunUntilIdle();
+
+        Assert.That(at, Is.EqualTo(1000));
+    }
+
+    [Test]
+    public void RunUntil_runs_events_up_to_the_limit_and_leaves_the_clock_there()
+    {
+        var s = new Scheduler();
+        var log = new List<long>();
+        s.After(10, () => log.Add(10));
+        s.After(50, () => log.Add(50));
+        s.After(51, () => log.Add(51));
+
+        s.RunUntil(50);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(log, Is.EqualTo(new long[] { 10, 50 }), "an event due exactly at the limit runs");
+            Assert.That(s.Now, Is.EqualTo(50));
+            Assert.That(s.PendingCount, Is.EqualTo(1));
+        }
+    }
+
+    [Test]
+    public void RunFor_advances_the_clock_even_with_nothing_to_run()
+    {
+        var s = new Scheduler();
+        s.RunFor(3 * Time.Millisecond);
+        s.RunFor(2 * Time.Millisecond);
+
+        Assert.That(s.Now, Is.EqualTo(5 * Time.Millisecond));
+    }
+
+    [Test]
+    public void RunUntil_never_moves_the_clock_backwards()
+    {
+        var s = new Scheduler();
+        s.RunFor(100);
+        s.RunUntil(20);
+
+        Assert.That(s.Now, Is.EqualTo(100));
+    }
+
+    [Test]
+    public void RunUntilIdle_leaves_the_clock_at_the_last_event()
+    {
+        var s = new Scheduler();
+        s.After(Time.Second, () => { });
+        s.After(2 * Time.Millisecond, () => { });
+
+        s.RunUntilIdle();
+
+        Assert.That(s.Now, Is.EqualTo(Time.Second));
+    }
+
+    [Test]
+    public void RunUntilIdle_with_a_deadline_leaves_later_events_pending()
+    {
+        var s = new Scheduler();
+        int ran = 0;
+        s.After(10, () => ran++);
+        s.After(1000, () => ran++);
+
+        s.RunUntilIdle(deadline: 500);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ran, Is.EqualTo(1));
+            Assert.That(s.Now, Is.EqualTo(10));
+            Assert.That(s.NextEventTime, Is.EqualTo(1000));
+        }
+    }
+
+    [Test]
+    public void RunUntil_condition_stops_as_soon_as_it_holds()
+    {
+        var s = new Scheduler();
+        int count = 0;
+        for (int i = 1; i <= 10; i++) s.After(i * 100, () => count++);
+
+        bool done = s.RunUntil(() => count == 3);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(done, Is.True);
+            Assert.That(s.Now, Is.EqualTo(300));
+            Assert.That(s.PendingCount, Is.EqualTo(7));
+        }
+    }
+
+    [Test]
+    public void RunUntil_condition_reports_false_when_the_world_goes_idle()
+    {
+        var s = new Scheduler();
+        s.After(100, () => { });
+
+        bool done = s.RunUntil(() => false);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(done, Is.False);
+            Assert.That(s.Now, Is.EqualTo(100));
+        }
+    }
+
+    [Test]
+    public void Many_interleaved_timers_fire_in_time_then_arming_order()
+    {
+        var s = new Scheduler();
+        var random = new HostRandom(42);
+        var expected = new List<(long When, int Seq)>();
+        var actual = new List<(long When, int Seq)>();
+        var timers = new List<KTimer>();
+        for (int i = 0; i < 2000; i++)
+        {
+            long when = random.Next(50);
+            int seq = i;
+            var t = new KTimer(s, _ => actual.Add((s.Now, seq)));
+            t.ArmAt(when);
+            timers.Add(t);
+            expected.Add((when, seq));
+        }
+        for (int i = 0; i < 2000; i += 3)
+        {
+            timers[i].Cancel();
+            expected.RemoveAll(e => e.Seq == i);
+        }
+
+        s.RunUntilIdle();
+
+        Assert.That(actual, Is.EqualTo(expected.OrderBy(e => e.When).ThenBy(e => e.Seq)));
+    }
+}

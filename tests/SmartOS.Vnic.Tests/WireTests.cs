@@ -1,0 +1,243 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using static SmartOS.Vnic.Tests.TestNet;
+
+namespace SmartOS.Vnic.Tests;
+
+/// <summary>Wire timing and impairments: serialisation at the line rate, delay, queue limit, loss, MTU.</summary>
+public class WireTests
+{
+    private static readonly MacAddress s_dst = new(0x0208_2099_0001UL);
+
+    private sealed record World(Scheduler S, MacLayer H1, MacLayer H2, Wire Wire, Recorder Sender, Recorder Receiver);
+
+    private static World Make(long speed = 1_000_000_000, long delay = 0, double loss = 0, int mtu = 9000, int queueFrames = 1000, ulong wireSeed = 3)
+    {
+        var s = new Scheduler();
+        var h1 = Host(s, "h1", seed: 1);
+        var h2 = Host(s, "h2", seed: 2);
+        var wire = new Wire(s, new HostRandom(wireSeed), h1.Phys(), h2.Phys(), speed, delay, loss, mtu) { QueueFrames = queueFrames };
+        var sender = Open(h1.Vnic("vnic0", "e1000g0"));
+        var receiver = Open(h2.Vnic("vnic0", "e1000g0", fixedMac: s_dst));
+        return new World(s, h1, h2, wire, sender, receiver);
+    }
+
+    [TestCase(0L)]
+    [TestCase(50 * Time.Microsecond)]
+    public void A_1500_byte_frame_at_1_gbit_arrives_12_us_plus_the_delay_later(long delay)
+    {
+        var w = Make(delay: delay);
+        w.S.RunFor(Time.Millisecond);
+
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.S.RunUntilIdle();
+
+        Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(new[] { Time.Millisecond + 12 * Time.Microsecond + delay }));
+    }
+
+    [TestCase(10_000_000_000L, 1500, 1200L)]
+    [TestCase(100_000_000L, 1500, 120_000L)]
+    [TestCase(1_000_000_000L, 64, 512L)]
+    public void Serialisation_takes_bytes_times_8_over_speed(long speed, int length, long expected)
+    {
+        var w = Make(speed: speed);
+
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, length));
+        w.S.RunUntilIdle();
+
+        Assert.That(w.Receiver.Frames.Single().Time, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Back_to_back_frames_serialise_one_after_another()
+    {
+        var w = Make(delay: 5 * Time.Microsecond);
+
+        for (int i = 0; i < 3; i++) w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.S.RunUntilIdle();
+
+        Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(new[] { 17_000L, 29_000L, 41_000L }));
+    }
+
+    [Test]
+    public void Hundreds_of_queued_frames_arrive_in_order_one_serialisation_time_apart()
+    {
+        var w = Make();
+
+        for (int i = 0; i < 300; i++)
+        {
+            var f = Frame(s_dst, w.Sender.Client.MacAddress, 125);
+            f[20] = (byte)(i >> 8);
+            f[21] = (byte)i;
+            w.Sender.Send(f);
+        }
+        w.S.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.Receiver.Frames.Select(f => (f.Frame[20] << 8) | f.Frame[21]), Is.EqualTo(Enumerable.Range(0, 300)));
+            Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(Enumerable.Range(1, 300).Select(i => i * 1000L)));
+            Assert.That(w.H1.Phys().Stats.DropTxQueue, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void A_frame_sent_after_the_line_is_idle_starts_at_once()
+    {
+        var w = Make();
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.S.RunFor(100 * Time.Microsecond);
+
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.S.RunUntilIdle();
+
+        Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(new[] { 12_000L, 112_000L }));
+    }
+
+    [Test]
+    public void A_full_transmit_queue_drops_and_counts_at_the_sender()
+    {
+        // The queue holds 4 maximum-size frames of serialisation time (48.576 us): frames starting
+        // at 0, 12, 24, 36 and 48 us fit, the next five do not.
+        var w = Make(queueFrames: 4);
+
+        for (int i = 0; i < 10; i++) w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.S.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.Receiver.Frames, Has.Count.EqualTo(5));
+            Assert.That(w.H1.Phys().Stats.DropTxQueue, Is.EqualTo(5));
+            Assert.That(w.Wire.FramesCarried, Is.EqualTo(5));
+            Assert.That(w.H1.Pool.Outstanding, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void Loss_is_seeded_and_counted_at_the_receiver()
+    {
+        static (int Delivered, long Lost, long IErrors) Run(ulong seed)
+        {
+            var w = Make(loss: 0.3, wireSeed: seed);
+            for (int i = 0; i < 1000; i++)
+            {
+                w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 100));
+                w.S.RunFor(10 * Time.Microsecond);
+            }
+            w.S.RunUntilIdle();
+            var st = w.H2.Phys().Stats;
+            return (w.Receiver.Frames.Count, st.DropWireLoss, st.IErrors);
+        }
+
+        var first = Run(7);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(first.Delivered + first.Lost, Is.EqualTo(1000));
+            Assert.That(first.Lost, Is.InRange(200, 400));
+            Assert.That(first.IErrors, Is.EqualTo(first.Lost), "a lost frame is an input error, like a bad FCS");
+            Assert.That(Run(7), Is.EqualTo(first), "same seed, same losses");
+            Assert.That(Run(8), Is.Not.EqualTo(first));
+        }
+    }
+
+    [TestCase(1014, 1)]
+    [TestCase(1015, 0)]
+    public void Frames_larger_than_the_wire_mtu_are_counted_as_giants(int length, int delivered)
+    {
+        var w = Make(mtu: 1000);
+
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, length));
+        w.S.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.Receiver.Frames, Has.Count.EqualTo(delivered));
+            Assert.That(w.H2.Phys().Stats.DropWireMtu, Is.EqualTo(1 - delivered));
+            Assert.That(w.H2.Phys().Stats.IErrors, Is.EqualTo(1 - delivered));
+        }
+    }
+
+    [Test]
+    public void The_tag_does_not_count_against_the_wire_mtu()
+    {
+        var s = new Scheduler();
+        var h1 = Host(s, "h1", seed: 1);
+        var h2 = Host(s, "h2", seed: 2);
+        _ = new Wire(s, new HostRandom(3), h1.Phys(), h2.Phys(), mtu: 1500);
+        var a = Open(h1.Vnic("vnic0", "e1000g0", vid: 5));
+        var b = Open(h2.Vnic("vnic0", "e1000g0", vid: 5, fixedMac: s_dst));
+
+        a.Send(Frame(s_dst, a.Client.MacAddress, 1514));
+        s.RunUntilIdle();
+
+        Assert.That(b.Frames, Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public void Wire_is_full_duplex()
+    {
+        var w = Make();
+        w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1500));
+        w.Receiver.Send(Frame(w.Sender.Client.MacAddress, s_dst, 1500));
+        w.S.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.Receiver.Frames.Single().Time, Is.EqualTo(12_000));
+            Assert.That(w.Sender.Frames.Single().Time, Is.EqualTo(12_000));
+        }
+    }
+
+    [Test]
+    public void Speed_shows_on_the_phys_and_disconnect_takes_the_link_down()
+    {
+        var w = Make(speed: 10_000_000_000);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(w.H1.Phys().SpeedMbps, Is.EqualTo(10_000));
+            Assert.That(w.H1.Phys().State, Is.EqualTo("up"));
+            Assert.That(w.H1.Find("vnic0")!.SpeedMbps, Is.EqualTo(10_000));
+        }
+        w.Wire.Disconnect();
+        Assert.That(w.H2.Phys().State, Is.EqualTo("down"));
+    }
+
+    [TestCase(0L, 0.0)]
+    [TestCase(-1L, 0.0)]
+    [TestCase(1_000_000_000L, -0.1)]
+    [TestCase(1_000_000_000L, 1.5)]
+    public void Bad_wire_parameters_are_refused(long speed, double loss)
+    {
+        var s = new Scheduler();
+        var h = Host(s, nics: 2);
+
+        Assert.That(() => new Wire(s, new HostRandom(1), h.Phys("e1000g0"), h.Phys("e1000g1"), speed, 0, loss), Throws.TypeOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void Two_runs_of_the_same_world_are_identical()
+    {
+        static List<(byte[] Frame, long Time)> Run()
+        {
+            var w = Make(delay: 3 * Time.Microsecond, loss: 0.1, wireSeed: 11);
+            var tap = new TapRecorder();
+            w.H2.Phys().AddTap(tap);
+            var times = new List<long>();
+            for (int i = 0; i < 200; i++)
+            {
+                w.Sender.Send(Frame(i % 3 == 0 ? MacAddress.Broadcast : s_dst, w.Sender.Client.MacAddress, 60 + i));
+                if (i % 7 == 0) w.S.RunFor(i * 100);
+            }
+            w.S.RunUntilIdle();
+            return w.Receiver.Frames.Select(f => (f.Frame, f.Time)).ToList();
+        }
+
+        var a = Run();
+        var b = Run();
+
+        Assert.That(b.Select(x => x.Time), Is.EqualTo(a.Select(x => x.Time)));
+        Assert.That(b.Select(x => Convert.ToHexString(x.Frame)), Is.EqualTo(a.Select(x => Convert.ToHexString(x.Frame))));
+    }
+}
