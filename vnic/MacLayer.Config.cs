@@ -24,6 +24,7 @@ public readonly record struct MacStatus(string? Error)
     public const string NotSupported = "operation not supported";
     public const string NoFactoryMac = "no available factory MAC address";
     public const string BadVal = "invalid value";
+    public const string TempOnly = "change cannot be persistent";
     public const string ReadOnly = "read-only property";
 }
 
@@ -103,7 +104,8 @@ public sealed partial class MacLayer
                     if (phys == null) return MacStatus.Fail(MacStatus.NotFound);
                     if (phys.Name != r.Name)
                     {
-                        if (Exists(r.Name) || !LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.Exists);
+                        if (!LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.InvalidLink);
+                        if (Exists(r.Name)) return MacStatus.Fail(MacStatus.Exists);
                         Rename(phys, r.Name);
                     }
                     return ReplayProps(phys, r);
@@ -232,6 +234,8 @@ public sealed partial class MacLayer
         var lower = Find(over);
         if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
         if (lower is not PhysLink && lower is not Etherstub) return MacStatus.Fail(MacStatus.InvalidLink);
+        // A persistent link over a temporary one could not be recreated at boot.
+        if (!temporary && lower is Etherstub && FindPersistent(over) == null) return MacStatus.Fail(MacStatus.TempOnly);
         if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         var sw = lower is PhysLink p ? p.Switch : ((Etherstub)lower).Switch;
         s = ChooseAddress(lower, sw, request, vid, out var mac, out var type, out int? slot);
@@ -375,6 +379,8 @@ public sealed partial class MacLayer
         if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         foreach (var l in _links.Values)
             if (l is VlanLink other && other.OverPhys == phys && other.Vid == vid) return MacStatus.Fail(MacStatus.Exists);
+        // A VLAN link uses the NIC's own address; a VNIC may already hold it in that VLAN.
+        if (MacInUse(phys.MacAddress, vid, phys.Switch)) return MacStatus.Fail(MacStatus.MacInUse);
         vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = Math.Min(phys.Mtu, 1500) };
         Register(vlan);
         phys.Switch.AddPort(vlan);
@@ -445,9 +451,10 @@ public sealed partial class MacLayer
 
     /// <summary>Makes a link created with temporary=true persistent, with the given properties
     /// (create-vnic -p: the link and its properties are written in one step, or not at all).</summary>
-    public void PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
+    public MacStatus PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
     {
         if (FindPersistent(link.Name) != null) throw new InvalidOperationException($"{link.Name} is already persistent");
+        if (link.Over is Datalink lower && lower is not PhysLink && FindPersistent(lower.Name) == null) return MacStatus.Fail(MacStatus.TempOnly);
         var rec = link switch
         {
             VnicLink v => new LinkRecord
@@ -461,6 +468,7 @@ public sealed partial class MacLayer
         };
         foreach (var (name, value) in props) (rec.Props ??= new())[name] = value;
         Persist(l => l.Add(rec));
+        return MacStatus.Ok;
     }
 
     /// <summary>Changes a link's persistent record (creating one for a phys on first change).</summary>

@@ -291,11 +291,17 @@ public static partial class Dladm
         }
         if (!temporary)
         {
-            try { mac.PersistLink(link, props); }
+            MacStatus ps;
+            try { ps = mac.PersistLink(link, props); }
             catch
             {
                 mac.Delete(link.Name, link.Class, temporary: true);
                 throw;
+            }
+            if (!ps.IsOk)
+            {
+                mac.Delete(link.Name, link.Class, temporary: true);
+                return Fail(ctx, $"{what}: {ps.Error}");
             }
         }
         return 0;

@@ -266,3 +266,29 @@ public class DladmTests
         Assert.That(h.Ok(A("dladm show-link -s")), Does.StartWith("LINK         IPACKETS  RBYTES    IERRORS   OPACKETS  OBYTES    OERRORS\n"));
     }
 }
+
+public class DladmEdgeTests
+{
+    private static string[] A(string line) => CliHost.Split(line);
+
+    [Test]
+    public void A_persistent_vnic_over_a_temporary_etherstub_is_refused()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-etherstub -t stub0"));
+        var r = h.Run(A("dladm create-vnic -l stub0 v0"));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over stub0 failed: change cannot be persistent\n")));
+        Assert.That(h.Host.Mac.Find("v0"), Is.Null);
+        h.Ok(A("dladm create-vnic -t -l stub0 v0"));
+    }
+
+    [Test]
+    public void A_vlan_cannot_take_the_nic_address_a_vnic_holds_in_that_vlan()
+    {
+        var h = new CliHost();
+        var nicMac = ((SmartOS.Vnic.PhysLink)h.Host.Mac.Find("e1000g0")!).MacAddress.ToString();
+        h.Ok("dladm", "create-vnic", "-l", "e1000g0", "-m", nicMac, "-v", "9", "v0");
+        var r = h.Run(A("dladm create-vlan -l e1000g0 -v 9 vlan9"));
+        Assert.That(r.Stderr, Is.EqualTo("dladm: create operation over e1000g0 failed: MAC address already in use\n"));
+    }
+}
