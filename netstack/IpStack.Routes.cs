@@ -169,3 +169,15 @@ public sealed partial class IpStack
         _pmtu[destination] = (mtu, Scheduler.Now + PmtuLifetime);
     }
 }
+
+public sealed partial class IpStack
+{
+    /// <summary>The outgoing interface name for a destination (route get, netstat).</summary>
+    public bool TryRouteInterface(IpAddress destination, out string name)
+    {
+        if (IsLocalAddress(destination) || destination.IsLoopback) { name = Loopback.Name; return true; }
+        bool ok = TryRoute(destination, out var ifc, out _, out _);
+        name = ok ? ifc.Name : "";
+        return ok;
+    }
+}
