@@ -39,7 +39,7 @@ public sealed partial class IpStack
         var ifc = FindInterface(ifName);
         if (ifc == null || ifc.IsLoopback) return IpStatus.Fail(IpStatus.NoSuchInterface);
         if (ifc.Addrconf) return IpStatus.Fail(IpStatus.AddrconfExists);
-        string name = slash < 0 ? ifName + "/v6" : addrObj;
+        if (!TrySplitAddrObj(addrObj, v4: false, out _, out string name)) return IpStatus.Fail(IpStatus.InvalidArg);
         if (FindAddressObject(name) != null) return IpStatus.Fail(IpStatus.AddrObjExists);
         var ll = IpAddress.V6(0xFE80_0000_0000_0000UL, ifc.InterfaceId);
         if (_local.ContainsKey(ll)) return IpStatus.Fail(IpStatus.AddrInUse);
