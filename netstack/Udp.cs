@@ -15,8 +15,7 @@ public readonly record struct UdpReceiveResult(int Length, IpEndpoint From, NetE
 /// </summary>
 internal sealed class UdpLayer : ITransport
 {
-    /// <summary>illumos's udp_smallest_anon_port and udp_largest_anon_port.</summary>
-    public const int EphemeralLow = 32768, EphemeralHigh = 65535;
+    public const int EphemeralLow = UdpSocket.EphemeralLow, EphemeralHigh = UdpSocket.EphemeralHigh;
 
     private readonly IpStack _stack;
     private readonly Dictionary<ushort, List<UdpSocket>> _ports = new();
@@ -165,6 +164,8 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
 {
     /// <summary>Datagrams queued per socket (illumos udp_recv_hiwat is in bytes; this bounds buffers).</summary>
     public const int QueueLimit = 256;
+    /// <summary>illumos's udp_smallest_anon_port and udp_largest_anon_port.</summary>
+    public const int EphemeralLow = 32768, EphemeralHigh = 65535;
     /// <summary>The largest payload a datagram can carry here (the pool's large buffer less UDP).</summary>
     public const int MaxPayload = PacketPool.LargeSize - UdpView.HeaderLength;
 
@@ -189,7 +190,9 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     /// <summary>Send through this interface, on-link (IP_BOUND_IF): DHCP servers, limited broadcast.</summary>
     public IpInterface? BoundInterface { get; set; }
     public int QueuedDatagrams => _queue.Count;
-    internal NetError PendingError;
+    /// <summary>An asynchronous error from ICMP about a connected peer (port unreachable:
+    /// ConnectionRefused); the next Send returns it once, as a socket reports so_error.</summary>
+    public NetError PendingError { get; internal set; }
 
     /// <summary>Binds to an address (unspecified: any) and port (0: ephemeral).</summary>
     public NetError Bind(IpAddress address, ushort port)
@@ -256,7 +259,17 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
         return _stack.Udp.Send(p, new IpEndpoint(src, Local.Port), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment);
     }
 
-    public NetError Send(ReadOnlySpan<byte> data) => IsConnected ? SendTo(data, Remote) : NetError.InvalidArgument;
+    public NetError Send(ReadOnlySpan<byte> data)
+    {
+        if (!IsConnected) return NetError.InvalidArgument;
+        var pending = PendingError;
+        if (pending != NetError.None)
+        {
+            PendingError = NetError.None;
+            return pending;
+        }
+        return SendTo(data, Remote);
+    }
 
     internal bool Enqueue(Packet p, IpEndpoint from)
     {
