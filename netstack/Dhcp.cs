@@ -41,7 +41,9 @@ public sealed class DhcpClient
     public long LeaseEnd => _leaseEnd;
     /// <summary>Completes when the first lease is bound, or fails after <see cref="ReadyAttempts"/> discovers.</summary>
     public Task<IpStatus> Ready => _ready.Task;
-    private readonly TaskCompletionSource<IpStatus> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Completed on the loop; no RunContinuationsAsynchronously: it would send non-await
+    // continuations (Task.WhenAny) to the thread pool, off the loop (IpStack.cs rule 4).
+    private readonly TaskCompletionSource<IpStatus> _ready = new();
     internal bool Stopped;
 
     internal void Start()

@@ -74,7 +74,8 @@ public sealed class IcmpSocket : IDisposable
     {
         if (_queue.Count > 0) return Task.FromResult<IcmpMessage?>(_queue.Dequeue());
         if (IsClosed) return Task.FromResult<IcmpMessage?>(null);
-        var tcs = new TaskCompletionSource<IcmpMessage?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // No RunContinuationsAsynchronously: see IpAddressObject._ready.
+        var tcs = new TaskCompletionSource<IcmpMessage?>();
         _waiter = tcs;
         _waitTimer ??= new KTimer(_stack.Scheduler, static s => ((IcmpSocket)s!).TimedOut(), this);
         _waitTimer.ArmAfter(timeout);

@@ -73,7 +73,7 @@ public sealed partial class IpStack
 
     /// <summary>The route a destination uses (route get), or null.</summary>
     public RouteEntry? LookupRoute(IpAddress destination)
-        => TryRoute(destination, out _, out _, out var r) ? r : null;
+        => TryRoute(destination, out _, out _, out var r, countUse: false) ? r : null;
 
     private RouteEntry? FindConnected(IpAddress address)
     {
@@ -88,7 +88,7 @@ public sealed partial class IpStack
 
     /// <summary>Longest-prefix match: the outgoing interface and the next hop (the destination itself
     /// when it is on-link). Gateway routes resolve their gateway through a connected route.</summary>
-    internal bool TryRoute(IpAddress destination, out IpInterface ifc, out IpAddress nextHop, out RouteEntry route)
+    internal bool TryRoute(IpAddress destination, out IpInterface ifc, out IpAddress nextHop, out RouteEntry route, bool countUse = true)
     {
         ifc = null!; nextHop = default; route = null!;
         var list = destination.IsV4 ? _routes4 : _routes6;
@@ -101,7 +101,7 @@ public sealed partial class IpStack
             {
                 if (r.Interface == null) continue;
                 ifc = r.Interface; nextHop = destination; route = r;
-                r.Use++;
+                if (countUse) r.Use++;
                 return true;
             }
             IpInterface? via = r.Interface;
@@ -112,7 +112,7 @@ public sealed partial class IpStack
                 via = c.Interface!;
             }
             ifc = via; nextHop = r.Gateway; route = r;
-            r.Use++;
+            if (countUse) r.Use++;
             return true;
         }
         // IPv6 link-local destinations are on-link on the first interface that has a link-local address.
@@ -176,7 +176,7 @@ public sealed partial class IpStack
     public bool TryRouteInterface(IpAddress destination, out string name)
     {
         if (IsLocalAddress(destination) || destination.IsLoopback) { name = Loopback.Name; return true; }
-        bool ok = TryRoute(destination, out var ifc, out _, out _);
+        bool ok = TryRoute(destination, out var ifc, out _, out _, countUse: false);
         name = ok ? ifc.Name : "";
         return ok;
     }

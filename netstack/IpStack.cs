@@ -405,7 +405,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         source = default;
         if (IsLocalAddress(destination)) { source = destination; return true; }
         if (destination.IsLoopback) { source = destination.IsV4 ? IpAddress.V4(0x7F000001) : IpAddress.V6(0, 1); return true; }
-        if (!TryRoute(destination, out var ifc, out _, out _)) return false;
+        if (!TryRoute(destination, out var ifc, out _, out _, countUse: false)) return false;
         var a = InterfaceAddress(ifc, destination.IsV4, preferGlobal: !destination.IsLinkLocalV6, toward: destination);
         if (a == null) return false;
         source = a.Address;
@@ -415,7 +415,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public int PathMtu(IpAddress destination)
     {
         if (IsLocalAddress(destination) || destination.IsLoopback) return Loopback.Mtu;
-        if (!TryRoute(destination, out var ifc, out _, out _)) return destination.IsV4 ? 576 : 1280;
+        if (!TryRoute(destination, out var ifc, out _, out _, countUse: false)) return destination.IsV4 ? 576 : 1280;
         int mtu = ifc.Mtu;
         if (_pmtu.TryGetValue(destination, out var e) && e.Expires > Scheduler.Now && e.Mtu < mtu) mtu = e.Mtu;
         return mtu;

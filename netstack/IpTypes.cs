@@ -94,7 +94,10 @@ public sealed class IpAddressObject
     /// <summary>Completes when duplicate address detection ends (Ok or DuplicateAddress).</summary>
     public Task<IpStatus> Ready => _ready.Task;
 
-    internal readonly TaskCompletionSource<IpStatus> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Completed on the loop. Not RunContinuationsAsynchronously: that sends non-await continuations
+    // (Task.WhenAny, ContinueWith) to the thread pool, off the loop; awaits still resume through the
+    // captured LoopSynchronizationContext.
+    internal readonly TaskCompletionSource<IpStatus> _ready = new();
     internal Kernel.KTimer? Timer;
     internal int DadProbesLeft;
     internal bool Removed;

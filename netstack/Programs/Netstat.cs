@@ -85,11 +85,12 @@ public static class Netstat
         return null;
     }
 
-    private static string Ep(IpEndpoint e, bool remote)
+    /// <summary>An endpoint as netstat prints it: "addr.port", and a wildcard address as "*"
+    /// indented six columns ("      *.22", "      *.*").</summary>
+    private static string Ep(IpEndpoint e)
     {
-        if (remote && e.Port == 0 && e.Address.IsUnspecified) return "*.*";
-        string a = e.Address.IsUnspecified ? "*" : e.Address.ToString();
-        return a + "." + (e.Port == 0 ? "*" : e.Port.ToString(CultureInfo.InvariantCulture));
+        string port = e.Port == 0 ? "*" : e.Port.ToString(CultureInfo.InvariantCulture);
+        return e.Address.IsUnspecified ? "      *." + port : e.Address + "." + port;
     }
 
     private static void Sockets(ProgramContext ctx, bool v4, bool v6)
@@ -112,7 +113,7 @@ public static class Netstat
                 foreach (var t in others)
                 {
                     if (t.Protocol != IpProtocol.Tcp || t.Local.Address.IsV4 != fam4) continue;
-                    ctx.Out.WriteLine($"{Ep(t.Local, false),-20} {Ep(t.Remote, true),-20} {t.SendWindow,5} {t.SendQueue,6} {t.ReceiveWindow,5} {t.ReceiveQueue,6} {t.State}");
+                    ctx.Out.WriteLine($"{Ep(t.Local),-20} {Ep(t.Remote),-20} {t.SendWindow,5} {t.SendQueue,6} {t.ReceiveWindow,5} {t.ReceiveQueue,6} {t.State}");
                 }
             }
             any = false;
@@ -125,10 +126,8 @@ public static class Netstat
             foreach (var u in s.UdpSockets)
             {
                 if (!u.IsBound || u.Local.Address.IsV4 != fam4) continue;
-                string local = Ep(u.Local, false);
-                if (local.StartsWith("*.", StringComparison.Ordinal)) local = local.PadLeft(6 + local.Length - 2);
-                string remote = u.IsConnected ? Ep(u.Remote, true) : "";
-                ctx.Out.WriteLine($"{local,-20} {remote,-20} {(u.IsConnected ? "Connected" : "Idle")}");
+                string remote = u.IsConnected ? Ep(u.Remote) : "";
+                ctx.Out.WriteLine($"{Ep(u.Local),-20} {remote,-20} {(u.IsConnected ? "Connected" : "Idle")}");
             }
         }
     }
