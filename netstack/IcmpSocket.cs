@@ -24,6 +24,7 @@ public sealed class IcmpSocket : IDisposable
     private readonly Queue<IcmpMessage> _queue = new();
     private TaskCompletionSource<IcmpMessage?>? _waiter;
     private KTimer? _waitTimer;
+    private CancellationTokenRegistration _cancelReg;
 
     internal IcmpSocket(IpStack stack, bool v6, ushort identifier)
     {
@@ -41,6 +42,7 @@ public sealed class IcmpSocket : IDisposable
             var w = _waiter;
             _waiter = null;
             _waitTimer?.Cancel();
+            _cancelReg.Dispose();
             w.TrySetResult(m);
             return;
         }
@@ -80,7 +82,16 @@ public sealed class IcmpSocket : IDisposable
         _waitTimer ??= new KTimer(_stack.Scheduler, static s => ((IcmpSocket)s!).TimedOut(), this);
         _waitTimer.ArmAfter(timeout);
         if (cancel.CanBeCanceled)
-            cancel.Register(static s => ((IcmpSocket)s!).TimedOut(), this);
+        {
+            // Cancellation may come from another thread; hand it to the loop (IpStack.cs rule 4).
+            var ctx = SynchronizationContext.Current;
+            _cancelReg = cancel.Register(static s =>
+            {
+                var (sock, c) = ((IcmpSocket, SynchronizationContext?))s!;
+                if (c != null) c.Post(static o => ((IcmpSocket)o!).TimedOut(), sock);
+                else sock.TimedOut();
+            }, (this, ctx));
+        }
         return tcs.Task;
     }
 
@@ -89,6 +100,7 @@ public sealed class IcmpSocket : IDisposable
         var w = _waiter;
         _waiter = null;
         _waitTimer?.Cancel();
+        _cancelReg.Dispose();
         w?.TrySetResult(null);
     }
 

@@ -59,7 +59,8 @@ public static class NetErrors
 /// <summary>An address and a port (sockets, netstat).</summary>
 public readonly record struct IpEndpoint(IpAddress Address, ushort Port)
 {
-    public override string ToString() => Address.IsV4 ? $"{Address}.{Port}" : $"{Address}.{Port}";
+    /// <summary>"address.port", as netstat prints endpoints of both families.</summary>
+    public override string ToString() => $"{Address}.{Port}";
 }
 
 /// <summary>How an address was configured (ipadm show-addr TYPE).</summary>
@@ -136,6 +137,9 @@ public sealed class IpInterface
     public long InPackets, OutPackets, InErrors, OutErrors;
 
     internal int _mtuOverride;
+    /// <summary>Entries in the interface's ARP and NDP caches (bounded by NeighborCache.Limit).</summary>
+    public int ArpEntryCount => Arp.Count;
+    public int NdpEntryCount => Ndp.Count;
     internal readonly NeighborCache Arp;
     internal readonly NeighborCache Ndp;
     internal IpAddress RouterPrefix;
