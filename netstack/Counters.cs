@@ -44,7 +44,7 @@ public sealed class Ip6Counters : IKstatSource
 {
     public long ipv6InReceives, ipv6InHdrErrors, ipv6InAddrErrors, ipv6InUnknownProtos, ipv6InDiscards, ipv6InDelivers,
         ipv6OutRequests, ipv6OutDiscards, ipv6OutNoRoutes, ipv6ForwDatagrams, ipv6InTooBigErrors, ipv6HopLimitExpired,
-        ipv6FragmentsUnsupported, ndpInMalformed, ndpDadDuplicates, ndpResolveFailed, ndpPendingDrops, slaacAddresses;
+        ipv6FragmentsUnsupported, ndpInMalformed, ndpDadDuplicates, ndpResolveFailed, ndpPendingDrops, ndpCacheEvictions, slaacAddresses;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -56,7 +56,8 @@ public sealed class Ip6Counters : IKstatSource
         IpCounters.Add(into, nameof(ipv6InTooBigErrors), ipv6InTooBigErrors); IpCounters.Add(into, nameof(ipv6HopLimitExpired), ipv6HopLimitExpired);
         IpCounters.Add(into, nameof(ipv6FragmentsUnsupported), ipv6FragmentsUnsupported); IpCounters.Add(into, nameof(ndpInMalformed), ndpInMalformed);
         IpCounters.Add(into, nameof(ndpDadDuplicates), ndpDadDuplicates); IpCounters.Add(into, nameof(ndpResolveFailed), ndpResolveFailed);
-        IpCounters.Add(into, nameof(ndpPendingDrops), ndpPendingDrops); IpCounters.Add(into, nameof(slaacAddresses), slaacAddresses);
+        IpCounters.Add(into, nameof(ndpPendingDrops), ndpPendingDrops); IpCounters.Add(into, nameof(ndpCacheEvictions), ndpCacheEvictions);
+        IpCounters.Add(into, nameof(slaacAddresses), slaacAddresses);
     }
 
     public long TotalDrops => ipv6InHdrErrors + ipv6InAddrErrors + ipv6InUnknownProtos + ipv6InDiscards + ipv6HopLimitExpired

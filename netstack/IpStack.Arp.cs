@@ -94,7 +94,7 @@ public sealed partial class IpStack
             }
             else
             {
-                SendNeighborSolicit(a.Interface, a.Address, IpAddress.AnyV6, dad: true);
+                SendNeighborSolicit(a.Interface, a.Address, dad: true);
                 a.Timer!.ArmAfter(NeighborCache.SolicitInterval);
             }
             return;

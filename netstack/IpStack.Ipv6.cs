@@ -275,7 +275,7 @@ public sealed partial class IpStack
         return any?.Address ?? IpAddress.AnyV6;
     }
 
-    internal void SendNeighborSolicit(IpInterface ifc, IpAddress target, IpAddress unused, bool dad = false)
+    internal void SendNeighborSolicit(IpInterface ifc, IpAddress target, bool dad = false)
     {
         var src = dad ? IpAddress.AnyV6 : LinkLocalOf(ifc);
         bool withOption = !src.IsUnspecified;

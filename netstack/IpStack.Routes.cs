@@ -17,8 +17,15 @@ public sealed partial class IpStack
     private readonly List<RouteEntry> _routes6 = [];
     private readonly Dictionary<IpAddress, (int Mtu, long Expires)> _pmtu = new();
 
-    /// <summary>The routes of a family, longest prefix first (netstat -rn).</summary>
-    public IReadOnlyList<RouteEntry> Routes(bool v4) => v4 ? _routes4 : _routes6;
+    /// <summary>The routes of a family, longest prefix first (netstat -rn). Router-learned routes
+    /// whose lifetime ended are dropped here (lookups already skip them).</summary>
+    public IReadOnlyList<RouteEntry> Routes(bool v4)
+    {
+        var list = v4 ? _routes4 : _routes6;
+        long now = Scheduler.Now;
+        list.RemoveAll(r => r.Expires <= now);
+        return list;
+    }
 
     private void InsertRoute(RouteEntry r)
     {
@@ -144,12 +151,6 @@ public sealed partial class IpStack
         }
         var flags = RouteFlags.Up | RouteFlags.Dynamic | (gateway == destination || gateway.IsUnspecified ? 0 : RouteFlags.Gateway);
         InsertRoute(new RouteEntry(destination, prefixLength, gateway, ifc, flags) { Expires = expires });
-    }
-
-    internal void PruneExpiredRoutes(List<RouteEntry> list)
-    {
-        long now = Scheduler.Now;
-        list.RemoveAll(r => r.Expires <= now);
     }
 
     /// <summary>Records a smaller path MTU learned from ICMP (fragmentation needed / packet too big).</summary>

@@ -67,7 +67,7 @@ public readonly record struct IpEndpoint(IpAddress Address, ushort Port)
 public enum AddressType { Static, Dhcp, Addrconf }
 
 /// <summary>ipadm show-addr STATE.</summary>
-public enum AddressState { Ok, Tentative, Duplicate, Down }
+public enum AddressState { Ok, Tentative, Duplicate }
 
 /// <summary>One configured address (illumos: an address object, "net0/v4").</summary>
 public sealed class IpAddressObject

@@ -104,7 +104,7 @@ internal sealed class NeighborCache
     {
         n.Solicits++;
         n.Timer.ArmAfter(SolicitInterval);
-        if (_v6) _stack.SendNeighborSolicit(_ifc, n.Address, IpAddress.AnyV6);
+        if (_v6) _stack.SendNeighborSolicit(_ifc, n.Address);
         else _stack.SendArpRequest(_ifc, n.Address);
     }
 
@@ -160,7 +160,8 @@ internal sealed class NeighborCache
         foreach (var n in _map.Values)
             if (n.State != NeighborState.Permanent && (victim == null || n.Expires < victim.Expires)) victim = n;
         if (victim == null) return;
-        _stack.ArpStats.arpCacheEvictions++;
+        if (_v6) _stack.Counters6.ndpCacheEvictions++;
+        else _stack.ArpStats.arpCacheEvictions++;
         Drop(victim);
     }
 

@@ -66,8 +66,6 @@ internal sealed class UdpLayer : ITransport
         All.Remove(s);
     }
 
-    public bool IsPortInUse(ushort port) => _ports.ContainsKey(port);
-
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
     {
         var c = _stack.UdpStats;

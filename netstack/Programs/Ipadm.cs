@@ -207,7 +207,7 @@ public static class Ipadm
             {
                 if (a.Address.IsV4 != v4 || (args.Length == 1 && a.Name != args[0])) continue;
                 string type = a.Type switch { AddressType.Static => "static", AddressType.Dhcp => "dhcp", _ => "addrconf" };
-                string state = a.State switch { AddressState.Ok => "ok", AddressState.Tentative => "tentative", AddressState.Duplicate => "duplicate", _ => "down" };
+                string state = a.State switch { AddressState.Ok => "ok", AddressState.Tentative => "tentative", _ => "duplicate" };
                 ctx.Out.WriteLine($"{a.Name,-17} {type,-8} {state,-12} {a.Address}/{a.PrefixLength}");
             }
         }
