@@ -1,6 +1,6 @@
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>arp(8): -a prints the ARP table as illumos does ("Net to Media Table"); `arp host`
 /// prints one entry; -s host ether adds a permanent entry; -d host deletes one.</summary>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// dhcpd: a small DHCPv4 server (illumos's in.dhcpd takes its tables from dhtadm/pntadm; this one

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>ifconfig(8) -a: every interface, IPv4 then IPv6, one logical interface (net0, net0:1,
 /// ...) per address, with the flags word and names illumos prints.</summary>

@@ -2,7 +2,7 @@ using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// ipadm(8): create-if, delete-if, show-if, create-addr (-T static|dhcp|addrconf), delete-addr,

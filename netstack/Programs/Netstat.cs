@@ -1,7 +1,7 @@
 using System.Globalization;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// netstat(8): -rn (routing tables) and -an (sockets: UDP from this stack; TCP and any other

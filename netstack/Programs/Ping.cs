@@ -3,7 +3,7 @@ using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// ping(8) as illumos has it: `ping host [timeout]` prints "host is alive" or "no answer from host";

@@ -2,7 +2,7 @@ using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Vnic;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// What a network program running in a zone gets: its output streams, a cancellation token (^C,

@@ -1,7 +1,7 @@
 using System.Globalization;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// route(8): `route add|delete [-net|-host] destination [gateway]` (destination "default", an

@@ -3,7 +3,7 @@ using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
-namespace SmartOS.Netstack.Programs;
+namespace SmartOS.Netstack;
 
 /// <summary>
 /// traceroute(8): UDP probes to port 33434 and up with rising TTL; a time exceeded names each hop,

@@ -56,6 +56,35 @@ public class CrossCheckTests
     }
 
     [Test]
+    public void Address_add_sends_three_arp_probes_then_a_gratuitous_announcement()
+    {
+        var w = new World();
+        w.Stub("stub0");
+        var a = w.Stack("stub0", null);
+        var tap = new Recorder();
+        a.FindInterface("net0")!.Client!.Link.AddTap(tap);
+        a.AddAddress("net0/v4", World.Ip("10.0.0.5"), 24, out var obj);
+        w.Run(2 * Time.Second);
+        Assert.That(tap.Frames, Has.Count.EqualTo(4));
+        using (Assert.EnterMultipleScope())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                var probe = Packet.ParsePacket(LinkLayers.Ethernet, tap.Frames[i]).Extract<ArpPacket>();
+                Assert.That(probe.SenderProtocolAddress.ToString(), Is.EqualTo("0.0.0.0"));
+                Assert.That(probe.TargetProtocolAddress.ToString(), Is.EqualTo("10.0.0.5"));
+            }
+            var announce = Packet.ParsePacket(LinkLayers.Ethernet, tap.Frames[3]);
+            var arp = announce.Extract<ArpPacket>();
+            Assert.That(((EthernetPacket)announce).DestinationHardwareAddress.ToString(), Is.EqualTo("FFFFFFFFFFFF"));
+            Assert.That(arp.SenderProtocolAddress.ToString(), Is.EqualTo("10.0.0.5"));
+            Assert.That(arp.TargetProtocolAddress.ToString(), Is.EqualTo("10.0.0.5"));
+            Assert.That(obj!.State, Is.EqualTo(AddressState.Ok));
+            Assert.That(a.ArpStats.arpOutGratuitous, Is.EqualTo(1));
+        }
+    }
+
+    [Test]
     public void Udp_datagram_decodes_with_a_valid_checksum()
     {
         var (w, a, b, tap) = Pair();

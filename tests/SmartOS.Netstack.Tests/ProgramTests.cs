@@ -1,6 +1,5 @@
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
-using SmartOS.Netstack.Programs;
 using SmartOS.Vnic;
 
 namespace SmartOS.Netstack.Tests;
@@ -12,7 +11,7 @@ public class ProgramTests
     private static Result Run(World w, IpStack stack, string command, CancellationToken cancel = default, long deadline = 600 * Time.Second)
     {
         string[] argv = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(Programs.Programs.TryGet(argv[0], out var run), Is.True, argv[0]);
+        Assert.That(Programs.TryGet(argv[0], out var run), Is.True, argv[0]);
         var o = new StringWriter { NewLine = "\n" };
         var e = new StringWriter { NewLine = "\n" };
         var ctx = new ProgramContext
@@ -163,7 +162,7 @@ public class ProgramTests
         using var stop = new CancellationTokenSource();
         var o = new StringWriter();
         var ctx = new ProgramContext { Out = o, Err = o, Cancel = stop.Token, Stack = server };
-        Programs.Programs.TryGet("dhcpd", out var dhcpd);
+        Programs.TryGet("dhcpd", out var dhcpd);
         var serving = w.Loop.Start(() => dhcpd(ctx, ["-i", "net0", "-r", "10.0.0.50-10.0.0.60", "-g", "10.0.0.1", "-l", "3600"]));
         var r = Run(w, client, "ipadm create-addr -T dhcp net0/dhcp");
         Assert.That(r.Status, Is.Zero, r.Err);
