@@ -39,6 +39,15 @@
  *   6. After local delivery the network header is still in the bytes in front of packet.Offset, so
  *      a transport's "port unreachable" can quote it (SendPortUnreachable).
  *
+ * Using it
+ *   var ip = new IpStack("zone1", scheduler, pool, random, kstats, zoneId);
+ *   ip.CreateInterface("net0", vnic.OpenClient("ip")!);         // ipadm create-if
+ *   ip.AddAddress("net0/v4", addr, 24, out var a);             // then a.Ready (DAD, ~0.6 s)
+ *   ip.AddRoute(IpAddress.AnyV4, 0, gateway);                  // route add default
+ *   ip.RegisterTransport(IpProtocol.Tcp, tcp);                 // TCP plugs in here
+ *   var u = ip.OpenUdpSocket(); u.Bind(...); await u.ReceiveFromAsync(buffer);
+ * DadTransmits = 0 before adding addresses makes them usable at once (tests of other layers).
+ *
  * Not done yet: IPv6 fragmentation and reassembly (counted and dropped), IPv6 forwarding of
  * multicast, ICMP redirects, IP multicast group membership (IGMP/MLD), IPsec, and a reassembled
  * datagram larger than the pool's large buffers (9 KiB, counted in ipReasmFails).

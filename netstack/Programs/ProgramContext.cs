@@ -19,20 +19,6 @@ public sealed class ProgramContext
     /// <summary>Opens a MAC client on a datalink the zone may use; null when there is no such link
     /// (or it is busy or not the zone's).</summary>
     public Func<string, MacClient?>? OpenLink { get; init; }
-
-    /// <summary>Sleeps in scheduler time; false when cancelled.</summary>
-    public async Task<bool> SleepAsync(long nanoseconds)
-    {
-        try
-        {
-            await LoopSynchronizationContext.Delay(Stack.Scheduler, nanoseconds, Cancel);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
 }
 
 /// <summary>The programs of the netstack, by name (the lead wires these into the command dispatcher).</summary>
