@@ -1,0 +1,189 @@
+using SmartOS.Kernel.Wire;
+using SmartOS.Vnic;
+
+namespace SmartOS.Netstack;
+
+/// <summary>The outcome of an administrative operation, worded as libipadm's ipadm_status2str.</summary>
+public readonly record struct IpStatus(string? Error)
+{
+    public static readonly IpStatus Ok = new((string?)null);
+    public bool IsOk => Error == null;
+    public static IpStatus Fail(string error) => new(error);
+
+    public const string IfExists = "Interface already exists";
+    public const string NoSuchInterface = "Interface does not exist";
+    public const string AddrObjExists = "Address object already exists";
+    public const string AddrInUse = "Address already in use";
+    public const string NotFound = "Object not found";
+    public const string InvalidArg = "Invalid argument provided";
+    public const string BadAddress = "Invalid IP address provided";
+    public const string BadProtocol = "Incorrect protocol family for operation";
+    public const string DuplicateAddress = "Duplicate address detected";
+    public const string NoLink = "Datalink does not exist";
+    public const string AddrconfExists = "Addrconf already in progress";
+    public const string DhcpFailed = "Could not start DHCP";
+    public const string DhcpTimeout = "Communication with dhcpagent timed out";
+    public const string NetUnreachable = "Network is unreachable";
+    public const string RouteExists = "entry exists";
+    public const string RouteNotFound = "not in table";
+    public const string Busy = "Device busy";
+}
+
+/// <summary>Socket errors, worded as illumos strerror prints them.</summary>
+public enum NetError
+{
+    None, AddressInUse, AddressNotAvailable, NetworkUnreachable, HostUnreachable, MessageTooLong,
+    NoBufferSpace, InvalidArgument, ConnectionRefused, TimedOut, Closed, Cancelled,
+}
+
+public static class NetErrors
+{
+    public static string Message(NetError e) => e switch
+    {
+        NetError.None => "Success",
+        NetError.AddressInUse => "Address already in use",
+        NetError.AddressNotAvailable => "Cannot assign requested address",
+        NetError.NetworkUnreachable => "Network is unreachable",
+        NetError.HostUnreachable => "No route to host",
+        NetError.MessageTooLong => "Message too long",
+        NetError.NoBufferSpace => "No buffer space available",
+        NetError.InvalidArgument => "Invalid argument",
+        NetError.ConnectionRefused => "Connection refused",
+        NetError.TimedOut => "Connection timed out",
+        NetError.Closed => "Bad file number",
+        NetError.Cancelled => "Operation canceled",
+        _ => "Error " + (int)e,
+    };
+}
+
+/// <summary>An address and a port (sockets, netstat).</summary>
+public readonly record struct IpEndpoint(IpAddress Address, ushort Port)
+{
+    /// <summary>"address.port", as netstat prints endpoints of both families.</summary>
+    public override string ToString() => $"{Address}.{Port}";
+}
+
+/// <summary>How an address was configured (ipadm show-addr TYPE).</summary>
+public enum AddressType { Static, Dhcp, Addrconf }
+
+/// <summary>ipadm show-addr STATE.</summary>
+public enum AddressState { Ok, Tentative, Duplicate }
+
+/// <summary>One configured address (illumos: an address object, "net0/v4").</summary>
+public sealed class IpAddressObject
+{
+    internal IpAddressObject(string name, IpInterface ifc, IpAddress address, int prefixLength, AddressType type)
+    {
+        Name = name; Interface = ifc; Address = address; PrefixLength = prefixLength; Type = type;
+    }
+
+    public string Name { get; }
+    public IpInterface Interface { get; }
+    public IpAddress Address { get; }
+    public int PrefixLength { get; }
+    public AddressType Type { get; }
+    public AddressState State { get; internal set; } = AddressState.Tentative;
+    /// <summary>When the address expires (DHCP lease, SLAAC valid lifetime); long.MaxValue: never.</summary>
+    public long Expires { get; internal set; } = long.MaxValue;
+
+    /// <summary>The IPv4 directed broadcast of the subnet (all host bits set).</summary>
+    public IpAddress Broadcast => Address.IsV4 && PrefixLength < 31
+        ? IpAddress.V4(Address.V4Raw | (PrefixLength <= 0 ? 0xFFFFFFFF : 0xFFFFFFFFu >> PrefixLength)) : IpAddress.AnyV4;
+
+    public bool IsUsable => State == AddressState.Ok;
+
+    /// <summary>Completes when duplicate address detection ends (Ok or DuplicateAddress).</summary>
+    public Task<IpStatus> Ready => _ready.Task;
+
+    // Completed on the loop. Not RunContinuationsAsynchronously: that sends non-await continuations
+    // (Task.WhenAny, ContinueWith) to the thread pool, off the loop; awaits still resume through the
+    // captured LoopSynchronizationContext.
+    internal readonly TaskCompletionSource<IpStatus> _ready = new();
+    internal Kernel.KTimer? Timer;
+    internal int DadProbesLeft;
+    internal bool Removed;
+}
+
+/// <summary>An IP interface plumbed on a datalink (ipadm create-if), or the loopback lo0.</summary>
+public sealed class IpInterface
+{
+    internal IpInterface(IpStack stack, string name, MacClient? client, int index)
+    {
+        Stack = stack; Name = name; Client = client; Index = index;
+        Arp = new NeighborCache(stack, this, v6: false);
+        Ndp = new NeighborCache(stack, this, v6: true);
+        if (client != null)
+        {
+            var m = client.MacAddress;
+            // Modified EUI-64 (RFC 4291 appendix A): ff:fe in the middle, the U/L bit flipped.
+            InterfaceId = ((ulong)(m[0] ^ 0x02) << 56) | ((ulong)m[1] << 48) | ((ulong)m[2] << 40) | (0xFFFEUL << 24)
+                | ((ulong)m[3] << 16) | ((ulong)m[4] << 8) | m[5];
+        }
+        else InterfaceId = 1;
+    }
+
+    public IpStack Stack { get; }
+    public string Name { get; }
+    public MacClient? Client { get; }
+    public bool IsLoopback => Client == null;
+    /// <summary>The interface index (ifconfig "index N").</summary>
+    public int Index { get; }
+    public MacAddress MacAddress => Client?.MacAddress ?? MacAddress.Zero;
+    /// <summary>The IP MTU: the link's MTU unless lowered with SetInterfaceMtu.</summary>
+    public int Mtu => _mtuOverride > 0 ? _mtuOverride : Client?.Mtu ?? 8232;
+    /// <summary>Whether stateless autoconfiguration runs (ipadm create-addr -T addrconf).</summary>
+    public bool Addrconf { get; internal set; }
+    public ulong InterfaceId { get; }
+    public long InPackets, OutPackets, InErrors, OutErrors;
+
+    internal int _mtuOverride;
+    /// <summary>Entries in the interface's ARP and NDP caches (bounded by NeighborCache.Limit).</summary>
+    public int ArpEntryCount => Arp.Count;
+    public int NdpEntryCount => Ndp.Count;
+    internal readonly NeighborCache Arp;
+    internal readonly NeighborCache Ndp;
+    internal IpAddress RouterPrefix;
+    internal int RouterPrefixLength;
+    internal bool AdvertiseRouter;
+    internal string? AddrconfName;
+    internal Kernel.KTimer? RouterTimer;
+    internal int RouterSolicitsLeft;
+    internal Kernel.KTimer? SolicitTimer;
+}
+
+[Flags]
+public enum RouteFlags { None = 0, Up = 1, Gateway = 2, Host = 4, Static = 8, Dynamic = 16, Local = 32 }
+
+/// <summary>One entry of the routing table (netstat -rn).</summary>
+public sealed class RouteEntry
+{
+    internal RouteEntry(IpAddress destination, int prefixLength, IpAddress gateway, IpInterface? ifc, RouteFlags flags)
+    {
+        Destination = destination; PrefixLength = prefixLength; Gateway = gateway; Interface = ifc; Flags = flags;
+    }
+
+    public IpAddress Destination { get; }
+    public int PrefixLength { get; }
+    /// <summary>The next hop; for an interface (connected) route, the interface's own address.</summary>
+    public IpAddress Gateway { get; }
+    /// <summary>The outgoing interface of a connected route; null for a gateway route (found through the gateway).</summary>
+    public IpInterface? Interface { get; }
+    public RouteFlags Flags { get; }
+    public bool IsDefault => PrefixLength == 0;
+    public long Use;
+    internal IpAddressObject? Owner;
+    internal long Expires = long.MaxValue;
+}
+
+/// <summary>A socket row for netstat -an, as a transport reports it.</summary>
+public readonly record struct TransportSocketInfo(byte Protocol, IpEndpoint Local, IpEndpoint Remote, string State,
+    int SendWindow, int SendQueue, int ReceiveWindow, int ReceiveQueue);
+
+/// <summary>
+/// The netstat hook: a transport registered with <see cref="IpStack.RegisterTransport"/> that also
+/// implements this interface has its sockets listed by `netstat -an` (the TCP helper's TCP does so).
+/// </summary>
+public interface ISocketLister
+{
+    void ListSockets(List<TransportSocketInfo> into);
+}

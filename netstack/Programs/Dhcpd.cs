@@ -1,0 +1,65 @@
+using System.Globalization;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// dhcpd: a small DHCPv4 server (illumos's in.dhcpd takes its tables from dhtadm/pntadm; this one
+/// takes its pool on the command line): `dhcpd -i IF -r FIRST-LAST [-g ROUTER] [-l LEASE_SECONDS]`.
+/// Serves until cancelled, then prints the leases it holds.
+/// </summary>
+public static class Dhcpd
+{
+    public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
+    {
+        string? ifName = null, range = null, router = null;
+        uint lease = 3600;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (i + 1 >= args.Length) return Usage(ctx);
+            switch (args[i])
+            {
+                case "-i": ifName = args[++i]; break;
+                case "-r": range = args[++i]; break;
+                case "-g": router = args[++i]; break;
+                case "-l" when uint.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out lease) && lease > 0: i++; break;
+                default: return Usage(ctx);
+            }
+        }
+        if (ifName == null || range == null) return Usage(ctx);
+        string[] r = range.Split('-');
+        if (r.Length != 2 || !IpAddress.TryParse(r[0], out var first) || !IpAddress.TryParse(r[1], out var last) || !first.IsV4 || !last.IsV4 || last.V4Raw < first.V4Raw)
+        {
+            ctx.Err.WriteLine($"dhcpd: invalid address range '{range}'");
+            return 1;
+        }
+        var gw = IpAddress.AnyV4;
+        if (router != null && (!IpAddress.TryParse(router, out gw) || !gw.IsV4))
+        {
+            ctx.Err.WriteLine($"dhcpd: invalid router address '{router}'");
+            return 1;
+        }
+        var ifc = ctx.Stack.FindInterface(ifName);
+        if (ifc == null)
+        {
+            ctx.Err.WriteLine($"dhcpd: {ifName}: {IpStatus.NoSuchInterface}");
+            return 1;
+        }
+        using var server = new DhcpServer(ctx.Stack, ifc, first, last, gw, lease);
+        ctx.Out.WriteLine($"dhcpd: serving {first}-{last} on {ifName}");
+        var e = await server.RunAsync(ctx.Cancel);
+        if (e != NetError.None)
+        {
+            ctx.Err.WriteLine($"dhcpd: cannot bind port 67 on {ifName}: {NetErrors.Message(e)}");
+            return 1;
+        }
+        foreach (var l in server.Leases) ctx.Out.WriteLine($"dhcpd: lease {l.Address} to {l.Client}");
+        return 0;
+    }
+
+    private static int Usage(ProgramContext ctx)
+    {
+        ctx.Err.WriteLine("usage: dhcpd -i interface -r first-last [-g router] [-l lease_seconds]");
+        return 2;
+    }
+}

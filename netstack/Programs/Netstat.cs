@@ -1,0 +1,134 @@
+using System.Globalization;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// netstat(8): -rn (routing tables) and -an (sockets: UDP from this stack; TCP and any other
+/// transport through ISocketLister, the hook the TCP transport implements). -f inet|inet6 limits
+/// the family.
+/// </summary>
+public static class Netstat
+{
+    public static Task<int> RunAsync(ProgramContext ctx, string[] args)
+    {
+        bool routes = false, sockets = false;
+        bool v4 = true, v6 = true;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (a == "-f" && i + 1 < args.Length)
+            {
+                string f = args[++i];
+                if (f == "inet") v6 = false; else if (f == "inet6") v4 = false;
+                else { ctx.Err.WriteLine($"netstat: unknown address family: {f}"); return Task.FromResult(2); }
+                continue;
+            }
+            if (a.Length < 2 || a[0] != '-') { ctx.Err.WriteLine("usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]"); return Task.FromResult(2); }
+            foreach (char c in a.AsSpan(1))
+            {
+                if (c == 'r') routes = true;
+                else if (c is 'n' or 'a' or 'v') sockets |= c == 'a';
+                else { ctx.Err.WriteLine($"netstat: illegal option -- {c}"); return Task.FromResult(2); }
+            }
+        }
+        if (routes) Routes(ctx, v4, v6);
+        else Sockets(ctx, v4, v6);
+        return Task.FromResult(0);
+    }
+
+    private static string Flags(RouteEntry r)
+    {
+        var f = "U";
+        if ((r.Flags & RouteFlags.Gateway) != 0) f += "G";
+        if ((r.Flags & RouteFlags.Host) != 0) f += "H";
+        if ((r.Flags & RouteFlags.Dynamic) != 0) f += "D";
+        return f;
+    }
+
+    private static void Routes(ProgramContext ctx, bool v4, bool v6)
+    {
+        var s = ctx.Stack;
+        if (v4)
+        {
+            ctx.Out.WriteLine();
+            ctx.Out.WriteLine("Routing Table: IPv4");
+            ctx.Out.WriteLine("  Destination           Gateway           Flags  Ref     Use     Interface");
+            ctx.Out.WriteLine("-------------------- -------------------- ----- ----- ---------- ---------");
+            foreach (var r in s.Routes(v4: true))
+            {
+                string dst = r.IsDefault ? "default" : r.Destination.ToString();
+                string ifName = r.Interface?.Name ?? "";
+                ctx.Out.WriteLine($"{dst,-20} {r.Gateway,-20} {Flags(r),-5} {1,5} {r.Use,10} {ifName}");
+            }
+            ctx.Out.WriteLine($"{"127.0.0.1",-20} {"127.0.0.1",-20} {"UH",-5} {2,5} {0,10} lo0");
+        }
+        if (v6)
+        {
+            ctx.Out.WriteLine();
+            ctx.Out.WriteLine("Routing Table: IPv6");
+            ctx.Out.WriteLine("  Destination/Mask            Gateway                   Flags Ref   Use    If   ");
+            ctx.Out.WriteLine("--------------------------- --------------------------- ----- --- ------- -----");
+            foreach (var r in s.Routes(v4: false))
+            {
+                string dst = r.IsDefault ? "default" : $"{r.Destination}/{r.PrefixLength}";
+                string gw = r.Gateway.IsUnspecified && r.Interface != null ? (FirstAddress(s, r.Interface) ?? "::") : r.Gateway.ToString();
+                ctx.Out.WriteLine($"{dst,-27} {gw,-27} {Flags(r),-5} {1,3} {r.Use,7} {r.Interface?.Name ?? ""}");
+            }
+            ctx.Out.WriteLine($"{"::1",-27} {"::1",-27} {"UH",-5} {2,3} {0,7} lo0");
+        }
+    }
+
+    private static string? FirstAddress(IpStack s, IpInterface ifc)
+    {
+        foreach (var a in s.Addresses) if (a.Interface == ifc && a.Address.IsV6 && a.IsUsable) return a.Address.ToString();
+        return null;
+    }
+
+    /// <summary>An endpoint as netstat prints it: "addr.port", and a wildcard address as "*"
+    /// indented six columns ("      *.22", "      *.*").</summary>
+    private static string Ep(IpEndpoint e)
+    {
+        string port = e.Port == 0 ? "*" : e.Port.ToString(CultureInfo.InvariantCulture);
+        return e.Address.IsUnspecified ? "      *." + port : e.Address + "." + port;
+    }
+
+    private static void Sockets(ProgramContext ctx, bool v4, bool v6)
+    {
+        var s = ctx.Stack;
+        var others = new List<TransportSocketInfo>();
+        s.ListSockets(others);
+        foreach (bool fam4 in new[] { true, false })
+        {
+            if ((fam4 && !v4) || (!fam4 && !v6)) continue;
+            string fam = fam4 ? "IPv4" : "IPv6";
+            bool any = false;
+            foreach (var t in others) if (t.Protocol == IpProtocol.Tcp && t.Local.Address.IsV4 == fam4) any = true;
+            if (any)
+            {
+                ctx.Out.WriteLine();
+                ctx.Out.WriteLine($"TCP: {fam}");
+                ctx.Out.WriteLine("   Local Address        Remote Address    Swind Send-Q Rwind Recv-Q    State");
+                ctx.Out.WriteLine("-------------------- -------------------- ----- ------ ----- ------ -----------");
+                foreach (var t in others)
+                {
+                    if (t.Protocol != IpProtocol.Tcp || t.Local.Address.IsV4 != fam4) continue;
+                    ctx.Out.WriteLine($"{Ep(t.Local),-20} {Ep(t.Remote),-20} {t.SendWindow,5} {t.SendQueue,6} {t.ReceiveWindow,5} {t.ReceiveQueue,6} {t.State}");
+                }
+            }
+            any = false;
+            foreach (var u in s.UdpSockets) if (u.IsBound && u.Local.Address.IsV4 == fam4) any = true;
+            if (!any) continue;
+            ctx.Out.WriteLine();
+            ctx.Out.WriteLine($"UDP: {fam}");
+            ctx.Out.WriteLine("   Local Address        Remote Address      State");
+            ctx.Out.WriteLine("-------------------- -------------------- ----------");
+            foreach (var u in s.UdpSockets)
+            {
+                if (!u.IsBound || u.Local.Address.IsV4 != fam4) continue;
+                string remote = u.IsConnected ? Ep(u.Remote) : "";
+                ctx.Out.WriteLine($"{Ep(u.Local),-20} {remote,-20} {(u.IsConnected ? "Connected" : "Idle")}");
+            }
+        }
+    }
+}

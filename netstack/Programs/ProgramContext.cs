@@ -1,0 +1,66 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Vnic;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// What a network program running in a zone gets: its output streams, a cancellation token (^C,
+/// zlogin exit), the zone's IP stack, and a way to open a datalink by name (ipadm create-if). Programs
+/// are async and must be started on the host's loop (LoopSynchronizationContext) so their awaits
+/// resume there.
+/// </summary>
+public sealed class ProgramContext
+{
+    public required TextWriter Out { get; init; }
+    public required TextWriter Err { get; init; }
+    public required CancellationToken Cancel { get; init; }
+    public required IpStack Stack { get; init; }
+    /// <summary>Opens a MAC client on a datalink the zone may use; null when there is no such link
+    /// (or it is busy or not the zone's).</summary>
+    public Func<string, MacClient?>? OpenLink { get; init; }
+}
+
+/// <summary>The programs of the netstack, by name (the lead wires these into the command dispatcher).</summary>
+public static class Programs
+{
+    private static readonly Dictionary<string, Func<ProgramContext, string[], Task<int>>> s_all = new(StringComparer.Ordinal)
+    {
+        ["ping"] = Ping.RunAsync,
+        ["traceroute"] = Traceroute.RunAsync,
+        ["ipadm"] = Ipadm.RunAsync,
+        ["route"] = Route.RunAsync,
+        ["netstat"] = Netstat.RunAsync,
+        ["arp"] = Arp.RunAsync,
+        ["ifconfig"] = Ifconfig.RunAsync,
+        ["dhcpd"] = Dhcpd.RunAsync,
+    };
+
+    public static IEnumerable<string> Names => s_all.Keys;
+
+    public static bool TryGet(string name, out Func<ProgramContext, string[], Task<int>> run)
+    {
+        if (s_all.TryGetValue(name, out var r)) { run = r; return true; }
+        run = null!;
+        return false;
+    }
+
+    internal static bool TryParseCidr(string text, out IpAddress address, out int prefix)
+    {
+        prefix = -1;
+        int slash = text.IndexOf('/');
+        string a = slash < 0 ? text : text[..slash];
+        if (!IpAddress.TryParse(a, out address)) return false;
+        if (slash < 0) { prefix = address.IsV4 ? 32 : 128; return true; }
+        return int.TryParse(text[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out prefix)
+            && prefix <= (address.IsV4 ? 32 : 128);
+    }
+
+    internal static string Mask(int prefix)
+    {
+        uint m = prefix <= 0 ? 0 : 0xFFFFFFFFu << (32 - prefix);
+        return IpAddress.V4(m).ToString();
+    }
+
+    internal static string Ms(long ns) => (ns / 1e6).ToString("F3", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,130 @@
+using System.Globalization;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// route(8): `route add|delete [-net|-host] destination [gateway]` (destination "default", an
+/// address, or network/len; -netmask M also accepted), `route get destination`. As illumos prints it,
+/// each add/delete reports "add net DEST: gateway GW" and appends ": error" on failure.
+/// </summary>
+public static class Route
+{
+    public static Task<int> RunAsync(ProgramContext ctx, string[] args)
+    {
+        var a = new List<string>(args);
+        a.RemoveAll(x => x == "-n");
+        if (a.Count == 0) return Task.FromResult(Usage(ctx));
+        string cmd = a[0];
+        a.RemoveAt(0);
+        return Task.FromResult(cmd switch
+        {
+            "add" or "delete" => AddDelete(ctx, cmd, a),
+            "get" => Get(ctx, a),
+            _ => Usage(ctx),
+        });
+    }
+
+    private static int Usage(ProgramContext ctx)
+    {
+        ctx.Err.WriteLine("usage: route [ -fnpqv ] [ -R <root-dir> ] cmd [[ -<qualifers> ] args ]");
+        ctx.Err.WriteLine("keywords: add delete get");
+        return 2;
+    }
+
+    private static bool TryDestination(string text, bool? net, string? netmask, out IpAddress dst, out int prefix, out bool isNet)
+    {
+        dst = default; prefix = 0; isNet = true;
+        if (text == "default")
+        {
+            dst = IpAddress.AnyV4;
+            return true;
+        }
+        if (!Programs.TryParseCidr(text, out dst, out prefix)) return false;
+        if (netmask != null)
+        {
+            if (!IpAddress.TryParse(netmask, out var m) || !m.IsV4) return false;
+            prefix = System.Numerics.BitOperations.PopCount(m.V4Raw);
+        }
+        isNet = net ?? (text.Contains('/') || netmask != null);
+        if (!isNet) prefix = dst.IsV4 ? 32 : 128;
+        return true;
+    }
+
+    private static int AddDelete(ProgramContext ctx, string cmd, List<string> a)
+    {
+        bool? net = null;
+        string? netmask = null;
+        bool v6 = false;
+        var pos = new List<string>();
+        for (int i = 0; i < a.Count; i++)
+        {
+            switch (a[i])
+            {
+                case "-net": net = true; break;
+                case "-host": net = false; break;
+                case "-inet": break;
+                case "-inet6": v6 = true; break;
+                case "-netmask" when i + 1 < a.Count: netmask = a[++i]; break;
+                case "-gateway" when i + 1 < a.Count: pos.Add(a[++i]); break;
+                default:
+                    if (a[i].StartsWith('-')) return Usage(ctx);
+                    pos.Add(a[i]);
+                    break;
+            }
+        }
+        if (pos.Count < 1 || pos.Count > 2 || (cmd == "add" && pos.Count != 2)) return Usage(ctx);
+        if (!TryDestination(pos[0], net, netmask, out var dst, out int prefix, out bool isNet))
+        {
+            ctx.Err.WriteLine($"route: bad address: {pos[0]}");
+            return 1;
+        }
+        if (v6 && pos[0] == "default") dst = IpAddress.AnyV6;
+        IpAddress gw = dst.IsV4 ? IpAddress.AnyV4 : IpAddress.AnyV6;
+        if (pos.Count == 2 && (!IpAddress.TryParse(pos[1], out gw) || gw.IsV4 != dst.IsV4))
+        {
+            ctx.Err.WriteLine($"route: bad address: {pos[1]}");
+            return 1;
+        }
+        string what = pos[0] == "default" ? "default" : isNet ? $"{IpStack.Network(dst, prefix)}/{prefix}" : dst.ToString();
+        string line = $"{cmd} {(isNet ? "net" : "host")} {what}" + (pos.Count == 2 ? $": gateway {gw}" : "");
+        var st = cmd == "add" ? ctx.Stack.AddRoute(dst, prefix, gw) : ctx.Stack.DeleteRoute(dst, prefix, gw);
+        if (!st.IsOk)
+        {
+            ctx.Out.WriteLine($"{line}: {st.Error}");
+            return 1;
+        }
+        ctx.Out.WriteLine(line);
+        return 0;
+    }
+
+    private static int Get(ProgramContext ctx, List<string> a)
+    {
+        if (a.Count != 1) return Usage(ctx);
+        if (!Programs.TryParseCidr(a[0] == "default" ? "0.0.0.0" : a[0], out var dst, out _))
+        {
+            ctx.Err.WriteLine($"route: bad address: {a[0]}");
+            return 1;
+        }
+        var r = ctx.Stack.LookupRoute(dst);
+        if (r == null)
+        {
+            ctx.Err.WriteLine("route: writing to routing socket: No such process");
+            return 1;
+        }
+        ctx.Out.WriteLine($"   route to: {dst}");
+        ctx.Out.WriteLine($"destination: {(r.IsDefault ? "default" : r.Destination.ToString())}");
+        ctx.Out.WriteLine($"       mask: {(dst.IsV4 ? Programs.Mask(r.PrefixLength) : r.PrefixLength.ToString(CultureInfo.InvariantCulture))}");
+        if ((r.Flags & RouteFlags.Gateway) != 0) ctx.Out.WriteLine($"    gateway: {r.Gateway}");
+        ctx.Stack.TryRouteInterface(dst, out string ifName);
+        ctx.Out.WriteLine($"  interface: {ifName}");
+        var flags = new List<string> { "UP" };
+        if ((r.Flags & RouteFlags.Gateway) != 0) flags.Add("GATEWAY");
+        if ((r.Flags & RouteFlags.Host) != 0) flags.Add("HOST");
+        flags.Add("DONE");
+        if ((r.Flags & RouteFlags.Static) != 0) flags.Add("STATIC");
+        if ((r.Flags & RouteFlags.Dynamic) != 0) flags.Add("DYNAMIC");
+        ctx.Out.WriteLine($"      flags: <{string.Join(',', flags)}>");
+        return 0;
+    }
+}
