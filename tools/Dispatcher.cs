@@ -19,6 +19,8 @@
  *   3. No command reads the wall clock; time is the world's scheduler.
  */
 using SmartOS.Kernel;
+using SmartOS.Netstack;
+using SmartOS.Vnic;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli;
@@ -54,9 +56,32 @@ public static class Dispatcher
         ["snoop"] = Commands.Snoop.RunAsync,
     };
 
-    public static IEnumerable<string> CommandNames => s_commands.Keys.Order(StringComparer.Ordinal);
+    public static IEnumerable<string> CommandNames => s_commands.Keys.Concat(Programs.Names).Order(StringComparer.Ordinal);
 
-    public static bool IsCommand(string name) => s_commands.ContainsKey(name);
+    public static bool IsCommand(string name) => s_commands.ContainsKey(name) || Programs.TryGet(name, out _);
+
+    /// <summary>The IP stack a command in <paramref name="ctx"/>'s zone runs on.</summary>
+    private static IpStack StackOf(CommandContext ctx) => ctx.Host.Stack;
+
+    /// <summary>Runs a netstack program (ping, ipadm, ...) in the command's zone: it sees that zone's
+    /// stack and may open only that zone's datalinks.</summary>
+    private static Task<int> RunProgram(Func<ProgramContext, string[], Task<int>> program, CommandContext ctx, string[] args)
+    {
+        var pctx = new ProgramContext
+        {
+            Out = ctx.Out,
+            Err = ctx.Err,
+            Cancel = ctx.Cancel,
+            Stack = StackOf(ctx),
+            OpenLink = name =>
+            {
+                var link = ctx.Host.Mac.Find(name);
+                if (link is not PortLink port || link.Zone != ctx.Zone) return null;
+                return port.OpenClient("ip:" + ctx.Zone);
+            },
+        };
+        return program(pctx, args);
+    }
 
     /// <summary>Starts a command on the loop. The returned task completes when the command does.</summary>
     public static Task<int> StartAsync(CommandContext ctx, string[] argv)
@@ -64,8 +89,12 @@ public static class Dispatcher
         if (argv.Length == 0) return Task.FromResult(0);
         if (!s_commands.TryGetValue(argv[0], out var handler))
         {
-            ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
-            return Task.FromResult(127);
+            if (!Programs.TryGet(argv[0], out var program))
+            {
+                ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
+                return Task.FromResult(127);
+            }
+            handler = (c, a) => RunProgram(program, c, a);
         }
         string[] args = argv[1..];
         return ctx.World.Sync.Start(async () =>

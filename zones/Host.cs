@@ -15,6 +15,7 @@
  * Not done yet: zones, brands, vmadm, nictagadm (issue 5).
  */
 using SmartOS.Kernel;
+using SmartOS.Netstack;
 using SmartOS.Vnic;
 
 namespace SmartOS.Zones;
@@ -79,7 +80,11 @@ public sealed class Host
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;
         BootProblems = Mac.Boot(store);
+        Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats);
     }
+
+    /// <summary>The global zone's IP stack (ipadm, ping, ... run on it from the global zone).</summary>
+    public IpStack Stack { get; }
 
     public World World { get; }
     public string Name { get; }
