@@ -189,11 +189,15 @@ public sealed class LinkControl : IShaperSink
         bps = 0;
         string s = text.Trim();
         if (s.Length == 0) return MacStatus.BadVal;
+        int end = 0;
+        while (end < s.Length && (char.IsAsciiDigit(s[end]) || s[end] == '.')) end++;
+        // As dladm_str2bw: more than one character after the number is a bad argument, one unknown
+        // character a bad value.
+        if (s.Length - end > 1) return MacStatus.BadArg;
         long mult = 1_000_000;
-        char last = s[^1];
-        if (char.IsAsciiLetter(last) || last == '%')
+        if (end < s.Length)
         {
-            switch (last)
+            switch (s[end])
             {
                 case 'k': case 'K': mult = 1_000; break;
                 case 'm': case 'M': mult = 1_000_000; break;
@@ -201,8 +205,9 @@ public sealed class LinkControl : IShaperSink
                 case '%': return MacStatus.NotSupported;
                 default: return MacStatus.BadVal;
             }
-            s = s[..^1];
+            s = s[..end];
         }
+        if (s.Length == 0) return MacStatus.BadVal;
         if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal n)) return MacStatus.BadArg;
         decimal v = n * mult;
         if (v > long.MaxValue / 16 || v != decimal.Truncate(v)) return MacStatus.BadArg;
