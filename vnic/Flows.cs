@@ -209,24 +209,40 @@ internal sealed class FlowTable
     public void Add(Flow f)
     {
         _table.Add(KeyOf(f.Spec), f);
-        RebuildLengths();
+        if (LengthOf(f.Spec) is int l)
+        {
+            _lengthUse.TryGetValue(l, out int n);
+            _lengthUse[l] = n + 1;
+            if (n == 0) RebuildLengths();
+        }
     }
 
     public void Remove(Flow f)
     {
         _table.Remove(KeyOf(f.Spec));
-        RebuildLengths();
+        if (LengthOf(f.Spec) is int l && --_lengthUse[l] == 0)
+        {
+            _lengthUse.Remove(l);
+            RebuildLengths();
+        }
     }
+
+    /// <summary>How many flows use each prefix length or mask: the probe list changes only when a count
+    /// goes to or from zero, so adding the 10,000th flow costs what adding the first did.</summary>
+    private readonly Dictionary<int, int> _lengthUse = new();
+
+    private int? LengthOf(in FlowSpec s) => Type switch
+    {
+        FlowType.LocalIp or FlowType.RemoteIp => s.Prefix | (s.Address.IsV4 ? 0x1000 : 0),
+        FlowType.DsField => s.DsMask,
+        _ => null,
+    };
 
     private void RebuildLengths()
     {
-        var set = new SortedSet<int>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
-        foreach (var f in _table.Values)
-        {
-            if (Type is FlowType.LocalIp or FlowType.RemoteIp) set.Add(f.Spec.Prefix | (f.Spec.Address.IsV4 ? 0x1000 : 0));
-            else if (Type == FlowType.DsField) set.Add(f.Spec.DsMask);
-        }
-        _lengths = [.. set];
+        var list = new List<int>(_lengthUse.Keys);
+        list.Sort((a, b) => (b & 0xFFF).CompareTo(a & 0xFFF)); // longest prefix (or widest mask) first
+        _lengths = [.. list];
     }
 
     public static IpAddress Mask(IpAddress a, int prefix)
