@@ -192,7 +192,6 @@ internal sealed class FlowTable
 
     public FlowType Type { get; }
     public int Count => _table.Count;
-    public IEnumerable<Flow> Flows => _table.Values;
 
     private readonly record struct FlowKey(ulong High, ulong Low, int Extra);
 

@@ -121,7 +121,7 @@ public sealed partial class MacLayer
         return MacStatus.Ok;
     }
 
-    private Flow AddFlowLive(string name, PortLink link, FlowSpec spec, IReadOnlyList<(string Prop, string Value)> props)
+    private void AddFlowLive(string name, PortLink link, FlowSpec spec, IReadOnlyList<(string Prop, string Value)> props)
     {
         var f = new Flow(name, link, spec, _nextFlowId++);
         foreach (var (prop, value) in props) ApplyFlowProp(f, prop, value);
@@ -130,7 +130,6 @@ public sealed partial class MacLayer
         c.Flows.Add(f);
         _flows.Add(name, f);
         f.Kstat = Kstats.Add("flow", 0, name, "flow", f.Stats);
-        return f;
     }
 
     private void ApplyFlowProp(Flow f, string prop, string value)
@@ -276,15 +275,17 @@ public sealed partial class MacLayer
         {
             _persistentFlows.Add(r);
             var props = r.Props?.Select(kv => (kv.Key, kv.Value)).ToList() ?? [];
-            MacStatus s = !IsValidFlowName(r.Name) ? MacStatus.Fail(MacStatus.BadArg)
-                : _flows.ContainsKey(r.Name) ? MacStatus.Fail(MacStatus.Exists)
-                : CheckNewFlow(r.Link, r.Attrs, props, out var link, out var spec) is { IsOk: false } bad ? bad
-                : Created(AddFlowLive(r.Name, link!, spec, props));
+            MacStatus s;
+            if (!IsValidFlowName(r.Name)) s = MacStatus.Fail(MacStatus.BadArg);
+            else if (_flows.ContainsKey(r.Name)) s = MacStatus.Fail(MacStatus.Exists);
+            else
+            {
+                s = CheckNewFlow(r.Link, r.Attrs, props, out var link, out var spec);
+                if (s.IsOk) AddFlowLive(r.Name, link!, spec, props);
+            }
             if (!s.IsOk) problems.Add($"{FlowConfigName}: {r.Name}: {s.Error}");
         }
     }
-
-    private static MacStatus Created(Flow _) => MacStatus.Ok;
 
     /// <summary>Formats a flow's IPADDR column as flowadm show-flow does ("LCL:10.0.0.1/32").</summary>
     public static string FlowAddressColumn(FlowSpec s) => s.Type switch

@@ -99,15 +99,6 @@ public sealed class Shaper
         }
     }
 
-    /// <summary>Drops every queued frame (the link or flow goes away); returns how many.</summary>
-    internal int Flush()
-    {
-        int dropped = _count;
-        while (_count > 0) Pop().Free();
-        _timer.Cancel();
-        return dropped;
-    }
-
     private void Account(int bytes)
     {
         // Exact: nextPs advances by bits*1e12/rate, remainder carried to the next frame.

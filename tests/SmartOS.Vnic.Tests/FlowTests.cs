@@ -202,6 +202,25 @@ public class FlowTests
     }
 
     [Test]
+    public void A_flow_that_cannot_be_replayed_is_reported_and_kept_and_a_corrupt_file_does_not_stop_boot()
+    {
+        var store = new MemoryConfigStore();
+        store.Write(MacLayer.FlowConfigName, """[{"Name":"lost","Link":"vnic7","Attrs":"transport=udp"},{"Name":"bad","Link":"e1000g0","Attrs":"transport=gre"}]""");
+        var mac = new MacLayer("h1", new Scheduler(), new PacketPool(), new KstatRegistry(), new HostRandom(1));
+        mac.AddPhys("e1000g0");
+        var problems = mac.Boot(store);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(problems, Is.EqualTo(new[] { "flowadm.conf: lost: object not found", "flowadm.conf: bad: invalid IP protocol" }));
+            Assert.That(mac.PersistentFlows.Select(r => r.Name), Is.EqualTo(new[] { "lost", "bad" }));
+            Assert.That(mac.Flows, Is.Empty);
+        }
+        store.Write(MacLayer.FlowConfigName, "{not json");
+        var mac2 = new MacLayer("h1", new Scheduler(), new PacketPool(), new KstatRegistry(), new HostRandom(1));
+        Assert.That(mac2.Boot(store), Has.Count.EqualTo(1).And.Some.StartsWith("flowadm.conf: "));
+    }
+
+    [Test]
     public void Removing_a_flow_with_t_keeps_it_for_the_next_boot()
     {
         Add("web", "transport=tcp,local_port=80");

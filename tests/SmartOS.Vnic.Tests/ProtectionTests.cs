@@ -225,6 +225,24 @@ public class ProtectionTests
     }
 
     [Test]
+    public void Restricted_keeps_a_trunk_client_in_its_own_vlan()
+    {
+        var phys = (PhysLink)_rig.Mac.Find("e1000g0")!;
+        _rig.Set(phys, "protection", "restricted");
+        var tagged = new byte[64];
+        EthernetView.WriteHeader(tagged, MacAddress.Broadcast, phys.MacAddress, EtherType.Vlan);
+        tagged[14] = 0; tagged[15] = 5;
+        tagged[16] = 0x08; tagged[17] = 0x00;
+        phys.TransmitAsClient(_rig.Packet(tagged));
+        phys.TransmitAsClient(_rig.Packet(Frames.Ipv4(phys.MacAddress, MacAddress.Broadcast, "10.0.0.1", "10.0.0.2")));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(phys.Stats.Restricted, Is.EqualTo(1), "VLAN 5 is not the primary client's VLAN");
+            Assert.That(phys.Stats.OPackets, Is.EqualTo(1));
+        }
+    }
+
+    [Test]
     public void Protection_applies_to_a_phys_primary_client_as_well()
     {
         var phys = (PhysLink)_rig.Mac.Find("e1000g0")!;
