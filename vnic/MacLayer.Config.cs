@@ -414,6 +414,7 @@ public sealed partial class MacLayer
 
     private void RemoveLive(Datalink link)
     {
+        if (link is PortLink { Control: { } control }) control.Discard();
         if (link is PortLink pl && link is not PhysLink) pl.Switch.RemovePort(pl);
         Unregister(link);
     }

@@ -35,10 +35,11 @@
  *   5. Properties and flows are validated entirely before any change, and persist unless -t
  *      (datalink.conf for properties, flowadm.conf for flows; both replayed by MacLayer.Boot).
  *
- * Not done yet: bandwidth for etherstubs and VLAN-less aggregations, protection for tagged frames
- * sent by a phys's trunk client to other VLANs beyond the restricted check, DHCPv6 and NDP snooping,
- * priority among clients that meet only in an etherstub (nothing there is congested: its switch is
- * infinitely fast), cpus/pool properties.
+ * Not done yet: maxbw on an etherstub itself (its VNICs take it), DHCPv6/NDP snooping and DHCP
+ * RELEASE for ip-nospoof, priority where clients meet only inside an etherstub (nothing there is
+ * congested: its switch is infinitely fast) or on a TAP backend (only Wire has a BandQueue), zone
+ * administrators' own flows (flowadm is global-zone only), the cpus/pool properties, and shrinking a
+ * BandQueue's per-sender map when flows and links go away.
  */
 using System.Globalization;
 using SmartOS.Kernel;
@@ -82,6 +83,13 @@ public sealed class LinkControl : IShaperSink
         else Link.Stats.DropMaxbw += Tx.SetRate(rate);
         if (Rx == null) Rx = new Shaper(sched, this, StageRx, rate, ShaperQueueFrames);
         else Link.Stats.DropMaxbwRx += Rx.SetRate(rate);
+    }
+
+    /// <summary>The link is going away: frames still waiting in its shapers are dropped and counted.</summary>
+    internal void Discard()
+    {
+        if (Tx != null) Link.Stats.DropMaxbw += Tx.SetRate(0);
+        if (Rx != null) Link.Stats.DropMaxbwRx += Rx.SetRate(0);
     }
 
     /// <summary>Client transmit, after the VLAN and MTU checks. Consumes the packet.</summary>

@@ -93,6 +93,22 @@ public class BandwidthTests
     }
 
     [Test]
+    public void Deleting_a_shaped_link_drops_and_counts_what_waited()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "10M");
+        for (int i = 0; i < 10; i++) rig.Send(a, Frame());
+        Assert.That(rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Error, Is.Null);
+        rig.Scheduler.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atB.Count, Is.EqualTo(1));
+            Assert.That(a.Stats.DropMaxbw, Is.EqualTo(9));
+            Assert.That(rig.Pool.Outstanding, Is.Zero);
+        }
+    }
+
+    [Test]
     public void Lifting_the_limit_releases_queued_frames_in_order()
     {
         var (rig, a, _, atB) = Pair();
