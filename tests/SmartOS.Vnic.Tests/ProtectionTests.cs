@@ -225,6 +225,25 @@ public class ProtectionTests
     }
 
     [Test]
+    public void Spoofed_frames_never_reach_the_wire()
+    {
+        var rig = new Rig();
+        var wire = new Wire(rig.Scheduler, new HostRandom(5), (PhysLink)rig.Mac.Find("e1000g0")!, (PhysLink)rig.Mac.Find("e1000g1")!);
+        var tenant = rig.Vnic("vnic5", "e1000g0", 5);
+        rig.Set(tenant, "protection", "mac-nospoof,ip-nospoof");
+        rig.Set(tenant, "allowed-ips", "10.0.0.5");
+        var far = (PhysLink)rig.Mac.Find("e1000g1")!;
+        rig.Send(tenant, Frames.Ipv4(s_other, MacAddress.Broadcast, "10.0.0.5", "10.0.0.255"));
+        rig.Send(tenant, Frames.Ipv4(Rig.MacOf(5), MacAddress.Broadcast, "10.0.0.6", "10.0.0.255"));
+        rig.Send(tenant, Frames.Arp(Rig.MacOf(5), "10.0.0.6", "10.0.0.1"));
+        rig.Scheduler.RunUntilIdle();
+        Assert.That((wire.FramesCarried, far.Stats.IPackets), Is.EqualTo((0L, 0L)));
+        rig.Send(tenant, Frames.Ipv4(Rig.MacOf(5), MacAddress.Broadcast, "10.0.0.5", "10.0.0.255"));
+        rig.Scheduler.RunUntilIdle();
+        Assert.That((wire.FramesCarried, tenant.Stats.MacSpoofed, tenant.Stats.IpSpoofed), Is.EqualTo((1L, 1L, 2L)));
+    }
+
+    [Test]
     public void Restricted_keeps_a_trunk_client_in_its_own_vlan()
     {
         var phys = (PhysLink)_rig.Mac.Find("e1000g0")!;
