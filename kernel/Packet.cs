@@ -27,6 +27,13 @@ public sealed class Packet
     /// <summary>Time the packet was created or received, for capture timestamps.</summary>
     public long Timestamp;
 
+    /// <summary>The service band a congested NIC serves it in: 0 high (the default), 1 medium, 2 low.
+    /// Set by the MAC layer from the sending link's or flow's priority property.</summary>
+    public byte Band;
+
+    /// <summary>Who the frame is queued for fairness among equal bands (a link or flow id; 0: none).</summary>
+    public int FairKey;
+
     internal bool InPool;
 
     internal Packet(PacketPool? pool, int capacity)
@@ -87,6 +94,8 @@ public sealed class Packet
         copy.Vid = Vid;
         copy.Pcp = Pcp;
         copy.Timestamp = Timestamp;
+        copy.Band = Band;
+        copy.FairKey = FairKey;
         return copy;
     }
 }
@@ -138,6 +147,8 @@ public sealed class PacketPool
         p.Vid = 0;
         p.Pcp = 0;
         p.Timestamp = 0;
+        p.Band = 0;
+        p.FairKey = 0;
         return p;
     }
 

@@ -51,6 +51,8 @@ public static class Dispatcher
     private static readonly Dictionary<string, CommandHandler> s_commands = new(StringComparer.Ordinal)
     {
         ["dladm"] = Commands.Dladm.RunAsync,
+        ["flowadm"] = Commands.Flowadm.RunAsync,
+        ["flowstat"] = Commands.Flowstat.RunAsync,
         ["kstat"] = Commands.KstatCommand.RunAsync,
         ["pktgen"] = Commands.Pktgen.RunAsync,
         ["snoop"] = Commands.Snoop.RunAsync,

@@ -117,6 +117,7 @@ public abstract class Datalink
 public abstract class PortLink : Datalink
 {
     private MacClient? _client;
+    private LinkControl? _control;
 
     protected PortLink(MacLayer mac, string name, int linkId) : base(mac, name, linkId) { }
 
@@ -133,6 +134,11 @@ public abstract class PortLink : Datalink
     internal virtual bool CountsClientTraffic => true;
 
     public MacClient? Client => _client;
+
+    /// <summary>The link's resource controls (ResourceControl.cs), or null while it has none.</summary>
+    public LinkControl? Control => _control;
+
+    internal LinkControl EnsureControl() => _control ??= new LinkControl(this);
 
     /// <summary>Opens the link for an upper layer. One client at a time, as a VNIC has one user.</summary>
     public MacClient? OpenClient(string owner)
@@ -182,10 +188,24 @@ public abstract class PortLink : Datalink
             return;
         }
         p.Vid = vid;
+        p.Band = (byte)MacPriority.High;
+        p.FairKey = LinkId;
+        var control = _control;
+        if (control != null)
+        {
+            control.Transmit(p); // protection, flows, maxbw (ResourceControl.cs)
+            return;
+        }
+        TransmitOut(p);
+    }
+
+    /// <summary>The last step of transmit, once resource controls let the frame go: counts, taps, forwards.</summary>
+    internal void TransmitOut(Packet p)
+    {
         p.Timestamp = Mac.Scheduler.Now;
         if (CountsClientTraffic)
         {
-            CountTx(s, p, MacAddress.Read(p.Data));
+            CountTx(Stats, p, MacAddress.Read(p.Data));
             Tap(p, TapDirection.Transmitted, showTag: false);
         }
         Switch.Forward(p, this);
@@ -193,6 +213,18 @@ public abstract class PortLink : Datalink
 
     /// <summary>Delivery from the switch to this link's client; consumes the packet.</summary>
     internal void Deliver(Packet p)
+    {
+        var control = _control;
+        if (control != null)
+        {
+            control.Receive(p); // flows, maxbw, DHCP snooping (ResourceControl.cs)
+            return;
+        }
+        DeliverOut(p);
+    }
+
+    /// <summary>The last step of delivery: counts, taps, hands the frame to the client.</summary>
+    internal void DeliverOut(Packet p)
     {
         var s = Stats;
         if (CountsClientTraffic)

@@ -30,6 +30,10 @@ public sealed class LinkStats : IKstatSource
     public long DropWireLoss;
     /// <summary>Frames that reached the wire larger than the wire's MTU (counted at the receiver as giants).</summary>
     public long DropWireMtu;
+    /// <summary>Link protection drops by reason (illumos's names: mac_protect.c).</summary>
+    public long MacSpoofed, IpSpoofed, DhcpSpoofed, Restricted;
+    /// <summary>Frames over maxbw that found the link's shaper queue full (or maxbw=0), on transmit and receive.</summary>
+    public long DropMaxbw, DropMaxbwRx;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -53,6 +57,12 @@ public sealed class LinkStats : IKstatSource
         into.Add(new("drop_txqueue", DropTxQueue));
         into.Add(new("drop_wire_loss", DropWireLoss));
         into.Add(new("drop_wire_mtu", DropWireMtu));
+        into.Add(new("macspoofed", MacSpoofed));
+        into.Add(new("ipspoofed", IpSpoofed));
+        into.Add(new("dhcpspoofed", DhcpSpoofed));
+        into.Add(new("restricted", Restricted));
+        into.Add(new("drop_maxbw", DropMaxbw));
+        into.Add(new("drop_maxbw_rx", DropMaxbwRx));
     }
 
     public void Reset()
@@ -61,5 +71,6 @@ public sealed class LinkStats : IKstatSource
         OPackets = OBytes = OErrors = MultiXmt = BrdcstXmt = 0;
         DropNoClient = DropUnknownDst = DropNoVlan = DropTagged = DropMtu = DropNoBuf = DropLinkDown = 0;
         DropTxQueue = DropWireLoss = DropWireMtu = 0;
+        MacSpoofed = IpSpoofed = DhcpSpoofed = Restricted = DropMaxbw = DropMaxbwRx = 0;
     }
 }

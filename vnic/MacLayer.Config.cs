@@ -26,6 +26,18 @@ public readonly record struct MacStatus(string? Error)
     public const string BadVal = "invalid value";
     public const string TempOnly = "change cannot be persistent";
     public const string ReadOnly = "read-only property";
+    public const string BadValCount = "invalid number of values";
+    public const string MinMaxBw = "minimum value for maxbw is 1.2M";
+    public const string BadProp = "invalid property";
+    public const string FlowIdentical = "a flow with identical attributes exists";
+    public const string FlowIncompatible = "flow(s) with incompatible attributes exists";
+    public const string FlowExists = "link still has flows";
+    public const string InvalidIp = "invalid IP address";
+    public const string InvalidPrefixLen = "invalid IP prefix length";
+    public const string InvalidProtocol = "invalid IP protocol";
+    public const string InvalidPort = "invalid port number";
+    public const string InvalidDsf = "invalid dsfield";
+    public const string InvalidDsfMask = "invalid dsfield mask";
 }
 
 /// <summary>One persistent datalink, as written to the host's datalink.conf.</summary>
@@ -63,8 +75,15 @@ public sealed partial class MacLayer
     {
         _store = store;
         var problems = new List<string>();
+        BootLinks(store, problems);
+        BootFlows(store, problems);
+        return problems;
+    }
+
+    private void BootLinks(IConfigStore store, List<string> problems)
+    {
         string? text = store.Read(ConfigName);
-        if (text == null) return problems;
+        if (text == null) return;
         List<LinkRecord>? records;
         try
         {
@@ -73,7 +92,7 @@ public sealed partial class MacLayer
         catch (JsonException e)
         {
             problems.Add($"{ConfigName}: {e.Message}");
-            return problems;
+            return;
         }
         foreach (var r in records ?? [])
         {
@@ -89,7 +108,6 @@ public sealed partial class MacLayer
         }
         problems.AddRange(_replayProblems);
         _replayProblems.Clear();
-        return problems;
     }
 
     private MacStatus Replay(LinkRecord r)
@@ -407,6 +425,7 @@ public sealed partial class MacLayer
         if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
         if (link.Zone != "global") return MacStatus.Fail(MacStatus.Busy);
         if (link is Etherstub stub && stub.Switch.Ports.Count > 0) return MacStatus.Fail(MacStatus.Busy);
+        if (HasFlows(name)) return MacStatus.Fail(MacStatus.FlowExists);
         if (!temporary && rec != null) Persist(l => l.Remove(rec));
         RemoveLive(link);
         return MacStatus.Ok;
@@ -414,6 +433,7 @@ public sealed partial class MacLayer
 
     private void RemoveLive(Datalink link)
     {
+        if (link is PortLink { Control: { } control }) control.Discard();
         if (link is PortLink pl && link is not PhysLink) pl.Switch.RemovePort(pl);
         Unregister(link);
     }
@@ -445,6 +465,7 @@ public sealed partial class MacLayer
                 foreach (var r in l) if (r.Over == oldName) r.Over = newName;
             });
         }
+        RenameFlowLink(oldName, newName);
         if (link != null) Rename(link, newName);
         return MacStatus.Ok;
     }

@@ -41,8 +41,10 @@
  *   6. Packets are owned by one component at a time (Kernel.cs rule 3); group frames are copied
  *      once per receiving port.
  *
- * Not done yet: flows, bandwidth, priority and link protection (resource control), bridges,
- * aggregations, overlays.
+ * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
+ * statement is in ResourceControl.cs.
+ *
+ * Not done yet: bridges, aggregations, overlays.
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -64,6 +66,7 @@ public sealed partial class MacLayer
         Kstats = kstats;
         Random = random;
         RegisterBuiltinProperties();
+        RegisterResourceProperties();
     }
 
     public string HostName { get; }

@@ -8,7 +8,8 @@ namespace SmartOS.Vnic;
 /// Each direction serialises frames one after another at <see cref="SpeedBps"/> (a frame of n bytes
 /// takes n*8/speed), then delivers them <see cref="DelayNs"/> later, dropping a seeded fraction
 /// <see cref="Loss"/> of them and any frame whose payload exceeds <see cref="Mtu"/>. The serialiser
-/// keeps its clock in picoseconds so rates stay exact at multi-gigabit speeds.
+/// keeps its clock in picoseconds with the remainder carried, so rates stay exact at multi-gigabit
+/// speeds. When a direction is congested its frames wait in priority bands (BandQueue).
 /// </summary>
 public sealed class Wire
 {
@@ -36,7 +37,8 @@ public sealed class Wire
     public double Loss { get; }
     public int Mtu { get; }
 
-    /// <summary>Frames a direction may hold waiting for the wire before it drops (a NIC's tx ring).</summary>
+    /// <summary>Frames one sender (a link or flow, Packet.FairKey) may have waiting for a direction of
+    /// the wire before its frames are dropped (a NIC's per-client tx ring).</summary>
     public int QueueFrames { get; init; } = 1000;
 
     public long FramesCarried => _ab.Carried + _ba.Carried;
@@ -54,47 +56,73 @@ public sealed class Wire
         public void Detach(PhysLink phys) { }
     }
 
-    /// <summary>One direction: a FIFO of frames in flight and one timer armed for the head's arrival.</summary>
+    /// <summary>
+    /// One direction. Frames wait in the sending NIC's BandQueue (priority bands, fair within a band)
+    /// until the wire is free, then serialise one after another and fly for DelayNs. Two timers: one
+    /// for the end of the current frame's serialisation, one for the head of the in-flight FIFO.
+    /// </summary>
     private sealed class Lane
     {
         private readonly Wire _wire;
         private readonly Scheduler _scheduler;
         private readonly HostRandom _random;
         private readonly PhysLink _to;
-        private readonly KTimer _timer;
+        private readonly KTimer _arrivalTimer, _txTimer;
+        private BandQueue? _queue;
         private Packet[] _ring = new Packet[64];
         private long[] _arrival = new long[64];
         private int _head, _count;
-        private long _busyUntilPs;
+        private long _busyUntilPs, _remainder;
         public long Carried;
 
         public Lane(Wire wire, Scheduler scheduler, HostRandom random, PhysLink to)
         {
             _wire = wire; _scheduler = scheduler; _random = random; _to = to;
-            _timer = new KTimer(scheduler, static s => ((Lane)s!).Arrive(), this);
+            _arrivalTimer = new KTimer(scheduler, static s => ((Lane)s!).Arrive(), this);
+            _txTimer = new KTimer(scheduler, static s => ((Lane)s!).TxDone(), this);
         }
+
+        private PhysLink From => _to == _wire.A ? _wire.B : _wire.A;
 
         public void Send(Packet p)
         {
-            long nowPs = _scheduler.Now * 1000;
-            long startPs = Math.Max(nowPs, _busyUntilPs);
-            long txPs = (long)((Int128)p.Length * 8_000_000_000_000L / _wire.SpeedBps);
-            long maxBacklogPs = (long)((Int128)_wire.QueueFrames * 1518 * 8_000_000_000_000L / _wire.SpeedBps);
-            if (startPs - nowPs > maxBacklogPs)
+            _queue ??= new BandQueue(_wire.QueueFrames);
+            if (!_queue.TryEnqueue(p))
             {
-                // The sending NIC's queue is full (counted at the sender: rule 3).
-                (_to == _wire.A ? _wire.B : _wire.A).Stats.DropTxQueue++;
+                // The sender's queue on this NIC is full (counted at the sender: rule 3).
+                From.Stats.DropTxQueue++;
                 p.Free();
                 return;
             }
-            _busyUntilPs = startPs + txPs;
-            long arrival = (_busyUntilPs + 999) / 1000 + _wire.DelayNs;
+            if (!_txTimer.IsArmed) StartNext(waited: false);
+        }
+
+        /// <summary>Puts the next frame on the wire. A frame that waited for the wire starts exactly when
+        /// the previous one ended, so back-to-back frames keep the wire's exact rate.</summary>
+        private void StartNext(bool waited)
+        {
+            var p = _queue!.Dequeue();
+            if (p == null) return;
+            long nowPs = _scheduler.Now * 1000;
+            long startPs = waited ? _busyUntilPs : Math.Max(nowPs, _busyUntilPs);
+            if (!waited && startPs != _busyUntilPs) _remainder = 0;
+            Int128 num = (Int128)p.Length * 8_000_000_000_000L + _remainder;
+            _busyUntilPs = startPs + (long)(num / _wire.SpeedBps);
+            _remainder = (long)(num % _wire.SpeedBps);
+            long doneNs = (_busyUntilPs + 999) / 1000;
+            long arrival = doneNs + _wire.DelayNs;
             if (_count == _ring.Length) Grow();
             int tail = (_head + _count) & (_ring.Length - 1);
             _ring[tail] = p;
             _arrival[tail] = arrival;
             _count++;
-            if (!_timer.IsArmed) _timer.ArmAt(_arrival[_head]);
+            if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[_head]);
+            _txTimer.ArmAt(doneNs);
+        }
+
+        private void TxDone()
+        {
+            if (_queue!.Count > 0) StartNext(waited: true);
         }
 
         private void Grow()
@@ -120,7 +148,7 @@ public sealed class Wire
                 _count--;
                 Deliver(p);
             }
-            if (_count > 0) _timer.ArmAt(_arrival[_head]);
+            if (_count > 0) _arrivalTimer.ArmAt(_arrival[_head]);
         }
 
         private void Deliver(Packet p)

@@ -91,6 +91,28 @@ public readonly ref struct DhcpView
     }
 
     /// <summary>Writes the fixed part and the cookie; options follow at <see cref="OptionsOffset"/>.</summary>
+    /// <summary>Writes a minimal DHCP message (fixed part, cookie, message type, optional client id,
+    /// end) for tests and generators. Returns the bytes written.</summary>
+    public static int Write(Span<byte> b, byte op, byte type, uint xid, MacAddress chaddr, uint yiaddr, ReadOnlySpan<byte> clientId)
+    {
+        b[..FixedLength].Clear();
+        b[0] = op; b[1] = 1; b[2] = 6;
+        BinaryPrimitives.WriteUInt32BigEndian(b[4..], xid);
+        BinaryPrimitives.WriteUInt32BigEndian(b[16..], yiaddr);
+        chaddr.Write(b[28..]);
+        BinaryPrimitives.WriteUInt32BigEndian(b[FixedLength..], MagicCookie);
+        int i = FixedLength + 4;
+        b[i++] = DhcpOption.MessageType; b[i++] = 1; b[i++] = type;
+        if (!clientId.IsEmpty)
+        {
+            b[i++] = DhcpOption.ClientIdentifier; b[i++] = (byte)clientId.Length;
+            clientId.CopyTo(b[i..]);
+            i += clientId.Length;
+        }
+        b[i++] = DhcpOption.End;
+        return i;
+    }
+
     public static bool TryWriteFixed(Span<byte> b, byte op, uint xid, bool broadcast, uint ciaddr, uint yiaddr, uint siaddr, MacAddress chaddr)
     {
         if (b.Length < OptionsOffset) return false;

@@ -33,16 +33,25 @@ public readonly ref struct Ipv6View
     public Span<byte> Packet => _b;
 
     /// <summary>Writes a 40-byte header; false when the buffer is short.</summary>
-    public static bool TryWrite(Span<byte> b, IpAddress src, IpAddress dst, byte nextHeader, int payloadLength, byte hopLimit)
+    public static bool TryWrite(Span<byte> b, IpAddress src, IpAddress dst, byte nextHeader, int payloadLength, byte hopLimit, byte trafficClass = 0)
     {
         if (b.Length < HeaderLength || payloadLength > ushort.MaxValue) return false;
-        BinaryPrimitives.WriteUInt32BigEndian(b, 0x6000_0000);
+        BinaryPrimitives.WriteUInt32BigEndian(b, 0x6000_0000u | ((uint)trafficClass << 20));
         BinaryPrimitives.WriteUInt16BigEndian(b[4..], (ushort)payloadLength);
         b[6] = nextHeader;
         b[7] = hopLimit;
         src.Write(b[8..]);
         dst.Write(b[24..]);
         return true;
+    }
+
+    /// <summary>The link-local address a host forms from its MAC address (RFC 4291 modified EUI-64).</summary>
+    public static IpAddress LinkLocalFromMac(MacAddress mac)
+    {
+        ulong m = mac.Value;
+        ulong eui = ((m >> 24) << 40) | (0xFFFEUL << 24) | (m & 0xFFFFFF);
+        eui ^= 0x0200_0000_0000_0000UL;
+        return IpAddress.V6(0xFE80_0000_0000_0000UL, eui);
     }
 
     /// <summary>The sum of a pseudo-header (RFC 8200 section 8.1 for IPv6, RFC 768 for IPv4), to be

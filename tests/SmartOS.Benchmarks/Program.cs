@@ -9,6 +9,7 @@ internal static class Program
     private static readonly (string Name, Action<TextWriter> Run)[] s_all =
     [
         ("datapath", DatapathBenchmarks.Run),
+        ("resource-control", ResourceControlBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

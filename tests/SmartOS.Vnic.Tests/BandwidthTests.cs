@@ -1,0 +1,188 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic.Tests;
+
+/// <summary>maxbw (Shaper.cs): limits hold in virtual time on transmit and receive, 0 blocks, overflow
+/// is a counted drop, and the property's text follows libdladm.</summary>
+public class BandwidthTests
+{
+    private static (Rig rig, VnicLink a, VnicLink b, Sink atB) Pair()
+    {
+        var rig = new Rig();
+        Assert.That(rig.Mac.CreateEtherstub("stub0", false).Error, Is.Null);
+        var a = rig.Vnic("vnic0", "stub0", 1);
+        var b = rig.Vnic("vnic1", "stub0", 2);
+        return (rig, a, b, rig.Listen(b));
+    }
+
+    private static byte[] Frame(int size = 1250) => Frames.Ipv4(Rig.MacOf(1), Rig.MacOf(2), "10.0.0.1", "10.0.0.2", size: size);
+
+    [TestCase("10M", 10_000_000L)]
+    [TestCase("100M", 100_000_000L)]
+    [TestCase("1G", 1_000_000_000L)]
+    public void Transmit_limit_holds_within_half_a_percent_over_a_second_of_virtual_time(string value, long bps)
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", value);
+        _ = new Pump(rig, a, Frame(), bps * 2, Time.Second);
+        rig.Scheduler.RunUntil(Time.Second);
+        double achieved = atB.Bytes * 8.0;
+        Assert.That(Math.Abs(achieved - bps) / bps, Is.LessThan(0.005), $"achieved {achieved} bit/s");
+    }
+
+    [Test]
+    public void Receive_limit_holds_on_the_receiving_link()
+    {
+        var (rig, a, b, atB) = Pair();
+        rig.Set(b, "maxbw", "20M");
+        _ = new Pump(rig, a, Frame(), 50_000_000, Time.Second);
+        rig.Scheduler.RunUntil(Time.Second);
+        double achieved = atB.Bytes * 8.0;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Math.Abs(achieved - 20e6) / 20e6, Is.LessThan(0.005), $"achieved {achieved} bit/s");
+            Assert.That(b.Stats.DropMaxbwRx, Is.GreaterThan(0));
+            Assert.That(a.Stats.DropMaxbw, Is.Zero, "the sender is not limited");
+        }
+    }
+
+    [Test]
+    public void Frames_under_the_limit_are_spaced_by_their_serialisation_time_and_never_early()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "10M");
+        atB.Keep = true;
+        for (int i = 0; i < 3; i++) rig.Send(a, Frame(1250));
+        rig.Scheduler.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atB.Count, Is.EqualTo(3));
+            Assert.That(atB.LastTime, Is.EqualTo(2 * Time.Millisecond), "1250 bytes at 10 Mbit/s take exactly 1 ms");
+        }
+    }
+
+    [Test]
+    public void Maxbw_zero_blocks_everything_and_counts_it()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "0");
+        for (int i = 0; i < 5; i++) rig.Send(a, Frame());
+        rig.Scheduler.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atB.Count, Is.Zero);
+            Assert.That(a.Stats.DropMaxbw, Is.EqualTo(5));
+            Assert.That(rig.Mac.FindProperty("maxbw")!.Get(a), Is.EqualTo("    0"));
+        }
+    }
+
+    [Test]
+    public void A_burst_beyond_the_queue_is_dropped_and_counted_and_no_buffer_leaks()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "10M");
+        for (int i = 0; i < 1500; i++) rig.Send(a, Frame());
+        rig.Scheduler.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atB.Count, Is.EqualTo(1 + LinkControl.ShaperQueueFrames));
+            Assert.That(a.Stats.DropMaxbw, Is.EqualTo(1500 - 1 - LinkControl.ShaperQueueFrames));
+            Assert.That(rig.Pool.Outstanding, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void Deleting_a_shaped_link_drops_and_counts_what_waited()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "10M");
+        for (int i = 0; i < 10; i++) rig.Send(a, Frame());
+        Assert.That(rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Error, Is.Null);
+        rig.Scheduler.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atB.Count, Is.EqualTo(1));
+            Assert.That(a.Stats.DropMaxbw, Is.EqualTo(9));
+            Assert.That(rig.Pool.Outstanding, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void Lifting_the_limit_releases_queued_frames_in_order()
+    {
+        var (rig, a, _, atB) = Pair();
+        atB.Keep = true;
+        rig.Set(a, "maxbw", "10M");
+        for (int i = 0; i < 10; i++)
+        {
+            var f = Frame();
+            f[^1] = (byte)i;
+            rig.Send(a, f);
+        }
+        Assert.That(atB.Count, Is.EqualTo(1));
+        Assert.That(rig.Mac.ResetLinkProp(a, "maxbw", false).Error, Is.Null);
+        Assert.That(atB.Count, Is.EqualTo(10), "released at once");
+        Assert.That(atB.Frames.Select(f => (int)f[^1]), Is.EqualTo(Enumerable.Range(0, 10)));
+        Assert.That(rig.Mac.FindProperty("maxbw")!.Get(a), Is.Empty);
+    }
+
+    [TestCase("100", 100_000_000L, "  100")]
+    [TestCase("100M", 100_000_000L, "  100")]
+    [TestCase("1200K", 1_200_000L, "    1.200")]
+    [TestCase("1.2M", 1_200_000L, "    1.200")]
+    [TestCase("2G", 2_000_000_000L, " 2000")]
+    [TestCase("0", 0L, "    0")]
+    [TestCase("10m", 10_000_000L, "   10")]
+    [TestCase("123456", 123_456_000_000L, "123456")]
+    public void Maxbw_values_parse_and_print_as_libdladm_does(string text, long bps, string shown)
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LinkControl.TryParseMaxBw(text, out long v), Is.Null);
+            Assert.That(v, Is.EqualTo(bps));
+            Assert.That(LinkControl.FormatMaxBw(bps), Is.EqualTo(shown));
+        }
+    }
+
+    [TestCase("1M", "minimum value for maxbw is 1.2M")]
+    [TestCase("1199K", "minimum value for maxbw is 1.2M")]
+    [TestCase("10X", "invalid value")]
+    [TestCase("ten", "invalid argument")]
+    [TestCase("-5", "invalid argument")]
+    [TestCase("X", "invalid value")]
+    [TestCase("50%", "operation not supported")]
+    [TestCase("", "invalid value")]
+    public void Bad_maxbw_values_are_refused_with_libdladm_status(string text, string status)
+        => Assert.That(LinkControl.TryParseMaxBw(text, out _), Is.EqualTo(status));
+
+    [Test]
+    public void Shaper_state_steady_path_allocates_nothing()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "1G");
+        var frame = Frame();
+        for (int i = 0; i < 2000; i++) { rig.Send(a, frame); rig.Scheduler.RunFor(20 * Time.Microsecond); }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10000; i++) { rig.Send(a, frame); rig.Scheduler.RunFor(20 * Time.Microsecond); }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(allocated, Is.Zero);
+        Assert.That(atB.Count, Is.EqualTo(12000));
+    }
+
+    [Test]
+    public void Wire_rate_stays_exact_at_five_gigabits()
+    {
+        var rig = new Rig();
+        var p0 = (PhysLink)rig.Mac.Find("e1000g0")!;
+        var p1 = (PhysLink)rig.Mac.Find("e1000g1")!;
+        _ = new Wire(rig.Scheduler, new HostRandom(2), p0, p1, speedBps: 5_000_000_000);
+        var a = rig.Vnic("vnic0", "e1000g0", 1);
+        var b = rig.Vnic("vnic1", "e1000g1", 2);
+        var atB = rig.Listen(b);
+        _ = new Pump(rig, a, Frames.Ipv4(Rig.MacOf(1), Rig.MacOf(2), "10.0.0.1", "10.0.0.2", size: 1514), 6_000_000_000, Time.Second / 10);
+        rig.Scheduler.RunUntil(Time.Second / 10);
+        double achieved = atB.Bytes * 8.0 * 10;
+        Assert.That(Math.Abs(achieved - 5e9) / 5e9, Is.LessThan(0.005), $"achieved {achieved}");
+    }
+}
