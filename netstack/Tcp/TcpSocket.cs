@@ -73,14 +73,15 @@ public sealed class TcpSocket
 
     internal TcpConnection? Connection => _conn;
 
-    /// <summary>Connects; fails with ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EADDRINUSE or ENOBUFS.</summary>
-    public ValueTask ConnectAsync(IpAddress remote, ushort port)
+    /// <summary>Connects; fails with ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EADDRINUSE or ENOBUFS.
+    /// <paramref name="localPort"/> 0 picks an ephemeral port; a fixed one allows simultaneous open.</summary>
+    public ValueTask ConnectAsync(IpAddress remote, ushort port, ushort localPort = 0)
     {
         if (_closed) throw new TcpException(TcpError.EINVAL);
         if (_conn != null) throw new TcpException(TcpError.EISCONN);
         if (port == 0 || remote.IsUnspecified || remote.IsMulticast) throw new TcpException(TcpError.EINVAL);
         if (!_tcp.Ip.TrySelectSource(remote, out var local)) throw new TcpException(TcpError.ENETUNREACH);
-        if (!_tcp.TryEphemeral(local, remote, port, out ushort localPort)) throw new TcpException(TcpError.EADDRINUSE);
+        if (localPort == 0 && !_tcp.TryEphemeral(local, remote, port, out localPort)) throw new TcpException(TcpError.EADDRINUSE);
         var conn = new TcpConnection(_tcp, new TcpKey(local, localPort, remote, port), SendBufferSize, ReceiveBufferSize)
         {
             NoDelay = _noDelay,
