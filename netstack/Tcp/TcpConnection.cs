@@ -156,8 +156,8 @@ internal sealed partial class TcpConnection
     /// <summary>Active open (RFC 9293 3.10.1): sends a SYN and enters SYN_SENT.</summary>
     public TcpError OpenActive()
     {
-        if (!ChargeObject() || !AllocateBuffers()) { Release(); return TcpError.ENOBUFS; }
-        if (!_tcp.TryAddConnection(this)) { Release(); return TcpError.EADDRINUSE; }
+        if (!ChargeObject() || !AllocateBuffers()) { ReleaseMemory(); return TcpError.ENOBUFS; }
+        if (!_tcp.TryAddConnection(this)) { ReleaseMemory(); return TcpError.EADDRINUSE; }
         _peerMss = _tcp.LocalMss(Key.Remote);
         _sndUna = _iss;
         _sndNxt = _iss;
@@ -209,13 +209,8 @@ internal sealed partial class TcpConnection
     /// <summary>The handshake completed: allocate a passive connection's buffers, leave the listener's half-open list.</summary>
     private bool BecomeEstablished()
     {
-        if (Listener != null && !Listener.OnEstablished(this))
-        {
-            // The accept queue filled while this handshake was in flight.
-            SendReset(_sndNxt);
-            Drop(TcpError.None);
-            return false;
-        }
+        // The accept queue filled while this handshake was in flight: ignore the ACK.
+        if (Listener != null && !Listener.OnEstablished(this)) return false;
         if (!AllocateBuffers())
         {
             SendReset(_sndNxt);
@@ -305,15 +300,17 @@ internal sealed partial class TcpConnection
         _keepTimer.Cancel();
         _timerMode = TimerMode.None;
         // The receive ring stays readable after a FIN until the socket is closed.
-        if (Socket == null || Error != TcpError.None)
-        {
-            _send?.Release();
-            _recv?.Release();
-            _send = null;
-            _recv = null;
-            if (_charged > 0) _tcp.Memory.Release(_charged);
-            _charged = 0;
-        }
+        if (Socket == null || Error != TcpError.None) ReleaseMemory();
+    }
+
+    private void ReleaseMemory()
+    {
+        _send?.Release();
+        _recv?.Release();
+        _send = null;
+        _recv = null;
+        if (_charged > 0) _tcp.Memory.Release(_charged);
+        _charged = 0;
     }
 
     /// <summary>Called by the socket when it is done with a closed connection.</summary>

@@ -90,17 +90,17 @@ public sealed class TcpListener
         conn.OpenPassive(ref seg);
     }
 
-    /// <summary>The handshake completed. False when the accept queue is full (the caller resets).</summary>
+    /// <summary>The handshake completed. False when the accept queue is full: the caller drops the
+    /// ACK and stays in SYN_RECEIVED, so its SYN-ACK retransmission gives the client another try
+    /// (Linux's default, tcp_abort_on_overflow=0).</summary>
     internal bool OnEstablished(TcpConnection conn)
     {
-        if (conn.ListenerNode != null) _halfOpen.Remove(conn.ListenerNode);
-        conn.ListenerNode = null;
-        if (_ready.Count >= Backlog || _closed)
+        if (_ready.Count >= Backlog)
         {
             _tcp.Stats.ListenDrops++;
-            conn.Listener = null;
             return false;
         }
+        if (conn.ListenerNode != null) _halfOpen.Remove(conn.ListenerNode);
         conn.ListenerNode = _ready.AddLast(conn);
         _acceptOp.Wake();
         return true;
