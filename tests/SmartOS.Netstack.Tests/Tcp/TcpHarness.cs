@@ -95,7 +95,40 @@ internal sealed class TcpWire
     {
         long delay = Delay;
         if (Reorder > 0 && _random.NextDouble() < Reorder) delay += ReorderDelay;
-        _scheduler.After(delay, () => to.Tcp.Receive(p, source, destination));
+        var d = _free.Count > 0 ? _free.Pop() : new Delivery(this);
+        d.To = to;
+        d.Packet = p;
+        d.Source = source;
+        d.Destination = destination;
+        d.Timer.ArmAfter(delay);
+    }
+
+    // Deliveries are recycled so the wire itself allocates nothing in steady state (the allocation test needs that).
+    private readonly Stack<Delivery> _free = new();
+
+    private sealed class Delivery
+    {
+        public readonly KTimer Timer;
+        public FakeIpLayer? To;
+        public Packet? Packet;
+        public IpAddress Source, Destination;
+
+        public Delivery(TcpWire wire)
+        {
+            Timer = new KTimer(wire._scheduler, static s =>
+            {
+                var d = (Delivery)s!;
+                var to = d.To!;
+                var p = d.Packet!;
+                d.To = null;
+                d.Packet = null;
+                d.Wire._free.Push(d);
+                to.Tcp.Receive(p, d.Source, d.Destination);
+            }, this);
+            Wire = wire;
+        }
+
+        public TcpWire Wire { get; }
     }
 }
 
