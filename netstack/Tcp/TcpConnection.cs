@@ -260,7 +260,8 @@ internal sealed partial class TcpConnection
     {
         Socket = null;
         _orphaned = true;
-        if ((_recv != null && _recv.Count > 0) || State == TcpState.SynSent)
+        bool unread = _recv != null && _recv.Count > 0 && State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2;
+        if (unread || State == TcpState.SynSent)
         {
             Abort();
             return;
@@ -329,7 +330,8 @@ internal sealed partial class TcpConnection
         _keepTimer.Cancel();
         _timerMode = TimerMode.TimeWait;
         _rtxTimer.ArmAfter(2 * _cfg.Msl);
-        // The application has everything; the buffers are not needed in TIME_WAIT.
+        // The send ring is empty (our FIN was acknowledged); the receive ring stays readable
+        // until the socket is closed.
         Socket?.Wake();
     }
 

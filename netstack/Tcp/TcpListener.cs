@@ -19,7 +19,18 @@ public sealed class TcpListener
     {
         _tcp = tcp;
         _acceptOp = new LoopOperation<TcpSocket>(tcp, ResolveAccept);
+        SendBufferSize = tcp.Config.SendBufferSize;
+        ReceiveBufferSize = tcp.Config.ReceiveBufferSize;
     }
+
+    /// <summary>Send buffer size of accepted connections.</summary>
+    public int SendBufferSize { get; set; }
+
+    /// <summary>Receive buffer size of accepted connections (sets the window scale they offer).</summary>
+    public int ReceiveBufferSize { get; set; }
+
+    /// <summary>TCP_NODELAY for accepted connections.</summary>
+    public bool NoDelay { get; set; }
 
     public IpAddress LocalAddress { get; private set; }
     public ushort LocalPort { get; private set; }
@@ -34,7 +45,8 @@ public sealed class TcpListener
     /// <summary>Binds and listens. Port 0 picks an ephemeral port. Throws EADDRINUSE or EADDRNOTAVAIL.</summary>
     public void Listen(IpAddress address, ushort port, int backlog = 128)
     {
-        if (_listening || _closed) throw new TcpException(TcpError.EINVAL);
+        if (_listening || _closed || !TcpSocket.ValidBufferSize(SendBufferSize) || !TcpSocket.ValidBufferSize(ReceiveBufferSize))
+            throw new TcpException(TcpError.EINVAL);
         var error = _tcp.AddListener(this, address, ref port);
         if (error != TcpError.None) throw new TcpException(error);
         LocalAddress = address;
@@ -79,7 +91,7 @@ public sealed class TcpListener
             _halfOpen.First!.Value.Drop(TcpError.None);
         }
         var conn = new TcpConnection(_tcp, new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort),
-            _tcp.Config.SendBufferSize, _tcp.Config.ReceiveBufferSize) { Listener = this };
+            SendBufferSize, ReceiveBufferSize) { Listener = this, NoDelay = NoDelay };
         if (!conn.ChargeObject())
         {
             stats.ListenDrops++;

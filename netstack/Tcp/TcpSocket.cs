@@ -79,7 +79,8 @@ public sealed class TcpSocket
     {
         if (_closed) throw new TcpException(TcpError.EINVAL);
         if (_conn != null) throw new TcpException(TcpError.EISCONN);
-        if (port == 0 || remote.IsUnspecified || remote.IsMulticast) throw new TcpException(TcpError.EINVAL);
+        if (port == 0 || remote.IsUnspecified || remote.IsMulticast || !ValidBufferSize(SendBufferSize) || !ValidBufferSize(ReceiveBufferSize))
+            throw new TcpException(TcpError.EINVAL);
         if (!_tcp.Ip.TrySelectSource(remote, out var local)) throw new TcpException(TcpError.ENETUNREACH);
         if (localPort == 0 && !_tcp.TryEphemeral(local, remote, port, out localPort)) throw new TcpException(TcpError.EADDRINUSE);
         var conn = new TcpConnection(_tcp, new TcpKey(local, localPort, remote, port), SendBufferSize, ReceiveBufferSize)
@@ -145,6 +146,9 @@ public sealed class TcpSocket
         Wake();
     }
 
+    /// <summary>Buffer sizes from 1 KiB to 64 MiB (window scale 14 would allow 1 GiB; zones cap memory anyway).</summary>
+    internal static bool ValidBufferSize(int size) => size is >= 1024 and <= 64 << 20;
+
     internal void Wake()
     {
         _connectOp.Wake();
@@ -168,7 +172,7 @@ public sealed class TcpSocket
         if (_closed) throw new TcpException(TcpError.EPIPE);
         if (c == null) throw new TcpException(TcpError.ENOTCONN);
         if (c.State is TcpState.SynSent or TcpState.SynReceived) return false;
-        if (!c.CanSend || c.SendFree < 0) throw new TcpException(c.Error is TcpError.ECONNRESET or TcpError.ETIMEDOUT ? c.Error : TcpError.EPIPE);
+        if (!c.CanSend) throw new TcpException(c.Error is TcpError.ECONNRESET or TcpError.ETIMEDOUT ? c.Error : TcpError.EPIPE);
         _sendDone += c.Write(_sendData.Span[_sendDone..]);
         if (_sendDone < _sendData.Length) return false;
         result = _sendDone;

@@ -72,6 +72,9 @@ internal sealed class TcpWire
     public Func<long, bool>? Blackout { get; set; }
 
     public long Carried { get; private set; }
+
+    /// <summary>True while a stack is processing a segment from this wire.</summary>
+    public bool Receiving { get; private set; }
     public long Lost { get; private set; }
 
     private void Carry(FakeIpLayer to, Packet p, IpAddress source, IpAddress destination)
@@ -123,7 +126,9 @@ internal sealed class TcpWire
                 d.To = null;
                 d.Packet = null;
                 d.Wire._free.Push(d);
-                to.Tcp.Receive(p, d.Source, d.Destination);
+                d.Wire.Receiving = true;
+                try { to.Tcp.Receive(p, d.Source, d.Destination); }
+                finally { d.Wire.Receiving = false; }
             }, this);
             Wire = wire;
         }

@@ -80,6 +80,84 @@ public class TcpTransferTests
     }
 
     [Test]
+    public void Send_waits_while_the_peer_does_not_read_and_resumes_when_it_does()
+    {
+        var w = new TcpWorld();
+        var listener = new TcpListener(w.TcpA) { ReceiveBufferSize = 8 * 1024 };
+        listener.Listen(w.A.Address, 80);
+        var accept = w.Start(async () => await listener.AcceptAsync());
+        var client = new TcpSocket(w.TcpB) { SendBufferSize = 8 * 1024 };
+        var connect = w.Start(async () => { await client.ConnectAsync(w.A.Address, 80); return true; });
+        w.RunUntil(Task.WhenAll(accept, connect), Time.Second);
+        var server = accept.Result;
+
+        var data = Pattern(100_000, 4);
+        var send = w.Start(async () => await client.SendAsync(data));
+        w.Scheduler.RunFor(10 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(send.IsCompleted, Is.False, "backpressure: both buffers are full");
+            Assert.That(server.Available, Is.EqualTo(8 * 1024));
+            Assert.That(client.SendQueued, Is.EqualTo(8 * 1024));
+            Assert.That(w.TcpB.Stats.PersistProbes, Is.GreaterThan(0), "the sender probes the zero window");
+        }
+        var receive = w.Start(async () =>
+        {
+            var got = new byte[data.Length];
+            int total = 0;
+            while (total < got.Length) total += await server.ReceiveAsync(got.AsMemory(total));
+            return got;
+        });
+        w.RunUntil(Task.WhenAll(send, receive), 60 * Time.Second);
+        Assert.That(send.Result, Is.EqualTo(data.Length));
+        Assert.That(receive.Result, Is.EqualTo(data));
+    }
+
+    [Test]
+    public void Socket_continuations_run_on_the_loop_context_as_their_own_events()
+    {
+        var w = new TcpWorld();
+        var (client, server) = Connect(w);
+        SynchronizationContext? seen = null;
+        bool insideSegmentProcessing = true;
+        var read = w.Start(async () =>
+        {
+            int n = await server.ReceiveAsync(new byte[100]);
+            seen = SynchronizationContext.Current;
+            insideSegmentProcessing = w.Wire.Receiving;
+            return n;
+        });
+        w.Start(async () => await client.SendAsync(new byte[10]));
+        w.RunUntil(read, Time.Second);
+        Assert.That(read.Result, Is.EqualTo(10));
+        Assert.That(seen, Is.SameAs(w.TcpA.Context));
+        Assert.That(insideSegmentProcessing, Is.False, "the continuation ran inside segment processing");
+    }
+
+    [Test]
+    public void Port_unreachable_fails_a_connect_and_fragmentation_needed_lowers_the_mss()
+    {
+        var w = new TcpWorld();
+        w.Wire.Loss = 1.0;
+        var socket = new TcpSocket(w.TcpB);
+        var connect = w.Start(async () => { await socket.ConnectAsync(w.A.Address, 80); return true; });
+        var quoted = new byte[8];
+        quoted[0] = (byte)(socket.LocalPort >> 8); quoted[1] = (byte)socket.LocalPort;
+        quoted[3] = 80;
+        w.TcpB.ReceiveError(IcmpErrorKind.PortUnreachable, 0, w.B.Address, w.A.Address, quoted);
+        w.Scheduler.RunFor(1);
+        Assert.That(connect.IsFaulted, Is.True);
+        Assert.That(((TcpException)connect.Exception!.InnerException!).Error, Is.EqualTo(TcpError.ECONNREFUSED));
+
+        var w2 = new TcpWorld(new TcpConfig { Timestamps = false });
+        var (client, _) = Connect(w2);
+        Assert.That(client.Connection!.EffectiveMss, Is.EqualTo(1460));
+        quoted[0] = (byte)(client.LocalPort >> 8); quoted[1] = (byte)client.LocalPort;
+        w2.TcpB.ReceiveError(IcmpErrorKind.FragmentationNeeded, 1280, w2.B.Address, w2.A.Address, quoted);
+        Assert.That(client.Connection!.EffectiveMss, Is.EqualTo(1280 - 40));
+    }
+
+    [Test]
     public void Connect_to_a_port_nobody_listens_on_is_refused()
     {
         var w = new TcpWorld();
