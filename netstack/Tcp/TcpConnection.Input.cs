@@ -1,3 +1,4 @@
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack.Tcp;
@@ -212,7 +213,11 @@ internal sealed partial class TcpConnection
             }
             else
             {
-                NewAck(ack);
+                // RFC 7323 section 4: with timestamps every ACK of new data gives an RTT sample
+                // (the echo tells which transmission it answers, so Karn's rule is not needed).
+                long tsRtt = _tsOk && seg.Options.HasTimestamp && seg.Options.TsEcr != 0
+                    ? (long)(int)(TsNow - seg.Options.TsEcr) * Time.Millisecond : -1;
+                NewAck(ack, tsRtt);
             }
             // Window update (RFC 9293 3.10.7.4): only from a segment newer than the last one used.
             if (Seq.Lt(_sndWl1, seq) || (_sndWl1 == seq && Seq.Le(_sndWl2, ack)))
@@ -261,10 +266,15 @@ internal sealed partial class TcpConnection
         return true;
     }
 
-    private void NewAck(uint ack)
+    private void NewAck(uint ack, long tsRtt)
     {
         uint acked = ack - _sndUna;
-        if (_rttTiming && Seq.Gt(ack, _rttSeq))
+        if (tsRtt >= 0)
+        {
+            RttSample(tsRtt);
+            _rttTiming = false;
+        }
+        else if (_rttTiming && Seq.Gt(ack, _rttSeq))
         {
             RttSample(_sched.Now - _rttStart);
             _rttTiming = false;

@@ -54,7 +54,7 @@ internal sealed partial class TcpConnection
                 break;  // Nagle (RFC 896): one small segment in flight at a time
             bool retransmit = Seq.Lt(_sndNxt, _sndMax);
             if (!SendData(_sndNxt, len, fin, retransmit)) break;
-            if (!_rttTiming && !retransmit && len > 0)
+            if (!_rttTiming && !_tsOk && !retransmit && len > 0)
             {
                 _rttTiming = true;
                 _rttSeq = _sndNxt;

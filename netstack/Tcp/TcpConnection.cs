@@ -71,6 +71,7 @@ internal sealed partial class TcpConnection
 
     // Round-trip time and retransmission timer (RFC 6298).
     private long _srtt, _rttvar, _rto;
+    private bool _hasRtt;
     private bool _rttTiming;
     private uint _rttSeq;
     private long _rttStart;
@@ -92,7 +93,7 @@ internal sealed partial class TcpConnection
         _delAckTimer = new KTimer(_sched, static s => ((TcpConnection)s!).OnDelAckTimer(), this);
         _keepTimer = new KTimer(_sched, static s => ((TcpConnection)s!).OnKeepTimer(), this);
         _rto = _cfg.InitialRto;
-        _iss = tcp.NewIss();
+        _iss = tcp.NewIss(key);
         _tsOffset = tcp.Ip.Random.NextUInt32();
         _ssthresh = long.MaxValue / 4;
         _lastReceive = _sched.Now;
@@ -122,6 +123,7 @@ internal sealed partial class TcpConnection
     public long CongestionWindow => _cwnd;
     public long SlowStartThreshold => _ssthresh;
     public long Rto => _rto;
+    public long SmoothedRtt => _srtt;
     public byte SendScale => _sndScale;
     public byte ReceiveScale => _rcvScale;
     public bool TimestampsOn => _tsOk;
@@ -335,6 +337,15 @@ internal sealed partial class TcpConnection
         Socket?.Wake();
     }
 
+    /// <summary>Whether a SYN may end this TIME_WAIT (RFC 6191): its timestamp is newer, or without
+    /// timestamps its sequence number is beyond what this incarnation received.</summary>
+    public bool AcceptsReincarnation(ref TcpRepr seg)
+    {
+        if ((seg.Flags & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) != TcpFlags.Syn) return false;
+        if (_tsOk && seg.Options.HasTimestamp) return Seq.Gt(seg.Options.TsVal, _tsRecent);
+        return Seq.Gt(seg.Seq, _rcvNxt);
+    }
+
     private void ArmFinWait2()
     {
         // An orphaned FIN_WAIT_2 must not live forever (Linux tcp_fin_timeout, illumos
@@ -416,8 +427,9 @@ internal sealed partial class TcpConnection
     private void RttSample(long r)
     {
         const long G = Time.Millisecond;
-        if (_srtt == 0)
+        if (!_hasRtt)
         {
+            _hasRtt = true;
             _srtt = r;
             _rttvar = r / 2;
         }

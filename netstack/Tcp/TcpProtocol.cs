@@ -82,7 +82,10 @@ public sealed class TcpProtocol : ITransport
         Config = config ?? TcpConfig.Default;
         Memory = memory ?? new TcpMemoryAccount();
         Context = new LoopSynchronizationContext(ip.Scheduler);
+        _issSecret = ip.Random.NextUInt64();
     }
+
+    private readonly ulong _issSecret;
 
     public IIpLayer Ip { get; }
     public TcpConfig Config { get; }
@@ -141,8 +144,14 @@ public sealed class TcpProtocol : ITransport
         var key = new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort);
         if (_connections.TryGetValue(key, out var conn))
         {
-            conn.Input(ref seg, payload);
-            return;
+            // RFC 9293 3.6.1 / RFC 6191: a new SYN beyond a TIME_WAIT connection's sequence space
+            // (or with a newer timestamp) ends TIME_WAIT and opens a new incarnation.
+            if (!(conn.State == TcpState.TimeWait && conn.AcceptsReincarnation(ref seg)))
+            {
+                conn.Input(ref seg, payload);
+                return;
+            }
+            conn.Drop(TcpError.None);
         }
         var listener = FindListener(destination, seg.DestinationPort);
         if (listener != null)
@@ -225,7 +234,25 @@ public sealed class TcpProtocol : ITransport
 
     internal bool ContainsConnection(TcpKey key) => _connections.ContainsKey(key);
 
-    internal uint NewIss() => Ip.Random.NextUInt32();
+    /// <summary>RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. A new incarnation of
+    /// a 4-tuple thus starts above the old one's sequence space, which lets a SYN end TIME_WAIT safely.</summary>
+    internal uint NewIss(in TcpKey key)
+    {
+        ulong h = _issSecret;
+        h = Mix(h ^ key.Local.High) ^ key.Local.Low;
+        h = Mix(h) ^ key.Remote.High;
+        h = Mix(h) ^ key.Remote.Low;
+        h = Mix(h) ^ ((ulong)key.LocalPort << 16 | key.RemotePort);
+        h = Mix(h);
+        return (uint)(Scheduler.Now / (4 * Time.Microsecond)) + (uint)(h >> 32);
+    }
+
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
 
     // ---- control segments -------------------------------------------------------------------
 

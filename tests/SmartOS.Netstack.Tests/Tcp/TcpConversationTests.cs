@@ -197,6 +197,52 @@ public class TcpConversationTests
     }
 
     [Test]
+    public void New_syn_beyond_the_old_sequence_space_ends_time_wait_and_an_old_one_does_not()
+    {
+        var c = new Conversation(new TcpConfig { Timestamps = false, Msl = 30 * Time.Second });
+        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions());
+        socket.Close();
+        c.Expect("FIN");
+        c.Send(80, PeerIss + 1, iss + 2, TcpFlags.Fin | TcpFlags.Ack);
+        c.Expect("ACK of the peer's FIN");
+        Assert.That(c.Tcp.Connections[^1].State, Is.EqualTo(TcpState.TimeWait));
+
+        c.Send(80, unchecked(PeerIss - 5000), 0, TcpFlags.Syn, options: Conversation.SynOptions());
+        var challenge = c.Expect("an old SYN gets an ACK of the old connection");
+        Assert.That(challenge.Flags, Is.EqualTo(TcpFlags.Ack));
+        Assert.That(challenge.Ack, Is.EqualTo(PeerIss + 2));
+
+        c.Send(80, PeerIss + 100_000, 0, TcpFlags.Syn, options: Conversation.SynOptions());
+        var synAck = c.Expect("SYN-ACK of the new incarnation");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(synAck.Flags, Is.EqualTo(TcpFlags.Syn | TcpFlags.Ack));
+            Assert.That(synAck.Ack, Is.EqualTo(PeerIss + 100_001));
+            Assert.That(c.Tcp.Connections[^1].State, Is.EqualTo(TcpState.SynReceived));
+        }
+    }
+
+    [Test]
+    public void Timestamps_give_rtt_samples_that_set_the_rto()
+    {
+        var c = new Conversation(new TcpConfig { MinRto = 10 * Time.Millisecond });
+        var ts = Conversation.SynOptions(tsVal: 1);
+        var (socket, iss) = EstablishPassive(c, ts);
+        c.Start(async () => await socket.SendAsync(new byte[100]));
+        var data = c.Expect("data");
+        c.Run(50 * Time.Millisecond);
+        // Echo a timestamp 20 ms older than the data's: the sample must come from the echo (70 ms),
+        // not from timing the segment (50 ms).
+        var echo = new TcpOptions { HasTimestamp = true, TsVal = 2, TsEcr = data.Repr.Options.TsVal - 20 };
+        c.Send(80, PeerIss + 1, iss + 101, TcpFlags.Ack, options: echo);
+        var conn = socket.Connection!;
+        // The handshake gave a first sample of 0 (the test answers at once); this one is 70 ms:
+        // SRTT = 7/8 * 0 + 1/8 * 70 ms, RTTVAR = 3/4 * 0 + 1/4 * 70 ms (RFC 6298 2.3).
+        Assert.That(conn.SmoothedRtt, Is.EqualTo(8_750 * Time.Microsecond));
+        Assert.That(conn.Rto, Is.EqualTo(8_750 * Time.Microsecond + 4 * 17_500 * Time.Microsecond));
+    }
+
+    [Test]
     public void Passive_close_goes_close_wait_then_last_ack_then_closed()
     {
         var c = new Conversation(s_noTimestamps);
