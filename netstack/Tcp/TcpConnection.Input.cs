@@ -214,8 +214,11 @@ internal sealed partial class TcpConnection
             else
             {
                 // RFC 7323 section 4: with timestamps every ACK of new data gives an RTT sample
-                // (the echo tells which transmission it answers, so Karn's rule is not needed).
-                long tsRtt = _tsOk && seg.Options.HasTimestamp && seg.Options.TsEcr != 0
+                // (the echo tells which transmission it answers). Except an echo older than our last
+                // timeout: when the ACK of a retransmission was lost, the receiver echoes that first
+                // retransmission for every later duplicate, and the sample would span the whole
+                // backoff. Seen with 16% loss: SRTT climbed to 10 s and RTO sat at 60 s.
+                long tsRtt = _tsOk && seg.Options.HasTimestamp && seg.Options.TsEcr != 0 && Seq.Ge(seg.Options.TsEcr, _tsRtoFloor)
                     ? (long)(int)(TsNow - seg.Options.TsEcr) * Time.Millisecond : -1;
                 NewAck(ack, tsRtt);
             }
@@ -315,16 +318,7 @@ internal sealed partial class TcpConnection
         else
         {
             _dupAcks = 0;
-            if (_cwnd < _ssthresh) _cwnd += Math.Min(acked, 2L * _sndMss);
-            else
-            {
-                _caBytes += acked;
-                if (_caBytes >= _cwnd)
-                {
-                    _caBytes -= _cwnd;
-                    _cwnd += _sndMss;
-                }
-            }
+            GrowWindow(acked);
             // An application-limited sender does not grow its window without bound (RFC 7661 in spirit).
             long cap = 2L * (_sendBufferSize + _maxSndWnd) + 2L * _sndMss;
             if (_cwnd > cap) _cwnd = cap;
@@ -360,8 +354,7 @@ internal sealed partial class TcpConnection
 
     private void EnterRecovery()
     {
-        long flight = (long)(uint)(_sndMax - _sndUna);
-        _ssthresh = Math.Max(flight / 2, 2L * _sndMss);
+        OnCongestionEvent();
         _recover = _sndMax;
         _inRecovery = true;
         _rttTiming = false;

@@ -145,7 +145,7 @@ internal sealed partial class TcpConnection
         }
         _stats.Timeouts++;
         // RFC 5681 (4): halve on the first timeout of an episode only; RFC 6298 5.5: back off.
-        if (_backoff == 0) _ssthresh = Math.Max((long)(uint)(_sndMax - _sndUna) / 2, 2L * _sndMss);
+        if (_backoff == 0) OnCongestionEvent();
         _cwnd = _sndMss;
         _caBytes = 0;
         _backoff++;
@@ -155,6 +155,7 @@ internal sealed partial class TcpConnection
         _sacks.Clear();
         _highRxt = _sndUna;
         _rttTiming = false;         // Karn
+        _tsRtoFloor = TsNow;        // and its timestamp counterpart (see ProcessAck)
         _sndNxt = _sndUna;          // go back N
         Output();
         if (!_rtxTimer.IsArmed) ArmRetransmit();

@@ -52,7 +52,7 @@ internal sealed partial class TcpConnection
     private int _peerMss;
     private byte _sndScale, _rcvScale;
     private bool _wsOk, _tsOk, _sackOk;
-    private uint _tsRecent, _tsOffset, _lastAckSent;
+    private uint _tsRecent, _tsOffset, _lastAckSent, _tsRtoFloor;
 
     // Receive sequence space.
     private uint _irs, _rcvNxt, _rcvAdv;
@@ -62,7 +62,7 @@ internal sealed partial class TcpConnection
     private int _ackPending;
     private bool _ackNow;
 
-    // Congestion control (RFC 5681, NewReno RFC 6582, SACK recovery after RFC 6675).
+    // Congestion control (RFC 5681, NewReno RFC 6582, SACK recovery after RFC 6675; CUBIC in TcpConnection.Congestion.cs).
     private long _cwnd, _ssthresh, _caBytes;
     private int _dupAcks;
     private bool _inRecovery;
@@ -95,6 +95,7 @@ internal sealed partial class TcpConnection
         _rto = _cfg.InitialRto;
         _iss = tcp.NewIss(key);
         _tsOffset = tcp.Ip.Random.NextUInt32();
+        _tsRtoFloor = TsNow - (1u << 30);    // no timeout yet: every echo is young enough
         _ssthresh = long.MaxValue / 4;
         _lastReceive = _sched.Now;
         while (_rcvScale < 14 && (recvBufferSize >> _rcvScale) > ushort.MaxValue) _rcvScale++;
@@ -465,6 +466,13 @@ internal sealed partial class TcpConnection
         else if (State == TcpState.SynSent && kind == IcmpErrorKind.NetUnreachable)
             Drop(TcpError.ENETUNREACH);
     }
+
+    /// <summary>The control block in one line, for diagnostics and failing tests.</summary>
+    public override string ToString() =>
+        $"{Key.Local}:{Key.LocalPort}-{Key.Remote}:{Key.RemotePort} {State} una={_sndUna - _iss} nxt={_sndNxt - _iss} max={_sndMax - _iss} " +
+        $"wnd={_sndWnd} cwnd={_cwnd} ssthresh={_ssthresh} rec={_inRecovery} hrx={_highRxt - _iss} sacks={_sacks.Count} " +
+        $"sendq={_send?.Count} fin={_finQueued} rcvnxt={_rcvNxt - _irs} rcvadv={_rcvAdv - _rcvNxt} recvq={_recv?.Count} ooo={_recv?.RangeCount} " +
+        $"timer={_timerMode}/{_rtxTimer.IsArmed}@{_rtxTimer.DueTime} now={_sched.Now} rto={_rto} srtt={_srtt} backoff={_backoff} retries={_retries} delack={_delAckTimer.IsArmed}";
 
     [Conditional("DEBUG")]
     private void AssertInvariants()

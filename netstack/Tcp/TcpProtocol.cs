@@ -225,6 +225,8 @@ public sealed class TcpProtocol : ITransport
         return false;
     }
 
+    internal IEnumerable<TcpConnection> ConnectionObjects => _connections.Values;
+
     internal bool TryAddConnection(TcpConnection c) => _connections.TryAdd(c.Key, c);
 
     internal void RemoveConnection(TcpConnection c)

@@ -146,10 +146,22 @@ public sealed class TcpConfig
     public ushort EphemeralLow { get; init; } = 32768;
     public ushort EphemeralHigh { get; init; } = 65535;
 
+    public TcpCongestionControl CongestionControl { get; init; } = TcpCongestionControl.NewReno;
+
     /// <summary>Initial congestion window in segments (RFC 6928).</summary>
     public int InitialWindowSegments { get; init; } = 10;
 
     public static readonly TcpConfig Default = new();
+}
+
+/// <summary>The congestion-avoidance algorithm (illumos: ipadm set-prop -p congestion-control=... tcp).</summary>
+public enum TcpCongestionControl
+{
+    /// <summary>Reno growth with NewReno/SACK recovery (RFC 5681, 6582, 6675): illumos's default.</summary>
+    NewReno,
+
+    /// <summary>CUBIC (RFC 9438), with the same loss recovery.</summary>
+    Cubic,
 }
 
 /// <summary>One line of `netstat -an`.</summary>

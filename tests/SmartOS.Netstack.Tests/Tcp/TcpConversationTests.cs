@@ -225,7 +225,7 @@ public class TcpConversationTests
     [Test]
     public void Timestamps_give_rtt_samples_that_set_the_rto()
     {
-        var c = new Conversation(new TcpConfig { MinRto = 10 * Time.Millisecond });
+        var c = new Conversation(new TcpConfig { MinRto = 60 * Time.Millisecond });
         var ts = Conversation.SynOptions(tsVal: 1);
         var (socket, iss) = EstablishPassive(c, ts);
         c.Start(async () => await socket.SendAsync(new byte[100]));
@@ -380,6 +380,25 @@ public class TcpConversationTests
         c.Send(80, PeerIss + 1, iss + 1 + 3000, TcpFlags.Ack);
         var next = c.Expect("retransmission after a partial ACK");
         Assert.That(next.Seq, Is.EqualTo(iss + 1 + 3000));
+    }
+
+    [TestCase(TcpCongestionControl.NewReno, 5000, TestName = "NewReno_halves_the_window_on_fast_retransmit")]
+    [TestCase(TcpCongestionControl.Cubic, 7000, TestName = "Cubic_keeps_seventy_percent_of_the_window_on_fast_retransmit")]
+    public void Window_reduction_on_fast_retransmit(TcpCongestionControl algorithm, long ssthresh)
+    {
+        var c = new Conversation(new TcpConfig { Timestamps = false, CongestionControl = algorithm });
+        var (socket, iss) = EstablishPassive(c, new TcpOptions { Mss = 1000, SackPermitted = true });
+        c.Start(async () => await socket.SendAsync(new byte[10_000]));
+        for (int i = 0; i < 10; i++) c.Expect($"segment {i}");
+        var sack = new TcpOptions();
+        for (int i = 1; i <= 3; i++)
+        {
+            sack.SackCount = 0;
+            sack.AddSack(iss + 1 + 1000, iss + 1 + 1000 + (uint)(1000 * i));
+            c.Send(80, PeerIss + 1, iss + 1, TcpFlags.Ack, options: sack);
+        }
+        Assert.That(c.Expect("fast retransmission").Seq, Is.EqualTo(iss + 1));
+        Assert.That(socket.Connection!.SlowStartThreshold, Is.EqualTo(ssthresh));
     }
 
     [Test]

@@ -275,11 +275,12 @@ public class TcpTransferTests
         Assert.That(account.Charged, Is.Zero);
     }
 
-    [TestCase(false, TestName = "Megabytes_cross_a_lossy_reordering_duplicating_wire_intact_and_in_order")]
-    [TestCase(true, TestName = "Megabytes_cross_a_bad_wire_intact_over_ipv6")]
-    public void Bulk_transfer_over_a_bad_wire(bool v6)
+    [TestCase(false, TcpCongestionControl.NewReno, TestName = "Megabytes_cross_a_lossy_reordering_duplicating_wire_intact_and_in_order")]
+    [TestCase(true, TcpCongestionControl.NewReno, TestName = "Megabytes_cross_a_bad_wire_intact_over_ipv6")]
+    [TestCase(false, TcpCongestionControl.Cubic, TestName = "Megabytes_cross_a_bad_wire_intact_with_cubic")]
+    public void Bulk_transfer_over_a_bad_wire(bool v6, TcpCongestionControl algorithm)
     {
-        var w = new TcpWorld(seed: 42, v6: v6);
+        var w = new TcpWorld(new TcpConfig { CongestionControl = algorithm }, seed: 42, v6: v6);
         w.Wire.Delay = 5 * Time.Millisecond;
         w.Wire.Loss = 0.01;
         w.Wire.Reorder = 0.02;
@@ -297,10 +298,11 @@ public class TcpTransferTests
         Assert.That(send.IsCompletedSuccessfully, Is.True);
     }
 
-    [Test]
-    public void Throughput_recovers_after_a_burst_of_loss()
+    [TestCase(TcpCongestionControl.NewReno, TestName = "Throughput_recovers_after_a_burst_of_loss")]
+    [TestCase(TcpCongestionControl.Cubic, TestName = "Throughput_recovers_after_a_burst_of_loss_with_cubic")]
+    public void Throughput_recovery(TcpCongestionControl algorithm)
     {
-        var w = new TcpWorld(seed: 3);
+        var w = new TcpWorld(new TcpConfig { CongestionControl = algorithm }, seed: 3);
         w.Wire.Delay = 5 * Time.Millisecond;
         var (client, server) = Connect(w);
         long t0 = w.Scheduler.Now;
