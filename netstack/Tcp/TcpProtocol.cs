@@ -42,9 +42,23 @@
  *      synchronization context current, never inline inside segment processing, so a program
  *      cannot re-enter a connection while it is processing a segment.
  *
- * Not done yet: CUBIC (NewReno with SACK-based loss recovery is used), D-SACK, ECN, RFC 6191
- * TIME_WAIT reuse by a new SYN, urgent data (URG is ignored and its bytes delivered in line),
- * MTU probing beyond reacting to ICMP "fragmentation needed", cancellation tokens on socket calls.
+ *   7. Congestion control is Reno growth (illumos's default) or CUBIC (TcpConfig.CongestionControl);
+ *      loss recovery is shared: NewReno partial ACKs, or with SACK the RFC 6675 pipe and holes.
+ *      RTT comes from timestamp echoes when both ends use them, else from one timed segment per
+ *      RTT with Karn's rule; RTO per RFC 6298 with TcpConfig.MinRto (illumos: 400 ms).
+ *
+ * Wiring
+ *   The IP layer constructs one TcpProtocol with itself (IIpLayer) and hands it every protocol-6
+ *   segment through ITransport.Receive and every ICMP error about TCP through ReceiveError. TCP
+ *   needs nothing else: source selection, path MTU, local-address checks, the packet pool, the
+ *   scheduler and the random source all come through IIpLayer. Stats is an IKstatSource for the
+ *   host's kstat chain (module "tcp"); Connections is the `netstat -an` snapshot; Memory is where
+ *   a zone's cap applies.
+ *
+ * Not done yet: undoing spurious retransmissions (Eifel, D-SACK), so heavy reordering costs
+ * window; ECN; urgent data (URG is ignored and its bytes delivered in line); MTU probing beyond
+ * reacting to ICMP "fragmentation needed"; cancellation tokens on socket calls; explicit bind()
+ * of an active socket to a local address (ConnectAsync takes only a local port).
  */
 using System.Diagnostics;
 using SmartOS.Kernel;
