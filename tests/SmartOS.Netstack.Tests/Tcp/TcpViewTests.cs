@@ -127,6 +127,23 @@ public class TcpViewTests
     }
 
     [Test]
+    public void Wide_checksum_agrees_with_the_rfc_1071_reference_for_every_length()
+    {
+        var random = new SmartOS.Kernel.HostRandom(12);
+        var src = IpAddress.V4(0x0A000001);
+        var dst = IpAddress.V4(0x0A000002);
+        for (int length = 0; length < 300; length++)
+        {
+            var data = new byte[length];
+            random.NextBytes(data);
+            if (length > 0) data[0] = 0xFF;
+            uint pseudo = 0x0A00 + 0x0001 + 0x0A00 + 0x0002 + IpProtocol.Tcp + (uint)length;
+            ushort reference = Checksum.Fold(Checksum.Add(pseudo, data));
+            Assert.That(TcpChecksum.Compute(src, dst, data), Is.EqualTo(reference), $"length {length}");
+        }
+    }
+
+    [Test]
     public void Checksum_matches_packetdotnet_over_ipv6()
     {
         var bytes = (byte[])s_linuxSyn.Clone();
