@@ -151,7 +151,7 @@ internal sealed partial class TcpConnection
 
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
-        NegotiateFromSyn(ref seg, passive: false);
+        NegotiateFromSyn(ref seg);
         // The window of a SYN is never scaled (RFC 7323 section 2.2).
         _sndWnd = seg.Window;
         _maxSndWnd = _sndWnd;

@@ -184,13 +184,13 @@ internal sealed partial class TcpConnection
         _sndWnd = syn.Window;
         _sndWl1 = syn.Seq;
         _sndWl2 = _iss;
-        NegotiateFromSyn(ref syn, passive: true);
+        NegotiateFromSyn(ref syn);
         State = TcpState.SynReceived;
         _stats.PassiveOpens++;
         SendSyn();
     }
 
-    private void NegotiateFromSyn(ref TcpRepr syn, bool passive)
+    private void NegotiateFromSyn(ref TcpRepr syn)
     {
         ref var o = ref syn.Options;
         _peerMss = o.Mss != 0 ? o.Mss : (Key.Remote.IsV4 ? 536 : 1220);
@@ -204,7 +204,6 @@ internal sealed partial class TcpConnection
         int mss = Math.Min(_peerMss, _tcp.LocalMss(Key.Remote));
         _sndMss = Math.Max(mss - (_tsOk ? 12 : 0), 16);
         _cwnd = InitialWindow();
-        _ = passive;
     }
 
     private long InitialWindow() => (long)_cfg.InitialWindowSegments * _sndMss;

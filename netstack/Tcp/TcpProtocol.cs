@@ -134,6 +134,14 @@ public sealed class TcpProtocol : ITransport
         }
     }
 
+    /// <summary>Resets every connection and closes every listener (a zone halting, an interface
+    /// going away). Pending socket calls fail with ECONNABORTED.</summary>
+    public void AbortAll()
+    {
+        foreach (var l in new List<TcpListener>(_listeners.Values)) l.Close();
+        foreach (var c in new List<TcpConnection>(_connections.Values)) c.Abort();
+    }
+
     // ---- ITransport ---------------------------------------------------------------------------
 
     public void Receive(Packet packet, IpAddress source, IpAddress destination)

@@ -172,7 +172,7 @@ public sealed class TcpSocket
         if (_closed) throw new TcpException(TcpError.EPIPE);
         if (c == null) throw new TcpException(TcpError.ENOTCONN);
         if (c.State is TcpState.SynSent or TcpState.SynReceived) return false;
-        if (!c.CanSend) throw new TcpException(c.Error is TcpError.ECONNRESET or TcpError.ETIMEDOUT ? c.Error : TcpError.EPIPE);
+        if (!c.CanSend) throw new TcpException(c.Error != TcpError.None ? c.Error : TcpError.EPIPE);
         _sendDone += c.Write(_sendData.Span[_sendDone..]);
         if (_sendDone < _sendData.Length) return false;
         result = _sendDone;
@@ -193,7 +193,7 @@ public sealed class TcpSocket
             _recvBuffer = default;
             return true;
         }
-        if (c.State == TcpState.Closed && c.Error is not (TcpError.None or TcpError.ECONNABORTED)) throw new TcpException(c.Error);
+        if (c.State == TcpState.Closed && c.Error != TcpError.None) throw new TcpException(c.Error);
         if (c.ReceiveClosed)
         {
             _recvBuffer = default;

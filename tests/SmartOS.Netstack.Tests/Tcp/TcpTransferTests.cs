@@ -202,6 +202,23 @@ public class TcpTransferTests
     }
 
     [Test]
+    public void Abort_all_resets_every_peer_and_fails_pending_calls()
+    {
+        var account = new TcpMemoryAccount();
+        var w = new TcpWorld(memoryA: account);
+        var (client, server) = Connect(w);
+        var local = w.Start(async () => await server.ReceiveAsync(new byte[10]));
+        var remote = w.Start(async () => await client.ReceiveAsync(new byte[10]));
+        w.TcpA.AbortAll();
+        w.RunUntil(Task.WhenAll(local, remote).ContinueWith(_ => { }, TaskScheduler.Default), Time.Second);
+        Assert.That(((TcpException)local.Exception!.InnerException!).Error, Is.EqualTo(TcpError.ECONNABORTED));
+        Assert.That(((TcpException)remote.Exception!.InnerException!).Error, Is.EqualTo(TcpError.ECONNRESET));
+        Assert.That(w.TcpA.Connections, Is.Empty, "no listener, no connection");
+        server.Close();
+        Assert.That(account.Charged, Is.Zero);
+    }
+
+    [Test]
     public void Simultaneous_open_over_the_wire_connects_both_sides()
     {
         var w = new TcpWorld(new TcpConfig { Msl = Time.Second });
