@@ -220,6 +220,13 @@ internal sealed partial class TcpConnection
                 // backoff. Seen with 16% loss: SRTT climbed to 10 s and RTO sat at 60 s.
                 long tsRtt = _tsOk && seg.Options.HasTimestamp && seg.Options.TsEcr != 0 && Seq.Ge(seg.Options.TsEcr, _tsRtoFloor)
                     ? (long)(int)(TsNow - seg.Options.TsEcr) * Time.Millisecond : -1;
+                if (_undoArmed && _tsOk && seg.Options.HasTimestamp)
+                {
+                    // Eifel detection (RFC 3522): the first ACK after a fast retransmit echoes the
+                    // original transmission's timestamp, so the segment was reordered, not lost.
+                    if (Seq.Lt(seg.Options.TsEcr, _undoTsVal)) UndoRecovery(ack);
+                    _undoArmed = false;
+                }
                 NewAck(ack, tsRtt);
             }
             // Window update (RFC 9293 3.10.7.4): only from a segment newer than the last one used.
@@ -354,6 +361,11 @@ internal sealed partial class TcpConnection
 
     private void EnterRecovery()
     {
+        _undoCwnd = _cwnd;
+        _undoSsthresh = _ssthresh;
+        _undoWMax = _cubicWMax;
+        _undoTsVal = TsNow;
+        _undoArmed = _tsOk;
         OnCongestionEvent();
         _recover = _sndMax;
         _inRecovery = true;
@@ -362,6 +374,19 @@ internal sealed partial class TcpConnection
         _highRxt = _sndUna;
         RetransmitFirst();
         _cwnd = _sackOk ? _ssthresh : _ssthresh + 3L * _sndMss;
+    }
+
+    /// <summary>Eifel response for a spurious fast retransmit (RFC 4015 in spirit): the window and
+    /// threshold from before it come back and recovery ends.</summary>
+    private void UndoRecovery(uint ack)
+    {
+        _stats.SpuriousRetransmits++;
+        _cwnd = Math.Max(_cwnd, _undoCwnd);
+        _ssthresh = Math.Max(_ssthresh, _undoSsthresh);
+        _cubicWMax = _undoWMax;
+        _inRecovery = false;
+        _dupAcks = 0;
+        _recover = ack - 1;
     }
 
     /// <summary>Text and FIN processing (RFC 9293 3.10.7.4, seventh and eighth). False when the

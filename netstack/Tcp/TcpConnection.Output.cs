@@ -156,6 +156,7 @@ internal sealed partial class TcpConnection
         _highRxt = _sndUna;
         _rttTiming = false;         // Karn
         _tsRtoFloor = TsNow;        // and its timestamp counterpart (see ProcessAck)
+        _undoArmed = false;         // a timeout is never undone
         _sndNxt = _sndUna;          // go back N
         Output();
         if (!_rtxTimer.IsArmed) ArmRetransmit();

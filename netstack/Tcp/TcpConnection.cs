@@ -68,6 +68,10 @@ internal sealed partial class TcpConnection
     private bool _inRecovery;
     private uint _recover, _highRxt;
     private readonly SackScoreboard _sacks = new();
+    private bool _undoArmed;
+    private uint _undoTsVal;
+    private long _undoCwnd, _undoSsthresh;
+    private double _undoWMax;
 
     // Round-trip time and retransmission timer (RFC 6298).
     private long _srtt, _rttvar, _rto;

@@ -55,8 +55,10 @@
  *   host's kstat chain (module "tcp"); Connections is the `netstat -an` snapshot; Memory is where
  *   a zone's cap applies.
  *
- * Not done yet: undoing spurious retransmissions (Eifel, D-SACK), so heavy reordering costs
- * window; ECN; urgent data (URG is ignored and its bytes delivered in line); MTU probing beyond
+ *      A fast retransmit whose first ACK echoes the original segment's timestamp was spurious
+ *      (reordering, RFC 3522) and is undone; timeouts are never undone.
+ *
+ * Not done yet: D-SACK, and spurious-retransmission detection without timestamps; ECN; urgent data (URG is ignored and its bytes delivered in line); MTU probing beyond
  * reacting to ICMP "fragmentation needed"; cancellation tokens on socket calls; explicit bind()
  * of an active socket to a local address (ConnectAsync takes only a local port).
  */

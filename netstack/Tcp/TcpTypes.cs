@@ -176,7 +176,7 @@ public sealed class TcpStats : IKstatSource
     public long InSegs, OutSegs, RetransSegs, InErrs, ChecksumErrors, OutRsts;
     public long ListenDrops, HalfOpenDrops, OutOfOrderSegs, OutOfOrderDrops, DupAcks;
     public long FastRetransmits, Timeouts, PersistProbes, KeepaliveProbes, KeepaliveDrops;
-    public long TimeWaitExpired, NoPort, PacketPoolExhausted, MemoryRefused, ChallengeAcks, PawsDrops;
+    public long TimeWaitExpired, NoPort, PacketPoolExhausted, MemoryRefused, ChallengeAcks, PawsDrops, SpuriousRetransmits;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -207,6 +207,7 @@ public sealed class TcpStats : IKstatSource
         into.Add(new("tcpMemoryRefused", MemoryRefused));
         into.Add(new("tcpChallengeAcks", ChallengeAcks));
         into.Add(new("tcpPawsDrops", PawsDrops));
+        into.Add(new("tcpSpuriousRtxUndo", SpuriousRetransmits));
     }
 }
 

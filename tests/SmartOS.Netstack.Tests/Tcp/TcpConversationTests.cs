@@ -402,6 +402,39 @@ public class TcpConversationTests
     }
 
     [Test]
+    public void Fast_retransmit_of_a_reordered_segment_is_undone_when_the_ack_echoes_the_original()
+    {
+        var c = new Conversation();
+        var (socket, iss) = EstablishPassive(c, new TcpOptions { Mss = 1012, SackPermitted = true, HasTimestamp = true, TsVal = 1 });
+        c.Start(async () => await socket.SendAsync(new byte[10_000]));
+        var first = c.Expect("segment 0");
+        for (int i = 1; i < 10; i++) c.Expect($"segment {i}");
+        var conn = socket.Connection!;
+        long cwndBefore = conn.CongestionWindow, ssthreshBefore = conn.SlowStartThreshold;
+        c.Run(5 * Time.Millisecond);
+        var sack = new TcpOptions { HasTimestamp = true, TsVal = 2, TsEcr = first.Repr.Options.TsVal };
+        for (int i = 1; i <= 3; i++)
+        {
+            sack.SackCount = 0;
+            sack.AddSack(iss + 1 + 1000, iss + 1 + 1000 + (uint)(1000 * i));
+            c.Send(80, PeerIss + 1, iss + 1, TcpFlags.Ack, options: sack);
+        }
+        var rtx = c.Expect("fast retransmission");
+        Assert.That(rtx.Repr.Options.TsVal, Is.GreaterThan(first.Repr.Options.TsVal));
+        Assert.That(conn.SlowStartThreshold, Is.LessThan(ssthreshBefore));
+
+        // The original segment 0 was only late: the cumulative ACK echoes its timestamp.
+        var late = new TcpOptions { HasTimestamp = true, TsVal = 3, TsEcr = first.Repr.Options.TsVal };
+        c.Send(80, PeerIss + 1, iss + 1 + 4000, TcpFlags.Ack, options: late);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(c.Tcp.Stats.SpuriousRetransmits, Is.EqualTo(1));
+            Assert.That(conn.SlowStartThreshold, Is.EqualTo(ssthreshBefore));
+            Assert.That(conn.CongestionWindow, Is.GreaterThanOrEqualTo(cwndBefore));
+        }
+    }
+
+    [Test]
     public void Sack_blocks_steer_retransmission_to_the_holes()
     {
         var c = new Conversation(s_noTimestamps);
