@@ -23,6 +23,7 @@ public sealed class Scheduler
     private long _now;
     private long _eventsRun;
     private int _liveTimers;
+    private int _stale;
 
     /// <summary>The current time in nanoseconds since the world began.</summary>
     public long Now => _now;
@@ -71,7 +72,41 @@ public sealed class Scheduler
         _liveTimers++;
     }
 
-    internal void NoteCancelled() => _liveTimers--;
+    internal void NoteCancelled()
+    {
+        _liveTimers--;
+        // A cancelled timer leaves a stale entry behind. When stale entries outnumber live ones the
+        // heap is compacted, so memory follows the armed timers, not the cancellation rate (a SYN
+        // flood cancels a retransmission timer per dropped half-open connection).
+        if (++_stale > 1024 && _stale > _liveTimers) Compact();
+    }
+
+    private void Compact()
+    {
+        int n = 0;
+        for (int i = 0; i < _count; i++)
+            if (_heap[i].Timer.Generation == _heap[i].Generation) _heap[n++] = _heap[i];
+        Array.Clear(_heap, n, _count - n);
+        _count = n;
+        _stale = 0;
+        for (int i = (_count >> 1) - 1; i >= 0; i--) SiftDown(i);
+    }
+
+    private void SiftDown(int i)
+    {
+        Entry e = _heap[i];
+        while (true)
+        {
+            int l = 2 * i + 1;
+            if (l >= _count) break;
+            int r = l + 1;
+            int m = r < _count && Less(ref _heap[r], ref _heap[l]) ? r : l;
+            if (!Less(ref _heap[m], ref e)) break;
+            _heap[i] = _heap[m];
+            i = m;
+        }
+        _heap[i] = e;
+    }
 
     private static bool Less(ref Entry a, ref Entry b) => a.When < b.When || (a.When == b.When && a.Seq < b.Seq);
 
@@ -96,7 +131,11 @@ public sealed class Scheduler
 
     private void DropStale()
     {
-        while (_count > 0 && _heap[0].Timer.Generation != _heap[0].Generation) PopTop();
+        while (_count > 0 && _heap[0].Timer.Generation != _heap[0].Generation)
+        {
+            PopTop();
+            if (_stale > 0) _stale--;
+        }
     }
 
     /// <summary>Runs the next due event if its time is at or before <paramref name="limit"/>.</summary>

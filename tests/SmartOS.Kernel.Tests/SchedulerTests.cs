@@ -273,3 +273,30 @@ public class SchedulerTests
         Assert.That(actual, Is.EqualTo(expected.OrderBy(e => e.When).ThenBy(e => e.Seq)));
     }
 }
+
+public class SchedulerCompactionTests
+{
+    [Test]
+    public void Cancelled_timers_do_not_pile_up_in_the_heap()
+    {
+        var s = new SmartOS.Kernel.Scheduler();
+        var keep = new SmartOS.Kernel.KTimer(s, _ => { });
+        keep.ArmAfter(1_000_000_000);
+        int fired = 0;
+        var t = new SmartOS.Kernel.KTimer(s, _ => fired++);
+        for (int i = 0; i < 100_000; i++)
+        {
+            t.ArmAfter(500_000_000); // re-arming cancels the previous entry
+        }
+        long before = GC.GetTotalMemory(true);
+        for (int i = 0; i < 100_000; i++) t.ArmAfter(500_000_000);
+        long after = GC.GetTotalMemory(true);
+        s.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fired, Is.EqualTo(1));
+            Assert.That(s.PendingCount, Is.Zero);
+            Assert.That(after - before, Is.LessThan(1_000_000), "the heap stays small while timers are re-armed");
+        }
+    }
+}
