@@ -279,6 +279,8 @@ public static class Vmadm
                 return 1;
             }
         }
+        var order = new Dictionary<Zone, int>();
+        for (int k = 0; k < vms.Count; k++) order[vms[k]] = k;
         vms.Sort((a, b) =>
         {
             foreach (string key in sort)
@@ -289,7 +291,7 @@ public static class Vmadm
                 int c = long.TryParse(va, out long na) && long.TryParse(vb, out long nb) ? na.CompareTo(nb) : string.CompareOrdinal(va, vb);
                 if (c != 0) return desc ? -c : c;
             }
-            return 0;
+            return order[a].CompareTo(order[b]); // Ties keep creation order.
         });
         var sb = new StringBuilder();
         int[] widths = [.. fields.Select(f => f switch { "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18, "alias" => 0, _ => Math.Max(f.Length + 2, 12) })];

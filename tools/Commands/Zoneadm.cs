@@ -100,9 +100,9 @@ public static class Zoneadm
             return Usage(ctx);
         }
         var rows = new List<Row> { new("0", "global", "running", "/", "", "liveimg", "shared") };
-        var zones = ctx.Host.Zones.Zones.ToList();
-        // Running zones first in zone-ID order, then the others in configuration order, as zoneadm lists them.
-        zones.Sort((a, b) => (a.Id ?? int.MaxValue).CompareTo(b.Id ?? int.MaxValue));
+        // Running zones first in zone-ID order, then the others in configuration order (a stable sort),
+        // as zoneadm lists them.
+        var zones = ctx.Host.Zones.Zones.OrderBy(z => z.Id ?? int.MaxValue).ToList();
         foreach (var z in zones)
         {
             rows.Add(new(z.Id is int id ? id.ToString(CultureInfo.InvariantCulture) : "-", z.Name, Zone.StateName(z.State),

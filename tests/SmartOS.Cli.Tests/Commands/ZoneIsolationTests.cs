@@ -181,3 +181,18 @@ public class ZoneMemoryTests
         Assert.That(h.Host.Zones.Find("web")!.Memory!.Cap, Is.EqualTo(1L << 30));
     }
 }
+
+public class ShowLinkZoneColumnTests
+{
+    [Test]
+    public void Show_link_Z_shows_which_zone_holds_each_link()
+    {
+        var h = ZoneadmTests.WebZone(boot: true);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(CliHost.Split("dladm show-link -Z -p -o link,zone")), Is.EqualTo("e1000g0:global\ne1000g1:global\nweb0:web\n"));
+            Assert.That(h.Ok(CliHost.Split("dladm show-link -Z")).Split('\n')[0], Is.EqualTo("LINK        ZONE        CLASS     MTU    STATE    BRIDGE     OVER"));
+            Assert.That(h.Ok(CliHost.Split("dladm show-link")).Split('\n')[0], Is.EqualTo("LINK        CLASS     MTU    STATE    BRIDGE     OVER"));
+        }
+    }
+}
