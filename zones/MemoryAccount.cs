@@ -19,8 +19,9 @@ public interface IMemoryAccount
     void Release(long bytes);
 }
 
-/// <summary>The memory account of one zone (see <see cref="IMemoryAccount"/>).</summary>
-public sealed class MemoryAccount : IMemoryAccount
+/// <summary>The memory account of one zone (see <see cref="IMemoryAccount"/>). Its kstat is
+/// memory_cap:ZONEID:ZONENAME with rss, physcap and nover, as illumos's memory_cap kstats.</summary>
+public sealed class MemoryAccount : IMemoryAccount, Kernel.IKstatSource
 {
     public MemoryAccount(long? cap) => Cap = cap ?? long.MaxValue;
 
@@ -39,6 +40,13 @@ public sealed class MemoryAccount : IMemoryAccount
         }
         Usage += bytes;
         return true;
+    }
+
+    public void Snapshot(List<KeyValuePair<string, long>> into)
+    {
+        into.Add(new("nover", Overs));
+        into.Add(new("physcap", IsCapped ? Cap : 0));
+        into.Add(new("rss", Usage));
     }
 
     public void Release(long bytes)

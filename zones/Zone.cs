@@ -32,6 +32,7 @@ public sealed class Zone
     /// <summary>Links created at ready from a nic tag (deleted at halt) rather than lent.</summary>
     internal readonly HashSet<Datalink> _created = [];
     internal readonly List<MacClient> _clients = [];
+    internal Kernel.Kstat? _memoryKstat;
 
     public bool IsVm => Config.Vm != null;
 

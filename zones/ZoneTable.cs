@@ -223,6 +223,8 @@ public sealed class ZoneTable
         }
         z.Memory = new MemoryAccount(z.Config.CappedMemory);
         z.Id = _nextId++;
+        z._memoryKstat = _host.Kstats.Add("memory_cap", z.Id.Value, z.Name.Length > 30 ? z.Name[..30] : z.Name, "zone_memory_cap", z.Memory);
+        z._memoryKstat.Zone = z.Name;
         z.State = ZoneState.Ready;
         return null;
     }
@@ -330,6 +332,8 @@ public sealed class ZoneTable
     private void Unready(Zone z)
     {
         ReleaseLinks(z);
+        if (z._memoryKstat != null) _host.Kstats.Remove(z._memoryKstat);
+        z._memoryKstat = null;
         z.Memory = null;
         z.Id = null;
         z.Stack = null;

@@ -160,6 +160,13 @@ public class ZoneMemoryTests
             "                                   a        1        1      1\n" +
             "                                   b        1        1      0\n"));
         Assert.That(h.Ok(A("zlogin b zonememstat -H")), Is.EqualTo("                                   b        1        1      0\n"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("kstat -p memory_cap:1:a:nover")), Is.EqualTo("memory_cap:1:a:nover\t1\n"));
+            Assert.That(h.Ok(A("zlogin b kstat -p memory_cap:::rss")), Is.EqualTo("memory_cap:2:b:rss\t700000\n"));
+        }
+        h.Ok(A("zoneadm -z a halt"));
+        Assert.That(h.Run(A("kstat -p memory_cap:::rss")).Stdout, Is.EqualTo("memory_cap:2:b:rss\t700000\n"));
     }
 
     [Test]
