@@ -294,7 +294,12 @@ public static class Vmadm
             return order[a].CompareTo(order[b]); // Ties keep creation order.
         });
         var sb = new StringBuilder();
-        int[] widths = [.. fields.Select(f => f switch { "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18, "alias" => 0, _ => Math.Max(f.Length + 2, 12) })];
+        // vmadm's fixed columns; others are as wide as their longest value.
+        int[] widths = [.. fields.Select(f => f switch
+        {
+            "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18,
+            _ => vms.Select(z => VmModel.Field(z, f)![0].Length).Append(f.Length).Max() + 2,
+        })];
         if (!g.Has("p") && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], widths));
         foreach (var z in vms)
         {
@@ -315,7 +320,7 @@ public static class Vmadm
         for (int i = 0; i < values.Length; i++)
         {
             sb.Append(values[i]);
-            if (i < values.Length - 1) sb.Append(' ', Math.Max(1, (widths[i] == 0 ? values[i].Length + 2 : widths[i]) - values[i].Length));
+            if (i < values.Length - 1) sb.Append(' ', Math.Max(1, widths[i] - values[i].Length));
         }
         return sb.ToString().TrimEnd() + "\n";
     }
