@@ -50,6 +50,10 @@ public sealed class CommandContext
     /// <summary>Standard input, when the front end has one (vmadm create without -f reads it).</summary>
     public TextReader? In { get; init; }
 
+    /// <summary>The zone the command runs in, or null in the global zone. Programs of the per-zone IP
+    /// stack (ping, ipadm ...) find their stack through its Stack (zones/ZoneNetwork.cs).</summary>
+    public SmartOS.Zones.Zone? RunningZone => Zone == "global" ? null : Host.Zones.Find(Zone);
+
     /// <summary>A context for the same host and output, running in another zone (zlogin).</summary>
     public CommandContext InZone(string zone) => new()
     {

@@ -224,7 +224,9 @@ public static class VmModel
         {
             var n = nets[i];
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
-            if (n.GlobalNic == null || host.NicTags.Resolve(n.GlobalNic) == null) throw new PayloadError($"Invalid nic tag \"{n.GlobalNic}\" for {path}");
+            var lower = n.GlobalNic == null ? null : host.NicTags.Resolve(n.GlobalNic);
+            if (lower == null) throw new PayloadError($"Invalid nic tag \"{n.GlobalNic}\" for {path}");
+            if (n.Mtu > lower.Mtu) throw new PayloadError($"Invalid value(s) for: {path}.mtu ({n.Mtu} is larger than the MTU of {lower.Name}, {lower.Mtu})");
             foreach (string ip in n.Ips)
             {
                 if (ip is "dhcp" or "addrconf") continue;

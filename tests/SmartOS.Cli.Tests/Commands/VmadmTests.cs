@@ -147,6 +147,7 @@ public class VmadmTests
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mac")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.primary")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "blocked_outgoing_ports": [25] } ] }""", "Failed to create VM: Unsupported property(s): nics.0.blocked_outgoing_ports")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Failed to create VM: Unsupported property(s): nics.0.model")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "IP address 10.0.0.2 is already used by nics.0")]
