@@ -32,6 +32,8 @@ public sealed class Zone
     /// <summary>Links created at ready from a nic tag (deleted at halt) rather than lent.</summary>
     internal readonly HashSet<Datalink> _created = [];
     internal readonly List<MacClient> _clients = [];
+    /// <summary>The nets the links were made from at ready (a commit while ready must not shift them).</summary>
+    internal List<ZoneNet> _nets = [];
     internal Kernel.Kstat? _memoryKstat;
 
     public bool IsVm => Config.Vm != null;

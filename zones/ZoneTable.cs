@@ -212,7 +212,8 @@ public sealed class ZoneTable
     private string? ReadyLocked(Zone z)
     {
         if (BrandProblem(z.Config.Brand) is string b) return b;
-        foreach (var n in z.Config.Nets)
+        z._nets = z.Config.Nets.ConvertAll(n => n.Clone());
+        foreach (var n in z._nets)
         {
             string? err = n.GlobalNic != null ? CreateLink(z, n) : LendLink(z, n);
             if (err != null)
@@ -308,7 +309,7 @@ public sealed class ZoneTable
         for (int i = 0; i < z._links.Count; i++)
         {
             var link = (PortLink)z._links[i];
-            var net = z.Config.Nets[i];
+            var net = z._nets[i];
             var client = link.OpenClient("zone " + z.Name);
             if (client == null)
             {

@@ -225,3 +225,18 @@ public class ZoneadmTests
         }
     }
 }
+
+public class ZoneReadyTests
+{
+    [Test]
+    public void A_commit_between_ready_and_boot_applies_at_the_next_boot()
+    {
+        var h = ZoneadmTests.WebZone();
+        h.Ok(CliHost.Split("zoneadm -z web ready"));
+        h.Ok("zonecfg", "-z", "web", "remove net physical=web0");
+        h.Ok(CliHost.Split("zoneadm -z web boot"));
+        Assert.That(h.Host.Zones.Find("web")!.Links.Select(l => l.Name), Is.EqualTo(new[] { "web0" }));
+        h.Ok(CliHost.Split("zoneadm -z web reboot"));
+        Assert.That(h.Host.Zones.Find("web")!.Links, Is.Empty);
+    }
+}
