@@ -11,12 +11,20 @@
  *   tests             Dispatcher.Run(world, host, argv): starts the command and runs virtual time
  *                     until it completes.
  *   smartos run FILE  ScenarioRunner: one command per script line, plus directives.
- *   smartos CMD ...   a one-shot host in virtual time today; the boot daemon comes with issue 5.
+ *   smartos CMD ...   through the daemon's socket when `smartos boot` runs on the root directory
+ *                     (Daemon/DaemonServer.cs); otherwise a one-shot host booted from the root
+ *                     directory in virtual time, which can change the persistent configuration but
+ *                     has nothing running: runtime commands say so (rule 4).
+ *   zlogin ZONE CMD   runs CMD through this dispatcher with CommandContext.Zone set to ZONE, so each
+ *                     command shows and changes only what belongs to the zone (Host.cs rule 4).
  *
  * Rules
  *   1. A command either succeeds or leaves no trace (validation happens before any change).
  *   2. Error messages are illumos's wording, prefixed with the command name ("dladm: ...").
  *   3. No command reads the wall clock; time is the world's scheduler.
+ *   4. Commands that need a running host (zoneadm boot, zlogin, snoop -d, pktgen, vmadm start ...)
+ *      are refused on a one-shot host (CommandContext.HostRunning false) with a message saying how
+ *      to boot it, before they run.
  */
 using SmartOS.Kernel;
 using SmartOS.Netstack;
@@ -38,6 +46,23 @@ public sealed class CommandContext
     /// <summary>Directory relative paths (pcap files, -f FILE) resolve against.</summary>
     public string WorkingDirectory { get; init; } = Environment.CurrentDirectory;
 
+    /// <summary>False for the one-shot CLI (`smartos --root DIR CMD` with no daemon): the host was
+    /// booted only to edit its configuration and nothing runs on it (rule 4).</summary>
+    public bool HostRunning { get; init; } = true;
+    /// <summary>Standard input, when the front end has one (vmadm create without -f reads it).</summary>
+    public TextReader? In { get; init; }
+
+    /// <summary>The zone the command runs in, or null in the global zone. Programs of the per-zone IP
+    /// stack (ping, ipadm ...) find their stack through its Stack (zones/ZoneNetwork.cs).</summary>
+    public SmartOS.Zones.Zone? RunningZone => Zone == "global" ? null : Host.Zones.Find(Zone);
+
+    /// <summary>A context for the same host and output, running in another zone (zlogin).</summary>
+    public CommandContext InZone(string zone) => new()
+    {
+        World = World, Host = Host, Out = Out, Err = Err, Cancel = Cancel, Zone = zone, WorkingDirectory = WorkingDirectory,
+        HostRunning = HostRunning, In = In,
+    };
+
     public string ResolvePath(string path) => Path.IsPathRooted(path) ? path : Path.Combine(WorkingDirectory, path);
 }
 
@@ -54,27 +79,71 @@ public static class Dispatcher
         ["flowadm"] = Commands.Flowadm.RunAsync,
         ["flowstat"] = Commands.Flowstat.RunAsync,
         ["kstat"] = Commands.KstatCommand.RunAsync,
+        ["nictagadm"] = Commands.Nictagadm.RunAsync,
         ["pktgen"] = Commands.Pktgen.RunAsync,
         ["snoop"] = Commands.Snoop.RunAsync,
+        ["vmadm"] = Commands.Vmadm.RunAsync,
+        ["zlogin"] = Commands.Zlogin.RunAsync,
+        ["zoneadm"] = Commands.Zoneadm.RunAsync,
+        ["zonecfg"] = Commands.Zonecfg.RunAsync,
+        ["zonememstat"] = Commands.Zonememstat.RunAsync,
+        ["zonename"] = Commands.Zlogin.ZonenameAsync,
     };
+
+    /// <summary>Whether a command line needs a running host (rule 4).</summary>
+    public static bool NeedsRunningHost(string[] argv)
+    {
+        if (argv.Length == 0) return false;
+        string? sub(int i) => i < argv.Length ? argv[i] : null;
+        switch (argv[0])
+        {
+            case "zlogin":
+            case "pktgen":
+                return true;
+            case "snoop":
+                return Array.IndexOf(argv, "-i") < 0;
+            case "vmadm":
+                return sub(1) is "start" or "stop" or "reboot";
+            case "zoneadm":
+                {
+                    int at = Array.IndexOf(argv, "-z");
+                    string? verb = at >= 0 ? sub(at + 2) : sub(1);
+                    return verb is "boot" or "ready" or "halt" or "reboot" or "shutdown";
+                }
+            default:
+                // The zone programs (ping, nc, ipadm, ...) act on a live IP stack.
+                return Programs.TryGet(argv[0], out _);
+        }
+    }
+
+    /// <summary>What a runtime command says on a one-shot host.</summary>
+    public static string NotBootedMessage(string command)
+        => $"{command}: the host is not booted: start it with 'smartos boot [--root DIR]' in another shell, then run this command again";
 
     public static IEnumerable<string> CommandNames => s_commands.Keys.Concat(Programs.Names).Order(StringComparer.Ordinal);
 
     public static bool IsCommand(string name) => s_commands.ContainsKey(name) || Programs.TryGet(name, out _);
 
     /// <summary>The IP stack a command in <paramref name="ctx"/>'s zone runs on.</summary>
-    private static IpStack StackOf(CommandContext ctx) => ctx.Host.Stack;
+    private static IpStack? StackOf(CommandContext ctx)
+        => ctx.Zone == "global" ? ctx.Host.Stack : (ctx.RunningZone?.Stack as IZoneIpStack)?.Ip;
 
     /// <summary>Runs a netstack program (ping, ipadm, ...) in the command's zone: it sees that zone's
     /// stack and may open only that zone's datalinks.</summary>
-    private static Task<int> RunProgram(Func<ProgramContext, string[], Task<int>> program, CommandContext ctx, string[] args)
+    private static Task<int> RunProgram(string name, Func<ProgramContext, string[], Task<int>> program, CommandContext ctx, string[] args)
     {
+        var stack = StackOf(ctx);
+        if (stack == null)
+        {
+            ctx.Err.WriteLine($"{name}: zone {ctx.Zone} has no running IP stack");
+            return Task.FromResult(1);
+        }
         var pctx = new ProgramContext
         {
             Out = ctx.Out,
             Err = ctx.Err,
             Cancel = ctx.Cancel,
-            Stack = StackOf(ctx),
+            Stack = stack,
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);
@@ -96,7 +165,13 @@ public static class Dispatcher
                 ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
                 return Task.FromResult(127);
             }
-            handler = (c, a) => RunProgram(program, c, a);
+            string programName = argv[0];
+            handler = (c, a) => RunProgram(programName, program, c, a);
+        }
+        if (!ctx.HostRunning && NeedsRunningHost(argv))
+        {
+            ctx.Err.WriteLine(NotBootedMessage(argv[0]));
+            return Task.FromResult(1);
         }
         string[] args = argv[1..];
         return ctx.World.Sync.Start(async () =>
@@ -124,12 +199,20 @@ public static class Dispatcher
 
     /// <summary>Runs a command to completion in virtual time (tests). A command that still waits when
     /// no event is left is cancelled, as Ctrl-C would.</summary>
-    public static CommandResult Run(World world, Host host, params string[] argv)
+    public static CommandResult Run(World world, Host host, params string[] argv) => Run(world, host, argv, stdin: null);
+
+    /// <summary>Runs a command to completion in virtual time with standard input and, for the one-shot
+    /// CLI, <paramref name="hostRunning"/> false.</summary>
+    public static CommandResult Run(World world, Host host, string[] argv, string? stdin, bool hostRunning = true, string? workingDirectory = null)
     {
         var stdout = new StringWriter { NewLine = "\n" };
         var stderr = new StringWriter { NewLine = "\n" };
         using var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = world, Host = host, Out = stdout, Err = stderr, Cancel = cts.Token };
+        var ctx = new CommandContext
+        {
+            World = world, Host = host, Out = stdout, Err = stderr, Cancel = cts.Token, HostRunning = hostRunning,
+            In = stdin == null ? null : new StringReader(stdin), WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
         var task = StartAsync(ctx, argv);
         if (!world.Scheduler.RunUntil(() => task.IsCompleted))
         {

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
+using SmartOS.Cli.Daemon;
 using SmartOS.Cli.Scenario;
 using SmartOS.Kernel;
 using SmartOS.Zones;
@@ -10,6 +12,7 @@ internal static class Program
 {
     private const string UsageText = """
         usage: smartos run [--seed N] [--outdir DIR] FILE
+               smartos boot [--root DIR] [--nics N] [--seed N]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
         """;
@@ -24,6 +27,7 @@ internal static class Program
             return args.Length == 0 ? 2 : 0;
         }
         if (args[0] == "run") return Run(args[1..], stdout, stderr);
+        if (args[0] == "boot") return Boot(args[1..], stdout, stderr);
 
         string? root = null;
         int nics = 2;
@@ -43,15 +47,104 @@ internal static class Program
             }
         }
         if (i >= args.Length) { stderr.WriteLine("smartos: a command is required"); return 2; }
-        // One-shot: a host booted from its root directory (persistent configuration), in virtual time.
+        string[] argv = args[i..];
+        string? stdin = NeedsStdin(argv) && Console.IsInputRedirected ? Console.In.ReadToEnd() : null;
+
+        // A running host (smartos boot) on this root takes the command.
+        var socket = DaemonClient.TryConnect(Path.Combine(root ?? DefaultRoot(), Protocol.SocketName));
+        if (socket != null)
+        {
+            stdout.Flush();
+            return DaemonClient.Run(socket, argv, stdin, Console.OpenStandardOutput(), Console.OpenStandardError());
+        }
+
+        // One-shot: a host booted from its root directory (persistent configuration), in virtual time,
+        // with nothing running on it (Dispatcher.cs rule 4).
         var world = new World();
         IConfigStore store = root != null ? new FileConfigStore(root) : new MemoryConfigStore();
         var host = world.AddHost("global", nics, store);
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos: boot: " + p);
-        var result = Dispatcher.Run(world, host, args[i..]);
+        var result = Dispatcher.Run(world, host, argv, stdin, hostRunning: false);
         stdout.Write(result.Stdout);
         stderr.Write(result.Stderr);
         return result.ExitCode;
+    }
+
+    /// <summary>The root directory of `smartos boot` without --root: $SMARTOS_ROOT, else ~/.smartos.</summary>
+    private static string DefaultRoot()
+        => Environment.GetEnvironmentVariable("SMARTOS_ROOT") is { Length: > 0 } r
+            ? r
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".smartos");
+
+    /// <summary>vmadm create/update without -f read their JSON payload from standard input.</summary>
+    private static bool NeedsStdin(string[] argv)
+        => argv.Length >= 2 && argv[0] == "vmadm" && Array.IndexOf(argv, "-f") < 0
+           && (argv[1] == "create" || (argv[1] == "update" && argv.Length == 3));
+
+    /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
+    private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:"]);
+        int nics = 2;
+        ulong seed = 1;
+        if (g.Error != null || g.Operands.Count > 0
+            || (g.Has("nics") && (!int.TryParse(g.Value("nics"), NumberStyles.None, CultureInfo.InvariantCulture, out nics) || nics > 64))
+            || (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed)))
+        {
+            if (g.Error != null) stderr.WriteLine("smartos boot: " + g.Error);
+            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N]");
+            return 2;
+        }
+        string root = Path.GetFullPath(g.Value("root") ?? DefaultRoot());
+        Directory.CreateDirectory(root);
+        string socketPath = Path.Combine(root, Protocol.SocketName);
+        if (DaemonServer.CanConnect(socketPath))
+        {
+            stderr.WriteLine($"smartos boot: a host is already running on {root}");
+            return 1;
+        }
+
+        var world = new World(seed);
+        var host = world.AddHost("global", nics, new FileConfigStore(root));
+        foreach (var p in host.BootProblems) stderr.WriteLine("smartos boot: " + p);
+        var driver = world.StartRealTime();
+        var booted = driver.InvokeAsync(() => (Problems: host.Zones.BootAutoboot(), Running: host.Zones.Zones.Count(z => z.State == ZoneState.Running)));
+        if (!booted.Wait(TimeSpan.FromSeconds(30)))
+        {
+            stderr.WriteLine("smartos boot: zones did not boot within 30s");
+            return 1;
+        }
+        foreach (var p in booted.Result.Problems) stderr.WriteLine("smartos boot: " + p);
+
+        DaemonServer server;
+        try { server = new DaemonServer(world, host, socketPath); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            stderr.WriteLine($"smartos boot: {socketPath}: {e.Message}");
+            driver.Dispose();
+            return 1;
+        }
+        server.Start();
+        stdout.WriteLine($"smartos: host booted from {root}: {booted.Result.Running} zone(s) running; listening on {socketPath}");
+        stdout.Flush();
+
+        using var stop = new ManualResetEventSlim();
+        void Stop(PosixSignalContext c)
+        {
+            c.Cancel = true;
+            stop.Set();
+        }
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        stop.Wait();
+
+        stdout.WriteLine("smartos: shutting down zones");
+        server.Dispose();
+        var down = driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; });
+        down.Wait(TimeSpan.FromSeconds(10));
+        driver.Dispose();
+        stdout.WriteLine("smartos: host halted");
+        return 0;
     }
 
     private static int Run(string[] args, TextWriter stdout, TextWriter stderr)

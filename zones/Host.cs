@@ -1,18 +1,53 @@
 /*
- * SmartOS.Zones: hosts, the world they share, and (later) zones, brands, vmadm and nic tags.
+ * SmartOS.Zones: hosts, the world they share, zones, brands, vmadm's model and nic tags.
  *
  * A World is one timeline: a Scheduler shared by every Host in it, so a wire between two hosts
  * delivers frames in virtual time as deterministically as a wire inside one. A Host is one
  * machine: its physical NICs, its MAC layer (vnic/), its kstats, its packet pool, its seeded random
- * source and its persistent configuration store.
+ * source, its persistent configuration store, its nic tags and its zones. The host itself is the
+ * global zone.
+ *
+ * Glossary
+ *   zone         a non-global zone (zones(7)): a name, a committed configuration (ZoneConfig, what
+ *                zonecfg commits) and a state. Every zone has its own IP stack (ip-type exclusive).
+ *   state        configured -> (install) installed -> (ready) ready -> (boot) running
+ *                -> (shutdown) shutting_down -> down -> installed; halt goes straight back to
+ *                installed. incomplete is a failed install and needs uninstall. Only configured and
+ *                installed persist; ready, running, shutting_down and down are live only.
+ *   brand        joyent and joyent-minimal run on the project's IP stack; lx, bhyve and kvm are
+ *                refused with a message naming the later issue (ZoneTable.BrandProblem).
+ *   net          a zone's datalink. With a nic tag (global-nic, what vmadm writes) the VNIC named
+ *                by physical is created over the tag's NIC or etherstub when the zone readies and
+ *                deleted when it halts, as SmartOS does; without one, physical names an existing
+ *                global VNIC or VLAN that is lent to the zone while it runs.
+ *   VM           a zone created by vmadm: zone name = UUID, zonepath /zones/UUID, VmInfo for the
+ *                alias, quota and resolvers. Its VNICs are named z{Index}_net{N} in the global zone
+ *                (N counts the VM's nics from 0, so they read as net0, net1 ... as inside SmartOS).
+ *   nic tag      a name for a physical NIC (by MAC address) or, with -l, an etherstub (NicTagTable).
+ *   memory       a zone's MemoryAccount: capped-memory physical / max_physical_memory. Layers that
+ *                hold memory for a zone charge it (IMemoryAccount.TryCharge) and fail when over.
  *
  * Rules
  *   1. Every host's random source is derived from the world seed and the host's name, so adding a
- *      host never changes what another host draws.
- *   2. A host boots by replaying its configuration store; what fails to replay is reported, never
- *      half-applied (MacLayer.Boot).
+ *      host never changes what another host draws. VM UUIDs and random VNIC addresses come from it.
+ *   2. A host boots by replaying its configuration store (datalink.conf, nictags.conf, zones.conf);
+ *      what fails to replay is reported, never half-applied. Booting the host does not boot zones:
+ *      the daemon (smartos boot) boots the autoboot zones afterwards.
+ *   3. A zone operation changes live state only after its persistent change is written, and undoes
+ *      what it did when a later step fails: a zone that fails to boot is left installed, with its
+ *      links given back.
+ *   4. A datalink lent to or created for a zone has Datalink.Zone set to the zone's name while the
+ *      zone is ready or running: the MAC layer then refuses to delete or rename it, and commands run
+ *      in the zone (zlogin) see only such links.
+ *   5. Booting a zone opens one MAC client per link and hands them to IZoneNetwork, the seam to the
+ *      per-zone IP stack; halting stops the stack first and then closes the clients.
+ *   6. A property the project does not enforce is refused with a message, never silently accepted.
  *
- * Not done yet: zones, brands, vmadm, nictagadm (issue 5).
+ * The zone network is IpZoneNetwork: each running zone has its own IpStack on its MAC clients
+ * (RecordingZoneNetwork remains for tests that need links without IP).
+ *
+ * Not done yet: a nic tag's MTU is recorded but does not change the NIC.
+ * vmadm quota is recorded, not enforced (there is no storage pool yet), and says so when set.
  */
 using SmartOS.Kernel;
 using SmartOS.Netstack;
@@ -37,6 +72,22 @@ public sealed class World
     public Scheduler Scheduler { get; }
     public LoopSynchronizationContext Sync { get; internal set; }
     public IReadOnlyCollection<Host> Hosts => _hosts.Values;
+
+    /// <summary>The real-time driver when the world follows the wall clock (smartos boot), else null.</summary>
+    public RealTimeDriver? Driver { get; private set; }
+
+    /// <summary>Switches the world to real time (Kernel.cs rule 2): from now on one loop thread runs the
+    /// scheduler, async continuations come back to it, and other threads hand it work with
+    /// <see cref="RealTimeDriver.Invoke"/>.</summary>
+    public RealTimeDriver StartRealTime()
+    {
+        if (Driver != null) throw new InvalidOperationException("the world already runs in real time");
+        var driver = new RealTimeDriver(Scheduler);
+        Sync = new LoopSynchronizationContext(Scheduler, driver);
+        Driver = driver;
+        driver.Start();
+        return driver;
+    }
     public IReadOnlyList<Wire> Wires => _wires;
 
     public Host? FindHost(string name) => _hosts.TryGetValue(name, out var h) ? h : null;
@@ -79,8 +130,13 @@ public sealed class Host
         Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random);
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;
-        BootProblems = Mac.Boot(store);
+        NicTags = new NicTagTable(Mac);
         Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats);
+        Zones = new ZoneTable(this) { Network = new IpZoneNetwork(Kstats) };
+        var problems = Mac.Boot(store);
+        problems.AddRange(NicTags.Boot(store));
+        problems.AddRange(Zones.Boot(store));
+        BootProblems = problems;
     }
 
     /// <summary>The global zone's IP stack (ipadm, ping, ... run on it from the global zone).</summary>
@@ -94,6 +150,8 @@ public sealed class Host
     public KstatRegistry Kstats { get; }
     public MacLayer Mac { get; }
     public IConfigStore Store { get; }
+    public NicTagTable NicTags { get; }
+    public ZoneTable Zones { get; }
 
     /// <summary>Configuration that could not be replayed at boot.</summary>
     public IReadOnlyList<string> BootProblems { get; }

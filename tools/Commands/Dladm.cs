@@ -175,7 +175,7 @@ public static partial class Dladm
 
     private static int ShowLink(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "pPo:s");
+        var g = Getopt.Parse(args, "pPo:sZ");
         if (g.Error != null) return OptError(ctx, g);
         if (g.Operands.Count > 1) return Fail(ctx, "too many arguments");
         var links = Visible(ctx).ToList();
@@ -196,11 +196,14 @@ public static partial class Dladm
             }), g.Has("p")));
             return 0;
         }
-        var t = new OutputTable(new("link", 12), new("class", 10), new("mtu", 7), new("state", 9), new("bridge", 11), new("over", 12));
+        // -Z adds the ZONE column, as illumos's dladm show-link -Z does.
+        var t = g.Has("Z")
+            ? new OutputTable(new("link", 12), new("zone", 12), new("class", 10), new("mtu", 7), new("state", 9), new("bridge", 11), new("over", 12))
+            : new OutputTable(new("link", 12), new("class", 10), new("mtu", 7), new("state", 9), new("bridge", 11), new("over", 12));
         if (!PrepareTable(ctx, g, t, out int code)) return code;
         ctx.Out.Write(t.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
         {
-            ["link"] = l.Name, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
+            ["link"] = l.Name, ["zone"] = l.Zone, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
             ["state"] = l.State, ["bridge"] = "--", ["over"] = l.Over?.Name ?? "--",
         }), g.Has("p")));
         return 0;

@@ -53,7 +53,9 @@ public static class KstatCommand
     {
         if (ctx.Zone == "global") return true;
         string[] parts = line.Split(':');
-        if (parts.Length < 3 || parts[0] != "link") return false;
+        if (parts.Length < 3) return false;
+        if (parts[0] == "memory_cap") return parts[2] == ctx.Zone;
+        if (parts[0] != "link") return false;
         var link = ctx.Host.Mac.Find(parts[2]);
         return link != null && link.Zone == ctx.Zone;
     }

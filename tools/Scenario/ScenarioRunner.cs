@@ -21,12 +21,13 @@ namespace SmartOS.Cli.Scenario;
 ///   expect REGEX                       the previous command's output must match
 ///   expect-not REGEX                   ... must not match
 ///   stop                               interrupt the background commands now (as Ctrl-C would)
+///   COMMAND &lt;&lt;EOF                      the lines up to "EOF" are the command's standard input
 /// </code>
 /// Output is a transcript: each command echoed as "HOST# COMMAND", then what it printed; background
 /// commands' output follows at the end. Everything runs in virtual time on one world, so the same
 /// script gives the same bytes.
 /// </summary>
-public sealed class ScenarioRunner
+public sealed partial class ScenarioRunner
 {
     private readonly TextWriter _out;
     private readonly TextWriter _err;
@@ -61,13 +62,32 @@ public sealed class ScenarioRunner
         {
             string line = lines[i].Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
+            int number = i + 1;
             try
             {
-                RunLine(line, i + 1, fileName);
+                // A here-document: "COMMAND <<TAG", then lines up to one that is TAG alone, as stdin.
+                var here = HereDoc().Match(line);
+                string? stdin = null;
+                if (here.Success)
+                {
+                    string tag = here.Groups[1].Value;
+                    var body = new StringBuilder();
+                    int end = i + 1;
+                    for (; end < lines.Length && lines[end].Trim() != tag; end++) body.Append(lines[end]).Append('\n');
+                    if (end >= lines.Length)
+                    {
+                        i = end;
+                        throw new ScenarioError($"here-document '<<{tag}' has no closing '{tag}' line");
+                    }
+                    stdin = body.ToString();
+                    line = line[..here.Index].TrimEnd();
+                    i = end;
+                }
+                RunLine(line, number, fileName, stdin);
             }
             catch (ScenarioError e)
             {
-                Fail(fileName, i + 1, e.Message);
+                Fail(fileName, number, e.Message);
             }
         }
         Finish();
@@ -103,7 +123,10 @@ public sealed class ScenarioRunner
         return line;
     }
 
-    private void RunLine(string line, int number, string file)
+    [GeneratedRegex(@"\s<<\s*([A-Za-z_][A-Za-z0-9_]*)$")]
+    private static partial Regex HereDoc();
+
+    private void RunLine(string line, int number, string file, string? stdin = null)
     {
         if (!line.StartsWith("expect", StringComparison.Ordinal)) line = StripComment(line);
         string[] words = Tokenize(line);
@@ -153,6 +176,7 @@ public sealed class ScenarioRunner
         var ctx = new CommandContext
         {
             World = _world, Host = _host, Out = output, Err = output, Cancel = stop.Token, WorkingDirectory = _workDir,
+            In = stdin == null ? null : new StringReader(stdin),
         };
         var task = Dispatcher.StartAsync(ctx, argv);
         if (background)

@@ -25,5 +25,19 @@ internal sealed class CliHost
         return r.Stdout;
     }
 
+    /// <summary>Runs a command line split at spaces.</summary>
+    public CommandResult Line(string line) => Run(Split(line));
+
+    /// <summary>Runs a command that must fail and returns its result.</summary>
+    public CommandResult Fails(params string[] argv)
+    {
+        var r = Run(argv);
+        Assert.That(r.ExitCode, Is.Not.Zero, $"{string.Join(' ', argv)} should have failed: {r.Stdout}");
+        return r;
+    }
+
+    /// <summary>Runs a command with standard input.</summary>
+    public CommandResult WithStdin(string stdin, params string[] argv) => Dispatcher.Run(World, Host, argv, stdin);
+
     public static string[] Split(string line) => line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }

@@ -173,3 +173,35 @@ public class ScenarioRunnerTests
         }
     }
 }
+
+public class ScenarioHereDocumentTests
+{
+    [Test]
+    public void A_here_document_is_the_commands_standard_input()
+    {
+        var stderr = new StringWriter();
+        var runner = new SmartOS.Cli.Scenario.ScenarioRunner(new StringWriter(), stderr, Path.GetTempPath());
+        int code = runner.Run("""
+            host h1
+            vmadm create <<JSON
+            { "alias": "web", "autoboot": false }
+            JSON
+            vmadm list -H -o alias,state
+            expect ^web +stopped$
+            """, "t.scn");
+        Assert.That(code, Is.Zero, stderr.ToString());
+    }
+
+    [Test]
+    public void An_unclosed_here_document_is_an_error_naming_its_line()
+    {
+        var stderr = new StringWriter();
+        var runner = new SmartOS.Cli.Scenario.ScenarioRunner(new StringWriter(), stderr, Path.GetTempPath());
+        int code = runner.Run("host h1\nvmadm create <<JSON\n{ }\n", "t.scn");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(stderr.ToString(), Does.Contain("t.scn:2: here-document '<<JSON' has no closing 'JSON' line"));
+        }
+    }
+}

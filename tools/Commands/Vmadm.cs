@@ -1,0 +1,357 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// vmadm(8): create, list, get, update, start, stop, reboot, delete and lookup of VMs, which are
+/// zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs). Messages follow
+/// vmadm: "Successfully created VM UUID" on stderr; failures name the properties at fault.
+/// </summary>
+public static class Vmadm
+{
+    private const string UsageText = """
+        Usage: vmadm <command> [command-specific arguments]
+
+            create [-f <filename>]
+            delete <uuid>
+            get <uuid>
+            list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
+            lookup [-j|-1] [-o field,...] [field=value ...]
+            reboot <uuid> [-F]
+            start <uuid>
+            stop <uuid> [-F]
+            update <uuid> [-f <filename>]
+            update <uuid> property=value [property=value ...]
+        """;
+
+    private static int Usage(CommandContext ctx, string? why = null)
+    {
+        if (why != null) ctx.Err.WriteLine("vmadm: " + why);
+        ctx.Err.WriteLine(UsageText);
+        return 2;
+    }
+
+    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        if (args.Length == 0) return Task.FromResult(Usage(ctx));
+        if (ctx.Zone != "global")
+        {
+            ctx.Err.WriteLine("vmadm: must be run from the global zone");
+            return Task.FromResult(1);
+        }
+        string[] rest = args[1..];
+        int code = args[0] switch
+        {
+            "create" => Create(ctx, rest),
+            "list" => List(ctx, rest),
+            "lookup" => Lookup(ctx, rest),
+            "get" => Get(ctx, rest),
+            "update" => Update(ctx, rest),
+            "start" => Lifecycle(ctx, rest, "start"),
+            "stop" => Lifecycle(ctx, rest, "stop"),
+            "reboot" => Lifecycle(ctx, rest, "reboot"),
+            "delete" => Delete(ctx, rest),
+            _ => Usage(ctx, $"unknown command '{args[0]}'"),
+        };
+        return Task.FromResult(code);
+    }
+
+    private static string? ReadPayload(CommandContext ctx, Getopt g, string verb, out int code)
+    {
+        code = 0;
+        if (g.Value("f") is string file)
+        {
+            try { return File.ReadAllText(ctx.ResolvePath(file)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                ctx.Err.WriteLine($"Failed to {verb} VM: unable to read {file}: {e.Message}");
+                code = 1;
+                return null;
+            }
+        }
+        if (ctx.In != null) return ctx.In.ReadToEnd();
+        code = Usage(ctx, $"{verb}: no payload: give -f <filename> or JSON on stdin");
+        return null;
+    }
+
+    private static int Create(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "f:");
+        if (g.Error != null || g.Operands.Count > 0) return Usage(ctx, g.Error ?? "create: too many arguments");
+        string? text = ReadPayload(ctx, g, "create", out int code);
+        if (text == null) return code;
+        var host = ctx.Host;
+        ZoneConfig cfg;
+        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text)); }
+        catch (VmModel.PayloadError e)
+        {
+            ctx.Err.WriteLine("Failed to create VM: " + e.Message);
+            return 1;
+        }
+        string? err = host.Zones.Commit(cfg);
+        if (err == null && (err = host.Zones.Install(cfg.Name)) != null) host.Zones.Delete(cfg.Name);
+        if (err != null)
+        {
+            ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {err}");
+            return 1;
+        }
+        if (cfg.Vm!.Quota != null) ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
+        ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
+        if (cfg.Autoboot)
+        {
+            if (!ctx.HostRunning)
+            {
+                ctx.Err.WriteLine("vmadm: the host is not booted: the VM will start when 'smartos boot' boots it (autoboot)");
+                return 0;
+            }
+            if (host.Zones.Boot(cfg.Name) is string be)
+            {
+                ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be}");
+                return 1;
+            }
+        }
+        return 0;
+    }
+
+    private static Zone? FindVm(CommandContext ctx, string uuid, string verb)
+    {
+        var z = VmModel.Find(ctx.Host, uuid);
+        if (z == null) ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: No such VM");
+        return z;
+    }
+
+    private static int Get(CommandContext ctx, string[] args)
+    {
+        if (args.Length != 1) return Usage(ctx, "get: exactly one UUID is required");
+        var z = FindVm(ctx, args[0], "get");
+        if (z == null) return 1;
+        ctx.Out.WriteLine(VmModel.ToJson(z).ToJsonString(VmModel.Pretty));
+        return 0;
+    }
+
+    private static int Update(CommandContext ctx, string[] args)
+    {
+        if (args.Length == 0 || args[0].StartsWith('-')) return Usage(ctx, "update: a UUID is required");
+        var z = FindVm(ctx, args[0], "update");
+        if (z == null) return 1;
+        var g = Getopt.Parse(args[1..], "f:");
+        if (g.Error != null) return Usage(ctx, g.Error);
+        ZoneConfig next;
+        try
+        {
+            JsonObject payload;
+            if (g.Operands.Count > 0)
+            {
+                if (g.Has("f")) return Usage(ctx, "update: give -f <filename> or property=value, not both");
+                payload = VmModel.FromKeyValues(g.Operands);
+            }
+            else
+            {
+                string? text = ReadPayload(ctx, g, "update", out int code);
+                if (text == null) return code;
+                payload = VmModel.ParseObject(text);
+            }
+            next = VmModel.BuildUpdate(ctx.Host, z, payload);
+        }
+        catch (VmModel.PayloadError e)
+        {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {e.Message}");
+            return 1;
+        }
+        if (ctx.Host.Zones.Commit(next) is string err)
+        {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err}");
+            return 1;
+        }
+        if (next.Vm!.Quota != null && next.Vm.Quota != z.Config.Vm?.Quota)
+            ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
+        ctx.Err.WriteLine($"Successfully updated VM {z.Name}");
+        return 0;
+    }
+
+    private static int Lifecycle(CommandContext ctx, string[] args, string verb)
+    {
+        var g = Getopt.Parse(args, "F", permute: true);
+        if (g.Error != null || g.Operands.Count != 1) return Usage(ctx, g.Error ?? $"{verb}: exactly one UUID is required");
+        string uuid = g.Operands[0];
+        var z = FindVm(ctx, uuid, verb);
+        if (z == null) return 1;
+        var zones = ctx.Host.Zones;
+        string? err;
+        switch (verb)
+        {
+            case "start":
+                err = z.State == ZoneState.Running ? "VM is already running" : zones.Boot(uuid);
+                if (err == null) ctx.Err.WriteLine($"Successfully started VM {uuid}");
+                break;
+            case "stop":
+                err = z.State != ZoneState.Running ? $"VM is already not 'running' (currently: {VmModel.StateName(z.State)})"
+                    : g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
+                if (err == null) ctx.Err.WriteLine($"Successfully completed stop for VM {uuid}");
+                break;
+            default:
+                err = z.State != ZoneState.Running ? $"VM is not 'running' (currently: {VmModel.StateName(z.State)})" : zones.Reboot(uuid);
+                if (err == null) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
+                break;
+        }
+        if (err == null) return 0;
+        ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: {err}");
+        return 1;
+    }
+
+    private static int Delete(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "F", permute: true);
+        if (g.Error != null || g.Operands.Count != 1) return Usage(ctx, g.Error ?? "delete: exactly one UUID is required");
+        string uuid = g.Operands[0];
+        var z = FindVm(ctx, uuid, "delete");
+        if (z == null) return 1;
+        var zones = ctx.Host.Zones;
+        // vmadm delete stops a running VM first.
+        string? err = zones.Halt(uuid) ?? zones.Uninstall(uuid) ?? zones.Delete(uuid);
+        if (err != null)
+        {
+            ctx.Err.WriteLine($"Failed to delete VM {uuid}: {err}");
+            return 1;
+        }
+        ctx.Err.WriteLine($"Successfully deleted VM {uuid}");
+        return 0;
+    }
+
+    // ---- list and lookup ----------------------------------------------------------------------
+
+    private sealed record Filter(string Field, string? Value, Regex? Match);
+
+    private static bool TryFilters(CommandContext ctx, IEnumerable<string> operands, out List<Filter> filters)
+    {
+        filters = [];
+        foreach (string op in operands)
+        {
+            int eq = op.IndexOf('=');
+            if (eq <= 0) { ctx.Err.WriteLine($"vmadm: invalid filter '{op}': use field=value or field=~regex"); return false; }
+            string field = op[..eq];
+            string value = op[(eq + 1)..];
+            if (value.StartsWith('~'))
+            {
+                try { filters.Add(new(field, null, new Regex(value[1..], RegexOptions.None, TimeSpan.FromSeconds(1)))); }
+                catch (ArgumentException e) { ctx.Err.WriteLine($"vmadm: invalid regular expression in '{op}': {e.Message}"); return false; }
+            }
+            else filters.Add(new(field, value, null));
+        }
+        return true;
+    }
+
+    private static List<Zone>? Select(CommandContext ctx, List<Filter> filters)
+    {
+        var list = new List<Zone>();
+        foreach (var z in ctx.Host.Zones.Zones)
+        {
+            if (!z.IsVm) continue;
+            bool ok = true;
+            foreach (var f in filters)
+            {
+                var values = VmModel.Field(z, f.Field);
+                if (values == null) { ctx.Err.WriteLine($"vmadm: invalid field '{f.Field}'"); return null; }
+                if (!values.Any(v => f.Match?.IsMatch(v) ?? v == f.Value)) { ok = false; break; }
+            }
+            if (ok) list.Add(z);
+        }
+        return list;
+    }
+
+    private static int List(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pHo:s:", permute: true);
+        if (g.Error != null) return Usage(ctx, g.Error);
+        string[] fields = (g.Value("o") ?? "uuid,type,ram,state,alias").Split(',');
+        string[] sort = (g.Value("s") ?? "ram,uuid").Split(',');
+        if (!TryFilters(ctx, g.Operands, out var filters)) return 1;
+        var vms = Select(ctx, filters);
+        if (vms == null) return 1;
+        foreach (string f in fields.Concat(sort.Select(s => s.TrimStart('-'))))
+        {
+            if (f.StartsWith("nics.", StringComparison.Ordinal) || !IsListable(f))
+            {
+                ctx.Err.WriteLine($"vmadm: invalid field '{f}'");
+                return 1;
+            }
+        }
+        var order = new Dictionary<Zone, int>();
+        for (int k = 0; k < vms.Count; k++) order[vms[k]] = k;
+        vms.Sort((a, b) =>
+        {
+            foreach (string key in sort)
+            {
+                bool desc = key.StartsWith('-');
+                string k = key.TrimStart('-');
+                string va = VmModel.Field(a, k)![0], vb = VmModel.Field(b, k)![0];
+                int c = long.TryParse(va, out long na) && long.TryParse(vb, out long nb) ? na.CompareTo(nb) : string.CompareOrdinal(va, vb);
+                if (c != 0) return desc ? -c : c;
+            }
+            return order[a].CompareTo(order[b]); // Ties keep creation order.
+        });
+        var sb = new StringBuilder();
+        // vmadm's fixed columns; others are as wide as their longest value.
+        int[] widths = [.. fields.Select(f => f switch
+        {
+            "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18,
+            _ => vms.Select(z => VmModel.Field(z, f)![0].Length).Append(f.Length).Max() + 2,
+        })];
+        if (!g.Has("p") && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], widths));
+        foreach (var z in vms)
+        {
+            string[] values = [.. fields.Select(f => VmModel.Field(z, f)![0])];
+            sb.Append(g.Has("p") ? string.Join(':', values) + "\n" : Row(values, widths));
+        }
+        ctx.Out.Write(sb.ToString());
+        return 0;
+    }
+
+    private static bool IsListable(string field)
+        => field is "uuid" or "type" or "ram" or "state" or "alias" or "brand" or "zonename" or "zonepath" or "autoboot"
+            or "max_physical_memory" or "quota" or "zone_state" or "zoneid" or "image_uuid";
+
+    private static string Row(string[] values, int[] widths)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < values.Length; i++)
+        {
+            sb.Append(values[i]);
+            if (i < values.Length - 1) sb.Append(' ', Math.Max(1, widths[i] - values[i].Length));
+        }
+        return sb.ToString().TrimEnd() + "\n";
+    }
+
+    private static int Lookup(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "j1o:", permute: true);
+        if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Has("o") && !g.Has("j")) return Usage(ctx, "lookup: -o needs -j");
+        if (!TryFilters(ctx, g.Operands, out var filters)) return 1;
+        var vms = Select(ctx, filters);
+        if (vms == null) return 1;
+        if (g.Has("1") && vms.Count != 1)
+        {
+            ctx.Err.WriteLine($"Requested unique lookup but found {vms.Count} results.");
+            return 1;
+        }
+        if (g.Has("j"))
+        {
+            string[]? keep = g.Value("o")?.Split(',');
+            var arr = new JsonArray();
+            foreach (var z in vms)
+            {
+                var o = VmModel.ToJson(z);
+                if (keep != null) foreach (var key in o.Select(p => p.Key).ToList()) if (Array.IndexOf(keep, key) < 0) o.Remove(key);
+                arr.Add(o);
+            }
+            ctx.Out.WriteLine(arr.ToJsonString(VmModel.Pretty));
+            return 0;
+        }
+        foreach (var z in vms) ctx.Out.WriteLine(z.Name);
+        return 0;
+    }
+}

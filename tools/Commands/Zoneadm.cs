@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Text;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// zoneadm(8): `zoneadm list [-cipv]` and `zoneadm -z NAME verify|install|ready|boot|halt|reboot|
+/// shutdown|uninstall [-F]`, with the state machine and refusals of ZoneTable (Host.cs).
+/// Messages are zoneadm's: "zoneadm: zone 'NAME': ...".
+/// </summary>
+public static class Zoneadm
+{
+    private static int Usage(CommandContext ctx)
+    {
+        ctx.Err.WriteLine("""
+            usage:  zoneadm [-z <zone>] list [-cipv]
+                    zoneadm -z <zone> verify
+                    zoneadm -z <zone> install
+                    zoneadm -z <zone> ready
+                    zoneadm -z <zone> boot
+                    zoneadm -z <zone> halt
+                    zoneadm -z <zone> reboot
+                    zoneadm -z <zone> shutdown [-r]
+                    zoneadm -z <zone> uninstall [-F]
+            """);
+        return 2;
+    }
+
+    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        string? zone = null;
+        int i = 0;
+        while (i < args.Length && args[i].StartsWith('-'))
+        {
+            if (args[i] == "-z" && i + 1 < args.Length) { zone = args[i + 1]; i += 2; }
+            else if (args[i].StartsWith("-z", StringComparison.Ordinal) && args[i].Length > 2) { zone = args[i][2..]; i++; }
+            else { ctx.Err.WriteLine($"zoneadm: illegal option -- {args[i].TrimStart('-')}"); return Task.FromResult(Usage(ctx)); }
+        }
+        if (i >= args.Length) return Task.FromResult(Usage(ctx));
+        string verb = args[i];
+        string[] rest = args[(i + 1)..];
+        if (verb == "list") return Task.FromResult(List(ctx, zone, rest));
+        if (verb is not ("verify" or "install" or "ready" or "boot" or "halt" or "reboot" or "shutdown" or "uninstall"))
+        {
+            ctx.Err.WriteLine($"zoneadm: {verb}: unknown subcommand");
+            return Task.FromResult(Usage(ctx));
+        }
+        if (ctx.Zone != "global")
+        {
+            ctx.Err.WriteLine($"zoneadm: must be in the global zone to {verb} a zone.");
+            return Task.FromResult(1);
+        }
+        if (zone == null)
+        {
+            ctx.Err.WriteLine("zoneadm: no zone specified");
+            return Task.FromResult(Usage(ctx));
+        }
+        var g = Getopt.Parse(rest, verb switch { "uninstall" => "F", "shutdown" => "r", _ => "" });
+        if (g.Error != null || g.Operands.Count > 0)
+        {
+            ctx.Err.WriteLine("zoneadm: " + (g.Error ?? $"{verb}: too many arguments"));
+            return Task.FromResult(Usage(ctx));
+        }
+        if (zone == "global")
+        {
+            ctx.Err.WriteLine($"zoneadm: {verb} operation is invalid for the global zone.");
+            return Task.FromResult(1);
+        }
+        var zones = ctx.Host.Zones;
+        if (zones.Find(zone) == null)
+        {
+            ctx.Err.WriteLine($"zoneadm: {zone}: No such zone configured");
+            return Task.FromResult(1);
+        }
+        string? error = verb switch
+        {
+            "verify" => zones.Verify(zone),
+            "install" => zones.Install(zone),
+            "ready" => zones.Ready(zone),
+            "boot" => zones.Boot(zone),
+            "halt" => zones.Halt(zone),
+            "reboot" => zones.Reboot(zone),
+            "shutdown" => g.Has("r") ? zones.Reboot(zone) : zones.Shutdown(zone),
+            _ => zones.Uninstall(zone),
+        };
+        if (error == null) return Task.FromResult(0);
+        ctx.Err.WriteLine($"zoneadm: zone '{zone}': {error}");
+        return Task.FromResult(1);
+    }
+
+    private sealed record Row(string Id, string Name, string State, string Path, string Uuid, string Brand, string Ip);
+
+    private static int List(CommandContext ctx, string? zone, string[] args)
+    {
+        var g = Getopt.Parse(args, "cipv");
+        if (g.Error != null || g.Operands.Count > 0)
+        {
+            ctx.Err.WriteLine("zoneadm: " + (g.Error ?? "list: too many arguments"));
+            return Usage(ctx);
+        }
+        var rows = new List<Row> { new("0", "global", "running", "/", "", "liveimg", "shared") };
+        // Running zones first in zone-ID order, then the others in configuration order (a stable sort),
+        // as zoneadm lists them.
+        var zones = ctx.Host.Zones.Zones.OrderBy(z => z.Id ?? int.MaxValue).ToList();
+        foreach (var z in zones)
+        {
+            rows.Add(new(z.Id is int id ? id.ToString(CultureInfo.InvariantCulture) : "-", z.Name, Zone.StateName(z.State),
+                z.Config.ZonePath ?? "", z.Config.Uuid ?? "", z.Config.Brand, "excl"));
+        }
+        if (ctx.Zone != "global")
+        {
+            // Inside a zone, zoneadm sees only that zone.
+            rows = rows.FindAll(r => r.Name == ctx.Zone);
+        }
+        if (zone != null)
+        {
+            if (zone != "global" && ctx.Host.Zones.Find(zone) == null)
+            {
+                ctx.Err.WriteLine($"zoneadm: {zone}: No such zone configured");
+                return 1;
+            }
+            rows = rows.FindAll(r => r.Name == zone);
+        }
+        else if (g.Has("c")) { }
+        else if (g.Has("i")) rows = rows.FindAll(r => r.State != "configured" && r.State != "incomplete");
+        else rows = rows.FindAll(r => r.State is "running" or "ready" or "shutting_down" or "down");
+        var sb = new StringBuilder();
+        if (g.Has("p"))
+        {
+            foreach (var r in rows) sb.Append($"{r.Id}:{r.Name}:{r.State}:{r.Path}:{r.Uuid}:{r.Brand}:{(r.Ip == "excl" ? "excl" : "shared")}\n");
+        }
+        else if (g.Has("v"))
+        {
+            sb.Append(Line("ID", "NAME", "STATUS", "PATH", "BRAND", "IP"));
+            foreach (var r in rows) sb.Append(Line(r.Id, r.Name, r.State, r.Path, r.Brand, r.Ip));
+        }
+        else
+        {
+            foreach (var r in rows) sb.Append(r.Name).Append('\n');
+        }
+        ctx.Out.Write(sb.ToString());
+        return 0;
+    }
+
+    /// <summary>zoneadm's "%*s %-16s %-10s %-30s %-8s %-6s" with a 4-wide ID (trailing spaces trimmed).</summary>
+    private static string Line(string id, string name, string state, string path, string brand, string ip)
+        => string.Create(CultureInfo.InvariantCulture, $"{id,4} {name,-16} {state,-10} {path,-30} {brand,-8} {ip}").TrimEnd() + "\n";
+}

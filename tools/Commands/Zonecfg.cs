@@ -1,0 +1,454 @@
+using System.Globalization;
+using System.Text;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// zonecfg(8): `zonecfg -z NAME "cmd; cmd; ..."` or `zonecfg -z NAME -f FILE`. Commands edit a
+/// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
+/// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
+/// property, and leaves everything after the last commit unapplied.
+/// </summary>
+public static class Zonecfg
+{
+    private const string UsageText = "usage:  zonecfg -z <zone> [-f <command-file> | <command>[;<command>...]]";
+
+    private sealed class ZonecfgError(string message) : Exception(message);
+
+    private sealed class Session(CommandContext ctx, string zone)
+    {
+        public readonly CommandContext Ctx = ctx;
+        public readonly string ZoneName = zone;
+        public ZoneConfig? Working;
+        public bool Dirty;
+        /// <summary>The open resource scope ("net" or "capped-memory"), or null at global scope.</summary>
+        public string? Scope;
+        public ZoneNet? Net;
+        public long? Memory;
+        public bool Stopped;
+    }
+
+    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "z:f:");
+        if (g.Error != null || !g.Has("z"))
+        {
+            if (g.Error != null) ctx.Err.WriteLine("zonecfg: " + g.Error);
+            ctx.Err.WriteLine(UsageText);
+            return Task.FromResult(2);
+        }
+        if (ctx.Zone != "global")
+        {
+            ctx.Err.WriteLine("zonecfg: must be in the global zone to configure zones");
+            return Task.FromResult(1);
+        }
+        string zone = g.Value("z")!;
+        string script;
+        if (g.Has("f"))
+        {
+            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return Task.FromResult(2); }
+            try { script = File.ReadAllText(ctx.ResolvePath(g.Value("f")!)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                ctx.Err.WriteLine($"zonecfg: could not open file {g.Value("f")}: {e.Message}");
+                return Task.FromResult(1);
+            }
+        }
+        else
+        {
+            if (g.Operands.Count == 0)
+            {
+                ctx.Err.WriteLine("zonecfg: interactive mode is not supported; give commands or -f FILE");
+                ctx.Err.WriteLine(UsageText);
+                return Task.FromResult(2);
+            }
+            script = string.Join(' ', g.Operands);
+        }
+        if (zone == "global")
+        {
+            ctx.Err.WriteLine("zonecfg: the global zone cannot be configured");
+            return Task.FromResult(1);
+        }
+        if (!ZoneConfig.IsValidName(zone))
+        {
+            ctx.Err.WriteLine($"zonecfg: {zone}: invalid zone name");
+            return Task.FromResult(1);
+        }
+        var session = new Session(ctx, zone) { Working = ctx.Host.Zones.Find(zone)?.Config.Clone() };
+        var commands = SplitCommands(script);
+        for (int i = 0; i < commands.Count; i++)
+        {
+            try
+            {
+                Execute(session, commands[i]);
+                if (session.Stopped) return Task.FromResult(0);
+            }
+            catch (ZonecfgError e)
+            {
+                if (e.Message.EndsWith("No such zone configured", StringComparison.Ordinal))
+                {
+                    // zonecfg's own words for a zone that does not exist yet.
+                    ctx.Err.WriteLine(e.Message);
+                    ctx.Err.WriteLine("Use 'create' to begin configuring a new zone.");
+                }
+                else ctx.Err.WriteLine(commands.Count > 1 ? $"zonecfg:{zone}: on command {i + 1} ({commands[i]}): {e.Message}" : $"zonecfg:{zone}: {e.Message}");
+                return Task.FromResult(1);
+            }
+        }
+        try
+        {
+            if (session.Scope != null) throw new ZonecfgError($"resource incomplete: '{session.Scope}' scope needs 'end'");
+            if (session.Dirty) Commit(session);
+        }
+        catch (ZonecfgError e)
+        {
+            ctx.Err.WriteLine($"zonecfg:{zone}: {e.Message}");
+            return Task.FromResult(1);
+        }
+        return Task.FromResult(0);
+    }
+
+    /// <summary>Splits a script into commands at ';' and newlines, skipping '#' comments.</summary>
+    private static List<string> SplitCommands(string script)
+    {
+        var list = new List<string>();
+        foreach (string line in script.Replace("\r\n", "\n").Split('\n'))
+        {
+            string l = line.TrimStart();
+            if (l.StartsWith('#')) continue;
+            foreach (string part in l.Split(';'))
+            {
+                string c = part.Trim();
+                if (c.Length > 0) list.Add(c);
+            }
+        }
+        return list;
+    }
+
+    private static ZoneConfig Need(Session s)
+        => s.Working ?? throw new ZonecfgError($"{s.ZoneName}: No such zone configured");
+
+    private static void Execute(Session s, string command)
+    {
+        string[] w = Tokenize(command);
+        switch (w[0])
+        {
+            case "create": Create(s, w); return;
+            case "set": Set(s, command[3..].Trim()); return;
+            case "add": Add(s, w); return;
+            case "end": End(s, w); return;
+            case "cancel":
+                if (s.Scope == null) throw new ZonecfgError("cancel: not in a resource scope");
+                s.Scope = null; s.Net = null;
+                return;
+            case "remove": Remove(s, w); return;
+            case "info": s.Ctx.Out.Write(Info(s, w)); return;
+            case "export": s.Ctx.Out.Write(Export(Need(s))); return;
+            case "verify":
+                GlobalScope(s, "verify");
+                if (ZoneTable.CheckConfig(Need(s)) is string v) throw new ZonecfgError(v);
+                return;
+            case "commit": GlobalScope(s, "commit"); Commit(s); return;
+            case "exit":
+                GlobalScope(s, "exit");
+                if (s.Dirty) Commit(s);
+                s.Stopped = true; // Stops the run; nothing after exit runs.
+                return;
+            case "delete": Delete(s, w); return;
+            case "revert":
+                s.Working = s.Ctx.Host.Zones.Find(s.ZoneName)?.Config.Clone();
+                s.Dirty = false;
+                return;
+            default:
+                throw new ZonecfgError($"{w[0]}: unknown command");
+        }
+    }
+
+    private static string[] Tokenize(string command)
+        => command.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+
+    private static void GlobalScope(Session s, string cmd)
+    {
+        if (s.Scope != null) throw new ZonecfgError($"{cmd}: not allowed in the '{s.Scope}' resource scope; use 'end' or 'cancel' first");
+    }
+
+    private static void Create(Session s, string[] w)
+    {
+        GlobalScope(s, "create");
+        bool force = false;
+        for (int i = 1; i < w.Length; i++)
+        {
+            switch (w[i])
+            {
+                case "-b": break; // A blank configuration: this project's defaults are already blank.
+                case "-F": force = true; break;
+                case "-t" when i + 1 < w.Length:
+                    string t = w[++i];
+                    if (t is not ("SYSdefault" or "SYSblank")) throw new ZonecfgError($"create: template '{t}' is not supported");
+                    break;
+                default: throw new ZonecfgError($"create: bad option '{w[i]}'");
+            }
+        }
+        var existing = s.Ctx.Host.Zones.Find(s.ZoneName);
+        if ((existing != null || s.Working != null) && !force)
+            throw new ZonecfgError($"Zone {s.ZoneName} already exists; create not allowed. Use -F to force.");
+        if (existing != null && existing.State != ZoneState.Configured)
+            throw new ZonecfgError($"Zone {s.ZoneName} already installed; create not allowed.");
+        s.Working = new ZoneConfig { Name = s.ZoneName };
+        s.Dirty = true;
+    }
+
+    /// <summary>"set prop=value" or "set prop = value"; values may be quoted.</summary>
+    private static void Set(Session s, string rest)
+    {
+        var cfg = Need(s);
+        int eq = rest.IndexOf('=');
+        if (eq <= 0) throw new ZonecfgError("set: usage: set <property>=<value>");
+        string prop = rest[..eq].Trim();
+        string value = rest[(eq + 1)..].Trim().Trim('"');
+        var installed = s.Ctx.Host.Zones.Find(s.ZoneName) is Zone z && z.State >= ZoneState.Installed;
+        switch (s.Scope)
+        {
+            case null:
+                switch (prop)
+                {
+                    case "zonepath":
+                        if (installed) throw new ZonecfgError($"Zone {s.ZoneName} already installed; set zonepath not allowed.");
+                        if (!value.StartsWith('/')) throw new ZonecfgError($"zonepath: '{value}' is not an absolute path");
+                        cfg.ZonePath = value;
+                        break;
+                    case "brand":
+                        if (installed) throw new ZonecfgError($"Zone {s.ZoneName} already installed; set brand not allowed.");
+                        if (ZoneTable.BrandProblem(value) is string bp) throw new ZonecfgError("brand: " + bp);
+                        cfg.Brand = value;
+                        break;
+                    case "autoboot":
+                        if (value is not ("true" or "false")) throw new ZonecfgError($"autoboot: invalid value '{value}': must be true or false");
+                        cfg.Autoboot = value == "true";
+                        break;
+                    case "ip-type":
+                        if (value == "shared") throw new ZonecfgError("ip-type: shared is not supported: every zone has its own IP stack (exclusive)");
+                        if (value != "exclusive") throw new ZonecfgError($"ip-type: invalid value '{value}': must be exclusive or shared");
+                        break;
+                    case "zonename":
+                        throw new ZonecfgError("zonename: renaming a zone is not supported yet");
+                    case "bootargs" or "pool" or "limitpriv" or "scheduling-class" or "hostid" or "fs-allowed" or "max-lwps"
+                        or "max-shm-memory" or "max-shm-ids" or "max-msg-ids" or "max-sem-ids" or "cpu-shares" or "max-processes":
+                        throw new ZonecfgError($"{prop}: this property is not supported yet: it would not be enforced");
+                    default:
+                        throw new ZonecfgError($"{prop}: unknown property");
+                }
+                break;
+            case "net":
+                var net = s.Net!;
+                switch (prop)
+                {
+                    case "physical":
+                        if (!Vnic.LinkNames.IsValid(value)) throw new ZonecfgError($"physical: '{value}' is not a valid link name");
+                        net.Physical = value;
+                        break;
+                    case "allowed-address":
+                        foreach (string a in value.Split(','))
+                            if (!ZoneAddresses.TryParseCidr(a, out _, out _)) throw new ZonecfgError($"allowed-address: '{a}' is not a valid address/prefix");
+                        net.AllowedAddress = value;
+                        break;
+                    case "defrouter":
+                        foreach (string r in value.Split(','))
+                            if (!ZoneAddresses.IsValidIp(r)) throw new ZonecfgError($"defrouter: '{r}' is not a valid IP address");
+                        net.Defrouter = value;
+                        break;
+                    case "global-nic":
+                        if (!NicTagTable.IsValidName(value, false)) throw new ZonecfgError($"global-nic: '{value}' is not a valid nic tag name");
+                        net.GlobalNic = value;
+                        break;
+                    case "mac-addr":
+                        if (!Kernel.Wire.MacAddress.TryParse(value, out var mac) || mac.IsGroup || mac.IsZero) throw new ZonecfgError($"mac-addr: '{value}' is not a valid unicast MAC address");
+                        net.MacAddr = NicTagTable.Normalize(mac);
+                        break;
+                    case "vlan-id":
+                        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int vid) || vid is < 2 or > 4094) throw new ZonecfgError($"vlan-id: '{value}' is not a valid VLAN ID (2-4094)");
+                        net.VlanId = vid;
+                        break;
+                    case "address":
+                        throw new ZonecfgError("address: only for shared-IP zones; use allowed-address (ip-type is exclusive)");
+                    default:
+                        throw new ZonecfgError($"{prop}: unknown property for net");
+                }
+                break;
+            case "capped-memory":
+                switch (prop)
+                {
+                    case "physical":
+                        if (!ZoneConfig.TryParseSize(value, out long bytes)) throw new ZonecfgError($"physical: invalid size '{value}' (use a number with K, M, G or T)");
+                        s.Memory = bytes;
+                        break;
+                    case "swap" or "locked":
+                        throw new ZonecfgError($"capped-memory {prop} is not supported yet: only physical is enforced");
+                    default:
+                        throw new ZonecfgError($"{prop}: unknown property for capped-memory");
+                }
+                break;
+        }
+        s.Dirty = true;
+    }
+
+    private static void Add(Session s, string[] w)
+    {
+        var cfg = Need(s);
+        GlobalScope(s, "add");
+        if (w.Length != 2) throw new ZonecfgError("add: usage: add <resource-type>");
+        switch (w[1])
+        {
+            case "net":
+                s.Scope = "net";
+                s.Net = new ZoneNet();
+                break;
+            case "capped-memory":
+                if (cfg.CappedMemory != null) throw new ZonecfgError("capped-memory: a capped-memory resource already exists");
+                s.Scope = "capped-memory";
+                s.Memory = null;
+                break;
+            case "fs" or "dataset" or "device" or "rctl" or "attr" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
+                throw new ZonecfgError($"{w[1]}: this resource type is not supported yet: it would not be enforced");
+            default:
+                throw new ZonecfgError($"{w[1]}: unknown resource type");
+        }
+    }
+
+    private static void End(Session s, string[] w)
+    {
+        var cfg = Need(s);
+        if (s.Scope == null) throw new ZonecfgError("end: not in a resource scope");
+        if (w.Length != 1) throw new ZonecfgError("end: takes no arguments");
+        if (s.Scope == "net")
+        {
+            var net = s.Net!;
+            if (net.Physical.Length == 0) throw new ZonecfgError("net: physical not specified");
+            if (cfg.Nets.Exists(n => n.Physical == net.Physical)) throw new ZonecfgError($"net: physical '{net.Physical}' already exists");
+            if (net.VlanId != 0 && net.GlobalNic == null) throw new ZonecfgError("vlan-id: needs global-nic");
+            cfg.Nets.Add(net);
+        }
+        else
+        {
+            if (s.Memory == null) throw new ZonecfgError("capped-memory: physical not specified");
+            cfg.CappedMemory = s.Memory;
+        }
+        s.Scope = null;
+        s.Net = null;
+        s.Dirty = true;
+    }
+
+    private static void Remove(Session s, string[] w)
+    {
+        var cfg = Need(s);
+        GlobalScope(s, "remove");
+        int i = 1;
+        bool force = false;
+        if (i < w.Length && w[i] == "-F") { force = true; i++; }
+        if (i >= w.Length) throw new ZonecfgError("remove: usage: remove [-F] <resource-type> [<property>=<value>]");
+        string res = w[i++];
+        switch (res)
+        {
+            case "net":
+                {
+                    string? physical = null;
+                    for (; i < w.Length; i++)
+                    {
+                        if (!w[i].StartsWith("physical=", StringComparison.Ordinal)) throw new ZonecfgError($"remove net: '{w[i]}' is not a net property (use physical=...)");
+                        physical = w[i][9..];
+                    }
+                    if (physical == null)
+                    {
+                        if (cfg.Nets.Count > 1 && !force) throw new ZonecfgError("net: more than one resource of this type; use physical=... or -F to remove all");
+                        if (cfg.Nets.Count == 0) throw new ZonecfgError("net: no such resource");
+                        cfg.Nets.Clear();
+                    }
+                    else if (cfg.Nets.RemoveAll(n => n.Physical == physical) == 0) throw new ZonecfgError($"net: no resource with physical={physical}");
+                    break;
+                }
+            case "capped-memory":
+                if (cfg.CappedMemory == null) throw new ZonecfgError("capped-memory: no such resource");
+                cfg.CappedMemory = null;
+                break;
+            default:
+                throw new ZonecfgError($"{res}: unknown resource type");
+        }
+        s.Dirty = true;
+    }
+
+    private static void Commit(Session s)
+    {
+        var cfg = Need(s);
+        if (s.Ctx.Host.Zones.Commit(cfg) is string e) throw new ZonecfgError(e);
+        s.Working = s.Ctx.Host.Zones.Find(s.ZoneName)!.Config.Clone();
+        s.Dirty = false;
+    }
+
+    private static void Delete(Session s, string[] w)
+    {
+        GlobalScope(s, "delete");
+        if (w.Length != 2 || w[1] != "-F")
+            throw new ZonecfgError("delete: -F is required (there is no terminal to confirm on)");
+        if (s.Ctx.Host.Zones.Find(s.ZoneName) == null) throw new ZonecfgError($"{s.ZoneName}: No such zone configured");
+        if (s.Ctx.Host.Zones.Delete(s.ZoneName) is string e) throw new ZonecfgError(e);
+        s.Stopped = true;
+    }
+
+    /// <summary>zonecfg info: properties, then each resource with tab-indented properties.</summary>
+    private static string Info(Session s, string[] w)
+    {
+        var c = Need(s);
+        string? only = w.Length > 1 ? w[1] : null;
+        var sb = new StringBuilder();
+        if (only == null)
+        {
+            sb.Append("zonename: ").Append(c.Name).Append('\n');
+            sb.Append("zonepath: ").Append(c.ZonePath ?? "").Append('\n');
+            sb.Append("brand: ").Append(c.Brand).Append('\n');
+            sb.Append("autoboot: ").Append(c.Autoboot ? "true" : "false").Append('\n');
+            sb.Append("ip-type: ").Append(c.IpType).Append('\n');
+        }
+        else if (only is not ("net" or "capped-memory")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        if (only is null or "net")
+        {
+            foreach (var n in c.Nets)
+            {
+                sb.Append("net:\n");
+                sb.Append("\tphysical: ").Append(n.Physical).Append('\n');
+                if (n.AllowedAddress != null) sb.Append("\tallowed-address: ").Append(n.AllowedAddress).Append('\n');
+                if (n.Defrouter != null) sb.Append("\tdefrouter: ").Append(n.Defrouter).Append('\n');
+                if (n.GlobalNic != null) sb.Append("\tglobal-nic: ").Append(n.GlobalNic).Append('\n');
+                if (n.MacAddr != null) sb.Append("\tmac-addr: ").Append(n.MacAddr).Append('\n');
+                if (n.VlanId != 0) sb.Append("\tvlan-id: ").Append(n.VlanId.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
+        if (only is null or "capped-memory" && c.CappedMemory is long m)
+            sb.Append("capped-memory:\n\tphysical: ").Append(ZoneConfig.FormatSize(m)).Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>zonecfg export: commands that recreate the configuration.</summary>
+    public static string Export(ZoneConfig c)
+    {
+        var sb = new StringBuilder();
+        sb.Append("create -b\n");
+        if (c.ZonePath != null) sb.Append("set zonepath=").Append(c.ZonePath).Append('\n');
+        sb.Append("set brand=").Append(c.Brand).Append('\n');
+        sb.Append("set autoboot=").Append(c.Autoboot ? "true" : "false").Append('\n');
+        sb.Append("set ip-type=").Append(c.IpType).Append('\n');
+        foreach (var n in c.Nets)
+        {
+            sb.Append("add net\n");
+            sb.Append("set physical=").Append(n.Physical).Append('\n');
+            if (n.AllowedAddress != null) sb.Append("set allowed-address=").Append(n.AllowedAddress).Append('\n');
+            if (n.Defrouter != null) sb.Append("set defrouter=").Append(n.Defrouter).Append('\n');
+            if (n.GlobalNic != null) sb.Append("set global-nic=").Append(n.GlobalNic).Append('\n');
+            if (n.MacAddr != null) sb.Append("set mac-addr=").Append(n.MacAddr).Append('\n');
+            if (n.VlanId != 0) sb.Append("set vlan-id=").Append(n.VlanId.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            sb.Append("end\n");
+        }
+        if (c.CappedMemory is long m) sb.Append("add capped-memory\nset physical=").Append(ZoneConfig.FormatSize(m)).Append("\nend\n");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,113 @@
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Netstack;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// The real zone network (Host.cs rule 5): a booting zone gets its own IpStack bound to its MAC
+/// clients, with the addresses, default routes and address-configuration modes its config asks for.
+/// Halting shuts the stack down (sockets aborted, kstats removed) before the zone closes the clients.
+/// </summary>
+public sealed class IpZoneNetwork : IZoneNetwork
+{
+    private readonly KstatRegistry _kstats;
+    private int _nextInstance = 1;
+
+    public IpZoneNetwork(KstatRegistry kstats) { _kstats = kstats; }
+
+    public bool TryStart(ZoneNetworkPlan plan, out IZoneStack? stack, out string? error)
+    {
+        stack = null;
+        foreach (var nic in plan.Interfaces)
+        {
+            foreach (string a in nic.Addresses)
+            {
+                if (!ZoneAddresses.IsValidAddress(a)) { error = $"{nic.Name}: invalid address '{a}'"; return false; }
+            }
+            foreach (string g in nic.Gateways)
+            {
+                if (!IpAddress.TryParse(g, out _)) { error = $"{nic.Name}: invalid gateway '{g}'"; return false; }
+            }
+        }
+        var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++);
+        error = Configure(ip, plan);
+        if (error != null)
+        {
+            ip.Shutdown();
+            return false;
+        }
+        stack = new ZoneIpStack(plan, ip);
+        return true;
+    }
+
+    private static string? Configure(IpStack ip, ZoneNetworkPlan plan)
+    {
+        var pending = new List<Task<IpStatus>>();
+        foreach (var nic in plan.Interfaces)
+        {
+            var s = ip.CreateInterface(nic.Name, nic.Client);
+            if (!s.IsOk) return $"{nic.Name}: {s.Error}";
+            int v4 = 0, v6 = 0;
+            foreach (string a in nic.Addresses)
+            {
+                IpStatus st;
+                if (a == "dhcp") st = ip.StartDhcp($"{nic.Name}/dhcp", out _);
+                else if (a == "addrconf") st = ip.StartAddrconf($"{nic.Name}/v6", out _);
+                else
+                {
+                    ZoneAddresses.TryParseCidr(a, out var addr, out int prefix);
+                    string obj = addr.IsV4 ? $"{nic.Name}/v4" + (v4++ == 0 ? "" : v4.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                                           : $"{nic.Name}/v6s" + (v6++ == 0 ? "" : v6.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    st = ip.AddAddress(obj, addr, prefix, out var ao);
+                    if (ao != null) pending.Add(ao.Ready);
+                }
+                if (!st.IsOk) return $"{nic.Name}: {a}: {st.Error}";
+            }
+        }
+        // Default routes need their gateway on a connected network, which exists once duplicate
+        // address detection has passed; they are added then, on the loop, as the zone comes up.
+        if (pending.Count == 0 || pending.TrueForAll(t => t.IsCompleted)) return AddRoutes(ip, plan);
+        var context = new LoopSynchronizationContext(plan.Scheduler);
+        context.Start(async () =>
+        {
+            await Task.WhenAll(pending);
+            AddRoutes(ip, plan);
+            return 0;
+        });
+        return null;
+    }
+
+    /// <summary>Adds the zone's default routes; a failure is reported by the route's absence
+    /// (netstat -rn) as on a system whose defrouter is not on any of its subnets.</summary>
+    private static string? AddRoutes(IpStack ip, ZoneNetworkPlan plan)
+    {
+        foreach (var nic in plan.Interfaces)
+        {
+            foreach (string g in nic.Gateways)
+            {
+                IpAddress.TryParse(g, out var gw);
+                var any = gw.IsV4 ? IpAddress.AnyV4 : IpAddress.AnyV6;
+                var s = ip.AddRoute(any, 0, gw);
+                // With dhcp or addrconf the subnet is not known yet; the lease or RA brings the router.
+                bool dynamic = nic.Addresses.Contains("dhcp") || nic.Addresses.Contains("addrconf");
+                if (!s.IsOk && s.Error != IpStatus.RouteExists && !(dynamic && s.Error == IpStatus.NetUnreachable))
+                    return $"{nic.Name}: default route via {g}: {s.Error}";
+            }
+        }
+        return null;
+    }
+
+    private sealed class ZoneIpStack(ZoneNetworkPlan plan, IpStack ip) : IZoneStack, IZoneIpStack
+    {
+        public ZoneNetworkPlan Plan { get; } = plan;
+        public IpStack Ip { get; } = ip;
+        public void Stop() => Ip.Shutdown();
+    }
+}
+
+/// <summary>A zone stack backed by the project's IpStack (what zlogin's programs run on).</summary>
+public interface IZoneIpStack
+{
+    IpStack Ip { get; }
+}

@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.Json;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Vnic;
+
+namespace SmartOS.Zones;
+
+/// <summary>A nic tag (nictagadm(8)): a name for a physical NIC (by its MAC address) or, for a
+/// local tag, an etherstub of the same name that exists only while the tag does.</summary>
+public sealed class NicTag
+{
+    public string Name { get; set; } = "";
+    /// <summary>The NIC's MAC address, two hex digits per octet (null for a local tag).</summary>
+    public string? Mac { get; set; }
+    public int? Mtu { get; set; }
+    public bool Local { get; set; }
+}
+
+/// <summary>
+/// The host's nic tags, kept in nictags.conf. A local tag's etherstub is created temporarily
+/// (dladm create-etherstub -t) when the tag is added or the host boots, as SmartOS does.
+/// </summary>
+public sealed class NicTagTable
+{
+    public const string ConfigName = "nictags.conf";
+
+    private readonly MacLayer _mac;
+    private readonly List<NicTag> _tags = [];
+    private IConfigStore? _store;
+
+    internal NicTagTable(MacLayer mac) => _mac = mac;
+
+    public IReadOnlyList<NicTag> Tags => _tags;
+
+    public NicTag? Find(string name) => _tags.Find(t => t.Name == name);
+
+    internal List<string> Boot(IConfigStore store)
+    {
+        _store = store;
+        var problems = new List<string>();
+        string? text = store.Read(ConfigName);
+        if (text == null) return problems;
+        List<NicTag>? tags;
+        try { tags = JsonSerializer.Deserialize(text, ZoneJson.Default.ListNicTag); }
+        catch (JsonException e)
+        {
+            problems.Add($"{ConfigName}: {e.Message}");
+            return problems;
+        }
+        foreach (var t in tags ?? [])
+        {
+            if (!IsValidName(t.Name, t.Local) || Find(t.Name) != null) { problems.Add($"{ConfigName}: {t.Name}: invalid nic tag"); continue; }
+            if (t.Local)
+            {
+                var s = _mac.CreateEtherstub(t.Name, temporary: true);
+                if (!s.IsOk && _mac.Find(t.Name) is not Etherstub) { problems.Add($"{ConfigName}: {t.Name}: etherstub: {s.Error}"); continue; }
+            }
+            _tags.Add(t);
+        }
+        return problems;
+    }
+
+    private void Save(List<NicTag> tags)
+        => _store?.Write(ConfigName, JsonSerializer.Serialize(tags, ZoneJson.Default.ListNicTag));
+
+    /// <summary>nictagadm's names: letters, digits and '_', under 31 characters; a local tag is also an
+    /// etherstub name and so ends in a digit.</summary>
+    public static bool IsValidName(string name, bool local)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length >= 31) return false;
+        foreach (char c in name) if (!char.IsAsciiLetterOrDigit(c) && c != '_') return false;
+        return !local || LinkNames.IsValid(name);
+    }
+
+    /// <summary>MAC in nictagadm's normalized form (00:0c:29:a1:b2:c3).</summary>
+    public static string Normalize(MacAddress mac)
+    {
+        Span<byte> b = stackalloc byte[6];
+        ulong v = mac.Value;
+        for (int i = 5; i >= 0; i--) { b[i] = (byte)v; v >>= 8; }
+        return string.Create(CultureInfo.InvariantCulture, $"{b[0]:x2}:{b[1]:x2}:{b[2]:x2}:{b[3]:x2}:{b[4]:x2}:{b[5]:x2}");
+    }
+
+    /// <summary>Finds the physical NIC named by a MAC address or a link name.</summary>
+    public PhysLink? FindNic(string macOrLink)
+    {
+        if (_mac.Find(macOrLink) is PhysLink byName) return byName;
+        if (!MacAddress.TryParse(macOrLink, out var mac)) return null;
+        foreach (var l in _mac.Links)
+            if (l is PhysLink p && p.FactoryMac == mac) return p;
+        return null;
+    }
+
+    /// <summary>Adds a tag; returns null or nictagadm's message.</summary>
+    public string? Add(string name, string? macOrLink, int? mtu, bool local)
+    {
+        if (local && macOrLink != null) return "create local tag, but mac address specified";
+        if (!local && macOrLink == null) return "create non-local tag, but no mac address specified";
+        if (local && mtu != null) return "Cannot specify MTU for local nic tag";
+        if (mtu is int m && (m < 1500 || m > 9000)) return "mtu must be between 1500-9000";
+        if (Find(name) != null) return $"nic tag '{name}' already exists";
+        if (!IsValidName(name, local)) return "nic tag name is invalid";
+        var tag = new NicTag { Name = name, Mtu = mtu, Local = local };
+        if (!local)
+        {
+            var nic = FindNic(macOrLink!);
+            if (nic == null)
+                return MacAddress.TryParse(macOrLink, out _) || _mac.Find(macOrLink!) != null
+                    ? $"No physical nic found with MAC address '{macOrLink}'"
+                    : $"MAC address '{macOrLink}' is invalid";
+            tag.Mac = Normalize(nic.FactoryMac);
+        }
+        else
+        {
+            if (_mac.Exists(name) || _mac.FindPersistent(name) != null) return $"Could not create etherstub '{name}': {MacStatus.Exists}";
+            var s = _mac.CreateEtherstub(name, temporary: true);
+            if (!s.IsOk) return $"Could not create etherstub '{name}': {s.Error}";
+        }
+        var next = new List<NicTag>(_tags) { tag };
+        try { Save(next); }
+        catch
+        {
+            if (local) _mac.Delete(name, LinkClass.Etherstub, temporary: true);
+            throw;
+        }
+        _tags.Add(tag);
+        return null;
+    }
+
+    /// <summary>Changes a normal tag's NIC or MTU; returns null or nictagadm's message.</summary>
+    public string? Update(string name, string? macOrLink, int? mtu)
+    {
+        if (macOrLink == null && mtu == null) return "nothing to update";
+        if (mtu is int m && (m < 1500 || m > 9000)) return "mtu must be between 1500-9000";
+        var tag = Find(name);
+        if (tag == null) return $"nic tag '{name}' does not exist";
+        if (tag.Local) return "cannot update a local tag";
+        string? mac = tag.Mac;
+        if (macOrLink != null)
+        {
+            var nic = FindNic(macOrLink);
+            if (nic == null) return $"No physical nic found with MAC address '{macOrLink}'";
+            mac = Normalize(nic.FactoryMac);
+        }
+        var updated = new NicTag { Name = name, Mac = mac, Mtu = mtu ?? tag.Mtu, Local = false };
+        var next = _tags.ConvertAll(t => t == tag ? updated : t);
+        Save(next);
+        _tags[_tags.IndexOf(tag)] = updated;
+        return null;
+    }
+
+    /// <summary>Deletes a tag; returns null or nictagadm's message.</summary>
+    public string? Delete(string name, bool inUse)
+    {
+        var tag = Find(name);
+        if (tag == null) return $"nic tag '{name}' does not exist";
+        if (inUse) return $"nic tag '{name}' is in use";
+        if (tag.Local && _mac.Find(name) is Etherstub stub && stub.Switch.Ports.Count > 0)
+            return $"could not remove etherstub '{name}'";
+        var next = new List<NicTag>(_tags);
+        next.Remove(tag);
+        Save(next);
+        _tags.Remove(tag);
+        if (tag.Local && _mac.Find(name) is Etherstub) _mac.Delete(name, LinkClass.Etherstub, temporary: true);
+        return null;
+    }
+
+    /// <summary>The datalink a tag stands for: the NIC with its MAC address, or the local tag's etherstub.</summary>
+    public Datalink? Resolve(string name)
+    {
+        var tag = Find(name);
+        if (tag == null) return null;
+        if (tag.Local) return _mac.Find(name) as Etherstub;
+        return tag.Mac == null ? null : FindNic(tag.Mac);
+    }
+}

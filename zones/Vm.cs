@@ -1,0 +1,453 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// vmadm(8)'s model: JSON payloads turned into zone configurations (Host.cs glossary, "VM"), and
+/// zones turned back into vmadm's JSON. Payloads are checked whole before anything is created:
+/// unknown properties, ill-typed values, missing nic tags and duplicate IPs or MACs are refused.
+/// </summary>
+public static class VmModel
+{
+    /// <summary>Properties vmadm create takes here.</summary>
+    private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
+    private static readonly string[] s_updateProps = ["alias", "autoboot", "max_physical_memory", "quota", "resolvers", "add_nics", "update_nics", "remove_nics"];
+    private static readonly string[] s_nicProps =
+    [
+        "nic_tag", "ips", "gateways", "vlan_id", "mac", "primary", "mtu", "allow_ip_spoofing", "allow_mac_spoofing",
+        "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips",
+    ];
+
+    /// <summary>SmartOS properties this project does not enforce yet: refused, never ignored (Host.cs rule 6).</summary>
+    private static readonly string[] s_unsupported =
+    [
+        "cpu_cap", "cpu_shares", "max_lwps", "max_swap", "max_locked_memory", "zfs_io_priority", "ram", "vcpus", "disks",
+        "tmpfs", "filesystems", "delegate_dataset", "customer_metadata", "internal_metadata", "tags", "hostname", "dns_domain",
+        "routes", "fs_allowed", "limit_priv", "kernel_version", "firewall_enabled", "maintain_resolvers", "zpool",
+        "indestructible_zoneroot", "indestructible_delegated", "archive_on_delete", "cpu_type", "zfs_root_compression",
+        "zfs_data_compression", "set_routes", "remove_routes", "set_tags", "remove_tags", "set_customer_metadata",
+        "remove_customer_metadata", "set_internal_metadata", "remove_internal_metadata",
+    ];
+    private static readonly string[] s_unsupportedNic =
+    [
+        "blocked_outgoing_ports", "model", "ip", "netmask", "gateway", "network_uuid", "allow_unfiltered_promisc", "vrrp_vrid",
+        "vrrp_primary_ip", "interface",
+    ];
+
+    public const long DefaultMemoryMiB = 256;
+
+    /// <summary>A payload problem, worded as vmadm words it.</summary>
+    public sealed class PayloadError(string message) : Exception(message);
+
+    /// <summary>Parses a JSON object payload; throws PayloadError on bad JSON.</summary>
+    public static JsonObject ParseObject(string text)
+    {
+        JsonNode? node;
+        try { node = JsonNode.Parse(text); }
+        catch (JsonException e) { throw new PayloadError("Invalid JSON payload: " + e.Message); }
+        return node as JsonObject ?? throw new PayloadError("Invalid JSON payload: not an object");
+    }
+
+    /// <summary>A fresh version 4 UUID from the host's seeded random source (Host.cs rule 1).</summary>
+    public static string NewUuid(Host host)
+    {
+        Span<byte> b = stackalloc byte[16];
+        host.Random.NextBytes(b);
+        b[6] = (byte)((b[6] & 0x0F) | 0x40);
+        b[8] = (byte)((b[8] & 0x3F) | 0x80);
+        return new Guid(b, bigEndian: true).ToString("D");
+    }
+
+    public static bool IsUuid(string s) => s.Length == 36 && Guid.TryParseExact(s, "D", out _) && s == s.ToLowerInvariant();
+
+    /// <summary>vmadm's name for a zone state ("stopped" for installed).</summary>
+    public static string StateName(ZoneState s) => s switch
+    {
+        ZoneState.Installed => "stopped",
+        ZoneState.ShuttingDown => "stopping",
+        _ => Zone.StateName(s),
+    };
+
+    /// <summary>vmadm list's TYPE column.</summary>
+    public static string TypeName(string brand) => brand switch
+    {
+        "lx" => "LX",
+        "kvm" => "KVM",
+        "bhyve" => "BHYV",
+        _ => "OS",
+    };
+
+    public static Zone? Find(Host host, string uuid)
+    {
+        var z = host.Zones.Find(uuid);
+        return z is { IsVm: true } ? z : null;
+    }
+
+    // ---- create -------------------------------------------------------------------------------
+
+    /// <summary>Checks a create payload and builds the VM's zone configuration; nothing is changed.</summary>
+    public static ZoneConfig BuildCreate(Host host, JsonObject payload)
+    {
+        CheckNames(payload, s_createProps, s_unsupported, "");
+        var bad = new List<string>();
+        string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
+        if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
+        string brand = payload["brand"] is JsonNode bn ? Str(bn) ?? Bad(bad, "brand", "joyent") : "joyent";
+        if (brand.Length > 0 && Array.IndexOf(ZoneTable.LaterBrands, brand) >= 0) throw new PayloadError(ZoneTable.BrandProblem(brand)!);
+        if (Array.IndexOf(ZoneTable.RunnableBrands, brand) < 0 && !bad.Contains("brand")) bad.Add("brand");
+        int index = 1;
+        foreach (var z in host.Zones.Zones) if (z.Config.Vm is VmInfo vi) index = Math.Max(index, vi.Index + 1);
+        var cfg = new ZoneConfig
+        {
+            Name = uuid, Uuid = uuid, ZonePath = "/zones/" + uuid, Brand = brand, Autoboot = true,
+            CappedMemory = DefaultMemoryMiB << 20, Vm = new VmInfo { Index = index },
+        };
+        ApplyScalars(payload, cfg, bad);
+        if (payload["nics"] is JsonNode nics)
+        {
+            if (nics is not JsonArray arr) bad.Add("nics");
+            else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad));
+        }
+        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
+        FinishNics(host, cfg, "nics", 0);
+        return cfg;
+    }
+
+    private static string Bad(List<string> bad, string path, string fallback)
+    {
+        bad.Add(path);
+        return fallback;
+    }
+
+    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix)
+    {
+        var unknown = new List<string>();
+        var unsup = new List<string>();
+        foreach (var (key, _) in o)
+        {
+            if (Array.IndexOf(allowed, key) >= 0) continue;
+            if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
+            else unknown.Add(prefix + key);
+        }
+        if (unknown.Count > 0) throw new PayloadError("Invalid property(s): " + string.Join(',', unknown));
+        if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
+    }
+
+    private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
+    {
+        var vm = cfg.Vm!;
+        if (payload["alias"] is JsonNode a) { if (Str(a) is string s) vm.Alias = s; else bad.Add("alias"); }
+        if (payload["image_uuid"] is JsonNode img) { if (Str(img) is string s && IsUuid(s)) vm.ImageUuid = s; else bad.Add("image_uuid"); }
+        if (payload["autoboot"] is JsonNode ab) { if (Bool(ab) is bool b) cfg.Autoboot = b; else bad.Add("autoboot"); }
+        if (payload["max_physical_memory"] is JsonNode m)
+        {
+            if (Int(m) is long mib && mib > 0 && mib <= 1L << 30) cfg.CappedMemory = mib << 20;
+            else bad.Add("max_physical_memory");
+        }
+        if (payload["quota"] is JsonNode q) { if (Int(q) is long gib && gib >= 0) vm.Quota = gib; else bad.Add("quota"); }
+        if (payload["resolvers"] is JsonNode r)
+        {
+            var list = StrList(r);
+            if (list == null || list.Exists(x => !ZoneAddresses.IsValidIp(x))) bad.Add("resolvers");
+            else vm.Resolvers = list;
+        }
+    }
+
+    private static ZoneNet ParseNic(JsonNode? node, string path, ZoneConfig cfg, int slot, List<string> bad)
+    {
+        var net = new ZoneNet { Protected = true };
+        if (node is not JsonObject o) { bad.Add(path); return net; }
+        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".");
+        FillNic(o, net, path, bad, creating: true);
+        net.Physical = $"z{cfg.Vm!.Index.ToString(CultureInfo.InvariantCulture)}_net{slot.ToString(CultureInfo.InvariantCulture)}";
+        return net;
+    }
+
+    private static void FillNic(JsonObject o, ZoneNet net, string path, List<string> bad, bool creating)
+    {
+        if (o["nic_tag"] is JsonNode t) { if (Str(t) is string s && NicTagTable.IsValidName(s, false)) net.GlobalNic = s; else bad.Add(path + ".nic_tag"); }
+        else if (creating) bad.Add(path + ".nic_tag");
+        if (o["ips"] is JsonNode ips)
+        {
+            var list = StrList(ips);
+            if (list == null || list.Count == 0 || list.Exists(x => !ZoneAddresses.IsValidAddress(x))) bad.Add(path + ".ips");
+            else net.Ips = list;
+        }
+        if (o["gateways"] is JsonNode gw)
+        {
+            var list = StrList(gw);
+            if (list == null || list.Exists(x => !ZoneAddresses.IsValidIp(x))) bad.Add(path + ".gateways");
+            else net.Gateways = list;
+        }
+        if (o["allowed_ips"] is JsonNode al)
+        {
+            var list = StrList(al);
+            if (list == null || list.Exists(x => !ZoneAddresses.IsValidIp(x.Split('/')[0]))) bad.Add(path + ".allowed_ips");
+            else net.AllowedIps = list;
+        }
+        if (o["vlan_id"] is JsonNode v) { if (Int(v) is long vid && vid is >= 0 and <= 4094 and not 1) net.VlanId = (int)vid; else bad.Add(path + ".vlan_id"); }
+        if (o["mtu"] is JsonNode mt) { if (Int(mt) is long mtu && mtu is >= 576 and <= 9000) net.Mtu = (int)mtu; else bad.Add(path + ".mtu"); }
+        if (o["mac"] is JsonNode mc)
+        {
+            if (Str(mc) is string s && MacAddress.TryParse(s, out var mac) && !mac.IsGroup && !mac.IsZero) net.MacAddr = NicTagTable.Normalize(mac);
+            else bad.Add(path + ".mac");
+        }
+        if (o["primary"] is JsonNode p) { if (Bool(p) is bool b) net.Primary = b; else bad.Add(path + ".primary"); }
+        if (o["allow_ip_spoofing"] is JsonNode ip) { if (Bool(ip) is bool b) net.AllowIpSpoofing = b; else bad.Add(path + ".allow_ip_spoofing"); }
+        if (o["allow_mac_spoofing"] is JsonNode ms) { if (Bool(ms) is bool b) net.AllowMacSpoofing = b; else bad.Add(path + ".allow_mac_spoofing"); }
+        if (o["allow_dhcp_spoofing"] is JsonNode ds) { if (Bool(ds) is bool b) net.AllowDhcpSpoofing = b; else bad.Add(path + ".allow_dhcp_spoofing"); }
+        if (o["allow_restricted_traffic"] is JsonNode rt) { if (Bool(rt) is bool b) net.AllowRestrictedTraffic = b; else bad.Add(path + ".allow_restricted_traffic"); }
+    }
+
+    /// <summary>Fills in MAC addresses and the primary flag, then checks tags, duplicates and the link
+    /// properties the protection needs. <paramref name="firstNew"/> is the first nic added by this payload.</summary>
+    private static void FinishNics(Host host, ZoneConfig cfg, string what, int firstNew)
+    {
+        var nets = cfg.Nets;
+        if (nets.Count > 0 && !nets.Exists(n => n.Primary)) nets[0].Primary = true;
+        if (nets.Count(n => n.Primary) > 1) throw new PayloadError($"Invalid value(s) for: {what}.primary (more than one primary nic)");
+        var usedIps = new Dictionary<string, string>(StringComparer.Ordinal);
+        var usedMacs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var z in host.Zones.Zones)
+        {
+            if (z.Name == cfg.Name) continue;
+            foreach (var n in z.Config.Nets)
+            {
+                foreach (string ip in n.Ips) if (ip is not ("dhcp" or "addrconf")) usedIps.TryAdd(ip.Split('/')[0], "VM " + z.Name);
+                if (n.MacAddr != null) usedMacs.TryAdd(n.MacAddr, "VM " + z.Name);
+            }
+        }
+        for (int i = 0; i < nets.Count; i++)
+        {
+            var n = nets[i];
+            string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
+            var lower = n.GlobalNic == null ? null : host.NicTags.Resolve(n.GlobalNic);
+            if (lower == null) throw new PayloadError($"Invalid nic tag \"{n.GlobalNic}\" for {path}");
+            if (n.Mtu > lower.Mtu) throw new PayloadError($"Invalid value(s) for: {path}.mtu ({n.Mtu} is larger than the MTU of {lower.Name}, {lower.Mtu})");
+            foreach (string ip in n.Ips)
+            {
+                if (ip is "dhcp" or "addrconf") continue;
+                string addr = ip.Split('/')[0];
+                if (usedIps.TryGetValue(addr, out var owner)) throw new PayloadError($"Invalid value(s) for: {path}.ips (IP address {addr} is already used by {owner})");
+                usedIps.Add(addr, path);
+            }
+            n.MacAddr ??= RandomMac(host, usedMacs);
+            if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: {path}.mac (MAC address {n.MacAddr} is already used by {macOwner})");
+            usedMacs.Add(n.MacAddr, path);
+            if (ZoneTable.MissingProperty(host.Mac, n) is string missing) throw new PayloadError($"{path}: {missing}");
+        }
+    }
+
+    /// <summary>A MAC address under Joyent's OUI (90:b8:d0), as SmartOS gives VM nics.</summary>
+    private static string RandomMac(Host host, Dictionary<string, string> used)
+    {
+        while (true)
+        {
+            ulong v = 0x90b8d0UL << 24 | (host.Random.NextUInt64() & 0xFFFFFF);
+            string s = NicTagTable.Normalize(new MacAddress(v));
+            if (!used.ContainsKey(s)) return s;
+        }
+    }
+
+    // ---- update -------------------------------------------------------------------------------
+
+    /// <summary>Checks an update payload against a VM and returns its new configuration; nothing changes.</summary>
+    public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload)
+    {
+        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "");
+        var cfg = vm.Config.Clone();
+        var bad = new List<string>();
+        ApplyScalars(payload, cfg, bad);
+        if (payload["remove_nics"] is JsonNode rm)
+        {
+            var macs = StrList(rm);
+            if (macs == null) bad.Add("remove_nics");
+            else
+            {
+                foreach (string m in macs)
+                {
+                    string? norm = MacAddress.TryParse(m, out var mac) ? NicTagTable.Normalize(mac) : null;
+                    int at = cfg.Nets.FindIndex(n => n.MacAddr == norm);
+                    if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {m})");
+                    cfg.Nets.RemoveAt(at);
+                }
+            }
+        }
+        if (payload["update_nics"] is JsonNode up)
+        {
+            if (up is not JsonArray arr) bad.Add("update_nics");
+            else for (int i = 0; i < arr.Count; i++)
+            {
+                if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
+                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.");
+                var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
+                if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ms})");
+                var copy = new JsonObject();
+                foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
+                FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
+                if (copy["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) if (other != net) other.Primary = false;
+            }
+        }
+        int firstNew = cfg.Nets.Count;
+        if (payload["add_nics"] is JsonNode add)
+        {
+            if (add is not JsonArray arr) bad.Add("add_nics");
+            else for (int i = 0; i < arr.Count; i++)
+            {
+                int slot = 0;
+                while (cfg.Nets.Exists(n => n.Physical == $"z{cfg.Vm!.Index}_net{slot}")) slot++;
+                var net = ParseNic(arr[i], $"add_nics.{i}", cfg, slot, bad);
+                if (arr[i] is JsonObject ao && ao["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) other.Primary = false;
+                cfg.Nets.Add(net);
+            }
+        }
+        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
+        FinishNics(host, cfg, "add_nics", firstNew);
+        return cfg;
+    }
+
+    /// <summary>key=value arguments of vmadm update as a payload: numbers and booleans typed, the rest strings.</summary>
+    public static JsonObject FromKeyValues(IEnumerable<string> args)
+    {
+        var o = new JsonObject();
+        foreach (string a in args)
+        {
+            int eq = a.IndexOf('=');
+            if (eq <= 0) throw new PayloadError($"Invalid property=value argument '{a}'");
+            string k = a[..eq], v = a[(eq + 1)..];
+            if (v is "true" or "false") o[k] = v == "true";
+            else if (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long n)) o[k] = n;
+            else o[k] = v;
+        }
+        return o;
+    }
+
+    // ---- JSON helpers ---------------------------------------------------------------------------
+
+    private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+
+    private static bool? Bool(JsonNode? n)
+    {
+        if (n is not JsonValue v) return null;
+        if (v.TryGetValue(out bool b)) return b;
+        // vmadm accepts "true"/"false" strings for booleans (fixBooleanLoose).
+        if (v.TryGetValue(out string? s) && s is "true" or "false") return s == "true";
+        return null;
+    }
+
+    private static long? Int(JsonNode? n)
+    {
+        if (n is not JsonValue v) return null;
+        if (v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out long l)) return l;
+        return null;
+    }
+
+    private static List<string>? StrList(JsonNode? n)
+    {
+        if (n is not JsonArray a) return null;
+        var list = new List<string>();
+        foreach (var item in a)
+        {
+            if (Str(item) is not string s) return null;
+            list.Add(s);
+        }
+        return list;
+    }
+
+    // ---- output -------------------------------------------------------------------------------
+
+    /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does).</summary>
+    public static JsonObject ToJson(Zone z)
+    {
+        var c = z.Config;
+        var vm = c.Vm!;
+        var nics = new JsonArray();
+        for (int i = 0; i < c.Nets.Count; i++)
+        {
+            var n = c.Nets[i];
+            var o = new JsonObject();
+            if (n.AllowDhcpSpoofing) o["allow_dhcp_spoofing"] = true;
+            if (n.AllowIpSpoofing) o["allow_ip_spoofing"] = true;
+            if (n.AllowMacSpoofing) o["allow_mac_spoofing"] = true;
+            if (n.AllowRestrictedTraffic) o["allow_restricted_traffic"] = true;
+            if (n.AllowedIps.Count > 0) o["allowed_ips"] = new JsonArray([.. n.AllowedIps.Select(x => (JsonNode)x)]);
+            if (n.Gateways.Count > 0) o["gateways"] = new JsonArray([.. n.Gateways.Select(x => (JsonNode)x)]);
+            o["interface"] = "net" + i.ToString(CultureInfo.InvariantCulture);
+            if (n.Ips.Count > 0) o["ips"] = new JsonArray([.. n.Ips.Select(x => (JsonNode)x)]);
+            o["link"] = n.Physical;
+            o["mac"] = n.MacAddr;
+            if (n.Mtu is int mtu) o["mtu"] = mtu;
+            o["nic_tag"] = n.GlobalNic;
+            if (n.Primary) o["primary"] = true;
+            if (n.VlanId != 0) o["vlan_id"] = n.VlanId;
+            nics.Add(o);
+        }
+        var j = new JsonObject();
+        if (vm.Alias != null) j["alias"] = vm.Alias;
+        j["autoboot"] = c.Autoboot;
+        j["brand"] = c.Brand;
+        if (vm.ImageUuid != null) j["image_uuid"] = vm.ImageUuid;
+        j["max_physical_memory"] = (c.CappedMemory ?? 0) >> 20;
+        j["nics"] = nics;
+        if (vm.Quota is long q) j["quota"] = q;
+        j["resolvers"] = new JsonArray([.. vm.Resolvers.Select(x => (JsonNode)x)]);
+        j["state"] = StateName(z.State);
+        j["uuid"] = c.Uuid;
+        j["zone_state"] = Zone.StateName(z.State);
+        if (z.Id is int id) j["zoneid"] = id;
+        j["zonename"] = c.Name;
+        j["zonepath"] = c.ZonePath;
+        return j;
+    }
+
+    public static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true, IndentSize = 2 };
+
+    /// <summary>Listable fields for vmadm list and lookup; nics.*.X yields one value per nic.</summary>
+    public static IReadOnlyList<string>? Field(Zone z, string field)
+    {
+        var c = z.Config;
+        var vm = c.Vm!;
+        string S(long v) => v.ToString(CultureInfo.InvariantCulture);
+        if (field.StartsWith("nics.*.", StringComparison.Ordinal))
+        {
+            string sub = field[7..];
+            var list = new List<string>();
+            for (int i = 0; i < c.Nets.Count; i++)
+            {
+                var n = c.Nets[i];
+                switch (sub)
+                {
+                    case "nic_tag": list.Add(n.GlobalNic ?? ""); break;
+                    case "mac": list.Add(n.MacAddr ?? ""); break;
+                    case "ips": list.AddRange(n.Ips); break;
+                    case "ip": list.AddRange(n.Ips.Select(x => x.Split('/')[0])); break;
+                    case "vlan_id": list.Add(S(n.VlanId)); break;
+                    case "interface": list.Add("net" + S(i)); break;
+                    default: return null;
+                }
+            }
+            return list;
+        }
+        string? one = field switch
+        {
+            "uuid" => c.Uuid,
+            "type" => TypeName(c.Brand),
+            "ram" or "max_physical_memory" => S((c.CappedMemory ?? 0) >> 20),
+            "state" => StateName(z.State),
+            "alias" => vm.Alias ?? "-",
+            "brand" => c.Brand,
+            "zonename" => c.Name,
+            "zonepath" => c.ZonePath,
+            "autoboot" => c.Autoboot ? "true" : "false",
+            "quota" => vm.Quota is long q ? S(q) : "-",
+            "zone_state" => Zone.StateName(z.State),
+            "zoneid" => z.Id is int id ? S(id) : "-",
+            "image_uuid" => vm.ImageUuid ?? "-",
+            _ => null,
+        };
+        return one == null ? null : [one];
+    }
+}

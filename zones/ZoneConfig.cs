@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// One `add net` resource of a zone (zonecfg(8) "net"), with the SmartOS extensions vmadm writes:
+/// a nic tag (global-nic) means the VNIC named <see cref="Physical"/> is created over the tag's link
+/// when the zone readies and deleted when it halts; without one, <see cref="Physical"/> names an
+/// existing global datalink that is lent to the zone while it runs (Host.cs rule 4).
+/// </summary>
+public sealed class ZoneNet
+{
+    public string Physical { get; set; } = "";
+    /// <summary>illumos allowed-address: the addresses the zone may configure (comma list).</summary>
+    public string? AllowedAddress { get; set; }
+    public string? Defrouter { get; set; }
+    /// <summary>The nic tag the VNIC is created over (SmartOS global-nic).</summary>
+    public string? GlobalNic { get; set; }
+    public string? MacAddr { get; set; }
+    public int VlanId { get; set; }
+    public int? Mtu { get; set; }
+    public bool Primary { get; set; }
+    /// <summary>vmadm ips: CIDR addresses, "dhcp" or "addrconf".</summary>
+    public List<string> Ips { get; set; } = [];
+    public List<string> Gateways { get; set; } = [];
+    public bool AllowIpSpoofing { get; set; }
+    public bool AllowMacSpoofing { get; set; }
+    public bool AllowDhcpSpoofing { get; set; }
+    public bool AllowRestrictedTraffic { get; set; }
+    public List<string> AllowedIps { get; set; } = [];
+    /// <summary>Whether link protection applies (vmadm nics are protected; plain zonecfg nets are not).</summary>
+    public bool Protected { get; set; }
+
+    public ZoneNet Clone() => new()
+    {
+        Physical = Physical, AllowedAddress = AllowedAddress, Defrouter = Defrouter, GlobalNic = GlobalNic, MacAddr = MacAddr,
+        VlanId = VlanId, Mtu = Mtu, Primary = Primary, Ips = [.. Ips], Gateways = [.. Gateways],
+        AllowIpSpoofing = AllowIpSpoofing, AllowMacSpoofing = AllowMacSpoofing, AllowDhcpSpoofing = AllowDhcpSpoofing,
+        AllowRestrictedTraffic = AllowRestrictedTraffic, AllowedIps = [.. AllowedIps], Protected = Protected,
+    };
+
+    /// <summary>The addresses handed to the zone's IP stack: vmadm ips, else allowed-address.</summary>
+    public IReadOnlyList<string> Addresses
+        => Ips.Count > 0 ? Ips : AllowedAddress is { Length: > 0 } a ? a.Split(',', StringSplitOptions.RemoveEmptyEntries) : [];
+
+    /// <summary>The default routers handed to the zone's IP stack: vmadm gateways, else defrouter.</summary>
+    public IReadOnlyList<string> Routers
+        => Gateways.Count > 0 ? Gateways : Defrouter is { Length: > 0 } d ? d.Split(',', StringSplitOptions.RemoveEmptyEntries) : [];
+
+    /// <summary>The dladm protection value SmartOS derives from the allow_* flags: every flag that is
+    /// false turns its protection on (vmadm(8), "nics.*.allow_*").</summary>
+    public string ProtectionValue()
+    {
+        var list = new List<string>();
+        if (!AllowMacSpoofing) list.Add("mac-nospoof");
+        if (!AllowRestrictedTraffic) list.Add("restricted");
+        if (!AllowIpSpoofing) list.Add("ip-nospoof");
+        if (!AllowDhcpSpoofing) list.Add("dhcp-nospoof");
+        return list.Count == 0 ? "" : string.Join(',', list);
+    }
+
+    /// <summary>The allowed-ips link property: the static addresses plus allowed_ips.</summary>
+    public string AllowedIpsValue()
+    {
+        var list = new List<string>();
+        foreach (string ip in Ips)
+            if (ip is not ("dhcp" or "addrconf")) list.Add(ip.Split('/')[0]);
+        foreach (string ip in AllowedIps) if (!list.Contains(ip)) list.Add(ip);
+        return string.Join(',', list);
+    }
+}
+
+/// <summary>What vmadm adds to a zone: its alias, disk quota, resolvers and the index its VNICs are named by.</summary>
+public sealed class VmInfo
+{
+    public string? Alias { get; set; }
+    public long? Quota { get; set; }
+    public List<string> Resolvers { get; set; } = [];
+    public string? ImageUuid { get; set; }
+    /// <summary>A host-unique number; the VM's VNICs are named z{Index}_net{N} in the global zone.</summary>
+    public int Index { get; set; }
+
+    public VmInfo Clone() => new() { Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index };
+}
+
+/// <summary>A zone's configuration (zonecfg(8)): what `commit` writes and `info`/`export` print.</summary>
+public sealed class ZoneConfig
+{
+    public string Name { get; set; } = "";
+    public string? ZonePath { get; set; }
+    public string Brand { get; set; } = "joyent";
+    public bool Autoboot { get; set; }
+    public string IpType { get; set; } = "exclusive";
+    public List<ZoneNet> Nets { get; set; } = [];
+    /// <summary>capped-memory physical, in bytes (null when uncapped).</summary>
+    public long? CappedMemory { get; set; }
+    public string? Uuid { get; set; }
+    public VmInfo? Vm { get; set; }
+
+    public ZoneConfig Clone() => new()
+    {
+        Name = Name, ZonePath = ZonePath, Brand = Brand, Autoboot = Autoboot, IpType = IpType,
+        Nets = Nets.ConvertAll(n => n.Clone()), CappedMemory = CappedMemory, Uuid = Uuid, Vm = Vm?.Clone(),
+    };
+
+    /// <summary>The zonecfg(8) size form of a byte count: 512M, 2G, or plain bytes.</summary>
+    public static string FormatSize(long bytes)
+    {
+        if (bytes % (1L << 40) == 0) return (bytes >> 40).ToString(CultureInfo.InvariantCulture) + "T";
+        if (bytes % (1L << 30) == 0) return (bytes >> 30).ToString(CultureInfo.InvariantCulture) + "G";
+        if (bytes % (1L << 20) == 0) return (bytes >> 20).ToString(CultureInfo.InvariantCulture) + "M";
+        if (bytes % (1L << 10) == 0) return (bytes >> 10).ToString(CultureInfo.InvariantCulture) + "K";
+        return bytes.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Parses a zonecfg size ("512m", "2G", "1048576"); false on anything else.</summary>
+    public static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrEmpty(text)) return false;
+        long scale = 1;
+        string digits = text;
+        switch (char.ToUpperInvariant(text[^1]))
+        {
+            case 'K': scale = 1L << 10; digits = text[..^1]; break;
+            case 'M': scale = 1L << 20; digits = text[..^1]; break;
+            case 'G': scale = 1L << 30; digits = text[..^1]; break;
+            case 'T': scale = 1L << 40; digits = text[..^1]; break;
+        }
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n <= 0) return false;
+        if (n > long.MaxValue / scale) return false;
+        bytes = n * scale;
+        return true;
+    }
+
+    /// <summary>zonecfg(8) zone names: an alphanumeric first, then alphanumerics, '-', '_' and '.',
+    /// at most 64 characters; "global" and names starting with "SUNW" are reserved.</summary>
+    public static bool IsValidName(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 64 || !char.IsAsciiLetterOrDigit(name[0])) return false;
+        if (name == "global" || name.StartsWith("SUNW", StringComparison.Ordinal)) return false;
+        foreach (char c in name)
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_' or '.')) return false;
+        return true;
+    }
+}
+
+/// <summary>One zone as zones.conf stores it: its configuration and whether it is installed.</summary>
+internal sealed class ZoneRecord
+{
+    public ZoneConfig Config { get; set; } = new();
+    public string State { get; set; } = "configured";
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(List<ZoneRecord>))]
+[JsonSerializable(typeof(List<NicTag>))]
+internal partial class ZoneJson : JsonSerializerContext { }

@@ -1,0 +1,393 @@
+using System.Globalization;
+using System.Text.Json;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Vnic;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// The zones of one host and their state machine (Host.cs theory statement). Operations return null
+/// on success or the message zoneadm prints after "zone 'NAME': "; they change nothing on failure.
+/// </summary>
+public sealed class ZoneTable
+{
+    public const string ConfigName = "zones.conf";
+
+    /// <summary>Brands that run on the project's IP stack.</summary>
+    public static readonly string[] RunnableBrands = ["joyent", "joyent-minimal"];
+    /// <summary>Brands SmartOS has that belong to later issues.</summary>
+    public static readonly string[] LaterBrands = ["lx", "bhyve", "kvm"];
+
+    private readonly Host _host;
+    private readonly List<Zone> _zones = [];
+    private IConfigStore? _store;
+    private int _nextId = 1;
+
+    internal ZoneTable(Host host)
+    {
+        _host = host;
+        Network = new RecordingZoneNetwork();
+    }
+
+    /// <summary>The IP stack factory zones boot with (the recording stand-in until netstack/ plugs in).</summary>
+    public IZoneNetwork Network { get; set; }
+
+    /// <summary>Zones in configuration order.</summary>
+    public IReadOnlyList<Zone> Zones => _zones;
+
+    public Zone? Find(string name) => _zones.Find(z => z.Name == name);
+
+    /// <summary>The message for a brand that cannot run yet, or null when it can.</summary>
+    public static string? BrandProblem(string brand)
+    {
+        if (Array.IndexOf(RunnableBrands, brand) >= 0) return null;
+        if (Array.IndexOf(LaterBrands, brand) >= 0)
+            return $"brand '{brand}' is not supported yet: {brand} zones come with a later issue; use joyent or joyent-minimal";
+        return $"unknown brand '{brand}'";
+    }
+
+    // ---- persistence --------------------------------------------------------------------------
+
+    internal List<string> Boot(IConfigStore store)
+    {
+        _store = store;
+        var problems = new List<string>();
+        string? text = store.Read(ConfigName);
+        if (text == null) return problems;
+        List<ZoneRecord>? records;
+        try { records = JsonSerializer.Deserialize(text, ZoneJson.Default.ListZoneRecord); }
+        catch (JsonException e)
+        {
+            problems.Add($"{ConfigName}: {e.Message}");
+            return problems;
+        }
+        foreach (var r in records ?? [])
+        {
+            string? err = r.Config == null ? "missing configuration" : CheckConfig(r.Config);
+            if (err == null && Find(r.Config!.Name) != null) err = "zone configured twice";
+            if (err != null) { problems.Add($"{ConfigName}: {r.Config?.Name}: {err}"); continue; }
+            var state = r.State switch { "installed" => ZoneState.Installed, "incomplete" => ZoneState.Incomplete, _ => ZoneState.Configured };
+            _zones.Add(new Zone(r.Config!, state));
+        }
+        return problems;
+    }
+
+    private void Save(IEnumerable<(ZoneConfig Config, ZoneState State)> zones)
+    {
+        var list = new List<ZoneRecord>();
+        foreach (var (c, s) in zones)
+            list.Add(new ZoneRecord { Config = c, State = s >= ZoneState.Installed ? "installed" : Zone.StateName(s) });
+        _store?.Write(ConfigName, JsonSerializer.Serialize(list, ZoneJson.Default.ListZoneRecord));
+    }
+
+    /// <summary>Writes the table as it would be after a change to one zone (null config: removed).</summary>
+    private void SaveWith(string name, ZoneConfig? config, ZoneState state)
+    {
+        var next = new List<(ZoneConfig, ZoneState)>();
+        bool found = false;
+        foreach (var z in _zones)
+        {
+            if (z.Name != name) { next.Add((z.Config, z.State)); continue; }
+            found = true;
+            if (config != null) next.Add((config, state));
+        }
+        if (!found && config != null) next.Add((config, state));
+        Save(next);
+    }
+
+    // ---- configuration (zonecfg commit / delete, vmadm create / update / delete) ------------
+
+    /// <summary>Checks a configuration as zonecfg verify does; returns the first problem, naming the property.</summary>
+    public static string? CheckConfig(ZoneConfig c)
+    {
+        if (!ZoneConfig.IsValidName(c.Name)) return $"invalid zone name '{c.Name}'";
+        if (string.IsNullOrEmpty(c.ZonePath)) return "zonepath not specified";
+        if (!c.ZonePath.StartsWith('/')) return $"zonepath '{c.ZonePath}' is not an absolute path";
+        if (BrandProblem(c.Brand) is string b) return b;
+        if (c.IpType != "exclusive") return "ip-type shared is not supported: every zone has its own IP stack (exclusive)";
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in c.Nets)
+        {
+            if (string.IsNullOrEmpty(n.Physical)) return "net: physical not specified";
+            if (!LinkNames.IsValid(n.Physical)) return $"net: physical '{n.Physical}' is not a valid link name";
+            if (!names.Add(n.Physical)) return $"net: physical '{n.Physical}' is specified more than once";
+            foreach (string a in n.Addresses)
+                if (!ZoneAddresses.IsValidAddress(a)) return $"net {n.Physical}: allowed-address '{a}' is not a valid address/prefix";
+            foreach (string r in n.Routers)
+                if (!ZoneAddresses.IsValidIp(r)) return $"net {n.Physical}: defrouter '{r}' is not a valid IP address";
+            if (n.MacAddr != null && (!MacAddress.TryParse(n.MacAddr, out var m) || m.IsGroup || m.IsZero)) return $"net {n.Physical}: mac-addr '{n.MacAddr}' is not a valid unicast MAC address";
+            if (n.VlanId is < 0 or > 4094 or 1) return $"net {n.Physical}: vlan-id '{n.VlanId}' is not valid";
+            if (n.VlanId != 0 && n.GlobalNic == null) return $"net {n.Physical}: vlan-id needs global-nic";
+        }
+        if (c.CappedMemory is <= 0) return "capped-memory: physical must be positive";
+        return null;
+    }
+
+    /// <summary>zonecfg commit: creates or replaces a zone's configuration.</summary>
+    public string? Commit(ZoneConfig config)
+    {
+        if (CheckConfig(config) is string err) return err;
+        var zone = Find(config.Name);
+        if (zone != null && zone.State >= ZoneState.Installed)
+        {
+            if (zone.Config.ZonePath != config.ZonePath) return $"Zone {config.Name} already installed; set zonepath not allowed.";
+            if (zone.Config.Brand != config.Brand) return $"Zone {config.Name} already installed; set brand not allowed.";
+        }
+        var copy = config.Clone();
+        SaveWith(config.Name, copy, zone?.State ?? ZoneState.Configured);
+        if (zone == null) _zones.Add(new Zone(copy, ZoneState.Configured));
+        else zone.Config = copy;
+        if (zone?.Memory != null) zone.Memory.Cap = copy.CappedMemory ?? long.MaxValue;
+        return null;
+    }
+
+    /// <summary>zonecfg delete: only a zone in the configured state.</summary>
+    public string? Delete(string name)
+    {
+        var zone = Find(name);
+        if (zone == null) return $"{name}: No such zone configured";
+        if (zone.State != ZoneState.Configured) return $"Zone {name} not in configured state; delete not allowed.";
+        SaveWith(name, null, ZoneState.Configured);
+        _zones.Remove(zone);
+        return null;
+    }
+
+    // ---- the state machine ------------------------------------------------------------------
+
+    private static string Invalid(string cmd, Zone z) => $"{cmd} operation is invalid for {Zone.StateName(z.State)} zones.";
+
+    public string? Verify(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State == ZoneState.Incomplete) return "zone is incomplete; uninstall required.";
+        if (CheckConfig(z.Config) is string e) return e;
+        foreach (var n in z.Config.Nets)
+        {
+            if (n.GlobalNic != null)
+            {
+                if (_host.NicTags.Resolve(n.GlobalNic) == null) return $"net {n.Physical}: nic tag '{n.GlobalNic}' does not exist";
+            }
+            else if (_host.Mac.Find(n.Physical) == null) return $"net {n.Physical}: physical '{n.Physical}' does not exist";
+        }
+        return null;
+    }
+
+    public string? Install(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State >= ZoneState.Ready) return Invalid("install", z);
+        if (z.State == ZoneState.Installed) return "is already installed.";
+        if (z.State == ZoneState.Incomplete) return "zone is incomplete; uninstall required.";
+        if (Verify(name) is string e) return e;
+        SaveWith(name, z.Config, ZoneState.Installed);
+        z.State = ZoneState.Installed;
+        return null;
+    }
+
+    public string? Uninstall(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State >= ZoneState.Ready) return Invalid("uninstall", z);
+        if (z.State == ZoneState.Configured) return "is already in state 'configured'.";
+        SaveWith(name, z.Config, ZoneState.Configured);
+        z.State = ZoneState.Configured;
+        return null;
+    }
+
+    public string? Ready(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State < ZoneState.Installed) return "must be installed before ready.";
+        if (z.State == ZoneState.Ready) return null;
+        if (z.State > ZoneState.Ready) return Invalid("ready", z);
+        return ReadyLocked(z);
+    }
+
+    /// <summary>installed -> ready: lend or create the zone's datalinks, open its memory account.</summary>
+    private string? ReadyLocked(Zone z)
+    {
+        if (BrandProblem(z.Config.Brand) is string b) return b;
+        z._nets = z.Config.Nets.ConvertAll(n => n.Clone());
+        foreach (var n in z._nets)
+        {
+            string? err = n.GlobalNic != null ? CreateLink(z, n) : LendLink(z, n);
+            if (err != null)
+            {
+                ReleaseLinks(z);
+                return err;
+            }
+        }
+        z.Memory = new MemoryAccount(z.Config.CappedMemory);
+        z.Id = _nextId++;
+        z._memoryKstat = _host.Kstats.Add("memory_cap", z.Id.Value, z.Name.Length > 30 ? z.Name[..30] : z.Name, "zone_memory_cap", z.Memory);
+        z._memoryKstat.Zone = z.Name;
+        z.State = ZoneState.Ready;
+        return null;
+    }
+
+    /// <summary>The message when a link property vmadm needs is missing from the MAC layer.</summary>
+    public static string? MissingProperty(MacLayer mac, ZoneNet n)
+    {
+        if (!n.Protected) return null;
+        if (n.ProtectionValue().Length > 0 && mac.FindProperty("protection") == null)
+            return "link protection (allow_*_spoofing, allow_restricted_traffic) is not supported yet: this build's MAC layer has no 'protection' link property";
+        if (n.ProtectionValue().Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue().Length > 0 && mac.FindProperty("allowed-ips") == null)
+            return "allowed_ips is not supported yet: this build's MAC layer has no 'allowed-ips' link property";
+        return null;
+    }
+
+    private string? CreateLink(Zone z, ZoneNet n)
+    {
+        var mac = _host.Mac;
+        var lower = _host.NicTags.Resolve(n.GlobalNic!);
+        if (lower == null) return $"net {n.Physical}: nic tag '{n.GlobalNic}' does not exist";
+        var req = n.MacAddr != null && MacAddress.TryParse(n.MacAddr, out var fixedMac)
+            ? new MacLayer.MacRequest(MacAddressType.Fixed, fixedMac)
+            : new MacLayer.MacRequest(MacAddressType.Random);
+        var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, temporary: true, out var vnic);
+        if (!s.IsOk) return $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}";
+        z._links.Add(vnic!);
+        z._created.Add(vnic!);
+        vnic!.Zone = z.Name;
+        var props = new List<(string, string)>();
+        if (n.Mtu is int m) props.Add(("mtu", m.ToString(CultureInfo.InvariantCulture)));
+        if (MissingProperty(mac, n) is string missing) return $"net {n.Physical}: {missing}";
+        if (n.Protected && n.ProtectionValue() is { Length: > 0 } prot)
+        {
+            props.Add(("protection", prot));
+            if (prot.Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue() is { Length: > 0 } ips) props.Add(("allowed-ips", ips));
+        }
+        foreach (var (name, value) in props)
+        {
+            var ps = mac.SetLinkProp(vnic, name, value, temporary: true);
+            if (!ps.IsOk) return $"net {n.Physical}: cannot set link property '{name}' to '{value}': {ps.Error}";
+        }
+        return null;
+    }
+
+    private string? LendLink(Zone z, ZoneNet n)
+    {
+        var link = _host.Mac.Find(n.Physical);
+        if (link == null) return $"net {n.Physical}: physical '{n.Physical}' does not exist";
+        if (link is not VnicLink and not VlanLink) return $"net {n.Physical}: only a vnic or vlan can be given to a zone";
+        if (link.Zone != "global") return $"net {n.Physical}: link is in use by zone '{link.Zone}'";
+        if (link is PortLink { Client: not null }) return $"net {n.Physical}: {MacStatus.Busy}";
+        link.Zone = z.Name;
+        z._links.Add(link);
+        return null;
+    }
+
+    /// <summary>Gives lent links back to the global zone and deletes the ones created at ready.</summary>
+    private void ReleaseLinks(Zone z)
+    {
+        foreach (var c in z._clients) c.Close();
+        z._clients.Clear();
+        foreach (var l in z._links)
+        {
+            l.Zone = "global";
+            if (z._created.Contains(l)) _host.Mac.Delete(l.Name, l.Class, temporary: true);
+        }
+        z._links.Clear();
+        z._created.Clear();
+    }
+
+    public string? Boot(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State < ZoneState.Installed) return "must be installed before boot.";
+        if (z.State == ZoneState.Running) return "zone is already booted";
+        if (z.State > ZoneState.Running) return Invalid("boot", z);
+        bool wasReady = z.State == ZoneState.Ready;
+        if (!wasReady && ReadyLocked(z) is string e) return e;
+        var interfaces = new List<ZoneInterface>();
+        for (int i = 0; i < z._links.Count; i++)
+        {
+            var link = (PortLink)z._links[i];
+            var net = z._nets[i];
+            var client = link.OpenClient("zone " + z.Name);
+            if (client == null)
+            {
+                Unready(z);
+                return $"net {link.Name}: {MacStatus.Busy}";
+            }
+            z._clients.Add(client);
+            interfaces.Add(new ZoneInterface("net" + i.ToString(CultureInfo.InvariantCulture), client, net.Addresses, net.Routers, net.Primary || i == 0, link.Mtu));
+        }
+        var plan = new ZoneNetworkPlan(z.Name, interfaces, z.Config.Vm?.Resolvers ?? [], z.Memory!, _host.Scheduler, _host.Random, _host.Pool);
+        if (!Network.TryStart(plan, out var stack, out string? error))
+        {
+            Unready(z);
+            return $"network start failed: {error}";
+        }
+        z.Stack = stack;
+        z.State = ZoneState.Running;
+        return null;
+    }
+
+    private void Unready(Zone z)
+    {
+        ReleaseLinks(z);
+        if (z._memoryKstat != null) _host.Kstats.Remove(z._memoryKstat);
+        z._memoryKstat = null;
+        z.Memory = null;
+        z.Id = null;
+        z.Stack = null;
+        z.State = ZoneState.Installed;
+    }
+
+    public string? Halt(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State < ZoneState.Installed) return "must be installed before halt.";
+        if (z.State == ZoneState.Installed) return null;
+        z.State = ZoneState.Down;
+        z.Stack?.Stop();
+        Unready(z);
+        return null;
+    }
+
+    /// <summary>A clean shutdown: the zone passes through shutting_down and down to installed.</summary>
+    public string? Shutdown(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State != ZoneState.Running) return "not running";
+        z.State = ZoneState.ShuttingDown;
+        return Halt(name);
+    }
+
+    public string? Reboot(string name)
+    {
+        var z = Find(name);
+        if (z == null) return "No such zone configured";
+        if (z.State != ZoneState.Running) return "not running";
+        Halt(name);
+        return Boot(name);
+    }
+
+    /// <summary>Boots every installed zone with autoboot=true (smartos boot); returns the failures.</summary>
+    public List<string> BootAutoboot()
+    {
+        var problems = new List<string>();
+        foreach (var z in _zones.ToList())
+        {
+            if (!z.Config.Autoboot || z.State != ZoneState.Installed) continue;
+            if (Boot(z.Name) is string e) problems.Add($"zone '{z.Name}': {e}");
+        }
+        return problems;
+    }
+
+    /// <summary>Shuts every running or ready zone down (SIGTERM to the daemon).</summary>
+    public void ShutdownAll()
+    {
+        foreach (var z in _zones)
+            if (z.State >= ZoneState.Ready) Halt(z.Name);
+    }
+}
