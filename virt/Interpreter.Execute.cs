@@ -408,14 +408,12 @@ public sealed unsafe partial class Interpreter
         }
         ulong a = ReadRm(ref op, ea, s), b = GetReg(op.Reg, s), m = Mask(s), sign = 1UL << (bits - 1);
         ulong r, cf;
-        // Counts above the operand size (16-bit only) leave the result undefined; modelled as the
-        // 32-bit concatenation shift, which is what current Intel parts produce.
+        // Counts above the operand size (16-bit only) leave the result undefined; not modelled.
         if (op.Sub == 0)
         {
             UInt128 cat = ((UInt128)a << bits) | b;
             r = (ulong)(cat << count >> bits) & m;
-            cf = (ulong)(cat >> (bits - count)) & 1;
-            if (count > bits) cf = (ulong)(((UInt128)b << bits | a) >> (2 * bits - count)) & 1;
+            cf = (ulong)(cat >> (2 * bits - count)) & 1;
         }
         else
         {
@@ -528,7 +526,7 @@ public sealed unsafe partial class Interpreter
         int s = op.Size;
         ulong src = op.IsMem ? Read(Ea(ref op), s) : GetReg(op.Rm, s);
         long a = op.HasImm ? SignExtend(src, s) : SignExtend(GetReg(op.Reg, s), s);
-        long b = op.HasImm ? op.Imm : SignExtend(src, s);
+        long b = op.HasImm ? SignExtend((ulong)op.Imm, s) : SignExtend(src, s);
         ulong m = Mask(s), lo;
         bool overflow;
         if (s == 8)
