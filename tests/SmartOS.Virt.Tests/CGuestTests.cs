@@ -1,0 +1,96 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Virt.Tests;
+
+/// <summary>The C guests of virt/guests, built with gcc at test time, on the interpreter.</summary>
+public class CGuestTests
+{
+    internal static string GuestsDir => Path.Combine(TestContext.CurrentContext.TestDirectory, "guests");
+
+    private static readonly Dictionary<string, byte[]> s_built = new();
+
+    /// <summary>Builds a guest once per test run (gcc is most of these tests' time); ignores the test without gcc.</summary>
+    internal static byte[] Build(string program, int optimization, params string[] defines)
+    {
+        if (GuestCompiler.FindGcc(out string why) == null) Assert.Ignore(why);
+        string key = $"{program} -O{optimization} {string.Join(' ', defines)}";
+        lock (s_built)
+        {
+            if (s_built.TryGetValue(key, out var cached)) return cached;
+            bool ok = GuestCompiler.TryBuild(GuestsDir, program, optimization, defines, out var image, out string error);
+            Assert.That(ok, Is.True, error);
+            s_built[key] = image;
+            return image;
+        }
+    }
+
+    [TestCase(0)]
+    [TestCase(2)]
+    public void Hello_guest_reads_boot_info_sleeps_on_the_timer_and_powers_off(int opt)
+    {
+        using var vm = GuestRunner.Run(Build("hello.c", opt), instructionLimit: 0, memory: 8UL << 20);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.ConsoleOutput, Is.EqualTo("hello from the guest\nmemory 8 MiB, nics 0\nslept 2 ms\n"));
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.PoweredOff), vm.StopDetail);
+            Assert.That(vm.ExitStatus, Is.EqualTo(7UL));
+        }
+    }
+
+    [TestCase(0)]
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Sieve_guest_prints_the_same_primes_and_checksums_as_the_host_computes(int opt)
+    {
+        const int n = 30000, rounds = 3;
+        using var vm = GuestRunner.Run(Build("sieve.c", opt, $"N={n}", $"ROUNDS={rounds}"), instructionLimit: 0);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.PoweredOff), vm.StopDetail);
+            Assert.That(vm.ConsoleOutput, Is.EqualTo(SieveExpected(n, rounds)));
+        }
+        TestContext.Out.WriteLine($"-O{opt}: {vm.InstructionsRetired} instructions");
+    }
+
+    /// <summary>sieve.c, in C#.</summary>
+    internal static string SieveExpected(int n, int rounds)
+    {
+        var composite = new byte[n];
+        uint primes = 0;
+        for (uint i = 2; i < n; i++)
+        {
+            if (composite[i] != 0) continue;
+            primes++;
+            for (ulong j = (ulong)i * i; j < (ulong)n; j += i) composite[j] = 1;
+        }
+        ulong h = 0xcbf29ce484222325UL;
+        ulong a = 1, b = 2, c = 3, d = 4;
+        for (int r = 0; r < rounds; r++)
+        {
+            for (uint i = 0; i < n; i++)
+            {
+                h ^= (ulong)(composite[i] + (byte)i);
+                h *= 0x100000001b3UL;
+            }
+            a ^= h;
+            b += a * 0x9E3779B97F4A7C15UL;
+            c = (c << 7 | c >> 57) ^ b;
+            d += c / (h | 1) + a % 13;
+        }
+        return $"primes {primes} hash 0x{h:x16} mix 0x{a ^ b ^ c ^ d:x16}\n";
+    }
+
+    [Test]
+    public void Guest_runs_are_deterministic_in_virtual_time()
+    {
+        var image = Build("hello.c", 2);
+        string Run()
+        {
+            using var vm = GuestRunner.Run(image, instructionLimit: 0);
+            return $"{vm.ConsoleOutput}|{vm.InstructionsRetired}|{vm.StopDetail}";
+        }
+        string first = Run();
+        string second = Run();
+        Assert.That(second, Is.EqualTo(first));
+    }
+}
