@@ -13,7 +13,7 @@ public sealed unsafe partial class Interpreter
     private Op[] PageOps(ulong page)
     {
         if (page >= (ulong)_pages.Length)
-            throw new GuestFault(VcpuExitReason.Fault, _rip, $"#PF: instruction fetch at 0x{_rip:x}, outside RAM");
+            throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#PF: instruction fetch at 0x{_instrRip:x}, outside RAM");
         return _pages[page] ??= new Op[GuestMemory.PageSize];
     }
 
@@ -128,7 +128,7 @@ public sealed unsafe partial class Interpreter
                     if (k1 == IcedOpKind.Register)
                     {
                         if (!Gpr(ins.Op1Register, out op.Rm, out _)) return false;
-                        op.Kind = mov ? K.MovRR : K.AluRR;
+                        op.Kind = mov ? K.MovRR : Specialize(K.AluRR, op.Sub);
                     }
                     else if (k1 == IcedOpKind.Memory)
                     {
@@ -138,7 +138,7 @@ public sealed unsafe partial class Interpreter
                     else if (IsImm(k1))
                     {
                         op.Imm = (long)ins.GetImmediate(1);
-                        op.Kind = mov ? K.MovRI : K.AluRI;
+                        op.Kind = mov ? K.MovRI : Specialize(K.AluRI, op.Sub);
                     }
                     else return false;
                     return true;
@@ -375,6 +375,18 @@ public sealed unsafe partial class Interpreter
                 return true;
         }
         return false;
+    }
+
+    /// <summary>The hot register forms of add/or/and/sub/xor/cmp/test get a kind each, so the
+    /// dispatch switch selects the operation too (adc and sbb stay generic).</summary>
+    private static K Specialize(K form, byte sub)
+    {
+        K first = form == K.AluRR ? K.AddRR : K.AddRI;
+        return sub switch
+        {
+            0 => first, 1 => first + 1, 4 => first + 2, 5 => first + 3, 6 => first + 4, 7 => first + 5, 8 => first + 6,
+            _ => form,
+        };
     }
 
     private static bool StringOp(in Instruction ins, ref Op op)

@@ -9,31 +9,36 @@ namespace SmartOS.Virt;
 // The dispatch loop (Interpreter.cs). One switch over the cached Op; hot forms first.
 public sealed unsafe partial class Interpreter
 {
-    private VcpuExit Loop()
+    /// <summary>Runs until <paramref name="end"/> instructions have retired or an exit. rip and the
+    /// retired count live in locals; the fields are written back when the loop leaves (and
+    /// _instrRip per instruction, for fault reports raised inside helpers).</summary>
+    private VcpuExit Loop(long end)
     {
         Op[]? ops = null;
         ulong opsPage = ulong.MaxValue;
         ulong* r = _r;
-        while (true)
+        ulong rip = _rip;
+        long retired = _retired;
+        try
         {
-            if (_retired >= _budgetEnd) return new VcpuExit { Reason = VcpuExitReason.Budget, Rip = _rip };
-            ulong rip = _rip;
-            if ((rip >> 12) != opsPage)
+            while (retired < end)
             {
-                ops = PageOps(rip >> 12);
-                opsPage = rip >> 12;
-            }
-            ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
-            if (op.Kind == K.Undecoded)
-            {
-                _rip = rip;
-                Decode(rip, ref op);
-            }
-            _instrRip = rip;
-            _rip = rip + op.Len;
-            _retired++;
-            switch (op.Kind)
-            {
+                if ((rip >> 12) != opsPage)
+                {
+                    _instrRip = rip;
+                    ops = PageOps(rip >> 12);
+                    opsPage = rip >> 12;
+                }
+                ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
+                _instrRip = rip;
+                retired++;
+            Dispatch:
+                ulong next = rip + op.Len;
+                switch (op.Kind)
+                {
+                case K.Undecoded:
+                    Decode(rip, ref op);
+                    goto Dispatch;
                 case K.MovRR:
                     if (op.Size == 8) r[op.Reg] = r[op.Rm];
                     else SetReg(op.Reg, op.Size, GetReg(op.Rm, op.Size));
@@ -82,8 +87,22 @@ public sealed unsafe partial class Interpreter
                     if (op.Sub < 7) Write(ea, op.Size, v);
                     break;
                 }
+                case K.AddRR: { int s = op.Size; ulong a = GetReg(op.Reg, s), b = GetReg(op.Rm, s), v = (a + b) & Mask(s); SetFlags(FlagKind.Add, s, a, b, v); SetReg(op.Reg, s, v); break; }
+                case K.SubRR: { int s = op.Size; ulong a = GetReg(op.Reg, s), b = GetReg(op.Rm, s), v = (a - b) & Mask(s); SetFlags(FlagKind.Sub, s, a, b, v); SetReg(op.Reg, s, v); break; }
+                case K.CmpRR: { int s = op.Size; ulong a = GetReg(op.Reg, s), b = GetReg(op.Rm, s); SetFlags(FlagKind.Sub, s, a, b, (a - b) & Mask(s)); break; }
+                case K.AndRR: { int s = op.Size; ulong v = GetReg(op.Reg, s) & GetReg(op.Rm, s); SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.OrRR: { int s = op.Size; ulong v = GetReg(op.Reg, s) | GetReg(op.Rm, s); SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.XorRR: { int s = op.Size; ulong v = GetReg(op.Reg, s) ^ GetReg(op.Rm, s); SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.TestRR: { int s = op.Size; SetFlags(FlagKind.Logic, s, 0, 0, GetReg(op.Reg, s) & GetReg(op.Rm, s)); break; }
+                case K.AddRI: { int s = op.Size; ulong m = Mask(s), a = GetReg(op.Reg, s), b = (ulong)op.Imm & m, v = (a + b) & m; SetFlags(FlagKind.Add, s, a, b, v); SetReg(op.Reg, s, v); break; }
+                case K.SubRI: { int s = op.Size; ulong m = Mask(s), a = GetReg(op.Reg, s), b = (ulong)op.Imm & m, v = (a - b) & m; SetFlags(FlagKind.Sub, s, a, b, v); SetReg(op.Reg, s, v); break; }
+                case K.CmpRI: { int s = op.Size; ulong m = Mask(s), a = GetReg(op.Reg, s), b = (ulong)op.Imm & m; SetFlags(FlagKind.Sub, s, a, b, (a - b) & m); break; }
+                case K.AndRI: { int s = op.Size; ulong v = GetReg(op.Reg, s) & (ulong)op.Imm; SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.OrRI: { int s = op.Size; ulong v = GetReg(op.Reg, s) | ((ulong)op.Imm & Mask(s)); SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.XorRI: { int s = op.Size; ulong v = GetReg(op.Reg, s) ^ ((ulong)op.Imm & Mask(s)); SetFlags(FlagKind.Logic, s, 0, 0, v); SetReg(op.Reg, s, v); break; }
+                case K.TestRI: { int s = op.Size; SetFlags(FlagKind.Logic, s, 0, 0, GetReg(op.Reg, s) & (ulong)op.Imm); break; }
                 case K.Jcc:
-                    if (Cond(op.Sub)) _rip = (ulong)op.Imm;
+                    if (Cond(op.Sub)) { rip = (ulong)op.Imm; continue; }
                     break;
                 case K.Lea:
                     SetReg(op.Reg, op.Size, Ea(ref op));
@@ -113,28 +132,28 @@ public sealed unsafe partial class Interpreter
                     break;
                 }
                 case K.CallRel:
-                    Push(_rip);
-                    _rip = (ulong)op.Imm;
-                    break;
+                    Push(next);
+                    rip = (ulong)op.Imm;
+                    continue;
                 case K.CallRm:
                 {
                     ulong target = op.IsMem ? Read(Ea(ref op), 8) : r[op.Rm];
-                    Push(_rip);
-                    _rip = target;
-                    break;
+                    Push(next);
+                    rip = target;
+                    continue;
                 }
                 case K.Ret:
-                    _rip = Pop();
+                    rip = Pop();
                     r[4] += (ulong)op.Imm;
-                    break;
+                    continue;
                 case K.JmpRel:
-                    _rip = (ulong)op.Imm;
-                    break;
+                    rip = (ulong)op.Imm;
+                    continue;
                 case K.JmpRm:
-                    _rip = op.IsMem ? Read(Ea(ref op), 8) : r[op.Rm];
-                    break;
+                    rip = op.IsMem ? Read(Ea(ref op), 8) : r[op.Rm];
+                    continue;
                 case K.Jrcxz:
-                    if ((r[1] & Mask(op.Size)) == 0) _rip = (ulong)op.Imm;
+                    if ((r[1] & Mask(op.Size)) == 0) { rip = (ulong)op.Imm; continue; }
                     break;
                 case K.Setcc:
                 {
@@ -198,11 +217,13 @@ public sealed unsafe partial class Interpreter
                 case K.FlagOp: FlagOp(op.Sub); break;
                 case K.Nop: break;
                 case K.Hlt:
-                    return new VcpuExit { Reason = VcpuExitReason.Hlt, Rip = _rip };
+                    _rip = next;
+                    _retired = retired;
+                    return new VcpuExit { Reason = VcpuExitReason.Hlt, Rip = next };
                 case K.Cpuid: Cpuid(); break;
                 case K.Rdtsc:
                 {
-                    ulong tsc = (ulong)(TscBase + (_retired - TscRetiredBase));
+                    ulong tsc = (ulong)(TscBase + (retired - TscRetiredBase));
                     r[0] = (uint)tsc;
                     r[2] = tsc >> 32;
                     break;
@@ -217,11 +238,16 @@ public sealed unsafe partial class Interpreter
                         Port = (ushort)(op.HasImm ? (ulong)op.Imm : r[2]),
                         Size = op.Size,
                         Data = op.Kind == K.Out ? GetReg(0, op.Size) : 0,
-                        Rip = _instrRip,
+                        Rip = rip,
                     };
+                    _retired = retired;
                     _handler.HandleAccess(ref exit);
                     if (op.Kind == K.In) SetReg(0, op.Size, exit.Data);
-                    if (_handler.StopRequested) return new VcpuExit { Reason = VcpuExitReason.Stop, Rip = _rip };
+                    if (_handler.StopRequested)
+                    {
+                        _rip = next;
+                        return new VcpuExit { Reason = VcpuExitReason.Stop, Rip = next };
+                    }
                     break;
                 }
                 case K.Pushf:
@@ -281,7 +307,19 @@ public sealed unsafe partial class Interpreter
                         $"unimplemented instruction {((Iced.Intel.Mnemonic)op.Imm).ToString().ToLowerInvariant()} at 0x{rip:x}");
                 default:
                     throw new GuestFault(VcpuExitReason.Unimplemented, rip, $"unimplemented operation {op.Kind} at 0x{rip:x}");
+                }
+                rip = next;
             }
+            _rip = rip;
+            _retired = retired;
+            return new VcpuExit { Reason = VcpuExitReason.Budget, Rip = rip };
+        }
+        catch (GuestFault f)
+        {
+            // The faulting instruction is not completed: rip stays on it (as the CPU reports it).
+            _rip = rip;
+            _retired = retired;
+            return new VcpuExit { Reason = f.Reason, Rip = f.Rip, Detail = f.Message };
         }
     }
 

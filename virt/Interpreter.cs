@@ -44,7 +44,6 @@ public sealed unsafe partial class Interpreter : Vcpu
     private ulong _rip;
     private ulong _rflags = 2;
     private long _retired;
-    private long _budgetEnd;
 
     public Interpreter(GuestMemory memory, IVcpuExitHandler handler)
     {
@@ -101,15 +100,7 @@ public sealed unsafe partial class Interpreter : Vcpu
 
     public override VcpuExit Run(long budget)
     {
-        _budgetEnd = _retired + Math.Max(1, budget);
-        try
-        {
-            return Loop();
-        }
-        catch (GuestFault f)
-        {
-            return new VcpuExit { Reason = f.Reason, Rip = f.Rip, Detail = f.Message };
-        }
+        return Loop(_retired + Math.Max(1, budget));
     }
 
     private void OnHostWrite(ulong address, ulong length)
@@ -159,7 +150,7 @@ public sealed unsafe partial class Interpreter : Vcpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong ReadSlow(ulong a, int size)
     {
-        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = false, Rip = _rip };
+        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = false, Rip = _instrRip };
         if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "read");
         return exit.Data & Mask(size);
     }
@@ -167,7 +158,7 @@ public sealed unsafe partial class Interpreter : Vcpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void WriteSlow(ulong a, int size, ulong v)
     {
-        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = true, Data = v & Mask(size), Rip = _rip };
+        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = true, Data = v & Mask(size), Rip = _instrRip };
         if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "write");
     }
 
@@ -214,16 +205,16 @@ public sealed unsafe partial class Interpreter : Vcpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SetReg(int r, int size, ulong v)
     {
-        switch (size)
-        {
-            case 8: _r[r] = v; break;
-            case 4: _r[r] = (uint)v; break;
-            case 2: _r[r] = (_r[r] & ~0xFFFFUL) | (v & 0xFFFF); break;
-            default:
-                if (r < 16) _r[r] = (_r[r] & ~0xFFUL) | (v & 0xFF);
-                else _r[r - 16] = (_r[r - 16] & ~0xFF00UL) | ((v & 0xFF) << 8);
-                break;
-        }
+        if (size == 8) _r[r] = v;
+        else if (size == 4) _r[r] = (uint)v;
+        else SetRegNarrow(r, size, v);
+    }
+
+    private void SetRegNarrow(int r, int size, ulong v)
+    {
+        if (size == 2) _r[r] = (_r[r] & ~0xFFFFUL) | (v & 0xFFFF);
+        else if (r < 16) _r[r] = (_r[r] & ~0xFFUL) | (v & 0xFF);
+        else _r[r - 16] = (_r[r - 16] & ~0xFF00UL) | ((v & 0xFF) << 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

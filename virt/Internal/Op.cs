@@ -35,6 +35,8 @@ internal enum OpKind : byte
     // Hot forms get their own kinds so the dispatch switch does the operand work.
     MovRR, MovRM, MovMR, MovRI, MovMI,
     AluRR, AluRM, AluMR, AluRI, AluMI,
+    AddRR, OrRR, AndRR, SubRR, XorRR, CmpRR, TestRR,
+    AddRI, OrRI, AndRI, SubRI, XorRI, CmpRI, TestRI,
     Lea, Movzx, Movsx,
     PushR, PushI, PushM, PopR, PopM,
     CallRel, CallRm, Ret, JmpRel, JmpRm, Jcc, Setcc, Cmov, Jrcxz,
