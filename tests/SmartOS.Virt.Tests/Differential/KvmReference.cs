@@ -39,6 +39,15 @@ internal sealed class KvmReference : IDisposable, IVcpuExitHandler
         public bool HandleAccess(ref VcpuExit exit) => holder[0].HandleAccess(ref exit);
     }
 
+    /// <summary>rbx (in memory mode) already holds the guest address of the scratch area, 0x200000.</summary>
+    public (ulong[] Regs, ulong Flags) Run(byte[] code, ulong[] regs, ulong flags, byte[] scratch)
+    {
+        _memory.TryWrite(0x20_0000, scratch);
+        var result = Run(code, regs, flags);
+        _memory.TryRead(0x20_0000, scratch);
+        return result;
+    }
+
     public (ulong[] Regs, ulong Flags) Run(byte[] code, ulong[] regs, ulong flags)
     {
         _memory.TryWrite(CodeAt, code);

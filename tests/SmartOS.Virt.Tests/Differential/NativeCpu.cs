@@ -22,11 +22,13 @@ internal sealed unsafe class NativeCpu : IDisposable
     private readonly byte* _code;
     private readonly byte[] _prologue, _epilogue;
     private readonly ulong* _buffer;
+    private readonly byte* _scratch;
 
     private NativeCpu(byte* code)
     {
         _code = code;
         _buffer = (ulong*)NativeMemory.AllocZeroed(17 * 8);
+        _scratch = (byte*)NativeMemory.AllocZeroed(SequenceGenerator.ScratchBytes);
         _prologue = GuestRunner.Assemble(BuildPrologue, 0);
         _epilogue = GuestRunner.Assemble(BuildEpilogue, 0);
     }
@@ -77,6 +79,19 @@ internal sealed unsafe class NativeCpu : IDisposable
 
     /// <summary>Runs <paramref name="sequence"/> from <paramref name="regs"/> (16, rsp ignored) and
     /// <paramref name="flags"/>; returns the registers and RFLAGS after it.</summary>
+    /// <summary>Memory mode: rbx points at a native copy of <paramref name="scratch"/>, copied back after.</summary>
+    public (ulong[] Regs, ulong Flags) Run(byte[] sequence, ulong[] regs, ulong flags, byte[] scratch)
+    {
+        scratch.CopyTo(new Span<byte>(_scratch, scratch.Length));
+        ulong saved = regs[SequenceGenerator.ScratchBase];
+        regs[SequenceGenerator.ScratchBase] = (ulong)_scratch;
+        var result = Run(sequence, regs, flags);
+        regs[SequenceGenerator.ScratchBase] = saved;
+        result.Regs[SequenceGenerator.ScratchBase] = saved;
+        new Span<byte>(_scratch, scratch.Length).CopyTo(scratch);
+        return result;
+    }
+
     public (ulong[] Regs, ulong Flags) Run(byte[] sequence, ulong[] regs, ulong flags)
     {
         int n = _prologue.Length + sequence.Length + _epilogue.Length;
@@ -98,5 +113,6 @@ internal sealed unsafe class NativeCpu : IDisposable
     {
         munmap(_code, PageBytes);
         NativeMemory.Free(_buffer);
+        NativeMemory.Free(_scratch);
     }
 }

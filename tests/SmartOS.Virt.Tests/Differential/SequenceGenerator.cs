@@ -21,11 +21,27 @@ internal sealed class SequenceGenerator
     public const ulong CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, OF = 0x800;
     public const ulong Arith = CF | PF | AF | ZF | SF | OF;
 
+    /// <summary>In memory mode rbx holds the scratch area's address; no instruction writes it.</summary>
+    public const int ScratchBase = 3;
+    public const int ScratchBytes = 256;
+
     private readonly Random _rng;
+    private readonly bool _memory;
     private readonly List<Instruction> _list = new();
     private ulong _undefined;
 
-    public SequenceGenerator(int seed) { _rng = new Random(seed); }
+    public SequenceGenerator(int seed, bool memory = false)
+    {
+        _rng = new Random(seed);
+        _memory = memory;
+    }
+
+    public byte[] RandomScratch()
+    {
+        var b = new byte[ScratchBytes];
+        _rng.NextBytes(b);
+        return b;
+    }
 
     public static bool HasBmi1 => Bmi1.IsSupported;
     public static bool HasLzcnt => Lzcnt.IsSupported;
@@ -84,8 +100,8 @@ internal sealed class SequenceGenerator
         while (true)
         {
             int i = _rng.Next(16);
-            if (i == 4 || i == avoid) continue;
-            return Sized(i, size, allowHigh && i < 4 && _rng.Next(3) == 0);
+            if (i == 4 || i == avoid || (_memory && i == ScratchBase)) continue;
+            return Sized(i, size, allowHigh && i < (_memory ? 3 : 4) && _rng.Next(3) == 0);
         }
     }
 
@@ -121,8 +137,9 @@ internal sealed class SequenceGenerator
     {
         if (size == 1 && _rng.Next(4) == 0)
         {
-            Register a = _rng.Next(2) == 0 ? Register.AL + _rng.Next(4) : Register.AH + _rng.Next(4);
-            Register b = _rng.Next(2) == 0 ? Register.AL + _rng.Next(4) : Register.AH + _rng.Next(4);
+            int n = _memory ? 3 : 4;
+            Register a = _rng.Next(2) == 0 ? Register.AL + _rng.Next(n) : Register.AH + _rng.Next(n);
+            Register b = _rng.Next(2) == 0 ? Register.AL + _rng.Next(n) : Register.AH + _rng.Next(n);
             return (a, b);
         }
         return (Gpr(size), Gpr(size));
@@ -142,8 +159,124 @@ internal sealed class SequenceGenerator
         _ => _rng.Next(3) == 0 ? _rng.Next(256) - 128 : _rng.Next(int.MinValue, int.MaxValue),
     };
 
+    private MemoryOperand Mem(int size) => new(Register.RBX, _rng.Next(0, ScratchBytes - size + 1), 8);
+
+    /// <summary>Memory-operand forms over the scratch area (memory mode).</summary>
+    private void MemoryTemplate()
+    {
+        int s = Size(), bits = s * 8;
+        string sz = $"{bits}";
+        switch (_rng.Next(9))
+        {
+            case 0:
+            {
+                string[] ops = ["Add", "Or", "Adc", "Sbb", "And", "Sub", "Xor", "Cmp", "Test"];
+                string op = ops[_rng.Next(ops.Length)];
+                if (op is "Adc" or "Sbb") DefineAll();
+                ulong undef = op is "Or" or "And" or "Xor" or "Test" ? AF : 0;
+                switch (_rng.Next(3))
+                {
+                    case 0: Emit(Instruction.Create(C($"{op}_rm{sz}_r{sz}"), Mem(s), Gpr(s)), Arith, undef); break;
+                    case 1 when op != "Test": Emit(Instruction.Create(C($"{op}_r{sz}_rm{sz}"), Gpr(s), Mem(s)), Arith, undef); break;
+                    default:
+                        Emit(Instruction.Create(C(s == 1 ? $"{op}_rm8_imm8" : $"{op}_rm{sz}_imm{Math.Min(bits, 32)}"), Mem(s), Imm(s)), Arith, undef);
+                        break;
+                }
+                break;
+            }
+            case 1:
+                switch (_rng.Next(3))
+                {
+                    case 0: Emit(Instruction.Create(C($"Mov_rm{sz}_r{sz}"), Mem(s), Gpr(s)), 0, 0); break;
+                    case 1: Emit(Instruction.Create(C($"Mov_r{sz}_rm{sz}"), Gpr(s), Mem(s)), 0, 0); break;
+                    default: Emit(Instruction.Create(C($"Mov_rm{sz}_imm{Math.Min(bits, 32)}"), Mem(s), Imm(s)), 0, 0); break;
+                }
+                break;
+            case 2:
+            {
+                if (s == 1) s = 8;
+                switch (_rng.Next(5))
+                {
+                    case 0: Emit(Instruction.Create(C($"Movzx_r{s * 8}_rm8"), Gpr(s), Mem(1)), 0, 0); break;
+                    case 1: Emit(Instruction.Create(C($"Movsx_r{s * 8}_rm8"), Gpr(s), Mem(1)), 0, 0); break;
+                    case 2 when s != 2: Emit(Instruction.Create(C($"Movzx_r{s * 8}_rm16"), Gpr(s), Mem(2)), 0, 0); break;
+                    case 3 when s != 2: Emit(Instruction.Create(C($"Movsx_r{s * 8}_rm16"), Gpr(s), Mem(2)), 0, 0); break;
+                    default: Emit(Instruction.Create(Code.Movsxd_r64_rm32, Gpr(8), Mem(4)), 0, 0); break;
+                }
+                break;
+            }
+            case 3:
+            {
+                string[] ops = ["Inc", "Dec", "Neg", "Not"];
+                string op = ops[_rng.Next(4)];
+                Emit(Instruction.Create(C($"{op}_rm{sz}"), Mem(s)), op == "Not" ? 0 : op == "Neg" ? Arith : Arith & ~CF, 0);
+                break;
+            }
+            case 4:
+            {
+                string[] ops = ["Shl", "Shr", "Sar", "Rol", "Ror"];
+                string op = ops[_rng.Next(5)];
+                int count = _rng.Next(3) == 0 ? 1 : _rng.Next(64);
+                int masked = count & (s == 8 ? 63 : 31);
+                bool rotate = op is "Rol" or "Ror";
+                ulong defines = masked == 0 ? 0 : rotate ? CF | OF : Arith;
+                ulong undef = masked == 0 ? 0 : rotate ? (masked > 1 ? OF : 0) : AF | (masked > 1 ? OF : 0) | (masked >= bits ? Arith : 0);
+                Emit(Instruction.Create(C($"{op}_rm{sz}_imm8"), Mem(s), count), defines, undef);
+                break;
+            }
+            case 5:
+            {
+                if (s == 1) s = 8;
+                sz = $"{s * 8}";
+                string[] ops = ["Bt", "Bts", "Btr", "Btc"];
+                string op = ops[_rng.Next(4)];
+                if (_rng.Next(2) == 0) Emit(Instruction.Create(C($"{op}_rm{sz}_imm8"), Mem(s), _rng.Next(256)), CF, OF | SF | AF | PF | ZF);
+                else
+                {
+                    // A register bit offset addresses a bit string: keep it inside the scratch area.
+                    var r = Gpr(s);
+                    Emit(Instruction.Create(C($"And_rm{sz}_imm8"), r, 0x3F), Arith, AF);
+                    var m = new MemoryOperand(Register.RBX, _rng.Next(0, ScratchBytes - 8 - s + 1), 8);
+                    Emit(Instruction.Create(C($"{op}_rm{sz}_r{sz}"), m, r), CF, OF | SF | AF | PF | ZF);
+                }
+                break;
+            }
+            case 6:
+            {
+                string op = _rng.Next(3) switch { 0 => "Xchg", 1 => "Cmpxchg", _ => "Xadd" };
+                Emit(Instruction.Create(C($"{op}_rm{sz}_r{sz}"), Mem(s), Gpr(s)), op == "Xchg" ? 0 : Arith, 0);
+                break;
+            }
+            case 7:
+            {
+                DefineAll();
+                string[] cc = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
+                string c = cc[_rng.Next(16)];
+                if (s == 1) Emit(Instruction.Create(C($"Set{c}_rm8"), Mem(1)), 0, 0);
+                else Emit(Instruction.Create(C($"Cmov{c}_r{sz}_rm{sz}"), Gpr(s), Mem(s)), 0, 0);
+                break;
+            }
+            default:
+            {
+                if (_rng.Next(2) == 0) Emit(Instruction.Create(C($"{(_rng.Next(2) == 0 ? "Mul" : "Imul")}_rm{sz}"), Mem(s)), CF | OF, SF | ZF | AF | PF);
+                else
+                {
+                    if (s == 1) s = 4;
+                    sz = $"{s * 8}";
+                    Emit(Instruction.Create(C($"Imul_r{sz}_rm{sz}_imm{Math.Min(s * 8, 32)}"), Gpr(s), Mem(s), Imm(s)), CF | OF, SF | ZF | AF | PF);
+                }
+                break;
+            }
+        }
+    }
+
     private void Template()
     {
+        if (_memory && _rng.Next(2) == 0)
+        {
+            MemoryTemplate();
+            return;
+        }
         int s = Size(), bits = s * 8;
         switch (_rng.Next(24))
         {
