@@ -47,6 +47,8 @@ public static class GuestCompiler
             foreach (var d in defines) args.Add("-D" + d);
             foreach (var src in Directory.GetFiles(Path.Combine(guestsDir, "runtime"), "*.c").Order(StringComparer.Ordinal)) args.Add(src);
             args.Add(Path.Combine(guestsDir, program));
+            // libgcc: helpers gcc calls even in freestanding code (__popcountdi2 without -mpopcnt).
+            args.Add("-lgcc");
             if (!RunTool(gcc, args, out error)) return false;
             string objcopy = Path.Combine(Path.GetDirectoryName(gcc)!, "objcopy");
             if (!RunTool(objcopy, ["-O", "binary", elf, bin], out error)) return false;

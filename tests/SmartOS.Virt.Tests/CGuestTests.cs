@@ -94,3 +94,52 @@ public class CGuestTests
         Assert.That(second, Is.EqualTo(first));
     }
 }
+
+/// <summary>
+/// virt/guests/selftest.c on the interpreter against the same source compiled by the same gcc at
+/// the same -O as an ordinary host program: the host CPU's output is the reference.
+/// </summary>
+public class CGuestAgainstHostTests
+{
+    private static string BuildAndRunOnHost(int opt)
+    {
+        string? gcc = GuestCompiler.FindGcc(out string why);
+        if (gcc == null) Assert.Ignore(why);
+        string exe = Path.Combine(Path.GetTempPath(), $"smartos-selftest-{Guid.NewGuid():N}");
+        try
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo(gcc!) { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { $"-O{opt}", "-Wall", "-Werror", "-o", exe, Path.Combine(CGuestTests.GuestsDir, "selftest.c"), Path.Combine(CGuestTests.GuestsDir, "host_shim.c") })
+                psi.ArgumentList.Add(a);
+            using (var p = System.Diagnostics.Process.Start(psi)!)
+            {
+                string err = p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                Assert.That(p.ExitCode, Is.Zero, err);
+            }
+            using var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(exe) { RedirectStandardOutput = true })!;
+            string output = run.StandardOutput.ReadToEnd();
+            run.WaitForExit();
+            return output;
+        }
+        finally
+        {
+            File.Delete(exe);
+        }
+    }
+
+    [TestCase(0)]
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Selftest_guest_prints_what_the_same_program_prints_on_the_host_cpu(int opt)
+    {
+        string expected = BuildAndRunOnHost(opt);
+        using var vm = GuestRunner.Run(CGuestTests.Build("selftest.c", opt), instructionLimit: 0);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.PoweredOff), vm.StopDetail);
+            Assert.That(vm.ConsoleOutput, Is.EqualTo(expected));
+            Assert.That(expected, Does.StartWith("arith=0x"));
+        }
+    }
+}
