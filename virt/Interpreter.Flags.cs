@@ -77,7 +77,6 @@ public sealed unsafe partial class Interpreter
             case FlagKind.Shl:
             {
                 ulong cf = b <= (ulong)bits ? (a >> (int)((ulong)bits - b)) & 1 : 0;
-                if (b == (ulong)bits) cf = a & 1;
                 if (cf != 0) f |= CF;
                 if ((((r & sign) != 0 ? 1UL : 0) ^ cf) != 0) f |= OF;
                 break;

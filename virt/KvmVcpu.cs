@@ -10,6 +10,9 @@ namespace SmartOS.Virt;
 /// Exits IO and MMIO go to the exit handler and the vCPU re-enters; HLT, SHUTDOWN and failures
 /// return from Run. The instruction budget is not honoured: KVM cannot count instructions, so a
 /// slice ends at the guest's next exit.
+///
+/// Written against the KVM API documentation (api.rst) and the x86 uapi headers; the machine it
+/// was written on has no /dev/kvm, so it has not run yet: the tests that need it are ignored there.
 /// </summary>
 public sealed unsafe class KvmVcpu : Vcpu
 {

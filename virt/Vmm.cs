@@ -116,7 +116,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     private Vcpu? _vcpu;
     private Interpreter? _interp;
     private long _startTime, _sliceStartTime, _sliceStartRetired;
-    private bool _inSlice, _waiting, _stopRequested;
+    private bool _inSlice, _waiting, _stopRequested, _poweredOff;
 
     public Vm(Scheduler scheduler, VmConfig config)
     {
@@ -250,7 +250,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             _inSlice = false;
         }
         long used = _vcpu.Retired - _sliceStartRetired;
-        if (PoweredOff) { Finish(VmStopReason.PoweredOff, $"exit status {ExitStatus}"); return; }
+        if (_poweredOff) { Finish(VmStopReason.PoweredOff, $"exit status {ExitStatus}"); return; }
         if (_stopRequested) { Finish(VmStopReason.StoppedByHost, "stopped by the host"); return; }
         switch (exit.Reason)
         {
@@ -286,8 +286,6 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         }
     }
 
-    private bool PoweredOff { get; set; }
-
     private void Wake()
     {
         if (_waiting && State == VmState.Running && !_inSlice)
@@ -312,7 +310,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         Stopped?.Invoke(this);
     }
 
-    bool IVcpuExitHandler.StopRequested => PoweredOff || _stopRequested;
+    bool IVcpuExitHandler.StopRequested => _poweredOff || _stopRequested;
 
     bool IVcpuExitHandler.HandleAccess(ref VcpuExit exit)
     {
@@ -332,7 +330,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             else if (port == PowerOffPort && exit.IsWrite)
             {
                 ExitStatus = exit.Data;
-                PoweredOff = true;
+                _poweredOff = true;
             }
             else
             {

@@ -7,21 +7,21 @@ public class CGuestTests
 {
     internal static string GuestsDir => Path.Combine(TestContext.CurrentContext.TestDirectory, "guests");
 
-    private static readonly Dictionary<string, byte[]> s_built = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(bool Ok, byte[] Image, string Error)>> s_built = new();
 
-    /// <summary>Builds a guest once per test run (gcc is most of these tests' time); ignores the test without gcc.</summary>
+    /// <summary>Builds a guest once per test run (gcc is most of these tests' time; different guests
+    /// build in parallel); ignores the test without gcc.</summary>
     internal static byte[] Build(string program, int optimization, params string[] defines)
     {
         if (GuestCompiler.FindGcc(out string why) == null) Assert.Ignore(why);
         string key = $"{program} -O{optimization} {string.Join(' ', defines)}";
-        lock (s_built)
+        var built = s_built.GetOrAdd(key, _ => new Lazy<(bool, byte[], string)>(() =>
         {
-            if (s_built.TryGetValue(key, out var cached)) return cached;
             bool ok = GuestCompiler.TryBuild(GuestsDir, program, optimization, defines, out var image, out string error);
-            Assert.That(ok, Is.True, error);
-            s_built[key] = image;
-            return image;
-        }
+            return (ok, image, error);
+        })).Value;
+        Assert.That(built.Ok, Is.True, built.Error);
+        return built.Image;
     }
 
     [TestCase(0)]
