@@ -523,9 +523,11 @@ public sealed unsafe partial class Interpreter
                 long d = SignExtend(src, s);
                 if (d == 0) throw DivideError();
                 long q, rem;
+                // .NET throws on MinValue / -1; the guest gets #DE for it (the quotient does not fit).
                 if (s == 8)
                 {
                     Int128 dividend = (Int128)(((UInt128)r[2] << 64) | r[0]);
+                    if (d == -1 && dividend == Int128.MinValue) throw DivideError();
                     Int128 q128 = dividend / d;
                     if (q128 > long.MaxValue || q128 < long.MinValue) throw DivideError();
                     q = (long)q128;
@@ -534,6 +536,7 @@ public sealed unsafe partial class Interpreter
                 else
                 {
                     long dividend = s == 1 ? SignExtend(r[0], 2) : (long)((SignExtend(r[2], s) << (s * 8)) | (long)(r[0] & m));
+                    if (d == -1 && dividend == long.MinValue) throw DivideError();
                     q = dividend / d;
                     rem = dividend % d;
                     long max = (long)(m >> 1);

@@ -245,6 +245,11 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         {
             exit = _vcpu.Run(budget);
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A VMM bug that guest code reached: it stops this VM (rule 1), with enough to file it.
+            exit = new VcpuExit { Reason = VcpuExitReason.InternalError, Rip = _vcpu.Rip, Detail = $"internal error in the {_vcpu.BackendName} backend near 0x{_vcpu.Rip:x}: {e.GetType().Name}: {e.Message}" };
+        }
         finally
         {
             _inSlice = false;
@@ -281,7 +286,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                 Finish(VmStopReason.Unimplemented, exit.Detail ?? $"unimplemented instruction at 0x{exit.Rip:x}");
                 break;
             default:
-                Finish(VmStopReason.BackendError, exit.ToString());
+                Finish(VmStopReason.BackendError, exit.Detail ?? exit.ToString());
                 break;
         }
     }

@@ -37,8 +37,8 @@ internal static class GuestRunner
         return vm;
     }
 
-    public static Vm Run(Action<Assembler> build, long instructionLimit = 10_000_000, long timeLimit = 0)
-        => Run(Assemble(build), instructionLimit, timeLimit);
+    public static Vm Run(Action<Assembler> build, long instructionLimit = 10_000_000, long timeLimit = 0, ulong memory = 4UL << 20)
+        => Run(Assemble(build), instructionLimit, timeLimit, memory);
 
     /// <summary>Writes a string to COM1 one byte at a time.</summary>
     public static void Print(Assembler a, string text)
