@@ -49,6 +49,16 @@
  *   5. Exits are handled on the thread that runs the scheduler; devices touch kernel state
  *      (MAC clients, packets) only from there.
  *
+ * Using it (for vmadm and the bhyve/kvm brands)
+ *   var vm = new Vm(scheduler, new VmConfig { Name = uuid, Image = flatImage, MemorySize = ram,
+ *                                             Backend = VmBackend.Auto, RealTime = isRealTime });
+ *   vm.AttachNic(vnic.OpenClient(uuid));        // one virtio-net per nic, before Start
+ *   vm.Stopped += v => ...;                      // StopReason, StopDetail, ExitStatus
+ *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
+ *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
+ *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
+ * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
+ *
  * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, KVM in
  * virtual time (KVM runs only in real time, and a KVM slice ends only at the guest's next exit),
  * the vmadm bhyve/kvm brands (zones work), disks.
