@@ -23,6 +23,11 @@ public static class Boot
             error = $"guest memory of {memory.Size} bytes is too small (at least {ImageBase + 0x10000})";
             return false;
         }
+        if (memory.Size > Vm.VirtioMmioBase)
+        {
+            error = $"guest memory of {memory.Size} bytes would cover the device window at 0x{Vm.VirtioMmioBase:x}";
+            return false;
+        }
         // Leave 64 KiB of stack under the top of RAM.
         if ((ulong)image.Length > memory.Size - ImageBase - 0x10000)
         {

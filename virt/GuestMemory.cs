@@ -4,24 +4,41 @@ using System.Runtime.InteropServices;
 namespace SmartOS.Virt;
 
 /// <summary>
-/// A guest's RAM: one page-aligned native block at guest physical address 0 (Vmm.cs rule 2). Native
-/// so that KVM can map the same bytes (KVM_SET_USER_MEMORY_REGION wants a page-aligned host address)
-/// and so the interpreter reads it without array bounds checks once it has checked the range itself.
-/// Every public accessor checks bounds and returns false on a bad range: guest addresses are untrusted.
+/// A guest's RAM: one page-aligned native block at guest physical address 0 (Vmm.cs rule 2), from
+/// an anonymous mmap(2) on Linux (zero-filled on first touch, so a large guest costs only what it
+/// uses) and aligned native memory elsewhere. Native so that KVM can map the same bytes
+/// (KVM_SET_USER_MEMORY_REGION wants a page-aligned host address) and so the interpreter reads it
+/// without array bounds checks once it has checked the range itself. Every public accessor checks
+/// bounds and returns false on a bad range: guest addresses are untrusted.
 /// </summary>
 public sealed unsafe class GuestMemory : IDisposable
 {
     public const int PageSize = 4096;
+    private const int PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+
+    [DllImport("libc", SetLastError = true)] private static extern void* mmap(void* addr, nuint length, int prot, int flags, int fd, nint offset);
+    [DllImport("libc", SetLastError = true)] private static extern int munmap(void* addr, nuint length);
 
     private byte* _base;
+    private readonly bool _mapped;
 
     public GuestMemory(ulong size)
     {
         if (size == 0 || size % PageSize != 0 || size > (1UL << 34))
             throw new ArgumentOutOfRangeException(nameof(size), "guest memory must be a non-zero multiple of 4 KiB, at most 16 GiB");
         Size = size;
-        _base = (byte*)NativeMemory.AlignedAlloc((nuint)size, PageSize);
-        NativeMemory.Clear(_base, (nuint)size);
+        if (OperatingSystem.IsLinux())
+        {
+            void* p = mmap(null, (nuint)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (p == (void*)-1) throw new OutOfMemoryException($"mmap of {size} bytes of guest memory failed (errno {Marshal.GetLastPInvokeError()})");
+            _base = (byte*)p;
+            _mapped = true;
+        }
+        else
+        {
+            _base = (byte*)NativeMemory.AlignedAlloc((nuint)size, PageSize);
+            NativeMemory.Clear(_base, (nuint)size);
+        }
     }
 
     public ulong Size { get; }
@@ -73,7 +90,8 @@ public sealed unsafe class GuestMemory : IDisposable
     {
         if (_base != null)
         {
-            NativeMemory.AlignedFree(_base);
+            if (_mapped) munmap(_base, (nuint)Size);
+            else NativeMemory.AlignedFree(_base);
             _base = null;
         }
     }

@@ -19,6 +19,7 @@ public sealed unsafe partial class Interpreter
 
     private void Decode(ulong rip, ref Op op)
     {
+        Decodes++;
         _reader.Position = rip;
         _decoder.IP = rip;
         _decoder.Decode(out Instruction ins);

@@ -110,6 +110,9 @@ public sealed unsafe partial class Interpreter : Vcpu
     /// <summary>Decoded instructions dropped because their bytes were written.</summary>
     public long Invalidations { get; private set; }
 
+    /// <summary>Instructions decoded by Iced so far (a cache hit decodes nothing).</summary>
+    public long Decodes { get; private set; }
+
     public override VcpuExit Run(long budget)
     {
         return Loop(_retired + Math.Max(1, budget));

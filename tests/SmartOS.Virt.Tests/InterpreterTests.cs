@@ -370,3 +370,58 @@ public class InterpreterTests
         }
     }
 }
+
+public class DecodeCacheTests
+{
+    private sealed class NoDevices : IVcpuExitHandler
+    {
+        public bool StopRequested => false;
+        public bool HandleAccess(ref VcpuExit exit) => false;
+    }
+
+    [Test]
+    public void A_loop_is_decoded_once_however_often_it_runs()
+    {
+        using var memory = new GuestMemory(4UL << 20);
+        using var cpu = new Interpreter(memory, new NoDevices());
+        memory.TryWrite(Boot.ImageBase, GuestRunner.Assemble(a =>
+        {
+            var l = a.CreateLabel();
+            a.mov(AssemblerRegisters.ecx, 10_000);
+            a.Label(ref l);
+            a.add(AssemblerRegisters.rax, AssemblerRegisters.rcx);
+            a.dec(AssemblerRegisters.ecx);
+            a.jnz(l);
+            a.hlt();
+        }));
+        cpu.Rip = Boot.ImageBase;
+        var exit = cpu.Run(1_000_000);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Hlt));
+            Assert.That(cpu.Retired, Is.EqualTo(1 + 3 * 10_000 + 1));
+            Assert.That(cpu.Decodes, Is.EqualTo(5));
+            Assert.That(cpu.CachedCodePages, Is.EqualTo(1));
+            Assert.That(cpu.GetRegister(Reg.Rax), Is.EqualTo(10_000UL * 10_001 / 2));
+        }
+    }
+
+    [Test]
+    public void A_store_next_to_code_drops_only_the_instructions_it_could_overlap()
+    {
+        using var memory = new GuestMemory(4UL << 20);
+        using var cpu = new Interpreter(memory, new NoDevices());
+        // 64 nops, then a store 32 bytes past the hlt (same page), then hlt.
+        var code = GuestRunner.Assemble(a =>
+        {
+            for (int i = 0; i < 64; i++) a.nop();
+            a.mov(AssemblerRegisters.rbx, (ulong)Boot.ImageBase + 200);
+            a.mov(AssemblerRegisters.__byte_ptr[AssemblerRegisters.rbx], 1);
+            a.hlt();
+        });
+        memory.TryWrite(Boot.ImageBase, code);
+        cpu.Rip = Boot.ImageBase;
+        cpu.Run(1000);
+        Assert.That(cpu.Invalidations, Is.Zero, "nothing decoded within 14 bytes before byte 200");
+    }
+}

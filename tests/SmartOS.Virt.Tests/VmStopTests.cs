@@ -223,3 +223,27 @@ public class VmStopTests
         Assert.That(why, Does.Contain("/dev/kvm").Or.Contain("Linux"));
     }
 }
+
+public class VmWaitTests
+{
+    [Test]
+    public void A_guest_idle_forever_stops_at_its_time_limit_without_spinning()
+    {
+        // sti; hlt; jmp back
+        using var vm = GuestRunner.Run([0xFB, 0xF4, 0xEB, 0xFC], instructionLimit: 0, timeLimit: 10 * SmartOS.Kernel.Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.OutOfTime));
+            Assert.That(vm.InstructionsRetired, Is.LessThan(10));
+        }
+    }
+
+    [Test]
+    public void Memory_that_would_cover_the_device_window_is_refused()
+    {
+        var scheduler = new SmartOS.Kernel.Scheduler();
+        using var vm = new Vm(scheduler, new VmConfig { Image = [0xF4], MemorySize = Vm.VirtioMmioBase + 0x1000, Backend = VmBackend.Interpreter });
+        vm.Start();
+        Assert.That(vm.StopDetail, Does.Contain("device window"));
+    }
+}
