@@ -425,3 +425,36 @@ public class DecodeCacheTests
         Assert.That(cpu.Invalidations, Is.Zero, "nothing decoded within 14 bytes before byte 200");
     }
 }
+
+public class InterpreterAllocationTests
+{
+    [Test]
+    public void A_running_guest_allocates_nothing_per_instruction()
+    {
+        var scheduler = new SmartOS.Kernel.Scheduler();
+        var image = GuestRunner.Assemble(a =>
+        {
+            var l = a.CreateLabel();
+            a.mov(AssemblerRegisters.rbx, 0x20_0000UL);
+            a.Label(ref l);
+            a.add(AssemblerRegisters.rax, AssemblerRegisters.__qword_ptr[AssemblerRegisters.rbx]);
+            a.mov(AssemblerRegisters.__qword_ptr[AssemblerRegisters.rbx + 8], AssemblerRegisters.rax);
+            a.inc(AssemblerRegisters.rcx);
+            a.cmp(AssemblerRegisters.rcx, 0);
+            a.jne(l);
+            a.hlt();
+        });
+        using var vm = new Vm(scheduler, new VmConfig { Image = image, Backend = VmBackend.Interpreter, MemorySize = 4UL << 20, SliceInstructions = 100_000 });
+        vm.Start();
+        scheduler.RunFor(SmartOS.Kernel.Time.Millisecond);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        long retired = vm.InstructionsRetired;
+        scheduler.RunFor(20 * SmartOS.Kernel.Time.Millisecond);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.InstructionsRetired - retired, Is.EqualTo(20_000_000));
+            Assert.That(allocated, Is.LessThan(4096), "bytes allocated over 20 M instructions and 200 slices");
+        }
+    }
+}
