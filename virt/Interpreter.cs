@@ -266,11 +266,15 @@ public sealed unsafe partial class Interpreter : Vcpu
 
     public override void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _memory.Written -= OnHostWrite;
         NativeMemory.Free(_r);
         NativeMemory.Free(_xmm);
         base.Dispose();
     }
+
+    private bool _disposed;
 
     /// <summary>A guest-caused stop raised inside an instruction and caught by Run (never leaves it).</summary>
     private sealed class GuestFault(VcpuExitReason reason, ulong rip, string message) : Exception(message)

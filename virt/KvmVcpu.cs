@@ -280,8 +280,12 @@ public sealed unsafe class KvmVcpu : Vcpu
         }
     }
 
+    private bool _disposed;
+
     public override void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         munmap(_run, _runSize);
         close(_vcpu);
         close(_vm);

@@ -322,6 +322,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         StopReason = reason;
         StopDetail = detail;
         _slice.Cancel();
+        foreach (var nic in _nics) nic.Detach();
         Stopped?.Invoke(this);
     }
 
@@ -366,8 +367,13 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
 
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _slice.Cancel();
+        foreach (var nic in _nics) nic.Detach();
         _vcpu?.Dispose();
         Memory.Dispose();
     }
+
+    private bool _disposed;
 }

@@ -183,3 +183,23 @@ public class NetworkGuestTests
         Assert.That(nic.RxDropped, Is.EqualTo(1));
     }
 }
+
+public class StoppedVmNetworkTests
+{
+    [Test]
+    public void Frames_sent_to_a_stopped_and_disposed_vm_are_dropped_by_the_mac_layer()
+    {
+        using var net = new NetworkGuestTests.Net();
+        var vm = net.Boot(CGuestTests.Build("netecho.c", 2));
+        vm.Stop();
+        net.Send(NetworkGuestTests.EchoRequest(1, 1, [1]));
+        vm.Dispose();
+        net.Send(NetworkGuestTests.EchoRequest(1, 2, [2]));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(net.GuestSide.Receiver, Is.Null);
+            Assert.That(net.Received.Frames, Is.Empty);
+            Assert.That(vm.Nics[0].RxFrames, Is.Zero);
+        }
+    }
+}

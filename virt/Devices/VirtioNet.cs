@@ -152,7 +152,17 @@ public sealed class VirtioNet : IMacReceiver
         _generation++;
     }
 
-    private bool Running => Error == null && (_status & StatusDriverOk) != 0;
+    private bool Running => !_detached && Error == null && (_status & StatusDriverOk) != 0;
+
+    private bool _detached;
+
+    /// <summary>Called when the VM stops: the device lets go of the MAC client and of guest memory
+    /// (which may be freed next); frames that still reach it are dropped and counted.</summary>
+    internal void Detach()
+    {
+        _detached = true;
+        if (Client.Receiver == this) Client.Receiver = null;
+    }
 
     private void Fail(string why)
     {
