@@ -48,6 +48,7 @@
  *      polls. A hlt with interrupts disabled ends the run: the VM has halted.
  *   5. Exits are handled on the thread that runs the scheduler; devices touch kernel state
  *      (MAC clients, packets) only from there.
+ *   6. A stopped VM lets go of its NICs' MAC clients: nothing reaches its memory after the stop.
  *
  * Using it (for vmadm and the bhyve/kvm brands)
  *   var vm = new Vm(scheduler, new VmConfig { Name = uuid, Image = flatImage, MemorySize = ram,
@@ -59,9 +60,11 @@
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
- * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, KVM in
- * virtual time (KVM runs only in real time, and a KVM slice ends only at the guest's next exit),
- * the vmadm bhyve/kvm brands (zones work), disks.
+ * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, disks, the
+ * vmadm bhyve/kvm brands (zones work). Backend Auto picks KVM only in real time; under KVM guest
+ * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
+ * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
+ * KvmVcpu has not yet run on a machine with /dev/kvm (the one it was written on has none).
  */
 using SmartOS.Kernel;
 using SmartOS.Virt.Devices;

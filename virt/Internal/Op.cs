@@ -44,6 +44,6 @@ internal enum OpKind : byte
     SignExtendAcc, SignExtendIntoDx,
     StringOp,
     FlagOp, Nop, Hlt, Cpuid, Rdtsc, In, Out, Pushf, Popf, Leave, Lahf, Sahf,
-    SseMove, SseMoveToGpr, SseMoveFromGpr, SseMovqLoad, SseMovqStore, SseLogic, SseShuffle,
+    SseMove, SseMoveToGpr, SseMoveFromGpr, SseMovqLoad, SseMovqStore, SseLogic,
     Fault, Unimplemented,
 }
