@@ -143,3 +143,30 @@ public class CGuestAgainstHostTests
         }
     }
 }
+
+public class RealTimeVmTests
+{
+    [Test]
+    public void A_vm_runs_on_the_real_time_driver_with_the_backend_auto_picks()
+    {
+        var image = CGuestTests.Build("hello.c", 2);
+        var scheduler = new Scheduler();
+        using var driver = new RealTimeDriver(scheduler);
+        var done = new TaskCompletionSource<Vm>(TaskCreationOptions.RunContinuationsAsynchronously);
+        driver.Start("vmm-test");
+        driver.Invoke(() =>
+        {
+            var vm = new Vm(scheduler, new VmConfig { Image = image, RealTime = true, MemorySize = 8UL << 20 });
+            vm.Stopped += v => done.TrySetResult(v);
+            vm.Start();
+        });
+        Assert.That(done.Task.Wait(TimeSpan.FromSeconds(20)), Is.True, "the guest did not power off in 20 s");
+        using var stopped = done.Task.Result;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(stopped.StopReason, Is.EqualTo(VmStopReason.PoweredOff), stopped.StopDetail);
+            Assert.That(stopped.ConsoleOutput, Does.EndWith("slept 2 ms\n"));
+            Assert.That(stopped.BackendName, Is.EqualTo(Vm.KvmAvailable(out _) ? "kvm" : "interpreter"));
+        }
+    }
+}
