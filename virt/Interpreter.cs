@@ -1,0 +1,298 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Iced.Intel;
+using SmartOS.Virt.Internal;
+
+namespace SmartOS.Virt;
+
+/// <summary>
+/// The x86-64 interpreter backend (Vmm.cs, "interpreter"). Executes 64-bit long-mode code as gcc
+/// emits it for freestanding C.
+///
+/// Decode cache: every RAM page that has been executed from holds an array of 4096 <see cref="Op"/>
+/// slots, one per byte offset; a slot is decoded by Iced the first time control reaches it and is
+/// dispatched from the cached form afterwards. A store to a page marked as code clears the slots
+/// whose instruction could overlap the stored bytes (up to 14 bytes before them: an instruction is
+/// at most 15 bytes), so self-modifying code and data sharing a page with code both stay correct
+/// while unrelated stores to the page cost a few slot clears.
+///
+/// Flags are lazy: arithmetic records its operands and result and the flags are computed when
+/// something reads them (Jcc, setcc, cmovcc, pushf, adc); the compare-and-branch pair reads its
+/// answer straight from the recorded operands.
+///
+/// Addresses are guest physical: the boot protocol identity-maps memory and the interpreter does
+/// not walk page tables (an instruction that changes CR3 is unimplemented). A guest exception is
+/// not delivered through an IDT: it stops the vCPU with a Fault exit naming the exception.
+///
+/// Implemented: the integer instructions gcc emits at -O0..-O2 (ALU, shifts and rotates, shld/shrd,
+/// mul/imul/div/idiv, bt*, bsf/bsr/tzcnt/lzcnt/popcnt, setcc/cmovcc, movzx/movsx/movsxd, lea,
+/// xchg/cmpxchg/xadd, bswap, cbw..cqo, push/pop/call/ret/leave/jmp/jcc/jrcxz, pushf/popf,
+/// lahf/sahf, string ops with rep), the SSE moves and logic used for copies and zeroing
+/// (movdqa/movdqu/movaps/movups/movapd/movupd/lddqu, movd/movq, pxor/por/pand/pandn and the ps
+/// forms, punpcklqdq/movlhps), cpuid, rdtsc, in/out, hlt, cli/sti, nop/pause/fences/prefetch.
+/// Not implemented (the guest stops with the instruction's name): x87, MMX, SSE arithmetic and
+/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs segment
+/// overrides, and system instructions (mov to/from CRn, lgdt/lidt, wrmsr/rdmsr, int n, iretq,
+/// syscall). Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
+/// cover the integer part register by register and flag by flag.
+/// </summary>
+public sealed unsafe partial class Interpreter : Vcpu
+{
+    private const ulong CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, IF = 0x200, DF = 0x400, OF = 0x800;
+    private const ulong ArithFlags = CF | PF | AF | ZF | SF | OF;
+
+    private readonly GuestMemory _memory;
+    private readonly IVcpuExitHandler _handler;
+    private readonly byte* _mem;
+    private readonly ulong _memSize;
+    private readonly ulong* _r;
+    private readonly ulong* _xmm;
+    private readonly Op[]?[] _pages;
+    private readonly byte[] _codePage;
+    private readonly Decoder _decoder;
+    private readonly GuestCodeReader _reader;
+
+    private ulong _rip;
+    private ulong _rflags = 2;
+    private long _retired;
+
+    public Interpreter(GuestMemory memory, IVcpuExitHandler handler)
+    {
+        _memory = memory;
+        _handler = handler;
+        _mem = memory.Base;
+        _memSize = memory.Size;
+        _r = (ulong*)NativeMemory.AllocZeroed(16 * 8);
+        _xmm = (ulong*)NativeMemory.AllocZeroed(32 * 8);
+        int pages = (int)(memory.Size / GuestMemory.PageSize);
+        _pages = new Op[]?[pages];
+        _codePage = new byte[pages + 1];
+        _reader = new GuestCodeReader(memory);
+        _decoder = Decoder.Create(64, _reader);
+        memory.Written += OnHostWrite;
+    }
+
+    public override string BackendName => "interpreter";
+    public ulong MemorySize => _memSize;
+    public override long Retired => _retired;
+    public override ulong Rip { get => _rip; set => _rip = value; }
+
+    public override ulong Rflags
+    {
+        get => GetFlags();
+        set { _fop = FlagKind.None; _rflags = (value & (ArithFlags | DF | IF)) | 2; }
+    }
+
+    public override ulong GetRegister(Reg r) => _r[(int)r];
+    public override void SetRegister(Reg r, ulong value) => _r[(int)r] = value;
+
+    /// <summary>The low and high halves of XMM register <paramref name="i"/>.</summary>
+    public (ulong Low, ulong High) GetXmm(int i) => (_xmm[2 * i], _xmm[2 * i + 1]);
+    public void SetXmm(int i, ulong low, ulong high) { _xmm[2 * i] = low; _xmm[2 * i + 1] = high; }
+
+    /// <summary>Guest TSC = <see cref="TscBase"/> + instructions retired since <see cref="TscRetiredBase"/>
+    /// (one instruction is one nanosecond of guest time; the TSC runs at 1 GHz).</summary>
+    public long TscBase { get; set; }
+    public long TscRetiredBase { get; set; }
+
+    /// <summary>Number of pages holding decoded code (for tests of the cache).</summary>
+    public int CachedCodePages
+    {
+        get
+        {
+            int n = 0;
+            foreach (var p in _pages) if (p != null) n++;
+            return n;
+        }
+    }
+
+    /// <summary>Decoded instructions dropped because their bytes were written.</summary>
+    public long Invalidations { get; private set; }
+
+    /// <summary>Instructions decoded by Iced so far (a cache hit decodes nothing).</summary>
+    public long Decodes { get; private set; }
+
+    public override VcpuExit Run(long budget)
+    {
+        return Loop(_retired + Math.Max(1, budget));
+    }
+
+    private void OnHostWrite(ulong address, ulong length)
+    {
+        if (length == 0) return;
+        ulong end = address + length;
+        for (ulong page = address >> 12; page <= (end - 1) >> 12 && page < (ulong)_pages.Length; page++)
+        {
+            if (_codePage[page] == 0) continue;
+            ulong lo = Math.Max(address, page << 12), hi = Math.Min(end, (page + 1) << 12);
+            InvalidateCode(lo, (int)(hi - lo));
+        }
+    }
+
+    // ---- memory -------------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Read(ulong a, int size)
+    {
+        if (a < _memSize && _memSize - a >= (ulong)size)
+        {
+            byte* p = _mem + a;
+            return size switch { 1 => *p, 2 => *(ushort*)p, 4 => *(uint*)p, _ => *(ulong*)p };
+        }
+        return ReadSlow(a, size);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Write(ulong a, int size, ulong v)
+    {
+        if (a < _memSize && _memSize - a >= (ulong)size)
+        {
+            byte* p = _mem + a;
+            switch (size)
+            {
+                case 1: *p = (byte)v; break;
+                case 2: *(ushort*)p = (ushort)v; break;
+                case 4: *(uint*)p = (uint)v; break;
+                default: *(ulong*)p = v; break;
+            }
+            if ((_codePage[a >> 12] | _codePage[(a + (ulong)size - 1) >> 12]) != 0) InvalidateCode(a, size);
+            return;
+        }
+        WriteSlow(a, size, v);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadSlow(ulong a, int size)
+    {
+        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = false, Rip = _instrRip };
+        if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "read");
+        return exit.Data & Mask(size);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WriteSlow(ulong a, int size, ulong v)
+    {
+        var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = true, Data = v & Mask(size), Rip = _instrRip };
+        if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "write");
+    }
+
+    private GuestFault WildAccess(ulong a, int size, string what)
+        => new(VcpuExitReason.Fault, _instrRip, $"#PF: {what} of {size} bytes at 0x{a:x}, outside RAM and every device");
+
+    /// <summary>A pointer to <paramref name="size"/> bytes of RAM, or a fault (SSE and string ops: RAM only).</summary>
+    private byte* RamPointer(ulong a, int size, string what)
+    {
+        if (a < _memSize && _memSize - a >= (ulong)size) return _mem + a;
+        throw WildAccess(a, size, what);
+    }
+
+    private void InvalidateCode(ulong a, int size)
+    {
+        ulong start = a >= 14 ? a - 14 : 0;
+        ulong end = Math.Min(a + (ulong)size, _memSize);
+        for (ulong x = start; x < end; x++)
+        {
+            var ops = _pages[x >> 12];
+            if (ops != null && ops[x & 0xFFF].Kind != Internal.OpKind.Undecoded)
+            {
+                ops[x & 0xFFF].Kind = Internal.OpKind.Undecoded;
+                Invalidations++;
+            }
+        }
+    }
+
+    // ---- registers ----------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Mask(int size) => ulong.MaxValue >> (64 - size * 8);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long SignExtend(ulong v, int size) => size == 8 ? (long)v : (long)(v << (64 - size * 8)) >> (64 - size * 8);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong GetReg(int r, int size)
+    {
+        if (r < 16) return _r[r] & Mask(size);
+        return (_r[r - 16] >> 8) & 0xFF;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SetReg(int r, int size, ulong v)
+    {
+        if (size == 8) _r[r] = v;
+        else if (size == 4) _r[r] = (uint)v;
+        else SetRegNarrow(r, size, v);
+    }
+
+    private void SetRegNarrow(int r, int size, ulong v)
+    {
+        if (size == 2) _r[r] = (_r[r] & ~0xFFFFUL) | (v & 0xFFFF);
+        else if (r < 16) _r[r] = (_r[r] & ~0xFFUL) | (v & 0xFF);
+        else _r[r - 16] = (_r[r - 16] & ~0xFF00UL) | ((v & 0xFF) << 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Ea(ref Op op)
+    {
+        ulong a = (ulong)op.Disp;
+        if (op.Base != Op.NoReg) a += _r[op.Base];
+        if (op.Index != Op.NoReg) a += _r[op.Index] << op.Scale;
+        return a;
+    }
+
+    private ulong ReadRm(ref Op op, ulong ea, int size) => op.IsMem ? Read(ea, size) : GetReg(op.Rm, size);
+
+    private void WriteRm(ref Op op, ulong ea, int size, ulong v)
+    {
+        if (op.IsMem) Write(ea, size, v);
+        else SetReg(op.Rm, size, v);
+    }
+
+    private void Push(ulong v)
+    {
+        ulong sp = _r[4] - 8;
+        Write(sp, 8, v);
+        _r[4] = sp;
+    }
+
+    private ulong Pop()
+    {
+        ulong sp = _r[4];
+        ulong v = Read(sp, 8);
+        _r[4] = sp + 8;
+        return v;
+    }
+
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _memory.Written -= OnHostWrite;
+        NativeMemory.Free(_r);
+        NativeMemory.Free(_xmm);
+        base.Dispose();
+    }
+
+    private bool _disposed;
+
+    /// <summary>A guest-caused stop raised inside an instruction and caught by Run (never leaves it).</summary>
+    private sealed class GuestFault(VcpuExitReason reason, ulong rip, string message) : Exception(message)
+    {
+        public VcpuExitReason Reason { get; } = reason;
+        public ulong Rip { get; } = rip;
+    }
+
+    /// <summary>Feeds Iced's decoder from guest RAM; -1 past the end of RAM.</summary>
+    private sealed class GuestCodeReader(GuestMemory memory) : CodeReader
+    {
+        public ulong Position;
+        public override int ReadByte()
+        {
+            if (Position >= memory.Size) return -1;
+            return memory.Base[Position++];
+        }
+    }
+
+    private static bool Parity(ulong r) => (BitOperations.PopCount(r & 0xFF) & 1) == 0;
+}

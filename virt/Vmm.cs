@@ -1,0 +1,382 @@
+/*
+ * SmartOS.Virt: the VMM that runs bhyve- and kvm-branded guests.
+ *
+ * A Vm is one guest: its RAM (GuestMemory), one vCPU, and its devices (a 16550 UART that is the
+ * console, a timer, a power-off port and any number of virtio-net NICs, each a MAC client on a
+ * datalink). The vCPU has two backends with the same face (Vcpu): KVM through /dev/kvm
+ * (KvmVcpu) and an x86-64 interpreter built on Iced (Interpreter). The same flat image boots on both.
+ *
+ * Terms
+ *   guest physical  an address in the guest's RAM, which starts at 0. The boot page tables map
+ *                   linear = physical, so the guest sees the same numbers.
+ *   exit            the vCPU leaves guest code for the VMM, in KVM's shapes (VcpuExit): IO (in/out),
+ *                   MMIO (a load/store to a non-RAM address), HLT, SHUTDOWN (triple fault).
+ *   slice           one call of Vcpu.Run from the host's scheduler. The interpreter runs at most
+ *                   SliceInstructions per slice; guest time advances one nanosecond per instruction.
+ *   stop            the end of a VM's run, with a VmStopReason and a detail line.
+ *
+ * Boot protocol (Boot.cs). Guest physical layout:
+ *   0x0000_0000  zero page (RAM; null pointers read zeros, they do not fault)
+ *   0x0000_1000  GDT: null, 64-bit code (selector 0x08), data (0x10)
+ *   0x0000_2000  boot-info block; RDI points here at entry (layout below)
+ *   0x0000_3000  PML4, 0x4000 PDPT, 0x5000-0x8fff four page directories: 2 MiB pages that
+ *                identity-map 0-4 GiB (RAM and the device window), writable, executable
+ *   0x0010_0000  the image, loaded as is; entry point = its first byte
+ *   top of RAM   the stack: RSP = RAM size - 8 at entry, as if _start had been called, so the
+ *                SysV rule (RSP + 8 is 16-byte aligned at function entry) holds
+ *   0xD000_0000  virtio-mmio devices, 0x1000 apart, in the order the NICs were attached
+ * CPU state at entry: long mode (CR0.PE|PG, CR4.PAE|OSFXSR, EFER.LME|LMA), CS=0x08, other
+ * segments 0x10, RFLAGS=0x2 (interrupts off), RIP=0x100000, RDI=0x2000, other registers 0.
+ * Boot-info block, little-endian u64 fields:
+ *   +0 magic "SMOSBOOT"  +8 version (1)  +16 RAM size  +24 image base  +32 image size
+ *   +40 UART port (0x3f8)  +48 timer port (0x510)  +56 power-off port (0x500)  +64 TSC Hz
+ *   +72 number of virtio-net devices  +80.. their MMIO base addresses (up to 8)
+ * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
+ * status); 0x510-0x51f the timer (Devices/GuestTimer.cs). Other ports read all ones and ignore
+ * writes, as an empty ISA bus does.
+ *
+ * Rules
+ *   1. Nothing a guest does leaves the VM: bad code, wild addresses, malformed rings and a guest
+ *      that never halts each stop that VM (or that device) with a reason; the host goes on.
+ *      No exception escapes Vm from guest behaviour.
+ *   2. Guest RAM is bounds-checked on every host-side access (GuestMemory); device DMA goes
+ *      through the same checks.
+ *   3. In virtual time a VM is deterministic: guest time (rdtsc, the timer) is the scheduler's
+ *      clock plus instructions retired in the current slice, never the wall clock.
+ *   4. A hlt with interrupts enabled (sti; hlt) waits for the next device event (timer deadline,
+ *      received frame) and resumes after the hlt; no interrupt vector is delivered, the guest
+ *      polls. A hlt with interrupts disabled ends the run: the VM has halted.
+ *   5. Exits are handled on the thread that runs the scheduler; devices touch kernel state
+ *      (MAC clients, packets) only from there.
+ *   6. A stopped VM lets go of its NICs' MAC clients: nothing reaches its memory after the stop.
+ *
+ * Using it (for vmadm and the bhyve/kvm brands)
+ *   var vm = new Vm(scheduler, new VmConfig { Name = uuid, Image = flatImage, MemorySize = ram,
+ *                                             Backend = VmBackend.Auto, RealTime = isRealTime });
+ *   vm.AttachNic(vnic.OpenClient(uuid));        // one virtio-net per nic, before Start
+ *   vm.Stopped += v => ...;                      // StopReason, StopDetail, ExitStatus
+ *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
+ *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
+ *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
+ * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
+ *
+ * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, disks, the
+ * vmadm bhyve/kvm brands (zones work). Backend Auto picks KVM only in real time; under KVM guest
+ * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
+ * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
+ * KvmVcpu has not yet run on a machine with /dev/kvm (the one it was written on has none).
+ */
+using SmartOS.Kernel;
+using SmartOS.Virt.Devices;
+using SmartOS.Vnic;
+
+namespace SmartOS.Virt;
+
+public enum VmBackend { Auto, Interpreter, Kvm }
+
+public enum VmState { Created, Running, Stopped }
+
+public enum VmStopReason
+{
+    None,
+    /// <summary>hlt with interrupts disabled: the guest is done.</summary>
+    Halted,
+    /// <summary>The guest wrote the power-off port.</summary>
+    PoweredOff,
+    /// <summary>A guest exception (#DE, #UD, #GP, #PF) or an access outside RAM and every device.</summary>
+    Fault,
+    /// <summary>KVM reported a triple fault (KVM_EXIT_SHUTDOWN).</summary>
+    TripleFault,
+    /// <summary>Guest time passed the configured time limit.</summary>
+    OutOfTime,
+    /// <summary>The configured instruction budget is spent.</summary>
+    OutOfInstructions,
+    /// <summary>The interpreter met an instruction it does not implement.</summary>
+    Unimplemented,
+    /// <summary>The host stopped the VM (Vm.Stop).</summary>
+    StoppedByHost,
+    /// <summary>The backend failed (KVM entry failure, internal error).</summary>
+    BackendError,
+}
+
+public sealed class VmConfig
+{
+    public string Name { get; init; } = "vm";
+    public ulong MemorySize { get; init; } = 16UL << 20;
+    public required byte[] Image { get; init; }
+    public VmBackend Backend { get; init; } = VmBackend.Auto;
+    /// <summary>The host runs in real time: only then may Auto choose KVM (rule 3 needs the interpreter).</summary>
+    public bool RealTime { get; init; }
+    /// <summary>Stop with OutOfInstructions after this many instructions (0: no limit; interpreter only).</summary>
+    public long InstructionLimit { get; init; }
+    /// <summary>Stop with OutOfTime when guest time passes this many ns after start (0: no limit).</summary>
+    public long TimeLimit { get; init; }
+    /// <summary>Interpreter instructions per scheduler slice (one instruction is one ns of guest time).</summary>
+    public long SliceInstructions { get; init; } = 1_000_000;
+}
+
+/// <summary>One guest (see the theory statement above).</summary>
+public sealed class Vm : IVcpuExitHandler, IDisposable
+{
+    public const ushort PowerOffPort = 0x500;
+    public const ulong VirtioMmioBase = 0xD000_0000;
+    public const int MaxNics = 8;
+
+    private readonly Scheduler _scheduler;
+    private readonly VmConfig _config;
+    private readonly KTimer _slice;
+    private readonly List<VirtioNet> _nics = new();
+    private Vcpu? _vcpu;
+    private Interpreter? _interp;
+    private long _startTime, _sliceStartTime, _sliceStartRetired;
+    private bool _inSlice, _waiting, _stopRequested, _poweredOff;
+
+    public Vm(Scheduler scheduler, VmConfig config)
+    {
+        _scheduler = scheduler;
+        _config = config;
+        Memory = new GuestMemory(config.MemorySize);
+        Uart = new Uart16550();
+        Timer = new GuestTimer(() => GuestNow, ArmWake);
+        _slice = new KTimer(scheduler, static s => ((Vm)s!).RunSlice(), this);
+    }
+
+    public string Name => _config.Name;
+    public GuestMemory Memory { get; }
+    public Uart16550 Uart { get; }
+    public GuestTimer Timer { get; }
+    public IReadOnlyList<VirtioNet> Nics => _nics;
+    public VmState State { get; private set; } = VmState.Created;
+    public VmStopReason StopReason { get; private set; }
+    /// <summary>One line that explains the stop ("#DE: divide error at 0x100012", "exit status 0").</summary>
+    public string StopDetail { get; private set; } = "";
+    /// <summary>The value written to the power-off port.</summary>
+    public ulong ExitStatus { get; private set; }
+    public bool IsStopped => State == VmState.Stopped;
+    /// <summary>"interpreter" or "kvm" once started; what `vmadm get` shows.</summary>
+    public string BackendName => _vcpu?.BackendName ?? "none";
+    public Vcpu? Vcpu => _vcpu;
+    /// <summary>Instructions retired (interpreter; KVM does not count).</summary>
+    public long InstructionsRetired => _vcpu?.Retired ?? 0;
+    /// <summary>The serial console so far.</summary>
+    public string ConsoleOutput => Uart.Text;
+    public long UnhandledPortAccesses { get; private set; }
+
+    public event Action<Vm>? Stopped;
+
+    /// <summary>Guest time in ns (rule 3).</summary>
+    public long GuestNow => _inSlice && _interp != null
+        ? _sliceStartTime + (_interp.Retired - _sliceStartRetired)
+        : _scheduler.Now;
+
+    /// <summary>Attaches a virtio-net NIC whose frames go to and come from <paramref name="client"/>.
+    /// The device takes the client's receive callback. Only before Start.</summary>
+    public VirtioNet AttachNic(MacClient client)
+    {
+        if (State != VmState.Created) throw new InvalidOperationException("NICs are attached before the VM starts");
+        if (_nics.Count == MaxNics) throw new InvalidOperationException($"at most {MaxNics} NICs");
+        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioNet.RegionSize, client, Wake);
+        _nics.Add(nic);
+        return nic;
+    }
+
+    /// <summary>Whether /dev/kvm can run guests here, and if not, why.</summary>
+    public static bool KvmAvailable(out string why) => KvmVcpu.IsAvailable(out why);
+
+    /// <summary>Loads the image, builds the boot state and starts running on the scheduler. A bad
+    /// configuration (image too big, KVM asked for but absent) stops the VM with BackendError.</summary>
+    public void Start()
+    {
+        if (State != VmState.Created) throw new InvalidOperationException("a VM starts once");
+        State = VmState.Running;
+        _startTime = _scheduler.Now;
+        if (!Boot.TryLoad(Memory, _config.Image, NicBases(), out string? bootError))
+        {
+            Finish(VmStopReason.BackendError, bootError!);
+            return;
+        }
+        bool useKvm = _config.Backend == VmBackend.Kvm || (_config.Backend == VmBackend.Auto && _config.RealTime && KvmVcpu.IsAvailable(out _));
+        if (useKvm)
+        {
+            if (!KvmVcpu.TryCreate(Memory, this, out var kvm, out string why))
+            {
+                Finish(VmStopReason.BackendError, "kvm: " + why);
+                return;
+            }
+            _vcpu = kvm!;
+        }
+        else
+        {
+            _interp = new Interpreter(Memory, this);
+            _vcpu = _interp;
+        }
+        Boot.SetEntryState(_vcpu);
+        _slice.ArmAt(_scheduler.Now);
+    }
+
+    /// <summary>Stops the VM from the host (vmadm stop).</summary>
+    public void Stop(string why = "stopped by the host")
+    {
+        if (State != VmState.Running) return;
+        _stopRequested = true;
+        if (!_inSlice) Finish(VmStopReason.StoppedByHost, why);
+    }
+
+    private ulong[] NicBases()
+    {
+        var bases = new ulong[_nics.Count];
+        for (int i = 0; i < bases.Length; i++) bases[i] = _nics[i].BaseAddress;
+        return bases;
+    }
+
+    private void RunSlice()
+    {
+        if (State != VmState.Running || _vcpu == null) return;
+        _waiting = false;
+        long budget = _config.SliceInstructions;
+        if (_config.InstructionLimit > 0)
+        {
+            long left = _config.InstructionLimit - _vcpu.Retired;
+            if (left <= 0) { Finish(VmStopReason.OutOfInstructions, $"instruction limit {_config.InstructionLimit} reached at 0x{_vcpu.Rip:x}"); return; }
+            budget = Math.Min(budget, left);
+        }
+        if (_config.TimeLimit > 0 && _scheduler.Now - _startTime >= _config.TimeLimit)
+        {
+            Finish(VmStopReason.OutOfTime, $"time limit {Time.FormatSeconds(_config.TimeLimit)} s reached at 0x{_vcpu.Rip:x}");
+            return;
+        }
+        _sliceStartTime = _scheduler.Now;
+        _sliceStartRetired = _vcpu.Retired;
+        if (_interp != null)
+        {
+            _interp.TscBase = _sliceStartTime;
+            _interp.TscRetiredBase = _sliceStartRetired;
+        }
+        _inSlice = true;
+        VcpuExit exit;
+        try
+        {
+            exit = _vcpu.Run(budget);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A VMM bug that guest code reached: it stops this VM (rule 1), with enough to file it.
+            exit = new VcpuExit { Reason = VcpuExitReason.InternalError, Rip = _vcpu.Rip, Detail = $"internal error in the {_vcpu.BackendName} backend near 0x{_vcpu.Rip:x}: {e.GetType().Name}: {e.Message}" };
+        }
+        finally
+        {
+            _inSlice = false;
+        }
+        long used = _vcpu.Retired - _sliceStartRetired;
+        if (_poweredOff) { Finish(VmStopReason.PoweredOff, $"exit status {ExitStatus}"); return; }
+        if (_stopRequested) { Finish(VmStopReason.StoppedByHost, "stopped by the host"); return; }
+        switch (exit.Reason)
+        {
+            case VcpuExitReason.Budget:
+            case VcpuExitReason.Io:
+            case VcpuExitReason.Mmio:
+            case VcpuExitReason.Stop:
+                _slice.ArmAfter(Math.Max(1, used));
+                break;
+            case VcpuExitReason.Hlt:
+                if (_interp != null && !_interp.InterruptsEnabled || _interp == null && (_vcpu.Rflags & 0x200) == 0)
+                {
+                    Finish(VmStopReason.Halted, $"hlt with interrupts disabled at 0x{exit.Rip - 1:x}");
+                    return;
+                }
+                _waiting = true;
+                long now = _scheduler.Now + used;
+                if (Timer.Deadline >= 0) _slice.ArmAt(Math.Max(Timer.Deadline, now));
+                else if (_config.TimeLimit > 0) _slice.ArmAt(_startTime + _config.TimeLimit);
+                break;
+            case VcpuExitReason.Shutdown:
+                Finish(VmStopReason.TripleFault, exit.Detail ?? $"triple fault at 0x{exit.Rip:x}");
+                break;
+            case VcpuExitReason.Fault:
+                Finish(VmStopReason.Fault, exit.Detail ?? $"fault at 0x{exit.Rip:x}");
+                break;
+            case VcpuExitReason.Unimplemented:
+                Finish(VmStopReason.Unimplemented, exit.Detail ?? $"unimplemented instruction at 0x{exit.Rip:x}");
+                break;
+            default:
+                Finish(VmStopReason.BackendError, exit.Detail ?? exit.ToString());
+                break;
+        }
+    }
+
+    private void Wake()
+    {
+        if (_waiting && State == VmState.Running && !_inSlice)
+        {
+            _waiting = false;
+            _slice.ArmAt(_scheduler.Now);
+        }
+    }
+
+    private void ArmWake(long guestTime)
+    {
+        if (_waiting && guestTime >= 0) _slice.ArmAt(Math.Max(guestTime, _scheduler.Now));
+    }
+
+    private void Finish(VmStopReason reason, string detail)
+    {
+        if (State == VmState.Stopped) return;
+        State = VmState.Stopped;
+        StopReason = reason;
+        StopDetail = detail;
+        _slice.Cancel();
+        foreach (var nic in _nics) nic.Detach();
+        Stopped?.Invoke(this);
+    }
+
+    bool IVcpuExitHandler.StopRequested => _poweredOff || _stopRequested;
+
+    bool IVcpuExitHandler.HandleAccess(ref VcpuExit exit)
+    {
+        if (exit.Reason == VcpuExitReason.Io)
+        {
+            ushort port = exit.Port;
+            if (Uart.Owns(port))
+            {
+                if (exit.IsWrite) Uart.Write(port, (byte)exit.Data);
+                else exit.Data = Uart.Read(port);
+            }
+            else if (GuestTimer.Owns(port))
+            {
+                if (exit.IsWrite) Timer.Write(port, (uint)exit.Data);
+                else exit.Data = Timer.Read(port);
+            }
+            else if (port == PowerOffPort && exit.IsWrite)
+            {
+                ExitStatus = exit.Data;
+                _poweredOff = true;
+            }
+            else
+            {
+                UnhandledPortAccesses++;
+                if (!exit.IsWrite) exit.Data = ulong.MaxValue;
+            }
+            return true;
+        }
+        foreach (var nic in _nics)
+        {
+            if (!nic.Owns(exit.Address)) continue;
+            if (exit.IsWrite) nic.Write(exit.Address, exit.Size, exit.Data);
+            else exit.Data = nic.Read(exit.Address, exit.Size);
+            return true;
+        }
+        return false;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _slice.Cancel();
+        foreach (var nic in _nics) nic.Detach();
+        _vcpu?.Dispose();
+        Memory.Dispose();
+    }
+
+    private bool _disposed;
+}
