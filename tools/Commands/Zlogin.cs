@@ -40,9 +40,22 @@ public static class Zlogin
         var zone = ctx.Host.Zones.Find(name);
         if (zone == null)
         {
+            // A convenience beyond SmartOS (whose zone names are VM UUIDs): a vmadm alias that names
+            // exactly one VM logs in to it, so scenarios need not hard-code generated UUIDs.
+            var byAlias = ctx.Host.Zones.Zones.Where(z => z.Config.Vm?.Alias == name).ToList();
+            if (byAlias.Count > 1)
+            {
+                ctx.Err.WriteLine($"zlogin: alias '{name}' names {byAlias.Count} VMs; use the UUID");
+                return 1;
+            }
+            zone = byAlias.FirstOrDefault();
+        }
+        if (zone == null)
+        {
             ctx.Err.WriteLine($"zlogin: zone '{name}' unknown");
             return 1;
         }
+        name = zone.Name;
         if (zone.State != ZoneState.Running)
         {
             ctx.Err.WriteLine($"zlogin: login allowed only to running zones ({name} is '{Zone.StateName(zone.State)}').");
