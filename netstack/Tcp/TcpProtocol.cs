@@ -1,0 +1,336 @@
+/*
+ * TCP (RFC 9293) for one IP stack.
+ *
+ * Terms
+ *   TcpProtocol   one per IP stack; it is the ITransport the stack hands protocol-6 segments to. It
+ *                 owns the connection table, the listeners, the ephemeral ports, the counters and
+ *                 the memory account.
+ *   connection    a TcpConnection: the transmission control block of RFC 9293 section 3.3.1, from
+ *                 SYN_SENT or SYN_RECEIVED to CLOSED, keyed by its 4-tuple.
+ *   listener      a TcpListener: a bound (address, port) in LISTEN with a half-open list and an
+ *                 accept queue.
+ *   socket        a TcpSocket: what a program in a zone holds; async, continuations on the loop.
+ *
+ * Data path
+ *   receive  IP layer -> Receive(packet) -> TcpView/TcpRepr parse, checksum over the pseudo-header
+ *            -> hash lookup of the 4-tuple -> connection.Input (or the listener, or a RST)
+ *            -> payload copied into the connection's receive ring -> packet freed here.
+ *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
+ *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
+ *            bytes -> IIpLayer.Send. Retransmissions copy out of the ring again; nothing else keeps
+ *            a segment.
+ *
+ * Rules
+ *   1. Everything runs on the host's loop. Timers are KTimers owned by each connection (reused,
+ *      armed and cancelled without allocation); time is Scheduler.Now; ISNs and ephemeral ports
+ *      come from IIpLayer.Random.
+ *   2. A segment that does not parse, fails its checksum or carries malformed options is counted
+ *      (tcpInErrs, tcpInChecksumErrs) and dropped; nothing a peer sends can throw.
+ *   3. Memory is bounded: every connection's buffers are charged to one ITcpMemoryAccount before
+ *      they exist (ENOBUFS otherwise); the reassembly queue lives inside the receive buffer, its
+ *      ranges bounded by TcpConfig.MaxOutOfOrderRanges; each listener holds at most MaxHalfOpen
+ *      SYN_RECEIVED connections and its backlog of established ones.
+ *   4. SYN floods: a passive connection gets its buffers only when the handshake completes, so a
+ *      half-open costs one small object; when a listener's half-open list is full the OLDEST is
+ *      dropped silently (RFC 4987 section 3.4, "drop oldest"). We chose this over SYN cookies
+ *      because cookies lose the window-scale, SACK and timestamp options (or need the timestamp
+ *      trick) and a bounded list already caps memory; an old entry is the one least likely to be a
+ *      real client still waiting.
+ *   5. A segment for no connection and no listener is answered with a RST as RFC 9293 section
+ *      3.10.7.1 says, and a RST is never answered.
+ *   6. Continuations of socket calls run as zero-delay scheduler events with the loop's
+ *      synchronization context current, never inline inside segment processing, so a program
+ *      cannot re-enter a connection while it is processing a segment.
+ *
+ *   7. Congestion control is Reno growth (illumos's default) or CUBIC (TcpConfig.CongestionControl);
+ *      loss recovery is shared: NewReno partial ACKs, or with SACK the RFC 6675 pipe and holes.
+ *      RTT comes from timestamp echoes when both ends use them, else from one timed segment per
+ *      RTT with Karn's rule; RTO per RFC 6298 with TcpConfig.MinRto (illumos: 400 ms).
+ *
+ * Wiring
+ *   The IP layer constructs one TcpProtocol with itself (IIpLayer) and hands it every protocol-6
+ *   segment through ITransport.Receive and every ICMP error about TCP through ReceiveError. TCP
+ *   needs nothing else: source selection, path MTU, local-address checks, the packet pool, the
+ *   scheduler and the random source all come through IIpLayer. Stats is an IKstatSource for the
+ *   host's kstat chain (module "tcp"); Connections is the `netstat -an` snapshot; Memory is where
+ *   a zone's cap applies.
+ *
+ * Not done yet: undoing spurious retransmissions (Eifel, D-SACK), so heavy reordering costs
+ * window; ECN; urgent data (URG is ignored and its bytes delivered in line); MTU probing beyond
+ * reacting to ICMP "fragmentation needed"; cancellation tokens on socket calls; explicit bind()
+ * of an active socket to a local address (ConnectAsync takes only a local port).
+ */
+using System.Diagnostics;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Netstack.Tcp;
+
+/// <summary>The 4-tuple that names a connection (local first).</summary>
+internal readonly struct TcpKey : IEquatable<TcpKey>
+{
+    public readonly IpAddress Local;
+    public readonly IpAddress Remote;
+    public readonly ushort LocalPort;
+    public readonly ushort RemotePort;
+
+    public TcpKey(IpAddress local, ushort localPort, IpAddress remote, ushort remotePort)
+    {
+        Local = local; LocalPort = localPort; Remote = remote; RemotePort = remotePort;
+    }
+
+    public bool Equals(TcpKey o) => LocalPort == o.LocalPort && RemotePort == o.RemotePort && Local == o.Local && Remote == o.Remote;
+    public override bool Equals(object? obj) => obj is TcpKey o && Equals(o);
+    public override int GetHashCode() => HashCode.Combine(Local.Low, Remote.Low, LocalPort, RemotePort, Local.High ^ Remote.High);
+}
+
+/// <summary>TCP for one IP stack (see the theory statement at the top of this file).</summary>
+public sealed class TcpProtocol : ITransport
+{
+    private readonly Dictionary<TcpKey, TcpConnection> _connections = [];
+    private readonly Dictionary<(IpAddress Address, ushort Port), TcpListener> _listeners = [];
+
+    public TcpProtocol(IIpLayer ip, TcpConfig? config = null, ITcpMemoryAccount? memory = null)
+    {
+        Ip = ip;
+        Config = config ?? TcpConfig.Default;
+        Memory = memory ?? new TcpMemoryAccount();
+        Context = new LoopSynchronizationContext(ip.Scheduler);
+        _issSecret = ip.Random.NextUInt64();
+    }
+
+    private readonly ulong _issSecret;
+
+    public IIpLayer Ip { get; }
+    public TcpConfig Config { get; }
+    public ITcpMemoryAccount Memory { get; }
+    public TcpStats Stats { get; } = new();
+    internal Scheduler Scheduler => Ip.Scheduler;
+
+    /// <summary>The context socket continuations run under (rule 6).</summary>
+    public LoopSynchronizationContext Context { get; }
+
+    /// <summary>Connections in the table (all states except LISTEN).</summary>
+    public int ConnectionCount => _connections.Count;
+
+    /// <summary>A snapshot for `netstat -an`: listeners first, then connections, sorted by local then remote endpoint.</summary>
+    public IReadOnlyList<TcpConnectionInfo> Connections
+    {
+        get
+        {
+            var list = new List<TcpConnectionInfo>(_listeners.Count + _connections.Count);
+            foreach (var l in _listeners.Values)
+                list.Add(new TcpConnectionInfo(l.LocalAddress, l.LocalPort, l.LocalAddress.IsV4 ? IpAddress.AnyV4 : IpAddress.AnyV6, 0, TcpState.Listen, 0, l.QueuedCount));
+            foreach (var c in _connections.Values) list.Add(c.Info);
+            list.Sort(static (a, b) =>
+            {
+                int r = a.LocalAddress.CompareTo(b.LocalAddress);
+                if (r == 0) r = a.LocalPort.CompareTo(b.LocalPort);
+                if (r == 0) r = a.RemoteAddress.CompareTo(b.RemoteAddress);
+                if (r == 0) r = a.RemotePort.CompareTo(b.RemotePort);
+                return r;
+            });
+            return list;
+        }
+    }
+
+    /// <summary>Resets every connection and closes every listener (a zone halting, an interface
+    /// going away). Pending socket calls fail with ECONNABORTED.</summary>
+    public void AbortAll()
+    {
+        foreach (var l in new List<TcpListener>(_listeners.Values)) l.Close();
+        foreach (var c in new List<TcpConnection>(_connections.Values)) c.Abort();
+    }
+
+    // ---- ITransport ---------------------------------------------------------------------------
+
+    public void Receive(Packet packet, IpAddress source, IpAddress destination)
+    {
+        try { ReceiveSegment(packet.Data, source, destination); }
+        finally { packet.Free(); }
+    }
+
+    private void ReceiveSegment(Span<byte> segment, IpAddress source, IpAddress destination)
+    {
+        Stats.InSegs++;
+        if (!TcpView.TryCreate(segment, out var view)) { Stats.InErrs++; return; }
+        if (!view.ChecksumValid(source, destination)) { Stats.ChecksumErrors++; Stats.InErrs++; return; }
+        if (!TcpRepr.TryParse(view, out var seg)) { Stats.InErrs++; return; }
+        // RFC 9293 3.9.1: TCP is unicast only; a segment from or to a multicast/broadcast address is dropped.
+        if (source.IsMulticast || destination.IsMulticast || destination == IpAddress.BroadcastV4 || source.IsUnspecified || seg.SourcePort == 0 || seg.DestinationPort == 0)
+        {
+            Stats.InErrs++;
+            return;
+        }
+        var payload = view.Payload;
+        var key = new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort);
+        if (_connections.TryGetValue(key, out var conn))
+        {
+            // RFC 9293 3.6.1 / RFC 6191: a new SYN beyond a TIME_WAIT connection's sequence space
+            // (or with a newer timestamp) ends TIME_WAIT and opens a new incarnation.
+            if (!(conn.State == TcpState.TimeWait && conn.AcceptsReincarnation(ref seg)))
+            {
+                conn.Input(ref seg, payload);
+                return;
+            }
+            conn.Drop(TcpError.None);
+        }
+        var listener = FindListener(destination, seg.DestinationPort);
+        if (listener != null)
+        {
+            listener.Input(ref seg, payload.Length, source, destination);
+            return;
+        }
+        Stats.NoPort++;
+        ResetForUnknown(ref seg, payload.Length, source, destination);
+    }
+
+    public void ReceiveError(IcmpErrorKind kind, int mtu, IpAddress source, IpAddress destination, ReadOnlySpan<byte> quoted)
+    {
+        // The quoted header is one we sent: source is us, destination the peer.
+        if (quoted.Length < 8) return;
+        ushort sport = (ushort)(quoted[0] << 8 | quoted[1]);
+        ushort dport = (ushort)(quoted[2] << 8 | quoted[3]);
+        uint seq = (uint)(quoted[4] << 24 | quoted[5] << 16 | quoted[6] << 8 | quoted[7]);
+        if (_connections.TryGetValue(new TcpKey(source, sport, destination, dport), out var conn))
+            conn.IcmpError(kind, mtu, seq);
+    }
+
+    // ---- tables --------------------------------------------------------------------------------
+
+    private TcpListener? FindListener(IpAddress local, ushort port)
+    {
+        if (_listeners.TryGetValue((local, port), out var l)) return l;
+        return _listeners.TryGetValue((local.IsV4 ? IpAddress.AnyV4 : IpAddress.AnyV6, port), out l) ? l : null;
+    }
+
+    internal TcpError AddListener(TcpListener listener, IpAddress address, ref ushort port)
+    {
+        if (!address.IsUnspecified && !Ip.IsLocalAddress(address)) return TcpError.EADDRNOTAVAIL;
+        if (port == 0)
+        {
+            if (!TryEphemeral(address, default, 0, out port)) return TcpError.EADDRINUSE;
+        }
+        else if (PortBoundByListener(address, port))
+        {
+            return TcpError.EADDRINUSE;
+        }
+        _listeners.Add((address, port), listener);
+        return TcpError.None;
+    }
+
+    private bool PortBoundByListener(IpAddress address, ushort port)
+    {
+        foreach (var key in _listeners.Keys)
+        {
+            if (key.Port != port || key.Address.IsV4 != address.IsV4) continue;
+            if (key.Address == address || key.Address.IsUnspecified || address.IsUnspecified) return true;
+        }
+        return false;
+    }
+
+    internal void RemoveListener(TcpListener listener) => _listeners.Remove((listener.LocalAddress, listener.LocalPort));
+
+    /// <summary>Picks an ephemeral port from a random start in the range (RFC 6056 algorithm 1-like).</summary>
+    internal bool TryEphemeral(IpAddress local, IpAddress remote, ushort remotePort, out ushort port)
+    {
+        int low = Config.EphemeralLow, span = Config.EphemeralHigh - Config.EphemeralLow + 1;
+        int start = Ip.Random.Next(span);
+        for (int i = 0; i < span; i++)
+        {
+            port = (ushort)(low + (start + i) % span);
+            if (PortBoundByListener(local, port)) continue;
+            if (remotePort != 0 && _connections.ContainsKey(new TcpKey(local, port, remote, remotePort))) continue;
+            return true;
+        }
+        port = 0;
+        return false;
+    }
+
+    internal IEnumerable<TcpConnection> ConnectionObjects => _connections.Values;
+
+    internal bool TryAddConnection(TcpConnection c) => _connections.TryAdd(c.Key, c);
+
+    internal void RemoveConnection(TcpConnection c)
+    {
+        if (_connections.TryGetValue(c.Key, out var existing) && ReferenceEquals(existing, c)) _connections.Remove(c.Key);
+    }
+
+    internal bool ContainsConnection(TcpKey key) => _connections.ContainsKey(key);
+
+    /// <summary>RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. A new incarnation of
+    /// a 4-tuple thus starts above the old one's sequence space, which lets a SYN end TIME_WAIT safely.</summary>
+    internal uint NewIss(in TcpKey key)
+    {
+        ulong h = _issSecret;
+        h = Mix(h ^ key.Local.High) ^ key.Local.Low;
+        h = Mix(h) ^ key.Remote.High;
+        h = Mix(h) ^ key.Remote.Low;
+        h = Mix(h) ^ ((ulong)key.LocalPort << 16 | key.RemotePort);
+        h = Mix(h);
+        return (uint)(Scheduler.Now / (4 * Time.Microsecond)) + (uint)(h >> 32);
+    }
+
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    // ---- control segments -------------------------------------------------------------------
+
+    /// <summary>RFC 9293 3.10.7.1: a segment for a CLOSED port.</summary>
+    internal void ResetForUnknown(ref TcpRepr seg, int payloadLength, IpAddress source, IpAddress destination)
+    {
+        if ((seg.Flags & TcpFlags.Rst) != 0) return;
+        if ((seg.Flags & TcpFlags.Ack) != 0)
+        {
+            SendControl(destination, seg.DestinationPort, source, seg.SourcePort, seg.Ack, 0, TcpFlags.Rst);
+        }
+        else
+        {
+            uint len = (uint)payloadLength + ((seg.Flags & TcpFlags.Syn) != 0 ? 1u : 0) + ((seg.Flags & TcpFlags.Fin) != 0 ? 1u : 0);
+            SendControl(destination, seg.DestinationPort, source, seg.SourcePort, 0, seg.Seq + len, TcpFlags.Rst | TcpFlags.Ack);
+        }
+    }
+
+    /// <summary>Sends a bare control segment (RST) that belongs to no connection.</summary>
+    internal void SendControl(IpAddress local, ushort localPort, IpAddress remote, ushort remotePort, uint seq, uint ack, TcpFlags flags)
+    {
+        var repr = new TcpRepr { SourcePort = localPort, DestinationPort = remotePort, Seq = seq, Ack = ack, Flags = flags };
+        var p = RentSegment(repr.HeaderLength);
+        if (p == null) return;
+        repr.TryEmit(p.Data, out _);
+        if ((flags & TcpFlags.Rst) != 0) Stats.OutRsts++;
+        Transmit(p, local, remote);
+    }
+
+    /// <summary>Rents a packet for a segment of <paramref name="length"/> bytes with the IP layer's headroom in front.</summary>
+    internal Packet? RentSegment(int length)
+    {
+        int extra = Math.Max(0, Ip.HeaderRoom - Packet.Headroom);
+        var p = Ip.Pool.Rent(extra + length);
+        if (p == null) { Stats.PacketPoolExhausted++; return null; }
+        if (extra > 0) p.TrimFront(extra);
+        Debug.Assert(p.Offset >= Ip.HeaderRoom);
+        return p;
+    }
+
+    /// <summary>Fills the checksum and hands the segment to the IP layer.</summary>
+    internal void Transmit(Packet p, IpAddress local, IpAddress remote)
+    {
+        TcpView.TryCreate(p.Data, out var view);
+        view.FillChecksum(local, remote);
+        Stats.OutSegs++;
+        Ip.Send(p, local, remote, IpProtocol.Tcp);
+    }
+
+    /// <summary>The MSS to announce toward <paramref name="remote"/>: path MTU minus IP and TCP headers.</summary>
+    internal int LocalMss(IpAddress remote)
+    {
+        int mtu = Ip.PathMtu(remote);
+        int mss = mtu - (remote.IsV4 ? 20 : 40) - TcpView.MinHeaderLength;
+        return Math.Clamp(mss, 64, PacketPool.LargeSize - 128);
+    }
+}
