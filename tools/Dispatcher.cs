@@ -75,6 +75,7 @@ public static class Dispatcher
             Err = ctx.Err,
             Cancel = ctx.Cancel,
             Stack = StackOf(ctx),
+            WorkingDirectory = ctx.WorkingDirectory,
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);
