@@ -39,6 +39,7 @@ public static class Programs
         ["nc"] = Nc.RunAsync,
         ["httpd"] = Httpd.RunAsync,
         ["curl"] = Curl.RunAsync,
+        ["iperf"] = Iperf.RunAsync,
     };
 
     public static IEnumerable<string> Names => s_all.Keys;
