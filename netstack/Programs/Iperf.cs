@@ -178,7 +178,7 @@ public static class Iperf
                         test.Stats.Start = testStart;
                         dataLoop = test.Sending ? SendLoop(test) : ReceiveLoop(test);
                         var reports = Reports(test, testStart);
-                        if (!test.Sending) _ = EndAfter(test, testStart);
+                        _ = EndAfter(test, testStart);
                         await test.Done.Task;
                         test.Stopped = true;
                         test.Stats.End = stack.Scheduler.Now;
@@ -228,7 +228,8 @@ public static class Iperf
 
     private static async Task EndAfter(Test test, long start)
     {
-        // A receiving client ends a timed test itself (the server sends until TEST_END).
+        // The client's timer ends a timed test, as iperf3's does, even while a write is pending;
+        // a receiving client's server sends until TEST_END.
         if (test.Settings.Bytes > 0) return;
         long due = start + test.Settings.Duration - test.Scheduler.Now;
         if (due > 0) await LoopSynchronizationContext.Delay(test.Scheduler, due);
@@ -522,6 +523,7 @@ public static class Iperf
                         if (due > sched.Now) await LoopSynchronizationContext.Delay(sched, due - sched.Now);
                     }
                     await test.Tcp.SendAsync(block.AsMemory(0, len));
+                    if (test.Stopped) break;
                     stats.Bytes += len;
                     stats.Packets++;
                 }
