@@ -15,7 +15,8 @@
  *               that a connected route reaches. Lookup is longest prefix first, then the default.
  *   neighbour   an ARP (IPv4) or NDP (IPv6) cache entry per interface: incomplete (packets wait in
  *               a bounded queue while we solicit), reachable (until a timeout), or permanent.
- *   transport   an ITransport registered by protocol number; UDP is built in.
+ *   transport   an ITransport registered by protocol number; UDP is built in, and every stack
+ *               creates and registers its TCP (Tcp, a TcpProtocol) the same way any transport plugs in.
  *
  * Data path
  *   receive:    MacClient -> Receive (IMacReceiver): queue on the stack's receive ring -> Drain
@@ -44,7 +45,7 @@
  *   ip.CreateInterface("net0", vnic.OpenClient("ip")!);         // ipadm create-if
  *   ip.AddAddress("net0/v4", addr, 24, out var a);             // then a.Ready (DAD, ~0.6 s)
  *   ip.AddRoute(IpAddress.AnyV4, 0, gateway);                  // route add default
- *   ip.RegisterTransport(IpProtocol.Tcp, tcp);                 // TCP plugs in here
+ *   var l = new TcpListener(ip.Tcp); l.Listen(IpAddress.AnyV4, 80); // TCP is registered already
  *   var u = ip.OpenUdpSocket(); u.Bind(...); await u.ReceiveFromAsync(buffer);
  * DadTransmits = 0 before adding addresses makes them usable at once (tests of other layers).
  *
@@ -54,6 +55,7 @@
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
+using SmartOS.Netstack.Tcp;
 using SmartOS.Vnic;
 
 namespace SmartOS.Netstack;
@@ -78,7 +80,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private int _nextIfIndex = 1;
     private ushort _ipId;
 
-    public IpStack(string name, Scheduler scheduler, PacketPool pool, HostRandom random, KstatRegistry? kstats = null, int instance = 0)
+    public IpStack(string name, Scheduler scheduler, PacketPool pool, HostRandom random, KstatRegistry? kstats = null, int instance = 0,
+        TcpConfig? tcpConfig = null, ITcpMemoryAccount? tcpMemory = null)
     {
         Name = name;
         Scheduler = scheduler;
@@ -89,6 +92,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         _ipId = (ushort)random.NextUInt32();
         Udp = new UdpLayer(this);
         _transports[IpProtocol.Udp] = Udp;
+        Tcp = new TcpProtocol(this, tcpConfig, tcpMemory);
+        _transports[IpProtocol.Tcp] = Tcp;
         Loopback = new IpInterface(this, "lo0", null, _nextIfIndex++);
         _interfaces.Add(Loopback);
         AddAddressCore(Loopback, "lo0/v4", IpAddress.V4(0x7F000001), 8, AddressType.Static, dad: false);
@@ -102,6 +107,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
             _kstats.Add(kstats.Add("icmp", instance, "icmp", "mib2", Icmp));
             _kstats.Add(kstats.Add("icmp", instance, "icmp6", "mib2", Icmp6));
             _kstats.Add(kstats.Add("udp", instance, "udp", "mib2", UdpStats));
+            _kstats.Add(kstats.Add("tcp", instance, "tcp", "mib2", Tcp.Stats));
             foreach (var k in _kstats) k.Zone = name;
         }
     }
@@ -122,6 +128,10 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public UdpCounters UdpStats { get; } = new();
     internal UdpLayer Udp { get; }
 
+    /// <summary>The stack's TCP, registered for IpProtocol.Tcp at construction. Sockets:
+    /// new TcpSocket(stack.Tcp), new TcpListener(stack.Tcp).</summary>
+    public TcpProtocol Tcp { get; }
+
     /// <summary>Link (14) plus the larger IP header (IPv6, 40): what a transport leaves in front.</summary>
     public int HeaderRoom => EthernetView.HeaderLength + Ipv6View.HeaderLength;
 
@@ -137,9 +147,11 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public IReadOnlyList<IpInterface> Interfaces => _interfaces;
     public IReadOnlyList<IpAddressObject> Addresses => _addresses;
 
-    /// <summary>Unregisters the stack's kstats and closes its MAC clients (zone halt).</summary>
+    /// <summary>Resets every TCP connection (pending calls fail with ECONNABORTED), unregisters the
+    /// stack's kstats and closes its MAC clients (zone halt).</summary>
     public void Shutdown()
     {
+        Tcp.AbortAll();
         if (_kstatRegistry != null) foreach (var k in _kstats) _kstatRegistry.Remove(k);
         _kstats.Clear();
         for (int i = _interfaces.Count - 1; i >= 0; i--)

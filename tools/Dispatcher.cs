@@ -144,6 +144,7 @@ public static class Dispatcher
             Err = ctx.Err,
             Cancel = ctx.Cancel,
             Stack = stack,
+            WorkingDirectory = ctx.WorkingDirectory,
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);

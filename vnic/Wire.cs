@@ -10,6 +10,9 @@ namespace SmartOS.Vnic;
 /// <see cref="Loss"/> of them and any frame whose payload exceeds <see cref="Mtu"/>. The serialiser
 /// keeps its clock in picoseconds with the remainder carried, so rates stay exact at multi-gigabit
 /// speeds. When a direction is congested its frames wait in priority bands (BandQueue).
+/// Two more impairments, for tests of transports: <see cref="Duplicate"/> delivers a seeded
+/// fraction of frames twice, and <see cref="Reorder"/> holds a seeded fraction back for
+/// <see cref="ReorderDelayNs"/> so later frames overtake them.
 /// </summary>
 public sealed class Wire
 {
@@ -41,6 +44,14 @@ public sealed class Wire
     /// the wire before its frames are dropped (a NIC's per-client tx ring).</summary>
     public int QueueFrames { get; init; } = 1000;
 
+    /// <summary>Fraction of delivered frames delivered a second time (0 to 1).</summary>
+    public double Duplicate { get; init; }
+
+    /// <summary>Fraction of frames held back <see cref="ReorderDelayNs"/> after their arrival (0 to 1).</summary>
+    public double Reorder { get; init; }
+
+    public long ReorderDelayNs { get; init; } = 1_000_000;
+
     public long FramesCarried => _ab.Carried + _ba.Carried;
 
     public void Disconnect()
@@ -67,7 +78,9 @@ public sealed class Wire
         private readonly Scheduler _scheduler;
         private readonly HostRandom _random;
         private readonly PhysLink _to;
-        private readonly KTimer _arrivalTimer, _txTimer;
+        private readonly KTimer _arrivalTimer, _txTimer, _heldTimer;
+        // Frames held back for reordering: all wait the same extra delay, so a FIFO keeps them in order.
+        private readonly Queue<(Packet Packet, long Due)> _held = new();
         private BandQueue? _queue;
         private Packet[] _ring = new Packet[64];
         private long[] _arrival = new long[64];
@@ -80,6 +93,14 @@ public sealed class Wire
             _wire = wire; _scheduler = scheduler; _random = random; _to = to;
             _arrivalTimer = new KTimer(scheduler, static s => ((Lane)s!).Arrive(), this);
             _txTimer = new KTimer(scheduler, static s => ((Lane)s!).TxDone(), this);
+            _heldTimer = new KTimer(scheduler, static s => ((Lane)s!).ReleaseHeld(), this);
+        }
+
+        private void ReleaseHeld()
+        {
+            long now = _scheduler.Now;
+            while (_held.Count > 0 && _held.Peek().Due <= now) DeliverNow(_held.Dequeue().Packet);
+            if (_held.Count > 0) _heldTimer.ArmAt(_held.Peek().Due);
         }
 
         private PhysLink From => _to == _wire.A ? _wire.B : _wire.A;
@@ -168,6 +189,22 @@ public sealed class Wire
                 _to.Stats.DropWireMtu++;
                 p.Free();
                 return;
+            }
+            if (_wire.Reorder > 0 && _random.NextDouble() < _wire.Reorder)
+            {
+                _held.Enqueue((p, _scheduler.Now + _wire.ReorderDelayNs));
+                if (!_heldTimer.IsArmed) _heldTimer.ArmAt(_held.Peek().Due);
+                return;
+            }
+            DeliverNow(p);
+        }
+
+        private void DeliverNow(Packet p)
+        {
+            if (_wire.Duplicate > 0 && _random.NextDouble() < _wire.Duplicate && p.Clone() is { } copy)
+            {
+                Carried++;
+                _to.ReceiveFromWire(copy);
             }
             Carried++;
             _to.ReceiveFromWire(p);

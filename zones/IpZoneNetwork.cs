@@ -1,6 +1,7 @@
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Netstack;
+using SmartOS.Netstack.Tcp;
 
 namespace SmartOS.Zones;
 
@@ -30,7 +31,10 @@ public sealed class IpZoneNetwork : IZoneNetwork
                 if (!IpAddress.TryParse(g, out _)) { error = $"{nic.Name}: invalid gateway '{g}'"; return false; }
             }
         }
-        var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++);
+        // The zone's memory cap bounds what its TCP holds: connection state and socket buffers are
+        // charged before they exist, and a refusal is ENOBUFS in that zone only.
+        var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++,
+            tcpMemory: new ZoneTcpMemory(plan.Memory));
         error = Configure(ip, plan);
         if (error != null)
         {
@@ -104,6 +108,13 @@ public sealed class IpZoneNetwork : IZoneNetwork
         public IpStack Ip { get; } = ip;
         public void Stop() => Ip.Shutdown();
     }
+}
+
+/// <summary>Charges a zone's TCP memory to the zone's memory account (capped-memory).</summary>
+internal sealed class ZoneTcpMemory(IMemoryAccount account) : ITcpMemoryAccount
+{
+    public bool TryCharge(long bytes) => account.TryCharge(bytes);
+    public void Release(long bytes) => account.Release(bytes);
 }
 
 /// <summary>A zone stack backed by the project's IpStack (what zlogin's programs run on).</summary>

@@ -19,6 +19,8 @@ public sealed class ProgramContext
     /// <summary>Opens a MAC client on a datalink the zone may use; null when there is no such link
     /// (or it is busy or not the zone's).</summary>
     public Func<string, MacClient?>? OpenLink { get; init; }
+    /// <summary>Where relative paths (httpd -d, curl -o) resolve: the scenario's directory in `smartos run`.</summary>
+    public string WorkingDirectory { get; init; } = Environment.CurrentDirectory;
 }
 
 /// <summary>The programs of the netstack, by name (the lead wires these into the command dispatcher).</summary>
@@ -34,6 +36,10 @@ public static class Programs
         ["arp"] = Arp.RunAsync,
         ["ifconfig"] = Ifconfig.RunAsync,
         ["dhcpd"] = Dhcpd.RunAsync,
+        ["nc"] = Nc.RunAsync,
+        ["httpd"] = Httpd.RunAsync,
+        ["curl"] = Curl.RunAsync,
+        ["iperf"] = Iperf.RunAsync,
     };
 
     public static IEnumerable<string> Names => s_all.Keys;

@@ -211,7 +211,7 @@ internal sealed partial class TcpConnection
         if (p != null)
         {
             repr.TryEmit(p.Data, out _);
-            if (isRetransmit) _stats.RetransSegs++;
+            if (isRetransmit) { _stats.RetransSegs++; Retransmits++; }
             _lastAckSent = _rcvNxt;
             _tcp.Transmit(p, Key.Local, Key.Remote);
         }
@@ -268,7 +268,7 @@ internal sealed partial class TcpConnection
         _ackNow = false;
         _delAckTimer.Cancel();
         _lastAckSent = _rcvNxt;
-        if (isRetransmit) _stats.RetransSegs++;
+        if (isRetransmit) { _stats.RetransSegs++; Retransmits++; }
         _tcp.Transmit(p, Key.Local, Key.Remote);
         return true;
     }

@@ -105,6 +105,9 @@ internal sealed partial class TcpConnection
         while (_rcvScale < 14 && (recvBufferSize >> _rcvScale) > ushort.MaxValue) _rcvScale++;
     }
 
+    /// <summary>Segments this connection retransmitted (iperf's Retr column).</summary>
+    public long Retransmits;
+
     public TcpConnectionInfo Info => new(Key.Local, Key.LocalPort, Key.Remote, Key.RemotePort, State,
         _send?.Count ?? 0, _recv?.Count ?? 0);
 
@@ -121,6 +124,10 @@ internal sealed partial class TcpConnection
 
     private bool IsSynchronized => State >= TcpState.Established;
     public int Readable => _recv?.Count ?? 0;
+    /// <summary>The peer's last advertised window in bytes (netstat's Swind).</summary>
+    public int SendWindow => (int)Math.Min(int.MaxValue, _sndWnd);
+    /// <summary>Free space in the receive buffer (netstat's Rwind; before the handshake, the buffer size).</summary>
+    public int ReceiveWindow => _recv?.Free ?? _recvBufferSize;
     public bool ReceiveClosed => _finReceived || State == TcpState.Closed;
     public int SendFree => _finQueued || _send == null ? 0 : _send.Free;
     public int SendQueued => _send?.Count ?? 0;

@@ -87,7 +87,7 @@ internal readonly struct TcpKey : IEquatable<TcpKey>
 }
 
 /// <summary>TCP for one IP stack (see the theory statement at the top of this file).</summary>
-public sealed class TcpProtocol : ITransport
+public sealed class TcpProtocol : ITransport, ISocketLister
 {
     private readonly Dictionary<TcpKey, TcpConnection> _connections = [];
     private readonly Dictionary<(IpAddress Address, ushort Port), TcpListener> _listeners = [];
@@ -135,6 +135,45 @@ public sealed class TcpProtocol : ITransport
             return list;
         }
     }
+
+    /// <summary>ISocketLister: the `netstat -an` lines, states named as illumos prints them.</summary>
+    public void ListSockets(List<TransportSocketInfo> into)
+    {
+        foreach (var l in _listeners.Values)
+        {
+            var any = l.LocalAddress.IsV4 ? IpAddress.AnyV4 : IpAddress.AnyV6;
+            into.Add(new TransportSocketInfo(IpProtocol.Tcp, new IpEndpoint(l.LocalAddress, l.LocalPort), new IpEndpoint(any, 0),
+                "LISTEN", 0, 0, l.ReceiveBufferSize, l.QueuedCount));
+        }
+        var conns = new List<TcpConnection>(_connections.Values);
+        conns.Sort(static (a, b) =>
+        {
+            int r = a.Key.Local.CompareTo(b.Key.Local);
+            if (r == 0) r = a.Key.LocalPort.CompareTo(b.Key.LocalPort);
+            if (r == 0) r = a.Key.Remote.CompareTo(b.Key.Remote);
+            if (r == 0) r = a.Key.RemotePort.CompareTo(b.Key.RemotePort);
+            return r;
+        });
+        foreach (var c in conns)
+            into.Add(new TransportSocketInfo(IpProtocol.Tcp, new IpEndpoint(c.Key.Local, c.Key.LocalPort), new IpEndpoint(c.Key.Remote, c.Key.RemotePort),
+                StateName(c.State), c.SendWindow, c.SendQueued, c.ReceiveWindow, c.Readable));
+    }
+
+    /// <summary>A state as illumos's netstat names it (ESTABLISHED, TIME_WAIT, ...).</summary>
+    public static string StateName(TcpState state) => state switch
+    {
+        TcpState.Closed => "CLOSED",
+        TcpState.Listen => "LISTEN",
+        TcpState.SynSent => "SYN_SENT",
+        TcpState.SynReceived => "SYN_RCVD",
+        TcpState.Established => "ESTABLISHED",
+        TcpState.FinWait1 => "FIN_WAIT_1",
+        TcpState.FinWait2 => "FIN_WAIT_2",
+        TcpState.CloseWait => "CLOSE_WAIT",
+        TcpState.Closing => "CLOSING",
+        TcpState.LastAck => "LAST_ACK",
+        _ => "TIME_WAIT",
+    };
 
     /// <summary>Resets every connection and closes every listener (a zone halting, an interface
     /// going away). Pending socket calls fail with ECONNABORTED.</summary>

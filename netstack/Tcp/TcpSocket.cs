@@ -71,6 +71,15 @@ public sealed class TcpSocket
     /// <summary>Bytes in the send buffer (unsent or unacknowledged).</summary>
     public int SendQueued => _conn?.SendQueued ?? 0;
 
+    /// <summary>The congestion window in bytes (iperf's Cwnd column; TCP_INFO tcpi_snd_cwnd).</summary>
+    public long CongestionWindow => _conn?.CongestionWindow ?? 0;
+
+    /// <summary>Segments retransmitted on this connection (TCP_INFO tcpi_total_retrans).</summary>
+    public long Retransmits => _conn?.Retransmits ?? 0;
+
+    /// <summary>The MSS in use toward the peer.</summary>
+    public int Mss => _conn?.EffectiveMss ?? 0;
+
     internal TcpConnection? Connection => _conn;
 
     /// <summary>Connects; fails with ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EADDRINUSE or ENOBUFS.

@@ -1,0 +1,280 @@
+using System.Text;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Netstack.Tcp;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// nc(1), the OpenBSD netcat that illumos ships, for TCP and UDP:
+/// <code>
+///   nc [-uvz] [-w SECS] [-m TEXT | --send TEXT | --bytes N] [--count] HOST PORT
+///   nc -l [-uv] [-w SECS] [-m TEXT | --send TEXT | --bytes N] [--count] [-p] PORT
+/// </code>
+/// A scenario has no stdin, so what nc sends comes from an option: -m/--send TEXT sends TEXT and a
+/// newline (as `echo TEXT | nc` would), --bytes N sends N bytes of a repeating printable pattern.
+/// What arrives is written to stdout, or with --count only "N bytes received" at the end.
+/// A connecting nc sends, half-closes (as nc -N does) and reads until the peer closes; a listening
+/// nc accepts one connection, reads until the peer closes, then sends its own data and closes.
+/// -w bounds the connect and each wait for data (UDP: how long to wait for datagrams, default 1 s
+/// for a client; a UDP listener waits until interrupted). -z only checks that the port accepts
+/// a connection. Exit 0 on success, 1 on failure, as nc does.
+/// </summary>
+public static class Nc
+{
+    private sealed class Options
+    {
+        public bool Listen, Udp, Verbose, Zero, Count;
+        public long Wait;
+        public byte[] Payload = [];
+        public string? Host;
+        public ushort Port;
+    }
+
+    public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
+    {
+        var o = new Options();
+        var positional = new List<string>();
+        args = ExpandFlags(args);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string? Next() => i + 1 < args.Length ? args[++i] : null;
+            switch (a)
+            {
+                case "-l": o.Listen = true; break;
+                case "-u": o.Udp = true; break;
+                case "-v": o.Verbose = true; break;
+                case "-z": o.Zero = true; break;
+                case "-N": case "-n": break;
+                case "--count": o.Count = true; break;
+                case "-p":
+                    if (Next() is not { } p || !ProgramSupport.TryParsePort(p, out o.Port)) return Usage(ctx);
+                    break;
+                case "-w":
+                    if (Next() is not { } w || !ProgramSupport.TryParseSeconds(w, out o.Wait))
+                    {
+                        ctx.Err.WriteLine($"nc: timeout invalid: {(i < args.Length ? args[i] : "")}");
+                        return 1;
+                    }
+                    break;
+                case "-m": case "--send":
+                    if (Next() is not { } m) return Usage(ctx);
+                    o.Payload = Encoding.UTF8.GetBytes(m + "\n");
+                    break;
+                case "--bytes":
+                    if (Next() is not { } b || !ProgramSupport.TryParseScaled(b, 1024, out long n) || n > 1L << 30) return Usage(ctx);
+                    o.Payload = Pattern((int)n);
+                    break;
+                default:
+                    if (a.Length > 1 && a[0] == '-') return Usage(ctx);
+                    positional.Add(a);
+                    break;
+            }
+        }
+        if (o.Listen)
+        {
+            if (positional.Count == 1 && o.Port == 0 && ProgramSupport.TryParsePort(positional[0], out var lp)) o.Port = lp;
+            else if (positional.Count != 0 || o.Port == 0) return Usage(ctx);
+            return o.Udp ? await ListenUdp(ctx, o) : await ListenTcp(ctx, o);
+        }
+        if (positional.Count != 2) return Usage(ctx);
+        o.Host = positional[0];
+        if (!ProgramSupport.TryParsePort(positional[1], out o.Port))
+        {
+            ctx.Err.WriteLine($"nc: port number invalid: {positional[1]}");
+            return 1;
+        }
+        if (!IpAddress.TryParse(o.Host, out var remote))
+        {
+            ctx.Err.WriteLine($"nc: getaddrinfo for host \"{o.Host}\" port {o.Port}: hostname nor servname provided, or not known");
+            return 1;
+        }
+        return o.Udp ? await ConnectUdp(ctx, o, remote) : await ConnectTcp(ctx, o, remote);
+    }
+
+    /// <summary>"-zv" is "-z -v", as getopt reads clustered flags.</summary>
+    private static string[] ExpandFlags(string[] args)
+    {
+        var list = new List<string>();
+        foreach (string a in args)
+        {
+            if (a.Length > 2 && a[0] == '-' && a[1] != '-' && a.AsSpan(1).IndexOfAnyExcept("luvzNn") < 0)
+                foreach (char c in a.AsSpan(1)) list.Add("-" + c);
+            else list.Add(a);
+        }
+        return [.. list];
+    }
+
+    private static int Usage(ProgramContext ctx)
+    {
+        ctx.Err.WriteLine("usage: nc [-luvz] [-w timeout] [-m text | --send text | --bytes n] [--count] [-p port] [host] [port]");
+        return 1;
+    }
+
+    /// <summary>N bytes of "0123456789abcdef...xyz\n" repeated: printable, easy to check.</summary>
+    internal static byte[] Pattern(int n)
+    {
+        const string line = "0123456789abcdefghijklmnopqrstuvwxyz\n";
+        var data = new byte[n];
+        for (int i = 0; i < n; i++) data[i] = (byte)line[i % line.Length];
+        return data;
+    }
+
+    private static async Task<int> ConnectTcp(ProgramContext ctx, Options o, IpAddress remote)
+    {
+        var sock = new TcpSocket(ctx.Stack.Tcp);
+        using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, sock.Abort);
+        dog.Arm(o.Wait);
+        try
+        {
+            await sock.ConnectAsync(remote, o.Port);
+        }
+        catch (TcpException e)
+        {
+            var err = dog.TimedOut ? TcpError.ETIMEDOUT : e.Error;
+            if (!o.Zero || o.Verbose || err != TcpError.ECONNREFUSED)
+                ctx.Err.WriteLine($"nc: connect to {o.Host} port {o.Port} (tcp) failed: {ProgramSupport.Describe(err)}");
+            ctx.Cancel.ThrowIfCancellationRequested();
+            return 1;
+        }
+        if (o.Verbose) ctx.Err.WriteLine($"Connection to {o.Host} {o.Port} port [tcp/*] succeeded!");
+        if (o.Zero)
+        {
+            sock.Close();
+            return 0;
+        }
+        return await Exchange(ctx, o, sock, dog, sendFirst: true);
+    }
+
+    private static async Task<int> ListenTcp(ProgramContext ctx, Options o)
+    {
+        var listener = new TcpListener(ctx.Stack.Tcp);
+        try { listener.Listen(IpAddress.AnyV4, o.Port, 1); }
+        catch (TcpException e)
+        {
+            ctx.Err.WriteLine($"nc: {ProgramSupport.Describe(e.Error)}");
+            return 1;
+        }
+        TcpSocket sock;
+        using (var acceptDog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, listener.Close))
+        {
+            try { sock = await listener.AcceptAsync(); }
+            catch (TcpException)
+            {
+                ctx.Cancel.ThrowIfCancellationRequested();
+                return 1;
+            }
+            finally { listener.Close(); }
+        }
+        if (o.Verbose) ctx.Err.WriteLine($"Connection received on {sock.RemoteAddress} {sock.RemotePort}");
+        using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, sock.Abort);
+        return await Exchange(ctx, o, sock, dog, sendFirst: false);
+    }
+
+    /// <summary>Sends (first, for a client) and receives until the peer closes; -w bounds each wait.</summary>
+    private static async Task<int> Exchange(ProgramContext ctx, Options o, TcpSocket sock, Watchdog dog, bool sendFirst)
+    {
+        long received = 0;
+        try
+        {
+            if (sendFirst) await Send(sock, dog, o);
+            var buffer = new byte[16 * 1024];
+            while (true)
+            {
+                dog.Arm(o.Wait);
+                int n = await sock.ReceiveAsync(buffer);
+                if (n == 0) break;
+                received += n;
+                if (!o.Count) ctx.Out.Write(Encoding.UTF8.GetString(buffer, 0, n));
+            }
+            if (!sendFirst) await Send(sock, dog, o);
+            sock.Close();
+        }
+        catch (TcpException e)
+        {
+            if (dog.Fired && !dog.TimedOut) throw new OperationCanceledException(ctx.Cancel);
+            if (!dog.TimedOut) ctx.Err.WriteLine($"nc: {ProgramSupport.Describe(e.Error)}");
+            if (o.Count) ctx.Out.WriteLine($"{received} bytes received");
+            return dog.TimedOut ? 0 : 1;
+        }
+        if (o.Count) ctx.Out.WriteLine($"{received} bytes received");
+        return 0;
+    }
+
+    private static async Task Send(TcpSocket sock, Watchdog dog, Options o)
+    {
+        if (o.Payload.Length > 0)
+        {
+            dog.Arm(0);
+            await sock.SendAsync(o.Payload);
+        }
+        sock.Shutdown();
+    }
+
+    private static async Task<int> ConnectUdp(ProgramContext ctx, Options o, IpAddress remote)
+    {
+        using var sock = ctx.Stack.OpenUdpSocket();
+        var e = sock.Connect(new IpEndpoint(remote, o.Port));
+        if (e == NetError.None && !o.Zero) e = SendDatagrams(sock, o.Payload, default);
+        if (e == NetError.None && o.Zero) e = sock.Send("X"u8);
+        if (e != NetError.None)
+        {
+            ctx.Err.WriteLine($"nc: connect to {o.Host} port {o.Port} (udp) failed: {NetErrors.Message(e)}");
+            return 1;
+        }
+        if (o.Verbose) ctx.Err.WriteLine($"Connection to {o.Host} {o.Port} port [udp/*] succeeded!");
+        if (o.Zero) return 0;
+        return await ReceiveDatagrams(ctx, o, sock, o.Wait > 0 ? o.Wait : Time.Second, reply: false);
+    }
+
+    private static async Task<int> ListenUdp(ProgramContext ctx, Options o)
+    {
+        using var sock = ctx.Stack.OpenUdpSocket();
+        var e = sock.Bind(IpAddress.AnyV4, o.Port);
+        if (e != NetError.None)
+        {
+            ctx.Err.WriteLine($"nc: {NetErrors.Message(e)}");
+            return 1;
+        }
+        return await ReceiveDatagrams(ctx, o, sock, o.Wait, reply: true);
+    }
+
+    private static NetError SendDatagrams(UdpSocket sock, byte[] payload, IpEndpoint to)
+    {
+        for (int off = 0; off < payload.Length; off += 1400)
+        {
+            var chunk = payload.AsSpan(off, Math.Min(1400, payload.Length - off));
+            var e = to.Port == 0 ? sock.Send(chunk) : sock.SendTo(chunk, to);
+            if (e != NetError.None) return e;
+        }
+        return NetError.None;
+    }
+
+    /// <summary>Prints datagrams until <paramref name="idle"/> passes without one (0: until interrupted).
+    /// A listener answers the first sender with its own data.</summary>
+    private static async Task<int> ReceiveDatagrams(ProgramContext ctx, Options o, UdpSocket sock, long idle, bool reply)
+    {
+        var buffer = new byte[UdpSocket.MaxPayload];
+        long received = 0;
+        bool replied = false;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+        using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, stop.Cancel);
+        while (true)
+        {
+            dog.Arm(idle);
+            var r = await sock.ReceiveFromAsync(buffer, stop.Token);
+            if (r.Error != NetError.None) break;
+            received += r.Length;
+            if (!o.Count) ctx.Out.Write(Encoding.UTF8.GetString(buffer, 0, r.Length));
+            if (reply && !replied && o.Payload.Length > 0)
+            {
+                replied = true;
+                SendDatagrams(sock, o.Payload, r.From);
+            }
+        }
+        if (o.Count) ctx.Out.WriteLine($"{received} bytes received");
+        if (ctx.Cancel.IsCancellationRequested && !o.Listen) throw new OperationCanceledException(ctx.Cancel);
+        return 0;
+    }
+}
