@@ -50,7 +50,11 @@ public static class VmModel
         JsonNode? node;
         try { node = JsonNode.Parse(text); }
         catch (JsonException e) { throw new PayloadError("Invalid JSON payload: " + e.Message); }
-        return node as JsonObject ?? throw new PayloadError("Invalid JSON payload: not an object");
+        if (node is not JsonObject o) throw new PayloadError("Invalid JSON payload: not an object");
+        // JsonObject finds a repeated property only when first read: read it here, while it is still a payload error.
+        try { _ = o.Count; }
+        catch (ArgumentException) { throw new PayloadError("Invalid JSON payload: a property is given more than once"); }
+        return o;
     }
 
     /// <summary>A fresh version 4 UUID from the host's seeded random source (Host.cs rule 1).</summary>
@@ -96,7 +100,7 @@ public static class VmModel
     {
         string brand = payload["brand"] is JsonNode bn0 ? Str(bn0) ?? "" : "joyent";
         bool hvm = HvmGuest.IsHvm(brand);
-        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"]), "max_physical_memory"] : s_unsupported, "");
+        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "");
         var bad = new List<string>();
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
