@@ -60,8 +60,10 @@
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
- * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, disks, the
- * vmadm bhyve/kvm brands (zones work). Backend Auto picks KVM only in real time; under KVM guest
+ * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
+ * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
+ *
+ * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, disks. Backend Auto picks KVM only in real time; under KVM guest
  * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
  * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
  * KvmVcpu has not yet run on a machine with /dev/kvm (the one it was written on has none).

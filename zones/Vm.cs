@@ -14,6 +14,8 @@ public static class VmModel
 {
     /// <summary>Properties vmadm create takes here.</summary>
     private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
+    /// <summary>Properties vmadm create takes for bhyve and kvm VMs (HvmGuest.cs): ram, not max_physical_memory.</summary>
+    private static readonly string[] s_hvmCreateProps = ["uuid", "alias", "brand", "ram", "vcpus", "image", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
     private static readonly string[] s_updateProps = ["alias", "autoboot", "max_physical_memory", "quota", "resolvers", "add_nics", "update_nics", "remove_nics"];
     private static readonly string[] s_nicProps =
     [
@@ -48,7 +50,11 @@ public static class VmModel
         JsonNode? node;
         try { node = JsonNode.Parse(text); }
         catch (JsonException e) { throw new PayloadError("Invalid JSON payload: " + e.Message); }
-        return node as JsonObject ?? throw new PayloadError("Invalid JSON payload: not an object");
+        if (node is not JsonObject o) throw new PayloadError("Invalid JSON payload: not an object");
+        // JsonObject finds a repeated property only when first read: read it here, while it is still a payload error.
+        try { _ = o.Count; }
+        catch (ArgumentException) { throw new PayloadError("Invalid JSON payload: a property is given more than once"); }
+        return o;
     }
 
     /// <summary>A fresh version 4 UUID from the host's seeded random source (Host.cs rule 1).</summary>
@@ -89,13 +95,16 @@ public static class VmModel
     // ---- create -------------------------------------------------------------------------------
 
     /// <summary>Checks a create payload and builds the VM's zone configuration; nothing is changed.</summary>
-    public static ZoneConfig BuildCreate(Host host, JsonObject payload)
+    /// <param name="workingDirectory">Where a relative "image": {"path": ...} is resolved from.</param>
+    public static ZoneConfig BuildCreate(Host host, JsonObject payload, string? workingDirectory = null)
     {
-        CheckNames(payload, s_createProps, s_unsupported, "");
+        string brand = payload["brand"] is JsonNode bn0 ? Str(bn0) ?? "" : "joyent";
+        bool hvm = HvmGuest.IsHvm(brand);
+        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "");
         var bad = new List<string>();
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
-        string brand = payload["brand"] is JsonNode bn ? Str(bn) ?? Bad(bad, "brand", "joyent") : "joyent";
+        if (payload["brand"] is JsonNode bn && Str(bn) == null) bad.Add("brand");
         if (brand.Length > 0 && Array.IndexOf(ZoneTable.LaterBrands, brand) >= 0) throw new PayloadError(ZoneTable.BrandProblem(brand)!);
         if (Array.IndexOf(ZoneTable.RunnableBrands, brand) < 0 && !bad.Contains("brand")) bad.Add("brand");
         int index = 1;
@@ -106,6 +115,7 @@ public static class VmModel
             CappedMemory = DefaultMemoryMiB << 20, Vm = new VmInfo { Index = index },
         };
         ApplyScalars(payload, cfg, bad);
+        if (hvm) ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
         if (payload["nics"] is JsonNode nics)
         {
             if (nics is not JsonArray arr) bad.Add("nics");
@@ -114,6 +124,40 @@ public static class VmModel
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
         FinishNics(host, cfg, "nics", 0);
         return cfg;
+    }
+
+    /// <summary>ram, vcpus and image of a bhyve or kvm payload (HvmGuest.cs theory statement).</summary>
+    private static void ApplyHvm(JsonObject payload, ZoneConfig cfg, List<string> bad, string workingDirectory)
+    {
+        var vm = cfg.Vm!;
+        cfg.CappedMemory = HvmGuest.DefaultRamMiB << 20;
+        if (payload["ram"] is JsonNode r)
+        {
+            if (Int(r) is long mib && mib is >= HvmGuest.MinRamMiB and <= HvmGuest.MaxRamMiB) cfg.CappedMemory = mib << 20;
+            else throw new PayloadError($"Invalid value(s) for: ram ({r.ToJsonString()}: MiB from {HvmGuest.MinRamMiB} to {HvmGuest.MaxRamMiB})");
+        }
+        vm.Vcpus = 1;
+        if (payload["vcpus"] is JsonNode v && Int(v) != 1)
+            throw new PayloadError($"Invalid value(s) for: vcpus ({v.ToJsonString()}: this VMM runs one vCPU per guest; use 1)");
+        if (payload["image"] is not JsonNode img)
+            throw new PayloadError($"Missing property: image (what a {cfg.Brand} VM boots: {{\"guest\": NAME}} or {{\"path\": FILE}})");
+        if (img is not JsonObject io || io.Count != 1 || !(io.ContainsKey("guest") || io.ContainsKey("path")))
+            throw new PayloadError($"Invalid value(s) for: image ({img.ToJsonString()}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
+        if (io["guest"] is JsonNode g)
+        {
+            var names = HvmGuest.GuestNames();
+            if (Str(g) is not string name || !names.Contains(name))
+                throw new PayloadError($"Invalid value(s) for: image.guest ({g.ToJsonString()}: the guests are {string.Join(", ", names)})");
+            vm.Guest = name;
+        }
+        else
+        {
+            if (Str(io["path"]) is not string path || path.Length == 0)
+                throw new PayloadError($"Invalid value(s) for: image.path ({io["path"]?.ToJsonString()}: a file name)");
+            string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(workingDirectory, path));
+            if (!File.Exists(full)) throw new PayloadError($"Invalid value(s) for: image.path (no such file: {full})");
+            vm.ImagePath = full;
+        }
     }
 
     private static string Bad(List<string> bad, string path, string fallback)
@@ -160,6 +204,13 @@ public static class VmModel
     {
         var net = new ZoneNet { Protected = true };
         if (node is not JsonObject o) { bad.Add(path); return net; }
+        if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
+        {
+            if (Str(model) != "virtio")
+                throw new PayloadError($"Invalid value(s) for: {path}.model ({model.ToJsonString()}: only virtio is supported, the VMM's one NIC model)");
+            o = (JsonObject)o.DeepClone();
+            o.Remove("model");
+        }
         CheckNames(o, s_nicProps, s_unsupportedNic, path + ".");
         FillNic(o, net, path, bad, creating: true);
         net.Physical = $"z{cfg.Vm!.Index.ToString(CultureInfo.InvariantCulture)}_net{slot.ToString(CultureInfo.InvariantCulture)}";
@@ -379,6 +430,7 @@ public static class VmModel
             if (n.Ips.Count > 0) o["ips"] = new JsonArray([.. n.Ips.Select(x => (JsonNode)x)]);
             o["link"] = n.Physical;
             o["mac"] = n.MacAddr;
+            if (HvmGuest.IsHvm(c.Brand)) o["model"] = "virtio";
             if (n.Mtu is int mtu) o["mtu"] = mtu;
             o["nic_tag"] = n.GlobalNic;
             if (n.Primary) o["primary"] = true;
@@ -389,13 +441,27 @@ public static class VmModel
         if (vm.Alias != null) j["alias"] = vm.Alias;
         j["autoboot"] = c.Autoboot;
         j["brand"] = c.Brand;
+        bool hvm = HvmGuest.IsHvm(c.Brand);
+        if (hvm) j["image"] = vm.Guest != null ? new JsonObject { ["guest"] = vm.Guest } : new JsonObject { ["path"] = vm.ImagePath };
         if (vm.ImageUuid != null) j["image_uuid"] = vm.ImageUuid;
         j["max_physical_memory"] = (c.CappedMemory ?? 0) >> 20;
         j["nics"] = nics;
         if (vm.Quota is long q) j["quota"] = q;
+        if (hvm) j["ram"] = (c.CappedMemory ?? 0) >> 20;
         j["resolvers"] = new JsonArray([.. vm.Resolvers.Select(x => (JsonNode)x)]);
         j["state"] = StateName(z.State);
         j["uuid"] = c.Uuid;
+        if (hvm) j["vcpus"] = vm.Vcpus ?? 1;
+        if (z.Guest is SmartOS.Virt.Vm g)
+        {
+            // The VMM's view (HvmGuest.cs rule 2): which backend ran the guest and why it stopped.
+            j["vm_backend"] = g.BackendName;
+            if (g.IsStopped)
+            {
+                j["vm_stop_detail"] = g.StopDetail;
+                j["vm_stop_reason"] = HvmGuest.ReasonName(g.StopReason);
+            }
+        }
         j["zone_state"] = Zone.StateName(z.State);
         if (z.Id is int id) j["zoneid"] = id;
         j["zonename"] = c.Name;
@@ -446,6 +512,8 @@ public static class VmModel
             "zone_state" => Zone.StateName(z.State),
             "zoneid" => z.Id is int id ? S(id) : "-",
             "image_uuid" => vm.ImageUuid ?? "-",
+            "vcpus" => vm.Vcpus is int n ? S(n) : "-",
+            "vm_backend" => z.Guest?.BackendName ?? "-",
             _ => null,
         };
         return one == null ? null : [one];

@@ -80,8 +80,18 @@ public sealed class VmInfo
     public string? ImageUuid { get; set; }
     /// <summary>A host-unique number; the VM's VNICs are named z{Index}_net{N} in the global zone.</summary>
     public int Index { get; set; }
+    /// <summary>bhyve/kvm: the vCPU count (always 1 here; HvmGuest.cs).</summary>
+    public int? Vcpus { get; set; }
+    /// <summary>bhyve/kvm: a guest program of virt/guests, built with gcc at start ("image": {"guest": NAME}).</summary>
+    public string? Guest { get; set; }
+    /// <summary>bhyve/kvm: an absolute path to a flat image ("image": {"path": PATH}).</summary>
+    public string? ImagePath { get; set; }
 
-    public VmInfo Clone() => new() { Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index };
+    public VmInfo Clone() => new()
+    {
+        Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index, Vcpus = Vcpus, Guest = Guest,
+        ImagePath = ImagePath,
+    };
 }
 
 /// <summary>A zone's configuration (zonecfg(8)): what `commit` writes and `info`/`export` print.</summary>

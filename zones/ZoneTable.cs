@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
+using SmartOS.Virt;
 using SmartOS.Vnic;
 
 namespace SmartOS.Zones;
@@ -14,10 +15,11 @@ public sealed class ZoneTable
 {
     public const string ConfigName = "zones.conf";
 
-    /// <summary>Brands that run on the project's IP stack.</summary>
-    public static readonly string[] RunnableBrands = ["joyent", "joyent-minimal"];
+    /// <summary>Brands that run: joyent zones on the project's IP stack, bhyve and kvm zones as a guest
+    /// of the VMM (HvmGuest.cs).</summary>
+    public static readonly string[] RunnableBrands = ["joyent", "joyent-minimal", "bhyve", "kvm"];
     /// <summary>Brands SmartOS has that belong to later issues.</summary>
-    public static readonly string[] LaterBrands = ["lx", "bhyve", "kvm"];
+    public static readonly string[] LaterBrands = ["lx"];
 
     private readonly Host _host;
     private readonly List<Zone> _zones = [];
@@ -43,7 +45,7 @@ public sealed class ZoneTable
     {
         if (Array.IndexOf(RunnableBrands, brand) >= 0) return null;
         if (Array.IndexOf(LaterBrands, brand) >= 0)
-            return $"brand '{brand}' is not supported yet: {brand} zones come with a later issue; use joyent or joyent-minimal";
+            return $"brand '{brand}' is not supported yet: {brand} zones come with a later issue; use joyent, joyent-minimal, bhyve or kvm";
         return $"unknown brand '{brand}'";
     }
 
@@ -121,6 +123,8 @@ public sealed class ZoneTable
             if (n.VlanId != 0 && n.GlobalNic == null) return $"net {n.Physical}: vlan-id needs global-nic";
         }
         if (c.CappedMemory is <= 0) return "capped-memory: physical must be positive";
+        if (HvmGuest.IsHvm(c.Brand) && c.Vm is not { Guest: not null } and not { ImagePath: not null })
+            return $"brand '{c.Brand}' needs a guest image: create {c.Brand} zones with vmadm and an \"image\"";
         return null;
     }
 
@@ -319,6 +323,7 @@ public sealed class ZoneTable
             z._clients.Add(client);
             interfaces.Add(new ZoneInterface("net" + i.ToString(CultureInfo.InvariantCulture), client, net.Addresses, net.Routers, net.Primary || i == 0, link.Mtu));
         }
+        if (HvmGuest.IsHvm(z.Config.Brand)) return BootGuest(z);
         var plan = new ZoneNetworkPlan(z.Name, interfaces, z.Config.Vm?.Resolvers ?? [], z.Memory!, _host.Scheduler, _host.Random, _host.Pool);
         if (!Network.TryStart(plan, out var stack, out string? error))
         {
@@ -328,6 +333,44 @@ public sealed class ZoneTable
         z.Stack = stack;
         z.State = ZoneState.Running;
         return null;
+    }
+
+    /// <summary>The VMM's backend choice for bhyve/kvm guests; Auto except where a test forces one.</summary>
+    public VmBackend GuestBackend { get; set; } = VmBackend.Auto;
+
+    /// <summary>Starts a bhyve/kvm zone's guest on its open MAC clients (HvmGuest.cs rule 1).</summary>
+    private string? BootGuest(Zone z)
+    {
+        if (!HvmGuest.TryImage(z.Config, out var image, out string why))
+        {
+            Unready(z);
+            return why;
+        }
+        var old = z.Guest;
+        z.Guest = null;
+        old?.Dispose();
+        var vm = new Vm(_host.Scheduler, new VmConfig
+        {
+            Name = z.Name, Image = image, MemorySize = (ulong)(z.Config.CappedMemory ?? HvmGuest.DefaultRamMiB << 20),
+            Backend = GuestBackend, RealTime = _host.World.Driver != null,
+        });
+        foreach (var c in z._clients) vm.AttachNic(c);
+        vm.Stopped += v => GuestStopped(z, v);
+        z.Guest = vm;
+        z.State = ZoneState.Running;
+        vm.Start();
+        if (vm.IsStopped && z.State == ZoneState.Installed)
+            return $"guest failed to start: {vm.StopDetail}";
+        return null;
+    }
+
+    /// <summary>A guest stopped: by itself, the zone halts and gives its links back (HvmGuest.cs rule 2).</summary>
+    private void GuestStopped(Zone z, Vm vm)
+    {
+        if (z.Guest == vm && z.State == ZoneState.Running) Halt(z.Name);
+        // Guest memory goes once the VMM is off the stack that reported the stop.
+        // (Dispose keeps what vmadm get and console read: the stop reason and the console text.)
+        _host.Scheduler.Post(vm.Dispose);
     }
 
     private void Unready(Zone z)
@@ -349,6 +392,7 @@ public sealed class ZoneTable
         if (z.State == ZoneState.Installed) return null;
         z.State = ZoneState.Down;
         z.Stack?.Stop();
+        z.Guest?.Stop("stopped by the host (vmadm stop, zoneadm halt)"); // Before the clients close (HvmGuest.cs rule 3).
         Unready(z);
         return null;
     }

@@ -6,15 +6,18 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// vmadm(8): create, list, get, update, start, stop, reboot, delete and lookup of VMs, which are
-/// zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs). Messages follow
-/// vmadm: "Successfully created VM UUID" on stderr; failures name the properties at fault.
+/// vmadm(8): create, list, get, update, start, stop, reboot, delete, lookup and console of VMs,
+/// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs; bhyve
+/// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm: "Successfully created VM UUID" on
+/// stderr; failures name the properties at fault. `console` prints a bhyve/kvm guest's serial
+/// console so far and returns (SmartOS's is interactive; this one is not).
 /// </summary>
 public static class Vmadm
 {
     private const string UsageText = """
         Usage: vmadm <command> [command-specific arguments]
 
+            console <uuid>
             create [-f <filename>]
             delete <uuid>
             get <uuid>
@@ -54,6 +57,7 @@ public static class Vmadm
             "stop" => Lifecycle(ctx, rest, "stop"),
             "reboot" => Lifecycle(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
+            "console" => Console(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
         return Task.FromResult(code);
@@ -85,7 +89,7 @@ public static class Vmadm
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
-        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text)); }
+        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory); }
         catch (VmModel.PayloadError e)
         {
             ctx.Err.WriteLine("Failed to create VM: " + e.Message);
@@ -129,6 +133,31 @@ public static class Vmadm
         var z = FindVm(ctx, args[0], "get");
         if (z == null) return 1;
         ctx.Out.WriteLine(VmModel.ToJson(z).ToJsonString(VmModel.Pretty));
+        return 0;
+    }
+
+    private static int Console(CommandContext ctx, string[] args)
+    {
+        if (args.Length != 1) return Usage(ctx, "console: exactly one UUID is required");
+        var z = FindVm(ctx, args[0], "console");
+        if (z == null) return 1;
+        return PrintConsole(ctx, z, $"Failed to console VM {z.Name}: ");
+    }
+
+    /// <summary>Prints a bhyve/kvm guest's serial console so far (vmadm console, zlogin -C).</summary>
+    internal static int PrintConsole(CommandContext ctx, Zone z, string failure)
+    {
+        if (!HvmGuest.IsHvm(z.Config.Brand))
+        {
+            ctx.Err.WriteLine(failure + $"the console of a {z.Config.Brand} zone is not supported; only bhyve and kvm guests have one");
+            return 1;
+        }
+        if (z.Guest == null)
+        {
+            ctx.Err.WriteLine(failure + "VM has not been started: no console yet");
+            return 1;
+        }
+        ctx.Out.Write(z.Guest.ConsoleOutput);
         return 0;
     }
 

@@ -5,6 +5,7 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// zlogin(1): `zlogin ZONE COMMAND [ARGS]` runs COMMAND through the dispatcher inside ZONE
 /// (CommandContext.Zone = ZONE) and exits with its status. Interactive logins are not supported.
+/// `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm console) and returns.
 /// Also zonename(1), which prints the zone a command runs in.
 /// </summary>
 public static class Zlogin
@@ -12,17 +13,19 @@ public static class Zlogin
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         int i = 0;
+        bool console = false;
         while (i < args.Length && args[i].StartsWith('-'))
         {
             if (args[i] == "-S" || args[i] == "-Q") { i++; continue; }
+            if (args[i] == "-C") { console = true; i++; continue; }
             if (args[i] == "-l" && i + 1 < args.Length) { i += 2; continue; } // One user here: root.
             ctx.Err.WriteLine($"zlogin: illegal option -- {args[i].TrimStart('-')}");
-            ctx.Err.WriteLine("usage: zlogin [-l user] [-S] zonename [command [args ...]]");
+            ctx.Err.WriteLine("usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]");
             return 2;
         }
         if (i >= args.Length)
         {
-            ctx.Err.WriteLine("usage: zlogin [-l user] [-S] zonename [command [args ...]]");
+            ctx.Err.WriteLine("usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]");
             return 2;
         }
         if (ctx.Zone != "global")
@@ -56,6 +59,15 @@ public static class Zlogin
             return 1;
         }
         name = zone.Name;
+        if (console)
+        {
+            if (command.Length > 0)
+            {
+                ctx.Err.WriteLine("zlogin: -C takes no command");
+                return 2;
+            }
+            return Vmadm.PrintConsole(ctx, zone, "zlogin: ");
+        }
         if (zone.State != ZoneState.Running)
         {
             ctx.Err.WriteLine($"zlogin: login allowed only to running zones ({name} is '{Zone.StateName(zone.State)}').");

@@ -1,0 +1,139 @@
+/*
+ * The bhyve and kvm brands: a zone whose work is one guest run by the VMM (virt/Vmm.cs).
+ *
+ * Both brands run the same VMM; the brand is the name vmadm shows (TYPE BHYV or KVM). The vCPU
+ * backend is chosen as Vm's Backend Auto chooses it: the interpreter in virtual time (deterministic,
+ * Vmm.cs rule 3), KVM only when the host runs in real time and /dev/kvm is usable.
+ *
+ * The vmadm payload (zones/Vm.cs) adds to the joyent properties:
+ *   "ram"     MiB of guest RAM (default 256, 8 to 16384); it is also the zone's memory cap.
+ *   "vcpus"   1 (the VMM runs one vCPU; more is refused).
+ *   "image"   what the guest boots, one of:
+ *               {"guest": "netecho"}      virt/guests/netecho.c, built with gcc and objcopy when the
+ *                                         VM starts (cached per process, per program and defines);
+ *               {"path": "dir/flat.bin"}  a flat image as Vmm.cs's boot protocol loads it; a relative
+ *                                         path is resolved where vmadm create runs and stored absolute.
+ *             Anything else is refused at create.
+ *   nics.*.model  "virtio" (the default; the VMM has no other NIC model).
+ *   nics.*.ips    informational, as for SmartOS HVM guests: the guest configures its own address. A
+ *                 guest built from virt/guests is given the first IPv4 address of nic 0 as
+ *                 -DGUEST_IP=0x........ (netecho answers on it); a flat image is given nothing.
+ * The guest's MAC address is the nic's "mac": the VNIC has it and virtio-net reports it.
+ *
+ * Rules
+ *   1. Starting the zone readies it as any zone (VNICs created over the nic tags), opens one MAC
+ *      client per VNIC and attaches each as a virtio-net NIC, in nic order; it has no IP stack.
+ *   2. A guest that stops by itself (halt, power off, fault, ...) halts its zone: the VM shows
+ *      stopped, its VNICs are deleted, and the VMM's reason and detail stay for vmadm get until the
+ *      next start. Nothing a guest does stops another zone (Vmm.cs rule 1).
+ *   3. vmadm stop stops the guest first and then releases the links (the VMM lets go of the MAC
+ *      clients before the zone closes them: Vmm.cs rule 6).
+ *   4. The console (COM1) is kept from start to the next start; `vmadm console` and `zlogin -C`
+ *      print it so far. There is no interactive console.
+ *
+ * Not done yet: guest disks, more than one vCPU, an interactive console, and building guests
+ * in real time without blocking the loop (gcc runs on the loop thread, once per program).
+ */
+using System.Collections.Concurrent;
+using System.Globalization;
+using SmartOS.Virt;
+
+namespace SmartOS.Zones;
+
+/// <summary>Builds and starts the guest of a bhyve or kvm zone (see the theory statement above).</summary>
+public static class HvmGuest
+{
+    public static readonly string[] Brands = ["bhyve", "kvm"];
+
+    public const long DefaultRamMiB = 256;
+    public const long MinRamMiB = 8;
+    public const long MaxRamMiB = 16384;
+
+    private static readonly ConcurrentDictionary<string, Lazy<(bool Ok, byte[] Image, string Error)>> s_built = new();
+
+    public static bool IsHvm(string brand) => Array.IndexOf(Brands, brand) >= 0;
+
+    /// <summary>The C guests shipped next to the program (virt/guests, copied at build).</summary>
+    public static string GuestsDirectory => Path.Combine(AppContext.BaseDirectory, "guests");
+
+    /// <summary>The guest programs that can be named in "image": {"guest": NAME}.</summary>
+    public static List<string> GuestNames()
+    {
+        var names = new List<string>();
+        if (!Directory.Exists(GuestsDirectory)) return names;
+        foreach (string f in Directory.GetFiles(GuestsDirectory, "*.c"))
+        {
+            string n = Path.GetFileNameWithoutExtension(f);
+            if (n != "host_shim") names.Add(n); // host_shim builds selftest for the host, not a guest.
+        }
+        names.Sort(StringComparer.Ordinal);
+        return names;
+    }
+
+    /// <summary>The -D defines a guest program is built with: GUEST_IP from nic 0's first IPv4 address.</summary>
+    public static List<string> Defines(ZoneConfig c)
+    {
+        var defines = new List<string>();
+        if (c.Nets.Count == 0) return defines;
+        foreach (string ip in c.Nets[0].Ips)
+        {
+            if (!ZoneAddresses.TryParseCidr(ip, out var a, out _) || !a.IsV4) continue;
+            defines.Add("GUEST_IP=0x" + a.V4Raw.ToString("X8", CultureInfo.InvariantCulture));
+            break;
+        }
+        return defines;
+    }
+
+    /// <summary>The flat image the zone boots, or false with the reason.</summary>
+    public static bool TryImage(ZoneConfig c, out byte[] image, out string error)
+    {
+        var vm = c.Vm!;
+        if (vm.ImagePath is string path)
+        {
+            try
+            {
+                image = File.ReadAllBytes(path);
+                error = "";
+                return true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                image = [];
+                error = $"cannot read image {path}: {e.Message}";
+                return false;
+            }
+        }
+        if (vm.Guest is not string guest)
+        {
+            image = [];
+            error = "no guest image (\"image\")";
+            return false;
+        }
+        var defines = Defines(c);
+        string key = guest + "|" + string.Join(',', defines);
+        var built = s_built.GetOrAdd(key, _ => new Lazy<(bool, byte[], string)>(() =>
+        {
+            bool ok = GuestCompiler.TryBuild(GuestsDirectory, guest + ".c", 2, defines, out var img, out string err);
+            return (ok, img, err);
+        })).Value;
+        if (!built.Ok) s_built.TryRemove(key, out _); // gcc may be installed later: do not cache a failure.
+        image = built.Image;
+        error = built.Ok ? "" : $"cannot build guest '{guest}': {built.Error.Trim()}";
+        return built.Ok;
+    }
+
+    /// <summary>vmadm's name for why a guest stopped.</summary>
+    public static string ReasonName(VmStopReason r) => r switch
+    {
+        VmStopReason.Halted => "halted",
+        VmStopReason.PoweredOff => "powered_off",
+        VmStopReason.Fault => "fault",
+        VmStopReason.TripleFault => "triple_fault",
+        VmStopReason.OutOfTime => "out_of_time",
+        VmStopReason.OutOfInstructions => "out_of_instructions",
+        VmStopReason.Unimplemented => "unimplemented_instruction",
+        VmStopReason.StoppedByHost => "stopped_by_host",
+        VmStopReason.BackendError => "backend_error",
+        _ => "none",
+    };
+}
