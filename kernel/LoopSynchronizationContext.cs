@@ -23,7 +23,41 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
         if (_driver != null && !_driver.IsLoopThread)
             _driver.Invoke(() => Run(d, state));
         else
-            _scheduler.Post(() => Run(d, state));
+        {
+            // Pooled: a socket call's continuation is posted once per completion, and allocating a
+            // closure and a timer each time showed up as ~60 bytes per TCP segment in the netstack
+            // benchmark. Order is unchanged: each post is a zero-delay event, FIFO among equals.
+            var item = _free.Count > 0 ? _free.Pop() : new PostItem(this);
+            item.Callback = d;
+            item.State = state;
+            item.Timer.ArmAfter(0);
+        }
+    }
+
+    private readonly Stack<PostItem> _free = new();
+
+    private sealed class PostItem
+    {
+        public readonly KTimer Timer;
+        public readonly LoopSynchronizationContext Owner;
+        public SendOrPostCallback? Callback;
+        public object? State;
+
+        public PostItem(LoopSynchronizationContext owner)
+        {
+            Owner = owner;
+            Timer = new KTimer(owner._scheduler, static s => ((PostItem)s!).Fire(), this);
+        }
+
+        private void Fire()
+        {
+            var d = Callback!;
+            var state = State;
+            Callback = null;
+            State = null;
+            Owner._free.Push(this);
+            Owner.Run(d, state);
+        }
     }
 
     public override void Send(SendOrPostCallback d, object? state) => throw new NotSupportedException("Send is not supported on the kernel loop");

@@ -104,14 +104,15 @@ public sealed class World
     }
 
     /// <summary>Joins two physical NICs with a wire. Fails if either NIC is already wired.</summary>
-    public Wire Connect(PhysLink a, PhysLink b, long speedBps = 1_000_000_000, long delayNs = 0, double loss = 0, int mtu = 9000)
+    public Wire Connect(PhysLink a, PhysLink b, long speedBps = 1_000_000_000, long delayNs = 0, double loss = 0, int mtu = 9000,
+        double duplicate = 0, double reorder = 0)
     {
         if (a == b) throw new ArgumentException("a wire needs two different NICs");
         if (a.Backend != null) throw new InvalidOperationException($"{a.Mac.HostName}/{a.Name} is already connected");
         if (b.Backend != null) throw new InvalidOperationException($"{b.Mac.HostName}/{b.Name} is already connected");
         string name = $"{a.Mac.HostName}/{a.Device}-{b.Mac.HostName}/{b.Device}";
         var random = new HostRandom(HostRandom.Derive(Seed, "wire:" + name));
-        var wire = new Wire(Scheduler, random, a, b, speedBps, delayNs, loss, mtu);
+        var wire = new Wire(Scheduler, random, a, b, speedBps, delayNs, loss, mtu) { Duplicate = duplicate, Reorder = reorder };
         _wires.Add(wire);
         return wire;
     }

@@ -10,7 +10,7 @@ namespace SmartOS.Netstack;
 /// <code>
 ///   httpd [-p PORT] [-d DIR] [-c COUNT]
 /// </code>
-/// Serves the files under DIR (relative to the command's working directory; the scenario's
+/// Listens on PORT of both families. Serves the files under DIR (relative to the command's working directory; the scenario's
 /// directory in `smartos run`), a directory's index.html for its path, or without -d a built-in
 /// index page at "/". GET and HEAD; other methods get 501. Responses carry Content-Length and
 /// Content-Type; connections stay open (HTTP/1.1 keep-alive, or HTTP/1.0 with "Connection:
@@ -33,6 +33,13 @@ public static class Httpd
         public string? Root;
         public int Remaining = -1;
         public TcpListener Listener = null!;
+        public TcpListener Listener6 = null!;
+
+        public void Close()
+        {
+            Listener.Close();
+            Listener6.Close();
+        }
     }
 
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
@@ -63,26 +70,41 @@ public static class Httpd
                 return 1;
             }
         }
-        var server = new Server { Ctx = ctx, Root = root, Remaining = count, Listener = new TcpListener(ctx.Stack.Tcp) { NoDelay = true } };
-        try { server.Listener.Listen(IpAddress.AnyV4, port); }
+        var server = new Server
+        {
+            Ctx = ctx, Root = root, Remaining = count,
+            Listener = new TcpListener(ctx.Stack.Tcp) { NoDelay = true },
+            Listener6 = new TcpListener(ctx.Stack.Tcp) { NoDelay = true },
+        };
+        try
+        {
+            server.Listener.Listen(IpAddress.AnyV4, port);
+            server.Listener6.Listen(IpAddress.AnyV6, port);
+        }
         catch (TcpException e)
         {
+            server.Close();
             ctx.Err.WriteLine($"httpd: could not bind to port {port}: {ProgramSupport.Describe(e.Error)}");
             return 1;
         }
-        using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, server.Listener.Close);
+        using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, server.Close);
         var connections = new List<Task>();
-        while (true)
-        {
-            TcpSocket sock;
-            try { sock = await server.Listener.AcceptAsync(); }
-            catch (TcpException) { break; }
-            connections.RemoveAll(t => t.IsCompleted);
-            connections.Add(Serve(server, sock));
-        }
+        await Task.WhenAll(AcceptLoop(server.Listener), AcceptLoop(server.Listener6));
         await Task.WhenAll(connections);
         ctx.Cancel.ThrowIfCancellationRequested();
         return 0;
+
+        async Task AcceptLoop(TcpListener listener)
+        {
+            while (true)
+            {
+                TcpSocket sock;
+                try { sock = await listener.AcceptAsync(); }
+                catch (TcpException) { return; }
+                connections.RemoveAll(t => t.IsCompleted);
+                connections.Add(Serve(server, sock));
+            }
+        }
     }
 
     /// <summary>One connection: requests until close, error or idle timeout.</summary>
@@ -112,7 +134,7 @@ public static class Httpd
                 }
                 dog.Arm(0);
                 bool keepAlive = await Respond(server, sock, requestLine, headers, tooLong);
-                if (server.Remaining > 0 && --server.Remaining == 0) server.Listener.Close();
+                if (server.Remaining > 0 && --server.Remaining == 0) server.Close();
                 if (!keepAlive || server.Remaining == 0) break;
             }
             sock.Close();

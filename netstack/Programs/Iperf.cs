@@ -29,7 +29,7 @@ namespace SmartOS.Netstack;
 /// Reports are iperf3's lines (iperf_locale.c formats): intervals every -i seconds (default 1, 0
 /// turns them off), then the sender and receiver summary. Sizes take K/M/G (x1024), rates K/M/G
 /// (x1000); UDP defaults to 1 Mbit/s and TCP to as fast as the path allows. All times are virtual;
-/// CPU use is reported as 0. The stream number printed is 5, as iperf3's first data socket is.
+/// The server listens on both families. CPU use is reported as 0. The stream number printed is 5, as iperf3's first data socket is.
 /// An etherstub has no speed and no delay, so nothing else would make virtual time pass during a
 /// timed TCP test on one: an unlimited sender is held to <see cref="MaxTcpRate"/> (10 Gbit/s).
 /// </summary>
@@ -304,17 +304,28 @@ public static class Iperf
     private static async Task<int> Server(ProgramContext ctx, Settings s)
     {
         var stack = ctx.Stack;
+        // Both families: a listener each, and one UDP socket on the IPv6 wildcard, which takes
+        // IPv4 datagrams too (UdpSocket.Match).
         var listener = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
-        try { listener.Listen(IpAddress.AnyV4, s.Port); }
+        var listener6 = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
+        try
+        {
+            listener.Listen(IpAddress.AnyV4, s.Port);
+            listener6.Listen(IpAddress.AnyV6, s.Port);
+        }
         catch (TcpException e)
         {
+            listener.Close();
+            listener6.Close();
             ctx.Err.WriteLine($"iperf: error - unable to start listener for connections: {ProgramSupport.Describe(e.Error)}");
             return 1;
         }
         var udp = stack.OpenUdpSocket();
-        if (udp.Bind(IpAddress.AnyV4, s.Port) != NetError.None)
+        if (udp.Bind(IpAddress.AnyV6, s.Port) != NetError.None)
         {
             listener.Close();
+            listener6.Close();
+            udp.Dispose();
             ctx.Err.WriteLine("iperf: error - unable to bind UDP port: Address already in use");
             return 1;
         }
@@ -323,6 +334,7 @@ public static class Iperf
         using var dog = new Watchdog(stack.Scheduler, ctx.Cancel, () =>
         {
             listener.Close();
+            listener6.Close();
             udp.Dispose();
             current?.Tcp?.Abort();
             current?.Done.TrySetResult();
@@ -330,7 +342,8 @@ public static class Iperf
         var tests = Channel();
         // Accept loop: every connection starts with a cookie; a known cookie is a data stream, a new
         // one a control connection (refused while a test runs).
-        _ = AcceptLoop();
+        _ = AcceptLoop(listener);
+        _ = AcceptLoop(listener6);
         while (!ctx.Cancel.IsCancellationRequested)
         {
             ctx.Out.WriteLine(ServerLine);
@@ -349,11 +362,12 @@ public static class Iperf
             if (s.OneOff) break;
         }
         listener.Close();
+        listener6.Close();
         udp.Dispose();
         ctx.Cancel.ThrowIfCancellationRequested();
         return 0;
 
-        async Task AcceptLoop()
+        async Task AcceptLoop(TcpListener listener)
         {
             while (true)
             {

@@ -15,7 +15,8 @@ namespace SmartOS.Netstack;
 /// newline (as `echo TEXT | nc` would), --bytes N sends N bytes of a repeating printable pattern.
 /// What arrives is written to stdout, or with --count only "N bytes received" at the end.
 /// A connecting nc sends, half-closes (as nc -N does) and reads until the peer closes; a listening
-/// nc accepts one connection, reads until the peer closes, then sends its own data and closes.
+/// nc accepts one connection (TCP: on the wildcard of either family; UDP: IPv4), reads until the
+/// peer closes, then sends its own data and closes.
 /// -w bounds the connect and each wait for data (UDP: how long to wait for datagrams, default 1 s
 /// for a client; a UDP listener waits until interrupted). -z only checks that the port accepts
 /// a connection. Exit 0 on success, 1 on failure, as nc does.
@@ -149,23 +150,37 @@ public static class Nc
 
     private static async Task<int> ListenTcp(ProgramContext ctx, Options o)
     {
+        // Both families, as nc -l listens on the wildcard of each; the first connection wins.
         var listener = new TcpListener(ctx.Stack.Tcp);
-        try { listener.Listen(IpAddress.AnyV4, o.Port, 1); }
+        var listener6 = new TcpListener(ctx.Stack.Tcp);
+        try
+        {
+            listener.Listen(IpAddress.AnyV4, o.Port, 1);
+            listener6.Listen(IpAddress.AnyV6, o.Port, 1);
+        }
         catch (TcpException e)
         {
+            listener.Close();
+            listener6.Close();
             ctx.Err.WriteLine($"nc: {ProgramSupport.Describe(e.Error)}");
             return 1;
         }
         TcpSocket sock;
-        using (var acceptDog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, listener.Close))
+        using (var acceptDog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, () => { listener.Close(); listener6.Close(); }))
         {
-            try { sock = await listener.AcceptAsync(); }
-            catch (TcpException)
+            var four = listener.AcceptAsync().AsTask();
+            var six = listener6.AcceptAsync().AsTask();
+            var first = await Task.WhenAny(four, six);
+            listener.Close();
+            listener6.Close();
+            if (!first.IsCompletedSuccessfully)
             {
                 ctx.Cancel.ThrowIfCancellationRequested();
                 return 1;
             }
-            finally { listener.Close(); }
+            sock = first.Result;
+            var other = first == four ? six : four;
+            _ = other.ContinueWith(static t => t.Exception, TaskScheduler.Default);
         }
         if (o.Verbose) ctx.Err.WriteLine($"Connection received on {sock.RemoteAddress} {sock.RemotePort}");
         using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, sock.Abort);

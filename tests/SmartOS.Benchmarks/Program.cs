@@ -10,6 +10,7 @@ internal static class Program
     [
         ("datapath", DatapathBenchmarks.Run),
         ("resource-control", ResourceControlBenchmarks.Run),
+        ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
     ];
 

@@ -71,6 +71,45 @@ public class IpStackTcpTests
     }
 
     [Test]
+    public void Tcp_over_ipv6_between_two_stacks_delivers_every_byte()
+    {
+        var w = new World();
+        w.Stub("stub0");
+        var a = w.Stack("stub0", null);
+        var b = w.Stack("stub0", null);
+        w.AddAddress(a, "net0/v6", "fd00::1/64");
+        w.AddAddress(b, "net0/v6", "fd00::2/64");
+        var listener = new TcpListener(a.Tcp);
+        listener.Listen(IpAddress.AnyV6, 80);
+        var data = Pattern(300_000, 6);
+        var server = w.Loop.Start(async () =>
+        {
+            var s = await listener.AcceptAsync();
+            var received = new MemoryStream();
+            var buffer = new byte[8192];
+            int n;
+            while ((n = await s.ReceiveAsync(buffer)) > 0) received.Write(buffer, 0, n);
+            s.Close();
+            return (received.ToArray(), s.RemoteAddress);
+        });
+        w.Loop.Start(async () =>
+        {
+            var s = new TcpSocket(b.Tcp);
+            await s.ConnectAsync(World.Ip("fd00::1"), 80);
+            await s.SendAsync(data);
+            s.Close();
+            return true;
+        });
+        w.Scheduler.RunUntil(() => server.IsCompleted, w.Scheduler.Now + 10 * Time.Second);
+        Assert.That(server.IsCompletedSuccessfully, Is.True);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(server.Result.Item1, Is.EqualTo(data));
+            Assert.That(server.Result.RemoteAddress, Is.EqualTo(World.Ip("fd00::2")));
+        }
+    }
+
+    [Test]
     public void Netstat_an_lists_the_listener_and_the_established_connection()
     {
         var w = new World();

@@ -134,6 +134,39 @@ public partial class IperfTests
     }
 
     [Test]
+    public void Reverse_udp_test_has_the_server_send_at_the_rate()
+    {
+        var (w, a, b) = Pair();
+        string dir = Path.GetTempPath();
+        Start(w, b, ["iperf", "-s"], dir);
+        var client = Run(w, a, dir, "iperf", "-c", "10.0.0.2", "-u", "-R", "-b", "2M", "-l", "1000", "-t", "2", "-i", "0");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(client.Task.Result, Is.Zero, client.Err);
+            Assert.That(client.Out, Does.Contain("  0.000 ms  0/500 (0%)  sender\n"));
+            Assert.That(client.Out, Does.Match(@"2\.0\d +sec +[0-9.]+ KBytes +[0-9.]+ Mbits/sec +[0-9.]+ ms +0/(49\d|500) \(0%\)  receiver\n"));
+        }
+    }
+
+    [Test]
+    public void A_server_busy_with_a_test_turns_a_second_client_away()
+    {
+        var (w, a, b) = Pair();
+        string dir = Path.GetTempPath();
+        Start(w, b, ["iperf", "-s"], dir);
+        var first = Start(w, a, ["iperf", "-c", "10.0.0.2", "-t", "3", "-b", "1M"], dir);
+        w.Run(Time.Second);
+        var second = Run(w, a, dir, "iperf", "-c", "10.0.0.2", "-t", "1");
+        w.Scheduler.RunUntil(() => first.Task.IsCompleted, w.Scheduler.Now + 10 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(second.Task.Result, Is.EqualTo(1));
+            Assert.That(second.Err, Is.EqualTo("iperf: error - the server is busy running a test. try again later\n"));
+            Assert.That(first.Task.Result, Is.Zero, first.Err);
+        }
+    }
+
+    [Test]
     public void Bytes_option_ends_the_test_after_that_many_bytes()
     {
         var (w, a, b) = Pair();

@@ -255,6 +255,34 @@ public class SocketProgramTests
     }
 
     [Test]
+    public void Nc_curl_and_iperf_work_over_ipv6_against_servers_listening_on_both_families()
+    {
+        var w = new World();
+        w.Stub("stub0");
+        var a = w.Stack("stub0", "10.0.0.1/24");
+        var b = w.Stack("stub0", "10.0.0.2/24");
+        w.AddAddress(a, "net0/v6", "fd00::1/64");
+        w.AddAddress(b, "net0/v6", "fd00::2/64");
+        var nc = Start(w, b, ["nc", "-l", "7000"], _dir);
+        Start(w, b, ["httpd"], _dir);
+        Start(w, b, ["iperf", "-s"], _dir);
+        var sent = Run(w, a, _dir, "nc", "-m", "over six", "fd00::2", "7000");
+        var page = Run(w, a, _dir, "curl", "-s", "-w", "%{http_code}", "-o", "page.html", "http://[fd00::2]/");
+        var v4page = Run(w, a, _dir, "curl", "-s", "-w", "%{http_code}", "-o", "page4.html", "http://10.0.0.2/");
+        var iperf = Run(w, a, _dir, "iperf", "-c", "fd00::2", "-n", "1M", "-i", "0");
+        w.Scheduler.RunUntil(() => nc.Task.IsCompleted, w.Scheduler.Now + Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(sent.Task.Result, Is.Zero, sent.Err);
+            Assert.That(nc.Out, Is.EqualTo("over six\n"));
+            Assert.That(page.Out, Is.EqualTo("200"));
+            Assert.That(v4page.Out, Is.EqualTo("200"));
+            Assert.That(iperf.Task.Result, Is.Zero, iperf.Err);
+            Assert.That(iperf.Out, Does.Contain("connected to fd00::2 port 5201"));
+        }
+    }
+
+    [Test]
     public void Netstat_an_shows_a_listening_httpd()
     {
         var (w, _, b) = Pair();

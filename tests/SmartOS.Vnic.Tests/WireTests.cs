@@ -4,7 +4,8 @@ using static SmartOS.Vnic.Tests.TestNet;
 
 namespace SmartOS.Vnic.Tests;
 
-/// <summary>Wire timing and impairments: serialisation at the line rate, delay, queue limit, loss, MTU.</summary>
+/// <summary>Wire timing and impairments: serialisation at the line rate, delay, queue limit, loss, MTU,
+/// duplication and reordering.</summary>
 public class WireTests
 {
     private static readonly MacAddress s_dst = new(0x0208_2099_0001UL);
@@ -138,6 +139,38 @@ public class WireTests
             Assert.That(first.IErrors, Is.EqualTo(first.Lost), "a lost frame is an input error, like a bad FCS");
             Assert.That(Run(7), Is.EqualTo(first), "same seed, same losses");
             Assert.That(Run(8), Is.Not.EqualTo(first));
+        }
+    }
+
+    [Test]
+    public void Duplication_delivers_some_frames_twice_and_reordering_lets_later_frames_overtake()
+    {
+        var s = new Scheduler();
+        var h1 = Host(s, "h1", seed: 1);
+        var h2 = Host(s, "h2", seed: 2);
+        var wire = new Wire(s, new HostRandom(4), h1.Phys(), h2.Phys(), 1_000_000_000, 10 * Time.Microsecond)
+        {
+            Duplicate = 0.1, Reorder = 0.1, ReorderDelayNs = 50 * Time.Microsecond,
+        };
+        var sender = Open(h1.Vnic("vnic0", "e1000g0"));
+        var receiver = Open(h2.Vnic("vnic0", "e1000g0", fixedMac: s_dst));
+        for (int i = 0; i < 1000; i++)
+        {
+            var frame = Frame(s_dst, sender.Client.MacAddress, 100);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(20), i);
+            sender.Send(frame);
+            s.RunFor(10 * Time.Microsecond);
+        }
+        s.RunUntilIdle();
+        var order = receiver.Frames.Select(f => System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(f.Frame.AsSpan(20))).ToList();
+        int duplicates = order.Count - order.Distinct().Count();
+        int overtaken = order.Zip(order.Skip(1)).Count(p => p.Second < p.First);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(order.Distinct().Count(), Is.EqualTo(1000), "nothing lost");
+            Assert.That(duplicates, Is.InRange(50, 150));
+            Assert.That(overtaken, Is.InRange(50, 150));
+            Assert.That(wire.FramesCarried, Is.EqualTo(order.Count));
         }
     }
 

@@ -13,7 +13,7 @@ namespace SmartOS.Cli.Scenario;
 /// <code>
 ///   # comment
 ///   host NAME [nics=N]                 create (or switch to) a host; later commands run on it
-///   wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [mtu=9000]
+///   wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [dup=0.1%] [reorder=0.1%] [mtu=9000]
 ///   sleep DURATION                     advance virtual time (10s, 250ms, 50us)
 ///   timeout DURATION                   bound each foreground command in virtual time (default 600s)
 ///   ! COMMAND                          a command that must fail (non-zero exit)
@@ -237,11 +237,11 @@ public sealed partial class ScenarioRunner
 
     private void DoWire(string[] words)
     {
-        if (words.Length < 3) throw new ScenarioError("usage: wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [mtu=9000]");
+        if (words.Length < 3) throw new ScenarioError("usage: wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [dup=0.1%] [reorder=0.1%] [mtu=9000]");
         var a = FindNic(words[1]);
         var b = FindNic(words[2]);
         long speed = 1_000_000_000, delay = 0;
-        double loss = 0;
+        double loss = 0, dup = 0, reorder = 0;
         int mtu = 9000;
         foreach (string opt in words.Skip(3))
         {
@@ -256,14 +256,14 @@ public sealed partial class ScenarioRunner
                     if (!Time.TryParseDuration(value, out delay)) throw new ScenarioError($"bad delay '{value}' (e.g. 50us, 2ms)");
                     break;
                 case "loss":
-                    {
-                        string v = value.EndsWith('%') ? value[..^1] : value;
-                        if (!double.TryParse(v, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out loss) || loss > 100)
-                            throw new ScenarioError($"bad loss '{value}' (e.g. 0.1%)");
-                        loss = value.EndsWith('%') ? loss / 100 : loss;
-                        if (loss > 1) throw new ScenarioError($"bad loss '{value}'");
-                        break;
-                    }
+                    loss = Fraction(key, value);
+                    break;
+                case "dup":
+                    dup = Fraction(key, value);
+                    break;
+                case "reorder":
+                    reorder = Fraction(key, value);
+                    break;
                 case "mtu":
                     if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mtu) || mtu < 68 || mtu > 9216)
                         throw new ScenarioError($"bad mtu '{value}'");
@@ -272,8 +272,19 @@ public sealed partial class ScenarioRunner
                     throw new ScenarioError($"unknown wire option '{key}'");
             }
         }
-        try { _world.Connect(a, b, speed, delay, loss, mtu); }
+        try { _world.Connect(a, b, speed, delay, loss, mtu, dup, reorder); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException) { throw new ScenarioError(e.Message); }
+    }
+
+    /// <summary>A fraction of frames: "0.1%" or "0.001".</summary>
+    private static double Fraction(string key, string value)
+    {
+        string v = value.EndsWith('%') ? value[..^1] : value;
+        if (!double.TryParse(v, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double f) || f > 100)
+            throw new ScenarioError($"bad {key} '{value}' (e.g. 0.1%)");
+        f = value.EndsWith('%') ? f / 100 : f;
+        if (f > 1) throw new ScenarioError($"bad {key} '{value}'");
+        return f;
     }
 
     /// <summary>Parses a bit rate with K/M/G suffixes (decimal, as network speeds are quoted).</summary>

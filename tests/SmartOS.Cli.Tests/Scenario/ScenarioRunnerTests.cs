@@ -95,6 +95,8 @@ public class ScenarioRunnerTests
     [TestCase("wire a/e1000g0 zz/e1000g0", "no host 'zz'")]
     [TestCase("wire a/e1000g0 a/e1000g1 speed=fast", "bad speed 'fast'")]
     [TestCase("wire a/e1000g0 a/e1000g1 loss=200%", "bad loss '200%'")]
+    [TestCase("wire a/e1000g0 a/e1000g1 dup=lots", "bad dup 'lots'")]
+    [TestCase("wire a/e1000g0 a/e1000g1 reorder=2", "bad reorder '2'")]
     [TestCase("wire a/e1000g0 a/e1000g1 colour=red", "unknown wire option 'colour'")]
     [TestCase("sleep forever", "usage: sleep DURATION")]
     [TestCase("host", "usage: host NAME [nics=N]")]
