@@ -170,7 +170,7 @@ public sealed partial class IpStack
     {
         while (pending.Count > 0)
         {
-            var p = pending.Dequeue();
+            var p = Unqueue(pending);
             if (v6) Counters6.ndpPendingDrops++;
             else
             {

@@ -373,8 +373,10 @@ public sealed partial class IpStack
                 AbandonReassembly(oldest!);
             }
             var buf = Pool.Rent(PacketPool.LargeSize);
-            if (buf == null)
+            if (buf == null || !TryCharge(buf))
             {
+                // No buffer, or the zone's memory cap refuses one: the datagram is lost.
+                buf?.Free();
                 Counters.noBuffers++;
                 Counters.ipReasmFails++;
                 p.Free();
@@ -411,6 +413,7 @@ public sealed partial class IpStack
         _reasm.Remove(key);
         r.Timer.Cancel();
         var whole = r.Buffer;
+        Uncharge(whole);
         int h = r.HeaderLength;
         whole.TrimFront(60 - h);
         whole.TrySetLength(h + r.Total);
@@ -442,6 +445,7 @@ public sealed partial class IpStack
     {
         r.Timer.Cancel();
         _reasm.Remove(r.Key);
+        Uncharge(r.Buffer);
         r.Buffer.Free();
     }
 

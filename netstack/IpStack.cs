@@ -80,6 +80,23 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private int _nextIfIndex = 1;
     private ushort _ipId;
 
+    /// <summary>The account the stack's memory is charged to (a zone's capped-memory), or null when
+    /// uncapped: TCP state and buffers, queued UDP datagrams and IP reassembly buffers.</summary>
+    public ITcpMemoryAccount? Memory { get; }
+
+    /// <summary>Charges a buffer held on behalf of the zone; false when the cap refuses it.</summary>
+    internal bool TryCharge(Packet p) => Memory == null || Memory.TryCharge(p.Buffer.Length);
+
+    internal void Uncharge(Packet p) => Memory?.Release(p.Buffer.Length);
+
+    /// <summary>Takes a charged packet off a waiting queue and releases its charge.</summary>
+    internal Packet Unqueue(Queue<Packet> queue)
+    {
+        var p = queue.Dequeue();
+        Uncharge(p);
+        return p;
+    }
+
     public IpStack(string name, Scheduler scheduler, PacketPool pool, HostRandom random, KstatRegistry? kstats = null, int instance = 0,
         TcpConfig? tcpConfig = null, ITcpMemoryAccount? tcpMemory = null)
     {
@@ -92,6 +109,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         _ipId = (ushort)random.NextUInt32();
         Udp = new UdpLayer(this);
         _transports[IpProtocol.Udp] = Udp;
+        Memory = tcpMemory;
         Tcp = new TcpProtocol(this, tcpConfig, tcpMemory);
         _transports[IpProtocol.Tcp] = Tcp;
         Loopback = new IpInterface(this, "lo0", null, _nextIfIndex++);

@@ -76,6 +76,7 @@ internal sealed class NeighborCache
             n = Create(nextHop);
             n.State = NeighborState.Incomplete;
             n.Solicits = 0;
+            if (!_stack.TryCharge(p)) { CountPendingDrop(); p.Free(); Solicit(n); return; }
             n.Pending.Enqueue(p);
             Solicit(n);
             return;
@@ -85,7 +86,8 @@ internal sealed class NeighborCache
             _stack.TransmitFrame(_ifc, p, n.Mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
             return;
         }
-        if (n.Pending.Count >= PendingLimit)
+        // Packets waiting for resolution are held for the zone: bounded in count and by its memory cap.
+        if (n.Pending.Count >= PendingLimit || !_stack.TryCharge(p))
         {
             CountPendingDrop();
             p.Free();
@@ -123,7 +125,7 @@ internal sealed class NeighborCache
         n.Expires = _stack.Scheduler.Now + ReachableTime;
         n.Timer.ArmAt(n.Expires);
         while (n.Pending.Count > 0)
-            _stack.TransmitFrame(_ifc, n.Pending.Dequeue(), mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
+            _stack.TransmitFrame(_ifc, _stack.Unqueue(n.Pending), mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
     }
 
     /// <summary>Adds a permanent entry (arp -s).</summary>
@@ -135,7 +137,7 @@ internal sealed class NeighborCache
         n.State = NeighborState.Permanent;
         n.Expires = long.MaxValue;
         while (n.Pending.Count > 0)
-            _stack.TransmitFrame(_ifc, n.Pending.Dequeue(), mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
+            _stack.TransmitFrame(_ifc, _stack.Unqueue(n.Pending), mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
     }
 
     public bool Remove(IpAddress address)
@@ -171,7 +173,7 @@ internal sealed class NeighborCache
         while (n.Pending.Count > 0)
         {
             CountPendingDrop();
-            n.Pending.Dequeue().Free();
+            _stack.Unqueue(n.Pending).Free();
         }
         _map.Remove(n.Address);
     }

@@ -284,6 +284,7 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
             return true;
         }
         if (_queue.Count >= QueueLimit) return false;
+        if (!_stack.TryCharge(p)) return false; // the zone's memory cap (counted as an overflow)
         _queue.Enqueue((p, from));
         return true;
     }
@@ -293,6 +294,7 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     {
         if (_queue.Count == 0) { length = 0; from = default; return false; }
         var (p, f) = _queue.Dequeue();
+        _stack.Uncharge(p);
         length = Math.Min(p.Length, buffer.Length);
         p.Data[..length].CopyTo(buffer);
         p.Free();
@@ -339,7 +341,12 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
         if (IsClosed) return;
         IsClosed = true;
         _stack.Udp.Unbind(this);
-        while (_queue.Count > 0) _queue.Dequeue().Packet.Free();
+        while (_queue.Count > 0)
+        {
+            var q = _queue.Dequeue().Packet;
+            _stack.Uncharge(q);
+            q.Free();
+        }
         _cancelReg.Dispose();
         CompleteWaiter(NetError.Closed);
     }

@@ -34,9 +34,9 @@ internal sealed class World
     }
 
     /// <summary>A stack with net0 on a new VNIC over <paramref name="over"/> and an IPv4 address (DAD run to completion).</summary>
-    public IpStack Stack(string over, string? cidr, MacLayer? mac = null)
+    public IpStack Stack(string over, string? cidr, MacLayer? mac = null, SmartOS.Netstack.Tcp.ITcpMemoryAccount? memory = null)
     {
-        var s = new IpStack("z" + _stacks, Scheduler, Pool, Random, Kstats, _stacks);
+        var s = new IpStack("z" + _stacks, Scheduler, Pool, Random, Kstats, _stacks, tcpMemory: memory);
         _stacks++;
         Assert.That(s.CreateInterface("net0", Vnic(over, mac)).IsOk, Is.True);
         if (cidr != null) AddAddress(s, "net0/v4", cidr);
