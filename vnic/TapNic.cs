@@ -157,7 +157,11 @@ public sealed partial class TapNic : IPhysBackend, IDisposable
     /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
     private void Deliver(PhysLink phys, byte[] frame)
     {
-        if (phys.Backend != this) return;
+        if (phys.Backend != this)
+        {
+            phys.Stats.DropLinkDown++;
+            return;
+        }
         var p = phys.Mac.Pool.Rent(frame);
         if (p == null)
         {

@@ -1,0 +1,184 @@
+using SmartOS.Cli;
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+using SmartOS.Zones;
+
+namespace SmartOS.Integration.Tests;
+
+/// <summary>
+/// A real-time host whose e1000g0 is a TAP device, against real Linux tools in a namespace of the
+/// test's own (issue 6). The TAP is created in the root namespace by our descriptor and moved at
+/// once into the test namespace, where its address (198.18.0.1/24) is configured; the descriptor
+/// keeps carrying its frames. Run only as root with /dev/net/tun and ip(8); otherwise ignored, with
+/// the reason.
+/// </summary>
+[NonParallelizable]
+public class TapNicTests
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(20);
+    private const string LinuxAddress = "198.18.0.1";
+
+    private NetNs? _ns;
+    private TapNic? _tap;
+    private World? _world;
+    private Host? _host;
+    private RealTimeDriver? _driver;
+    private readonly List<System.Diagnostics.Process> _processes = [];
+
+    [SetUp]
+    public void BootHostOnTap()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("ping");
+        if (missing != null) Assert.Ignore(missing);
+
+        _ns = new NetNs();
+        string tapName = "smt" + LinuxNet.Suffix();
+        _tap = TapNic.TryOpen(tapName, out string? error);
+        Assert.That(_tap, Is.Not.Null, error);
+        LinuxNet.Must("ip", "link", "set", tapName, "netns", _ns.Name);
+        LinuxNet.Must("ip", "-n", _ns.Name, "addr", "add", LinuxAddress + "/24", "dev", tapName);
+        LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", tapName, "up");
+
+        _world = new World();
+        _host = _world.AddHost("global", nics: 1);
+        _driver = _world.StartRealTime();
+        var phys = (PhysLink)_host.Mac.Find("e1000g0")!;
+        Assert.That(_driver.InvokeAsync(() => { _tap.Start(phys, _driver); return 0; }).Wait(s_wait), Is.True);
+    }
+
+    [TearDown]
+    public void Teardown()
+    {
+        try
+        {
+            foreach (var p in _processes)
+            {
+                LinuxNet.Kill(p);
+                p.Dispose();
+            }
+            if (_driver != null && _host != null)
+            {
+                _driver.InvokeAsync(() => { _host.Zones.ShutdownAll(); return 0; }).Wait(s_wait);
+                _driver.Dispose();
+            }
+            _tap?.Dispose();
+        }
+        finally
+        {
+            _ns?.Dispose();
+        }
+    }
+
+    /// <summary>Runs a command on the host's loop, bounded in time (Ctrl-C, then a failure).</summary>
+    private (int Code, string Out, string Err) Sh(params string[] argv)
+    {
+        var (task, cts, stdout, stderr) = Begin(argv);
+        if (!task.Wait(s_wait))
+        {
+            _driver!.Invoke(cts.Cancel);
+            Assert.That(task.Wait(s_wait), Is.True, $"{string.Join(' ', argv)} did not stop after ^C");
+        }
+        return (task.Result, stdout.ToString(), stderr.ToString());
+    }
+
+    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv)
+    {
+        var stdout = new StringWriter { NewLine = "\n" };
+        var stderr = new StringWriter { NewLine = "\n" };
+        var cts = new CancellationTokenSource();
+        var ctx = new CommandContext { World = _world!, Host = _host!, Out = stdout, Err = stderr, Cancel = cts.Token };
+        var task = _driver!.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap();
+        return (task, cts, stdout, stderr);
+    }
+
+    private string Ok(params string[] argv)
+    {
+        var r = Sh(argv);
+        Assert.That(r.Code, Is.Zero, () => $"{string.Join(' ', argv)}: {r.Err}{r.Out}");
+        return r.Out;
+    }
+
+    private void BootZone(string address)
+    {
+        Ok("dladm", "create-vnic", "-t", "-l", "e1000g0", "web0");
+        Ok("zonecfg", "-z", "web", $"create; set zonepath=/zones/web; add net; set physical=web0; set allowed-address={address}/24; end");
+        Ok("zoneadm", "-z", "web", "install");
+        Ok("zoneadm", "-z", "web", "boot");
+    }
+
+    /// <summary>Pings from the namespace until one reply comes back (the address passes duplicate
+    /// detection first), at most five tries of a second each.</summary>
+    private void WaitReachable(string address)
+    {
+        for (int i = 0; i < 5; i++)
+        {
+            if (_ns!.Exec("ping", "-n", "-c", "1", "-W", "1", address).Code == 0) return;
+        }
+        Assert.Fail($"{address} never answered a ping from the namespace");
+    }
+
+    private long Kstat(string link, string statistic)
+    {
+        string line = Ok("kstat", "-p", $"link:0:{link}:{statistic}").Trim();
+        return long.Parse(line[(line.IndexOf('\t') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Test]
+    public void Linux_ping_reaches_a_zone_through_the_tap_nic_and_the_zone_pings_back()
+    {
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+
+        var linux = _ns!.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2");
+        var zone = Sh("zlogin", "web", "ping", "-c", "3", "-i", "0.2", LinuxAddress);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(linux.Code, Is.Zero, linux.Err + linux.Out);
+            Assert.That(linux.Out, Does.Contain("3 received"));
+            Assert.That(zone.Code, Is.Zero, zone.Err + zone.Out);
+            Assert.That(zone.Out, Does.Contain($"from {LinuxAddress}"));
+        }
+    }
+
+    [Test]
+    public void Linux_ping_reaches_the_global_zone_stack_on_the_phys()
+    {
+        Ok("ipadm", "create-if", "-t", "e1000g0");
+        Ok("ipadm", "create-addr", "-t", "-T", "static", "-a", "198.18.0.3/24", "e1000g0/v4");
+        WaitReachable("198.18.0.3");
+
+        var linux = _ns!.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.3");
+        Assert.That(linux.Out, Does.Contain("3 received"), linux.Err + linux.Out);
+    }
+
+    [Test]
+    public void Frames_from_linux_show_up_in_snoop_and_kstat_on_the_phys()
+    {
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        long before = Kstat("e1000g0", "ipackets");
+
+        var snoop = Begin("snoop", "-d", "e1000g0", "-c", "2", "icmp");
+        var linux = _ns!.Exec("ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2");
+        Assert.That(snoop.Task.Wait(s_wait), Is.True, "snoop saw fewer than two ICMP frames");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(linux.Code, Is.Zero, linux.Err + linux.Out);
+            Assert.That(snoop.Task.Result, Is.Zero, snoop.Err.ToString());
+            Assert.That(snoop.Out.ToString(), Does.Contain($"{LinuxAddress} -> 198.18.0.2 ICMP Echo request"));
+            Assert.That(Kstat("e1000g0", "ipackets"), Is.GreaterThanOrEqualTo(before + 2));
+        }
+    }
+
+    [Test]
+    public void A_zone_is_unreachable_once_the_tap_nic_is_detached()
+    {
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        var phys = (PhysLink)_host!.Mac.Find("e1000g0")!;
+        Assert.That(_driver!.InvokeAsync(() => { phys.DetachBackend(); return phys.State; }).Wait(s_wait), Is.True);
+
+        var linux = _ns!.Exec("ping", "-n", "-c", "1", "-W", "1", "198.18.0.2");
+        Assert.That(linux.Code, Is.Not.Zero, linux.Out);
+    }
+}
