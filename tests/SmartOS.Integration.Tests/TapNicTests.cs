@@ -1,5 +1,9 @@
 using SmartOS.Cli;
+using System.Text;
 using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+using SmartOS.Netstack;
+using SmartOS.Netstack.Tcp;
 using SmartOS.Vnic;
 using SmartOS.Zones;
 
@@ -180,5 +184,53 @@ public class TapNicTests
 
         var linux = _ns!.Exec("ping", "-n", "-c", "1", "-W", "1", "198.18.0.2");
         Assert.That(linux.Code, Is.Not.Zero, linux.Out);
+    }
+
+    /// <summary>Zones do not run TCP yet (IpZoneNetwork registers none), so the test plugs the
+    /// project's TCP engine into the zone's stack and answers one HTTP request itself: real Linux
+    /// TCP (curl) against our TCP, through the TAP NIC and the zone's VNIC.</summary>
+    [Test]
+    public void Linux_curl_gets_a_page_from_the_tcp_engine_on_a_zone_stack()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("curl");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+
+        const string body = "hello from zone web\n";
+        var served = _driver!.InvokeAsync(() =>
+        {
+            var ip = ((IZoneIpStack)_host!.Zones.Find("web")!.Stack!).Ip;
+            var tcp = new TcpProtocol(ip);
+            ip.RegisterTransport(IpProtocol.Tcp, tcp);
+            var listener = new TcpListener(tcp);
+            listener.Listen(IpAddress.AnyV4, 80);
+            return _world!.Sync.Start(async () =>
+            {
+                var s = await listener.AcceptAsync();
+                listener.Close();
+                var buffer = new byte[4096];
+                int have = 0;
+                while (have < buffer.Length && !Encoding.ASCII.GetString(buffer, 0, have).Contains("\r\n\r\n", StringComparison.Ordinal))
+                {
+                    int n = await s.ReceiveAsync(buffer.AsMemory(have));
+                    if (n == 0) break;
+                    have += n;
+                }
+                string request = Encoding.ASCII.GetString(buffer, 0, have);
+                await s.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
+                s.Close();
+                return request;
+            });
+        }).Unwrap();
+
+        var curl = _ns!.Exec("curl", "-sS", "--max-time", "10", "http://198.18.0.2/");
+        Assert.That(served.Wait(s_wait), Is.True, "the zone never saw the request");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(curl.Code, Is.Zero, curl.Err);
+            Assert.That(curl.Out, Is.EqualTo(body));
+            Assert.That(served.Result, Does.StartWith("GET / HTTP/1.1\r\n"));
+        }
     }
 }
