@@ -60,9 +60,15 @@ internal static partial class LinuxNet
 
     public static void Kill(Process p)
     {
-        try { if (!p.HasExited) p.Kill(entireProcessTree: true); }
-        catch (InvalidOperationException) { }
-        p.WaitForExit(5000);
+        try
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+            p.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already reaped: nothing left to kill.
+        }
     }
 
     /// <summary>Runs a program and fails the test, with its output, when it exits non-zero.</summary>
