@@ -1,4 +1,3 @@
-using SmartOS.Cli;
 using System.Text;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -19,15 +18,14 @@ namespace SmartOS.Integration.Tests;
 [NonParallelizable]
 public class TapNicTests
 {
-    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan s_wait = RealTimeHost.Wait;
     private const string LinuxAddress = "198.18.0.1";
 
     private NetNs? _ns;
     private TapNic? _tap;
-    private World? _world;
-    private Host? _host;
-    private RealTimeDriver? _driver;
-    private readonly List<System.Diagnostics.Process> _processes = [];
+    private RealTimeHost? _rt;
+
+    private Host Host => _rt!.Host;
 
     [SetUp]
     public void BootHostOnTap()
@@ -43,11 +41,9 @@ public class TapNicTests
         LinuxNet.Must("ip", "-n", _ns.Name, "addr", "add", LinuxAddress + "/24", "dev", tapName);
         LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", tapName, "up");
 
-        _world = new World();
-        _host = _world.AddHost("global", nics: 1);
-        _driver = _world.StartRealTime();
-        var phys = (PhysLink)_host.Mac.Find("e1000g0")!;
-        Assert.That(_driver.InvokeAsync(() => { _tap.Start(phys, _driver); return 0; }).Wait(s_wait), Is.True);
+        _rt = new RealTimeHost(nics: 1);
+        var phys = (PhysLink)Host.Mac.Find("e1000g0")!;
+        _rt.OnLoop(() => { _tap.Start(phys, _rt.Driver); return 0; });
     }
 
     [TearDown]
@@ -55,16 +51,7 @@ public class TapNicTests
     {
         try
         {
-            foreach (var p in _processes)
-            {
-                LinuxNet.Kill(p);
-                p.Dispose();
-            }
-            if (_driver != null && _host != null)
-            {
-                _driver.InvokeAsync(() => { _host.Zones.ShutdownAll(); return 0; }).Wait(s_wait);
-                _driver.Dispose();
-            }
+            _rt?.Dispose();
             _tap?.Dispose();
         }
         finally
@@ -73,34 +60,9 @@ public class TapNicTests
         }
     }
 
-    /// <summary>Runs a command on the host's loop, bounded in time (Ctrl-C, then a failure).</summary>
-    private (int Code, string Out, string Err) Sh(params string[] argv)
-    {
-        var (task, cts, stdout, stderr) = Begin(argv);
-        if (!task.Wait(s_wait))
-        {
-            _driver!.Invoke(cts.Cancel);
-            Assert.That(task.Wait(s_wait), Is.True, $"{string.Join(' ', argv)} did not stop after ^C");
-        }
-        return (task.Result, stdout.ToString(), stderr.ToString());
-    }
-
-    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv)
-    {
-        var stdout = new StringWriter { NewLine = "\n" };
-        var stderr = new StringWriter { NewLine = "\n" };
-        var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = _world!, Host = _host!, Out = stdout, Err = stderr, Cancel = cts.Token };
-        var task = _driver!.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap();
-        return (task, cts, stdout, stderr);
-    }
-
-    private string Ok(params string[] argv)
-    {
-        var r = Sh(argv);
-        Assert.That(r.Code, Is.Zero, () => $"{string.Join(' ', argv)}: {r.Err}{r.Out}");
-        return r.Out;
-    }
+    private (int Code, string Out, string Err) Sh(params string[] argv) => _rt!.Sh(argv);
+    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv) => _rt!.Begin(argv);
+    private string Ok(params string[] argv) => _rt!.Ok(argv);
 
     private void BootZone(string address)
     {
@@ -179,8 +141,8 @@ public class TapNicTests
     {
         BootZone("198.18.0.2");
         WaitReachable("198.18.0.2");
-        var phys = (PhysLink)_host!.Mac.Find("e1000g0")!;
-        Assert.That(_driver!.InvokeAsync(() => { phys.DetachBackend(); return phys.State; }).Wait(s_wait), Is.True);
+        var phys = (PhysLink)Host.Mac.Find("e1000g0")!;
+        Assert.That(_rt!.OnLoop(() => { phys.DetachBackend(); return phys.State; }), Is.EqualTo("down"));
 
         var linux = _ns!.Exec("ping", "-n", "-c", "1", "-W", "1", "198.18.0.2");
         Assert.That(linux.Code, Is.Not.Zero, linux.Out);
@@ -198,14 +160,14 @@ public class TapNicTests
         WaitReachable("198.18.0.2");
 
         const string body = "hello from zone web\n";
-        var served = _driver!.InvokeAsync(() =>
+        var served = _rt!.Driver.InvokeAsync(() =>
         {
-            var ip = ((IZoneIpStack)_host!.Zones.Find("web")!.Stack!).Ip;
+            var ip = ((IZoneIpStack)Host.Zones.Find("web")!.Stack!).Ip;
             var tcp = new TcpProtocol(ip);
             ip.RegisterTransport(IpProtocol.Tcp, tcp);
             var listener = new TcpListener(tcp);
             listener.Listen(IpAddress.AnyV4, 80);
-            return _world!.Sync.Start(async () =>
+            return _rt.World.Sync.Start(async () =>
             {
                 var s = await listener.AcceptAsync();
                 listener.Close();

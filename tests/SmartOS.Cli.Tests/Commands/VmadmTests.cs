@@ -136,7 +136,7 @@ public class VmadmTests
     [TestCase("""{ "autoboot": 3 }""", "Failed to create VM: Invalid value(s) for: autoboot")]
     [TestCase("""{ "uuid": "not-a-uuid" }""", "Failed to create VM: Invalid value(s) for: uuid")]
     [TestCase("""{ "resolvers": ["dns.example"] }""", "Failed to create VM: Invalid value(s) for: resolvers")]
-    [TestCase("""{ "brand": "lx" }""", "Failed to create VM: brand 'lx' is not supported yet")]
+    [TestCase("""{ "brand": "bhyve" }""", "Failed to create VM: brand 'bhyve' is not supported yet")]
     [TestCase("""{ "brand": "bhyve" }""", "Failed to create VM: brand 'bhyve' is not supported yet")]
     [TestCase("""{ "brand": "kvm" }""", "Failed to create VM: brand 'kvm' is not supported yet")]
     [TestCase("""{ "brand": "solaris" }""", "Failed to create VM: Invalid value(s) for: brand")]
