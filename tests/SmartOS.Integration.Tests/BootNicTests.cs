@@ -69,8 +69,8 @@ public class BootNicTests
         }
     }
 
-    [TestCase("e1000g0", "expected NIC=tap:NAME")]
-    [TestCase("e1000g0=pcap:eth0", "pcap NICs are not supported yet")]
+    [TestCase("e1000g0", "expected NIC=tap:NAME or NIC=pcap:IFACE")]
+    [TestCase("e1000g0=pcap:", "expected NIC=tap:NAME or NIC=pcap:IFACE")]
     [TestCase("e1000g0=vde:sw", "unknown NIC backend 'vde'")]
     public void Boot_rejects_a_malformed_nic_binding_with_usage(string spec, string message)
     {
@@ -79,6 +79,48 @@ public class BootNicTests
         {
             Assert.That(r.Code, Is.EqualTo(2));
             Assert.That(r.Err, Does.Contain(message));
+        }
+    }
+
+    [Test]
+    public void Boot_on_a_missing_pcap_interface_says_so_and_starts_nothing()
+    {
+        var r = Smartos("boot", "--root", _root, "--nic", "e1000g0=pcap:nosuch" + LinuxNet.Suffix());
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Code, Is.EqualTo(1));
+            Assert.That(r.Err, Does.Contain("no such interface").Or.Contain("cannot use libpcap"));
+            Assert.That(File.Exists(Path.Combine(_root, "smartos.sock")), Is.False);
+        }
+    }
+
+    /// <summary>The daemon runs inside the test namespace (ip netns exec), so its pcap NIC binds one
+    /// end of a veth pair there; Linux pings from the other end.</summary>
+    [Test]
+    public void Boot_with_a_pcap_nic_on_a_veth_answers_linux_ping()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("ping");
+        if (missing != null) Assert.Ignore(missing);
+        _ns = new NetNs();
+        LinuxNet.Must("ip", "-n", _ns.Name, "link", "add", "va", "type", "veth", "peer", "name", "vb");
+        LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", "va", "up");
+        LinuxNet.Must("ip", "-n", _ns.Name, "addr", "add", "198.18.3.1/24", "dev", "vb");
+        LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", "vb", "up");
+
+        var daemon = Start("ip", "netns", "exec", _ns.Name, "timeout", "-s", "KILL", "120", Dotnet, SmartosDll, "boot", "--root", _root, "--nics", "1", "--nic", "e1000g0=pcap:va");
+        var line = daemon.StandardOutput.ReadLineAsync();
+        Assert.That(line.Wait(s_wait), Is.True, "the daemon did not come up");
+        Assert.That(line.Result, Does.Contain("listening on"), () => daemon.HasExited ? daemon.StandardError.ReadToEnd() : "no listening line");
+
+        Assert.That(Smartos("--root", _root, "ipadm", "create-if", "-t", "e1000g0").Code, Is.Zero);
+        Assert.That(Smartos("--root", _root, "ipadm", "create-addr", "-t", "-T", "static", "-a", "198.18.3.2/24", "e1000g0/v4").Code, Is.Zero);
+        bool answered = false;
+        for (int i = 0; i < 5 && !answered; i++) answered = _ns.Exec("ping", "-n", "-c", "1", "-W", "1", "198.18.3.2").Code == 0;
+        var ping = _ns.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.3.2");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(answered, Is.True, "198.18.3.2 never answered");
+            Assert.That(ping.Out, Does.Contain("3 received"), ping.Err + ping.Out);
         }
     }
 
