@@ -195,4 +195,82 @@ public class TapNicTests
             Assert.That(served.Result, Does.StartWith("GET / HTTP/1.1\r\n"));
         }
     }
+
+    /// <summary>tshark on the Linux end of the TAP and snoop on the phys see the same exchange.</summary>
+    [Test]
+    public void Tshark_on_the_linux_side_sees_the_frames_snoop_sees_on_the_phys()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("tshark");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        string tap = _tap!.Name;
+
+        var tshark = _ns!.StartIn("tshark", "-l", "-n", "-i", tap, "-c", "4", "-f", "icmp", "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "icmp.type");
+        var capturing = Task.Run(() =>
+        {
+            for (string? l; (l = tshark.StandardError.ReadLine()) != null;)
+            {
+                if (l.Contains("Capturing on", StringComparison.Ordinal)) return true;
+            }
+            return false;
+        });
+        Assert.That(capturing.Wait(s_wait) && capturing.Result, Is.True, "tshark did not start capturing");
+        var snoop = Begin("snoop", "-d", "e1000g0", "-c", "4", "icmp");
+        var ping = _ns.Exec("ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2");
+        var seen = tshark.StandardOutput.ReadToEndAsync();
+        bool tsharkDone = tshark.WaitForExit(s_wait);
+        if (!tsharkDone) LinuxNet.Kill(tshark);
+        Assert.That(snoop.Task.Wait(s_wait), Is.True, "snoop saw fewer than four ICMP frames");
+        string expectedLinux = "198.18.0.1\t198.18.0.2\t8\n198.18.0.2\t198.18.0.1\t0\n";
+        string expectedSnoop = "198.18.0.1 -> 198.18.0.2 ICMP Echo request|198.18.0.2 -> 198.18.0.1 ICMP Echo reply";
+        var snoopLines = snoop.Out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ping.Code, Is.Zero, ping.Err + ping.Out);
+            Assert.That(tsharkDone, Is.True, "tshark saw fewer than four ICMP frames");
+            Assert.That(seen.Wait(s_wait) ? seen.Result : "", Is.EqualTo(expectedLinux + expectedLinux));
+            Assert.That(snoopLines, Has.Length.EqualTo(4));
+            Assert.That(snoopLines, Has.All.Match(expectedSnoop));
+            Assert.That(snoopLines.Count(l => l.Contains("Echo request", StringComparison.Ordinal)), Is.EqualTo(2));
+        }
+        tshark.Dispose();
+    }
+
+    /// <summary>Real iperf3 at both ends: an lx zone's client through its VNIC, the phys and the TAP
+    /// NIC to a server in the test namespace. Prints the rate it measured.</summary>
+    [Test]
+    public void An_lx_zone_runs_iperf3_against_a_linux_server_through_the_tap_nic()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("iperf3");
+        if (missing != null) Assert.Ignore(missing);
+        string zone = "lx" + LinuxNet.Suffix();
+        try
+        {
+            Ok("dladm", "create-vnic", "-t", "-l", "e1000g0", "lx0");
+            Ok("zonecfg", "-z", zone, "create; set zonepath=/zones/lx; set brand=lx; add net; set physical=lx0; set allowed-address=198.18.0.4/24; end");
+            Ok("zoneadm", "-z", zone, "install");
+            Ok("zoneadm", "-z", zone, "boot");
+            var server = _ns!.StartIn("iperf3", "-s", "-1", "-B", LinuxAddress);
+            (int Code, string Out, string Err) client = (-1, "", "");
+            for (int i = 0; i < 5 && client.Code != 0; i++)
+            {
+                if (i > 0) Thread.Sleep(200);
+                client = Sh("zlogin", zone, "iperf3", "-c", LinuxAddress, "-t", "2", "-f", "m");
+            }
+            LinuxNet.Kill(server);
+            server.Dispose();
+            string receiver = client.Out.Split('\n').FirstOrDefault(l => l.Contains("receiver", StringComparison.Ordinal)) ?? "";
+            TestContext.Out.WriteLine($"iperf3 lx zone -> TAP NIC -> Linux: {receiver.Trim()}");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(client.Code, Is.Zero, client.Err + client.Out);
+                Assert.That(receiver, Does.Match(@"[1-9][0-9.]* Mbits/sec"));
+            }
+        }
+        finally
+        {
+            Sh("zoneadm", "-z", zone, "halt");
+        }
+    }
 }
