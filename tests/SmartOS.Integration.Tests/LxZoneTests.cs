@@ -98,4 +98,31 @@ public class LxZoneTests
         _rt.Ok("zoneadm", "-z", _lx, "boot");
         Assert.That(NamespaceExists(_lx), Is.True);
     }
+
+    [Test]
+    public void A_vmadm_lx_vm_gets_its_address_route_and_resolvers_in_its_namespace()
+    {
+        _rt!.Ok("nictagadm", "add", "-l", "stub1");
+        var created = _rt.ShIn("""
+            { "brand": "lx", "alias": "lxvm", "autoboot": false, "resolvers": ["198.18.2.53"],
+              "nics": [ { "nic_tag": "stub1", "ips": ["198.18.5.2/24"], "gateways": ["198.18.5.1"] } ] }
+            """, "vmadm", "create");
+        Assert.That(created.Code, Is.Zero, created.Err);
+        string uuid = _rt.Ok("vmadm", "list", "-p", "-o", "uuid", "alias=lxvm").Trim();
+        try
+        {
+            _rt.Ok("vmadm", "start", uuid);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(_rt.Ok("zlogin", uuid, "cat", "/etc/resolv.conf"), Is.EqualTo("nameserver 198.18.2.53\n"));
+                Assert.That(_rt.Ok("zlogin", uuid, "ip", "-o", "-4", "addr", "show", "net0"), Does.Contain("inet 198.18.5.2/24"));
+                Assert.That(_rt.Ok("zlogin", uuid, "ip", "route", "show", "default"), Does.Contain("default via 198.18.5.1 dev net0"));
+            }
+        }
+        finally
+        {
+            _rt.Sh("vmadm", "delete", uuid);
+        }
+        Assert.That(NamespaceExists(uuid), Is.False);
+    }
 }

@@ -30,9 +30,12 @@ internal sealed class RealTimeHost : IDisposable
     }
 
     /// <summary>Runs a command to completion, bounded in time (^C, then a failure).</summary>
-    public (int Code, string Out, string Err) Sh(params string[] argv)
+    public (int Code, string Out, string Err) Sh(params string[] argv) => ShIn(null, argv);
+
+    /// <summary>As <see cref="Sh"/>, with <paramref name="stdin"/> as the command's standard input.</summary>
+    public (int Code, string Out, string Err) ShIn(string? stdin, params string[] argv)
     {
-        var (task, cts, stdout, stderr) = Begin(argv);
+        var (task, cts, stdout, stderr) = Begin(stdin, argv);
         if (!task.Wait(Wait))
         {
             Driver.Invoke(cts.Cancel);
@@ -42,12 +45,14 @@ internal sealed class RealTimeHost : IDisposable
     }
 
     /// <summary>Starts a command on the loop; its output is complete once the task is.</summary>
-    public (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv)
+    public (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv) => Begin(null, argv);
+
+    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(string? stdin, string[] argv)
     {
         var stdout = new StringWriter { NewLine = "\n" };
         var stderr = new StringWriter { NewLine = "\n" };
         var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = World, Host = Host, Out = stdout, Err = stderr, Cancel = cts.Token };
+        var ctx = new CommandContext { World = World, Host = Host, Out = stdout, Err = stderr, Cancel = cts.Token, In = stdin == null ? null : new StringReader(stdin) };
         var task = Driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap();
         return (task, cts, stdout, stderr);
     }
