@@ -238,7 +238,8 @@ public class TapNicTests
     }
 
     /// <summary>Real iperf3 at both ends: an lx zone's client through its VNIC, the phys and the TAP
-    /// NIC to a server in the test namespace. Prints the rate it measured.</summary>
+    /// NIC to a server in the test namespace. Prints the rate it measured beside iperf3 between two
+    /// Linux namespaces over a veth pair, in the same run (issue 6, "Speed").</summary>
     [Test]
     public void An_lx_zone_runs_iperf3_against_a_linux_server_through_the_tap_nic()
     {
@@ -262,6 +263,7 @@ public class TapNicTests
             server.Dispose();
             string receiver = client.Out.Split('\n').FirstOrDefault(l => l.Contains("receiver", StringComparison.Ordinal)) ?? "";
             TestContext.Out.WriteLine($"iperf3 lx zone -> TAP NIC -> Linux: {receiver.Trim()}");
+            TestContext.Out.WriteLine($"iperf3 Linux -> veth -> Linux:      {VethRate()}");
             using (Assert.EnterMultipleScope())
             {
                 Assert.That(client.Code, Is.Zero, client.Err + client.Out);
@@ -272,5 +274,25 @@ public class TapNicTests
         {
             Sh("zoneadm", "-z", zone, "halt");
         }
+    }
+
+    /// <summary>iperf3 from a second namespace to the test namespace over a veth pair (the reference).</summary>
+    private string VethRate()
+    {
+        using var other = new NetNs();
+        LinuxNet.Must("ip", "-n", _ns!.Name, "link", "add", "vx", "type", "veth", "peer", "name", "vy", "netns", other.Name);
+        LinuxNet.Must("ip", "-n", _ns.Name, "addr", "add", "198.18.6.1/24", "dev", "vx");
+        LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", "vx", "up");
+        LinuxNet.Must("ip", "-n", other.Name, "addr", "add", "198.18.6.2/24", "dev", "vy");
+        LinuxNet.Must("ip", "-n", other.Name, "link", "set", "vy", "up");
+        using var server = _ns.StartIn("iperf3", "-s", "-1", "-B", "198.18.6.1");
+        (int Code, string Out, string Err) client = (-1, "", "");
+        for (int i = 0; i < 5 && client.Code != 0; i++)
+        {
+            if (i > 0) Thread.Sleep(200);
+            client = other.Exec("iperf3", "-c", "198.18.6.1", "-t", "2", "-f", "m");
+        }
+        LinuxNet.Kill(server);
+        return (client.Out.Split('\n').FirstOrDefault(l => l.Contains("receiver", StringComparison.Ordinal)) ?? client.Err).Trim();
     }
 }
