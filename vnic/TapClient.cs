@@ -7,8 +7,9 @@ namespace SmartOS.Vnic;
 /// TAP device is a MAC client"). Frames the client receives from its VNIC are written to the TAP;
 /// frames Linux writes to the TAP are transmitted through the client, so the VNIC's VLAN, protection,
 /// flows and bandwidth limits apply as for any zone. Threads and descriptor rules: TapDevice.cs.
-/// A frame that cannot be written to Linux counts ierrors on the link; one that cannot be taken from
-/// Linux (pool exhausted, client closed) counts oerrors (MacLayer.cs rule 3).
+/// A frame that cannot be written to Linux counts ierrors on the link; one from Linux with no buffer
+/// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed oerrors
+/// (MacLayer.cs rule 3).
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {
@@ -29,7 +30,7 @@ public sealed class TapClient : IMacReceiver, IDisposable
     {
         var t = new TapClient(client, device);
         client.Receiver = t;
-        device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++);
+        device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++, lost => client.Link.Stats.DropNoBuf += lost);
         return t;
     }
 
@@ -50,7 +51,7 @@ public sealed class TapClient : IMacReceiver, IDisposable
         var p = _client.Pool.Rent(frame);
         if (p == null)
         {
-            _client.Link.Stats.OErrors++;
+            _client.Link.Stats.DropNoBuf++;
             return;
         }
         _client.Transmit(p);

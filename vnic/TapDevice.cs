@@ -22,6 +22,9 @@ namespace SmartOS.Vnic;
 ///      reported to the loop once, never an exception on either thread.
 ///   3. Dispose stops the reader (it polls with a short timeout so it notices) before closing the
 ///      descriptor, so the descriptor number is never reused under a live read.
+///   4. At most MaxPending frames wait for the loop: when Linux sends faster than the loop takes
+///      frames, the reader drops them (a full receive ring) and the loop is told how many with the
+///      next frame it gets, so memory stays bounded and every drop is counted.
 /// </summary>
 public sealed partial class TapDevice : IDisposable
 {
@@ -33,12 +36,15 @@ public sealed partial class TapDevice : IDisposable
     private const int EINTR = 4;
     private const int EAGAIN = 11;
     private const int MaxFrame = 65536;
+    /// <summary>Frames handed to the loop and not yet taken (rule 4): a NIC receive ring's size.</summary>
+    private const int MaxPending = 4096;
     /// <summary>How long the reader waits in poll before it checks for a stop: bounds Dispose's wait.</summary>
     private const int PollMs = 100;
 
     private int _fd;
     private Thread? _reader;
     private volatile bool _stop;
+    private int _pending, _overflow;
 
     private TapDevice(int fd, string name)
     {
@@ -89,12 +95,13 @@ public sealed partial class TapDevice : IDisposable
     }
 
     /// <summary>Starts the reader: each frame from Linux is passed, as its own array, to
-    /// <paramref name="deliver"/> on the loop; a read error calls <paramref name="failed"/> on the loop.</summary>
-    public void Start(RealTimeDriver driver, Action<byte[]> deliver, Action failed)
+    /// <paramref name="deliver"/> on the loop; a read error calls <paramref name="failed"/> on the loop;
+    /// frames dropped because the loop fell behind are reported to <paramref name="overflowed"/>.</summary>
+    public void Start(RealTimeDriver driver, Action<byte[]> deliver, Action failed, Action<int> overflowed)
     {
         if (_reader != null) throw new InvalidOperationException($"TAP device {Name} is already started");
         if (_fd < 0) throw new ObjectDisposedException(nameof(TapDevice));
-        _reader = new Thread(() => ReadLoop(driver, deliver, failed)) { IsBackground = true, Name = "tap-" + Name };
+        _reader = new Thread(() => ReadLoop(driver, deliver, failed, overflowed)) { IsBackground = true, Name = "tap-" + Name };
         _reader.Start();
     }
 
@@ -106,7 +113,7 @@ public sealed partial class TapDevice : IDisposable
         return WriteRaw(fd, ref frame.Buffer[frame.Offset], (nuint)frame.Length) == frame.Length;
     }
 
-    private void ReadLoop(RealTimeDriver driver, Action<byte[]> deliver, Action failed)
+    private void ReadLoop(RealTimeDriver driver, Action<byte[]> deliver, Action failed, Action<int> overflowed)
     {
         var buffer = new byte[MaxFrame];
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
@@ -130,10 +137,22 @@ public sealed partial class TapDevice : IDisposable
                 return;
             }
             if (n == 0) continue;
+            if (Volatile.Read(ref _pending) >= MaxPending)
+            {
+                Interlocked.Increment(ref _overflow);
+                continue;
+            }
+            Interlocked.Increment(ref _pending);
             // One copy per frame: the reader's buffer is reused at once, and the packet pool belongs
             // to the loop, so the frame travels to the loop as its own array.
             byte[] frame = buffer.AsSpan(0, (int)n).ToArray();
-            driver.Invoke(() => deliver(frame));
+            driver.Invoke(() =>
+            {
+                Interlocked.Decrement(ref _pending);
+                int lost = Interlocked.Exchange(ref _overflow, 0);
+                if (lost > 0) overflowed(lost);
+                deliver(frame);
+            });
         }
     }
 

@@ -7,7 +7,8 @@ namespace SmartOS.Vnic;
 /// clocks"): frames the NIC sends to the wire are written to the device, frames Linux writes to it
 /// arrive as from a wire (PhysLink.ReceiveFromWire), with the same switch, flow and protection rules.
 /// Threads and descriptor rules: TapDevice.cs. A failed write counts oerrors; a frame that arrives
-/// after the NIC was detached counts drop_link_down (MacLayer.cs rule 3).
+/// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
+/// full) drop_nobuf (MacLayer.cs rule 3).
 /// </summary>
 public sealed class TapNic : IPhysBackend, IDisposable
 {
@@ -31,7 +32,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
     {
         _phys = phys;
         phys.Attach(this);
-        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++);
+        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost);
     }
 
     public void Transmit(PhysLink from, Packet frame)
@@ -53,7 +54,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
         var p = phys.Mac.Pool.Rent(frame);
         if (p == null)
         {
-            phys.Stats.IErrors++;
+            phys.Stats.DropNoBuf++;
             return;
         }
         phys.ReceiveFromWire(p);

@@ -89,7 +89,7 @@ public sealed class PcapNic : IPhysBackend, IDisposable
         var p = phys.Mac.Pool.Rent(frame);
         if (p == null)
         {
-            phys.Stats.IErrors++;
+            phys.Stats.DropNoBuf++;
             return;
         }
         phys.ReceiveFromWire(p);
