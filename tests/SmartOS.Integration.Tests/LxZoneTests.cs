@@ -125,4 +125,20 @@ public class LxZoneTests
         }
         Assert.That(NamespaceExists(uuid), Is.False);
     }
+
+    /// <summary>Link protection is enforced in the MAC layer, below anything the lx zone's root controls.</summary>
+    [Test]
+    public void Mac_nospoof_stops_an_lx_zone_that_changes_its_mac_address()
+    {
+        _rt!.Ok("dladm", "set-linkprop", "-t", "-p", "protection=mac-nospoof", "lx0");
+        Assert.That(_rt.Sh("zlogin", _lx, "ping", "-n", "-c", "1", "-W", "2", "198.18.2.3").Code, Is.Zero);
+        _rt.Ok("zlogin", _lx, "ip", "link", "set", "net0", "address", "02:00:00:00:00:99");
+        var spoofed = _rt.Sh("zlogin", _lx, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "198.18.2.3");
+        string counted = _rt.Ok("kstat", "-p", "link:0:lx0:macspoofed");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(spoofed.Code, Is.Not.Zero, spoofed.Out);
+            Assert.That(counted, Does.Match(@"link:0:lx0:macspoofed\t[1-9]"));
+        }
+    }
 }
