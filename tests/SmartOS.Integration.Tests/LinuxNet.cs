@@ -60,6 +60,9 @@ internal static partial class LinuxNet
 
     public static void Kill(Process p)
     {
+        int pid;
+        try { pid = p.Id; }
+        catch (InvalidOperationException) { return; } // Never started.
         try
         {
             if (!p.HasExited) p.Kill(entireProcessTree: true);
@@ -67,7 +70,15 @@ internal static partial class LinuxNet
         }
         catch (InvalidOperationException)
         {
-            // Already reaped: nothing left to kill.
+            // The Process object lost track of it: kill by the id it had, if it still runs.
+            try
+            {
+                using var again = Process.GetProcessById(pid);
+                again.Kill(entireProcessTree: true);
+                again.WaitForExit(5000);
+            }
+            catch (ArgumentException) { }
+            catch (InvalidOperationException) { }
         }
     }
 
