@@ -12,7 +12,7 @@ internal static class Program
 {
     private const string UsageText = """
         usage: smartos run [--seed N] [--outdir DIR] FILE
-               smartos boot [--root DIR] [--nics N] [--seed N]
+               smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
         """;
@@ -84,7 +84,7 @@ internal static class Program
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:"]);
+        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:", "nic:"]);
         int nics = 2;
         ulong seed = 1;
         if (g.Error != null || g.Operands.Count > 0
@@ -92,8 +92,19 @@ internal static class Program
             || (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed)))
         {
             if (g.Error != null) stderr.WriteLine("smartos boot: " + g.Error);
-            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N]");
+            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]");
             return 2;
+        }
+        var bindings = new List<NicBinding>();
+        foreach (string spec in g.Values("nic"))
+        {
+            if (!NicBinding.TryParse(spec, out var b, out string? why))
+            {
+                stderr.WriteLine($"smartos boot: --nic {spec}: {why}");
+                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]");
+                return 2;
+            }
+            bindings.Add(b!);
         }
         string root = Path.GetFullPath(g.Value("root") ?? DefaultRoot());
         Directory.CreateDirectory(root);
@@ -107,11 +118,21 @@ internal static class Program
         var world = new World(seed);
         var host = world.AddHost("global", nics, new FileConfigStore(root));
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos boot: " + p);
+        // Every NIC backend is opened before the host starts, so a missing device or privilege stops
+        // the boot with nothing running (issue 6: nothing half-starts).
+        var backends = NicBinding.OpenAll(host, bindings, out string? nicError);
+        if (backends == null)
+        {
+            stderr.WriteLine("smartos boot: " + nicError);
+            return 1;
+        }
         var driver = world.StartRealTime();
+        driver.InvokeAsync(() => { foreach (var b in backends) b.Start(driver); return 0; }).Wait(TimeSpan.FromSeconds(10));
         var booted = driver.InvokeAsync(() => (Problems: host.Zones.BootAutoboot(), Running: host.Zones.Zones.Count(z => z.State == ZoneState.Running)));
         if (!booted.Wait(TimeSpan.FromSeconds(30)))
         {
             stderr.WriteLine("smartos boot: zones did not boot within 30s");
+            foreach (var b in backends) b.Backend.Dispose();
             return 1;
         }
         foreach (var p in booted.Result.Problems) stderr.WriteLine("smartos boot: " + p);
@@ -122,6 +143,7 @@ internal static class Program
         {
             stderr.WriteLine($"smartos boot: {socketPath}: {e.Message}");
             driver.Dispose();
+            foreach (var b in backends) b.Backend.Dispose();
             return 1;
         }
         server.Start();
@@ -143,6 +165,7 @@ internal static class Program
         var down = driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; });
         down.Wait(TimeSpan.FromSeconds(10));
         driver.Dispose();
+        foreach (var b in backends) b.Backend.Dispose();
         stdout.WriteLine("smartos: host halted");
         return 0;
     }

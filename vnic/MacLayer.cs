@@ -16,7 +16,10 @@
  *               port-bearing datalink to transmit frames and receive them through a callback.
  *   wire        a cable between two phys NICs (same or different hosts), with speed, delay, loss
  *               and MTU. Only frames on a wire are tagged with 802.1Q; inside the host a packet
- *               carries its VLAN in Packet.Vid.
+ *               carries its VLAN in Packet.Vid. In real time a phys's far side may instead be a
+ *               real Linux interface (IPhysBackend): a TAP device (TapNic) or, through libpcap, an
+ *               existing one (tools/Daemon/PcapNic.cs). An lx zone's TAP devices are MAC clients
+ *               (TapClient). Their threads hand frames to the loop (TapDevice.cs).
  *   tap         a capture point on a datalink (snoop). A phys's taps see what is on its wire; a
  *               VNIC's see what its client sends and receives; an etherstub's see every frame its
  *               switch forwards.

@@ -14,9 +14,10 @@
  *                -> (shutdown) shutting_down -> down -> installed; halt goes straight back to
  *                installed. incomplete is a failed install and needs uninstall. Only configured and
  *                installed persist; ready, running, shutting_down and down are live only.
- *   brand        joyent and joyent-minimal run on the project's IP stack; bhyve and kvm run one
- *                guest on the VMM (virt/), attached to the zone's VNICs (HvmGuest.cs); lx is refused
- *                with a message naming the later issue (ZoneTable.BrandProblem).
+ *   brand        joyent and joyent-minimal run on the project's IP stack; lx runs real Linux programs
+ *                in a Linux network namespace whose TAP devices are MAC clients of the zone's VNICs
+ *                (LxZoneNetwork.cs; real time and root only); bhyve and kvm run one guest on the VMM
+ *                (virt/), attached to the zone's VNICs (HvmGuest.cs).
  *   net          a zone's datalink. With a nic tag (global-nic, what vmadm writes) the VNIC named
  *                by physical is created over the tag's NIC or etherstub when the zone readies and
  *                deleted when it halts, as SmartOS does; without one, physical names an existing

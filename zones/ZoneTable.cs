@@ -15,11 +15,12 @@ public sealed class ZoneTable
 {
     public const string ConfigName = "zones.conf";
 
-    /// <summary>Brands that run: joyent zones on the project's IP stack, bhyve and kvm zones as a guest
-    /// of the VMM (HvmGuest.cs).</summary>
-    public static readonly string[] RunnableBrands = ["joyent", "joyent-minimal", "bhyve", "kvm"];
-    /// <summary>Brands SmartOS has that belong to later issues.</summary>
-    public static readonly string[] LaterBrands = ["lx"];
+    /// <summary>Brands that run: joyent and joyent-minimal on the project's IP stack, lx on Linux's
+    /// (LxZoneNetwork.cs; real-time hosts run as root only), bhyve and kvm as a guest of the VMM
+    /// (HvmGuest.cs).</summary>
+    public static readonly string[] RunnableBrands = ["joyent", "joyent-minimal", "lx", "bhyve", "kvm"];
+    /// <summary>Brands SmartOS has that belong to later issues (none left).</summary>
+    public static readonly string[] LaterBrands = [];
 
     private readonly Host _host;
     private readonly List<Zone> _zones = [];
@@ -34,6 +35,15 @@ public sealed class ZoneTable
 
     /// <summary>The IP stack factory zones boot with (the recording stand-in until netstack/ plugs in).</summary>
     public IZoneNetwork Network { get; set; }
+
+    /// <summary>The network of lx zones: Linux network namespaces, only when the world runs in real time.</summary>
+    private LxZoneNetwork? _lx;
+
+    /// <summary>Why an lx zone cannot boot on this host now, or null when it can.</summary>
+    public string? LxProblem()
+        => _host.World.Driver == null
+            ? "brand lx needs a real-time host (smartos boot): its programs run in a Linux network namespace, which virtual time cannot drive"
+            : LxZoneNetwork.Unavailable();
 
     /// <summary>Zones in configuration order.</summary>
     public IReadOnlyList<Zone> Zones => _zones;
@@ -307,6 +317,8 @@ public sealed class ZoneTable
         if (z.State < ZoneState.Installed) return "must be installed before boot.";
         if (z.State == ZoneState.Running) return "zone is already booted";
         if (z.State > ZoneState.Running) return Invalid("boot", z);
+        bool lx = z.Config.Brand == "lx";
+        if (lx && LxProblem() is string lp) return lp;
         bool wasReady = z.State == ZoneState.Ready;
         if (!wasReady && ReadyLocked(z) is string e) return e;
         var interfaces = new List<ZoneInterface>();
@@ -325,7 +337,8 @@ public sealed class ZoneTable
         }
         if (HvmGuest.IsHvm(z.Config.Brand)) return BootGuest(z);
         var plan = new ZoneNetworkPlan(z.Name, interfaces, z.Config.Vm?.Resolvers ?? [], z.Memory!, _host.Scheduler, _host.Random, _host.Pool);
-        if (!Network.TryStart(plan, out var stack, out string? error))
+        var network = lx ? (_lx ??= new LxZoneNetwork(_host.World.Driver!)) : Network;
+        if (!network.TryStart(plan, out var stack, out string? error))
         {
             Unready(z);
             return $"network start failed: {error}";

@@ -1,12 +1,15 @@
+using System.Diagnostics;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
 /// zlogin(1): `zlogin ZONE COMMAND [ARGS]` runs COMMAND through the dispatcher inside ZONE
-/// (CommandContext.Zone = ZONE) and exits with its status. Interactive logins are not supported.
-/// `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm console) and returns.
-/// Also zonename(1), which prints the zone a command runs in.
+/// (CommandContext.Zone = ZONE) and exits with its status. In an lx zone COMMAND is a real Linux
+/// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs); its
+/// output is written when it exits, and ^C (the command's cancellation) kills it. Interactive logins
+/// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
+/// console) and returns. Also zonename(1), which prints the zone a command runs in.
 /// </summary>
 public static class Zlogin
 {
@@ -74,7 +77,46 @@ public static class Zlogin
             return 1;
         }
         if (command.Length == 0) return NoInteractive(ctx);
+        if (zone.Stack is LxZoneStack lx) return await RunLinuxAsync(ctx, lx.Namespace, command);
         return await Dispatcher.StartAsync(ctx.InZone(name), command);
+    }
+
+    /// <summary>Runs a Linux program in an lx zone's namespace. The process is waited for off the loop;
+    /// the await brings its output back to the loop, where the context's writers live.</summary>
+    private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string[] command)
+    {
+        var psi = new ProcessStartInfo(LxZoneNetwork.FindIp() ?? "ip")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        foreach (string a in (string[])["netns", "exec", ns, .. command]) psi.ArgumentList.Add(a);
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            ctx.Err.WriteLine($"zlogin: {command[0]}: {e.Message}");
+            return 127;
+        }
+        using (p)
+        {
+            p.StandardInput.Close();
+            var stdout = p.StandardOutput.ReadToEndAsync(CancellationToken.None);
+            var stderr = p.StandardError.ReadToEndAsync(CancellationToken.None);
+            int code;
+            try
+            {
+                await p.WaitForExitAsync(ctx.Cancel).ConfigureAwait(true);
+                code = p.ExitCode;
+            }
+            catch (OperationCanceledException)
+            {
+                p.Kill(entireProcessTree: true);
+                code = 130;
+            }
+            ctx.Out.Write(await stdout.ConfigureAwait(true));
+            ctx.Err.Write(await stderr.ConfigureAwait(true));
+            return code;
+        }
     }
 
     private static int NoInteractive(CommandContext ctx)

@@ -136,7 +136,6 @@ public class VmadmTests
     [TestCase("""{ "autoboot": 3 }""", "Failed to create VM: Invalid value(s) for: autoboot")]
     [TestCase("""{ "uuid": "not-a-uuid" }""", "Failed to create VM: Invalid value(s) for: uuid")]
     [TestCase("""{ "resolvers": ["dns.example"] }""", "Failed to create VM: Invalid value(s) for: resolvers")]
-    [TestCase("""{ "brand": "lx" }""", "Failed to create VM: brand 'lx' is not supported yet")]
     [TestCase("""{ "brand": "solaris" }""", "Failed to create VM: Invalid value(s) for: brand")]
     [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid nic tag \"nosuch\" for nics.0")]
     [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.nic_tag")]

@@ -21,6 +21,22 @@ public class ZoneadmTests
     private static ZoneState State(CliHost h, string zone = "web") => h.Host.Zones.Find(zone)!.State;
 
     [Test]
+    public void An_lx_zone_does_not_boot_in_virtual_time_and_says_why()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 lx0"));
+        h.Ok("zonecfg", "-z", "lx", "create; set zonepath=/zones/lx; set brand=lx; add net; set physical=lx0; set allowed-address=10.0.0.2/24; end");
+        h.Ok(A("zoneadm -z lx install"));
+        var r = h.Fails(A("zoneadm -z lx boot"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.Contain("brand lx needs a real-time host (smartos boot)"));
+            Assert.That(h.Ok(A("zoneadm list -p")), Does.Not.Contain("lx"));
+            Assert.That(h.Ok(A("dladm show-vnic -p -o link,zone lx0")), Is.EqualTo("lx0:--\n"));
+        }
+    }
+
+    [Test]
     public void List_cv_shows_the_global_zone_and_every_configured_zone()
     {
         var h = WebZone(install: false);

@@ -81,7 +81,6 @@ public class ZonecfgTests
 
     [TestCase("create; set autoboot=true", "zonepath not specified")]
     [TestCase("create; set zonepath=relative", "zonepath: 'relative' is not an absolute path")]
-    [TestCase("create; set zonepath=/z; set brand=lx", "brand 'lx' is not supported yet")]
     [TestCase("create; set zonepath=/z; set brand=kvm", "brand 'kvm' needs a guest image: create kvm zones with vmadm")]
     [TestCase("create; set zonepath=/z; set brand=bhyve", "brand 'bhyve' needs a guest image: create bhyve zones with vmadm")]
     [TestCase("create; set zonepath=/z; set brand=native", "unknown brand 'native'")]

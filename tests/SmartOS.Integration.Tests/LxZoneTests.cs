@@ -1,0 +1,144 @@
+using SmartOS.Zones;
+
+namespace SmartOS.Integration.Tests;
+
+/// <summary>
+/// lx zones (zones/LxZoneNetwork.cs): real Linux programs in a namespace the host creates at boot and
+/// removes at halt, their TAP devices carrying the zone's VNICs. Two zones, an lx one and a joyent
+/// one, on an etherstub, addresses from 198.18.2.0/24. Run only as root with /dev/net/tun and ip(8).
+/// </summary>
+[NonParallelizable]
+public class LxZoneTests
+{
+    private RealTimeHost? _rt;
+    private string _lx = "";
+
+    [SetUp]
+    public void BootZones()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("ping");
+        if (missing != null) Assert.Ignore(missing);
+        _lx = "lx" + LinuxNet.Suffix();
+        _rt = new RealTimeHost(nics: 0);
+        _rt.Ok("dladm", "create-etherstub", "-t", "stub0");
+        _rt.Ok("dladm", "create-vnic", "-t", "-l", "stub0", "lx0");
+        _rt.Ok("dladm", "create-vnic", "-t", "-l", "stub0", "web0");
+        _rt.Ok("zonecfg", "-z", _lx, "create; set zonepath=/zones/lx; set brand=lx; add net; set physical=lx0; set allowed-address=198.18.2.2/24; set defrouter=198.18.2.1; end");
+        _rt.Ok("zonecfg", "-z", "web", "create; set zonepath=/zones/web; add net; set physical=web0; set allowed-address=198.18.2.3/24; end");
+        foreach (string z in (string[])[_lx, "web"])
+        {
+            _rt.Ok("zoneadm", "-z", z, "install");
+            _rt.Ok("zoneadm", "-z", z, "boot");
+        }
+    }
+
+    [TearDown]
+    public void Teardown()
+    {
+        try
+        {
+            _rt?.Dispose();
+        }
+        finally
+        {
+            // Halting removes the namespace; this only matters when the test failed half-way.
+            if (_lx.Length > 0 && File.Exists(Path.Combine("/run/netns", LxZoneNetwork.NamespaceOf(_lx))))
+                LinuxNet.Run("ip", "netns", "del", LxZoneNetwork.NamespaceOf(_lx));
+        }
+    }
+
+    private static bool NamespaceExists(string zone) => File.Exists(Path.Combine("/run/netns", LxZoneNetwork.NamespaceOf(zone)));
+
+    [Test]
+    public void An_lx_zone_runs_linux_ping_to_a_joyent_zone_across_an_etherstub_and_back()
+    {
+        var fromLx = _rt!.Sh("zlogin", _lx, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.2.3");
+        var fromWeb = _rt.Sh("zlogin", "web", "ping", "-c", "3", "-i", "0.2", "198.18.2.2");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fromLx.Code, Is.Zero, fromLx.Err + fromLx.Out);
+            Assert.That(fromLx.Out, Does.Contain("3 received"));
+            Assert.That(fromWeb.Code, Is.Zero, fromWeb.Err + fromWeb.Out);
+            Assert.That(fromWeb.Out, Does.Contain("from 198.18.2.2"));
+        }
+    }
+
+    [Test]
+    public void An_lx_zone_interface_has_its_vnic_mac_address_and_route_from_the_config()
+    {
+        string mac = _rt!.Ok("dladm", "show-vnic", "-p", "-o", "macaddress", "lx0").Trim();
+        string link = _rt.Ok("zlogin", _lx, "ip", "-o", "link", "show", "net0");
+        string addr = _rt.Ok("zlogin", _lx, "ip", "-o", "-4", "addr", "show", "net0");
+        string route = _rt.Ok("zlogin", _lx, "ip", "route", "show", "default");
+        string expectedMac = string.Join(':', mac.Split(':').Select(o => o.PadLeft(2, '0')));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(link, Does.Contain("link/ether " + expectedMac));
+            Assert.That(addr, Does.Contain("inet 198.18.2.2/24"));
+            Assert.That(route, Does.Contain("default via 198.18.2.1 dev net0"));
+        }
+    }
+
+    [Test]
+    public void Zlogin_returns_the_linux_program_exit_status()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(_rt!.Sh("zlogin", _lx, "true").Code, Is.Zero);
+            Assert.That(_rt.Sh("zlogin", _lx, "sh", "-c", "exit 7").Code, Is.EqualTo(7));
+        }
+    }
+
+    [Test]
+    public void Halting_an_lx_zone_removes_its_namespace()
+    {
+        Assert.That(NamespaceExists(_lx), Is.True);
+        _rt!.Ok("zoneadm", "-z", _lx, "halt");
+        Assert.That(NamespaceExists(_lx), Is.False);
+        _rt.Ok("zoneadm", "-z", _lx, "boot");
+        Assert.That(NamespaceExists(_lx), Is.True);
+    }
+
+    [Test]
+    public void A_vmadm_lx_vm_gets_its_address_route_and_resolvers_in_its_namespace()
+    {
+        _rt!.Ok("nictagadm", "add", "-l", "stub1");
+        var created = _rt.ShIn("""
+            { "brand": "lx", "alias": "lxvm", "autoboot": false, "resolvers": ["198.18.2.53"],
+              "nics": [ { "nic_tag": "stub1", "ips": ["198.18.5.2/24"], "gateways": ["198.18.5.1"] } ] }
+            """, "vmadm", "create");
+        Assert.That(created.Code, Is.Zero, created.Err);
+        string uuid = _rt.Ok("vmadm", "list", "-p", "-o", "uuid", "alias=lxvm").Trim();
+        try
+        {
+            _rt.Ok("vmadm", "start", uuid);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(_rt.Ok("zlogin", uuid, "cat", "/etc/resolv.conf"), Is.EqualTo("nameserver 198.18.2.53\n"));
+                Assert.That(_rt.Ok("zlogin", uuid, "ip", "-o", "-4", "addr", "show", "net0"), Does.Contain("inet 198.18.5.2/24"));
+                Assert.That(_rt.Ok("zlogin", uuid, "ip", "route", "show", "default"), Does.Contain("default via 198.18.5.1 dev net0"));
+            }
+        }
+        finally
+        {
+            _rt.Sh("vmadm", "delete", uuid);
+        }
+        Assert.That(NamespaceExists(uuid), Is.False);
+    }
+
+    /// <summary>Link protection is enforced in the MAC layer, below anything the lx zone's root controls.</summary>
+    [Test]
+    public void Mac_nospoof_stops_an_lx_zone_that_changes_its_mac_address()
+    {
+        _rt!.Ok("dladm", "set-linkprop", "-t", "-p", "protection=mac-nospoof", "lx0");
+        Assert.That(_rt.Sh("zlogin", _lx, "ping", "-n", "-c", "1", "-W", "2", "198.18.2.3").Code, Is.Zero);
+        _rt.Ok("zlogin", _lx, "ip", "link", "set", "net0", "address", "02:00:00:00:00:99");
+        var spoofed = _rt.Sh("zlogin", _lx, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "198.18.2.3");
+        string counted = _rt.Ok("kstat", "-p", "link:0:lx0:macspoofed");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(spoofed.Code, Is.Not.Zero, spoofed.Out);
+            Assert.That(counted, Does.Match(@"link:0:lx0:macspoofed\t[1-9]"));
+        }
+    }
+}

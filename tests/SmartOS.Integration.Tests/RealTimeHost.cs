@@ -1,0 +1,72 @@
+using SmartOS.Cli;
+using SmartOS.Kernel;
+using SmartOS.Zones;
+
+namespace SmartOS.Integration.Tests;
+
+/// <summary>A host in real time, in-process (as `smartos boot` runs it), with commands run through
+/// the dispatcher on its loop. Every wait is bounded; Dispose shuts the zones down first.</summary>
+internal sealed class RealTimeHost : IDisposable
+{
+    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    public RealTimeHost(int nics = 1)
+    {
+        World = new World();
+        Host = World.AddHost("global", nics);
+        Driver = World.StartRealTime();
+    }
+
+    public World World { get; }
+    public Host Host { get; }
+    public RealTimeDriver Driver { get; }
+
+    /// <summary>Runs <paramref name="func"/> on the loop and waits (bounded) for its result.</summary>
+    public T OnLoop<T>(Func<T> func)
+    {
+        var t = Driver.InvokeAsync(func);
+        Assert.That(t.Wait(Wait), Is.True, "the loop did not answer");
+        return t.Result;
+    }
+
+    /// <summary>Runs a command to completion, bounded in time (^C, then a failure).</summary>
+    public (int Code, string Out, string Err) Sh(params string[] argv) => ShIn(null, argv);
+
+    /// <summary>As <see cref="Sh"/>, with <paramref name="stdin"/> as the command's standard input.</summary>
+    public (int Code, string Out, string Err) ShIn(string? stdin, params string[] argv)
+    {
+        var (task, cts, stdout, stderr) = Begin(stdin, argv);
+        if (!task.Wait(Wait))
+        {
+            Driver.Invoke(cts.Cancel);
+            Assert.That(task.Wait(Wait), Is.True, $"{string.Join(' ', argv)} did not stop after ^C");
+        }
+        return (task.Result, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Starts a command on the loop; its output is complete once the task is.</summary>
+    public (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv) => Begin(null, argv);
+
+    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(string? stdin, string[] argv)
+    {
+        var stdout = new StringWriter { NewLine = "\n" };
+        var stderr = new StringWriter { NewLine = "\n" };
+        var cts = new CancellationTokenSource();
+        var ctx = new CommandContext { World = World, Host = Host, Out = stdout, Err = stderr, Cancel = cts.Token, In = stdin == null ? null : new StringReader(stdin) };
+        var task = Driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap();
+        return (task, cts, stdout, stderr);
+    }
+
+    public string Ok(params string[] argv)
+    {
+        var r = Sh(argv);
+        Assert.That(r.Code, Is.Zero, () => $"{string.Join(' ', argv)}: {r.Err}{r.Out}");
+        return r.Out;
+    }
+
+    public void Dispose()
+    {
+        Driver.InvokeAsync(() => { Host.Zones.ShutdownAll(); return 0; }).Wait(Wait);
+        Driver.Dispose();
+    }
+}

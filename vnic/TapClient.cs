@@ -1,0 +1,66 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Vnic;
+
+/// <summary>
+/// A MAC client carried to a Linux TAP device (an LX zone's interface; ARCHITECTURE.md: "an LX zone's
+/// TAP device is a MAC client"). Frames the client receives from its VNIC are written to the TAP;
+/// frames Linux writes to the TAP are transmitted through the client, so the VNIC's VLAN, protection,
+/// flows and bandwidth limits apply as for any zone. Threads and descriptor rules: TapDevice.cs.
+/// A frame that cannot be written to Linux counts ierrors on the link; one from Linux with no buffer
+/// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed oerrors
+/// (MacLayer.cs rule 3).
+/// </summary>
+public sealed class TapClient : IMacReceiver, IDisposable
+{
+    private readonly MacClient _client;
+    private readonly TapDevice _device;
+
+    private TapClient(MacClient client, TapDevice device)
+    {
+        _client = client;
+        _device = device;
+    }
+
+    public string DeviceName => _device.Name;
+
+    /// <summary>Joins <paramref name="client"/> and <paramref name="device"/> and starts the reader.
+    /// Call on the loop. The TapClient owns the device; the caller still owns the client.</summary>
+    public static TapClient Start(MacClient client, TapDevice device, RealTimeDriver driver)
+    {
+        var t = new TapClient(client, device);
+        client.Receiver = t;
+        device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++, lost => client.Link.Stats.DropNoBuf += lost);
+        return t;
+    }
+
+    public void Receive(MacClient client, Packet packet)
+    {
+        if (!_device.Write(packet)) client.Link.Stats.IErrors++;
+        packet.Free();
+    }
+
+    /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>
+    private void FromLinux(byte[] frame)
+    {
+        if (!_client.IsOpen)
+        {
+            _client.Link.Stats.OErrors++;
+            return;
+        }
+        var p = _client.Pool.Rent(frame);
+        if (p == null)
+        {
+            _client.Link.Stats.DropNoBuf++;
+            return;
+        }
+        _client.Transmit(p);
+    }
+
+    /// <summary>Stops the reader and closes the device; call before the client is closed.</summary>
+    public void Dispose()
+    {
+        if (_client.Receiver == this) _client.Receiver = null;
+        _device.Dispose();
+    }
+}

@@ -1,0 +1,69 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Vnic;
+
+/// <summary>
+/// A physical NIC's far side bound to a Linux TAP device (real time only; ARCHITECTURE.md, "Two
+/// clocks"): frames the NIC sends to the wire are written to the device, frames Linux writes to it
+/// arrive as from a wire (PhysLink.ReceiveFromWire), with the same switch, flow and protection rules.
+/// Threads and descriptor rules: TapDevice.cs. A failed write counts oerrors; a frame that arrives
+/// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
+/// full) drop_nobuf (MacLayer.cs rule 3).
+/// </summary>
+public sealed class TapNic : IPhysBackend, IDisposable
+{
+    private readonly TapDevice _device;
+    private PhysLink? _phys;
+
+    private TapNic(TapDevice device) { _device = device; }
+
+    /// <summary>The Linux interface name of the TAP device.</summary>
+    public string Name => _device.Name;
+
+    /// <summary>TAP devices have no line rate; dladm shows them as 1 Gbit/s.</summary>
+    public long SpeedBps => 1_000_000_000;
+
+    /// <summary>Opens the TAP device <paramref name="name"/>, or says what is missing (TapDevice rule 1).</summary>
+    public static TapNic? TryOpen(string name, out string? error)
+        => TapDevice.TryOpen(name, out error) is { } d ? new TapNic(d) : null;
+
+    /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
+    public void Start(PhysLink phys, RealTimeDriver driver)
+    {
+        _phys = phys;
+        phys.Attach(this);
+        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost);
+    }
+
+    public void Transmit(PhysLink from, Packet frame)
+    {
+        if (!_device.Write(frame)) from.Stats.OErrors++;
+        frame.Free();
+    }
+
+    public void Detach(PhysLink phys) => _device.Dispose();
+
+    /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
+    private void Deliver(PhysLink phys, byte[] frame)
+    {
+        if (phys.Backend != this)
+        {
+            phys.Stats.DropLinkDown++;
+            return;
+        }
+        var p = phys.Mac.Pool.Rent(frame);
+        if (p == null)
+        {
+            phys.Stats.DropNoBuf++;
+            return;
+        }
+        phys.ReceiveFromWire(p);
+    }
+
+    /// <summary>Detaches from the NIC (if attached) and closes the device.</summary>
+    public void Dispose()
+    {
+        if (_phys is { } phys && phys.Backend == this) phys.DetachBackend();
+        _device.Dispose();
+    }
+}

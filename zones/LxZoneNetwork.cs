@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// The network of an lx-branded zone (real time only): the zone's programs are real Linux programs
+/// on the Linux kernel's own stack, in a network namespace the host creates at boot and removes at
+/// halt.
+///
+/// Data path
+///   Linux program ─▶ Linux stack in NS ─▶ TAP netN ─▶ TapClient ─▶ MAC client of the zone's VNIC
+///     ─▶ [protection, flows, bandwidth] ─▶ virtual switch ─▶ ...        (and the reverse)
+///
+/// Rules
+///   1. The namespace is smartos-lx-ZONE; each of the zone's interfaces is a TAP device created in
+///      the root namespace by our descriptor, moved at once into the zone's namespace, and renamed
+///      there to the zone's interface name (net0, ...) with its VNIC's MAC address and MTU. Nothing
+///      is configured in the root namespace.
+///   2. Addresses, default routes and resolvers come from the zone's configuration (allowed-address,
+///      defrouter, vmadm resolvers, written to /etc/netns/NS/resolv.conf for `ip netns exec`). dhcp
+///      is refused with a message; addrconf is Linux's own default.
+///   3. A zone that fails to start leaves nothing behind: TAPs closed, namespace and resolv.conf
+///      removed. A namespace of the same name left by a killed host is replaced.
+///   4. Starting runs ip(8) on the loop: it blocks the loop for the few tens of milliseconds a boot
+///      takes, which only real-time hosts allow (virtual time refuses lx before this, ZoneTable).
+/// </summary>
+public sealed partial class LxZoneNetwork : IZoneNetwork
+{
+    private static readonly TimeSpan s_ipLimit = TimeSpan.FromSeconds(10);
+    private readonly RealTimeDriver _driver;
+    private int _nextTap;
+
+    public LxZoneNetwork(RealTimeDriver driver) { _driver = driver; }
+
+    /// <summary>The Linux network namespace of an lx zone.</summary>
+    public static string NamespaceOf(string zone) => "smartos-lx-" + zone;
+
+    /// <summary>Why lx zones cannot boot in this process, or null when they can.</summary>
+    public static string? Unavailable()
+    {
+        if (!OperatingSystem.IsLinux()) return "brand lx needs Linux (its network is a Linux network namespace)";
+        if (GetEuid() != 0) return "brand lx needs root: its network is a Linux network namespace with TAP devices";
+        if (!File.Exists("/dev/net/tun")) return "brand lx needs /dev/net/tun (load the tun module: modprobe tun)";
+        if (FindIp() == null) return "brand lx needs ip(8) from iproute2";
+        return null;
+    }
+
+    public bool TryStart(ZoneNetworkPlan plan, out IZoneStack? stack, out string? error)
+    {
+        stack = null;
+        error = Unavailable();
+        if (error != null) return false;
+        foreach (var nic in plan.Interfaces)
+        {
+            foreach (string a in nic.Addresses)
+            {
+                if (a == "dhcp") { error = $"{nic.Name}: dhcp is not supported in lx zones yet (issue 6); give a static allowed-address"; return false; }
+                if (!ZoneAddresses.IsValidAddress(a)) { error = $"{nic.Name}: invalid address '{a}'"; return false; }
+            }
+            foreach (string g in nic.Gateways)
+            {
+                if (!ZoneAddresses.IsValidIp(g)) { error = $"{nic.Name}: invalid gateway '{g}'"; return false; }
+            }
+        }
+        var lx = new LxZoneStack(plan, NamespaceOf(plan.Zone));
+        error = Build(lx);
+        if (error != null)
+        {
+            lx.Stop();
+            return false;
+        }
+        stack = lx;
+        return true;
+    }
+
+    private string? Build(LxZoneStack lx)
+    {
+        string ns = lx.Namespace;
+        if (File.Exists(Path.Combine("/run/netns", ns))) Ip("netns", "del", ns);
+        if (Ip("netns", "add", ns) is string e) return $"cannot create network namespace {ns}: {e}";
+        lx.Created = true;
+        Ip("-n", ns, "link", "set", "lo", "up");
+        foreach (var nic in lx.Plan.Interfaces)
+        {
+            string tapName = string.Create(CultureInfo.InvariantCulture, $"lx{Environment.ProcessId % 100000}t{_nextTap++}");
+            var device = TapDevice.TryOpen(tapName, out string? why);
+            if (device == null) return $"{nic.Name}: {why}";
+            if (Ip("link", "set", tapName, "netns", ns) is string m)
+            {
+                device.Dispose();
+                return $"{nic.Name}: cannot move {tapName} into {ns}: {m}";
+            }
+            lx.Taps.Add(TapClient.Start(nic.Client, device, _driver));
+            string mtu = nic.Mtu.ToString(CultureInfo.InvariantCulture);
+            if (Ip("-n", ns, "link", "set", "dev", tapName, "name", nic.Name, "address", nic.Client.MacAddress.ToString(), "mtu", mtu) is string r)
+                return $"{nic.Name}: {r}";
+            if (Ip("-n", ns, "link", "set", nic.Name, "up") is string u) return $"{nic.Name}: {u}";
+            foreach (string a in nic.Addresses)
+            {
+                if (a == "addrconf") continue;
+                if (Ip("-n", ns, "addr", "add", a, "dev", nic.Name) is string x) return $"{nic.Name}: {a}: {x}";
+            }
+        }
+        foreach (var nic in lx.Plan.Interfaces)
+        {
+            foreach (string g in nic.Gateways)
+            {
+                string family = g.Contains(':') ? "-6" : "-4";
+                if (Ip(family, "-n", ns, "route", "add", "default", "via", g, "dev", nic.Name) is string x)
+                    return $"{nic.Name}: default route via {g}: {x}";
+            }
+        }
+        if (lx.Plan.Resolvers.Count > 0)
+        {
+            string dir = Path.Combine("/etc/netns", ns);
+            Directory.CreateDirectory(dir);
+            lx.ResolvDir = dir;
+            File.WriteAllLines(Path.Combine(dir, "resolv.conf"), lx.Plan.Resolvers.Select(r => "nameserver " + r));
+        }
+        return null;
+    }
+
+    /// <summary>Runs ip(8) bounded in time; null on success, else its message.</summary>
+    internal static string? Ip(params string[] args)
+    {
+        string? ip = FindIp();
+        if (ip == null) return "ip(8) not found";
+        var psi = new ProcessStartInfo(ip) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(s_ipLimit))
+        {
+            p.Kill(entireProcessTree: true);
+            return $"ip {string.Join(' ', args)}: no answer within {s_ipLimit.TotalSeconds}s";
+        }
+        p.WaitForExit();
+        return p.ExitCode == 0 ? null : err.Result.Trim();
+    }
+
+    /// <summary>The path of ip(8), or null when iproute2 is missing.</summary>
+    public static string? FindIp()
+    {
+        foreach (string dir in (string[])["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        {
+            string path = Path.Combine(dir, "ip");
+            if (File.Exists(path)) return path;
+        }
+        return null;
+    }
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+}
+
+/// <summary>A running lx zone's network: its namespace and the TAP devices that carry its VNICs.</summary>
+public sealed class LxZoneStack(ZoneNetworkPlan plan, string ns) : IZoneStack
+{
+    public ZoneNetworkPlan Plan { get; } = plan;
+    /// <summary>The Linux network namespace the zone's programs run in (zlogin: ip netns exec).</summary>
+    public string Namespace { get; } = ns;
+    internal List<TapClient> Taps { get; } = [];
+    internal bool Created { get; set; }
+    internal string? ResolvDir { get; set; }
+
+    /// <summary>Closes the TAPs (before the zone closes its MAC clients) and removes the namespace.</summary>
+    public void Stop()
+    {
+        foreach (var t in Taps) t.Dispose();
+        Taps.Clear();
+        if (Created) LxZoneNetwork.Ip("netns", "del", Namespace);
+        Created = false;
+        if (ResolvDir != null && Directory.Exists(ResolvDir)) Directory.Delete(ResolvDir, recursive: true);
+        ResolvDir = null;
+    }
+}
