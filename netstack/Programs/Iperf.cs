@@ -756,12 +756,13 @@ public static class Iperf
         if (peer.TryGetProperty("streams", out var streams) && streams.ValueKind == JsonValueKind.Array && streams.GetArrayLength() > 0)
         {
             var p = streams[0];
-            if (p.TryGetProperty("bytes", out var v)) peerBytes = v.GetInt64();
-            if (p.TryGetProperty("packets", out v)) peerPackets = v.GetInt64();
-            if (p.TryGetProperty("errors", out v)) peerErrors = v.GetInt64();
-            if (p.TryGetProperty("retransmits", out v)) peerRetr = v.GetInt64();
-            if (p.TryGetProperty("jitter", out v)) peerJitter = v.GetDouble();
-            if (p.TryGetProperty("end_time", out v) && p.TryGetProperty("start_time", out var v0)) peerTime = v.GetDouble() - v0.GetDouble();
+            // iperf3 writes numbers with cJSON, which may print an integral count as 1.2e+07.
+            if (p.TryGetProperty("bytes", out var v)) peerBytes = JsonLong(v);
+            if (p.TryGetProperty("packets", out v)) peerPackets = JsonLong(v);
+            if (p.TryGetProperty("errors", out v)) peerErrors = JsonLong(v);
+            if (p.TryGetProperty("retransmits", out v)) peerRetr = JsonLong(v);
+            if (p.TryGetProperty("jitter", out v)) peerJitter = JsonDouble(v);
+            if (p.TryGetProperty("end_time", out v) && p.TryGetProperty("start_time", out var v0)) peerTime = JsonDouble(v) - JsonDouble(v0);
         }
         // Sender and receiver, whichever side each is.
         long sBytes = test.Sending ? st.Bytes : peerBytes, rBytes = test.Sending ? peerBytes : st.Bytes;
@@ -769,7 +770,7 @@ public static class Iperf
         long sPackets = test.Sending ? st.Packets : peerPackets;
         long rPackets = test.Sending ? peerPackets : st.Packets, rLost = test.Sending ? peerErrors : st.Lost;
         double rJitter = test.Sending ? peerJitter : st.Jitter;
-        bool peerHasRetr = peer.TryGetProperty("sender_has_retransmits", out var hr) && hr.ValueKind == JsonValueKind.Number && hr.GetInt32() == 1;
+        bool peerHasRetr = peer.TryGetProperty("sender_has_retransmits", out var hr) && hr.ValueKind == JsonValueKind.Number && JsonLong(hr) == 1;
         long retr = test.Sending ? (test.Tcp?.Retransmits ?? 0) : peerHasRetr ? peerRetr : -1;
         o.WriteLine(Separator);
         if (s.Udp)
@@ -809,4 +810,10 @@ public static class Iperf
         double p = 100.0 * lost / total;
         return p.ToString("G2", CultureInfo.InvariantCulture);
     }
+
+    private static long JsonLong(JsonElement e)
+        => e.ValueKind != JsonValueKind.Number ? 0 : e.TryGetInt64(out long v) ? v : e.TryGetDouble(out double d) && !double.IsNaN(d) ? (long)d : 0;
+
+    private static double JsonDouble(JsonElement e)
+        => e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double d) ? d : 0;
 }

@@ -2,7 +2,6 @@ using System.Text;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Netstack;
-using SmartOS.Netstack.Tcp;
 using SmartOS.Vnic;
 using SmartOS.Zones;
 
@@ -148,51 +147,79 @@ public class TapNicTests
         Assert.That(linux.Code, Is.Not.Zero, linux.Out);
     }
 
-    /// <summary>Zones do not run TCP yet (IpZoneNetwork registers none), so the test plugs the
-    /// project's TCP engine into the zone's stack and answers one HTTP request itself: real Linux
-    /// TCP (curl) against our TCP, through the TAP NIC and the zone's VNIC.</summary>
+    /// <summary>Real Linux curl fetches a page from the zone's httpd through the TAP NIC.</summary>
     [Test]
-    public void Linux_curl_gets_a_page_from_the_tcp_engine_on_a_zone_stack()
+    public void Linux_curl_gets_a_page_from_a_zone_httpd()
     {
         string? missing = LinuxNet.MissingPrerequisite("curl");
         if (missing != null) Assert.Ignore(missing);
         BootZone("198.18.0.2");
         WaitReachable("198.18.0.2");
-
-        const string body = "hello from zone web\n";
-        var served = _rt!.Driver.InvokeAsync(() =>
+        var httpd = Begin("zlogin", "web", "httpd");
+        try
         {
-            var ip = ((IZoneIpStack)Host.Zones.Find("web")!.Stack!).Ip;
-            var tcp = new TcpProtocol(ip);
-            ip.RegisterTransport(IpProtocol.Tcp, tcp);
-            var listener = new TcpListener(tcp);
-            listener.Listen(IpAddress.AnyV4, 80);
-            return _rt.World.Sync.Start(async () =>
+            var curl = _ns!.Exec("curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "http://198.18.0.2/");
+            using (Assert.EnterMultipleScope())
             {
-                var s = await listener.AcceptAsync();
-                listener.Close();
-                var buffer = new byte[4096];
-                int have = 0;
-                while (have < buffer.Length && !Encoding.ASCII.GetString(buffer, 0, have).Contains("\r\n\r\n", StringComparison.Ordinal))
-                {
-                    int n = await s.ReceiveAsync(buffer.AsMemory(have));
-                    if (n == 0) break;
-                    have += n;
-                }
-                string request = Encoding.ASCII.GetString(buffer, 0, have);
-                await s.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
-                s.Close();
-                return request;
-            });
-        }).Unwrap();
-
-        var curl = _ns!.Exec("curl", "-sS", "--max-time", "10", "http://198.18.0.2/");
-        Assert.That(served.Wait(s_wait), Is.True, "the zone never saw the request");
-        using (Assert.EnterMultipleScope())
+                Assert.That(curl.Code, Is.Zero, curl.Err);
+                Assert.That(curl.Out, Does.Contain("<h1>It works!</h1>"));
+                Assert.That(curl.Out, Does.EndWith("\n200"));
+            }
+        }
+        finally
         {
-            Assert.That(curl.Code, Is.Zero, curl.Err);
-            Assert.That(curl.Out, Is.EqualTo(body));
-            Assert.That(served.Result, Does.StartWith("GET / HTTP/1.1\r\n"));
+            httpd.Cts.Cancel();
+            httpd.Task.Wait(s_wait);
+        }
+    }
+
+    /// <summary>The real iperf3 client runs a TCP test against the zone's iperf server.</summary>
+    [Test]
+    public void Linux_iperf3_client_runs_against_a_zone_iperf_server()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("iperf3");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        var server = Begin("zlogin", "web", "iperf", "-s");
+        try
+        {
+            var client = _ns!.Exec("iperf3", "-c", "198.18.0.2", "-t", "2", "-b", "50M");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(client.Code, Is.Zero, client.Err + client.Out);
+                Assert.That(client.Out, Does.Contain("sender").And.Contain("receiver"));
+            }
+        }
+        finally
+        {
+            server.Cts.Cancel();
+            server.Task.Wait(s_wait);
+        }
+    }
+
+    /// <summary>The zone's iperf client runs a TCP test against the real iperf3 server.</summary>
+    [Test]
+    public void Zone_iperf_client_runs_against_a_linux_iperf3_server()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("iperf3");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        using var server = _ns!.StartIn("iperf3", "-s", "-1", "-B", LinuxAddress);
+        try
+        {
+            Thread.Sleep(500);
+            var r = Sh("zlogin", "web", "iperf", "-c", LinuxAddress, "-t", "2", "-b", "50M");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(r.Code, Is.Zero, r.Err + r.Out);
+                Assert.That(r.Out, Does.Contain("sender").And.Contain("receiver").And.Contain("iperf Done."));
+            }
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill(entireProcessTree: true);
         }
     }
 
