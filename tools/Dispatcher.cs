@@ -122,8 +122,6 @@ public static class Dispatcher
 
     public static IEnumerable<string> CommandNames => s_commands.Keys.Concat(Programs.Names).Order(StringComparer.Ordinal);
 
-    public static bool IsCommand(string name) => s_commands.ContainsKey(name) || Programs.TryGet(name, out _);
-
     /// <summary>The IP stack a command in <paramref name="ctx"/>'s zone runs on.</summary>
     private static IpStack? StackOf(CommandContext ctx)
         => ctx.Zone == "global" ? ctx.Host.Stack : (ctx.RunningZone?.Stack as IZoneIpStack)?.Ip;

@@ -76,6 +76,24 @@ public sealed class PhysLink : PortLink
         backend.Transmit(this, p);
     }
 
+    /// <summary>A frame copied in from a device backend (TAP, pcap): dropped and counted if that backend
+    /// is no longer this NIC's or no buffer is left, else received as from a wire. On the loop only.</summary>
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame)
+    {
+        if (Backend != from)
+        {
+            Stats.DropLinkDown++;
+            return;
+        }
+        var p = Mac.Pool.Rent(frame);
+        if (p == null)
+        {
+            Stats.DropNoBuf++;
+            return;
+        }
+        ReceiveFromWire(p);
+    }
+
     /// <summary>A frame arriving from the wire (MacLayer.cs rule 4: never throws, counts bad frames).</summary>
     public void ReceiveFromWire(Packet p)
     {
@@ -154,8 +172,6 @@ public sealed class VnicLink : PortLink
     public MacAddressType AddressType { get; }
     /// <summary>The factory slot a factory address came from (dladm show-vnic -m factory -n).</summary>
     public int? FactorySlot { get; init; }
-    /// <summary>The -r prefix used for a random address, kept so persistence replays the same address.</summary>
-    public string? RandomPrefix { get; init; }
     public override string State => OverLink is PhysLink p ? p.State : "up";
     public override long SpeedMbps => OverLink is PhysLink p ? p.SpeedMbps : 0;
 }

@@ -44,21 +44,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
     public void Detach(PhysLink phys) => _device.Dispose();
 
     /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
-    private void Deliver(PhysLink phys, byte[] frame)
-    {
-        if (phys.Backend != this)
-        {
-            phys.Stats.DropLinkDown++;
-            return;
-        }
-        var p = phys.Mac.Pool.Rent(frame);
-        if (p == null)
-        {
-            phys.Stats.DropNoBuf++;
-            return;
-        }
-        phys.ReceiveFromWire(p);
-    }
+    private void Deliver(PhysLink phys, byte[] frame) => phys.ReceiveFromBackend(this, frame);
 
     /// <summary>Detaches from the NIC (if attached) and closes the device.</summary>
     public void Dispose()

@@ -46,7 +46,7 @@
  *   6. A property the project does not enforce is refused with a message, never silently accepted.
  *
  * The zone network is IpZoneNetwork: each running zone has its own IpStack on its MAC clients
- * (RecordingZoneNetwork remains for tests that need links without IP).
+ * (ZoneTable.Network).
  *
  * Not done yet: a nic tag's MTU is recorded but does not change the NIC.
  * vmadm quota is recorded, not enforced (there is no storage pool yet), and says so when set.
@@ -135,7 +135,7 @@ public sealed class Host
         Store = store;
         NicTags = new NicTagTable(Mac);
         Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats);
-        Zones = new ZoneTable(this) { Network = new IpZoneNetwork(Kstats) };
+        Zones = new ZoneTable(this);
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));

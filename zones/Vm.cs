@@ -288,7 +288,6 @@ public static class VmModel
             n.MacAddr ??= RandomMac(host, usedMacs);
             if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: {path}.mac (MAC address {n.MacAddr} is already used by {macOwner})");
             usedMacs.Add(n.MacAddr, path);
-            if (ZoneTable.MissingProperty(host.Mac, n) is string missing) throw new PayloadError($"{path}: {missing}");
         }
     }
 

@@ -38,39 +38,6 @@ public interface IZoneStack
     void Stop();
 }
 
-/// <summary>
-/// The stand-in until netstack/ plugs in (Host.cs, "Not done yet"): it checks the addresses, records
-/// the plan and leaves the MAC clients open with no receiver, so frames to the zone are counted as
-/// drops (no client receiver) and the zone sends nothing.
-/// </summary>
-public sealed class RecordingZoneNetwork : IZoneNetwork
-{
-    public bool TryStart(ZoneNetworkPlan plan, out IZoneStack? stack, out string? error)
-    {
-        foreach (var nic in plan.Interfaces)
-        {
-            foreach (string a in nic.Addresses)
-            {
-                if (!ZoneAddresses.IsValidAddress(a))
-                {
-                    stack = null;
-                    error = $"{nic.Name}: invalid address '{a}'";
-                    return false;
-                }
-            }
-        }
-        stack = new RecordedStack(plan);
-        error = null;
-        return true;
-    }
-
-    private sealed class RecordedStack(ZoneNetworkPlan plan) : IZoneStack
-    {
-        public ZoneNetworkPlan Plan { get; } = plan;
-        public void Stop() { }
-    }
-}
-
 /// <summary>Address forms shared by zonecfg, vmadm and the network seam.</summary>
 public static class ZoneAddresses
 {

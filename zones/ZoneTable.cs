@@ -30,10 +30,10 @@ public sealed class ZoneTable
     internal ZoneTable(Host host)
     {
         _host = host;
-        Network = new RecordingZoneNetwork();
+        Network = new IpZoneNetwork(host.Kstats);
     }
 
-    /// <summary>The IP stack factory zones boot with (the recording stand-in until netstack/ plugs in).</summary>
+    /// <summary>The IP stack factory joyent zones boot with (IpZoneNetwork: the project's own stack).</summary>
     public IZoneNetwork Network { get; set; }
 
     /// <summary>The network of lx zones: Linux network namespaces, only when the world runs in real time.</summary>
@@ -244,17 +244,6 @@ public sealed class ZoneTable
         return null;
     }
 
-    /// <summary>The message when a link property vmadm needs is missing from the MAC layer.</summary>
-    public static string? MissingProperty(MacLayer mac, ZoneNet n)
-    {
-        if (!n.Protected) return null;
-        if (n.ProtectionValue().Length > 0 && mac.FindProperty("protection") == null)
-            return "link protection (allow_*_spoofing, allow_restricted_traffic) is not supported yet: this build's MAC layer has no 'protection' link property";
-        if (n.ProtectionValue().Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue().Length > 0 && mac.FindProperty("allowed-ips") == null)
-            return "allowed_ips is not supported yet: this build's MAC layer has no 'allowed-ips' link property";
-        return null;
-    }
-
     private string? CreateLink(Zone z, ZoneNet n)
     {
         var mac = _host.Mac;
@@ -270,7 +259,6 @@ public sealed class ZoneTable
         vnic!.Zone = z.Name;
         var props = new List<(string, string)>();
         if (n.Mtu is int m) props.Add(("mtu", m.ToString(CultureInfo.InvariantCulture)));
-        if (MissingProperty(mac, n) is string missing) return $"net {n.Physical}: {missing}";
         if (n.Protected && n.ProtectionValue() is { Length: > 0 } prot)
         {
             props.Add(("protection", prot));

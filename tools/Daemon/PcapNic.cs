@@ -79,21 +79,7 @@ public sealed class PcapNic : IPhysBackend, IDisposable
         _driver!.Invoke(() => Deliver(phys, frame));
     }
 
-    private void Deliver(PhysLink phys, byte[] frame)
-    {
-        if (phys.Backend != this)
-        {
-            phys.Stats.DropLinkDown++;
-            return;
-        }
-        var p = phys.Mac.Pool.Rent(frame);
-        if (p == null)
-        {
-            phys.Stats.DropNoBuf++;
-            return;
-        }
-        phys.ReceiveFromWire(p);
-    }
+    private void Deliver(PhysLink phys, byte[] frame) => phys.ReceiveFromBackend(this, frame);
 
     public void Transmit(PhysLink from, Packet frame)
     {

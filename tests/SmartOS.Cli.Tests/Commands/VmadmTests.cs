@@ -181,24 +181,9 @@ public class VmadmTests
     }
 
     [Test]
-    public void Link_protection_is_refused_clearly_while_the_mac_layer_lacks_it()
-    {
-        var h = Tagged();
-        Assume.That(h.Host.Mac.FindProperty("protection"), Is.Null, "this build has link protection");
-        var r = h.WithStdin("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"] } ] }""", "vmadm", "create");
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(r.Stderr, Does.Contain("link protection (allow_*_spoofing, allow_restricted_traffic) is not supported yet"));
-            AssertNothingCreated(h);
-        }
-    }
-
-    [Test]
     public void Every_allow_flag_left_false_turns_its_protection_on()
     {
         var h = Tagged();
-        FakeProperty.Ensure(h.Host.Mac, "protection");
-        FakeProperty.Ensure(h.Host.Mac, "allowed-ips");
         string uuid = Create(h, """{ "autoboot": false, "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allowed_ips": ["10.0.0.9"], "allow_dhcp_spoofing": true } ] }""");
         h.Ok("vmadm", "start", uuid);
         var link = h.Host.Mac.Find("z1_net0")!;
@@ -325,21 +310,6 @@ public class VmadmTests
             Assert.That(h.Run("vmadm", "create").ExitCode, Is.EqualTo(2));
             Assert.That(h.Fails("vmadm", "create", "-f", "/nonexistent.json").Stderr, Does.Contain("unable to read /nonexistent.json"));
             Assert.That(h.Run("vmadm", "update").ExitCode, Is.EqualTo(2));
-        }
-    }
-
-    /// <summary>Stands in for the resource-control branch's dladm property until it is merged.</summary>
-    private static class FakeProperty
-    {
-        public static void Ensure(MacLayer mac, string name)
-        {
-            if (mac.FindProperty(name) != null) return;
-            var values = new Dictionary<Datalink, string>();
-            mac.RegisterProperty(new LinkProperty
-            {
-                Name = name, AppliesTo = l => l is VnicLink, Get = l => values.GetValueOrDefault(l, ""), Default = _ => "",
-                Possible = _ => "", Validate = (_, _) => null, Apply = (l, v) => values[l] = v,
-            });
         }
     }
 }
