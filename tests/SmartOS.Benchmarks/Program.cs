@@ -12,6 +12,7 @@ internal static class Program
         ("resource-control", ResourceControlBenchmarks.Run),
         ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
+        ("tap", TapBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-namespace SmartOS.Integration.Tests;
+namespace SmartOS.Testing;
 
 /// <summary>
-/// Real Linux processes and network namespaces for the integration tests. Safety (issue 6): every
+/// Real Linux processes and network namespaces for the integration tests and the TAP benchmark
+/// (this file is compiled into both). Safety (issue 6): every
 /// process has a time limit and is killed when it overruns; every namespace is the test's own
 /// (smartos-test-RANDOM) and is deleted at teardown; nothing is configured in the root namespace.
 /// </summary>
@@ -82,11 +83,12 @@ internal static partial class LinuxNet
         }
     }
 
-    /// <summary>Runs a program and fails the test, with its output, when it exits non-zero.</summary>
+    /// <summary>Runs a program and throws, with its output, when it exits non-zero (a test that
+    /// calls it fails with that message).</summary>
     public static string Must(string file, params string[] args)
     {
         var r = Run(file, args);
-        Assert.That(r.Code, Is.Zero, () => $"{file} {string.Join(' ', args)}: {r.Err}{r.Out}");
+        if (r.Code != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {r.Code}: {r.Err}{r.Out}");
         return r.Out;
     }
 

@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using SmartOS.Cli;
+using SmartOS.Kernel;
+using SmartOS.Testing;
+using SmartOS.Vnic;
+using SmartOS.Zones;
+
+namespace SmartOS.Benchmarks;
+
+/// <summary>
+/// The real-edge figures (issue 6, "Speed"): the real iperf3 in a Linux network namespace against a
+/// joyent zone's iperf server on a real-time host whose e1000g0 is a TAP device in that namespace,
+/// both directions (iperf3 -c, then iperf3 -c -R), printed beside iperf3 between two Linux
+/// namespaces over a veth pair, both directions, in the same run. Every rate is the receiver's line
+/// of the real iperf3 client.
+///
+/// Needs Linux, root, /dev/net/tun, ip(8), timeout(1) and iperf3; without them it prints what is
+/// missing and measures nothing. Safety as in the integration tests: the TAP and the veth ends live
+/// only in namespaces this benchmark creates (and deletes), addresses come from 198.18.0.0/15,
+/// nothing is configured in the root namespace, every process is bounded in time and only processes
+/// started here are ended.
+/// </summary>
+public static class TapBenchmarks
+{
+    private const string LinuxAddress = "198.18.0.1";
+    private const string ZoneAddress = "198.18.0.2";
+    private const int Seconds = 3;
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(20);
+
+    public static void Run(TextWriter o)
+    {
+        o.WriteLine($"tap: iperf3 TCP, {Seconds} s each, receiver's rate");
+        string? missing = LinuxNet.MissingPrerequisite("iperf3", "ping");
+        if (missing != null)
+        {
+            o.WriteLine($"  skipped: {missing}");
+            return;
+        }
+
+        var rows = new List<(string Path, string Rate)>();
+        using (var ns = new NetNs())
+        {
+            ZoneRates(ns, rows);
+            VethRates(ns, rows);
+        }
+        int width = rows.Max(r => r.Path.Length);
+        foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
+    }
+
+    /// <summary>A real-time host with its e1000g0 on a TAP device in <paramref name="ns"/>, a joyent
+    /// zone on a VNIC over it, and the namespace's iperf3 against the zone's iperf -s.</summary>
+    private static void ZoneRates(NetNs ns, List<(string, string)> rows)
+    {
+        string tapName = "smb" + LinuxNet.Suffix();
+        using var tap = TapNic.TryOpen(tapName, out string? error) ?? throw new InvalidOperationException(error);
+        LinuxNet.Must("ip", "link", "set", tapName, "netns", ns.Name);
+        LinuxNet.Must("ip", "-n", ns.Name, "addr", "add", LinuxAddress + "/24", "dev", tapName);
+        LinuxNet.Must("ip", "-n", ns.Name, "link", "set", tapName, "up");
+
+        var world = new World();
+        var host = world.AddHost("global", 1);
+        using var driver = world.StartRealTime();
+        try
+        {
+            var phys = (PhysLink)host.Mac.Find("e1000g0")!;
+            OnLoop(driver, () => { tap.Start(phys, driver); return 0; });
+            Must(world, host, driver, "dladm", "create-vnic", "-t", "-l", "e1000g0", "web0");
+            Must(world, host, driver, "zonecfg", "-z", "web", $"create; set zonepath=/zones/web; add net; set physical=web0; set allowed-address={ZoneAddress}/24; end");
+            Must(world, host, driver, "zoneadm", "-z", "web", "install");
+            Must(world, host, driver, "zoneadm", "-z", "web", "boot");
+            WaitReachable(ns, ZoneAddress);
+
+            var server = Begin(world, host, driver, "zlogin", "web", "iperf", "-s");
+            try
+            {
+                rows.Add(("Linux ns -> TAP NIC -> joyent zone", Iperf3(ns, ZoneAddress)));
+                rows.Add(("joyent zone -> TAP NIC -> Linux ns", Iperf3(ns, ZoneAddress, "-R")));
+            }
+            finally
+            {
+                driver.Invoke(server.Cts.Cancel);
+                server.Task.Wait(s_wait);
+            }
+        }
+        finally
+        {
+            driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; }).Wait(s_wait);
+        }
+    }
+
+    /// <summary>The reference: iperf3 between <paramref name="ns"/> and a second namespace over veth.</summary>
+    private static void VethRates(NetNs ns, List<(string, string)> rows)
+    {
+        using var other = new NetNs();
+        LinuxNet.Must("ip", "-n", ns.Name, "link", "add", "vx", "type", "veth", "peer", "name", "vy", "netns", other.Name);
+        LinuxNet.Must("ip", "-n", ns.Name, "addr", "add", "198.18.6.1/24", "dev", "vx");
+        LinuxNet.Must("ip", "-n", ns.Name, "link", "set", "vx", "up");
+        LinuxNet.Must("ip", "-n", other.Name, "addr", "add", "198.18.6.2/24", "dev", "vy");
+        LinuxNet.Must("ip", "-n", other.Name, "link", "set", "vy", "up");
+        using var server = other.StartIn("iperf3", "-s", "-B", "198.18.6.2");
+        try
+        {
+            rows.Add(("Linux ns -> veth -> Linux ns", Iperf3(ns, "198.18.6.2")));
+            rows.Add(("Linux ns <- veth <- Linux ns", Iperf3(ns, "198.18.6.2", "-R")));
+        }
+        finally
+        {
+            LinuxNet.Kill(server);
+        }
+    }
+
+    /// <summary>Runs the real iperf3 client in <paramref name="ns"/> (retrying while the server
+    /// starts) and returns its receiver line's rate, or why there is none.</summary>
+    private static string Iperf3(NetNs ns, string server, params string[] extra)
+    {
+        (int Code, string Out, string Err) r = (-1, "", "");
+        for (int i = 0; i < 5 && r.Code != 0; i++)
+        {
+            if (i > 0) Thread.Sleep(300);
+            r = ns.Exec(["iperf3", "-c", server, "-t", Seconds.ToString(CultureInfo.InvariantCulture), "-f", "m", .. extra]);
+        }
+        string receiver = r.Out.Split('\n').FirstOrDefault(l => l.Contains("receiver", StringComparison.Ordinal)) ?? "";
+        var m = Regex.Match(receiver, @"([0-9.]+ [KMG]?bits/sec)");
+        return r.Code == 0 && m.Success ? m.Groups[1].Value : $"failed (exit {r.Code}): {(r.Err + r.Out).Trim()}";
+    }
+
+    private static void WaitReachable(NetNs ns, string address)
+    {
+        for (int i = 0; i < 5; i++)
+        {
+            if (ns.Exec("ping", "-n", "-c", "1", "-W", "1", address).Code == 0) return;
+        }
+        throw new InvalidOperationException($"{address} never answered a ping from {ns.Name}");
+    }
+
+    private static T OnLoop<T>(RealTimeDriver driver, Func<T> func)
+    {
+        var t = driver.InvokeAsync(func);
+        if (!t.Wait(s_wait)) throw new TimeoutException("the host's loop did not answer");
+        return t.Result;
+    }
+
+    private static (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(World world, Host host, RealTimeDriver driver, params string[] argv)
+    {
+        var stdout = new StringWriter { NewLine = "\n" };
+        var stderr = new StringWriter { NewLine = "\n" };
+        var cts = new CancellationTokenSource();
+        var ctx = new CommandContext { World = world, Host = host, Out = stdout, Err = stderr, Cancel = cts.Token };
+        return (driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap(), cts, stdout, stderr);
+    }
+
+    private static void Must(World world, Host host, RealTimeDriver driver, params string[] argv)
+    {
+        var (task, _, stdout, stderr) = Begin(world, host, driver, argv);
+        if (!task.Wait(s_wait)) throw new TimeoutException($"{string.Join(' ', argv)} did not finish");
+        if (task.Result != 0) throw new InvalidOperationException($"{string.Join(' ', argv)}: {stderr}{stdout}");
+    }
+}
