@@ -89,6 +89,30 @@ public class LxZoneTests
         }
     }
 
+    /// <summary>A long-running Linux program's output reaches zlogin's caller while it runs, and ^C
+    /// ends it with status 130 before it writes the rest.</summary>
+    [Test]
+    public void Zlogin_streams_linux_output_while_the_program_runs_and_cancel_kills_it()
+    {
+        var run = _rt!.Begin("zlogin", _lx, "sh", "-c", "echo first; sleep 15; echo second");
+        bool streamed = false;
+        for (int i = 0; i < 100 && !streamed && !run.Task.IsCompleted; i++)
+        {
+            Thread.Sleep(50);
+            streamed = _rt.OnLoop(() => run.Out.ToString()) == "first\n";
+        }
+        bool runningWhenSeen = !run.Task.IsCompleted;
+        _rt.Driver.Invoke(run.Cts.Cancel);
+        Assert.That(run.Task.Wait(RealTimeHost.Wait), Is.True, "zlogin did not stop after ^C");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(streamed, Is.True, "the first line never arrived while the program ran");
+            Assert.That(runningWhenSeen, Is.True);
+            Assert.That(run.Task.Result, Is.EqualTo(130));
+            Assert.That(run.Out.ToString(), Does.Not.Contain("second"));
+        }
+    }
+
     [Test]
     public void Halting_an_lx_zone_removes_its_namespace()
     {

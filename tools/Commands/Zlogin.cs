@@ -7,7 +7,7 @@ namespace SmartOS.Cli.Commands;
 /// zlogin(1): `zlogin ZONE COMMAND [ARGS]` runs COMMAND through the dispatcher inside ZONE
 /// (CommandContext.Zone = ZONE) and exits with its status. In an lx zone COMMAND is a real Linux
 /// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs); its
-/// output is written when it exits, and ^C (the command's cancellation) kills it. Interactive logins
+/// output is streamed as it comes, and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
 /// console) and returns. Also zonename(1), which prints the zone a command runs in.
 /// </summary>
@@ -81,8 +81,9 @@ public static class Zlogin
         return await Dispatcher.StartAsync(ctx.InZone(name), command);
     }
 
-    /// <summary>Runs a Linux program in an lx zone's namespace. The process is waited for off the loop;
-    /// the await brings its output back to the loop, where the context's writers live.</summary>
+    /// <summary>Runs a Linux program in an lx zone's namespace. Its output is streamed as it comes:
+    /// each read completes off the loop and the await brings the text back to the loop, where the
+    /// context's writers live. ^C kills the process tree and exits 130.</summary>
     private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string[] command)
     {
         var psi = new ProcessStartInfo(LxZoneNetwork.FindIp() ?? "ip")
@@ -100,8 +101,8 @@ public static class Zlogin
         using (p)
         {
             p.StandardInput.Close();
-            var stdout = p.StandardOutput.ReadToEndAsync(CancellationToken.None);
-            var stderr = p.StandardError.ReadToEndAsync(CancellationToken.None);
+            var stdout = PumpAsync(p.StandardOutput, ctx.Out);
+            var stderr = PumpAsync(p.StandardError, ctx.Err);
             int code;
             try
             {
@@ -113,9 +114,21 @@ public static class Zlogin
                 p.Kill(entireProcessTree: true);
                 code = 130;
             }
-            ctx.Out.Write(await stdout.ConfigureAwait(true));
-            ctx.Err.Write(await stderr.ConfigureAwait(true));
+            await stdout.ConfigureAwait(true);
+            await stderr.ConfigureAwait(true);
             return code;
+        }
+    }
+
+    /// <summary>Copies a process's output to <paramref name="to"/> as it arrives, until end of file.</summary>
+    private static async Task PumpAsync(StreamReader from, TextWriter to)
+    {
+        var buffer = new char[4096];
+        int n;
+        while ((n = await from.ReadAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(true)) > 0)
+        {
+            to.Write(buffer, 0, n);
+            to.Flush();
         }
     }
 
