@@ -19,7 +19,7 @@ public sealed class DhcpClient
     private readonly IpStack _stack;
     private readonly KTimer _timer;
     private int _attempt;
-    private uint _offered, _server, _mask, _router;
+    private uint _offered, _server, _mask, _router, _nameServer;
     private long _leaseEnd, _t1, _t2;
 
     internal DhcpClient(IpStack stack, IpInterface ifc, string addrObjName)
@@ -38,6 +38,8 @@ public sealed class DhcpClient
     public IpAddressObject? Address { get; private set; }
     public IpAddress Server => IpAddress.V4(_server);
     public IpAddress Router => IpAddress.V4(_router);
+    /// <summary>The first name server of the lease (option 6), or 0.0.0.0 when it offered none.</summary>
+    public IpAddress NameServer => IpAddress.V4(_nameServer);
     public long LeaseEnd => _leaseEnd;
     /// <summary>Completes when the first lease is bound, or fails after <see cref="ReadyAttempts"/> discovers.</summary>
     public Task<IpStatus> Ready => _ready.Task;
@@ -185,6 +187,7 @@ public sealed class DhcpClient
             if (msg.TryGetAddressOption(DhcpOption.Router, out _router) && _router != 0)
                 _stack.AddRoute(IpAddress.AnyV4, 0, IpAddress.V4(_router));
         }
+        if (!msg.TryGetAddressOption(DhcpOption.DnsServers, out _nameServer)) _nameServer = 0;
         if (Address != null) _stack.SetExpiry(Address, _leaseEnd);
         State = DhcpState.Bound;
         if (_t1 != long.MaxValue) _timer.ArmAt(_t1); else _timer.Cancel();
@@ -252,13 +255,16 @@ public sealed class DhcpServer : IDisposable
     private readonly IpInterface _ifc;
     private readonly uint _first, _last;
     private readonly uint _router;
+    private readonly uint _dns;
     private readonly uint _leaseSeconds;
     private readonly Dictionary<MacAddress, (uint Address, long Expires)> _leases = new();
     private UdpSocket? _socket;
 
-    public DhcpServer(IpStack stack, IpInterface ifc, IpAddress first, IpAddress last, IpAddress router, uint leaseSeconds)
+    /// <param name="dns">The name server offered in option 6, or unspecified for none.</param>
+    public DhcpServer(IpStack stack, IpInterface ifc, IpAddress first, IpAddress last, IpAddress router, uint leaseSeconds, IpAddress dns = default)
     {
         _stack = stack; _ifc = ifc; _first = first.V4Raw; _last = last.V4Raw; _router = router.IsUnspecified ? 0 : router.V4Raw;
+        _dns = dns.IsV4 && !dns.IsUnspecified ? dns.V4Raw : 0;
         _leaseSeconds = leaseSeconds;
     }
 
@@ -354,6 +360,7 @@ public sealed class DhcpServer : IDisposable
             w.AddUInt32(DhcpOption.LeaseTime, _leaseSeconds);
             w.AddUInt32(DhcpOption.SubnetMask, own.PrefixLength == 0 ? 0 : 0xFFFFFFFFu << (32 - own.PrefixLength));
             if (_router != 0) w.AddUInt32(DhcpOption.Router, _router);
+            if (_dns != 0) w.AddUInt32(DhcpOption.DnsServers, _dns);
         }
         w.End();
         _socket!.SendTo(b[..(DhcpView.OptionsOffset + w.Position)], new IpEndpoint(IpAddress.BroadcastV4, DhcpView.ClientPort));

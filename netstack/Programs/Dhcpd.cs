@@ -5,14 +5,14 @@ namespace SmartOS.Netstack;
 
 /// <summary>
 /// dhcpd: a small DHCPv4 server (illumos's in.dhcpd takes its tables from dhtadm/pntadm; this one
-/// takes its pool on the command line): `dhcpd -i IF -r FIRST-LAST [-g ROUTER] [-l LEASE_SECONDS]`.
+/// takes its pool on the command line): `dhcpd -i IF -r FIRST-LAST [-g ROUTER] [-d DNS] [-l LEASE_SECONDS]`.
 /// Serves until cancelled, then prints the leases it holds.
 /// </summary>
 public static class Dhcpd
 {
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        string? ifName = null, range = null, router = null;
+        string? ifName = null, range = null, router = null, dns = null;
         uint lease = 3600;
         for (int i = 0; i < args.Length; i++)
         {
@@ -22,6 +22,7 @@ public static class Dhcpd
                 case "-i": ifName = args[++i]; break;
                 case "-r": range = args[++i]; break;
                 case "-g": router = args[++i]; break;
+                case "-d": dns = args[++i]; break;
                 case "-l" when uint.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out lease) && lease > 0: i++; break;
                 default: return Usage(ctx);
             }
@@ -39,13 +40,19 @@ public static class Dhcpd
             ctx.Err.WriteLine($"dhcpd: invalid router address '{router}'");
             return 1;
         }
+        var ns = IpAddress.AnyV4;
+        if (dns != null && (!IpAddress.TryParse(dns, out ns) || !ns.IsV4))
+        {
+            ctx.Err.WriteLine($"dhcpd: invalid name server address '{dns}'");
+            return 1;
+        }
         var ifc = ctx.Stack.FindInterface(ifName);
         if (ifc == null)
         {
             ctx.Err.WriteLine($"dhcpd: {ifName}: {IpStatus.NoSuchInterface}");
             return 1;
         }
-        using var server = new DhcpServer(ctx.Stack, ifc, first, last, gw, lease);
+        using var server = new DhcpServer(ctx.Stack, ifc, first, last, gw, lease, ns);
         ctx.Out.WriteLine($"dhcpd: serving {first}-{last} on {ifName}");
         var e = await server.RunAsync(ctx.Cancel);
         if (e != NetError.None)
@@ -59,7 +66,7 @@ public static class Dhcpd
 
     private static int Usage(ProgramContext ctx)
     {
-        ctx.Err.WriteLine("usage: dhcpd -i interface -r first-last [-g router] [-l lease_seconds]");
+        ctx.Err.WriteLine("usage: dhcpd -i interface -r first-last [-g router] [-d name_server] [-l lease_seconds]");
         return 2;
     }
 }

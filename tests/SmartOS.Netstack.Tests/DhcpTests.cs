@@ -6,13 +6,13 @@ namespace SmartOS.Netstack.Tests;
 public class DhcpTests
 {
     [Test]
-    public void Dhcp_client_gets_an_address_and_default_route_from_the_dhcp_server()
+    public void Dhcp_client_gets_an_address_default_route_and_name_server_from_the_dhcp_server()
     {
         var w = new World();
         w.Stub("stub0");
         var server = w.Stack("stub0", "10.0.0.1/24");
         var client = w.Stack("stub0", null);
-        var dhcpd = new DhcpServer(server, server.FindInterface("net0")!, World.Ip("10.0.0.100"), World.Ip("10.0.0.110"), World.Ip("10.0.0.1"), 600);
+        var dhcpd = new DhcpServer(server, server.FindInterface("net0")!, World.Ip("10.0.0.100"), World.Ip("10.0.0.110"), World.Ip("10.0.0.1"), 600, World.Ip("10.0.0.53"));
         using var stop = new CancellationTokenSource();
         var serving = w.Loop.Start(async () => await dhcpd.RunAsync(stop.Token));
         Assert.That(client.StartDhcp("net0/v4", out var agent).IsOk, Is.True);
@@ -26,6 +26,7 @@ public class DhcpTests
             Assert.That(address.PrefixLength, Is.EqualTo(24));
             Assert.That(address.Type, Is.EqualTo(AddressType.Dhcp));
             Assert.That(client.LookupRoute(World.Ip("192.0.2.1"))!.Gateway, Is.EqualTo(World.Ip("10.0.0.1")));
+            Assert.That(agent.NameServer, Is.EqualTo(World.Ip("10.0.0.53")));
             Assert.That(dhcpd.Acks, Is.EqualTo(1));
         }
         // The lease renews at T1 (300 s) by unicast and stays bound.

@@ -178,6 +178,22 @@ public class ProgramTests
         }
     }
 
+    [TestCase("dhcpd -i net0", 2, "usage: dhcpd -i interface -r first-last [-g router] [-d name_server] [-l lease_seconds]\n")]
+    [TestCase("dhcpd -i net0 -r 10.0.0.9-10.0.0.5", 1, "dhcpd: invalid address range '10.0.0.9-10.0.0.5'\n")]
+    [TestCase("dhcpd -i net0 -r 10.0.0.5-10.0.0.9 -g nowhere", 1, "dhcpd: invalid router address 'nowhere'\n")]
+    [TestCase("dhcpd -i net0 -r 10.0.0.5-10.0.0.9 -d fe80::1", 1, "dhcpd: invalid name server address 'fe80::1'\n")]
+    [TestCase("dhcpd -i net9 -r 10.0.0.5-10.0.0.9", 1, "dhcpd: net9: Interface does not exist\n")]
+    public void Dhcpd_refuses_bad_arguments_with_a_message(string command, int status, string message)
+    {
+        var (w, a, _) = Pair();
+        var r = Run(w, a, command);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Status, Is.EqualTo(status));
+            Assert.That(r.Err, Is.EqualTo(message));
+        }
+    }
+
     [Test]
     public void Route_add_get_delete_and_netstat_rn()
     {
