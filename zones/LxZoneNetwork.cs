@@ -21,10 +21,15 @@ namespace SmartOS.Zones;
 ///      there to the zone's interface name (net0, ...) with its VNIC's MAC address and MTU. Nothing
 ///      is configured in the root namespace.
 ///   2. Addresses, default routes and resolvers come from the zone's configuration (allowed-address,
-///      defrouter, vmadm resolvers, written to /etc/netns/NS/resolv.conf for `ip netns exec`). dhcp
-///      is refused with a message; addrconf is Linux's own default.
-///   3. A zone that fails to start leaves nothing behind: TAPs closed, namespace and resolv.conf
-///      removed. A namespace of the same name left by a killed host is replaced.
+///      defrouter, vmadm resolvers, written to /etc/netns/NS/resolv.conf for `ip netns exec`).
+///      addrconf is Linux's own default. dhcp runs BusyBox udhcpc on the interface in the namespace,
+///      in the foreground as the host's child for as long as the zone runs (renewing its lease), with
+///      an event script of ours that configures only that interface: address, default route and,
+///      when the zone has no resolvers of its own, the lease's name servers in the namespace's
+///      resolv.conf. The boot does not wait for the lease, as for joyent zones. Without udhcpc a
+///      dhcp interface stops the boot with a message.
+///   3. A zone that fails to start leaves nothing behind: DHCP clients ended, TAPs closed,
+///      namespace, resolv.conf and event scripts removed. A namespace of the same name left by a killed host is replaced.
 ///   4. Starting runs ip(8) on the loop: it blocks the loop for the few tens of milliseconds a boot
 ///      takes, which only real-time hosts allow (virtual time refuses lx before this, ZoneTable).
 /// </summary>
@@ -58,7 +63,7 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
         {
             foreach (string a in nic.Addresses)
             {
-                if (a == "dhcp") { error = $"{nic.Name}: dhcp is not supported in lx zones yet (issue 6); give a static allowed-address"; return false; }
+                if (a == "dhcp" && FindUdhcpc() == null) { error = $"{nic.Name}: dhcp in an lx zone needs udhcpc (BusyBox's DHCP client; apt-get install udhcpc)"; return false; }
                 if (!ZoneAddresses.IsValidAddress(a)) { error = $"{nic.Name}: invalid address '{a}'"; return false; }
             }
             foreach (string g in nic.Gateways)
@@ -102,6 +107,11 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
             foreach (string a in nic.Addresses)
             {
                 if (a == "addrconf") continue;
+                if (a == "dhcp")
+                {
+                    if (StartDhcp(lx, nic.Name) is string d) return $"{nic.Name}: dhcp: {d}";
+                    continue;
+                }
                 if (Ip("-n", ns, "addr", "add", a, "dev", nic.Name) is string x) return $"{nic.Name}: {a}: {x}";
             }
         }
@@ -120,6 +130,68 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
             Directory.CreateDirectory(dir);
             lx.ResolvDir = dir;
             File.WriteAllLines(Path.Combine(dir, "resolv.conf"), lx.Plan.Resolvers.Select(r => "nameserver " + r));
+        }
+        return null;
+    }
+
+    /// <summary>Starts udhcpc on <paramref name="ifName"/> in the zone's namespace (rule 2); null on
+    /// success, else why not.</summary>
+    private static string? StartDhcp(LxZoneStack lx, string ifName)
+    {
+        string dir = Path.Combine("/run", "smartos-lx", lx.Namespace);
+        Directory.CreateDirectory(dir);
+        lx.ScriptDir = dir;
+        string resolv = Path.Combine("/etc/netns", lx.Namespace, "resolv.conf");
+        string script = Path.Combine(dir, ifName + ".udhcpc");
+        File.WriteAllText(script, UdhcpcScript(lx.Plan.Resolvers.Count == 0 ? resolv : null));
+        if (OperatingSystem.IsLinux()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (lx.Plan.Resolvers.Count == 0) lx.ResolvDir = Path.GetDirectoryName(resolv);
+
+        var psi = new ProcessStartInfo(FindIp()!) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (string a in (string[])["netns", "exec", lx.Namespace, FindUdhcpc()!, "-f", "-i", ifName, "-s", script, "-t", "3", "-T", "1", "-A", "2", "-x", "hostname:" + lx.Plan.Zone])
+            psi.ArgumentList.Add(a);
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e) { return e.Message; }
+        p.StandardInput.Close();
+        // udhcpc's log lines are read and dropped so that it never blocks on a full pipe.
+        p.OutputDataReceived += static (_, _) => { };
+        p.ErrorDataReceived += static (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        lx.DhcpClients.Add(p);
+        return null;
+    }
+
+    /// <summary>udhcpc's event script: configures the interface it is called for, nothing else.
+    /// BusyBox passes the lease in the environment: ip, mask (a prefix length), router, dns.</summary>
+    private static string UdhcpcScript(string? resolv)
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append("#!/bin/sh\n# udhcpc events for an lx zone; written by the smartos host, removed at halt.\n");
+        sb.Append("case \"$1\" in\n");
+        sb.Append("deconfig)\n\tip -4 addr flush dev \"$interface\" scope global\n\t;;\n");
+        sb.Append("bound|renew)\n");
+        sb.Append("\tif [ \"$1\" = bound ]; then ip -4 addr flush dev \"$interface\" scope global; fi\n");
+        sb.Append("\tip addr replace \"$ip/${mask:-24}\" dev \"$interface\"\n");
+        sb.Append("\tif [ -n \"$router\" ]; then set -- $router; ip route replace default via \"$1\" dev \"$interface\"; fi\n");
+        if (resolv != null)
+        {
+            string dir = Path.GetDirectoryName(resolv)!;
+            sb.Append(CultureInfo.InvariantCulture, $"\tif [ -n \"$dns\" ]; then\n\t\tmkdir -p '{dir}'\n");
+            sb.Append(CultureInfo.InvariantCulture, $"\t\tfor d in $dns; do echo \"nameserver $d\"; done > '{resolv}.new' && mv '{resolv}.new' '{resolv}'\n\tfi\n");
+        }
+        sb.Append("\t;;\nesac\nexit 0\n");
+        return sb.ToString();
+    }
+
+    /// <summary>The path of BusyBox's udhcpc, or null when it is not installed.</summary>
+    public static string? FindUdhcpc()
+    {
+        foreach (string dir in (string[])["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        {
+            string path = Path.Combine(dir, "udhcpc");
+            if (File.Exists(path)) return path;
         }
         return null;
     }
@@ -165,12 +237,34 @@ public sealed class LxZoneStack(ZoneNetworkPlan plan, string ns) : IZoneStack
     /// <summary>The Linux network namespace the zone's programs run in (zlogin: ip netns exec).</summary>
     public string Namespace { get; } = ns;
     internal List<TapClient> Taps { get; } = [];
+    internal List<Process> DhcpClients { get; } = [];
     internal bool Created { get; set; }
     internal string? ResolvDir { get; set; }
+    internal string? ScriptDir { get; set; }
 
-    /// <summary>Closes the TAPs (before the zone closes its MAC clients) and removes the namespace.</summary>
+    /// <summary>Ends the DHCP clients, closes the TAPs (before the zone closes its MAC clients) and
+    /// removes the namespace.</summary>
     public void Stop()
     {
+        foreach (var p in DhcpClients)
+        {
+            try
+            {
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+                p.WaitForExit(2000);
+            }
+            catch (InvalidOperationException) { } // Already gone.
+            p.Dispose();
+        }
+        DhcpClients.Clear();
+        if (ScriptDir != null && Directory.Exists(ScriptDir))
+        {
+            Directory.Delete(ScriptDir, recursive: true);
+            string parent = Path.GetDirectoryName(ScriptDir)!;
+            try { if (!Directory.EnumerateFileSystemEntries(parent).Any()) Directory.Delete(parent); }
+            catch (IOException) { } // Another zone's scripts arrived meanwhile; it removes the directory later.
+        }
+        ScriptDir = null;
         foreach (var t in Taps) t.Dispose();
         Taps.Clear();
         if (Created) LxZoneNetwork.Ip("netns", "del", Namespace);

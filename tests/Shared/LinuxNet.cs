@@ -28,7 +28,8 @@ internal static partial class LinuxNet
 
     public static string? Which(string tool)
     {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':'))
+        // PATH, then the system directories a non-login root shell may leave out of it.
+        foreach (string dir in ((Environment.GetEnvironmentVariable("PATH") ?? "") + ":/usr/sbin:/usr/bin:/sbin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
             string p = Path.Combine(dir, tool);
             if (File.Exists(p)) return p;

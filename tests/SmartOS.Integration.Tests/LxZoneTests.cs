@@ -150,6 +150,59 @@ public class LxZoneTests
         Assert.That(NamespaceExists(uuid), Is.False);
     }
 
+    /// <summary>An lx VM whose nic has ips ["dhcp"] runs udhcpc in its namespace and takes its address,
+    /// default route and name server from dhcpd in the global zone, through its protected VNIC
+    /// (ip-nospoof learns the leased address from the ACK). Halting ends udhcpc and removes its script.</summary>
+    [Test]
+    public void A_vmadm_lx_vm_with_dhcp_gets_its_lease_from_dhcpd_through_udhcpc()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("udhcpc");
+        if (missing != null) Assert.Ignore(missing);
+        _rt!.Ok("nictagadm", "add", "-l", "stub1");
+        _rt.Ok("dladm", "create-vnic", "-t", "-l", "stub1", "gz1");
+        _rt.Ok("ipadm", "create-if", "-t", "gz1");
+        _rt.Ok("ipadm", "create-addr", "-t", "-T", "static", "-a", "198.18.5.1/24", "gz1/v4");
+        var dhcpd = _rt.Begin("dhcpd", "-i", "gz1", "-r", "198.18.5.50-198.18.5.59", "-g", "198.18.5.1", "-d", "198.18.5.53");
+        var created = _rt.ShIn("""
+            { "brand": "lx", "alias": "lxdhcp", "autoboot": false, "nics": [ { "nic_tag": "stub1", "ips": ["dhcp"] } ] }
+            """, "vmadm", "create");
+        Assert.That(created.Code, Is.Zero, created.Err);
+        string uuid = _rt.Ok("vmadm", "list", "-p", "-o", "uuid", "alias=lxdhcp").Trim();
+        string script = Path.Combine("/run/smartos-lx", LxZoneNetwork.NamespaceOf(uuid), "net0.udhcpc");
+        try
+        {
+            _rt.Ok("vmadm", "start", uuid);
+            string addr = "";
+            for (int i = 0; i < 40 && !addr.Contains("inet 198.18.5.50/24", StringComparison.Ordinal); i++)
+            {
+                Thread.Sleep(250);
+                addr = _rt.Ok("zlogin", uuid, "ip", "-o", "-4", "addr", "show", "net0");
+            }
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(addr, Does.Contain("inet 198.18.5.50/24"));
+                Assert.That(File.Exists(script), Is.True);
+                Assert.That(_rt.Ok("zlogin", uuid, "ip", "route", "show", "default"), Does.Contain("default via 198.18.5.1 dev net0"));
+                Assert.That(_rt.Ok("zlogin", uuid, "cat", "/etc/resolv.conf"), Is.EqualTo("nameserver 198.18.5.53\n"));
+                var ping = _rt.Sh("zlogin", uuid, "ping", "-n", "-c", "1", "-W", "2", "198.18.5.1");
+                Assert.That(ping.Code, Is.Zero, ping.Err + ping.Out);
+            }
+        }
+        finally
+        {
+            _rt.Sh("vmadm", "delete", uuid);
+            _rt.Driver.Invoke(dhcpd.Cts.Cancel);
+            dhcpd.Task.Wait(RealTimeHost.Wait);
+        }
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(NamespaceExists(uuid), Is.False);
+            Assert.That(File.Exists(script), Is.False);
+            Assert.That(Directory.Exists(Path.Combine("/etc/netns", LxZoneNetwork.NamespaceOf(uuid))), Is.False);
+            Assert.That(dhcpd.Out.ToString(), Does.Contain("dhcpd: lease 198.18.5.50 to "));
+        }
+    }
+
     /// <summary>Link protection is enforced in the MAC layer, below anything the lx zone's root controls.</summary>
     [Test]
     public void Mac_nospoof_stops_an_lx_zone_that_changes_its_mac_address()
