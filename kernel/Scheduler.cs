@@ -6,6 +6,13 @@ namespace SmartOS.Kernel;
 /// The event loop of one simulated world (see Kernel.cs). A binary heap of (time, sequence) keeps
 /// equal-time events in arming order. Cancelled timers leave stale heap entries that are skipped
 /// when they surface, so cancel is O(1) and the heap never needs a search.
+///
+/// Moving an armed timer later (TCP pushes its retransmission timer forward on every ACK) touches
+/// only the timer: its heap entry stays where it is, and when that entry surfaces before the
+/// timer's due time it is put back at the due time with the sequence number the timer took when it
+/// was re-armed (Linux's mod_timer on a pending timer does the same work lazily). The order of
+/// events is therefore exactly that of a cancel and a fresh insert, at one heap operation per
+/// surfacing instead of two per re-arm.
 /// </summary>
 public sealed class Scheduler
 {
@@ -55,11 +62,20 @@ public sealed class Scheduler
         return timer;
     }
 
-    internal void Insert(KTimer timer, long when)
+    /// <summary>The next arming sequence number (taken by a timer when it is armed).</summary>
+    internal long NextSeq() => _seq++;
+
+    internal void Insert(KTimer timer, long when, long seq)
     {
         Debug.Assert(when >= _now, "a timer cannot fire in the past");
+        var e = new Entry { When = when, Seq = seq, Timer = timer, Generation = timer.Generation };
+        Push(e);
+        _liveTimers++;
+    }
+
+    private void Push(Entry e)
+    {
         if (_count == _heap.Length) Array.Resize(ref _heap, _heap.Length * 2);
-        var e = new Entry { When = when, Seq = _seq++, Timer = timer, Generation = timer.Generation };
         int i = _count++;
         while (i > 0)
         {
@@ -69,7 +85,6 @@ public sealed class Scheduler
             i = parent;
         }
         _heap[i] = e;
-        _liveTimers++;
     }
 
     internal void NoteCancelled()
@@ -129,12 +144,30 @@ public sealed class Scheduler
         _heap[i] = last;
     }
 
+    /// <summary>Clears the top of the heap of stale entries (cancelled timers) and of entries whose
+    /// timer was moved later since (put back at the timer's due time and arming sequence).</summary>
     private void DropStale()
     {
-        while (_count > 0 && _heap[0].Timer.Generation != _heap[0].Generation)
+        while (_count > 0)
         {
-            PopTop();
-            if (_stale > 0) _stale--;
+            ref Entry top = ref _heap[0];
+            if (top.Timer.Generation != top.Generation)
+            {
+                PopTop();
+                if (_stale > 0) _stale--;
+            }
+            else if (top.Timer.DueTime != top.When || top.Timer.DueSeq != top.Seq)
+            {
+                Entry moved = top;
+                moved.When = moved.Timer.DueTime;
+                moved.Seq = moved.Timer.DueSeq;
+                PopTop();
+                Push(moved);
+            }
+            else
+            {
+                return;
+            }
         }
     }
 
@@ -208,14 +241,25 @@ public sealed class KTimer
 
     public bool IsArmed => _armed;
     public long DueTime { get; private set; }
+    /// <summary>The arming sequence number: orders timers due at the same time.</summary>
+    internal long DueSeq;
 
     public void ArmAt(long when)
     {
-        if (_armed) Cancel();
         if (when < _scheduler.Now) when = _scheduler.Now;
+        if (_armed && when >= DueTime)
+        {
+            // Later (or the same time, re-armed): the heap entry stays and is moved when it
+            // surfaces (Scheduler's theory statement).
+            DueTime = when;
+            DueSeq = _scheduler.NextSeq();
+            return;
+        }
+        if (_armed) Cancel();
         _armed = true;
         DueTime = when;
-        _scheduler.Insert(this, when);
+        DueSeq = _scheduler.NextSeq();
+        _scheduler.Insert(this, when, DueSeq);
     }
 
     public void ArmAfter(long delay) => ArmAt(_scheduler.Now + Math.Max(0, delay));

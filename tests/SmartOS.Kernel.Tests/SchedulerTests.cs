@@ -113,6 +113,56 @@ public class SchedulerTests
     }
 
     [Test]
+    public void A_timer_moved_later_keeps_its_place_among_timers_due_at_the_same_time()
+    {
+        var s = new Scheduler();
+        var fired = new List<string>();
+        KTimer Named(string name) => new(s, _ => fired.Add($"{name}@{s.Now}"));
+        var a = Named("a");
+        var b = Named("b");
+        var c = Named("c");
+        var d = Named("d");
+        a.ArmAt(100);
+        b.ArmAt(50);
+        d.ArmAt(200);
+        a.ArmAt(200); // later: armed after d, before c
+        c.ArmAt(200);
+
+        s.RunUntilIdle();
+
+        Assert.That(fired, Is.EqualTo(new[] { "b@50", "d@200", "a@200", "c@200" }));
+    }
+
+    [Test]
+    public void A_timer_pushed_later_while_time_passes_fires_once_at_its_last_due_time()
+    {
+        var s = new Scheduler();
+        var fired = new List<long>();
+        var rto = new KTimer(s, _ => fired.Add(s.Now));
+        int acks = 0;
+        KTimer? ack = null;
+        ack = new KTimer(s, _ =>
+        {
+            rto.ArmAfter(100); // every "ACK" pushes the retransmission timer forward
+            if (++acks < 10) ack!.ArmAfter(30);
+        });
+        rto.ArmAt(100);
+        ack.ArmAt(30);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(s.NextEventTime, Is.EqualTo(30));
+            s.RunUntil(250);
+            Assert.That(fired, Is.Empty);
+            Assert.That(s.NextEventTime, Is.EqualTo(270));
+            Assert.That(s.PendingCount, Is.EqualTo(2));
+            s.RunUntilIdle();
+            Assert.That(fired, Is.EqualTo(new long[] { 400 }));
+            Assert.That(s.PendingCount, Is.Zero);
+        }
+    }
+
+    [Test]
     public void Timer_can_rearm_itself_from_its_callback()
     {
         var s = new Scheduler();
@@ -297,6 +347,34 @@ public class SchedulerCompactionTests
             Assert.That(fired, Is.EqualTo(1));
             Assert.That(s.PendingCount, Is.Zero);
             Assert.That(after - before, Is.LessThan(1_000_000), "the heap stays small while timers are re-armed");
+        }
+    }
+
+    [Test]
+    public void Cancelled_and_rearmed_timers_are_compacted_out_of_the_heap()
+    {
+        var s = new SmartOS.Kernel.Scheduler();
+        int fired = 0;
+        var t = new SmartOS.Kernel.KTimer(s, _ => fired++);
+        for (int i = 0; i < 10_000; i++)
+        {
+            t.ArmAfter(500);
+            t.Cancel();
+        }
+        long before = GC.GetTotalMemory(true);
+        for (int i = 0; i < 100_000; i++)
+        {
+            t.ArmAfter(500);
+            t.Cancel();
+        }
+        long after = GC.GetTotalMemory(true);
+        t.ArmAfter(500);
+        s.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fired, Is.EqualTo(1));
+            Assert.That(s.Now, Is.EqualTo(500));
+            Assert.That(after - before, Is.LessThan(1_000_000), "stale entries are compacted away");
         }
     }
 }
