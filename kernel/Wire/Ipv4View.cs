@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace SmartOS.Kernel.Wire;
 
@@ -13,14 +15,49 @@ public static class IpProtocol
 }
 
 /// <summary>The Internet checksum (RFC 1071) over spans, with a pseudo-header helper.</summary>
+/// <summary>
+/// The Internet checksum (RFC 1071). <see cref="Sum"/> adds the data as little-endian 32-bit words
+/// into 64-bit lanes, 32 bytes a step where the CPU has 256-bit vectors, and swaps the folded result
+/// back: ones' complement sums commute with byte swapping (RFC 1071 2(B)), and 2^16 is 1 modulo
+/// 2^16-1, so 32-bit words fold to the sum of their 16-bit halves. TCP and UDP checksum every
+/// segment they send and receive, so this is on the hot path.
+/// </summary>
 public static class Checksum
 {
-    public static uint Add(uint sum, ReadOnlySpan<byte> data)
+    /// <summary>Adds <paramref name="data"/> (big-endian 16-bit words, an odd last byte padded with
+    /// zero) to <paramref name="sum"/>; <see cref="Fold"/> finishes it.</summary>
+    public static uint Add(uint sum, ReadOnlySpan<byte> data) => sum + Sum(data);
+
+    /// <summary>The ones' complement sum of <paramref name="data"/> as big-endian 16-bit words,
+    /// folded to 16 bits (0 only when every byte is 0).</summary>
+    public static uint Sum(ReadOnlySpan<byte> data)
     {
+        ulong le = 0;
         int i = 0;
-        for (; i + 1 < data.Length; i += 2) sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        if (i < data.Length) sum += (uint)(data[i] << 8);
-        return sum;
+        if (Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian && data.Length >= 64)
+        {
+            ref byte start = ref MemoryMarshal.GetReference(data);
+            var acc = Vector256<ulong>.Zero;
+            for (; i + 32 <= data.Length; i += 32)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref start, (nuint)i).AsUInt32());
+                acc += lo + hi;
+            }
+            le = Vector256.Sum(acc);
+        }
+        for (; i + 8 <= data.Length; i += 8)
+        {
+            ulong v = BinaryPrimitives.ReadUInt64LittleEndian(data[i..]);
+            le += (v >> 32) + (v & 0xFFFFFFFF);
+        }
+        for (; i + 1 < data.Length; i += 2) le += BinaryPrimitives.ReadUInt16LittleEndian(data[i..]);
+        if (i < data.Length) le += data[i];
+        le = (le & 0xFFFFFFFF) + (le >> 32);
+        le = (le & 0xFFFFFFFF) + (le >> 32);
+        uint s = (uint)(le & 0xFFFF) + (uint)(le >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return BinaryPrimitives.ReverseEndianness((ushort)s);
     }
 
     public static ushort Fold(uint sum)

@@ -231,28 +231,7 @@ public static class TcpChecksum
             sum = Words(source.High) + Words(source.Low) + Words(destination.High) + Words(destination.Low)
                 + ((uint)segment.Length >> 16) + ((uint)segment.Length & 0xFFFF) + IpProtocol.Tcp;
         }
-        ulong total = sum + Sum(segment);
-        total = (total & 0xFFFFFFFF) + (total >> 32);
-        total = (total & 0xFFFFFFFF) + (total >> 32);
-        return Checksum.Fold((uint)(total & 0xFFFF) + (uint)(total >> 16));
-    }
-
-    /// <summary>RFC 1071 sum eight bytes at a time: the 32-bit halves of each big-endian word are
-    /// added into 64 bits and folded at the end (2^16 is 1 modulo 65535, so folding 32-bit words
-    /// gives the sum of the 16-bit ones). Four times fewer steps than Checksum.Add's 16-bit loop
-    /// on every segment TCP sends and receives.</summary>
-    private static ulong Sum(ReadOnlySpan<byte> data)
-    {
-        ulong sum = 0;
-        int i = 0;
-        for (; i + 8 <= data.Length; i += 8)
-        {
-            ulong v = BinaryPrimitives.ReadUInt64BigEndian(data[i..]);
-            sum += (v >> 32) + (v & 0xFFFFFFFF);
-        }
-        for (; i + 1 < data.Length; i += 2) sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        if (i < data.Length) sum += (uint)(data[i] << 8);
-        return sum;
+        return Checksum.Fold(sum + Checksum.Sum(segment));
     }
 
     private static uint Words(ulong v)
