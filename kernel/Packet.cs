@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
+using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Kernel;
 
@@ -35,6 +37,38 @@ public sealed class Packet
     public int FairKey;
 
     internal bool InPool;
+
+    // Checksum offload (illumos HCK_PARTIALCKSUM, Linux CHECKSUM_PARTIAL): a transport leaves its
+    // checksum to be filled in when the frame leaves the host or is captured. The field holds the
+    // pseudo-header sum; the offsets are into Buffer, so headers pushed in front do not move them.
+    private int _csumStart, _csumLength, _csumField;
+
+    /// <summary>True while the transport checksum is left to be filled in (<see cref="FinishChecksum"/>).
+    /// A stack of this host may accept such a frame without verifying it: it never left the host.</summary>
+    public bool ChecksumPending => _csumLength > 0;
+
+    /// <summary>Marks the checksum of the transport segment at <paramref name="start"/> (an offset into
+    /// <see cref="Data"/>) of <paramref name="length"/> bytes as pending; its field, at
+    /// <paramref name="field"/> within the segment, must hold the folded pseudo-header sum.</summary>
+    public void SetChecksumPending(int start, int length, int field)
+    {
+        _csumStart = Offset + start;
+        _csumLength = length;
+        _csumField = field;
+    }
+
+    /// <summary>Fills in a pending transport checksum (what a NIC with checksum offload does on
+    /// transmit). Every place a frame leaves the host's stacks calls this: a physical NIC's wire or
+    /// device, a capture, a MAC client that is not one of our IP stacks (a guest, an lx zone).</summary>
+    public void FinishChecksum()
+    {
+        if (_csumLength == 0) return;
+        var segment = Buffer.AsSpan(_csumStart, _csumLength);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[_csumField..], Checksum.Fold(Checksum.Sum(segment)));
+        _csumLength = 0;
+    }
+
+    internal void ClearChecksumPending() => _csumLength = 0;
 
     internal Packet(PacketPool? pool, int capacity)
     {
@@ -96,6 +130,7 @@ public sealed class Packet
         copy.Timestamp = Timestamp;
         copy.Band = Band;
         copy.FairKey = FairKey;
+        if (ChecksumPending) copy.SetChecksumPending(_csumStart - Offset, _csumLength, _csumField);
         return copy;
     }
 }
@@ -149,6 +184,7 @@ public sealed class PacketPool
         p.Timestamp = 0;
         p.Band = 0;
         p.FairKey = 0;
+        p.ClearChecksumPending();
         return p;
     }
 

@@ -27,8 +27,13 @@ public interface IIpLayer
     bool IsLocalAddress(IpAddress address);
 
     /// <summary>Sends a transport segment (packet.Data = transport header + payload, checksum filled
-    /// in by the transport over the pseudo-header). Consumes the packet; false when it was dropped.</summary>
+    /// in by the transport over the pseudo-header, or left pending when <see cref="ChecksumOffload"/>).
+    /// Consumes the packet; false when it was dropped.</summary>
     bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol);
+
+    /// <summary>Whether the layer takes segments with their checksum pending (Packet.ChecksumPending,
+    /// the pseudo-header sum in the field): the MAC layer fills it in where a frame leaves the host.</summary>
+    bool ChecksumOffload => false;
 }
 
 /// <summary>A transport protocol registered with the IP layer.</summary>

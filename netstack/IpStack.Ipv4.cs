@@ -157,6 +157,7 @@ public sealed partial class IpStack
         var dst = IpAddress.V4(ip.DestinationRaw);
         if (ip.Ttl <= 1)
         {
+            p.FinishChecksum(); // quoted in the ICMP error as it would be on a wire
             Counters.ipTtlExpired++;
             SendIcmpErrorV4(p.Data, IcmpType.TimeExceeded, 0, 0);
             p.Free();
@@ -164,6 +165,7 @@ public sealed partial class IpStack
         }
         if (!TryRoute(dst, out var outIfc, out var nextHop, out _) || outIfc.IsLoopback)
         {
+            p.FinishChecksum();
             Counters.ipOutNoRoutes++;
             SendIcmpErrorV4(p.Data, IcmpType.DestinationUnreachable, 0, 0);
             p.Free();
@@ -176,6 +178,7 @@ public sealed partial class IpStack
         BinaryPrimitives.WriteUInt16BigEndian(b[10..], (ushort)(sum + (sum >> 16)));
         if (p.Length > outIfc.Mtu)
         {
+            p.FinishChecksum(); // quoted, or copied into fragments
             if (ip.DontFragment)
             {
                 Counters.ipFragFails++;
@@ -305,6 +308,7 @@ public sealed partial class IpStack
     /// Consumes the packet.</summary>
     private void FragmentV4(IpInterface ifc, Packet p, IpAddress nextHop)
     {
+        p.FinishChecksum(); // the fragments are copies
         Ipv4View.TryCreate(p.Data, out var ip);
         int ihl = ip.HeaderLength;
         int payload = ip.TotalLength - ihl;

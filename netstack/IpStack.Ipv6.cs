@@ -186,6 +186,7 @@ public sealed partial class IpStack
         var dst = ip.Destination;
         if (ip.HopLimit <= 1)
         {
+            p.FinishChecksum(); // quoted in the ICMP error as it would be on a wire
             Counters6.ipv6HopLimitExpired++;
             SendIcmpErrorV6(p.Data, IcmpType.V6TimeExceeded, 0, 0);
             p.Free();
@@ -193,6 +194,7 @@ public sealed partial class IpStack
         }
         if (!TryRoute(dst, out var outIfc, out var nextHop, out _) || outIfc.IsLoopback)
         {
+            p.FinishChecksum();
             Counters6.ipv6OutNoRoutes++;
             SendIcmpErrorV6(p.Data, IcmpType.V6DestinationUnreachable, 0, 0);
             p.Free();
@@ -200,6 +202,7 @@ public sealed partial class IpStack
         }
         if (p.Length > outIfc.Mtu)
         {
+            p.FinishChecksum();
             Counters6.ipv6InTooBigErrors++;
             SendIcmpErrorV6(p.Data, IcmpType.V6PacketTooBig, 0, (uint)outIfc.Mtu);
             p.Free();

@@ -153,6 +153,13 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     /// <summary>Link (14) plus the larger IP header (IPv6, 40): what a transport leaves in front.</summary>
     public int HeaderRoom => EthernetView.HeaderLength + Ipv6View.HeaderLength;
 
+    /// <summary>TCP leaves its checksum to the MAC layer (IIpLayer.ChecksumOffload): filled in where a
+    /// frame leaves the host or is captured, never computed for a stack of the same host.</summary>
+    public bool ChecksumOffload => true;
+
+    /// <summary>Frames from another stack of this host may come with their checksum pending.</summary>
+    public bool AcceptsPendingChecksum => true;
+
     /// <summary>IPv4 forwarding (ipadm set-prop -p forwarding=on ipv4).</summary>
     public bool ForwardingV4 { get; set; }
     /// <summary>IPv6 forwarding (ipadm set-prop -p forwarding=on ipv6).</summary>

@@ -77,6 +77,7 @@ public abstract class Datalink
     {
         var taps = _taps;
         if (taps.Length == 0) return;
+        p.FinishChecksum(); // a capture shows the frame as it would be on a wire
         long now = Mac.Scheduler.Now;
         if (showTag && p.Vid != 0 && p.Length >= EthernetView.HeaderLength)
         {
@@ -239,6 +240,7 @@ public abstract class PortLink : Datalink
             p.Free();
             return;
         }
+        if (!c.Receiver.AcceptsPendingChecksum) p.FinishChecksum();
         c.Receiver.Receive(c, p);
     }
 }

@@ -70,6 +70,7 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
+        p.FinishChecksum(); // the NIC's checksum offload
         var dst = MacAddress.Read(p.Data);
         CountTx(s, p, dst);
         Tap(p, TapDirection.Transmitted, showTag: false);
@@ -198,6 +199,11 @@ public sealed class VlanLink : PortLink
 public interface IMacReceiver
 {
     void Receive(MacClient client, Packet packet);
+
+    /// <summary>Whether frames whose transport checksum is still pending (Packet.ChecksumPending)
+    /// may be handed over as they are: only this host's own IP stacks, which trust them. Everyone
+    /// else (guests, lx zones' TAPs) gets the checksum filled in first.</summary>
+    bool AcceptsPendingChecksum => false;
 }
 
 /// <summary>

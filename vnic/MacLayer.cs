@@ -43,6 +43,13 @@
  *   5. Configuration changes either complete or leave live and persistent state unchanged.
  *   6. Packets are owned by one component at a time (Kernel.cs rule 3); group frames are copied
  *      once per receiving port.
+ *   7. Checksum offload, as illumos's HCK_PARTIALCKSUM between VNICs of one host: an IP stack may
+ *      send TCP with its checksum pending (Packet.ChecksumPending). It is filled in wherever the
+ *      frame stops being this host's business: on a phys's way to its wire or device (the NIC's
+ *      offload), in every capture tap, and before a MAC client that is not an IP stack
+ *      (IMacReceiver.AcceptsPendingChecksum: guests, lx zones) gets it. Stacks of the host accept
+ *      pending frames without verifying them. Captures and wires therefore see the same bytes as
+ *      without offload.
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
  * statement is in ResourceControl.cs.

@@ -197,7 +197,9 @@ public readonly ref struct TcpView
     public int HeaderLength => (_b[12] >> 4) * 4;
     public TcpFlags Flags { get => (TcpFlags)_b[13]; set => _b[13] = (byte)value; }
     public ushort Window { get => BinaryPrimitives.ReadUInt16BigEndian(_b[14..]); set => BinaryPrimitives.WriteUInt16BigEndian(_b[14..], value); }
-    public ushort ChecksumField { get => BinaryPrimitives.ReadUInt16BigEndian(_b[16..]); set => BinaryPrimitives.WriteUInt16BigEndian(_b[16..], value); }
+    /// <summary>Where the checksum field sits in the header.</summary>
+    public const int ChecksumOffset = 16;
+    public ushort ChecksumField { get => BinaryPrimitives.ReadUInt16BigEndian(_b[ChecksumOffset..]); set => BinaryPrimitives.WriteUInt16BigEndian(_b[ChecksumOffset..], value); }
     public ushort UrgentPointer { get => BinaryPrimitives.ReadUInt16BigEndian(_b[18..]); set => BinaryPrimitives.WriteUInt16BigEndian(_b[18..], value); }
     public Span<byte> Options => _b[MinHeaderLength..HeaderLength];
     public Span<byte> Payload => _b[HeaderLength..];
@@ -206,6 +208,15 @@ public readonly ref struct TcpView
     /// <summary>Whether the checksum over the pseudo-header and the whole segment is correct.</summary>
     public bool ChecksumValid(IpAddress source, IpAddress destination)
         => TcpChecksum.Compute(source, destination, _b) == 0;
+
+    /// <summary>Stores the folded pseudo-header sum in the checksum field, for checksum offload
+    /// (Packet.SetChecksumPending): summing the segment then gives its checksum.</summary>
+    public void FillPseudoHeaderSum(IpAddress source, IpAddress destination)
+    {
+        uint sum = TcpChecksum.PseudoHeaderSum(source, destination, _b.Length);
+        while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+        ChecksumField = (ushort)sum;
+    }
 
     /// <summary>Computes and stores the checksum of the whole segment (header and payload in place).</summary>
     public void FillChecksum(IpAddress source, IpAddress destination)
@@ -219,19 +230,18 @@ public readonly ref struct TcpView
 public static class TcpChecksum
 {
     public static ushort Compute(IpAddress source, IpAddress destination, ReadOnlySpan<byte> segment)
+        => Checksum.Fold(PseudoHeaderSum(source, destination, segment.Length) + Checksum.Sum(segment));
+
+    /// <summary>The unfolded sum of the pseudo-header's 16-bit words.</summary>
+    public static uint PseudoHeaderSum(IpAddress source, IpAddress destination, int length)
     {
-        uint sum;
         if (source.IsV4)
         {
             uint s = source.V4Raw, d = destination.V4Raw;
-            sum = (s >> 16) + (s & 0xFFFF) + (d >> 16) + (d & 0xFFFF) + IpProtocol.Tcp + (uint)segment.Length;
+            return (s >> 16) + (s & 0xFFFF) + (d >> 16) + (d & 0xFFFF) + IpProtocol.Tcp + (uint)length;
         }
-        else
-        {
-            sum = Words(source.High) + Words(source.Low) + Words(destination.High) + Words(destination.Low)
-                + ((uint)segment.Length >> 16) + ((uint)segment.Length & 0xFFFF) + IpProtocol.Tcp;
-        }
-        return Checksum.Fold(sum + Checksum.Sum(segment));
+        return Words(source.High) + Words(source.Low) + Words(destination.High) + Words(destination.Low)
+            + ((uint)length >> 16) + ((uint)length & 0xFFFF) + IpProtocol.Tcp;
     }
 
     private static uint Words(ulong v)

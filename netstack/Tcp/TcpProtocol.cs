@@ -13,11 +13,13 @@
  *
  * Data path
  *   receive  IP layer -> Receive(packet) -> TcpView/TcpRepr parse, checksum over the pseudo-header
- *            -> hash lookup of the 4-tuple -> connection.Input (or the listener, or a RST)
+ *            (not for a segment whose checksum is still pending: it came from a stack of this host,
+ *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple -> connection.Input (or the listener, or a RST)
  *            -> payload copied into the connection's receive ring -> packet freed here.
  *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
  *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
- *            bytes -> IIpLayer.Send. Retransmissions copy out of the ring again; nothing else keeps
+ *            bytes -> checksum (or only the pseudo-header sum, pending, when the IP layer offloads
+ *            it) -> IIpLayer.Send. Retransmissions copy out of the ring again; nothing else keeps
  *            a segment.
  *
  * Rules
@@ -187,15 +189,17 @@ public sealed class TcpProtocol : ITransport, ISocketLister
 
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
     {
-        try { ReceiveSegment(packet.Data, source, destination); }
+        try { ReceiveSegment(packet.Data, source, destination, packet.ChecksumPending); }
         finally { packet.Free(); }
     }
 
-    private void ReceiveSegment(Span<byte> segment, IpAddress source, IpAddress destination)
+    /// <param name="checksumPending">The segment was sent by a stack of this host with its checksum
+    /// left to the MAC layer and never left the host, so there is nothing to verify.</param>
+    private void ReceiveSegment(Span<byte> segment, IpAddress source, IpAddress destination, bool checksumPending)
     {
         Stats.InSegs++;
         if (!TcpView.TryCreate(segment, out var view)) { Stats.InErrs++; return; }
-        if (!view.ChecksumValid(source, destination)) { Stats.ChecksumErrors++; Stats.InErrs++; return; }
+        if (!checksumPending && !view.ChecksumValid(source, destination)) { Stats.ChecksumErrors++; Stats.InErrs++; return; }
         if (!TcpRepr.TryParse(view, out var seg)) { Stats.InErrs++; return; }
         // RFC 9293 3.9.1: TCP is unicast only; a segment from or to a multicast/broadcast address is dropped.
         if (source.IsMulticast || destination.IsMulticast || destination == IpAddress.BroadcastV4 || source.IsUnspecified || seg.SourcePort == 0 || seg.DestinationPort == 0)
@@ -358,11 +362,20 @@ public sealed class TcpProtocol : ITransport, ISocketLister
         return p;
     }
 
-    /// <summary>Fills the checksum and hands the segment to the IP layer.</summary>
+    /// <summary>Fills the checksum (or leaves it pending for the MAC layer) and hands the segment to
+    /// the IP layer.</summary>
     internal void Transmit(Packet p, IpAddress local, IpAddress remote)
     {
         TcpView.TryCreate(p.Data, out var view);
-        view.FillChecksum(local, remote);
+        if (Ip.ChecksumOffload)
+        {
+            view.FillPseudoHeaderSum(local, remote);
+            p.SetChecksumPending(0, p.Length, TcpView.ChecksumOffset);
+        }
+        else
+        {
+            view.FillChecksum(local, remote);
+        }
         Stats.OutSegs++;
         Ip.Send(p, local, remote, IpProtocol.Tcp);
     }

@@ -70,6 +70,46 @@ public class IpStackTcpTests
         Assert.That(a.Tcp.Stats.PassiveOpens + b.Tcp.Stats.ActiveOpens, Is.EqualTo(2));
     }
 
+    /// <summary>Captures TCP frames on a link and checks each one's checksum as a receiver off the
+    /// host would.</summary>
+    private sealed class ChecksumChecker : ICaptureTap
+    {
+        public int Tcp, Bad;
+
+        public void Capture(Datalink link, ReadOnlySpan<byte> frame, long time, TapDirection direction)
+        {
+            if (!EthernetView.TryCreate(frame.ToArray(), out var eth) || eth.EtherType != EtherType.Ipv4) return;
+            var packet = frame[EthernetView.HeaderLength..].ToArray();
+            if (!Ipv4View.TryCreate(packet, out var ip) || ip.Protocol != IpProtocol.Tcp) return;
+            Tcp++;
+            var segment = packet.AsSpan(ip.HeaderLength, ip.TotalLength - ip.HeaderLength);
+            if (TcpChecksum.Compute(IpAddress.V4(ip.SourceRaw), IpAddress.V4(ip.DestinationRaw), segment) != 0) Bad++;
+        }
+    }
+
+    /// <summary>Stacks of one host leave TCP checksums to the MAC layer (offload): the receiver has
+    /// nothing to verify, yet a capture on the link sees every checksum filled in.</summary>
+    [Test]
+    public void Tcp_checksums_are_offloaded_between_stacks_of_one_host_and_filled_in_for_captures()
+    {
+        var w = new World();
+        w.Stub("stub0");
+        var a = w.Stack("stub0", "10.0.0.1/24");
+        var b = w.Stack("stub0", "10.0.0.2/24");
+        var checker = new ChecksumChecker();
+        ((Datalink)w.Mac.Find("vnic0")!).AddTap(checker);
+        var data = Pattern(300_000, 4);
+
+        Assert.That(Transfer(w, a, b, data), Is.EqualTo(data));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(a.ChecksumOffload, Is.True);
+            Assert.That(checker.Tcp, Is.GreaterThan(200));
+            Assert.That(checker.Bad, Is.Zero);
+            Assert.That(a.Tcp.Stats.ChecksumErrors + b.Tcp.Stats.ChecksumErrors, Is.Zero);
+        }
+    }
+
     [Test]
     public void Tcp_over_ipv6_between_two_stacks_delivers_every_byte()
     {
