@@ -7,24 +7,33 @@ namespace SmartOS.Kernel;
 /// equal-time events in arming order. Cancelled timers leave stale heap entries that are skipped
 /// when they surface, so cancel is O(1) and the heap never needs a search.
 ///
-/// Moving an armed timer later (TCP pushes its retransmission timer forward on every ACK) touches
-/// only the timer: its heap entry stays where it is, and when that entry surfaces before the
-/// timer's due time it is put back at the due time with the sequence number the timer took when it
-/// was re-armed (Linux's mod_timer on a pending timer does the same work lazily). The order of
-/// events is therefore exactly that of a cancel and a fresh insert, at one heap operation per
-/// surfacing instead of two per re-arm.
+/// Moving an armed timer later (TCP pushes its retransmission timer forward on every ACK), or
+/// re-arming a cancelled one at or after its old entry (TCP cancels its delayed-ACK timer on every
+/// segment it sends and arms it again on the next one it receives), touches only the timer: its
+/// heap entry stays where it is, and when that entry surfaces before the timer's due time it is put
+/// back at the due time with the sequence number the timer took when it was re-armed (Linux's
+/// mod_timer on a pending timer does the same work lazily); a cancelled timer's entry that surfaces
+/// is dropped. The order of events is therefore exactly that of a cancel and a fresh insert, at one
+/// heap operation per surfacing instead of two per re-arm.
 /// </summary>
 public sealed class Scheduler
 {
+    // Heap entries hold no references, so moving them up and down the heap needs no GC write
+    // barrier; the timer and the generation it had when armed sit in a slot of their own, taken at
+    // insertion and given back when the entry leaves the heap.
     private struct Entry
     {
         public long When;
         public long Seq;
-        public KTimer Timer;
-        public long Generation;
+        public int Slot;
     }
 
     private Entry[] _heap = new Entry[256];
+    private KTimer?[] _slotTimer = new KTimer?[256];
+    private long[] _slotGeneration = new long[256];
+    private int[] _freeSlots = new int[256];
+    private int _freeCount;
+    private int _slotsUsed;
     private int _count;
     private long _seq;
     private long _now;
@@ -68,9 +77,29 @@ public sealed class Scheduler
     internal void Insert(KTimer timer, long when, long seq)
     {
         Debug.Assert(when >= _now, "a timer cannot fire in the past");
-        var e = new Entry { When = when, Seq = seq, Timer = timer, Generation = timer.Generation };
-        Push(e);
+        int slot = TakeSlot();
+        _slotTimer[slot] = timer;
+        _slotGeneration[slot] = timer.Generation;
+        Push(new Entry { When = when, Seq = seq, Slot = slot });
         _liveTimers++;
+    }
+
+    private int TakeSlot()
+    {
+        if (_freeCount > 0) return _freeSlots[--_freeCount];
+        if (_slotsUsed == _slotTimer.Length)
+        {
+            Array.Resize(ref _slotTimer, _slotTimer.Length * 2);
+            Array.Resize(ref _slotGeneration, _slotGeneration.Length * 2);
+            Array.Resize(ref _freeSlots, _freeSlots.Length * 2);
+        }
+        return _slotsUsed++;
+    }
+
+    private void GiveBackSlot(int slot)
+    {
+        _slotTimer[slot] = null;
+        _freeSlots[_freeCount++] = slot;
     }
 
     private void Push(Entry e)
@@ -87,21 +116,46 @@ public sealed class Scheduler
         _heap[i] = e;
     }
 
+    /// <summary>An armed timer was cancelled; its entry stays in the heap until it surfaces (or is
+    /// reused by a later re-arm).</summary>
     internal void NoteCancelled()
     {
         _liveTimers--;
-        // A cancelled timer leaves a stale entry behind. When stale entries outnumber live ones the
-        // heap is compacted, so memory follows the armed timers, not the cancellation rate (a SYN
-        // flood cancels a retransmission timer per dropped half-open connection).
+        // When stale entries outnumber live ones the heap is compacted, so memory follows the armed
+        // timers, not the cancellation rate (a SYN flood cancels a retransmission timer per dropped
+        // half-open connection).
         if (++_stale > 1024 && _stale > _liveTimers) Compact();
+    }
+
+    /// <summary>A cancelled timer was re-armed at or after its entry's time: the entry serves again.</summary>
+    internal void NoteRearmed()
+    {
+        _liveTimers++;
+        if (_stale > 0) _stale--;
+    }
+
+    /// <summary>An armed timer moved earlier than its entry: that entry is abandoned (a new one follows).</summary>
+    internal void NoteAbandoned()
+    {
+        _liveTimers--;
+        _stale++;
     }
 
     private void Compact()
     {
         int n = 0;
         for (int i = 0; i < _count; i++)
-            if (_heap[i].Timer.Generation == _heap[i].Generation) _heap[n++] = _heap[i];
-        Array.Clear(_heap, n, _count - n);
+        {
+            var timer = _slotTimer[_heap[i].Slot]!;
+            bool current = timer.Generation == _slotGeneration[_heap[i].Slot];
+            if (current && timer.IsArmed)
+            {
+                _heap[n++] = _heap[i];
+                continue;
+            }
+            if (current) timer.InHeap = false;
+            GiveBackSlot(_heap[i].Slot);
+        }
         _count = n;
         _stale = 0;
         for (int i = (_count >> 1) - 1; i >= 0; i--) SiftDown(i);
@@ -125,10 +179,10 @@ public sealed class Scheduler
 
     private static bool Less(ref Entry a, ref Entry b) => a.When < b.When || (a.When == b.When && a.Seq < b.Seq);
 
+    /// <summary>Removes the top entry; its slot stays taken (the caller gives it back or reuses it).</summary>
     private void PopTop()
     {
         Entry last = _heap[--_count];
-        _heap[_count] = default;
         if (_count == 0) return;
         int i = 0;
         while (true)
@@ -144,23 +198,27 @@ public sealed class Scheduler
         _heap[i] = last;
     }
 
-    /// <summary>Clears the top of the heap of stale entries (cancelled timers) and of entries whose
-    /// timer was moved later since (put back at the timer's due time and arming sequence).</summary>
+    /// <summary>Clears the top of the heap of stale entries (of timers cancelled, or moved earlier
+    /// than their entry) and of entries whose timer was moved later since (put back at the timer's
+    /// due time and arming sequence).</summary>
     private void DropStale()
     {
         while (_count > 0)
         {
             ref Entry top = ref _heap[0];
-            if (top.Timer.Generation != top.Generation)
+            var timer = _slotTimer[top.Slot]!;
+            bool current = timer.Generation == _slotGeneration[top.Slot];
+            if (!current || !timer.IsArmed)
             {
+                if (current) timer.InHeap = false;
+                GiveBackSlot(top.Slot);
                 PopTop();
                 if (_stale > 0) _stale--;
             }
-            else if (top.Timer.DueTime != top.When || top.Timer.DueSeq != top.Seq)
+            else if (timer.DueTime != top.When || timer.DueSeq != top.Seq)
             {
-                Entry moved = top;
-                moved.When = moved.Timer.DueTime;
-                moved.Seq = moved.Timer.DueSeq;
+                var moved = new Entry { When = timer.DueTime, Seq = timer.DueSeq, Slot = top.Slot };
+                timer.EntryWhen = moved.When;
                 PopTop();
                 Push(moved);
             }
@@ -177,11 +235,14 @@ public sealed class Scheduler
         DropStale();
         if (_count == 0 || _heap[0].When > limit) return false;
         Entry e = _heap[0];
+        var timer = _slotTimer[e.Slot]!;
+        GiveBackSlot(e.Slot);
         PopTop();
+        timer.InHeap = false;
         _liveTimers--;
         if (e.When > _now) _now = e.When;
         _eventsRun++;
-        e.Timer.Fire();
+        timer.Fire();
         return true;
     }
 
@@ -229,7 +290,13 @@ public sealed class KTimer
     private readonly Action<object?> _callback;
     private readonly object? _state;
 
+    /// <summary>Which heap entry is this timer's: an entry armed under another generation is stale.</summary>
     internal long Generation;
+    /// <summary>A heap entry of the current generation exists, keyed at <see cref="EntryWhen"/> (at
+    /// or before <see cref="DueTime"/> while armed; a cancelled timer's entry waits to be reused or
+    /// dropped).</summary>
+    internal bool InHeap;
+    internal long EntryWhen;
     private bool _armed;
 
     public KTimer(Scheduler scheduler, Action<object?> callback, object? state = null)
@@ -247,18 +314,29 @@ public sealed class KTimer
     public void ArmAt(long when)
     {
         if (when < _scheduler.Now) when = _scheduler.Now;
-        if (_armed && when >= DueTime)
+        if (InHeap && when >= EntryWhen)
         {
-            // Later (or the same time, re-armed): the heap entry stays and is moved when it
-            // surfaces (Scheduler's theory statement).
+            // At or after the entry already in the heap (armed, or cancelled and not yet dropped):
+            // the entry is moved when it surfaces (Scheduler's theory statement).
+            if (!_armed)
+            {
+                _armed = true;
+                _scheduler.NoteRearmed();
+            }
             DueTime = when;
             DueSeq = _scheduler.NextSeq();
             return;
         }
-        if (_armed) Cancel();
+        if (InHeap)
+        {
+            Generation++; // the old entry is stale from now on
+            if (_armed) _scheduler.NoteAbandoned();
+        }
         _armed = true;
         DueTime = when;
         DueSeq = _scheduler.NextSeq();
+        InHeap = true;
+        EntryWhen = when;
         _scheduler.Insert(this, when, DueSeq);
     }
 
@@ -269,7 +347,6 @@ public sealed class KTimer
     {
         if (!_armed) return false;
         _armed = false;
-        Generation++;
         _scheduler.NoteCancelled();
         return true;
     }
@@ -277,7 +354,6 @@ public sealed class KTimer
     internal void Fire()
     {
         _armed = false;
-        Generation++;
         _callback(_state);
     }
 }

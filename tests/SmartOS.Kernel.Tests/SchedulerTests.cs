@@ -351,6 +351,54 @@ public class SchedulerCompactionTests
     }
 
     [Test]
+    public void Cancelled_timers_of_their_own_are_compacted_out_of_the_heap()
+    {
+        var s = new SmartOS.Kernel.Scheduler();
+        int fired = 0;
+        var timers = new SmartOS.Kernel.KTimer[50_000];
+        for (int i = 0; i < timers.Length; i++) timers[i] = new SmartOS.Kernel.KTimer(s, _ => fired++);
+        long before = GC.GetTotalMemory(true);
+        for (int round = 0; round < 4; round++)
+        {
+            foreach (var t in timers)
+            {
+                t.ArmAfter(1000 + round);
+                t.Cancel();
+            }
+        }
+        long after = GC.GetTotalMemory(true);
+        timers[7].ArmAfter(10);
+        s.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fired, Is.EqualTo(1));
+            Assert.That(s.Now, Is.EqualTo(10));
+            Assert.That(s.PendingCount, Is.Zero);
+            Assert.That(after - before, Is.LessThan(4_000_000), "stale entries are compacted away");
+        }
+    }
+
+    [Test]
+    public void A_cancelled_timer_armed_again_later_fires_once_at_the_new_time()
+    {
+        var s = new SmartOS.Kernel.Scheduler();
+        var fired = new List<long>();
+        var t = new SmartOS.Kernel.KTimer(s, _ => fired.Add(s.Now));
+        var other = new SmartOS.Kernel.KTimer(s, _ => fired.Add(-s.Now));
+        t.ArmAt(100);
+        t.Cancel();
+        other.ArmAt(150);
+        t.ArmAt(200);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(s.PendingCount, Is.EqualTo(2));
+            Assert.That(s.NextEventTime, Is.EqualTo(150));
+        }
+        s.RunUntilIdle();
+        Assert.That(fired, Is.EqualTo(new long[] { -150, 200 }));
+    }
+
+    [Test]
     public void Cancelled_and_rearmed_timers_are_compacted_out_of_the_heap()
     {
         var s = new SmartOS.Kernel.Scheduler();
