@@ -41,7 +41,7 @@ public sealed class TapClient : IMacReceiver, IDisposable
     }
 
     /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>
-    private void FromLinux(byte[] frame)
+    private void FromLinux(ReadOnlySpan<byte> frame)
     {
         if (!_client.IsOpen)
         {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using SmartOS.Kernel;
 
@@ -9,9 +10,12 @@ namespace SmartOS.Vnic;
 /// far side) and TapClient (an LX zone's interface, a MAC client of its VNIC).
 ///
 /// Threads
-///   reader    one background thread polls the descriptor and reads frames into its own buffer; each
-///             frame is copied and handed to the kernel loop with RealTimeDriver.Invoke. The reader
-///             never touches kernel state (Kernel.cs rule 2).
+///   reader    one background thread polls the (non-blocking) descriptor and, once it is readable,
+///             reads every frame waiting (up to BatchMax) into its own buffer, copying each into an
+///             array from ArrayPool; the batch goes to the kernel loop with one RealTimeDriver.Invoke,
+///             which delivers the frames in order and gives the arrays back. The reader never
+///             touches kernel state (Kernel.cs rule 2). Batching keeps the loop's wake-ups and the
+///             poll calls per frame low when Linux sends fast.
 ///   loop      Write runs on the loop and calls write(2): a TAP write does not block, it either
 ///             queues the frame in the Linux stack or fails.
 ///
@@ -29,6 +33,7 @@ namespace SmartOS.Vnic;
 public sealed partial class TapDevice : IDisposable
 {
     private const int O_RDWR = 2;
+    private const int O_NONBLOCK = 0x800;
     private const uint TUNSETIFF = 0x400454ca;
     private const short IFF_TAP = 0x0002;
     private const short IFF_NO_PI = 0x1000;
@@ -38,6 +43,8 @@ public sealed partial class TapDevice : IDisposable
     private const int MaxFrame = 65536;
     /// <summary>Frames handed to the loop and not yet taken (rule 4): a NIC receive ring's size.</summary>
     private const int MaxPending = 4096;
+    /// <summary>Frames read in one go before they are handed to the loop.</summary>
+    private const int BatchMax = 64;
     /// <summary>How long the reader waits in poll before it checks for a stop: bounds Dispose's wait.</summary>
     private const int PollMs = 100;
 
@@ -71,7 +78,7 @@ public sealed partial class TapDevice : IDisposable
             error = "/dev/net/tun does not exist (load the tun module: modprobe tun)";
             return null;
         }
-        int fd = Open("/dev/net/tun", O_RDWR);
+        int fd = Open("/dev/net/tun", O_RDWR | O_NONBLOCK);
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -94,10 +101,13 @@ public sealed partial class TapDevice : IDisposable
         return new TapDevice(fd, name);
     }
 
-    /// <summary>Starts the reader: each frame from Linux is passed, as its own array, to
-    /// <paramref name="deliver"/> on the loop; a read error calls <paramref name="failed"/> on the loop;
-    /// frames dropped because the loop fell behind are reported to <paramref name="overflowed"/>.</summary>
-    public void Start(RealTimeDriver driver, Action<byte[]> deliver, Action failed, Action<int> overflowed)
+    /// <summary>Called on the loop with one frame from Linux; the span is valid only during the call.</summary>
+    public delegate void FrameHandler(ReadOnlySpan<byte> frame);
+
+    /// <summary>Starts the reader: each frame from Linux is passed to <paramref name="deliver"/> on
+    /// the loop; a read error calls <paramref name="failed"/> on the loop; frames dropped because the
+    /// loop fell behind are reported to <paramref name="overflowed"/>.</summary>
+    public void Start(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed)
     {
         if (_reader != null) throw new InvalidOperationException($"TAP device {Name} is already started");
         if (_fd < 0) throw new ObjectDisposedException(nameof(TapDevice));
@@ -113,7 +123,7 @@ public sealed partial class TapDevice : IDisposable
         return WriteRaw(fd, ref frame.Buffer[frame.Offset], (nuint)frame.Length) == frame.Length;
     }
 
-    private void ReadLoop(RealTimeDriver driver, Action<byte[]> deliver, Action failed, Action<int> overflowed)
+    private void ReadLoop(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed)
     {
         var buffer = new byte[MaxFrame];
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
@@ -128,31 +138,50 @@ public sealed partial class TapDevice : IDisposable
                 return;
             }
             if (ready == 0 || _stop) continue;
-            long n = ReadRaw(_fd, ref buffer[0], (nuint)buffer.Length);
-            if (n < 0)
+            var batch = new List<(byte[] Frame, int Length)>();
+            bool broken = false;
+            while (batch.Count < BatchMax && !_stop)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno is EINTR or EAGAIN) continue;
+                long n = ReadRaw(_fd, ref buffer[0], (nuint)buffer.Length);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == EINTR) continue;
+                    broken = errno != EAGAIN;
+                    break;
+                }
+                if (n == 0) break;
+                if (Volatile.Read(ref _pending) >= MaxPending)
+                {
+                    Interlocked.Increment(ref _overflow);
+                    continue;
+                }
+                Interlocked.Increment(ref _pending);
+                // One copy per frame: the reader's buffer is reused at once, and the packet pool
+                // belongs to the loop, so the frame travels in a pooled array of its own.
+                var frame = ArrayPool<byte>.Shared.Rent((int)n);
+                buffer.AsSpan(0, (int)n).CopyTo(frame);
+                batch.Add((frame, (int)n));
+            }
+            if (batch.Count > 0) driver.Invoke(() => DeliverBatch(batch, deliver, overflowed));
+            if (broken)
+            {
                 driver.Invoke(failed);
                 return;
             }
-            if (n == 0) continue;
-            if (Volatile.Read(ref _pending) >= MaxPending)
-            {
-                Interlocked.Increment(ref _overflow);
-                continue;
-            }
-            Interlocked.Increment(ref _pending);
-            // One copy per frame: the reader's buffer is reused at once, and the packet pool belongs
-            // to the loop, so the frame travels to the loop as its own array.
-            byte[] frame = buffer.AsSpan(0, (int)n).ToArray();
-            driver.Invoke(() =>
-            {
-                Interlocked.Decrement(ref _pending);
-                int lost = Interlocked.Exchange(ref _overflow, 0);
-                if (lost > 0) overflowed(lost);
-                deliver(frame);
-            });
+        }
+    }
+
+    /// <summary>On the loop: hands a batch of frames over in order and gives their arrays back.</summary>
+    private void DeliverBatch(List<(byte[] Frame, int Length)> batch, FrameHandler deliver, Action<int> overflowed)
+    {
+        Interlocked.Add(ref _pending, -batch.Count);
+        int lost = Interlocked.Exchange(ref _overflow, 0);
+        if (lost > 0) overflowed(lost);
+        foreach (var (frame, length) in batch)
+        {
+            try { deliver(frame.AsSpan(0, length)); }
+            finally { ArrayPool<byte>.Shared.Return(frame); }
         }
     }
 

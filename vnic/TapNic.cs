@@ -44,7 +44,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
     public void Detach(PhysLink phys) => _device.Dispose();
 
     /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
-    private void Deliver(PhysLink phys, byte[] frame) => phys.ReceiveFromBackend(this, frame);
+    private void Deliver(PhysLink phys, ReadOnlySpan<byte> frame) => phys.ReceiveFromBackend(this, frame);
 
     /// <summary>Detaches from the NIC (if attached) and closes the device.</summary>
     public void Dispose()
