@@ -138,7 +138,7 @@ public sealed class Scheduler
     internal void NoteAbandoned()
     {
         _liveTimers--;
-        _stale++;
+        if (++_stale > 1024 && _stale > _liveTimers) Compact();
     }
 
     private void Compact()

@@ -379,6 +379,25 @@ public class SchedulerCompactionTests
     }
 
     [Test]
+    public void Timers_pulled_earlier_over_and_over_do_not_pile_up_in_the_heap()
+    {
+        var s = new SmartOS.Kernel.Scheduler();
+        int fired = 0;
+        var t = new SmartOS.Kernel.KTimer(s, _ => fired++);
+        for (int i = 0; i < 10_000; i++) t.ArmAt(1_000_000_000 - i);
+        long before = GC.GetTotalMemory(true);
+        for (int i = 10_000; i < 200_000; i++) t.ArmAt(1_000_000_000 - i);
+        long after = GC.GetTotalMemory(true);
+        s.RunUntilIdle();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fired, Is.EqualTo(1));
+            Assert.That(s.Now, Is.EqualTo(1_000_000_000 - 199_999));
+            Assert.That(after - before, Is.LessThan(1_000_000), "abandoned entries are compacted away");
+        }
+    }
+
+    [Test]
     public void A_cancelled_timer_armed_again_later_fires_once_at_the_new_time()
     {
         var s = new SmartOS.Kernel.Scheduler();
