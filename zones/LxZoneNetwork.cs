@@ -29,7 +29,8 @@ namespace SmartOS.Zones;
 ///      resolv.conf. The boot does not wait for the lease, as for joyent zones. Without udhcpc a
 ///      dhcp interface stops the boot with a message.
 ///   3. A zone that fails to start leaves nothing behind: DHCP clients ended, TAPs closed,
-///      namespace, resolv.conf and event scripts removed. A namespace of the same name left by a killed host is replaced.
+///      namespace, resolv.conf and event scripts removed. A namespace of the same name left by a
+///      killed host is replaced.
 ///   4. Starting runs ip(8) on the loop: it blocks the loop for the few tens of milliseconds a boot
 ///      takes, which only real-time hosts allow (virtual time refuses lx before this, ZoneTable).
 /// </summary>
@@ -85,7 +86,11 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
     private string? Build(LxZoneStack lx)
     {
         string ns = lx.Namespace;
-        if (File.Exists(Path.Combine("/run/netns", ns))) Ip("netns", "del", ns);
+        if (File.Exists(Path.Combine("/run/netns", ns)))
+        {
+            EndLeftovers(ns);
+            Ip("netns", "del", ns);
+        }
         if (Ip("netns", "add", ns) is string e) return $"cannot create network namespace {ns}: {e}";
         lx.Created = true;
         Ip("-n", ns, "link", "set", "lo", "up");
@@ -194,6 +199,30 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
             if (File.Exists(path)) return path;
         }
         return null;
+    }
+
+    /// <summary>Ends the processes still running in a namespace a killed host of ours left behind
+    /// (its DHCP clients, a zlogin's program): they were started by that host, for that zone.</summary>
+    private static void EndLeftovers(string ns)
+    {
+        var psi = new ProcessStartInfo(FindIp()!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in (string[])["netns", "pids", ns]) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        p.StandardError.ReadToEnd();
+        if (!p.WaitForExit(s_ipLimit)) { p.Kill(entireProcessTree: true); return; }
+        foreach (string line in output.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            try
+            {
+                using var leftover = Process.GetProcessById(pid);
+                leftover.Kill(entireProcessTree: true);
+                leftover.WaitForExit(2000);
+            }
+            catch (ArgumentException) { } // Gone already.
+            catch (InvalidOperationException) { }
+        }
     }
 
     /// <summary>Runs ip(8) bounded in time; null on success, else its message.</summary>

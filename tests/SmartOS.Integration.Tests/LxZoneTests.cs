@@ -203,6 +203,36 @@ public class LxZoneTests
         }
     }
 
+    /// <summary>A namespace left by a killed host (with a process still in it) is replaced at boot,
+    /// and what ran in it is ended.</summary>
+    [Test]
+    public void Booting_replaces_a_leftover_namespace_and_ends_what_ran_in_it()
+    {
+        string zone = "lx" + LinuxNet.Suffix();
+        string ns = LxZoneNetwork.NamespaceOf(zone);
+        LinuxNet.Must("ip", "netns", "add", ns);
+        using var leftover = LinuxNet.Start("ip", "netns", "exec", ns, "sleep", "30");
+        try
+        {
+            _rt!.Ok("dladm", "create-vnic", "-t", "-l", "stub0", "lx9");
+            _rt.Ok("zonecfg", "-z", zone, "create; set zonepath=/zones/lx9; set brand=lx; add net; set physical=lx9; set allowed-address=198.18.2.9/24; end");
+            _rt.Ok("zoneadm", "-z", zone, "install");
+            _rt.Ok("zoneadm", "-z", zone, "boot");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(leftover.WaitForExit(5000), Is.True, "the leftover process still runs");
+                Assert.That(_rt.Ok("zlogin", zone, "ip", "-o", "-4", "addr", "show", "net0"), Does.Contain("inet 198.18.2.9/24"));
+            }
+            _rt.Ok("zoneadm", "-z", zone, "halt");
+            Assert.That(NamespaceExists(zone), Is.False);
+        }
+        finally
+        {
+            LinuxNet.Kill(leftover);
+            if (NamespaceExists(zone)) LinuxNet.Run("ip", "netns", "del", ns);
+        }
+    }
+
     /// <summary>Link protection is enforced in the MAC layer, below anything the lx zone's root controls.</summary>
     [Test]
     public void Mac_nospoof_stops_an_lx_zone_that_changes_its_mac_address()
