@@ -79,7 +79,21 @@ internal static class Program
     /// <summary>vmadm create/update without -f read their JSON payload from standard input.</summary>
     private static bool NeedsStdin(string[] argv)
         => argv.Length >= 2 && argv[0] == "vmadm" && Array.IndexOf(argv, "-f") < 0
-           && (argv[1] == "create" || (argv[1] == "update" && argv.Length == 3));
+           && (argv[1] == "create" || (argv[1] == "update" && argv.Length == 3))
+           || argv.Length >= 1 && argv[0] == "zonecfg" && ZonecfgReadsStdin(argv);
+
+    /// <summary>`zonecfg -z NAME` with no commands, or with `-f -`.</summary>
+    private static bool ZonecfgReadsStdin(string[] argv)
+    {
+        var rest = new List<string>();
+        for (int i = 1; i < argv.Length; i++)
+        {
+            if (argv[i] == "-z") { i++; continue; }
+            if (argv[i].StartsWith("-z", StringComparison.Ordinal)) continue;
+            rest.Add(argv[i]);
+        }
+        return rest.Count == 0 || rest is ["-f", "-"];
+    }
 
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)

@@ -5,7 +5,9 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// zonecfg(8): `zonecfg -z NAME "cmd; cmd; ..."` or `zonecfg -z NAME -f FILE`. Commands edit a
+/// zonecfg(8): `zonecfg -z NAME "cmd; cmd; ..."`, `zonecfg -z NAME -f FILE`, or the commands on
+/// standard input (`zonecfg -z NAME < FILE`, or `-f -`) as zonecfg reads them when it is not a
+/// terminal (no prompts; an interactive session is not supported). Commands edit a
 /// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
 /// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
 /// property, and leaves everything after the last commit unapplied.
@@ -45,7 +47,18 @@ public static class Zonecfg
         }
         string zone = g.Value("z")!;
         string script;
-        if (g.Has("f"))
+        if (g.Has("f") && g.Value("f") == "-" || !g.Has("f") && g.Operands.Count == 0 && ctx.In != null)
+        {
+            // Commands from standard input, as zonecfg reads them when it is not a terminal.
+            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return Task.FromResult(2); }
+            if (ctx.In == null)
+            {
+                ctx.Err.WriteLine("zonecfg: no standard input to read commands from");
+                return Task.FromResult(1);
+            }
+            script = ctx.In.ReadToEnd();
+        }
+        else if (g.Has("f"))
         {
             if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return Task.FromResult(2); }
             try { script = File.ReadAllText(ctx.ResolvePath(g.Value("f")!)); }
@@ -59,7 +72,7 @@ public static class Zonecfg
         {
             if (g.Operands.Count == 0)
             {
-                ctx.Err.WriteLine("zonecfg: interactive mode is not supported; give commands or -f FILE");
+                ctx.Err.WriteLine("zonecfg: interactive mode is not supported; give commands, -f FILE, or commands on standard input");
                 ctx.Err.WriteLine(UsageText);
                 return Task.FromResult(2);
             }
@@ -401,6 +414,17 @@ public static class Zonecfg
         var c = Need(s);
         string? only = w.Length > 1 ? w[1] : null;
         var sb = new StringBuilder();
+        // `info PROPERTY` prints that global property alone, as zonecfg does.
+        string? single = only switch
+        {
+            "zonename" => c.Name,
+            "zonepath" => c.ZonePath ?? "",
+            "brand" => c.Brand,
+            "autoboot" => c.Autoboot ? "true" : "false",
+            "ip-type" => c.IpType,
+            _ => null,
+        };
+        if (single != null) return $"{only}: {single}\n";
         if (only == null)
         {
             sb.Append("zonename: ").Append(c.Name).Append('\n');

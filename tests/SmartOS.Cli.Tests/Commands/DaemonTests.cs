@@ -145,6 +145,20 @@ public class DaemonTests
         Assert.That(again.Out, Is.EqualTo("global\n"));
     }
 
+    /// <summary>Without a running host, `smartos zonecfg -z NAME < FILE` edits the root's configuration
+    /// from the commands on standard input.</summary>
+    [Test]
+    public void One_shot_zonecfg_reads_its_commands_from_standard_input()
+    {
+        var r = Client("create\nset zonepath=/zones/web\nset autoboot=true\n", "zonecfg", "-z", "web");
+        var info = Client(null, "zonecfg", "-z", "web", "info", "autoboot");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Code, Is.Zero, r.Err);
+            Assert.That(info.Out, Is.EqualTo("autoboot: true\n"));
+        }
+    }
+
     [Test]
     public void A_second_daemon_on_the_same_root_is_refused()
     {

@@ -35,6 +35,36 @@ public class ZonecfgTests
     }
 
     [Test]
+    public void Commands_on_standard_input_configure_the_zone_as_from_a_file()
+    {
+        var h = WithVnic();
+        var fromStdin = h.WithStdin(Web.Replace("; ", "\n", StringComparison.Ordinal) + "\n", "zonecfg", "-z", "web");
+        var dash = h.WithStdin("set autoboot=false\n", "zonecfg", "-z", "web", "-f", "-");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fromStdin.ExitCode, Is.Zero, fromStdin.Stderr);
+            Assert.That(dash.ExitCode, Is.Zero, dash.Stderr);
+            Assert.That(h.Ok("zonecfg", "-z", "web", "info", "zonepath"), Is.EqualTo("zonepath: /zones/web\n"));
+            Assert.That(h.Ok("zonecfg", "-z", "web", "info", "autoboot"), Is.EqualTo("autoboot: false\n"));
+        }
+    }
+
+    [Test]
+    public void Without_commands_or_standard_input_zonecfg_refuses_an_interactive_session()
+    {
+        var h = WithVnic();
+        var bare = h.Fails("zonecfg", "-z", "web");
+        var dash = h.Fails("zonecfg", "-z", "web", "-f", "-");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(bare.ExitCode, Is.EqualTo(2));
+            Assert.That(bare.Stderr, Does.StartWith("zonecfg: interactive mode is not supported; give commands, -f FILE, or commands on standard input\n"));
+            Assert.That(dash.ExitCode, Is.EqualTo(1));
+            Assert.That(dash.Stderr, Is.EqualTo("zonecfg: no standard input to read commands from\n"));
+        }
+    }
+
+    [Test]
     public void Export_recreates_the_same_zone()
     {
         var h = WithVnic();
