@@ -44,7 +44,8 @@ public sealed class Ip6Counters : IKstatSource
 {
     public long ipv6InReceives, ipv6InHdrErrors, ipv6InAddrErrors, ipv6InUnknownProtos, ipv6InDiscards, ipv6InDelivers,
         ipv6OutRequests, ipv6OutDiscards, ipv6OutNoRoutes, ipv6ForwDatagrams, ipv6InTooBigErrors, ipv6HopLimitExpired,
-        ipv6FragmentsUnsupported, ndpInMalformed, ndpDadDuplicates, ndpResolveFailed, ndpPendingDrops, ndpCacheEvictions, slaacAddresses;
+        ipv6ReasmReqds, ipv6ReasmOKs, ipv6ReasmFails, ipv6ReasmTimeout, ipv6ReasmOverflows, ipv6OutFragOKs, ipv6OutFragFails,
+        ipv6OutFragCreates, ndpInMalformed, ndpDadDuplicates, ndpResolveFailed, ndpPendingDrops, ndpCacheEvictions, slaacAddresses;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -54,14 +55,18 @@ public sealed class Ip6Counters : IKstatSource
         IpCounters.Add(into, nameof(ipv6OutRequests), ipv6OutRequests); IpCounters.Add(into, nameof(ipv6OutDiscards), ipv6OutDiscards);
         IpCounters.Add(into, nameof(ipv6OutNoRoutes), ipv6OutNoRoutes); IpCounters.Add(into, nameof(ipv6ForwDatagrams), ipv6ForwDatagrams);
         IpCounters.Add(into, nameof(ipv6InTooBigErrors), ipv6InTooBigErrors); IpCounters.Add(into, nameof(ipv6HopLimitExpired), ipv6HopLimitExpired);
-        IpCounters.Add(into, nameof(ipv6FragmentsUnsupported), ipv6FragmentsUnsupported); IpCounters.Add(into, nameof(ndpInMalformed), ndpInMalformed);
+        IpCounters.Add(into, nameof(ipv6ReasmReqds), ipv6ReasmReqds); IpCounters.Add(into, nameof(ipv6ReasmOKs), ipv6ReasmOKs);
+        IpCounters.Add(into, nameof(ipv6ReasmFails), ipv6ReasmFails); IpCounters.Add(into, nameof(ipv6ReasmTimeout), ipv6ReasmTimeout);
+        IpCounters.Add(into, nameof(ipv6ReasmOverflows), ipv6ReasmOverflows); IpCounters.Add(into, nameof(ipv6OutFragOKs), ipv6OutFragOKs);
+        IpCounters.Add(into, nameof(ipv6OutFragFails), ipv6OutFragFails); IpCounters.Add(into, nameof(ipv6OutFragCreates), ipv6OutFragCreates);
+        IpCounters.Add(into, nameof(ndpInMalformed), ndpInMalformed);
         IpCounters.Add(into, nameof(ndpDadDuplicates), ndpDadDuplicates); IpCounters.Add(into, nameof(ndpResolveFailed), ndpResolveFailed);
         IpCounters.Add(into, nameof(ndpPendingDrops), ndpPendingDrops); IpCounters.Add(into, nameof(ndpCacheEvictions), ndpCacheEvictions);
         IpCounters.Add(into, nameof(slaacAddresses), slaacAddresses);
     }
 
     public long TotalDrops => ipv6InHdrErrors + ipv6InAddrErrors + ipv6InUnknownProtos + ipv6InDiscards + ipv6HopLimitExpired
-        + ipv6FragmentsUnsupported + ndpInMalformed;
+        + ipv6ReasmFails + ndpInMalformed;
 }
 
 /// <summary>ip:N:arp: the ARP cache and IPv4 duplicate address detection.</summary>

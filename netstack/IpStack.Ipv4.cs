@@ -22,10 +22,16 @@ public sealed partial class IpStack
     private sealed class Reassembly
     {
         public (uint Src, uint Dst, ushort Id, byte Proto) Key;
+        /// <summary>IPv6: the key, and the upper-layer protocol the fragment header names.</summary>
+        public (IpAddress Src, IpAddress Dst, uint Id) Key6;
+        public bool IsV6;
+        public byte NextHeader;
         public Packet Buffer = null!;
         public int HeaderLength;
         public int Total = -1;
         public readonly List<(int Start, int End)> Ranges = [];
+        /// <summary>IPv6: each fragment's extent as received (overlap and duplicate checks).</summary>
+        public readonly List<(int Start, int End)> Pieces = [];
         public KTimer Timer = null!;
         public long Created;
         public bool HaveFirst;
@@ -38,7 +44,7 @@ public sealed partial class IpStack
     private int _deliveredHeaderLength;
 
     /// <summary>Datagrams waiting for fragments (tests: the reassembly table stays bounded).</summary>
-    public int ReassemblyCount => _reasm.Count;
+    public int ReassemblyCount => _reasm.Count + _reasm6.Count;
 
     // ---- receive --------------------------------------------------------------------------------
 
@@ -430,9 +436,14 @@ public sealed partial class IpStack
         return whole;
     }
 
-    private static readonly Action<object?> ReassemblyTimerCallback = static s => ((Reassembly)s!).Owner!.ReassemblyTimedOut((Reassembly)s!);
+    private static readonly Action<object?> ReassemblyTimerCallback = static s =>
+    {
+        var r = (Reassembly)s!;
+        if (r.IsV6) r.Owner!.ReassemblyTimedOutV6(r);
+        else r.Owner!.ReassemblyTimedOut(r);
+    };
 
-    private static void AddRange(List<(int Start, int End)> ranges, int start, int end)
+    internal static void AddRange(List<(int Start, int End)> ranges, int start, int end)
     {
         int i = 0;
         while (i < ranges.Count && ranges[i].End < start) i++;
@@ -448,7 +459,8 @@ public sealed partial class IpStack
     private void AbandonReassembly(Reassembly r)
     {
         r.Timer.Cancel();
-        _reasm.Remove(r.Key);
+        if (r.IsV6) _reasm6.Remove(r.Key6);
+        else _reasm.Remove(r.Key);
         Uncharge(r.Buffer);
         r.Buffer.Free();
     }

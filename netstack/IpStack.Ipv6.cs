@@ -129,25 +129,30 @@ public sealed partial class IpStack
             ForwardV6(p);
             return;
         }
-        // Walk extension headers to the upper layer (RFC 8200 4.1 order is not enforced).
+        // Walk extension headers to the upper layer (RFC 8200 4.1 order is not enforced). A fragment
+        // header hands the packet to reassembly; the whole datagram, once there, is walked again.
         byte next = ip.NextHeader;
         int offset = Ipv6View.HeaderLength;
         byte hopLimit = ip.HopLimit;
         var b = p.Data;
-        while (next is 0 or 43 or 60)
+        while (next is 0 or 43 or 60 or 44)
         {
+            if (next == 44)
+            {
+                var whole = ReassembleV6(p, offset);
+                if (whole == null) return;
+                p = whole;
+                b = p.Data;
+                next = b[6];
+                offset = Ipv6View.HeaderLength;
+                continue;
+            }
             if (offset + 8 > b.Length) { Counters6.ipv6InHdrErrors++; p.Free(); return; }
             byte n = b[offset];
             int len = (b[offset + 1] + 1) * 8;
             if (offset + len > b.Length) { Counters6.ipv6InHdrErrors++; p.Free(); return; }
             next = n;
             offset += len;
-        }
-        if (next == 44)
-        {
-            Counters6.ipv6FragmentsUnsupported++;
-            p.Free();
-            return;
         }
         Counters6.ipv6InDelivers++;
         _deliveredHeaderLength = offset;
@@ -241,14 +246,246 @@ public sealed partial class IpStack
             return false;
         }
         Ipv6View.TryWrite(p.Data, src, dst, proto, payload, hopLimit);
-        if (p.Length > ifc.Mtu)
+        int mtu = ifc.Mtu;
+        if (_pmtu.TryGetValue(dst, out var learned) && learned.Expires > Scheduler.Now && learned.Mtu < mtu)
+            mtu = Math.Max(MinimumMtuV6, learned.Mtu);
+        if (p.Length > mtu)
         {
+            // Only the source fragments in IPv6 (RFC 8200 4.5); routers answer Packet Too Big.
+            return FragmentV6(ifc, p, nextHop, mtu);
+        }
+        OutputV6(ifc, p, nextHop);
+        return true;
+    }
+
+    /// <summary>IPv6's minimum link MTU (RFC 8200 5).</summary>
+    public const int MinimumMtuV6 = 1280;
+
+    private uint _ipId6;
+    private bool _ipId6Seeded;
+
+    /// <summary>Fragment identifications: a per-stack counter from a random start (RFC 7739).</summary>
+    private uint NextIpId6()
+    {
+        if (!_ipId6Seeded)
+        {
+            _ipId6 = Random.NextUInt32();
+            _ipId6Seeded = true;
+        }
+        return _ipId6++;
+    }
+
+    /// <summary>Splits a datagram we originate (Data = IPv6 header, then the upper layer; no
+    /// extension headers) into fragments that fit <paramref name="mtu"/>. Consumes the packet.</summary>
+    private bool FragmentV6(IpInterface ifc, Packet p, IpAddress nextHop, int mtu)
+    {
+        p.FinishChecksum(); // the fragments are copies
+        var whole = p.Data;
+        byte proto = whole[6];
+        int payload = whole.Length - Ipv6View.HeaderLength;
+        int chunk = (mtu - Ipv6View.HeaderLength - FragmentHeaderLength) & ~7;
+        if (chunk <= 0 || payload > ReassemblyMaxPayload)
+        {
+            Counters6.ipv6OutFragFails++;
             Counters6.ipv6OutDiscards++;
             p.Free();
             return false;
         }
-        OutputV6(ifc, p, nextHop);
+        uint id = NextIpId6();
+        for (int off = 0; off < payload; off += chunk)
+        {
+            int len = Math.Min(chunk, payload - off);
+            var f = Pool.Rent(Ipv6View.HeaderLength + FragmentHeaderLength + len);
+            if (f == null)
+            {
+                Counters.noBuffers++;
+                Counters6.ipv6OutFragFails++;
+                p.Free();
+                return false;
+            }
+            var d = f.Data;
+            whole[..Ipv6View.HeaderLength].CopyTo(d);
+            d[6] = FragmentHeader;
+            BinaryPrimitives.WriteUInt16BigEndian(d[4..], (ushort)(FragmentHeaderLength + len));
+            var fh = d.Slice(Ipv6View.HeaderLength, FragmentHeaderLength);
+            fh[0] = proto;
+            fh[1] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(fh[2..], (ushort)(off | (off + len < payload ? 1 : 0)));
+            BinaryPrimitives.WriteUInt32BigEndian(fh[4..], id);
+            whole.Slice(Ipv6View.HeaderLength + off, len).CopyTo(d[(Ipv6View.HeaderLength + FragmentHeaderLength)..]);
+            Counters6.ipv6OutFragCreates++;
+            OutputV6(ifc, f, nextHop);
+        }
+        Counters6.ipv6OutFragOKs++;
+        p.Free();
         return true;
+    }
+
+    private const byte FragmentHeader = 44;
+    private const int FragmentHeaderLength = 8;
+
+    // ---- reassembly (RFC 8200 4.5, overlaps per RFC 5722, bounded as IPv4's: rule 3) ------------
+
+    private readonly Dictionary<(IpAddress, IpAddress, uint), Reassembly> _reasm6 = new();
+
+    /// <summary>Takes a fragment (Data = IPv6 header ..., its fragment header at
+    /// <paramref name="fragmentAt"/>); returns the whole datagram (IPv6 header, then the upper layer)
+    /// once complete, else null. Consumes the fragment.</summary>
+    private Packet? ReassembleV6(Packet p, int fragmentAt)
+    {
+        Counters6.ipv6ReasmReqds++;
+        var b = p.Data;
+        if (fragmentAt + FragmentHeaderLength > b.Length)
+        {
+            Counters6.ipv6InHdrErrors++;
+            p.Free();
+            return null;
+        }
+        byte upper = b[fragmentAt];
+        ushort field = BinaryPrimitives.ReadUInt16BigEndian(b[(fragmentAt + 2)..]);
+        int off = field & 0xFFF8;
+        bool more = (field & 1) != 0;
+        uint id = BinaryPrimitives.ReadUInt32BigEndian(b[(fragmentAt + 4)..]);
+        int dataAt = fragmentAt + FragmentHeaderLength;
+        int len = b.Length - dataAt;
+        var src = IpAddress.Read(b[8..], v4: false);
+        var dst = IpAddress.Read(b[24..], v4: false);
+        if (more && (len & 7) != 0)
+        {
+            // RFC 8200 4.5: not a multiple of 8 octets and not the last; points at Payload Length.
+            Counters6.ipv6ReasmFails++;
+            SendIcmpErrorV6(b, IcmpType.V6ParameterProblem, 0, 4);
+            p.Free();
+            return null;
+        }
+        if (off + len > ushort.MaxValue)
+        {
+            Counters6.ipv6ReasmFails++;
+            SendIcmpErrorV6(b, IcmpType.V6ParameterProblem, 0, (uint)(fragmentAt + 2));
+            p.Free();
+            return null;
+        }
+        if (off == 0 && !more)
+        {
+            // An atomic fragment (RFC 6946): the datagram itself, without the fragment header.
+            b[..Ipv6View.HeaderLength].CopyTo(b[(dataAt - Ipv6View.HeaderLength)..]);
+            p.TrimFront(dataAt - Ipv6View.HeaderLength);
+            var h = p.Data;
+            h[6] = upper;
+            BinaryPrimitives.WriteUInt16BigEndian(h[4..], (ushort)len);
+            Counters6.ipv6ReasmOKs++;
+            return p;
+        }
+        var key = (src, dst, id);
+        if (len == 0 || off + len > ReassemblyMaxPayload)
+        {
+            Counters6.ipv6ReasmFails++;
+            if (_reasm6.TryGetValue(key, out var bad)) AbandonReassembly(bad);
+            p.Free();
+            return null;
+        }
+        if (!_reasm6.TryGetValue(key, out var r))
+        {
+            if (_reasm6.Count >= ReassemblyMaxEntries)
+            {
+                Reassembly? oldest = null;
+                foreach (var e in _reasm6.Values) if (oldest == null || e.Created < oldest.Created) oldest = e;
+                Counters6.ipv6ReasmOverflows++;
+                Counters6.ipv6ReasmFails++;
+                AbandonReassembly(oldest!);
+            }
+            var buf = Pool.Rent(PacketPool.LargeSize);
+            if (buf == null || !TryCharge(buf))
+            {
+                buf?.Free();
+                Counters.noBuffers++;
+                Counters6.ipv6ReasmFails++;
+                p.Free();
+                return null;
+            }
+            r = new Reassembly { Key6 = key, IsV6 = true, Buffer = buf, Created = Scheduler.Now, Owner = this };
+            r.Timer = new KTimer(Scheduler, ReassemblyTimerCallback, r);
+            r.Timer.ArmAfter(ReassemblyTimeout);
+            _reasm6[key] = r;
+        }
+        // RFC 5722: a fragment that overlaps another abandons the datagram; an exact duplicate of
+        // one already held is only dropped.
+        foreach (var piece in r.Pieces)
+        {
+            if (piece.Start == off && piece.End == off + len)
+            {
+                p.Free();
+                return null;
+            }
+            if (piece.Start < off + len && off < piece.End)
+            {
+                Counters6.ipv6ReasmFails++;
+                AbandonReassembly(r);
+                p.Free();
+                return null;
+            }
+        }
+        var data = r.Buffer.Data;
+        b.Slice(dataAt, len).CopyTo(data[(60 + off)..]);
+        if (off == 0)
+        {
+            r.HaveFirst = true;
+            r.NextHeader = upper;
+            r.HeaderLength = Ipv6View.HeaderLength;
+            b[..Ipv6View.HeaderLength].CopyTo(data[(60 - Ipv6View.HeaderLength)..]);
+        }
+        if (!more)
+        {
+            if (r.Total >= 0 && r.Total != off + len)
+            {
+                Counters6.ipv6ReasmFails++;
+                AbandonReassembly(r);
+                p.Free();
+                return null;
+            }
+            r.Total = off + len;
+        }
+        p.Free();
+        r.Pieces.Add((off, off + len));
+        AddRange(r.Ranges, off, off + len);
+        if (r.Total < 0 || !r.HaveFirst || r.Ranges.Count != 1 || r.Ranges[0].Start != 0 || r.Ranges[0].End < r.Total) return null;
+
+        _reasm6.Remove(key);
+        r.Timer.Cancel();
+        var whole = r.Buffer;
+        Uncharge(whole);
+        whole.TrimFront(60 - Ipv6View.HeaderLength);
+        whole.TrySetLength(Ipv6View.HeaderLength + r.Total);
+        var d = whole.Data;
+        d[6] = r.NextHeader;
+        BinaryPrimitives.WriteUInt16BigEndian(d[4..], (ushort)r.Total);
+        Counters6.ipv6ReasmOKs++;
+        return whole;
+    }
+
+    private void ReassemblyTimedOutV6(Reassembly r)
+    {
+        Counters6.ipv6ReasmTimeout++;
+        Counters6.ipv6ReasmFails++;
+        if (r.HaveFirst)
+        {
+            // RFC 8200 4.5: time exceeded, code 1, quoting the first fragment (header, fragment
+            // header and what of its data fits).
+            var data = r.Buffer.Data;
+            int have = r.Ranges.Count > 0 && r.Ranges[0].Start == 0 ? r.Ranges[0].End : 0;
+            int room = MinimumMtuV6 - Ipv6View.HeaderLength - IcmpView.HeaderLength - Ipv6View.HeaderLength - FragmentHeaderLength;
+            int take = Math.Min(have, room);
+            var quote = new byte[Ipv6View.HeaderLength + FragmentHeaderLength + take];
+            data.Slice(60 - Ipv6View.HeaderLength, Ipv6View.HeaderLength).CopyTo(quote);
+            quote[6] = FragmentHeader;
+            BinaryPrimitives.WriteUInt16BigEndian(quote.AsSpan(4), (ushort)(FragmentHeaderLength + take));
+            quote[Ipv6View.HeaderLength] = r.NextHeader;
+            BinaryPrimitives.WriteUInt16BigEndian(quote.AsSpan(Ipv6View.HeaderLength + 2), 1);
+            BinaryPrimitives.WriteUInt32BigEndian(quote.AsSpan(Ipv6View.HeaderLength + 4), r.Key6.Id);
+            data.Slice(60, take).CopyTo(quote.AsSpan(Ipv6View.HeaderLength + FragmentHeaderLength));
+            SendIcmpErrorV6(quote, IcmpType.V6TimeExceeded, 1, 0);
+        }
+        AbandonReassembly(r);
     }
 
     private void OutputV6(IpInterface ifc, Packet p, IpAddress nextHop)

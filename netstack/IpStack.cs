@@ -49,9 +49,13 @@
  *   var u = ip.OpenUdpSocket(); u.Bind(...); await u.ReceiveFromAsync(buffer);
  * DadTransmits = 0 before adding addresses makes them usable at once (tests of other layers).
  *
- * Not done yet: IPv6 fragmentation and reassembly (counted and dropped), IPv6 forwarding of
- * multicast, ICMP redirects, IP multicast group membership (IGMP/MLD), IPsec, and a reassembled
- * datagram larger than the pool's large buffers (9 KiB, counted in ipReasmFails).
+ * IPv6 fragments what it originates beyond the path MTU (RFC 8200 4.5; routers answer Packet Too
+ * Big) and reassembles with IPv4's bounds, abandoning a datagram whose fragments overlap (RFC 5722)
+ * and taking an atomic fragment as the datagram itself (RFC 6946).
+ *
+ * Not done yet: IPv6 forwarding of multicast, ICMP redirects, IP multicast group membership
+ * (IGMP/MLD), IPsec, and a reassembled datagram larger than the pool's large buffers (9 KiB,
+ * counted in ipReasmFails / ipv6ReasmFails).
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;

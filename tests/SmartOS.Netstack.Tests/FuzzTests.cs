@@ -44,6 +44,7 @@ public class FuzzTests
         {
             Assert.That(TotalDrops(s) - dropsBefore, Is.GreaterThan(N / 2));
             Assert.That(s.ReassemblyCount, Is.Zero, "reassembly timed out everything");
+            Assert.That(s.Counters6.ipv6ReasmReqds, Is.GreaterThan(1000), "IPv6 fragments reached reassembly");
             Assert.That(w.Pool.Outstanding, Is.LessThanOrEqualTo(outstandingBefore + 8), "no leaked packets");
             Assert.That(s.ArpTable(), Has.Count.LessThanOrEqualTo(NeighborCacheLimit + 2));
         }
@@ -115,11 +116,23 @@ public class FuzzTests
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(f[12..], EtherType.Ipv6);
                 int payload = r.Next(200);
                 var src = r.Next(2) == 0 ? IpAddress.V6(0xFE80_0000_0000_0000UL, r.NextUInt64()) : IpAddress.V6(r.NextUInt64(), r.NextUInt64());
-                var dst = r.Next(2) == 0 ? IpAddress.V6(0xFF02_0000_0000_0000UL, 1) : IpAddress.V6(0x2001_0db8_0000_0000UL, r.NextUInt64());
-                byte next = (byte)(r.Next(4) switch { 0 => IpProtocol.Icmpv6, 1 => IpProtocol.Udp, 2 => 0, _ => r.Next(256) });
+                var dst = r.Next(3) switch
+                {
+                    0 => IpAddress.V6(0xFF02_0000_0000_0000UL, 1),
+                    1 => Ipv6View.LinkLocalFromMac(mine), // ours: fragments reach reassembly
+                    _ => IpAddress.V6(0x2001_0db8_0000_0000UL, r.NextUInt64()),
+                };
+                byte next = (byte)(r.Next(5) switch { 0 => IpProtocol.Icmpv6, 1 => IpProtocol.Udp, 2 => 0, 3 => 44, _ => r.Next(256) });
                 Ipv6View.TryWrite(f[14..], src, dst, next, payload, (byte)(r.Next(2) == 0 ? 255 : r.Next(256)));
                 var m = f.Slice(54, payload);
                 r.NextBytes(m);
+                if (next == 44 && payload >= 8)
+                {
+                    // A fragment header with a small identification, so that pieces meet.
+                    m[0] = (byte)(r.Next(2) == 0 ? IpProtocol.Udp : r.Next(256));
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(m[2..], (ushort)((8 * r.Next(150)) | r.Next(2)));
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(m[4..], (uint)r.Next(8));
+                }
                 if (next == IpProtocol.Icmpv6 && payload >= 8)
                 {
                     m[0] = (byte)(128 + r.Next(9));
