@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Vnic;
@@ -78,6 +79,58 @@ public class Ipv6FragmentTests
             // PacketDotNet reads the first fragment's header chain as an independent decoder would.
             var first = PacketDotNet.Packet.ParsePacket(PacketDotNet.LinkLayers.Ethernet, fragments[0]).Extract<PacketDotNet.IPv6Packet>();
             Assert.That(first.NextHeader, Is.EqualTo(PacketDotNet.ProtocolType.IPv6FragmentHeader));
+        }
+    }
+
+    /// <summary>tshark, where installed, reassembles our fragments into the UDP datagram, with a good
+    /// checksum and nothing malformed.</summary>
+    [Test]
+    public void Tshark_reassembles_the_fragments_into_a_good_udp_datagram()
+    {
+        string? tshark = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, "tshark")).FirstOrDefault(File.Exists);
+        if (tshark == null) Assert.Ignore("tshark is not installed");
+        var (w, a, b) = Pair();
+        var log = new FrameLog();
+        ((Datalink)w.Mac.Find("vnic0")!).AddTap(log);
+        using var rx = b.OpenUdpSocket();
+        rx.Bind(IpAddress.AnyV6, 9);
+        using var tx = a.OpenUdpSocket();
+        tx.SendTo(new byte[4000], new IpEndpoint(s_b, 9));
+        w.Run(Time.Second);
+
+        string path = Path.Combine(Path.GetTempPath(), $"smartos-frag6-{Environment.ProcessId}.pcap");
+        using (var file = new BinaryWriter(File.Create(path)))
+        {
+            file.Write(0xa1b2c3d4u); file.Write((ushort)2); file.Write((ushort)4); file.Write(0); file.Write(0u); file.Write(65535u); file.Write(1u);
+            foreach (var f in log.Frames)
+            {
+                file.Write(0u); file.Write(0u); file.Write((uint)f.Length); file.Write((uint)f.Length); file.Write(f);
+            }
+        }
+        (int Code, string Out, string Err) Tshark(params string[] args)
+        {
+            var psi = new ProcessStartInfo(tshark, ["-n", "-r", path, "-o", "udp.check_checksum:TRUE", .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var proc = Process.Start(psi)!;
+            var o = proc.StandardOutput.ReadToEndAsync();
+            string e = proc.StandardError.ReadToEnd();
+            if (!proc.WaitForExit(30_000)) proc.Kill();
+            return (proc.ExitCode, o.Result, e);
+        }
+        try
+        {
+            var bad = Tshark("-Y", "_ws.malformed || udp.checksum.status == 0 || _ws.expert.severity == error", "-T", "fields", "-e", "frame.number");
+            var whole = Tshark("-Y", "udp.dstport == 9", "-T", "fields", "-e", "udp.length");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(bad.Code, Is.Zero, bad.Err);
+                Assert.That(bad.Out.Trim(), Is.Empty, "frames tshark flags");
+                Assert.That(whole.Out.Trim(), Is.EqualTo("4008"), "one reassembled datagram of 4000 bytes and its header");
+            }
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 
