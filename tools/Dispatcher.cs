@@ -143,6 +143,7 @@ public static class Dispatcher
             Cancel = ctx.Cancel,
             Stack = stack,
             WorkingDirectory = ctx.WorkingDirectory,
+            Persistent = new IpadmConfig(ctx.Host.Store, ctx.Zone),
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);

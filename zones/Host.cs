@@ -139,6 +139,7 @@ public sealed class Host
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));
+        problems.AddRange(IpadmConfig.Replay(this, "global", Stack).Select(p => "global zone: " + p));
         BootProblems = problems;
     }
 

@@ -25,6 +25,9 @@ public sealed class Zone
     public MemoryAccount? Memory { get; internal set; }
     /// <summary>The IP stack while running.</summary>
     public IZoneStack? Stack { get; internal set; }
+    /// <summary>What the last boot could not replay of the zone's persistent ipadm configuration
+    /// (zoneadm prints it; the zone runs without it).</summary>
+    public IReadOnlyList<string> BootWarnings { get; internal set; } = [];
     /// <summary>bhyve/kvm: the guest of the last start, kept after it stops for its reason and console
     /// (HvmGuest.cs rule 2, 4); null for other brands and before the first start.</summary>
     public SmartOS.Virt.Vm? Guest { get; internal set; }

@@ -164,6 +164,7 @@ public sealed class ZoneTable
         if (zone.State != ZoneState.Configured) return $"Zone {name} not in configured state; delete not allowed.";
         SaveWith(name, null, ZoneState.Configured);
         _zones.Remove(zone);
+        _store?.Delete(IpadmConfig.FileName(name));
         return null;
     }
 
@@ -333,6 +334,8 @@ public sealed class ZoneTable
         }
         z.Stack = stack;
         z.State = ZoneState.Running;
+        // ipadm changes made in the zone without -t (ipmgmtd replays them as the zone boots).
+        z.BootWarnings = stack is IZoneIpStack ips ? IpadmConfig.Replay(_host, z.Name, ips.Ip) : [];
         return null;
     }
 

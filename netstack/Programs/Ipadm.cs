@@ -6,8 +6,10 @@ namespace SmartOS.Netstack;
 
 /// <summary>
 /// ipadm(8): create-if, delete-if, show-if, create-addr (-T static|dhcp|addrconf), delete-addr,
-/// show-addr, set-prop/show-prop (forwarding, ttl/hoplimit), set-ifprop -p mtu. Everything is live
-/// state: -t is accepted (persistent configuration belongs to the zones layer).
+/// show-addr, set-prop/show-prop (forwarding, ttl/hoplimit), set-ifprop -p mtu. Without -t a change
+/// that succeeds is also recorded in the zone's persistent configuration (ProgramContext.Persistent)
+/// and <see cref="Replay"/> applies the records again when the zone (or the host, for the global
+/// zone) boots; delete-if and delete-addr remove the records too, as illumos's do.
 /// </summary>
 public static class Ipadm
 {
@@ -48,6 +50,50 @@ public static class Ipadm
         return l;
     }
 
+    /// <summary>Edits the persistent records, unless the command was temporary (-t) or the zone has none.</summary>
+    private static void Persist(ProgramContext ctx, string[] args, Action<List<string[]>> edit)
+    {
+        if (ctx.Persistent == null || Array.IndexOf(args, "-t") >= 0) return;
+        var records = ctx.Persistent.Load();
+        edit(records);
+        ctx.Persistent.Save(records);
+    }
+
+    /// <summary>Removes the persistent records that <paramref name="match"/> selects; whether there were any.</summary>
+    private static bool Unpersist(ProgramContext ctx, Func<string[], bool> match)
+    {
+        if (ctx.Persistent == null) return false;
+        var records = ctx.Persistent.Load();
+        int removed = records.RemoveAll(r => match(r));
+        if (removed > 0) ctx.Persistent.Save(records);
+        return removed > 0;
+    }
+
+    /// <summary>The address object a create-addr record names (its last argument).</summary>
+    private static bool CreatesAddress(string[] r, Func<string, bool> addrObj) => r.Length > 1 && r[0] == "create-addr" && addrObj(r[^1]);
+
+    /// <summary>Applies persistent records at boot (ipmgmtd's job): each runs as the ipadm command it
+    /// was; returns one line per record that failed. A DHCP address keeps trying in the background.</summary>
+    public static List<string> Replay(ProgramContext ctx, IEnumerable<string[]> records)
+    {
+        var problems = new List<string>();
+        foreach (var r in records)
+        {
+            var err = new StringWriter();
+            var quiet = new ProgramContext
+            {
+                Out = TextWriter.Null, Err = err, Cancel = ctx.Cancel, Stack = ctx.Stack, OpenLink = ctx.OpenLink,
+                WorkingDirectory = ctx.WorkingDirectory,
+            };
+            var run = r.Length > 0 && r[0] is "create-if" or "create-addr" or "set-prop" or "set-ifprop"
+                ? RunAsync(quiet, r)
+                : Task.FromResult(Usage(quiet));
+            if (run.IsCompleted && run.Result != 0)
+                problems.Add($"ipadm {string.Join(' ', r)}: {err.ToString().Split('\n')[0].Trim()}");
+        }
+        return problems;
+    }
+
     private static int CreateIf(ProgramContext ctx, string[] args)
     {
         var a = StripTemporary(args);
@@ -65,16 +111,25 @@ public static class Ipadm
             ctx.Err.WriteLine($"ipadm: Could not create {name} : {st.Error}");
             return 1;
         }
+        Persist(ctx, args, r =>
+        {
+            if (!r.Exists(x => x is ["create-if", var n] && n == name)) r.Add(["create-if", name]);
+        });
         return 0;
     }
 
     private static int DeleteIf(ProgramContext ctx, string[] args)
     {
         if (args.Length != 1) return Usage(ctx);
-        var st = ctx.Stack.DeleteInterface(args[0]);
-        if (!st.IsOk)
+        string name = args[0];
+        var st = ctx.Stack.DeleteInterface(name);
+        // The interface, its addresses and its properties leave the persistent configuration too.
+        bool persisted = Unpersist(ctx, r => r is ["create-if", var n] && n == name
+            || CreatesAddress(r, o => o.StartsWith(name + "/", StringComparison.Ordinal))
+            || r.Length > 1 && r[0] == "set-ifprop" && r[^1] == name);
+        if (!st.IsOk && !persisted)
         {
-            ctx.Err.WriteLine($"ipadm: Could not delete {args[0]} : {st.Error}");
+            ctx.Err.WriteLine($"ipadm: Could not delete {name} : {st.Error}");
             return 1;
         }
         return 0;
@@ -149,6 +204,8 @@ public static class Ipadm
                 st = stack.StartDhcp(addrObj, out var client);
                 if (st.IsOk)
                 {
+                    // Kept even if no lease comes in time: the agent goes on trying, as dhcpagent does.
+                    Persist(ctx, args, r => r.Add(["create-addr", .. a]));
                     var delay = LoopSynchronizationContext.Delay(stack.Scheduler, timeout, ctx.Cancel);
                     var done = await Task.WhenAny(client!.Ready, delay);
                     // The agent keeps trying in the background, as dhcpagent does.
@@ -170,6 +227,7 @@ public static class Ipadm
             ctx.Err.WriteLine($"ipadm: Could not create address: {st.Error}");
             return 1;
         }
+        if (type != "dhcp") Persist(ctx, args, r => r.Add(["create-addr", .. a]));
         return 0;
     }
 
@@ -182,8 +240,10 @@ public static class Ipadm
     private static int DeleteAddr(ProgramContext ctx, string[] args)
     {
         if (args.Length != 1) return Usage(ctx);
-        var st = ctx.Stack.DeleteAddress(args[0]);
-        if (!st.IsOk)
+        string addrObj = args[0];
+        var st = ctx.Stack.DeleteAddress(addrObj);
+        bool persisted = Unpersist(ctx, r => CreatesAddress(r, o => o == addrObj));
+        if (!st.IsOk && !persisted)
         {
             ctx.Err.WriteLine($"ipadm: could not delete address: {st.Error}");
             return 1;
@@ -226,13 +286,20 @@ public static class Ipadm
             return 1;
         }
         var stack = ctx.Stack;
+        void Remember() => Persist(ctx, args, r =>
+        {
+            r.RemoveAll(x => x is ["set-prop", "-p", var p, var q] && p.Split('=')[0] == kv[0] && q == proto);
+            r.Add(["set-prop", "-p", a[1], proto]);
+        });
         switch (kv[0])
         {
             case "forwarding" when kv[1] is "on" or "off":
                 if (proto == "ipv6") stack.ForwardingV6 = kv[1] == "on"; else stack.ForwardingV4 = kv[1] == "on";
+                Remember();
                 return 0;
             case "ttl" or "hoplimit" when byte.TryParse(kv[1], NumberStyles.None, CultureInfo.InvariantCulture, out byte t) && t > 0:
                 stack.DefaultTtl = t;
+                Remember();
                 return 0;
             case "forwarding" or "ttl" or "hoplimit":
                 ctx.Err.WriteLine($"ipadm: set-prop: {kv[0]}: Invalid argument provided");
@@ -266,7 +333,7 @@ public static class Ipadm
         {
             if ((prop != null && r.Prop != prop) || (proto != null && r.Proto != proto)) continue;
             any = true;
-            ctx.Out.WriteLine($"{r.Proto,-5} {r.Prop,-21} {"rw",-4} {r.Cur,-12} {"--",-12} {r.Def,-12} {r.Pos}");
+            ctx.Out.WriteLine($"{r.Proto,-5} {r.Prop,-21} {"rw",-4} {r.Cur,-12} {PersistentValue(ctx, r.Proto, r.Prop),-12} {r.Def,-12} {r.Pos}");
         }
         if (!any)
         {
@@ -274,6 +341,21 @@ public static class Ipadm
             return 1;
         }
         return 0;
+    }
+
+    /// <summary>show-prop's PERSISTENT column: the value a set-prop without -t recorded, else "--".</summary>
+    private static string PersistentValue(ProgramContext ctx, string proto, string prop)
+    {
+        if (ctx.Persistent == null) return "--";
+        string? value = null;
+        foreach (var r in ctx.Persistent.Load())
+        {
+            if (r is not ["set-prop", "-p", var p, var q]) continue;
+            string[] kv = p.Split('=', 2);
+            bool sameProto = q == proto || (q == "ip" && prop == "forwarding");
+            if (kv.Length == 2 && sameProto && (kv[0] == prop || (kv[0] is "ttl" or "hoplimit" && prop is "ttl" or "hoplimit"))) value = kv[1];
+        }
+        return value ?? "--";
     }
 
     private static int SetIfProp(ProgramContext ctx, string[] args)
@@ -300,6 +382,11 @@ public static class Ipadm
             ctx.Err.WriteLine($"ipadm: set-ifprop: mtu: {st.Error}");
             return 1;
         }
+        Persist(ctx, args, r =>
+        {
+            r.RemoveAll(x => x.Length > 1 && x[0] == "set-ifprop" && x[^1] == ifName);
+            r.Add(["set-ifprop", .. a]);
+        });
         return 0;
     }
 }

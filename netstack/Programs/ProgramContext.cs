@@ -21,6 +21,19 @@ public sealed class ProgramContext
     public Func<string, MacClient?>? OpenLink { get; init; }
     /// <summary>Where relative paths (httpd -d, curl -o) resolve: the scenario's directory in `smartos run`.</summary>
     public string WorkingDirectory { get; init; } = Environment.CurrentDirectory;
+    /// <summary>The zone's persistent ipadm configuration; null where there is none (replay, tests).</summary>
+    public IIpadmStore? Persistent { get; init; }
+}
+
+/// <summary>
+/// ipadm's persistent configuration of one zone (illumos keeps it in ipadm.conf and ipmgmtd replays
+/// it at boot): each record is the argument list of an ipadm command that succeeded without -t, in
+/// the order they were made.
+/// </summary>
+public interface IIpadmStore
+{
+    List<string[]> Load();
+    void Save(List<string[]> records);
 }
 
 /// <summary>The programs of the netstack, by name (the lead wires these into the command dispatcher).</summary>

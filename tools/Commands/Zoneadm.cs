@@ -84,7 +84,12 @@ public static class Zoneadm
             "shutdown" => g.Has("r") ? zones.Reboot(zone) : zones.Shutdown(zone),
             _ => zones.Uninstall(zone),
         };
-        if (error == null) return Task.FromResult(0);
+        if (error == null)
+        {
+            if (verb is "boot" or "reboot" || verb == "shutdown" && g.Has("r"))
+                foreach (string w in zones.Find(zone)!.BootWarnings) ctx.Err.WriteLine($"zoneadm: zone '{zone}': {w}");
+            return Task.FromResult(0);
+        }
         ctx.Err.WriteLine($"zoneadm: zone '{zone}': {error}");
         return Task.FromResult(1);
     }

@@ -1,0 +1,60 @@
+using SmartOS.Kernel;
+using SmartOS.Netstack;
+using SmartOS.Vnic;
+
+namespace SmartOS.Zones;
+
+/// <summary>
+/// A zone's persistent ipadm configuration in the host's configuration store (illumos: the zone's
+/// /etc/ipadm/ipadm.conf): ipadm.conf for the global zone, ipadm.ZONE.conf for another, one record
+/// per line as the ipadm arguments separated by spaces. Written atomically by the store; replayed
+/// when the host boots (global) or the zone boots (Ipadm.Replay), removed with the zone.
+/// </summary>
+public sealed class IpadmConfig(IConfigStore store, string zone) : IIpadmStore
+{
+    public static string FileName(string zone) => zone == "global" ? "ipadm.conf" : $"ipadm.{zone}.conf";
+
+    public List<string[]> Load()
+    {
+        var records = new List<string[]>();
+        string? text = store.Read(FileName(zone));
+        if (text == null) return records;
+        foreach (string line in text.Split('\n'))
+        {
+            string l = line.Trim();
+            if (l.Length == 0 || l.StartsWith('#')) continue;
+            records.Add(l.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+        return records;
+    }
+
+    public void Save(List<string[]> records)
+    {
+        if (records.Count == 0)
+        {
+            store.Delete(FileName(zone));
+            return;
+        }
+        store.Write(FileName(zone), string.Concat(records.Select(r => string.Join(' ', r) + "\n")));
+    }
+
+    /// <summary>Replays the zone's records on its IP stack, opening only datalinks the zone holds;
+    /// returns what failed, one line each.</summary>
+    /// <remarks>Runs with the world's loop as the synchronization context, so that what a command
+    /// still awaits (duplicate address detection, a DHCP lease) resumes on the loop.</remarks>
+    public static List<string> Replay(Host host, string zone, IpStack stack)
+    {
+        var records = new IpadmConfig(host.Store, zone).Load();
+        if (records.Count == 0) return [];
+        var mac = host.Mac;
+        var ctx = new ProgramContext
+        {
+            Out = TextWriter.Null, Err = TextWriter.Null, Cancel = CancellationToken.None, Stack = stack,
+            OpenLink = name => mac.Find(name) is PortLink port && port.Zone == zone ? port.OpenClient("ip:" + zone) : null,
+        };
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(host.World.Sync);
+        try { return Ipadm.Replay(ctx, records); }
+        finally { SynchronizationContext.SetSynchronizationContext(previous); }
+    }
+}
