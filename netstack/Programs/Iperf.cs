@@ -16,7 +16,8 @@ namespace SmartOS.Netstack;
 ///   iperf -s [-p PORT] [-i SECS] [-1]
 ///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-R] [-i SECS]
 /// </code>
-/// The protocol (iperf3's, one stream): the client opens a TCP control connection to PORT (5201)
+/// The protocol (iperf3's, one stream; a client asking for parallel streams, -P, is refused and its
+/// control connection closed): the client opens a TCP control connection to PORT (5201)
 /// and sends a 37-byte cookie (36 characters of [a-z2-7] and a NUL). The server answers with state
 /// bytes: PARAM_EXCHANGE (9), after which the client sends its parameters as JSON behind a 4-byte
 /// big-endian length; CREATE_STREAMS (10), after which the client opens the data stream (TCP: a
@@ -446,6 +447,12 @@ public static class Iperf
         var p = await ReadJson(reader);
         if (p == null) return;
         var root = p.Value;
+        if (root.TryGetProperty("parallel", out var par) && par.TryGetInt32(out int streams) && streams > 1)
+        {
+            // One stream per test (the theory statement): refuse rather than stall the client.
+            ctx.Err.WriteLine($"iperf: error - {streams} parallel streams (-P) are not supported; run one stream per test");
+            return;
+        }
         s.Udp = root.TryGetProperty("udp", out var u) && u.ValueKind == JsonValueKind.True;
         s.Reverse = root.TryGetProperty("reverse", out var r) && (r.ValueKind == JsonValueKind.True || (r.ValueKind == JsonValueKind.Number && r.GetInt32() != 0));
         s.Duration = root.TryGetProperty("time", out var t) && t.TryGetInt64(out long secs) && secs > 0 ? secs * Time.Second : 0;

@@ -198,6 +198,36 @@ public class TapNicTests
         }
     }
 
+    /// <summary>Parallel streams are not supported: the real client is told so by a closed control
+    /// connection instead of stalling, the server says why, and it serves the next test.</summary>
+    [Test]
+    public void Linux_iperf3_with_parallel_streams_is_refused_and_the_server_goes_on()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("iperf3");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        var server = Begin("zlogin", "web", "iperf", "-s");
+        try
+        {
+            var parallel = _ns!.Exec("iperf3", "-c", "198.18.0.2", "-t", "1", "-P", "2");
+            var single = _ns.Exec("iperf3", "-c", "198.18.0.2", "-t", "1", "-b", "20M");
+            string serverErr = _rt!.OnLoop(() => server.Err.ToString());
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(parallel.Code, Is.Not.Zero, parallel.Out);
+                Assert.That(parallel.Err + parallel.Out, Does.Contain("error"));
+                Assert.That(serverErr, Does.Contain("iperf: error - 2 parallel streams (-P) are not supported; run one stream per test"));
+                Assert.That(single.Code, Is.Zero, single.Err + single.Out);
+            }
+        }
+        finally
+        {
+            server.Cts.Cancel();
+            server.Task.Wait(s_wait);
+        }
+    }
+
     /// <summary>The zone's iperf client runs a TCP test against the real iperf3 server.</summary>
     [Test]
     public void Zone_iperf_client_runs_against_a_linux_iperf3_server()
