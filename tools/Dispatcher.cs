@@ -102,6 +102,11 @@ public static class Dispatcher
                 return true;
             case "snoop":
                 return Array.IndexOf(argv, "-i") < 0;
+            case "flowstat":
+                // Every interval until ^C: a running host's clock must move.
+                return Getopt.Parse(argv[1..], "rtpo:l:i:").Has("i");
+            case "dladm":
+                return sub(1) == "show-link" && Getopt.Parse(argv[2..], "pPo:sZi:").Has("i");
             case "vmadm":
                 return sub(1) is "start" or "stop" or "reboot";
             case "zoneadm":

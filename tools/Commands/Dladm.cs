@@ -44,14 +44,37 @@ public static partial class Dladm
             Usage(ctx);
             return Task.FromResult(2);
         }
+        if (args[0] == "show-link" && Getopt.Parse(args[1..], "pPo:sZi:") is { Error: null } gi && gi.Has("i"))
+            return ShowLinkInterval(ctx, args[1..]);
         return Task.FromResult(sub(ctx, args[1..]));
+    }
+
+    /// <summary>dladm show-link -s -i INTERVAL: the statistics again every interval (IntervalStats).</summary>
+    private static Task<int> ShowLinkInterval(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "pPo:sZi:");
+        if (g.Error != null) return Task.FromResult(OptError(ctx, g));
+        if (!g.Has("s")) return Task.FromResult(Fail(ctx, "the option -i can be used only with -s"));
+        if (!IntervalStats.TryParse(g.Value("i")!, out long interval)) return Task.FromResult(Fail(ctx, $"invalid interval value '{g.Value("i")}'"));
+        if (g.Operands.Count > 1) return Task.FromResult(Fail(ctx, "too many arguments"));
+        Datalink? only = null;
+        if (g.Operands.Count == 1)
+        {
+            only = FindVisible(ctx, g.Operands[0]);
+            if (only == null) return Task.FromResult(Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}"));
+        }
+        var st = new OutputTable(new("link", 13), new("ipackets", 10), new("rbytes", 10), new("ierrors", 10), new("opackets", 10), new("obytes", 10), new("oerrors", 10));
+        if (!PrepareTable(ctx, g, st, out int c)) return Task.FromResult(c);
+        return IntervalStats.RunAsync(ctx, interval, st, g.Has("p"), "link", ["ipackets", "rbytes", "ierrors", "opackets", "obytes", "oerrors"],
+            () => (only != null ? [only] : Visible(ctx)).Select(l =>
+                (l.Name, new[] { l.Stats.IPackets, l.Stats.RBytes, l.Stats.IErrors, l.Stats.OPackets, l.Stats.OBytes, l.Stats.OErrors })).ToList());
     }
 
     private static void Usage(CommandContext ctx)
     {
         ctx.Err.WriteLine("""
             usage:  dladm <subcommand> <args> ...
-                show-link       [-pP] [-o <field>,..] [-s] [<link>]
+                show-link       [-pP] [-o <field>,..] [-s [-i <interval>]] [<link>]
                 rename-link     <oldlink> <newlink>
                 show-phys       [-pP] [-o <field>,..] [-m] [<link>]
                 create-vlan     [-t] -l <link> -v <vid> <vlan-link>
