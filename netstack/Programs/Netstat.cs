@@ -1,22 +1,35 @@
+using SmartOS.Kernel;
 using System.Globalization;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack;
 
 /// <summary>
-/// netstat(8): -rn (routing tables) and -an (sockets: UDP from this stack; TCP and any other
-/// transport through ISocketLister, the hook the TCP transport implements). -f inet|inet6 limits
-/// the family.
+/// netstat(8): -rn (routing tables), -an (sockets: UDP from this stack; TCP and any other
+/// transport through ISocketLister, the hook the TCP transport implements) and -s (the stack's
+/// MIB counters as illumos prints them: a section per protocol, two "name = value" pairs a line;
+/// -P ip|ipv6|icmp|icmpv6|tcp|udp picks one). -f inet|inet6 limits the family.
 /// </summary>
 public static class Netstat
 {
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        bool routes = false, sockets = false;
+        bool routes = false, sockets = false, stats = false;
         bool v4 = true, v6 = true;
+        string? protocol = null;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
+            if (a == "-P" && i + 1 < args.Length)
+            {
+                protocol = args[++i];
+                if (protocol is not ("ip" or "ipv6" or "icmp" or "icmpv6" or "tcp" or "udp"))
+                {
+                    ctx.Err.WriteLine($"netstat: unknown protocol: {protocol}");
+                    return Task.FromResult(2);
+                }
+                continue;
+            }
             if (a == "-f" && i + 1 < args.Length)
             {
                 string f = args[++i];
@@ -24,17 +37,51 @@ public static class Netstat
                 else { ctx.Err.WriteLine($"netstat: unknown address family: {f}"); return Task.FromResult(2); }
                 continue;
             }
-            if (a.Length < 2 || a[0] != '-') { ctx.Err.WriteLine("usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]"); return Task.FromResult(2); }
+            if (a.Length < 2 || a[0] != '-') { ctx.Err.WriteLine("usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]\n       netstat -s [-f address_family] [-P protocol]"); return Task.FromResult(2); }
             foreach (char c in a.AsSpan(1))
             {
                 if (c == 'r') routes = true;
+                else if (c == 's') stats = true;
                 else if (c is 'n' or 'a' or 'v') sockets |= c == 'a';
                 else { ctx.Err.WriteLine($"netstat: illegal option -- {c}"); return Task.FromResult(2); }
             }
         }
-        if (routes) Routes(ctx, v4, v6);
+        if (stats) Statistics(ctx, v4, v6, protocol);
+        else if (routes) Routes(ctx, v4, v6);
         else Sockets(ctx, v4, v6);
         return Task.FromResult(0);
+    }
+
+    /// <summary>netstat -s: each protocol's counters, "\tname = value" two to a line after the
+    /// protocol's label, as illumos's prval does.</summary>
+    private static void Statistics(ProgramContext ctx, bool v4, bool v6, string? protocol)
+    {
+        var s = ctx.Stack;
+        var sections = new List<(string Label, string Protocol, bool Show, IKstatSource Source)>
+        {
+            ("UDP", "udp", true, s.UdpStats),
+            ("TCP", "tcp", true, s.Tcp.Stats),
+            ("IPv4", "ip", v4, s.Counters),
+            ("IPv6", "ipv6", v6, s.Counters6),
+            ("ICMPv4", "icmp", v4, s.Icmp),
+            ("ICMPv6", "icmpv6", v6, s.Icmp6),
+        };
+        var o = ctx.Out;
+        var values = new List<KeyValuePair<string, long>>();
+        foreach (var (label, proto, show, source) in sections)
+        {
+            if (!show || (protocol != null && protocol != proto)) continue;
+            values.Clear();
+            source.Snapshot(values);
+            o.Write("\n" + label);
+            for (int i = 0; i < values.Count; i++)
+            {
+                o.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"\t{values[i].Key,-20}={values[i].Value,6}"));
+                if ((i & 1) == 1) o.Write("\n");
+            }
+            if ((values.Count & 1) == 1) o.Write("\n");
+        }
+        o.Write("\n");
     }
 
     private static string Flags(RouteEntry r)

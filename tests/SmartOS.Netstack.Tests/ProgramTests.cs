@@ -195,6 +195,28 @@ public class ProgramTests
     }
 
     [Test]
+    public void Netstat_s_prints_each_protocols_counters_two_to_a_line()
+    {
+        var (w, a, _) = Pair();
+        Run(w, a, "ping 10.0.0.2");
+        var all = Run(w, a, "netstat -s");
+        var icmp = Run(w, a, "netstat -s -f inet -P icmp");
+        var bad = Run(w, a, "netstat -s -P sctp");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(all.Status, Is.Zero);
+            foreach (string label in (string[])["\nUDP\t", "\nTCP\t", "\nIPv4\t", "\nIPv6\t", "\nICMPv4\t", "\nICMPv6\t"])
+                Assert.That(all.Out, Does.Contain(label));
+            Assert.That(all.Out, Does.Contain("\tudpInDatagrams      =     0\tudpInErrors         =     0\n"));
+            Assert.That(icmp.Out, Does.StartWith("\nICMPv4\ticmpInMsgs          =     1\ticmpInErrors        =     0\n"));
+            Assert.That(icmp.Out, Does.Contain("icmpOutEchos        =     1"));
+            Assert.That(icmp.Out, Does.Not.Contain("TCP"));
+            Assert.That(bad.Status, Is.EqualTo(2));
+            Assert.That(bad.Err, Is.EqualTo("netstat: unknown protocol: sctp\n"));
+        }
+    }
+
+    [Test]
     public void Route_add_get_delete_and_netstat_rn()
     {
         var (w, a, _) = Pair();
