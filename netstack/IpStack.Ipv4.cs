@@ -374,28 +374,13 @@ public sealed partial class IpStack
         }
         if (!_reasm.TryGetValue(key, out var r))
         {
-            if (_reasm.Count >= ReassemblyMaxEntries)
+            r = StartReassembly(_reasm, key, ref Counters.ipReasmOverflows, ref Counters.ipReasmFails);
+            if (r == null)
             {
-                Reassembly? oldest = null;
-                foreach (var e in _reasm.Values) if (oldest == null || e.Created < oldest.Created) oldest = e;
-                Counters.ipReasmOverflows++;
-                Counters.ipReasmFails++;
-                AbandonReassembly(oldest!);
-            }
-            var buf = Pool.Rent(PacketPool.LargeSize);
-            if (buf == null || !TryCharge(buf))
-            {
-                // No buffer, or the zone's memory cap refuses one: the datagram is lost.
-                buf?.Free();
-                Counters.noBuffers++;
-                Counters.ipReasmFails++;
                 p.Free();
                 return null;
             }
-            r = new Reassembly { Key = key, Buffer = buf, Created = Scheduler.Now, Owner = this };
-            r.Timer = new KTimer(Scheduler, ReassemblyTimerCallback, r);
-            r.Timer.ArmAfter(ReassemblyTimeout);
-            _reasm[key] = r;
+            r.Key = key;
         }
         var data = r.Buffer.Data;
         p.Data.Slice(ihl, len).CopyTo(data[(60 + off)..]);
@@ -434,6 +419,35 @@ public sealed partial class IpStack
         BinaryPrimitives.WriteUInt16BigEndian(d[10..], Checksum.Compute(d[..h]));
         Counters.ipReasmOKs++;
         return whole;
+    }
+
+    /// <summary>Starts reassembling a datagram under <paramref name="key"/> (shared by IPv4 and IPv6):
+    /// a full table first gives up its oldest entry; null when no buffer is to be had (the pool, or
+    /// the zone's memory cap), in which case the datagram is lost and counted.</summary>
+    private Reassembly? StartReassembly<TKey>(Dictionary<TKey, Reassembly> table, TKey key, ref long overflows, ref long fails)
+        where TKey : notnull
+    {
+        if (table.Count >= ReassemblyMaxEntries)
+        {
+            Reassembly? oldest = null;
+            foreach (var e in table.Values) if (oldest == null || e.Created < oldest.Created) oldest = e;
+            overflows++;
+            fails++;
+            AbandonReassembly(oldest!);
+        }
+        var buf = Pool.Rent(PacketPool.LargeSize);
+        if (buf == null || !TryCharge(buf))
+        {
+            buf?.Free();
+            Counters.noBuffers++;
+            fails++;
+            return null;
+        }
+        var r = new Reassembly { Buffer = buf, Created = Scheduler.Now, Owner = this };
+        r.Timer = new KTimer(Scheduler, ReassemblyTimerCallback, r);
+        r.Timer.ArmAfter(ReassemblyTimeout);
+        table[key] = r;
+        return r;
     }
 
     private static readonly Action<object?> ReassemblyTimerCallback = static s =>

@@ -386,27 +386,14 @@ public sealed partial class IpStack
         }
         if (!_reasm6.TryGetValue(key, out var r))
         {
-            if (_reasm6.Count >= ReassemblyMaxEntries)
+            r = StartReassembly(_reasm6, key, ref Counters6.ipv6ReasmOverflows, ref Counters6.ipv6ReasmFails);
+            if (r == null)
             {
-                Reassembly? oldest = null;
-                foreach (var e in _reasm6.Values) if (oldest == null || e.Created < oldest.Created) oldest = e;
-                Counters6.ipv6ReasmOverflows++;
-                Counters6.ipv6ReasmFails++;
-                AbandonReassembly(oldest!);
-            }
-            var buf = Pool.Rent(PacketPool.LargeSize);
-            if (buf == null || !TryCharge(buf))
-            {
-                buf?.Free();
-                Counters.noBuffers++;
-                Counters6.ipv6ReasmFails++;
                 p.Free();
                 return null;
             }
-            r = new Reassembly { Key6 = key, IsV6 = true, Buffer = buf, Created = Scheduler.Now, Owner = this };
-            r.Timer = new KTimer(Scheduler, ReassemblyTimerCallback, r);
-            r.Timer.ArmAfter(ReassemblyTimeout);
-            _reasm6[key] = r;
+            r.Key6 = key;
+            r.IsV6 = true;
         }
         // RFC 5722: a fragment that overlaps another abandons the datagram; an exact duplicate of
         // one already held is only dropped.
