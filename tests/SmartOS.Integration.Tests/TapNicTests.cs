@@ -177,12 +177,7 @@ public class TapNicTests
     [Test]
     public void Linux_iperf3_client_runs_against_a_zone_iperf_server()
     {
-        string? missing = LinuxNet.MissingPrerequisite("iperf3");
-        if (missing != null) Assert.Ignore(missing);
-        BootZone("198.18.0.2");
-        WaitReachable("198.18.0.2");
-        var server = Begin("zlogin", "web", "iperf", "-s");
-        try
+        WithZoneIperfServer(_ =>
         {
             var client = _ns!.Exec("iperf3", "-c", "198.18.0.2", "-t", "2", "-b", "50M");
             using (Assert.EnterMultipleScope())
@@ -190,6 +185,21 @@ public class TapNicTests
                 Assert.That(client.Code, Is.Zero, client.Err + client.Out);
                 Assert.That(client.Out, Does.Contain("sender").And.Contain("receiver"));
             }
+        });
+    }
+
+    /// <summary>Boots the zone, starts its `iperf -s` and runs <paramref name="body"/> with the
+    /// server's stderr reader; the server is stopped afterwards. Ignored without iperf3.</summary>
+    private void WithZoneIperfServer(Action<Func<string>> body)
+    {
+        string? missing = LinuxNet.MissingPrerequisite("iperf3");
+        if (missing != null) Assert.Ignore(missing);
+        BootZone("198.18.0.2");
+        WaitReachable("198.18.0.2");
+        var server = Begin("zlogin", "web", "iperf", "-s");
+        try
+        {
+            body(() => _rt!.OnLoop(() => server.Err.ToString()));
         }
         finally
         {
@@ -203,29 +213,18 @@ public class TapNicTests
     [Test]
     public void Linux_iperf3_with_parallel_streams_is_refused_and_the_server_goes_on()
     {
-        string? missing = LinuxNet.MissingPrerequisite("iperf3");
-        if (missing != null) Assert.Ignore(missing);
-        BootZone("198.18.0.2");
-        WaitReachable("198.18.0.2");
-        var server = Begin("zlogin", "web", "iperf", "-s");
-        try
+        WithZoneIperfServer(serverErr =>
         {
             var parallel = _ns!.Exec("iperf3", "-c", "198.18.0.2", "-t", "1", "-P", "2");
             var single = _ns.Exec("iperf3", "-c", "198.18.0.2", "-t", "1", "-b", "20M");
-            string serverErr = _rt!.OnLoop(() => server.Err.ToString());
             using (Assert.EnterMultipleScope())
             {
                 Assert.That(parallel.Code, Is.Not.Zero, parallel.Out);
                 Assert.That(parallel.Err + parallel.Out, Does.Contain("error"));
-                Assert.That(serverErr, Does.Contain("iperf: error - 2 parallel streams (-P) are not supported; run one stream per test"));
+                Assert.That(serverErr(), Does.Contain("iperf: error - 2 parallel streams (-P) are not supported; run one stream per test"));
                 Assert.That(single.Code, Is.Zero, single.Err + single.Out);
             }
-        }
-        finally
-        {
-            server.Cts.Cancel();
-            server.Task.Wait(s_wait);
-        }
+        });
     }
 
     /// <summary>The zone's iperf client runs a TCP test against the real iperf3 server.</summary>
