@@ -14,10 +14,9 @@ namespace SmartOS.Netstack;
 /// reach real interfaces (real-time mode).
 /// <code>
 ///   iperf -s [-p PORT] [-i SECS] [-1]
-///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-R] [-i SECS]
+///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-P N] [-R] [-i SECS]
 /// </code>
-/// The protocol (iperf3's, one stream; a client asking for parallel streams, -P, is refused and its
-/// control connection closed): the client opens a TCP control connection to PORT (5201)
+/// The protocol (iperf3's; -P N runs N TCP streams, UDP one): the client opens a TCP control connection to PORT (5201)
 /// and sends a 37-byte cookie (36 characters of [a-z2-7] and a NUL). The server answers with state
 /// bytes: PARAM_EXCHANGE (9), after which the client sends its parameters as JSON behind a 4-byte
 /// big-endian length; CREATE_STREAMS (10), after which the client opens the data stream (TCP: a
@@ -48,6 +47,8 @@ public static class Iperf
     /// <summary>The fastest an unlimited TCP sender goes, in bits per second of virtual time (a CPU's worth).</summary>
     public const long MaxTcpRate = 10_000_000_000;
     private const string ServerLine = "-----------------------------------------------------------";
+    /// <summary>iperf3's MAX_STREAMS.</summary>
+    private const int MaxStreams = 128;
 
     private sealed class Settings
     {
@@ -59,6 +60,17 @@ public static class Iperf
         public long Rate = -1;
         public int Length;
         public long Interval = Time.Second;
+        /// <summary>TCP streams in parallel (-P); -b applies to each, -n to them all, as in iperf3.</summary>
+        public int Parallel = 1;
+    }
+
+    /// <summary>One TCP data stream of a test: its socket, its counters and the id iperf3 prints
+    /// (5, 7, 9, ... like the descriptors iperf3's ids are).</summary>
+    private sealed class DataStream(TcpSocket tcp, int index)
+    {
+        public TcpSocket Tcp { get; } = tcp;
+        public int Id { get; } = StreamId + 2 * index;
+        public Stats Stats { get; } = new();
     }
 
     /// <summary>One stream's counters, as iperf3's iperf_stream_result.</summary>
@@ -77,12 +89,18 @@ public static class Iperf
         public required Settings Settings;
         public bool Sending;
         public bool IsClient;
+        /// <summary>The whole test's counters (a UDP test's only ones; the sum of the TCP streams').</summary>
         public readonly Stats Stats = new();
         public JsonElement? Peer;
         public IpEndpoint UdpPeer;
-        public TcpSocket? Tcp;
+        public readonly List<DataStream> Streams = [];
+        public TcpSocket? Tcp => Streams.Count > 0 ? Streams[0].Tcp : null;
         public UdpSocket? Udp;
+        public long Retransmits => Streams.Sum(d => d.Tcp.Retransmits);
+        public void AbortStreams() { foreach (var d in Streams) d.Tcp.Abort(); }
         public bool Stopped;
+        /// <summary>The client said IPERF_DONE: a new test may queue while this one is cleaned up.</summary>
+        public bool Finished;
         public readonly TaskCompletionSource Done = new(TaskCreationOptions.None);
         public Scheduler Scheduler => Ctx.Stack.Scheduler;
     }
@@ -110,12 +128,15 @@ public static class Iperf
                 case "-n" or "--bytes" when next != null && ProgramSupport.TryParseScaled(next, 1024, out v) && v > 0: s.Bytes = v; i++; break;
                 case "-b" or "--bitrate" or "--bandwidth" when next != null && ProgramSupport.TryParseScaled(next, 1000, out v): s.Rate = v; i++; break;
                 case "-l" or "--length" when next != null && ProgramSupport.TryParseScaled(next, 1024, out v) && v is > 16 and <= 1 << 20: s.Length = (int)v; i++; break;
+                case "-P" or "--parallel" when next != null && int.TryParse(next, NumberStyles.None, CultureInfo.InvariantCulture, out int par) && par is >= 1 and <= MaxStreams:
+                    s.Parallel = par; i++; break;
                 default:
                     return Usage(ctx, $"parameter error - unknown or invalid option {a}");
             }
         }
         if (s.Server == client) return Usage(ctx, "parameter error - must either be a client (-c) or server (-s)");
         if (s.Udp && s.Length > UdpSocket.MaxPayload) return Usage(ctx, $"parameter error - block size too large (maximum = {UdpSocket.MaxPayload} bytes)");
+        if (s.Udp && s.Parallel > 1) return Usage(ctx, "parameter error - parallel streams (-P) are TCP only here");
         return s.Server ? await Server(ctx, s) : await Client(ctx, s);
     }
 
@@ -198,7 +219,7 @@ public static class Iperf
                         ctx.Out.WriteLine("iperf Done.");
                         await control.SendAsync(new[] { IperfDone });
                         control.Close();
-                        test.Tcp?.Close();
+                        foreach (var d in test.Streams) d.Tcp.Close();
                         test.Udp?.Dispose();
                         if (dataLoop != null) await Task.WhenAny(dataLoop, LoopSynchronizationContext.Delay(stack.Scheduler, Time.Second));
                         return 0;
@@ -243,16 +264,20 @@ public static class Iperf
         var stack = test.Ctx.Stack;
         if (!s.Udp)
         {
-            var data = new TcpSocket(stack.Tcp) { SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
-            sockets.Add(data.Abort);
-            test.Tcp = data;
-            try
+            for (int i = 0; i < s.Parallel; i++)
             {
-                await data.ConnectAsync(server, s.Port);
-                await data.SendAsync(Encoding.ASCII.GetBytes(cookie + "\0"));
+                var data = new TcpSocket(stack.Tcp) { SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
+                sockets.Add(data.Abort);
+                var stream = new DataStream(data, i);
+                test.Streams.Add(stream);
+                try
+                {
+                    await data.ConnectAsync(server, s.Port);
+                    await data.SendAsync(Encoding.ASCII.GetBytes(cookie + "\0"));
+                }
+                catch (TcpException) { return false; }
+                test.Ctx.Out.WriteLine($"[{stream.Id,3}] local {data.LocalAddress} port {data.LocalPort} connected to {data.RemoteAddress} port {data.RemotePort}");
             }
-            catch (TcpException) { return false; }
-            test.Ctx.Out.WriteLine($"[{StreamId,3}] local {data.LocalAddress} port {data.LocalPort} connected to {data.RemoteAddress} port {data.RemotePort}");
             return true;
         }
         var udp = stack.OpenUdpSocket();
@@ -289,7 +314,7 @@ public static class Iperf
             w.WriteNumber("time", s.Bytes > 0 ? 0 : (int)Math.Ceiling(s.Duration / (double)Time.Second));
             w.WriteNumber("num", s.Bytes);
             w.WriteNumber("blockcount", 0);
-            w.WriteNumber("parallel", 1);
+            w.WriteNumber("parallel", s.Parallel);
             if (s.Reverse) w.WriteBoolean("reverse", true);
             w.WriteNumber("len", s.Length);
             if (s.Rate > 0) w.WriteNumber("bandwidth", s.Rate);
@@ -331,13 +356,13 @@ public static class Iperf
             return 1;
         }
         Test? current = null;
-        var streamWaiters = new Dictionary<string, TaskCompletionSource<TcpSocket>>(StringComparer.Ordinal);
+        var streamWaiters = new Dictionary<string, StreamWaiter>(StringComparer.Ordinal);
         using var dog = new Watchdog(stack.Scheduler, ctx.Cancel, () =>
         {
             listener.Close();
             listener6.Close();
             udp.Dispose();
-            current?.Tcp?.Abort();
+            current?.AbortStreams();
             current?.Done.TrySetResult();
         });
         var tests = Channel();
@@ -357,7 +382,7 @@ public static class Iperf
             try { await ServeOne(current, control, cookie, udp, streamWaiters); }
             catch (TcpException) { }
             control.Abort();
-            current.Tcp?.Abort();
+            current.AbortStreams();
             current = null;
             streamWaiters.Clear();
             if (s.OneOff) break;
@@ -391,16 +416,32 @@ public static class Iperf
             string cookie = Encoding.ASCII.GetString(buffer, 0, CookieSize - 1);
             if (streamWaiters.TryGetValue(cookie, out var waiter))
             {
-                waiter.TrySetResult(sock);
+                if (!waiter.Add(sock)) sock.Close(); // more streams than the test asked for
                 return;
             }
-            if (current != null || tests.Count > 0)
+            if ((current != null && !current.Finished) || tests.Count > 0)
             {
                 try { await sock.SendAsync(new[] { AccessDenied }); } catch (TcpException) { }
                 sock.Close();
                 return;
             }
             tests.Add((sock, cookie));
+        }
+    }
+
+    /// <summary>The data connections a test waits for: they arrive through the accept loop, each
+    /// starting with the test's cookie.</summary>
+    private sealed class StreamWaiter(int want)
+    {
+        public readonly List<TcpSocket> Sockets = [];
+        public readonly TaskCompletionSource All = new();
+
+        public bool Add(TcpSocket sock)
+        {
+            if (Sockets.Count >= want) return false;
+            Sockets.Add(sock);
+            if (Sockets.Count == want) All.TrySetResult();
+            return true;
         }
     }
 
@@ -436,7 +477,7 @@ public static class Iperf
 
     private static ControlQueue Channel() => new();
 
-    private static async Task ServeOne(Test test, TcpSocket control, string cookie, UdpSocket udp, Dictionary<string, TaskCompletionSource<TcpSocket>> streamWaiters)
+    private static async Task ServeOne(Test test, TcpSocket control, string cookie, UdpSocket udp, Dictionary<string, StreamWaiter> streamWaiters)
     {
         var ctx = test.Ctx;
         var s = test.Settings;
@@ -447,29 +488,42 @@ public static class Iperf
         var p = await ReadJson(reader);
         if (p == null) return;
         var root = p.Value;
-        if (root.TryGetProperty("parallel", out var par) && par.TryGetInt32(out int streams) && streams > 1)
+        s.Udp = root.TryGetProperty("udp", out var u) && u.ValueKind == JsonValueKind.True;
+        s.Parallel = root.TryGetProperty("parallel", out var par) && par.TryGetInt32(out int streams) ? streams : 1;
+        if (s.Parallel < 1 || s.Parallel > MaxStreams || (s.Udp && s.Parallel > 1))
         {
-            // One stream per test (the theory statement): refuse rather than stall the client.
-            ctx.Err.WriteLine($"iperf: error - {streams} parallel streams (-P) are not supported; run one stream per test");
+            // Refused rather than left to stall the client: its control connection is closed.
+            ctx.Err.WriteLine(s.Udp
+                ? $"iperf: error - {s.Parallel} parallel UDP streams (-P) are not supported; run one stream per test"
+                : $"iperf: error - number of parallel streams too large (maximum = {MaxStreams})");
             return;
         }
-        s.Udp = root.TryGetProperty("udp", out var u) && u.ValueKind == JsonValueKind.True;
         s.Reverse = root.TryGetProperty("reverse", out var r) && (r.ValueKind == JsonValueKind.True || (r.ValueKind == JsonValueKind.Number && r.GetInt32() != 0));
         s.Duration = root.TryGetProperty("time", out var t) && t.TryGetInt64(out long secs) && secs > 0 ? secs * Time.Second : 0;
         s.Bytes = root.TryGetProperty("num", out var n) && n.TryGetInt64(out long num) ? num : 0;
         s.Length = root.TryGetProperty("len", out var l) && l.TryGetInt32(out int len) && len > 0 ? Math.Min(len, s.Udp ? UdpSocket.MaxPayload : 1 << 20) : (s.Udp ? 1460 : 128 * 1024);
         s.Rate = root.TryGetProperty("bandwidth", out var b) && b.TryGetInt64(out long rate) ? rate : 0;
         bool sending = test.Sending = s.Reverse;
-        var waiter = new TaskCompletionSource<TcpSocket>();
+        var waiter = new StreamWaiter(s.Parallel);
         if (!s.Udp) streamWaiters[cookie] = waiter;
         await control.SendAsync(new[] { CreateStreams });
         if (!s.Udp)
         {
-            using var dog = new Watchdog(sched, ctx.Cancel, () => waiter.TrySetCanceled());
+            using var dog = new Watchdog(sched, ctx.Cancel, () => waiter.All.TrySetCanceled());
             dog.Arm(10 * Time.Second);
-            try { test.Tcp = await waiter.Task; }
-            catch (OperationCanceledException) { return; }
-            ctx.Out.WriteLine($"[{StreamId,3}] local {test.Tcp.LocalAddress} port {test.Tcp.LocalPort} connected to {test.Tcp.RemoteAddress} port {test.Tcp.RemotePort}");
+            try { await waiter.All.Task; }
+            catch (OperationCanceledException)
+            {
+                foreach (var early in waiter.Sockets) early.Abort();
+                return;
+            }
+            for (int i = 0; i < waiter.Sockets.Count; i++)
+            {
+                var stream = new DataStream(waiter.Sockets[i], i);
+                test.Streams.Add(stream);
+                var t2 = stream.Tcp;
+                ctx.Out.WriteLine($"[{stream.Id,3}] local {t2.LocalAddress} port {t2.LocalPort} connected to {t2.RemoteAddress} port {t2.RemotePort}");
+            }
         }
         else
         {
@@ -514,7 +568,12 @@ public static class Iperf
         await control.SendAsync(new[] { DisplayResults });
         Summary(test, peer.Value);
         await ReadState(reader);
-        test.Tcp?.Close();
+        test.Finished = true;
+        // A receiving server's streams end with the client's FIN. A sending one (-R) may be blocked
+        // on a full window the client no longer reads: abort, or the next client would find the
+        // server busy for the linger below.
+        if (sending) test.AbortStreams();
+        else foreach (var d in test.Streams) d.Tcp.Close();
         await Task.WhenAny(dataLoop, LoopSynchronizationContext.Delay(sched, Time.Second));
     }
 
@@ -530,24 +589,9 @@ public static class Iperf
         for (int i = 0; i < block.Length; i++) block[i] = (byte)("0123456789"[i % 10]);
         try
         {
-            if (test.Tcp != null)
+            if (test.Streams.Count > 0)
             {
-                while (!test.Stopped && (s.Bytes > 0 ? stats.Bytes < s.Bytes : s.Duration == 0 || sched.Now < end))
-                {
-                    int len = s.Bytes > 0 ? (int)Math.Min(block.Length, s.Bytes - stats.Bytes) : block.Length;
-                    // Rate-limited TCP (-b): wait until the block is due. Unlimited TCP is held to
-                    // MaxTcpRate, or over an etherstub (no speed, no delay) virtual time would never
-                    // reach the end of a timed test.
-                    long rate = s.Rate > 0 ? s.Rate : MaxTcpRate;
-                    {
-                        long due = stats.Start + (long)(stats.Bytes * 8.0 * Time.Second / rate);
-                        if (due > sched.Now) await LoopSynchronizationContext.Delay(sched, due - sched.Now);
-                    }
-                    await test.Tcp.SendAsync(block.AsMemory(0, len));
-                    if (test.Stopped) break;
-                    stats.Bytes += len;
-                    stats.Packets++;
-                }
+                await Task.WhenAll(test.Streams.Select(d => SendStream(test, d, block)));
             }
             else
             {
@@ -575,7 +619,39 @@ public static class Iperf
         catch (TcpException) { }
         // A sending client ends the test; a sending server (-R) half-closes so the client's reads end.
         if (test.IsClient) test.Done.TrySetResult();
-        else if (test.Tcp != null) try { test.Tcp.Shutdown(); } catch (TcpException) { }
+        else foreach (var d in test.Streams) try { d.Tcp.Shutdown(); } catch (TcpException) { }
+    }
+
+    /// <summary>One TCP stream's sender: -b paces each stream, -n bounds them all together.</summary>
+    private static async Task SendStream(Test test, DataStream stream, byte[] block)
+    {
+        var s = test.Settings;
+        var total = test.Stats;
+        var mine = stream.Stats;
+        var sched = test.Scheduler;
+        long end = total.Start + s.Duration;
+        try
+        {
+            while (!test.Stopped && (s.Bytes > 0 ? total.Bytes < s.Bytes : s.Duration == 0 || sched.Now < end))
+            {
+                int len = s.Bytes > 0 ? (int)Math.Min(block.Length, s.Bytes - total.Bytes) : block.Length;
+                // Rate-limited TCP (-b): wait until the block is due. Unlimited TCP is held to
+                // MaxTcpRate, or over an etherstub (no speed, no delay) virtual time would never
+                // reach the end of a timed test.
+                long rate = s.Rate > 0 ? s.Rate : MaxTcpRate;
+                {
+                    long due = total.Start + (long)(mine.Bytes * 8.0 * Time.Second / rate);
+                    if (due > sched.Now) await LoopSynchronizationContext.Delay(sched, due - sched.Now);
+                }
+                await stream.Tcp.SendAsync(block.AsMemory(0, len));
+                if (test.Stopped) break;
+                mine.Bytes += len;
+                mine.Packets++;
+                total.Bytes += len;
+                total.Packets++;
+            }
+        }
+        catch (TcpException) { }
     }
 
     private static async Task ReceiveLoop(Test test)
@@ -586,16 +662,9 @@ public static class Iperf
         var buffer = new byte[s.Udp ? UdpSocket.MaxPayload : 256 * 1024];
         try
         {
-            if (test.Tcp != null)
+            if (test.Streams.Count > 0)
             {
-                while (true)
-                {
-                    int n = await test.Tcp.ReceiveAsync(buffer);
-                    if (n == 0) break;
-                    if (test.Stopped) continue;
-                    stats.Bytes += n;
-                    if (test.IsClient && s.Bytes > 0 && stats.Bytes >= s.Bytes) test.Done.TrySetResult();
-                }
+                await Task.WhenAll(test.Streams.Select(d => ReceiveStream(test, d)));
             }
             else
             {
@@ -610,6 +679,25 @@ public static class Iperf
                     UdpArrival(stats, buffer, r.Length, sched.Now);
                     if (test.IsClient && s.Bytes > 0 && stats.Bytes >= s.Bytes) test.Done.TrySetResult();
                 }
+            }
+        }
+        catch (TcpException) { }
+    }
+
+    private static async Task ReceiveStream(Test test, DataStream stream)
+    {
+        var s = test.Settings;
+        var buffer = new byte[256 * 1024];
+        try
+        {
+            while (true)
+            {
+                int n = await stream.Tcp.ReceiveAsync(buffer);
+                if (n == 0) break;
+                if (test.Stopped) continue;
+                stream.Stats.Bytes += n;
+                test.Stats.Bytes += n;
+                if (test.IsClient && s.Bytes > 0 && test.Stats.Bytes >= s.Bytes) test.Done.TrySetResult();
             }
         }
         catch (TcpException) { }
@@ -684,18 +772,24 @@ public static class Iperf
             w.WriteNumber("sender_has_retransmits", test.Sending && !test.Settings.Udp ? 1 : 0);
             w.WriteString("congestion_used", "newreno");
             w.WriteStartArray("streams");
-            w.WriteStartObject();
-            w.WriteNumber("id", 1);
-            w.WriteNumber("bytes", st.Bytes);
-            w.WriteNumber("retransmits", test.Sending && test.Tcp != null ? test.Tcp.Retransmits : -1);
-            w.WriteNumber("jitter", st.Jitter);
-            w.WriteNumber("errors", st.Lost);
-            w.WriteNumber("omitted_errors", 0);
-            w.WriteNumber("packets", st.Packets);
-            w.WriteNumber("omitted_packets", 0);
-            w.WriteNumber("start_time", 0);
-            w.WriteNumber("end_time", (st.End - st.Start) / (double)Time.Second);
-            w.WriteEndObject();
+            int count = Math.Max(1, test.Streams.Count);
+            for (int i = 0; i < count; i++)
+            {
+                var one = test.Streams.Count > 0 ? test.Streams[i].Stats : st;
+                w.WriteStartObject();
+                // iperf3 numbers its streams 1, 3, 4, 5, ... (iperf_add_stream) and matches results by id.
+                w.WriteNumber("id", i == 0 ? 1 : i + 2);
+                w.WriteNumber("bytes", one.Bytes);
+                w.WriteNumber("retransmits", test.Sending && test.Streams.Count > 0 ? test.Streams[i].Tcp.Retransmits : -1);
+                w.WriteNumber("jitter", one.Jitter);
+                w.WriteNumber("errors", one.Lost);
+                w.WriteNumber("omitted_errors", 0);
+                w.WriteNumber("packets", one.Packets);
+                w.WriteNumber("omitted_packets", 0);
+                w.WriteNumber("start_time", 0);
+                w.WriteNumber("end_time", (st.End - st.Start) / (double)Time.Second);
+                w.WriteEndObject();
+            }
             w.WriteEndArray();
             w.WriteEndObject();
         }
@@ -713,27 +807,52 @@ public static class Iperf
         if (s.Interval > 0) o.WriteLine(s.Udp
             ? (test.Sending ? "[ ID] Interval           Transfer     Bitrate         Total Datagrams" : "[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams")
             : (sendingTcp ? "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd" : "[ ID] Interval           Transfer     Bitrate"));
-        long lastTime = start, lastBytes = 0, lastPackets = 0, lastLost = 0, lastRetrans = 0;
+        long lastTime = start, lastBytes = 0, lastPackets = 0, lastLost = 0;
+        int count = test.Streams.Count;
+        var lastStream = new long[count];
+        var lastRetr = new long[count];
         void Line(long now)
         {
             var st = test.Stats;
             double t0 = (lastTime - start) / (double)Time.Second, t1 = (now - start) / (double)Time.Second;
-            long bytes = st.Bytes - lastBytes;
             double secs = (now - lastTime) / (double)Time.Second;
-            string head = $"[{StreamId,3}] {Interval(t0, t1)} sec  {Bytes(bytes)}  {Bits(secs > 0 ? bytes / secs : 0)}";
-            if (s.Udp && test.Sending) o.WriteLine($"{head}  {st.Packets - lastPackets}  ");
-            else if (s.Udp)
+            string Head(string id, long bytes) => $"[{id}] {Interval(t0, t1)} sec  {Bytes(bytes)}  {Bits(secs > 0 ? bytes / secs : 0)}";
+            if (s.Udp)
             {
-                long total = st.Packets - lastPackets, lost = st.Lost - lastLost;
-                o.WriteLine($"{head}  {st.Jitter * 1000,5:F3} ms  {lost}/{total} ({Percent(lost, total)}%)  ");
+                string head = Head($"{StreamId,3}", st.Bytes - lastBytes);
+                if (test.Sending) o.WriteLine($"{head}  {st.Packets - lastPackets}  ");
+                else
+                {
+                    long total = st.Packets - lastPackets, lost = st.Lost - lastLost;
+                    o.WriteLine($"{head}  {st.Jitter * 1000,5:F3} ms  {lost}/{total} ({Percent(lost, total)}%)  ");
+                }
             }
-            else if (sendingTcp)
+            else
             {
-                long retr = (test.Tcp?.Retransmits ?? 0) - lastRetrans;
-                o.WriteLine($"{head}  {retr,3}   {Bytes(test.Tcp?.CongestionWindow ?? 0)}       ");
-                lastRetrans += retr;
+                long sumRetr = 0;
+                // iperf3 separates interval groups of several streams, not the first from the header.
+                if (count > 1 && lastTime > start) o.WriteLine(Separator);
+                for (int i = 0; i < count; i++)
+                {
+                    var d = test.Streams[i];
+                    string head = Head($"{d.Id,3}", d.Stats.Bytes - lastStream[i]);
+                    lastStream[i] = d.Stats.Bytes;
+                    if (sendingTcp)
+                    {
+                        long retr = d.Tcp.Retransmits - lastRetr[i];
+                        lastRetr[i] += retr;
+                        sumRetr += retr;
+                        o.WriteLine($"{head}  {retr,3}   {Bytes(d.Tcp.CongestionWindow)}       ");
+                    }
+                    else o.WriteLine($"{head}                  ");
+                }
+                if (count > 1)
+                {
+                    // iperf3's [SUM] line for the interval, then a separator before the next one.
+                    string sum = Head("SUM", st.Bytes - lastBytes);
+                    o.WriteLine(sendingTcp ? $"{sum}  {sumRetr,3}             " : $"{sum}                  ");
+                }
             }
-            else o.WriteLine($"{head}                  ");
             lastTime = now; lastBytes = st.Bytes; lastPackets = st.Packets; lastLost = st.Lost;
         }
         if (s.Interval > 0)
@@ -756,41 +875,58 @@ public static class Iperf
     {
         var o = test.Ctx.Out;
         var s = test.Settings;
-        var st = test.Stats;
-        double mine = (st.End - st.Start) / (double)Time.Second;
-        long peerBytes = 0, peerPackets = 0, peerErrors = 0, peerRetr = -1;
-        double peerJitter = 0, peerTime = mine;
-        if (peer.TryGetProperty("streams", out var streams) && streams.ValueKind == JsonValueKind.Array && streams.GetArrayLength() > 0)
-        {
-            var p = streams[0];
-            // iperf3 writes numbers with cJSON, which may print an integral count as 1.2e+07.
-            if (p.TryGetProperty("bytes", out var v)) peerBytes = JsonLong(v);
-            if (p.TryGetProperty("packets", out v)) peerPackets = JsonLong(v);
-            if (p.TryGetProperty("errors", out v)) peerErrors = JsonLong(v);
-            if (p.TryGetProperty("retransmits", out v)) peerRetr = JsonLong(v);
-            if (p.TryGetProperty("jitter", out v)) peerJitter = JsonDouble(v);
-            if (p.TryGetProperty("end_time", out v) && p.TryGetProperty("start_time", out var v0)) peerTime = JsonDouble(v) - JsonDouble(v0);
-        }
-        // Sender and receiver, whichever side each is.
-        long sBytes = test.Sending ? st.Bytes : peerBytes, rBytes = test.Sending ? peerBytes : st.Bytes;
-        double sTime = test.Sending ? mine : peerTime, rTime = test.Sending ? peerTime : mine;
-        long sPackets = test.Sending ? st.Packets : peerPackets;
-        long rPackets = test.Sending ? peerPackets : st.Packets, rLost = test.Sending ? peerErrors : st.Lost;
-        double rJitter = test.Sending ? peerJitter : st.Jitter;
+        double mine = (test.Stats.End - test.Stats.Start) / (double)Time.Second;
+        var peerStreams = peer.TryGetProperty("streams", out var ps) && ps.ValueKind == JsonValueKind.Array ? ps : default;
+        int peerCount = peerStreams.ValueKind == JsonValueKind.Array ? peerStreams.GetArrayLength() : 0;
         bool peerHasRetr = peer.TryGetProperty("sender_has_retransmits", out var hr) && hr.ValueKind == JsonValueKind.Number && JsonLong(hr) == 1;
-        long retr = test.Sending ? (test.Tcp?.Retransmits ?? 0) : peerHasRetr ? peerRetr : -1;
         o.WriteLine(Separator);
-        if (s.Udp)
+        int count = Math.Max(1, test.Streams.Count);
+        long sumS = 0, sumR = 0, sumRetr = 0;
+        double sumSTime = 0, sumRTime = 0;
+        for (int i = 0; i < count; i++)
         {
-            o.WriteLine("[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams");
-            o.WriteLine($"[{StreamId,3}] {Interval(0, sTime)} sec  {Bytes(sBytes)}  {Bits(sTime > 0 ? sBytes / sTime : 0)}  {0.0,5:F3} ms  0/{sPackets} (0%)  sender");
-            o.WriteLine($"[{StreamId,3}] {Interval(0, rTime)} sec  {Bytes(rBytes)}  {Bits(rTime > 0 ? rBytes / rTime : 0)}  {rJitter * 1000,5:F3} ms  {rLost}/{rPackets} ({Percent(rLost, rPackets)}%)  receiver");
-            return;
+            var st = test.Streams.Count > 0 ? test.Streams[i].Stats : test.Stats;
+            string id = $"{(test.Streams.Count > 0 ? test.Streams[i].Id : StreamId),3}";
+            long peerBytes = 0, peerPackets = 0, peerErrors = 0, peerRetr = -1;
+            double peerJitter = 0, peerTime = mine;
+            if (i < peerCount)
+            {
+                var p = peerStreams[i];
+                // iperf3 writes numbers with cJSON, which may print an integral count as 1.2e+07.
+                if (p.TryGetProperty("bytes", out var v)) peerBytes = JsonLong(v);
+                if (p.TryGetProperty("packets", out v)) peerPackets = JsonLong(v);
+                if (p.TryGetProperty("errors", out v)) peerErrors = JsonLong(v);
+                if (p.TryGetProperty("retransmits", out v)) peerRetr = JsonLong(v);
+                if (p.TryGetProperty("jitter", out v)) peerJitter = JsonDouble(v);
+                if (p.TryGetProperty("end_time", out v) && p.TryGetProperty("start_time", out var v0)) peerTime = JsonDouble(v) - JsonDouble(v0);
+            }
+            // Sender and receiver, whichever side each is.
+            long sBytes = test.Sending ? st.Bytes : peerBytes, rBytes = test.Sending ? peerBytes : st.Bytes;
+            double sTime = test.Sending ? mine : peerTime, rTime = test.Sending ? peerTime : mine;
+            if (s.Udp)
+            {
+                long sPackets = test.Sending ? st.Packets : peerPackets;
+                long rPackets = test.Sending ? peerPackets : st.Packets, rLost = test.Sending ? peerErrors : st.Lost;
+                double rJitter = test.Sending ? peerJitter : st.Jitter;
+                o.WriteLine("[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams");
+                o.WriteLine($"[{id}] {Interval(0, sTime)} sec  {Bytes(sBytes)}  {Bits(sTime > 0 ? sBytes / sTime : 0)}  {0.0,5:F3} ms  0/{sPackets} (0%)  sender");
+                o.WriteLine($"[{id}] {Interval(0, rTime)} sec  {Bytes(rBytes)}  {Bits(rTime > 0 ? rBytes / rTime : 0)}  {rJitter * 1000,5:F3} ms  {rLost}/{rPackets} ({Percent(rLost, rPackets)}%)  receiver");
+                return;
+            }
+            long retr = test.Sending ? (test.Streams.Count > 0 ? test.Streams[i].Tcp.Retransmits : 0) : peerHasRetr ? peerRetr : -1;
+            if (i == 0) o.WriteLine(retr >= 0 ? "[ ID] Interval           Transfer     Bitrate         Retr" : "[ ID] Interval           Transfer     Bitrate");
+            SenderReceiver(id, sBytes, sTime, rBytes, rTime, retr);
+            sumS += sBytes; sumR += rBytes; sumRetr += Math.Max(0, retr);
+            sumSTime = Math.Max(sumSTime, sTime); sumRTime = Math.Max(sumRTime, rTime);
+            if (i == count - 1 && count > 1) SenderReceiver("SUM", sumS, sumSTime, sumR, sumRTime, retr >= 0 ? sumRetr : -1);
         }
-        o.WriteLine(retr >= 0 ? "[ ID] Interval           Transfer     Bitrate         Retr" : "[ ID] Interval           Transfer     Bitrate");
-        string sender = $"[{StreamId,3}] {Interval(0, sTime)} sec  {Bytes(sBytes)}  {Bits(sTime > 0 ? sBytes / sTime : 0)}";
-        o.WriteLine(retr >= 0 ? $"{sender}  {retr,3}             sender" : $"{sender}                  sender");
-        o.WriteLine($"[{StreamId,3}] {Interval(0, rTime)} sec  {Bytes(rBytes)}  {Bits(rTime > 0 ? rBytes / rTime : 0)}                  receiver");
+
+        void SenderReceiver(string id, long sBytes, double sTime, long rBytes, double rTime, long retr)
+        {
+            string sender = $"[{id}] {Interval(0, sTime)} sec  {Bytes(sBytes)}  {Bits(sTime > 0 ? sBytes / sTime : 0)}";
+            o.WriteLine(retr >= 0 ? $"{sender}  {retr,3}             sender" : $"{sender}                  sender");
+            o.WriteLine($"[{id}] {Interval(0, rTime)} sec  {Bytes(rBytes)}  {Bits(rTime > 0 ? rBytes / rTime : 0)}                  receiver");
+        }
     }
 
     private static string Interval(double t0, double t1)

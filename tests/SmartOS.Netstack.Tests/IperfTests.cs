@@ -40,6 +40,48 @@ public partial class IperfTests
     public void Bitrates_are_formatted_as_iperf3_does(double bytesPerSecond, string expected)
         => Assert.That(Iperf.Bits(bytesPerSecond), Is.EqualTo(expected));
 
+    /// <summary>-P 2: two TCP streams share the 100 Mbit/s wire; each has its lines and the [SUM]
+    /// lines add them up, on the client and on the server, as iperf3 prints them.</summary>
+    [Test]
+    public void Parallel_streams_share_the_wire_and_are_summed()
+    {
+        var (w, a, b) = Pair();
+        string dir = Path.GetTempPath();
+        var server = Start(w, b, ["iperf", "-s", "-1"], dir);
+        var client = Run(w, a, dir, "iperf", "-c", "10.0.0.2", "-t", "3", "-P", "2");
+        w.Scheduler.RunUntil(() => server.Task.IsCompleted, w.Scheduler.Now + 5 * Time.Second);
+        static double Mbits(string text, string id, string role)
+        {
+            var m = Regex.Match(text, $@"^\[{Regex.Escape(id)}\] +0\.00-[0-9.]+ +sec +[0-9.]+ [KMG]?Bytes +(?<rate>[0-9.]+) Mbits/sec.*{role}$", RegexOptions.Multiline);
+            return m.Success ? double.Parse(m.Groups["rate"].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+        }
+        double s5 = Mbits(client.Out, "  5", "receiver"), s7 = Mbits(client.Out, "  7", "receiver"), sum = Mbits(client.Out, "SUM", "receiver");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(client.Task.Result, Is.Zero, client.Err);
+            Assert.That(client.Out, Does.Match(@"\[  7\] local 10\.0\.0\.1 port \d+ connected to 10\.0\.0\.2 port 5201\n"));
+            Assert.That(client.Out, Does.Contain("\n[SUM]   0.00-1.00   sec  "));
+            Assert.That(client.Out, Does.Contain("- - - - - - - - - - - - - - - - - - - - - - - - -\n[  5]   1.00-2.00   sec  "));
+            Assert.That(s5, Is.GreaterThan(20), client.Out);
+            Assert.That(s7, Is.GreaterThan(20), client.Out);
+            Assert.That(sum, Is.InRange(85.0, 100.0), client.Out);
+            Assert.That(Math.Abs(s5 + s7 - sum), Is.LessThan(2.0), "the sum is the streams'");
+            Assert.That(server.Out.ToString(), Does.Contain("[SUM]   0.00-3.00   sec"));
+        }
+    }
+
+    [Test]
+    public void Parallel_udp_streams_are_refused_with_a_message()
+    {
+        var (w, a, _) = Pair();
+        var r = Run(w, a, Path.GetTempPath(), "iperf", "-c", "10.0.0.2", "-u", "-P", "2");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Task.Result, Is.EqualTo(1));
+            Assert.That(r.Err, Does.StartWith("iperf: parameter error - parallel streams (-P) are TCP only here\n"));
+        }
+    }
+
     [Test]
     public void Tcp_test_prints_intervals_and_a_summary_on_both_sides()
     {
