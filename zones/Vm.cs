@@ -20,7 +20,7 @@ public static class VmModel
     private static readonly string[] s_nicProps =
     [
         "nic_tag", "ips", "gateways", "vlan_id", "mac", "primary", "mtu", "allow_ip_spoofing", "allow_mac_spoofing",
-        "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips",
+        "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips", "blocked_outgoing_ports",
     ];
 
     /// <summary>SmartOS properties this project does not enforce yet: refused, never ignored (Host.cs rule 6).</summary>
@@ -35,7 +35,7 @@ public static class VmModel
     ];
     private static readonly string[] s_unsupportedNic =
     [
-        "blocked_outgoing_ports", "model", "ip", "netmask", "gateway", "network_uuid", "allow_unfiltered_promisc", "vrrp_vrid",
+        "model", "ip", "netmask", "gateway", "network_uuid", "allow_unfiltered_promisc", "vrrp_vrid",
         "vrrp_primary_ip", "interface",
     ];
 
@@ -239,6 +239,14 @@ public static class VmModel
             if (list == null || list.Exists(x => !ZoneAddresses.IsValidIp(x.Split('/')[0]))) bad.Add(path + ".allowed_ips");
             else net.AllowedIps = list;
         }
+        if (o["blocked_outgoing_ports"] is JsonNode bp)
+        {
+            var ports = new List<int>();
+            if (bp is JsonArray arr)
+                foreach (var e in arr) { if (Int(e) is long port && port is >= 1 and <= 65535) ports.Add((int)port); else { ports = null; break; } }
+            if (bp is not JsonArray || ports == null) bad.Add(path + ".blocked_outgoing_ports");
+            else net.BlockedOutgoingPorts = [.. ports.Distinct()];
+        }
         if (o["vlan_id"] is JsonNode v) { if (Int(v) is long vid && vid is >= 0 and <= 4094 and not 1) net.VlanId = (int)vid; else bad.Add(path + ".vlan_id"); }
         if (o["mtu"] is JsonNode mt) { if (Int(mt) is long mtu && mtu is >= 576 and <= 9000) net.Mtu = (int)mtu; else bad.Add(path + ".mtu"); }
         if (o["mac"] is JsonNode mc)
@@ -424,6 +432,7 @@ public static class VmModel
             if (n.AllowMacSpoofing) o["allow_mac_spoofing"] = true;
             if (n.AllowRestrictedTraffic) o["allow_restricted_traffic"] = true;
             if (n.AllowedIps.Count > 0) o["allowed_ips"] = new JsonArray([.. n.AllowedIps.Select(x => (JsonNode)x)]);
+            if (n.BlockedOutgoingPorts.Count > 0) o["blocked_outgoing_ports"] = new JsonArray([.. n.BlockedOutgoingPorts.Select(x => (JsonNode)x)]);
             if (n.Gateways.Count > 0) o["gateways"] = new JsonArray([.. n.Gateways.Select(x => (JsonNode)x)]);
             o["interface"] = "net" + i.ToString(CultureInfo.InvariantCulture);
             if (n.Ips.Count > 0) o["ips"] = new JsonArray([.. n.Ips.Select(x => (JsonNode)x)]);

@@ -40,6 +40,8 @@ public sealed class Zone
     internal readonly List<MacClient> _clients = [];
     /// <summary>The nets the links were made from at ready (a commit while ready must not shift them).</summary>
     internal List<ZoneNet> _nets = [];
+    /// <summary>The maxbw=0 flows that block the nics' blocked_outgoing_ports while the zone runs.</summary>
+    internal readonly List<string> _blockFlows = [];
     internal Kernel.Kstat? _memoryKstat;
 
     public bool IsVm => Config.Vm != null;

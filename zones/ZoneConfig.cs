@@ -31,6 +31,9 @@ public sealed class ZoneNet
     public List<string> AllowedIps { get; set; } = [];
     /// <summary>Whether link protection applies (vmadm nics are protected; plain zonecfg nets are not).</summary>
     public bool Protected { get; set; }
+    /// <summary>vmadm blocked_outgoing_ports: TCP ports the VM may not reach; a maxbw=0 flow each while
+    /// it runs (ZoneTable.BlockPorts).</summary>
+    public List<int> BlockedOutgoingPorts { get; set; } = [];
 
     public ZoneNet Clone() => new()
     {
@@ -38,6 +41,7 @@ public sealed class ZoneNet
         VlanId = VlanId, Mtu = Mtu, Primary = Primary, Ips = [.. Ips], Gateways = [.. Gateways],
         AllowIpSpoofing = AllowIpSpoofing, AllowMacSpoofing = AllowMacSpoofing, AllowDhcpSpoofing = AllowDhcpSpoofing,
         AllowRestrictedTraffic = AllowRestrictedTraffic, AllowedIps = [.. AllowedIps], Protected = Protected,
+        BlockedOutgoingPorts = [.. BlockedOutgoingPorts],
     };
 
     /// <summary>The addresses handed to the zone's IP stack: vmadm ips, else allowed-address.</summary>

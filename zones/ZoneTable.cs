@@ -324,6 +324,11 @@ public sealed class ZoneTable
             z._clients.Add(client);
             interfaces.Add(new ZoneInterface("net" + i.ToString(CultureInfo.InvariantCulture), client, net.Addresses, net.Routers, net.Primary || i == 0, link.Mtu));
         }
+        if (BlockPorts(z) is string blocked)
+        {
+            Unready(z);
+            return blocked;
+        }
         if (HvmGuest.IsHvm(z.Config.Brand)) return BootGuest(z);
         var plan = new ZoneNetworkPlan(z.Name, interfaces, z.Config.Vm?.Resolvers ?? [], z.Memory!, _host.Scheduler, _host.Random, _host.Pool);
         var network = lx ? (_lx ??= new LxZoneNetwork(_host.World.Driver!)) : Network;
@@ -377,8 +382,29 @@ public sealed class ZoneTable
         _host.Scheduler.Post(vm.Dispose);
     }
 
+    /// <summary>vmadm blocked_outgoing_ports, as SmartOS's joyent brand sets them up at boot: a
+    /// temporary flow per port on the nic's VNIC, transport=tcp,remote_port=PORT with maxbw=0,
+    /// named f&lt;MAC with '_'&gt;_br_&lt;PORT&gt;; removed at halt. Null, or why it could not be done.</summary>
+    private string? BlockPorts(Zone z)
+    {
+        for (int i = 0; i < z._nets.Count && i < z._links.Count; i++)
+        {
+            var link = (PortLink)z._links[i];
+            foreach (int port in z._nets[i].BlockedOutgoingPorts)
+            {
+                string name = $"f{link.MacAddress.ToString().Replace(':', '_')}_br_{port.ToString(CultureInfo.InvariantCulture)}";
+                var st = _host.Mac.AddFlow(name, link.Name, $"transport=tcp,remote_port={port.ToString(CultureInfo.InvariantCulture)}", [("maxbw", "0")], temporary: true);
+                if (!st.IsOk) return $"blocked_outgoing_ports: port {port} on {link.Name}: {st.Error}";
+                z._blockFlows.Add(name);
+            }
+        }
+        return null;
+    }
+
     private void Unready(Zone z)
     {
+        foreach (string flow in z._blockFlows) _host.Mac.RemoveFlow(flow, temporary: true);
+        z._blockFlows.Clear();
         ReleaseLinks(z);
         if (z._memoryKstat != null) _host.Kstats.Remove(z._memoryKstat);
         z._memoryKstat = null;
