@@ -16,20 +16,24 @@ namespace SmartOS.Netstack;
 ///   iperf -s [-p PORT] [-i SECS] [-1]
 ///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-P N] [-R] [-i SECS]
 /// </code>
-/// The protocol (iperf3's; -P N runs N TCP streams, UDP one): the client opens a TCP control connection to PORT (5201)
-/// and sends a 37-byte cookie (36 characters of [a-z2-7] and a NUL). The server answers with state
-/// bytes: PARAM_EXCHANGE (9), after which the client sends its parameters as JSON behind a 4-byte
-/// big-endian length; CREATE_STREAMS (10), after which the client opens the data stream (TCP: a
-/// second connection to PORT that starts with the cookie; UDP: a datagram "9876" to PORT answered
-/// with "6789"); TEST_START (1) and TEST_RUNNING (2). The sender then writes blocks of -l bytes
-/// (UDP datagrams carry sec, usec and a packet count, big-endian, in their first 12 bytes). The
-/// client ends the test with TEST_END (4); the server sends EXCHANGE_RESULTS (13), the client its
-/// results JSON, the server its own, then DISPLAY_RESULTS (14); the client closes with IPERF_DONE
-/// (16). A server busy with a test answers a new control connection with ACCESS_DENIED (-1).
+/// The protocol (iperf3's): the client opens a TCP control connection to PORT (5201) and sends a
+/// 37-byte cookie (36 characters of [a-z2-7] and a NUL). The server answers with state bytes:
+/// PARAM_EXCHANGE (9), after which the client sends its parameters as JSON behind a 4-byte
+/// big-endian length; CREATE_STREAMS (10), after which the client opens the data streams (TCP: -P
+/// connections to PORT that each start with the cookie; UDP, one stream only: a datagram "9876" to
+/// PORT answered with "6789"); TEST_START (1) and TEST_RUNNING (2). The senders then write blocks of
+/// -l bytes (UDP datagrams carry sec, usec and a packet count, big-endian, in their first 12
+/// bytes). The client ends the test with TEST_END (4); the server sends EXCHANGE_RESULTS (13), the
+/// client its results JSON (one entry per stream, ids 1, 3, 4, ... as iperf3 numbers them), the
+/// server its own, then DISPLAY_RESULTS (14); the client closes with IPERF_DONE (16), after which
+/// the server takes the next client. A server busy with a test answers a new control connection
+/// with ACCESS_DENIED (-1).
 /// Reports are iperf3's lines (iperf_locale.c formats): intervals every -i seconds (default 1, 0
-/// turns them off), then the sender and receiver summary. Sizes take K/M/G (x1024), rates K/M/G
-/// (x1000); UDP defaults to 1 Mbit/s and TCP to as fast as the path allows. All times are virtual;
-/// The server listens on both families. CPU use is reported as 0. The stream number printed is 5, as iperf3's first data socket is.
+/// turns them off), then the sender and receiver summary; with several streams a line per stream
+/// and a [SUM] line. Sizes take K/M/G (x1024), rates K/M/G (x1000); UDP defaults to 1 Mbit/s and
+/// TCP to as fast as the path allows; -b paces each stream and -n bounds them all, as in iperf3.
+/// All times are virtual. The server listens on both families. CPU use is reported as 0. Streams
+/// are printed as 5, 7, 9, ... as iperf3's data sockets usually are.
 /// An etherstub has no speed and no delay, so nothing else would make virtual time pass during a
 /// timed TCP test on one: an unlimited sender is held to <see cref="MaxTcpRate"/> (10 Gbit/s).
 /// </summary>
