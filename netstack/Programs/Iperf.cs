@@ -385,8 +385,14 @@ public static class Iperf
             current = new Test { Ctx = ctx, Settings = new Settings { Port = s.Port, Interval = s.Interval } };
             try { await ServeOne(current, control, cookie, udp, streamWaiters); }
             catch (TcpException) { }
-            control.Abort();
-            current.AbortStreams();
+            // A test that ran to IPERF_DONE closes its control connection as iperf3 does; one cut
+            // short (an error, ^C) is aborted with its streams.
+            if (current.Finished) control.Close();
+            else
+            {
+                control.Abort();
+                current.AbortStreams();
+            }
             current = null;
             streamWaiters.Clear();
             if (s.OneOff) break;
