@@ -237,30 +237,29 @@ public class TapNicTests
     [Test]
     public void Zone_iperf_client_runs_against_a_linux_iperf3_server()
     {
-        string? missing = LinuxNet.MissingPrerequisite("iperf3");
-        if (missing != null) Assert.Ignore(missing);
-        BootZone("198.18.0.2");
-        WaitReachable("198.18.0.2");
-        using var server = _ns!.StartIn("iperf3", "-s", "-1", "-B", LinuxAddress);
-        try
+        var r = ZoneIperfAgainstLinux("-t", "2", "-b", "50M");
+        using (Assert.EnterMultipleScope())
         {
-            Thread.Sleep(500);
-            var r = Sh("zlogin", "web", "iperf", "-c", LinuxAddress, "-t", "2", "-b", "50M");
-            using (Assert.EnterMultipleScope())
-            {
-                Assert.That(r.Code, Is.Zero, r.Err + r.Out);
-                Assert.That(r.Out, Does.Contain("sender").And.Contain("receiver").And.Contain("iperf Done."));
-            }
-        }
-        finally
-        {
-            if (!server.HasExited) server.Kill(entireProcessTree: true);
+            Assert.That(r.Code, Is.Zero, r.Err + r.Out);
+            Assert.That(r.Out, Does.Contain("sender").And.Contain("receiver").And.Contain("iperf Done."));
         }
     }
 
     /// <summary>The zone's iperf client with two parallel streams against the real iperf3 server.</summary>
     [Test]
     public void Zone_iperf_client_runs_parallel_streams_against_a_linux_iperf3_server()
+    {
+        var r = ZoneIperfAgainstLinux("-t", "1", "-P", "2", "-b", "20M");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Code, Is.Zero, r.Err + r.Out);
+            Assert.That(r.Out, Does.Contain("[  7]").And.Contain("[SUM]").And.Contain("iperf Done."));
+        }
+    }
+
+    /// <summary>Boots the zone and runs its iperf client against a one-off real iperf3 server in the
+    /// namespace (ended afterwards). Ignored without iperf3.</summary>
+    private (int Code, string Out, string Err) ZoneIperfAgainstLinux(params string[] options)
     {
         string? missing = LinuxNet.MissingPrerequisite("iperf3");
         if (missing != null) Assert.Ignore(missing);
@@ -270,12 +269,7 @@ public class TapNicTests
         try
         {
             Thread.Sleep(500);
-            var r = Sh("zlogin", "web", "iperf", "-c", LinuxAddress, "-t", "1", "-P", "2", "-b", "20M");
-            using (Assert.EnterMultipleScope())
-            {
-                Assert.That(r.Code, Is.Zero, r.Err + r.Out);
-                Assert.That(r.Out, Does.Contain("[  7]").And.Contain("[SUM]").And.Contain("iperf Done."));
-            }
+            return Sh(["zlogin", "web", "iperf", "-c", LinuxAddress, .. options]);
         }
         finally
         {
