@@ -246,7 +246,8 @@ public static class Nc
     private static async Task<int> ListenUdp(ProgramContext ctx, Options o)
     {
         using var sock = ctx.Stack.OpenUdpSocket();
-        var e = sock.Bind(IpAddress.AnyV4, o.Port);
+        // The IPv6 wildcard takes IPv4 datagrams too (UdpSocket.Match), as the TCP listen takes both.
+        var e = sock.Bind(IpAddress.AnyV6, o.Port);
         if (e != NetError.None)
         {
             ctx.Err.WriteLine($"nc: {NetErrors.Message(e)}");

@@ -62,6 +62,26 @@ public class SocketProgramTests
     }
 
     [Test]
+    public void Nc_listening_for_udp_takes_ipv4_and_ipv6_datagrams()
+    {
+        var (w, a, b) = Pair();
+        w.AddAddress(a, "net0/v6", "2001:db8::1/64");
+        w.AddAddress(b, "net0/v6", "2001:db8::2/64");
+        var server = Start(w, b, ["nc", "-l", "-u", "7010"], _dir);
+        var v4 = Run(w, a, _dir, "nc", "-u", "-m", "over-v4", "10.0.0.2", "7010");
+        var v6 = Run(w, a, _dir, "nc", "-u", "-m", "over-v6", "2001:db8::2", "7010");
+        w.Run(Time.Second);
+        Stop(w, server);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(v4.Task.Result, Is.Zero, v4.Err);
+            Assert.That(v6.Task.Result, Is.Zero, v6.Err);
+            Assert.That(server.Out, Does.Contain("over-v4\n").And.Contain("over-v6\n"));
+            Assert.That(a.Icmp6.icmpInDestUnreachs, Is.Zero);
+        }
+    }
+
+    [Test]
     public void Nc_sends_a_message_to_a_listener_and_gets_its_reply()
     {
         var (w, a, b) = Pair();
