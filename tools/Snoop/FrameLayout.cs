@@ -32,6 +32,10 @@ internal readonly ref struct FrameLayout
     public readonly bool IsFragment;
     /// <summary>The fragment offset is not zero: no transport header here.</summary>
     public readonly bool IsLaterFragment;
+    /// <summary>IPv6: the fragment header's identification, offset in bytes and M flag.</summary>
+    public readonly uint Fragment6Id;
+    public readonly int Fragment6Offset;
+    public readonly bool Fragment6More;
     /// <summary>Offset of the transport header; -1 when there is none.</summary>
     public readonly int L4;
     /// <summary>The transport bytes the IP length claims, clipped to what was captured.</summary>
@@ -103,6 +107,9 @@ internal readonly ref struct FrameLayout
                         ushort fo = BinaryPrimitives.ReadUInt16BigEndian(net[(at + 2)..]);
                         IsLaterFragment |= (fo & 0xFFF8) != 0;
                         IsFragment = true;
+                        Fragment6Offset = fo & 0xFFF8;
+                        Fragment6More = (fo & 1) != 0;
+                        Fragment6Id = BinaryPrimitives.ReadUInt32BigEndian(net[(at + 4)..]);
                     }
                     if (net.Length - at < len) { Protocol = next; return; }
                     next = net[at];

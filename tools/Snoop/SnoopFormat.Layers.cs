@@ -209,7 +209,7 @@ public static partial class SnoopFormat
             }
             else if (f.IsFragment)
             {
-                SumLines.Add($"{ProtocolName(f.Protocol)} IPv6 fragment");
+                SumLines.Add($"{ProtocolName(f.Protocol)} IPv6 fragment ID={f.Fragment6Id} Offset={f.Fragment6Offset,-4} MF={(f.Fragment6More ? 1 : 0)}");
                 return;
             }
             Upper(in f);

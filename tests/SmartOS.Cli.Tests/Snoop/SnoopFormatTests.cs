@@ -47,6 +47,11 @@ public class SnoopFormatTests
         => Assert.That(SnoopFormat.Summary(Icmp6Echo(7, 3)),
             Is.EqualTo("2001:db8::1 -> 2001:db8::2 ICMPv6 Echo request (ID: 7 Sequence number: 3)"));
 
+    [TestCase(0, true, "2001:db8::1 -> 2001:db8::2 ICMPv6 IPv6 fragment ID=77 Offset=0    MF=1")]
+    [TestCase(1448, false, "2001:db8::1 -> 2001:db8::2 ICMPv6 IPv6 fragment ID=77 Offset=1448 MF=0")]
+    public void Summary_of_an_ipv6_fragment_gives_its_id_offset_and_more_flag(int offset, bool more, string expected)
+        => Assert.That(SnoopFormat.Summary(Ipv6Fragment(77, offset, more)), Is.EqualTo(expected));
+
     [Test]
     public void Summary_of_neighbor_solicitation_names_it()
         => Assert.That(SnoopFormat.Summary(Icmp6(135, new byte[20], dst: System.Net.IPAddress.Parse("ff02::1:ff00:2").GetAddressBytes())),

@@ -111,6 +111,22 @@ internal static class TestFrames
         return Ether(MacB, MacA, EtherType.Ipv6, ip, vid);
     }
 
+    /// <summary>An IPv6 fragment of an ICMPv6 datagram: fragment header (id, offset, M) and 16 bytes.</summary>
+    public static byte[] Ipv6Fragment(uint id, int offset, bool more)
+    {
+        var ip = new byte[40 + 8 + 16];
+        ip[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(4), 8 + 16);
+        ip[6] = 44;
+        ip[7] = 64;
+        Ip6A.CopyTo(ip, 8);
+        Ip6B.CopyTo(ip, 24);
+        ip[40] = IpProtocol.Icmpv6;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(42), (ushort)(offset | (more ? 1 : 0)));
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(44), id);
+        return Ether(MacB, MacA, EtherType.Ipv6, ip);
+    }
+
     public static byte[] Icmp6Echo(ushort id, ushort seq, int? vid = null)
     {
         var body = new byte[4 + 16];
