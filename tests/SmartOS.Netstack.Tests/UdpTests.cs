@@ -186,11 +186,16 @@ public class UdpTests
             w.Run(Time.Millisecond);
             while (server.TryReceiveFrom(buf, out _, out _)) { }
         }
-        Round();
-        Round();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        Round();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        for (int i = 0; i < 5; i++) Round();
+        // The least of several rounds: a steady per-datagram allocation shows in every round, while
+        // a one-off of the runtime's (a method compiled on this thread) does not.
+        long allocated = long.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Round();
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
         Assert.That(allocated, Is.LessThan(1024));
     }
 }
