@@ -261,10 +261,15 @@ public class FlowTests
             Assert.That(_rig.Mac.AddFlow($"f{i}", "vnic0", $"transport=udp,local_port={i + 1}", [], temporary: true).IsOk, Is.True);
         var frame = Frames.Ipv4(s_a, s_b, "10.0.0.1", "10.0.0.2", sport: (ushort)flows);
         for (int i = 0; i < 1000; i++) _rig.Send(_a, frame);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++) _rig.Send(_a, frame);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // The least of three windows: a steady allocation shows in each, a one-off of the runtime's not.
+        long allocated = long.MaxValue;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 4000; i++) _rig.Send(_a, frame);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
         Assert.That(allocated, Is.Zero);
-        Assert.That(_rig.Mac.FindFlow($"f{flows - 1}")!.Stats.OPackets, Is.EqualTo(11_000));
+        Assert.That(_rig.Mac.FindFlow($"f{flows - 1}")!.Stats.OPackets, Is.EqualTo(13_000));
     }
 }

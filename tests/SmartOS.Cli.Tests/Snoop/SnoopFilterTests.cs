@@ -223,9 +223,15 @@ public class SnoopFilterTests
     {
         var filter = Parse("(udp or tcp) and port 9 and not vlan 3 or host 2001:db8::1 or ether 2:8:20:a:b:c");
         byte[] frame = Udp(1234, 9);
-        filter.Matches(frame);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) filter.Matches(frame);
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        for (int i = 0; i < 100; i++) filter.Matches(frame);
+        // The least of three windows: a steady allocation shows in each, a one-off of the runtime's not.
+        long allocated = long.MaxValue;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) filter.Matches(frame);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.That(allocated, Is.Zero);
     }
 }
