@@ -104,9 +104,9 @@ public static class Dispatcher
                 return Array.IndexOf(argv, "-i") < 0;
             case "flowstat":
                 // Every interval until ^C: a running host's clock must move.
-                return Getopt.Parse(argv[1..], "rtpo:l:i:").Has("i");
+                return Getopt.Parse(argv[1..], Commands.Flowstat.Options).Has("i");
             case "dladm":
-                return sub(1) == "show-link" && Getopt.Parse(argv[2..], "pPo:sZi:").Has("i");
+                return sub(1) == "show-link" && Getopt.Parse(argv[2..], Commands.Dladm.ShowLinkOptions).Has("i");
             case "vmadm":
                 return sub(1) is "start" or "stop" or "reboot";
             case "zoneadm":

@@ -191,27 +191,14 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
     }
 
     /// <summary>The path of BusyBox's udhcpc, or null when it is not installed.</summary>
-    public static string? FindUdhcpc()
-    {
-        foreach (string dir in (string[])["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        {
-            string path = Path.Combine(dir, "udhcpc");
-            if (File.Exists(path)) return path;
-        }
-        return null;
-    }
+    public static string? FindUdhcpc() => FindTool("udhcpc");
 
     /// <summary>Ends the processes still running in a namespace a killed host of ours left behind
     /// (its DHCP clients, a zlogin's program): they were started by that host, for that zone.</summary>
     private static void EndLeftovers(string ns)
     {
-        var psi = new ProcessStartInfo(FindIp()!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in (string[])["netns", "pids", ns]) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        p.StandardError.ReadToEnd();
-        if (!p.WaitForExit(s_ipLimit)) { p.Kill(entireProcessTree: true); return; }
-        foreach (string line in output.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        if (Ip(out string pids, "netns", "pids", ns) != null) return;
+        foreach (string line in pids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (!int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
             try
@@ -226,15 +213,19 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
     }
 
     /// <summary>Runs ip(8) bounded in time; null on success, else its message.</summary>
-    internal static string? Ip(params string[] args)
+    internal static string? Ip(params string[] args) => Ip(out _, args);
+
+    /// <summary>As <see cref="Ip(string[])"/>, keeping what ip(8) printed.</summary>
+    private static string? Ip(out string stdout, params string[] args)
     {
+        stdout = "";
         string? ip = FindIp();
         if (ip == null) return "ip(8) not found";
         var psi = new ProcessStartInfo(ip) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
+        stdout = p.StandardOutput.ReadToEnd();
         if (!p.WaitForExit(s_ipLimit))
         {
             p.Kill(entireProcessTree: true);
@@ -245,11 +236,14 @@ public sealed partial class LxZoneNetwork : IZoneNetwork
     }
 
     /// <summary>The path of ip(8), or null when iproute2 is missing.</summary>
-    public static string? FindIp()
+    public static string? FindIp() => FindTool("ip");
+
+    /// <summary>A system tool in the directories root's tools live in, or null.</summary>
+    private static string? FindTool(string name)
     {
         foreach (string dir in (string[])["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
         {
-            string path = Path.Combine(dir, "ip");
+            string path = Path.Combine(dir, name);
             if (File.Exists(path)) return path;
         }
         return null;

@@ -98,9 +98,7 @@ public static class Iperf
         public JsonElement? Peer;
         public IpEndpoint UdpPeer;
         public readonly List<DataStream> Streams = [];
-        public TcpSocket? Tcp => Streams.Count > 0 ? Streams[0].Tcp : null;
         public UdpSocket? Udp;
-        public long Retransmits => Streams.Sum(d => d.Tcp.Retransmits);
         public void AbortStreams() { foreach (var d in Streams) d.Tcp.Abort(); }
         public bool Stopped;
         /// <summary>The client said IPERF_DONE: a new test may queue while this one is cleaned up.</summary>
@@ -669,7 +667,6 @@ public static class Iperf
         var stats = test.Stats;
         var s = test.Settings;
         var sched = test.Scheduler;
-        var buffer = new byte[s.Udp ? UdpSocket.MaxPayload : 256 * 1024];
         try
         {
             if (test.Streams.Count > 0)
@@ -678,6 +675,7 @@ public static class Iperf
             }
             else
             {
+                var buffer = new byte[UdpSocket.MaxPayload];
                 var udp = test.Udp!;
                 using var stop = new CancellationTokenSource();
                 _ = test.Done.Task.ContinueWith(_ => stop.Cancel(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);

@@ -15,7 +15,6 @@ public static partial class Dladm
     private static readonly Dictionary<string, Sub> s_subs = new(StringComparer.Ordinal)
     {
         ["show-phys"] = ShowPhys,
-        ["show-link"] = ShowLink,
         ["create-etherstub"] = CreateEtherstub,
         ["delete-etherstub"] = DeleteEtherstub,
         ["show-etherstub"] = ShowEtherstub,
@@ -38,36 +37,14 @@ public static partial class Dladm
             Usage(ctx);
             return Task.FromResult(2);
         }
+        if (args[0] == "show-link") return ShowLinkAsync(ctx, args[1..]);
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
             Usage(ctx);
             return Task.FromResult(2);
         }
-        if (args[0] == "show-link" && Getopt.Parse(args[1..], "pPo:sZi:") is { Error: null } gi && gi.Has("i"))
-            return ShowLinkInterval(ctx, args[1..]);
         return Task.FromResult(sub(ctx, args[1..]));
-    }
-
-    /// <summary>dladm show-link -s -i INTERVAL: the statistics again every interval (IntervalStats).</summary>
-    private static Task<int> ShowLinkInterval(CommandContext ctx, string[] args)
-    {
-        var g = Getopt.Parse(args, "pPo:sZi:");
-        if (g.Error != null) return Task.FromResult(OptError(ctx, g));
-        if (!g.Has("s")) return Task.FromResult(Fail(ctx, "the option -i can be used only with -s"));
-        if (!IntervalStats.TryParse(g.Value("i")!, out long interval)) return Task.FromResult(Fail(ctx, $"invalid interval value '{g.Value("i")}'"));
-        if (g.Operands.Count > 1) return Task.FromResult(Fail(ctx, "too many arguments"));
-        Datalink? only = null;
-        if (g.Operands.Count == 1)
-        {
-            only = FindVisible(ctx, g.Operands[0]);
-            if (only == null) return Task.FromResult(Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}"));
-        }
-        var st = new OutputTable(new("link", 13), new("ipackets", 10), new("rbytes", 10), new("ierrors", 10), new("opackets", 10), new("obytes", 10), new("oerrors", 10));
-        if (!PrepareTable(ctx, g, st, out int c)) return Task.FromResult(c);
-        return IntervalStats.RunAsync(ctx, interval, st, g.Has("p"), "link", ["ipackets", "rbytes", "ierrors", "opackets", "obytes", "oerrors"],
-            () => (only != null ? [only] : Visible(ctx)).Select(l =>
-                (l.Name, new[] { l.Stats.IPackets, l.Stats.RBytes, l.Stats.IErrors, l.Stats.OPackets, l.Stats.OBytes, l.Stats.OErrors })).ToList());
     }
 
     private static void Usage(CommandContext ctx)
@@ -196,29 +173,39 @@ public static partial class Dladm
 
     // ---- show-link ---------------------------------------------------------------------------------
 
-    private static int ShowLink(CommandContext ctx, string[] args)
+    /// <summary>show-link's options (Dispatcher.NeedsRunningHost reads -i from them too).</summary>
+    internal const string ShowLinkOptions = "pPo:sZi:";
+
+    /// <summary>show-link; with -s the statistics, and with -s -i INTERVAL again every interval
+    /// (IntervalStats), which is why it is asynchronous.</summary>
+    private static Task<int> ShowLinkAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "pPo:sZ");
-        if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count > 1) return Fail(ctx, "too many arguments");
-        var links = Visible(ctx).ToList();
+        var g = Getopt.Parse(args, ShowLinkOptions);
+        if (g.Error != null) return Task.FromResult(OptError(ctx, g));
+        if (g.Has("i") && !g.Has("s")) return Task.FromResult(Fail(ctx, "the option -i can be used only with -s"));
+        long interval = 0;
+        if (g.Has("i") && !IntervalStats.TryParse(g.Value("i")!, out interval)) return Task.FromResult(Fail(ctx, $"invalid interval value '{g.Value("i")}'"));
+        if (g.Operands.Count > 1) return Task.FromResult(Fail(ctx, "too many arguments"));
+        Datalink? only = null;
         if (g.Operands.Count == 1)
         {
-            var l = FindVisible(ctx, g.Operands[0]);
-            if (l == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}");
-            links = [l];
+            only = FindVisible(ctx, g.Operands[0]);
+            if (only == null) return Task.FromResult(Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}"));
         }
         if (g.Has("s"))
         {
             var st = new OutputTable(new("link", 13), new("ipackets", 10), new("rbytes", 10), new("ierrors", 10), new("opackets", 10), new("obytes", 10), new("oerrors", 10));
-            if (!PrepareTable(ctx, g, st, out int c)) return c;
-            ctx.Out.Write(st.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
-            {
-                ["link"] = l.Name, ["ipackets"] = Num(l.Stats.IPackets), ["rbytes"] = Num(l.Stats.RBytes), ["ierrors"] = Num(l.Stats.IErrors),
-                ["opackets"] = Num(l.Stats.OPackets), ["obytes"] = Num(l.Stats.OBytes), ["oerrors"] = Num(l.Stats.OErrors),
-            }), g.Has("p")));
-            return 0;
+            if (!PrepareTable(ctx, g, st, out int c)) return Task.FromResult(c);
+            // The links are listed again at each report: one may come or go between intervals.
+            return IntervalStats.RunAsync(ctx, interval, st, g.Has("p"), "link", ["ipackets", "rbytes", "ierrors", "opackets", "obytes", "oerrors"],
+                () => (only != null ? [only] : Visible(ctx)).Select(l =>
+                    (l.Name, new[] { l.Stats.IPackets, l.Stats.RBytes, l.Stats.IErrors, l.Stats.OPackets, l.Stats.OBytes, l.Stats.OErrors })).ToList());
         }
+        return Task.FromResult(ShowLinkTable(ctx, g, only != null ? [only] : Visible(ctx).ToList()));
+    }
+
+    private static int ShowLinkTable(CommandContext ctx, Getopt g, List<Datalink> links)
+    {
         // -Z adds the ZONE column, as illumos's dladm show-link -Z does.
         var t = g.Has("Z")
             ? new OutputTable(new("link", 12), new("zone", 12), new("class", 10), new("mtu", 7), new("state", 9), new("bridge", 11), new("over", 12))

@@ -1,4 +1,3 @@
-using System.Globalization;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Commands;
@@ -11,19 +10,8 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Flowstat
 {
-    public static Task<int> RunAsync(CommandContext ctx, string[] args)
-    {
-        if (Getopt.Parse(args, "rtpo:l:i:") is { Error: null } g && g.Has("i"))
-        {
-            if (!IntervalStats.TryParse(g.Value("i")!, out long interval))
-            {
-                ctx.Err.WriteLine($"flowstat: invalid interval value '{g.Value("i")}'");
-                return Task.FromResult(1);
-            }
-            return Run(ctx, args, interval);
-        }
-        return Run(ctx, args, 0);
-    }
+    /// <summary>flowstat's options (Dispatcher.NeedsRunningHost reads -i from them too).</summary>
+    internal const string Options = "rtpo:l:i:";
 
     private static int Usage(CommandContext ctx, string? why = null)
     {
@@ -32,10 +20,16 @@ public static class Flowstat
         return 2;
     }
 
-    private static Task<int> Run(CommandContext ctx, string[] args, long interval)
+    public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "rtpo:l:i:");
+        var g = Getopt.Parse(args, Options);
         if (g.Error != null) return Task.FromResult(Usage(ctx, g.Error));
+        long interval = 0;
+        if (g.Has("i") && !IntervalStats.TryParse(g.Value("i")!, out interval))
+        {
+            ctx.Err.WriteLine($"flowstat: invalid interval value '{g.Value("i")}'");
+            return Task.FromResult(1);
+        }
         if (g.Has("r") && g.Has("t")) return Task.FromResult(Usage(ctx, "the option -t cannot be used with -r"));
         if (g.Operands.Count > 1) return Task.FromResult(Usage(ctx));
         OutputTable t =
@@ -60,16 +54,9 @@ public static class Flowstat
             flows = [f];
         }
         // One report, or one every interval (the totals first, then each interval's change).
-        string[] counters = ["ipkts", "rbytes", "ierrs", "opkts", "obytes", "oerrs"];
-        List<(string Key, long[] Counts)> Sample() => flows.Where(f => ctx.Host.Mac.FindFlow(f.Name) == f)
-            .Select(f => (f.Name, new[] { f.Stats.IPackets, f.Stats.RBytes, f.Stats.IDrops, f.Stats.OPackets, f.Stats.OBytes, f.Stats.ODrops })).ToList();
-        if (interval > 0) return IntervalStats.RunAsync(ctx, interval, t, g.Has("p"), "flow", counters, Sample);
-        ctx.Out.Write(t.Format(Sample().Select(r =>
-        {
-            var row = new Dictionary<string, string> { ["flow"] = r.Key };
-            for (int i = 0; i < counters.Length; i++) row[counters[i]] = r.Counts[i].ToString(CultureInfo.InvariantCulture);
-            return (IReadOnlyDictionary<string, string>)row;
-        }), g.Has("p")));
-        return Task.FromResult(0);
+        // A flow removed meanwhile drops out of the next report.
+        return IntervalStats.RunAsync(ctx, interval, t, g.Has("p"), "flow", ["ipkts", "rbytes", "ierrs", "opkts", "obytes", "oerrs"],
+            () => flows.Where(f => ctx.Host.Mac.FindFlow(f.Name) == f)
+                .Select(f => (f.Name, new[] { f.Stats.IPackets, f.Stats.RBytes, f.Stats.IDrops, f.Stats.OPackets, f.Stats.OBytes, f.Stats.ODrops })).ToList());
     }
 }

@@ -4,9 +4,9 @@ using SmartOS.Kernel;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// Statistics repeated every interval (`dladm show-link -s -i N`, `flowstat -i N`): the first report
-/// is the totals so far, each later one what changed during the last interval, until ^C (exit 0).
-/// Intervals are seconds of the host's clock (virtual time in `smartos run`).
+/// Statistics tables (`dladm show-link -s`, `flowstat`), once or repeated every interval (-i N):
+/// the first report is the totals so far, each later one what changed during the last interval,
+/// until ^C (exit 0). Intervals are seconds of the host's clock (virtual time in `smartos run`).
 /// </summary>
 internal static class IntervalStats
 {
@@ -19,6 +19,7 @@ internal static class IntervalStats
         return true;
     }
 
+    /// <param name="interval">Nanoseconds between reports; 0 for one report.</param>
     /// <param name="sample">The rows now: a key (the first column) and the counters, in the order of
     /// <paramref name="counters"/>.</param>
     public static async Task<int> RunAsync(CommandContext ctx, long interval, OutputTable table, bool parsable,
@@ -36,6 +37,7 @@ internal static class IntervalStats
                     row[counters[i]] = (r.Counts[i] - (before?[i] ?? 0)).ToString(CultureInfo.InvariantCulture);
                 return (IReadOnlyDictionary<string, string>)row;
             }), parsable));
+            if (interval <= 0) return 0;
             ctx.Out.Flush();
             previous = rows.ToDictionary(r => r.Key, r => r.Counts, StringComparer.Ordinal);
             try { await LoopSynchronizationContext.Delay(ctx.Host.Scheduler, interval, ctx.Cancel); }
