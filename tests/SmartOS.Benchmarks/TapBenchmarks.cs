@@ -1,10 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using SmartOS.Cli;
-using SmartOS.Kernel;
 using SmartOS.Testing;
 using SmartOS.Vnic;
-using SmartOS.Zones;
 
 namespace SmartOS.Benchmarks;
 
@@ -26,7 +23,6 @@ public static class TapBenchmarks
     private const string LinuxAddress = "198.18.0.1";
     private const string ZoneAddress = "198.18.0.2";
     private const int Seconds = 3;
-    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(20);
 
     public static void Run(TextWriter o)
     {
@@ -58,34 +54,25 @@ public static class TapBenchmarks
         LinuxNet.Must("ip", "-n", ns.Name, "addr", "add", LinuxAddress + "/24", "dev", tapName);
         LinuxNet.Must("ip", "-n", ns.Name, "link", "set", tapName, "up");
 
-        var world = new World();
-        var host = world.AddHost("global", 1);
-        using var driver = world.StartRealTime();
+        using var rt = new RealTimeHost(nics: 1);
+        var phys = (PhysLink)rt.Host.Mac.Find("e1000g0")!;
+        rt.OnLoop(() => { tap.Start(phys, rt.Driver); return 0; });
+        rt.Ok("dladm", "create-vnic", "-t", "-l", "e1000g0", "web0");
+        rt.Ok("zonecfg", "-z", "web", $"create; set zonepath=/zones/web; add net; set physical=web0; set allowed-address={ZoneAddress}/24; end");
+        rt.Ok("zoneadm", "-z", "web", "install");
+        rt.Ok("zoneadm", "-z", "web", "boot");
+        WaitReachable(ns, ZoneAddress);
+
+        var server = rt.Begin("zlogin", "web", "iperf", "-s");
         try
         {
-            var phys = (PhysLink)host.Mac.Find("e1000g0")!;
-            OnLoop(driver, () => { tap.Start(phys, driver); return 0; });
-            Must(world, host, driver, "dladm", "create-vnic", "-t", "-l", "e1000g0", "web0");
-            Must(world, host, driver, "zonecfg", "-z", "web", $"create; set zonepath=/zones/web; add net; set physical=web0; set allowed-address={ZoneAddress}/24; end");
-            Must(world, host, driver, "zoneadm", "-z", "web", "install");
-            Must(world, host, driver, "zoneadm", "-z", "web", "boot");
-            WaitReachable(ns, ZoneAddress);
-
-            var server = Begin(world, host, driver, "zlogin", "web", "iperf", "-s");
-            try
-            {
-                rows.Add(("Linux ns -> TAP NIC -> joyent zone", Iperf3(ns, ZoneAddress)));
-                rows.Add(("joyent zone -> TAP NIC -> Linux ns", Iperf3(ns, ZoneAddress, "-R")));
-            }
-            finally
-            {
-                driver.Invoke(server.Cts.Cancel);
-                server.Task.Wait(s_wait);
-            }
+            rows.Add(("Linux ns -> TAP NIC -> joyent zone", Iperf3(ns, ZoneAddress)));
+            rows.Add(("joyent zone -> TAP NIC -> Linux ns", Iperf3(ns, ZoneAddress, "-R")));
         }
         finally
         {
-            driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; }).Wait(s_wait);
+            rt.Driver.Invoke(server.Cts.Cancel);
+            server.Task.Wait(RealTimeHost.Wait);
         }
     }
 
@@ -132,28 +119,5 @@ public static class TapBenchmarks
             if (ns.Exec("ping", "-n", "-c", "1", "-W", "1", address).Code == 0) return;
         }
         throw new InvalidOperationException($"{address} never answered a ping from {ns.Name}");
-    }
-
-    private static T OnLoop<T>(RealTimeDriver driver, Func<T> func)
-    {
-        var t = driver.InvokeAsync(func);
-        if (!t.Wait(s_wait)) throw new TimeoutException("the host's loop did not answer");
-        return t.Result;
-    }
-
-    private static (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(World world, Host host, RealTimeDriver driver, params string[] argv)
-    {
-        var stdout = new StringWriter { NewLine = "\n" };
-        var stderr = new StringWriter { NewLine = "\n" };
-        var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = world, Host = host, Out = stdout, Err = stderr, Cancel = cts.Token };
-        return (driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap(), cts, stdout, stderr);
-    }
-
-    private static void Must(World world, Host host, RealTimeDriver driver, params string[] argv)
-    {
-        var (task, _, stdout, stderr) = Begin(world, host, driver, argv);
-        if (!task.Wait(s_wait)) throw new TimeoutException($"{string.Join(' ', argv)} did not finish");
-        if (task.Result != 0) throw new InvalidOperationException($"{string.Join(' ', argv)}: {stderr}{stdout}");
     }
 }
