@@ -85,14 +85,8 @@ internal static class Program
     /// <summary>`zonecfg -z NAME` with no commands, or with `-f -`.</summary>
     private static bool ZonecfgReadsStdin(string[] argv)
     {
-        var rest = new List<string>();
-        for (int i = 1; i < argv.Length; i++)
-        {
-            if (argv[i] == "-z") { i++; continue; }
-            if (argv[i].StartsWith("-z", StringComparison.Ordinal)) continue;
-            rest.Add(argv[i]);
-        }
-        return rest.Count == 0 || rest is ["-f", "-"];
+        var g = Getopt.Parse(argv[1..], Commands.Zonecfg.Options);
+        return g.Error == null && g.Operands.Count == 0 && (!g.Has("f") || g.Value("f") == "-");
     }
 
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>

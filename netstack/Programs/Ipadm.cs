@@ -328,12 +328,13 @@ public static class Ipadm
             ("ipv6", "forwarding", s.ForwardingV6 ? "on" : "off", "off", "on,off"),
             ("ipv6", "hoplimit", s.DefaultTtl.ToString(CultureInfo.InvariantCulture), "255", "1-255"),
         };
+        var persistent = ctx.Persistent?.Load() ?? []; // read once for every row
         bool any = false;
         foreach (var r in rows)
         {
             if ((prop != null && r.Prop != prop) || (proto != null && r.Proto != proto)) continue;
             any = true;
-            ctx.Out.WriteLine($"{r.Proto,-5} {r.Prop,-21} {"rw",-4} {r.Cur,-12} {PersistentValue(ctx, r.Proto, r.Prop),-12} {r.Def,-12} {r.Pos}");
+            ctx.Out.WriteLine($"{r.Proto,-5} {r.Prop,-21} {"rw",-4} {r.Cur,-12} {PersistentValue(persistent, r.Proto, r.Prop),-12} {r.Def,-12} {r.Pos}");
         }
         if (!any)
         {
@@ -344,11 +345,10 @@ public static class Ipadm
     }
 
     /// <summary>show-prop's PERSISTENT column: the value a set-prop without -t recorded, else "--".</summary>
-    private static string PersistentValue(ProgramContext ctx, string proto, string prop)
+    private static string PersistentValue(List<string[]> persistent, string proto, string prop)
     {
-        if (ctx.Persistent == null) return "--";
         string? value = null;
-        foreach (var r in ctx.Persistent.Load())
+        foreach (var r in persistent)
         {
             if (r is not ["set-prop", "-p", var p, var q]) continue;
             string[] kv = p.Split('=', 2);

@@ -14,6 +14,8 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Zonecfg
 {
+    /// <summary>zonecfg's options (the front end reads from them whether stdin carries commands).</summary>
+    internal const string Options = "z:f:";
     private const string UsageText = "usage:  zonecfg -z <zone> [-f <command-file> | <command>[;<command>...]]";
 
     private sealed class ZonecfgError(string message) : Exception(message);
@@ -33,7 +35,7 @@ public static class Zonecfg
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "z:f:");
+        var g = Getopt.Parse(args, Options);
         if (g.Error != null || !g.Has("z"))
         {
             if (g.Error != null) ctx.Err.WriteLine("zonecfg: " + g.Error);
