@@ -15,10 +15,13 @@ public interface IKstatSource
 
 public sealed class Kstat
 {
-    public Kstat(string module, int instance, string name, string kstatClass, IKstatSource source)
+    public Kstat(string module, int instance, string name, string kstatClass, IKstatSource source, long created = 0)
     {
-        Module = module; Instance = instance; Name = name; Class = kstatClass; Source = source;
+        Module = module; Instance = instance; Name = name; Class = kstatClass; Source = source; Created = created;
     }
+
+    /// <summary>When the kstat was created (ks_crtime), in nanoseconds of the host's clock.</summary>
+    public long Created { get; }
 
     public string Module { get; }
     public int Instance { get; }
@@ -29,16 +32,91 @@ public sealed class Kstat
     public string Zone { get; set; } = "global";
 }
 
+/// <summary>How a statistic prints (kstat(8)'s data types that this project uses).</summary>
+public enum KstatValueKind
+{
+    /// <summary>A counter or gauge (KSTAT_DATA_UINT64 / INT64): printed as an integer.</summary>
+    Integer,
+    /// <summary>An hrtime (crtime, snaptime): seconds with nine decimals, or "0".</summary>
+    HrTime,
+    /// <summary>A string (class, in the parsable forms).</summary>
+    String,
+}
+
+/// <summary>One statistic of a kstat as kstat(8) prints it.</summary>
+public readonly record struct KstatValue(string Name, KstatValueKind Kind, long Value, string? Text = null)
+{
+    /// <summary>The value as kstat(8)'s ks_value_print writes it.</summary>
+    public string Format() => Kind switch
+    {
+        KstatValueKind.String => Text ?? "",
+        KstatValueKind.HrTime => Value == 0
+            ? "0"
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Value / Time.Second}.{Value % Time.Second:D9}"),
+        _ => Value.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}
+
 /// <summary>The kstat chain of one host.</summary>
 public sealed class KstatRegistry
 {
     private readonly List<Kstat> _all = [];
+    private readonly Func<long>? _clock;
+
+    /// <param name="clock">The host's clock (nanoseconds), for crtime and snaptime; none reads 0.</param>
+    public KstatRegistry(Func<long>? clock = null) => _clock = clock;
+
+    private long Now => _clock?.Invoke() ?? 0;
 
     public Kstat Add(string module, int instance, string name, string kstatClass, IKstatSource source)
     {
-        var k = new Kstat(module, instance, name, kstatClass, source);
+        var k = new Kstat(module, instance, name, kstatClass, source, Now);
         _all.Add(k);
         return k;
+    }
+
+    /// <summary>The chain sorted as kstat(8) sorts it: module and name without regard to case
+    /// (strcasecmp), then instance.</summary>
+    public List<Kstat> Sorted()
+    {
+        var sorted = new List<Kstat>(_all);
+        sorted.Sort((a, b) =>
+        {
+            int c = CaseCompare(a.Module, b.Module);
+            if (c != 0) return c;
+            c = a.Instance.CompareTo(b.Instance);
+            return c != 0 ? c : CaseCompare(a.Name, b.Name);
+        });
+        return sorted;
+    }
+
+    /// <summary>A kstat's statistics as kstat(8) reads them: its counters plus crtime and snaptime (and
+    /// class in the parsable forms), in strcasecmp order of their names.</summary>
+    public List<KstatValue> Values(Kstat k, bool withClass)
+    {
+        var buf = new List<KeyValuePair<string, long>>();
+        k.Source.Snapshot(buf);
+        var values = new List<KstatValue>(buf.Count + 3);
+        foreach (var kv in buf) values.Add(new KstatValue(kv.Key, KstatValueKind.Integer, kv.Value));
+        values.Add(new KstatValue("crtime", KstatValueKind.HrTime, k.Created));
+        values.Add(new KstatValue("snaptime", KstatValueKind.HrTime, Now));
+        if (withClass) values.Add(new KstatValue("class", KstatValueKind.String, 0, k.Class));
+        // A stable sort: equal names (none expected) keep their source order.
+        var ordered = values.Select((v, i) => (v, i)).ToList();
+        ordered.Sort((x, y) => { int c = CaseCompare(x.v.Name, y.v.Name); return c != 0 ? c : x.i.CompareTo(y.i); });
+        return ordered.ConvertAll(x => x.v);
+    }
+
+    /// <summary>strcasecmp: compares ASCII letters as lower case, everything else by byte value.</summary>
+    public static int CaseCompare(string a, string b)
+    {
+        int n = Math.Min(a.Length, b.Length);
+        for (int i = 0; i < n; i++)
+        {
+            int c = char.ToLowerInvariant(a[i]).CompareTo(char.ToLowerInvariant(b[i]));
+            if (c != 0) return c;
+        }
+        return a.Length.CompareTo(b.Length);
     }
 
     public void Remove(Kstat k) => _all.Remove(k);
@@ -60,7 +138,8 @@ public sealed class KstatRegistry
     }
 
     /// <summary>
-    /// `kstat -p [module:instance:name:statistic]`: one line per statistic, "m:i:n:s" then a tab and
+    /// The counters alone (no crtime, snaptime or class), in the form of `kstat -p
+    /// [module:instance:name:statistic]`, for tests and summaries: one line per statistic, "m:i:n:s" then a tab and
     /// the value, sorted by module, instance, name as kstat(8) prints them. Each pattern field may be
     /// empty (any), a glob with * and ?, or /regex/.
     /// </summary>

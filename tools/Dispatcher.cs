@@ -102,6 +102,8 @@ public static class Dispatcher
                 return true;
             case "snoop":
                 return Array.IndexOf(argv, "-i") < 0;
+            case "kstat":
+                return Commands.KstatCommand.Repeats(argv[1..]);
             case "flowstat":
                 // Every interval until ^C: a running host's clock must move.
                 return Getopt.Parse(argv[1..], Commands.Flowstat.Options).Has("i");

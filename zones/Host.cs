@@ -129,7 +129,7 @@ public sealed class Host
         Name = name;
         Random = new HostRandom(HostRandom.Derive(world.Seed, "host:" + name));
         Pool = new PacketPool();
-        Kstats = new KstatRegistry();
+        Kstats = new KstatRegistry(() => world.Scheduler.Now);
         Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random);
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;

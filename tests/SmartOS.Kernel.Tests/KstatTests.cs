@@ -101,6 +101,33 @@ public class KstatTests
         Assert.That(r.FormatParsable("link"), Is.Empty);
     }
 
+    [Test]
+    public void Kstats_and_statistics_sort_as_strcasecmp_does()
+    {
+        var r = new KstatRegistry(() => 5_000_000_000);
+        r.Add("link", 0, "vnic_b", "net", new Counters(("Zeta", 1), ("alpha", 2), ("a_b", 3), ("aB", 4)));
+        r.Add("link", 0, "VNIC_A", "net", new Counters());
+        r.Add("link", 0, "vnicA", "net", new Counters());
+        var sorted = r.Sorted();
+        using (Assert.EnterMultipleScope())
+        {
+            // strcasecmp folds letters to lower case, so '_' (0x5f) sorts before every letter.
+            Assert.That(sorted.Select(k => k.Name), Is.EqualTo(new[] { "VNIC_A", "vnic_b", "vnicA" }));
+            Assert.That(r.Values(sorted[1], withClass: true).Select(v => $"{v.Name}={v.Format()}"), Is.EqualTo(new[]
+            {
+                "a_b=3", "aB=4", "alpha=2", "class=net", "crtime=5.000000000", "snaptime=5.000000000", "Zeta=1",
+            }));
+        }
+    }
+
+    [TestCase(0L, "0")]
+    [TestCase(1L, "0.000000001")]
+    [TestCase(12_345_678_901L, "12.345678901")]
+    public void Hrtimes_print_as_seconds_with_nine_decimals(long ns, string text)
+    {
+        Assert.That(new KstatValue("crtime", KstatValueKind.HrTime, ns).Format(), Is.EqualTo(text));
+    }
+
     [TestCase("", "anything", true)]
     [TestCase("*", "", true)]
     [TestCase("a*c", "abbbc", true)]
