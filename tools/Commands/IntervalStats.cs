@@ -22,9 +22,11 @@ internal static class IntervalStats
     /// <param name="interval">Nanoseconds between reports; 0 for one report.</param>
     /// <param name="sample">The rows now: a key (the first column) and the counters, in the order of
     /// <paramref name="counters"/>.</param>
+    /// <param name="format">How a counter prints (flowstat's units); plain decimal when null.</param>
     public static async Task<int> RunAsync(CommandContext ctx, long interval, OutputTable table, bool parsable,
-        string keyField, string[] counters, Func<List<(string Key, long[] Counts)>> sample)
+        string keyField, string[] counters, Func<List<(string Key, long[] Counts)>> sample, Func<long, string>? format = null)
     {
+        format ??= n => n.ToString(CultureInfo.InvariantCulture);
         var previous = new Dictionary<string, long[]>(StringComparer.Ordinal);
         while (true)
         {
@@ -34,7 +36,7 @@ internal static class IntervalStats
                 previous.TryGetValue(r.Key, out var before);
                 var row = new Dictionary<string, string> { [keyField] = r.Key };
                 for (int i = 0; i < counters.Length; i++)
-                    row[counters[i]] = (r.Counts[i] - (before?[i] ?? 0)).ToString(CultureInfo.InvariantCulture);
+                    row[counters[i]] = format(r.Counts[i] - (before?[i] ?? 0));
                 return (IReadOnlyDictionary<string, string>)row;
             }), parsable));
             if (interval <= 0) return 0;

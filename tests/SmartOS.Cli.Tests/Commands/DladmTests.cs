@@ -188,7 +188,8 @@ public class DladmTests
         Assert.That(h.Run(A("dladm delete-etherstub stub0")).Stderr, Is.EqualTo("dladm: etherstub deletion failed: link busy\n"));
         h.Ok(A("dladm delete-vnic v0"));
         h.Ok(A("dladm delete-etherstub stub0"));
-        Assert.That(h.Ok(A("dladm show-etherstub")), Is.EqualTo("LINK\n"));
+        // libofmt prints the header with the first row: with no rows, nothing at all.
+        Assert.That(h.Ok(A("dladm show-etherstub")), Is.Empty);
     }
 
     [Test]
@@ -219,7 +220,7 @@ public class DladmTests
             Assert.That(h.Ok(A("dladm show-link -p -o class,over vlan300")), Is.EqualTo("vlan:e1000g1\n"));
         }
         h.Ok(A("dladm delete-vlan vlan300"));
-        Assert.That(h.Ok(A("dladm show-vlan")), Is.EqualTo("LINK            VID      OVER         FLAGS\n"));
+        Assert.That(h.Ok(A("dladm show-vlan")), Is.Empty, "libofmt prints no header without rows");
     }
 
     [Test]

@@ -147,13 +147,14 @@ public class FlowadmTests
         Ok("pktgen", "-d", "vnic0", "-c", "3", "-s", "100", "--dst", "2:8:20:0:0:2", "--udp", "10.0.0.1:5,10.0.0.2:9");
         Ok("pktgen", "-d", "vnic0", "-c", "2", "-s", "100", "--dst", "2:8:20:0:0:2", "--udp", "10.0.0.1:9,10.0.0.2:7");
         Ok("pktgen", "-d", "vnic1", "-c", "4", "-s", "200", "--dst", "2:8:20:0:0:1", "--udp", "10.0.0.2:9,10.0.0.1:7");
+        // flowstat.c: OFMT_RIGHTJUST, FLOW 15 wide and the counters 8, values from map_to_units.
         Assert.That(Ok("flowstat"), Is.EqualTo("""
-            FLOW        IPKTS    RBYTES   IERRS    OPKTS    OBYTES   OERRS
-            blocked     0        0        4        0        0        3
-            sink        0        0        0        4        800      0
+                       FLOW    IPKTS   RBYTES    IERRS    OPKTS   OBYTES    OERRS
+                    blocked        0        0        4        0        0        3
+                       sink        0        0        0        4      800        0
 
             """));
-        Assert.That(Ok("flowstat", "-r", "-l", "vnic0"), Is.EqualTo("FLOW        IPKTS    RBYTES   IERRS\nblocked     0        0        4\n"), "B's replies come from port 9: blocked on receive too");
+        Assert.That(Ok("flowstat", "-r", "-l", "vnic0"), Is.EqualTo("           FLOW    IPKTS   RBYTES    IERRS\n        blocked        0        0        4\n"), "B's replies come from port 9: blocked on receive too");
         Assert.That(Ok("flowstat", "-p", "-o", "flow,oerrs", "blocked"), Is.EqualTo("blocked:3\n"));
         Assert.That(Ok("kstat", "-p", "flow:0:sink:obytes"), Is.EqualTo("flow:0:sink:obytes\t800\n"));
     }

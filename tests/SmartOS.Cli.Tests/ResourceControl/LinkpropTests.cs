@@ -40,7 +40,7 @@ public class LinkpropTests
             vnic0        priority        rw   high           high           low,medium,high
             vnic0        protection      rw   --             --             mac-nospoof,restricted,ip-nospoof,dhcp-nospoof
             vnic0        allowed-ips     rw   --             --             --
-            vnic0        allowed-dhcp-cids rw   --             --             --
+            vnic0        allowed-dhcp-cids rw --             --             --
 
             """.Replace("\r", "")));
     }
