@@ -164,4 +164,21 @@ public class RootSharingTests
             Directory.Delete(other, recursive: true);
         }
     }
+
+    [Test]
+    public void Each_boot_of_a_daemon_draws_fresh_random_addresses_from_the_system()
+    {
+        string[] macs = new string[2];
+        for (int boot = 0; boot < 2; boot++)
+        {
+            var daemon = _smartos.StartDaemon();
+            SmartosProcesses.WaitListening(daemon);
+            var created = _smartos.Run(null, "dladm", "create-vnic", "-t", "-l", "e1000g0", "-m", "random", "t0");
+            Assert.That(created.Code, Is.Zero, created.Err);
+            macs[boot] = _smartos.Run(null, "dladm", "show-vnic", "-p", "-o", "macaddress").Out;
+            SmartosProcesses.Stop(daemon);
+        }
+
+        Assert.That(macs[1], Is.Not.EqualTo(macs[0]), "a temporary VNIC is gone after a reboot, so the same draw would give the same address");
+    }
 }
