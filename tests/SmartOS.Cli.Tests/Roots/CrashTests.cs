@@ -71,6 +71,7 @@ public class CrashTests
             using (Assert.EnterMultipleScope())
             {
                 Assert.That(kills, Is.EqualTo(Kills), "not enough kills landed while a process ran");
+                Assert.That(acknowledged, Is.Not.Empty, "some changes were acknowledged between the kills");
                 Assert.That(links.Err + vms.Err, Is.Empty, "every configuration file loads");
                 Assert.That(links.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.All.EndsWith(":e1000g0"));
                 Assert.That(present, Is.SubsetOf(attempted), "nothing appears that no command asked for");
