@@ -128,6 +128,29 @@ public class RootSharingTests
         }
     }
 
+    [Test]
+    public void A_daemon_tells_a_peer_with_another_uid_that_it_is_refused()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root") Assert.Ignore("needs root to run a daemon as another uid");
+        if (!File.Exists("/usr/bin/setpriv")) Assert.Ignore("needs setpriv(1)");
+        if (!Readable(AppContext.BaseDirectory)) Assert.Ignore("the test's binaries are not readable by other users");
+        using (var chown = Process.Start("chown", ["65534:65534", _root])!)
+            Assert.That(chown.WaitForExit(SmartosProcesses.Wait), Is.True);
+        var daemon = _smartos.Start(null, ["boot", "--root", _root], uid: 65534);
+        SmartosProcesses.WaitListening(daemon);
+
+        // Root may open any root directory, so it reaches the socket; the daemon serves only its own uid.
+        var refused = _smartos.Run(null, "zonename");
+        SmartosProcesses.Stop(daemon);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(refused.Code, Is.EqualTo(1));
+            Assert.That(refused.Err, Is.EqualTo($"smartos: the host on {_root} belongs to uid 65534: permission denied\n"));
+            Assert.That(refused.Out, Is.Empty);
+        }
+    }
+
     /// <summary>Whether uid 65534 could run the test's copy of smartos.dll (every directory above it
     /// searchable by others).</summary>
     private static bool Readable(string dir)
