@@ -50,11 +50,11 @@ internal static class Program
         string[] argv = args[i..];
         string? stdin = NeedsStdin(argv) && Console.IsInputRedirected ? Console.In.ReadToEnd() : null;
 
-        // Another user's root is refused, not read (RootAccess.cs); a running host (smartos boot) on
+        // A root that is not ours is refused, not read (RootAccess.cs); a running host (smartos boot) on
         // this root takes the command.
-        if (root != null && RootAccess.ForeignOwner(root) is string foreign)
+        if (root != null && RootAccess.Refusal(root) is string refusal)
         {
-            stderr.WriteLine("smartos: " + foreign);
+            stderr.WriteLine("smartos: " + refusal);
             return 1;
         }
         string socketPath = Path.Combine(root ?? DefaultRoot(), Protocol.SocketName);
@@ -65,7 +65,12 @@ internal static class Program
         RootLock? held = null;
         if (socket == null && root != null)
         {
-            held = RootAccess.WaitForLock(root, RootAccess.LockWait, () => (socket = DaemonClient.TryConnect(socketPath)) != null);
+            try { held = RootAccess.WaitForLock(root, RootAccess.LockWait, () => (socket = DaemonClient.TryConnect(socketPath)) != null); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"smartos: {root}: {e.Message}");
+                return 1;
+            }
             if (held == null && socket == null)
             {
                 stderr.WriteLine("smartos: " + RootAccess.Busy(root));
@@ -84,9 +89,17 @@ internal static class Program
         IIdentitySource? identities = null;
         if (root != null)
         {
-            RootFiles.MakePrivate(root);
-            store = new FileConfigStore(root);
-            identities = RootAccess.OneShotIdentities(store, world.Seed, "global", root);
+            try
+            {
+                RootFiles.MakePrivate(root);
+                store = new FileConfigStore(root);
+                identities = RootAccess.OneShotIdentities(store, world.Seed, "global", root);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"smartos: {root}: {e.Message}");
+                return 1;
+            }
         }
         var host = world.AddHost("global", nics, store, identities);
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos: boot: " + p);
@@ -141,24 +154,35 @@ internal static class Program
             bindings.Add(b!);
         }
         string root = Path.GetFullPath(g.Value("root") ?? DefaultRoot());
-        if (RootAccess.ForeignOwner(root) is string foreign)
+        if (RootAccess.Refusal(root) is string refusal)
         {
-            stderr.WriteLine("smartos boot: " + foreign);
+            stderr.WriteLine("smartos boot: " + refusal);
             return 1;
         }
         string socketPath = Path.Combine(root, Protocol.SocketName);
         // The daemon holds the root's lock for its whole life, taken before it reads the configuration
         // (kernel/RootLock.cs rule 1): one-shot commands then wait for its socket instead of writing
         // behind its back.
-        using var rootLock = DaemonServer.CanConnect(socketPath)
-            ? null
-            : RootAccess.WaitForLock(root, RootAccess.LockWait, () => DaemonServer.CanConnect(socketPath));
+        RootLock? held = null;
+        try
+        {
+            held = DaemonServer.CanConnect(socketPath)
+                ? null
+                : RootAccess.WaitForLock(root, RootAccess.LockWait, () => DaemonServer.CanConnect(socketPath));
+            if (held != null) RootFiles.MakePrivate(root);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            held?.Dispose();
+            stderr.WriteLine($"smartos boot: {root}: {e.Message}");
+            return 1;
+        }
+        using var rootLock = held;
         if (rootLock == null)
         {
             stderr.WriteLine("smartos boot: " + (DaemonServer.CanConnect(socketPath) ? $"a host is already running on {root}" : RootAccess.Busy(root)));
             return 1;
         }
-        RootFiles.MakePrivate(root);
 
         var world = new World(seed);
         var host = world.AddHost("global", nics, new FileConfigStore(root), new RootAccess.SystemIdentities());

@@ -24,10 +24,11 @@ internal static partial class RootAccess
     /// A one-shot holds it for well under a second; a daemon that starts boots its zones first.</summary>
     public static readonly TimeSpan LockWait = TimeSpan.FromSeconds(30);
 
-    /// <summary>The refusal for a root that belongs to another user, or null when it is ours (or
-    /// missing, or we are root).</summary>
-    public static string? ForeignOwner(string root)
+    /// <summary>Why a front end may not use <paramref name="root"/>: it is not a directory, or it belongs
+    /// to another user (unless we are root); null when it is ours or missing.</summary>
+    public static string? Refusal(string root)
     {
+        if (File.Exists(root)) return $"{root}: not a directory";
         if (!OperatingSystem.IsLinux()) return null;
         uint me = GetEuid();
         if (me == 0) return null;

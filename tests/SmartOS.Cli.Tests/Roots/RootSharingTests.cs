@@ -89,6 +89,22 @@ public class RootSharingTests
     }
 
     [Test]
+    public void A_root_that_is_not_a_directory_is_reported_not_thrown()
+    {
+        string file = Path.Combine(_root, "plain-file");
+        File.WriteAllText(file, "");
+        var oneShot = _smartos.Start(null, ["--root", file, "dladm", "show-link"]);
+        var (code, stdout, stderr) = SmartosProcesses.Finish(oneShot);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(stderr, Is.EqualTo($"smartos: {file}: not a directory\n"));
+            Assert.That(stdout, Is.Empty);
+        }
+    }
+
+    [Test]
     public void A_root_and_its_files_are_private_and_old_roots_are_made_so()
     {
         Assert.That(_smartos.Run(null, "dladm", "create-vnic", "-l", "e1000g0", "v0").Code, Is.Zero);
