@@ -45,6 +45,7 @@ public sealed partial class RootLock : IDisposable
 
     /// <summary>Takes the lock on <paramref name="root"/> (created, private, if missing) without waiting.</summary>
     /// <returns>The held lock, or null when another holder has it.</returns>
+    /// <exception cref="IOException">The root cannot be opened (not a directory, flock failing).</exception>
     /// <exception cref="UnauthorizedAccessException">The root belongs to someone else.</exception>
     public static RootLock? TryTake(string root)
     {
@@ -56,7 +57,7 @@ public sealed partial class RootLock : IDisposable
         {
             file = new FileStream(path, RootFiles.PrivateFileOptions(FileMode.OpenOrCreate, FileAccess.ReadWrite));
         }
-        catch (IOException e) when (e is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException))
+        catch (IOException e) when (e.HResult == Ewouldblock)
         {
             return null; // The runtime's own LOCK_EX|LOCK_NB found a holder (rule 2).
         }
@@ -65,12 +66,17 @@ public sealed partial class RootLock : IDisposable
             const int LockEx = 2, LockNb = 4;
             if (Flock((int)file.SafeFileHandle.DangerousGetHandle(), LockEx | LockNb) != 0)
             {
+                int errno = Marshal.GetLastPInvokeError();
                 file.Dispose();
-                return null;
+                if (errno == Ewouldblock) return null;
+                throw new IOException($"{path}: flock failed (errno {errno})");
             }
         }
         return new RootLock(file, root);
     }
+
+    /// <summary>The errno of a lock held elsewhere; the runtime reports it as the IOException's HResult.</summary>
+    private static int Ewouldblock => OperatingSystem.IsMacOS() ? 35 : 11;
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(int fd, int operation);
