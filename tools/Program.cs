@@ -65,7 +65,12 @@ internal static class Program
         RootLock? held = null;
         if (socket == null && root != null)
         {
-            try { held = RootAccess.WaitForLock(root, RootAccess.LockWait, () => (socket = DaemonClient.TryConnect(socketPath)) != null); }
+            if (!RootAccess.TryGetLockWait(out var wait, out string? badWait))
+            {
+                stderr.WriteLine("smartos: " + badWait);
+                return 2;
+            }
+            try { held = RootAccess.WaitForLock(root, wait, () => (socket = DaemonClient.TryConnect(socketPath)) != null); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 stderr.WriteLine($"smartos: {root}: {e.Message}");
@@ -73,7 +78,7 @@ internal static class Program
             }
             if (held == null && socket == null)
             {
-                stderr.WriteLine("smartos: " + RootAccess.Busy(root));
+                stderr.WriteLine("smartos: " + RootAccess.Busy(root, wait));
                 return 1;
             }
         }
@@ -163,12 +168,17 @@ internal static class Program
         // The daemon holds the root's lock for its whole life, taken before it reads the configuration
         // (kernel/RootLock.cs rule 1): one-shot commands then wait for its socket instead of writing
         // behind its back.
+        if (!RootAccess.TryGetLockWait(out var wait, out string? badWait))
+        {
+            stderr.WriteLine("smartos boot: " + badWait);
+            return 2;
+        }
         RootLock? held = null;
         try
         {
             held = DaemonServer.CanConnect(socketPath)
                 ? null
-                : RootAccess.WaitForLock(root, RootAccess.LockWait, () => DaemonServer.CanConnect(socketPath));
+                : RootAccess.WaitForLock(root, wait, () => DaemonServer.CanConnect(socketPath));
             if (held != null) RootFiles.MakePrivate(root);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -180,7 +190,7 @@ internal static class Program
         using var rootLock = held;
         if (rootLock == null)
         {
-            stderr.WriteLine("smartos boot: " + (DaemonServer.CanConnect(socketPath) ? $"a host is already running on {root}" : RootAccess.Busy(root)));
+            stderr.WriteLine("smartos boot: " + (DaemonServer.CanConnect(socketPath) ? $"a host is already running on {root}" : RootAccess.Busy(root, wait)));
             return 1;
         }
 

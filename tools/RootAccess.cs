@@ -15,15 +15,35 @@ namespace SmartOS.Cli;
 /// another user; give the command to a running daemon if its socket answers; else wait for the lock,
 /// asking the socket again between tries, because a daemon that is starting holds the lock before
 /// its socket listens. So a command that races a daemon's start either goes through the socket or,
-/// after <see cref="LockWait"/>, is refused with a message; it is never written behind the daemon's
+/// after <see cref="DefaultLockWait"/>, is refused with a message; it is never written behind the daemon's
 /// back. `smartos boot` takes the same lock before it reads the configuration and keeps it for life.
 /// </remarks>
 internal static partial class RootAccess
 {
-    /// <summary>How long a one-shot command or a starting daemon waits for another holder of the lock.
-    /// A one-shot holds it for well under a second (20 parallel `dladm create-vnic` one-shots on two
-    /// busy cores all finished within 8 s); a daemon that starts boots its zones first.</summary>
-    public static readonly TimeSpan LockWait = TimeSpan.FromSeconds(30);
+    /// <summary>How long a one-shot command or a starting daemon waits for another holder of the lock,
+    /// unless $SMARTOS_LOCK_WAIT says otherwise. A one-shot holds it for well under a second (20
+    /// parallel `dladm create-vnic` one-shots on two busy cores all finished within 8 s); a daemon
+    /// that starts boots its zones first.</summary>
+    public static readonly TimeSpan DefaultLockWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>The environment variable that sets the wait, in whole seconds (0 to 3600).</summary>
+    public const string LockWaitVariable = "SMARTOS_LOCK_WAIT";
+
+    /// <summary>The lock wait: <see cref="DefaultLockWait"/>, or $SMARTOS_LOCK_WAIT; false with a
+    /// message when that is not a whole number of seconds from 0 to 3600.</summary>
+    public static bool TryGetLockWait(out TimeSpan wait, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    {
+        wait = DefaultLockWait;
+        error = null;
+        if (Environment.GetEnvironmentVariable(LockWaitVariable) is not { Length: > 0 } text) return true;
+        if (uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint seconds) && seconds <= 3600)
+        {
+            wait = TimeSpan.FromSeconds(seconds);
+            return true;
+        }
+        error = $"{LockWaitVariable}: bad value '{text}' (whole seconds, 0 to 3600)";
+        return false;
+    }
 
     /// <summary>Why a front end may not use <paramref name="root"/>: it is not a directory, or it belongs
     /// to another user (unless we are root); null when it is ours or missing.</summary>
@@ -61,9 +81,9 @@ internal static partial class RootAccess
         }
     }
 
-    /// <summary>The message for a lock that did not come within <see cref="LockWait"/>.</summary>
-    public static string Busy(string root)
-        => $"the host on {root} is busy: another command held its lock for {LockWait.TotalSeconds:0}s; try again";
+    /// <summary>The message for a lock that did not come within <paramref name="wait"/>.</summary>
+    public static string Busy(string root, TimeSpan wait)
+        => $"the host on {root} is busy: another command held its lock for {wait.TotalSeconds:0}s; try again";
 
     /// <summary>The boot counter's document in the root's configuration store.</summary>
     public const string BootCounter = "boot-count";

@@ -56,6 +56,53 @@ public class RootSharingTests
         }
     }
 
+    private static readonly Dictionary<string, string> s_waitOneSecond = new() { ["SMARTOS_LOCK_WAIT"] = "1" };
+
+    [Test]
+    public void A_one_shot_that_cannot_get_the_lock_in_time_is_refused_and_changes_nothing()
+    {
+        using (var held = SmartOS.Kernel.RootLock.TryTake(_root))
+        {
+            Assert.That(held, Is.Not.Null);
+            var refused = SmartosProcesses.Finish(_smartos.Start(null, ["--root", _root, "dladm", "create-vnic", "-l", "e1000g0", "late0"], environment: s_waitOneSecond));
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(refused.Code, Is.EqualTo(1));
+                Assert.That(refused.Err, Is.EqualTo($"smartos: the host on {_root} is busy: another command held its lock for 1s; try again\n"));
+            }
+        }
+        Assert.That(Links(), Does.Not.Contain("late0"));
+    }
+
+    [Test]
+    public void A_daemon_that_cannot_get_the_lock_in_time_is_refused()
+    {
+        using var held = SmartOS.Kernel.RootLock.TryTake(_root);
+        var refused = SmartosProcesses.Finish(_smartos.Start(null, ["boot", "--root", _root], environment: s_waitOneSecond));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(refused.Code, Is.EqualTo(1));
+            Assert.That(refused.Err, Is.EqualTo($"smartos boot: the host on {_root} is busy: another command held its lock for 1s; try again\n"));
+            Assert.That(File.Exists(Path.Combine(_root, "smartos.sock")), Is.False);
+        }
+    }
+
+    [TestCase("soon")]
+    [TestCase("3601")]
+    [TestCase("-1")]
+    public void A_bad_lock_wait_is_refused(string value)
+    {
+        var env = new Dictionary<string, string> { ["SMARTOS_LOCK_WAIT"] = value };
+        var refused = SmartosProcesses.Finish(_smartos.Start(null, ["--root", _root, "dladm", "show-link"], environment: env));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(refused.Code, Is.EqualTo(2));
+            Assert.That(refused.Err, Is.EqualTo($"smartos: SMARTOS_LOCK_WAIT: bad value '{value}' (whole seconds, 0 to 3600)\n"));
+        }
+    }
+
     [Test]
     public void One_shot_commands_racing_a_daemons_start_go_live_through_it_or_are_refused()
     {

@@ -16,8 +16,9 @@ internal sealed class SmartosProcesses : IDisposable
 
     private static string SmartosDll => Path.Combine(AppContext.BaseDirectory, "smartos.dll");
 
-    /// <summary>Starts `smartos ARGS`, optionally under another uid through setpriv(1).</summary>
-    public Process Start(string? stdin, IEnumerable<string> args, int? uid = null)
+    /// <summary>Starts `smartos ARGS`, optionally under another uid through setpriv(1) and with extra
+    /// environment variables.</summary>
+    public Process Start(string? stdin, IEnumerable<string> args, int? uid = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
         var psi = new ProcessStartInfo(uid == null ? dotnet : "setpriv")
@@ -29,6 +30,7 @@ internal sealed class SmartosProcesses : IDisposable
             string id = uid.Value.ToString(CultureInfo.InvariantCulture);
             foreach (string a in (string[])[$"--reuid={id}", $"--regid={id}", "--clear-groups", dotnet]) psi.ArgumentList.Add(a);
         }
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         psi.ArgumentList.Add(SmartosDll);
         foreach (string a in args) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
