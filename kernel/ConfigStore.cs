@@ -20,13 +20,16 @@ public sealed class MemoryConfigStore : IConfigStore
     public void Delete(string name) => _docs.Remove(name);
 }
 
-/// <summary>Configuration files under a host's root directory: write a temporary file, fsync, rename.</summary>
+/// <summary>Configuration files under a host's root directory: write a temporary file, fsync, rename.
+/// The directories are created 0700 and the files 0600 (RootFiles); whoever writes holds the root's
+/// lock (RootLock.cs rule 1).</summary>
 public sealed class FileConfigStore : IConfigStore
 {
     public FileConfigStore(string root)
     {
         Root = Path.GetFullPath(root);
-        Directory.CreateDirectory(Path.Combine(Root, "etc"));
+        RootFiles.CreatePrivateDirectory(Root);
+        RootFiles.CreatePrivateDirectory(Path.Combine(Root, "etc"));
     }
 
     public string Root { get; }
@@ -47,7 +50,7 @@ public sealed class FileConfigStore : IConfigStore
     {
         string path = PathOf(name);
         string tmp = path + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        using (var fs = new FileStream(tmp, RootFiles.PrivateFileOptions(FileMode.Create, FileAccess.Write)))
         {
             var bytes = System.Text.Encoding.UTF8.GetBytes(content);
             fs.Write(bytes);

@@ -4,7 +4,7 @@ namespace SmartOS.Kernel;
 /// The seeded random source of a host (Kernel.cs rule 1): xoshiro256** seeded through SplitMix64,
 /// written out here so a seed gives the same sequence on every runtime version.
 /// </summary>
-public sealed class HostRandom
+public sealed class HostRandom : IIdentitySource
 {
     private ulong _s0, _s1, _s2, _s3;
 

@@ -17,8 +17,9 @@
  *   kstat      a named set of counters, module:instance:name:statistic, read by `kstat -p`.
  *
  * Rules
- *   1. Core code takes time from Scheduler.Now and randomness from HostRandom; never from
- *      DateTime, Stopwatch, Task.Delay or a fresh Random.
+ *   1. Core code takes time from Scheduler.Now and randomness from HostRandom, or identities from
+ *      the IIdentitySource a front end gives the host (IdentitySource.cs); never from DateTime,
+ *      Stopwatch, Task.Delay, a fresh Random or RandomNumberGenerator.
  *   2. In virtual time the clock jumps from event to event (RunUntil, RunUntilIdle). In real time
  *      RealTimeDriver runs the same scheduler on one thread, advancing Now with the wall clock, and
  *      other threads hand it work through a channel.

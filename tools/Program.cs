@@ -50,19 +50,63 @@ internal static class Program
         string[] argv = args[i..];
         string? stdin = NeedsStdin(argv) && Console.IsInputRedirected ? Console.In.ReadToEnd() : null;
 
-        // A running host (smartos boot) on this root takes the command.
-        var socket = DaemonClient.TryConnect(Path.Combine(root ?? DefaultRoot(), Protocol.SocketName));
+        // A root that is not ours is refused, not read (RootAccess.cs); a running host (smartos boot) on
+        // this root takes the command.
+        if (root != null && RootAccess.Refusal(root) is string refusal)
+        {
+            stderr.WriteLine("smartos: " + refusal);
+            return 1;
+        }
+        string socketPath = Path.Combine(root ?? DefaultRoot(), Protocol.SocketName);
+        var socket = DaemonClient.TryConnect(socketPath);
+        // One-shot: a host booted from its root directory (persistent configuration), in virtual time,
+        // with nothing running on it (Dispatcher.cs rule 4), holding the root's lock from before it
+        // reads the configuration until after it writes (kernel/RootLock.cs rule 1).
+        RootLock? held = null;
+        if (socket == null && root != null)
+        {
+            if (!RootAccess.TryGetLockWait(out var wait, out string? badWait))
+            {
+                stderr.WriteLine("smartos: " + badWait);
+                return 2;
+            }
+            try { held = RootAccess.WaitForLock(root, wait, () => (socket = DaemonClient.TryConnect(socketPath)) != null); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"smartos: {root}: {e.Message}");
+                return 1;
+            }
+            if (held == null && socket == null)
+            {
+                stderr.WriteLine("smartos: " + RootAccess.Busy(root, wait));
+                return 1;
+            }
+        }
         if (socket != null)
         {
             stdout.Flush();
             return DaemonClient.Run(socket, argv, stdin, Console.OpenStandardOutput(), Console.OpenStandardError());
         }
 
-        // One-shot: a host booted from its root directory (persistent configuration), in virtual time,
-        // with nothing running on it (Dispatcher.cs rule 4).
+        using var rootLock = held;
         var world = new World();
-        IConfigStore store = root != null ? new FileConfigStore(root) : new MemoryConfigStore();
-        var host = world.AddHost("global", nics, store);
+        IConfigStore store = new MemoryConfigStore();
+        IIdentitySource? identities = null;
+        if (root != null)
+        {
+            try
+            {
+                RootFiles.MakePrivate(root);
+                store = new FileConfigStore(root);
+                identities = RootAccess.OneShotIdentities(store, world.Seed, "global", root);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"smartos: {root}: {e.Message}");
+                return 1;
+            }
+        }
+        var host = world.AddHost("global", nics, store, identities);
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos: boot: " + p);
         var result = Dispatcher.Run(world, host, argv, stdin, hostRunning: false);
         stdout.Write(result.Stdout);
@@ -115,16 +159,43 @@ internal static class Program
             bindings.Add(b!);
         }
         string root = Path.GetFullPath(g.Value("root") ?? DefaultRoot());
-        Directory.CreateDirectory(root);
-        string socketPath = Path.Combine(root, Protocol.SocketName);
-        if (DaemonServer.CanConnect(socketPath))
+        if (RootAccess.Refusal(root) is string refusal)
         {
-            stderr.WriteLine($"smartos boot: a host is already running on {root}");
+            stderr.WriteLine("smartos boot: " + refusal);
+            return 1;
+        }
+        string socketPath = Path.Combine(root, Protocol.SocketName);
+        // The daemon holds the root's lock for its whole life, taken before it reads the configuration
+        // (kernel/RootLock.cs rule 1): one-shot commands then wait for its socket instead of writing
+        // behind its back.
+        if (!RootAccess.TryGetLockWait(out var wait, out string? badWait))
+        {
+            stderr.WriteLine("smartos boot: " + badWait);
+            return 2;
+        }
+        RootLock? held = null;
+        try
+        {
+            held = DaemonServer.CanConnect(socketPath)
+                ? null
+                : RootAccess.WaitForLock(root, wait, () => DaemonServer.CanConnect(socketPath));
+            if (held != null) RootFiles.MakePrivate(root);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            held?.Dispose();
+            stderr.WriteLine($"smartos boot: {root}: {e.Message}");
+            return 1;
+        }
+        using var rootLock = held;
+        if (rootLock == null)
+        {
+            stderr.WriteLine("smartos boot: " + (DaemonServer.CanConnect(socketPath) ? $"a host is already running on {root}" : RootAccess.Busy(root, wait)));
             return 1;
         }
 
         var world = new World(seed);
-        var host = world.AddHost("global", nics, new FileConfigStore(root));
+        var host = world.AddHost("global", nics, new FileConfigStore(root), new RootAccess.SystemIdentities());
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos boot: " + p);
         // Every NIC backend is opened before the host starts, so a missing device or privilege stops
         // the boot with nothing running (issue 6: nothing half-starts).

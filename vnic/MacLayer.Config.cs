@@ -348,7 +348,7 @@ public sealed partial class MacLayer
         {
             ulong v = 0;
             for (int i = 0; i < 6; i++)
-                v = (v << 8) | (i < prefix.Length ? prefix[i] : (byte)(Random.NextUInt64() >> 56));
+                v = (v << 8) | (i < prefix.Length ? prefix[i] : (byte)(Identities.NextUInt64() >> 56));
             var mac = new MacAddress(v);
             if (!mac.IsGroup && !mac.IsZero && !MacInUse(mac, vid, sw)) return mac;
             if (prefix.Length >= 6 || attempt >= RandomAttempts) return mac;

@@ -68,13 +68,15 @@ public sealed partial class MacLayer
     private int _nextLinkId = 1;
     private int _nextFactorySerial;
 
-    public MacLayer(string hostName, Scheduler scheduler, PacketPool pool, KstatRegistry kstats, HostRandom random)
+    public MacLayer(string hostName, Scheduler scheduler, PacketPool pool, KstatRegistry kstats, HostRandom random,
+        IIdentitySource? identities = null)
     {
         HostName = hostName;
         Scheduler = scheduler;
         Pool = pool;
         Kstats = kstats;
         Random = random;
+        Identities = identities ?? random;
         RegisterBuiltinProperties();
         RegisterResourceProperties();
     }
@@ -84,6 +86,10 @@ public sealed partial class MacLayer
     public PacketPool Pool { get; }
     public KstatRegistry Kstats { get; }
     public HostRandom Random { get; }
+
+    /// <summary>Where random VNIC addresses come from (IdentitySource.cs); the host's Random unless a
+    /// front end gives the host its own.</summary>
+    public IIdentitySource Identities { get; }
 
     /// <summary>Datalinks in creation order.</summary>
     public IEnumerable<Datalink> Links

@@ -31,7 +31,12 @@
  *
  * Rules
  *   1. Every host's random source is derived from the world seed and the host's name, so adding a
- *      host never changes what another host draws. VM UUIDs and random VNIC addresses come from it.
+ *      host never changes what another host draws. VM UUIDs and random VNIC addresses come from the
+ *      host's identity source (kernel/IdentitySource.cs): the same random source in a scenario or a
+ *      test, so runs stay byte-identical; for a host on a root directory the front end seeds it with
+ *      the root and a boot counter kept in the root (a one-shot command), or gives it the system's
+ *      random source (smartos boot), so two hosts, or two boots of one, never draw the same
+ *      identities. A drawn UUID or MAC address that is already in use is drawn again.
  *   2. A host boots by replaying its configuration store (datalink.conf, nictags.conf, zones.conf);
  *      what fails to replay is reported, never half-applied. Booting the host does not boot zones:
  *      the daemon (smartos boot) boots the autoboot zones afterwards.
@@ -96,10 +101,12 @@ public sealed class World
 
     /// <summary>Creates a host with <paramref name="nics"/> physical NICs (e1000g0, e1000g1, ...) and
     /// boots it from <paramref name="store"/> (an in-memory store when null).</summary>
-    public Host AddHost(string name, int nics = 2, IConfigStore? store = null)
+    /// <param name="identities">Where VM UUIDs and random MAC addresses come from (rule 1); the host's
+    /// seeded Random when null.</param>
+    public Host AddHost(string name, int nics = 2, IConfigStore? store = null, IIdentitySource? identities = null)
     {
         if (_hosts.ContainsKey(name)) throw new ArgumentException($"host '{name}' already exists", nameof(name));
-        var host = new Host(this, name, nics, store ?? new MemoryConfigStore());
+        var host = new Host(this, name, nics, store ?? new MemoryConfigStore(), identities);
         _hosts.Add(name, host);
         return host;
     }
@@ -122,15 +129,16 @@ public sealed class World
 /// <summary>One simulated SmartOS machine (see the theory statement above).</summary>
 public sealed class Host
 {
-    internal Host(World world, string name, int nics, IConfigStore store)
+    internal Host(World world, string name, int nics, IConfigStore store, IIdentitySource? identities)
     {
         if (nics < 0 || nics > 64) throw new ArgumentOutOfRangeException(nameof(nics), "a host has 0 to 64 NICs");
         World = world;
         Name = name;
         Random = new HostRandom(HostRandom.Derive(world.Seed, "host:" + name));
+        Identities = identities ?? Random;
         Pool = new PacketPool();
         Kstats = new KstatRegistry(() => world.Scheduler.Now);
-        Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random);
+        Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random, Identities);
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;
         NicTags = new NicTagTable(Mac);
@@ -150,6 +158,9 @@ public sealed class Host
     public string Name { get; }
     public Scheduler Scheduler => World.Scheduler;
     public HostRandom Random { get; }
+
+    /// <summary>Where VM UUIDs and random MAC addresses come from (rule 1).</summary>
+    public IIdentitySource Identities { get; }
     public PacketPool Pool { get; }
     public KstatRegistry Kstats { get; }
     public MacLayer Mac { get; }

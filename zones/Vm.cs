@@ -57,15 +57,24 @@ public static class VmModel
         return o;
     }
 
-    /// <summary>A fresh version 4 UUID from the host's seeded random source (Host.cs rule 1).</summary>
+    /// <summary>A version 4 UUID from the host's identity source that no zone on the host has yet
+    /// (Host.cs rule 1).</summary>
     public static string NewUuid(Host host)
     {
         Span<byte> b = stackalloc byte[16];
-        host.Random.NextBytes(b);
-        b[6] = (byte)((b[6] & 0x0F) | 0x40);
-        b[8] = (byte)((b[8] & 0x3F) | 0x80);
-        return new Guid(b, bigEndian: true).ToString("D");
+        for (int attempt = 0; attempt < IdentityAttempts; attempt++)
+        {
+            for (int i = 0; i < b.Length; i++) b[i] = (byte)(host.Identities.NextUInt64() >> 56);
+            b[6] = (byte)((b[6] & 0x0F) | 0x40);
+            b[8] = (byte)((b[8] & 0x3F) | 0x80);
+            string uuid = new Guid(b, bigEndian: true).ToString("D");
+            if (host.Zones.Find(uuid) == null) return uuid;
+        }
+        throw new PayloadError($"no unused UUID after {IdentityAttempts} draws: the host's random source repeats itself");
     }
+
+    /// <summary>Draws before giving up on a fresh identity: only a broken random source needs more than one.</summary>
+    private const int IdentityAttempts = 64;
 
     public static bool IsUuid(string s) => s.Length == 36 && Guid.TryParseExact(s, "D", out _) && s == s.ToLowerInvariant();
 
@@ -299,15 +308,23 @@ public static class VmModel
         }
     }
 
-    /// <summary>A MAC address under Joyent's OUI (90:b8:d0), as SmartOS gives VM nics.</summary>
+    /// <summary>A MAC address under Joyent's OUI (90:b8:d0), as SmartOS gives VM nics, that no VM and
+    /// no datalink of the host has (Host.cs rule 1).</summary>
     private static string RandomMac(Host host, Dictionary<string, string> used)
     {
-        while (true)
+        for (int attempt = 0; attempt < IdentityAttempts; attempt++)
         {
-            ulong v = 0x90b8d0UL << 24 | (host.Random.NextUInt64() & 0xFFFFFF);
+            ulong v = 0x90b8d0UL << 24 | (host.Identities.NextUInt64() & 0xFFFFFF);
             string s = NicTagTable.Normalize(new MacAddress(v));
-            if (!used.ContainsKey(s)) return s;
+            if (!used.ContainsKey(s) && !LinkHasMac(host, new MacAddress(v))) return s;
         }
+        throw new PayloadError($"no unused MAC address after {IdentityAttempts} draws: the host's random source repeats itself");
+    }
+
+    private static bool LinkHasMac(Host host, MacAddress mac)
+    {
+        foreach (var l in host.Mac.Links) if (l is SmartOS.Vnic.PortLink p && p.MacAddress == mac) return true;
+        return false;
     }
 
     // ---- update -------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ public sealed partial class DaemonServer : IDisposable
             catch (ObjectDisposedException) { return; }
             if (!PeerIsOwner(conn))
             {
-                conn.Dispose();
+                Refuse(conn);
                 continue;
             }
             _ = Task.Run(() => Serve(conn));
