@@ -5,8 +5,8 @@ namespace SmartOS.Virt.Tests.Differential;
 
 /// <summary>
 /// The interpreter against the real CPU, register by register (STYLE.md: a reference no one here
-/// wrote). The reference is KVM where /dev/kvm exists, else this host's own x86-64 CPU running the
-/// same bytes in-process (NativeCpu); the test output says which. Flags the architecture leaves
+/// wrote). The reference is this host's own x86-64 CPU running the same bytes in-process (NativeCpu),
+/// else KVM where /dev/kvm exists (Compare says why in that order); the test output says which. Flags the architecture leaves
 /// undefined are masked (SequenceGenerator's comment lists them).
 /// </summary>
 public class DifferentialTests
@@ -22,7 +22,6 @@ public class DifferentialTests
 
     private const ulong ScratchAt = 0x20_0000;
 
-    private delegate (ulong[] Regs, ulong Flags) Reference(byte[] code, ulong[] regs, ulong flags, byte[] scratch);
 
     [TestCase(1, 1500)]
     [TestCase(2, 1500)]
@@ -37,32 +36,32 @@ public class DifferentialTests
 
     private static void Compare(int seed, int sequences, bool memory)
     {
-        Reference reference;
-        IDisposable owner;
-        if (KvmReference.TryCreate(out var kvm))
+        // This host's CPU in-process first: it is the silicon itself. KVM serves only where no native
+        // page can run. A KVM is not always the CPU: the kvm-pvm module of sandboxed hosts emulates
+        // guest instructions in software, and there tzcnt/lzcnt behave as bsf/bsr (a vCPU without
+        // BMI1/LZCNT), popcnt stops with KVM_EXIT_INTERNAL_ERROR, and a failed 32-bit cmpxchg
+        // zero-extends its register destination, which the CPU does not do.
+        NativeCpu? native = null;
+        KvmReference? kvm = null;
+        if (NativeCpu.IsUsable(out string nativeWhy))
         {
-            TestContext.Out.WriteLine("reference: KVM (/dev/kvm)");
-            reference = kvm!.Run;
-            owner = kvm;
+            // A kernel that refuses writable+executable pages (SELinux execmem, PaX) leaves no native reference.
+            try { native = NativeCpu.Create(); }
+            catch (InvalidOperationException e) { nativeWhy = e.Message; }
         }
-        else
+        if (native == null && !KvmReference.TryCreate(out kvm))
         {
-            if (!NativeCpu.IsUsable(out string why)) Assert.Ignore("no reference CPU: /dev/kvm is not available and " + why);
             Vm.KvmAvailable(out string kvmWhy);
-            TestContext.Out.WriteLine($"reference: this host's CPU, in-process ({kvmWhy})");
-            NativeCpu native;
-            try
-            {
-                native = NativeCpu.Create();
-            }
-            catch (InvalidOperationException e)
-            {
-                // A kernel that refuses writable+executable pages (SELinux execmem, PaX) leaves no reference.
-                Assert.Ignore("no reference CPU: /dev/kvm is not available and " + e.Message);
-                return;
-            }
-            reference = memory ? native.Run : (code, regs, flags, _) => native.Run(code, regs, flags);
-            owner = native;
+            Assert.Ignore($"no reference CPU: {nativeWhy}, and {kvmWhy}");
+        }
+        TestContext.Out.WriteLine(native != null ? "reference: this host's CPU, in-process" : $"reference: KVM (/dev/kvm; {nativeWhy})");
+        int byNative = 0, byKvm = 0, unchecked_ = 0;
+        (ulong[] Regs, ulong Flags)? reference(byte[] code, ulong[] regs, ulong flags, byte[] scratch)
+        {
+            if (native != null) { byNative++; return memory ? native.Run(code, regs, flags, scratch) : native.Run(code, regs, flags); }
+            if (kvm!.Run(code, regs, flags, scratch) is { } k) { byKvm++; return k; }
+            unchecked_++;
+            return null;
         }
         using var guestMemory = new GuestMemory(4UL << 20);
         using var cpu = new Interpreter(guestMemory, new NoDevices());
@@ -85,7 +84,8 @@ public class DifferentialTests
                 ulong flags = 0x202 | (gen.RandomValue() & SequenceGenerator.Arith);
                 byte[] scratchIn = gen.RandomScratch();
                 byte[] wantScratch = (byte[])scratchIn.Clone();
-                var (want, wantFlags) = reference(code, regs, flags, wantScratch);
+                if (reference(code, regs, flags, wantScratch) is not { } wanted) continue;
+                var (want, wantFlags) = wanted;
 
                 guestMemory.TryWrite(ScratchAt, scratchIn);
                 guestMemory.TryWrite(CodeAt, code);
@@ -122,9 +122,15 @@ public class DifferentialTests
         }
         finally
         {
-            owner.Dispose();
+            kvm?.Dispose();
+            native?.Dispose();
         }
         TestContext.Out.WriteLine($"{sequences} sequences, {total} instructions, {withMemory} memory-form operands (lea included), {failed} mismatches");
-        Assert.That(failed, Is.Zero, failures.ToString());
+        TestContext.Out.WriteLine($"reference per sequence: this host's CPU {byNative}, KVM {byKvm}, none (KVM stopped short of the hlt) {unchecked_}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(failed, Is.Zero, failures.ToString());
+            Assert.That(byKvm + byNative, Is.GreaterThan(sequences / 2), "most sequences must be checked against a reference");
+        }
     }
 }

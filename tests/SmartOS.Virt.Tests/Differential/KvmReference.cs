@@ -39,23 +39,32 @@ internal sealed class KvmReference : IDisposable, IVcpuExitHandler
         public bool HandleAccess(ref VcpuExit exit) => holder[0].HandleAccess(ref exit);
     }
 
-    /// <summary>rbx (in memory mode) already holds the guest address of the scratch area, 0x200000.</summary>
-    public (ulong[] Regs, ulong Flags) Run(byte[] code, ulong[] regs, ulong flags, byte[] scratch)
+    /// <summary>rbx (in memory mode) already holds the guest address of the scratch area, 0x200000.
+    /// Null when KVM did not run the sequence to its hlt (see <see cref="Run(byte[], ulong[], ulong)"/>);
+    /// the scratch area is then left as it was given.</summary>
+    public (ulong[] Regs, ulong Flags)? Run(byte[] code, ulong[] regs, ulong flags, byte[] scratch)
     {
         _memory.TryWrite(0x20_0000, scratch);
         var result = Run(code, regs, flags);
-        _memory.TryRead(0x20_0000, scratch);
+        if (result != null) _memory.TryRead(0x20_0000, scratch);
         return result;
     }
 
-    public (ulong[] Regs, ulong Flags) Run(byte[] code, ulong[] regs, ulong flags)
+    /// <summary>
+    /// Runs the sequence and its hlt; null unless the vCPU stopped at that hlt. A KVM that emulates
+    /// guest instructions in software may give up on some (the kvm-pvm module of sandboxed hosts stops
+    /// with KVM_EXIT_INTERNAL_ERROR on popcnt, tzcnt, lahf, bswap, ...: "INTERNAL_ERROR in batch emul"
+    /// in dmesg), and what its registers then hold is no reference.
+    /// </summary>
+    public (ulong[] Regs, ulong Flags)? Run(byte[] code, ulong[] regs, ulong flags)
     {
         _memory.TryWrite(CodeAt, code);
         _memory.TryWrite(CodeAt + (ulong)code.Length, [0xF4]);
         for (int i = 0; i < 16; i++) _cpu.SetRegister((Reg)i, regs[i]);
         _cpu.Rflags = flags & ~0x200UL;
         _cpu.Rip = CodeAt;
-        _cpu.Run(0);
+        var exit = _cpu.Run(0);
+        if (exit.Reason != VcpuExitReason.Hlt || _cpu.Rip != CodeAt + (ulong)code.Length + 1) return null;
         var result = new ulong[16];
         for (int i = 0; i < 16; i++) result[i] = _cpu.GetRegister((Reg)i);
         return (result, _cpu.Rflags);
