@@ -150,12 +150,12 @@ public sealed class PcapWriter : CaptureFileWriter
     private protected override void WriteHeader()
     {
         Span<byte> h = stackalloc byte[24];
-            BinaryPrimitives.WriteUInt32LittleEndian(h, 0xA1B2C3D4);
-            BinaryPrimitives.WriteUInt16LittleEndian(h[4..], 2);
-            BinaryPrimitives.WriteUInt16LittleEndian(h[6..], 4);
-            BinaryPrimitives.WriteInt32LittleEndian(h[8..], 0);   // thiszone: stamps are UTC
-            BinaryPrimitives.WriteUInt32LittleEndian(h[12..], 0); // sigfigs
-            BinaryPrimitives.WriteUInt32LittleEndian(h[16..], Snaplen);
+        BinaryPrimitives.WriteUInt32LittleEndian(h, 0xA1B2C3D4);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[4..], 2);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[6..], 4);
+        BinaryPrimitives.WriteInt32LittleEndian(h[8..], 0);   // thiszone: stamps are UTC
+        BinaryPrimitives.WriteUInt32LittleEndian(h[12..], 0); // sigfigs
+        BinaryPrimitives.WriteUInt32LittleEndian(h[16..], Snaplen);
         BinaryPrimitives.WriteUInt32LittleEndian(h[20..], LinkTypeEthernet);
         Put(h);
     }

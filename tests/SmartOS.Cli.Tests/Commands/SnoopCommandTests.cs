@@ -186,6 +186,22 @@ public class SnoopCommandTests
     }
 
     [Test]
+    public void Snoop_o_on_a_full_disk_stops_with_illumos_words_and_status_1()
+    {
+        if (!File.Exists("/dev/full")) Assert.Ignore("needs /dev/full");
+        var h = Stub();
+        var (task, o, e) = StartSnoop(h, "snoop -d b0 -o /dev/full");
+        h.Ok(A("pktgen -d a0 -c 100 -s 1500 --dst 2:0:0:0:0:2"));
+        h.World.Scheduler.RunUntil(() => task.IsCompleted);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(task.IsCompleted ? task.Result : -1, Is.EqualTo(1));
+            Assert.That(e.ToString(), Does.Contain("snoop: cannot write packet to capture file: "));
+            Assert.That(o.ToString(), Is.Empty);
+        }
+    }
+
+    [Test]
     public void Snoop_i_of_a_truncated_file_shows_the_whole_packets_then_says_where_it_ends()
     {
         var h = Stub();

@@ -137,6 +137,26 @@ public class CaptureFileTests
         Assert.That(error, Is.EqualTo($"{path}: No such file or directory"));
     }
 
+    /// <summary>/dev/full fails every write with ENOSPC: the writer keeps the error and stops.</summary>
+    [Test]
+    public void A_failed_write_ends_the_capture_with_illumos_words_not_an_exception()
+    {
+        if (!File.Exists("/dev/full")) Assert.Ignore("needs /dev/full");
+        var writer = CaptureFileWriter.Create("/dev/full", CaptureFormat.Pcapng, ["net0"], out string error);
+        Assert.That(writer, Is.Not.Null, error);
+        var frame = new byte[1514];
+        int written = 0;
+        while (written < 1000 && writer!.Write(0, frame, 0)) written++;
+        bool after = writer!.Write(0, frame, 0);
+        Assert.That(() => writer.Dispose(), Throws.Nothing);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(written, Is.LessThan(1000), "the buffer's flush failed");
+            Assert.That(writer.Error, Does.StartWith("cannot write packet to capture file: "));
+            Assert.That(after, Is.False, "and the writer stays failed");
+        }
+    }
+
     // ---- files built byte by byte ----------------------------------------------------------------
 
     private static byte[] Cat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
