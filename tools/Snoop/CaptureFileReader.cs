@@ -334,7 +334,7 @@ public sealed class CaptureFileReader : IDisposable
             if (code == PcapngWriter.OptEnd) break;
             if (at + 4 + length > body) return Fail($"interface {_interfaces.Count - _sectionBase}: option {code} runs past its block");
             var value = _buf.AsSpan(at + 4, length);
-            if (code == PcapngWriter.IfName) name = Encoding.UTF8.GetString(value);
+            if (code == PcapngWriter.IfName) name = Encoding.UTF8.GetString(value).TrimEnd('\0');   // some writers count a NUL
             else if (code == PcapngWriter.IfTsresol && length == 1)
             {
                 int exponent = value[0] & 0x7F;

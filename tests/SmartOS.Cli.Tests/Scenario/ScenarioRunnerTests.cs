@@ -143,25 +143,26 @@ public partial class ScenarioRunnerTests
         }
     }
 
-    /// <summary>Every example passes, and reads well in a terminal: no command of it prints more
-    /// than two screenfuls (long listings are filtered or cut with -c).</summary>
-    [Test]
-    public void Every_example_scenario_passes_printing_at_most_two_screenfuls_per_command()
+    private static IEnumerable<string> Examples()
+        => Directory.GetFiles(Path.Combine(RepoRoot(), "examples"), "*.scn").Select(Path.GetFileName).Order(StringComparer.Ordinal)!;
+
+    /// <summary>Each example passes, and reads well in a terminal: no command of it prints more than
+    /// two screenfuls (long listings are filtered or cut with -c).</summary>
+    [TestCaseSource(nameof(Examples))]
+    public void Example_scenario_passes_printing_at_most_two_screenfuls_per_command(string example)
     {
         const int TwoScreenfuls = 48;
-        foreach (string file in Directory.GetFiles(Path.Combine(RepoRoot(), "examples"), "*.scn"))
+        string script = File.ReadAllText(Path.Combine(RepoRoot(), "examples", example));
+        if (script.Contains("\"guest\":", StringComparison.Ordinal) && SmartOS.Virt.GuestCompiler.FindGcc(out string why) == null)
+            Assert.Ignore($"its VM's guest is built with gcc: {why}");
+        var (code, o, e) = Run(script);
+        Assert.That(code, Is.Zero, $"{example}:\n{e}\n{o}");
+        string? command = null;
+        int lines = 0;
+        foreach (string line in o.Split('\n'))
         {
-            string dir = Path.Combine(_dir, Path.GetFileNameWithoutExtension(file));
-            Directory.CreateDirectory(dir);
-            var (code, o, e) = Run(File.ReadAllText(file), dir);
-            Assert.That(code, Is.Zero, $"{file}:\n{e}\n{o}");
-            string? command = null;
-            int lines = 0;
-            foreach (string line in o.Split('\n'))
-            {
-                if (TranscriptCommand().IsMatch(line)) (command, lines) = (line, 0);
-                else Assert.That(++lines, Is.LessThanOrEqualTo(TwoScreenfuls), $"{Path.GetFileName(file)}: '{command}' prints more than {TwoScreenfuls} lines");
-            }
+            if (TranscriptCommand().IsMatch(line)) (command, lines) = (line, 0);
+            else Assert.That(++lines, Is.LessThanOrEqualTo(TwoScreenfuls), $"{example}: '{command}' prints more than {TwoScreenfuls} lines");
         }
     }
 

@@ -253,10 +253,11 @@ public class CaptureFileTests
             Block(B, 6, Be32(0), Be32(0), Be32(1_500_000), Be32((uint)f[0].Length), Be32((uint)f[0].Length), f[0], Zeros((4 - f[0].Length % 4) % 4)),
             Block(B, 4, Be16(0), Be16(0)),
             Block(B, 3, Be32((uint)f[1].Length), f[1]),
-            // Section 2, little-endian: an interface named "net1" counting 2^-3 s, then an obsolete
-            // packet block, with options that are not ours (a comment).
+            // Section 2, little-endian, with an option that is not ours (a comment): an interface
+            // named "net1" (NUL-terminated, as some writers do) counting 2^-3 s, then an obsolete
+            // packet block.
             Block(L, 0x0A0D0D0A, Le32(0x1A2B3C4D), Le16(1), Le16(0), Zeros(8), Option(L, 1, "made by hand"u8.ToArray()), Option(L, 0, [])),
-            Block(L, 1, Le16(1), Le16(0), Le32(0), Option(L, 2, "net1"u8.ToArray()), Option(L, 9, [0x83]), Option(L, 0, [])),
+            Block(L, 1, Le16(1), Le16(0), Le32(0), Option(L, 2, "net1\0"u8.ToArray()), Option(L, 9, [0x83]), Option(L, 0, [])),
             Block(L, 2, Le16(0), Le16(0), Le32(0), Le32(20), Le32((uint)f[2].Length), Le32((uint)f[2].Length), f[2], Zeros((4 - f[2].Length % 4) % 4)));
         var read = ReadAll(Save("hand.pcapng", file));
         using (Assert.EnterMultipleScope())
