@@ -30,6 +30,8 @@ public static class Snoop
             return Usage(ctx, $"invalid count '{g.Value("c")}'");
         if (g.Has("v") && g.Has("V")) return Usage(ctx, "-v and -V cannot be used together");
         if (g.Has("i") && g.Has("d")) return Usage(ctx, "-i and -d cannot be used together");
+        // illumos snoop -i FILE -o FILE2 saves what it reads; not done here, so refused (not ignored).
+        if (g.Has("i") && g.Has("o")) return Usage(ctx, "-i and -o cannot be used together (saving a read capture is not supported)");
         CaptureFormat? format = null;
         if (g.Has("F"))
         {

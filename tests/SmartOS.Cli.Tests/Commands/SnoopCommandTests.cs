@@ -105,6 +105,7 @@ public class SnoopCommandTests
     [TestCase("snoop -v -V -d b0", 2, "snoop: -v and -V cannot be used together\n")]
     [TestCase("snoop -d b0 -o x -F snoop", 2, "snoop: unknown capture file format 'snoop' (pcap or pcapng)\n")]
     [TestCase("snoop -d b0 -F pcapng", 2, "snoop: -F says how -o writes: give -o FILE\n")]
+    [TestCase("snoop -i x.pcap -o y.pcap", 2, "snoop: -i and -o cannot be used together (saving a read capture is not supported)\n")]
     [TestCase("snoop -d b0 -o no/such/dir/x.pcap", 1, "snoop: ")]
     public void Snoop_rejects_bad_input(string line, int code, string start)
     {
