@@ -94,12 +94,17 @@ public class BootNicTests
         }
     }
 
+    /// <summary>A pcap NIC is the one thing that loads libpcap (as SharpPcap names it on Linux).</summary>
+    private static string? MissingLibpcap()
+        => ((string[])["libpcap.so.0.8", "libpcap.so.1", "libpcap.so"]).Any(n => System.Runtime.InteropServices.NativeLibrary.TryLoad(n, out _))
+            ? null : "needs libpcap for a pcap NIC (apt-get install libpcap0.8)";
+
     /// <summary>The daemon runs inside the test namespace (ip netns exec), so its pcap NIC binds one
     /// end of a veth pair there; Linux pings from the other end.</summary>
     [Test]
     public void Boot_with_a_pcap_nic_on_a_veth_answers_linux_ping()
     {
-        string? missing = LinuxNet.MissingPrerequisite("ping");
+        string? missing = LinuxNet.MissingPrerequisite("ping") ?? MissingLibpcap();
         if (missing != null) Assert.Ignore(missing);
         _ns = new NetNs();
         LinuxNet.Must("ip", "-n", _ns.Name, "link", "add", "va", "type", "veth", "peer", "name", "vb");

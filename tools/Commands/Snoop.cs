@@ -6,28 +6,39 @@ using SmartOS.Vnic;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// snoop(8): capture on any datalink (-d) into a pcap file (-o) or as summary lines, or read a
-/// capture file (-i). A live capture runs until -c COUNT packets matched or it is interrupted.
+/// snoop(8): capture on any datalink (-d) into a capture file (-o: pcap, or pcapng with -F pcapng
+/// or a .pcapng name) or as summary lines, or read a capture file (-i: pcap, pcapng or an illumos
+/// snoop file, Snoop/CaptureFile.cs). A live capture runs until -c COUNT packets matched or it is
+/// interrupted.
 /// </summary>
 public static class Snoop
 {
     private static int Usage(CommandContext ctx, string? why = null)
     {
         if (why != null) ctx.Err.WriteLine("snoop: " + why);
-        ctx.Err.WriteLine("Usage: snoop -d LINK [-o FILE] [-c COUNT] [-v|-V] [-q] [filter]");
+        ctx.Err.WriteLine("Usage: snoop -d LINK [-o FILE [-F pcap|pcapng]] [-c COUNT] [-v|-V] [-q] [filter]");
         ctx.Err.WriteLine("       snoop -i FILE [-c COUNT] [-v|-V] [filter]");
         return 2;
     }
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "d:o:c:i:vVqrP");
+        var g = Getopt.Parse(args, "d:o:c:i:vVqrPF:");
         if (g.Error != null) return Usage(ctx, g.Error);
         long limit = long.MaxValue;
         if (g.Has("c") && (!long.TryParse(g.Value("c"), NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
             return Usage(ctx, $"invalid count '{g.Value("c")}'");
         if (g.Has("v") && g.Has("V")) return Usage(ctx, "-v and -V cannot be used together");
         if (g.Has("i") && g.Has("d")) return Usage(ctx, "-i and -d cannot be used together");
+        // illumos snoop -i FILE -o FILE2 saves what it reads; not done here, so refused (not ignored).
+        if (g.Has("i") && g.Has("o")) return Usage(ctx, "-i and -o cannot be used together (saving a read capture is not supported)");
+        CaptureFormat? format = null;
+        if (g.Has("F"))
+        {
+            if (!g.Has("o")) return Usage(ctx, "-F says how -o writes: give -o FILE");
+            if (!CaptureFormats.TryParseWritable(g.Value("F")!, out var f)) return Usage(ctx, $"unknown capture file format '{g.Value("F")}' (pcap or pcapng)");
+            format = f;
+        }
         SnoopFilter? filter = null;
         if (g.Operands.Count > 0 && !SnoopFilter.TryParse(g.Operands, out filter, out string error))
         {
@@ -45,11 +56,16 @@ public static class Snoop
             ctx.Err.WriteLine($"snoop: {name}: no such device");
             return 1;
         }
-        PcapFileWriter? writer = null;
+        CaptureFileWriter? writer = null;
         if (g.Has("o"))
         {
-            try { writer = new PcapFileWriter(ctx.ResolvePath(g.Value("o")!)); }
-            catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
+            string path = ctx.ResolvePath(g.Value("o")!);
+            writer = CaptureFileWriter.Create(path, format ?? CaptureFormats.ForFileName(path), [name], out string createError);
+            if (writer == null)
+            {
+                ctx.Err.WriteLine("snoop: " + createError);
+                return 1;
+            }
         }
         ctx.Err.WriteLine($"Using device {name} (promiscuous mode)");
         var tap = new Tap(ctx, filter, limit, mode, writer, g.Has("q"));
@@ -64,13 +80,18 @@ public static class Snoop
             link.RemoveTap(tap);
             writer?.Dispose();
         }
+        if (writer?.Error is { } failed)
+        {
+            ctx.Err.WriteLine("snoop: " + failed);
+            return 1;
+        }
         if (writer != null) ctx.Out.WriteLine($"snoop: {tap.Count} packets captured on {name} to {g.Value("o")}");
         return 0;
     }
 
     private enum Mode { Summary, Verbose, VerboseSummary }
 
-    private sealed class Tap(CommandContext ctx, SnoopFilter? filter, long limit, Mode mode, PcapFileWriter? writer, bool quiet) : ICaptureTap
+    private sealed class Tap(CommandContext ctx, SnoopFilter? filter, long limit, Mode mode, CaptureFileWriter? writer, bool quiet) : ICaptureTap
     {
         public readonly TaskCompletionSource Done = new();
         public long Count;
@@ -80,7 +101,11 @@ public static class Snoop
             if (Count >= limit) return;
             if (filter != null && !filter.Matches(frame)) return;
             Count++;
-            if (writer != null) writer.Write(frame, time);
+            if (writer != null)
+            {
+                // A failed write (disk full) ends the capture; RunAsync reports it (CaptureFile.cs rule 5).
+                if (!writer.Write(0, frame, time)) { Done.TrySetResult(); return; }
+            }
             else if (!quiet) Print(ctx.Out, frame, Count, time, mode, numbered: false, relative: 0);
             if (Count >= limit) Done.TrySetResult();
         }
@@ -111,22 +136,27 @@ public static class Snoop
 
     private static int ReadFile(CommandContext ctx, string path, SnoopFilter? filter, long limit, Mode mode)
     {
-        IEnumerable<(long TimestampNs, byte[] Frame)> frames;
-        try { frames = PcapFileReader.Read(path); }
-        catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
-        long n = 0, shown = 0, first = -1;
-        try
+        using var reader = CaptureFileReader.Open(path, out string error);
+        if (reader == null)
         {
-            foreach (var (ts, frame) in frames)
-            {
-                n++;
-                if (first < 0) first = ts;
-                if (filter != null && !filter.Matches(frame)) continue;
-                Print(ctx.Out, frame, n, ts, mode, numbered: true, relative: ts - first);
-                if (++shown >= limit) break;
-            }
+            ctx.Err.WriteLine("snoop: " + error);
+            return 1;
         }
-        catch (SnoopFileException e) { ctx.Err.WriteLine("snoop: " + e.Message); return 1; }
+        long n = 0, shown = 0, first = -1;
+        while (shown < limit && reader.TryRead(out var record))
+        {
+            n++;
+            if (first < 0) first = record.TimestampNs;
+            var frame = record.Frame.Span;
+            if (filter != null && !filter.Matches(frame)) continue;
+            Print(ctx.Out, frame, n, record.TimestampNs, mode, numbered: true, relative: record.TimestampNs - first);
+            shown++;
+        }
+        if (reader.Error != null)
+        {
+            ctx.Err.WriteLine("snoop: " + reader.Error);
+            return 1;
+        }
         return 0;
     }
 }

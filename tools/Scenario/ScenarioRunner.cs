@@ -22,6 +22,7 @@ namespace SmartOS.Cli.Scenario;
 ///   expect-not REGEX                   ... must not match
 ///   stop                               interrupt the background commands now (as Ctrl-C would)
 ///   COMMAND &lt;&lt;EOF                      the lines up to "EOF" are the command's standard input
+///   echo WORDS                         print the words, as a shell's echo (a note for the reader)
 /// </code>
 /// Output is a transcript: each command echoed as "HOST# COMMAND", then what it printed; background
 /// commands' output follows at the end. Everything runs in virtual time on one world, so the same
@@ -145,6 +146,9 @@ public sealed partial class ScenarioRunner
             case "timeout":
                 if (words.Length != 2 || !Time.TryParseDuration(words[1], out long t) || t <= 0) throw new ScenarioError("usage: timeout DURATION");
                 _timeout = t;
+                return;
+            case "echo":
+                _out.WriteLine(string.Join(' ', words.Skip(1)));
                 return;
             case "stop":
                 if (words.Length != 1) throw new ScenarioError("usage: stop");

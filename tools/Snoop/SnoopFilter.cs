@@ -1,6 +1,6 @@
 /*
  * snoop: the pure parts of illumos snoop(8) - the filter language, the summary and verbose
- * formatters, and pcap capture files.
+ * formatters; capture files are CaptureFile.cs.
  *
  * Terms
  *   frame      an Ethernet II frame as a capture tap saw it, possibly with one 802.1Q tag; the

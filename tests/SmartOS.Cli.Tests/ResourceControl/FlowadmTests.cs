@@ -171,9 +171,12 @@ public class FlowadmTests
             var errors = new StringWriter();
             int code = new ScenarioRunner(output, errors, dir).Run(script, "protection.scn");
             Assert.That(code, Is.Zero, errors.ToString());
-            var frames = PcapFileReader.Read(Path.Combine(dir, "tenantA0.pcap")).ToList();
-            Assert.That(frames, Has.Count.EqualTo(3));
-            foreach (var (_, frame) in frames)
+            using var reader = CaptureFileReader.Open(Path.Combine(dir, "tenantA0.pcap"), out string error);
+            Assert.That(reader, Is.Not.Null, error);
+            var frames = new List<byte[]>();
+            while (reader!.TryRead(out var record)) frames.Add(record.Frame.ToArray());
+            Assert.That((reader.Error, frames.Count), Is.EqualTo(((string?)null, 3)));
+            foreach (byte[] frame in frames)
             {
                 Assert.That(frame.AsSpan(6, 6).ToArray(), Is.EqualTo(new byte[] { 2, 8, 0x20, 0, 0, 0xb }), "every frame A saw came from B's own MAC");
                 Assert.That(frame.AsSpan(26, 4).ToArray(), Is.EqualTo(new byte[] { 10, 0, 0, 20 }), "and B's own IP");
