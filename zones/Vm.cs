@@ -41,6 +41,15 @@ public static class VmModel
 
     public const long DefaultMemoryMiB = 256;
 
+    /// <summary>SmartOS keeps a VM's alias base64-encoded in a zonecfg attr, whose value holds
+    /// 2 * BUFSIZ bytes with its NUL (libzonecfg's zone_attrtab): 2047 base64 characters encode
+    /// 1535 bytes of UTF-8.</summary>
+    public const int MaxAliasBytes = 1535;
+
+    /// <summary>The largest payload vmadm create and update read here: vmadm itself sets no limit,
+    /// but every property it takes fits many times over (README "Limits").</summary>
+    public const int MaxPayloadBytes = 1 << 20;
+
     /// <summary>A payload problem, worded as vmadm words it.</summary>
     public sealed class PayloadError(string message) : Exception(message);
 

@@ -1,0 +1,255 @@
+using SmartOS.Kernel;
+using SmartOS.Vnic;
+using SmartOS.Zones;
+
+namespace SmartOS.Cli.Tests.Commands;
+
+/// <summary>Configuration files read record by record (issue 20, items 1 and 9): a bad record loses
+/// only itself, is named with its file and position, and is kept in the file on later writes; a
+/// file that could not be read whole is never rewritten.</summary>
+public class ConfigRecordTests
+{
+    private string _root = "";
+
+    [SetUp]
+    public void MakeRoot() => _root = Directory.CreateTempSubdirectory("smartos-records-").FullName;
+
+    [TearDown]
+    public void RemoveRoot() => Directory.Delete(_root, recursive: true);
+
+    private static string[] A(string line) => CliHost.Split(line);
+
+    private CliHost Boot() => new(store: new FileConfigStore(_root));
+
+    private string PathOf(string name) => Path.Combine(_root, "etc", name);
+
+    private void Put(string name, string text)
+    {
+        Directory.CreateDirectory(Path.Combine(_root, "etc"));
+        File.WriteAllText(PathOf(name), text);
+    }
+
+    private const string ThreeStubsAndABadVid = """
+        [
+          {"Name": "stub0", "Class": "etherstub"},
+          {"Name": "vnic0", "Class": "vnic", "Over": "stub0", "Mac": "2:8:20:1:2:3", "Vid": "abc"},
+          {"Name": "stub1", "Class": "etherstub"},
+          {"Name": "vnic1", "Class": "vnic", "Over": "stub1", "Mac": "2:8:20:1:2:4", "MacType": "fixed"}
+        ]
+        """;
+
+    [Test]
+    public void A_bad_field_loses_only_its_record_and_the_problem_names_file_record_and_line()
+    {
+        Put(MacLayer.ConfigName, ThreeStubsAndABadVid);
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems, Has.Count.EqualTo(1));
+            Assert.That(h.Host.BootProblems[0], Does.StartWith("datalink.conf: record 2 (line 3): $.Vid: "));
+            Assert.That(h.Ok(A("dladm show-link -p -o link")), Is.EqualTo("e1000g0\ne1000g1\nstub0\nstub1\nvnic1\n"));
+        }
+    }
+
+    [Test]
+    public void The_next_write_keeps_the_bad_record_in_the_file()
+    {
+        Put(MacLayer.ConfigName, ThreeStubsAndABadVid);
+        Boot().Ok(A("dladm create-etherstub stub9"));
+
+        var again = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(File.ReadAllText(PathOf(MacLayer.ConfigName)), Does.Contain("\"Vid\": \"abc\""));
+            Assert.That(again.Host.BootProblems, Has.Count.EqualTo(1).And.Some.Contains("$.Vid"));
+            Assert.That(again.Ok(A("dladm show-link -p -o link")), Is.EqualTo("e1000g0\ne1000g1\nstub0\nstub1\nvnic1\nstub9\n"));
+        }
+    }
+
+    [Test]
+    public void A_record_that_cannot_be_replayed_stays_in_the_file_after_a_write()
+    {
+        Put(MacLayer.ConfigName, """[{"Name":"v0","Class":"vnic","Over":"e1000g7","Mac":"2:0:0:0:0:1","MacType":"fixed"}]""");
+        Boot().Ok(A("dladm create-etherstub stub0"));
+
+        var again = Boot();
+
+        Assert.That(again.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: record 2 (line 6): v0: object not found" }));
+    }
+
+    [Test]
+    public void A_bad_zone_record_loses_only_that_zone_and_survives_the_next_vmadm_create()
+    {
+        Put(ZoneTable.ConfigName, """
+            [
+              {"Config": {"Name": "a", "ZonePath": "/zones/a"}, "State": "installed"},
+              {"Config": {"Name": "b", "ZonePath": "/zones/b", "CappedMemory": "lots"}, "State": "installed"},
+              {"Config": {"Name": "c", "ZonePath": "/zones/c"}, "State": "installed"}
+            ]
+            """);
+        var h = Boot();
+        Assert.That(h.Host.BootProblems.Single(), Does.StartWith("zones.conf: record 2 (line 3): $.Config.CappedMemory: "));
+        Assert.That(h.WithStdin("""{ "alias": "x" }""", "vmadm", "create").ExitCode, Is.Zero);
+
+        var again = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(again.Host.BootProblems.Single(), Does.Contain("CappedMemory"));
+            Assert.That(again.Host.Zones.Zones.Select(z => z.Name).Take(2), Is.EqualTo(new[] { "a", "c" }));
+            Assert.That(again.Host.Zones.Zones, Has.Count.EqualTo(3));
+        }
+    }
+
+    [TestCase(MacLayer.ConfigName)]
+    [TestCase(MacLayer.FlowConfigName)]
+    [TestCase(NicTagTable.ConfigName)]
+    [TestCase(ZoneTable.ConfigName)]
+    public void A_null_record_is_reported_not_thrown(string file)
+    {
+        Put(file, "[null]");
+
+        CliHost? h = null;
+        Assert.DoesNotThrow(() => h = Boot());
+
+        Assert.That(h!.Host.BootProblems, Is.EqualTo(new[] { $"{file}: record 1 (line 1): empty record (null)" }));
+    }
+
+    [TestCase("null", "not an array")]
+    [TestCase("{}", "not an array")]
+    [TestCase("\"x\"", "not an array")]
+    [TestCase("[{\"Name\":\"stub0\",\"Class\":\"etherstub\"},", "line 1")]
+    public void A_file_that_is_not_an_array_of_records_is_reported_and_never_rewritten(string text, string reason)
+    {
+        Put(MacLayer.ConfigName, text);
+        var h = Boot();
+
+        var r = h.Fails(A("dladm create-etherstub stub5"));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems.Single(), Does.StartWith("datalink.conf: ").And.Contains(reason));
+            Assert.That(r.Stderr, Does.Contain("datalink.conf").And.Contain("could not be read"));
+            Assert.That(File.ReadAllText(PathOf(MacLayer.ConfigName)), Is.EqualTo(text));
+            Assert.That(h.Ok(A("dladm show-link -p -o link")), Does.Not.Contain("stub5"));
+        }
+    }
+
+    [Test]
+    public void A_directory_in_place_of_a_file_is_reported()
+    {
+        Directory.CreateDirectory(PathOf(ZoneTable.ConfigName));
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems.Single(), Does.StartWith("zones.conf: ").And.Contains("directory"));
+            Assert.That(h.Fails("zonecfg", "-z", "web", "create; set zonepath=/zones/web").Stderr, Does.Contain("could not be read"));
+        }
+    }
+
+    [Test]
+    public void A_directory_in_place_of_an_ipadm_file_is_reported()
+    {
+        Directory.CreateDirectory(PathOf("ipadm.conf"));
+
+        var h = Boot();
+
+        Assert.That(h.Host.BootProblems.Single(), Does.StartWith("global zone: ipadm.conf: ").And.Contains("directory"));
+    }
+
+    [Test]
+    public void Out_of_range_zone_values_are_reported_not_accepted()
+    {
+        Put(ZoneTable.ConfigName, """
+            [
+              {"Config": {"Name": "a", "ZonePath": "/zones/a", "CappedMemory": 4611686018427387904}, "State": "installed"},
+              {"Config": {"Name": "b", "ZonePath": "/zones/b"}, "State": "exploded"},
+              {"Config": {"Name": "c", "ZonePath": "/zones/c"}, "State": "installed"}
+            ]
+            """);
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems, Has.Count.EqualTo(2));
+            Assert.That(h.Host.BootProblems[0], Does.StartWith("zones.conf: record 1 (line 2): a: capped-memory"));
+            Assert.That(h.Host.BootProblems[1], Does.StartWith("zones.conf: record 2 (line 3): b: ").And.Contains("exploded"));
+            Assert.That(h.Host.Zones.Zones.Select(z => z.Name), Is.EqualTo(new[] { "c" }));
+        }
+    }
+
+    [Test]
+    public void A_huge_bad_record_is_not_echoed_in_full()
+    {
+        string huge = new('x', 5_000_000);
+        Put(MacLayer.ConfigName, $$"""[{"Name": "{{huge}}", "Class": "etherstub"}, {"Name": "v", "Class": "vnic", "Mac": "{{huge}}"}]""");
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems, Has.Count.EqualTo(2));
+            Assert.That(h.Host.BootProblems, Has.All.Length.LessThan(300));
+        }
+    }
+
+    // ---- item 2: numbers in range ---------------------------------------------------------------
+
+    private const string HugeMaxbw = "99999999999999999999999M";
+
+    [Test]
+    public void A_huge_maxbw_in_datalink_conf_is_reported_and_the_host_boots()
+    {
+        Put(MacLayer.ConfigName, $$$"""[{"Name": "stub0", "Class": "etherstub"}, {"Name": "v0", "Class": "vnic", "Over": "stub0", "Mac": "2:8:20:1:2:3", "Props": {"maxbw": "{{{HugeMaxbw}}}"}}]""");
+
+        CliHost? h = null;
+        Assert.DoesNotThrow(() => h = Boot());
+
+        Assert.That(h!.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: record 2 (line 1): v0: cannot set link property 'maxbw': invalid argument" }));
+    }
+
+    [Test]
+    public void Set_linkprop_with_a_huge_maxbw_gives_dladms_error()
+    {
+        var h = Boot();
+
+        var r = h.Fails(A($"dladm set-linkprop -p maxbw={HugeMaxbw} e1000g0"));
+
+        Assert.That(r.Stderr, Is.EqualTo($"dladm: warning: cannot set link property 'maxbw' on 'e1000g0': invalid argument\n"));
+    }
+
+    [Test]
+    public void Create_vnic_with_a_huge_maxbw_leaves_nothing()
+    {
+        var h = Boot();
+
+        var r = h.Fails(A($"dladm create-vnic -l e1000g0 -p maxbw={HugeMaxbw} v0"));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.StartWith("dladm: ").And.Contains("invalid argument"));
+            Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.Empty);
+            Assert.That(File.Exists(PathOf(MacLayer.ConfigName)) ? File.ReadAllText(PathOf(MacLayer.ConfigName)) : "", Does.Not.Contain("v0"));
+        }
+    }
+
+    [Test]
+    public void Add_flow_with_a_huge_maxbw_gives_flowadms_error()
+    {
+        var h = Boot();
+
+        var r = h.Fails(A($"flowadm add-flow -l e1000g0 -a transport=tcp -p maxbw={HugeMaxbw} f0"));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.StartWith("flowadm: ").And.Contains("invalid argument"));
+            Assert.That(h.Ok(A("flowadm show-flow -p -o flow")), Is.Empty);
+        }
+    }
+}
