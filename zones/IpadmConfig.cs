@@ -14,10 +14,16 @@ public sealed class IpadmConfig(IConfigStore store, string zone) : IIpadmStore
 {
     public static string FileName(string zone) => zone == "global" ? "ipadm.conf" : $"ipadm.{zone}.conf";
 
-    public List<string[]> Load()
+    /// <summary>The file's records. A file that cannot be read (a directory, no permission) throws
+    /// IOException, so ipadm says so; and as ipadm loads before it saves, nothing rewrites such a
+    /// file (ConfigFile.cs rule 3).</summary>
+    public List<string[]> Load() => TryLoad(out string? unreadable) ?? throw ConfigText.Refusal(FileName(zone), unreadable!);
+
+    private List<string[]>? TryLoad(out string? unreadable)
     {
         var records = new List<string[]>();
-        string? text = store.Read(FileName(zone));
+        string? text = ConfigText.Read(store, FileName(zone), out unreadable);
+        if (unreadable != null) return null;
         if (text == null) return records;
         foreach (string line in text.Split('\n'))
         {
@@ -44,7 +50,8 @@ public sealed class IpadmConfig(IConfigStore store, string zone) : IIpadmStore
     /// still awaits (duplicate address detection, a DHCP lease) resumes on the loop.</remarks>
     public static List<string> Replay(Host host, string zone, IpStack stack)
     {
-        var records = new IpadmConfig(host.Store, zone).Load();
+        var records = new IpadmConfig(host.Store, zone).TryLoad(out string? unreadable);
+        if (records == null) return [$"{FileName(zone)}: {unreadable}"];
         if (records.Count == 0) return [];
         var mac = host.Mac;
         var ctx = new ProgramContext

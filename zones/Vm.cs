@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Zones;
@@ -50,12 +52,30 @@ public static class VmModel
     /// but every property it takes fits many times over (README "Limits").</summary>
     public const int MaxPayloadBytes = 1 << 20;
 
+    /// <summary>The largest quota in GiB: 2^33 GiB is the largest byte count a signed 64-bit value holds.</summary>
+    public const long MaxQuotaGiB = 1L << 33;
+
+    /// <summary>Checks what zones.conf holds of a VM against the limits vmadm applies on input; returns
+    /// the first problem, naming the property.</summary>
+    public static string? CheckInfo(VmInfo vm)
+    {
+        if (vm.Alias != null && Encoding.UTF8.GetByteCount(vm.Alias) > MaxAliasBytes) return $"alias: longer than {MaxAliasBytes} bytes";
+        if (vm.Quota is < 0 or > MaxQuotaGiB) return $"quota: must be from 0 to {MaxQuotaGiB} GiB";
+        if (vm.Index < 1) return "index: must be positive";
+        if (vm.Vcpus is int v && v != 1) return "vcpus: this VMM runs one vCPU per guest";
+        foreach (string r in vm.Resolvers)
+            if (r == null || !ZoneAddresses.IsValidIp(r)) return $"resolvers: '{ConfigText.Echo(r)}' is not a valid IP address";
+        return null;
+    }
+
     /// <summary>A payload problem, worded as vmadm words it.</summary>
     public sealed class PayloadError(string message) : Exception(message);
 
     /// <summary>Parses a JSON object payload; throws PayloadError on bad JSON.</summary>
     public static JsonObject ParseObject(string text)
     {
+        int size = Encoding.UTF8.GetByteCount(text);
+        if (size > MaxPayloadBytes) throw new PayloadError($"payload of {size} bytes is larger than the limit of {MaxPayloadBytes} bytes");
         JsonNode? node;
         try { node = JsonNode.Parse(text); }
         catch (JsonException e) { throw new PayloadError("Invalid JSON payload: " + e.Message); }
@@ -183,7 +203,7 @@ public static class VmModel
         {
             if (Array.IndexOf(allowed, key) >= 0) continue;
             if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
-            else unknown.Add(prefix + key);
+            else unknown.Add(ConfigText.Echo(prefix + key));
         }
         if (unknown.Count > 0) throw new PayloadError("Invalid property(s): " + string.Join(',', unknown));
         if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
@@ -192,7 +212,13 @@ public static class VmModel
     private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
     {
         var vm = cfg.Vm!;
-        if (payload["alias"] is JsonNode a) { if (Str(a) is string s) vm.Alias = s; else bad.Add("alias"); }
+        if (payload["alias"] is JsonNode a)
+        {
+            if (Str(a) is not string s) bad.Add("alias");
+            else if (Encoding.UTF8.GetByteCount(s) > MaxAliasBytes)
+                throw new PayloadError($"Invalid value(s) for: alias (longer than {MaxAliasBytes} bytes, what SmartOS stores)");
+            else vm.Alias = s;
+        }
         if (payload["image_uuid"] is JsonNode img) { if (Str(img) is string s && IsUuid(s)) vm.ImageUuid = s; else bad.Add("image_uuid"); }
         if (payload["autoboot"] is JsonNode ab) { if (Bool(ab) is bool b) cfg.Autoboot = b; else bad.Add("autoboot"); }
         if (payload["max_physical_memory"] is JsonNode m)
@@ -200,7 +226,7 @@ public static class VmModel
             if (Int(m) is long mib && mib > 0 && mib <= 1L << 30) cfg.CappedMemory = mib << 20;
             else bad.Add("max_physical_memory");
         }
-        if (payload["quota"] is JsonNode q) { if (Int(q) is long gib && gib >= 0) vm.Quota = gib; else bad.Add("quota"); }
+        if (payload["quota"] is JsonNode q) { if (Int(q) is long gib && gib is >= 0 and <= MaxQuotaGiB) vm.Quota = gib; else bad.Add("quota"); }
         if (payload["resolvers"] is JsonNode r)
         {
             var list = StrList(r);
@@ -383,7 +409,7 @@ public static class VmModel
         foreach (string a in args)
         {
             int eq = a.IndexOf('=');
-            if (eq <= 0) throw new PayloadError($"Invalid property=value argument '{a}'");
+            if (eq <= 0) throw new PayloadError($"Invalid property=value argument '{ConfigText.Echo(a)}'");
             string k = a[..eq], v = a[(eq + 1)..];
             if (v is "true" or "false") o[k] = v == "true";
             else if (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long n)) o[k] = n;

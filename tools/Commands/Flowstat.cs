@@ -1,3 +1,4 @@
+using SmartOS.Kernel;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Commands;
@@ -50,7 +51,7 @@ public static class Flowstat
         if (g.Operands.Count == 1)
         {
             var f = ctx.Host.Mac.FindFlow(g.Operands[0]);
-            if (f == null || !Visible(f.Link)) { ctx.Err.WriteLine($"flowstat: invalid flow: '{g.Operands[0]}'"); return Task.FromResult(1); }
+            if (f == null || !Visible(f.Link)) { ctx.Err.WriteLine($"flowstat: invalid flow: '{ConfigText.Echo(g.Operands[0])}'"); return Task.FromResult(1); }
             flows = [f];
         }
         // One report, or one every interval (the totals first, then each interval's change).

@@ -18,9 +18,25 @@ public class InputLimitTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Does.StartWith("Failed to create VM: ").And.Contains("alias"));
-            Assert.That(r.Stderr.Length, Is.LessThan(300));
+            Assert.That(r.Stderr, Does.StartWith("Failed to create VM: payload of 10000015 bytes"));
             Assert.That(h.Host.Zones.Zones, Is.Empty);
+        }
+    }
+
+    [Test]
+    public void A_ten_million_character_alias_given_as_an_argument_is_refused()
+    {
+        var h = new CliHost();
+        var c = h.WithStdin("""{ "alias": "a" }""", "vmadm", "create");
+        string uuid = c.Stderr.Split(' ')[^1].Trim();
+
+        var r = h.Run("vmadm", "update", uuid, "alias=" + new string('a', 10_000_000));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Not.Zero);
+            Assert.That(r.Stderr, Does.Contain("alias").And.Length.LessThan(300));
+            Assert.That(h.Host.Zones.Zones.Single().Config.Vm!.Alias, Is.EqualTo("a"));
         }
     }
 
