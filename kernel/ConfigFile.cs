@@ -206,7 +206,8 @@ public sealed class ConfigFile<T> where T : class
         {
             writer.WriteStartArray();
             foreach (var r in records) JsonSerializer.Serialize(writer, r, _info);
-            foreach (var raw in _kept) writer.WriteRawValue(raw.Span, skipInputValidation: true);
+            // Each kept record on a line of its own, as an indented writer would place it.
+            foreach (var raw in _kept) writer.WriteRawValue([.. "\n  "u8, .. raw.Span], skipInputValidation: true);
             writer.WriteEndArray();
         }
         store.Write(Name, Encoding.UTF8.GetString(buffer.WrittenSpan));
