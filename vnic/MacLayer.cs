@@ -137,10 +137,7 @@ public sealed partial class MacLayer
     }
 
     /// <summary>Every MAC address in use by a port on this host (for uniqueness checks).</summary>
-    internal bool MacInUse(MacAddress mac, ushort vid, VSwitch sw)
-    {
-        foreach (var l in _links.Values)
-            if (l is PortLink p && p.Switch == sw && p.MacAddress == mac && p.Vid == vid) return true;
-        return false;
-    }
+    /// <summary>Whether a port of the switch has the address in the VLAN: every port link is a port
+    /// of its switch, so the switch's unicast table answers in one lookup (boot stays linear).</summary>
+    internal bool MacInUse(MacAddress mac, ushort vid, VSwitch sw) => sw.HasAddress(mac, vid);
 }
