@@ -77,7 +77,7 @@ public class ConfigRecordTests
 
         var again = Boot();
 
-        Assert.That(again.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: record 2 (line 6): v0: object not found" }));
+        Assert.That(again.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: record 2 (line 7): v0: object not found" }));
     }
 
     [Test]
@@ -181,6 +181,29 @@ public class ConfigRecordTests
             Assert.That(h.Host.BootProblems[0], Does.StartWith("zones.conf: record 1 (line 2): a: capped-memory"));
             Assert.That(h.Host.BootProblems[1], Does.StartWith("zones.conf: record 2 (line 3): b: ").And.Contains("exploded"));
             Assert.That(h.Host.Zones.Zones.Select(z => z.Name), Is.EqualTo(new[] { "c" }));
+        }
+    }
+
+    [Test]
+    public void A_vm_record_beyond_vmadms_limits_is_reported_not_accepted()
+    {
+        Put(ZoneTable.ConfigName, $$$"""
+            [
+              {"Config": {"Name": "a", "ZonePath": "/zones/a", "Vm": {"Alias": "{{{new string('x', 2000)}}}", "Index": 1}}, "State": "installed"},
+              {"Config": {"Name": "b", "ZonePath": "/zones/b", "Vm": {"Quota": 9223372036854775807, "Index": 2}}, "State": "installed"}
+            ]
+            """);
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems, Is.EqualTo(new[]
+            {
+                $"zones.conf: record 1 (line 2): a: alias: longer than {VmModel.MaxAliasBytes} bytes",
+                $"zones.conf: record 2 (line 3): b: quota: must be from 0 to {VmModel.MaxQuotaGiB} GiB",
+            }));
+            Assert.That(h.Host.Zones.Zones, Is.Empty);
         }
     }
 

@@ -156,4 +156,33 @@ public class InputLimitTests
 
         Assert.That(r.Stderr, Is.EqualTo("flowadm: flow name too long\n"));
     }
+
+    [Test]
+    public void A_capped_memory_beyond_vmadms_limit_is_refused_by_zonecfg()
+    {
+        var h = new CliHost();
+
+        var r = h.Run("zonecfg", "-z", "web", "create; set zonepath=/zones/web; add capped-memory; set physical=2000T; end");
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Not.Zero);
+            Assert.That(r.Stderr, Does.Contain("physical: '2000T' is larger than 1024T"));
+            Assert.That(h.Host.Zones.Zones, Is.Empty);
+        }
+    }
+
+    [Test]
+    public void A_quota_beyond_a_64_bit_byte_count_is_refused_by_vmadm()
+    {
+        var h = new CliHost();
+
+        var r = h.WithStdin("""{ "alias": "q", "quota": 9223372036854775807 }""", "vmadm", "create");
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Not.Zero);
+            Assert.That(r.Stderr, Is.EqualTo("Failed to create VM: Invalid value(s) for: quota\n"));
+        }
+    }
 }
