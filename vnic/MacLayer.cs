@@ -40,7 +40,13 @@
  *      it are dropped and counted.
  *   3. Every drop increments a counter with a reason (LinkStats); nothing is dropped silently.
  *   4. Nothing on the data path throws on bad frames; malformed input is counted in ierrors/oerrors.
- *   5. Configuration changes either complete or leave live and persistent state unchanged.
+ *   5. Configuration changes either complete or leave live and persistent state unchanged. Every
+ *      value is checked for range before anything changes (a maxbw that overflows is "invalid
+ *      argument", not an exception). datalink.conf and flowadm.conf are read record by record
+ *      (kernel/ConfigFile.cs); a record that cannot be replayed is reported and kept in the file.
+ *   8. Creating a link costs O(1) in the number of links: a switch adds a port's address to its
+ *      unicast table at once and rebuilds its VLAN arrays only when a frame first needs them, and
+ *      an address clash is one lookup in that table (boot replays N links in O(N)).
  *   6. Packets are owned by one component at a time (Kernel.cs rule 3); group frames are copied
  *      once per receiving port.
  *   7. Checksum offload, as illumos's HCK_PARTIALCKSUM between VNICs of one host: an IP stack may

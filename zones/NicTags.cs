@@ -42,11 +42,12 @@ public sealed class NicTagTable
     {
         _store = store;
         var problems = new List<string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var rec in _file.Load(store, problems))
         {
             var t = rec.Value;
             string? err = null;
-            if (!IsValidName(t.Name, t.Local) || Find(t.Name) != null) err = "invalid nic tag";
+            if (!IsValidName(t.Name, t.Local) || !names.Add(t.Name)) err = "invalid nic tag";
             else if (!t.Local && !MacAddress.TryParse(t.Mac, out _)) err = "invalid MAC address";
             else if (t.Mtu is int m && (m < 1500 || m > 9000)) err = "mtu must be between 1500-9000";
             else if (t.Local)
