@@ -44,9 +44,6 @@
  *      value is checked for range before anything changes (a maxbw that overflows is "invalid
  *      argument", not an exception). datalink.conf and flowadm.conf are read record by record
  *      (kernel/ConfigFile.cs); a record that cannot be replayed is reported and kept in the file.
- *   8. Creating a link costs O(1) in the number of links: a switch adds a port's address to its
- *      unicast table at once and rebuilds its VLAN arrays only when a frame first needs them, and
- *      an address clash is one lookup in that table (boot replays N links in O(N)).
  *   6. Packets are owned by one component at a time (Kernel.cs rule 3); group frames are copied
  *      once per receiving port.
  *   7. Checksum offload, as illumos's HCK_PARTIALCKSUM between VNICs of one host: an IP stack may
@@ -56,6 +53,10 @@
  *      (IMacReceiver.AcceptsPendingChecksum: guests, lx zones) gets it. Stacks of the host accept
  *      pending frames without verifying them. Captures and wires therefore see the same bytes as
  *      without offload.
+ *   8. Adding a VNIC or etherstub to the live state costs O(1) in the number of links: a switch
+ *      adds a port's address to its unicast table at once and rebuilds its VLAN arrays only when a
+ *      frame first needs them, and an address clash is one lookup in that table. So a boot replays
+ *      N records in O(N) (tests/SmartOS.Benchmarks boot).
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
  * statement is in ResourceControl.cs.
