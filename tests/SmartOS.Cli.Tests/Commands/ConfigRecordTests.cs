@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using SmartOS.Kernel;
 using SmartOS.Vnic;
 using SmartOS.Zones;
@@ -275,4 +276,72 @@ public class ConfigRecordTests
             Assert.That(h.Ok(A("flowadm show-flow -p -o flow")), Is.Empty);
         }
     }
+
+    [Test]
+    public void Set_flowprop_with_a_huge_maxbw_gives_flowadms_error()
+    {
+        var h = Boot();
+        h.Ok(A("flowadm add-flow -l e1000g0 -a transport=tcp f0"));
+
+        var r = h.Fails(A($"flowadm set-flowprop -p maxbw={HugeMaxbw} f0"));
+
+        Assert.That(r.Stderr, Does.StartWith("flowadm: ").And.Contains("invalid argument"));
+    }
+
+    // ---- every field of every file, damaged ---------------------------------------------------
+
+    private static readonly (string File, string Record)[] s_goodRecords =
+    [
+        (MacLayer.ConfigName, """{"Name": "vnic0", "Class": "vnic", "Over": "e1000g0", "Mac": "2:8:20:1:2:3", "MacType": "fixed", "Vid": 5, "FactorySlot": 1, "Zone": "global", "Props": {"mtu": "1400", "maxbw": "10M"}}"""),
+        (MacLayer.FlowConfigName, """{"Name": "f0", "Link": "e1000g0", "Attrs": "transport=tcp", "Props": {"maxbw": "10M", "priority": "low"}}"""),
+        (NicTagTable.ConfigName, """{"Name": "admin", "Mac": "00:08:20:00:00:00", "Mtu": 1500, "Local": false}"""),
+        (ZoneTable.ConfigName, """{"Config": {"Name": "z1", "ZonePath": "/zones/z1", "Brand": "joyent", "Autoboot": true, "IpType": "exclusive", "CappedMemory": 1073741824, "Uuid": "u", "Nets": [{"Physical": "vnic0", "GlobalNic": "admin", "VlanId": 0, "Mtu": 1500, "Ips": ["10.0.0.2/24"], "Gateways": ["10.0.0.1"], "AllowedIps": [], "BlockedOutgoingPorts": [25]}], "Vm": {"Alias": "web", "Quota": 10, "Resolvers": ["8.8.8.8"], "Index": 1}}, "State": "installed"}"""),
+    ];
+
+    private static readonly JsonNode?[] s_damage = [null, "abc", 1e30, -1, 99999999999999999999.0, new JsonArray(), new JsonObject(), new JsonArray((JsonNode?)null)];
+
+    /// <summary>Every (file, JSON path, damaged value): each property of a good record, at any depth.</summary>
+    private static IEnumerable<TestCaseData> DamagedFields()
+    {
+        foreach (var (file, record) in s_goodRecords)
+        {
+            var paths = new List<string>();
+            void Walk(JsonNode? n, string path)
+            {
+                if (n is JsonObject o) foreach (var (k, v) in o) { paths.Add(path + "." + k); Walk(v, path + "." + k); }
+                else if (n is JsonArray a) for (int i = 0; i < a.Count; i++) { paths.Add($"{path}[{i}]"); Walk(a[i], $"{path}[{i}]"); }
+            }
+            Walk(JsonNode.Parse(record), "$");
+            foreach (string path in paths)
+                yield return new TestCaseData(file, record, path).SetArgDisplayNames(file, path);
+        }
+    }
+
+    [TestCaseSource(nameof(DamagedFields))]
+    public void A_damaged_field_never_throws_and_any_problem_names_its_position(string file, string record, string path)
+    {
+        foreach (var damage in s_damage)
+        {
+            var bad = JsonNode.Parse(record)!;
+            Replace(bad, path, damage?.DeepClone());
+            Put(file, $"[{bad.ToJsonString()}, {record.Replace("0", "1", StringComparison.Ordinal)}]");
+
+            CliHost? h = null;
+            Assert.DoesNotThrow(() => h = Boot(), $"{path} = {damage?.ToJsonString() ?? "null"}");
+            Assert.That(h!.Host.BootProblems, Has.All.StartsWith(file + ": record ").Or.StartsWith(file + ": line "), $"{path} = {damage?.ToJsonString() ?? "null"}");
+        }
+    }
+
+    private static void Replace(JsonNode root, string path, JsonNode? value)
+    {
+        var parts = path[2..].Replace("[", ".[", StringComparison.Ordinal).Split('.', StringSplitOptions.RemoveEmptyEntries);
+        JsonNode node = root;
+        for (int i = 0; i < parts.Length - 1; i++) node = Step(node, parts[i])!;
+        string last = parts[^1];
+        if (last.StartsWith('[')) node.AsArray()[int.Parse(last[1..^1], System.Globalization.CultureInfo.InvariantCulture)] = value;
+        else node.AsObject()[last] = value;
+    }
+
+    private static JsonNode? Step(JsonNode node, string part)
+        => part.StartsWith('[') ? node.AsArray()[int.Parse(part[1..^1], System.Globalization.CultureInfo.InvariantCulture)] : node.AsObject()[part];
 }
