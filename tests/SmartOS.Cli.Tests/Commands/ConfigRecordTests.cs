@@ -164,6 +164,20 @@ public class ConfigRecordTests
     }
 
     [Test]
+    public void A_bad_ipadm_record_is_named_by_its_line_and_the_others_apply()
+    {
+        Put("ipadm.conf", "# persistent interfaces\ncreate-if e1000g0\nbogus-verb x\ncreate-if e1000g1\n");
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems.Single(), Does.StartWith("global zone: ipadm.conf: line 3: ipadm bogus-verb x: "));
+            Assert.That(h.Ok(A("ipadm show-if")), Does.Contain("e1000g0").And.Contain("e1000g1"));
+        }
+    }
+
+    [Test]
     public void Out_of_range_zone_values_are_reported_not_accepted()
     {
         Put(ZoneTable.ConfigName, """
