@@ -7,8 +7,8 @@
  *
  * Glossary
  *   record      one element of the file's top-level JSON array: one datalink, flow, tag or zone.
- *   position    a record's 1-based index in the array and the line its first character is on;
- *               every problem names the file and the position.
+ *   position    a record's 1-based index in the array and a line: the line of its bad field, or
+ *               else of its first character. Every problem names the file and the position.
  *   kept        a record the reader could not turn into a value (bad JSON type, null, not an
  *               object) or that its owner could not apply (Reject: a VNIC over a missing link, a
  *               zone that fails its checks). Its text is kept verbatim.
@@ -144,7 +144,6 @@ public sealed class ConfigFile<T> where T : class
                 {
                     try { value = JsonSerializer.Deserialize(raw.Span, _info); }
                     catch (JsonException e) { why = Describe(e, at, out at); }
-                    if (why == null && value == null) why = "empty record (null)";
                 }
                 if (why != null)
                 {
