@@ -163,28 +163,28 @@ public static class VmModel
         if (payload["ram"] is JsonNode r)
         {
             if (Int(r) is long mib && mib is >= HvmGuest.MinRamMiB and <= HvmGuest.MaxRamMiB) cfg.CappedMemory = mib << 20;
-            else throw new PayloadError($"Invalid value(s) for: ram ({r.ToJsonString()}: MiB from {HvmGuest.MinRamMiB} to {HvmGuest.MaxRamMiB})");
+            else throw new PayloadError($"Invalid value(s) for: ram ({ConfigText.Echo(r.ToJsonString())}: MiB from {HvmGuest.MinRamMiB} to {HvmGuest.MaxRamMiB})");
         }
         vm.Vcpus = 1;
         if (payload["vcpus"] is JsonNode v && Int(v) != 1)
-            throw new PayloadError($"Invalid value(s) for: vcpus ({v.ToJsonString()}: this VMM runs one vCPU per guest; use 1)");
+            throw new PayloadError($"Invalid value(s) for: vcpus ({ConfigText.Echo(v.ToJsonString())}: this VMM runs one vCPU per guest; use 1)");
         if (payload["image"] is not JsonNode img)
             throw new PayloadError($"Missing property: image (what a {cfg.Brand} VM boots: {{\"guest\": NAME}} or {{\"path\": FILE}})");
         if (img is not JsonObject io || io.Count != 1 || !(io.ContainsKey("guest") || io.ContainsKey("path")))
-            throw new PayloadError($"Invalid value(s) for: image ({img.ToJsonString()}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
+            throw new PayloadError($"Invalid value(s) for: image ({ConfigText.Echo(img.ToJsonString())}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
         if (io["guest"] is JsonNode g)
         {
             var names = HvmGuest.GuestNames();
             if (Str(g) is not string name || !names.Contains(name))
-                throw new PayloadError($"Invalid value(s) for: image.guest ({g.ToJsonString()}: the guests are {string.Join(", ", names)})");
+                throw new PayloadError($"Invalid value(s) for: image.guest ({ConfigText.Echo(g.ToJsonString())}: the guests are {string.Join(", ", names)})");
             vm.Guest = name;
         }
         else
         {
             if (Str(io["path"]) is not string path || path.Length == 0)
-                throw new PayloadError($"Invalid value(s) for: image.path ({io["path"]?.ToJsonString()}: a file name)");
+                throw new PayloadError($"Invalid value(s) for: image.path ({ConfigText.Echo(io["path"]?.ToJsonString())}: a file name)");
             string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(workingDirectory, path));
-            if (!File.Exists(full)) throw new PayloadError($"Invalid value(s) for: image.path (no such file: {full})");
+            if (!File.Exists(full)) throw new PayloadError($"Invalid value(s) for: image.path (no such file: {ConfigText.Echo(full)})");
             vm.ImagePath = full;
         }
     }
@@ -242,7 +242,7 @@ public static class VmModel
         if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
         {
             if (Str(model) != "virtio")
-                throw new PayloadError($"Invalid value(s) for: {path}.model ({model.ToJsonString()}: only virtio is supported, the VMM's one NIC model)");
+                throw new PayloadError($"Invalid value(s) for: {path}.model ({ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
@@ -319,7 +319,7 @@ public static class VmModel
             var n = nets[i];
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
             var lower = n.GlobalNic == null ? null : host.NicTags.Resolve(n.GlobalNic);
-            if (lower == null) throw new PayloadError($"Invalid nic tag \"{n.GlobalNic}\" for {path}");
+            if (lower == null) throw new PayloadError($"Invalid nic tag \"{ConfigText.Echo(n.GlobalNic)}\" for {path}");
             if (n.Mtu > lower.Mtu) throw new PayloadError($"Invalid value(s) for: {path}.mtu ({n.Mtu} is larger than the MTU of {lower.Name}, {lower.Mtu})");
             foreach (string ip in n.Ips)
             {
@@ -364,7 +364,7 @@ public static class VmModel
                 {
                     string? norm = MacAddress.TryParse(m, out var mac) ? NicTagTable.Normalize(mac) : null;
                     int at = cfg.Nets.FindIndex(n => n.MacAddr == norm);
-                    if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {m})");
+                    if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {ConfigText.Echo(m)})");
                     cfg.Nets.RemoveAt(at);
                 }
             }
@@ -377,7 +377,7 @@ public static class VmModel
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
                 CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.");
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
-                if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ms})");
+                if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 var copy = new JsonObject();
                 foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
                 FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
