@@ -384,10 +384,11 @@ public sealed partial class MacLayer
         if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
         if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.InvalidLink);
         if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
-        foreach (var l in _links.Values)
-            if (l is VlanLink other && other.OverPhys == phys && other.Vid == vid) return MacStatus.Fail(MacStatus.Exists);
-        // A VLAN link uses the NIC's own address; a VNIC may already hold it in that VLAN.
-        if (MacInUse(phys.MacAddress, vid, phys.Switch)) return MacStatus.Fail(MacStatus.MacInUse);
+        // A VLAN link uses the NIC's own address, so the port holding that address in the VLAN is
+        // either a VLAN link of the same VID (it exists) or a VNIC (the address is in use): one
+        // lookup (rule 8).
+        if (phys.Switch.PortWith(phys.MacAddress, vid) is PortLink holder)
+            return MacStatus.Fail(holder is VlanLink ? MacStatus.Exists : MacStatus.MacInUse);
         vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = Math.Min(phys.Mtu, 1500) };
         Register(vlan);
         phys.Switch.AddPort(vlan);

@@ -29,6 +29,9 @@ public sealed class VSwitch
     /// <summary>Whether a port of this switch has the address in the VLAN (one hash lookup).</summary>
     internal bool HasAddress(MacAddress mac, ushort vid) => _unicast.ContainsKey(Key(vid, mac));
 
+    /// <summary>The port with the address in the VLAN, or null.</summary>
+    internal PortLink? PortWith(MacAddress mac, ushort vid) => _unicast.GetValueOrDefault(Key(vid, mac));
+
     internal void AddPort(PortLink port)
     {
         _ports.Add(port);
