@@ -146,6 +146,9 @@ public sealed class ZoneTable
             if (n.MacAddr != null && (!MacAddress.TryParse(n.MacAddr, out var m) || m.IsGroup || m.IsZero)) return $"net {n.Physical}: mac-addr '{ConfigText.Echo(n.MacAddr)}' is not a valid unicast MAC address";
             if (n.VlanId is < 0 or > 4094 or 1) return $"net {n.Physical}: vlan-id '{n.VlanId}' is not valid";
             if (n.VlanId != 0 && n.GlobalNic == null) return $"net {n.Physical}: vlan-id needs global-nic";
+            if (n.Mtu is < 576 or > 9000) return $"net {n.Physical}: mtu '{n.Mtu}' is not from 576 to 9000";
+            foreach (int port in n.BlockedOutgoingPorts)
+                if (port is < 1 or > 65535) return $"net {n.Physical}: blocked outgoing port '{port}' is not from 1 to 65535";
         }
         if (c.CappedMemory is <= 0 or > ZoneConfig.MaxCappedMemory)
             return $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}";

@@ -199,6 +199,22 @@ public class ConfigRecordTests
         }
     }
 
+    [TestCase("\"Mtu\": 100000", "mtu '100000' is not from 576 to 9000")]
+    [TestCase("\"BlockedOutgoingPorts\": [70000]", "blocked outgoing port '70000' is not from 1 to 65535")]
+    [TestCase("\"VlanId\": 5000", "vlan-id '5000' is not valid")]
+    public void An_out_of_range_net_value_in_zones_conf_is_reported(string field, string reason)
+    {
+        Put(ZoneTable.ConfigName, $$"""[{"Config": {"Name": "a", "ZonePath": "/zones/a", "Nets": [{"Physical": "net0", "GlobalNic": "admin", {{field}}}]}, "State": "installed"}]""");
+
+        var h = Boot();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.BootProblems, Is.EqualTo(new[] { $"zones.conf: record 1 (line 1): a: net net0: {reason}" }));
+            Assert.That(h.Host.Zones.Zones, Is.Empty);
+        }
+    }
+
     [Test]
     public void A_vm_record_beyond_vmadms_limits_is_reported_not_accepted()
     {
