@@ -10,7 +10,10 @@ namespace SmartOS.Zones;
 /// <summary>
 /// vmadm(8)'s model: JSON payloads turned into zone configurations (Host.cs glossary, "VM"), and
 /// zones turned back into vmadm's JSON. Payloads are checked whole before anything is created:
-/// unknown properties, ill-typed values, missing nic tags and duplicate IPs or MACs are refused.
+/// unknown properties, ill-typed or out-of-range values, missing nic tags and duplicate IPs or MACs are
+/// refused, and so are payloads over MaxPayloadBytes and aliases longer than SmartOS stores (README,
+/// "Configuration files: bad records and limits"). Messages quote at most ConfigText.EchoLimit
+/// characters of a refused value.
 /// </summary>
 public static class VmModel
 {
@@ -49,7 +52,7 @@ public static class VmModel
     public const int MaxAliasBytes = 1535;
 
     /// <summary>The largest payload vmadm create and update read here: vmadm itself sets no limit,
-    /// but every property it takes fits many times over (README "Limits").</summary>
+    /// but every property it takes fits many times over (README, "Configuration files: bad records and limits").</summary>
     public const int MaxPayloadBytes = 1 << 20;
 
     /// <summary>The largest quota in GiB: 2^33 GiB is the largest byte count a signed 64-bit value holds.</summary>

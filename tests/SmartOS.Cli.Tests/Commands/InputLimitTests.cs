@@ -3,7 +3,7 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Tests.Commands;
 
 /// <summary>Names and sizes are checked on input against the limits SmartOS sets (issue 20, item 7;
-/// README "Limits").</summary>
+/// README, "Configuration files: bad records and limits").</summary>
 public class InputLimitTests
 {
     private static string[] A(string line) => CliHost.Split(line);
