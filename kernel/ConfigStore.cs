@@ -43,6 +43,8 @@ public sealed class FileConfigStore : IConfigStore
     public string? Read(string name)
     {
         string path = PathOf(name);
+        // A directory in the file's place is a fault to report (ConfigFile.cs rule 3), not a missing file.
+        if (Directory.Exists(path)) throw new IOException($"{name} is a directory");
         return File.Exists(path) ? File.ReadAllText(path) : null;
     }
 

@@ -80,38 +80,26 @@ public sealed partial class MacLayer
         return problems;
     }
 
+    private readonly ConfigFile<LinkRecord> _linkFile = new(ConfigName, LinkJson.Default.LinkRecord);
+
+    /// <summary>Replays datalink.conf record by record (ConfigFile.cs): a record that cannot be
+    /// recreated is reported and kept in the file; a bad property is reported and left at its default.</summary>
     private void BootLinks(IConfigStore store, List<string> problems)
     {
-        string? text = store.Read(ConfigName);
-        if (text == null) return;
-        List<LinkRecord>? records;
-        try
+        foreach (var rec in _linkFile.Load(store, problems))
         {
-            records = JsonSerializer.Deserialize(text, LinkJson.Default.ListLinkRecord);
-        }
-        catch (JsonException e)
-        {
-            problems.Add($"{ConfigName}: {e.Message}");
-            return;
-        }
-        foreach (var r in records ?? [])
-        {
-            if (r == null)
-            {
-                // "[null]" is valid JSON; a config file is untrusted input and must not throw.
-                problems.Add($"{ConfigName}: empty record");
-                continue;
-            }
+            var r = rec.Value;
             var status = Replay(r);
             if (status.IsOk) _persistent.Add(r);
-            else problems.Add($"{ConfigName}: {r.Name}: {status.Error}");
+            else _linkFile.Reject(rec, $"{ConfigText.Echo(r.Name)}: {status.Error}", problems);
+            foreach (string p in _replayProblems) problems.Add($"{ConfigName}: record {rec.Index} (line {rec.Line}): {ConfigText.Echo(r.Name)}: {p}");
+            _replayProblems.Clear();
         }
-        problems.AddRange(_replayProblems);
-        _replayProblems.Clear();
     }
 
     private MacStatus Replay(LinkRecord r)
     {
+        if (!LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.InvalidLink);
         // Checked before the (ushort) casts below, which would wrap 65541 into VLAN 5.
         if (r.Vid is < 0 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
         switch (r.Class)
@@ -122,7 +110,6 @@ public sealed partial class MacLayer
                     if (phys == null) return MacStatus.Fail(MacStatus.NotFound);
                     if (phys.Name != r.Name)
                     {
-                        if (!LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.InvalidLink);
                         if (Exists(r.Name)) return MacStatus.Fail(MacStatus.Exists);
                         Rename(phys, r.Name);
                     }
@@ -157,14 +144,16 @@ public sealed partial class MacLayer
         if (r.Props == null) return MacStatus.Ok;
         foreach (var (name, value) in r.Props)
         {
-            var s = CheckLinkProp(link, name, value);
+            // A JSON null in Props is a bad value, not a crash (the serializer checks only the
+            // record's own properties against their nullability).
+            var s = value == null ? MacStatus.Fail(MacStatus.BadVal) : CheckLinkProp(link, name, value);
             if (!s.IsOk)
             {
                 // The link stays; the bad property is reported and left at its default.
-                _replayProblems.Add($"{ConfigName}: {r.Name}: cannot set link property '{name}': {s.Error}");
+                _replayProblems.Add($"cannot set link property '{ConfigText.Echo(name)}': {s.Error}");
                 continue;
             }
-            FindProperty(name)!.Apply(link, value);
+            FindProperty(name)!.Apply(link, value!);
         }
         return MacStatus.Ok;
     }
@@ -173,7 +162,7 @@ public sealed partial class MacLayer
 
     private void Save()
     {
-        _store?.Write(ConfigName, JsonSerializer.Serialize(_persistent, LinkJson.Default.ListLinkRecord));
+        if (_store != null) _linkFile.Save(_store, _persistent);
     }
 
     /// <summary>Records a change to the persistent configuration, or undoes nothing if it fails to
@@ -395,10 +384,11 @@ public sealed partial class MacLayer
         if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
         if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.InvalidLink);
         if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
-        foreach (var l in _links.Values)
-            if (l is VlanLink other && other.OverPhys == phys && other.Vid == vid) return MacStatus.Fail(MacStatus.Exists);
-        // A VLAN link uses the NIC's own address; a VNIC may already hold it in that VLAN.
-        if (MacInUse(phys.MacAddress, vid, phys.Switch)) return MacStatus.Fail(MacStatus.MacInUse);
+        // A VLAN link uses the NIC's own address, so the port holding that address in the VLAN is
+        // either a VLAN link of the same VID (it exists) or a VNIC (the address is in use): one
+        // lookup (rule 8).
+        if (phys.Switch.PortWith(phys.MacAddress, vid) is PortLink holder)
+            return MacStatus.Fail(holder is VlanLink ? MacStatus.Exists : MacStatus.MacInUse);
         vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = Math.Min(phys.Mtu, 1500) };
         Register(vlan);
         phys.Switch.AddPort(vlan);
@@ -507,6 +497,6 @@ public sealed partial class MacLayer
     }
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(List<LinkRecord>))]
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, RespectNullableAnnotations = true)]
+[JsonSerializable(typeof(LinkRecord))]
 internal partial class LinkJson : JsonSerializerContext { }

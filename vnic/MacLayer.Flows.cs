@@ -238,7 +238,7 @@ public sealed partial class MacLayer
         change(_persistentFlows);
         try
         {
-            _store?.Write(FlowConfigName, JsonSerializer.Serialize(_persistentFlows, FlowJson.Default.ListFlowRecord));
+            if (_store != null) _flowFile.Save(_store, _persistentFlows);
         }
         catch
         {
@@ -255,35 +255,29 @@ public sealed partial class MacLayer
             PersistFlows(l => { foreach (var r in l) if (r.Link == oldName) r.Link = newName; });
     }
 
-    /// <summary>Replays flowadm.conf at boot (after the links exist). A flow that cannot be recreated is
-    /// reported and kept in the file, so fixing its link brings it back next boot.</summary>
+    private readonly ConfigFile<FlowRecord> _flowFile = new(FlowConfigName, FlowJson.Default.FlowRecord);
+
+    /// <summary>Replays flowadm.conf at boot (after the links exist), record by record (ConfigFile.cs).
+    /// A flow that cannot be recreated is reported and stays in the file, so fixing its link brings
+    /// it back next boot.</summary>
     private void BootFlows(IConfigStore store, List<string> problems)
     {
-        string? text = store.Read(FlowConfigName);
-        if (text == null) return;
-        List<FlowRecord>? records;
-        try
+        foreach (var rec in _flowFile.Load(store, problems))
         {
-            records = JsonSerializer.Deserialize(text, FlowJson.Default.ListFlowRecord);
-        }
-        catch (JsonException e)
-        {
-            problems.Add($"{FlowConfigName}: {e.Message}");
-            return;
-        }
-        foreach (var r in records ?? [])
-        {
+            var r = rec.Value;
             _persistentFlows.Add(r);
-            var props = r.Props?.Select(kv => (kv.Key, kv.Value)).ToList() ?? [];
             MacStatus s;
+            List<(string, string)> props = [];
             if (!IsValidFlowName(r.Name)) s = MacStatus.Fail(MacStatus.BadArg);
             else if (_flows.ContainsKey(r.Name)) s = MacStatus.Fail(MacStatus.Exists);
+            else if (r.Props != null && r.Props.ContainsValue(null!)) s = MacStatus.Fail(MacStatus.BadVal);
             else
             {
+                if (r.Props != null) foreach (var (k, v) in r.Props) props.Add((k, v));
                 s = CheckNewFlow(r.Link, r.Attrs, props, out var link, out var spec);
                 if (s.IsOk) AddFlowLive(r.Name, link!, spec, props);
             }
-            if (!s.IsOk) problems.Add($"{FlowConfigName}: {r.Name}: {s.Error}");
+            if (!s.IsOk) problems.Add($"{FlowConfigName}: record {rec.Index} (line {rec.Line}): {ConfigText.Echo(r.Name)}: {s.Error}");
         }
     }
 
@@ -299,6 +293,6 @@ public sealed partial class MacLayer
         => s.Type == FlowType.DsField ? string.Create(CultureInfo.InvariantCulture, $"0x{s.DsField:x}:0x{s.DsMask:x}") : "--";
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(List<FlowRecord>))]
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, RespectNullableAnnotations = true)]
+[JsonSerializable(typeof(FlowRecord))]
 internal partial class FlowJson : JsonSerializerContext { }

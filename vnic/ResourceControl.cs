@@ -217,8 +217,11 @@ public sealed class LinkControl : IShaperSink
         }
         if (s.Length == 0) return MacStatus.BadVal;
         if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal n)) return MacStatus.BadArg;
+        // Range first: decimal holds 29 digits, so "99999999999999999999999M" parses but its
+        // product in bit/s would overflow decimal itself.
+        if (n > long.MaxValue / 16 / mult) return MacStatus.BadArg;
         decimal v = n * mult;
-        if (v > long.MaxValue / 16 || v != decimal.Truncate(v)) return MacStatus.BadArg;
+        if (v != decimal.Truncate(v)) return MacStatus.BadArg;
         bps = (long)v;
         if (bps != 0 && bps < 1_200_000) return MacStatus.MinMaxBw;
         return null;

@@ -5,14 +5,17 @@ namespace SmartOS.Vnic;
 
 /// <summary>
 /// The virtual switch inside a phys or an etherstub (MacLayer.cs, "Data path"). Classification is
-/// one hash lookup on (VID, destination MAC); group frames go to the VLAN's port array. Both tables
-/// are rebuilt when ports change (configuration time), so forwarding allocates nothing.
+/// one hash lookup on (VID, destination MAC); group frames go to the VLAN's port array. Adding a
+/// port adds its address to the unicast table and marks the VLAN arrays stale; they are rebuilt
+/// once, by the first frame that needs them, so booting N ports costs O(N), not O(N^2), and
+/// forwarding in steady state allocates nothing.
 /// </summary>
 public sealed class VSwitch
 {
     private readonly Dictionary<ulong, PortLink> _unicast = new();
     private readonly Dictionary<ushort, PortLink[]> _byVlan = new();
     private readonly List<PortLink> _ports = [];
+    private bool _vlansStale;
 
     internal VSwitch(Datalink owner) { Owner = owner; }
 
@@ -23,33 +26,46 @@ public sealed class VSwitch
 
     private static ulong Key(ushort vid, MacAddress mac) => ((ulong)vid << 48) | mac.Value;
 
+    /// <summary>Whether a port of this switch has the address in the VLAN (one hash lookup).</summary>
+    internal bool HasAddress(MacAddress mac, ushort vid) => _unicast.ContainsKey(Key(vid, mac));
+
+    /// <summary>The port with the address in the VLAN, or null.</summary>
+    internal PortLink? PortWith(MacAddress mac, ushort vid) => _unicast.GetValueOrDefault(Key(vid, mac));
+
     internal void AddPort(PortLink port)
     {
         _ports.Add(port);
-        Rebuild();
+        _unicast.TryAdd(Key(port.Vid, port.MacAddress), port);
+        _vlansStale = true;
     }
 
     internal void RemovePort(PortLink port)
     {
         _ports.Remove(port);
-        Rebuild();
+        _unicast.Clear();
+        foreach (var p in _ports) _unicast.TryAdd(Key(p.Vid, p.MacAddress), p);
+        _vlansStale = true;
     }
 
-    internal void Rebuild()
+    /// <summary>The VLAN arrays from the ports, in port order (the order floods deliver in).</summary>
+    private void RebuildVlans()
     {
-        _unicast.Clear();
         _byVlan.Clear();
-        var groups = new SortedDictionary<ushort, List<PortLink>>();
+        var groups = new Dictionary<ushort, List<PortLink>>();
         foreach (var p in _ports)
         {
-            _unicast.TryAdd(Key(p.Vid, p.MacAddress), p);
             if (!groups.TryGetValue(p.Vid, out var list)) groups[p.Vid] = list = [];
             list.Add(p);
         }
         foreach (var (vid, list) in groups) _byVlan[vid] = list.ToArray();
+        _vlansStale = false;
     }
 
-    public bool HasVlan(ushort vid) => _byVlan.ContainsKey(vid);
+    public bool HasVlan(ushort vid)
+    {
+        if (_vlansStale) RebuildVlans();
+        return _byVlan.ContainsKey(vid);
+    }
 
     /// <summary>A frame sent by a port's client (already counted and tapped by the port). Consumes it.</summary>
     internal void Forward(Packet p, PortLink from)
@@ -87,7 +103,7 @@ public sealed class VSwitch
     internal void ForwardFromUplink(Packet p)
     {
         var dst = MacAddress.Read(p.Data);
-        if (!_byVlan.ContainsKey(p.Vid))
+        if (!HasVlan(p.Vid))
         {
             Owner.Stats.DropNoVlan++;
             p.Free();
@@ -112,6 +128,7 @@ public sealed class VSwitch
     /// the uplink. The original goes to the last receiver.</summary>
     private void Flood(Packet p, PortLink? from, bool sendUp)
     {
+        if (_vlansStale) RebuildVlans();
         _byVlan.TryGetValue(p.Vid, out var members);
         members ??= [];
         PortLink? last = null;

@@ -37,9 +37,12 @@
  *      the root and a boot counter kept in the root (a one-shot command), or gives it the system's
  *      random source (smartos boot), so two hosts, or two boots of one, never draw the same
  *      identities. A drawn UUID or MAC address that is already in use is drawn again.
- *   2. A host boots by replaying its configuration store (datalink.conf, nictags.conf, zones.conf);
- *      what fails to replay is reported, never half-applied. Booting the host does not boot zones:
- *      the daemon (smartos boot) boots the autoboot zones afterwards.
+ *   2. A host boots by replaying its configuration store (datalink.conf, flowadm.conf,
+ *      nictags.conf, zones.conf, the global zone's ipadm.conf) record by record through one reader
+ *      (kernel/ConfigFile.cs): a record that is bad or fails to replay is reported with its file and
+ *      position, never half-applied, and kept in the file on later writes; a file that could not be
+ *      read whole is never rewritten. Boot time is linear in the number of records. Booting the
+ *      host does not boot zones: the daemon (smartos boot) boots the autoboot zones afterwards.
  *   3. A zone operation changes live state only after its persistent change is written, and undoes
  *      what it did when a later step fails: a zone that fails to boot is left installed, with its
  *      links given back.

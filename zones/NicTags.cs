@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Vnic;
@@ -35,34 +34,37 @@ public sealed class NicTagTable
 
     public NicTag? Find(string name) => _tags.Find(t => t.Name == name);
 
+    private readonly ConfigFile<NicTag> _file = new(ConfigName, ZoneJson.Default.NicTag);
+
+    /// <summary>Replays nictags.conf record by record (ConfigFile.cs); a tag that cannot be recreated
+    /// is reported and kept in the file.</summary>
     internal List<string> Boot(IConfigStore store)
     {
         _store = store;
         var problems = new List<string>();
-        string? text = store.Read(ConfigName);
-        if (text == null) return problems;
-        List<NicTag>? tags;
-        try { tags = JsonSerializer.Deserialize(text, ZoneJson.Default.ListNicTag); }
-        catch (JsonException e)
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var rec in _file.Load(store, problems))
         {
-            problems.Add($"{ConfigName}: {e.Message}");
-            return problems;
-        }
-        foreach (var t in tags ?? [])
-        {
-            if (!IsValidName(t.Name, t.Local) || Find(t.Name) != null) { problems.Add($"{ConfigName}: {t.Name}: invalid nic tag"); continue; }
-            if (t.Local)
+            var t = rec.Value;
+            string? err = null;
+            if (!IsValidName(t.Name, t.Local) || !names.Add(t.Name)) err = "invalid nic tag";
+            else if (!t.Local && !MacAddress.TryParse(t.Mac, out _)) err = "invalid MAC address";
+            else if (t.Mtu is int m && (m < 1500 || m > 9000)) err = "mtu must be between 1500-9000";
+            else if (t.Local)
             {
                 var s = _mac.CreateEtherstub(t.Name, temporary: true);
-                if (!s.IsOk && _mac.Find(t.Name) is not Etherstub) { problems.Add($"{ConfigName}: {t.Name}: etherstub: {s.Error}"); continue; }
+                if (!s.IsOk && _mac.Find(t.Name) is not Etherstub) err = $"etherstub: {s.Error}";
             }
-            _tags.Add(t);
+            if (err != null) _file.Reject(rec, $"{ConfigText.Echo(t.Name)}: {err}", problems);
+            else _tags.Add(t);
         }
         return problems;
     }
 
     private void Save(List<NicTag> tags)
-        => _store?.Write(ConfigName, JsonSerializer.Serialize(tags, ZoneJson.Default.ListNicTag));
+    {
+        if (_store != null) _file.Save(_store, tags);
+    }
 
     /// <summary>nictagadm's names: letters, digits and '_', under 31 characters; a local tag is also an
     /// etherstub name and so ends in a digit.</summary>

@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Zones;
@@ -8,7 +10,10 @@ namespace SmartOS.Zones;
 /// <summary>
 /// vmadm(8)'s model: JSON payloads turned into zone configurations (Host.cs glossary, "VM"), and
 /// zones turned back into vmadm's JSON. Payloads are checked whole before anything is created:
-/// unknown properties, ill-typed values, missing nic tags and duplicate IPs or MACs are refused.
+/// unknown properties, ill-typed or out-of-range values, missing nic tags and duplicate IPs or MACs are
+/// refused, and so are payloads over MaxPayloadBytes and aliases longer than SmartOS stores (README,
+/// "Configuration files: bad records and limits"). Messages quote at most ConfigText.EchoLimit
+/// characters of a refused value.
 /// </summary>
 public static class VmModel
 {
@@ -41,12 +46,39 @@ public static class VmModel
 
     public const long DefaultMemoryMiB = 256;
 
+    /// <summary>SmartOS keeps a VM's alias base64-encoded in a zonecfg attr, whose value holds
+    /// 2 * BUFSIZ bytes with its NUL (libzonecfg's zone_attrtab): 2047 base64 characters encode
+    /// 1535 bytes of UTF-8.</summary>
+    public const int MaxAliasBytes = 1535;
+
+    /// <summary>The largest payload vmadm create and update read here: vmadm itself sets no limit,
+    /// but every property it takes fits many times over (README, "Configuration files: bad records and limits").</summary>
+    public const int MaxPayloadBytes = 1 << 20;
+
+    /// <summary>The largest quota in GiB: 2^33 GiB is the largest byte count a signed 64-bit value holds.</summary>
+    public const long MaxQuotaGiB = 1L << 33;
+
+    /// <summary>Checks what zones.conf holds of a VM against the limits vmadm applies on input; returns
+    /// the first problem, naming the property.</summary>
+    public static string? CheckInfo(VmInfo vm)
+    {
+        if (vm.Alias != null && Encoding.UTF8.GetByteCount(vm.Alias) > MaxAliasBytes) return $"alias: longer than {MaxAliasBytes} bytes";
+        if (vm.Quota is < 0 or > MaxQuotaGiB) return $"quota: must be from 0 to {MaxQuotaGiB} GiB";
+        if (vm.Index < 1) return "index: must be positive";
+        if (vm.Vcpus is int v && v != 1) return "vcpus: this VMM runs one vCPU per guest";
+        foreach (string r in vm.Resolvers)
+            if (r == null || !ZoneAddresses.IsValidIp(r)) return $"resolvers: '{ConfigText.Echo(r)}' is not a valid IP address";
+        return null;
+    }
+
     /// <summary>A payload problem, worded as vmadm words it.</summary>
     public sealed class PayloadError(string message) : Exception(message);
 
     /// <summary>Parses a JSON object payload; throws PayloadError on bad JSON.</summary>
     public static JsonObject ParseObject(string text)
     {
+        int size = Encoding.UTF8.GetByteCount(text);
+        if (size > MaxPayloadBytes) throw new PayloadError($"payload of {size} bytes is larger than the limit of {MaxPayloadBytes} bytes");
         JsonNode? node;
         try { node = JsonNode.Parse(text); }
         catch (JsonException e) { throw new PayloadError("Invalid JSON payload: " + e.Message); }
@@ -143,28 +175,28 @@ public static class VmModel
         if (payload["ram"] is JsonNode r)
         {
             if (Int(r) is long mib && mib is >= HvmGuest.MinRamMiB and <= HvmGuest.MaxRamMiB) cfg.CappedMemory = mib << 20;
-            else throw new PayloadError($"Invalid value(s) for: ram ({r.ToJsonString()}: MiB from {HvmGuest.MinRamMiB} to {HvmGuest.MaxRamMiB})");
+            else throw new PayloadError($"Invalid value(s) for: ram ({ConfigText.Echo(r.ToJsonString())}: MiB from {HvmGuest.MinRamMiB} to {HvmGuest.MaxRamMiB})");
         }
         vm.Vcpus = 1;
         if (payload["vcpus"] is JsonNode v && Int(v) != 1)
-            throw new PayloadError($"Invalid value(s) for: vcpus ({v.ToJsonString()}: this VMM runs one vCPU per guest; use 1)");
+            throw new PayloadError($"Invalid value(s) for: vcpus ({ConfigText.Echo(v.ToJsonString())}: this VMM runs one vCPU per guest; use 1)");
         if (payload["image"] is not JsonNode img)
             throw new PayloadError($"Missing property: image (what a {cfg.Brand} VM boots: {{\"guest\": NAME}} or {{\"path\": FILE}})");
         if (img is not JsonObject io || io.Count != 1 || !(io.ContainsKey("guest") || io.ContainsKey("path")))
-            throw new PayloadError($"Invalid value(s) for: image ({img.ToJsonString()}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
+            throw new PayloadError($"Invalid value(s) for: image ({ConfigText.Echo(img.ToJsonString())}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
         if (io["guest"] is JsonNode g)
         {
             var names = HvmGuest.GuestNames();
             if (Str(g) is not string name || !names.Contains(name))
-                throw new PayloadError($"Invalid value(s) for: image.guest ({g.ToJsonString()}: the guests are {string.Join(", ", names)})");
+                throw new PayloadError($"Invalid value(s) for: image.guest ({ConfigText.Echo(g.ToJsonString())}: the guests are {string.Join(", ", names)})");
             vm.Guest = name;
         }
         else
         {
             if (Str(io["path"]) is not string path || path.Length == 0)
-                throw new PayloadError($"Invalid value(s) for: image.path ({io["path"]?.ToJsonString()}: a file name)");
+                throw new PayloadError($"Invalid value(s) for: image.path ({ConfigText.Echo(io["path"]?.ToJsonString())}: a file name)");
             string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(workingDirectory, path));
-            if (!File.Exists(full)) throw new PayloadError($"Invalid value(s) for: image.path (no such file: {full})");
+            if (!File.Exists(full)) throw new PayloadError($"Invalid value(s) for: image.path (no such file: {ConfigText.Echo(full)})");
             vm.ImagePath = full;
         }
     }
@@ -183,7 +215,7 @@ public static class VmModel
         {
             if (Array.IndexOf(allowed, key) >= 0) continue;
             if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
-            else unknown.Add(prefix + key);
+            else unknown.Add(ConfigText.Echo(prefix + key));
         }
         if (unknown.Count > 0) throw new PayloadError("Invalid property(s): " + string.Join(',', unknown));
         if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
@@ -192,7 +224,13 @@ public static class VmModel
     private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
     {
         var vm = cfg.Vm!;
-        if (payload["alias"] is JsonNode a) { if (Str(a) is string s) vm.Alias = s; else bad.Add("alias"); }
+        if (payload["alias"] is JsonNode a)
+        {
+            if (Str(a) is not string s) bad.Add("alias");
+            else if (Encoding.UTF8.GetByteCount(s) > MaxAliasBytes)
+                throw new PayloadError($"Invalid value(s) for: alias (longer than {MaxAliasBytes} bytes, what SmartOS stores)");
+            else vm.Alias = s;
+        }
         if (payload["image_uuid"] is JsonNode img) { if (Str(img) is string s && IsUuid(s)) vm.ImageUuid = s; else bad.Add("image_uuid"); }
         if (payload["autoboot"] is JsonNode ab) { if (Bool(ab) is bool b) cfg.Autoboot = b; else bad.Add("autoboot"); }
         if (payload["max_physical_memory"] is JsonNode m)
@@ -200,7 +238,7 @@ public static class VmModel
             if (Int(m) is long mib && mib > 0 && mib <= 1L << 30) cfg.CappedMemory = mib << 20;
             else bad.Add("max_physical_memory");
         }
-        if (payload["quota"] is JsonNode q) { if (Int(q) is long gib && gib >= 0) vm.Quota = gib; else bad.Add("quota"); }
+        if (payload["quota"] is JsonNode q) { if (Int(q) is long gib && gib is >= 0 and <= MaxQuotaGiB) vm.Quota = gib; else bad.Add("quota"); }
         if (payload["resolvers"] is JsonNode r)
         {
             var list = StrList(r);
@@ -216,7 +254,7 @@ public static class VmModel
         if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
         {
             if (Str(model) != "virtio")
-                throw new PayloadError($"Invalid value(s) for: {path}.model ({model.ToJsonString()}: only virtio is supported, the VMM's one NIC model)");
+                throw new PayloadError($"Invalid value(s) for: {path}.model ({ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
@@ -293,7 +331,7 @@ public static class VmModel
             var n = nets[i];
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
             var lower = n.GlobalNic == null ? null : host.NicTags.Resolve(n.GlobalNic);
-            if (lower == null) throw new PayloadError($"Invalid nic tag \"{n.GlobalNic}\" for {path}");
+            if (lower == null) throw new PayloadError($"Invalid nic tag \"{ConfigText.Echo(n.GlobalNic)}\" for {path}");
             if (n.Mtu > lower.Mtu) throw new PayloadError($"Invalid value(s) for: {path}.mtu ({n.Mtu} is larger than the MTU of {lower.Name}, {lower.Mtu})");
             foreach (string ip in n.Ips)
             {
@@ -346,7 +384,7 @@ public static class VmModel
                 {
                     string? norm = MacAddress.TryParse(m, out var mac) ? NicTagTable.Normalize(mac) : null;
                     int at = cfg.Nets.FindIndex(n => n.MacAddr == norm);
-                    if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {m})");
+                    if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {ConfigText.Echo(m)})");
                     cfg.Nets.RemoveAt(at);
                 }
             }
@@ -359,7 +397,7 @@ public static class VmModel
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
                 CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.");
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
-                if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ms})");
+                if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 var copy = new JsonObject();
                 foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
                 FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
@@ -391,7 +429,7 @@ public static class VmModel
         foreach (string a in args)
         {
             int eq = a.IndexOf('=');
-            if (eq <= 0) throw new PayloadError($"Invalid property=value argument '{a}'");
+            if (eq <= 0) throw new PayloadError($"Invalid property=value argument '{ConfigText.Echo(a)}'");
             string k = a[..eq], v = a[(eq + 1)..];
             if (v is "true" or "false") o[k] = v == "true";
             else if (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long n)) o[k] = n;

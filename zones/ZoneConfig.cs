@@ -118,6 +118,12 @@ public sealed class ZoneConfig
         Nets = Nets.ConvertAll(n => n.Clone()), CappedMemory = CappedMemory, Uuid = Uuid, Vm = Vm?.Clone(),
     };
 
+    /// <summary>The largest capped-memory physical: vmadm's max_physical_memory limit (2^30 MiB).</summary>
+    public const long MaxCappedMemory = 1L << 50;
+
+    /// <summary>illumos MAXPATHLEN (1024) less the terminating NUL: the longest zonepath.</summary>
+    public const int MaxPathLength = 1023;
+
     /// <summary>The zonecfg(8) size form of a byte count: 512M, 2G, or plain bytes.</summary>
     public static string FormatSize(long bytes)
     {
@@ -167,7 +173,7 @@ internal sealed class ZoneRecord
     public string State { get; set; } = "configured";
 }
 
-[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(List<ZoneRecord>))]
-[JsonSerializable(typeof(List<NicTag>))]
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, RespectNullableAnnotations = true)]
+[JsonSerializable(typeof(ZoneRecord))]
+[JsonSerializable(typeof(NicTag))]
 internal partial class ZoneJson : JsonSerializerContext { }

@@ -61,28 +61,39 @@ public sealed class ZoneTable
 
     // ---- persistence --------------------------------------------------------------------------
 
+    private readonly ConfigFile<ZoneRecord> _file = new(ConfigName, ZoneJson.Default.ZoneRecord);
+
+    /// <summary>Replays zones.conf record by record (ConfigFile.cs): a zone that fails its checks is
+    /// reported and kept in the file.</summary>
     internal List<string> Boot(IConfigStore store)
     {
         _store = store;
         var problems = new List<string>();
-        string? text = store.Read(ConfigName);
-        if (text == null) return problems;
-        List<ZoneRecord>? records;
-        try { records = JsonSerializer.Deserialize(text, ZoneJson.Default.ListZoneRecord); }
-        catch (JsonException e)
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var rec in _file.Load(store, problems))
         {
-            problems.Add($"{ConfigName}: {e.Message}");
-            return problems;
-        }
-        foreach (var r in records ?? [])
-        {
-            string? err = r.Config == null ? "missing configuration" : CheckConfig(r.Config);
-            if (err == null && Find(r.Config!.Name) != null) err = "zone configured twice";
-            if (err != null) { problems.Add($"{ConfigName}: {r.Config?.Name}: {err}"); continue; }
-            var state = r.State switch { "installed" => ZoneState.Installed, "incomplete" => ZoneState.Incomplete, _ => ZoneState.Configured };
-            _zones.Add(new Zone(r.Config!, state));
+            var r = rec.Value;
+            string? err = CheckConfig(r.Config);
+            ZoneState state = ZoneState.Configured;
+            if (err == null && !TryParsePersistentState(r.State, out state))
+                err = $"state '{ConfigText.Echo(r.State)}' is not configured, installed or incomplete";
+            if (err == null && !names.Add(r.Config.Name)) err = "zone configured twice";
+            if (err != null) { _file.Reject(rec, $"{ConfigText.Echo(r.Config.Name)}: {err}", problems); continue; }
+            _zones.Add(new Zone(r.Config, state));
         }
         return problems;
+    }
+
+    /// <summary>The states zones.conf holds (Host.cs glossary, "state": only these persist).</summary>
+    private static bool TryParsePersistentState(string text, out ZoneState state)
+    {
+        switch (text)
+        {
+            case "configured": state = ZoneState.Configured; return true;
+            case "installed": state = ZoneState.Installed; return true;
+            case "incomplete": state = ZoneState.Incomplete; return true;
+            default: state = ZoneState.Configured; return false;
+        }
     }
 
     private void Save(IEnumerable<(ZoneConfig Config, ZoneState State)> zones)
@@ -90,7 +101,7 @@ public sealed class ZoneTable
         var list = new List<ZoneRecord>();
         foreach (var (c, s) in zones)
             list.Add(new ZoneRecord { Config = c, State = s >= ZoneState.Installed ? "installed" : Zone.StateName(s) });
-        _store?.Write(ConfigName, JsonSerializer.Serialize(list, ZoneJson.Default.ListZoneRecord));
+        if (_store != null) _file.Save(_store, list);
     }
 
     /// <summary>Writes the table as it would be after a change to one zone (null config: removed).</summary>
@@ -113,26 +124,35 @@ public sealed class ZoneTable
     /// <summary>Checks a configuration as zonecfg verify does; returns the first problem, naming the property.</summary>
     public static string? CheckConfig(ZoneConfig c)
     {
-        if (!ZoneConfig.IsValidName(c.Name)) return $"invalid zone name '{c.Name}'";
+        if (!ZoneConfig.IsValidName(c.Name)) return $"invalid zone name '{ConfigText.Echo(c.Name)}'";
         if (string.IsNullOrEmpty(c.ZonePath)) return "zonepath not specified";
-        if (!c.ZonePath.StartsWith('/')) return $"zonepath '{c.ZonePath}' is not an absolute path";
-        if (BrandProblem(c.Brand) is string b) return b;
+        if (!c.ZonePath.StartsWith('/')) return $"zonepath '{ConfigText.Echo(c.ZonePath)}' is not an absolute path";
+        if (c.ZonePath.Length > ZoneConfig.MaxPathLength) return $"zonepath is longer than {ZoneConfig.MaxPathLength} characters";
+        if (BrandProblem(ConfigText.Echo(c.Brand)) is string b) return b;
         if (c.IpType != "exclusive") return "ip-type shared is not supported: every zone has its own IP stack (exclusive)";
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in c.Nets)
         {
+            // zones.conf is read with the nullability of each property checked, but not of list elements.
+            if (n == null) return "net: empty resource (null)";
+            if (n.Ips.Contains(null!) || n.Gateways.Contains(null!) || n.AllowedIps.Contains(null!)) return $"net {ConfigText.Echo(n.Physical)}: empty address (null)";
             if (string.IsNullOrEmpty(n.Physical)) return "net: physical not specified";
-            if (!LinkNames.IsValid(n.Physical)) return $"net: physical '{n.Physical}' is not a valid link name";
+            if (!LinkNames.IsValid(n.Physical)) return $"net: physical '{ConfigText.Echo(n.Physical)}' is not a valid link name";
             if (!names.Add(n.Physical)) return $"net: physical '{n.Physical}' is specified more than once";
             foreach (string a in n.Addresses)
-                if (!ZoneAddresses.IsValidAddress(a)) return $"net {n.Physical}: allowed-address '{a}' is not a valid address/prefix";
+                if (!ZoneAddresses.IsValidAddress(a)) return $"net {n.Physical}: allowed-address '{ConfigText.Echo(a)}' is not a valid address/prefix";
             foreach (string r in n.Routers)
-                if (!ZoneAddresses.IsValidIp(r)) return $"net {n.Physical}: defrouter '{r}' is not a valid IP address";
-            if (n.MacAddr != null && (!MacAddress.TryParse(n.MacAddr, out var m) || m.IsGroup || m.IsZero)) return $"net {n.Physical}: mac-addr '{n.MacAddr}' is not a valid unicast MAC address";
+                if (!ZoneAddresses.IsValidIp(r)) return $"net {n.Physical}: defrouter '{ConfigText.Echo(r)}' is not a valid IP address";
+            if (n.MacAddr != null && (!MacAddress.TryParse(n.MacAddr, out var m) || m.IsGroup || m.IsZero)) return $"net {n.Physical}: mac-addr '{ConfigText.Echo(n.MacAddr)}' is not a valid unicast MAC address";
             if (n.VlanId is < 0 or > 4094 or 1) return $"net {n.Physical}: vlan-id '{n.VlanId}' is not valid";
             if (n.VlanId != 0 && n.GlobalNic == null) return $"net {n.Physical}: vlan-id needs global-nic";
+            if (n.Mtu is < 576 or > 9000) return $"net {n.Physical}: mtu '{n.Mtu}' is not from 576 to 9000";
+            foreach (int port in n.BlockedOutgoingPorts)
+                if (port is < 1 or > 65535) return $"net {n.Physical}: blocked outgoing port '{port}' is not from 1 to 65535";
         }
-        if (c.CappedMemory is <= 0) return "capped-memory: physical must be positive";
+        if (c.CappedMemory is <= 0 or > ZoneConfig.MaxCappedMemory)
+            return $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}";
+        if (c.Vm is VmInfo vm && VmModel.CheckInfo(vm) is string vmErr) return vmErr;
         if (HvmGuest.IsHvm(c.Brand) && c.Vm is not { Guest: not null } and not { ImagePath: not null })
             return $"brand '{c.Brand}' needs a guest image: create {c.Brand} zones with vmadm and an \"image\"";
         return null;

@@ -89,7 +89,7 @@ public static class Ipadm
                 ? RunAsync(quiet, r)
                 : Task.FromResult(Usage(quiet));
             if (run.IsCompleted && run.Result != 0)
-                problems.Add($"ipadm {string.Join(' ', r)}: {err.ToString().Split('\n')[0].Trim()}");
+                problems.Add($"ipadm {ConfigText.Echo(string.Join(' ', r))}: {ConfigText.Echo(err.ToString().Split('\n')[0].Trim())}");
         }
         return problems;
     }

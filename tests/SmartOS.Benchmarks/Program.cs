@@ -13,6 +13,7 @@ internal static class Program
         ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
+        ("boot", BootBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -211,7 +211,7 @@ public class FlowTests
         var problems = mac.Boot(store);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(problems, Is.EqualTo(new[] { "flowadm.conf: lost: object not found", "flowadm.conf: bad: invalid IP protocol" }));
+            Assert.That(problems, Is.EqualTo(new[] { "flowadm.conf: record 1 (line 1): lost: object not found", "flowadm.conf: record 2 (line 1): bad: invalid IP protocol" }));
             Assert.That(mac.PersistentFlows.Select(r => r.Name), Is.EqualTo(new[] { "lost", "bad" }));
             Assert.That(mac.Flows, Is.Empty);
         }

@@ -221,8 +221,8 @@ public class PersistenceTests
         {
             Assert.That(problems, Is.EqualTo(new[]
             {
-                "datalink.conf: vnic1: MAC address already in use",
-                "datalink.conf: vnic2: cannot set link property 'mtu': invalid value",
+                "datalink.conf: record 3 (line 4): vnic1: MAC address already in use",
+                "datalink.conf: record 4 (line 5): vnic2: cannot set link property 'mtu': invalid value",
             }));
             Assert.That(next.Links.Select(l => l.Name), Is.EqualTo(new[] { "e1000g0", "e1000g1", "stub0", "vnic0", "vnic2" }));
             Assert.That(next.Find("vnic2")!.Mtu, Is.EqualTo(1500));

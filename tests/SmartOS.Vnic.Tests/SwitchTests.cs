@@ -57,6 +57,34 @@ public class SwitchTests
     }
 
     [Test]
+    public void Ports_added_and_removed_after_traffic_has_flowed_are_switched_by_the_next_frame()
+    {
+        // MacLayer.cs rule 8: tables change at once for unicast and at the next frame for VLANs.
+        var a = Open(_h1.Vnic("vnic0", "e1000g0", vid: 5));
+        var b = Open(_h1.Vnic("vnic1", "e1000g0", vid: 5));
+        a.Send(Frame(MacAddress.Broadcast, a.Client.MacAddress));
+        _s.RunUntilIdle();
+        var c = Open(_h1.Vnic("vnic2", "e1000g0", vid: 5));
+        var d = Open(_h1.Vnic("vnic3", "e1000g0", vid: 7));
+        var gone = b.Client.MacAddress;
+        b.Client.Close();
+        Assert.That(_h1.Delete("vnic1", LinkClass.Vnic, temporary: true).IsOk, Is.True);
+
+        a.Send(Frame(MacAddress.Broadcast, a.Client.MacAddress));
+        a.Send(Frame(c.Client.MacAddress, a.Client.MacAddress));
+        a.Send(Frame(gone, a.Client.MacAddress));
+        _s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(b.Frames, Has.Count.EqualTo(1), "only the first broadcast");
+            Assert.That(c.Frames.Select(f => f.Destination), Is.EqualTo(new[] { MacAddress.Broadcast, c.Client.MacAddress }));
+            Assert.That(d.Frames, Is.Empty, "another VLAN");
+            Assert.That(_wire.FramesCarried, Is.EqualTo(3), "both broadcasts and the frame to the deleted address leave by the wire");
+        }
+    }
+
+    [Test]
     public void Broadcast_reaches_every_client_of_its_vlan_once_and_leaves_the_phys_tagged()
     {
         var sender = Open(_h1.Vnic("vnic0", "e1000g0", vid: 5));

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Vnic;
 
@@ -228,7 +229,7 @@ public static partial class Dladm
         if (g.Error != null) return OptError(ctx, g);
         if (g.Operands.Count != 1) { Usage(ctx); return 2; }
         string name = g.Operands[0];
-        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.CreateEtherstub(name, g.Has("t"));
         return s.IsOk ? 0 : Fail(ctx, $"etherstub creation failed: {s.Error}");
     }
@@ -260,7 +261,7 @@ public static partial class Dladm
         if (g.Operands.Count != 1) { Usage(ctx); return 2; }
         var s = ctx.Host.Mac.Delete(g.Operands[0], cls, g.Has("t"));
         if (s.IsOk) return 0;
-        if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{g.Operands[0]}'");
+        if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{ConfigText.Echo(g.Operands[0])}'");
         return Fail(ctx, $"{what} deletion failed: {s.Error}");
     }
 
@@ -274,7 +275,7 @@ public static partial class Dladm
         if (g.Operands.Count != 1 || !g.Has("l")) { Usage(ctx); return 2; }
         string name = g.Operands[0];
         string over = g.Value("l")!;
-        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         ushort vid = 0;
         if (g.Has("v") && !TryParseVid(g.Value("v")!, allowZero: true, out vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
         if (!TryParseMacRequest(ctx, g, out var request, out code)) return code;
@@ -293,6 +294,27 @@ public static partial class Dladm
     private static int FinishCreate(CommandContext ctx, Datalink link, List<(string Prop, string Value)> props, bool temporary, string what)
     {
         var mac = ctx.Host.Mac;
+        // Every value is checked before any applies, and anything thrown on the way removes the link
+        // again: a failed create-vnic -p leaves nothing, live or persistent (rule 1).
+        try { return ApplyAndPersist(ctx, mac, link, props, temporary, what); }
+        catch
+        {
+            if (mac.Find(link.Name) == link) mac.Delete(link.Name, link.Class, temporary: true);
+            throw;
+        }
+    }
+
+    private static int ApplyAndPersist(CommandContext ctx, MacLayer mac, Datalink link, List<(string Prop, string Value)> props, bool temporary, string what)
+    {
+        foreach (var (prop, value) in props)
+        {
+            var cs = mac.CheckLinkProp(link, prop, value);
+            if (!cs.IsOk)
+            {
+                mac.Delete(link.Name, link.Class, temporary: true);
+                return Fail(ctx, $"{what}: {cs.Error}");
+            }
+        }
         foreach (var (prop, value) in props)
         {
             var ps = mac.SetLinkProp(link, prop, value, temporary: true);
@@ -304,13 +326,7 @@ public static partial class Dladm
         }
         if (!temporary)
         {
-            MacStatus ps;
-            try { ps = mac.PersistLink(link, props); }
-            catch
-            {
-                mac.Delete(link.Name, link.Class, temporary: true);
-                throw;
-            }
+            var ps = mac.PersistLink(link, props);
             if (!ps.IsOk)
             {
                 mac.Delete(link.Name, link.Class, temporary: true);
@@ -386,7 +402,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{g.Operands[0]}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{ConfigText.Echo(g.Operands[0])}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
             vnics = [v];
         }
         var t = new OutputTable(new("link", 13), new("over", 13), new("speed", 7), new("macaddress", 18), new("macaddrtype", 12), new("vid", 5), new("zone", 12));
@@ -408,7 +424,7 @@ public static partial class Dladm
         if (g.Error != null) return OptError(ctx, g);
         if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) { Usage(ctx); return 2; }
         string name = g.Operands[0];
-        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{name}'");
+        if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
         if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
         if (!ValidateProps(ctx, props, name, out code)) return code;
@@ -427,7 +443,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not VlanLink v) return Fail(ctx, $"invalid vlan name '{g.Operands[0]}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not VlanLink v) return Fail(ctx, $"invalid vlan name '{ConfigText.Echo(g.Operands[0])}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
             vlans = [v];
         }
         var t = new OutputTable(new("link", 16), new("vid", 9), new("over", 13), new("flags", 6));

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Commands;
@@ -111,7 +112,7 @@ public static class Flowadm
             if (eq <= 0 || Array.IndexOf(s_attrNames, part[..eq]) < 0) return Fail(ctx, "invalid flow attribute specified");
         }
         if (!TryParseProps(ctx, g.Values("p"), out var props, out int code)) return code;
-        if (!MacLayer.IsValidFlowName(name)) return Fail(ctx, $"add flow failed: invalid flow name '{name}'");
+        if (!MacLayer.IsValidFlowName(name)) return Fail(ctx, $"add flow failed: invalid flow name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.AddFlow(name, linkName, attrs, props, g.Has("t"));
         return s.IsOk ? 0 : Fail(ctx, $"add flow failed: {s.Error}");
     }
@@ -141,7 +142,7 @@ public static class Flowadm
         if (g.Operands.Count != 1 || !g.Has("p")) { Usage(ctx); return 2; }
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
-        if (f == null) return Fail(ctx, $"invalid flow: '{g.Operands[0]}'");
+        if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
         if (!TryParseProps(ctx, g.Values("p"), out var props, out int code)) return code;
         foreach (var (prop, value) in props)
         {
@@ -160,7 +161,7 @@ public static class Flowadm
         if (g.Operands.Count != 1) { Usage(ctx); return 2; }
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
-        if (f == null) return Fail(ctx, $"invalid flow: '{g.Operands[0]}'");
+        if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
         var names = g.Values("p").SelectMany(v => v.Split(',')).ToList();
         foreach (string n in names)
             if (Array.IndexOf(MacLayer.FlowPropertyNames, n) < 0) return Fail(ctx, "invalid flow property specified");
@@ -183,7 +184,7 @@ public static class Flowadm
         if (g.Operands.Count == 1)
         {
             var f = FindVisible(ctx, g.Operands[0]);
-            if (f == null) { code = Fail(ctx, $"invalid flow: '{g.Operands[0]}'"); return false; }
+            if (f == null) { code = Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'"); return false; }
             flows = [f];
         }
         return true;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Commands;
@@ -85,13 +86,13 @@ public static class Flowstat
         if (g.Has("l"))
         {
             var link = ctx.Host.Mac.Find(g.Value("l")!);
-            if (link == null || !Visible(link)) return Die(ctx, $"invalid link '{g.Value("l")}'");
+            if (link == null || !Visible(link)) return Die(ctx, $"invalid link '{ConfigText.Echo(g.Value("l")!)}'");
             flows = flows.Where(f => f.Link == link).ToList();
         }
         if (g.Operands.Count == 1)
         {
             var f = ctx.Host.Mac.FindFlow(g.Operands[0]);
-            if (f == null || !Visible(f.Link)) return Die(ctx, $"invalid flow {g.Operands[0]}");
+            if (f == null || !Visible(f.Link)) return Die(ctx, $"invalid flow {ConfigText.Echo(g.Operands[0])}");
             flows = [f];
         }
         if (g.Has("A"))

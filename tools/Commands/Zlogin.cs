@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SmartOS.Kernel;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;
@@ -51,14 +52,14 @@ public static class Zlogin
             var byAlias = ctx.Host.Zones.Zones.Where(z => z.Config.Vm?.Alias == name).ToList();
             if (byAlias.Count > 1)
             {
-                ctx.Err.WriteLine($"zlogin: alias '{name}' names {byAlias.Count} VMs; use the UUID");
+                ctx.Err.WriteLine($"zlogin: alias '{ConfigText.Echo(name)}' names {byAlias.Count} VMs; use the UUID");
                 return 1;
             }
             zone = byAlias.FirstOrDefault();
         }
         if (zone == null)
         {
-            ctx.Err.WriteLine($"zlogin: zone '{name}' unknown");
+            ctx.Err.WriteLine($"zlogin: zone '{ConfigText.Echo(name)}' unknown");
             return 1;
         }
         name = zone.Name;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SmartOS.Kernel;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;
@@ -107,7 +108,7 @@ public static class Zonecfg
                     ctx.Err.WriteLine(e.Message);
                     ctx.Err.WriteLine("Use 'create' to begin configuring a new zone.");
                 }
-                else ctx.Err.WriteLine(commands.Count > 1 ? $"zonecfg:{zone}: on command {i + 1} ({commands[i]}): {e.Message}" : $"zonecfg:{zone}: {e.Message}");
+                else ctx.Err.WriteLine(commands.Count > 1 ? $"zonecfg:{zone}: on command {i + 1} ({ConfigText.Echo(commands[i])}): {e.Message}" : $"zonecfg:{zone}: {e.Message}");
                 return Task.FromResult(1);
             }
         }
@@ -230,7 +231,8 @@ public static class Zonecfg
                 {
                     case "zonepath":
                         if (installed) throw new ZonecfgError($"Zone {s.ZoneName} already installed; set zonepath not allowed.");
-                        if (!value.StartsWith('/')) throw new ZonecfgError($"zonepath: '{value}' is not an absolute path");
+                        if (!value.StartsWith('/')) throw new ZonecfgError($"zonepath: '{ConfigText.Echo(value)}' is not an absolute path");
+                        if (value.Length > ZoneConfig.MaxPathLength) throw new ZonecfgError($"zonepath: longer than {ZoneConfig.MaxPathLength} characters (MAXPATHLEN)");
                         cfg.ZonePath = value;
                         break;
                     case "brand":
@@ -239,12 +241,12 @@ public static class Zonecfg
                         cfg.Brand = value;
                         break;
                     case "autoboot":
-                        if (value is not ("true" or "false")) throw new ZonecfgError($"autoboot: invalid value '{value}': must be true or false");
+                        if (value is not ("true" or "false")) throw new ZonecfgError($"autoboot: invalid value '{ConfigText.Echo(value)}': must be true or false");
                         cfg.Autoboot = value == "true";
                         break;
                     case "ip-type":
                         if (value == "shared") throw new ZonecfgError("ip-type: shared is not supported: every zone has its own IP stack (exclusive)");
-                        if (value != "exclusive") throw new ZonecfgError($"ip-type: invalid value '{value}': must be exclusive or shared");
+                        if (value != "exclusive") throw new ZonecfgError($"ip-type: invalid value '{ConfigText.Echo(value)}': must be exclusive or shared");
                         break;
                     case "zonename":
                         throw new ZonecfgError("zonename: renaming a zone is not supported yet");
@@ -260,12 +262,12 @@ public static class Zonecfg
                 switch (prop)
                 {
                     case "physical":
-                        if (!Vnic.LinkNames.IsValid(value)) throw new ZonecfgError($"physical: '{value}' is not a valid link name");
+                        if (!Vnic.LinkNames.IsValid(value)) throw new ZonecfgError($"physical: '{ConfigText.Echo(value)}' is not a valid link name");
                         net.Physical = value;
                         break;
                     case "allowed-address":
                         foreach (string a in value.Split(','))
-                            if (!ZoneAddresses.TryParseCidr(a, out _, out _)) throw new ZonecfgError($"allowed-address: '{a}' is not a valid address/prefix");
+                            if (!ZoneAddresses.TryParseCidr(a, out _, out _)) throw new ZonecfgError($"allowed-address: '{ConfigText.Echo(a)}' is not a valid address/prefix");
                         net.AllowedAddress = value;
                         break;
                     case "defrouter":
@@ -274,15 +276,15 @@ public static class Zonecfg
                         net.Defrouter = value;
                         break;
                     case "global-nic":
-                        if (!NicTagTable.IsValidName(value, false)) throw new ZonecfgError($"global-nic: '{value}' is not a valid nic tag name");
+                        if (!NicTagTable.IsValidName(value, false)) throw new ZonecfgError($"global-nic: '{ConfigText.Echo(value)}' is not a valid nic tag name");
                         net.GlobalNic = value;
                         break;
                     case "mac-addr":
-                        if (!Kernel.Wire.MacAddress.TryParse(value, out var mac) || mac.IsGroup || mac.IsZero) throw new ZonecfgError($"mac-addr: '{value}' is not a valid unicast MAC address");
+                        if (!Kernel.Wire.MacAddress.TryParse(value, out var mac) || mac.IsGroup || mac.IsZero) throw new ZonecfgError($"mac-addr: '{ConfigText.Echo(value)}' is not a valid unicast MAC address");
                         net.MacAddr = NicTagTable.Normalize(mac);
                         break;
                     case "vlan-id":
-                        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int vid) || vid is < 2 or > 4094) throw new ZonecfgError($"vlan-id: '{value}' is not a valid VLAN ID (2-4094)");
+                        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int vid) || vid is < 2 or > 4094) throw new ZonecfgError($"vlan-id: '{ConfigText.Echo(value)}' is not a valid VLAN ID (2-4094)");
                         net.VlanId = vid;
                         break;
                     case "address":
@@ -295,7 +297,8 @@ public static class Zonecfg
                 switch (prop)
                 {
                     case "physical":
-                        if (!ZoneConfig.TryParseSize(value, out long bytes)) throw new ZonecfgError($"physical: invalid size '{value}' (use a number with K, M, G or T)");
+                        if (!ZoneConfig.TryParseSize(value, out long bytes)) throw new ZonecfgError($"physical: invalid size '{ConfigText.Echo(value)}' (use a number with K, M, G or T)");
+                        if (bytes > ZoneConfig.MaxCappedMemory) throw new ZonecfgError($"physical: '{ConfigText.Echo(value)}' is larger than {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}");
                         s.Memory = bytes;
                         break;
                     case "swap" or "locked":

@@ -104,7 +104,7 @@ public class IpadmPersistenceTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(boot.ExitCode, Is.Zero, "the zone runs without it");
-            Assert.That(boot.Stderr, Does.StartWith("zoneadm: zone 'web': ipadm create-addr -T static -a 10.0.0.9/24 net7/gone: ipadm: Could not create address: "));
+            Assert.That(boot.Stderr, Does.StartWith("zoneadm: zone 'web': ipadm.web.conf: line 1: ipadm create-addr -T static -a 10.0.0.9/24 net7/gone: ipadm: Could not create address: "));
         }
     }
 }

@@ -110,7 +110,7 @@ public class PersistenceTests
         var h = Boot();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: v0: object not found" }));
+            Assert.That(h.Host.BootProblems, Is.EqualTo(new[] { "datalink.conf: record 1 (line 1): v0: object not found" }));
             Assert.That(h.Ok(A("dladm show-link -p -o link")), Is.EqualTo("e1000g0\ne1000g1\nstub0\n"));
         }
     }

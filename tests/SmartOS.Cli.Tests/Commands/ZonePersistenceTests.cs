@@ -84,7 +84,7 @@ public class ZonePersistenceTests
         var h = Boot();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Host.BootProblems.Single(), Does.StartWith("zones.conf: bad: "));
+            Assert.That(h.Host.BootProblems.Single(), Does.StartWith("zones.conf: record 1 (line 1): bad: "));
             Assert.That(h.Ok(A("zoneadm list -ip")), Does.Contain("-:good:installed"));
         }
     }
