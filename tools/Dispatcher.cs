@@ -246,14 +246,14 @@ public static class Dispatcher
     public static CommandResult Run(World world, Host host, string[] argv, string? stdin, bool hostRunning = true, string? workingDirectory = null)
         => Run(world, host, argv, stdin == null ? null : new MemoryStream(Encoding.UTF8.GetBytes(stdin)), hostRunning, workingDirectory);
 
-    /// <summary>Runs a command to completion in virtual time with <paramref name="stdin"/> as its
+    /// <summary>Runs a command to completion in virtual time with <paramref name="stdinBytes"/> as its
     /// standard input (read in place: give a <see cref="SynchronousStream"/> over a file or console),
     /// and, for the one-shot CLI, <paramref name="hostRunning"/> false.</summary>
-    public static CommandResult Run(World world, Host host, string[] argv, Stream? stdin, bool hostRunning = true, string? workingDirectory = null)
+    public static CommandResult Run(World world, Host host, string[] argv, Stream? stdinBytes, bool hostRunning = true, string? workingDirectory = null)
     {
         var stdout = new OutputCapture();
         var stderr = new OutputCapture();
-        int code = Run(world, host, argv, stdin, stdout, stderr, hostRunning, workingDirectory);
+        int code = Run(world, host, argv, stdinBytes, stdout, stderr, hostRunning, workingDirectory);
         return new CommandResult(code, stdout.ToArray(), stderr.ToArray());
     }
 
