@@ -293,10 +293,21 @@ public sealed partial class DaemonServer : IDisposable
             using var stalled = new CancellationTokenSource();
             try
             {
+                var batch = new byte[Protocol.Chunk + 5];
                 while (await _output.TakeAsync().ConfigureAwait(false) is { } frame)
                 {
+                    // Small frames that wait together (a text command's lines) go in one write.
+                    int n = 0;
+                    var next = frame;
+                    while (next != null && n + next.Length <= batch.Length)
+                    {
+                        next.CopyTo(batch, n);
+                        n += next.Length;
+                        next = _output.TryTake(batch.Length - n);
+                    }
                     stalled.CancelAfter(_server._limits.WriteTimeout);
-                    await _stream.WriteAsync(frame, stalled.Token).ConfigureAwait(false);
+                    if (n > 0) await _stream.WriteAsync(batch.AsMemory(0, n), stalled.Token).ConfigureAwait(false);
+                    if (next != null) await _stream.WriteAsync(next, stalled.Token).ConfigureAwait(false);
                     stalled.CancelAfter(Timeout.InfiniteTimeSpan);
                 }
             }

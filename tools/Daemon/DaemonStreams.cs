@@ -62,27 +62,33 @@ internal sealed class OutputQueue(DaemonLimits limits, Action overflowed)
         }
     }
 
+    /// <summary>The next frame, if one waits and is at most <paramref name="most"/> bytes.</summary>
+    public byte[]? TryTake(int most)
+    {
+        lock (_frames) return _frames.Count > 0 && _frames.Peek().Length <= most ? TakeLocked() : null;
+    }
+
+    private byte[] TakeLocked()
+    {
+        var frame = _frames.Dequeue();
+        _bytes -= frame.Length;
+        if (_bytes <= limits.OutputBound)
+        {
+            _roomWaiter?.TrySetResult();
+            _roomWaiter = null;
+        }
+        return frame;
+    }
+
     /// <summary>The next frame to send; null when the queue is complete and empty.</summary>
     public async Task<byte[]?> TakeAsync()
     {
         while (true)
         {
             Task wait;
-            TaskCompletionSource? room = null;
             lock (_frames)
             {
-                if (_frames.Count > 0)
-                {
-                    var frame = _frames.Dequeue();
-                    _bytes -= frame.Length;
-                    if (_bytes <= limits.OutputBound)
-                    {
-                        room = _roomWaiter;
-                        _roomWaiter = null;
-                    }
-                    room?.TrySetResult();
-                    return frame;
-                }
+                if (_frames.Count > 0) return TakeLocked();
                 if (_done) return null;
                 _dataWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _dataWaiter.Task;
