@@ -25,6 +25,7 @@ public sealed class RealTimeDriver : IDisposable
     {
         _scheduler = scheduler;
         _origin = scheduler.Now;
+        scheduler.Driver = this;
     }
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
