@@ -239,10 +239,6 @@ public static class Nc
         }
         else if (ctx.StdinBytes is { } stdin)
         {
-            // Input comes a read at a time, each ending in a short segment. With Nagle's rule that
-            // segment waits for the peer's delayed ACK (100 ms) before the next read's data can go:
-            // through the daemon, 64 MB took 26 s. What is read is sent at once, as the peer waits.
-            sock.NoDelay = true;
             var buffer = new byte[64 * 1024];
             int n;
             while ((n = await stdin.ReadAsync(buffer, ctx.Cancel)) > 0) await sock.SendAsync(buffer.AsMemory(0, n));
