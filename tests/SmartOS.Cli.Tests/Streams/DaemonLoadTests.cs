@@ -15,7 +15,7 @@ public class DaemonLoadTests
     private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(20);
 
     /// <summary>Sends W and A frames for <paramref name="argv"/> on a raw socket and reads nothing.</summary>
-    private static void SendRequest(Socket s, params string[] argv)
+    internal static void SendRequest(Socket s, params string[] argv)
     {
         using var stream = new NetworkStream(s, ownsSocket: false);
         Protocol.WriteString(stream, Protocol.WorkingDirectory, "/");
@@ -23,7 +23,7 @@ public class DaemonLoadTests
     }
 
     /// <summary>Reads frames until X or the end: what the client was told on stderr, and its exit status.</summary>
-    private static (string Err, int? Code) ReadAnswer(Socket s)
+    internal static (string Err, int? Code) ReadAnswer(Socket s)
     {
         s.ReceiveTimeout = (int)s_bound.TotalMilliseconds;
         using var stream = new NetworkStream(s, ownsSocket: false);

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using SmartOS.Cli.Daemon;
 using SmartOS.Testing;
 
 namespace SmartOS.Cli.Tests.Streams;
@@ -53,6 +55,28 @@ public class DaemonStreamTests
             Assert.That(ByteStreamTests.Sha(got.ToArray()), Is.EqualTo(ByteStreamTests.Sha(sent)));
             Assert.That(server2.Result.Code, Is.Zero, server2.Result.Err);
             Assert.That(ByteStreamTests.Sha(got2.ToArray()), Is.EqualTo(ByteStreamTests.Sha(back)));
+        }
+    }
+
+    /// <summary>A cancel frame (Ctrl-C) stops a listener in the middle of a stream: it exits 130,
+    /// and the sender, its connection reset, ends too.</summary>
+    [Test]
+    public void Ctrl_c_stops_a_stream_in_flight_and_ends_its_sender()
+    {
+        using var listener = _rig!.Connect();
+        DaemonLoadTests.SendRequest(listener, "zlogin", "server", "nc", "-l", "9000");
+        for (int i = 0; i < 100 && !_rig.Rt.Ok("zlogin", "server", "netstat", "-an").Contains("9000"); i++) Thread.Sleep(20);
+        var input = new GeneratedInput(1L << 30, 9);
+        var sender = _rig.Client(input, Stream.Null, "zlogin", "client", "nc", "198.18.3.3", "9000");
+        for (int i = 0; i < 200 && input.Position < (4 << 20); i++) Thread.Sleep(10);
+        using (var stream = new NetworkStream(listener, ownsSocket: false)) Protocol.Write(stream, Protocol.Cancel, []);
+        var (_, code) = DaemonLoadTests.ReadAnswer(listener);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(130));
+            Assert.That(sender.Wait(RealTimeHost.Wait), Is.True, "the sender did not end");
+            Assert.That(sender.Result.Code, Is.EqualTo(1), sender.Result.Err);
+            Assert.That(input.Position, Is.LessThan(1L << 30));
         }
     }
 
