@@ -264,7 +264,9 @@ public sealed partial class DaemonServer : IDisposable
                 StderrBytes = new FrameOutputStream(_output, Protocol.Stderr),
                 StdinBytes = _input,
             };
-            var started = await _driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, _argv)).ConfigureAwait(false);
+            Task<int> started;
+            try { started = await _driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, _argv)).ConfigureAwait(false); }
+            catch (Exception e) { started = Task.FromException<int>(e); } // Reported below as an internal error.
             var reader = ReadAsync();
             int code;
             try { code = await started.ConfigureAwait(false); }
