@@ -20,8 +20,13 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
 
     public override void Post(SendOrPostCallback d, object? state)
     {
-        if (_driver != null && !_driver.IsLoopThread)
-            _driver.Invoke(() => Run(d, state));
+        // A context made before the world went real time (TCP's, a zone's) has no driver of its own:
+        // it finds the scheduler's. Without this, an await resumed from another thread armed a timer
+        // off the loop, unseen until the loop next woke (up to 50 ms: a stream through the daemon,
+        // whose input arrives on pool threads, ran at 2 MB/s).
+        var driver = _driver ?? _scheduler.Driver;
+        if (driver != null && !driver.IsLoopThread)
+            driver.Invoke(() => Run(d, state));
         else
         {
             // Pooled: a socket call's continuation is posted once per completion, and allocating a

@@ -12,6 +12,10 @@ public sealed class RealTimeDriver : IDisposable
 {
     private readonly Scheduler _scheduler;
     private readonly Channel<Action> _work = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    // Wakes the loop when work arrives. Waiting on the channel's WaitToReadAsync().AsTask() instead
+    // needed a pool thread to complete that task: an await resumed from another thread took ~50 ms
+    // (the sleep's cap) to reach the loop, and a stream through the daemon ran at 2 MB/s.
+    private readonly ManualResetEventSlim _wake = new(false);
     private readonly Stopwatch _wall = new();
     private readonly long _origin;
     private Thread? _thread;
@@ -21,12 +25,17 @@ public sealed class RealTimeDriver : IDisposable
     {
         _scheduler = scheduler;
         _origin = scheduler.Now;
+        scheduler.Driver = this;
     }
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
     /// <summary>Hands work to the loop thread; safe from any thread.</summary>
-    public void Invoke(Action action) => _work.Writer.TryWrite(action);
+    public void Invoke(Action action)
+    {
+        _work.Writer.TryWrite(action);
+        _wake.Set();
+    }
 
     /// <summary>Runs <paramref name="func"/> on the loop and returns its result to the caller's thread.</summary>
     public Task<T> InvokeAsync<T>(Func<T> func)
@@ -55,6 +64,7 @@ public sealed class RealTimeDriver : IDisposable
         var reader = _work.Reader;
         while (!_stop)
         {
+            _wake.Reset(); // Before draining: work handed over after this sets it again.
             while (reader.TryRead(out var action))
             {
                 _scheduler.AdvanceTo(WallNow);
@@ -65,11 +75,7 @@ public sealed class RealTimeDriver : IDisposable
             while (_scheduler.RunOne(now)) { }
             long next = _scheduler.NextEventTime;
             long waitNs = next == long.MaxValue ? 50 * Time.Millisecond : Math.Clamp(next - WallNow, 0, 50 * Time.Millisecond);
-            if (waitNs > 0)
-            {
-                var wait = reader.WaitToReadAsync().AsTask();
-                wait.Wait(TimeSpan.FromTicks(Math.Max(1, waitNs / 100)));
-            }
+            if (waitNs > 0) _wake.Wait(TimeSpan.FromTicks(Math.Max(1, waitNs / 100)));
         }
     }
 
@@ -77,6 +83,7 @@ public sealed class RealTimeDriver : IDisposable
     {
         _stop = true;
         _work.Writer.TryComplete();
+        _wake.Set();
         _thread?.Join(TimeSpan.FromSeconds(5));
     }
 }

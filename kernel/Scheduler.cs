@@ -41,6 +41,10 @@ public sealed class Scheduler
     private int _liveTimers;
     private int _stale;
 
+    /// <summary>The driver that runs this scheduler in real time, if any: work from other threads must
+    /// reach the loop through it (LoopSynchronizationContext.Post).</summary>
+    internal RealTimeDriver? Driver { get; set; }
+
     /// <summary>The current time in nanoseconds since the world began.</summary>
     public long Now => _now;
 

@@ -25,7 +25,18 @@
  *   4. Commands that need a running host (zoneadm boot, zlogin, snoop -d, pktgen, vmadm start ...)
  *      are refused on a one-shot host (CommandContext.HostRunning false) with a message saying how
  *      to boot it, before they run.
+ *   5. Standard input, output and error are bytes end to end (CommandContext.StdinBytes,
+ *      StdoutBytes, StderrBytes), so data passes unchanged: nc and zlogin of a Linux program copy
+ *      bytes; text commands print through Out and Err, UTF-8 writers over the same streams that
+ *      flush on every write, so text and bytes keep their order.
+ *   6. A command that streams data writes with WriteAsync and reads with ReadAsync: the front end
+ *      makes it wait while its reader is slow or its input has not come yet (the daemon's socket,
+ *      a TCP window), so a stream of any length passes in bounded memory. A command never blocks
+ *      the loop on input: a synchronous read of a daemon client's input is a programming error.
+ *   7. What a command reads whole (a -f payload, JSON on stdin) is read through CommandInput: at
+ *      most 1 MiB, and off the loop on a host in real time.
  */
+using System.Text;
 using SmartOS.Kernel;
 using SmartOS.Netstack;
 using SmartOS.Vnic;
@@ -33,13 +44,22 @@ using SmartOS.Zones;
 
 namespace SmartOS.Cli;
 
-/// <summary>What a running command sees: the world, its host, its zone, its output, its cancellation.</summary>
+/// <summary>What a running command sees: the world, its host, its zone, its standard streams, its
+/// cancellation. Standard input, output and error are byte streams (rule 5); <see cref="Out"/> and
+/// <see cref="Err"/> are UTF-8 text writers over them for the commands that print text.</summary>
 public sealed class CommandContext
 {
     public required World World { get; init; }
     public required Host Host { get; init; }
-    public required TextWriter Out { get; init; }
-    public required TextWriter Err { get; init; }
+    /// <summary>Standard output as bytes. Data commands (nc, zlogin of a Linux program) write here with
+    /// WriteAsync, which waits while a slow reader catches up (rule 6).</summary>
+    public required Stream StdoutBytes { get; init; }
+    /// <summary>Standard error as bytes; may be the same stream as <see cref="StdoutBytes"/>.</summary>
+    public required Stream StderrBytes { get; init; }
+    /// <summary>Standard input as bytes, when the front end has one; null otherwise. Read it with
+    /// ReadAsync (a daemon client's input arrives over its socket) or through
+    /// <see cref="CommandInput"/>, which bounds what a command holds.</summary>
+    public Stream? StdinBytes { get; init; }
     public CancellationToken Cancel { get; init; }
     /// <summary>The zone the command runs in ("global" unless through zlogin).</summary>
     public string Zone { get; init; } = "global";
@@ -49,18 +69,28 @@ public sealed class CommandContext
     /// <summary>False for the one-shot CLI (`smartos --root DIR CMD` with no daemon): the host was
     /// booted only to edit its configuration and nothing runs on it (rule 4).</summary>
     public bool HostRunning { get; init; } = true;
-    /// <summary>Standard input, when the front end has one (vmadm create without -f reads it).</summary>
-    public TextReader? In { get; init; }
+
+    private TextWriter? _out, _err;
+
+    /// <summary>Standard output as UTF-8 text. It flushes on every write, so text and bytes written
+    /// to <see cref="StdoutBytes"/> come out in the order they were written.</summary>
+    public TextWriter Out => _out ??= TextOver(StdoutBytes);
+    /// <summary>Standard error as UTF-8 text (flushed on every write, as <see cref="Out"/>).</summary>
+    public TextWriter Err => _err ??= ReferenceEquals(StderrBytes, StdoutBytes) ? Out : TextOver(StderrBytes);
+
+    private static StreamWriter TextOver(Stream bytes)
+        => new(bytes, new System.Text.UTF8Encoding(false), 4096, leaveOpen: true) { AutoFlush = true, NewLine = "\n" };
 
     /// <summary>The zone the command runs in, or null in the global zone. Programs of the per-zone IP
     /// stack (ping, ipadm ...) find their stack through its Stack (zones/ZoneNetwork.cs).</summary>
     public SmartOS.Zones.Zone? RunningZone => Zone == "global" ? null : Host.Zones.Find(Zone);
 
-    /// <summary>A context for the same host and output, running in another zone (zlogin).</summary>
+    /// <summary>A context for the same host and streams, running in another zone (zlogin).</summary>
     public CommandContext InZone(string zone) => new()
     {
-        World = World, Host = Host, Out = Out, Err = Err, Cancel = Cancel, Zone = zone, WorkingDirectory = WorkingDirectory,
-        HostRunning = HostRunning, In = In,
+        World = World, Host = Host, StdoutBytes = StdoutBytes, StderrBytes = StderrBytes, StdinBytes = StdinBytes,
+        Cancel = Cancel, Zone = zone, WorkingDirectory = WorkingDirectory, HostRunning = HostRunning,
+        _out = Out, _err = Err,
     };
 
     public string ResolvePath(string path) => Path.IsPathRooted(path) ? path : Path.Combine(WorkingDirectory, path);
@@ -68,8 +98,12 @@ public sealed class CommandContext
 
 public delegate Task<int> CommandHandler(CommandContext ctx, string[] args);
 
-/// <summary>The result of a command run to completion.</summary>
-public sealed record CommandResult(int ExitCode, string Stdout, string Stderr);
+/// <summary>The result of a command run to completion: its output as bytes, and as UTF-8 text.</summary>
+public sealed record CommandResult(int ExitCode, byte[] StdoutBytes, byte[] StderrBytes)
+{
+    public string Stdout => Encoding.UTF8.GetString(StdoutBytes);
+    public string Stderr => Encoding.UTF8.GetString(StderrBytes);
+}
 
 public static class Dispatcher
 {
@@ -147,6 +181,8 @@ public static class Dispatcher
         {
             Out = ctx.Out,
             Err = ctx.Err,
+            StdoutBytes = ctx.StdoutBytes,
+            StdinBytes = ctx.StdinBytes,
             Cancel = ctx.Cancel,
             Stack = stack,
             WorkingDirectory = ctx.WorkingDirectory,
@@ -206,19 +242,32 @@ public static class Dispatcher
 
     /// <summary>Runs a command to completion in virtual time (tests). A command that still waits when
     /// no event is left is cancelled, as Ctrl-C would.</summary>
-    public static CommandResult Run(World world, Host host, params string[] argv) => Run(world, host, argv, stdin: null);
+    public static CommandResult Run(World world, Host host, params string[] argv) => Run(world, host, argv, (Stream?)null);
 
-    /// <summary>Runs a command to completion in virtual time with standard input and, for the one-shot
-    /// CLI, <paramref name="hostRunning"/> false.</summary>
+    /// <summary>Runs a command to completion in virtual time with text as standard input.</summary>
     public static CommandResult Run(World world, Host host, string[] argv, string? stdin, bool hostRunning = true, string? workingDirectory = null)
+        => Run(world, host, argv, stdin == null ? null : new MemoryStream(Encoding.UTF8.GetBytes(stdin)), hostRunning, workingDirectory);
+
+    /// <summary>Runs a command to completion in virtual time with <paramref name="stdinBytes"/> as its
+    /// standard input (read in place: give a <see cref="SynchronousStream"/> over a file or console),
+    /// and, for the one-shot CLI, <paramref name="hostRunning"/> false.</summary>
+    public static CommandResult Run(World world, Host host, string[] argv, Stream? stdinBytes, bool hostRunning = true, string? workingDirectory = null)
     {
-        var stdout = new StringWriter { NewLine = "\n" };
-        var stderr = new StringWriter { NewLine = "\n" };
+        var stdout = new OutputCapture();
+        var stderr = new OutputCapture();
+        int code = Run(world, host, argv, stdinBytes, stdout, stderr, hostRunning, workingDirectory);
+        return new CommandResult(code, stdout.ToArray(), stderr.ToArray());
+    }
+
+    /// <summary>Runs a command to completion in virtual time, its output going to the given streams
+    /// as it is written.</summary>
+    public static int Run(World world, Host host, string[] argv, Stream? stdin, Stream stdout, Stream stderr, bool hostRunning = true, string? workingDirectory = null)
+    {
         using var cts = new CancellationTokenSource();
         var ctx = new CommandContext
         {
-            World = world, Host = host, Out = stdout, Err = stderr, Cancel = cts.Token, HostRunning = hostRunning,
-            In = stdin == null ? null : new StringReader(stdin), WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+            World = world, Host = host, StdoutBytes = stdout, StderrBytes = stderr, StdinBytes = stdin, Cancel = cts.Token,
+            HostRunning = hostRunning, WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         var task = StartAsync(ctx, argv);
         if (!world.Scheduler.RunUntil(() => task.IsCompleted))
@@ -226,7 +275,6 @@ public static class Dispatcher
             cts.Cancel();
             world.Scheduler.RunUntil(() => task.IsCompleted);
         }
-        int code = task.IsCompleted ? task.Result : 130;
-        return new CommandResult(code, stdout.ToString(), stderr.ToString());
+        return task.IsCompleted ? task.Result : 130;
     }
 }

@@ -48,7 +48,8 @@ internal static class Program
         }
         if (i >= args.Length) { stderr.WriteLine("smartos: a command is required"); return 2; }
         string[] argv = args[i..];
-        string? stdin = NeedsStdin(argv) && Console.IsInputRedirected ? Console.In.ReadToEnd() : null;
+        // Standard input is offered when it is not a terminal; a command reads it only if it wants it.
+        Stream? stdin = Console.IsInputRedirected ? Console.OpenStandardInput() : null;
 
         // A root that is not ours is refused, not read (RootAccess.cs); a running host (smartos boot) on
         // this root takes the command.
@@ -108,10 +109,11 @@ internal static class Program
         }
         var host = world.AddHost("global", nics, store, identities);
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos: boot: " + p);
-        var result = Dispatcher.Run(world, host, argv, stdin, hostRunning: false);
-        stdout.Write(result.Stdout);
-        stderr.Write(result.Stderr);
-        return result.ExitCode;
+        stdout.Flush();
+        stderr.Flush();
+        using var bytesOut = new SynchronousStream(Console.OpenStandardOutput());
+        using var bytesErr = new SynchronousStream(Console.OpenStandardError());
+        return Dispatcher.Run(world, host, argv, stdin == null ? null : new SynchronousStream(stdin), bytesOut, bytesErr, hostRunning: false);
     }
 
     /// <summary>The root directory of `smartos boot` without --root: $SMARTOS_ROOT, else ~/.smartos.</summary>
@@ -119,19 +121,6 @@ internal static class Program
         => Environment.GetEnvironmentVariable("SMARTOS_ROOT") is { Length: > 0 } r
             ? r
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".smartos");
-
-    /// <summary>vmadm create/update without -f read their JSON payload from standard input.</summary>
-    private static bool NeedsStdin(string[] argv)
-        => argv.Length >= 2 && argv[0] == "vmadm" && Array.IndexOf(argv, "-f") < 0
-           && (argv[1] == "create" || (argv[1] == "update" && argv.Length == 3))
-           || argv.Length >= 1 && argv[0] == "zonecfg" && ZonecfgReadsStdin(argv);
-
-    /// <summary>`zonecfg -z NAME` with no commands, or with `-f -`.</summary>
-    private static bool ZonecfgReadsStdin(string[] argv)
-    {
-        var g = Getopt.Parse(argv[1..], Commands.Zonecfg.Options);
-        return g.Error == null && g.Operands.Count == 0 && (!g.Has("f") || g.Value("f") == "-");
-    }
 
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)

@@ -92,6 +92,16 @@ public static class HvmGuest
         {
             try
             {
+                // Read on the loop at boot, so only a regular file that fits in the largest guest: a
+                // FIFO would stop the host while it waits and /dev/zero would never end (both have
+                // length 0 here).
+                long length = new FileInfo(path).Length;
+                if (length == 0 || length > (long)MaxRamMiB << 20)
+                {
+                    image = [];
+                    error = $"cannot read image {path}: not a regular file of 1 byte to {MaxRamMiB} MiB";
+                    return false;
+                }
                 image = File.ReadAllBytes(path);
                 error = "";
                 return true;

@@ -11,9 +11,12 @@ namespace SmartOS.Netstack;
 ///   nc [-uvz] [-w SECS] [-m TEXT | --send TEXT | --bytes N] [--count] HOST PORT
 ///   nc -l [-uv] [-w SECS] [-m TEXT | --send TEXT | --bytes N] [--count] [-p] PORT
 /// </code>
-/// A scenario has no stdin, so what nc sends comes from an option: -m/--send TEXT sends TEXT and a
-/// newline (as `echo TEXT | nc` would), --bytes N sends N bytes of a repeating printable pattern.
-/// What arrives is written to stdout, or with --count only "N bytes received" at the end.
+/// nc sends its standard input, byte for byte, when it has one (the daemon's client, `smartos run`'s
+/// `< FILE`); an option sends instead: -m/--send TEXT sends TEXT and a newline (as `echo TEXT | nc`
+/// would), --bytes N sends N bytes of a repeating printable pattern (made a chunk at a time).
+/// What arrives is written to stdout as bytes, or with --count only "N bytes received" at the end.
+/// Both directions stream: a read of stdin waits for the writer, a write to stdout waits for the
+/// reader, so any length passes in bounded memory (tools/Dispatcher.cs rule 6).
 /// A connecting nc sends, half-closes (as nc -N does) and reads until the peer closes; a listening
 /// nc accepts one connection (TCP: on the wildcard of either family; UDP: IPv4), reads until the
 /// peer closes, then sends its own data and closes.
@@ -28,6 +31,8 @@ public static class Nc
         public bool Listen, Udp, Verbose, Zero, Count;
         public long Wait;
         public byte[] Payload = [];
+        /// <summary>--bytes N: N bytes of <see cref="Pattern"/>, sent a chunk at a time.</summary>
+        public long PatternLength;
         public string? Host;
         public ushort Port;
     }
@@ -62,10 +67,12 @@ public static class Nc
                 case "-m": case "--send":
                     if (Next() is not { } m) return Usage(ctx);
                     o.Payload = Encoding.UTF8.GetBytes(m + "\n");
+                    o.PatternLength = 0;
                     break;
                 case "--bytes":
                     if (Next() is not { } b || !ProgramSupport.TryParseScaled(b, 1024, out long n) || n > 1L << 30) return Usage(ctx);
-                    o.Payload = Pattern((int)n);
+                    o.PatternLength = n;
+                    o.Payload = [];
                     break;
                 default:
                     if (a.Length > 1 && a[0] == '-') return Usage(ctx);
@@ -193,17 +200,18 @@ public static class Nc
         long received = 0;
         try
         {
-            if (sendFirst) await Send(sock, dog, o);
-            var buffer = new byte[16 * 1024];
+            if (sendFirst) await Send(ctx, sock, dog, o);
+            var buffer = new byte[64 * 1024];
             while (true)
             {
                 dog.Arm(o.Wait);
                 int n = await sock.ReceiveAsync(buffer);
                 if (n == 0) break;
                 received += n;
-                if (!o.Count) ctx.Out.Write(Encoding.UTF8.GetString(buffer, 0, n));
+                dog.Arm(0); // A slow reader of our output is not the peer being silent.
+                if (!o.Count) await WriteOut(ctx, buffer, n);
             }
-            if (!sendFirst) await Send(sock, dog, o);
+            if (!sendFirst) await Send(ctx, sock, dog, o);
             sock.Close();
         }
         catch (TcpException e)
@@ -217,21 +225,61 @@ public static class Nc
         return 0;
     }
 
-    private static async Task Send(TcpSocket sock, Watchdog dog, Options o)
+    /// <summary>Sends what nc sends (an option's data, else standard input) and half-closes.</summary>
+    private static async Task Send(ProgramContext ctx, TcpSocket sock, Watchdog dog, Options o)
     {
-        if (o.Payload.Length > 0)
+        dog.Arm(0);
+        if (o.Payload.Length > 0) await sock.SendAsync(o.Payload);
+        else if (o.PatternLength > 0)
         {
-            dog.Arm(0);
-            await sock.SendAsync(o.Payload);
+            // Whole lines per chunk, so each chunk starts where the pattern starts.
+            var chunk = Pattern(PatternChunk);
+            for (long left = o.PatternLength; left > 0; left -= PatternChunk)
+                await sock.SendAsync(chunk.AsMemory(0, (int)Math.Min(left, PatternChunk)));
+        }
+        else if (ctx.StdinBytes is { } stdin)
+        {
+            var buffer = new byte[64 * 1024];
+            int n;
+            while ((n = await stdin.ReadAsync(buffer, ctx.Cancel)) > 0) await sock.SendAsync(buffer.AsMemory(0, n));
         }
         sock.Shutdown();
+    }
+
+    private const int PatternChunk = 37 * 1400; // Whole pattern lines and whole 1400-byte datagrams.
+
+    /// <summary>Writes received data to stdout as bytes (as text where the caller captures only text).</summary>
+    private static ValueTask WriteOut(ProgramContext ctx, byte[] buffer, int n)
+    {
+        if (ctx.StdoutBytes is { } stdout) return stdout.WriteAsync(buffer.AsMemory(0, n), ctx.Cancel);
+        ctx.Out.Write(Encoding.UTF8.GetString(buffer, 0, n));
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Sends what a UDP nc sends (an option's data, else its standard input as it is read),
+    /// in datagrams of at most 1400 bytes.</summary>
+    private static async Task<NetError> SendUdp(ProgramContext ctx, Options o, UdpSocket sock, IpEndpoint to)
+    {
+        if (o.PatternLength > 0)
+        {
+            var chunk = Pattern(PatternChunk);
+            for (long left = o.PatternLength; left > 0; left -= PatternChunk)
+                if (SendDatagrams(sock, chunk.AsSpan(0, (int)Math.Min(left, PatternChunk)), to) is var e && e != NetError.None) return e;
+            return NetError.None;
+        }
+        if (o.Payload.Length > 0 || ctx.StdinBytes is not { } stdin) return SendDatagrams(sock, o.Payload, to);
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await stdin.ReadAsync(buffer, ctx.Cancel)) > 0)
+            if (SendDatagrams(sock, buffer.AsSpan(0, n), to) is var e && e != NetError.None) return e;
+        return NetError.None;
     }
 
     private static async Task<int> ConnectUdp(ProgramContext ctx, Options o, IpAddress remote)
     {
         using var sock = ctx.Stack.OpenUdpSocket();
         var e = sock.Connect(new IpEndpoint(remote, o.Port));
-        if (e == NetError.None && !o.Zero) e = SendDatagrams(sock, o.Payload, default);
+        if (e == NetError.None && !o.Zero) e = await SendUdp(ctx, o, sock, default);
         if (e == NetError.None && o.Zero) e = sock.Send("X"u8);
         if (e != NetError.None)
         {
@@ -256,11 +304,11 @@ public static class Nc
         return await ReceiveDatagrams(ctx, o, sock, o.Wait, reply: true);
     }
 
-    private static NetError SendDatagrams(UdpSocket sock, byte[] payload, IpEndpoint to)
+    private static NetError SendDatagrams(UdpSocket sock, ReadOnlySpan<byte> payload, IpEndpoint to)
     {
         for (int off = 0; off < payload.Length; off += 1400)
         {
-            var chunk = payload.AsSpan(off, Math.Min(1400, payload.Length - off));
+            var chunk = payload.Slice(off, Math.Min(1400, payload.Length - off));
             var e = to.Port == 0 ? sock.Send(chunk) : sock.SendTo(chunk, to);
             if (e != NetError.None) return e;
         }
@@ -273,7 +321,7 @@ public static class Nc
     {
         var buffer = new byte[UdpSocket.MaxPayload];
         long received = 0;
-        bool replied = false;
+        bool replied = !reply;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         using var dog = new Watchdog(ctx.Stack.Scheduler, ctx.Cancel, stop.Cancel);
         while (true)
@@ -282,11 +330,11 @@ public static class Nc
             var r = await sock.ReceiveFromAsync(buffer, stop.Token);
             if (r.Error != NetError.None) break;
             received += r.Length;
-            if (!o.Count) ctx.Out.Write(Encoding.UTF8.GetString(buffer, 0, r.Length));
-            if (reply && !replied && o.Payload.Length > 0)
+            if (!o.Count) await WriteOut(ctx, buffer, r.Length);
+            if (!replied)
             {
                 replied = true;
-                SendDatagrams(sock, o.Payload, r.From);
+                await SendUdp(ctx, o, sock, r.From);
             }
         }
         if (o.Count) ctx.Out.WriteLine($"{received} bytes received");

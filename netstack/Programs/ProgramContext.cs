@@ -14,6 +14,13 @@ public sealed class ProgramContext
 {
     public required TextWriter Out { get; init; }
     public required TextWriter Err { get; init; }
+    /// <summary>Standard output as bytes, under <see cref="Out"/> (which must flush on every write,
+    /// so the two keep their order): data programs (nc) write what they receive here, with
+    /// WriteAsync, which waits while the reader is slow. Null where the caller captures text only;
+    /// data is then written to Out as UTF-8.</summary>
+    public Stream? StdoutBytes { get; init; }
+    /// <summary>Standard input as bytes, when there is one (nc sends it); read with ReadAsync.</summary>
+    public Stream? StdinBytes { get; init; }
     public required CancellationToken Cancel { get; init; }
     public required IpStack Stack { get; init; }
     /// <summary>Opens a MAC client on a datalink the zone may use; null when there is no such link

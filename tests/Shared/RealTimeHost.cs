@@ -37,7 +37,7 @@ internal sealed class RealTimeHost : IDisposable
     /// <summary>As <see cref="Sh"/>, with <paramref name="stdin"/> as the command's standard input.</summary>
     public (int Code, string Out, string Err) ShIn(string? stdin, params string[] argv)
     {
-        var (task, cts, stdout, stderr) = Begin(stdin, argv);
+        var (task, cts, stdout, stderr) = Begin(stdin == null ? null : new MemoryStream(System.Text.Encoding.UTF8.GetBytes(stdin)), argv);
         if (!task.Wait(Wait))
         {
             Driver.Invoke(cts.Cancel);
@@ -46,15 +46,32 @@ internal sealed class RealTimeHost : IDisposable
         return (task.Result, stdout.ToString(), stderr.ToString());
     }
 
-    /// <summary>Starts a command on the loop; its output is complete once the task is.</summary>
-    public (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv) => Begin(null, argv);
-
-    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(string? stdin, string[] argv)
+    /// <summary>Runs a command to completion with <paramref name="stdin"/> as its standard input bytes;
+    /// returns its standard output as bytes.</summary>
+    public (int Code, byte[] Out, string Err) ShBytes(byte[]? stdin, params string[] argv)
     {
-        var stdout = new StringWriter { NewLine = "\n" };
-        var stderr = new StringWriter { NewLine = "\n" };
+        var (task, cts, stdout, stderr) = Begin(stdin == null ? null : new MemoryStream(stdin), argv);
+        if (!task.Wait(Wait))
+        {
+            Driver.Invoke(cts.Cancel);
+            if (!task.Wait(Wait)) throw new TimeoutException($"{string.Join(' ', argv)} did not stop after ^C");
+        }
+        return (task.Result, stdout.ToArray(), stderr.ToString());
+    }
+
+    /// <summary>Starts a command on the loop; its output is complete once the task is.</summary>
+    public (Task<int> Task, CancellationTokenSource Cts, OutputCapture Out, OutputCapture Err) Begin(params string[] argv) => Begin(null, argv);
+
+    public (Task<int> Task, CancellationTokenSource Cts, OutputCapture Out, OutputCapture Err) Begin(Stream? stdin, string[] argv)
+    {
+        var stdout = new OutputCapture();
+        var stderr = new OutputCapture();
         var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = World, Host = Host, Out = stdout, Err = stderr, Cancel = cts.Token, In = stdin == null ? null : new StringReader(stdin) };
+        var ctx = new CommandContext
+        {
+            World = World, Host = Host, StdoutBytes = stdout, StderrBytes = stderr, Cancel = cts.Token,
+            StdinBytes = stdin,
+        };
         var task = Driver.InvokeAsync(() => Dispatcher.StartAsync(ctx, argv)).Unwrap();
         return (task, cts, stdout, stderr);
     }

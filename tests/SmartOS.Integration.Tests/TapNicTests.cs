@@ -60,7 +60,7 @@ public class TapNicTests
     }
 
     private (int Code, string Out, string Err) Sh(params string[] argv) => _rt!.Sh(argv);
-    private (Task<int> Task, CancellationTokenSource Cts, StringWriter Out, StringWriter Err) Begin(params string[] argv) => _rt!.Begin(argv);
+    private (Task<int> Task, CancellationTokenSource Cts, SmartOS.Cli.OutputCapture Out, SmartOS.Cli.OutputCapture Err) Begin(params string[] argv) => _rt!.Begin(argv);
     private string Ok(params string[] argv) => _rt!.Ok(argv);
 
     private void BootZone(string address)

@@ -37,22 +37,22 @@ public static class Vmadm
         return 2;
     }
 
-    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length == 0) return Task.FromResult(Usage(ctx));
+        if (args.Length == 0) return Usage(ctx);
         if (ctx.Zone != "global")
         {
             ctx.Err.WriteLine("vmadm: must be run from the global zone");
-            return Task.FromResult(1);
+            return 1;
         }
         string[] rest = args[1..];
-        int code = args[0] switch
+        return args[0] switch
         {
-            "create" => Create(ctx, rest),
+            "create" => await CreateAsync(ctx, rest),
             "list" => List(ctx, rest),
             "lookup" => Lookup(ctx, rest),
             "get" => Get(ctx, rest),
-            "update" => Update(ctx, rest),
+            "update" => await UpdateAsync(ctx, rest),
             "start" => Lifecycle(ctx, rest, "start"),
             "stop" => Lifecycle(ctx, rest, "stop"),
             "reboot" => Lifecycle(ctx, rest, "reboot"),
@@ -60,32 +60,34 @@ public static class Vmadm
             "console" => Console(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
-        return Task.FromResult(code);
     }
 
-    private static string? ReadPayload(CommandContext ctx, Getopt g, string verb, out int code)
+    /// <summary>The JSON payload from -f FILE or standard input, read off the loop and bounded
+    /// (CommandInput); null text with the exit status when there is none.</summary>
+    private static async Task<(string? Text, int Code)> ReadPayloadAsync(CommandContext ctx, Getopt g, string verb)
     {
-        code = 0;
         if (g.Value("f") is string file)
         {
-            try { return File.ReadAllText(ctx.ResolvePath(file)); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                ctx.Err.WriteLine($"Failed to {verb} VM: unable to read {file}: {e.Message}");
-                code = 1;
-                return null;
-            }
+            var (text, error) = await CommandInput.ReadFileAsync(ctx, file);
+            if (text != null) return (text, 0);
+            ctx.Err.WriteLine($"Failed to {verb} VM: unable to read {file}: {error}");
+            return (null, 1);
         }
-        if (ctx.In != null) return ctx.In.ReadToEnd();
-        code = Usage(ctx, $"{verb}: no payload: give -f <filename> or JSON on stdin");
-        return null;
+        if (ctx.StdinBytes != null)
+        {
+            var (text, error) = await CommandInput.ReadStdinAsync(ctx);
+            if (text != null) return (text, 0);
+            ctx.Err.WriteLine($"Failed to {verb} VM: {error}");
+            return (null, 1);
+        }
+        return (null, Usage(ctx, $"{verb}: no payload: give -f <filename> or JSON on stdin"));
     }
 
-    private static int Create(CommandContext ctx, string[] args)
+    private static async Task<int> CreateAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "f:");
         if (g.Error != null || g.Operands.Count > 0) return Usage(ctx, g.Error ?? "create: too many arguments");
-        string? text = ReadPayload(ctx, g, "create", out int code);
+        var (text, code) = await ReadPayloadAsync(ctx, g, "create");
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
@@ -161,28 +163,26 @@ public static class Vmadm
         return 0;
     }
 
-    private static int Update(CommandContext ctx, string[] args)
+    private static async Task<int> UpdateAsync(CommandContext ctx, string[] args)
     {
         if (args.Length == 0 || args[0].StartsWith('-')) return Usage(ctx, "update: a UUID is required");
-        var z = FindVm(ctx, args[0], "update");
-        if (z == null) return 1;
+        if (FindVm(ctx, args[0], "update") == null) return 1;
         var g = Getopt.Parse(args[1..], "f:");
         if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Operands.Count > 0 && g.Has("f")) return Usage(ctx, "update: give -f <filename> or property=value, not both");
+        string? text = null;
+        if (g.Operands.Count == 0)
+        {
+            (text, int code) = await ReadPayloadAsync(ctx, g, "update");
+            if (text == null) return code;
+        }
+        // The VM is looked up again: on a running host it may have gone while the payload was read.
+        var z = FindVm(ctx, args[0], "update");
+        if (z == null) return 1;
         ZoneConfig next;
         try
         {
-            JsonObject payload;
-            if (g.Operands.Count > 0)
-            {
-                if (g.Has("f")) return Usage(ctx, "update: give -f <filename> or property=value, not both");
-                payload = VmModel.FromKeyValues(g.Operands);
-            }
-            else
-            {
-                string? text = ReadPayload(ctx, g, "update", out int code);
-                if (text == null) return code;
-                payload = VmModel.ParseObject(text);
-            }
+            JsonObject payload = text == null ? VmModel.FromKeyValues(g.Operands) : VmModel.ParseObject(text);
             next = VmModel.BuildUpdate(ctx.Host, z, payload);
         }
         catch (VmModel.PayloadError e)

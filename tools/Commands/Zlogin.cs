@@ -8,7 +8,8 @@ namespace SmartOS.Cli.Commands;
 /// zlogin(1): `zlogin ZONE COMMAND [ARGS]` runs COMMAND through the dispatcher inside ZONE
 /// (CommandContext.Zone = ZONE) and exits with its status. In an lx zone COMMAND is a real Linux
 /// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs); its
-/// output is streamed as it comes, and ^C (the command's cancellation) kills it. Interactive logins
+/// standard input, output and error are bytes copied as they come, at the pace of the slower side
+/// (Dispatcher.cs rules 5 and 6), and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
 /// console) and returns. Also zonename(1), which prints the zone a command runs in.
 /// </summary>
@@ -82,9 +83,10 @@ public static class Zlogin
         return await Dispatcher.StartAsync(ctx.InZone(name), command);
     }
 
-    /// <summary>Runs a Linux program in an lx zone's namespace. Its output is streamed as it comes:
-    /// each read completes off the loop and the await brings the text back to the loop, where the
-    /// context's writers live. ^C kills the process tree and exits 130.</summary>
+    /// <summary>Runs a Linux program in an lx zone's namespace. Its stdin, stdout and stderr are
+    /// copied as bytes: each pipe read or write completes off the loop and the await brings the copy
+    /// back to the loop, where the context's streams live; a copy waits for the slower side, so the
+    /// program blocks on a full pipe rather than filling memory. ^C kills the process tree and exits 130.</summary>
     private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string[] command)
     {
         var psi = new ProcessStartInfo(LxZoneNetwork.FindIp() ?? "ip")
@@ -100,10 +102,11 @@ public static class Zlogin
             return 127;
         }
         using (p)
+        using (var exited = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel))
         {
-            p.StandardInput.Close();
-            var stdout = PumpAsync(p.StandardOutput, ctx.Out);
-            var stderr = PumpAsync(p.StandardError, ctx.Err);
+            var stdin = ctx.StdinBytes is { } input ? FeedAsync(input, p.StandardInput.BaseStream, exited.Token) : CloseAsync(p.StandardInput.BaseStream);
+            var stdout = CopyAsync(p.StandardOutput.BaseStream, ctx.StdoutBytes, ctx.Cancel);
+            var stderr = CopyAsync(p.StandardError.BaseStream, ctx.StderrBytes, ctx.Cancel);
             int code;
             try
             {
@@ -117,20 +120,46 @@ public static class Zlogin
             }
             await stdout.ConfigureAwait(true);
             await stderr.ConfigureAwait(true);
+            // A program that exits before reading all its input (head -c) ends the feeding.
+            exited.Cancel();
+            await stdin.ConfigureAwait(true);
             return code;
         }
     }
 
-    /// <summary>Copies a process's output to <paramref name="to"/> as it arrives, until end of file.</summary>
-    private static async Task PumpAsync(StreamReader from, TextWriter to)
+    /// <summary>Copies bytes from a process pipe to a command stream until end of file or ^C.</summary>
+    private static async Task CopyAsync(Stream from, Stream to, CancellationToken cancel)
     {
-        var buffer = new char[4096];
-        int n;
-        while ((n = await from.ReadAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(true)) > 0)
+        var buffer = new byte[64 * 1024];
+        try
         {
-            to.Write(buffer, 0, n);
-            to.Flush();
+            int n;
+            while ((n = await from.ReadAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(true)) > 0)
+                await to.WriteAsync(buffer.AsMemory(0, n), cancel).ConfigureAwait(true);
         }
+        catch (OperationCanceledException) { } // ^C: the process is killed; what it still writes is dropped.
+    }
+
+    /// <summary>Copies the command's standard input to the process until either ends, then closes the
+    /// process's end so it sees end of file.</summary>
+    private static async Task FeedAsync(Stream from, Stream to, CancellationToken stop)
+    {
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            int n;
+            while ((n = await from.ReadAsync(buffer.AsMemory(), stop).ConfigureAwait(true)) > 0)
+                await to.WriteAsync(buffer.AsMemory(0, n), stop).ConfigureAwait(true);
+        }
+        catch (OperationCanceledException) { }
+        catch (IOException) { } // The program closed its input (EPIPE).
+        await CloseAsync(to).ConfigureAwait(true);
+    }
+
+    private static async Task CloseAsync(Stream s)
+    {
+        try { await s.DisposeAsync().ConfigureAwait(true); }
+        catch (IOException) { }
     }
 
     private static int NoInteractive(CommandContext ctx)

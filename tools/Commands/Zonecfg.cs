@@ -34,42 +34,49 @@ public static class Zonecfg
         public bool Stopped;
     }
 
-    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, Options);
         if (g.Error != null || !g.Has("z"))
         {
             if (g.Error != null) ctx.Err.WriteLine("zonecfg: " + g.Error);
             ctx.Err.WriteLine(UsageText);
-            return Task.FromResult(2);
+            return 2;
         }
         if (ctx.Zone != "global")
         {
             ctx.Err.WriteLine("zonecfg: must be in the global zone to configure zones");
-            return Task.FromResult(1);
+            return 1;
         }
         string zone = g.Value("z")!;
         string script;
-        if (g.Has("f") && g.Value("f") == "-" || !g.Has("f") && g.Operands.Count == 0 && ctx.In != null)
+        if (g.Has("f") && g.Value("f") == "-" || !g.Has("f") && g.Operands.Count == 0 && ctx.StdinBytes != null)
         {
             // Commands from standard input, as zonecfg reads them when it is not a terminal.
-            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return Task.FromResult(2); }
-            if (ctx.In == null)
+            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return 2; }
+            if (ctx.StdinBytes == null)
             {
                 ctx.Err.WriteLine("zonecfg: no standard input to read commands from");
-                return Task.FromResult(1);
+                return 1;
             }
-            script = ctx.In.ReadToEnd();
+            var (text, error) = await CommandInput.ReadStdinAsync(ctx);
+            if (text == null)
+            {
+                ctx.Err.WriteLine($"zonecfg: {error}");
+                return 1;
+            }
+            script = text;
         }
         else if (g.Has("f"))
         {
-            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return Task.FromResult(2); }
-            try { script = File.ReadAllText(ctx.ResolvePath(g.Value("f")!)); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            if (g.Operands.Count > 0) { ctx.Err.WriteLine(UsageText); return 2; }
+            var (text, error) = await CommandInput.ReadFileAsync(ctx, g.Value("f")!);
+            if (text == null)
             {
-                ctx.Err.WriteLine($"zonecfg: could not open file {g.Value("f")}: {e.Message}");
-                return Task.FromResult(1);
+                ctx.Err.WriteLine($"zonecfg: could not open file {g.Value("f")}: {error}");
+                return 1;
             }
+            script = text;
         }
         else
         {
@@ -77,19 +84,19 @@ public static class Zonecfg
             {
                 ctx.Err.WriteLine("zonecfg: interactive mode is not supported; give commands, -f FILE, or commands on standard input");
                 ctx.Err.WriteLine(UsageText);
-                return Task.FromResult(2);
+                return 2;
             }
             script = string.Join(' ', g.Operands);
         }
         if (zone == "global")
         {
             ctx.Err.WriteLine("zonecfg: the global zone cannot be configured");
-            return Task.FromResult(1);
+            return 1;
         }
         if (!ZoneConfig.IsValidName(zone))
         {
             ctx.Err.WriteLine($"zonecfg: {zone}: invalid zone name");
-            return Task.FromResult(1);
+            return 1;
         }
         var session = new Session(ctx, zone) { Working = ctx.Host.Zones.Find(zone)?.Config.Clone() };
         var commands = SplitCommands(script);
@@ -98,7 +105,7 @@ public static class Zonecfg
             try
             {
                 Execute(session, commands[i]);
-                if (session.Stopped) return Task.FromResult(0);
+                if (session.Stopped) return 0;
             }
             catch (ZonecfgError e)
             {
@@ -109,7 +116,7 @@ public static class Zonecfg
                     ctx.Err.WriteLine("Use 'create' to begin configuring a new zone.");
                 }
                 else ctx.Err.WriteLine(commands.Count > 1 ? $"zonecfg:{zone}: on command {i + 1} ({ConfigText.Echo(commands[i])}): {e.Message}" : $"zonecfg:{zone}: {e.Message}");
-                return Task.FromResult(1);
+                return 1;
             }
         }
         try
@@ -120,9 +127,9 @@ public static class Zonecfg
         catch (ZonecfgError e)
         {
             ctx.Err.WriteLine($"zonecfg:{zone}: {e.Message}");
-            return Task.FromResult(1);
+            return 1;
         }
-        return Task.FromResult(0);
+        return 0;
     }
 
     /// <summary>Splits a script into commands at ';' and newlines, skipping '#' comments.</summary>

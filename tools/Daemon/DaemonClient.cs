@@ -24,7 +24,10 @@ public static class DaemonClient
         }
     }
 
-    public static int Run(Socket socket, string[] argv, string? stdin, Stream stdout, Stream stderr)
+    /// <summary>Runs <paramref name="argv"/> on the daemon. Output bytes go to the given streams as
+    /// they come; <paramref name="stdin"/>, when given, is read only as the command asks for it (on a
+    /// thread of its own, so a slow input never holds up output) and sent as I frames.</summary>
+    public static int Run(Socket socket, string[] argv, Stream? stdin, Stream stdout, Stream stderr)
     {
         using var stream = new NetworkStream(socket, ownsSocket: true);
         var sendLock = new object();
@@ -39,14 +42,25 @@ public static class DaemonClient
             catch (IOException) { }
         };
         Console.CancelKeyPress += onCancel;
+        using var requests = new SemaphoreSlim(0);
+        using var done = new CancellationTokenSource();
+        Thread? feeder = null;
         try
         {
-            lock (sendLock)
+            try
             {
-                Protocol.WriteString(stream, Protocol.WorkingDirectory, Environment.CurrentDirectory);
-                if (stdin != null) Protocol.WriteString(stream, Protocol.Stdin, stdin);
-                Protocol.Write(stream, Protocol.Argv, Protocol.EncodeArgv(argv));
+                lock (sendLock)
+                {
+                    Protocol.WriteString(stream, Protocol.WorkingDirectory, Environment.CurrentDirectory);
+                    if (stdin != null) Protocol.Write(stream, Protocol.HasStdin, []);
+                    Protocol.Write(stream, Protocol.Argv, Protocol.EncodeArgv(argv));
+                }
             }
+            catch (IOException)
+            {
+                // A daemon that refused us has said why and closed: read what it said.
+            }
+            int asked = 0;
             while (true)
             {
                 var frame = Protocol.Read(stream);
@@ -56,6 +70,15 @@ public static class DaemonClient
                 {
                     case Protocol.Stdout: stdout.Write(payload); stdout.Flush(); break;
                     case Protocol.Stderr: stderr.Write(payload); stderr.Flush(); break;
+                    case Protocol.ReadRequest when stdin != null && payload.Length == 4:
+                        Volatile.Write(ref asked, Math.Clamp(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(payload), 1, Protocol.Chunk));
+                        if (feeder == null)
+                        {
+                            feeder = new Thread(() => Feed(stream, sendLock, stdin, requests, () => Volatile.Read(ref asked), done.Token)) { IsBackground = true, Name = "smartos-stdin" };
+                            feeder.Start();
+                        }
+                        requests.Release();
+                        break;
                     case Protocol.Exit: return System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(payload);
                 }
             }
@@ -67,9 +90,27 @@ public static class DaemonClient
         }
         finally
         {
+            done.Cancel();
             Console.CancelKeyPress -= onCancel;
         }
         stderr.Write(Encoding.UTF8.GetBytes("smartos: the host closed the connection before the command finished\n"));
         return 1;
+    }
+
+    /// <summary>Answers each R frame with one read of standard input (an empty I at its end).</summary>
+    private static void Feed(Stream stream, object sendLock, Stream stdin, SemaphoreSlim requests, Func<int> asked, CancellationToken done)
+    {
+        var buffer = new byte[Protocol.Chunk];
+        try
+        {
+            while (true)
+            {
+                requests.Wait(done);
+                int n = stdin.Read(buffer, 0, asked());
+                lock (sendLock) Protocol.Write(stream, Protocol.Stdin, buffer.AsSpan(0, n));
+                if (n == 0) return;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or SocketException) { }
     }
 }

@@ -23,10 +23,15 @@ namespace SmartOS.Cli.Scenario;
 ///   stop                               interrupt the background commands now (as Ctrl-C would)
 ///   COMMAND &lt;&lt;EOF                      the lines up to "EOF" are the command's standard input
 ///   echo WORDS                         print the words, as a shell's echo (a note for the reader)
+///   COMMAND &gt; FILE                     standard output to FILE (created or truncated); &gt;&gt; FILE appends
+///   COMMAND &lt; FILE                     standard input from FILE
 /// </code>
 /// Output is a transcript: each command echoed as "HOST# COMMAND", then what it printed; background
-/// commands' output follows at the end. Everything runs in virtual time on one world, so the same
-/// script gives the same bytes.
+/// commands' output follows at the end. Redirected output goes to its file as bytes, unchanged, so
+/// data (nc, zlogin cat) keeps the transcript readable; standard error stays in the transcript.
+/// FILE is relative to the working directory (--outdir, else the current directory), as every
+/// other path a scenario names (pcap files, -f FILE). Everything runs in virtual time on one world,
+/// so the same script gives the same bytes.
 /// </summary>
 public sealed partial class ScenarioRunner
 {
@@ -42,7 +47,7 @@ public sealed partial class ScenarioRunner
     private readonly List<Background> _background = [];
     private readonly CancellationTokenSource _end = new();
 
-    private sealed record Background(int Line, string HostName, string Text, Task<int> Task, StringWriter Output, CancellationTokenSource Stop);
+    private sealed record Background(int Line, string HostName, string Text, Task<int> Task, OutputCapture Output, CancellationTokenSource Stop, Redirections Files);
 
     public ScenarioRunner(TextWriter stdout, TextWriter stderr, string workingDirectory, ulong seed = 1)
     {
@@ -175,20 +180,22 @@ public sealed partial class ScenarioRunner
         if (_host == null) throw new ScenarioError("no host: start the scenario with 'host NAME'");
         string[] argv = Tokenize(line);
         _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
-        var output = new StringWriter { NewLine = "\n" };
+        var files = Redirections.Open(ref argv, _workDir, stdin != null);
+        var output = new OutputCapture();
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_end.Token);
         var ctx = new CommandContext
         {
-            World = _world, Host = _host, Out = output, Err = output, Cancel = stop.Token, WorkingDirectory = _workDir,
-            In = stdin == null ? null : new StringReader(stdin),
+            World = _world, Host = _host, StdoutBytes = files.Stdout ?? (Stream)output, StderrBytes = output, Cancel = stop.Token, WorkingDirectory = _workDir,
+            StdinBytes = files.Stdin ?? (stdin == null ? null : new MemoryStream(Encoding.UTF8.GetBytes(stdin))),
         };
         var task = Dispatcher.StartAsync(ctx, argv);
         if (background)
         {
-            _background.Add(new Background(number, _host.Name, line, task, output, stop));
+            _background.Add(new Background(number, _host.Name, line, task, output, stop, files));
             _haveLast = false;
             return;
         }
+        using var closing = files;
         long deadline = _world.Scheduler.Now + _timeout;
         _world.Scheduler.RunUntil(() => task.IsCompleted, deadline);
         string text = output.ToString();
@@ -336,6 +343,7 @@ public sealed partial class ScenarioRunner
         }
         foreach (var b in _background)
         {
+            b.Files.Dispose();
             _out.WriteLine($"[background, line {b.Line}] {b.HostName}# {b.Text}");
             _out.Write(b.Output.ToString());
             if (!b.Task.IsCompleted) _failures.Add($"line {b.Line}: '{b.Text}' did not stop when interrupted");
@@ -343,6 +351,73 @@ public sealed partial class ScenarioRunner
         }
         _background.Clear();
         _haveLast = false;
+    }
+
+    /// <summary>
+    /// A command line's redirections (`> FILE`, `>> FILE`, `< FILE`, or written together: `>FILE`),
+    /// taken out of its words and opened, relative to the scenario's working directory. Streams are
+    /// synchronous (SynchronousStream) so virtual-time runs stay deterministic.
+    /// </summary>
+    private sealed class Redirections : IDisposable
+    {
+        public Stream? Stdout { get; private set; }
+        public Stream? Stdin { get; private set; }
+
+        public static Redirections Open(ref string[] argv, string dir, bool hereDocument)
+        {
+            var r = new Redirections();
+            var words = new List<string>();
+            try
+            {
+                for (int i = 0; i < argv.Length; i++)
+                {
+                    string w = argv[i];
+                    string op = w.StartsWith(">>", StringComparison.Ordinal) ? ">>" : w.StartsWith('>') ? ">" : w.StartsWith('<') ? "<" : "";
+                    if (op.Length == 0 || i == 0)
+                    {
+                        words.Add(w);
+                        continue;
+                    }
+                    string file = w.Length > op.Length ? w[op.Length..] : i + 1 < argv.Length ? argv[++i] : throw new ScenarioError($"'{op}' needs a file name");
+                    string path = Path.IsPathRooted(file) ? file : Path.Combine(dir, file);
+                    if (op == "<")
+                    {
+                        if (r.Stdin != null || hereDocument) throw new ScenarioError("one standard input per command ('<' or '<<')");
+                        r.Stdin = new SynchronousStream(OpenFile(path, FileMode.Open, FileAccess.Read));
+                    }
+                    else
+                    {
+                        if (r.Stdout != null) throw new ScenarioError("one '>' or '>>' per command");
+                        r.Stdout = new SynchronousStream(OpenFile(path, op == ">" ? FileMode.Create : FileMode.Append, FileAccess.Write));
+                    }
+                }
+                if (words.Count == 0) throw new ScenarioError("empty command");
+            }
+            catch
+            {
+                r.Dispose();
+                throw;
+            }
+            argv = [.. words];
+            return r;
+        }
+
+        private static FileStream OpenFile(string path, FileMode mode, FileAccess access)
+        {
+            try { return new FileStream(path, mode, access, FileShare.Read); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ScenarioError($"cannot open {path}: {e.Message}");
+            }
+        }
+
+        public void Dispose()
+        {
+            Stdout?.Dispose();
+            Stdin?.Dispose();
+            Stdout = null;
+            Stdin = null;
+        }
     }
 
     /// <summary>Splits a line as a shell would for simple commands: whitespace, '...' and "..." quoting, \ escapes.</summary>

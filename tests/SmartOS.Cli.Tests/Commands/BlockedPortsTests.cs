@@ -21,7 +21,7 @@ public class BlockedPortsTests
     /// <summary>Starts a program in a zone and leaves it running.</summary>
     private static Task<int> Background(CliHost h, params string[] argv)
     {
-        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = TextWriter.Null, Err = TextWriter.Null };
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = Stream.Null, StderrBytes = Stream.Null };
         return Dispatcher.StartAsync(ctx, argv);
     }
 

@@ -187,4 +187,19 @@ public class HvmBrandTests
         }
         finally { File.Delete(file); }
     }
+
+    /// <summary>A guest image is read at boot on the loop, so a device or FIFO (length 0) is refused
+    /// rather than waited on or read without end.</summary>
+    [Test]
+    public void A_device_as_the_guest_image_is_refused_at_start_with_the_reason()
+    {
+        var h = Stub();
+        string vm = Create(h, Hvm("bhyve", """{ "path": "/dev/zero" }"""));
+        var start = h.Run(A($"vmadm start {vm}"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(start.ExitCode, Is.EqualTo(1));
+            Assert.That(start.Stderr, Does.Contain("cannot read image /dev/zero: not a regular file of 1 byte to 16384 MiB"));
+        }
+    }
 }

@@ -19,10 +19,10 @@ public class IntervalStatsTests
     /// <summary>Starts a command, lets <paramref name="during"/> run at chosen times, then ^C.</summary>
     private static (int Code, string Out, string Err) Watch(CliHost h, string line, params (long At, string Command)[] during)
     {
-        var o = new StringWriter { NewLine = "\n" };
-        var e = new StringWriter { NewLine = "\n" };
+        var o = new OutputCapture();
+        var e = new OutputCapture();
         using var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = e, Cancel = cts.Token };
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = o, StderrBytes = e, Cancel = cts.Token };
         long start = h.World.Scheduler.Now;
         var task = Dispatcher.StartAsync(ctx, A(line));
         foreach (var (at, command) in during)

@@ -16,13 +16,13 @@ public class SnoopCommandTests
 
     private CommandResult RunIn(CliHost h, params string[] argv)
     {
-        var o = new StringWriter { NewLine = "\n" };
-        var e = new StringWriter { NewLine = "\n" };
+        var o = new OutputCapture();
+        var e = new OutputCapture();
         using var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = e, Cancel = cts.Token, WorkingDirectory = _dir };
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = o, StderrBytes = e, Cancel = cts.Token, WorkingDirectory = _dir };
         var task = Dispatcher.StartAsync(ctx, argv);
         h.World.Scheduler.RunUntil(() => task.IsCompleted);
-        return new CommandResult(task.IsCompleted ? task.Result : -1, o.ToString(), e.ToString());
+        return new CommandResult(task.IsCompleted ? task.Result : -1, o.ToArray(), e.ToArray());
     }
 
     private static CliHost Stub()
@@ -35,11 +35,11 @@ public class SnoopCommandTests
     }
 
     /// <summary>Starts a snoop, sends frames, then lets the snoop finish.</summary>
-    private (Task<int> Task, StringWriter Out, StringWriter Err) StartSnoop(CliHost h, string line)
+    private (Task<int> Task, OutputCapture Out, OutputCapture Err) StartSnoop(CliHost h, string line)
     {
-        var o = new StringWriter { NewLine = "\n" };
-        var e = new StringWriter { NewLine = "\n" };
-        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = e, WorkingDirectory = _dir };
+        var o = new OutputCapture();
+        var e = new OutputCapture();
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = o, StderrBytes = e, WorkingDirectory = _dir };
         return (Dispatcher.StartAsync(ctx, A(line)), o, e);
     }
 
@@ -127,9 +127,9 @@ public class SnoopCommandTests
     public void Interrupting_a_snoop_closes_its_file()
     {
         var h = Stub();
-        var o = new StringWriter { NewLine = "\n" };
+        var o = new OutputCapture();
         using var cts = new CancellationTokenSource();
-        var ctx = new CommandContext { World = h.World, Host = h.Host, Out = o, Err = o, Cancel = cts.Token, WorkingDirectory = _dir };
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = o, StderrBytes = o, Cancel = cts.Token, WorkingDirectory = _dir };
         var task = Dispatcher.StartAsync(ctx, A("snoop -d b0 -o x.pcap"));
         h.Ok(A("pktgen -d a0 -c 5 -s 64 --dst 2:0:0:0:0:2"));
         cts.Cancel();

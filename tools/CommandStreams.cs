@@ -1,0 +1,165 @@
+using System.Text;
+
+namespace SmartOS.Cli;
+
+/// <summary>
+/// A command's bounded reads of its input (Dispatcher.cs rules 5 and 7): a payload file named with
+/// -f, or all of standard input, read as text of at most <see cref="MaxBytes"/> bytes. On a host
+/// that runs in real time the read happens off the kernel loop (a FIFO or a slow pipe must not stop
+/// the zones' traffic) and the command awaits it; ^C abandons the wait. In virtual time (tests,
+/// `smartos run`, the one-shot CLI) nothing else runs meanwhile, so the read is direct, which keeps
+/// those runs deterministic.
+/// </summary>
+public static class CommandInput
+{
+    /// <summary>The most a command reads as one payload, and the largest frame of the daemon's socket
+    /// (Daemon/Protocol.cs): a configuration is kilobytes, and each of hundreds of clients may hold one.</summary>
+    public const int MaxBytes = 1 << 20;
+
+    /// <summary>"1 MiB": how messages name the limit.</summary>
+    public static string MaxBytesText => $"{MaxBytes >> 20} MiB";
+
+    /// <summary>Reads a file as UTF-8 text, or returns null with why (no such file, too large).</summary>
+    public static async Task<(string? Text, string? Error)> ReadFileAsync(CommandContext ctx, string path)
+    {
+        string full = ctx.ResolvePath(path);
+        if (ctx.World.Driver == null) return ReadFile(full);
+        return await Task.Run(() => ReadFile(full)).WaitAsync(ctx.Cancel);
+    }
+
+    /// <summary>Reads all of standard input as UTF-8 text, or returns null with why. The caller has
+    /// checked that there is a standard input.</summary>
+    public static async Task<(string? Text, string? Error)> ReadStdinAsync(CommandContext ctx)
+    {
+        var stdin = ctx.StdinBytes ?? throw new InvalidOperationException("the command has no standard input");
+        var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int n;
+        while ((n = await stdin.ReadAsync(chunk, ctx.Cancel)) > 0)
+        {
+            if (buffer.Length + n > MaxBytes) return (null, TooLarge("standard input"));
+            buffer.Write(chunk, 0, n);
+        }
+        return (Decode(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)), null);
+    }
+
+    private static (string? Text, string? Error) ReadFile(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
+            var buffer = new byte[MaxBytes + 1];
+            int got = 0, n;
+            while (got < buffer.Length && (n = f.Read(buffer, got, buffer.Length - got)) > 0) got += n;
+            if (got > MaxBytes) return (null, TooLarge(path));
+            return (Decode(buffer.AsSpan(0, got)), null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return (null, e.Message);
+        }
+    }
+
+    private static string TooLarge(string what) => $"{what} is larger than {MaxBytesText}, the most a command reads as one payload";
+
+    private static string Decode(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
+}
+
+/// <summary>Collects a command's output bytes in memory for a front end that shows them afterwards
+/// (tests, `smartos run`'s transcript). Writes may come from the loop while another thread reads
+/// what is there so far, so every access holds the lock.</summary>
+public sealed class OutputCapture : Stream
+{
+    private readonly MemoryStream _bytes = new();
+
+    public byte[] ToArray()
+    {
+        lock (_bytes) return _bytes.ToArray();
+    }
+
+    /// <summary>What was written, decoded as UTF-8 (bytes that are not UTF-8 show as U+FFFD).</summary>
+    public override string ToString() => Encoding.UTF8.GetString(ToArray());
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        lock (_bytes) _bytes.Write(buffer);
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        Write(buffer.AsSpan(offset, count));
+        return Task.CompletedTask;
+    }
+
+    public override void Flush() { }
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length { get { lock (_bytes) return _bytes.Length; } }
+    public override long Position { get => Length; set => throw new NotSupportedException(); }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+}
+
+/// <summary>
+/// A file or console stream for a front end in virtual time (`smartos run`'s redirections, the
+/// one-shot CLI): its async reads and writes run synchronously on the caller's thread. A FileStream's
+/// own async methods may finish on a pool thread, and a continuation that came back from there would
+/// make the run depend on thread timing (Kernel.cs, determinism).
+/// </summary>
+public sealed class SynchronousStream(Stream inner) : Stream
+{
+    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+    public override int Read(Span<byte> buffer) => inner.Read(buffer);
+    public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+    public override void Write(ReadOnlySpan<byte> buffer) => inner.Write(buffer);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(inner.Read(buffer.Span));
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        inner.Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush() => inner.Flush();
+    public override Task FlushAsync(CancellationToken cancellationToken)
+    {
+        inner.Flush();
+        return Task.CompletedTask;
+    }
+
+    public override bool CanRead => inner.CanRead;
+    public override bool CanSeek => false;
+    public override bool CanWrite => inner.CanWrite;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
+}
