@@ -18,7 +18,8 @@ public class InputLimitTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Does.StartWith("Failed to create VM: payload of 10000015 bytes"));
+            // Standard input is read up to the 1 MiB every command takes as one payload (CommandInput).
+            Assert.That(r.Stderr, Is.EqualTo("Failed to create VM: standard input is larger than 1 MiB, the most a command reads as one payload\n"));
             Assert.That(h.Host.Zones.Zones, Is.Empty);
         }
     }
@@ -83,7 +84,8 @@ public class InputLimitTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Is.EqualTo($"Failed to create VM: payload of {payload.Length} bytes is larger than the limit of {VmModel.MaxPayloadBytes} bytes\n"));
+            Assert.That(r.Stderr, Is.EqualTo("Failed to create VM: standard input is larger than 1 MiB, the most a command reads as one payload\n"));
+            Assert.That(VmModel.MaxPayloadBytes, Is.EqualTo(CommandInput.MaxBytes), "the model's own limit and the reader's agree");
             Assert.That(h.Host.Zones.Zones, Is.Empty);
         }
     }
