@@ -103,13 +103,16 @@ public abstract class CaptureFileWriter : IDisposable
         return writer;
     }
 
-    /// <summary>Appends one frame of link <paramref name="link"/>; false once a write has failed.</summary>
-    public bool Write(int link, ReadOnlySpan<byte> frame, long timestampNs)
+    /// <summary>
+    /// Appends one frame of link <paramref name="link"/>, keeping at most <paramref name="snaplen"/>
+    /// bytes of it (snoop -s) and recording its whole length; false once a write has failed.
+    /// </summary>
+    public bool Write(int link, ReadOnlySpan<byte> frame, long timestampNs, int snaplen = Snaplen)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (Error != null) return false;
         if (timestampNs < 0) timestampNs = 0;
-        int captured = Math.Min(frame.Length, Snaplen);
+        int captured = Math.Min(frame.Length, Math.Clamp(snaplen, 1, Snaplen));
         try
         {
             WriteRecord(link, frame[..captured], frame.Length, timestampNs);

@@ -243,10 +243,11 @@ public static partial class SnoopFormat
             if (!detail) return;
             Header("UDP:  ", "UDP Header");
             Line($"Source port = {sport}");
-            Line($"Destination port = {dport}");
-            Line($"Length = {len}{(len > u.Length ? " (Not all data contained in this fragment)" : "")}");
+            // snoop_udp.c prints "%d %s" for these three, so a line with nothing to add ends in a space.
+            Line($"Destination port = {dport} {PortName(IpProtocol.Udp, dport)}");
+            Line($"Length = {len} {(len > u.Length ? "(Not all data contained in this fragment)" : "")}");
             ushort sum = U16(u, 6);
-            Line(sum == 0 ? "Checksum = 0000 (no checksum)" : $"Checksum = {sum:X4}");
+            Line($"Checksum = {sum:X4} {(sum == 0 ? "(no checksum)" : "")}");
             Space();
         }
 
@@ -260,26 +261,32 @@ public static partial class SnoopFormat
             byte flags = t[13];
             int win = U16(t, 14);
             int dataLen = Math.Max(0, f.L4ClaimedLength - dataOffset);
+            int urgent = U16(t, 18);
+            var options = t[20..Math.Clamp(dataOffset, 20, t.Length)];
+            // snoop_tcp.c's summary: the flags in its tcp_flags[] order, Urg and Ack with their
+            // values, Seq and Len only for a non-zero sequence number, the window, then the options.
             var sum = new System.Text.StringBuilder($"TCP D={dport} S={sport}");
             if ((flags & 0x02) != 0) sum.Append(" Syn");
             if ((flags & 0x01) != 0) sum.Append(" Fin");
             if ((flags & 0x04) != 0) sum.Append(" Rst");
             if ((flags & 0x08) != 0) sum.Append(" Push");
-            if ((flags & 0x20) != 0) sum.Append(" Urg");
             if ((flags & 0x40) != 0) sum.Append(" ECE");
             if ((flags & 0x80) != 0) sum.Append(" CWR");
+            if ((flags & 0x20) != 0) sum.Append($" Urg={urgent}");
             if ((flags & 0x10) != 0) sum.Append($" Ack={ack}");
-            sum.Append($" Seq={seq} Len={dataLen} Win={win}");
+            if (seq != 0) sum.Append($" Seq={seq} Len={dataLen}");
+            sum.Append($" Win={win}");
+            TcpOptionsSummary(options, sum);
             SumLines.Add(sum.ToString());
             if (!detail) return;
             Header("TCP:  ", "TCP Header");
             Line($"Source port = {sport}");
-            Line($"Destination port = {dport}");
+            Line($"Destination port = {dport} {PortName(IpProtocol.Tcp, dport)}");
             Line($"Sequence number = {seq}");
             Line($"Acknowledgement number = {ack}");
             Line($"Data offset = {dataOffset} bytes");
             Line($"Flags = 0x{flags:x2}");
-            Line("      " + Flag(flags, 0x80, "Congestion window reduced", "No congestion window reduced"));
+            Line("      " + Flag(flags, 0x80, "ECN congestion window reduced", "No ECN congestion window reduced"));
             Line("      " + Flag(flags, 0x40, "ECN echo", "No ECN echo"));
             Line("      " + Flag(flags, 0x20, "Urgent pointer", "No urgent pointer"));
             Line("      " + Flag(flags, 0x10, "Acknowledgement", "No acknowledgement"));
@@ -289,8 +296,8 @@ public static partial class SnoopFormat
             Line("      " + Flag(flags, 0x01, "Fin", "No Fin"));
             Line($"Window = {win}");
             Line($"Checksum = 0x{U16(t, 16):x4}");
-            Line($"Urgent pointer = {U16(t, 18)}");
-            Line(dataOffset > 20 ? $"Options: ({dataOffset - 20} bytes)" : "No options");
+            Line($"Urgent pointer = {urgent}");
+            foreach (string option in TcpOptionsDetail(options)) Line(option);
             Space();
         }
 

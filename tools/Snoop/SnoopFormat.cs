@@ -14,19 +14,37 @@ namespace SmartOS.Cli.Snoop;
 public static partial class SnoopFormat
 {
     /// <summary>
-    /// The summary line without time or number, e.g. "192.0.2.1 -> 192.0.2.2 UDP D=9 S=1234 LEN=72";
-    /// a tagged frame starts "VLAN#5: ".
+    /// What the interpreters found in one frame: the names for snoop's "src -> dst" column (src_name
+    /// and dst_name, "?" and "*" until a layer knows them, as snoop_display.c's process_pkt starts
+    /// them), the VLAN ID of a tagged frame (0 if untagged) and one summary line per layer, outermost
+    /// first; the last is the one a plain summary shows.
     /// </summary>
-    public static string Summary(ReadOnlySpan<byte> frame)
+    public readonly record struct Interpretation(string Source, string Destination, int VlanId, IReadOnlyList<string> Lines);
+
+    /// <summary>Runs the interpreters over a frame in summary mode (snoop's F_SUM).</summary>
+    public static Interpretation Interpret(ReadOnlySpan<byte> frame)
     {
         var walk = new Walk(detail: false);
         var f = new FrameLayout(frame);
         walk.Ether(in f);
-        string last = walk.SumLines[^1];
-        // snoop pads an ARP request's "(broadcast)" column with one more space than other lines.
-        string gap = last.StartsWith("ARP C", StringComparison.Ordinal) && walk.DstName == "(broadcast)" ? "  " : " ";
-        string vlan = f.Tagged ? $"VLAN#{f.VlanId}: " : "";
-        return walk.SrcName is null ? vlan + last : $"{vlan}{walk.SrcName} -> {walk.DstName}{gap}{last}";
+        return new Interpretation(walk.SrcName ?? "?", walk.DstName, f.Tagged ? f.VlanId : 0, walk.SumLines);
+    }
+
+    /// <summary>
+    /// snoop.c's "src -> dst" column: "%12s -> %-12s " (show_pktinfo, F_WHO).
+    /// </summary>
+    public static string Who(string source, string destination) => $"{source,12} -> {destination,-12} ";
+
+    /// <summary>
+    /// The summary line without number or time, as snoop.c's show_pktinfo prints it: "VLAN#N: " for
+    /// a tagged frame, the "src -> dst" column, then the deepest layer's line, e.g.
+    /// "   192.0.2.1 -> 192.0.2.2    UDP D=9 S=1234 LEN=72".
+    /// </summary>
+    public static string Summary(ReadOnlySpan<byte> frame)
+    {
+        var i = Interpret(frame);
+        string vlan = i.VlanId != 0 ? $"VLAN#{i.VlanId}: " : "";
+        return vlan + Who(i.Source, i.Destination) + i.Lines[^1];
     }
 
     /// <summary>snoop -V: one summary line per layer, joined with '\n'.</summary>
