@@ -109,13 +109,16 @@ public static partial class SnoopFormat
 
     internal static string Ipv6Text(ReadOnlySpan<byte> sixteen) => new IPAddress(sixteen).ToString();
 
-    /// <summary>"h:mm:ss.fffff" of virtual time, as snoop prints arrival times.</summary>
+    /// <summary>
+    /// snoop_ether.c's "Packet N arrived at" time, "%d:%02d:%d.%05d": hour of the day, minute,
+    /// second (not padded), hundred-thousandths; in UTC (SnoopDisplay.cs rule 5).
+    /// </summary>
     internal static string ArrivalTime(long ns)
     {
         if (ns < 0) ns = 0;
         long totalSeconds = ns / Time.Second;
         long hundredThousandths = ns % Time.Second / (10 * Time.Microsecond);
-        return $"{totalSeconds / 3600}:{totalSeconds / 60 % 60:00}:{totalSeconds % 60:00}.{hundredThousandths:00000}";
+        return $"{totalSeconds / 3600 % 24}:{totalSeconds / 60 % 60:00}:{totalSeconds % 60}.{hundredThousandths:00000}";
     }
 
     /// <summary>snoop's getflag(): "..1. .... = text" for the lowest set bit of mask in an octet.</summary>
