@@ -174,6 +174,16 @@ public class SnoopOptionsTests
         Assert.That(lines.Select(l => int.Parse(l[..3], System.Globalization.CultureInfo.InvariantCulture)), Is.EqualTo(shown));
     }
 
+    // snoop.c usage(): "snoop -i saved -tr -v -p19", options with their values attached. -t r
+    // counts from the first packet shown (show_pktinfo's tvp0), so packet 3 alone is at 0.
+    [Test]
+    public void Snoop_takes_the_usage_examples_attached_values()
+    {
+        ThreeUdpPackets();
+        var r = Run(Stub(), "snoop -i cap.pcap -tr -p3");
+        Assert.That(r.Stdout, Is.EqualTo($"  3   0.00000 {Who}UDP D=11 S=7 LEN=26\n"));
+    }
+
     // snoop_capture.c scan(): at -c COUNT, "%d packets captured" on standard error.
     [Test]
     public void Snoop_c_on_a_file_stops_and_says_how_many()
