@@ -8,8 +8,9 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// snoop(8): capture on any datalink (-d) into a capture file (-o: pcap, or pcapng with -F pcapng
 /// or a .pcapng name) or as summary lines, or read a capture file (-i: pcap, pcapng or an illumos
-/// snoop file, Snoop/CaptureFile.cs). A live capture runs until -c COUNT packets matched or it is
-/// interrupted. How a packet is shown follows snoop.c and snoop_display.c (Snoop/SnoopDisplay.cs):
+/// snoop file, Snoop/CaptureFile.cs). "-o -" writes the capture to standard output and "-i -" reads
+/// one from standard input, as bytes (pipes: `snoop -d net0 -o - | ...`). A live capture runs until
+/// -c COUNT packets matched or it is interrupted. How a packet is shown follows snoop.c and snoop_display.c (Snoop/SnoopDisplay.cs):
 /// <list type="number">
 /// <item>Reading a file numbers the packets and shows the time since the previous one shown; a
 /// live capture shows neither unless -t says how (r: since the first, a: time of day, d: since the
@@ -120,7 +121,7 @@ public static class Snoop
             HexOffset = hexOffset,
             HexLength = hexLength,
         };
-        if (reading) return ReadFile(ctx, ctx.ResolvePath(g.Value("i")!), filter, limit, first, last, display);
+        if (reading) return await ReadCaptureAsync(ctx, g.Value("i")!, filter, limit, first, last, display);
         if (!g.Has("d")) return Usage(ctx, "a device is required: -d LINK (or -i FILE)");
 
         string name = g.Value("d")!;
@@ -131,10 +132,14 @@ public static class Snoop
             return 1;
         }
         CaptureFileWriter? writer = null;
+        bool toStdout = g.Value("o") == "-";
         if (g.Has("o"))
         {
-            string path = ctx.ResolvePath(g.Value("o")!);
-            writer = CaptureFileWriter.Create(path, format ?? CaptureFormats.ForFileName(path), [name], out string createError);
+            string path = toStdout ? "-" : ctx.ResolvePath(g.Value("o")!);
+            // -o -: the capture file is standard output, as bytes (pcap unless -F says otherwise).
+            writer = toStdout
+                ? CaptureFileWriter.Create(ctx.StdoutBytes, "(standard output)", format ?? CaptureFormat.Pcap, [name], out string createError, leaveOpen: true)
+                : CaptureFileWriter.Create(path, format ?? CaptureFormats.ForFileName(path), [name], out createError);
             if (writer == null)
             {
                 ctx.Err.WriteLine("snoop: " + createError);
@@ -160,7 +165,8 @@ public static class Snoop
             return 1;
         }
         if (tap.Count >= limit) ctx.Err.WriteLine($"{tap.Count} packets captured");
-        if (writer != null && !g.Has("q")) ctx.Out.WriteLine($"snoop: {tap.Count} packets captured on {name} to {g.Value("o")}");
+        // With -o - standard output carries the capture itself: the count goes to standard error.
+        if (writer != null && !g.Has("q")) (toStdout ? ctx.Err : ctx.Out).WriteLine($"snoop: {tap.Count} packets captured on {name} to {g.Value("o")}");
         return 0;
     }
 
@@ -198,9 +204,34 @@ public static class Snoop
         }
     }
 
-    private static int ReadFile(CommandContext ctx, string path, SnoopFilter? filter, long limit, int first, int last, SnoopDisplay display)
+    /// <summary>
+    /// snoop -i SOURCE: a capture file, or standard input for "-". On a host running in real time the
+    /// read runs off the kernel loop (a FIFO or a slow pipe must not stop the zones' traffic) and ^C
+    /// abandons it; in virtual time it is direct, as every read there is (CommandInput).
+    /// </summary>
+    private static async Task<int> ReadCaptureAsync(CommandContext ctx, string source, SnoopFilter? filter, long limit, int first, int last, SnoopDisplay display)
     {
-        using var reader = CaptureFileReader.Open(path, out string error);
+        CaptureFileReader? Open(out string error)
+        {
+            if (source != "-") return CaptureFileReader.Open(ctx.ResolvePath(source), out error);
+            if (ctx.StdinBytes == null)
+            {
+                error = "-i -: there is no standard input to read a capture from";
+                return null;
+            }
+            return CaptureFileReader.Open(ctx.StdinBytes, "(standard input)", out error, leaveOpen: true);
+        }
+        int Read() => ReadCapture(ctx, Open, filter, limit, first, last, display);
+        if (ctx.World.Driver == null) return Read();
+        try { return await Task.Run(Read).WaitAsync(ctx.Cancel); }
+        catch (OperationCanceledException) { return 0; }
+    }
+
+    private delegate CaptureFileReader? CaptureOpener(out string error);
+
+    private static int ReadCapture(CommandContext ctx, CaptureOpener open, SnoopFilter? filter, long limit, int first, int last, SnoopDisplay display)
+    {
+        using var reader = open(out string error);
         if (reader == null)
         {
             ctx.Err.WriteLine("snoop: " + error);

@@ -63,6 +63,8 @@ public abstract class CaptureFileWriter : IDisposable
     private protected const ushort LinkTypeEthernet = 1;
     private readonly Stream _stream;
     private bool _disposed;
+    /// <summary>Whether Dispose leaves the stream open (standard output), flushing it only.</summary>
+    private bool _leaveOpen;
 
     private protected CaptureFileWriter(Stream stream) { _stream = stream; }
 
@@ -89,14 +91,28 @@ public abstract class CaptureFileWriter : IDisposable
             error = $"{path}: {CaptureFileReader.Strerror(e)}";
             return null;
         }
+        return Create(stream, path, format, links, out error, leaveOpen: false);
+    }
+
+    /// <summary>
+    /// As <see cref="Create(string, CaptureFormat, IReadOnlyList{string}, out string)"/> on a stream
+    /// (snoop -o -: standard output, as bytes), which the writer owns unless
+    /// <paramref name="leaveOpen"/>. <paramref name="name"/> is what messages call it.
+    /// </summary>
+    public static CaptureFileWriter? Create(Stream stream, string name, CaptureFormat format, IReadOnlyList<string> links, out string error, bool leaveOpen = false)
+    {
+        if (format == CaptureFormat.Snoop) throw new ArgumentException("snoop files are read only", nameof(format));
+        if (links.Count == 0) throw new ArgumentException("a capture needs a link", nameof(links));
+        error = "";
         CaptureFileWriter writer = format == CaptureFormat.Pcapng ? new PcapngWriter(stream, links) : new PcapWriter(stream);
+        writer._leaveOpen = leaveOpen;
         try
         {
             writer.WriteHeader();
         }
         catch (IOException e)
         {
-            error = $"{path}: {e.Message}";
+            error = $"{name}: {e.Message}";
             writer.Dispose();
             return null;
         }
@@ -136,7 +152,11 @@ public abstract class CaptureFileWriter : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        try { _stream.Dispose(); }
+        try
+        {
+            if (_leaveOpen) _stream.Flush();
+            else _stream.Dispose();
+        }
         catch (IOException e) { Error ??= $"cannot write packet to capture file: {e.Message}"; }
         GC.SuppressFinalize(this);
     }

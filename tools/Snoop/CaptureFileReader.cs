@@ -69,17 +69,34 @@ public sealed class CaptureFileReader : IDisposable
             error = $"couldn't open {path}: {Strerror(e)}";   // illumos snoop's cap_open_read
             return null;
         }
-        Span<byte> magic = stackalloc byte[8];
-        int n = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
-        CaptureFormat? format = Detect(magic[..n]);
-        if (format is not { } f)
+        return Open(stream, path, out error);
+    }
+
+    /// <summary>
+    /// Reads a capture from <paramref name="stream"/> (snoop -i -: standard input), which need not
+    /// seek: the first bytes that tell the format apart are read once and handed back to the
+    /// reader. The reader owns the stream unless <paramref name="leaveOpen"/>.
+    /// <paramref name="name"/> is what messages call it.
+    /// </summary>
+    public static CaptureFileReader? Open(Stream stream, string name, out string error, bool leaveOpen = false)
+    {
+        var magic = new byte[8];
+        int n;
+        try { n = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false); }
+        catch (IOException e)
         {
-            stream.Dispose();
-            error = $"not a capture file: {path}";
+            if (!leaveOpen) stream.Dispose();
+            error = $"couldn't open {name}: {e.Message}";
             return null;
         }
-        stream.Position = 0;
-        var reader = new CaptureFileReader(stream, path, f);
+        CaptureFormat? format = Detect(magic.AsSpan(0, n));
+        if (format is not { } f)
+        {
+            if (!leaveOpen) stream.Dispose();
+            error = $"not a capture file: {name}";
+            return null;
+        }
+        var reader = new CaptureFileReader(new Prefixed(magic.AsMemory(0, n), stream, leaveOpen), name, f);
         if (!reader.ReadFileHeader())
         {
             error = reader.Error!;
@@ -374,5 +391,39 @@ public sealed class CaptureFileReader : IDisposable
     {
         UInt128 ns = (UInt128)ts * (ulong)Time.Second / iface.Units;
         return ns > long.MaxValue ? long.MaxValue : (long)ns;
+    }
+
+    /// <summary>A read-only stream that gives <c>prefix</c> first, then the rest of <c>inner</c>
+    /// (closed with it unless <c>leaveOpen</c>).</summary>
+    private sealed class Prefixed(ReadOnlyMemory<byte> prefix, Stream inner, bool leaveOpen) : Stream
+    {
+        private ReadOnlyMemory<byte> _prefix = prefix;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (_prefix.IsEmpty) return inner.Read(buffer);
+            int n = Math.Min(buffer.Length, _prefix.Length);
+            _prefix.Span[..n].CopyTo(buffer);
+            _prefix = _prefix[n..];
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && !leaveOpen) inner.Dispose();
+            base.Dispose(disposing);
+        }
     }
 }
