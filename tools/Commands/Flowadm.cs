@@ -11,6 +11,9 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Flowadm
 {
+    public static readonly CommandDescriptor Descriptor = new("flowadm",
+        "administer bandwidth resource control and priority for protocols, services, containers, and virtual machines", RunAsync);
+
     private delegate int Sub(CommandContext ctx, string[] args);
 
     private static readonly Dictionary<string, Sub> s_subs = new(StringComparer.Ordinal)

@@ -13,6 +13,13 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Snoop
 {
+    public static readonly CommandDescriptor Descriptor = new("snoop", "capture and inspect network packets", RunAsync)
+    {
+        Options = "d:o:c:i:vVqrPF:",
+        // Reading a capture file (-i) needs no running host; capturing does.
+        NeedsRunningHost = static a => Array.IndexOf(a, "-i") < 0,
+    };
+
     private static int Usage(CommandContext ctx, string? why = null)
     {
         if (why != null) ctx.Err.WriteLine("snoop: " + why);
