@@ -244,6 +244,6 @@ public static class KstatCommand
         if (k.Module == "memory_cap") return k.Name == ctx.Zone;
         if (k.Module != "link") return false;
         var link = ctx.Host.Mac.Find(k.Name);
-        return link != null && link.Zone == ctx.Zone;
+        return link != null && ctx.Sees(link);
     }
 }
