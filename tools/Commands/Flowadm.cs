@@ -11,8 +11,7 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Flowadm
 {
-    public static readonly CommandDescriptor Descriptor = new("flowadm",
-        "administer bandwidth resource control and priority for protocols, services, containers, and virtual machines", RunAsync);
+    public static readonly CommandDescriptor Descriptor = new("flowadm", "administer bandwidth and priority of flows on data links", RunAsync);
 
     private delegate int Sub(CommandContext ctx, string[] args);
 
