@@ -7,16 +7,24 @@
  * and their awaits resume on the loop, so in virtual time they are as deterministic as the rest of
  * the world.
  *
+ * Each command describes itself once, in its own file, with a CommandDescriptor (name, options,
+ * one line of help, reads standard input, may run in a zone, which command lines need a running
+ * host); the dispatcher, the front ends and `smartos --help` read those descriptors through the
+ * CommandRegistry (CommandRegistry.cs) and know nothing else about any command.
+ *
  * Front ends
  *   tests             Dispatcher.Run(world, host, argv): starts the command and runs virtual time
  *                     until it completes.
- *   smartos run FILE  ScenarioRunner: one command per script line, plus directives.
+ *   smartos run FILE  ScenarioRunner: one command per script line, plus directives; '<' and '<<' are
+ *                     refused on a command whose descriptor says it never reads standard input.
  *   smartos CMD ...   through the daemon's socket when `smartos boot` runs on the root directory
  *                     (Daemon/DaemonServer.cs); otherwise a one-shot host booted from the root
  *                     directory in virtual time, which can change the persistent configuration but
- *                     has nothing running: runtime commands say so (rule 4).
+ *                     has nothing running: runtime commands say so (rule 4). Standard input, when
+ *                     it is not a terminal, is offered to a command whose descriptor reads it.
  *   zlogin ZONE CMD   runs CMD through this dispatcher with CommandContext.Zone set to ZONE, so each
- *                     command shows and changes only what belongs to the zone (Host.cs rule 4).
+ *                     command shows and changes only what belongs to the zone (Host.cs rule 4,
+ *                     CommandContext.Sees), or is refused there (rule 8).
  *
  * Rules
  *   1. A command either succeeds or leaves no trace (validation happens before any change).
@@ -24,7 +32,8 @@
  *   3. No command reads the wall clock; time is the world's scheduler.
  *   4. Commands that need a running host (zoneadm boot, zlogin, snoop -d, pktgen, vmadm start ...)
  *      are refused on a one-shot host (CommandContext.HostRunning false) with a message saying how
- *      to boot it, before they run.
+ *      to boot it, before they run. The command's descriptor says which command lines these are
+ *      (CommandDescriptor.NeedsRunningHost, written in the command's own file).
  *   5. Standard input, output and error are bytes end to end (CommandContext.StdinBytes,
  *      StdoutBytes, StderrBytes), so data passes unchanged: nc and zlogin of a Linux program copy
  *      bytes; text commands print through Out and Err, UTF-8 writers over the same streams that
@@ -35,10 +44,12 @@
  *      the loop on input: a synchronous read of a daemon client's input is a programming error.
  *   7. What a command reads whole (a -f payload, JSON on stdin) is read through CommandInput: at
  *      most 1 MiB, and off the loop on a host in real time.
+ *   8. A command whose descriptor refuses non-global zones (vmadm, zonecfg, zlogin, nictagadm,
+ *      pktgen) is refused by the dispatcher before it runs, with the one message its descriptor
+ *      gives in the command's own wording; commands that run in a zone do not test for it.
  */
 using System.Text;
 using SmartOS.Kernel;
-using SmartOS.Netstack;
 using SmartOS.Vnic;
 using SmartOS.Zones;
 
@@ -93,6 +104,10 @@ public sealed class CommandContext
         _out = Out, _err = Err,
     };
 
+    /// <summary>Whether the command's zone sees <paramref name="link"/>: the global zone sees every
+    /// link, a zone only its own (Host.cs rule 4).</summary>
+    public bool Sees(Datalink link) => Zone == "global" || link.Zone == Zone;
+
     public string ResolvePath(string path) => Path.IsPathRooted(path) ? path : Path.Combine(WorkingDirectory, path);
 }
 
@@ -107,111 +122,29 @@ public sealed record CommandResult(int ExitCode, byte[] StdoutBytes, byte[] Stde
 
 public static class Dispatcher
 {
-    private static readonly Dictionary<string, CommandHandler> s_commands = new(StringComparer.Ordinal)
-    {
-        ["dladm"] = Commands.Dladm.RunAsync,
-        ["flowadm"] = Commands.Flowadm.RunAsync,
-        ["flowstat"] = Commands.Flowstat.RunAsync,
-        ["kstat"] = Commands.KstatCommand.RunAsync,
-        ["nictagadm"] = Commands.Nictagadm.RunAsync,
-        ["pktgen"] = Commands.Pktgen.RunAsync,
-        ["snoop"] = Commands.Snoop.RunAsync,
-        ["vmadm"] = Commands.Vmadm.RunAsync,
-        ["zlogin"] = Commands.Zlogin.RunAsync,
-        ["zoneadm"] = Commands.Zoneadm.RunAsync,
-        ["zonecfg"] = Commands.Zonecfg.RunAsync,
-        ["zonememstat"] = Commands.Zonememstat.RunAsync,
-        ["zonename"] = Commands.Zlogin.ZonenameAsync,
-    };
-
-    /// <summary>Whether a command line needs a running host (rule 4).</summary>
+    /// <summary>Whether a command line needs a running host (rule 4): its descriptor answers.</summary>
     public static bool NeedsRunningHost(string[] argv)
-    {
-        if (argv.Length == 0) return false;
-        string? sub(int i) => i < argv.Length ? argv[i] : null;
-        switch (argv[0])
-        {
-            case "zlogin":
-            case "pktgen":
-                return true;
-            case "snoop":
-                return Array.IndexOf(argv, "-i") < 0;
-            case "kstat":
-                return Commands.KstatCommand.Repeats(argv[1..]);
-            case "flowstat":
-                // Every interval until ^C: a running host's clock must move.
-                return Getopt.Parse(argv[1..], Commands.Flowstat.Options).Has("i");
-            case "dladm":
-                return sub(1) == "show-link" && Getopt.Parse(argv[2..], Commands.Dladm.ShowLinkOptions).Has("i");
-            case "vmadm":
-                return sub(1) is "start" or "stop" or "reboot";
-            case "zoneadm":
-                {
-                    int at = Array.IndexOf(argv, "-z");
-                    string? verb = at >= 0 ? sub(at + 2) : sub(1);
-                    return verb is "boot" or "ready" or "halt" or "reboot" or "shutdown";
-                }
-            default:
-                // The zone programs (ping, nc, ipadm, ...) act on a live IP stack.
-                return Programs.TryGet(argv[0], out _);
-        }
-    }
+        => argv.Length > 0 && CommandRegistry.TryGet(argv[0], out var command) && command.NeedsRunningHost(argv[1..]);
 
     /// <summary>What a runtime command says on a one-shot host.</summary>
     public static string NotBootedMessage(string command)
         => $"{command}: the host is not booted: start it with 'smartos boot [--root DIR]' in another shell, then run this command again";
 
-    public static IEnumerable<string> CommandNames => s_commands.Keys.Concat(Programs.Names).Order(StringComparer.Ordinal);
-
-    /// <summary>The IP stack a command in <paramref name="ctx"/>'s zone runs on.</summary>
-    private static IpStack? StackOf(CommandContext ctx)
-        => ctx.Zone == "global" ? ctx.Host.Stack : (ctx.RunningZone?.Stack as IZoneIpStack)?.Ip;
-
-    /// <summary>Runs a netstack program (ping, ipadm, ...) in the command's zone: it sees that zone's
-    /// stack and may open only that zone's datalinks.</summary>
-    private static Task<int> RunProgram(string name, Func<ProgramContext, string[], Task<int>> program, CommandContext ctx, string[] args)
-    {
-        var stack = StackOf(ctx);
-        if (stack == null)
-        {
-            ctx.Err.WriteLine($"{name}: zone {ctx.Zone} has no running IP stack");
-            return Task.FromResult(1);
-        }
-        var pctx = new ProgramContext
-        {
-            Out = ctx.Out,
-            Err = ctx.Err,
-            StdoutBytes = ctx.StdoutBytes,
-            StdinBytes = ctx.StdinBytes,
-            Cancel = ctx.Cancel,
-            Stack = stack,
-            WorkingDirectory = ctx.WorkingDirectory,
-            Persistent = new IpadmConfig(ctx.Host.Store, ctx.Zone),
-            OpenLink = name =>
-            {
-                var link = ctx.Host.Mac.Find(name);
-                if (link is not PortLink port || link.Zone != ctx.Zone) return null;
-                return port.OpenClient("ip:" + ctx.Zone);
-            },
-        };
-        return program(pctx, args);
-    }
-
     /// <summary>Starts a command on the loop. The returned task completes when the command does.</summary>
     public static Task<int> StartAsync(CommandContext ctx, string[] argv)
     {
         if (argv.Length == 0) return Task.FromResult(0);
-        if (!s_commands.TryGetValue(argv[0], out var handler))
+        if (!CommandRegistry.TryGet(argv[0], out var command))
         {
-            if (!Programs.TryGet(argv[0], out var program))
-            {
-                ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
-                return Task.FromResult(127);
-            }
-            string programName = argv[0];
-            handler = (c, a) => RunProgram(programName, program, c, a);
+            ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
+            return Task.FromResult(127);
         }
-        if (!ctx.HostRunning && NeedsRunningHost(argv))
+        if (ctx.Zone != "global" && command.ZoneRefusal is string refusal)
+        {
+            ctx.Err.WriteLine(refusal);
+            return Task.FromResult(1);
+        }
+        if (!ctx.HostRunning && command.NeedsRunningHost(argv[1..]))
         {
             ctx.Err.WriteLine(NotBootedMessage(argv[0]));
             return Task.FromResult(1);
@@ -221,7 +154,7 @@ public static class Dispatcher
         {
             try
             {
-                return await handler(ctx, args);
+                return await command.RunAsync(ctx, args);
             }
             catch (OperationCanceledException)
             {

@@ -17,13 +17,23 @@ internal static class Program
         commands:
         """;
 
+    /// <summary>The usage message: the front ends, then every command in the registry with its
+    /// one line of help.</summary>
+    internal static string Usage()
+    {
+        var text = new System.Text.StringBuilder(UsageText).Append('\n');
+        int width = CommandRegistry.All.Max(c => c.Name.Length) + 2;
+        foreach (var c in CommandRegistry.All) text.Append("  ").Append(c.Name.PadRight(width)).Append(c.Summary).Append('\n');
+        return text.ToString();
+    }
+
     private static int Main(string[] args)
     {
         var stdout = Console.Out;
         var stderr = Console.Error;
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
-            stderr.WriteLine(UsageText + "  " + string.Join(" ", Dispatcher.CommandNames));
+            stderr.Write(Usage());
             return args.Length == 0 ? 2 : 0;
         }
         if (args[0] == "run") return Run(args[1..], stdout, stderr);
@@ -42,14 +52,14 @@ internal static class Program
                     i += 2; break;
                 default:
                     stderr.WriteLine($"smartos: bad option '{args[i]}'");
-                    stderr.WriteLine(UsageText + "  " + string.Join(" ", Dispatcher.CommandNames));
+                    stderr.Write(Usage());
                     return 2;
             }
         }
         if (i >= args.Length) { stderr.WriteLine("smartos: a command is required"); return 2; }
         string[] argv = args[i..];
-        // Standard input is offered when it is not a terminal; a command reads it only if it wants it.
-        Stream? stdin = Console.IsInputRedirected ? Console.OpenStandardInput() : null;
+        // Standard input is offered when it is not a terminal, to a command whose descriptor reads it.
+        Stream? stdin = Console.IsInputRedirected && ReadsStdin(argv[0]) ? Console.OpenStandardInput() : null;
 
         // A root that is not ours is refused, not read (RootAccess.cs); a running host (smartos boot) on
         // this root takes the command.
@@ -115,6 +125,11 @@ internal static class Program
         using var bytesErr = new SynchronousStream(Console.OpenStandardError());
         return Dispatcher.Run(world, host, argv, stdin == null ? null : new SynchronousStream(stdin), bytesOut, bytesErr, hostRunning: false);
     }
+
+    /// <summary>Whether a command reads standard input, as its descriptor says; an unknown command
+    /// reads none (the dispatcher says it is not found).</summary>
+    internal static bool ReadsStdin(string command)
+        => CommandRegistry.TryGet(command, out var descriptor) && descriptor.ReadsStdin;
 
     /// <summary>The root directory of `smartos boot` without --root: $SMARTOS_ROOT, else ~/.smartos.</summary>
     private static string DefaultRoot()

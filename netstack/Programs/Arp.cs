@@ -6,6 +6,8 @@ namespace SmartOS.Netstack;
 /// prints one entry; -s host ether adds a permanent entry; -d host deletes one.</summary>
 public static class Arp
 {
+    public static readonly ProgramDescriptor Descriptor = new("arp", "as:d:", "address resolution display and control", RunAsync);
+
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         if (args.Length == 1 && args[0] == "-a") return Task.FromResult(All(ctx));

@@ -22,6 +22,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Curl
 {
+    public static readonly ProgramDescriptor Descriptor = new("curl", "sSIfo:w:m:", "transfer a URL", RunAsync);
+
     private sealed class Options
     {
         public bool Silent, ShowError, Head, Fail;

@@ -10,6 +10,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Dhcpd
 {
+    public static readonly ProgramDescriptor Descriptor = new("dhcpd", "i:r:g:d:l:", "Dynamic Host Configuration Protocol server", RunAsync);
+
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         string? ifName = null, range = null, router = null, dns = null;

@@ -21,6 +21,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Httpd
 {
+    public static readonly ProgramDescriptor Descriptor = new("httpd", "p:d:c:", "serve files over HTTP", RunAsync);
+
     public const string IndexPage =
         "<!DOCTYPE html>\n<html><head><title>SmartOS httpd</title></head>\n" +
         "<body><h1>It works!</h1><p>Served by httpd on a SmartOS-in-C# IP stack.</p></body></html>\n";

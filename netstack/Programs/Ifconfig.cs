@@ -6,6 +6,8 @@ namespace SmartOS.Netstack;
 /// ...) per address, with the flags word and names illumos prints.</summary>
 public static class Ifconfig
 {
+    public static readonly ProgramDescriptor Descriptor = new("ifconfig", "a", "configure network interface parameters", RunAsync);
+
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         string? only = null;

@@ -13,6 +13,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Ipadm
 {
+    public static readonly ProgramDescriptor Descriptor = new("ipadm", "", "configure IP and IPv6 network interfaces and addresses", RunAsync);
+
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         if (args.Length == 0) return Usage(ctx);

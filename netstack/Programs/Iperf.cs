@@ -39,6 +39,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Iperf
 {
+    public static readonly ProgramDescriptor Descriptor = new("iperf", "s1uRc:p:t:i:n:b:l:P:", "measure network throughput", RunAsync);
+
     private const byte TestStart = 1, TestRunning = 2, TestEnd = 4, ParamExchange = 9, CreateStreams = 10,
         ServerTerminate = 11, ClientTerminate = 12, ExchangeResults = 13, DisplayResults = 14, IperfDone = 16,
         AccessDenied = 0xFF;

@@ -26,6 +26,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Nc
 {
+    public static readonly ProgramDescriptor Descriptor = new("nc", "luvzNnp:w:m:", "arbitrary TCP and UDP connections and listens", RunAsync) { ReadsStdin = true };
+
     private sealed class Options
     {
         public bool Listen, Udp, Verbose, Zero, Count;

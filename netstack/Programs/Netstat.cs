@@ -12,6 +12,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Netstat
 {
+    public static readonly ProgramDescriptor Descriptor = new("netstat", "anvrsif:P:", "show network status", RunAsync);
+
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         bool routes = false, sockets = false, stats = false;

@@ -13,6 +13,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Ping
 {
+    public static readonly ProgramDescriptor Descriptor = new("ping", "sDnvac:i:I:t:", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         bool stats = false, df = false;

@@ -43,30 +43,40 @@ public interface IIpadmStore
     void Save(List<string[]> records);
 }
 
-/// <summary>The programs of the netstack, by name (the lead wires these into the command dispatcher).</summary>
+/// <summary>
+/// What a netstack program says about itself, once, beside its RunAsync: the command registry of
+/// the CLI (tools/CommandRegistry.cs) lists it with the CLI's own commands, so usage messages, the
+/// front ends and the dispatcher read one description. Every program acts on a live IP stack, so
+/// each needs a running host and may run in any zone (on that zone's stack).
+/// </summary>
+/// <param name="Name">The command name.</param>
+/// <param name="Options">The program's options as a getopt string (its long options, where it has
+/// any, are in its usage message).</param>
+/// <param name="Summary">One line of help, as the NAME line of the program's manual page.</param>
+/// <param name="RunAsync">The program.</param>
+public sealed record ProgramDescriptor(string Name, string Options, string Summary, Func<ProgramContext, string[], Task<int>> RunAsync)
+{
+    /// <summary>Whether the program may read its standard input (nc sends it).</summary>
+    public bool ReadsStdin { get; init; }
+}
+
+/// <summary>The programs of the netstack, by name (the CLI's command registry adds them to its own).</summary>
 public static class Programs
 {
-    private static readonly Dictionary<string, Func<ProgramContext, string[], Task<int>>> s_all = new(StringComparer.Ordinal)
-    {
-        ["ping"] = Ping.RunAsync,
-        ["traceroute"] = Traceroute.RunAsync,
-        ["ipadm"] = Ipadm.RunAsync,
-        ["route"] = Route.RunAsync,
-        ["netstat"] = Netstat.RunAsync,
-        ["arp"] = Arp.RunAsync,
-        ["ifconfig"] = Ifconfig.RunAsync,
-        ["dhcpd"] = Dhcpd.RunAsync,
-        ["nc"] = Nc.RunAsync,
-        ["httpd"] = Httpd.RunAsync,
-        ["curl"] = Curl.RunAsync,
-        ["iperf"] = Iperf.RunAsync,
-    };
+    /// <summary>Every program's descriptor, in name order.</summary>
+    public static readonly IReadOnlyList<ProgramDescriptor> All =
+    [
+        Arp.Descriptor, Curl.Descriptor, Dhcpd.Descriptor, Httpd.Descriptor, Ifconfig.Descriptor, Ipadm.Descriptor,
+        Iperf.Descriptor, Nc.Descriptor, Netstat.Descriptor, Ping.Descriptor, Route.Descriptor, Traceroute.Descriptor,
+    ];
 
-    public static IEnumerable<string> Names => s_all.Keys;
+    private static readonly Dictionary<string, ProgramDescriptor> s_byName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);
+
+    public static IEnumerable<string> Names => s_byName.Keys;
 
     public static bool TryGet(string name, out Func<ProgramContext, string[], Task<int>> run)
     {
-        if (s_all.TryGetValue(name, out var r)) { run = r; return true; }
+        if (s_byName.TryGetValue(name, out var d)) { run = d.RunAsync; return true; }
         run = null!;
         return false;
     }

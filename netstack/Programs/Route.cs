@@ -10,6 +10,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Route
 {
+    public static readonly ProgramDescriptor Descriptor = new("route", "fnpqvR:", "manually manipulate the routing tables", RunAsync);
+
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         var a = new List<string>(args);

@@ -12,6 +12,8 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Traceroute
 {
+    public static readonly ProgramDescriptor Descriptor = new("traceroute", "nm:q:w:p:", "print the route packets take to network host", RunAsync);
+
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         bool numeric = false;

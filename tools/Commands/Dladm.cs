@@ -11,6 +11,12 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static partial class Dladm
 {
+    public static readonly CommandDescriptor Descriptor = new("dladm", "administer data links", RunAsync)
+    {
+        // show-link -i repeats every interval until ^C: a running host's clock must move.
+        NeedsRunningHost = static a => a.Length > 0 && a[0] == "show-link" && Getopt.Parse(a[1..], ShowLinkOptions).Has("i"),
+    };
+
     private delegate int Sub(CommandContext ctx, string[] args);
 
     private static readonly Dictionary<string, Sub> s_subs = new(StringComparer.Ordinal)

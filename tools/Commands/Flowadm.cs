@@ -11,6 +11,8 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Flowadm
 {
+    public static readonly CommandDescriptor Descriptor = new("flowadm", "administer bandwidth and priority of flows on data links", RunAsync);
+
     private delegate int Sub(CommandContext ctx, string[] args);
 
     private static readonly Dictionary<string, Sub> s_subs = new(StringComparer.Ordinal)

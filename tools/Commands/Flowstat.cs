@@ -19,7 +19,14 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Flowstat
 {
-    /// <summary>flowstat's options (Dispatcher.NeedsRunningHost reads -i from them too).</summary>
+    public static readonly CommandDescriptor Descriptor = new("flowstat", "report flow statistics", RunAsync)
+    {
+        Options = Options,
+        // Every interval until ^C: a running host's clock must move.
+        NeedsRunningHost = static a => Getopt.Parse(a, Options).Has("i"),
+    };
+
+    /// <summary>flowstat's options (its descriptor's NeedsRunningHost reads -i from them too).</summary>
     internal const string Options = "rtApi:o:u:l:h";
 
     private const string UsageText = "flowstat [-r | -t] [-i interval] [-l link] [flow]\n"
@@ -81,18 +88,17 @@ public static class Flowstat
             return Task.FromResult(1);
         }
 
-        bool Visible(Datalink l) => ctx.Zone == "global" || l.Zone == ctx.Zone;
-        var flows = ctx.Host.Mac.Flows.Where(f => Visible(f.Link)).ToList();
+        var flows = ctx.Host.Mac.Flows.Where(f => ctx.Sees(f.Link)).ToList();
         if (g.Has("l"))
         {
             var link = ctx.Host.Mac.Find(g.Value("l")!);
-            if (link == null || !Visible(link)) return Die(ctx, $"invalid link '{ConfigText.Echo(g.Value("l")!)}'");
+            if (link == null || !ctx.Sees(link)) return Die(ctx, $"invalid link '{ConfigText.Echo(g.Value("l")!)}'");
             flows = flows.Where(f => f.Link == link).ToList();
         }
         if (g.Operands.Count == 1)
         {
             var f = ctx.Host.Mac.FindFlow(g.Operands[0]);
-            if (f == null || !Visible(f.Link)) return Die(ctx, $"invalid flow {ConfigText.Echo(g.Operands[0])}");
+            if (f == null || !ctx.Sees(f.Link)) return Die(ctx, $"invalid flow {ConfigText.Echo(g.Operands[0])}");
             flows = [f];
         }
         if (g.Has("A"))

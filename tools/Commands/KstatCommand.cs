@@ -24,6 +24,14 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class KstatCommand
 {
+    private const string OptionString = "h?CqjlpT:m:i:n:s:c:";
+
+    public static readonly CommandDescriptor Descriptor = new("kstat", "display kernel statistics", RunAsync)
+    {
+        Options = OptionString,
+        NeedsRunningHost = Repeats,
+    };
+
     private const string Usage = """
         Usage:
         kstat [ -Cjlpq ] [ -T d|u ] [ -c class ]
@@ -94,7 +102,7 @@ public static class KstatCommand
     {
         options = null;
         error = null;
-        var g = Getopt.Parse(args, "h?CqjlpT:m:i:n:s:c:");
+        var g = Getopt.Parse(args, OptionString);
         if (g.Error != null) { error = "kstat: " + g.Error; return false; }
         if (g.Has("h") || g.Has("?")) return false;
         var o = new Options();
@@ -236,6 +244,6 @@ public static class KstatCommand
         if (k.Module == "memory_cap") return k.Name == ctx.Zone;
         if (k.Module != "link") return false;
         var link = ctx.Host.Mac.Find(k.Name);
-        return link != null && link.Zone == ctx.Zone;
+        return link != null && ctx.Sees(link);
     }
 }

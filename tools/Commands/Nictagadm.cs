@@ -10,6 +10,11 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Nictagadm
 {
+    public static readonly CommandDescriptor Descriptor = new("nictagadm", "add, delete and list nic tags", RunAsync)
+    {
+        ZoneRefusal = "Error: This program can only be run in the global zone.",
+    };
+
     private const string UsageText = """
         Manage nic tags
 
@@ -40,7 +45,6 @@ public static class Nictagadm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (ctx.Zone != "global") return Task.FromResult(Fatal(ctx, "This program can only be run in the global zone."));
         int i = 0;
         while (i < args.Length && args[i] == "-v") i++;
         if (i >= args.Length) return Task.FromResult(Usage(ctx));

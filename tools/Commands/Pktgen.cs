@@ -15,6 +15,15 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Pktgen
 {
+    private const string OptionString = "d:c:s:r:";
+
+    public static readonly CommandDescriptor Descriptor = new("pktgen", "send generated Ethernet frames on a datalink (this project's load generator)", RunAsync)
+    {
+        Options = OptionString,
+        ZoneRefusal = "pktgen: only the global zone may generate raw frames",
+        NeedsRunningHost = static _ => true,
+    };
+
     private const ushort ExperimentalEtherType = 0x88B5;
 
     private static int Usage(CommandContext ctx, string? why = null)
@@ -26,8 +35,7 @@ public static class Pktgen
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (ctx.Zone != "global") { ctx.Err.WriteLine("pktgen: only the global zone may generate raw frames"); return 1; }
-        var g = Getopt.Parse(args, "d:c:s:r:", ["dst:", "src:", "vlan:", "udp:"]);
+        var g = Getopt.Parse(args, OptionString, ["dst:", "src:", "vlan:", "udp:"]);
         if (g.Error != null) return Usage(ctx, g.Error);
         if (g.Operands.Count != 0) return Usage(ctx, $"unexpected argument '{g.Operands[0]}'");
         if (!g.Has("d")) return Usage(ctx, "-d LINK is required");

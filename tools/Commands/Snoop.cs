@@ -28,8 +28,16 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Snoop
 {
-    /// <summary>snoop.c's getopt string, less DEBUG's -Z, plus this project's -F.</summary>
-    private const string Options = "at:CPDSi:O:o:Nn:s:d:I:vVp:fc:x:U?rqz:F:";
+    /// <summary>snoop.c's getopt string, less DEBUG's -Z, plus this project's -F. Capturing (-d) needs
+    /// a running host, reading a capture (-i) does not; "-i -" reads standard input.</summary>
+    public static readonly CommandDescriptor Descriptor = new("snoop", "capture and inspect network packets", RunAsync)
+    {
+        Options = Getopts,
+        ReadsStdin = true,
+        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts).Has("i"),
+    };
+
+    private const string Getopts = "at:CPDSi:O:o:Nn:s:d:I:vVp:fc:x:U?rqz:F:";
 
     private static int Usage(CommandContext ctx, string? why = null)
     {
@@ -56,7 +64,7 @@ public static class Snoop
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, Options);
+        var g = Getopt.Parse(args, Descriptor.Options);
         if (g.Error != null) return Usage(ctx, g.Error);
         foreach (var (option, why) in s_refused)
             if (g.Has(option)) return Usage(ctx, why);

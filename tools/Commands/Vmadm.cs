@@ -14,6 +14,13 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Vmadm
 {
+    public static readonly CommandDescriptor Descriptor = new("vmadm", "manage SmartOS virtual machines", RunAsync)
+    {
+        ReadsStdin = true,
+        ZoneRefusal = "vmadm: must be run from the global zone",
+        NeedsRunningHost = static a => a.Length > 0 && a[0] is "start" or "stop" or "reboot",
+    };
+
     private const string UsageText = """
         Usage: vmadm <command> [command-specific arguments]
 

@@ -15,6 +15,16 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Zlogin
 {
+    public static readonly CommandDescriptor Descriptor = new("zlogin", "enter a zone", RunAsync)
+    {
+        Options = "l:SC",
+        ReadsStdin = true,
+        ZoneRefusal = "zlogin: must be run from the global zone",
+        NeedsRunningHost = static _ => true,
+    };
+
+    public static readonly CommandDescriptor ZonenameDescriptor = new("zonename", "print name of current zone", ZonenameAsync);
+
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         int i = 0;
@@ -32,11 +42,6 @@ public static class Zlogin
         {
             ctx.Err.WriteLine("usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]");
             return 2;
-        }
-        if (ctx.Zone != "global")
-        {
-            ctx.Err.WriteLine("zlogin: must be run from the global zone");
-            return 1;
         }
         string name = args[i];
         string[] command = args[(i + 1)..];

@@ -11,6 +11,18 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Zoneadm
 {
+    public static readonly CommandDescriptor Descriptor = new("zoneadm", "administer zones", RunAsync)
+    {
+        Options = "z:",
+        // list runs anywhere; the verbs that change a zone's state act on running zones.
+        NeedsRunningHost = static a =>
+        {
+            int at = Array.IndexOf(a, "-z");
+            int verb = at >= 0 ? at + 2 : 0;
+            return verb < a.Length && a[verb] is "boot" or "ready" or "halt" or "reboot" or "shutdown";
+        },
+    };
+
     private static int Usage(CommandContext ctx)
     {
         ctx.Err.WriteLine("""

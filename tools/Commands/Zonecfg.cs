@@ -15,6 +15,13 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Zonecfg
 {
+    public static readonly CommandDescriptor Descriptor = new("zonecfg", "set up zone configuration", RunAsync)
+    {
+        Options = Options,
+        ReadsStdin = true,
+        ZoneRefusal = "zonecfg: must be in the global zone to configure zones",
+    };
+
     /// <summary>zonecfg's options (the front end reads from them whether stdin carries commands).</summary>
     internal const string Options = "z:f:";
     private const string UsageText = "usage:  zonecfg -z <zone> [-f <command-file> | <command>[;<command>...]]";
@@ -42,11 +49,6 @@ public static class Zonecfg
             if (g.Error != null) ctx.Err.WriteLine("zonecfg: " + g.Error);
             ctx.Err.WriteLine(UsageText);
             return 2;
-        }
-        if (ctx.Zone != "global")
-        {
-            ctx.Err.WriteLine("zonecfg: must be in the global zone to configure zones");
-            return 1;
         }
         string zone = g.Value("z")!;
         string script;

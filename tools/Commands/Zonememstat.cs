@@ -11,6 +11,11 @@ namespace SmartOS.Cli.Commands;
 /// </summary>
 public static class Zonememstat
 {
+    public static readonly CommandDescriptor Descriptor = new("zonememstat", "report memory cap utilization of zones", RunAsync)
+    {
+        Options = "Hz:",
+    };
+
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "Hz:");

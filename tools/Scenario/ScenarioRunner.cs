@@ -181,6 +181,12 @@ public sealed partial class ScenarioRunner
         string[] argv = Tokenize(line);
         _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
         var files = Redirections.Open(ref argv, _workDir, stdin != null);
+        if ((files.Stdin != null || stdin != null) && CommandRegistry.TryGet(argv[0], out var command) && !command.ReadsStdin)
+        {
+            // Input a command never reads is refused, not dropped (its descriptor says which read).
+            files.Dispose();
+            throw new ScenarioError($"{argv[0]} does not read standard input ('<' or '<<')");
+        }
         var output = new OutputCapture();
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_end.Token);
         var ctx = new CommandContext
