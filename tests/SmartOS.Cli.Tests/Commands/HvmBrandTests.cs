@@ -151,7 +151,7 @@ public class HvmBrandTests
         string client = Create(h, Joyent);
         string guest = Create(h, Hvm(backend == VmBackend.Kvm ? "kvm" : "bhyve").Replace("\"autoboot\": false", "\"autoboot\": true", StringComparison.Ordinal));
         h.World.Scheduler.RunFor(2 * Time.Second);
-        var r = h.Run("zlogin", client, "ping", "-c", "3", "10.0.0.2");
+        var r = h.Run("zlogin", client, "ping", "-s", "10.0.0.2", "56", "3");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Zero, r.Stdout + r.Stderr);
@@ -182,7 +182,7 @@ public class HvmBrandTests
                 Assert.That((string?)j["vm_stop_detail"], Does.Contain("#UD"));
                 Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.EqualTo("z1_net0\nz2_net0\n"), "the bad guest's VNIC is gone");
                 Assert.That((string?)Get(h, good)["state"], Is.EqualTo("running"));
-                Assert.That(h.Run("zlogin", client, "ping", "-c", "1", "10.0.0.2").Stdout, Does.Contain("1 packets received"));
+                Assert.That(h.Run("zlogin", client, "ping", "-s", "10.0.0.2", "56", "1").Stdout, Does.Contain("1 packets received"));
             }
         }
         finally { File.Delete(file); }
