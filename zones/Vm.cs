@@ -137,11 +137,12 @@ public static class VmModel
 
     /// <summary>Checks a create payload and builds the VM's zone configuration; nothing is changed.</summary>
     /// <param name="workingDirectory">Where a relative "image": {"path": ...} is resolved from.</param>
-    public static ZoneConfig BuildCreate(Host host, JsonObject payload, string? workingDirectory = null)
+    public static ZoneConfig BuildCreate(Host host, JsonObject payload, string? workingDirectory = null, List<string>? warnings = null)
     {
+        var dropped = new Dropped("create", warnings);
         string brand = payload["brand"] is JsonNode bn0 ? Str(bn0) ?? "" : "joyent";
         bool hvm = HvmGuest.IsHvm(brand);
-        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "");
+        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "", dropped);
         var bad = new List<string>();
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
@@ -160,7 +161,7 @@ public static class VmModel
         if (payload["nics"] is JsonNode nics)
         {
             if (nics is not JsonArray arr) bad.Add("nics");
-            else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad));
+            else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad, dropped));
         }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
         FinishNics(host, cfg, "nics", 0);
@@ -207,7 +208,15 @@ public static class VmModel
         return fallback;
     }
 
-    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix)
+    /// <summary>Where the warnings about dropped properties go, and for which action.</summary>
+    private sealed record Dropped(string Action, List<string>? Warnings);
+
+    /// <summary>
+    /// Properties SmartOS does not know are warned about and removed from the payload, as VM.js's
+    /// validateProperties does ("Warning, invalid create property: [colour] removing from payload.");
+    /// properties SmartOS knows but this one does not enforce are refused (README, departures).
+    /// </summary>
+    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix, Dropped dropped)
     {
         var unknown = new List<string>();
         var unsup = new List<string>();
@@ -215,10 +224,14 @@ public static class VmModel
         {
             if (Array.IndexOf(allowed, key) >= 0) continue;
             if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
-            else unknown.Add(ConfigText.Echo(prefix + key));
+            else unknown.Add(key);
         }
-        if (unknown.Count > 0) throw new PayloadError("Invalid property(s): " + string.Join(',', unknown));
         if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
+        foreach (string key in unknown)
+        {
+            dropped.Warnings?.Add($"Warning, invalid {dropped.Action} property: [{ConfigText.Echo(prefix + key)}] removing from payload.");
+            o.Remove(key);
+        }
     }
 
     private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
@@ -247,7 +260,7 @@ public static class VmModel
         }
     }
 
-    private static ZoneNet ParseNic(JsonNode? node, string path, ZoneConfig cfg, int slot, List<string> bad)
+    private static ZoneNet ParseNic(JsonNode? node, string path, ZoneConfig cfg, int slot, List<string> bad, Dropped dropped)
     {
         var net = new ZoneNet { Protected = true };
         if (node is not JsonObject o) { bad.Add(path); return net; }
@@ -258,7 +271,7 @@ public static class VmModel
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
-        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".");
+        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".", dropped);
         FillNic(o, net, path, bad, creating: true);
         net.Physical = $"z{cfg.Vm!.Index.ToString(CultureInfo.InvariantCulture)}_net{slot.ToString(CultureInfo.InvariantCulture)}";
         return net;
@@ -368,9 +381,10 @@ public static class VmModel
     // ---- update -------------------------------------------------------------------------------
 
     /// <summary>Checks an update payload against a VM and returns its new configuration; nothing changes.</summary>
-    public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload)
+    public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
-        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "");
+        var dropped = new Dropped("update", warnings);
+        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "", dropped);
         var cfg = vm.Config.Clone();
         var bad = new List<string>();
         ApplyScalars(payload, cfg, bad);
@@ -395,7 +409,7 @@ public static class VmModel
             else for (int i = 0; i < arr.Count; i++)
             {
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
-                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.");
+                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.", dropped);
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
                 if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 var copy = new JsonObject();
@@ -412,7 +426,7 @@ public static class VmModel
             {
                 int slot = 0;
                 while (cfg.Nets.Exists(n => n.Physical == $"z{cfg.Vm!.Index}_net{slot}")) slot++;
-                var net = ParseNic(arr[i], $"add_nics.{i}", cfg, slot, bad);
+                var net = ParseNic(arr[i], $"add_nics.{i}", cfg, slot, bad, dropped);
                 if (arr[i] is JsonObject ao && ao["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) other.Primary = false;
                 cfg.Nets.Add(net);
             }

@@ -8,8 +8,11 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// vmadm(8): create, list, get, update, start, stop, reboot, delete, lookup and console of VMs,
 /// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs; bhyve
-/// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm: "Successfully created VM UUID" on
-/// stderr; failures name the properties at fault. `console` prints a bhyve/kvm guest's serial
+/// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm.js, which prints VM.js's error message
+/// alone on stderr ("Invalid value(s) for: ram") and exits 1, "Failed to delete VM UUID: ..." for
+/// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
+/// stopped one are no-ops that exit 0 with VM.js's message (vmadm.js: EALREADYRUNNING, ENOTRUNNING).
+/// Properties SmartOS does not know are warned about and dropped from the payload (VM.js). `console` prints a bhyve/kvm guest's serial
 /// console so far and returns (SmartOS's is interactive; this one is not).
 /// </summary>
 public static class Vmadm
@@ -91,12 +94,15 @@ public static class Vmadm
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
-        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory); }
+        var warnings = new List<string>();
+        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory, warnings); }
         catch (VmModel.PayloadError e)
         {
-            ctx.Err.WriteLine("Failed to create VM: " + e.Message);
+            foreach (string w in warnings) ctx.Err.WriteLine(w);
+            ctx.Err.WriteLine(e.Message);
             return 1;
         }
+        foreach (string w in warnings) ctx.Err.WriteLine(w);
         string? err = host.Zones.Commit(cfg);
         if (err == null && (err = host.Zones.Install(cfg.Name)) != null) host.Zones.Delete(cfg.Name);
         if (err != null)
@@ -124,8 +130,9 @@ public static class Vmadm
 
     private static Zone? FindVm(CommandContext ctx, string uuid, string verb)
     {
+        // vmload-zoneadm.js passes zoneadm's message on; vmadm.js prefixes only delete's.
         var z = VmModel.Find(ctx.Host, uuid);
-        if (z == null) ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: No such VM");
+        if (z == null) ctx.Err.WriteLine((verb == "delete" ? $"Failed to delete VM {uuid}: " : "") + $"zoneadm: {uuid}: No such zone configured");
         return z;
     }
 
@@ -180,16 +187,19 @@ public static class Vmadm
         var z = FindVm(ctx, args[0], "update");
         if (z == null) return 1;
         ZoneConfig next;
+        var warnings = new List<string>();
         try
         {
             JsonObject payload = text == null ? VmModel.FromKeyValues(g.Operands) : VmModel.ParseObject(text);
-            next = VmModel.BuildUpdate(ctx.Host, z, payload);
+            next = VmModel.BuildUpdate(ctx.Host, z, payload, warnings);
         }
         catch (VmModel.PayloadError e)
         {
-            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {e.Message}");
+            foreach (string w in warnings) ctx.Err.WriteLine(w);
+            ctx.Err.WriteLine(e.Message);
             return 1;
         }
+        foreach (string w in warnings) ctx.Err.WriteLine(w);
         if (ctx.Host.Zones.Commit(next) is string err)
         {
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err}");
@@ -209,25 +219,38 @@ public static class Vmadm
         var z = FindVm(ctx, uuid, verb);
         if (z == null) return 1;
         var zones = ctx.Host.Zones;
+        string state = VmModel.StateName(z.State);
         string? err;
         switch (verb)
         {
             case "start":
-                err = z.State == ZoneState.Running ? "VM is already running" : zones.Boot(uuid);
+                // VM.js start: "VM UUID is already 'running'" (EALREADYRUNNING); vmadm.js exits 0 with it.
+                if (z.State == ZoneState.Running)
+                {
+                    ctx.Err.WriteLine($"VM {uuid} is already 'running'");
+                    return 0;
+                }
+                err = zones.Boot(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully started VM {uuid}");
                 break;
             case "stop":
-                err = z.State != ZoneState.Running ? $"VM is already not 'running' (currently: {VmModel.StateName(z.State)})"
-                    : g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
+                // VM.js stop: "VM UUID is already not 'running' (currently: STATE)" (ENOTRUNNING); exit 0.
+                if (z.State != ZoneState.Running)
+                {
+                    ctx.Err.WriteLine($"VM {uuid} is already not 'running' (currently: {state})");
+                    return 0;
+                }
+                err = g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully completed stop for VM {uuid}");
                 break;
             default:
-                err = z.State != ZoneState.Running ? $"VM is not 'running' (currently: {VmModel.StateName(z.State)})" : zones.Reboot(uuid);
+                // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
+                err = z.State != ZoneState.Running ? $"Cannot reboot vm from state \"{state}\", must be \"running\"" : zones.Reboot(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;
         }
         if (err == null) return 0;
-        ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: {err}");
+        ctx.Err.WriteLine(err);
         return 1;
     }
 

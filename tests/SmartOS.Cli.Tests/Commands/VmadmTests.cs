@@ -127,26 +127,25 @@ public class VmadmTests
         finally { File.Delete(file); }
     }
 
-    [TestCase("{ not json", "Failed to create VM: Invalid JSON payload")]
-    [TestCase("[1, 2]", "Failed to create VM: Invalid JSON payload: not an object")]
-    [TestCase("""{ "colour": "blue" }""", "Failed to create VM: Invalid property(s): colour")]
-    [TestCase("""{ "cpu_cap": 100 }""", "Failed to create VM: Unsupported property(s): cpu_cap")]
-    [TestCase("""{ "max_physical_memory": "lots" }""", "Failed to create VM: Invalid value(s) for: max_physical_memory")]
-    [TestCase("""{ "max_physical_memory": -5 }""", "Failed to create VM: Invalid value(s) for: max_physical_memory")]
-    [TestCase("""{ "autoboot": 3 }""", "Failed to create VM: Invalid value(s) for: autoboot")]
-    [TestCase("""{ "uuid": "not-a-uuid" }""", "Failed to create VM: Invalid value(s) for: uuid")]
-    [TestCase("""{ "resolvers": ["dns.example"] }""", "Failed to create VM: Invalid value(s) for: resolvers")]
-    [TestCase("""{ "brand": "solaris" }""", "Failed to create VM: Invalid value(s) for: brand")]
-    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid nic tag \"nosuch\" for nics.0")]
-    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.nic_tag")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.ips")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.vlan_id")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mac")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.primary")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Failed to create VM: Unsupported property(s): nics.0.vrrp_vrid")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Failed to create VM: Unsupported property(s): nics.0.model")]
+    [TestCase("{ not json", "Invalid JSON payload")]
+    [TestCase("[1, 2]", "Invalid JSON payload: not an object")]
+    [TestCase("""{ "cpu_cap": 100 }""", "Unsupported property(s): cpu_cap")]
+    [TestCase("""{ "max_physical_memory": "lots" }""", "Invalid value(s) for: max_physical_memory")]
+    [TestCase("""{ "max_physical_memory": -5 }""", "Invalid value(s) for: max_physical_memory")]
+    [TestCase("""{ "autoboot": 3 }""", "Invalid value(s) for: autoboot")]
+    [TestCase("""{ "uuid": "not-a-uuid" }""", "Invalid value(s) for: uuid")]
+    [TestCase("""{ "resolvers": ["dns.example"] }""", "Invalid value(s) for: resolvers")]
+    [TestCase("""{ "brand": "solaris" }""", "Invalid value(s) for: brand")]
+    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\" for nics.0")]
+    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Invalid value(s) for: nics.0.nic_tag")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Invalid value(s) for: nics.0.ips")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Invalid value(s) for: nics.0.vlan_id")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Invalid value(s) for: nics.0.mac")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Invalid value(s) for: nics.0.mtu")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Invalid value(s) for: nics.0.primary")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Unsupported property(s): nics.0.vrrp_vrid")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Unsupported property(s): nics.0.model")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "IP address 10.0.0.2 is already used by nics.0")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "2:0:0:0:0:1", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "mac": "02:00:00:00:00:01", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "MAC address 02:00:00:00:00:01 is already used by nics.0")]
     public void Bad_payloads_create_nothing(string payload, string message)
@@ -242,9 +241,8 @@ public class VmadmTests
         Assert.That(h.Host.Zones.Find(uuid)!.Config.Nets.Select(n => n.GlobalNic), Is.EqualTo(new[] { "stub0" }));
     }
 
-    [TestCase("brand=lx", "Failed to update VM {0}: Unsupported property(s): brand")]
-    [TestCase("colour=red", "Failed to update VM {0}: Invalid property(s): colour")]
-    [TestCase("max_physical_memory=lots", "Failed to update VM {0}: Invalid value(s) for: max_physical_memory")]
+    [TestCase("brand=lx", "Unsupported property(s): brand")]
+    [TestCase("max_physical_memory=lots", "Invalid value(s) for: max_physical_memory")]
     [TestCase("novalue", "Invalid property=value argument 'novalue'")]
     public void Bad_updates_change_nothing(string arg, string message)
     {
@@ -279,13 +277,12 @@ public class VmadmTests
         string uuid = Create(h, Payload());
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "stop", uuid).Stderr, Is.EqualTo($"Failed to stop VM {uuid}: VM is already not 'running' (currently: stopped)\n"));
-            Assert.That(h.Fails("vmadm", "reboot", uuid).Stderr, Does.Contain("VM is not 'running'"));
+            // VM.js reboot: 'Cannot reboot vm from state "' + obj.state + '", must be "running"'
+            Assert.That(h.Fails("vmadm", "reboot", uuid).Stderr, Is.EqualTo($"Cannot reboot vm from state \"stopped\", must be \"running\"\n"));
         }
         h.Ok("vmadm", "start", uuid);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "start", uuid).Stderr, Is.EqualTo($"Failed to start VM {uuid}: VM is already running\n"));
             Assert.That(h.Run("vmadm", "reboot", uuid).Stderr, Is.EqualTo($"Successfully completed reboot for VM {uuid}\n"));
             Assert.That(h.Run("vmadm", "stop", "-F", uuid).ExitCode, Is.Zero);
         }
@@ -295,13 +292,64 @@ public class VmadmTests
     }
 
     [Test]
+    public void Starting_a_running_vm_and_stopping_a_stopped_one_succeed_with_vmadm_messages()
+    {
+        // vmadm.js start: "if the error was because zone is already running (returned by VM.start()),
+        // we'll treat as noop and exit 0"; VM.js: 'VM ' + obj.uuid + ' is already \'running\''.
+        // vmadm.js stop: ENOTRUNNING is a noop too; VM.js: "VM %s is already not 'running' (currently: %s)".
+        var h = Tagged();
+        string uuid = Create(h, Payload());
+        var stop = h.Run("vmadm", "stop", uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(stop.ExitCode, Is.Zero);
+            Assert.That(stop.Stderr, Is.EqualTo($"VM {uuid} is already not 'running' (currently: stopped)\n"));
+        }
+        h.Ok("vmadm", "start", uuid);
+        var start = h.Run("vmadm", "start", uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(start.ExitCode, Is.Zero);
+            Assert.That(start.Stderr, Is.EqualTo($"VM {uuid} is already 'running'\n"));
+            Assert.That(h.Host.Zones.Find(uuid)!.State, Is.EqualTo(ZoneState.Running));
+        }
+    }
+
+    [Test]
+    public void Unknown_payload_properties_are_warned_about_and_dropped()
+    {
+        // VM.js validateProperties: log.warn('Warning, invalid ' + action + ' property: [' + bad_prop
+        // + '] removing from payload.'), then the create goes on without it.
+        var h = Tagged();
+        var r = h.WithStdin($$"""{ "alias": "w", "colour": "blue", "autoboot": false, "nics": [ { "nic_tag": "admin", "flavour": 1, {{Open}} } ] }""", "vmadm", "create");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+            Assert.That(r.Stderr, Does.StartWith(
+                "Warning, invalid create property: [colour] removing from payload.\n" +
+                "Warning, invalid create property: [nics.0.flavour] removing from payload.\n" +
+                "Successfully created VM "));
+        }
+        string uuid = h.Host.Zones.Zones.Single(z => z.IsVm).Name;
+        var u = h.Run("vmadm", "update", uuid, "colour=red", "alias=v");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(u.ExitCode, Is.Zero);
+            Assert.That(u.Stderr, Is.EqualTo($"Warning, invalid update property: [colour] removing from payload.\nSuccessfully updated VM {uuid}\n"));
+            Assert.That(h.Ok("vmadm", "get", uuid), Does.Not.Contain("colour"));
+        }
+    }
+
+    [Test]
     public void Unknown_vms_and_bad_arguments_are_refused()
     {
         var h = Tagged();
         const string nope = "00000000-0000-4000-8000-000000000000";
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "get", nope).Stderr, Is.EqualTo($"Failed to get VM {nope}: No such VM\n"));
+            // vmadm.js get: 'zoneadm: %s: No such zone configured', as vmload-zoneadm.js passes zoneadm's on.
+            Assert.That(h.Fails("vmadm", "get", nope).Stderr, Is.EqualTo($"zoneadm: {nope}: No such zone configured\n"));
+            Assert.That(h.Fails("vmadm", "delete", nope).Stderr, Is.EqualTo($"Failed to delete VM {nope}: zoneadm: {nope}: No such zone configured\n"));
             Assert.That(h.Fails("vmadm", "start", nope).ExitCode, Is.EqualTo(1));
             Assert.That(h.Fails("vmadm", "delete", nope).ExitCode, Is.EqualTo(1));
             Assert.That(h.Run("vmadm").ExitCode, Is.EqualTo(2));
