@@ -56,9 +56,9 @@ public static class Vmadm
             "lookup" => Lookup(ctx, rest),
             "get" => Get(ctx, rest),
             "update" => await UpdateAsync(ctx, rest),
-            "start" => Lifecycle(ctx, rest, "start"),
-            "stop" => Lifecycle(ctx, rest, "stop"),
-            "reboot" => Lifecycle(ctx, rest, "reboot"),
+            "start" => await LifecycleAsync(ctx, rest, "start"),
+            "stop" => await LifecycleAsync(ctx, rest, "stop"),
+            "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
@@ -124,8 +124,22 @@ public static class Vmadm
                 ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be}");
                 return 1;
             }
+            await UpAsync(ctx, cfg.Name);
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Waits, without holding the loop, until a zone just booted has its static addresses usable and
+    /// its default routes in (duplicate address detection takes about a second of the zone's time),
+    /// so that what follows vmadm create or start can use the network at once, as on SmartOS where
+    /// the zone's svc:/network/physical has come online by then. Ctrl-C stops the wait, not the zone.
+    /// </summary>
+    private static async Task UpAsync(CommandContext ctx, string name)
+    {
+        if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack || stack.Up.IsCompleted) return;
+        try { await stack.Up.WaitAsync(ctx.Cancel); }
+        catch (OperationCanceledException) { }
     }
 
     private static Zone? FindVm(CommandContext ctx, string uuid, string verb)
@@ -211,7 +225,7 @@ public static class Vmadm
         return 0;
     }
 
-    private static int Lifecycle(CommandContext ctx, string[] args, string verb)
+    private static async Task<int> LifecycleAsync(CommandContext ctx, string[] args, string verb)
     {
         var g = Getopt.Parse(args, "F", permute: true);
         if (g.Error != null || g.Operands.Count != 1) return Usage(ctx, g.Error ?? $"{verb}: exactly one UUID is required");
@@ -231,7 +245,9 @@ public static class Vmadm
                     return 0;
                 }
                 err = zones.Boot(uuid);
-                if (err == null) ctx.Err.WriteLine($"Successfully started VM {uuid}");
+                if (err != null) break;
+                await UpAsync(ctx, uuid);
+                ctx.Err.WriteLine($"Successfully started VM {uuid}");
                 break;
             case "stop":
                 // VM.js stop: "VM UUID is already not 'running' (currently: STATE)" (ENOTRUNNING); exit 0.

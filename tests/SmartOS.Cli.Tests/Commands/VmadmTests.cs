@@ -91,6 +91,28 @@ public class VmadmTests
     }
 
     [Test]
+    public void Create_returns_once_the_vm_can_use_its_addresses()
+    {
+        // VM.js create returns when the zone runs; its network is up by then (svc:/network/physical).
+        // Before: the first echo right after create failed with "Network is unreachable" while the
+        // address was still tentative (duplicate address detection) and the default route not yet in.
+        var h = Tagged();
+        string Vm(string ip) => $$"""
+            { "alias": "a{{ip}}", "brand": "joyent", "autoboot": true,
+              "nics": [ { "nic_tag": "stub0", "ips": ["10.9.0.{{ip}}/24"], "gateways": ["10.9.0.1"], {{Open}} } ] }
+            """;
+        string server = Create(h, Vm("2"));
+        string client = Create(h, Vm("3"));
+        var ping = h.Run("zlogin", client, "ping", "-s", "10.9.0.2", "56", "1");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ping.Stderr, Is.Empty);
+            Assert.That(ping.Stdout, Does.Contain("1 packets transmitted, 1 packets received, 0% packet loss"));
+            Assert.That(h.Ok("zlogin", server, "netstat", "-rn"), Does.Contain("10.9.0.1"));
+        }
+    }
+
+    [Test]
     public void Get_prints_the_vm_as_json()
     {
         var h = Tagged();
