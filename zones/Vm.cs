@@ -554,24 +554,18 @@ public static class VmModel
         var c = z.Config;
         var vm = c.Vm!;
         string S(long v) => v.ToString(CultureInfo.InvariantCulture);
-        if (field.StartsWith("nics.*.", StringComparison.Ordinal))
+        // nics.*.key (any nic, filters) and nics.N.key (the Nth nic), as vmadm.js's validFilterKey
+        // and VM.flatten take them; a nic that is not there has no value ("-" in vmadm list).
+        if (field.StartsWith("nics.", StringComparison.Ordinal) && field.IndexOf('.', 5) is int dot and > 5)
         {
-            string sub = field[7..];
+            string which = field[5..dot], sub = field[(dot + 1)..];
+            bool all = which == "*";
+            if (!all && !int.TryParse(which, NumberStyles.None, CultureInfo.InvariantCulture, out _)) return null;
+            int only = all ? -1 : int.Parse(which, NumberStyles.None, CultureInfo.InvariantCulture);
             var list = new List<string>();
+            if (NicValues(c.Nets.Count > 0 ? c.Nets[0] : new ZoneNet(), 0, sub) == null) return null;
             for (int i = 0; i < c.Nets.Count; i++)
-            {
-                var n = c.Nets[i];
-                switch (sub)
-                {
-                    case "nic_tag": list.Add(n.GlobalNic ?? ""); break;
-                    case "mac": list.Add(n.MacAddr ?? ""); break;
-                    case "ips": list.AddRange(n.Ips); break;
-                    case "ip": list.AddRange(n.Ips.Select(x => x.Split('/')[0])); break;
-                    case "vlan_id": list.Add(S(n.VlanId)); break;
-                    case "interface": list.Add("net" + S(i)); break;
-                    default: return null;
-                }
-            }
+                if (all || i == only) list.AddRange(NicValues(c.Nets[i], i, sub)!);
             return list;
         }
         string? one = field switch
@@ -594,5 +588,42 @@ public static class VmModel
             _ => null,
         };
         return one == null ? null : [one];
+    }
+
+    /// <summary>Whether <see cref="Field"/> knows the field (vmadm list columns, filters).</summary>
+    public static bool IsField(string field)
+    {
+        if (field.StartsWith("nics.", StringComparison.Ordinal))
+        {
+            string[] p = field.Split('.');
+            return p.Length == 3 && (p[1] == "*" || (p[1].Length > 0 && p[1].All(char.IsAsciiDigit))) && NicValues(new ZoneNet(), 0, p[2]) != null;
+        }
+        return field is "uuid" or "type" or "ram" or "max_physical_memory" or "state" or "alias" or "brand" or "zonename"
+            or "zonepath" or "autoboot" or "quota" or "zone_state" or "zoneid" or "image_uuid" or "vcpus" or "vm_backend";
+    }
+
+    /// <summary>A nic's values for one key of vmadm's nic fields (vmadm.js nic_re: gateway, interface,
+    /// ip, mac, netmask, nic_tag, vlan_id; and ips, gateways, mtu, primary); null for another key.</summary>
+    private static IEnumerable<string>? NicValues(ZoneNet n, int index, string key)
+    {
+        static string Addr(string cidr) => cidr.Split('/')[0];
+        string? First(List<string> l) => l.Count > 0 ? l[0] : null;
+        return key switch
+        {
+            "nic_tag" => n.GlobalNic is string t ? [t] : [],
+            "mac" => n.MacAddr is string m ? [m] : [],
+            "ips" => n.Ips,
+            "ip" => First(n.Ips) is string ip ? [Addr(ip)] : [],
+            "netmask" => First(n.Ips) is string c4 && c4.Contains('/') && !c4.Contains(':')
+                && int.TryParse(c4.Split('/')[1], NumberStyles.None, CultureInfo.InvariantCulture, out int len) && len <= 32
+                ? [IpAddress.V4(len == 0 ? 0u : 0xFFFFFFFFu << (32 - len)).ToString()] : [],
+            "gateways" => n.Gateways,
+            "gateway" => First(n.Gateways) is string g ? [g] : [],
+            "vlan_id" => [n.VlanId.ToString(CultureInfo.InvariantCulture)],
+            "interface" => ["net" + index.ToString(CultureInfo.InvariantCulture)],
+            "mtu" => n.Mtu is int mtu ? [mtu.ToString(CultureInfo.InvariantCulture)] : [],
+            "primary" => [n.Primary ? "true" : "false"],
+            _ => null,
+        };
     }
 }

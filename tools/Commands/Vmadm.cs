@@ -301,6 +301,8 @@ public static class Vmadm
             int eq = op.IndexOf('=');
             if (eq <= 0) { ctx.Err.WriteLine($"vmadm: invalid filter '{op}': use field=value or field=~regex"); return false; }
             string field = op[..eq];
+            // vmadm.js validFilterKey: LIST_FIELDS and nics.[*0-9]*.(gateway|interface|ip|mac|...).
+            if (!VmModel.IsField(field)) { ctx.Err.WriteLine($"Invalid filter key: \"{field}\""); return false; }
             string value = op[(eq + 1)..];
             if (value.StartsWith('~'))
             {
@@ -321,8 +323,7 @@ public static class Vmadm
             bool ok = true;
             foreach (var f in filters)
             {
-                var values = VmModel.Field(z, f.Field);
-                if (values == null) { ctx.Err.WriteLine($"vmadm: invalid field '{f.Field}'"); return null; }
+                var values = VmModel.Field(z, f.Field)!;
                 if (!values.Any(v => f.Match?.IsMatch(v) ?? v == f.Value)) { ok = false; break; }
             }
             if (ok) list.Add(z);
@@ -336,17 +337,27 @@ public static class Vmadm
         if (g.Error != null) return Usage(ctx, g.Error);
         string[] fields = (g.Value("o") ?? "uuid,type,ram,state,alias").Split(',');
         string[] sort = (g.Value("s") ?? "ram,uuid").Split(',');
+        // vmadm.js: validColumnKey refuses nics.*.x ("which one to show?"), then formatVMList
+        // refuses a field getListProperties does not know.
+        foreach (string f in fields)
+        {
+            if (f.StartsWith("nics.*.", StringComparison.Ordinal)) { ctx.Err.WriteLine($"Invalid order key: \"{f}\""); return 1; }
+        }
+        foreach (string f in sort)
+        {
+            if (f.TrimStart('-', '+').StartsWith("nics.*.", StringComparison.Ordinal)) { ctx.Err.WriteLine($"Invalid sort key: \"{f}\""); return 1; }
+        }
         if (!TryFilters(ctx, g.Operands, out var filters)) return 1;
+        foreach (string f in sort)
+        {
+            if (ListWidth(f.TrimStart('-', '+')) == 0) { ctx.Err.WriteLine($"invalid sort field: {f}"); return 1; }
+        }
+        foreach (string f in fields)
+        {
+            if (ListWidth(f) == 0) { ctx.Err.WriteLine($"invalid order field: {f}"); return 1; }
+        }
         var vms = Select(ctx, filters);
         if (vms == null) return 1;
-        foreach (string f in fields.Concat(sort.Select(s => s.TrimStart('-'))))
-        {
-            if (f.StartsWith("nics.", StringComparison.Ordinal) || !IsListable(f))
-            {
-                ctx.Err.WriteLine($"vmadm: invalid field '{f}'");
-                return 1;
-            }
-        }
         var order = new Dictionary<Zone, int>();
         for (int k = 0; k < vms.Count; k++) order[vms[k]] = k;
         vms.Sort((a, b) =>
@@ -354,41 +365,58 @@ public static class Vmadm
             foreach (string key in sort)
             {
                 bool desc = key.StartsWith('-');
-                string k = key.TrimStart('-');
-                string va = VmModel.Field(a, k)![0], vb = VmModel.Field(b, k)![0];
+                string k = key.TrimStart('-', '+');
+                string va = Cell(a, k, "-"), vb = Cell(b, k, "-");
                 int c = long.TryParse(va, out long na) && long.TryParse(vb, out long nb) ? na.CompareTo(nb) : string.CompareOrdinal(va, vb);
                 if (c != 0) return desc ? -c : c;
             }
             return order[a].CompareTo(order[b]); // Ties keep creation order.
         });
+        bool parsable = g.Has("p");
         var sb = new StringBuilder();
-        // vmadm's fixed columns; others are as wide as their longest value.
-        int[] widths = [.. fields.Select(f => f switch
-        {
-            "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18,
-            _ => vms.Select(z => VmModel.Field(z, f)![0].Length).Append(f.Length).Max() + 2,
-        })];
-        if (!g.Has("p") && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], widths));
-        foreach (var z in vms)
-        {
-            string[] values = [.. fields.Select(f => VmModel.Field(z, f)![0])];
-            sb.Append(g.Has("p") ? string.Join(':', values) + "\n" : Row(values, widths));
-        }
+        if (!parsable && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], fields, false));
+        foreach (var z in vms) sb.Append(Row([.. fields.Select(f => Cell(z, f, parsable ? "" : "-"))], fields, parsable));
         ctx.Out.Write(sb.ToString());
         return 0;
     }
 
-    private static bool IsListable(string field)
-        => field is "uuid" or "type" or "ram" or "state" or "alias" or "brand" or "zonename" or "zonepath" or "autoboot"
-            or "max_physical_memory" or "quota" or "zone_state" or "zoneid" or "image_uuid";
-
-    private static string Row(string[] values, int[] widths)
+    /// <summary>A list cell: the field's values joined with commas (VM.flatten of an array), or
+    /// <paramref name="none"/> ("-", or "" with -p) when there is none.</summary>
+    private static string Cell(Zone z, string field, string none)
     {
+        var values = VmModel.Field(z, field);
+        if (values == null || values.Count == 0) return none;
+        string v = string.Join(',', values);
+        return v == "-" ? none : v;
+    }
+
+    /// <summary>vmadm.js's LIST_FIELDS widths for the fields this vmadm lists, 20 for nics.N.key
+    /// (getListProperties); 0 for a field it cannot list.</summary>
+    private static int ListWidth(string field)
+    {
+        if (field.StartsWith("nics.", StringComparison.Ordinal))
+            return !field.StartsWith("nics.*.", StringComparison.Ordinal) && field.Split('.').Length == 3 && field.Split('.')[1].Length > 0
+                && field.Split('.')[1].All(char.IsAsciiDigit) && VmModel.IsField(field) ? 20 : 0;
+        return field switch
+        {
+            "uuid" or "image_uuid" => 36, "type" => 4, "ram" => 7, "state" => 16, "alias" => 10, "brand" => 14,
+            "zonename" => 12, "zonepath" => 40, "autoboot" => 8, "max_physical_memory" => 8, "quota" => 5,
+            "zone_state" => 10, "zoneid" => 6, "vcpus" => 5,
+            _ => 0,
+        };
+    }
+
+    /// <summary>One line as vmadm.js's outputVMListLine prints it: each value left-justified in its
+    /// column's width, two spaces between columns (a longer value pushes the rest right), trailing
+    /// blanks trimmed; with -p, values joined by ':'.</summary>
+    private static string Row(string[] values, string[] fields, bool parsable)
+    {
+        if (parsable) return string.Join(':', values) + "\n";
         var sb = new StringBuilder();
         for (int i = 0; i < values.Length; i++)
         {
-            sb.Append(values[i]);
-            if (i < values.Length - 1) sb.Append(' ', Math.Max(1, widths[i] - values[i].Length));
+            if (i > 0) sb.Append("  ");
+            sb.Append(values[i].PadRight(ListWidth(fields[i])));
         }
         return sb.ToString().TrimEnd() + "\n";
     }

@@ -113,6 +113,32 @@ public class VmadmTests
     }
 
     [Test]
+    public void List_and_lookup_take_nic_fields_and_list_uses_vmadm_column_widths()
+    {
+        // vmadm.js getListProperties: nics.N.key is a column 20 wide headed NICS.N.KEY; LIST_FIELDS:
+        // alias 10, brand 14, zonename 12; outputVMListLine: '%-WIDTHs' joined by two spaces, rtrim;
+        // a VM without the value shows '-'. validFilterKey takes nics.[*0-9]*.(ip|mac|...).
+        var h = Tagged();
+        string web = Create(h, Payload().Replace("\"alias\": \"web\"", "\"alias\": \"a-rather-long-alias\""));
+        string bare = Create(h, """{ "alias": "bare", "max_physical_memory": 1024, "autoboot": false }""");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("vmadm list -o alias,nics.0.ip,nics.0.vlan_id,brand")), Is.EqualTo(
+                "ALIAS       NICS.0.IP             NICS.0.VLAN_ID        BRAND\n" +
+                "a-rather-long-alias  10.0.0.2              12                    joyent\n" +
+                "bare        -                     -                     joyent\n"));
+            Assert.That(h.Ok(A("vmadm list -p -o alias,nics.0.ip,nics.0.netmask,nics.0.gateway")), Is.EqualTo(
+                "a-rather-long-alias:10.0.0.2:255.255.255.0:10.0.0.1\nbare:::\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.0.ip=10.0.0.2")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.*.ip=10.0.0.2")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.1.ip=10.0.0.2")), Is.Empty);
+            Assert.That(h.Ok(A("vmadm list -H -o uuid nics.0.nic_tag=~^adm")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Fails(A("vmadm lookup nics.0.colour=red")).Stderr, Is.EqualTo("Invalid filter key: \"nics.0.colour\"\n"));
+        }
+        Assert.That(bare, Is.Not.EqualTo(web));
+    }
+
+    [Test]
     public void Get_prints_the_vm_as_json()
     {
         var h = Tagged();
@@ -233,8 +259,10 @@ public class VmadmTests
             Assert.That(h.Ok(A("vmadm lookup alias=small")), Is.EqualTo(small + "\n"));
             Assert.That(h.Ok(A("vmadm lookup -1 alias=big")), Is.EqualTo(big + "\n"));
             Assert.That(h.Fails(A("vmadm lookup -1 brand=joyent")).Stderr, Does.Contain("Requested unique lookup but found 2 results."));
-            Assert.That(h.Fails(A("vmadm list -o colour")).Stderr, Does.Contain("invalid field 'colour'"));
-            Assert.That(h.Fails(A("vmadm list colour=red")).Stderr, Does.Contain("invalid field 'colour'"));
+            // vmadm.js: formatVMList "invalid order field: ", validFilterKey 'Invalid filter key: "..."'.
+            Assert.That(h.Fails(A("vmadm list -o colour")).Stderr, Is.EqualTo("invalid order field: colour\n"));
+            Assert.That(h.Fails(A("vmadm list colour=red")).Stderr, Is.EqualTo("Invalid filter key: \"colour\"\n"));
+            Assert.That(h.Fails(A("vmadm list -o nics.*.ip")).Stderr, Is.EqualTo("Invalid order key: \"nics.*.ip\"\n"));
             Assert.That(h.Fails(A("vmadm list alias")).Stderr, Does.Contain("invalid filter 'alias'"));
         }
         var json = JsonNode.Parse(h.Ok(A("vmadm lookup -j -o uuid,alias alias=big")))!.AsArray();
