@@ -108,6 +108,13 @@ public static class Ping
                 ctx.Err.WriteLine($"ping: {o.Interface} is an invalid {(dst.IsV6 ? "IPv6" : "IPv4")} interface");
                 return 1;
             }
+            if (dst.IsV6 && !dst.IsMulticast && !(ctx.Stack.TryRouteInterface(dst, out string routed) && routed == via.Name))
+            {
+                // illumos sends IPv6 unicast out of the -i interface (IPV6_PKTINFO); this stack routes
+                // unicast by destination only, so an interface the route does not use is refused.
+                ctx.Err.WriteLine($"ping: {o.Interface}: {host} is not reached through this interface here (IPv6 unicast follows the route)");
+                return 1;
+            }
             if (!dst.IsMulticast && dst != IpAddress.BroadcastV4) via = null;
         }
         var send = new Send(dst, o.Ttl, dst.IsV6 ? o.Class : o.Tos, via);

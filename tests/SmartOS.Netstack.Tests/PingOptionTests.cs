@@ -164,6 +164,42 @@ public class PingOptionTests
             var bad = Run(w, a, "ping -i net9 10.0.0.2");
             Assert.That(bad.Status, Is.EqualTo(1));
             Assert.That(bad.Err, Is.EqualTo("ping: net9 is an invalid IPv4 interface\n"));
+            Assert.That(Run(w, a, "ping -i net0 2001:db8::2").Out, Is.EqualTo("2001:db8::2 is alive\n"));
+            // IPv6 unicast out of an interface its route does not use: illumos forces it, this stack cannot.
+            w.Stub("stub1");
+            Assert.That(a.CreateInterface("net1", w.Vnic("stub1")).IsOk, Is.True);
+            w.AddAddress(a, "net1/v6", "2001:db9::1/64");
+            var other = Run(w, a, "ping -i net1 2001:db8::2");
+            Assert.That(other.Status, Is.EqualTo(1));
+            Assert.That(other.Err, Is.EqualTo("ping: net1: 2001:db8::2 is not reached through this interface here (IPv6 unicast follows the route)\n"));
+        }
+    }
+
+    [Test]
+    public void Ping_v_also_reports_icmp_errors_about_other_programs_packets()
+    {
+        // ping.c -v: ICMP packets other than ECHO_RESPONSE that are received are listed.
+        var (w, a, _, _) = Pair();
+        using var udp = a.OpenUdpSocket();
+        string WithStrayError(string flags)
+        {
+            // A datagram to a closed port on b brings back Port Unreachable, quoting the datagram.
+            var o = new StringWriter { NewLine = "\n" };
+            Assert.That(Programs.TryGet("ping", out var run), Is.True);
+            var ctx = new ProgramContext { Out = o, Err = new StringWriter(), Stack = a, Cancel = default };
+            int status = w.Await(async () =>
+            {
+                var t = run(ctx, [flags, "-I", "0.5", "10.0.0.2", "56", "2"]);
+                Assert.That(udp.SendTo(new byte[4], new IpEndpoint(World.Ip("10.0.0.2"), 9)), Is.EqualTo(NetError.None));
+                return await t;
+            }, 600 * Time.Second);
+            Assert.That(status, Is.Zero);
+            return o.ToString();
+        }
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(WithStrayError("-s"), Does.Not.Contain("ICMP"));
+            Assert.That(WithStrayError("-sv"), Does.Contain("ICMP Port Unreachable from gateway 10.0.0.2"));
         }
     }
 }
