@@ -52,7 +52,14 @@ public static class Ping
                     case 'n': o.Numeric = true; break;
                     case 'v': o.Verbose = true; break;
                     case 'a': break; // probe all addresses of a name: a literal address has one
-                    default: return Usage(ctx);
+                    default:
+                        // The rest of ping.c's getopt string: known to illumos, not done here.
+                        if ("AdFGgLlpRrSTUXxY0123".IndexOf(f) >= 0)
+                        {
+                            ctx.Err.WriteLine($"ping: option -{f} is not supported by this ping");
+                            return 1;
+                        }
+                        return Usage(ctx);
                 }
             }
         }
@@ -201,7 +208,7 @@ public static class Ping
     private static int Usage(ProgramContext ctx)
     {
         ctx.Err.WriteLine("usage: ping host [timeout]");
-        ctx.Err.WriteLine("usage: ping -s [-l | U] [adLnRrv] [-A addr_family] [-c traffic_class]\n\t[-g gateway [-g gateway ...]] [-F flow_label] [-I interval]\n\t[-i interface] [-P tos] [-p port] [-t ttl] host [data_size] [npackets]");
+        ctx.Err.WriteLine("usage: ping -s [-anv] [-c traffic_class] [-I interval] [-i interface] [-P tos]\n\t[-t ttl] host [data_size] [npackets]");
         return 1;
     }
 

@@ -114,6 +114,7 @@ public class PingOptionTests
             Assert.That(Run(w, a, "ping 10.0.0.2 soon").Err, Is.EqualTo("ping: bad timeout: soon\n"));
             Assert.That(Run(w, a, "ping -I never 10.0.0.2").Err, Is.EqualTo("ping: bad interval: never\n"));
             Assert.That(Run(w, a, "ping -s 10.0.0.2 70000").Err, Is.EqualTo("ping: data size too large for IPv4 packet\n"));
+            Assert.That(Run(w, a, "ping -R 10.0.0.2").Err, Is.EqualTo("ping: option -R is not supported by this ping\n"));
         }
     }
 
