@@ -55,8 +55,10 @@ public sealed class IcmpSocket : IDisposable
     }
 
     /// <summary>Sends an echo request with <paramref name="dataSize"/> bytes of data: the send time
-    /// (8 bytes, as ping's timeval) then a byte pattern.</summary>
-    public NetError SendEcho(IpAddress destination, ushort sequence, int dataSize, byte ttl = 0, bool dontFragment = false)
+    /// (8 bytes, as ping's timeval) then a byte pattern. <paramref name="tos"/> is the IPv4 type of
+    /// service byte or the IPv6 traffic class (illumos: IP_TOS, sin6_flowinfo); <paramref name="via"/>
+    /// sends a multicast or broadcast echo out of that interface (IP_MULTICAST_IF).</summary>
+    public NetError SendEcho(IpAddress destination, ushort sequence, int dataSize, byte ttl = 0, bool dontFragment = false, byte tos = 0, IpInterface? via = null)
     {
         if (IsClosed) return NetError.Closed;
         if (destination.IsV6 != IsV6) return NetError.InvalidArgument;
@@ -68,7 +70,7 @@ public sealed class IcmpSocket : IDisposable
         var body = m[IcmpView.HeaderLength..];
         for (int i = 0; i < body.Length; i++) body[i] = (byte)i;
         if (body.Length >= 8) System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(body, _stack.Scheduler.Now);
-        return _stack.SendIcmpEcho(p, destination, ttl == 0 ? _stack.DefaultTtl : ttl, dontFragment);
+        return _stack.SendIcmpEcho(p, destination, ttl == 0 ? _stack.DefaultTtl : ttl, dontFragment, tos, via);
     }
 
     /// <summary>Waits for the next message; null after <paramref name="timeout"/> nanoseconds.</summary>
@@ -130,7 +132,7 @@ public sealed partial class IpStack
 
     internal void CloseIcmpSocket(IcmpSocket s) => _icmpSockets.Remove(s);
 
-    internal NetError SendIcmpEcho(Packet p, IpAddress destination, byte ttl, bool dontFragment)
+    internal NetError SendIcmpEcho(Packet p, IpAddress destination, byte ttl, bool dontFragment, byte tos = 0, IpInterface? via = null)
     {
         if (!TrySelectSource(destination, out var src))
         {
@@ -142,7 +144,7 @@ public sealed partial class IpStack
             IcmpView.FinishV4(p.Data);
             Icmp.icmpOutMsgs++;
             Icmp.icmpOutEchos++;
-            if (!SendV4(p, src, destination, IpProtocol.Icmp, ttl, dontFragment, null))
+            if (!SendV4(p, src, destination, IpProtocol.Icmp, ttl, dontFragment, via, tos))
                 return dontFragment ? NetError.MessageTooLong : NetError.NoBufferSpace;
         }
         else
@@ -150,7 +152,7 @@ public sealed partial class IpStack
             IcmpView.FinishV6(p.Data, src, destination);
             Icmp6.icmpOutMsgs++;
             Icmp6.icmpOutEchos++;
-            if (!SendV6(p, src, destination, IpProtocol.Icmpv6, ttl, null)) return NetError.MessageTooLong;
+            if (!SendV6(p, src, destination, IpProtocol.Icmpv6, ttl, via, tos)) return NetError.MessageTooLong;
         }
         return NetError.None;
     }

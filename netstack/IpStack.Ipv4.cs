@@ -210,7 +210,7 @@ public sealed partial class IpStack
     /// <paramref name="via"/> the datagram leaves that interface on-link (DHCP, limited broadcast).
     /// Consumes the packet; false when it was dropped (counted).
     /// </summary>
-    internal bool SendV4(Packet p, IpAddress src, IpAddress dst, byte proto, byte ttl, bool dontFragment, IpInterface? via)
+    internal bool SendV4(Packet p, IpAddress src, IpAddress dst, byte proto, byte ttl, bool dontFragment, IpInterface? via, byte tos = 0)
     {
         Counters.ipOutRequests++;
         IpInterface ifc;
@@ -238,7 +238,7 @@ public sealed partial class IpStack
             p.Free();
             return false;
         }
-        WriteIpv4Header(p.Data, src.V4Raw, dst.V4Raw, proto, p.Length, ttl, NextIpId(), dontFragment);
+        WriteIpv4Header(p.Data, src.V4Raw, dst.V4Raw, proto, p.Length, ttl, NextIpId(), dontFragment, tos);
         if (p.Length > ifc.Mtu)
         {
             if (dontFragment)
@@ -263,9 +263,9 @@ public sealed partial class IpStack
         return null;
     }
 
-    internal static void WriteIpv4Header(Span<byte> b, uint src, uint dst, byte proto, int totalLength, byte ttl, ushort id, bool dontFragment)
+    internal static void WriteIpv4Header(Span<byte> b, uint src, uint dst, byte proto, int totalLength, byte ttl, ushort id, bool dontFragment, byte tos = 0)
     {
-        b[0] = 0x45; b[1] = 0;
+        b[0] = 0x45; b[1] = tos;
         BinaryPrimitives.WriteUInt16BigEndian(b[2..], (ushort)totalLength);
         BinaryPrimitives.WriteUInt16BigEndian(b[4..], id);
         BinaryPrimitives.WriteUInt16BigEndian(b[6..], dontFragment ? (ushort)0x4000 : (ushort)0);

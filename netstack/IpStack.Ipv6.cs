@@ -220,7 +220,7 @@ public sealed partial class IpStack
 
     // ---- output ---------------------------------------------------------------------------------
 
-    internal bool SendV6(Packet p, IpAddress src, IpAddress dst, byte proto, byte hopLimit, IpInterface? via)
+    internal bool SendV6(Packet p, IpAddress src, IpAddress dst, byte proto, byte hopLimit, IpInterface? via, byte trafficClass = 0)
     {
         Counters6.ipv6OutRequests++;
         IpInterface ifc;
@@ -245,7 +245,7 @@ public sealed partial class IpStack
             p.Free();
             return false;
         }
-        Ipv6View.TryWrite(p.Data, src, dst, proto, payload, hopLimit);
+        Ipv6View.TryWrite(p.Data, src, dst, proto, payload, hopLimit, trafficClass);
         int mtu = ifc.Mtu;
         if (_pmtu.TryGetValue(dst, out var learned) && learned.Expires > Scheduler.Now && learned.Mtu < mtu)
             mtu = Math.Max(MinimumMtuV6, learned.Mtu);

@@ -35,18 +35,21 @@ public sealed class IpZoneNetwork : IZoneNetwork
         // charged before they exist, and a refusal is ENOBUFS in that zone only.
         var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++,
             tcpMemory: new ZoneTcpMemory(plan.Memory));
-        error = Configure(ip, plan);
+        error = Configure(ip, plan, out Task up);
         if (error != null)
         {
             ip.Shutdown();
             return false;
         }
-        stack = new ZoneIpStack(plan, ip);
+        stack = new ZoneIpStack(plan, ip, up);
         return true;
     }
 
-    private static string? Configure(IpStack ip, ZoneNetworkPlan plan)
+    /// <summary>Plumbs the zone's interfaces and addresses; <paramref name="up"/> completes on the
+    /// loop once duplicate address detection has ended and the default routes are in.</summary>
+    private static string? Configure(IpStack ip, ZoneNetworkPlan plan, out Task up)
     {
+        up = Task.CompletedTask;
         var pending = new List<Task<IpStatus>>();
         foreach (var nic in plan.Interfaces)
         {
@@ -73,7 +76,7 @@ public sealed class IpZoneNetwork : IZoneNetwork
         // address detection has passed; they are added then, on the loop, as the zone comes up.
         if (pending.Count == 0 || pending.TrueForAll(t => t.IsCompleted)) return AddRoutes(ip, plan);
         var context = new LoopSynchronizationContext(plan.Scheduler);
-        context.Start(async () =>
+        up = context.Start(async () =>
         {
             await Task.WhenAll(pending);
             AddRoutes(ip, plan);
@@ -102,10 +105,11 @@ public sealed class IpZoneNetwork : IZoneNetwork
         return null;
     }
 
-    private sealed class ZoneIpStack(ZoneNetworkPlan plan, IpStack ip) : IZoneStack, IZoneIpStack
+    private sealed class ZoneIpStack(ZoneNetworkPlan plan, IpStack ip, Task up) : IZoneStack, IZoneIpStack
     {
         public ZoneNetworkPlan Plan { get; } = plan;
         public IpStack Ip { get; } = ip;
+        public Task Up { get; } = up;
         public void Stop() => Ip.Shutdown();
     }
 }

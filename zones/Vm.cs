@@ -137,11 +137,12 @@ public static class VmModel
 
     /// <summary>Checks a create payload and builds the VM's zone configuration; nothing is changed.</summary>
     /// <param name="workingDirectory">Where a relative "image": {"path": ...} is resolved from.</param>
-    public static ZoneConfig BuildCreate(Host host, JsonObject payload, string? workingDirectory = null)
+    public static ZoneConfig BuildCreate(Host host, JsonObject payload, string? workingDirectory = null, List<string>? warnings = null)
     {
+        var dropped = new Dropped("create", warnings);
         string brand = payload["brand"] is JsonNode bn0 ? Str(bn0) ?? "" : "joyent";
         bool hvm = HvmGuest.IsHvm(brand);
-        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "");
+        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "", dropped);
         var bad = new List<string>();
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
@@ -160,7 +161,7 @@ public static class VmModel
         if (payload["nics"] is JsonNode nics)
         {
             if (nics is not JsonArray arr) bad.Add("nics");
-            else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad));
+            else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad, dropped));
         }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
         FinishNics(host, cfg, "nics", 0);
@@ -207,7 +208,15 @@ public static class VmModel
         return fallback;
     }
 
-    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix)
+    /// <summary>Where the warnings about dropped properties go, and for which action.</summary>
+    private sealed record Dropped(string Action, List<string>? Warnings);
+
+    /// <summary>
+    /// Properties SmartOS does not know are warned about and removed from the payload, as VM.js's
+    /// validateProperties does ("Warning, invalid create property: [colour] removing from payload.");
+    /// properties SmartOS knows but this one does not enforce are refused (README, departures).
+    /// </summary>
+    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix, Dropped dropped)
     {
         var unknown = new List<string>();
         var unsup = new List<string>();
@@ -215,10 +224,14 @@ public static class VmModel
         {
             if (Array.IndexOf(allowed, key) >= 0) continue;
             if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
-            else unknown.Add(ConfigText.Echo(prefix + key));
+            else unknown.Add(key);
         }
-        if (unknown.Count > 0) throw new PayloadError("Invalid property(s): " + string.Join(',', unknown));
         if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
+        foreach (string key in unknown)
+        {
+            dropped.Warnings?.Add($"Warning, invalid {dropped.Action} property: [{ConfigText.Echo(prefix + key)}] removing from payload.");
+            o.Remove(key);
+        }
     }
 
     private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
@@ -247,7 +260,7 @@ public static class VmModel
         }
     }
 
-    private static ZoneNet ParseNic(JsonNode? node, string path, ZoneConfig cfg, int slot, List<string> bad)
+    private static ZoneNet ParseNic(JsonNode? node, string path, ZoneConfig cfg, int slot, List<string> bad, Dropped dropped)
     {
         var net = new ZoneNet { Protected = true };
         if (node is not JsonObject o) { bad.Add(path); return net; }
@@ -258,7 +271,7 @@ public static class VmModel
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
-        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".");
+        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".", dropped);
         FillNic(o, net, path, bad, creating: true);
         net.Physical = $"z{cfg.Vm!.Index.ToString(CultureInfo.InvariantCulture)}_net{slot.ToString(CultureInfo.InvariantCulture)}";
         return net;
@@ -368,9 +381,10 @@ public static class VmModel
     // ---- update -------------------------------------------------------------------------------
 
     /// <summary>Checks an update payload against a VM and returns its new configuration; nothing changes.</summary>
-    public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload)
+    public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
-        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "");
+        var dropped = new Dropped("update", warnings);
+        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "", dropped);
         var cfg = vm.Config.Clone();
         var bad = new List<string>();
         ApplyScalars(payload, cfg, bad);
@@ -395,7 +409,7 @@ public static class VmModel
             else for (int i = 0; i < arr.Count; i++)
             {
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
-                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.");
+                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.", dropped);
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
                 if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 var copy = new JsonObject();
@@ -412,7 +426,7 @@ public static class VmModel
             {
                 int slot = 0;
                 while (cfg.Nets.Exists(n => n.Physical == $"z{cfg.Vm!.Index}_net{slot}")) slot++;
-                var net = ParseNic(arr[i], $"add_nics.{i}", cfg, slot, bad);
+                var net = ParseNic(arr[i], $"add_nics.{i}", cfg, slot, bad, dropped);
                 if (arr[i] is JsonObject ao && ao["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) other.Primary = false;
                 cfg.Nets.Add(net);
             }
@@ -540,24 +554,18 @@ public static class VmModel
         var c = z.Config;
         var vm = c.Vm!;
         string S(long v) => v.ToString(CultureInfo.InvariantCulture);
-        if (field.StartsWith("nics.*.", StringComparison.Ordinal))
+        // nics.*.key (any nic, filters) and nics.N.key (the Nth nic), as vmadm.js's validFilterKey
+        // and VM.flatten take them; a nic that is not there has no value ("-" in vmadm list).
+        if (field.StartsWith("nics.", StringComparison.Ordinal) && field.IndexOf('.', 5) is int dot and > 5)
         {
-            string sub = field[7..];
+            string which = field[5..dot], sub = field[(dot + 1)..];
+            bool all = which == "*";
+            if (!all && !int.TryParse(which, NumberStyles.None, CultureInfo.InvariantCulture, out _)) return null;
+            int only = all ? -1 : int.Parse(which, NumberStyles.None, CultureInfo.InvariantCulture);
             var list = new List<string>();
+            if (NicValues(c.Nets.Count > 0 ? c.Nets[0] : new ZoneNet(), 0, sub) == null) return null;
             for (int i = 0; i < c.Nets.Count; i++)
-            {
-                var n = c.Nets[i];
-                switch (sub)
-                {
-                    case "nic_tag": list.Add(n.GlobalNic ?? ""); break;
-                    case "mac": list.Add(n.MacAddr ?? ""); break;
-                    case "ips": list.AddRange(n.Ips); break;
-                    case "ip": list.AddRange(n.Ips.Select(x => x.Split('/')[0])); break;
-                    case "vlan_id": list.Add(S(n.VlanId)); break;
-                    case "interface": list.Add("net" + S(i)); break;
-                    default: return null;
-                }
-            }
+                if (all || i == only) list.AddRange(NicValues(c.Nets[i], i, sub)!);
             return list;
         }
         string? one = field switch
@@ -580,5 +588,42 @@ public static class VmModel
             _ => null,
         };
         return one == null ? null : [one];
+    }
+
+    /// <summary>Whether <see cref="Field"/> knows the field (vmadm list columns, filters).</summary>
+    public static bool IsField(string field)
+    {
+        if (field.StartsWith("nics.", StringComparison.Ordinal))
+        {
+            string[] p = field.Split('.');
+            return p.Length == 3 && (p[1] == "*" || (p[1].Length > 0 && p[1].All(char.IsAsciiDigit))) && NicValues(new ZoneNet(), 0, p[2]) != null;
+        }
+        return field is "uuid" or "type" or "ram" or "max_physical_memory" or "state" or "alias" or "brand" or "zonename"
+            or "zonepath" or "autoboot" or "quota" or "zone_state" or "zoneid" or "image_uuid" or "vcpus" or "vm_backend";
+    }
+
+    /// <summary>A nic's values for one key of vmadm's nic fields (vmadm.js nic_re: gateway, interface,
+    /// ip, mac, netmask, nic_tag, vlan_id; and ips, gateways, mtu, primary); null for another key.</summary>
+    private static IEnumerable<string>? NicValues(ZoneNet n, int index, string key)
+    {
+        static string Addr(string cidr) => cidr.Split('/')[0];
+        string? First(List<string> l) => l.Count > 0 ? l[0] : null;
+        return key switch
+        {
+            "nic_tag" => n.GlobalNic is string t ? [t] : [],
+            "mac" => n.MacAddr is string m ? [m] : [],
+            "ips" => n.Ips,
+            "ip" => First(n.Ips) is string ip ? [Addr(ip)] : [],
+            "netmask" => First(n.Ips) is string c4 && c4.Contains('/') && !c4.Contains(':')
+                && int.TryParse(c4.Split('/')[1], NumberStyles.None, CultureInfo.InvariantCulture, out int len) && len <= 32
+                ? [IpAddress.V4(len == 0 ? 0u : 0xFFFFFFFFu << (32 - len)).ToString()] : [],
+            "gateways" => n.Gateways,
+            "gateway" => First(n.Gateways) is string g ? [g] : [],
+            "vlan_id" => [n.VlanId.ToString(CultureInfo.InvariantCulture)],
+            "interface" => ["net" + index.ToString(CultureInfo.InvariantCulture)],
+            "mtu" => n.Mtu is int mtu ? [mtu.ToString(CultureInfo.InvariantCulture)] : [],
+            "primary" => [n.Primary ? "true" : "false"],
+            _ => null,
+        };
     }
 }

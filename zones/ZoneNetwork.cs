@@ -36,6 +36,9 @@ public interface IZoneStack
     ZoneNetworkPlan Plan { get; }
     /// <summary>Stops the stack: timers cancelled, sockets closed, memory released.</summary>
     void Stop();
+    /// <summary>Completes (on the loop) once the static addresses are usable and the default routes
+    /// are in: duplicate address detection has ended. vmadm create waits for it.</summary>
+    Task Up => Task.CompletedTask;
 }
 
 /// <summary>Address forms shared by zonecfg, vmadm and the network seam.</summary>

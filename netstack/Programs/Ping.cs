@@ -6,104 +6,223 @@ using SmartOS.Kernel.Wire;
 namespace SmartOS.Netstack;
 
 /// <summary>
-/// ping(8) as illumos has it: `ping host [timeout]` prints "host is alive" or "no answer from host";
-/// `ping -s host [data_size] [npackets]` prints each reply and the statistics. Also accepted, as the
-/// brief of this project asks: -c count (implies -s), -i interval in seconds (illumos: -I), -t ttl,
-/// -D (don't fragment), -n. Exit 0 when any reply came back, 1 otherwise, 2 on usage errors.
+/// ping(8) as illumos has it (usr/src/cmd/cmd-inet/usr.sbin/ping/ping.c): `ping host [timeout]` prints
+/// "host is alive" or "no answer from host"; `ping -s host [data_size] [npackets]` prints each reply and
+/// the statistics. Options follow ping.c's getopt: -c traffic_class (IPv6: the class in the flow
+/// information, not a count as on Linux), -P tos (IPv4 type of service), -I interval (implies -s;
+/// seconds, fractions allowed), -i interface (name, index or address; as IP_MULTICAST_IF it picks the
+/// interface of multicast and broadcast echoes, unicast goes where the route says), -t ttl, -n (the
+/// header names the address too), -v (also report ICMP messages meant for other programs), -a.
+/// A class given for an IPv4 host or a tos for an IPv6 host is refused rather than ignored as
+/// ping.c does. Exit 0 when any reply came back, 1 otherwise and on every error (EXIT_FAILURE).
 /// </summary>
 public static class Ping
 {
-    public static readonly ProgramDescriptor Descriptor = new("ping", "sDnvac:i:I:t:", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+    /// <summary>The options of ping.c's getopt string that this ping honours (the others are refused by name).</summary>
+    public static readonly ProgramDescriptor Descriptor = new("ping", "snvac:I:i:P:t:", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+
+    private sealed class Options
+    {
+        public bool Stats, Numeric, Verbose, ClassSet, TosSet;
+        public long Interval = Time.Second;
+        public byte Ttl, Tos, Class;
+        public string? Interface;
+    }
 
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        bool stats = false, df = false;
-        int count = -1;
-        long interval = Time.Second;
-        byte ttl = 0;
+        var o = new Options();
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
-            if (a.Length > 1 && a[0] == '-')
+            if (a.Length < 2 || a[0] != '-' || positional.Count > 0) { positional.Add(a); continue; }
+            for (int j = 1; j < a.Length; j++)
             {
-                switch (a)
+                char f = a[j];
+                if ("cIiPt".IndexOf(f) >= 0)
                 {
-                    case "-s": stats = true; break;
-                    case "-n": case "-v": case "-a": break;
-                    case "-D": df = true; break;
-                    case "-c" when i + 1 < args.Length && int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int c) && c > 0:
-                        count = c; stats = true; i++; break;
-                    case "-i" or "-I" when i + 1 < args.Length:
-                        if (!decimal.TryParse(args[i + 1], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal sec) || sec <= 0)
-                        {
-                            if (a == "-I") { ctx.Err.WriteLine($"ping: bad interval: {args[i + 1]}"); return 1; }
-                            i++; // illumos -i names an outgoing interface; routing picks it here
-                            break;
-                        }
-                        interval = (long)(sec * Time.Second); i++; break;
-                    case "-t" when i + 1 < args.Length && byte.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out byte t) && t > 0:
-                        ttl = t; i++; break;
-                    default: return Usage(ctx);
+                    // getopt: the argument is the rest of this word or the next word.
+                    string? v = j + 1 < a.Length ? a[(j + 1)..] : i + 1 < args.Length ? args[++i] : null;
+                    if (v == null) return Usage(ctx);
+                    int r = Option(ctx, o, f, v);
+                    if (r != 0) return r;
+                    break;
                 }
-                continue;
+                switch (f)
+                {
+                    case 's': o.Stats = true; break;
+                    case 'n': o.Numeric = true; break;
+                    case 'v': o.Verbose = true; break;
+                    case 'a': break; // probe all addresses of a name: a literal address has one
+                    default:
+                        // The rest of ping.c's getopt string: known to illumos, not done here.
+                        if ("AdFGgLlpRrSTUXxY0123".IndexOf(f) >= 0)
+                        {
+                            ctx.Err.WriteLine($"ping: option -{f} is not supported by this ping");
+                            return 1;
+                        }
+                        return Usage(ctx);
+                }
             }
-            positional.Add(a);
         }
-        if (positional.Count == 0 || positional.Count > 3 || (!stats && positional.Count > 2)) return Usage(ctx);
+        if (positional.Count == 0 || positional.Count > 3 || (!o.Stats && positional.Count > 2)) return Usage(ctx);
         string host = positional[0];
         if (!IpAddress.TryParse(host, out var dst))
         {
             ctx.Err.WriteLine($"ping: unknown host {host}");
             return 1;
         }
-        int size = 56;
+        int size = 56, count = -1;
         long timeout = 20 * Time.Second;
-        if (stats)
+        if (o.Stats)
         {
-            if (positional.Count > 1 && (!int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out size) || size > 65507))
-            {
-                ctx.Err.WriteLine($"ping: bad data size: {positional[1]}");
-                return 1;
-            }
+            if (positional.Count > 1 && !IntArg(ctx, positional[1], "data size", out size)) return 1;
             if (positional.Count > 2)
             {
-                if (!int.TryParse(positional[2], NumberStyles.None, CultureInfo.InvariantCulture, out count) || count <= 0)
+                if (!IntArg(ctx, positional[2], "packet count", out count)) return 1;
+                if (count < 1)
                 {
-                    ctx.Err.WriteLine($"ping: bad npackets: {positional[2]}");
+                    ctx.Err.WriteLine($"ping: packet count {count} out of range");
                     return 1;
                 }
+            }
+            // ping.c: IP_MAXPACKET less the IP and ICMP headers.
+            if (size > 65535 - (dst.IsV6 ? 40 : 20) - 8)
+            {
+                ctx.Err.WriteLine($"ping: data size too large for {(dst.IsV6 ? "IPv6" : "IPv4")} packet");
+                return 1;
             }
         }
         else if (positional.Count > 1)
         {
-            if (!int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out int t) || t <= 0)
-            {
-                ctx.Err.WriteLine($"ping: bad timeout: {positional[1]}");
-                return 1;
-            }
+            if (!IntArg(ctx, positional[1], "timeout", out int t)) return 1;
             timeout = t * Time.Second;
         }
+        if (o.ClassSet && !dst.IsV6)
+        {
+            ctx.Err.WriteLine("ping: -c traffic_class applies to IPv6 hosts only; use -P tos for IPv4");
+            return 1;
+        }
+        if (o.TosSet && dst.IsV6)
+        {
+            ctx.Err.WriteLine("ping: -P tos applies to IPv4 hosts only; use -c traffic_class for IPv6");
+            return 1;
+        }
+        IpInterface? via = null;
+        if (o.Interface != null)
+        {
+            via = FindInterface(ctx.Stack, o.Interface, dst.IsV6);
+            if (via == null)
+            {
+                ctx.Err.WriteLine($"ping: {o.Interface} is an invalid {(dst.IsV6 ? "IPv6" : "IPv4")} interface");
+                return 1;
+            }
+            if (dst.IsV6 && !dst.IsMulticast && !(ctx.Stack.TryRouteInterface(dst, out string routed) && routed == via.Name))
+            {
+                // illumos sends IPv6 unicast out of the -i interface (IPV6_PKTINFO); this stack routes
+                // unicast by destination only, so an interface the route does not use is refused.
+                ctx.Err.WriteLine($"ping: {o.Interface}: {host} is not reached through this interface here (IPv6 unicast follows the route)");
+                return 1;
+            }
+            if (!dst.IsMulticast && dst != IpAddress.BroadcastV4) via = null;
+        }
+        var send = new Send(dst, o.Ttl, dst.IsV6 ? o.Class : o.Tos, via);
         using var sock = ctx.Stack.OpenIcmpSocket(dst.IsV6);
-        return stats ? await Statistics(ctx, sock, host, dst, size, count, interval, ttl, df)
-                     : await Alive(ctx, sock, host, dst, timeout, ttl, df);
+        return o.Stats ? await Statistics(ctx, sock, host, send, size, count, o)
+                       : await Alive(ctx, sock, host, send, timeout);
+    }
+
+    /// <summary>What every probe carries: destination, ttl, tos or class, and the -i interface.</summary>
+    private readonly record struct Send(IpAddress Destination, byte Ttl, byte Tos, IpInterface? Via)
+    {
+        public NetError Echo(IcmpSocket sock, ushort seq, int size) => sock.SendEcho(Destination, seq, size, Ttl, false, Tos, Via);
+    }
+
+    private static int Option(ProgramContext ctx, Options o, char f, string v)
+    {
+        switch (f)
+        {
+            case 'c':
+                if (!IntArg(ctx, v, "traffic class", out int c)) return 1;
+                if (c > 255) { ctx.Err.WriteLine($"ping: traffic class {c} out of range"); return 1; }
+                o.Class = (byte)c; o.ClassSet = true;
+                return 0;
+            case 'P':
+                if (!IntArg(ctx, v, "type-of-service", out int tos)) return 1;
+                if (tos > 255) { ctx.Err.WriteLine($"ping: tos value {tos} out of range"); return 1; }
+                o.Tos = (byte)tos; o.TosSet = true;
+                return 0;
+            case 't':
+                if (!IntArg(ctx, v, "ttl", out int ttl)) return 1;
+                if (ttl > 255) { ctx.Err.WriteLine($"ping: ttl {ttl} out of range"); return 1; }
+                if (ttl == 0) { ctx.Err.WriteLine("ping: ttl 0 out of range"); return 1; }
+                o.Ttl = (byte)ttl;
+                return 0;
+            case 'I':
+                // Fractions of a second, as current illumos ping takes them (ping -s -I 0.2 host).
+                if (!decimal.TryParse(v, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal sec) || sec <= 0 || sec > 3600)
+                {
+                    ctx.Err.WriteLine($"ping: bad interval: {v}");
+                    return 1;
+                }
+                o.Interval = (long)(sec * Time.Second);
+                o.Stats = true;
+                return 0;
+            default: // 'i'
+                o.Interface = v;
+                return 0;
+        }
+    }
+
+    /// <summary>ping.c's int_arg: decimal or 0x hex, not negative, else "bad what: s".</summary>
+    private static bool IntArg(ProgramContext ctx, string s, string what, out int value)
+    {
+        bool ok = s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? int.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
+            : int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+        if (!ok) ctx.Err.WriteLine($"ping: bad {what}: {s}");
+        return ok;
+    }
+
+    /// <summary>ping.c's find_if: an up, non-loopback interface named by index, name or address.</summary>
+    private static IpInterface? FindInterface(IpStack stack, string id, bool v6)
+    {
+        if (IpAddress.TryParse(id, out var addr))
+        {
+            foreach (var a in stack.Addresses)
+                if (a.Address == addr && !a.Interface.IsLoopback) return a.Interface;
+            return null;
+        }
+        bool isIndex = int.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out int index);
+        foreach (var i in stack.Interfaces)
+        {
+            if (i.IsLoopback) continue;
+            if (isIndex ? i.Index == index : i.Name == id)
+            {
+                foreach (var a in stack.Addresses)
+                    if (a.Interface == i && a.Address.IsV6 == v6) return i;
+                return null;
+            }
+        }
+        return null;
     }
 
     private static int Usage(ProgramContext ctx)
     {
         ctx.Err.WriteLine("usage: ping host [timeout]");
-        ctx.Err.WriteLine("usage: ping -s [-l | -U] [-abdDLnRrv] [-A addr_family] [-c traffic_class]\n\t[-g gateway [-g gateway ...]] [-N nexthop] [-F flow_label] [-I interval]\n\t[-i interface] [-P tos] [-p port] [-t ttl] host [data_size] [npackets]");
-        return 2;
+        ctx.Err.WriteLine("usage: ping -s [-anv] [-c traffic_class] [-I interval] [-i interface] [-P tos]\n\t[-t ttl] host [data_size] [npackets]");
+        return 1;
     }
 
-    private static async Task<int> Alive(ProgramContext ctx, IcmpSocket sock, string host, IpAddress dst, long timeout, byte ttl, bool df)
+    private static async Task<int> Alive(ProgramContext ctx, IcmpSocket sock, string host, Send send, long timeout)
     {
         var s = ctx.Stack.Scheduler;
         long deadline = s.Now + timeout;
         ushort seq = 0;
         while (s.Now < deadline && !ctx.Cancel.IsCancellationRequested)
         {
-            var e = sock.SendEcho(dst, seq++, 56, ttl, df);
+            var e = send.Echo(sock, seq++, 56);
             if (e != NetError.None)
             {
                 ctx.Err.WriteLine($"ping: sendto {NetErrors.Message(e)}");
@@ -128,10 +247,12 @@ public static class Ping
     private static bool IsReply(IcmpMessage m, IcmpSocket sock)
         => m.Type == (sock.IsV6 ? IcmpType.V6EchoReply : IcmpType.EchoReply) && m.Identifier == sock.Identifier;
 
-    private static async Task<int> Statistics(ProgramContext ctx, IcmpSocket sock, string host, IpAddress dst, int size, int count, long interval, byte ttl, bool df)
+    private static async Task<int> Statistics(ProgramContext ctx, IcmpSocket sock, string host, Send send, int size, int count, Options o)
     {
         var s = ctx.Stack.Scheduler;
-        ctx.Out.WriteLine($"PING {host}: {size} data bytes");
+        long interval = o.Interval;
+        // ping.c: with -n the header also names the address it resolved.
+        ctx.Out.WriteLine(o.Numeric ? $"PING {host} ({send.Destination}): {size} data bytes" : $"PING {host}: {size} data bytes");
         int sent = 0, received = 0;
         long tmin = long.MaxValue, tmax = 0;
         double tsum = 0, tsum2 = 0;
@@ -140,7 +261,7 @@ public static class Ping
         {
             ushort seq = (ushort)sent;
             sentAt[seq] = s.Now;
-            var e = sock.SendEcho(dst, seq, size, ttl, df);
+            var e = send.Echo(sock, seq, size);
             sent++;
             if (e != NetError.None) ctx.Err.WriteLine($"ping: sendto {NetErrors.Message(e)}");
             // After the last probe, wait one more interval (at least a second) for stragglers.
@@ -160,7 +281,7 @@ public static class Ping
                     ctx.Out.WriteLine($"{m.Data.Length} bytes from {m.From}: icmp_seq={m.Sequence}. time={Programs.Ms(rtt)} ms");
                     if (count > 0 && received >= count && sent == count) break;
                 }
-                else if (m.Type != IcmpType.EchoReply && m.Type != IcmpType.V6EchoReply && QuotesOurEcho(m, sock))
+                else if (m.Type != IcmpType.EchoReply && m.Type != IcmpType.V6EchoReply && (QuotesOurEcho(m, sock) || o.Verbose))
                 {
                     ctx.Out.WriteLine($"ICMP {Describe(m, sock.IsV6)} from gateway {m.From}");
                 }

@@ -53,7 +53,7 @@ public class LxZoneTests
     public void An_lx_zone_runs_linux_ping_to_a_joyent_zone_across_an_etherstub_and_back()
     {
         var fromLx = _rt!.Sh("zlogin", _lx, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.2.3");
-        var fromWeb = _rt.Sh("zlogin", "web", "ping", "-c", "3", "-i", "0.2", "198.18.2.2");
+        var fromWeb = _rt.Sh("zlogin", "web", "ping", "-s", "-I", "0.2", "198.18.2.2", "56", "3");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(fromLx.Code, Is.Zero, fromLx.Err + fromLx.Out);

@@ -95,7 +95,7 @@ public class TapNicTests
         WaitReachable("198.18.0.2");
 
         var linux = _ns!.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2");
-        var zone = Sh("zlogin", "web", "ping", "-c", "3", "-i", "0.2", LinuxAddress);
+        var zone = Sh("zlogin", "web", "ping", "-s", "-I", "0.2", LinuxAddress, "56", "3");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(linux.Code, Is.Zero, linux.Err + linux.Out);

@@ -8,8 +8,11 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// vmadm(8): create, list, get, update, start, stop, reboot, delete, lookup and console of VMs,
 /// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs; bhyve
-/// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm: "Successfully created VM UUID" on
-/// stderr; failures name the properties at fault. `console` prints a bhyve/kvm guest's serial
+/// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm.js, which prints VM.js's error message
+/// alone on stderr ("Invalid value(s) for: ram") and exits 1, "Failed to delete VM UUID: ..." for
+/// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
+/// stopped one are no-ops that exit 0 with VM.js's message (vmadm.js: EALREADYRUNNING, ENOTRUNNING).
+/// Properties SmartOS does not know are warned about and dropped from the payload (VM.js). `console` prints a bhyve/kvm guest's serial
 /// console so far and returns (SmartOS's is interactive; this one is not).
 /// </summary>
 public static class Vmadm
@@ -47,11 +50,7 @@ public static class Vmadm
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         if (args.Length == 0) return Usage(ctx);
-        if (ctx.Zone != "global")
-        {
-            ctx.Err.WriteLine("vmadm: must be run from the global zone");
-            return 1;
-        }
+        // In a zone the dispatcher refuses vmadm first, with Descriptor.ZoneRefusal.
         string[] rest = args[1..];
         return args[0] switch
         {
@@ -60,9 +59,9 @@ public static class Vmadm
             "lookup" => Lookup(ctx, rest),
             "get" => Get(ctx, rest),
             "update" => await UpdateAsync(ctx, rest),
-            "start" => Lifecycle(ctx, rest, "start"),
-            "stop" => Lifecycle(ctx, rest, "stop"),
-            "reboot" => Lifecycle(ctx, rest, "reboot"),
+            "start" => await LifecycleAsync(ctx, rest, "start"),
+            "stop" => await LifecycleAsync(ctx, rest, "stop"),
+            "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
@@ -98,12 +97,15 @@ public static class Vmadm
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
-        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory); }
+        var warnings = new List<string>();
+        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory, warnings); }
         catch (VmModel.PayloadError e)
         {
-            ctx.Err.WriteLine("Failed to create VM: " + e.Message);
+            foreach (string w in warnings) ctx.Err.WriteLine(w);
+            ctx.Err.WriteLine(e.Message);
             return 1;
         }
+        foreach (string w in warnings) ctx.Err.WriteLine(w);
         string? err = host.Zones.Commit(cfg);
         if (err == null && (err = host.Zones.Install(cfg.Name)) != null) host.Zones.Delete(cfg.Name);
         if (err != null)
@@ -125,14 +127,29 @@ public static class Vmadm
                 ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be}");
                 return 1;
             }
+            await UpAsync(ctx, cfg.Name);
         }
         return 0;
     }
 
+    /// <summary>
+    /// Waits, without holding the loop, until a zone just booted has its static addresses usable and
+    /// its default routes in (duplicate address detection takes about a second of the zone's time),
+    /// so that what follows vmadm create or start can use the network at once, as on SmartOS where
+    /// the zone's svc:/network/physical has come online by then. Ctrl-C stops the wait, not the zone.
+    /// </summary>
+    private static async Task UpAsync(CommandContext ctx, string name)
+    {
+        if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack || stack.Up.IsCompleted) return;
+        try { await stack.Up.WaitAsync(ctx.Cancel); }
+        catch (OperationCanceledException) { }
+    }
+
     private static Zone? FindVm(CommandContext ctx, string uuid, string verb)
     {
+        // vmload-zoneadm.js passes zoneadm's message on; vmadm.js prefixes only delete's.
         var z = VmModel.Find(ctx.Host, uuid);
-        if (z == null) ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: No such VM");
+        if (z == null) ctx.Err.WriteLine((verb == "delete" ? $"Failed to delete VM {uuid}: " : "") + $"zoneadm: {uuid}: No such zone configured");
         return z;
     }
 
@@ -187,16 +204,19 @@ public static class Vmadm
         var z = FindVm(ctx, args[0], "update");
         if (z == null) return 1;
         ZoneConfig next;
+        var warnings = new List<string>();
         try
         {
             JsonObject payload = text == null ? VmModel.FromKeyValues(g.Operands) : VmModel.ParseObject(text);
-            next = VmModel.BuildUpdate(ctx.Host, z, payload);
+            next = VmModel.BuildUpdate(ctx.Host, z, payload, warnings);
         }
         catch (VmModel.PayloadError e)
         {
-            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {e.Message}");
+            foreach (string w in warnings) ctx.Err.WriteLine(w);
+            ctx.Err.WriteLine(e.Message);
             return 1;
         }
+        foreach (string w in warnings) ctx.Err.WriteLine(w);
         if (ctx.Host.Zones.Commit(next) is string err)
         {
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err}");
@@ -208,7 +228,7 @@ public static class Vmadm
         return 0;
     }
 
-    private static int Lifecycle(CommandContext ctx, string[] args, string verb)
+    private static async Task<int> LifecycleAsync(CommandContext ctx, string[] args, string verb)
     {
         var g = Getopt.Parse(args, "F", permute: true);
         if (g.Error != null || g.Operands.Count != 1) return Usage(ctx, g.Error ?? $"{verb}: exactly one UUID is required");
@@ -216,25 +236,40 @@ public static class Vmadm
         var z = FindVm(ctx, uuid, verb);
         if (z == null) return 1;
         var zones = ctx.Host.Zones;
+        string state = VmModel.StateName(z.State);
         string? err;
         switch (verb)
         {
             case "start":
-                err = z.State == ZoneState.Running ? "VM is already running" : zones.Boot(uuid);
-                if (err == null) ctx.Err.WriteLine($"Successfully started VM {uuid}");
+                // VM.js start: "VM UUID is already 'running'" (EALREADYRUNNING); vmadm.js exits 0 with it.
+                if (z.State == ZoneState.Running)
+                {
+                    ctx.Err.WriteLine($"VM {uuid} is already 'running'");
+                    return 0;
+                }
+                err = zones.Boot(uuid);
+                if (err != null) break;
+                await UpAsync(ctx, uuid);
+                ctx.Err.WriteLine($"Successfully started VM {uuid}");
                 break;
             case "stop":
-                err = z.State != ZoneState.Running ? $"VM is already not 'running' (currently: {VmModel.StateName(z.State)})"
-                    : g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
+                // VM.js stop: "VM UUID is already not 'running' (currently: STATE)" (ENOTRUNNING); exit 0.
+                if (z.State != ZoneState.Running)
+                {
+                    ctx.Err.WriteLine($"VM {uuid} is already not 'running' (currently: {state})");
+                    return 0;
+                }
+                err = g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully completed stop for VM {uuid}");
                 break;
             default:
-                err = z.State != ZoneState.Running ? $"VM is not 'running' (currently: {VmModel.StateName(z.State)})" : zones.Reboot(uuid);
+                // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
+                err = z.State != ZoneState.Running ? $"Cannot reboot vm from state \"{state}\", must be \"running\"" : zones.Reboot(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;
         }
         if (err == null) return 0;
-        ctx.Err.WriteLine($"Failed to {verb} VM {uuid}: {err}");
+        ctx.Err.WriteLine(err);
         return 1;
     }
 
@@ -269,6 +304,8 @@ public static class Vmadm
             int eq = op.IndexOf('=');
             if (eq <= 0) { ctx.Err.WriteLine($"vmadm: invalid filter '{op}': use field=value or field=~regex"); return false; }
             string field = op[..eq];
+            // vmadm.js validFilterKey: LIST_FIELDS and nics.[*0-9]*.(gateway|interface|ip|mac|...).
+            if (!VmModel.IsField(field)) { ctx.Err.WriteLine($"Invalid filter key: \"{field}\""); return false; }
             string value = op[(eq + 1)..];
             if (value.StartsWith('~'))
             {
@@ -289,8 +326,7 @@ public static class Vmadm
             bool ok = true;
             foreach (var f in filters)
             {
-                var values = VmModel.Field(z, f.Field);
-                if (values == null) { ctx.Err.WriteLine($"vmadm: invalid field '{f.Field}'"); return null; }
+                var values = VmModel.Field(z, f.Field)!;
                 if (!values.Any(v => f.Match?.IsMatch(v) ?? v == f.Value)) { ok = false; break; }
             }
             if (ok) list.Add(z);
@@ -304,17 +340,27 @@ public static class Vmadm
         if (g.Error != null) return Usage(ctx, g.Error);
         string[] fields = (g.Value("o") ?? "uuid,type,ram,state,alias").Split(',');
         string[] sort = (g.Value("s") ?? "ram,uuid").Split(',');
+        // vmadm.js: validColumnKey refuses nics.*.x ("which one to show?"), then formatVMList
+        // refuses a field getListProperties does not know.
+        foreach (string f in fields)
+        {
+            if (f.StartsWith("nics.*.", StringComparison.Ordinal)) { ctx.Err.WriteLine($"Invalid order key: \"{f}\""); return 1; }
+        }
+        foreach (string f in sort)
+        {
+            if (f.TrimStart('-', '+').StartsWith("nics.*.", StringComparison.Ordinal)) { ctx.Err.WriteLine($"Invalid sort key: \"{f}\""); return 1; }
+        }
         if (!TryFilters(ctx, g.Operands, out var filters)) return 1;
+        foreach (string f in sort)
+        {
+            if (ListWidth(f.TrimStart('-', '+')) == 0) { ctx.Err.WriteLine($"invalid sort field: {f}"); return 1; }
+        }
+        foreach (string f in fields)
+        {
+            if (ListWidth(f) == 0) { ctx.Err.WriteLine($"invalid order field: {f}"); return 1; }
+        }
         var vms = Select(ctx, filters);
         if (vms == null) return 1;
-        foreach (string f in fields.Concat(sort.Select(s => s.TrimStart('-'))))
-        {
-            if (f.StartsWith("nics.", StringComparison.Ordinal) || !IsListable(f))
-            {
-                ctx.Err.WriteLine($"vmadm: invalid field '{f}'");
-                return 1;
-            }
-        }
         var order = new Dictionary<Zone, int>();
         for (int k = 0; k < vms.Count; k++) order[vms[k]] = k;
         vms.Sort((a, b) =>
@@ -322,41 +368,58 @@ public static class Vmadm
             foreach (string key in sort)
             {
                 bool desc = key.StartsWith('-');
-                string k = key.TrimStart('-');
-                string va = VmModel.Field(a, k)![0], vb = VmModel.Field(b, k)![0];
+                string k = key.TrimStart('-', '+');
+                string va = Cell(a, k, "-"), vb = Cell(b, k, "-");
                 int c = long.TryParse(va, out long na) && long.TryParse(vb, out long nb) ? na.CompareTo(nb) : string.CompareOrdinal(va, vb);
                 if (c != 0) return desc ? -c : c;
             }
             return order[a].CompareTo(order[b]); // Ties keep creation order.
         });
+        bool parsable = g.Has("p");
         var sb = new StringBuilder();
-        // vmadm's fixed columns; others are as wide as their longest value.
-        int[] widths = [.. fields.Select(f => f switch
-        {
-            "uuid" => 38, "type" => 6, "ram" => 9, "state" => 18,
-            _ => vms.Select(z => VmModel.Field(z, f)![0].Length).Append(f.Length).Max() + 2,
-        })];
-        if (!g.Has("p") && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], widths));
-        foreach (var z in vms)
-        {
-            string[] values = [.. fields.Select(f => VmModel.Field(z, f)![0])];
-            sb.Append(g.Has("p") ? string.Join(':', values) + "\n" : Row(values, widths));
-        }
+        if (!parsable && !g.Has("H")) sb.Append(Row([.. fields.Select(f => f.ToUpperInvariant())], fields, false));
+        foreach (var z in vms) sb.Append(Row([.. fields.Select(f => Cell(z, f, parsable ? "" : "-"))], fields, parsable));
         ctx.Out.Write(sb.ToString());
         return 0;
     }
 
-    private static bool IsListable(string field)
-        => field is "uuid" or "type" or "ram" or "state" or "alias" or "brand" or "zonename" or "zonepath" or "autoboot"
-            or "max_physical_memory" or "quota" or "zone_state" or "zoneid" or "image_uuid";
-
-    private static string Row(string[] values, int[] widths)
+    /// <summary>A list cell: the field's values joined with commas (VM.flatten of an array), or
+    /// <paramref name="none"/> ("-", or "" with -p) when there is none.</summary>
+    private static string Cell(Zone z, string field, string none)
     {
+        var values = VmModel.Field(z, field);
+        if (values == null || values.Count == 0) return none;
+        string v = string.Join(',', values);
+        return v == "-" ? none : v;
+    }
+
+    /// <summary>vmadm.js's LIST_FIELDS widths for the fields this vmadm lists, 20 for nics.N.key
+    /// (getListProperties); 0 for a field it cannot list.</summary>
+    private static int ListWidth(string field)
+    {
+        if (field.StartsWith("nics.", StringComparison.Ordinal))
+            return !field.StartsWith("nics.*.", StringComparison.Ordinal) && field.Split('.').Length == 3 && field.Split('.')[1].Length > 0
+                && field.Split('.')[1].All(char.IsAsciiDigit) && VmModel.IsField(field) ? 20 : 0;
+        return field switch
+        {
+            "uuid" or "image_uuid" => 36, "type" => 4, "ram" => 7, "state" => 16, "alias" => 10, "brand" => 14,
+            "zonename" => 12, "zonepath" => 40, "autoboot" => 8, "max_physical_memory" => 8, "quota" => 5,
+            "zone_state" => 10, "zoneid" => 6, "vcpus" => 5,
+            _ => 0,
+        };
+    }
+
+    /// <summary>One line as vmadm.js's outputVMListLine prints it: each value left-justified in its
+    /// column's width, two spaces between columns (a longer value pushes the rest right), trailing
+    /// blanks trimmed; with -p, values joined by ':'.</summary>
+    private static string Row(string[] values, string[] fields, bool parsable)
+    {
+        if (parsable) return string.Join(':', values) + "\n";
         var sb = new StringBuilder();
         for (int i = 0; i < values.Length; i++)
         {
-            sb.Append(values[i]);
-            if (i < values.Length - 1) sb.Append(' ', Math.Max(1, widths[i] - values[i].Length));
+            if (i > 0) sb.Append("  ");
+            sb.Append(values[i].PadRight(ListWidth(fields[i])));
         }
         return sb.ToString().TrimEnd() + "\n";
     }

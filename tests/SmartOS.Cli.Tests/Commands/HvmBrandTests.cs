@@ -81,7 +81,6 @@ public class HvmBrandTests
 
     [TestCase("\"vcpus\": 1", "\"vcpus\": 2", "Invalid value(s) for: vcpus (2: this VMM runs one vCPU per guest; use 1)")]
     [TestCase("\"ram\": 64", "\"ram\": 2", "Invalid value(s) for: ram (2: MiB from 8 to 16384)")]
-    [TestCase("\"ram\": 64", "\"max_physical_memory\": 64", "Invalid property(s): max_physical_memory")]
     [TestCase("\"vcpus\": 1", "\"vcpus\": 1, \"vcpus\": 1", "Invalid JSON payload: a property is given more than once")]
     public void A_bad_hvm_property_is_refused_and_nothing_is_created(string from, string to, string message)
     {
@@ -123,7 +122,7 @@ public class HvmBrandTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.EqualTo(1));
-            Assert.That(r.Stderr, Does.StartWith("Failed to create VM: " + message));
+            Assert.That(r.Stderr, Does.StartWith(message));
             Assert.That(h.Host.Zones.Zones, Is.Empty);
             Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.Empty);
         }
@@ -151,7 +150,7 @@ public class HvmBrandTests
         string client = Create(h, Joyent);
         string guest = Create(h, Hvm(backend == VmBackend.Kvm ? "kvm" : "bhyve").Replace("\"autoboot\": false", "\"autoboot\": true", StringComparison.Ordinal));
         h.World.Scheduler.RunFor(2 * Time.Second);
-        var r = h.Run("zlogin", client, "ping", "-c", "3", "10.0.0.2");
+        var r = h.Run("zlogin", client, "ping", "-s", "10.0.0.2", "56", "3");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Zero, r.Stdout + r.Stderr);
@@ -182,7 +181,7 @@ public class HvmBrandTests
                 Assert.That((string?)j["vm_stop_detail"], Does.Contain("#UD"));
                 Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.EqualTo("z1_net0\nz2_net0\n"), "the bad guest's VNIC is gone");
                 Assert.That((string?)Get(h, good)["state"], Is.EqualTo("running"));
-                Assert.That(h.Run("zlogin", client, "ping", "-c", "1", "10.0.0.2").Stdout, Does.Contain("1 packets received"));
+                Assert.That(h.Run("zlogin", client, "ping", "-s", "10.0.0.2", "56", "1").Stdout, Does.Contain("1 packets received"));
             }
         }
         finally { File.Delete(file); }

@@ -184,7 +184,7 @@ public class InputLimitTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Is.EqualTo("Failed to create VM: Invalid value(s) for: quota\n"));
+            Assert.That(r.Stderr, Is.EqualTo("Invalid value(s) for: quota\n"));
         }
     }
 }

@@ -91,6 +91,54 @@ public class VmadmTests
     }
 
     [Test]
+    public void Create_returns_once_the_vm_can_use_its_addresses()
+    {
+        // VM.js create returns when the zone runs; its network is up by then (svc:/network/physical).
+        // Before: the first echo right after create failed with "Network is unreachable" while the
+        // address was still tentative (duplicate address detection) and the default route not yet in.
+        var h = Tagged();
+        string Vm(string ip) => $$"""
+            { "alias": "a{{ip}}", "brand": "joyent", "autoboot": true,
+              "nics": [ { "nic_tag": "stub0", "ips": ["10.9.0.{{ip}}/24"], "gateways": ["10.9.0.1"], {{Open}} } ] }
+            """;
+        string server = Create(h, Vm("2"));
+        string client = Create(h, Vm("3"));
+        var ping = h.Run("zlogin", client, "ping", "-s", "10.9.0.2", "56", "1");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ping.Stderr, Is.Empty);
+            Assert.That(ping.Stdout, Does.Contain("1 packets transmitted, 1 packets received, 0% packet loss"));
+            Assert.That(h.Ok("zlogin", server, "netstat", "-rn"), Does.Contain("10.9.0.1"));
+        }
+    }
+
+    [Test]
+    public void List_and_lookup_take_nic_fields_and_list_uses_vmadm_column_widths()
+    {
+        // vmadm.js getListProperties: nics.N.key is a column 20 wide headed NICS.N.KEY; LIST_FIELDS:
+        // alias 10, brand 14, zonename 12; outputVMListLine: '%-WIDTHs' joined by two spaces, rtrim;
+        // a VM without the value shows '-'. validFilterKey takes nics.[*0-9]*.(ip|mac|...).
+        var h = Tagged();
+        string web = Create(h, Payload().Replace("\"alias\": \"web\"", "\"alias\": \"a-rather-long-alias\""));
+        string bare = Create(h, """{ "alias": "bare", "max_physical_memory": 1024, "autoboot": false }""");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("vmadm list -o alias,nics.0.ip,nics.0.vlan_id,brand")), Is.EqualTo(
+                "ALIAS       NICS.0.IP             NICS.0.VLAN_ID        BRAND\n" +
+                "a-rather-long-alias  10.0.0.2              12                    joyent\n" +
+                "bare        -                     -                     joyent\n"));
+            Assert.That(h.Ok(A("vmadm list -p -o alias,nics.0.ip,nics.0.netmask,nics.0.gateway")), Is.EqualTo(
+                "a-rather-long-alias:10.0.0.2:255.255.255.0:10.0.0.1\nbare:::\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.0.ip=10.0.0.2")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.*.ip=10.0.0.2")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Ok(A("vmadm lookup nics.1.ip=10.0.0.2")), Is.Empty);
+            Assert.That(h.Ok(A("vmadm list -H -o uuid nics.0.nic_tag=~^adm")), Is.EqualTo(web + "\n"));
+            Assert.That(h.Fails(A("vmadm lookup nics.0.colour=red")).Stderr, Is.EqualTo("Invalid filter key: \"nics.0.colour\"\n"));
+        }
+        Assert.That(bare, Is.Not.EqualTo(web));
+    }
+
+    [Test]
     public void Get_prints_the_vm_as_json()
     {
         var h = Tagged();
@@ -127,26 +175,25 @@ public class VmadmTests
         finally { File.Delete(file); }
     }
 
-    [TestCase("{ not json", "Failed to create VM: Invalid JSON payload")]
-    [TestCase("[1, 2]", "Failed to create VM: Invalid JSON payload: not an object")]
-    [TestCase("""{ "colour": "blue" }""", "Failed to create VM: Invalid property(s): colour")]
-    [TestCase("""{ "cpu_cap": 100 }""", "Failed to create VM: Unsupported property(s): cpu_cap")]
-    [TestCase("""{ "max_physical_memory": "lots" }""", "Failed to create VM: Invalid value(s) for: max_physical_memory")]
-    [TestCase("""{ "max_physical_memory": -5 }""", "Failed to create VM: Invalid value(s) for: max_physical_memory")]
-    [TestCase("""{ "autoboot": 3 }""", "Failed to create VM: Invalid value(s) for: autoboot")]
-    [TestCase("""{ "uuid": "not-a-uuid" }""", "Failed to create VM: Invalid value(s) for: uuid")]
-    [TestCase("""{ "resolvers": ["dns.example"] }""", "Failed to create VM: Invalid value(s) for: resolvers")]
-    [TestCase("""{ "brand": "solaris" }""", "Failed to create VM: Invalid value(s) for: brand")]
-    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid nic tag \"nosuch\" for nics.0")]
-    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.nic_tag")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.ips")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.vlan_id")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mac")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.primary")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Failed to create VM: Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Failed to create VM: Unsupported property(s): nics.0.vrrp_vrid")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Failed to create VM: Unsupported property(s): nics.0.model")]
+    [TestCase("{ not json", "Invalid JSON payload")]
+    [TestCase("[1, 2]", "Invalid JSON payload: not an object")]
+    [TestCase("""{ "cpu_cap": 100 }""", "Unsupported property(s): cpu_cap")]
+    [TestCase("""{ "max_physical_memory": "lots" }""", "Invalid value(s) for: max_physical_memory")]
+    [TestCase("""{ "max_physical_memory": -5 }""", "Invalid value(s) for: max_physical_memory")]
+    [TestCase("""{ "autoboot": 3 }""", "Invalid value(s) for: autoboot")]
+    [TestCase("""{ "uuid": "not-a-uuid" }""", "Invalid value(s) for: uuid")]
+    [TestCase("""{ "resolvers": ["dns.example"] }""", "Invalid value(s) for: resolvers")]
+    [TestCase("""{ "brand": "solaris" }""", "Invalid value(s) for: brand")]
+    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\" for nics.0")]
+    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Invalid value(s) for: nics.0.nic_tag")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Invalid value(s) for: nics.0.ips")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Invalid value(s) for: nics.0.vlan_id")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Invalid value(s) for: nics.0.mac")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Invalid value(s) for: nics.0.mtu")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Invalid value(s) for: nics.0.primary")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Unsupported property(s): nics.0.vrrp_vrid")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Unsupported property(s): nics.0.model")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "IP address 10.0.0.2 is already used by nics.0")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "2:0:0:0:0:1", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "mac": "02:00:00:00:00:01", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "MAC address 02:00:00:00:00:01 is already used by nics.0")]
     public void Bad_payloads_create_nothing(string payload, string message)
@@ -212,8 +259,10 @@ public class VmadmTests
             Assert.That(h.Ok(A("vmadm lookup alias=small")), Is.EqualTo(small + "\n"));
             Assert.That(h.Ok(A("vmadm lookup -1 alias=big")), Is.EqualTo(big + "\n"));
             Assert.That(h.Fails(A("vmadm lookup -1 brand=joyent")).Stderr, Does.Contain("Requested unique lookup but found 2 results."));
-            Assert.That(h.Fails(A("vmadm list -o colour")).Stderr, Does.Contain("invalid field 'colour'"));
-            Assert.That(h.Fails(A("vmadm list colour=red")).Stderr, Does.Contain("invalid field 'colour'"));
+            // vmadm.js: formatVMList "invalid order field: ", validFilterKey 'Invalid filter key: "..."'.
+            Assert.That(h.Fails(A("vmadm list -o colour")).Stderr, Is.EqualTo("invalid order field: colour\n"));
+            Assert.That(h.Fails(A("vmadm list colour=red")).Stderr, Is.EqualTo("Invalid filter key: \"colour\"\n"));
+            Assert.That(h.Fails(A("vmadm list -o nics.*.ip")).Stderr, Is.EqualTo("Invalid order key: \"nics.*.ip\"\n"));
             Assert.That(h.Fails(A("vmadm list alias")).Stderr, Does.Contain("invalid filter 'alias'"));
         }
         var json = JsonNode.Parse(h.Ok(A("vmadm lookup -j -o uuid,alias alias=big")))!.AsArray();
@@ -242,9 +291,8 @@ public class VmadmTests
         Assert.That(h.Host.Zones.Find(uuid)!.Config.Nets.Select(n => n.GlobalNic), Is.EqualTo(new[] { "stub0" }));
     }
 
-    [TestCase("brand=lx", "Failed to update VM {0}: Unsupported property(s): brand")]
-    [TestCase("colour=red", "Failed to update VM {0}: Invalid property(s): colour")]
-    [TestCase("max_physical_memory=lots", "Failed to update VM {0}: Invalid value(s) for: max_physical_memory")]
+    [TestCase("brand=lx", "Unsupported property(s): brand")]
+    [TestCase("max_physical_memory=lots", "Invalid value(s) for: max_physical_memory")]
     [TestCase("novalue", "Invalid property=value argument 'novalue'")]
     public void Bad_updates_change_nothing(string arg, string message)
     {
@@ -279,13 +327,12 @@ public class VmadmTests
         string uuid = Create(h, Payload());
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "stop", uuid).Stderr, Is.EqualTo($"Failed to stop VM {uuid}: VM is already not 'running' (currently: stopped)\n"));
-            Assert.That(h.Fails("vmadm", "reboot", uuid).Stderr, Does.Contain("VM is not 'running'"));
+            // VM.js reboot: 'Cannot reboot vm from state "' + obj.state + '", must be "running"'
+            Assert.That(h.Fails("vmadm", "reboot", uuid).Stderr, Is.EqualTo($"Cannot reboot vm from state \"stopped\", must be \"running\"\n"));
         }
         h.Ok("vmadm", "start", uuid);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "start", uuid).Stderr, Is.EqualTo($"Failed to start VM {uuid}: VM is already running\n"));
             Assert.That(h.Run("vmadm", "reboot", uuid).Stderr, Is.EqualTo($"Successfully completed reboot for VM {uuid}\n"));
             Assert.That(h.Run("vmadm", "stop", "-F", uuid).ExitCode, Is.Zero);
         }
@@ -295,13 +342,64 @@ public class VmadmTests
     }
 
     [Test]
+    public void Starting_a_running_vm_and_stopping_a_stopped_one_succeed_with_vmadm_messages()
+    {
+        // vmadm.js start: "if the error was because zone is already running (returned by VM.start()),
+        // we'll treat as noop and exit 0"; VM.js: 'VM ' + obj.uuid + ' is already \'running\''.
+        // vmadm.js stop: ENOTRUNNING is a noop too; VM.js: "VM %s is already not 'running' (currently: %s)".
+        var h = Tagged();
+        string uuid = Create(h, Payload());
+        var stop = h.Run("vmadm", "stop", uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(stop.ExitCode, Is.Zero);
+            Assert.That(stop.Stderr, Is.EqualTo($"VM {uuid} is already not 'running' (currently: stopped)\n"));
+        }
+        h.Ok("vmadm", "start", uuid);
+        var start = h.Run("vmadm", "start", uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(start.ExitCode, Is.Zero);
+            Assert.That(start.Stderr, Is.EqualTo($"VM {uuid} is already 'running'\n"));
+            Assert.That(h.Host.Zones.Find(uuid)!.State, Is.EqualTo(ZoneState.Running));
+        }
+    }
+
+    [Test]
+    public void Unknown_payload_properties_are_warned_about_and_dropped()
+    {
+        // VM.js validateProperties: log.warn('Warning, invalid ' + action + ' property: [' + bad_prop
+        // + '] removing from payload.'), then the create goes on without it.
+        var h = Tagged();
+        var r = h.WithStdin($$"""{ "alias": "w", "colour": "blue", "autoboot": false, "nics": [ { "nic_tag": "admin", "flavour": 1, {{Open}} } ] }""", "vmadm", "create");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+            Assert.That(r.Stderr, Does.StartWith(
+                "Warning, invalid create property: [colour] removing from payload.\n" +
+                "Warning, invalid create property: [nics.0.flavour] removing from payload.\n" +
+                "Successfully created VM "));
+        }
+        string uuid = h.Host.Zones.Zones.Single(z => z.IsVm).Name;
+        var u = h.Run("vmadm", "update", uuid, "colour=red", "alias=v");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(u.ExitCode, Is.Zero);
+            Assert.That(u.Stderr, Is.EqualTo($"Warning, invalid update property: [colour] removing from payload.\nSuccessfully updated VM {uuid}\n"));
+            Assert.That(h.Ok("vmadm", "get", uuid), Does.Not.Contain("colour"));
+        }
+    }
+
+    [Test]
     public void Unknown_vms_and_bad_arguments_are_refused()
     {
         var h = Tagged();
         const string nope = "00000000-0000-4000-8000-000000000000";
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Fails("vmadm", "get", nope).Stderr, Is.EqualTo($"Failed to get VM {nope}: No such VM\n"));
+            // vmadm.js get: 'zoneadm: %s: No such zone configured', as vmload-zoneadm.js passes zoneadm's on.
+            Assert.That(h.Fails("vmadm", "get", nope).Stderr, Is.EqualTo($"zoneadm: {nope}: No such zone configured\n"));
+            Assert.That(h.Fails("vmadm", "delete", nope).Stderr, Is.EqualTo($"Failed to delete VM {nope}: zoneadm: {nope}: No such zone configured\n"));
             Assert.That(h.Fails("vmadm", "start", nope).ExitCode, Is.EqualTo(1));
             Assert.That(h.Fails("vmadm", "delete", nope).ExitCode, Is.EqualTo(1));
             Assert.That(h.Run("vmadm").ExitCode, Is.EqualTo(2));

@@ -63,7 +63,7 @@ internal sealed class DaemonRig : IDisposable
         }
         for (int i = 0; i < 50; i++)
         {
-            if (Rt.Sh("zlogin", "client", "ping", "-c", "1", "198.18.3.3").Code == 0) return;
+            if (Rt.Sh("zlogin", "client", "ping", "-s", "198.18.3.3", "56", "1").Code == 0) return;
             Thread.Sleep(100);
         }
         throw new InvalidOperationException("the zones never answered ping");
