@@ -76,6 +76,20 @@ public class LinkpropTests
         Assert.That(o, Is.EqualTo("speed:r-:1000:--\nduplex:r-:full:half,full\nstate:r-:up:up,down\nstp:r-:--:--\nen_1000fdx_cap:r-:--:--\n"));
     }
 
+    // An etherstub has maxbw in illumos's prop_table (DATALINK_CLASS_ALL); this layer shapes only
+    // VNICs, VLANs and NICs, so it shows it read-only and refuses to set it, rather than accept it.
+    [Test]
+    public void A_property_implemented_only_for_other_classes_is_shown_read_only_and_refused()
+    {
+        Ok("dladm", "create-etherstub", "stub0");
+        var r = Run("dladm", "set-linkprop", "-p", "maxbw=10M", "stub0");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Ok("dladm", "show-linkprop", "-c", "-o", "perm,value", "-p", "maxbw", "stub0"), Is.EqualTo("r-:--\n"));
+            Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: warning: cannot set link property 'maxbw' on 'stub0': operation not supported\n")));
+        }
+    }
+
     // print_linkprop: a property the link lacks is warned about ("cannot get link property '%s' for %s")
     // and do_show_linkprop exits EXIT_FAILURE; libofmt prints "?" for the fields it could not get.
     [Test]
