@@ -92,7 +92,7 @@ public static partial class Dladm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g, "set-linkprop");
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         if (g.Has("R")) return Fail(ctx, "-R is not supported: this host has one root");
         var props = ParsePropList(g.Values("p"));
         if (props == null) return Fail(ctx, "invalid link properties specified");
@@ -118,7 +118,7 @@ public static partial class Dladm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g, "reset-linkprop");
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         if (g.Has("R")) return Fail(ctx, "-R is not supported: this host has one root");
         var list = ParsePropList(g.Values("p"));
         if (list == null) return Fail(ctx, "invalid link properties specified");
@@ -152,7 +152,7 @@ public static partial class Dladm
         var g = Getopt.Parse(args, "cPo:p:");
         if (g.Error != null) return OptError(ctx, g, "show-linkprop");
         if (g.Has("P")) return Fail(ctx, "-P is not supported: persistent values are shown after a reboot");
-        if (g.Operands.Count > 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count > 1) return Usage(ctx);
         var links = Visible(ctx).ToList();
         if (g.Operands.Count == 1)
         {

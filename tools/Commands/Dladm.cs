@@ -33,17 +33,12 @@ public static partial class Dladm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length == 0)
-        {
-            Usage(ctx);
-            return Task.FromResult(2);
-        }
+        if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (args[0] == "show-link") return ShowLinkAsync(ctx, args[1..]);
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
-            Usage(ctx);
-            return Task.FromResult(2);
+            return Task.FromResult(Usage(ctx));
         }
         return Task.FromResult(sub(ctx, args[1..]));
     }
@@ -76,11 +71,12 @@ public static partial class Dladm
         return $"    {name,-17}{args}";
     }
 
-    /// <summary>usage(): the synopsis of every subcommand.</summary>
-    private static void Usage(CommandContext ctx)
+    /// <summary>usage(): the synopsis of every subcommand, then exit(EXIT_FAILURE).</summary>
+    private static int Usage(CommandContext ctx)
     {
         ctx.Err.WriteLine("usage:  dladm <subcommand> <args> ...");
         foreach (var (name, _) in s_usage) ctx.Err.WriteLine(UsageLine(name));
+        return 1;
     }
 
     private static int Fail(CommandContext ctx, string message)
@@ -245,7 +241,7 @@ public static partial class Dladm
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "t");
         if (g.Error != null) return OptError(ctx, g, "create-etherstub");
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         string name = g.Operands[0];
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.CreateEtherstub(name, g.Has("t"));
@@ -276,7 +272,7 @@ public static partial class Dladm
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "t");
         if (g.Error != null) return OptError(ctx, g, "delete-" + what);
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         var s = ctx.Host.Mac.Delete(g.Operands[0], cls, g.Has("t"));
         if (s.IsOk) return 0;
         if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{ConfigText.Echo(g.Operands[0])}'");
@@ -290,7 +286,7 @@ public static partial class Dladm
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "tl:m:n:r:v:p:H");
         if (g.Error != null) return OptError(ctx, g, "create-vnic");
-        if (g.Operands.Count != 1 || !g.Has("l")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("l")) return Usage(ctx);
         string name = g.Operands[0];
         string over = g.Value("l")!;
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
@@ -412,7 +408,7 @@ public static partial class Dladm
         if (g.Error != null) return OptError(ctx, g, "show-vnic");
         if (g.Has("i") && !g.Has("s")) return Fail(ctx, "the option -i can be used only with -s");
         if (g.Has("i")) return Fail(ctx, "show-vnic -s -i is not supported here: use show-link -s -i <vnic-link>");
-        if (g.Operands.Count > 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count > 1) return Usage(ctx);
         var vnics = Visible(ctx).OfType<VnicLink>().ToList();
         Datalink? over = null;
         if (g.Operands.Count == 1)
@@ -487,7 +483,7 @@ public static partial class Dladm
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "ftl:v:p:");
         if (g.Error != null) return OptError(ctx, g, "create-vlan");
-        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) return Usage(ctx);
         string name = g.Operands[0];
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
@@ -528,7 +524,7 @@ public static partial class Dladm
         var g = Getopt.Parse(args, "R:");
         if (g.Error != null) return OptError(ctx, g, "rename-link");
         if (g.Has("R")) return Fail(ctx, "-R is not supported: this host has one root");
-        if (g.Operands.Count != 2) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 2) return Usage(ctx);
         if (!LinkNames.IsValid(g.Operands[1])) return Fail(ctx, $"invalid link name '{g.Operands[1]}'");
         var s = ctx.Host.Mac.RenameLink(g.Operands[0], g.Operands[1]);
         return s.IsOk ? 0 : Fail(ctx, $"rename operation failed: {s.Error}");

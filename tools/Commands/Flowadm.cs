@@ -27,17 +27,16 @@ public static class Flowadm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length == 0) { Usage(ctx); return Task.FromResult(2); }
+        if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"flowadm: unknown subcommand '{args[0]}'");
-            Usage(ctx);
-            return Task.FromResult(2);
+            return Task.FromResult(Usage(ctx));
         }
         return Task.FromResult(sub(ctx, args[1..]));
     }
 
-    private static void Usage(CommandContext ctx)
+    private static int Usage(CommandContext ctx)
     {
         ctx.Err.WriteLine("""
             usage:  flowadm <subcommand> <args> ...
@@ -49,6 +48,7 @@ public static class Flowadm
                 reset-flowprop  [-t] [-p <prop>,...] <flow>
                 show-flowprop   [-c] [-o <field>,...] [-l <link>] [-p <prop>,...] [<flow>]
             """.Replace("    ", "\t", StringComparison.Ordinal));
+        return 1; // flowadm.c's usage() ends in exit(1)
     }
 
     private static int Fail(CommandContext ctx, string message)
@@ -112,7 +112,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tl:a:p:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("a")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("a")) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         string name = g.Operands[0];
         if (name.Length > MacLayer.MaxFlowNameLength) return Fail(ctx, "flow name too long");
@@ -138,7 +138,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tl:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Has("l") == (g.Operands.Count == 1) || g.Operands.Count > 1) { Usage(ctx); return 2; }
+        if (g.Has("l") == (g.Operands.Count == 1) || g.Operands.Count > 1) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var mac = ctx.Host.Mac;
         if (g.Has("l"))
@@ -156,7 +156,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("p")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("p")) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
         if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
@@ -175,7 +175,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
         if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
@@ -197,7 +197,7 @@ public static class Flowadm
             if (link == null || !VisibleLink(ctx, link)) { code = Fail(ctx, $"invalid link '{g.Value("l")}'"); return false; }
             flows = flows.Where(f => f.Link == link).ToList();
         }
-        if (g.Operands.Count > 1) { Usage(ctx); code = 2; return false; }
+        if (g.Operands.Count > 1) { code = Usage(ctx); return false; }
         if (g.Operands.Count == 1)
         {
             var f = FindVisible(ctx, g.Operands[0]);

@@ -165,15 +165,17 @@ public class DladmTests
         }
     }
 
+    // dladm.c: usage() prints every subcommand's synopsis and ends in exit(EXIT_FAILURE).
     [Test]
-    public void Usage_errors_exit_2()
+    public void Usage_errors_exit_1_as_dladm_usage_does()
     {
         var h = new CliHost();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Run("dladm").ExitCode, Is.EqualTo(2));
-            Assert.That(h.Run(A("dladm frobnicate")).ExitCode, Is.EqualTo(2));
-            Assert.That(h.Run(A("dladm create-vnic v0")).ExitCode, Is.EqualTo(2));
+            Assert.That(h.Run("dladm").ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run(A("dladm frobnicate")).ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run(A("dladm create-vnic v0")).ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run("dladm").Stderr, Does.StartWith("usage:  dladm <subcommand> <args> ...\n    rename-link      <oldlink> <newlink>\n"));
         }
     }
 
