@@ -12,6 +12,11 @@ public sealed class Getopt
 
     public List<string> Operands { get; } = [];
     public string? Error { get; private set; }
+    /// <summary>The option letter an <see cref="Error"/> is about, as getopt(3C) leaves it in optopt.</summary>
+    public char ErrorOption { get; private set; }
+    /// <summary>True when the error is a missing value (getopt returns ':' with a leading ':' in its
+    /// spec), false for an unknown option ('?').</summary>
+    public bool ErrorMissingValue { get; private set; }
 
     public bool Has(string opt) => _values.ContainsKey(opt);
     public string? Value(string opt) => _values.TryGetValue(opt, out var v) ? v[^1] : null;
@@ -52,11 +57,11 @@ public sealed class Getopt
             {
                 char c = a[k];
                 int at = spec.IndexOf(c);
-                if (at < 0 || c == ':') { g.Error = $"illegal option -- {c}"; return g; }
+                if (at < 0 || c == ':') { g.Error = $"illegal option -- {c}"; g.ErrorOption = c; return g; }
                 bool takesValue = at + 1 < spec.Length && spec[at + 1] == ':';
                 if (!takesValue) { g.Add(c.ToString(), ""); continue; }
                 string? value = k + 1 < a.Length ? a[(k + 1)..] : (i + 1 < args.Length ? args[++i] : null);
-                if (value == null) { g.Error = $"option requires an argument -- {c}"; return g; }
+                if (value == null) { g.Error = $"option requires an argument -- {c}"; g.ErrorOption = c; g.ErrorMissingValue = true; return g; }
                 g.Add(c.ToString(), value);
                 break;
             }

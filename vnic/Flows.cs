@@ -57,8 +57,11 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
         }
         ushort port = 0;
         string? portText = localPort ?? remotePort;
+        // dladm_flow_attrlist_extract: "Make sure protocol is specified if either local or remote
+        // port is specified" (DLADM_STATUS_PORT_NOPROTO).
         if (portText != null && (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0))
             return MacStatus.InvalidPort;
+        if (portText != null && transport == null) return MacStatus.PortNoProto;
 
         // The six combinations (flowadm(8)); anything else is rejected.
         if (localIp != null && remoteIp == null && transport == null && portText == null && dsfield == null)
@@ -78,8 +81,9 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
             string v = dsfield, m = "0xff";
             int colon = dsfield.IndexOf(':');
             if (colon >= 0) { v = dsfield[..colon]; m = dsfield[(colon + 1)..]; }
-            if (!TryHexByte(v, out byte ds)) return MacStatus.InvalidDsf;
+            // do_check_dsfield (flowattr.c): the mask is checked first, and neither may be zero.
             if (!TryHexByte(m, out byte mask) || mask == 0) return MacStatus.InvalidDsfMask;
+            if (!TryHexByte(v, out byte ds) || ds == 0) return MacStatus.InvalidDsf;
             spec = new FlowSpec(FlowType.DsField, default, 0, 0, 0, (byte)(ds & mask), mask);
             return null;
         }

@@ -76,17 +76,26 @@ public sealed partial class MacLayer
     public MacStatus CheckLinkProp(Datalink link, string name, string value)
     {
         var prop = FindProperty(name);
-        if (prop == null || !prop.AppliesTo(link)) return MacStatus.Fail(MacStatus.NotFound);
+        if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
         if (prop.Perm != "rw") return MacStatus.Fail(MacStatus.ReadOnly);
         string? err = prop.Validate(link, value);
         return err == null ? MacStatus.Ok : MacStatus.Fail(err);
+    }
+
+    /// <summary>Why a property cannot be changed on this link: unknown ("object not found"), one illumos
+    /// has for this class but this layer implements only for others ("operation not supported"), or one
+    /// of another class (i_dladm_set_single_prop's class test: "invalid argument").</summary>
+    private static MacStatus NotApplicable(Datalink link, string name, LinkProperty? prop)
+    {
+        if (prop == null) return MacStatus.Fail(MacStatus.NotFound);
+        return MacStatus.Fail(IllumosHas(link, name) ? MacStatus.NotSupported : MacStatus.BadArg);
     }
 
     /// <summary>Returns a property to its default; persists the reset unless temporary.</summary>
     public MacStatus ResetLinkProp(Datalink link, string name, bool temporary)
     {
         var prop = FindProperty(name);
-        if (prop == null || !prop.AppliesTo(link)) return MacStatus.Fail(MacStatus.NotFound);
+        if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
         if (prop.Perm != "rw") return MacStatus.Fail(MacStatus.ReadOnly);
         string def = prop.Default(link);
         if (name == "mtu" && link.Over is Datalink lower) def = Math.Min(lower.Mtu, 1500).ToString(CultureInfo.InvariantCulture);

@@ -38,6 +38,7 @@ public readonly record struct MacStatus(string? Error)
     public const string InvalidPort = "invalid port number";
     public const string InvalidDsf = "invalid dsfield";
     public const string InvalidDsfMask = "invalid dsfield mask";
+    public const string PortNoProto = "local or remote port requires transport";
 }
 
 /// <summary>One persistent datalink, as written to the host's datalink.conf.</summary>

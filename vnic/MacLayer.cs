@@ -86,6 +86,7 @@ public sealed partial class MacLayer
         Identities = identities ?? random;
         RegisterBuiltinProperties();
         RegisterResourceProperties();
+        RegisterIllumosReadOnlyProperties();
     }
 
     public string HostName { get; }

@@ -101,7 +101,6 @@ public class FlowTests
 
     [TestCase("local_ip=10.0.0.1,transport=tcp")]
     [TestCase("local_ip=10.0.0.1,remote_ip=10.0.0.2")]
-    [TestCase("local_port=80")]
     [TestCase("transport=icmp,local_port=80")]
     [TestCase("transport=tcp,local_port=80,remote_port=90")]
     [TestCase("dsfield=0x10,transport=udp")]
@@ -119,6 +118,12 @@ public class FlowTests
     [TestCase("transport=tcp,local_port=0", MacStatus.InvalidPort)]
     [TestCase("dsfield=0x1ff", MacStatus.InvalidDsf)]
     [TestCase("dsfield=0x10:0", MacStatus.InvalidDsfMask)]
+    // do_check_dsfield (flowattr.c): "value == 0 || value > 0xff" is DLADM_STATUS_INVALID_DSF.
+    [TestCase("dsfield=0", MacStatus.InvalidDsf)]
+    // dladm_flow_attrlist_extract (libdlflow.c): a port without a transport is DLADM_STATUS_PORT_NOPROTO,
+    // "local or remote port requires transport".
+    [TestCase("local_port=80", MacStatus.PortNoProto)]
+    [TestCase("remote_port=53", MacStatus.PortNoProto)]
     public void Bad_attribute_values_are_refused_with_libdladm_status(string attrs, string status)
         => Assert.That(FlowSpec.TryParse(attrs, out _), Is.EqualTo(status));
 

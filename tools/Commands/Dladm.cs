@@ -39,43 +39,50 @@ public static partial class Dladm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length == 0)
-        {
-            Usage(ctx);
-            return Task.FromResult(2);
-        }
+        if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (args[0] == "show-link") return ShowLinkAsync(ctx, args[1..]);
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
-            Usage(ctx);
-            return Task.FromResult(2);
+            return Task.FromResult(Usage(ctx));
         }
         return Task.FromResult(sub(ctx, args[1..]));
     }
 
-    private static void Usage(CommandContext ctx)
+    /// <summary>Each subcommand's usage line, as dladm.c's cmds[] table lays them out ("    name" padded
+    /// to 21 columns, continuation lines indented by two tabs and five spaces), with the options this
+    /// layer takes.</summary>
+    private static readonly (string Name, string Args)[] s_usage =
+    [
+        ("rename-link", "<oldlink> <newlink>"),
+        ("show-link", "[-pPZ] [-o <field>,..] [-s [-i <interval>]] [<link>]"),
+        ("set-linkprop", "[-t] -p <prop>=<value>[,...] <name>"),
+        ("reset-linkprop", "[-t] [-p <prop>,...] <name>"),
+        ("show-linkprop", "[-cP] [-o <field>,...] [-p <prop>,...] <name>"),
+        ("create-vlan", "[-ft] -l <link> -v <vid> [-p <prop>=<value>[,...]] <link>"),
+        ("delete-vlan", "[-t] <link>"),
+        ("show-vlan", "[-pP] [-o <field>,..] [<link>]"),
+        ("show-phys", "[-pP] [-o <field>,..] [-H] [-m] [<link>]"),
+        ("create-vnic", "[-t] -l <link> [-m <value> | auto |\n\t\t     {factory [-n <slot-id>]} | {random [-r <prefix>]}]\n\t\t     [-v <vid>] [-p <prop>=<value>[,...]] <vnic-link>"),
+        ("delete-vnic", "[-t] <vnic-link>"),
+        ("show-vnic", "[-pP] [-o <field>,..] [-l <link>] [-s] [<link>]"),
+        ("create-etherstub", "[-t] <link>"),
+        ("delete-etherstub", "[-t] <link>"),
+        ("show-etherstub", "[-pP] [-o <field>,..] [<link>]"),
+    ];
+
+    private static string UsageLine(string sub)
     {
-        ctx.Err.WriteLine("""
-            usage:  dladm <subcommand> <args> ...
-                show-link       [-pP] [-o <field>,..] [-s [-i <interval>]] [<link>]
-                rename-link     <oldlink> <newlink>
-                show-phys       [-pP] [-o <field>,..] [-m] [<link>]
-                create-vlan     [-t] -l <link> -v <vid> <vlan-link>
-                delete-vlan     [-t] <vlan-link>
-                show-vlan       [-pP] [-o <field>,..] [<vlan-link>]
-                create-vnic     [-t] -l <link> [-m <value> | auto |
-                                {factory [-n <slot-id>]} | {random [-r <prefix>]}]
-                                [-v <vid>] [-p <prop>=<value>[,...]] <vnic-link>
-                delete-vnic     [-t] <vnic-link>
-                show-vnic       [-pP] [-o <field>,..] [-l <link>] [<vnic-link>]
-                create-etherstub [-t] <link>
-                delete-etherstub [-t] <link>
-                show-etherstub  [<link>]
-                set-linkprop    [-t] -p <prop>=<value>[,...] <name>
-                reset-linkprop  [-t] [-p <prop>,...] <name>
-                show-linkprop   [-cP] [-o <field>,...] [-p <prop>,...] <name>
-            """.Replace("    ", "\t", StringComparison.Ordinal));
+        var (name, args) = Array.Find(s_usage, u => u.Name == sub);
+        return $"    {name,-17}{args}";
+    }
+
+    /// <summary>usage(): the synopsis of every subcommand, then exit(EXIT_FAILURE).</summary>
+    private static int Usage(CommandContext ctx)
+    {
+        ctx.Err.WriteLine("usage:  dladm <subcommand> <args> ...");
+        foreach (var (name, _) in s_usage) ctx.Err.WriteLine(UsageLine(name));
+        return 1;
     }
 
     private static int Fail(CommandContext ctx, string message)
@@ -84,10 +91,15 @@ public static partial class Dladm
         return 1;
     }
 
-    private static int OptError(CommandContext ctx, Getopt g)
+    /// <summary>die_opterr in dladm.c: "option '-%c' requires a value" or "unrecognized option '-%c'",
+    /// then "usage: " and the subcommand's usage line; like every die(), exit status 1.</summary>
+    private static int OptError(CommandContext ctx, Getopt g, string sub)
     {
-        ctx.Err.WriteLine("dladm: " + g.Error);
-        return 2;
+        ctx.Err.WriteLine(g.ErrorMissingValue
+            ? $"dladm: option '-{g.ErrorOption}' requires a value"
+            : $"dladm: unrecognized option '-{g.ErrorOption}'");
+        ctx.Err.WriteLine("usage: " + UsageLine(sub));
+        return 1;
     }
 
     /// <summary>The links a zone may see: all in the global zone, only its own elsewhere (isolation rules).</summary>
@@ -110,21 +122,23 @@ public static partial class Dladm
 
     private static string Num(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Shared -p/-o handling: -p needs -o, and unknown fields are rejected.</summary>
+    /// <summary>-o and -p as dladm.c hands them to ofmt_open and dladm_ofmt_check: in parsable output
+    /// every problem is fatal ("output fields must be specified in parsable mode", "output field `all'
+    /// invalid in parsable mode", an unknown field); in human output unknown fields are left out with a
+    /// warning, and only "no valid output fields" is fatal.</summary>
     private static bool PrepareTable(CommandContext ctx, Getopt g, OutputTable table, out int code)
+        => PrepareTable(ctx, g.Value("o"), g.Has("p"), table, out code);
+
+    private static bool PrepareTable(CommandContext ctx, string? fields, bool parsable, OutputTable table, out int code)
     {
         code = 0;
-        if (g.Has("p") && !g.Has("o"))
+        var (fatal, warning) = table.Open(fields, parsable);
+        if (fatal != null)
         {
-            code = Fail(ctx, "-p requires -o");
+            code = Fail(ctx, fatal);
             return false;
         }
-        string? bad = table.Select(g.Value("o"));
-        if (bad != null)
-        {
-            code = Fail(ctx, $"invalid field(s) specified: '{bad}'");
-            return false;
-        }
+        if (warning != null) ctx.Err.WriteLine("dladm: warning: " + warning);
         return true;
     }
 
@@ -141,7 +155,7 @@ public static partial class Dladm
     private static int ShowPhys(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "pPo:mH");
-        if (g.Error != null) return OptError(ctx, g);
+        if (g.Error != null) return OptError(ctx, g, "show-phys");
         var phys = Visible(ctx).OfType<PhysLink>().ToList();
         if (g.Operands.Count > 1) return Fail(ctx, "too many arguments");
         if (g.Operands.Count == 1)
@@ -188,7 +202,7 @@ public static partial class Dladm
     private static Task<int> ShowLinkAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, ShowLinkOptions);
-        if (g.Error != null) return Task.FromResult(OptError(ctx, g));
+        if (g.Error != null) return Task.FromResult(OptError(ctx, g, "show-link"));
         if (g.Has("i") && !g.Has("s")) return Task.FromResult(Fail(ctx, "the option -i can be used only with -s"));
         long interval = 0;
         if (g.Has("i") && !IntervalStats.TryParse(g.Value("i")!, out interval)) return Task.FromResult(Fail(ctx, $"invalid interval value '{g.Value("i")}'"));
@@ -232,8 +246,8 @@ public static partial class Dladm
     {
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "t");
-        if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Error != null) return OptError(ctx, g, "create-etherstub");
+        if (g.Operands.Count != 1) return Usage(ctx);
         string name = g.Operands[0];
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.CreateEtherstub(name, g.Has("t"));
@@ -245,7 +259,7 @@ public static partial class Dladm
     private static int ShowEtherstub(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "pPo:");
-        if (g.Error != null) return OptError(ctx, g);
+        if (g.Error != null) return OptError(ctx, g, "show-etherstub");
         var stubs = Visible(ctx).OfType<Etherstub>().ToList();
         if (g.Operands.Count == 1)
         {
@@ -263,8 +277,8 @@ public static partial class Dladm
     {
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "t");
-        if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Error != null) return OptError(ctx, g, "delete-" + what);
+        if (g.Operands.Count != 1) return Usage(ctx);
         var s = ctx.Host.Mac.Delete(g.Operands[0], cls, g.Has("t"));
         if (s.IsOk) return 0;
         if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{ConfigText.Echo(g.Operands[0])}'");
@@ -277,8 +291,8 @@ public static partial class Dladm
     {
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "tl:m:n:r:v:p:H");
-        if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("l")) { Usage(ctx); return 2; }
+        if (g.Error != null) return OptError(ctx, g, "create-vnic");
+        if (g.Operands.Count != 1 || !g.Has("l")) return Usage(ctx);
         string name = g.Operands[0];
         string over = g.Value("l")!;
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
@@ -396,28 +410,75 @@ public static partial class Dladm
 
     private static int ShowVnic(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "pPo:l:s");
-        if (g.Error != null) return OptError(ctx, g);
+        var g = Getopt.Parse(args, "pPo:l:si:");
+        if (g.Error != null) return OptError(ctx, g, "show-vnic");
+        if (g.Has("i") && !g.Has("s")) return Fail(ctx, "the option -i can be used only with -s");
+        if (g.Has("i")) return Fail(ctx, "show-vnic -s -i is not supported here: use show-link -s -i <vnic-link>");
+        if (g.Operands.Count > 1) return Usage(ctx);
         var vnics = Visible(ctx).OfType<VnicLink>().ToList();
-        if (g.Has("l"))
-        {
-            var over = FindVisible(ctx, g.Value("l")!);
-            if (over == null) return Fail(ctx, $"link {g.Value("l")} is not valid: {MacStatus.NotFound}");
-            vnics = vnics.Where(v => v.OverLink == over).ToList();
-        }
+        Datalink? over = null;
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
             if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{ConfigText.Echo(g.Operands[0])}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
             vnics = [v];
         }
+        if (g.Has("l"))
+        {
+            over = FindVisible(ctx, g.Value("l")!);
+            if (over == null) return Fail(ctx, $"invalid link name '{ConfigText.Echo(g.Value("l")!)}': {MacStatus.NotFound}");
+            vnics = vnics.Where(v => v.OverLink == over).ToList();
+        }
         var t = new OutputTable(new("link", 13), new("over", 13), new("speed", 7), new("macaddress", 18), new("macaddrtype", 12), new("vid", 5), new("zone", 12));
         if (!PrepareTable(ctx, g, t, out int code)) return code;
+        if (g.Has("s")) return VnicStats(ctx, vnics, over, g.Operands.Count == 1 ? g.Operands[0] : null);
         ctx.Out.Write(t.Format(vnics.Select(v => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
         {
             ["link"] = v.Name, ["over"] = v.OverLink.Name, ["speed"] = Num(v.SpeedMbps), ["macaddress"] = v.MacAddress.ToString(),
-            ["macaddrtype"] = v.AddressType.ToString().ToLowerInvariant(), ["vid"] = Num(v.Vid), ["zone"] = v.Zone == "global" ? "--" : v.Zone,
+            ["macaddrtype"] = MacAddrType(v), ["vid"] = Num(v.Vid), ["zone"] = v.Zone == "global" ? "--" : v.Zone,
         }), g.Has("p")));
+        return 0;
+    }
+
+    /// <summary>MACADDRTYPE as print_vnic words it: a primary address shows as "fixed", a factory one
+    /// with its slot.</summary>
+    private static string MacAddrType(VnicLink v) => v.AddressType switch
+    {
+        MacAddressType.Factory => $"factory, slot {v.FactorySlot}",
+        MacAddressType.Primary or MacAddressType.Fixed => "fixed",
+        MacAddressType.Random => "random",
+        _ => v.AddressType.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>
+    /// show-vnic -s as dladm.c's vnic_stats prints it (not through libofmt): dump_vnics_head's header
+    /// (the -l link's name first, and the %ipkts/%opkts titles, only with -l), a "Total" line when one
+    /// VNIC or one link was named, then per VNIC its link counters and its share of the total packets
+    /// ("-" when the total is zero), as dump_vnic_stat prints them.
+    /// </summary>
+    private static int VnicStats(CommandContext ctx, List<VnicLink> vnics, Datalink? over, string? vnicName)
+    {
+        if (vnicName != null && vnics.Count == 0) return Fail(ctx, $"non-existent vnic '{vnicName}'");
+        if (over != null && vnics.Count == 0) return Fail(ctx, $"device {over.Name} has no vnics");
+        var o = ctx.Out;
+        string dev = over?.Name ?? "";
+        o.Write(dev + "\tipackets  rbytes      opackets  obytes          ");
+        o.Write(dev.Length > 0 ? "%ipkts  %opkts\n" : "\n");
+        long ip = 0, rb = 0, op = 0, ob = 0;
+        foreach (var v in vnics)
+        {
+            ip += v.Stats.IPackets; rb += v.Stats.RBytes; op += v.Stats.OPackets; ob += v.Stats.OBytes;
+        }
+        static string L(long v, int w) => v.ToString(CultureInfo.InvariantCulture).PadRight(w);
+        static string Pct(long part, long total)
+            => total == 0 ? "\t-" : "\t" + ((double)part / total * 100).ToString("F1", CultureInfo.InvariantCulture).PadRight(6);
+        if (vnicName != null || over != null) o.Write($"Total\t{L(ip, 10)}{L(rb, 12)}{L(op, 10)}{L(ob, 12)}\n");
+        foreach (var v in vnics)
+        {
+            var st = v.Stats;
+            o.Write($"{v.Name}\t{L(st.IPackets, 10)}{L(st.RBytes, 12)}{L(st.OPackets, 10)}{L(st.OBytes, 12)}");
+            o.Write(Pct(st.IPackets, ip) + Pct(st.OPackets, op) + "\n");
+        }
         return 0;
     }
 
@@ -427,8 +488,8 @@ public static partial class Dladm
     {
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "ftl:v:p:");
-        if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) { Usage(ctx); return 2; }
+        if (g.Error != null) return OptError(ctx, g, "create-vlan");
+        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("v")) return Usage(ctx);
         string name = g.Operands[0];
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
@@ -444,7 +505,7 @@ public static partial class Dladm
     private static int ShowVlan(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "pPo:");
-        if (g.Error != null) return OptError(ctx, g);
+        if (g.Error != null) return OptError(ctx, g, "show-vlan");
         var vlans = Visible(ctx).OfType<VlanLink>().ToList();
         if (g.Operands.Count == 1)
         {
@@ -467,9 +528,9 @@ public static partial class Dladm
     {
         if (!GlobalOnly(ctx, out int code)) return code;
         var g = Getopt.Parse(args, "R:");
-        if (g.Error != null) return OptError(ctx, g);
+        if (g.Error != null) return OptError(ctx, g, "rename-link");
         if (g.Has("R")) return Fail(ctx, "-R is not supported: this host has one root");
-        if (g.Operands.Count != 2) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 2) return Usage(ctx);
         if (!LinkNames.IsValid(g.Operands[1])) return Fail(ctx, $"invalid link name '{g.Operands[1]}'");
         var s = ctx.Host.Mac.RenameLink(g.Operands[0], g.Operands[1]);
         return s.IsOk ? 0 : Fail(ctx, $"rename operation failed: {s.Error}");

@@ -29,17 +29,16 @@ public static class Flowadm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length == 0) { Usage(ctx); return Task.FromResult(2); }
+        if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"flowadm: unknown subcommand '{args[0]}'");
-            Usage(ctx);
-            return Task.FromResult(2);
+            return Task.FromResult(Usage(ctx));
         }
         return Task.FromResult(sub(ctx, args[1..]));
     }
 
-    private static void Usage(CommandContext ctx)
+    private static int Usage(CommandContext ctx)
     {
         ctx.Err.WriteLine("""
             usage:  flowadm <subcommand> <args> ...
@@ -51,6 +50,7 @@ public static class Flowadm
                 reset-flowprop  [-t] [-p <prop>,...] <flow>
                 show-flowprop   [-c] [-o <field>,...] [-l <link>] [-p <prop>,...] [<flow>]
             """.Replace("    ", "\t", StringComparison.Ordinal));
+        return 1; // flowadm.c's usage() ends in exit(1)
     }
 
     private static int Fail(CommandContext ctx, string message)
@@ -59,11 +59,25 @@ public static class Flowadm
         return 1;
     }
 
+    /// <summary>flowadm.c's die_opterr: "option '-%c' requires a value" or "unrecognized option
+    /// '-%c'", through die(), so exit status 1 and no usage.</summary>
     private static int OptError(CommandContext ctx, Getopt g)
     {
-        ctx.Err.WriteLine("flowadm: " + g.Error);
-        Usage(ctx);
-        return 2;
+        ctx.Err.WriteLine(g.ErrorMissingValue
+            ? $"flowadm: option '-{g.ErrorOption}' requires a value"
+            : $"flowadm: unrecognized option '-{g.ErrorOption}'");
+        return 1;
+    }
+
+    /// <summary>-o handed to ofmt_open and checked as flowadm.c's flowadm_ofmt_check does: fatal in
+    /// parsable output (and "no valid output fields" always), a warning otherwise.</summary>
+    private static bool OpenTable(CommandContext ctx, OutputTable t, string? fields, bool parsable, out int code)
+    {
+        code = 0;
+        var (fatal, warning) = t.Open(fields, parsable);
+        if (fatal != null) { code = Fail(ctx, fatal); return false; }
+        if (warning != null) ctx.Err.WriteLine("flowadm: warning: " + warning);
+        return true;
     }
 
     private static bool VisibleLink(CommandContext ctx, Datalink l) => ctx.Zone == "global" || l.Zone == ctx.Zone;
@@ -100,7 +114,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tl:a:p:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("a")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("l") || !g.Has("a")) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         string name = g.Operands[0];
         if (name.Length > MacLayer.MaxFlowNameLength) return Fail(ctx, "flow name too long");
@@ -108,10 +122,13 @@ public static class Flowadm
         var link = ctx.Host.Mac.Find(linkName);
         if (link == null || !VisibleLink(ctx, link)) return Fail(ctx, $"invalid link '{linkName}'");
         string attrs = string.Join(',', g.Values("a"));
+        // dladm_parse_flow_attrs: an unknown attribute or one given twice is a parse error
+        // (flow_attrlist_check), which flowadm.c reports as "invalid flow attribute specified".
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (string part in attrs.Split(','))
         {
             int eq = part.IndexOf('=');
-            if (eq <= 0 || Array.IndexOf(s_attrNames, part[..eq]) < 0) return Fail(ctx, "invalid flow attribute specified");
+            if (eq <= 0 || Array.IndexOf(s_attrNames, part[..eq]) < 0 || !seen.Add(part[..eq])) return Fail(ctx, "invalid flow attribute specified");
         }
         if (!TryParseProps(ctx, g.Values("p"), out var props, out int code)) return code;
         if (!MacLayer.IsValidFlowName(name)) return Fail(ctx, $"add flow failed: invalid flow name '{ConfigText.Echo(name)}'");
@@ -123,7 +140,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tl:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Has("l") == (g.Operands.Count == 1) || g.Operands.Count > 1) { Usage(ctx); return 2; }
+        if (g.Has("l") == (g.Operands.Count == 1) || g.Operands.Count > 1) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var mac = ctx.Host.Mac;
         if (g.Has("l"))
@@ -141,7 +158,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1 || !g.Has("p")) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1 || !g.Has("p")) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
         if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
@@ -160,7 +177,7 @@ public static class Flowadm
     {
         var g = Getopt.Parse(args, "tp:R:");
         if (g.Error != null) return OptError(ctx, g);
-        if (g.Operands.Count != 1) { Usage(ctx); return 2; }
+        if (g.Operands.Count != 1) return Usage(ctx);
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         var f = FindVisible(ctx, g.Operands[0]);
         if (f == null) return Fail(ctx, $"invalid flow: '{ConfigText.Echo(g.Operands[0])}'");
@@ -182,7 +199,7 @@ public static class Flowadm
             if (link == null || !VisibleLink(ctx, link)) { code = Fail(ctx, $"invalid link '{g.Value("l")}'"); return false; }
             flows = flows.Where(f => f.Link == link).ToList();
         }
-        if (g.Operands.Count > 1) { Usage(ctx); code = 2; return false; }
+        if (g.Operands.Count > 1) { code = Usage(ctx); return false; }
         if (g.Operands.Count == 1)
         {
             var f = FindVisible(ctx, g.Operands[0]);
@@ -197,10 +214,8 @@ public static class Flowadm
         var g = Getopt.Parse(args, "pPo:l:");
         if (g.Error != null) return OptError(ctx, g);
         var t = new OutputTable(new("flow", 12), new("link", 12), new("ipaddr", 26), new("proto", 7), new("lport", 8), new("rport", 8), new("dsfld", 10));
-        if (g.Has("p") && !g.Has("o")) return Fail(ctx, "-p requires -o");
-        string? bad = t.Select(g.Value("o"));
-        if (bad != null) return Fail(ctx, $"invalid field(s) specified: '{bad}'");
-        if (!TrySelect(ctx, g, out var flows, out int code)) return code;
+        if (!OpenTable(ctx, t, g.Value("o"), g.Has("p"), out int code)) return code;
+        if (!TrySelect(ctx, g, out var flows, out code)) return code;
         var rows = new List<IReadOnlyDictionary<string, string>>();
         foreach (var f in flows)
         {
@@ -224,13 +239,11 @@ public static class Flowadm
         var g = Getopt.Parse(args, "cPo:l:p:");
         if (g.Error != null) return OptError(ctx, g);
         var t = new OutputTable(new("flow", 13), new("property", 16), new("value", 15), new("default", 15), new("possible", 20));
-        if (g.Has("c") && !g.Has("o")) return Fail(ctx, "-c requires -o");
-        string? bad = t.Select(g.Value("o"));
-        if (bad != null) return Fail(ctx, $"invalid field(s) specified: '{bad}'");
+        if (!OpenTable(ctx, t, g.Value("o"), g.Has("c"), out int code)) return code;
         var wanted = g.Values("p").SelectMany(v => v.Split(',')).ToList();
         foreach (string w in wanted)
             if (Array.IndexOf(MacLayer.FlowPropertyNames, w) < 0) return Fail(ctx, "invalid flow property specified");
-        if (!TrySelect(ctx, g, out var flows, out int code)) return code;
+        if (!TrySelect(ctx, g, out var flows, out code)) return code;
         var rows = new List<IReadOnlyDictionary<string, string>>();
         foreach (var f in flows)
         {

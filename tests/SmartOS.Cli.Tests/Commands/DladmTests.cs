@@ -63,24 +63,33 @@ public class DladmTests
         Assert.That(h.Ok(A("dladm show-vnic -p -o link,macaddress,vid")), Is.EqualTo("web0:2\\:8\\:20\\:a\\:b\\:c:0\n"));
     }
 
-    [Test]
-    public void Parsable_output_needs_fields()
+    // dladm.c hands -o and -p to ofmt_open and dladm_ofmt_check: "All errors are considered fatal in
+    // parsable mode ... For other errors, we print diagnostics in human-readable mode and process what
+    // we can", with ofmt_strerror's wording (usr/src/lib/libofmt/common/ofmt.c).
+    [TestCase("dladm show-link -p", 1, "dladm: output fields must be specified in parsable mode\n")]
+    [TestCase("dladm show-link -p -o all", 1, "dladm: output field `all' invalid in parsable mode\n")]
+    [TestCase("dladm show-vnic -p -o ALL", 1, "dladm: output field `all' invalid in parsable mode\n")]
+    [TestCase("dladm show-phys -p -o link,colour", 1, "dladm: unknown output field: `colour'\n")]
+    [TestCase("dladm show-link -o colour", 1, "dladm: no valid output fields\n")]
+    [TestCase("dladm show-linkprop -c -o all e1000g0", 1, "dladm: output field `all' invalid in parsable mode\n")]
+    public void Output_field_errors_are_worded_as_libofmt_words_them(string line, int status, string message)
     {
         var h = new CliHost();
-        var r = h.Run(A("dladm show-link -p"));
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: -p requires -o\n")));
+        var r = h.Run(A(line));
+        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((status, "", message)));
     }
 
     [Test]
-    public void Unknown_output_field_is_rejected()
+    public void An_unknown_field_in_human_output_is_left_out_with_a_warning()
     {
         var h = new CliHost();
-        var r = h.Run(A("dladm show-link -o link,colour"));
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: invalid field(s) specified: 'colour'\n")));
+        var r = h.Run(A("dladm show-link -o link,colour e1000g0"));
+        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((0, "LINK\ne1000g0\n", "dladm: warning: ignoring unknown output field: `colour'\n")));
     }
 
-    [TestCase("auto", "factory")]
-    [TestCase("factory", "factory")]
+    // print_vnic: case VNIC_MAC_ADDR_TYPE_FACTORY: snprintf(..., gettext("factory, slot %d"), vnic->va_mac_slot)
+    [TestCase("auto", "factory, slot 1")]
+    [TestCase("factory", "factory, slot 1")]
     [TestCase("random", "random")]
     public void Mac_address_modes_are_reported_as_dladm_does(string mode, string type)
     {
@@ -137,8 +146,8 @@ public class DladmTests
     [TestCase("dladm rename-link nosuch0 x0", "dladm: rename operation failed: object not found\n")]
     [TestCase("dladm rename-link e1000g0 e1000g1", "dladm: rename operation failed: object already exists\n")]
     [TestCase("dladm show-link nosuch0", "dladm: link nosuch0 is not valid: object not found\n")]
-    [TestCase("dladm set-linkprop -p mtu=100 e1000g0", "dladm: warning: cannot set link property 'mtu' on 'e1000g0': invalid value\n")]
-    [TestCase("dladm set-linkprop -p speed=10 e1000g0", "dladm: warning: cannot set link property 'speed' on 'e1000g0': object not found\n")]
+    [TestCase("dladm set-linkprop -p mtu=100 e1000g0", "dladm: warning: link property 'mtu' must be one of: 576-9000\n")]
+    [TestCase("dladm set-linkprop -p speed=10 e1000g0", "dladm: warning: cannot set link property 'speed' on 'e1000g0': read-only property\n")]
     public void Bad_input_gets_an_illumos_message_and_changes_nothing(string line, string message)
     {
         var store = new MemoryConfigStore();
@@ -156,16 +165,34 @@ public class DladmTests
         }
     }
 
+    // dladm.c: usage() prints every subcommand's synopsis and ends in exit(EXIT_FAILURE).
     [Test]
-    public void Usage_errors_exit_2()
+    public void Usage_errors_exit_1_as_dladm_usage_does()
     {
         var h = new CliHost();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(h.Run("dladm").ExitCode, Is.EqualTo(2));
-            Assert.That(h.Run(A("dladm frobnicate")).ExitCode, Is.EqualTo(2));
-            Assert.That(h.Run(A("dladm create-vnic v0")).ExitCode, Is.EqualTo(2));
-            Assert.That(h.Run(A("dladm create-vnic -x -l e1000g0 v0")).Stderr, Does.StartWith("dladm: illegal option -- x\n"));
+            Assert.That(h.Run("dladm").ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run(A("dladm frobnicate")).ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run(A("dladm create-vnic v0")).ExitCode, Is.EqualTo(1));
+            Assert.That(h.Run("dladm").Stderr, Does.StartWith("usage:  dladm <subcommand> <args> ...\n    rename-link      <oldlink> <newlink>\n"));
+        }
+    }
+
+    // dladm.c die_opterr: die("option '-%c' requires a value\nusage: %s", ...) and
+    // die("unrecognized option '-%c'\nusage: %s", ...), with the subcommand's usage line from cmds[];
+    // die() exits EXIT_FAILURE.
+    [TestCase("dladm create-vnic -x -l e1000g0 v0", "dladm: unrecognized option '-x'\nusage:     create-vnic      [-t] -l <link> [-m <value> | auto |\n")]
+    [TestCase("dladm show-vnic -o", "dladm: option '-o' requires a value\nusage:     show-vnic        [-pP] [-o <field>,..] [-l <link>] [-s] [<link>]\n")]
+    [TestCase("dladm set-linkprop -p", "dladm: option '-p' requires a value\nusage:     set-linkprop     [-t] -p <prop>=<value>[,...] <name>\n")]
+    public void Option_errors_are_worded_as_die_opterr_words_them(string line, string message)
+    {
+        var h = new CliHost();
+        var r = h.Run(A(line));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.EqualTo(1));
+            Assert.That(r.Stderr, Does.StartWith(message));
         }
     }
 

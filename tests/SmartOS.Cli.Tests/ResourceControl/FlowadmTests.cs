@@ -92,6 +92,33 @@ public class FlowadmTests
         Fails("flowadm: invalid flow: 'nosuch'", "flowadm", "set-flowprop", "-p", "maxbw=10M", "nosuch");
     }
 
+    // libdladm: dladm_flow_attrlist_extract returns DLADM_STATUS_PORT_NOPROTO ("local or remote port
+    // requires transport") for a port without a transport; flow_attrlist_check makes a repeated
+    // attribute a parse error, which flowadm.c reports as "invalid flow attribute specified";
+    // do_check_dsfield (flowattr.c) refuses a zero value or mask.
+    [TestCase("local_port=80", "flowadm: add flow failed: local or remote port requires transport")]
+    [TestCase("remote_port=53", "flowadm: add flow failed: local or remote port requires transport")]
+    [TestCase("transport=tcp,transport=udp", "flowadm: invalid flow attribute specified")]
+    [TestCase("dsfield=0", "flowadm: add flow failed: invalid dsfield")]
+    [TestCase("dsfield=0x2e:0", "flowadm: add flow failed: invalid dsfield mask")]
+    [TestCase("dsfield=0x100", "flowadm: add flow failed: invalid dsfield")]
+    [TestCase("local_ip=10.0.0.1/0", "flowadm: add flow failed: invalid IP prefix length")]
+    public void Flow_attributes_are_checked_as_libdladm_checks_them(string attrs, string message)
+        => Fails(message, "flowadm", "add-flow", "-l", "vnic0", "-a", attrs, "f");
+
+    // flowadm.c die_opterr: die("option '-%c' requires a value") / die("unrecognized option '-%c'");
+    // -o goes through ofmt_open, whose "all" is invalid in parsable mode.
+    [TestCase(new[] { "flowadm", "show-flow", "-o" }, "flowadm: option '-o' requires a value\n")]
+    [TestCase(new[] { "flowadm", "add-flow", "-x" }, "flowadm: unrecognized option '-x'\n")]
+    [TestCase(new[] { "flowadm", "show-flow", "-p", "-o", "all" }, "flowadm: output field `all' invalid in parsable mode\n")]
+    [TestCase(new[] { "flowadm", "show-flow", "-p" }, "flowadm: output fields must be specified in parsable mode\n")]
+    [TestCase(new[] { "flowadm", "show-flowprop", "-c", "-o", "all" }, "flowadm: output field `all' invalid in parsable mode\n")]
+    public void Option_and_field_errors_are_worded_as_flowadm_words_them(string[] argv, string message)
+    {
+        var r = Run(argv);
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, message)));
+    }
+
     [Test]
     public void Flow_properties_set_show_and_reset()
     {

@@ -1,4 +1,5 @@
 using SmartOS.Kernel;
+using SmartOS.Vnic;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Tests.ResourceControl;
@@ -29,20 +30,89 @@ public class LinkpropTests
 
     private string Value(string prop) => Ok("dladm", "show-linkprop", "-c", "-o", "value", "-p", prop, "vnic0").TrimEnd('\n');
 
+    // libdladm's prop_table (usr/src/lib/libdladm/common/linkprop.c) in its order: every property of
+    // the VNIC class, the ones this layer does not implement read-only with "--". libofmt prints the
+    // header again after a screenful (24 lines when standard output is not a terminal).
     [Test]
-    public void Show_linkprop_lists_the_resource_properties_with_defaults_and_possible_values()
+    public void Show_linkprop_lists_every_property_illumos_has_for_a_vnic()
     {
         string o = Ok("dladm", "show-linkprop", "vnic0");
         Assert.That(o, Is.EqualTo("""
             LINK         PROPERTY        PERM VALUE          DEFAULT        POSSIBLE
+            vnic0        autopush        r-   --             --             --
+            vnic0        zone            r-   --             --             --
+            vnic0        state           r-   down           up             up,down
             vnic0        mtu             rw   1500           1500           576-1500
+            vnic0        secondary-macs  r-   --             --             --
             vnic0        maxbw           rw   --             --             --
+            vnic0        cpus            r-   --             --             --
+            vnic0        cpus-effective  r-   --             --             --
+            vnic0        pool            r-   --             --             --
+            vnic0        pool-effective  r-   --             --             --
             vnic0        priority        rw   high           high           low,medium,high
+            vnic0        tagmode         r-   --             --             --
             vnic0        protection      rw   --             --             mac-nospoof,restricted,ip-nospoof,dhcp-nospoof
+            vnic0        promisc-filtered r-  --             --             --
             vnic0        allowed-ips     rw   --             --             --
             vnic0        allowed-dhcp-cids rw --             --             --
+            vnic0        rxrings         r-   --             --             --
+            vnic0        rxrings-effective r- --             --             --
+            vnic0        txrings         r-   --             --             --
+            vnic0        txrings-effective r- --             --             --
+            vnic0        txrings-available r- --             --             --
+            vnic0        rxrings-available r- --             --             --
+            vnic0        rxhwclnt-available r- --            --             --
+            LINK         PROPERTY        PERM VALUE          DEFAULT        POSSIBLE
+            vnic0        txhwclnt-available r- --            --             --
 
             """.Replace("\r", "")));
+    }
+
+    [Test]
+    public void Show_linkprop_of_a_nic_reports_its_speed_duplex_and_state_read_only()
+    {
+        _world.Connect((PhysLink)_host.Mac.Find("e1000g0")!, (PhysLink)_host.Mac.Find("e1000g1")!, speedBps: 1_000_000_000);
+        string o = Ok("dladm", "show-linkprop", "-c", "-o", "property,perm,value,possible", "-p", "speed,duplex,state,stp,en_1000fdx_cap", "e1000g0");
+        Assert.That(o, Is.EqualTo("speed:r-:1000:--\nduplex:r-:full:half,full\nstate:r-:up:up,down\nstp:r-:--:--\nen_1000fdx_cap:r-:--:--\n"));
+    }
+
+    // An etherstub has maxbw in illumos's prop_table (DATALINK_CLASS_ALL); this layer shapes only
+    // VNICs, VLANs and NICs, so it shows it read-only and refuses to set it, rather than accept it.
+    [Test]
+    public void A_property_implemented_only_for_other_classes_is_shown_read_only_and_refused()
+    {
+        Ok("dladm", "create-etherstub", "stub0");
+        var r = Run("dladm", "set-linkprop", "-p", "maxbw=10M", "stub0");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Ok("dladm", "show-linkprop", "-c", "-o", "perm,value", "-p", "maxbw", "stub0"), Is.EqualTo("r-:--\n"));
+            Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: warning: cannot set link property 'maxbw' on 'stub0': operation not supported\n")));
+        }
+    }
+
+    // print_linkprop: a property the link lacks is warned about ("cannot get link property '%s' for %s")
+    // and do_show_linkprop exits EXIT_FAILURE; libofmt prints "?" for the fields it could not get.
+    [Test]
+    public void Show_linkprop_of_an_unknown_property_warns_and_fails()
+    {
+        var r = Run("dladm", "show-linkprop", "-p", "colour", "vnic0");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.EqualTo(1));
+            Assert.That(r.Stderr, Is.EqualTo("dladm: warning: cannot get link property 'colour' for vnic0: object not found\n"));
+            Assert.That(r.Stdout, Does.Contain("vnic0        colour          ?    ?"));
+        }
+    }
+
+    // set_linkprop: if (proplist == NULL && !reset) die("link property must be specified");
+    // a list dladm_parse_link_props cannot read: die("invalid link properties specified").
+    [TestCase(new[] { "dladm", "set-linkprop", "vnic0" }, "dladm: link property must be specified\n")]
+    [TestCase(new[] { "dladm", "set-linkprop", "-p", "=5", "vnic0" }, "dladm: invalid link properties specified\n")]
+    [TestCase(new[] { "dladm", "set-linkprop", "-p", "mtu=1400,,", "vnic0" }, "dladm: invalid link properties specified\n")]
+    public void Set_linkprop_without_a_usable_property_list_dies_as_dladm_does(string[] argv, string message)
+    {
+        var r = Run(argv);
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, message)));
     }
 
     [TestCase("100", "  100")]
@@ -81,11 +151,18 @@ public class LinkpropTests
 
     [TestCase("maxbw=1M", "dladm: warning: cannot set link property 'maxbw' on 'vnic0': minimum value for maxbw is 1.2M")]
     [TestCase("maxbw=fast", "dladm: warning: cannot set link property 'maxbw' on 'vnic0': invalid argument")]
-    [TestCase("priority=urgent", "dladm: warning: cannot set link property 'priority' on 'vnic0': invalid value")]
-    [TestCase("protection=no-spoofing", "dladm: warning: cannot set link property 'protection' on 'vnic0': invalid value")]
+    // dladm.c set_linkprop, case DLADM_STATUS_BADVAL: warn("link property '%s' must be one of: %s")
+    // with the modifiable values, or, when it has none, warn_dlerr(status, "cannot set link property ...").
+    [TestCase("priority=urgent", "dladm: warning: link property 'priority' must be one of: low,medium,high")]
+    [TestCase("protection=no-spoofing", "dladm: warning: link property 'protection' must be one of: mac-nospoof,restricted,ip-nospoof,dhcp-nospoof")]
     [TestCase("allowed-ips=10.0.0.256", "dladm: warning: cannot set link property 'allowed-ips' on 'vnic0': invalid value")]
     [TestCase("allowed-dhcp-cids=0xabc", "dladm: warning: cannot set link property 'allowed-dhcp-cids' on 'vnic0': invalid value")]
-    [TestCase("bandwidth=10M", "dladm: warning: cannot set link property 'bandwidth' on 'vnic0': object not found")]
+    // case DLADM_STATUS_NOTFOUND: warn("invalid link property '%s'", aip->ai_name)
+    [TestCase("bandwidth=10M", "dladm: warning: invalid link property 'bandwidth'")]
+    [TestCase("speed=10", "dladm: warning: cannot set link property 'speed' on 'vnic0': invalid argument")]
+    [TestCase("state=down", "dladm: warning: cannot set link property 'state' on 'vnic0': read-only property")]
+    [TestCase("zone=z1", "dladm: warning: cannot set link property 'zone' on 'vnic0': read-only property")]
+    [TestCase("priority=", "dladm: warning: no value specified for 'priority'")]
     public void A_bad_value_fails_with_illumos_wording_and_changes_nothing(string bad, string message)
     {
         var before = _host.Store.Read("datalink.conf");
