@@ -104,12 +104,12 @@ public static partial class Dladm
 
     /// <summary>The links a zone may see: all in the global zone, only its own elsewhere (isolation rules).</summary>
     private static IEnumerable<Datalink> Visible(CommandContext ctx)
-        => ctx.Host.Mac.Links.Where(l => ctx.Zone == "global" || l.Zone == ctx.Zone);
+        => ctx.Host.Mac.Links.Where(ctx.Sees);
 
     private static Datalink? FindVisible(CommandContext ctx, string name)
     {
         var l = ctx.Host.Mac.Find(name);
-        return l != null && (ctx.Zone == "global" || l.Zone == ctx.Zone) ? l : null;
+        return l != null && ctx.Sees(l) ? l : null;
     }
 
     private static bool GlobalOnly(CommandContext ctx, out int code)
@@ -194,7 +194,7 @@ public static partial class Dladm
 
     // ---- show-link ---------------------------------------------------------------------------------
 
-    /// <summary>show-link's options (Dispatcher.NeedsRunningHost reads -i from them too).</summary>
+    /// <summary>show-link's options (its descriptor's NeedsRunningHost reads -i from them too).</summary>
     internal const string ShowLinkOptions = "pPo:sZi:";
 
     /// <summary>show-link; with -s the statistics, and with -s -i INTERVAL again every interval

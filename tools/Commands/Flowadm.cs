@@ -80,12 +80,11 @@ public static class Flowadm
         return true;
     }
 
-    private static bool VisibleLink(CommandContext ctx, Datalink l) => ctx.Zone == "global" || l.Zone == ctx.Zone;
 
     private static Flow? FindVisible(CommandContext ctx, string name)
     {
         var f = ctx.Host.Mac.FindFlow(name);
-        return f != null && VisibleLink(ctx, f.Link) ? f : null;
+        return f != null && ctx.Sees(f.Link) ? f : null;
     }
 
     /// <summary>-p prop=value[,...]: names must be flow properties and appear once.</summary>
@@ -120,7 +119,7 @@ public static class Flowadm
         if (name.Length > MacLayer.MaxFlowNameLength) return Fail(ctx, "flow name too long");
         string linkName = g.Value("l")!;
         var link = ctx.Host.Mac.Find(linkName);
-        if (link == null || !VisibleLink(ctx, link)) return Fail(ctx, $"invalid link '{linkName}'");
+        if (link == null || !ctx.Sees(link)) return Fail(ctx, $"invalid link '{linkName}'");
         string attrs = string.Join(',', g.Values("a"));
         // dladm_parse_flow_attrs: an unknown attribute or one given twice is a parse error
         // (flow_attrlist_check), which flowadm.c reports as "invalid flow attribute specified".
@@ -192,11 +191,11 @@ public static class Flowadm
     private static bool TrySelect(CommandContext ctx, Getopt g, out List<Flow> flows, out int code)
     {
         code = 0;
-        flows = ctx.Host.Mac.Flows.Where(f => VisibleLink(ctx, f.Link)).ToList();
+        flows = ctx.Host.Mac.Flows.Where(f => ctx.Sees(f.Link)).ToList();
         if (g.Has("l"))
         {
             var link = ctx.Host.Mac.Find(g.Value("l")!);
-            if (link == null || !VisibleLink(ctx, link)) { code = Fail(ctx, $"invalid link '{g.Value("l")}'"); return false; }
+            if (link == null || !ctx.Sees(link)) { code = Fail(ctx, $"invalid link '{g.Value("l")}'"); return false; }
             flows = flows.Where(f => f.Link == link).ToList();
         }
         if (g.Operands.Count > 1) { code = Usage(ctx); return false; }

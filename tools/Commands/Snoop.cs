@@ -134,7 +134,7 @@ public static class Snoop
 
         string name = g.Value("d")!;
         var link = ctx.Host.Mac.Find(name);
-        if (link == null || (ctx.Zone != "global" && link.Zone != ctx.Zone))
+        if (link == null || !ctx.Sees(link))
         {
             ctx.Err.WriteLine($"snoop: {name}: no such device");
             return 1;
