@@ -1,3 +1,4 @@
+using SmartOS.Kernel;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Commands;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using SmartOS.Kernel;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;

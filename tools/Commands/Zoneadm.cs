@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SmartOS.Kernel;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;

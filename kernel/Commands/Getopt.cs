@@ -1,4 +1,4 @@
-namespace SmartOS.Cli;
+namespace SmartOS.Kernel;
 
 /// <summary>
 /// getopt(3C) for commands: a spec like "tl:m:" (a colon after a letter means it takes a value),

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SmartOS.Cli;
+namespace SmartOS.Kernel;
 
 /// <summary>
 /// illumos libofmt (ofmt(3OFMT)) output, as usr/src/lib/libofmt/common/ofmt.c prints it:
