@@ -39,9 +39,9 @@ public static class Ipadm
     private static int Usage(ProgramContext ctx)
     {
         ctx.Err.WriteLine("usage:  ipadm <subcommand> <args> ...");
-        ctx.Err.WriteLine("\tcreate-if\t[-t] <interface>\n\tdelete-if\t<interface>\n\tshow-if\t\t[<interface>]");
+        ctx.Err.WriteLine("\tcreate-if\t[-t] <interface>\n\tdelete-if\t<interface>\n\tshow-if\t\t[[-p] -o <field>,...] [<interface>]");
         ctx.Err.WriteLine("\tcreate-addr\t[-t] -T static [-d] -a{local|remote}=addr[/prefixlen]\n\t\t\t<addrobj>\n\tcreate-addr\t[-t] -T dhcp [-w <seconds> | forever] <addrobj>\n\tcreate-addr\t[-t] -T addrconf <addrobj>");
-        ctx.Err.WriteLine("\tdelete-addr\t<addrobj>\n\tshow-addr\t[<addrobj>]\n\tset-prop\t[-t] -p <prop>=<value> <protocol>\n\tshow-prop\t[-p <prop>] [<protocol>]\n\tset-ifprop\t[-t] -p <prop>=<value> -m <protocol> <interface>");
+        ctx.Err.WriteLine("\tdelete-addr\t<addrobj>\n\tshow-addr\t[[-p] -o <field>,...] [<addrobj>]\n\tset-prop\t[-t] -p <prop>=<value> <protocol>\n\tshow-prop\t[[-c] -o <field>,...] [-p <prop>] [<protocol>]\n\tset-ifprop\t[-t] -p <prop>=<value> -m <protocol> <interface>");
         return 2;
     }
 
@@ -137,22 +137,73 @@ public static class Ipadm
         return 0;
     }
 
+    // The tables of show-if, show-addr and show-prop are libofmt tables in ipadm.c (ofmt_open,
+    // ofmt_print); these are its field names and widths: show_if_fields, show_addr_fields, modprop_fields.
+    internal static readonly OutputTable.Field[] ShowIfFields =
+        [new("IFNAME", 11), new("STATE", 9), new("CURRENT", 13), new("PERSISTENT", 11)];
+    internal static readonly OutputTable.Field[] ShowAddrFields =
+        [new("ADDROBJ", 18), new("TYPE", 9), new("STATE", 13), new("CURRENT", 8), new("PERSISTENT", 11), new("ADDR", 46)];
+    internal static readonly OutputTable.Field[] ShowPropFields =
+        [new("PROTO", 6), new("PROPERTY", 22), new("PERM", 5), new("CURRENT", 13), new("PERSISTENT", 13), new("DEFAULT", 13), new("POSSIBLE", 15)];
+
+    private const string ShowIfUse = "\tshow-if\t\t[[-p] -o <field>,...] [<interface>]\n";
+    private const string ShowAddrUse = "\tshow-addr\t[[-p] -o <field>,...] [<addrobj>]\n";
+    private const string ShowPropUse = "\tshow-prop\t[[-c] -o <field>,...] [-p <prop>] [<protocol>]";
+
+    /// <summary>die_opterr: ipadm's words for a bad option (getopt without a leading ':' in its spec
+    /// reports a missing value as an unknown option, as show-if's and show-addr's "po:" do).</summary>
+    private static int OptionError(ProgramContext ctx, Getopt g, string use)
+    {
+        string what = g.ErrorMissingValue ? $"option '-{g.ErrorOption}' requires a value" : $"unrecognized option '-{g.ErrorOption}'";
+        ctx.Err.WriteLine($"ipadm: {what}\nusage: {use}");
+        return 1;
+    }
+
+    /// <summary>ofmt_open followed by ipadm_ofmt_check: fatal in parsable mode or with no valid field,
+    /// else a warning and the valid fields are printed.</summary>
+    private static OutputTable? OpenTable(ProgramContext ctx, OutputTable.Field[] fields, string? spec, bool parsable)
+    {
+        var table = new OutputTable(fields);
+        var (fatal, warning) = table.Open(spec, parsable);
+        if (fatal != null)
+        {
+            ctx.Err.WriteLine($"ipadm: {fatal}");
+            return null;
+        }
+        if (warning != null) ctx.Err.WriteLine($"ipadm: warning: {warning}");
+        return table;
+    }
+
     private static int ShowIf(ProgramContext ctx, string[] args)
     {
-        if (args.Length > 1) return Usage(ctx);
-        if (args.Length == 1 && ctx.Stack.FindInterface(args[0]) == null)
+        var g = Getopt.Parse(args, "po:");
+        if (g.Error != null) return OptionError(ctx, g, ShowIfUse);
+        if (g.Operands.Count > 1) return Usage(ctx);
+        string? name = g.Operands.Count == 1 ? g.Operands[0] : null;
+        bool parsable = g.Has("p");
+        var table = OpenTable(ctx, ShowIfFields, g.Value("o"), parsable);
+        if (table == null) return 1;
+        if (name != null && ctx.Stack.FindInterface(name) == null)
         {
             ctx.Err.WriteLine($"ipadm: Could not get interface(s): {IpStatus.NoSuchInterface}");
             return 1;
         }
-        ctx.Out.WriteLine($"{"IFNAME",-10} {"STATE",-8} {"CURRENT",-12} PERSISTENT");
+        var persistent = ctx.Persistent?.Load() ?? [];
+        var rows = new List<Dictionary<string, string>>();
         foreach (var i in ctx.Stack.Interfaces)
         {
-            if (args.Length == 1 && i.Name != args[0]) continue;
-            string current = (i.IsLoopback ? "-m-v------" : "bm--------") + "46";
-            string state = i.IsLoopback || i.Client!.IsOpen ? "ok" : "down";
-            ctx.Out.WriteLine($"{i.Name,-10} {state,-8} {current,-12} ---");
+            if (name != null && i.Name != name) continue;
+            // CURRENT is the 12 flags of print_si_cb's intf_cflags (bmpvIsiVaZ46); PERSISTENT its
+            // intf_pflags (s46): both families for an interface a create-if record brings back.
+            rows.Add(new()
+            {
+                ["IFNAME"] = i.Name,
+                ["STATE"] = i.IsLoopback || i.Client!.IsOpen ? "ok" : "down",
+                ["CURRENT"] = (i.IsLoopback ? "-m-v------" : "bm--------") + "46",
+                ["PERSISTENT"] = persistent.Exists(r => r is ["create-if", var n] && n == i.Name) ? "-46" : "---",
+            });
         }
+        ctx.Out.Write(table.Format(rows, parsable));
         return 0;
     }
 
@@ -255,24 +306,47 @@ public static class Ipadm
 
     private static int ShowAddr(ProgramContext ctx, string[] args)
     {
-        if (args.Length > 1) return Usage(ctx);
+        var g = Getopt.Parse(args, "po:");
+        if (g.Error != null) return OptionError(ctx, g, ShowAddrUse);
+        bool parsable = g.Has("p");
+        if (parsable && !g.Has("o"))
+        {
+            ctx.Err.WriteLine("ipadm: -p requires -o");
+            return 1;
+        }
+        if (g.Operands.Count > 1) return Usage(ctx);
+        string? name = g.Operands.Count == 1 ? g.Operands[0] : null;
+        // do_show_addr's def_fields_str when -o is not given.
+        var table = OpenTable(ctx, ShowAddrFields, g.Value("o") ?? "addrobj,type,state,addr", parsable);
+        if (table == null) return 1;
         var stack = ctx.Stack;
-        if (args.Length == 1 && stack.FindAddressObject(args[0]) == null)
+        if (name != null && stack.FindAddressObject(name) == null)
         {
             ctx.Err.WriteLine($"ipadm: {IpStatus.NotFound}");
             return 1;
         }
-        ctx.Out.WriteLine($"{"ADDROBJ",-17} {"TYPE",-8} {"STATE",-12} ADDR");
+        var persistent = ctx.Persistent?.Load() ?? [];
+        var rows = new List<Dictionary<string, string>>();
         foreach (bool v4 in new[] { true, false })
         {
             foreach (var a in stack.Addresses)
             {
-                if (a.Address.IsV4 != v4 || (args.Length == 1 && a.Name != args[0])) continue;
-                string type = a.Type switch { AddressType.Static => "static", AddressType.Dhcp => "dhcp", _ => "addrconf" };
-                string state = a.State switch { AddressState.Ok => "ok", AddressState.Tentative => "tentative", _ => "duplicate" };
-                ctx.Out.WriteLine($"{a.Name,-17} {type,-8} {state,-12} {a.Address}/{a.PrefixLength}");
+                if (a.Address.IsV4 != v4 || (name != null && a.Name != name)) continue;
+                rows.Add(new()
+                {
+                    ["ADDROBJ"] = a.Name,
+                    ["TYPE"] = a.Type switch { AddressType.Static => "static", AddressType.Dhcp => "dhcp", _ => "addrconf" },
+                    ["STATE"] = a.State switch { AddressState.Ok => "ok", AddressState.Tentative => "tentative", _ => "duplicate" },
+                    // cflags_mask (Uuptd) and pflags_mask (Upd): every address here is up and none is
+                    // unnumbered, private, temporary or deprecated; PERSISTENT is blank ("---") for an
+                    // address no create-addr record brings back.
+                    ["CURRENT"] = "U----",
+                    ["PERSISTENT"] = persistent.Exists(r => CreatesAddress(r, o => o == a.Name)) ? "U--" : "---",
+                    ["ADDR"] = $"{a.Address}/{a.PrefixLength}",
+                });
             }
         }
+        ctx.Out.Write(table.Format(rows, parsable));
         return 0;
     }
 
@@ -314,15 +388,21 @@ public static class Ipadm
 
     private static int ShowProp(ProgramContext ctx, string[] args)
     {
-        string? prop = null, proto = null;
-        for (int i = 0; i < args.Length; i++)
+        var g = Getopt.Parse(args, ":p:co:");
+        if (g.Error != null) return OptionError(ctx, g, ShowPropUse);
+        if (g.Values("p").Count > 1)
         {
-            if (args[i] == "-p" && i + 1 < args.Length) prop = args[++i];
-            else if (!args[i].StartsWith('-')) proto = args[i];
-            else return Usage(ctx);
+            ctx.Err.WriteLine("ipadm: -p must be specified once only");
+            return 1;
         }
+        if (g.Operands.Count > 1) return Usage(ctx);
+        string? prop = g.Value("p"), proto = g.Operands.Count == 1 ? g.Operands[0] : null;
+        bool parsable = g.Has("c");
+        // ipadm.c opens this table with OFMT_WRAP, which folds a value wider than its field onto
+        // continuation lines; no value here reaches its field's width, so there is nothing to fold.
+        var table = OpenTable(ctx, ShowPropFields, g.Value("o"), parsable);
+        if (table == null) return 1;
         var s = ctx.Stack;
-        ctx.Out.WriteLine($"{"PROTO",-5} {"PROPERTY",-21} {"PERM",-4} {"CURRENT",-12} {"PERSISTENT",-12} {"DEFAULT",-12} POSSIBLE");
         var rows = new List<(string Proto, string Prop, string Cur, string Def, string Pos)>
         {
             ("ipv4", "forwarding", s.ForwardingV4 ? "on" : "off", "off", "on,off"),
@@ -331,22 +411,27 @@ public static class Ipadm
             ("ipv6", "hoplimit", s.DefaultTtl.ToString(CultureInfo.InvariantCulture), "255", "1-255"),
         };
         var persistent = ctx.Persistent?.Load() ?? []; // read once for every row
-        bool any = false;
+        var shown = new List<Dictionary<string, string>>();
         foreach (var r in rows)
         {
             if ((prop != null && r.Prop != prop) || (proto != null && r.Proto != proto)) continue;
-            any = true;
-            ctx.Out.WriteLine($"{r.Proto,-5} {r.Prop,-21} {"rw",-4} {r.Cur,-12} {PersistentValue(persistent, r.Proto, r.Prop),-12} {r.Def,-12} {r.Pos}");
+            shown.Add(new()
+            {
+                ["PROTO"] = r.Proto, ["PROPERTY"] = r.Prop, ["PERM"] = "rw", ["CURRENT"] = r.Cur,
+                ["PERSISTENT"] = PersistentValue(persistent, r.Proto, r.Prop), ["DEFAULT"] = r.Def, ["POSSIBLE"] = r.Pos,
+            });
         }
-        if (!any)
+        if (shown.Count == 0)
         {
             ctx.Err.WriteLine($"ipadm: show-prop: {prop ?? proto}: Unknown property");
             return 1;
         }
+        ctx.Out.Write(table.Format(shown, parsable));
         return 0;
     }
 
-    /// <summary>show-prop's PERSISTENT column: the value a set-prop without -t recorded, else "--".</summary>
+    /// <summary>show-prop's PERSISTENT column: the value a set-prop without -t recorded, else empty
+    /// (which libofmt prints as "--").</summary>
     private static string PersistentValue(List<string[]> persistent, string proto, string prop)
     {
         string? value = null;
@@ -357,7 +442,7 @@ public static class Ipadm
             bool sameProto = q == proto || (q == "ip" && prop == "forwarding");
             if (kv.Length == 2 && sameProto && (kv[0] == prop || (kv[0] is "ttl" or "hoplimit" && prop is "ttl" or "hoplimit"))) value = kv[1];
         }
-        return value ?? "--";
+        return value ?? "";
     }
 
     private static int SetIfProp(ProgramContext ctx, string[] args)
