@@ -9,6 +9,8 @@ namespace SmartOS.Netstack;
 /// transport through ISocketLister, the hook the TCP transport implements) and -s (the stack's
 /// MIB counters as illumos prints them: a section per protocol, two "name = value" pairs a line;
 /// -P ip|ipv6|icmp|icmpv6|tcp|udp picks one). -f inet|inet6 limits the family.
+/// illumos's netstat.c prints every table with printf (it does not use libofmt), so these tables keep
+/// its printf layouts rather than going through OutputTable.
 /// </summary>
 public static class Netstat
 {

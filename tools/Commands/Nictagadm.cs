@@ -8,6 +8,8 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// nictagadm(8) (SmartOS): add, delete, exists, list, update and vms for nic tags (zones/NicTags.cs).
 /// Errors are "Error: ..." with exit 1, usage exits 2, as the SmartOS script does.
+/// SmartOS's nictagadm is a shell script that prints its list with printf, not libofmt, so `list`
+/// keeps that fixed layout (<see cref="Line"/>) rather than going through OutputTable.
 /// </summary>
 public static class Nictagadm
 {

@@ -161,7 +161,9 @@ public static class Zoneadm
         return 0;
     }
 
-    /// <summary>zoneadm's "%*s %-16s %-10s %-30s %-8s %-6s" with a 4-wide ID (trailing spaces trimmed).</summary>
+    /// <summary>zoneadm's "%*s %-16s %-10s %-30s %-8s %-6s" with a 4-wide ID (trailing spaces trimmed).
+    /// zoneadm.c's zone_print prints list -v with printf, not libofmt, so this table keeps that layout
+    /// rather than going through OutputTable: a name wider than 16 pushes the rest of its line right.</summary>
     private static string Line(string id, string name, string state, string path, string brand, string ip)
         => string.Create(CultureInfo.InvariantCulture, $"{id,4} {name,-16} {state,-10} {path,-30} {brand,-8} {ip}").TrimEnd() + "\n";
 }
