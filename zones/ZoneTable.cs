@@ -273,23 +273,24 @@ public sealed class ZoneTable
         var req = n.MacAddr != null && MacAddress.TryParse(n.MacAddr, out var fixedMac)
             ? new MacLayer.MacRequest(MacAddressType.Fixed, fixedMac)
             : new MacLayer.MacRequest(MacAddressType.Random);
-        var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, temporary: true, out var vnic);
-        if (!s.IsOk) return $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}";
-        z._links.Add(vnic!);
-        z._created.Add(vnic!);
-        vnic!.Zone = z.Name;
-        var props = new List<(string, string)>();
+        var props = new List<(string Prop, string Value)>();
         if (n.Mtu is int m) props.Add(("mtu", m.ToString(CultureInfo.InvariantCulture)));
         if (n.Protected && n.ProtectionValue() is { Length: > 0 } prot)
         {
             props.Add(("protection", prot));
             if (prot.Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue() is { Length: > 0 } ips) props.Add(("allowed-ips", ips));
         }
-        foreach (var (name, value) in props)
+        // One MAC-layer operation (MacLayer.Create.cs): a property refused leaves no VNIC behind.
+        var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, props, temporary: true, out var vnic, out int bad);
+        if (!s.IsOk)
         {
-            var ps = mac.SetLinkProp(vnic, name, value, temporary: true);
-            if (!ps.IsOk) return $"net {n.Physical}: cannot set link property '{name}' to '{value}': {ps.Error}";
+            return bad < 0
+                ? $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}"
+                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Error}";
         }
+        z._links.Add(vnic!);
+        z._created.Add(vnic!);
+        vnic!.Zone = z.Name;
         return null;
     }
 
