@@ -56,7 +56,7 @@ public static class ZoneNets
             if (n.GlobalNic != null)
             {
                 lower = host.NicTags.Resolve(n.GlobalNic);
-                if (lower == null) return new(i, n.Physical, "global-nic", $"nic tag '{ConfigText.Echo(n.GlobalNic)}' does not exist");
+                if (lower == null) return new(i, n.Physical, "global-nic", $"'{ConfigText.Echo(n.GlobalNic)}' does not exist");
             }
             else
             {

@@ -104,4 +104,18 @@ public class CreateWithPropertiesTests
             Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.Empty);
         }
     }
+
+    [Test]
+    public void A_missing_nic_tag_gets_the_same_words_from_zonecfg_verify_zoneadm_verify_and_install()
+    {
+        var (h, _) = Tagged();
+        h.Ok("zonecfg", "-z", "web", "create; set zonepath=/zones/web; add net; set physical=web0; set global-nic=nosuch; end");
+        const string Words = "net web0: global-nic 'nosuch' does not exist\n";
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Fails("zonecfg", "-z", "web", "verify").Stderr, Does.EndWith(Words));
+            Assert.That(h.Fails(A("zoneadm -z web verify")).Stderr, Does.EndWith(Words));
+            Assert.That(h.Fails(A("zoneadm -z web install")).Stderr, Does.EndWith(Words));
+        }
+    }
 }
