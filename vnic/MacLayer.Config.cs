@@ -462,8 +462,8 @@ public sealed partial class MacLayer
     }
 
     /// <summary>Makes a link created with temporary=true persistent, with the given properties
-    /// (create-vnic -p: the link and its properties are written in one step, or not at all).</summary>
-    public MacStatus PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
+    /// (MacLayer.Create.cs: the link and its properties are written in one step, or not at all).</summary>
+    private MacStatus PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
     {
         if (FindPersistent(link.Name) != null) throw new InvalidOperationException($"{link.Name} is already persistent");
         if (link.Over is Datalink lower && lower is not PhysLink && FindPersistent(lower.Name) == null) return MacStatus.Fail(MacStatus.TempOnly);

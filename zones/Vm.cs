@@ -343,9 +343,7 @@ public static class VmModel
         {
             var n = nets[i];
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
-            var lower = n.GlobalNic == null ? null : host.NicTags.Resolve(n.GlobalNic);
-            if (lower == null) throw new PayloadError($"Invalid nic tag \"{ConfigText.Echo(n.GlobalNic)}\" for {path}");
-            if (n.Mtu > lower.Mtu) throw new PayloadError($"Invalid value(s) for: {path}.mtu ({n.Mtu} is larger than the MTU of {lower.Name}, {lower.Mtu})");
+            if (n.GlobalNic == null || host.NicTags.Resolve(n.GlobalNic) == null) throw new PayloadError($"Invalid nic tag \"{ConfigText.Echo(n.GlobalNic)}\" for {path}");
             foreach (string ip in n.Ips)
             {
                 if (ip is "dhcp" or "addrconf") continue;
@@ -357,7 +355,29 @@ public static class VmModel
             if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: {path}.mac (MAC address {n.MacAddr} is already used by {macOwner})");
             usedMacs.Add(n.MacAddr, path);
         }
+        // The one validator for a zone's nets (ZoneNets.cs), as zonecfg and boot use it; its problem
+        // is framed as vmadm frames a bad field.
+        if (ZoneNets.Check(nets, host) is ZoneNetProblem p)
+        {
+            int i = p.Index;
+            string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
+            throw new PayloadError($"Invalid value(s) for: {path}.{NicField(p.Property)} ({p.Detail})");
+        }
     }
+
+    /// <summary>The vmadm nics.N field that holds a zonecfg net property.</summary>
+    private static string NicField(string property) => property switch
+    {
+        "global-nic" => "nic_tag",
+        "vlan-id" => "vlan_id",
+        "mac-addr" => "mac",
+        "allowed-address" => "ips",
+        "defrouter" => "gateways",
+        "blocked outgoing port" => "blocked_outgoing_ports",
+        "physical" => "interface",
+        "" => "nic",
+        _ => property,
+    };
 
     /// <summary>A MAC address under Joyent's OUI (90:b8:d0), as SmartOS gives VM nics, that no VM and
     /// no datalink of the host has (Host.cs rule 1).</summary>

@@ -130,26 +130,7 @@ public sealed class ZoneTable
         if (c.ZonePath.Length > ZoneConfig.MaxPathLength) return $"zonepath is longer than {ZoneConfig.MaxPathLength} characters";
         if (BrandProblem(ConfigText.Echo(c.Brand)) is string b) return b;
         if (c.IpType != "exclusive") return "ip-type shared is not supported: every zone has its own IP stack (exclusive)";
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var n in c.Nets)
-        {
-            // zones.conf is read with the nullability of each property checked, but not of list elements.
-            if (n == null) return "net: empty resource (null)";
-            if (n.Ips.Contains(null!) || n.Gateways.Contains(null!) || n.AllowedIps.Contains(null!)) return $"net {ConfigText.Echo(n.Physical)}: empty address (null)";
-            if (string.IsNullOrEmpty(n.Physical)) return "net: physical not specified";
-            if (!LinkNames.IsValid(n.Physical)) return $"net: physical '{ConfigText.Echo(n.Physical)}' is not a valid link name";
-            if (!names.Add(n.Physical)) return $"net: physical '{n.Physical}' is specified more than once";
-            foreach (string a in n.Addresses)
-                if (!ZoneAddresses.IsValidAddress(a)) return $"net {n.Physical}: allowed-address '{ConfigText.Echo(a)}' is not a valid address/prefix";
-            foreach (string r in n.Routers)
-                if (!ZoneAddresses.IsValidIp(r)) return $"net {n.Physical}: defrouter '{ConfigText.Echo(r)}' is not a valid IP address";
-            if (n.MacAddr != null && (!MacAddress.TryParse(n.MacAddr, out var m) || m.IsGroup || m.IsZero)) return $"net {n.Physical}: mac-addr '{ConfigText.Echo(n.MacAddr)}' is not a valid unicast MAC address";
-            if (n.VlanId is < 0 or > 4094 or 1) return $"net {n.Physical}: vlan-id '{n.VlanId}' is not valid";
-            if (n.VlanId != 0 && n.GlobalNic == null) return $"net {n.Physical}: vlan-id needs global-nic";
-            if (n.Mtu is < 576 or > 9000) return $"net {n.Physical}: mtu '{n.Mtu}' is not from 576 to 9000";
-            foreach (int port in n.BlockedOutgoingPorts)
-                if (port is < 1 or > 65535) return $"net {n.Physical}: blocked outgoing port '{port}' is not from 1 to 65535";
-        }
+        if (ZoneNets.Check(c.Nets) is ZoneNetProblem net) return net.Message;
         if (c.CappedMemory is <= 0 or > ZoneConfig.MaxCappedMemory)
             return $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}";
         if (c.Vm is VmInfo vm && VmModel.CheckInfo(vm) is string vmErr) return vmErr;
@@ -198,15 +179,7 @@ public sealed class ZoneTable
         if (z == null) return "No such zone configured";
         if (z.State == ZoneState.Incomplete) return "zone is incomplete; uninstall required.";
         if (CheckConfig(z.Config) is string e) return e;
-        foreach (var n in z.Config.Nets)
-        {
-            if (n.GlobalNic != null)
-            {
-                if (_host.NicTags.Resolve(n.GlobalNic) == null) return $"net {n.Physical}: nic tag '{n.GlobalNic}' does not exist";
-            }
-            else if (_host.Mac.Find(n.Physical) == null) return $"net {n.Physical}: physical '{n.Physical}' does not exist";
-        }
-        return null;
+        return ZoneNets.Check(z.Config.Nets, _host)?.Message;
     }
 
     public string? Install(string name)
@@ -247,6 +220,9 @@ public sealed class ZoneTable
     private string? ReadyLocked(Zone z)
     {
         if (BrandProblem(z.Config.Brand) is string b) return b;
+        // The same validator as zonecfg verify and vmadm: a net the host cannot carry is refused
+        // before any link is made.
+        if (ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem bad) return bad.Message;
         z._nets = z.Config.Nets.ConvertAll(n => n.Clone());
         foreach (var n in z._nets)
         {
@@ -273,23 +249,24 @@ public sealed class ZoneTable
         var req = n.MacAddr != null && MacAddress.TryParse(n.MacAddr, out var fixedMac)
             ? new MacLayer.MacRequest(MacAddressType.Fixed, fixedMac)
             : new MacLayer.MacRequest(MacAddressType.Random);
-        var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, temporary: true, out var vnic);
-        if (!s.IsOk) return $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}";
-        z._links.Add(vnic!);
-        z._created.Add(vnic!);
-        vnic!.Zone = z.Name;
-        var props = new List<(string, string)>();
+        var props = new List<(string Prop, string Value)>();
         if (n.Mtu is int m) props.Add(("mtu", m.ToString(CultureInfo.InvariantCulture)));
         if (n.Protected && n.ProtectionValue() is { Length: > 0 } prot)
         {
             props.Add(("protection", prot));
             if (prot.Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue() is { Length: > 0 } ips) props.Add(("allowed-ips", ips));
         }
-        foreach (var (name, value) in props)
+        // One MAC-layer operation (MacLayer.Create.cs): a property refused leaves no VNIC behind.
+        var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, props, temporary: true, out var vnic, out int bad);
+        if (!s.IsOk)
         {
-            var ps = mac.SetLinkProp(vnic, name, value, temporary: true);
-            if (!ps.IsOk) return $"net {n.Physical}: cannot set link property '{name}' to '{value}': {ps.Error}";
+            return bad < 0
+                ? $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}"
+                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Error}";
         }
+        z._links.Add(vnic!);
+        z._created.Add(vnic!);
+        vnic!.Zone = z.Name;
         return null;
     }
 

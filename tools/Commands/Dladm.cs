@@ -302,58 +302,9 @@ public static partial class Dladm
         if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
         if (!ValidateProps(ctx, props, name, out code)) return code;
 
-        var mac = ctx.Host.Mac;
-        // Created live first; the persistent record (with its properties) is written only once
-        // everything has applied, so a failure leaves no trace (rule 1).
-        var s = mac.CreateVnic(name, over, request, vid, temporary: true, out var vnic);
-        if (!s.IsOk) return Fail(ctx, $"vnic creation over {over} failed: {s.Error}");
-        return FinishCreate(ctx, vnic!, props, g.Has("t"), $"vnic creation over {over} failed");
-    }
-
-    /// <summary>Applies creation-time properties to a link just created live, then persists it.</summary>
-    private static int FinishCreate(CommandContext ctx, Datalink link, List<(string Prop, string Value)> props, bool temporary, string what)
-    {
-        var mac = ctx.Host.Mac;
-        // Every value is checked before any applies, and anything thrown on the way removes the link
-        // again: a failed create-vnic -p leaves nothing, live or persistent (rule 1).
-        try { return ApplyAndPersist(ctx, mac, link, props, temporary, what); }
-        catch
-        {
-            if (mac.Find(link.Name) == link) mac.Delete(link.Name, link.Class, temporary: true);
-            throw;
-        }
-    }
-
-    private static int ApplyAndPersist(CommandContext ctx, MacLayer mac, Datalink link, List<(string Prop, string Value)> props, bool temporary, string what)
-    {
-        foreach (var (prop, value) in props)
-        {
-            var cs = mac.CheckLinkProp(link, prop, value);
-            if (!cs.IsOk)
-            {
-                mac.Delete(link.Name, link.Class, temporary: true);
-                return Fail(ctx, $"{what}: {cs.Error}");
-            }
-        }
-        foreach (var (prop, value) in props)
-        {
-            var ps = mac.SetLinkProp(link, prop, value, temporary: true);
-            if (!ps.IsOk)
-            {
-                mac.Delete(link.Name, link.Class, temporary: true);
-                return Fail(ctx, $"{what}: {ps.Error}");
-            }
-        }
-        if (!temporary)
-        {
-            var ps = mac.PersistLink(link, props);
-            if (!ps.IsOk)
-            {
-                mac.Delete(link.Name, link.Class, temporary: true);
-                return Fail(ctx, $"{what}: {ps.Error}");
-            }
-        }
-        return 0;
+        // MacLayer.Create.cs checks every value, creates, applies and persists, or leaves nothing.
+        var s = ctx.Host.Mac.CreateVnic(name, over, request, vid, props, g.Has("t"), out _, out _);
+        return s.IsOk ? 0 : Fail(ctx, $"vnic creation over {over} failed: {s.Error}");
     }
 
     private static bool TryParseVid(string text, bool allowZero, out ushort vid)
@@ -495,9 +446,8 @@ public static partial class Dladm
         if (!TryParseVid(g.Value("v")!, allowZero: false, out ushort vid)) return Fail(ctx, $"invalid VLAN identifier '{g.Value("v")}'");
         if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
         if (!ValidateProps(ctx, props, name, out code)) return code;
-        var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, temporary: true, out var vlan);
-        if (!s.IsOk) return Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Error}");
-        return FinishCreate(ctx, vlan!, props, g.Has("t"), $"create operation over {g.Value("l")} failed");
+        var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, props, g.Has("t"), out _, out _);
+        return s.IsOk ? 0 : Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Error}");
     }
 
     private static int DeleteVlan(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Vlan, "vlan");

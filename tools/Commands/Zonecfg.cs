@@ -173,6 +173,8 @@ public static class Zonecfg
             case "verify":
                 GlobalScope(s, "verify");
                 if (ZoneTable.CheckConfig(Need(s)) is string v) throw new ZonecfgError(v);
+                // What the host must have for the nets, as zoneadm verify and boot check it.
+                if (ZoneNets.Check(Need(s).Nets, s.Ctx.Host) is ZoneNetProblem np) throw new ZonecfgError(np.Message);
                 return;
             case "commit": GlobalScope(s, "commit"); Commit(s); return;
             case "exit":
@@ -351,9 +353,8 @@ public static class Zonecfg
         if (s.Scope == "net")
         {
             var net = s.Net!;
-            if (net.Physical.Length == 0) throw new ZonecfgError("net: physical not specified");
-            if (cfg.Nets.Exists(n => n.Physical == net.Physical)) throw new ZonecfgError($"net: physical '{net.Physical}' already exists");
-            if (net.VlanId != 0 && net.GlobalNic == null) throw new ZonecfgError("vlan-id: needs global-nic");
+            // The one validator for nets (ZoneNets.cs), over the nets with this one added.
+            if (ZoneNets.Check([.. cfg.Nets, net]) is ZoneNetProblem np) throw new ZonecfgError(np.Message);
             cfg.Nets.Add(net);
         }
         else

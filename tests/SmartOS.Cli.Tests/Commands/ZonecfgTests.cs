@@ -125,7 +125,7 @@ public class ZonecfgTests
     [TestCase("create; set zonepath=/z; add net; set defrouter=ten; end", "defrouter: 'ten' is not a valid IP address")]
     [TestCase("create; set zonepath=/z; add net; set physical=bad-name; end", "physical: 'bad-name' is not a valid link name")]
     [TestCase("create; set zonepath=/z; add net; set allowed-address=10.0.0.2/24; end", "net: physical not specified")]
-    [TestCase("create; set zonepath=/z; add net; set physical=web0; set vlan-id=5; end", "vlan-id: needs global-nic")]
+    [TestCase("create; set zonepath=/z; add net; set physical=web0; set vlan-id=5; end", "net web0: vlan-id needs global-nic")]
     [TestCase("create; set zonepath=/z; add net; set physical=web0", "'net' scope needs 'end'")]
     [TestCase("create; set zonepath=/z; frobnicate", "frobnicate: unknown command")]
     [TestCase("create; set zonepath=/z; end", "end: not in a resource scope")]
