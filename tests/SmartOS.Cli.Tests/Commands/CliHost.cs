@@ -12,6 +12,16 @@ internal sealed class CliHost
         Host = World.AddHost("h1", nics, store);
     }
 
+    /// <summary>A host with etherstub stub0 and two VNICs on it: a0 (2:0:0:0:0:1) and b0 (2:0:0:0:0:2).</summary>
+    public static CliHost TwoVnicsOnAStub()
+    {
+        var h = new CliHost();
+        h.Ok(Split("dladm create-etherstub stub0"));
+        h.Ok(Split("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
+        h.Ok(Split("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
+        return h;
+    }
+
     public World World { get; }
     public Host Host { get; }
 

@@ -7,14 +7,7 @@ public class IntervalStatsTests
 {
     private static string[] A(string line) => CliHost.Split(line);
 
-    private static CliHost Stub()
-    {
-        var h = new CliHost();
-        h.Ok(A("dladm create-etherstub stub0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
-        return h;
-    }
+    private static CliHost Stub() => CliHost.TwoVnicsOnAStub();
 
     /// <summary>Starts a command, lets <paramref name="during"/> run at chosen times, then ^C.</summary>
     private static (int Code, string Out, string Err) Watch(CliHost h, string line, params (long At, string Command)[] during)

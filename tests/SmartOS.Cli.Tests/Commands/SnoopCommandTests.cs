@@ -25,14 +25,7 @@ public class SnoopCommandTests
         return new CommandResult(task.IsCompleted ? task.Result : -1, o.ToArray(), e.ToArray());
     }
 
-    private static CliHost Stub()
-    {
-        var h = new CliHost();
-        h.Ok(A("dladm create-etherstub stub0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
-        return h;
-    }
+    private static CliHost Stub() => CliHost.TwoVnicsOnAStub();
 
     /// <summary>Starts a snoop, sends frames, then lets the snoop finish.</summary>
     private (Task<int> Task, OutputCapture Out, OutputCapture Err) StartSnoop(CliHost h, string line)

@@ -21,14 +21,7 @@ public class SnoopOptionsTests
 
     private static string[] A(string line) => CliHost.Split(line);
 
-    private static CliHost Stub()
-    {
-        var h = new CliHost();
-        h.Ok(A("dladm create-etherstub stub0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:1 a0"));
-        h.Ok(A("dladm create-vnic -l stub0 -m 2:0:0:0:0:2 b0"));
-        return h;
-    }
+    private static CliHost Stub() => CliHost.TwoVnicsOnAStub();
 
     private CommandResult Run(CliHost h, string line)
     {
