@@ -85,7 +85,7 @@ public class DaemonStreamTests
     [Test]
     public void A_long_stream_through_the_daemon_keeps_memory_bounded()
     {
-        long size = long.TryParse(Environment.GetEnvironmentVariable("SMARTOS_STREAM_BYTES"), out long n) ? n : 128L << 20;
+        long size = long.TryParse(Environment.GetEnvironmentVariable("SMARTOS_STREAM_BYTES"), out long n) ? n : 1L << 30; // issue 21: a 1 GiB stream
         var input = new GeneratedInput(size, 7);
         var sink = new HashingSink();
         GC.Collect();
