@@ -42,21 +42,6 @@ public sealed class OutputTable
 
     public IReadOnlyList<Field> Selected => _selected;
 
-    /// <summary>Selects the -o fields ("all" or a comma list, case-insensitive). Returns the first unknown field, or null.</summary>
-    public string? Select(string? spec)
-    {
-        if (spec == null || spec.Equals("all", StringComparison.OrdinalIgnoreCase)) { _selected = _all; return null; }
-        var list = new List<Field>();
-        foreach (string raw in spec.Split(','))
-        {
-            var f = Array.Find(_all, x => x.Name.Equals(raw.Trim(), StringComparison.OrdinalIgnoreCase));
-            if (f == null) return raw;
-            list.Add(f);
-        }
-        _selected = [.. list];
-        return null;
-    }
-
     /// <summary>
     /// ofmt_open and ofmt_check: selects the fields of a comma list (or "all"), case-insensitively.
     /// Returns a fatal message (parsable output without fields or with "all", an unknown field in
@@ -89,7 +74,7 @@ public sealed class OutputTable
     /// ofmt_open's checks for parsable output: returns libofmt's message when -p is given without -o
     /// fields or with "all" (ofmt_strerror's wording), else null. Commands prefix their name.
     /// </summary>
-    public static string? CheckParsable(bool parsable, string? spec)
+    private static string? CheckParsable(bool parsable, string? spec)
     {
         if (!parsable) return null;
         if (string.IsNullOrEmpty(spec)) return "output fields must be specified in parsable mode";
