@@ -23,16 +23,16 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
         return proto.ToString(CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Parses "attr=value[,attr=value]". Returns null, or libdladm's status text.</summary>
-    public static string? TryParse(string text, out FlowSpec spec)
+    /// <summary>Parses "attr=value[,attr=value]" into a flow spec, or says why not.</summary>
+    public static DladmStatus TryParse(string text, out FlowSpec spec)
     {
         spec = default;
         string? localIp = null, remoteIp = null, transport = null, localPort = null, remotePort = null, dsfield = null;
-        if (string.IsNullOrWhiteSpace(text)) return MacStatus.BadArg;
+        if (string.IsNullOrWhiteSpace(text)) return DladmStatus.BadArg;
         foreach (string part in text.Split(','))
         {
             int eq = part.IndexOf('=');
-            if (eq <= 0) return MacStatus.BadArg;
+            if (eq <= 0) return DladmStatus.BadArg;
             string key = part[..eq].Trim(), value = part[(eq + 1)..].Trim();
             ref string? slot = ref localIp;
             switch (key)
@@ -43,16 +43,16 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
                 case "local_port": slot = ref localPort; break;
                 case "remote_port": slot = ref remotePort; break;
                 case "dsfield": slot = ref dsfield; break;
-                default: return MacStatus.BadArg;
+                default: return DladmStatus.BadArg;
             }
-            if (slot != null || value.Length == 0) return MacStatus.BadArg;
+            if (slot != null || value.Length == 0) return DladmStatus.BadArg;
             slot = value;
         }
         byte proto = 0;
         if (transport != null)
         {
             int i = Array.FindIndex(s_transports, t => t.Name == transport);
-            if (i < 0) return MacStatus.InvalidProtocol;
+            if (i < 0) return DladmStatus.InvalidProtocol;
             proto = s_transports[i].Proto;
         }
         ushort port = 0;
@@ -60,8 +60,8 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
         // dladm_flow_attrlist_extract: "Make sure protocol is specified if either local or remote
         // port is specified" (DLADM_STATUS_PORT_NOPROTO).
         if (portText != null && (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0))
-            return MacStatus.InvalidPort;
-        if (portText != null && transport == null) return MacStatus.PortNoProto;
+            return DladmStatus.InvalidPort;
+        if (portText != null && transport == null) return DladmStatus.PortNoProto;
 
         // The six combinations (flowadm(8)); anything else is rejected.
         if (localIp != null && remoteIp == null && transport == null && portText == null && dsfield == null)
@@ -70,11 +70,11 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
             return ParseIp(remoteIp, FlowType.RemoteIp, out spec);
         if (transport != null && localIp == null && remoteIp == null && dsfield == null)
         {
-            if (portText == null) { spec = new FlowSpec(FlowType.Transport, default, 0, proto, 0, 0, 0); return null; }
-            if (localPort != null && remotePort != null) return MacStatus.BadArg;
-            if (proto is not (IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp)) return MacStatus.BadArg;
+            if (portText == null) { spec = new FlowSpec(FlowType.Transport, default, 0, proto, 0, 0, 0); return DladmStatus.Ok; }
+            if (localPort != null && remotePort != null) return DladmStatus.BadArg;
+            if (proto is not (IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp)) return DladmStatus.BadArg;
             spec = new FlowSpec(localPort != null ? FlowType.LocalPort : FlowType.RemotePort, default, 0, proto, port, 0, 0);
-            return null;
+            return DladmStatus.Ok;
         }
         if (dsfield != null && localIp == null && remoteIp == null && transport == null && portText == null)
         {
@@ -82,12 +82,12 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
             int colon = dsfield.IndexOf(':');
             if (colon >= 0) { v = dsfield[..colon]; m = dsfield[(colon + 1)..]; }
             // do_check_dsfield (flowattr.c): the mask is checked first, and neither may be zero.
-            if (!TryHexByte(m, out byte mask) || mask == 0) return MacStatus.InvalidDsfMask;
-            if (!TryHexByte(v, out byte ds) || ds == 0) return MacStatus.InvalidDsf;
+            if (!TryHexByte(m, out byte mask) || mask == 0) return DladmStatus.InvalidDsfMask;
+            if (!TryHexByte(v, out byte ds) || ds == 0) return DladmStatus.InvalidDsf;
             spec = new FlowSpec(FlowType.DsField, default, 0, 0, 0, (byte)(ds & mask), mask);
-            return null;
+            return DladmStatus.Ok;
         }
-        return MacStatus.BadArg;
+        return DladmStatus.BadArg;
     }
 
     private static bool TryHexByte(string s, out byte b)
@@ -96,16 +96,16 @@ public readonly record struct FlowSpec(FlowType Type, IpAddress Address, int Pre
         return byte.TryParse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out b) && s.Length is > 0 and <= 2;
     }
 
-    private static string? ParseIp(string text, FlowType type, out FlowSpec spec)
+    private static DladmStatus ParseIp(string text, FlowType type, out FlowSpec spec)
     {
         spec = default;
         int slash = text.IndexOf('/');
-        if (!IpAddress.TryParse(slash < 0 ? text : text[..slash], out var ip)) return MacStatus.InvalidIp;
+        if (!IpAddress.TryParse(slash < 0 ? text : text[..slash], out var ip)) return DladmStatus.InvalidIp;
         int max = ip.IsV4 ? 32 : 128, prefix = max;
         if (slash >= 0 && (!int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix < 1 || prefix > max))
-            return MacStatus.InvalidPrefixLen;
+            return DladmStatus.InvalidPrefixLen;
         spec = new FlowSpec(type, FlowTable.Mask(ip, prefix), prefix, 0, 0, 0, 0);
-        return null;
+        return DladmStatus.Ok;
     }
 
     /// <summary>The attributes as flowadm takes them (what flowadm.conf keeps).</summary>

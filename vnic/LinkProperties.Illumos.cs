@@ -84,7 +84,7 @@ public sealed partial class MacLayer
                 Get = l => value?.Invoke(l) ?? "",
                 Default = _ => def,
                 Possible = _ => possible,
-                Validate = (_, _) => MacStatus.ReadOnly,
+                Validate = (_, _) => DladmStatus.PropRdOnly,
                 Apply = (_, _) => throw new InvalidOperationException("read-only property"),
             });
         }
@@ -122,7 +122,7 @@ public sealed partial class MacLayer
         Get = _ => "",
         Default = _ => "",
         Possible = _ => "",
-        Validate = (_, _) => MacStatus.NotSupported,
+        Validate = (_, _) => DladmStatus.NotSup,
         Apply = (_, _) => throw new InvalidOperationException("not supported"),
     };
 }

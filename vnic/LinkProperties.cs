@@ -15,8 +15,8 @@ public sealed class LinkProperty
     public required Func<Datalink, string> Get { get; init; }
     public required Func<Datalink, string> Default { get; init; }
     public required Func<Datalink, string> Possible { get; init; }
-    /// <summary>Checks a value without changing anything; returns null or a libdladm status text.</summary>
-    public required Func<Datalink, string, string?> Validate { get; init; }
+    /// <summary>Checks a value without changing anything; returns DladmStatus.Ok or why not.</summary>
+    public required Func<Datalink, string, DladmStatus> Validate { get; init; }
     /// <summary>Applies a value already validated.</summary>
     public required Action<Datalink, string> Apply { get; init; }
 }
@@ -50,59 +50,58 @@ public sealed partial class MacLayer
         });
     }
 
-    private string? ValidateMtu(Datalink link, string value)
+    private DladmStatus ValidateMtu(Datalink link, string value)
     {
-        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu)) return MacStatus.BadVal;
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu)) return DladmStatus.BadVal;
         int max = link.Over?.Mtu ?? 9000;
-        if (mtu < 576 || mtu > max) return MacStatus.BadVal;
-        if (link is PortLink pl && pl.Client != null) return MacStatus.Busy;
+        if (mtu < 576 || mtu > max) return DladmStatus.BadVal;
+        if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
         foreach (var l in _links.Values)
-            if (l.Over == link && l.Mtu > mtu) return MacStatus.Busy; // A NIC's MTU bounds the links over it.
-        return null;
+            if (l.Over == link && l.Mtu > mtu) return DladmStatus.LinkBusy; // A NIC's MTU bounds the links over it.
+        return DladmStatus.Ok;
     }
 
     /// <summary>Validates and applies one property; persists it unless temporary.</summary>
-    public MacStatus SetLinkProp(Datalink link, string name, string value, bool temporary)
+    public DlStatus SetLinkProp(Datalink link, string name, string value, bool temporary)
     {
         var s = CheckLinkProp(link, name, value);
         if (!s.IsOk) return s;
         var prop = FindProperty(name)!;
         if (!temporary) PersistProp(link, r => (r.Props ??= new())[name] = value);
         prop.Apply(link, value);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>Checks a property change without applying it.</summary>
-    public MacStatus CheckLinkProp(Datalink link, string name, string value)
+    public DlStatus CheckLinkProp(Datalink link, string name, string value)
     {
         var prop = FindProperty(name);
         if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
-        if (prop.Perm != "rw") return MacStatus.Fail(MacStatus.ReadOnly);
-        string? err = prop.Validate(link, value);
-        return err == null ? MacStatus.Ok : MacStatus.Fail(err);
+        if (prop.Perm != "rw") return DladmStatus.PropRdOnly;
+        return prop.Validate(link, value);
     }
 
     /// <summary>Why a property cannot be changed on this link: unknown ("object not found"), one illumos
     /// has for this class but this layer implements only for others ("operation not supported"), or one
     /// of another class (i_dladm_set_single_prop's class test: "invalid argument").</summary>
-    private static MacStatus NotApplicable(Datalink link, string name, LinkProperty? prop)
+    private static DlStatus NotApplicable(Datalink link, string name, LinkProperty? prop)
     {
-        if (prop == null) return MacStatus.Fail(MacStatus.NotFound);
-        return MacStatus.Fail(IllumosHas(link, name) ? MacStatus.NotSupported : MacStatus.BadArg);
+        if (prop == null) return DladmStatus.NotFound;
+        return IllumosHas(link, name) ? DladmStatus.NotSup : DladmStatus.BadArg;
     }
 
     /// <summary>Returns a property to its default; persists the reset unless temporary.</summary>
-    public MacStatus ResetLinkProp(Datalink link, string name, bool temporary)
+    public DlStatus ResetLinkProp(Datalink link, string name, bool temporary)
     {
         var prop = FindProperty(name);
         if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
-        if (prop.Perm != "rw") return MacStatus.Fail(MacStatus.ReadOnly);
+        if (prop.Perm != "rw") return DladmStatus.PropRdOnly;
         string def = prop.Default(link);
         if (name == "mtu" && link.Over is Datalink lower) def = Math.Min(lower.Mtu, 1500).ToString(CultureInfo.InvariantCulture);
-        string? err = prop.Validate(link, def);
-        if (err != null) return MacStatus.Fail(err);
+        var err = prop.Validate(link, def);
+        if (err != DladmStatus.Ok) return err;
         if (!temporary) PersistProp(link, r => r.Props?.Remove(name));
         prop.Apply(link, def);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 }

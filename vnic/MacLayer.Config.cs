@@ -5,42 +5,6 @@ using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
 
-/// <summary>The outcome of a configuration operation: ok, or libdladm's status text.</summary>
-public readonly record struct MacStatus(string? Error)
-{
-    public static readonly MacStatus Ok = new((string?)null);
-    public bool IsOk => Error == null;
-    public static MacStatus Fail(string error) => new(error);
-
-    // libdladm's dladm_status2str wording.
-    public const string NotFound = "object not found";
-    public const string Exists = "object already exists";
-    public const string Busy = "link busy";
-    public const string InvalidLink = "invalid link";
-    public const string InvalidVid = "invalid VLAN identifier";
-    public const string InvalidMac = "invalid MAC address";
-    public const string MacInUse = "MAC address already in use";
-    public const string BadArg = "invalid argument";
-    public const string NotSupported = "operation not supported";
-    public const string NoFactoryMac = "no available factory MAC address";
-    public const string BadVal = "invalid value";
-    public const string TempOnly = "change cannot be persistent";
-    public const string ReadOnly = "read-only property";
-    public const string BadValCount = "invalid number of values";
-    public const string MinMaxBw = "minimum value for maxbw is 1.2M";
-    public const string BadProp = "invalid property";
-    public const string FlowIdentical = "a flow with identical attributes exists";
-    public const string FlowIncompatible = "flow(s) with incompatible attributes exists";
-    public const string FlowExists = "link still has flows";
-    public const string InvalidIp = "invalid IP address";
-    public const string InvalidPrefixLen = "invalid IP prefix length";
-    public const string InvalidProtocol = "invalid IP protocol";
-    public const string InvalidPort = "invalid port number";
-    public const string InvalidDsf = "invalid dsfield";
-    public const string InvalidDsfMask = "invalid dsfield mask";
-    public const string PortNoProto = "local or remote port requires transport";
-}
-
 /// <summary>One persistent datalink, as written to the host's datalink.conf.</summary>
 public sealed class LinkRecord
 {
@@ -92,26 +56,26 @@ public sealed partial class MacLayer
             var r = rec.Value;
             var status = Replay(r);
             if (status.IsOk) _persistent.Add(r);
-            else _linkFile.Reject(rec, $"{ConfigText.Echo(r.Name)}: {status.Error}", problems);
+            else _linkFile.Reject(rec, $"{ConfigText.Echo(r.Name)}: {status.Message}", problems);
             foreach (string p in _replayProblems) problems.Add($"{ConfigName}: record {rec.Index} (line {rec.Line}): {ConfigText.Echo(r.Name)}: {p}");
             _replayProblems.Clear();
         }
     }
 
-    private MacStatus Replay(LinkRecord r)
+    private DlStatus Replay(LinkRecord r)
     {
-        if (!LinkNames.IsValid(r.Name)) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (!LinkNames.IsValid(r.Name)) return DladmStatus.LinkInval;
         // Checked before the (ushort) casts below, which would wrap 65541 into VLAN 5.
-        if (r.Vid is < 0 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        if (r.Vid is < 0 or > 4094) return DladmStatus.VidInval;
         switch (r.Class)
         {
             case "phys":
                 {
                     var phys = Links.OfType<PhysLink>().FirstOrDefault(p => p.Device == r.Device);
-                    if (phys == null) return MacStatus.Fail(MacStatus.NotFound);
+                    if (phys == null) return DladmStatus.NotFound;
                     if (phys.Name != r.Name)
                     {
-                        if (Exists(r.Name)) return MacStatus.Fail(MacStatus.Exists);
+                        if (Exists(r.Name)) return DladmStatus.Exist;
                         Rename(phys, r.Name);
                     }
                     return ReplayProps(phys, r);
@@ -123,7 +87,7 @@ public sealed partial class MacLayer
                 }
             case "vnic":
                 {
-                    if (!MacAddress.TryParse(r.Mac, out var mac)) return MacStatus.Fail(MacStatus.InvalidMac);
+                    if (!MacAddress.TryParse(r.Mac, out var mac)) return DladmStatus.MacAddrInval;
                     var type = Enum.TryParse<MacAddressType>(r.MacType, true, out var t) ? t : MacAddressType.Fixed;
                     var s = CreateVnicLive(r.Name, r.Over ?? "", mac, type, (ushort)r.Vid, r.FactorySlot, out var v);
                     if (!s.IsOk) return s;
@@ -136,27 +100,27 @@ public sealed partial class MacLayer
                     return s.IsOk ? ReplayProps(v!, r) : s;
                 }
             default:
-                return MacStatus.Fail(MacStatus.BadArg);
+                return DladmStatus.BadArg;
         }
     }
 
-    private MacStatus ReplayProps(Datalink link, LinkRecord r)
+    private DlStatus ReplayProps(Datalink link, LinkRecord r)
     {
-        if (r.Props == null) return MacStatus.Ok;
+        if (r.Props == null) return DlStatus.Ok;
         foreach (var (name, value) in r.Props)
         {
             // A JSON null in Props is a bad value, not a crash (the serializer checks only the
             // record's own properties against their nullability).
-            var s = value == null ? MacStatus.Fail(MacStatus.BadVal) : CheckLinkProp(link, name, value);
+            var s = value == null ? DladmStatus.BadVal : CheckLinkProp(link, name, value);
             if (!s.IsOk)
             {
                 // The link stays; the bad property is reported and left at its default.
-                _replayProblems.Add($"cannot set link property '{ConfigText.Echo(name)}': {s.Error}");
+                _replayProblems.Add($"cannot set link property '{ConfigText.Echo(name)}': {s.Message}");
                 continue;
             }
             FindProperty(name)!.Apply(link, value!);
         }
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     private readonly List<string> _replayProblems = [];
@@ -188,33 +152,33 @@ public sealed partial class MacLayer
         Props = r.Props == null ? null : new Dictionary<string, string>(r.Props),
     };
 
-    private MacStatus CheckNewName(string name)
+    private DlStatus CheckNewName(string name)
     {
-        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (Exists(name) || FindPersistent(name) != null) return MacStatus.Fail(MacStatus.Exists);
-        return MacStatus.Ok;
+        if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
+        if (Exists(name) || FindPersistent(name) != null) return DladmStatus.Exist;
+        return DlStatus.Ok;
     }
 
     // ---- etherstubs -------------------------------------------------------------------------
 
-    public MacStatus CreateEtherstub(string name, bool temporary)
+    public DlStatus CreateEtherstub(string name, bool temporary)
     {
         var s = CheckNewName(name);
         if (!s.IsOk) return s;
         s = CreateEtherstubLive(name, out _);
         if (!s.IsOk) return s;
         if (!temporary) PersistOrUndo(name, l => l.Add(new LinkRecord { Name = name, Class = "etherstub" }));
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
-    private MacStatus CreateEtherstubLive(string name, out Etherstub? stub)
+    private DlStatus CreateEtherstubLive(string name, out Etherstub? stub)
     {
         stub = null;
-        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
+        if (Exists(name)) return DladmStatus.Exist;
         stub = new Etherstub(this, name, NextLinkId());
         Register(stub);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>Writes the persistent change for a link just created live; if the write fails the
@@ -234,17 +198,17 @@ public sealed partial class MacLayer
     /// <summary>How the caller asked for a MAC address (dladm create-vnic -m).</summary>
     public readonly record struct MacRequest(MacAddressType Type, MacAddress Fixed = default, byte[]? Prefix = null, int? Slot = null);
 
-    public MacStatus CreateVnic(string name, string over, MacRequest request, ushort vid, bool temporary, out VnicLink? vnic)
+    public DlStatus CreateVnic(string name, string over, MacRequest request, ushort vid, bool temporary, out VnicLink? vnic)
     {
         vnic = null;
         var s = CheckNewName(name);
         if (!s.IsOk) return s;
         var lower = Find(over);
-        if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (lower is not PhysLink && lower is not Etherstub) return MacStatus.Fail(MacStatus.InvalidLink);
+        if (lower == null) return DladmStatus.NotFound;
+        if (lower is not PhysLink && lower is not Etherstub) return DladmStatus.LinkInval;
         // A persistent link over a temporary one could not be recreated at boot.
-        if (!temporary && lower is Etherstub && FindPersistent(over) == null) return MacStatus.Fail(MacStatus.TempOnly);
-        if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        if (!temporary && lower is Etherstub && FindPersistent(over) == null) return DladmStatus.PersistOnTemp;
+        if (vid > 4094) return DladmStatus.VidInval;
         var sw = lower is PhysLink p ? p.Switch : ((Etherstub)lower).Switch;
         s = ChooseAddress(lower, sw, request, vid, out var mac, out var type, out int? slot);
         if (!s.IsOk) return s;
@@ -259,32 +223,32 @@ public sealed partial class MacLayer
             };
             PersistOrUndo(name, l => l.Add(rec));
         }
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
-    private MacStatus ChooseAddress(Datalink lower, VSwitch sw, MacRequest req, ushort vid, out MacAddress mac, out MacAddressType type, out int? slot)
+    private DlStatus ChooseAddress(Datalink lower, VSwitch sw, MacRequest req, ushort vid, out MacAddress mac, out MacAddressType type, out int? slot)
     {
         mac = default; type = req.Type; slot = null;
         switch (req.Type)
         {
             case MacAddressType.Fixed:
-                if (req.Fixed.IsGroup || req.Fixed.IsZero) return MacStatus.Fail(MacStatus.InvalidMac);
+                if (req.Fixed.IsGroup || req.Fixed.IsZero) return DladmStatus.InvalidMacAddr;
                 mac = req.Fixed;
                 break;
             case MacAddressType.Factory:
                 {
-                    if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.NotSupported);
+                    if (lower is not PhysLink phys) return DladmStatus.MacFactoryNotSup;
                     if (req.Slot is int want)
                     {
-                        if (want < 1 || want > FactorySlots) return MacStatus.Fail(MacStatus.BadArg);
-                        if (FactorySlotInUse(phys, want)) return MacStatus.Fail(MacStatus.MacInUse);
+                        if (want < 1 || want > FactorySlots) return DladmStatus.MacFactorySlotInvalid;
+                        if (FactorySlotInUse(phys, want)) return DladmStatus.MacFactorySlotUsed;
                         slot = want;
                     }
                     else
                     {
                         for (int i = 1; i <= FactorySlots && slot == null; i++)
                             if (!FactorySlotInUse(phys, i)) slot = i;
-                        if (slot == null) return MacStatus.Fail(MacStatus.NoFactoryMac);
+                        if (slot == null) return DladmStatus.MacFactorySlotAllUsed;
                     }
                     mac = FactoryAddress(phys, slot.Value);
                     break;
@@ -306,14 +270,14 @@ public sealed partial class MacLayer
                 mac = RandomAddress(sw, vid, null);
                 break;
             case MacAddressType.Random:
-                if (req.Prefix != null && (req.Prefix[0] & 0x01) != 0) return MacStatus.Fail(MacStatus.InvalidMac);
+                if (req.Prefix != null && (req.Prefix[0] & 0x01) != 0) return DladmStatus.InvalidMacPrefix;
                 mac = RandomAddress(sw, vid, req.Prefix);
                 break;
             default:
-                return MacStatus.Fail(MacStatus.BadArg);
+                return DladmStatus.BadArg;
         }
-        if (MacInUse(mac, vid, sw)) return MacStatus.Fail(MacStatus.MacInUse);
-        return MacStatus.Ok;
+        if (MacInUse(mac, vid, sw)) return DladmStatus.InvalidMacAddrInUse;
+        return DlStatus.Ok;
     }
 
     /// <summary>The factory addresses of a NIC: its own address plus the slot number in the last octets.</summary>
@@ -345,27 +309,27 @@ public sealed partial class MacLayer
         }
     }
 
-    private MacStatus CreateVnicLive(string name, string over, MacAddress mac, MacAddressType type, ushort vid, int? slot, out VnicLink? vnic)
+    private DlStatus CreateVnicLive(string name, string over, MacAddress mac, MacAddressType type, ushort vid, int? slot, out VnicLink? vnic)
     {
         vnic = null;
-        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
+        if (Exists(name)) return DladmStatus.Exist;
         var lower = Find(over);
         VSwitch? sw = lower switch { PhysLink p => p.Switch, Etherstub e => e.Switch, _ => null };
-        if (lower == null || sw == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (vid > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
-        if (MacInUse(mac, vid, sw)) return MacStatus.Fail(MacStatus.MacInUse);
+        if (lower == null || sw == null) return DladmStatus.NotFound;
+        if (vid > 4094) return DladmStatus.VidInval;
+        if (MacInUse(mac, vid, sw)) return DladmStatus.InvalidMacAddrInUse;
         vnic = new VnicLink(this, name, NextLinkId(), lower, sw, mac, type, vid) { FactorySlot = slot };
         // A new link starts at the default MTU (1500), or lower if the link below is smaller.
         vnic.Mtu = Math.Min(lower.Mtu, 1500);
         Register(vnic);
         sw.AddPort(vnic);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     // ---- VLANs ------------------------------------------------------------------------------
 
-    public MacStatus CreateVlan(string name, string over, ushort vid, bool temporary, out VlanLink? vlan)
+    public DlStatus CreateVlan(string name, string over, ushort vid, bool temporary, out VlanLink? vlan)
     {
         vlan = null;
         var s = CheckNewName(name);
@@ -373,53 +337,53 @@ public sealed partial class MacLayer
         s = CreateVlanLive(name, over, vid, out vlan);
         if (!s.IsOk) return s;
         if (!temporary) PersistOrUndo(name, l => l.Add(new LinkRecord { Name = name, Class = "vlan", Over = over, Vid = vid }));
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
-    private MacStatus CreateVlanLive(string name, string over, ushort vid, out VlanLink? vlan)
+    private DlStatus CreateVlanLive(string name, string over, ushort vid, out VlanLink? vlan)
     {
         vlan = null;
-        if (!LinkNames.IsValid(name)) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (Exists(name)) return MacStatus.Fail(MacStatus.Exists);
+        if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
+        if (Exists(name)) return DladmStatus.Exist;
         var lower = Find(over);
-        if (lower == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (lower is not PhysLink phys) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (vid is < 1 or > 4094) return MacStatus.Fail(MacStatus.InvalidVid);
+        if (lower == null) return DladmStatus.NotFound;
+        if (lower is not PhysLink phys) return DladmStatus.LinkInval;
+        if (vid is < 1 or > 4094) return DladmStatus.VidInval;
         // A VLAN link uses the NIC's own address, so the port holding that address in the VLAN is
         // either a VLAN link of the same VID (it exists) or a VNIC (the address is in use): one
         // lookup (rule 8).
         if (phys.Switch.PortWith(phys.MacAddress, vid) is PortLink holder)
-            return MacStatus.Fail(holder is VlanLink ? MacStatus.Exists : MacStatus.MacInUse);
+            return holder is VlanLink ? DladmStatus.Exist : DladmStatus.InvalidMacAddrInUse;
         vlan = new VlanLink(this, name, NextLinkId(), phys, vid) { Mtu = Math.Min(phys.Mtu, 1500) };
         Register(vlan);
         phys.Switch.AddPort(vlan);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     // ---- delete, rename, properties --------------------------------------------------------------
 
     /// <summary>Deletes a VNIC, VLAN or etherstub (expected class given by the subcommand).</summary>
-    public MacStatus Delete(string name, LinkClass expected, bool temporary)
+    public DlStatus Delete(string name, LinkClass expected, bool temporary)
     {
         var link = Find(name);
         var rec = FindPersistent(name);
-        if (link == null && rec == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (link == null && rec == null) return DladmStatus.NotFound;
         if (link == null)
         {
             // Only in the persistent configuration (it was deleted with -t earlier).
-            if (temporary) return MacStatus.Fail(MacStatus.NotFound);
-            if (!string.Equals(rec!.Class, expected.ToString(), StringComparison.OrdinalIgnoreCase)) return MacStatus.Fail(MacStatus.InvalidLink);
+            if (temporary) return DladmStatus.NotFound;
+            if (!string.Equals(rec!.Class, expected.ToString(), StringComparison.OrdinalIgnoreCase)) return DladmStatus.LinkInval;
             Persist(l => l.Remove(rec));
-            return MacStatus.Ok;
+            return DlStatus.Ok;
         }
-        if (link.Class != expected) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
-        if (link.Zone != "global") return MacStatus.Fail(MacStatus.Busy);
-        if (link is Etherstub stub && stub.Switch.Ports.Count > 0) return MacStatus.Fail(MacStatus.Busy);
-        if (HasFlows(name)) return MacStatus.Fail(MacStatus.FlowExists);
+        if (link.Class != expected) return DladmStatus.LinkInval;
+        if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
+        if (link.Zone != "global") return DladmStatus.LinkBusy;
+        if (link is Etherstub stub && stub.Switch.Ports.Count > 0) return DladmStatus.LinkBusy;
+        if (HasFlows(name)) return DladmStatus.FlowExists;
         if (!temporary && rec != null) Persist(l => l.Remove(rec));
         RemoveLive(link);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     private void RemoveLive(Datalink link)
@@ -429,15 +393,15 @@ public sealed partial class MacLayer
         Unregister(link);
     }
 
-    public MacStatus RenameLink(string oldName, string newName)
+    public DlStatus RenameLink(string oldName, string newName)
     {
         var link = Find(oldName);
         var rec = FindPersistent(oldName);
-        if (link == null && rec == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (!LinkNames.IsValid(newName)) return MacStatus.Fail(MacStatus.InvalidLink);
-        if (Exists(newName) || FindPersistent(newName) != null) return MacStatus.Fail(MacStatus.Exists);
-        if (link is PortLink pl && pl.Client != null) return MacStatus.Fail(MacStatus.Busy);
-        if (link != null && link.Zone != "global") return MacStatus.Fail(MacStatus.Busy);
+        if (link == null && rec == null) return DladmStatus.NotFound;
+        if (!LinkNames.IsValid(newName)) return DladmStatus.LinkInval;
+        if (Exists(newName) || FindPersistent(newName) != null) return DladmStatus.Exist;
+        if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
+        if (link != null && link.Zone != "global") return DladmStatus.LinkBusy;
         if (link is PhysLink phys && rec == null)
         {
             var physRec = new LinkRecord { Name = newName, Class = "phys", Device = phys.Device };
@@ -458,15 +422,15 @@ public sealed partial class MacLayer
         }
         RenameFlowLink(oldName, newName);
         if (link != null) Rename(link, newName);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>Makes a link created with temporary=true persistent, with the given properties
     /// (MacLayer.Create.cs: the link and its properties are written in one step, or not at all).</summary>
-    private MacStatus PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
+    private DlStatus PersistLink(Datalink link, IEnumerable<(string Name, string Value)> props)
     {
         if (FindPersistent(link.Name) != null) throw new InvalidOperationException($"{link.Name} is already persistent");
-        if (link.Over is Datalink lower && lower is not PhysLink && FindPersistent(lower.Name) == null) return MacStatus.Fail(MacStatus.TempOnly);
+        if (link.Over is Datalink lower && lower is not PhysLink && FindPersistent(lower.Name) == null) return DladmStatus.PersistOnTemp;
         var rec = link switch
         {
             VnicLink v => new LinkRecord
@@ -480,7 +444,7 @@ public sealed partial class MacLayer
         };
         foreach (var (name, value) in props) (rec.Props ??= new())[name] = value;
         Persist(l => l.Add(rec));
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>Changes a link's persistent record (creating one for a phys on first change).</summary>

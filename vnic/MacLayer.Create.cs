@@ -13,7 +13,7 @@ public sealed partial class MacLayer
     /// <summary>Creates a VNIC with creation-time properties, all or nothing. On failure
     /// <paramref name="failedProp"/> is the index of the property at fault, or -1 when the creation
     /// itself (or the persistent write) failed.</summary>
-    public MacStatus CreateVnic(string name, string over, MacRequest request, ushort vid,
+    public DlStatus CreateVnic(string name, string over, MacRequest request, ushort vid,
         IReadOnlyList<(string Prop, string Value)> props, bool temporary, out VnicLink? vnic, out int failedProp)
     {
         failedProp = -1;
@@ -23,7 +23,7 @@ public sealed partial class MacLayer
         if (!temporary && lower is Etherstub && FindPersistent(over) == null)
         {
             vnic = null;
-            return MacStatus.Fail(MacStatus.TempOnly);
+            return DladmStatus.PersistOnTemp;
         }
         var s = CreateVnic(name, over, request, vid, temporary: true, out vnic);
         if (!s.IsOk) return s;
@@ -33,7 +33,7 @@ public sealed partial class MacLayer
     }
 
     /// <summary>Creates a VLAN link with creation-time properties, all or nothing (as the VNIC one).</summary>
-    public MacStatus CreateVlan(string name, string over, ushort vid,
+    public DlStatus CreateVlan(string name, string over, ushort vid,
         IReadOnlyList<(string Prop, string Value)> props, bool temporary, out VlanLink? vlan, out int failedProp)
     {
         failedProp = -1;
@@ -46,7 +46,7 @@ public sealed partial class MacLayer
 
     /// <summary>Checks, applies and persists the properties of a link just created live (and not yet
     /// persistent); removes the link again on any failure or exception.</summary>
-    private MacStatus FinishCreate(Datalink link, IReadOnlyList<(string Prop, string Value)> props, bool temporary, out int failedProp)
+    private DlStatus FinishCreate(Datalink link, IReadOnlyList<(string Prop, string Value)> props, bool temporary, out int failedProp)
     {
         failedProp = -1;
         try
@@ -62,7 +62,7 @@ public sealed partial class MacLayer
         }
     }
 
-    private MacStatus ApplyAndPersist(Datalink link, IReadOnlyList<(string Prop, string Value)> props, bool temporary, out int failedProp)
+    private DlStatus ApplyAndPersist(Datalink link, IReadOnlyList<(string Prop, string Value)> props, bool temporary, out int failedProp)
     {
         // Validated once, all values before any applies: a bad last value changes nothing.
         for (failedProp = 0; failedProp < props.Count; failedProp++)
@@ -80,6 +80,6 @@ public sealed partial class MacLayer
             if (!s.IsOk) return s;
         }
         failedProp = -1;
-        return temporary ? MacStatus.Ok : PersistLink(link, props);
+        return temporary ? DlStatus.Ok : PersistLink(link, props);
     }
 }

@@ -52,19 +52,16 @@ public sealed partial class MacLayer
     }
 
     /// <summary>Checks one flow property value without applying it.</summary>
-    public static MacStatus CheckFlowProp(string prop, string value)
+    public static DlStatus CheckFlowProp(string prop, string value)
     {
         switch (prop)
         {
             case "maxbw":
-                {
-                    string? err = LinkControl.TryParseMaxBw(value, out _);
-                    return err == null ? MacStatus.Ok : MacStatus.Fail(err);
-                }
+                return LinkControl.TryParseMaxBw(value, out _);
             case "priority":
-                return LinkControl.TryParsePriority(value, out _) ? MacStatus.Ok : MacStatus.Fail(MacStatus.BadVal);
+                return LinkControl.TryParsePriority(value, out _) ? DladmStatus.Ok : DladmStatus.BadVal;
             default:
-                return MacStatus.Fail(MacStatus.BadProp);
+                return DladmStatus.BadProp;
         }
     }
 
@@ -80,10 +77,10 @@ public sealed partial class MacLayer
     public static string FlowPropPossible(string prop) => prop == "priority" ? "low,medium,high" : "";
 
     /// <summary>flowadm add-flow: validates everything, persists unless temporary, then creates the flow.</summary>
-    public MacStatus AddFlow(string name, string linkName, string attrs, IReadOnlyList<(string Prop, string Value)> props, bool temporary)
+    public DlStatus AddFlow(string name, string linkName, string attrs, IReadOnlyList<(string Prop, string Value)> props, bool temporary)
     {
-        if (!IsValidFlowName(name)) return MacStatus.Fail(MacStatus.BadArg);
-        if (_flows.ContainsKey(name) || _persistentFlows.Exists(r => r.Name == name)) return MacStatus.Fail(MacStatus.Exists);
+        if (!IsValidFlowName(name)) return DladmStatus.BadArg;
+        if (_flows.ContainsKey(name) || _persistentFlows.Exists(r => r.Name == name)) return DladmStatus.Exist;
         var s = CheckNewFlow(linkName, attrs, props, out var link, out var spec);
         if (!s.IsOk) return s;
         if (!temporary)
@@ -93,18 +90,18 @@ public sealed partial class MacLayer
             PersistFlows(l => l.Add(rec));
         }
         AddFlowLive(name, link!, spec, props);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
-    private MacStatus CheckNewFlow(string linkName, string attrs, IReadOnlyList<(string Prop, string Value)> props, out PortLink? link, out FlowSpec spec)
+    private DlStatus CheckNewFlow(string linkName, string attrs, IReadOnlyList<(string Prop, string Value)> props, out PortLink? link, out FlowSpec spec)
     {
         spec = default;
         link = null;
         var l = Find(linkName);
-        if (l == null) return MacStatus.Fail(MacStatus.NotFound);
-        if (l is not PortLink port) return MacStatus.Fail(MacStatus.NotSupported);
-        string? err = FlowSpec.TryParse(attrs, out spec);
-        if (err != null) return MacStatus.Fail(err);
+        if (l == null) return DladmStatus.NotFound;
+        if (l is not PortLink port) return DladmStatus.NotSup;
+        var err = FlowSpec.TryParse(attrs, out spec);
+        if (err != DladmStatus.Ok) return err;
         foreach (var (prop, value) in props)
         {
             var ps = CheckFlowProp(prop, value);
@@ -114,11 +111,11 @@ public sealed partial class MacLayer
         if (table != null && table.Count > 0)
         {
             // One flow type per link (illumos: a link's flow table has one mask).
-            if (table.Type != spec.Type) return MacStatus.Fail(MacStatus.FlowIncompatible);
-            if (table.Contains(spec)) return MacStatus.Fail(MacStatus.FlowIdentical);
+            if (table.Type != spec.Type) return DladmStatus.FlowIncompatible;
+            if (table.Contains(spec)) return DladmStatus.FlowIdentical;
         }
         link = port;
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     private void AddFlowLive(string name, PortLink link, FlowSpec spec, IReadOnlyList<(string Prop, string Value)> props)
@@ -158,25 +155,25 @@ public sealed partial class MacLayer
     }
 
     /// <summary>flowadm remove-flow NAME. With -t only the live flow goes; the next boot recreates it.</summary>
-    public MacStatus RemoveFlow(string name, bool temporary)
+    public DlStatus RemoveFlow(string name, bool temporary)
     {
         var f = FindFlow(name);
         int rec = _persistentFlows.FindIndex(r => r.Name == name);
-        if (f == null && (temporary || rec < 0)) return MacStatus.Fail(MacStatus.NotFound);
+        if (f == null && (temporary || rec < 0)) return DladmStatus.NotFound;
         if (!temporary && rec >= 0) PersistFlows(l => l.RemoveAt(rec));
         if (f != null) RemoveFlowLive(f);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>flowadm remove-flow -l LINK: every flow on the link.</summary>
-    public MacStatus RemoveFlowsOnLink(string linkName, bool temporary)
+    public DlStatus RemoveFlowsOnLink(string linkName, bool temporary)
     {
         var link = Find(linkName);
-        if (link == null) return MacStatus.Fail(MacStatus.NotFound);
+        if (link == null) return DladmStatus.NotFound;
         if (!temporary) PersistFlows(l => l.RemoveAll(r => r.Link == linkName));
         foreach (var f in Flows)
             if (f.Link == link) RemoveFlowLive(f);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     private void RemoveFlowLive(Flow f)
@@ -201,7 +198,7 @@ public sealed partial class MacLayer
     }
 
     /// <summary>flowadm set-flowprop: validates every value before applying any.</summary>
-    public MacStatus SetFlowProps(Flow f, IReadOnlyList<(string Prop, string Value)> props, bool temporary)
+    public DlStatus SetFlowProps(Flow f, IReadOnlyList<(string Prop, string Value)> props, bool temporary)
     {
         foreach (var (prop, value) in props)
         {
@@ -212,20 +209,20 @@ public sealed partial class MacLayer
         if (!temporary && rec >= 0)
             PersistFlows(l => { foreach (var (prop, value) in props) (l[rec].Props ??= new())[prop] = value; });
         foreach (var (prop, value) in props) ApplyFlowProp(f, prop, value);
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     /// <summary>flowadm reset-flowprop: back to defaults (all properties when none are named).</summary>
-    public MacStatus ResetFlowProps(Flow f, IReadOnlyList<string> names, bool temporary)
+    public DlStatus ResetFlowProps(Flow f, IReadOnlyList<string> names, bool temporary)
     {
         foreach (string n in names)
-            if (Array.IndexOf(FlowPropertyNames, n) < 0) return MacStatus.Fail(MacStatus.BadProp);
+            if (Array.IndexOf(FlowPropertyNames, n) < 0) return DladmStatus.BadProp;
         var list = names.Count > 0 ? names : FlowPropertyNames;
         int rec = _persistentFlows.FindIndex(r => r.Name == f.Name);
         if (!temporary && rec >= 0)
             PersistFlows(l => { foreach (string n in list) l[rec].Props?.Remove(n); });
         foreach (string n in list) ApplyFlowProp(f, n, FlowPropDefault(n));
-        return MacStatus.Ok;
+        return DlStatus.Ok;
     }
 
     private void PersistFlows(Action<List<FlowRecord>> change)
@@ -266,18 +263,18 @@ public sealed partial class MacLayer
         {
             var r = rec.Value;
             _persistentFlows.Add(r);
-            MacStatus s;
+            DlStatus s;
             List<(string, string)> props = [];
-            if (!IsValidFlowName(r.Name)) s = MacStatus.Fail(MacStatus.BadArg);
-            else if (_flows.ContainsKey(r.Name)) s = MacStatus.Fail(MacStatus.Exists);
-            else if (r.Props != null && r.Props.ContainsValue(null!)) s = MacStatus.Fail(MacStatus.BadVal);
+            if (!IsValidFlowName(r.Name)) s = DladmStatus.BadArg;
+            else if (_flows.ContainsKey(r.Name)) s = DladmStatus.Exist;
+            else if (r.Props != null && r.Props.ContainsValue(null!)) s = DladmStatus.BadVal;
             else
             {
                 if (r.Props != null) foreach (var (k, v) in r.Props) props.Add((k, v));
                 s = CheckNewFlow(r.Link, r.Attrs, props, out var link, out var spec);
                 if (s.IsOk) AddFlowLive(r.Name, link!, spec, props);
             }
-            if (!s.IsOk) problems.Add($"{FlowConfigName}: record {rec.Index} (line {rec.Line}): {ConfigText.Echo(r.Name)}: {s.Error}");
+            if (!s.IsOk) problems.Add($"{FlowConfigName}: record {rec.Index} (line {rec.Line}): {ConfigText.Echo(r.Name)}: {s.Message}");
         }
     }
 

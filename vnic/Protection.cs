@@ -167,26 +167,26 @@ public sealed class LinkProtection
     }
 
     /// <summary>Parses allowed-ips: addresses or CIDRs, comma-separated, at most 32.</summary>
-    internal static string? TryParseAllowedIps(string value, out List<(IpAddress, int)> list)
+    internal static DladmStatus TryParseAllowedIps(string value, out List<(IpAddress, int)> list)
     {
         list = [];
-        if (value.Length == 0) return null;
+        if (value.Length == 0) return DladmStatus.Ok;
         string[] items = value.Split(',');
-        if (items.Length > MaxAllowedIps) return MacStatus.BadValCount;
+        if (items.Length > MaxAllowedIps) return DladmStatus.BadValCnt;
         foreach (string raw in items)
         {
             string item = raw.Trim();
             int slash = item.IndexOf('/');
             string addr = slash < 0 ? item : item[..slash];
-            if (!IpAddress.TryParse(addr, out var ip)) return MacStatus.BadVal;
+            if (!IpAddress.TryParse(addr, out var ip)) return DladmStatus.BadVal;
             int max = ip.IsV4 ? 32 : 128;
             int prefix = max;
             if (slash >= 0 && (!int.TryParse(item[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix < 1 || prefix > max))
-                return MacStatus.BadVal;
-            if (ip.IsMulticast || (ip.IsV4 && ip.V4Raw == 0xFFFFFFFF)) return MacStatus.BadVal;
+                return DladmStatus.BadVal;
+            if (ip.IsMulticast || (ip.IsV4 && ip.V4Raw == 0xFFFFFFFF)) return DladmStatus.BadVal;
             list.Add((ip, prefix));
         }
-        return null;
+        return DladmStatus.Ok;
     }
 
     internal static string FormatAllowedIps(IReadOnlyList<(IpAddress Network, int Prefix)> list)
@@ -198,13 +198,13 @@ public sealed class LinkProtection
     }
 
     /// <summary>Parses allowed-dhcp-cids: 0x-prefixed hex or text, comma-separated, at most 32.</summary>
-    internal static string? TryParseCids(string value, out List<byte[]> cids, out List<string> text)
+    internal static DladmStatus TryParseCids(string value, out List<byte[]> cids, out List<string> text)
     {
         cids = [];
         text = [];
-        if (value.Length == 0) return null;
+        if (value.Length == 0) return DladmStatus.Ok;
         string[] items = value.Split(',');
-        if (items.Length > MaxAllowedCids) return MacStatus.BadValCount;
+        if (items.Length > MaxAllowedCids) return DladmStatus.BadValCnt;
         foreach (string raw in items)
         {
             string item = raw.Trim();
@@ -212,19 +212,19 @@ public sealed class LinkProtection
             if (item.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
             {
                 string hex = item[2..];
-                if (hex.Length == 0 || hex.Length % 2 != 0) return MacStatus.BadVal;
+                if (hex.Length == 0 || hex.Length % 2 != 0) return DladmStatus.BadVal;
                 try { bytes = Convert.FromHexString(hex); }
-                catch (FormatException) { return MacStatus.BadVal; }
+                catch (FormatException) { return DladmStatus.BadVal; }
             }
             else
             {
-                if (item.Length == 0) return MacStatus.BadVal;
+                if (item.Length == 0) return DladmStatus.BadVal;
                 bytes = System.Text.Encoding.ASCII.GetBytes(item);
             }
-            if (bytes.Length > 255) return MacStatus.BadVal;
+            if (bytes.Length > 255) return DladmStatus.BadVal;
             cids.Add(bytes);
             text.Add(item);
         }
-        return null;
+        return DladmStatus.Ok;
     }
 }

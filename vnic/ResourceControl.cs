@@ -192,16 +192,16 @@ public sealed class LinkControl : IShaperSink
 
     /// <summary>Parses a maxbw value as libdladm's dladm_str2bw: an integer with K, M or G (no suffix:
     /// M); a decimal fraction is also taken ("1.2M"). Enforces the 1.2 Mbit/s minimum; 0 is allowed.</summary>
-    public static string? TryParseMaxBw(string text, out long bps)
+    public static DladmStatus TryParseMaxBw(string text, out long bps)
     {
         bps = 0;
         string s = text.Trim();
-        if (s.Length == 0) return MacStatus.BadVal;
+        if (s.Length == 0) return DladmStatus.BadVal;
         int end = 0;
         while (end < s.Length && (char.IsAsciiDigit(s[end]) || s[end] == '.')) end++;
         // As dladm_str2bw: more than one character after the number is a bad argument, one unknown
         // character a bad value.
-        if (s.Length - end > 1) return MacStatus.BadArg;
+        if (s.Length - end > 1) return DladmStatus.BadArg;
         long mult = 1_000_000;
         if (end < s.Length)
         {
@@ -210,21 +210,21 @@ public sealed class LinkControl : IShaperSink
                 case 'k': case 'K': mult = 1_000; break;
                 case 'm': case 'M': mult = 1_000_000; break;
                 case 'g': case 'G': mult = 1_000_000_000; break;
-                case '%': return MacStatus.NotSupported;
-                default: return MacStatus.BadVal;
+                case '%': return DladmStatus.NotSup;
+                default: return DladmStatus.BadVal;
             }
             s = s[..end];
         }
-        if (s.Length == 0) return MacStatus.BadVal;
-        if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal n)) return MacStatus.BadArg;
+        if (s.Length == 0) return DladmStatus.BadVal;
+        if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal n)) return DladmStatus.BadArg;
         // Range first: decimal holds 29 digits, so "99999999999999999999999M" parses but its
         // product in bit/s would overflow decimal itself.
-        if (n > long.MaxValue / 16 / mult) return MacStatus.BadArg;
+        if (n > long.MaxValue / 16 / mult) return DladmStatus.BadArg;
         decimal v = n * mult;
-        if (v != decimal.Truncate(v)) return MacStatus.BadArg;
+        if (v != decimal.Truncate(v)) return DladmStatus.BadArg;
         bps = (long)v;
-        if (bps != 0 && bps < 1_200_000) return MacStatus.MinMaxBw;
-        return null;
+        if (bps != 0 && bps < 1_200_000) return DladmStatus.MinMaxBw;
+        return DladmStatus.Ok;
     }
 
     /// <summary>Formats bit/s as libdladm's dladm_bw2str: Mbit/s, "%5u" or "%5u.%03u" (kbit/s part).</summary>
@@ -271,7 +271,7 @@ public sealed partial class MacLayer
             Get = l => Peek(l)?.MaxBw is long bps ? LinkControl.FormatMaxBw(bps) : "",
             Default = _ => "",
             Possible = _ => "",
-            Validate = (l, v) => v.Length == 0 ? null : LinkControl.TryParseMaxBw(v, out _),
+            Validate = (l, v) => v.Length == 0 ? DladmStatus.Ok : LinkControl.TryParseMaxBw(v, out _),
             Apply = (l, v) =>
             {
                 if (v.Length == 0) { if (Peek(l) is LinkControl c) c.SetMaxBw(null); return; }
@@ -286,7 +286,7 @@ public sealed partial class MacLayer
             Get = l => LinkControl.FormatPriority(Peek(l)?.Priority ?? MacPriority.High),
             Default = _ => "high",
             Possible = _ => "low,medium,high",
-            Validate = (l, v) => LinkControl.TryParsePriority(v, out _) ? null : MacStatus.BadVal,
+            Validate = (l, v) => LinkControl.TryParsePriority(v, out _) ? DladmStatus.Ok : DladmStatus.BadVal,
             Apply = (l, v) =>
             {
                 LinkControl.TryParsePriority(v, out var p);
@@ -300,7 +300,7 @@ public sealed partial class MacLayer
             Get = l => LinkProtection.FormatFlags(Peek(l)?.Protection.Flags ?? ProtectionFlags.None),
             Default = _ => "",
             Possible = _ => "mac-nospoof,restricted,ip-nospoof,dhcp-nospoof",
-            Validate = (l, v) => LinkProtection.TryParseFlags(v, out _) ? null : MacStatus.BadVal,
+            Validate = (l, v) => LinkProtection.TryParseFlags(v, out _) ? DladmStatus.Ok : DladmStatus.BadVal,
             Apply = (l, v) =>
             {
                 LinkProtection.TryParseFlags(v, out var f);

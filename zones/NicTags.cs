@@ -53,7 +53,7 @@ public sealed class NicTagTable
             else if (t.Local)
             {
                 var s = _mac.CreateEtherstub(t.Name, temporary: true);
-                if (!s.IsOk && _mac.Find(t.Name) is not Etherstub) err = $"etherstub: {s.Error}";
+                if (!s.IsOk && _mac.Find(t.Name) is not Etherstub) err = $"etherstub: {s.Message}";
             }
             if (err != null) _file.Reject(rec, $"{ConfigText.Echo(t.Name)}: {err}", problems);
             else _tags.Add(t);
@@ -115,9 +115,9 @@ public sealed class NicTagTable
         }
         else
         {
-            if (_mac.Exists(name) || _mac.FindPersistent(name) != null) return $"Could not create etherstub '{name}': {MacStatus.Exists}";
+            if (_mac.Exists(name) || _mac.FindPersistent(name) != null) return $"Could not create etherstub '{name}': {DladmStatus.Exist}";
             var s = _mac.CreateEtherstub(name, temporary: true);
-            if (!s.IsOk) return $"Could not create etherstub '{name}': {s.Error}";
+            if (!s.IsOk) return $"Could not create etherstub '{name}': {s.Message}";
         }
         var next = new List<NicTag>(_tags) { tag };
         try { Save(next); }

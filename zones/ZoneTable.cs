@@ -261,8 +261,8 @@ public sealed class ZoneTable
         if (!s.IsOk)
         {
             return bad < 0
-                ? $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Error}"
-                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Error}";
+                ? $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Message}"
+                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Message}";
         }
         z._links.Add(vnic!);
         z._created.Add(vnic!);
@@ -276,7 +276,7 @@ public sealed class ZoneTable
         if (link == null) return $"net {n.Physical}: physical '{n.Physical}' does not exist";
         if (link is not VnicLink and not VlanLink) return $"net {n.Physical}: only a vnic or vlan can be given to a zone";
         if (link.Zone != "global") return $"net {n.Physical}: link is in use by zone '{link.Zone}'";
-        if (link is PortLink { Client: not null }) return $"net {n.Physical}: {MacStatus.Busy}";
+        if (link is PortLink { Client: not null }) return $"net {n.Physical}: {DladmStatus.LinkBusy}";
         link.Zone = z.Name;
         z._links.Add(link);
         return null;
@@ -316,7 +316,7 @@ public sealed class ZoneTable
             if (client == null)
             {
                 Unready(z);
-                return $"net {link.Name}: {MacStatus.Busy}";
+                return $"net {link.Name}: {DladmStatus.LinkBusy}";
             }
             z._clients.Add(client);
             interfaces.Add(new ZoneInterface("net" + i.ToString(CultureInfo.InvariantCulture), client, net.Addresses, net.Routers, net.Primary || i == 0, link.Mtu));
@@ -391,7 +391,7 @@ public sealed class ZoneTable
             {
                 string name = $"f{link.MacAddress.ToString().Replace(':', '_')}_br_{port.ToString(CultureInfo.InvariantCulture)}";
                 var st = _host.Mac.AddFlow(name, link.Name, $"transport=tcp,remote_port={port.ToString(CultureInfo.InvariantCulture)}", [("maxbw", "0")], temporary: true);
-                if (!st.IsOk) return $"blocked_outgoing_ports: port {port} on {link.Name}: {st.Error}";
+                if (!st.IsOk) return $"blocked_outgoing_ports: port {port} on {link.Name}: {st.Message}";
                 z._blockFlows.Add(name);
             }
         }

@@ -16,7 +16,7 @@ public class AddressTests
         _h.CreateEtherstub("stub0", temporary: true);
     }
 
-    private MacStatus Create(string name, string over, MacLayer.MacRequest req, ushort vid, out VnicLink? v)
+    private DlStatus Create(string name, string over, MacLayer.MacRequest req, ushort vid, out VnicLink? v)
         => _h.CreateVnic(name, over, req, vid, temporary: true, out v);
 
     [Test]
@@ -87,11 +87,11 @@ public class AddressTests
     }
 
     [Test]
-    public void Random_with_a_group_prefix_is_an_invalid_mac()
+    public void Random_with_a_group_prefix_is_an_invalid_prefix()
     {
         var s = Create("vnic0", "stub0", new(MacAddressType.Random, Prefix: [0x01, 0x00, 0x5e]), 0, out _);
 
-        Assert.That(s.Error, Is.EqualTo("invalid MAC address"));
+        Assert.That(s.Message, Is.EqualTo("Invalid MAC address prefix value"));
         Assert.That(_h.Exists("vnic0"), Is.False);
     }
 
@@ -105,7 +105,7 @@ public class AddressTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(s.Error, Is.EqualTo("no available factory MAC address"));
+            Assert.That(s.Message, Is.EqualTo("all factory MAC address slots are in use"));
             Assert.That(v, Is.Null);
             Assert.That(_h.Exists("vnic99"), Is.False);
         }
@@ -122,7 +122,7 @@ public class AddressTests
         {
             Assert.That(a!.MacAddress, Is.EqualTo(MacLayer.FactoryAddress(_h.Phys("e1000g0"), 3)));
             Assert.That(b!.MacAddress, Is.EqualTo(MacLayer.FactoryAddress(_h.Phys("e1000g1"), 3)));
-            Assert.That(taken.Error, Is.EqualTo("MAC address already in use"));
+            Assert.That(taken.Message, Is.EqualTo("factory MAC address slot already used"));
         }
 
         Assert.That(_h.Delete("vnic1", LinkClass.Vnic, temporary: true).IsOk, Is.True);
@@ -131,15 +131,15 @@ public class AddressTests
 
     [TestCase(0)]
     [TestCase(MacLayer.FactorySlots + 1)]
-    public void Factory_slot_out_of_range_is_an_invalid_argument(int slot)
+    public void Factory_slot_out_of_range_is_an_invalid_slot(int slot)
     {
-        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Factory, Slot: slot), 0, out _).Error, Is.EqualTo("invalid argument"));
+        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Factory, Slot: slot), 0, out _).Message, Is.EqualTo("invalid factory MAC address slot"));
     }
 
     [Test]
     public void Factory_over_an_etherstub_is_not_supported()
     {
-        Assert.That(Create("vnic0", "stub0", new(MacAddressType.Factory), 0, out _).Error, Is.EqualTo("operation not supported"));
+        Assert.That(Create("vnic0", "stub0", new(MacAddressType.Factory), 0, out _).Message, Is.EqualTo("factory MAC address slots not supported"));
     }
 
     [TestCase("1:0:5e:0:0:1")]
@@ -147,7 +147,7 @@ public class AddressTests
     [TestCase("0:0:0:0:0:0")]
     public void Fixed_group_or_zero_address_is_an_invalid_mac(string mac)
     {
-        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Fixed, Mac(mac)), 0, out _).Error, Is.EqualTo("invalid MAC address"));
+        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Fixed, Mac(mac)), 0, out _).Message, Is.EqualTo("invalid MAC address value"));
     }
 
     [Test]
@@ -170,7 +170,7 @@ public class AddressTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(Create("vnic1", "e1000g0", new(MacAddressType.Fixed, mac), 5, out _).Error, Is.EqualTo("MAC address already in use"));
+            Assert.That(Create("vnic1", "e1000g0", new(MacAddressType.Fixed, mac), 5, out _).Message, Is.EqualTo("MAC address is already in use"));
             Assert.That(_h.Exists("vnic1"), Is.False);
             Assert.That(Create("vnic2", "e1000g0", new(MacAddressType.Fixed, mac), 6, out _).IsOk, Is.True);
             Assert.That(Create("vnic3", "e1000g1", new(MacAddressType.Fixed, mac), 5, out _).IsOk, Is.True);
@@ -183,14 +183,14 @@ public class AddressTests
     {
         var physMac = _h.Phys().MacAddress;
 
-        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Fixed, physMac), 0, out _).Error, Is.EqualTo("MAC address already in use"));
+        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Fixed, physMac), 0, out _).Message, Is.EqualTo("MAC address is already in use"));
     }
 
     [TestCase((ushort)4095)]
     [TestCase((ushort)5000)]
     public void Vid_above_4094_is_invalid(ushort vid)
     {
-        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Auto), vid, out _).Error, Is.EqualTo("invalid VLAN identifier"));
+        Assert.That(Create("vnic0", "e1000g0", new(MacAddressType.Auto), vid, out _).Message, Is.EqualTo("invalid VLAN identifier"));
         Assert.That(_h.Exists("vnic0"), Is.False);
     }
 
@@ -214,6 +214,6 @@ public class AddressTests
 
         var s = Create("vnic256", "stub0", new(MacAddressType.Random, Prefix: [2, 8, 0x20, 0, 0]), 0, out _);
 
-        Assert.That(s.Error, Is.EqualTo("MAC address already in use"));
+        Assert.That(s.Message, Is.EqualTo("MAC address is already in use"));
     }
 }

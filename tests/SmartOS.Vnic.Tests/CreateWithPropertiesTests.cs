@@ -49,7 +49,7 @@ public class CreateWithPropertiesTests
         var s = _h.CreateVnic("v0", "e1000g0", new(MacAddressType.Auto), 0, [("mtu", "1400"), ("mtu", "9001")], false, out var v, out int bad);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That((s.Error, bad), Is.EqualTo(((string?)MacStatus.BadVal, 1)));
+            Assert.That((s.Code, bad), Is.EqualTo((DladmStatus.BadVal, 1)));
             Assert.That(v, Is.Null);
             Assert.That(_h.Find("v0"), Is.Null);
             Assert.That(_h.FindPersistent("v0"), Is.Null);
@@ -78,7 +78,7 @@ public class CreateWithPropertiesTests
         var s = _h.CreateVlan("vlan5", "e1000g0", 5, [("colour", "red")], false, out var v, out int bad);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That((s.Error, bad), Is.EqualTo(((string?)MacStatus.NotFound, 0)));
+            Assert.That((s.Code, bad), Is.EqualTo((DladmStatus.NotFound, 0)));
             Assert.That(_h.Find("vlan5"), Is.Null);
             Assert.That(_h.FindPersistent("vlan5"), Is.Null);
         }

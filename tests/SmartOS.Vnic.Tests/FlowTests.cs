@@ -16,7 +16,7 @@ public class FlowTests
     public void Build()
     {
         _rig = new Rig();
-        Assert.That(_rig.Mac.CreateEtherstub("stub0", false).Error, Is.Null);
+        Assert.That(_rig.Mac.CreateEtherstub("stub0", false).Code, Is.EqualTo(DladmStatus.Ok));
         _a = _rig.Vnic("vnic0", "stub0", 1);
         _b = _rig.Vnic("vnic1", "stub0", 2);
         _atA = _rig.Listen(_a);
@@ -24,7 +24,7 @@ public class FlowTests
     }
 
     private void Add(string name, string attrs, params (string, string)[] props)
-        => Assert.That(_rig.Mac.AddFlow(name, "vnic0", attrs, props, temporary: false).Error, Is.Null, attrs);
+        => Assert.That(_rig.Mac.AddFlow(name, "vnic0", attrs, props, temporary: false).Code, Is.EqualTo(DladmStatus.Ok), attrs);
 
     /// <summary>a sends <paramref name="fromA"/>, b sends <paramref name="toA"/>; returns the flow's counters.</summary>
     private FlowStats Exchange(string flow, byte[] fromA, byte[] toA)
@@ -108,23 +108,23 @@ public class FlowTests
     [TestCase("bogus=1")]
     [TestCase("")]
     public void Attribute_combinations_outside_the_six_are_refused(string attrs)
-        => Assert.That(FlowSpec.TryParse(attrs, out _), Is.EqualTo(MacStatus.BadArg));
+        => Assert.That(FlowSpec.TryParse(attrs, out _), Is.EqualTo(DladmStatus.BadArg));
 
-    [TestCase("local_ip=10.0.0", MacStatus.InvalidIp)]
-    [TestCase("remote_ip=10.0.0.0/33", MacStatus.InvalidPrefixLen)]
-    [TestCase("remote_ip=2001:db8::/129", MacStatus.InvalidPrefixLen)]
-    [TestCase("transport=gre", MacStatus.InvalidProtocol)]
-    [TestCase("transport=tcp,local_port=70000", MacStatus.InvalidPort)]
-    [TestCase("transport=tcp,local_port=0", MacStatus.InvalidPort)]
-    [TestCase("dsfield=0x1ff", MacStatus.InvalidDsf)]
-    [TestCase("dsfield=0x10:0", MacStatus.InvalidDsfMask)]
+    [TestCase("local_ip=10.0.0", DladmStatus.InvalidIp)]
+    [TestCase("remote_ip=10.0.0.0/33", DladmStatus.InvalidPrefixLen)]
+    [TestCase("remote_ip=2001:db8::/129", DladmStatus.InvalidPrefixLen)]
+    [TestCase("transport=gre", DladmStatus.InvalidProtocol)]
+    [TestCase("transport=tcp,local_port=70000", DladmStatus.InvalidPort)]
+    [TestCase("transport=tcp,local_port=0", DladmStatus.InvalidPort)]
+    [TestCase("dsfield=0x1ff", DladmStatus.InvalidDsf)]
+    [TestCase("dsfield=0x10:0", DladmStatus.InvalidDsfMask)]
     // do_check_dsfield (flowattr.c): "value == 0 || value > 0xff" is DLADM_STATUS_INVALID_DSF.
-    [TestCase("dsfield=0", MacStatus.InvalidDsf)]
+    [TestCase("dsfield=0", DladmStatus.InvalidDsf)]
     // dladm_flow_attrlist_extract (libdlflow.c): a port without a transport is DLADM_STATUS_PORT_NOPROTO,
     // "local or remote port requires transport".
-    [TestCase("local_port=80", MacStatus.PortNoProto)]
-    [TestCase("remote_port=53", MacStatus.PortNoProto)]
-    public void Bad_attribute_values_are_refused_with_libdladm_status(string attrs, string status)
+    [TestCase("local_port=80", DladmStatus.PortNoProto)]
+    [TestCase("remote_port=53", DladmStatus.PortNoProto)]
+    public void Bad_attribute_values_are_refused_with_libdladm_status(string attrs, DladmStatus status)
         => Assert.That(FlowSpec.TryParse(attrs, out _), Is.EqualTo(status));
 
     [Test]
@@ -134,11 +134,11 @@ public class FlowTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(_rig.Mac.AddFlow("ssh", "vnic0", "transport=tcp,local_port=22", [], false).IsOk, Is.True);
-            Assert.That(_rig.Mac.AddFlow("web2", "vnic0", "transport=tcp,local_port=80", [], false).Error, Is.EqualTo(MacStatus.FlowIdentical));
-            Assert.That(_rig.Mac.AddFlow("peer", "vnic0", "remote_ip=10.0.0.2", [], false).Error, Is.EqualTo(MacStatus.FlowIncompatible));
-            Assert.That(_rig.Mac.AddFlow("rport", "vnic0", "transport=tcp,remote_port=80", [], false).Error, Is.EqualTo(MacStatus.FlowIncompatible));
+            Assert.That(_rig.Mac.AddFlow("web2", "vnic0", "transport=tcp,local_port=80", [], false).Code, Is.EqualTo(DladmStatus.FlowIdentical));
+            Assert.That(_rig.Mac.AddFlow("peer", "vnic0", "remote_ip=10.0.0.2", [], false).Code, Is.EqualTo(DladmStatus.FlowIncompatible));
+            Assert.That(_rig.Mac.AddFlow("rport", "vnic0", "transport=tcp,remote_port=80", [], false).Code, Is.EqualTo(DladmStatus.FlowIncompatible));
             Assert.That(_rig.Mac.AddFlow("peer", "vnic1", "remote_ip=10.0.0.2", [], false).IsOk, Is.True, "another link may hold another type");
-            Assert.That(_rig.Mac.AddFlow("web", "vnic1", "transport=udp", [], false).Error, Is.EqualTo(MacStatus.Exists), "flow names are per host");
+            Assert.That(_rig.Mac.AddFlow("web", "vnic1", "transport=udp", [], false).Code, Is.EqualTo(DladmStatus.Exist), "flow names are per host");
             Assert.That(_rig.Mac.Flows.Select(f => f.Name), Is.EqualTo(new[] { "web", "ssh", "peer" }));
         }
     }
@@ -147,8 +147,8 @@ public class FlowTests
     public void After_the_last_flow_goes_a_link_may_take_another_type()
     {
         Add("web", "transport=tcp,local_port=80");
-        Assert.That(_rig.Mac.RemoveFlow("web", false).Error, Is.Null);
-        Assert.That(_rig.Mac.AddFlow("peer", "vnic0", "remote_ip=10.0.0.2", [], false).Error, Is.Null);
+        Assert.That(_rig.Mac.RemoveFlow("web", false).Code, Is.EqualTo(DladmStatus.Ok));
+        Assert.That(_rig.Mac.AddFlow("peer", "vnic0", "remote_ip=10.0.0.2", [], false).Code, Is.EqualTo(DladmStatus.Ok));
     }
 
     [Test]
@@ -176,11 +176,11 @@ public class FlowTests
     {
         Add("f", "transport=udp");
         var f = _rig.Mac.FindFlow("f")!;
-        Assert.That(_rig.Mac.SetFlowProps(f, [("maxbw", "2G"), ("priority", "low")], false).Error, Is.Null);
+        Assert.That(_rig.Mac.SetFlowProps(f, [("maxbw", "2G"), ("priority", "low")], false).Code, Is.EqualTo(DladmStatus.Ok));
         Assert.That((MacLayer.GetFlowProp(f, "maxbw"), MacLayer.GetFlowProp(f, "priority")), Is.EqualTo((" 2000", "low")));
-        Assert.That(_rig.Mac.SetFlowProps(f, [("priority", "high"), ("maxbw", "1K")], false).Error, Is.EqualTo(MacStatus.MinMaxBw));
+        Assert.That(_rig.Mac.SetFlowProps(f, [("priority", "high"), ("maxbw", "1K")], false).Code, Is.EqualTo(DladmStatus.MinMaxBw));
         Assert.That(MacLayer.GetFlowProp(f, "priority"), Is.EqualTo("low"), "a bad value leaves every property unchanged");
-        Assert.That(_rig.Mac.ResetFlowProps(f, [], false).Error, Is.Null);
+        Assert.That(_rig.Mac.ResetFlowProps(f, [], false).Code, Is.EqualTo(DladmStatus.Ok));
         Assert.That((MacLayer.GetFlowProp(f, "maxbw"), MacLayer.GetFlowProp(f, "priority")), Is.EqualTo(("", "medium")));
     }
 
@@ -188,9 +188,9 @@ public class FlowTests
     public void Flows_persist_and_replay_at_boot_unless_temporary()
     {
         Add("web", "transport=tcp,local_port=80", ("maxbw", "100M"));
-        Assert.That(_rig.Mac.AddFlow("tmp", "vnic0", "transport=tcp,local_port=81", [], temporary: true).Error, Is.Null);
+        Assert.That(_rig.Mac.AddFlow("tmp", "vnic0", "transport=tcp,local_port=81", [], temporary: true).Code, Is.EqualTo(DladmStatus.Ok));
         var web = _rig.Mac.FindFlow("web")!;
-        Assert.That(_rig.Mac.SetFlowProps(web, [("priority", "low")], false).Error, Is.Null);
+        Assert.That(_rig.Mac.SetFlowProps(web, [("priority", "low")], false).Code, Is.EqualTo(DladmStatus.Ok));
 
         var again = new Rig(store: _rig.Store);
         var replayed = again.Mac.FindFlow("web");
@@ -229,10 +229,10 @@ public class FlowTests
     public void Removing_a_flow_with_t_keeps_it_for_the_next_boot()
     {
         Add("web", "transport=tcp,local_port=80");
-        Assert.That(_rig.Mac.RemoveFlow("web", temporary: true).Error, Is.Null);
+        Assert.That(_rig.Mac.RemoveFlow("web", temporary: true).Code, Is.EqualTo(DladmStatus.Ok));
         Assert.That(_rig.Mac.FindFlow("web"), Is.Null);
         Assert.That(new Rig(store: _rig.Store).Mac.FindFlow("web"), Is.Not.Null);
-        Assert.That(_rig.Mac.RemoveFlow("web", temporary: false).Error, Is.Null);
+        Assert.That(_rig.Mac.RemoveFlow("web", temporary: false).Code, Is.EqualTo(DladmStatus.Ok));
         Assert.That(new Rig(store: _rig.Store).Mac.FindFlow("web"), Is.Null);
     }
 
@@ -242,9 +242,9 @@ public class FlowTests
         Add("web", "transport=tcp,local_port=80");
         _atA = null!;
         _a.Client!.Close();
-        Assert.That(_rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Error, Is.EqualTo(MacStatus.FlowExists));
-        Assert.That(_rig.Mac.RemoveFlowsOnLink("vnic0", false).Error, Is.Null);
-        Assert.That(_rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Error, Is.Null);
+        Assert.That(_rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Code, Is.EqualTo(DladmStatus.FlowExists));
+        Assert.That(_rig.Mac.RemoveFlowsOnLink("vnic0", false).Code, Is.EqualTo(DladmStatus.Ok));
+        Assert.That(_rig.Mac.Delete("vnic0", LinkClass.Vnic, false).Code, Is.EqualTo(DladmStatus.Ok));
     }
 
     [Test]
@@ -252,7 +252,7 @@ public class FlowTests
     {
         _a.Client!.Close();
         Add("web", "transport=tcp,local_port=80");
-        Assert.That(_rig.Mac.RenameLink("vnic0", "web0").Error, Is.Null);
+        Assert.That(_rig.Mac.RenameLink("vnic0", "web0").Code, Is.EqualTo(DladmStatus.Ok));
         var again = new Rig(store: _rig.Store);
         Assert.That(again.Mac.FindFlow("web")?.Link.Name, Is.EqualTo("web0"));
     }

@@ -51,10 +51,10 @@ public class LinkTests
     {
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.CreateEtherstub(name, temporary: true).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.CreateVnic(name, "e1000g0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.CreateVlan(name, "e1000g0", 5, true, out _).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.RenameLink("e1000g0", name).Error, Is.EqualTo("invalid link"));
+            Assert.That(_h.CreateEtherstub(name, temporary: true).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.CreateVnic(name, "e1000g0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.CreateVlan(name, "e1000g0", 5, true, out _).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.RenameLink("e1000g0", name).Message, Is.EqualTo("invalid link"));
             Assert.That(_h.Links.Select(l => l.Name), Is.EqualTo(new[] { "e1000g0" }));
         }
     }
@@ -66,9 +66,9 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.CreateEtherstub("stub0", temporary: true).Error, Is.EqualTo("object already exists"));
-            Assert.That(_h.CreateVnic("stub0", "e1000g0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("object already exists"));
-            Assert.That(_h.CreateVnic("e1000g0", "stub0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("object already exists"));
+            Assert.That(_h.CreateEtherstub("stub0", temporary: true).Message, Is.EqualTo("object already exists"));
+            Assert.That(_h.CreateVnic("stub0", "e1000g0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("object already exists"));
+            Assert.That(_h.CreateVnic("e1000g0", "stub0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("object already exists"));
         }
     }
 
@@ -79,18 +79,18 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.CreateVnic("vnic1", "nosuch0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("object not found"));
-            Assert.That(_h.CreateVnic("vnic1", "vnic0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("invalid link"));
+            Assert.That(_h.CreateVnic("vnic1", "nosuch0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("object not found"));
+            Assert.That(_h.CreateVnic("vnic1", "vnic0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("invalid link"));
         }
     }
 
-    [TestCase((ushort)0, "invalid VLAN identifier")]
-    [TestCase((ushort)4095, "invalid VLAN identifier")]
-    [TestCase((ushort)4094, null)]
-    [TestCase((ushort)1, null)]
-    public void Vlan_ids_run_from_1_to_4094(ushort vid, string? error)
+    [TestCase((ushort)0, DladmStatus.VidInval)]
+    [TestCase((ushort)4095, DladmStatus.VidInval)]
+    [TestCase((ushort)4094, DladmStatus.Ok)]
+    [TestCase((ushort)1, DladmStatus.Ok)]
+    public void Vlan_ids_run_from_1_to_4094(ushort vid, DladmStatus status)
     {
-        Assert.That(_h.CreateVlan("net1", "e1000g0", vid, true, out _).Error, Is.EqualTo(error));
+        Assert.That(_h.CreateVlan("net1", "e1000g0", vid, true, out _).Code, Is.EqualTo(status));
     }
 
     [Test]
@@ -104,9 +104,9 @@ public class LinkTests
             Assert.That(vlan!.MacAddress, Is.EqualTo(_h.Phys().MacAddress), "a VLAN link uses the NIC's address");
             Assert.That(vlan.Vid, Is.EqualTo(5));
             Assert.That(vlan.Over, Is.SameAs(_h.Phys()));
-            Assert.That(_h.CreateVlan("net6", "e1000g0", 5, true, out _).Error, Is.EqualTo("object already exists"), "one VLAN link per VID per NIC");
-            Assert.That(_h.CreateVlan("net7", "stub0", 7, true, out _).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.CreateVlan("net8", "nosuch0", 8, true, out _).Error, Is.EqualTo("object not found"));
+            Assert.That(_h.CreateVlan("net6", "e1000g0", 5, true, out _).Message, Is.EqualTo("object already exists"), "one VLAN link per VID per NIC");
+            Assert.That(_h.CreateVlan("net7", "stub0", 7, true, out _).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.CreateVlan("net8", "nosuch0", 8, true, out _).Message, Is.EqualTo("object not found"));
         }
     }
 
@@ -116,7 +116,7 @@ public class LinkTests
         _h.CreateEtherstub("stub0", temporary: true);
         _h.Vnic("vnic0", "stub0");
 
-        Assert.That(_h.Delete("stub0", LinkClass.Etherstub, temporary: true).Error, Is.EqualTo("link busy"));
+        Assert.That(_h.Delete("stub0", LinkClass.Etherstub, temporary: true).Message, Is.EqualTo("link busy"));
         Assert.That(_h.Exists("stub0"), Is.True);
 
         Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).IsOk, Is.True);
@@ -132,8 +132,8 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Error, Is.EqualTo("link busy"));
-            Assert.That(_h.RenameLink("vnic0", "vnic9").Error, Is.EqualTo("link busy"));
+            Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Message, Is.EqualTo("link busy"));
+            Assert.That(_h.RenameLink("vnic0", "vnic9").Message, Is.EqualTo("link busy"));
         }
 
         c.Close();
@@ -146,7 +146,7 @@ public class LinkTests
         var v = _h.Vnic("vnic0", "e1000g0");
         v.Zone = "web";
 
-        Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Error, Is.EqualTo("link busy"));
+        Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Message, Is.EqualTo("link busy"));
     }
 
     [Test]
@@ -156,9 +156,9 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.Delete("vnic0", LinkClass.Etherstub, temporary: true).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.Delete("vnic0", LinkClass.Vlan, temporary: true).Error, Is.EqualTo("invalid link"));
-            Assert.That(_h.Delete("nosuch0", LinkClass.Vnic, temporary: true).Error, Is.EqualTo("object not found"));
+            Assert.That(_h.Delete("vnic0", LinkClass.Etherstub, temporary: true).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.Delete("vnic0", LinkClass.Vlan, temporary: true).Message, Is.EqualTo("invalid link"));
+            Assert.That(_h.Delete("nosuch0", LinkClass.Vnic, temporary: true).Message, Is.EqualTo("object not found"));
             Assert.That(_h.Exists("vnic0"), Is.True);
         }
     }
@@ -213,8 +213,8 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.RenameLink("vnic0", "stub0").Error, Is.EqualTo("object already exists"));
-            Assert.That(_h.RenameLink("nosuch0", "vnic5").Error, Is.EqualTo("object not found"));
+            Assert.That(_h.RenameLink("vnic0", "stub0").Message, Is.EqualTo("object already exists"));
+            Assert.That(_h.RenameLink("nosuch0", "vnic5").Message, Is.EqualTo("object not found"));
             Assert.That(_h.Exists("vnic0"), Is.True);
         }
     }
@@ -292,13 +292,13 @@ public class LinkTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_h.SetLinkProp(v, "mtu", "1501", true).Error, Is.EqualTo("invalid value"));
-            Assert.That(_h.SetLinkProp(v, "mtu", "575", true).Error, Is.EqualTo("invalid value"));
-            Assert.That(_h.SetLinkProp(v, "mtu", "big", true).Error, Is.EqualTo("invalid value"));
-            Assert.That(_h.SetLinkProp(v, "nosuch", "1", true).Error, Is.EqualTo("object not found"));
+            Assert.That(_h.SetLinkProp(v, "mtu", "1501", true).Message, Is.EqualTo("invalid value"));
+            Assert.That(_h.SetLinkProp(v, "mtu", "575", true).Message, Is.EqualTo("invalid value"));
+            Assert.That(_h.SetLinkProp(v, "mtu", "big", true).Message, Is.EqualTo("invalid value"));
+            Assert.That(_h.SetLinkProp(v, "nosuch", "1", true).Message, Is.EqualTo("object not found"));
             Assert.That(_h.SetLinkProp(_h.Phys(), "mtu", "9000", true).IsOk, Is.True);
             Assert.That(_h.SetLinkProp(v, "mtu", "9000", true).IsOk, Is.True);
-            Assert.That(_h.SetLinkProp(_h.Phys(), "mtu", "1500", true).Error, Is.EqualTo("link busy"), "a VNIC over it uses 9000");
+            Assert.That(_h.SetLinkProp(_h.Phys(), "mtu", "1500", true).Message, Is.EqualTo("link busy"), "a VNIC over it uses 9000");
             Assert.That(v.Mtu, Is.EqualTo(9000));
         }
     }

@@ -112,12 +112,12 @@ public class PersistenceTests
         {
             Assert.That(_h.Exists("vnic0"), Is.False);
             Assert.That(_h.FindPersistent("vnic0"), Is.Not.Null);
-            Assert.That(_h.CreateVnic("vnic0", "e1000g0", new(MacAddressType.Auto), 0, true, out _).Error, Is.EqualTo("object already exists"),
+            Assert.That(_h.CreateVnic("vnic0", "e1000g0", new(MacAddressType.Auto), 0, true, out _).Message, Is.EqualTo("object already exists"),
                 "the name still belongs to the persistent link");
             Assert.That(((VnicLink)Reboot(out _).Find("vnic0")!).MacAddress, Is.EqualTo(mac));
         }
 
-        Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Error, Is.EqualTo("object not found"));
+        Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: true).Message, Is.EqualTo("object not found"));
         Assert.That(_h.Delete("vnic0", LinkClass.Vnic, temporary: false).IsOk, Is.True);
         Assert.That(Reboot(out _).Exists("vnic0"), Is.False);
     }
@@ -221,7 +221,7 @@ public class PersistenceTests
         {
             Assert.That(problems, Is.EqualTo(new[]
             {
-                "datalink.conf: record 3 (line 4): vnic1: MAC address already in use",
+                "datalink.conf: record 3 (line 4): vnic1: MAC address is already in use",
                 "datalink.conf: record 4 (line 5): vnic2: cannot set link property 'mtu': invalid value",
             }));
             Assert.That(next.Links.Select(l => l.Name), Is.EqualTo(new[] { "e1000g0", "e1000g1", "stub0", "vnic0", "vnic2" }));

@@ -85,7 +85,7 @@ public class PriorityTests
     public void A_flow_priority_overrides_its_link_priority()
     {
         _rig.Set(_x, "priority", "low");
-        Assert.That(_rig.Mac.AddFlow("urgent", "vnic0", "transport=udp,remote_port=5060", [("priority", "high")], false).Error, Is.Null);
+        Assert.That(_rig.Mac.AddFlow("urgent", "vnic0", "transport=udp,remote_port=5060", [("priority", "high")], false).Code, Is.EqualTo(DladmStatus.Ok));
         _rig.Set(_y, "priority", "medium");
         var (x, _) = Flood(dportX: 5060);
         Assert.That(x, Is.EqualTo(0.8).Within(0.01));

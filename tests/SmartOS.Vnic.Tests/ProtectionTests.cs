@@ -22,7 +22,7 @@ public class ProtectionTests
     public void Build()
     {
         _rig = new Rig();
-        Assert.That(_rig.Mac.CreateEtherstub("stub0", false).Error, Is.Null);
+        Assert.That(_rig.Mac.CreateEtherstub("stub0", false).Code, Is.EqualTo(DladmStatus.Ok));
         _a = _rig.Vnic("vnic0", "stub0", 1);
         _b = _rig.Vnic("vnic1", "stub0", 2);
         _atB = _rig.Listen(_b);
@@ -186,7 +186,7 @@ public class ProtectionTests
         _rig.Set(_a, "protection", "mac-nospoof,ip-nospoof,restricted");
         _rig.Set(_a, "allowed-ips", "10.0.0.1");
         Assert.That(Through(Frames.Ipv4(s_other, s_peer, "10.0.0.1", "10.0.0.2"), Frames.Ipv4(s_own, s_peer, "10.0.0.7", "10.0.0.2")), Is.Zero);
-        Assert.That(_rig.Mac.ResetLinkProp(_a, "protection", false).Error, Is.Null);
+        Assert.That(_rig.Mac.ResetLinkProp(_a, "protection", false).Code, Is.EqualTo(DladmStatus.Ok));
         Assert.That(Through(Frames.Ipv4(s_other, s_peer, "10.0.0.1", "10.0.0.2"), Frames.Ipv4(s_own, s_peer, "10.0.0.7", "10.0.0.2")), Is.EqualTo(2));
         Assert.That(_rig.Mac.FindProperty("protection")!.Get(_a), Is.Empty);
     }
@@ -216,11 +216,11 @@ public class ProtectionTests
         string many = string.Join(',', Enumerable.Range(1, 33).Select(i => $"10.0.0.{i}"));
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", many).Error, Is.EqualTo("invalid number of values"));
+            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", many).Message, Is.EqualTo("invalid number of values"));
             Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", string.Join(',', Enumerable.Range(1, 32).Select(i => $"10.0.0.{i}"))).IsOk, Is.True);
-            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", "10.0.0.300").Error, Is.EqualTo("invalid value"));
-            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", "10.0.0.0/33").Error, Is.EqualTo("invalid value"));
-            Assert.That(_rig.Mac.CheckLinkProp(_a, "protection", "mac-nospoof,bogus").Error, Is.EqualTo("invalid value"));
+            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", "10.0.0.300").Message, Is.EqualTo("invalid value"));
+            Assert.That(_rig.Mac.CheckLinkProp(_a, "allowed-ips", "10.0.0.0/33").Message, Is.EqualTo("invalid value"));
+            Assert.That(_rig.Mac.CheckLinkProp(_a, "protection", "mac-nospoof,bogus").Message, Is.EqualTo("invalid value"));
         }
     }
 

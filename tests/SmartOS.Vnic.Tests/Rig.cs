@@ -28,14 +28,14 @@ internal sealed class Rig
     public VnicLink Vnic(string name, string over, int macIndex, bool temporary = false)
     {
         var s = Mac.CreateVnic(name, over, new MacLayer.MacRequest(MacAddressType.Fixed, MacOf(macIndex)), 0, temporary, out var v);
-        Assert.That(s.Error, Is.Null);
+        Assert.That(s.Code, Is.EqualTo(DladmStatus.Ok));
         return v!;
     }
 
     public void Set(Datalink link, string prop, string value, bool temporary = false)
     {
         var s = Mac.SetLinkProp(link, prop, value, temporary);
-        Assert.That(s.Error, Is.Null, $"{prop}={value}");
+        Assert.That(s.Code, Is.EqualTo(DladmStatus.Ok), $"{prop}={value}");
     }
 
     public Sink Listen(PortLink link)

@@ -60,7 +60,7 @@ internal static class TestNet
     {
         var req = fixedMac is MacAddress m ? new MacLayer.MacRequest(MacAddressType.Fixed, m) : new MacLayer.MacRequest(MacAddressType.Auto);
         var s = mac.CreateVnic(name, over, req, vid, temporary, out var v);
-        Assert.That(s.Error, Is.Null, $"create-vnic {name}");
+        Assert.That(s.Code, Is.EqualTo(DladmStatus.Ok), $"create-vnic {name}");
         return v!;
     }
 

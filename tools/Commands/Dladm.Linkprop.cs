@@ -78,12 +78,12 @@ public static partial class Dladm
     /// <summary>set_linkprop's wording for a value dladm_set_linkprop refused: an unknown property
     /// ("invalid link property"), a value not among the possible ones ("must be one of", listing the
     /// modifiable values), or the status text.</summary>
-    private static int SetFailed(CommandContext ctx, Datalink link, string prop, string error, bool reset)
+    private static int SetFailed(CommandContext ctx, Datalink link, string prop, DlStatus error, bool reset)
     {
-        if (error == MacStatus.NotFound) Warn(ctx, $"invalid link property '{prop}'");
-        else if (error == MacStatus.BadVal && !reset && ctx.Host.Mac.FindProperty(prop)?.Possible(link) is { Length: > 0 } possible)
+        if (error.Code == DladmStatus.NotFound) Warn(ctx, $"invalid link property '{prop}'");
+        else if (error.Code == DladmStatus.BadVal && !reset && ctx.Host.Mac.FindProperty(prop)?.Possible(link) is { Length: > 0 } possible)
             Warn(ctx, $"link property '{prop}' must be one of: {possible}");
-        else Warn(ctx, $"cannot {(reset ? "reset" : "set")} link property '{prop}' on '{link.Name}': {error}");
+        else Warn(ctx, $"cannot {(reset ? "reset" : "set")} link property '{prop}' on '{link.Name}': {error.Message}");
         return 1;
     }
 
@@ -99,18 +99,18 @@ public static partial class Dladm
         if (props == null) return Fail(ctx, "invalid link properties specified");
         if (props.Count == 0) return Fail(ctx, "link property must be specified");
         var link = FindVisible(ctx, g.Operands[0]);
-        if (link == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}");
+        if (link == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(DladmStatus.NotFound)}");
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         foreach (var (prop, value) in props)
         {
             if (value.Length == 0) { Warn(ctx, $"no value specified for '{prop}'"); return 1; }
             var s = ctx.Host.Mac.CheckLinkProp(link, prop, value);
-            if (!s.IsOk) return SetFailed(ctx, link, prop, s.Error!, reset: false);
+            if (!s.IsOk) return SetFailed(ctx, link, prop, s, reset: false);
         }
         foreach (var (prop, value) in props)
         {
             var s = ctx.Host.Mac.SetLinkProp(link, prop, value, g.Has("t"));
-            if (!s.IsOk) return SetFailed(ctx, link, prop, s.Error!, reset: false);
+            if (!s.IsOk) return SetFailed(ctx, link, prop, s, reset: false);
         }
         return 0;
     }
@@ -124,7 +124,7 @@ public static partial class Dladm
         var list = ParsePropList(g.Values("p"));
         if (list == null) return Fail(ctx, "invalid link properties specified");
         var link = FindVisible(ctx, g.Operands[0]);
-        if (link == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}");
+        if (link == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(DladmStatus.NotFound)}");
         if (ctx.Zone != "global") return Fail(ctx, "insufficient privileges");
         // With no -p every property is reset; read-only ones are passed over, as reset_one_linkprop
         // ignores DLADM_STATUS_PROPRDONLY.
@@ -134,12 +134,12 @@ public static partial class Dladm
         foreach (string name in names)
         {
             var prop = ctx.Host.Mac.FindProperty(name);
-            if (prop == null) return SetFailed(ctx, link, name, MacStatus.NotFound, reset: true);
+            if (prop == null) return SetFailed(ctx, link, name, DladmStatus.NotFound, reset: true);
         }
         foreach (string name in names)
         {
             var s = ctx.Host.Mac.ResetLinkProp(link, name, g.Has("t"));
-            if (!s.IsOk) return SetFailed(ctx, link, name, s.Error!, reset: true);
+            if (!s.IsOk) return SetFailed(ctx, link, name, s, reset: true);
         }
         return 0;
     }
@@ -158,7 +158,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}");
+            if (l == null) return Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(DladmStatus.NotFound)}");
             links = [l];
         }
         var wanted = ParsePropList(g.Values("p"));
@@ -175,7 +175,7 @@ public static partial class Dladm
             {
                 if (p.Perm == "?")
                 {
-                    Warn(ctx, $"cannot get link property '{p.Name}' for {link.Name}: {(ctx.Host.Mac.FindProperty(p.Name) == null ? MacStatus.NotFound : MacStatus.BadArg)}");
+                    Warn(ctx, $"cannot get link property '{p.Name}' for {link.Name}: {DlStatusText.Of(ctx.Host.Mac.FindProperty(p.Name) == null ? DladmStatus.NotFound : DladmStatus.BadArg)}");
                     status = 1;
                     rows.Add(new Dictionary<string, string>
                     {
@@ -200,6 +200,6 @@ public static partial class Dladm
     private static LinkProperty Missing(string name) => new()
     {
         Name = name, Perm = "?", AppliesTo = _ => false, Get = _ => "", Default = _ => "", Possible = _ => "",
-        Validate = (_, _) => MacStatus.NotFound, Apply = (_, _) => { },
+        Validate = (_, _) => DladmStatus.NotFound, Apply = (_, _) => { },
     };
 }

@@ -161,7 +161,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not PhysLink p) return Fail(ctx, $"link {g.Operands[0]} is not valid: {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not PhysLink p) return Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(l == null ? DladmStatus.NotFound : DladmStatus.LinkInval)}");
             phys = [p];
         }
         if (g.Has("m"))
@@ -211,7 +211,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             only = FindVisible(ctx, g.Operands[0]);
-            if (only == null) return Task.FromResult(Fail(ctx, $"link {g.Operands[0]} is not valid: {MacStatus.NotFound}"));
+            if (only == null) return Task.FromResult(Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(DladmStatus.NotFound)}"));
         }
         if (g.Has("s"))
         {
@@ -251,7 +251,7 @@ public static partial class Dladm
         string name = g.Operands[0];
         if (!LinkNames.IsValid(name)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.CreateEtherstub(name, g.Has("t"));
-        return s.IsOk ? 0 : Fail(ctx, $"etherstub creation failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"etherstub creation failed: {s.Message}");
     }
 
     private static int DeleteEtherstub(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Etherstub, "etherstub");
@@ -264,7 +264,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not Etherstub e) return Fail(ctx, $"link {g.Operands[0]} is not valid: {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not Etherstub e) return Fail(ctx, $"link {g.Operands[0]} is not valid: {DlStatusText.Of(l == null ? DladmStatus.NotFound : DladmStatus.LinkInval)}");
             stubs = [e];
         }
         var t = new OutputTable(new OutputTable.Field("link", 12));
@@ -281,8 +281,8 @@ public static partial class Dladm
         if (g.Operands.Count != 1) return Usage(ctx);
         var s = ctx.Host.Mac.Delete(g.Operands[0], cls, g.Has("t"));
         if (s.IsOk) return 0;
-        if (s.Error == MacStatus.InvalidLink) return Fail(ctx, $"invalid {what} '{ConfigText.Echo(g.Operands[0])}'");
-        return Fail(ctx, $"{what} deletion failed: {s.Error}");
+        if (s.Code == DladmStatus.LinkInval) return Fail(ctx, $"invalid {what} '{ConfigText.Echo(g.Operands[0])}'");
+        return Fail(ctx, $"{what} deletion failed: {s.Message}");
     }
 
     // ---- VNICs -------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ public static partial class Dladm
 
         // MacLayer.Create.cs checks every value, creates, applies and persists, or leaves nothing.
         var s = ctx.Host.Mac.CreateVnic(name, over, request, vid, props, g.Has("t"), out _, out _);
-        return s.IsOk ? 0 : Fail(ctx, $"vnic creation over {over} failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"vnic creation over {over} failed: {s.Message}");
     }
 
     private static bool TryParseVid(string text, bool allowZero, out ushort vid)
@@ -371,13 +371,13 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{ConfigText.Echo(g.Operands[0])}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not VnicLink v) return Fail(ctx, $"invalid vnic name '{ConfigText.Echo(g.Operands[0])}': {DlStatusText.Of(l == null ? DladmStatus.NotFound : DladmStatus.LinkInval)}");
             vnics = [v];
         }
         if (g.Has("l"))
         {
             over = FindVisible(ctx, g.Value("l")!);
-            if (over == null) return Fail(ctx, $"invalid link name '{ConfigText.Echo(g.Value("l")!)}': {MacStatus.NotFound}");
+            if (over == null) return Fail(ctx, $"invalid link name '{ConfigText.Echo(g.Value("l")!)}': {DlStatusText.Of(DladmStatus.NotFound)}");
             vnics = vnics.Where(v => v.OverLink == over).ToList();
         }
         var t = new OutputTable(new("link", 13), new("over", 13), new("speed", 7), new("macaddress", 18), new("macaddrtype", 12), new("vid", 5), new("zone", 12));
@@ -447,7 +447,7 @@ public static partial class Dladm
         if (!TryParseProps(ctx, g.Values("p"), out var props, out code)) return code;
         if (!ValidateProps(ctx, props, name, out code)) return code;
         var s = ctx.Host.Mac.CreateVlan(name, g.Value("l")!, vid, props, g.Has("t"), out _, out _);
-        return s.IsOk ? 0 : Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"create operation over {g.Value("l")} failed: {s.Message}");
     }
 
     private static int DeleteVlan(CommandContext ctx, string[] args) => DeleteLink(ctx, args, LinkClass.Vlan, "vlan");
@@ -460,7 +460,7 @@ public static partial class Dladm
         if (g.Operands.Count == 1)
         {
             var l = FindVisible(ctx, g.Operands[0]);
-            if (l is not VlanLink v) return Fail(ctx, $"invalid vlan name '{ConfigText.Echo(g.Operands[0])}': {(l == null ? MacStatus.NotFound : MacStatus.InvalidLink)}");
+            if (l is not VlanLink v) return Fail(ctx, $"invalid vlan name '{ConfigText.Echo(g.Operands[0])}': {DlStatusText.Of(l == null ? DladmStatus.NotFound : DladmStatus.LinkInval)}");
             vlans = [v];
         }
         var t = new OutputTable(new("link", 16), new("vid", 9), new("over", 13), new("flags", 6));
@@ -483,6 +483,6 @@ public static partial class Dladm
         if (g.Operands.Count != 2) return Usage(ctx);
         if (!LinkNames.IsValid(g.Operands[1])) return Fail(ctx, $"invalid link name '{g.Operands[1]}'");
         var s = ctx.Host.Mac.RenameLink(g.Operands[0], g.Operands[1]);
-        return s.IsOk ? 0 : Fail(ctx, $"rename operation failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"rename operation failed: {s.Message}");
     }
 }

@@ -132,7 +132,7 @@ public static class Flowadm
         if (!TryParseProps(ctx, g.Values("p"), out var props, out int code)) return code;
         if (!MacLayer.IsValidFlowName(name)) return Fail(ctx, $"add flow failed: invalid flow name '{ConfigText.Echo(name)}'");
         var s = ctx.Host.Mac.AddFlow(name, linkName, attrs, props, g.Has("t"));
-        return s.IsOk ? 0 : Fail(ctx, $"add flow failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"add flow failed: {s.Message}");
     }
 
     private static int RemoveFlow(CommandContext ctx, string[] args)
@@ -147,10 +147,10 @@ public static class Flowadm
             var link = mac.Find(g.Value("l")!);
             if (link == null) return Fail(ctx, $"invalid link '{g.Value("l")}'");
             var ls = mac.RemoveFlowsOnLink(link.Name, g.Has("t"));
-            return ls.IsOk ? 0 : Fail(ctx, $"remove flow failed: {ls.Error}");
+            return ls.IsOk ? 0 : Fail(ctx, $"remove flow failed: {ls.Message}");
         }
         var s = mac.RemoveFlow(g.Operands[0], g.Has("t"));
-        return s.IsOk ? 0 : Fail(ctx, $"remove flow failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"remove flow failed: {s.Message}");
     }
 
     private static int SetFlowprop(CommandContext ctx, string[] args)
@@ -166,10 +166,10 @@ public static class Flowadm
         {
             if (value.Length == 0) return Fail(ctx, $"property value required for '{prop}'");
             var c = MacLayer.CheckFlowProp(prop, value);
-            if (!c.IsOk) return Fail(ctx, $"cannot set flow property '{prop}' on '{f.Name}': {c.Error}");
+            if (!c.IsOk) return Fail(ctx, $"cannot set flow property '{prop}' on '{f.Name}': {c.Message}");
         }
         var s = ctx.Host.Mac.SetFlowProps(f, props, g.Has("t"));
-        return s.IsOk ? 0 : Fail(ctx, $"set flow property failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"set flow property failed: {s.Message}");
     }
 
     private static int ResetFlowprop(CommandContext ctx, string[] args)
@@ -184,7 +184,7 @@ public static class Flowadm
         foreach (string n in names)
             if (Array.IndexOf(MacLayer.FlowPropertyNames, n) < 0) return Fail(ctx, "invalid flow property specified");
         var s = ctx.Host.Mac.ResetFlowProps(f, names, g.Has("t"));
-        return s.IsOk ? 0 : Fail(ctx, $"reset flow property failed: {s.Error}");
+        return s.IsOk ? 0 : Fail(ctx, $"reset flow property failed: {s.Message}");
     }
 
     /// <summary>The flows a command lists: those on visible links, narrowed by -l or a flow name.</summary>

@@ -121,7 +121,7 @@ public class DladmTests
         var h = new CliHost(nics: 1);
         for (int i = 0; i < MacLayer.FactorySlots; i++) h.Ok("dladm", "create-vnic", "-l", "e1000g0", "-m", "factory", $"v{i}");
         var r = h.Run(A("dladm create-vnic -l e1000g0 -m factory v99"));
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over e1000g0 failed: no available factory MAC address\n")));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over e1000g0 failed: all factory MAC address slots are in use\n")));
     }
 
     [TestCase("dladm create-vnic -l e1000g0 0bad", "dladm: invalid link name '0bad'\n")]
@@ -202,7 +202,7 @@ public class DladmTests
         var h = new CliHost();
         h.Ok(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 v0"));
         var r = h.Run(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 v1"));
-        Assert.That(r.Stderr, Is.EqualTo("dladm: vnic creation over e1000g0 failed: MAC address already in use\n"));
+        Assert.That(r.Stderr, Is.EqualTo("dladm: vnic creation over e1000g0 failed: MAC address is already in use\n"));
         h.Ok(A("dladm create-vnic -l e1000g0 -m 2:0:0:0:0:1 -v 7 v2"));
     }
 
@@ -305,7 +305,7 @@ public class DladmEdgeTests
         var h = new CliHost();
         h.Ok(A("dladm create-etherstub -t stub0"));
         var r = h.Run(A("dladm create-vnic -l stub0 v0"));
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over stub0 failed: change cannot be persistent\n")));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over stub0 failed: can't create persistent object on top of temporary object\n")));
         Assert.That(h.Host.Mac.Find("v0"), Is.Null);
         h.Ok(A("dladm create-vnic -t -l stub0 v0"));
     }
@@ -317,6 +317,6 @@ public class DladmEdgeTests
         var nicMac = ((SmartOS.Vnic.PhysLink)h.Host.Mac.Find("e1000g0")!).MacAddress.ToString();
         h.Ok("dladm", "create-vnic", "-l", "e1000g0", "-m", nicMac, "-v", "9", "v0");
         var r = h.Run(A("dladm create-vlan -l e1000g0 -v 9 vlan9"));
-        Assert.That(r.Stderr, Is.EqualTo("dladm: create operation over e1000g0 failed: MAC address already in use\n"));
+        Assert.That(r.Stderr, Is.EqualTo("dladm: create operation over e1000g0 failed: MAC address is already in use\n"));
     }
 }

@@ -86,7 +86,7 @@ public class FlowadmTests
         Fails("flowadm: add flow failed: object already exists", "flowadm", "add-flow", "-l", "vnic1", "-a", "transport=udp", "web");
         Fails("flowadm: invalid link 'vnic9'", "flowadm", "add-flow", "-l", "vnic9", "-a", "transport=udp", "f");
         Fails("flowadm: invalid flow property specified", "flowadm", "add-flow", "-l", "vnic1", "-a", "transport=udp", "-p", "cpus=1", "f");
-        Fails("flowadm: add flow failed: minimum value for maxbw is 1.2M", "flowadm", "add-flow", "-l", "vnic1", "-a", "transport=udp", "-p", "maxbw=1M", "f");
+        Fails("flowadm: add flow failed: minimum value for maxbw is 1200K", "flowadm", "add-flow", "-l", "vnic1", "-a", "transport=udp", "-p", "maxbw=1M", "f");
         Fails("flowadm: add flow failed: invalid flow name '1f'", "flowadm", "add-flow", "-l", "vnic1", "-a", "transport=udp", "1f");
         Fails("flowadm: remove flow failed: object not found", "flowadm", "remove-flow", "nosuch");
         Fails("flowadm: invalid flow: 'nosuch'", "flowadm", "set-flowprop", "-p", "maxbw=10M", "nosuch");
@@ -131,7 +131,7 @@ public class FlowadmTests
 
             """));
         var bad = Run("flowadm", "set-flowprop", "-p", "priority=low,maxbw=1K", "f");
-        Assert.That((bad.ExitCode, bad.Stderr.TrimEnd()), Is.EqualTo((1, "flowadm: cannot set flow property 'maxbw' on 'f': minimum value for maxbw is 1.2M")));
+        Assert.That((bad.ExitCode, bad.Stderr.TrimEnd()), Is.EqualTo((1, "flowadm: cannot set flow property 'maxbw' on 'f': minimum value for maxbw is 1200K")));
         Assert.That(Ok("flowadm", "show-flowprop", "-c", "-o", "value", "-p", "priority", "f"), Is.EqualTo("high\n"));
         Ok("flowadm", "reset-flowprop", "-p", "maxbw", "f");
         Assert.That(Ok("flowadm", "show-flowprop", "-c", "-o", "property,value", "f"), Is.EqualTo("maxbw:--\npriority:high\n"));

@@ -149,7 +149,7 @@ public class LinkpropTests
         }
     }
 
-    [TestCase("maxbw=1M", "dladm: warning: cannot set link property 'maxbw' on 'vnic0': minimum value for maxbw is 1.2M")]
+    [TestCase("maxbw=1M", "dladm: warning: cannot set link property 'maxbw' on 'vnic0': minimum value for maxbw is 1200K")]
     [TestCase("maxbw=fast", "dladm: warning: cannot set link property 'maxbw' on 'vnic0': invalid argument")]
     // dladm.c set_linkprop, case DLADM_STATUS_BADVAL: warn("link property '%s' must be one of: %s")
     // with the modifiable values, or, when it has none, warn_dlerr(status, "cannot set link property ...").
