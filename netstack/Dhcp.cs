@@ -62,7 +62,7 @@ public sealed class DhcpClient
         if (Address != null && State is DhcpState.Bound or DhcpState.Renewing or DhcpState.Rebinding)
             Send(DhcpOption.Release, unicast: true);
         DropLease();
-        _ready.TrySetResult(IpStatus.Fail(IpStatus.NotFound));
+        _ready.TrySetResult(IpadmStatus.NotFound);
     }
 
     private long Backoff() => Math.Min(64, 4L << Math.Min(_attempt, 4)) * Time.Second;
@@ -81,7 +81,7 @@ public sealed class DhcpClient
         switch (State)
         {
             case DhcpState.Selecting:
-                if (_attempt >= ReadyAttempts) _ready.TrySetResult(IpStatus.Fail(IpStatus.DhcpTimeout));
+                if (_attempt >= ReadyAttempts) _ready.TrySetResult(IpadmStatus.DhcpIpcTimeout);
                 SendDiscover();
                 break;
             case DhcpState.Requesting:
@@ -206,10 +206,10 @@ public sealed partial class IpStack
         int slash = addrObj.IndexOf('/');
         string ifName = slash < 0 ? addrObj : addrObj[..slash];
         var ifc = FindInterface(ifName);
-        if (ifc == null || ifc.IsLoopback) return IpStatus.Fail(IpStatus.NoSuchInterface);
+        if (ifc == null || ifc.IsLoopback) return IpadmStatus.Enxio;
         string name = slash < 0 ? ifName + "/dhcp" : addrObj;
-        if (FindAddressObject(name) != null) return IpStatus.Fail(IpStatus.AddrObjExists);
-        if (_dhcp.ContainsKey(ifc)) return IpStatus.Fail(IpStatus.AddrObjExists);
+        if (FindAddressObject(name) != null) return IpadmStatus.AddrObjExists;
+        if (_dhcp.ContainsKey(ifc)) return IpadmStatus.AddrObjExists;
         client = new DhcpClient(this, ifc, name);
         _dhcp[ifc] = client;
         Udp.Port68Hook ??= ReceiveDhcp;

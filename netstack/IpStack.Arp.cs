@@ -34,21 +34,22 @@ public sealed partial class IpStack
         return list;
     }
 
-    /// <summary>arp -s: a permanent entry on the interface whose subnet holds the address.</summary>
-    public IpStatus AddStaticArp(IpAddress address, MacAddress mac)
+    /// <summary>arp -s: a permanent entry on the interface whose subnet holds the address (the
+    /// errno the ioctl would give: ENETUNREACH when no subnet holds it).</summary>
+    public NetError AddStaticArp(IpAddress address, MacAddress mac)
     {
         var r = FindConnected(address);
-        if (r?.Interface == null || !address.IsV4) return IpStatus.Fail(IpStatus.NetUnreachable);
+        if (r?.Interface == null || !address.IsV4) return NetError.NetworkUnreachable;
         r.Interface.Arp.AddPermanent(address, mac);
-        return IpStatus.Ok;
+        return NetError.None;
     }
 
-    /// <summary>arp -d.</summary>
-    public IpStatus DeleteArp(IpAddress address)
+    /// <summary>arp -d (ENXIO when there is no such entry).</summary>
+    public NetError DeleteArp(IpAddress address)
     {
         foreach (var ifc in _interfaces)
-            if (ifc.Arp.Remove(address)) return IpStatus.Ok;
-        return IpStatus.Fail(IpStatus.NotFound);
+            if (ifc.Arp.Remove(address)) return NetError.None;
+        return NetError.NoSuchDevice;
     }
 
     internal void SendArpRequest(IpInterface ifc, IpAddress target)

@@ -37,12 +37,12 @@ public sealed partial class IpStack
         int slash = addrObj.IndexOf('/');
         string ifName = slash < 0 ? addrObj : addrObj[..slash];
         var ifc = FindInterface(ifName);
-        if (ifc == null || ifc.IsLoopback) return IpStatus.Fail(IpStatus.NoSuchInterface);
-        if (ifc.Addrconf) return IpStatus.Fail(IpStatus.AddrconfExists);
-        if (!TrySplitAddrObj(addrObj, v4: false, out _, out string name)) return IpStatus.Fail(IpStatus.InvalidArg);
-        if (FindAddressObject(name) != null) return IpStatus.Fail(IpStatus.AddrObjExists);
+        if (ifc == null || ifc.IsLoopback) return IpadmStatus.Enxio;
+        if (ifc.Addrconf) return IpadmStatus.AddrconfExists;
+        if (!TrySplitAddrObj(addrObj, v4: false, out _, out string name)) return IpadmStatus.InvalidArg;
+        if (FindAddressObject(name) != null) return IpadmStatus.AddrObjExists;
         var ll = IpAddress.V6(0xFE80_0000_0000_0000UL, ifc.InterfaceId);
-        if (_local.ContainsKey(ll)) return IpStatus.Fail(IpStatus.AddrInUse);
+        if (_local.ContainsKey(ll)) return IpadmStatus.AddrInUse;
         ifc.Addrconf = true;
         ifc.AddrconfName = name;
         linkLocal = AddAddressCore(ifc, name, ll, 10, AddressType.Addrconf, dad: DadTransmits > 0);
@@ -74,8 +74,8 @@ public sealed partial class IpStack
     public IpStatus AdvertisePrefix(string ifName, IpAddress prefix, int prefixLength)
     {
         var ifc = FindInterface(ifName);
-        if (ifc == null || ifc.IsLoopback) return IpStatus.Fail(IpStatus.NoSuchInterface);
-        if (prefix.IsV4 || prefixLength != 64) return IpStatus.Fail(IpStatus.InvalidArg);
+        if (ifc == null || ifc.IsLoopback) return IpadmStatus.Enxio;
+        if (prefix.IsV4 || prefixLength != 64) return IpadmStatus.InvalidArg;
         if (!ifc.Addrconf)
         {
             var st = StartAddrconf(ifName, out _);

@@ -37,17 +37,18 @@ public sealed partial class IpStack
 
     /// <summary>
     /// route add: a static route to destination/prefix through a gateway that a connected route
-    /// reaches (illumos refuses an off-link gateway with "Network is unreachable").
+    /// reaches (illumos refuses an off-link gateway with "Network is unreachable"). Returns the errno
+    /// the routing socket would: EEXIST for a route already there, ENETUNREACH for an off-link gateway.
     /// </summary>
-    public IpStatus AddRoute(IpAddress destination, int prefixLength, IpAddress gateway)
+    public NetError AddRoute(IpAddress destination, int prefixLength, IpAddress gateway)
     {
-        if (destination.IsV4 != gateway.IsV4) return IpStatus.Fail(IpStatus.BadProtocol);
-        if (prefixLength < 0 || prefixLength > (destination.IsV4 ? 32 : 128)) return IpStatus.Fail(IpStatus.InvalidArg);
+        if (destination.IsV4 != gateway.IsV4) return NetError.InvalidArgument;
+        if (prefixLength < 0 || prefixLength > (destination.IsV4 ? 32 : 128)) return NetError.InvalidArgument;
         var net = Network(destination, prefixLength);
         var list = destination.IsV4 ? _routes4 : _routes6;
         foreach (var r in list)
-            if (r.Destination == net && r.PrefixLength == prefixLength && r.Gateway == gateway) return IpStatus.Fail(IpStatus.RouteExists);
-        if (!IsLocalAddress(gateway) && FindConnected(gateway) == null) return IpStatus.Fail(IpStatus.NetUnreachable);
+            if (r.Destination == net && r.PrefixLength == prefixLength && r.Gateway == gateway) return NetError.Exists;
+        if (!IsLocalAddress(gateway) && FindConnected(gateway) == null) return NetError.NetworkUnreachable;
         var flags = RouteFlags.Up | RouteFlags.Static | RouteFlags.Gateway;
         if (prefixLength == (destination.IsV4 ? 32 : 128)) flags |= RouteFlags.Host;
         if (IsLocalAddress(gateway))
@@ -55,14 +56,15 @@ public sealed partial class IpStack
             // "route add -interface": the gateway is our own address, so the destination is on-link.
             var a = FindLocal(gateway)!;
             InsertRoute(new RouteEntry(net, prefixLength, gateway, a.Interface, (flags & ~RouteFlags.Gateway)));
-            return IpStatus.Ok;
+            return NetError.None;
         }
         InsertRoute(new RouteEntry(net, prefixLength, gateway, null, flags));
-        return IpStatus.Ok;
+        return NetError.None;
     }
 
-    /// <summary>route delete: removes a matching route (gateway unspecified: any gateway).</summary>
-    public IpStatus DeleteRoute(IpAddress destination, int prefixLength, IpAddress gateway)
+    /// <summary>route delete: removes a matching route (gateway unspecified: any gateway); ESRCH when
+    /// none matches.</summary>
+    public NetError DeleteRoute(IpAddress destination, int prefixLength, IpAddress gateway)
     {
         var net = Network(destination, prefixLength);
         var list = destination.IsV4 ? _routes4 : _routes6;
@@ -73,9 +75,9 @@ public sealed partial class IpStack
             if (!gateway.IsUnspecified && r.Gateway != gateway) continue;
             if (r.Owner != null) continue;
             list.RemoveAt(i);
-            return IpStatus.Ok;
+            return NetError.None;
         }
-        return IpStatus.Fail(IpStatus.RouteNotFound);
+        return NetError.NoSuchEntry;
     }
 
     /// <summary>The route a destination uses (route get), or null.</summary>

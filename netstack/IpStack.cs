@@ -224,9 +224,9 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     /// <summary>ipadm create-if: plumbs IPv4 and IPv6 on a MAC client. The stack becomes its receiver.</summary>
     public IpStatus CreateInterface(string name, MacClient client)
     {
-        if (FindInterface(name) != null) return IpStatus.Fail(IpStatus.IfExists);
+        if (FindInterface(name) != null) return IpadmStatus.IfExists;
         foreach (var i in _interfaces)
-            if (i.Client == client) return IpStatus.Fail(IpStatus.IfExists);
+            if (i.Client == client) return IpadmStatus.IfExists;
         var ifc = new IpInterface(this, name, client, _nextIfIndex++);
         _interfaces.Add(ifc);
         client.Receiver = this;
@@ -237,7 +237,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public IpStatus DeleteInterface(string name)
     {
         var ifc = FindInterface(name);
-        if (ifc == null || ifc.IsLoopback) return IpStatus.Fail(IpStatus.NoSuchInterface);
+        if (ifc == null || ifc.IsLoopback) return IpadmStatus.Enxio;
         for (int i = _addresses.Count - 1; i >= 0; i--)
             if (_addresses[i].Interface == ifc) RemoveAddressCore(_addresses[i]);
         StopDhcp(ifc);
@@ -257,8 +257,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public IpStatus SetInterfaceMtu(string name, int mtu)
     {
         var ifc = FindInterface(name);
-        if (ifc == null) return IpStatus.Fail(IpStatus.NoSuchInterface);
-        if (mtu != 0 && (mtu < 68 || (ifc.Client != null && mtu > ifc.Client.Mtu))) return IpStatus.Fail(IpStatus.InvalidArg);
+        if (ifc == null) return IpadmStatus.Enxio;
+        if (mtu != 0 && (mtu < 68 || (ifc.Client != null && mtu > ifc.Client.Mtu))) return IpadmStatus.InvalidArg;
         ifc._mtuOverride = mtu;
         return IpStatus.Ok;
     }
@@ -284,13 +284,13 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public IpStatus AddAddress(string addrObj, IpAddress address, int prefixLength, out IpAddressObject? result)
     {
         result = null;
-        if (!TrySplitAddrObj(addrObj, address.IsV4, out string ifName, out string name)) return IpStatus.Fail(IpStatus.InvalidArg);
+        if (!TrySplitAddrObj(addrObj, address.IsV4, out string ifName, out string name)) return IpadmStatus.InvalidArg;
         var ifc = FindInterface(ifName);
-        if (ifc == null) return IpStatus.Fail(IpStatus.NoSuchInterface);
-        if (FindAddressObject(name) != null) return IpStatus.Fail(IpStatus.AddrObjExists);
-        if (prefixLength < 0 || prefixLength > (address.IsV4 ? 32 : 128)) return IpStatus.Fail(IpStatus.InvalidArg);
-        if (address.IsUnspecified || address.IsMulticast || address == IpAddress.BroadcastV4) return IpStatus.Fail(IpStatus.BadAddress);
-        if (_local.ContainsKey(address)) return IpStatus.Fail(IpStatus.AddrInUse);
+        if (ifc == null) return IpadmStatus.Enxio;
+        if (FindAddressObject(name) != null) return IpadmStatus.AddrObjExists;
+        if (prefixLength < 0 || prefixLength > (address.IsV4 ? 32 : 128)) return IpadmStatus.InvalidArg;
+        if (address.IsUnspecified || address.IsMulticast || address == IpAddress.BroadcastV4) return IpadmStatus.BadAddr;
+        if (_local.ContainsKey(address)) return IpadmStatus.AddrInUse;
         result = AddAddressCore(ifc, name, address, prefixLength, AddressType.Static, dad: !ifc.IsLoopback && DadTransmits > 0);
         return IpStatus.Ok;
     }
@@ -359,7 +359,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         a.State = AddressState.Duplicate;
         a.Timer?.Cancel();
         if (wasUsable) RemoveConnectedRoute(a);
-        a._ready.TrySetResult(IpStatus.Fail(IpStatus.DuplicateAddress));
+        a._ready.TrySetResult(IpadmStatus.DadFound);
     }
 
     private void AddressTimerFired(IpAddressObject a)
@@ -384,7 +384,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         {
             var a = _addresses[i];
             if (a.Name != addrObj) continue;
-            if (a.Interface.IsLoopback) return IpStatus.Fail(IpStatus.Busy);
+            if (a.Interface.IsLoopback) return IpadmStatus.IfInUse;
             found = true;
             if (a.Type == AddressType.Dhcp) StopDhcp(a.Interface);
             if (a.Type == AddressType.Addrconf) a.Interface.Addrconf = false;
@@ -395,7 +395,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
             // A DHCP client still discovering has no address yet but owns the name.
             foreach (var ifc in _interfaces)
                 if (_dhcp.TryGetValue(ifc, out var c) && c.AddrObjName == addrObj) { StopDhcp(ifc); return IpStatus.Ok; }
-            return IpStatus.Fail(IpStatus.NotFound);
+            return IpadmStatus.NotFound;
         }
         return IpStatus.Ok;
     }
@@ -408,7 +408,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         _addresses.Remove(a);
         if (_local.TryGetValue(a.Address, out var cur) && cur == a) _local.Remove(a.Address);
         RemoveConnectedRoute(a);
-        a._ready.TrySetResult(IpStatus.Fail(IpStatus.NotFound));
+        a._ready.TrySetResult(IpadmStatus.NotFound);
     }
 
     private void RemoveConnectedRoute(IpAddressObject a)

@@ -3,37 +3,17 @@ using SmartOS.Vnic;
 
 namespace SmartOS.Netstack;
 
-/// <summary>The outcome of an administrative operation, worded as libipadm's ipadm_status2str.</summary>
-public readonly record struct IpStatus(string? Error)
-{
-    public static readonly IpStatus Ok = new((string?)null);
-    public bool IsOk => Error == null;
-    public static IpStatus Fail(string error) => new(error);
-
-    public const string IfExists = "Interface already exists";
-    public const string NoSuchInterface = "Interface does not exist";
-    public const string AddrObjExists = "Address object already exists";
-    public const string AddrInUse = "Address already in use";
-    public const string NotFound = "Object not found";
-    public const string InvalidArg = "Invalid argument provided";
-    public const string BadAddress = "Invalid IP address provided";
-    public const string BadProtocol = "Incorrect protocol family for operation";
-    public const string DuplicateAddress = "Duplicate address detected";
-    public const string NoLink = "Datalink does not exist";
-    public const string AddrconfExists = "Addrconf already in progress";
-    public const string DhcpFailed = "Could not start DHCP";
-    public const string DhcpTimeout = "Communication with dhcpagent timed out";
-    public const string NetUnreachable = "Network is unreachable";
-    public const string RouteExists = "entry exists";
-    public const string RouteNotFound = "not in table";
-    public const string Busy = "Device busy";
-}
-
 /// <summary>Socket errors, worded as illumos strerror prints them.</summary>
 public enum NetError
 {
     None, AddressInUse, AddressNotAvailable, NetworkUnreachable, HostUnreachable, MessageTooLong,
     NoBufferSpace, InvalidArgument, ConnectionRefused, TimedOut, Closed, Cancelled,
+    /// <summary>EEXIST: a route or entry that is already there.</summary>
+    Exists,
+    /// <summary>ESRCH: no such route (the routing socket's answer to a delete of a missing one).</summary>
+    NoSuchEntry,
+    /// <summary>ENXIO: no such ARP entry or interface.</summary>
+    NoSuchDevice,
 }
 
 public static class NetErrors
@@ -52,6 +32,9 @@ public static class NetErrors
         NetError.TimedOut => "Connection timed out",
         NetError.Closed => "Bad file number",
         NetError.Cancelled => "Operation canceled",
+        NetError.Exists => "File exists",
+        NetError.NoSuchEntry => "No such process",
+        NetError.NoSuchDevice => "No such device or address",
         _ => "Error " + (int)e,
     };
 }

@@ -54,7 +54,7 @@ public sealed class IpZoneNetwork : IZoneNetwork
         foreach (var nic in plan.Interfaces)
         {
             var s = ip.CreateInterface(nic.Name, nic.Client);
-            if (!s.IsOk) return $"{nic.Name}: {s.Error}";
+            if (!s.IsOk) return $"{nic.Name}: {s.Message}";
             int v4 = 0, v6 = 0;
             foreach (string a in nic.Addresses)
             {
@@ -69,7 +69,7 @@ public sealed class IpZoneNetwork : IZoneNetwork
                     st = ip.AddAddress(obj, addr, prefix, out var ao);
                     if (ao != null) pending.Add(ao.Ready);
                 }
-                if (!st.IsOk) return $"{nic.Name}: {a}: {st.Error}";
+                if (!st.IsOk) return $"{nic.Name}: {a}: {st.Message}";
             }
         }
         // Default routes need their gateway on a connected network, which exists once duplicate
@@ -98,8 +98,8 @@ public sealed class IpZoneNetwork : IZoneNetwork
                 var s = ip.AddRoute(any, 0, gw);
                 // With dhcp or addrconf the subnet is not known yet; the lease or RA brings the router.
                 bool dynamic = nic.Addresses.Contains("dhcp") || nic.Addresses.Contains("addrconf");
-                if (!s.IsOk && s.Error != IpStatus.RouteExists && !(dynamic && s.Error == IpStatus.NetUnreachable))
-                    return $"{nic.Name}: default route via {g}: {s.Error}";
+                if (s != NetError.None && s != NetError.Exists && !(dynamic && s == NetError.NetworkUnreachable))
+                    return $"{nic.Name}: default route via {g}: {NetErrors.Message(s)}";
             }
         }
         return null;

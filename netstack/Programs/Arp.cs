@@ -16,13 +16,13 @@ public static class Arp
             if (!IpAddress.TryParse(args[1], out var ip) || !ip.IsV4) { ctx.Err.WriteLine($"arp: {args[1]}: unknown host"); return Task.FromResult(1); }
             if (!MacAddress.TryParse(args[2], out var mac)) { ctx.Err.WriteLine($"arp: invalid ethernet address '{args[2]}'"); return Task.FromResult(1); }
             var st = ctx.Stack.AddStaticArp(ip, mac);
-            if (!st.IsOk) { ctx.Err.WriteLine($"arp: {st.Error}"); return Task.FromResult(1); }
+            if (st != NetError.None) { ctx.Err.WriteLine($"arp: {NetErrors.Message(st)}"); return Task.FromResult(1); }
             return Task.FromResult(0);
         }
         if (args.Length == 2 && args[0] == "-d")
         {
             if (!IpAddress.TryParse(args[1], out var ip)) { ctx.Err.WriteLine($"arp: {args[1]}: unknown host"); return Task.FromResult(1); }
-            if (!ctx.Stack.DeleteArp(ip).IsOk) { ctx.Err.WriteLine($"{args[1]} ({args[1]}) -- no entry"); return Task.FromResult(1); }
+            if (ctx.Stack.DeleteArp(ip) != NetError.None) { ctx.Err.WriteLine($"{args[1]} ({args[1]}) -- no entry"); return Task.FromResult(1); }
             ctx.Out.WriteLine($"{args[1]} ({args[1]}) deleted");
             return Task.FromResult(0);
         }

@@ -51,7 +51,7 @@ public static class Dhcpd
         var ifc = ctx.Stack.FindInterface(ifName);
         if (ifc == null)
         {
-            ctx.Err.WriteLine($"dhcpd: {ifName}: {IpStatus.NoSuchInterface}");
+            ctx.Err.WriteLine($"dhcpd: {ifName}: {IpStatusText.Of(IpadmStatus.Enxio)}");
             return 1;
         }
         using var server = new DhcpServer(ctx.Stack, ifc, first, last, gw, lease, ns);

@@ -102,15 +102,15 @@ public static class Ipadm
         if (a.Count != 1 || a[0].StartsWith('-')) return Usage(ctx);
         string name = a[0];
         IpStatus st;
-        if (ctx.Stack.FindInterface(name) != null) st = IpStatus.Fail(IpStatus.IfExists);
+        if (ctx.Stack.FindInterface(name) != null) st = IpadmStatus.IfExists;
         else
         {
             var client = ctx.OpenLink?.Invoke(name);
-            st = client == null ? IpStatus.Fail(IpStatus.NoLink) : ctx.Stack.CreateInterface(name, client);
+            st = client == null ? IpadmStatus.DladmFailure : ctx.Stack.CreateInterface(name, client);
         }
         if (!st.IsOk)
         {
-            ctx.Err.WriteLine($"ipadm: Could not create {name} : {st.Error}");
+            ctx.Err.WriteLine($"ipadm: Could not create {name} : {st.Message}");
             return 1;
         }
         Persist(ctx, args, r =>
@@ -131,7 +131,7 @@ public static class Ipadm
             || r.Length > 1 && r[0] == "set-ifprop" && r[^1] == name);
         if (!st.IsOk && !persisted)
         {
-            ctx.Err.WriteLine($"ipadm: Could not delete {name} : {st.Error}");
+            ctx.Err.WriteLine($"ipadm: Could not delete {name} : {st.Message}");
             return 1;
         }
         return 0;
@@ -185,7 +185,7 @@ public static class Ipadm
         if (table == null) return 1;
         if (name != null && ctx.Stack.FindInterface(name) == null)
         {
-            ctx.Err.WriteLine($"ipadm: Could not get interface(s): {IpStatus.NoSuchInterface}");
+            ctx.Err.WriteLine($"ipadm: Could not get interface(s): {IpStatusText.Of(IpadmStatus.Enxio)}");
             return 1;
         }
         var persistent = ctx.Persistent?.Load() ?? [];
@@ -237,7 +237,7 @@ public static class Ipadm
                 if (address.StartsWith("local=", StringComparison.Ordinal)) address = address[6..];
                 if (!Programs.TryParseCidr(address, out var ip, out int prefix))
                 {
-                    ctx.Err.WriteLine($"ipadm: Could not create address: {IpStatus.BadAddress}");
+                    ctx.Err.WriteLine($"ipadm: Could not create address: {IpStatusText.Of(IpadmStatus.BadAddr)}");
                     return 1;
                 }
                 if (address.IndexOf('/') < 0) prefix = ip.IsV4 ? ClassfulPrefix(ip) : 64;
@@ -262,7 +262,7 @@ public static class Ipadm
                     var delay = LoopSynchronizationContext.Delay(stack.Scheduler, timeout, ctx.Cancel);
                     var done = await Task.WhenAny(client!.Ready, delay);
                     // The agent keeps trying in the background, as dhcpagent does.
-                    if (done != client.Ready) st = IpStatus.Fail(IpStatus.DhcpTimeout);
+                    if (done != client.Ready) st = IpadmStatus.DhcpIpcTimeout;
                     else st = client.Ready.Result;
                 }
                 break;
@@ -277,7 +277,7 @@ public static class Ipadm
         }
         if (!st.IsOk)
         {
-            ctx.Err.WriteLine($"ipadm: Could not create address: {st.Error}");
+            ctx.Err.WriteLine($"ipadm: Could not create address: {st.Message}");
             return 1;
         }
         if (type != "dhcp") Persist(ctx, args, r => r.Add(["create-addr", .. a]));
@@ -298,7 +298,7 @@ public static class Ipadm
         bool persisted = Unpersist(ctx, r => CreatesAddress(r, o => o == addrObj));
         if (!st.IsOk && !persisted)
         {
-            ctx.Err.WriteLine($"ipadm: could not delete address: {st.Error}");
+            ctx.Err.WriteLine($"ipadm: could not delete address: {st.Message}");
             return 1;
         }
         return 0;
@@ -322,7 +322,7 @@ public static class Ipadm
         var stack = ctx.Stack;
         if (name != null && stack.FindAddressObject(name) == null)
         {
-            ctx.Err.WriteLine($"ipadm: {IpStatus.NotFound}");
+            ctx.Err.WriteLine($"ipadm: {IpStatusText.Of(IpadmStatus.NotFound)}");
             return 1;
         }
         var persistent = ctx.Persistent?.Load() ?? [];
@@ -358,7 +358,7 @@ public static class Ipadm
         string proto = a[2];
         if (kv.Length != 2 || proto is not ("ipv4" or "ipv6" or "ip"))
         {
-            ctx.Err.WriteLine($"ipadm: set-prop: {a[1]}: {IpStatus.InvalidArg}");
+            ctx.Err.WriteLine($"ipadm: set-prop: {a[1]}: {IpStatusText.Of(IpadmStatus.InvalidArg)}");
             return 1;
         }
         var stack = ctx.Stack;
@@ -460,13 +460,13 @@ public static class Ipadm
         string[] kv = prop.Split('=', 2);
         if (kv.Length != 2 || kv[0] != "mtu" || !int.TryParse(kv[1], NumberStyles.None, CultureInfo.InvariantCulture, out int mtu))
         {
-            ctx.Err.WriteLine($"ipadm: set-ifprop: {prop}: {IpStatus.InvalidArg}");
+            ctx.Err.WriteLine($"ipadm: set-ifprop: {prop}: {IpStatusText.Of(IpadmStatus.InvalidArg)}");
             return 1;
         }
         var st = ctx.Stack.SetInterfaceMtu(ifName, mtu);
         if (!st.IsOk)
         {
-            ctx.Err.WriteLine($"ipadm: set-ifprop: mtu: {st.Error}");
+            ctx.Err.WriteLine($"ipadm: set-ifprop: mtu: {st.Message}");
             return 1;
         }
         Persist(ctx, args, r =>

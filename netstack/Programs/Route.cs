@@ -91,14 +91,24 @@ public static class Route
         string what = pos[0] == "default" ? "default" : isNet ? $"{IpStack.Network(dst, prefix)}/{prefix}" : dst.ToString();
         string line = $"{cmd} {(isNet ? "net" : "host")} {what}" + (pos.Count == 2 ? $": gateway {gw}" : "");
         var st = cmd == "add" ? ctx.Stack.AddRoute(dst, prefix, gw) : ctx.Stack.DeleteRoute(dst, prefix, gw);
-        if (!st.IsOk)
+        if (st != NetError.None)
         {
-            ctx.Out.WriteLine($"{line}: {st.Error}");
+            ctx.Out.WriteLine($"{line}: {Describe(st)}");
             return 1;
         }
         ctx.Out.WriteLine(line);
         return 0;
     }
+
+    /// <summary>route.c's wording of a routing-socket errno: its own for the routing errors, strerror
+    /// for the rest.</summary>
+    private static string Describe(NetError e) => e switch
+    {
+        NetError.NoSuchEntry => "not in table",
+        NetError.Exists => "entry exists",
+        NetError.NoBufferSpace => "routing table overflow",
+        _ => NetErrors.Message(e),
+    };
 
     private static int Get(ProgramContext ctx, List<string> a)
     {

@@ -52,7 +52,7 @@ public class DhcpTests
         w.Run(200 * Time.Second);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(agent!.Ready.Result.Error, Is.EqualTo(IpStatus.DhcpTimeout));
+            Assert.That(agent!.Ready.Result.Code, Is.EqualTo(IpadmStatus.DhcpIpcTimeout));
             Assert.That(agent.State, Is.EqualTo(DhcpState.Selecting));
             Assert.That(client.DeleteAddress("net0/dhcp").IsOk, Is.True);
         }

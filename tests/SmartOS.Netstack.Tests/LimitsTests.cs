@@ -164,8 +164,8 @@ public class LimitsTests
         h1.AddAddress("net0/v6", World.Ip("2001:db8:1::2"), 64, out _);
         h2.AddAddress("net0/v6", World.Ip("2001:db8:2::2"), 64, out _);
         w.Run(2 * Time.Second);
-        Assert.That(h1.AddRoute(IpAddress.AnyV6, 0, World.Ip("2001:db8:1::1")).IsOk, Is.True);
-        Assert.That(h2.AddRoute(IpAddress.AnyV6, 0, World.Ip("2001:db8:2::1")).IsOk, Is.True);
+        Assert.That(h1.AddRoute(IpAddress.AnyV6, 0, World.Ip("2001:db8:1::1")), Is.EqualTo(NetError.None));
+        Assert.That(h2.AddRoute(IpAddress.AnyV6, 0, World.Ip("2001:db8:2::1")), Is.EqualTo(NetError.None));
         using var sock = h1.OpenIcmpSocket(true);
         var reply = w.Await(async () => { sock.SendEcho(World.Ip("2001:db8:2::2"), 1, 16); return await sock.ReceiveAsync(5 * Time.Second); });
         var expired = w.Await(async () => { sock.SendEcho(World.Ip("2001:db8:2::2"), 2, 16, ttl: 1); return await sock.ReceiveAsync(5 * Time.Second); });

@@ -79,7 +79,7 @@ public class PingTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(obj!.State, Is.EqualTo(AddressState.Duplicate));
-            Assert.That(obj.Ready.Result.Error, Is.EqualTo(IpStatus.DuplicateAddress));
+            Assert.That(obj.Ready.Result.Code, Is.EqualTo(IpadmStatus.DadFound));
             Assert.That(a.ArpStats.arpDefends + b.ArpStats.arpDadDuplicates, Is.GreaterThan(0));
         }
     }

@@ -127,6 +127,9 @@ public class ProgramTests
             Assert.That(dup.Err, Is.EqualTo("ipadm: Could not create address: Address object already exists\n"));
             Assert.That(Run(w, s, "ipadm create-addr -T static -a 192.168.5.12/24 nosuch0/v4").Err, Is.EqualTo("ipadm: Could not create address: Interface does not exist\n"));
             Assert.That(Run(w, s, "ipadm create-addr -T static vnic9/v4b").Status, Is.EqualTo(2));
+            // IPADM_BAD_ADDR, "Invalid address" (ipadm_errors in libipadm.c).
+            Assert.That(Run(w, s, "ipadm create-addr -T static -a 192.168.5.300/24 vnic9/v4c").Err, Is.EqualTo("ipadm: Could not create address: Invalid address\n"));
+            Assert.That(Run(w, s, "ipadm create-addr -T static -a 224.0.0.5/24 vnic9/v4d").Err, Is.EqualTo("ipadm: Could not create address: Invalid address\n"));
         }
         Assert.That(Run(w, s, "ipadm show-addr").Out, Is.EqualTo(
             "ADDROBJ           TYPE     STATE        ADDR\n" +

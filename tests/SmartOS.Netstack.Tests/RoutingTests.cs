@@ -17,8 +17,8 @@ public class RoutingTests
         router.ForwardingV4 = forwarding;
         var h1 = w.Stack("stub1", "10.0.1.2/24");
         var h2 = w.Stack("stub2", "10.0.2.2/24");
-        Assert.That(h1.AddRoute(IpAddress.AnyV4, 0, World.Ip("10.0.1.1")).IsOk, Is.True);
-        Assert.That(h2.AddRoute(World.Ip("10.0.1.0"), 24, World.Ip("10.0.2.1")).IsOk, Is.True);
+        Assert.That(h1.AddRoute(IpAddress.AnyV4, 0, World.Ip("10.0.1.1")), Is.EqualTo(NetError.None));
+        Assert.That(h2.AddRoute(World.Ip("10.0.1.0"), 24, World.Ip("10.0.2.1")), Is.EqualTo(NetError.None));
         return (w, h1, router, h2);
     }
 
@@ -71,15 +71,15 @@ public class RoutingTests
     public void Longest_prefix_wins_over_the_default_route()
     {
         var (_, h1, _, _) = TwoNetworks();
-        Assert.That(h1.AddRoute(World.Ip("10.9.0.0"), 16, World.Ip("10.0.1.3")).IsOk, Is.True);
-        Assert.That(h1.AddRoute(World.Ip("10.9.8.0"), 24, World.Ip("10.0.1.4")).IsOk, Is.True);
+        Assert.That(h1.AddRoute(World.Ip("10.9.0.0"), 16, World.Ip("10.0.1.3")), Is.EqualTo(NetError.None));
+        Assert.That(h1.AddRoute(World.Ip("10.9.8.0"), 24, World.Ip("10.0.1.4")), Is.EqualTo(NetError.None));
         using (Assert.EnterMultipleScope())
         {
             Assert.That(h1.LookupRoute(World.Ip("10.9.8.7"))!.Gateway, Is.EqualTo(World.Ip("10.0.1.4")));
             Assert.That(h1.LookupRoute(World.Ip("10.9.1.1"))!.Gateway, Is.EqualTo(World.Ip("10.0.1.3")));
             Assert.That(h1.LookupRoute(World.Ip("192.0.2.1"))!.IsDefault, Is.True);
-            Assert.That(h1.AddRoute(World.Ip("10.7.0.0"), 16, World.Ip("172.16.0.1")).Error, Is.EqualTo(IpStatus.NetUnreachable));
-            Assert.That(h1.AddRoute(World.Ip("10.9.0.0"), 16, World.Ip("10.0.1.3")).Error, Is.EqualTo(IpStatus.RouteExists));
+            Assert.That(h1.AddRoute(World.Ip("10.7.0.0"), 16, World.Ip("172.16.0.1")), Is.EqualTo(NetError.NetworkUnreachable));
+            Assert.That(h1.AddRoute(World.Ip("10.9.0.0"), 16, World.Ip("10.0.1.3")), Is.EqualTo(NetError.Exists));
         }
     }
 

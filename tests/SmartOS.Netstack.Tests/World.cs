@@ -29,7 +29,7 @@ internal sealed class World
         mac ??= Mac;
         string name = "vnic" + _vnics++;
         var st = mac.CreateVnic(name, over, new MacLayer.MacRequest(MacAddressType.Auto), 0, true, out var v);
-        Assert.That(st.IsOk, Is.True, st.Error);
+        Assert.That(st.Code, Is.EqualTo(DladmStatus.Ok));
         return v!.OpenClient("ip")!;
     }
 
@@ -48,7 +48,7 @@ internal sealed class World
         string[] parts = cidr.Split('/');
         Assert.That(IpAddress.TryParse(parts[0], out var a), Is.True);
         var st = s.AddAddress(addrObj, a, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), out var obj);
-        Assert.That(st.IsOk, Is.True, st.Error);
+        Assert.That(st.Code, Is.EqualTo(IpadmStatus.Success));
         Run(2 * Time.Second);
         return obj!;
     }
