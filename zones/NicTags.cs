@@ -94,30 +94,30 @@ public sealed class NicTagTable
         return null;
     }
 
-    /// <summary>Adds a tag; returns null or nictagadm's message.</summary>
-    public string? Add(string name, string? macOrLink, int? mtu, bool local)
+    /// <summary>Adds a tag; returns Ok or why not (NicTagStatus.cs).</summary>
+    public NicTagStatus Add(string name, string? macOrLink, int? mtu, bool local)
     {
-        if (local && macOrLink != null) return "create local tag, but mac address specified";
-        if (!local && macOrLink == null) return "create non-local tag, but no mac address specified";
-        if (local && mtu != null) return "Cannot specify MTU for local nic tag";
-        if (mtu is int m && (m < 1500 || m > 9000)) return "mtu must be between 1500-9000";
-        if (Find(name) != null) return $"nic tag '{name}' already exists";
-        if (!IsValidName(name, local)) return "nic tag name is invalid";
+        if (local && macOrLink != null) return NicTagError.LocalWithMac;
+        if (!local && macOrLink == null) return NicTagError.NonLocalWithoutMac;
+        if (local && mtu != null) return NicTagError.LocalWithMtu;
+        if (mtu is int m && (m < 1500 || m > 9000)) return NicTagError.BadMtu;
+        if (Find(name) != null) return new(NicTagError.Exists, name);
+        if (!IsValidName(name, local)) return NicTagError.BadName;
         var tag = new NicTag { Name = name, Mtu = mtu, Local = local };
         if (!local)
         {
             var nic = FindNic(macOrLink!);
             if (nic == null)
                 return MacAddress.TryParse(macOrLink, out _) || _mac.Find(macOrLink!) != null
-                    ? $"No physical nic found with MAC address '{macOrLink}'"
-                    : $"MAC address '{macOrLink}' is invalid";
+                    ? new(NicTagError.NoNic, macOrLink)
+                    : new(NicTagError.BadMac, macOrLink);
             tag.Mac = Normalize(nic.FactoryMac);
         }
         else
         {
-            if (_mac.Exists(name) || _mac.FindPersistent(name) != null) return $"Could not create etherstub '{name}': {DladmStatus.Exist}";
+            if (_mac.Exists(name) || _mac.FindPersistent(name) != null) return new(NicTagError.EtherstubFailed, name, DladmStatus.Exist);
             var s = _mac.CreateEtherstub(name, temporary: true);
-            if (!s.IsOk) return $"Could not create etherstub '{name}': {s.Message}";
+            if (!s.IsOk) return new(NicTagError.EtherstubFailed, name, s.Code);
         }
         var next = new List<NicTag>(_tags) { tag };
         try { Save(next); }
@@ -127,45 +127,45 @@ public sealed class NicTagTable
             throw;
         }
         _tags.Add(tag);
-        return null;
+        return NicTagStatus.Ok;
     }
 
-    /// <summary>Changes a normal tag's NIC or MTU; returns null or nictagadm's message.</summary>
-    public string? Update(string name, string? macOrLink, int? mtu)
+    /// <summary>Changes a normal tag's NIC or MTU; returns Ok or why not.</summary>
+    public NicTagStatus Update(string name, string? macOrLink, int? mtu)
     {
-        if (macOrLink == null && mtu == null) return "nothing to update";
-        if (mtu is int m && (m < 1500 || m > 9000)) return "mtu must be between 1500-9000";
+        if (macOrLink == null && mtu == null) return NicTagError.NothingToUpdate;
+        if (mtu is int m && (m < 1500 || m > 9000)) return NicTagError.BadMtu;
         var tag = Find(name);
-        if (tag == null) return $"nic tag '{name}' does not exist";
-        if (tag.Local) return "cannot update a local tag";
+        if (tag == null) return new(NicTagError.NoSuchTag, name);
+        if (tag.Local) return NicTagError.LocalUpdate;
         string? mac = tag.Mac;
         if (macOrLink != null)
         {
             var nic = FindNic(macOrLink);
-            if (nic == null) return $"No physical nic found with MAC address '{macOrLink}'";
+            if (nic == null) return new(NicTagError.NoNic, macOrLink);
             mac = Normalize(nic.FactoryMac);
         }
         var updated = new NicTag { Name = name, Mac = mac, Mtu = mtu ?? tag.Mtu, Local = false };
         var next = _tags.ConvertAll(t => t == tag ? updated : t);
         Save(next);
         _tags[_tags.IndexOf(tag)] = updated;
-        return null;
+        return NicTagStatus.Ok;
     }
 
-    /// <summary>Deletes a tag; returns null or nictagadm's message.</summary>
-    public string? Delete(string name, bool inUse)
+    /// <summary>Deletes a tag; returns Ok or why not.</summary>
+    public NicTagStatus Delete(string name, bool inUse)
     {
         var tag = Find(name);
-        if (tag == null) return $"nic tag '{name}' does not exist";
-        if (inUse) return $"nic tag '{name}' is in use";
+        if (tag == null) return new(NicTagError.NoSuchTag, name);
+        if (inUse) return new(NicTagError.InUse, name);
         if (tag.Local && _mac.Find(name) is Etherstub stub && stub.Switch.Ports.Count > 0)
-            return $"could not remove etherstub '{name}'";
+            return new(NicTagError.EtherstubBusy, name);
         var next = new List<NicTag>(_tags);
         next.Remove(tag);
         Save(next);
         _tags.Remove(tag);
         if (tag.Local && _mac.Find(name) is Etherstub) _mac.Delete(name, LinkClass.Etherstub, temporary: true);
-        return null;
+        return NicTagStatus.Ok;
     }
 
     /// <summary>The datalink a tag stands for: the NIC with its MAC address, or the local tag's etherstub.</summary>

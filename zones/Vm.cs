@@ -147,7 +147,7 @@ public static class VmModel
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
         if (payload["brand"] is JsonNode bn && Str(bn) == null) bad.Add("brand");
-        if (brand.Length > 0 && Array.IndexOf(ZoneTable.LaterBrands, brand) >= 0) throw new PayloadError(ZoneTable.BrandProblem(brand)!);
+        if (brand.Length > 0 && Array.IndexOf(ZoneTable.LaterBrands, brand) >= 0) throw new PayloadError(ZoneTable.BrandProblem(brand).Message);
         if (Array.IndexOf(ZoneTable.RunnableBrands, brand) < 0 && !bad.Contains("brand")) bad.Add("brand");
         int index = 1;
         foreach (var z in host.Zones.Zones) if (z.Config.Vm is VmInfo vi) index = Math.Max(index, vi.Index + 1);

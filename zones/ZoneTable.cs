@@ -8,8 +8,9 @@ using SmartOS.Vnic;
 namespace SmartOS.Zones;
 
 /// <summary>
-/// The zones of one host and their state machine (Host.cs theory statement). Operations return null
-/// on success or the message zoneadm prints after "zone 'NAME': "; they change nothing on failure.
+/// The zones of one host and their state machine (Host.cs theory statement). Operations return a
+/// ZoneStatus (ZoneStatus.cs): Ok, or the code with what zoneadm prints after "zone 'NAME': "; they
+/// change nothing on failure.
 /// </summary>
 public sealed class ZoneTable
 {
@@ -39,24 +40,27 @@ public sealed class ZoneTable
     /// <summary>The network of lx zones: Linux network namespaces, only when the world runs in real time.</summary>
     private LxZoneNetwork? _lx;
 
-    /// <summary>Why an lx zone cannot boot on this host now, or null when it can.</summary>
-    public string? LxProblem()
-        => _host.World.Driver == null
+    /// <summary>Why an lx zone cannot boot on this host now (Z_BRAND_ERROR), or Ok when it can.</summary>
+    public ZoneStatus LxProblem()
+    {
+        string? why = _host.World.Driver == null
             ? "brand lx needs a real-time host (smartos boot): its programs run in a Linux network namespace, which virtual time cannot drive"
             : LxZoneNetwork.Unavailable();
+        return why == null ? ZoneStatus.Ok : ZoneStatus.Problem(ZoneError.BrandError, why);
+    }
 
     /// <summary>Zones in configuration order.</summary>
     public IReadOnlyList<Zone> Zones => _zones;
 
     public Zone? Find(string name) => _zones.Find(z => z.Name == name);
 
-    /// <summary>The message for a brand that cannot run yet, or null when it can.</summary>
-    public static string? BrandProblem(string brand)
+    /// <summary>Why a brand cannot run (Z_BRAND_ERROR with the brand named), or Ok when it can.</summary>
+    public static ZoneStatus BrandProblem(string brand)
     {
-        if (Array.IndexOf(RunnableBrands, brand) >= 0) return null;
+        if (Array.IndexOf(RunnableBrands, brand) >= 0) return ZoneStatus.Ok;
         if (Array.IndexOf(LaterBrands, brand) >= 0)
-            return $"brand '{brand}' is not supported yet: {brand} zones come with a later issue; use joyent, joyent-minimal, bhyve or kvm";
-        return $"unknown brand '{brand}'";
+            return ZoneStatus.Problem(ZoneError.BrandError, $"brand '{brand}' is not supported yet: {brand} zones come with a later issue; use joyent, joyent-minimal, bhyve or kvm");
+        return ZoneStatus.Problem(ZoneError.BrandError, $"unknown brand '{brand}'");
     }
 
     // ---- persistence --------------------------------------------------------------------------
@@ -73,7 +77,7 @@ public sealed class ZoneTable
         foreach (var rec in _file.Load(store, problems))
         {
             var r = rec.Value;
-            string? err = CheckConfig(r.Config);
+            string? err = CheckConfig(r.Config) is { IsOk: false } bad ? bad.Message : null;
             ZoneState state = ZoneState.Configured;
             if (err == null && !TryParsePersistentState(r.State, out state))
                 err = $"state '{ConfigText.Echo(r.State)}' is not configured, installed or incomplete";
@@ -122,112 +126,117 @@ public sealed class ZoneTable
     // ---- configuration (zonecfg commit / delete, vmadm create / update / delete) ------------
 
     /// <summary>Checks a configuration as zonecfg verify does; returns the first problem, naming the property.</summary>
-    public static string? CheckConfig(ZoneConfig c)
+    public static ZoneStatus CheckConfig(ZoneConfig c)
     {
-        if (!ZoneConfig.IsValidName(c.Name)) return $"invalid zone name '{ConfigText.Echo(c.Name)}'";
-        if (string.IsNullOrEmpty(c.ZonePath)) return "zonepath not specified";
-        if (!c.ZonePath.StartsWith('/')) return $"zonepath '{ConfigText.Echo(c.ZonePath)}' is not an absolute path";
-        if (c.ZonePath.Length > ZoneConfig.MaxPathLength) return $"zonepath is longer than {ZoneConfig.MaxPathLength} characters";
-        if (BrandProblem(ConfigText.Echo(c.Brand)) is string b) return b;
-        if (c.IpType != "exclusive") return "ip-type shared is not supported: every zone has its own IP stack (exclusive)";
-        if (ZoneNets.Check(c.Nets) is ZoneNetProblem net) return net.Message;
+        if (!ZoneConfig.IsValidName(c.Name)) return ZoneStatus.Problem(ZoneError.BogusZoneName, $"invalid zone name '{ConfigText.Echo(c.Name)}'");
+        if (string.IsNullOrEmpty(c.ZonePath)) return ZoneStatus.Problem(ZoneError.ReqdPropertyMissing, "zonepath not specified");
+        if (!c.ZonePath.StartsWith('/')) return ZoneStatus.Problem(ZoneError.InvalidProperty, $"zonepath '{ConfigText.Echo(c.ZonePath)}' is not an absolute path");
+        if (c.ZonePath.Length > ZoneConfig.MaxPathLength) return ZoneStatus.Problem(ZoneError.InvalidProperty, $"zonepath is longer than {ZoneConfig.MaxPathLength} characters");
+        if (BrandProblem(ConfigText.Echo(c.Brand)) is { IsOk: false } b) return b;
+        if (c.IpType != "exclusive") return ZoneStatus.Problem(ZoneError.InvalidProperty, "ip-type shared is not supported: every zone has its own IP stack (exclusive)");
+        if (ZoneNets.Check(c.Nets) is ZoneNetProblem net) return ZoneStatus.Problem(ZoneError.InvalidProperty, net.Message);
         if (c.CappedMemory is <= 0 or > ZoneConfig.MaxCappedMemory)
-            return $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}";
-        if (c.Vm is VmInfo vm && VmModel.CheckInfo(vm) is string vmErr) return vmErr;
+            return ZoneStatus.Problem(ZoneError.InvalidProperty, $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}");
+        if (c.Vm is VmInfo vm && VmModel.CheckInfo(vm) is string vmErr) return ZoneStatus.Problem(ZoneError.InvalidProperty, vmErr);
         if (HvmGuest.IsHvm(c.Brand) && c.Vm is not { Guest: not null } and not { ImagePath: not null })
-            return $"brand '{c.Brand}' needs a guest image: create {c.Brand} zones with vmadm and an \"image\"";
-        return null;
+            return ZoneStatus.Problem(ZoneError.BrandError, $"brand '{c.Brand}' needs a guest image: create {c.Brand} zones with vmadm and an \"image\"");
+        return ZoneStatus.Ok;
     }
 
     /// <summary>zonecfg commit: creates or replaces a zone's configuration.</summary>
-    public string? Commit(ZoneConfig config)
+    public ZoneStatus Commit(ZoneConfig config)
     {
-        if (CheckConfig(config) is string err) return err;
+        if (CheckConfig(config) is { IsOk: false } err) return err;
         var zone = Find(config.Name);
         if (zone != null && zone.State >= ZoneState.Installed)
         {
-            if (zone.Config.ZonePath != config.ZonePath) return $"Zone {config.Name} already installed; set zonepath not allowed.";
-            if (zone.Config.Brand != config.Brand) return $"Zone {config.Name} already installed; set brand not allowed.";
+            if (zone.Config.ZonePath != config.ZonePath) return ZoneStatus.State(ZoneStateCheck.InstalledSetNotAllowed, config.Name, "zonepath");
+            if (zone.Config.Brand != config.Brand) return ZoneStatus.State(ZoneStateCheck.InstalledSetNotAllowed, config.Name, "brand");
         }
         var copy = config.Clone();
         SaveWith(config.Name, copy, zone?.State ?? ZoneState.Configured);
         if (zone == null) _zones.Add(new Zone(copy, ZoneState.Configured));
         else zone.Config = copy;
         if (zone?.Memory != null) zone.Memory.Cap = copy.CappedMemory ?? long.MaxValue;
-        return null;
+        return ZoneStatus.Ok;
     }
 
     /// <summary>zonecfg delete: only a zone in the configured state.</summary>
-    public string? Delete(string name)
+    public ZoneStatus Delete(string name)
     {
         var zone = Find(name);
-        if (zone == null) return $"{name}: No such zone configured";
-        if (zone.State != ZoneState.Configured) return $"Zone {name} not in configured state; delete not allowed.";
+        if (zone == null) return ZoneError.NoZone;
+        if (zone.State != ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.DeleteNotAllowed, name);
         SaveWith(name, null, ZoneState.Configured);
         _zones.Remove(zone);
         _store?.Delete(IpadmConfig.FileName(name));
-        return null;
+        return ZoneStatus.Ok;
     }
 
     // ---- the state machine ------------------------------------------------------------------
 
-    private static string Invalid(string cmd, Zone z) => $"{cmd} operation is invalid for {Zone.StateName(z.State)} zones.";
+    private static ZoneStatus Invalid(string cmd, Zone z) => ZoneStatus.State(ZoneStateCheck.InvalidForState, cmd, Zone.StateName(z.State));
 
-    public string? Verify(string name)
+    private static ZoneStatus NotInstalled(string cmd) => ZoneStatus.State(ZoneStateCheck.NotInstalled, cmd);
+
+    /// <summary>A failure below the zone table (a datalink, the zone's network, its guest), in that layer's words.</summary>
+    private static ZoneStatus Failed(string message) => ZoneStatus.Problem(ZoneError.System, message);
+
+    public ZoneStatus Verify(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State == ZoneState.Incomplete) return "zone is incomplete; uninstall required.";
-        if (CheckConfig(z.Config) is string e) return e;
-        return ZoneNets.Check(z.Config.Nets, _host)?.Message;
+        if (z == null) return ZoneError.NoZone;
+        if (z.State == ZoneState.Incomplete) return ZoneStatus.State(ZoneStateCheck.Incomplete);
+        if (CheckConfig(z.Config) is { IsOk: false } e) return e;
+        return ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem p ? ZoneStatus.Problem(ZoneError.InvalidProperty, p.Message) : ZoneStatus.Ok;
     }
 
-    public string? Install(string name)
+    public ZoneStatus Install(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
+        if (z == null) return ZoneError.NoZone;
         if (z.State >= ZoneState.Ready) return Invalid("install", z);
-        if (z.State == ZoneState.Installed) return "is already installed.";
-        if (z.State == ZoneState.Incomplete) return "zone is incomplete; uninstall required.";
-        if (Verify(name) is string e) return e;
+        if (z.State == ZoneState.Installed) return ZoneStatus.State(ZoneStateCheck.AlreadyInstalled);
+        if (z.State == ZoneState.Incomplete) return ZoneStatus.State(ZoneStateCheck.Incomplete);
+        if (Verify(name) is { IsOk: false } e) return e;
         SaveWith(name, z.Config, ZoneState.Installed);
         z.State = ZoneState.Installed;
-        return null;
+        return ZoneStatus.Ok;
     }
 
-    public string? Uninstall(string name)
+    public ZoneStatus Uninstall(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
+        if (z == null) return ZoneError.NoZone;
         if (z.State >= ZoneState.Ready) return Invalid("uninstall", z);
-        if (z.State == ZoneState.Configured) return "is already in state 'configured'.";
+        if (z.State == ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.AlreadyConfigured);
         SaveWith(name, z.Config, ZoneState.Configured);
         z.State = ZoneState.Configured;
-        return null;
+        return ZoneStatus.Ok;
     }
 
-    public string? Ready(string name)
+    public ZoneStatus Ready(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State < ZoneState.Installed) return "must be installed before ready.";
-        if (z.State == ZoneState.Ready) return null;
+        if (z == null) return ZoneError.NoZone;
+        if (z.State < ZoneState.Installed) return NotInstalled("ready");
+        if (z.State == ZoneState.Ready) return ZoneStatus.Ok;
         if (z.State > ZoneState.Ready) return Invalid("ready", z);
         return ReadyLocked(z);
     }
 
     /// <summary>installed -> ready: lend or create the zone's datalinks, open its memory account.</summary>
-    private string? ReadyLocked(Zone z)
+    private ZoneStatus ReadyLocked(Zone z)
     {
-        if (BrandProblem(z.Config.Brand) is string b) return b;
+        if (BrandProblem(z.Config.Brand) is { IsOk: false } b) return b;
         // The same validator as zonecfg verify and vmadm: a net the host cannot carry is refused
         // before any link is made.
-        if (ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem bad) return bad.Message;
+        if (ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem bad) return ZoneStatus.Problem(ZoneError.InvalidProperty, bad.Message);
         z._nets = z.Config.Nets.ConvertAll(n => n.Clone());
         foreach (var n in z._nets)
         {
-            string? err = n.GlobalNic != null ? CreateLink(z, n) : LendLink(z, n);
-            if (err != null)
+            var err = n.GlobalNic != null ? CreateLink(z, n) : LendLink(z, n);
+            if (!err.IsOk)
             {
                 ReleaseLinks(z);
                 return err;
@@ -238,14 +247,14 @@ public sealed class ZoneTable
         z._memoryKstat = _host.Kstats.Add("memory_cap", z.Id.Value, z.Name.Length > 30 ? z.Name[..30] : z.Name, "zone_memory_cap", z.Memory);
         z._memoryKstat.Zone = z.Name;
         z.State = ZoneState.Ready;
-        return null;
+        return ZoneStatus.Ok;
     }
 
-    private string? CreateLink(Zone z, ZoneNet n)
+    private ZoneStatus CreateLink(Zone z, ZoneNet n)
     {
         var mac = _host.Mac;
         var lower = _host.NicTags.Resolve(n.GlobalNic!);
-        if (lower == null) return $"net {n.Physical}: nic tag '{n.GlobalNic}' does not exist";
+        if (lower == null) return ZoneStatus.Problem(ZoneError.InvalidProperty, $"net {n.Physical}: nic tag '{n.GlobalNic}' does not exist");
         var req = n.MacAddr != null && MacAddress.TryParse(n.MacAddr, out var fixedMac)
             ? new MacLayer.MacRequest(MacAddressType.Fixed, fixedMac)
             : new MacLayer.MacRequest(MacAddressType.Random);
@@ -260,26 +269,26 @@ public sealed class ZoneTable
         var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, props, temporary: true, out var vnic, out int bad);
         if (!s.IsOk)
         {
-            return bad < 0
+            return Failed(bad < 0
                 ? $"net {n.Physical}: vnic creation over {lower.Name} failed: {s.Message}"
-                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Message}";
+                : $"net {n.Physical}: cannot set link property '{props[bad].Prop}' to '{props[bad].Value}': {s.Message}");
         }
         z._links.Add(vnic!);
         z._created.Add(vnic!);
         vnic!.Zone = z.Name;
-        return null;
+        return ZoneStatus.Ok;
     }
 
-    private string? LendLink(Zone z, ZoneNet n)
+    private ZoneStatus LendLink(Zone z, ZoneNet n)
     {
         var link = _host.Mac.Find(n.Physical);
-        if (link == null) return $"net {n.Physical}: physical '{n.Physical}' does not exist";
-        if (link is not VnicLink and not VlanLink) return $"net {n.Physical}: only a vnic or vlan can be given to a zone";
-        if (link.Zone != "global") return $"net {n.Physical}: link is in use by zone '{link.Zone}'";
-        if (link is PortLink { Client: not null }) return $"net {n.Physical}: {DladmStatus.LinkBusy}";
+        if (link == null) return ZoneStatus.Problem(ZoneError.InvalidProperty, $"net {n.Physical}: physical '{n.Physical}' does not exist");
+        if (link is not VnicLink and not VlanLink) return ZoneStatus.Problem(ZoneError.InvalidProperty, $"net {n.Physical}: only a vnic or vlan can be given to a zone");
+        if (link.Zone != "global") return Failed($"net {n.Physical}: link is in use by zone '{link.Zone}'");
+        if (link is PortLink { Client: not null }) return Failed($"net {n.Physical}: {DlStatusText.Of(DladmStatus.LinkBusy)}");
         link.Zone = z.Name;
         z._links.Add(link);
-        return null;
+        return ZoneStatus.Ok;
     }
 
     /// <summary>Gives lent links back to the global zone and deletes the ones created at ready.</summary>
@@ -296,17 +305,17 @@ public sealed class ZoneTable
         z._created.Clear();
     }
 
-    public string? Boot(string name)
+    public ZoneStatus Boot(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State < ZoneState.Installed) return "must be installed before boot.";
-        if (z.State == ZoneState.Running) return "zone is already booted";
+        if (z == null) return ZoneError.NoZone;
+        if (z.State < ZoneState.Installed) return NotInstalled("boot");
+        if (z.State == ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.AlreadyBooted);
         if (z.State > ZoneState.Running) return Invalid("boot", z);
         bool lx = z.Config.Brand == "lx";
-        if (lx && LxProblem() is string lp) return lp;
+        if (lx && LxProblem() is { IsOk: false } lp) return lp;
         bool wasReady = z.State == ZoneState.Ready;
-        if (!wasReady && ReadyLocked(z) is string e) return e;
+        if (!wasReady && ReadyLocked(z) is { IsOk: false } e) return e;
         var interfaces = new List<ZoneInterface>();
         for (int i = 0; i < z._links.Count; i++)
         {
@@ -316,12 +325,12 @@ public sealed class ZoneTable
             if (client == null)
             {
                 Unready(z);
-                return $"net {link.Name}: {DladmStatus.LinkBusy}";
+                return Failed($"net {link.Name}: {DlStatusText.Of(DladmStatus.LinkBusy)}");
             }
             z._clients.Add(client);
             interfaces.Add(new ZoneInterface("net" + i.ToString(CultureInfo.InvariantCulture), client, net.Addresses, net.Routers, net.Primary || i == 0, link.Mtu));
         }
-        if (BlockPorts(z) is string blocked)
+        if (BlockPorts(z) is { IsOk: false } blocked)
         {
             Unready(z);
             return blocked;
@@ -332,25 +341,25 @@ public sealed class ZoneTable
         if (!network.TryStart(plan, out var stack, out string? error))
         {
             Unready(z);
-            return $"network start failed: {error}";
+            return Failed($"network start failed: {error}");
         }
         z.Stack = stack;
         z.State = ZoneState.Running;
         // ipadm changes made in the zone without -t (ipmgmtd replays them as the zone boots).
         z.BootWarnings = stack is IZoneIpStack ips ? IpadmConfig.Replay(_host, z.Name, ips.Ip) : [];
-        return null;
+        return ZoneStatus.Ok;
     }
 
     /// <summary>The VMM's backend choice for bhyve/kvm guests; Auto except where a test forces one.</summary>
     public VmBackend GuestBackend { get; set; } = VmBackend.Auto;
 
     /// <summary>Starts a bhyve/kvm zone's guest on its open MAC clients (HvmGuest.cs rule 1).</summary>
-    private string? BootGuest(Zone z)
+    private ZoneStatus BootGuest(Zone z)
     {
         if (!HvmGuest.TryImage(z.Config, out var image, out string why))
         {
             Unready(z);
-            return why;
+            return Failed(why);
         }
         var old = z.Guest;
         z.Guest = null;
@@ -366,8 +375,8 @@ public sealed class ZoneTable
         z.State = ZoneState.Running;
         vm.Start();
         if (vm.IsStopped && z.State == ZoneState.Installed)
-            return $"guest failed to start: {vm.StopDetail}";
-        return null;
+            return Failed($"guest failed to start: {vm.StopDetail}");
+        return ZoneStatus.Ok;
     }
 
     /// <summary>A guest stopped: by itself, the zone halts and gives its links back (HvmGuest.cs rule 2).</summary>
@@ -381,8 +390,8 @@ public sealed class ZoneTable
 
     /// <summary>vmadm blocked_outgoing_ports, as SmartOS's joyent brand sets them up at boot: a
     /// temporary flow per port on the nic's VNIC, transport=tcp,remote_port=PORT with maxbw=0,
-    /// named f&lt;MAC with '_'&gt;_br_&lt;PORT&gt;; removed at halt. Null, or why it could not be done.</summary>
-    private string? BlockPorts(Zone z)
+    /// named f&lt;MAC with '_'&gt;_br_&lt;PORT&gt;; removed at halt. Ok, or why it could not be done.</summary>
+    private ZoneStatus BlockPorts(Zone z)
     {
         for (int i = 0; i < z._nets.Count && i < z._links.Count; i++)
         {
@@ -391,11 +400,11 @@ public sealed class ZoneTable
             {
                 string name = $"f{link.MacAddress.ToString().Replace(':', '_')}_br_{port.ToString(CultureInfo.InvariantCulture)}";
                 var st = _host.Mac.AddFlow(name, link.Name, $"transport=tcp,remote_port={port.ToString(CultureInfo.InvariantCulture)}", [("maxbw", "0")], temporary: true);
-                if (!st.IsOk) return $"blocked_outgoing_ports: port {port} on {link.Name}: {st.Message}";
+                if (!st.IsOk) return Failed($"blocked_outgoing_ports: port {port} on {link.Name}: {st.Message}");
                 z._blockFlows.Add(name);
             }
         }
-        return null;
+        return ZoneStatus.Ok;
     }
 
     private void Unready(Zone z)
@@ -411,34 +420,34 @@ public sealed class ZoneTable
         z.State = ZoneState.Installed;
     }
 
-    public string? Halt(string name)
+    public ZoneStatus Halt(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State < ZoneState.Installed) return "must be installed before halt.";
-        if (z.State == ZoneState.Installed) return null;
+        if (z == null) return ZoneError.NoZone;
+        if (z.State < ZoneState.Installed) return NotInstalled("halt");
+        if (z.State == ZoneState.Installed) return ZoneStatus.Ok;
         z.State = ZoneState.Down;
         z.Stack?.Stop();
         z.Guest?.Stop("stopped by the host (vmadm stop, zoneadm halt)"); // Before the clients close (HvmGuest.cs rule 3).
         Unready(z);
-        return null;
+        return ZoneStatus.Ok;
     }
 
     /// <summary>A clean shutdown: the zone passes through shutting_down and down to installed.</summary>
-    public string? Shutdown(string name)
+    public ZoneStatus Shutdown(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State != ZoneState.Running) return "not running";
+        if (z == null) return ZoneError.NoZone;
+        if (z.State != ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.NotRunning);
         z.State = ZoneState.ShuttingDown;
         return Halt(name);
     }
 
-    public string? Reboot(string name)
+    public ZoneStatus Reboot(string name)
     {
         var z = Find(name);
-        if (z == null) return "No such zone configured";
-        if (z.State != ZoneState.Running) return "not running";
+        if (z == null) return ZoneError.NoZone;
+        if (z.State != ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.NotRunning);
         Halt(name);
         return Boot(name);
     }
@@ -450,7 +459,7 @@ public sealed class ZoneTable
         foreach (var z in _zones.ToList())
         {
             if (!z.Config.Autoboot || z.State != ZoneState.Installed) continue;
-            if (Boot(z.Name) is string e) problems.Add($"zone '{z.Name}': {e}");
+            if (Boot(z.Name) is { IsOk: false } e) problems.Add($"zone '{z.Name}': {e.Message}");
         }
         return problems;
     }

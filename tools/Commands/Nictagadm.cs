@@ -96,10 +96,9 @@ public static class Nictagadm
             }
         }
         var tags = ctx.Host.NicTags;
-        string? err;
-        if (add) err = tags.Add(name, mac, mtu, g.Has("l"));
-        else err = g.Has("l") ? "cannot update a local tag" : tags.Update(name, mac, mtu);
-        if (err != null) return Fatal(ctx, err);
+        var st = add ? tags.Add(name, mac, mtu, g.Has("l"))
+            : g.Has("l") ? NicTagError.LocalUpdate : tags.Update(name, mac, mtu);
+        if (!st.IsOk) return Fatal(ctx, st.Message);
         if (mtu != null) ctx.Out.WriteLine("MTU changes will not take effect until next reboot");
         return 0;
     }
@@ -114,8 +113,8 @@ public static class Nictagadm
         if (g.Operands.Count != 1) return Usage(ctx);
         string name = g.Operands[0];
         bool inUse = !g.Has("f") && Users(ctx, name).Any();
-        string? err = ctx.Host.NicTags.Delete(name, inUse);
-        return err == null ? 0 : Fatal(ctx, err);
+        var st = ctx.Host.NicTags.Delete(name, inUse);
+        return st.IsOk ? 0 : Fatal(ctx, st.Message);
     }
 
     private static int Exists(CommandContext ctx, string[] args)

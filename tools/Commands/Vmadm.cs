@@ -107,11 +107,11 @@ public static class Vmadm
             return 1;
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
-        string? err = host.Zones.Commit(cfg);
-        if (err == null && (err = host.Zones.Install(cfg.Name)) != null) host.Zones.Delete(cfg.Name);
-        if (err != null)
+        var err = host.Zones.Commit(cfg);
+        if (err.IsOk && !(err = host.Zones.Install(cfg.Name)).IsOk) host.Zones.Delete(cfg.Name);
+        if (!err.IsOk)
         {
-            ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {err}");
+            ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {err.Message}");
             return 1;
         }
         if (cfg.Vm!.Quota != null) ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
@@ -123,9 +123,9 @@ public static class Vmadm
                 ctx.Err.WriteLine("vmadm: the host is not booted: the VM will start when 'smartos boot' boots it (autoboot)");
                 return 0;
             }
-            if (host.Zones.Boot(cfg.Name) is string be)
+            if (host.Zones.Boot(cfg.Name) is { IsOk: false } be)
             {
-                ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be}");
+                ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be.Message}");
                 return 1;
             }
             await UpAsync(ctx, cfg.Name);
@@ -218,9 +218,9 @@ public static class Vmadm
             return 1;
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
-        if (ctx.Host.Zones.Commit(next) is string err)
+        if (ctx.Host.Zones.Commit(next) is { IsOk: false } err)
         {
-            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err}");
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err.Message}");
             return 1;
         }
         if (next.Vm!.Quota != null && next.Vm.Quota != z.Config.Vm?.Quota)
@@ -238,7 +238,7 @@ public static class Vmadm
         if (z == null) return 1;
         var zones = ctx.Host.Zones;
         string state = VmModel.StateName(z.State);
-        string? err;
+        ZoneStatus err;
         switch (verb)
         {
             case "start":
@@ -249,7 +249,7 @@ public static class Vmadm
                     return 0;
                 }
                 err = zones.Boot(uuid);
-                if (err != null) break;
+                if (!err.IsOk) break;
                 await UpAsync(ctx, uuid);
                 ctx.Err.WriteLine($"Successfully started VM {uuid}");
                 break;
@@ -261,16 +261,18 @@ public static class Vmadm
                     return 0;
                 }
                 err = g.Has("F") ? zones.Halt(uuid) : zones.Shutdown(uuid);
-                if (err == null) ctx.Err.WriteLine($"Successfully completed stop for VM {uuid}");
+                if (err.IsOk) ctx.Err.WriteLine($"Successfully completed stop for VM {uuid}");
                 break;
             default:
                 // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
-                err = z.State != ZoneState.Running ? $"Cannot reboot vm from state \"{state}\", must be \"running\"" : zones.Reboot(uuid);
-                if (err == null) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
+                err = z.State != ZoneState.Running
+                    ? ZoneStatus.Problem(ZoneError.BadZoneState, $"Cannot reboot vm from state \"{state}\", must be \"running\"")
+                    : zones.Reboot(uuid);
+                if (err.IsOk) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;
         }
-        if (err == null) return 0;
-        ctx.Err.WriteLine(err);
+        if (err.IsOk) return 0;
+        ctx.Err.WriteLine(err.Message);
         return 1;
     }
 
@@ -283,10 +285,12 @@ public static class Vmadm
         if (z == null) return 1;
         var zones = ctx.Host.Zones;
         // vmadm delete stops a running VM first.
-        string? err = zones.Halt(uuid) ?? zones.Uninstall(uuid) ?? zones.Delete(uuid);
-        if (err != null)
+        var err = zones.Halt(uuid);
+        if (err.IsOk) err = zones.Uninstall(uuid);
+        if (err.IsOk) err = zones.Delete(uuid);
+        if (!err.IsOk)
         {
-            ctx.Err.WriteLine($"Failed to delete VM {uuid}: {err}");
+            ctx.Err.WriteLine($"Failed to delete VM {uuid}: {err.Message}");
             return 1;
         }
         ctx.Err.WriteLine($"Successfully deleted VM {uuid}");

@@ -81,12 +81,7 @@ public static class Zoneadm
             return Task.FromResult(1);
         }
         var zones = ctx.Host.Zones;
-        if (zones.Find(zone) == null)
-        {
-            ctx.Err.WriteLine($"zoneadm: {zone}: No such zone configured");
-            return Task.FromResult(1);
-        }
-        string? error = verb switch
+        var status = verb switch
         {
             "verify" => zones.Verify(zone),
             "install" => zones.Install(zone),
@@ -97,13 +92,15 @@ public static class Zoneadm
             "shutdown" => g.Has("r") ? zones.Reboot(zone) : zones.Shutdown(zone),
             _ => zones.Uninstall(zone),
         };
-        if (error == null)
+        if (status.IsOk)
         {
             if (verb is "boot" or "reboot" || verb == "shutdown" && g.Has("r"))
                 foreach (string w in zones.Find(zone)!.BootWarnings) ctx.Err.WriteLine($"zoneadm: zone '{zone}': {w}");
             return Task.FromResult(0);
         }
-        ctx.Err.WriteLine($"zoneadm: zone '{zone}': {error}");
+        // zoneadm names a zone it cannot find without "zone" (zone_perror's "%s: %s"), and a zone it
+        // refuses an operation on as "zone 'NAME': " (zerror).
+        ctx.Err.WriteLine(status.Code == ZoneError.NoZone ? $"zoneadm: {zone}: {status.Message}" : $"zoneadm: zone '{zone}': {status.Message}");
         return Task.FromResult(1);
     }
 

@@ -26,7 +26,14 @@ public static class Zonecfg
     internal const string Options = "z:f:";
     private const string UsageText = "usage:  zonecfg -z <zone> [-f <command-file> | <command>[;<command>...]]";
 
-    private sealed class ZonecfgError(string message) : Exception(message);
+    /// <summary>A command refused: zonecfg's own complaint (Z_INVAL), or a zone-table status whose code
+    /// decides how it is printed (Z_NO_ZONE: zone_perror's "zone: No such zone configured").</summary>
+    private sealed class ZonecfgError : Exception
+    {
+        public ZonecfgError(string message) : base(message) => Code = ZoneError.Inval;
+        public ZonecfgError(ZoneStatus status) : base(status.Message) => Code = status.Code;
+        public ZoneError Code { get; }
+    }
 
     private sealed class Session(CommandContext ctx, string zone)
     {
@@ -111,10 +118,11 @@ public static class Zonecfg
             }
             catch (ZonecfgError e)
             {
-                if (e.Message.EndsWith("No such zone configured", StringComparison.Ordinal))
+                if (e.Code == ZoneError.NoZone)
                 {
-                    // zonecfg's own words for a zone that does not exist yet.
-                    ctx.Err.WriteLine(e.Message);
+                    // zonecfg's words for a zone that does not exist yet: zone_perror(zone, Z_NO_ZONE)
+                    // and the hint after it.
+                    ctx.Err.WriteLine($"{zone}: {e.Message}");
                     ctx.Err.WriteLine("Use 'create' to begin configuring a new zone.");
                 }
                 else ctx.Err.WriteLine(commands.Count > 1 ? $"zonecfg:{zone}: on command {i + 1} ({ConfigText.Echo(commands[i])}): {e.Message}" : $"zonecfg:{zone}: {e.Message}");
@@ -152,7 +160,7 @@ public static class Zonecfg
     }
 
     private static ZoneConfig Need(Session s)
-        => s.Working ?? throw new ZonecfgError($"{s.ZoneName}: No such zone configured");
+        => s.Working ?? throw new ZonecfgError(ZoneError.NoZone);
 
     private static void Execute(Session s, string command)
     {
@@ -172,7 +180,7 @@ public static class Zonecfg
             case "export": s.Ctx.Out.Write(Export(Need(s))); return;
             case "verify":
                 GlobalScope(s, "verify");
-                if (ZoneTable.CheckConfig(Need(s)) is string v) throw new ZonecfgError(v);
+                if (ZoneTable.CheckConfig(Need(s)) is { IsOk: false } v) throw new ZonecfgError(v);
                 // What the host must have for the nets, as zoneadm verify and boot check it.
                 if (ZoneNets.Check(Need(s).Nets, s.Ctx.Host) is ZoneNetProblem np) throw new ZonecfgError(np.Message);
                 return;
@@ -248,7 +256,7 @@ public static class Zonecfg
                         break;
                     case "brand":
                         if (installed) throw new ZonecfgError($"Zone {s.ZoneName} already installed; set brand not allowed.");
-                        if (ZoneTable.BrandProblem(value) is string bp) throw new ZonecfgError("brand: " + bp);
+                        if (ZoneTable.BrandProblem(value) is { IsOk: false } bp) throw new ZonecfgError("brand: " + bp.Message);
                         cfg.Brand = value;
                         break;
                     case "autoboot":
@@ -408,7 +416,7 @@ public static class Zonecfg
     private static void Commit(Session s)
     {
         var cfg = Need(s);
-        if (s.Ctx.Host.Zones.Commit(cfg) is string e) throw new ZonecfgError(e);
+        if (s.Ctx.Host.Zones.Commit(cfg) is { IsOk: false } e) throw new ZonecfgError(e);
         s.Working = s.Ctx.Host.Zones.Find(s.ZoneName)!.Config.Clone();
         s.Dirty = false;
     }
@@ -418,8 +426,7 @@ public static class Zonecfg
         GlobalScope(s, "delete");
         if (w.Length != 2 || w[1] != "-F")
             throw new ZonecfgError("delete: -F is required (there is no terminal to confirm on)");
-        if (s.Ctx.Host.Zones.Find(s.ZoneName) == null) throw new ZonecfgError($"{s.ZoneName}: No such zone configured");
-        if (s.Ctx.Host.Zones.Delete(s.ZoneName) is string e) throw new ZonecfgError(e);
+        if (s.Ctx.Host.Zones.Delete(s.ZoneName) is { IsOk: false } e) throw new ZonecfgError(e);
         s.Stopped = true;
     }
 

@@ -81,11 +81,16 @@ public class ZonecfgTests
         finally { File.Delete(file); }
     }
 
-    [Test]
-    public void A_zone_that_does_not_exist_says_use_create()
+    // zonecfg.c: zone_perror(zone, Z_NO_ZONE, B_TRUE) prints "zone: " and zonecfg_strerror(Z_NO_ZONE),
+    // then the hint; decided by the code, whichever command met the missing zone.
+    [TestCase("info")]
+    [TestCase("verify")]
+    [TestCase("set autoboot=true")]
+    [TestCase("delete -F")]
+    public void A_zone_that_does_not_exist_says_use_create(string command)
     {
         var h = new CliHost();
-        var r = h.Fails("zonecfg", "-z", "nope", "info");
+        var r = h.Fails("zonecfg", "-z", "nope", command);
         Assert.That(r.Stderr, Is.EqualTo("nope: No such zone configured\nUse 'create' to begin configuring a new zone.\n"));
     }
 
