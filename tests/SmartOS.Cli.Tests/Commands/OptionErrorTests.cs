@@ -1,0 +1,84 @@
+namespace SmartOS.Cli.Tests.Commands;
+
+/// <summary>
+/// Commands read their options with Getopt from the getopt string their descriptor states: a bad
+/// option and a missing value print getopt(3C)'s line, then the command's usage, with its exit
+/// status; and every option the descriptor names is one its parser knows.
+/// </summary>
+public class OptionErrorTests
+{
+    private const string ZloginUsage = "usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]\n";
+    private const string ZoneadmUsage = """
+        usage:  zoneadm [-z <zone>] list [-cipv]
+                zoneadm -z <zone> verify
+                zoneadm -z <zone> install
+                zoneadm -z <zone> ready
+                zoneadm -z <zone> boot
+                zoneadm -z <zone> halt
+                zoneadm -z <zone> reboot
+                zoneadm -z <zone> shutdown [-r]
+                zoneadm -z <zone> uninstall [-F]
+
+        """;
+
+    // zlogin.c: getopt before the zone name; usage() ends in exit(2).
+    [TestCase("zlogin -Z web ls", 2, "zlogin: illegal option -- Z\n" + ZloginUsage)]
+    [TestCase("zlogin -l", 2, "zlogin: option requires an argument -- l\n" + ZloginUsage)]
+    [TestCase("zlogin -S", 2, ZloginUsage)]
+    public void Zlogin_words_option_errors_as_zlogin_c(string line, int status, string err)
+    {
+        var r = new CliHost().Line(line);
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((status, err)));
+    }
+
+    // zoneadm.c: getopt(argc, argv, "?u:z:R:") before the subcommand, then each subcommand's own
+    // getopt; '?' is usage, Z_USAGE (2).
+    [TestCase("zoneadm -Z list", 2, "zoneadm: illegal option -- Z\n" + ZoneadmUsage)]
+    [TestCase("zoneadm -z", 2, "zoneadm: option requires an argument -- z\n" + ZoneadmUsage)]
+    [TestCase("zoneadm list -x", 2, "zoneadm: illegal option -- x\n" + ZoneadmUsage)]
+    [TestCase("zoneadm -zweb uninstall -x", 2, "zoneadm: illegal option -- x\n" + ZoneadmUsage)]
+    [TestCase("zoneadm -u 0b1e4f6a-3c3d-4d7b-9a51-3c0c0f8f2a11 list", 1, "zoneadm: option -u is not supported by this zoneadm\n")]
+    [TestCase("zoneadm -R /a list", 1, "zoneadm: option -R is not supported by this zoneadm\n")]
+    public void Zoneadm_words_option_errors_as_zoneadm_c(string line, int status, string err)
+    {
+        var r = new CliHost().Line(line);
+        Assert.That((r.ExitCode, r.Stderr.Replace("\r\n", "\n")), Is.EqualTo((status, err.Replace("\r\n", "\n"))));
+    }
+
+    [Test]
+    public void Zoneadm_takes_its_zone_attached_to_z_as_getopt_does()
+    {
+        var r = new CliHost().Line("zoneadm -zglobal list");
+        Assert.That((r.ExitCode, r.Stdout), Is.EqualTo((0, "global\n")));
+    }
+
+    /// <summary>Every option that takes a value, as the descriptor states it, run without one.</summary>
+    private static IEnumerable<TestCaseData> ValueOptions()
+    {
+        foreach (var d in CommandRegistry.All)
+        {
+            string spec = d.Options.TrimStart(':');
+            for (int i = 0; i + 1 < spec.Length; i++)
+            {
+                if (spec[i + 1] != ':' || spec[i] == ':') continue;
+                yield return new TestCaseData(d.Name, spec[i]).SetName($"{d.Name} -{spec[i]}");
+            }
+        }
+    }
+
+    // One source of truth: a value option the descriptor names is one the parser knows (it asks
+    // for the value rather than calling the option unknown).
+    [TestCaseSource(nameof(ValueOptions))]
+    public void A_value_option_the_descriptor_names_is_known_to_the_parser(string command, char option)
+    {
+        var r = new CliHost().Run(command, "-" + option);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Not.Zero);
+            Assert.That(r.Stderr, Does.Not.Contain($"illegal option -- {option}\n")
+                .And.Not.Contain($"invalid option -- '{option}'")
+                .And.Not.Contain($"unrecognized option '-{option}'")
+                .And.Not.Contain($"option -{option}: is unknown"));
+        }
+    }
+}
