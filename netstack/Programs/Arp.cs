@@ -1,5 +1,5 @@
-using SmartOS.Kernel.Wire;
 using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack;
 

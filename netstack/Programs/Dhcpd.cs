@@ -1,6 +1,6 @@
 using System.Globalization;
-using SmartOS.Kernel.Wire;
 using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack;
 
