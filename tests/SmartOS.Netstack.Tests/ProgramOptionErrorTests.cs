@@ -12,11 +12,18 @@ public class ProgramOptionErrorTests
 {
     private const string PingUsage = "usage: ping host [timeout]\nusage: ping -s [-anv] [-c traffic_class] [-I interval] [-i interface] [-P tos]\n\t[-t ttl] host [data_size] [npackets]\n";
     private const string NetstatUsage = "usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]\n       netstat -s [-f address_family] [-P protocol]\n";
-    private const string ArpUsage = "Usage: arp hostname\n       arp -a [-n]\n       arp -d hostname\n       arp -s hostname ether_addr [temp] [pub]\n";
+    private const string ArpUsage = "Usage: arp hostname\n       arp -a [-n]\n       arp -d hostname\n       arp -s hostname ether_addr\n";
     private const string RouteUsage = "usage: route [ -fnpqv ] [-z <zone> ] [ -R <root-dir> ] cmd [[ -<qualifers> ] args ]\n";
     private const string NcUsage = "usage: nc [-luvz] [-w timeout] [-m text | --send text | --bytes n] [--count] [-p port] [host] [port]\n";
 
     private static (int Status, string Err) Run(string command)
+    {
+        var (status, stdout, stderr) = RunBoth(command);
+        Assert.That(stdout, Is.Empty, "a refused command line prints nothing on stdout");
+        return (status, stderr);
+    }
+
+    private static (int Status, string Out, string Err) RunBoth(string command)
     {
         var w = new World();
         w.Stub("stub0");
@@ -31,8 +38,7 @@ public class ProgramOptionErrorTests
             OpenLink = name => (w.Mac.Find(name) as PortLink)?.OpenClient("ip"),
         };
         int status = w.Await(() => run(ctx, argv[1..]), 10 * Time.Second);
-        Assert.That(o.ToString(), Is.Empty, "a refused command line prints nothing on stdout");
-        return (status, e.ToString());
+        return (status, o.ToString(), e.ToString());
     }
 
     private static void Check(string command, int status, string err)
@@ -58,11 +64,21 @@ public class ProgramOptionErrorTests
     [TestCase("netstat -rn 5", 1, "netstat: extra arguments\n" + NetstatUsage)]
     public void Netstat_words_option_errors_as_netstat_c(string command, int status, string err) => Check(command, status, err);
 
-    // arp.c: getopt, then its usage on a bad option or a bad combination of them.
-    [TestCase("arp -Z", 2, "arp: illegal option -- Z\n" + ArpUsage)]
-    [TestCase("arp -d", 2, "arp: option requires an argument -- d\n" + ArpUsage)]
-    [TestCase("arp -a -d 10.0.0.2", 2, ArpUsage)]
-    public void Arp_words_option_errors_as_arp_c(string command, int status, string err) => Check(command, status, err);
+    // arp.c: getopt(argc, argv, "nadfs"), case '?': usage(); exit(1); usage() prints on stdout.
+    [TestCase("arp -Z", "arp: illegal option -- Z\n")]
+    [TestCase("arp -a -d 10.0.0.2", "")]
+    [TestCase("arp -n 10.0.0.2", "")]
+    [TestCase("arp -d", "")]
+    public void Arp_words_option_errors_as_arp_c(string command, string err)
+    {
+        var (status, stdout, stderr) = RunBoth(command);
+        Assert.That((status, stdout, stderr), Is.EqualTo((1, ArpUsage, err)));
+    }
+
+    [TestCase("arp -s 10.0.0.9 2:0:0:0:0:9 temp", "arp: keyword 'temp' is not supported by this arp\n")]
+    [TestCase("arp -s 10.0.0.9 2:0:0:0:0:9 loud", "arp: unknown keyword 'loud'\n")]
+    [TestCase("arp -f /etc/ethers", "arp: option -f is not supported by this arp\n")]
+    public void Arp_refuses_what_it_does_not_do_by_name(string command, string err) => Check(command, 1, err);
 
     // route.c: getopt(argc, argv, "R:nqdtvfpz:"), case '?': usage(NULL), exit(1); an unknown
     // command is usage(*argv): "route: botched keyword: %s" first.
