@@ -36,6 +36,9 @@ namespace SmartOS.Netstack;
 /// are printed as 5, 7, 9, ... as iperf3's data sockets usually are.
 /// An etherstub has no speed and no delay, so nothing else would make virtual time pass during a
 /// timed TCP test on one: an unlimited sender is held to <see cref="MaxTcpRate"/> (10 Gbit/s).
+/// The files: Iperf.cs (this statement, the test's shared state), Iperf.Options.cs (the command
+/// line), Iperf.Client.cs, Iperf.Server.cs, Iperf.Data.cs (the data streams, both sides),
+/// Iperf.Control.cs (the control messages) and Iperf.Reports.cs (what is printed).
 /// </summary>
 public static partial class Iperf
 {
