@@ -61,7 +61,13 @@ public class OptionErrorTests
             for (int i = 0; i + 1 < spec.Length; i++)
             {
                 if (spec[i + 1] != ':' || spec[i] == ':') continue;
-                yield return new TestCaseData(d.Name, spec[i]).SetName($"{d.Name} -{spec[i]}");
+                yield return new TestCaseData(d.Name, "-" + spec[i]).SetName($"{d.Name} -{spec[i]}");
+            }
+            foreach (string decl in d.LongOptions)
+            {
+                string head = decl.Split('=')[0];
+                if (head.EndsWith(':') && !head.EndsWith("::", StringComparison.Ordinal))
+                    yield return new TestCaseData(d.Name, "--" + head.TrimEnd(':')).SetName($"{d.Name} --{head.TrimEnd(':')}");
             }
         }
     }
@@ -69,16 +75,18 @@ public class OptionErrorTests
     // One source of truth: a value option the descriptor names is one the parser knows (it asks
     // for the value rather than calling the option unknown).
     [TestCaseSource(nameof(ValueOptions))]
-    public void A_value_option_the_descriptor_names_is_known_to_the_parser(string command, char option)
+    public void A_value_option_the_descriptor_names_is_known_to_the_parser(string command, string option)
     {
-        var r = new CliHost().Run(command, "-" + option);
+        var r = new CliHost().Run(command, option);
+        string name = option.TrimStart('-');
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Does.Not.Contain($"illegal option -- {option}\n")
-                .And.Not.Contain($"invalid option -- '{option}'")
-                .And.Not.Contain($"unrecognized option '-{option}'")
-                .And.Not.Contain($"option -{option}: is unknown"));
+            Assert.That(r.Stderr, Does.Not.Contain($"illegal option -- {name}\n")
+                .And.Not.Contain($"invalid option -- '{name}'")
+                .And.Not.Contain($"unrecognized option '{option}'")
+                .And.Not.Contain($"option {option}: is unknown"));
+            Assert.That(r.Stderr, Does.Contain("requires").Or.Contain("usage").IgnoreCase, "it asks for the value");
         }
     }
 }
