@@ -89,4 +89,23 @@ public class OptionErrorTests
             Assert.That(r.Stderr, Does.Contain("requires").Or.Contain("usage").IgnoreCase, "it asks for the value");
         }
     }
+
+    private static IEnumerable<string> CommandsWithOptions()
+        => CommandRegistry.All.Where(d => d.Options.Length > 0).Select(d => d.Name);
+
+    // The other half of one source of truth: the parser accepts no option letter the descriptor
+    // does not name.
+    [TestCaseSource(nameof(CommandsWithOptions))]
+    public void An_option_letter_the_descriptor_does_not_name_is_refused(string command)
+    {
+        CommandRegistry.TryGet(command, out var d);
+        var h = new CliHost();
+        var accepted = new List<char>();
+        foreach (char c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        {
+            if (d.Options.Contains(c)) continue;
+            if (h.Run(command, "-" + c).ExitCode == 0) accepted.Add(c);
+        }
+        Assert.That(accepted, Is.Empty);
+    }
 }
