@@ -20,7 +20,7 @@ public static class Ping
 {
     /// <summary>ping.c's getopt string: this ping honours -s -n -v -a -c -I -i -P -t and refuses the
     /// others (<see cref="NotDone"/>) by name.</summary>
-    public static readonly ProgramDescriptor Descriptor = new("ping", "aA:c:dF:G:g:I:i:LlnP:p:rRSsTt:UvX:x:Y0123", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+    public static readonly ProgramDescriptor Descriptor = new("ping", "aA:c:dF:G:g:I:i:LlnP:p:rRSsTt:UvX:x:Y0123?", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
 
     /// <summary>The options of ping.c's getopt string that this ping does not do.</summary>
     private const string NotDone = "AdFGgLlpRrSTUXxY0123";
@@ -37,7 +37,8 @@ public static class Ping
     {
         var o = new Options();
         var g = Getopt.Parse(args, Descriptor.Options);
-        if (g.ReportError(ctx.Err, "ping")) return Usage(ctx);
+        // "-?" is in ping.c's string: its case '?' is the usage, with no getopt line before it.
+        if (g.ReportError(ctx.Err, "ping") || g.Has("?")) return Usage(ctx);
         // The rest of ping.c's getopt string: known to illumos, not done here.
         foreach (char f in NotDone)
         {

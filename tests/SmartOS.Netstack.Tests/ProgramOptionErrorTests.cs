@@ -48,6 +48,7 @@ public class ProgramOptionErrorTests
     // exit(EXIT_FAILURE). getopt(3C) has printed its own line first.
     [TestCase("ping -Z 10.0.0.2", 1, "ping: illegal option -- Z\n" + PingUsage)]
     [TestCase("ping -t", 1, "ping: option requires an argument -- t\n" + PingUsage)]
+    [TestCase("ping -?", 1, PingUsage)]
     [TestCase("ping 10.0.0.2 -s", 1, "ping: bad timeout: -s\n")] // options end at the host, as getopt stops there
     public void Ping_words_option_errors_as_ping_c(string command, int status, string err) => Check(command, status, err);
 
