@@ -20,7 +20,8 @@ public static class Zoneadm
             && verb is "boot" or "ready" or "halt" or "reboot" or "shutdown",
     };
 
-    /// <summary>zoneadm.c's getopt string before the subcommand: -z zone, -u uuid-match, -R root.</summary>
+    /// <summary>zoneadm.c's getopt string before the subcommand: -z zone, -u uuid-match, -R root
+    /// (its '?' is only the usage, as any other unknown option is).</summary>
     private const string GlobalOptions = "u:z:R:";
 
     private static int Usage(CommandContext ctx)
@@ -43,15 +44,24 @@ public static class Zoneadm
     {
         var global = Getopt.Parse(args, Descriptor.Options);
         if (global.ReportError(ctx.Err, "zoneadm")) return Task.FromResult(Usage(ctx));
-        // -u (pick the zone by its UUID) and -R (an alternate root) are not done here: refused by
-        // name rather than ignored.
-        foreach (string f in (string[])["u", "R"])
+        // -R (an alternate root) is not done here: refused by name rather than ignored.
+        if (global.Has("R"))
         {
-            if (!global.Has(f)) continue;
-            ctx.Err.WriteLine($"zoneadm: option -{f} is not supported by this zoneadm");
+            ctx.Err.WriteLine("zoneadm: option -R is not supported by this zoneadm");
             return Task.FromResult(1);
         }
         string? zone = global.Value("z");
+        // zoneadm.c: -u names the zone by its UUID; one that names no zone leaves -z's.
+        if (global.Value("u") is { Length: > 0 } uuid)
+        {
+            if (!Guid.TryParseExact(uuid, "D", out var wanted))
+            {
+                ctx.Err.WriteLine("zoneadm: " + (zone != null ? $"zone '{zone}': " : "") + "illegal UUID value specified");
+                return Task.FromResult(1);
+            }
+            var byUuid = ctx.Host.Zones.Zones.FirstOrDefault(z => Guid.TryParse(z.Config.Uuid, out var u) && u == wanted);
+            if (byUuid != null) zone = byUuid.Name;
+        }
         if (global.Operands.Count == 0) return Task.FromResult(Usage(ctx));
         string verb = global.Operands[0];
         string[] rest = [.. global.Operands.Skip(1)];

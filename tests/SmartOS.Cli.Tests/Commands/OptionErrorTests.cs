@@ -37,12 +37,28 @@ public class OptionErrorTests
     [TestCase("zoneadm -z", 2, "zoneadm: option requires an argument -- z\n" + ZoneadmUsage)]
     [TestCase("zoneadm list -x", 2, "zoneadm: illegal option -- x\n" + ZoneadmUsage)]
     [TestCase("zoneadm -zweb uninstall -x", 2, "zoneadm: illegal option -- x\n" + ZoneadmUsage)]
-    [TestCase("zoneadm -u 0b1e4f6a-3c3d-4d7b-9a51-3c0c0f8f2a11 list", 1, "zoneadm: option -u is not supported by this zoneadm\n")]
+    [TestCase("zoneadm -u not-a-uuid list", 1, "zoneadm: illegal UUID value specified\n")]
+    [TestCase("zoneadm -z web -u 12 list", 1, "zoneadm: zone 'web': illegal UUID value specified\n")]
     [TestCase("zoneadm -R /a list", 1, "zoneadm: option -R is not supported by this zoneadm\n")]
     public void Zoneadm_words_option_errors_as_zoneadm_c(string line, int status, string err)
     {
         var r = new CliHost().Line(line);
         Assert.That((r.ExitCode, r.Stderr.Replace("\r\n", "\n")), Is.EqualTo((status, err.Replace("\r\n", "\n"))));
+    }
+
+    // zoneadm.c: -u's UUID names the zone (zonecfg_get_name_by_uuid); one that names none
+    // leaves the zone -z named.
+    [Test]
+    public void Zoneadm_u_picks_the_zone_by_its_uuid()
+    {
+        const string Uuid = "6e0f2f5a-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
+        var h = new CliHost();
+        Assert.That(h.WithStdin($$"""{ "uuid": "{{Uuid}}", "autoboot": false }""", "vmadm", "create").ExitCode, Is.Zero);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Line($"zoneadm -u {Uuid.ToUpperInvariant()} list -c").Stdout, Is.EqualTo(Uuid + "\n"));
+            Assert.That(h.Line("zoneadm -z global -u 00000000-0000-0000-0000-000000000001 list").Stdout, Is.EqualTo("global\n"));
+        }
     }
 
     [Test]
