@@ -2,7 +2,7 @@
  * The command registry: every command the dispatcher runs, each described once, by itself.
  *
  * A command's file holds, beside its RunAsync, a static CommandDescriptor: its name, its options as
- * a getopt string, one line of help, whether it reads standard input, whether it may run in a
+ * a getopt string (the very string its parser, kernel/Commands/Getopt.cs, reads), one line of help, whether it reads standard input, whether it may run in a
  * non-global zone (and what it says when it may not), and which command lines need a running host.
  * Nothing outside the command's file knows these things; everyone who needs them asks the registry:
  *
@@ -32,6 +32,10 @@ public sealed record CommandDescriptor(string Name, string Summary, CommandHandl
     /// <summary>The command's options as a getopt string; empty for a command whose options belong
     /// to its subcommands (dladm, vmadm ...).</summary>
     public string Options { get; init; } = "";
+
+    /// <summary>The command's long options, as Getopt reads them ("port:=p": --port is -p); empty
+    /// for a command that has none.</summary>
+    public string[] LongOptions { get; init; } = [];
 
     /// <summary>Whether the command may read standard input; the front ends offer it only then.</summary>
     public bool ReadsStdin { get; init; }
@@ -83,6 +87,7 @@ public static class CommandRegistry
         => new(program.Name, program.Summary, (ctx, args) => RunProgram(program, ctx, args))
         {
             Options = program.Options,
+            LongOptions = program.LongOptions,
             ReadsStdin = program.ReadsStdin,
             NeedsRunningHost = static _ => true,
         };

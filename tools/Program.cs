@@ -39,25 +39,19 @@ internal static class Program
         if (args[0] == "run") return Run(args[1..], stdout, stderr);
         if (args[0] == "boot") return Boot(args[1..], stdout, stderr);
 
-        string? root = null;
+        // The front end's own options come before the command; the command's options are its own.
+        var g = Getopt.Parse(args, "", ["root:", "nics:"]);
         int nics = 2;
-        int i = 0;
-        while (i < args.Length && args[i].StartsWith("--", StringComparison.Ordinal))
+        if (g.Error != null
+            || (g.Value("nics") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out nics) || nics > 64)))
         {
-            switch (args[i])
-            {
-                case "--root" when i + 1 < args.Length:
-                    root = args[i + 1]; i += 2; break;
-                case "--nics" when i + 1 < args.Length && int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out nics) && nics <= 64:
-                    i += 2; break;
-                default:
-                    stderr.WriteLine($"smartos: bad option '{args[i]}'");
-                    stderr.Write(Usage());
-                    return 2;
-            }
+            stderr.WriteLine(g.Error != null ? "smartos: " + g.Error : "smartos: bad option '--nics'");
+            stderr.Write(Usage());
+            return 2;
         }
-        if (i >= args.Length) { stderr.WriteLine("smartos: a command is required"); return 2; }
-        string[] argv = args[i..];
+        string? root = g.Value("root");
+        if (g.Operands.Count == 0) { stderr.WriteLine("smartos: a command is required"); return 2; }
+        string[] argv = [.. g.Operands];
         // Standard input is offered when it is not a terminal, to a command whose descriptor reads it.
         Stream? stdin = Console.IsInputRedirected && ReadsStdin(argv[0]) ? Console.OpenStandardInput() : null;
 

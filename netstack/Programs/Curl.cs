@@ -22,7 +22,13 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Curl
 {
-    public static readonly ProgramDescriptor Descriptor = new("curl", "sSIfo:w:m:", "transfer a URL", RunAsync);
+    public static readonly ProgramDescriptor Descriptor = new("curl", "sSIfo:w:m:", "transfer a URL", RunAsync)
+    {
+        LongOptions =
+        [
+            "silent=s", "show-error=S", "head=I", "fail=f", "output:=o", "write-out:=w", "max-time:=m", "connect-timeout:",
+        ],
+    };
 
     private sealed class Options
     {
@@ -34,35 +40,34 @@ public static class Curl
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         var o = new Options();
-        for (int i = 0; i < args.Length; i++)
+        // curl reads its own options (not with getopt) and words a bad one itself, -s or not.
+        var g = Getopt.ParseLong(args, Descriptor.Options, Descriptor.LongOptions, permute: true);
+        if (g.Error != null)
         {
-            string a = args[i];
-            string? next = i + 1 < args.Length ? args[i + 1] : null;
-            switch (a)
-            {
-                case "-s" or "--silent": o.Silent = true; break;
-                case "-S" or "--show-error": o.ShowError = true; break;
-                case "-sS" or "-Ss": o.Silent = o.ShowError = true; break;
-                case "-I" or "--head": o.Head = true; break;
-                case "-f" or "--fail": o.Fail = true; break;
-                case "-o" or "--output" when next != null: o.Output = next; i++; break;
-                case "-w" or "--write-out" when next != null: o.WriteOut = next; i++; break;
-                case "-m" or "--max-time" when next != null:
-                    if (!ProgramSupport.TryParseSeconds(next, out o.MaxTime)) return Error(ctx, o, 2, $"option {a}: expected a proper numerical parameter");
-                    i++;
-                    break;
-                case "--connect-timeout" when next != null:
-                    if (!ProgramSupport.TryParseSeconds(next, out o.ConnectTimeout)) return Error(ctx, o, 2, $"option {a}: expected a proper numerical parameter");
-                    i++;
-                    break;
-                default:
-                    if (a.Length > 1 && a[0] == '-') return Error(ctx, o, 2, $"option {a}: is unknown");
-                    o.Url = a;
-                    break;
-            }
+            string typed = g.ErrorLongOption != null ? "--" + g.ErrorLongOption : "-" + g.ErrorOption;
+            return OptionError(ctx, typed, g.ErrorMissingValue ? "requires parameter" : "is unknown");
         }
+        o.Silent = g.Has("s");
+        o.ShowError = g.Has("S");
+        o.Head = g.Has("I");
+        o.Fail = g.Has("f");
+        o.Output = g.Value("o");
+        o.WriteOut = g.Value("w");
+        if (g.Value("m") is { } m && !ProgramSupport.TryParseSeconds(m, out o.MaxTime)) return OptionError(ctx, "-m", "expected a proper numerical parameter");
+        if (g.Value("connect-timeout") is { } ct && !ProgramSupport.TryParseSeconds(ct, out o.ConnectTimeout))
+            return OptionError(ctx, "--connect-timeout", "expected a proper numerical parameter");
+        if (g.Operands.Count > 0) o.Url = g.Operands[^1];
         if (o.Url == null) return Error(ctx, o, 2, "no URL specified");
         return await Fetch(ctx, o);
+    }
+
+    /// <summary>curl's helpf for a bad command line: "curl: option -x: is unknown" and where to
+    /// look, exit 2 (CURLE_FAILED_INIT).</summary>
+    private static int OptionError(ProgramContext ctx, string option, string problem)
+    {
+        ctx.Err.WriteLine($"curl: option {option}: {problem}");
+        ctx.Err.WriteLine("curl: try 'curl --help' for more information");
+        return 2;
     }
 
     private static int Error(ProgramContext ctx, Options o, int code, string message)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack;
@@ -14,21 +15,11 @@ public static class Dhcpd
 
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        string? ifName = null, range = null, router = null, dns = null;
+        var g = Getopt.Parse(args, Descriptor.Options);
+        if (g.ReportError(ctx.Err, "dhcpd") || g.Operands.Count > 0) return Usage(ctx);
+        string? ifName = g.Value("i"), range = g.Value("r"), router = g.Value("g"), dns = g.Value("d");
         uint lease = 3600;
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (i + 1 >= args.Length) return Usage(ctx);
-            switch (args[i])
-            {
-                case "-i": ifName = args[++i]; break;
-                case "-r": range = args[++i]; break;
-                case "-g": router = args[++i]; break;
-                case "-d": dns = args[++i]; break;
-                case "-l" when uint.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out lease) && lease > 0: i++; break;
-                default: return Usage(ctx);
-            }
-        }
+        if (g.Value("l") is { } leaseText && (!uint.TryParse(leaseText, NumberStyles.None, CultureInfo.InvariantCulture, out lease) || lease == 0)) return Usage(ctx);
         if (ifName == null || range == null) return Usage(ctx);
         string[] r = range.Split('-');
         if (r.Length != 2 || !IpAddress.TryParse(r[0], out var first) || !IpAddress.TryParse(r[1], out var last) || !first.IsV4 || !last.IsV4 || last.V4Raw < first.V4Raw)

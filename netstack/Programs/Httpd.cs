@@ -49,19 +49,16 @@ public static class Httpd
         ushort port = 80;
         string? dir = null;
         int count = -1;
-        for (int i = 0; i < args.Length; i++)
+        var g = Getopt.Parse(args, Descriptor.Options);
+        bool bad = g.ReportError(ctx.Err, "httpd") || g.Operands.Count > 0
+            || (g.Value("p") is { } p && !ProgramSupport.TryParsePort(p, out port))
+            || (g.Value("c") is { } c && (!int.TryParse(c, System.Globalization.NumberStyles.None, ProgramSupport.Inv, out count) || count <= 0));
+        if (bad)
         {
-            string? next = i + 1 < args.Length ? args[i + 1] : null;
-            switch (args[i])
-            {
-                case "-p" when next != null && ProgramSupport.TryParsePort(next, out port): i++; break;
-                case "-d" when next != null: dir = next; i++; break;
-                case "-c" when next != null && int.TryParse(next, System.Globalization.NumberStyles.None, ProgramSupport.Inv, out count) && count > 0: i++; break;
-                default:
-                    ctx.Err.WriteLine("usage: httpd [-p port] [-d directory] [-c count]");
-                    return 2;
-            }
+            ctx.Err.WriteLine("usage: httpd [-p port] [-d directory] [-c count]");
+            return 2;
         }
+        dir = g.Value("d");
         string? root = null;
         if (dir != null)
         {

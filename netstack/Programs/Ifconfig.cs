@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 
 namespace SmartOS.Netstack;
 
@@ -10,10 +11,11 @@ public static class Ifconfig
 
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        string? only = null;
-        if (args.Length == 1 && args[0] == "-a") { }
-        else if (args.Length == 1 && !args[0].StartsWith('-')) only = args[0];
-        else
+        // ifconfig.c reads -a (and its modifiers) itself rather than with getopt, so a bad option
+        // is only its usage, without getopt's line.
+        var g = Getopt.Parse(args, Descriptor.Options);
+        string? only = g.Operands.Count == 1 && !g.Has("a") ? g.Operands[0] : null;
+        if (g.Error != null || (g.Has("a") ? g.Operands.Count != 0 : only == null))
         {
             ctx.Err.WriteLine("usage: ifconfig <interface> | -a[ 4 | 6 | D ][ u | d ][ Z ]");
             return Task.FromResult(2);

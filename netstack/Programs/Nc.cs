@@ -26,7 +26,11 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Nc
 {
-    public static readonly ProgramDescriptor Descriptor = new("nc", "luvzNnp:w:m:", "arbitrary TCP and UDP connections and listens", RunAsync) { ReadsStdin = true };
+    public static readonly ProgramDescriptor Descriptor = new("nc", "luvzNnp:w:m:", "arbitrary TCP and UDP connections and listens", RunAsync)
+    {
+        ReadsStdin = true,
+        LongOptions = ["send:=m", "bytes:", "count"],
+    };
 
     private sealed class Options
     {
@@ -42,45 +46,29 @@ public static class Nc
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         var o = new Options();
-        var positional = new List<string>();
-        args = ExpandFlags(args);
-        for (int i = 0; i < args.Length; i++)
+        // OpenBSD nc reads its options with getopt (illumos's, which words the errors); operands
+        // may come first, as GNU getopt permutes them.
+        var g = Getopt.Parse(args, Descriptor.Options, Descriptor.LongOptions, permute: true);
+        if (g.ReportError(ctx.Err, "nc")) return Usage(ctx);
+        var positional = g.Operands;
+        o.Listen = g.Has("l");
+        o.Udp = g.Has("u");
+        o.Verbose = g.Has("v");
+        o.Zero = g.Has("z");
+        o.Count = g.Has("count");
+        if (g.Value("p") is { } p && !ProgramSupport.TryParsePort(p, out o.Port)) return Usage(ctx);
+        if (g.Value("w") is { } w && !ProgramSupport.TryParseSeconds(w, out o.Wait))
         {
-            string a = args[i];
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
-            switch (a)
-            {
-                case "-l": o.Listen = true; break;
-                case "-u": o.Udp = true; break;
-                case "-v": o.Verbose = true; break;
-                case "-z": o.Zero = true; break;
-                case "-N": case "-n": break;
-                case "--count": o.Count = true; break;
-                case "-p":
-                    if (Next() is not { } p || !ProgramSupport.TryParsePort(p, out o.Port)) return Usage(ctx);
-                    break;
-                case "-w":
-                    if (Next() is not { } w || !ProgramSupport.TryParseSeconds(w, out o.Wait))
-                    {
-                        ctx.Err.WriteLine($"nc: timeout invalid: {(i < args.Length ? args[i] : "")}");
-                        return 1;
-                    }
-                    break;
-                case "-m": case "--send":
-                    if (Next() is not { } m) return Usage(ctx);
-                    o.Payload = Encoding.UTF8.GetBytes(m + "\n");
-                    o.PatternLength = 0;
-                    break;
-                case "--bytes":
-                    if (Next() is not { } b || !ProgramSupport.TryParseScaled(b, 1024, out long n) || n > 1L << 30) return Usage(ctx);
-                    o.PatternLength = n;
-                    o.Payload = [];
-                    break;
-                default:
-                    if (a.Length > 1 && a[0] == '-') return Usage(ctx);
-                    positional.Add(a);
-                    break;
-            }
+            ctx.Err.WriteLine($"nc: timeout invalid: {w}");
+            return 1;
+        }
+        // -m/--send and --bytes each say what to send: both at once is refused, not one dropped.
+        if (g.Has("m") && g.Has("bytes")) return Usage(ctx);
+        if (g.Value("m") is { } m) o.Payload = Encoding.UTF8.GetBytes(m + "\n");
+        if (g.Value("bytes") is { } b)
+        {
+            if (!ProgramSupport.TryParseScaled(b, 1024, out long n) || n > 1L << 30) return Usage(ctx);
+            o.PatternLength = n;
         }
         if (o.Listen)
         {
@@ -101,19 +89,6 @@ public static class Nc
             return 1;
         }
         return o.Udp ? await ConnectUdp(ctx, o, remote) : await ConnectTcp(ctx, o, remote);
-    }
-
-    /// <summary>"-zv" is "-z -v", as getopt reads clustered flags.</summary>
-    private static string[] ExpandFlags(string[] args)
-    {
-        var list = new List<string>();
-        foreach (string a in args)
-        {
-            if (a.Length > 2 && a[0] == '-' && a[1] != '-' && a.AsSpan(1).IndexOfAnyExcept("luvzNn") < 0)
-                foreach (char c in a.AsSpan(1)) list.Add("-" + c);
-            else list.Add(a);
-        }
-        return [.. list];
     }
 
     private static int Usage(ProgramContext ctx)

@@ -16,39 +16,40 @@ public static class Netstat
 {
     public static readonly ProgramDescriptor Descriptor = new("netstat", "anvrsif:P:", "show network status", RunAsync);
 
+    /// <summary>netstat.c's usage(): its synopsis lines for what this netstat does, then
+    /// exit(EXIT_FAILURE).</summary>
+    private static int Usage(ProgramContext ctx)
+    {
+        ctx.Err.WriteLine("usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]\n       netstat -s [-f address_family] [-P protocol]");
+        return 1;
+    }
+
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        bool routes = false, sockets = false, stats = false;
-        bool v4 = true, v6 = true;
-        string? protocol = null;
-        for (int i = 0; i < args.Length; i++)
+        var g = Getopt.Parse(args, Descriptor.Options);
+        if (g.ReportError(ctx.Err, "netstat")) return Task.FromResult(Usage(ctx));
+        if (g.Has("i"))
         {
-            string a = args[i];
-            if (a == "-P" && i + 1 < args.Length)
-            {
-                protocol = args[++i];
-                if (protocol is not ("ip" or "ipv6" or "icmp" or "icmpv6" or "tcp" or "udp"))
-                {
-                    ctx.Err.WriteLine($"netstat: unknown protocol: {protocol}");
-                    return Task.FromResult(2);
-                }
-                continue;
-            }
-            if (a == "-f" && i + 1 < args.Length)
-            {
-                string f = args[++i];
-                if (f == "inet") v6 = false; else if (f == "inet6") v4 = false;
-                else { ctx.Err.WriteLine($"netstat: unknown address family: {f}"); return Task.FromResult(2); }
-                continue;
-            }
-            if (a.Length < 2 || a[0] != '-') { ctx.Err.WriteLine("usage: netstat [-anv] [-f address_family]\n       netstat -r [-anv] [-f address_family]\n       netstat -s [-f address_family] [-P protocol]"); return Task.FromResult(2); }
-            foreach (char c in a.AsSpan(1))
-            {
-                if (c == 'r') routes = true;
-                else if (c == 's') stats = true;
-                else if (c is 'n' or 'a' or 'v') sockets |= c == 'a';
-                else { ctx.Err.WriteLine($"netstat: illegal option -- {c}"); return Task.FromResult(2); }
-            }
+            ctx.Err.WriteLine("netstat: option -i is not supported by this netstat");
+            return Task.FromResult(1);
+        }
+        if (g.Operands.Count > 0)
+        {
+            ctx.Err.WriteLine("netstat: extra arguments");
+            return Task.FromResult(Usage(ctx));
+        }
+        bool routes = g.Has("r"), stats = g.Has("s");
+        bool v4 = true, v6 = true;
+        string? protocol = g.Value("P");
+        if (protocol != null && protocol is not ("ip" or "ipv6" or "icmp" or "icmpv6" or "tcp" or "udp"))
+        {
+            ctx.Err.WriteLine($"netstat: unknown protocol: {protocol}");
+            return Task.FromResult(2);
+        }
+        if (g.Value("f") is { } f)
+        {
+            if (f == "inet") v6 = false; else if (f == "inet6") v4 = false;
+            else { ctx.Err.WriteLine($"netstat: unknown address family: {f}"); return Task.FromResult(2); }
         }
         if (stats) Statistics(ctx, v4, v6, protocol);
         else if (routes) Routes(ctx, v4, v6);

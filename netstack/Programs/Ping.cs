@@ -18,8 +18,12 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Ping
 {
-    /// <summary>The options of ping.c's getopt string that this ping honours (the others are refused by name).</summary>
-    public static readonly ProgramDescriptor Descriptor = new("ping", "snvac:I:i:P:t:", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+    /// <summary>ping.c's getopt string: this ping honours -s -n -v -a -c -I -i -P -t and refuses the
+    /// others (<see cref="NotDone"/>) by name.</summary>
+    public static readonly ProgramDescriptor Descriptor = new("ping", "aA:c:dF:G:g:I:i:LlnP:p:rRSsTt:UvX:x:Y0123?", "send ICMP (ICMP6) ECHO_REQUEST packets to network hosts", RunAsync);
+
+    /// <summary>The options of ping.c's getopt string that this ping does not do.</summary>
+    private const string NotDone = "AdFGgLlpRrSTUXxY0123";
 
     private sealed class Options
     {
@@ -32,40 +36,29 @@ public static class Ping
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
         var o = new Options();
-        var positional = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var g = Getopt.Parse(args, Descriptor.Options);
+        // "-?" is in ping.c's string: its case '?' is the usage, with no getopt line before it.
+        if (g.ReportError(ctx.Err, "ping") || g.Has("?")) return Usage(ctx);
+        // The rest of ping.c's getopt string: known to illumos, not done here.
+        foreach (char f in NotDone)
         {
-            string a = args[i];
-            if (a.Length < 2 || a[0] != '-' || positional.Count > 0) { positional.Add(a); continue; }
-            for (int j = 1; j < a.Length; j++)
+            if (!g.Has(f.ToString())) continue;
+            ctx.Err.WriteLine($"ping: option -{f} is not supported by this ping");
+            return 1;
+        }
+        o.Stats = g.Has("s");
+        o.Numeric = g.Has("n");
+        o.Verbose = g.Has("v");
+        // -a probes all addresses of a name: a literal address has one.
+        foreach (char f in "cPtIi")
+        {
+            foreach (string v in g.Values(f.ToString()))
             {
-                char f = a[j];
-                if ("cIiPt".IndexOf(f) >= 0)
-                {
-                    // getopt: the argument is the rest of this word or the next word.
-                    string? v = j + 1 < a.Length ? a[(j + 1)..] : i + 1 < args.Length ? args[++i] : null;
-                    if (v == null) return Usage(ctx);
-                    int r = Option(ctx, o, f, v);
-                    if (r != 0) return r;
-                    break;
-                }
-                switch (f)
-                {
-                    case 's': o.Stats = true; break;
-                    case 'n': o.Numeric = true; break;
-                    case 'v': o.Verbose = true; break;
-                    case 'a': break; // probe all addresses of a name: a literal address has one
-                    default:
-                        // The rest of ping.c's getopt string: known to illumos, not done here.
-                        if ("AdFGgLlpRrSTUXxY0123".IndexOf(f) >= 0)
-                        {
-                            ctx.Err.WriteLine($"ping: option -{f} is not supported by this ping");
-                            return 1;
-                        }
-                        return Usage(ctx);
-                }
+                int r = Option(ctx, o, f, v);
+                if (r != 0) return r;
             }
         }
+        var positional = g.Operands;
         if (positional.Count == 0 || positional.Count > 3 || (!o.Stats && positional.Count > 2)) return Usage(ctx);
         string host = positional[0];
         if (!IpAddress.TryParse(host, out var dst))

@@ -50,14 +50,17 @@ public interface IIpadmStore
 /// each needs a running host and may run in any zone (on that zone's stack).
 /// </summary>
 /// <param name="Name">The command name.</param>
-/// <param name="Options">The program's options as a getopt string (its long options, where it has
-/// any, are in its usage message).</param>
+/// <param name="Options">The program's options as a getopt string: the one its parser reads.</param>
 /// <param name="Summary">One line of help, as the NAME line of the program's manual page.</param>
 /// <param name="RunAsync">The program.</param>
 public sealed record ProgramDescriptor(string Name, string Options, string Summary, Func<ProgramContext, string[], Task<int>> RunAsync)
 {
     /// <summary>Whether the program may read its standard input (nc sends it).</summary>
     public bool ReadsStdin { get; init; }
+
+    /// <summary>The program's long options, as Getopt reads them ("port:=p": --port is -p); empty
+    /// for a program that has none.</summary>
+    public string[] LongOptions { get; init; } = [];
 }
 
 /// <summary>The programs of the netstack, by name (the CLI's command registry adds them to its own).</summary>

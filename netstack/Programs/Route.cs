@@ -1,4 +1,5 @@
 using System.Globalization;
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Netstack;
@@ -10,12 +11,26 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Route
 {
-    public static readonly ProgramDescriptor Descriptor = new("route", "fnpqvR:", "manually manipulate the routing tables", RunAsync);
+    /// <summary>route.c's getopt string: this route honours -n and refuses the others
+    /// (<see cref="NotDone"/>) by name.</summary>
+    public static readonly ProgramDescriptor Descriptor = new("route", "R:nqdtvfpz:", "manually manipulate the routing tables", RunAsync);
+
+    /// <summary>The options of route.c's getopt string that this route does not do.</summary>
+    private const string NotDone = "Rqdtvfpz";
 
     public static Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        var a = new List<string>(args);
-        a.RemoveAll(x => x == "-n");
+        var g = Getopt.Parse(args, Descriptor.Options);
+        if (g.ReportError(ctx.Err, "route")) return Task.FromResult(Usage(ctx));
+        foreach (char f in NotDone)
+        {
+            if (!g.Has(f.ToString())) continue;
+            ctx.Err.WriteLine($"route: option -{f} is not supported by this route");
+            return Task.FromResult(1);
+        }
+        // -n: every address is printed as a number already. The qualifiers after the command
+        // (-net, -host, -netmask ...) are route's own keywords, not getopt's.
+        var a = g.Operands;
         if (a.Count == 0) return Task.FromResult(Usage(ctx));
         string cmd = a[0];
         a.RemoveAt(0);
@@ -23,15 +38,17 @@ public static class Route
         {
             "add" or "delete" => AddDelete(ctx, cmd, a),
             "get" => Get(ctx, a),
-            _ => Usage(ctx),
+            _ => Usage(ctx, cmd),
         });
     }
 
-    private static int Usage(ProgramContext ctx)
+    /// <summary>route.c's usage(): "botched keyword" for a word it does not know, the synopsis,
+    /// exit(1).</summary>
+    private static int Usage(ProgramContext ctx, string? keyword = null)
     {
-        ctx.Err.WriteLine("usage: route [ -fnpqv ] [ -R <root-dir> ] cmd [[ -<qualifers> ] args ]");
-        ctx.Err.WriteLine("keywords: add delete get");
-        return 2;
+        if (keyword != null) ctx.Err.WriteLine($"route: botched keyword: {keyword}");
+        ctx.Err.WriteLine("usage: route [ -fnpqv ] [-z <zone> ] [ -R <root-dir> ] cmd [[ -<qualifers> ] args ]");
+        return 1;
     }
 
     private static bool TryDestination(string text, bool? net, string? netmask, out IpAddress dst, out int prefix, out bool isNet)

@@ -12,31 +12,40 @@ namespace SmartOS.Netstack;
 /// </summary>
 public static class Traceroute
 {
-    public static readonly ProgramDescriptor Descriptor = new("traceroute", "nm:q:w:p:", "print the route packets take to network host", RunAsync);
+    /// <summary>traceroute.c's getopt string: this traceroute honours -n -m -q -w -p and refuses the
+    /// others (<see cref="NotDone"/>) by name.</summary>
+    public static readonly ProgramDescriptor Descriptor = new("traceroute", "adFIlnrSvxA:c:f:g:i:L:m:P:p:Q:q:s:t:w:", "print the route packets take to network host", RunAsync);
+
+    /// <summary>The options of traceroute.c's getopt string that this traceroute does not do.</summary>
+    private const string NotDone = "adFIlrSvxAcfgiLPQst";
 
     public static async Task<int> RunAsync(ProgramContext ctx, string[] args)
     {
-        bool numeric = false;
         int maxHops = 30, queries = 3, port = 33434, waitSec = 5;
-        var positional = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var g = Getopt.Parse(args, Descriptor.Options);
+        // traceroute.c sets opterr = 0: getopt prints nothing, and a bad option or a missing value
+        // is only the usage.
+        if (g.Error != null) return Usage(ctx);
+        foreach (char f in NotDone)
         {
-            string a = args[i];
-            if (a == "-n") { numeric = true; continue; }
-            if (a is "-m" or "-q" or "-w" or "-p")
+            if (!g.Has(f.ToString())) continue;
+            ctx.Err.WriteLine($"traceroute: option -{f} is not supported by this traceroute");
+            return 1;
+        }
+        foreach (char f in "mqwp")
+        {
+            foreach (string value in g.Values(f.ToString()))
             {
-                if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v <= 0)
+                if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v <= 0)
                 {
-                    ctx.Err.WriteLine($"traceroute: bad value for {a}");
+                    ctx.Err.WriteLine($"traceroute: bad value for -{f}");
                     return 2;
                 }
-                i++;
-                if (a == "-m") maxHops = Math.Min(v, 255); else if (a == "-q") queries = v; else if (a == "-w") waitSec = v; else port = v;
-                continue;
+                if (f == 'm') maxHops = Math.Min(v, 255); else if (f == 'q') queries = v; else if (f == 'w') waitSec = v; else port = v;
             }
-            if (a.StartsWith('-')) return Usage(ctx);
-            positional.Add(a);
         }
+        bool numeric = g.Has("n");
+        var positional = g.Operands;
         if (positional.Count is 0 or > 2) return Usage(ctx);
         if (!IpAddress.TryParse(positional[0], out var dst))
         {
@@ -114,7 +123,8 @@ public static class Traceroute
 
     private static int Usage(ProgramContext ctx)
     {
+        // traceroute.c usage(): exit(EXIT_FAILURE).
         ctx.Err.WriteLine("Usage: traceroute [-n] [-m max_hop] [-p port] [-q nqueries] [-w wait_time] host [packetlen]");
-        return 2;
+        return 1;
     }
 }

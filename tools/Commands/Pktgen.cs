@@ -20,6 +20,7 @@ public static class Pktgen
     public static readonly CommandDescriptor Descriptor = new("pktgen", "send generated Ethernet frames on a datalink (this project's load generator)", RunAsync)
     {
         Options = OptionString,
+        LongOptions = ["dst:", "src:", "vlan:", "udp:"],
         ZoneRefusal = "pktgen: only the global zone may generate raw frames",
         NeedsRunningHost = static _ => true,
     };
@@ -35,7 +36,7 @@ public static class Pktgen
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, OptionString, ["dst:", "src:", "vlan:", "udp:"]);
+        var g = Getopt.Parse(args, Descriptor.Options, Descriptor.LongOptions);
         if (g.Error != null) return Usage(ctx, g.Error);
         if (g.Operands.Count != 0) return Usage(ctx, $"unexpected argument '{g.Operands[0]}'");
         if (!g.Has("d")) return Usage(ctx, "-d LINK is required");

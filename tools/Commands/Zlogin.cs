@@ -17,7 +17,7 @@ public static class Zlogin
 {
     public static readonly CommandDescriptor Descriptor = new("zlogin", "enter a zone", RunAsync)
     {
-        Options = "l:SC",
+        Options = "CQSl:",
         ReadsStdin = true,
         ZoneRefusal = "zlogin: must be run from the global zone",
         NeedsRunningHost = static _ => true,
@@ -27,24 +27,18 @@ public static class Zlogin
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        int i = 0;
-        bool console = false;
-        while (i < args.Length && args[i].StartsWith('-'))
+        var g = Getopt.Parse(args, Descriptor.Options);
+        if (g.ReportError(ctx.Err, "zlogin") || g.Operands.Count == 0)
         {
-            if (args[i] == "-S" || args[i] == "-Q") { i++; continue; }
-            if (args[i] == "-C") { console = true; i++; continue; }
-            if (args[i] == "-l" && i + 1 < args.Length) { i += 2; continue; } // One user here: root.
-            ctx.Err.WriteLine($"zlogin: illegal option -- {args[i].TrimStart('-')}");
+            // zlogin.c usage(): exit(2).
             ctx.Err.WriteLine("usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]");
             return 2;
         }
-        if (i >= args.Length)
-        {
-            ctx.Err.WriteLine("usage: zlogin [-l user] [-S] [-C] zonename [command [args ...]]");
-            return 2;
-        }
-        string name = args[i];
-        string[] command = args[(i + 1)..];
+        // -S (failsafe) and -Q (quiet) change nothing here: there is no login banner and no
+        // login program to skip; -l names a user, and there is one (root).
+        bool console = g.Has("C");
+        string name = g.Operands[0];
+        string[] command = [.. g.Operands.Skip(1)];
         if (name == "global")
         {
             if (command.Length == 0) return NoInteractive(ctx);

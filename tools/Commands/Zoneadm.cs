@@ -14,15 +14,15 @@ public static class Zoneadm
 {
     public static readonly CommandDescriptor Descriptor = new("zoneadm", "administer zones", RunAsync)
     {
-        Options = "z:",
+        Options = GlobalOptions,
         // list runs anywhere; the verbs that change a zone's state act on running zones.
-        NeedsRunningHost = static a =>
-        {
-            int at = Array.IndexOf(a, "-z");
-            int verb = at >= 0 ? at + 2 : 0;
-            return verb < a.Length && a[verb] is "boot" or "ready" or "halt" or "reboot" or "shutdown";
-        },
+        NeedsRunningHost = static a => Getopt.Parse(a, GlobalOptions).Operands is [string verb, ..]
+            && verb is "boot" or "ready" or "halt" or "reboot" or "shutdown",
     };
+
+    /// <summary>zoneadm.c's getopt string before the subcommand: -z zone, -u uuid-match, -R root
+    /// (its '?' is only the usage, as any other unknown option is).</summary>
+    private const string GlobalOptions = "u:z:R:";
 
     private static int Usage(CommandContext ctx)
     {
@@ -42,17 +42,29 @@ public static class Zoneadm
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        string? zone = null;
-        int i = 0;
-        while (i < args.Length && args[i].StartsWith('-'))
+        var global = Getopt.Parse(args, Descriptor.Options);
+        if (global.ReportError(ctx.Err, "zoneadm")) return Task.FromResult(Usage(ctx));
+        // -R (an alternate root) is not done here: refused by name rather than ignored.
+        if (global.Has("R"))
         {
-            if (args[i] == "-z" && i + 1 < args.Length) { zone = args[i + 1]; i += 2; }
-            else if (args[i].StartsWith("-z", StringComparison.Ordinal) && args[i].Length > 2) { zone = args[i][2..]; i++; }
-            else { ctx.Err.WriteLine($"zoneadm: illegal option -- {args[i].TrimStart('-')}"); return Task.FromResult(Usage(ctx)); }
+            ctx.Err.WriteLine("zoneadm: option -R is not supported by this zoneadm");
+            return Task.FromResult(1);
         }
-        if (i >= args.Length) return Task.FromResult(Usage(ctx));
-        string verb = args[i];
-        string[] rest = args[(i + 1)..];
+        string? zone = global.Value("z");
+        // zoneadm.c: -u names the zone by its UUID; one that names no zone leaves -z's.
+        if (global.Value("u") is { Length: > 0 } uuid)
+        {
+            if (!Guid.TryParseExact(uuid, "D", out var wanted))
+            {
+                ctx.Err.WriteLine("zoneadm: " + (zone != null ? $"zone '{zone}': " : "") + "illegal UUID value specified");
+                return Task.FromResult(1);
+            }
+            var byUuid = ctx.Host.Zones.Zones.FirstOrDefault(z => Guid.TryParse(z.Config.Uuid, out var u) && u == wanted);
+            if (byUuid != null) zone = byUuid.Name;
+        }
+        if (global.Operands.Count == 0) return Task.FromResult(Usage(ctx));
+        string verb = global.Operands[0];
+        string[] rest = [.. global.Operands.Skip(1)];
         if (verb == "list") return Task.FromResult(List(ctx, zone, rest));
         if (verb is not ("verify" or "install" or "ready" or "boot" or "halt" or "reboot" or "shutdown" or "uninstall"))
         {

@@ -19,7 +19,7 @@ public static class Zonememstat
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, "Hz:");
+        var g = Getopt.Parse(args, Descriptor.Options);
         if (g.Error != null || g.Operands.Count > 0)
         {
             ctx.Err.WriteLine("zonememstat: " + (g.Error ?? "too many arguments"));
