@@ -73,7 +73,7 @@ public static class ResourceControlBenchmarks
     private static VnicLink Vnic(MacLayer mac, string name, string over, int n)
     {
         var s = mac.CreateVnic(name, over, new MacLayer.MacRequest(MacAddressType.Fixed, MacOf(n)), 0, true, out var v);
-        if (!s.IsOk) throw new InvalidOperationException(s.Error);
+        if (!s.IsOk) throw new InvalidOperationException(s.Message);
         return v!;
     }
 
@@ -129,7 +129,7 @@ public static class ResourceControlBenchmarks
         var sink = new Counter();
         b.OpenClient("bench")!.Receiver = sink;
         var s = mac.SetLinkProp(a, "maxbw", (bps / 1000).ToString(s_inv) + "K", true);
-        if (!s.IsOk) throw new InvalidOperationException(s.Error);
+        if (!s.IsOk) throw new InvalidOperationException(s.Message);
         const long duration = 10 * Time.Second;
         _ = new BurstPump(sched, mac, a, Udp(1, 2, 1000, 2000, 1514), bps * 6 / 5, duration);
         var wall = Stopwatch.StartNew();
@@ -157,7 +157,7 @@ public static class ResourceControlBenchmarks
             for (int i = 0; i < flows; i++)
             {
                 var s = mac.AddFlow($"f{i}", "vnic0", $"transport=udp,local_port={i + 1}", [], true);
-                if (!s.IsOk) throw new InvalidOperationException(s.Error);
+                if (!s.IsOk) throw new InvalidOperationException(s.Message);
             }
             for (int i = 0; i < _frames.Length; i++)
             {
