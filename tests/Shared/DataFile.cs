@@ -173,7 +173,6 @@ public sealed class DataCase
     public string File { get; }
     public int Line { get; }
     public string Where => $"{File}:{Line}";
-    public int Count => Check()._fields.Length;
 
     /// <summary>The name NUnit shows: the fields as written, or where the broken line is.</summary>
     public string Title => _error is null
