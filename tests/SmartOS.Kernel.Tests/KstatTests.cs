@@ -1,3 +1,5 @@
+using SmartOS.Testing;
+
 namespace SmartOS.Kernel.Tests;
 
 public class KstatTests
@@ -36,18 +38,12 @@ public class KstatTests
             "unix:1:system_misc:nproc\t42\n"));
     }
 
-    [TestCase("link:0:vnic0:obytes", "link:0:vnic0:obytes\t7\n")]
-    [TestCase("link:0:vnic1", "link:0:vnic1:ipackets\t2\nlink:0:vnic1:obytes\t1234\nlink:0:vnic1:opackets\t3\n")]
-    [TestCase("link:::obytes", "link:0:e1000g0:obytes\t99\nlink:0:vnic0:obytes\t7\nlink:0:vnic1:obytes\t1234\n")]
-    [TestCase(":1", "unix:1:system_misc:nproc\t42\n")]
-    [TestCase("link:0:vnic?:o*s", "link:0:vnic0:obytes\t7\nlink:0:vnic1:obytes\t1234\nlink:0:vnic1:opackets\t3\n")]
-    [TestCase("link:0:/^e1000g[0-9]+$/", "link:0:e1000g0:obytes\t99\n")]
-    [TestCase("/^un/:/[01]/::", "unix:0:system_misc:nproc\t41\nunix:1:system_misc:nproc\t42\n")]
-    [TestCase("nomodule", "")]
-    [TestCase("link:0:vnic", "")]
-    public void Patterns_select_by_field(string pattern, string expected)
+    private static IEnumerable<TestCaseData> Patterns() => DataFile.Cases("kstat-patterns.txt", 2);
+
+    [TestCaseSource(nameof(Patterns))]
+    public void Patterns_select_by_field(DataCase c)
     {
-        Assert.That(Chain().FormatParsable(pattern), Is.EqualTo(expected));
+        Assert.That(Chain().FormatParsable(c[0]), Is.EqualTo(c[1]), c.Where);
     }
 
     [Test]
@@ -128,18 +124,11 @@ public class KstatTests
         Assert.That(new KstatValue("crtime", KstatValueKind.HrTime, ns).Format(), Is.EqualTo(text));
     }
 
-    [TestCase("", "anything", true)]
-    [TestCase("*", "", true)]
-    [TestCase("a*c", "abbbc", true)]
-    [TestCase("a*c", "abbb", false)]
-    [TestCase("a?c", "abc", true)]
-    [TestCase("a?c", "ac", false)]
-    [TestCase("abc", "abcd", false)]
-    [TestCase("/b+/", "abbc", true)]
-    [TestCase("/^b/", "abc", false)]
-    [TestCase("/", "/", true)]
-    public void Glob_matches_like_kstat(string pattern, string text, bool expected)
+    private static IEnumerable<TestCaseData> Globs() => DataFile.Cases("kstat-globs.txt", 3);
+
+    [TestCaseSource(nameof(Globs))]
+    public void Glob_matches_like_kstat(DataCase c)
     {
-        Assert.That(Glob.Match(pattern, text), Is.EqualTo(expected));
+        Assert.That(Glob.Match(c[0], c[1]), Is.EqualTo(c.Bool(2)), c.Where);
     }
 }

@@ -1,5 +1,6 @@
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
+using SmartOS.Testing;
 
 namespace SmartOS.Vnic.Tests;
 
@@ -127,34 +128,24 @@ public class BandwidthTests
         Assert.That(rig.Mac.FindProperty("maxbw")!.Get(a), Is.Empty);
     }
 
-    [TestCase("100", 100_000_000L, "  100")]
-    [TestCase("100M", 100_000_000L, "  100")]
-    [TestCase("1200K", 1_200_000L, "    1.200")]
-    [TestCase("1.2M", 1_200_000L, "    1.200")]
-    [TestCase("2G", 2_000_000_000L, " 2000")]
-    [TestCase("0", 0L, "    0")]
-    [TestCase("10m", 10_000_000L, "   10")]
-    [TestCase("123456", 123_456_000_000L, "123456")]
-    public void Maxbw_values_parse_and_print_as_libdladm_does(string text, long bps, string shown)
+    private static IEnumerable<TestCaseData> Values() => DataFile.Cases("maxbw.txt", 3);
+
+    [TestCaseSource(nameof(Values))]
+    public void Maxbw_values_parse_and_print_as_libdladm_does(DataCase c)
     {
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(LinkControl.TryParseMaxBw(text, out long v), Is.EqualTo(DladmStatus.Ok));
-            Assert.That(v, Is.EqualTo(bps));
-            Assert.That(LinkControl.FormatMaxBw(bps), Is.EqualTo(shown));
+            Assert.That(LinkControl.TryParseMaxBw(c[0], out long v), Is.EqualTo(DladmStatus.Ok), c.Where);
+            Assert.That(v, Is.EqualTo((long)c.UInt64(1)), c.Where);
+            Assert.That(LinkControl.FormatMaxBw((long)c.UInt64(1)), Is.EqualTo(c[2]), c.Where);
         }
     }
 
-    [TestCase("1M", "minimum value for maxbw is 1200K")]
-    [TestCase("1199K", "minimum value for maxbw is 1200K")]
-    [TestCase("10X", "invalid value")]
-    [TestCase("ten", "invalid argument")]
-    [TestCase("-5", "invalid argument")]
-    [TestCase("X", "invalid value")]
-    [TestCase("50%", "operation not supported")]
-    [TestCase("", "invalid value")]
-    public void Bad_maxbw_values_are_refused_with_libdladm_status(string text, string status)
-        => Assert.That(DlStatusText.Of(LinkControl.TryParseMaxBw(text, out _)), Is.EqualTo(status));
+    private static IEnumerable<TestCaseData> BadValues() => DataFile.Cases("maxbw-errors.txt", 2);
+
+    [TestCaseSource(nameof(BadValues))]
+    public void Bad_maxbw_values_are_refused_with_libdladm_status(DataCase c)
+        => Assert.That(DlStatusText.Of(LinkControl.TryParseMaxBw(c[0], out _)), Is.EqualTo(c[1]), c.Where);
 
     [Test]
     public void Shaper_state_steady_path_allocates_nothing()

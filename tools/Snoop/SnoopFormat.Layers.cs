@@ -9,7 +9,7 @@ public static partial class SnoopFormat
     /// appends its summary line; the deepest one is the plain summary. Names for "src -> dst" are
     /// set by the deepest layer that knows them (Ether, then IP or ARP).
     /// </summary>
-    private sealed class Walk(bool detail)
+    private sealed partial class Walk(bool detail)
     {
         private string _prefix = "";
         public readonly List<string> SumLines = [];
@@ -240,7 +240,13 @@ public static partial class SnoopFormat
             if (u.Length < 8) { Short("UDP", "UDP Header", 8, u.Length); return; }
             int sport = U16(u, 0), dport = U16(u, 2), len = U16(u, 4);
             SumLines.Add($"UDP D={dport} S={sport} LEN={len}");
-            if (!detail) return;
+            // snoop_udp.c hands the data the length field covers, as far as it was captured.
+            var data = u[8..Math.Clamp(len, 8, u.Length)];
+            if (!detail)
+            {
+                Reserved(IpProtocol.Udp, sport, dport, data);
+                return;
+            }
             Header("UDP:  ", "UDP Header");
             Line($"Source port = {sport}");
             // snoop_udp.c prints "%d %s" for these three, so a line with nothing to add ends in a space.
@@ -249,6 +255,7 @@ public static partial class SnoopFormat
             ushort sum = U16(u, 6);
             Line($"Checksum = {sum:X4} {(sum == 0 ? "(no checksum)" : "")}");
             Space();
+            Reserved(IpProtocol.Udp, sport, dport, data);
         }
 
         private void Tcp(in FrameLayout f)
@@ -278,7 +285,12 @@ public static partial class SnoopFormat
             sum.Append($" Win={win}");
             TcpOptionsSummary(options, sum);
             SumLines.Add(sum.ToString());
-            if (!detail) return;
+            var data = t[Math.Clamp(dataOffset, 20, t.Length)..];
+            if (!detail)
+            {
+                Reserved(IpProtocol.Tcp, sport, dport, data);
+                return;
+            }
             Header("TCP:  ", "TCP Header");
             Line($"Source port = {sport}");
             Line($"Destination port = {dport} {PortName(IpProtocol.Tcp, dport)}");
@@ -299,6 +311,7 @@ public static partial class SnoopFormat
             Line($"Urgent pointer = {urgent}");
             foreach (string option in TcpOptionsDetail(options)) Line(option);
             Space();
+            Reserved(IpProtocol.Tcp, sport, dport, data);
         }
 
         private void Icmp(in FrameLayout f, bool v6)

@@ -1,4 +1,5 @@
 using SmartOS.Kernel;
+using SmartOS.Testing;
 using SmartOS.Vnic;
 
 namespace SmartOS.Cli.Tests.Commands;
@@ -63,20 +64,15 @@ public class DladmTests
         Assert.That(h.Ok(A("dladm show-vnic -p -o link,macaddress,vid")), Is.EqualTo("web0:2\\:8\\:20\\:a\\:b\\:c:0\n"));
     }
 
-    // dladm.c hands -o and -p to ofmt_open and dladm_ofmt_check: "All errors are considered fatal in
-    // parsable mode ... For other errors, we print diagnostics in human-readable mode and process what
-    // we can", with ofmt_strerror's wording (usr/src/lib/libofmt/common/ofmt.c).
-    [TestCase("dladm show-link -p", 1, "dladm: output fields must be specified in parsable mode\n")]
-    [TestCase("dladm show-link -p -o all", 1, "dladm: output field `all' invalid in parsable mode\n")]
-    [TestCase("dladm show-vnic -p -o ALL", 1, "dladm: output field `all' invalid in parsable mode\n")]
-    [TestCase("dladm show-phys -p -o link,colour", 1, "dladm: unknown output field: `colour'\n")]
-    [TestCase("dladm show-link -o colour", 1, "dladm: no valid output fields\n")]
-    [TestCase("dladm show-linkprop -c -o all e1000g0", 1, "dladm: output field `all' invalid in parsable mode\n")]
-    public void Output_field_errors_are_worded_as_libofmt_words_them(string line, int status, string message)
+    private static IEnumerable<TestCaseData> OutputFieldErrors() => DataFile.Cases("dladm-output-field-errors.txt", 3);
+
+    // Data/dladm-output-field-errors.txt: ofmt_strerror's wording (usr/src/lib/libofmt/common/ofmt.c).
+    [TestCaseSource(nameof(OutputFieldErrors))]
+    public void Output_field_errors_are_worded_as_libofmt_words_them(DataCase c)
     {
         var h = new CliHost();
-        var r = h.Run(A(line));
-        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((status, "", message)));
+        var r = h.Run(A(c[0]));
+        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((c.Int(1), "", c[2])), c.Where);
     }
 
     [Test]
@@ -124,42 +120,21 @@ public class DladmTests
         Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dladm: vnic creation over e1000g0 failed: all factory MAC address slots are in use\n")));
     }
 
-    [TestCase("dladm create-vnic -l e1000g0 0bad", "dladm: invalid link name '0bad'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 noppa", "dladm: invalid link name 'noppa'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 abcdefghijabcdefghijabcdefghij12", "dladm: invalid link name 'abcdefghijabcdefghijabcdefghij12'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -v 4095 v0", "dladm: invalid VLAN identifier '4095'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -v x v0", "dladm: invalid VLAN identifier 'x'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -m 1:2:3 v0", "dladm: invalid MAC address '1:2:3'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -m 1:0:0:0:0:1 v0", "dladm: invalid MAC address '1:0:0:0:0:1'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -m zz:0:0:0:0:1 v0", "dladm: invalid MAC address 'zz:0:0:0:0:1'\n")]
-    [TestCase("dladm create-vnic -l e1000g9 v0", "dladm: vnic creation over e1000g9 failed: object not found\n")]
-    [TestCase("dladm create-vnic -l e1000g0 e1000g1", "dladm: vnic creation over e1000g0 failed: object already exists\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -m random -r 1:2 v0", "dladm: invalid MAC address prefix '1:2'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -n 1 v0", "dladm: -n requires -m factory\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -p colour=red v0", "dladm: invalid link property 'colour'\n")]
-    [TestCase("dladm create-vnic -l e1000g0 -p mtu=9001 v0", "dladm: vnic creation over e1000g0 failed: invalid value\n")]
-    [TestCase("dladm create-vlan -l e1000g0 -v 0 vlan0", "dladm: invalid VLAN identifier '0'\n")]
-    [TestCase("dladm create-vlan -l stub9 -v 5 vlan0", "dladm: create operation over stub9 failed: object not found\n")]
-    [TestCase("dladm delete-vnic nosuch0", "dladm: vnic deletion failed: object not found\n")]
-    [TestCase("dladm delete-vnic e1000g0", "dladm: invalid vnic 'e1000g0'\n")]
-    [TestCase("dladm delete-etherstub e1000g0", "dladm: invalid etherstub 'e1000g0'\n")]
-    [TestCase("dladm rename-link nosuch0 x0", "dladm: rename operation failed: object not found\n")]
-    [TestCase("dladm rename-link e1000g0 e1000g1", "dladm: rename operation failed: object already exists\n")]
-    [TestCase("dladm show-link nosuch0", "dladm: link nosuch0 is not valid: object not found\n")]
-    [TestCase("dladm set-linkprop -p mtu=100 e1000g0", "dladm: warning: link property 'mtu' must be one of: 576-9000\n")]
-    [TestCase("dladm set-linkprop -p speed=10 e1000g0", "dladm: warning: cannot set link property 'speed' on 'e1000g0': read-only property\n")]
-    public void Bad_input_gets_an_illumos_message_and_changes_nothing(string line, string message)
+    private static IEnumerable<TestCaseData> BadInput() => DataFile.Cases("dladm-bad-input.txt", 2);
+
+    [TestCaseSource(nameof(BadInput))]
+    public void Bad_input_gets_an_illumos_message_and_changes_nothing(DataCase c)
     {
         var store = new MemoryConfigStore();
         var h = new CliHost(store: store);
         string before = h.Ok(A("dladm show-link -p -o link,class,mtu,over")) + h.Ok(A("dladm show-vnic -p -o link,macaddress,vid"));
         string? config = store.Read(MacLayer.ConfigName);
-        var r = h.Run(A(line));
+        var r = h.Run(A(c[0]));
         string after = h.Ok(A("dladm show-link -p -o link,class,mtu,over")) + h.Ok(A("dladm show-vnic -p -o link,macaddress,vid"));
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.Not.Zero);
-            Assert.That(r.Stderr, Is.EqualTo(message));
+            Assert.That(r.Stderr, Is.EqualTo(c[1]), c.Where);
             Assert.That(after, Is.EqualTo(before));
             Assert.That(store.Read(MacLayer.ConfigName), Is.EqualTo(config));
         }

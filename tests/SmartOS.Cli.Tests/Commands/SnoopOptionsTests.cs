@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using SmartOS.Cli.Snoop;
 using SmartOS.Kernel.Wire;
+using SmartOS.Testing;
 using static SmartOS.Cli.Tests.Snoop.TestFrames;
 
 namespace SmartOS.Cli.Tests.Commands;
@@ -58,21 +59,22 @@ public class SnoopOptionsTests
             $"  3   1.75000 {Who}UDP D=11 S=7 LEN=26\n"));
     }
 
-    // snoop.c main(): -t r sets F_RTIME (since the first packet shown), -t a F_ATIME
-    // ("%02d:%02d:%02d.%05d "), -t d the default delta.
-    [TestCase("r", "  0.00000", "  0.50000", "  2.25000")]
-    [TestCase("a", "00:00:01.00000", "00:00:01.50000", "00:00:03.25000")]
-    [TestCase("d", "  0.00000", "  0.50000", "  1.75000")]
-    public void Snoop_t_chooses_relative_absolute_or_delta_time(string how, string t1, string t2, string t3)
+    private static IEnumerable<TestCaseData> ColumnCases() => DataFile.Cases("snoop-packet-columns.txt", 2);
+
+    // Data/snoop-packet-columns.txt: -t and -p over the three packets, number and time columns.
+    [TestCaseSource(nameof(ColumnCases))]
+    public void Snoop_shows_the_packets_and_times_the_data_file_lists(DataCase c)
     {
         ThreeUdpPackets();
-        string[] lines = Run(Stub(), $"snoop -i cap.pcap -t {how}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines, Is.EqualTo(new[]
+        string[] lines = Run(Stub(), $"snoop -i cap.pcap {c[0]}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] expected = c.List(1);
+        Assert.That(lines, Has.Length.EqualTo(expected.Length), c.Where);
+        for (int i = 0; i < expected.Length; i++)
         {
-            $"  1 {t1} {Who}UDP D=9 S=7 LEN=26",
-            $"  2 {t2} {Who}UDP D=10 S=7 LEN=26",
-            $"  3 {t3} {Who}UDP D=11 S=7 LEN=26",
-        }));
+            string[] want = expected[i].Split(' ');
+            string[] got = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.That(got[..want.Length], Is.EqualTo(want), $"{c.Where}: line {i + 1} '{lines[i]}'");
+        }
     }
 
     // snoop_capture.c scan(): only packets that pass the filter are counted, so numbers and the
@@ -155,18 +157,6 @@ public class SnoopOptionsTests
     public void Hex_dump_rounds_the_offset_down_and_prints_an_odd_byte_alone()
         => Assert.That(SnoopDisplay.HexDump(Udp(7, 9), 13, 3), Is.EqualTo("\n\t   0: 0800 45   " + new string(' ', 6 * 5) + "   ..E\n\n"));
 
-    // snoop.c main() -p first[,last], snoop_capture.c scan(): show packets first..last of those
-    // that pass the filter; -p N alone shows packet N.
-    [TestCase("-p 2,3", new[] { 2, 3 })]
-    [TestCase("-p 2", new[] { 2 })]
-    [TestCase("-p 3,9", new[] { 3 })]
-    public void Snoop_p_shows_a_range_of_packets(string option, int[] shown)
-    {
-        ThreeUdpPackets();
-        string[] lines = Run(Stub(), $"snoop -i cap.pcap {option}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines.Select(l => int.Parse(l[..3], System.Globalization.CultureInfo.InvariantCulture)), Is.EqualTo(shown));
-    }
-
     // snoop.c usage(): "snoop -i saved -tr -v -p19", options with their values attached. -t r
     // counts from the first packet shown (show_pktinfo's tvp0), so packet 3 alone is at 0.
     [Test]
@@ -216,35 +206,15 @@ public class SnoopOptionsTests
         Assert.That((s.Task.Result, s.Out.ToString()), Is.EqualTo((0, "")));
     }
 
-    // snoop.c getopt "at:CPDSi:O:o:Nn:s:d:I:vVp:fc:x:U?rqz:Z": what cannot be honoured is refused
-    // by name; -r, -f and -U already hold here and are accepted.
-    [TestCase("-a", "-a (listen to packets on audio)")]
-    [TestCase("-C", "-C (print packet filter code)")]
-    [TestCase("-D", "-D (report dropped packets)")]
-    [TestCase("-I net0", "-I (listen on an IP interface)")]
-    [TestCase("-n names", "-n (load an address-to-name table)")]
-    [TestCase("-N", "-N (create an address-to-name table)")]
-    [TestCase("-O p:2:1m", "-O (capture into a series of files)")]
-    [TestCase("-P", "-P (non-promiscuous capture)")]
-    [TestCase("-z z1", "-z (open a link of another zone)")]
-    [TestCase("-t x", "invalid time format 'x' (r, a or d)")]
-    [TestCase("-x a", "invalid hex dump range 'a' (offset[,length])")]
-    [TestCase("-p 0", "invalid packet range '0' (first[,last])")]
-    [TestCase("-Z", "illegal option -- Z")]
-    public void Options_snoop_cannot_honour_here_are_refused_by_name(string option, string message)
-    {
-        ThreeUdpPackets();
-        var r = Run(Stub(), $"snoop {option} -i cap.pcap");
-        Assert.That((r.ExitCode, r.Stderr.StartsWith("snoop: " + message, StringComparison.Ordinal)), Is.EqualTo((2, true)), r.Stderr);
-    }
+    private static IEnumerable<TestCaseData> RefusedCases() => DataFile.Cases("snoop-option-errors.txt", 3);
 
-    [TestCase("snoop -p 2 -d b0", "snoop: -p selects packets of a capture file: give -i FILE")]
-    [TestCase("snoop -s 40 -i cap.pcap", "snoop: -s truncates packets as they are captured: it applies to -d, not -i")]
-    public void Options_that_belong_to_the_other_mode_are_refused(string line, string message)
+    // Data/snoop-option-errors.txt: options refused by name, and options of the other mode.
+    [TestCaseSource(nameof(RefusedCases))]
+    public void Options_snoop_cannot_honour_here_are_refused_by_name(DataCase c)
     {
         ThreeUdpPackets();
-        var r = Run(Stub(), line);
-        Assert.That((r.ExitCode, r.Stderr.Split('\n')[0]), Is.EqualTo((2, message)));
+        var r = Run(Stub(), c[0]);
+        Assert.That((r.ExitCode, r.Stderr.StartsWith(c[2], StringComparison.Ordinal)), Is.EqualTo((c.Int(1), true)), $"{c.Where}: {r.Stderr}");
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using SmartOS.Testing;
 using SmartOS.Zones;
 
 namespace SmartOS.Cli.Tests.Commands;
@@ -114,34 +115,17 @@ public class ZonecfgTests
         Assert.That(h.Host.Zones.Find("web")!.Config.ZonePath, Is.EqualTo("/zones/web"));
     }
 
-    [TestCase("create; set autoboot=true", "zonepath not specified")]
-    [TestCase("create; set zonepath=relative", "zonepath: 'relative' is not an absolute path")]
-    [TestCase("create; set zonepath=/z; set brand=kvm", "brand 'kvm' needs a guest image: create kvm zones with vmadm")]
-    [TestCase("create; set zonepath=/z; set brand=bhyve", "brand 'bhyve' needs a guest image: create bhyve zones with vmadm")]
-    [TestCase("create; set zonepath=/z; set brand=native", "unknown brand 'native'")]
-    [TestCase("create; set zonepath=/z; set ip-type=shared", "ip-type: shared is not supported")]
-    [TestCase("create; set zonepath=/z; set color=blue", "color: unknown property")]
-    [TestCase("create; set zonepath=/z; set pool=p1", "pool: this property is not supported yet")]
-    [TestCase("create; set zonepath=/z; add fs", "fs: this resource type is not supported yet")]
-    [TestCase("create; set zonepath=/z; add capped-memory; set swap=1g; end", "capped-memory swap is not supported yet")]
-    [TestCase("create; set zonepath=/z; add capped-memory; set physical=lots; end", "physical: invalid size 'lots'")]
-    [TestCase("create; set zonepath=/z; add capped-memory; end", "capped-memory: physical not specified")]
-    [TestCase("create; set zonepath=/z; add net; set allowed-address=10.0.0.2; end", "allowed-address: '10.0.0.2' is not a valid address/prefix")]
-    [TestCase("create; set zonepath=/z; add net; set defrouter=ten; end", "defrouter: 'ten' is not a valid IP address")]
-    [TestCase("create; set zonepath=/z; add net; set physical=bad-name; end", "physical: 'bad-name' is not a valid link name")]
-    [TestCase("create; set zonepath=/z; add net; set allowed-address=10.0.0.2/24; end", "net: physical not specified")]
-    [TestCase("create; set zonepath=/z; add net; set physical=web0; set vlan-id=5; end", "net web0: vlan-id needs global-nic")]
-    [TestCase("create; set zonepath=/z; add net; set physical=web0", "'net' scope needs 'end'")]
-    [TestCase("create; set zonepath=/z; frobnicate", "frobnicate: unknown command")]
-    [TestCase("create; set zonepath=/z; end", "end: not in a resource scope")]
-    public void Bad_input_is_refused_naming_the_property(string commands, string message)
+    private static IEnumerable<TestCaseData> BadInput() => DataFile.Cases("zonecfg-bad-input.txt", 2);
+
+    [TestCaseSource(nameof(BadInput))]
+    public void Bad_input_is_refused_naming_the_property(DataCase c)
     {
         var h = WithVnic();
-        var r = h.Fails("zonecfg", "-z", "web", commands);
+        var r = h.Fails("zonecfg", "-z", "web", c[0]);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(r.Stderr, Does.Contain(message));
-            Assert.That(h.Host.Zones.Find("web"), Is.Null);
+            Assert.That(r.Stderr, Does.Contain(c[1]), c.Where);
+            Assert.That(h.Host.Zones.Find("web"), Is.Null, c.Where);
         }
     }
 

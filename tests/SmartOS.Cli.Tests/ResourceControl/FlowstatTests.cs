@@ -1,3 +1,4 @@
+using SmartOS.Testing;
 using SmartOS.Cli.Commands;
 using SmartOS.Cli.Tests.Commands;
 
@@ -21,17 +22,13 @@ public class FlowstatTests
         return h;
     }
 
-    [TestCase(0L, '\0', false, "       0")]
-    [TestCase(999L, '\0', false, "     999")]
-    [TestCase(1000L, '\0', false, "   1.00K")]
-    [TestCase(2_500_000L, '\0', false, "   2.50M")]
-    [TestCase(2_500_000L, 'K', false, " 2500.00K")]
-    [TestCase(2_500_000L, 'R', false, " 2500000")]
-    [TestCase(2_500_000L, 'G', false, "   0.00G")]
-    [TestCase(2_500_000L, '\0', true, "2500000")]
-    public void Values_scale_as_map_to_units_does(long count, char unit, bool parsable, string text)
+    private static IEnumerable<TestCaseData> Units() => DataFile.Cases("flowstat-units.txt", 4);
+
+    [TestCaseSource(nameof(Units))]
+    public void Values_scale_as_map_to_units_does(DataCase c)
     {
-        Assert.That(Flowstat.MapToUnits(count, unit, parsable), Is.EqualTo(text));
+        char unit = c[1] == "-" ? '\0' : c[1][0];
+        Assert.That(Flowstat.MapToUnits(c.Int(0), unit, c.Bool(2)), Is.EqualTo(c[3]), c.Where);
     }
 
     [Test]
@@ -71,19 +68,13 @@ public class FlowstatTests
         }
     }
 
-    [TestCase("flowstat -r -t", "flowstat: the option -t and -r are not compatible\n")]
-    [TestCase("flowstat -u K -p -o flow", "flowstat: the option -u and -p are not compatible\n")]
-    [TestCase("flowstat -p", "flowstat: -p requires -o\n")]
-    [TestCase("flowstat -p -o all", "flowstat: \"-o all\" is invalid with -p\n")]
-    [TestCase("flowstat -A -r", "flowstat: the option -A is not compatible with -r, -t, -p, -o, -u, -i\n")]
-    [TestCase("flowstat -r -r", "flowstat: the option -r cannot be specified more than once\n")]
-    [TestCase("flowstat -u X", "flowstat: invalid unit value 'X',unit must be R|K|M|G|T|P\n")]
-    [TestCase("flowstat nosuch", "flowstat: invalid flow nosuch\n")]
-    [TestCase("flowstat -r -h", "flowstat: the option -h is not compatible with -r, -t, -p, -o, -u, -i, -A\n")]
-    public void Option_errors_are_worded_as_flowstat_c_words_them(string line, string message)
+    private static IEnumerable<TestCaseData> OptionErrors() => DataFile.Cases("flowstat-option-errors.txt", 2);
+
+    [TestCaseSource(nameof(OptionErrors))]
+    public void Option_errors_are_worded_as_flowstat_c_words_them(DataCase c)
     {
-        var r = Busy().Run(A(line));
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, message)));
+        var r = Busy().Run(A(c[0]));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, c[1])), c.Where);
     }
 
     [Test]

@@ -24,7 +24,7 @@ public class SnoopRobustnessTests
         }).ToArray();
         var random = new Random(1234);
         var frames = new List<byte[]>();
-        foreach (byte[] valid in TestFrames.All())
+        foreach (byte[] valid in TestFrames.All().Concat(SnoopApplicationTests.Frames()))
         {
             for (int cut = 0; cut <= valid.Length; cut++) frames.Add(valid[..cut]);
             for (int i = 0; i < 200; i++)
