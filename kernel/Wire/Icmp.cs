@@ -45,6 +45,14 @@ public readonly ref struct IcmpView
         return true;
     }
 
+    /// <summary>The type of a message that may be shorter than a header: RFC 1122 3.2.2 and RFC 4443
+    /// 2.4 look at the type of a quoted ICMP message to decide whether it is an error.</summary>
+    public static bool TryReadType(ReadOnlySpan<byte> message, out byte type)
+    {
+        type = message.IsEmpty ? (byte)0 : message[0];
+        return !message.IsEmpty;
+    }
+
     public byte Type => _b[0];
     public byte Code => _b[1];
     public ushort ChecksumField => BinaryPrimitives.ReadUInt16BigEndian(_b[2..]);

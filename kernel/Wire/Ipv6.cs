@@ -11,6 +11,8 @@ namespace SmartOS.Kernel.Wire;
 public readonly ref struct Ipv6View
 {
     public const int HeaderLength = 40;
+    /// <summary>Where the payload length and next header fields sit (ICMPv6 parameter problem pointers, RFC 4443 3.4).</summary>
+    public const int PayloadLengthOffset = 4, NextHeaderOffset = 6;
     private readonly Span<byte> _b;
     private Ipv6View(Span<byte> b) { _b = b; }
 

@@ -80,6 +80,16 @@ public struct UdpRepr
         return WireError.None;
     }
 
+    /// <summary>The ports of the header an ICMP error quotes (RFC 792 quotes the first 8 bytes); false when shorter.</summary>
+    public static bool TryParseQuoted(ReadOnlySpan<byte> quoted, out UdpRepr repr)
+    {
+        repr = default;
+        if (quoted.Length < 4) return false;
+        repr.SourcePort = BinaryPrimitives.ReadUInt16BigEndian(quoted);
+        repr.DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(quoted[2..]);
+        return true;
+    }
+
     /// <summary>Checks <paramref name="segment"/> (the IP payload) and parses it: the view covers the datagram.</summary>
     public static WireError Parse(Span<byte> segment, IpAddress source, IpAddress destination, ChecksumCaps caps, out UdpView view, out UdpRepr repr)
     {
