@@ -231,8 +231,8 @@ public sealed partial class IpStack
 
     private bool ReceiveDhcp(Packet p, IpAddress src, IpAddress dst, ushort sport)
     {
-        if (sport != DhcpView.ServerPort || p.Length < UdpView.HeaderLength) return false;
-        if (!DhcpView.TryCreate(p.Data[UdpView.HeaderLength..], out var msg) || msg.Op != DhcpView.BootReply) return false;
+        if (sport != DhcpView.ServerPort || !UdpView.TryCreate(p.Data, out var udp)) return false;
+        if (!DhcpView.TryCreate(udp.Payload, out var msg) || msg.Op != DhcpView.BootReply) return false;
         foreach (var c in _dhcp.Values)
         {
             if (c.Xid != msg.TransactionId || c.Interface.MacAddress != msg.ClientMac) continue;
