@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Threading.Tasks.Sources;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
