@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net;
 
 namespace SmartOS.Kernel.Wire;
@@ -93,18 +94,16 @@ public readonly ref struct Ipv4View
         BinaryPrimitives.WriteUInt16BigEndian(_b[10..], (ushort)(sum + (sum >> 16)));
     }
 
-    /// <summary>Writes a 20-byte header with a correct checksum.</summary>
+    /// <summary>Writes a 20-byte header with DF set and a correct checksum (tests and generators;
+    /// the stack builds an <see cref="Ipv4Repr"/>). The caller must give room and a length IPv4 can carry.</summary>
     public static void Write(Span<byte> b, uint src, uint dst, byte protocol, int payloadLength, byte ttl = 64, ushort id = 0, byte tos = 0)
     {
-        b[0] = 0x45; b[1] = tos;
-        BinaryPrimitives.WriteUInt16BigEndian(b[2..], (ushort)(MinHeaderLength + payloadLength));
-        BinaryPrimitives.WriteUInt16BigEndian(b[4..], id);
-        BinaryPrimitives.WriteUInt16BigEndian(b[6..], 0x4000);
-        b[8] = ttl; b[9] = protocol;
-        BinaryPrimitives.WriteUInt16BigEndian(b[10..], 0);
-        BinaryPrimitives.WriteUInt32BigEndian(b[12..], src);
-        BinaryPrimitives.WriteUInt32BigEndian(b[16..], dst);
-        BinaryPrimitives.WriteUInt16BigEndian(b[10..], Checksum.Compute(b[..MinHeaderLength]));
+        bool written = new Ipv4Repr
+        {
+            Source = IpAddress.V4(src), Destination = IpAddress.V4(dst), Protocol = protocol, PayloadLength = payloadLength,
+            Ttl = ttl, Identification = id, Tos = tos, DontFragment = true,
+        }.TryEmit(b);
+        Debug.Assert(written, "a 20-byte buffer and a total length below 64 KiB");
     }
 
     public static uint ToRaw(IPAddress a)

@@ -53,16 +53,11 @@ public readonly ref struct Ipv6View
 
     /// <summary>Writes a 40-byte header; false when the buffer is short.</summary>
     public static bool TryWrite(Span<byte> b, IpAddress src, IpAddress dst, byte nextHeader, int payloadLength, byte hopLimit, byte trafficClass = 0)
-    {
-        if (b.Length < HeaderLength || payloadLength > ushort.MaxValue) return false;
-        BinaryPrimitives.WriteUInt32BigEndian(b, 0x6000_0000u | ((uint)trafficClass << 20));
-        BinaryPrimitives.WriteUInt16BigEndian(b[4..], (ushort)payloadLength);
-        b[6] = nextHeader;
-        b[7] = hopLimit;
-        src.Write(b[8..]);
-        dst.Write(b[24..]);
-        return true;
-    }
+        => new Ipv6Repr
+        {
+            Source = src, Destination = dst, NextHeader = nextHeader, PayloadLength = payloadLength,
+            HopLimit = hopLimit, TrafficClass = trafficClass,
+        }.TryEmit(b);
 
     /// <summary>The link-local address a host forms from its MAC address (RFC 4291 modified EUI-64).</summary>
     public static IpAddress LinkLocalFromMac(MacAddress mac)
