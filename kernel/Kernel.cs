@@ -25,8 +25,13 @@
  *      other threads hand it work through a channel.
  *   3. A packet handed to another component belongs to it: the sender must not touch it again.
  *      Whoever ends a packet's journey returns it to its pool (Packet.Free).
- *   4. Header views (EthernetView, ...) check their length once, in TryCreate; after that no
- *      accessor throws.
+ *   4. Every wire format (Wire/, one file per protocol) has a view and, where a layer above reads
+ *      or writes its meaning, a representation, as smoltcp's wire module does. A view (EthernetView,
+ *      Ipv4View, ...) checks its length once, in TryCreate or Check; after that no accessor throws,
+ *      and setters rewrite fields in place. A Repr (Ipv4Repr, Ipv6Repr, UdpRepr, IcmpV4Repr,
+ *      IcmpV6Repr, TcpRepr) holds only valid values: Parse refuses with a WireError (truncated,
+ *      malformed, bad checksum as ChecksumCaps asks, unrecognized), TryEmit writes a correct header.
+ *      Reprs are structs (ref structs where they point at a payload), so parsing allocates nothing.
  *   5. Steady-state paths allocate nothing: timers are reused, packets are pooled, counters are
  *      plain long fields read by reflection-free enumeration when kstat asks.
  *

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
@@ -129,10 +128,7 @@ public sealed class DhcpClient
         DhcpView.TryWriteFixed(b, DhcpView.BootRequest, Xid, broadcast: !haveAddress, ciaddr, 0, 0, Interface.MacAddress);
         var w = new DhcpOptionWriter(b[DhcpView.OptionsOffset..]);
         w.AddByte(DhcpOption.MessageType, type);
-        Span<byte> cid = stackalloc byte[7];
-        cid[0] = 1;
-        Interface.MacAddress.Write(cid[1..]);
-        w.Add(DhcpOption.ClientIdentifier, cid);
+        w.AddClientIdentifier(Interface.MacAddress);
         if (type == DhcpOption.Request && State == DhcpState.Requesting)
         {
             w.AddUInt32(DhcpOption.RequestedAddress, _offered);
@@ -172,7 +168,7 @@ public sealed class DhcpClient
             return;
         }
         if (type != DhcpOption.Ack || State is DhcpState.Selecting or DhcpState.Bound) return;
-        uint lease = msg.TryGetOption(DhcpOption.LeaseTime, out var lt) && lt.Length >= 4 ? BinaryPrimitives.ReadUInt32BigEndian(lt) : 3600;
+        uint lease = msg.TryGetUInt32Option(DhcpOption.LeaseTime, out uint lt) ? lt : 3600;
         if (lease < 10) lease = 10;
         _leaseEnd = lease == uint.MaxValue ? long.MaxValue : now + lease * Time.Second;
         _t1 = lease == uint.MaxValue ? long.MaxValue : now + lease * Time.Second / 2;
@@ -231,8 +227,8 @@ public sealed partial class IpStack
 
     private bool ReceiveDhcp(Packet p, IpAddress src, IpAddress dst, ushort sport)
     {
-        if (sport != DhcpView.ServerPort || p.Length < UdpView.HeaderLength) return false;
-        if (!DhcpView.TryCreate(p.Data[UdpView.HeaderLength..], out var msg) || msg.Op != DhcpView.BootReply) return false;
+        if (sport != DhcpView.ServerPort || !UdpView.TryCreate(p.Data, out var udp)) return false;
+        if (!DhcpView.TryCreate(udp.Payload, out var msg) || msg.Op != DhcpView.BootReply) return false;
         foreach (var c in _dhcp.Values)
         {
             if (c.Xid != msg.TransactionId || c.Interface.MacAddress != msg.ClientMac) continue;

@@ -6,10 +6,33 @@ namespace SmartOS.Netstack;
 /// <summary>An ICMP message handed to an <see cref="IcmpSocket"/>: the whole ICMP message, as received.</summary>
 public sealed record IcmpMessage(byte Type, byte Code, IpAddress From, IpAddress To, int Ttl, byte[] Data, long Time)
 {
-    public ushort Identifier => Data.Length >= 8 ? (ushort)((Data[4] << 8) | Data[5]) : (ushort)0;
-    public ushort Sequence => Data.Length >= 8 ? (ushort)((Data[6] << 8) | Data[7]) : (ushort)0;
+    public ushort Identifier => IcmpView.TryCreate(Data, out var m) ? m.Identifier : (ushort)0;
+    public ushort Sequence => IcmpView.TryCreate(Data, out var m) ? m.Sequence : (ushort)0;
     /// <summary>For an error: the quoted datagram (IP header onward).</summary>
-    public ReadOnlySpan<byte> Body => Data.AsSpan(8);
+    public ReadOnlySpan<byte> Body => IcmpView.TryCreate(Data, out var m) ? m.Body : default;
+
+    /// <summary>For an error: the protocol of the quoted datagram and the start of its transport
+    /// header (RFC 792 quotes at least 8 bytes); false when the quote holds no IP header of the
+    /// error's family.</summary>
+    public bool TryReadQuoted(out byte protocol, out Span<byte> transport)
+    {
+        protocol = 0;
+        transport = default;
+        if (!IcmpView.TryCreate(Data, out var m)) return false;
+        if (From.IsV4)
+        {
+            if (!Ipv4View.TryCreateHeader(m.Body, out var ip)) return false;
+            protocol = ip.Protocol;
+            transport = ip.Payload;
+        }
+        else
+        {
+            if (!Ipv6View.TryCreateHeader(m.Body, out var ip)) return false;
+            protocol = ip.NextHeader;
+            transport = ip.Payload;
+        }
+        return true;
+    }
 }
 
 /// <summary>
@@ -65,12 +88,11 @@ public sealed class IcmpSocket : IDisposable
         if (dataSize < 0 || dataSize > PacketPool.LargeSize - IcmpView.HeaderLength) return NetError.MessageTooLong;
         var p = _stack.Pool.Rent(IcmpView.HeaderLength + dataSize);
         if (p == null) return NetError.NoBufferSpace;
-        var m = p.Data;
-        IcmpView.TryWriteHeader(m, IsV6 ? IcmpType.V6EchoRequest : IcmpType.EchoRequest, 0, ((uint)Identifier << 16) | sequence);
-        var body = m[IcmpView.HeaderLength..];
+        // The data is ping's: a send timestamp (8 bytes, as illumos ping puts a timeval there), then a counting pattern.
+        var body = p.Data[IcmpView.HeaderLength..];
         for (int i = 0; i < body.Length; i++) body[i] = (byte)i;
         if (body.Length >= 8) System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(body, _stack.Scheduler.Now);
-        return _stack.SendIcmpEcho(p, destination, ttl == 0 ? _stack.DefaultTtl : ttl, dontFragment, tos, via);
+        return _stack.SendIcmpEcho(p, destination, Identifier, sequence, ttl == 0 ? _stack.DefaultTtl : ttl, dontFragment, tos, via);
     }
 
     /// <summary>Waits for the next message; null after <paramref name="timeout"/> nanoseconds.</summary>
@@ -132,8 +154,10 @@ public sealed partial class IpStack
 
     internal void CloseIcmpSocket(IcmpSocket s) => _icmpSockets.Remove(s);
 
-    internal NetError SendIcmpEcho(Packet p, IpAddress destination, byte ttl, bool dontFragment, byte tos = 0, IpInterface? via = null)
+    /// <summary>Sends an echo request whose data is already in place behind the ICMP header.</summary>
+    internal NetError SendIcmpEcho(Packet p, IpAddress destination, ushort identifier, ushort sequence, byte ttl, bool dontFragment, byte tos = 0, IpInterface? via = null)
     {
+        var data = p.Data[IcmpView.HeaderLength..];
         if (!TrySelectSource(destination, out var src))
         {
             p.Free();
@@ -141,7 +165,7 @@ public sealed partial class IpStack
         }
         if (destination.IsV4)
         {
-            IcmpView.FinishV4(p.Data);
+            new IcmpV4Repr { Type = IcmpType.EchoRequest, Identifier = identifier, Sequence = sequence, Data = data }.TryEmit(p.Data);
             Icmp.icmpOutMsgs++;
             Icmp.icmpOutEchos++;
             if (!SendV4(p, src, destination, IpProtocol.Icmp, ttl, dontFragment, via, tos))
@@ -149,7 +173,7 @@ public sealed partial class IpStack
         }
         else
         {
-            IcmpView.FinishV6(p.Data, src, destination);
+            new IcmpV6Repr { Type = IcmpType.V6EchoRequest, Identifier = identifier, Sequence = sequence, Data = data }.TryEmit(p.Data, src, destination);
             Icmp6.icmpOutMsgs++;
             Icmp6.icmpOutEchos++;
             if (!SendV6(p, src, destination, IpProtocol.Icmpv6, ttl, via, tos)) return NetError.MessageTooLong;
@@ -157,7 +181,7 @@ public sealed partial class IpStack
         return NetError.None;
     }
 
-    private void DeliverToIcmpSockets(bool v6, ReadOnlySpan<byte> message, IpAddress from, IpAddress to, byte ttl, ushort id, bool isError)
+    private void DeliverToIcmpSockets(bool v6, Span<byte> message, IpAddress from, IpAddress to, byte ttl, ushort id, bool isError)
     {
         if (_icmpSockets.Count == 0) return;
         IcmpMessage? m = null;
@@ -165,7 +189,11 @@ public sealed partial class IpStack
         {
             var s = _icmpSockets[i];
             if (s.IsV6 != v6 || (!isError && s.Identifier != id)) continue;
-            m ??= new IcmpMessage(message[0], message[1], from, to, ttl, message.ToArray(), Scheduler.Now);
+            if (m == null)
+            {
+                IcmpView.TryCreate(message, out var view); // the caller parsed it
+                m = new IcmpMessage(view.Type, view.Code, from, to, ttl, message.ToArray(), Scheduler.Now);
+            }
             s.Deliver(m);
         }
     }

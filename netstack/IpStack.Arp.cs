@@ -176,8 +176,8 @@ public sealed partial class IpStack
             else
             {
                 ArpStats.arpPendingDrops++;
-                if (Ipv4View.TryCreate(p.Data, out var ip) && !IsLocalAddress(IpAddress.V4(ip.SourceRaw)))
-                    SendIcmpErrorV4(p.Data, IcmpType.DestinationUnreachable, 1, 0);
+                if (Ipv4View.TryCreate(p.Data, out var ip) && !IsLocalAddress(ip.Source))
+                    SendIcmpErrorV4(p.Data, IcmpType.DestinationUnreachable, 1);
             }
             p.Free();
         }

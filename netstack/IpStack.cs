@@ -39,6 +39,20 @@
  *      small arrays or dictionaries keyed by value types.
  *   6. After local delivery the network header is still in the bytes in front of packet.Offset, so
  *      a transport's "port unreachable" can quote it (SendPortUnreachable).
+ *   7. Headers are read and written only through kernel/Wire's views and representations
+ *      (Ipv4Repr, Ipv6Repr, UdpRepr, IcmpV4Repr, IcmpV6Repr, TcpRepr; smoltcp's wire module): no
+ *      byte offsets here. A Repr's refusal (WireError) is what rule 2 counts: Truncated and
+ *      Malformed as header errors, BadChecksum as checksum errors, Unrecognized as unknown.
+ *
+ * Files
+ *   IpStack.cs            interfaces, addresses, the receive ring and Ethernet demux/transmit
+ *   IpStack.Ipv4.cs       IPv4 receive, delivery, forwarding, output
+ *   IpStack.Ipv6.cs       addrconf's configuration, IPv6 receive (extension headers), forwarding, output
+ *   IpStack.Fragments.cs  fragmentation and reassembly, both families
+ *   IpStack.Icmp.cs       ICMP and ICMPv6: echo, errors received and sent, the error rate limit
+ *   IpStack.Ndp.cs        neighbour and router discovery, SLAAC from router advertisements
+ *   IpStack.Arp.cs        ARP, the neighbour tables' API, duplicate address detection timers
+ *   IpStack.Routes.cs     routes and the path MTU cache
  *
  * Using it
  *   var ip = new IpStack("zone1", scheduler, pool, random, kstats, zoneId);

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Threading.Tasks.Sources;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -69,24 +68,16 @@ internal sealed class UdpLayer : ITransport
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
     {
         var c = _stack.UdpStats;
-        if (!UdpView.TryCreate(packet.Data, out var udp))
+        var e = UdpRepr.Parse(packet.Data, source, destination, ChecksumCaps.All, out var view, out var udp);
+        if (e != WireError.None)
         {
-            c.udpInErrors++;
+            if (e == WireError.BadChecksum) c.udpInCksumErrs++;
+            else c.udpInErrors++;
             packet.Free();
             return;
         }
-        ushort sum = udp.ChecksumField;
-        if (sum != 0 || !source.IsV4)
-        {
-            if (sum == 0 || Ipv6View.TransportChecksum(source, destination, IpProtocol.Udp, packet.Data[..udp.Length]) != 0)
-            {
-                c.udpInCksumErrs++;
-                packet.Free();
-                return;
-            }
-        }
         ushort dport = udp.DestinationPort, sport = udp.SourcePort;
-        int length = udp.Length;
+        int length = view.Length;
         if (dport == DhcpView.ClientPort && Port68Hook != null)
         {
             packet.TrySetLength(length);
@@ -123,9 +114,8 @@ internal sealed class UdpLayer : ITransport
 
     public void ReceiveError(IcmpErrorKind kind, int mtu, IpAddress source, IpAddress destination, ReadOnlySpan<byte> quoted)
     {
-        if (quoted.Length < 4) return;
-        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(quoted);
-        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(quoted[2..]);
+        if (!UdpRepr.TryParseQuoted(quoted, out var udp)) return;
+        ushort sport = udp.SourcePort, dport = udp.DestinationPort;
         if (!_ports.TryGetValue(sport, out var list)) return;
         foreach (var s in list)
             if (s.IsConnected && s.Remote.Port == dport && s.Remote.Address == destination)
@@ -135,14 +125,13 @@ internal sealed class UdpLayer : ITransport
     /// <summary>Builds the UDP header (checksum over the pseudo-header) in front of the payload already in place and sends.</summary>
     public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment)
     {
-        if (!p.TryPrepend(UdpView.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
-        var b = p.Data;
-        BinaryPrimitives.WriteUInt16BigEndian(b, from.Port);
-        BinaryPrimitives.WriteUInt16BigEndian(b[2..], to.Port);
-        BinaryPrimitives.WriteUInt16BigEndian(b[4..], (ushort)b.Length);
-        BinaryPrimitives.WriteUInt16BigEndian(b[6..], 0);
-        ushort sum = Ipv6View.TransportChecksum(from.Address, to.Address, IpProtocol.Udp, b);
-        BinaryPrimitives.WriteUInt16BigEndian(b[6..], sum == 0 ? (ushort)0xFFFF : sum);
+        if (!p.TryPrepend(UdpRepr.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
+        if (!new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port }.TryEmit(p.Data, from.Address, to.Address))
+        {
+            p.Free();
+            _stack.UdpStats.udpOutErrors++;
+            return NetError.MessageTooLong;
+        }
         _stack.UdpStats.udpOutDatagrams++;
         bool ok = to.Address.IsV4
             ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)

@@ -82,11 +82,15 @@ public readonly ref struct DhcpView
         return false;
     }
 
-    public bool TryGetAddressOption(byte code, out uint address)
+    public bool TryGetAddressOption(byte code, out uint address) => TryGetUInt32Option(code, out address);
+
+    /// <summary>A 32-bit option (an address, or a time in seconds such as the lease time, RFC 2132 9.2);
+    /// false when absent or shorter than 4 bytes.</summary>
+    public bool TryGetUInt32Option(byte code, out uint value)
     {
-        address = 0;
+        value = 0;
         if (!TryGetOption(code, out var v) || v.Length < 4) return false;
-        address = BinaryPrimitives.ReadUInt32BigEndian(v);
+        value = BinaryPrimitives.ReadUInt32BigEndian(v);
         return true;
     }
 
@@ -154,6 +158,16 @@ public ref struct DhcpOptionWriter
         Span<byte> v = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(v, value);
         Add(code, v);
+    }
+
+    /// <summary>The client identifier option as a client on Ethernet sends it (RFC 2132 9.14):
+    /// hardware type 1, then the MAC address.</summary>
+    public void AddClientIdentifier(MacAddress mac)
+    {
+        Span<byte> v = stackalloc byte[7];
+        v[0] = 1;
+        mac.Write(v[1..]);
+        Add(DhcpOption.ClientIdentifier, v);
     }
 
     public void End()

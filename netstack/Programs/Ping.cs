@@ -265,7 +265,7 @@ public static class Ping
                 if (m == null) break;
                 if (IsReply(m, sock))
                 {
-                    long rtt = size >= 8 && m.Data.Length >= 16 ? m.Time - BinaryPrimitives.ReadInt64BigEndian(m.Data.AsSpan(8))
+                    long rtt = size >= 8 && m.Body.Length >= 8 ? m.Time - BinaryPrimitives.ReadInt64BigEndian(m.Body)
                              : sentAt.TryGetValue(m.Sequence, out long t0) ? m.Time - t0 : 0;
                     received++;
                     long us = rtt / Time.Microsecond;
@@ -296,9 +296,7 @@ public static class Ping
 
     private static bool QuotesOurEcho(IcmpMessage m, IcmpSocket sock)
     {
-        var q = m.Body;
-        int ihl = sock.IsV6 ? 40 : (q.Length > 0 ? (q[0] & 0xF) * 4 : 0);
-        return q.Length >= ihl + 8 && BinaryPrimitives.ReadUInt16BigEndian(q[(ihl + 4)..]) == sock.Identifier;
+        return m.TryReadQuoted(out _, out var transport) && IcmpView.TryCreate(transport, out var echo) && echo.Identifier == sock.Identifier;
     }
 
     internal static string Describe(IcmpMessage m, bool v6) => v6

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -86,7 +85,7 @@ public static class Traceroute
                 {
                     var m = await icmp.ReceiveAsync(deadline - s.Now, ctx.Cancel);
                     if (m == null) break;
-                    if (QuotedPort(m, dst.IsV6) == dport) { hit = m; break; }
+                    if (QuotedPort(m) == dport) { hit = m; break; }
                 }
                 if (hit == null) { line.Append("  *"); continue; }
                 if (!any || hit.From != last)
@@ -111,14 +110,10 @@ public static class Traceroute
         return 0;
     }
 
-    private static int QuotedPort(IcmpMessage m, bool v6)
+    private static int QuotedPort(IcmpMessage m)
     {
-        var q = m.Body;
-        if (q.Length < (v6 ? 48 : 28)) return -1;
-        int ihl = v6 ? 40 : (q[0] & 0xF) * 4;
-        byte proto = v6 ? q[6] : q[9];
-        if (proto != IpProtocol.Udp || q.Length < ihl + 4) return -1;
-        return BinaryPrimitives.ReadUInt16BigEndian(q[(ihl + 2)..]);
+        if (!m.TryReadQuoted(out byte proto, out var transport) || proto != IpProtocol.Udp) return -1;
+        return UdpView.TryCreateHeader(transport, out var udp) ? udp.DestinationPort : -1;
     }
 
     private static int Usage(ProgramContext ctx)

@@ -233,10 +233,7 @@ public sealed class TcpProtocol : ITransport, ISocketLister
     public void ReceiveError(IcmpErrorKind kind, int mtu, IpAddress source, IpAddress destination, ReadOnlySpan<byte> quoted)
     {
         // The quoted header is one we sent: source is us, destination the peer.
-        if (quoted.Length < 8) return;
-        ushort sport = (ushort)(quoted[0] << 8 | quoted[1]);
-        ushort dport = (ushort)(quoted[2] << 8 | quoted[3]);
-        uint seq = (uint)(quoted[4] << 24 | quoted[5] << 16 | quoted[6] << 8 | quoted[7]);
+        if (!TcpView.TryReadQuoted(quoted, out ushort sport, out ushort dport, out uint seq)) return;
         if (_connections.TryGetValue(new TcpKey(source, sport, destination, dport), out var conn))
             conn.IcmpError(kind, mtu, seq);
     }

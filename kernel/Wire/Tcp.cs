@@ -205,6 +205,19 @@ public readonly ref struct TcpView
     public Span<byte> Payload => _b[HeaderLength..];
     public Span<byte> Segment => _b;
 
+    /// <summary>The ports and sequence number of the header an ICMP error quotes (RFC 792 quotes the
+    /// first 8 bytes, RFC 5927 says what TCP may do with them); false when shorter.</summary>
+    public static bool TryReadQuoted(ReadOnlySpan<byte> quoted, out ushort sourcePort, out ushort destinationPort, out uint sequenceNumber)
+    {
+        sourcePort = destinationPort = 0;
+        sequenceNumber = 0;
+        if (quoted.Length < 8) return false;
+        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(quoted);
+        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(quoted[2..]);
+        sequenceNumber = BinaryPrimitives.ReadUInt32BigEndian(quoted[4..]);
+        return true;
+    }
+
     /// <summary>Whether the checksum over the pseudo-header and the whole segment is correct.</summary>
     public bool ChecksumValid(IpAddress source, IpAddress destination)
         => TcpChecksum.Compute(source, destination, _b) == 0;
