@@ -95,14 +95,8 @@ public sealed class IpInterface
         Stack = stack; Name = name; Client = client; Index = index;
         Arp = new NeighborCache(stack, this, v6: false);
         Ndp = new NeighborCache(stack, this, v6: true);
-        if (client != null)
-        {
-            var m = client.MacAddress;
-            // Modified EUI-64 (RFC 4291 appendix A): ff:fe in the middle, the U/L bit flipped.
-            InterfaceId = ((ulong)(m[0] ^ 0x02) << 56) | ((ulong)m[1] << 48) | ((ulong)m[2] << 40) | (0xFFFEUL << 24)
-                | ((ulong)m[3] << 16) | ((ulong)m[4] << 8) | m[5];
-        }
-        else InterfaceId = 1;
+        // The loopback interface has no MAC: its interface ID is 1 (::1).
+        InterfaceId = client != null ? Ipv6View.InterfaceIdFromMac(client.MacAddress) : 1;
     }
 
     public IpStack Stack { get; }

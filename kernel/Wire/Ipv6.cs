@@ -60,12 +60,14 @@ public readonly ref struct Ipv6View
         }.TryEmit(b);
 
     /// <summary>The link-local address a host forms from its MAC address (RFC 4291 modified EUI-64).</summary>
-    public static IpAddress LinkLocalFromMac(MacAddress mac)
+    public static IpAddress LinkLocalFromMac(MacAddress mac) => IpAddress.V6(0xFE80_0000_0000_0000UL, InterfaceIdFromMac(mac));
+
+    /// <summary>The modified EUI-64 interface identifier of a MAC address (RFC 4291 appendix A):
+    /// ff:fe in the middle, the universal/local bit flipped.</summary>
+    public static ulong InterfaceIdFromMac(MacAddress mac)
     {
         ulong m = mac.Value;
-        ulong eui = ((m >> 24) << 40) | (0xFFFEUL << 24) | (m & 0xFFFFFF);
-        eui ^= 0x0200_0000_0000_0000UL;
-        return IpAddress.V6(0xFE80_0000_0000_0000UL, eui);
+        return (((m >> 24) << 40) | (0xFFFEUL << 24) | (m & 0xFFFFFF)) ^ 0x0200_0000_0000_0000UL;
     }
 
     /// <summary>The sum of a pseudo-header (RFC 8200 section 8.1 for IPv6, RFC 768 for IPv4), to be
