@@ -136,6 +136,22 @@ public class ZoneadmTests
         }
     }
 
+    /// <summary>A VNIC the global zone already plumbed cannot be lent to a zone: boot says so in
+    /// libdladm's words (DLADM_STATUS_LINKBUSY, "link busy"), and the zone stays installed.</summary>
+    [Test]
+    public void A_zone_whose_vnic_is_plumbed_in_the_global_zone_does_not_boot_and_says_link_busy()
+    {
+        var h = WebZone();
+        h.Ok(A("ipadm create-if web0"));
+        var r = h.Fails(A("zoneadm -z web boot"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.Contain("net web0: link busy"));
+            Assert.That(r.Stderr, Does.Not.Contain("LinkBusy"));
+            Assert.That(State(h), Is.EqualTo(ZoneState.Installed));
+        }
+    }
+
     [Test]
     public void A_link_in_use_by_a_running_zone_cannot_be_deleted_or_renamed()
     {
