@@ -8,7 +8,7 @@ namespace SmartOS.Cli.Commands;
 
 /// <summary>
 /// vmadm(8): create, list, get, update, start, stop, reboot, delete, lookup and console of VMs,
-/// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs; bhyve
+/// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/VmPayload.cs, what get and list show in zones/VmFields.cs; bhyve
 /// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm.js, which prints VM.js's error message
 /// alone on stderr ("Invalid value(s) for: ram") and exits 1, "Failed to delete VM UUID: ..." for
 /// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
