@@ -42,6 +42,7 @@ public static partial class VmModel
             if (n.AllowIpSpoofing) o["allow_ip_spoofing"] = true;
             if (n.AllowMacSpoofing) o["allow_mac_spoofing"] = true;
             if (n.AllowRestrictedTraffic) o["allow_restricted_traffic"] = true;
+            if (n.AllowedDhcpCids.Count > 0) o["allowed_dhcp_cids"] = new JsonArray([.. n.AllowedDhcpCids.Select(x => (JsonNode)x)]);
             if (n.AllowedIps.Count > 0) o["allowed_ips"] = new JsonArray([.. n.AllowedIps.Select(x => (JsonNode)x)]);
             if (n.BlockedOutgoingPorts.Count > 0) o["blocked_outgoing_ports"] = new JsonArray([.. n.BlockedOutgoingPorts.Select(x => (JsonNode)x)]);
             if (n.Gateways.Count > 0) o["gateways"] = new JsonArray([.. n.Gateways.Select(x => (JsonNode)x)]);
@@ -54,7 +55,8 @@ public static partial class VmModel
             o["nic_tag"] = n.GlobalNic;
             if (n.Primary) o["primary"] = true;
             if (n.VlanId != 0) o["vlan_id"] = n.VlanId;
-            nics.Add(o);
+            foreach (var (k, v) in n.Kept) o[k] = JsonNode.Parse(v);
+            nics.Add(Sorted(o));
         }
         var j = new JsonObject();
         if (vm.Alias != null) j["alias"] = vm.Alias;
@@ -85,7 +87,23 @@ public static partial class VmModel
         if (z.Id is int id) j["zoneid"] = id;
         j["zonename"] = c.Name;
         j["zonepath"] = c.ZonePath;
-        return j;
+        foreach (var (k, v) in vm.Kept) j[k] = JsonNode.Parse(v);
+        return Sorted(j);
+    }
+
+    /// <summary>An object with its keys in ordinal order, as vmadm prints them.</summary>
+    private static JsonObject Sorted(JsonObject o)
+    {
+        var keys = o.Select(p => p.Key).ToList();
+        keys.Sort(StringComparer.Ordinal);
+        var sorted = new JsonObject();
+        foreach (string k in keys)
+        {
+            var v = o[k];
+            o.Remove(k);
+            sorted[k] = v;
+        }
+        return sorted;
     }
 
     public static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true, IndentSize = 2 };

@@ -17,32 +17,114 @@ namespace SmartOS.Zones;
 /// </summary>
 public static partial class VmModel
 {
-    /// <summary>Properties vmadm create takes here.</summary>
-    private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
+    /// <summary>Properties vmadm create takes here and enforces.</summary>
+    private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid", "nowait"];
     /// <summary>Properties vmadm create takes for bhyve and kvm VMs (HvmGuest.cs): ram, not max_physical_memory.</summary>
     private static readonly string[] s_hvmCreateProps = ["uuid", "alias", "brand", "ram", "vcpus", "image", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
     private static readonly string[] s_updateProps = ["alias", "autoboot", "max_physical_memory", "quota", "resolvers", "add_nics", "update_nics", "remove_nics"];
     private static readonly string[] s_nicProps =
     [
         "nic_tag", "ips", "gateways", "vlan_id", "mac", "primary", "mtu", "allow_ip_spoofing", "allow_mac_spoofing",
-        "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips", "blocked_outgoing_ports",
+        "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips", "blocked_outgoing_ports", "allowed_dhcp_cids",
+        "ip", "netmask", "gateway",
     ];
 
-    /// <summary>SmartOS properties this project does not enforce yet: refused, never ignored (Host.cs rule 6).</summary>
+    /// <summary>SmartOS properties this project does not take: refused, never ignored (Host.cs rule 6),
+    /// because accepting them would mislead (storage, VRRP MACs, firewall rules, routes).</summary>
     private static readonly string[] s_unsupported =
     [
-        "cpu_cap", "cpu_shares", "max_lwps", "max_swap", "max_locked_memory", "zfs_io_priority", "ram", "vcpus", "disks",
-        "tmpfs", "filesystems", "delegate_dataset", "customer_metadata", "internal_metadata", "tags", "hostname", "dns_domain",
-        "routes", "fs_allowed", "limit_priv", "kernel_version", "firewall_enabled", "maintain_resolvers", "zpool",
-        "indestructible_zoneroot", "indestructible_delegated", "archive_on_delete", "cpu_type", "zfs_root_compression",
-        "zfs_data_compression", "set_routes", "remove_routes", "set_tags", "remove_tags", "set_customer_metadata",
-        "remove_customer_metadata", "set_internal_metadata", "remove_internal_metadata",
+        "ram", "vcpus", "disks", "filesystems", "delegate_dataset", "zpool", "routes", "firewall_enabled", "set_routes",
+        "remove_routes", "image", "add_disks", "update_disks", "remove_disks", "add_filesystems", "update_filesystems",
+        "remove_filesystems", "pci_devices", "add_pci_devices", "update_pci_devices", "remove_pci_devices", "zfs_storage_pool_name",
+        "dataset_uuid", "zone_dataset_uuid", "zonename",
     ];
-    private static readonly string[] s_unsupportedNic =
-    [
-        "model", "ip", "netmask", "gateway", "network_uuid", "allow_unfiltered_promisc", "vrrp_vrid",
-        "vrrp_primary_ip", "interface",
-    ];
+    private static readonly string[] s_unsupportedNic = ["network_uuid", "vrrp_vrid", "vrrp_primary_ip", "interface", "dhcp_server"];
+
+    /// <summary>How a kept property's value is checked (proptable.js's payload types).</summary>
+    private enum KeptType { Integer, String, Boolean, List, Object }
+
+    /// <summary>Which brands take a kept property (proptable.js's payload.allowed): another brand's
+    /// payload has it warned about and dropped, as VM.js does.</summary>
+    private enum KeptBrands { All, Os, Hvm }
+
+    /// <summary>A property SmartOS takes that this host keeps and shows (vmadm get) without acting on
+    /// it. Enforced: SmartOS enforces it (a resource control, a device setting), so a payload giving it is
+    /// warned about once (README, "vmadm properties kept but not enforced"); the others are plain
+    /// metadata. Update: vmadm update may change it; Objects are changed by set_X/remove_X.</summary>
+    private sealed record Kept(KeptType Type, KeptBrands Brands, bool Enforced, bool Update = true);
+
+    private static readonly Dictionary<string, Kept> s_kept = new(StringComparer.Ordinal)
+    {
+        ["archive_on_delete"] = new(KeptType.Boolean, KeptBrands.All, false),
+        ["billing_id"] = new(KeptType.String, KeptBrands.All, false),
+        ["do_not_inventory"] = new(KeptType.Boolean, KeptBrands.All, false),
+        ["hostname"] = new(KeptType.String, KeptBrands.All, false),
+        ["owner_uuid"] = new(KeptType.String, KeptBrands.All, false),
+        ["package_name"] = new(KeptType.String, KeptBrands.All, false),
+        ["package_version"] = new(KeptType.String, KeptBrands.All, false),
+        ["dns_domain"] = new(KeptType.String, KeptBrands.Os, false),
+        ["tags"] = new(KeptType.Object, KeptBrands.All, false, Update: false),
+        ["customer_metadata"] = new(KeptType.Object, KeptBrands.All, false, Update: false),
+        ["internal_metadata"] = new(KeptType.Object, KeptBrands.All, false, Update: false),
+        ["internal_metadata_namespaces"] = new(KeptType.List, KeptBrands.All, false),
+        ["cpu_cap"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["cpu_shares"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_locked_memory"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_lwps"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_msg_ids"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_sem_ids"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_shm_ids"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_shm_memory"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_swap"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["zfs_io_priority"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["zfs_root_compression"] = new(KeptType.String, KeptBrands.All, true),
+        ["zfs_root_recsize"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["zfs_filesystem_limit"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["zfs_snapshot_limit"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["indestructible_zoneroot"] = new(KeptType.Boolean, KeptBrands.All, true),
+        ["indestructible_delegated"] = new(KeptType.Boolean, KeptBrands.All, true),
+        ["limit_priv"] = new(KeptType.List, KeptBrands.All, true),
+        ["fs_allowed"] = new(KeptType.List, KeptBrands.Os, true),
+        ["maintain_resolvers"] = new(KeptType.Boolean, KeptBrands.Os, true),
+        ["tmpfs"] = new(KeptType.Integer, KeptBrands.Os, true),
+        ["zfs_data_compression"] = new(KeptType.String, KeptBrands.Os, true),
+        ["zfs_data_recsize"] = new(KeptType.Integer, KeptBrands.Os, true),
+        ["zlog_max_size"] = new(KeptType.Integer, KeptBrands.Os, true),
+        ["kernel_version"] = new(KeptType.String, KeptBrands.Os, true),
+        ["init_name"] = new(KeptType.String, KeptBrands.Os, true),
+        ["restart_init"] = new(KeptType.Boolean, KeptBrands.Os, true),
+        ["nic_driver"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["disk_driver"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["vnc_port"] = new(KeptType.Integer, KeptBrands.Hvm, true),
+        ["vnc_password"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["cpu_type"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["boot"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["vga"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["qemu_opts"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["qemu_extra_opts"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["spice_opts"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["spice_password"] = new(KeptType.String, KeptBrands.Hvm, true),
+        ["spice_port"] = new(KeptType.Integer, KeptBrands.Hvm, true),
+        ["virtio_txburst"] = new(KeptType.Integer, KeptBrands.Hvm, true),
+        ["virtio_txtimer"] = new(KeptType.Integer, KeptBrands.Hvm, true),
+    };
+
+    /// <summary>Nic properties kept without being enforced: allow_unfiltered_promisc (SmartOS sets
+    /// promiscuous filtering for bhyve/kvm guests; this VMM's NIC does not filter).</summary>
+    private static readonly Dictionary<string, Kept> s_keptNic = new(StringComparer.Ordinal)
+    {
+        ["allow_unfiltered_promisc"] = new(KeptType.Boolean, KeptBrands.Hvm, true),
+    };
+
+    /// <summary>The object properties vmadm update changes key by key (set_X, remove_X).</summary>
+    private static readonly string[] s_keptObjects = ["tags", "customer_metadata", "internal_metadata"];
+
+    /// <summary>The most allowed_ips a nic takes (VM.js validateIPlist).</summary>
+    public const int MaxAllowedIps = 13;
+    /// <summary>The most allowed_dhcp_cids a nic takes, and the longest their comma-joined text may be
+    /// (VM.js: below 1024 characters).</summary>
+    public const int MaxAllowedDhcpCids = 20;
+    public const int MaxAllowedDhcpCidsText = 1023;
 
     public const long DefaultMemoryMiB = 256;
 
@@ -126,8 +208,15 @@ public static partial class VmModel
         var dropped = new Dropped("create", warnings);
         string brand = payload["brand"] is JsonNode bn0 ? Str(bn0) ?? "" : "joyent";
         bool hvm = HvmGuest.IsHvm(brand);
-        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, hvm ? [.. s_unsupported.Except(["ram", "vcpus"])] : s_unsupported, "", dropped);
+        // ram of a joyent or lx payload is its max_physical_memory (VM.js), unless that is given too.
+        if (!hvm && payload["ram"] is JsonNode ram0)
+        {
+            payload.Remove("ram");
+            if (!payload.ContainsKey("max_physical_memory")) payload["max_physical_memory"] = ram0;
+        }
+        CheckNames(payload, hvm ? s_hvmCreateProps : s_createProps, s_unsupported, s_kept, brand, update: false, "", dropped);
         var bad = new List<string>();
+        if (payload["nowait"] is JsonNode nw && (hvm || Bool(nw) == null)) bad.Add("nowait");
         string uuid = payload["uuid"] is JsonNode u ? (Str(u) is string us && IsUuid(us) ? us : Bad(bad, "uuid", "")) : NewUuid(host);
         if (host.Zones.Find(uuid) != null) throw new PayloadError($"VM with UUID {uuid} already exists");
         if (payload["brand"] is JsonNode bn && Str(bn) == null) bad.Add("brand");
@@ -141,6 +230,7 @@ public static partial class VmModel
             CappedMemory = DefaultMemoryMiB << 20, Vm = new VmInfo { Index = index },
         };
         ApplyScalars(payload, cfg, bad);
+        ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped);
         if (hvm) ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
         if (payload["nics"] is JsonNode nics)
         {
@@ -149,6 +239,7 @@ public static partial class VmModel
         }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
         FinishNics(host, cfg, "nics", 0);
+        dropped.WarnNotEnforced();
         return cfg;
     }
 
@@ -192,31 +283,117 @@ public static partial class VmModel
         return fallback;
     }
 
-    /// <summary>Where the warnings about dropped properties go, and for which action.</summary>
-    private sealed record Dropped(string Action, List<string>? Warnings);
+    /// <summary>Whether a create payload asks vmadm not to wait for the VM to come up (nowait; joyent
+    /// and lx brands).</summary>
+    public static bool NoWait(JsonObject payload) => Bool(payload["nowait"]) == true;
+
+    /// <summary>Where the warnings about dropped and kept properties go, and for which action.</summary>
+    private sealed class Dropped(string action, List<string>? warnings)
+    {
+        public string Action { get; } = action;
+        private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
+        private readonly List<string> _notEnforced = [];
+
+        /// <summary>VM.js's warning for a property it removes, once per name.</summary>
+        public void Drop(string name)
+        {
+            if (_warned.Add(name)) warnings?.Add($"Warning, invalid {Action} property: [{ConfigText.Echo(name)}] removing from payload.");
+        }
+
+        public void NotEnforced(string name)
+        {
+            if (!_notEnforced.Contains(name)) _notEnforced.Add(name);
+        }
+
+        /// <summary>One warning naming every kept property SmartOS would enforce and this host does not.</summary>
+        public void WarnNotEnforced()
+        {
+            if (_notEnforced.Count > 0)
+                warnings?.Add("Warning, not enforced on this host (kept, shown by vmadm get): " + string.Join(", ", _notEnforced) + ".");
+        }
+    }
 
     /// <summary>
-    /// Properties SmartOS does not know are warned about and removed from the payload, as VM.js's
-    /// validateProperties does ("Warning, invalid create property: [colour] removing from payload.");
-    /// properties SmartOS knows but this one does not enforce are refused (README, departures).
+    /// Properties SmartOS does not take (for this brand and action) are warned about and removed from the
+    /// payload, as VM.js's validateProperties does ("Warning, invalid create property: [colour] removing
+    /// from payload."; a nic's is named nics.*.X); properties SmartOS takes that would mislead here
+    /// (storage, VRRP) are refused; kept ones stay for ApplyKept.
     /// </summary>
-    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, string prefix, Dropped dropped)
+    private static void CheckNames(JsonObject o, string[] allowed, string[] unsupported, Dictionary<string, Kept> kept, string brand,
+        bool update, string prefix, Dropped dropped)
     {
         var unknown = new List<string>();
         var unsup = new List<string>();
         foreach (var (key, _) in o)
         {
             if (Array.IndexOf(allowed, key) >= 0) continue;
+            if (kept.TryGetValue(key, out var k) && KeptHere(k, brand, update)) continue;
+            if (update && (key.StartsWith("set_", StringComparison.Ordinal) || key.StartsWith("remove_", StringComparison.Ordinal))
+                && Array.IndexOf(s_keptObjects, key[(key.IndexOf('_') + 1)..]) >= 0) continue;
             if (Array.IndexOf(unsupported, key) >= 0) unsup.Add(prefix + key);
             else unknown.Add(key);
         }
         if (unsup.Count > 0) throw new PayloadError("Unsupported property(s): " + string.Join(',', unsup) + " (not enforced by this SmartOS yet)");
         foreach (string key in unknown)
         {
-            dropped.Warnings?.Add($"Warning, invalid {dropped.Action} property: [{ConfigText.Echo(prefix + key)}] removing from payload.");
+            dropped.Drop(prefix + key);
             o.Remove(key);
         }
     }
+
+    private static bool KeptHere(Kept k, string brand, bool update)
+        => (!update || k.Update) && k.Brands switch
+        {
+            KeptBrands.Os => !HvmGuest.IsHvm(brand),
+            KeptBrands.Hvm => HvmGuest.IsHvm(brand),
+            _ => true,
+        };
+
+    /// <summary>Checks and stores the kept properties a payload gives (after CheckNames), and the
+    /// set_X/remove_X of an update; bad values are added to <paramref name="bad"/>.</summary>
+    private static void ApplyKept(JsonObject o, Dictionary<string, Kept> table, Dictionary<string, string> into, string prefix, List<string> bad,
+        Dropped dropped)
+    {
+        foreach (var (key, value) in o)
+        {
+            if (table.TryGetValue(key, out var k))
+            {
+                if (!KeptValueOk(k.Type, value)) { bad.Add(prefix + key); continue; }
+                into[key] = value!.ToJsonString();
+                if (k.Enforced) dropped.NotEnforced(prefix + key);
+                continue;
+            }
+            bool set = key.StartsWith("set_", StringComparison.Ordinal), remove = key.StartsWith("remove_", StringComparison.Ordinal);
+            if (!set && !remove) continue;
+            string target = key[(key.IndexOf('_') + 1)..];
+            if (Array.IndexOf(s_keptObjects, target) < 0) continue;
+            var current = into.TryGetValue(target, out string? text) && JsonNode.Parse(text) is JsonObject co ? co : new JsonObject();
+            if (set)
+            {
+                if (value is not JsonObject so || !KeptValueOk(KeptType.Object, so)) { bad.Add(key); continue; }
+                foreach (var (sk, sv) in so) current[sk] = sv?.DeepClone();
+            }
+            else
+            {
+                if (StrList(value) is not List<string> keys) { bad.Add(key); continue; }
+                foreach (string rk in keys) current.Remove(rk);
+            }
+            into[target] = current.ToJsonString();
+        }
+    }
+
+    /// <summary>proptable.js's payload types: integers are whole numbers from 0 (or their digits as a
+    /// string, as VM.js's fixups take them), lists are arrays of strings (or a comma-separated string),
+    /// objects are flat (string, number or boolean values).</summary>
+    private static bool KeptValueOk(KeptType type, JsonNode? v) => type switch
+    {
+        KeptType.Integer => Int(v) is >= 0 || (Str(v) is string si && si.Length is > 0 and < 19 && si.All(char.IsAsciiDigit)),
+        KeptType.String => Str(v) != null,
+        KeptType.Boolean => Bool(v) != null,
+        KeptType.List => StrList(v) != null || Str(v) != null,
+        _ => v is JsonObject fo && fo.All(p => p.Value is JsonValue pv && pv.GetValueKind() is JsonValueKind.String or JsonValueKind.Number
+            or JsonValueKind.True or JsonValueKind.False),
+    };
 
     private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
     {
@@ -255,14 +432,24 @@ public static partial class VmModel
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
-        CheckNames(o, s_nicProps, s_unsupportedNic, path + ".", dropped);
+        CheckNicNames(o, cfg.Brand, dropped);
         FillNic(o, net, path, bad, creating: true);
+        ApplyKept(o, s_keptNic, net.Kept, "nics.*.", bad, dropped);
         net.Physical = $"z{cfg.Vm!.Index.ToString(CultureInfo.InvariantCulture)}_net{slot.ToString(CultureInfo.InvariantCulture)}";
         return net;
     }
 
+    /// <summary>A nic's properties as CheckNames checks a payload's: allowed_dhcp_cids is not a bhyve
+    /// property, allow_unfiltered_promisc only a bhyve or kvm one (proptable.js).</summary>
+    private static void CheckNicNames(JsonObject o, string brand, Dropped dropped)
+    {
+        string[] allowed = brand == "bhyve" ? [.. s_nicProps.Where(p => p != "allowed_dhcp_cids")] : s_nicProps;
+        CheckNames(o, allowed, s_unsupportedNic, s_keptNic, brand, update: false, "nics.*.", dropped);
+    }
+
     private static void FillNic(JsonObject o, ZoneNet net, string path, List<string> bad, bool creating)
     {
+        FromDeprecatedForm(o, path, bad);
         if (o["nic_tag"] is JsonNode t) { if (Str(t) is string s && NicTagTable.IsValidName(s, false)) net.GlobalNic = s; else bad.Add(path + ".nic_tag"); }
         else if (creating) bad.Add(path + ".nic_tag");
         if (o["ips"] is JsonNode ips)
@@ -280,8 +467,14 @@ public static partial class VmModel
         if (o["allowed_ips"] is JsonNode al)
         {
             var list = StrList(al);
-            if (list == null || list.Exists(x => !ZoneAddresses.IsValidIp(x.Split('/')[0]))) bad.Add(path + ".allowed_ips");
-            else net.AllowedIps = list;
+            if (list == null) bad.Add(path + ".allowed_ips");
+            else net.AllowedIps = CheckAllowedIps(list);
+        }
+        if (o["allowed_dhcp_cids"] is JsonNode cidsNode)
+        {
+            var list = StrList(cidsNode);
+            if (list == null) bad.Add("nics.*.allowed_dhcp_cids");
+            else net.AllowedDhcpCids = CheckDhcpCids(list, bad);
         }
         if (o["blocked_outgoing_ports"] is JsonNode bp)
         {
@@ -295,7 +488,9 @@ public static partial class VmModel
         if (o["mtu"] is JsonNode mt) { if (Int(mt) is long mtu && mtu is >= 576 and <= 9000) net.Mtu = (int)mtu; else bad.Add(path + ".mtu"); }
         if (o["mac"] is JsonNode mc)
         {
-            if (Str(mc) is string s && MacAddress.TryParse(s, out var mac) && !mac.IsGroup && !mac.IsZero) net.MacAddr = NicTagTable.Normalize(mac);
+            // SmartOS's own tests give nics group MACs (01:02:03:04:05:06); VM.js takes any but the
+            // broadcast and zero addresses, and the VNIC is refused at boot if the MAC layer will not have it.
+            if (Str(mc) is string s && MacAddress.TryParse(s, out var mac) && !mac.IsBroadcast && !mac.IsZero) net.MacAddr = NicTagTable.Normalize(mac);
             else bad.Add(path + ".mac");
         }
         if (o["primary"] is JsonNode p) { if (Bool(p) is bool b) net.Primary = b; else bad.Add(path + ".primary"); }
@@ -303,6 +498,82 @@ public static partial class VmModel
         if (o["allow_mac_spoofing"] is JsonNode ms) { if (Bool(ms) is bool b) net.AllowMacSpoofing = b; else bad.Add(path + ".allow_mac_spoofing"); }
         if (o["allow_dhcp_spoofing"] is JsonNode ds) { if (Bool(ds) is bool b) net.AllowDhcpSpoofing = b; else bad.Add(path + ".allow_dhcp_spoofing"); }
         if (o["allow_restricted_traffic"] is JsonNode rt) { if (Bool(rt) is bool b) net.AllowRestrictedTraffic = b; else bad.Add(path + ".allow_restricted_traffic"); }
+    }
+
+    /// <summary>
+    /// The deprecated nic form SmartOS still takes: "ip" (an address, "dhcp" or "addrconf") with
+    /// "netmask", and "gateway", turned into ips and gateways as VM.js does when ips is not given.
+    /// </summary>
+    private static void FromDeprecatedForm(JsonObject o, string path, List<string> bad)
+    {
+        if (o["gateway"] is JsonNode gw)
+        {
+            o.Remove("gateway");
+            if (Str(gw) is not string g || !ZoneAddresses.IsValidIp(g)) bad.Add(path + ".gateway");
+            else if (!o.ContainsKey("gateways")) o["gateways"] = new JsonArray(g);
+        }
+        var ip = o["ip"];
+        var mask = o["netmask"];
+        o.Remove("ip");
+        o.Remove("netmask");
+        if (ip == null)
+        {
+            if (mask != null && Str(mask) is not string) bad.Add(path + ".netmask");
+            return;
+        }
+        if (Str(ip) is not string addr) { bad.Add(path + ".ip"); return; }
+        if (o.ContainsKey("ips")) return;
+        if (addr is "dhcp" or "addrconf") { o["ips"] = new JsonArray(addr); return; }
+        if (!IpAddress.TryParse(addr, out var a) || !a.IsV4) { bad.Add(path + ".ip"); return; }
+        if (Str(mask) is not string m || !IpAddress.TryParse(m, out var ma) || !ma.IsV4 || PrefixOf(ma.V4Raw) is not int prefix)
+        {
+            bad.Add(path + ".netmask");
+            return;
+        }
+        o["ips"] = new JsonArray($"{addr}/{prefix.ToString(CultureInfo.InvariantCulture)}");
+    }
+
+    /// <summary>The prefix length of a contiguous IPv4 netmask; null for another value.</summary>
+    private static int? PrefixOf(uint mask)
+    {
+        int len = System.Numerics.BitOperations.PopCount(mask);
+        uint expect = len == 0 ? 0u : 0xFFFFFFFFu << (32 - len);
+        return mask == expect ? len : null;
+    }
+
+    /// <summary>VM.js validateIPlist: each an address or a CIDR with a prefix from 1 to 32 (128), at
+    /// most 13; its messages.</summary>
+    private static List<string> CheckAllowedIps(List<string> list)
+    {
+        var invalid = new List<string>();
+        foreach (string ip in list)
+        {
+            if (ZoneAddresses.IsValidIp(ip)) continue;
+            string[] parts = ip.Split('/');
+            if (parts.Length != 2 || !IpAddress.TryParse(parts[0], out var a)
+                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int len) || len < 1 || len > (a.IsV4 ? 32 : 128))
+                invalid.Add(ConfigText.Echo(ip));
+        }
+        if (invalid.Count > 0) throw new PayloadError("invalid allowed_ips: " + string.Join(", ", invalid));
+        if (list.Count > MaxAllowedIps) throw new PayloadError($"Maximum of {MaxAllowedIps} allowed_ips per nic");
+        return list;
+    }
+
+    /// <summary>allowed_dhcp_cids: "*" alone (any), or client identifiers as 0x-prefixed hex of whole
+    /// bytes; at most 20, joined text under 1024 characters (VM.js's words).</summary>
+    private static List<string> CheckDhcpCids(List<string> list, List<string> bad)
+    {
+        if (list.Count > MaxAllowedDhcpCids)
+            throw new PayloadError($"nics.*.allowed_dhcp_cids contains {list.Count} Client Identifiers, but is limited to {MaxAllowedDhcpCids}");
+        if (string.Join(',', list).Length > MaxAllowedDhcpCidsText)
+            throw new PayloadError("nics.*.allowed_dhcp_cids contains too many long Client Identifiers");
+        foreach (string cid in list)
+        {
+            bool ok = cid == "*" ? list.Count == 1
+                : cid.Length > 2 && cid.Length % 2 == 0 && cid.StartsWith("0x", StringComparison.Ordinal) && cid[2..].All(char.IsAsciiHexDigit);
+            if (!ok) { if (!bad.Contains("nics.*.allowed_dhcp_cids")) bad.Add("nics.*.allowed_dhcp_cids"); return []; }
+        }
+        return list;
     }
 
     /// <summary>Fills in MAC addresses and the primary flag, then checks tags, duplicates and the link
@@ -319,7 +590,7 @@ public static partial class VmModel
             if (z.Name == cfg.Name) continue;
             foreach (var n in z.Config.Nets)
             {
-                foreach (string ip in n.Ips) if (ip is not ("dhcp" or "addrconf")) usedIps.TryAdd(ip.Split('/')[0], "VM " + z.Name);
+                foreach (string ip in n.Ips) if (ip is not ("dhcp" or "addrconf")) usedIps.TryAdd(IpKey(n, ip), "VM " + z.Name);
                 if (n.MacAddr != null) usedMacs.TryAdd(n.MacAddr, "VM " + z.Name);
             }
         }
@@ -332,8 +603,8 @@ public static partial class VmModel
             {
                 if (ip is "dhcp" or "addrconf") continue;
                 string addr = ip.Split('/')[0];
-                if (usedIps.TryGetValue(addr, out var owner)) throw new PayloadError($"Invalid value(s) for: {path}.ips (IP address {addr} is already used by {owner})");
-                usedIps.Add(addr, path);
+                if (usedIps.TryGetValue(IpKey(n, ip), out var owner)) throw new PayloadError($"Invalid value(s) for: {path}.ips (IP address {addr} is already used by {owner})");
+                usedIps.Add(IpKey(n, ip), path);
             }
             n.MacAddr ??= RandomMac(host, usedMacs);
             if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: {path}.mac (MAC address {n.MacAddr} is already used by {macOwner})");
@@ -348,6 +619,10 @@ public static partial class VmModel
             throw new PayloadError($"Invalid value(s) for: {path}.{NicField(p.Property)} ({p.Detail})");
         }
     }
+
+    /// <summary>What an IP address conflicts within: SmartOS checks addresses per nic tag and VLAN
+    /// (smartos-live test-net-conflicts.js: the same IP on another nic tag is no conflict).</summary>
+    private static string IpKey(ZoneNet n, string ip) => $"{n.GlobalNic}/{n.VlanId.ToString(CultureInfo.InvariantCulture)}/{ip.Split('/')[0]}";
 
     /// <summary>The vmadm nics.N field that holds a zonecfg net property.</summary>
     private static string NicField(string property) => property switch
@@ -388,10 +663,13 @@ public static partial class VmModel
     public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
         var dropped = new Dropped("update", warnings);
-        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], "", dropped);
+        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], s_kept, vm.Config.Brand, update: true, "", dropped);
         var cfg = vm.Config.Clone();
         var bad = new List<string>();
         ApplyScalars(payload, cfg, bad);
+        ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped);
+        bool newPrimary = CheckPrimaryFlags(payload);
+        string? oldPrimary = cfg.Nets.Find(n => n.Primary)?.MacAddr;
         if (payload["remove_nics"] is JsonNode rm)
         {
             var macs = StrList(rm);
@@ -405,6 +683,8 @@ public static partial class VmModel
                     if (at < 0) throw new PayloadError($"Invalid value(s) for: remove_nics (no nic with MAC address {ConfigText.Echo(m)})");
                     cfg.Nets.RemoveAt(at);
                 }
+                if (!newPrimary && oldPrimary != null && !cfg.Nets.Exists(n => n.MacAddr == oldPrimary) && ElectPrimary(cfg.Nets) is ZoneNet elected)
+                    elected.Primary = true;
             }
         }
         if (payload["update_nics"] is JsonNode up)
@@ -413,12 +693,13 @@ public static partial class VmModel
             else for (int i = 0; i < arr.Count; i++)
             {
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
-                CheckNames(o, s_nicProps, s_unsupportedNic, $"update_nics.{i}.", dropped);
+                CheckNicNames(o, cfg.Brand, dropped);
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
                 if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 var copy = new JsonObject();
                 foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
                 FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
+                ApplyKept(copy, s_keptNic, net.Kept, "nics.*.", bad, dropped);
                 if (copy["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) if (other != net) other.Primary = false;
             }
         }
@@ -437,7 +718,48 @@ public static partial class VmModel
         }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
         FinishNics(host, cfg, "add_nics", firstNew);
+        dropped.WarnNotEnforced();
         return cfg;
+    }
+
+    /// <summary>VM.js's rules for primary in add_nics and update_nics: a nic always has one primary, so
+    /// only true may be given, and to one nic; whether one is.</summary>
+    private static bool CheckPrimaryFlags(JsonObject payload)
+    {
+        int primaries = 0;
+        foreach (string field in (string[])["add_nics", "update_nics"])
+        {
+            if (payload[field] is not JsonArray arr) continue;
+            foreach (var item in arr)
+            {
+                if (item is not JsonObject o || o["primary"] is not JsonNode p) continue;
+                if (Bool(p) != true)
+                    throw new PayloadError($"invalid value for NIC's primary flag: {ConfigText.Echo(Str(p) ?? p.ToJsonString())} (must be true)");
+                primaries++;
+            }
+        }
+        if (primaries > 1) throw new PayloadError("payload specifies more than 1 primary NIC");
+        return primaries > 0;
+    }
+
+    /// <summary>The nic VM.js makes primary when remove_nics takes the primary away and no new one is
+    /// given: the first with a public address, else the first with a private one (10/8, 172.16/12,
+    /// 192.168/16); null when no nic has a static address.</summary>
+    private static ZoneNet? ElectPrimary(List<ZoneNet> nets)
+    {
+        ZoneNet? publicNic = null, privateNic = null;
+        foreach (var n in nets)
+        {
+            foreach (string ip in n.Ips)
+            {
+                if (!ZoneAddresses.TryParseCidr(ip, out var a, out _) || !a.IsV4) continue;
+                uint v = a.V4Raw;
+                bool priv = (v >> 24) == 10 || (v >> 20) == 0xAC1 || (v >> 16) == 0xC0A8;
+                if (priv) privateNic ??= n; else publicNic ??= n;
+                break;
+            }
+        }
+        return publicNic ?? privateNic;
     }
 
     /// <summary>key=value arguments of vmadm update as a payload: numbers and booleans typed, the rest strings.</summary>
@@ -464,8 +786,9 @@ public static partial class VmModel
     {
         if (n is not JsonValue v) return null;
         if (v.TryGetValue(out bool b)) return b;
-        // vmadm accepts "true"/"false" strings for booleans (fixBooleanLoose).
-        if (v.TryGetValue(out string? s) && s is "true" or "false") return s == "true";
+        // vmadm takes "true"/"false", "1"/"0" and 1/0 for booleans (utils.js fixBooleanLoose).
+        if (v.TryGetValue(out string? s) && s is "true" or "false" or "1" or "0") return s is "true" or "1";
+        if (v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out long num) && num is 0 or 1) return num == 1;
         return null;
     }
 

@@ -98,8 +98,14 @@ public static class Vmadm
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
+        bool noWait = false;
         var warnings = new List<string>();
-        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory, warnings); }
+        try
+        {
+            var payload = VmModel.ParseObject(text);
+            cfg = VmModel.BuildCreate(host, payload, ctx.WorkingDirectory, warnings);
+            noWait = VmModel.NoWait(payload);
+        }
         catch (VmModel.PayloadError e)
         {
             foreach (string w in warnings) ctx.Err.WriteLine(w);
@@ -115,11 +121,12 @@ public static class Vmadm
             return 1;
         }
         if (cfg.Vm!.Quota != null) ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
-        ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
+        // As VM.js's create, success is told once the VM is up (its addresses too), unless nowait.
         if (cfg.Autoboot)
         {
             if (!ctx.HostRunning)
             {
+                ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
                 ctx.Err.WriteLine("vmadm: the host is not booted: the VM will start when 'smartos boot' boots it (autoboot)");
                 return 0;
             }
@@ -128,9 +135,25 @@ public static class Vmadm
                 ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be}");
                 return 1;
             }
-            await UpAsync(ctx, cfg.Name);
+            if (!noWait)
+            {
+                await UpAsync(ctx, cfg.Name);
+                foreach (string missing in await AddressesUpAsync(ctx, cfg.Name))
+                    ctx.Err.WriteLine($"Warning, VM {cfg.Uuid} is running without an address: {missing}");
+            }
         }
+        ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
         return 0;
+    }
+
+    /// <summary>Waits, without holding the loop, until a zone just booted has its dhcp and addrconf
+    /// addresses too, or they never will (bounded in the zone's time: IZoneStack.AddressesUp); returns
+    /// those that never came. Ctrl-C stops the wait, not the zone.</summary>
+    private static async Task<IReadOnlyList<string>> AddressesUpAsync(CommandContext ctx, string name)
+    {
+        if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack) return [];
+        try { return await stack.AddressesUp.WaitAsync(ctx.Cancel); }
+        catch (OperationCanceledException) { return []; }
     }
 
     /// <summary>
@@ -218,9 +241,15 @@ public static class Vmadm
             return 1;
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
-        if (ctx.Host.Zones.Commit(next) is string err)
+        // A running VM's spoofing flags change its VNICs at once (VmLinks.cs); checked before anything is.
+        if ((VmModel.CheckLive(ctx.Host, z, next) ?? ctx.Host.Zones.Commit(next)) is string err)
         {
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err}");
+            return 1;
+        }
+        if (VmModel.ApplyLive(ctx.Host, z) is string applyErr)
+        {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {applyErr}");
             return 1;
         }
         if (next.Vm!.Quota != null && next.Vm.Quota != z.Config.Vm?.Quota)
