@@ -51,7 +51,7 @@ public static partial class VmModel
     /// it. Enforced: SmartOS enforces it (a resource control, a device setting), so a payload giving it is
     /// warned about once (README, "vmadm properties kept but not enforced"); the others are plain
     /// metadata. Update: vmadm update may change it; Objects are changed by set_X/remove_X.</summary>
-    private sealed record Kept(KeptType Type, KeptBrands Brands, bool Enforced, bool Update = true);
+    private sealed record Kept(KeptType Type, KeptBrands Brands, bool Enforced, bool Update = true, long Min = 0);
 
     private static readonly Dictionary<string, Kept> s_kept = new(StringComparer.Ordinal)
     {
@@ -75,7 +75,7 @@ public static partial class VmModel
         ["max_sem_ids"] = new(KeptType.Integer, KeptBrands.All, true),
         ["max_shm_ids"] = new(KeptType.Integer, KeptBrands.All, true),
         ["max_shm_memory"] = new(KeptType.Integer, KeptBrands.All, true),
-        ["max_swap"] = new(KeptType.Integer, KeptBrands.All, true),
+        ["max_swap"] = new(KeptType.Integer, KeptBrands.All, true, Min: MinSwapMiB),
         ["zfs_io_priority"] = new(KeptType.Integer, KeptBrands.All, true),
         ["zfs_root_compression"] = new(KeptType.String, KeptBrands.All, true),
         ["zfs_root_recsize"] = new(KeptType.Integer, KeptBrands.All, true),
@@ -115,6 +115,9 @@ public static partial class VmModel
     {
         ["allow_unfiltered_promisc"] = new(KeptType.Boolean, KeptBrands.Hvm, true),
     };
+
+    /// <summary>The smallest max_swap VM.js takes, in MiB (smartos-live test-validate-payload.js: 128 is a bad value).</summary>
+    public const long MinSwapMiB = 256;
 
     /// <summary>The object properties vmadm update changes key by key (set_X, remove_X).</summary>
     private static readonly string[] s_keptObjects = ["tags", "customer_metadata", "internal_metadata"];
@@ -358,7 +361,7 @@ public static partial class VmModel
         {
             if (table.TryGetValue(key, out var k))
             {
-                if (!KeptValueOk(k.Type, value)) { bad.Add(prefix + key); continue; }
+                if (!KeptValueOk(k.Type, value) || !AtLeast(value, k.Min)) { bad.Add(prefix + key); continue; }
                 into[key] = value!.ToJsonString();
                 if (k.Enforced) dropped.NotEnforced(prefix + key);
                 continue;
@@ -382,6 +385,9 @@ public static partial class VmModel
         }
     }
 
+    private static bool AtLeast(JsonNode? v, long min)
+        => min == 0 || (Int(v) ?? (long.TryParse(Str(v), NumberStyles.None, CultureInfo.InvariantCulture, out long l) ? l : 0)) >= min;
+
     /// <summary>proptable.js's payload types: integers are whole numbers from 0 (or their digits as a
     /// string, as VM.js's fixups take them), lists are arrays of strings (or a comma-separated string),
     /// objects are flat (string, number or boolean values).</summary>
@@ -390,7 +396,7 @@ public static partial class VmModel
         KeptType.Integer => Int(v) is >= 0 || (Str(v) is string si && si.Length is > 0 and < 19 && si.All(char.IsAsciiDigit)),
         KeptType.String => Str(v) != null,
         KeptType.Boolean => Bool(v) != null,
-        KeptType.List => StrList(v) != null || Str(v) != null,
+        KeptType.List => Str(v) != null || v is JsonArray la && la.All(e => e is JsonValue ev && ev.GetValueKind() is JsonValueKind.String or JsonValueKind.Number),
         _ => v is JsonObject fo && fo.All(p => p.Value is JsonValue pv && pv.GetValueKind() is JsonValueKind.String or JsonValueKind.Number
             or JsonValueKind.True or JsonValueKind.False),
     };

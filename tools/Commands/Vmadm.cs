@@ -39,6 +39,8 @@ public static class Vmadm
             stop <uuid> [-F]
             update <uuid> [-f <filename>]
             update <uuid> property=value [property=value ...]
+            validate create [-f <filename>]
+            validate update <brand> [-f <filename>]
         """;
 
     private static int Usage(CommandContext ctx, string? why = null)
@@ -65,6 +67,7 @@ public static class Vmadm
             "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
+            "validate" => await ValidateAsync(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
     }
@@ -167,6 +170,42 @@ public static class Vmadm
         if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack || stack.Up.IsCompleted) return;
         try { await stack.Up.WaitAsync(ctx.Cancel); }
         catch (OperationCanceledException) { }
+    }
+
+    /// <summary>
+    /// vmadm validate create|update: the payload's shape against what the action takes for the brand
+    /// (VmValidate.cs); vmadm.js prints "VALID 'ACTION' payload for BRAND brand VMs." or VM.js's error
+    /// object, and exits 1 then.
+    /// </summary>
+    private static async Task<int> ValidateAsync(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "f:", permute: true);
+        if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Operands.Count < 1 || g.Operands[0] is not ("create" or "update")) return Usage(ctx, "Will not validate without a valid action.");
+        string action = g.Operands[0];
+        if (action == "update" ? g.Operands.Count != 2 : g.Operands.Count != 1) return Usage(ctx, "Will not validate without a valid action and brand.");
+        var (text, code) = await ReadPayloadAsync(ctx, g, "validate");
+        if (text == null) return code;
+        JsonObject payload;
+        try { payload = VmModel.ParseObject(text); }
+        catch (VmModel.PayloadError e)
+        {
+            ctx.Err.WriteLine(e.Message);
+            return 1;
+        }
+        string brand = action == "update" ? g.Operands[1] : payload["brand"] is JsonValue bv && bv.TryGetValue(out string? b) ? b : "undefined";
+        if (!VmModel.IsBrand(brand))
+        {
+            ctx.Err.WriteLine(new JsonObject { ["bad_brand"] = brand }.ToJsonString(VmModel.Pretty));
+            return 1;
+        }
+        if (VmModel.Validate(brand, action, payload) is JsonObject errors)
+        {
+            ctx.Err.WriteLine(VmModel.FormatValidation(errors));
+            return 1;
+        }
+        ctx.Out.WriteLine($"VALID '{action}' payload for {brand} brand VMs.");
+        return 0;
     }
 
     private static Zone? FindVm(CommandContext ctx, string uuid, string verb)

@@ -76,4 +76,26 @@ public class VmadmPayloadTests
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         Assert.That(r.Stderr, Is.EqualTo($"Successfully created VM {Uuid(r)}\n"));
     }
+
+    [Test]
+    public void Validate_reads_a_file_and_refuses_a_call_without_its_brand()
+    {
+        var h = Tagged();
+        string file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, """{ "alias": "a", "colour": "blue" }""");
+            var ok = h.Run("vmadm", "validate", "update", "joyent", "-f", file);
+            var usage = h.Run("vmadm", "validate", "update", "-f", file);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(ok.ExitCode, Is.EqualTo(1));
+                Assert.That(ok.Stderr, Is.EqualTo("{\n  \"bad_values\": [],\n  \"bad_properties\": [\n    \"colour\"\n  ],\n  \"missing_properties\": []\n}\n"));
+                Assert.That(usage.ExitCode, Is.EqualTo(2));
+                Assert.That(usage.Stderr, Does.StartWith("vmadm: Will not validate without a valid action and brand.\n"));
+                Assert.That(h.Host.Zones.Zones, Is.Empty);
+            }
+        }
+        finally { File.Delete(file); }
+    }
 }
