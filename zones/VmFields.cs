@@ -48,13 +48,18 @@ public static partial class VmModel
             if (n.Gateways.Count > 0) o["gateways"] = new JsonArray([.. n.Gateways.Select(x => (JsonNode)x)]);
             o["interface"] = "net" + i.ToString(CultureInfo.InvariantCulture);
             if (n.Ips.Count > 0) o["ips"] = new JsonArray([.. n.Ips.Select(x => (JsonNode)x)]);
-            o["link"] = n.Physical;
+            if (PrimaryIp(n) is string ip)
+            {
+                o["ip"] = ip.Split('/')[0];
+                if (Netmask(ip) is string mask) o["netmask"] = mask;
+            }
+            if (n.Gateways.Count > 0) o["gateway"] = n.Gateways[0];
             o["mac"] = n.MacAddr;
             if (HvmGuest.IsHvm(c.Brand)) o["model"] = "virtio";
             if (n.Mtu is int mtu) o["mtu"] = mtu;
             o["nic_tag"] = n.GlobalNic;
             if (n.Primary) o["primary"] = true;
-            if (n.VlanId != 0) o["vlan_id"] = n.VlanId;
+            o["vlan_id"] = n.VlanId;
             foreach (var (k, v) in n.Kept) o[k] = JsonNode.Parse(v);
             nics.Add(Sorted(o));
         }
@@ -87,9 +92,54 @@ public static partial class VmModel
         if (z.Id is int id) j["zoneid"] = id;
         j["zonename"] = c.Name;
         j["zonepath"] = c.ZonePath;
+        j["hvm"] = hvm;
         foreach (var (k, v) in vm.Kept) j[k] = JsonNode.Parse(v);
+        FillDefaults(j, c, hvm);
         return Sorted(j);
     }
+
+    /// <summary>The values VM.js shows for kept properties a payload did not give (smartos-live
+    /// test-defaults.js); the memory limits follow max_physical_memory.</summary>
+    private static void FillDefaults(JsonObject j, ZoneConfig c, bool hvm)
+    {
+        long mpm = (c.CappedMemory ?? 0) >> 20;
+        const string Nobody = "00000000-0000-0000-0000-000000000000";
+        void D(string key, JsonNode value)
+        {
+            if (!j.ContainsKey(key)) j[key] = value;
+        }
+        D("billing_id", Nobody);
+        D("owner_uuid", Nobody);
+        D("cpu_shares", 100);
+        D("customer_metadata", new JsonObject());
+        D("internal_metadata", new JsonObject());
+        D("tags", new JsonObject());
+        D("routes", new JsonObject());
+        D("firewall_enabled", false);
+        D("limit_priv", hvm ? "default,-file_link_any,-net_access,-proc_fork,-proc_info,-proc_session" : "default");
+        D("max_locked_memory", mpm);
+        D("max_shm_memory", mpm);
+        D("max_swap", mpm);
+        D("max_lwps", 2000);
+        D("max_msg_ids", 4096);
+        D("max_sem_ids", 4096);
+        D("max_shm_ids", 4096);
+        D("zfs_io_priority", 100);
+        D("zfs_root_recsize", 131072);
+        if (!hvm)
+        {
+            D("dns_domain", "local");
+            D("tmpfs", mpm);
+        }
+    }
+
+    /// <summary>The address vmadm get shows as a nic's ip: its first, without the prefix ("dhcp" too).</summary>
+    private static string? PrimaryIp(ZoneNet n) => n.Ips.Count > 0 ? n.Ips[0] : null;
+
+    /// <summary>The dotted netmask of an IPv4 CIDR address; null for another.</summary>
+    private static string? Netmask(string cidr)
+        => cidr.Contains('/') && !cidr.Contains(':') && int.TryParse(cidr.Split('/')[1], NumberStyles.None, CultureInfo.InvariantCulture, out int len) && len <= 32
+            ? IpAddress.V4(len == 0 ? 0u : 0xFFFFFFFFu << (32 - len)).ToString() : null;
 
     /// <summary>An object with its keys in ordinal order, as vmadm prints them.</summary>
     private static JsonObject Sorted(JsonObject o)
@@ -174,9 +224,7 @@ public static partial class VmModel
             "mac" => n.MacAddr is string m ? [m] : [],
             "ips" => n.Ips,
             "ip" => First(n.Ips) is string ip ? [Addr(ip)] : [],
-            "netmask" => First(n.Ips) is string c4 && c4.Contains('/') && !c4.Contains(':')
-                && int.TryParse(c4.Split('/')[1], NumberStyles.None, CultureInfo.InvariantCulture, out int len) && len <= 32
-                ? [IpAddress.V4(len == 0 ? 0u : 0xFFFFFFFFu << (32 - len)).ToString()] : [],
+            "netmask" => First(n.Ips) is string c4 && Netmask(c4) is string mask ? [mask] : [],
             "gateways" => n.Gateways,
             "gateway" => First(n.Gateways) is string g ? [g] : [],
             "vlan_id" => [n.VlanId.ToString(CultureInfo.InvariantCulture)],
