@@ -600,11 +600,11 @@ public static partial class VmModel
                 if (n.MacAddr != null) usedMacs.TryAdd(n.MacAddr, "VM " + z.Name);
             }
         }
+        if (NicTagProblem(host, cfg) is string tagProblem) throw new PayloadError(tagProblem);
         for (int i = 0; i < nets.Count; i++)
         {
             var n = nets[i];
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
-            if (n.GlobalNic == null || host.NicTags.Resolve(n.GlobalNic) == null) throw new PayloadError($"Invalid nic tag \"{ConfigText.Echo(n.GlobalNic)}\" for {path}");
             foreach (string ip in n.Ips)
             {
                 if (ip is "dhcp" or "addrconf") continue;
@@ -624,6 +624,19 @@ public static partial class VmModel
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
             throw new PayloadError($"Invalid value(s) for: {path}.{NicField(p.Property)} ({p.Detail})");
         }
+    }
+
+    /// <summary>The nic tags of a VM's nics that the host does not have, in VM.js's words (one
+    /// 'Invalid nic tag "X"' line each), or null: create, update, start and reboot check them first.</summary>
+    public static string? NicTagProblem(Host host, ZoneConfig cfg)
+    {
+        var missing = new List<string>();
+        foreach (var n in cfg.Nets)
+        {
+            string tag = n.GlobalNic ?? "";
+            if ((n.GlobalNic == null || host.NicTags.Resolve(n.GlobalNic) == null) && !missing.Contains(tag)) missing.Add(tag);
+        }
+        return missing.Count == 0 ? null : string.Join('\n', missing.Select(t => $"Invalid nic tag \"{ConfigText.Echo(t)}\""));
     }
 
     /// <summary>What an IP address conflicts within: SmartOS checks addresses per nic tag and VLAN

@@ -316,7 +316,8 @@ public static class Vmadm
                     ctx.Err.WriteLine($"VM {uuid} is already 'running'");
                     return 0;
                 }
-                err = zones.Boot(uuid);
+                // VM.js start checks the nic tags first: 'Invalid nic tag "X"'.
+                err = VmModel.NicTagProblem(ctx.Host, z.Config) ?? zones.Boot(uuid);
                 if (err != null) break;
                 await UpAsync(ctx, uuid);
                 ctx.Err.WriteLine($"Successfully started VM {uuid}");
@@ -333,7 +334,9 @@ public static class Vmadm
                 break;
             default:
                 // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
-                err = z.State != ZoneState.Running ? $"Cannot reboot vm from state \"{state}\", must be \"running\"" : zones.Reboot(uuid);
+                // A nic tag gone since boot refuses the reboot before the VM is touched (it stays running).
+                err = z.State != ZoneState.Running ? $"Cannot reboot vm from state \"{state}\", must be \"running\""
+                    : VmModel.NicTagProblem(ctx.Host, z.Config) is string tags ? "Cannot reboot vm: " + tags : zones.Reboot(uuid);
                 if (err == null) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;
         }

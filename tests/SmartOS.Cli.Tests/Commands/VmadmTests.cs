@@ -185,7 +185,7 @@ public class VmadmTests
     [TestCase("""{ "uuid": "not-a-uuid" }""", "Invalid value(s) for: uuid")]
     [TestCase("""{ "resolvers": ["dns.example"] }""", "Invalid value(s) for: resolvers")]
     [TestCase("""{ "brand": "solaris" }""", "Invalid value(s) for: brand")]
-    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\" for nics.0")]
+    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\"\n")]
     [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Invalid value(s) for: nics.0.nic_tag")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Invalid value(s) for: nics.0.ips")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Invalid value(s) for: nics.0.vlan_id")]
