@@ -240,7 +240,7 @@ public static partial class VmModel
             if (nics is not JsonArray arr) bad.Add("nics");
             else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad, dropped));
         }
-        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
+        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + Fields(bad));
         FinishNics(host, cfg, "nics", 0);
         dropped.WarnNotEnforced();
         return cfg;
@@ -434,7 +434,7 @@ public static partial class VmModel
         if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
         {
             if (Str(model) != "virtio")
-                throw new PayloadError($"Invalid value(s) for: {path}.model ({ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
+                throw new PayloadError($"Invalid value(s) for: nics.*.model ({path}: {ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
             o = (JsonObject)o.DeepClone();
             o.Remove("model");
         }
@@ -588,7 +588,7 @@ public static partial class VmModel
     {
         var nets = cfg.Nets;
         if (nets.Count > 0 && !nets.Exists(n => n.Primary)) nets[0].Primary = true;
-        if (nets.Count(n => n.Primary) > 1) throw new PayloadError($"Invalid value(s) for: {what}.primary (more than one primary nic)");
+        if (nets.Count(n => n.Primary) > 1) throw new PayloadError($"Invalid value(s) for: nics.*.primary (more than one primary nic in {what})");
         var usedIps = new Dictionary<string, string>(StringComparer.Ordinal);
         var usedMacs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var z in host.Zones.Zones)
@@ -609,11 +609,11 @@ public static partial class VmModel
             {
                 if (ip is "dhcp" or "addrconf") continue;
                 string addr = ip.Split('/')[0];
-                if (usedIps.TryGetValue(IpKey(n, ip), out var owner)) throw new PayloadError($"Invalid value(s) for: {path}.ips (IP address {addr} is already used by {owner})");
+                if (usedIps.TryGetValue(IpKey(n, ip), out var owner)) throw new PayloadError($"Invalid value(s) for: nics.*.ips ({path}: IP address {addr} is already used by {owner})");
                 usedIps.Add(IpKey(n, ip), path);
             }
             n.MacAddr ??= RandomMac(host, usedMacs);
-            if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: {path}.mac (MAC address {n.MacAddr} is already used by {macOwner})");
+            if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: nics.*.mac ({path}: MAC address {n.MacAddr} is already used by {macOwner})");
             usedMacs.Add(n.MacAddr, path);
         }
         // The one validator for a zone's nets (ZoneNets.cs), as zonecfg and boot use it; its problem
@@ -622,8 +622,21 @@ public static partial class VmModel
         {
             int i = p.Index;
             string path = i >= firstNew ? $"{what}.{i - firstNew}" : $"nics.{i}";
-            throw new PayloadError($"Invalid value(s) for: {path}.{NicField(p.Property)} ({p.Detail})");
+            throw new PayloadError($"Invalid value(s) for: nics.*.{NicField(p.Property)} ({path}: {p.Detail})");
         }
+    }
+
+    /// <summary>Bad values as VM.js names them: a nic's field as nics.*.X, whichever list (nics,
+    /// add_nics, update_nics) and nic it came from; each once.</summary>
+    private static string Fields(List<string> bad)
+    {
+        var names = new List<string>();
+        foreach (string b in bad)
+        {
+            string name = System.Text.RegularExpressions.Regex.Replace(b, @"^(?:nics|add_nics|update_nics)\.\d+\.", "nics.*.");
+            if (!names.Contains(name)) names.Add(name);
+        }
+        return string.Join(',', names);
     }
 
     /// <summary>The nic tags of a VM's nics that the host does not have, in VM.js's words (one
@@ -735,7 +748,7 @@ public static partial class VmModel
                 cfg.Nets.Add(net);
             }
         }
-        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + string.Join(',', bad));
+        if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + Fields(bad));
         FinishNics(host, cfg, "add_nics", firstNew);
         dropped.WarnNotEnforced();
         return cfg;

@@ -104,7 +104,7 @@ public class CreateWithPropertiesTests
         {
             Assert.That(zonecfg.Stderr, Does.Contain("net z1_net0: mtu " + Detail + "\n"));
             Assert.That(boot.Stderr, Does.Contain("net z1_net0: mtu " + Detail + "\n"));
-            Assert.That(vmadm.Stderr, Is.EqualTo($"Invalid value(s) for: nics.0.mtu ({Detail})\n"));
+            Assert.That(vmadm.Stderr, Is.EqualTo($"Invalid value(s) for: nics.*.mtu (nics.0: {Detail})\n"));
             Assert.That(h.Ok(A("dladm show-vnic -p -o link")), Is.Empty);
         }
     }
