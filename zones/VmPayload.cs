@@ -431,7 +431,16 @@ public static partial class VmModel
     {
         var net = new ZoneNet { Protected = true };
         if (node is not JsonObject o) { bad.Add(path); return net; }
-        if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
+        // bhyve and kvm need a model on every nic (proptable.js model_required); VM.js takes the VM's
+        // nic_driver, or the first nic's model, for a nic without one.
+        JsonNode? model = o["model"];
+        if (HvmGuest.IsHvm(cfg.Brand) && model == null)
+        {
+            if (cfg.Vm!.Kept.TryGetValue("nic_driver", out string? driver)) model = JsonNode.Parse(driver);
+            else if (cfg.Nets.Count > 0) model = "virtio";
+            else throw new PayloadError("missing .model option for NIC: " + o.ToJsonString());
+        }
+        if (HvmGuest.IsHvm(cfg.Brand) && model != null)
         {
             if (Str(model) != "virtio")
                 throw new PayloadError($"Invalid value(s) for: nics.*.model ({path}: {ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
