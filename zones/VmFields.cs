@@ -178,6 +178,7 @@ public static partial class VmModel
                 if (all || i == only) list.AddRange(NicValues(c.Nets[i], i, sub)!);
             return list;
         }
+        if (KeptField(vm, field) is IReadOnlyList<string> kept) return kept;
         string? one = field switch
         {
             "uuid" => c.Uuid,
@@ -200,9 +201,36 @@ public static partial class VmModel
         return one == null ? null : [one];
     }
 
+    /// <summary>A kept property as a filter sees it (vmadm lookup cpu_cap=100, tags.role=db: VM.js
+    /// flattens objects to dotted keys); null for a field that is not one.</summary>
+    private static IReadOnlyList<string>? KeptField(VmInfo vm, string field)
+    {
+        if (!IsKeptField(field)) return null;
+        int dot = field.IndexOf('.');
+        string top = dot < 0 ? field : field[..dot];
+        if (!vm.Kept.TryGetValue(top, out string? text)) return [];
+        var node = JsonNode.Parse(text);
+        if (dot >= 0) node = node is JsonObject o ? o[field[(dot + 1)..]] : null;
+        return node switch
+        {
+            null => [],
+            JsonValue v when v.TryGetValue(out string? str) => [str],
+            JsonArray a => [string.Join(',', a.Select(e => e is JsonValue ev && ev.TryGetValue(out string? es) ? es : e?.ToJsonString()))],
+            _ => [node.ToJsonString()],
+        };
+    }
+
+    private static bool IsKeptField(string field)
+    {
+        int dot = field.IndexOf('.');
+        if (dot > 0) return Array.IndexOf(s_keptObjects, field[..dot]) >= 0 && dot < field.Length - 1;
+        return s_kept.TryGetValue(field, out var k) && k.Type != KeptType.Object;
+    }
+
     /// <summary>Whether <see cref="Field"/> knows the field (vmadm list columns, filters).</summary>
     public static bool IsField(string field)
     {
+        if (IsKeptField(field)) return true;
         if (field.StartsWith("nics.", StringComparison.Ordinal))
         {
             string[] p = field.Split('.');
