@@ -189,11 +189,12 @@ public sealed class LinkProtection
         return DladmStatus.Ok;
     }
 
+    /// <summary>allowed-ips as illumos's dladm shows it: every entry in CIDR form, a lone address
+    /// with /32 or /128 (smartos-live's test-spoof-opts.js expects "10.3.0.200/32").</summary>
     internal static string FormatAllowedIps(IReadOnlyList<(IpAddress Network, int Prefix)> list)
     {
         var parts = new List<string>();
-        foreach (var (net, prefix) in list)
-            parts.Add(prefix == (net.IsV4 ? 32 : 128) ? net.ToString() : $"{net}/{prefix}");
+        foreach (var (net, prefix) in list) parts.Add(string.Create(CultureInfo.InvariantCulture, $"{net}/{prefix}"));
         return string.Join(',', parts);
     }
 

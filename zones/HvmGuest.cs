@@ -5,7 +5,7 @@
  * backend is chosen as Vm's Backend Auto chooses it: the interpreter in virtual time (deterministic,
  * Vmm.cs rule 3), KVM only when the host runs in real time and /dev/kvm is usable.
  *
- * The vmadm payload (zones/Vm.cs) adds to the joyent properties:
+ * The vmadm payload (zones/VmPayload.cs) adds to the joyent properties:
  *   "ram"     MiB of guest RAM (default 256, 8 to 16384); it is also the zone's memory cap.
  *   "vcpus"   1 (the VMM runs one vCPU; more is refused).
  *   "image"   what the guest boots, one of:

@@ -35,22 +35,25 @@ public sealed class IpZoneNetwork : IZoneNetwork
         // charged before they exist, and a refusal is ENOBUFS in that zone only.
         var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++,
             tcpMemory: new ZoneTcpMemory(plan.Memory));
-        error = Configure(ip, plan, out Task up);
+        error = Configure(ip, plan, out Task up, out Task<IReadOnlyList<string>> addressesUp);
         if (error != null)
         {
             ip.Shutdown();
             return false;
         }
-        stack = new ZoneIpStack(plan, ip, up);
+        stack = new ZoneIpStack(plan, ip, up, addressesUp);
         return true;
     }
 
     /// <summary>Plumbs the zone's interfaces and addresses; <paramref name="up"/> completes on the
-    /// loop once duplicate address detection has ended and the default routes are in.</summary>
-    private static string? Configure(IpStack ip, ZoneNetworkPlan plan, out Task up)
+    /// loop once duplicate address detection has ended and the default routes are in;
+    /// <paramref name="addressesUp"/> once the dynamic addresses have come too, or never will.</summary>
+    private static string? Configure(IpStack ip, ZoneNetworkPlan plan, out Task up, out Task<IReadOnlyList<string>> addressesUp)
     {
         up = Task.CompletedTask;
+        addressesUp = Task.FromResult<IReadOnlyList<string>>([]);
         var pending = new List<Task<IpStatus>>();
+        var dynamic = new List<(string What, Task<IpStatus> Ready)>();
         foreach (var nic in plan.Interfaces)
         {
             var s = ip.CreateInterface(nic.Name, nic.Client);
@@ -59,8 +62,16 @@ public sealed class IpZoneNetwork : IZoneNetwork
             foreach (string a in nic.Addresses)
             {
                 IpStatus st;
-                if (a == "dhcp") st = ip.StartDhcp($"{nic.Name}/dhcp", out _);
-                else if (a == "addrconf") st = ip.StartAddrconf($"{nic.Name}/v6", out _);
+                if (a == "dhcp")
+                {
+                    st = ip.StartDhcp($"{nic.Name}/dhcp", out var client);
+                    if (client != null) dynamic.Add(($"{nic.Name}: dhcp", client.Ready));
+                }
+                else if (a == "addrconf")
+                {
+                    st = ip.StartAddrconf($"{nic.Name}/v6", out var linkLocal);
+                    if (linkLocal != null) dynamic.Add(($"{nic.Name}: addrconf", linkLocal.Ready));
+                }
                 else
                 {
                     ZoneAddresses.TryParseCidr(a, out var addr, out int prefix);
@@ -74,14 +85,37 @@ public sealed class IpZoneNetwork : IZoneNetwork
         }
         // Default routes need their gateway on a connected network, which exists once duplicate
         // address detection has passed; they are added then, on the loop, as the zone comes up.
-        if (pending.Count == 0 || pending.TrueForAll(t => t.IsCompleted)) return AddRoutes(ip, plan);
         var context = new LoopSynchronizationContext(plan.Scheduler);
-        up = context.Start(async () =>
+        if (pending.Count == 0 || pending.TrueForAll(t => t.IsCompleted))
         {
-            await Task.WhenAll(pending);
-            AddRoutes(ip, plan);
-            return 0;
-        });
+            if (AddRoutes(ip, plan) is string routeError) return routeError;
+        }
+        else
+        {
+            up = context.Start(async () =>
+            {
+                await Task.WhenAll(pending);
+                AddRoutes(ip, plan);
+                return 0;
+            });
+        }
+        var staticUp = up;
+        // Bounded in the zone's time: a DHCP client gives up after DhcpClient.ReadyAttempts discovers,
+        // and duplicate address detection ends after its probes.
+        if (dynamic.Count > 0 || !staticUp.IsCompleted)
+        {
+            addressesUp = context.Start<IReadOnlyList<string>>(async () =>
+            {
+                await staticUp;
+                var missing = new List<string>();
+                foreach (var (what, ready) in dynamic)
+                {
+                    var st = await ready;
+                    if (!st.IsOk) missing.Add($"{what}: {st.Message}");
+                }
+                return missing;
+            });
+        }
         return null;
     }
 
@@ -105,11 +139,12 @@ public sealed class IpZoneNetwork : IZoneNetwork
         return null;
     }
 
-    private sealed class ZoneIpStack(ZoneNetworkPlan plan, IpStack ip, Task up) : IZoneStack, IZoneIpStack
+    private sealed class ZoneIpStack(ZoneNetworkPlan plan, IpStack ip, Task up, Task<IReadOnlyList<string>> addressesUp) : IZoneStack, IZoneIpStack
     {
         public ZoneNetworkPlan Plan { get; } = plan;
         public IpStack Ip { get; } = ip;
         public Task Up { get; } = up;
+        public Task<IReadOnlyList<string>> AddressesUp { get; } = addressesUp;
         public void Stop() => Ip.Shutdown();
     }
 }

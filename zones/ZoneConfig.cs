@@ -34,6 +34,12 @@ public sealed class ZoneNet
     /// <summary>vmadm blocked_outgoing_ports: TCP ports the VM may not reach; a maxbw=0 flow each while
     /// it runs (ZoneTable.BlockPorts).</summary>
     public List<int> BlockedOutgoingPorts { get; set; } = [];
+    /// <summary>vmadm allowed_dhcp_cids: the DHCP client identifiers the VM may use (the link's
+    /// allowed-dhcp-cids; "*" lets it use any, as SmartOS's allow-all-dhcp-cids).</summary>
+    public List<string> AllowedDhcpCids { get; set; } = [];
+    /// <summary>vmadm nic properties SmartOS takes and this host keeps without enforcing them
+    /// (VmPayload.cs, "kept"): name to JSON text.</summary>
+    public Dictionary<string, string> Kept { get; set; } = new(StringComparer.Ordinal);
 
     public ZoneNet Clone() => new()
     {
@@ -41,7 +47,8 @@ public sealed class ZoneNet
         VlanId = VlanId, Mtu = Mtu, Primary = Primary, Ips = [.. Ips], Gateways = [.. Gateways],
         AllowIpSpoofing = AllowIpSpoofing, AllowMacSpoofing = AllowMacSpoofing, AllowDhcpSpoofing = AllowDhcpSpoofing,
         AllowRestrictedTraffic = AllowRestrictedTraffic, AllowedIps = [.. AllowedIps], Protected = Protected,
-        BlockedOutgoingPorts = [.. BlockedOutgoingPorts],
+        BlockedOutgoingPorts = [.. BlockedOutgoingPorts], AllowedDhcpCids = [.. AllowedDhcpCids],
+        Kept = new(Kept, StringComparer.Ordinal),
     };
 
     /// <summary>The addresses handed to the zone's IP stack: vmadm ips, else allowed-address.</summary>
@@ -63,6 +70,10 @@ public sealed class ZoneNet
         if (!AllowDhcpSpoofing) list.Add("dhcp-nospoof");
         return list.Count == 0 ? "" : string.Join(',', list);
     }
+
+    /// <summary>The allowed-dhcp-cids link property: vmadm allowed_dhcp_cids, but "*" (any client
+    /// identifier) sets none, as there is no allow-all-dhcp-cids property here (README).</summary>
+    public string AllowedDhcpCidsValue() => AllowedDhcpCids is ["*"] ? "" : string.Join(',', AllowedDhcpCids);
 
     /// <summary>The allowed-ips link property: the static addresses plus allowed_ips.</summary>
     public string AllowedIpsValue()
@@ -90,11 +101,14 @@ public sealed class VmInfo
     public string? Guest { get; set; }
     /// <summary>bhyve/kvm: an absolute path to a flat image ("image": {"path": PATH}).</summary>
     public string? ImagePath { get; set; }
+    /// <summary>vmadm properties SmartOS takes and this host keeps and shows without enforcing them
+    /// (cpu_cap, max_lwps, ...; VmPayload.cs, "kept"): name to JSON text.</summary>
+    public Dictionary<string, string> Kept { get; set; } = new(StringComparer.Ordinal);
 
     public VmInfo Clone() => new()
     {
         Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index, Vcpus = Vcpus, Guest = Guest,
-        ImagePath = ImagePath,
+        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal),
     };
 }
 

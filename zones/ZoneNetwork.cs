@@ -39,6 +39,10 @@ public interface IZoneStack
     /// <summary>Completes (on the loop) once the static addresses are usable and the default routes
     /// are in: duplicate address detection has ended. vmadm create waits for it.</summary>
     Task Up => Task.CompletedTask;
+    /// <summary>Completes (on the loop) once every address is up, the dhcp and addrconf ones too, with
+    /// those that never came ("net0: dhcp: ..."); bounded in the zone's time (DhcpClient.ReadyAttempts,
+    /// duplicate address detection). vmadm create and start wait for it.</summary>
+    Task<IReadOnlyList<string>> AddressesUp => Task.FromResult<IReadOnlyList<string>>([]);
 }
 
 /// <summary>Address forms shared by zonecfg, vmadm and the network seam.</summary>

@@ -8,7 +8,7 @@ namespace SmartOS.Cli.Commands;
 
 /// <summary>
 /// vmadm(8): create, list, get, update, start, stop, reboot, delete, lookup and console of VMs,
-/// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/Vm.cs; bhyve
+/// which are zones with a UUID for a name (Host.cs glossary, "VM"; payloads in zones/VmPayload.cs, what get and list show in zones/VmFields.cs; bhyve
 /// and kvm guests in zones/HvmGuest.cs). Messages follow vmadm.js, which prints VM.js's error message
 /// alone on stderr ("Invalid value(s) for: ram") and exits 1, "Failed to delete VM UUID: ..." for
 /// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
@@ -39,6 +39,8 @@ public static class Vmadm
             stop <uuid> [-F]
             update <uuid> [-f <filename>]
             update <uuid> property=value [property=value ...]
+            validate create [-f <filename>]
+            validate update <brand> [-f <filename>]
         """;
 
     private static int Usage(CommandContext ctx, string? why = null)
@@ -65,6 +67,7 @@ public static class Vmadm
             "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
+            "validate" => await ValidateAsync(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
     }
@@ -98,8 +101,14 @@ public static class Vmadm
         if (text == null) return code;
         var host = ctx.Host;
         ZoneConfig cfg;
+        bool noWait = false;
         var warnings = new List<string>();
-        try { cfg = VmModel.BuildCreate(host, VmModel.ParseObject(text), ctx.WorkingDirectory, warnings); }
+        try
+        {
+            var payload = VmModel.ParseObject(text);
+            cfg = VmModel.BuildCreate(host, payload, ctx.WorkingDirectory, warnings);
+            noWait = VmModel.NoWait(payload);
+        }
         catch (VmModel.PayloadError e)
         {
             foreach (string w in warnings) ctx.Err.WriteLine(w);
@@ -115,11 +124,12 @@ public static class Vmadm
             return 1;
         }
         if (cfg.Vm!.Quota != null) ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
-        ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
+        // As VM.js's create, success is told once the VM is up (its addresses too), unless nowait.
         if (cfg.Autoboot)
         {
             if (!ctx.HostRunning)
             {
+                ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
                 ctx.Err.WriteLine("vmadm: the host is not booted: the VM will start when 'smartos boot' boots it (autoboot)");
                 return 0;
             }
@@ -128,9 +138,25 @@ public static class Vmadm
                 ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be.Message}");
                 return 1;
             }
-            await UpAsync(ctx, cfg.Name);
+            if (!noWait)
+            {
+                await UpAsync(ctx, cfg.Name);
+                foreach (string missing in await AddressesUpAsync(ctx, cfg.Name))
+                    ctx.Err.WriteLine($"Warning, VM {cfg.Uuid} is running without an address: {missing}");
+            }
         }
+        ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
         return 0;
+    }
+
+    /// <summary>Waits, without holding the loop, until a zone just booted has its dhcp and addrconf
+    /// addresses too, or they never will (bounded in the zone's time: IZoneStack.AddressesUp); returns
+    /// those that never came. Ctrl-C stops the wait, not the zone.</summary>
+    private static async Task<IReadOnlyList<string>> AddressesUpAsync(CommandContext ctx, string name)
+    {
+        if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack) return [];
+        try { return await stack.AddressesUp.WaitAsync(ctx.Cancel); }
+        catch (OperationCanceledException) { return []; }
     }
 
     /// <summary>
@@ -144,6 +170,42 @@ public static class Vmadm
         if (ctx.Host.Zones.Find(name)?.Stack is not IZoneStack stack || stack.Up.IsCompleted) return;
         try { await stack.Up.WaitAsync(ctx.Cancel); }
         catch (OperationCanceledException) { }
+    }
+
+    /// <summary>
+    /// vmadm validate create|update: the payload's shape against what the action takes for the brand
+    /// (VmValidate.cs); vmadm.js prints "VALID 'ACTION' payload for BRAND brand VMs." or VM.js's error
+    /// object, and exits 1 then.
+    /// </summary>
+    private static async Task<int> ValidateAsync(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, "f:", permute: true);
+        if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Operands.Count < 1 || g.Operands[0] is not ("create" or "update")) return Usage(ctx, "Will not validate without a valid action.");
+        string action = g.Operands[0];
+        if (action == "update" ? g.Operands.Count != 2 : g.Operands.Count != 1) return Usage(ctx, "Will not validate without a valid action and brand.");
+        var (text, code) = await ReadPayloadAsync(ctx, g, "validate");
+        if (text == null) return code;
+        JsonObject payload;
+        try { payload = VmModel.ParseObject(text); }
+        catch (VmModel.PayloadError e)
+        {
+            ctx.Err.WriteLine(e.Message);
+            return 1;
+        }
+        string brand = action == "update" ? g.Operands[1] : payload["brand"] is JsonValue bv && bv.TryGetValue(out string? b) ? b : "undefined";
+        if (!VmModel.IsBrand(brand))
+        {
+            ctx.Err.WriteLine(new JsonObject { ["bad_brand"] = brand }.ToJsonString(VmModel.Pretty));
+            return 1;
+        }
+        if (VmModel.Validate(brand, action, payload) is JsonObject errors)
+        {
+            ctx.Err.WriteLine(VmModel.FormatValidation(errors));
+            return 1;
+        }
+        ctx.Out.WriteLine($"VALID '{action}' payload for {brand} brand VMs.");
+        return 0;
     }
 
     private static Zone? FindVm(CommandContext ctx, string uuid, string verb)
@@ -218,9 +280,15 @@ public static class Vmadm
             return 1;
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
-        if (ctx.Host.Zones.Commit(next) is { IsOk: false } err)
+        // A running VM's spoofing flags change its VNICs at once (VmLinks.cs); checked before anything is.
+        if ((VmModel.CheckLive(ctx.Host, z, next) is string live ? ZoneStatus.Problem(ZoneError.InvalidProperty, live) : ctx.Host.Zones.Commit(next)) is { IsOk: false } err)
         {
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err.Message}");
+            return 1;
+        }
+        if (VmModel.ApplyLive(ctx.Host, z) is string applyErr)
+        {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {applyErr}");
             return 1;
         }
         if (next.Vm!.Quota != null && next.Vm.Quota != z.Config.Vm?.Quota)
@@ -248,7 +316,8 @@ public static class Vmadm
                     ctx.Err.WriteLine($"VM {uuid} is already 'running'");
                     return 0;
                 }
-                err = zones.Boot(uuid);
+                // VM.js start checks the nic tags first: 'Invalid nic tag "X"'.
+                err = VmModel.NicTagProblem(ctx.Host, z.Config) is string badTags ? ZoneStatus.Problem(ZoneError.InvalidProperty, badTags) : zones.Boot(uuid);
                 if (!err.IsOk) break;
                 await UpAsync(ctx, uuid);
                 ctx.Err.WriteLine($"Successfully started VM {uuid}");
@@ -265,8 +334,10 @@ public static class Vmadm
                 break;
             default:
                 // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
+                // A nic tag gone since boot refuses the reboot before the VM is touched (it stays running).
                 err = z.State != ZoneState.Running
                     ? ZoneStatus.Problem(ZoneError.BadZoneState, $"Cannot reboot vm from state \"{state}\", must be \"running\"")
+                    : VmModel.NicTagProblem(ctx.Host, z.Config) is string tags ? ZoneStatus.Problem(ZoneError.InvalidProperty, "Cannot reboot vm: " + tags)
                     : zones.Reboot(uuid);
                 if (err.IsOk) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;

@@ -66,7 +66,7 @@ public class BlockedPortsTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(r.ExitCode, Is.EqualTo(1));
-            Assert.That(r.Stderr, Does.Contain("nics.0.blocked_outgoing_ports"));
+            Assert.That(r.Stderr, Does.Contain("nics.*.blocked_outgoing_ports"));
             Assert.That(h.Host.Zones.Zones, Is.Empty);
         }
     }

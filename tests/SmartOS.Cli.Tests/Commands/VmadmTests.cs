@@ -177,23 +177,23 @@ public class VmadmTests
 
     [TestCase("{ not json", "Invalid JSON payload")]
     [TestCase("[1, 2]", "Invalid JSON payload: not an object")]
-    [TestCase("""{ "cpu_cap": 100 }""", "Unsupported property(s): cpu_cap")]
+    [TestCase("""{ "cpu_cap": -1 }""", "Invalid value(s) for: cpu_cap")]
+    [TestCase("""{ "disks": [] }""", "Unsupported property(s): disks")]
     [TestCase("""{ "max_physical_memory": "lots" }""", "Invalid value(s) for: max_physical_memory")]
     [TestCase("""{ "max_physical_memory": -5 }""", "Invalid value(s) for: max_physical_memory")]
     [TestCase("""{ "autoboot": 3 }""", "Invalid value(s) for: autoboot")]
     [TestCase("""{ "uuid": "not-a-uuid" }""", "Invalid value(s) for: uuid")]
     [TestCase("""{ "resolvers": ["dns.example"] }""", "Invalid value(s) for: resolvers")]
     [TestCase("""{ "brand": "solaris" }""", "Invalid value(s) for: brand")]
-    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\" for nics.0")]
-    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Invalid value(s) for: nics.0.nic_tag")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Invalid value(s) for: nics.0.ips")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Invalid value(s) for: nics.0.vlan_id")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Invalid value(s) for: nics.0.mac")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Invalid value(s) for: nics.0.mtu")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Invalid value(s) for: nics.0.primary")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid value(s) for: nics.0.mtu (9000 is larger than the MTU of e1000g0, 1500)")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Unsupported property(s): nics.0.vrrp_vrid")]
-    [TestCase("""{ "nics": [ { "nic_tag": "admin", "model": "virtio" } ] }""", "Unsupported property(s): nics.0.model")]
+    [TestCase("""{ "nics": [ { "nic_tag": "nosuch", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid nic tag \"nosuch\"\n")]
+    [TestCase("""{ "nics": [ { "ips": ["10.0.0.2/24"] } ] }""", "Invalid value(s) for: nics.*.nic_tag")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2"] } ] }""", "Invalid value(s) for: nics.*.ips")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vlan_id": 5000 } ] }""", "Invalid value(s) for: nics.*.vlan_id")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "ff:ff:ff:ff:ff:ff" } ] }""", "Invalid value(s) for: nics.*.mac")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 20 } ] }""", "Invalid value(s) for: nics.*.mtu")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "primary": "yes" } ] }""", "Invalid value(s) for: nics.*.primary")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "mtu": 9000, "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "Invalid value(s) for: nics.*.mtu (nics.0: 9000 is larger than the MTU of e1000g0, 1500)")]
+    [TestCase("""{ "nics": [ { "nic_tag": "admin", "vrrp_vrid": 7 } ] }""", "Unsupported property(s): nics.*.vrrp_vrid")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "ips": ["10.0.0.2/24"], "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "IP address 10.0.0.2 is already used by nics.0")]
     [TestCase("""{ "nics": [ { "nic_tag": "admin", "mac": "2:0:0:0:0:1", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true }, { "nic_tag": "admin", "mac": "02:00:00:00:00:01", "allow_ip_spoofing": true, "allow_mac_spoofing": true, "allow_dhcp_spoofing": true, "allow_restricted_traffic": true } ] }""", "MAC address 02:00:00:00:00:01 is already used by nics.0")]
     public void Bad_payloads_create_nothing(string payload, string message)
@@ -377,7 +377,7 @@ public class VmadmTests
             Assert.That(r.ExitCode, Is.Zero, r.Stderr);
             Assert.That(r.Stderr, Does.StartWith(
                 "Warning, invalid create property: [colour] removing from payload.\n" +
-                "Warning, invalid create property: [nics.0.flavour] removing from payload.\n" +
+                "Warning, invalid create property: [nics.*.flavour] removing from payload.\n" +
                 "Successfully created VM "));
         }
         string uuid = h.Host.Zones.Zones.Single(z => z.IsVm).Name;

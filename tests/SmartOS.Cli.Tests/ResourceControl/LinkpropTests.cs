@@ -135,7 +135,7 @@ public class LinkpropTests
             Assert.That(Value("maxbw"), Is.EqualTo("   50"));
             Assert.That(Value("priority"), Is.EqualTo("low"));
             Assert.That(Value("protection"), Is.EqualTo("mac-nospoof,ip-nospoof"));
-            Assert.That(Value("allowed-ips"), Is.EqualTo("10.0.0.1,10.1.0.0/16"));
+            Assert.That(Value("allowed-ips"), Is.EqualTo("10.0.0.1/32,10.1.0.0/16"));
             Assert.That(Value("allowed-dhcp-cids"), Is.EqualTo("0x0102,host-a"));
         }
         Ok("dladm", "reset-linkprop", "-p", "maxbw,priority,protection,allowed-ips,allowed-dhcp-cids", "vnic0");
@@ -216,7 +216,7 @@ public class LinkpropTests
             var w2 = new World();
             var h2 = w2.AddHost("h1", 1, new FileConfigStore(root));
             var r = Dispatcher.Run(w2, h2, "dladm", "show-linkprop", "-c", "-o", "value", "-p", "maxbw,allowed-ips", "vnic0");
-            Assert.That(r.Stdout, Is.EqualTo("   10\n10.0.0.5\n"));
+            Assert.That(r.Stdout, Is.EqualTo("   10\n10.0.0.5/32\n"));
         }
         finally
         {
