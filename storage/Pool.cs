@@ -402,8 +402,9 @@ public sealed partial class Pool : IDisposable
         {
             var top = _tops[dvas[c].Vdev];
             bool any = false;
-            foreach (var leaf in top.Leaves)
+            for (int l = 0; l < top.Leaves.Count; l++)
             {
+                var leaf = top.Leaves[l];
                 try { leaf.Io.Write(VdevLabel.LabelSize + dvas[c].Offset, data); any = true; }
                 catch (IOException) { leaf.WriteErrors++; }
             }
