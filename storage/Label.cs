@@ -92,7 +92,7 @@ public static class VdevLabel
             for (int t = 0; t < topCount; t++)
             {
                 var kind = (VdevKind)r.ReadByte(); ulong guid = r.ReadUInt64(); long dataSize = r.ReadInt64(); int leafCount = r.ReadInt32();
-                if (leafCount is <= 0 or > 16 || kind is not (VdevKind.Disk or VdevKind.Mirror)) { reason = "label vdev tree invalid"; return null; }
+                if (leafCount is <= 0 or > 16 || kind is not (VdevKind.Disk or VdevKind.Mirror or VdevKind.Raidz1)) { reason = "label vdev tree invalid"; return null; }
                 var leaves = new List<LeafConfig>();
                 for (int l = 0; l < leafCount; l++) leaves.Add(new LeafConfig(r.ReadUInt64(), r.ReadString()));
                 tops.Add(new TopConfig(kind, guid, dataSize, leaves));

@@ -9,8 +9,10 @@
  * Terms
  *   leaf vdev   one file of a fixed size (LeafVdev). Two labels (VdevLabel) hold the pool's name, guid
  *               and vdev tree, and a ring of uberblocks: L0 at the front, L1 at the back.
- *   top vdev    a single leaf or a mirror of leaves (TopVdev); blocks are allocated in its data area,
- *               the space between the labels, at the same offset on every leaf of a mirror.
+ *   top vdev    a single leaf, a mirror of leaves or a raidz1 (TopVdev); blocks are allocated in its
+ *               data area, the space between the labels, at the same offset on every leaf. A mirror
+ *               holds the whole block on each leaf; a raidz1 of n leaves splits it into n-1 data
+ *               columns and one XOR parity column, one per leaf (Pool.Raidz.cs).
  *   DVA         a block's address: top vdev id and offset in the data area. A block has up to the
  *               pool's `copies` DVAs, each on another top vdev where there is one.
  *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, stored size, checksum
@@ -29,7 +31,8 @@
  *      blake3 selectable); the value lives in the parent's pointer, never beside the block, so a block
  *      written to the wrong place or left stale cannot vouch for itself.
  *   3. A read verifies. A copy that fails (short read, I/O error or checksum mismatch) is counted on its
- *      leaf (READ or CKSUM) and the next copy is tried: the other side of a mirror, then the next DVA.
+ *      leaf (READ or CKSUM) and the next copy is tried: the other side of a mirror, a raidz1 column
+ *      rebuilt from parity, then the next DVA.
  *      When a good copy is found, every bad copy read on the way is rewritten from it (self-healing,
  *      counted as repaired bytes). When none is good the read fails with ECKSUM or EIO and the caller's
  *      buffer is cleared: wrong data is never returned.
@@ -52,7 +55,7 @@
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *
- * Not done yet (issue 12): raidz1, compression, a bounded block cache (the ARC), on-disk space maps,
+ * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC), on-disk space maps,
  * datasets/snapshots/clones, send/receive, the zpool and zfs commands, and reuse of freed object ids.
  */
 using System.Diagnostics;
@@ -93,6 +96,8 @@ public sealed partial class Pool : IDisposable
     private readonly List<(int Vdev, long Offset, int Size)> _pendingFrees = [];
     private readonly Stack<byte[]> _buffers = new();
     private readonly byte[] _uberblockSlot = new byte[VdevLabel.UberblockSize];
+    // A raidz1 block's data columns side by side: up to one sector per column more than a block.
+    private readonly byte[] _raidzColumns = new byte[MaxBlockSize + 16 * SectorSize];
     private int _rotor;
     private StorageResult _suspended = StorageResult.Success;
     private bool _disposed;
@@ -143,6 +148,7 @@ public sealed partial class Pool : IDisposable
         {
             if (spec.Kind == VdevKind.Disk && spec.Files.Count != 1) return new StorageResult(StorageStatus.InvalidConfig, what + ": a disk vdev is one file");
             if (spec.Kind == VdevKind.Mirror && spec.Files.Count < 2) return new StorageResult(StorageStatus.InvalidConfig, what + ": a mirror needs at least two files");
+            if (spec.Kind == VdevKind.Raidz1 && spec.Files.Count < 2) return new StorageResult(StorageStatus.InvalidConfig, what + ": a raidz1 needs at least two files");
             if (spec.Files.Count > 16) return new StorageResult(StorageStatus.InvalidConfig, what + ": too many files in one vdev");
             foreach (var file in spec.Files)
             {
@@ -388,35 +394,43 @@ public sealed partial class Pool : IDisposable
             for (int k = 0; k < _tops.Length && !placed; k++)
             {
                 int t = (_rotor + c + k) % _tops.Length;
-                if (_tops[t].Space.TryAllocate(data.Length, out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
+                if (_tops[t].Space.TryAllocate(_tops[t].AllocSize(data.Length), out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
             }
             if (!placed)
             {
-                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, data.Length);
+                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, _tops[dvas[u].Vdev].AllocSize(data.Length));
                 return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
             }
         }
         _rotor = (_rotor + 1) % _tops.Length;
         int good = 0;
         for (int c = 0; c < copies; c++)
-        {
-            var top = _tops[dvas[c].Vdev];
-            bool any = false;
-            for (int l = 0; l < top.Leaves.Count; l++)
-            {
-                var leaf = top.Leaves[l];
-                try { leaf.Io.Write(VdevLabel.LabelSize + dvas[c].Offset, data); any = true; }
-                catch (IOException) { leaf.WriteErrors++; }
-            }
-            if (any) good++;
-        }
+            if (WriteCopy(_tops[dvas[c].Vdev], dvas[c].Offset, data, -1, repair: false)) good++;
         if (good == 0)
         {
-            for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, data.Length);
+            for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
             return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
         }
         bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, _config.Checksum, type, level, txg, sum);
         return StorageResult.Success;
+    }
+
+    /// <summary>
+    /// Writes one copy of a block at offset of a top vdev, to the leaves in leafMask: the same bytes to
+    /// every leaf of a disk or mirror, columns and parity to a raidz1. False if no leaf took it.
+    /// </summary>
+    private bool WriteCopy(TopVdev top, long offset, ReadOnlySpan<byte> data, int leafMask, bool repair)
+    {
+        if (top.Kind == VdevKind.Raidz1) return WriteRaidz(top, offset, data, leafMask, repair);
+        bool any = false;
+        for (int l = 0; l < top.Leaves.Count; l++)
+        {
+            if ((leafMask & (1 << l)) == 0) continue;
+            var leaf = top.Leaves[l];
+            try { leaf.Io.Write(VdevLabel.LabelSize + offset, data); if (repair) leaf.RepairedBytes += data.Length; any = true; }
+            catch (IOException) { leaf.WriteErrors++; }
+        }
+        return any;
     }
 
     /// <summary>
@@ -435,7 +449,15 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             if ((uint)dva.Vdev >= (uint)_tops.Length) continue;
             var top = _tops[dva.Vdev];
-            if (dva.Offset + bp.PhysicalSize > top.DataSize) continue;
+            if (dva.Offset + top.AllocSize(bp.PhysicalSize) > top.DataSize) continue;
+            if (top.Kind == VdevKind.Raidz1)
+            {
+                var status = ReadRaidz(top, dva.Offset, bp, block, verifyParity: false);
+                if (status == StorageStatus.Ok) { Heal(bp, block, badLeaves); return StorageStatus.Ok; }
+                badLeaves[c] = -1;
+                sawChecksum |= status == StorageStatus.ChecksumError;
+                continue;
+            }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
                 var leaf = top.Leaves[l];
@@ -471,6 +493,11 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             if ((uint)dva.Vdev >= (uint)_tops.Length) continue;
             var top = _tops[dva.Vdev];
+            if (top.Kind == VdevKind.Raidz1)
+            {
+                if (ReadRaidz(top, dva.Offset, bp, block, verifyParity: true) != StorageStatus.Ok) badLeaves[c] = -1;
+                continue;
+            }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
                 var leaf = top.Leaves[l];
@@ -491,14 +518,7 @@ public sealed partial class Pool : IDisposable
         {
             if (badLeaves[c] == 0) continue;
             Dva dva = bp.GetDva(c);
-            var top = _tops[dva.Vdev];
-            for (int l = 0; l < top.Leaves.Count; l++)
-            {
-                if ((badLeaves[c] & (1 << l)) == 0) continue;
-                var leaf = top.Leaves[l];
-                try { leaf.Io.Write(VdevLabel.LabelSize + dva.Offset, good); leaf.RepairedBytes += good.Length; }
-                catch (IOException) { leaf.WriteErrors++; }
-            }
+            WriteCopy(_tops[dva.Vdev], dva.Offset, good, badLeaves[c], repair: true);
         }
     }
 
@@ -508,8 +528,9 @@ public sealed partial class Pool : IDisposable
         for (int c = 0; c < bp.Copies; c++)
         {
             Dva dva = bp.GetDva(c);
-            Debug.Assert(_tops[dva.Vdev].Space.IsAllocated(dva.Offset, bp.PhysicalSize), "freeing a block that is not allocated");
-            _pendingFrees.Add((dva.Vdev, dva.Offset, bp.PhysicalSize));
+            int size = _tops[dva.Vdev].AllocSize(bp.PhysicalSize);
+            Debug.Assert(_tops[dva.Vdev].Space.IsAllocated(dva.Offset, size), "freeing a block that is not allocated");
+            _pendingFrees.Add((dva.Vdev, dva.Offset, size));
         }
     }
 
@@ -519,7 +540,7 @@ public sealed partial class Pool : IDisposable
         for (int c = 0; c < bp.Copies; c++)
         {
             Dva dva = bp.GetDva(c);
-            if ((uint)dva.Vdev >= (uint)_tops.Length || !_tops[dva.Vdev].Space.Claim(dva.Offset, bp.PhysicalSize)) return false;
+            if ((uint)dva.Vdev >= (uint)_tops.Length || !_tops[dva.Vdev].Space.Claim(dva.Offset, _tops[dva.Vdev].AllocSize(bp.PhysicalSize))) return false;
         }
         return true;
     }

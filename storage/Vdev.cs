@@ -5,6 +5,7 @@ public enum VdevKind : byte
 {
     Disk = 1,
     Mirror = 2,
+    Raidz1 = 3,
 }
 
 /// <summary>
@@ -48,7 +49,24 @@ public sealed class TopVdev
     public IReadOnlyList<LeafVdev> Leaves { get; }
     public SpaceMap Space { get; internal set; }
 
-    public string Name => Kind == VdevKind.Mirror ? "mirror-" + Id : System.IO.Path.GetFileName(Leaves[0].Path);
+    public string Name => Kind switch
+    {
+        VdevKind.Mirror => "mirror-" + Id,
+        VdevKind.Raidz1 => "raidz1-" + Id,
+        _ => System.IO.Path.GetFileName(Leaves[0].Path),
+    };
+
+    /// <summary>
+    /// Bytes a block of psize takes on each leaf at its offset: the block itself on a disk or mirror;
+    /// on a raidz1 of n leaves, one column, psize split over n-1 data columns rounded up to a sector.
+    /// </summary>
+    public int AllocSize(int psize)
+    {
+        if (Kind != VdevKind.Raidz1) return psize;
+        int dataColumns = Leaves.Count - 1;
+        int sectors = (psize / Pool.SectorSize + dataColumns - 1) / dataColumns;
+        return sectors * Pool.SectorSize;
+    }
 }
 
 /// <summary>The layout asked of Pool.Create: each inner array is one top-level vdev's files.</summary>
@@ -57,4 +75,6 @@ public sealed record VdevSpec(VdevKind Kind, IReadOnlyList<string> Files)
     public static VdevSpec Disk(string file) => new(VdevKind.Disk, [file]);
 
     public static VdevSpec Mirror(params string[] files) => new(VdevKind.Mirror, files);
+
+    public static VdevSpec Raidz1(params string[] files) => new(VdevKind.Raidz1, files);
 }

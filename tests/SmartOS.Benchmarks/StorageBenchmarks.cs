@@ -8,7 +8,7 @@ namespace SmartOS.Benchmarks;
 /// <summary>
 /// The pool engine against the disk (issue 12): checksum rates on one 128 KiB block, then 256 MiB
 /// written sequentially into one object (committed every 32 MiB, as a txg's dirty limit would) and
-/// read back after a reopen, on a single file vdev and on a two-way mirror, beside a plain file of the
+/// read back after a reopen, on a single file vdev, a two-way mirror and a raidz1 of three, beside a plain file of the
 /// same size written with the same 1 MiB writes and one fsync and read back. Allocated bytes per
 /// 128 KiB block show whether the data path allocates: what remains is the indirect-block cache
 /// filling once (an Indirect of 1024 pointers per 1024 blocks, about 100 B a block) and per-txg
@@ -34,6 +34,7 @@ public static class StorageBenchmarks
             PlainFile(o, Path.Combine(dir, "plain"), data);
             Engine(o, dir, "pool, single file vdev", [VdevSpec.Disk("s0")], data);
             Engine(o, dir, "pool, 2-way mirror", [VdevSpec.Mirror("m0", "m1")], data);
+            Engine(o, dir, "pool, raidz1 of 3", [VdevSpec.Raidz1("z0", "z1", "z2")], data);
         }
         finally
         {

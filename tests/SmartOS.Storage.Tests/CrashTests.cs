@@ -95,14 +95,20 @@ public class CrashTests : PoolFixture
         }
     }
 
-    [TestCase(false, false)]
-    [TestCase(false, true)]
-    [TestCase(true, false)]
-    [TestCase(true, true)]
-    public void A_crash_at_any_write_of_a_commit_opens_at_the_old_or_the_new_txg_complete(bool mirror, bool tear)
+    [TestCase(VdevKind.Disk, false)]
+    [TestCase(VdevKind.Disk, true)]
+    [TestCase(VdevKind.Mirror, false)]
+    [TestCase(VdevKind.Mirror, true)]
+    [TestCase(VdevKind.Raidz1, true)]
+    public void A_crash_at_any_write_of_a_commit_opens_at_the_old_or_the_new_txg_complete(VdevKind kind, bool tear)
     {
-        VdevSpec layout = mirror ? VdevSpec.Mirror("d0", "d1") : VdevSpec.Disk("d0");
-        int leaves = mirror ? 2 : 1;
+        VdevSpec layout = kind switch
+        {
+            VdevKind.Mirror => VdevSpec.Mirror("d0", "d1"),
+            VdevKind.Raidz1 => VdevSpec.Raidz1("d0", "d1", "d2"),
+            _ => VdevSpec.Disk("d0"),
+        };
+        int leaves = layout.Files.Count;
         long txg;
         using (var pool = Create("tank", layout))
         {
