@@ -54,9 +54,15 @@
  *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
+ *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
+ *      here takes a lock.
  *
- * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC), on-disk space maps,
- * datasets/snapshots/clones, send/receive, the zpool and zfs commands, and reuse of freed object ids.
+ * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
+ * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
+ * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
+ * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
+ * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
+ * after the next one reused its space (here a freed block is reusable once its txg commits).
  */
 using System.Diagnostics;
 using SmartOS.Kernel;
