@@ -34,7 +34,7 @@ public sealed class SpaceMap
     {
         Debug.Assert(size > 0 && size % Pool.SectorSize == 0);
         long need = size / Pool.SectorSize;
-        if (TryFind(_cursor, _sectors, need, out long start) || TryFind(0, _cursor, need, out start))
+        if (TryFind(_cursor, _sectors, need, out long start) || TryFind(0, _sectors, need, out start))
         {
             SetRange(start, need, used: true);
             _cursor = start + need;
