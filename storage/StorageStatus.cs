@@ -19,7 +19,6 @@ public enum StorageStatus
     NoValidUberblock,   // no uberblock of the pool passed its checksum
     MetadataCorrupted,  // the committed tree could not be read at open
     InvalidConfig,      // a vdev layout that cannot be built
-    Unsupported,        // a feature this engine does not have yet
 }
 
 public static class StorageStatusText
@@ -39,7 +38,6 @@ public static class StorageStatusText
         StorageStatus.NoValidUberblock => "no valid uberblock found",
         StorageStatus.MetadataCorrupted => "the pool metadata is corrupted",
         StorageStatus.InvalidConfig => "invalid vdev specification",
-        StorageStatus.Unsupported => "operation not supported",
         _ => status.ToString(),
     };
 }

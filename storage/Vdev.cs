@@ -47,7 +47,7 @@ public sealed class TopVdev
     public VdevKind Kind { get; }
     public long DataSize { get; }
     public IReadOnlyList<LeafVdev> Leaves { get; }
-    public SpaceMap Space { get; internal set; }
+    public SpaceMap Space { get; }
 
     public string Name => Kind switch
     {
@@ -69,7 +69,7 @@ public sealed class TopVdev
     }
 }
 
-/// <summary>The layout asked of Pool.Create: each inner array is one top-level vdev's files.</summary>
+/// <summary>One top-level vdev asked of Pool.Create: its kind and its files' names in the pool directory.</summary>
 public sealed record VdevSpec(VdevKind Kind, IReadOnlyList<string> Files)
 {
     public static VdevSpec Disk(string file) => new(VdevKind.Disk, [file]);
