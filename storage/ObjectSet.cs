@@ -1,0 +1,227 @@
+namespace SmartOS.Storage;
+
+/// <summary>
+/// Numbered objects of bytes, the minimal object store over the pool (Pool.cs terms). Object 0 is the
+/// meta object: its bytes are the dnodes of the others, Dnode.Size bytes each at id * Dnode.Size, and
+/// its own dnode is what the uberblock holds. Changes stay in memory until Pool.Commit.
+/// </summary>
+public sealed class ObjectSet
+{
+    public const int MaxHeight = 4;
+    public const long MaxObjectSize = 1L << 48;
+
+    private readonly Pool _pool;
+    private readonly Dictionary<long, ObjectTree> _objects = [];
+    private readonly SortedSet<long> _dirty = [];
+    private ObjectTree _meta;
+    private long _nextId = 1;
+
+    internal ObjectSet(Pool pool)
+    {
+        _pool = pool;
+        _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default));
+    }
+
+    internal bool IsDirty => _dirty.Count > 0;
+
+    /// <summary>Creates an empty object and returns its number.</summary>
+    public StorageResult Create(out long id)
+    {
+        id = 0;
+        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        id = _nextId++;
+        var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default)) { DnodeDirty = true };
+        _objects[id] = tree;
+        _dirty.Add(id);
+        return StorageResult.Success;
+    }
+
+    public bool Exists(long id) => Find(id, out _) == StorageStatus.Ok;
+
+    public StorageResult GetLength(long id, out long length)
+    {
+        length = 0;
+        var status = Find(id, out var tree);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        length = tree.Length;
+        return StorageResult.Success;
+    }
+
+    /// <summary>Writes bytes at offset, growing the object; visible to reads at once, durable at the next commit.</summary>
+    public StorageResult Write(long id, long offset, ReadOnlySpan<byte> data)
+    {
+        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        var status = Find(id, out var tree);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        var result = tree.Write(offset, data);
+        if (!result.IsOk) return Fail(result.Status, id);
+        _dirty.Add(id);
+        return StorageResult.Success;
+    }
+
+    /// <summary>Reads up to destination.Length bytes at offset; read is short at the end. On error destination is cleared.</summary>
+    public StorageResult Read(long id, long offset, Span<byte> destination, out int read)
+    {
+        read = 0;
+        var status = Find(id, out var tree);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        var result = tree.Read(offset, destination, out read);
+        return result.IsOk ? result : Fail(result.Status, id);
+    }
+
+    /// <summary>The committed block pointer of the data block holding offset (a hole where none is written).</summary>
+    public StorageResult Locate(long id, long offset, out BlockPointer bp)
+    {
+        bp = default;
+        var status = Find(id, out var tree);
+        if (status == StorageStatus.Ok) status = tree.Locate(offset, out bp);
+        return status == StorageStatus.Ok ? StorageResult.Success : Fail(status, id);
+    }
+
+    /// <summary>Removes an object; its blocks are freed when the txg commits.</summary>
+    public StorageResult Delete(long id)
+    {
+        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        var status = Find(id, out var tree);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        var blocks = new List<BlockPointer>();
+        status = tree.CollectBlocks(blocks);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        foreach (var bp in blocks) _pool.FreeBlock(bp);
+        tree.MarkDeleted();
+        _dirty.Add(id);
+        return StorageResult.Success;
+    }
+
+    private static StorageResult Fail(StorageStatus status, long id) => new(status, $"object {id}");
+
+    private StorageStatus Find(long id, out ObjectTree tree)
+    {
+        tree = null!;
+        if (id <= 0 || id >= _nextId) return StorageStatus.NoSuchObject;
+        if (_objects.TryGetValue(id, out tree!)) return tree.Deleted ? StorageStatus.NoSuchObject : StorageStatus.Ok;
+        Span<byte> raw = stackalloc byte[Dnode.Size];
+        var result = _meta.Read(id * Dnode.Size, raw, out int read);
+        if (!result.IsOk) return result.Status;
+        if (read < Dnode.Size) return StorageStatus.NoSuchObject;
+        if (!Dnode.TryRead(raw, out var dnode)) return StorageStatus.MetadataCorrupted;
+        if (!dnode.InUse) return StorageStatus.NoSuchObject;
+        tree = new ObjectTree(_pool, dnode);
+        _objects.Add(id, tree);
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>Writes every changed object, then their dnodes into the meta object, then the meta object.</summary>
+    internal StorageResult Sync(long txg, out Dnode meta)
+    {
+        meta = default;
+        Span<byte> raw = stackalloc byte[Dnode.Size];
+        foreach (long id in _dirty)
+        {
+            var tree = _objects[id];
+            if (tree.Deleted)
+            {
+                raw.Clear();
+                _objects.Remove(id);
+            }
+            else
+            {
+                var synced = tree.Sync(txg, BlockType.Data);
+                if (!synced.IsOk) return synced;
+                tree.Dnode.WriteTo(raw);
+            }
+            var written = _meta.Write(id * Dnode.Size, raw);
+            if (!written.IsOk) return written;
+        }
+        _dirty.Clear();
+        var metaSynced = _meta.Sync(txg, BlockType.Dnodes);
+        if (!metaSynced.IsOk) return metaSynced;
+        meta = _meta.Dnode;
+        return StorageResult.Success;
+    }
+
+    /// <summary>At open: adopts the committed meta object and claims every block it reaches (Pool.cs rule 6).</summary>
+    internal StorageResult Load(Dnode meta)
+    {
+        _meta = new ObjectTree(_pool, meta);
+        _nextId = Math.Max(1, meta.Length / Dnode.Size);
+        var walk = new TreeWalk(_pool, claim: true);
+        return walk.Run(meta, _meta);
+    }
+
+    internal ScrubResult Scrub()
+    {
+        var walk = new TreeWalk(_pool, claim: false);
+        walk.Run(_meta.Dnode, _meta);
+        return new ScrubResult(walk.Blocks, walk.Bytes, walk.Errors);
+    }
+
+    /// <summary>
+    /// Visits every block of the committed tree: the meta object's, then each in-use object's. Claiming
+    /// (at open) marks them in the space maps and needs only indirect blocks and dnodes read; scrubbing
+    /// reads every block, so ReadBlock verifies and heals each (Pool.cs rule 3).
+    /// </summary>
+    private sealed class TreeWalk(Pool pool, bool claim)
+    {
+        public long Blocks, Bytes, Errors;
+
+        public StorageResult Run(Dnode meta, ObjectTree metaTree)
+        {
+            var status = Visit(meta.Root, meta.Height);
+            if (status != StorageStatus.Ok) return new StorageResult(status, "meta object");
+            byte[] chunk = pool.RentBuffer();
+            try
+            {
+                for (long offset = 0; offset < meta.Length; offset += chunk.Length)
+                {
+                    var read = metaTree.Read(offset, chunk, out int n);
+                    if (!read.IsOk) { Errors++; return new StorageResult(read.Status, "meta object"); }
+                    for (int i = 0; i + Dnode.Size <= n; i += Dnode.Size)
+                    {
+                        long id = (offset + i) / Dnode.Size;
+                        if (!Dnode.TryRead(chunk.AsSpan(i, Dnode.Size), out var dnode))
+                            return new StorageResult(StorageStatus.MetadataCorrupted, $"dnode {id}");
+                        if (!dnode.InUse) continue;
+                        status = Visit(dnode.Root, dnode.Height);
+                        if (status != StorageStatus.Ok && claim) return new StorageResult(status, $"object {id}");
+                    }
+                }
+            }
+            finally
+            {
+                pool.ReturnBuffer(chunk);
+            }
+            return StorageResult.Success;
+        }
+
+        private StorageStatus Visit(in BlockPointer bp, int level)
+        {
+            if (bp.IsHole) return StorageStatus.Ok;
+            if (bp.Level != level) return StorageStatus.MetadataCorrupted;
+            Blocks++;
+            Bytes += bp.PhysicalSize;
+            if (claim && !pool.ClaimBlock(bp)) return StorageStatus.MetadataCorrupted;
+            if (level == 0 && claim) return StorageStatus.Ok;
+            byte[] buffer = pool.RentBuffer();
+            byte[]? scratch = claim ? null : pool.RentBuffer();
+            try
+            {
+                var status = claim ? pool.ReadBlock(bp, buffer) : pool.ScrubBlock(bp, buffer, scratch!);
+                if (status != StorageStatus.Ok) { Errors++; return status; }
+                if (level == 0) return StorageStatus.Ok;
+                for (int i = 0; i < bp.PhysicalSize / BlockPointer.Size; i++)
+                {
+                    if (!BlockPointer.TryRead(buffer.AsSpan(i * BlockPointer.Size), out var child)) return StorageStatus.MetadataCorrupted;
+                    status = Visit(child, level - 1);
+                    if (status != StorageStatus.Ok && claim) return status;
+                }
+                return StorageStatus.Ok;
+            }
+            finally
+            {
+                pool.ReturnBuffer(buffer);
+                if (scratch is not null) pool.ReturnBuffer(scratch);
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+using System.Diagnostics;
+
+namespace SmartOS.Storage;
+
+/// <summary>
+/// One object's blocks: a tree of Height levels of indirect blocks (1024 pointers each) above its
+/// 128 KiB data blocks, rooted in its dnode. Writes go to dirty block buffers; Sync writes them as
+/// new blocks and rewrites the indirect blocks on their paths bottom-up, freeing (deferred) every
+/// pointer it replaces (Pool.cs rules 5 and 6). Between syncs the cached indirect blocks are exactly
+/// the committed ones: they change only inside Sync.
+/// </summary>
+internal sealed class ObjectTree
+{
+    public const int BlockShift = 17;
+    public const int BlockSize = 1 << BlockShift;
+    public const int FanoutShift = 10;
+    public const int Fanout = 1 << FanoutShift;
+
+    private sealed class Indirect
+    {
+        public readonly BlockPointer[] Pointers = new BlockPointer[Fanout];
+        public bool Dirty;
+    }
+
+    private readonly Pool _pool;
+    private readonly Dictionary<long, byte[]> _dirtyData = [];
+    private readonly Dictionary<long, Indirect> _indirects = [];
+    private readonly List<long> _order = [];
+    private BlockPointer _root;
+    private byte _height;
+
+    public ObjectTree(Pool pool, Dnode dnode)
+    {
+        Debug.Assert(BlockSize == Pool.MaxBlockSize && Fanout * BlockPointer.Size == BlockSize);
+        _pool = pool; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
+    }
+
+    public long Length { get; private set; }
+
+    public bool DnodeDirty { get; set; }
+
+    public bool Deleted { get; private set; }
+
+    public bool IsDirty => DnodeDirty || _dirtyData.Count > 0;
+
+    public Dnode Dnode => new(true, _height, Length, _root);
+
+    private static long Capacity(int height) => 1L << (FanoutShift * height);
+
+    private static long Key(int level, long index) => ((long)level << 56) | index;
+
+    public StorageResult Read(long offset, Span<byte> destination, out int read)
+    {
+        read = 0;
+        if (offset < 0) return new StorageResult(StorageStatus.InvalidArgument, "negative offset");
+        if (offset >= Length) return StorageResult.Success;
+        int total = (int)Math.Min(destination.Length, Length - offset);
+        int done = 0;
+        while (done < total)
+        {
+            long pos = offset + done;
+            long blockId = pos >> BlockShift;
+            int inBlock = (int)(pos & (BlockSize - 1));
+            int n = Math.Min(BlockSize - inBlock, total - done);
+            var target = destination.Slice(done, n);
+            if (_dirtyData.TryGetValue(blockId, out var dirty))
+            {
+                dirty.AsSpan(inBlock, n).CopyTo(target);
+            }
+            else
+            {
+                var status = GetPointer(blockId, out var bp);
+                if (status == StorageStatus.Ok) status = ReadData(bp, inBlock, target);
+                if (status != StorageStatus.Ok)
+                {
+                    destination[..total].Clear();
+                    return new StorageResult(status, "");
+                }
+            }
+            done += n;
+        }
+        read = total;
+        return StorageResult.Success;
+    }
+
+    private StorageStatus ReadData(in BlockPointer bp, int inBlock, Span<byte> target)
+    {
+        if (bp.IsHole) { target.Clear(); return StorageStatus.Ok; }
+        if (bp.Type != BlockType.Data && bp.Type != BlockType.Dnodes || bp.Level != 0) return StorageStatus.ChecksumError;
+        byte[] buffer = _pool.RentBuffer();
+        var status = _pool.ReadBlock(bp, buffer);
+        if (status == StorageStatus.Ok)
+        {
+            // Bytes past the stored size are the trimmed zeros (Pool.StoredSize).
+            int stored = Math.Clamp(bp.PhysicalSize - inBlock, 0, target.Length);
+            buffer.AsSpan(inBlock, stored).CopyTo(target);
+            target[stored..].Clear();
+        }
+        _pool.ReturnBuffer(buffer);
+        return status;
+    }
+
+    /// <summary>Writes data at offset into dirty blocks; on failure nothing the caller can see changed.</summary>
+    public StorageResult Write(long offset, ReadOnlySpan<byte> data)
+    {
+        if (offset < 0 || offset + data.Length > ObjectSet.MaxObjectSize)
+            return new StorageResult(StorageStatus.InvalidArgument, "offset beyond the largest object");
+        if (data.IsEmpty) return StorageResult.Success;
+        long end = offset + data.Length;
+        long first = offset >> BlockShift, last = (end - 1) >> BlockShift;
+        // Only the first and last blocks can be partly overwritten: fetch them before changing anything.
+        var status = Prepare(first, offset, end);
+        if (status == StorageStatus.Ok && last != first) status = Prepare(last, offset, end);
+        if (status != StorageStatus.Ok) return new StorageResult(status, "");
+        int done = 0;
+        while (done < data.Length)
+        {
+            long pos = offset + done;
+            long blockId = pos >> BlockShift;
+            int inBlock = (int)(pos & (BlockSize - 1));
+            int n = Math.Min(BlockSize - inBlock, data.Length - done);
+            if (!_dirtyData.TryGetValue(blockId, out var buffer))
+            {
+                buffer = _pool.RentBuffer();   // a whole block is overwritten: no read needed
+                _dirtyData.Add(blockId, buffer);
+            }
+            data.Slice(done, n).CopyTo(buffer.AsSpan(inBlock));
+            done += n;
+        }
+        if (end > Length) Length = end;
+        DnodeDirty = true;
+        return StorageResult.Success;
+    }
+
+    private StorageStatus Prepare(long blockId, long offset, long end)
+    {
+        if (_dirtyData.ContainsKey(blockId)) return StorageStatus.Ok;
+        long blockStart = blockId << BlockShift;
+        if (offset <= blockStart && end >= blockStart + BlockSize) return StorageStatus.Ok;
+        byte[] buffer = _pool.RentBuffer();
+        StorageStatus status = StorageStatus.Ok;
+        if (blockStart >= Length)
+        {
+            buffer.AsSpan().Clear();
+        }
+        else
+        {
+            status = GetPointer(blockId, out var bp);
+            if (status == StorageStatus.Ok) status = ReadData(bp, 0, buffer);
+        }
+        if (status != StorageStatus.Ok) { _pool.ReturnBuffer(buffer); return status; }
+        _dirtyData.Add(blockId, buffer);
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>The committed pointer of the data block holding offset (what zdb prints for it).</summary>
+    public StorageStatus Locate(long offset, out BlockPointer bp) => GetPointer(offset >> BlockShift, out bp);
+
+    /// <summary>Finds the pointer of a data block, reading indirect blocks into the cache as needed.</summary>
+    private StorageStatus GetPointer(long blockId, out BlockPointer bp)
+    {
+        bp = default;
+        if (blockId >= Capacity(_height)) return StorageStatus.Ok;
+        bp = _root;
+        for (int level = _height; level >= 1; level--)
+        {
+            var status = GetIndirect(level, blockId >> (FanoutShift * level), bp, out var indirect);
+            if (status != StorageStatus.Ok) return status;
+            bp = indirect.Pointers[(blockId >> (FanoutShift * (level - 1))) & (Fanout - 1)];
+        }
+        return StorageStatus.Ok;
+    }
+
+    private StorageStatus GetIndirect(int level, long index, in BlockPointer bp, out Indirect indirect)
+    {
+        if (_indirects.TryGetValue(Key(level, index), out indirect!)) return StorageStatus.Ok;
+        indirect = new Indirect();
+        if (!bp.IsHole)
+        {
+            if (bp.Type != BlockType.Indirect || bp.Level != level) return StorageStatus.ChecksumError;
+            byte[] buffer = _pool.RentBuffer();
+            var status = _pool.ReadBlock(bp, buffer);
+            for (int i = 0; status == StorageStatus.Ok && i < bp.PhysicalSize / BlockPointer.Size; i++)
+                if (!BlockPointer.TryRead(buffer.AsSpan(i * BlockPointer.Size), out indirect.Pointers[i])) status = StorageStatus.ChecksumError;
+            _pool.ReturnBuffer(buffer);
+            if (status != StorageStatus.Ok) return status;
+        }
+        _indirects.Add(Key(level, index), indirect);
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>Points data block blockId at bp, growing the tree when it is too short (inside Sync only).</summary>
+    private StorageStatus SetPointer(long blockId, in BlockPointer bp)
+    {
+        while (blockId >= Capacity(_height))
+        {
+            // The old root moves, unchanged, into slot 0 of a new top indirect block.
+            var top = new Indirect { Dirty = true };
+            top.Pointers[0] = _root;
+            _height++;
+            _indirects.Add(Key(_height, 0), top);
+            _root = default;
+        }
+        if (_height == 0) { Replace(ref _root, bp); return StorageStatus.Ok; }
+        BlockPointer current = _root;
+        Indirect? indirect = null;
+        for (int level = _height; level >= 1; level--)
+        {
+            var status = GetIndirect(level, blockId >> (FanoutShift * level), current, out indirect);
+            if (status != StorageStatus.Ok) return status;
+            indirect.Dirty = true;
+            if (level > 1) current = indirect.Pointers[(blockId >> (FanoutShift * (level - 1))) & (Fanout - 1)];
+        }
+        Replace(ref indirect!.Pointers[blockId & (Fanout - 1)], bp);
+        return StorageStatus.Ok;
+    }
+
+    private void Replace(ref BlockPointer slot, in BlockPointer bp)
+    {
+        if (!slot.IsHole) _pool.FreeBlock(slot);
+        slot = bp;
+    }
+
+    /// <summary>Writes the dirty blocks of this object as txg's new blocks; its new root is in Dnode after.</summary>
+    public StorageResult Sync(long txg, BlockType dataType)
+    {
+        _order.Clear();
+        foreach (long id in _dirtyData.Keys) _order.Add(id);
+        _order.Sort();
+        foreach (long blockId in _order)
+        {
+            byte[] buffer = _dirtyData[blockId];
+            int size = Pool.StoredSize(buffer);
+            BlockPointer bp = default;
+            if (size > 0)
+            {
+                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp);
+                if (!written.IsOk) return written;
+            }
+            var status = SetPointer(blockId, bp);
+            if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
+            _dirtyData.Remove(blockId);
+            _pool.ReturnBuffer(buffer);
+        }
+        byte[] encoded = _pool.RentBuffer();
+        try
+        {
+            for (int level = 1; level <= _height; level++)
+            {
+                _order.Clear();
+                foreach (var (key, indirect) in _indirects)
+                    if (key >> 56 == level && indirect.Dirty) _order.Add(key & ((1L << 56) - 1));
+                _order.Sort();
+                foreach (long index in _order)
+                {
+                    var indirect = _indirects[Key(level, index)];
+                    for (int i = 0; i < Fanout; i++) indirect.Pointers[i].WriteTo(encoded.AsSpan(i * BlockPointer.Size));
+                    int size = Pool.StoredSize(encoded);
+                    BlockPointer bp = default;
+                    if (size > 0)
+                    {
+                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp);
+                        if (!written.IsOk) return written;
+                    }
+                    indirect.Dirty = false;
+                    if (level == _height) { Replace(ref _root, bp); continue; }
+                    var parent = _indirects[Key(level + 1, index >> FanoutShift)];
+                    Replace(ref parent.Pointers[index & (Fanout - 1)], bp);
+                    parent.Dirty = true;
+                }
+            }
+        }
+        finally
+        {
+            _pool.ReturnBuffer(encoded);
+        }
+        DnodeDirty = false;
+        return StorageResult.Success;
+    }
+
+    /// <summary>Collects every committed block of the tree (for a delete); fails without freeing if one cannot be read.</summary>
+    public StorageStatus CollectBlocks(List<BlockPointer> blocks)
+    {
+        return Collect(_root, _height, 0, blocks);
+    }
+
+    private StorageStatus Collect(in BlockPointer bp, int level, long index, List<BlockPointer> blocks)
+    {
+        if (bp.IsHole) return StorageStatus.Ok;
+        blocks.Add(bp);
+        if (level == 0) return StorageStatus.Ok;
+        var status = GetIndirect(level, index, bp, out var indirect);
+        if (status != StorageStatus.Ok) return status;
+        for (int i = 0; i < Fanout; i++)
+        {
+            status = Collect(indirect.Pointers[i], level - 1, (index << FanoutShift) + i, blocks);
+            if (status != StorageStatus.Ok) return status;
+        }
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>Drops the uncommitted blocks and marks the object gone; the caller frees its committed blocks.</summary>
+    public void MarkDeleted()
+    {
+        foreach (var buffer in _dirtyData.Values) _pool.ReturnBuffer(buffer);
+        _dirtyData.Clear();
+        _indirects.Clear();
+        Deleted = true;
+    }
+}

@@ -1,0 +1,553 @@
+/*
+ * SmartOS.Storage: a copy-on-write pool of file vdevs, the foundation of zpool and zfs.
+ *
+ * This layer sits beside netstack and virt, above the kernel and below zones (../shared/ARCHITECTURE.md).
+ * It keeps data the way ZFS does, reduced to what the layers above need first: blocks found through a
+ * tree of checksummed block pointers, written copy-on-write and committed in transaction groups, so
+ * that whatever the files hold after a crash, the pool opens at a txg that was fully written.
+ *
+ * Terms
+ *   leaf vdev   one file of a fixed size (LeafVdev). Two labels (VdevLabel) hold the pool's name, guid
+ *               and vdev tree, and a ring of uberblocks: L0 at the front, L1 at the back.
+ *   top vdev    a single leaf, a mirror of leaves or a raidz1 (TopVdev); blocks are allocated in its
+ *               data area, the space between the labels, at the same offset on every leaf. A mirror
+ *               holds the whole block on each leaf; a raidz1 of n leaves splits it into n-1 data
+ *               columns and one XOR parity column, one per leaf (Pool.Raidz.cs).
+ *   DVA         a block's address: top vdev id and offset in the data area. A block has up to the
+ *               pool's `copies` DVAs, each on another top vdev where there is one.
+ *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, stored size, checksum
+ *               kind and value, birth txg. A pointer without a DVA is a hole (reads as zeros).
+ *   txg         a transaction group: the changes since the last commit. Commit writes them as new
+ *               blocks and then one uberblock; its number is the birth txg of every block it wrote.
+ *   uberblock   the root of one txg: it points (through the meta object's dnode) at the whole tree.
+ *   object set  numbered objects of bytes (ObjectSet), each a tree of 128 KiB blocks under indirect
+ *               blocks of 1024 pointers; object 0, the meta object, holds the dnodes of the others.
+ *
+ * Rules
+ *   1. Nothing here reads the wall clock or makes its own randomness: uberblock timestamps come from
+ *      the caller's clock and guids from the caller's HostRandom (Kernel.cs rule 1), so the same calls
+ *      give the same bytes in every file.
+ *   2. Every block is checksummed, with the kind its pointer names (fletcher4 by default, sha256 and
+ *      blake3 selectable); the value lives in the parent's pointer, never beside the block, so a block
+ *      written to the wrong place or left stale cannot vouch for itself.
+ *   3. A read verifies. A copy that fails (short read, I/O error or checksum mismatch) is counted on its
+ *      leaf (READ or CKSUM) and the next copy is tried: the other side of a mirror, a raidz1 column
+ *      rebuilt from parity, then the next DVA.
+ *      When a good copy is found, every bad copy read on the way is rewritten from it (self-healing,
+ *      counted as repaired bytes). When none is good the read fails with ECKSUM or EIO and the caller's
+ *      buffer is cleared: wrong data is never returned.
+ *   4. An import needs nothing but the files: every leaf's labels name the whole tree, so Import(dir)
+ *      groups the files it finds by pool guid. A label whose checksum fails is ignored; a file whose
+ *      labels all fail is reported as damaged, with the reason.
+ *   5. Copy-on-write: a live block (one the last committed uberblock reaches) is never overwritten. A
+ *      commit writes data blocks, then indirect blocks bottom-up, then the meta object, flushes every
+ *      leaf, then writes the uberblock into slot txg % RingSlots of L0 on every leaf, flushes, and the
+ *      same into L1, and flushes again. Open takes the highest txg whose uberblock passes its checksum
+ *      and matches the pool's guid sum. A crash before the first uberblock write leaves the previous
+ *      txg as the newest; a torn uberblock fails its checksum; so any crash opens at the old or the new
+ *      txg, complete.
+ *   6. Space: each top vdev has a SpaceMap. A pointer replaced or dropped during a txg frees its block
+ *      only once that txg has committed (deferred free), so the previous txg stays whole until the new
+ *      one is durable. The maps are not stored: an open rebuilds them by walking the committed tree,
+ *      which also checks every indirect block and dnode once.
+ *   7. Steady-state block I/O allocates nothing: block buffers come from the pool's own stack of
+ *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
+ *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
+ *      later call returns that error, and reopening goes back to the last committed txg.
+ *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
+ *      here takes a lock.
+ *
+ * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
+ * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
+ * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
+ * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
+ * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
+ * after the next one reused its space (here a freed block is reusable once its txg commits).
+ */
+using System.Diagnostics;
+using SmartOS.Kernel;
+
+namespace SmartOS.Storage;
+
+/// <summary>The caller's choices for creating or opening a pool (rule 1: clock and randomness come from here).</summary>
+public sealed record PoolOptions
+{
+    /// <summary>Time for uberblock timestamps, in the caller's units (the scheduler's nanoseconds).</summary>
+    public required Func<long> Clock { get; init; }
+
+    /// <summary>Source of pool and vdev guids at create.</summary>
+    public HostRandom? Random { get; init; }
+
+    public ChecksumKind Checksum { get; init; } = ChecksumKind.Fletcher4;
+
+    /// <summary>DVAs per block (ZFS's `copies`), 1 to 3.</summary>
+    public int Copies { get; init; } = 1;
+
+    /// <summary>How leaf files are opened; tests wrap it to inject crashes and faults.</summary>
+    public VdevOpener Opener { get; init; } = FileVdevIo.Opener;
+}
+
+/// <summary>What a walk of the whole tree found (Scrub).</summary>
+public readonly record struct ScrubResult(long BlocksExamined, long BytesExamined, long Errors);
+
+public sealed partial class Pool : IDisposable
+{
+    public const int SectorSize = 512;
+    public const int MaxBlockSize = 128 * 1024;
+    public const long MinVdevSize = 64L * 1024 * 1024;   // SPA_MINDEVSIZE
+
+    private readonly PoolConfig _config;
+    private readonly TopVdev[] _tops;
+    private readonly Func<long> _clock;
+    private readonly List<(int Vdev, long Offset, int Size)> _pendingFrees = [];
+    private readonly Stack<byte[]> _buffers = new();
+    private readonly byte[] _uberblockSlot = new byte[VdevLabel.UberblockSize];
+    // A raidz1 block's data columns side by side: up to one sector per column more than a block.
+    private readonly byte[] _raidzColumns = new byte[MaxBlockSize + 16 * SectorSize];
+    private int _rotor;
+    private StorageResult _suspended = StorageResult.Success;
+    private bool _disposed;
+
+    private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
+    {
+        _config = config; _tops = tops; _clock = clock; Txg = txg;
+        Objects = new ObjectSet(this);
+    }
+
+    public string Name => _config.PoolName;
+    public ulong Guid => _config.PoolGuid;
+    public ChecksumKind Checksum => _config.Checksum;
+    public int Copies => _config.Copies;
+    public IReadOnlyList<TopVdev> Vdevs => _tops;
+    public ObjectSet Objects { get; }
+
+    /// <summary>The last committed txg.</summary>
+    public long Txg { get; private set; }
+
+    /// <summary>Reads that failed on every copy (the "errors:" line of `zpool status`).</summary>
+    public long DataErrors { get; private set; }
+
+    /// <summary>Why the pool is suspended (rule 8), or Success.</summary>
+    public StorageResult Suspended => _suspended;
+
+    public long Allocated { get { long n = 0; foreach (var t in _tops) n += t.Space.Allocated; return n; } }
+
+    public long Size { get { long n = 0; foreach (var t in _tops) n += t.Space.Capacity; return n; } }
+
+    /// <summary>
+    /// Creates the files of a new pool in dir (each of vdevSize bytes; none may exist yet), writes
+    /// their labels and commits txg 1, an empty object set.
+    /// </summary>
+    public static StorageResult Create(string dir, string name, IReadOnlyList<VdevSpec> layout, long vdevSize,
+                                       PoolOptions options, out Pool? pool)
+    {
+        pool = null;
+        string what = $"cannot create '{name}'";
+        if (!IsValidName(name)) return new StorageResult(StorageStatus.InvalidArgument, what + ": invalid pool name");
+        if (options.Copies is < 1 or > BlockPointer.MaxCopies) return new StorageResult(StorageStatus.InvalidArgument, what + ": copies must be 1, 2 or 3");
+        if (!Enum.IsDefined(options.Checksum)) return new StorageResult(StorageStatus.InvalidArgument, what + ": unknown checksum");
+        if (options.Random is null) return new StorageResult(StorageStatus.InvalidArgument, what + ": no random source for guids");
+        if (layout.Count == 0) return new StorageResult(StorageStatus.InvalidConfig, what + ": no vdevs given");
+        if (vdevSize < MinVdevSize) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: one or more devices is less than the minimum size ({MinVdevSize / (1024 * 1024)}M)");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var spec in layout)
+        {
+            if (spec.Kind == VdevKind.Disk && spec.Files.Count != 1) return new StorageResult(StorageStatus.InvalidConfig, what + ": a disk vdev is one file");
+            if (spec.Kind == VdevKind.Mirror && spec.Files.Count < 2) return new StorageResult(StorageStatus.InvalidConfig, what + ": a mirror needs at least two files");
+            if (spec.Kind == VdevKind.Raidz1 && spec.Files.Count < 2) return new StorageResult(StorageStatus.InvalidConfig, what + ": a raidz1 needs at least two files");
+            if (spec.Files.Count > 16) return new StorageResult(StorageStatus.InvalidConfig, what + ": too many files in one vdev");
+            foreach (var file in spec.Files)
+            {
+                if (file.Length == 0 || file != Path.GetFileName(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is not a file name in the pool directory");
+                if (!names.Add(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is named twice");
+                if (File.Exists(Path.Combine(dir, file))) return new StorageResult(StorageStatus.PoolExists, $"{what}: '{file}' already exists");
+            }
+        }
+        var existing = Import(dir, options.Opener);
+        foreach (var found in existing.Pools)
+            if (found.Name == name) return new StorageResult(StorageStatus.PoolExists, what);
+
+        long dataSize = (vdevSize - 2L * VdevLabel.LabelSize) / SectorSize * SectorSize;
+        ulong poolGuid = options.Random.NextUInt64();
+        var topConfigs = new List<TopConfig>();
+        foreach (var spec in layout)
+        {
+            var leaves = new List<LeafConfig>();
+            foreach (var file in spec.Files) leaves.Add(new LeafConfig(options.Random.NextUInt64(), file));
+            topConfigs.Add(new TopConfig(spec.Kind, options.Random.NextUInt64(), dataSize, leaves));
+        }
+        var config = new PoolConfig(name, poolGuid, 1, 0, options.Copies, options.Checksum, topConfigs);
+        var created = new List<string>();
+        var tops = new List<TopVdev>();
+        try
+        {
+            Directory.CreateDirectory(dir);
+            foreach (var top in topConfigs)
+                foreach (var leaf in top.Leaves)
+                {
+                    string path = Path.Combine(dir, leaf.FileName);
+                    using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(dataSize + 2L * VdevLabel.LabelSize);
+                    created.Add(path);
+                }
+            tops = OpenTops(dir, config, null, options.Opener);
+            var block = new byte[VdevLabel.ConfigSize];
+            foreach (var top in tops)
+                foreach (var leaf in top.Leaves)
+                {
+                    VdevLabel.EncodeConfig(config with { LeafGuid = leaf.Guid }, block);
+                    leaf.Io.Write(VdevLabel.LabelOffset(0, LeafSize(top)), block);
+                    leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
+                }
+            var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            var result = newPool.CommitTxg(force: true);
+            if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
+            pool = newPool;
+            return StorageResult.Success;
+        }
+        catch (IOException e)
+        {
+            foreach (var top in tops) foreach (var leaf in top.Leaves) leaf.Io.Dispose();
+            DeleteAll(created);
+            return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Opens the pool called name from the files in dir at its newest valid uberblock, and rebuilds
+    /// the space maps by walking its tree (rule 6).
+    /// </summary>
+    public static StorageResult Open(string dir, string name, PoolOptions options, out Pool? pool)
+    {
+        pool = null;
+        string what = $"cannot import '{name}'";
+        var scan = Import(dir, options.Opener);
+        ImportCandidate? candidate = null;
+        foreach (var found in scan.Pools)
+        {
+            if (found.Name != name) continue;
+            if (candidate is not null) return new StorageResult(StorageStatus.InvalidArgument, $"{what}: more than one matching pool");
+            candidate = found;
+        }
+        if (candidate is null)
+        {
+            foreach (var (file, problem) in scan.Damaged)
+                return new StorageResult(StorageStatus.LabelDamaged, $"{what}: no such pool available ({Path.GetFileName(file)}: {problem})");
+            return new StorageResult(StorageStatus.NoSuchPool, what);
+        }
+        if (candidate.Missing.Count > 0)
+            return new StorageResult(StorageStatus.DeviceUnavailable, $"{what}: missing {string.Join(", ", candidate.Missing)}");
+        if (candidate.Uberblock is not Uberblock ub)
+            return new StorageResult(StorageStatus.NoValidUberblock, what);
+
+        List<TopVdev> tops;
+        try { tops = OpenTops(dir, candidate.Config, candidate.Paths, options.Opener); }
+        catch (IOException e) { return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}"); }
+        var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options.Clock, ub.Txg);
+        var load = opened.Objects.Load(ub.MetaDnode);
+        if (!load.IsOk)
+        {
+            opened.Dispose();
+            return new StorageResult(StorageStatus.MetadataCorrupted, $"{what}: {load.Message}");
+        }
+        pool = opened;
+        return StorageResult.Success;
+    }
+
+    /// <summary>Commits the changes since the last commit as txg Txg+1 (rule 5); nothing to do if clean.</summary>
+    public StorageResult Commit() => CommitTxg(force: false);
+
+    /// <summary>Commits, then closes the files (`zpool export`).</summary>
+    public StorageResult Export()
+    {
+        var result = Commit();
+        Dispose();
+        return result;
+    }
+
+    /// <summary>Closes the files without committing: uncommitted changes are lost, as in a crash.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var top in _tops) foreach (var leaf in top.Leaves) leaf.Io.Dispose();
+    }
+
+    /// <summary>Reads every block of the committed tree and the uncommitted one, verifying and repairing (rule 3).</summary>
+    public ScrubResult Scrub() => Objects.Scrub();
+
+    private StorageResult CommitTxg(bool force)
+    {
+        if (!_suspended.IsOk) return _suspended;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!force && !Objects.IsDirty) return StorageResult.Success;
+        long txg = Txg + 1;
+        var synced = Objects.Sync(txg, out Dnode meta);
+        if (!synced.IsOk) return Suspend(synced);
+        if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
+        var ub = new Uberblock(txg, _config.GuidSum(), _clock(), Guid, meta);
+        VdevLabel.EncodeUberblock(ub, _uberblockSlot);
+        long slotOffset = VdevLabel.RingOffset + (txg % VdevLabel.RingSlots) * VdevLabel.UberblockSize;
+        int written = 0;
+        for (int label = 0; label < 2; label++)
+        {
+            foreach (var top in _tops)
+                foreach (var leaf in top.Leaves)
+                {
+                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, LeafSize(top)) + slotOffset, _uberblockSlot); written++; }
+                    catch (IOException) { leaf.WriteErrors++; }
+                }
+            if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
+        }
+        if (written == 0) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': no uberblock could be written"));
+        Txg = txg;
+        foreach (var (vdev, offset, size) in _pendingFrees) _tops[vdev].Space.Free(offset, size);
+        _pendingFrees.Clear();
+        return StorageResult.Success;
+    }
+
+    private StorageResult Suspend(StorageResult why)
+    {
+        _suspended = why;
+        return why;
+    }
+
+    private bool FlushAll()
+    {
+        bool any = false;
+        foreach (var top in _tops)
+            foreach (var leaf in top.Leaves)
+            {
+                try { leaf.Io.Flush(); any = true; }
+                catch (IOException) { leaf.WriteErrors++; }
+            }
+        return any;
+    }
+
+    internal static long LeafSize(TopVdev top) => top.DataSize + 2L * VdevLabel.LabelSize;
+
+    private static List<TopVdev> OpenTops(string dir, PoolConfig config, IReadOnlyDictionary<ulong, string>? paths, VdevOpener opener)
+    {
+        var tops = new List<TopVdev>();
+        try
+        {
+            for (int t = 0; t < config.Tops.Count; t++)
+            {
+                var tc = config.Tops[t];
+                var leaves = new LeafVdev[tc.Leaves.Count];
+                for (int l = 0; l < leaves.Length; l++)
+                {
+                    string path = paths is not null ? paths[tc.Leaves[l].Guid] : Path.Combine(dir, tc.Leaves[l].FileName);
+                    leaves[l] = new LeafVdev(tc.Leaves[l].Guid, path, opener(path, writable: true));
+                }
+                tops.Add(new TopVdev(t, tc.Guid, tc.Kind, tc.DataSize, leaves));
+            }
+            return tops;
+        }
+        catch (IOException)
+        {
+            foreach (var top in tops) foreach (var leaf in top.Leaves) leaf.Io.Dispose();
+            throw;
+        }
+    }
+
+    private static void DeleteAll(List<string> files)
+    {
+        foreach (var f in files) File.Delete(f);
+    }
+
+    /// <summary>zpool's name rule: a letter first, then letters, digits, '_', '-', '.', ':'; not a vdev type.</summary>
+    public static bool IsValidName(string name)
+    {
+        if (name.Length is 0 or > 255 || !char.IsAsciiLetter(name[0])) return false;
+        foreach (char c in name)
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('_' or '-' or '.' or ':')) return false;
+        if (name is "mirror" or "raidz" or "draid" or "spare" or "log") return false;
+        return !(name.StartsWith("mirror", StringComparison.Ordinal) || name.StartsWith("raidz", StringComparison.Ordinal)
+                 || name.StartsWith("draid", StringComparison.Ordinal) || name.StartsWith("spare", StringComparison.Ordinal));
+    }
+
+    // ---- block I/O (rules 2, 3, 7) ----
+
+    internal byte[] RentBuffer() => _buffers.Count > 0 ? _buffers.Pop() : new byte[MaxBlockSize];
+
+    internal void ReturnBuffer(byte[] buffer)
+    {
+        Debug.Assert(buffer.Length == MaxBlockSize);
+        _buffers.Push(buffer);
+    }
+
+    /// <summary>
+    /// The size a block is stored with: its contents up to the last non-zero byte, rounded up to a
+    /// sector (trailing zeros read back as zeros). 0 means all zeros: the block becomes a hole.
+    /// </summary>
+    internal static int StoredSize(ReadOnlySpan<byte> block)
+    {
+        int last = block.LastIndexOfAnyExcept((byte)0);
+        return last < 0 ? 0 : (last + SectorSize) / SectorSize * SectorSize;
+    }
+
+    /// <summary>Writes a new block (data.Length bytes, a sector multiple) to Copies DVAs, never over a live block.</summary>
+    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp)
+    {
+        Debug.Assert(data.Length > 0 && data.Length % SectorSize == 0 && data.Length <= MaxBlockSize);
+        bp = default;
+        var sum = Storage.Checksum.Compute(_config.Checksum, data);
+        Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
+        int copies = _config.Copies;
+        for (int c = 0; c < copies; c++)
+        {
+            bool placed = false;
+            for (int k = 0; k < _tops.Length && !placed; k++)
+            {
+                int t = (_rotor + c + k) % _tops.Length;
+                if (_tops[t].Space.TryAllocate(_tops[t].AllocSize(data.Length), out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
+            }
+            if (!placed)
+            {
+                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, _tops[dvas[u].Vdev].AllocSize(data.Length));
+                return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
+            }
+        }
+        _rotor = (_rotor + 1) % _tops.Length;
+        int good = 0;
+        for (int c = 0; c < copies; c++)
+            if (WriteCopy(_tops[dvas[c].Vdev], dvas[c].Offset, data, -1, repair: false)) good++;
+        if (good == 0)
+        {
+            for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
+            return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
+        }
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, _config.Checksum, type, level, txg, sum);
+        return StorageResult.Success;
+    }
+
+    /// <summary>
+    /// Writes one copy of a block at offset of a top vdev, to the leaves in leafMask: the same bytes to
+    /// every leaf of a disk or mirror, columns and parity to a raidz1. False if no leaf took it.
+    /// </summary>
+    private bool WriteCopy(TopVdev top, long offset, ReadOnlySpan<byte> data, int leafMask, bool repair)
+    {
+        if (top.Kind == VdevKind.Raidz1) return WriteRaidz(top, offset, data, leafMask, repair);
+        bool any = false;
+        for (int l = 0; l < top.Leaves.Count; l++)
+        {
+            if ((leafMask & (1 << l)) == 0) continue;
+            var leaf = top.Leaves[l];
+            try { leaf.Io.Write(VdevLabel.LabelSize + offset, data); if (repair) leaf.RepairedBytes += data.Length; any = true; }
+            catch (IOException) { leaf.WriteErrors++; }
+        }
+        return any;
+    }
+
+    /// <summary>
+    /// Reads a block into destination (at least PhysicalSize bytes), verifying it and healing bad
+    /// copies (rule 3). On failure destination is cleared.
+    /// </summary>
+    internal StorageStatus ReadBlock(in BlockPointer bp, Span<byte> destination)
+    {
+        if (bp.IsHole) { destination.Clear(); return StorageStatus.Ok; }
+        var block = destination[..bp.PhysicalSize];
+        // Bad copies seen before the good one: bit l of badLeaves[c] is leaf l of DVA c.
+        Span<int> badLeaves = stackalloc int[BlockPointer.MaxCopies];
+        bool sawChecksum = false;
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            if ((uint)dva.Vdev >= (uint)_tops.Length) continue;
+            var top = _tops[dva.Vdev];
+            if (dva.Offset + top.AllocSize(bp.PhysicalSize) > top.DataSize) continue;
+            if (top.Kind == VdevKind.Raidz1)
+            {
+                var status = ReadRaidz(top, dva.Offset, bp, block, verifyParity: false);
+                if (status == StorageStatus.Ok) { Heal(bp, block, badLeaves); return StorageStatus.Ok; }
+                badLeaves[c] = -1;
+                sawChecksum |= status == StorageStatus.ChecksumError;
+                continue;
+            }
+            for (int l = 0; l < top.Leaves.Count; l++)
+            {
+                var leaf = top.Leaves[l];
+                int n;
+                try { n = leaf.Io.Read(VdevLabel.LabelSize + dva.Offset, block); }
+                catch (IOException) { n = -1; }
+                if (n != block.Length) { leaf.ReadErrors++; badLeaves[c] |= 1 << l; continue; }
+                if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum)
+                {
+                    leaf.ChecksumErrors++; badLeaves[c] |= 1 << l; sawChecksum = true; continue;
+                }
+                Heal(bp, block, badLeaves);
+                return StorageStatus.Ok;
+            }
+        }
+        destination.Clear();
+        DataErrors++;
+        return sawChecksum ? StorageStatus.ChecksumError : StorageStatus.IoError;
+    }
+
+    /// <summary>
+    /// Reads every copy of a block (every DVA, every side of a mirror), as a scrub must: a side that a
+    /// normal read would never reach is still verified, and rewritten from a good copy when bad.
+    /// </summary>
+    internal StorageStatus ScrubBlock(in BlockPointer bp, byte[] good, byte[] scratch)
+    {
+        var status = ReadBlock(bp, good);
+        if (status != StorageStatus.Ok || bp.IsHole) return status;
+        var block = scratch.AsSpan(0, bp.PhysicalSize);
+        Span<int> badLeaves = stackalloc int[BlockPointer.MaxCopies];
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            if ((uint)dva.Vdev >= (uint)_tops.Length) continue;
+            var top = _tops[dva.Vdev];
+            if (top.Kind == VdevKind.Raidz1)
+            {
+                if (ReadRaidz(top, dva.Offset, bp, block, verifyParity: true) != StorageStatus.Ok) badLeaves[c] = -1;
+                continue;
+            }
+            for (int l = 0; l < top.Leaves.Count; l++)
+            {
+                var leaf = top.Leaves[l];
+                int n;
+                try { n = leaf.Io.Read(VdevLabel.LabelSize + dva.Offset, block); }
+                catch (IOException) { n = -1; }
+                if (n != block.Length) { leaf.ReadErrors++; badLeaves[c] |= 1 << l; }
+                else if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; badLeaves[c] |= 1 << l; }
+            }
+        }
+        Heal(bp, good.AsSpan(0, bp.PhysicalSize), badLeaves);
+        return StorageStatus.Ok;
+    }
+
+    private void Heal(in BlockPointer bp, ReadOnlySpan<byte> good, ReadOnlySpan<int> badLeaves)
+    {
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            if (badLeaves[c] == 0) continue;
+            Dva dva = bp.GetDva(c);
+            WriteCopy(_tops[dva.Vdev], dva.Offset, good, badLeaves[c], repair: true);
+        }
+    }
+
+    /// <summary>Frees a block once the current txg commits (rule 6).</summary>
+    internal void FreeBlock(in BlockPointer bp)
+    {
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            int size = _tops[dva.Vdev].AllocSize(bp.PhysicalSize);
+            Debug.Assert(_tops[dva.Vdev].Space.IsAllocated(dva.Offset, size), "freeing a block that is not allocated");
+            _pendingFrees.Add((dva.Vdev, dva.Offset, size));
+        }
+    }
+
+    /// <summary>Marks a committed block allocated while Open walks the tree; false if it is out of range or overlaps another.</summary>
+    internal bool ClaimBlock(in BlockPointer bp)
+    {
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            if ((uint)dva.Vdev >= (uint)_tops.Length || !_tops[dva.Vdev].Space.Claim(dva.Offset, _tops[dva.Vdev].AllocSize(bp.PhysicalSize))) return false;
+        }
+        return true;
+    }
+}

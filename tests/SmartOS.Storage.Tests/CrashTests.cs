@@ -1,0 +1,180 @@
+namespace SmartOS.Storage.Tests;
+
+/// <summary>
+/// Crash safety (Pool.cs rule 5): a commit is stopped at every one of its writes, cleanly or with the
+/// write torn in half, and the pool must reopen at the previous txg or the new one, with exactly that
+/// txg's content. Each run's writes are undone from a log afterwards, so every run starts from the
+/// same committed state without copying the files.
+/// </summary>
+public class CrashTests : PoolFixture
+{
+    private sealed class SimulatedCrash : Exception;
+
+    /// <summary>Shared by every leaf of one pool: the write budget, and the undo log.</summary>
+    private sealed class CrashPlan
+    {
+        public int Budget = int.MaxValue;
+        public bool Tear;
+        public int Writes;
+        public readonly List<(string Path, long Offset, byte[] Old)> Undo = [];
+
+        public void Restore()
+        {
+            for (int i = Undo.Count - 1; i >= 0; i--)
+            {
+                var (path, offset, old) = Undo[i];
+                using var io = new FileVdevIo(path, writable: true);
+                io.Write(offset, old);
+            }
+            Undo.Clear();
+            Writes = 0;
+        }
+    }
+
+    private sealed class CrashingIo(string path, IVdevIo inner, CrashPlan plan) : IVdevIo
+    {
+        public int Read(long offset, Span<byte> destination) => inner.Read(offset, destination);
+
+        public void Write(long offset, ReadOnlySpan<byte> source)
+        {
+            var old = new byte[source.Length];
+            int n = inner.Read(offset, old);
+            Assert.That(n, Is.EqualTo(old.Length));
+            plan.Undo.Add((path, offset, old));
+            if (plan.Writes == plan.Budget)
+            {
+                if (plan.Tear) inner.Write(offset, source[..(source.Length / 2)]);
+                throw new SimulatedCrash();
+            }
+            plan.Writes++;
+            inner.Write(offset, source);
+        }
+
+        public void Flush() => inner.Flush();
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    private static readonly byte[] s_kept = Bytes(150_000, 1);
+    private static readonly byte[] s_oldChanged = Bytes(300_000, 2);
+    private static readonly byte[] s_oldDeleted = Bytes(5000, 3);
+    private static readonly byte[] s_newChanged = Bytes(200_000, 4);
+    private static readonly byte[] s_added = Bytes(140_000, 5);
+
+    /// <summary>The change a crashed commit carries: overwrite part of one object, delete one, add one.</summary>
+    private static void ApplyChange(Pool pool)
+    {
+        Assert.That(pool.Objects.Write(2, 50_000, s_newChanged).IsOk, Is.True);
+        Assert.That(pool.Objects.Delete(3).IsOk, Is.True);
+        NewObject(pool, s_added);
+    }
+
+    private static void AssertOldState(Pool pool, long txg)
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(pool.Txg, Is.EqualTo(txg));
+            Assert.That(ReadAll(pool, 1), Is.EqualTo(s_kept));
+            Assert.That(ReadAll(pool, 2), Is.EqualTo(s_oldChanged));
+            Assert.That(ReadAll(pool, 3), Is.EqualTo(s_oldDeleted));
+            Assert.That(pool.Objects.Exists(4), Is.False);
+        }
+    }
+
+    private static void AssertNewState(Pool pool, long txg)
+    {
+        var changed = (byte[])s_oldChanged.Clone();
+        s_newChanged.CopyTo(changed, 50_000);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(pool.Txg, Is.EqualTo(txg + 1));
+            Assert.That(ReadAll(pool, 1), Is.EqualTo(s_kept));
+            Assert.That(ReadAll(pool, 2), Is.EqualTo(changed));
+            Assert.That(pool.Objects.Exists(3), Is.False);
+            Assert.That(ReadAll(pool, 4), Is.EqualTo(s_added));
+        }
+    }
+
+    [TestCase(VdevKind.Disk, false)]
+    [TestCase(VdevKind.Disk, true)]
+    [TestCase(VdevKind.Mirror, false)]
+    [TestCase(VdevKind.Mirror, true)]
+    [TestCase(VdevKind.Raidz1, true)]
+    public void A_crash_at_any_write_of_a_commit_opens_at_the_old_or_the_new_txg_complete(VdevKind kind, bool tear)
+    {
+        VdevSpec layout = kind switch
+        {
+            VdevKind.Mirror => VdevSpec.Mirror("d0", "d1"),
+            VdevKind.Raidz1 => VdevSpec.Raidz1("d0", "d1", "d2"),
+            _ => VdevSpec.Disk("d0"),
+        };
+        int leaves = layout.Files.Count;
+        long txg;
+        using (var pool = Create("tank", layout))
+        {
+            NewObject(pool, s_kept); NewObject(pool, s_oldChanged); NewObject(pool, s_oldDeleted);
+            Assert.That(pool.Commit().IsOk, Is.True);
+            txg = pool.Txg;
+        }
+        var plan = new CrashPlan();
+        var options = Options(opener: (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan));
+
+        // A full run counts the commit's writes; the last 2 * leaves are its uberblocks (L0, then L1).
+        using (var pool = Open("tank", options))
+        {
+            ApplyChange(pool);
+            Assert.That(pool.Commit().IsOk, Is.True);
+        }
+        int total = plan.Writes;
+        int firstUberblock = total - 2 * leaves;
+        Assert.That(firstUberblock, Is.GreaterThan(4));
+        plan.Restore();
+
+        for (int budget = 0; budget <= total; budget++)
+        {
+            plan.Budget = budget; plan.Tear = tear;
+            using (var pool = Open("tank", options))
+            {
+                ApplyChange(pool);
+                if (budget < total) Assert.Throws<SimulatedCrash>(() => pool.Commit(), $"write {budget}");
+                else Assert.That(pool.Commit().IsOk, Is.True);
+            }
+            plan.Budget = int.MaxValue;
+            using (var reopened = Open("tank"))
+            {
+                if (budget <= firstUberblock) AssertOldState(reopened, txg);
+                else AssertNewState(reopened, txg);
+                Assert.That(reopened.Scrub().Errors, Is.Zero, $"crash at write {budget}: scrub");
+            }
+            plan.Restore();
+        }
+    }
+
+    [Test]
+    public void After_a_crash_the_pool_commits_again_from_the_surviving_txg()
+    {
+        long txg;
+        using (var pool = Create("tank", VdevSpec.Disk("d0")))
+        {
+            NewObject(pool, s_kept); NewObject(pool, s_oldChanged); NewObject(pool, s_oldDeleted);
+            pool.Commit();
+            txg = pool.Txg;
+        }
+        var plan = new CrashPlan { Budget = 3, Tear = true };
+        var options = Options(opener: (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan));
+        using (var pool = Open("tank", options))
+        {
+            ApplyChange(pool);
+            Assert.Throws<SimulatedCrash>(() => pool.Commit());
+        }
+        using (var pool = Open("tank"))
+        {
+            AssertOldState(pool, txg);
+            ApplyChange(pool);
+            Assert.That(pool.Commit().IsOk, Is.True);
+        }
+        using var final = Open("tank");
+        AssertNewState(final, txg);
+        Assert.That(final.Scrub().Errors, Is.Zero);
+    }
+}
