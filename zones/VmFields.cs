@@ -103,13 +103,10 @@ public static partial class VmModel
     private static void FillDefaults(JsonObject j, ZoneConfig c, bool hvm)
     {
         long mpm = (c.CappedMemory ?? 0) >> 20;
-        const string Nobody = "00000000-0000-0000-0000-000000000000";
         void D(string key, JsonNode value)
         {
             if (!j.ContainsKey(key)) j[key] = value;
         }
-        D("billing_id", Nobody);
-        D("owner_uuid", Nobody);
         D("cpu_shares", 100);
         D("customer_metadata", new JsonObject());
         D("internal_metadata", new JsonObject());
