@@ -734,11 +734,15 @@ public static partial class VmModel
     public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
         var dropped = new Dropped("update", warnings);
+        bool hvm = HvmGuest.IsHvm(vm.Config.Brand);
+        var derived = hvm ? null : FixPayloadMemory(payload, ToJson(vm));
         CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], s_kept, vm.Config.Brand, update: true, "", dropped);
         var cfg = vm.Config.Clone();
         var bad = new List<string>();
         ApplyScalars(payload, cfg, bad, update: true);
         ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped, update: true);
+        if (derived != null)
+            foreach (var (key, value) in derived) cfg.Vm.Kept[key] = value.ToString(CultureInfo.InvariantCulture);
         bool newPrimary = CheckPrimaryFlags(payload);
         string? oldPrimary = cfg.Nets.Find(n => n.Primary)?.MacAddr;
         if (payload["remove_nics"] is JsonNode rm)
