@@ -38,6 +38,8 @@ public static partial class VmModel
         "remove_filesystems", "pci_devices", "add_pci_devices", "update_pci_devices", "remove_pci_devices", "zfs_storage_pool_name",
         "dataset_uuid", "zone_dataset_uuid", "zonename",
     ];
+    /// <summary>What vmadm update ignores silently (VM.js: properties of the VM that cannot change).</summary>
+    private static readonly string[] s_unmodifiable = ["brand", "hvm", "last_modified", "server_uuid", "uuid", "zonename"];
     private static readonly string[] s_unsupportedNic = ["network_uuid", "vrrp_vrid", "vrrp_primary_ip", "dhcp_server"];
 
     /// <summary>How a kept property's value is checked (proptable.js's payload types).</summary>
@@ -734,6 +736,9 @@ public static partial class VmModel
     public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
         var dropped = new Dropped("update", warnings);
+        // vmadm get's properties that no update changes are ignored without a word, so that a VM's
+        // whole object can be sent back (test-update.js "attempt to modify unmodifiable properties").
+        foreach (string key in s_unmodifiable) payload.Remove(key);
         bool hvm = HvmGuest.IsHvm(vm.Config.Brand);
         var derived = hvm ? null : FixPayloadMemory(payload, ToJson(vm));
         CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], s_kept, vm.Config.Brand, update: true, "", dropped);
