@@ -53,6 +53,8 @@ public sealed partial class MacLayer
         new("promisc-filtered", Classes.Vnic),
         new("allowed-ips", Classes.All),
         new("allowed-dhcp-cids", Classes.All),
+        new("allow-all-dhcp-cids", Classes.All),
+        new("dynamic-methods", Classes.All),
         new("rxrings", Classes.All), new("rxrings-effective", Classes.All),
         new("txrings", Classes.All), new("txrings-effective", Classes.All),
         new("txrings-available", Classes.All), new("rxrings-available", Classes.All),

@@ -10,7 +10,8 @@
  *               (Packet.Band) and matters where frames wait for a shared resource: a NIC's queue for
  *               its wire (BandQueue), served strictly by band and fairly (DRR, Packet.FairKey) within one.
  *   protection  mac-nospoof, restricted, ip-nospoof, dhcp-nospoof with allowed-ips and
- *               allowed-dhcp-cids (LinkProtection, after illumos's mac_protect.c).
+ *               allowed-dhcp-cids, allow-all-dhcp-cids, dynamic-methods (LinkProtection, after
+ *               illumos-joyent's mac_protect.c).
  *   flow        a class of a link's IP traffic named by one of six attribute combinations (FlowSpec),
  *               with its own maxbw, priority and counters. Traffic that matches no flow belongs to the
  *               link's default flow, which is the link itself.
@@ -335,6 +336,34 @@ public sealed partial class MacLayer
                 if (cids.Count == 0 && Peek(l) == null) return;
                 C(l).Protection.AllowedCids = cids;
                 C(l).Protection.AllowedCidsText = text;
+            },
+        });
+        RegisterProperty(new LinkProperty
+        {
+            Name = "allow-all-dhcp-cids",
+            AppliesTo = IsPort,
+            Get = l => Peek(l)?.Protection.AllowAllCids == true ? "true" : "false",
+            Default = _ => "false",
+            Possible = _ => "true,false",
+            Validate = (l, v) => v is "true" or "false" or "" ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) =>
+            {
+                bool on = v == "true";
+                if (on || Peek(l) != null) C(l).Protection.AllowAllCids = on;
+            },
+        });
+        RegisterProperty(new LinkProperty
+        {
+            Name = "dynamic-methods",
+            AppliesTo = IsPort,
+            Get = l => LinkProtection.FormatMethods(Peek(l)?.Protection.Dynamic ?? DynamicMethods.None),
+            Default = _ => "",
+            Possible = _ => "slaac,dhcpv4,dhcpv6,addrconf",
+            Validate = (l, v) => LinkProtection.TryParseMethods(v, out _) ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) =>
+            {
+                LinkProtection.TryParseMethods(v, out var m);
+                if (m != DynamicMethods.None || Peek(l) != null) C(l).Protection.Dynamic = m;
             },
         });
     }

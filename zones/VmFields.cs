@@ -28,6 +28,22 @@ public static partial class VmModel
         _ => "OS",
     };
 
+    /// <summary>The zonecfg attrs SmartOS keeps a VM's vmadm properties in, as VM.js writes them
+    /// (zonecfg info attr): the alias base64-encoded, billing-id, owner-uuid, package-name and
+    /// package-version as they are; an empty value is no attr. Read-only here: zonecfg's add attr is
+    /// refused, vmadm is what sets them.</summary>
+    public static IEnumerable<(string Name, string Value)> Attrs(ZoneConfig c)
+    {
+        if (c.Vm is not VmInfo vm) yield break;
+        if (!string.IsNullOrEmpty(vm.Alias)) yield return ("alias", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(vm.Alias)));
+        foreach (var (attr, key) in s_attrKeys)
+            if (vm.Kept.TryGetValue(key, out string? json) && JsonNode.Parse(json) is JsonValue v && v.TryGetValue(out string? text) && text.Length > 0)
+                yield return (attr, text);
+    }
+
+    private static readonly (string Attr, string Key)[] s_attrKeys =
+        [("billing-id", "billing_id"), ("owner-uuid", "owner_uuid"), ("package-name", "package_name"), ("package-version", "package_version")];
+
     /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does).</summary>
     public static JsonObject ToJson(Zone z)
     {
@@ -103,13 +119,10 @@ public static partial class VmModel
     private static void FillDefaults(JsonObject j, ZoneConfig c, bool hvm)
     {
         long mpm = (c.CappedMemory ?? 0) >> 20;
-        const string Nobody = "00000000-0000-0000-0000-000000000000";
         void D(string key, JsonNode value)
         {
             if (!j.ContainsKey(key)) j[key] = value;
         }
-        D("billing_id", Nobody);
-        D("owner_uuid", Nobody);
         D("cpu_shares", 100);
         D("customer_metadata", new JsonObject());
         D("internal_metadata", new JsonObject());

@@ -5,8 +5,9 @@ namespace SmartOS.Zones;
 
 /// <summary>
 /// vmadm update on a running VM: the spoofing flags of its nics (allow_ip_spoofing,
-/// allow_mac_spoofing, allow_dhcp_spoofing, allow_restricted_traffic, allowed_ips, allowed_dhcp_cids)
-/// become the VNICs' link protection at once, as VM.js sets them with dladm set-linkprop
+/// allow_mac_spoofing, allow_dhcp_spoofing, allow_restricted_traffic, allowed_ips, allowed_dhcp_cids,
+/// and the ips' dynamic methods) become the VNICs' link protection (protection, allowed-ips,
+/// allowed-dhcp-cids, allow-all-dhcp-cids, dynamic-methods) at once, as VM.js sets them with dladm set-linkprop
 /// (smartos-live's test-spoof-opts.js reads them back with dladm show-linkprop). Every change is
 /// checked by the MAC layer first; only then is any applied, so a refused one changes nothing.
 /// </summary>
@@ -29,6 +30,8 @@ public static partial class VmModel
             changes.Add((link, "protection", prot));
             changes.Add((link, "allowed-ips", ips));
             changes.Add((link, "allowed-dhcp-cids", cids));
+            changes.Add((link, "allow-all-dhcp-cids", prot.Contains("dhcp-nospoof", StringComparison.Ordinal) ? n.AllowAllDhcpCidsValue() : ""));
+            changes.Add((link, "dynamic-methods", prot.Contains("ip-nospoof", StringComparison.Ordinal) ? n.DynamicMethodsValue() : ""));
         }
         return changes;
     }

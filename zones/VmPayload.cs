@@ -26,7 +26,7 @@ public static partial class VmModel
     [
         "nic_tag", "ips", "gateways", "vlan_id", "mac", "primary", "mtu", "allow_ip_spoofing", "allow_mac_spoofing",
         "allow_dhcp_spoofing", "allow_restricted_traffic", "allowed_ips", "blocked_outgoing_ports", "allowed_dhcp_cids",
-        "ip", "netmask", "gateway",
+        "ip", "netmask", "gateway", "interface",
     ];
 
     /// <summary>SmartOS properties this project does not take: refused, never ignored (Host.cs rule 6),
@@ -38,7 +38,9 @@ public static partial class VmModel
         "remove_filesystems", "pci_devices", "add_pci_devices", "update_pci_devices", "remove_pci_devices", "zfs_storage_pool_name",
         "dataset_uuid", "zone_dataset_uuid", "zonename",
     ];
-    private static readonly string[] s_unsupportedNic = ["network_uuid", "vrrp_vrid", "vrrp_primary_ip", "interface", "dhcp_server"];
+    /// <summary>What vmadm update ignores silently (VM.js: properties of the VM that cannot change).</summary>
+    private static readonly string[] s_unmodifiable = ["brand", "hvm", "last_modified", "server_uuid", "uuid", "zonename"];
+    private static readonly string[] s_unsupportedNic = ["network_uuid", "vrrp_vrid", "vrrp_primary_ip", "dhcp_server"];
 
     /// <summary>How a kept property's value is checked (proptable.js's payload types).</summary>
     private enum KeptType { Integer, String, Boolean, List, Object }
@@ -234,6 +236,11 @@ public static partial class VmModel
         };
         ApplyScalars(payload, cfg, bad);
         ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped);
+        // VM.js's create stores these two when the payload has none (applyZoneDefaults), so an update
+        // can remove them like any attribute.
+        const string Nobody = "\"00000000-0000-0000-0000-000000000000\"";
+        cfg.Vm.Kept.TryAdd("billing_id", Nobody);
+        cfg.Vm.Kept.TryAdd("owner_uuid", Nobody);
         if (hvm) ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
         if (payload["nics"] is JsonNode nics)
         {
@@ -352,15 +359,22 @@ public static partial class VmModel
             _ => true,
         };
 
+    /// <summary>Whether an update's value removes a property, as VM.js's update does: null (its
+    /// undefined) or "" removes an attribute, and a cpu_cap of 0 removes the cap (test-update.js "set
+    /// then unset simple properties", "remove cpu_cap").</summary>
+    private static bool Unsets(string key, JsonNode? value) =>
+        value == null || Str(value) == "" || (key == "cpu_cap" && Int(value) == 0);
+
     /// <summary>Checks and stores the kept properties a payload gives (after CheckNames), and the
     /// set_X/remove_X of an update; bad values are added to <paramref name="bad"/>.</summary>
     private static void ApplyKept(JsonObject o, Dictionary<string, Kept> table, Dictionary<string, string> into, string prefix, List<string> bad,
-        Dropped dropped)
+        Dropped dropped, bool update = false)
     {
         foreach (var (key, value) in o)
         {
             if (table.TryGetValue(key, out var k))
             {
+                if (update && Unsets(key, value)) { into.Remove(key); continue; }
                 if (!KeptValueOk(k.Type, value) || !AtLeast(value, k.Min)) { bad.Add(prefix + key); continue; }
                 into[key] = value!.ToJsonString();
                 if (k.Enforced) dropped.NotEnforced(prefix + key);
@@ -388,6 +402,18 @@ public static partial class VmModel
     private static bool AtLeast(JsonNode? v, long min)
         => min == 0 || (Int(v) ?? (long.TryParse(Str(v), NumberStyles.None, CultureInfo.InvariantCulture, out long l) ? l : 0)) >= min;
 
+    /// <summary>A nic's interface as VM.js takes it ("net0"): here a nic's interface is netN with N
+    /// its index (its zone's interface and vmadm get's), so only that name is taken; another would
+    /// be shown and not be what the zone has.</summary>
+    private static void CheckInterface(JsonObject o, string path, int index)
+    {
+        if (o["interface"] is not JsonNode node) return;
+        string want = "net" + index.ToString(CultureInfo.InvariantCulture);
+        if (Str(node) != want)
+            throw new PayloadError($"Invalid value(s) for: {path}.interface ({ConfigText.Echo(Str(node) ?? node.ToJsonString())}: "
+                + $"a nic's interface here is netN by its index, this one's is {want})");
+    }
+
     /// <summary>proptable.js's payload types: integers are whole numbers from 0 (or their digits as a
     /// string, as VM.js's fixups take them), lists are arrays of strings (or a comma-separated string),
     /// objects are flat (string, number or boolean values).</summary>
@@ -401,10 +427,11 @@ public static partial class VmModel
             or JsonValueKind.True or JsonValueKind.False),
     };
 
-    private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad)
+    private static void ApplyScalars(JsonObject payload, ZoneConfig cfg, List<string> bad, bool update = false)
     {
         var vm = cfg.Vm!;
-        if (payload["alias"] is JsonNode a)
+        if (update && payload.TryGetPropertyValue("alias", out var unset) && Unsets("alias", unset)) vm.Alias = null;
+        else if (payload["alias"] is JsonNode a)
         {
             if (Str(a) is not string s) bad.Add("alias");
             else if (Encoding.UTF8.GetByteCount(s) > MaxAliasBytes)
@@ -431,6 +458,7 @@ public static partial class VmModel
     {
         var net = new ZoneNet { Protected = true };
         if (node is not JsonObject o) { bad.Add(path); return net; }
+        CheckInterface(o, path, cfg.Nets.Count);
         // bhyve and kvm need a model on every nic (proptable.js model_required); VM.js takes the VM's
         // nic_driver, or the first nic's model, for a nic without one.
         JsonNode? model = o["model"];
@@ -470,7 +498,8 @@ public static partial class VmModel
         if (o["ips"] is JsonNode ips)
         {
             var list = StrList(ips);
-            if (list == null || list.Count == 0 || list.Exists(x => !ZoneAddresses.IsValidAddress(x))) bad.Add(path + ".ips");
+            // An update's "ips": [] empties the nic (test-update.js "remove IPs to make empty NIC").
+            if (list == null || (list.Count == 0 && creating) || list.Exists(x => !ZoneAddresses.IsValidAddress(x))) bad.Add(path + ".ips");
             else net.Ips = list;
         }
         if (o["gateways"] is JsonNode gw)
@@ -596,7 +625,10 @@ public static partial class VmModel
     private static void FinishNics(Host host, ZoneConfig cfg, string what, int firstNew)
     {
         var nets = cfg.Nets;
-        if (nets.Count > 0 && !nets.Exists(n => n.Primary)) nets[0].Primary = true;
+        // VM.js's create makes the first nic primary when none is; its update's add_nics does not
+        // (test-update.js "add NIC with minimal properties"): only a nic given primary, or one
+        // elected when remove_nics takes the primary away, becomes primary there.
+        if (what != "add_nics" && nets.Count > 0 && !nets.Exists(n => n.Primary)) nets[0].Primary = true;
         if (nets.Count(n => n.Primary) > 1) throw new PayloadError($"Invalid value(s) for: nics.*.primary (more than one primary nic in {what})");
         var usedIps = new Dictionary<string, string>(StringComparer.Ordinal);
         var usedMacs = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -704,11 +736,18 @@ public static partial class VmModel
     public static ZoneConfig BuildUpdate(Host host, Zone vm, JsonObject payload, List<string>? warnings = null)
     {
         var dropped = new Dropped("update", warnings);
+        // vmadm get's properties that no update changes are ignored without a word, so that a VM's
+        // whole object can be sent back (test-update.js "attempt to modify unmodifiable properties").
+        foreach (string key in s_unmodifiable) payload.Remove(key);
+        bool hvm = HvmGuest.IsHvm(vm.Config.Brand);
+        var derived = hvm ? null : FixPayloadMemory(payload, ToJson(vm));
         CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], s_kept, vm.Config.Brand, update: true, "", dropped);
         var cfg = vm.Config.Clone();
         var bad = new List<string>();
-        ApplyScalars(payload, cfg, bad);
-        ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped);
+        ApplyScalars(payload, cfg, bad, update: true);
+        ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped, update: true);
+        if (derived != null)
+            foreach (var (key, value) in derived) cfg.Vm.Kept[key] = value.ToString(CultureInfo.InvariantCulture);
         bool newPrimary = CheckPrimaryFlags(payload);
         string? oldPrimary = cfg.Nets.Find(n => n.Primary)?.MacAddr;
         if (payload["remove_nics"] is JsonNode rm)
@@ -737,10 +776,11 @@ public static partial class VmModel
                 CheckNicNames(o, cfg.Brand, dropped);
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
                 if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
+                CheckInterface(o, $"update_nics.{i}", cfg.Nets.IndexOf(net));
                 var copy = new JsonObject();
                 foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
                 FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
-                ApplyKept(copy, s_keptNic, net.Kept, "nics.*.", bad, dropped);
+                ApplyKept(copy, s_keptNic, net.Kept, "nics.*.", bad, dropped, update: true);
                 if (copy["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) if (other != net) other.Primary = false;
             }
         }

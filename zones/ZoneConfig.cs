@@ -72,8 +72,25 @@ public sealed class ZoneNet
     }
 
     /// <summary>The allowed-dhcp-cids link property: vmadm allowed_dhcp_cids, but "*" (any client
-    /// identifier) sets none, as there is no allow-all-dhcp-cids property here (README).</summary>
+    /// identifier) sets none and allow-all-dhcp-cids instead.</summary>
     public string AllowedDhcpCidsValue() => AllowedDhcpCids is ["*"] ? "" : string.Join(',', AllowedDhcpCids);
+
+    /// <summary>The allow-all-dhcp-cids link property ("true", or "" for its default, false): on for
+    /// allowed_dhcp_cids "*", and for a nic that gets its address dynamically ("dhcp", "addrconf")
+    /// and names no client identifiers, as SmartOS sets it (test-spoof-opts.js: an addrconf nic has
+    /// it, a static one does not).</summary>
+    public string AllowAllDhcpCidsValue() =>
+        AllowedDhcpCids is ["*"] || (AllowedDhcpCids.Count == 0 && Ips.Exists(ip => ip is "dhcp" or "addrconf")) ? "true" : "";
+
+    /// <summary>The dynamic-methods link property: "dhcp" in ips is dhcpv4, "addrconf" is addrconf
+    /// (slaac and dhcpv6), as VM.js's updateVnicAllowedIPs sets it; "" when the nic has neither.</summary>
+    public string DynamicMethodsValue()
+    {
+        var list = new List<string>();
+        if (Ips.Contains("dhcp")) list.Add("dhcpv4");
+        if (Ips.Contains("addrconf")) list.Add("addrconf");
+        return string.Join(',', list);
+    }
 
     /// <summary>The allowed-ips link property: the static addresses plus allowed_ips.</summary>
     public string AllowedIpsValue()

@@ -265,6 +265,8 @@ public sealed class ZoneTable
             props.Add(("protection", prot));
             if (prot.Contains("ip-nospoof", StringComparison.Ordinal) && n.AllowedIpsValue() is { Length: > 0 } ips) props.Add(("allowed-ips", ips));
             if (prot.Contains("dhcp-nospoof", StringComparison.Ordinal) && n.AllowedDhcpCidsValue() is { Length: > 0 } cids) props.Add(("allowed-dhcp-cids", cids));
+            if (prot.Contains("dhcp-nospoof", StringComparison.Ordinal) && n.AllowAllDhcpCidsValue() is { Length: > 0 } all) props.Add(("allow-all-dhcp-cids", all));
+            if (prot.Contains("ip-nospoof", StringComparison.Ordinal) && n.DynamicMethodsValue() is { Length: > 0 } dyn) props.Add(("dynamic-methods", dyn));
         }
         // One MAC-layer operation (MacLayer.Create.cs): a property refused leaves no VNIC behind.
         var s = mac.CreateVnic(n.Physical, lower.Name, req, (ushort)n.VlanId, props, temporary: true, out var vnic, out int bad);

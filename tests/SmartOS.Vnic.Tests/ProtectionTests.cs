@@ -181,6 +181,93 @@ public class ProtectionTests
     }
 
     [Test]
+    public void Allow_all_dhcp_cids_lets_any_client_id_through_from_the_links_own_chaddr()
+    {
+        _rig.Set(_a, "protection", "dhcp-nospoof");
+        _rig.Set(_a, "allow-all-dhcp-cids", "true");
+        long passed = Through(
+            Frames.Dhcp(s_own, MacAddress.Broadcast, fromClient: true, DhcpOption.Request, s_own, clientId: [0, 1, 2, 3]),
+            Frames.Dhcp(s_own, MacAddress.Broadcast, fromClient: true, DhcpOption.Request, s_other, clientId: [0, 1, 2, 3]));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(passed, Is.EqualTo(1));
+            Assert.That(_a.Stats.DhcpSpoofed, Is.EqualTo(1));
+            Assert.That(_rig.Mac.FindProperty("allow-all-dhcp-cids")!.Get(_a), Is.EqualTo("true"));
+            Assert.That(_rig.Mac.SetLinkProp(_a, "allow-all-dhcp-cids", "yes", temporary: true).Code, Is.EqualTo(DladmStatus.BadVal));
+        }
+    }
+
+    [Test]
+    public void Dynamic_methods_dhcpv4_lets_a_dhcp_address_through_beside_allowed_ips()
+    {
+        _rig.Set(_a, "protection", "ip-nospoof");
+        _rig.Set(_a, "allowed-ips", "10.0.0.1");
+        _a.OpenClient("dhcp-client")!.Receiver = new Sink(_rig.Scheduler);
+        _rig.Send(_b, Frames.Dhcp(s_peer, MacAddress.Broadcast, fromClient: false, DhcpOption.Ack, s_own, "10.0.0.50"));
+        _rig.Scheduler.RunUntilIdle();
+        long before = Through(Frames.Ipv4(s_own, s_peer, "10.0.0.50", "10.0.0.2"));
+        _rig.Set(_a, "dynamic-methods", "dhcpv4");
+        long after = Through(Frames.Ipv4(s_own, s_peer, "10.0.0.50", "10.0.0.2"), Frames.Ipv4(s_own, s_peer, "10.0.0.51", "10.0.0.2"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(before, Is.Zero, "with allowed-ips set, a DHCP address passes only when dynamic-methods names dhcpv4");
+            Assert.That(after, Is.EqualTo(1));
+            Assert.That(_rig.Mac.FindProperty("dynamic-methods")!.Get(_a), Is.EqualTo("dhcpv4"));
+        }
+    }
+
+    /// <summary>A router advertisement (hop limit 255) carrying one autonomous prefix.</summary>
+    private static byte[] RouterAdvertisement(MacAddress dst, string prefix, uint valid = 86400)
+    {
+        var f = new byte[14 + 40 + 16 + NdpPrefixInformation.Length];
+        EthernetView.WriteHeader(f, dst, s_peer, EtherType.Ipv6);
+        var ip = f.AsSpan(14);
+        Ipv6View.TryWrite(ip, Ipv6View.LinkLocalFromMac(s_peer), Frames.Ip6("ff02::1"), IpProtocol.Icmpv6, 16 + NdpPrefixInformation.Length, 255);
+        ip[40] = IcmpType.RouterAdvertisement;
+        NdpOptionReader.WritePrefix(ip[(40 + 16)..], Frames.Ip6(prefix), 64, onLink: true, autonomous: true, valid, valid);
+        return f;
+    }
+
+    [Test]
+    public void Dynamic_methods_slaac_lets_the_mac_derived_address_of_an_advertised_prefix_through()
+    {
+        _rig.Set(_a, "protection", "ip-nospoof");
+        _rig.Set(_a, "allowed-ips", "10.0.0.1");
+        _rig.Set(_a, "dynamic-methods", "addrconf");
+        _a.OpenClient("ndp-client")!.Receiver = new Sink(_rig.Scheduler);
+        ulong iid = Ipv6View.InterfaceIdFromMac(s_own);
+        var slaac = IpAddress.V6(Frames.Ip6("2001:db8:1::").High, iid);
+        var elsewhere = IpAddress.V6(Frames.Ip6("2001:db8:2::").High, iid);
+        long unlearned = Through(Frames.Ipv6(s_own, s_peer, slaac, Frames.Ip6("2001:db8:1::2")));
+        _rig.Send(_b, RouterAdvertisement(s_own, "2001:db8:1::"));
+        _rig.Scheduler.RunUntilIdle();
+        long passed = Through(
+            Frames.Ipv6(s_own, s_peer, slaac, Frames.Ip6("2001:db8:1::2")),
+            Frames.Ipv6(s_own, s_peer, Frames.Ip6("2001:db8:1::99"), Frames.Ip6("2001:db8:1::2")),
+            Frames.Ipv6(s_own, s_peer, elsewhere, Frames.Ip6("2001:db8:1::2")));
+        _rig.Set(_a, "dynamic-methods", "dhcpv4");
+        long withoutSlaac = Through(Frames.Ipv6(s_own, s_peer, slaac, Frames.Ip6("2001:db8:1::2")));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(unlearned, Is.Zero, "no prefix advertised yet");
+            Assert.That(passed, Is.EqualTo(1), "only the advertised prefix with the MAC's interface ID");
+            Assert.That(withoutSlaac, Is.Zero);
+            Assert.That(_a.Control!.Protection.SlaacPrefixes, Is.EquivalentTo(new[] { IpAddress.V6(Frames.Ip6("2001:db8:1::").High, 0) }));
+        }
+    }
+
+    [Test]
+    public void Dynamic_methods_shows_addrconf_as_dhcpv6_and_slaac_and_refuses_other_words()
+    {
+        _rig.Set(_a, "dynamic-methods", "addrconf");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(_rig.Mac.FindProperty("dynamic-methods")!.Get(_a), Is.EqualTo("dhcpv6,slaac"));
+            Assert.That(_rig.Mac.SetLinkProp(_a, "dynamic-methods", "bootp", temporary: true).Code, Is.EqualTo(DladmStatus.BadVal));
+        }
+    }
+
+    [Test]
     public void Protection_modes_combine_and_reset_to_none()
     {
         _rig.Set(_a, "protection", "mac-nospoof,ip-nospoof,restricted");

@@ -455,7 +455,7 @@ public static class Zonecfg
             sb.Append("autoboot: ").Append(c.Autoboot ? "true" : "false").Append('\n');
             sb.Append("ip-type: ").Append(c.IpType).Append('\n');
         }
-        else if (only is not ("net" or "capped-memory")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        else if (only is not ("net" or "capped-memory" or "attr")) throw new ZonecfgError($"info: unknown resource type '{only}'");
         if (only is null or "net")
         {
             foreach (var n in c.Nets)
@@ -471,6 +471,24 @@ public static class Zonecfg
         }
         if (only is null or "capped-memory" && c.CappedMemory is long m)
             sb.Append("capped-memory:\n\tphysical: ").Append(ZoneConfig.FormatSize(m)).Append('\n');
+        if (only is null or "attr")
+        {
+            // `info attr name=X`: the attrs whose name is X; none matching is said as zonecfg says it.
+            string? name = null;
+            for (int i = 2; i < w.Length; i++)
+            {
+                if (!w[i].StartsWith("name=", StringComparison.Ordinal)) throw new ZonecfgError($"info attr: '{ConfigText.Echo(w[i])}' is not an attr property (use name=...)");
+                name = w[i][5..];
+            }
+            bool any = false;
+            foreach (var (attrName, value) in VmModel.Attrs(c))
+            {
+                if (name != null && attrName != name) continue;
+                any = true;
+                sb.Append("attr:\n\tname: ").Append(attrName).Append("\n\ttype: string\n\tvalue: ").Append(value).Append('\n');
+            }
+            if (!any && only == "attr") sb.Append("No such attr resource.\n");
+        }
         return sb.ToString();
     }
 

@@ -11,7 +11,8 @@ namespace SmartOS.Cli.Tests.Commands;
 ///   "run"      a command line; "$uuid" is the VM the last create made, "$macN" its Nth nic's MAC;
 ///              "payload" its standard input; "exit" its status (0 unless given); "stderr" and
 ///              "stdout" texts its output must contain, "stderrIs" the whole of stderr;
-///   "get"      paths into vmadm get's object ("nics.0.ips") and the JSON each must equal (null: absent);
+///   "get"      paths into vmadm get's object ("nics.0.ips") and the JSON each must equal (null: absent;
+///              "$uuid" and "$macN" as in "run");
 ///   "linkprop" VNIC name to property to the value dladm show-linkprop -p shows.
 /// The cases left out, and why, are listed in README.md ("vmadm and SmartOS's test suite").
 /// </summary>
@@ -65,7 +66,7 @@ public class VmadmSmartosSuiteTests
                 using (Assert.EnterMultipleScope())
                 {
                     foreach (var (key, want) in get)
-                        Assert.That(At(vm, key)?.ToJsonString(), Is.EqualTo(want?.ToJsonString()), $"{where}: vmadm get {key}");
+                        Assert.That(At(vm, key)?.ToJsonString(), Is.EqualTo(want == null ? null : Expand(h, want.ToJsonString(), uuid)), $"{where}: vmadm get {key}");
                 }
             }
             if (step["linkprop"] is JsonObject links)

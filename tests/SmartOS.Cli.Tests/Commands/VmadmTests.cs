@@ -291,7 +291,7 @@ public class VmadmTests
         Assert.That(h.Host.Zones.Find(uuid)!.Config.Nets.Select(n => n.GlobalNic), Is.EqualTo(new[] { "stub0" }));
     }
 
-    [TestCase("brand=lx", "Unsupported property(s): brand")]
+    [TestCase("zpool=data", "Unsupported property(s): zpool")]
     [TestCase("max_physical_memory=lots", "Invalid value(s) for: max_physical_memory")]
     [TestCase("novalue", "Invalid property=value argument 'novalue'")]
     public void Bad_updates_change_nothing(string arg, string message)
@@ -301,6 +301,37 @@ public class VmadmTests
         var r = h.Fails("vmadm", "update", uuid, arg);
         Assert.That(r.Stderr, Does.Contain(string.Format(System.Globalization.CultureInfo.InvariantCulture, message, uuid)));
         Assert.That(h.Host.Zones.Find(uuid)!.Config.CappedMemory, Is.EqualTo(512L << 20));
+    }
+
+    [Test]
+    public void An_update_giving_the_brand_leaves_it_and_says_nothing()
+    {
+        var h = Tagged();
+        string uuid = Create(h, Payload());
+        var r = h.Run("vmadm", "update", uuid, "brand=lx");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Zero);
+            Assert.That(r.Stderr, Does.Not.Contain("brand"));
+            Assert.That(h.Host.Zones.Find(uuid)!.Config.Brand, Is.EqualTo("joyent"));
+        }
+    }
+
+    [Test]
+    public void Zonecfg_info_attr_shows_the_attrs_vmadm_keeps_and_add_attr_stays_refused()
+    {
+        var h = Tagged();
+        string uuid = Create(h, Payload(extra: """, "package_name": "small" """));
+        string info = h.Ok("zonecfg", "-z", uuid, "info", "attr");
+        var add = h.Run("zonecfg", "-z", uuid, "add attr; set name=x; set type=string; set value=y; end");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(info, Does.Contain("attr:\n\tname: alias\n\ttype: string\n\tvalue: d2Vi\n"), "the alias 'web', base64");
+            Assert.That(info, Does.Contain("\tname: owner-uuid\n\ttype: string\n\tvalue: 00000000-0000-0000-0000-000000000000\n"));
+            Assert.That(info, Does.Contain("\tname: package-name\n\ttype: string\n\tvalue: small\n"));
+            Assert.That(h.Ok("zonecfg", "-z", uuid, "info", "attr", "name=tmpfs"), Is.EqualTo("No such attr resource.\n"));
+            Assert.That(add.Stderr, Does.Contain("attr: this resource type is not supported yet"));
+        }
     }
 
     [Test]

@@ -55,14 +55,16 @@ public class LinkpropTests
             vnic0        promisc-filtered r-  --             --             --
             vnic0        allowed-ips     rw   --             --             --
             vnic0        allowed-dhcp-cids rw --             --             --
+            vnic0        allow-all-dhcp-cids rw false        false          true,false
+            vnic0        dynamic-methods rw   --             --             slaac,dhcpv4,dhcpv6,addrconf
             vnic0        rxrings         r-   --             --             --
             vnic0        rxrings-effective r- --             --             --
             vnic0        txrings         r-   --             --             --
             vnic0        txrings-effective r- --             --             --
             vnic0        txrings-available r- --             --             --
+            LINK         PROPERTY        PERM VALUE          DEFAULT        POSSIBLE
             vnic0        rxrings-available r- --             --             --
             vnic0        rxhwclnt-available r- --            --             --
-            LINK         PROPERTY        PERM VALUE          DEFAULT        POSSIBLE
             vnic0        txhwclnt-available r- --            --             --
 
             """.Replace("\r", "")));
