@@ -13,10 +13,14 @@ internal sealed class LinkProbes
 {
     public readonly Probe Transmit, Receive, MacNoSpoof, IpNoSpoof, DhcpNoSpoof, Restricted;
 
-    public LinkProbes(ProbeRegistry registry, Datalink link)
+    /// <summary>Probes no consumer can reach: a link's until it is registered, so a firing site
+    /// reads link.Probes.X.Enabled without a null check (one branch, Probe.cs rule 1).</summary>
+    public static readonly LinkProbes None = new(new ProbeRegistry(), null);
+
+    public LinkProbes(ProbeRegistry registry, Datalink? link)
     {
-        string Module() => link.Name;
-        string Zone() => link.Zone;
+        string Module() => link?.Name ?? "";
+        string Zone() => link?.Zone ?? "global";
         Transmit = registry.Add("mac", Module, "mac_tx", "transmit", Zone);
         Receive = registry.Add("mac", Module, "mac_rx", "receive", Zone);
         MacNoSpoof = registry.Add("mac", Module, "mac_protect_check", "mac-nospoof-fail", Zone);

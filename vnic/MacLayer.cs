@@ -141,7 +141,8 @@ public sealed partial class MacLayer
     {
         _links.Remove(link.Name);
         if (link.Kstat != null) Kstats.Remove(link.Kstat);
-        link.Probes?.RemoveFrom(Probes);
+        link.Probes.RemoveFrom(Probes);
+        link.Probes = LinkProbes.None;
     }
 
     internal void Rename(Datalink link, string newName)
