@@ -97,7 +97,7 @@ internal sealed class Compiler
             case AggAssign a: return new(AggregationStatement(a), ActionKind.None);
             case Call { Name: "trace" } call:
             {
-                if (call.Args.Count != 1) throw Proto(call, "trace", "( @ )");
+                if (call.Args.Count != 1) throw Proto(call, "trace", call.Args.Count, 1);
                 var e = Expr(call.Args[0]);
                 var c = _c;
                 return e.Type == DType.Int
@@ -131,9 +131,9 @@ internal sealed class Compiler
             }
             case Call { Name: "exit" } call:
             {
-                if (call.Args.Count != 1) throw Proto(call, "exit", "( int )");
+                if (call.Args.Count != 1) throw Proto(call, "exit", call.Args.Count, 1);
                 var e = Expr(call.Args[0]);
-                if (e.Type != DType.Int) throw Proto(call, "exit", "( int )");
+                if (e.Type != DType.Int) throw new DCompileError("exit( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: string", call.Line, call.Column);
                 var c = _c;
                 return new(f => c.Exit(e.I!(f)), ActionKind.Exit);
             }
@@ -145,8 +145,9 @@ internal sealed class Compiler
         }
     }
 
-    private static DCompileError Proto(Call call, string name, string proto) =>
-        new($"{name}{proto[0..1]} ) prototype mismatch: {call.Args.Count} arg{(call.Args.Count == 1 ? "" : "s")} passed, expected {proto}", call.Line, call.Column);
+    /// <summary>dt_parser.c's "%s( ) prototype mismatch: %d arg%s passed, %s%d expected".</summary>
+    private static DCompileError Proto(Node at, string name, int passed, int expected, bool atLeast = false) =>
+        new($"{name}( ) prototype mismatch: {passed} arg{(passed == 1 ? "" : "s")} passed, {(atLeast ? "at least " : "")}{expected} expected", at.Line, at.Column);
 
     private Action<Frame> AggregationStatement(AggAssign a)
     {
@@ -161,8 +162,8 @@ internal sealed class Compiler
             _ => throw new DCompileError($"{a.Func.Name}( ) may not be used as an aggregating function", a.Func.Line, a.Func.Column),
         };
         int want = kind switch { AggKind.Count => 0, AggKind.Lquantize => -1, _ => 1 };
-        if (want >= 0 && args.Length != want || kind == AggKind.Lquantize && args.Length is not (4 or 5))
-            throw new DCompileError($"{a.Func.Name}( ) prototype mismatch: {args.Length} arg{(args.Length == 1 ? "" : "s")} passed, expected {AggPrototype(kind)}", a.Func.Line, a.Func.Column);
+        if (want >= 0 && args.Length != want) throw Proto(a.Func, a.Func.Name, args.Length, want);
+        if (kind == AggKind.Lquantize && args.Length is not (4 or 5)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 4 ? 4 : 5, atLeast: args.Length < 4);
         long low = 0, high = 0, step = 1;
         if (kind == AggKind.Lquantize)
         {
@@ -175,7 +176,7 @@ internal sealed class Compiler
         }
         var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a);
         var value = args.Length > 0 ? args[0].I! : null;
-        var incr = kind == AggKind.Lquantize && args.Length == 5 ? args[4].I! : kind == AggKind.Quantize ? null : null;
+        var incr = kind == AggKind.Lquantize && args.Length == 5 ? args[4].I! : null;
         if (keys.Length == 0)
             return f => agg.Add(Key.Empty, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         return f =>
@@ -185,13 +186,6 @@ internal sealed class Compiler
             agg.Add(new Key(parts), value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         };
     }
-
-    private static string AggPrototype(AggKind k) => k switch
-    {
-        AggKind.Count => "( )",
-        AggKind.Lquantize => "( int32_t, int32_t, int32_t, int32_t, [uint64_t] )",
-        _ => "( @ )",
-    };
 
     internal CExpr Expr(Expr e)
     {

@@ -264,6 +264,9 @@ internal sealed class Consumer : IProbeConsumer
             {
                 string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
                 _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
+                FireError(ecb.Epid, action + 1, fault.DifOffset);
+                f.Probe = probe;
+                f.Args = args;
             }
             finally
             {
@@ -271,6 +274,20 @@ internal sealed class Consumer : IProbeConsumer
             }
         }
     }
+
+    /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
+    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_DIVZERO, 4). A fault inside an
+    /// ERROR clause does not fire ERROR again.</summary>
+    private void FireError(int epid, int action, int difOffset)
+    {
+        const int DivideByZero = 4;
+        if (_inError || !_byProbe.TryGetValue(_registry.Error, out var ecbs)) return;
+        _inError = true;
+        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, difOffset, DivideByZero)); }
+        finally { _inError = false; }
+    }
+
+    private bool _inError;
 
     // Actions, called by compiled statements.
     public void TraceInt(long v) => _record.Append(Quiet ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));

@@ -28,7 +28,9 @@ public class DtraceLanguageTests
     [TestCase("BEGIN { printf(\"%d\\n\", \"s\"); }", "printf( ) argument #2 is incompatible with conversion #1 prototype:\n\tconversion: %d\n\t prototype: char, short, int, long, long long, ...\n\t  argument: string")]
     [TestCase("BEGIN { printf(\"%d %d\\n\", 1); }", "printf( ) prototype mismatch: conversion #2 (%d) is missing a corresponding value argument")]
     [TestCase("BEGIN { printf(\"%d\\n\", 1, 2); }", "printf( ) prototype mismatch: only 1 arguments required by this format string")]
-    [TestCase("BEGIN { @a = count(1); }", "count( ) prototype mismatch: 1 arg passed, expected ( )")]
+    [TestCase("BEGIN { @a = count(1); }", "count( ) prototype mismatch: 1 arg passed, 0 expected")]
+    [TestCase("BEGIN { @a = lquantize(1, 0); }", "lquantize( ) prototype mismatch: 2 args passed, at least 4 expected")]
+    [TestCase("BEGIN { trace(1, 2); }", "trace( ) prototype mismatch: 2 args passed, 1 expected")]
     [TestCase("BEGIN { @a = lquantize(1, 10, 0, 1); }", "lquantize( ) upper bound must be greater than lower bound")]
     [TestCase("BEGIN { printa(@nosuch); }", "failed to resolve @nosuch: Unknown variable name")]
     public void A_bad_program_given_with_n_is_an_invalid_probe_specifier(string program, string message)
@@ -150,6 +152,14 @@ public class DtraceLanguageTests
         var r = D("-q", "-n", "BEGIN { z = 0; } BEGIN / 1 + 10 % z / { printf(\"never\"); } END { printf(\"end\\n\"); } BEGIN { exit(0); }");
         Assert.That(r.Stdout, Is.EqualTo("end\n\n"));
         Assert.That(r.Stderr, Is.EqualTo("dtrace: error on enabled probe ID 2 (ID 1: dtrace:::BEGIN): divide-by-zero in predicate at DIF offset 0\n"));
+    }
+
+    [Test]
+    public void The_error_probe_fires_with_the_epid_action_dif_offset_and_fault()
+    {
+        var r = D("-q", "-n", "BEGIN { z = 0; } BEGIN { x = 1; y = 2 + 3 / z; } ERROR { printf(\"%d %d %d %d %d\\n\", arg0, arg1, arg2, arg3, arg4); } BEGIN { exit(0); }");
+        Assert.That(r.Stdout, Is.EqualTo("0 2 2 0 4\n\n"));
+        Assert.That(r.Stderr, Is.EqualTo("dtrace: error on enabled probe ID 2 (ID 1: dtrace:::BEGIN): divide-by-zero in action #2 at DIF offset 0\n"));
     }
 
     [Test]
