@@ -52,7 +52,9 @@ internal sealed record CompiledStatement(Action<Frame> Run, ActionKind Kind);
 
 internal sealed record CompiledClause(Clause Source, Func<Frame, long>? Predicate, CompiledStatement[] Statements, int ThisInts, int ThisStrs)
 {
-    public bool Records => Statements.Any(s => s.Kind != ActionKind.None);
+    /// <summary>Whether a firing leaves a record; a clause with no statements takes D's default
+    /// action, which records the probe alone.</summary>
+    public bool Records => Statements.Length == 0 || Statements.Any(s => s.Kind != ActionKind.None);
 }
 
 /// <summary>Compiles clauses to closures, once (rule 2 of Syntax.cs).</summary>

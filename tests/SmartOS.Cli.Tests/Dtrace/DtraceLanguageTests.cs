@@ -137,6 +137,18 @@ public class DtraceLanguageTests
     }
 
     [Test]
+    public void A_clause_without_statements_records_its_probe_as_the_default_action()
+    {
+        var r = D("-n", "BEGIN", "-n", "BEGIN { exit(0); }");
+        Assert.That(r.Stderr, Is.EqualTo("dtrace: description 'BEGIN' matched 1 probe\ndtrace: description 'BEGIN ' matched 1 probe\n"));
+        Assert.That(r.Stdout, Is.EqualTo(
+            "CPU     ID                    FUNCTION:NAME\n" +
+            "  0      1                           :BEGIN \n" +
+            "  0      1                           :BEGIN \n" +
+            "\n"));
+    }
+
+    [Test]
     public void Division_by_zero_is_reported_and_tracing_goes_on()
     {
         var r = D("-q", "-n", "BEGIN { z = 0; } BEGIN { printf(\"lost\"); trace(1 / z); } BEGIN { printf(\"after\\n\"); exit(0); }");
