@@ -14,6 +14,7 @@ internal static class Program
         ("vmm", VmmBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),
+        ("dtrace", DtraceBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
