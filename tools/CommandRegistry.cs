@@ -58,6 +58,7 @@ public static class CommandRegistry
     private static readonly CommandDescriptor[] s_cli =
     [
         Commands.Dladm.Descriptor,
+        Commands.Dtrace.Descriptor,
         Commands.Flowadm.Descriptor,
         Commands.Flowstat.Descriptor,
         Commands.KstatCommand.Descriptor,

@@ -22,6 +22,9 @@ public abstract class Datalink
 {
     private ICaptureTap[] _taps = [];
 
+    /// <summary>The mac provider's probes of this link (LinkProbes.cs); set when the link is registered.</summary>
+    internal LinkProbes Probes = LinkProbes.None;
+
     protected Datalink(MacLayer mac, string name, int linkId)
     {
         Mac = mac;
@@ -208,6 +211,8 @@ public abstract class PortLink : Datalink
         {
             CountTx(Stats, p, MacAddress.Read(p.Data));
             Tap(p, TapDirection.Transmitted, showTag: false);
+            var probe = Probes.Transmit;
+            if (probe.Enabled) probe.Fire(new(Name, p.Length, Vid));
         }
         Switch.Forward(p, this);
     }
@@ -232,6 +237,8 @@ public abstract class PortLink : Datalink
         {
             CountRx(s, p, MacAddress.Read(p.Data));
             Tap(p, TapDirection.Received, showTag: false);
+            var probe = Probes.Receive;
+            if (probe.Enabled) probe.Fire(new(Name, p.Length, p.Vid));
         }
         var c = _client;
         if (c?.Receiver == null)

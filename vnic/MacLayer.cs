@@ -134,12 +134,15 @@ public sealed partial class MacLayer
     {
         _links.Add(link.Name, link);
         link.Kstat = Kstats.Add("link", 0, link.Name, "net", link.Stats);
+        link.Probes = new LinkProbes(Probes, link);
     }
 
     internal void Unregister(Datalink link)
     {
         _links.Remove(link.Name);
         if (link.Kstat != null) Kstats.Remove(link.Kstat);
+        link.Probes.RemoveFrom(Probes);
+        link.Probes = LinkProbes.None;
     }
 
     internal void Rename(Datalink link, string newName)

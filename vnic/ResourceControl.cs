@@ -103,6 +103,7 @@ public sealed class LinkControl : IShaperSink
             if (why != ProtectionDrop.None)
             {
                 CountProtection(why);
+                if (Link.Probes.For(why) is { Enabled: true } probe) probe.Fire(new(Link.Name, p.Length));
                 p.Free();
                 return;
             }

@@ -21,6 +21,12 @@ public static class DatapathBenchmarks
         }
     }
 
+    private sealed class ProbeCounter : SmartOS.Kernel.Trace.IProbeConsumer
+    {
+        public long Count;
+        public void Fired(SmartOS.Kernel.Trace.Probe probe, in SmartOS.Kernel.Trace.ProbeArgs args) => Count++;
+    }
+
     public static void Run(TextWriter o)
     {
         var scheduler = new Scheduler();
@@ -53,6 +59,20 @@ public static class DatapathBenchmarks
         sw.Stop();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
         o.WriteLine($"datapath: VNIC-to-VNIC on one etherstub, 64-byte frames: {frames / sw.Elapsed.TotalSeconds:N0} frames/s, {(double)allocated / frames:F3} bytes allocated per frame ({sink.Frames:N0} delivered)");
+
+        // The same with mac:::transmit and mac:::receive enabled for a consumer that only counts:
+        // the cost of an enabled probe site without D (kernel/Trace/Probe.cs rule 1).
+        var counter = new ProbeCounter();
+        var enabled = mac.Probes.All.Where(p => p.Provider == "mac" && p.Name is "transmit" or "receive").ToList();
+        foreach (var p in enabled) p.Attach(counter);
+        Send(100_000);
+        allocBefore = GC.GetAllocatedBytesForCurrentThread();
+        sw.Restart();
+        Send(frames);
+        sw.Stop();
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
+        foreach (var p in enabled) p.Detach(counter);
+        o.WriteLine($"datapath: the same with mac:::transmit and mac:::receive enabled (a counting consumer): {frames / sw.Elapsed.TotalSeconds:N0} frames/s, {(double)allocated / frames:F3} bytes allocated per frame ({counter.Count:N0} firings)");
 
         // The same through a wire between two hosts' NICs, in virtual time.
         var mac2 = new MacLayer("bench2", scheduler, pool, new KstatRegistry(), new HostRandom(2));

@@ -15,6 +15,7 @@ internal static class Program
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),
+        ("dtrace", DtraceBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -1,0 +1,195 @@
+using System.Text;
+using SmartOS.Cli.Dtrace;
+using SmartOS.Kernel;
+
+namespace SmartOS.Cli.Commands;
+
+/// <summary>
+/// dtrace(8) over this host's probes (kernel/Trace/Probe.cs; the D language in Dtrace/Syntax.cs):
+/// <list type="number">
+/// <item>-n D and -s FILE give programs; compile errors are worded as dtrace words them ("invalid
+/// probe specifier" for -n, "failed to compile script FILE: line N:" for -s) and exit 1.</item>
+/// <item>Without -q (or -x quiet), "description '...' matched N probes" goes to standard error and
+/// each record is prefixed with the CPU, probe ID and FUNCTION:NAME columns.</item>
+/// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n or -P names.</item>
+/// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
+/// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
+/// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
+/// <item>Options dtrace has but this one does not honour yet are refused, never ignored.</item>
+/// </list>
+/// </summary>
+public static class Dtrace
+{
+    public static readonly CommandDescriptor Descriptor = new("dtrace", "dynamic tracing compiler and tracing utility", RunAsync)
+    {
+        Options = Getopts,
+        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts).Has("l"),
+    };
+
+    private const string Getopts = "n:s:qlo:x:P:";
+
+    private static readonly string[] s_knownOptions =
+    [
+        "aggpack", "aggrate", "aggsize", "aggsortkey", "aggsortkeypos", "aggsortpos", "aggsortrev", "aggzoom", "agghist",
+        "bufpolicy", "bufresize", "bufsize", "cleanrate", "cpu", "defaultargs", "destructive", "dynvarsize", "flowindent",
+        "jstackframes", "jstackstrsize", "nspec", "rawbytes", "specsize", "stackframes", "stackindent", "statusrate",
+        "strsize", "switchrate", "ustackframes", "zdefs",
+    ];
+
+    private static int Usage(CommandContext ctx, string? why = null)
+    {
+        if (why != null) ctx.Err.WriteLine("dtrace: " + why);
+        ctx.Err.WriteLine("Usage: dtrace [-lq] [-o output] [-x opt[=val]] [-P provider] [-n probe-description [{ action }]] [-s script]");
+        return 2;
+    }
+
+    public static async Task<int> RunAsync(CommandContext ctx, string[] args)
+    {
+        var g = Getopt.Parse(args, Descriptor.Options);
+        if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
+        bool quiet = g.Has("q");
+        foreach (var x in g.Values("x"))
+        {
+            string name = x.Split('=')[0];
+            if (name == "quiet") { quiet = true; continue; }
+            ctx.Err.WriteLine(Array.IndexOf(s_knownOptions, name) >= 0
+                ? $"dtrace: failed to set -x {x}: option is not supported yet"
+                : $"dtrace: failed to set -x {x}: Invalid option name");
+            return 2;
+        }
+        var registry = ctx.Host.Mac.Probes;
+        TextWriter? file = null;
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet };
+        var programs = new List<(string Text, string? File)>();
+        foreach (var n in g.Values("n")) programs.Add((n, null));
+        foreach (var s in g.Values("s"))
+        {
+            string path = ctx.ResolvePath(s);
+            string text;
+            try { text = File.ReadAllText(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                ctx.Err.WriteLine($"dtrace: failed to open {s}: {(e is FileNotFoundException or DirectoryNotFoundException ? "No such file or directory" : e.Message)}");
+                return 2;
+            }
+            programs.Add((text, s));
+        }
+        if (g.Has("l")) return List(ctx, consumer, programs, g.Values("P"));
+        if (g.Has("P")) return Usage(ctx, "-P enables every probe of a provider: it is supported with -l only");
+        if (programs.Count == 0) return Usage(ctx);
+
+        (string Text, string? File) current = default;
+        var parsed = new List<(List<Clause> Clauses, string Text, string? File)>();
+        try
+        {
+            foreach (var (text, f) in programs)
+            {
+                current = (text, f);
+                parsed.Add((Parser.Parse(text), text, f));
+            }
+        }
+        catch (DCompileError e)
+        {
+            consumer.Discard();
+            return CompileError(ctx, current, e);
+        }
+        var matched = new List<int>();
+        try
+        {
+            foreach (var (clauses, text, f) in parsed)
+            {
+                current = (text, f);
+                matched.Add(consumer.Enable(clauses));
+            }
+        }
+        catch (DCompileError e)
+        {
+            consumer.Discard();
+            return CompileError(ctx, current, e);
+        }
+
+        if (g.Has("o"))
+        {
+            try { file = new StreamWriter(ctx.ResolvePath(g.Value("o")!), append: true, new UTF8Encoding(false)) { NewLine = "\n" }; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                consumer.Discard();
+                ctx.Err.WriteLine($"dtrace: failed to open output file '{g.Value("o")}': {e.Message}");
+                return 1;
+            }
+        }
+        consumer = Rebind(consumer, file ?? ctx.Out);
+        if (!quiet)
+            for (int i = 0; i < parsed.Count; i++)
+            {
+                var (_, text, f) = parsed[i];
+                string what = f != null ? $"script '{f}'" : $"description '{Description(text)}'";
+                ctx.Err.WriteLine($"dtrace: {what} matched {matched[i]} probe{(matched[i] == 1 ? "" : "s")}");
+            }
+        consumer.Start();
+        int status;
+        bool interrupted = false;
+        using (ctx.Cancel.Register(() => interrupted = consumer.Exited.TrySetResult(0)))
+            status = await consumer.Exited.Task;
+        consumer.Finish(interrupted);
+        file?.Dispose();
+        // dtrace.c returns its own status, not exit()'s argument: 0 once tracing ran.
+        _ = status;
+        return 0;
+    }
+
+    private static Consumer Rebind(Consumer consumer, TextWriter output)
+    {
+        consumer.Output = output;
+        return consumer;
+    }
+
+    /// <summary>The probe descriptions of a -n program: its text up to the first predicate or body.</summary>
+    private static string Description(string text)
+    {
+        int end = text.IndexOfAny(['{', '/']);
+        return end < 0 ? text : text[..end];
+    }
+
+    private static int CompileError(CommandContext ctx, (string Text, string? File) program, DCompileError e)
+    {
+        ctx.Err.WriteLine(program.File != null
+            ? $"dtrace: failed to compile script {program.File}: line {e.Line}: {e.Message}"
+            : $"dtrace: invalid probe specifier {program.Text}: {e.Message}");
+        return 1;
+    }
+
+    private static int List(CommandContext ctx, Consumer consumer, List<(string Text, string? File)> programs, IReadOnlyList<string> providers)
+    {
+        var shown = new List<SmartOS.Kernel.Trace.Probe>();
+        (string Text, string? File) current = default;
+        try
+        {
+            if (programs.Count == 0 && providers.Count == 0)
+                shown.AddRange(ctx.Host.Mac.Probes.All.Where(consumer.Sees));
+            foreach (var p in providers)
+                shown.AddRange(ctx.Host.Mac.Probes.All.Where(q => consumer.Sees(q) && q.Provider == p && !shown.Contains(q)));
+            foreach (var (text, f) in programs)
+            {
+                current = (text, f);
+                foreach (var clause in Parser.Parse(text))
+                    foreach (var spec in clause.Probes)
+                        foreach (var p in consumer.Match(spec))
+                            if (!shown.Contains(p)) shown.Add(p);
+            }
+        }
+        catch (DCompileError e)
+        {
+            consumer.Discard();
+            return CompileError(ctx, current, e);
+        }
+        shown.Sort((a, b) => a.Id.CompareTo(b.Id));
+        var o = new StringBuilder();
+        o.Append($"{"ID",5} {"PROVIDER",10} {"MODULE",17} {"FUNCTION",33} NAME\n");
+        foreach (var p in shown) o.Append($"{p.Id,5} {p.Provider,10} {p.Module,17} {p.Function,33} {p.Name}\n");
+        ctx.Out.Write(o.ToString());
+        consumer.Discard();
+        return 0;
+    }
+}

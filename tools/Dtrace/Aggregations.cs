@@ -1,0 +1,206 @@
+using System.Globalization;
+using System.Text;
+
+namespace SmartOS.Cli.Dtrace;
+
+internal enum AggKind { Count, Sum, Min, Max, Avg, Quantize, Lquantize }
+
+/// <summary>
+/// One aggregation variable and how dtrace prints it (dt_consume.c's dt_print_aggs, dt_print_datum,
+/// dt_print_quantize, dt_print_lquantize, dt_print_average): a string key as "  %-50s", an integer
+/// key and a scalar value as " %16lld", a distribution under the "value / Distribution / count"
+/// header with one row per bucket from the one before the first non-zero bucket to the one after
+/// the last, each row's @ bar 40 characters at most. Entries print in ascending order of value,
+/// ties by key (dtrace_aggregate_walk_sorted).
+/// </summary>
+internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] keyTypes, long low, long high, long step)
+{
+    public const int QuantizeBuckets = 127, ZeroBucket = 63;
+
+    public string Name { get; } = name;
+    public int VarId { get; } = varId;
+    public AggKind Kind { get; } = kind;
+    public DType[] KeyTypes { get; } = keyTypes;
+    public long Low { get; } = low;
+    public long Step { get; } = step;
+    public int Levels { get; } = kind == AggKind.Lquantize ? (int)((high - low) / step) : 0;
+    public bool Printed { get; set; }
+
+    private sealed class Entry
+    {
+        public long Count, Sum, Min = long.MaxValue, Max = long.MinValue;
+        public long[]? Buckets;
+    }
+
+    private readonly Dictionary<Key, Entry> _entries = [];
+
+    public int Count => _entries.Count;
+
+    public void Add(Key key, long value, long incr)
+    {
+        if (!_entries.TryGetValue(key, out var e)) _entries[key] = e = new Entry();
+        switch (Kind)
+        {
+            case AggKind.Count: e.Count++; break;
+            case AggKind.Sum: e.Sum = unchecked(e.Sum + value); break;
+            case AggKind.Min: if (value < e.Min) e.Min = value; break;
+            case AggKind.Max: if (value > e.Max) e.Max = value; break;
+            case AggKind.Avg: e.Count++; e.Sum = unchecked(e.Sum + value); break;
+            case AggKind.Quantize: (e.Buckets ??= new long[QuantizeBuckets])[QuantizeBucket(value)] += incr; break;
+            default: (e.Buckets ??= new long[Levels + 2])[LquantizeBucket(value)] += incr; break;
+        }
+    }
+
+    /// <summary>Power-of-two buckets: 0 alone, then [2^k, 2^(k+1)) each way from it.</summary>
+    public static int QuantizeBucket(long v)
+    {
+        if (v == 0) return ZeroBucket;
+        if (v > 0) return ZeroBucket + 1 + (63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)v));
+        ulong m = v == long.MinValue ? 1UL << 63 : (ulong)(-v);
+        return ZeroBucket - 1 - (63 - System.Numerics.BitOperations.LeadingZeroCount(m));
+    }
+
+    public static long QuantizeBucketValue(int b) =>
+        b < ZeroBucket ? -(1L << (ZeroBucket - 1 - b)) : b == ZeroBucket ? 0 : 1L << (b - ZeroBucket - 1);
+
+    private int LquantizeBucket(long v)
+    {
+        if (v < Low) return 0;
+        long i = (v - Low) / Step;
+        return i >= Levels ? Levels + 1 : (int)i + 1;
+    }
+
+    private long Value(Entry e) => Kind switch
+    {
+        AggKind.Count => e.Count,
+        AggKind.Sum => e.Sum,
+        AggKind.Min => e.Min,
+        AggKind.Max => e.Max,
+        AggKind.Avg => e.Count == 0 ? 0 : e.Sum / e.Count,
+        _ => Weighted(e),
+    };
+
+    // dt_aggregate.c sorts a distribution by the sum of bucket value times count.
+    private long Weighted(Entry e)
+    {
+        long total = 0;
+        var b = e.Buckets!;
+        for (int i = 0; i < b.Length; i++)
+            total = unchecked(total + b[i] * (Kind == AggKind.Quantize ? QuantizeBucketValue(i) : i == 0 ? Low - 1 : Low + (i - 1) * Step));
+        return total;
+    }
+
+    private static int CompareKeys(Key a, Key b)
+    {
+        for (int i = 0; i < a.Parts.Length; i++)
+        {
+            int c = a.Parts[i] is long x ? x.CompareTo((long)b.Parts[i]) : string.CompareOrdinal((string)a.Parts[i], (string)b.Parts[i]);
+            if (c != 0) return c;
+        }
+        return 0;
+    }
+
+    private List<KeyValuePair<Key, Entry>> Sorted()
+    {
+        var list = _entries.ToList();
+        list.Sort((p, q) =>
+        {
+            int c = Value(p.Value).CompareTo(Value(q.Value));
+            return c != 0 ? c : CompareKeys(p.Key, q.Key);
+        });
+        return list;
+    }
+
+    /// <summary>dt_print_aggs for every entry: the keys, the value, a newline (none after a distribution).</summary>
+    public void Print(StringBuilder o)
+    {
+        foreach (var (key, e) in Sorted())
+        {
+            foreach (var part in key.Parts)
+            {
+                if (part is string s) o.Append("  ").Append(s.PadRight(50));
+                else o.Append(' ').Append(((long)part).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+            }
+            if (Kind == AggKind.Quantize) PrintQuantize(o, e.Buckets!);
+            else if (Kind == AggKind.Lquantize) PrintLquantize(o, e.Buckets!);
+            else o.Append(' ').Append(Value(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+            o.Append('\n');
+        }
+    }
+
+    /// <summary>printa with a format: the keys fill the conversions in order, %@ the value.</summary>
+    public void Print(StringBuilder o, DFormat format)
+    {
+        foreach (var (key, e) in Sorted())
+        {
+            object agg = Value(e);
+            if (Kind is AggKind.Quantize or AggKind.Lquantize)
+            {
+                var d = new StringBuilder();
+                if (Kind == AggKind.Quantize) PrintQuantize(d, e.Buckets!); else PrintLquantize(d, e.Buckets!);
+                agg = d.ToString();
+            }
+            o.Append(format.Format(key.Parts, agg));
+        }
+    }
+
+    private static void Header(StringBuilder o) =>
+        o.Append('\n').Append("value".PadLeft(16)).Append(' ').Append("------------- Distribution -------------".PadLeft(41)).Append(' ').Append("count".PadRight(9)).Append('\n');
+
+    private static void Row(StringBuilder o, string label, long count, long total)
+    {
+        int ats = total == 0 ? 0 : (int)(Math.Abs((decimal)count) * 40 / total);
+        o.Append(label.PadLeft(16)).Append(' ').Append('|').Append('@', ats).Append(' ', 40 - ats).Append(' ')
+            .Append(count.ToString(CultureInfo.InvariantCulture).PadRight(9)).Append('\n');
+    }
+
+    private static void PrintQuantize(StringBuilder o, long[] data)
+    {
+        int first = 0, last = QuantizeBuckets - 1;
+        while (first < QuantizeBuckets - 1 && data[first] == 0) first++;
+        if (first == QuantizeBuckets - 1)
+        {
+            first = ZeroBucket - 1;
+            last = ZeroBucket + 1;
+        }
+        else
+        {
+            if (first > 0) first--;
+            while (last > 0 && data[last] == 0) last--;
+            if (last < QuantizeBuckets - 1) last++;
+        }
+        long total = 0;
+        foreach (long d in data) total += Math.Abs(d);
+        Header(o);
+        for (int i = first; i <= last; i++)
+            Row(o, QuantizeBucketValue(i).ToString(CultureInfo.InvariantCulture), data[i], total);
+    }
+
+    private void PrintLquantize(StringBuilder o, long[] data)
+    {
+        int levels = Levels;
+        int first = 0, last = levels + 1;
+        while (first <= levels + 1 && data[first] == 0) first++;
+        if (first > levels + 1)
+        {
+            first = 0;
+            last = 2;
+        }
+        else
+        {
+            if (first > 0) first--;
+            while (last > 0 && data[last] == 0) last--;
+            if (last < levels + 1) last++;
+        }
+        long total = 0;
+        foreach (long d in data) total += Math.Abs(d);
+        Header(o);
+        for (int i = first; i <= last; i++)
+        {
+            string label = i == 0 ? "< " + Low.ToString(CultureInfo.InvariantCulture)
+                : i == levels + 1 ? ">= " + (Low + levels * Step).ToString(CultureInfo.InvariantCulture)
+                : (Low + (i - 1) * Step).ToString(CultureInfo.InvariantCulture);
+            Row(o, label, data[i], total);
+        }
+    }
+}

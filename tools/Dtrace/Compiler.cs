@@ -1,0 +1,454 @@
+using SmartOS.Kernel.Trace;
+
+namespace SmartOS.Cli.Dtrace;
+
+internal enum DType { Int, Str }
+
+/// <summary>What a clause runs against when its probe fires.</summary>
+internal sealed class Frame
+{
+    public required Consumer Consumer;
+    public Probe Probe = null!;
+    public ProbeArgs Args;
+    public long[] ThisInt = [];
+    public string[] ThisStr = [];
+}
+
+/// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name and the notional DIF offset.</summary>
+internal sealed class DRuntimeFault(string what, int difOffset) : Exception(what)
+{
+    public int DifOffset { get; } = difOffset;
+}
+
+/// <summary>A typed compiled expression: exactly one of I and S is set.</summary>
+internal readonly record struct CExpr(DType Type, Func<Frame, long>? I, Func<Frame, string>? S)
+{
+    public static CExpr Int(Func<Frame, long> f) => new(DType.Int, f, null);
+    public static CExpr Str(Func<Frame, string> f) => new(DType.Str, null, f);
+    public object Box(Frame f) => Type == DType.Int ? I!(f) : S!(f);
+}
+
+/// <summary>A key of an associative array or aggregation: its parts compared by value.</summary>
+internal sealed class Key(object[] parts) : IEquatable<Key>
+{
+    public static readonly Key Empty = new([]);
+
+    public readonly object[] Parts = parts;
+
+    public bool Equals(Key? other) => other != null && Parts.AsSpan().SequenceEqual(other.Parts);
+    public override bool Equals(object? obj) => Equals(obj as Key);
+
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        foreach (var p in Parts) h.Add(p);
+        return h.ToHashCode();
+    }
+}
+
+internal enum ActionKind { None, Record, Exit }
+
+internal sealed record CompiledStatement(Action<Frame> Run, ActionKind Kind);
+
+internal sealed record CompiledClause(Clause Source, Func<Frame, long>? Predicate, CompiledStatement[] Statements, int ThisInts, int ThisStrs)
+{
+    /// <summary>Whether a firing leaves a record; a clause with no statements takes D's default
+    /// action, which records the probe alone.</summary>
+    public bool Records => Statements.Length == 0 || Statements.Any(s => s.Kind != ActionKind.None);
+}
+
+/// <summary>Compiles clauses to closures, once (rule 2 of Syntax.cs).</summary>
+internal sealed class Compiler
+{
+    private readonly Consumer _c;
+    private readonly Dictionary<string, (DType Type, int Slot)> _globals = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DType Type, List<DType> Keys, int Slot)> _arrays = new(StringComparer.Ordinal);
+    private Dictionary<string, (DType Type, int Slot)> _this = new(StringComparer.Ordinal);
+    private int _thisInts, _thisStrs, _dif;
+
+    public Compiler(Consumer consumer) => _c = consumer;
+
+    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
+
+    public CompiledClause Compile(Clause clause)
+    {
+        _this = new(StringComparer.Ordinal);
+        _thisInts = _thisStrs = 0;
+        Func<Frame, long>? pred = null;
+        if (clause.Predicate != null)
+        {
+            _dif = 0;
+            var p = Expr(clause.Predicate);
+            pred = p.Type == DType.Int ? p.I : throw new DCompileError("predicate result must be of scalar type", clause.Predicate.Line, clause.Predicate.Column);
+        }
+        var stmts = new List<CompiledStatement>();
+        foreach (var s in clause.Statements)
+        {
+            _dif = 0;
+            stmts.Add(Statement(s));
+        }
+        return new CompiledClause(clause, pred, stmts.ToArray(), _thisInts, _thisStrs);
+    }
+
+    private int NextDif() => (_dif++) * 4;
+
+    private CompiledStatement Statement(Expr s)
+    {
+        switch (s)
+        {
+            case AggAssign a: return new(AggregationStatement(a), ActionKind.None);
+            case Call { Name: "trace" } call:
+            {
+                if (call.Args.Count != 1) throw Proto(call, "trace", call.Args.Count, 1);
+                var e = Expr(call.Args[0]);
+                var c = _c;
+                return e.Type == DType.Int
+                    ? new(f => c.TraceInt(e.I!(f)), ActionKind.Record)
+                    : new(f => c.TraceStr(e.S!(f)), ActionKind.Record);
+            }
+            case Call { Name: "printf" } call:
+            {
+                if (call.Args.Count < 1 || call.Args[0] is not StrLit fmt)
+                    throw new DCompileError("printf( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: " + (call.Args.Count == 0 ? "none" : "expression"), call.Line, call.Column);
+                var args = call.Args.Skip(1).Select(Expr).ToArray();
+                var format = DFormat.Parse(fmt.Value, args.Select(a => a.Type).ToArray(), "printf", fmt.Line, fmt.Column);
+                var c = _c;
+                return new(f =>
+                {
+                    var values = new object[args.Length];
+                    for (int i = 0; i < args.Length; i++) values[i] = args[i].Box(f);
+                    c.Print(format.Format(values));
+                }, ActionKind.Record);
+            }
+            case Call { Name: "printa" } call:
+            {
+                int at = call.Args.Count == 2 && call.Args[0] is StrLit ? 1 : 0;
+                if (call.Args.Count - at != 1 || call.Args[at] is not AggRef agg)
+                    throw new DCompileError("printa( ) argument #" + (at + 1) + " is incompatible with prototype:\n\tprototype: aggregation\n\t argument: expression", call.Line, call.Column);
+                DFormat? format = at == 1 ? DFormat.Parse(((StrLit)call.Args[0]).Value, null, "printa", call.Line, call.Column) : null;
+                var c = _c;
+                string name = agg.Name;
+                _c.RequireAggregation(name, agg);
+                return new(f => c.PrintA(name, format), ActionKind.Record);
+            }
+            case Call { Name: "exit" } call:
+            {
+                if (call.Args.Count != 1) throw Proto(call, "exit", call.Args.Count, 1);
+                var e = Expr(call.Args[0]);
+                if (e.Type != DType.Int) throw new DCompileError("exit( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: string", call.Line, call.Column);
+                var c = _c;
+                return new(f => c.Exit(e.I!(f)), ActionKind.Exit);
+            }
+            default:
+            {
+                var e = Expr(s);
+                return e.Type == DType.Int ? new(f => e.I!(f), ActionKind.None) : new(f => e.S!(f), ActionKind.None);
+            }
+        }
+    }
+
+    /// <summary>dt_parser.c's "%s( ) prototype mismatch: %d arg%s passed, %s%d expected".</summary>
+    private static DCompileError Proto(Node at, string name, int passed, int expected, bool atLeast = false) =>
+        new($"{name}( ) prototype mismatch: {passed} arg{(passed == 1 ? "" : "s")} passed, {(atLeast ? "at least " : "")}{expected} expected", at.Line, at.Column);
+
+    private Action<Frame> AggregationStatement(AggAssign a)
+    {
+        var keys = a.Keys.Select(Expr).ToArray();
+        var args = a.Func.Args.Select(Expr).ToArray();
+        foreach (var arg in args)
+            if (arg.Type != DType.Int) throw new DCompileError($"{a.Func.Name}( ) argument #{Array.IndexOf(args, arg) + 1} is incompatible with prototype:\n\tprototype: uint64_t\n\t argument: string", a.Line, a.Column);
+        AggKind kind = a.Func.Name switch
+        {
+            "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg,
+            "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize,
+            _ => throw new DCompileError($"{a.Func.Name}( ) may not be used as an aggregating function", a.Func.Line, a.Func.Column),
+        };
+        int want = kind switch { AggKind.Count => 0, AggKind.Lquantize => -1, _ => 1 };
+        if (want >= 0 && args.Length != want) throw Proto(a.Func, a.Func.Name, args.Length, want);
+        if (kind == AggKind.Lquantize && args.Length is not (4 or 5)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 4 ? 4 : 5, atLeast: args.Length < 4);
+        long low = 0, high = 0, step = 1;
+        if (kind == AggKind.Lquantize)
+        {
+            if (a.Func.Args[1] is not IntLit l || a.Func.Args[2] is not IntLit h || a.Func.Args[3] is not IntLit s)
+                throw new DCompileError("lquantize( ) argument #2 must be a non-zero constant", a.Func.Line, a.Func.Column);
+            (low, high, step) = (l.Value, h.Value, s.Value);
+            if (step <= 0) throw new DCompileError("lquantize( ) step must be greater than zero", a.Func.Line, a.Func.Column);
+            if (high <= low) throw new DCompileError("lquantize( ) upper bound must be greater than lower bound", a.Func.Line, a.Func.Column);
+            if ((high - low) / step > 10000) throw new DCompileError("lquantize( ) number of levels must be less than 65536", a.Func.Line, a.Func.Column);
+        }
+        var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a);
+        var value = args.Length > 0 ? args[0].I! : null;
+        var incr = kind == AggKind.Lquantize && args.Length == 5 ? args[4].I! : null;
+        if (keys.Length == 0)
+            return f => agg.Add(Key.Empty, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
+        return f =>
+        {
+            var parts = new object[keys.Length];
+            for (int i = 0; i < keys.Length; i++) parts[i] = keys[i].Box(f);
+            agg.Add(new Key(parts), value == null ? 1 : value(f), incr == null ? 1 : incr(f));
+        };
+    }
+
+    internal CExpr Expr(Expr e)
+    {
+        switch (e)
+        {
+            case IntLit i: { long v = i.Value; return CExpr.Int(_ => v); }
+            case StrLit s: { string v = s.Value; return CExpr.Str(_ => v); }
+            case Ident id: return Identifier(id);
+            case ThisVar tv:
+            {
+                if (!_this.TryGetValue(tv.Name, out var slot)) throw new DCompileError($"failed to resolve this->{tv.Name}: Unknown variable name", tv.Line, tv.Column);
+                int n = slot.Slot;
+                return slot.Type == DType.Int ? CExpr.Int(f => f.ThisInt[n]) : CExpr.Str(f => f.ThisStr[n] ?? "");
+            }
+            case Index ix:
+            {
+                if (!_arrays.TryGetValue(ix.Name, out var arr)) throw new DCompileError($"failed to resolve {ix.Name}: Unknown variable name", ix.Line, ix.Column);
+                var keys = KeysOf(ix, arr.Keys);
+                var store = _c.Arrays[arr.Slot];
+                return arr.Type == DType.Int
+                    ? CExpr.Int(f => store.TryGetValue(keys(f), out var v) ? (long)v : 0)
+                    : CExpr.Str(f => store.TryGetValue(keys(f), out var v) ? (string)v : "");
+            }
+            case AggRef ar: throw new DCompileError($"aggregation {ar.Name} may only be used as an argument to printa( )", ar.Line, ar.Column);
+            case Call call: return Function(call);
+            case Unary u:
+            {
+                var x = Expr(u.Operand);
+                if (x.Type != DType.Int) throw new DCompileError($"operator {Text(u.Op)} requires an operand of arithmetic type", u.Line, u.Column);
+                var g = x.I!;
+                return u.Op switch
+                {
+                    T.Bang => CExpr.Int(f => g(f) == 0 ? 1 : 0),
+                    T.Tilde => CExpr.Int(f => ~g(f)),
+                    T.Minus => CExpr.Int(f => unchecked(-g(f))),
+                    _ => x,
+                };
+            }
+            case Binary b: return BinaryExpr(b);
+            case Cond c:
+            {
+                var t = Expr(c.Test);
+                if (t.Type != DType.Int) throw new DCompileError("operator ?: expression must be of scalar type", c.Line, c.Column);
+                var a = Expr(c.Then);
+                var o = Expr(c.Else);
+                if (a.Type != o.Type) throw new DCompileError("operator ?: operands must have compatible types", c.Line, c.Column);
+                var ti = t.I!;
+                return a.Type == DType.Int
+                    ? CExpr.Int(f => ti(f) != 0 ? a.I!(f) : o.I!(f))
+                    : CExpr.Str(f => ti(f) != 0 ? a.S!(f) : o.S!(f));
+            }
+            case Assign asg: return Assignment(asg);
+            case IncDec inc:
+            {
+                var one = new IntLit(1, inc.Line, inc.Column);
+                var asg = Assignment(new Assign(inc.Op == T.Inc ? T.PlusEq : T.MinusEq, inc.Target, one, inc.Line, inc.Column));
+                if (inc.Prefix) return asg;
+                var g = asg.I!;
+                long delta = inc.Op == T.Inc ? 1 : -1;
+                return CExpr.Int(f => g(f) - delta);
+            }
+            case AggAssign aa: throw new DCompileError("aggregations may only be assigned in a statement of their own", aa.Line, aa.Column);
+        }
+        throw new DCompileError("syntax error", e.Line, e.Column);
+    }
+
+    private Func<Frame, Key> KeysOf(Index ix, List<DType> types)
+    {
+        if (ix.Keys.Count != types.Count)
+            throw new DCompileError($"{ix.Name}[ ] prototype mismatch: {ix.Keys.Count} arg{(ix.Keys.Count == 1 ? "" : "s")} passed, {types.Count} expected", ix.Line, ix.Column);
+        var keys = ix.Keys.Select(Expr).ToArray();
+        for (int i = 0; i < keys.Length; i++)
+            if (keys[i].Type != types[i])
+                throw new DCompileError($"{ix.Name}[ ] argument #{i + 1} is incompatible with prototype:\n\tprototype: {Name(types[i])}\n\t argument: {Name(keys[i].Type)}", ix.Line, ix.Column);
+        return f =>
+        {
+            var parts = new object[keys.Length];
+            for (int i = 0; i < keys.Length; i++) parts[i] = keys[i].Box(f);
+            return new Key(parts);
+        };
+    }
+
+    private static string Name(DType t) => t == DType.Int ? "int64_t" : "string";
+
+    private CExpr Identifier(Ident id)
+    {
+        string n = id.Name;
+        if (n.Length == 4 && n.StartsWith("arg", StringComparison.Ordinal) && char.IsAsciiDigit(n[3]))
+        {
+            int i = n[3] - '0';
+            return CExpr.Int(f => f.Args[i].Int);
+        }
+        switch (n)
+        {
+            case "timestamp" or "vtimestamp": return CExpr.Int(f => f.Consumer.Now);
+            case "probeprov": return CExpr.Str(f => f.Probe.Provider);
+            case "probemod": return CExpr.Str(f => f.Probe.Module);
+            case "probefunc": return CExpr.Str(f => f.Probe.Function);
+            case "probename": return CExpr.Str(f => f.Probe.Name);
+            case "zonename": return CExpr.Str(f => f.Probe.Zone);
+            case "id": return CExpr.Int(f => f.Probe.Id);
+            case "cpu": return CExpr.Int(_ => 0);
+        }
+        if (_globals.TryGetValue(n, out var g))
+        {
+            int slot = g.Slot;
+            var c = _c;
+            return g.Type == DType.Int ? CExpr.Int(_ => c.GlobalInts[slot]) : CExpr.Str(_ => c.GlobalStrs[slot] ?? "");
+        }
+        throw new DCompileError($"failed to resolve {n}: Unknown variable name", id.Line, id.Column);
+    }
+
+    private CExpr Function(Call call)
+    {
+        switch (call.Name)
+        {
+            case "stringof" when call.Args.Count == 1 && call.Args[0] is Ident { Name: var a } && a.Length == 4 && a.StartsWith("arg", StringComparison.Ordinal) && char.IsAsciiDigit(a[3]):
+            {
+                int i = a[3] - '0';
+                return CExpr.Str(f => f.Args[i].Str ?? f.Args[i].Int.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            case "strlen" when call.Args.Count == 1:
+            {
+                var s = Expr(call.Args[0]);
+                if (s.Type != DType.Str) throw new DCompileError("strlen( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: int64_t", call.Line, call.Column);
+                return CExpr.Int(f => s.S!(f).Length);
+            }
+            case "trace" or "printf" or "printa" or "exit":
+                throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
+            case "count" or "sum" or "min" or "max" or "avg" or "quantize" or "lquantize":
+                throw new DCompileError($"{call.Name}( ) may only be used as the value of an aggregation", call.Line, call.Column);
+        }
+        throw new DCompileError($"failed to resolve {call.Name}: Unknown function name", call.Line, call.Column);
+    }
+
+    private CExpr BinaryExpr(Binary b)
+    {
+        var l = Expr(b.Left);
+        var r = Expr(b.Right);
+        if (b.Op is T.EqEq or T.Ne or T.Lt or T.Le or T.Gt or T.Ge && l.Type == DType.Str && r.Type == DType.Str)
+        {
+            var ls = l.S!;
+            var rs = r.S!;
+            return b.Op switch
+            {
+                T.EqEq => CExpr.Int(f => ls(f) == rs(f) ? 1 : 0),
+                T.Ne => CExpr.Int(f => ls(f) != rs(f) ? 1 : 0),
+                T.Lt => CExpr.Int(f => string.CompareOrdinal(ls(f), rs(f)) < 0 ? 1 : 0),
+                T.Le => CExpr.Int(f => string.CompareOrdinal(ls(f), rs(f)) <= 0 ? 1 : 0),
+                T.Gt => CExpr.Int(f => string.CompareOrdinal(ls(f), rs(f)) > 0 ? 1 : 0),
+                _ => CExpr.Int(f => string.CompareOrdinal(ls(f), rs(f)) >= 0 ? 1 : 0),
+            };
+        }
+        if (l.Type != DType.Int || r.Type != DType.Int)
+            throw new DCompileError($"operator {Text(b.Op)} {(b.Op is T.EqEq or T.Ne or T.Lt or T.Le or T.Gt or T.Ge ? "operands have incompatible types" : "requires operands of arithmetic type")}: \"{Name(l.Type)}\" {Text(b.Op)} \"{Name(r.Type)}\"", b.Line, b.Column);
+        var x = l.I!;
+        var y = r.I!;
+        int dif = NextDif();
+        return b.Op switch
+        {
+            T.Plus => CExpr.Int(f => unchecked(x(f) + y(f))),
+            T.Minus => CExpr.Int(f => unchecked(x(f) - y(f))),
+            T.Star => CExpr.Int(f => unchecked(x(f) * y(f))),
+            T.Slash => CExpr.Int(f => { long a = x(f), d = y(f); if (d == 0) throw new DRuntimeFault("divide-by-zero", dif); return d == -1 ? unchecked(-a) : a / d; }),
+            T.Percent => CExpr.Int(f => { long a = x(f), d = y(f); if (d == 0) throw new DRuntimeFault("divide-by-zero", dif); return d == -1 ? 0 : a % d; }),
+            T.Amp => CExpr.Int(f => x(f) & y(f)),
+            T.Pipe => CExpr.Int(f => x(f) | y(f)),
+            T.Caret => CExpr.Int(f => x(f) ^ y(f)),
+            T.Shl => CExpr.Int(f => x(f) << (int)(y(f) & 63)),
+            T.Shr => CExpr.Int(f => x(f) >> (int)(y(f) & 63)),
+            T.EqEq => CExpr.Int(f => x(f) == y(f) ? 1 : 0),
+            T.Ne => CExpr.Int(f => x(f) != y(f) ? 1 : 0),
+            T.Lt => CExpr.Int(f => x(f) < y(f) ? 1 : 0),
+            T.Le => CExpr.Int(f => x(f) <= y(f) ? 1 : 0),
+            T.Gt => CExpr.Int(f => x(f) > y(f) ? 1 : 0),
+            T.Ge => CExpr.Int(f => x(f) >= y(f) ? 1 : 0),
+            T.AndAnd => CExpr.Int(f => x(f) != 0 && y(f) != 0 ? 1 : 0),
+            T.OrOr => CExpr.Int(f => x(f) != 0 || y(f) != 0 ? 1 : 0),
+            _ => CExpr.Int(f => (x(f) != 0) ^ (y(f) != 0) ? 1 : 0),
+        };
+    }
+
+    private static string Text(T op) => op switch
+    {
+        T.Plus => "+", T.Minus => "-", T.Star => "*", T.Slash => "/", T.Percent => "%", T.Amp => "&", T.Pipe => "|", T.Caret => "^",
+        T.Shl => "<<", T.Shr => ">>", T.EqEq => "==", T.Ne => "!=", T.Lt => "<", T.Le => "<=", T.Gt => ">", T.Ge => ">=",
+        T.AndAnd => "&&", T.OrOr => "||", T.XorXor => "^^", T.Bang => "!", T.Tilde => "~", _ => op.ToString(),
+    };
+
+    private static T Arith(T op) => op switch
+    {
+        T.PlusEq => T.Plus, T.MinusEq => T.Minus, T.StarEq => T.Star, T.SlashEq => T.Slash, T.PercentEq => T.Percent,
+        T.AmpEq => T.Amp, T.PipeEq => T.Pipe, T.CaretEq => T.Caret, T.ShlEq => T.Shl, _ => T.Shr,
+    };
+
+    private CExpr Assignment(Assign a)
+    {
+        Expr valueExpr = a.Op == T.Assign ? a.Value : new Binary(Arith(a.Op), a.Target, a.Value, a.Line, a.Column);
+        // The variable comes into being with the type of its first assignment (rule 3), so the
+        // right side is compiled first unless the variable already exists.
+        CExpr value;
+        switch (a.Target)
+        {
+            case Ident id:
+            {
+                if (s_builtins.Contains(id.Name) || id.Name.StartsWith("arg", StringComparison.Ordinal) && id.Name.Length == 4 && char.IsAsciiDigit(id.Name[3]))
+                    throw new DCompileError($"operator {(a.Op == T.Assign ? "=" : "op=")} can only be applied to a writable variable", a.Line, a.Column);
+                if (!_globals.ContainsKey(id.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve {id.Name}: Unknown variable name", id.Line, id.Column);
+                value = Expr(valueExpr);
+                if (!_globals.TryGetValue(id.Name, out var g))
+                    _globals[id.Name] = g = (value.Type, value.Type == DType.Int ? _c.NewGlobalInt() : _c.NewGlobalStr());
+                Check(g.Type, value, a);
+                int slot = g.Slot;
+                var c = _c;
+                if (g.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => c.GlobalInts[slot] = v(f)); }
+                else { var v = value.S!; return CExpr.Str(f => c.GlobalStrs[slot] = v(f)); }
+            }
+            case ThisVar tv:
+            {
+                if (!_this.ContainsKey(tv.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve this->{tv.Name}: Unknown variable name", tv.Line, tv.Column);
+                value = Expr(valueExpr);
+                if (!_this.TryGetValue(tv.Name, out var t))
+                    _this[tv.Name] = t = (value.Type, value.Type == DType.Int ? _thisInts++ : _thisStrs++);
+                Check(t.Type, value, a);
+                int slot = t.Slot;
+                if (t.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => f.ThisInt[slot] = v(f)); }
+                else { var v = value.S!; return CExpr.Str(f => f.ThisStr[slot] = v(f)); }
+            }
+            case Index ix:
+            {
+                if (!_arrays.ContainsKey(ix.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve {ix.Name}: Unknown variable name", ix.Line, ix.Column);
+                if (!_arrays.ContainsKey(ix.Name))
+                {
+                    var keyTypes = ix.Keys.Select(k => Expr(k).Type).ToList();
+                    var v0 = Expr(valueExpr);
+                    _arrays[ix.Name] = (v0.Type, keyTypes, _c.NewArray());
+                }
+                var arr = _arrays[ix.Name];
+                value = Expr(valueExpr);
+                Check(arr.Type, value, a);
+                var keys = KeysOf(ix, arr.Keys);
+                var store = _c.Arrays[arr.Slot];
+                if (arr.Type == DType.Int)
+                {
+                    var v = value.I!;
+                    // D: assigning zero deletes the element.
+                    return CExpr.Int(f => { var k = keys(f); long x = v(f); if (x == 0) store.Remove(k); else store[k] = x; return x; });
+                }
+                else
+                {
+                    var v = value.S!;
+                    return CExpr.Str(f => { var k = keys(f); string x = v(f); store[k] = x; return x; });
+                }
+            }
+        }
+        throw new DCompileError("operator = can only be applied to a writable variable", a.Line, a.Column);
+    }
+
+    private static void Check(DType want, CExpr value, Assign a)
+    {
+        if (want != value.Type)
+            throw new DCompileError($"operator {(a.Op == T.Assign ? "=" : "op=")} operands have incompatible types: \"{Name(want)}\" = \"{Name(value.Type)}\"", a.Line, a.Column);
+    }
+}

@@ -1,0 +1,343 @@
+using System.Globalization;
+using System.Text;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Trace;
+
+namespace SmartOS.Cli.Dtrace;
+
+/// <summary>
+/// One dtrace run (Syntax.cs): compiles the programs, enables their clauses on the host's probes
+/// as enabled probes (ECBs, numbered from 1 as EPIDs), runs them as probes fire and prints as
+/// dtrace's consumer does (dt_consume.c): without -q, each firing of a clause that records
+/// (trace, printf, printa, exit) opens with "CPU ID FUNCTION:NAME" columns and ends with a newline;
+/// at the end, END fires and every aggregation printa has not printed is printed.
+/// A clause's output is kept until the clause ends, so a fault discards it, as dtrace discards the
+/// ECB's record.
+/// </summary>
+internal sealed class Consumer : IProbeConsumer
+{
+    private sealed record Ecb(int Epid, Probe Probe, CompiledClause Clause, long[] ThisInt, string[] ThisStr);
+
+    private readonly ProbeRegistry _registry;
+    private readonly Scheduler _scheduler;
+    private readonly string _zone;
+    private readonly TextWriter _err;
+    private TextWriter _out;
+    private readonly Compiler _compiler;
+    private readonly Dictionary<Probe, List<Ecb>> _byProbe = [];
+    private readonly List<Probe> _ticks = [];
+    private readonly List<KTimer> _timers = [];
+    private readonly List<Aggregation> _aggs = [];
+    private readonly Dictionary<string, Aggregation> _aggByName = new(StringComparer.Ordinal);
+    private readonly Frame _frame;
+    private readonly StringBuilder _record = new();
+    private int _nextEpid = 1;
+    private bool _headerDone, _stopped;
+
+    public readonly List<long> GlobalInts = [];
+    public readonly List<string?> GlobalStrs = [];
+    public readonly List<Dictionary<Key, object>> Arrays = [];
+
+    public bool Quiet { get; set; }
+
+    /// <summary>Where records and aggregations go (standard output, or -o FILE).</summary>
+    public TextWriter Output { get => _out; set => _out = value; }
+    public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public long Now => _scheduler.Now;
+
+    public Consumer(ProbeRegistry registry, Scheduler scheduler, string zone, TextWriter output, TextWriter errors)
+    {
+        _registry = registry;
+        _scheduler = scheduler;
+        _zone = zone;
+        _out = output;
+        _err = errors;
+        _compiler = new Compiler(this);
+        _frame = new Frame { Consumer = this };
+    }
+
+    public int NewGlobalInt() { GlobalInts.Add(0); return GlobalInts.Count - 1; }
+    public int NewGlobalStr() { GlobalStrs.Add(null); return GlobalStrs.Count - 1; }
+    public int NewArray() { Arrays.Add([]); return Arrays.Count - 1; }
+
+    public Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
+    {
+        if (_aggByName.TryGetValue(name, out var agg))
+        {
+            if (agg.Kind != kind || agg.Low != low || agg.Step != step)
+                throw new DCompileError($"{name} already has a different aggregating function", at.Line, at.Column);
+            if (!agg.KeyTypes.SequenceEqual(keys))
+                throw new DCompileError($"{name}[ ] key types do not match its earlier use", at.Line, at.Column);
+            return agg;
+        }
+        agg = new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step);
+        _aggs.Add(agg);
+        _aggByName[name] = agg;
+        return agg;
+    }
+
+    public void RequireAggregation(string name, Node at)
+    {
+        if (!_aggByName.ContainsKey(name)) throw new DCompileError($"failed to resolve {name}: Unknown variable name", at.Line, at.Column);
+    }
+
+    /// <summary>Whether the zone may see the probe: its own, or the dtrace and profile providers'.</summary>
+    public bool Sees(Probe p) => _zone == "global" || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
+
+    /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
+    /// profile:::tick-N on demand as the profile provider does.</summary>
+    public List<Probe> Match(ProbeSpec spec)
+    {
+        var f = Fields(spec);
+        string tickName = f[3];
+        if ((f[0] is "" or "profile") && f[1] == "" && f[2] == "" && TickInterval(tickName) is long interval)
+        {
+            var existing = _ticks.Find(t => t.Name == tickName);
+            if (existing == null)
+            {
+                existing = _registry.Add("profile", static () => "", "", tickName, static () => "global");
+                _ticks.Add(existing);
+                var probe = existing;
+                var timer = new KTimer(_scheduler, _ => Tick(probe, interval));
+                _timers.Add(timer);
+            }
+            return [existing];
+        }
+        var matched = new List<Probe>();
+        foreach (var p in _registry.All)
+            if (Sees(p) && Glob(p.Provider, f[0]) && Glob(p.Module, f[1]) && Glob(p.Function, f[2]) && Glob(p.Name, f[3]))
+                matched.Add(p);
+        return matched;
+    }
+
+    public static string[] Fields(ProbeSpec spec)
+    {
+        var parts = spec.Text.Split(':');
+        if (parts.Length > 4) throw new DCompileError($"invalid probe description \"{spec.Text}\": Overspecified probe description", spec.Line, spec.Column);
+        var f = new string[4] { "", "", "", "" };
+        for (int i = 0; i < parts.Length; i++) f[4 - parts.Length + i] = parts[i];
+        return f;
+    }
+
+    public static string FullName(ProbeSpec spec) => string.Join(':', Fields(spec));
+
+    /// <summary>tick-N with the profile provider's suffixes; no suffix is hertz.</summary>
+    private static long? TickInterval(string name)
+    {
+        if (!name.StartsWith("tick-", StringComparison.Ordinal)) return null;
+        string s = name[5..];
+        int i = 0;
+        while (i < s.Length && char.IsAsciiDigit(s[i])) i++;
+        if (i == 0 || !long.TryParse(s[..i], NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n <= 0) return null;
+        long? unit = s[i..] switch
+        {
+            "ns" or "nsec" => 1, "us" or "usec" => Time.Microsecond, "ms" or "msec" => Time.Millisecond,
+            "s" or "sec" => Time.Second, "m" or "min" => 60 * Time.Second, "h" or "hour" => 3600 * Time.Second,
+            "d" or "day" => 86400 * Time.Second, "" or "hz" => null, _ => -1,
+        };
+        if (unit == -1) return null;
+        long interval = unit == null ? Time.Second / n : n * unit.Value;
+        // The profile provider refuses intervals under 200 microseconds.
+        return interval < 200 * Time.Microsecond ? null : interval;
+    }
+
+    internal static bool Glob(string s, string p) => p.Length == 0 || GlobAt(s, 0, p, 0);
+
+    private static bool GlobAt(string s, int i, string p, int j)
+    {
+        while (j < p.Length)
+        {
+            char c = p[j];
+            if (c == '*')
+            {
+                for (int k = i; k <= s.Length; k++)
+                    if (GlobAt(s, k, p, j + 1)) return true;
+                return false;
+            }
+            if (i >= s.Length) return false;
+            if (c == '?') { i++; j++; continue; }
+            if (c == '[')
+            {
+                int end = p.IndexOf(']', j + 1);
+                if (end < 0) return false;
+                string set = p[(j + 1)..end];
+                bool negate = set.StartsWith('!');
+                if (negate) set = set[1..];
+                bool hit = false;
+                for (int k = 0; k < set.Length; k++)
+                {
+                    if (k + 2 < set.Length && set[k + 1] == '-') { hit |= s[i] >= set[k] && s[i] <= set[k + 2]; k += 2; }
+                    else hit |= s[i] == set[k];
+                }
+                if (hit == negate) return false;
+                i++;
+                j = end + 1;
+                continue;
+            }
+            if (c != s[i]) return false;
+            i++;
+            j++;
+        }
+        return i == s.Length;
+    }
+
+    /// <summary>Compiles a program and enables its clauses; returns how many probes they matched.</summary>
+    public int Enable(List<Clause> clauses)
+    {
+        int matched = 0;
+        foreach (var clause in clauses)
+        {
+            var probes = new List<Probe>();
+            foreach (var spec in clause.Probes)
+            {
+                var m = Match(spec);
+                if (m.Count == 0) throw new DCompileError($"probe description {FullName(spec)} does not match any probes", spec.Line, spec.Column);
+                foreach (var p in m) if (!probes.Contains(p)) probes.Add(p);
+            }
+            var compiled = _compiler.Compile(clause);
+            foreach (var p in probes)
+            {
+                if (!_byProbe.TryGetValue(p, out var list)) _byProbe[p] = list = [];
+                list.Add(new Ecb(_nextEpid++, p, compiled, new long[compiled.ThisInts], new string[compiled.ThisStrs]));
+                matched++;
+            }
+        }
+        return matched;
+    }
+
+    /// <summary>Fires BEGIN, attaches to the probes, starts the tick timers.</summary>
+    public void Start()
+    {
+        if (_byProbe.TryGetValue(_registry.Begin, out var begin)) Run(begin, _registry.Begin, default);
+        if (_stopped) return;
+        foreach (var p in _byProbe.Keys)
+            if (p.Provider is not ("dtrace" or "profile")) p.Attach(this);
+        for (int i = 0; i < _ticks.Count; i++)
+            _timers[i].ArmAfter(TickInterval(_ticks[i].Name)!.Value);
+    }
+
+    private void Tick(Probe probe, long interval)
+    {
+        if (_stopped) return;
+        if (_byProbe.TryGetValue(probe, out var ecbs)) Run(ecbs, probe, default);
+        if (!_stopped) _timers[_ticks.IndexOf(probe)].ArmAfter(interval);
+    }
+
+    public void Fired(Probe probe, in ProbeArgs args)
+    {
+        if (_stopped) return;
+        if (_byProbe.TryGetValue(probe, out var ecbs)) Run(ecbs, probe, args);
+    }
+
+    private void Run(List<Ecb> ecbs, Probe probe, in ProbeArgs args)
+    {
+        var f = _frame;
+        f.Probe = probe;
+        f.Args = args;
+        foreach (var ecb in ecbs)
+        {
+            if (_stopped && probe != _registry.End) return;
+            Array.Clear(ecb.ThisInt);
+            Array.Clear(ecb.ThisStr);
+            f.ThisInt = ecb.ThisInt;
+            f.ThisStr = ecb.ThisStr;
+            var clause = ecb.Clause;
+            _record.Clear();
+            int action = -1;
+            try
+            {
+                if (clause.Predicate != null && clause.Predicate(f) == 0) continue;
+                if (!Quiet && clause.Records)
+                {
+                    if (!_headerDone)
+                    {
+                        _out.Write($"{"CPU",3} {"ID",6} {"FUNCTION:NAME",32}\n");
+                        _headerDone = true;
+                    }
+                    _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
+                }
+                for (action = 0; action < clause.Statements.Length; action++) clause.Statements[action].Run(f);
+                if (!Quiet && clause.Records) _record.Append('\n');
+                _out.Write(_record.ToString());
+            }
+            catch (DRuntimeFault fault)
+            {
+                string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
+                _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
+                FireError(ecb.Epid, action + 1, fault.DifOffset);
+                f.Probe = probe;
+                f.Args = args;
+            }
+            finally
+            {
+                _record.Clear();
+            }
+        }
+    }
+
+    /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
+    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_DIVZERO, 4). A fault inside an
+    /// ERROR clause does not fire ERROR again.</summary>
+    private void FireError(int epid, int action, int difOffset)
+    {
+        const int DivideByZero = 4;
+        if (_inError || !_byProbe.TryGetValue(_registry.Error, out var ecbs)) return;
+        _inError = true;
+        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, difOffset, DivideByZero)); }
+        finally { _inError = false; }
+    }
+
+    private bool _inError;
+
+    // Actions, called by compiled statements.
+    public void TraceInt(long v) => _record.Append(Quiet ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));
+    public void TraceStr(string s) => _record.Append(Quiet ? s : "  " + s.PadRight(33));
+    public void Print(string s) => _record.Append(s);
+
+    public void PrintA(string name, DFormat? format)
+    {
+        var agg = _aggByName[name];
+        if (format == null)
+        {
+            _record.Append('\n');
+            agg.Print(_record);
+        }
+        else agg.Print(_record, format);
+        agg.Printed = true;
+    }
+
+    public void Exit(long status)
+    {
+        if (_stopped) return;
+        _stopped = true;
+        Exited.TrySetResult((int)status);
+    }
+
+    /// <summary>
+    /// Stops tracing, fires END and prints what printa has not printed, as dtrace.c's main does: an
+    /// interruption (^C, the end of a scenario) first prints a newline "to make the output look
+    /// slightly cleaner"; after END one more newline, even in quiet mode, then the aggregations in
+    /// the order they were declared.
+    /// </summary>
+    public void Finish(bool interrupted)
+    {
+        bool wasStopped = _stopped;
+        _stopped = true;
+        foreach (var p in _byProbe.Keys) p.Detach(this);
+        foreach (var t in _timers) t.Cancel();
+        foreach (var t in _ticks) _registry.Remove(t);
+        if (interrupted && !wasStopped) _out.Write("\n");
+        if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);
+        var o = new StringBuilder("\n");
+        foreach (var agg in _aggs)
+            if (!agg.Printed) agg.Print(o);
+        _out.Write(o.ToString());
+        _out.Flush();
+    }
+
+    /// <summary>Removes what Match created without starting (dtrace -l, a failed compile).</summary>
+    public void Discard()
+    {
+        foreach (var t in _ticks) _registry.Remove(t);
+    }
+}

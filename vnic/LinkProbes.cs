@@ -1,0 +1,50 @@
+using SmartOS.Kernel.Trace;
+
+namespace SmartOS.Vnic;
+
+/// <summary>
+/// The mac provider's probes of one datalink (kernel/Trace/Probe.cs): mac:LINK:mac_tx:transmit and
+/// mac:LINK:mac_rx:receive for each frame a link's client sends or is given (arg0 the link's name,
+/// arg1 the frame's length, arg2 its VLAN id), and the link-protection drops under the names
+/// illumos's mac_protect.c gives its SDT probes (arg0 the link's name, arg1 the frame's length).
+/// The module is the link's name and the zone the link's zone, read when asked (rule 2 there).
+/// </summary>
+internal sealed class LinkProbes
+{
+    public readonly Probe Transmit, Receive, MacNoSpoof, IpNoSpoof, DhcpNoSpoof, Restricted;
+
+    /// <summary>Probes no consumer can reach: a link's until it is registered, so a firing site
+    /// reads link.Probes.X.Enabled without a null check (one branch, Probe.cs rule 1).</summary>
+    public static readonly LinkProbes None = new(new ProbeRegistry(), null);
+
+    public LinkProbes(ProbeRegistry registry, Datalink? link)
+    {
+        string Module() => link?.Name ?? "";
+        string Zone() => link?.Zone ?? "global";
+        Transmit = registry.Add("mac", Module, "mac_tx", "transmit", Zone);
+        Receive = registry.Add("mac", Module, "mac_rx", "receive", Zone);
+        MacNoSpoof = registry.Add("mac", Module, "mac_protect_check", "mac-nospoof-fail", Zone);
+        IpNoSpoof = registry.Add("mac", Module, "mac_protect_check", "ip-nospoof-fail", Zone);
+        DhcpNoSpoof = registry.Add("mac", Module, "mac_protect_check", "dhcp-nospoof-fail", Zone);
+        Restricted = registry.Add("mac", Module, "mac_protect_check", "restricted-fail", Zone);
+    }
+
+    public void RemoveFrom(ProbeRegistry registry)
+    {
+        registry.Remove(Transmit);
+        registry.Remove(Receive);
+        registry.Remove(MacNoSpoof);
+        registry.Remove(IpNoSpoof);
+        registry.Remove(DhcpNoSpoof);
+        registry.Remove(Restricted);
+    }
+
+    /// <summary>The probe of a protection drop.</summary>
+    public Probe For(ProtectionDrop why) => why switch
+    {
+        ProtectionDrop.MacSpoofed => MacNoSpoof,
+        ProtectionDrop.IpSpoofed => IpNoSpoof,
+        ProtectionDrop.DhcpSpoofed => DhcpNoSpoof,
+        _ => Restricted,
+    };
+}
