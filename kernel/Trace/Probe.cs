@@ -5,7 +5,7 @@
  *   probe      one named point in the code, provider:module:function:name (illumos's dtrace_probe_t),
  *              with an id unique in its registry. A layer creates its probes when the thing they
  *              watch appears (a datalink) and removes them when it goes.
- *   consumer   whatever enables a probe (tools/Dtrace): an IProbeConsumer, told of each firing with
+ *   consumer   whatever enables a probe (dtrace/, the D consumer): an IProbeConsumer, told of each firing with
  *              the probe and its arguments.
  *   registry   a host's probes (ProbeRegistry): what `dtrace -l` lists and `dtrace -n` matches.
  *

@@ -1,5 +1,5 @@
 using System.Text;
-using SmartOS.Cli.Dtrace;
+using SmartOS.Dtrace;
 using SmartOS.Kernel;
 
 namespace SmartOS.Cli.Commands;
@@ -80,13 +80,13 @@ public static class Dtrace
         if (programs.Count == 0) return Usage(ctx);
 
         (string Text, string? File) current = default;
-        var parsed = new List<(List<Clause> Clauses, string Text, string? File)>();
+        var parsed = new List<(DProgram Program, string Text, string? File)>();
         try
         {
             foreach (var (text, f) in programs)
             {
                 current = (text, f);
-                parsed.Add((Parser.Parse(text), text, f));
+                parsed.Add((DProgram.Parse(text), text, f));
             }
         }
         catch (DCompileError e)
@@ -97,10 +97,10 @@ public static class Dtrace
         var matched = new List<int>();
         try
         {
-            foreach (var (clauses, text, f) in parsed)
+            foreach (var (program, text, f) in parsed)
             {
                 current = (text, f);
-                matched.Add(consumer.Enable(clauses));
+                matched.Add(consumer.Enable(program));
             }
         }
         catch (DCompileError e)
@@ -173,10 +173,8 @@ public static class Dtrace
             foreach (var (text, f) in programs)
             {
                 current = (text, f);
-                foreach (var clause in Parser.Parse(text))
-                    foreach (var spec in clause.Probes)
-                        foreach (var p in consumer.Match(spec))
-                            if (!shown.Contains(p)) shown.Add(p);
+                foreach (var p in consumer.Matching(DProgram.Parse(text)))
+                    if (!shown.Contains(p)) shown.Add(p);
             }
         }
         catch (DCompileError e)

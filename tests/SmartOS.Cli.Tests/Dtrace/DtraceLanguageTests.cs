@@ -1,4 +1,4 @@
-using SmartOS.Cli.Dtrace;
+using SmartOS.Dtrace;
 using SmartOS.Cli.Tests.Commands;
 
 namespace SmartOS.Cli.Tests.Dtrace;

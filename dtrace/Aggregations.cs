@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 internal enum AggKind { Count, Sum, Min, Max, Avg, Quantize, Lquantize }
 

@@ -3,7 +3,7 @@ using System.Text;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Trace;
 
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 /// <summary>
 /// One dtrace run (Syntax.cs): compiles the programs, enables their clauses on the host's probes
@@ -14,7 +14,7 @@ namespace SmartOS.Cli.Dtrace;
 /// A clause's output is kept until the clause ends, so a fault discards it, as dtrace discards the
 /// ECB's record.
 /// </summary>
-internal sealed class Consumer : IProbeConsumer
+public sealed class Consumer : IProbeConsumer
 {
     private sealed record Ecb(int Epid, Probe Probe, CompiledClause Clause, long[] ThisInt, string[] ThisStr);
 
@@ -36,7 +36,7 @@ internal sealed class Consumer : IProbeConsumer
 
     public readonly List<long> GlobalInts = [];
     public readonly List<string?> GlobalStrs = [];
-    public readonly List<Dictionary<Key, object>> Arrays = [];
+    internal readonly List<Dictionary<Key, object>> Arrays = [];
 
     public bool Quiet { get; set; }
 
@@ -60,7 +60,7 @@ internal sealed class Consumer : IProbeConsumer
     public int NewGlobalStr() { GlobalStrs.Add(null); return GlobalStrs.Count - 1; }
     public int NewArray() { Arrays.Add([]); return Arrays.Count - 1; }
 
-    public Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
+    internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
     {
         if (_aggByName.TryGetValue(name, out var agg))
         {
@@ -76,7 +76,7 @@ internal sealed class Consumer : IProbeConsumer
         return agg;
     }
 
-    public void RequireAggregation(string name, Node at)
+    internal void RequireAggregation(string name, Node at)
     {
         if (!_aggByName.ContainsKey(name)) throw new DCompileError($"failed to resolve {name}: Unknown variable name", at.Line, at.Column);
     }
@@ -86,7 +86,7 @@ internal sealed class Consumer : IProbeConsumer
 
     /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
     /// profile:::tick-N on demand as the profile provider does.</summary>
-    public List<Probe> Match(ProbeSpec spec)
+    internal List<Probe> Match(ProbeSpec spec)
     {
         var f = Fields(spec);
         string tickName = f[3];
@@ -110,7 +110,7 @@ internal sealed class Consumer : IProbeConsumer
         return matched;
     }
 
-    public static string[] Fields(ProbeSpec spec)
+    internal static string[] Fields(ProbeSpec spec)
     {
         var parts = spec.Text.Split(':');
         if (parts.Length > 4) throw new DCompileError($"invalid probe description \"{spec.Text}\": Overspecified probe description", spec.Line, spec.Column);
@@ -119,7 +119,7 @@ internal sealed class Consumer : IProbeConsumer
         return f;
     }
 
-    public static string FullName(ProbeSpec spec) => string.Join(':', Fields(spec));
+    internal static string FullName(ProbeSpec spec) => string.Join(':', Fields(spec));
 
     /// <summary>tick-N with the profile provider's suffixes; no suffix is hertz.</summary>
     private static long? TickInterval(string name)
@@ -182,7 +182,7 @@ internal sealed class Consumer : IProbeConsumer
     }
 
     /// <summary>Compiles a program and enables its clauses; returns how many probes they matched.</summary>
-    public int Enable(List<Clause> clauses)
+    internal int Enable(List<Clause> clauses)
     {
         int matched = 0;
         foreach (var clause in clauses)
@@ -294,7 +294,7 @@ internal sealed class Consumer : IProbeConsumer
     public void TraceStr(string s) => _record.Append(Quiet ? s : "  " + s.PadRight(33));
     public void Print(string s) => _record.Append(s);
 
-    public void PrintA(string name, DFormat? format)
+    internal void PrintA(string name, DFormat? format)
     {
         var agg = _aggByName[name];
         if (format == null)
@@ -339,5 +339,19 @@ internal sealed class Consumer : IProbeConsumer
     public void Discard()
     {
         foreach (var t in _ticks) _registry.Remove(t);
+    }
+
+    /// <summary>Enables every clause of a parsed program; returns how many probes it matched.</summary>
+    public int Enable(DProgram program) => Enable(program.Clauses);
+
+    /// <summary>The probes a program's descriptions match (dtrace -l -n), each once.</summary>
+    public List<Probe> Matching(DProgram program)
+    {
+        var found = new List<Probe>();
+        foreach (var clause in program.Clauses)
+            foreach (var spec in clause.Probes)
+                foreach (var p in Match(spec))
+                    if (!found.Contains(p)) found.Add(p);
+        return found;
     }
 }

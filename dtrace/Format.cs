@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 /// <summary>
 /// printf/printa formats as dt_printf.c reads them: flags (-+ 0#), width, precision, length

@@ -25,7 +25,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 /// <summary>A compile error (rule 1).</summary>
 public sealed class DCompileError(string message, int line, int column) : Exception(message)

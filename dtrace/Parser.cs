@@ -1,4 +1,4 @@
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 internal abstract record Node(int Line, int Column);
 internal abstract record Expr(int Line, int Column) : Node(Line, Column);

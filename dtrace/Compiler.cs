@@ -1,6 +1,6 @@
 using SmartOS.Kernel.Trace;
 
-namespace SmartOS.Cli.Dtrace;
+namespace SmartOS.Dtrace;
 
 internal enum DType { Int, Str }
 
