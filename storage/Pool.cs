@@ -466,14 +466,12 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
-                var leaf = top.Leaves[l];
-                int n;
-                try { n = leaf.Io.Read(VdevLabel.LabelSize + dva.Offset, block); }
-                catch (IOException) { n = -1; }
-                if (n != block.Length) { leaf.ReadErrors++; badLeaves[c] |= 1 << l; continue; }
-                if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum)
+                var status = ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block);
+                if (status != StorageStatus.Ok)
                 {
-                    leaf.ChecksumErrors++; badLeaves[c] |= 1 << l; sawChecksum = true; continue;
+                    badLeaves[c] |= 1 << l;
+                    sawChecksum |= status == StorageStatus.ChecksumError;
+                    continue;
                 }
                 Heal(bp, block, badLeaves);
                 return StorageStatus.Ok;
@@ -482,6 +480,18 @@ public sealed partial class Pool : IDisposable
         destination.Clear();
         DataErrors++;
         return sawChecksum ? StorageStatus.ChecksumError : StorageStatus.IoError;
+    }
+
+    /// <summary>Reads one leaf's copy of a block and verifies it against the block pointer: a short
+    /// or failed read counts READ on the leaf, a wrong checksum counts CKSUM.</summary>
+    private static StorageStatus ReadLeafCopy(LeafVdev leaf, long offset, in BlockPointer bp, Span<byte> block)
+    {
+        int n;
+        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); }
+        catch (IOException) { n = -1; }
+        if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
+        if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
+        return StorageStatus.Ok;
     }
 
     /// <summary>
@@ -506,12 +516,7 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
-                var leaf = top.Leaves[l];
-                int n;
-                try { n = leaf.Io.Read(VdevLabel.LabelSize + dva.Offset, block); }
-                catch (IOException) { n = -1; }
-                if (n != block.Length) { leaf.ReadErrors++; badLeaves[c] |= 1 << l; }
-                else if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; badLeaves[c] |= 1 << l; }
+                if (ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block) != StorageStatus.Ok) badLeaves[c] |= 1 << l;
             }
         }
         Heal(bp, good.AsSpan(0, bp.PhysicalSize), badLeaves);
