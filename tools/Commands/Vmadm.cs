@@ -133,6 +133,14 @@ public static class Vmadm
                 ctx.Err.WriteLine("vmadm: the host is not booted: the VM will start when 'smartos boot' boots it (autoboot)");
                 return 0;
             }
+            // A bhyve or kvm VM without an image is created and stays installed: it has nothing to
+            // boot here (VmPayload.ApplyHvm); said, not refused.
+            if (HvmGuest.IsHvm(cfg.Brand) && cfg.Vm is { Guest: null, ImagePath: null })
+            {
+                ctx.Err.WriteLine($"Warning, VM {cfg.Uuid} not started: {HvmGuest.NoImage(cfg.Brand)}");
+                ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
+                return 0;
+            }
             if (host.Zones.Boot(cfg.Name) is { IsOk: false } be)
             {
                 ctx.Err.WriteLine($"Failed to start VM {cfg.Uuid}: {be.Message}");
