@@ -84,6 +84,11 @@ public static class HvmGuest
         return defines;
     }
 
+    /// <summary>Why a bhyve or kvm VM created without an "image" does not start: this host boots a
+    /// guest program or a flat image, not disks (which arrive with the storage issues).</summary>
+    public static string NoImage(string brand)
+        => $"{brand} VM has no image to boot: this host boots a guest from vmadm's \"image\" ({{\"guest\": NAME}} or {{\"path\": FILE}}), not from disks";
+
     /// <summary>The flat image the zone boots, or false with the reason.</summary>
     public static bool TryImage(ZoneConfig c, out byte[] image, out string error)
     {
@@ -116,7 +121,7 @@ public static class HvmGuest
         if (vm.Guest is not string guest)
         {
             image = [];
-            error = "no guest image (\"image\")";
+            error = NoImage(c.Brand);
             return false;
         }
         var defines = Defines(c);

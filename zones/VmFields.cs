@@ -84,9 +84,10 @@ public static partial class VmModel
         j["autoboot"] = c.Autoboot;
         j["brand"] = c.Brand;
         bool hvm = HvmGuest.IsHvm(c.Brand);
-        if (hvm) j["image"] = vm.Guest != null ? new JsonObject { ["guest"] = vm.Guest } : new JsonObject { ["path"] = vm.ImagePath };
+        if (vm.Guest != null) j["image"] = new JsonObject { ["guest"] = vm.Guest };
+        else if (vm.ImagePath != null) j["image"] = new JsonObject { ["path"] = vm.ImagePath };
         if (vm.ImageUuid != null) j["image_uuid"] = vm.ImageUuid;
-        j["max_physical_memory"] = (c.CappedMemory ?? 0) >> 20;
+        j["max_physical_memory"] = MaxPhysicalMemoryMiB(c);
         j["nics"] = nics;
         if (vm.Quota is long q) j["quota"] = q;
         if (hvm) j["ram"] = (c.CappedMemory ?? 0) >> 20;
@@ -118,7 +119,7 @@ public static partial class VmModel
     /// test-defaults.js); the memory limits follow max_physical_memory.</summary>
     private static void FillDefaults(JsonObject j, ZoneConfig c, bool hvm)
     {
-        long mpm = (c.CappedMemory ?? 0) >> 20;
+        long mpm = MaxPhysicalMemoryMiB(c);
         void D(string key, JsonNode value)
         {
             if (!j.ContainsKey(key)) j[key] = value;
@@ -139,12 +140,27 @@ public static partial class VmModel
         D("max_shm_ids", 4096);
         D("zfs_io_priority", 100);
         D("zfs_root_recsize", 131072);
+        if (hvm) D("disks", new JsonArray());
         if (!hvm)
         {
             D("dns_domain", "local");
             D("tmpfs", mpm);
         }
     }
+
+    /// <summary>The max_physical_memory vmadm shows, in MiB. A joyent or lx VM's is its memory cap;
+    /// a bhyve or kvm VM's is its guest's ram plus the VMM's overhead as VM.js fills it when ram is
+    /// set (proptable.js: KVM_MEM_OVERHEAD 1024, BHYVE_MEM_OVERHEAD 1024 + 256; test-defaults.js
+    /// "check default kvm properties": ram 256, max_physical_memory 1280). Here the guest is given
+    /// ram MiB and the VMM's own memory is not charged to the zone, so that cap is never reached.</summary>
+    private static long MaxPhysicalMemoryMiB(ZoneConfig c)
+    {
+        long ram = (c.CappedMemory ?? 0) >> 20;
+        return c.Brand switch { "kvm" => ram + KvmMemOverheadMiB, "bhyve" => ram + BhyveMemOverheadMiB, _ => ram };
+    }
+
+    /// <summary>proptable.js's KVM_MEM_OVERHEAD and BHYVE_MEM_OVERHEAD, in MiB.</summary>
+    private const long KvmMemOverheadMiB = 1024, BhyveMemOverheadMiB = 1024 + 256;
 
     /// <summary>The address vmadm get shows as a nic's ip: its first, without the prefix ("dhcp" too).</summary>
     private static string? PrimaryIp(ZoneNet n) => n.Ips.Count > 0 ? n.Ips[0] : null;
@@ -196,7 +212,8 @@ public static partial class VmModel
         {
             "uuid" => c.Uuid,
             "type" => TypeName(c.Brand),
-            "ram" or "max_physical_memory" => S((c.CappedMemory ?? 0) >> 20),
+            "ram" => S((c.CappedMemory ?? 0) >> 20),
+            "max_physical_memory" => S(MaxPhysicalMemoryMiB(c)),
             "state" => StateName(z.State),
             "alias" => vm.Alias ?? "-",
             "brand" => c.Brand,

@@ -138,7 +138,7 @@ public sealed class ZoneTable
         if (c.CappedMemory is <= 0 or > ZoneConfig.MaxCappedMemory)
             return ZoneStatus.Problem(ZoneError.InvalidProperty, $"capped-memory: physical must be from 1 to {ZoneConfig.FormatSize(ZoneConfig.MaxCappedMemory)}");
         if (c.Vm is VmInfo vm && VmModel.CheckInfo(vm) is string vmErr) return ZoneStatus.Problem(ZoneError.InvalidProperty, vmErr);
-        if (HvmGuest.IsHvm(c.Brand) && c.Vm is not { Guest: not null } and not { ImagePath: not null })
+        if (HvmGuest.IsHvm(c.Brand) && c.Vm is null)
             return ZoneStatus.Problem(ZoneError.BrandError, $"brand '{c.Brand}' needs a guest image: create {c.Brand} zones with vmadm and an \"image\"");
         return ZoneStatus.Ok;
     }

@@ -127,6 +127,14 @@ public static class Vmadm
         // As VM.js's create, success is told once the VM is up (its addresses too), unless nowait.
         if (cfg.Autoboot)
         {
+            // A bhyve or kvm VM without an image is created and stays installed: it has nothing to
+            // boot here (VmPayload.ApplyHvm); said, not refused.
+            if (HvmGuest.IsHvm(cfg.Brand) && cfg.Vm is { Guest: null, ImagePath: null })
+            {
+                ctx.Err.WriteLine($"Warning, VM {cfg.Uuid} not started: {HvmGuest.NoImage(cfg.Brand)}");
+                ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");
+                return 0;
+            }
             if (!ctx.HostRunning)
             {
                 ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");

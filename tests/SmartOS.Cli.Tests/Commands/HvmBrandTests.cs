@@ -100,13 +100,37 @@ public class HvmBrandTests
         AssertRefused(h, h.WithStdin(Hvm("kvm", image), "vmadm", "create"), message);
     }
 
-    [Test]
-    public void A_missing_image_is_refused_and_nothing_is_created()
+    [TestCase("bhyve")]
+    [TestCase("kvm")]
+    public void A_vm_without_an_image_is_created_stays_stopped_and_start_says_why(string brand)
     {
         var h = Stub();
-        string payload = Hvm("bhyve").Replace(""" "image": { "guest": "netecho" },""", "", StringComparison.Ordinal);
+        string payload = Hvm(brand).Replace(""" "image": { "guest": "netecho" },""", "", StringComparison.Ordinal)
+            .Replace("\"autoboot\": false", "\"autoboot\": true", StringComparison.Ordinal);
         Assert.That(payload, Does.Not.Contain("image"));
-        AssertRefused(h, h.WithStdin(payload, "vmadm", "create"), "Missing property: image");
+        var r = h.WithStdin(payload, "vmadm", "create");
+        string uuid = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Split(' ')[^1];
+        string why = $"{brand} VM has no image to boot: this host boots a guest from vmadm's \"image\"";
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+            Assert.That(r.Stderr, Does.StartWith($"Warning, VM {uuid} not started: {why}"));
+            Assert.That(r.Stderr, Does.EndWith($"Successfully created VM {uuid}\n"));
+        }
+        var j = Get(h, uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((string?)j["state"], Is.EqualTo("stopped"));
+            Assert.That((bool?)j["autoboot"], Is.True);
+            Assert.That(j.ContainsKey("image"), Is.False);
+        }
+        var start = h.Run(A($"vmadm start {uuid}"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(start.ExitCode, Is.EqualTo(1));
+            Assert.That(start.Stderr, Does.Contain(why));
+            Assert.That((string?)Get(h, uuid)["state"], Is.EqualTo("stopped"));
+        }
     }
 
     [Test]

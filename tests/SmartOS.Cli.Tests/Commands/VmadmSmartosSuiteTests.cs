@@ -36,6 +36,8 @@ public class VmadmSmartosSuiteTests
     public void Smartos_vmadm_case_behaves_as_its_test_expects(string caseJson)
     {
         var c = JsonNode.Parse(caseJson)!.AsObject();
+        // A case running a bhyve/kvm guest builds it from virt/guests with gcc (HvmGuest.cs).
+        if ((string?)c["needs"] == "gcc" && SmartOS.Virt.GuestCompiler.FindGcc(out string noGcc) == null) Assert.Ignore(noGcc);
         var h = new CliHost();
         h.Ok(CliHost.Split("nictagadm add admin e1000g0"));
         h.Ok(CliHost.Split("nictagadm add external e1000g1"));
