@@ -223,10 +223,8 @@ internal static class Program
             foreach (var b in backends) b.Backend.Dispose();
             return 1;
         }
-        server.Start();
-        stdout.WriteLine($"smartos: host booted from {root}: {booted.Result.Running} zone(s) running; listening on {socketPath}");
-        stdout.Flush();
-
+        // The handlers go in before the listening line: whoever waits for that line may signal at once,
+        // and a SIGTERM before them would end the process without shutting the zones down.
         using var stop = new ManualResetEventSlim();
         void Stop(PosixSignalContext c)
         {
@@ -235,6 +233,10 @@ internal static class Program
         }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        server.Start();
+        stdout.WriteLine($"smartos: host booted from {root}: {booted.Result.Running} zone(s) running; listening on {socketPath}");
+        stdout.Flush();
+
         stop.Wait();
 
         stdout.WriteLine("smartos: shutting down zones");
