@@ -170,21 +170,3 @@ internal sealed class Lexer(string src)
         throw new DCompileError($"syntax error near \"{c}\"", _line, col);
     }
 }
-
-/// <summary>The D front end as tools and tests see it.</summary>
-public static class DLanguage
-{
-    /// <summary>Parses a program; null when it is well formed, else the first syntax error with its line and column.</summary>
-    public static DCompileError? CheckSyntax(string program)
-    {
-        try
-        {
-            Parser.Parse(program);
-            return null;
-        }
-        catch (DCompileError e)
-        {
-            return e;
-        }
-    }
-}

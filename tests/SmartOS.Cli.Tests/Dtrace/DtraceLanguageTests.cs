@@ -63,19 +63,18 @@ public class DtraceLanguageTests
     [TestCase("BEGIN { x = 1", 1, 14)]
     public void A_syntax_error_has_the_line_and_column_of_the_token_it_is_near(string program, int line, int column)
     {
-        var e = DLanguage.CheckSyntax(program);
-        Assert.That(e, Is.Not.Null);
-        Assert.That((e!.Line, e.Column), Is.EqualTo((line, column)), e.Message);
+        var e = Assert.Throws<DCompileError>(() => DProgram.Parse(program));
+        Assert.That((e.Line, e.Column), Is.EqualTo((line, column)), e.Message);
     }
 
     [Test]
     public void The_lexer_words_its_errors_as_dt_lex_does()
     {
-        Assert.That(DLanguage.CheckSyntax("BEGIN /* x")!.Message, Is.EqualTo("end-of-file encountered before matching */"));
-        Assert.That(DLanguage.CheckSyntax("BEGIN { trace(\"x); }")!.Message, Is.EqualTo("newline encountered in string literal"));
-        Assert.That(DLanguage.CheckSyntax("BEGIN { x = 1")!.Message, Is.EqualTo("syntax error near end of input"));
-        Assert.That(DLanguage.CheckSyntax("BEGIN { x = 09; }")!.Message, Is.EqualTo("invalid digit in constant \"09\""));
-        Assert.That(DLanguage.CheckSyntax("BEGIN, END /x/ { x = 0x1f + 017 + 'a'; }"), Is.Null);
+        Assert.That(Assert.Throws<DCompileError>(() => DProgram.Parse("BEGIN /* x")).Message, Is.EqualTo("end-of-file encountered before matching */"));
+        Assert.That(Assert.Throws<DCompileError>(() => DProgram.Parse("BEGIN { trace(\"x); }")).Message, Is.EqualTo("newline encountered in string literal"));
+        Assert.That(Assert.Throws<DCompileError>(() => DProgram.Parse("BEGIN { x = 1")).Message, Is.EqualTo("syntax error near end of input"));
+        Assert.That(Assert.Throws<DCompileError>(() => DProgram.Parse("BEGIN { x = 09; }")).Message, Is.EqualTo("invalid digit in constant \"09\""));
+        Assert.That(() => DProgram.Parse("BEGIN, END /x/ { x = 0x1f + 017 + 'a'; }"), Throws.Nothing);
     }
 
     [TestCase("7 / 2", "3")]
