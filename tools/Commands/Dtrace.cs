@@ -119,7 +119,7 @@ public static class Dtrace
                 return 1;
             }
         }
-        consumer = Rebind(consumer, file ?? ctx.Out);
+        consumer.Output = file ?? ctx.Out;
         if (!quiet)
             for (int i = 0; i < parsed.Count; i++)
             {
@@ -128,21 +128,13 @@ public static class Dtrace
                 ctx.Err.WriteLine($"dtrace: {what} matched {matched[i]} probe{(matched[i] == 1 ? "" : "s")}");
             }
         consumer.Start();
-        int status;
         bool interrupted = false;
         using (ctx.Cancel.Register(() => interrupted = consumer.Exited.TrySetResult(0)))
-            status = await consumer.Exited.Task;
+            await consumer.Exited.Task;
         consumer.Finish(interrupted);
         file?.Dispose();
         // dtrace.c returns its own status, not exit()'s argument: 0 once tracing ran.
-        _ = status;
         return 0;
-    }
-
-    private static Consumer Rebind(Consumer consumer, TextWriter output)
-    {
-        consumer.Output = output;
-        return consumer;
     }
 
     /// <summary>The probe descriptions of a -n program: its text up to the first predicate or body.</summary>
