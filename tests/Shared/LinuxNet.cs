@@ -94,6 +94,13 @@ internal static partial class LinuxNet
     }
 
     /// <summary>A short random suffix for namespace and device names (at most 15 characters in all).</summary>
+    /// <summary>Deletes a network namespace a test left behind (a test that failed half-way); nothing
+    /// when it is gone already.</summary>
+    public static void DeleteNamespace(string name)
+    {
+        if (File.Exists(Path.Combine("/run/netns", name))) Run("ip", "netns", "del", name);
+    }
+
     public static string Suffix() => Convert.ToHexString(Guid.NewGuid().ToByteArray().AsSpan(0, 4)).ToLowerInvariant();
 
     [LibraryImport("libc", EntryPoint = "geteuid")]

@@ -35,8 +35,7 @@ public class LxZoneStreamTests
         }
         finally
         {
-            if (_lx.Length > 0 && File.Exists(Path.Combine("/run/netns", LxZoneNetwork.NamespaceOf(_lx))))
-                LinuxNet.Run("ip", "netns", "del", LxZoneNetwork.NamespaceOf(_lx));
+            if (_lx.Length > 0) LinuxNet.DeleteNamespace(LxZoneNetwork.NamespaceOf(_lx));
         }
     }
 

@@ -42,8 +42,7 @@ public class LxZoneTests
         finally
         {
             // Halting removes the namespace; this only matters when the test failed half-way.
-            if (_lx.Length > 0 && File.Exists(Path.Combine("/run/netns", LxZoneNetwork.NamespaceOf(_lx))))
-                LinuxNet.Run("ip", "netns", "del", LxZoneNetwork.NamespaceOf(_lx));
+            if (_lx.Length > 0) LinuxNet.DeleteNamespace(LxZoneNetwork.NamespaceOf(_lx));
         }
     }
 
