@@ -97,6 +97,7 @@ internal static class Program
         var world = new World();
         IConfigStore store = new MemoryConfigStore();
         IIdentitySource? identities = null;
+        long epoch = 0;
         if (root != null)
         {
             try
@@ -104,6 +105,7 @@ internal static class Program
                 RootFiles.MakePrivate(root);
                 store = new FileConfigStore(root);
                 identities = RootAccess.OneShotIdentities(store, world.Seed, "global", root);
+                epoch = RootAccess.SystemEpoch(world.Scheduler);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -111,7 +113,7 @@ internal static class Program
                 return 1;
             }
         }
-        var host = world.AddHost("global", nics, store, identities);
+        var host = world.AddHost("global", nics, store, identities, epoch);
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos: boot: " + p);
         stdout.Flush();
         stderr.Flush();
@@ -193,7 +195,7 @@ internal static class Program
         }
 
         var world = new World(seed);
-        var host = world.AddHost("global", nics, new FileConfigStore(root), new RootAccess.SystemIdentities());
+        var host = world.AddHost("global", nics, new FileConfigStore(root), new RootAccess.SystemIdentities(), RootAccess.SystemEpoch(world.Scheduler));
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos boot: " + p);
         // Every NIC backend is opened before the host starts, so a missing device or privilege stops
         // the boot with nothing running (issue 6: nothing half-starts).

@@ -113,6 +113,12 @@ internal static partial class RootAccess
         }
     }
 
+    /// <summary>The epoch of a host that stands for a real machine (Host.cs rule 7): the system
+    /// clock's Unix time, in nanoseconds, less the scheduler's time now, so the host's WallClock
+    /// tells the date from here on (the real-time driver moves the scheduler with the wall clock).</summary>
+    public static long SystemEpoch(Scheduler scheduler)
+        => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100 - scheduler.Now;
+
     private const int Enoent = 2, Eacces = 13;
 
     [LibraryImport("libc", EntryPoint = "geteuid")]

@@ -52,6 +52,10 @@
  *   5. Booting a zone opens one MAC client per link and hands them to IZoneNetwork, the seam to the
  *      per-zone IP stack; halting stops the stack first and then closes the clients.
  *   6. A property the project does not enforce is refused with a message, never silently accepted.
+ *   7. Dates (a VM's create_timestamp, last_modified, boot_timestamp) come from the host's WallClock:
+ *      the scheduler's time plus an epoch the front end gives, 0 in virtual time (so a scenario's
+ *      dates start at 1970-01-01T00:00:00Z and replay byte for byte), the system clock's reading for
+ *      smartos boot and for a one-shot command on a root (so dates kept in the root are real ones).
  *
  * The zone network is IpZoneNetwork: each running zone has its own IpStack on its MAC clients
  * (ZoneTable.Network).
@@ -106,10 +110,12 @@ public sealed class World
     /// boots it from <paramref name="store"/> (an in-memory store when null).</summary>
     /// <param name="identities">Where VM UUIDs and random MAC addresses come from (rule 1); the host's
     /// seeded Random when null.</param>
-    public Host AddHost(string name, int nics = 2, IConfigStore? store = null, IIdentitySource? identities = null)
+    /// <param name="epoch">The Unix time, in nanoseconds, at the scheduler's time 0: the date the
+    /// host's clock tells (kernel/WallClock.cs, rule 7); 0 in virtual time.</param>
+    public Host AddHost(string name, int nics = 2, IConfigStore? store = null, IIdentitySource? identities = null, long epoch = 0)
     {
         if (_hosts.ContainsKey(name)) throw new ArgumentException($"host '{name}' already exists", nameof(name));
-        var host = new Host(this, name, nics, store ?? new MemoryConfigStore(), identities);
+        var host = new Host(this, name, nics, store ?? new MemoryConfigStore(), identities, epoch);
         _hosts.Add(name, host);
         return host;
     }
@@ -132,13 +138,14 @@ public sealed class World
 /// <summary>One simulated SmartOS machine (see the theory statement above).</summary>
 public sealed class Host
 {
-    internal Host(World world, string name, int nics, IConfigStore store, IIdentitySource? identities)
+    internal Host(World world, string name, int nics, IConfigStore store, IIdentitySource? identities, long epoch)
     {
         if (nics < 0 || nics > 64) throw new ArgumentOutOfRangeException(nameof(nics), "a host has 0 to 64 NICs");
         World = world;
         Name = name;
         Random = new HostRandom(HostRandom.Derive(world.Seed, "host:" + name));
         Identities = identities ?? Random;
+        Clock = new WallClock(world.Scheduler, epoch);
         Pool = new PacketPool();
         Kstats = new KstatRegistry(() => world.Scheduler.Now);
         Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random, Identities);
@@ -164,6 +171,9 @@ public sealed class Host
 
     /// <summary>Where VM UUIDs and random MAC addresses come from (rule 1).</summary>
     public IIdentitySource Identities { get; }
+
+    /// <summary>The date this host tells (rule 7): vmadm's timestamps.</summary>
+    public WallClock Clock { get; }
     public PacketPool Pool { get; }
     public KstatRegistry Kstats { get; }
     public MacLayer Mac { get; }

@@ -28,22 +28,6 @@ public static partial class VmModel
         _ => "OS",
     };
 
-    /// <summary>The zonecfg attrs SmartOS keeps a VM's vmadm properties in, as VM.js writes them
-    /// (zonecfg info attr): the alias base64-encoded, billing-id, owner-uuid, package-name and
-    /// package-version as they are; an empty value is no attr. Read-only here: zonecfg's add attr is
-    /// refused, vmadm is what sets them.</summary>
-    public static IEnumerable<(string Name, string Value)> Attrs(ZoneConfig c)
-    {
-        if (c.Vm is not VmInfo vm) yield break;
-        if (!string.IsNullOrEmpty(vm.Alias)) yield return ("alias", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(vm.Alias)));
-        foreach (var (attr, key) in s_attrKeys)
-            if (vm.Kept.TryGetValue(key, out string? json) && JsonNode.Parse(json) is JsonValue v && v.TryGetValue(out string? text) && text.Length > 0)
-                yield return (attr, text);
-    }
-
-    private static readonly (string Attr, string Key)[] s_attrKeys =
-        [("billing-id", "billing_id"), ("owner-uuid", "owner_uuid"), ("package-name", "package_name"), ("package-version", "package_version")];
-
     /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does).</summary>
     public static JsonObject ToJson(Zone z)
     {
@@ -92,7 +76,7 @@ public static partial class VmModel
         if (vm.Quota is long q) j["quota"] = q;
         if (hvm) j["ram"] = (c.CappedMemory ?? 0) >> 20;
         j["resolvers"] = new JsonArray([.. vm.Resolvers.Select(x => (JsonNode)x)]);
-        j["state"] = StateName(z.State);
+        j["state"] = State(z);
         j["uuid"] = c.Uuid;
         if (hvm) j["vcpus"] = vm.Vcpus ?? 1;
         if (z.Guest is SmartOS.Virt.Vm g)
@@ -110,6 +94,9 @@ public static partial class VmModel
         j["zonename"] = c.Name;
         j["zonepath"] = c.ZonePath;
         j["hvm"] = hvm;
+        if (vm.CreateTimestamp != null) j["create_timestamp"] = vm.CreateTimestamp;
+        if (vm.LastModified != null) j["last_modified"] = vm.LastModified;
+        if (BootTimestamp(z) is string boot) j["boot_timestamp"] = boot;
         foreach (var (k, v) in vm.Kept) j[k] = JsonNode.Parse(v);
         FillDefaults(j, c, hvm);
         return Sorted(j);
@@ -214,7 +201,10 @@ public static partial class VmModel
             "type" => TypeName(c.Brand),
             "ram" => S((c.CappedMemory ?? 0) >> 20),
             "max_physical_memory" => S(MaxPhysicalMemoryMiB(c)),
-            "state" => StateName(z.State),
+            "state" => State(z),
+            "create_timestamp" => vm.CreateTimestamp ?? "-",
+            "last_modified" => vm.LastModified ?? "-",
+            "boot_timestamp" => BootTimestamp(z) ?? "-",
             "alias" => vm.Alias ?? "-",
             "brand" => c.Brand,
             "zonename" => c.Name,
@@ -267,7 +257,8 @@ public static partial class VmModel
             return p.Length == 3 && (p[1] == "*" || (p[1].Length > 0 && p[1].All(char.IsAsciiDigit))) && NicValues(new ZoneNet(), 0, p[2]) != null;
         }
         return field is "uuid" or "type" or "ram" or "max_physical_memory" or "state" or "alias" or "brand" or "zonename"
-            or "zonepath" or "autoboot" or "quota" or "zone_state" or "zoneid" or "image_uuid" or "vcpus" or "vm_backend";
+            or "zonepath" or "autoboot" or "quota" or "zone_state" or "zoneid" or "image_uuid" or "vcpus" or "vm_backend"
+            or "create_timestamp" or "last_modified" or "boot_timestamp";
     }
 
     /// <summary>A nic's values for one key of vmadm's nic fields (vmadm.js nic_re: gateway, interface,

@@ -232,7 +232,7 @@ public static partial class VmModel
         var cfg = new ZoneConfig
         {
             Name = uuid, Uuid = uuid, ZonePath = "/zones/" + uuid, Brand = brand, Autoboot = true,
-            CappedMemory = DefaultMemoryMiB << 20, Vm = new VmInfo { Index = index },
+            CappedMemory = DefaultMemoryMiB << 20, Vm = new VmInfo { Index = index, CreateTimestamp = Now(host) },
         };
         ApplyScalars(payload, cfg, bad);
         ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped);
@@ -636,7 +636,8 @@ public static partial class VmModel
         var usedMacs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var z in host.Zones.Zones)
         {
-            if (z.Name == cfg.Name) continue;
+            // VM.js's checkNicConflicts passes over a failed VM that is not running (VmAttrs.cs).
+            if (z.Name == cfg.Name || IsFailed(z.Config) && z.State != ZoneState.Running) continue;
             foreach (var n in z.Config.Nets)
             {
                 foreach (string ip in n.Ips) if (ip is not ("dhcp" or "addrconf")) usedIps.TryAdd(IpKey(n, ip), "VM " + z.Name);

@@ -31,6 +31,10 @@ public sealed class Zone
     /// <summary>bhyve/kvm: the guest of the last start, kept after it stops for its reason and console
     /// (HvmGuest.cs rule 2, 4); null for other brands and before the first start.</summary>
     public SmartOS.Virt.Vm? Guest { get; internal set; }
+    /// <summary>The Unix time, in nanoseconds, of the zone's last boot (the host's WallClock, Host.cs
+    /// rule 7): the kernel's boot_time that vmadm shows as boot_timestamp while the zone runs. Not
+    /// kept across a host restart, as a zone's boot time is not.</summary>
+    public long? BootedAt { get; internal set; }
 
     /// <summary>The datalinks lent to or created for the zone while it is ready or running.</summary>
     public IReadOnlyList<Datalink> Links => _links;

@@ -121,12 +121,29 @@ public sealed class VmInfo
     /// <summary>vmadm properties SmartOS takes and this host keeps and shows without enforcing them
     /// (cpu_cap, max_lwps, ...; VmPayload.cs, "kept"): name to JSON text.</summary>
     public Dictionary<string, string> Kept { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>When vmadm created the VM, as VM.js writes it in the create-timestamp attr
+    /// ("2014-05-06T18:29:22.381Z"); null once a zonecfg remove attr takes it away.</summary>
+    public string? CreateTimestamp { get; set; }
+    /// <summary>When the VM's configuration was last written (vmadm create, update, zonecfg commit),
+    /// to the second, as VM.js reads it from the zone's files' mtimes.</summary>
+    public string? LastModified { get; set; }
 
     public VmInfo Clone() => new()
     {
         Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index, Vcpus = Vcpus, Guest = Guest,
-        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal),
+        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
     };
+}
+
+/// <summary>One `add attr` resource of a zone (zonecfg(8) "attr"): a name, a type (boolean, int,
+/// string or uint) and a value. A VM's attrs that vmadm owns live in its VmInfo (VmModel.Attrs).</summary>
+public sealed class ZoneAttr
+{
+    public string Name { get; set; } = "";
+    public string Type { get; set; } = "";
+    public string Value { get; set; } = "";
+
+    public ZoneAttr Clone() => new() { Name = Name, Type = Type, Value = Value };
 }
 
 /// <summary>A zone's configuration (zonecfg(8)): what `commit` writes and `info`/`export` print.</summary>
@@ -142,11 +159,14 @@ public sealed class ZoneConfig
     public long? CappedMemory { get; set; }
     public string? Uuid { get; set; }
     public VmInfo? Vm { get; set; }
+    /// <summary>The attrs zonecfg added that vmadm does not own (VmModel.Attrs): "failed", or any other.</summary>
+    public List<ZoneAttr> Attrs { get; set; } = [];
 
     public ZoneConfig Clone() => new()
     {
         Name = Name, ZonePath = ZonePath, Brand = Brand, Autoboot = Autoboot, IpType = IpType,
         Nets = Nets.ConvertAll(n => n.Clone()), CappedMemory = CappedMemory, Uuid = Uuid, Vm = Vm?.Clone(),
+        Attrs = Attrs.ConvertAll(a => a.Clone()),
     };
 
     /// <summary>The largest capped-memory physical: vmadm's max_physical_memory limit (2^30 MiB).</summary>

@@ -154,6 +154,8 @@ public sealed class ZoneTable
             if (zone.Config.Brand != config.Brand) return ZoneStatus.State(ZoneStateCheck.InstalledSetNotAllowed, config.Name, "brand");
         }
         var copy = config.Clone();
+        // A VM's last_modified is when its configuration was last written (VmInfo.LastModified).
+        if (copy.Vm != null) copy.Vm.LastModified = WallClock.Iso8601(_host.Clock.UnixNanoseconds, wholeSeconds: true);
         SaveWith(config.Name, copy, zone?.State ?? ZoneState.Configured);
         if (zone == null) _zones.Add(new Zone(copy, ZoneState.Configured));
         else zone.Config = copy;
@@ -348,6 +350,7 @@ public sealed class ZoneTable
         }
         z.Stack = stack;
         z.State = ZoneState.Running;
+        z.BootedAt = _host.Clock.UnixNanoseconds;
         // ipadm changes made in the zone without -t (ipmgmtd replays them as the zone boots).
         z.BootWarnings = stack is IZoneIpStack ips ? IpadmConfig.Replay(_host, z.Name, ips.Ip) : [];
         return ZoneStatus.Ok;
@@ -376,6 +379,7 @@ public sealed class ZoneTable
         vm.Stopped += v => GuestStopped(z, v);
         z.Guest = vm;
         z.State = ZoneState.Running;
+        z.BootedAt = _host.Clock.UnixNanoseconds;
         vm.Start();
         if (vm.IsStopped && z.State == ZoneState.Installed)
             return Failed($"guest failed to start: {vm.StopDetail}");

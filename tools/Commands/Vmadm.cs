@@ -488,7 +488,7 @@ public static class Vmadm
         {
             "uuid" or "image_uuid" => 36, "type" => 4, "ram" => 7, "state" => 16, "alias" => 10, "brand" => 14,
             "zonename" => 12, "zonepath" => 40, "autoboot" => 8, "max_physical_memory" => 8, "quota" => 5,
-            "zone_state" => 10, "zoneid" => 6, "vcpus" => 5,
+            "zone_state" => 10, "zoneid" => 6, "vcpus" => 5, "create_timestamp" or "boot_timestamp" => 24,
             _ => 0,
         };
     }

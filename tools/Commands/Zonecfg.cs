@@ -41,9 +41,12 @@ public static class Zonecfg
         public readonly string ZoneName = zone;
         public ZoneConfig? Working;
         public bool Dirty;
-        /// <summary>The open resource scope ("net" or "capped-memory"), or null at global scope.</summary>
+        /// <summary>The open resource scope ("net", "capped-memory" or "attr"), or null at global scope.</summary>
         public string? Scope;
         public ZoneNet? Net;
+        /// <summary>The attr being added or, after select, changed (<see cref="OldAttr"/> is the one selected).</summary>
+        public ZoneAttr? Attr;
+        public ZoneAttr? OldAttr;
         public long? Memory;
         public bool Stopped;
     }
@@ -173,8 +176,9 @@ public static class Zonecfg
             case "end": End(s, w); return;
             case "cancel":
                 if (s.Scope == null) throw new ZonecfgError("cancel: not in a resource scope");
-                s.Scope = null; s.Net = null;
+                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null;
                 return;
+            case "select": Select(s, w); return;
             case "remove": Remove(s, w); return;
             case "info": s.Ctx.Out.Write(Info(s, w)); return;
             case "export": s.Ctx.Out.Write(Export(Need(s))); return;
@@ -312,6 +316,16 @@ public static class Zonecfg
                         throw new ZonecfgError($"{prop}: unknown property for net");
                 }
                 break;
+            case "attr":
+                // zonecfg takes any text here; end checks it (EndAttr).
+                switch (prop)
+                {
+                    case "name": s.Attr!.Name = value; break;
+                    case "type": s.Attr!.Type = value; break;
+                    case "value": s.Attr!.Value = value; break;
+                    default: throw new ZonecfgError($"{prop}: unknown property for attr");
+                }
+                break;
             case "capped-memory":
                 switch (prop)
                 {
@@ -346,7 +360,12 @@ public static class Zonecfg
                 s.Scope = "capped-memory";
                 s.Memory = null;
                 break;
-            case "fs" or "dataset" or "device" or "rctl" or "attr" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
+            case "attr":
+                s.Scope = "attr";
+                s.Attr = new ZoneAttr();
+                s.OldAttr = null;
+                break;
+            case "fs" or "dataset" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
                 throw new ZonecfgError($"{w[1]}: this resource type is not supported yet: it would not be enforced");
             default:
                 throw new ZonecfgError($"{w[1]}: unknown resource type");
@@ -365,6 +384,10 @@ public static class Zonecfg
             if (ZoneNets.Check([.. cfg.Nets, net]) is ZoneNetProblem np) throw new ZonecfgError(np.Message);
             cfg.Nets.Add(net);
         }
+        else if (s.Scope == "attr")
+        {
+            s.Working = EndAttr(cfg, s.Attr!, s.OldAttr);
+        }
         else
         {
             if (s.Memory == null) throw new ZonecfgError("capped-memory: physical not specified");
@@ -372,7 +395,77 @@ public static class Zonecfg
         }
         s.Scope = null;
         s.Net = null;
+        s.Attr = null;
+        s.OldAttr = null;
         s.Dirty = true;
+    }
+
+    /// <summary>zonecfg's end of an attr scope: name, type and value must be given, the name must
+    /// read as zonecfg's validate_attr_name wants, the value must be of its type, and an added attr
+    /// must not share a name with another. Returns the configuration with the attr added (or the
+    /// selected one replaced); the working copy is untouched on a refusal.</summary>
+    private static ZoneConfig EndAttr(ZoneConfig cfg, ZoneAttr attr, ZoneAttr? old)
+    {
+        if (attr.Name.Length == 0) throw new ZonecfgError("name not specified");
+        if (attr.Type.Length == 0) throw new ZonecfgError("type not specified");
+        if (attr.Value.Length == 0) throw new ZonecfgError("value not specified");
+        if (!char.IsAsciiLetterOrDigit(attr.Name[0]))
+            throw new ZonecfgError($"Invalid attr name {ConfigText.Echo(attr.Name)}: must start with an alpha-numeric character.");
+        foreach (char c in attr.Name)
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('-' or '.'))
+                throw new ZonecfgError($"Invalid attr name {ConfigText.Echo(attr.Name)}: can only contain alpha-numeric characters, plus '-' and '.'.");
+        bool valid = attr.Type switch
+        {
+            "boolean" => attr.Value is "true" or "false",
+            "int" => long.TryParse(attr.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _),
+            "uint" => ulong.TryParse(attr.Value, NumberStyles.None, CultureInfo.InvariantCulture, out _),
+            // zonecfg_get_attr_string reads it into a MAXNAMELEN (256) buffer.
+            "string" => attr.Value.Length < 256,
+            _ => throw new ZonecfgError($"invalid attr type '{ConfigText.Echo(attr.Type)}'"),
+        };
+        if (!valid) throw new ZonecfgError($"invalid attr value for type={attr.Type}");
+        var next = cfg.Clone();
+        if (old != null) VmModel.RemoveAttr(next, old.Name);
+        if (VmModel.Attrs(next).Any(a => a.Name == attr.Name))
+            throw new ZonecfgError($"An attr resource with the name '{ConfigText.Echo(attr.Name)}' already exists.");
+        if (VmModel.AddAttr(next, attr) is string problem) throw new ZonecfgError(problem);
+        return next;
+    }
+
+    /// <summary>The attrs whose properties match every name=value given (name, type, value).</summary>
+    private static List<ZoneAttr> MatchAttrs(ZoneConfig cfg, string[] w, int from, string cmd)
+    {
+        var matches = VmModel.Attrs(cfg).ToList();
+        for (int i = from; i < w.Length; i++)
+        {
+            int eq = w[i].IndexOf('=');
+            string prop = eq > 0 ? w[i][..eq] : "", value = w[i][(eq + 1)..].Trim('"');
+            Func<ZoneAttr, string> get = prop switch
+            {
+                "name" => a => a.Name,
+                "type" => a => a.Type,
+                "value" => a => a.Value,
+                _ => throw new ZonecfgError($"{cmd} attr: '{ConfigText.Echo(w[i])}' is not an attr property (use name=..., type=... or value=...)"),
+            };
+            matches.RemoveAll(a => get(a) != value);
+        }
+        return matches;
+    }
+
+    /// <summary>select attr PROP=VALUE...: opens the one matching attr for set ... end.</summary>
+    private static void Select(Session s, string[] w)
+    {
+        var cfg = Need(s);
+        GlobalScope(s, "select");
+        if (w.Length < 2) throw new ZonecfgError("select: usage: select <resource-type> { <property-name>=<property-value> }");
+        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
+        if (w.Length < 3) throw new ZonecfgError("select attr: Insufficient specification");
+        var matches = MatchAttrs(cfg, w, 2, "select");
+        if (matches.Count == 0) throw new ZonecfgError("select attr: No such resource with that id");
+        if (matches.Count > 1) throw new ZonecfgError("select attr: Insufficient specification");
+        s.Scope = "attr";
+        s.OldAttr = matches[0];
+        s.Attr = matches[0].Clone();
     }
 
     private static void Remove(Session s, string[] w)
@@ -407,6 +500,18 @@ public static class Zonecfg
                 if (cfg.CappedMemory == null) throw new ZonecfgError("capped-memory: no such resource");
                 cfg.CappedMemory = null;
                 break;
+            case "attr":
+                {
+                    var matches = MatchAttrs(cfg, w, i, "remove");
+                    // Without properties: every attr, which takes -F when there is more than one.
+                    if (i == w.Length && matches.Count > 1 && !force)
+                        throw new ZonecfgError("attr: more than one resource of this type; use name=... or -F to remove all");
+                    // -F takes a missing attr in silence, as SmartOS's test-net-conflicts.js relies on
+                    // ("remove -F attr name=failed" on a VM that has none).
+                    if (matches.Count == 0 && !force) throw new ZonecfgError("remove attr: No such resource with that id");
+                    foreach (var a in matches) VmModel.RemoveAttr(cfg, a.Name);
+                    break;
+                }
             default:
                 throw new ZonecfgError($"{res}: unknown resource type");
         }
@@ -481,11 +586,11 @@ public static class Zonecfg
                 name = w[i][5..];
             }
             bool any = false;
-            foreach (var (attrName, value) in VmModel.Attrs(c))
+            foreach (var a in VmModel.Attrs(c))
             {
-                if (name != null && attrName != name) continue;
+                if (name != null && a.Name != name) continue;
                 any = true;
-                sb.Append("attr:\n\tname: ").Append(attrName).Append("\n\ttype: string\n\tvalue: ").Append(value).Append('\n');
+                sb.Append("attr:\n\tname: ").Append(a.Name).Append("\n\ttype: ").Append(a.Type).Append("\n\tvalue: ").Append(a.Value).Append('\n');
             }
             if (!any && only == "attr") sb.Append("No such attr resource.\n");
         }
@@ -513,6 +618,8 @@ public static class Zonecfg
             sb.Append("end\n");
         }
         if (c.CappedMemory is long m) sb.Append("add capped-memory\nset physical=").Append(ZoneConfig.FormatSize(m)).Append("\nend\n");
+        foreach (var a in VmModel.Attrs(c))
+            sb.Append("add attr\nset name=").Append(a.Name).Append("\nset type=").Append(a.Type).Append("\nset value=\"").Append(a.Value).Append("\"\nend\n");
         return sb.ToString();
     }
 }

@@ -6,10 +6,11 @@ namespace SmartOS.Cli.Tests.Commands;
 /// <summary>A world with one host for command tests, plus helpers to run commands on it.</summary>
 internal sealed class CliHost
 {
-    public CliHost(int nics = 2, IConfigStore? store = null, ulong seed = 1)
+    /// <param name="epoch">The Unix time, in nanoseconds, the host's clock starts at (kernel/WallClock.cs).</param>
+    public CliHost(int nics = 2, IConfigStore? store = null, ulong seed = 1, long epoch = 0)
     {
         World = new World(seed);
-        Host = World.AddHost("h1", nics, store);
+        Host = World.AddHost("h1", nics, store, epoch: epoch);
     }
 
     /// <summary>A host with etherstub stub0 and two VNICs on it: a0 (2:0:0:0:0:1) and b0 (2:0:0:0:0:2).</summary>

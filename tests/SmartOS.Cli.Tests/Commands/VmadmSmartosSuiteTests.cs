@@ -12,7 +12,12 @@ namespace SmartOS.Cli.Tests.Commands;
 ///              "payload" its standard input; "exit" its status (0 unless given); "stderr" and
 ///              "stdout" texts its output must contain, "stderrIs" the whole of stderr;
 ///   "get"      paths into vmadm get's object ("nics.0.ips") and the JSON each must equal (null: absent;
-///              "$uuid" and "$macN" as in "run");
+///              "$uuid" and "$macN" as in "run"; "<NON-EMPTY>", as test-defaults.js writes it, any
+///              string but ""); "getNot" paths and JSON each must not equal;
+///   "keep"     names for paths of vmadm get's object, whose JSON "$name" then stands for (a value
+///              before a change, as test-reboot.js keeps prev_boot_timestamp);
+///   "wait"     a duration the host's clock runs on (SmartOS's tests take real seconds between steps;
+///              here time is virtual and moves only when told);
 ///   "linkprop" VNIC name to property to the value dladm show-linkprop -p shows.
 /// The cases left out, and why, are listed in README.md ("vmadm and SmartOS's test suite").
 /// </summary>
@@ -42,11 +47,17 @@ public class VmadmSmartosSuiteTests
         h.Ok(CliHost.Split("nictagadm add admin e1000g0"));
         h.Ok(CliHost.Split("nictagadm add external e1000g1"));
         string? uuid = null;
+        var kept = new Dictionary<string, string>(StringComparer.Ordinal);
         int n = 0;
         foreach (var stepNode in c["steps"]!.AsArray())
         {
             var step = stepNode!.AsObject();
             string where = $"step {n++} of {(string)c["js"]!} \"{(string)c["case"]!}\"";
+            if (step["wait"] is JsonNode wait)
+            {
+                Assert.That(SmartOS.Kernel.Time.TryParseDuration((string)wait!, out long ns), Is.True, $"{where}: wait {wait}");
+                h.World.Scheduler.RunFor(ns);
+            }
             if (step["run"] is JsonNode run)
             {
                 string line = Expand(h, (string)run!, uuid);
@@ -68,8 +79,27 @@ public class VmadmSmartosSuiteTests
                 using (Assert.EnterMultipleScope())
                 {
                     foreach (var (key, want) in get)
-                        Assert.That(At(vm, key)?.ToJsonString(), Is.EqualTo(want == null ? null : Expand(h, want.ToJsonString(), uuid)), $"{where}: vmadm get {key}");
+                    {
+                        if (want is JsonValue v && v.TryGetValue(out string? text) && text == "<NON-EMPTY>")
+                            Assert.That(At(vm, key) is JsonValue got && got.TryGetValue(out string? str) && str.Length > 0, Is.True, $"{where}: vmadm get {key} is {At(vm, key)?.ToJsonString() ?? "absent"}");
+                        else
+                            Assert.That(At(vm, key)?.ToJsonString(), Is.EqualTo(want == null ? null : Expand(h, want.ToJsonString(), uuid, kept)), $"{where}: vmadm get {key}");
+                    }
                 }
+            }
+            if (step["getNot"] is JsonObject getNot)
+            {
+                var vm = JsonNode.Parse(h.Ok("vmadm", "get", uuid!))!;
+                using (Assert.EnterMultipleScope())
+                {
+                    foreach (var (key, unwanted) in getNot)
+                        Assert.That(At(vm, key)?.ToJsonString(), Is.Not.EqualTo(Expand(h, unwanted!.ToJsonString(), uuid, kept)), $"{where}: vmadm get {key}");
+                }
+            }
+            if (step["keep"] is JsonObject keep)
+            {
+                var vm = JsonNode.Parse(h.Ok("vmadm", "get", uuid!))!;
+                foreach (var (name, path) in keep) kept[name] = At(vm, (string)path!)?.ToJsonString() ?? "null";
             }
             if (step["linkprop"] is JsonObject links)
             {
@@ -101,9 +131,12 @@ public class VmadmSmartosSuiteTests
         return node;
     }
 
-    /// <summary>Replaces $uuid and $macN with the last created VM's.</summary>
-    private static string Expand(CliHost h, string text, string? uuid)
+    /// <summary>Replaces $uuid and $macN with the last created VM's, and a "$name" JSON string with the
+    /// JSON a "keep" step kept under that name.</summary>
+    private static string Expand(CliHost h, string text, string? uuid, Dictionary<string, string>? kept = null)
     {
+        if (kept != null)
+            foreach (var (name, json) in kept) text = text.Replace($"\"${name}\"", json, StringComparison.Ordinal);
         if (uuid == null || !text.Contains('$', StringComparison.Ordinal)) return text;
         var vm = JsonNode.Parse(h.Ok("vmadm", "get", uuid))!;
         var nics = vm["nics"]!.AsArray();
