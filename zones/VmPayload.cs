@@ -564,7 +564,8 @@ public static partial class VmModel
         o.Remove("netmask");
         if (ip == null)
         {
-            if (mask != null && Str(mask) is not string) bad.Add(path + ".netmask");
+            // A netmask needs an IPv4 address to apply to; kept alone it would be shown and mean nothing.
+            if (mask != null && (Str(mask) is not string || !o.ContainsKey("ips"))) bad.Add(path + ".netmask");
             return;
         }
         if (Str(ip) is not string addr) { bad.Add(path + ".ip"); return; }
@@ -776,12 +777,27 @@ public static partial class VmModel
             else for (int i = 0; i < arr.Count; i++)
             {
                 if (arr[i] is not JsonObject o || Str(o["mac"]) is not string ms || !MacAddress.TryParse(ms, out var mac)) { bad.Add($"update_nics.{i}.mac"); continue; }
+                if (HvmGuest.IsHvm(cfg.Brand) && o["model"] is JsonNode model)
+                {
+                    // VM.js refuses an empty model in update_nics (test-required-nic-props.js "update to
+                    // empty model"); virtio, the one model here, changes nothing.
+                    if (Str(model) is not { Length: > 0 } m) throw new PayloadError("invalid .model option for NIC: " + o.ToJsonString());
+                    if (m != "virtio")
+                        throw new PayloadError($"Invalid value(s) for: nics.*.model (update_nics.{i}: {ConfigText.Echo(model.ToJsonString())}: only virtio is supported, the VMM's one NIC model)");
+                    o = (JsonObject)o.DeepClone();
+                    o.Remove("model");
+                }
                 CheckNicNames(o, cfg.Brand, dropped);
                 var net = cfg.Nets.Find(n => n.MacAddr == NicTagTable.Normalize(mac));
                 if (net == null) throw new PayloadError($"Invalid value(s) for: update_nics.{i}.mac (no nic with MAC address {ConfigText.Echo(ms)})");
                 CheckInterface(o, $"update_nics.{i}", cfg.Nets.IndexOf(net));
                 var copy = new JsonObject();
                 foreach (var (k, v) in o) if (k != "mac") copy[k] = v?.DeepClone();
+                // A netmask alone changes the prefix of the nic's IPv4 address, as VM.js keeps ip and
+                // netmask apart (a bad or empty one is refused: test-required-nic-props.js).
+                if (copy.ContainsKey("netmask") && !copy.ContainsKey("ip") && !copy.ContainsKey("ips")
+                    && net.Ips.Find(x => x.Contains('/') && !x.Contains(':')) is string v4)
+                    copy["ip"] = v4.Split('/')[0];
                 FillNic(copy, net, $"update_nics.{i}", bad, creating: false);
                 ApplyKept(copy, s_keptNic, net.Kept, "nics.*.", bad, dropped, update: true);
                 if (copy["primary"] is JsonNode pn && Bool(pn) == true) foreach (var other in cfg.Nets) if (other != net) other.Primary = false;
