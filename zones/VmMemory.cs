@@ -60,4 +60,18 @@ public static partial class VmModel
         if (derived.TryGetValue("max_swap", out long ds) && ds < cap) derived["max_swap"] = cap;
         return derived;
     }
+
+    /// <summary>A bhyve or kvm VM's kept memory limits against its max_physical_memory (ram plus the
+    /// VMM's overhead), as VM.js's fixPayloadMemory settles them: max_swap raised to it, and
+    /// max_locked_memory clamped down to it (smartos-live test-create-kvm-mem-override.js: a
+    /// max_swap of 512 beside ram 256 shows max_physical_memory's 1280).</summary>
+    private static void SettleHvmMemory(ZoneConfig cfg)
+    {
+        long phys = MaxPhysicalMemoryMiB(cfg);
+        var kept = cfg.Vm!.Kept;
+        if (kept.TryGetValue("max_swap", out string? swap) && long.TryParse(swap, NumberStyles.None, CultureInfo.InvariantCulture, out long s) && s < phys)
+            kept["max_swap"] = phys.ToString(CultureInfo.InvariantCulture);
+        if (kept.TryGetValue("max_locked_memory", out string? locked) && long.TryParse(locked, NumberStyles.None, CultureInfo.InvariantCulture, out long l) && l > phys)
+            kept["max_locked_memory"] = phys.ToString(CultureInfo.InvariantCulture);
+    }
 }

@@ -241,7 +241,11 @@ public static partial class VmModel
         const string Nobody = "\"00000000-0000-0000-0000-000000000000\"";
         cfg.Vm.Kept.TryAdd("billing_id", Nobody);
         cfg.Vm.Kept.TryAdd("owner_uuid", Nobody);
-        if (hvm) ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
+        if (hvm)
+        {
+            ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
+            SettleHvmMemory(cfg);
+        }
         if (payload["nics"] is JsonNode nics)
         {
             if (nics is not JsonArray arr) bad.Add("nics");
@@ -817,6 +821,7 @@ public static partial class VmModel
             }
         }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + Fields(bad));
+        if (hvm) SettleHvmMemory(cfg);
         FinishNics(host, cfg, "add_nics", firstNew);
         dropped.WarnNotEnforced();
         return cfg;
