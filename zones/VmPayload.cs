@@ -368,6 +368,9 @@ public static partial class VmModel
     /// <summary>Whether an update's value removes a property, as VM.js's update does: null (its
     /// undefined) or "" removes an attribute, and a cpu_cap of 0 removes the cap (test-update.js "set
     /// then unset simple properties", "remove cpu_cap").</summary>
+    /// <summary>List properties VM.js keeps as a zonecfg property's comma-separated text.</summary>
+    private static readonly string[] s_listsAsText = ["fs_allowed", "limit_priv"];
+
     private static bool Unsets(string key, JsonNode? value) =>
         value == null || Str(value) == "" || (key == "cpu_cap" && Int(value) == 0);
 
@@ -382,7 +385,15 @@ public static partial class VmModel
             {
                 if (update && Unsets(key, value)) { into.Remove(key); continue; }
                 if (!KeptValueOk(k.Type, value) || !AtLeast(value, k.Min)) { bad.Add(prefix + key); continue; }
-                into[key] = value!.ToJsonString();
+                // VM.js writes these to zonecfg as one comma-separated value and shows that string,
+                // however the payload gave them (test-fsallowed.js "add fs_allowed using array").
+                if (value is JsonArray list && Array.IndexOf(s_listsAsText, key) >= 0)
+                {
+                    string joined = string.Join(',', list.Select(e => e is JsonValue ev && ev.TryGetValue(out string? es) ? es : e!.ToJsonString()));
+                    if (joined.Length == 0) into.Remove(key);
+                    else into[key] = JsonValue.Create(joined).ToJsonString();
+                }
+                else into[key] = value!.ToJsonString();
                 if (k.Enforced) dropped.NotEnforced(prefix + key);
                 continue;
             }
