@@ -11,7 +11,8 @@ namespace SmartOS.Cli.Commands;
 /// terminal (no prompts; an interactive session is not supported). Commands edit a
 /// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
 /// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
-/// property, and leaves everything after the last commit unapplied.
+/// property, and leaves everything after the last commit unapplied. Resources: net, capped-memory
+/// and attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs).
 /// </summary>
 public static class Zonecfg
 {
