@@ -7,7 +7,9 @@
  *
  * Terms
  *   time       a long count of nanoseconds since the world started (Scheduler.Now). Nothing in the
- *              project reads the wall clock except RealTimeDriver, which maps it onto Now.
+ *              core reads the wall clock except RealTimeDriver, which maps it onto Now.
+ *   date       a host's WallClock: an epoch plus Now. The epoch is 0 in virtual time; a front end
+ *              that stands for a real machine gives the system clock's reading (WallClock.cs).
  *   event      a callback due at a time. Events due at the same time run in the order they were
  *              armed (a sequence number breaks ties), so a run is a pure function of its input.
  *   timer      a KTimer: a reusable, cancellable event owned by its user (like illumos's timeout(9F)
