@@ -14,10 +14,15 @@ internal sealed class Frame
     public string[] ThisStr = [];
 }
 
-/// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name and the notional DIF offset.</summary>
-internal sealed class DRuntimeFault(string what, int difOffset) : Exception(what)
+/// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name, the notional DIF offset,
+/// the fault's DTRACEFLT_ code and the value it concerns (the bad address).</summary>
+internal sealed class DRuntimeFault(string what, int difOffset, int code = DRuntimeFault.DivideByZero, long value = 0) : Exception(what)
 {
+    public const int BadAddress = 1, DivideByZero = 4;
+
     public int DifOffset { get; } = difOffset;
+    public int Code { get; } = code;
+    public long Value { get; } = value;
 }
 
 /// <summary>A typed compiled expression: exactly one of I and S is set.</summary>
@@ -63,15 +68,21 @@ internal sealed class Compiler
     private readonly Consumer _c;
     private readonly Dictionary<string, (DType Type, int Slot)> _globals = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (DType Type, List<DType> Keys, int Slot)> _arrays = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DType Type, int Slot)> _self = new(StringComparer.Ordinal);
     private Dictionary<string, (DType Type, int Slot)> _this = new(StringComparer.Ordinal);
     private int _thisInts, _thisStrs, _dif;
+    private IReadOnlyList<Probe> _probes = [];
+    private Clause? _clause;
 
     public Compiler(Consumer consumer) => _c = consumer;
 
     private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
 
-    public CompiledClause Compile(Clause clause)
+    /// <summary>Compiles a clause for the probes it matched (their argument types type args[N]).</summary>
+    public CompiledClause Compile(Clause clause, IReadOnlyList<Probe> probes)
     {
+        _probes = probes;
+        _clause = clause;
         _this = new(StringComparer.Ordinal);
         _thisInts = _thisStrs = 0;
         Func<Frame, long>? pred = null;
@@ -202,6 +213,24 @@ internal sealed class Compiler
                 int n = slot.Slot;
                 return slot.Type == DType.Int ? CExpr.Int(f => f.ThisInt[n]) : CExpr.Str(f => f.ThisStr[n] ?? "");
             }
+            case SelfVar sv:
+            {
+                if (!_self.TryGetValue(sv.Name, out var slot)) throw new DCompileError($"failed to resolve self->{sv.Name}: Unknown variable name", sv.Line, sv.Column);
+                int n = slot.Slot;
+                var c = _c;
+                return slot.Type == DType.Int ? CExpr.Int(f => c.SelfInt(f.Args.Thread, n)) : CExpr.Str(f => c.SelfStr(f.Args.Thread, n));
+            }
+            case Member m: return MemberExpr(m);
+            case Cast cast: return CastExpr(cast);
+            case Index { Name: "args" } ax: return ArgsExpr(ax);
+            case Index { Name: "tcp_state_string" } ts:
+            {
+                if (ts.Keys.Count != 1) throw new DCompileError($"tcp_state_string[ ] prototype mismatch: {ts.Keys.Count} args passed, 1 expected", ts.Line, ts.Column);
+                var k = Expr(ts.Keys[0]);
+                if (k.Type != DType.Int) throw new DCompileError("tcp_state_string[ ] argument #1 is incompatible with prototype:\n\tprototype: int32_t\n\t argument: string", ts.Line, ts.Column);
+                var g = k.I!;
+                return CExpr.Str(f => DLibrary.TcpStateString(g(f)));
+            }
             case Index ix:
             {
                 if (!_arrays.TryGetValue(ix.Name, out var arr)) throw new DCompileError($"failed to resolve {ix.Name}: Unknown variable name", ix.Line, ix.Column);
@@ -215,6 +244,7 @@ internal sealed class Compiler
             case Call call: return Function(call);
             case Unary u:
             {
+                if (u.Op == T.Amp) throw new DCompileError("operator & may only be applied to a member read by inet_ntoa( ) or inet_ntop( ) here", u.Line, u.Column);
                 var x = Expr(u.Operand);
                 if (x.Type != DType.Int) throw new DCompileError($"operator {Text(u.Op)} requires an operand of arithmetic type", u.Line, u.Column);
                 var g = x.I!;
@@ -287,10 +317,11 @@ internal sealed class Compiler
             case "probemod": return CExpr.Str(f => f.Probe.Module);
             case "probefunc": return CExpr.Str(f => f.Probe.Function);
             case "probename": return CExpr.Str(f => f.Probe.Name);
-            case "zonename": return CExpr.Str(f => f.Probe.Zone);
+            case "zonename": return CExpr.Str(f => f.Args.Zone ?? f.Probe.Zone);
             case "id": return CExpr.Int(f => f.Probe.Id);
             case "cpu": return CExpr.Int(_ => 0);
         }
+        if (DLibrary.Inlines.TryGetValue(n, out long inline)) return CExpr.Int(_ => inline);
         if (_globals.TryGetValue(n, out var g))
         {
             int slot = g.Slot;
@@ -309,11 +340,53 @@ internal sealed class Compiler
                 int i = a[3] - '0';
                 return CExpr.Str(f => f.Args[i].Str ?? f.Args[i].Int.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
+            case "stringof" when call.Args.Count == 1 && call.Args[0] is Ident { Name: "zonename" or "probeprov" or "probemod" or "probefunc" or "probename" }:
+                return Expr(call.Args[0]);
             case "strlen" when call.Args.Count == 1:
             {
                 var s = Expr(call.Args[0]);
                 if (s.Type != DType.Str) throw new DCompileError("strlen( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: int64_t", call.Line, call.Column);
                 return CExpr.Int(f => s.S!(f).Length);
+            }
+            case "stringof":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "stringof", call.Args.Count, 1);
+                var e = Expr(call.Args[0]);
+                if (e.Type == DType.Str) return e;
+                var g = e.I!;
+                return CExpr.Str(f => g(f).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            case "strjoin":
+            {
+                if (call.Args.Count != 2) throw Proto(call, "strjoin", call.Args.Count, 2);
+                var a = StrArg(call, 0);
+                var b = StrArg(call, 1);
+                return CExpr.Str(f => DLibrary.Bound(a(f) + b(f)));
+            }
+            case "substr":
+            {
+                if (call.Args.Count is not (2 or 3)) throw Proto(call, "substr", call.Args.Count, 3);
+                var str = StrArg(call, 0);
+                var index = IntArg(call, 1);
+                var length = call.Args.Count == 3 ? IntArg(call, 2) : null;
+                return CExpr.Str(f => DLibrary.Substr(str(f), index(f), length?.Invoke(f)));
+            }
+            case "lltostr":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "lltostr", call.Args.Count, 1);
+                var v = IntArg(call, 0);
+                return CExpr.Str(f => v(f).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            case "inet_ntoa":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "inet_ntoa", call.Args.Count, 1);
+                return AddressOf(call, call.Args[0], "ipaddr_t *");
+            }
+            case "inet_ntop":
+            {
+                if (call.Args.Count != 2) throw Proto(call, "inet_ntop", call.Args.Count, 2);
+                IntArg(call, 0);
+                return AddressOf(call, call.Args[1], "void *");
             }
             case "trace" or "printf" or "printa" or "exit":
                 throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
@@ -393,7 +466,7 @@ internal sealed class Compiler
         {
             case Ident id:
             {
-                if (s_builtins.Contains(id.Name) || id.Name.StartsWith("arg", StringComparison.Ordinal) && id.Name.Length == 4 && char.IsAsciiDigit(id.Name[3]))
+                if (s_builtins.Contains(id.Name) || DLibrary.Inlines.ContainsKey(id.Name) || id.Name.StartsWith("arg", StringComparison.Ordinal) && id.Name.Length == 4 && char.IsAsciiDigit(id.Name[3]))
                     throw new DCompileError($"operator {(a.Op == T.Assign ? "=" : "op=")} can only be applied to a writable variable", a.Line, a.Column);
                 if (!_globals.ContainsKey(id.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve {id.Name}: Unknown variable name", id.Line, id.Column);
                 value = Expr(valueExpr);
@@ -415,6 +488,18 @@ internal sealed class Compiler
                 int slot = t.Slot;
                 if (t.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => f.ThisInt[slot] = v(f)); }
                 else { var v = value.S!; return CExpr.Str(f => f.ThisStr[slot] = v(f)); }
+            }
+            case SelfVar sv:
+            {
+                if (!_self.ContainsKey(sv.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve self->{sv.Name}: Unknown variable name", sv.Line, sv.Column);
+                value = Expr(valueExpr);
+                if (!_self.TryGetValue(sv.Name, out var t))
+                    _self[sv.Name] = t = (value.Type, value.Type == DType.Int ? _c.NewSelfInt() : _c.NewSelfStr());
+                Check(t.Type, value, a);
+                int slot = t.Slot;
+                var c = _c;
+                if (t.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => c.SetSelfInt(f.Args.Thread, slot, v(f))); }
+                else { var v = value.S!; return CExpr.Str(f => c.SetSelfStr(f.Args.Thread, slot, v(f))); }
             }
             case Index ix:
             {
@@ -444,6 +529,114 @@ internal sealed class Compiler
             }
         }
         throw new DCompileError("operator = can only be applied to a writable variable", a.Line, a.Column);
+    }
+
+    private Func<Frame, string> StrArg(Call call, int i)
+    {
+        var e = Expr(call.Args[i]);
+        if (e.Type != DType.Str) throw new DCompileError($"{call.Name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: string\n\t argument: int64_t", call.Line, call.Column);
+        return e.S!;
+    }
+
+    private Func<Frame, long> IntArg(Call call, int i)
+    {
+        var e = Expr(call.Args[i]);
+        if (e.Type != DType.Int) throw new DCompileError($"{call.Name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: int64_t\n\t argument: string", call.Line, call.Column);
+        return e.I!;
+    }
+
+    /// <summary>The probes' common type of args[n], or null when it is untyped (rule 6 of Syntax.cs).</summary>
+    private ProbeType? ArgType(Index ax, out int n)
+    {
+        if (ax.Keys.Count != 1 || ax.Keys[0] is not IntLit { Value: var v })
+            throw new DCompileError("args[ ] index must be an integer constant", ax.Line, ax.Column);
+        if (v < 0 || v >= ProbeArgs.Count) throw new DCompileError($"index {v} is out of range for args[ ]", ax.Line, ax.Column);
+        n = (int)v;
+        ProbeType? type = null;
+        for (int i = 0; i < _probes.Count; i++)
+        {
+            var types = _probes[i].ArgTypes;
+            var t = v < types.Count ? types[(int)v] : null;
+            if (i > 0 && !ReferenceEquals(t, type))
+                throw new DCompileError($"args[ ] may not be referenced because probe description {string.Join(", ", _clause!.Probes.Select(p => p.Text))} matches an unstable set of probes", ax.Line, ax.Column);
+            type = t;
+        }
+        return type;
+    }
+
+    /// <summary>args[N] of an untyped probe: argN.</summary>
+    private CExpr ArgsExpr(Index ax)
+    {
+        var type = ArgType(ax, out int n);
+        if (type != null) throw new DCompileError($"args[{n}] is a pointer to {type.Name}: read a member with ->", ax.Line, ax.Column);
+        return CExpr.Int(f => f.Args[n].Int);
+    }
+
+    private (ProbeMember Member, int Arg) ResolveMember(Member m)
+    {
+        if (m.Target is not Index { Name: "args" } ax) throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
+        var type = ArgType(ax, out int n) ?? throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
+        var member = type.Member(m.Name) ?? throw new DCompileError($"{m.Name} is not a member of {type.Name}", m.Line, m.Column);
+        return (member, n);
+    }
+
+    /// <summary>args[N]->member (rule 6 of Syntax.cs): a NULL argument faults at the member's offset.</summary>
+    private CExpr MemberExpr(Member m)
+    {
+        var (member, n) = ResolveMember(m);
+        int dif = NextDif();
+        long offset = member.Offset;
+        if (member.Int is { } gi)
+            return CExpr.Int(f => f.Args[n].Obj is { } o ? gi(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+        var gs = member.Str!;
+        return CExpr.Str(f => f.Args[n].Obj is { } o ? gs(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+    }
+
+    /// <summary>inet_ntoa(&amp;args[N]->m) and inet_ntop(af, &amp;args[N]->m): the address member as text
+    /// (an ipaddr_t is read as the four bytes it holds in memory).</summary>
+    private CExpr AddressOf(Call call, Expr arg, string prototype)
+    {
+        if (arg is Unary { Op: T.Amp, Operand: Member m })
+        {
+            var (member, _) = ResolveMember(m);
+            var value = MemberExpr(m);
+            if (member.Address) return value;
+            if (member.CType == "ipaddr_t")
+            {
+                var g = value.I!;
+                return CExpr.Str(f =>
+                {
+                    long a = g(f);
+                    return $"{a & 0xFF}.{(a >> 8) & 0xFF}.{(a >> 16) & 0xFF}.{(a >> 24) & 0xFF}";
+                });
+            }
+            throw new DCompileError($"{call.Name}( ) argument #{call.Args.IndexOf(arg) + 1} is incompatible with prototype:\n\tprototype: {prototype}\n\t argument: {member.CType} *", call.Line, call.Column);
+        }
+        throw new DCompileError($"{call.Name}( ) argument #{call.Args.IndexOf(arg) + 1} is incompatible with prototype:\n\tprototype: {prototype}\n\t argument: {(Expr(arg).Type == DType.Str ? "string" : "int64_t")}", call.Line, call.Column);
+    }
+
+    /// <summary>C's conversion to an integer type (rule 7 of Syntax.cs).</summary>
+    private CExpr CastExpr(Cast cast)
+    {
+        var e = Expr(cast.Operand);
+        if (cast.Type == "string")
+        {
+            if (e.Type == DType.Str) return e;
+            throw new DCompileError("invalid cast expression: \"int64_t\" to \"string\"", cast.Line, cast.Column);
+        }
+        if (e.Type != DType.Int) throw new DCompileError($"invalid cast expression: \"string\" to \"{cast.Type}\"", cast.Line, cast.Column);
+        var g = e.I!;
+        return DLibrary.IntegerBits(cast.Type) switch
+        {
+            (8, true) => CExpr.Int(f => (sbyte)g(f)),
+            (8, false) => CExpr.Int(f => (byte)g(f)),
+            (16, true) => CExpr.Int(f => (short)g(f)),
+            (16, false) => CExpr.Int(f => (ushort)g(f)),
+            (32, true) => CExpr.Int(f => (int)g(f)),
+            (32, false) => CExpr.Int(f => (uint)g(f)),
+            (64, _) => e,
+            _ => throw new DCompileError($"invalid type name \"{cast.Type}\"", cast.Line, cast.Column),
+        };
     }
 
     private static void Check(DType want, CExpr value, Assign a)

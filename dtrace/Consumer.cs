@@ -60,6 +60,59 @@ public sealed class Consumer : IProbeConsumer
     public int NewGlobalStr() { GlobalStrs.Add(null); return GlobalStrs.Count - 1; }
     public int NewArray() { Arrays.Add([]); return Arrays.Count - 1; }
 
+    // Thread-local variables (Syntax.cs rule 5): per thread, one slot per self variable.
+    private sealed class SelfVars(int ints, int strs)
+    {
+        public long[] Ints = new long[ints];
+        public string?[] Strs = new string?[strs];
+        public int Set;
+    }
+
+    private static readonly object s_noThread = new();
+    private readonly Dictionary<object, SelfVars> _self = new(ReferenceEqualityComparer.Instance);
+    private int _selfInts, _selfStrs;
+
+    internal int NewSelfInt() => _selfInts++;
+    internal int NewSelfStr() => _selfStrs++;
+
+    internal long SelfInt(object? thread, int slot) =>
+        _self.TryGetValue(thread ?? s_noThread, out var v) && slot < v.Ints.Length ? v.Ints[slot] : 0;
+
+    internal string SelfStr(object? thread, int slot) =>
+        _self.TryGetValue(thread ?? s_noThread, out var v) && slot < v.Strs.Length ? v.Strs[slot] ?? "" : "";
+
+    private SelfVars SelfOf(object? thread)
+    {
+        var key = thread ?? s_noThread;
+        if (!_self.TryGetValue(key, out var v)) _self[key] = v = new SelfVars(_selfInts, _selfStrs);
+        if (v.Ints.Length < _selfInts) Array.Resize(ref v.Ints, _selfInts);
+        if (v.Strs.Length < _selfStrs) Array.Resize(ref v.Strs, _selfStrs);
+        return v;
+    }
+
+    /// <summary>Sets a self variable; 0 frees it, and a thread with none left is forgotten.</summary>
+    internal long SetSelfInt(object? thread, int slot, long value)
+    {
+        if (value == 0 && !_self.ContainsKey(thread ?? s_noThread)) return 0;
+        var v = SelfOf(thread);
+        if ((v.Ints[slot] != 0) != (value != 0)) v.Set += value != 0 ? 1 : -1;
+        v.Ints[slot] = value;
+        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        return value;
+    }
+
+    internal string SetSelfStr(object? thread, int slot, string value)
+    {
+        var v = SelfOf(thread);
+        if ((v.Strs[slot] != null) != (value.Length != 0)) v.Set += value.Length != 0 ? 1 : -1;
+        v.Strs[slot] = value.Length == 0 ? null : value;
+        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        return value;
+    }
+
+    /// <summary>How many threads hold self variables (a test's view that 0 frees them).</summary>
+    internal int ThreadsWithSelfVariables => _self.Count;
+
     internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
     {
         if (_aggByName.TryGetValue(name, out var agg))
@@ -81,8 +134,9 @@ public sealed class Consumer : IProbeConsumer
         if (!_aggByName.ContainsKey(name)) throw new DCompileError($"failed to resolve {name}: Unknown variable name", at.Line, at.Column);
     }
 
-    /// <summary>Whether the zone may see the probe: its own, or the dtrace and profile providers'.</summary>
-    public bool Sees(Probe p) => _zone == "global" || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
+    /// <summary>Whether the zone may see the probe: its own, a shared one (whose firings it hears
+    /// only for itself), or the dtrace and profile providers'.</summary>
+    public bool Sees(Probe p) => _zone == "global" || p.Shared || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
 
     /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
     /// profile:::tick-N on demand as the profile provider does.</summary>
@@ -194,7 +248,7 @@ public sealed class Consumer : IProbeConsumer
                 if (m.Count == 0) throw new DCompileError($"probe description {FullName(spec)} does not match any probes", spec.Line, spec.Column);
                 foreach (var p in m) if (!probes.Contains(p)) probes.Add(p);
             }
-            var compiled = _compiler.Compile(clause);
+            var compiled = _compiler.Compile(clause, probes);
             foreach (var p in probes)
             {
                 if (!_byProbe.TryGetValue(p, out var list)) _byProbe[p] = list = [];
@@ -226,6 +280,7 @@ public sealed class Consumer : IProbeConsumer
     public void Fired(Probe probe, in ProbeArgs args)
     {
         if (_stopped) return;
+        if (probe.Shared && _zone != "global" && args.Zone != _zone) return;
         if (_byProbe.TryGetValue(probe, out var ecbs)) Run(ecbs, probe, args);
     }
 
@@ -264,7 +319,7 @@ public sealed class Consumer : IProbeConsumer
             {
                 string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
                 _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
-                FireError(ecb.Epid, action + 1, fault.DifOffset);
+                FireError(ecb.Epid, action + 1, fault);
                 f.Probe = probe;
                 f.Args = args;
             }
@@ -276,14 +331,13 @@ public sealed class Consumer : IProbeConsumer
     }
 
     /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
-    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_DIVZERO, 4). A fault inside an
-    /// ERROR clause does not fire ERROR again.</summary>
-    private void FireError(int epid, int action, int difOffset)
+    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_BADADDR 1, DTRACEFLT_DIVZERO
+    /// 4), arg5 the bad address. A fault inside an ERROR clause does not fire ERROR again.</summary>
+    private void FireError(int epid, int action, DRuntimeFault fault)
     {
-        const int DivideByZero = 4;
         if (_inError || !_byProbe.TryGetValue(_registry.Error, out var ecbs)) return;
         _inError = true;
-        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, difOffset, DivideByZero)); }
+        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, fault.DifOffset, fault.Code, fault.Value)); }
         finally { _inError = false; }
     }
 

@@ -102,6 +102,7 @@ internal sealed class UdpLayer : ITransport
             return;
         }
         packet.TrySetLength(length);
+        if (_stack.Probes.UdpReceive.Enabled) _stack.FireUdp(_stack.Probes.UdpReceive, packet.Data, source, destination, best);
         packet.TrimFront(UdpView.HeaderLength);
         if (!best.Enqueue(packet, new IpEndpoint(source, sport)))
         {
@@ -133,6 +134,7 @@ internal sealed class UdpLayer : ITransport
             return NetError.MessageTooLong;
         }
         _stack.UdpStats.udpOutDatagrams++;
+        if (_stack.Probes.UdpSend.Enabled) _stack.FireUdp(_stack.Probes.UdpSend, p.Data, from.Address, to.Address, null);
         bool ok = to.Address.IsV4
             ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)
             : _stack.SendV6(p, from.Address, to.Address, IpProtocol.Udp, ttl, via);
