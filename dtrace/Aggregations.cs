@@ -3,7 +3,15 @@ using System.Text;
 
 namespace SmartOS.Dtrace;
 
-internal enum AggKind { Count, Sum, Min, Max, Avg, Quantize, Lquantize }
+internal enum AggKind { Count, Sum, Min, Max, Avg, Stddev, Quantize, Lquantize }
+
+/// <summary>How aggregations are sorted for printing (-x aggsortkey, aggsortrev, aggsortpos,
+/// aggsortkeypos; dt_aggregate.c's dt_aggregate_varcmp and friends).</summary>
+internal sealed class AggSort
+{
+    public bool ByKey, Reverse;
+    public int KeyPos;
+}
 
 /// <summary>
 /// One aggregation variable and how dtrace prints it (dt_consume.c's dt_print_aggs, dt_print_datum,
@@ -26,9 +34,15 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     public int Levels { get; } = kind == AggKind.Lquantize ? (int)((high - low) / step) : 0;
     public bool Printed { get; set; }
 
+    /// <summary>normalize()'s factor, 1 until it is called (or after denormalize()).</summary>
+    public long Normal { get; set; } = 1;
+
+    public AggSort Sort { get; set; } = new();
+
     private sealed class Entry
     {
         public long Count, Sum, Min = long.MaxValue, Max = long.MinValue;
+        public UInt128 SumOfSquares;
         public long[]? Buckets;
     }
 
@@ -46,6 +60,14 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             case AggKind.Min: if (value < e.Min) e.Min = value; break;
             case AggKind.Max: if (value > e.Max) e.Max = value; break;
             case AggKind.Avg: e.Count++; e.Sum = unchecked(e.Sum + value); break;
+            case AggKind.Stddev:
+            {
+                e.Count++;
+                e.Sum = unchecked(e.Sum + value);
+                ulong m = value < 0 ? (ulong)-(value + 1) + 1 : (ulong)value;
+                e.SumOfSquares = unchecked(e.SumOfSquares + (UInt128)m * m);
+                break;
+            }
             case AggKind.Quantize: (e.Buckets ??= new long[QuantizeBuckets])[QuantizeBucket(value)] += incr; break;
             default: (e.Buckets ??= new long[Levels + 2])[LquantizeBucket(value)] += incr; break;
         }
@@ -77,23 +99,92 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         AggKind.Min => e.Min,
         AggKind.Max => e.Max,
         AggKind.Avg => e.Count == 0 ? 0 : e.Sum / e.Count,
+        AggKind.Stddev => Stddev(e, 1),
         _ => Weighted(e),
     };
+
+    /// <summary>The printed value: normalised as dt_print_datum does.</summary>
+    private long Printable(Entry e) => Kind switch
+    {
+        AggKind.Avg => e.Count == 0 ? 0 : e.Sum / Normal / e.Count,
+        AggKind.Stddev => Stddev(e, Normal),
+        _ => Value(e) / Normal,
+    };
+
+    private static long Stddev(Entry e, long normal)
+    {
+        if (e.Count == 0) return 0;
+        UInt128 meanOfSquares = e.SumOfSquares / (ulong)normal / (ulong)e.Count;
+        long mean = e.Sum / normal / e.Count;
+        ulong m = mean < 0 ? (ulong)-(mean + 1) + 1 : (ulong)mean;
+        UInt128 diff = unchecked(meanOfSquares - (UInt128)m * m);
+        return (long)Sqrt(diff);
+    }
+
+    /// <summary>The integer square root, rounded down (dt_sqrt_128).</summary>
+    private static ulong Sqrt(UInt128 n)
+    {
+        UInt128 r = 0, bit = (UInt128)1 << 126;
+        while (bit > n) bit >>= 2;
+        while (bit != 0)
+        {
+            if (n >= r + bit)
+            {
+                n -= r + bit;
+                r = (r >> 1) + bit;
+            }
+            else r >>= 1;
+            bit >>= 2;
+        }
+        return (ulong)r;
+    }
+
+    /// <summary>trunc(@a) empties the aggregation; trunc(@a, n) keeps the n entries with the
+    /// greatest values, or for a negative n the -n with the least.</summary>
+    public void Trunc(long? keep)
+    {
+        if (keep == null || keep == 0) { _entries.Clear(); return; }
+        var sorted = SortedByValue();
+        int n = (int)Math.Min(Math.Abs(keep.Value), sorted.Count);
+        var drop = keep > 0 ? sorted.Take(sorted.Count - n) : sorted.Skip(n);
+        foreach (var (key, _) in drop.ToList()) _entries.Remove(key);
+    }
+
+    /// <summary>clear(@a): every value back to zero, the keys kept.</summary>
+    public void Clear()
+    {
+        foreach (var key in _entries.Keys.ToList()) _entries[key] = new Entry();
+    }
+
+    private List<KeyValuePair<Key, Entry>> SortedByValue()
+    {
+        var list = _entries.ToList();
+        list.Sort((p, q) =>
+        {
+            int c = Value(p.Value).CompareTo(Value(q.Value));
+            return c != 0 ? c : CompareKeys(p.Key, q.Key, 0);
+        });
+        return list;
+    }
 
     // dt_aggregate.c sorts a distribution by the sum of bucket value times count.
     private long Weighted(Entry e)
     {
         long total = 0;
-        var b = e.Buckets!;
+        var b = e.Buckets;
+        if (b == null) return 0;
         for (int i = 0; i < b.Length; i++)
             total = unchecked(total + b[i] * (Kind == AggKind.Quantize ? QuantizeBucketValue(i) : i == 0 ? Low - 1 : Low + (i - 1) * Step));
         return total;
     }
 
-    private static int CompareKeys(Key a, Key b)
+    /// <summary>Compares keys part by part from <paramref name="from"/>, wrapping round (aggsortkeypos).</summary>
+    private static int CompareKeys(Key a, Key b, int from)
     {
-        for (int i = 0; i < a.Parts.Length; i++)
+        int n = a.Parts.Length;
+        for (int j = 0; j < n; j++)
         {
+            int i = (from + j) % n;
             int c = a.Parts[i] is long x ? x.CompareTo((long)b.Parts[i]) : string.CompareOrdinal((string)a.Parts[i], (string)b.Parts[i]);
             if (c != 0) return c;
         }
@@ -103,10 +194,14 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     private List<KeyValuePair<Key, Entry>> Sorted()
     {
         var list = _entries.ToList();
+        var sort = Sort;
+        int from = KeyTypes.Length == 0 ? 0 : Math.Min(sort.KeyPos, KeyTypes.Length - 1);
         list.Sort((p, q) =>
         {
-            int c = Value(p.Value).CompareTo(Value(q.Value));
-            return c != 0 ? c : CompareKeys(p.Key, q.Key);
+            int byValue = Value(p.Value).CompareTo(Value(q.Value));
+            int byKey = CompareKeys(p.Key, q.Key, from);
+            int c = sort.ByKey ? (byKey != 0 ? byKey : byValue) : (byValue != 0 ? byValue : byKey);
+            return sort.Reverse ? -c : c;
         });
         return list;
     }
@@ -121,9 +216,9 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
                 if (part is string s) o.Append("  ").Append(s.PadRight(50));
                 else o.Append(' ').Append(((long)part).ToString(CultureInfo.InvariantCulture).PadLeft(16));
             }
-            if (Kind == AggKind.Quantize) PrintQuantize(o, e.Buckets!);
-            else if (Kind == AggKind.Lquantize) PrintLquantize(o, e.Buckets!);
-            else o.Append(' ').Append(Value(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+            if (Kind == AggKind.Quantize) PrintQuantize(o, Normalised(e.Buckets));
+            else if (Kind == AggKind.Lquantize) PrintLquantize(o, Normalised(e.Buckets));
+            else o.Append(' ').Append(Printable(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
             o.Append('\n');
         }
     }
@@ -133,15 +228,25 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     {
         foreach (var (key, e) in Sorted())
         {
-            object agg = Value(e);
+            object agg = Printable(e);
             if (Kind is AggKind.Quantize or AggKind.Lquantize)
             {
                 var d = new StringBuilder();
-                if (Kind == AggKind.Quantize) PrintQuantize(d, e.Buckets!); else PrintLquantize(d, e.Buckets!);
+                if (Kind == AggKind.Quantize) PrintQuantize(d, Normalised(e.Buckets)); else PrintLquantize(d, Normalised(e.Buckets));
                 agg = d.ToString();
             }
             o.Append(format.Format(key.Parts, agg));
         }
+    }
+
+    /// <summary>A distribution's buckets divided by the normal (a cleared entry has none yet).</summary>
+    private long[] Normalised(long[]? buckets)
+    {
+        var b = buckets ?? new long[Kind == AggKind.Quantize ? QuantizeBuckets : Levels + 2];
+        if (Normal == 1) return b;
+        var n = new long[b.Length];
+        for (int i = 0; i < b.Length; i++) n[i] = b[i] / Normal;
+        return n;
     }
 
     private static void Header(StringBuilder o) =>

@@ -142,6 +142,25 @@ internal sealed class Compiler
                 _c.RequireAggregation(name, agg);
                 return new(f => c.PrintA(name, format), ActionKind.Record);
             }
+            case Call { Name: "trunc" or "clear" or "normalize" or "denormalize" } call:
+            {
+                string fn = call.Name;
+                int want = fn == "normalize" ? 2 : 1;
+                if (call.Args.Count != want && !(fn == "trunc" && call.Args.Count == 2)) throw Proto(call, fn, call.Args.Count, want);
+                if (call.Args[0] is not AggRef agg)
+                    throw new DCompileError($"{fn}( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: expression", call.Line, call.Column);
+                _c.RequireAggregation(agg.Name, agg);
+                var n = call.Args.Count == 2 ? IntArg(call, 1) : null;
+                var c = _c;
+                string name = agg.Name;
+                return fn switch
+                {
+                    "trunc" => new(f => c.Trunc(name, n?.Invoke(f)), ActionKind.Record),
+                    "clear" => new(f => c.ClearAggregation(name), ActionKind.Record),
+                    "normalize" => new(f => c.Normalize(name, n!(f)), ActionKind.Record),
+                    _ => new(f => c.Normalize(name, 1), ActionKind.Record),
+                };
+            }
             case Call { Name: "exit" } call:
             {
                 if (call.Args.Count != 1) throw Proto(call, "exit", call.Args.Count, 1);
@@ -170,7 +189,7 @@ internal sealed class Compiler
             if (arg.Type != DType.Int) throw new DCompileError($"{a.Func.Name}( ) argument #{Array.IndexOf(args, arg) + 1} is incompatible with prototype:\n\tprototype: uint64_t\n\t argument: string", a.Line, a.Column);
         AggKind kind = a.Func.Name switch
         {
-            "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg,
+            "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg, "stddev" => AggKind.Stddev,
             "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize,
             _ => throw new DCompileError($"{a.Func.Name}( ) may not be used as an aggregating function", a.Func.Line, a.Func.Column),
         };
@@ -390,7 +409,7 @@ internal sealed class Compiler
             }
             case "trace" or "printf" or "printa" or "exit":
                 throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
-            case "count" or "sum" or "min" or "max" or "avg" or "quantize" or "lquantize":
+            case "count" or "sum" or "min" or "max" or "avg" or "stddev" or "quantize" or "lquantize":
                 throw new DCompileError($"{call.Name}( ) may only be used as the value of an aggregation", call.Line, call.Column);
         }
         throw new DCompileError($"failed to resolve {call.Name}: Unknown function name", call.Line, call.Column);

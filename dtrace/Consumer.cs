@@ -123,7 +123,7 @@ public sealed class Consumer : IProbeConsumer
                 throw new DCompileError($"{name}[ ] key types do not match its earlier use", at.Line, at.Column);
             return agg;
         }
-        agg = new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step);
+        agg = new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort };
         _aggs.Add(agg);
         _aggByName[name] = agg;
         return agg;
@@ -360,6 +360,28 @@ public sealed class Consumer : IProbeConsumer
         agg.Printed = true;
     }
 
+    internal void Trunc(string name, long? keep) => _aggByName[name].Trunc(keep);
+    internal void ClearAggregation(string name) => _aggByName[name].Clear();
+
+    /// <summary>normalize(@a, n); a factor of zero or less is dtrace's "illegal operation" fault.</summary>
+    internal void Normalize(string name, long normal)
+    {
+        if (normal <= 0) throw new DRuntimeFault("illegal operation", 0, IllegalOperation);
+        _aggByName[name].Normal = normal;
+    }
+
+    private const int IllegalOperation = 3; // DTRACEFLT_ILLOP
+
+    /// <summary>How aggregations sort when printed (-x aggsortkey and friends).</summary>
+    public void SetSort(bool byKey, bool reverse, int keyPos)
+    {
+        _sort.ByKey = byKey;
+        _sort.Reverse = reverse;
+        _sort.KeyPos = keyPos;
+    }
+
+    private readonly AggSort _sort = new();
+
     public void Exit(long status)
     {
         if (_stopped) return;
@@ -397,6 +419,21 @@ public sealed class Consumer : IProbeConsumer
 
     /// <summary>Enables every clause of a parsed program; returns how many probes it matched.</summary>
     public int Enable(DProgram program) => Enable(program.Clauses);
+
+    /// <summary>The probes an option's partial description matches: -P provider, -m [provider:]module,
+    /// -f [[provider:]module:]function (last: the field the description ends at, 0 to 2).</summary>
+    public List<Probe> Matching(string description, int last)
+    {
+        var parts = description.Split(':');
+        if (parts.Length > last + 1) throw new DCompileError($"invalid probe description \"{description}\": Overspecified probe description", 1, 1);
+        var f = new string[4] { "", "", "", "" };
+        for (int i = 0; i < parts.Length; i++) f[last + 1 - parts.Length + i] = parts[i];
+        var found = new List<Probe>();
+        foreach (var p in _registry.All)
+            if (Sees(p) && Glob(p.Provider, f[0]) && Glob(p.Module, f[1]) && Glob(p.Function, f[2]))
+                found.Add(p);
+        return found;
+    }
 
     /// <summary>The probes a program's descriptions match (dtrace -l -n), each once.</summary>
     public List<Probe> Matching(DProgram program)
