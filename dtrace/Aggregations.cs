@@ -3,7 +3,7 @@ using System.Text;
 
 namespace SmartOS.Dtrace;
 
-internal enum AggKind { Count, Sum, Min, Max, Avg, Stddev, Quantize, Lquantize }
+internal enum AggKind { Count, Sum, Min, Max, Avg, Stddev, Quantize, Lquantize, Llquantize }
 
 /// <summary>How aggregations are sorted for printing (-x aggsortkey, aggsortrev, aggsortpos,
 /// aggsortkeypos; dt_aggregate.c's dt_aggregate_varcmp and friends).</summary>
@@ -32,6 +32,54 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     public long Low { get; } = low;
     public long Step { get; } = step;
     public int Levels { get; } = kind == AggKind.Lquantize ? (int)((high - low) / step) : 0;
+    public long High { get; } = high;
+
+    /// <summary>llquantize's linear steps per order of magnitude (Low and High are then the
+    /// magnitudes, Step the factor).</summary>
+    public long Steps
+    {
+        get => _steps;
+        init
+        {
+            _steps = value;
+            (_llqBounds, _llqTop) = LlquantizeBounds(Step, Low, High, value);
+        }
+    }
+
+    private readonly long _steps;
+    private readonly long[] _llqBounds = [];
+    private readonly long _llqTop;
+
+    /// <summary>llquantize's bucket bases in order, as dt_print_llquantize walks them: from
+    /// factor^low, each order of magnitude [f^k, f^(k+1)) cut in steps of f^(k+1)/nsteps (1 when
+    /// that is smaller), up to factor^(high+1), the overflow bucket's base.</summary>
+    private static (long[] Bounds, long Top) LlquantizeBounds(long factor, long low, long high, long nsteps)
+    {
+        var bounds = new List<long>();
+        long value = 1;
+        long order = 0;
+        for (; order < low; order++) value *= factor;
+        long next = value * factor, step = next > nsteps ? next / nsteps : 1;
+        while (order <= high)
+        {
+            bounds.Add(value);
+            value += step;
+            if (value != next) continue;
+            next = value * factor;
+            step = next > nsteps ? next / nsteps : 1;
+            order++;
+        }
+        return (bounds.ToArray(), value);
+    }
+
+    private int LlquantizeBucket(long v)
+    {
+        var b = _llqBounds;
+        if (v < b[0]) return 0;
+        if (v >= _llqTop) return b.Length + 1;
+        int at = Array.BinarySearch(b, v);
+        return (at >= 0 ? at : ~at - 1) + 1;
+    }
     public bool Printed { get; set; }
 
     /// <summary>normalize()'s factor, 1 until it is called (or after denormalize()).</summary>
@@ -69,6 +117,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
                 break;
             }
             case AggKind.Quantize: (e.Buckets ??= new long[QuantizeBuckets])[QuantizeBucket(value)] += incr; break;
+            case AggKind.Llquantize: (e.Buckets ??= new long[_llqBounds.Length + 2])[LlquantizeBucket(value)] += incr; break;
             default: (e.Buckets ??= new long[Levels + 2])[LquantizeBucket(value)] += incr; break;
         }
     }
@@ -174,11 +223,18 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         var b = e.Buckets;
         if (b == null) return 0;
         for (int i = 0; i < b.Length; i++)
-            total = unchecked(total + b[i] * (Kind == AggKind.Quantize ? QuantizeBucketValue(i) : i == 0 ? Low - 1 : Low + (i - 1) * Step));
+            total = unchecked(total + b[i] * BucketBase(i));
         return total;
     }
 
     /// <summary>Compares keys part by part from <paramref name="from"/>, wrapping round (aggsortkeypos).</summary>
+    private long BucketBase(int i) => Kind switch
+    {
+        AggKind.Quantize => QuantizeBucketValue(i),
+        AggKind.Llquantize => i == 0 ? 0 : i > _llqBounds.Length ? _llqTop : _llqBounds[i - 1],
+        _ => i == 0 ? Low - 1 : Low + (i - 1) * Step,
+    };
+
     private static int CompareKeys(Key a, Key b, int from)
     {
         int n = a.Parts.Length;
@@ -218,6 +274,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             }
             if (Kind == AggKind.Quantize) PrintQuantize(o, Normalised(e.Buckets));
             else if (Kind == AggKind.Lquantize) PrintLquantize(o, Normalised(e.Buckets));
+            else if (Kind == AggKind.Llquantize) PrintLlquantize(o, Normalised(e.Buckets));
             else o.Append(' ').Append(Printable(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
             o.Append('\n');
         }
@@ -229,10 +286,12 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         foreach (var (key, e) in Sorted())
         {
             object agg = Printable(e);
-            if (Kind is AggKind.Quantize or AggKind.Lquantize)
+            if (Kind is AggKind.Quantize or AggKind.Lquantize or AggKind.Llquantize)
             {
                 var d = new StringBuilder();
-                if (Kind == AggKind.Quantize) PrintQuantize(d, Normalised(e.Buckets)); else PrintLquantize(d, Normalised(e.Buckets));
+                if (Kind == AggKind.Quantize) PrintQuantize(d, Normalised(e.Buckets));
+                else if (Kind == AggKind.Lquantize) PrintLquantize(d, Normalised(e.Buckets));
+                else PrintLlquantize(d, Normalised(e.Buckets));
                 agg = d.ToString();
             }
             o.Append(format.Format(key.Parts, agg));
@@ -242,7 +301,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     /// <summary>A distribution's buckets divided by the normal (a cleared entry has none yet).</summary>
     private long[] Normalised(long[]? buckets)
     {
-        var b = buckets ?? new long[Kind == AggKind.Quantize ? QuantizeBuckets : Levels + 2];
+        var b = buckets ?? new long[Kind switch { AggKind.Quantize => QuantizeBuckets, AggKind.Llquantize => _llqBounds.Length + 2, _ => Levels + 2 }];
         if (Normal == 1) return b;
         var n = new long[b.Length];
         for (int i = 0; i < b.Length; i++) n[i] = b[i] / Normal;
@@ -305,6 +364,36 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             string label = i == 0 ? "< " + Low.ToString(CultureInfo.InvariantCulture)
                 : i == levels + 1 ? ">= " + (Low + levels * Step).ToString(CultureInfo.InvariantCulture)
                 : (Low + (i - 1) * Step).ToString(CultureInfo.InvariantCulture);
+            Row(o, label, data[i], total);
+        }
+    }
+
+    /// <summary>dt_print_llquantize: "&lt; factor^low" for the underflow bucket, each bucket's base,
+    /// "&gt;= factor^(high+1)" for the overflow bucket; all zero prints the first two buckets.</summary>
+    private void PrintLlquantize(StringBuilder o, long[] data)
+    {
+        int levels = data.Length;
+        int first = 0, last = levels - 1;
+        while (first < levels && data[first] == 0) first++;
+        if (first == levels)
+        {
+            first = 0;
+            last = 1;
+        }
+        else
+        {
+            if (first > 0) first--;
+            while (last > 0 && data[last] == 0) last--;
+            if (last < levels - 1) last++;
+        }
+        long total = 0;
+        for (int i = first; i <= last; i++) total += Math.Abs(data[i]);
+        Header(o);
+        for (int i = first; i <= last; i++)
+        {
+            string label = i == 0 ? "< " + _llqBounds[0].ToString(CultureInfo.InvariantCulture)
+                : i == levels - 1 ? ">= " + _llqTop.ToString(CultureInfo.InvariantCulture)
+                : _llqBounds[i - 1].ToString(CultureInfo.InvariantCulture);
             Row(o, label, data[i], total);
         }
     }

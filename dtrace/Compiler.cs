@@ -190,10 +190,11 @@ internal sealed class Compiler
         AggKind kind = a.Func.Name switch
         {
             "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg, "stddev" => AggKind.Stddev,
-            "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize,
+            "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize, "llquantize" => AggKind.Llquantize,
             _ => throw new DCompileError($"{a.Func.Name}( ) may not be used as an aggregating function", a.Func.Line, a.Func.Column),
         };
-        int want = kind switch { AggKind.Count => 0, AggKind.Lquantize => -1, _ => 1 };
+        int want = kind switch { AggKind.Count => 0, AggKind.Lquantize or AggKind.Llquantize => -1, _ => 1 };
+        if (kind == AggKind.Llquantize && args.Length is not (5 or 6)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 5 ? 5 : 6, atLeast: args.Length < 5);
         if (want >= 0 && args.Length != want) throw Proto(a.Func, a.Func.Name, args.Length, want);
         if (kind == AggKind.Lquantize && args.Length is not (4 or 5)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 4 ? 4 : 5, atLeast: args.Length < 4);
         long low = 0, high = 0, step = 1;
@@ -206,9 +207,11 @@ internal sealed class Compiler
             if (high <= low) throw new DCompileError("lquantize( ) upper bound must be greater than lower bound", a.Func.Line, a.Func.Column);
             if ((high - low) / step > 10000) throw new DCompileError("lquantize( ) number of levels must be less than 65536", a.Func.Line, a.Func.Column);
         }
-        var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a);
+        long steps = 0;
+        if (kind == AggKind.Llquantize) (low, high, step, steps) = LlquantizeArguments(a.Func);
+        var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a, steps);
         var value = args.Length > 0 ? args[0].I! : null;
-        var incr = kind == AggKind.Lquantize && args.Length == 5 ? args[4].I! : null;
+        var incr = kind == AggKind.Lquantize && args.Length == 5 || kind == AggKind.Llquantize && args.Length == 6 ? args[^1].I! : null;
         if (keys.Length == 0)
             return f => agg.Add(Key.Empty, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         return f =>
@@ -217,6 +220,35 @@ internal sealed class Compiler
             for (int i = 0; i < keys.Length; i++) parts[i] = keys[i].Box(f);
             agg.Add(new Key(parts), value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         };
+    }
+
+    /// <summary>llquantize's factor, low and high magnitudes and steps, checked as dt_cc.c checks
+    /// them; returned as (low, high, factor, steps).</summary>
+    private static (long Low, long High, long Factor, long Steps) LlquantizeArguments(Call f)
+    {
+        string[] names = ["factor", "low magnitude", "high magnitude", "linear steps per magnitude"];
+        var v = new long[4];
+        for (int i = 0; i < 4; i++)
+        {
+            if (f.Args[i + 1] is not IntLit lit) throw new DCompileError($"llquantize( ) argument #{i + 1} ({names[i]}) must be an integer constant", f.Line, f.Column);
+            if ((ulong)lit.Value > ushort.MaxValue) throw new DCompileError($"llquantize( ) argument #{i + 1} ({names[i]}) must be an unsigned 16-bit quantity", f.Line, f.Column);
+            v[i] = lit.Value;
+        }
+        long factor = v[0], low = v[1], high = v[2], steps = v[3];
+        if (factor < 2) throw new DCompileError("llquantize( ) factor (argument #1) must be two or more", f.Line, f.Column);
+        if (low >= high) throw new DCompileError("llquantize( ) high magnitude (argument #3) must be greater than low magnitude (argument #2)", f.Line, f.Column);
+        if (steps < factor) throw new DCompileError("llquantize( ) factor (argument #1) must be less than or equal to the number of linear steps per magnitude (argument #4)", f.Line, f.Column);
+        long p = factor;
+        while (p < steps) p *= factor;
+        if (steps % factor != 0 || p % steps != 0)
+            throw new DCompileError("llquantize( ) factor (argument #1) must evenly divide the number of steps per magnitude (argument #4), and the number of steps per magnitude must evenly divide a power of the factor", f.Line, f.Column);
+        ulong order = 1;
+        for (long i = 0; i <= high + 1; i++)
+        {
+            if (order * (ulong)factor > order && order * (ulong)factor / (ulong)factor == order) { order *= (ulong)factor; continue; }
+            throw new DCompileError($"llquantize( ) factor ({factor}) raised to power of high magnitude ({high}) plus 1 overflows 64-bits", f.Line, f.Column);
+        }
+        return (low, high, factor, steps);
     }
 
     internal CExpr Expr(Expr e)
@@ -409,7 +441,7 @@ internal sealed class Compiler
             }
             case "trace" or "printf" or "printa" or "exit":
                 throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
-            case "count" or "sum" or "min" or "max" or "avg" or "stddev" or "quantize" or "lquantize":
+            case "count" or "sum" or "min" or "max" or "avg" or "stddev" or "quantize" or "lquantize" or "llquantize":
                 throw new DCompileError($"{call.Name}( ) may only be used as the value of an aggregation", call.Line, call.Column);
         }
         throw new DCompileError($"failed to resolve {call.Name}: Unknown function name", call.Line, call.Column);

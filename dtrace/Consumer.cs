@@ -113,17 +113,26 @@ public sealed class Consumer : IProbeConsumer
     /// <summary>How many threads hold self variables (a test's view that 0 frees them).</summary>
     internal int ThreadsWithSelfVariables => _self.Count;
 
-    internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
+    internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at, long steps = 0)
     {
         if (_aggByName.TryGetValue(name, out var agg))
         {
+            if (agg.Kind == AggKind.Llquantize && kind == AggKind.Llquantize)
+            {
+                (string What, long Was, long Now)[] args = [("factor", agg.Step, step), ("low magnitude", agg.Low, low), ("high magnitude", agg.High, high), ("linear steps per magnitude", agg.Steps, steps)];
+                for (int i = 0; i < args.Length; i++)
+                    if (args[i].Was != args[i].Now)
+                        throw new DCompileError($"llquantize( ) {args[i].What} (argument #{i + 1}) doesn't match previous declaration: expected {args[i].Was}, found {args[i].Now}", at.Line, at.Column);
+            }
             if (agg.Kind != kind || agg.Low != low || agg.Step != step)
                 throw new DCompileError($"{name} already has a different aggregating function", at.Line, at.Column);
             if (!agg.KeyTypes.SequenceEqual(keys))
                 throw new DCompileError($"{name}[ ] key types do not match its earlier use", at.Line, at.Column);
             return agg;
         }
-        agg = new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort };
+        agg = kind == AggKind.Llquantize
+            ? new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort, Steps = steps }
+            : new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort };
         _aggs.Add(agg);
         _aggByName[name] = agg;
         return agg;

@@ -67,6 +67,42 @@ public class DtraceAggregationActionTests
         Assert.That(Quiet(Program, "-x", "aggsortkey", "-x", "aggsortkeypos=1"), Is.EqualTo("\n" + Row("c", 0, 3) + Row("b", 1, 1) + Row("a", 2, 2)));
     }
 
+    private static string Row(string label, int count, int total) =>
+        $"{label,16} |{new string('@', total == 0 ? 0 : count * 40 / total),-40} {count,-9}\n";
+
+    private const string DistributionHeader = "\n           value  ------------- Distribution ------------- count    \n";
+
+    [Test]
+    public void Llquantize_prints_linear_steps_within_each_power_of_the_factor()
+    {
+        // dt_print_llquantize: factor 10, magnitudes 0..1, 10 steps: buckets 1..9, then 10..90 by 10;
+        // rows from the bucket before the first non-zero one to the one after the last.
+        Assert.That(Quiet("BEGIN { @ = llquantize(5, 10, 0, 1, 10); @ = llquantize(50, 10, 0, 1, 10); exit(0); }"), Is.EqualTo(
+            "\n" + DistributionHeader + Row("4", 0, 2) + Row("5", 1, 2) + string.Concat(new[] { "6", "7", "8", "9", "10", "20", "30", "40" }.Select(l => Row(l, 0, 2)))
+            + Row("50", 1, 2) + Row("60", 0, 2) + "\n"));
+        // Below factor^low is "< 1", from factor^(high+1) on ">= 100"; with both ends non-zero
+        // every bucket prints. The sixth argument is the increment.
+        string all = Quiet("BEGIN { @ = llquantize(0, 10, 0, 1, 10, 3); @ = llquantize(150, 10, 0, 1, 10); exit(0); }");
+        Assert.That(all, Is.EqualTo("\n" + DistributionHeader + Row("< 1", 3, 4)
+            + string.Concat(new[] { "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "20", "30", "40", "50", "60", "70", "80", "90" }.Select(l => Row(l, 0, 4)))
+            + Row(">= 100", 1, 4) + "\n"));
+    }
+
+    [TestCase("BEGIN { @ = llquantize(1, 1, 0, 6, 20); }", "llquantize( ) factor (argument #1) must be two or more")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 6, 6, 20); }", "llquantize( ) high magnitude (argument #3) must be greater than low magnitude (argument #2)")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0, 6, 5); }", "llquantize( ) factor (argument #1) must be less than or equal to the number of linear steps per magnitude (argument #4)")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0, 6, 25); }", "llquantize( ) factor (argument #1) must evenly divide the number of steps per magnitude (argument #4), and the number of steps per magnitude must evenly divide a power of the factor")]
+    [TestCase("BEGIN { s = 10; @ = llquantize(1, 10, 0, 6, s); }", "llquantize( ) argument #4 (linear steps per magnitude) must be an integer constant")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0, 6, 70000); }", "llquantize( ) argument #4 (linear steps per magnitude) must be an unsigned 16-bit quantity")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0, 30, 10); }", "llquantize( ) factor (10) raised to power of high magnitude (30) plus 1 overflows 64-bits")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0, 6, 10); @ = llquantize(1, 10, 0, 5, 10); }", "llquantize( ) high magnitude (argument #3) doesn't match previous declaration: expected 6, found 5")]
+    [TestCase("BEGIN { @ = llquantize(1, 10, 0); }", "llquantize( ) prototype mismatch: 3 args passed, at least 5 expected")]
+    public void Llquantize_arguments_are_checked_as_dt_cc_checks_them(string program, string message)
+    {
+        var r = D("-n", program);
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, $"dtrace: invalid probe specifier {program}: {message}\n")));
+    }
+
     [TestCase("switchrate=10hz")]
     [TestCase("aggrate=1s")]
     [TestCase("bufsize=4m")]
