@@ -19,7 +19,15 @@ internal sealed class AggSort
 /// key and a scalar value as " %16lld", a distribution under the "value / Distribution / count"
 /// header with one row per bucket from the one before the first non-zero bucket to the one after
 /// the last, each row's @ bar 40 characters at most. Entries print in ascending order of value,
-/// ties by key (dtrace_aggregate_walk_sorted).
+/// ties by key (dtrace_aggregate_walk_sorted); -x aggsortkey sorts by key (from aggsortkeypos)
+/// first, aggsortrev reverses.
+/// normalize() divides every printed value (and bucket count) by its factor, as dt_print_datum
+/// does, until denormalize(); trunc() keeps the entries with the greatest values (the least for a
+/// negative count); clear() zeroes values and keeps keys. stddev is dt_stddev: the square root of
+/// the mean of squares (the sum of squares over the normal, over the count) less the square of the
+/// normalised mean, in 128-bit integers, rounded down. llquantize(v, factor, low, high, steps) cuts
+/// each order of magnitude [factor^k, factor^(k+1)), k from low to high, into linear steps, with
+/// one bucket below factor^low and one from factor^(high+1) (dt_print_llquantize's walk).
 /// </summary>
 internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] keyTypes, long low, long high, long step)
 {

@@ -391,8 +391,6 @@ internal sealed class Compiler
                 int i = a[3] - '0';
                 return CExpr.Str(f => f.Args[i].Str ?? f.Args[i].Int.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
-            case "stringof" when call.Args.Count == 1 && call.Args[0] is Ident { Name: "zonename" or "probeprov" or "probemod" or "probefunc" or "probename" }:
-                return Expr(call.Args[0]);
             case "strlen" when call.Args.Count == 1:
             {
                 var s = Expr(call.Args[0]);

@@ -28,8 +28,8 @@
  *      matches must agree on args[N]'s type. A NULL argument read faults with "invalid address".
  *   7. Casts to C integer types truncate and sign-extend as C does: (uint8_t)300 is 44, (char)200 is -56.
  *
- * Not done yet: stddev/llquantize, trunc/clear/normalize, speculations, walltimestamp, -x options
- * other than quiet, JSON output.
+ * Not done yet: speculations, walltimestamp (the host has no wall-clock epoch in virtual time),
+ * printa of several aggregations and -x aggsortpos, JSON output.
  */
 using System.Globalization;
 using System.Text;
