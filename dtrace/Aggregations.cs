@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace SmartOS.Dtrace;
 
@@ -326,7 +327,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             .Append(count.ToString(CultureInfo.InvariantCulture).PadRight(9)).Append('\n');
     }
 
-    private static void PrintQuantize(StringBuilder o, long[] data)
+    private void PrintQuantize(StringBuilder o, long[] data)
     {
         int first = 0, last = QuantizeBuckets - 1;
         while (first < QuantizeBuckets - 1 && data[first] == 0) first++;
@@ -345,7 +346,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         foreach (long d in data) total += Math.Abs(d);
         Header(o);
         for (int i = first; i <= last; i++)
-            Row(o, QuantizeBucketValue(i).ToString(CultureInfo.InvariantCulture), data[i], total);
+            Row(o, BucketLabel(i, data.Length), data[i], total);
     }
 
     private void PrintLquantize(StringBuilder o, long[] data)
@@ -369,10 +370,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         Header(o);
         for (int i = first; i <= last; i++)
         {
-            string label = i == 0 ? "< " + Low.ToString(CultureInfo.InvariantCulture)
-                : i == levels + 1 ? ">= " + (Low + levels * Step).ToString(CultureInfo.InvariantCulture)
-                : (Low + (i - 1) * Step).ToString(CultureInfo.InvariantCulture);
-            Row(o, label, data[i], total);
+            Row(o, BucketLabel(i, data.Length), data[i], total);
         }
     }
 
@@ -399,10 +397,48 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         Header(o);
         for (int i = first; i <= last; i++)
         {
-            string label = i == 0 ? "< " + _llqBounds[0].ToString(CultureInfo.InvariantCulture)
-                : i == levels - 1 ? ">= " + _llqTop.ToString(CultureInfo.InvariantCulture)
-                : _llqBounds[i - 1].ToString(CultureInfo.InvariantCulture);
-            Row(o, label, data[i], total);
+            Row(o, BucketLabel(i, data.Length), data[i], total);
         }
+    }
+
+    /// <summary>A distribution bucket's label as its row prints it: its base, "&lt; low" for the
+    /// underflow bucket and "&gt;= top" for the overflow bucket of lquantize and llquantize.</summary>
+    private string BucketLabel(int i, int levels)
+    {
+        string N(long v) => v.ToString(CultureInfo.InvariantCulture);
+        return Kind switch
+        {
+            AggKind.Quantize => N(QuantizeBucketValue(i)),
+            AggKind.Lquantize => i == 0 ? "< " + N(Low) : i == levels - 1 ? ">= " + N(Low + Levels * Step) : N(Low + (i - 1) * Step),
+            _ => i == 0 ? "< " + N(_llqBounds[0]) : i == levels - 1 ? ">= " + N(_llqTop) : N(_llqBounds[i - 1]),
+        };
+    }
+
+    /// <summary>The aggregation for --json (this project's, see Commands/Dtrace.cs): its entries in
+    /// printing order, each with its keys and its value, or for a distribution its non-zero
+    /// buckets by their printed labels.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions JsonOptions =
+        new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public JsonObject ToJson()
+    {
+        var entries = new JsonArray();
+        foreach (var (key, e) in Sorted())
+        {
+            var keys = new JsonArray();
+            foreach (var part in key.Parts) keys.Add(part is long l ? JsonValue.Create(l) : JsonValue.Create((string)part));
+            var entry = new JsonObject { ["keys"] = keys };
+            if (Kind is AggKind.Quantize or AggKind.Lquantize or AggKind.Llquantize)
+            {
+                var data = Normalised(e.Buckets);
+                var buckets = new JsonArray();
+                for (int i = 0; i < data.Length; i++)
+                    if (data[i] != 0) buckets.Add(new JsonObject { ["value"] = BucketLabel(i, data.Length), ["count"] = data[i] });
+                entry["buckets"] = buckets;
+            }
+            else entry["value"] = Printable(e);
+            entries.Add(entry);
+        }
+        return new JsonObject { ["aggregation"] = Name, ["entries"] = entries };
     }
 }

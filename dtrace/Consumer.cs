@@ -40,6 +40,12 @@ public sealed class Consumer : IProbeConsumer
 
     public bool Quiet { get; set; }
 
+    /// <summary>--json (this project's output mode, Commands/Dtrace.cs): one JSON object a line for
+    /// each record and each aggregation printed, instead of dtrace's text.</summary>
+    public bool Json { get; set; }
+
+    private readonly List<Aggregation> _printedInRecord = [];
+
     /// <summary>Where records and aggregations go (standard output, or -o FILE).</summary>
     public TextWriter Output { get => _out; set => _out = value; }
     public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -311,7 +317,7 @@ public sealed class Consumer : IProbeConsumer
             try
             {
                 if (clause.Predicate != null && clause.Predicate(f) == 0) continue;
-                if (!Quiet && clause.Records)
+                if (!Quiet && !Json && clause.Records)
                 {
                     if (!_headerDone)
                     {
@@ -320,9 +326,17 @@ public sealed class Consumer : IProbeConsumer
                     }
                     _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
                 }
+                _printedInRecord.Clear();
                 for (action = 0; action < clause.Statements.Length; action++) clause.Statements[action].Run(f);
-                if (!Quiet && clause.Records) _record.Append('\n');
-                _out.Write(_record.ToString());
+                if (Json)
+                {
+                    if (clause.Records) WriteJsonRecord(ecb.Epid, probe);
+                }
+                else
+                {
+                    if (!Quiet && clause.Records) _record.Append('\n');
+                    _out.Write(_record.ToString());
+                }
             }
             catch (DRuntimeFault fault)
             {
@@ -352,14 +366,30 @@ public sealed class Consumer : IProbeConsumer
 
     private bool _inError;
 
+    private void WriteJsonRecord(int epid, Probe probe)
+    {
+        var o = new System.Text.Json.Nodes.JsonObject
+        {
+            ["cpu"] = 0, ["epid"] = epid, ["id"] = probe.Id, ["probe"] = probe.FullName, ["output"] = _record.ToString(),
+        };
+        _out.Write(o.ToJsonString(Aggregation.JsonOptions) + "\n");
+        foreach (var agg in _printedInRecord) _out.Write(agg.ToJson().ToJsonString(Aggregation.JsonOptions) + "\n");
+    }
+
     // Actions, called by compiled statements.
-    public void TraceInt(long v) => _record.Append(Quiet ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));
-    public void TraceStr(string s) => _record.Append(Quiet ? s : "  " + s.PadRight(33));
+    public void TraceInt(long v) => _record.Append(Quiet || Json ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));
+    public void TraceStr(string s) => _record.Append(Quiet || Json ? s : "  " + s.PadRight(33));
     public void Print(string s) => _record.Append(s);
 
     internal void PrintA(string name, DFormat? format)
     {
         var agg = _aggByName[name];
+        if (Json && format == null)
+        {
+            _printedInRecord.Add(agg);
+            agg.Printed = true;
+            return;
+        }
         if (format == null)
         {
             _record.Append('\n');
@@ -411,11 +441,15 @@ public sealed class Consumer : IProbeConsumer
         foreach (var p in _byProbe.Keys) p.Detach(this);
         foreach (var t in _timers) t.Cancel();
         foreach (var t in _ticks) _registry.Remove(t);
-        if (interrupted && !wasStopped) _out.Write("\n");
+        if (interrupted && !wasStopped && !Json) _out.Write("\n");
         if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);
-        var o = new StringBuilder("\n");
+        var o = new StringBuilder(Json ? "" : "\n");
         foreach (var agg in _aggs)
-            if (!agg.Printed) agg.Print(o);
+            if (!agg.Printed)
+            {
+                if (Json) o.Append(agg.ToJson().ToJsonString(Aggregation.JsonOptions)).Append('\n');
+                else agg.Print(o);
+            }
         _out.Write(o.ToString());
         _out.Flush();
     }

@@ -20,6 +20,12 @@ namespace SmartOS.Cli.Commands;
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
 /// <item>Options dtrace has but this one does not honour yet are refused, never ignored.</item>
+/// <item>--json is this project's (illumos dtrace has no JSON output): each record is one line
+/// {"cpu":0,"epid":E,"id":P,"probe":"prov:mod:func:name","output":"TEXT"}, TEXT as -q prints the
+/// record's trace/printf/printa-with-format output; each aggregation printa prints without a
+/// format, and each printed at the end, is one line {"aggregation":"@name","entries":[{"keys":[...],
+/// "value":N}]}, a distribution's entries with "buckets":[{"value":"LABEL","count":N}] (its
+/// non-zero buckets, labelled as the text rows are). Errors stay on standard error as dtrace words them.</item>
 /// </list>
 /// </summary>
 public static class Dtrace
@@ -27,10 +33,11 @@ public static class Dtrace
     public static readonly CommandDescriptor Descriptor = new("dtrace", "dynamic tracing compiler and tracing utility", RunAsync)
     {
         Options = Getopts,
-        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts).Has("l"),
+        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts, s_long).Has("l"),
     };
 
     private const string Getopts = "n:s:qlo:x:P:m:f:";
+    private static readonly string[] s_long = ["json"];
 
     private static readonly string[] s_knownOptions =
     [
@@ -43,13 +50,13 @@ public static class Dtrace
     private static int Usage(CommandContext ctx, string? why = null)
     {
         if (why != null) ctx.Err.WriteLine("dtrace: " + why);
-        ctx.Err.WriteLine("Usage: dtrace [-lq] [-o output] [-x opt[=val]] [-P provider] [-m [provider:]module] [-f [[provider:]module:]function] [-n probe-description [{ action }]] [-s script]");
+        ctx.Err.WriteLine("Usage: dtrace [-lq] [--json] [-o output] [-x opt[=val]] [-P provider] [-m [provider:]module] [-f [[provider:]module:]function] [-n probe-description [{ action }]] [-s script]");
         return 2;
     }
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, Descriptor.Options);
+        var g = Getopt.Parse(args, Descriptor.Options, s_long);
         if (g.Error != null) return Usage(ctx, g.Error);
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
@@ -82,7 +89,7 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet };
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json") };
         consumer.SetSort(sortKey, sortRev, sortKeyPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));
