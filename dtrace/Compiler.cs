@@ -76,7 +76,7 @@ internal sealed class Compiler
 
     public Compiler(Consumer consumer) => _c = consumer;
 
-    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
+    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "walltimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
 
     /// <summary>Compiles a clause for the probes it matched (their argument types type args[N]).</summary>
     public CompiledClause Compile(Clause clause, IReadOnlyList<Probe> probes)
@@ -364,6 +364,8 @@ internal sealed class Compiler
         switch (n)
         {
             case "timestamp" or "vtimestamp": return CExpr.Int(f => f.Consumer.Now);
+            // The host's clock starts at the epoch (as kstat -T reads it), so wall time is its time.
+            case "walltimestamp": return CExpr.Int(f => f.Consumer.Now);
             case "probeprov": return CExpr.Str(f => f.Probe.Provider);
             case "probemod": return CExpr.Str(f => f.Probe.Module);
             case "probefunc": return CExpr.Str(f => f.Probe.Function);

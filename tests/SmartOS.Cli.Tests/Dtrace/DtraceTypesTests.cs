@@ -47,6 +47,17 @@ public class DtraceTypesTests
         Assert.That(Printed("%s", expr), Is.EqualTo(value + "\n"));
 
     [Test]
+    public void Walltimestamp_is_the_hosts_clock_and_printf_Y_prints_it_as_pfprint_time_does()
+    {
+        Assert.That(Printed("[%Y]", "86400000000000 + 3723 * 1000000000"), Is.EqualTo("[1970 Jan  2 01:02:03]\n"));
+        Assert.That(Printed("[%22Y]", "1000000000 * 86400 * 365 * 30"), Is.EqualTo("[  1999 Dec 25 00:00:00]\n"));
+        var h = CliHost.TwoVnicsOnAStub();
+        long now = h.Host.Mac.Scheduler.Now;
+        var r = h.Run("dtrace", "-q", "-n", "BEGIN { printf(\"%d %d\", walltimestamp, walltimestamp == timestamp); exit(0); }");
+        Assert.That(r.Stdout, Is.EqualTo($"{now} 1\n"), r.Stderr);
+    }
+
+    [Test]
     public void Tcp_d_inlines_have_illumos_values()
     {
         Assert.That(Printed("%d %d %d %x %x", "TCP_STATE_CLOSED, TCP_STATE_ESTABLISHED, TCP_STATE_TIME_WAIT, TH_SYN | TH_ACK, TH_RST"), Is.EqualTo("-6 0 6 12 4\n"));
