@@ -1,9 +1,18 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace SmartOS.Dtrace;
 
-internal enum AggKind { Count, Sum, Min, Max, Avg, Quantize, Lquantize }
+internal enum AggKind { Count, Sum, Min, Max, Avg, Stddev, Quantize, Lquantize, Llquantize }
+
+/// <summary>How aggregations are sorted for printing (-x aggsortkey, aggsortrev, aggsortpos,
+/// aggsortkeypos; dt_aggregate.c's dt_aggregate_varcmp and friends).</summary>
+internal sealed class AggSort
+{
+    public bool ByKey, Reverse;
+    public int KeyPos;
+}
 
 /// <summary>
 /// One aggregation variable and how dtrace prints it (dt_consume.c's dt_print_aggs, dt_print_datum,
@@ -11,7 +20,15 @@ internal enum AggKind { Count, Sum, Min, Max, Avg, Quantize, Lquantize }
 /// key and a scalar value as " %16lld", a distribution under the "value / Distribution / count"
 /// header with one row per bucket from the one before the first non-zero bucket to the one after
 /// the last, each row's @ bar 40 characters at most. Entries print in ascending order of value,
-/// ties by key (dtrace_aggregate_walk_sorted).
+/// ties by key (dtrace_aggregate_walk_sorted); -x aggsortkey sorts by key (from aggsortkeypos)
+/// first, aggsortrev reverses.
+/// normalize() divides every printed value (and bucket count) by its factor, as dt_print_datum
+/// does, until denormalize(); trunc() keeps the entries with the greatest values (the least for a
+/// negative count); clear() zeroes values and keeps keys. stddev is dt_stddev: the square root of
+/// the mean of squares (the sum of squares over the normal, over the count) less the square of the
+/// normalised mean, in 128-bit integers, rounded down. llquantize(v, factor, low, high, steps) cuts
+/// each order of magnitude [factor^k, factor^(k+1)), k from low to high, into linear steps, with
+/// one bucket below factor^low and one from factor^(high+1) (dt_print_llquantize's walk).
 /// </summary>
 internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] keyTypes, long low, long high, long step)
 {
@@ -24,11 +41,65 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     public long Low { get; } = low;
     public long Step { get; } = step;
     public int Levels { get; } = kind == AggKind.Lquantize ? (int)((high - low) / step) : 0;
+    public long High { get; } = high;
+
+    /// <summary>llquantize's linear steps per order of magnitude (Low and High are then the
+    /// magnitudes, Step the factor).</summary>
+    public long Steps
+    {
+        get => _steps;
+        init
+        {
+            _steps = value;
+            (_llqBounds, _llqTop) = LlquantizeBounds(Step, Low, High, value);
+        }
+    }
+
+    private readonly long _steps;
+    private readonly long[] _llqBounds = [];
+    private readonly long _llqTop;
+
+    /// <summary>llquantize's bucket bases in order, as dt_print_llquantize walks them: from
+    /// factor^low, each order of magnitude [f^k, f^(k+1)) cut in steps of f^(k+1)/nsteps (1 when
+    /// that is smaller), up to factor^(high+1), the overflow bucket's base.</summary>
+    private static (long[] Bounds, long Top) LlquantizeBounds(long factor, long low, long high, long nsteps)
+    {
+        var bounds = new List<long>();
+        long value = 1;
+        long order = 0;
+        for (; order < low; order++) value *= factor;
+        long next = value * factor, step = next > nsteps ? next / nsteps : 1;
+        while (order <= high)
+        {
+            bounds.Add(value);
+            value += step;
+            if (value != next) continue;
+            next = value * factor;
+            step = next > nsteps ? next / nsteps : 1;
+            order++;
+        }
+        return (bounds.ToArray(), value);
+    }
+
+    private int LlquantizeBucket(long v)
+    {
+        var b = _llqBounds;
+        if (v < b[0]) return 0;
+        if (v >= _llqTop) return b.Length + 1;
+        int at = Array.BinarySearch(b, v);
+        return (at >= 0 ? at : ~at - 1) + 1;
+    }
     public bool Printed { get; set; }
+
+    /// <summary>normalize()'s factor, 1 until it is called (or after denormalize()).</summary>
+    public long Normal { get; set; } = 1;
+
+    public AggSort Sort { get; set; } = new();
 
     private sealed class Entry
     {
         public long Count, Sum, Min = long.MaxValue, Max = long.MinValue;
+        public UInt128 SumOfSquares;
         public long[]? Buckets;
     }
 
@@ -46,7 +117,16 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             case AggKind.Min: if (value < e.Min) e.Min = value; break;
             case AggKind.Max: if (value > e.Max) e.Max = value; break;
             case AggKind.Avg: e.Count++; e.Sum = unchecked(e.Sum + value); break;
+            case AggKind.Stddev:
+            {
+                e.Count++;
+                e.Sum = unchecked(e.Sum + value);
+                ulong m = value < 0 ? (ulong)-(value + 1) + 1 : (ulong)value;
+                e.SumOfSquares = unchecked(e.SumOfSquares + (UInt128)m * m);
+                break;
+            }
             case AggKind.Quantize: (e.Buckets ??= new long[QuantizeBuckets])[QuantizeBucket(value)] += incr; break;
+            case AggKind.Llquantize: (e.Buckets ??= new long[_llqBounds.Length + 2])[LlquantizeBucket(value)] += incr; break;
             default: (e.Buckets ??= new long[Levels + 2])[LquantizeBucket(value)] += incr; break;
         }
     }
@@ -77,23 +157,99 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         AggKind.Min => e.Min,
         AggKind.Max => e.Max,
         AggKind.Avg => e.Count == 0 ? 0 : e.Sum / e.Count,
+        AggKind.Stddev => Stddev(e, 1),
         _ => Weighted(e),
     };
+
+    /// <summary>The printed value: normalised as dt_print_datum does.</summary>
+    private long Printable(Entry e) => Kind switch
+    {
+        AggKind.Avg => e.Count == 0 ? 0 : e.Sum / Normal / e.Count,
+        AggKind.Stddev => Stddev(e, Normal),
+        _ => Value(e) / Normal,
+    };
+
+    private static long Stddev(Entry e, long normal)
+    {
+        if (e.Count == 0) return 0;
+        UInt128 meanOfSquares = e.SumOfSquares / (ulong)normal / (ulong)e.Count;
+        long mean = e.Sum / normal / e.Count;
+        ulong m = mean < 0 ? (ulong)-(mean + 1) + 1 : (ulong)mean;
+        UInt128 diff = unchecked(meanOfSquares - (UInt128)m * m);
+        return (long)Sqrt(diff);
+    }
+
+    /// <summary>The integer square root, rounded down (dt_sqrt_128).</summary>
+    private static ulong Sqrt(UInt128 n)
+    {
+        UInt128 r = 0, bit = (UInt128)1 << 126;
+        while (bit > n) bit >>= 2;
+        while (bit != 0)
+        {
+            if (n >= r + bit)
+            {
+                n -= r + bit;
+                r = (r >> 1) + bit;
+            }
+            else r >>= 1;
+            bit >>= 2;
+        }
+        return (ulong)r;
+    }
+
+    /// <summary>trunc(@a) empties the aggregation; trunc(@a, n) keeps the n entries with the
+    /// greatest values, or for a negative n the -n with the least.</summary>
+    public void Trunc(long? keep)
+    {
+        if (keep == null || keep == 0) { _entries.Clear(); return; }
+        var sorted = SortedByValue();
+        int n = (int)Math.Min(Math.Abs(keep.Value), sorted.Count);
+        var drop = keep > 0 ? sorted.Take(sorted.Count - n) : sorted.Skip(n);
+        foreach (var (key, _) in drop.ToList()) _entries.Remove(key);
+    }
+
+    /// <summary>clear(@a): every value back to zero, the keys kept.</summary>
+    public void Clear()
+    {
+        foreach (var key in _entries.Keys.ToList()) _entries[key] = new Entry();
+    }
+
+    private List<KeyValuePair<Key, Entry>> SortedByValue()
+    {
+        var list = _entries.ToList();
+        list.Sort((p, q) =>
+        {
+            int c = Value(p.Value).CompareTo(Value(q.Value));
+            return c != 0 ? c : CompareKeys(p.Key, q.Key, 0);
+        });
+        return list;
+    }
 
     // dt_aggregate.c sorts a distribution by the sum of bucket value times count.
     private long Weighted(Entry e)
     {
         long total = 0;
-        var b = e.Buckets!;
+        var b = e.Buckets;
+        if (b == null) return 0;
         for (int i = 0; i < b.Length; i++)
-            total = unchecked(total + b[i] * (Kind == AggKind.Quantize ? QuantizeBucketValue(i) : i == 0 ? Low - 1 : Low + (i - 1) * Step));
+            total = unchecked(total + b[i] * BucketBase(i));
         return total;
     }
 
-    private static int CompareKeys(Key a, Key b)
+    /// <summary>Compares keys part by part from <paramref name="from"/>, wrapping round (aggsortkeypos).</summary>
+    private long BucketBase(int i) => Kind switch
     {
-        for (int i = 0; i < a.Parts.Length; i++)
+        AggKind.Quantize => QuantizeBucketValue(i),
+        AggKind.Llquantize => i == 0 ? 0 : i > _llqBounds.Length ? _llqTop : _llqBounds[i - 1],
+        _ => i == 0 ? Low - 1 : Low + (i - 1) * Step,
+    };
+
+    private static int CompareKeys(Key a, Key b, int from)
+    {
+        int n = a.Parts.Length;
+        for (int j = 0; j < n; j++)
         {
+            int i = (from + j) % n;
             int c = a.Parts[i] is long x ? x.CompareTo((long)b.Parts[i]) : string.CompareOrdinal((string)a.Parts[i], (string)b.Parts[i]);
             if (c != 0) return c;
         }
@@ -103,10 +259,14 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     private List<KeyValuePair<Key, Entry>> Sorted()
     {
         var list = _entries.ToList();
+        var sort = Sort;
+        int from = KeyTypes.Length == 0 ? 0 : Math.Min(sort.KeyPos, KeyTypes.Length - 1);
         list.Sort((p, q) =>
         {
-            int c = Value(p.Value).CompareTo(Value(q.Value));
-            return c != 0 ? c : CompareKeys(p.Key, q.Key);
+            int byValue = Value(p.Value).CompareTo(Value(q.Value));
+            int byKey = CompareKeys(p.Key, q.Key, from);
+            int c = sort.ByKey ? (byKey != 0 ? byKey : byValue) : (byValue != 0 ? byValue : byKey);
+            return sort.Reverse ? -c : c;
         });
         return list;
     }
@@ -121,9 +281,10 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
                 if (part is string s) o.Append("  ").Append(s.PadRight(50));
                 else o.Append(' ').Append(((long)part).ToString(CultureInfo.InvariantCulture).PadLeft(16));
             }
-            if (Kind == AggKind.Quantize) PrintQuantize(o, e.Buckets!);
-            else if (Kind == AggKind.Lquantize) PrintLquantize(o, e.Buckets!);
-            else o.Append(' ').Append(Value(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+            if (Kind == AggKind.Quantize) PrintQuantize(o, Normalised(e.Buckets));
+            else if (Kind == AggKind.Lquantize) PrintLquantize(o, Normalised(e.Buckets));
+            else if (Kind == AggKind.Llquantize) PrintLlquantize(o, Normalised(e.Buckets));
+            else o.Append(' ').Append(Printable(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
             o.Append('\n');
         }
     }
@@ -133,15 +294,27 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     {
         foreach (var (key, e) in Sorted())
         {
-            object agg = Value(e);
-            if (Kind is AggKind.Quantize or AggKind.Lquantize)
+            object agg = Printable(e);
+            if (Kind is AggKind.Quantize or AggKind.Lquantize or AggKind.Llquantize)
             {
                 var d = new StringBuilder();
-                if (Kind == AggKind.Quantize) PrintQuantize(d, e.Buckets!); else PrintLquantize(d, e.Buckets!);
+                if (Kind == AggKind.Quantize) PrintQuantize(d, Normalised(e.Buckets));
+                else if (Kind == AggKind.Lquantize) PrintLquantize(d, Normalised(e.Buckets));
+                else PrintLlquantize(d, Normalised(e.Buckets));
                 agg = d.ToString();
             }
             o.Append(format.Format(key.Parts, agg));
         }
+    }
+
+    /// <summary>A distribution's buckets divided by the normal (a cleared entry has none yet).</summary>
+    private long[] Normalised(long[]? buckets)
+    {
+        var b = buckets ?? new long[Kind switch { AggKind.Quantize => QuantizeBuckets, AggKind.Llquantize => _llqBounds.Length + 2, _ => Levels + 2 }];
+        if (Normal == 1) return b;
+        var n = new long[b.Length];
+        for (int i = 0; i < b.Length; i++) n[i] = b[i] / Normal;
+        return n;
     }
 
     private static void Header(StringBuilder o) =>
@@ -154,7 +327,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
             .Append(count.ToString(CultureInfo.InvariantCulture).PadRight(9)).Append('\n');
     }
 
-    private static void PrintQuantize(StringBuilder o, long[] data)
+    private void PrintQuantize(StringBuilder o, long[] data)
     {
         int first = 0, last = QuantizeBuckets - 1;
         while (first < QuantizeBuckets - 1 && data[first] == 0) first++;
@@ -173,7 +346,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         foreach (long d in data) total += Math.Abs(d);
         Header(o);
         for (int i = first; i <= last; i++)
-            Row(o, QuantizeBucketValue(i).ToString(CultureInfo.InvariantCulture), data[i], total);
+            Row(o, BucketLabel(i, data.Length), data[i], total);
     }
 
     private void PrintLquantize(StringBuilder o, long[] data)
@@ -197,10 +370,75 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         Header(o);
         for (int i = first; i <= last; i++)
         {
-            string label = i == 0 ? "< " + Low.ToString(CultureInfo.InvariantCulture)
-                : i == levels + 1 ? ">= " + (Low + levels * Step).ToString(CultureInfo.InvariantCulture)
-                : (Low + (i - 1) * Step).ToString(CultureInfo.InvariantCulture);
-            Row(o, label, data[i], total);
+            Row(o, BucketLabel(i, data.Length), data[i], total);
         }
+    }
+
+    /// <summary>dt_print_llquantize: "&lt; factor^low" for the underflow bucket, each bucket's base,
+    /// "&gt;= factor^(high+1)" for the overflow bucket; all zero prints the first two buckets.</summary>
+    private void PrintLlquantize(StringBuilder o, long[] data)
+    {
+        int levels = data.Length;
+        int first = 0, last = levels - 1;
+        while (first < levels && data[first] == 0) first++;
+        if (first == levels)
+        {
+            first = 0;
+            last = 1;
+        }
+        else
+        {
+            if (first > 0) first--;
+            while (last > 0 && data[last] == 0) last--;
+            if (last < levels - 1) last++;
+        }
+        long total = 0;
+        for (int i = first; i <= last; i++) total += Math.Abs(data[i]);
+        Header(o);
+        for (int i = first; i <= last; i++)
+        {
+            Row(o, BucketLabel(i, data.Length), data[i], total);
+        }
+    }
+
+    /// <summary>A distribution bucket's label as its row prints it: its base, "&lt; low" for the
+    /// underflow bucket and "&gt;= top" for the overflow bucket of lquantize and llquantize.</summary>
+    private string BucketLabel(int i, int levels)
+    {
+        string N(long v) => v.ToString(CultureInfo.InvariantCulture);
+        return Kind switch
+        {
+            AggKind.Quantize => N(QuantizeBucketValue(i)),
+            AggKind.Lquantize => i == 0 ? "< " + N(Low) : i == levels - 1 ? ">= " + N(Low + Levels * Step) : N(Low + (i - 1) * Step),
+            _ => i == 0 ? "< " + N(_llqBounds[0]) : i == levels - 1 ? ">= " + N(_llqTop) : N(_llqBounds[i - 1]),
+        };
+    }
+
+    /// <summary>The aggregation for --json (this project's, see Commands/Dtrace.cs): its entries in
+    /// printing order, each with its keys and its value, or for a distribution its non-zero
+    /// buckets by their printed labels.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions JsonOptions =
+        new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public JsonObject ToJson()
+    {
+        var entries = new JsonArray();
+        foreach (var (key, e) in Sorted())
+        {
+            var keys = new JsonArray();
+            foreach (var part in key.Parts) keys.Add(part is long l ? JsonValue.Create(l) : JsonValue.Create((string)part));
+            var entry = new JsonObject { ["keys"] = keys };
+            if (Kind is AggKind.Quantize or AggKind.Lquantize or AggKind.Llquantize)
+            {
+                var data = Normalised(e.Buckets);
+                var buckets = new JsonArray();
+                for (int i = 0; i < data.Length; i++)
+                    if (data[i] != 0) buckets.Add(new JsonObject { ["value"] = BucketLabel(i, data.Length), ["count"] = data[i] });
+                entry["buckets"] = buckets;
+            }
+            else entry["value"] = Printable(e);
+            entries.Add(entry);
+        }
+        return new JsonObject { ["aggregation"] = Name, ["entries"] = entries };
     }
 }

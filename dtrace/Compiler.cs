@@ -14,10 +14,15 @@ internal sealed class Frame
     public string[] ThisStr = [];
 }
 
-/// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name and the notional DIF offset.</summary>
-internal sealed class DRuntimeFault(string what, int difOffset) : Exception(what)
+/// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name, the notional DIF offset,
+/// the fault's DTRACEFLT_ code and the value it concerns (the bad address).</summary>
+internal sealed class DRuntimeFault(string what, int difOffset, int code = DRuntimeFault.DivideByZero, long value = 0) : Exception(what)
 {
+    public const int BadAddress = 1, DivideByZero = 4;
+
     public int DifOffset { get; } = difOffset;
+    public int Code { get; } = code;
+    public long Value { get; } = value;
 }
 
 /// <summary>A typed compiled expression: exactly one of I and S is set.</summary>
@@ -63,15 +68,21 @@ internal sealed class Compiler
     private readonly Consumer _c;
     private readonly Dictionary<string, (DType Type, int Slot)> _globals = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (DType Type, List<DType> Keys, int Slot)> _arrays = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DType Type, int Slot)> _self = new(StringComparer.Ordinal);
     private Dictionary<string, (DType Type, int Slot)> _this = new(StringComparer.Ordinal);
     private int _thisInts, _thisStrs, _dif;
+    private IReadOnlyList<Probe> _probes = [];
+    private Clause? _clause;
 
     public Compiler(Consumer consumer) => _c = consumer;
 
-    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
+    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "walltimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
 
-    public CompiledClause Compile(Clause clause)
+    /// <summary>Compiles a clause for the probes it matched (their argument types type args[N]).</summary>
+    public CompiledClause Compile(Clause clause, IReadOnlyList<Probe> probes)
     {
+        _probes = probes;
+        _clause = clause;
         _this = new(StringComparer.Ordinal);
         _thisInts = _thisStrs = 0;
         Func<Frame, long>? pred = null;
@@ -131,6 +142,25 @@ internal sealed class Compiler
                 _c.RequireAggregation(name, agg);
                 return new(f => c.PrintA(name, format), ActionKind.Record);
             }
+            case Call { Name: "trunc" or "clear" or "normalize" or "denormalize" } call:
+            {
+                string fn = call.Name;
+                int want = fn == "normalize" ? 2 : 1;
+                if (call.Args.Count != want && !(fn == "trunc" && call.Args.Count == 2)) throw Proto(call, fn, call.Args.Count, want);
+                if (call.Args[0] is not AggRef agg)
+                    throw new DCompileError($"{fn}( ) argument #1 is incompatible with prototype:\n\tprototype: aggregation\n\t argument: expression", call.Line, call.Column);
+                _c.RequireAggregation(agg.Name, agg);
+                var n = call.Args.Count == 2 ? IntArg(call, 1) : null;
+                var c = _c;
+                string name = agg.Name;
+                return fn switch
+                {
+                    "trunc" => new(f => c.Trunc(name, n?.Invoke(f)), ActionKind.Record),
+                    "clear" => new(f => c.ClearAggregation(name), ActionKind.Record),
+                    "normalize" => new(f => c.Normalize(name, n!(f)), ActionKind.Record),
+                    _ => new(f => c.Normalize(name, 1), ActionKind.Record),
+                };
+            }
             case Call { Name: "exit" } call:
             {
                 if (call.Args.Count != 1) throw Proto(call, "exit", call.Args.Count, 1);
@@ -159,11 +189,12 @@ internal sealed class Compiler
             if (arg.Type != DType.Int) throw new DCompileError($"{a.Func.Name}( ) argument #{Array.IndexOf(args, arg) + 1} is incompatible with prototype:\n\tprototype: uint64_t\n\t argument: string", a.Line, a.Column);
         AggKind kind = a.Func.Name switch
         {
-            "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg,
-            "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize,
+            "count" => AggKind.Count, "sum" => AggKind.Sum, "min" => AggKind.Min, "max" => AggKind.Max, "avg" => AggKind.Avg, "stddev" => AggKind.Stddev,
+            "quantize" => AggKind.Quantize, "lquantize" => AggKind.Lquantize, "llquantize" => AggKind.Llquantize,
             _ => throw new DCompileError($"{a.Func.Name}( ) may not be used as an aggregating function", a.Func.Line, a.Func.Column),
         };
-        int want = kind switch { AggKind.Count => 0, AggKind.Lquantize => -1, _ => 1 };
+        int want = kind switch { AggKind.Count => 0, AggKind.Lquantize or AggKind.Llquantize => -1, _ => 1 };
+        if (kind == AggKind.Llquantize && args.Length is not (5 or 6)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 5 ? 5 : 6, atLeast: args.Length < 5);
         if (want >= 0 && args.Length != want) throw Proto(a.Func, a.Func.Name, args.Length, want);
         if (kind == AggKind.Lquantize && args.Length is not (4 or 5)) throw Proto(a.Func, a.Func.Name, args.Length, args.Length < 4 ? 4 : 5, atLeast: args.Length < 4);
         long low = 0, high = 0, step = 1;
@@ -176,9 +207,11 @@ internal sealed class Compiler
             if (high <= low) throw new DCompileError("lquantize( ) upper bound must be greater than lower bound", a.Func.Line, a.Func.Column);
             if ((high - low) / step > 10000) throw new DCompileError("lquantize( ) number of levels must be less than 65536", a.Func.Line, a.Func.Column);
         }
-        var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a);
+        long steps = 0;
+        if (kind == AggKind.Llquantize) (low, high, step, steps) = LlquantizeArguments(a.Func);
+        var agg = _c.DeclareAggregation(a.Name, kind, keys.Select(k => k.Type).ToArray(), low, high, step, a, steps);
         var value = args.Length > 0 ? args[0].I! : null;
-        var incr = kind == AggKind.Lquantize && args.Length == 5 ? args[4].I! : null;
+        var incr = kind == AggKind.Lquantize && args.Length == 5 || kind == AggKind.Llquantize && args.Length == 6 ? args[^1].I! : null;
         if (keys.Length == 0)
             return f => agg.Add(Key.Empty, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         return f =>
@@ -187,6 +220,35 @@ internal sealed class Compiler
             for (int i = 0; i < keys.Length; i++) parts[i] = keys[i].Box(f);
             agg.Add(new Key(parts), value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         };
+    }
+
+    /// <summary>llquantize's factor, low and high magnitudes and steps, checked as dt_cc.c checks
+    /// them; returned as (low, high, factor, steps).</summary>
+    private static (long Low, long High, long Factor, long Steps) LlquantizeArguments(Call f)
+    {
+        string[] names = ["factor", "low magnitude", "high magnitude", "linear steps per magnitude"];
+        var v = new long[4];
+        for (int i = 0; i < 4; i++)
+        {
+            if (f.Args[i + 1] is not IntLit lit) throw new DCompileError($"llquantize( ) argument #{i + 1} ({names[i]}) must be an integer constant", f.Line, f.Column);
+            if ((ulong)lit.Value > ushort.MaxValue) throw new DCompileError($"llquantize( ) argument #{i + 1} ({names[i]}) must be an unsigned 16-bit quantity", f.Line, f.Column);
+            v[i] = lit.Value;
+        }
+        long factor = v[0], low = v[1], high = v[2], steps = v[3];
+        if (factor < 2) throw new DCompileError("llquantize( ) factor (argument #1) must be two or more", f.Line, f.Column);
+        if (low >= high) throw new DCompileError("llquantize( ) high magnitude (argument #3) must be greater than low magnitude (argument #2)", f.Line, f.Column);
+        if (steps < factor) throw new DCompileError("llquantize( ) factor (argument #1) must be less than or equal to the number of linear steps per magnitude (argument #4)", f.Line, f.Column);
+        long p = factor;
+        while (p < steps) p *= factor;
+        if (steps % factor != 0 || p % steps != 0)
+            throw new DCompileError("llquantize( ) factor (argument #1) must evenly divide the number of steps per magnitude (argument #4), and the number of steps per magnitude must evenly divide a power of the factor", f.Line, f.Column);
+        ulong order = 1;
+        for (long i = 0; i <= high + 1; i++)
+        {
+            if (order * (ulong)factor > order && order * (ulong)factor / (ulong)factor == order) { order *= (ulong)factor; continue; }
+            throw new DCompileError($"llquantize( ) factor ({factor}) raised to power of high magnitude ({high}) plus 1 overflows 64-bits", f.Line, f.Column);
+        }
+        return (low, high, factor, steps);
     }
 
     internal CExpr Expr(Expr e)
@@ -202,6 +264,24 @@ internal sealed class Compiler
                 int n = slot.Slot;
                 return slot.Type == DType.Int ? CExpr.Int(f => f.ThisInt[n]) : CExpr.Str(f => f.ThisStr[n] ?? "");
             }
+            case SelfVar sv:
+            {
+                if (!_self.TryGetValue(sv.Name, out var slot)) throw new DCompileError($"failed to resolve self->{sv.Name}: Unknown variable name", sv.Line, sv.Column);
+                int n = slot.Slot;
+                var c = _c;
+                return slot.Type == DType.Int ? CExpr.Int(f => c.SelfInt(f.Args.Thread, n)) : CExpr.Str(f => c.SelfStr(f.Args.Thread, n));
+            }
+            case Member m: return MemberExpr(m);
+            case Cast cast: return CastExpr(cast);
+            case Index { Name: "args" } ax: return ArgsExpr(ax);
+            case Index { Name: "tcp_state_string" } ts:
+            {
+                if (ts.Keys.Count != 1) throw new DCompileError($"tcp_state_string[ ] prototype mismatch: {ts.Keys.Count} args passed, 1 expected", ts.Line, ts.Column);
+                var k = Expr(ts.Keys[0]);
+                if (k.Type != DType.Int) throw new DCompileError("tcp_state_string[ ] argument #1 is incompatible with prototype:\n\tprototype: int32_t\n\t argument: string", ts.Line, ts.Column);
+                var g = k.I!;
+                return CExpr.Str(f => DLibrary.TcpStateString(g(f)));
+            }
             case Index ix:
             {
                 if (!_arrays.TryGetValue(ix.Name, out var arr)) throw new DCompileError($"failed to resolve {ix.Name}: Unknown variable name", ix.Line, ix.Column);
@@ -215,6 +295,7 @@ internal sealed class Compiler
             case Call call: return Function(call);
             case Unary u:
             {
+                if (u.Op == T.Amp) throw new DCompileError("operator & may only be applied to a member read by inet_ntoa( ) or inet_ntop( ) here", u.Line, u.Column);
                 var x = Expr(u.Operand);
                 if (x.Type != DType.Int) throw new DCompileError($"operator {Text(u.Op)} requires an operand of arithmetic type", u.Line, u.Column);
                 var g = x.I!;
@@ -283,14 +364,17 @@ internal sealed class Compiler
         switch (n)
         {
             case "timestamp" or "vtimestamp": return CExpr.Int(f => f.Consumer.Now);
+            // The host's clock starts at the epoch (as kstat -T reads it), so wall time is its time.
+            case "walltimestamp": return CExpr.Int(f => f.Consumer.Now);
             case "probeprov": return CExpr.Str(f => f.Probe.Provider);
             case "probemod": return CExpr.Str(f => f.Probe.Module);
             case "probefunc": return CExpr.Str(f => f.Probe.Function);
             case "probename": return CExpr.Str(f => f.Probe.Name);
-            case "zonename": return CExpr.Str(f => f.Probe.Zone);
+            case "zonename": return CExpr.Str(f => f.Args.Zone ?? f.Probe.Zone);
             case "id": return CExpr.Int(f => f.Probe.Id);
             case "cpu": return CExpr.Int(_ => 0);
         }
+        if (DLibrary.Inlines.TryGetValue(n, out long inline)) return CExpr.Int(_ => inline);
         if (_globals.TryGetValue(n, out var g))
         {
             int slot = g.Slot;
@@ -315,9 +399,49 @@ internal sealed class Compiler
                 if (s.Type != DType.Str) throw new DCompileError("strlen( ) argument #1 is incompatible with prototype:\n\tprototype: string\n\t argument: int64_t", call.Line, call.Column);
                 return CExpr.Int(f => s.S!(f).Length);
             }
+            case "stringof":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "stringof", call.Args.Count, 1);
+                var e = Expr(call.Args[0]);
+                if (e.Type == DType.Str) return e;
+                var g = e.I!;
+                return CExpr.Str(f => g(f).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            case "strjoin":
+            {
+                if (call.Args.Count != 2) throw Proto(call, "strjoin", call.Args.Count, 2);
+                var a = StrArg(call, 0);
+                var b = StrArg(call, 1);
+                return CExpr.Str(f => DLibrary.Bound(a(f) + b(f)));
+            }
+            case "substr":
+            {
+                if (call.Args.Count is not (2 or 3)) throw Proto(call, "substr", call.Args.Count, 3);
+                var str = StrArg(call, 0);
+                var index = IntArg(call, 1);
+                var length = call.Args.Count == 3 ? IntArg(call, 2) : null;
+                return CExpr.Str(f => DLibrary.Substr(str(f), index(f), length?.Invoke(f)));
+            }
+            case "lltostr":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "lltostr", call.Args.Count, 1);
+                var v = IntArg(call, 0);
+                return CExpr.Str(f => v(f).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            case "inet_ntoa":
+            {
+                if (call.Args.Count != 1) throw Proto(call, "inet_ntoa", call.Args.Count, 1);
+                return AddressOf(call, call.Args[0], "ipaddr_t *");
+            }
+            case "inet_ntop":
+            {
+                if (call.Args.Count != 2) throw Proto(call, "inet_ntop", call.Args.Count, 2);
+                IntArg(call, 0);
+                return AddressOf(call, call.Args[1], "void *");
+            }
             case "trace" or "printf" or "printa" or "exit":
                 throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
-            case "count" or "sum" or "min" or "max" or "avg" or "quantize" or "lquantize":
+            case "count" or "sum" or "min" or "max" or "avg" or "stddev" or "quantize" or "lquantize" or "llquantize":
                 throw new DCompileError($"{call.Name}( ) may only be used as the value of an aggregation", call.Line, call.Column);
         }
         throw new DCompileError($"failed to resolve {call.Name}: Unknown function name", call.Line, call.Column);
@@ -393,7 +517,7 @@ internal sealed class Compiler
         {
             case Ident id:
             {
-                if (s_builtins.Contains(id.Name) || id.Name.StartsWith("arg", StringComparison.Ordinal) && id.Name.Length == 4 && char.IsAsciiDigit(id.Name[3]))
+                if (s_builtins.Contains(id.Name) || DLibrary.Inlines.ContainsKey(id.Name) || id.Name.StartsWith("arg", StringComparison.Ordinal) && id.Name.Length == 4 && char.IsAsciiDigit(id.Name[3]))
                     throw new DCompileError($"operator {(a.Op == T.Assign ? "=" : "op=")} can only be applied to a writable variable", a.Line, a.Column);
                 if (!_globals.ContainsKey(id.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve {id.Name}: Unknown variable name", id.Line, id.Column);
                 value = Expr(valueExpr);
@@ -415,6 +539,18 @@ internal sealed class Compiler
                 int slot = t.Slot;
                 if (t.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => f.ThisInt[slot] = v(f)); }
                 else { var v = value.S!; return CExpr.Str(f => f.ThisStr[slot] = v(f)); }
+            }
+            case SelfVar sv:
+            {
+                if (!_self.ContainsKey(sv.Name) && a.Op != T.Assign) throw new DCompileError($"failed to resolve self->{sv.Name}: Unknown variable name", sv.Line, sv.Column);
+                value = Expr(valueExpr);
+                if (!_self.TryGetValue(sv.Name, out var t))
+                    _self[sv.Name] = t = (value.Type, value.Type == DType.Int ? _c.NewSelfInt() : _c.NewSelfStr());
+                Check(t.Type, value, a);
+                int slot = t.Slot;
+                var c = _c;
+                if (t.Type == DType.Int) { var v = value.I!; return CExpr.Int(f => c.SetSelfInt(f.Args.Thread, slot, v(f))); }
+                else { var v = value.S!; return CExpr.Str(f => c.SetSelfStr(f.Args.Thread, slot, v(f))); }
             }
             case Index ix:
             {
@@ -444,6 +580,114 @@ internal sealed class Compiler
             }
         }
         throw new DCompileError("operator = can only be applied to a writable variable", a.Line, a.Column);
+    }
+
+    private Func<Frame, string> StrArg(Call call, int i)
+    {
+        var e = Expr(call.Args[i]);
+        if (e.Type != DType.Str) throw new DCompileError($"{call.Name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: string\n\t argument: int64_t", call.Line, call.Column);
+        return e.S!;
+    }
+
+    private Func<Frame, long> IntArg(Call call, int i)
+    {
+        var e = Expr(call.Args[i]);
+        if (e.Type != DType.Int) throw new DCompileError($"{call.Name}( ) argument #{i + 1} is incompatible with prototype:\n\tprototype: int64_t\n\t argument: string", call.Line, call.Column);
+        return e.I!;
+    }
+
+    /// <summary>The probes' common type of args[n], or null when it is untyped (rule 6 of Syntax.cs).</summary>
+    private ProbeType? ArgType(Index ax, out int n)
+    {
+        if (ax.Keys.Count != 1 || ax.Keys[0] is not IntLit { Value: var v })
+            throw new DCompileError("args[ ] index must be an integer constant", ax.Line, ax.Column);
+        if (v < 0 || v >= ProbeArgs.Count) throw new DCompileError($"index {v} is out of range for args[ ]", ax.Line, ax.Column);
+        n = (int)v;
+        ProbeType? type = null;
+        for (int i = 0; i < _probes.Count; i++)
+        {
+            var types = _probes[i].ArgTypes;
+            var t = v < types.Count ? types[(int)v] : null;
+            if (i > 0 && !ReferenceEquals(t, type))
+                throw new DCompileError($"args[ ] may not be referenced because probe description {string.Join(", ", _clause!.Probes.Select(p => p.Text))} matches an unstable set of probes", ax.Line, ax.Column);
+            type = t;
+        }
+        return type;
+    }
+
+    /// <summary>args[N] of an untyped probe: argN.</summary>
+    private CExpr ArgsExpr(Index ax)
+    {
+        var type = ArgType(ax, out int n);
+        if (type != null) throw new DCompileError($"args[{n}] is a pointer to {type.Name}: read a member with ->", ax.Line, ax.Column);
+        return CExpr.Int(f => f.Args[n].Int);
+    }
+
+    private (ProbeMember Member, int Arg) ResolveMember(Member m)
+    {
+        if (m.Target is not Index { Name: "args" } ax) throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
+        var type = ArgType(ax, out int n) ?? throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
+        var member = type.Member(m.Name) ?? throw new DCompileError($"{m.Name} is not a member of {type.Name}", m.Line, m.Column);
+        return (member, n);
+    }
+
+    /// <summary>args[N]->member (rule 6 of Syntax.cs): a NULL argument faults at the member's offset.</summary>
+    private CExpr MemberExpr(Member m)
+    {
+        var (member, n) = ResolveMember(m);
+        int dif = NextDif();
+        long offset = member.Offset;
+        if (member.Int is { } gi)
+            return CExpr.Int(f => f.Args[n].Obj is { } o ? gi(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+        var gs = member.Str!;
+        return CExpr.Str(f => f.Args[n].Obj is { } o ? gs(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+    }
+
+    /// <summary>inet_ntoa(&amp;args[N]->m) and inet_ntop(af, &amp;args[N]->m): the address member as text
+    /// (an ipaddr_t is read as the four bytes it holds in memory).</summary>
+    private CExpr AddressOf(Call call, Expr arg, string prototype)
+    {
+        if (arg is Unary { Op: T.Amp, Operand: Member m })
+        {
+            var (member, _) = ResolveMember(m);
+            var value = MemberExpr(m);
+            if (member.Address) return value;
+            if (member.CType == "ipaddr_t")
+            {
+                var g = value.I!;
+                return CExpr.Str(f =>
+                {
+                    long a = g(f);
+                    return $"{a & 0xFF}.{(a >> 8) & 0xFF}.{(a >> 16) & 0xFF}.{(a >> 24) & 0xFF}";
+                });
+            }
+            throw new DCompileError($"{call.Name}( ) argument #{call.Args.IndexOf(arg) + 1} is incompatible with prototype:\n\tprototype: {prototype}\n\t argument: {member.CType} *", call.Line, call.Column);
+        }
+        throw new DCompileError($"{call.Name}( ) argument #{call.Args.IndexOf(arg) + 1} is incompatible with prototype:\n\tprototype: {prototype}\n\t argument: {(Expr(arg).Type == DType.Str ? "string" : "int64_t")}", call.Line, call.Column);
+    }
+
+    /// <summary>C's conversion to an integer type (rule 7 of Syntax.cs).</summary>
+    private CExpr CastExpr(Cast cast)
+    {
+        var e = Expr(cast.Operand);
+        if (cast.Type == "string")
+        {
+            if (e.Type == DType.Str) return e;
+            throw new DCompileError("invalid cast expression: \"int64_t\" to \"string\"", cast.Line, cast.Column);
+        }
+        if (e.Type != DType.Int) throw new DCompileError($"invalid cast expression: \"string\" to \"{cast.Type}\"", cast.Line, cast.Column);
+        var g = e.I!;
+        return DLibrary.IntegerBits(cast.Type) switch
+        {
+            (8, true) => CExpr.Int(f => (sbyte)g(f)),
+            (8, false) => CExpr.Int(f => (byte)g(f)),
+            (16, true) => CExpr.Int(f => (short)g(f)),
+            (16, false) => CExpr.Int(f => (ushort)g(f)),
+            (32, true) => CExpr.Int(f => (int)g(f)),
+            (32, false) => CExpr.Int(f => (uint)g(f)),
+            (64, _) => e,
+            _ => throw new DCompileError($"invalid type name \"{cast.Type}\"", cast.Line, cast.Column),
+        };
     }
 
     private static void Check(DType want, CExpr value, Assign a)

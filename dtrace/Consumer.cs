@@ -40,6 +40,12 @@ public sealed class Consumer : IProbeConsumer
 
     public bool Quiet { get; set; }
 
+    /// <summary>--json (this project's output mode, Commands/Dtrace.cs): one JSON object a line for
+    /// each record and each aggregation printed, instead of dtrace's text.</summary>
+    public bool Json { get; set; }
+
+    private readonly List<Aggregation> _printedInRecord = [];
+
     /// <summary>Where records and aggregations go (standard output, or -o FILE).</summary>
     public TextWriter Output { get => _out; set => _out = value; }
     public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -60,17 +66,79 @@ public sealed class Consumer : IProbeConsumer
     public int NewGlobalStr() { GlobalStrs.Add(null); return GlobalStrs.Count - 1; }
     public int NewArray() { Arrays.Add([]); return Arrays.Count - 1; }
 
-    internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at)
+    // Thread-local variables (Syntax.cs rule 5): per thread, one slot per self variable.
+    private sealed class SelfVars(int ints, int strs)
+    {
+        public long[] Ints = new long[ints];
+        public string?[] Strs = new string?[strs];
+        public int Set;
+    }
+
+    private static readonly object s_noThread = new();
+    private readonly Dictionary<object, SelfVars> _self = new(ReferenceEqualityComparer.Instance);
+    private int _selfInts, _selfStrs;
+
+    internal int NewSelfInt() => _selfInts++;
+    internal int NewSelfStr() => _selfStrs++;
+
+    internal long SelfInt(object? thread, int slot) =>
+        _self.TryGetValue(thread ?? s_noThread, out var v) && slot < v.Ints.Length ? v.Ints[slot] : 0;
+
+    internal string SelfStr(object? thread, int slot) =>
+        _self.TryGetValue(thread ?? s_noThread, out var v) && slot < v.Strs.Length ? v.Strs[slot] ?? "" : "";
+
+    private SelfVars SelfOf(object? thread)
+    {
+        var key = thread ?? s_noThread;
+        if (!_self.TryGetValue(key, out var v)) _self[key] = v = new SelfVars(_selfInts, _selfStrs);
+        if (v.Ints.Length < _selfInts) Array.Resize(ref v.Ints, _selfInts);
+        if (v.Strs.Length < _selfStrs) Array.Resize(ref v.Strs, _selfStrs);
+        return v;
+    }
+
+    /// <summary>Sets a self variable; 0 frees it, and a thread with none left is forgotten.</summary>
+    internal long SetSelfInt(object? thread, int slot, long value)
+    {
+        if (value == 0 && !_self.ContainsKey(thread ?? s_noThread)) return 0;
+        var v = SelfOf(thread);
+        if ((v.Ints[slot] != 0) != (value != 0)) v.Set += value != 0 ? 1 : -1;
+        v.Ints[slot] = value;
+        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        return value;
+    }
+
+    internal string SetSelfStr(object? thread, int slot, string value)
+    {
+        var v = SelfOf(thread);
+        if ((v.Strs[slot] != null) != (value.Length != 0)) v.Set += value.Length != 0 ? 1 : -1;
+        v.Strs[slot] = value.Length == 0 ? null : value;
+        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        return value;
+    }
+
+    /// <summary>How many threads hold self variables (a test's view that 0 frees them).</summary>
+    internal int ThreadsWithSelfVariables => _self.Count;
+
+    internal Aggregation DeclareAggregation(string name, AggKind kind, DType[] keys, long low, long high, long step, Node at, long steps = 0)
     {
         if (_aggByName.TryGetValue(name, out var agg))
         {
+            if (agg.Kind == AggKind.Llquantize && kind == AggKind.Llquantize)
+            {
+                (string What, long Was, long Now)[] args = [("factor", agg.Step, step), ("low magnitude", agg.Low, low), ("high magnitude", agg.High, high), ("linear steps per magnitude", agg.Steps, steps)];
+                for (int i = 0; i < args.Length; i++)
+                    if (args[i].Was != args[i].Now)
+                        throw new DCompileError($"llquantize( ) {args[i].What} (argument #{i + 1}) doesn't match previous declaration: expected {args[i].Was}, found {args[i].Now}", at.Line, at.Column);
+            }
             if (agg.Kind != kind || agg.Low != low || agg.Step != step)
                 throw new DCompileError($"{name} already has a different aggregating function", at.Line, at.Column);
             if (!agg.KeyTypes.SequenceEqual(keys))
                 throw new DCompileError($"{name}[ ] key types do not match its earlier use", at.Line, at.Column);
             return agg;
         }
-        agg = new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step);
+        agg = kind == AggKind.Llquantize
+            ? new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort, Steps = steps }
+            : new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort };
         _aggs.Add(agg);
         _aggByName[name] = agg;
         return agg;
@@ -81,8 +149,9 @@ public sealed class Consumer : IProbeConsumer
         if (!_aggByName.ContainsKey(name)) throw new DCompileError($"failed to resolve {name}: Unknown variable name", at.Line, at.Column);
     }
 
-    /// <summary>Whether the zone may see the probe: its own, or the dtrace and profile providers'.</summary>
-    public bool Sees(Probe p) => _zone == "global" || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
+    /// <summary>Whether the zone may see the probe: its own, a shared one (whose firings it hears
+    /// only for itself), or the dtrace and profile providers'.</summary>
+    public bool Sees(Probe p) => _zone == "global" || p.Shared || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
 
     /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
     /// profile:::tick-N on demand as the profile provider does.</summary>
@@ -194,7 +263,7 @@ public sealed class Consumer : IProbeConsumer
                 if (m.Count == 0) throw new DCompileError($"probe description {FullName(spec)} does not match any probes", spec.Line, spec.Column);
                 foreach (var p in m) if (!probes.Contains(p)) probes.Add(p);
             }
-            var compiled = _compiler.Compile(clause);
+            var compiled = _compiler.Compile(clause, probes);
             foreach (var p in probes)
             {
                 if (!_byProbe.TryGetValue(p, out var list)) _byProbe[p] = list = [];
@@ -226,6 +295,7 @@ public sealed class Consumer : IProbeConsumer
     public void Fired(Probe probe, in ProbeArgs args)
     {
         if (_stopped) return;
+        if (probe.Shared && _zone != "global" && args.Zone != _zone) return;
         if (_byProbe.TryGetValue(probe, out var ecbs)) Run(ecbs, probe, args);
     }
 
@@ -247,7 +317,7 @@ public sealed class Consumer : IProbeConsumer
             try
             {
                 if (clause.Predicate != null && clause.Predicate(f) == 0) continue;
-                if (!Quiet && clause.Records)
+                if (!Quiet && !Json && clause.Records)
                 {
                     if (!_headerDone)
                     {
@@ -256,15 +326,23 @@ public sealed class Consumer : IProbeConsumer
                     }
                     _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
                 }
+                _printedInRecord.Clear();
                 for (action = 0; action < clause.Statements.Length; action++) clause.Statements[action].Run(f);
-                if (!Quiet && clause.Records) _record.Append('\n');
-                _out.Write(_record.ToString());
+                if (Json)
+                {
+                    if (clause.Records) WriteJsonRecord(ecb.Epid, probe);
+                }
+                else
+                {
+                    if (!Quiet && clause.Records) _record.Append('\n');
+                    _out.Write(_record.ToString());
+                }
             }
             catch (DRuntimeFault fault)
             {
                 string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
                 _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
-                FireError(ecb.Epid, action + 1, fault.DifOffset);
+                FireError(ecb.Epid, action + 1, fault);
                 f.Probe = probe;
                 f.Args = args;
             }
@@ -276,27 +354,42 @@ public sealed class Consumer : IProbeConsumer
     }
 
     /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
-    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_DIVZERO, 4). A fault inside an
-    /// ERROR clause does not fire ERROR again.</summary>
-    private void FireError(int epid, int action, int difOffset)
+    /// the predicate), arg3 the DIF offset, arg4 the fault (DTRACEFLT_BADADDR 1, DTRACEFLT_DIVZERO
+    /// 4), arg5 the bad address. A fault inside an ERROR clause does not fire ERROR again.</summary>
+    private void FireError(int epid, int action, DRuntimeFault fault)
     {
-        const int DivideByZero = 4;
         if (_inError || !_byProbe.TryGetValue(_registry.Error, out var ecbs)) return;
         _inError = true;
-        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, difOffset, DivideByZero)); }
+        try { Run(ecbs, _registry.Error, new ProbeArgs(0, epid, action, fault.DifOffset, fault.Code, fault.Value)); }
         finally { _inError = false; }
     }
 
     private bool _inError;
 
+    private void WriteJsonRecord(int epid, Probe probe)
+    {
+        var o = new System.Text.Json.Nodes.JsonObject
+        {
+            ["cpu"] = 0, ["epid"] = epid, ["id"] = probe.Id, ["probe"] = probe.FullName, ["output"] = _record.ToString(),
+        };
+        _out.Write(o.ToJsonString(Aggregation.JsonOptions) + "\n");
+        foreach (var agg in _printedInRecord) _out.Write(agg.ToJson().ToJsonString(Aggregation.JsonOptions) + "\n");
+    }
+
     // Actions, called by compiled statements.
-    public void TraceInt(long v) => _record.Append(Quiet ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));
-    public void TraceStr(string s) => _record.Append(Quiet ? s : "  " + s.PadRight(33));
+    public void TraceInt(long v) => _record.Append(Quiet || Json ? v.ToString(CultureInfo.InvariantCulture) : " " + v.ToString(CultureInfo.InvariantCulture).PadLeft(16));
+    public void TraceStr(string s) => _record.Append(Quiet || Json ? s : "  " + s.PadRight(33));
     public void Print(string s) => _record.Append(s);
 
     internal void PrintA(string name, DFormat? format)
     {
         var agg = _aggByName[name];
+        if (Json && format == null)
+        {
+            _printedInRecord.Add(agg);
+            agg.Printed = true;
+            return;
+        }
         if (format == null)
         {
             _record.Append('\n');
@@ -305,6 +398,28 @@ public sealed class Consumer : IProbeConsumer
         else agg.Print(_record, format);
         agg.Printed = true;
     }
+
+    internal void Trunc(string name, long? keep) => _aggByName[name].Trunc(keep);
+    internal void ClearAggregation(string name) => _aggByName[name].Clear();
+
+    /// <summary>normalize(@a, n); a factor of zero or less is dtrace's "illegal operation" fault.</summary>
+    internal void Normalize(string name, long normal)
+    {
+        if (normal <= 0) throw new DRuntimeFault("illegal operation", 0, IllegalOperation);
+        _aggByName[name].Normal = normal;
+    }
+
+    private const int IllegalOperation = 3; // DTRACEFLT_ILLOP
+
+    /// <summary>How aggregations sort when printed (-x aggsortkey and friends).</summary>
+    public void SetSort(bool byKey, bool reverse, int keyPos)
+    {
+        _sort.ByKey = byKey;
+        _sort.Reverse = reverse;
+        _sort.KeyPos = keyPos;
+    }
+
+    private readonly AggSort _sort = new();
 
     public void Exit(long status)
     {
@@ -326,11 +441,15 @@ public sealed class Consumer : IProbeConsumer
         foreach (var p in _byProbe.Keys) p.Detach(this);
         foreach (var t in _timers) t.Cancel();
         foreach (var t in _ticks) _registry.Remove(t);
-        if (interrupted && !wasStopped) _out.Write("\n");
+        if (interrupted && !wasStopped && !Json) _out.Write("\n");
         if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);
-        var o = new StringBuilder("\n");
+        var o = new StringBuilder(Json ? "" : "\n");
         foreach (var agg in _aggs)
-            if (!agg.Printed) agg.Print(o);
+            if (!agg.Printed)
+            {
+                if (Json) o.Append(agg.ToJson().ToJsonString(Aggregation.JsonOptions)).Append('\n');
+                else agg.Print(o);
+            }
         _out.Write(o.ToString());
         _out.Flush();
     }
@@ -343,6 +462,21 @@ public sealed class Consumer : IProbeConsumer
 
     /// <summary>Enables every clause of a parsed program; returns how many probes it matched.</summary>
     public int Enable(DProgram program) => Enable(program.Clauses);
+
+    /// <summary>The probes an option's partial description matches: -P provider, -m [provider:]module,
+    /// -f [[provider:]module:]function (last: the field the description ends at, 0 to 2).</summary>
+    public List<Probe> Matching(string description, int last)
+    {
+        var parts = description.Split(':');
+        if (parts.Length > last + 1) throw new DCompileError($"invalid probe description \"{description}\": Overspecified probe description", 1, 1);
+        var f = new string[4] { "", "", "", "" };
+        for (int i = 0; i < parts.Length; i++) f[last + 1 - parts.Length + i] = parts[i];
+        var found = new List<Probe>();
+        foreach (var p in _registry.All)
+            if (Sees(p) && Glob(p.Provider, f[0]) && Glob(p.Module, f[1]) && Glob(p.Function, f[2]))
+                found.Add(p);
+        return found;
+    }
 
     /// <summary>The probes a program's descriptions match (dtrace -l -n), each once.</summary>
     public List<Probe> Matching(DProgram program)

@@ -6,7 +6,8 @@ namespace SmartOS.Dtrace;
 /// <summary>
 /// printf/printa formats as dt_printf.c reads them: flags (-+ 0#), width, precision, length
 /// modifiers (h, l, ll, which only check here since every integer is 64 bits) and the conversions
-/// d i u x X o c s %; printa's %@ takes the aggregation's value. Types are checked when the clause
+/// d i u x X o c s Y %; printa's %@ takes the aggregation's value. %Y prints nanoseconds since the
+/// epoch (walltimestamp) as dt_printf.c's pfprint_time does: "2026 Dec  2 22:59:00". Types are checked when the clause
 /// is compiled, with dtrace's wording.
 /// </summary>
 internal sealed class DFormat
@@ -47,7 +48,7 @@ internal sealed class DFormat
             if (i >= fmt.Length) throw new DCompileError($"{func}( ) format conversion #{f.Conversions + 1} is incomplete", line, column);
             char kind = fmt[i++];
             string text = fmt[start..i];
-            if ("diuxXocs".IndexOf(kind) < 0)
+            if ("diuxXocsY".IndexOf(kind) < 0)
                 throw new DCompileError($"{func}( ) format conversion #{f.Conversions + 1} is undefined: %{kind}", line, column);
             if (lit.Length > 0) { f._parts.Add(lit.ToString()); lit.Clear(); }
             f.Conversions++;
@@ -99,7 +100,15 @@ internal sealed class DFormat
         bool left = c.Flags.Contains('-');
         bool zero = c.Flags.Contains('0') && !left;
         string sign = "";
-        if (c.Kind == 's')
+        if (c.Kind == 'Y')
+        {
+            // dt_printf.c's pfprint_time: strftime's "%Y %b %e %T" of nanoseconds since the epoch.
+            var t = DateTime.UnixEpoch.AddTicks((value is long ns ? ns : 0) / 100);
+            body = t.ToString("yyyy MMM ", CultureInfo.InvariantCulture) + t.Day.ToString(CultureInfo.InvariantCulture).PadLeft(2)
+                + t.ToString(" HH:mm:ss", CultureInfo.InvariantCulture);
+            zero = false;
+        }
+        else if (c.Kind == 's')
         {
             body = value as string ?? Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
             if (c.Precision >= 0 && body.Length > c.Precision) body = body[..c.Precision];

@@ -6,6 +6,9 @@ internal sealed record IntLit(long Value, int Line, int Column) : Expr(Line, Col
 internal sealed record StrLit(string Value, int Line, int Column) : Expr(Line, Column);
 internal sealed record Ident(string Name, int Line, int Column) : Expr(Line, Column);
 internal sealed record ThisVar(string Name, int Line, int Column) : Expr(Line, Column);
+internal sealed record SelfVar(string Name, int Line, int Column) : Expr(Line, Column);
+internal sealed record Member(Expr Target, string Name, int Line, int Column) : Expr(Line, Column);
+internal sealed record Cast(string Type, Expr Operand, int Line, int Column) : Expr(Line, Column);
 internal sealed record Index(string Name, List<Expr> Keys, int Line, int Column) : Expr(Line, Column);
 internal sealed record Call(string Name, List<Expr> Args, int Line, int Column) : Expr(Line, Column);
 internal sealed record AggRef(string Name, int Line, int Column) : Expr(Line, Column);
@@ -131,7 +134,7 @@ internal sealed class Parser
         if (_tok.Kind is T.Assign or T.PlusEq or T.MinusEq or T.StarEq or T.SlashEq or T.PercentEq or T.AmpEq or T.PipeEq or T.CaretEq or T.ShlEq or T.ShrEq)
         {
             var op = _tok;
-            if (left is not (Ident or ThisVar or Index)) throw new DCompileError($"operator {op.Text} can only be applied to a writable variable", op.Line, op.Column);
+            if (left is not (Ident or ThisVar or SelfVar or Index)) throw new DCompileError($"operator {op.Text} can only be applied to a writable variable", op.Line, op.Column);
             Advance();
             var right = Assignment();
             return new Assign(op.Kind, left, right, op.Line, op.Column);
@@ -176,9 +179,16 @@ internal sealed class Parser
         var t = _tok;
         switch (t.Kind)
         {
-            case T.Bang or T.Tilde or T.Minus or T.Plus:
+            case T.Bang or T.Tilde or T.Minus or T.Plus or T.Amp:
                 Advance();
                 return new Unary(t.Kind, UnaryExpr(), t.Line, t.Column);
+            case T.LParen when _lex.PeekTypeName(out string type):
+            {
+                // A cast: "(" type-name ")" unary-expression (dt_grammar.y's cast_expression).
+                _lex.SkipTypeName();
+                Advance();
+                return new Cast(type, UnaryExpr(), t.Line, t.Column);
+            }
             case T.Inc or T.Dec:
                 Advance();
                 return new IncDec(t.Kind, true, UnaryExpr(), t.Line, t.Column);
@@ -196,6 +206,13 @@ internal sealed class Parser
                 var t = _tok;
                 Advance();
                 e = new IncDec(t.Kind, false, e, t.Line, t.Column);
+            }
+            else if (_tok.Kind == T.Arrow)
+            {
+                var t = _tok;
+                Advance();
+                var name = Expect(T.Ident);
+                e = new Member(e, name.Text, t.Line, t.Column);
             }
             else return e;
         }
@@ -229,7 +246,11 @@ internal sealed class Parser
                     return new ThisVar(name.Text, t.Line, t.Column);
                 }
                 if (t.Text == "self" && _tok.Kind == T.Arrow)
-                    throw new DCompileError("thread-local variables (self->) are not supported yet", t.Line, t.Column);
+                {
+                    Advance();
+                    var name = Expect(T.Ident);
+                    return new SelfVar(name.Text, t.Line, t.Column);
+                }
                 if (_tok.Kind == T.LParen)
                 {
                     Advance();

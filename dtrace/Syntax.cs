@@ -19,8 +19,16 @@
  *   4. A run-time fault (division by zero) ends the clause for that firing, reports dtrace's
  *      "error on enabled probe ID" line and tracing goes on.
  *
- * Not done yet: thread-local self->, casts and C types, string functions, stddev/llquantize,
- * trunc/clear/normalize, speculations, -x options other than quiet, JSON output.
+ *   5. Thread-local variables (self->x) belong to the firing's thread (ProbeArgs.Thread): the TCP
+ *      connection a tcp probe fires for, the UDP socket of a delivered datagram, else the zone's
+ *      stack for ip probes; BEGIN, END, tick and probes without a thread share one. Like a global,
+ *      a self variable takes the type of its first assignment; unset, it reads 0 or "", and
+ *      assigning 0 frees it, as D's dynamic variables are freed.
+ *   6. args[N]->member reads a typed argument (kernel/Trace/ProbeTypes.cs); the probes a clause
+ *      matches must agree on args[N]'s type. A NULL argument read faults with "invalid address".
+ *   7. Casts to C integer types truncate and sign-extend as C does: (uint8_t)300 is 44, (char)200 is -56.
+ *
+ * Not done yet: speculations, printa of several aggregations and -x aggsortpos.
  */
 using System.Globalization;
 using System.Text;
@@ -89,6 +97,36 @@ internal sealed class Lexer(string src)
             return new Token(T.PSpec, src[start.._pos], 0, _line, col);
         }
         return Next();
+    }
+
+    private static readonly HashSet<string> s_typeWords = ["char", "short", "int", "long", "signed", "unsigned",
+        "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "intptr_t", "uintptr_t",
+        "size_t", "ssize_t", "string"];
+
+    /// <summary>After a "(": whether a type name and ")" follow (a cast), and the name normalised
+    /// ("unsigned long long"); the lexer does not move.</summary>
+    public bool PeekTypeName(out string type)
+    {
+        int pos = _pos;
+        var words = new List<string>();
+        while (true)
+        {
+            while (pos < src.Length && char.IsWhiteSpace(src[pos]) && src[pos] != '\n') pos++;
+            int start = pos;
+            while (pos < src.Length && (char.IsAsciiLetterOrDigit(src[pos]) || src[pos] == '_')) pos++;
+            string w = src[start..pos];
+            if (w.Length == 0 || !s_typeWords.Contains(w)) break;
+            words.Add(w);
+        }
+        type = string.Join(' ', words);
+        return words.Count > 0 && pos < src.Length && src[pos] == ')';
+    }
+
+    /// <summary>Moves past the type name and ")" that PeekTypeName found.</summary>
+    public void SkipTypeName()
+    {
+        while (src[_pos] != ')') _pos++;
+        _pos++;
     }
 
     public Token Next()

@@ -76,6 +76,7 @@ public sealed partial class IpStack
         var src = ip.Source;
         var dst = ip.Destination;
         Counters.ipInDelivers++;
+        if (_probes.IpReceive.Enabled) FireIp(_probes.IpReceive, p.Data, v6: false, ifc);
         if (ip.Protocol == IpProtocol.Icmp)
         {
             _deliveredHeaderLength = ihl;
@@ -200,6 +201,7 @@ public sealed partial class IpStack
             p.Free();
             return false;
         }
+        if (_probes.IpSend.Enabled) FireIp(_probes.IpSend, p.Data, v6: false, ifc);
         if (p.Length > ifc.Mtu)
         {
             if (dontFragment)

@@ -155,6 +155,7 @@ public sealed partial class IpStack
             offset += ext.Length;
         }
         Counters6.ipv6InDelivers++;
+        if (_probes.IpReceive.Enabled) FireIp(_probes.IpReceive, p.Data, v6: true, ifc);
         _deliveredHeaderLength = offset;
         if (next == IpProtocol.Icmpv6)
         {
@@ -249,6 +250,7 @@ public sealed partial class IpStack
             p.Free();
             return false;
         }
+        if (_probes.IpSend.Enabled) FireIp(_probes.IpSend, p.Data, v6: true, ifc);
         int mtu = ifc.Mtu;
         if (_pmtu.TryGetValue(dst, out var learned) && learned.Expires > Scheduler.Now && learned.Mtu < mtu)
             mtu = Math.Max(MinimumMtuV6, learned.Mtu);

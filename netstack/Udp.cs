@@ -102,6 +102,7 @@ internal sealed class UdpLayer : ITransport
             return;
         }
         packet.TrySetLength(length);
+        if (_stack.Probes.UdpReceive.Enabled) _stack.FireUdp(_stack.Probes.UdpReceive, packet.Data, source, destination, best);
         packet.TrimFront(UdpView.HeaderLength);
         if (!best.Enqueue(packet, new IpEndpoint(source, sport)))
         {
@@ -123,7 +124,8 @@ internal sealed class UdpLayer : ITransport
     }
 
     /// <summary>Builds the UDP header (checksum over the pseudo-header) in front of the payload already in place and sends.</summary>
-    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment)
+    /// <param name="socket">The sending socket, for udp:::send's udpsinfo_t (null: the stack's own, DHCP).</param>
+    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null)
     {
         if (!p.TryPrepend(UdpRepr.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
         if (!new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port }.TryEmit(p.Data, from.Address, to.Address))
@@ -133,6 +135,7 @@ internal sealed class UdpLayer : ITransport
             return NetError.MessageTooLong;
         }
         _stack.UdpStats.udpOutDatagrams++;
+        if (_stack.Probes.UdpSend.Enabled) _stack.FireUdp(_stack.Probes.UdpSend, p.Data, from.Address, to.Address, socket);
         bool ok = to.Address.IsV4
             ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)
             : _stack.SendV6(p, from.Address, to.Address, IpProtocol.Udp, ttl, via);
@@ -243,7 +246,7 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
         var p = _stack.Pool.Rent(data.Length);
         if (p == null) return NetError.NoBufferSpace;
         data.CopyTo(p.Data);
-        return _stack.Udp.Send(p, new IpEndpoint(src, Local.Port), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment);
+        return _stack.Udp.Send(p, new IpEndpoint(src, Local.Port), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
     }
 
     public NetError Send(ReadOnlySpan<byte> data)

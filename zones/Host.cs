@@ -152,7 +152,7 @@ public sealed class Host
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;
         NicTags = new NicTagTable(Mac);
-        Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats);
+        Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));

@@ -1,3 +1,4 @@
+using SmartOS.Kernel.Trace;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Netstack;
@@ -15,7 +16,15 @@ public sealed class IpZoneNetwork : IZoneNetwork
     private readonly KstatRegistry _kstats;
     private int _nextInstance = 1;
 
-    public IpZoneNetwork(KstatRegistry kstats) { _kstats = kstats; }
+    private readonly NetProbes _probes;
+
+    /// <param name="probes">The host's probe registry: a zone's stack fires the host's ip, tcp and
+    /// udp probes (netstack/NetProbes.cs) naming the zone.</param>
+    public IpZoneNetwork(KstatRegistry kstats, ProbeRegistry? probes = null)
+    {
+        _kstats = kstats;
+        _probes = probes == null ? NetProbes.None : NetProbes.For(probes);
+    }
 
     public bool TryStart(ZoneNetworkPlan plan, out IZoneStack? stack, out string? error)
     {
@@ -35,6 +44,7 @@ public sealed class IpZoneNetwork : IZoneNetwork
         // charged before they exist, and a refusal is ENOBUFS in that zone only.
         var ip = new IpStack(plan.Zone, plan.Scheduler, plan.Pool, plan.Random, _kstats, _nextInstance++,
             tcpMemory: new ZoneTcpMemory(plan.Memory));
+        ip.Probes = _probes;
         error = Configure(ip, plan, out Task up, out Task<IReadOnlyList<string>> addressesUp);
         if (error != null)
         {

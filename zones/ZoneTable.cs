@@ -31,7 +31,7 @@ public sealed class ZoneTable
     internal ZoneTable(Host host)
     {
         _host = host;
-        Network = new IpZoneNetwork(host.Kstats);
+        Network = new IpZoneNetwork(host.Kstats, host.Mac.Probes);
     }
 
     /// <summary>The IP stack factory joyent zones boot with (IpZoneNetwork: the project's own stack).</summary>

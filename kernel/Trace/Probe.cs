@@ -17,19 +17,32 @@
  *      they are read through the owner when a consumer asks, never copied at creation.
  *   3. Consumers run on the kernel loop, inside the firing site: they must not throw, and they must
  *      not re-enter the datapath that fired them.
+ *   4. Typed arguments: a provider describes what args[N] points to as a ProbeType (ProbeTypes.cs,
+ *      illumos's translated stable structures such as ipinfo_t) and passes an object it owns and
+ *      refills before each firing, so firing allocates nothing; a member is read only when a
+ *      consumer's clause asks for it (a string member, an address, is formatted then).
+ *   5. A shared probe (the ip, tcp and udp providers) is one probe for every zone's stack, as on
+ *      illumos; each firing names its zone (ProbeArgs.Zone), and a zone's consumer hears only its own.
  *
- * Not done yet: probes of the IP stacks, zones and the VMM; argument types (args[] translators).
+ * Not done yet: probes of zones and the VMM.
  */
 namespace SmartOS.Kernel.Trace;
 
-/// <summary>One argument of a firing: an integer, or a string (the probe's link name, say).</summary>
+/// <summary>One argument of a firing: an integer, a string (the probe's link name, say), or an
+/// object the provider fills before firing and its probe's ArgTypes describe (rule 4).</summary>
 public readonly struct ProbeArg
 {
     public readonly long Int;
-    public readonly string? Str;
+    public readonly object? Obj;
 
-    public ProbeArg(long value) { Int = value; Str = null; }
-    public ProbeArg(string value) { Int = 0; Str = value; }
+    public ProbeArg(long value) { Int = value; Obj = null; }
+    public ProbeArg(string value) { Int = 0; Obj = value; }
+    private ProbeArg(object? o, long value) { Int = value; Obj = o; }
+
+    public string? Str => Obj as string;
+
+    /// <summary>A typed argument (a pointer in D): null is D's NULL, a fault when read.</summary>
+    public static ProbeArg Of(object? o) => new(o, 0);
 
     public static implicit operator ProbeArg(long value) => new(value);
     public static implicit operator ProbeArg(string value) => new(value);
@@ -41,19 +54,27 @@ public interface IProbeConsumer
     void Fired(Probe probe, in ProbeArgs args);
 }
 
-/// <summary>The arguments of one firing, arg0..arg4 (unused ones are 0).</summary>
+/// <summary>The arguments of one firing, arg0..arg5 (unused ones are 0), with the zone and the
+/// thread it happens for when the probe is shared by zones (rule 5).</summary>
 public readonly struct ProbeArgs
 {
-    public readonly ProbeArg A0, A1, A2, A3, A4;
+    public readonly ProbeArg A0, A1, A2, A3, A4, A5;
 
-    public ProbeArgs(ProbeArg a0 = default, ProbeArg a1 = default, ProbeArg a2 = default, ProbeArg a3 = default, ProbeArg a4 = default)
+    public ProbeArgs(ProbeArg a0 = default, ProbeArg a1 = default, ProbeArg a2 = default, ProbeArg a3 = default, ProbeArg a4 = default, ProbeArg a5 = default)
     {
-        A0 = a0; A1 = a1; A2 = a2; A3 = a3; A4 = a4;
+        A0 = a0; A1 = a1; A2 = a2; A3 = a3; A4 = a4; A5 = a5;
     }
 
-    public const int Count = 5;
+    public const int Count = 6;
 
-    public ProbeArg this[int i] => i switch { 0 => A0, 1 => A1, 2 => A2, 3 => A3, 4 => A4, _ => default };
+    public ProbeArg this[int i] => i switch { 0 => A0, 1 => A1, 2 => A2, 3 => A3, 4 => A4, 5 => A5, _ => default };
+
+    /// <summary>The zone the firing belongs to (a shared probe's); null: the probe's own zone.</summary>
+    public string? Zone { get; init; }
+
+    /// <summary>What D's self-> variables belong to: the connection or socket the probe fires for,
+    /// else the zone's stack; null: no thread (the consumer's own, as for BEGIN and END).</summary>
+    public object? Thread { get; init; }
 }
 
 /// <summary>One probe site (rules 1, 2).</summary>
@@ -66,7 +87,7 @@ public sealed class Probe
     /// <summary>Whether a consumer is attached: the one branch a site pays when it is not (rule 1).</summary>
     public bool Enabled;
 
-    internal Probe(int id, string provider, Func<string> module, string function, string name, Func<string> zone)
+    internal Probe(int id, string provider, Func<string> module, string function, string name, Func<string> zone, ProbeType?[]? argTypes, bool shared)
     {
         Id = id;
         Provider = provider;
@@ -74,7 +95,15 @@ public sealed class Probe
         Function = function;
         Name = name;
         _zone = zone;
+        ArgTypes = argTypes ?? [];
+        Shared = shared;
     }
+
+    /// <summary>What args[N] points to for each N (rule 4); null or past the end: an untyped argN.</summary>
+    public IReadOnlyList<ProbeType?> ArgTypes { get; }
+
+    /// <summary>Whether every zone's stack fires this probe, each firing naming its zone (rule 5).</summary>
+    public bool Shared { get; }
 
     public int Id { get; }
     public string Provider { get; }
@@ -137,7 +166,15 @@ public sealed class ProbeRegistry
 
     public Probe Add(string provider, Func<string> module, string function, string name, Func<string> zone)
     {
-        var p = new Probe(_nextId++, provider, module, function, name, zone);
+        var p = new Probe(_nextId++, provider, module, function, name, zone, null, shared: false);
+        _probes.Add(p);
+        return p;
+    }
+
+    /// <summary>Adds a probe every zone's stack fires (rule 5), with typed arguments (rule 4).</summary>
+    public Probe AddShared(string provider, string module, string function, string name, params ProbeType?[] argTypes)
+    {
+        var p = new Probe(_nextId++, provider, () => module, function, name, static () => "global", argTypes, shared: true);
         _probes.Add(p);
         return p;
     }

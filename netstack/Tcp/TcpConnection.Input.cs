@@ -144,7 +144,11 @@ internal sealed partial class TcpConnection
         }
         if (rst)
         {
-            if (ack) Drop(TcpError.ECONNREFUSED);
+            if (ack)
+            {
+                FireConnectRefused();
+                Drop(TcpError.ECONNREFUSED);
+            }
             return;
         }
         if (!syn) return;

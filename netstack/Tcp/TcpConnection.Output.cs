@@ -213,7 +213,7 @@ internal sealed partial class TcpConnection
             repr.TryEmit(p.Data, out _);
             if (isRetransmit) { _stats.RetransSegs++; Retransmits++; }
             _lastAckSent = _rcvNxt;
-            _tcp.Transmit(p, Key.Local, Key.Remote);
+            _tcp.Transmit(p, Key.Local, Key.Remote, this);
         }
         _sndNxt = _iss + 1;
         if (Seq.Gt(_sndNxt, _sndMax)) _sndMax = _sndNxt;
@@ -269,7 +269,7 @@ internal sealed partial class TcpConnection
         _delAckTimer.Cancel();
         _lastAckSent = _rcvNxt;
         if (isRetransmit) { _stats.RetransSegs++; Retransmits++; }
-        _tcp.Transmit(p, Key.Local, Key.Remote);
+        _tcp.Transmit(p, Key.Local, Key.Remote, this);
         return true;
     }
 

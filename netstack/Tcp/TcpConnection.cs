@@ -27,7 +27,6 @@ internal sealed partial class TcpConnection
     private TimerMode _timerMode;
 
     public readonly TcpKey Key;
-    public TcpState State;
     public TcpListener? Listener;
     public LinkedListNode<TcpConnection>? ListenerNode;
     public TcpSocket? Socket;
@@ -196,6 +195,10 @@ internal sealed partial class TcpConnection
         _sndWl1 = syn.Seq;
         _sndWl2 = _iss;
         NegotiateFromSyn(ref syn);
+        // The connection is the listener's child: its state-change probe reports LISTEN before
+        // SYN_RECEIVED, as illumos's eager tcp_t does.
+        _state = TcpState.Listen;
+        _passive = true;
         State = TcpState.SynReceived;
         _stats.PassiveOpens++;
         SendSyn();
@@ -230,7 +233,9 @@ internal sealed partial class TcpConnection
             Drop(TcpError.ENOBUFS);
             return false;
         }
+        var was = State;
         State = _finQueued ? TcpState.FinWait1 : TcpState.Established;
+        FireEstablished(was);
         _stats.CurrEstab++;
         _retries = 0;
         _backoff = 0;

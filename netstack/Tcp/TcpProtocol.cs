@@ -89,7 +89,7 @@ internal readonly struct TcpKey : IEquatable<TcpKey>
 }
 
 /// <summary>TCP for one IP stack (see the theory statement at the top of this file).</summary>
-public sealed class TcpProtocol : ITransport, ISocketLister
+public sealed partial class TcpProtocol : ITransport, ISocketLister
 {
     private readonly Dictionary<TcpKey, TcpConnection> _connections = [];
     private readonly Dictionary<(IpAddress Address, ushort Port), TcpListener> _listeners = [];
@@ -209,7 +209,12 @@ public sealed class TcpProtocol : ITransport, ISocketLister
         }
         var payload = view.Payload;
         var key = new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort);
-        if (_connections.TryGetValue(key, out var conn))
+        _connections.TryGetValue(key, out var conn);
+        if (ReceiveProbed)
+        {
+            FireSegmentIfEnabled(Probes.TcpReceive, segment, source, destination, conn);
+        }
+        if (conn != null)
         {
             // RFC 9293 3.6.1 / RFC 6191: a new SYN beyond a TIME_WAIT connection's sequence space
             // (or with a newer timestamp) ends TIME_WAIT and opens a new incarnation.
@@ -333,18 +338,21 @@ public sealed class TcpProtocol : ITransport, ISocketLister
         else
         {
             uint len = (uint)payloadLength + ((seg.Flags & TcpFlags.Syn) != 0 ? 1u : 0) + ((seg.Flags & TcpFlags.Fin) != 0 ? 1u : 0);
-            SendControl(destination, seg.DestinationPort, source, seg.SourcePort, 0, seg.Seq + len, TcpFlags.Rst | TcpFlags.Ack);
+            SendControl(destination, seg.DestinationPort, source, seg.SourcePort, 0, seg.Seq + len, TcpFlags.Rst | TcpFlags.Ack,
+                refusesSyn: (seg.Flags & TcpFlags.Syn) != 0);
         }
     }
 
     /// <summary>Sends a bare control segment (RST) that belongs to no connection.</summary>
-    internal void SendControl(IpAddress local, ushort localPort, IpAddress remote, ushort remotePort, uint seq, uint ack, TcpFlags flags)
+    /// <param name="refusesSyn">The RST answers a SYN to a closed port: fires tcp:::accept-refused.</param>
+    internal void SendControl(IpAddress local, ushort localPort, IpAddress remote, ushort remotePort, uint seq, uint ack, TcpFlags flags, bool refusesSyn = false)
     {
         var repr = new TcpRepr { SourcePort = localPort, DestinationPort = remotePort, Seq = seq, Ack = ack, Flags = flags };
         var p = RentSegment(repr.HeaderLength);
         if (p == null) return;
         repr.TryEmit(p.Data, out _);
         if ((flags & TcpFlags.Rst) != 0) Stats.OutRsts++;
+        if (refusesSyn && Probes.TcpAcceptRefused.Enabled) FireSegment(Probes.TcpAcceptRefused, p.Data, local, remote, null);
         Transmit(p, local, remote);
     }
 
@@ -361,9 +369,13 @@ public sealed class TcpProtocol : ITransport, ISocketLister
 
     /// <summary>Fills the checksum (or leaves it pending for the MAC layer) and hands the segment to
     /// the IP layer.</summary>
-    internal void Transmit(Packet p, IpAddress local, IpAddress remote)
+    internal void Transmit(Packet p, IpAddress local, IpAddress remote, TcpConnection? conn = null)
     {
         TcpView.TryCreate(p.Data, out var view);
+        if (Probes.TcpSend.Enabled) FireSegment(Probes.TcpSend, p.Data, local, remote, conn);
+        // An active open's SYN (not SYN-ACK) is also a connection request.
+        if (Probes.TcpConnectRequest.Enabled && conn != null && view.Flags == TcpFlags.Syn)
+            FireSegment(Probes.TcpConnectRequest, p.Data, local, remote, conn);
         if (Ip.ChecksumOffload)
         {
             view.FillPseudoHeaderSum(local, remote);

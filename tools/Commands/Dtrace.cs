@@ -11,11 +11,21 @@ namespace SmartOS.Cli.Commands;
 /// probe specifier" for -n, "failed to compile script FILE: line N:" for -s) and exit 1.</item>
 /// <item>Without -q (or -x quiet), "description '...' matched N probes" goes to standard error and
 /// each record is prefixed with the CPU, probe ID and FUNCTION:NAME columns.</item>
-/// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n or -P names.</item>
+/// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n, -P provider,
+/// -m [provider:]module or -f [[provider:]module:]function name (globs as in descriptions).</item>
+/// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does;
+/// the buffer and rate options (switchrate, aggrate, bufsize, ...) are refused, since records are
+/// consumed as probes fire.</item>
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
 /// <item>Options dtrace has but this one does not honour yet are refused, never ignored.</item>
+/// <item>--json is this project's (illumos dtrace has no JSON output): each record is one line
+/// {"cpu":0,"epid":E,"id":P,"probe":"prov:mod:func:name","output":"TEXT"}, TEXT as -q prints the
+/// record's trace/printf/printa-with-format output; each aggregation printa prints without a
+/// format, and each printed at the end, is one line {"aggregation":"@name","entries":[{"keys":[...],
+/// "value":N}]}, a distribution's entries with "buckets":[{"value":"LABEL","count":N}] (its
+/// non-zero buckets, labelled as the text rows are). Errors stay on standard error as dtrace words them.</item>
 /// </list>
 /// </summary>
 public static class Dtrace
@@ -23,10 +33,11 @@ public static class Dtrace
     public static readonly CommandDescriptor Descriptor = new("dtrace", "dynamic tracing compiler and tracing utility", RunAsync)
     {
         Options = Getopts,
-        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts).Has("l"),
+        NeedsRunningHost = static a => !Getopt.Parse(a, Getopts, s_long).Has("l"),
     };
 
-    private const string Getopts = "n:s:qlo:x:P:";
+    private const string Getopts = "n:s:qlo:x:P:m:f:";
+    private static readonly string[] s_long = ["json"];
 
     private static readonly string[] s_knownOptions =
     [
@@ -39,20 +50,38 @@ public static class Dtrace
     private static int Usage(CommandContext ctx, string? why = null)
     {
         if (why != null) ctx.Err.WriteLine("dtrace: " + why);
-        ctx.Err.WriteLine("Usage: dtrace [-lq] [-o output] [-x opt[=val]] [-P provider] [-n probe-description [{ action }]] [-s script]");
+        ctx.Err.WriteLine("Usage: dtrace [-lq] [--json] [-o output] [-x opt[=val]] [-P provider] [-m [provider:]module] [-f [[provider:]module:]function] [-n probe-description [{ action }]] [-s script]");
         return 2;
     }
 
     public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, Descriptor.Options);
+        var g = Getopt.Parse(args, Descriptor.Options, s_long);
         if (g.Error != null) return Usage(ctx, g.Error);
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
-        bool quiet = g.Has("q");
+        bool quiet = g.Has("q"), sortKey = false, sortRev = false;
+        int sortKeyPos = 0;
         foreach (var x in g.Values("x"))
         {
-            string name = x.Split('=')[0];
-            if (name == "quiet") { quiet = true; continue; }
+            int eq = x.IndexOf('=');
+            string name = eq < 0 ? x : x[..eq];
+            string? value = eq < 0 ? null : x[(eq + 1)..];
+            switch (name)
+            {
+                case "quiet" when value == null: quiet = true; continue;
+                case "aggsortkey" when value == null: sortKey = true; continue;
+                case "aggsortrev" when value == null: sortRev = true; continue;
+                case "aggsortkeypos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortKeyPos):
+                    continue;
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos":
+                    ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
+                    return 2;
+                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize" or "aggsize" or "dynvarsize":
+                    // Records and aggregations reach this consumer as probes fire, in the same
+                    // process: there is no buffer to size and no rate at which to read one.
+                    ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option has no effect here (records are consumed as probes fire, without kernel buffers)");
+                    return 2;
+            }
             ctx.Err.WriteLine(Array.IndexOf(s_knownOptions, name) >= 0
                 ? $"dtrace: failed to set -x {x}: option is not supported yet"
                 : $"dtrace: failed to set -x {x}: Invalid option name");
@@ -60,7 +89,8 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet };
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json") };
+        consumer.SetSort(sortKey, sortRev, sortKeyPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));
         foreach (var s in g.Values("s"))
@@ -75,8 +105,9 @@ public static class Dtrace
             }
             programs.Add((text, s));
         }
-        if (g.Has("l")) return List(ctx, consumer, programs, g.Values("P"));
-        if (g.Has("P")) return Usage(ctx, "-P enables every probe of a provider: it is supported with -l only");
+        if (g.Has("l")) return List(ctx, consumer, programs, [.. g.Values("P").Select(v => (v, 0)), .. g.Values("m").Select(v => (v, 1)), .. g.Values("f").Select(v => (v, 2))]);
+        foreach (var o in new[] { "P", "m", "f" })
+            if (g.Has(o)) return Usage(ctx, $"-{o} enables every probe it names: it is supported with -l only");
         if (programs.Count == 0) return Usage(ctx);
 
         (string Text, string? File) current = default;
@@ -152,16 +183,21 @@ public static class Dtrace
         return 1;
     }
 
-    private static int List(CommandContext ctx, Consumer consumer, List<(string Text, string? File)> programs, IReadOnlyList<string> providers)
+    /// <param name="partial">-P, -m and -f descriptions with the field each ends at (0 provider, 1 module, 2 function).</param>
+    private static int List(CommandContext ctx, Consumer consumer, List<(string Text, string? File)> programs, List<(string Text, int Last)> partial)
     {
         var shown = new List<SmartOS.Kernel.Trace.Probe>();
         (string Text, string? File) current = default;
         try
         {
-            if (programs.Count == 0 && providers.Count == 0)
+            if (programs.Count == 0 && partial.Count == 0)
                 shown.AddRange(ctx.Host.Mac.Probes.All.Where(consumer.Sees));
-            foreach (var p in providers)
-                shown.AddRange(ctx.Host.Mac.Probes.All.Where(q => consumer.Sees(q) && q.Provider == p && !shown.Contains(q)));
+            foreach (var (text, last) in partial)
+            {
+                current = (text, null);
+                foreach (var p in consumer.Matching(text, last))
+                    if (!shown.Contains(p)) shown.Add(p);
+            }
             foreach (var (text, f) in programs)
             {
                 current = (text, f);
