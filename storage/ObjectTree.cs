@@ -23,16 +23,18 @@ internal sealed class ObjectTree
     }
 
     private readonly Pool _pool;
+    private readonly BlockOwner _owner;
     private readonly Dictionary<long, byte[]> _dirtyData = [];
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
     private byte _height;
 
-    public ObjectTree(Pool pool, Dnode dnode)
+    /// <summary>A tree whose blocks are charged to owner: born when Sync writes them, killed when replaced or deleted.</summary>
+    public ObjectTree(Pool pool, Dnode dnode, BlockOwner owner)
     {
         Debug.Assert(BlockSize == Pool.MaxBlockSize && Fanout * BlockPointer.Size == BlockSize);
-        _pool = pool; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
+        _pool = pool; _owner = owner; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
     }
 
     public long Length { get; private set; }
@@ -217,8 +219,18 @@ internal sealed class ObjectTree
 
     private void Replace(ref BlockPointer slot, in BlockPointer bp)
     {
-        if (!slot.IsHole) _pool.FreeBlock(slot);
+        if (!slot.IsHole) _owner.Kill(slot);
         slot = bp;
+    }
+
+    /// <summary>How many blocks of [offset, offset+length) a write would newly dirty (the space it may need, Dsl.cs rule 5).</summary>
+    public long NewDirtyBlocks(long offset, long length)
+    {
+        if (length <= 0 || offset < 0) return 0;
+        long first = offset >> BlockShift, last = (offset + length - 1) >> BlockShift, n = 0;
+        for (long b = first; b <= last; b++)
+            if (!_dirtyData.ContainsKey(b)) n++;
+        return n;
     }
 
     /// <summary>Writes the dirty blocks of this object as txg's new blocks; its new root is in Dnode after.</summary>
@@ -234,8 +246,9 @@ internal sealed class ObjectTree
             BlockPointer bp = default;
             if (size > 0)
             {
-                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp);
+                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp, _owner.Checksum);
                 if (!written.IsOk) return written;
+                _owner.Born(bp);
             }
             var status = SetPointer(blockId, bp);
             if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
@@ -259,8 +272,9 @@ internal sealed class ObjectTree
                     BlockPointer bp = default;
                     if (size > 0)
                     {
-                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp);
+                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp, _owner.Checksum);
                         if (!written.IsOk) return written;
+                        _owner.Born(bp);
                     }
                     indirect.Dirty = false;
                     if (level == _height) { Replace(ref _root, bp); continue; }

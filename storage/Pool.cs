@@ -111,7 +111,9 @@ public sealed partial class Pool : IDisposable
     private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
     {
         _config = config; _tops = tops; _clock = clock; Txg = txg;
-        Objects = new ObjectSet(this);
+        MosOwner = new MosOwner(this);
+        Objects = new ObjectSet(this, MosOwner);
+        Datasets = new DatasetTree(this);
     }
 
     public string Name => _config.PoolName;
@@ -119,7 +121,13 @@ public sealed partial class Pool : IDisposable
     public ChecksumKind Checksum => _config.Checksum;
     public int Copies => _config.Copies;
     public IReadOnlyList<TopVdev> Vdevs => _tops;
+    /// <summary>The pool-wide meta object set (MOS): pool-level objects, the dataset directory and dead lists.</summary>
     public ObjectSet Objects { get; }
+
+    /// <summary>The datasets of the pool: filesystems, volumes, snapshots and clones (Dsl.cs).</summary>
+    public DatasetTree Datasets { get; }
+
+    internal BlockOwner MosOwner { get; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }
@@ -199,6 +207,7 @@ public sealed partial class Pool : IDisposable
                     leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
                 }
             var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            newPool.Datasets.CreateRoot();
             var result = newPool.CommitTxg(force: true);
             if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
             pool = newPool;
@@ -244,6 +253,7 @@ public sealed partial class Pool : IDisposable
         catch (IOException e) { return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}"); }
         var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options.Clock, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
+        if (load.IsOk) load = opened.Datasets.Load();
         if (!load.IsOk)
         {
             opened.Dispose();
@@ -273,15 +283,25 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>Reads every block of the committed tree and the uncommitted one, verifying and repairing (rule 3).</summary>
-    public ScrubResult Scrub() => Objects.Scrub();
-
-    private StorageResult CommitTxg(bool force)
+    public ScrubResult Scrub()
     {
+        var mos = Objects.Scrub();
+        var datasets = Datasets.Scrub();
+        return new ScrubResult(mos.BlocksExamined + datasets.BlocksExamined, mos.BytesExamined + datasets.BytesExamined,
+                               mos.Errors + datasets.Errors);
+    }
+
+    internal StorageResult CommitTxg(bool force)
+    {
+        Dnode meta;
         if (!_suspended.IsOk) return _suspended;
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!force && !Objects.IsDirty) return StorageResult.Success;
+        if (!force && !Objects.IsDirty && !Datasets.IsDirty) return StorageResult.Success;
         long txg = Txg + 1;
-        var synced = Objects.Sync(txg, out Dnode meta);
+        // Datasets first: their root blocks, dead lists and directory are objects of the MOS.
+        var synced = Datasets.Sync(txg);
+        if (synced.IsOk) synced = Objects.Sync(txg, out meta);
+        else meta = default;
         if (!synced.IsOk) return Suspend(synced);
         if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
         var ub = new Uberblock(txg, _config.GuidSum(), _clock(), Guid, meta);
@@ -387,11 +407,13 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>Writes a new block (data.Length bytes, a sector multiple) to Copies DVAs, never over a live block.</summary>
-    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp)
+    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp,
+                                      ChecksumKind? checksum = null)
     {
         Debug.Assert(data.Length > 0 && data.Length % SectorSize == 0 && data.Length <= MaxBlockSize);
         bp = default;
-        var sum = Storage.Checksum.Compute(_config.Checksum, data);
+        var kind = checksum ?? _config.Checksum;
+        var sum = Storage.Checksum.Compute(kind, data);
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
         for (int c = 0; c < copies; c++)
@@ -417,7 +439,7 @@ public sealed partial class Pool : IDisposable
             for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
             return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
         }
-        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, _config.Checksum, type, level, txg, sum);
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, kind, type, level, txg, sum);
         return StorageResult.Success;
     }
 
@@ -531,6 +553,21 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             WriteCopy(_tops[dva.Vdev], dva.Offset, good, badLeaves[c], repair: true);
         }
+    }
+
+    /// <summary>The pool's clock (rule 1): dataset creation times come from here.</summary>
+    internal long Now() => _clock();
+
+    /// <summary>Space a block takes in the space maps: every copy's allocation (what `used` counts).</summary>
+    internal long AllocatedSize(in BlockPointer bp)
+    {
+        long n = 0;
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            n += _tops[dva.Vdev].AllocSize(bp.PhysicalSize);
+        }
+        return n;
     }
 
     /// <summary>Frees a block once the current txg commits (rule 6).</summary>
