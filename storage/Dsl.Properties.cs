@@ -320,6 +320,7 @@ public sealed partial class DatasetTree
     /// <summary>The space checks of dsl_dir_set_quota_check, dsl_dir_set_reservation_check and their ref- forms.</summary>
     private StorageResult CheckSpace(DslDir dir, string property, string stored)
     {
+        if (property is not ("quota" or "refquota" or "reservation" or "refreservation")) return StorageResult.Success;
         long n = long.Parse(stored, CultureInfo.InvariantCulture);
         const string tooSmall = "size is less than current used or reserved space";
         const string tooBig = "size is greater than available space";
