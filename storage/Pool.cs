@@ -22,6 +22,9 @@
  *   uberblock   the root of one txg: it points (through the meta object's dnode) at the whole tree.
  *   object set  numbered objects of bytes (ObjectSet), each a tree of 128 KiB blocks under indirect
  *               blocks of 1024 pointers; object 0, the meta object, holds the dnodes of the others.
+ *   MOS         the pool's own object set (Pool.Objects), rooted in the uberblock; its object 1 is the
+ *               dataset directory. Each dataset (filesystem, volume, snapshot) has an object set of its
+ *               own, rooted in a block the directory points at (Dsl.cs: Pool.Datasets).
  *
  * Rules
  *   1. Nothing here reads the wall clock or makes its own randomness: uberblock timestamps come from
@@ -48,7 +51,8 @@
  *      txg, complete.
  *   6. Space: each top vdev has a SpaceMap. A pointer replaced or dropped during a txg frees its block
  *      only once that txg has committed (deferred free), so the previous txg stays whole until the new
- *      one is durable. The maps are not stored: an open rebuilds them by walking the committed tree,
+ *      one is durable; a dataset's block that a snapshot still holds is not freed at all but kept on a
+ *      dead list (Dsl.cs rule 1). The maps are not stored: an open rebuilds them by walking the committed tree,
  *      which also checks every indirect block and dnode once.
  *   7. Steady-state block I/O allocates nothing: block buffers come from the pool's own stack of
  *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
@@ -58,7 +62,8 @@
  *      here takes a lock.
  *
  * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
- * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
+ * open objects stay cached without bound), on-disk space maps, send/receive (datasets, snapshots and
+ * clones are Dsl.cs's, with what they still lack listed there),
  * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
  * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
  * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
