@@ -6,7 +6,7 @@ namespace SmartOS.Storage.Tests;
 /// txg's content. Each run's writes are undone from a log afterwards, so every run starts from the
 /// same committed state without copying the files.
 /// </summary>
-public class CrashTests : PoolFixture
+public class CrashTests : DatasetFixture
 {
     private sealed class SimulatedCrash : Exception;
 
@@ -184,5 +184,60 @@ public class CrashTests : PoolFixture
         using var final = Open("tank");
         AssertNewState(final, txg);
         Assert.That(final.Scrub().Errors, Is.Zero);
+    }
+
+    [Test]
+    public void A_crash_at_any_write_of_a_dataset_commit_keeps_snapshots_dead_lists_and_space_consistent()
+    {
+        var kept = Bytes(300_000, 11);
+        var overwrite = Bytes(200_000, 12);
+        long keptId, goneId;
+        long txg;
+        using (var pool = Create("tank", VdevSpec.Disk("d0")))
+        {
+            Ok(pool.Datasets.Create("tank/fs", DatasetType.Filesystem));
+            keptId = NewFile(pool, "tank/fs", kept);
+            goneId = NewFile(pool, "tank/fs", Bytes(400_000, 13));
+            Ok(pool.Datasets.Snapshot("tank/fs@s"));
+            txg = pool.Txg;
+        }
+        var plan = new CrashPlan();
+        var options = Options(opener: (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan));
+        void Change(Pool pool)
+        {
+            // Under the snapshot: the overwritten and deleted blocks go on the head's dead list.
+            Ok(Objects(pool, "tank/fs").Write(keptId, 0, overwrite));
+            Ok(Objects(pool, "tank/fs").Delete(goneId));
+        }
+        using (var pool = Open("tank", options))
+        {
+            Change(pool);
+            Ok(pool.Commit());
+        }
+        int total = plan.Writes;
+        plan.Restore();
+        var changed = (byte[])kept.Clone();
+        overwrite.CopyTo(changed, 0);
+        for (int budget = 0; budget <= total; budget++)
+        {
+            plan.Budget = budget; plan.Tear = true;
+            using (var pool = Open("tank", options))
+            {
+                Change(pool);
+                if (budget < total) Assert.Throws<SimulatedCrash>(() => pool.Commit(), $"write {budget}");
+                else Ok(pool.Commit());
+            }
+            plan.Budget = int.MaxValue;
+            using (var reopened = Open("tank"))
+            {
+                bool isNew = reopened.Txg > txg;
+                Assert.That(ReadFile(reopened, "tank/fs", keptId), Is.EqualTo(isNew ? changed : kept), $"crash at write {budget}");
+                Assert.That(ReadFile(reopened, "tank/fs@s", keptId), Is.EqualTo(kept));
+                Assert.That(Objects(reopened, "tank/fs").Exists(goneId), Is.EqualTo(!isNew));
+                Assert.That(reopened.Scrub().Errors, Is.Zero, $"crash at write {budget}: scrub");
+                AuditSpace(reopened);
+            }
+            plan.Restore();
+        }
     }
 }
