@@ -104,13 +104,13 @@ public sealed partial class DatasetTree
 
     private StorageResult SyncDeadlist(Deadlist list)
     {
-        if (list.Persisted == list.Entries.Count && !list.Rewrite) return StorageResult.Success;
+        if (list.Persisted == list.Entries.Count) return StorageResult.Success;
         if (list.ObjectId == 0)
         {
             var made = _pool.Objects.Create(out list.ObjectId);
             if (!made.IsOk) return made;
         }
-        int from = list.Rewrite ? 0 : list.Persisted;
+        int from = list.Persisted;   // entries are only ever appended; a dropped list loses its object
         byte[] buffer = _pool.RentBuffer();
         try
         {
@@ -128,7 +128,6 @@ public sealed partial class DatasetTree
             _pool.ReturnBuffer(buffer);
         }
         list.Persisted = list.Entries.Count;
-        list.Rewrite = false;
         return StorageResult.Success;
     }
 

@@ -122,7 +122,6 @@ internal sealed class Deadlist
     public long ObjectId;
     public readonly List<BlockPointer> Entries = [];
     public int Persisted;
-    public bool Rewrite;
 
     /// <summary>Bytes of the entries born after txg.</summary>
     public long SpaceBornAfter(Pool pool, long txg)

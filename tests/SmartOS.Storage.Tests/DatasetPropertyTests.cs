@@ -155,4 +155,19 @@ public class DatasetPropertyTests : DatasetFixture
         Assert.That(pool.Datasets.Set("tank/s", "compression", "lz4").Message, Is.EqualTo(
             "cannot set property for 'tank/s': compression 'lz4' is not supported yet"));
     }
+
+    [Test]
+    public void Get_all_lists_every_property_in_zfs_order_with_dashes_where_they_do_not_apply()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Snapshot("tank@s"));
+        Ok(pool.Datasets.GetAll("tank@s", out var values));
+        var names = new List<string>();
+        foreach (var v in values) names.Add(v.Name);
+        Assert.That(names, Is.EqualTo(DatasetTree.PropertyNames));
+        Assert.That(names[..6], Is.EqualTo(new[] { "type", "creation", "used", "available", "referenced", "compressratio" }));
+        var quota = values[names.IndexOf("quota")];
+        Assert.That((quota.Value, quota.SourceText), Is.EqualTo(("-", "-")));
+        Assert.That(values[names.IndexOf("compressratio")].Value, Is.EqualTo("1.00x"));
+    }
 }

@@ -276,4 +276,18 @@ public class DatasetTests : DatasetFixture
         Assert.That(pool.Datasets.Create("tank/vol/x", DatasetType.Filesystem).Message, Is.EqualTo("cannot create 'tank/vol/x': parent is not a filesystem"));
         AuditSpace(pool);
     }
+
+    [Test]
+    public void Destroy_r_of_the_pool_root_empties_the_pool_but_keeps_its_root()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/a", DatasetType.Filesystem));
+        Ok(pool.Datasets.Create("tank/a/b", DatasetType.Filesystem));
+        NewFile(pool, "tank/a/b", Bytes(300_000, 1));
+        Ok(pool.Datasets.Snapshot("tank@s", recursive: true));
+        Ok(pool.Datasets.Clone("tank/a@s", "tank/c"));
+        Ok(pool.Datasets.Destroy("tank", DestroyFlags.Recursive));
+        Assert.That(All(pool), Is.EqualTo(new[] { "tank" }));
+        AuditSpace(pool);
+    }
 }
