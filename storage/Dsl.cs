@@ -37,10 +37,11 @@
  *      snapshot's used is the next dataset's dead list born after the snapshot's prev; referenced is
  *      every block its root reaches. The counters change as blocks are born and killed, and a test
  *      holds them against walks of the trees after every kind of change.
- *   5. A write asks its head for room before it changes anything: every 128 KiB block it newly
- *      dirties counts whole (the stored size is known only at commit). The room is the least of
+ *   5. A write asks its head for room before it changes anything: each block it dirties counts up to
+ *      the last byte that can be non-zero, rounded to a sector (the bound of Pool.StoredSize; the
+ *      real size is known only at commit), less what earlier writes to that block reserved. The room is the least of
  *      each ancestor's quota less its use, refquota less referenced, and the pool's free space less
- *      other datasets' unused reservations (dsl_dir_space_available); EDQUOT when a quota binds,
+ *      the slop space and other datasets' unused reservations (dsl_dir_space_available); EDQUOT when a quota binds,
  *      ENOSPC otherwise, and the write is refused whole.
  *   6. Every change of the tree (create, destroy, snapshot, clone, rollback, promote, rename, set,
  *      inherit) is committed as a txg of its own before the call returns, as a ZFS sync task is;
@@ -48,8 +49,8 @@
  *   7. Errors are StorageResults worded as zfs prints them ("cannot destroy 'tank/fs': filesystem
  *      has children"), and a refused call changes nothing.
  *
- * Not done yet (issue 12): received properties, holds and bookmarks, user properties, the slop space
- * ZFS keeps back (1/32 of the pool), worst-case indirect-block overhead in write reservations, a
+ * Not done yet (issue 12): received properties, holds and bookmarks, user properties, worst-case
+ * indirect-block overhead in write reservations (a quota can be passed by a commit's metadata), a
  * volume's refreservation including its metadata, dead lists split by snapshot txg (ZFS's bpobj
  * sublists: here a snapshot's `used` scans the next dead list), a directory rewritten whole at every
  * commit that touched a dataset, and promote recomputing the two lineages' space by walking them.
@@ -102,6 +103,13 @@ public sealed partial class DatasetTree
             return false;
         }
     }
+
+    /// <summary>
+    /// Space no dataset may take (spa_get_slop_space): 1/32 of the pool, but at least half the pool
+    /// or 128 MiB, whichever is less, so that the MOS and the metadata of a commit always find room
+    /// and a full pool never suspends for want of space to commit (Pool.cs rule 8).
+    /// </summary>
+    public long SlopSpace => Math.Max(_pool.Size >> 5, Math.Min(_pool.Size >> 1, 128L << 20));
 
     /// <summary>Bytes the MOS takes (the pool's metadata, not charged to any dataset).</summary>
     public long MetaAllocated => ((MosOwner)_pool.MosOwner).Bytes;
@@ -180,7 +188,7 @@ public sealed partial class DatasetTree
         if (dir.Parent is null)
         {
             byQuota = false;
-            avail = _pool.Size - MetaAllocated - used;
+            avail = _pool.Size - SlopSpace - MetaAllocated - used;
         }
         else
         {

@@ -69,10 +69,10 @@ public sealed class ObjectSet
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
         // Quota and free space are checked before a byte changes (Dsl.cs rule 5): nothing half-written.
-        long needed = tree.NewDirtyBlocks(offset, data.Length) * ObjectTree.BlockSize;
-        var reserved = _owner.Reserve(needed);
+        var reserved = _owner.Reserve(tree.Growth(offset, data.Length, record: false));
         if (!reserved.IsOk) return reserved;
         var result = tree.Write(offset, data);
+        if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
         _dirty.Add(id);
         return StorageResult.Success;

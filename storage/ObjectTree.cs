@@ -25,6 +25,7 @@ internal sealed class ObjectTree
     private readonly Pool _pool;
     private readonly BlockOwner _owner;
     private readonly Dictionary<long, byte[]> _dirtyData = [];
+    private readonly Dictionary<long, int> _reserved = [];   // Growth's bound for each dirty block
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
@@ -223,13 +224,26 @@ internal sealed class ObjectTree
         slot = bp;
     }
 
-    /// <summary>How many blocks of [offset, offset+length) a write would newly dirty (the space it may need, Dsl.cs rule 5).</summary>
-    public long NewDirtyBlocks(long offset, long length)
+    /// <summary>
+    /// Bytes more that a write of [offset, offset+length) may need at the next sync (Dsl.cs rule 5):
+    /// a dirty block is stored up to its last byte that can be non-zero (the object's length or the
+    /// write's end within it), rounded to a sector; what earlier writes to it reserved is subtracted.
+    /// With record, the new bounds are kept for the blocks' later writes.
+    /// </summary>
+    public long Growth(long offset, long length, bool record)
     {
         if (length <= 0 || offset < 0) return 0;
-        long first = offset >> BlockShift, last = (offset + length - 1) >> BlockShift, n = 0;
-        for (long b = first; b <= last; b++)
-            if (!_dirtyData.ContainsKey(b)) n++;
+        long end = offset + length, n = 0;
+        for (long b = offset >> BlockShift; b <= (end - 1) >> BlockShift; b++)
+        {
+            long start = b << BlockShift;
+            long high = Math.Max(Math.Min(end, start + BlockSize), Math.Min(Length, start + BlockSize)) - start;
+            int bound = (int)((high + Pool.SectorSize - 1) / Pool.SectorSize * Pool.SectorSize);
+            _reserved.TryGetValue(b, out int reserved);
+            if (bound <= reserved) continue;
+            n += bound - reserved;
+            if (record) _reserved[b] = bound;
+        }
         return n;
     }
 
@@ -255,6 +269,7 @@ internal sealed class ObjectTree
             _dirtyData.Remove(blockId);
             _pool.ReturnBuffer(buffer);
         }
+        _reserved.Clear();
         byte[] encoded = _pool.RentBuffer();
         try
         {
@@ -318,6 +333,7 @@ internal sealed class ObjectTree
     {
         foreach (var buffer in _dirtyData.Values) _pool.ReturnBuffer(buffer);
         _dirtyData.Clear();
+        _reserved.Clear();
         _indirects.Clear();
         Deleted = true;
     }

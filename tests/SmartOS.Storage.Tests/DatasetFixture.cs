@@ -120,7 +120,8 @@ public abstract class DatasetFixture : PoolFixture
             }
             Assert.That(charged, Is.EqualTo(Sum(union)), "every block is charged to exactly one dataset");
             Assert.That(pool.Allocated, Is.EqualTo(Sum(union) + pool.Datasets.MetaAllocated), "allocated = datasets' blocks + the MOS: nothing leaked");
-            Assert.That(Num(pool, pool.Name, "available"), Is.EqualTo(pool.Size - pool.Datasets.MetaAllocated - Num(pool, pool.Name, "used")), "available");
+            Assert.That(Num(pool, pool.Name, "available"),
+                        Is.EqualTo(pool.Size - pool.Datasets.SlopSpace - pool.Datasets.MetaAllocated - Num(pool, pool.Name, "used")), "available");
         }
     }
 }

@@ -170,4 +170,29 @@ public class DatasetPropertyTests : DatasetFixture
         Assert.That((quota.Value, quota.SourceText), Is.EqualTo(("-", "-")));
         Assert.That(values[names.IndexOf("compressratio")].Value, Is.EqualTo("1.00x"));
     }
+
+    [Test]
+    public void Filling_the_pool_stops_at_the_slop_space_with_ENOSPC_and_the_pool_still_commits()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/fs", DatasetType.Filesystem));
+        var objects = Objects(pool, "tank/fs");
+        Ok(objects.Create(out long id));
+        var chunk = Bytes(1 << 20, 1);
+        long written = 0;
+        StorageResult last = StorageResult.Success;
+        for (int i = 0; i < 200 && last.IsOk; i++)
+        {
+            last = objects.Write(id, written, chunk);
+            if (last.IsOk) written += chunk.Length;
+            if (i % 8 == 7) Ok(pool.Commit());
+        }
+        Assert.That(last.Message, Is.EqualTo("tank/fs: out of space"));
+        Ok(pool.Commit());
+        Assert.That(pool.Suspended.IsOk, Is.True);
+        Ok(objects.GetLength(id, out long length));
+        Assert.That(length, Is.EqualTo(written));
+        Assert.That(pool.Size - pool.Allocated, Is.GreaterThanOrEqualTo(pool.Datasets.SlopSpace - (1 << 20)));
+        AuditSpace(pool);
+    }
 }
