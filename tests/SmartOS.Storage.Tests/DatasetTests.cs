@@ -290,4 +290,29 @@ public class DatasetTests : DatasetFixture
         Assert.That(All(pool), Is.EqualTo(new[] { "tank" }));
         AuditSpace(pool);
     }
+
+    [Test]
+    public void Scrub_finds_and_repairs_a_damaged_block_of_a_snapshot_on_a_mirror()
+    {
+        var content = Bytes(200_000, 1);
+        long id;
+        Dva dva;
+        using (var pool = Create("tank", VdevSpec.Mirror("d0", "d1")))
+        {
+            Ok(pool.Datasets.Create("tank/fs", DatasetType.Filesystem));
+            id = NewFile(pool, "tank/fs", content);
+            Ok(pool.Datasets.Snapshot("tank/fs@s"));
+            Ok(Objects(pool, "tank/fs").Delete(id));
+            Ok(pool.Commit());
+            Ok(Objects(pool, "tank/fs@s").Locate(id, 0, out var bp));
+            dva = bp.Dva0;
+        }
+        Damage("d1", FileOffset(dva), new byte[4096]);
+        using var reopened = Open("tank");
+        var scrub = reopened.Scrub();
+        Assert.That(scrub.Errors, Is.Zero);
+        Assert.That(reopened.Vdevs[0].Leaves[1].ChecksumErrors, Is.EqualTo(1), "the block only the snapshot holds was read");
+        Assert.That(reopened.Vdevs[0].Leaves[1].RepairedBytes, Is.GreaterThan(0));
+        Assert.That(ReadFile(reopened, "tank/fs@s", id), Is.EqualTo(content));
+    }
 }
