@@ -9,6 +9,7 @@ public enum BlockType : byte
     Data = 1,
     Indirect = 2,
     Dnodes = 3,
+    ObjectSetRoot = 4,   // a dataset's root: its meta object's dnode (ZFS's objset_phys_t)
 }
 
 /// <summary>A data virtual address: which top-level vdev, and the byte offset in its data area.</summary>

@@ -3,7 +3,10 @@ namespace SmartOS.Storage;
 /// <summary>
 /// Numbered objects of bytes, the minimal object store over the pool (Pool.cs terms). Object 0 is the
 /// meta object: its bytes are the dnodes of the others, Dnode.Size bytes each at id * Dnode.Size, and
-/// its own dnode is what the uberblock holds. Changes stay in memory until Pool.Commit.
+/// its own dnode is what the uberblock holds (the pool's meta object set, the MOS) or what a dataset's
+/// root block holds (Dsl.cs). Changes stay in memory until Pool.Commit. Every block an object set
+/// writes or drops is charged to its owner (BlockOwner): the MOS frees at once, a dataset keeps a
+/// block a snapshot still needs on its dead list.
 /// </summary>
 public sealed class ObjectSet
 {
@@ -11,26 +14,37 @@ public sealed class ObjectSet
     public const long MaxObjectSize = 1L << 48;
 
     private readonly Pool _pool;
+    private readonly BlockOwner _owner;
     private readonly Dictionary<long, ObjectTree> _objects = [];
     private readonly SortedSet<long> _dirty = [];
     private ObjectTree _meta;
     private long _nextId = 1;
 
-    internal ObjectSet(Pool pool)
+    internal ObjectSet(Pool pool, BlockOwner owner)
     {
-        _pool = pool;
-        _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default));
+        _pool = pool; _owner = owner;
+        _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default), owner);
     }
 
     internal bool IsDirty => _dirty.Count > 0;
+
+    /// <summary>Whether writes are refused (a snapshot, or a dataset with readonly=on).</summary>
+    public bool IsReadOnly => _owner.IsReadOnly;
+
+    private StorageResult CheckWritable()
+    {
+        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        return _owner.IsReadOnly ? new StorageResult(StorageStatus.ReadOnly, _owner.Name) : StorageResult.Success;
+    }
 
     /// <summary>Creates an empty object and returns its number.</summary>
     public StorageResult Create(out long id)
     {
         id = 0;
-        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        var writable = CheckWritable();
+        if (!writable.IsOk) return writable;
         id = _nextId++;
-        var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default)) { DnodeDirty = true };
+        var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default), _owner) { DnodeDirty = true };
         _objects[id] = tree;
         _dirty.Add(id);
         return StorageResult.Success;
@@ -50,10 +64,15 @@ public sealed class ObjectSet
     /// <summary>Writes bytes at offset, growing the object; visible to reads at once, durable at the next commit.</summary>
     public StorageResult Write(long id, long offset, ReadOnlySpan<byte> data)
     {
-        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        var writable = CheckWritable();
+        if (!writable.IsOk) return writable;
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
+        // Quota and free space are checked before a byte changes (Dsl.cs rule 5): nothing half-written.
+        var reserved = _owner.Reserve(tree.Growth(offset, data.Length, record: false));
+        if (!reserved.IsOk) return reserved;
         var result = tree.Write(offset, data);
+        if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
         _dirty.Add(id);
         return StorageResult.Success;
@@ -81,13 +100,14 @@ public sealed class ObjectSet
     /// <summary>Removes an object; its blocks are freed when the txg commits.</summary>
     public StorageResult Delete(long id)
     {
-        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        var writable = CheckWritable();
+        if (!writable.IsOk) return writable;
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
         var blocks = new List<BlockPointer>();
         status = tree.CollectBlocks(blocks);
         if (status != StorageStatus.Ok) return Fail(status, id);
-        foreach (var bp in blocks) _pool.FreeBlock(bp);
+        foreach (var bp in blocks) _owner.Kill(bp);
         tree.MarkDeleted();
         _dirty.Add(id);
         return StorageResult.Success;
@@ -106,7 +126,7 @@ public sealed class ObjectSet
         if (read < Dnode.Size) return StorageStatus.NoSuchObject;
         if (!Dnode.TryRead(raw, out var dnode)) return StorageStatus.MetadataCorrupted;
         if (!dnode.InUse) return StorageStatus.NoSuchObject;
-        tree = new ObjectTree(_pool, dnode);
+        tree = new ObjectTree(_pool, dnode, _owner);
         _objects.Add(id, tree);
         return StorageStatus.Ok;
     }
@@ -143,17 +163,35 @@ public sealed class ObjectSet
     /// <summary>At open: adopts the committed meta object and claims every block it reaches (Pool.cs rule 6).</summary>
     internal StorageResult Load(Dnode meta)
     {
-        _meta = new ObjectTree(_pool, meta);
-        _nextId = Math.Max(1, meta.Length / Dnode.Size);
-        var walk = new TreeWalk(_pool, claim: true);
+        Adopt(meta);
+        var walk = new TreeWalk(_pool, TreeWalk.Mode.Claim, 0, null);
         return walk.Run(meta, _meta);
     }
 
-    internal ScrubResult Scrub()
+    /// <summary>Takes a committed meta object as this set's, without walking it (a dataset's blocks are claimed by Dsl).</summary>
+    internal void Adopt(Dnode meta)
     {
-        var walk = new TreeWalk(_pool, claim: false);
+        _meta = new ObjectTree(_pool, meta, _owner);
+        _nextId = Math.Max(1, meta.Length / Dnode.Size);
+    }
+
+    internal ScrubResult Scrub(long minBirth = 0)
+    {
+        var walk = new TreeWalk(_pool, TreeWalk.Mode.Scrub, minBirth, null);
         walk.Run(_meta.Dnode, _meta);
         return new ScrubResult(walk.Blocks, walk.Bytes, walk.Errors);
+    }
+
+    /// <summary>
+    /// Hands every committed block born after minBirth to visit (false stops the walk), reading only
+    /// indirect blocks and dnodes: a subtree whose pointer was born at or before minBirth is shared
+    /// with the previous snapshot and skipped whole, since copy-on-write never makes a child younger
+    /// than its parent (Dsl.cs rule 3).
+    /// </summary>
+    internal StorageResult Walk(long minBirth, Func<BlockPointer, bool> visit)
+    {
+        var walk = new TreeWalk(_pool, TreeWalk.Mode.Visit, minBirth, visit);
+        return walk.Run(_meta.Dnode, _meta);
     }
 
     /// <summary>
@@ -161,8 +199,11 @@ public sealed class ObjectSet
     /// (at open) marks them in the space maps and needs only indirect blocks and dnodes read; scrubbing
     /// reads every block, so ReadBlock verifies and heals each (Pool.cs rule 3).
     /// </summary>
-    private sealed class TreeWalk(Pool pool, bool claim)
+    private sealed class TreeWalk(Pool pool, TreeWalk.Mode mode, long minBirth, Func<BlockPointer, bool>? visit)
     {
+        public enum Mode { Claim, Scrub, Visit }
+
+        private readonly bool claim = mode != Mode.Scrub;
         public long Blocks, Bytes, Errors;
 
         public StorageResult Run(Dnode meta, ObjectTree metaTree)
@@ -196,11 +237,12 @@ public sealed class ObjectSet
 
         private StorageStatus Visit(in BlockPointer bp, int level)
         {
-            if (bp.IsHole) return StorageStatus.Ok;
+            if (bp.IsHole || bp.BirthTxg <= minBirth) return StorageStatus.Ok;
             if (bp.Level != level) return StorageStatus.MetadataCorrupted;
             Blocks++;
             Bytes += bp.PhysicalSize;
-            if (claim && !pool.ClaimBlock(bp)) return StorageStatus.MetadataCorrupted;
+            if (mode == Mode.Claim && !pool.ClaimBlock(bp)) return StorageStatus.MetadataCorrupted;
+            if (mode == Mode.Visit && !visit!(bp)) return StorageStatus.MetadataCorrupted;
             if (level == 0 && claim) return StorageStatus.Ok;
             byte[] buffer = pool.RentBuffer();
             byte[]? scratch = claim ? null : pool.RentBuffer();

@@ -23,16 +23,19 @@ internal sealed class ObjectTree
     }
 
     private readonly Pool _pool;
+    private readonly BlockOwner _owner;
     private readonly Dictionary<long, byte[]> _dirtyData = [];
+    private readonly Dictionary<long, int> _reserved = [];   // Growth's bound for each dirty block
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
     private byte _height;
 
-    public ObjectTree(Pool pool, Dnode dnode)
+    /// <summary>A tree whose blocks are charged to owner: born when Sync writes them, killed when replaced or deleted.</summary>
+    public ObjectTree(Pool pool, Dnode dnode, BlockOwner owner)
     {
         Debug.Assert(BlockSize == Pool.MaxBlockSize && Fanout * BlockPointer.Size == BlockSize);
-        _pool = pool; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
+        _pool = pool; _owner = owner; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
     }
 
     public long Length { get; private set; }
@@ -217,8 +220,31 @@ internal sealed class ObjectTree
 
     private void Replace(ref BlockPointer slot, in BlockPointer bp)
     {
-        if (!slot.IsHole) _pool.FreeBlock(slot);
+        if (!slot.IsHole) _owner.Kill(slot);
         slot = bp;
+    }
+
+    /// <summary>
+    /// Bytes more that a write of [offset, offset+length) may need at the next sync (Dsl.cs rule 5):
+    /// a dirty block is stored up to its last byte that can be non-zero (the object's length or the
+    /// write's end within it), rounded to a sector; what earlier writes to it reserved is subtracted.
+    /// With record, the new bounds are kept for the blocks' later writes.
+    /// </summary>
+    public long Growth(long offset, long length, bool record)
+    {
+        if (length <= 0 || offset < 0) return 0;
+        long end = offset + length, n = 0;
+        for (long b = offset >> BlockShift; b <= (end - 1) >> BlockShift; b++)
+        {
+            long start = b << BlockShift;
+            long high = Math.Max(Math.Min(end, start + BlockSize), Math.Min(Length, start + BlockSize)) - start;
+            int bound = (int)((high + Pool.SectorSize - 1) / Pool.SectorSize * Pool.SectorSize);
+            _reserved.TryGetValue(b, out int reserved);
+            if (bound <= reserved) continue;
+            n += bound - reserved;
+            if (record) _reserved[b] = bound;
+        }
+        return n;
     }
 
     /// <summary>Writes the dirty blocks of this object as txg's new blocks; its new root is in Dnode after.</summary>
@@ -234,14 +260,16 @@ internal sealed class ObjectTree
             BlockPointer bp = default;
             if (size > 0)
             {
-                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp);
+                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp, _owner.Checksum);
                 if (!written.IsOk) return written;
+                _owner.Born(bp);
             }
             var status = SetPointer(blockId, bp);
             if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
             _dirtyData.Remove(blockId);
             _pool.ReturnBuffer(buffer);
         }
+        _reserved.Clear();
         byte[] encoded = _pool.RentBuffer();
         try
         {
@@ -259,8 +287,9 @@ internal sealed class ObjectTree
                     BlockPointer bp = default;
                     if (size > 0)
                     {
-                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp);
+                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp, _owner.Checksum);
                         if (!written.IsOk) return written;
+                        _owner.Born(bp);
                     }
                     indirect.Dirty = false;
                     if (level == _height) { Replace(ref _root, bp); continue; }
@@ -304,6 +333,7 @@ internal sealed class ObjectTree
     {
         foreach (var buffer in _dirtyData.Values) _pool.ReturnBuffer(buffer);
         _dirtyData.Clear();
+        _reserved.Clear();
         _indirects.Clear();
         Deleted = true;
     }

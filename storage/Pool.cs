@@ -22,6 +22,9 @@
  *   uberblock   the root of one txg: it points (through the meta object's dnode) at the whole tree.
  *   object set  numbered objects of bytes (ObjectSet), each a tree of 128 KiB blocks under indirect
  *               blocks of 1024 pointers; object 0, the meta object, holds the dnodes of the others.
+ *   MOS         the pool's own object set (Pool.Objects), rooted in the uberblock; its object 1 is the
+ *               dataset directory. Each dataset (filesystem, volume, snapshot) has an object set of its
+ *               own, rooted in a block the directory points at (Dsl.cs: Pool.Datasets).
  *
  * Rules
  *   1. Nothing here reads the wall clock or makes its own randomness: uberblock timestamps come from
@@ -48,7 +51,8 @@
  *      txg, complete.
  *   6. Space: each top vdev has a SpaceMap. A pointer replaced or dropped during a txg frees its block
  *      only once that txg has committed (deferred free), so the previous txg stays whole until the new
- *      one is durable. The maps are not stored: an open rebuilds them by walking the committed tree,
+ *      one is durable; a dataset's block that a snapshot still holds is not freed at all but kept on a
+ *      dead list (Dsl.cs rule 1). The maps are not stored: an open rebuilds them by walking the committed tree,
  *      which also checks every indirect block and dnode once.
  *   7. Steady-state block I/O allocates nothing: block buffers come from the pool's own stack of
  *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
@@ -58,7 +62,8 @@
  *      here takes a lock.
  *
  * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
- * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
+ * open objects stay cached without bound), on-disk space maps, send/receive (datasets, snapshots and
+ * clones are Dsl.cs's, with what they still lack listed there),
  * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
  * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
  * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
@@ -111,7 +116,9 @@ public sealed partial class Pool : IDisposable
     private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
     {
         _config = config; _tops = tops; _clock = clock; Txg = txg;
-        Objects = new ObjectSet(this);
+        MosOwner = new MosOwner(this);
+        Objects = new ObjectSet(this, MosOwner);
+        Datasets = new DatasetTree(this);
     }
 
     public string Name => _config.PoolName;
@@ -119,7 +126,13 @@ public sealed partial class Pool : IDisposable
     public ChecksumKind Checksum => _config.Checksum;
     public int Copies => _config.Copies;
     public IReadOnlyList<TopVdev> Vdevs => _tops;
+    /// <summary>The pool-wide meta object set (MOS): pool-level objects, the dataset directory and dead lists.</summary>
     public ObjectSet Objects { get; }
+
+    /// <summary>The datasets of the pool: filesystems, volumes, snapshots and clones (Dsl.cs).</summary>
+    public DatasetTree Datasets { get; }
+
+    internal BlockOwner MosOwner { get; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }
@@ -199,6 +212,7 @@ public sealed partial class Pool : IDisposable
                     leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
                 }
             var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            newPool.Datasets.CreateRoot();
             var result = newPool.CommitTxg(force: true);
             if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
             pool = newPool;
@@ -244,6 +258,7 @@ public sealed partial class Pool : IDisposable
         catch (IOException e) { return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}"); }
         var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options.Clock, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
+        if (load.IsOk) load = opened.Datasets.Load();
         if (!load.IsOk)
         {
             opened.Dispose();
@@ -273,15 +288,25 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>Reads every block of the committed tree and the uncommitted one, verifying and repairing (rule 3).</summary>
-    public ScrubResult Scrub() => Objects.Scrub();
-
-    private StorageResult CommitTxg(bool force)
+    public ScrubResult Scrub()
     {
+        var mos = Objects.Scrub();
+        var datasets = Datasets.Scrub();
+        return new ScrubResult(mos.BlocksExamined + datasets.BlocksExamined, mos.BytesExamined + datasets.BytesExamined,
+                               mos.Errors + datasets.Errors);
+    }
+
+    internal StorageResult CommitTxg(bool force)
+    {
+        Dnode meta;
         if (!_suspended.IsOk) return _suspended;
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!force && !Objects.IsDirty) return StorageResult.Success;
+        if (!force && !Objects.IsDirty && !Datasets.IsDirty) return StorageResult.Success;
         long txg = Txg + 1;
-        var synced = Objects.Sync(txg, out Dnode meta);
+        // Datasets first: their root blocks, dead lists and directory are objects of the MOS.
+        var synced = Datasets.Sync(txg);
+        if (synced.IsOk) synced = Objects.Sync(txg, out meta);
+        else meta = default;
         if (!synced.IsOk) return Suspend(synced);
         if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
         var ub = new Uberblock(txg, _config.GuidSum(), _clock(), Guid, meta);
@@ -387,11 +412,13 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>Writes a new block (data.Length bytes, a sector multiple) to Copies DVAs, never over a live block.</summary>
-    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp)
+    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp,
+                                      ChecksumKind? checksum = null)
     {
         Debug.Assert(data.Length > 0 && data.Length % SectorSize == 0 && data.Length <= MaxBlockSize);
         bp = default;
-        var sum = Storage.Checksum.Compute(_config.Checksum, data);
+        var kind = checksum ?? _config.Checksum;
+        var sum = Storage.Checksum.Compute(kind, data);
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
         for (int c = 0; c < copies; c++)
@@ -417,7 +444,7 @@ public sealed partial class Pool : IDisposable
             for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
             return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
         }
-        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, _config.Checksum, type, level, txg, sum);
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, kind, type, level, txg, sum);
         return StorageResult.Success;
     }
 
@@ -531,6 +558,21 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             WriteCopy(_tops[dva.Vdev], dva.Offset, good, badLeaves[c], repair: true);
         }
+    }
+
+    /// <summary>The pool's clock (rule 1): dataset creation times come from here.</summary>
+    internal long Now() => _clock();
+
+    /// <summary>Space a block takes in the space maps: every copy's allocation (what `used` counts).</summary>
+    internal long AllocatedSize(in BlockPointer bp)
+    {
+        long n = 0;
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            n += _tops[dva.Vdev].AllocSize(bp.PhysicalSize);
+        }
+        return n;
     }
 
     /// <summary>Frees a block once the current txg commits (rule 6).</summary>

@@ -19,6 +19,15 @@ public enum StorageStatus
     NoValidUberblock,   // no uberblock of the pool passed its checksum
     MetadataCorrupted,  // the committed tree could not be read at open
     InvalidConfig,      // a vdev layout that cannot be built
+    DatasetExists,      // EEXIST / EZFS_EXISTS
+    NoSuchDataset,      // ENOENT / EZFS_NOENT
+    DatasetBusy,        // EBUSY / EZFS_BUSY
+    QuotaExceeded,      // EDQUOT
+    ReadOnly,           // EROFS
+    HasDependents,      // EEXIST from destroy or rollback: children, clones or later snapshots
+    PropertySpace,      // EZFS_PROPSPACE: a quota or reservation the space does not allow
+    BadProperty,        // EZFS_BADPROP / EZFS_PROPREADONLY / EZFS_PROPTYPE
+    NotSupported,       // EZFS_BADTYPE: an operation that does not apply to this kind of dataset
 }
 
 public static class StorageStatusText
@@ -38,18 +47,38 @@ public static class StorageStatusText
         StorageStatus.NoValidUberblock => "no valid uberblock found",
         StorageStatus.MetadataCorrupted => "the pool metadata is corrupted",
         StorageStatus.InvalidConfig => "invalid vdev specification",
+        StorageStatus.DatasetExists => "dataset already exists",
+        StorageStatus.NoSuchDataset => "dataset does not exist",
+        StorageStatus.DatasetBusy => "dataset is busy",
+        StorageStatus.QuotaExceeded => "disk quota exceeded",
+        StorageStatus.ReadOnly => "read-only file system",
+        StorageStatus.HasDependents => "dataset has dependents",
+        StorageStatus.PropertySpace => "out of space",
+        StorageStatus.BadProperty => "invalid property value",
+        StorageStatus.NotSupported => "operation not applicable to datasets of this type",
         _ => status.ToString(),
     };
 }
 
-/// <summary>A status with the detail that names the pool, vdev or file concerned.</summary>
-public readonly record struct StorageResult(StorageStatus Status, string Detail)
+/// <summary>
+/// A status with the detail that names the pool, vdev or file concerned, and optionally the reason
+/// that replaces the status's standard wording (as libzfs's zfs_error_aux does: "cannot destroy
+/// 'tank/fs': filesystem has children").
+/// </summary>
+public readonly record struct StorageResult(StorageStatus Status, string Detail, string? Reason = null)
 {
     public static readonly StorageResult Success = new(StorageStatus.Ok, "");
 
     public bool IsOk => Status == StorageStatus.Ok;
 
-    public string Message => Detail.Length == 0 ? StorageStatusText.Of(Status) : Detail + ": " + StorageStatusText.Of(Status);
+    public string Message
+    {
+        get
+        {
+            string reason = Reason ?? StorageStatusText.Of(Status);
+            return Detail.Length == 0 ? reason : Detail + ": " + reason;
+        }
+    }
 
     public override string ToString() => Message;
 }

@@ -35,6 +35,7 @@ public static class StorageBenchmarks
             Engine(o, dir, "pool, single file vdev", [VdevSpec.Disk("s0")], data);
             Engine(o, dir, "pool, 2-way mirror", [VdevSpec.Mirror("m0", "m1")], data);
             Engine(o, dir, "pool, raidz1 of 3", [VdevSpec.Raidz1("z0", "z1", "z2")], data);
+            SnapshotAndClone(o, dir);
         }
         finally
         {
@@ -118,6 +119,56 @@ public static class StorageBenchmarks
         pool.Dispose();
         foreach (var spec in layout) foreach (var file in spec.Files) File.Delete(Path.Combine(dir, file));
         Row(o, name, write, read, writeAlloc, readAlloc);
+    }
+
+    /// <summary>
+    /// Snapshot and clone of a filesystem holding 1,000 then 100,000 objects of 1 KiB (Dsl.cs rule 1):
+    /// each copies a root pointer and commits the directory, so its time must not grow with the count.
+    /// The fill commits every 1,000 objects (a txg's dirty limit: each dirty block is a 128 KiB buffer);
+    /// each operation is timed five times and the fastest is shown, the rest being the disk's flushes.
+    /// </summary>
+    private static void SnapshotAndClone(TextWriter o, string dir)
+    {
+        o.WriteLine("storage: snapshot, clone and snapshot destroy of a filesystem of N objects of 1 KiB (each commits its own txg; best of 5)");
+        o.WriteLine($"{"objects",10} {"fill s",8} {"snapshot ms",12} {"clone ms",9} {"destroy@ ms",12}");
+        var content = new byte[1024];
+        new HostRandom(4).NextBytes(content);
+        foreach (int count in (int[])[1_000, 100_000])
+        {
+            long now = 0;
+            var options = new PoolOptions { Clock = () => now += 1, Random = new HostRandom(5) };
+            string name = "snap" + count.ToString(CultureInfo.InvariantCulture);
+            Check(Pool.Create(dir, name, [VdevSpec.Disk(name + "d")], 512L * 1024 * 1024, options, out var created));
+            using var pool = created!;
+            Check(pool.Datasets.Create(name + "/fs", DatasetType.Filesystem));
+            Check(pool.Datasets.Open(name + "/fs", out var objects));
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < count; i++)
+            {
+                Check(objects.Create(out long id));
+                Check(objects.Write(id, 0, content));
+                if (i % 1000 == 999) Check(pool.Commit());
+            }
+            Check(pool.Commit());
+            double fill = sw.Elapsed.TotalSeconds;
+            double snapshot = double.MaxValue, clone = double.MaxValue, destroy = double.MaxValue;
+            for (int round = 0; round < 5; round++)
+            {
+                sw.Restart();
+                Check(pool.Datasets.Snapshot(name + "/fs@s"));
+                snapshot = Math.Min(snapshot, sw.Elapsed.TotalMilliseconds);
+                sw.Restart();
+                Check(pool.Datasets.Clone(name + "/fs@s", name + "/clone"));
+                clone = Math.Min(clone, sw.Elapsed.TotalMilliseconds);
+                Check(pool.Datasets.Destroy(name + "/clone"));
+                sw.Restart();
+                Check(pool.Datasets.Destroy(name + "/fs@s"));
+                destroy = Math.Min(destroy, sw.Elapsed.TotalMilliseconds);
+            }
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,10} {fill,8:F1} {snapshot,12:F2} {clone,9:F2} {destroy,12:F2}"));
+            pool.Dispose();
+            File.Delete(Path.Combine(dir, name + "d"));
+        }
     }
 
     private static void Row(TextWriter o, string name, double write, double read, double writeAlloc, double readAlloc) =>

@@ -16,6 +16,28 @@ public class AllocationTests : PoolFixture
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
     }
 
+    [Test]
+    public void Writing_and_reading_a_datasets_objects_allocates_nothing_in_steady_state()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Assert.That(pool.Datasets.Create("tank/fs", DatasetType.Filesystem).IsOk, Is.True);
+        Assert.That(pool.Datasets.Set("tank/fs", "quota", "1G").IsOk, Is.True);
+        Assert.That(pool.Datasets.Open("tank/fs", out var objects).IsOk, Is.True);
+        objects.Create(out long id);
+        var block = Bytes(128 * 1024, 1);
+        for (int i = 0; i < 8; i++) objects.Write(id, i * block.Length, block);
+        pool.Commit();
+        for (int i = 0; i < 8; i++) objects.Write(id, i * block.Length, block);
+        pool.Commit();
+        // The first write of a txg marks the object dirty (a node of ObjectSet's dirty set); the rest are steady state.
+        objects.Write(id, 0, block);
+        var buffer = new byte[block.Length];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 8; i++) objects.Write(id, i * block.Length, block);   // quota checked on each
+        for (int i = 0; i < 8; i++) objects.Read(id, i * block.Length, buffer, out _);
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+    }
+
     [TestCase(ChecksumKind.Fletcher4)]
     [TestCase(ChecksumKind.Sha256)]
     [TestCase(ChecksumKind.Blake3)]

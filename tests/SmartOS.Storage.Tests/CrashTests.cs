@@ -6,7 +6,7 @@ namespace SmartOS.Storage.Tests;
 /// txg's content. Each run's writes are undone from a log afterwards, so every run starts from the
 /// same committed state without copying the files.
 /// </summary>
-public class CrashTests : PoolFixture
+public class CrashTests : DatasetFixture
 {
     private sealed class SimulatedCrash : Exception;
 
@@ -61,37 +61,45 @@ public class CrashTests : PoolFixture
     private static readonly byte[] s_newChanged = Bytes(200_000, 4);
     private static readonly byte[] s_added = Bytes(140_000, 5);
 
-    /// <summary>The change a crashed commit carries: overwrite part of one object, delete one, add one.</summary>
-    private static void ApplyChange(Pool pool)
+    // The MOS's object ids of the three objects made before the crash (the dataset directory is the first object).
+    private long _kept, _changed, _deleted;
+
+    private void MakeObjects(Pool pool)
     {
-        Assert.That(pool.Objects.Write(2, 50_000, s_newChanged).IsOk, Is.True);
-        Assert.That(pool.Objects.Delete(3).IsOk, Is.True);
-        NewObject(pool, s_added);
+        _kept = NewObject(pool, s_kept); _changed = NewObject(pool, s_oldChanged); _deleted = NewObject(pool, s_oldDeleted);
     }
 
-    private static void AssertOldState(Pool pool, long txg)
+    /// <summary>The change a crashed commit carries: overwrite part of one object, delete one, add one.</summary>
+    private void ApplyChange(Pool pool)
+    {
+        Assert.That(pool.Objects.Write(_changed, 50_000, s_newChanged).IsOk, Is.True);
+        Assert.That(pool.Objects.Delete(_deleted).IsOk, Is.True);
+        Assert.That(NewObject(pool, s_added), Is.EqualTo(_deleted + 1));
+    }
+
+    private void AssertOldState(Pool pool, long txg)
     {
         using (Assert.EnterMultipleScope())
         {
             Assert.That(pool.Txg, Is.EqualTo(txg));
-            Assert.That(ReadAll(pool, 1), Is.EqualTo(s_kept));
-            Assert.That(ReadAll(pool, 2), Is.EqualTo(s_oldChanged));
-            Assert.That(ReadAll(pool, 3), Is.EqualTo(s_oldDeleted));
-            Assert.That(pool.Objects.Exists(4), Is.False);
+            Assert.That(ReadAll(pool, _kept), Is.EqualTo(s_kept));
+            Assert.That(ReadAll(pool, _changed), Is.EqualTo(s_oldChanged));
+            Assert.That(ReadAll(pool, _deleted), Is.EqualTo(s_oldDeleted));
+            Assert.That(pool.Objects.Exists(_deleted + 1), Is.False);
         }
     }
 
-    private static void AssertNewState(Pool pool, long txg)
+    private void AssertNewState(Pool pool, long txg)
     {
         var changed = (byte[])s_oldChanged.Clone();
         s_newChanged.CopyTo(changed, 50_000);
         using (Assert.EnterMultipleScope())
         {
             Assert.That(pool.Txg, Is.EqualTo(txg + 1));
-            Assert.That(ReadAll(pool, 1), Is.EqualTo(s_kept));
-            Assert.That(ReadAll(pool, 2), Is.EqualTo(changed));
-            Assert.That(pool.Objects.Exists(3), Is.False);
-            Assert.That(ReadAll(pool, 4), Is.EqualTo(s_added));
+            Assert.That(ReadAll(pool, _kept), Is.EqualTo(s_kept));
+            Assert.That(ReadAll(pool, _changed), Is.EqualTo(changed));
+            Assert.That(pool.Objects.Exists(_deleted), Is.False);
+            Assert.That(ReadAll(pool, _deleted + 1), Is.EqualTo(s_added));
         }
     }
 
@@ -112,7 +120,7 @@ public class CrashTests : PoolFixture
         long txg;
         using (var pool = Create("tank", layout))
         {
-            NewObject(pool, s_kept); NewObject(pool, s_oldChanged); NewObject(pool, s_oldDeleted);
+            MakeObjects(pool);
             Assert.That(pool.Commit().IsOk, Is.True);
             txg = pool.Txg;
         }
@@ -156,7 +164,7 @@ public class CrashTests : PoolFixture
         long txg;
         using (var pool = Create("tank", VdevSpec.Disk("d0")))
         {
-            NewObject(pool, s_kept); NewObject(pool, s_oldChanged); NewObject(pool, s_oldDeleted);
+            MakeObjects(pool);
             pool.Commit();
             txg = pool.Txg;
         }
@@ -176,5 +184,60 @@ public class CrashTests : PoolFixture
         using var final = Open("tank");
         AssertNewState(final, txg);
         Assert.That(final.Scrub().Errors, Is.Zero);
+    }
+
+    [Test]
+    public void A_crash_at_any_write_of_a_dataset_commit_keeps_snapshots_dead_lists_and_space_consistent()
+    {
+        var kept = Bytes(300_000, 11);
+        var overwrite = Bytes(200_000, 12);
+        long keptId, goneId;
+        long txg;
+        using (var pool = Create("tank", VdevSpec.Disk("d0")))
+        {
+            Ok(pool.Datasets.Create("tank/fs", DatasetType.Filesystem));
+            keptId = NewFile(pool, "tank/fs", kept);
+            goneId = NewFile(pool, "tank/fs", Bytes(400_000, 13));
+            Ok(pool.Datasets.Snapshot("tank/fs@s"));
+            txg = pool.Txg;
+        }
+        var plan = new CrashPlan();
+        var options = Options(opener: (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan));
+        void Change(Pool pool)
+        {
+            // Under the snapshot: the overwritten and deleted blocks go on the head's dead list.
+            Ok(Objects(pool, "tank/fs").Write(keptId, 0, overwrite));
+            Ok(Objects(pool, "tank/fs").Delete(goneId));
+        }
+        using (var pool = Open("tank", options))
+        {
+            Change(pool);
+            Ok(pool.Commit());
+        }
+        int total = plan.Writes;
+        plan.Restore();
+        var changed = (byte[])kept.Clone();
+        overwrite.CopyTo(changed, 0);
+        for (int budget = 0; budget <= total; budget++)
+        {
+            plan.Budget = budget; plan.Tear = true;
+            using (var pool = Open("tank", options))
+            {
+                Change(pool);
+                if (budget < total) Assert.Throws<SimulatedCrash>(() => pool.Commit(), $"write {budget}");
+                else Ok(pool.Commit());
+            }
+            plan.Budget = int.MaxValue;
+            using (var reopened = Open("tank"))
+            {
+                bool isNew = reopened.Txg > txg;
+                Assert.That(ReadFile(reopened, "tank/fs", keptId), Is.EqualTo(isNew ? changed : kept), $"crash at write {budget}");
+                Assert.That(ReadFile(reopened, "tank/fs@s", keptId), Is.EqualTo(kept));
+                Assert.That(Objects(reopened, "tank/fs").Exists(goneId), Is.EqualTo(!isNew));
+                Assert.That(reopened.Scrub().Errors, Is.Zero, $"crash at write {budget}: scrub");
+                AuditSpace(reopened);
+            }
+            plan.Restore();
+        }
     }
 }

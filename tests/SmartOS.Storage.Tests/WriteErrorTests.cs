@@ -44,17 +44,17 @@ public class WriteErrorTests : PoolFixture
     [Test]
     public void A_single_vdev_that_fails_writes_fails_the_commit_and_keeps_the_last_txg()
     {
-        long txg;
+        long txg, id;
         using (var pool = Create("tank", VdevSpec.Disk("d0"))) txg = pool.Txg;
         using (var pool = Open("tank", FailWritesTo("d0", () => true)))
         {
-            NewObject(pool, Bytes(1000, 1));
+            id = NewObject(pool, Bytes(1000, 1));
             var result = pool.Commit();
             Assert.That(result.Message, Is.EqualTo("pool 'tank': no copy of a block could be written: I/O error"));
             Assert.That(pool.Suspended.Status, Is.EqualTo(StorageStatus.IoError));
         }
         using var reopened = Open("tank");
         Assert.That(reopened.Txg, Is.EqualTo(txg));
-        Assert.That(reopened.Objects.Exists(1), Is.False);
+        Assert.That(reopened.Objects.Exists(id), Is.False);
     }
 }

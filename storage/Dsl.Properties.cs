@@ -1,0 +1,353 @@
+using System.Globalization;
+
+namespace SmartOS.Storage;
+
+/// <summary>Where a property's value comes from, as the SOURCE column of `zfs get` shows it.</summary>
+public enum PropertySource { None, Default, Local, Inherited, Received }
+
+/// <summary>
+/// One property of one dataset: Value as `zfs get -p` prints it (sizes in bytes, "none" for an unset
+/// quota or reservation, "-" where the property does not apply), Number for the numeric ones.
+/// </summary>
+public readonly record struct DatasetProperty(string Name, string Value, long? Number, PropertySource Source, string InheritedFrom)
+{
+    public string SourceText => Source switch
+    {
+        PropertySource.Local => "local",
+        PropertySource.Default => "default",
+        PropertySource.Inherited => "inherited from " + InheritedFrom,
+        PropertySource.Received => "received",
+        _ => "-",
+    };
+}
+
+/// <summary>Properties (`zfs get/set/inherit`): the table, validation in zfs's words, and the computed read-only ones.</summary>
+public sealed partial class DatasetTree
+{
+    private enum Kind { Size, Choice, Path, Info }
+
+    private sealed record Def(string Name, Kind Kind, bool Inherit, bool Settable, DatasetKinds Applies, string Default, string[]? Choices = null);
+
+    private const DatasetKinds Heads = DatasetKinds.Filesystem | DatasetKinds.Volume;
+
+    /// <summary>The properties in the order `zfs get all` prints them.</summary>
+    private static readonly Def[] s_props =
+    [
+        new("type", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("creation", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("used", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("available", Kind.Info, false, false, Heads, ""),
+        new("referenced", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("compressratio", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("quota", Kind.Size, false, true, DatasetKinds.Filesystem, "none"),
+        new("reservation", Kind.Size, false, true, Heads, "none"),
+        new("volsize", Kind.Size, false, true, DatasetKinds.Volume, ""),
+        new("volblocksize", Kind.Info, false, false, DatasetKinds.Volume, ""),
+        new("recordsize", Kind.Size, true, true, DatasetKinds.Filesystem, "131072"),
+        new("mountpoint", Kind.Path, true, true, DatasetKinds.Filesystem, ""),
+        new("checksum", Kind.Choice, true, true, Heads, "on", ["on", "fletcher4", "sha256", "blake3"]),
+        new("compression", Kind.Choice, true, true, Heads, "off", ["on", "off", "lzjb", "gzip", "gzip-1", "gzip-2", "gzip-3", "gzip-4", "gzip-5", "gzip-6", "gzip-7", "gzip-8", "gzip-9", "zle", "lz4", "zstd"]),
+        new("atime", Kind.Choice, true, true, DatasetKinds.Filesystem, "on", ["on", "off"]),
+        new("readonly", Kind.Choice, true, true, Heads, "off", ["on", "off"]),
+        new("canmount", Kind.Choice, false, true, DatasetKinds.Filesystem, "on", ["on", "off", "noauto"]),
+        new("origin", Kind.Info, false, false, Heads, ""),
+        new("usedbysnapshots", Kind.Info, false, false, Heads, ""),
+        new("usedbydataset", Kind.Info, false, false, Heads, ""),
+        new("usedbychildren", Kind.Info, false, false, Heads, ""),
+        new("usedbyrefreservation", Kind.Info, false, false, Heads, ""),
+        new("refquota", Kind.Size, false, true, DatasetKinds.Filesystem, "none"),
+        new("refreservation", Kind.Size, false, true, Heads, "none"),
+        new("written", Kind.Info, false, false, DatasetKinds.All, ""),
+    ];
+
+    /// <summary>
+    /// Compression values the pool writes today: any other is refused, not silently stored (the
+    /// compression engine of issue 12 widens this set).
+    /// </summary>
+    internal static readonly HashSet<string> EnforcedCompression = new(StringComparer.Ordinal) { "off" };
+
+    public static IReadOnlyList<string> PropertyNames
+    {
+        get { var names = new string[s_props.Length]; for (int i = 0; i < names.Length; i++) names[i] = s_props[i].Name; return names; }
+    }
+
+    private static Def? Lookup(string name)
+    {
+        foreach (var def in s_props) if (def.Name == name) return def;
+        return null;
+    }
+
+    private static DatasetKinds KindOf(DslDataset ds) =>
+        ds.IsSnapshot ? DatasetKinds.Snapshot : ds.Dir.Type == DatasetType.Volume ? DatasetKinds.Volume : DatasetKinds.Filesystem;
+
+    /// <summary>A property's value as it applies to dir: local, else inherited from the nearest ancestor that sets it, else the default.</summary>
+    internal string Effective(DslDir dir, string name, out PropertySource source, out DslDir? from)
+    {
+        from = null;
+        if (dir.Local.TryGetValue(name, out var local)) { source = PropertySource.Local; return local; }
+        var def = Lookup(name)!;
+        if (def.Inherit)
+            for (var d = dir.Parent; d is not null; d = d.Parent)
+                if (d.Local.TryGetValue(name, out var inherited)) { source = PropertySource.Inherited; from = d; return inherited; }
+        source = PropertySource.Default;
+        return def.Default;
+    }
+
+    /// <summary>`zfs get`: one property of a dataset, with its source.</summary>
+    public StorageResult Get(string name, string property, out DatasetProperty value)
+    {
+        value = default;
+        if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
+        var def = Lookup(property);
+        if (def is null) return new StorageResult(StorageStatus.BadProperty, "bad property list", $"invalid property '{property}'");
+        value = GetValue(ds, def);
+        return StorageResult.Success;
+    }
+
+    /// <summary>`zfs get all`: every property in table order ("-" for those that do not apply).</summary>
+    public StorageResult GetAll(string name, out IReadOnlyList<DatasetProperty> values)
+    {
+        var list = new List<DatasetProperty>();
+        values = list;
+        if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
+        foreach (var def in s_props) list.Add(GetValue(ds, def));
+        return StorageResult.Success;
+    }
+
+    private DatasetProperty GetValue(DslDataset ds, Def def)
+    {
+        if ((def.Applies & KindOf(ds)) == 0) return new DatasetProperty(def.Name, "-", null, PropertySource.None, "");
+        var dir = ds.Dir;
+        if (def.Kind == Kind.Info) return Info(ds, def.Name);
+        if (def.Name == "volsize") return new DatasetProperty("volsize", Num(dir.VolSize), dir.VolSize, PropertySource.Local, "");
+        string raw = Effective(dir, def.Name, out var source, out var from);
+        string inheritedFrom = from?.FullName ?? "";
+        if (def.Name == "mountpoint")
+        {
+            // An inherited mountpoint extends the ancestor's path by the rest of the name.
+            string value = source switch
+            {
+                PropertySource.Local => raw,
+                PropertySource.Inherited when raw is "none" or "legacy" => raw,
+                PropertySource.Inherited => raw.TrimEnd('/') + dir.FullName[from!.FullName.Length..],
+                _ => "/" + dir.FullName,
+            };
+            return new DatasetProperty(def.Name, value, null, source, inheritedFrom);
+        }
+        if (def.Kind == Kind.Size)
+        {
+            long n = raw == "none" ? 0 : long.Parse(raw, CultureInfo.InvariantCulture);
+            bool noneIfZero = def.Name is "quota" or "refquota" or "reservation" or "refreservation";
+            return new DatasetProperty(def.Name, n == 0 && noneIfZero ? "none" : Num(n), n, source, inheritedFrom);
+        }
+        return new DatasetProperty(def.Name, raw, null, source, inheritedFrom);
+    }
+
+    private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private DatasetProperty Info(DslDataset ds, string name)
+    {
+        var dir = ds.Dir;
+        long? n = name switch
+        {
+            "creation" => ds.Creation / 1_000_000_000,
+            "used" => ds.IsSnapshot ? SnapshotUsed(ds) : dir.Used,
+            "available" => Available(dir.Head, out _),
+            "referenced" => ds.Referenced,
+            "usedbysnapshots" => dir.SnapUsed,
+            "usedbydataset" => dir.HeadUsed,
+            "usedbychildren" => dir.ChildrenUsed,
+            "usedbyrefreservation" => dir.RefReservationUsed,
+            "written" => ds.IsSnapshot ? ds.Written : ds.Unique,
+            "volblocksize" => dir.VolBlockSize,
+            _ => null,
+        };
+        if (n is long v) return new DatasetProperty(name, Num(v), v, PropertySource.None, "");
+        string text = name switch
+        {
+            "type" => ds.IsSnapshot ? "snapshot" : dir.Type == DatasetType.Volume ? "volume" : "filesystem",
+            "compressratio" => "1.00x",
+            "origin" => dir.Origin?.Name ?? "-",
+            _ => "-",
+        };
+        return new DatasetProperty(name, text, null, PropertySource.None, "");
+    }
+
+    /// <summary>A snapshot's used (Dsl.cs rule 4): what destroying it alone would free.</summary>
+    private long SnapshotUsed(DslDataset snap) => snap.Dir.Next(snap).Deadlist.SpaceBornAfter(_pool, snap.PrevTxg);
+
+    /// <summary>`zfs set`: validates the value as zfs does, checks it against the space, stores it and commits.</summary>
+    public StorageResult Set(string name, string property, string value)
+    {
+        string what = $"cannot set property for '{name}'";
+        if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
+        var def = Lookup(property);
+        if (def is null) return new StorageResult(StorageStatus.BadProperty, what, $"invalid property '{property}'");
+        if (!def.Settable) return new StorageResult(StorageStatus.BadProperty, what, $"'{property}' is readonly");
+        if (ds.IsSnapshot) return new StorageResult(StorageStatus.BadProperty, what, "this property can not be modified for snapshots");
+        if ((def.Applies & KindOf(ds)) == 0) return new StorageResult(StorageStatus.BadProperty, what, $"'{property}' does not apply to datasets of this type");
+        var parsed = Parse(def, value, out string stored);
+        if (!parsed.IsOk) return parsed with { Detail = what };
+        var dir = ds.Dir;
+        var fits = CheckSpace(dir, def.Name, stored);
+        if (!fits.IsOk) return fits with { Detail = what };
+        if (def.Name == "volsize")
+        {
+            long size = long.Parse(stored, CultureInfo.InvariantCulture);
+            if (size % dir.VolBlockSize != 0) return new StorageResult(StorageStatus.BadProperty, what, "volume size must be a multiple of volume block size");
+            // A volume that reserves its whole size keeps doing so (zvol_set_volsize).
+            if (dir.RefReservation == dir.VolSize)
+            {
+                var grow = CheckSpace(dir, "refreservation", stored);
+                if (!grow.IsOk) return grow with { Detail = what };
+                SetLocal(dir, "refreservation", stored);
+            }
+        }
+        SetLocal(dir, def.Name, stored);
+        _dirty = true;
+        return _pool.CommitTxg(force: true);
+    }
+
+    /// <summary>`zfs inherit`: drops the local value, so the inherited or default one applies.</summary>
+    public StorageResult Inherit(string name, string property)
+    {
+        string what = $"cannot inherit {property} for '{name}'";
+        if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
+        var def = Lookup(property);
+        if (def is null) return new StorageResult(StorageStatus.BadProperty, what, $"invalid property '{property}'");
+        if (!def.Settable) return new StorageResult(StorageStatus.BadProperty, what, $"'{property}' property is read-only");
+        if (!def.Inherit) return new StorageResult(StorageStatus.BadProperty, what, $"'{property}' property cannot be inherited");
+        if (ds.IsSnapshot) return new StorageResult(StorageStatus.BadProperty, what, "this property can not be modified for snapshots");
+        if (!ds.Dir.Local.ContainsKey(property)) return StorageResult.Success;
+        if (property == "compression" && !EnforcedCompression.Contains(InheritedValue(ds.Dir, property)))
+            return new StorageResult(StorageStatus.BadProperty, what, "compression other than 'off' is not supported yet");
+        SetLocal(ds.Dir, property, null);
+        _dirty = true;
+        return _pool.CommitTxg(force: true);
+    }
+
+    private string InheritedValue(DslDir dir, string property)
+    {
+        for (var d = dir.Parent; d is not null; d = d.Parent)
+            if (d.Local.TryGetValue(property, out var v)) return v;
+        return Lookup(property)!.Default;
+    }
+
+    private static void SetLocal(DslDir dir, string property, string? value)
+    {
+        long before = dir.Charged;
+        if (value is null) dir.Local.Remove(property); else dir.Local[property] = value;
+        RefreshProperties(dir);
+        Propagate(dir, dir.Charged - before);
+    }
+
+    /// <summary>Re-reads the numeric properties the space checks use from the local values.</summary>
+    private static void RefreshProperties(DslDir dir)
+    {
+        dir.Quota = LocalSize(dir, "quota");
+        dir.RefQuota = LocalSize(dir, "refquota");
+        dir.Reservation = LocalSize(dir, "reservation");
+        dir.RefReservation = LocalSize(dir, "refreservation");
+        dir.VolSize = LocalSize(dir, "volsize");
+    }
+
+    private static long LocalSize(DslDir dir, string name) =>
+        dir.Local.TryGetValue(name, out var v) && v != "none" ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
+
+    /// <summary>Validates a value in zfs's words (zfs_valid_proplist, zfs_nicestrtonum); stored is its canonical form.</summary>
+    private static StorageResult Parse(Def def, string value, out string stored)
+    {
+        stored = value;
+        switch (def.Kind)
+        {
+            case Kind.Choice:
+                if (Array.IndexOf(def.Choices!, value) < 0)
+                    return new StorageResult(StorageStatus.BadProperty, "", $"'{def.Name}' must be one of '{string.Join(" | ", def.Choices!)}'");
+                if (def.Name == "compression" && !EnforcedCompression.Contains(value))
+                    return new StorageResult(StorageStatus.BadProperty, "", $"compression '{value}' is not supported yet");
+                return StorageResult.Success;
+            case Kind.Path:
+                if (value is "none" or "legacy") return StorageResult.Success;
+                if (!value.StartsWith('/')) return new StorageResult(StorageStatus.BadProperty, "", $"'{def.Name}' must be an absolute path, 'none', or 'legacy'");
+                stored = value.Length > 1 ? value.TrimEnd('/') : value;
+                return StorageResult.Success;
+            case Kind.Size:
+                bool noneAllowed = def.Name is "quota" or "refquota" or "reservation" or "refreservation";
+                if (noneAllowed && value == "none") { stored = "0"; return StorageResult.Success; }
+                var parsed = ParseSize(value, out long n);
+                if (!parsed.IsOk) return parsed;
+                if (n == 0 && def.Name is "quota" or "refquota")
+                    return new StorageResult(StorageStatus.BadProperty, "", "use 'none' to disable quota/refquota");
+                if (def.Name == "volsize" && n == 0) return new StorageResult(StorageStatus.BadProperty, "", "volume size cannot be zero");
+                if (def.Name == "recordsize" && (n < 512 || n > Pool.MaxBlockSize || (n & (n - 1)) != 0))
+                    return new StorageResult(StorageStatus.BadProperty, "", $"'{def.Name}' must be power of 2 from 512B to {Pool.MaxBlockSize / 1024}KB");
+                // Objects are trees of 128 KiB blocks (ObjectTree): a smaller record would not be enforced.
+                if (def.Name == "recordsize" && n != Pool.MaxBlockSize)
+                    return new StorageResult(StorageStatus.BadProperty, "", $"recordsize other than {Pool.MaxBlockSize / 1024}K is not supported yet");
+                stored = Num(n);
+                return StorageResult.Success;
+            default:
+                return new StorageResult(StorageStatus.BadProperty, "", $"'{def.Name}' is readonly");
+        }
+    }
+
+    /// <summary>zfs_nicestrtonum: a number, optionally with a fraction and one of B K M G T P E (then an optional B).</summary>
+    public static StorageResult ParseSize(string value, out long bytes)
+    {
+        bytes = 0;
+        if (value.Length == 0 || (!char.IsAsciiDigit(value[0]) && value[0] != '.'))
+            return new StorageResult(StorageStatus.BadProperty, "", $"bad numeric value '{value}'");
+        int end = 0;
+        while (end < value.Length && (char.IsAsciiDigit(value[end]) || value[end] == '.')) end++;
+        string number = value[..end], suffix = value[end..];
+        int shift = 0;
+        if (suffix.Length > 0)
+        {
+            int index = "BKMGTPE".IndexOf(char.ToUpperInvariant(suffix[0]));
+            bool ok = index >= 0 && (suffix.Length == 1 || (suffix.Length == 2 && index > 0 && char.ToUpperInvariant(suffix[1]) == 'B'));
+            if (!ok) return new StorageResult(StorageStatus.BadProperty, "", $"invalid numeric suffix '{suffix}'");
+            shift = 10 * index;
+        }
+        if (!decimal.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal d))
+            return new StorageResult(StorageStatus.BadProperty, "", $"bad numeric value '{value}'");
+        if (number.Contains('.') && shift == 0) return new StorageResult(StorageStatus.BadProperty, "", $"bad numeric value '{value}'");
+        decimal result = d * (decimal)Math.Pow(2, shift);
+        if (result > long.MaxValue) return new StorageResult(StorageStatus.BadProperty, "", "numeric value is too large");
+        bytes = (long)result;
+        return StorageResult.Success;
+    }
+
+    /// <summary>The space checks of dsl_dir_set_quota_check, dsl_dir_set_reservation_check and their ref- forms.</summary>
+    private StorageResult CheckSpace(DslDir dir, string property, string stored)
+    {
+        if (property is not ("quota" or "refquota" or "reservation" or "refreservation")) return StorageResult.Success;
+        long n = long.Parse(stored, CultureInfo.InvariantCulture);
+        const string tooSmall = "size is less than current used or reserved space";
+        const string tooBig = "size is greater than available space";
+        switch (property)
+        {
+            case "quota":
+                if (n != 0 && (n < dir.Used || n < dir.Reservation)) return new StorageResult(StorageStatus.PropertySpace, "", tooSmall);
+                break;
+            case "refquota":
+                if (n != 0 && n < dir.Head.Referenced) return new StorageResult(StorageStatus.PropertySpace, "", tooSmall);
+                break;
+            case "reservation":
+            {
+                long delta = Math.Max(dir.Used, n) - Math.Max(dir.Used, dir.Reservation);
+                long room = dir.Parent is null ? DirAvailable(dir, out _) : DirAvailable(dir.Parent, out _);
+                if (delta > 0 && delta > room) return new StorageResult(StorageStatus.PropertySpace, "", tooBig);
+                if (dir.Quota != 0 && n > dir.Quota) return new StorageResult(StorageStatus.PropertySpace, "", tooBig);
+                break;
+            }
+            case "refreservation":
+            {
+                long unique = dir.Head.Unique;
+                long delta = Math.Max(0, n - unique) - Math.Max(0, dir.RefReservation - unique);
+                if (delta > 0 && delta > DirAvailable(dir, out _)) return new StorageResult(StorageStatus.PropertySpace, "", tooBig);
+                break;
+            }
+        }
+        return StorageResult.Success;
+    }
+}
