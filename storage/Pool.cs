@@ -85,6 +85,14 @@ public sealed record PoolOptions
 
     /// <summary>How leaf files are opened; tests wrap it to inject crashes and faults.</summary>
     public VdevOpener Opener { get; init; } = FileVdevIo.Opener;
+
+    /// <summary>The compression Objects starts with (ObjectSet.Compression; rule 10).</summary>
+    public CompressionSetting Compression { get; init; } = CompressionSetting.Off;
+
+    /// <summary>The most the block cache may hold, in bytes (rule 11; ZFS's arc_max). 0 turns it off.</summary>
+    public long CacheSize { get; init; } = DefaultCacheSize;
+
+    public const long DefaultCacheSize = 64L * 1024 * 1024;
 }
 
 /// <summary>What a walk of the whole tree found (Scrub).</summary>
@@ -104,14 +112,20 @@ public sealed partial class Pool : IDisposable
     private readonly byte[] _uberblockSlot = new byte[VdevLabel.UberblockSize];
     // A raidz1 block's data columns side by side: up to one sector per column more than a block.
     private readonly byte[] _raidzColumns = new byte[MaxBlockSize + 16 * SectorSize];
+    private readonly BlockCompressor _compressor = new();
+    private readonly byte[] _compressed = new byte[MaxBlockSize];   // a block being written compressed
+    private readonly byte[] _physical = new byte[MaxBlockSize];     // a compressed block being read
+    private readonly byte[] _uncached = new byte[MaxBlockSize];     // a block read when the cache cannot hold it
+    private readonly Stack<ObjectTree.Indirect> _indirects = new();
     private int _rotor;
     private StorageResult _suspended = StorageResult.Success;
     private bool _disposed;
 
-    private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
+    private Pool(PoolConfig config, TopVdev[] tops, PoolOptions options, long txg)
     {
-        _config = config; _tops = tops; _clock = clock; Txg = txg;
-        Objects = new ObjectSet(this);
+        _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
+        Cache = new BlockCache(options.CacheSize);
+        Objects = new ObjectSet(this) { Compression = options.Compression };
     }
 
     public string Name => _config.PoolName;
@@ -120,6 +134,15 @@ public sealed partial class Pool : IDisposable
     public int Copies => _config.Copies;
     public IReadOnlyList<TopVdev> Vdevs => _tops;
     public ObjectSet Objects { get; }
+
+    /// <summary>The block cache (rule 11); its counters are the arcstats kstat's.</summary>
+    public BlockCache Cache { get; }
+
+    /// <summary>Logical bytes of every block the pool holds (lsize summed; compressratio's numerator, rule 10).</summary>
+    public long LogicalBytes { get; private set; }
+
+    /// <summary>Physical bytes of every block the pool holds (psize summed, one copy; compressratio's denominator).</summary>
+    public long PhysicalBytes { get; private set; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }
@@ -147,6 +170,7 @@ public sealed partial class Pool : IDisposable
         if (options.Copies is < 1 or > BlockPointer.MaxCopies) return new StorageResult(StorageStatus.InvalidArgument, what + ": copies must be 1, 2 or 3");
         if (!Enum.IsDefined(options.Checksum)) return new StorageResult(StorageStatus.InvalidArgument, what + ": unknown checksum");
         if (options.Random is null) return new StorageResult(StorageStatus.InvalidArgument, what + ": no random source for guids");
+        if (CheckOptions(options, what) is { IsOk: false } bad) return bad;
         if (layout.Count == 0) return new StorageResult(StorageStatus.InvalidConfig, what + ": no vdevs given");
         if (vdevSize < MinVdevSize) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: one or more devices is less than the minimum size ({MinVdevSize / (1024 * 1024)}M)");
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -198,7 +222,7 @@ public sealed partial class Pool : IDisposable
                     leaf.Io.Write(VdevLabel.LabelOffset(0, LeafSize(top)), block);
                     leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
                 }
-            var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            var newPool = new Pool(config, [.. tops], options, 0);
             var result = newPool.CommitTxg(force: true);
             if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
             pool = newPool;
@@ -220,6 +244,7 @@ public sealed partial class Pool : IDisposable
     {
         pool = null;
         string what = $"cannot import '{name}'";
+        if (CheckOptions(options, what) is { IsOk: false } bad) return bad;
         var scan = Import(dir, options.Opener);
         ImportCandidate? candidate = null;
         foreach (var found in scan.Pools)
@@ -242,7 +267,7 @@ public sealed partial class Pool : IDisposable
         List<TopVdev> tops;
         try { tops = OpenTops(dir, candidate.Config, candidate.Paths, options.Opener); }
         catch (IOException e) { return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}"); }
-        var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options.Clock, ub.Txg);
+        var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
         if (!load.IsOk)
         {
@@ -323,6 +348,13 @@ public sealed partial class Pool : IDisposable
         return any;
     }
 
+    private static StorageResult CheckOptions(PoolOptions options, string what)
+    {
+        if (!options.Compression.IsValid) return new StorageResult(StorageStatus.InvalidArgument, what + ": invalid compression");
+        if (options.CacheSize < 0) return new StorageResult(StorageStatus.InvalidArgument, what + ": cache size must not be negative");
+        return StorageResult.Success;
+    }
+
     internal static long LeafSize(TopVdev top) => top.DataSize + 2L * VdevLabel.LabelSize;
 
     private static List<TopVdev> OpenTops(string dir, PoolConfig config, IReadOnlyDictionary<ulong, string>? paths, VdevOpener opener)
@@ -386,11 +418,33 @@ public sealed partial class Pool : IDisposable
         return last < 0 ? 0 : (last + SectorSize) / SectorSize * SectorSize;
     }
 
-    /// <summary>Writes a new block (data.Length bytes, a sector multiple) to Copies DVAs, never over a live block.</summary>
-    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp)
+    /// <summary>
+    /// Writes block as a new block to Copies DVAs, never over a live block: trimmed to its last non-zero
+    /// sector (its logical size), compressed when that saves an eighth (rule 10), checksummed as stored.
+    /// An all-zero block is not written: bp is a hole.
+    /// </summary>
+    internal StorageResult WriteBlock(ReadOnlySpan<byte> block, BlockType type, byte level, long txg, CompressionSetting compression, out BlockPointer bp)
     {
-        Debug.Assert(data.Length > 0 && data.Length % SectorSize == 0 && data.Length <= MaxBlockSize);
+        Debug.Assert(block.Length <= MaxBlockSize && compression.IsValid);
         bp = default;
+        int lsize = StoredSize(block);
+        if (lsize == 0) return StorageResult.Success;
+        var logical = block[..lsize];
+        ReadOnlySpan<byte> data = logical;
+        byte function = CompressionSetting.FunctionOff;
+        if (compression.Algorithm != CompressionAlgorithm.Off)
+        {
+            // ZFS's rule: stored compressed only if the sectors it takes save at least one eighth.
+            int limit = lsize - lsize / 8;
+            int n = _compressor.Compress(compression, logical, _compressed, limit);
+            int psize = (n + SectorSize - 1) / SectorSize * SectorSize;
+            if (n > 0 && psize <= limit)
+            {
+                _compressed.AsSpan(n, psize - n).Clear();
+                data = _compressed.AsSpan(0, psize);
+                function = compression.Function;
+            }
+        }
         var sum = Storage.Checksum.Compute(_config.Checksum, data);
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
@@ -417,7 +471,15 @@ public sealed partial class Pool : IDisposable
             for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
             return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
         }
-        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, _config.Checksum, type, level, txg, sum);
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, lsize, function, _config.Checksum, type, level, txg, sum);
+        LogicalBytes += lsize;
+        PhysicalBytes += data.Length;
+        // Written blocks go to the cache, as in the ARC: the next txg's indirect blocks come from here.
+        if (Cache.Reserve(lsize) is { } entry)
+        {
+            logical.CopyTo(entry.Buffer);
+            Cache.Insert(bp, entry, lsize);
+        }
         return StorageResult.Success;
     }
 
@@ -440,8 +502,62 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>
-    /// Reads a block into destination (at least PhysicalSize bytes), verifying it and healing bad
-    /// copies (rule 3). On failure destination is cleared.
+    /// A block's logical contents (bp.LogicalSize bytes) through the cache (rule 11): block is the
+    /// cache's buffer, or the pool's scratch one when the cache cannot hold it, valid until the next
+    /// call into the pool. Verified and decompressed; on failure the status says why.
+    /// </summary>
+    internal StorageStatus ReadCached(in BlockPointer bp, out byte[] block)
+    {
+        Debug.Assert(!bp.IsHole);
+        if (Cache.TryGet(bp, out block)) return StorageStatus.Ok;
+        var entry = Cache.Reserve(bp.LogicalSize);
+        block = entry?.Buffer ?? _uncached;
+        var status = ReadLogical(bp, block);
+        if (entry is null) return status;
+        if (status == StorageStatus.Ok) Cache.Insert(bp, entry, bp.LogicalSize);
+        else Cache.Release(entry);
+        return status;
+    }
+
+    /// <summary>Reads a block's logical contents into destination (at least LogicalSize bytes): verified, healed, decompressed.</summary>
+    internal StorageStatus ReadLogical(in BlockPointer bp, Span<byte> destination)
+    {
+        if (!bp.IsCompressed) return ReadBlock(bp, destination);
+        var status = ReadBlock(bp, _physical);
+        if (status != StorageStatus.Ok) { destination.Clear(); return status; }
+        return Decompress(bp, _physical, destination);
+    }
+
+    /// <summary>
+    /// Decompresses a verified block (rule 10). A block whose checksum passed but that does not
+    /// decompress to its logical size is an I/O error, counted like a read that failed on every copy.
+    /// </summary>
+    internal StorageStatus Decompress(in BlockPointer bp, byte[] physical, Span<byte> destination)
+    {
+        if (_compressor.Decompress(bp.Compression, physical, bp.PhysicalSize, destination[..bp.LogicalSize])) return StorageStatus.Ok;
+        destination.Clear();
+        DataErrors++;
+        return StorageStatus.IoError;
+    }
+
+    internal ObjectTree.Indirect RentIndirect()
+    {
+        if (_indirects.Count == 0) return new ObjectTree.Indirect();
+        var indirect = _indirects.Pop();
+        Array.Clear(indirect.Pointers);
+        indirect.Dirty = false;
+        return indirect;
+    }
+
+    /// <summary>Keeps a few parsed indirect blocks for reuse; the rest go (their contents stay in the cache).</summary>
+    internal void ReturnIndirect(ObjectTree.Indirect indirect)
+    {
+        if (_indirects.Count < 16) _indirects.Push(indirect);
+    }
+
+    /// <summary>
+    /// Reads a block as stored into destination (at least PhysicalSize bytes), verifying it and healing
+    /// bad copies (rule 3). On failure destination is cleared.
     /// </summary>
     internal StorageStatus ReadBlock(in BlockPointer bp, Span<byte> destination)
     {
@@ -543,6 +659,9 @@ public sealed partial class Pool : IDisposable
             Debug.Assert(_tops[dva.Vdev].Space.IsAllocated(dva.Offset, size), "freeing a block that is not allocated");
             _pendingFrees.Add((dva.Vdev, dva.Offset, size));
         }
+        LogicalBytes -= bp.LogicalSize;
+        PhysicalBytes -= bp.PhysicalSize;
+        Cache.Remove(bp);
     }
 
     /// <summary>Marks a committed block allocated while Open walks the tree; false if it is out of range or overlaps another.</summary>
@@ -553,6 +672,8 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             if ((uint)dva.Vdev >= (uint)_tops.Length || !_tops[dva.Vdev].Space.Claim(dva.Offset, _tops[dva.Vdev].AllocSize(bp.PhysicalSize))) return false;
         }
+        LogicalBytes += bp.LogicalSize;
+        PhysicalBytes += bp.PhysicalSize;
         return true;
     }
 }
