@@ -87,7 +87,7 @@ public readonly record struct CompressionSetting(CompressionAlgorithm Algorithm,
 /// nothing per block (gzip goes through ZLibStream, which allocates its zlib state per block: .NET has
 /// no span-level zlib API).
 /// </summary>
-internal sealed class BlockCompressor
+public sealed class BlockCompressor
 {
     public const int HeaderSize = 8;
 

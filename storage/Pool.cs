@@ -15,21 +15,25 @@
  *               columns and one XOR parity column, one per leaf (Pool.Raidz.cs).
  *   DVA         a block's address: top vdev id and offset in the data area. A block has up to the
  *               pool's `copies` DVAs, each on another top vdev where there is one.
- *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, stored size, checksum
- *               kind and value, birth txg. A pointer without a DVA is a hole (reads as zeros).
+ *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, logical size (lsize),
+ *               stored size (psize), compression, checksum kind and value, birth txg. A pointer
+ *               without a DVA is a hole (reads as zeros).
  *   txg         a transaction group: the changes since the last commit. Commit writes them as new
  *               blocks and then one uberblock; its number is the birth txg of every block it wrote.
  *   uberblock   the root of one txg: it points (through the meta object's dnode) at the whole tree.
  *   object set  numbered objects of bytes (ObjectSet), each a tree of 128 KiB blocks under indirect
  *               blocks of 1024 pointers; object 0, the meta object, holds the dnodes of the others.
+ *   cache       the bounded block cache (BlockCache, ZFS's ARC): logical contents of blocks by DVA
+ *               and birth txg.
  *
  * Rules
  *   1. Nothing here reads the wall clock or makes its own randomness: uberblock timestamps come from
  *      the caller's clock and guids from the caller's HostRandom (Kernel.cs rule 1), so the same calls
  *      give the same bytes in every file.
  *   2. Every block is checksummed, with the kind its pointer names (fletcher4 by default, sha256 and
- *      blake3 selectable); the value lives in the parent's pointer, never beside the block, so a block
- *      written to the wrong place or left stale cannot vouch for itself.
+ *      blake3 selectable), over its bytes as stored (compressed, if it is); the value lives in the
+ *      parent's pointer, never beside the block, so a block written to the wrong place or left stale
+ *      cannot vouch for itself.
  *   3. A read verifies. A copy that fails (short read, I/O error or checksum mismatch) is counted on its
  *      leaf (READ or CKSUM) and the next copy is tried: the other side of a mirror, a raidz1 column
  *      rebuilt from parity, then the next DVA.
@@ -51,14 +55,36 @@
  *      one is durable. The maps are not stored: an open rebuilds them by walking the committed tree,
  *      which also checks every indirect block and dnode once.
  *   7. Steady-state block I/O allocates nothing: block buffers come from the pool's own stack of
- *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
+ *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs, lz4 and zstd
+ *      work on spans with contexts kept per pool, and the cache reuses the buffers it evicts. (gzip
+ *      allocates its zlib state per block: .NET has only a stream API for zlib.)
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
  *      here takes a lock.
+ *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
+ *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
+ *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
+ *      is first trimmed to its last non-zero sector: that is its logical size, and an all-zero block
+ *      becomes a hole (ZFS detects zero blocks only with compression on; here it is always so, and
+ *      "off" stores the trimmed bytes). It is stored compressed only if the sectors it then takes
+ *      save at least an eighth of lsize, else as it is; the pointer records lsize, psize and the
+ *      compression function, and a read decompresses by what the pointer says. A block whose checksum
+ *      passes but that does not decompress to exactly lsize bytes fails with EIO (counted in
+ *      DataErrors): never garbage. LogicalBytes and PhysicalBytes sum lsize and psize over every
+ *      block held: compressratio's inputs.
+ *  11. The block cache holds the logical contents of data, indirect and dnode blocks, at most
+ *      PoolOptions.CacheSize bytes of buffers (BlockCache: MRU/MFU lists without ghosts). A read
+ *      that misses reads, verifies and decompresses into a cache buffer; a write puts its block in.
+ *      An object keeps parsed indirect blocks only while its sync changes them; otherwise a lookup
+ *      reads the pointer it needs from the cached block, so nothing outside the cache grows with the
+ *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
+ *      txg, a freed block is dropped.
  *
- * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
- * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
+ * Not done yet (issue 12): raidz2/3, an adaptive cache (the ARC's ghost lists; the MRU/MFU split is
+ * fixed at half) and a cache of compressed blocks (here the cache holds them decompressed), bounding
+ * dirty data per txg (the write throttle), compressing a txg's blocks on more than one thread (ZFS's
+ * zio taskqs), zstd-fast and zle/lzjb, on-disk space maps, datasets/snapshots/clones, send/receive,
  * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
  * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
  * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
