@@ -388,8 +388,14 @@ public static class StorageBenchmarks
 
         private string Root => $"/proc/{_daemon.Id}/root";
 
-        /// <summary>Runs a command in the daemon's namespace; "busy" is retried for a while, as FUSE closes files asynchronously.</summary>
+        /// <summary>Runs a command in the daemon's namespace.</summary>
         private void Run(params string[] args)
+        {
+            if (TryRun(args) is { } busy) throw new InvalidOperationException($"zfs-fuse: {string.Join(' ', args)}: {busy}");
+        }
+
+        /// <summary>Exports or destroys a pool, retrying "busy" for a while: FUSE releases closed files asynchronously.</summary>
+        private void RunRetryingBusy(params string[] args)
         {
             for (int attempt = 0; ; attempt++)
             {
@@ -426,7 +432,7 @@ public static class StorageBenchmarks
 
         private void DestroyPool(string dir, string name)
         {
-            Run("zpool", "destroy", "-f", name);
+            RunRetryingBusy("zpool", "destroy", "-f", name);
             File.Delete(Path.Combine(dir, name + ".vdev"));
         }
 
@@ -445,7 +451,7 @@ public static class StorageBenchmarks
             double write = sw.Elapsed.TotalSeconds;
             double writeCpu = CpuSeconds() - cpu;
             // Export and import so that the read comes from the vdev, not zfs-fuse's ARC.
-            Run("zpool", "export", name);
+            RunRetryingBusy("zpool", "export", name);
             Run("zpool", "import", "-d", dir, name);
             cpu = CpuSeconds();
             double read = ReadFile(file, data, total);
