@@ -26,8 +26,8 @@ namespace SmartOS.Benchmarks;
 /// 14 B a block, per-txg bookkeeping; measured with a throwaway test, Dec 2026). gzip would add its
 /// zlib state per block.
 /// zfs-fuse runs only where it is installed, with /dev/fuse, as root: this starts its own daemon in a
-/// private mount namespace (its own /run for the control socket, its own /etc/zfs for zpool.cache), so
-/// no other zfs-fuse on the machine is touched; its pool's mount is reached through /proc/PID/root and
+/// private mount namespace (its own /run for the control socket, its own /etc/zfs and /var/lib/zfs,
+/// where zpool.cache lives), so no other zfs-fuse on the machine sees its pools; its pool's mount is reached through /proc/PID/root and
 /// the daemon is ended, by its pid, when the run ends.
 /// </summary>
 public static class StorageBenchmarks
@@ -359,11 +359,12 @@ public static class StorageBenchmarks
                 o.WriteLine($"zfs-fuse: {missing}; its rows are left out");
                 return null;
             }
-            string etc = Path.Combine(dir, "zfs-etc");
+            string etc = Path.Combine(dir, "zfs-etc"), lib = Path.Combine(dir, "zfs-lib");
             Directory.CreateDirectory(etc);
+            Directory.CreateDirectory(lib);
             var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in (string[])["-m", "--propagation", "private", "sh", "-c",
-                $"mount -t tmpfs none /run && mkdir -p /run/zfs /run/lock && mount --bind {etc} /etc/zfs && exec {Daemon} --no-daemon --no-kstat-mount"])
+                $"mount -t tmpfs none /run && mkdir -p /run/zfs /run/lock && mount --bind {etc} /etc/zfs && mkdir -p /var/lib/zfs && mount --bind {lib} /var/lib/zfs && exec {Daemon} --no-daemon --no-kstat-mount"])
                 start.ArgumentList.Add(arg);
             var daemon = Process.Start(start)!;
             daemon.OutputDataReceived += (_, _) => { };
