@@ -16,6 +16,9 @@ internal abstract class BlockOwner
     /// <summary>The checksum for blocks written on this owner's behalf; null for the pool's.</summary>
     public virtual ChecksumKind? Checksum => null;
 
+    /// <summary>The compression for data blocks written on this owner's behalf; null for the object set's own setting.</summary>
+    public virtual CompressionSetting? Compression => null;
+
     public abstract void Born(in BlockPointer bp);
 
     public abstract void Kill(in BlockPointer bp);

@@ -21,9 +21,12 @@ public readonly record struct Dva(int Vdev, long Offset);
 ///   48  psize u32 (bytes stored, a multiple of 512)
 ///   52  checksum kind u8, block type u8, level u8, DVA count u8
 ///   56  birth txg u64
-///   64  32 reserved bytes, zero
-///   96  checksum, four u64
-/// A pointer with no DVA is a hole: its block reads as zeros and occupies no space.
+///   64  lsize u32 (logical size: the block's bytes up to its last non-zero sector, a multiple of 512)
+///   68  compression function u8 (CompressionSetting.Function: off 2, gzip-N 4+N, lz4 15, zstd 16)
+///   69  27 reserved bytes, zero
+///   96  checksum, four u64 (of the psize bytes as stored, compressed or not)
+/// A pointer with no DVA is a hole: its block reads as zeros and occupies no space. An uncompressed
+/// block has psize == lsize; a compressed one has psize at most 7/8 of lsize (Pool.cs rule 10).
 /// </summary>
 public readonly struct BlockPointer
 {
@@ -32,6 +35,8 @@ public readonly struct BlockPointer
 
     public readonly Dva Dva0, Dva1, Dva2;
     public readonly int PhysicalSize;
+    public readonly int LogicalSize;
+    public readonly byte Compression;
     public readonly ChecksumKind ChecksumKind;
     public readonly BlockType Type;
     public readonly byte Level;
@@ -39,14 +44,17 @@ public readonly struct BlockPointer
     public readonly long BirthTxg;
     public readonly BlockChecksum Checksum;
 
-    public BlockPointer(Dva dva0, Dva dva1, Dva dva2, byte copies, int physicalSize, ChecksumKind kind,
-                        BlockType type, byte level, long birthTxg, BlockChecksum checksum)
+    public BlockPointer(Dva dva0, Dva dva1, Dva dva2, byte copies, int physicalSize, int logicalSize, byte compression,
+                        ChecksumKind kind, BlockType type, byte level, long birthTxg, BlockChecksum checksum)
     {
         Dva0 = dva0; Dva1 = dva1; Dva2 = dva2; Copies = copies; PhysicalSize = physicalSize;
+        LogicalSize = logicalSize; Compression = compression;
         ChecksumKind = kind; Type = type; Level = level; BirthTxg = birthTxg; Checksum = checksum;
     }
 
     public bool IsHole => Copies == 0;
+
+    public bool IsCompressed => Compression != CompressionSetting.FunctionOff;
 
     public Dva GetDva(int index) => index switch { 0 => Dva0, 1 => Dva1, _ => Dva2 };
 
@@ -65,6 +73,8 @@ public readonly struct BlockPointer
         destination[54] = Level;
         destination[55] = Copies;
         BinaryPrimitives.WriteInt64LittleEndian(destination[56..], BirthTxg);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[64..], LogicalSize);
+        destination[68] = Compression;
         Checksum.WriteTo(destination[96..]);
     }
 
@@ -82,6 +92,12 @@ public readonly struct BlockPointer
         if (kind is not (ChecksumKind.Fletcher4 or ChecksumKind.Sha256 or ChecksumKind.Blake3)) return false;
         int psize = BinaryPrimitives.ReadInt32LittleEndian(source[48..]);
         if (psize <= 0 || psize % Pool.SectorSize != 0 || psize > Pool.MaxBlockSize) return false;
+        int lsize = BinaryPrimitives.ReadInt32LittleEndian(source[64..]);
+        byte compression = source[68];
+        if (lsize <= 0 || lsize % Pool.SectorSize != 0 || lsize > Pool.MaxBlockSize) return false;
+        if (compression == CompressionSetting.FunctionOff ? psize != lsize : psize >= lsize) return false;
+        if (compression is not (CompressionSetting.FunctionOff or CompressionSetting.FunctionLz4 or CompressionSetting.FunctionZstd
+                                or >= CompressionSetting.FunctionGzip1 and <= CompressionSetting.FunctionGzip9)) return false;
         Span<Dva> dvas = stackalloc Dva[MaxCopies];
         for (int i = 0; i < copies; i++)
         {
@@ -90,11 +106,11 @@ public readonly struct BlockPointer
             if (vdev < 0 || offset < 0 || offset % Pool.SectorSize != 0) return false;
             dvas[i] = new Dva(vdev, offset);
         }
-        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], copies, psize, kind, (BlockType)source[53], source[54],
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], copies, psize, lsize, compression, kind, (BlockType)source[53], source[54],
                               BinaryPrimitives.ReadInt64LittleEndian(source[56..]), BlockChecksum.ReadFrom(source[96..]));
         return true;
     }
 
     public override string ToString() => IsHole ? "<hole>" :
-        $"{Type} L{Level} DVA[0]=<{Dva0.Vdev}:{Dva0.Offset:x}> psize={PhysicalSize} birth={BirthTxg} {Checksum}";
+        $"{Type} L{Level} DVA[0]=<{Dva0.Vdev}:{Dva0.Offset:x}> lsize={LogicalSize} psize={PhysicalSize} comp={Compression} birth={BirthTxg} {Checksum}";
 }

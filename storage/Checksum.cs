@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
 namespace SmartOS.Storage;
@@ -74,6 +75,9 @@ public static class Checksum
     /// combined into the one serial result (the identities OpenZFS's superscalar4 variant uses: lane
     /// j's word k sits at serial position 4k+j, and b, c, d weight a word by its distance from the end
     /// as 1, n, n(n+1)/2 expand). The serial loop finishes the words that do not fill a group of four.
+    /// Where 256-bit vectors are fast (AVX2) the four lanes are one Vector256 of ulongs, fed eight
+    /// words at a time as two widened halves (OpenZFS's fletcher_4_avx2 does the same): the storage
+    /// benchmark measured the scalar lanes as the largest cost of a read besides the copy itself.
     /// </summary>
     public static BlockChecksum Fletcher4(ReadOnlySpan<byte> data)
     {
@@ -82,7 +86,23 @@ public static class Checksum
         int groups = words.Length / 4;
         ulong a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
         ulong c0 = 0, c1 = 0, c2 = 0, c3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-        for (int i = 0; i < groups * 4; i += 4)
+        int start = 0;
+        if (Vector256.IsHardwareAccelerated && words.Length >= 8)
+        {
+            Vector256<ulong> va = default, vb = default, vc = default, vd = default;
+            ref uint first = ref MemoryMarshal.GetReference(words);
+            for (; start + 8 <= words.Length; start += 8)
+            {
+                var eight = Vector256.LoadUnsafe(ref first, (nuint)start);
+                va += Vector256.WidenLower(eight); vb += va; vc += vb; vd += vc;
+                va += Vector256.WidenUpper(eight); vb += va; vc += vb; vd += vc;
+            }
+            (a0, a1, a2, a3) = (va[0], va[1], va[2], va[3]);
+            (b0, b1, b2, b3) = (vb[0], vb[1], vb[2], vb[3]);
+            (c0, c1, c2, c3) = (vc[0], vc[1], vc[2], vc[3]);
+            (d0, d1, d2, d3) = (vd[0], vd[1], vd[2], vd[3]);
+        }
+        for (int i = start; i < groups * 4; i += 4)
         {
             a0 += words[i]; a1 += words[i + 1]; a2 += words[i + 2]; a3 += words[i + 3];
             b0 += a0; b1 += a1; b2 += a2; b3 += a3;

@@ -30,6 +30,9 @@ public sealed partial class DatasetTree
 
     private const DatasetKinds Heads = DatasetKinds.Filesystem | DatasetKinds.Volume;
 
+    // Before s_props: static fields initialise in order.
+    private static readonly string[] ZstdLevels = [.. Enumerable.Range(1, 19).Select(n => "zstd-" + n.ToString(CultureInfo.InvariantCulture))];
+
     /// <summary>The properties in the order `zfs get all` prints them.</summary>
     private static readonly Def[] s_props =
     [
@@ -46,7 +49,7 @@ public sealed partial class DatasetTree
         new("recordsize", Kind.Size, true, true, DatasetKinds.Filesystem, "131072"),
         new("mountpoint", Kind.Path, true, true, DatasetKinds.Filesystem, ""),
         new("checksum", Kind.Choice, true, true, Heads, "on", ["on", "fletcher4", "sha256", "blake3"]),
-        new("compression", Kind.Choice, true, true, Heads, "off", ["on", "off", "lzjb", "gzip", "gzip-1", "gzip-2", "gzip-3", "gzip-4", "gzip-5", "gzip-6", "gzip-7", "gzip-8", "gzip-9", "zle", "lz4", "zstd"]),
+        new("compression", Kind.Choice, true, true, Heads, "off", ["on", "off", "lzjb", "gzip", "gzip-1", "gzip-2", "gzip-3", "gzip-4", "gzip-5", "gzip-6", "gzip-7", "gzip-8", "gzip-9", "zle", "lz4", "zstd", .. ZstdLevels]),
         new("atime", Kind.Choice, true, true, DatasetKinds.Filesystem, "on", ["on", "off"]),
         new("readonly", Kind.Choice, true, true, Heads, "off", ["on", "off"]),
         new("canmount", Kind.Choice, false, true, DatasetKinds.Filesystem, "on", ["on", "off", "noauto"]),
@@ -57,14 +60,15 @@ public sealed partial class DatasetTree
         new("usedbyrefreservation", Kind.Info, false, false, Heads, ""),
         new("refquota", Kind.Size, false, true, DatasetKinds.Filesystem, "none"),
         new("refreservation", Kind.Size, false, true, Heads, "none"),
+        new("refcompressratio", Kind.Info, false, false, DatasetKinds.All, ""),
         new("written", Kind.Info, false, false, DatasetKinds.All, ""),
     ];
 
     /// <summary>
-    /// Compression values the pool writes today: any other is refused, not silently stored (the
-    /// compression engine of issue 12 widens this set).
+    /// Whether the pool writes blocks with this compression value (Compression.cs): zfs's lzjb and zle
+    /// are refused, not silently stored uncompressed.
     /// </summary>
-    internal static readonly HashSet<string> EnforcedCompression = new(StringComparer.Ordinal) { "off" };
+    internal static bool IsEnforcedCompression(string value) => CompressionSetting.TryParse(value, out _);
 
     public static IReadOnlyList<string> PropertyNames
     {
@@ -166,11 +170,55 @@ public sealed partial class DatasetTree
         string text = name switch
         {
             "type" => ds.IsSnapshot ? "snapshot" : dir.Type == DatasetType.Volume ? "volume" : "filesystem",
-            "compressratio" => "1.00x",
+            "compressratio" => Ratio(ds.IsSnapshot ? Referenced(ds) : Used(dir)),
+            "refcompressratio" => Ratio(Referenced(ds)),
             "origin" => dir.Origin?.Name ?? "-",
             _ => "-",
         };
         return new DatasetProperty(name, text, null, PropertySource.None, "");
+    }
+
+    /// <summary>
+    /// zfs's ratio, logical over physical bytes truncated to hundredths ("1.00x" when nothing is
+    /// stored); "-" if the blocks could not be walked.
+    /// </summary>
+    private static string Ratio((long Logical, long Physical)? bytes) => bytes switch
+    {
+        null => "-",
+        ({ } l, { } p) when p > 0 => string.Create(CultureInfo.InvariantCulture, $"{l * 100 / p / 100}.{l * 100 / p % 100:D2}x"),
+        _ => "1.00x",
+    };
+
+    /// <summary>Logical and physical bytes of every block ds references (refcompressratio's inputs).</summary>
+    private (long, long)? Referenced(DslDataset ds)
+    {
+        long logical = 0, physical = 0;
+        var walked = WalkDataset(ds, 0, bp => { logical += bp.LogicalSize; physical += bp.PhysicalSize; return true; });
+        return walked.IsOk ? (logical, physical) : null;
+    }
+
+    /// <summary>
+    /// Logical and physical bytes of every block a dataset and its descendants hold, snapshots included
+    /// (compressratio's inputs, as ZFS's dd_uncompressed_bytes and dd_compressed_bytes): each dataset
+    /// of a lineage is walked for the blocks born after the one before it, so a shared block counts once.
+    /// </summary>
+    private (long, long)? Used(DslDir dir)
+    {
+        long logical = 0, physical = 0;
+        var pending = new Stack<DslDir>();
+        pending.Push(dir);
+        while (pending.TryPop(out var d))
+        {
+            long prev = d.OriginTxg;
+            foreach (var ds in Lineage(d))
+            {
+                var walked = WalkDataset(ds, prev, bp => { logical += bp.LogicalSize; physical += bp.PhysicalSize; return true; });
+                if (!walked.IsOk) return null;
+                if (ds.IsSnapshot) prev = ds.Txg;
+            }
+            foreach (var child in d.Children) pending.Push(child);
+        }
+        return (logical, physical);
     }
 
     /// <summary>A snapshot's used (Dsl.cs rule 4): what destroying it alone would free.</summary>
@@ -219,8 +267,8 @@ public sealed partial class DatasetTree
         if (!def.Inherit) return new StorageResult(StorageStatus.BadProperty, what, $"'{property}' property cannot be inherited");
         if (ds.IsSnapshot) return new StorageResult(StorageStatus.BadProperty, what, "this property can not be modified for snapshots");
         if (!ds.Dir.Local.ContainsKey(property)) return StorageResult.Success;
-        if (property == "compression" && !EnforcedCompression.Contains(InheritedValue(ds.Dir, property)))
-            return new StorageResult(StorageStatus.BadProperty, what, "compression other than 'off' is not supported yet");
+        if (property == "compression" && !IsEnforcedCompression(InheritedValue(ds.Dir, property)))
+            return new StorageResult(StorageStatus.BadProperty, what, $"compression '{InheritedValue(ds.Dir, property)}' is not supported yet");
         SetLocal(ds.Dir, property, null);
         _dirty = true;
         return _pool.CommitTxg(force: true);
@@ -263,7 +311,7 @@ public sealed partial class DatasetTree
             case Kind.Choice:
                 if (Array.IndexOf(def.Choices!, value) < 0)
                     return new StorageResult(StorageStatus.BadProperty, "", $"'{def.Name}' must be one of '{string.Join(" | ", def.Choices!)}'");
-                if (def.Name == "compression" && !EnforcedCompression.Contains(value))
+                if (def.Name == "compression" && !IsEnforcedCompression(value))
                     return new StorageResult(StorageStatus.BadProperty, "", $"compression '{value}' is not supported yet");
                 return StorageResult.Success;
             case Kind.Path:

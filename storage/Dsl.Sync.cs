@@ -70,7 +70,7 @@ public sealed partial class DatasetTree
             var block = buffer.AsSpan(0, Pool.SectorSize);
             block.Clear();
             meta.WriteTo(block);
-            var written = _pool.WriteBlock(block, BlockType.ObjectSetRoot, 0, txg, out var bp);
+            var written = _pool.WriteBlock(block, BlockType.ObjectSetRoot, 0, txg, CompressionSetting.Lz4, out var bp);
             if (!written.IsOk) return written;
             head.Born(bp);
             if (!head.Root.IsHole) head.Kill(head.Root);

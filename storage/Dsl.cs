@@ -396,6 +396,10 @@ public sealed partial class DatasetTree
 
     internal bool IsReadOnly(DslDir dir) => Effective(dir, "readonly", out _, out _) == "on";
 
+    /// <summary>The dataset's `compression` (a value Set refused could not be stored, so it always parses).</summary>
+    internal CompressionSetting CompressionOf(DslDir dir) =>
+        CompressionSetting.TryParse(Effective(dir, "compression", out _, out _), out var setting) ? setting : CompressionSetting.Off;
+
     internal ChecksumKind? ChecksumOf(DslDir dir) => Effective(dir, "checksum", out _, out _) switch
     {
         "fletcher4" => ChecksumKind.Fletcher4,

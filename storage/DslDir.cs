@@ -105,6 +105,8 @@ internal sealed class DslDataset(DatasetTree tree) : BlockOwner
 
     public override ChecksumKind? Checksum => tree.ChecksumOf(Dir);
 
+    public override CompressionSetting? Compression => tree.CompressionOf(Dir);
+
     public override void Born(in BlockPointer bp) => tree.Born(this, bp);
 
     public override void Kill(in BlockPointer bp) => tree.Kill(this, bp);

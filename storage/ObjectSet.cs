@@ -37,6 +37,19 @@ public sealed class ObjectSet
         return _owner.IsReadOnly ? new StorageResult(StorageStatus.ReadOnly, _owner.Name) : StorageResult.Success;
     }
 
+    /// <summary>How Write stores data blocks when the owner has no `compression` property of its own (the MOS: PoolOptions.Compression; Pool.cs rule 10).</summary>
+    public CompressionSetting Compression
+    {
+        get => _compression;
+        set
+        {
+            if (!value.IsValid) throw new ArgumentOutOfRangeException(nameof(value), value, "invalid compression");
+            _compression = value;
+        }
+    }
+
+    private CompressionSetting _compression = CompressionSetting.Off;
+
     /// <summary>Creates an empty object and returns its number.</summary>
     public StorageResult Create(out long id)
     {
@@ -62,16 +75,20 @@ public sealed class ObjectSet
     }
 
     /// <summary>Writes bytes at offset, growing the object; visible to reads at once, durable at the next commit.</summary>
-    public StorageResult Write(long id, long offset, ReadOnlySpan<byte> data)
+    public StorageResult Write(long id, long offset, ReadOnlySpan<byte> data) => Write(id, offset, data, _owner.Compression ?? _compression);
+
+    /// <summary>Writes bytes at offset; the blocks they dirty are stored with compression (the caller's dataset's property).</summary>
+    public StorageResult Write(long id, long offset, ReadOnlySpan<byte> data, CompressionSetting compression)
     {
         var writable = CheckWritable();
         if (!writable.IsOk) return writable;
+        if (!compression.IsValid) return new StorageResult(StorageStatus.InvalidArgument, $"object {id}: invalid compression");
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
         // Quota and free space are checked before a byte changes (Dsl.cs rule 5): nothing half-written.
         var reserved = _owner.Reserve(tree.Growth(offset, data.Length, record: false));
         if (!reserved.IsOk) return reserved;
-        var result = tree.Write(offset, data);
+        var result = tree.Write(offset, data, compression);
         if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
         _dirty.Add(id);
@@ -150,7 +167,7 @@ public sealed class ObjectSet
                 if (!synced.IsOk) return synced;
                 tree.Dnode.WriteTo(raw);
             }
-            var written = _meta.Write(id * Dnode.Size, raw);
+            var written = _meta.Write(id * Dnode.Size, raw, CompressionSetting.Lz4);   // metadata: always compressed, as in ZFS
             if (!written.IsOk) return written;
         }
         _dirty.Clear();
@@ -248,10 +265,18 @@ public sealed class ObjectSet
             byte[]? scratch = claim ? null : pool.RentBuffer();
             try
             {
-                var status = claim ? pool.ReadBlock(bp, buffer) : pool.ScrubBlock(bp, buffer, scratch!);
+                StorageStatus status;
+                if (claim) status = pool.ReadLogical(bp, buffer);
+                else if (!bp.IsCompressed) status = pool.ScrubBlock(bp, buffer, scratch!);
+                else
+                {
+                    // Every copy is verified as stored; a block that then fails to decompress is an error too.
+                    status = pool.ScrubBlock(bp, scratch!, buffer);
+                    if (status == StorageStatus.Ok) status = pool.Decompress(bp, scratch!, buffer);
+                }
                 if (status != StorageStatus.Ok) { Errors++; return status; }
                 if (level == 0) return StorageStatus.Ok;
-                for (int i = 0; i < bp.PhysicalSize / BlockPointer.Size; i++)
+                for (int i = 0; i < bp.LogicalSize / BlockPointer.Size; i++)
                 {
                     if (!BlockPointer.TryRead(buffer.AsSpan(i * BlockPointer.Size), out var child)) return StorageStatus.MetadataCorrupted;
                     status = Visit(child, level - 1);

@@ -6,8 +6,10 @@ namespace SmartOS.Storage;
 /// One object's blocks: a tree of Height levels of indirect blocks (1024 pointers each) above its
 /// 128 KiB data blocks, rooted in its dnode. Writes go to dirty block buffers; Sync writes them as
 /// new blocks and rewrites the indirect blocks on their paths bottom-up, freeing (deferred) every
-/// pointer it replaces (Pool.cs rules 5 and 6). Between syncs the cached indirect blocks are exactly
-/// the committed ones: they change only inside Sync.
+/// pointer it replaces (Pool.cs rules 5 and 6). Indirect blocks are parsed into Indirects only while
+/// Sync changes them; between syncs a lookup reads the one pointer it needs from the block's bytes in
+/// the pool's bounded cache (rule 11), so an open object holds no indirect block of its own.
+/// Each dirty block remembers the compression its last write asked for; Sync writes it so (rule 10).
 /// </summary>
 internal sealed class ObjectTree
 {
@@ -16,7 +18,7 @@ internal sealed class ObjectTree
     public const int FanoutShift = 10;
     public const int Fanout = 1 << FanoutShift;
 
-    private sealed class Indirect
+    internal sealed class Indirect
     {
         public readonly BlockPointer[] Pointers = new BlockPointer[Fanout];
         public bool Dirty;
@@ -26,6 +28,7 @@ internal sealed class ObjectTree
     private readonly BlockOwner _owner;
     private readonly Dictionary<long, byte[]> _dirtyData = [];
     private readonly Dictionary<long, int> _reserved = [];   // Growth's bound for each dirty block
+    private readonly Dictionary<long, CompressionSetting> _dirtyCompression = [];
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
@@ -90,21 +93,22 @@ internal sealed class ObjectTree
     {
         if (bp.IsHole) { target.Clear(); return StorageStatus.Ok; }
         if (bp.Type != BlockType.Data && bp.Type != BlockType.Dnodes || bp.Level != 0) return StorageStatus.ChecksumError;
-        byte[] buffer = _pool.RentBuffer();
-        var status = _pool.ReadBlock(bp, buffer);
+        var status = _pool.ReadCached(bp, out byte[] block);
         if (status == StorageStatus.Ok)
         {
-            // Bytes past the stored size are the trimmed zeros (Pool.StoredSize).
-            int stored = Math.Clamp(bp.PhysicalSize - inBlock, 0, target.Length);
-            buffer.AsSpan(inBlock, stored).CopyTo(target);
+            // Bytes past the logical size are the trimmed zeros (Pool.StoredSize).
+            int stored = Math.Clamp(bp.LogicalSize - inBlock, 0, target.Length);
+            block.AsSpan(inBlock, stored).CopyTo(target);
             target[stored..].Clear();
         }
-        _pool.ReturnBuffer(buffer);
         return status;
     }
 
-    /// <summary>Writes data at offset into dirty blocks; on failure nothing the caller can see changed.</summary>
-    public StorageResult Write(long offset, ReadOnlySpan<byte> data)
+    /// <summary>
+    /// Writes data at offset into dirty blocks, to be stored with compression; on failure nothing the
+    /// caller can see changed.
+    /// </summary>
+    public StorageResult Write(long offset, ReadOnlySpan<byte> data, CompressionSetting compression)
     {
         if (offset < 0 || offset + data.Length > ObjectSet.MaxObjectSize)
             return new StorageResult(StorageStatus.InvalidArgument, "offset beyond the largest object");
@@ -128,6 +132,7 @@ internal sealed class ObjectTree
                 _dirtyData.Add(blockId, buffer);
             }
             data.Slice(done, n).CopyTo(buffer.AsSpan(inBlock));
+            _dirtyCompression[blockId] = compression;
             done += n;
         }
         if (end > Length) Length = end;
@@ -167,29 +172,43 @@ internal sealed class ObjectTree
         bp = _root;
         for (int level = _height; level >= 1; level--)
         {
-            var status = GetIndirect(level, blockId >> (FanoutShift * level), bp, out var indirect);
-            if (status != StorageStatus.Ok) return status;
-            bp = indirect.Pointers[(blockId >> (FanoutShift * (level - 1))) & (Fanout - 1)];
+            int slot = (int)((blockId >> (FanoutShift * (level - 1))) & (Fanout - 1));
+            if (_indirects.TryGetValue(Key(level, blockId >> (FanoutShift * level)), out var indirect))
+            {
+                bp = indirect.Pointers[slot];
+                continue;
+            }
+            if (bp.IsHole) return StorageStatus.Ok;   // under a hole, everything is a hole
+            if (bp.Type != BlockType.Indirect || bp.Level != level) return StorageStatus.ChecksumError;
+            var status = _pool.ReadCached(bp, out byte[] block);
+            if (status != StorageStatus.Ok) { bp = default; return status; }
+            int at = slot * BlockPointer.Size;
+            if (at >= bp.LogicalSize) bp = default;   // in the trimmed zeros: a hole
+            else if (!BlockPointer.TryRead(block.AsSpan(at), out bp)) return StorageStatus.ChecksumError;
         }
         return StorageStatus.Ok;
     }
 
+    /// <summary>The parsed indirect block for changing it inside Sync: kept in _indirects until Sync ends.</summary>
     private StorageStatus GetIndirect(int level, long index, in BlockPointer bp, out Indirect indirect)
     {
         if (_indirects.TryGetValue(Key(level, index), out indirect!)) return StorageStatus.Ok;
-        indirect = new Indirect();
-        if (!bp.IsHole)
-        {
-            if (bp.Type != BlockType.Indirect || bp.Level != level) return StorageStatus.ChecksumError;
-            byte[] buffer = _pool.RentBuffer();
-            var status = _pool.ReadBlock(bp, buffer);
-            for (int i = 0; status == StorageStatus.Ok && i < bp.PhysicalSize / BlockPointer.Size; i++)
-                if (!BlockPointer.TryRead(buffer.AsSpan(i * BlockPointer.Size), out indirect.Pointers[i])) status = StorageStatus.ChecksumError;
-            _pool.ReturnBuffer(buffer);
-            if (status != StorageStatus.Ok) return status;
-        }
+        indirect = _pool.RentIndirect();
+        var status = Parse(level, bp, indirect);
+        if (status != StorageStatus.Ok) { _pool.ReturnIndirect(indirect); return status; }
         _indirects.Add(Key(level, index), indirect);
         return StorageStatus.Ok;
+    }
+
+    /// <summary>Fills a cleared Indirect with the pointers of the level-level block bp (none for a hole).</summary>
+    private StorageStatus Parse(int level, in BlockPointer bp, Indirect indirect)
+    {
+        if (bp.IsHole) return StorageStatus.Ok;
+        if (bp.Type != BlockType.Indirect || bp.Level != level) return StorageStatus.ChecksumError;
+        var status = _pool.ReadCached(bp, out byte[] block);
+        for (int i = 0; status == StorageStatus.Ok && i < bp.LogicalSize / BlockPointer.Size; i++)
+            if (!BlockPointer.TryRead(block.AsSpan(i * BlockPointer.Size), out indirect.Pointers[i])) status = StorageStatus.ChecksumError;
+        return status;
     }
 
     /// <summary>Points data block blockId at bp, growing the tree when it is too short (inside Sync only).</summary>
@@ -198,7 +217,8 @@ internal sealed class ObjectTree
         while (blockId >= Capacity(_height))
         {
             // The old root moves, unchanged, into slot 0 of a new top indirect block.
-            var top = new Indirect { Dirty = true };
+            var top = _pool.RentIndirect();
+            top.Dirty = true;
             top.Pointers[0] = _root;
             _height++;
             _indirects.Add(Key(_height, 0), top);
@@ -247,7 +267,10 @@ internal sealed class ObjectTree
         return n;
     }
 
-    /// <summary>Writes the dirty blocks of this object as txg's new blocks; its new root is in Dnode after.</summary>
+    /// <summary>
+    /// Writes the dirty blocks of this object as txg's new blocks; its new root is in Dnode after.
+    /// Indirect blocks are always compressed with lz4, as ZFS compresses metadata whatever the dataset's setting.
+    /// </summary>
     public StorageResult Sync(long txg, BlockType dataType)
     {
         _order.Clear();
@@ -256,17 +279,13 @@ internal sealed class ObjectTree
         foreach (long blockId in _order)
         {
             byte[] buffer = _dirtyData[blockId];
-            int size = Pool.StoredSize(buffer);
-            BlockPointer bp = default;
-            if (size > 0)
-            {
-                var written = _pool.WriteBlock(buffer.AsSpan(0, size), dataType, 0, txg, out bp, _owner.Checksum);
-                if (!written.IsOk) return written;
-                _owner.Born(bp);
-            }
+            var written = _pool.WriteBlock(buffer, dataType, 0, txg, _dirtyCompression[blockId], out var bp, _owner.Checksum);
+            if (!written.IsOk) return written;
+            if (!bp.IsHole) _owner.Born(bp);
             var status = SetPointer(blockId, bp);
             if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
             _dirtyData.Remove(blockId);
+            _dirtyCompression.Remove(blockId);
             _pool.ReturnBuffer(buffer);
         }
         _reserved.Clear();
@@ -283,14 +302,9 @@ internal sealed class ObjectTree
                 {
                     var indirect = _indirects[Key(level, index)];
                     for (int i = 0; i < Fanout; i++) indirect.Pointers[i].WriteTo(encoded.AsSpan(i * BlockPointer.Size));
-                    int size = Pool.StoredSize(encoded);
-                    BlockPointer bp = default;
-                    if (size > 0)
-                    {
-                        var written = _pool.WriteBlock(encoded.AsSpan(0, size), BlockType.Indirect, (byte)level, txg, out bp, _owner.Checksum);
-                        if (!written.IsOk) return written;
-                        _owner.Born(bp);
-                    }
+                    var written = _pool.WriteBlock(encoded, BlockType.Indirect, (byte)level, txg, CompressionSetting.Lz4, out var bp, _owner.Checksum);
+                    if (!written.IsOk) return written;
+                    if (!bp.IsHole) _owner.Born(bp);
                     indirect.Dirty = false;
                     if (level == _height) { Replace(ref _root, bp); continue; }
                     var parent = _indirects[Key(level + 1, index >> FanoutShift)];
@@ -303,6 +317,9 @@ internal sealed class ObjectTree
         {
             _pool.ReturnBuffer(encoded);
         }
+        // Every indirect block is clean again and its bytes are in the cache: let the cache bound them.
+        foreach (var indirect in _indirects.Values) _pool.ReturnIndirect(indirect);
+        _indirects.Clear();
         DnodeDirty = false;
         return StorageResult.Success;
     }
@@ -310,22 +327,20 @@ internal sealed class ObjectTree
     /// <summary>Collects every committed block of the tree (for a delete); fails without freeing if one cannot be read.</summary>
     public StorageStatus CollectBlocks(List<BlockPointer> blocks)
     {
-        return Collect(_root, _height, 0, blocks);
+        return Collect(_root, _height, blocks);
     }
 
-    private StorageStatus Collect(in BlockPointer bp, int level, long index, List<BlockPointer> blocks)
+    private StorageStatus Collect(in BlockPointer bp, int level, List<BlockPointer> blocks)
     {
         if (bp.IsHole) return StorageStatus.Ok;
         blocks.Add(bp);
         if (level == 0) return StorageStatus.Ok;
-        var status = GetIndirect(level, index, bp, out var indirect);
-        if (status != StorageStatus.Ok) return status;
-        for (int i = 0; i < Fanout; i++)
-        {
-            status = Collect(indirect.Pointers[i], level - 1, (index << FanoutShift) + i, blocks);
-            if (status != StorageStatus.Ok) return status;
-        }
-        return StorageStatus.Ok;
+        var indirect = _pool.RentIndirect();
+        var status = Parse(level, bp, indirect);
+        for (int i = 0; status == StorageStatus.Ok && i < Fanout; i++)
+            status = Collect(indirect.Pointers[i], level - 1, blocks);
+        _pool.ReturnIndirect(indirect);
+        return status;
     }
 
     /// <summary>Drops the uncommitted blocks and marks the object gone; the caller frees its committed blocks.</summary>
@@ -334,6 +349,8 @@ internal sealed class ObjectTree
         foreach (var buffer in _dirtyData.Values) _pool.ReturnBuffer(buffer);
         _dirtyData.Clear();
         _reserved.Clear();
+        _dirtyCompression.Clear();
+        foreach (var indirect in _indirects.Values) _pool.ReturnIndirect(indirect);
         _indirects.Clear();
         Deleted = true;
     }

@@ -15,8 +15,9 @@
  *               columns and one XOR parity column, one per leaf (Pool.Raidz.cs).
  *   DVA         a block's address: top vdev id and offset in the data area. A block has up to the
  *               pool's `copies` DVAs, each on another top vdev where there is one.
- *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, stored size, checksum
- *               kind and value, birth txg. A pointer without a DVA is a hole (reads as zeros).
+ *   block ptr   the 128 bytes a parent holds for a child (BlockPointer): DVAs, logical size (lsize),
+ *               stored size (psize), compression, checksum kind and value, birth txg. A pointer
+ *               without a DVA is a hole (reads as zeros).
  *   txg         a transaction group: the changes since the last commit. Commit writes them as new
  *               blocks and then one uberblock; its number is the birth txg of every block it wrote.
  *   uberblock   the root of one txg: it points (through the meta object's dnode) at the whole tree.
@@ -25,14 +26,17 @@
  *   MOS         the pool's own object set (Pool.Objects), rooted in the uberblock; its object 1 is the
  *               dataset directory. Each dataset (filesystem, volume, snapshot) has an object set of its
  *               own, rooted in a block the directory points at (Dsl.cs: Pool.Datasets).
+ *   cache       the bounded block cache (BlockCache, ZFS's ARC): logical contents of blocks by DVA
+ *               and birth txg.
  *
  * Rules
  *   1. Nothing here reads the wall clock or makes its own randomness: uberblock timestamps come from
  *      the caller's clock and guids from the caller's HostRandom (Kernel.cs rule 1), so the same calls
  *      give the same bytes in every file.
  *   2. Every block is checksummed, with the kind its pointer names (fletcher4 by default, sha256 and
- *      blake3 selectable); the value lives in the parent's pointer, never beside the block, so a block
- *      written to the wrong place or left stale cannot vouch for itself.
+ *      blake3 selectable), over its bytes as stored (compressed, if it is); the value lives in the
+ *      parent's pointer, never beside the block, so a block written to the wrong place or left stale
+ *      cannot vouch for itself.
  *   3. A read verifies. A copy that fails (short read, I/O error or checksum mismatch) is counted on its
  *      leaf (READ or CKSUM) and the next copy is tried: the other side of a mirror, a raidz1 column
  *      rebuilt from parity, then the next DVA.
@@ -55,14 +59,36 @@
  *      dead list (Dsl.cs rule 1). The maps are not stored: an open rebuilds them by walking the committed tree,
  *      which also checks every indirect block and dnode once.
  *   7. Steady-state block I/O allocates nothing: block buffers come from the pool's own stack of
- *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs.
+ *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs, lz4 and zstd
+ *      work on spans with contexts kept per pool, and the cache reuses the buffers it evicts. (gzip
+ *      allocates its zlib state per block: .NET has only a stream API for zlib.)
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
  *      here takes a lock.
+ *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
+ *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
+ *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
+ *      is first trimmed to its last non-zero sector: that is its logical size, and an all-zero block
+ *      becomes a hole (ZFS detects zero blocks only with compression on; here it is always so, and
+ *      "off" stores the trimmed bytes). It is stored compressed only if the sectors it then takes
+ *      save at least an eighth of lsize, else as it is; the pointer records lsize, psize and the
+ *      compression function, and a read decompresses by what the pointer says. A block whose checksum
+ *      passes but that does not decompress to exactly lsize bytes fails with EIO (counted in
+ *      DataErrors): never garbage. LogicalBytes and PhysicalBytes sum lsize and psize over every
+ *      block held: compressratio's inputs.
+ *  11. The block cache holds the logical contents of data, indirect and dnode blocks, at most
+ *      PoolOptions.CacheSize bytes of buffers (BlockCache: MRU/MFU lists without ghosts). A read
+ *      that misses reads, verifies and decompresses into a cache buffer; a write puts its block in.
+ *      An object keeps parsed indirect blocks only while its sync changes them; otherwise a lookup
+ *      reads the pointer it needs from the cached block, so nothing outside the cache grows with the
+ *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
+ *      txg, a freed block is dropped.
  *
- * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
- * open objects stay cached without bound), on-disk space maps, send/receive (datasets, snapshots and
+ * Not done yet (issue 12): raidz2/3, an adaptive cache (the ARC's ghost lists; the MRU/MFU split is
+ * fixed at half) and a cache of compressed blocks (here the cache holds them decompressed), bounding
+ * dirty data per txg (the write throttle), compressing a txg's blocks on more than one thread (ZFS's
+ * zio taskqs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
  * clones are Dsl.cs's, with what they still lack listed there),
  * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
  * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
@@ -90,6 +116,14 @@ public sealed record PoolOptions
 
     /// <summary>How leaf files are opened; tests wrap it to inject crashes and faults.</summary>
     public VdevOpener Opener { get; init; } = FileVdevIo.Opener;
+
+    /// <summary>The compression Objects starts with (ObjectSet.Compression; rule 10).</summary>
+    public CompressionSetting Compression { get; init; } = CompressionSetting.Off;
+
+    /// <summary>The most the block cache may hold, in bytes (rule 11; ZFS's arc_max). 0 turns it off.</summary>
+    public long CacheSize { get; init; } = DefaultCacheSize;
+
+    public const long DefaultCacheSize = 64L * 1024 * 1024;
 }
 
 /// <summary>What a walk of the whole tree found (Scrub).</summary>
@@ -109,15 +143,21 @@ public sealed partial class Pool : IDisposable
     private readonly byte[] _uberblockSlot = new byte[VdevLabel.UberblockSize];
     // A raidz1 block's data columns side by side: up to one sector per column more than a block.
     private readonly byte[] _raidzColumns = new byte[MaxBlockSize + 16 * SectorSize];
+    private readonly BlockCompressor _compressor = new();
+    private readonly byte[] _compressed = new byte[MaxBlockSize];   // a block being written compressed
+    private readonly byte[] _physical = new byte[MaxBlockSize];     // a compressed block being read
+    private readonly byte[] _uncached = new byte[MaxBlockSize];     // a block read when the cache cannot hold it
+    private readonly Stack<ObjectTree.Indirect> _indirects = new();
     private int _rotor;
     private StorageResult _suspended = StorageResult.Success;
     private bool _disposed;
 
-    private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
+    private Pool(PoolConfig config, TopVdev[] tops, PoolOptions options, long txg)
     {
-        _config = config; _tops = tops; _clock = clock; Txg = txg;
+        _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
+        Cache = new BlockCache(options.CacheSize);
         MosOwner = new MosOwner(this);
-        Objects = new ObjectSet(this, MosOwner);
+        Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
         Datasets = new DatasetTree(this);
     }
 
@@ -133,6 +173,14 @@ public sealed partial class Pool : IDisposable
     public DatasetTree Datasets { get; }
 
     internal BlockOwner MosOwner { get; }
+    /// <summary>The block cache (rule 11); its counters are the arcstats kstat's.</summary>
+    public BlockCache Cache { get; }
+
+    /// <summary>Logical bytes of every block the pool holds (lsize summed; compressratio's numerator, rule 10).</summary>
+    public long LogicalBytes { get; private set; }
+
+    /// <summary>Physical bytes of every block the pool holds (psize summed, one copy; compressratio's denominator).</summary>
+    public long PhysicalBytes { get; private set; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }
@@ -160,6 +208,7 @@ public sealed partial class Pool : IDisposable
         if (options.Copies is < 1 or > BlockPointer.MaxCopies) return new StorageResult(StorageStatus.InvalidArgument, what + ": copies must be 1, 2 or 3");
         if (!Enum.IsDefined(options.Checksum)) return new StorageResult(StorageStatus.InvalidArgument, what + ": unknown checksum");
         if (options.Random is null) return new StorageResult(StorageStatus.InvalidArgument, what + ": no random source for guids");
+        if (CheckOptions(options, what) is { IsOk: false } bad) return bad;
         if (layout.Count == 0) return new StorageResult(StorageStatus.InvalidConfig, what + ": no vdevs given");
         if (vdevSize < MinVdevSize) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: one or more devices is less than the minimum size ({MinVdevSize / (1024 * 1024)}M)");
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -211,7 +260,7 @@ public sealed partial class Pool : IDisposable
                     leaf.Io.Write(VdevLabel.LabelOffset(0, LeafSize(top)), block);
                     leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
                 }
-            var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            var newPool = new Pool(config, [.. tops], options, 0);
             newPool.Datasets.CreateRoot();
             var result = newPool.CommitTxg(force: true);
             if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
@@ -234,6 +283,7 @@ public sealed partial class Pool : IDisposable
     {
         pool = null;
         string what = $"cannot import '{name}'";
+        if (CheckOptions(options, what) is { IsOk: false } bad) return bad;
         var scan = Import(dir, options.Opener);
         ImportCandidate? candidate = null;
         foreach (var found in scan.Pools)
@@ -256,7 +306,7 @@ public sealed partial class Pool : IDisposable
         List<TopVdev> tops;
         try { tops = OpenTops(dir, candidate.Config, candidate.Paths, options.Opener); }
         catch (IOException e) { return new StorageResult(StorageStatus.IoError, $"{what}: {e.Message}"); }
-        var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options.Clock, ub.Txg);
+        var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
         if (load.IsOk) load = opened.Datasets.Load();
         if (!load.IsOk)
@@ -348,6 +398,13 @@ public sealed partial class Pool : IDisposable
         return any;
     }
 
+    private static StorageResult CheckOptions(PoolOptions options, string what)
+    {
+        if (!options.Compression.IsValid) return new StorageResult(StorageStatus.InvalidArgument, what + ": invalid compression");
+        if (options.CacheSize < 0) return new StorageResult(StorageStatus.InvalidArgument, what + ": cache size must not be negative");
+        return StorageResult.Success;
+    }
+
     internal static long LeafSize(TopVdev top) => top.DataSize + 2L * VdevLabel.LabelSize;
 
     private static List<TopVdev> OpenTops(string dir, PoolConfig config, IReadOnlyDictionary<ulong, string>? paths, VdevOpener opener)
@@ -411,12 +468,34 @@ public sealed partial class Pool : IDisposable
         return last < 0 ? 0 : (last + SectorSize) / SectorSize * SectorSize;
     }
 
-    /// <summary>Writes a new block (data.Length bytes, a sector multiple) to Copies DVAs, never over a live block.</summary>
-    internal StorageResult WriteBlock(ReadOnlySpan<byte> data, BlockType type, byte level, long txg, out BlockPointer bp,
-                                      ChecksumKind? checksum = null)
+    /// <summary>
+    /// Writes block as a new block to Copies DVAs, never over a live block: trimmed to its last non-zero
+    /// sector (its logical size), compressed when that saves an eighth (rule 10), checksummed as stored
+    /// (with checksum, the dataset's property, or the pool's). An all-zero block is not written: bp is a hole.
+    /// </summary>
+    internal StorageResult WriteBlock(ReadOnlySpan<byte> block, BlockType type, byte level, long txg, CompressionSetting compression,
+                                      out BlockPointer bp, ChecksumKind? checksum = null)
     {
-        Debug.Assert(data.Length > 0 && data.Length % SectorSize == 0 && data.Length <= MaxBlockSize);
+        Debug.Assert(block.Length <= MaxBlockSize && compression.IsValid);
         bp = default;
+        int lsize = StoredSize(block);
+        if (lsize == 0) return StorageResult.Success;
+        var logical = block[..lsize];
+        ReadOnlySpan<byte> data = logical;
+        byte function = CompressionSetting.FunctionOff;
+        if (compression.Algorithm != CompressionAlgorithm.Off)
+        {
+            // ZFS's rule: stored compressed only if the sectors it takes save at least one eighth.
+            int limit = lsize - lsize / 8;
+            int n = _compressor.Compress(compression, logical, _compressed, limit);
+            int psize = (n + SectorSize - 1) / SectorSize * SectorSize;
+            if (n > 0 && psize <= limit)
+            {
+                _compressed.AsSpan(n, psize - n).Clear();
+                data = _compressed.AsSpan(0, psize);
+                function = compression.Function;
+            }
+        }
         var kind = checksum ?? _config.Checksum;
         var sum = Storage.Checksum.Compute(kind, data);
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
@@ -444,7 +523,15 @@ public sealed partial class Pool : IDisposable
             for (int c = 0; c < copies; c++) _tops[dvas[c].Vdev].Space.Free(dvas[c].Offset, _tops[dvas[c].Vdev].AllocSize(data.Length));
             return new StorageResult(StorageStatus.IoError, $"pool '{Name}': no copy of a block could be written");
         }
-        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, kind, type, level, txg, sum);
+        bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, lsize, function, kind, type, level, txg, sum);
+        LogicalBytes += lsize;
+        PhysicalBytes += data.Length;
+        // Written blocks go to the cache, as in the ARC: the next txg's indirect blocks come from here.
+        if (Cache.Reserve(lsize) is { } entry)
+        {
+            logical.CopyTo(entry.Buffer);
+            Cache.Insert(bp, entry, lsize);
+        }
         return StorageResult.Success;
     }
 
@@ -467,8 +554,62 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>
-    /// Reads a block into destination (at least PhysicalSize bytes), verifying it and healing bad
-    /// copies (rule 3). On failure destination is cleared.
+    /// A block's logical contents (bp.LogicalSize bytes) through the cache (rule 11): block is the
+    /// cache's buffer, or the pool's scratch one when the cache cannot hold it, valid until the next
+    /// call into the pool. Verified and decompressed; on failure the status says why.
+    /// </summary>
+    internal StorageStatus ReadCached(in BlockPointer bp, out byte[] block)
+    {
+        Debug.Assert(!bp.IsHole);
+        if (Cache.TryGet(bp, out block)) return StorageStatus.Ok;
+        var entry = Cache.Reserve(bp.LogicalSize);
+        block = entry?.Buffer ?? _uncached;
+        var status = ReadLogical(bp, block);
+        if (entry is null) return status;
+        if (status == StorageStatus.Ok) Cache.Insert(bp, entry, bp.LogicalSize);
+        else Cache.Release(entry);
+        return status;
+    }
+
+    /// <summary>Reads a block's logical contents into destination (at least LogicalSize bytes): verified, healed, decompressed.</summary>
+    internal StorageStatus ReadLogical(in BlockPointer bp, Span<byte> destination)
+    {
+        if (!bp.IsCompressed) return ReadBlock(bp, destination);
+        var status = ReadBlock(bp, _physical);
+        if (status != StorageStatus.Ok) { destination.Clear(); return status; }
+        return Decompress(bp, _physical, destination);
+    }
+
+    /// <summary>
+    /// Decompresses a verified block (rule 10). A block whose checksum passed but that does not
+    /// decompress to its logical size is an I/O error, counted like a read that failed on every copy.
+    /// </summary>
+    internal StorageStatus Decompress(in BlockPointer bp, byte[] physical, Span<byte> destination)
+    {
+        if (_compressor.Decompress(bp.Compression, physical, bp.PhysicalSize, destination[..bp.LogicalSize])) return StorageStatus.Ok;
+        destination.Clear();
+        DataErrors++;
+        return StorageStatus.IoError;
+    }
+
+    internal ObjectTree.Indirect RentIndirect()
+    {
+        if (_indirects.Count == 0) return new ObjectTree.Indirect();
+        var indirect = _indirects.Pop();
+        Array.Clear(indirect.Pointers);
+        indirect.Dirty = false;
+        return indirect;
+    }
+
+    /// <summary>Keeps a few parsed indirect blocks for reuse; the rest go (their contents stay in the cache).</summary>
+    internal void ReturnIndirect(ObjectTree.Indirect indirect)
+    {
+        if (_indirects.Count < 16) _indirects.Push(indirect);
+    }
+
+    /// <summary>
+    /// Reads a block as stored into destination (at least PhysicalSize bytes), verifying it and healing
+    /// bad copies (rule 3). On failure destination is cleared.
     /// </summary>
     internal StorageStatus ReadBlock(in BlockPointer bp, Span<byte> destination)
     {
@@ -585,6 +726,9 @@ public sealed partial class Pool : IDisposable
             Debug.Assert(_tops[dva.Vdev].Space.IsAllocated(dva.Offset, size), "freeing a block that is not allocated");
             _pendingFrees.Add((dva.Vdev, dva.Offset, size));
         }
+        LogicalBytes -= bp.LogicalSize;
+        PhysicalBytes -= bp.PhysicalSize;
+        Cache.Remove(bp);
     }
 
     /// <summary>Marks a committed block allocated while Open walks the tree; false if it is out of range or overlaps another.</summary>
@@ -595,6 +739,8 @@ public sealed partial class Pool : IDisposable
             Dva dva = bp.GetDva(c);
             if ((uint)dva.Vdev >= (uint)_tops.Length || !_tops[dva.Vdev].Space.Claim(dva.Offset, _tops[dva.Vdev].AllocSize(bp.PhysicalSize))) return false;
         }
+        LogicalBytes += bp.LogicalSize;
+        PhysicalBytes += bp.PhysicalSize;
         return true;
     }
 }

@@ -152,8 +152,39 @@ public class DatasetPropertyTests : DatasetFixture
         Ok(pool.Commit());
         Ok(Objects(pool, "tank/s").Locate(id, 0, out var bp));
         Assert.That(bp.ChecksumKind, Is.EqualTo(ChecksumKind.Sha256));
-        Assert.That(pool.Datasets.Set("tank/s", "compression", "lz4").Message, Is.EqualTo(
-            "cannot set property for 'tank/s': compression 'lz4' is not supported yet"));
+    }
+
+    private static double Ratio(string text) => double.Parse(text.TrimEnd('x'), System.Globalization.CultureInfo.InvariantCulture);
+
+    [Test]
+    public void A_dataset_compression_is_how_its_blocks_are_stored_and_compressratio_measures_it()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/c", DatasetType.Filesystem));
+        Ok(pool.Datasets.Create("tank/c/child", DatasetType.Filesystem));
+        Ok(pool.Datasets.Set("tank/c", "compression", "lz4"));
+        var text = new byte[512 * 1024];
+        for (int i = 0; i < text.Length; i++) text[i] = (byte)('a' + i % 7);
+        long id = NewFile(pool, "tank/c/child", text);
+        long plain = NewFile(pool, "tank", Bytes(256 * 1024, 3));
+        Ok(pool.Commit());
+        Ok(Objects(pool, "tank/c/child").Locate(id, 0, out var bp));
+        Assert.That((bp.Compression, bp.LogicalSize), Is.EqualTo((CompressionSetting.FunctionLz4, 128 * 1024)));
+        Assert.That(bp.PhysicalSize, Is.LessThan(bp.LogicalSize / 8));
+        Ok(Objects(pool, "tank").Locate(plain, 0, out bp));
+        Assert.That(bp.Compression, Is.EqualTo(CompressionSetting.FunctionOff));
+        var child = Prop(pool, "tank/c/child", "compressratio");
+        Assert.That(Ratio(child), Is.GreaterThan(8));
+        Assert.That(Prop(pool, "tank/c/child", "refcompressratio"), Is.EqualTo(child), "no snapshots or children: the same blocks");
+        // tank/c's own blocks are a little metadata; its compressratio counts its child's data too.
+        Assert.That(Ratio(Prop(pool, "tank/c", "refcompressratio")), Is.LessThan(8));
+        Assert.That(Ratio(Prop(pool, "tank/c", "compressratio")), Is.GreaterThan(8));
+        Ok(pool.Datasets.Snapshot("tank/c/child@s"));
+        Assert.That(Prop(pool, "tank/c/child@s", "compressratio"), Is.EqualTo(child));
+        Assert.That(pool.Datasets.Set("tank/c", "compression", "lzjb").Message, Is.EqualTo(
+            "cannot set property for 'tank/c': compression 'lzjb' is not supported yet"));
+        Ok(pool.Datasets.Set("tank/c", "compression", "zstd-19"));
+        Assert.That(Prop(pool, "tank/c/child", "compression"), Is.EqualTo("zstd-19"));
     }
 
     [Test]
