@@ -19,6 +19,15 @@ public enum StorageStatus
     NoValidUberblock,   // no uberblock of the pool passed its checksum
     MetadataCorrupted,  // the committed tree could not be read at open
     InvalidConfig,      // a vdev layout that cannot be built
+    Exists,             // EEXIST: the name is taken
+    NotDirectory,       // ENOTDIR: a path component is not a directory
+    IsDirectory,        // EISDIR: a file operation on a directory
+    NotEmpty,           // ENOTEMPTY: rmdir or rename over a directory with entries (illumos's ZFS says EEXIST)
+    NameTooLong,        // ENAMETOOLONG: a name over 255 bytes or a path over 1024
+    SymlinkLoop,        // ELOOP: more than 40 symbolic links in one lookup
+    ReadOnly,           // EROFS: a change to a file system mounted read-only
+    NotPermitted,       // EPERM: unlink or link of a directory
+    FileTooBig,         // EFBIG: a file past the largest object
 }
 
 public static class StorageStatusText
@@ -38,6 +47,15 @@ public static class StorageStatusText
         StorageStatus.NoValidUberblock => "no valid uberblock found",
         StorageStatus.MetadataCorrupted => "the pool metadata is corrupted",
         StorageStatus.InvalidConfig => "invalid vdev specification",
+        StorageStatus.Exists => "file exists",
+        StorageStatus.NotDirectory => "not a directory",
+        StorageStatus.IsDirectory => "is a directory",
+        StorageStatus.NotEmpty => "directory not empty",
+        StorageStatus.NameTooLong => "file name too long",
+        StorageStatus.SymlinkLoop => "too many levels of symbolic links",
+        StorageStatus.ReadOnly => "read-only file system",
+        StorageStatus.NotPermitted => "not owner",
+        StorageStatus.FileTooBig => "file too large",
         _ => status.ToString(),
     };
 }
