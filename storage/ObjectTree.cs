@@ -395,6 +395,7 @@ internal sealed class ObjectTree
         dataOffset = -1;
         if (offset < 0 || offset >= Length) return StorageStatus.Ok;
         long from = offset >> BlockShift, best = long.MaxValue;
+        if (_dirtyData.TryGetValue(from, out var first) && Pool.StoredSize(first) > 0) { dataOffset = offset; return StorageStatus.Ok; }
         foreach (var (id, buffer) in _dirtyData)
             if (id >= from && id < best && Pool.StoredSize(buffer) > 0) best = id;
         for (long id = from; id < best; id++)

@@ -82,6 +82,7 @@ public sealed class ZplFileSystem
     private readonly Dictionary<long, Znode> _znodes = [];
     private readonly Dictionary<long, ZplDirectory> _directories = [];
     private readonly long _table;
+    private byte[]? _tableChunk;
     private long _nextGeneration;
     private long _files;
 
@@ -382,6 +383,7 @@ public sealed class ZplFileSystem
         if (node.Type != FileType.Regular) return Kind(node);
         if (offset < 0) return new StorageResult(StorageStatus.InvalidArgument, "negative offset");
         if (offset + data.Length > ObjectSet.MaxObjectSize) return new StorageResult(StorageStatus.FileTooBig, "");
+        if (data.IsEmpty) return StorageResult.Success;
         result = _set.Write(inode, offset, data);
         if (!result.IsOk) return result;
         node.Length = Math.Max(node.Length, offset + data.Length);
@@ -499,7 +501,7 @@ public sealed class ZplFileSystem
 
     /// <summary>
     /// Visits every node under path depth first, in listing order, the start first; stops early when
-    /// visit returns false. A file with several names is visited under each.
+    /// visit returns false. A file with several names is visited under each. Access times stay as they are.
     /// </summary>
     public StorageResult Walk(string path, Func<WalkEntry, bool> visit)
     {
@@ -517,8 +519,9 @@ public sealed class ZplFileSystem
         {
             var (dir, dirPath) = pending.Pop();
             entries.Clear();
-            result = ReadDirectory(dir, 2, entries);
+            result = GetDirectory(dir, out var listed);   // not ReadDirectory: a walk leaves atimes alone
             if (!result.IsOk) return result;
+            listed.List(2, entries, int.MaxValue);
             var subdirectories = new List<(long, string)>();
             foreach (var entry in entries)
             {
@@ -585,15 +588,27 @@ public sealed class ZplFileSystem
         return result.IsOk ? GetZnode(inode, out node) : result;
     }
 
+    /// <summary>
+    /// A znode from the cache, or else from the table: a miss decodes the whole 128 KiB table block
+    /// around it (512 headers), since reading one header costs reading and verifying that block anyway.
+    /// </summary>
     private StorageResult GetZnode(long inode, out Znode node)
     {
         if (_znodes.TryGetValue(inode, out node!)) return StorageResult.Success;
         if (inode <= MasterObject || inode == _table) return new StorageResult(StorageStatus.NoSuchObject, $"inode {inode}");
-        Span<byte> raw = stackalloc byte[Znode.Size];
-        var read = _set.Read(_table, inode * Znode.Size, raw, out int n);
+        _tableChunk ??= new byte[ObjectTree.BlockSize];
+        long start = inode * Znode.Size & ~(long)(ObjectTree.BlockSize - 1);
+        var read = _set.Read(_table, start, _tableChunk, out int n);
         if (!read.IsOk) return read;
-        if (n < Znode.Size) return new StorageResult(StorageStatus.NoSuchObject, $"inode {inode}");
-        var status = Znode.TryRead(inode, raw, out var decoded);
+        for (int at = 0; at + Znode.Size <= n; at += Znode.Size)
+        {
+            long id = (start + at) / Znode.Size;
+            if (id == inode || _znodes.ContainsKey(id)) continue;
+            if (Znode.TryRead(id, _tableChunk.AsSpan(at, Znode.Size), out var other) == StorageStatus.Ok) _znodes.Add(id, other!);
+        }
+        int slot = (int)(inode * Znode.Size - start);
+        if (slot + Znode.Size > n) return new StorageResult(StorageStatus.NoSuchObject, $"inode {inode}");
+        var status = Znode.TryRead(inode, _tableChunk.AsSpan(slot, Znode.Size), out var decoded);
         if (status != StorageStatus.Ok) return new StorageResult(status, $"inode {inode}");
         node = decoded!;
         _znodes.Add(inode, node);
@@ -744,6 +759,7 @@ public sealed class ZplFileSystem
             string component = pending.Pop();
             bool last = pending.Count == 0;
             if (Encoding.UTF8.GetByteCount(component) > ZplDirectory.MaxName) return new StorageResult(StorageStatus.NameTooLong, path);
+            if (component.Contains('\0')) return new StorageResult(StorageStatus.InvalidArgument, path);
             result = GetDirectory(dir, out current);
             if (result.Status == StorageStatus.NotDirectory) return new StorageResult(StorageStatus.NotDirectory, path);
             if (!result.IsOk) return result;

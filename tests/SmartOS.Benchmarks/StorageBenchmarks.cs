@@ -35,6 +35,7 @@ public static class StorageBenchmarks
             Engine(o, dir, "pool, single file vdev", [VdevSpec.Disk("s0")], data);
             Engine(o, dir, "pool, 2-way mirror", [VdevSpec.Mirror("m0", "m1")], data);
             Engine(o, dir, "pool, raidz1 of 3", [VdevSpec.Raidz1("z0", "z1", "z2")], data);
+            ZplBenchmarks.Run(o, dir);
         }
         finally
         {
