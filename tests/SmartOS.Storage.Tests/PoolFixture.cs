@@ -13,7 +13,7 @@ public abstract class PoolFixture
     [SetUp]
     public void MakeDirectory()
     {
-        Dir = Path.Combine(Path.GetTempPath(), "smartos-storage-" + TestContext.CurrentContext.Test.ID);
+        Dir = Path.Combine(Path.GetTempPath(), $"smartos-storage-{Environment.ProcessId}-{TestContext.CurrentContext.Test.ID}");
         if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
         Directory.CreateDirectory(Dir);
         _random = new HostRandom(42);
