@@ -49,6 +49,7 @@ internal sealed class ZplDirectory
             var bucket = table.AsSpan(b * BucketSize, BucketSize);
             int count = BinaryPrimitives.ReadUInt16LittleEndian(bucket), used = BinaryPrimitives.ReadUInt16LittleEndian(bucket[2..]);
             if (count == 0 && used == 0) { BinaryPrimitives.WriteUInt16LittleEndian(bucket[2..], HeaderSize); continue; }
+            if (used < HeaderSize || used > BucketSize) return Corrupt(node);
             int at = HeaderSize;
             for (int i = 0; i < count; i++)
             {
@@ -57,7 +58,7 @@ internal sealed class ZplDirectory
                 if (key < 0 || key > MaxKey || BucketOf(key, node.BucketShift) != b) return Corrupt(node);
                 at += EntryHeader + bucket[at + 16];
             }
-            if (at != used || used > BucketSize) return Corrupt(node);
+            if (at != used) return Corrupt(node);
         }
         directory = new ZplDirectory(node, table);
         return StorageResult.Success;
