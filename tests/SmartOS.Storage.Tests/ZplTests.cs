@@ -413,6 +413,61 @@ public class ZplTests : PoolFixture
     }
 
     [Test]
+    public void A_listing_continued_after_the_directory_doubled_misses_and_repeats_no_name()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        var fs = Format(pool);
+        fs.MakeDirectory("/d", 0x1ED, 0, 0, out long dir);
+        for (int i = 0; i < 300; i++) NewFile(fs, $"/d/old{i}");
+        var head = new List<DirectoryEntry>();
+        fs.ReadDirectory(dir, 0, head, 100);
+        for (int i = 0; i < 3000; i++) NewFile(fs, $"/d/new{i}");
+        var rest = new List<DirectoryEntry>();
+        fs.ReadDirectory(dir, head[^1].Next, rest);
+        var seen = new HashSet<string>(head.ConvertAll(e => e.Name));
+        var later = rest.ConvertAll(e => e.Name);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(later.Exists(seen.Contains), Is.False, "no name twice");
+            for (int i = 0; i < 300; i++)
+                Assert.That(seen.Contains($"old{i}") || later.Contains($"old{i}"), Is.True, $"old{i}");
+            Assert.That(head.Count + rest.Count, Is.LessThanOrEqualTo(3302));
+        }
+    }
+
+    [Test]
+    public void Names_are_utf8_bytes_up_to_255_and_a_moved_directory_keeps_its_parent_after_reimport()
+    {
+        string longest = new('x', 255), accented = "caf\u00e9-\u65e5\u672c";
+        using (var pool = Create("tank", VdevSpec.Disk("d0")))
+        {
+            var fs = Format(pool);
+            NewFile(fs, "/" + longest);
+            NewFile(fs, "/" + accented);
+            Assert.That(Status(fs.CreateFile("/" + new string('\u00e9', 128), 0x1A4, 0, 0, out _)), Is.EqualTo(StorageStatus.NameTooLong), "256 bytes");
+            Assert.That(Status(fs.CreateFile("/a\0b", 0x1A4, 0, 0, out _)), Is.EqualTo(StorageStatus.InvalidArgument));
+            fs.MakeDirectory("/p", 0x1ED, 0, 0, out _);
+            fs.MakeDirectory("/q", 0x1ED, 0, 0, out _);
+            fs.MakeDirectory("/p/child", 0x1ED, 0, 0, out _);
+            Assert.That(fs.Rename("/p/child", "/q/child").Message, Is.EqualTo("ok"));
+            Assert.That(pool.Export().Message, Is.EqualTo("ok"));
+        }
+        using var reopened = Open("tank");
+        var again = Mount(reopened);
+        Assert.That(again.Lookup("/q/child/..", out long parent).Message, Is.EqualTo("ok"));
+        Assert.That(again.Lookup("/q", out long q).Message, Is.EqualTo("ok"));
+        again.Stat("/p", out var p);
+        again.Stat("/q", out var qAttributes);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(parent, Is.EqualTo(q));
+            Assert.That(p.Links, Is.EqualTo(2));
+            Assert.That(qAttributes.Links, Is.EqualTo(3));
+            Assert.That(Names(again, "/"), Does.Contain(longest).And.Contain(accented));
+        }
+    }
+
+    [Test]
     public void Walk_visits_every_path_and_enumeration_every_inode_with_its_attributes()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
