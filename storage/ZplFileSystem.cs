@@ -146,6 +146,22 @@ public sealed class ZplFileSystem
         return result;
     }
 
+    /// <summary>One name in one directory, not following a symbolic link it names ("." and ".." too).</summary>
+    public StorageResult Lookup(long directory, string name, out long inode)
+    {
+        inode = 0;
+        var result = GetDirectory(directory, out var dir);
+        if (!result.IsOk) return result;
+        if (name.Length == 0 || name.Contains('/') || name.Contains('\0')) return new StorageResult(StorageStatus.InvalidArgument, name);
+        byte[] bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length > ZplDirectory.MaxName) return new StorageResult(StorageStatus.NameTooLong, name);
+        if (name == ".") inode = directory;
+        else if (name == "..") inode = directory == Root ? Root : dir.Node.Parent;
+        else if (dir.TryFind(bytes, out long value, out _)) inode = value & ((1L << 60) - 1);
+        else return NotFound(name);
+        return StorageResult.Success;
+    }
+
     /// <summary>stat(2): the attributes of what path names, after symbolic links.</summary>
     public StorageResult Stat(string path, out FileAttributes attributes) => StatPath(path, true, out attributes);
 

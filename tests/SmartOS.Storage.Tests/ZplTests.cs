@@ -188,6 +188,10 @@ public class ZplTests : PoolFixture
             Assert.That(Status(fs.Lookup("/loop1", out _)), Is.EqualTo(StorageStatus.SymlinkLoop));
             Assert.That(Status(fs.Lookup("/loop1", out _, follow: false)), Is.EqualTo(StorageStatus.Ok));
             Assert.That(Status(fs.Lookup("/a/missing/x", out _)), Is.EqualTo(StorageStatus.NoSuchObject));
+            Assert.That(fs.Lookup(b, "file", out long inDirectory).IsOk && fs.Lookup("/a/b/file", out long viaPath).IsOk && inDirectory == viaPath, Is.True);
+            Assert.That(fs.Lookup(b, "..", out long up).IsOk && fs.Lookup("/a", out long a).IsOk && up == a, Is.True);
+            Assert.That(Status(fs.Lookup(b, "x/y", out _)), Is.EqualTo(StorageStatus.InvalidArgument));
+            Assert.That(Status(fs.Lookup(b, "nope", out _)), Is.EqualTo(StorageStatus.NoSuchObject));
             Assert.That(Status(fs.Lookup("/a/b/file/", out _)), Is.EqualTo(StorageStatus.NotDirectory));
             Assert.That(Status(fs.Lookup("/" + new string('n', 256), out _)), Is.EqualTo(StorageStatus.NameTooLong));
             Assert.That(Status(fs.Lookup("/" + string.Join('/', Enumerable.Repeat("a", 600)), out _)), Is.EqualTo(StorageStatus.NameTooLong));
