@@ -344,23 +344,22 @@ internal sealed class ObjectTree
         bool tail = tailBlock != headBlock && tailBlock >= endWhole;
         var status = head ? Prepare(headBlock, offset, end) : StorageStatus.Ok;
         if (status == StorageStatus.Ok && tail) status = Prepare(tailBlock, offset, end);
+        // The committed blocks to free are found (reading indirect blocks) before anything changes.
+        var committed = new List<long>();
+        for (long id = firstWhole; status == StorageStatus.Ok && id < endWhole; id++)
+        {
+            status = FirstCommitted(_root, _height, 0, id, out id);
+            if (id < 0 || id >= endWhole) break;
+            committed.Add(id);
+        }
         if (status != StorageStatus.Ok) return new StorageResult(status, "");
         long clearEnd = end == Length ? long.MaxValue : end;
         if (head) ClearPart(headBlock, offset, clearEnd);
         if (tail) ClearPart(tailBlock, offset, clearEnd);
-        if (endWhole > firstWhole)
-        {
-            _order.Clear();
-            foreach (long id in _dirtyData.Keys) if (id >= firstWhole && id < endWhole) _order.Add(id);
-            foreach (long id in _order) { _pool.ReturnBuffer(_dirtyData[id]); _dirtyData.Remove(id); }
-            for (long id = firstWhole; ; id++)
-            {
-                status = FirstCommitted(_root, _height, 0, id, out id);
-                if (status != StorageStatus.Ok) return new StorageResult(status, "");
-                if (id < 0 || id >= endWhole) break;
-                _freed.Add(id);
-            }
-        }
+        _order.Clear();
+        foreach (long id in _dirtyData.Keys) if (id >= firstWhole && id < endWhole) _order.Add(id);
+        foreach (long id in _order) { _pool.ReturnBuffer(_dirtyData[id]); _dirtyData.Remove(id); }
+        foreach (long id in committed) _freed.Add(id);
         DnodeDirty = true;
         return StorageResult.Success;
     }
