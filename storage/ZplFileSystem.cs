@@ -21,9 +21,10 @@
  *   2. Format takes an empty object set and creates objects 1 (master), 2 (table) and 3 (the root);
  *      Open finds everything from object 1. The headers are written through to the table on every
  *      change and cached (unbounded for now, as the pool's indirect blocks are).
- *   3. A directory scales: a lookup reads one bucket, an insert writes one (a doubling rewrites the
- *      directory once per doubling, linear in total). Listing order is by hash key and stable: a
- *      cookie stays valid across inserts and removals. "." (cookie 0) and ".." (1) come first.
+ *   3. A directory scales: it is read into memory whole on first use (one pass over its object),
+ *      a lookup scans one bucket and an insert or removal rewrites one (a doubling rewrites the
+ *      directory, once per doubling: linear in total). Listing order is by hash key and stable: a
+ *      cookie stays valid across inserts, removals and doublings. "." (cookie 0) and ".." (1) first.
  *   4. Files have holes: bytes never written read as zeros and hold no block; Truncate and FreeRange
  *      free the blocks they cut off (ObjectTree.FreeRange) at the next commit.
  *   5. Every operation checks everything it can before it changes anything, so a refusal (EEXIST,
@@ -37,6 +38,11 @@
  *   9. Permissions are stored, not checked: the callers (file commands, zones) check credentials.
  *      Errors follow illumos's ZFS: unlink of a directory and a hard link to one are EPERM; rmdir of
  *      a non-empty directory is ENOTEMPTY (illumos's ZFS says EEXIST; callers print the same words).
+ *
+ * Reading it all (zfs send, ls -R, du, cp -r): Walk visits paths depth first in listing order;
+ * EnumerateInodes visits each inode once in inode order with its attributes; GetExtents gives a
+ * file's data runs with the holes skipped; ReadLink(inode) and ReadDirectory(inode) give the rest.
+ * SpaceUsed and StatFs give du's and df's figures.
  *
  * Not done yet (issue 12): extended attributes and ACLs, device nodes and fifos (mknod), reuse of
  * inode numbers (the object set does not reuse ids), a bounded znode and directory cache, and
