@@ -20,7 +20,9 @@
  *      the wall clock (Pool.cs rule 1). Same calls, same bytes.
  *   2. Format takes an empty object set and creates objects 1 (master), 2 (table) and 3 (the root);
  *      Open finds everything from object 1. The headers are written through to the table on every
- *      change and cached (unbounded for now, as the pool's indirect blocks are).
+ *      change and cached (unbounded for now, as the pool's indirect blocks are). Everything is in the
+ *      object set, so a file system opened later sees every earlier change; two used side by side
+ *      would each miss the other's (their caches), so one object set has one user at a time.
  *   3. A directory scales: it is read into memory whole on first use (one pass over its object),
  *      a lookup scans one bucket and an insert or removal rewrites one (a doubling rewrites the
  *      directory, once per doubling: linear in total). Listing order is by hash key and stable: a
