@@ -130,6 +130,45 @@ public sealed class ObjectSet
         return StorageResult.Success;
     }
 
+    /// <summary>Sets an object's length; the blocks past a shorter length are freed when the txg commits.</summary>
+    public StorageResult Truncate(long id, long length) => Change(id, tree => tree.Truncate(length, _owner.Compression ?? _compression));
+
+    /// <summary>Punches a hole: [offset, offset + length) reads as zeros and its whole blocks are freed at commit.</summary>
+    public StorageResult FreeRange(long id, long offset, long length) => Change(id, tree => tree.FreeRange(offset, length, _owner.Compression ?? _compression));
+
+    /// <summary>The first offset at or after offset in a block holding data (SEEK_DATA by block), or -1 if only holes follow.</summary>
+    public StorageResult NextData(long id, long offset, out long dataOffset)
+    {
+        dataOffset = -1;
+        var status = Find(id, out var tree);
+        if (status == StorageStatus.Ok) status = tree.NextData(offset, out dataOffset);
+        return status == StorageStatus.Ok ? StorageResult.Success : Fail(status, id);
+    }
+
+    /// <summary>Bytes an object's blocks take (uncommitted ones at the size they will be stored with).</summary>
+    public StorageResult AllocatedBytes(long id, out long bytes)
+    {
+        bytes = 0;
+        var status = Find(id, out var tree);
+        if (status == StorageStatus.Ok) status = tree.AllocatedBytes(out bytes);
+        return status == StorageStatus.Ok ? StorageResult.Success : Fail(status, id);
+    }
+
+    /// <summary>The pool's size and free bytes, for statfs.</summary>
+    public (long Size, long Free) PoolSpace => (_pool.Size, _pool.Size - _pool.Allocated);
+
+    private StorageResult Change(long id, Func<ObjectTree, StorageResult> change)
+    {
+        var writable = CheckWritable();
+        if (!writable.IsOk) return writable;
+        var status = Find(id, out var tree);
+        if (status != StorageStatus.Ok) return Fail(status, id);
+        var result = change(tree);
+        if (!result.IsOk) return Fail(result.Status, id);
+        _dirty.Add(id);
+        return StorageResult.Success;
+    }
+
     private static StorageResult Fail(StorageStatus status, long id) => new(status, $"object {id}");
 
     private StorageStatus Find(long id, out ObjectTree tree)

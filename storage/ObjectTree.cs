@@ -29,6 +29,9 @@ internal sealed class ObjectTree
     private readonly Dictionary<long, byte[]> _dirtyData = [];
     private readonly Dictionary<long, int> _reserved = [];   // Growth's bound for each dirty block
     private readonly Dictionary<long, CompressionSetting> _dirtyCompression = [];
+    // Data blocks whose committed pointer becomes a hole at the next Sync (FreeRange); a dirty buffer for
+    // the same block wins over this.
+    private readonly HashSet<long> _freed = [];
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
@@ -72,6 +75,10 @@ internal sealed class ObjectTree
             if (_dirtyData.TryGetValue(blockId, out var dirty))
             {
                 dirty.AsSpan(inBlock, n).CopyTo(target);
+            }
+            else if (_freed.Count > 0 && _freed.Contains(blockId))
+            {
+                target.Clear();
             }
             else
             {
@@ -147,7 +154,7 @@ internal sealed class ObjectTree
         if (offset <= blockStart && end >= blockStart + BlockSize) return StorageStatus.Ok;
         byte[] buffer = _pool.RentBuffer();
         StorageStatus status = StorageStatus.Ok;
-        if (blockStart >= Length)
+        if (blockStart >= Length || _freed.Contains(blockId))
         {
             buffer.AsSpan().Clear();
         }
@@ -273,6 +280,13 @@ internal sealed class ObjectTree
     /// </summary>
     public StorageResult Sync(long txg, BlockType dataType)
     {
+        foreach (long blockId in _freed)
+        {
+            if (_dirtyData.ContainsKey(blockId)) continue;
+            var freed = SetPointer(blockId, default);
+            if (freed != StorageStatus.Ok) return new StorageResult(freed, "indirect block");
+        }
+        _freed.Clear();
         _order.Clear();
         foreach (long id in _dirtyData.Keys) _order.Add(id);
         _order.Sort();
@@ -351,7 +365,140 @@ internal sealed class ObjectTree
         _reserved.Clear();
         _dirtyCompression.Clear();
         foreach (var indirect in _indirects.Values) _pool.ReturnIndirect(indirect);
+        _freed.Clear();
         _indirects.Clear();
         Deleted = true;
+    }
+
+    // ---- holes: freeing ranges, finding data (used by the file layer, ZplFileSystem.cs) ----
+
+    /// <summary>
+    /// Makes [offset, offset + length) read as zeros without changing Length: whole blocks in the range
+    /// lose their blocks at the next Sync (their pointers become holes, rule 6 frees them deferred); the
+    /// partial blocks at either end are zeroed in a dirty copy. Fails before changing anything if a
+    /// partial block cannot be read.
+    /// </summary>
+    public StorageResult FreeRange(long offset, long length, CompressionSetting compression)
+    {
+        if (offset < 0 || length < 0) return new StorageResult(StorageStatus.InvalidArgument, "negative range");
+        long end = Math.Min(offset + length, Length);
+        if (end <= offset) return StorageResult.Success;
+        long firstWhole = (offset + BlockSize - 1) >> BlockShift;
+        // Past Length a block holds only zeros, so a range reaching Length frees its last block whole.
+        long endWhole = end == Length ? (end + BlockSize - 1) >> BlockShift : end >> BlockShift;
+        long headBlock = offset >> BlockShift, tailBlock = (end - 1) >> BlockShift;
+        bool head = headBlock < firstWhole || headBlock >= endWhole;
+        bool tail = tailBlock != headBlock && tailBlock >= endWhole;
+        var status = head ? Prepare(headBlock, offset, end) : StorageStatus.Ok;
+        if (status == StorageStatus.Ok && tail) status = Prepare(tailBlock, offset, end);
+        // The committed blocks to free are found (reading indirect blocks) before anything changes.
+        var committed = new List<long>();
+        for (long id = firstWhole; status == StorageStatus.Ok && id < endWhole; id++)
+        {
+            status = FirstCommitted(_root, _height, 0, id, out id);
+            if (id < 0 || id >= endWhole) break;
+            committed.Add(id);
+        }
+        if (status != StorageStatus.Ok) return new StorageResult(status, "");
+        long clearEnd = end == Length ? long.MaxValue : end;
+        if (head) ClearPart(headBlock, offset, clearEnd, compression);
+        if (tail) ClearPart(tailBlock, offset, clearEnd, compression);
+        _order.Clear();
+        foreach (long id in _dirtyData.Keys) if (id >= firstWhole && id < endWhole) _order.Add(id);
+        foreach (long id in _order) { _pool.ReturnBuffer(_dirtyData[id]); _dirtyData.Remove(id); _dirtyCompression.Remove(id); }
+        foreach (long id in committed) _freed.Add(id);
+        DnodeDirty = true;
+        return StorageResult.Success;
+    }
+
+    private void ClearPart(long blockId, long offset, long end, CompressionSetting compression)
+    {
+        _dirtyCompression[blockId] = compression;
+        long start = blockId << BlockShift;
+        int from = (int)Math.Max(0, offset - start), to = (int)Math.Min(BlockSize, end - start);
+        _dirtyData[blockId].AsSpan(from, to - from).Clear();
+    }
+
+    /// <summary>Sets Length: a shorter object loses the blocks past it (FreeRange); a longer one ends in a hole.</summary>
+    public StorageResult Truncate(long length, CompressionSetting compression)
+    {
+        if (length < 0 || length > ObjectSet.MaxObjectSize) return new StorageResult(StorageStatus.InvalidArgument, "length beyond the largest object");
+        if (length < Length)
+        {
+            var freed = FreeRange(length, Length - length, compression);
+            if (!freed.IsOk) return freed;
+        }
+        Length = length;
+        DnodeDirty = true;
+        return StorageResult.Success;
+    }
+
+    /// <summary>
+    /// The first block at or after offset's block that holds data (SEEK_DATA at block granularity):
+    /// a dirty block with a non-zero byte, or a committed one not freed. -1 when only holes follow.
+    /// </summary>
+    public StorageStatus NextData(long offset, out long dataOffset)
+    {
+        dataOffset = -1;
+        if (offset < 0 || offset >= Length) return StorageStatus.Ok;
+        long from = offset >> BlockShift, best = long.MaxValue;
+        if (_dirtyData.TryGetValue(from, out var first) && Pool.StoredSize(first) > 0) { dataOffset = offset; return StorageStatus.Ok; }
+        foreach (var (id, buffer) in _dirtyData)
+            if (id >= from && id < best && Pool.StoredSize(buffer) > 0) best = id;
+        for (long id = from; id < best; id++)
+        {
+            var status = FirstCommitted(_root, _height, 0, id, out id);
+            if (status != StorageStatus.Ok) return status;
+            if (id < 0 || id >= best) break;
+            if (!_freed.Contains(id) && !_dirtyData.ContainsKey(id)) { best = id; break; }
+        }
+        if (best != long.MaxValue && best << BlockShift < Length) dataOffset = Math.Max(offset, best << BlockShift);
+        return StorageStatus.Ok;
+    }
+
+    /// <summary>Bytes this object holds: its committed blocks (indirect ones too) less those freed, plus dirty blocks at their stored size.</summary>
+    public StorageStatus AllocatedBytes(out long bytes)
+    {
+        bytes = 0;
+        foreach (var buffer in _dirtyData.Values) bytes += Pool.StoredSize(buffer);
+        return SumCommitted(_root, _height, 0, ref bytes);
+    }
+
+    private StorageStatus SumCommitted(in BlockPointer bp, int level, long index, ref long bytes)
+    {
+        if (bp.IsHole) return StorageStatus.Ok;
+        if (level == 0)
+        {
+            if (!_freed.Contains(index) && !_dirtyData.ContainsKey(index)) bytes += bp.PhysicalSize;
+            return StorageStatus.Ok;
+        }
+        bytes += bp.PhysicalSize;
+        var indirect = _pool.RentIndirect();
+        var status = Parse(level, bp, indirect);
+        for (int i = 0; status == StorageStatus.Ok && i < Fanout; i++)
+            status = SumCommitted(indirect.Pointers[i], level - 1, (index << FanoutShift) + i, ref bytes);
+        _pool.ReturnIndirect(indirect);
+        return status;
+    }
+
+    /// <summary>The first data block at or after from whose committed pointer is not a hole, or -1.</summary>
+    private StorageStatus FirstCommitted(in BlockPointer bp, int level, long index, long from, out long found)
+    {
+        found = -1;
+        if (bp.IsHole) return StorageStatus.Ok;
+        if (level == 0)
+        {
+            if (index >= from) found = index;
+            return StorageStatus.Ok;
+        }
+        if (((index + 1) << (FanoutShift * level)) <= from) return StorageStatus.Ok;
+        var indirect = _pool.RentIndirect();
+        var status = Parse(level, bp, indirect);
+        long childBase = index << FanoutShift;
+        long start = Math.Max(0, (from >> (FanoutShift * (level - 1))) - childBase);
+        for (long c = start; status == StorageStatus.Ok && found < 0 && c < Fanout; c++)
+            status = FirstCommitted(indirect.Pointers[c], level - 1, childBase + c, from, out found);
+        _pool.ReturnIndirect(indirect);
+        return status;
     }
 }

@@ -28,6 +28,14 @@ public enum StorageStatus
     PropertySpace,      // EZFS_PROPSPACE: a quota or reservation the space does not allow
     BadProperty,        // EZFS_BADPROP / EZFS_PROPREADONLY / EZFS_PROPTYPE
     NotSupported,       // EZFS_BADTYPE: an operation that does not apply to this kind of dataset
+    Exists,             // EEXIST: the name is taken
+    NotDirectory,       // ENOTDIR: a path component is not a directory
+    IsDirectory,        // EISDIR: a file operation on a directory
+    NotEmpty,           // ENOTEMPTY: rmdir or rename over a directory with entries (illumos's ZFS says EEXIST)
+    NameTooLong,        // ENAMETOOLONG: a name over 255 bytes or a path over 1024
+    SymlinkLoop,        // ELOOP: more than 40 symbolic links in one lookup
+    NotPermitted,       // EPERM: unlink or link of a directory
+    FileTooBig,         // EFBIG: a file past the largest object
 }
 
 public static class StorageStatusText
@@ -56,6 +64,14 @@ public static class StorageStatusText
         StorageStatus.PropertySpace => "out of space",
         StorageStatus.BadProperty => "invalid property value",
         StorageStatus.NotSupported => "operation not applicable to datasets of this type",
+        StorageStatus.Exists => "file exists",
+        StorageStatus.NotDirectory => "not a directory",
+        StorageStatus.IsDirectory => "is a directory",
+        StorageStatus.NotEmpty => "directory not empty",
+        StorageStatus.NameTooLong => "file name too long",
+        StorageStatus.SymlinkLoop => "too many levels of symbolic links",
+        StorageStatus.NotPermitted => "not owner",
+        StorageStatus.FileTooBig => "file too large",
         _ => status.ToString(),
     };
 }

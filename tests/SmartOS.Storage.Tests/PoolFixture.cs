@@ -13,7 +13,7 @@ public abstract class PoolFixture
     [SetUp]
     public void MakeDirectory()
     {
-        Dir = Path.Combine(Path.GetTempPath(), "smartos-storage-" + TestContext.CurrentContext.Test.ID);
+        Dir = Path.Combine(Path.GetTempPath(), $"smartos-storage-{Environment.ProcessId}-{TestContext.CurrentContext.Test.ID}");
         if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
         Directory.CreateDirectory(Dir);
         _random = new HostRandom(42);
@@ -49,6 +49,13 @@ public abstract class PoolFixture
         var result = Pool.Open(Dir, name, options ?? Options(), out var pool);
         Assert.That(result.Message, Is.EqualTo("ok"));
         return pool!;
+    }
+
+    /// <summary>The pool's root filesystem's object set, where a file system (ZPL) lives as in ZFS.</summary>
+    protected static ObjectSet RootSet(Pool pool)
+    {
+        Assert.That(pool.Datasets.Open(pool.Name, out var objects).Message, Is.EqualTo("ok"));
+        return objects;
     }
 
     protected static byte[] Bytes(int length, ulong seed)
