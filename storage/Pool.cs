@@ -76,7 +76,7 @@ public sealed record PoolOptions
     public required Func<long> Clock { get; init; }
 
     /// <summary>Source of pool and vdev guids at create.</summary>
-    public HostRandom? Random { get; init; }
+    public IIdentitySource? Random { get; init; }
 
     public ChecksumKind Checksum { get; init; } = ChecksumKind.Fletcher4;
 
@@ -96,7 +96,7 @@ public sealed partial class Pool : IDisposable
     public const int MaxBlockSize = 128 * 1024;
     public const long MinVdevSize = 64L * 1024 * 1024;   // SPA_MINDEVSIZE
 
-    private readonly PoolConfig _config;
+    private PoolConfig _config;
     private readonly TopVdev[] _tops;
     private readonly Func<long> _clock;
     private readonly List<(int Vdev, long Offset, int Size)> _pendingFrees = [];
@@ -119,6 +119,9 @@ public sealed partial class Pool : IDisposable
     public ChecksumKind Checksum => _config.Checksum;
     public int Copies => _config.Copies;
     public IReadOnlyList<TopVdev> Vdevs => _tops;
+
+    /// <summary>The vdev tree and settings the labels carry (Pool.Admin.cs rewrites it).</summary>
+    public PoolConfig Config => _config;
     public ObjectSet Objects { get; }
 
     /// <summary>The last committed txg.</summary>
@@ -140,6 +143,29 @@ public sealed partial class Pool : IDisposable
     /// </summary>
     public static StorageResult Create(string dir, string name, IReadOnlyList<VdevSpec> layout, long vdevSize,
                                        PoolOptions options, out Pool? pool)
+        => CreateCore(dir, name, layout, vdevSize, existing: false, options, out pool);
+
+    /// <summary>
+    /// Creates a pool on files that exist already in dir, as `zpool create` does on files made by
+    /// mkfile: the smallest file sets the data area of every top vdev; each file keeps its size, its
+    /// back label at its end. Whether a file belongs to another pool is the caller's question (the
+    /// command refuses an active pool's vdev, and an exported one's without -f).
+    /// </summary>
+    public static StorageResult CreateOnFiles(string dir, string name, IReadOnlyList<VdevSpec> layout, PoolOptions options, out Pool? pool)
+    {
+        long smallest = long.MaxValue;
+        foreach (var spec in layout)
+            foreach (var file in spec.Files)
+            {
+                var info = new FileInfo(Path.Combine(dir, file));
+                if (!info.Exists) { pool = null; return new StorageResult(StorageStatus.NoSuchObject, $"cannot open '{Path.Combine(dir, file)}'"); }
+                smallest = Math.Min(smallest, info.Length);
+            }
+        return CreateCore(dir, name, layout, smallest == long.MaxValue ? 0 : smallest, existing: true, options, out pool);
+    }
+
+    private static StorageResult CreateCore(string dir, string name, IReadOnlyList<VdevSpec> layout, long vdevSize, bool existing,
+                                            PoolOptions options, out Pool? pool)
     {
         pool = null;
         string what = $"cannot create '{name}'";
@@ -160,12 +186,15 @@ public sealed partial class Pool : IDisposable
             {
                 if (file.Length == 0 || file != Path.GetFileName(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is not a file name in the pool directory");
                 if (!names.Add(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is named twice");
-                if (File.Exists(Path.Combine(dir, file))) return new StorageResult(StorageStatus.PoolExists, $"{what}: '{file}' already exists");
+                if (!existing && File.Exists(Path.Combine(dir, file))) return new StorageResult(StorageStatus.PoolExists, $"{what}: '{file}' already exists");
             }
         }
-        var existing = Import(dir, options.Opener);
-        foreach (var found in existing.Pools)
-            if (found.Name == name) return new StorageResult(StorageStatus.PoolExists, what);
+        if (!existing)
+        {
+            var found = Import(dir, options.Opener);
+            foreach (var candidate in found.Pools)
+                if (candidate.Name == name) return new StorageResult(StorageStatus.PoolExists, what);
+        }
 
         long dataSize = (vdevSize - 2L * VdevLabel.LabelSize) / SectorSize * SectorSize;
         ulong poolGuid = options.Random.NextUInt64();
@@ -182,25 +211,28 @@ public sealed partial class Pool : IDisposable
         try
         {
             Directory.CreateDirectory(dir);
-            foreach (var top in topConfigs)
-                foreach (var leaf in top.Leaves)
-                {
-                    string path = Path.Combine(dir, leaf.FileName);
-                    using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(dataSize + 2L * VdevLabel.LabelSize);
-                    created.Add(path);
-                }
+            if (!existing)
+                foreach (var top in topConfigs)
+                    foreach (var leaf in top.Leaves)
+                    {
+                        string path = Path.Combine(dir, leaf.FileName);
+                        using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(dataSize + 2L * VdevLabel.LabelSize);
+                        created.Add(path);
+                    }
             tops = OpenTops(dir, config, null, options.Opener);
-            var block = new byte[VdevLabel.ConfigSize];
-            foreach (var top in tops)
-                foreach (var leaf in top.Leaves)
-                {
-                    VdevLabel.EncodeConfig(config with { LeafGuid = leaf.Guid }, block);
-                    leaf.Io.Write(VdevLabel.LabelOffset(0, LeafSize(top)), block);
-                    leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
-                }
             var newPool = new Pool(config, [.. tops], options.Clock, 0);
+            var history = newPool.Objects.Create(out long historyObject);
+            if (!history.IsOk) { newPool.Dispose(); DeleteAll(created); return history; }
+            newPool._config = config with { HistoryObject = historyObject };
+            newPool.WriteLabels(newPool._config);
             var result = newPool.CommitTxg(force: true);
-            if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
+            if (!result.IsOk)
+            {
+                if (existing) newPool.ClearLabels();
+                newPool.Dispose();
+                DeleteAll(created);
+                return result;
+            }
             pool = newPool;
             return StorageResult.Success;
         }
@@ -234,7 +266,8 @@ public sealed partial class Pool : IDisposable
                 return new StorageResult(StorageStatus.LabelDamaged, $"{what}: no such pool available ({Path.GetFileName(file)}: {problem})");
             return new StorageResult(StorageStatus.NoSuchPool, what);
         }
-        if (candidate.Missing.Count > 0)
+        // A leaf may be missing while its top vdev still holds every block (DEGRADED, Pool.Admin.cs).
+        if (candidate.State == "UNAVAIL" && candidate.Missing.Count > 0)
             return new StorageResult(StorageStatus.DeviceUnavailable, $"{what}: missing {string.Join(", ", candidate.Missing)}");
         if (candidate.Uberblock is not Uberblock ub)
             return new StorageResult(StorageStatus.NoValidUberblock, what);
@@ -273,7 +306,20 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>Reads every block of the committed tree and the uncommitted one, verifying and repairing (rule 3).</summary>
-    public ScrubResult Scrub() => Objects.Scrub();
+    public ScrubResult Scrub()
+    {
+        long start = _clock(), before = RepairedBytes();
+        var result = Objects.Scrub();
+        LastScan = new ScanRecord(ScanKind.Scrub, start, _clock(), RepairedBytes() - before, result.Errors);
+        return result;
+    }
+
+    private long RepairedBytes()
+    {
+        long n = 0;
+        foreach (var top in _tops) foreach (var leaf in top.Leaves) n += leaf.RepairedBytes;
+        return n;
+    }
 
     private StorageResult CommitTxg(bool force)
     {
@@ -293,7 +339,8 @@ public sealed partial class Pool : IDisposable
             foreach (var top in _tops)
                 foreach (var leaf in top.Leaves)
                 {
-                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, LeafSize(top)) + slotOffset, _uberblockSlot); written++; }
+                    if (!leaf.Writable) continue;
+                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, leaf.Length) + slotOffset, _uberblockSlot); written++; }
                     catch (IOException) { leaf.WriteErrors++; }
                 }
             if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
@@ -317,13 +364,12 @@ public sealed partial class Pool : IDisposable
         foreach (var top in _tops)
             foreach (var leaf in top.Leaves)
             {
+                if (!leaf.Writable) continue;
                 try { leaf.Io.Flush(); any = true; }
                 catch (IOException) { leaf.WriteErrors++; }
             }
         return any;
     }
-
-    internal static long LeafSize(TopVdev top) => top.DataSize + 2L * VdevLabel.LabelSize;
 
     private static List<TopVdev> OpenTops(string dir, PoolConfig config, IReadOnlyDictionary<ulong, string>? paths, VdevOpener opener)
     {
@@ -336,8 +382,16 @@ public sealed partial class Pool : IDisposable
                 var leaves = new LeafVdev[tc.Leaves.Count];
                 for (int l = 0; l < leaves.Length; l++)
                 {
-                    string path = paths is not null ? paths[tc.Leaves[l].Guid] : Path.Combine(dir, tc.Leaves[l].FileName);
-                    leaves[l] = new LeafVdev(tc.Leaves[l].Guid, path, opener(path, writable: true));
+                    var lc = tc.Leaves[l];
+                    string? path = paths is null ? Path.Combine(dir, lc.FileName) : paths.GetValueOrDefault(lc.Guid);
+                    if (path is null)
+                    {
+                        // Missing at import: UNAVAIL, its place kept so an online can bring it back.
+                        leaves[l] = new LeafVdev(lc.Guid, Path.Combine(dir, lc.FileName), MissingVdevIo.Instance, tc.DataSize + 2L * VdevLabel.LabelSize, LeafState.Unavail);
+                        continue;
+                    }
+                    leaves[l] = new LeafVdev(lc.Guid, path, opener(path, writable: true), new FileInfo(path).Length,
+                                             lc.Offline ? LeafState.Offline : LeafState.Online);
                 }
                 tops.Add(new TopVdev(t, tc.Guid, tc.Kind, tc.DataSize, leaves));
             }
@@ -433,7 +487,14 @@ public sealed partial class Pool : IDisposable
         {
             if ((leafMask & (1 << l)) == 0) continue;
             var leaf = top.Leaves[l];
-            try { leaf.Io.Write(VdevLabel.LabelSize + offset, data); if (repair) leaf.RepairedBytes += data.Length; any = true; }
+            if (!leaf.Writable) continue;
+            try
+            {
+                leaf.Io.Write(VdevLabel.LabelSize + offset, data);
+                if (repair && leaf.Resilvering) leaf.ResilveredBytes += data.Length;
+                else if (repair) leaf.RepairedBytes += data.Length;
+                any = true;
+            }
             catch (IOException) { leaf.WriteErrors++; }
         }
         return any;
@@ -466,6 +527,7 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
+                if (!top.Leaves[l].Readable) continue;   // healed by a resilver or an online, not here
                 var status = ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block);
                 if (status != StorageStatus.Ok)
                 {
@@ -516,7 +578,10 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
-                if (ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block) != StorageStatus.Ok) badLeaves[c] |= 1 << l;
+                var leaf = top.Leaves[l];
+                if (leaf.Resilvering) { badLeaves[c] |= 1 << l; continue; }   // its copy is rebuilt, not judged
+                if (!leaf.Readable) continue;
+                if (ReadLeafCopy(leaf, dva.Offset, bp, block) != StorageStatus.Ok) badLeaves[c] |= 1 << l;
             }
         }
         Heal(bp, good.AsSpan(0, bp.PhysicalSize), badLeaves);

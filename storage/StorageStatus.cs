@@ -19,6 +19,12 @@ public enum StorageStatus
     NoValidUberblock,   // no uberblock of the pool passed its checksum
     MetadataCorrupted,  // the committed tree could not be read at open
     InvalidConfig,      // a vdev layout that cannot be built
+    NoSuchDevice,       // EZFS_NODEVICE: no leaf of that name in the pool
+    NoValidReplicas,    // EZFS_NOREPLICAS: the change would leave a top vdev without its blocks
+    DeviceTooSmall,     // EZFS_BADDEV on attach/replace: smaller than the leaves it joins
+    DeviceInUse,        // EZFS_BADDEV: already a leaf of this pool
+    NotMirror,          // EZFS_NOTSUP on detach
+    AttachUnsupported,  // EZFS_BADTARGET on attach to a raidz
 }
 
 public static class StorageStatusText
@@ -38,6 +44,12 @@ public static class StorageStatusText
         StorageStatus.NoValidUberblock => "no valid uberblock found",
         StorageStatus.MetadataCorrupted => "the pool metadata is corrupted",
         StorageStatus.InvalidConfig => "invalid vdev specification",
+        StorageStatus.NoSuchDevice => "no such device in pool",
+        StorageStatus.NoValidReplicas => "no valid replicas",
+        StorageStatus.DeviceTooSmall => "device is too small",
+        StorageStatus.DeviceInUse => "device is already in use",
+        StorageStatus.NotMirror => "only applicable to mirror and replacing vdevs",
+        StorageStatus.AttachUnsupported => "can only attach to mirrors and top-level disks",
         _ => status.ToString(),
     };
 }
