@@ -20,6 +20,12 @@ public sealed record PoolConfig(string PoolName, ulong PoolGuid, long Txg, ulong
     /// <summary>The object of the pool's command history (`zpool history`) in the meta object set; 0 for none.</summary>
     public long HistoryObject { get; init; }
 
+    /// <summary>Set by `zpool export`, cleared by the import that follows: an active pool's files are refused to another create.</summary>
+    public bool Exported { get; init; }
+
+    /// <summary>The `comment` property.</summary>
+    public string Comment { get; init; } = "";
+
     public ulong GuidSum()
     {
         ulong sum = PoolGuid;
@@ -63,7 +69,7 @@ public static class VdevLabel
                 w.Write((byte)top.Kind); w.Write(top.Guid); w.Write(top.DataSize); w.Write(top.Leaves.Count);
                 foreach (var leaf in top.Leaves) { w.Write(leaf.Guid); w.Write(leaf.FileName); w.Write(leaf.Offline); }
             }
-            w.Write(config.HistoryObject);
+            w.Write(config.HistoryObject); w.Write(config.Exported); w.Write(config.Comment);
         }
         var payload = ms.GetBuffer().AsSpan(0, (int)ms.Length);
         if (payload.Length > ConfigSize - 48) throw new ArgumentException("vdev tree too large for a label", nameof(config));
@@ -101,8 +107,8 @@ public static class VdevLabel
                 for (int l = 0; l < leafCount; l++) leaves.Add(new LeafConfig(r.ReadUInt64(), r.ReadString(), r.ReadBoolean()));
                 tops.Add(new TopConfig(kind, guid, dataSize, leaves));
             }
-            long history = r.ReadInt64();
-            return new PoolConfig(name, poolGuid, txg, leafGuid, copies, checksum, tops) { HistoryObject = history };
+            long history = r.ReadInt64(); bool exported = r.ReadBoolean(); string comment = r.ReadString();
+            return new PoolConfig(name, poolGuid, txg, leafGuid, copies, checksum, tops) { HistoryObject = history, Exported = exported, Comment = comment };
         }
         catch (EndOfStreamException)
         {

@@ -39,8 +39,9 @@ public readonly record struct HistoryEntry(long Time, bool Internal, string Text
 ///       commit it, then commits that txg, whose uberblock carries the new guid sum. Import takes the
 ///       newest tree that a valid uberblock vouches for, so a crash between the two opens the old
 ///       tree. A leaf that leaves the pool (detach, replace) has its config blocks cleared afterwards.
-///   A4. The history is an object in the meta object set (PoolConfig.HistoryObject): records of
-///       time u64, internal u8, length u16, then the UTF-8 text, appended and committed with the txg.
+///   A4. The history is an object in the meta object set (PoolConfig.HistoryObject, made by the first
+///       entry): records of time u64, internal u8, length u16, then the UTF-8 text, appended and
+///       committed with the txg.
 /// </summary>
 public sealed partial class Pool
 {
@@ -292,10 +293,20 @@ public sealed partial class Pool
 
     // ---- history (rule A4) ----
 
-    /// <summary>Appends one entry to the history; it is durable with the next commit.</summary>
+    /// <summary>
+    /// Appends one entry to the history; it is durable with the next commit. The first entry creates
+    /// the history object and names it in the labels (a pool made by the engine alone has none).
+    /// </summary>
     public StorageResult AppendHistory(long time, bool isInternal, string text)
     {
-        if (_config.HistoryObject == 0) return new StorageResult(StorageStatus.NoSuchObject, $"pool '{Name}': no history");
+        if (_config.HistoryObject == 0)
+        {
+            var created = Objects.Create(out long id);
+            if (!created.IsOk) return created;
+            _config = _config with { HistoryObject = id };
+            var rewrite = RewriteTree();
+            if (!rewrite.IsOk) return rewrite;
+        }
         var result = Objects.GetLength(_config.HistoryObject, out long length);
         if (!result.IsOk) return result;
         int bytes = Encoding.UTF8.GetByteCount(text);

@@ -221,10 +221,7 @@ public sealed partial class Pool : IDisposable
                     }
             tops = OpenTops(dir, config, null, options.Opener);
             var newPool = new Pool(config, [.. tops], options.Clock, 0);
-            var history = newPool.Objects.Create(out long historyObject);
-            if (!history.IsOk) { newPool.Dispose(); DeleteAll(created); return history; }
-            newPool._config = config with { HistoryObject = historyObject };
-            newPool.WriteLabels(newPool._config);
+            newPool.WriteLabels(config);
             var result = newPool.CommitTxg(force: true);
             if (!result.IsOk)
             {
@@ -282,6 +279,13 @@ public sealed partial class Pool : IDisposable
             opened.Dispose();
             return new StorageResult(StorageStatus.MetadataCorrupted, $"{what}: {load.Message}");
         }
+        if (opened._config.Exported)
+        {
+            // Imported again: active from now on, in the labels too.
+            opened._config = opened._config with { Exported = false };
+            var rewrite = opened.RewriteTree();
+            if (!rewrite.IsOk) { opened.Dispose(); return rewrite; }
+        }
         pool = opened;
         return StorageResult.Success;
     }
@@ -289,12 +293,33 @@ public sealed partial class Pool : IDisposable
     /// <summary>Commits the changes since the last commit as txg Txg+1 (rule 5); nothing to do if clean.</summary>
     public StorageResult Commit() => CommitTxg(force: false);
 
-    /// <summary>Commits, then closes the files (`zpool export`).</summary>
+    /// <summary>Commits, marks the labels exported, then closes the files (`zpool export`).</summary>
     public StorageResult Export()
     {
         var result = Commit();
+        if (result.IsOk)
+        {
+            _config = _config with { Exported = true };
+            result = RewriteTree();
+        }
         Dispose();
         return result;
+    }
+
+    /// <summary>`zpool destroy`: clears every leaf's labels, so no import finds the pool, and closes the files.</summary>
+    public void Destroy()
+    {
+        foreach (var top in _tops) foreach (var leaf in top.Leaves) ClearLabels(leaf);
+        Dispose();
+    }
+
+    /// <summary>Sets the `comment` property, kept in the labels.</summary>
+    public StorageResult SetComment(string comment)
+    {
+        var result = Commit();
+        if (!result.IsOk) return result;
+        _config = _config with { Comment = comment };
+        return RewriteTree();
     }
 
     /// <summary>Closes the files without committing: uncommitted changes are lost, as in a crash.</summary>
