@@ -22,6 +22,8 @@ public sealed class ObjectSet
         _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default));
     }
 
+    private readonly SortedSet<long> _damaged = [];
+
     internal bool IsDirty => _dirty.Count > 0;
 
     /// <summary>Creates an empty object and returns its number.</summary>
@@ -66,8 +68,14 @@ public sealed class ObjectSet
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
         var result = tree.Read(offset, destination, out read);
+        if (result.Status is StorageStatus.ChecksumError or StorageStatus.IoError) _damaged.Add(id);
         return result.IsOk ? result : Fail(result.Status, id);
     }
+
+    /// <summary>Objects a read found damaged beyond repair (`zpool status -v`), in id order.</summary>
+    public IReadOnlyCollection<long> DamagedObjects => _damaged;
+
+    internal void ClearDamaged() => _damaged.Clear();
 
     /// <summary>The committed block pointer of the data block holding offset (a hole where none is written).</summary>
     public StorageResult Locate(long id, long offset, out BlockPointer bp)

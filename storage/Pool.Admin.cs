@@ -97,6 +97,15 @@ public sealed partial class Pool
         };
     }
 
+    /// <summary>`zpool clear`: resets the error counters of one leaf, or of every leaf and the pool's data errors.</summary>
+    public void ClearErrors(LeafVdev? only)
+    {
+        foreach (var top in _tops)
+            foreach (var leaf in top.Leaves)
+                if (only is null || leaf == only) { leaf.ReadErrors = 0; leaf.WriteErrors = 0; leaf.ChecksumErrors = 0; }
+        if (only is null) { DataErrors = 0; Objects.ClearDamaged(); }
+    }
+
     /// <summary>`zpool offline [-t]`: stops all I/O to a leaf; kept in the labels unless temporary.</summary>
     public StorageResult Offline(string device, bool temporary)
     {

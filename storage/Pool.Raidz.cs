@@ -59,6 +59,7 @@ public sealed partial class Pool
         try
         {
             leaf.Io.Write(VdevLabel.LabelSize + offset, column);
+            leaf.WriteOps++; leaf.WriteBytes += column.Length;
             if (repair && leaf.Resilvering) leaf.ResilveredBytes += column.Length;
             else if (repair) leaf.RepairedBytes += column.Length;
             return true;
@@ -139,7 +140,7 @@ public sealed partial class Pool
     {
         if (!leaf.Readable) return false;   // offline, missing or resilvering: rebuilt from parity, no error counted
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, column); }
+        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, column); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n == column.Length) return true;
         leaf.ReadErrors++;

@@ -516,6 +516,7 @@ public sealed partial class Pool : IDisposable
             try
             {
                 leaf.Io.Write(VdevLabel.LabelSize + offset, data);
+                leaf.WriteOps++; leaf.WriteBytes += data.Length;
                 if (repair && leaf.Resilvering) leaf.ResilveredBytes += data.Length;
                 else if (repair) leaf.RepairedBytes += data.Length;
                 any = true;
@@ -574,7 +575,7 @@ public sealed partial class Pool : IDisposable
     private static StorageStatus ReadLeafCopy(LeafVdev leaf, long offset, in BlockPointer bp, Span<byte> block)
     {
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); }
+        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
         if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }

@@ -51,6 +51,12 @@ public sealed class LeafVdev
 
     public long ResilveredBytes { get; internal set; }
 
+    // I/O since the leaf was opened (`zpool iostat`).
+    public long ReadOps { get; internal set; }
+    public long WriteOps { get; internal set; }
+    public long ReadBytes { get; internal set; }
+    public long WriteBytes { get; internal set; }
+
     public long ReadErrors { get; internal set; }
     public long WriteErrors { get; internal set; }
     public long ChecksumErrors { get; internal set; }
