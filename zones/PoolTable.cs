@@ -94,6 +94,45 @@ public sealed class PoolTable
         Save();
     }
 
+    /// <summary>The `zones` pool's default vdev size on first boot: a sparse file, so it costs what it holds.</summary>
+    public const long DefaultZonesSize = 4L << 30;
+
+    /// <summary>
+    /// What SmartOS's first boot does for its `zones` pool, on a file: keeps it if imported (the
+    /// cache), imports it from ROOT/dsk if its file is there, else creates ROOT/dsk/zones0 as a sparse
+    /// file of size bytes and the pool on it. Null on success, else why not.
+    /// </summary>
+    public string? EnsureZonesPool(long size)
+    {
+        const string name = "zones";
+        if (Find(name) != null) return null;
+        if (Root is null) return "the zones pool needs a host root directory";
+        string dir = Path.Combine(Root, "dsk");
+        foreach (var found in Pool.Import(dir).Pools)
+        {
+            if (found.Name != name) continue;
+            var opened = Pool.Open(dir, name, Options, out var existing);
+            if (!opened.IsOk) return opened.Message;
+            Add(existing!, dir);
+            return null;
+        }
+        if (size < Pool.MinVdevSize) return $"cannot create '{name}': one or more devices is less than the minimum size ({Pool.MinVdevSize / (1024 * 1024)}M)";
+        string file = Path.Combine(dir, "zones0");
+        if (File.Exists(file)) return $"cannot create '{name}': {file} exists and holds no zones pool";
+        Directory.CreateDirectory(dir);
+        using (var fs = new FileStream(file, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(size);
+        var created = Pool.CreateOnFiles(dir, name, [VdevSpec.Disk("zones0")], Options, out var pool);
+        if (!created.IsOk)
+        {
+            File.Delete(file);
+            return created.Message;
+        }
+        pool!.AppendHistory(Options.Clock(), false, $"zpool create {name} {file}");
+        pool.Commit();
+        Add(pool, dir);
+        return null;
+    }
+
     /// <summary>Imports the cached pools once (rule 3).</summary>
     private void Load()
     {

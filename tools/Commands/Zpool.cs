@@ -505,23 +505,24 @@ public static class Zpool
             ctx.Out.Write(sb.ToString());
             return;
         }
-        var widths = columns.Select(c => c.Header.Length).ToArray();
+        // zprop_width: a number column is at least 5 wide, the longest human-readable number ("20.4M").
+        var widths = columns.Select(c => c.Right ? Math.Max(5, c.Header.Length) : c.Header.Length).ToArray();
         foreach (var row in rows)
             for (int i = 0; i < row.Length; i++) widths[i] = Math.Max(widths[i], row[i].Length);
-        void Line(IReadOnlyList<string> cells, bool header)
+        void Line(IReadOnlyList<string> cells)
         {
             for (int i = 0; i < cells.Count; i++)
             {
                 bool last = i == cells.Count - 1;
                 string cell = cells[i];
-                if (columns[i].Right && !(header && false)) sb.Append(cell.PadLeft(widths[i]));
+                if (columns[i].Right) sb.Append(cell.PadLeft(widths[i]));
                 else sb.Append(last ? cell : cell.PadRight(widths[i]));
                 if (!last) sb.Append("  ");
             }
             sb.Append('\n');
         }
-        Line(columns.Select(c => c.Header).ToList(), header: true);
-        foreach (var row in rows) Line(row, header: false);
+        Line(columns.Select(c => c.Header).ToList());
+        foreach (var row in rows) Line(row);
         ctx.Out.Write(sb.ToString());
     }
 
@@ -786,7 +787,7 @@ public static class Zpool
             }
             else
             {
-                sb.Append(note.Length > 0 ? state.PadRight(8) + "  " + note : state);
+                sb.Append(note.Length > 0 ? state + "  " + note : state);
             }
             sb.Append('\n');
         }
