@@ -57,12 +57,16 @@
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
  *      here takes a lock.
  *
+ * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
+ * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
+ *
  * Not done yet (issue 12): raidz2/3, compression, a bounded block cache (the ARC; indirect blocks of
  * open objects stay cached without bound), on-disk space maps, datasets/snapshots/clones, send/receive,
- * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
- * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
- * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
- * after the next one reused its space (here a freed block is reusable once its txg commits).
+ * the zfs command, reuse of freed object ids, spares and log/cache devices, a resilver that copies only
+ * the txgs a leaf missed (its DTL; here it copies every live block) and runs in the background, the
+ * last scan's record kept on disk, fragmentation figures, and deferring frees by two txgs as OpenZFS
+ * does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even after the next one reused its
+ * space (here a freed block is reusable once its txg commits).
  */
 using System.Diagnostics;
 using SmartOS.Kernel;
