@@ -257,6 +257,64 @@ public class ZpoolTests
         Assert.That(Boot().Ok(A("zpool list")), Is.EqualTo("no pools available\n"));
     }
 
+    /// <summary>Writes an object of data through the engine (no datasets yet) and returns where its first block is in the file.</summary>
+    private static (long Id, long FileOffset) WriteObject(Pool pool, byte[] data)
+    {
+        Assert.That(pool.Objects.Create(out long id).IsOk, Is.True);
+        Assert.That(pool.Objects.Write(id, 0, data).IsOk, Is.True);
+        Assert.That(pool.Commit().IsOk, Is.True);
+        Assert.That(pool.Objects.Locate(id, 0, out var bp).IsOk, Is.True);
+        return (id, VdevLabel.LabelSize + bp.GetDva(0).Offset);
+    }
+
+    private void Corrupt(string file, long offset)
+    {
+        using var fs = new FileStream(Path.Combine(_root, file), FileMode.Open, FileAccess.Write);
+        fs.Position = offset;
+        fs.Write(new byte[4096].Select(_ => (byte)0x5a).ToArray());
+    }
+
+    [Test]
+    public void A_scrub_repairs_a_damaged_mirror_side_and_status_counts_it()
+    {
+        var h = Mirror();
+        var data = new byte[128 * 1024];
+        new HostRandom(3).NextBytes(data);
+        var (_, offset) = WriteObject(h.Host.Pools.Find("tank")!, data);
+        Corrupt("a", offset);
+        h.Ok(A("zpool scrub tank"));
+        string status = h.Ok(A("zpool status tank"));
+        Assert.That(status, Does.Contain(
+            "status: One or more devices has experienced an unrecoverable error.  An\n" +
+            "\tattempt was made to correct the error.  Applications are unaffected.\n" +
+            "action: Determine if the device needs to be replaced, and clear the errors\n" +
+            "\tusing 'zpool clear' or replace the device with 'zpool replace'.\n" +
+            "   see: http://illumos.org/msg/ZFS-8000-9P\n" +
+            "  scan: scrub repaired 128K in 0 days 00:00:00 with 0 errors on Thu Jan  1 00:00:00 1970\n"));
+        Assert.That(status, Does.Contain("\t    a       ONLINE       0     0     1\n"));
+        h.Ok(A("zpool clear tank"));
+        Assert.That(h.Ok(A("zpool status -x")), Is.EqualTo("all pools are healthy\n"));
+    }
+
+    [Test]
+    public void Status_v_names_an_object_that_no_copy_could_repair()
+    {
+        Mkfile("a");
+        var h = Boot();
+        h.Ok(A("zpool create tank a"));
+        var pool = h.Host.Pools.Find("tank")!;
+        var data = new byte[64 * 1024];
+        new HostRandom(4).NextBytes(data);
+        var (id, offset) = WriteObject(pool, data);
+        Corrupt("a", offset);
+        Assert.That(pool.Objects.Read(id, 0, new byte[data.Length], out _).Status, Is.EqualTo(StorageStatus.ChecksumError));
+        string status = h.Ok(A("zpool status tank"));
+        Assert.That(status, Does.Contain(" state: ONLINE\nstatus: One or more devices has experienced an error resulting in data\n")
+                                .And.EndWith("errors: 1 data errors, use '-v' for a list\n"));
+        Assert.That(h.Ok(A("zpool status -v tank")), Does.EndWith(
+            $"errors: Permanent errors have been detected in the following files:\n\n        <metadata>:<0x{id:x}>\n"));
+    }
+
     [Test]
     public void Create_n_prints_the_layout_and_creates_nothing()
     {
