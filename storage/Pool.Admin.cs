@@ -35,10 +35,12 @@ public readonly record struct HistoryEntry(long Time, bool Internal, string Text
 ///       Unlike OpenZFS, which resilvers only the txgs a leaf missed (its DTL), the pass copies every
 ///       live block, and it runs to completion inside the call.
 ///   A3. A change to the vdev tree (attach, detach, replace, a persistent offline or online) writes
-///       the new tree into the config block of every writable leaf's labels with the txg that will
-///       commit it, then commits that txg, whose uberblock carries the new guid sum. Import takes the
-///       newest tree that a valid uberblock vouches for, so a crash between the two opens the old
-///       tree. A leaf that leaves the pool (detach, replace) has its config blocks cleared afterwards.
+///       the new tree into the config block of label L0 of every writable leaf, with the txg that will
+///       commit it; commits that txg, whose uberblock carries the new guid sum; and only then writes
+///       it into L1. Import considers every label's tree and takes the newest that a valid uberblock
+///       vouches for (its guid sum), so a crash before the commit opens the old tree from L1, and one
+///       after it the new tree from L0. A leaf that leaves the pool (detach, replace) has its config
+///       blocks cleared afterwards.
 ///   A4. The history is an object in the meta object set (PoolConfig.HistoryObject, made by the first
 ///       entry): records of time u64, internal u8, length u16, then the UTF-8 text, appended and
 ///       committed with the txg.
@@ -251,14 +253,26 @@ public sealed partial class Pool
             tops.Add(new TopConfig(top.Kind, top.Guid, top.DataSize, leaves));
         }
         _config = _config with { Txg = Txg + 1, Tops = tops };
-        try { WriteLabels(_config); }
+        try { WriteLabels(_config, 0); }
         catch (IOException e) { return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': label rewrite failed: {e.Message}")); }
         if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
-        return CommitTxg(force: true);
+        var commit = CommitTxg(force: true);
+        if (!commit.IsOk) return commit;
+        // L1 keeps the old tree until the txg that vouches for the new one is durable (rule A3).
+        try { WriteLabels(_config, 1); }
+        catch (IOException e) { return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': label rewrite failed: {e.Message}")); }
+        return FlushAll() ? StorageResult.Success : Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
     }
 
     /// <summary>Writes config (with each leaf's own guid) into both labels of every writable leaf.</summary>
     private void WriteLabels(PoolConfig config)
+    {
+        WriteLabels(config, 0);
+        WriteLabels(config, 1);
+    }
+
+    /// <summary>Writes config (with each leaf's own guid) into label L0 or L1 of every writable leaf.</summary>
+    private void WriteLabels(PoolConfig config, int label)
     {
         var block = new byte[VdevLabel.ConfigSize];
         foreach (var top in _tops)
@@ -266,8 +280,7 @@ public sealed partial class Pool
             {
                 if (!leaf.Writable) continue;
                 VdevLabel.EncodeConfig(config with { LeafGuid = leaf.Guid }, block);
-                leaf.Io.Write(VdevLabel.LabelOffset(0, leaf.Length), block);
-                leaf.Io.Write(VdevLabel.LabelOffset(1, leaf.Length), block);
+                leaf.Io.Write(VdevLabel.LabelOffset(label, leaf.Length), block);
             }
     }
 

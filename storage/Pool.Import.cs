@@ -63,6 +63,7 @@ public sealed partial class Pool
             using (io)
             {
                 PoolConfig? config = null;
+                var configs = new List<PoolConfig>(2);
                 string problem = "";
                 bool anyLabel = false;
                 var uberblocks = new List<Uberblock>();
@@ -74,7 +75,11 @@ public sealed partial class Pool
                     var decoded = VdevLabel.DecodeConfig(label.AsSpan(0, n), out string reason);
                     if (reason != "no label") anyLabel = true;
                     if (decoded is null) { if (reason != "no label") problem = $"label {l}: {reason}"; }
-                    else if (config is null || decoded.Txg > config.Txg) config = decoded;
+                    else
+                    {
+                        configs.Add(decoded);
+                        if (config is null || decoded.Txg > config.Txg) config = decoded;
+                    }
                     if (n < VdevLabel.LabelSize) continue;
                     for (int s = 0; s < VdevLabel.RingSlots; s++)
                     {
@@ -92,7 +97,9 @@ public sealed partial class Pool
                     byGuid[config.PoolGuid] = seen = [];
                     order.Add(config.PoolGuid);
                 }
-                seen.Add((config, path, uberblocks));
+                // Both labels' trees: L1 keeps the older one while a changed tree awaits its txg (Pool.Admin.cs rule A3).
+                foreach (var c in configs)
+                    if (c.PoolGuid == config.PoolGuid) seen.Add((c, path, uberblocks));
             }
         }
         foreach (ulong guid in order)

@@ -195,6 +195,39 @@ public sealed class AdminTests : PoolFixture
     }
 
     [Test]
+    public void Labels_rewritten_without_the_txg_that_commits_them_leave_the_older_tree_to_import()
+    {
+        long id;
+        PoolConfig config;
+        using (var pool = Create("tank", VdevSpec.Mirror("d0", "d1")))
+        {
+            id = Write(pool, s_data);
+            config = pool.Config;
+            Assert.That(pool.Export().IsOk, Is.True);
+        }
+        // As a crash after an attach's label rewrite and before its commit leaves them: a newer tree
+        // (a third leaf) in the labels, and no uberblock with its guid sum (Pool.Admin.cs rule A3).
+        var grown = config with
+        {
+            Txg = config.Txg + 10,
+            Tops = [config.Tops[0] with { Leaves = [.. config.Tops[0].Leaves, new LeafConfig(777, "d2")] }],
+        };
+        var block = new byte[VdevLabel.ConfigSize];
+        foreach (var leaf in grown.Tops[0].Leaves.Take(2))
+        {
+            string path = Path.Combine(Dir, leaf.FileName);
+            VdevLabel.EncodeConfig(grown with { LeafGuid = leaf.Guid }, block);
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Write);
+            fs.Position = VdevLabel.LabelOffset(0, fs.Length);
+            fs.Write(block);
+        }
+        var scan = Pool.Import(Dir);
+        Assert.That(scan.Pools[0].Config.Tops[0].Leaves, Has.Count.EqualTo(2));
+        using var again = Open("tank");
+        Assert.That(Read(again, id, s_data.Length), Is.EqualTo(s_data));
+    }
+
+    [Test]
     public void History_entries_are_kept_in_the_pool_across_an_export()
     {
         using (var pool = Create("tank", VdevSpec.Disk("d0")))

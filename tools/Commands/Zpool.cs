@@ -271,6 +271,11 @@ public static class Zpool
         }
     }
 
+    /// <summary>zpool_valid_proplist's check of a comment (ZPROP_MAX_COMMENT is 32).</summary>
+    private static string? CommentProblem(string value)
+        => value.Any(c => c < 0x20 || c > 0x7e) ? "comment may only have printable characters"
+           : value.Length > 32 ? "comment must not exceed 32 characters" : null;
+
     private static int Create(CommandContext ctx, string[] args, string[] argv)
     {
         var g = Getopt.Parse(args, ":fndR:m:o:O:");
@@ -299,7 +304,7 @@ public static class Zpool
                 return Usage(ctx);
             }
             string prop = spec[..eq], value = spec[(eq + 1)..];
-            if (SettableProblem(prop, atCreate: true) is string problem)
+            if ((SettableProblem(prop, atCreate: true) ?? CommentProblem(value)) is string problem)
             {
                 ctx.Err.WriteLine($"cannot create '{name}': {problem}");
                 return 1;
@@ -634,9 +639,9 @@ public static class Zpool
             ctx.Err.WriteLine($"cannot set property for '{pool.Name}': {problem}");
             return 1;
         }
-        if (value.Length > 32 || value.Any(c => c < 0x20 || c > 0x7e))
+        if (CommentProblem(value) is string bad)
         {
-            ctx.Err.WriteLine($"cannot set property for '{pool.Name}': comment must only have printable characters and be at most 32 characters long");
+            ctx.Err.WriteLine($"cannot set property for '{pool.Name}': {bad}");
             return 1;
         }
         var result = pool.SetComment(value);

@@ -107,6 +107,7 @@ public class ZpoolTests
             Assert.That(h.Fails(A("zpool set size=1G tank")).Stderr, Is.EqualTo("cannot set property for 'tank': 'size' is readonly\n"));
             Assert.That(h.Fails(A("zpool set bogus=1 tank")).Stderr, Is.EqualTo("cannot set property for 'tank': invalid property 'bogus'\n"));
             Assert.That(h.Fails(A("zpool set autoexpand=on tank")).Stderr, Does.Contain("'autoexpand' is not supported here"));
+            Assert.That(h.Fails(A("zpool set comment=" + new string('x', 33) + " tank")).Stderr, Is.EqualTo("cannot set property for 'tank': comment must not exceed 32 characters\n"));
             Assert.That(h.Run(A("zpool frobnicate")).ExitCode, Is.EqualTo(2));
             Assert.That(h.Ok(A("zpool list -H -o name")), Is.EqualTo("tank\n"));
             Assert.That(new FileInfo(Path.Combine(_root, "b")).Length, Is.EqualTo(Pool.MinVdevSize));
