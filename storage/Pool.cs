@@ -115,6 +115,7 @@ public sealed partial class Pool : IDisposable
     private Pool(PoolConfig config, TopVdev[] tops, Func<long> clock, long txg)
     {
         _config = config; _tops = tops; _clock = clock; Txg = txg;
+        OpenedAt = clock();
         Objects = new ObjectSet(this);
     }
 
@@ -127,6 +128,9 @@ public sealed partial class Pool : IDisposable
     /// <summary>The vdev tree and settings the labels carry (Pool.Admin.cs rewrites it).</summary>
     public PoolConfig Config => _config;
     public ObjectSet Objects { get; }
+
+    /// <summary>When the pool was created or opened, by the caller's clock (`zpool iostat` averages since).</summary>
+    public long OpenedAt { get; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }

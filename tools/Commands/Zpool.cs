@@ -30,7 +30,19 @@ public static class Zpool
     public static readonly CommandDescriptor Descriptor = new("zpool", "configure ZFS storage pools", RunAsync)
     {
         ZoneRefusal = "internal error: failed to initialize ZFS library",
+        // `zpool iostat ... INTERVAL` without a count repeats until ^C: only a running host has that time.
+        NeedsRunningHost = static a => a.Length > 0 && a[0] == "iostat" && IostatInterval(a[1..]) is (> 0, 0),
     };
+
+    /// <summary>iostat's trailing [interval [count]] operands: (0, 0) when there are none.</summary>
+    private static (long Interval, long Count) IostatInterval(string[] args)
+    {
+        var ops = Getopt.Parse(args, ":vT:").Operands;
+        static bool Num(string s, out long n) => long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out n) && n > 0;
+        if (ops.Count >= 2 && Num(ops[^1], out long count) && Num(ops[^2], out long interval)) return (interval, count);
+        if (ops.Count >= 1 && Num(ops[^1], out long only)) return (only, 0);
+        return (0, 0);
+    }
 
     private const string UsageText = """
         usage: zpool command args ...
@@ -54,7 +66,7 @@ public static class Zpool
         	export [-f] <pool> ...
 
         	list [-Hp] [-o property[,...]] [pool] ...
-        	iostat [-v] [pool] ...
+        	iostat [-v] [pool] ... [interval [count]]
         	status [-vx] [pool] ...
 
         	history [-il] [<pool>] ...
@@ -73,6 +85,7 @@ public static class Zpool
     {
         if (args.Length == 0) return Task.FromResult(Usage(ctx, "missing command"));
         string[] rest = args[1..];
+        if (args[0] == "iostat") return IostatAsync(ctx, rest);
         int code = args[0] switch
         {
             "create" => Create(ctx, rest, args),
@@ -84,7 +97,6 @@ public static class Zpool
             "scrub" => Scrub(ctx, rest, args),
             "import" => Import(ctx, rest, args),
             "export" => Export(ctx, rest),
-            "iostat" => Iostat(ctx, rest),
             "history" => History(ctx, rest),
             "online" => Online(ctx, rest, args),
             "offline" => Offline(ctx, rest, args),
@@ -1028,21 +1040,24 @@ public static class Zpool
 
     // ---- iostat / history ----
 
-    private static int Iostat(CommandContext ctx, string[] args)
+    /// <summary>
+    /// print_iostat: the first report averages each pool's I/O per second since it was opened; with an
+    /// interval, every later one the rates over the last interval (seconds of the host's clock), count
+    /// times or until ^C.
+    /// </summary>
+    private static async Task<int> IostatAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, ":vT:");
         if (g.Error != null) return Usage(ctx, g.ErrorMissingValue ? $"missing argument for '{g.ErrorOption}' option" : $"invalid option '{g.ErrorOption}'");
-        var names = g.Operands.ToList();
-        if (names.Count > 0 && long.TryParse(names[^1], NumberStyles.None, CultureInfo.InvariantCulture, out _))
-        {
-            ctx.Err.WriteLine("zpool iostat: an interval and count are not supported here: it prints one report");
-            return 1;
-        }
         if (g.Has("T"))
         {
             ctx.Err.WriteLine("zpool iostat: -T is not supported here");
             return 1;
         }
+        var (interval, count) = IostatInterval(args);
+        var names = g.Operands.ToList();
+        if (interval > 0) names.RemoveAt(names.Count - 1);
+        if (count > 0) names.RemoveAt(names.Count - 1);
         var pools = SelectPools(ctx, names);
         if (pools == null) return 1;
         if (pools.Count == 0)
@@ -1050,25 +1065,45 @@ public static class Zpool
             ctx.Out.WriteLine("no pools available");
             return 0;
         }
-        bool verbose = g.Has("v");
-        var rows = new List<(int Depth, string Name, string Alloc, string Free, long Ro, long Wo, long Rb, long Wb, bool Rule)>();
+        var previous = new Dictionary<object, long[]>();
+        long last = 0;
+        for (long report = 1; ; report++)
+        {
+            ctx.Out.Write(IostatReport(ctx, pools, g.Has("v"), previous, Now(ctx) - last));
+            last = Now(ctx);
+            if (interval == 0 || (count > 0 && report >= count)) return 0;
+            try { await LoopSynchronizationContext.Delay(ctx.Host.Scheduler, interval * Time.Second, ctx.Cancel); }
+            catch (OperationCanceledException) { return 0; }
+        }
+    }
+
+    /// <summary>One report; previous holds each row's counters from the last one (empty: since the pool was opened).</summary>
+    private static string IostatReport(CommandContext ctx, List<Pool> pools, bool verbose, Dictionary<object, long[]> previous, long sinceLast)
+    {
+        var rows = new List<(int Depth, string Name, string Alloc, string Free, long[] Rates, bool Rule)>();
+        long[] Rates(object key, IEnumerable<LeafVdev> leaves, long openedAt)
+        {
+            long[] now = [0, 0, 0, 0];
+            foreach (var l in leaves) { now[0] += l.ReadOps; now[1] += l.WriteOps; now[2] += l.ReadBytes; now[3] += l.WriteBytes; }
+            bool first = !previous.TryGetValue(key, out var before);
+            long seconds = Math.Max(1, (first ? Now(ctx) - openedAt : sinceLast) / Time.Second);
+            previous[key] = now;
+            return [.. now.Select((n, i) => (n - (before?[i] ?? 0)) / seconds)];
+        }
         foreach (var pool in pools)
         {
             var leaves = pool.Vdevs.SelectMany(t => t.Leaves).ToList();
-            (long, long, long, long) Sum(IEnumerable<LeafVdev> ls) => (ls.Sum(l => l.ReadOps), ls.Sum(l => l.WriteOps), ls.Sum(l => l.ReadBytes), ls.Sum(l => l.WriteBytes));
-            var (ro, wo, rb, wb) = Sum(leaves);
-            rows.Add((0, pool.Name, Nicenum(pool.Allocated), Nicenum(pool.Size - pool.Allocated), ro, wo, rb, wb, false));
+            rows.Add((0, pool.Name, Nicenum(pool.Allocated), Nicenum(pool.Size - pool.Allocated), Rates(pool, leaves, pool.OpenedAt), false));
             if (!verbose) continue;
             foreach (var top in pool.Vdevs)
             {
-                var (tro, two, trb, twb) = Sum(top.Leaves);
                 string name = top.Kind == VdevKind.Disk ? Display(ctx, top.Leaves[0].Path) : top.Name;
-                rows.Add((2, name, Nicenum(top.Space.Allocated), Nicenum(top.Space.Capacity - top.Space.Allocated), tro, two, trb, twb, false));
+                rows.Add((2, name, Nicenum(top.Space.Allocated), Nicenum(top.Space.Capacity - top.Space.Allocated), Rates(top, top.Leaves, pool.OpenedAt), false));
                 if (top.Kind == VdevKind.Disk) continue;
                 foreach (var leaf in top.Leaves)
-                    rows.Add((4, Display(ctx, leaf.Path), "-", "-", leaf.ReadOps, leaf.WriteOps, leaf.ReadBytes, leaf.WriteBytes, false));
+                    rows.Add((4, Display(ctx, leaf.Path), "-", "-", Rates(leaf, [leaf], pool.OpenedAt), false));
             }
-            rows.Add((0, "", "", "", 0, 0, 0, 0, true));
+            rows.Add((0, "", "", "", [], true));
         }
         int width = 10;
         foreach (var r in rows) width = Math.Max(width, r.Depth + r.Name.Length);
@@ -1081,12 +1116,11 @@ public static class Zpool
         {
             if (r.Rule) { sb.Append(rule).Append('\n'); continue; }
             sb.Append(' ', r.Depth).Append(r.Name.PadRight(width - r.Depth));
-            foreach (string cell in new[] { r.Alloc, r.Free, Nicenum(r.Ro), Nicenum(r.Wo), Nicenum(r.Rb), Nicenum(r.Wb) })
+            foreach (string cell in new[] { r.Alloc, r.Free, Nicenum(r.Rates[0]), Nicenum(r.Rates[1]), Nicenum(r.Rates[2]), Nicenum(r.Rates[3]) })
                 sb.Append("  ").Append(cell.PadLeft(5));
             sb.Append('\n');
         }
-        ctx.Out.Write(sb.ToString());
-        return 0;
+        return sb.ToString();
     }
 
     private static int History(CommandContext ctx, string[] args)

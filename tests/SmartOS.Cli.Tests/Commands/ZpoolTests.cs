@@ -252,6 +252,10 @@ public class ZpoolTests
             "----------  -----  -----  -----  -----  -----  -----\n" +
             "tank  "));
         Assert.That(io, Does.Contain("\n  mirror-0 ").And.Contain("\n    a           -      -  "));
+        // An interval and a count: reports over each interval of the host's clock.
+        string twice = h.Ok(A("zpool iostat tank 5 2"));
+        Assert.That(twice.Split("pool        alloc").Length - 1, Is.EqualTo(2));
+        Assert.That(h.World.Scheduler.Now, Is.GreaterThanOrEqualTo(5 * Time.Second));
         h.Ok(A("zpool destroy tank"));
         Assert.That(h.Ok(A("zpool list")), Is.EqualTo("no pools available\n"));
         Assert.That(Pool.Import(_root).Pools, Is.Empty);
