@@ -126,6 +126,20 @@ public static class Zpool
         return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative;
     }
 
+    /// <summary>A cached pool that could not be imported (its files gone) leaves the cache on destroy or export.</summary>
+    private static bool ForgetUnavailable(CommandContext ctx, string name)
+    {
+        if (Pools(ctx).Find(name) != null || !Pools(ctx).IsUnavailable(name)) return false;
+        Pools(ctx).Remove(name);
+        return true;
+    }
+
+    /// <summary>Cached pools that did not import, said once per command that lists pools.</summary>
+    private static void ReportUnavailable(CommandContext ctx)
+    {
+        foreach (string problem in Pools(ctx).Problems) ctx.Err.WriteLine("zpool: " + problem);
+    }
+
     private static Pool? Open(CommandContext ctx, string name)
     {
         var pool = Pools(ctx).Find(name);
@@ -444,6 +458,7 @@ public static class Zpool
         if (g.Error != null) return Usage(ctx, $"invalid option '{g.ErrorOption}'");
         if (g.Operands.Count == 0) return Usage(ctx, "missing pool argument");
         if (g.Operands.Count > 1) return Usage(ctx, "too many arguments");
+        if (ForgetUnavailable(ctx, g.Operands[0])) return 0;
         var pool = Open(ctx, g.Operands[0]);
         if (pool == null) return 1;
         Pools(ctx).Remove(pool.Name);
@@ -585,6 +600,7 @@ public static class Zpool
         bool parsable = g.Has("p");
         var pools = SelectPools(ctx, g.Operands);
         if (pools == null) return 1;
+        ReportUnavailable(ctx);
         if (pools.Count == 0)
         {
             ctx.Out.WriteLine("no pools available");
@@ -679,6 +695,7 @@ public static class Zpool
         }
         var pools = SelectPools(ctx, g.Operands);
         if (pools == null) return 1;
+        ReportUnavailable(ctx);
         if (pools.Count == 0)
         {
             ctx.Out.WriteLine("no pools available");
@@ -1021,7 +1038,8 @@ public static class Zpool
         var g = Getopt.Parse(args, ":f");
         if (g.Error != null) return Usage(ctx, $"invalid option '{g.ErrorOption}'");
         if (g.Operands.Count == 0) return Usage(ctx, "missing pool argument");
-        var pools = SelectPools(ctx, g.Operands);
+        var operands = g.Operands.Where(name => !ForgetUnavailable(ctx, name)).ToList();
+        var pools = SelectPools(ctx, operands);
         if (pools == null) return 1;
         int code = 0;
         foreach (var pool in pools)

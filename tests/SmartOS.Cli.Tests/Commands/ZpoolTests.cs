@@ -229,6 +229,22 @@ public class ZpoolTests
     }
 
     [Test]
+    public void A_cached_pool_whose_files_are_gone_is_reported_and_leaves_the_cache_on_export()
+    {
+        Mkfile("a");
+        Boot().Ok(A("zpool create tank a"));
+        File.Delete(Path.Combine(_root, "a"));
+        var h = Boot();
+        var list = h.Run(A("zpool list"));
+        Assert.That(list.Stdout, Is.EqualTo("no pools available\n"));
+        Assert.That(list.Stderr, Does.StartWith("zpool: zpool.cache: pool 'tank': "));
+        Mkfile("b");
+        Assert.That(h.Fails(A("zpool create tank b")).Stderr, Is.EqualTo("cannot create 'tank': pool already exists\n"));
+        h.Ok(A("zpool export tank"));
+        Assert.That(Boot().Run(A("zpool list")).Stderr, Is.Empty);
+    }
+
+    [Test]
     public void History_lists_the_commands_with_host_clock_times()
     {
         var h = Mirror();
