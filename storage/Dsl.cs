@@ -366,6 +366,13 @@ public sealed partial class DatasetTree
         }
     }
 
+    /// <summary>`zpool clear`: forgets the damaged objects every dataset's object set recorded.</summary>
+    internal void ClearDamaged()
+    {
+        foreach (var dir in _dirs)
+            foreach (var ds in Lineage(dir)) ds.Objects?.ClearDamaged();
+    }
+
     internal ScrubResult Scrub()
     {
         long blocks = 0, bytes = 0, errors = 0;

@@ -4,8 +4,8 @@ using System.Text;
 
 namespace SmartOS.Storage;
 
-/// <summary>One leaf as a label names it.</summary>
-public sealed record LeafConfig(ulong Guid, string FileName);
+/// <summary>One leaf as a label names it; Offline is a persistent `zpool offline` (Pool.Admin.cs).</summary>
+public sealed record LeafConfig(ulong Guid, string FileName, bool Offline = false);
 
 /// <summary>One top-level vdev as a label names it.</summary>
 public sealed record TopConfig(VdevKind Kind, ulong Guid, long DataSize, IReadOnlyList<LeafConfig> Leaves);
@@ -17,6 +17,15 @@ public sealed record TopConfig(VdevKind Kind, ulong Guid, long DataSize, IReadOn
 public sealed record PoolConfig(string PoolName, ulong PoolGuid, long Txg, ulong LeafGuid, int Copies,
                                 ChecksumKind Checksum, IReadOnlyList<TopConfig> Tops)
 {
+    /// <summary>The object of the pool's command history (`zpool history`) in the meta object set; 0 for none.</summary>
+    public long HistoryObject { get; init; }
+
+    /// <summary>Set by `zpool export`, cleared by the import that follows: an active pool's files are refused to another create.</summary>
+    public bool Exported { get; init; }
+
+    /// <summary>The `comment` property.</summary>
+    public string Comment { get; init; } = "";
+
     public ulong GuidSum()
     {
         ulong sum = PoolGuid;
@@ -43,7 +52,7 @@ public static class VdevLabel
     public const int RingSlots = (LabelSize - RingOffset) / UberblockSize;
     public const ulong ConfigMagic = 0x4c4542414c534f53UL;   // "SOSLABEL"
     public const ulong UberblockMagic = 0x00bab10cUL;
-    public const int Version = 1;
+    public const int Version = 2;   // 2: a leaf's offline flag and the history object (Pool.Admin.cs)
 
     public static long LabelOffset(int label, long leafSize) => label == 0 ? 0 : leafSize - LabelSize;
 
@@ -58,8 +67,9 @@ public static class VdevLabel
             foreach (var top in config.Tops)
             {
                 w.Write((byte)top.Kind); w.Write(top.Guid); w.Write(top.DataSize); w.Write(top.Leaves.Count);
-                foreach (var leaf in top.Leaves) { w.Write(leaf.Guid); w.Write(leaf.FileName); }
+                foreach (var leaf in top.Leaves) { w.Write(leaf.Guid); w.Write(leaf.FileName); w.Write(leaf.Offline); }
             }
+            w.Write(config.HistoryObject); w.Write(config.Exported); w.Write(config.Comment);
         }
         var payload = ms.GetBuffer().AsSpan(0, (int)ms.Length);
         if (payload.Length > ConfigSize - 48) throw new ArgumentException("vdev tree too large for a label", nameof(config));
@@ -94,10 +104,11 @@ public static class VdevLabel
                 var kind = (VdevKind)r.ReadByte(); ulong guid = r.ReadUInt64(); long dataSize = r.ReadInt64(); int leafCount = r.ReadInt32();
                 if (leafCount is <= 0 or > 16 || kind is not (VdevKind.Disk or VdevKind.Mirror or VdevKind.Raidz1)) { reason = "label vdev tree invalid"; return null; }
                 var leaves = new List<LeafConfig>();
-                for (int l = 0; l < leafCount; l++) leaves.Add(new LeafConfig(r.ReadUInt64(), r.ReadString()));
+                for (int l = 0; l < leafCount; l++) leaves.Add(new LeafConfig(r.ReadUInt64(), r.ReadString(), r.ReadBoolean()));
                 tops.Add(new TopConfig(kind, guid, dataSize, leaves));
             }
-            return new PoolConfig(name, poolGuid, txg, leafGuid, copies, checksum, tops);
+            long history = r.ReadInt64(); bool exported = r.ReadBoolean(); string comment = r.ReadString();
+            return new PoolConfig(name, poolGuid, txg, leafGuid, copies, checksum, tops) { HistoryObject = history, Exported = exported, Comment = comment };
         }
         catch (EndOfStreamException)
         {

@@ -26,6 +26,8 @@ public sealed class ObjectSet
         _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default), owner);
     }
 
+    private readonly SortedSet<long> _damaged = [];
+
     internal bool IsDirty => _dirty.Count > 0;
 
     /// <summary>Whether writes are refused (a snapshot, or a dataset with readonly=on).</summary>
@@ -102,8 +104,14 @@ public sealed class ObjectSet
         var status = Find(id, out var tree);
         if (status != StorageStatus.Ok) return Fail(status, id);
         var result = tree.Read(offset, destination, out read);
+        if (result.Status is StorageStatus.ChecksumError or StorageStatus.IoError) _damaged.Add(id);
         return result.IsOk ? result : Fail(result.Status, id);
     }
+
+    /// <summary>Objects a read found damaged beyond repair (`zpool status -v`), in id order.</summary>
+    public IReadOnlyCollection<long> DamagedObjects => _damaged;
+
+    internal void ClearDamaged() => _damaged.Clear();
 
     /// <summary>The committed block pointer of the data block holding offset (a hole where none is written).</summary>
     public StorageResult Locate(long id, long offset, out BlockPointer bp)

@@ -4,8 +4,29 @@ namespace SmartOS.Storage;
 public sealed record ImportCandidate(string Name, ulong Guid, PoolConfig Config, IReadOnlyDictionary<ulong, string> Paths,
                                      IReadOnlyList<string> Missing, Uberblock? Uberblock)
 {
-    /// <summary>ONLINE when every leaf is present and an uberblock is valid, else UNAVAIL.</summary>
-    public string State => Missing.Count == 0 && Uberblock is not null ? "ONLINE" : "UNAVAIL";
+    /// <summary>
+    /// ONLINE when every leaf is present and online and an uberblock is valid; DEGRADED when a leaf is
+    /// missing or offline but every top vdev still has its blocks (a mirror side, one raidz1 column);
+    /// else UNAVAIL.
+    /// </summary>
+    public string State
+    {
+        get
+        {
+            if (Uberblock is null) return "UNAVAIL";
+            bool degraded = false;
+            foreach (var top in Config.Tops)
+            {
+                int down = 0;
+                foreach (var leaf in top.Leaves) if (leaf.Offline || !Paths.ContainsKey(leaf.Guid)) down++;
+                if (down == 0) continue;
+                bool usable = top.Kind switch { VdevKind.Mirror => down < top.Leaves.Count, VdevKind.Raidz1 => down == 1, _ => false };
+                if (!usable) return "UNAVAIL";
+                degraded = true;
+            }
+            return degraded ? "DEGRADED" : "ONLINE";
+        }
+    }
 
     public long Txg => Uberblock?.Txg ?? 0;
 }
@@ -27,7 +48,8 @@ public sealed partial class Pool
         if (!Directory.Exists(dir)) return new ImportScan(pools, damaged);
         var files = Directory.GetFiles(dir);
         Array.Sort(files, StringComparer.Ordinal);
-        var byGuid = new Dictionary<ulong, (PoolConfig Config, Dictionary<ulong, string> Paths, Uberblock? Best)>();
+        // Every label seen, by pool guid: a leaf's config, its file, and the uberblocks in its rings.
+        var byGuid = new Dictionary<ulong, List<(PoolConfig Config, string Path, List<Uberblock> Uberblocks)>>();
         var order = new List<ulong>();
         var label = new byte[VdevLabel.LabelSize];
         foreach (var path in files)
@@ -41,9 +63,9 @@ public sealed partial class Pool
             using (io)
             {
                 PoolConfig? config = null;
+                var configs = new List<PoolConfig>(2);
                 string problem = "";
                 bool anyLabel = false;
-                Uberblock? best = null;
                 var uberblocks = new List<Uberblock>();
                 for (int l = 0; l < 2; l++)
                 {
@@ -53,7 +75,11 @@ public sealed partial class Pool
                     var decoded = VdevLabel.DecodeConfig(label.AsSpan(0, n), out string reason);
                     if (reason != "no label") anyLabel = true;
                     if (decoded is null) { if (reason != "no label") problem = $"label {l}: {reason}"; }
-                    else if (config is null || decoded.Txg > config.Txg) config = decoded;
+                    else
+                    {
+                        configs.Add(decoded);
+                        if (config is null || decoded.Txg > config.Txg) config = decoded;
+                    }
                     if (n < VdevLabel.LabelSize) continue;
                     for (int s = 0; s < VdevLabel.RingSlots; s++)
                     {
@@ -66,29 +92,48 @@ public sealed partial class Pool
                     if (anyLabel) damaged.Add((path, problem));
                     continue;
                 }
-                // A leaf's label locates it by guid, whatever the file is called now.
-                ulong guidSum = config.GuidSum();
-                foreach (var ub in uberblocks)
-                    if (ub.PoolGuid == config.PoolGuid && ub.GuidSum == guidSum && (best is null || ub.Txg > best.Value.Txg)) best = ub;
-                if (!byGuid.TryGetValue(config.PoolGuid, out var entry))
+                if (!byGuid.TryGetValue(config.PoolGuid, out var seen))
                 {
-                    entry = (config, new Dictionary<ulong, string>(), null);
+                    byGuid[config.PoolGuid] = seen = [];
                     order.Add(config.PoolGuid);
                 }
-                entry.Paths[config.LeafGuid] = path;
-                if (best is not null && (entry.Best is null || best.Value.Txg > entry.Best.Value.Txg)) entry.Best = best;
-                if (config.Txg > entry.Config.Txg) entry.Config = config;
-                byGuid[config.PoolGuid] = entry;
+                // Both labels' trees: L1 keeps the older one while a changed tree awaits its txg (Pool.Admin.cs rule A3).
+                foreach (var c in configs)
+                    if (c.PoolGuid == config.PoolGuid) seen.Add((c, path, uberblocks));
             }
         }
         foreach (ulong guid in order)
         {
-            var (config, paths, best) = byGuid[guid];
+            // The newest vdev tree that a committed uberblock vouches for (its guid sum): labels are
+            // rewritten before the txg that commits a changed tree (attach, detach, replace), so a crash
+            // between the two leaves newer labels with no uberblock yet, and the older tree still opens.
+            var seen = byGuid[guid];
+            PoolConfig? chosen = null;
+            Uberblock? best = null;
+            foreach (var (config, _, _) in seen)
+            {
+                if (chosen is not null && config.Txg <= chosen.Txg) continue;
+                ulong sum = config.GuidSum();
+                Uberblock? match = null;
+                foreach (var (_, _, ubs) in seen)
+                    foreach (var ub in ubs)
+                        if (ub.PoolGuid == guid && ub.GuidSum == sum && (match is null || ub.Txg > match.Value.Txg)) match = ub;
+                if (match is not null) { chosen = config; best = match; }
+            }
+            if (chosen is null)
+            {
+                foreach (var (config, _, _) in seen) if (chosen is null || config.Txg > chosen.Txg) chosen = config;
+            }
+            var paths = new Dictionary<ulong, string>();
+            var members = new HashSet<ulong>();
+            foreach (var top in chosen!.Tops) foreach (var leaf in top.Leaves) members.Add(leaf.Guid);
+            foreach (var (config, path, _) in seen)
+                if (members.Contains(config.LeafGuid) && !paths.ContainsKey(config.LeafGuid)) paths[config.LeafGuid] = path;
             var missing = new List<string>();
-            foreach (var top in config.Tops)
+            foreach (var top in chosen.Tops)
                 foreach (var leaf in top.Leaves)
                     if (!paths.ContainsKey(leaf.Guid)) missing.Add(leaf.FileName);
-            pools.Add(new ImportCandidate(config.PoolName, guid, config with { LeafGuid = 0 }, paths, missing, best));
+            pools.Add(new ImportCandidate(chosen.PoolName, guid, chosen with { LeafGuid = 0 }, paths, missing, best));
         }
         return new ImportScan(pools, damaged);
     }

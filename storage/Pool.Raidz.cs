@@ -55,10 +55,13 @@ public sealed partial class Pool
 
     private static bool WriteColumn(LeafVdev leaf, long offset, ReadOnlySpan<byte> column, bool repair)
     {
+        if (!leaf.Writable) return false;
         try
         {
             leaf.Io.Write(VdevLabel.LabelSize + offset, column);
-            if (repair) leaf.RepairedBytes += column.Length;
+            leaf.WriteOps++; leaf.WriteBytes += column.Length;
+            if (repair && leaf.Resilvering) leaf.ResilveredBytes += column.Length;
+            else if (repair) leaf.RepairedBytes += column.Length;
             return true;
         }
         catch (IOException)
@@ -87,13 +90,16 @@ public sealed partial class Pool
             {
                 Rebuild(data, parity.AsSpan(0, size), unreadable, size, columns);
                 if (!Verifies(bp, data)) return StorageStatus.ChecksumError;
-                WriteColumn(top.Leaves[unreadable], offset, data.Slice(unreadable * size, size), repair: true);
+                // A resilvering column is rewritten by the scrub pass of its resilver only, once.
+                if (verifyParity || !top.Leaves[unreadable].Resilvering)
+                    WriteColumn(top.Leaves[unreadable], offset, data.Slice(unreadable * size, size), repair: true);
                 status = StorageStatus.Ok;
             }
             else if (Verifies(bp, data))
             {
                 status = StorageStatus.Ok;
-                if (unreadable == columns || verifyParity) CheckParity(top, offset, data, parity.AsSpan(0, size), saved.AsSpan(0, size), columns, unreadable == columns);
+                if ((unreadable == columns && !top.Leaves[columns].Resilvering) || verifyParity)
+                    CheckParity(top, offset, data, parity.AsSpan(0, size), saved.AsSpan(0, size), columns, unreadable == columns);
             }
             else if (unreadable == columns)
             {
@@ -132,8 +138,9 @@ public sealed partial class Pool
 
     private static bool ReadColumn(LeafVdev leaf, long offset, Span<byte> column)
     {
+        if (!leaf.Readable) return false;   // offline, missing or resilvering: rebuilt from parity, no error counted
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, column); }
+        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, column); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n == column.Length) return true;
         leaf.ReadErrors++;

@@ -85,15 +85,19 @@
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
  *
+ * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
+ * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
+ *
  * Not done yet (issue 12): raidz2/3, an adaptive cache (the ARC's ghost lists; the MRU/MFU split is
  * fixed at half) and a cache of compressed blocks (here the cache holds them decompressed), bounding
  * dirty data per txg (the write throttle), compressing a txg's blocks on more than one thread (ZFS's
  * zio taskqs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
- * clones are Dsl.cs's, with what they still lack listed there),
- * the zpool and zfs commands, reuse of freed object ids, importing a mirror or raidz1 with a leaf
- * missing (DEGRADED: refused for now), rewriting labels after create (attach/replace), and deferring
- * frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a rewind past the newest txg is safe even
- * after the next one reused its space (here a freed block is reusable once its txg commits).
+ * clones are Dsl.cs's, with what they still lack listed there), the zfs command, reuse of freed object
+ * ids, spares and log/cache devices, a resilver that copies only the txgs a leaf missed (its DTL; here
+ * it copies every live block) and runs in the background, the last scan's record kept on disk,
+ * fragmentation figures, and deferring frees by two txgs as OpenZFS does (TXG_DEFER_SIZE) so that a
+ * rewind past the newest txg is safe even after the next one reused its space (here a freed block is
+ * reusable once its txg commits).
  */
 using System.Diagnostics;
 using SmartOS.Kernel;
@@ -107,7 +111,7 @@ public sealed record PoolOptions
     public required Func<long> Clock { get; init; }
 
     /// <summary>Source of pool and vdev guids at create.</summary>
-    public HostRandom? Random { get; init; }
+    public IIdentitySource? Random { get; init; }
 
     public ChecksumKind Checksum { get; init; } = ChecksumKind.Fletcher4;
 
@@ -135,7 +139,7 @@ public sealed partial class Pool : IDisposable
     public const int MaxBlockSize = 128 * 1024;
     public const long MinVdevSize = 64L * 1024 * 1024;   // SPA_MINDEVSIZE
 
-    private readonly PoolConfig _config;
+    private PoolConfig _config;
     private readonly TopVdev[] _tops;
     private readonly Func<long> _clock;
     private readonly List<(int Vdev, long Offset, int Size)> _pendingFrees = [];
@@ -155,6 +159,7 @@ public sealed partial class Pool : IDisposable
     private Pool(PoolConfig config, TopVdev[] tops, PoolOptions options, long txg)
     {
         _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
+        OpenedAt = _clock();
         Cache = new BlockCache(options.CacheSize);
         MosOwner = new MosOwner(this);
         Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
@@ -166,6 +171,9 @@ public sealed partial class Pool : IDisposable
     public ChecksumKind Checksum => _config.Checksum;
     public int Copies => _config.Copies;
     public IReadOnlyList<TopVdev> Vdevs => _tops;
+    /// <summary>The vdev tree and settings the labels carry (Pool.Admin.cs rewrites it).</summary>
+    public PoolConfig Config => _config;
+
     /// <summary>The pool-wide meta object set (MOS): pool-level objects, the dataset directory and dead lists.</summary>
     public ObjectSet Objects { get; }
 
@@ -173,6 +181,7 @@ public sealed partial class Pool : IDisposable
     public DatasetTree Datasets { get; }
 
     internal BlockOwner MosOwner { get; }
+
     /// <summary>The block cache (rule 11); its counters are the arcstats kstat's.</summary>
     public BlockCache Cache { get; }
 
@@ -181,6 +190,9 @@ public sealed partial class Pool : IDisposable
 
     /// <summary>Physical bytes of every block the pool holds (psize summed, one copy; compressratio's denominator).</summary>
     public long PhysicalBytes { get; private set; }
+
+    /// <summary>When the pool was created or opened, by the caller's clock (`zpool iostat` averages since).</summary>
+    public long OpenedAt { get; }
 
     /// <summary>The last committed txg.</summary>
     public long Txg { get; private set; }
@@ -201,6 +213,29 @@ public sealed partial class Pool : IDisposable
     /// </summary>
     public static StorageResult Create(string dir, string name, IReadOnlyList<VdevSpec> layout, long vdevSize,
                                        PoolOptions options, out Pool? pool)
+        => CreateCore(dir, name, layout, vdevSize, existing: false, options, out pool);
+
+    /// <summary>
+    /// Creates a pool on files that exist already in dir, as `zpool create` does on files made by
+    /// mkfile: the smallest file sets the data area of every top vdev; each file keeps its size, its
+    /// back label at its end. Whether a file belongs to another pool is the caller's question (the
+    /// command refuses an active pool's vdev, and an exported one's without -f).
+    /// </summary>
+    public static StorageResult CreateOnFiles(string dir, string name, IReadOnlyList<VdevSpec> layout, PoolOptions options, out Pool? pool)
+    {
+        long smallest = long.MaxValue;
+        foreach (var spec in layout)
+            foreach (var file in spec.Files)
+            {
+                var info = new FileInfo(Path.Combine(dir, file));
+                if (!info.Exists) { pool = null; return new StorageResult(StorageStatus.NoSuchObject, $"cannot open '{Path.Combine(dir, file)}'"); }
+                smallest = Math.Min(smallest, info.Length);
+            }
+        return CreateCore(dir, name, layout, smallest == long.MaxValue ? 0 : smallest, existing: true, options, out pool);
+    }
+
+    private static StorageResult CreateCore(string dir, string name, IReadOnlyList<VdevSpec> layout, long vdevSize, bool existing,
+                                            PoolOptions options, out Pool? pool)
     {
         pool = null;
         string what = $"cannot create '{name}'";
@@ -222,12 +257,15 @@ public sealed partial class Pool : IDisposable
             {
                 if (file.Length == 0 || file != Path.GetFileName(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is not a file name in the pool directory");
                 if (!names.Add(file)) return new StorageResult(StorageStatus.InvalidConfig, $"{what}: '{file}' is named twice");
-                if (File.Exists(Path.Combine(dir, file))) return new StorageResult(StorageStatus.PoolExists, $"{what}: '{file}' already exists");
+                if (!existing && File.Exists(Path.Combine(dir, file))) return new StorageResult(StorageStatus.PoolExists, $"{what}: '{file}' already exists");
             }
         }
-        var existing = Import(dir, options.Opener);
-        foreach (var found in existing.Pools)
-            if (found.Name == name) return new StorageResult(StorageStatus.PoolExists, what);
+        if (!existing)
+        {
+            var found = Import(dir, options.Opener);
+            foreach (var candidate in found.Pools)
+                if (candidate.Name == name) return new StorageResult(StorageStatus.PoolExists, what);
+        }
 
         long dataSize = (vdevSize - 2L * VdevLabel.LabelSize) / SectorSize * SectorSize;
         ulong poolGuid = options.Random.NextUInt64();
@@ -244,26 +282,26 @@ public sealed partial class Pool : IDisposable
         try
         {
             Directory.CreateDirectory(dir);
-            foreach (var top in topConfigs)
-                foreach (var leaf in top.Leaves)
-                {
-                    string path = Path.Combine(dir, leaf.FileName);
-                    using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(dataSize + 2L * VdevLabel.LabelSize);
-                    created.Add(path);
-                }
+            if (!existing)
+                foreach (var top in topConfigs)
+                    foreach (var leaf in top.Leaves)
+                    {
+                        string path = Path.Combine(dir, leaf.FileName);
+                        using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(dataSize + 2L * VdevLabel.LabelSize);
+                        created.Add(path);
+                    }
             tops = OpenTops(dir, config, null, options.Opener);
-            var block = new byte[VdevLabel.ConfigSize];
-            foreach (var top in tops)
-                foreach (var leaf in top.Leaves)
-                {
-                    VdevLabel.EncodeConfig(config with { LeafGuid = leaf.Guid }, block);
-                    leaf.Io.Write(VdevLabel.LabelOffset(0, LeafSize(top)), block);
-                    leaf.Io.Write(VdevLabel.LabelOffset(1, LeafSize(top)), block);
-                }
             var newPool = new Pool(config, [.. tops], options, 0);
+            newPool.WriteLabels(config);
             newPool.Datasets.CreateRoot();
             var result = newPool.CommitTxg(force: true);
-            if (!result.IsOk) { newPool.Dispose(); DeleteAll(created); return result; }
+            if (!result.IsOk)
+            {
+                if (existing) newPool.ClearLabels();
+                newPool.Dispose();
+                DeleteAll(created);
+                return result;
+            }
             pool = newPool;
             return StorageResult.Success;
         }
@@ -298,7 +336,8 @@ public sealed partial class Pool : IDisposable
                 return new StorageResult(StorageStatus.LabelDamaged, $"{what}: no such pool available ({Path.GetFileName(file)}: {problem})");
             return new StorageResult(StorageStatus.NoSuchPool, what);
         }
-        if (candidate.Missing.Count > 0)
+        // A leaf may be missing while its top vdev still holds every block (DEGRADED, Pool.Admin.cs).
+        if (candidate.State == "UNAVAIL" && candidate.Missing.Count > 0)
             return new StorageResult(StorageStatus.DeviceUnavailable, $"{what}: missing {string.Join(", ", candidate.Missing)}");
         if (candidate.Uberblock is not Uberblock ub)
             return new StorageResult(StorageStatus.NoValidUberblock, what);
@@ -314,6 +353,13 @@ public sealed partial class Pool : IDisposable
             opened.Dispose();
             return new StorageResult(StorageStatus.MetadataCorrupted, $"{what}: {load.Message}");
         }
+        if (opened._config.Exported)
+        {
+            // Imported again: active from now on, in the labels too.
+            opened._config = opened._config with { Exported = false };
+            var rewrite = opened.RewriteTree();
+            if (!rewrite.IsOk) { opened.Dispose(); return rewrite; }
+        }
         pool = opened;
         return StorageResult.Success;
     }
@@ -321,12 +367,33 @@ public sealed partial class Pool : IDisposable
     /// <summary>Commits the changes since the last commit as txg Txg+1 (rule 5); nothing to do if clean.</summary>
     public StorageResult Commit() => CommitTxg(force: false);
 
-    /// <summary>Commits, then closes the files (`zpool export`).</summary>
+    /// <summary>Commits, marks the labels exported, then closes the files (`zpool export`).</summary>
     public StorageResult Export()
     {
         var result = Commit();
+        if (result.IsOk)
+        {
+            _config = _config with { Exported = true };
+            result = RewriteTree();
+        }
         Dispose();
         return result;
+    }
+
+    /// <summary>`zpool destroy`: clears every leaf's labels, so no import finds the pool, and closes the files.</summary>
+    public void Destroy()
+    {
+        foreach (var top in _tops) foreach (var leaf in top.Leaves) ClearLabels(leaf);
+        Dispose();
+    }
+
+    /// <summary>Sets the `comment` property, kept in the labels.</summary>
+    public StorageResult SetComment(string comment)
+    {
+        var result = Commit();
+        if (!result.IsOk) return result;
+        _config = _config with { Comment = comment };
+        return RewriteTree();
     }
 
     /// <summary>Closes the files without committing: uncommitted changes are lost, as in a crash.</summary>
@@ -340,10 +407,26 @@ public sealed partial class Pool : IDisposable
     /// <summary>Reads every block of the committed tree and the uncommitted one, verifying and repairing (rule 3).</summary>
     public ScrubResult Scrub()
     {
+        long start = _clock(), before = RepairedBytes();
+        var result = ScrubAll();
+        LastScan = new ScanRecord(ScanKind.Scrub, start, _clock(), RepairedBytes() - before, result.Errors);
+        return result;
+    }
+
+    /// <summary>Reads every block the pool holds: the MOS's, then every dataset's (a scrub, and a resilver's walk).</summary>
+    private ScrubResult ScrubAll()
+    {
         var mos = Objects.Scrub();
         var datasets = Datasets.Scrub();
         return new ScrubResult(mos.BlocksExamined + datasets.BlocksExamined, mos.BytesExamined + datasets.BytesExamined,
                                mos.Errors + datasets.Errors);
+    }
+
+    private long RepairedBytes()
+    {
+        long n = 0;
+        foreach (var top in _tops) foreach (var leaf in top.Leaves) n += leaf.RepairedBytes;
+        return n;
     }
 
     internal StorageResult CommitTxg(bool force)
@@ -368,7 +451,8 @@ public sealed partial class Pool : IDisposable
             foreach (var top in _tops)
                 foreach (var leaf in top.Leaves)
                 {
-                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, LeafSize(top)) + slotOffset, _uberblockSlot); written++; }
+                    if (!leaf.Writable) continue;
+                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, leaf.Length) + slotOffset, _uberblockSlot); written++; }
                     catch (IOException) { leaf.WriteErrors++; }
                 }
             if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
@@ -392,6 +476,7 @@ public sealed partial class Pool : IDisposable
         foreach (var top in _tops)
             foreach (var leaf in top.Leaves)
             {
+                if (!leaf.Writable) continue;
                 try { leaf.Io.Flush(); any = true; }
                 catch (IOException) { leaf.WriteErrors++; }
             }
@@ -405,7 +490,6 @@ public sealed partial class Pool : IDisposable
         return StorageResult.Success;
     }
 
-    internal static long LeafSize(TopVdev top) => top.DataSize + 2L * VdevLabel.LabelSize;
 
     private static List<TopVdev> OpenTops(string dir, PoolConfig config, IReadOnlyDictionary<ulong, string>? paths, VdevOpener opener)
     {
@@ -418,8 +502,16 @@ public sealed partial class Pool : IDisposable
                 var leaves = new LeafVdev[tc.Leaves.Count];
                 for (int l = 0; l < leaves.Length; l++)
                 {
-                    string path = paths is not null ? paths[tc.Leaves[l].Guid] : Path.Combine(dir, tc.Leaves[l].FileName);
-                    leaves[l] = new LeafVdev(tc.Leaves[l].Guid, path, opener(path, writable: true));
+                    var lc = tc.Leaves[l];
+                    string? path = paths is null ? Path.Combine(dir, lc.FileName) : paths.GetValueOrDefault(lc.Guid);
+                    if (path is null)
+                    {
+                        // Missing at import: UNAVAIL, its place kept so an online can bring it back.
+                        leaves[l] = new LeafVdev(lc.Guid, Path.Combine(dir, lc.FileName), MissingVdevIo.Instance, tc.DataSize + 2L * VdevLabel.LabelSize, LeafState.Unavail);
+                        continue;
+                    }
+                    leaves[l] = new LeafVdev(lc.Guid, path, opener(path, writable: true), new FileInfo(path).Length,
+                                             lc.Offline ? LeafState.Offline : LeafState.Online);
                 }
                 tops.Add(new TopVdev(t, tc.Guid, tc.Kind, tc.DataSize, leaves));
             }
@@ -547,7 +639,15 @@ public sealed partial class Pool : IDisposable
         {
             if ((leafMask & (1 << l)) == 0) continue;
             var leaf = top.Leaves[l];
-            try { leaf.Io.Write(VdevLabel.LabelSize + offset, data); if (repair) leaf.RepairedBytes += data.Length; any = true; }
+            if (!leaf.Writable) continue;
+            try
+            {
+                leaf.Io.Write(VdevLabel.LabelSize + offset, data);
+                leaf.WriteOps++; leaf.WriteBytes += data.Length;
+                if (repair && leaf.Resilvering) leaf.ResilveredBytes += data.Length;
+                else if (repair) leaf.RepairedBytes += data.Length;
+                any = true;
+            }
             catch (IOException) { leaf.WriteErrors++; }
         }
         return any;
@@ -634,6 +734,7 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
+                if (!top.Leaves[l].Readable) continue;   // healed by a resilver or an online, not here
                 var status = ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block);
                 if (status != StorageStatus.Ok)
                 {
@@ -655,7 +756,7 @@ public sealed partial class Pool : IDisposable
     private static StorageStatus ReadLeafCopy(LeafVdev leaf, long offset, in BlockPointer bp, Span<byte> block)
     {
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); }
+        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
         if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
@@ -684,7 +785,10 @@ public sealed partial class Pool : IDisposable
             }
             for (int l = 0; l < top.Leaves.Count; l++)
             {
-                if (ReadLeafCopy(top.Leaves[l], dva.Offset, bp, block) != StorageStatus.Ok) badLeaves[c] |= 1 << l;
+                var leaf = top.Leaves[l];
+                if (leaf.Resilvering) { badLeaves[c] |= 1 << l; continue; }   // its copy is rebuilt, not judged
+                if (!leaf.Readable) continue;
+                if (ReadLeafCopy(leaf, dva.Offset, bp, block) != StorageStatus.Ok) badLeaves[c] |= 1 << l;
             }
         }
         Heal(bp, good.AsSpan(0, bp.PhysicalSize), badLeaves);

@@ -36,6 +36,12 @@ public enum StorageStatus
     SymlinkLoop,        // ELOOP: more than 40 symbolic links in one lookup
     NotPermitted,       // EPERM: unlink or link of a directory
     FileTooBig,         // EFBIG: a file past the largest object
+    NoSuchDevice,       // EZFS_NODEVICE: no leaf of that name in the pool
+    NoValidReplicas,    // EZFS_NOREPLICAS: the change would leave a top vdev without its blocks
+    DeviceTooSmall,     // EZFS_BADDEV on attach/replace: smaller than the leaves it joins
+    DeviceInUse,        // EZFS_BADDEV: already a leaf of this pool
+    NotMirror,          // EZFS_NOTSUP on detach
+    AttachUnsupported,  // EZFS_BADTARGET on attach to a raidz
 }
 
 public static class StorageStatusText
@@ -72,6 +78,12 @@ public static class StorageStatusText
         StorageStatus.SymlinkLoop => "too many levels of symbolic links",
         StorageStatus.NotPermitted => "not owner",
         StorageStatus.FileTooBig => "file too large",
+        StorageStatus.NoSuchDevice => "no such device in pool",
+        StorageStatus.NoValidReplicas => "no valid replicas",
+        StorageStatus.DeviceTooSmall => "device is too small",
+        StorageStatus.DeviceInUse => "device is already in use",
+        StorageStatus.NotMirror => "only applicable to mirror and replacing vdevs",
+        StorageStatus.AttachUnsupported => "can only attach to mirrors and top-level disks",
         _ => status.ToString(),
     };
 }

@@ -8,20 +8,54 @@ public enum VdevKind : byte
     Raidz1 = 3,
 }
 
+/// <summary>What a leaf can do (the STATE column of `zpool status` for a leaf).</summary>
+public enum LeafState : byte
+{
+    Online,
+    Offline,    // taken offline by `zpool offline`: no I/O until `zpool online`
+    Unavail,    // its file was missing or could not be opened at import
+}
+
 /// <summary>
 /// A leaf vdev: one file. Its error counters are the READ, WRITE and CKSUM columns `zpool status`
-/// prints; RepairedBytes is what self-healing rewrote on it.
+/// prints; RepairedBytes is what self-healing rewrote on it. Only an Online leaf is read or written
+/// (Pool.Admin.cs); a Resilvering one is written but not trusted by a read until its resilver ends.
 /// </summary>
 public sealed class LeafVdev
 {
-    internal LeafVdev(ulong guid, string path, IVdevIo io)
+    internal LeafVdev(ulong guid, string path, IVdevIo io, long length, LeafState state = LeafState.Online)
     {
-        Guid = guid; Path = path; Io = io;
+        Guid = guid; Path = path; Io = io; Length = length; State = state;
     }
 
     public ulong Guid { get; }
     public string Path { get; }
-    internal IVdevIo Io { get; }
+    internal IVdevIo Io { get; set; }
+
+    /// <summary>The file's size: its back label L1 sits at the end of it.</summary>
+    public long Length { get; internal set; }
+
+    public LeafState State { get; internal set; }
+
+    /// <summary>Offline until the next import only (`zpool offline -t`): not written to the labels.</summary>
+    public bool TemporarilyOffline { get; internal set; }
+
+    /// <summary>Being rebuilt from the other leaves of its top vdev: written, never read as a good copy.</summary>
+    public bool Resilvering { get; internal set; }
+
+    /// <summary>Whether a write reaches this leaf.</summary>
+    internal bool Writable => State == LeafState.Online;
+
+    /// <summary>Whether a read may take this leaf's copy as a candidate.</summary>
+    internal bool Readable => State == LeafState.Online && !Resilvering;
+
+    public long ResilveredBytes { get; internal set; }
+
+    // I/O since the leaf was opened (`zpool iostat`).
+    public long ReadOps { get; internal set; }
+    public long WriteOps { get; internal set; }
+    public long ReadBytes { get; internal set; }
+    public long WriteBytes { get; internal set; }
 
     public long ReadErrors { get; internal set; }
     public long WriteErrors { get; internal set; }
@@ -38,16 +72,39 @@ public sealed class TopVdev
 {
     internal TopVdev(int id, ulong guid, VdevKind kind, long dataSize, LeafVdev[] leaves)
     {
-        Id = id; Guid = guid; Kind = kind; DataSize = dataSize; Leaves = leaves;
+        Id = id; Guid = guid; Kind = kind; DataSize = dataSize; LeafList = [.. leaves];
         Space = new SpaceMap(dataSize);
     }
 
     public int Id { get; }
     public ulong Guid { get; }
-    public VdevKind Kind { get; }
+    /// <summary>A disk becomes a mirror on attach and a mirror of two a disk on detach (Pool.Admin.cs).</summary>
+    public VdevKind Kind { get; internal set; }
     public long DataSize { get; }
-    public IReadOnlyList<LeafVdev> Leaves { get; }
+    public IReadOnlyList<LeafVdev> Leaves => LeafList;
+    internal List<LeafVdev> LeafList { get; }
     public SpaceMap Space { get; }
+
+    /// <summary>
+    /// ONLINE with every leaf online; DEGRADED while it still has every block (a mirror with one leaf
+    /// online, a raidz1 with one leaf down); UNAVAIL when it has not.
+    /// </summary>
+    public string Health
+    {
+        get
+        {
+            int down = 0;
+            foreach (var leaf in LeafList) if (leaf.State != LeafState.Online) down++;
+            if (down == 0) return "ONLINE";
+            bool usable = Kind switch
+            {
+                VdevKind.Mirror => down < LeafList.Count,
+                VdevKind.Raidz1 => down == 1,
+                _ => false,
+            };
+            return usable ? "DEGRADED" : "UNAVAIL";
+        }
+    }
 
     public string Name => Kind switch
     {

@@ -53,3 +53,17 @@ public sealed class FileVdevIo : IVdevIo
 
     public void Dispose() => _stream.Dispose();
 }
+
+/// <summary>The I/O of a leaf whose file was missing at import: nothing reaches it (its state is Unavail).</summary>
+internal sealed class MissingVdevIo : IVdevIo
+{
+    public static readonly MissingVdevIo Instance = new();
+
+    public int Read(long offset, Span<byte> destination) => throw new IOException("device unavailable");
+
+    public void Write(long offset, ReadOnlySpan<byte> source) => throw new IOException("device unavailable");
+
+    public void Flush() => throw new IOException("device unavailable");
+
+    public void Dispose() { }
+}

@@ -71,6 +71,7 @@ public static class CommandRegistry
         Commands.Zoneadm.Descriptor,
         Commands.Zonecfg.Descriptor,
         Commands.Zonememstat.Descriptor,
+        Commands.Zpool.Descriptor,
     ];
 
     /// <summary>Every command's descriptor, in name order.</summary>

@@ -12,7 +12,7 @@ internal static class Program
 {
     private const string UsageText = """
         usage: smartos run [--seed N] [--outdir DIR] FILE
-               smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]
+               smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
         """;
@@ -133,18 +133,32 @@ internal static class Program
             ? r
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".smartos");
 
+    /// <summary>A size as mkfile(8) takes it: bytes, or a number with k, m, g or t.</summary>
+    private static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        if (text.Length == 0) return false;
+        long unit = char.ToLowerInvariant(text[^1]) switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, 't' => 1L << 40, _ => 1 };
+        string digits = unit == 1 ? text : text[..^1];
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > long.MaxValue / unit) return false;
+        bytes = n * unit;
+        return true;
+    }
+
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:", "nic:"]);
+        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:", "nic:", "zones-size:"]);
         int nics = 2;
         ulong seed = 1;
+        long zonesSize = PoolTable.DefaultZonesSize;
         if (g.Error != null || g.Operands.Count > 0
             || (g.Has("nics") && (!int.TryParse(g.Value("nics"), NumberStyles.None, CultureInfo.InvariantCulture, out nics) || nics > 64))
-            || (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed)))
+            || (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed))
+            || (g.Has("zones-size") && !TryParseSize(g.Value("zones-size")!, out zonesSize)))
         {
             if (g.Error != null) stderr.WriteLine("smartos boot: " + g.Error);
-            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]");
+            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]");
             return 2;
         }
         var bindings = new List<NicBinding>();
@@ -153,7 +167,7 @@ internal static class Program
             if (!NicBinding.TryParse(spec, out var b, out string? why))
             {
                 stderr.WriteLine($"smartos boot: --nic {spec}: {why}");
-                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--nic NIC=tap:NAME|pcap:IFACE ...]");
+                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]");
                 return 2;
             }
             bindings.Add(b!);
@@ -197,6 +211,12 @@ internal static class Program
         var world = new World(seed);
         var host = world.AddHost("global", nics, new FileConfigStore(root), new RootAccess.SystemIdentities(), RootAccess.SystemEpoch(world.Scheduler));
         foreach (var p in host.BootProblems) stderr.WriteLine("smartos boot: " + p);
+        // SmartOS's first boot makes the zones pool; later boots import it (PoolTable.EnsureZonesPool).
+        if (host.Pools.EnsureZonesPool(zonesSize) is string zonesProblem)
+        {
+            stderr.WriteLine("smartos boot: " + zonesProblem);
+            return 1;
+        }
         // Every NIC backend is opened before the host starts, so a missing device or privilege stops
         // the boot with nothing running (issue 6: nothing half-starts).
         var backends = NicBinding.OpenAll(host, bindings, out string? nicError);

@@ -154,6 +154,7 @@ public sealed class Host
         NicTags = new NicTagTable(Mac);
         Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
+        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => world.Scheduler.Now, Identities);
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));
@@ -180,6 +181,9 @@ public sealed class Host
     public IConfigStore Store { get; }
     public NicTagTable NicTags { get; }
     public ZoneTable Zones { get; }
+
+    /// <summary>The storage pools the host has imported (PoolTable.cs).</summary>
+    public PoolTable Pools { get; }
 
     /// <summary>Configuration that could not be replayed at boot.</summary>
     public IReadOnlyList<string> BootProblems { get; }

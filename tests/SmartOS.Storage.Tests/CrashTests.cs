@@ -103,6 +103,50 @@ public class CrashTests : DatasetFixture
         }
     }
 
+    /// <summary>Pool.Admin.cs rule A3: an attach stopped at any write (its resilver, its labels, its
+    /// commit) opens as the disk it was or the mirror it became, with every byte.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_crash_at_any_write_of_an_attach_opens_the_old_or_the_new_tree_with_every_byte(bool tear)
+    {
+        using (var pool = Create("tank", VdevSpec.Disk("d0")))
+        {
+            _kept = NewObject(pool, s_kept); _changed = NewObject(pool, s_oldChanged);
+            Assert.That(pool.Commit().IsOk, Is.True);
+        }
+        string d1 = Path.Combine(Dir, "d1");
+        using (var fs = new FileStream(d1, FileMode.CreateNew)) fs.SetLength(VdevSize);
+        var plan = new CrashPlan();
+        VdevOpener opener = (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan);
+        var options = Options(opener: opener);
+        using (var pool = Open("tank", options))
+            Assert.That(pool.Attach("d0", d1, 4242, opener).IsOk, Is.True);
+        int total = plan.Writes;
+        plan.Restore();
+        var seen = new HashSet<int>();
+        for (int budget = 0; budget < total; budget++)
+        {
+            plan.Budget = budget; plan.Tear = tear;
+            using (var pool = Open("tank", options))
+                Assert.Throws<SimulatedCrash>(() => pool.Attach("d0", d1, 4242, opener), $"write {budget}");
+            plan.Budget = int.MaxValue;
+            using (var pool = Open("tank"))
+            {
+                int leaves = pool.Vdevs[0].Leaves.Count;
+                seen.Add(leaves);
+                using (Assert.EnterMultipleScope())
+                {
+                    Assert.That(pool.Vdevs[0].Kind, Is.EqualTo(leaves == 1 ? VdevKind.Disk : VdevKind.Mirror), $"write {budget}");
+                    Assert.That(ReadAll(pool, _kept), Is.EqualTo(s_kept), $"write {budget}");
+                    Assert.That(ReadAll(pool, _changed), Is.EqualTo(s_oldChanged), $"write {budget}");
+                    Assert.That(pool.Vdevs[0].Leaves.Sum(l => l.ChecksumErrors + l.ReadErrors), Is.Zero, $"write {budget}");
+                }
+            }
+            plan.Restore();
+        }
+        Assert.That(seen, Is.EquivalentTo(new[] { 1, 2 }), "crashes before and after the commit");
+    }
+
     [TestCase(VdevKind.Disk, false)]
     [TestCase(VdevKind.Disk, true)]
     [TestCase(VdevKind.Mirror, false)]

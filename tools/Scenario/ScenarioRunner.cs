@@ -23,6 +23,8 @@ namespace SmartOS.Cli.Scenario;
 ///   stop                               interrupt the background commands now (as Ctrl-C would)
 ///   COMMAND &lt;&lt;EOF                      the lines up to "EOF" are the command's standard input
 ///   echo WORDS                         print the words, as a shell's echo (a note for the reader)
+///   disk FILE SIZE                     a blank file-backed disk for zpool (a sparse FILE of SIZE: 64m, 1g),
+///                                      made afresh on every run so a run gives the same bytes
 ///   COMMAND &gt; FILE                     standard output to FILE (created or truncated); &gt;&gt; FILE appends
 ///   COMMAND &lt; FILE                     standard input from FILE
 /// </code>
@@ -132,6 +134,30 @@ public sealed partial class ScenarioRunner
     [GeneratedRegex(@"\s<<\s*([A-Za-z_][A-Za-z0-9_]*)$")]
     private static partial Regex HereDoc();
 
+    /// <summary>`disk FILE SIZE`: a blank sparse file in the run directory, replacing any left by an
+    /// earlier run, so zpool create finds the same disk every time.</summary>
+    private void DoDisk(string[] words)
+    {
+        if (words.Length != 3 || !TryParseSize(words[2], out long size) || size <= 0) throw new ScenarioError("usage: disk FILE SIZE (SIZE as 64m, 1g)");
+        string path = Path.IsPathRooted(words[1]) ? words[1] : Path.Combine(_workDir, words[1]);
+        if (Directory.Exists(path)) throw new ScenarioError($"disk {words[1]}: is a directory");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write);
+        fs.SetLength(size);
+    }
+
+    /// <summary>A size as mkfile(8) takes it: bytes, or a number with k, m, g or t.</summary>
+    private static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        if (text.Length == 0) return false;
+        long unit = char.ToLowerInvariant(text[^1]) switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, 't' => 1L << 40, _ => 1 };
+        string digits = unit == 1 ? text : text[..^1];
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > long.MaxValue / unit) return false;
+        bytes = n * unit;
+        return true;
+    }
+
     private void RunLine(string line, int number, string file, string? stdin = null)
     {
         if (!line.StartsWith("expect", StringComparison.Ordinal)) line = StripComment(line);
@@ -154,6 +180,9 @@ public sealed partial class ScenarioRunner
                 return;
             case "echo":
                 _out.WriteLine(string.Join(' ', words.Skip(1)));
+                return;
+            case "disk":
+                DoDisk(words);
                 return;
             case "stop":
                 if (words.Length != 1) throw new ScenarioError("usage: stop");

@@ -113,6 +113,21 @@ public class DaemonTests
     }
 
     [Test]
+    public void Boot_creates_the_zones_pool_on_a_sparse_file_and_the_next_boot_imports_it()
+    {
+        var daemon = BootDaemon();
+        Assert.That(Client(null, "zpool", "list", "-H", "-o", "name,health"), Is.EqualTo((0, "zones\tONLINE\n", "")));
+        string guid = Client(null, "zpool", "get", "-H", "-o", "value", "guid", "zones").Out;
+        Signal(daemon, "TERM");
+        Assert.That(daemon.WaitForExit(s_wait), Is.True);
+        Assert.That(new FileInfo(Path.Combine(_root, "dsk", "zones0")).Length, Is.EqualTo(4L << 30));
+        // A one-shot command imports it from the cache, the next boot too: the same pool, by its guid.
+        Assert.That(Client(null, "zpool", "get", "-H", "-o", "value", "guid", "zones").Out, Is.EqualTo(guid));
+        BootDaemon();
+        Assert.That(Client(null, "zpool", "get", "-H", "-o", "value", "guid", "zones").Out, Is.EqualTo(guid));
+    }
+
+    [Test]
     public void Sigterm_shuts_zones_down_and_removes_the_socket()
     {
         ConfigureWeb();

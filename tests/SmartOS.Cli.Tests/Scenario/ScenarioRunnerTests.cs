@@ -99,6 +99,7 @@ public partial class ScenarioRunnerTests
     [TestCase("wire a/e1000g0 a/e1000g1 reorder=2", "bad reorder '2'")]
     [TestCase("wire a/e1000g0 a/e1000g1 colour=red", "unknown wire option 'colour'")]
     [TestCase("sleep forever", "usage: sleep DURATION")]
+    [TestCase("disk d0 huge", "usage: disk FILE SIZE (SIZE as 64m, 1g)")]
     [TestCase("host", "usage: host NAME [nics=N]")]
     [TestCase("expect", "usage: expect REGEX")]
     [TestCase("dladm show-link 'unterminated", "unterminated quote")]
@@ -124,6 +125,7 @@ public partial class ScenarioRunnerTests
 
     [TestCase("vlan-isolation.scn", 6)]
     [TestCase("ip-stack.scn", 4)]   // pcapng
+    [TestCase("zpool.scn", 0)]      // pools on disk files in the run directory
     public void The_same_script_gives_byte_identical_output_and_pcaps(string example, int pcapCount)
     {
         string script = File.ReadAllText(Path.Combine(RepoRoot(), "examples", example));
