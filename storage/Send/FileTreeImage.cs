@@ -66,6 +66,7 @@ public sealed class FileNode
     public FileNode(FileKind kind) => Kind = kind;
 
     public FileKind Kind { get; }
+    /// <summary>Permission bits with setuid, setgid and sticky (C's 07777; C# has no octal: 0x1ED is 0755).</summary>
     public uint Mode { get; set; }
     public uint Uid { get; set; }
     public uint Gid { get; set; }
@@ -86,9 +87,9 @@ public sealed class FileNode
     /// <summary>Device number of a character or block device (zp_rdev).</summary>
     public ulong Rdev { get; set; }
 
-    public static FileNode Directory(uint mode = 0755) => new(FileKind.Directory) { Mode = mode };
+    public static FileNode Directory(uint mode = 0x1ED) => new(FileKind.Directory) { Mode = mode };
 
-    public static FileNode File(byte[] content, uint mode = 0644)
+    public static FileNode File(byte[] content, uint mode = 0x1A4)
     {
         var node = new FileNode(FileKind.RegularFile) { Mode = mode, Size = content.Length };
         if (content.Length > 0) node.Extents.Add(new FileExtent(0, content));
@@ -96,7 +97,7 @@ public sealed class FileNode
     }
 
     public static FileNode Symlink(string target) =>
-        new(FileKind.Symlink) { Mode = 0777, SymlinkTarget = target, Size = System.Text.Encoding.UTF8.GetByteCount(target) };
+        new(FileKind.Symlink) { Mode = 0x1FF, SymlinkTarget = target, Size = System.Text.Encoding.UTF8.GetByteCount(target) };
 
     /// <summary>The file's bytes [offset, offset+count), holes as zeros.</summary>
     public byte[] Read(long offset, int count)

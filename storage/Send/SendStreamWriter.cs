@@ -10,7 +10,6 @@ namespace SmartOS.Storage.Send;
 /// </summary>
 public sealed class SendStreamWriter
 {
-    private static readonly byte[] s_zeros = new byte[8];
     private readonly Stream _output;
     private readonly byte[] _header = new byte[SendFormat.RecordSize];
     private StreamChecksum _checksum;
@@ -82,8 +81,11 @@ public sealed class SendStreamWriter
         _header[33] = o.Compress;
         U64(_header, 40, o.ToGuid);
         Emit(_header);
-        Emit(o.Bonus);
-        Emit(s_zeros.AsSpan(0, (8 - o.Bonus.Length % 8) % 8));
+        // Bonus and padding are summed as one run: fletcher-4 works in 4-byte words, and a bonus
+        // of 277 bytes summed on its own would drop its last partial word.
+        byte[] padded = new byte[(o.Bonus.Length + 7) & ~7];
+        o.Bonus.CopyTo(padded, 0);
+        Emit(padded);
     }
 
     private void WriteWrite(WriteRecord w)

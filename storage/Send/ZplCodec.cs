@@ -35,6 +35,7 @@ public static class ZplCodec
     public const int ZnodeSize = 264, MaxInlineSymlink = SendFormat.MaxBonusLength - ZnodeSize;
     private const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFLNK = 0xA000,
         S_IFIFO = 0x1000, S_IFSOCK = 0xC000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
+    private const uint PermissionBits = 0xFFF, ExecuteBits = 0x49; // 07777 and 0111
     private const ulong FlagsBase = 0x40800000000; // ZFS_AV_MODIFIED | ZFS_ARCHIVE
     private const ulong AclTrivial = 0x4, AclAutoInherit = 0x40, NoExecsDenied = 0x100;
 
@@ -98,7 +99,7 @@ public static class ZplCodec
         {
             Id = id,
             AccessTime = Time(z, 0), ModifyTime = Time(z, 16), ChangeTime = Time(z, 32), CreateTime = Time(z, 48),
-            Generation = U64(z, 64), Mode = (uint)mode & 07777, Size = (long)U64(z, 80), Rdev = U64(z, 112),
+            Generation = U64(z, 64), Mode = (uint)mode & PermissionBits, Size = (long)U64(z, 80), Rdev = U64(z, 112),
             Uid = (uint)U64(z, 128), Gid = (uint)U64(z, 136),
         };
         if (kind == FileKind.Directory) pending.Push(id);
@@ -171,7 +172,7 @@ public static class ZplCodec
         set.Objects[MasterNodeObject] = MakeZap(DmuObjectType.MasterNode,
             [new("VERSION", ZplVersion), new("DELETE_QUEUE", UnlinkedSetObject), new("ROOT", RootObject), new("SHARES", SharesObject)], []);
         set.Objects[UnlinkedSetObject] = MakeZap(DmuObjectType.UnlinkedSet, [], []);
-        FileNode shares = FileNode.Directory(0555);
+        FileNode shares = FileNode.Directory(0x16D);
         shares.Generation = tree.Root.Generation;
         set.Objects[SharesObject] = MakeZap(DmuObjectType.DirectoryContents, [], Znode(shares, S_IFDIR, 2, SharesObject, 2, []));
         foreach (var (node, id) in ids)
@@ -259,7 +260,7 @@ public static class ZplCodec
         byte[] z = new byte[ZnodeSize + tail.Length];
         Span<byte> s = z;
         PutTime(s, 0, node.AccessTime); PutTime(s, 16, node.ModifyTime); PutTime(s, 32, node.ChangeTime); PutTime(s, 48, node.CreateTime);
-        uint mode = typeBits | (node.Mode & 07777);
+        uint mode = typeBits | (node.Mode & PermissionBits);
         Put(s, 64, Math.Max(node.Generation, 1));
         Put(s, 72, mode);
         Put(s, 80, size);
@@ -268,7 +269,7 @@ public static class ZplCodec
         Put(s, 112, node.Rdev);
         ulong flags = FlagsBase | AclTrivial;
         if (typeBits == S_IFDIR) flags |= AclAutoInherit;
-        else if ((mode & 0111) == 0111) flags |= NoExecsDenied;
+        else if ((mode & ExecuteBits) == ExecuteBits) flags |= NoExecsDenied;
         Put(s, 120, flags);
         Put(s, 128, node.Uid);
         Put(s, 136, node.Gid);
