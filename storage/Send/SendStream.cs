@@ -58,7 +58,7 @@ public static class SendStream
                     if (!objects!.Apply(record, out string? problem))
                     {
                         error = new ReceiveError(ReceiveErrorKind.InvalidStream,
-                            $"{(begin!.IsIncremental ? "cannot receive incremental stream" : "cannot receive new filesystem stream")}: invalid backup stream ({problem})");
+                            $"{(begin!.IsIncremental ? "cannot receive incremental stream" : "cannot receive new filesystem stream")}: invalid backup stream", problem);
                         return false;
                     }
                     break;

@@ -18,7 +18,9 @@ public enum ReceiveErrorKind
     ChecksumMismatch,
 }
 
-public sealed record ReceiveError(ReceiveErrorKind Kind, string Message)
+/// <summary>Message is zfs receive's words; Detail, when set, says which record was wrong (zfs
+/// receive prints nothing more specific than "invalid backup stream").</summary>
+public sealed record ReceiveError(ReceiveErrorKind Kind, string Message, string? Detail = null)
 {
     public override string ToString() => Message;
 }

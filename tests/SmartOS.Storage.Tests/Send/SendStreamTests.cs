@@ -227,6 +227,22 @@ public class SendStreamTests
         Assert.That(Refusal(stream.ToArray()).Message, Is.EqualTo("cannot receive new filesystem stream: invalid backup stream"));
     }
 
+    [Test]
+    public void A_write_to_an_object_the_stream_never_created_is_an_invalid_backup_stream()
+    {
+        var stream = new MemoryStream();
+        var writer = new SendStreamWriter(stream);
+        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, 0, SendFormat.ObjsetTypeZfs, 0, 1, 0, "p/f@s", []));
+        writer.Write(new WriteRecord(42, DmuObjectType.PlainFileContents, 0, new byte[512], 1, 7, 0, default, 0));
+        writer.WriteEnd(1);
+        ReceiveError error = Refusal(stream.ToArray());
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(error.Message, Is.EqualTo("cannot receive new filesystem stream: invalid backup stream"));
+            Assert.That(error.Detail, Is.EqualTo("write to missing object 42"));
+        }
+    }
+
     private static int IndexOf(byte[] haystack, ReadOnlySpan<byte> needle) => haystack.AsSpan().IndexOf(needle);
 
     internal static FileTreeImage SampleTree(int entries)
