@@ -16,8 +16,9 @@ public sealed record FileChange(FileChangeKind Kind, string Path, string? NewPat
 
 /// <summary>
 /// The changes between two decoded snapshots of one file system, matched by object number as zfs
-/// diff matches them (FileTreeImage rule 5): an object only in the later tree was added, only in the
-/// earlier one removed, under another name renamed, and with other bytes, mode, owner, size, link
+/// diff matches them (FileTreeImage rule 5), with its generation: a number freed and reused for a new
+/// file is a removal and an addition, as zfs diff tells them apart by zp_gen. An object only in the
+/// later tree was added, only in the earlier one removed, under another name renamed, and with other bytes, mode, owner, size, link
 /// target or entries modified. Paths are those of each object's first name in walk order.
 /// </summary>
 public static class FileTreeDiff
@@ -39,10 +40,10 @@ public static class FileTreeDiff
         return changes;
     }
 
-    private static Dictionary<ulong, (string Path, FileNode Node)> FirstPaths(FileTreeImage tree)
+    private static Dictionary<(ulong, ulong), (string Path, FileNode Node)> FirstPaths(FileTreeImage tree)
     {
-        var map = new Dictionary<ulong, (string, FileNode)>();
-        foreach (var (path, node) in tree.Walk()) map.TryAdd(node.Id, (path, node));
+        var map = new Dictionary<(ulong, ulong), (string, FileNode)>();
+        foreach (var (path, node) in tree.Walk()) map.TryAdd((node.Id, node.Generation), (path, node));
         return map;
     }
 

@@ -94,4 +94,56 @@ public static class SendStream
         }
         writer.WriteEnd(toGuid);
     }
+
+    /// <summary>
+    /// Writes the incremental stream from snapshot <paramref name="fromGuid"/> (whose objects are
+    /// <paramref name="from"/>) to <paramref name="to"/>, as dmu_sendbackup does for -i: only what
+    /// differs. A new or changed object is sent whole in its dnode (OBJECT with its new bonus), then
+    /// the blocks that differ (WRITE), the blocks that became holes and everything past its end
+    /// (FREE); objects that are gone are freed (FREEOBJECTS, runs coalesced). An object whose type or
+    /// block size changed is reallocated by the receiver, so all its blocks are sent.
+    /// </summary>
+    public static void SendIncremental(ObjectSetImage from, ObjectSetImage to, ulong fromGuid, string toName, ulong toGuid,
+        ulong creationTime, Stream output)
+    {
+        var writer = new SendStreamWriter(output);
+        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, creationTime, SendFormat.ObjsetTypeZfs, 0, toGuid, fromGuid, toName, []));
+        var gone = new List<ulong>();
+        foreach (ulong id in from.Objects.Keys) if (!to.Objects.ContainsKey(id)) gone.Add(id);
+        for (int i = 0; i < gone.Count;)
+        {
+            int j = i + 1;
+            while (j < gone.Count && gone[j] == gone[j - 1] + 1) j++;
+            writer.Write(new FreeObjectsRecord(gone[i], (ulong)(j - i), toGuid));
+            i = j;
+        }
+        foreach (var (id, obj) in to.Objects)
+        {
+            from.Objects.TryGetValue(id, out ObjectImage? old);
+            bool reallocated = old is null || old.Type != obj.Type || old.BlockSize != obj.BlockSize || old.BonusType != obj.BonusType;
+            bool changed = reallocated || !old!.Bonus.AsSpan().SequenceEqual(obj.Bonus) || !SameBlocks(old.Blocks, obj.Blocks);
+            if (!changed) continue;
+            writer.Write(new ObjectRecord(id, obj.Type, obj.BonusType, obj.BlockSize, obj.Bonus, 0, 0, toGuid));
+            if (!reallocated)
+                foreach (ulong block in old!.Blocks.Keys)
+                    if (!obj.Blocks.ContainsKey(block))
+                        writer.Write(new FreeRecord(id, block * obj.BlockSize, obj.BlockSize, toGuid));
+            ulong end = obj.Blocks.Count == 0 ? 0 : (obj.Blocks.Keys.Max() + 1) * obj.BlockSize;
+            writer.Write(new FreeRecord(id, end, FreeRecord.ToEnd, toGuid));
+            foreach (var (block, data) in obj.Blocks)
+            {
+                if (!reallocated && old!.Blocks.TryGetValue(block, out byte[]? was) && was.AsSpan().SequenceEqual(data)) continue;
+                writer.Write(new WriteRecord(id, obj.Type, block * obj.BlockSize, data, toGuid, 7, 0, default, 0));
+            }
+        }
+        writer.WriteEnd(toGuid);
+    }
+
+    private static bool SameBlocks(SortedDictionary<ulong, byte[]> a, SortedDictionary<ulong, byte[]> b)
+    {
+        if (a.Count != b.Count) return false;
+        foreach (var (id, data) in a)
+            if (!b.TryGetValue(id, out byte[]? other) || !data.AsSpan().SequenceEqual(other)) return false;
+        return true;
+    }
 }

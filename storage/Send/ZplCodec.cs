@@ -139,10 +139,13 @@ public static class ZplCodec
         return node;
     }
 
-    /// <summary>Options for <see cref="Encode"/>: the salt seeds every ZAP's hash (any non-zero value).</summary>
-    public sealed record EncodeOptions(ulong ZapSalt = 0x1234_5678_9abc_def1, ulong RecordSize = SendFormat.MaxBlockSize);
+    /// <summary>Options for <see cref="Encode"/>: the salt seeds every ZAP's hash (any non-zero value);
+    /// Generation is the znode generation (zp_gen, the txg that created it) given to nodes that have
+    /// none yet, so that a later snapshot's new files differ from earlier ones that had their numbers.</summary>
+    public sealed record EncodeOptions(ulong ZapSalt = 0x1234_5678_9abc_def1, ulong RecordSize = SendFormat.MaxBlockSize, ulong Generation = 1);
 
-    /// <summary>The ZPL objects holding this tree, numbered as zfs-fuse numbers a new file system.</summary>
+    /// <summary>The ZPL objects holding this tree, numbered as zfs-fuse numbers a new file system.
+    /// Every node's Id is its object number afterwards (see the numbering rule inside).</summary>
     public static ObjectSetImage Encode(FileTreeImage tree, EncodeOptions? options = null)
     {
         options ??= new EncodeOptions();
@@ -151,11 +154,32 @@ public static class ZplCodec
         var parents = new Dictionary<FileNode, ulong>(ReferenceEqualityComparer.Instance);
         var links = new Dictionary<FileNode, int>(ReferenceEqualityComparer.Instance);
         ids[tree.Root] = RootObject;
+        tree.Root.Id = RootObject;
+        if (tree.Root.Generation == 0) tree.Root.Generation = options.Generation;
+        var assigned = new HashSet<ulong>();
         parents[tree.Root] = RootObject;
+        // Nodes keep the object numbers they have (decoded, or numbered by an earlier Encode), so
+        // that two snapshots of one tree name each file by one object and send incrementally; a
+        // node without one (Id 0) gets the next free number, written back to it.
+        var taken = new HashSet<ulong> { MasterNodeObject, UnlinkedSetObject, RootObject, SharesObject };
+        foreach (var (_, node) in tree.Walk())
+            if (node != tree.Root && node.Id > SharesObject) taken.Add(node.Id);
         ulong next = SharesObject + 1;
         foreach (var (_, node) in tree.Walk())
         {
-            if (!ids.ContainsKey(node)) ids[node] = next++;
+            if (!ids.ContainsKey(node))
+            {
+                if (node == tree.Root) ids[node] = RootObject;
+                else if (node.Id > SharesObject && assigned.Add(node.Id)) ids[node] = node.Id;
+                else
+                {
+                    while (taken.Contains(next)) next++;
+                    taken.Add(next);
+                    ids[node] = next;
+                }
+                node.Id = ids[node];
+                if (node.Generation == 0) node.Generation = options.Generation;
+            }
             if (node.Kind != FileKind.Directory) continue;
             foreach (FileNode child in node.Entries.Values)
             {

@@ -144,6 +144,28 @@ public class SendStreamTests
     }
 
     [Test]
+    public void Our_incremental_stream_received_onto_our_full_stream_gives_the_later_tree()
+    {
+        FileTreeImage tree = SampleTree(entries: 5);
+        ObjectSetImage a = ZplCodec.Encode(tree);
+        var full = new MemoryStream();
+        SendStream.SendObjects(a, "zones/t@a", 1, 1_700_000_000, full);
+        tree.Root.Entries.Remove("link");
+        tree.Root.Entries["many"].Entries["f00003"] = FileNode.File("changed\n"u8.ToArray());
+        tree.Root.Entries["added"] = FileNode.Symlink("many");
+        ObjectSetImage b = ZplCodec.Encode(tree, new ZplCodec.EncodeOptions(Generation: 2));
+        var incremental = new MemoryStream();
+        SendStream.SendIncremental(a, b, 1, "zones/t@b", 2, 1_700_000_001, incremental);
+
+        ReceivedSnapshot first = ReceiveOk(full.ToArray());
+        ReceivedSnapshot second = ReceiveOk(incremental.ToArray(), first);
+        AssertSameTree(Tree(second), tree);
+        var changes = FileTreeDiff.Compare(Tree(first), Tree(second)).Select(c => c.ToString()).ToList();
+        Assert.That(changes, Is.SupersetOf(new[] { "-\tlink", "+\tadded", "-\tmany/f00003", "+\tmany/f00003" }), "numbers freed and reused are told apart by generation");
+        Assert.That(changes, Has.None.EqualTo("M\tbig"));
+    }
+
+    [Test]
     public void A_large_directory_or_a_long_name_is_written_as_a_fat_zap_and_read_back()
     {
         FileTreeImage tree = SampleTree(entries: 3000);

@@ -140,6 +140,60 @@ public class ZfsFuseInteropTests
     }
 
     [Test]
+    public void Our_incremental_stream_is_received_by_zfs_fuse_onto_our_full_stream()
+    {
+        var root = FileNode.Directory();
+        root.Entries["keep"] = FileNode.File("unchanged\n"u8.ToArray());
+        root.Entries["grow"] = FileNode.File("small\n"u8.ToArray());
+        root.Entries["gone"] = FileNode.File("bye\n"u8.ToArray());
+        byte[] big = new byte[1024 * 1024];
+        new Random(5).NextBytes(big);
+        root.Entries["big"] = FileNode.File(big);
+        var sub = FileNode.Directory();
+        root.Entries["old"] = sub;
+        var first = new FileTreeImage(root);
+        ObjectSetImage a = ZplCodec.Encode(first);
+        string fullFile = Path.Combine(Zfs.Directory, "ours-full.zs"), incrFile = Path.Combine(Zfs.Directory, "ours-incr.zs");
+        using (var f = File.Create(fullFile)) SendStream.SendObjects(a, "zones/inc@a", 1001, 1_700_000_000, f);
+
+        // The second snapshot shares the nodes (and so the object numbers) of the first.
+        byte[] grown = Encoding.ASCII.GetBytes(new string('g', 3000));
+        var second = new FileTreeImage(root);
+        root.Entries.Remove("gone");
+        root.Entries["grow"] = new FileNode(FileKind.RegularFile) { Id = root.Entries["grow"].Id, Mode = 0x1A4, Size = grown.Length };
+        root.Entries["grow"].Extents.Add(new FileExtent(0, grown));
+        root.Entries.Remove("old");
+        root.Entries["new"] = sub;
+        root.Entries["added"] = FileNode.File("hi\n"u8.ToArray());
+        byte[] big2 = (byte[])big.Clone();
+        big2[700_000] ^= 0xff;
+        root.Entries["big"] = new FileNode(FileKind.RegularFile) { Id = root.Entries["big"].Id, Mode = 0x1A4, Size = big2.Length };
+        root.Entries["big"].Extents.Add(new FileExtent(0, big2));
+        ObjectSetImage b = ZplCodec.Encode(second);
+        var incremental = new MemoryStream();
+        SendStream.SendIncremental(a, b, 1001, "zones/inc@b", 1002, 1_700_000_100, incremental);
+        File.WriteAllBytes(incrFile, incremental.ToArray());
+
+        string dataset = $"{Zfs.Pool}/inc";
+        Zfs.Run($"zfs receive {dataset} < '{fullFile}'");
+        Zfs.Run($"zfs receive -F {dataset} < '{incrFile}'");
+
+        string mount = Zfs.Outside(Zfs.MountOf(dataset));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Zfs.Run($"zfs list -H -o name -t snapshot -r {dataset}").Split('\n', StringSplitOptions.RemoveEmptyEntries),
+                Is.EqualTo(new[] { $"{dataset}@a", $"{dataset}@b" }));
+            Assert.That(Directory.GetFileSystemEntries(mount).Select(Path.GetFileName), Is.EquivalentTo(new[] { "keep", "grow", "big", "new", "added" }));
+            Assert.That(File.ReadAllText(Path.Combine(mount, "keep")), Is.EqualTo("unchanged\n"));
+            Assert.That(File.ReadAllBytes(Path.Combine(mount, "grow")).AsSpan().SequenceEqual(grown), Is.True, "grow: a 512-byte block grown to 3000 bytes");
+            Assert.That(File.ReadAllBytes(Path.Combine(mount, "big")).AsSpan().SequenceEqual(big2), Is.True, "big: one changed block");
+            Assert.That(File.ReadAllText(Path.Combine(mount, "added")), Is.EqualTo("hi\n"));
+            Assert.That(Directory.Exists(Path.Combine(mount, "new")), Is.True);
+            Assert.That(incremental.Length, Is.LessThan(big.Length / 2), "the incremental stream carries the changed block, not the file");
+        }
+    }
+
+    [Test]
     public void A_zfs_fuse_incremental_stream_decodes_as_the_changes_made()
     {
         string fs = CreateFileSystem("incr");
