@@ -137,6 +137,22 @@ public class ZfsFuseInteropTests
             Assert.That(stat["hardlink"][5], Is.EqualTo(stat["dir/hello.txt"][5]), "a hard link is one inode");
             Assert.That(stat["hardlink"][6], Is.EqualTo("2"));
         }
+
+        // zfs-fuse then changes our fat ZAP directories itself (insert into a leaf's free chunks,
+        // remove, rename) and sends the result back: its ZAP code accepted our layout.
+        Zfs.Run($"cd '{inside}' && echo added > many/zz-added && rm many/f00007 && mv many/f00008 many/renamed-{new string('r', 60)} && echo top > '{new string('L', 200)}2'");
+        Zfs.Run($"zfs snapshot {Zfs.Pool}/ours@changed");
+        FileTreeImage back = Tree(Decode(SendFromZfsFuse($"zfs send {Zfs.Pool}/ours@changed")));
+        FileNode many = back.Lookup("many")!;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(many.Entries, Has.Count.EqualTo(2500));
+            Assert.That(many.Entries.ContainsKey("f00007"), Is.False);
+            Assert.That(many.Entries["zz-added"].ReadAll(), Is.EqualTo("added\n"u8.ToArray()));
+            Assert.That(many.Entries[$"renamed-{new string('r', 60)}"].ReadAll(), Is.EqualTo("8\n"u8.ToArray()));
+            Assert.That(back.Lookup(new string('L', 200) + "2")!.ReadAll(), Is.EqualTo("top\n"u8.ToArray()));
+            Assert.That(back.Lookup("big")!.ReadAll().AsSpan().SequenceEqual(tree.Lookup("big")!.ReadAll()), Is.True);
+        }
     }
 
     [Test]
