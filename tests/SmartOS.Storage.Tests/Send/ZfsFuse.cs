@@ -66,10 +66,18 @@ internal sealed class ZfsFuse : IDisposable
             fuse.Dispose();
             Assert.Fail($"zfs-fuse did not start: {err}");
         }
-        string vdev = Path.Combine(dir, "vdev0");
-        using (var f = File.Create(vdev)) f.SetLength(128L * 1024 * 1024);
-        fuse.Run($"zpool create -m '{fuse.MountRoot}/{fuse.Pool}' {fuse.Pool} '{vdev}'");
-        return fuse;
+        try
+        {
+            string vdev = Path.Combine(dir, "vdev0");
+            using (var f = File.Create(vdev)) f.SetLength(128L * 1024 * 1024);
+            fuse.Run($"zpool create -m '{fuse.MountRoot}/{fuse.Pool}' {fuse.Pool} '{vdev}'");
+            return fuse;
+        }
+        catch
+        {
+            fuse.Dispose(); // the caller never gets it: stop the daemon here
+            throw;
+        }
     }
 
     public (int Status, string Output, string Error) RunAllowingFailure(string command)
