@@ -12,7 +12,7 @@ namespace SmartOS.Storage.Send;
 /// BEGIN of a compound stream by drr_payloadlen bytes (a packed nvlist). At this version
 /// drr_payloadlen is zero on OBJECT and WRITE: their data lengths come from their own fields.
 /// All fields are little-endian here (the sender's native order); a byte-swapped magic marks a
-/// big-endian sender, which this codec refuses with the message zfs receive gives for a bad magic.
+/// big-endian sender, whose stream zfs receive would swap: this codec refuses it, saying so.
 /// </summary>
 public enum SendRecordType : uint
 {

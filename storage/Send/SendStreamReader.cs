@@ -86,6 +86,9 @@ public sealed class SendStreamReader
                 record = new EndRecord(BlockChecksum.ReadFrom(_header.AsSpan(8)), U64(_header, 40));
                 return true;
             }
+            if (type == (SendRecordType)System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)SendRecordType.Begin)
+                && U64(_header, 8) == System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(SendFormat.Magic))
+                return Fail(ReceiveErrorKind.UnsupportedFeature, "stream is from a big-endian host (byte-swapped); only little-endian streams are read here", CannotReceive);
             if (type != SendRecordType.Begin || U64(_header, 8) != SendFormat.Magic)
                 return Fail(ReceiveErrorKind.BadMagic, "invalid stream (bad magic number)", CannotReceive);
         }

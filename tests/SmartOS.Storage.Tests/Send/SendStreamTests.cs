@@ -223,6 +223,17 @@ public class SendStreamTests
     }
 
     [Test]
+    public void A_stream_from_a_big_endian_host_is_refused_as_such()
+    {
+        byte[] swapped = Fixture("small-a.zs")[..SendFormat.RecordSize];
+        Array.Reverse(swapped, 0, 4);  // drr_type
+        Array.Reverse(swapped, 8, 8);  // drr_magic
+        ReceiveError error = Refusal(swapped);
+        Assert.That(error.Kind, Is.EqualTo(ReceiveErrorKind.UnsupportedFeature));
+        Assert.That(error.Message, Does.StartWith("cannot receive: stream is from a big-endian host"));
+    }
+
+    [Test]
     public void An_unknown_record_type_is_an_invalid_backup_stream()
     {
         byte[] damaged = Fixture("small-a.zs");
