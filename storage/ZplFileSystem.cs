@@ -71,7 +71,7 @@ public sealed record FileSystemOptions
 public readonly record struct FileSystemStats(long BlockSize, long TotalBytes, long FreeBytes, long Files, long FreeFiles);
 
 /// <summary>A run of file bytes that hold data (a hole is everything between two extents).</summary>
-public readonly record struct FileExtent(long Offset, long Length);
+public readonly record struct DataExtent(long Offset, long Length);
 
 /// <summary>One node reached by Walk: its path from the root and its attributes.</summary>
 public readonly record struct WalkEntry(string Path, FileAttributes Attributes);
@@ -448,7 +448,7 @@ public sealed class ZplFileSystem
     }
 
     /// <summary>The runs of a file that hold data, in order; holes are skipped (for zfs send, cp, du).</summary>
-    public StorageResult GetExtents(long inode, List<FileExtent> into)
+    public StorageResult GetExtents(long inode, List<DataExtent> into)
     {
         var result = GetZnode(inode, out var node);
         if (!result.IsOk) return result;
@@ -463,12 +463,12 @@ public sealed class ZplFileSystem
             if (data == end) end = blockEnd;
             else
             {
-                if (start >= 0) into.Add(new FileExtent(start, end - start));
+                if (start >= 0) into.Add(new DataExtent(start, end - start));
                 start = data; end = blockEnd;
             }
             position = blockEnd;
         }
-        if (start >= 0) into.Add(new FileExtent(start, end - start));
+        if (start >= 0) into.Add(new DataExtent(start, end - start));
         return StorageResult.Success;
     }
 

@@ -106,14 +106,14 @@ public class ZplTests : PoolFixture
         var tail = Bytes(1000, 3);
         Assert.That(fs.Write(inode, 100L << 20, tail).Message, Is.EqualTo("ok"));
         pool.Commit();
-        var extents = new List<FileExtent>();
+        var extents = new List<DataExtent>();
         Assert.That(fs.GetExtents(inode, extents).Message, Is.EqualTo("ok"));
         Assert.That(fs.SpaceUsed(inode, out long used).Message, Is.EqualTo("ok"));
         var middle = new byte[4096];
         Assert.That(fs.Read(inode, 50L << 20, middle, out int n).Message, Is.EqualTo("ok"));
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(extents, Is.EqualTo(new[] { new FileExtent(100L << 20, 1000) }));
+            Assert.That(extents, Is.EqualTo(new[] { new DataExtent(100L << 20, 1000) }));
             Assert.That(used, Is.LessThan(128 * 1024), "a 1 KiB data block and one indirect block, not 100 MiB");
             Assert.That(n, Is.EqualTo(4096));
             Assert.That(middle, Is.All.Zero);
@@ -157,12 +157,12 @@ public class ZplTests : PoolFixture
         pool.Commit();
         var expected = (byte[])data.Clone();
         expected.AsSpan(100_000, 500_000).Clear();
-        var extents = new List<FileExtent>();
+        var extents = new List<DataExtent>();
         fs.GetExtents(inode, extents);
         using (Assert.EnterMultipleScope())
         {
             Assert.That(Contents(fs, "/f"), Is.EqualTo(expected));
-            Assert.That(extents, Is.EqualTo(new[] { new FileExtent(0, 131_072), new FileExtent(524_288, 524_288) }));
+            Assert.That(extents, Is.EqualTo(new[] { new DataExtent(0, 131_072), new DataExtent(524_288, 524_288) }));
         }
     }
 
