@@ -87,6 +87,18 @@ public sealed partial class DatasetTree
             dir.VolBlockSize = volBlockSize;
             dir.Head.Objects!.Create(out _);   // the volume's data is object 1 (ZVOL_OBJ)
         }
+        else
+        {
+            // A filesystem is born with its file system, as zfs_create_fs makes it in ZFS.
+            var formatted = ZplFileSystem.Format(dir.Head.Objects!, _pool.Now());
+            if (!formatted.IsOk)
+            {
+                dir.Parent!.Children.Remove(dir);
+                _dirs.Remove(dir);
+                _byName.Remove(dir.FullName);
+                return new StorageResult(formatted.Status, what, formatted.Message);
+            }
+        }
         foreach (var (key, value) in stored) SetLocal(dir, key, value);
         _dirty = true;
         return _pool.CommitTxg(force: true);

@@ -189,11 +189,14 @@ public sealed partial class DatasetTree
         _ => "1.00x",
     };
 
+    /// <summary>ZFS's BP_GET_UCSIZE: a data block's logical size; metadata counts as stored, so it never moves the ratio.</summary>
+    private static long UncompressedSize(in BlockPointer bp) => bp.Type == BlockType.Data ? bp.LogicalSize : bp.PhysicalSize;
+
     /// <summary>Logical and physical bytes of every block ds references (refcompressratio's inputs).</summary>
     private (long, long)? Referenced(DslDataset ds)
     {
         long logical = 0, physical = 0;
-        var walked = WalkDataset(ds, 0, bp => { logical += bp.LogicalSize; physical += bp.PhysicalSize; return true; });
+        var walked = WalkDataset(ds, 0, bp => { logical += UncompressedSize(bp); physical += bp.PhysicalSize; return true; });
         return walked.IsOk ? (logical, physical) : null;
     }
 
@@ -212,7 +215,7 @@ public sealed partial class DatasetTree
             long prev = d.OriginTxg;
             foreach (var ds in Lineage(d))
             {
-                var walked = WalkDataset(ds, prev, bp => { logical += bp.LogicalSize; physical += bp.PhysicalSize; return true; });
+                var walked = WalkDataset(ds, prev, bp => { logical += UncompressedSize(bp); physical += bp.PhysicalSize; return true; });
                 if (!walked.IsOk) return null;
                 if (ds.IsSnapshot) prev = ds.Txg;
             }

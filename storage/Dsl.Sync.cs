@@ -13,6 +13,8 @@ public sealed partial class DatasetTree
         var made = _pool.Objects.Create(out long id);
         System.Diagnostics.Debug.Assert(made.IsOk && id == DirectoryObject, "the dataset directory is the MOS's first object");
         _root = NewDir(null, _pool.Name, DatasetType.Filesystem, _pool.Txg + 1);
+        var formatted = ZplFileSystem.Format(_root.Head.Objects!, _pool.Now());
+        System.Diagnostics.Debug.Assert(formatted.IsOk, "an empty object set in memory takes a file system");
         _dirty = true;
     }
 

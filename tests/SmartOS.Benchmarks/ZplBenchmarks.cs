@@ -25,7 +25,6 @@ public static class ZplBenchmarks
         var fsOptions = new FileSystemOptions { Clock = () => fsNow += 1, Atime = false };
         Check(Pool.Create(dir, "zpl", [VdevSpec.Disk("zpl0")], Total + 128L * 1024 * 1024, options, out var created));
         var pool = created!;
-        Check(ZplFileSystem.Format(RootSet(pool), 0));
         Check(ZplFileSystem.Open(RootSet(pool), fsOptions, out var fs));
         Check(fs!.CreateFile("/data", 0x1A4, 0, 0, out long inode));
         var data = new byte[Chunk];

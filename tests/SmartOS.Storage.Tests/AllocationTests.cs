@@ -44,7 +44,7 @@ public class AllocationTests : PoolFixture
     public void Checksums_allocate_nothing(ChecksumKind kind)
     {
         var block = Bytes(128 * 1024, 2);
-        Checksum.Compute(kind, block);
+        for (int i = 0; i < 3; i++) Checksum.Compute(kind, block);   // warm up: the first calls may set up the platform's hash state
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 10; i++) Checksum.Compute(kind, block);
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);

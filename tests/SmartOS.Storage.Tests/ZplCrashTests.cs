@@ -96,7 +96,6 @@ public class ZplCrashTests : PoolFixture
         List<string> before, after;
         using (var pool = Create("tank", VdevSpec.Mirror("d0", "d1")))
         {
-            Assert.That(ZplFileSystem.Format(RootSet(pool), 1).Message, Is.EqualTo("ok"));
             var fs = Mount(pool);
             fs.MakeDirectory("/home", 0x1ED, 0, 0, out _);
             fs.MakeDirectory("/home/user", 0x1ED, 0, 0, out _);
@@ -152,7 +151,6 @@ public class ZplCrashTests : PoolFixture
         List<string> committed;
         using (var pool = Create("tank", VdevSpec.Disk("d0")))
         {
-            Assert.That(ZplFileSystem.Format(RootSet(pool), 1).Message, Is.EqualTo("ok"));
             var fs = Mount(pool);
             fs.MakeDirectory("/home", 0x1ED, 0, 0, out _);
             fs.MakeDirectory("/home/user", 0x1ED, 0, 0, out _);

@@ -8,12 +8,6 @@ public class ZplTests : PoolFixture
     private FileSystemOptions FsOptions(bool readOnly = false, bool atime = true) =>
         new() { Clock = () => _fsNow += 1000, ReadOnly = readOnly, Atime = atime };
 
-    private ZplFileSystem Format(Pool pool)
-    {
-        Assert.That(ZplFileSystem.Format(RootSet(pool), 5).Message, Is.EqualTo("ok"));
-        return Mount(pool);
-    }
-
     private ZplFileSystem Mount(Pool pool, bool readOnly = false, bool atime = true)
     {
         var result = ZplFileSystem.Open(RootSet(pool), FsOptions(readOnly, atime), out var fs);
@@ -50,7 +44,7 @@ public class ZplTests : PoolFixture
     public void A_formatted_file_system_has_an_empty_root_listing_dot_and_dot_dot()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         Assert.That(fs.Stat("/", out var root).Message, Is.EqualTo("ok"));
         using (Assert.EnterMultipleScope())
         {
@@ -69,7 +63,7 @@ public class ZplTests : PoolFixture
         var data = Bytes(300_000, 7);
         using (var pool = Create("tank", VdevSpec.Mirror("d0", "d1")))
         {
-            var fs = Format(pool);
+            var fs = Mount(pool);
             Assert.That(fs.MakeDirectory("/etc", 0x1ED, 0, 3, out _).Message, Is.EqualTo("ok"));
             NewFile(fs, "/etc/motd", data);
             Assert.That(fs.CreateSymlink("etc/motd", "/motd", 0, 0, out _).Message, Is.EqualTo("ok"));
@@ -101,7 +95,7 @@ public class ZplTests : PoolFixture
     public void Writing_past_the_end_leaves_a_hole_that_reads_zeros_and_holds_no_blocks()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/sparse");
         var tail = Bytes(1000, 3);
         Assert.That(fs.Write(inode, 100L << 20, tail).Message, Is.EqualTo("ok"));
@@ -125,7 +119,7 @@ public class ZplTests : PoolFixture
     public void Truncating_frees_the_blocks_past_the_new_end_and_a_regrown_file_reads_zeros_there()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         var data = Bytes(1 << 20, 4);
         long inode = NewFile(fs, "/big", data);
         pool.Commit();
@@ -149,7 +143,7 @@ public class ZplTests : PoolFixture
     public void Punching_a_hole_zeroes_the_range_frees_its_whole_blocks_and_keeps_the_size()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         var data = Bytes(1 << 20, 5);
         long inode = NewFile(fs, "/f", data);
         pool.Commit();
@@ -170,7 +164,7 @@ public class ZplTests : PoolFixture
     public void Lookups_follow_symlinks_and_report_loops_missing_names_and_non_directories()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         fs.MakeDirectory("/a", 0x1ED, 0, 0, out _);
         fs.MakeDirectory("/a/b", 0x1ED, 0, 0, out long b);
         NewFile(fs, "/a/b/file");
@@ -202,7 +196,7 @@ public class ZplTests : PoolFixture
     public void A_chain_of_forty_symlinks_resolves_and_forty_one_is_a_loop()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long target = NewFile(fs, "/l0");
         for (int i = 1; i <= 41; i++) fs.CreateSymlink($"l{i - 1}", $"/l{i}", 0, 0, out _);
         using (Assert.EnterMultipleScope())
@@ -216,7 +210,7 @@ public class ZplTests : PoolFixture
     public void Create_unlink_and_rmdir_refuse_as_illumos_does_and_change_nothing()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         fs.MakeDirectory("/d", 0x1ED, 0, 0, out _);
         NewFile(fs, "/d/f");
         using (Assert.EnterMultipleScope())
@@ -250,7 +244,7 @@ public class ZplTests : PoolFixture
     public void Unlinking_the_last_name_frees_the_file_and_its_blocks()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/f", Bytes(1 << 20, 6));
         fs.Link("/f", "/g");
         pool.Commit();
@@ -273,7 +267,7 @@ public class ZplTests : PoolFixture
     public void Rename_replaces_files_moves_directories_and_refuses_a_move_into_itself()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         fs.MakeDirectory("/src", 0x1ED, 0, 0, out long src);
         fs.MakeDirectory("/src/sub", 0x1ED, 0, 0, out _);
         fs.MakeDirectory("/dst", 0x1ED, 0, 0, out long dst);
@@ -316,7 +310,7 @@ public class ZplTests : PoolFixture
     public void Modes_owners_and_times_change_as_chmod_chown_and_utimes_say()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/f");
         fs.GetAttributes(inode, out var created);
         Assert.That(fs.ChangeMode("/f", 0xFFF).Message, Is.EqualTo("ok"));
@@ -346,7 +340,7 @@ public class ZplTests : PoolFixture
     public void A_read_updates_atime_only_when_atime_is_on(bool atime)
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/f", [1, 2, 3]);
         pool.Commit();
         var mounted = Mount(pool, atime: atime);
@@ -360,7 +354,7 @@ public class ZplTests : PoolFixture
     public void A_read_only_mount_refuses_every_change_with_erofs_and_reads()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/f", [1, 2, 3]);
         pool.Commit();
         var ro = Mount(pool, readOnly: true);
@@ -386,7 +380,7 @@ public class ZplTests : PoolFixture
         const int Count = 100_000;
         using (var pool = Create("tank", VdevSpec.Disk("d0")))
         {
-            var fs = Format(pool);
+            var fs = Mount(pool);
             fs.MakeDirectory("/many", 0x1ED, 0, 0, out _);
             long inode = NewFile(fs, "/many/f0");
             for (int i = 1; i < Count; i++)
@@ -420,7 +414,7 @@ public class ZplTests : PoolFixture
     public void A_listing_continued_after_the_directory_doubled_misses_and_repeats_no_name()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         fs.MakeDirectory("/d", 0x1ED, 0, 0, out long dir);
         for (int i = 0; i < 300; i++) NewFile(fs, $"/d/old{i}");
         var head = new List<DirectoryEntry>();
@@ -445,7 +439,7 @@ public class ZplTests : PoolFixture
         string longest = new('x', 255), accented = "caf\u00e9-\u65e5\u672c";
         using (var pool = Create("tank", VdevSpec.Disk("d0")))
         {
-            var fs = Format(pool);
+            var fs = Mount(pool);
             NewFile(fs, "/" + longest);
             NewFile(fs, "/" + accented);
             Assert.That(Status(fs.CreateFile("/" + new string('\u00e9', 128), 0x1A4, 0, 0, out _)), Is.EqualTo(StorageStatus.NameTooLong), "256 bytes");
@@ -475,7 +469,7 @@ public class ZplTests : PoolFixture
     public void Walk_visits_every_path_and_enumeration_every_inode_with_its_attributes()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         fs.MakeDirectory("/a", 0x1ED, 0, 0, out _);
         fs.MakeDirectory("/a/b", 0x1ED, 0, 0, out _);
         NewFile(fs, "/a/b/c", [1]);
@@ -497,7 +491,7 @@ public class ZplTests : PoolFixture
     public void Reading_and_writing_file_data_allocates_nothing_in_steady_state()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
-        var fs = Format(pool);
+        var fs = Mount(pool);
         long inode = NewFile(fs, "/f", Bytes(1 << 20, 8));
         pool.Commit();
         var buffer = new byte[64 * 1024];
@@ -516,6 +510,26 @@ public class ZplTests : PoolFixture
             Assert.That(writes, Is.Zero);
             Assert.That(reads, Is.Zero);
         }
+    }
+
+    [Test]
+    public void A_created_filesystem_has_its_file_system_a_clone_shares_it_and_a_volume_has_none()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Assert.That(pool.Datasets.Create("tank/fs", DatasetType.Filesystem).Message, Is.EqualTo("ok"));
+        Assert.That(pool.Datasets.Open("tank/fs", out var set).Message, Is.EqualTo("ok"));
+        Assert.That(ZplFileSystem.Open(set, FsOptions(), out var fs).Message, Is.EqualTo("ok"));
+        Assert.That(Names(fs!, "/"), Is.EqualTo(new[] { ".", ".." }));
+        NewFile(fs!, "/kept", [1, 2, 3]);
+        Assert.That(pool.Datasets.Snapshot("tank/fs@a").Message, Is.EqualTo("ok"));
+        Assert.That(pool.Datasets.Clone("tank/fs@a", "tank/copy").Message, Is.EqualTo("ok"));
+        Assert.That(pool.Datasets.Open("tank/copy", out var copy).Message, Is.EqualTo("ok"));
+        Assert.That(ZplFileSystem.Open(copy, FsOptions(), out var cloned).Message, Is.EqualTo("ok"));
+        Assert.That(Names(cloned!, "/"), Is.EqualTo(new[] { ".", "..", "kept" }));
+        var volume = new Dictionary<string, string> { ["volsize"] = "1M" };
+        Assert.That(pool.Datasets.Create("tank/vol", DatasetType.Volume, volume).Message, Is.EqualTo("ok"));
+        Assert.That(pool.Datasets.Open("tank/vol", out var raw).Message, Is.EqualTo("ok"));
+        Assert.That(Status(ZplFileSystem.Open(raw, FsOptions(), out _)), Is.EqualTo(StorageStatus.InvalidArgument));
     }
 
     [Test]
