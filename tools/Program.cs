@@ -133,18 +133,6 @@ internal static class Program
             ? r
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".smartos");
 
-    /// <summary>A size as mkfile(8) takes it: bytes, or a number with k, m, g or t.</summary>
-    private static bool TryParseSize(string text, out long bytes)
-    {
-        bytes = 0;
-        if (text.Length == 0) return false;
-        long unit = char.ToLowerInvariant(text[^1]) switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, 't' => 1L << 40, _ => 1 };
-        string digits = unit == 1 ? text : text[..^1];
-        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > long.MaxValue / unit) return false;
-        bytes = n * unit;
-        return true;
-    }
-
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -155,7 +143,7 @@ internal static class Program
         if (g.Error != null || g.Operands.Count > 0
             || (g.Has("nics") && (!int.TryParse(g.Value("nics"), NumberStyles.None, CultureInfo.InvariantCulture, out nics) || nics > 64))
             || (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed))
-            || (g.Has("zones-size") && !TryParseSize(g.Value("zones-size")!, out zonesSize)))
+            || (g.Has("zones-size") && !SizeArgument.TryParse(g.Value("zones-size")!, out zonesSize)))
         {
             if (g.Error != null) stderr.WriteLine("smartos boot: " + g.Error);
             stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]");

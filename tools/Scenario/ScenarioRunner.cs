@@ -138,24 +138,12 @@ public sealed partial class ScenarioRunner
     /// earlier run, so zpool create finds the same disk every time.</summary>
     private void DoDisk(string[] words)
     {
-        if (words.Length != 3 || !TryParseSize(words[2], out long size) || size <= 0) throw new ScenarioError("usage: disk FILE SIZE (SIZE as 64m, 1g)");
+        if (words.Length != 3 || !SizeArgument.TryParse(words[2], out long size) || size <= 0) throw new ScenarioError("usage: disk FILE SIZE (SIZE as 64m, 1g)");
         string path = Path.IsPathRooted(words[1]) ? words[1] : Path.Combine(_workDir, words[1]);
         if (Directory.Exists(path)) throw new ScenarioError($"disk {words[1]}: is a directory");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         using var fs = new FileStream(path, FileMode.Create, FileAccess.Write);
         fs.SetLength(size);
-    }
-
-    /// <summary>A size as mkfile(8) takes it: bytes, or a number with k, m, g or t.</summary>
-    private static bool TryParseSize(string text, out long bytes)
-    {
-        bytes = 0;
-        if (text.Length == 0) return false;
-        long unit = char.ToLowerInvariant(text[^1]) switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, 't' => 1L << 40, _ => 1 };
-        string digits = unit == 1 ? text : text[..^1];
-        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > long.MaxValue / unit) return false;
-        bytes = n * unit;
-        return true;
     }
 
     private void RunLine(string line, int number, string file, string? stdin = null)

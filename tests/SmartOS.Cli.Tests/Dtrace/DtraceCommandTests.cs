@@ -42,7 +42,8 @@ public class DtraceCommandTests
         }
     }
 
-    private static (int Code, string Out, string Err) Scenario(string script)
+    /// <summary>Runs a scenario script in a fresh run directory: its exit status, output and errors.</summary>
+    internal static (int Code, string Out, string Err) Scenario(string script)
     {
         string dir = Directory.CreateTempSubdirectory("dtrace-run-").FullName;
         try

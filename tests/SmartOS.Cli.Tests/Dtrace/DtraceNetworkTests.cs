@@ -12,7 +12,7 @@ public class DtraceNetworkTests
 {
     private const string ZoneA = "cc741433-1d1a-48c8-a8c9-ab064ae789a4", ZoneB = "8e41b0c2-4281-4ddb-9776-4d757ce2d3d8";
 
-    private static readonly Lazy<(int Code, string Out, string Err)> s_run = new(() => Run("""
+    private static readonly Lazy<(int Code, string Out, string Err)> s_run = new(() => DtraceCommandTests.Scenario("""
         host h1 nics=1
         nictagadm add external e1000g0
         vmadm create <<JSON
@@ -38,22 +38,6 @@ public class DtraceNetworkTests
         zlogin a nc -u -m hello 10.0.0.2 5000
         sleep 1s
         """));
-
-    private static (int Code, string Out, string Err) Run(string script)
-    {
-        string dir = Directory.CreateTempSubdirectory("dtrace-net-").FullName;
-        try
-        {
-            var o = new StringWriter { NewLine = "\n" };
-            var e = new StringWriter { NewLine = "\n" };
-            int code = new ScenarioRunner(o, e, dir).Run(script, "test.scn");
-            return (code, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
 
     /// <summary>The output of the background dtrace started on the scenario's line.</summary>
     private static string Output(int line)
