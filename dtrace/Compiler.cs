@@ -365,7 +365,7 @@ internal sealed class Compiler
         {
             case "timestamp" or "vtimestamp": return CExpr.Int(f => f.Consumer.Now);
             // The host's clock starts at the epoch (as kstat -T reads it), so wall time is its time.
-            case "walltimestamp": return CExpr.Int(f => f.Consumer.Now);
+            case "walltimestamp": return CExpr.Int(f => f.Consumer.WallEpoch + f.Consumer.Now);
             case "probeprov": return CExpr.Str(f => f.Probe.Provider);
             case "probemod": return CExpr.Str(f => f.Probe.Module);
             case "probefunc": return CExpr.Str(f => f.Probe.Function);

@@ -51,6 +51,10 @@ public sealed class Consumer : IProbeConsumer
     public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public long Now => _scheduler.Now;
 
+    /// <summary>Unix time, in nanoseconds, at scheduler time 0 (the host's WallClock epoch): walltimestamp
+    /// is this plus Now. 0 in virtual time, where the date starts at the Unix epoch.</summary>
+    public long WallEpoch { get; init; }
+
     public Consumer(ProbeRegistry registry, Scheduler scheduler, string zone, TextWriter output, TextWriter errors)
     {
         _registry = registry;

@@ -58,6 +58,14 @@ public class DtraceTypesTests
     }
 
     [Test]
+    public void Walltimestamp_is_the_host_clock_s_date_and_Y_prints_it()
+    {
+        var h = new CliHost(epoch: 1_399_400_962_381_000_000L);   // 2014-05-06T18:29:22.381Z
+        var r = h.Run("dtrace", "-q", "-n", "BEGIN { printf(\"%d %Y\", walltimestamp - timestamp, walltimestamp); exit(0); }");
+        Assert.That(r.Stdout, Is.EqualTo("1399400962381000000 2014 May  6 18:29:22\n"), r.Stderr);
+    }
+
+    [Test]
     public void Tcp_d_inlines_have_illumos_values()
     {
         Assert.That(Printed("%d %d %d %x %x", "TCP_STATE_CLOSED, TCP_STATE_ESTABLISHED, TCP_STATE_TIME_WAIT, TH_SYN | TH_ACK, TH_RST"), Is.EqualTo("-6 0 6 12 4\n"));
