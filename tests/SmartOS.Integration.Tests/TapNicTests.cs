@@ -94,7 +94,8 @@ public class TapNicTests
         BootZone("198.18.0.2");
         WaitReachable("198.18.0.2");
 
-        var linux = _ns!.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2");
+        // -w: keep sending until three replies came (a loaded machine may drop one on the TAP's way), at most 10 s.
+        var linux = _ns!.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-w", "10", "198.18.0.2");
         var zone = Sh("zlogin", "web", "ping", "-s", "-I", "0.2", LinuxAddress, "56", "3");
         using (Assert.EnterMultipleScope())
         {
