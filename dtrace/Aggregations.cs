@@ -30,8 +30,47 @@ internal sealed class AggSort
 /// each order of magnitude [factor^k, factor^(k+1)), k from low to high, into linear steps, with
 /// one bucket below factor^low and one from factor^(high+1) (dt_print_llquantize's walk).
 /// </summary>
+/// <summary>
+/// The aggregation buffer of one consumer, `-x aggsize` bytes (4m by default, as dtrace's): each
+/// entry a new key makes takes its record's size, and a key that finds no room is dropped and
+/// counted, as the kernel does (dtrace_aggregate), not stored. The consumer reports drops as dtrace
+/// does ("N aggregation drops on CPU 0") before it prints aggregations.
+/// </summary>
+internal sealed class AggSpace(long size)
+{
+    public long Free = size;
+    public long Drops, Reported;
+}
+
 internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] keyTypes, long low, long high, long step)
 {
+    /// <summary>The buffer new entries take room from; null for no bound.</summary>
+    public AggSpace? Space { get; init; }
+
+    /// <summary>
+    /// Bytes one entry takes, as the kernel's record: each key 8 bytes (a string strsize, 256), the
+    /// data (8 for count/sum/min/max, 16 avg, 32 stddev, 8 per bucket for the distributions, with
+    /// lquantize's and llquantize's 8-byte argument word) and 40 for the aggregation key's header.
+    /// </summary>
+    private long EntrySize
+    {
+        get
+        {
+            long keys = 0;
+            foreach (var t in KeyTypes) keys += t == DType.Str ? 256 : 8;
+            long data = Kind switch
+            {
+                AggKind.Avg => 16,
+                AggKind.Stddev => 32,
+                AggKind.Quantize => QuantizeBuckets * 8,
+                AggKind.Llquantize => (_llqBounds.Length + 2) * 8 + 8,
+                AggKind.Count or AggKind.Sum or AggKind.Min or AggKind.Max => 8,
+                _ => (Levels + 2) * 8 + 8,
+            };
+            return keys + data + 40;
+        }
+    }
+
     public const int QuantizeBuckets = 127, ZeroBucket = 63;
 
     public string Name { get; } = name;
@@ -109,7 +148,16 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
 
     public void Add(Key key, long value, long incr)
     {
-        if (!_entries.TryGetValue(key, out var e)) _entries[key] = e = new Entry();
+        if (!_entries.TryGetValue(key, out var e))
+        {
+            if (Space is { } space)
+            {
+                long size = EntrySize;
+                if (space.Free < size) { space.Drops++; return; }
+                space.Free -= size;
+            }
+            _entries[key] = e = new Entry();
+        }
         switch (Kind)
         {
             case AggKind.Count: e.Count++; break;
@@ -201,11 +249,20 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     /// greatest values, or for a negative n the -n with the least.</summary>
     public void Trunc(long? keep)
     {
-        if (keep == null || keep == 0) { _entries.Clear(); return; }
+        if (keep == null || keep == 0)
+        {
+            if (Space != null) Space.Free += _entries.Count * EntrySize;
+            _entries.Clear();
+            return;
+        }
         var sorted = SortedByValue();
         int n = (int)Math.Min(Math.Abs(keep.Value), sorted.Count);
         var drop = keep > 0 ? sorted.Take(sorted.Count - n) : sorted.Skip(n);
-        foreach (var (key, _) in drop.ToList()) _entries.Remove(key);
+        foreach (var (key, _) in drop.ToList())
+        {
+            _entries.Remove(key);
+            if (Space != null) Space.Free += EntrySize;
+        }
     }
 
     /// <summary>clear(@a): every value back to zero, the keys kept.</summary>

@@ -51,6 +51,28 @@ public sealed class Consumer : IProbeConsumer
     public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public long Now => _scheduler.Now;
 
+    /// <summary>`-x aggsize`: the bytes aggregations may take before new keys are dropped (AggSpace).</summary>
+    public long AggSize
+    {
+        get => _aggSize;
+        init { _aggSize = value; _aggSpace = new AggSpace(value); }
+    }
+
+    private readonly long _aggSize = DefaultAggSize;
+    private readonly AggSpace _aggSpace = new(DefaultAggSize);
+
+    /// <summary>dtrace's default aggsize, 4m.</summary>
+    public const long DefaultAggSize = 4L << 20;
+
+    /// <summary>Reports the aggregation drops since the last report, as dtrace's drop handler does.</summary>
+    private void ReportDrops()
+    {
+        long n = _aggSpace.Drops - _aggSpace.Reported;
+        if (n == 0) return;
+        _aggSpace.Reported = _aggSpace.Drops;
+        _err.Write($"dtrace: {n} aggregation drop{(n > 1 ? "s" : "")} on CPU 0\n");
+    }
+
     /// <summary>Unix time, in nanoseconds, at scheduler time 0 (the host's WallClock epoch): walltimestamp
     /// is this plus Now. 0 in virtual time, where the date starts at the Unix epoch.</summary>
     public long WallEpoch { get; init; }
@@ -141,8 +163,8 @@ public sealed class Consumer : IProbeConsumer
             return agg;
         }
         agg = kind == AggKind.Llquantize
-            ? new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort, Steps = steps }
-            : new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort };
+            ? new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort, Steps = steps, Space = _aggSpace }
+            : new Aggregation(name, _aggs.Count + 1, kind, keys, low, high, step) { Sort = _sort, Space = _aggSpace };
         _aggs.Add(agg);
         _aggByName[name] = agg;
         return agg;
@@ -387,6 +409,7 @@ public sealed class Consumer : IProbeConsumer
 
     internal void PrintA(string name, DFormat? format)
     {
+        ReportDrops();
         var agg = _aggByName[name];
         if (Json && format == null)
         {
@@ -447,6 +470,7 @@ public sealed class Consumer : IProbeConsumer
         foreach (var t in _ticks) _registry.Remove(t);
         if (interrupted && !wasStopped && !Json) _out.Write("\n");
         if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);
+        ReportDrops();
         var o = new StringBuilder(Json ? "" : "\n");
         foreach (var agg in _aggs)
             if (!agg.Printed)

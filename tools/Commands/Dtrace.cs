@@ -14,8 +14,10 @@ namespace SmartOS.Cli.Commands;
 /// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n, -P provider,
 /// -m [provider:]module or -f [[provider:]module:]function name (globs as in descriptions).</item>
 /// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does;
-/// the buffer and rate options (switchrate, aggrate, bufsize, ...) are refused, since records are
-/// consumed as probes fire.</item>
+/// -x aggsize=N[kmgt] bounds the aggregations' memory (4m by default): a new key that finds no room
+/// is dropped and counted, and "dtrace: N aggregation drops on CPU 0" goes to standard error before
+/// aggregations print. The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
+/// since records are consumed as probes fire.</item>
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
@@ -47,6 +49,19 @@ public static class Dtrace
         "strsize", "switchrate", "ustackframes", "zdefs",
     ];
 
+    /// <summary>A size option's value as dtrace takes it (dt_optval_parse): a positive number of bytes, or with k, m, g or t.</summary>
+    private static bool TryParseSize(string? text, out long bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrEmpty(text)) return false;
+        int shift = char.ToLowerInvariant(text[^1]) switch { 'k' => 10, 'm' => 20, 'g' => 30, 't' => 40, _ => 0 };
+        string digits = shift == 0 ? text : text[..^1];
+        if (!long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n)
+            || n <= 0 || n > long.MaxValue >> shift) return false;
+        bytes = n << shift;
+        return true;
+    }
+
     private static int Usage(CommandContext ctx, string? why = null)
     {
         if (why != null) ctx.Err.WriteLine("dtrace: " + why);
@@ -61,6 +76,7 @@ public static class Dtrace
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
         int sortKeyPos = 0;
+        long aggSize = Consumer.DefaultAggSize;
         foreach (var x in g.Values("x"))
         {
             int eq = x.IndexOf('=');
@@ -73,10 +89,11 @@ public static class Dtrace
                 case "aggsortrev" when value == null: sortRev = true; continue;
                 case "aggsortkeypos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortKeyPos):
                     continue;
-                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos":
+                case "aggsize" when TryParseSize(value, out aggSize): continue;
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
-                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize" or "aggsize" or "dynvarsize":
+                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize" or "dynvarsize":
                     // Records and aggregations reach this consumer as probes fire, in the same
                     // process: there is no buffer to size and no rate at which to read one.
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option has no effect here (records are consumed as probes fire, without kernel buffers)");
@@ -89,7 +106,7 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch };
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize };
         consumer.SetSort(sortKey, sortRev, sortKeyPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));

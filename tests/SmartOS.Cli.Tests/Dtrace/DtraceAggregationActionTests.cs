@@ -28,6 +28,21 @@ public class DtraceAggregationActionTests
     }
 
     [Test]
+    public void Aggsize_bounds_the_keys_and_the_drops_are_reported_as_dtrace_does()
+    {
+        // A count() keyed by one integer takes 8 + 8 + 40 bytes: 200 bytes hold three keys.
+        var r = D("-q", "-x", "aggsize=200", "-n", "BEGIN { @[1] = count(); @[2] = count(); @[3] = count(); @[4] = count(); @[5] = count(); @[1] = count(); exit(0); }");
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        Assert.That(r.Stderr, Is.EqualTo("dtrace: 2 aggregation drops on CPU 0\n"));
+        Assert.That(r.Stdout, Is.EqualTo($"\n{2,17}{1,17}\n{3,17}{1,17}\n{1,17}{2,17}\n"));
+        // trunc() gives the room back.
+        var t = D("-q", "-x", "aggsize=200", "-n", "BEGIN { @[1] = count(); @[2] = count(); @[3] = count(); trunc(@); @[4] = count(); @[5] = count(); @[6] = count(); exit(0); }");
+        Assert.That((t.ExitCode, t.Stderr), Is.EqualTo((0, "")));
+        var bad = D("-x", "aggsize=lots", "-n", "BEGIN { exit(0); }");
+        Assert.That((bad.ExitCode, bad.Stderr), Is.EqualTo((2, "dtrace: failed to set -x aggsize=lots: Invalid value for specified option\n")));
+    }
+
+    [Test]
     public void Normalize_divides_what_is_printed_and_denormalize_undoes_it()
     {
         Assert.That(Quiet("BEGIN { @c[\"a\"] = sum(1000); @c[\"b\"] = sum(3500); @q = quantize(4); @q = quantize(4); normalize(@c, 1000); normalize(@q, 2); exit(0); }"),
