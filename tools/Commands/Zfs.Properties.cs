@@ -328,6 +328,13 @@ public static partial class Zfs
         {
             var pool = Open(ctx, name);
             if (pool == null) { code = 1; continue; }
+            // Every name and value is checked before the first is set (rule 2); only a space check can refuse later.
+            var kind = KindOf(pool, name);
+            if (kind != DatasetKinds.Snapshot)
+            {
+                var valid = DatasetTree.CheckCreateProperties(props.ToDictionary(p => p.Item1, p => p.Item2, StringComparer.Ordinal), kind, $"cannot set property for '{name}'");
+                if (!valid.IsOk) { code = Refused(ctx, valid); continue; }
+            }
             foreach (var (prop, value) in props)
             {
                 var result = pool.Datasets.Set(name, prop, value);

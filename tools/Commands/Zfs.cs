@@ -18,7 +18,8 @@ namespace SmartOS.Cli.Commands;
 ///      layer checks the rest and changes nothing when it refuses (Dsl.cs rule 7). Where one command
 ///      line makes several changes (`create -p`, `clone -p`, snapshots of several datasets) the
 ///      checks of all of them come first, and ancestors made for a change that then fails are
-///      destroyed again.
+///      destroyed again. `set` checks every property=value before it sets the first; only a space
+///      check (a quota below what is used, a reservation beyond what is free) can stop it later.
 ///   3. Each change is committed by the dataset layer (Dsl.cs rule 6), then logged in its pool's
 ///      history as the command line (`zpool history` shows "zfs create tank/a") and committed again,
 ///      before the command reports success, as zpool logs (Zpool.cs rule 3).

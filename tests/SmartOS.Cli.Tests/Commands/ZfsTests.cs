@@ -294,6 +294,8 @@ public class ZfsTests
         {
             Assert.That(h.Fails(A("zfs set used=1 tank/a")).Stderr, Is.EqualTo("cannot set property for 'tank/a': 'used' is readonly\n"));
             Assert.That(h.Fails(A("zfs set bogus=1 tank/a")).Stderr, Is.EqualTo("cannot set property for 'tank/a': invalid property 'bogus'\n"));
+            Assert.That(h.Fails(A("zfs set compression=gzip quota=lots tank/a")).Stderr, Is.EqualTo("cannot set property for 'tank/a': bad numeric value 'lots'\n"));
+            Assert.That(h.Fails(A("zfs set compression=gzip recordsize=1k tank/a")).Stderr, Does.StartWith("cannot set property for 'tank/a': "));
             Assert.That(h.Fails(A("zfs set quota=1k tank/a")).Stderr, Is.EqualTo("cannot set property for 'tank/a': size is less than current used or reserved space\n"));
             Assert.That(h.Fails(A("zfs set quota=1g tank/nope")).Stderr, Is.EqualTo("cannot open 'tank/nope': dataset does not exist\n"));
             Assert.That(h.Run(A("zfs set quota=1g")).Stderr, Does.StartWith("missing dataset name(s)\nusage:\n\tset"));
