@@ -237,8 +237,9 @@ public static partial class Zfs
                 return 1;
             }
             // No property applies to a snapshot alone yet (user properties wait for issue 12).
-            foreach (string prop in props.Keys)
+            if (props.Count > 0)
             {
+                string prop = props.Keys.First();
                 var info = DatasetTree.Describe(prop);
                 ctx.Err.WriteLine($"{what}: " + (info is null ? $"invalid property '{prop}'" : !info.Settable ? $"'{prop}' is readonly" : $"'{prop}' does not apply to datasets of this type"));
                 return 1;

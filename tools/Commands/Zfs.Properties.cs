@@ -235,23 +235,14 @@ public static partial class Zfs
             foreach (string c in columns)
                 if (Array.IndexOf(s_getColumns, c) < 0) return Usage(ctx, argv, $"invalid column name '{c}'");
         }
-        var sources = new HashSet<PropertySource>();
+        var sources = new HashSet<string>(StringComparer.Ordinal);
         if (g.Value("s") is string sourceList)
         {
             foreach (string s in sourceList.Split(','))
             {
-                PropertySource? source = s switch
-                {
-                    "local" => PropertySource.Local,
-                    "default" => PropertySource.Default,
-                    "inherited" => PropertySource.Inherited,
-                    "received" => PropertySource.Received,
-                    "none" => PropertySource.None,
-                    "temporary" => (PropertySource)(-1),   // nothing here is set temporarily (mount options)
-                    _ => null,
-                };
-                if (source is not PropertySource ps) return Usage(ctx, argv, $"invalid source '{s}'");
-                sources.Add(ps);
+                // temporary: a mount option's value; nothing here is set that way, so it matches nothing.
+                if (s is not ("local" or "default" or "inherited" or "received" or "none" or "temporary")) return Usage(ctx, argv, $"invalid source '{s}'");
+                sources.Add(s);
             }
         }
         DatasetKinds kinds = DatasetKinds.All;
@@ -282,7 +273,7 @@ public static partial class Zfs
                 var (value, raw) = Show(pool, name, property, g.Has("p"));
                 // `get all` leaves out what does not apply (zfs_prop_get fails); a named property shows "-".
                 if (all && value == "-" && raw.Source == PropertySource.None) continue;
-                if (sources.Count > 0 && !sources.Contains(raw.Source)) continue;
+                if (sources.Count > 0 && !sources.Contains(SourceWord(raw.Source))) continue;
                 valueWidth = Math.Max(valueWidth, MinWidth(property));
                 rows.Add([.. columns.Select(c => c switch
                 {
@@ -299,6 +290,16 @@ public static partial class Zfs
         StorageText.PrintTable(ctx.Out, table, rows, g.Has("H"));
         return failed;
     }
+
+    /// <summary>A source as `get -s` names it.</summary>
+    private static string SourceWord(PropertySource source) => source switch
+    {
+        PropertySource.Local => "local",
+        PropertySource.Default => "default",
+        PropertySource.Inherited => "inherited",
+        PropertySource.Received => "received",
+        _ => "none",
+    };
 
     // ---- set / inherit ----
 

@@ -117,7 +117,7 @@ public static partial class Zfs
                 : info.Choices is { } choices ? string.Join(" | ", choices)
                 : info.IsSize ? (name is "quota" or "refquota" or "reservation" or "refreservation" ? "<size> | none" : "<size>")
                 : "<path> | legacy | none";
-            sb.Append($"\t{name,-21}  {(info.Settable ? "YES" : "NO"),4}  {(info.Inheritable ? "YES" : "NO"),7}   {values}\n");
+            sb.Append($"\t{name,-21}  ").Append(info.Settable ? "YES    " : " NO    ").Append(info.Inheritable ? "  YES   " : "   NO   ").Append(values).Append('\n');
         }
         sb.Append("\nSizes are specified in bytes with standard units such as K, M, G, etc.\n");
     }

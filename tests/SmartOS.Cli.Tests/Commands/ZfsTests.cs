@@ -90,6 +90,7 @@ public class ZfsTests
             Assert.That(r.ExitCode, Is.EqualTo(2));
             Assert.That(r.Stderr, Does.StartWith("bad property list: invalid property 'bogus'\nusage:\n\tlist [-Hp]"));
             Assert.That(r.Stderr, Does.Contain("The following properties are supported:"));
+            Assert.That(r.Stderr, Does.Contain("\tcompression            YES      YES   on | off | lzjb").And.Contain("\tused                    NO       NO   -\n"));
             Assert.That(h.Run(A("zfs list -t bogus")).Stderr, Does.StartWith("invalid type 'bogus'\nusage:"));
             Assert.That(h.Run(A("zfs list -s bogus")).Stderr, Does.StartWith("invalid property 'bogus'\nusage:"));
             Assert.That(h.Run(A("zfs list -d x")).Stderr, Does.StartWith("x is not an integer\nusage:"));
@@ -125,6 +126,8 @@ public class ZfsTests
             Assert.That(h.Ok(A("zfs get -H -o name,value -r compression tank/a")), Is.EqualTo("tank/a\tlz4\ntank/a@s\t-\ntank/a/b\tlz4\n"));
             Assert.That(h.Ok(A("zfs get -H -o name -r -t filesystem compression tank")), Is.EqualTo("tank\ntank/a\ntank/a/b\n"));
             Assert.That(h.Ok(A("zfs get -H -o name,property -s local all")), Is.EqualTo("tank/a\tcompression\n"));
+            Assert.That(h.Ok(A("zfs get -H -o property -s none type,compression,atime tank")), Is.EqualTo("type\n"));
+            Assert.That(h.Ok(A("zfs get -s temporary all")), Is.Empty);
             Assert.That(h.Ok(A("zfs get -H -o name -d 1 type tank")), Is.EqualTo("tank\ntank/a\n"));
             Assert.That(h.Ok(A("zfs get -H -o all creation tank")), Is.EqualTo("tank\tcreation\tThu Jan  1  0:00 1970\t-\t-\n"));
             Assert.That(h.Ok(A("zfs get -H -p -o value creation tank")), Is.EqualTo("0\n"));
