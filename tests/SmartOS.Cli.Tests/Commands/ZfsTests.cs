@@ -73,6 +73,7 @@ public class ZfsTests
             Assert.That(h.Ok(A("zfs list -t volume")), Is.EqualTo("no datasets available\n"));
             Assert.That(h.Ok(A("zfs list -H -o name,used -S used -s name")), Is.EqualTo("tank\t10K\ntank/a\t5K\ntank/a/b\t2.50K\ntank/c\t2.50K\n"));
             Assert.That(h.Ok(A("zfs list -H -o name -s used -S name")), Is.EqualTo("tank/c\ntank/a/b\ntank/a\ntank\n"));
+            Assert.That(h.Ok(A("zfs list -o space -r tank/a")), Does.StartWith("NAME      AVAIL   USED  USEDSNAP  USEDDS  USEDREFRESERV  USEDCHILD\ntank/a  ").And.Not.Contain("@"));
             Assert.That(h.Ok(A("zfs list -o name,refer,ratio,compress -r tank/a")), Is.EqualTo(
                 "NAME      REFER  RATIO  COMPRESS\n" +
                 "tank/a    2.50K  1.00x  off\n" +
