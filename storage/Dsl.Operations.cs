@@ -204,6 +204,7 @@ public sealed partial class DatasetTree
         doomed.AddRange(clones);
         var busy = FindBusy(doomed, includeHeads: true);
         if (busy is not null) return new StorageResult(StorageStatus.DatasetBusy, Cannot("destroy", busy));
+        if ((flags & DestroyFlags.DryRun) != 0) return StorageResult.Success;
         var flushed = _pool.CommitTxg(force: false);
         if (!flushed.IsOk) return flushed;
         var result = DestroyDirs(doomed, keep: dir == _root ? _root : null);
@@ -235,6 +236,7 @@ public sealed partial class DatasetTree
             if (s.Holds > 0) return new StorageResult(StorageStatus.DatasetBusy, Cannot("destroy", s.Name));
         var busy = FindBusy(clones, includeHeads: true);
         if (busy is not null) return new StorageResult(StorageStatus.DatasetBusy, Cannot("destroy", busy));
+        if ((flags & DestroyFlags.DryRun) != 0) return StorageResult.Success;
         var flushed = _pool.CommitTxg(force: false);
         if (!flushed.IsOk) return flushed;
         var result = DestroyDirs(clones, keep: null);

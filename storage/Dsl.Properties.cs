@@ -21,6 +21,13 @@ public readonly record struct DatasetProperty(string Name, string Value, long? N
     };
 }
 
+/// <summary>
+/// What a property is, for a command that prints or checks it before touching a dataset: whether
+/// `zfs set` may change it and `zfs inherit` reset it, the kinds it applies to, whether its value is
+/// a size, and the values it takes (null: any of its kind).
+/// </summary>
+public sealed record PropertyInfo(string Name, bool Settable, bool Inheritable, DatasetKinds Applies, bool IsSize, IReadOnlyList<string>? Choices);
+
 /// <summary>Properties (`zfs get/set/inherit`): the table, validation in zfs's words, and the computed read-only ones.</summary>
 public sealed partial class DatasetTree
 {
@@ -74,6 +81,17 @@ public sealed partial class DatasetTree
     {
         get { var names = new string[s_props.Length]; for (int i = 0; i < names.Length; i++) names[i] = s_props[i].Name; return names; }
     }
+
+    /// <summary>The description of a property (PropertyInfo), or null for a name zfs does not know.</summary>
+    public static PropertyInfo? Describe(string name) =>
+        Lookup(name) is { } def ? new PropertyInfo(def.Name, def.Settable, def.Inherit, def.Applies, def.Kind == Kind.Size, def.Choices) : null;
+
+    /// <summary>
+    /// Validates properties for a new dataset of kind as Create does (names, types, values), without a
+    /// dataset: `zpool create -O` checks its root's before making the pool.
+    /// </summary>
+    public static StorageResult CheckCreateProperties(IReadOnlyDictionary<string, string> properties, DatasetKinds kind, string what)
+        => ParseCreateProperties(properties, kind, what, new SortedDictionary<string, string>(StringComparer.Ordinal), out _);
 
     private static Def? Lookup(string name)
     {

@@ -66,6 +66,7 @@ public enum DestroyFlags
     None = 0,
     Recursive = 1,   // -r: children and snapshots
     Dependents = 2,  // -R: also clones, wherever they are
+    DryRun = 4,      // -n: every check, then nothing destroyed
 }
 
 /// <summary>Which kinds List returns (`zfs list -t`).</summary>

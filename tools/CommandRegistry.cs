@@ -66,6 +66,7 @@ public static class CommandRegistry
         Commands.Pktgen.Descriptor,
         Commands.Snoop.Descriptor,
         Commands.Vmadm.Descriptor,
+        Commands.Zfs.Descriptor,
         Commands.Zlogin.Descriptor,
         Commands.Zlogin.ZonenameDescriptor,
         Commands.Zoneadm.Descriptor,

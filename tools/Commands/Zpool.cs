@@ -23,7 +23,8 @@ namespace SmartOS.Cli.Commands;
 ///   4. Scrubs and resilvers run to completion inside the command (Pool.Admin.cs rule A2), so status
 ///      never shows one in progress and `scrub -s` finds none to cancel.
 ///   5. A property the project does not enforce is refused with a message, never silently accepted
-///      (cachefile, autoexpand, failmode ...); file system properties (-O) wait for datasets.
+///      (cachefile, autoexpand, failmode ...). File system properties (-O) are the root dataset's,
+///      checked as `zfs create -o` checks them before the pool is made, and set on it at creation.
 /// </remarks>
 public static class Zpool
 {
@@ -48,7 +49,8 @@ public static class Zpool
         usage: zpool command args ...
         where 'command' is one of the following:
 
-        	create [-fn] [-o property=value] ... <pool> <vdev> ...
+        	create [-fn] [-o property=value] ... [-O file-system-property=value] ...
+        	    <pool> <vdev> ...
         	destroy [-f] <pool>
 
         	attach [-f] <pool> <device> <new-device>
@@ -171,24 +173,7 @@ public static class Zpool
         pool.AppendHistory(Now(ctx), true, $"{evnt}\t{pool.Txg + 1}\t{detail}");
     }
 
-    /// <summary>zfs_nicenum: 1023, 1K, 1.50K, 12.5M, 512G.</summary>
-    public static string Nicenum(long num)
-    {
-        const string units = " KMGTPE";
-        int index = 0;
-        ulong n = (ulong)num;
-        while (n >= 1024 && index < 6) { n /= 1024; index++; }
-        if (index == 0) return n.ToString(CultureInfo.InvariantCulture);
-        char u = units[index];
-        if (((ulong)num & ((1UL << (10 * index)) - 1)) == 0) return n.ToString(CultureInfo.InvariantCulture) + u;
-        double value = num / (double)(1UL << (10 * index));
-        for (int precision = 2; precision > 0; precision--)
-        {
-            string s = value.ToString("F" + precision.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) + u;
-            if (s.Length <= 5) return s;
-        }
-        return value.ToString("F0", CultureInfo.InvariantCulture) + u;
-    }
+    public static string Nicenum(long num) => StorageText.Nicenum(num);
 
     /// <summary>zpool_name_valid's complaints, or null for a good name.</summary>
     private static string? NameProblem(string name)
@@ -306,11 +291,6 @@ public static class Zpool
     {
         var g = Getopt.Parse(args, ":fndR:m:o:O:");
         if (g.Error != null) return Usage(ctx, g.ErrorMissingValue ? $"missing argument for '{g.ErrorOption}' option" : $"invalid option '{g.ErrorOption}'");
-        if (g.Has("O"))
-        {
-            ctx.Err.WriteLine("cannot create: file system properties (-O) are not supported until pools hold datasets");
-            return 1;
-        }
         foreach (string opt in new[] { "R", "m", "d" })
             if (g.Has(opt))
             {
@@ -340,6 +320,28 @@ public static class Zpool
         if (NameProblem(name) is string bad)
         {
             ctx.Err.WriteLine($"cannot create '{name}': {bad}");
+            return 1;
+        }
+        // -O: the root dataset's properties, checked before the pool is made (rule 5).
+        var fsProps = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string spec in g.Values("O"))
+        {
+            int eq = spec.IndexOf('=');
+            if (eq <= 0)
+            {
+                ctx.Err.WriteLine("missing '=' for -O argument");
+                return Usage(ctx);
+            }
+            if (!fsProps.TryAdd(spec[..eq], spec[(eq + 1)..]))
+            {
+                ctx.Err.WriteLine($"property '{spec[..eq]}' specified multiple times");
+                return Usage(ctx);
+            }
+        }
+        var checkedProps = DatasetTree.CheckCreateProperties(fsProps, DatasetKinds.Filesystem, $"cannot create '{name}'");
+        if (!checkedProps.IsOk)
+        {
+            ctx.Err.WriteLine(checkedProps.Message);
             return 1;
         }
         if (!ParseLayout(ctx, g.Operands.Skip(1).ToList(), out var layout)) return 1;
@@ -389,6 +391,15 @@ public static class Zpool
         if (!result.IsOk)
         {
             ctx.Err.WriteLine(result.Message);
+            return 1;
+        }
+        foreach (var (prop, value) in fsProps)
+        {
+            // Only the space checks are left to fail here (a reservation the new pool cannot hold): the pool goes again.
+            var set = pool!.Datasets.Set(name, prop, value);
+            if (set.IsOk) continue;
+            pool.Destroy();
+            ctx.Err.WriteLine($"cannot create '{name}': {set.Reason ?? StorageStatusText.Of(set.Status)}");
             return 1;
         }
         if (comment.Length > 0) pool!.SetComment(comment);
@@ -526,37 +537,9 @@ public static class Zpool
         ["expandsz"] = "expandsize", ["ckpoint"] = "checkpoint",
     };
 
-    /// <summary>Prints rows as zpool's print_header/print_pool do: columns two spaces apart, each as wide
-    /// as its widest value or header, numbers right-justified, the last column bare; -H: tabs, no header.</summary>
+    /// <summary>zpool's print_header/print_pool table (StorageText.PrintTable): a number column is at least 5 wide.</summary>
     private static void PrintTable(CommandContext ctx, List<(string Header, bool Right)> columns, List<string[]> rows, bool scripted)
-    {
-        var sb = new StringBuilder();
-        if (scripted)
-        {
-            foreach (var row in rows) sb.Append(string.Join('\t', row)).Append('\n');
-            ctx.Out.Write(sb.ToString());
-            return;
-        }
-        // zprop_width: a number column is at least 5 wide, the longest human-readable number ("20.4M").
-        var widths = columns.Select(c => c.Right ? Math.Max(5, c.Header.Length) : c.Header.Length).ToArray();
-        foreach (var row in rows)
-            for (int i = 0; i < row.Length; i++) widths[i] = Math.Max(widths[i], row[i].Length);
-        void Line(IReadOnlyList<string> cells)
-        {
-            for (int i = 0; i < cells.Count; i++)
-            {
-                bool last = i == cells.Count - 1;
-                string cell = cells[i];
-                if (columns[i].Right) sb.Append(cell.PadLeft(widths[i]));
-                else sb.Append(last ? cell : cell.PadRight(widths[i]));
-                if (!last) sb.Append("  ");
-            }
-            sb.Append('\n');
-        }
-        Line(columns.Select(c => c.Header).ToList());
-        foreach (var row in rows) Line(row);
-        ctx.Out.Write(sb.ToString());
-    }
+        => StorageText.PrintTable(ctx.Out, [.. columns.Select(c => new StorageText.Column(c.Header, c.Right, c.Right ? 5 : 0))], rows, scripted);
 
     private static List<Pool>? SelectPools(CommandContext ctx, IReadOnlyList<string> names)
     {
