@@ -31,8 +31,12 @@
  *      "cannot receive: invalid stream (bad magic number)", "cannot receive: failed to read from
  *      stream", "... invalid backup stream".
  *
- * Not done (issue 12): -R replication and -I intermediates (both need the compound stream's
- * packed-nvlist header, which the codec does not write or parse yet: refused, saying so); -s
+ * -I (intermediates) travels as the compound stream libzfs writes for it without -R: an outer
+ * BEGIN with no nvlist, then one incremental substream per snapshot; each substream received is
+ * whole (rule 1), as zfs receive commits each snapshot of a package in turn.
+ *
+ * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
+ * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
  * resumable receive (pool version 23's stream has no resume token: OpenZFS's token is an nvlist of
  * object, offset, bytes, toguid and toname packed, compressed and hex-encoded, kept in a
  * receive_resume_token property of a partially received %recv dataset, which needs records written
@@ -87,7 +91,7 @@ public sealed partial class DatasetTree
     {
         string what = $"cannot send '{snapshot}'";
         if (options.Replicate) return new StorageResult(StorageStatus.NotSupported, what, "replication streams (-R) are not supported");
-        if (options.Intermediates) return new StorageResult(StorageStatus.NotSupported, what, "intermediate snapshots (-I) are not supported; use -i for each");
+        if (options.Intermediates && options.From is null) return new StorageResult(StorageStatus.InvalidArgument, what, "-I needs an incremental source");
         if (!snapshot.Contains('@')) return new StorageResult(StorageStatus.NotSupported, what, "operation only applies to snapshots");
         if (Find(snapshot, out var to) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", snapshot));
         if (to.Dir.Type != DatasetType.Filesystem) return new StorageResult(StorageStatus.NotSupported, what, "only filesystems can be sent");
@@ -110,7 +114,39 @@ public sealed partial class DatasetTree
         }
         read = ReadImage(from, out var fromImage);
         if (!read.IsOk) return read with { Detail = what };
-        SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output);
+        if (!options.Intermediates)
+        {
+            SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output);
+            return StorageResult.Success;
+        }
+        return SendIntermediates(from, fromImage!, to, output, what);
+    }
+
+    /// <summary>
+    /// -I: what libzfs writes (seen in zfs-fuse's streams): a compound BEGIN with no nvlist, its END,
+    /// one incremental substream per snapshot after from up to to, then a bare END (zero checksum).
+    /// Every snapshot is read before anything is written, so a failure writes nothing.
+    /// </summary>
+    private StorageResult SendIntermediates(DslDataset from, ObjectSetImage fromImage, DslDataset to, Stream output, string what)
+    {
+        var dir = to.Dir;
+        var chain = new List<(DslDataset Snap, ObjectSetImage Image)> { (from, fromImage) };
+        for (int i = dir.Snapshots.IndexOf(from) + 1; i <= dir.Snapshots.IndexOf(to); i++)
+        {
+            var read = ReadImage(dir.Snapshots[i], out var image);
+            if (!read.IsOk) return read with { Detail = what };
+            chain.Add((dir.Snapshots[i], image!));
+        }
+        var header = new SendStreamWriter(output);
+        header.Write(new BeginRecord(SendFormat.HeaderTypeCompound, 0, 0, 0, 0, 0, to.Name, []));
+        header.WriteEnd(0);
+        for (int i = 1; i < chain.Count; i++)
+        {
+            var (snap, image) = chain[i];
+            SendStream.SendIncremental(chain[i - 1].Image, image, chain[i - 1].Snap.Guid, snap.Name, snap.Guid,
+                (ulong)(snap.Creation / 1_000_000_000), output);
+        }
+        new SendStreamWriter(output).WriteEnd(0);
         return StorageResult.Success;
     }
 
@@ -152,8 +188,50 @@ public sealed partial class DatasetTree
         var reader = new SendStreamReader(input);
         if (!reader.TryRead(out var first)) return StreamError(reader);
         var begin = (BeginRecord)first;
-        if (begin.HeaderType != SendFormat.HeaderTypeSubstream)
-            return new StorageResult(StorageStatus.NotSupported, CannotReceive, "replication and intermediate (-R, -I) streams are not supported");
+        var verbose = new List<string>();
+        if (begin.HeaderType == SendFormat.HeaderTypeSubstream)
+        {
+            var one = ReceiveOne(reader, begin, target, options, verbose, out string? received);
+            if (one.IsOk) summary = new ReceiveSummary(received!, begin.IsIncremental, reader.Position, verbose);
+            return one;
+        }
+        // A compound stream (zfs_receive_package): -R's carries the datasets' nvlist and is refused;
+        // -I's has none, and is its BEGIN, END, an incremental substream per snapshot and a bare END.
+        if (begin.Payload.Length > 0)
+            return new StorageResult(StorageStatus.NotSupported, CannotReceive, "replication (-R) streams are not supported");
+        if (target.Contains('@'))
+            return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "cannot specify snapshot name for multi-snapshot stream");
+        if (!reader.TryRead(out var end) || end is not EndRecord) return StreamError(reader);
+        string? last = null;
+        bool incremental = true;
+        for (int i = 0; ; i++)
+        {
+            if (!reader.TryRead(out var next)) return StreamError(reader);
+            if (next is EndRecord) break;
+            if (next is not BeginRecord sub) return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "invalid backup stream");
+            // -n: only the first substream can be held against the target; the rest are read and checked.
+            var one = options.DryRun && i > 0 ? SkipSubstream(reader, sub, verbose) : ReceiveOne(reader, sub, target, options, verbose, out last);
+            if (!one.IsOk) return one;
+            incremental &= sub.IsIncremental;
+        }
+        summary = new ReceiveSummary(last ?? begin.ToName, incremental, reader.Position, verbose);
+        return StorageResult.Success;
+    }
+
+    private static StorageResult SkipSubstream(SendStreamReader reader, BeginRecord begin, List<string> verbose)
+    {
+        verbose.Add($"would receive {(begin.IsIncremental ? "incremental" : "full")} stream of {begin.ToName}");
+        while (true)
+        {
+            if (!reader.TryRead(out var record)) return StreamError(reader);
+            if (record is EndRecord) return StorageResult.Success;
+        }
+    }
+
+    /// <summary>One substream (BEGIN already read) into the target; rule 1 holds for it.</summary>
+    private StorageResult ReceiveOne(SendStreamReader reader, BeginRecord begin, string target, ReceiveOptions options, List<string> verbose, out string? snapshot)
+    {
+        snapshot = null;
         string action = begin.IsIncremental ? CannotReceiveIncremental : CannotReceiveFull;
         if (begin.ObjsetType != SendFormat.ObjsetTypeZfs)
             return new StorageResult(StorageStatus.NotSupported, action, "only filesystem streams are supported");
@@ -161,10 +239,10 @@ public sealed partial class DatasetTree
         if (at <= 0) return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "invalid stream (bad snapshot name)");
         var named = TargetName(target, begin.ToName, options, out string fsName, out string snapName);
         if (!named.IsOk) return named;
-        string snapshot = fsName + "@" + snapName;
+        string name = fsName + "@" + snapName;
         var checkedTarget = begin.IsIncremental
-            ? CheckIncrementalTarget(fsName, snapshot, begin.FromGuid, options.Force, out var baseSnap)
-            : CheckFullTarget(fsName, snapshot, options.Force, out baseSnap);
+            ? CheckIncrementalTarget(fsName, name, begin.FromGuid, options.Force, out var baseSnap)
+            : CheckFullTarget(fsName, name, options.Force, out baseSnap);
         if (!checkedTarget.IsOk) return checkedTarget;
 
         // Rule 1: the whole stream, applied to the base's image and decoded, before any change.
@@ -188,16 +266,16 @@ public sealed partial class DatasetTree
             return new StorageResult(StorageStatus.InvalidArgument, action, $"invalid backup stream ({bad})");
         if (ZplFileSystem.CheckRestorable(tree!) is string unsupported)
             return new StorageResult(StorageStatus.NotSupported, action, unsupported);
-        var verbose = new List<string>
+        verbose.Add($"{(options.DryRun ? "would receive" : "receiving")} {(begin.IsIncremental ? "incremental" : "full")} stream of {begin.ToName} into {name}");
+        if (options.DryRun)
         {
-            $"{(options.DryRun ? "would receive" : "receiving")} {(begin.IsIncremental ? "incremental" : "full")} stream of {begin.ToName} into {snapshot}",
-        };
-        summary = new ReceiveSummary(snapshot, begin.IsIncremental, reader.Position, verbose);
-        if (options.DryRun) return StorageResult.Success;
+            snapshot = name;
+            return StorageResult.Success;
+        }
         var applied = begin.IsIncremental
             ? ApplyIncremental(fsName, baseSnap!, baseTree!, tree!, snapName, begin, action)
             : ApplyFull(fsName, tree!, snapName, begin, action);
-        if (!applied.IsOk) summary = null;
+        if (applied.IsOk) snapshot = name;
         return applied;
     }
 

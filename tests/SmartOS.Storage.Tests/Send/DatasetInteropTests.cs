@@ -142,4 +142,36 @@ public class DatasetInteropTests : DatasetStreamFixture
             Is.EqualTo("cannot receive incremental stream: most recent snapshot of tank/copy does not\nmatch incremental source"));
         Assert.That(All(pool), Is.EqualTo(before));
     }
+
+    [Test]
+    public void Intermediate_snapshots_travel_both_ways_and_a_replication_stream_is_refused()
+    {
+        string fs = $"{Zfs.Pool}/inter";
+        string m = Zfs.MountOf(fs);
+        Zfs.Run($"zfs create {fs} && zfs create {fs}/child && echo a > '{m}/a' && zfs snapshot -r {fs}@a && echo b > '{m}/b' && zfs snapshot -r {fs}@b "
+              + $"&& rm '{m}/a' && zfs snapshot -r {fs}@c");
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(Receive(pool, FromFuse($"zfs send {fs}@a"), "tank/copy"));
+        Ok(pool.Datasets.Receive(new MemoryStream(FromFuse($"zfs send -I a {fs}@c")), "tank/copy", new ReceiveOptions(), out var summary));
+        Assert.That(summary!.Verbose, Has.Count.EqualTo(2));
+        Assert.That(All(pool), Does.Contain("tank/copy@b").And.Contains("tank/copy@c"));
+        Assert.That(Mount(pool, "tank/copy@b", readOnly: true).Lookup("a", out _).IsOk, Is.True);
+        Assert.That(Mount(pool, "tank/copy@c", readOnly: true).Lookup("a", out _).IsOk, Is.False);
+        Assert.That(Mount(pool, "tank/copy@c", readOnly: true).Lookup("b", out _).IsOk, Is.True);
+
+        // Back again: ours -I from @a into a zfs-fuse copy that has only @a.
+        string back = $"{Zfs.Pool}/back";
+        ToFuse(Send(pool, "tank/copy@a"), back);
+        var stream = new MemoryStream();
+        Ok(pool.Datasets.Send("tank/copy@c", new SendOptions { From = "@a", Intermediates = true }, stream));
+        ToFuse(stream.ToArray(), back);
+        Assert.That(Zfs.Run($"zfs list -H -o name -t snapshot -r {back}").Split('\n', StringSplitOptions.RemoveEmptyEntries),
+            Is.EqualTo(new[] { $"{back}@a", $"{back}@b", $"{back}@c" }));
+        Assert.That(FuseListing(back), Is.EqualTo(Listing(pool, "tank/copy@c", wholeSeconds: true)));
+
+        var before = All(pool);
+        Assert.That(Receive(pool, FromFuse($"zfs send -R {fs}@c"), "tank/repl").Message,
+            Is.EqualTo("cannot receive: replication (-R) streams are not supported"));
+        Assert.That(All(pool), Is.EqualTo(before));
+    }
 }

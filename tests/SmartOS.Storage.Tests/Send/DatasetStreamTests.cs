@@ -217,7 +217,7 @@ public class DatasetStreamTests : DatasetStreamFixture
     }
 
     [Test]
-    public void Resumable_replicated_and_intermediate_streams_are_refused_by_name()
+    public void Resumable_and_replicated_streams_are_refused_by_name()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
         Ok(pool.Datasets.Create("tank/src", DatasetType.Filesystem));
@@ -226,8 +226,8 @@ public class DatasetStreamTests : DatasetStreamFixture
             Is.EqualTo("cannot receive: resumable receive (-s) is not supported: pool version 23 streams carry no resume token"));
         Assert.That(pool.Datasets.Send("tank/src@one", new SendOptions { Replicate = true }, Stream.Null).Message,
             Is.EqualTo("cannot send 'tank/src@one': replication streams (-R) are not supported"));
-        Assert.That(pool.Datasets.Send("tank/src@one", new SendOptions { From = "@one", Intermediates = true }, Stream.Null).Message,
-            Is.EqualTo("cannot send 'tank/src@one': intermediate snapshots (-I) are not supported; use -i for each"));
+        Assert.That(pool.Datasets.Send("tank/src@one", new SendOptions { Intermediates = true }, Stream.Null).Message,
+            Is.EqualTo("cannot send 'tank/src@one': -I needs an incremental source"));
         Assert.That(pool.Datasets.Send("tank/src@two", new SendOptions(), Stream.Null).Message,
             Is.EqualTo("cannot open 'tank/src@two': dataset does not exist"));
         Assert.That(pool.Datasets.Send("tank/src@one", new SendOptions { From = "@zero" }, Stream.Null).Message,
@@ -280,5 +280,38 @@ public class DatasetStreamTests : DatasetStreamFixture
         Assert.That(none, Is.Empty);
         Assert.That(pool.Datasets.Diff("tank/src@two", "tank/src@one", out _).Message,
             Is.EqualTo("Unable to obtain diffs: Not an earlier snapshot from the same fs"));
+    }
+
+    [Test]
+    public void An_intermediates_stream_brings_every_snapshot_between()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/src", DatasetType.Filesystem));
+        Populate(pool, "tank/src");
+        Ok(pool.Datasets.Snapshot("tank/src@a"));
+        Ok(Receive(pool, Send(pool, "tank/src@a"), "tank/copy"));
+        var fs = Mount(pool, "tank/src");
+        Write(fs, "b-file", "b"u8.ToArray());
+        Ok(pool.Datasets.Snapshot("tank/src@b"));
+        Ok(fs.Unlink("etc/motd.hard"));
+        Ok(pool.Datasets.Snapshot("tank/src@c"));
+        var stream = new MemoryStream();
+        Ok(pool.Datasets.Send("tank/src@c", new SendOptions { From = "@a", Intermediates = true }, stream));
+
+        Assert.That(pool.Datasets.Receive(new MemoryStream(stream.ToArray()), "tank/copy@x", new ReceiveOptions(), out _).Message,
+            Is.EqualTo("cannot receive: cannot specify snapshot name for multi-snapshot stream"));
+        Ok(pool.Datasets.Receive(new MemoryStream(stream.ToArray()), "tank/copy", new ReceiveOptions { DryRun = true }, out var dry));
+        Assert.That(dry!.Verbose, Is.EqualTo(new[]
+        {
+            "would receive incremental stream of tank/src@b into tank/copy@b",
+            "would receive incremental stream of tank/src@c",
+        }));
+        Assert.That(pool.Datasets.Exists("tank/copy@b"), Is.False);
+        Ok(pool.Datasets.Receive(new MemoryStream(stream.ToArray()), "tank/copy", new ReceiveOptions(), out var summary));
+
+        Assert.That(summary!.Verbose, Has.Count.EqualTo(2));
+        Assert.That(summary.Snapshot, Is.EqualTo("tank/copy@c"));
+        Assert.That(Listing(pool, "tank/copy@b"), Is.EqualTo(Listing(pool, "tank/src@b")));
+        Assert.That(Listing(pool, "tank/copy@c"), Is.EqualTo(Listing(pool, "tank/src@c")));
     }
 }
