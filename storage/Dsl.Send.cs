@@ -17,14 +17,16 @@
  *      new dataset or rolls the target back to its base. A stream cut short, altered or for another
  *      base changes nothing.
  *   2. A snapshot's guid is the stream's identity of it: a snapshot taken here has a guid derived
- *      from the pool's and its id; a received one keeps the stream's toguid, so an incremental
- *      stream's fromguid finds its base on either side (zfs-fuse keeps ours as we keep its).
+ *      from the pool's and its id; a received one keeps the stream's toguid (and creation time, as
+ *      dmu_recv_end does), so an incremental stream's fromguid finds its base on either side
+ *      (zfs-fuse keeps ours as we keep its).
  *   3. Object numbers follow the fixed map of ZplFileSystem.Streams.cs (inode i is object i + 1),
  *      so the image of a base rebuilt here names every file as the sender's did. The base image is
  *      re-encoded (ZplCodec), not stored: a file's blocks and a micro-ZAP directory (rewritten whole
- *      when it changes) match the sender's; a fat-ZAP directory (over ~2000 entries, or long names)
- *      changed in place by a foreign sender does not, and decodes as an invalid stream (refused,
- *      nothing changed).
+ *      when it changes) match the sender's. A fat-ZAP directory (over ~2000 entries, or long names)
+ *      that a foreign sender changed in place does not: its rewritten header and leaves are merged
+ *      with the base's names by hash (Zap.TryMergeIncremental); a ZAP that still does not add up
+ *      (Zap.TryDecode checks pointers, prefixes, hashes and the entry count) is an invalid stream.
  *   4. Errors are zfs's words: "cannot receive new filesystem stream: destination 'tank/x' exists\n
  *      must specify -F to overwrite it", "cannot receive incremental stream: most recent snapshot of
  *      tank/x does not\nmatch incremental source", "... invalid stream (checksum mismatch)",
@@ -104,22 +106,22 @@ public sealed partial class DatasetTree
             if (from.Dir != to.Dir) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be in same filesystem");
             if (from.Txg >= to.Txg) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be an earlier snapshot");
         }
-        var read = ReadImage(to, out var toImage);
-        if (!read.IsOk) return read with { Detail = what };
         ulong creation = (ulong)(to.Creation / 1_000_000_000);
         if (from is null)
         {
+            var read = ReadImage(to, out var toImage);
+            if (!read.IsOk) return read with { Detail = what };
             SendStream.SendObjects(toImage!, to.Name, to.Guid, creation, output);
             return StorageResult.Success;
         }
-        read = ReadImage(from, out var fromImage);
-        if (!read.IsOk) return read with { Detail = what };
         if (!options.Intermediates)
         {
+            var read = ReadImages(from, to, out var fromImage, out var toImage);
+            if (!read.IsOk) return read with { Detail = what };
             SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output);
             return StorageResult.Success;
         }
-        return SendIntermediates(from, fromImage!, to, output, what);
+        return SendIntermediates(from, to, output, what);
     }
 
     /// <summary>
@@ -127,25 +129,21 @@ public sealed partial class DatasetTree
     /// one incremental substream per snapshot after from up to to, then a bare END (zero checksum).
     /// Every snapshot is read before anything is written, so a failure writes nothing.
     /// </summary>
-    private StorageResult SendIntermediates(DslDataset from, ObjectSetImage fromImage, DslDataset to, Stream output, string what)
+    private StorageResult SendIntermediates(DslDataset from, DslDataset to, Stream output, string what)
     {
         var dir = to.Dir;
-        var chain = new List<(DslDataset Snap, ObjectSetImage Image)> { (from, fromImage) };
+        var chain = new List<(DslDataset From, DslDataset To, ObjectSetImage FromImage, ObjectSetImage ToImage)>();
         for (int i = dir.Snapshots.IndexOf(from) + 1; i <= dir.Snapshots.IndexOf(to); i++)
         {
-            var read = ReadImage(dir.Snapshots[i], out var image);
+            var read = ReadImages(dir.Snapshots[i - 1], dir.Snapshots[i], out var fromImage, out var toImage);
             if (!read.IsOk) return read with { Detail = what };
-            chain.Add((dir.Snapshots[i], image!));
+            chain.Add((dir.Snapshots[i - 1], dir.Snapshots[i], fromImage!, toImage!));
         }
         var header = new SendStreamWriter(output);
         header.Write(new BeginRecord(SendFormat.HeaderTypeCompound, 0, 0, 0, 0, 0, to.Name, []));
         header.WriteEnd(0);
-        for (int i = 1; i < chain.Count; i++)
-        {
-            var (snap, image) = chain[i];
-            SendStream.SendIncremental(chain[i - 1].Image, image, chain[i - 1].Snap.Guid, snap.Name, snap.Guid,
-                (ulong)(snap.Creation / 1_000_000_000), output);
-        }
+        foreach (var (prev, snap, fromImage, toImage) in chain)
+            SendStream.SendIncremental(fromImage, toImage, prev.Guid, snap.Name, snap.Guid, (ulong)(snap.Creation / 1_000_000_000), output);
         new SendStreamWriter(output).WriteEnd(0);
         return StorageResult.Success;
     }
@@ -160,14 +158,43 @@ public sealed partial class DatasetTree
         return StorageResult.Success;
     }
 
-    private StorageResult ReadTree(DslDataset ds, out FileTreeImage? tree)
+    private StorageResult ReadTree(DslDataset ds, out FileTreeImage? tree, Func<ulong, bool>? loadData = null)
     {
         tree = null;
         var opened = ObjectsOf(ds, out var set);
         if (!opened.IsOk) return opened;
         opened = ZplFileSystem.Open(set, new FileSystemOptions { Clock = _pool.Now, ReadOnly = true, Atime = false }, out var fs);
-        return opened.IsOk ? fs!.ReadTree(out tree) : opened;
+        return opened.IsOk ? fs!.ReadTree(out tree, loadData) : opened;
     }
+
+    /// <summary>
+    /// The images of two snapshots for an incremental stream, reading the bytes only of the files
+    /// whose znode differs (any write changes mtime and ctime): the others encode alike in both
+    /// and send nothing, so an incremental send costs the metadata and what changed.
+    /// </summary>
+    private StorageResult ReadImages(DslDataset from, DslDataset to, out ObjectSetImage? fromImage, out ObjectSetImage? toImage)
+    {
+        fromImage = toImage = null;
+        FileTreeImage? toMeta = null, toTree = null;
+        var read = ReadTree(from, out var fromMeta, _ => false);
+        if (read.IsOk) read = ReadTree(to, out toMeta, _ => false);
+        if (!read.IsOk) return read;
+        var before = new Dictionary<ulong, FileNode>();
+        foreach (var (_, n) in fromMeta!.Walk()) before.TryAdd(n.Id, n);
+        var changed = new HashSet<ulong>();
+        foreach (var (_, n) in toMeta!.Walk())
+            if (!before.TryGetValue(n.Id, out var was) || !SameZnode(was, n)) changed.Add(n.Id);
+        read = ReadTree(from, out var fromTree, changed.Contains);
+        if (read.IsOk) read = ReadTree(to, out toTree, changed.Contains);
+        if (!read.IsOk) return read;
+        fromImage = ZplCodec.Encode(fromTree!);
+        toImage = ZplCodec.Encode(toTree!);
+        return StorageResult.Success;
+    }
+
+    private static bool SameZnode(FileNode a, FileNode b) =>
+        a.Kind == b.Kind && a.Generation == b.Generation && a.Size == b.Size && a.Mode == b.Mode && a.Uid == b.Uid && a.Gid == b.Gid
+        && a.ModifyTime == b.ModifyTime && a.ChangeTime == b.ChangeTime && a.AccessTime == b.AccessTime && a.CreateTime == b.CreateTime;
 
     // ---- receive ----
 
@@ -218,6 +245,25 @@ public sealed partial class DatasetTree
         return StorageResult.Success;
     }
 
+    /// <summary>
+    /// Rule 3: a directory whose fat ZAP the stream rewrote in part, over a base laid out here
+    /// differently (its blocks are not the sender's), is rebuilt from the stream's header and leaves
+    /// and the base's names (Zap.TryMergeIncremental). A ZAP laid out as the sender's (sent from here,
+    /// or received whole) is left as the records made it.
+    /// </summary>
+    private static StorageResult MergeForeignZaps(ObjectSetImage baseImage, ObjectSetImage image, Dictionary<ulong, HashSet<ulong>> written, string action)
+    {
+        foreach (var (id, blocks) in written)
+        {
+            if (!baseImage.Objects.TryGetValue(id, out var was) || !image.Objects.TryGetValue(id, out var now)) continue;
+            if (now.Type != DmuObjectType.DirectoryContents || was.Type != now.Type || was.BlockSize != now.BlockSize) continue;
+            if (now.BlockSize != Zap.FatBlockSize || Zap.TryDecode(now, out _, out _)) continue;
+            if (!Zap.TryMergeIncremental(now, was, blocks, new ZplCodec.EncodeOptions().ZapSalt, out string? problem))
+                return new StorageResult(StorageStatus.InvalidArgument, action, $"invalid backup stream (directory {id}: {problem})");
+        }
+        return StorageResult.Success;
+    }
+
     private static StorageResult SkipSubstream(SendStreamReader reader, BeginRecord begin, List<string> verbose)
     {
         verbose.Add($"would receive {(begin.IsIncremental ? "incremental" : "full")} stream of {begin.ToName}");
@@ -245,22 +291,48 @@ public sealed partial class DatasetTree
             : CheckFullTarget(fsName, name, options.Force, out baseSnap);
         if (!checkedTarget.IsOk) return checkedTarget;
 
-        // Rule 1: the whole stream, applied to the base's image and decoded, before any change.
-        FileTreeImage? baseTree = null;
-        ObjectSetImage image;
-        if (begin.IsIncremental)
-        {
-            var read = ReadTree(baseSnap!, out baseTree);
-            if (!read.IsOk) return read with { Detail = action };
-            image = ZplCodec.Encode(baseTree!);
-        }
-        else image = new ObjectSetImage();
+        // Rule 1: the whole stream, applied to the base's image and decoded, before any change. The
+        // base's bytes are read only for the objects the stream names (ZplFileSystem.Restore).
+        var records = new List<SendRecord>();
+        var touched = new HashSet<ulong>();
         while (true)
         {
             if (!reader.TryRead(out var record)) return StreamError(reader);
             if (record is EndRecord) break;
+            records.Add(record);
+            switch (record)
+            {
+                case ObjectRecord o: touched.Add(o.Object); break;
+                case WriteRecord w: touched.Add(w.Object); break;
+                case FreeRecord f: touched.Add(f.Object); break;
+            }
+        }
+        FileTreeImage? baseTree = null;
+        ObjectSetImage image;
+        if (begin.IsIncremental)
+        {
+            var read = ReadTree(baseSnap!, out baseTree, touched.Contains);
+            if (!read.IsOk) return read with { Detail = action };
+            image = ZplCodec.Encode(baseTree!);
+        }
+        else image = new ObjectSetImage();
+        var baseImage = begin.IsIncremental ? image.Clone() : null;
+        var written = new Dictionary<ulong, HashSet<ulong>>();
+        foreach (var record in records)
+        {
             if (!image.Apply(record, out string? problem))
                 return new StorageResult(StorageStatus.InvalidArgument, action, $"invalid backup stream ({problem})");
+            if (record is WriteRecord w)
+            {
+                if (!written.TryGetValue(w.Object, out var blocks)) written[w.Object] = blocks = [];
+                blocks.Add(w.Offset / image.Objects[w.Object].BlockSize);
+            }
+        }
+        records.Clear();
+        if (baseImage is not null)
+        {
+            var merged = MergeForeignZaps(baseImage, image, written, action);
+            if (!merged.IsOk) return merged;
         }
         if (!ZplCodec.TryDecode(image, out var tree, out string? bad))
             return new StorageResult(StorageStatus.InvalidArgument, action, $"invalid backup stream ({bad})");
@@ -273,7 +345,7 @@ public sealed partial class DatasetTree
             return StorageResult.Success;
         }
         var applied = begin.IsIncremental
-            ? ApplyIncremental(fsName, baseSnap!, baseTree!, tree!, snapName, begin, action)
+            ? ApplyIncremental(fsName, baseSnap!, baseTree!, tree!, id => !touched.Contains(id), snapName, begin, action)
             : ApplyFull(fsName, tree!, snapName, begin, action);
         if (applied.IsOk) snapshot = name;
         return applied;
@@ -374,7 +446,8 @@ public sealed partial class DatasetTree
     }
 
     /// <summary>Rule 1 for an incremental stream: -F's rollback to the base, then the changes; a failure rolls back to the base.</summary>
-    private StorageResult ApplyIncremental(string fsName, DslDataset baseSnap, FileTreeImage baseTree, FileTreeImage tree, string snapName, BeginRecord begin, string action)
+    private StorageResult ApplyIncremental(string fsName, DslDataset baseSnap, FileTreeImage baseTree, FileTreeImage tree, Func<ulong, bool> untouched,
+        string snapName, BeginRecord begin, string action)
     {
         var dir = _byName[fsName];
         if (dir.Snapshots[^1] != baseSnap || !dir.Head.Root.Equals(baseSnap.Root) || dir.Head.Objects is { IsDirty: true })
@@ -382,20 +455,21 @@ public sealed partial class DatasetTree
             var rolled = Rollback(baseSnap.Name, DestroyFlags.Recursive);
             if (!rolled.IsOk) return rolled;
         }
-        var written = WriteTreeAndSnapshot(fsName, tree, baseTree, snapName, begin);
+        var written = WriteTreeAndSnapshot(fsName, tree, baseTree, snapName, begin, untouched);
         if (written.IsOk) return written;
         Rollback(baseSnap.Name, DestroyFlags.Recursive);
         return written with { Detail = action };
     }
 
-    private StorageResult WriteTreeAndSnapshot(string fsName, FileTreeImage tree, FileTreeImage? before, string snapName, BeginRecord begin)
+    private StorageResult WriteTreeAndSnapshot(string fsName, FileTreeImage tree, FileTreeImage? before, string snapName, BeginRecord begin,
+        Func<ulong, bool>? untouched = null)
     {
         var dir = _byName[fsName];
         var opened = ObjectsOf(dir.Head, out var set);
         if (!opened.IsOk) return opened;
         opened = ZplFileSystem.Open(set, new FileSystemOptions { Clock = _pool.Now, Atime = false }, out var fs);
         if (!opened.IsOk) return opened;
-        var restored = fs!.Restore(tree, before);
+        var restored = fs!.Restore(tree, before, untouched);
         if (!restored.IsOk) return restored;
         var snapped = Snapshot(fsName + "@" + snapName);
         if (!snapped.IsOk) return snapped;
@@ -426,8 +500,10 @@ public sealed partial class DatasetTree
         if (to.IsSnapshot && to.Txg < from.Txg) return new StorageResult(StorageStatus.InvalidArgument, what, "Not an earlier snapshot from the same fs");
         if (from.Dir.Type != DatasetType.Filesystem) return new StorageResult(StorageStatus.NotSupported, what, "only filesystems can be compared");
         FileTreeImage? now = null;
-        var read = ReadTree(from, out var before);
-        if (read.IsOk) read = ReadTree(to, out now);
+        // A write always moves mtime, so the znodes tell every change (FileTreeDiff compares bytes
+        // only of files whose attributes are equal, and those are the same file).
+        var read = ReadTree(from, out var before, _ => false);
+        if (read.IsOk) read = ReadTree(to, out now, _ => false);
         if (!read.IsOk) return read with { Detail = what };
         var mount = Get(from.Dir.FullName, "mountpoint", out var mountpoint);
         string prefix = mount.IsOk && mountpoint.Value.StartsWith('/') ? mountpoint.Value.TrimEnd('/') : "/" + from.Dir.FullName;

@@ -26,8 +26,11 @@ public sealed partial class ZplFileSystem
     /// The whole file system as a tree, every node carrying its stream object number and znode
     /// generation (FileTreeImage rule 5), data read block by block with holes left out. Changes no
     /// access time when the file system is read-only (a snapshot, or opened so for zfs diff).
+    /// <paramref name="loadData"/> (by stream object number) picks the files whose bytes are read;
+    /// the others come with their size and no extents (what an incremental send or receive needs
+    /// only of the files it changes).
     /// </summary>
-    internal StorageResult ReadTree(out FileTreeImage? tree)
+    internal StorageResult ReadTree(out FileTreeImage? tree, Func<ulong, bool>? loadData = null)
     {
         tree = null;
         var nodes = new Dictionary<long, FileNode>();
@@ -36,7 +39,7 @@ public sealed partial class ZplFileSystem
         if (!listed.IsOk) return listed;
         foreach (var a in attributes)
         {
-            var result = ReadNode(a, out var node);
+            var result = ReadNode(a, loadData?.Invoke((ulong)StreamObject(a.Inode)) ?? true, out var node);
             if (!result.IsOk) return result;
             nodes[a.Inode] = node!;
         }
@@ -59,7 +62,7 @@ public sealed partial class ZplFileSystem
         return StorageResult.Success;
     }
 
-    private StorageResult ReadNode(FileAttributes a, out FileNode? node)
+    private StorageResult ReadNode(FileAttributes a, bool withData, out FileNode? node)
     {
         node = null;
         var kind = a.Type switch { FileType.Directory => FileKind.Directory, FileType.Symlink => FileKind.Symlink, _ => FileKind.RegularFile };
@@ -78,6 +81,11 @@ public sealed partial class ZplFileSystem
         else if (kind == FileKind.RegularFile)
         {
             n.Size = a.Size;
+            if (!withData)
+            {
+                node = n;
+                return StorageResult.Success;
+            }
             var extents = new List<DataExtent>();
             var found = GetExtents(a.Inode, extents);
             if (!found.IsOk) return found;
@@ -118,9 +126,11 @@ public sealed partial class ZplFileSystem
     /// <paramref name="before"/> (null: freshly formatted). What is the same in both (by object number
     /// and generation) is left alone, so the blocks a base snapshot holds stay shared; a changed file
     /// has only its changed 128 KiB blocks rewritten (restore_write's effect). Every attribute, time and
-    /// generation is the tree's (receive keeps the sender's times, not the clock's).
+    /// generation is the tree's (receive keeps the sender's times, not the clock's). A file for which
+    /// <paramref name="untouched"/> holds (no record of the stream named it) is left as it is, whatever
+    /// the tree says of its bytes: an incremental receive reads only the base files the stream changes.
     /// </summary>
-    internal StorageResult Restore(FileTreeImage tree, FileTreeImage? before)
+    internal StorageResult Restore(FileTreeImage tree, FileTreeImage? before, Func<ulong, bool>? untouched = null)
     {
         var old = new Dictionary<ulong, FileNode>();
         if (before is not null) foreach (var (_, n) in before.Walk()) old.TryAdd(n.Id, n);
@@ -146,6 +156,7 @@ public sealed partial class ZplFileSystem
         }
         foreach (var (id, (node, parent)) in now)
         {
+            if (untouched is not null && untouched(id) && old.ContainsKey(id)) continue;
             var result = RestoreNode(node, InodeOfStreamObject(id), parent, names.GetValueOrDefault(id), old.GetValueOrDefault(id));
             if (!result.IsOk) return result;
         }

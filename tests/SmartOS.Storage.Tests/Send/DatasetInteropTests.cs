@@ -174,4 +174,21 @@ public class DatasetInteropTests : DatasetStreamFixture
             Is.EqualTo("cannot receive: replication (-R) streams are not supported"));
         Assert.That(All(pool), Is.EqualTo(before));
     }
+
+    [Test]
+    public void A_large_directory_changed_by_zfs_fuse_arrives_incrementally()
+    {
+        string fs = $"{Zfs.Pool}/fat";
+        string m = Zfs.MountOf(fs);
+        string tail = new('z', 54);
+        Zfs.Run($"zfs create {fs} && mkdir '{m}/many' && cd '{m}/many' && for i in $(seq 1 600); do echo $i > entry-$i-{tail}; done && zfs snapshot {fs}@a "
+              + $"&& echo new > added-one && rm entry-7-{tail} && mv entry-8-{tail} renamed && zfs snapshot {fs}@b");
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(Receive(pool, FromFuse($"zfs send {fs}@a"), "tank/copy"));
+
+        var result = Receive(pool, FromFuse($"zfs send -i a {fs}@b"), "tank/copy");
+
+        Assert.That(result.Message, Is.EqualTo("ok"));
+        Assert.That(Listing(pool, "tank/copy@b", wholeSeconds: true), Is.EqualTo(FuseListing(fs)));
+    }
 }

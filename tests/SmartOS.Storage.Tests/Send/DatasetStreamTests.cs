@@ -314,4 +314,24 @@ public class DatasetStreamTests : DatasetStreamFixture
         Assert.That(Listing(pool, "tank/copy@b"), Is.EqualTo(Listing(pool, "tank/src@b")));
         Assert.That(Listing(pool, "tank/copy@c"), Is.EqualTo(Listing(pool, "tank/src@c")));
     }
+
+    [Test]
+    public void A_large_directory_changes_incrementally()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/src", DatasetType.Filesystem));
+        var fs = Mount(pool, "tank/src");
+        Ok(fs.MakeDirectory("many", 0x1ED, 0, 0, out _));
+        for (int i = 0; i < 3000; i++) Write(fs, $"many/file-{i:D5}-{new string('n', i % 70)}", [(byte)i]);
+        Ok(pool.Datasets.Snapshot("tank/src@a"));
+        Ok(Receive(pool, Send(pool, "tank/src@a"), "tank/copy"));
+        for (int i = 0; i < 3000; i += 97) Ok(fs.Unlink($"many/file-{i:D5}-{new string('n', i % 70)}"));
+        Write(fs, "many/added", "new"u8.ToArray());
+        Ok(fs.Rename("many/file-00001-n", "many/renamed"));
+        Ok(pool.Datasets.Snapshot("tank/src@b"));
+
+        Ok(Receive(pool, Send(pool, "tank/src@b", "@a"), "tank/copy"));
+
+        Assert.That(Listing(pool, "tank/copy@b"), Is.EqualTo(Listing(pool, "tank/src@b")));
+    }
 }
