@@ -154,8 +154,7 @@ public sealed partial class DatasetTree
         image = null;
         var read = ReadTree(ds, out var tree);
         if (!read.IsOk) return read;
-        image = ZplCodec.Encode(tree!);
-        return StorageResult.Success;
+        return Encode(tree!, out image);
     }
 
     private StorageResult ReadTree(DslDataset ds, out FileTreeImage? tree, Func<ulong, bool>? loadData = null)
@@ -187,9 +186,24 @@ public sealed partial class DatasetTree
         read = ReadTree(from, out var fromTree, changed.Contains);
         if (read.IsOk) read = ReadTree(to, out toTree, changed.Contains);
         if (!read.IsOk) return read;
-        fromImage = ZplCodec.Encode(fromTree!);
-        toImage = ZplCodec.Encode(toTree!);
-        return StorageResult.Success;
+        var encoded = Encode(fromTree!, out fromImage);
+        return encoded.IsOk ? Encode(toTree!, out toImage) : encoded;
+    }
+
+    /// <summary>ZplCodec.Encode, whose one refusal (a directory too large for a fat ZAP with an
+    /// embedded pointer table, over some 100,000 entries) becomes a result.</summary>
+    private static StorageResult Encode(FileTreeImage tree, out ObjectSetImage? image)
+    {
+        image = null;
+        try
+        {
+            image = ZplCodec.Encode(tree);
+            return StorageResult.Success;
+        }
+        catch (ArgumentException e)
+        {
+            return new StorageResult(StorageStatus.NotSupported, "", e.Message);
+        }
     }
 
     private static bool SameZnode(FileNode a, FileNode b) =>
@@ -308,14 +322,14 @@ public sealed partial class DatasetTree
             }
         }
         FileTreeImage? baseTree = null;
-        ObjectSetImage image;
+        ObjectSetImage? baseEncoded = null;
         if (begin.IsIncremental)
         {
             var read = ReadTree(baseSnap!, out baseTree, touched.Contains);
+            if (read.IsOk) read = Encode(baseTree!, out baseEncoded);
             if (!read.IsOk) return read with { Detail = action };
-            image = ZplCodec.Encode(baseTree!);
         }
-        else image = new ObjectSetImage();
+        ObjectSetImage image = baseEncoded ?? new ObjectSetImage();
         var baseImage = begin.IsIncremental ? image.Clone() : null;
         var written = new Dictionary<ulong, HashSet<ulong>>();
         foreach (var record in records)

@@ -170,8 +170,19 @@ public static class Zap
             problem = $"ZAP holds {entries.Count} entries, its header {expected}";
             return false;
         }
+        var rebuilt = new ObjectImage { Type = merged.Type, BonusType = merged.BonusType, BlockSize = merged.BlockSize, Bonus = merged.Bonus };
+        try
+        {
+            Encode(rebuilt, entries, salt);
+        }
+        catch (ArgumentException e)
+        {
+            problem = e.Message;
+            return false;
+        }
         merged.Blocks.Clear();
-        Encode(merged, entries, salt);
+        merged.BlockSize = rebuilt.BlockSize;
+        foreach (var (id, block) in rebuilt.Blocks) merged.Blocks[id] = block;
         return true;
     }
 
