@@ -334,4 +334,34 @@ public class DatasetStreamTests : DatasetStreamFixture
 
         Assert.That(Listing(pool, "tank/copy@b"), Is.EqualTo(Listing(pool, "tank/src@b")));
     }
+
+    [Test]
+    public void A_receive_that_runs_out_of_quota_leaves_no_dataset_and_the_base_as_it_was()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/src", DatasetType.Filesystem));
+        Populate(pool, "tank/src");
+        Ok(pool.Datasets.Snapshot("tank/src@one"));
+        Ok(pool.Datasets.Create("tank/small", DatasetType.Filesystem, new Dictionary<string, string> { ["quota"] = "256K" }));
+        var before = All(pool);
+
+        var full = Receive(pool, Send(pool, "tank/src@one"), "tank/small/copy");
+
+        Assert.That(full.Message, Is.EqualTo("cannot receive new filesystem stream: disk quota exceeded"));
+        Assert.That(All(pool), Is.EqualTo(before));
+
+        Ok(Receive(pool, Send(pool, "tank/src@one"), "tank/copy"));
+        Ok(pool.Datasets.Set("tank/copy", "quota", "2M"));
+        var zpl = Mount(pool, "tank/src");
+        Write(zpl, "huge", Bytes(3 * 1024 * 1024, 9));
+        Ok(pool.Datasets.Snapshot("tank/src@two"));
+        var listing = Listing(pool, "tank/copy");
+        before = All(pool);
+
+        var incremental = Receive(pool, Send(pool, "tank/src@two", "@one"), "tank/copy");
+
+        Assert.That(incremental.Message, Is.EqualTo("cannot receive incremental stream: disk quota exceeded"));
+        Assert.That(All(pool), Is.EqualTo(before));
+        Assert.That(Listing(pool, "tank/copy"), Is.EqualTo(listing));
+    }
 }
