@@ -95,6 +95,7 @@ public sealed partial class DatasetTree
             Id = _nextId++, Dir = dir, SnapName = name, Txg = txg, Creation = _pool.Now(), Prev = head.Prev,
             Root = head.Root, Referenced = head.Referenced, Written = head.Unique, Deadlist = head.Deadlist,
         };
+        snap.Guid = DerivedGuid(snap.Id);
         dir.Snapshots.Add(snap);
         long before = dir.Charged;
         head.Prev = snap;
@@ -102,6 +103,17 @@ public sealed partial class DatasetTree
         head.Deadlist = new Deadlist();
         Propagate(dir, dir.Charged - before);
         _dirty = true;
+    }
+
+    /// <summary>A snapshot's guid when taken here: the pool's guid and the dataset's id mixed
+    /// (splitmix64's finaliser), deterministic (Pool.cs rule 1) and distinct between pools.</summary>
+    private ulong DerivedGuid(long id)
+    {
+        ulong z = _pool.Guid + 0x9E3779B97F4A7C15UL * (ulong)id;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return z == 0 ? 1 : z;
     }
 
     private StorageResult SyncDeadlist(Deadlist list)
@@ -185,6 +197,11 @@ public sealed partial class DatasetTree
                     w.Write(ds.Deadlist.Entries.Count);
                 }
             }
+            // Snapshot guids follow the datasets, so that a directory written before they were
+            // kept still reads (its snapshots then get derived guids).
+            foreach (var dir in order)
+                foreach (var s in dir.Snapshots) { w.Write(s.Id); w.Write(s.Guid); }
+            w.Write(0L);
         }
         var bytes = stream.GetBuffer().AsSpan(0, (int)stream.Length);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes, bytes.Length - 4);
@@ -295,6 +312,14 @@ public sealed partial class DatasetTree
             if (origin == 0) continue;
             if (!byId.TryGetValue(origin, out dir.Origin)) return new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
         }
+        foreach (var dir in _dirs)
+            foreach (var s in dir.Snapshots) s.Guid = DerivedGuid(s.Id);
+        if (r.BaseStream.Position < 4 + used)
+            for (long id = r.ReadInt64(); id != 0; id = r.ReadInt64())
+            {
+                ulong guid = r.ReadUInt64();
+                if (byId.TryGetValue(id, out var snap)) snap.Guid = guid;
+            }
         foreach (var dir in _dirs) _byName[dir.FullName] = dir;
         return _root is null ? new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory") : StorageResult.Success;
     }

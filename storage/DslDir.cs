@@ -82,6 +82,9 @@ internal sealed class DslDataset(DatasetTree tree) : BlockOwner
     /// <summary>For a snapshot, the txg whose state it keeps.</summary>
     public long Txg;
     public long Creation;
+    /// <summary>A snapshot's guid (zfs get guid; a send stream's toguid): derived from the pool's guid
+    /// and the dataset id when taken here, the stream's when received.</summary>
+    public ulong Guid;
     public DslDataset? Prev;
     public BlockPointer Root;
     public long Referenced;

@@ -65,6 +65,20 @@ public sealed class ObjectSet
         return StorageResult.Success;
     }
 
+    /// <summary>Creates an empty object with a chosen number (zfs receive's dmu_object_claim: a received
+    /// file keeps the number the sender gave it, so that later incremental streams find it).</summary>
+    internal StorageResult CreateAt(long id)
+    {
+        var writable = CheckWritable();
+        if (!writable.IsOk) return writable;
+        if (id <= 0) return Fail(StorageStatus.InvalidArgument, id);
+        if (Find(id, out _) == StorageStatus.Ok) return Fail(StorageStatus.Exists, id);
+        _nextId = Math.Max(_nextId, id + 1);
+        _objects[id] = new ObjectTree(_pool, new Dnode(true, 0, 0, default), _owner) { DnodeDirty = true };
+        _dirty.Add(id);
+        return StorageResult.Success;
+    }
+
     public bool Exists(long id) => Find(id, out _) == StorageStatus.Ok;
 
     public StorageResult GetLength(long id, out long length)

@@ -76,7 +76,7 @@ public readonly record struct DataExtent(long Offset, long Length);
 /// <summary>One node reached by Walk: its path from the root and its attributes.</summary>
 public readonly record struct WalkEntry(string Path, FileAttributes Attributes);
 
-public sealed class ZplFileSystem
+public sealed partial class ZplFileSystem
 {
     public const long MasterObject = 1;
     public const int MaxPath = 1024;

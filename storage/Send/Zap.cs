@@ -63,18 +63,130 @@ public static class Zap
             problem = $"bad ZAP block type {blockType:x}";
             return false;
         }
-        // Every leaf block holds its own entries; walking the blocks (not the pointer table, which
-        // names a leaf once per prefix it covers) reads each entry exactly once.
-        foreach (var (id, block) in zap.Blocks)
+        // The pointer table names the leaves (one leaf once per hash prefix it covers); each leaf
+        // is read once. The table, every leaf's prefix and every entry's hash must agree and the
+        // entries add up to the header's count: an incremental stream that rewrote only some blocks
+        // of a ZAP laid out differently by the receiver (ZplFileSystem.Streams.cs) fails here
+        // instead of decoding to a directory with names missing.
+        ulong tableBlock = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(16));
+        ulong tableBlocks = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(24));
+        int shift = (int)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(32)), 32);
+        ulong expected = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(72));
+        ulong pointers = 1UL << shift;
+        byte[] table;
+        if (tableBlocks == 0)
         {
-            if (id == 0 || block.Length != zap.BlockSize || BinaryPrimitives.ReadUInt64LittleEndian(block) != BlockTypeLeaf) continue;
-            if (BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(24)) != LeafMagic) { problem = $"bad ZAP leaf magic in block {id}"; return false; }
-            if (!DecodeLeaf(block, entries, out problem)) return false;
+            if (shift != EmbeddedPointerShift || zap.BlockSize != FatBlockSize) { problem = "ZAP pointer table does not fit its header"; return false; }
+            table = first.AsSpan(FatBlockSize / 2, FatBlockSize / 2).ToArray();
+        }
+        else
+        {
+            if (pointers * 8 > tableBlocks * zap.BlockSize || pointers > 1 << 24) { problem = "ZAP pointer table is damaged"; return false; }
+            table = zap.Read(tableBlock * zap.BlockSize, (int)(pointers * 8));
+        }
+        var seen = new HashSet<ulong>();
+        ulong counted = 0;
+        for (ulong i = 0; i < pointers; i++)
+        {
+            ulong id = BinaryPrimitives.ReadUInt64LittleEndian(table.AsSpan((int)(i * 8)));
+            if (!zap.Blocks.TryGetValue(id, out byte[]? block) || id == 0 || BinaryPrimitives.ReadUInt64LittleEndian(block) != BlockTypeLeaf
+                || BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(24)) != LeafMagic)
+            {
+                problem = $"ZAP pointer {i} names block {id}, which is not a leaf";
+                return false;
+            }
+            int prefixLength = BinaryPrimitives.ReadUInt16LittleEndian(block.AsSpan(32));
+            ulong prefix = BinaryPrimitives.ReadUInt64LittleEndian(block.AsSpan(16));
+            if (prefixLength > shift || (i >> (shift - prefixLength)) != prefix)
+            {
+                problem = $"ZAP leaf {id} (prefix {prefix}/{prefixLength}) is not the leaf of pointer {i}";
+                return false;
+            }
+            if (!seen.Add(id)) continue;
+            int before = entries.Count;
+            if (!DecodeLeaf(block, entries, out problem, prefix, prefixLength)) return false;
+            counted += (ulong)(entries.Count - before);
+        }
+        if (counted != expected)
+        {
+            problem = $"ZAP holds {counted} entries, its header {expected}";
+            return false;
         }
         return true;
     }
 
-    private static bool DecodeLeaf(byte[] leaf, List<ZapEntry> entries, out string? problem)
+    /// <summary>
+    /// An incremental stream's fat ZAP laid over a base the receiver laid out differently (a directory
+    /// received earlier and stored as names, re-encoded here with our salt and leaves): the stream
+    /// rewrote the header (block 0, with the sender's salt and pointer table) and the leaves that
+    /// changed; every other leaf of the sender's is as it was, so its entries are the base's names
+    /// whose hash (with the sender's salt) the new pointer table sends to it. The result is re-encoded
+    /// into <paramref name="merged"/> in our layout. False, with <paramref name="merged"/> untouched,
+    /// when the header or the pointer table was not rewritten or the counts disagree.
+    /// </summary>
+    public static bool TryMergeIncremental(ObjectImage merged, ObjectImage baseObject, IReadOnlySet<ulong> written, ulong salt, out string? problem)
+    {
+        problem = null;
+        byte[] first = merged.FirstBlock();
+        if (!written.Contains(0) || first.Length < FatBlockSize || BinaryPrimitives.ReadUInt64LittleEndian(first) != BlockTypeHeader
+            || BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(8)) != ZapMagic
+            || BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(24)) != 0
+            || BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(32)) != EmbeddedPointerShift)
+        {
+            problem = "a fat ZAP changed without its header and embedded pointer table";
+            return false;
+        }
+        if (!TryDecode(baseObject, out var baseEntries, out problem)) return false;
+        ulong theirSalt = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(80));
+        ulong expected = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(72));
+        int pointers = 1 << EmbeddedPointerShift;
+        var table = new ulong[pointers];
+        for (int i = 0; i < pointers; i++) table[i] = BinaryPrimitives.ReadUInt64LittleEndian(first.AsSpan(FatBlockSize / 2 + 8 * i));
+        var entries = new List<ZapEntry>();
+        var decoded = new HashSet<ulong>();
+        for (int i = 0; i < pointers; i++)
+        {
+            ulong id = table[i];
+            if (!written.Contains(id) || !decoded.Add(id)) continue;
+            if (!merged.Blocks.TryGetValue(id, out byte[]? block) || id == 0 || BinaryPrimitives.ReadUInt64LittleEndian(block) != BlockTypeLeaf
+                || BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(24)) != LeafMagic)
+            {
+                problem = $"ZAP pointer {i} names block {id}, which is not a leaf";
+                return false;
+            }
+            int prefixLength = BinaryPrimitives.ReadUInt16LittleEndian(block.AsSpan(32));
+            ulong prefix = BinaryPrimitives.ReadUInt64LittleEndian(block.AsSpan(16));
+            if (prefixLength > EmbeddedPointerShift || (ulong)(i >> (EmbeddedPointerShift - prefixLength)) != prefix)
+            {
+                problem = $"ZAP leaf {id} is not the leaf of pointer {i}";
+                return false;
+            }
+            if (!DecodeLeaf(block, entries, out problem, prefix, prefixLength)) return false;
+        }
+        foreach (ZapEntry e in baseEntries)
+            if (!written.Contains(table[Hash(e.Name, theirSalt) >> (64 - EmbeddedPointerShift)])) entries.Add(e);
+        if ((ulong)entries.Count != expected)
+        {
+            problem = $"ZAP holds {entries.Count} entries, its header {expected}";
+            return false;
+        }
+        var rebuilt = new ObjectImage { Type = merged.Type, BonusType = merged.BonusType, BlockSize = merged.BlockSize, Bonus = merged.Bonus };
+        try
+        {
+            Encode(rebuilt, entries, salt);
+        }
+        catch (ArgumentException e)
+        {
+            problem = e.Message;
+            return false;
+        }
+        merged.Blocks.Clear();
+        merged.BlockSize = rebuilt.BlockSize;
+        foreach (var (id, block) in rebuilt.Blocks) merged.Blocks[id] = block;
+        return true;
+    }
+
+    private static bool DecodeLeaf(byte[] leaf, List<ZapEntry> entries, out string? problem, ulong prefix, int prefixLength)
     {
         problem = null;
         int hashEntries = leaf.Length / 32;
@@ -89,6 +201,12 @@ public static class Zap
             ushort valueChunk = BinaryPrimitives.ReadUInt16LittleEndian(c[8..]), valueInts = BinaryPrimitives.ReadUInt16LittleEndian(c[10..]);
             byte[]? name = ReadArray(leaf, chunkBase, chunks, nameChunk, nameInts);
             byte[]? value = ReadArray(leaf, chunkBase, chunks, valueChunk, valueIntLen * valueInts);
+            ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(c[16..]);
+            if (prefixLength > 0 && hash >> (64 - prefixLength) != prefix)
+            {
+                problem = $"ZAP entry hash {hash:x} is outside its leaf's prefix";
+                return false;
+            }
             if (name is null || value is null || valueIntLen != 8 || valueInts != 1)
             {
                 problem = "ZAP leaf entry is damaged or not a single 64-bit value";

@@ -73,6 +73,7 @@ public static class StorageBenchmarks
             Sequential(o, dir, zfs, total, compressible: true);
             RandomSmallWrites(o, dir, zfs);
             SnapshotAndClone(o, dir);
+            SendReceiveBenchmarks.Run(o, dir);
             ZplBenchmarks.Run(o, dir);
         }
         finally
