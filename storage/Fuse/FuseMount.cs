@@ -27,11 +27,12 @@
  *      with EIO (a hung loop must not hang Linux programs for ever). A request the loop has started
  *      runs to its end (ZPL calls do not block). A withdrawn request never runs: the loop takes a
  *      request only by moving it from posted to running, once.
- *   3. Commits, ZFS's txg rhythm: every CommitInterval (5 s, zfs_txg_timeout) while mounted; at once
- *      when this mount has written DirtyLimit bytes since its last commit (64 MiB, OpenZFS's former
- *      zfs_dirty_data_sync), which bounds the memory dirty blocks hold; on fsync and fsyncdir (the
- *      caller asked for durability: the pool commits before the reply, so a sync that returned is on
- *      disk); and at unmount, after the FUSE thread has ended. A commit is pool-wide, as a txg is.
+ *   3. Commits, ZFS's txg rhythm: every commit interval while mounted (Mount's commitInterval; by
+ *      default 5 s, zfs_txg_timeout); at once when this mount has written DirtyLimit bytes since its
+ *      last commit (64 MiB, OpenZFS's former zfs_dirty_data_sync), which bounds the memory dirty
+ *      blocks hold; on fsync and fsyncdir (the caller asked for durability: the pool commits before
+ *      the reply, so a sync that returned is on disk); and at unmount, after the FUSE thread has
+ *      ended. A commit is pool-wide, as a txg is.
  *   4. Errors: every StorageStatus maps to one errno (Errno); anything a callback does not implement
  *      (mknod, xattrs, locks) is ENOSYS from libfuse, never a silent success.
  *   5. Permissions are the kernel's: the mount uses default_permissions, so Linux checks mode and
@@ -65,8 +66,8 @@ namespace SmartOS.Storage;
 
 public sealed unsafe class FuseMount : IDisposable
 {
-    /// <summary>Rule 3: commit at least this often while mounted (zfs_txg_timeout).</summary>
-    public static readonly long CommitInterval = 5 * Time.Second;
+    /// <summary>Rule 3: by default, commit at least this often while mounted (zfs_txg_timeout).</summary>
+    public static readonly long DefaultCommitInterval = 5 * Time.Second;
     /// <summary>Rule 3: commit once this mount has written this many bytes since its last commit.</summary>
     public const long DirtyLimit = 64L * 1024 * 1024;
     /// <summary>Rule 2: how long a request may wait for the loop to start it.</summary>
@@ -87,6 +88,7 @@ public sealed unsafe class FuseMount : IDisposable
     private readonly ZplFileSystem _fs;
     private readonly string _mountpoint;
     private readonly KTimer _timer;
+    private readonly long _commitInterval;
     private readonly Action _run;
     private readonly ManualResetEventSlim _done = new(false);
     private GCHandle _self;
@@ -112,8 +114,9 @@ public sealed unsafe class FuseMount : IDisposable
     private FileSystemStats _stats;
     private readonly List<DirectoryEntry> _entries = [];
 
-    private FuseMount(RealTimeDriver driver, Scheduler scheduler, Pool pool, ZplFileSystem fs, string mountpoint)
+    private FuseMount(RealTimeDriver driver, Scheduler scheduler, Pool pool, ZplFileSystem fs, string mountpoint, long commitInterval)
     {
+        _commitInterval = commitInterval;
         _driver = driver;
         _pool = pool;
         _fs = fs;
@@ -128,24 +131,23 @@ public sealed unsafe class FuseMount : IDisposable
     /// <summary>False once the FUSE thread has ended: unmounted (from outside too) or the connection aborted.</summary>
     public bool IsConnected => !_loopEnded;
 
-    /// <summary>Commits made by this mount (rule 3), for tests and kstat-like figures.</summary>
-    public long Commits { get; private set; }
-
     /// <summary>
     /// Mounts fs (the file system of dataset, in pool) on mountpoint, an absolute path, creating the
     /// directory if it is missing (as zfs mount does). Refuses a directory that is not empty unless
-    /// overlay (zfs mount -O). Call on the loop thread of driver's scheduler. On failure nothing stays
+    /// overlay (zfs mount -O). commitInterval (scheduler nanoseconds, 0 for DefaultCommitInterval) is
+    /// the longest a change waits for its commit (rule 3). Call on the loop thread of driver's scheduler. On failure nothing stays
     /// mounted and the result says why (its Reason in libzfs's words where it has them: the caller
     /// prints "cannot mount 'mountpoint': reason").
     /// </summary>
     public static StorageResult Mount(Scheduler scheduler, RealTimeDriver driver, Pool pool, ZplFileSystem fs, string dataset,
-                                      string mountpoint, out FuseMount? mount, bool overlay = false)
+                                      string mountpoint, out FuseMount? mount, bool overlay = false, long commitInterval = 0)
     {
         mount = null;
+        if (commitInterval < 0) return new StorageResult(StorageStatus.InvalidArgument, mountpoint, "negative commit interval");
         Debug.Assert(driver.IsLoopThread, "FuseMount.Mount runs on the loop (rule 1)");
         var check = CheckHost(mountpoint, overlay);
         if (!check.IsOk) return check;
-        var created = new FuseMount(driver, scheduler, pool, fs, mountpoint);
+        var created = new FuseMount(driver, scheduler, pool, fs, mountpoint, commitInterval == 0 ? DefaultCommitInterval : commitInterval);
         var started = created.Start(dataset, overlay);
         if (!started.IsOk) return started;
         mount = created;
@@ -219,7 +221,7 @@ public sealed unsafe class FuseMount : IDisposable
         _connection = FindConnection(_mountpoint);
         _thread = new Thread(RunFuseLoop) { IsBackground = true, Name = "fuse " + dataset };
         _thread.Start();
-        _timer.ArmAfter(CommitInterval);
+        _timer.ArmAfter(_commitInterval);
         return StorageResult.Success;
     }
 
@@ -342,13 +344,12 @@ public sealed unsafe class FuseMount : IDisposable
     private void PeriodicCommit()
     {
         CommitNow();
-        if (!_unmounted) _timer.ArmAfter(CommitInterval);
+        if (!_unmounted) _timer.ArmAfter(_commitInterval);
     }
 
     private StorageResult CommitNow()
     {
         _dirtyBytes = 0;
-        Commits++;
         return _pool.Commit();
     }
 

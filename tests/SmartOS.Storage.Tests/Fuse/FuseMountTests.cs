@@ -47,11 +47,11 @@ public class FuseMountTests : PoolFixture
     private FileSystemOptions FsOptions() => new() { Clock = () => 1_700_000_000L * 1_000_000_000 + _scheduler.Now };
 
     /// <summary>A pool with tank/fs (formatted at create), its file system opened on the loop.</summary>
-    private (Pool Pool, ZplFileSystem Fs) NewDataset() => OnLoop(() =>
+    private (Pool Pool, ZplFileSystem Fs) NewDataset(long vdevSize = VdevSize) => OnLoop(() =>
     {
-        var pool = Create("tank", VdevSpec.Disk("d0"));
-        Assert.That(pool.Datasets.Create("tank/fs", DatasetType.Filesystem).Message, Is.EqualTo("ok"));
-        return (pool, OpenFs(pool));
+        Assert.That(Pool.Create(Dir, "tank", [VdevSpec.Disk("d0")], vdevSize, Options(), out var pool).Message, Is.EqualTo("ok"));
+        Assert.That(pool!.Datasets.Create("tank/fs", DatasetType.Filesystem).Message, Is.EqualTo("ok"));
+        return (pool!, OpenFs(pool!));
     });
 
     private ZplFileSystem OpenFs(Pool pool)
@@ -61,10 +61,10 @@ public class FuseMountTests : PoolFixture
         return fs!;
     }
 
-    private FuseMount MountIt(Pool pool, ZplFileSystem fs)
+    private FuseMount MountIt(Pool pool, ZplFileSystem fs, long commitInterval = 0)
     {
         FuseMount? mount = null;
-        var result = OnLoop(() => FuseMount.Mount(_scheduler, _driver, pool, fs, "tank/fs", _mnt, out mount));
+        var result = OnLoop(() => FuseMount.Mount(_scheduler, _driver, pool, fs, "tank/fs", _mnt, out mount, commitInterval: commitInterval));
         Assert.That(result.Message, Is.EqualTo("ok"));
         return mount!;
     }
@@ -193,6 +193,40 @@ public class FuseMountTests : PoolFixture
             imported.Dispose();
             return 0;
         });
+    }
+
+    [Test]
+    public void Fsync_commits_before_it_returns_and_so_does_64_MiB_of_writes_while_plain_writes_wait_for_the_interval()
+    {
+        var (pool, fs) = NewDataset(vdevSize: 256L * 1024 * 1024);
+        FuseMount? mount = null;
+        try
+        {
+            mount = MountIt(pool, fs, commitInterval: 3600 * Time.Second);
+            long txg = OnLoop(() => { pool.Commit(); return pool.Txg; });
+            Sh("printf one > mnt/plain");
+            Assert.That(OnLoop(() => pool.Txg), Is.EqualTo(txg), "a write without fsync waits for the next txg");
+            Sh("printf two | dd of=mnt/synced conv=fsync status=none");
+            long synced = OnLoop(() => pool.Txg);
+            Assert.That(synced, Is.GreaterThan(txg), "fsync committed before dd returned");
+            Sh("dd if=/dev/urandom of=mnt/big bs=1M count=65 status=none");
+            Assert.That(OnLoop(() => pool.Txg), Is.GreaterThan(synced), "64 MiB written forced a commit");
+            Assert.That(OnLoop(() => mount.Unmount()).Message, Is.EqualTo("ok"));
+            mount = null;
+
+            // A short interval: a plain write is committed without anyone asking.
+            mount = MountIt(pool, fs, commitInterval: 200 * Time.Millisecond);
+            txg = OnLoop(() => pool.Txg);
+            Sh("printf three > mnt/later");
+            var wait = Stopwatch.StartNew();
+            while (OnLoop(() => pool.Txg) == txg && wait.Elapsed < Bound) Thread.Sleep(50);
+            Assert.That(OnLoop(() => pool.Txg), Is.GreaterThan(txg), "the interval's commit");
+        }
+        finally
+        {
+            if (mount is not null) OnLoop(() => mount.Unmount(force: true));
+            OnLoop(() => { pool.Dispose(); return 0; });
+        }
     }
 
     [Test]
