@@ -74,6 +74,7 @@ public static class StorageBenchmarks
             RandomSmallWrites(o, dir, zfs);
             SnapshotAndClone(o, dir);
             ZplBenchmarks.Run(o, dir);
+            FuseBenchmarks.Run(o, dir);
         }
         finally
         {
