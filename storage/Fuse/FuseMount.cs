@@ -519,8 +519,8 @@ public sealed unsafe class FuseMount : IDisposable
     private static long Handle(byte* fileInfo) => *(long*)(fileInfo + LibFuse.FileInfoFh);
 
     /// <summary>
-    /// Runs a callback's body: an exception here would cross into C and end the process, so a bug
-    /// is reported to the caller as EIO and to a debugger, never swallowed silently.
+    /// A callback's exception must not cross into C (that ends the process): a bug asserts in a debug
+    /// build, and in a release build the caller gets EIO.
     /// </summary>
     private static int Guard(Exception e)
     {
@@ -566,9 +566,11 @@ public sealed unsafe class FuseMount : IDisposable
             int e = m.Call(Op.Readlink);
             if (e != 0) return -e;
             if (size == 0) return -Errno.EINVAL;
-            var into = new Span<byte>(buffer, (int)Math.Min(size, int.MaxValue));
-            int n = Encoding.UTF8.GetBytes(m._text.AsSpan(0, Math.Min(m._text.Length, into.Length - 1)), into[..^1]);
-            into[n] = 0;
+            // readlink(2) truncates a target longer than the buffer; libfuse wants it NUL-terminated.
+            byte[] target = Encoding.UTF8.GetBytes(m._text);
+            int n = (int)Math.Min((nuint)target.Length, size - 1);
+            target.AsSpan(0, n).CopyTo(new Span<byte>(buffer, n));
+            buffer[n] = 0;
             return 0;
         }
         catch (Exception ex) { return Guard(ex); }
@@ -809,7 +811,7 @@ public sealed unsafe class FuseMount : IDisposable
 }
 
 /// <summary>Linux errno values for the FUSE replies, and the one each StorageStatus maps to (FuseMount rule 4).</summary>
-public static class Errno
+internal static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, EIO = 5, EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22,
                      EFBIG = 27, ENOSPC = 28, EROFS = 30, ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40,
