@@ -233,12 +233,13 @@ public sealed unsafe class FuseMount : IDisposable
 
     /// <summary>
     /// The FUSE connection's number (the mount's device minor, its directory under
-    /// /sys/fs/fuse/connections), read from /proc/self/mountinfo; -1 if the mount is not listed.
+    /// /sys/fs/fuse/connections), read from this thread's mountinfo (the loop's thread may live in a
+    /// mount namespace of its own, and /proc/self shows the main thread's); -1 if it is not listed.
     /// </summary>
     private static int FindConnection(string mountpoint)
     {
         int found = -1;
-        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        foreach (string line in File.ReadLines("/proc/thread-self/mountinfo"))
         {
             string[] f = line.Split(' ');
             if (f.Length < 10 || Unescape(f[4]) != mountpoint) continue;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using SmartOS.Kernel;
 
@@ -7,9 +8,12 @@ namespace SmartOS.Storage.Tests.Fuse;
 /// <summary>
 /// A filesystem dataset mounted through FUSE (FuseMount.cs) and used by real Linux programs: what
 /// they write is in the ZPL, and survives unmount, export and import. The pool runs on a real-time
-/// loop (RealTimeDriver) as on a running host; the test thread plays Linux. The mount is a directory
-/// under the test's temporary directory, always unmounted in finally (forced, then `umount -l` if even
-/// that failed), and every program runs with a bounded wait.
+/// loop (RealTimeDriver) as on a running host; the test thread plays Linux. The loop's thread first
+/// moves into a mount namespace of its own (unshare(CLONE_NEWNS), every mount private, as `unshare -m`
+/// does), so the FUSE mount it makes is seen only there: the programs run inside it through nsenter,
+/// the rest of the machine never sees the mount, and it goes when the loop's thread ends. The mount is
+/// still always unmounted in finally (forced, then `umount -l` if even that failed), and every program
+/// runs with a bounded wait.
 /// </summary>
 [TestFixture]
 [NonParallelizable]
@@ -19,23 +23,47 @@ public class FuseMountTests : PoolFixture
     private Scheduler _scheduler = null!;
     private RealTimeDriver _driver = null!;
     private string _mnt = "";
+    private string _namespace = "";
 
     [SetUp]
     public void StartLoop()
     {
         if (FuseMount.Unavailable() is string why) Assert.Ignore(why);
+        if (!File.Exists("/usr/bin/nsenter") && !File.Exists("/bin/nsenter")) Assert.Ignore("nsenter (util-linux) is missing");
         _scheduler = new Scheduler();
         _driver = new RealTimeDriver(_scheduler);
         _driver.Start("fuse-test-loop");
+        string? failed = null;
+        int tid = OnLoop(() =>
+        {
+            if (unshare(CloneNewNs) != 0) failed = $"unshare(CLONE_NEWNS) failed: errno {Marshal.GetLastPInvokeError()}";
+            else if (mount(null, "/", null, MsRec | MsPrivate, IntPtr.Zero) != 0) failed = $"making / private failed: errno {Marshal.GetLastPInvokeError()}";
+            return gettid();
+        });
+        if (failed is not null) Assert.Ignore(failed);
+        _namespace = $"/proc/{Environment.ProcessId}/task/{tid}";
         _mnt = Path.Combine(Dir, "mnt");
     }
 
     [TearDown]
     public void StopLoop()
     {
-        if (_mnt.Length > 0 && MountedHere()) Sh($"umount -l '{_mnt}'", check: false);
+        if (_namespace.Length > 0 && MountedHere()) Sh($"umount -l '{_mnt}'", check: false);
         _driver?.Dispose();
+        _namespace = "";
     }
+
+    private const int CloneNewNs = 0x00020000;
+    private const nuint MsRec = 0x4000, MsPrivate = 0x40000;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int unshare(int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int mount(string? source, string target, string? type, nuint flags, IntPtr data);
+
+    [DllImport("libc")]
+    private static extern int gettid();
 
     private T OnLoop<T>(Func<T> work)
     {
@@ -69,16 +97,21 @@ public class FuseMountTests : PoolFixture
         return mount!;
     }
 
-    private bool MountedHere() => File.ReadAllText("/proc/self/mountinfo").Contains($" {_mnt} ");
+    /// <summary>Is the mountpoint mounted in the loop's namespace (and, as a check of the isolation, not in ours)?</summary>
+    private bool MountedHere()
+    {
+        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain($" {_mnt} "), "the mount is private to the loop's namespace");
+        return File.ReadAllText($"{_namespace}/mountinfo").Contains($" {_mnt} ");
+    }
 
-    /// <summary>Runs a shell script (cwd: the mountpoint's parent) with a bounded wait; its stdout.</summary>
+    /// <summary>Runs a shell script in the loop's mount namespace (cwd: the mountpoint's parent) with a bounded wait; its stdout.</summary>
     private string Sh(string script, bool check = true) => ShWithStatus(script, check).Output;
 
     private (int Status, string Output, string Error) ShWithStatus(string script, bool check = true)
     {
-        var psi = new ProcessStartInfo("sh", ["-c", script])
+        var psi = new ProcessStartInfo("nsenter", [$"--mount={_namespace}/ns/mnt", "--", "sh", "-c", $"cd '{Dir}' && {script}"])
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Dir,
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEndAsync();
@@ -239,9 +272,9 @@ public class FuseMountTests : PoolFixture
         {
             mount = MountIt(pool, fs);
             Sh("echo kept > mnt/open.txt");
-            holder = Process.Start(new ProcessStartInfo("sh", ["-c", "exec 3<mnt/open.txt; echo ready; exec sleep 60"])
+            holder = Process.Start(new ProcessStartInfo("nsenter", [$"--mount={_namespace}/ns/mnt", "--", "sh", "-c", $"cd '{Dir}' && exec 3<mnt/open.txt; echo ready; exec sleep 60"])
             {
-                RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = Dir,
+                RedirectStandardOutput = true, UseShellExecute = false,
             })!;
             var ready = holder.StandardOutput.ReadLineAsync();
             Assert.That(ready.Wait(Bound), Is.True, "the holder opened the file");
