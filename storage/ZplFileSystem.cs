@@ -103,6 +103,9 @@ public sealed partial class ZplFileSystem
 
     public bool ReadOnly => _options.ReadOnly;
 
+    /// <summary>The file system's clock now (rule 1): what utimensat's UTIME_NOW stands for.</summary>
+    public long Now => _options.Clock();
+
     /// <summary>Creates an empty file system (master, table, root directory) in an empty object set (rule 2).</summary>
     public static StorageResult Format(ObjectSet set, long now, uint rootMode = 0x1ED, uint uid = 0, uint gid = 0)
     {
@@ -502,10 +505,10 @@ public sealed partial class ZplFileSystem
         return Changed(node, _options.Clock(), content: false);
     }
 
-    /// <summary>utimes(2): sets atime and mtime (nanoseconds); ctime becomes now.</summary>
-    public StorageResult SetTimes(string path, long atime, long mtime)
+    /// <summary>utimes(2) (lutimes when follow is false): sets atime and mtime (nanoseconds); ctime becomes now.</summary>
+    public StorageResult SetTimes(string path, long atime, long mtime, bool follow = true)
     {
-        var result = Modify(path, out var node);
+        var result = Modify(path, out var node, follow);
         if (!result.IsOk) return result;
         node.Atime = atime;
         node.Mtime = mtime;

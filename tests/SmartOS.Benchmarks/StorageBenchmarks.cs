@@ -75,6 +75,7 @@ public static class StorageBenchmarks
             SnapshotAndClone(o, dir);
             SendReceiveBenchmarks.Run(o, dir);
             ZplBenchmarks.Run(o, dir);
+            FuseBenchmarks.Run(o, dir);
         }
         finally
         {
