@@ -60,14 +60,8 @@ public static class Program
         {
             Check(Pool.Open(dir, ZtestWorkload.PoolName, options, out pool), "import");
         }
-        using (pool)
+        using (var workload = new ZtestWorkload(dir, options, pool!, LoadChecked(pool!, clock, logPath), random, log))
         {
-            Check(ZtestState.Load(pool!, clock, out var state), "load");
-            var records = ZtestLog.Read(logPath);
-            var last = records[^1];
-            if (!last.Done || last.Txg != pool!.Txg || last.Digest != state.Digest())
-                throw new ZtestFailure($"opened at txg {pool!.Txg} digest {state.Digest()}, but the log ends with '{last}'");
-            var workload = new ZtestWorkload(pool, state, random, log, clock);
             Console.Out.WriteLine("ready");
             Console.Out.Flush();
             var deadline = Stopwatch.StartNew();
@@ -77,6 +71,16 @@ public static class Program
                 if (workload.Operations == maxOps) Process.GetCurrentProcess().Kill();   // SIGKILL, to replay a kill exactly
             }
         }
+    }
+
+    /// <summary>The pool's state, which must be the log's last durable one (the parent appended it after its check).</summary>
+    private static ZtestState LoadChecked(Pool pool, Func<long> clock, string logPath)
+    {
+        Check(ZtestState.Load(pool, clock, out var state), "load");
+        var last = ZtestLog.Read(logPath)[^1];
+        if (!last.Done || last.Txg != pool.Txg || last.Digest != state.Digest())
+            throw new ZtestFailure($"opened at txg {pool.Txg} digest {state.Digest()}, but the log ends with '{last}'");
+        return state;
     }
 
     private static void Check(StorageResult result, string what)

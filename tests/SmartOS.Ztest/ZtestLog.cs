@@ -3,21 +3,25 @@ using System.Text;
 
 namespace SmartOS.Ztest;
 
-/// <summary>One line of the log (ZtestState.cs rule 1): "intent D what" or "done T D ops what".</summary>
+/// <summary>
+/// One line of the log (ZtestState.cs rule 1): "intent D k what" (about to commit up to k txgs that end
+/// at state D; Txg holds k) or "done T D ops what" (txg T with state D is durable, after ops operations).
+/// </summary>
 public readonly record struct ZtestRecord(bool Done, long Txg, string Digest, long Operations, string What)
 {
     public override string ToString() => Done
         ? string.Create(CultureInfo.InvariantCulture, $"done {Txg} {Digest} {Operations} {What}")
-        : $"intent {Digest} {What}";
+        : string.Create(CultureInfo.InvariantCulture, $"intent {Digest} {Txg} {What}");
 
     /// <summary>Parses a whole line; false for anything else (a line cut short by the kill ends the log).</summary>
     public static bool TryParse(string line, out ZtestRecord record)
     {
         record = default;
         var parts = line.Split(' ', 5);
-        if (parts.Length >= 3 && parts[0] == "intent")
+        if (parts.Length >= 4 && parts[0] == "intent"
+            && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out long txgs))
         {
-            record = new ZtestRecord(false, 0, parts[1], 0, line[(parts[0].Length + parts[1].Length + 2)..]);
+            record = new ZtestRecord(false, txgs, parts[1], 0, line[(parts[0].Length + parts[1].Length + parts[2].Length + 3)..]);
             return true;
         }
         if (parts.Length == 5 && parts[0] == "done"

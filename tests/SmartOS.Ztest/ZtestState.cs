@@ -15,7 +15,8 @@
  *   state      every dataset (name, kind, origin, compression and whether it is set locally) and,
  *              in every filesystem and snapshot, every path with its kind and bytes (ZtestState).
  *   digest     SHA-256 of the state's canonical text: datasets and paths in ordinal order.
- *   intent     a log record "intent D": the child is about to commit a txg whose state is D.
+ *   intent     a log record "intent D k": the child is about to commit up to k txgs (1, or 2 for an
+ *              export and import, each of which rewrites the labels and commits) ending at state D.
  *   done       a log record "done T D": txg T, with state D, is on disk (its Commit returned, so its
  *              uberblock was written to both labels of every leaf and flushed, Pool.cs rule 5).
  *
@@ -24,11 +25,16 @@
  *      or a dataset operation, which commits its own txg: Dsl.cs rule 6) and a done after it returns.
  *      It commits file changes before a dataset operation, so the operation's flush commit is empty
  *      and the operation is exactly one txg. A refused operation logs a done of the unchanged state.
+ *      An export followed by an import (Pool.Admin.cs rule A3: each rewrites the labels, then commits)
+ *      is two txgs with the same state; it also starts the allocator again at the front of each vdev,
+ *      among blocks freed by earlier txgs, where a free that came too early would be overwritten.
  *   2. Allowed states after a kill. Let the last done be (T, D). If no intent follows it, the pool
- *      must open at txg T with state D: nothing commits without an intent. If an intent D' follows,
- *      the kill fell inside that commit, and the pool must open either at T with D (the uberblock of
- *      T+1 never reached a label) or at T+1 with D' (it did; a process kill loses no write that
- *      returned, so the new txg is whole). Nothing else: not T+1 with D, not a mixture, not T-1.
+ *      must open at txg T with state D: nothing commits without an intent. If an intent (D', k)
+ *      follows, the kill fell inside that operation, and the pool must open either at T with D (the
+ *      uberblock of T+1 never reached a label) or at T+j, 1 <= j <= k, with D' (it did; a process kill
+ *      loses no write that returned, so a txg whose uberblock is on disk is whole). Nothing else: not
+ *      T+1 with D (unless D' = D), not a mixture, not T-1. "Opens at" is the txg the labels lead to
+ *      (Pool.Import), before an import of an exported pool commits one more.
  *   3. The scrub after a kill finds 0 errors and repairs nothing: a killed process loses no write
  *      that returned, and every block of a committed txg was written (on every side of a mirror,
  *      every raidz1 column) before its uberblock, so a copy that needed repair would be a bug.

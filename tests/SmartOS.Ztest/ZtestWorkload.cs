@@ -10,7 +10,7 @@ public sealed class ZtestFailure(string message) : Exception(message);
 /// The child's random operations on one pool, kept in step with a model (ZtestState) and logged
 /// around every commit (ZtestState.cs rules 1, 4, 5).
 /// </summary>
-public sealed class ZtestWorkload
+public sealed class ZtestWorkload : IDisposable
 {
     public const string PoolName = "ztest";
     public const long VdevSize = 128L * 1024 * 1024;
@@ -21,7 +21,9 @@ public sealed class ZtestWorkload
 
     private static readonly string[] s_compressions = ["off", "lz4", "gzip-1", "gzip-6", "zstd", "zstd-9"];
 
-    private readonly Pool _pool;
+    private readonly string _dir;
+    private readonly PoolOptions _options;
+    private Pool _pool;
     private readonly HostRandom _random;
     private readonly ZtestLog _log;
     private readonly Func<long> _clock;
@@ -29,10 +31,12 @@ public sealed class ZtestWorkload
     private ZtestState _state;
     private bool _dirty;
 
-    public ZtestWorkload(Pool pool, ZtestState state, HostRandom random, ZtestLog log, Func<long> clock)
+    public ZtestWorkload(string dir, PoolOptions options, Pool pool, ZtestState state, HostRandom random, ZtestLog log)
     {
-        _pool = pool; _state = state; _random = random; _log = log; _clock = clock;
+        _dir = dir; _options = options; _pool = pool; _state = state; _random = random; _log = log; _clock = options.Clock;
     }
+
+    public void Dispose() => _pool.Dispose();
 
     /// <summary>Operations run so far (each Step is one).</summary>
     public long Operations { get; private set; }
@@ -66,7 +70,8 @@ public sealed class ZtestWorkload
             case < 90: if (full) Destroy(); else Clone(); break;
             case < 94: Destroy(); break;
             case < 97: Rollback(); break;
-            default: SetCompression(); break;
+            case < 99: SetCompression(); break;
+            default: ExportImport(); break;
         }
     }
 
@@ -80,11 +85,11 @@ public sealed class ZtestWorkload
         _dirty = false;
     }
 
-    /// <summary>Logs the intent of next, runs op (which commits one txg), logs done; a refusal for space keeps the old state.</summary>
-    private void Committed(ZtestState next, string what, Func<StorageResult> op)
+    /// <summary>Logs the intent of next, runs op (which commits up to txgs txgs), logs done; a refusal for space keeps the old state.</summary>
+    private void Committed(ZtestState next, string what, Func<StorageResult> op, int txgs = 1)
     {
         string digest = next.Digest();
-        _log.Append(new ZtestRecord(false, 0, digest, 0, what));
+        _log.Append(new ZtestRecord(false, txgs, digest, 0, what));
         var result = op();
         if (!result.IsOk && !IsSpace(result)) throw new ZtestFailure($"{what}: {result.Message}");
         if (result.IsOk) _state = next;
@@ -102,6 +107,25 @@ public sealed class ZtestWorkload
     private static void Expect(StorageResult result, StorageStatus status, string what)
     {
         if (result.Status != status) throw new ZtestFailure($"{what}: expected {status}, got {result.Message}");
+    }
+
+    /// <summary>
+    /// `zpool export` then `zpool import`: each rewrites the labels and commits a txg of its own (Pool.Admin.cs
+    /// rule A3), so a kill can fall in either rewrite; the state stays the same. The reopened pool's
+    /// allocator starts again from the front of each vdev, among the space earlier txgs freed.
+    /// </summary>
+    private void ExportImport()
+    {
+        Commit("commit before export");
+        _mounted.Clear();
+        Committed(_state, "export and import", () =>
+        {
+            var exported = _pool.Export();
+            if (!exported.IsOk) return exported;
+            var opened = Pool.Open(_dir, PoolName, _options, out var pool);
+            if (opened.IsOk) _pool = pool!;
+            return opened;
+        }, txgs: 2);
     }
 
     // ---- the file layer ----
