@@ -50,7 +50,9 @@ public static class ZtestRunner
             for (int i = before; i < records.Count; i++) if (records[i].Done) runOps = Math.Max(runOps, records[i].Operations);
             operations += runOps;
             problem = Verify(poolDir, logPath, out bool pending, out bool opened);
-            if (problem is not null) failures.Add($"{where}: {problem}");
+            // A child's operations follow from its seed and the pool it opened (ZtestState.cs rule 4), so the
+            // seeds and operation counts of the runs let `--ops` replay a failure.
+            if (problem is not null) failures.Add($"{where}, killed after about {runOps} operations: {problem}");
             if (pending) inCommit++;
             if (opened) atNew++;
         }
