@@ -16,6 +16,7 @@ internal static class Program
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),
         ("dtrace", DtraceBenchmarks.Run),
+        ("ztest", ZtestBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
