@@ -15,16 +15,16 @@ namespace SmartOS.Cli.Commands;
 public static class Df
 {
     public static readonly CommandDescriptor DfDescriptor = new("df", "displays number of free disk blocks and files", RunDf)
-    { Options = ":hkF:", ZoneRefusal = FileTree.ZoneRefusal("df") };
+    { Options = "hkF:", ZoneRefusal = FileTree.ZoneRefusal("df") };
 
     public static readonly CommandDescriptor DuDescriptor = new("du", "summarize disk usage", RunDu)
-    { Options = ":ahks", ZoneRefusal = FileTree.ZoneRefusal("du") };
+    { Options = "ahks", ZoneRefusal = FileTree.ZoneRefusal("du") };
 
     private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
 
     private static Task<int> RunDf(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, DfDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + DfDescriptor.Options);
         if (g.Error != null)
         {
             ctx.Err.WriteLine(g.ErrorMissingValue ? $"df: option requires an argument -- {g.ErrorOption}" : $"df: illegal option -- {g.ErrorOption}");
@@ -77,7 +77,7 @@ public static class Df
 
     private static Task<int> RunDu(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, DuDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + DuDescriptor.Options);
         if (g.Error != null)
         {
             ctx.Err.WriteLine($"du: illegal option -- {g.ErrorOption}");

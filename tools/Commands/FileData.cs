@@ -14,16 +14,16 @@ namespace SmartOS.Cli.Commands;
 public static class FileData
 {
     public static readonly CommandDescriptor CatDescriptor = new("cat", "concatenate and display files", Cat)
-    { Options = ":u", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
+    { Options = "u", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
 
     public static readonly CommandDescriptor DdDescriptor = new("dd", "convert and copy a file", Dd)
     { ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("dd") };
 
     public static readonly CommandDescriptor MkfileDescriptor = new("mkfile", "create a file", Mkfile)
-    { Options = ":nv", ZoneRefusal = FileTree.ZoneRefusal("mkfile") };
+    { Options = "nv", ZoneRefusal = FileTree.ZoneRefusal("mkfile") };
 
     public static readonly CommandDescriptor DigestDescriptor = new("digest", "calculate a message digest", Digest)
-    { Options = ":la:v", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("digest") };
+    { Options = "la:v", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("digest") };
 
     private const int BufferSize = 128 * 1024;
 
@@ -57,7 +57,7 @@ public static class FileData
 
     private static async Task<int> Cat(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, CatDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + CatDescriptor.Options);
         if (g.Error != null)
         {
             ctx.Err.WriteLine($"cat: illegal option -- {g.ErrorOption}");
@@ -105,7 +105,7 @@ public static class FileData
     private static Task<int> Mkfile(CommandContext ctx, string[] args)
     {
         const string usage = "Usage: mkfile [-nv] <size>[g|k|b|m] <name1> [<name2>] ...";
-        var g = Getopt.Parse(args, MkfileDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + MkfileDescriptor.Options);
         if (g.Error != null || g.Operands.Count < 2)
         {
             if (g.Error != null) ctx.Err.WriteLine($"mkfile: illegal option -- {g.ErrorOption}");
@@ -184,7 +184,7 @@ public static class FileData
     private static async Task<int> Digest(CommandContext ctx, string[] args)
     {
         const string usage = "usage: digest -l | [-v] -a <algorithm> [file...]";
-        var g = Getopt.Parse(args, DigestDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + DigestDescriptor.Options);
         if (g.Error != null) { ctx.Err.WriteLine(usage); return 2; }
         if (g.Has("l"))
         {

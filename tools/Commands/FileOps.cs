@@ -15,25 +15,25 @@ namespace SmartOS.Cli.Commands;
 public static class FileOps
 {
     public static readonly CommandDescriptor MkdirDescriptor = new("mkdir", "make directories", Mkdir)
-    { Options = ":pm:", ZoneRefusal = FileTree.ZoneRefusal("mkdir") };
+    { Options = "pm:", ZoneRefusal = FileTree.ZoneRefusal("mkdir") };
 
     public static readonly CommandDescriptor RmdirDescriptor = new("rmdir", "remove directories", Rmdir)
     { ZoneRefusal = FileTree.ZoneRefusal("rmdir") };
 
     public static readonly CommandDescriptor RmDescriptor = new("rm", "remove directory entries", Rm)
-    { Options = ":rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
+    { Options = "rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
 
     public static readonly CommandDescriptor TouchDescriptor = new("touch", "change file access and modification times", Touch)
-    { Options = ":acmt:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
+    { Options = "acmt:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
 
     public static readonly CommandDescriptor LnDescriptor = new("ln", "make hard or symbolic links to files", Ln)
-    { Options = ":fs", ZoneRefusal = FileTree.ZoneRefusal("ln") };
+    { Options = "fs", ZoneRefusal = FileTree.ZoneRefusal("ln") };
 
     public static readonly CommandDescriptor MvDescriptor = new("mv", "move files", Mv)
-    { Options = ":f", ZoneRefusal = FileTree.ZoneRefusal("mv") };
+    { Options = "f", ZoneRefusal = FileTree.ZoneRefusal("mv") };
 
     public static readonly CommandDescriptor CpDescriptor = new("cp", "copy files", Cp)
-    { Options = ":fprR", ZoneRefusal = FileTree.ZoneRefusal("cp") };
+    { Options = "fprR", ZoneRefusal = FileTree.ZoneRefusal("cp") };
 
     private static int Usage(CommandContext ctx, Getopt g, string command, string usage)
     {
@@ -47,7 +47,7 @@ public static class FileOps
     private static Task<int> Mkdir(CommandContext ctx, string[] args)
     {
         const string usage = "usage: mkdir [-m mode] [-p] dirname ...";
-        var g = Getopt.Parse(args, MkdirDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + MkdirDescriptor.Options);
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "mkdir", usage));
         uint mode = FileTree.DirectoryMode;
         if (g.Value("m") is string m)
@@ -137,7 +137,7 @@ public static class FileOps
 
     private static Task<int> Rm(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, RmDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + RmDescriptor.Options);
         if (g.Error != null || (g.Operands.Count == 0 && !g.Has("f"))) return Task.FromResult(Usage(ctx, g, "rm", "usage: rm [-fiRr] file ..."));
         bool recursive = g.Has("r") || g.Has("R"), force = g.Has("f");
         var tree = new FileTree(ctx, "rm");
@@ -198,7 +198,7 @@ public static class FileOps
     private static Task<int> Touch(CommandContext ctx, string[] args)
     {
         const string usage = "usage: touch [-acm] [-r ref_file | -t time] file...";
-        var g = Getopt.Parse(args, TouchDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + TouchDescriptor.Options);
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "touch", usage));
         long now = ctx.Host.Clock.UnixNanoseconds;
         long when = now;
@@ -271,7 +271,7 @@ public static class FileOps
     private static Task<int> Ln(CommandContext ctx, string[] args)
     {
         const string usage = "Usage: ln [-f] [-s] f1\n       ln [-f] [-s] f1 f2\n       ln [-f] [-s] f1 ... fn d1";
-        var g = Getopt.Parse(args, LnDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + LnDescriptor.Options);
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "ln", usage));
         var tree = new FileTree(ctx, "ln");
         var ops = g.Operands;
@@ -318,7 +318,7 @@ public static class FileOps
     private static Task<int> Mv(CommandContext ctx, string[] args)
     {
         const string usage = "Usage: mv [-f] [-i] f1 f2\n       mv [-f] [-i] f1 ... fn d1\n       mv [-f] [-i] d1 d2";
-        var g = Getopt.Parse(args, MvDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + MvDescriptor.Options);
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "mv", usage));
         var tree = new FileTree(ctx, "mv");
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "mv");
@@ -375,7 +375,7 @@ public static class FileOps
     private static Task<int> Cp(CommandContext ctx, string[] args)
     {
         const string usage = "Usage: cp [-f] [-i] [-p] [-@] [-/] f1 f2\n       cp [-f] [-i] [-p] [-@] [-/] f1 ... fn d1\n       cp [-r|-R] [-H|-L|-P] [-f] [-i] [-p] [-@] [-/] d1 ... dn-1 dn";
-        var g = Getopt.Parse(args, CpDescriptor.Options);
+        var g = Getopt.Parse(args, ":" + CpDescriptor.Options);
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "cp", usage));
         var tree = new FileTree(ctx, "cp");
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "cp");

@@ -22,7 +22,7 @@ public static class Ls
 {
     public static readonly CommandDescriptor Descriptor = new("ls", "list contents of directory", RunAsync)
     {
-        Options = ":1aAdFhilnprRst",
+        Options = "1aAdFhilnprRst",
         ZoneRefusal = FileTree.ZoneRefusal("ls"),
     };
 
@@ -35,7 +35,7 @@ public static class Ls
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, Descriptor.Options);
+        var g = Getopt.Parse(args, ":" + Descriptor.Options);
         if (g.Error != null)
         {
             ctx.Err.WriteLine(g.ErrorMissingValue ? $"ls: option requires an argument -- {g.ErrorOption}" : $"ls: illegal option -- {g.ErrorOption}");
