@@ -18,7 +18,7 @@ public static class FileOps
     { Options = "pm:", ZoneRefusal = FileTree.ZoneRefusal("mkdir") };
 
     public static readonly CommandDescriptor RmdirDescriptor = new("rmdir", "remove directories", Rmdir)
-    { ZoneRefusal = FileTree.ZoneRefusal("rmdir") };
+    { Options = "ps", ZoneRefusal = FileTree.ZoneRefusal("rmdir") };
 
     public static readonly CommandDescriptor RmDescriptor = new("rm", "remove directory entries", Rm)
     { Options = "rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
@@ -63,9 +63,26 @@ public static class FileOps
         int code = 0;
         foreach (string operand in g.Operands)
         {
-            var status = g.Has("p") ? MakeParents(tree, FileTree.Absolute(operand), mode) : MakeOne(tree, FileTree.Absolute(operand), mode);
-            if (status == StorageStatus.Ok) continue;
-            ctx.Err.WriteLine($"mkdir: Failed to make directory \"{operand}\"; {FileTree.Strerror(status)}");
+            if (!g.Has("p"))
+            {
+                var status = MakeOne(tree, FileTree.Absolute(operand), mode);
+                if (status == StorageStatus.Ok) continue;
+                ctx.Err.WriteLine($"mkdir: Failed to make directory \"{operand}\"; {FileTree.Strerror(status)}");
+                code = 2;
+                continue;
+            }
+            // -p: an existing directory is no error, an existing other file is (mkdir.c's MSGEXISTS).
+            var existing = tree.Stat(operand, false, out var attributes);
+            if (existing == StorageStatus.Ok && attributes.Type == FileType.Directory) continue;
+            if (existing == StorageStatus.Ok)
+            {
+                ctx.Err.WriteLine($"mkdir: \"{operand}\": Exists but is not a directory");
+                code = 2;
+                continue;
+            }
+            var made = MakeParents(tree, FileTree.Absolute(operand), mode);
+            if (made == StorageStatus.Ok) continue;
+            ctx.Err.WriteLine($"mkdir: \"{operand}\": {FileTree.Strerror(made)}");
             code = 2;
         }
         return Task.FromResult(tree.Finish(code));
@@ -103,24 +120,55 @@ public static class FileOps
 
     private static Task<int> Rmdir(CommandContext ctx, string[] args)
     {
-        var g = Getopt.Parse(args, ":");
-        if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "rmdir", "usage: rmdir [-ps] dirname ..."));
+        var g = Getopt.Parse(args, RmdirDescriptor.Options);
+        if (g.Error != null || g.Operands.Count == 0)
+        {
+            ctx.Err.WriteLine("Usage: rmdir [-ps] dirname ...");
+            return Task.FromResult(2);
+        }
         var tree = new FileTree(ctx, "rmdir");
         int code = 0;
         foreach (string operand in g.Operands)
         {
-            var status = RemoveDirectory(tree, FileTree.Absolute(operand));
-            if (status == StorageStatus.Ok) continue;
-            string why = status switch
+            if (g.Has("p"))
+            {
+                // rmdirp: the directory, then each parent named in the operand, until one fails.
+                string remain = operand.TrimEnd('/');
+                var status = StorageStatus.Ok;
+                while (remain.Length > 0)
+                {
+                    string last = FileTree.BaseName(remain);
+                    if (last is "." or "..") { status = StorageStatus.InvalidArgument; break; }
+                    status = RemoveDirectory(tree, FileTree.Absolute(remain));
+                    if (status != StorageStatus.Ok) break;
+                    int slash = remain.LastIndexOf('/');
+                    remain = slash <= 0 ? "" : remain[..slash].TrimEnd('/');
+                }
+                if (status == StorageStatus.Ok) continue;
+                code = 2;
+                if (g.Has("s")) continue;
+                string why = status switch
+                {
+                    StorageStatus.NotEmpty or StorageStatus.Exists => "Directory not empty",
+                    StorageStatus.InvalidArgument => "Can not remove . or ..",
+                    _ => FileTree.Strerror(status),
+                };
+                ctx.Err.WriteLine($"rmdir: directory \"{operand}\": {remain} not removed; {why}");
+                continue;
+            }
+            var removed = RemoveDirectory(tree, FileTree.Absolute(operand));
+            if (removed == StorageStatus.Ok) continue;
+            string message = removed switch
             {
                 StorageStatus.NoSuchObject => "Directory does not exist",
                 StorageStatus.NotEmpty or StorageStatus.Exists => "Directory not empty",
                 StorageStatus.NotDirectory => "Path component not a directory",
                 StorageStatus.DatasetBusy => "Directory is a mount point or in use",
                 StorageStatus.InvalidArgument => "Can't remove current directory or ..",
-                _ => FileTree.Strerror(status),
+                StorageStatus.IoError or StorageStatus.ChecksumError => "I/O error accessing file system",
+                _ => FileTree.Strerror(removed),
             };
-            ctx.Err.WriteLine($"rmdir: directory \"{operand}\": {why}");
+            ctx.Err.WriteLine($"rmdir: directory \"{operand}\": {message}");
             code = 2;
         }
         return Task.FromResult(tree.Finish(code));
@@ -145,10 +193,17 @@ public static class FileOps
         foreach (string operand in g.Operands)
         {
             string path = FileTree.Absolute(operand);
+            if (FileTree.BaseName(operand) is "." or "..")
+            {
+                ctx.Err.WriteLine($"rm of {operand} is not allowed");
+                code = 2;
+                continue;
+            }
             var status = tree.Stat(path, false, out var attributes);
             if (status != StorageStatus.Ok)
             {
-                if (!(force && status == StorageStatus.NoSuchObject)) { ctx.Err.WriteLine($"rm: {operand}: {FileTree.Strerror(status)}"); code = 2; }
+                // perror(path), as rm's lstat failure prints it; -f says nothing.
+                if (!force) { ctx.Err.WriteLine($"{operand}: {FileTree.Strerror(status)}"); code = 2; }
                 continue;
             }
             if (attributes.Type == FileType.Directory && !recursive)
@@ -171,7 +226,7 @@ public static class FileOps
             var where = tree.Locate(path, out var mount, out string inner);
             var status = where != StorageStatus.Ok ? where : mount.FileSystem.Unlink(inner).Status;
             if (status == StorageStatus.Ok) return true;
-            ctx.Err.WriteLine($"rm: {shown}: {FileTree.Strerror(status)}");
+            ctx.Err.WriteLine($"rm: {shown} not removed: {FileTree.Strerror(status)}");
             return false;
         }
         bool ok = true;
@@ -189,7 +244,7 @@ public static class FileOps
         }
         var removed = RemoveDirectory(tree, path);
         if (removed == StorageStatus.Ok) return ok;
-        if (ok) ctx.Err.WriteLine($"rm: Unable to remove directory {shown}: {FileTree.Strerror(removed)}");
+        ctx.Err.WriteLine($"rm: Unable to remove directory {shown}: {FileTree.Strerror(removed)}");
         return false;
     }
 

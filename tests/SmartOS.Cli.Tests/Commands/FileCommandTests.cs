@@ -119,8 +119,16 @@ public class FileCommandTests
         r = h.Line("rm /tank/x");
         Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "rm: /tank/x is a directory\n")));
         r = h.Line("rm /tank/nosuch");
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "rm: /tank/nosuch: No such file or directory\n")));
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "/tank/nosuch: No such file or directory\n")));
         Assert.That(h.Line("rm -f /tank/nosuch").ExitCode, Is.Zero);
+        r = h.Line("mkdir -p /tank/x/y/f");
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "mkdir: \"/tank/x/y/f\": Exists but is not a directory\n")));
+        Assert.That(h.Line("mkdir -p /tank/x/y").ExitCode, Is.Zero);
+        r = h.Line("rmdir -p /tank/x/y/z");
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "rmdir: directory \"/tank/x/y/z\": /tank/x/y not removed; Directory not empty\n")));
+        Assert.That(h.Ok(A("ls /tank/x/y")), Is.EqualTo("f\n"));
+        r = h.Line("rm -r /tank/.");
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "rm of /tank/. is not allowed\n")));
         h.Ok(A("rm -r /tank/x"));
         h.Ok(A("rmdir /tank/p"));
         Assert.That(h.Ok(A("ls -a /tank")), Is.EqualTo(".\n..\n"));
