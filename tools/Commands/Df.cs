@@ -22,56 +22,92 @@ public static class Df
 
     private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
 
+    private const string DfUsage = "Usage: df [-F FSType] [-abeghklntVvZ] [-o FSType-specific_options] [directory | block_device | resource]";
+
     private static Task<int> RunDf(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, ":" + DfDescriptor.Options);
         if (g.Error != null)
         {
-            ctx.Err.WriteLine(g.ErrorMissingValue ? $"df: option requires an argument -- {g.ErrorOption}" : $"df: illegal option -- {g.ErrorOption}");
-            ctx.Err.WriteLine("Usage: df [-F FSType] [-h | -k] [file | directory | special ...]");
-            return Task.FromResult(1);
-        }
-        if (g.Value("F") is string type && type != "zfs")
-        {
-            ctx.Err.WriteLine($"df: operation not applicable for FSType {type}");
+            ctx.Err.WriteLine(g.ErrorMissingValue ? $"df: option requires an argument -- {g.ErrorOption}" : $"df: unknown option: {g.ErrorOption}");
+            ctx.Err.WriteLine(DfUsage);
             return Task.FromResult(1);
         }
         var tree = new FileTree(ctx, "df");
         var mounts = new List<Mount>();
         int code = 0;
-        if (g.Operands.Count == 0) mounts.AddRange(tree.Mounts.List);
+        string? type = g.Value("F");
+        // -F names the type to report: a ZFS mount is skipped quietly, or with a warning when named (prune_list).
+        if (g.Operands.Count == 0 && type is null or "zfs") mounts.AddRange(tree.Mounts.List);
         foreach (string operand in g.Operands)
         {
             var status = tree.Stat(operand, true, out _, out var mount, out _);
-            if (status == StorageStatus.Ok) mounts.Add(mount);
-            else
+            if (status != StorageStatus.Ok)
             {
                 ctx.Err.WriteLine($"df: cannot statvfs {operand}: {FileTree.Strerror(status)}");
                 code = 1;
             }
+            else if (type is not (null or "zfs"))
+            {
+                ctx.Err.WriteLine($"df: Warning: {operand} mounted as a zfs file system");
+                code = 1;
+            }
+            else mounts.Add(mount);
         }
         var sb = new StringBuilder();
-        if (g.Has("h")) sb.Append("Filesystem             size   used  avail capacity  Mounted on\n");
-        else if (g.Has("k")) sb.Append("Filesystem            kbytes    used   avail capacity  Mounted on\n");
+        if (g.Has("h")) sb.Append($"{"Filesystem",-20} {"size",6} {"used",6} {"avail",6} {"capacity",-9} Mounted on\n");
+        else if (g.Has("k")) sb.Append($"{"Filesystem",-20} {"kbytes",7} {"used",7} {"avail",7} {"capacity",-9} Mounted on\n");
         foreach (var m in mounts)
         {
-            long used = Number(m, "referenced"), avail = Number(m, "available");
-            long size = used + avail;
-            long capacity = size == 0 ? 0 : (used * 100 + size / 2) / size;
-            string cap = (N(capacity) + "%").PadLeft(6);
+            long used = Number(m, m.Dataset, "referenced"), avail = Number(m, m.Dataset, "available");
+            long size = Total(m, used + avail);
+            // k_output: used / (used + avail) * 100 + 0.5, printed with %5.0f.
+            double percent = used + avail == 0 ? 0 : (double)used / (used + avail) * 100 + 0.5;
+            string capacity = (Math.Round(percent, MidpointRounding.ToEven).ToString(CultureInfo.InvariantCulture) + "%").PadLeft(6);
             if (g.Has("h"))
-                sb.Append($"{m.Dataset,-20} {Zpool.Nicenum(size),6} {Zpool.Nicenum(used),6} {Zpool.Nicenum(avail),6} {cap}    {m.MountPoint}\n");
+                sb.Append($"{m.Dataset,-20} {Scaled(size),6} {Scaled(used),6} {Scaled(avail),6} {capacity,-9} {m.MountPoint}\n");
             else if (g.Has("k"))
-                sb.Append($"{m.Dataset,-18} {N(size / 1024),9} {N(used / 1024),7} {N(avail / 1024),7} {cap}    {m.MountPoint}\n");
+                sb.Append($"{m.Dataset,-20} {N(size / 1024),7} {N(used / 1024),7} {N(avail / 1024),7} {capacity,-9} {m.MountPoint}\n");
             else
-                sb.Append($"{m.MountPoint,-19}({m.Dataset,-16}):{N(avail / 512),8} blocks {N(m.FileSystem.StatFs().FreeFiles),8} files\n");
+                sb.Append($"{m.MountPoint,-19}({m.Dataset,-18}):{N(avail / 512),8} blocks {N(m.FileSystem.StatFs().FreeFiles),8} files\n");
         }
         ctx.Out.Write(sb.ToString());
         return Task.FromResult(tree.Finish(code));
     }
 
-    private static long Number(Mount m, string property)
-        => m.Pool.Datasets.Get(m.Dataset, property, out var value).IsOk ? value.Number ?? 0 : 0;
+    private static long Number(Mount m, string dataset, string property)
+        => m.Pool.Datasets.Get(dataset, property, out var value).IsOk ? value.Number ?? 0 : 0;
+
+    /// <summary>adjust_total_blocks: the nearest quota up the tree, else the pool's used plus available.</summary>
+    private static long Total(Mount m, long fallback)
+    {
+        for (string name = m.Dataset; ; name = name[..name.LastIndexOf('/')])
+        {
+            long quota = Number(m, name, "quota");
+            if (quota != 0) return quota;
+            if (!name.Contains('/')) break;
+        }
+        string root = m.Pool.Name;
+        long total = Number(m, root, "used") + Number(m, root, "available");
+        return total == 0 ? fallback : total;
+    }
+
+    /// <summary>number_to_scaled_string: kilobytes scaled by 1024 with rounding, one decimal below 10.</summary>
+    public static string Scaled(long bytes)
+    {
+        const string units = "KMGTPE";
+        ulong number = (ulong)Math.Max(0, bytes) / 1024, save = 0;
+        int unit = 0;
+        while (number >= 1024 && unit < units.Length - 1)
+        {
+            unit++;
+            save = number;
+            number = (number + 512) / 1024;
+        }
+        if (save != 0 && save / 1024 < 10)
+            return ((float)save / 1024).ToString("0.0", CultureInfo.InvariantCulture).PadLeft(2) + units[unit];
+        return number.ToString(CultureInfo.InvariantCulture).PadLeft(4) + units[unit];
+    }
 
     // ---- du ----
 
@@ -92,7 +128,7 @@ public static class Df
         var tree = new FileTree(ctx, "du");
         var sb = new StringBuilder();
         int code = 0;
-        string Units(long bytes) => g.Has("h") ? Zpool.Nicenum(bytes) : g.Has("k") ? N((bytes + 1023) / 1024) : N((bytes + 511) / 512);
+        string Units(long bytes) => g.Has("h") ? Scaled(bytes).TrimStart() : g.Has("k") ? N((bytes + 1023) / 1024) : N((bytes + 511) / 512);
         var operands = g.Operands.Count == 0 ? ["/"] : g.Operands;
         foreach (string operand in operands)
         {

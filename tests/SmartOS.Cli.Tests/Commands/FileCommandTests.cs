@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using SmartOS.Kernel;
 using SmartOS.Storage;
+using CommandsDf = SmartOS.Cli.Commands.Df;
 
 namespace SmartOS.Cli.Tests.Commands;
 
@@ -203,11 +204,17 @@ public class FileCommandTests
         string df = h.Ok(A("df -h"));
         var lines = df.Split('\n');
         Assert.That(lines[0], Is.EqualTo("Filesystem             size   used  avail capacity  Mounted on"));
-        Assert.That(lines[1], Does.Match(@"^tank +\S+ +\S+ +\S+ +\d+%    /tank$"));
+        Assert.That(lines[1], Does.Match(@"^tank {16} +\S+ +\S+ +\S+ +\d+%    /tank$"));
         Assert.That(h.Ok(A("df -k /tank/f")), Does.StartWith("Filesystem            kbytes    used   avail capacity  Mounted on\ntank "));
         Assert.That(h.Ok(A("df")), Does.Match(@"^/tank +\(tank +\): *\d+ blocks +\d+ files\n$"));
-        var r = h.Line("df -F ufs");
-        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "df: operation not applicable for FSType ufs\n")));
+        Assert.That(h.Ok(A("df -F ufs")), Is.Empty);
+        var r = h.Line("df -F ufs /tank");
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "df: Warning: /tank mounted as a zfs file system\n")));
+        r = h.Line("df -q");
+        Assert.That((r.ExitCode, r.Stderr.StartsWith("df: unknown option: q\nUsage: df [-F FSType]", StringComparison.Ordinal)), Is.EqualTo((1, true)));
+        Assert.That(CommandsDf.Scaled(2560), Is.EqualTo("   2K"));
+        Assert.That(CommandsDf.Scaled(33_554_432), Is.EqualTo("  32M"));
+        Assert.That(CommandsDf.Scaled(1_572_864), Is.EqualTo("1.5M"));
         h.Ok(A("mkdir /tank/d"));
         h.Ok(A("mkfile -n 1g /tank/d/sparse"));
         string du = h.Ok(A("du -a -k /tank"));
