@@ -14,7 +14,7 @@ namespace SmartOS.Cli.Commands;
 public static class FileData
 {
     public static readonly CommandDescriptor CatDescriptor = new("cat", "concatenate and display files", Cat)
-    { Options = "u", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
+    { Options = "usvtebn", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
 
     public static readonly CommandDescriptor DdDescriptor = new("dd", "convert and copy a file", Dd)
     { ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("dd") };
@@ -58,29 +58,48 @@ public static class FileData
     private static async Task<int> Cat(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, ":" + CatDescriptor.Options);
+        bool silent = g.Has("s");
         if (g.Error != null)
         {
-            ctx.Err.WriteLine($"cat: illegal option -- {g.ErrorOption}");
-            ctx.Err.WriteLine("usage: cat [ -u ] [-|file] ...");
+            if (!silent)
+            {
+                ctx.Err.WriteLine($"cat: illegal option -- {g.ErrorOption}");
+                ctx.Err.WriteLine("usage: cat [ -usvtebn ] [-|file] ...");
+            }
             return 2;
         }
+        // -n, -b, -v (with -t, -e): vncat, a line at a time; otherwise the bytes as they are.
+        var visible = g.Has("n") || g.Has("b") || g.Has("v")
+            ? new Visible(g.Has("v"), g.Has("t"), g.Has("e"), g.Has("n") || g.Has("b"), g.Has("b")) : null;
         var tree = new FileTree(ctx, "cat");
         var buffer = new byte[BufferSize];
         int code = 0;
         var operands = g.Operands.Count == 0 ? ["-"] : g.Operands;
+        async Task Emit(int n)
+        {
+            if (visible is null) await ctx.StdoutBytes.WriteAsync(buffer.AsMemory(0, n), ctx.Cancel);
+            else await ctx.StdoutBytes.WriteAsync(visible.Convert(buffer.AsSpan(0, n)), ctx.Cancel);
+        }
         foreach (string operand in operands)
         {
             if (operand == "-")
             {
                 if (ctx.StdinBytes is null) continue;
                 int n;
-                while ((n = await ctx.StdinBytes.ReadAsync(buffer, ctx.Cancel)) > 0) await ctx.StdoutBytes.WriteAsync(buffer.AsMemory(0, n), ctx.Cancel);
+                while ((n = await ctx.StdinBytes.ReadAsync(buffer, ctx.Cancel)) > 0) await Emit(n);
                 continue;
             }
             var status = OpenRead(tree, operand, out var fs, out long inode);
+            if (status == StorageStatus.IsDirectory)
+            {
+                // fopen opens a directory; its first read fails (cat's "input error").
+                if (!silent) ctx.Err.WriteLine($"cat: input error on {operand}: {FileTree.Strerror(status)}");
+                code = Math.Max(code, 1);
+                continue;
+            }
             if (status != StorageStatus.Ok)
             {
-                ctx.Err.WriteLine($"cat: cannot open {operand}: {FileTree.Strerror(status)}");
+                if (!silent) ctx.Err.WriteLine($"cat: cannot open {operand}: {FileTree.Strerror(status)}");
                 code = 2;
                 continue;
             }
@@ -89,15 +108,58 @@ public static class FileData
                 var read = fs.Read(inode, at, buffer, out int n);
                 if (!read.IsOk)
                 {
-                    ctx.Err.WriteLine($"cat: input error on {operand}: {FileTree.Strerror(read.Status)}");
-                    code = 2;
+                    if (!silent) ctx.Err.WriteLine($"cat: input error on {operand}: {FileTree.Strerror(read.Status)}");
+                    code = Math.Max(code, 1);
                     break;
                 }
                 if (n == 0) break;
-                await ctx.StdoutBytes.WriteAsync(buffer.AsMemory(0, n), ctx.Cancel);
+                await Emit(n);
             }
         }
         return tree.Finish(code);
+    }
+
+    /// <summary>
+    /// vncat in the C locale: line numbers ("%6d\t", -b skips empty lines), control characters as ^X
+    /// (tab and form feed only with -t), DEL as ^?, bytes with the top bit as M- and the rest, "$"
+    /// before each newline with -e. State carries across buffers.
+    /// </summary>
+    private sealed class Visible(bool visible, bool tabs, bool ends, bool number, bool skipBlank)
+    {
+        private readonly MemoryStream _out = new();
+        private bool _lineStart = true;
+        private int _line = 1;
+
+        public ReadOnlyMemory<byte> Convert(ReadOnlySpan<byte> input)
+        {
+            _out.SetLength(0);
+            foreach (byte b in input)
+            {
+                if (b == (byte)'\n')
+                {
+                    if (number && _lineStart && !skipBlank) Number();
+                    _lineStart = true;
+                    if (visible && ends) _out.WriteByte((byte)'$');
+                    _out.WriteByte(b);
+                    continue;
+                }
+                if (number && _lineStart) Number();
+                _lineStart = false;
+                int c = b;
+                if (visible && c >= 0x80) { _out.WriteByte((byte)'M'); _out.WriteByte((byte)'-'); c -= 0x80; }
+                bool control = c < 0x20 || c == 0x7F;
+                if (!visible || !control || ((c == '\t' || c == '\f') && !tabs)) { _out.WriteByte((byte)c); continue; }
+                _out.WriteByte((byte)'^');
+                _out.WriteByte((byte)(c ^ 0x40));
+            }
+            return _out.GetBuffer().AsMemory(0, (int)_out.Length);
+        }
+
+        private void Number()
+        {
+            byte[] text = System.Text.Encoding.ASCII.GetBytes(_line++.ToString(CultureInfo.InvariantCulture).PadLeft(6) + "\t");
+            _out.Write(text);
+        }
     }
 
     // ---- mkfile ----

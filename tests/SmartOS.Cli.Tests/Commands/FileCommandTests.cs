@@ -256,6 +256,12 @@ public class FileCommandTests
         Assert.That((r.StdoutBytes, r.Stderr), Is.EqualTo((bytes[..5000], "5+0 records in\n1+1 records out\n")));
         r = Stdin(h, "abc"u8.ToArray(), "dd bs=8 conv=sync");
         Assert.That((r.StdoutBytes, r.Stderr), Is.EqualTo(("abc\0\0\0\0\0"u8.ToArray(), "0+1 records in\n1+0 records out\n")));
+        r = Stdin(h, "a\tb\x01\n\nc\u00e9\n"u8.ToArray(), "cat -n -v -t -e");
+        Assert.That(r.Stdout, Is.EqualTo("     1\ta^Ib^A$\n     2\t$\n     3\tcM-CM-)$\n"));
+        Assert.That(Stdin(h, "x\n\ny\n"u8.ToArray(), "cat -b").Stdout, Is.EqualTo("     1\tx\n\n     2\ty\n"));
+        Assert.That(h.Line("cat -s /tank/nosuch").Stderr, Is.Empty);
+        r = h.Line("cat /tank");
+        Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "cat: input error on /tank: Is a directory\n")));
         r = h.Line("cat /tank/nosuch");
         Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "cat: cannot open /tank/nosuch: No such file or directory\n")));
         r = h.Line("dd if=/tank/bin of=/tank/x conv=ascii");
