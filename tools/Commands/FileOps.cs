@@ -327,25 +327,39 @@ public static class FileOps
     {
         const string usage = "Usage: ln [-f] [-s] f1\n       ln [-f] [-s] f1 f2\n       ln [-f] [-s] f1 ... fn d1";
         var g = Getopt.Parse(args, ":" + LnDescriptor.Options);
+        if (g.Error == null && g.Operands.Count == 0) ctx.Err.WriteLine("ln: Insufficient arguments (0)");
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "ln", usage));
         var tree = new FileTree(ctx, "ln");
         var ops = g.Operands;
         string target = ops.Count == 1 ? "/" : ops[^1];
         var sources = ops.Count == 1 ? ops : ops.GetRange(0, ops.Count - 1);
         bool intoDir = tree.Stat(target, true, out var targetAttributes) == StorageStatus.Ok && targetAttributes.Type == FileType.Directory;
-        if (sources.Count > 1 && !intoDir)
+        if (sources.Count > 1 && tree.Stat(target, true, out _) != StorageStatus.Ok)
         {
             ctx.Err.WriteLine($"ln: {target} not found");
+            return Task.FromResult(2);
+        }
+        if (sources.Count > 1 && !intoDir)
+        {
+            ctx.Err.WriteLine($"ln: Target {target} must be a directory");
+            ctx.Err.WriteLine(usage);
             return Task.FromResult(2);
         }
         int code = 0;
         foreach (string source in sources)
         {
             string to = intoDir ? FileTree.Join(FileTree.Absolute(target), FileTree.BaseName(source)) : FileTree.Absolute(target);
+            string shown = intoDir ? to : target;
             var status = Link(tree, source, to, g.Has("s"), g.Has("f"));
             if (status == StorageStatus.Ok) continue;
-            ctx.Err.WriteLine(status == StorageStatus.NotSupported
-                ? $"ln: different file system" : $"ln: cannot create {(intoDir ? to : target)}: {FileTree.Strerror(status)}");
+            ctx.Err.WriteLine(status switch
+            {
+                StorageStatus.NotSupported => $"ln: {shown} is on a different file system",
+                StorageStatus.IsDirectory => $"ln: {source} is a directory",
+                StorageStatus.DatasetExists => $"ln: cannot create link over directory {shown}",
+                _ when g.Has("s") => $"ln: cannot create {shown}: {FileTree.Strerror(status)}",
+                _ => $"ln: cannot create link {shown}: {FileTree.Strerror(status)}",
+            });
             code = 2;
         }
         return Task.FromResult(tree.Finish(code));
@@ -357,14 +371,23 @@ public static class FileOps
         if (status != StorageStatus.Ok) return status;
         if (!symbolic)
         {
-            status = tree.Stat(source, false, out var sourceAttributes, out var from, out string fromInner);
+            status = tree.Stat(source, false, out var sourceAttributes, out var from, out _);
             if (status != StorageStatus.Ok) return status;
             if (from != mount) return StorageStatus.NotSupported;
             if (sourceAttributes.Type == FileType.Directory) return StorageStatus.IsDirectory;
-            if (force && mount.FileSystem.StatLink(inner, out var old).IsOk && old.Type != FileType.Directory) mount.FileSystem.Unlink(inner);
+        }
+        // -f removes what is there first, but never a directory (DatasetExists stands for "link over directory").
+        if (force && mount.FileSystem.StatLink(inner, out var existing).IsOk)
+        {
+            if (existing.Type == FileType.Directory) return StorageStatus.DatasetExists;
+            status = mount.FileSystem.Unlink(inner).Status;
+            if (status != StorageStatus.Ok) return status;
+        }
+        if (!symbolic)
+        {
+            tree.Stat(source, false, out _, out _, out string fromInner);
             return mount.FileSystem.Link(fromInner, inner).Status;
         }
-        if (force && mount.FileSystem.StatLink(inner, out var existing).IsOk && existing.Type != FileType.Directory) mount.FileSystem.Unlink(inner);
         return mount.FileSystem.CreateSymlink(source, inner, 0, 0, out _).Status;
     }
 
@@ -374,9 +397,10 @@ public static class FileOps
     {
         const string usage = "Usage: mv [-f] [-i] f1 f2\n       mv [-f] [-i] f1 ... fn d1\n       mv [-f] [-i] d1 d2";
         var g = Getopt.Parse(args, ":" + MvDescriptor.Options);
+        if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"mv: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "mv", usage));
         var tree = new FileTree(ctx, "mv");
-        var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "mv");
+        var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "mv", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
         foreach (string source in sources)
@@ -388,14 +412,21 @@ public static class FileOps
     }
 
     /// <summary>The sources and target of cp and mv: several sources need a directory target.</summary>
-    private static (List<string> Sources, string Target, bool IntoDir, bool Refused) Targets(FileTree tree, List<string> ops, string command)
+    private static (List<string> Sources, string Target, bool IntoDir, bool Refused) Targets(FileTree tree, List<string> ops, string command, string usage)
     {
         string target = ops[^1];
         var sources = ops.GetRange(0, ops.Count - 1);
-        bool intoDir = tree.Stat(target, true, out var attributes) == StorageStatus.Ok && attributes.Type == FileType.Directory;
+        var found = tree.Stat(target, true, out var attributes);
+        bool intoDir = found == StorageStatus.Ok && attributes.Type == FileType.Directory;
+        if (sources.Count > 1 && found != StorageStatus.Ok)
+        {
+            tree.Context.Err.WriteLine($"{command}: {target} not found");
+            return (sources, target, intoDir, true);
+        }
         if (sources.Count > 1 && !intoDir)
         {
             tree.Context.Err.WriteLine($"{command}: Target {target} must be a directory");
+            tree.Context.Err.WriteLine(usage);
             return (sources, target, intoDir, true);
         }
         return (sources, target, intoDir, false);
@@ -431,9 +462,10 @@ public static class FileOps
     {
         const string usage = "Usage: cp [-f] [-i] [-p] [-@] [-/] f1 f2\n       cp [-f] [-i] [-p] [-@] [-/] f1 ... fn d1\n       cp [-r|-R] [-H|-L|-P] [-f] [-i] [-p] [-@] [-/] d1 ... dn-1 dn";
         var g = Getopt.Parse(args, ":" + CpDescriptor.Options);
+        if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"cp: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "cp", usage));
         var tree = new FileTree(ctx, "cp");
-        var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "cp");
+        var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "cp", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
         foreach (string source in sources)
