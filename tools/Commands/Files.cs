@@ -13,7 +13,9 @@ namespace SmartOS.Cli.Commands;
 /// <remarks>
 /// Rules
 ///   1. A path is absolute, or relative to "/": the host has no per-command working directory in
-///      its own tree. ".." is applied lexically (MountTable rule list, not done yet).
+///      its own tree (CommandContext.WorkingDirectory is a directory of the machine the front end
+///      runs on). ".." is applied lexically, and "/" itself is in no mount unless a dataset is mounted
+///      there (MountTable.cs, not done yet).
 ///   2. Every command checks its options and operands before it changes anything, and commits the
 ///      pools it used before it returns (MountTable rule 5): what it did is durable when it reports.
 ///   3. Zones have no datasets yet (a later issue puts zones on the pool): the commands refuse to run
