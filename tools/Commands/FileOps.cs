@@ -24,7 +24,7 @@ public static class FileOps
     { Options = "rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
 
     public static readonly CommandDescriptor TouchDescriptor = new("touch", "change file access and modification times", Touch)
-    { Options = "acmt:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
+    { Options = "acmr:t:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
 
     public static readonly CommandDescriptor LnDescriptor = new("ln", "make hard or symbolic links to files", Ln)
     { Options = "fs", ZoneRefusal = FileTree.ZoneRefusal("ln") };
@@ -256,7 +256,20 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + TouchDescriptor.Options);
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "touch", usage));
         long now = ctx.Host.Clock.UnixNanoseconds;
-        long when = now;
+        long when = now, whenM = now;
+        var tree = new FileTree(ctx, "touch");
+        if (g.Has("r") && g.Has("t")) return Task.FromResult(Usage(ctx, g, "touch", usage));
+        if (g.Value("r") is string reference)
+        {
+            // -r: the reference file's access and modification times.
+            var found = tree.Stat(reference, true, out var refAttributes);
+            if (found != StorageStatus.Ok)
+            {
+                ctx.Err.WriteLine($"touch: {reference}: {FileTree.Strerror(found)}");
+                return Task.FromResult(2);
+            }
+            (when, whenM) = (refAttributes.Atime, refAttributes.Mtime);
+        }
         if (g.Value("t") is string t)
         {
             if (!ParseTouchTime(t, now, out when))
@@ -264,9 +277,9 @@ public static class FileOps
                 ctx.Err.WriteLine($"touch: bad time specification");
                 return Task.FromResult(2);
             }
+            whenM = when;
         }
         bool setA = g.Has("a") || !g.Has("m"), setM = g.Has("m") || !g.Has("a");
-        var tree = new FileTree(ctx, "touch");
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -284,7 +297,7 @@ public static class FileOps
                 }
             }
             if (status == StorageStatus.Ok)
-                status = mount.FileSystem.SetTimes(inner, setA ? when : attributes.Atime, setM ? when : attributes.Mtime).Status;
+                status = mount.FileSystem.SetTimes(inner, setA ? when : attributes.Atime, setM ? whenM : attributes.Mtime).Status;
             if (status == StorageStatus.Ok) continue;
             ctx.Err.WriteLine($"touch: {operand}: {FileTree.Strerror(status)}");
             code = 2;

@@ -202,9 +202,11 @@ public class FileCommandTests
         Assert.That(h.Ok(A("ls /tank")), Is.Empty);
         h.Ok(A("touch -m -t 199912312359.30 /tank/none"));
         Assert.That(h.Ok(A("ls -l /tank/none")), Does.Contain(" Dec 31  1999 "));
+        h.Ok(A("touch -r /tank/none /tank/copy"));
+        Assert.That(h.Ok(A("ls -l /tank/copy")), Does.Contain(" Dec 31  1999 "));
         var r = h.Line("touch -t 9999 /tank/x");
         Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((2, "touch: bad time specification\n")));
-        Assert.That(h.Ok(A("ls /tank")), Is.EqualTo("none\n"));
+        Assert.That(h.Ok(A("ls /tank")), Is.EqualTo("copy\nnone\n"));
     }
 
     [Test]
