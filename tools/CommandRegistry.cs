@@ -73,6 +73,20 @@ public static class CommandRegistry
         Commands.Zonecfg.Descriptor,
         Commands.Zonememstat.Descriptor,
         Commands.Zpool.Descriptor,
+        Commands.Ls.Descriptor,
+        Commands.FileData.CatDescriptor,
+        Commands.FileData.DdDescriptor,
+        Commands.FileData.DigestDescriptor,
+        Commands.FileData.MkfileDescriptor,
+        Commands.FileOps.CpDescriptor,
+        Commands.FileOps.LnDescriptor,
+        Commands.FileOps.MkdirDescriptor,
+        Commands.FileOps.MvDescriptor,
+        Commands.FileOps.RmDescriptor,
+        Commands.FileOps.RmdirDescriptor,
+        Commands.FileOps.TouchDescriptor,
+        Commands.Df.DfDescriptor,
+        Commands.Df.DuDescriptor,
     ];
 
     /// <summary>Every command's descriptor, in name order.</summary>

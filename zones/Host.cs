@@ -155,6 +155,7 @@ public sealed class Host
         Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
         Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => world.Scheduler.Now, Identities);
+        Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));
@@ -184,6 +185,9 @@ public sealed class Host
 
     /// <summary>The storage pools the host has imported (PoolTable.cs).</summary>
     public PoolTable Pools { get; }
+
+    /// <summary>The file systems mounted from those pools, and path resolution across them (MountTable.cs).</summary>
+    public MountTable Mounts { get; }
 
     /// <summary>Configuration that could not be replayed at boot.</summary>
     public IReadOnlyList<string> BootProblems { get; }

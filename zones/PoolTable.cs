@@ -76,6 +76,9 @@ public sealed class PoolTable
         return false;
     }
 
+    /// <summary>Raised by Add once a pool is registered: the mount table mounts its file systems (MountTable rule 1).</summary>
+    public event Action<Pool>? Added;
+
     /// <summary>Registers a pool just created or imported, and rewrites the cache (rule 4).</summary>
     public void Add(Pool pool, string dir)
     {
@@ -83,6 +86,7 @@ public sealed class PoolTable
         _unavailable.RemoveAll(e => e.Name == pool.Name || e.Guid == pool.Guid);
         _pools[pool.Name] = (pool, Path.GetFullPath(dir));
         Save();
+        Added?.Invoke(pool);
     }
 
     /// <summary>Forgets a pool exported or destroyed, and rewrites the cache (rule 4).</summary>
