@@ -100,6 +100,8 @@ public sealed class OutputCapture : Stream
     }
 
     public override void Flush() { }
+    // Stream's FlushAsync would run Flush on the thread pool, outside the loop's virtual time.
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public override bool CanRead => false;
     public override bool CanSeek => false;
     public override bool CanWrite => true;

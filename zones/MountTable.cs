@@ -32,6 +32,10 @@
  *      an import and a crash after the command.
  *   6. One object set has one user (ZplFileSystem rule 2): the table opens each mounted dataset once
  *      and every file command uses that file system.
+ *   7. On a running host, `zfs mount` also shows a mount to Linux through FUSE (Expose; storage/Fuse/
+ *      FuseMount.cs) at the host's root directory's mnt/ plus the mountpoint, with the same file
+ *      system object (rule 6). Unmounting, and a pool's export or destroy (Release, before the pool
+ *      closes), take the FUSE mount down first, forcibly: the pool must not close under it.
  *
  * Not done yet (issue 12): symbolic links are followed inside their own file system only (an absolute
  * target is taken from that file system's root, a link never leaves its mount); ".." is resolved
@@ -55,6 +59,7 @@ public sealed class MountTable
     private readonly Func<long> _clock;
     private readonly List<Mount> _mounts = [];
     private readonly HashSet<Pool> _seen = [];
+    private readonly Dictionary<Mount, FuseMount> _exposed = [];
 
     public MountTable(PoolTable pools, Func<long> clock)
     {
@@ -194,9 +199,39 @@ public sealed class MountTable
 
     private void Detach(Mount mount)
     {
+        if (_exposed.Remove(mount, out var fuse)) fuse.Unmount(force: true);
         mount.Pool.Commit();
         _mounts.Remove(mount);
         mount.Pool.Datasets.Release(mount.Dataset);
+    }
+
+    /// <summary>
+    /// `zfs mount` on a running host (rule 7): mounts a mounted dataset's file system on Linux at path
+    /// through FUSE, until it is unmounted here. On the loop thread.
+    /// </summary>
+    public StorageResult Expose(string dataset, Kernel.Scheduler scheduler, Kernel.RealTimeDriver driver, string path)
+    {
+        var mount = Find(dataset);
+        if (mount is null) return new StorageResult(StorageStatus.InvalidArgument, $"cannot mount '{dataset}'", "not currently mounted");
+        if (_exposed.ContainsKey(mount)) return StorageResult.Success;
+        var result = FuseMount.Mount(scheduler, driver, mount.Pool, mount.FileSystem, dataset, path, out var fuse);
+        if (result.IsOk) _exposed[mount] = fuse!;
+        return result;
+    }
+
+    /// <summary>Where Linux sees a dataset's mount through FUSE (rule 7), or null.</summary>
+    public string? ExposedAt(string dataset)
+    {
+        foreach (var (m, fuse) in _exposed) if (m.Dataset == dataset && fuse.IsConnected) return fuse.Mountpoint;
+        return null;
+    }
+
+    /// <summary>Before a pool is exported or destroyed: its mounts go, FUSE ones first (rule 7).</summary>
+    public void Release(Pool pool)
+    {
+        for (int i = _mounts.Count - 1; i >= 0; i--)
+            if (_mounts[i].Pool == pool) Detach(_mounts[i]);
+        _seen.Remove(pool);
     }
 
     /// <summary>

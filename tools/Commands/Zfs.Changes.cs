@@ -102,6 +102,7 @@ public static partial class Zfs
             Undo(pool, missing);
             return Refused(ctx, result);
         }
+        MountAgain(ctx, pool, [.. missing, name]);
         return Log(ctx, pool, argv);
     }
 
@@ -129,7 +130,11 @@ public static partial class Zfs
         // What goes, listed before it goes (the listing needs the datasets).
         var doomed = snapshot ? DoomedSnapshots(pool, name, g.Has("r") || g.Has("R"), g.Has("R"), out long reclaim)
                               : DoomedTree(pool, name, g.Has("r") || g.Has("R"), g.Has("R"), out reclaim);
+        // The changelist (Zfs.Mounts.cs rule 3): what goes is unmounted first, and mounted again if it stays.
+        var doomedSet = new HashSet<string>(doomed, StringComparer.Ordinal) { name };
+        var unmounted = UnmountAffected(ctx, pool, doomedSet.Contains);
         var result = pool.Datasets.Destroy(name, flags);
+        if (!result.IsOk || g.Has("n")) MountAgain(ctx, pool, unmounted);
         if (!result.IsOk)
         {
             if (snapshot && result.Status == StorageStatus.NoSuchDataset)
@@ -293,7 +298,11 @@ public static partial class Zfs
         var pool = OpenOfType(ctx, g.Operands[0], wantSnapshot: true);
         if (pool == null) return 1;
         var flags = g.Has("R") ? DestroyFlags.Recursive | DestroyFlags.Dependents : g.Has("r") ? DestroyFlags.Recursive : DestroyFlags.None;
+        string head = HeadOf(g.Operands[0]);
+        var clones = g.Has("R") ? ClonesByOrigin(pool).Where(c => c.Key.StartsWith(head + "@", StringComparison.Ordinal)).SelectMany(c => c.Value).ToHashSet(StringComparer.Ordinal) : [];
+        var unmounted = UnmountAffected(ctx, pool, d => d == head || clones.Contains(d));
         var result = pool.Datasets.Rollback(g.Operands[0], flags);
+        MountAgain(ctx, pool, unmounted);
         return result.IsOk ? Log(ctx, pool, argv) : Refused(ctx, result);
     }
 
@@ -328,6 +337,7 @@ public static partial class Zfs
             Undo(pool, missing);
             return Refused(ctx, result);
         }
+        MountAgain(ctx, pool, [.. missing, target]);
         return Log(ctx, pool, argv);
     }
 
@@ -367,12 +377,15 @@ public static partial class Zfs
                 var ancestors = CreateAncestors(pool, missing);
                 if (!ancestors.IsOk) return Refused(ctx, ancestors);
             }
+            var unmounted = UnmountAffected(ctx, pool, AtOrBelow(from));
             var moved = pool.Datasets.Rename(from, to);
             if (!moved.IsOk)
             {
+                MountAgain(ctx, pool, unmounted);
                 Undo(pool, missing);
                 return Refused(ctx, moved);
             }
+            MountAgain(ctx, pool, [.. missing, .. unmounted.Select(d => to + d[from.Length..])]);
             return Log(ctx, pool, argv);
         }
         // zfs_rename's shorthand: "tank/a@new" or "@new" or "new" for a snapshot of the same dataset.

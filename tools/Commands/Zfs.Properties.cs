@@ -336,6 +336,9 @@ public static partial class Zfs
                 var valid = DatasetTree.CheckCreateProperties(props.ToDictionary(p => p.Item1, p => p.Item2, StringComparer.Ordinal), kind, $"cannot set property for '{name}'");
                 if (!valid.IsOk) { code = Refused(ctx, valid); continue; }
             }
+            // The changelist (Zfs.Mounts.cs rule 3): a property that applies at mount remounts what it reaches.
+            bool remount = props.Any(p => s_mountProperties.Contains(p.Item1));
+            var unmounted = remount ? UnmountAffected(ctx, pool, AtOrBelow(name)) : [];
             foreach (var (prop, value) in props)
             {
                 var result = pool.Datasets.Set(name, prop, value);
@@ -343,6 +346,7 @@ public static partial class Zfs
                 code = Refused(ctx, result);
                 break;
             }
+            if (remount) MountAgain(ctx, pool, [.. unmounted, name]);
         }
         foreach (var pool in changed)
             if (Log(ctx, pool, argv) != 0) code = 1;
@@ -385,6 +389,8 @@ public static partial class Zfs
                 pool.Datasets.List(name, -1, Heads, out var below);
                 targets = [.. below];
             }
+            bool remount = s_mountProperties.Contains(prop) && !name.Contains('@');
+            var unmounted = remount ? UnmountAffected(ctx, pool, AtOrBelow(name)) : [];
             foreach (string target in targets)
             {
                 var result = pool.Datasets.Inherit(target, prop);
@@ -392,6 +398,7 @@ public static partial class Zfs
                 code = Refused(ctx, result);
                 break;
             }
+            if (remount) MountAgain(ctx, pool, [.. unmounted, .. targets]);
         }
         foreach (var pool in changed)
             if (Log(ctx, pool, argv) != 0) code = 1;

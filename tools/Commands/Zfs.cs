@@ -32,7 +32,7 @@ namespace SmartOS.Cli.Commands;
 /// </remarks>
 public static partial class Zfs
 {
-    public static readonly CommandDescriptor Descriptor = new("zfs", "configures ZFS file systems", RunAsync);
+    public static readonly CommandDescriptor Descriptor = new("zfs", "configures ZFS file systems", RunAsync) { ReadsStdin = true };
 
     /// <summary>A subcommand's handler: argv is the command line from the subcommand's name on.</summary>
     public delegate Task<int> Handler(CommandContext ctx, string[] argv);
@@ -43,8 +43,8 @@ public static partial class Zfs
     private static Handler Sync(Func<CommandContext, string[], int> run) => (ctx, argv) => Task.FromResult(run(ctx, argv));
 
     /// <summary>
-    /// zfs's command table, in its order; null starts a new group in the full usage. send, receive,
-    /// diff, mount and unmount are added here by the files that implement them.
+    /// zfs's command table, in its order; null starts a new group in the full usage. mount and unmount
+    /// are Zfs.Mounts.cs's, send, receive and diff Zfs.Streams.cs's.
     /// </summary>
     private static readonly Subcommand?[] s_subcommands =
     [
@@ -62,6 +62,14 @@ public static partial class Zfs
         new(["set"], "\tset <property=value> ... <filesystem|volume|snapshot> ...\n", Sync(Set), ListsProperties: true),
         new(["get"], "\tget [-rHp] [-d max] [-o \"all\" | field[,...]]\n\t    [-t type[,...]] [-s source[,...]]\n\t    <\"all\" | property[,...]> [filesystem|volume|snapshot] ...\n", Sync(Get), ListsProperties: true),
         new(["inherit"], "\tinherit [-r] <property> <filesystem|volume|snapshot> ...\n", Sync(Inherit), ListsProperties: true),
+        null,
+        new(["mount"], "\tmount\n\tmount [-v] <-a | filesystem>\n", Sync(MountCommand)),
+        new(["unmount", "umount"], "\tunmount [-f] <-a | filesystem|mountpoint>\n", Sync(UnmountCommand)),
+        null,
+        new(["send"], "\tsend [-R] [-[iI] snapshot] <snapshot>\n", Send),
+        new(["receive", "recv"], "\treceive [-vnFu] <filesystem|volume|snapshot>\n\treceive [-vnFu] [-d | -e] <filesystem>\n", Receive),
+        null,
+        new(["diff"], "\tdiff <snapshot> [snapshot|filesystem]\n", Sync(Diff)),
     ];
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)

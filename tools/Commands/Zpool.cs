@@ -473,6 +473,7 @@ public static class Zpool
         var pool = Open(ctx, g.Operands[0]);
         if (pool == null) return 1;
         Pools(ctx).Remove(pool.Name);
+        ctx.Host.Mounts.Release(pool);
         pool.Destroy();
         return 0;
     }
@@ -960,6 +961,9 @@ public static class Zpool
                 continue;
             }
             Pools(ctx).Add(pool!, dir);
+            if (g.Has("N"))   // import without mounting: the mount table mounted them on Add
+                foreach (var mount in ctx.Host.Mounts.List.Where(m => m.Pool == pool).Reverse().ToList())
+                    ctx.Host.Mounts.Unmount(mount.Dataset, force: true);
             LogInternal(ctx, pool!, "open", $"pool version 5000; software version SmartOS in C#; host {ctx.Host.Name}");
             Log(ctx, pool!, argv);
         }
@@ -1029,6 +1033,7 @@ public static class Zpool
         {
             Log(ctx, pool, ["export", .. args]);
             Pools(ctx).Remove(pool.Name);
+            ctx.Host.Mounts.Release(pool);
             var result = pool.Export();
             if (!result.IsOk)
             {

@@ -171,7 +171,7 @@ public class CommandRegistryTests
     public void The_commands_that_read_standard_input_are_those_whose_descriptor_says_so()
     {
         var readers = CommandRegistry.All.Where(c => c.ReadsStdin).Select(c => c.Name);
-        Assert.That(readers, Is.EqualTo(new[] { "cat", "dd", "digest", "nc", "snoop", "vmadm", "zlogin", "zonecfg" }));
+        Assert.That(readers, Is.EqualTo(new[] { "cat", "dd", "digest", "nc", "snoop", "vmadm", "zfs", "zlogin", "zonecfg" }));
     }
 
     [TestCase("dladm show-link <<EOF\nx\nEOF\n")]

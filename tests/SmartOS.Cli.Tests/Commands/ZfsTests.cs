@@ -47,7 +47,7 @@ public class ZfsTests
         h.Ok(A("zfs create -V 8m tank/vol"));
         Assert.That(h.Ok(A("zfs list")), Is.EqualTo(
             "NAME       USED  AVAIL  REFER  MOUNTPOINT\n" +
-            "tank      8.00M  55.7M  2.50K  /tank\n" +
+            "tank      8.01M  55.7M  3.50K  /tank\n" +   // 3.50K: the mountpoint directory a in tank's file system
             "tank/a    2.50K  55.7M  2.50K  /tank/a\n" +
             "tank/vol     8M  63.7M     1K  -\n"));
         Assert.That(h.Ok(A("zfs list -H -p -o name,used,type tank/a tank/vol")), Is.EqualTo("tank/a\t2560\tfilesystem\ntank/vol\t8388608\tvolume\n"));
@@ -71,12 +71,12 @@ public class ZfsTests
             Assert.That(h.Ok(A("zfs list -H -o name -t snapshot tank/a")), Is.EqualTo("tank/a@s\n"));
             Assert.That(h.Ok(A("zfs list -H -o name -t volume")), Is.Empty);
             Assert.That(h.Ok(A("zfs list -t volume")), Is.EqualTo("no datasets available\n"));
-            Assert.That(h.Ok(A("zfs list -H -o name,used -S used -s name")), Is.EqualTo("tank\t10K\ntank/a\t5K\ntank/a/b\t2.50K\ntank/c\t2.50K\n"));
+            Assert.That(h.Ok(A("zfs list -H -o name,used -S used -s name")), Is.EqualTo("tank\t12K\ntank/a\t6K\ntank/a/b\t2.50K\ntank/c\t2.50K\n"));
             Assert.That(h.Ok(A("zfs list -H -o name -s used -S name")), Is.EqualTo("tank/c\ntank/a/b\ntank/a\ntank\n"));
             Assert.That(h.Ok(A("zfs list -o space -r tank/a")), Does.StartWith("NAME      AVAIL   USED  USEDSNAP  USEDDS  USEDREFRESERV  USEDCHILD\ntank/a  ").And.Not.Contain("@"));
             Assert.That(h.Ok(A("zfs list -o name,refer,ratio,compress -r tank/a")), Is.EqualTo(
                 "NAME      REFER  RATIO  COMPRESS\n" +
-                "tank/a    2.50K  1.00x  off\n" +
+                "tank/a    3.50K  1.00x  off\n" +
                 "tank/a/b  2.50K  1.00x  off\n"));
         }
     }
@@ -337,9 +337,9 @@ public class ZfsTests
     public void An_unknown_or_missing_subcommand_gets_the_whole_usage_and_exit_2()
     {
         var h = Tank();
-        var r = h.Run(A("zfs send tank@x"));
+        var r = h.Run(A("zfs share tank"));
         Assert.That(r.ExitCode, Is.EqualTo(2));
-        Assert.That(r.Stderr, Does.StartWith("unrecognized command 'send'\nusage: zfs command args ...\nwhere 'command' is one of the following:\n\n\tcreate [-p]"));
+        Assert.That(r.Stderr, Does.StartWith("unrecognized command 'share'\nusage: zfs command args ...\nwhere 'command' is one of the following:\n\n\tcreate [-p]"));
         Assert.That(r.Stderr, Does.EndWith("For the delegated permission list, run: zfs allow|unallow\n"));
         Assert.That(h.Run(A("zfs")).Stderr, Does.StartWith("missing command\nusage: zfs command args ...\n"));
     }

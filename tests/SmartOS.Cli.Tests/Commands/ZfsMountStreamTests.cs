@@ -1,0 +1,123 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Cli.Tests.Commands;
+
+/// <summary>
+/// zfs mount/unmount and the changelist (Zfs.Mounts.cs), and zfs send/receive/diff on standard output
+/// and input (Zfs.Streams.cs), on a host whose pool tank is a file under the host's root.
+/// </summary>
+public class ZfsMountStreamTests
+{
+    private string _root = "";
+
+    [SetUp]
+    public void MakeRoot() => _root = Directory.CreateTempSubdirectory("smartos-zfsmnt-").FullName;
+
+    [TearDown]
+    public void RemoveRoot() => Directory.Delete(_root, recursive: true);
+
+    private static string[] A(string line) => CliHost.Split(line);
+
+    private CliHost Tank()
+    {
+        using (var fs = new FileStream(Path.Combine(_root, "d0"), FileMode.CreateNew)) fs.SetLength(128L << 20);
+        var h = new CliHost(store: new FileConfigStore(_root));
+        h.Ok(A("zpool create tank d0"));
+        return h;
+    }
+
+    private static string Mounts(CliHost h) => h.Ok(A("zfs mount"));
+
+    [Test]
+    public void Create_mounts_mount_lists_and_unmount_takes_a_name_or_a_mountpoint()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create -p tank/a/b"));
+        Assert.That(Mounts(h), Is.EqualTo($"{"tank",-30}  /tank\n{"tank/a",-30}  /tank/a\n{"tank/a/b",-30}  /tank/a/b\n"));
+        h.Ok(A("mkfile 1k /tank/a/b/f"));
+        Assert.That(h.Fails(A("zfs unmount tank/a")).Stderr, Is.EqualTo("cannot unmount '/tank/a': Device busy\n"));
+        h.Ok(A("zfs unmount /tank/a/b"));
+        Assert.That(Mounts(h), Does.Not.Contain("tank/a/b"));
+        Assert.That(h.Fails(A("ls /tank/a/b/f")).ExitCode, Is.EqualTo(2));
+        Assert.That(h.Fails(A("zfs unmount tank/a/b")).Stderr, Is.EqualTo("cannot unmount 'tank/a/b': not currently mounted\n"));
+        h.Ok(A("zfs mount tank/a/b"));
+        Assert.That(h.Ok(A("ls /tank/a/b")), Is.EqualTo("f\n"));
+        Assert.That(h.Fails(A("zfs mount tank/a/b")).Stderr, Is.EqualTo("cannot mount 'tank/a/b': filesystem already mounted\n"));
+        Assert.That(h.Fails(A("zfs mount -o ro tank/a")).Stderr, Is.EqualTo("zfs mount -o is not supported here: no mount options are honoured\n"));
+        h.Ok(A("zfs unmount -a"));
+        Assert.That(Mounts(h), Is.Empty);
+        h.Ok(A("zfs mount -a"));
+        Assert.That(Mounts(h), Does.Contain("tank/a/b"));
+    }
+
+    [Test]
+    public void Destroy_rollback_rename_and_set_unmount_and_mount_again_what_they_touch()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create -p tank/a/b"));
+        Assert.That(h.Fails(A("zfs destroy tank/a")).Stderr, Does.StartWith("cannot destroy 'tank/a': filesystem has children"));
+        Assert.That(Mounts(h), Does.Contain("tank/a/b"), "a refused destroy leaves its mounts");
+        h.Ok(A("zfs snapshot tank/a/b@s"));
+        h.Ok(A("mkfile 1k /tank/a/b/later"));
+        h.Ok(A("zfs rollback tank/a/b@s"));
+        Assert.That(h.Ok(A("ls -a /tank/a/b")), Is.EqualTo(".\n..\n"), "rolled back and mounted again");
+        h.Ok(A("mkfile 1k /tank/a/b/kept"));
+        h.Ok(A("zfs rename tank/a tank/z"));
+        Assert.That(Mounts(h), Is.EqualTo($"{"tank",-30}  /tank\n{"tank/z",-30}  /tank/z\n{"tank/z/b",-30}  /tank/z/b\n"));
+        Assert.That(h.Ok(A("ls /tank/z/b")), Is.EqualTo("kept\n"));
+        h.Ok(A("zfs set mountpoint=/data tank/z"));
+        Assert.That(Mounts(h), Does.Contain($"{"tank/z/b",-30}  /data/b\n"));
+        h.Ok(A("zfs set canmount=off tank/z/b"));
+        Assert.That(Mounts(h), Does.Not.Contain("tank/z/b"));
+        h.Ok(A("zfs set canmount=on tank/z/b"));
+        Assert.That(h.Ok(A("ls /data/b")), Is.EqualTo("kept\n"));
+        h.Ok(A("zfs destroy -r tank/z"));
+        Assert.That(Mounts(h), Is.EqualTo($"{"tank",-30}  /tank\n"));
+    }
+
+    [Test]
+    public void Import_N_mounts_nothing()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/a"));
+        h.Ok(A("zpool export tank"));
+        h.Ok(A("zpool import -N tank"));
+        Assert.That(Mounts(h), Is.Empty);
+    }
+
+    [Test]
+    public void Send_to_standard_output_receives_from_standard_input_with_every_byte_and_diff_lists_changes()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/src"));
+        h.Ok(A("mkfile 100k /tank/src/file"));
+        h.Ok(A("zfs snapshot tank/src@a"));
+        var full = h.Run(A("zfs send tank/src@a"));
+        Assert.That(full.ExitCode, Is.Zero, full.Stderr);
+        var received = Dispatcher.Run(h.World, h.Host, A("zfs receive -v tank/copy"), new MemoryStream(full.StdoutBytes));
+        Assert.That(received.ExitCode, Is.Zero, received.Stderr);
+        Assert.That(received.Stdout, Is.EqualTo("receiving full stream of tank/src@a into tank/copy@a\n"));
+        Assert.That(h.Ok(A("digest -a sha256 /tank/copy/file")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/file"))));
+        Assert.That(Mounts(h), Does.Contain($"{"tank/copy",-30}  /tank/copy\n"), "a received filesystem is mounted");
+
+        h.Ok(A("mkfile 1k /tank/src/new"));
+        h.Ok(A("zfs snapshot tank/src@b"));
+        Assert.That(h.Ok(A("zfs diff tank/src@a tank/src@b")), Is.EqualTo("M\t/tank/src/\n+\t/tank/src/new\n"));
+        var incremental = h.Run(A("zfs send -i @a tank/src@b"));
+        Assert.That(incremental.ExitCode, Is.Zero, incremental.Stderr);
+        // Reading the copy changed its atimes since @a, so it takes -F, as in ZFS.
+        var modified = Dispatcher.Run(h.World, h.Host, A("zfs recv tank/copy"), new MemoryStream(incremental.StdoutBytes));
+        Assert.That(modified.Stderr, Is.EqualTo("cannot receive incremental stream: destination tank/copy has been modified\nsince most recent snapshot\n"));
+        var again = Dispatcher.Run(h.World, h.Host, A("zfs recv -F tank/copy"), new MemoryStream(incremental.StdoutBytes));
+        Assert.That(again.ExitCode, Is.Zero, again.Stderr);
+        Assert.That(h.Ok(A("ls /tank/copy")), Is.EqualTo("file\nnew\n"));
+        Assert.That(h.Ok(A("zpool history tank")), Does.Contain("zfs receive -v tank/copy\n").And.Contain("zfs recv -F tank/copy\n"));
+
+        var cut = Dispatcher.Run(h.World, h.Host, A("zfs receive tank/cut"), new MemoryStream(full.StdoutBytes[..(full.StdoutBytes.Length / 2)]));
+        Assert.That((cut.ExitCode, cut.Stderr), Is.EqualTo((1, "cannot receive new filesystem stream: invalid backup stream\n")));
+        Assert.That(h.Fails(A("zfs list tank/cut")).Stderr, Is.EqualTo("cannot open 'tank/cut': dataset does not exist\n"));
+        Assert.That(h.Fails(A("zfs receive tank/x")).Stderr, Is.EqualTo("Error: Backup stream can not be read from a terminal.\nYou must redirect standard input.\n"));
+        Assert.That(h.Fails(A("zfs send -D tank/src@a")).Stderr, Is.EqualTo("zfs send -D is not supported here\n"));
+        Assert.That(h.Fails(A("zfs send -R tank/src@a")).Stderr, Is.EqualTo("cannot send 'tank/src@a': replication streams (-R) are not supported\n"));
+    }
+}
