@@ -12,10 +12,11 @@ internal sealed class RealTimeHost : IDisposable
 {
     public static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
-    public RealTimeHost(int nics = 1)
+    /// <param name="root">The host's root directory (its configuration, pools and mounts), or none.</param>
+    public RealTimeHost(int nics = 1, string? root = null)
     {
         World = new World();
-        Host = World.AddHost("global", nics);
+        Host = World.AddHost("global", nics, root == null ? null : new FileConfigStore(root));
         Driver = World.StartRealTime();
     }
 

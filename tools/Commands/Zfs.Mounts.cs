@@ -16,6 +16,8 @@ namespace SmartOS.Cli.Commands;
 ///   2. On a running host (real time) `zfs mount` also shows the file system to Linux through FUSE
 ///      under the host's root directory (ROOT/mnt + mountpoint), when FUSE is there (root, /dev/fuse,
 ///      libfuse); where it is not, the mount is made here and a warning says why Linux cannot see it.
+///      A file system mounted here already (create, import) is then only shown to Linux; -a shows
+///      every one that mounts by default.
 ///   3. create and clone mount what they made (ancestors of -p too); destroy unmounts what it takes
 ///      first and mounts it again if the destroy is refused; rollback, rename, and set or inherit of
 ///      mountpoint, canmount, readonly and atime unmount the datasets they touch and mount them again
@@ -50,7 +52,11 @@ public static partial class Zfs
             {
                 pool.Datasets.List(pool.Name, -1, DatasetKinds.Filesystem, out var names);
                 foreach (string name in names.OrderBy(n => Mountpoint(pool, n), StringComparer.Ordinal))
-                    if (ctx.Host.Mounts.Find(name) == null && MountsByDefault(pool, name) && MountOne(ctx, name) != 0) code = 1;
+                {
+                    bool mounted = ctx.Host.Mounts.Find(name) != null;
+                    bool shown = !mounted || ctx.World.Driver == null || ctx.Host.Mounts.ExposedAt(name) != null;
+                    if ((!mounted || !shown) && MountsByDefault(pool, name) && MountOne(ctx, name) != 0) code = 1;
+                }
             }
             return code;
         }
@@ -60,11 +66,19 @@ public static partial class Zfs
         return MountOne(ctx, dataset);
     }
 
-    /// <summary>Mounts one dataset here and, on a running host, through FUSE (rule 2).</summary>
+    /// <summary>
+    /// Mounts one dataset here and, on a running host, through FUSE (rule 2); one mounted here already
+    /// (create and import mount here) is only shown to Linux.
+    /// </summary>
     private static int MountOne(CommandContext ctx, string dataset)
     {
-        var mounted = ctx.Host.Mounts.Mount(dataset);
-        if (!mounted.IsOk) return Refused(ctx, mounted);
+        bool here = ctx.Host.Mounts.Find(dataset) != null;
+        if (!here || ctx.World.Driver == null || ctx.Host.Mounts.ExposedAt(dataset) != null)
+        {
+            var mounted = ctx.Host.Mounts.Mount(dataset);
+            if (!mounted.IsOk) return Refused(ctx, mounted);
+            here = false;
+        }
         if (ctx.World.Driver is not { } driver) return 0;
         string? root = ctx.Host.Pools.Root;
         string? why = root == null ? "the host has no root directory" : FuseMount.Unavailable();
@@ -76,7 +90,7 @@ public static partial class Zfs
         string path = Path.Join(root, "mnt", ctx.Host.Mounts.Find(dataset)!.MountPoint);
         var exposed = ctx.Host.Mounts.Expose(dataset, ctx.World.Scheduler, driver, path);
         if (exposed.IsOk) return 0;
-        ctx.Host.Mounts.Unmount(dataset, force: true);
+        if (!here) ctx.Host.Mounts.Unmount(dataset, force: true);
         ctx.Err.WriteLine($"cannot mount '{path}': {exposed.Reason ?? StorageStatusText.Of(exposed.Status)}");
         return 1;
     }
