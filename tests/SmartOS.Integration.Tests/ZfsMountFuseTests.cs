@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using SmartOS.Storage;
 using SmartOS.Testing;
 
@@ -15,18 +14,6 @@ namespace SmartOS.Integration.Tests;
 [NonParallelizable]
 public class ZfsMountFuseTests
 {
-    private const int CloneNewNs = 0x00020000;
-    private const nuint MsRec = 0x4000, MsPrivate = 0x40000;
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int unshare(int flags);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int mount(string? source, string target, string? type, nuint flags, IntPtr data);
-
-    [DllImport("libc")]
-    private static extern int gettid();
-
     [Test]
     public void A_dataset_mounted_on_a_running_host_is_read_and_written_by_Linux_programs()
     {
@@ -42,9 +29,8 @@ public class ZfsMountFuseTests
             string? failed = null;
             int tid = host.OnLoop(() =>
             {
-                if (unshare(CloneNewNs) != 0) failed = $"unshare(CLONE_NEWNS) failed: errno {Marshal.GetLastPInvokeError()}";
-                else if (mount(null, "/", null, MsRec | MsPrivate, IntPtr.Zero) != 0) failed = $"making / private failed: errno {Marshal.GetLastPInvokeError()}";
-                return gettid();
+                failed = MountNamespace.EnterPrivate();
+                return MountNamespace.ThreadId();
             });
             if (failed is not null) Assert.Ignore(failed);
             task = $"/proc/{Environment.ProcessId}/task/{tid}";

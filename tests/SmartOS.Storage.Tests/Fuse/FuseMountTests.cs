@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using SmartOS.Kernel;
+using SmartOS.Testing;
 
 namespace SmartOS.Storage.Tests.Fuse;
 
@@ -36,9 +37,8 @@ public class FuseMountTests : PoolFixture
         string? failed = null;
         int tid = OnLoop(() =>
         {
-            if (unshare(CloneNewNs) != 0) failed = $"unshare(CLONE_NEWNS) failed: errno {Marshal.GetLastPInvokeError()}";
-            else if (mount(null, "/", null, MsRec | MsPrivate, IntPtr.Zero) != 0) failed = $"making / private failed: errno {Marshal.GetLastPInvokeError()}";
-            return gettid();
+            failed = MountNamespace.EnterPrivate();
+            return MountNamespace.ThreadId();
         });
         if (failed is not null) Assert.Ignore(failed);
         _namespace = $"/proc/{Environment.ProcessId}/task/{tid}";
@@ -52,18 +52,6 @@ public class FuseMountTests : PoolFixture
         _driver?.Dispose();
         _namespace = "";
     }
-
-    private const int CloneNewNs = 0x00020000;
-    private const nuint MsRec = 0x4000, MsPrivate = 0x40000;
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int unshare(int flags);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int mount(string? source, string target, string? type, nuint flags, IntPtr data);
-
-    [DllImport("libc")]
-    private static extern int gettid();
 
     private T OnLoop<T>(Func<T> work)
     {
