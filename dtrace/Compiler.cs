@@ -566,16 +566,32 @@ internal sealed class Compiler
                 Check(arr.Type, value, a);
                 var keys = KeysOf(ix, arr.Keys);
                 var store = _c.Arrays[arr.Slot];
+                var consumer = _c;
+                // A new element takes room in the dynamic variable space (Consumer.DynVarSize); no room drops it.
+                long size = Consumer.DynamicSize(arr.Keys, arr.Type == DType.Int ? 8 : 256);
                 if (arr.Type == DType.Int)
                 {
                     var v = value.I!;
                     // D: assigning zero deletes the element.
-                    return CExpr.Int(f => { var k = keys(f); long x = v(f); if (x == 0) store.Remove(k); else store[k] = x; return x; });
+                    return CExpr.Int(f =>
+                    {
+                        var k = keys(f);
+                        long x = v(f);
+                        if (x == 0) { if (store.Remove(k)) consumer.GiveDynamic(size); }
+                        else if (store.ContainsKey(k) || consumer.TakeDynamic(size)) store[k] = x;
+                        return x;
+                    });
                 }
                 else
                 {
                     var v = value.S!;
-                    return CExpr.Str(f => { var k = keys(f); string x = v(f); store[k] = x; return x; });
+                    return CExpr.Str(f =>
+                    {
+                        var k = keys(f);
+                        string x = v(f);
+                        if (store.ContainsKey(k) || consumer.TakeDynamic(size)) store[k] = x;
+                        return x;
+                    });
                 }
             }
         }

@@ -64,13 +64,55 @@ public sealed class Consumer : IProbeConsumer
     /// <summary>dtrace's default aggsize, 4m.</summary>
     public const long DefaultAggSize = 4L << 20;
 
-    /// <summary>Reports the aggregation drops since the last report, as dtrace's drop handler does.</summary>
+    /// <summary>
+    /// `-x dynvarsize`: the bytes associative array elements and self-> variables may take (1m by
+    /// default, as dtrace's). Each takes a record's size (DynamicSize); a new one that finds no room is
+    /// not stored and is counted as a dynamic variable drop; deleting one (assigning 0) gives room back.
+    /// </summary>
+    public long DynVarSize
+    {
+        get => _dynSize;
+        init { _dynSize = value; _dynFree = value; }
+    }
+
+    public const long DefaultDynVarSize = 1L << 20;
+    private readonly long _dynSize = DefaultDynVarSize;
+    private long _dynFree = DefaultDynVarSize, _dynDrops, _dynReported;
+
+    /// <summary>A dynamic variable's record: a 64-byte header (dtrace_dynvar_t and its hash chain), the keys
+    /// (8 bytes each, a string strsize, 256) and the value.</summary>
+    internal static long DynamicSize(IEnumerable<DType> keys, long valueBytes)
+    {
+        long n = 64 + valueBytes;
+        foreach (var k in keys) n += k == DType.Str ? 256 : 8;
+        return n;
+    }
+
+    /// <summary>Takes room for a new dynamic variable; false (and a drop counted) when there is none.</summary>
+    internal bool TakeDynamic(long bytes)
+    {
+        if (_dynFree < bytes) { _dynDrops++; return false; }
+        _dynFree -= bytes;
+        return true;
+    }
+
+    internal void GiveDynamic(long bytes) => _dynFree += bytes;
+
+    /// <summary>Reports the drops since the last report, as dtrace's drop handlers do (dt_handle_cpudrop, dt_handle_status).</summary>
     private void ReportDrops()
     {
         long n = _aggSpace.Drops - _aggSpace.Reported;
-        if (n == 0) return;
-        _aggSpace.Reported = _aggSpace.Drops;
-        _err.Write($"dtrace: {n} aggregation drop{(n > 1 ? "s" : "")} on CPU 0\n");
+        if (n > 0)
+        {
+            _aggSpace.Reported = _aggSpace.Drops;
+            _err.Write($"dtrace: {n} aggregation drop{(n > 1 ? "s" : "")} on CPU 0\n");
+        }
+        n = _dynDrops - _dynReported;
+        if (n > 0)
+        {
+            _dynReported = _dynDrops;
+            _err.Write($"dtrace: {n} dynamic variable drop{(n > 1 ? "s" : "")}\n");
+        }
     }
 
     /// <summary>Unix time, in nanoseconds, at scheduler time 0 (the host's WallClock epoch): walltimestamp
@@ -98,6 +140,7 @@ public sealed class Consumer : IProbeConsumer
         public long[] Ints = new long[ints];
         public string?[] Strs = new string?[strs];
         public int Set;
+        public readonly long Size = DynamicSize([], ints * 8L + strs * 256L);
     }
 
     private static readonly object s_noThread = new();
@@ -113,10 +156,16 @@ public sealed class Consumer : IProbeConsumer
     internal string SelfStr(object? thread, int slot) =>
         _self.TryGetValue(thread ?? s_noThread, out var v) && slot < v.Strs.Length ? v.Strs[slot] ?? "" : "";
 
-    private SelfVars SelfOf(object? thread)
+    /// <summary>The thread's self variables, made on first use if there is room (null: dropped).</summary>
+    private SelfVars? SelfOf(object? thread)
     {
         var key = thread ?? s_noThread;
-        if (!_self.TryGetValue(key, out var v)) _self[key] = v = new SelfVars(_selfInts, _selfStrs);
+        if (!_self.TryGetValue(key, out var v))
+        {
+            v = new SelfVars(_selfInts, _selfStrs);
+            if (!TakeDynamic(v.Size)) return null;
+            _self[key] = v;
+        }
         if (v.Ints.Length < _selfInts) Array.Resize(ref v.Ints, _selfInts);
         if (v.Strs.Length < _selfStrs) Array.Resize(ref v.Strs, _selfStrs);
         return v;
@@ -127,18 +176,21 @@ public sealed class Consumer : IProbeConsumer
     {
         if (value == 0 && !_self.ContainsKey(thread ?? s_noThread)) return 0;
         var v = SelfOf(thread);
+        if (v == null) return value;
         if ((v.Ints[slot] != 0) != (value != 0)) v.Set += value != 0 ? 1 : -1;
         v.Ints[slot] = value;
-        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        if (v.Set == 0 && _self.Remove(thread ?? s_noThread)) GiveDynamic(v.Size);
         return value;
     }
 
     internal string SetSelfStr(object? thread, int slot, string value)
     {
+        if (value.Length == 0 && !_self.ContainsKey(thread ?? s_noThread)) return value;
         var v = SelfOf(thread);
+        if (v == null) return value;
         if ((v.Strs[slot] != null) != (value.Length != 0)) v.Set += value.Length != 0 ? 1 : -1;
         v.Strs[slot] = value.Length == 0 ? null : value;
-        if (v.Set == 0) _self.Remove(thread ?? s_noThread);
+        if (v.Set == 0 && _self.Remove(thread ?? s_noThread)) GiveDynamic(v.Size);
         return value;
     }
 

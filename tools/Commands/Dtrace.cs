@@ -16,7 +16,8 @@ namespace SmartOS.Cli.Commands;
 /// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does;
 /// -x aggsize=N[kmgt] bounds the aggregations' memory (4m by default): a new key that finds no room
 /// is dropped and counted, and "dtrace: N aggregation drops on CPU 0" goes to standard error before
-/// aggregations print. The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
+/// aggregations print; -x dynvarsize=N[kmgt] (1m by default) bounds associative arrays and self->
+/// variables the same way ("dtrace: N dynamic variable drops"). The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
 /// since records are consumed as probes fire.</item>
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
@@ -76,7 +77,7 @@ public static class Dtrace
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
         int sortKeyPos = 0;
-        long aggSize = Consumer.DefaultAggSize;
+        long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize;
         foreach (var x in g.Values("x"))
         {
             int eq = x.IndexOf('=');
@@ -90,10 +91,11 @@ public static class Dtrace
                 case "aggsortkeypos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortKeyPos):
                     continue;
                 case "aggsize" when TryParseSize(value, out aggSize): continue;
-                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize":
+                case "dynvarsize" when TryParseSize(value, out dynVarSize): continue;
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize" or "dynvarsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
-                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize" or "dynvarsize":
+                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize":
                     // Records and aggregations reach this consumer as probes fire, in the same
                     // process: there is no buffer to size and no rate at which to read one.
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option has no effect here (records are consumed as probes fire, without kernel buffers)");
@@ -106,7 +108,7 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize };
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize };
         consumer.SetSort(sortKey, sortRev, sortKeyPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));

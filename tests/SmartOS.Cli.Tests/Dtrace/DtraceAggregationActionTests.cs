@@ -43,6 +43,20 @@ public class DtraceAggregationActionTests
     }
 
     [Test]
+    public void Dynvarsize_bounds_arrays_and_self_variables_and_the_drops_are_reported()
+    {
+        // An integer element keyed by one integer takes 64 + 8 + 8 bytes: 300 bytes hold three.
+        var r = D("-q", "-x", "dynvarsize=300", "-n", "BEGIN { a[1] = 1; a[2] = 2; a[3] = 3; a[4] = 4; a[1] = 0; a[5] = 5; printf(\"%d %d %d %d %d\\n\", a[1], a[2], a[3], a[4], a[5]); exit(0); }");
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        Assert.That(r.Stdout, Is.EqualTo("0 2 3 0 5\n\n"), "a[4] found no room; deleting a[1] gave room to a[5]");
+        Assert.That(r.Stderr, Is.EqualTo("dtrace: 1 dynamic variable drop\n"));
+        var self = D("-q", "-x", "dynvarsize=64", "-n", "BEGIN { self->x = 1; printf(\"%d\\n\", self->x); exit(0); }");
+        Assert.That((self.Stdout, self.Stderr), Is.EqualTo(("0\n\n", "dtrace: 1 dynamic variable drop\n")));
+        Assert.That(D("-x", "dynvarsize=0", "-n", "BEGIN { exit(0); }").Stderr,
+            Is.EqualTo("dtrace: failed to set -x dynvarsize=0: Invalid value for specified option\n"));
+    }
+
+    [Test]
     public void Normalize_divides_what_is_printed_and_denormalize_undoes_it()
     {
         Assert.That(Quiet("BEGIN { @c[\"a\"] = sum(1000); @c[\"b\"] = sum(3500); @q = quantize(4); @q = quantize(4); normalize(@c, 1000); normalize(@q, 2); exit(0); }"),
