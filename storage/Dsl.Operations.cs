@@ -241,7 +241,9 @@ public sealed partial class DatasetTree
         if (!flushed.IsOk) return flushed;
         var result = DestroyDirs(clones, keep: null);
         if (!result.IsOk) return result;
-        foreach (var s in snaps) DestroySnapshotCore(s);
+        // A dependent clone below dir took its own snapshot of that name with it (DestroyDirs).
+        foreach (var s in snaps)
+            if (s.Dir.Snapshots.Contains(s)) DestroySnapshotCore(s);
         _dirty = true;
         return _pool.CommitTxg(force: true);
     }

@@ -149,6 +149,22 @@ public class DatasetTests : DatasetFixture
     }
 
     [Test]
+    public void Destroy_R_of_a_snapshot_whose_clone_below_has_a_snapshot_of_that_name_takes_each_once()
+    {
+        // Found by ztest: the clone's own @s went with the clone, and was then destroyed a second time.
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/a", DatasetType.Filesystem));
+        NewFile(pool, "tank/a", Bytes(100_000, 1));
+        Ok(pool.Datasets.Snapshot("tank/a@s"));
+        Ok(pool.Datasets.Clone("tank/a@s", "tank/a/c"));
+        NewFile(pool, "tank/a/c", Bytes(50_000, 2));
+        Ok(pool.Datasets.Snapshot("tank/a/c@s"));
+        Ok(pool.Datasets.Destroy("tank/a@s", DestroyFlags.Recursive | DestroyFlags.Dependents));
+        Assert.That(All(pool), Is.EqualTo(new[] { "tank", "tank/a" }));
+        AuditSpace(pool);
+    }
+
+    [Test]
     public void Rollback_returns_to_the_newest_snapshot_and_r_destroys_later_ones()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
