@@ -1,6 +1,7 @@
 using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Storage;
+using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;
 
@@ -11,7 +12,7 @@ public static partial class Zfs
     private static readonly Dictionary<string, string> s_headers = new(StringComparer.Ordinal)
     {
         ["name"] = "NAME", ["type"] = "TYPE", ["creation"] = "CREATION", ["used"] = "USED", ["available"] = "AVAIL",
-        ["referenced"] = "REFER", ["compressratio"] = "RATIO", ["quota"] = "QUOTA", ["reservation"] = "RESERV",
+        ["referenced"] = "REFER", ["compressratio"] = "RATIO", ["mounted"] = "MOUNTED", ["quota"] = "QUOTA", ["reservation"] = "RESERV",
         ["volsize"] = "VOLSIZE", ["volblocksize"] = "VOLBLOCK", ["recordsize"] = "RECSIZE", ["mountpoint"] = "MOUNTPOINT",
         ["checksum"] = "CHECKSUM", ["compression"] = "COMPRESS", ["atime"] = "ATIME", ["readonly"] = "RDONLY",
         ["canmount"] = "CANMOUNT", ["origin"] = "ORIGIN", ["usedbysnapshots"] = "USEDSNAP", ["usedbydataset"] = "USEDDS",
@@ -39,9 +40,16 @@ public static partial class Zfs
         => IsNumber(property) ? 5 : DatasetTree.Describe(property)?.Choices is { } choices ? choices.Max(c => c.Length) : 0;
 
     /// <summary>A property of a dataset as zfs_prop_get prints it: sizes as 1.50K unless parsable, creation as a date.</summary>
-    private static (string Value, DatasetProperty Raw) Show(Pool pool, string dataset, string property, bool parsable)
+    private static (string Value, DatasetProperty Raw) Show(Pool pool, string dataset, string property, bool parsable, MountTable mounts)
     {
         if (property == "name") return (dataset, new DatasetProperty("name", dataset, null, PropertySource.None, ""));
+        if (property == "mounted")
+        {
+            // Not the dataset's but the host's: whether its mount table holds it (Zfs.Mounts.cs).
+            if (TypeOf(pool, dataset) != "filesystem") return ("-", default);
+            string yes = mounts.Find(dataset) != null ? "yes" : "no";
+            return (yes, new DatasetProperty("mounted", yes, null, PropertySource.None, "-"));
+        }
         if (!pool.Datasets.Get(dataset, property, out var p).IsOk) return ("-", default);
         if (p.Value is "-" or "none" || p.Number is not long n || parsable) return (p.Value, p);
         if (property == "creation") return (Ctime(n), p);
@@ -183,10 +191,10 @@ public static partial class Zfs
         if (g.Operands.Count == 0 && !g.Has("d")) depth = -1;
         bool parsable = g.Has("p");
         var selected = Select(ctx, g.Operands, depth, named, below, out int failed);
-        if (sorts.Count > 0) selected = Sorted(selected, sorts);
+        if (sorts.Count > 0) selected = Sorted(selected, sorts, ctx.Host.Mounts);
         var rows = new List<string[]>();
         foreach (var (pool, name) in selected)
-            rows.Add([.. fields.Select(f => Show(pool, name, f, parsable).Value)]);
+            rows.Add([.. fields.Select(f => Show(pool, name, f, parsable, ctx.Host.Mounts).Value)]);
         if (rows.Count == 0)
         {
             if (failed == 0 && !g.Has("H")) ctx.Out.WriteLine("no datasets available");
@@ -198,14 +206,14 @@ public static partial class Zfs
     }
 
     /// <summary>zfs_sort: by each key in turn (numbers as numbers, a value that does not apply last), stable on the name order.</summary>
-    private static List<(Pool Pool, string Name)> Sorted(List<(Pool Pool, string Name)> rows, List<(string Property, bool Descending)> sorts)
+    private static List<(Pool Pool, string Name)> Sorted(List<(Pool Pool, string Name)> rows, List<(string Property, bool Descending)> sorts, MountTable mounts)
     {
         int Compare((Pool Pool, string Name) a, (Pool Pool, string Name) b)
         {
             foreach (var (property, descending) in sorts)
             {
-                var (left, l) = Show(a.Pool, a.Name, property, parsable: true);
-                var (right, r) = Show(b.Pool, b.Name, property, parsable: true);
+                var (left, l) = Show(a.Pool, a.Name, property, parsable: true, mounts);
+                var (right, r) = Show(b.Pool, b.Name, property, parsable: true, mounts);
                 bool lValid = left != "-", rValid = right != "-";
                 int c = lValid != rValid ? (lValid ? -1 : 1)
                     : l.Number is long ln && r.Number is long rn ? ln.CompareTo(rn)
@@ -260,7 +268,12 @@ public static partial class Zfs
             if (PropertyNamed(p) is not string name) return Usage(ctx, argv, $"bad property list: invalid property '{p}'");
             props.Add(name);
         }
-        if (all) props = [.. DatasetTree.PropertyNames];
+        if (all)
+        {
+            // zfs get all's order: mounted, which the mount table answers, comes after compressratio.
+            props = [.. DatasetTree.PropertyNames];
+            props.Insert(props.IndexOf("compressratio") + 1, "mounted");
+        }
         var datasets = g.Operands.Skip(1).ToList();
         if (datasets.Count == 0) depth = g.Has("d") ? depth : -1;
         var selected = Select(ctx, datasets, depth, kinds, kinds, out int failed);
@@ -270,7 +283,7 @@ public static partial class Zfs
         {
             foreach (string property in props)
             {
-                var (value, raw) = Show(pool, name, property, g.Has("p"));
+                var (value, raw) = Show(pool, name, property, g.Has("p"), ctx.Host.Mounts);
                 // `get all` leaves out what does not apply (zfs_prop_get fails); a named property shows "-".
                 if (all && value == "-" && raw.Source == PropertySource.None) continue;
                 if (sources.Count > 0 && !sources.Contains(SourceWord(raw.Source))) continue;

@@ -44,8 +44,12 @@ public class ZfsMountStreamTests
         Assert.That(h.Ok(A("ls /tank/a/b")), Is.EqualTo("f\n"));
         Assert.That(h.Fails(A("zfs mount tank/a/b")).Stderr, Is.EqualTo("cannot mount 'tank/a/b': filesystem already mounted\n"));
         Assert.That(h.Fails(A("zfs mount -o ro tank/a")).Stderr, Is.EqualTo("zfs mount -o is not supported here: no mount options are honoured\n"));
+        h.Ok(A("zfs create -V 1m tank/vol"));
+        Assert.That(h.Ok(A("zfs list -H -o name,mounted")), Is.EqualTo("tank\tyes\ntank/a\tyes\ntank/a/b\tyes\ntank/vol\t-\n"));
+        Assert.That(h.Ok(A("zfs get all tank/a")), Does.Contain("tank/a  mounted               yes"));
         h.Ok(A("zfs unmount -a"));
         Assert.That(Mounts(h), Is.Empty);
+        Assert.That(h.Ok(A("zfs get -H -o value mounted tank/a/b")), Is.EqualTo("no\n"));
         h.Ok(A("zfs mount -a"));
         Assert.That(Mounts(h), Does.Contain("tank/a/b"));
     }
