@@ -231,7 +231,6 @@ public sealed class MountTable
     {
         for (int i = _mounts.Count - 1; i >= 0; i--)
             if (_mounts[i].Pool == pool) Detach(_mounts[i]);
-        _seen.Remove(pool);
     }
 
     /// <summary>

@@ -300,14 +300,17 @@ public sealed unsafe class FuseMount : IDisposable
     /// <summary>Forced unmount (rule 7); a failure is left for IsConnected and the pool's state to show.</summary>
     public void Dispose() => Unmount(force: true);
 
-    /// <summary>Joins the FUSE thread, running the requests it posts meanwhile (rule 7).</summary>
+    /// <summary>
+    /// Joins the FUSE thread, running the requests it posts meanwhile (rule 7): at most timeout, in
+    /// joins of 5 ms each (the wait is counted, the clock is not read).
+    /// </summary>
     private bool WaitForFuseThread(TimeSpan timeout)
     {
-        var wait = Stopwatch.StartNew();
-        while (!_thread!.Join(5))
+        const int Slice = 5;
+        for (long waited = 0; !_thread!.Join(Slice); waited += Slice)
         {
             RunPosted();
-            if (wait.Elapsed > timeout) return false;
+            if (waited >= (long)timeout.TotalMilliseconds) return false;
         }
         return true;
     }
@@ -707,35 +710,28 @@ public sealed unsafe class FuseMount : IDisposable
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int OnRead(byte* path, byte* buffer, nuint size, long offset, byte* fi)
     {
-        try
-        {
-            var m = Current();
-            m._inode = Handle(fi);
-            m._buffer = buffer;
-            m._size = (int)Math.Min(size, int.MaxValue);
-            m._offset = offset;
-            int e = m.Call(Op.Read);
-            m._buffer = null;
-            return e == 0 ? m._count : -e;
-        }
+        try { return Transfer(Op.Read, buffer, size, offset, fi); }
         catch (Exception ex) { return Guard(ex); }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int OnWrite(byte* path, byte* buffer, nuint size, long offset, byte* fi)
     {
-        try
-        {
-            var m = Current();
-            m._inode = Handle(fi);
-            m._buffer = buffer;
-            m._size = (int)Math.Min(size, int.MaxValue);
-            m._offset = offset;
-            int e = m.Call(Op.Write);
-            m._buffer = null;
-            return e == 0 ? m._size : -e;
-        }
+        try { return Transfer(Op.Write, buffer, size, offset, fi); }
         catch (Exception ex) { return Guard(ex); }
+    }
+
+    /// <summary>read and write: libfuse's buffer in place (rule 2); the bytes read or written, or -errno.</summary>
+    private static int Transfer(Op op, byte* buffer, nuint size, long offset, byte* fi)
+    {
+        var m = Current();
+        m._inode = Handle(fi);
+        m._buffer = buffer;
+        m._size = (int)Math.Min(size, int.MaxValue);
+        m._offset = offset;
+        int e = m.Call(op);
+        m._buffer = null;
+        return e != 0 ? -e : op == Op.Read ? m._count : m._size;
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]

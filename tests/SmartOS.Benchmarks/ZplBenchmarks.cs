@@ -23,7 +23,8 @@ public static class ZplBenchmarks
         long now = 0, fsNow = 0;
         var options = new PoolOptions { Clock = () => now += 1, Random = new HostRandom(4) };
         var fsOptions = new FileSystemOptions { Clock = () => fsNow += 1, Atime = false };
-        Check(Pool.Create(dir, "zpl", [VdevSpec.Disk("zpl0")], Total + 128L * 1024 * 1024, options, out var created));
+        // Room for the data, metadata and the slop space datasets may not take (128 MiB: DatasetTree.SlopSpace).
+        Check(Pool.Create(dir, "zpl", [VdevSpec.Disk("zpl0")], Total + 256L * 1024 * 1024, options, out var created));
         var pool = created!;
         Check(ZplFileSystem.Open(RootSet(pool), fsOptions, out var fs));
         Check(fs!.CreateFile("/data", 0x1A4, 0, 0, out long inode));

@@ -51,17 +51,7 @@ public static class Dtrace
     ];
 
     /// <summary>A size option's value as dtrace takes it (dt_optval_parse): a positive number of bytes, or with k, m, g or t.</summary>
-    private static bool TryParseSize(string? text, out long bytes)
-    {
-        bytes = 0;
-        if (string.IsNullOrEmpty(text)) return false;
-        int shift = char.ToLowerInvariant(text[^1]) switch { 'k' => 10, 'm' => 20, 'g' => 30, 't' => 40, _ => 0 };
-        string digits = shift == 0 ? text : text[..^1];
-        if (!long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n)
-            || n <= 0 || n > long.MaxValue >> shift) return false;
-        bytes = n << shift;
-        return true;
-    }
+    private static bool TryParseSize(string? text, out long bytes) => SizeArgument.TryParse(text ?? "", out bytes) && bytes > 0;
 
     private static int Usage(CommandContext ctx, string? why = null)
     {

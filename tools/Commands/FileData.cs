@@ -174,7 +174,7 @@ public static class FileData
             ctx.Err.WriteLine(usage);
             return Task.FromResult(1);
         }
-        if (!FileTree.TryParseSize(g.Operands[0], "gkbm", out long size) || size > ObjectSet.MaxObjectSize)
+        if (!SizeArgument.TryParse(g.Operands[0], "gkbm", out long size) || size > ObjectSet.MaxObjectSize)
         {
             ctx.Err.WriteLine($"mkfile: invalid size: {g.Operands[0]}");
             ctx.Err.WriteLine(usage);
@@ -312,7 +312,7 @@ public static class FileData
         value = 1;
         foreach (string part in text.Split('x'))
         {
-            if (!FileTree.TryParseSize(part, "kbwmg", out long n)) return false;
+            if (!SizeArgument.TryParse(part, "kbwmg", out long n)) return false;
             try { value = checked(value * n); } catch (OverflowException) { return false; }
         }
         return true;

@@ -103,24 +103,6 @@ internal sealed class FileTree(CommandContext ctx, string command)
         return slash < 0 ? trimmed : trimmed[(slash + 1)..];
     }
 
-    /// <summary>A size with an illumos suffix: k (1024), b (512), m, g; false when malformed.</summary>
-    public static bool TryParseSize(string text, string suffixes, out long bytes)
-    {
-        bytes = 0;
-        if (text.Length == 0) return false;
-        long unit = 1;
-        char last = char.ToLowerInvariant(text[^1]);
-        if (!char.IsAsciiDigit(last))
-        {
-            if (!suffixes.Contains(last)) return false;
-            unit = last switch { 'k' => 1024, 'b' => 512, 'm' => 1L << 20, 'g' => 1L << 30, 'w' => 2, _ => 1 };
-            text = text[..^1];
-        }
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long n)) return false;
-        try { bytes = checked(n * unit); } catch (OverflowException) { return false; }
-        return true;
-    }
-
     /// <summary>The user (or group) name ls and du print for an id: root for 0, else the number.</summary>
     public static string Owner(uint id) => id == 0 ? "root" : id.ToString(CultureInfo.InvariantCulture);
 

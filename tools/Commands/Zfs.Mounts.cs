@@ -72,12 +72,13 @@ public static partial class Zfs
     /// </summary>
     private static int MountOne(CommandContext ctx, string dataset)
     {
-        bool here = ctx.Host.Mounts.Find(dataset) != null;
-        if (!here || ctx.World.Driver == null || ctx.Host.Mounts.ExposedAt(dataset) != null)
+        // Mounted here already and not shown to Linux yet (on a running host) is the one case that
+        // does not mount here; otherwise the table mounts it, or refuses ("filesystem already mounted").
+        bool onlyShow = ctx.World.Driver != null && ctx.Host.Mounts.Find(dataset) != null && ctx.Host.Mounts.ExposedAt(dataset) == null;
+        if (!onlyShow)
         {
             var mounted = ctx.Host.Mounts.Mount(dataset);
             if (!mounted.IsOk) return Refused(ctx, mounted);
-            here = false;
         }
         if (ctx.World.Driver is not { } driver) return 0;
         string? root = ctx.Host.Pools.Root;
@@ -90,7 +91,7 @@ public static partial class Zfs
         string path = Path.Join(root, "mnt", ctx.Host.Mounts.Find(dataset)!.MountPoint);
         var exposed = ctx.Host.Mounts.Expose(dataset, ctx.World.Scheduler, driver, path);
         if (exposed.IsOk) return 0;
-        if (!here) ctx.Host.Mounts.Unmount(dataset, force: true);
+        if (!onlyShow) ctx.Host.Mounts.Unmount(dataset, force: true);
         ctx.Err.WriteLine($"cannot mount '{path}': {exposed.Reason ?? StorageStatusText.Of(exposed.Status)}");
         return 1;
     }
