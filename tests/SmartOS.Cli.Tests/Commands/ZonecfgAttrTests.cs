@@ -99,7 +99,13 @@ public class ZonecfgAttrTests
 
     [Test]
     public void Remove_with_F_takes_a_missing_attr_in_silence()
-        => Assert.That(PlainZone().Run("zonecfg", "-z", "web", "remove -F attr name=failed").ExitCode, Is.Zero);
+    {
+        var h = PlainZone();
+        string before = h.Ok("zonecfg", "-z", "web", "export");
+        var r = h.Run("zonecfg", "-z", "web", "remove -F attr name=failed");
+        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((0, "", "")), "silent, and successful");
+        Assert.That(h.Ok("zonecfg", "-z", "web", "export"), Is.EqualTo(before), "and nothing changed");
+    }
 
     [Test]
     public void A_vms_own_attrs_changed_by_zonecfg_are_what_vmadm_get_shows()
