@@ -28,8 +28,9 @@ public static partial class VmModel
         _ => "OS",
     };
 
-    /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does).</summary>
-    public static JsonObject ToJson(Zone z)
+    /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does); with the host, what its
+    /// datasets are (VmDatasets.AddToJson: zfs_filesystem, zpool, datasets, snapshots).</summary>
+    public static JsonObject ToJson(Zone z, Host? host = null)
     {
         var c = z.Config;
         var vm = c.Vm!;
@@ -98,6 +99,7 @@ public static partial class VmModel
         if (vm.LastModified != null) j["last_modified"] = vm.LastModified;
         if (BootTimestamp(z) is string boot) j["boot_timestamp"] = boot;
         foreach (var (k, v) in vm.Kept) j[k] = JsonNode.Parse(v);
+        if (host != null) VmDatasets.AddToJson(host, z, j);
         FillDefaults(j, c, hvm);
         return Sorted(j);
     }

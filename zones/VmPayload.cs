@@ -18,7 +18,7 @@ namespace SmartOS.Zones;
 public static partial class VmModel
 {
     /// <summary>Properties vmadm create takes here and enforces.</summary>
-    private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid", "nowait"];
+    private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid", "nowait", "delegate_dataset"];
     /// <summary>Properties vmadm create takes for bhyve and kvm VMs (HvmGuest.cs): ram, not max_physical_memory.</summary>
     private static readonly string[] s_hvmCreateProps = ["uuid", "alias", "brand", "ram", "vcpus", "image", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
     private static readonly string[] s_updateProps = ["alias", "autoboot", "max_physical_memory", "quota", "resolvers", "add_nics", "update_nics", "remove_nics"];
@@ -251,8 +251,12 @@ public static partial class VmModel
             if (nics is not JsonArray arr) bad.Add("nics");
             else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad, dropped));
         }
+        if (payload["delegate_dataset"] is JsonNode dd) { if (Bool(dd) is bool b) cfg.Vm.DelegateDataset = b; else bad.Add("delegate_dataset"); }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + Fields(bad));
         FinishNics(host, cfg, "nics", 0);
+        // The datasets the VM will have (VmDatasets.cs): the default quota, the image, last, as VM.js
+        // validates images after the payload's own properties.
+        VmDatasets.CheckCreate(host, cfg);
         dropped.WarnNotEnforced();
         return cfg;
     }

@@ -193,25 +193,59 @@ public sealed class ZoneTable
         return ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem p ? ZoneStatus.Problem(ZoneError.InvalidProperty, p.Message) : ZoneStatus.Ok;
     }
 
-    public ZoneStatus Install(string name)
+    /// <summary>zoneadm install (vmadm create installs too): on a host with a zones pool, the zone's
+    /// dataset is made first (VmDatasets.cs rule 1), from <paramref name="options"/> (zoneadm install's
+    /// -t and -q) or, for a VM, its image_uuid and quota.</summary>
+    public ZoneStatus Install(string name, VmDatasets.InstallOptions? options = null)
     {
         var z = Find(name);
         if (z == null) return ZoneError.NoZone;
-        if (z.State >= ZoneState.Ready) return Invalid("install", z);
-        if (z.State == ZoneState.Installed) return ZoneStatus.State(ZoneStateCheck.AlreadyInstalled);
-        if (z.State == ZoneState.Incomplete) return ZoneStatus.State(ZoneStateCheck.Incomplete);
-        if (Verify(name) is { IsOk: false } e) return e;
+        if (InstallProblem(z, "install") is { IsOk: false } e) return e;
+        var made = VmDatasets.Install(_host, z.Config, options ?? (z.IsVm ? VmDatasets.ForVm(z.Config) : new(null, null)));
+        if (!made.IsOk) return made;
         SaveWith(name, z.Config, ZoneState.Installed);
         z.State = ZoneState.Installed;
         return ZoneStatus.Ok;
     }
 
+    /// <summary>sanity_check for install and clone: the zone must be configured and verify.</summary>
+    private ZoneStatus InstallProblem(Zone z, string cmd)
+    {
+        if (z.State >= ZoneState.Ready) return Invalid(cmd, z);
+        if (z.State == ZoneState.Installed) return ZoneStatus.State(ZoneStateCheck.AlreadyInstalled);
+        if (z.State == ZoneState.Incomplete) return ZoneStatus.State(ZoneStateCheck.Incomplete);
+        return Verify(z.Name);
+    }
+
+    /// <summary>zoneadm clone: installs a configured zone as a ZFS clone of an installed one's dataset
+    /// (VmDatasets.cs rule 4); <paramref name="output"/> gets what zoneadm prints. The caller has
+    /// checked the source exists and is not the global zone.</summary>
+    public ZoneStatus Clone(string name, string source, string? snapshot, List<string> output)
+    {
+        var z = Find(name);
+        if (z == null) return ZoneError.NoZone;
+        var src = Find(source);
+        if (src == null) return ZoneError.NoZone;
+        if (src.State >= ZoneState.Ready) return Invalid("clone", src);
+        if (InstallProblem(z, "clone") is { IsOk: false } e) return e;
+        if (src.State != ZoneState.Installed) return ZoneStatus.Problem(ZoneError.BadZoneState, $"zone {source} is {Zone.StateName(src.State)}; installed is required.");
+        var made = VmDatasets.Clone(_host, z.Config, src.Config, snapshot, output);
+        if (!made.IsOk) return made;
+        SaveWith(name, z.Config, ZoneState.Installed);
+        z.State = ZoneState.Installed;
+        return ZoneStatus.Ok;
+    }
+
+    /// <summary>zoneadm uninstall (vmadm delete uninstalls too): the zone's dataset is destroyed
+    /// (VmDatasets.cs rule 3) before the zone goes back to configured.</summary>
     public ZoneStatus Uninstall(string name)
     {
         var z = Find(name);
         if (z == null) return ZoneError.NoZone;
         if (z.State >= ZoneState.Ready) return Invalid("uninstall", z);
         if (z.State == ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.AlreadyConfigured);
+        var destroyed = VmDatasets.Uninstall(_host, z.Config);
+        if (!destroyed.IsOk) return destroyed;
         SaveWith(name, z.Config, ZoneState.Configured);
         z.State = ZoneState.Configured;
         return ZoneStatus.Ok;

@@ -30,11 +30,14 @@ public static class Vmadm
 
             console <uuid>
             create [-f <filename>]
+            create-snapshot <uuid> <snapname>
             delete <uuid>
+            delete-snapshot <uuid> <snapname>
             get <uuid>
             list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
             lookup [-j|-1] [-o field,...] [field=value ...]
             reboot <uuid> [-F]
+            rollback-snapshot <uuid> <snapname>
             start <uuid>
             stop <uuid> [-F]
             update <uuid> [-f <filename>]
@@ -67,6 +70,9 @@ public static class Vmadm
             "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
+            "create-snapshot" => Snapshot(ctx, rest, "create-snapshot"),
+            "delete-snapshot" => Snapshot(ctx, rest, "delete-snapshot"),
+            "rollback-snapshot" => Snapshot(ctx, rest, "rollback-snapshot"),
             "validate" => await ValidateAsync(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
@@ -123,7 +129,8 @@ public static class Vmadm
             ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {err.Message}");
             return 1;
         }
-        if (cfg.Vm!.Quota != null) ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
+        if (cfg.Vm!.Quota != null && VmDatasets.Of(host, cfg) is null)
+            ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
         // As VM.js's create, success is told once the VM is up (its addresses too), unless nowait.
         if (cfg.Autoboot)
         {
@@ -229,7 +236,7 @@ public static class Vmadm
         if (args.Length != 1) return Usage(ctx, "get: exactly one UUID is required");
         var z = FindVm(ctx, args[0], "get");
         if (z == null) return 1;
-        ctx.Out.WriteLine(VmModel.ToJson(z).ToJsonString(VmModel.Pretty));
+        ctx.Out.WriteLine(VmModel.ToJson(z, ctx.Host).ToJsonString(VmModel.Pretty));
         return 0;
     }
 
@@ -289,8 +296,23 @@ public static class Vmadm
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
         // A running VM's spoofing flags change its VNICs at once (VmLinks.cs); checked before anything is.
-        if ((VmModel.CheckLive(ctx.Host, z, next) is string live ? ZoneStatus.Problem(ZoneError.InvalidProperty, live) : ctx.Host.Zones.Commit(next)) is { IsOk: false } err)
+        if (VmModel.CheckLive(ctx.Host, z, next) is string live)
         {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {live}");
+            return 1;
+        }
+        // The quota is the dataset's (VmDatasets.cs rule 2): set first, so that zfs's refusal (a quota
+        // below usage) leaves the configuration as it was; VM.js prints zfs's message alone.
+        long? oldQuota = z.Config.Vm?.Quota;
+        bool quotaChanged = next.Vm!.Quota != oldQuota;
+        if (quotaChanged && VmDatasets.ApplyQuota(ctx.Host, z, next.Vm.Quota) is string quotaErr)
+        {
+            ctx.Err.WriteLine(quotaErr);
+            return 1;
+        }
+        if (ctx.Host.Zones.Commit(next) is { IsOk: false } err)
+        {
+            if (quotaChanged) VmDatasets.ApplyQuota(ctx.Host, z, oldQuota);
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err.Message}");
             return 1;
         }
@@ -299,7 +321,7 @@ public static class Vmadm
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {applyErr}");
             return 1;
         }
-        if (next.Vm!.Quota != null && next.Vm.Quota != z.Config.Vm?.Quota)
+        if (next.Vm.Quota != null && quotaChanged && VmDatasets.Of(ctx.Host, z.Config) is null)
             ctx.Err.WriteLine("vmadm: warning: quota is recorded but not enforced yet (there is no storage pool)");
         ctx.Err.WriteLine($"Successfully updated VM {z.Name}");
         return 0;
@@ -373,6 +395,39 @@ public static class Vmadm
             return 1;
         }
         ctx.Err.WriteLine($"Successfully deleted VM {uuid}");
+        return 0;
+    }
+
+    /// <summary>
+    /// vmadm create-snapshot, delete-snapshot and rollback-snapshot UUID SNAPNAME (VmDatasets.cs rule
+    /// 5): vmadm.js's usage for a wrong count, VM.js's error alone on failure, "Created snapshot NAME
+    /// for VM UUID" (Deleted, Rolled back) on success. A rollback starts the VM again only on a running
+    /// host (smartos boot, a scenario), where VMs run.
+    /// </summary>
+    private static int Snapshot(CommandContext ctx, string[] args, string verb)
+    {
+        if (args.Length == 0) return Usage(ctx, $"{verb}: a UUID is required");
+        if (args.Length != 2) return Usage(ctx, $"Wrong number of parameters to \"{verb}\"");
+        var z = FindVm(ctx, args[0], verb);
+        if (z == null) return 1;
+        string name = args[1];
+        string? error = verb switch
+        {
+            "create-snapshot" => VmDatasets.CreateSnapshot(ctx.Host, z, name),
+            "delete-snapshot" => VmDatasets.DeleteSnapshot(ctx.Host, z, name),
+            _ => VmDatasets.RollbackSnapshot(ctx.Host, z, name, start: ctx.HostRunning),
+        };
+        if (error != null)
+        {
+            ctx.Err.WriteLine(error);
+            return 1;
+        }
+        ctx.Err.WriteLine(verb switch
+        {
+            "create-snapshot" => $"Created snapshot {name} for VM {z.Name}",
+            "delete-snapshot" => $"Deleted snapshot {name} for VM {z.Name}",
+            _ => $"Rolled back snapshot {name} for VM {z.Name}",
+        });
         return 0;
     }
 
@@ -527,7 +582,7 @@ public static class Vmadm
             var arr = new JsonArray();
             foreach (var z in vms)
             {
-                var o = VmModel.ToJson(z);
+                var o = VmModel.ToJson(z, ctx.Host);
                 if (keep != null) foreach (var key in o.Select(p => p.Key).ToList()) if (Array.IndexOf(keep, key) < 0) o.Remove(key);
                 arr.Add(o);
             }

@@ -6,9 +6,11 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// zoneadm(8): `zoneadm list [-cipv]` and `zoneadm -z NAME verify|install|ready|boot|halt|reboot|
-/// shutdown|uninstall [-F]`, with the state machine and refusals of ZoneTable (Host.cs).
-/// Messages are zoneadm's: "zoneadm: zone 'NAME': ...".
+/// zoneadm(8): `zoneadm list [-cipv]` and `zoneadm -z NAME verify|install|clone|ready|boot|halt|
+/// reboot|shutdown|uninstall [-F]`, with the state machine and refusals of ZoneTable (Host.cs).
+/// Messages are zoneadm's: "zoneadm: zone 'NAME': ...". On a host with a zones pool, install makes
+/// the zone's dataset (the joyent brand's -t IMAGE and -q QUOTA), clone makes it a ZFS clone of
+/// another zone's, and uninstall destroys it (zones/VmDatasets.cs).
 /// </summary>
 public static class Zoneadm
 {
@@ -29,7 +31,8 @@ public static class Zoneadm
         ctx.Err.WriteLine("""
             usage:  zoneadm [-z <zone>] list [-cipv]
                     zoneadm -z <zone> verify
-                    zoneadm -z <zone> install
+                    zoneadm -z <zone> install [-t <image uuid>] [-q <quota GiB>]
+                    zoneadm -z <zone> clone [-s <ZFS snapshot>] <source zone>
                     zoneadm -z <zone> ready
                     zoneadm -z <zone> boot
                     zoneadm -z <zone> halt
@@ -66,7 +69,7 @@ public static class Zoneadm
         string verb = global.Operands[0];
         string[] rest = [.. global.Operands.Skip(1)];
         if (verb == "list") return Task.FromResult(List(ctx, zone, rest));
-        if (verb is not ("verify" or "install" or "ready" or "boot" or "halt" or "reboot" or "shutdown" or "uninstall"))
+        if (verb is not ("verify" or "install" or "clone" or "ready" or "boot" or "halt" or "reboot" or "shutdown" or "uninstall"))
         {
             ctx.Err.WriteLine($"zoneadm: {verb}: unknown subcommand");
             return Task.FromResult(Usage(ctx));
@@ -81,7 +84,8 @@ public static class Zoneadm
             ctx.Err.WriteLine("zoneadm: no zone specified");
             return Task.FromResult(Usage(ctx));
         }
-        var g = Getopt.Parse(rest, verb switch { "uninstall" => "F", "shutdown" => "r", _ => "" });
+        var g = Getopt.Parse(rest, verb switch { "uninstall" => "F", "shutdown" => "r", "install" => "t:q:", "clone" => "s:m:", _ => "" });
+        if (g.Error == null && verb == "clone") return Task.FromResult(Clone(ctx, zone, g));
         if (g.Error != null || g.Operands.Count > 0)
         {
             ctx.Err.WriteLine("zoneadm: " + (g.Error ?? $"{verb}: too many arguments"));
@@ -96,7 +100,7 @@ public static class Zoneadm
         var status = verb switch
         {
             "verify" => zones.Verify(zone),
-            "install" => zones.Install(zone),
+            "install" => Install(ctx, zone, g),
             "ready" => zones.Ready(zone),
             "boot" => zones.Boot(zone),
             "halt" => zones.Halt(zone),
@@ -114,6 +118,64 @@ public static class Zoneadm
         // refuses an operation on as "zone 'NAME': " (zerror).
         ctx.Err.WriteLine(status.Code == ZoneError.NoZone ? $"zoneadm: {zone}: {status.Message}" : $"zoneadm: zone '{zone}': {status.Message}");
         return Task.FromResult(1);
+    }
+
+    /// <summary>install [-t IMAGE] [-q QUOTA]: the joyent brand's options (jinstall), for the dataset a
+    /// zones pool gives the zone; a quota that is not a number is the brand's "Brand error".</summary>
+    private static ZoneStatus Install(CommandContext ctx, string zone, Getopt g)
+    {
+        long? quota = null;
+        if (g.Value("q") is string q)
+        {
+            if (q.Length == 0 || !q.All(char.IsAsciiDigit) || !long.TryParse(q, NumberStyles.None, CultureInfo.InvariantCulture, out long gib) || gib > VmModel.MaxQuotaGiB)
+                return ZoneStatus.Problem(ZoneError.BrandError, $"Brand error: The quota {q} is not a number");
+            quota = gib;
+        }
+        string? image = g.Value("t");
+        if (image != null && !VmModel.IsUuid(image)) return ZoneStatus.Problem(ZoneError.BrandError, $"Brand error: image '{image}' is not a UUID");
+        return ctx.Host.Zones.Install(zone, image == null && quota == null ? null : new VmDatasets.InstallOptions(image, quota));
+    }
+
+    /// <summary>
+    /// clone [-m copy] [-s SNAPSHOT] SOURCE (zoneadm.c clone_func): the source is checked first in
+    /// zoneadm's words (the global zone, a zone it cannot find, one not installed), then the target's
+    /// state; the dataset work is VmDatasets.Clone's, whose messages go to standard output as zoneadm's do.
+    /// </summary>
+    private static int Clone(CommandContext ctx, string zone, Getopt g)
+    {
+        if (g.Operands.Count != 1 || (g.Value("m") is string m && m != "copy"))
+        {
+            ctx.Err.WriteLine("zoneadm: clone: " + (g.Operands.Count != 1 ? "a source zone is required" : $"method '{g.Value("m")}' is not supported: use copy"));
+            return Usage(ctx);
+        }
+        if (zone == "global")
+        {
+            ctx.Err.WriteLine("zoneadm: clone operation is invalid for the global zone.");
+            return 1;
+        }
+        string source = g.Operands[0];
+        var zones = ctx.Host.Zones;
+        if (source == "global")
+        {
+            ctx.Err.WriteLine($"zoneadm: zone '{zone}': clone operation is invalid for the global zone.");
+            return 1;
+        }
+        if (zones.Find(source) is not Zone src)
+        {
+            ctx.Err.WriteLine($"zoneadm: {source}: could not get state: {ZoneStatusText.Of(ZoneError.NoZone)}");
+            return 1;
+        }
+        if (src.State == ZoneState.Configured || src.State == ZoneState.Incomplete)
+        {
+            ctx.Err.WriteLine($"zoneadm: zone {source} is {Zone.StateName(src.State)}; installed is required.");
+            return 1;
+        }
+        var output = new List<string>();
+        var status = zones.Clone(zone, source, g.Value("s"), output);
+        foreach (string line in output) ctx.Out.WriteLine(line);
+        if (status.IsOk) return 0;
+        ctx.Err.WriteLine(status.Code == ZoneError.NoZone ? $"zoneadm: {zone}: {status.Message}" : $"zoneadm: zone '{zone}': {status.Message}");
+        return 1;
     }
 
     private sealed record Row(string Id, string Name, string State, string Path, string Uuid, string Brand, string Ip);
