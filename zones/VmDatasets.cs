@@ -139,11 +139,12 @@ public static class VmDatasets
 
     // ---- install and uninstall (ZoneTable) ------------------------------------------------------
 
-    /// <summary>What zoneadm install's -t and -q, or a VM's image_uuid and quota, ask of the install.</summary>
-    public sealed record InstallOptions(string? Image, long? QuotaGiB);
+    /// <summary>What zoneadm install's -t and -q (Given), or a VM's image_uuid and quota, ask of the install.</summary>
+    public sealed record InstallOptions(string? Image, long? QuotaGiB, bool Given = true);
 
-    /// <summary>The install options of a VM: its image (for a joyent or lx root) and quota.</summary>
-    internal static InstallOptions ForVm(ZoneConfig c) => new(RootFromImage(c) ? c.Vm!.ImageUuid : null, c.Vm!.Quota);
+    /// <summary>The install options of a VM: its image (for a joyent or lx root) and quota, which without
+    /// a zones pool are only recorded (Host.cs).</summary>
+    internal static InstallOptions ForVm(ZoneConfig c) => new(RootFromImage(c) ? c.Vm!.ImageUuid : null, c.Vm!.Quota, Given: false);
 
     /// <summary>Makes the zone's dataset (rule 1); Ok without a zones pool.</summary>
     internal static ZoneStatus Install(Host host, ZoneConfig c, InstallOptions options)
@@ -151,7 +152,7 @@ public static class VmDatasets
         var pool = ZonesPool(host);
         if (pool is null)
         {
-            return options.Image != null || options.QuotaGiB != null
+            return options.Given && (options.Image != null || options.QuotaGiB != null)
                 ? ZoneStatus.Problem(ZoneError.BrandError, "Brand error: an image or a quota needs the zones pool (zpool create zones DISK)")
                 : ZoneStatus.Ok;
         }
