@@ -23,7 +23,9 @@
  *                deleted when it halts, as SmartOS does; without one, physical names an existing
  *                global VNIC or VLAN that is lent to the zone while it runs.
  *   VM           a zone created by vmadm: zone name = UUID, zonepath /zones/UUID, VmInfo for the
- *                alias, quota and resolvers. Its VNICs are named z{Index}_net{N} in the global zone
+ *                alias, quota and resolvers. On a host with a `zones` pool its root is the dataset
+ *                zones/UUID mounted at the zonepath (VmDatasets.cs), made at install, destroyed at
+ *                uninstall. Its VNICs are named z{Index}_net{N} in the global zone
  *                (N counts the VM's nics from 0, so they read as net0, net1 ... as inside SmartOS).
  *   nic tag      a name for a physical NIC (by MAC address) or, with -l, an etherstub (NicTagTable).
  *   memory       a zone's MemoryAccount: capped-memory physical / max_physical_memory. Layers that
@@ -61,7 +63,9 @@
  * (ZoneTable.Network).
  *
  * Not done yet: a nic tag's MTU is recorded but does not change the NIC.
- * vmadm quota is recorded, not enforced (there is no storage pool yet), and says so when set.
+ * On a host without a `zones` pool zones have no datasets: a vmadm quota is recorded, not enforced,
+ * and vmadm says so when it is set. With one, the quota is the zone dataset's ZFS quota, enforced on
+ * every write by the storage layer (VmDatasets.cs rule 2).
  */
 using SmartOS.Kernel;
 using SmartOS.Netstack;

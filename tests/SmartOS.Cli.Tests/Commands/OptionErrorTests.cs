@@ -11,7 +11,8 @@ public class OptionErrorTests
     private const string ZoneadmUsage = """
         usage:  zoneadm [-z <zone>] list [-cipv]
                 zoneadm -z <zone> verify
-                zoneadm -z <zone> install
+                zoneadm -z <zone> install [-t <image uuid>] [-q <quota GiB>]
+                zoneadm -z <zone> clone [-s <ZFS snapshot>] <source zone>
                 zoneadm -z <zone> ready
                 zoneadm -z <zone> boot
                 zoneadm -z <zone> halt
