@@ -510,6 +510,27 @@ public class VmDatasetTests
     }
 
     [Test]
+    public void Deleting_a_VM_whose_dataset_has_clones_is_refused_with_zfs_words_and_leaves_it_whole()
+    {
+        var h = Zones();
+        string vm = Create(h, """{ "autoboot": false }""");
+        Configure(h, "copy");
+        h.Ok("zoneadm", "-z", "copy", "clone", vm);
+        string before = Datasets(h);
+        var r = h.Fails("vmadm", "delete", vm);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.StartWith($"Failed to delete VM {vm}: cannot destroy 'zones/{vm}': filesystem has dependent clones"));
+            Assert.That(Datasets(h), Is.EqualTo(before));
+            Assert.That(h.Host.Zones.Find(vm)!.State, Is.EqualTo(ZoneState.Installed));
+            Assert.That(h.Host.Mounts.Find("zones/" + vm)?.MountPoint, Is.EqualTo("/zones/" + vm), "mounted again");
+        }
+        h.Ok("zoneadm", "-z", "copy", "uninstall", "-F");
+        h.Ok("vmadm", "delete", vm);
+        Assert.That(Datasets(h), Is.EqualTo("zones\n"));
+    }
+
+    [Test]
     public void Zoneadm_clone_refuses_a_source_with_file_systems_mounted_beneath_its_zonepath()
     {
         var h = Zones();
