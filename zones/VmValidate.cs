@@ -17,7 +17,7 @@ public static partial class VmModel
     {
         ["uuid"] = KeptType.String, ["alias"] = KeptType.String, ["brand"] = KeptType.String, ["autoboot"] = KeptType.Boolean,
         ["max_physical_memory"] = KeptType.Integer, ["quota"] = KeptType.Integer, ["resolvers"] = KeptType.List,
-        ["image_uuid"] = KeptType.String, ["nowait"] = KeptType.Boolean, ["ram"] = KeptType.Integer, ["vcpus"] = KeptType.Integer,
+        ["image_uuid"] = KeptType.String, ["nowait"] = KeptType.Boolean, ["delegate_dataset"] = KeptType.Boolean, ["ram"] = KeptType.Integer, ["vcpus"] = KeptType.Integer,
         ["image"] = KeptType.Object, ["remove_nics"] = KeptType.List,
         ["nic_tag"] = KeptType.String, ["ips"] = KeptType.List, ["gateways"] = KeptType.List, ["vlan_id"] = KeptType.Integer,
         ["mac"] = KeptType.String, ["primary"] = KeptType.Boolean, ["mtu"] = KeptType.Integer,

@@ -210,6 +210,19 @@ public class VmDatasetTests
         }
     }
 
+    [Test]
+    public void Validate_takes_delegate_dataset_as_a_boolean_of_os_vms()
+    {
+        var h = new CliHost();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.WithStdin("""{ "brand": "joyent", "delegate_dataset": true }""", "vmadm", "validate", "create").Stdout,
+                Is.EqualTo("VALID 'create' payload for joyent brand VMs.\n"));
+            Assert.That(h.WithStdin("""{ "brand": "joyent", "delegate_dataset": "yes" }""", "vmadm", "validate", "create").Stderr, Does.Contain("\"delegate_dataset\""));
+            Assert.That(h.WithStdin("""{ "brand": "bhyve", "delegate_dataset": true }""", "vmadm", "validate", "create").Stderr, Does.Contain("\"bad_properties\": [\n    \"delegate_dataset\"\n  ]"));
+        }
+    }
+
     // ---- quota ----
 
     /// <summary>
