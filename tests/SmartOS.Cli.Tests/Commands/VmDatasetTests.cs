@@ -83,7 +83,9 @@ public class VmDatasetTests
     public void Create_without_an_image_makes_an_empty_dataset_with_root_at_the_zonepath_and_get_shows_it()
     {
         var h = Zones();
-        string uuid = Create(h, """{ "alias": "empty", "autoboot": false }""");
+        var created = h.WithStdin("""{ "alias": "empty", "autoboot": false, "zfs_io_priority": 50 }""", "vmadm", "create");
+        Assert.That(created.Stderr, Does.StartWith("Warning, not enforced on this host (kept, shown by vmadm get): zfs_io_priority.\n"));
+        string uuid = created.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Split(' ')[^1];
         var vm = Get(h, uuid);
         Assert.That(Root(h, uuid).Stat("/root", out var root).IsOk);
         var entries = new List<DirectoryEntry>();
@@ -100,6 +102,7 @@ public class VmDatasetTests
             Assert.That((long?)vm["quota"], Is.EqualTo(VmDatasets.DefaultQuotaGiB), "VM.js's default quota");
             Assert.That(vm["snapshots"]!.AsArray(), Is.Empty);
             Assert.That(vm.ContainsKey("datasets"), Is.False);
+            Assert.That((long?)vm["zfs_io_priority"], Is.EqualTo(50), "kept and shown");
         }
     }
 
@@ -112,6 +115,7 @@ public class VmDatasetTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(h.Ok("zfs", "get", "-H", "-o", "value", "origin,quota", "zones/" + uuid), Is.EqualTo($"zones/{Image}@final\n3G\n"));
+            Assert.That(h.Ok("zfs", "get", "-Hp", "-o", "value", "used", "zones/" + uuid), Is.EqualTo("0\n"), "a clone of an image costs nothing until the zone writes");
             Assert.That(ReadFile(Root(h, uuid), "/root/etc/motd"), Is.EqualTo("from the image\n"));
             Assert.That((long?)Get(h, uuid)["quota"], Is.EqualTo(3));
         }
