@@ -139,8 +139,10 @@ public static class VmDatasets
 
     // ---- install and uninstall (ZoneTable) ------------------------------------------------------
 
-    /// <summary>What zoneadm install's -t and -q (Given), or a VM's image_uuid and quota, ask of the install.</summary>
-    public sealed record InstallOptions(string? Image, long? QuotaGiB, bool Given = true);
+    /// <summary>What zoneadm install's -t and -q (Given), or a VM's image_uuid and quota, ask of the
+    /// install. Existing: the dataset at the zonepath is already there (a received VM, zoneadm -x
+    /// nodataset's case) and is used as it is, mounted if it is not.</summary>
+    public sealed record InstallOptions(string? Image, long? QuotaGiB, bool Given = true, bool Existing = false);
 
     /// <summary>The install options of a VM: its image (for a joyent or lx root) and quota, which without
     /// a zones pool are only recorded (Host.cs).</summary>
@@ -157,6 +159,7 @@ public static class VmDatasets
                 : ZoneStatus.Ok;
         }
         if (Target(host, c.ZonePath!, out string? why) is not ZoneDataset ds) return ZoneStatus.Problem(ZoneError.BrandError, why!);
+        if (options.Existing) return Adopt(host, ds);
         if (options.Image != null && ImageProblem(host, pool, options.Image, c.Brand) is string bad)
             return ZoneStatus.Problem(ZoneError.BrandError, "Brand error: " + bad);
         var props = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -172,6 +175,16 @@ public static class VmDatasets
             return Failed(finished);
         }
         return ZoneStatus.Ok;
+    }
+
+    /// <summary>Installs a zone on a dataset that is already there: mounted, it is the zone's root.</summary>
+    private static ZoneStatus Adopt(Host host, ZoneDataset ds)
+    {
+        if (!ds.Pool.Datasets.Exists(ds.Name))
+            return ZoneStatus.Problem(ZoneError.BrandError, $"Brand error: cannot open '{ds.Name}': dataset does not exist");
+        if (host.Mounts.Find(ds.Name) != null) return ZoneStatus.Ok;
+        var mounted = host.Mounts.Mount(ds.Name);
+        return mounted.IsOk ? ZoneStatus.Ok : Failed(mounted);
     }
 
     /// <summary>Mounts a new zone dataset, makes root/ if it has none and the delegated dataset if asked, and commits.</summary>
@@ -347,8 +360,7 @@ public static class VmDatasets
             long written = tree.Get(s, "written", out var w).IsOk ? w.Number ?? 0 : 0;
             list.Add(new VmSnapshot(s[prefix.Length..], creation, written));
         }
-        var ordered = list.OrderByDescending(s => s.Creation).ToList(); // stable: ties keep their order
-        return ordered;
+        return [.. list.OrderByDescending(s => s.Creation)]; // a stable sort: ties keep their order
     }
 
     // ---- vm snapshots (rule 5) ------------------------------------------------------------------

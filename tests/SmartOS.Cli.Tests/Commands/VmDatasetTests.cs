@@ -447,6 +447,25 @@ public class VmDatasetTests
     }
 
     [Test]
+    public void An_install_on_an_existing_dataset_uses_it_as_it_is()
+    {
+        var h = Zones();
+        Configure(h, "got");
+        Configure(h, "none");
+        h.Ok("zfs", "create", "-o", "quota=5G", "zones/got");
+        h.Ok("zfs", "unmount", "zones/got");
+        var existing = new VmDatasets.InstallOptions(null, null, Existing: true);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.Zones.Install("got", existing).IsOk);
+            Assert.That(h.Host.Mounts.Find("zones/got")?.MountPoint, Is.EqualTo("/zones/got"));
+            Assert.That(h.Ok("zfs", "get", "-H", "-o", "value", "quota", "zones/got"), Is.EqualTo("5G\n"));
+            Assert.That(h.Host.Zones.Install("none", existing).Message, Is.EqualTo("Brand error: cannot open 'zones/none': dataset does not exist"));
+            Assert.That(h.Host.Zones.Find("none")!.State, Is.EqualTo(ZoneState.Configured));
+        }
+    }
+
+    [Test]
     public void Zoneadm_install_refusals_leave_the_zone_configured_and_no_dataset()
     {
         var h = Zones();
