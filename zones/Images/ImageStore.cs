@@ -40,6 +40,7 @@
  * written: no managed xz encoder. requirements.min_platform is not set by create (there is no
  * platform image to name). Docker images and IMGAPI servers over the network are not supported.
  */
+using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Compression;
 using System.Security.Cryptography;
@@ -274,6 +275,9 @@ public sealed class ImageStore
                 if (output.Length + n > MaxFile) throw new InvalidDataException($"more than {MaxFile >> 20} MiB uncompressed");
                 output.Write(buffer, 0, n);
             }
+            // GZipStream ends quietly at a cut: gzip's trailer (ISIZE, the length mod 2^32) says whether it all came.
+            if (kind == "gzip" && BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(file.Length - 4)) != (uint)output.Length)
+                throw new InvalidDataException("unexpected end of file");
             return output.ToArray();
         }
         catch (Exception e) when (e is InvalidDataException or IOException or FormatException or InvalidOperationException or ArgumentException
