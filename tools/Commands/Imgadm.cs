@@ -56,12 +56,12 @@ public static class Imgadm
 
     private const string DefaultColumns = "uuid,name,version,os,type,pub";
 
-    public static Task<int> RunAsync(CommandContext ctx, string[] args)
+    public static async Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         if (args.Length == 0)
         {
             ctx.Err.WriteLine(HelpText);
-            return Task.FromResult(1);
+            return 1;
         }
         string[] rest = args[1..];
         try
@@ -69,30 +69,30 @@ public static class Imgadm
             return args[0] switch
             {
                 "help" or "?" or "-h" or "--help" => Help(ctx),
-                "sources" => Task.FromResult(Sources(ctx, rest)),
-                "list" => Task.FromResult(List(ctx, rest)),
-                "get" or "info" => Task.FromResult(Get(ctx, args[0], rest)),
-                "show" => Task.FromResult(Show(ctx, rest)),
-                "delete" or "destroy" => Task.FromResult(Delete(ctx, args[0], rest)),
-                "install" => Task.FromResult(Install(ctx, rest)),
-                "import" => Task.FromResult(Import(ctx, rest)),
-                "create" => CreateAsync(ctx, rest),
-                "vacuum" => VacuumAsync(ctx, rest),
+                "sources" => Sources(ctx, rest),
+                "list" => List(ctx, rest),
+                "get" or "info" => Get(ctx, args[0], rest),
+                "show" => Show(ctx, rest),
+                "delete" or "destroy" => Delete(ctx, args[0], rest),
+                "install" => Install(ctx, rest),
+                "import" => Import(ctx, rest),
+                "create" => await CreateAsync(ctx, rest),
+                "vacuum" => await VacuumAsync(ctx, rest),
                 "avail" or "available" or "update" or "ancestry" or "publish" =>
-                    Task.FromResult(Fail(ctx, args[0], "NotSupported", $"imgadm {args[0]} is not supported here: it talks to image servers over the network")),
-                _ => Task.FromResult(Fail(ctx, null, "UnknownCommand", $"unknown command: \"{args[0]}\"")),
+                    Fail(ctx, args[0], "NotSupported", $"imgadm {args[0]} is not supported here: it talks to image servers over the network"),
+                _ => Fail(ctx, null, "UnknownCommand", $"unknown command: \"{args[0]}\""),
             };
         }
         catch (UsageException e)
         {
-            return Task.FromResult(Fail(ctx, args[0], "Usage", e.Message));
+            return Fail(ctx, args[0], "Usage", e.Message);
         }
     }
 
-    private static Task<int> Help(CommandContext ctx)
+    private static int Help(CommandContext ctx)
     {
         ctx.Out.WriteLine(HelpText);
-        return Task.FromResult(0);
+        return 0;
     }
 
     /// <summary>A usage error found while parsing (dashdash's and imgadm's UsageError).</summary>

@@ -111,11 +111,18 @@ public sealed partial class ImageManifest
     private static bool IsNonNegativeNumber(JsonNode v)
     {
         if (v is not JsonValue value) return false;
-        if (value.TryGetValue(out double d)) return d >= 0;
-        return value.TryGetValue(out string? s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d) && d >= 0;
+        // Number("...") as JavaScript takes it: a JSON number, or a string that reads as one.
+        string text = value.GetValueKind() == JsonValueKind.Number ? value.ToJsonString() : value.TryGetValue(out string? s) ? s : "";
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && d >= 0;
     }
 
-    private string? Text(string field) => Json[field] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+    /// <summary>A field as util.format's %s shows it: a string as it is, a number or boolean as JSON writes it.</summary>
+    private string? Text(string field) => Json[field] switch
+    {
+        JsonValue v when v.TryGetValue(out string? s) => s,
+        JsonValue v when v.GetValueKind() is JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => v.ToJsonString(),
+        _ => null,
+    };
 
     private JsonNode? FileField(string field) => Json["files"] is JsonArray { Count: > 0 } files && files[0] is JsonObject f ? f[field] : null;
 
