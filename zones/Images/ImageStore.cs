@@ -34,9 +34,12 @@
  *   5. Reads of image files are bounded (MaxFile): the stream is held in memory whole, as the
  *      dataset layer receives it.
  *
- * Not done: incremental images (manifest origin, `imgadm create -i`): the dataset layer sends and
- * receives incremental streams only within one filesystem, not from a clone's origin (ZFS's
- * DRR_FLAG_CLONE), so they are refused, saying so. xz files are read (SharpCompress) but not
+ * An incremental image (manifest "origin", imgadm create -i) is the stream of a VM's changes against
+ * its origin image's @final (its dataset is a clone of it); installing it clones the origin's @final
+ * and applies the changes (storage/Dsl.SendClone.cs), so the new image is a clone of its origin, and
+ * the origin cannot be deleted while it is there (rule 3).
+ *
+ * Not done: incremental zvol images (volume streams are full ones, ZvolStream.cs). xz files are read (SharpCompress) but not
  * written: no managed xz encoder. requirements.min_platform is not set by create (there is no
  * platform image to name). Docker images and IMGAPI servers over the network are not supported.
  */
@@ -210,11 +213,8 @@ public sealed class ImageStore
             if (!string.Equals(sha1, actual, StringComparison.Ordinal))
                 return new ImageError("DownloadError", $"image file checksum (sha1) error: manifest says \"{sha1}\", {filePath} is \"{actual}\"");
         }
-        if (manifest.Origin is string origin)
-        {
-            if (Get(origin) is null) return new ImageError("OriginNotInstalled", $"origin image \"{origin}\" was not found on zpool \"{Zpool}\"");
-            return IncrementalRefused();
-        }
+        if (manifest.Origin is string origin && Get(origin) is null)
+            return new ImageError("OriginNotInstalled", $"origin image \"{origin}\" was not found on zpool \"{Zpool}\"");
         var stream = Uncompress(file, filePath, out var uncompressError);
         if (stream is null) return uncompressError;
         bool volume = ZvolStream.IsVolumeStream(stream);
@@ -477,7 +477,6 @@ public sealed class ImageStore
         if (!pool.Datasets.Exists(dataset)) return new ImageError("InternalError", $"vm \"{vmUuid}\" has no dataset {dataset}");
         ImageInfo? origin = OriginOf(pool, dataset, zone.Config.Vm!.ImageUuid);
         if (request.Incremental && origin is null) return new ImageError("VmHasNoOrigin", $"cannot create an incremental image: vm \"{vmUuid}\" has no origin");
-        if (request.Incremental) return IncrementalRefused();
 
         var manifest = BuildManifest(request, zone.Config.Brand, origin, log);
         string? invalid = manifest.Validate();
@@ -500,7 +499,9 @@ public sealed class ImageStore
         try
         {
             using var stream = new MemoryStream();
-            var sent = hvm ? ZvolStream.Send(pool.Datasets, final, stream) : pool.Datasets.Send(final, new SendOptions(), stream);
+            if (hvm && request.Incremental) return new ImageError("NotSupported", "incremental zvol images are not supported here: volume streams are full streams only");
+            string? from = request.Incremental ? $"{Zpool}/{origin!.Manifest.Uuid}@final" : null;
+            var sent = hvm ? ZvolStream.Send(pool.Datasets, final, stream) : pool.Datasets.Send(final, new SendOptions { From = from }, stream);
             if (!sent.IsOk) return new ImageError("InternalError", $"zfs send error: {sent.Message}");
             byte[] file = Compress(stream.ToArray(), request.Compression);
             manifest.Json["files"] = new JsonArray(new JsonObject
@@ -541,6 +542,7 @@ public sealed class ImageStore
     {
         var m = new JsonObject { ["v"] = ImageManifest.Version2, ["uuid"] = VmModel.NewUuid(_host) };
         foreach (var (key, value) in request.Fields) m[key] = value?.DeepClone();
+        bool incremental = request.Incremental && origin is not null;
         if (origin is not null)
         {
             var om = origin.Manifest;
@@ -554,6 +556,7 @@ public sealed class ImageStore
             if (m["requirements"] is not JsonObject req) m["requirements"] = req = new JsonObject();
             req["brand"] = brand;
         }
+        if (incremental) m["origin"] = origin!.Manifest.Uuid;
         var manifest = ImageManifest.From(m);
         log("Manifest:\n" + string.Join("\n", manifest.ToJson().Split('\n').Select(l => "    " + l)));
         return manifest;
@@ -598,6 +601,4 @@ public sealed class ImageStore
 
     private static ImageError NoPool() => new("InternalError", $"zpool \"{Zpool}\" does not exist: create it first (zpool create {Zpool} DEVICE)");
 
-    private static ImageError IncrementalRefused() => new("NotSupported",
-        "incremental images (an origin) are not supported here: the dataset layer does not send or receive a clone's changes against its origin");
 }

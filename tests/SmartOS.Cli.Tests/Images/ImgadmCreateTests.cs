@@ -114,7 +114,7 @@ public class ImgadmCreateTests
         Assert.That(h.Fails($"imgadm create -c lzma {Vm} name=a version=1").Stderr,
             Is.EqualTo("imgadm create: error (Usage): invalid -c,--compression \"lzma\": must be one of \"none\", \"bzip2\", \"gzip\", \"xz\"\n"));
         Assert.That(h.Fails($"imgadm create -c xz {Vm} name=a version=1").Stderr, Does.StartWith("imgadm create: error (NotSupported): xz compression is not supported here"));
-        Assert.That(h.Fails($"imgadm create -i {Vm} name=a version=1").Stderr,
+        Assert.That(h.Fails($"imgadm create -i {Vm} name=a version=1 type=zone-dataset os=smartos").Stderr,
             Is.EqualTo($"imgadm create: error (VmHasNoOrigin): cannot create an incremental image: vm \"{Vm}\" has no origin\n"));
         Assert.That(h.Fails($"imgadm create -s prep.sh {Vm} name=a version=1").Stderr, Does.Contain("imgadm create -s is not supported here"));
         Assert.That(h.Fails($"imgadm create -p http://images {Vm} name=a version=1").Stderr, Does.Contain("imgadm create -p is not supported here"));
@@ -135,20 +135,70 @@ public class ImgadmCreateTests
             Is.EqualTo($"imgadm create: error (VmNotStopped): vm \"{Vm}\" is not stopped\n"));
     }
 
-    [Test]
-    public void A_vm_cloned_from_an_image_inherits_its_fields_and_incremental_is_refused_as_not_supported()
+    /// <summary>A stopped joyent VM cloned from the example base, with its motd changed and a file added.</summary>
+    private static void ChildVm(ImgadmHost h)
     {
-        using var h = new ImgadmHost();
         h.InstallBase();
         h.Ok("vmadm create", $$"""{"uuid": "{{Vm}}", "brand": "joyent", "autoboot": false, "image_uuid": "{{ImgadmHost.Base}}"}""");
         if (!h.Zones.Datasets.Exists($"zones/{Vm}")) h.Ok($"zfs clone zones/{ImgadmHost.Base}@final zones/{Vm}");
         h.Ok($"dd of=/zones/{Vm}/root/etc/motd", "changed\n");
+        h.Ok($"dd of=/zones/{Vm}/root/var/www/new.html", "<p>new</p>\n");
+    }
+
+    [Test]
+    public void A_vm_cloned_from_an_image_inherits_its_type_and_os()
+    {
+        using var h = new ImgadmHost();
+        ChildVm(h);
         string output = h.Ok($"imgadm create {Vm} name=child version=1");
         Assert.That(output, Does.Contain($"Inheriting from origin image {ImgadmHost.Base} (base 1.0.0)\n"));
         var m = ReadManifest(h, "child-1.imgmanifest");
-        Assert.That((m["type"]!.GetValue<string>(), m["os"]!.GetValue<string>()), Is.EqualTo(("zone-dataset", "smartos")));
-        Assert.That(h.Fails($"imgadm create -i {Vm} name=child version=2").Stderr, Does.StartWith("imgadm create: error (NotSupported): incremental images"));
-        Assert.That(h.Fails($"imgadm delete {ImgadmHost.Base}").Stderr, Does.Contain($"has dependent clones: zones/{Vm}"));
+        Assert.That((m["type"]!.GetValue<string>(), m["os"]!.GetValue<string>(), m.ContainsKey("origin")), Is.EqualTo(("zone-dataset", "smartos", false)));
+    }
+
+    [Test]
+    public void An_incremental_image_carries_only_the_changes_and_installs_as_a_clone_of_its_origin()
+    {
+        using var h = new ImgadmHost();
+        ChildVm(h);
+        h.Ok($"imgadm create -i -c gzip {Vm} name=child version=1");
+        h.Ok($"imgadm create -c gzip {Vm} name=whole version=1");
+        var m = ReadManifest(h, "child-1.imgmanifest");
+        string child = m["uuid"]!.GetValue<string>();
+        Assert.That(m["origin"]!.GetValue<string>(), Is.EqualTo(ImgadmHost.Base));
+        Assert.That(new FileInfo(Path.Combine(h.Root, "child-1.zfs.gz")).Length, Is.LessThan(new FileInfo(Path.Combine(h.Root, "whole-1.zfs.gz")).Length));
+
+        // On another host: refused without its origin; with it, a clone of it holding the changes.
+        using var other = new ImgadmHost();
+        foreach (string f in (string[])["child-1.imgmanifest", "child-1.zfs.gz"]) File.Copy(Path.Combine(h.Root, f), Path.Combine(other.Root, f));
+        Assert.That(other.Fails("imgadm install -m child-1.imgmanifest -f child-1.zfs.gz").Stderr,
+            Is.EqualTo($"imgadm install: error (OriginNotInstalled): origin image \"{ImgadmHost.Base}\" was not found on zpool \"zones\"\n"));
+        Assert.That(other.Datasets(), Is.EqualTo("zones\n"));
+        other.InstallBase();
+        other.Ok("imgadm install -m child-1.imgmanifest -f child-1.zfs.gz");
+        Assert.That(other.Ok($"zfs get -H -o value origin zones/{child}"), Is.EqualTo($"zones/{ImgadmHost.Base}@final\n"));
+        Assert.That(other.Ok($"cat /zones/{child}/root/etc/motd /zones/{child}/root/var/www/new.html"), Is.EqualTo("changed\n<p>new</p>\n"));
+        Assert.That(other.Ok($"cat /zones/{ImgadmHost.Base}/root/etc/motd"), Does.StartWith("SmartOS in C#: example base image"));
+        Assert.That(other.Fails($"imgadm delete {ImgadmHost.Base}").Stderr, Does.Contain($"has dependent clones: zones/{child}"));
+        Assert.That(other.Ok("imgadm vacuum -f"), Is.EqualTo($"Deleted image {child} (child@1)\nDeleted image {ImgadmHost.Base} (base@1.0.0)\n"));
+        Assert.That(other.Datasets(), Is.EqualTo("zones\n"));
+    }
+
+    [Test]
+    public void Zfs_sends_a_clones_changes_against_its_origin_and_receives_them_as_a_new_clone()
+    {
+        using var h = new ImgadmHost();
+        ChildVm(h);
+        h.Ok($"zfs snapshot zones/{Vm}@s");
+        var sent = h.Line($"zfs send -i zones/{ImgadmHost.Base}@final zones/{Vm}@s");
+        Assert.That(sent.ExitCode, Is.Zero, sent.Stderr);
+        Assert.That(h.Fails($"zfs send -I zones/{ImgadmHost.Base}@final zones/{Vm}@s").Stderr, Does.Contain("incremental source must be in same filesystem"));
+        var received = Dispatcher.Run(h.World, h.Host, ["zfs", "receive", "zones/copy"], new MemoryStream(sent.StdoutBytes), workingDirectory: h.Root);
+        Assert.That(received.ExitCode, Is.Zero, received.Stderr);
+        Assert.That(h.Ok("zfs get -H -o value origin zones/copy"), Is.EqualTo($"zones/{ImgadmHost.Base}@final\n"));
+        Assert.That(h.Ok("cat /zones/copy/root/etc/motd"), Is.EqualTo("changed\n"));
+        var bad = Dispatcher.Run(h.World, h.Host, ["zfs", "receive", "nosuch/copy"], new MemoryStream(sent.StdoutBytes), workingDirectory: h.Root);
+        Assert.That(bad.ExitCode, Is.Not.Zero);
     }
 
     [Test]
