@@ -37,8 +37,9 @@
  * BEGIN with no nvlist, then one incremental substream per snapshot; each substream received is
  * whole (rule 1), as zfs receive commits each snapshot of a package in turn.
  *
- * A clone's changes against its origin travel as an incremental stream, received as a new clone of
- * the snapshot whose guid is the stream's fromguid (Dsl.SendClone.cs).
+ * A clone's changes against its origin travel as an incremental stream flagged DRR_FLAG_CLONE,
+ * received where no target exists as a new clone of the snapshot whose guid is the stream's
+ * fromguid (Dsl.SendClone.cs).
  *
  * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
  * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
@@ -122,7 +123,8 @@ public sealed partial class DatasetTree
         {
             var read = ReadImages(from, to, out var fromImage, out var toImage);
             if (!read.IsOk) return read with { Detail = what };
-            SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output);
+            SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output,
+                IsCloneOrigin(from, to) ? SendFormat.FlagClone : 0);
             return StorageResult.Success;
         }
         return SendIntermediates(from, to, output, what);
@@ -304,7 +306,7 @@ public sealed partial class DatasetTree
         var named = TargetName(target, begin.ToName, options, out string fsName, out string snapName);
         if (!named.IsOk) return named;
         string name = fsName + "@" + snapName;
-        bool asClone = begin.IsIncremental && !_byName.ContainsKey(fsName);   // Dsl.SendClone.cs
+        bool asClone = begin.IsIncremental && (begin.Flags & SendFormat.FlagClone) != 0 && !_byName.ContainsKey(fsName);   // Dsl.SendClone.cs
         var checkedTarget = asClone ? CheckCloneTarget(fsName, begin.FromGuid, out var baseSnap)
             : begin.IsIncremental ? CheckIncrementalTarget(fsName, name, begin.FromGuid, options.Force, out baseSnap)
             : CheckFullTarget(fsName, name, options.Force, out baseSnap);

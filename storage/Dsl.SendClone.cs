@@ -3,8 +3,9 @@ namespace SmartOS.Storage;
 /// <summary>
 /// A clone's changes against its origin as an incremental stream, and such a stream received as a new
 /// clone (ZFS's DRR_FLAG_CLONE path): `zfs send -i pool/image@final pool/vm@snap` of a clone of
-/// image@final, and `zfs receive pool/new` of that stream where no pool/new exists but a snapshot
-/// with the stream's fromguid does, which is how an incremental image (imgadm create -i) is made and
+/// image@final (its BEGIN flagged DRR_FLAG_CLONE, as dmu_send flags a send from the origin), and
+/// `zfs receive pool/new` of that stream where no pool/new exists but a snapshot with the stream's
+/// fromguid does, which is how an incremental image (imgadm create -i) is made and
 /// installed over its origin image. Rule 1 of Dsl.Send.cs holds: the clone is made only after the
 /// whole stream was read, applied to the origin's image and decoded, and destroyed again if writing
 /// it fails.

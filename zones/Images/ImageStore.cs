@@ -87,7 +87,7 @@ public sealed class ImageStore
     // ---- the contract other parts of the host use ----
 
     /// <summary>The manifest of an installed image (a copy), or null.</summary>
-    public ImageManifest? Find(string uuid) => Get(uuid)?.Manifest;
+    public ImageManifest? Find(string uuid) => Installed(uuid)?.Manifest;
 
     /// <summary>
     /// Whether image <paramref name="imageUuid"/> may be a <paramref name="brand"/> VM's root (or, for
@@ -118,14 +118,16 @@ public sealed class ImageStore
     // ---- listing ----
 
     /// <summary>An installed image, or null (the dataset decides: glossary, "installed").</summary>
-    public ImageInfo? Get(string uuid)
+    public ImageInfo? Get(string uuid) => Installed(uuid) is ImageInfo info ? info with { Clones = ClonesOf(uuid) } : null;
+
+    /// <summary>An installed image without its clones: what Find and CheckForBrand need, in time that
+    /// does not grow with the pool's datasets (vmadm asks at every create).</summary>
+    private ImageInfo? Installed(string uuid)
     {
         if (!ImageManifest.UuidPattern().IsMatch(uuid)) return null;
         var pool = ZonesPool;
         if (pool is null || !pool.Datasets.Exists($"{Zpool}/{uuid}@final")) return null;
-        var record = ReadRecord(uuid);
-        if (record is null) return null;
-        return record with { Clones = ClonesOf(uuid) };
+        return ReadRecord(uuid);
     }
 
     /// <summary>Every installed image, in UUID order.</summary>
