@@ -39,12 +39,12 @@
  * and applies the changes (storage/Dsl.SendClone.cs), so the new image is a clone of its origin, and
  * the origin cannot be deleted while it is there (rule 3).
  *
- * Not done: incremental zvol images (volume streams are full ones, ZvolStream.cs). xz files are read (SharpCompress) but not
- * written: no managed xz encoder. requirements.min_platform is not set by create (there is no
- * platform image to name). Docker images and IMGAPI servers over the network are not supported.
+ * Not done: incremental zvol images (volume streams are full ones, ZvolStream.cs). xz files are read
+ * (SharpCompress) but not written: no managed xz encoder. requirements.min_platform is not set by
+ * create (there is no platform image to name). Docker images and IMGAPI servers over the network
+ * are not supported.
  */
 using System.Buffers.Binary;
-using System.Globalization;
 using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
