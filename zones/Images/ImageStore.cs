@@ -229,7 +229,7 @@ public sealed class ImageStore
         string? received = volume ? ZvolStream.Receive(pool.Datasets, stream, $"{Zpool}/{uuid}", "final") : ReceiveFilesystem(pool, stream, uuid);
         if (received is not null) return new ImageError("InternalError", $"zfs receive error while installing: {received}");
         try { WriteRecord(kept, source); }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Destroy(pool, uuid);
             return new ImageError("InternalError", $"error saving image manifest: {e.Message}");

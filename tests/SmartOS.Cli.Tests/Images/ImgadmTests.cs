@@ -142,6 +142,19 @@ public class ImgadmTests
     }
 
     [Test]
+    public void A_record_that_cannot_be_written_takes_the_received_dataset_away_again()
+    {
+        using var h = new ImgadmHost();
+        h.CopyExample("base-1.0.0");
+        // The store writes NAME.tmp and renames it: a directory in that place makes the write fail.
+        Directory.CreateDirectory(Path.Combine(h.Root, "etc", BaseRecord + ".tmp"));
+        var r = h.Fails("imgadm install -m base-1.0.0.imgmanifest -f base-1.0.0.zfs.gz");
+        Assert.That(r.Stderr, Does.StartWith("imgadm install: error (InternalError): error saving image manifest: "));
+        Assert.That(h.Datasets(), Is.EqualTo("zones\n"));
+        Assert.That(h.Ok("zfs mount"), Does.Not.Contain(Base));
+    }
+
+    [Test]
     public void A_type_that_does_not_fit_the_stream_is_refused()
     {
         using var h = new ImgadmHost();
