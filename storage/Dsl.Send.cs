@@ -37,6 +37,10 @@
  * BEGIN with no nvlist, then one incremental substream per snapshot; each substream received is
  * whole (rule 1), as zfs receive commits each snapshot of a package in turn.
  *
+ * A clone's changes against its origin travel as an incremental stream flagged DRR_FLAG_CLONE,
+ * received where no target exists as a new clone of the snapshot whose guid is the stream's
+ * fromguid (Dsl.SendClone.cs).
+ *
  * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
  * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
  * resumable receive (pool version 23's stream has no resume token: OpenZFS's token is an nvlist of
@@ -103,7 +107,8 @@ public sealed partial class DatasetTree
             if (fromName.StartsWith('@')) fromName = to.Dir.FullName + fromName;
             if (Find(fromName, out from) != StorageStatus.Ok || !from.IsSnapshot)
                 return new StorageResult(StorageStatus.NoSuchDataset, what, $"incremental source ({fromName}) does not exist");
-            if (from.Dir != to.Dir) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be in same filesystem");
+            if (from.Dir != to.Dir && (options.Intermediates || !IsCloneOrigin(from, to)))
+                return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be in same filesystem");
             if (from.Txg >= to.Txg) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be an earlier snapshot");
         }
         ulong creation = (ulong)(to.Creation / 1_000_000_000);
@@ -118,7 +123,8 @@ public sealed partial class DatasetTree
         {
             var read = ReadImages(from, to, out var fromImage, out var toImage);
             if (!read.IsOk) return read with { Detail = what };
-            SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output);
+            SendStream.SendIncremental(fromImage!, toImage!, from.Guid, to.Name, to.Guid, creation, output,
+                IsCloneOrigin(from, to) ? SendFormat.FlagClone : 0);
             return StorageResult.Success;
         }
         return SendIntermediates(from, to, output, what);
@@ -300,8 +306,9 @@ public sealed partial class DatasetTree
         var named = TargetName(target, begin.ToName, options, out string fsName, out string snapName);
         if (!named.IsOk) return named;
         string name = fsName + "@" + snapName;
-        var checkedTarget = begin.IsIncremental
-            ? CheckIncrementalTarget(fsName, name, begin.FromGuid, options.Force, out var baseSnap)
+        bool asClone = begin.IsIncremental && (begin.Flags & SendFormat.FlagClone) != 0 && !_byName.ContainsKey(fsName);   // Dsl.SendClone.cs
+        var checkedTarget = asClone ? CheckCloneTarget(fsName, begin.FromGuid, out var baseSnap)
+            : begin.IsIncremental ? CheckIncrementalTarget(fsName, name, begin.FromGuid, options.Force, out baseSnap)
             : CheckFullTarget(fsName, name, options.Force, out baseSnap);
         if (!checkedTarget.IsOk) return checkedTarget;
 
@@ -358,7 +365,8 @@ public sealed partial class DatasetTree
             snapshot = name;
             return StorageResult.Success;
         }
-        var applied = begin.IsIncremental
+        var applied = asClone ? ApplyAsClone(fsName, baseSnap!, baseTree!, tree!, id => !touched.Contains(id), snapName, begin, action)
+            : begin.IsIncremental
             ? ApplyIncremental(fsName, baseSnap!, baseTree!, tree!, id => !touched.Contains(id), snapName, begin, action)
             : ApplyFull(fsName, tree!, snapName, begin, action);
         if (applied.IsOk) snapshot = name;

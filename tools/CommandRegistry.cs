@@ -61,6 +61,7 @@ public static class CommandRegistry
         Commands.Dtrace.Descriptor,
         Commands.Flowadm.Descriptor,
         Commands.Flowstat.Descriptor,
+        Commands.Imgadm.Descriptor,
         Commands.KstatCommand.Descriptor,
         Commands.Nictagadm.Descriptor,
         Commands.Pktgen.Descriptor,

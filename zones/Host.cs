@@ -160,6 +160,7 @@ public sealed class Host
         Zones = new ZoneTable(this);
         Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => world.Scheduler.Now, Identities);
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
+        Images = new Images.ImageStore(this);
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));
@@ -192,6 +193,9 @@ public sealed class Host
 
     /// <summary>The file systems mounted from those pools, and path resolution across them (MountTable.cs).</summary>
     public MountTable Mounts { get; }
+
+    /// <summary>The images imgadm installed on the zones pool, and its image sources (Images/ImageStore.cs).</summary>
+    public Images.ImageStore Images { get; }
 
     /// <summary>Configuration that could not be replayed at boot.</summary>
     public IReadOnlyList<string> BootProblems { get; }

@@ -101,13 +101,14 @@ public static class SendStream
     /// differs. A new or changed object is sent whole in its dnode (OBJECT with its new bonus), then
     /// the blocks that differ (WRITE), the blocks that became holes and everything past its end
     /// (FREE); objects that are gone are freed (FREEOBJECTS, runs coalesced). An object whose type or
-    /// block size changed is reallocated by the receiver, so all its blocks are sent.
+    /// block size changed is reallocated by the receiver, so all its blocks are sent. <paramref name="flags"/>
+    /// is drr_flags (DRR_FLAG_CLONE for a clone's changes against its origin).
     /// </summary>
     public static void SendIncremental(ObjectSetImage from, ObjectSetImage to, ulong fromGuid, string toName, ulong toGuid,
-        ulong creationTime, Stream output)
+        ulong creationTime, Stream output, uint flags = 0)
     {
         var writer = new SendStreamWriter(output);
-        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, creationTime, SendFormat.ObjsetTypeZfs, 0, toGuid, fromGuid, toName, []));
+        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, creationTime, SendFormat.ObjsetTypeZfs, flags, toGuid, fromGuid, toName, []));
         var gone = new List<ulong>();
         foreach (ulong id in from.Objects.Keys) if (!to.Objects.ContainsKey(id)) gone.Add(id);
         for (int i = 0; i < gone.Count;)

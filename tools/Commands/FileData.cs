@@ -11,7 +11,7 @@ namespace SmartOS.Cli.Commands;
 /// rule 5): cat and dd stream them a buffer at a time, so any length passes in bounded memory; dd
 /// prints its record counts on standard error as "N+M records in" / "N+M records out".
 /// </summary>
-public static class FileData
+public static partial class FileData
 {
     public static readonly CommandDescriptor CatDescriptor = new("cat", "concatenate and display files", Cat)
     { Options = "usvtebn", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
@@ -363,6 +363,7 @@ public static class FileData
             ctx.Err.WriteLine($"dd: {bad}");
             return 2;
         }
+        if (ZvolOf(o.Output) is string volume) return await DdToVolumeAsync(ctx, o, volume);
         var tree = new FileTree(ctx, "dd");
         ZplFileSystem? inFs = null, outFs = null;
         long inInode = 0, outInode = 0;

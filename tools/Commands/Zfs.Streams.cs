@@ -5,7 +5,8 @@ namespace SmartOS.Cli.Commands;
 
 /// <summary>
 /// zfs send, receive and diff: streams of the dataset layer (storage/Dsl.Send.cs) on the command's
-/// standard output and input, as bytes (Dispatcher.cs rule 5).
+/// standard output and input, as bytes (Dispatcher.cs rule 5). A volume's full stream, which the
+/// dataset layer does not send, is sent and received by zones/Images/ZvolStream.cs.
 /// </summary>
 /// <remarks>
 /// Rules
@@ -45,7 +46,9 @@ public static partial class Zfs
         if (pool == null) return 1;
         var options = new SendOptions { From = g.Value("i") ?? g.Value("I"), Intermediates = g.Has("I"), Replicate = g.Has("R") };
         using var stream = new MemoryStream();
-        var sent = pool.Datasets.Send(snapshot, options, stream);
+        var sent = TypeOf(pool, HeadOf(snapshot)) == "volume" && options is { From: null, Replicate: false }
+            ? SmartOS.Zones.Images.ZvolStream.Send(pool.Datasets, snapshot, stream)
+            : pool.Datasets.Send(snapshot, options, stream);
         if (!sent.IsOk) return Refused(ctx, sent);
         await ctx.StdoutBytes.WriteAsync(stream.GetBuffer().AsMemory(0, (int)stream.Length), ctx.Cancel);
         return 0;
@@ -81,6 +84,15 @@ public static partial class Zfs
         if (data == null)
         {
             ctx.Err.WriteLine($"cannot receive: stream larger than {StorageText.Nicenum(MaxStream)} is not supported here");
+            return 1;
+        }
+        if (SmartOS.Zones.Images.ZvolStream.IsVolumeStream(data))
+        {
+            string? refused = g.Has("F") || g.Has("d") || g.Has("e") || g.Has("n") || g.Has("s")
+                ? "cannot receive: -F, -d, -e, -n and -s are not supported for volume streams here"
+                : SmartOS.Zones.Images.ZvolStream.Receive(pool.Datasets, data, target);
+            if (refused is null) return Log(ctx, pool, argv);
+            ctx.Err.WriteLine(refused);
             return 1;
         }
         var options = new ReceiveOptions
