@@ -279,13 +279,13 @@ public static partial class VmModel
     // ---- the volumes ----------------------------------------------------------------------------
 
     /// <summary>
-    /// Makes and changes the volumes <paramref name="next"/> asks for, against what
-    /// <paramref name="before"/> had (null for a create): new disks made, sizes and properties set.
+    /// Makes and changes the volumes <paramref name="next"/> asks for (a create's or an update's
+    /// configuration): new disks made, sizes and properties set.
     /// Null on success with <paramref name="undo"/> to take it all back (if the configuration then
     /// cannot be written); else zfs's message, with everything already undone (rule 3). Removed
     /// disks are left for <see cref="DestroyRemovedDisks"/>.
     /// </summary>
-    public static string? ApplyDisks(Host host, ZoneConfig? before, ZoneConfig next, out Action undo)
+    public static string? ApplyDisks(Host host, ZoneConfig next, out Action undo)
     {
         var undos = new List<Action>();
         undo = () => { for (int i = undos.Count - 1; i >= 0; i--) undos[i](); };
@@ -352,10 +352,10 @@ public static partial class VmModel
         {
             if (value is null) continue;
             if (!tree.Get(name, property, out var old).IsOk) return new StorageResult(StorageStatus.NoSuchDataset, $"cannot open '{name}'");
-            var set = tree.Set(name, property, value);
-            if (!set.IsOk) return set;
             // The refreservation that follows volsize (Dsl.Properties.cs) goes back with it.
             string? oldRefres = property == "volsize" && tree.Get(name, "refreservation", out var rv).IsOk ? rv.Value : null;
+            var set = tree.Set(name, property, value);
+            if (!set.IsOk) return set;
             undos.Add(() =>
             {
                 tree.Set(name, property, old.Value);

@@ -117,7 +117,7 @@ public static class Vmadm
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
         // A bhyve or kvm VM's disks are made first, and taken back if the VM cannot be (VmDisks.cs rule 3).
-        if (VmModel.ApplyDisks(host, null, cfg, out var undoDisks) is string diskError)
+        if (VmModel.ApplyDisks(host, cfg, out var undoDisks) is string diskError)
         {
             ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {diskError}");
             return 1;
@@ -306,7 +306,7 @@ public static class Vmadm
         // Disks are made and resized before the configuration is written, and taken back if it cannot
         // be; removed ones are destroyed after (VmDisks.cs rules 3, 5).
         var before = z.Config;
-        if (VmModel.ApplyDisks(ctx.Host, before, next, out var undoDisks) is string diskError)
+        if (VmModel.ApplyDisks(ctx.Host, next, out var undoDisks) is string diskError)
         {
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {diskError}");
             return 1;

@@ -238,6 +238,22 @@ public class VmDiskTests
     }
 
     [Test]
+    public void An_update_whose_new_disk_does_not_fit_takes_back_the_resize_made_before_it()
+    {
+        var h = ZonesHost();
+        string uuid = Create(h, Payload("bhyve", """[ { "size": 8 } ]"""));
+        string before = h.Ok(A($"zfs get -Hp -o property,value volsize,refreservation,compression zones/{uuid}-disk0"));
+        var r = h.WithStdin($$"""{ "update_disks": [ { "path": "/dev/zvol/rdsk/zones/{{uuid}}-disk0", "size": 16, "compression": "lz4" } ], "add_disks": [ { "size": 1024 } ] }""",
+            "vmadm", "update", uuid);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Is.EqualTo($"Failed to update VM {uuid}: cannot create 'zones/{uuid}-disk1': out of space\n"));
+            Assert.That(h.Ok(A($"zfs get -Hp -o property,value volsize,refreservation,compression zones/{uuid}-disk0")), Is.EqualTo(before));
+            Assert.That(Volumes(h), Is.EqualTo($"zones/{uuid}-disk0\t{8 << 20}\n"));
+        }
+    }
+
+    [Test]
     public void Update_of_disks_is_refused_as_vmadm_refuses_it_and_changes_nothing()
     {
         var h = ZonesHost();
