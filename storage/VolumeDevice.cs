@@ -9,6 +9,8 @@ namespace SmartOS.Storage;
 /// txg (Pool.cs rule 5), which is what makes a guest's writes survive a host restart.
 /// </summary>
 /// <remarks>
+/// A pool exported or destroyed under an open volume has closed its files: every request then fails
+/// with IoError, as a pulled disk's do (BlockDevice.cs rule 4), and the host goes on.
 /// While open the volume is held (DatasetTree.Hold), so `zfs destroy` and `zfs rollback` of a disk
 /// under a running guest say "dataset is busy", as illumos's zvol does while open. Close lets go and
 /// commits, as a zvol's last close does (zvol_last_close syncs its intent log).
@@ -44,23 +46,26 @@ public sealed class VolumeDevice : IBlockDevice
 
     public BlockStatus Read(long offset, Span<byte> destination)
     {
+        if (!_pool.IsOpen) return BlockStatus.IoError;
         if (!Fits(offset, destination.Length)) return BlockStatus.OutOfRange;
         return Status(_pool.Datasets.ReadVolume(Name, offset, destination, out _));
     }
 
     public BlockStatus Write(long offset, ReadOnlySpan<byte> source)
     {
+        if (!_pool.IsOpen) return BlockStatus.IoError;
         if (!Fits(offset, source.Length)) return BlockStatus.OutOfRange;
         return Status(_pool.Datasets.WriteVolume(Name, offset, source));
     }
 
-    public BlockStatus Flush() => _open ? Status(_pool.Commit()) : BlockStatus.IoError;
+    public BlockStatus Flush() => _open && _pool.IsOpen ? Status(_pool.Commit()) : BlockStatus.IoError;
 
     /// <summary>Lets go of the volume and commits what was written (see remarks). Once only.</summary>
     public StorageResult Close()
     {
         if (!_open) return StorageResult.Success;
         _open = false;
+        if (!_pool.IsOpen) return new StorageResult(StorageStatus.IoError, $"cannot close '{Name}'", "the pool is no longer open");
         _pool.Datasets.Release(Name);
         return _pool.Commit();
     }

@@ -153,6 +153,11 @@ public static class HvmGuest
         error = "";
         var disks = c.Vm?.Disks;
         if (disks is null || disks.Count == 0) return true;
+        if (disks.Count > Vm.MaxDisks)
+        {
+            error = $"{disks.Count} disks: the VMM has {Vm.MaxDisks} virtio-blk slots";
+            return false;
+        }
         var pool = host.Pools.Find(VmModel.DiskPool);
         var opened = new List<VolumeDevice>();
         foreach (var d in disks)
