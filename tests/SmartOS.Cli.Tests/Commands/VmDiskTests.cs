@@ -320,6 +320,31 @@ public class VmDiskTests
         Assert.That(h.Host.Zones.Find(uuid)!.State, Is.EqualTo(ZoneState.Installed));
     }
 
+    [Test]
+    public void Stopping_a_vm_commits_what_its_guest_wrote_so_a_crash_after_the_stop_keeps_it()
+    {
+        var h = ZonesHost();
+        string uuid = Create(h, Payload("bhyve", """[ { "size": 1 } ]""", $$"""{ "path": "{{IdleImage()}}" }"""));
+        byte[] first = [1, 2, 3, 4], second = [5, 6, 7, 8];
+        h.Ok(A($"vmadm start {uuid}"));
+        Assert.That(h.Host.Zones.Find(uuid)!.Guest!.Disks[0].Device.Write(0, first), Is.EqualTo(BlockStatus.Ok));
+        h.Host.Pools.Find("zones")!.Dispose(); // the host crashes with the guest running: the open txg is lost
+        var h2 = ZonesHost();
+        Assert.That(Head(h2, uuid), Is.EqualTo(new byte[4]), "not flushed, not stopped: lost");
+        h2.Ok(A($"vmadm start {uuid}"));
+        Assert.That(h2.Host.Zones.Find(uuid)!.Guest!.Disks[0].Device.Write(0, second), Is.EqualTo(BlockStatus.Ok));
+        h2.Ok(A($"vmadm stop {uuid}"));
+        h2.Host.Pools.Find("zones")!.Dispose(); // a crash after the stop
+        Assert.That(Head(ZonesHost(), uuid), Is.EqualTo(second), "the stop committed it");
+    }
+
+    private static byte[] Head(CliHost h, string uuid)
+    {
+        var head = new byte[4];
+        Assert.That(h.Host.Pools.Find("zones")!.Datasets.ReadVolume($"zones/{uuid}-disk0", 0, head, out _).IsOk);
+        return head;
+    }
+
     // ---- the guest on its disk ----
 
     private static void NeedGcc()
