@@ -130,7 +130,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     public const int MaxNics = 8;
     public const int MaxDisks = 8;
     /// <summary>Where the first disk's registers are: after the 8 NIC slots.</summary>
-    public const ulong VirtioBlkBase = VirtioMmioBase + MaxNics * VirtioNet.RegionSize;
+    public const ulong VirtioBlkBase = VirtioMmioBase + MaxNics * VirtioMmio.RegionSize;
 
     private readonly Scheduler _scheduler;
     private readonly VmConfig _config;
@@ -187,7 +187,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         if (State != VmState.Created) throw new InvalidOperationException("NICs are attached before the VM starts");
         if (_nics.Count == MaxNics) throw new InvalidOperationException($"at most {MaxNics} NICs");
-        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioNet.RegionSize, client, Wake);
+        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioMmio.RegionSize, client, Wake);
         _nics.Add(nic);
         return nic;
     }
@@ -198,7 +198,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         if (State != VmState.Created) throw new InvalidOperationException("disks are attached before the VM starts");
         if (_disks.Count == MaxDisks) throw new InvalidOperationException($"at most {MaxDisks} disks");
-        var disk = new VirtioBlk(Memory, VirtioBlkBase + (ulong)_disks.Count * VirtioBlk.RegionSize, device, serial);
+        var disk = new VirtioBlk(Memory, VirtioBlkBase + (ulong)_disks.Count * VirtioMmio.RegionSize, device, serial);
         _disks.Add(disk);
         return disk;
     }
