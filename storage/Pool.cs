@@ -396,6 +396,9 @@ public sealed partial class Pool : IDisposable
         return RewriteTree();
     }
 
+    /// <summary>False once exported, destroyed or disposed: its files are closed.</summary>
+    public bool IsOpen => !_disposed;
+
     /// <summary>Closes the files without committing: uncommitted changes are lost, as in a crash.</summary>
     public void Dispose()
     {

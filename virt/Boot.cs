@@ -16,6 +16,10 @@ public static class Boot
 
     /// <summary>Writes the boot structures and the image; false (with the reason) when they do not fit.</summary>
     public static bool TryLoad(GuestMemory memory, ReadOnlySpan<byte> image, ReadOnlySpan<ulong> nicBases, out string? error)
+        => TryLoad(memory, image, nicBases, [], out error);
+
+    /// <summary>The same, for a guest with virtio-blk disks too (their bases go at +144 of the boot-info block).</summary>
+    public static bool TryLoad(GuestMemory memory, ReadOnlySpan<byte> image, ReadOnlySpan<ulong> nicBases, ReadOnlySpan<ulong> diskBases, out string? error)
     {
         error = null;
         if (memory.Size < ImageBase + 0x10000)
@@ -54,17 +58,19 @@ public static class Boot
             memory.TryWrite(PdAddress + (ulong)pd * 0x1000, page);
         }
         page.Clear();
-        WriteBootInfo(page, memory.Size, (ulong)image.Length, nicBases);
+        WriteBootInfo(page, memory.Size, (ulong)image.Length, nicBases, diskBases);
         memory.TryWrite(BootInfoAddress, page[..256]);
         memory.TryWrite(ImageBase, image);
         return true;
     }
 
-    private static void WriteBootInfo(Span<byte> b, ulong memSize, ulong imageSize, ReadOnlySpan<ulong> nicBases)
+    private static void WriteBootInfo(Span<byte> b, ulong memSize, ulong imageSize, ReadOnlySpan<ulong> nicBases, ReadOnlySpan<ulong> diskBases)
     {
         ulong[] fields = [Magic, 1, memSize, ImageBase, imageSize, Devices.Uart16550.Com1, Devices.GuestTimer.BasePort, Vm.PowerOffPort, TscHz, (ulong)nicBases.Length];
         for (int i = 0; i < fields.Length; i++) BinaryPrimitives.WriteUInt64LittleEndian(b[(8 * i)..], fields[i]);
         for (int i = 0; i < nicBases.Length && i < Vm.MaxNics; i++) BinaryPrimitives.WriteUInt64LittleEndian(b[(80 + 8 * i)..], nicBases[i]);
+        BinaryPrimitives.WriteUInt64LittleEndian(b[144..], (ulong)diskBases.Length);
+        for (int i = 0; i < diskBases.Length && i < Vm.MaxDisks; i++) BinaryPrimitives.WriteUInt64LittleEndian(b[(152 + 8 * i)..], diskBases[i]);
     }
 
     /// <summary>The general-register part of the entry state (the backend sets up long mode itself).</summary>

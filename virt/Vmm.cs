@@ -2,8 +2,8 @@
  * SmartOS.Virt: the VMM that runs bhyve- and kvm-branded guests.
  *
  * A Vm is one guest: its RAM (GuestMemory), one vCPU, and its devices (a 16550 UART that is the
- * console, a timer, a power-off port and any number of virtio-net NICs, each a MAC client on a
- * datalink). The vCPU has two backends with the same face (Vcpu): KVM through /dev/kvm
+ * console, a timer, a power-off port, up to 8 virtio-net NICs, each a MAC client on a datalink, and
+ * up to 8 virtio-blk disks, each a block device of kernel's contract: a volume under vmadm). The vCPU has two backends with the same face (Vcpu): KVM through /dev/kvm
  * (KvmVcpu) and an x86-64 interpreter built on Iced (Interpreter). The same flat image boots on both.
  *
  * Terms
@@ -24,13 +24,15 @@
  *   0x0010_0000  the image, loaded as is; entry point = its first byte
  *   top of RAM   the stack: RSP = RAM size - 8 at entry, as if _start had been called, so the
  *                SysV rule (RSP + 8 is 16-byte aligned at function entry) holds
- *   0xD000_0000  virtio-mmio devices, 0x1000 apart, in the order the NICs were attached
+ *   0xD000_0000  virtio-mmio devices, 0x1000 apart: the NICs from 0xD000_0000 in the order they
+ *                were attached, the disks from 0xD000_8000 (after the 8 NIC slots) in theirs
  * CPU state at entry: long mode (CR0.PE|PG, CR4.PAE|OSFXSR, EFER.LME|LMA), CS=0x08, other
  * segments 0x10, RFLAGS=0x2 (interrupts off), RIP=0x100000, RDI=0x2000, other registers 0.
  * Boot-info block, little-endian u64 fields:
  *   +0 magic "SMOSBOOT"  +8 version (1)  +16 RAM size  +24 image base  +32 image size
  *   +40 UART port (0x3f8)  +48 timer port (0x510)  +56 power-off port (0x500)  +64 TSC Hz
  *   +72 number of virtio-net devices  +80.. their MMIO base addresses (up to 8)
+ *   +144 number of virtio-blk devices  +152.. their MMIO base addresses (up to 8)
  * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
  * status); 0x510-0x51f the timer (Devices/GuestTimer.cs). Other ports read all ones and ignore
  * writes, as an empty ISA bus does.
@@ -48,12 +50,14 @@
  *      polls. A hlt with interrupts disabled ends the run: the VM has halted.
  *   5. Exits are handled on the thread that runs the scheduler; devices touch kernel state
  *      (MAC clients, packets) only from there.
- *   6. A stopped VM lets go of its NICs' MAC clients: nothing reaches its memory after the stop.
+ *   6. A stopped VM lets go of its NICs' MAC clients and stops serving its disks: nothing reaches
+ *      its memory after the stop. Closing a disk's block device is the caller's (HvmGuest.cs).
  *
  * Using it (for vmadm and the bhyve/kvm brands)
  *   var vm = new Vm(scheduler, new VmConfig { Name = uuid, Image = flatImage, MemorySize = ram,
  *                                             Backend = VmBackend.Auto, RealTime = isRealTime });
  *   vm.AttachNic(vnic.OpenClient(uuid));        // one virtio-net per nic, before Start
+ *   vm.AttachDisk(volumeDevice, "disk0");       // one virtio-blk per disk, before Start (Devices/VirtioBlk.cs)
  *   vm.Stopped += v => ...;                      // StopReason, StopDetail, ExitStatus
  *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
  *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
@@ -63,7 +67,8 @@
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
- * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, disks. Backend Auto picks KVM only in real time; under KVM guest
+ * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, booting from
+ * a disk (the image is loaded as a flat file; disks are data disks), I/O latency. Backend Auto picks KVM only in real time; under KVM guest
  * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
  * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
  * KvmVcpu has not yet run on a machine with /dev/kvm (the one it was written on has none).
@@ -123,11 +128,15 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     public const ushort PowerOffPort = 0x500;
     public const ulong VirtioMmioBase = 0xD000_0000;
     public const int MaxNics = 8;
+    public const int MaxDisks = 8;
+    /// <summary>Where the first disk's registers are: after the 8 NIC slots.</summary>
+    public const ulong VirtioBlkBase = VirtioMmioBase + MaxNics * VirtioMmio.RegionSize;
 
     private readonly Scheduler _scheduler;
     private readonly VmConfig _config;
     private readonly KTimer _slice;
     private readonly List<VirtioNet> _nics = new();
+    private readonly List<VirtioBlk> _disks = new();
     private Vcpu? _vcpu;
     private Interpreter? _interp;
     private long _startTime, _sliceStartTime, _sliceStartRetired;
@@ -148,6 +157,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     public Uart16550 Uart { get; }
     public GuestTimer Timer { get; }
     public IReadOnlyList<VirtioNet> Nics => _nics;
+    public IReadOnlyList<VirtioBlk> Disks => _disks;
     public VmState State { get; private set; } = VmState.Created;
     public VmStopReason StopReason { get; private set; }
     /// <summary>One line that explains the stop ("#DE: divide error at 0x100012", "exit status 0").</summary>
@@ -177,9 +187,20 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         if (State != VmState.Created) throw new InvalidOperationException("NICs are attached before the VM starts");
         if (_nics.Count == MaxNics) throw new InvalidOperationException($"at most {MaxNics} NICs");
-        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioNet.RegionSize, client, Wake);
+        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioMmio.RegionSize, client, Wake);
         _nics.Add(nic);
         return nic;
+    }
+
+    /// <summary>Attaches a virtio-blk disk over <paramref name="device"/>; T_GET_ID answers
+    /// <paramref name="serial"/> (20 ASCII characters at most). Only before Start.</summary>
+    public VirtioBlk AttachDisk(IBlockDevice device, string serial)
+    {
+        if (State != VmState.Created) throw new InvalidOperationException("disks are attached before the VM starts");
+        if (_disks.Count == MaxDisks) throw new InvalidOperationException($"at most {MaxDisks} disks");
+        var disk = new VirtioBlk(Memory, VirtioBlkBase + (ulong)_disks.Count * VirtioMmio.RegionSize, device, serial);
+        _disks.Add(disk);
+        return disk;
     }
 
     /// <summary>Whether /dev/kvm can run guests here, and if not, why.</summary>
@@ -192,7 +213,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         if (State != VmState.Created) throw new InvalidOperationException("a VM starts once");
         State = VmState.Running;
         _startTime = _scheduler.Now;
-        if (!Boot.TryLoad(Memory, _config.Image, NicBases(), out string? bootError))
+        if (!Boot.TryLoad(Memory, _config.Image, NicBases(), DiskBases(), out string? bootError))
         {
             Finish(VmStopReason.BackendError, bootError!);
             return;
@@ -228,6 +249,13 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         var bases = new ulong[_nics.Count];
         for (int i = 0; i < bases.Length; i++) bases[i] = _nics[i].BaseAddress;
+        return bases;
+    }
+
+    private ulong[] DiskBases()
+    {
+        var bases = new ulong[_disks.Count];
+        for (int i = 0; i < bases.Length; i++) bases[i] = _disks[i].BaseAddress;
         return bases;
     }
 
@@ -328,6 +356,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         StopDetail = detail;
         _slice.Cancel();
         foreach (var nic in _nics) nic.Detach();
+        foreach (var disk in _disks) disk.Detach();
         Stopped?.Invoke(this);
     }
 
@@ -367,6 +396,13 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             else exit.Data = nic.Read(exit.Address, exit.Size);
             return true;
         }
+        foreach (var disk in _disks)
+        {
+            if (!disk.Owns(exit.Address)) continue;
+            if (exit.IsWrite) disk.Write(exit.Address, exit.Size, exit.Data);
+            else exit.Data = disk.Read(exit.Address, exit.Size);
+            return true;
+        }
         return false;
     }
 
@@ -376,6 +412,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         _disposed = true;
         _slice.Cancel();
         foreach (var nic in _nics) nic.Detach();
+        foreach (var disk in _disks) disk.Detach();
         _vcpu?.Dispose();
         Memory.Dispose();
     }

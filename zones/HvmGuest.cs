@@ -19,6 +19,10 @@
  *                 guest built from virt/guests is given the first IPv4 address of nic 0 as
  *                 -DGUEST_IP=0x........ (netecho answers on it); a flat image is given nothing.
  * The guest's MAC address is the nic's "mac": the VNIC has it and virtio-net reports it.
+ *   "disks"   volumes zones/<uuid>-diskN of the host's zones pool (VmDisks.cs: made by vmadm create
+ *             and update, destroyed by delete), each attached as a virtio-blk disk (virt/Devices/
+ *             VirtioBlk.cs) in the payload's order, its serial "diskN". They are data disks: the
+ *             guest still boots from "image" ("boot" is kept and shown, not booted from).
  *
  * Rules
  *   1. Starting the zone readies it as any zone (VNICs created over the nic tags), opens one MAC
@@ -30,12 +34,17 @@
  *      clients before the zone closes them: Vmm.cs rule 6).
  *   4. The console (COM1) is kept from start to the next start; `vmadm console` and `zlogin -C`
  *      print it so far. There is no interactive console.
+ *   5. Starting opens every disk's volume (VolumeDevice: held, so `zfs destroy` and `zfs rollback`
+ *      of a running VM's disk say "dataset is busy"); a volume that is not there refuses the start
+ *      and names it. When the guest stops, by itself or by vmadm stop, its volumes are closed and
+ *      the pool commits, so whatever the guest wrote (flushed or not) survives a host restart.
  *
- * Not done yet: guest disks, more than one vCPU, an interactive console, and building guests
- * in real time without blocking the loop (gcc runs on the loop thread, once per program).
+ * Not done yet: booting from a disk, more than one vCPU, an interactive console, and building
+ * guests in real time without blocking the loop (gcc runs on the loop thread, once per program).
  */
 using System.Collections.Concurrent;
 using System.Globalization;
+using SmartOS.Storage;
 using SmartOS.Virt;
 
 namespace SmartOS.Zones;
@@ -135,6 +144,44 @@ public static class HvmGuest
         image = built.Image;
         error = built.Ok ? "" : $"cannot build guest '{guest}': {built.Error.Trim()}";
         return built.Ok;
+    }
+
+    /// <summary>Opens the VM's disk volumes and attaches them to the guest, in order (rule 5); false
+    /// with the reason, every volume opened so far closed again.</summary>
+    public static bool TryAttachDisks(Host host, ZoneConfig c, Vm vm, out string error)
+    {
+        error = "";
+        var disks = c.Vm?.Disks;
+        if (disks is null || disks.Count == 0) return true;
+        if (disks.Count > Vm.MaxDisks)
+        {
+            error = $"{disks.Count} disks: the VMM has {Vm.MaxDisks} virtio-blk slots";
+            return false;
+        }
+        var pool = host.Pools.Find(VmModel.DiskPool);
+        var opened = new List<VolumeDevice>();
+        foreach (var d in disks)
+        {
+            string name = VmModel.DiskVolume(c.Uuid ?? c.Name, d.Index);
+            VolumeDevice? device = null;
+            var r = pool is null ? new StorageResult(StorageStatus.NoSuchPool, $"cannot open '{name}'") : VolumeDevice.Open(pool, name, out device);
+            if (!r.IsOk)
+            {
+                foreach (var o in opened) o.Close();
+                error = $"disk {d.Index.ToString(CultureInfo.InvariantCulture)}: {r.Message}";
+                return false;
+            }
+            opened.Add(device!);
+        }
+        for (int i = 0; i < opened.Count; i++) vm.AttachDisk(opened[i], "disk" + disks[i].Index.ToString(CultureInfo.InvariantCulture));
+        return true;
+    }
+
+    /// <summary>Closes a stopped guest's volumes: released and committed (rule 5).</summary>
+    public static void CloseDisks(Vm vm)
+    {
+        foreach (var disk in vm.Disks)
+            if (disk.Device is VolumeDevice v) v.Close();
     }
 
     /// <summary>vmadm's name for why a guest stopped.</summary>

@@ -129,7 +129,7 @@ public static partial class VmModel
         D("max_shm_ids", 4096);
         D("zfs_io_priority", 100);
         D("zfs_root_recsize", 131072);
-        if (hvm) D("disks", new JsonArray());
+        if (hvm) D("disks", DisksJson(c));
         if (!hvm)
         {
             D("dns_domain", "local");

@@ -20,7 +20,7 @@ public static partial class VmModel
     /// <summary>Properties vmadm create takes here and enforces.</summary>
     private static readonly string[] s_createProps = ["uuid", "alias", "brand", "max_physical_memory", "quota", "autoboot", "resolvers", "nics", "image_uuid", "nowait", "delegate_dataset"];
     /// <summary>Properties vmadm create takes for bhyve and kvm VMs (HvmGuest.cs): ram, not max_physical_memory.</summary>
-    private static readonly string[] s_hvmCreateProps = ["uuid", "alias", "brand", "ram", "vcpus", "image", "quota", "autoboot", "resolvers", "nics", "image_uuid"];
+    private static readonly string[] s_hvmCreateProps = ["uuid", "alias", "brand", "ram", "vcpus", "image", "quota", "autoboot", "resolvers", "nics", "image_uuid", "disks"];
     private static readonly string[] s_updateProps = ["alias", "autoboot", "max_physical_memory", "quota", "resolvers", "add_nics", "update_nics", "remove_nics"];
     private static readonly string[] s_nicProps =
     [
@@ -245,6 +245,7 @@ public static partial class VmModel
         {
             ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
             SettleHvmMemory(cfg);
+            ParseCreateDisks(host, payload, cfg, dropped);
         }
         if (payload["nics"] is JsonNode nics)
         {
@@ -764,8 +765,10 @@ public static partial class VmModel
         foreach (string key in s_unmodifiable) payload.Remove(key);
         bool hvm = HvmGuest.IsHvm(vm.Config.Brand);
         var derived = hvm ? null : FixPayloadMemory(payload, ToJson(vm));
-        CheckNames(payload, s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)], s_kept, vm.Config.Brand, update: true, "", dropped);
+        CheckNames(payload, hvm ? [.. s_updateProps, .. s_hvmDiskUpdateProps] : s_updateProps, [.. s_unsupported, .. s_createProps.Except(s_updateProps)],
+            s_kept, vm.Config.Brand, update: true, "", dropped);
         var cfg = vm.Config.Clone();
+        if (hvm) ParseDiskUpdate(host, vm, payload, cfg, dropped);
         var bad = new List<string>();
         ApplyScalars(payload, cfg, bad, update: true);
         ApplyKept(payload, s_kept, cfg.Vm!.Kept, "", bad, dropped, update: true);

@@ -18,7 +18,7 @@ public static partial class VmModel
         ["uuid"] = KeptType.String, ["alias"] = KeptType.String, ["brand"] = KeptType.String, ["autoboot"] = KeptType.Boolean,
         ["max_physical_memory"] = KeptType.Integer, ["quota"] = KeptType.Integer, ["resolvers"] = KeptType.List,
         ["image_uuid"] = KeptType.String, ["nowait"] = KeptType.Boolean, ["delegate_dataset"] = KeptType.Boolean, ["ram"] = KeptType.Integer, ["vcpus"] = KeptType.Integer,
-        ["image"] = KeptType.Object, ["remove_nics"] = KeptType.List,
+        ["image"] = KeptType.Object, ["remove_nics"] = KeptType.List, ["remove_disks"] = KeptType.List,
         ["nic_tag"] = KeptType.String, ["ips"] = KeptType.List, ["gateways"] = KeptType.List, ["vlan_id"] = KeptType.Integer,
         ["mac"] = KeptType.String, ["primary"] = KeptType.Boolean, ["mtu"] = KeptType.Integer,
         ["allow_ip_spoofing"] = KeptType.Boolean, ["allow_mac_spoofing"] = KeptType.Boolean, ["allow_dhcp_spoofing"] = KeptType.Boolean,
@@ -38,9 +38,14 @@ public static partial class VmModel
         bool hvm = HvmGuest.IsHvm(brand);
         var badValues = new List<string>();
         var badProps = new List<string>();
-        string[] top = update ? s_updateProps : hvm ? s_hvmCreateProps : s_createProps;
+        string[] top = update ? (hvm ? [.. s_updateProps, .. s_hvmDiskUpdateProps] : s_updateProps) : hvm ? s_hvmCreateProps : s_createProps;
         foreach (var (key, value) in payload)
         {
+            if (key is "disks" or "add_disks" or "update_disks" && Array.IndexOf(top, key) >= 0)
+            {
+                ValidateDisks(key, value, badValues, badProps);
+                continue;
+            }
             if (key is "nics" or "add_nics" or "update_nics" && Array.IndexOf(top, key) >= 0)
             {
                 if (value is not JsonArray arr || arr.Any(e => e is not JsonObject)) { badValues.Add(key); continue; }

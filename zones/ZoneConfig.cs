@@ -123,6 +123,8 @@ public sealed class VmInfo
     /// <summary>vmadm properties SmartOS takes and this host keeps and shows without enforcing them
     /// (cpu_cap, max_lwps, ...; VmPayload.cs, "kept"): name to JSON text.</summary>
     public Dictionary<string, string> Kept { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>bhyve/kvm: the disks, each a volume of the zones pool (VmDisks.cs), in the order the VMM attaches them.</summary>
+    public List<VmDisk> Disks { get; set; } = [];
     /// <summary>When vmadm created the VM, as VM.js writes it in the create-timestamp attr
     /// ("2014-05-06T18:29:22.381Z"); null once a zonecfg remove attr takes it away.</summary>
     public string? CreateTimestamp { get; set; }
@@ -133,7 +135,7 @@ public sealed class VmInfo
     public VmInfo Clone() => new()
     {
         Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, DelegateDataset = DelegateDataset, Index = Index, Vcpus = Vcpus, Guest = Guest,
-        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
+        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal), Disks = Disks.ConvertAll(d => d.Clone()), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
     };
 }
 

@@ -410,6 +410,12 @@ public sealed class ZoneTable
             Backend = GuestBackend, RealTime = _host.World.Driver != null,
         });
         foreach (var c in z._clients) vm.AttachNic(c);
+        if (!HvmGuest.TryAttachDisks(_host, z.Config, vm, out string diskError))
+        {
+            vm.Dispose();
+            Unready(z);
+            return Failed(diskError);
+        }
         vm.Stopped += v => GuestStopped(z, v);
         z.Guest = vm;
         z.State = ZoneState.Running;
@@ -423,6 +429,7 @@ public sealed class ZoneTable
     /// <summary>A guest stopped: by itself, the zone halts and gives its links back (HvmGuest.cs rule 2).</summary>
     private void GuestStopped(Zone z, Vm vm)
     {
+        HvmGuest.CloseDisks(vm);
         if (z.Guest == vm && z.State == ZoneState.Running) Halt(z.Name);
         // Guest memory goes once the VMM is off the stack that reported the stop.
         // (Dispose keeps what vmadm get and console read: the stop reason and the console text.)

@@ -12,6 +12,7 @@ internal static class Program
         ("resource-control", ResourceControlBenchmarks.Run),
         ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
+        ("vmdisk", VmDiskBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),

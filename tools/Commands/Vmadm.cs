@@ -122,10 +122,17 @@ public static class Vmadm
             return 1;
         }
         foreach (string w in warnings) ctx.Err.WriteLine(w);
+        // A bhyve or kvm VM's disks are made first, and taken back if the VM cannot be (VmDisks.cs rule 3).
+        if (VmModel.ApplyDisks(host, cfg, out var undoDisks) is string diskError)
+        {
+            ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {diskError}");
+            return 1;
+        }
         var err = host.Zones.Commit(cfg);
         if (err.IsOk && !(err = host.Zones.Install(cfg.Name)).IsOk) host.Zones.Delete(cfg.Name);
         if (!err.IsOk)
         {
+            undoDisks();
             ctx.Err.WriteLine($"Failed to create VM {cfg.Uuid}: {err.Message}");
             return 1;
         }
@@ -236,7 +243,9 @@ public static class Vmadm
         if (args.Length != 1) return Usage(ctx, "get: exactly one UUID is required");
         var z = FindVm(ctx, args[0], "get");
         if (z == null) return 1;
-        ctx.Out.WriteLine(VmModel.ToJson(z, ctx.Host).ToJsonString(VmModel.Pretty));
+        var json = VmModel.ToJson(z, ctx.Host);
+        VmModel.AddDiskProperties(ctx.Host, json);
+        ctx.Out.WriteLine(json.ToJsonString(VmModel.Pretty));
         return 0;
     }
 
@@ -310,10 +319,25 @@ public static class Vmadm
             ctx.Err.WriteLine(quotaErr);
             return 1;
         }
-        if (ctx.Host.Zones.Commit(next) is { IsOk: false } err)
+        // Disks are made and resized before the configuration is written, and taken back if it cannot
+        // be; removed ones are destroyed after (VmDisks.cs rules 3, 5).
+        var before = z.Config;
+        if (VmModel.ApplyDisks(ctx.Host, next, out var undoDisks) is string diskError)
         {
             if (quotaChanged) VmDatasets.ApplyQuota(ctx.Host, z, oldQuota);
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {diskError}");
+            return 1;
+        }
+        if (ctx.Host.Zones.Commit(next) is { IsOk: false } err)
+        {
+            undoDisks();
+            if (quotaChanged) VmDatasets.ApplyQuota(ctx.Host, z, oldQuota);
             ctx.Err.WriteLine($"Failed to update VM {z.Name}: {err.Message}");
+            return 1;
+        }
+        if (VmModel.DestroyRemovedDisks(ctx.Host, before, next) is string removeError)
+        {
+            ctx.Err.WriteLine($"Failed to update VM {z.Name}: {removeError}");
             return 1;
         }
         if (VmModel.ApplyLive(ctx.Host, z) is string applyErr)
@@ -385,8 +409,9 @@ public static class Vmadm
         var z = FindVm(ctx, uuid, "delete");
         if (z == null) return 1;
         var zones = ctx.Host.Zones;
-        // vmadm delete stops a running VM first.
+        // vmadm delete stops a running VM first, then destroys its disks (VmDisks.cs rule 6).
         var err = zones.Halt(uuid);
+        if (err.IsOk && VmModel.DestroyRemovedDisks(ctx.Host, z.Config, null) is string diskError) err = ZoneStatus.Problem(ZoneError.System, diskError);
         if (err.IsOk) err = zones.Uninstall(uuid);
         if (err.IsOk) err = zones.Delete(uuid);
         if (!err.IsOk)
@@ -583,6 +608,7 @@ public static class Vmadm
             foreach (var z in vms)
             {
                 var o = VmModel.ToJson(z, ctx.Host);
+                VmModel.AddDiskProperties(ctx.Host, o);
                 if (keep != null) foreach (var key in o.Select(p => p.Key).ToList()) if (Array.IndexOf(keep, key) < 0) o.Remove(key);
                 arr.Add(o);
             }

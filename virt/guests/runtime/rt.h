@@ -17,7 +17,8 @@ typedef unsigned long size_t;
 struct boot_info {
     uint64_t magic, version, mem_size, image_base, image_size;
     uint64_t uart_port, timer_port, poweroff_port, tsc_hz;
-    uint64_t virtio_count, virtio_mmio[8];
+    uint64_t virtio_count, virtio_mmio[8];   /* virtio-net devices */
+    uint64_t blk_count, blk_mmio[8];         /* virtio-blk devices */
 };
 
 #define BOOT_MAGIC 0x544F4F42534F4D53UL
