@@ -35,6 +35,8 @@ public static class Vmadm
             list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
             lookup [-j|-1] [-o field,...] [field=value ...]
             reboot <uuid> [-F]
+            receive [-f <filename>]
+            send <uuid> [-f <filename>]
             start <uuid>
             stop <uuid> [-F]
             update <uuid> [-f <filename>]
@@ -67,6 +69,8 @@ public static class Vmadm
             "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
             "console" => Console(ctx, rest),
+            "send" => await VmadmMigration.SendAsync(ctx, rest),
+            "receive" => await VmadmMigration.ReceiveAsync(ctx, rest),
             "validate" => await ValidateAsync(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };
