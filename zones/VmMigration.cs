@@ -337,6 +337,8 @@ public static class VmMigration
         if (cfg?.Vm == null || cfg.Uuid is not string uuid || !VmModel.IsUuid(uuid) || cfg.Name != uuid
             || json["uuid"]?.GetValueKind() != JsonValueKind.String || (string?)json["uuid"] != uuid)
             return Refuse("unable to receive JSON: the configuration is not a VM's, or names another UUID", out error);
+        // A VM's zonepath is its root dataset's mountpoint (Host.cs glossary): a stream does not choose another.
+        if (cfg.ZonePath != "/zones/" + uuid) return Refuse($"Invalid value(s) for: zonepath ({cfg.ZonePath})", out error);
         if (ZoneTable.BrandProblem(cfg.Brand) is { IsOk: false } brand) return Refuse(brand.Message, out error);
         if (host.Zones.Find(uuid) != null) return Refuse($"VM with UUID {uuid} already exists", out error);
         pool = host.Pools.Find("zones");

@@ -229,6 +229,21 @@ public class VmadmSendTests
     }
 
     [Test]
+    public void A_stream_whose_configuration_moves_the_zonepath_is_refused()
+    {
+        var (_, h2, stream) = Sent();
+        byte[] moved = Reframed(stream, c =>
+        {
+            var o = JsonNode.Parse(c)!.AsObject();
+            string key = o.ContainsKey("ZonePath") ? "ZonePath" : "zonepath";
+            o[key] = "/etc";
+            return o.ToJsonString();
+        });
+        Assert.That(Fails(h2, "vmadm receive", moved), Is.EqualTo("Failed to receive VM: Invalid value(s) for: zonepath (/etc)\n"));
+        AssertUntouched(h2);
+    }
+
+    [Test]
     public void A_host_without_the_nic_tag_or_the_pool_refuses_the_vm()
     {
         var (_, _, stream) = Sent();
