@@ -59,6 +59,7 @@ public sealed partial class DatasetTree
         new("compression", Kind.Choice, true, true, Heads, "off", ["on", "off", "lzjb", "gzip", "gzip-1", "gzip-2", "gzip-3", "gzip-4", "gzip-5", "gzip-6", "gzip-7", "gzip-8", "gzip-9", "zle", "lz4", "zstd", .. ZstdLevels]),
         new("atime", Kind.Choice, true, true, DatasetKinds.Filesystem, "on", ["on", "off"]),
         new("readonly", Kind.Choice, true, true, Heads, "off", ["on", "off"]),
+        new("zoned", Kind.Choice, true, true, DatasetKinds.Filesystem, "off", ["on", "off"]),
         new("canmount", Kind.Choice, false, true, DatasetKinds.Filesystem, "on", ["on", "off", "noauto"]),
         new("origin", Kind.Info, false, false, Heads, ""),
         new("usedbysnapshots", Kind.Info, false, false, Heads, ""),

@@ -90,6 +90,7 @@ public static partial class VmModel
                 j["vm_stop_reason"] = HvmGuest.ReasonName(g.StopReason);
             }
         }
+        if (c.Datasets.Count > 0) j["datasets"] = new JsonArray([.. c.Datasets.Select(d => (JsonNode)d)]);
         j["zone_state"] = Zone.StateName(z.State);
         if (z.Id is int id) j["zoneid"] = id;
         j["zonename"] = c.Name;

@@ -33,7 +33,7 @@ public static partial class VmModel
     /// because accepting them would mislead (storage, VRRP MACs, firewall rules, routes).</summary>
     private static readonly string[] s_unsupported =
     [
-        "ram", "vcpus", "disks", "filesystems", "delegate_dataset", "zpool", "routes", "firewall_enabled", "set_routes",
+        "ram", "vcpus", "disks", "filesystems", "zpool", "routes", "firewall_enabled", "set_routes",
         "remove_routes", "image", "add_disks", "update_disks", "remove_disks", "add_filesystems", "update_filesystems",
         "remove_filesystems", "pci_devices", "add_pci_devices", "update_pci_devices", "remove_pci_devices", "zfs_storage_pool_name",
         "dataset_uuid", "zone_dataset_uuid", "zonename",
@@ -246,6 +246,13 @@ public static partial class VmModel
             ApplyHvm(payload, cfg, bad, workingDirectory ?? Environment.CurrentDirectory);
             SettleHvmMemory(cfg);
             ParseCreateDisks(host, payload, cfg, dropped);
+        }
+        // delegate_dataset: zones/UUID/data is the zone's (zonecfg's dataset resource, ZoneDatasets.cs);
+        // vmadm create makes the dataset.
+        if (payload["delegate_dataset"] is JsonNode dd)
+        {
+            if (Bool(dd) is not bool delegated) bad.Add("delegate_dataset");
+            else if (delegated) cfg.Datasets.Add($"zones/{uuid}/data");
         }
         if (payload["nics"] is JsonNode nics)
         {

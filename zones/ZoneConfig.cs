@@ -165,12 +165,15 @@ public sealed class ZoneConfig
     public VmInfo? Vm { get; set; }
     /// <summary>The attrs zonecfg added that vmadm does not own (VmModel.Attrs): "failed", or any other.</summary>
     public List<ZoneAttr> Attrs { get; set; } = [];
+    /// <summary>zonecfg dataset resources: the datasets delegated to the zone (ZoneDatasets.cs).</summary>
+    public List<string> Datasets { get; set; } = [];
 
     public ZoneConfig Clone() => new()
     {
         Name = Name, ZonePath = ZonePath, Brand = Brand, Autoboot = Autoboot, IpType = IpType,
         Nets = Nets.ConvertAll(n => n.Clone()), CappedMemory = CappedMemory, Uuid = Uuid, Vm = Vm?.Clone(),
         Attrs = Attrs.ConvertAll(a => a.Clone()),
+        Datasets = [.. Datasets],
     };
 
     /// <summary>The largest capped-memory physical: vmadm's max_physical_memory limit (2^30 MiB).</summary>

@@ -265,6 +265,7 @@ public sealed class ZoneTable
     private ZoneStatus ReadyLocked(Zone z)
     {
         if (BrandProblem(z.Config.Brand) is { IsOk: false } b) return b;
+        if (ZoneDatasets.Prepare(_host, z.Config) is { IsOk: false } ds) return ds;
         // The same validator as zonecfg verify and vmadm: a net the host cannot carry is refused
         // before any link is made.
         if (ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem bad) return ZoneStatus.Problem(ZoneError.InvalidProperty, bad.Message);

@@ -18,6 +18,7 @@ internal static class Program
         ("storage", StorageBenchmarks.Run),
         ("dtrace", DtraceBenchmarks.Run),
         ("ztest", ZtestBenchmarks.Run),
+        ("clones", ClonesBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

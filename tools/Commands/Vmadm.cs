@@ -37,7 +37,9 @@ public static class Vmadm
             list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
             lookup [-j|-1] [-o field,...] [field=value ...]
             reboot <uuid> [-F]
+            receive [-f <filename>]
             rollback-snapshot <uuid> <snapname>
+            send <uuid> [-f <filename>]
             start <uuid>
             stop <uuid> [-F]
             update <uuid> [-f <filename>]
@@ -73,6 +75,8 @@ public static class Vmadm
             "create-snapshot" => Snapshot(ctx, rest, "create-snapshot"),
             "delete-snapshot" => Snapshot(ctx, rest, "delete-snapshot"),
             "rollback-snapshot" => Snapshot(ctx, rest, "rollback-snapshot"),
+            "send" => await VmadmMigration.SendAsync(ctx, rest),
+            "receive" => await VmadmMigration.ReceiveAsync(ctx, rest),
             "validate" => await ValidateAsync(ctx, rest),
             _ => Usage(ctx, $"unknown command '{args[0]}'"),
         };

@@ -1,6 +1,7 @@
 using System.Globalization;
 using SmartOS.Kernel;
 using SmartOS.Storage;
+using SmartOS.Zones;
 
 namespace SmartOS.Cli.Commands;
 
@@ -81,6 +82,8 @@ public static partial class Zfs
             ctx.Err.WriteLine($"cannot create '{name}': {bad}");
             return 1;
         }
+        // In a zone that sees the pool, a name outside its delegated trees is refused, not unknown.
+        if (ZoneOf(ctx) is ZoneConfig zone && ZoneDatasets.SeesPool(zone, name.Split('/')[0]) && Denied(ctx, name, "create")) return 1;
         var pool = PoolOf(ctx, name);
         if (pool == null)
         {
@@ -122,7 +125,7 @@ public static partial class Zfs
             return 1;
         }
         var pool = Open(ctx, HeadOf(name));
-        if (pool == null) return 1;
+        if (pool == null || Denied(ctx, name, "destroy")) return 1;
         var flags = DestroyFlags.None;
         if (g.Has("r")) flags |= DestroyFlags.Recursive;
         if (g.Has("R")) flags |= DestroyFlags.Dependents;
@@ -256,6 +259,7 @@ public static partial class Zfs
                 ctx.Err.WriteLine($"{what}: dataset does not exist");
                 return 1;
             }
+            if (Denied(ctx, name, "create snapshot")) return 1;
             pool.Datasets.List(head, recursive ? -1 : 0, Heads, out var heads);
             foreach (string h in heads)
             {
@@ -296,7 +300,7 @@ public static partial class Zfs
         if (g.Operands.Count == 0) return Usage(ctx, argv, "missing dataset argument");
         if (g.Operands.Count > 1) return Usage(ctx, argv, "too many arguments");
         var pool = OpenOfType(ctx, g.Operands[0], wantSnapshot: true);
-        if (pool == null) return 1;
+        if (pool == null || Denied(ctx, g.Operands[0], "rollback to")) return 1;
         var flags = g.Has("R") ? DestroyFlags.Recursive | DestroyFlags.Dependents : g.Has("r") ? DestroyFlags.Recursive : DestroyFlags.None;
         string head = HeadOf(g.Operands[0]);
         var clones = g.Has("R") ? ClonesByOrigin(pool).Where(c => c.Key.StartsWith(head + "@", StringComparison.Ordinal)).SelectMany(c => c.Value).ToHashSet(StringComparer.Ordinal) : [];
@@ -323,6 +327,7 @@ public static partial class Zfs
             ctx.Err.WriteLine($"cannot create '{target}': {bad}");
             return 1;
         }
+        if (Denied(ctx, target, "create")) return 1;
         var missing = new List<string>();
         if (g.Has("p") && PoolOf(ctx, target) == pool)
         {
@@ -348,7 +353,7 @@ public static partial class Zfs
         if (g.Operands.Count == 0) return Usage(ctx, argv, "missing clone filesystem argument");
         if (g.Operands.Count > 1) return Usage(ctx, argv, "too many arguments");
         var pool = OpenOfType(ctx, g.Operands[0], wantSnapshot: false);
-        if (pool == null) return 1;
+        if (pool == null || Denied(ctx, g.Operands[0], "promote")) return 1;
         var result = pool.Datasets.Promote(g.Operands[0]);
         return result.IsOk ? Log(ctx, pool, argv) : Refused(ctx, result);
     }
@@ -366,7 +371,7 @@ public static partial class Zfs
         string from = g.Operands[0], to = g.Operands[1];
         if (g.Has("r") && !from.Contains('@')) return Usage(ctx, argv, "source dataset for recursive rename must be a snapshot");
         var pool = Open(ctx, from);
-        if (pool == null) return 1;
+        if (pool == null || Denied(ctx, from, "rename") || Denied(ctx, to, "rename")) return 1;
         if (!from.Contains('@'))
         {
             var missing = new List<string>();

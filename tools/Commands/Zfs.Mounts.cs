@@ -62,7 +62,7 @@ public static partial class Zfs
         }
         string dataset = g.Operands[0];
         var owner = Open(ctx, dataset);
-        if (owner == null) return 1;
+        if (owner == null || MountDenied(ctx, dataset, "mount")) return 1;
         return MountOne(ctx, dataset);
     }
 
@@ -122,7 +122,7 @@ public static partial class Zfs
             }
             dataset = at.Dataset;
         }
-        else if (Open(ctx, dataset) == null) return 1;
+        else if (Open(ctx, dataset) == null || MountDenied(ctx, dataset, "unmount")) return 1;
         var result = ctx.Host.Mounts.Unmount(dataset, g.Has("f"));
         return result.IsOk ? 0 : Refused(ctx, result);
     }

@@ -14,7 +14,7 @@ public static partial class Zfs
         ["name"] = "NAME", ["type"] = "TYPE", ["creation"] = "CREATION", ["used"] = "USED", ["available"] = "AVAIL",
         ["referenced"] = "REFER", ["compressratio"] = "RATIO", ["mounted"] = "MOUNTED", ["quota"] = "QUOTA", ["reservation"] = "RESERV",
         ["volsize"] = "VOLSIZE", ["volblocksize"] = "VOLBLOCK", ["recordsize"] = "RECSIZE", ["mountpoint"] = "MOUNTPOINT",
-        ["checksum"] = "CHECKSUM", ["compression"] = "COMPRESS", ["atime"] = "ATIME", ["readonly"] = "RDONLY",
+        ["checksum"] = "CHECKSUM", ["compression"] = "COMPRESS", ["atime"] = "ATIME", ["readonly"] = "RDONLY", ["zoned"] = "ZONED",
         ["canmount"] = "CANMOUNT", ["origin"] = "ORIGIN", ["usedbysnapshots"] = "USEDSNAP", ["usedbydataset"] = "USEDDS",
         ["usedbychildren"] = "USEDCHILD", ["usedbyrefreservation"] = "USEDREFRESERV", ["refquota"] = "REFQUOTA",
         ["refreservation"] = "REFRESERV", ["refcompressratio"] = "REFRATIO", ["written"] = "WRITTEN",
@@ -116,12 +116,12 @@ public static partial class Zfs
         }
         if (operands.Count == 0)
         {
-            if (ctx.Zone == "global")
-                foreach (var pool in ctx.Host.Pools.All.OrderBy(p => p.Name, StringComparer.Ordinal))
-                {
-                    pool.Datasets.List(pool.Name, depth, below, out var names);
-                    foreach (string n in names) Add(pool, n);
-                }
+            foreach (var pool in ctx.Host.Pools.All.OrderBy(p => p.Name, StringComparer.Ordinal))
+            {
+                pool.Datasets.List(pool.Name, depth, below, out var names);
+                foreach (string n in names)
+                    if (Sees(ctx, n)) Add(pool, n);
+            }
             return found;
         }
         foreach (string operand in operands)
@@ -342,6 +342,7 @@ public static partial class Zfs
         {
             var pool = Open(ctx, name);
             if (pool == null) { code = 1; continue; }
+            if (Denied(ctx, name, "set property for") || props.Exists(p => PropertyDenied(ctx, name, p.Item1, "set property for"))) { code = 1; continue; }
             // Every name and value is checked before the first is set (rule 2); only a space check can refuse later.
             var kind = KindOf(pool, name);
             if (kind != DatasetKinds.Snapshot)
@@ -396,6 +397,7 @@ public static partial class Zfs
         {
             var pool = Open(ctx, name);
             if (pool == null) { code = 1; continue; }
+            if (Denied(ctx, name, $"inherit {prop} for") || PropertyDenied(ctx, name, prop, $"inherit {prop} for")) { code = 1; continue; }
             var targets = new List<string> { name };
             if (g.Has("r") && !name.Contains('@'))
             {

@@ -73,6 +73,7 @@ public static partial class Zfs
             ctx.Err.WriteLine($"cannot open '{target}': dataset does not exist");
             return 1;
         }
+        if (Denied(ctx, target, "receive")) return 1;
         byte[]? data;
         try { data = ctx.World.Driver == null ? ReadAll(ctx.StdinBytes) : await Task.Run(() => ReadAll(ctx.StdinBytes)).WaitAsync(ctx.Cancel); }
         catch (OperationCanceledException) { return 1; }

@@ -23,10 +23,11 @@ namespace SmartOS.Cli.Commands;
 ///   3. Each change is committed by the dataset layer (Dsl.cs rule 6), then logged in its pool's
 ///      history as the command line (`zpool history` shows "zfs create tank/a") and committed again,
 ///      before the command reports success, as zpool logs (Zpool.cs rule 3).
-///   4. A non-global zone sees only the datasets delegated to it, and none are delegated yet (zonecfg
-///      has no dataset resource): in a zone every dataset is invisible, `zfs list` prints "no
-///      datasets available" and a named dataset "does not exist", as illumos says for one that
-///      does not.
+///   4. A non-global zone sees only the datasets delegated to it (zonecfg add dataset, vmadm
+///      delegate_dataset), what is below them and, read-only, their ancestors (zones/ZoneDatasets.cs,
+///      Zfs.Zones.cs); anything else "does not exist", and `zfs list` in a zone with nothing
+///      delegated prints "no datasets available". A change outside the delegated trees is
+///      "permission denied".
 ///   5. -f of destroy, rollback and rename forces an unmount in illumos; nothing here is mounted by
 ///      this command, so it changes nothing, and a dataset held open (Dsl.Hold) is still "busy".
 /// </remarks>
@@ -139,7 +140,7 @@ public static partial class Zfs
     /// <summary>The pool a dataset name is in, if the caller's zone can see it (rule 4).</summary>
     private static Pool? PoolOf(CommandContext ctx, string name)
     {
-        if (ctx.Zone != "global") return null;
+        if (!Sees(ctx, name)) return null;
         int end = name.IndexOfAny(['/', '@']);
         return ctx.Host.Pools.Find(end < 0 ? name : name[..end]);
     }

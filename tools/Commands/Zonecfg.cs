@@ -11,8 +11,9 @@ namespace SmartOS.Cli.Commands;
 /// terminal (no prompts; an interactive session is not supported). Commands edit a
 /// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
 /// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
-/// property, and leaves everything after the last commit unapplied. Resources: net, capped-memory
-/// and attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs).
+/// property, and leaves everything after the last commit unapplied. Resources: net, capped-memory,
+/// attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs) and
+/// dataset (delegated to the zone: zfs in it sees that tree; zones/ZoneDatasets.cs).
 /// </summary>
 public static class Zonecfg
 {
@@ -49,6 +50,8 @@ public static class Zonecfg
         public ZoneAttr? Attr;
         public ZoneAttr? OldAttr;
         public long? Memory;
+        /// <summary>The name of the dataset resource being added ("" until set).</summary>
+        public string? Dataset;
         public bool Stopped;
     }
 
@@ -177,7 +180,7 @@ public static class Zonecfg
             case "end": End(s, w); return;
             case "cancel":
                 if (s.Scope == null) throw new ZonecfgError("cancel: not in a resource scope");
-                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null;
+                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null; s.Dataset = null;
                 return;
             case "select": Select(s, w); return;
             case "remove": Remove(s, w); return;
@@ -188,6 +191,7 @@ public static class Zonecfg
                 if (ZoneTable.CheckConfig(Need(s)) is { IsOk: false } v) throw new ZonecfgError(v);
                 // What the host must have for the nets, as zoneadm verify and boot check it.
                 if (ZoneNets.Check(Need(s).Nets, s.Ctx.Host) is ZoneNetProblem np) throw new ZonecfgError(np.Message);
+                VerifyDatasets(s);
                 return;
             case "commit": GlobalScope(s, "commit"); Commit(s); return;
             case "exit":
@@ -327,6 +331,10 @@ public static class Zonecfg
                     default: throw new ZonecfgError($"{prop}: unknown property for attr");
                 }
                 break;
+            case "dataset":
+                if (prop != "name") throw new ZonecfgError($"{prop}: unknown property for dataset");
+                s.Dataset = value;
+                break;
             case "capped-memory":
                 switch (prop)
                 {
@@ -366,7 +374,11 @@ public static class Zonecfg
                 s.Attr = new ZoneAttr();
                 s.OldAttr = null;
                 break;
-            case "fs" or "dataset" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
+            case "dataset":
+                s.Scope = "dataset";
+                s.Dataset = "";
+                break;
+            case "fs" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
                 throw new ZonecfgError($"{w[1]}: this resource type is not supported yet: it would not be enforced");
             default:
                 throw new ZonecfgError($"{w[1]}: unknown resource type");
@@ -389,6 +401,10 @@ public static class Zonecfg
         {
             s.Working = EndAttr(cfg, s.Attr!, s.OldAttr);
         }
+        else if (s.Scope == "dataset")
+        {
+            EndDataset(cfg, s.Dataset!);
+        }
         else
         {
             if (s.Memory == null) throw new ZonecfgError("capped-memory: physical not specified");
@@ -398,7 +414,31 @@ public static class Zonecfg
         s.Net = null;
         s.Attr = null;
         s.OldAttr = null;
+        s.Dataset = null;
         s.Dirty = true;
+    }
+
+    /// <summary>zonecfg's end of a dataset scope: the name must be given and not be there already;
+    /// it must read as a filesystem's name (zoneadm's verify says so later on illumos; here at once).</summary>
+    private static void EndDataset(ZoneConfig cfg, string name)
+    {
+        if (name.Length == 0) throw new ZonecfgError("name not specified");
+        string? bad = name.Contains('@') ? "snapshots cannot be delegated" : Storage.DatasetName.Check(name, snapshot: false);
+        if (bad != null) throw new ZonecfgError($"invalid dataset name '{ConfigText.Echo(name)}': {bad}");
+        if (cfg.Datasets.Contains(name)) throw new ZonecfgError($"A dataset resource with the name '{ConfigText.Echo(name)}' already exists.");
+        cfg.Datasets.Add(name);
+    }
+
+    /// <summary>verify's check of the dataset resources (illumos verify_datasets): each must exist as a filesystem.</summary>
+    private static void VerifyDatasets(Session s)
+    {
+        foreach (string d in Need(s).Datasets)
+        {
+            var pool = s.Ctx.Host.Pools.Find(d.Split('/')[0]);
+            if (pool == null || !pool.Datasets.Exists(d)) throw new ZonecfgError($"could not verify zfs dataset {d}: dataset does not exist");
+            if (!pool.Datasets.Get(d, "type", out var type).IsOk || type.Value != "filesystem")
+                throw new ZonecfgError($"cannot verify zfs dataset {d}: volumes cannot be specified as a zone dataset resource");
+        }
     }
 
     /// <summary>zonecfg's end of an attr scope: name, type and value must be given, the name must
@@ -459,7 +499,7 @@ public static class Zonecfg
         var cfg = Need(s);
         GlobalScope(s, "select");
         if (w.Length < 2) throw new ZonecfgError("select: usage: select <resource-type> { <property-name>=<property-value> }");
-        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
+        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" or "dataset" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
         if (w.Length < 3) throw new ZonecfgError("select attr: Insufficient specification");
         var matches = MatchAttrs(cfg, w, 2, "select");
         if (matches.Count == 0) throw new ZonecfgError("select attr: No such resource with that id");
@@ -495,6 +535,23 @@ public static class Zonecfg
                         cfg.Nets.Clear();
                     }
                     else if (cfg.Nets.RemoveAll(n => n.Physical == physical) == 0) throw new ZonecfgError($"net: no resource with physical={physical}");
+                    break;
+                }
+            case "dataset":
+                {
+                    string? name = null;
+                    for (; i < w.Length; i++)
+                    {
+                        if (!w[i].StartsWith("name=", StringComparison.Ordinal)) throw new ZonecfgError($"remove dataset: '{ConfigText.Echo(w[i])}' is not a dataset property (use name=...)");
+                        name = w[i][5..];
+                    }
+                    if (name == null)
+                    {
+                        if (cfg.Datasets.Count > 1 && !force) throw new ZonecfgError("dataset: more than one resource of this type; use name=... or -F to remove all");
+                        if (cfg.Datasets.Count == 0) throw new ZonecfgError("dataset: no such resource");
+                        cfg.Datasets.Clear();
+                    }
+                    else if (!cfg.Datasets.Remove(name)) throw new ZonecfgError($"dataset: no resource with name={ConfigText.Echo(name)}");
                     break;
                 }
             case "capped-memory":
@@ -561,7 +618,7 @@ public static class Zonecfg
             sb.Append("autoboot: ").Append(c.Autoboot ? "true" : "false").Append('\n');
             sb.Append("ip-type: ").Append(c.IpType).Append('\n');
         }
-        else if (only is not ("net" or "capped-memory" or "attr")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        else if (only is not ("net" or "capped-memory" or "attr" or "dataset")) throw new ZonecfgError($"info: unknown resource type '{only}'");
         if (only is null or "net")
         {
             foreach (var n in c.Nets)
@@ -595,6 +652,8 @@ public static class Zonecfg
             }
             if (!any && only == "attr") sb.Append("No such attr resource.\n");
         }
+        if (only is null or "dataset")
+            foreach (string d in c.Datasets) sb.Append("dataset:\n\tname: ").Append(d).Append('\n');
         return sb.ToString();
     }
 
@@ -621,6 +680,7 @@ public static class Zonecfg
         if (c.CappedMemory is long m) sb.Append("add capped-memory\nset physical=").Append(ZoneConfig.FormatSize(m)).Append("\nend\n");
         foreach (var a in VmModel.Attrs(c))
             sb.Append("add attr\nset name=").Append(a.Name).Append("\nset type=").Append(a.Type).Append("\nset value=\"").Append(a.Value).Append("\"\nend\n");
+        foreach (string d in c.Datasets) sb.Append("add dataset\nset name=").Append(d).Append("\nend\n");
         return sb.ToString();
     }
 }

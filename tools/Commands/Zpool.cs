@@ -30,7 +30,6 @@ public static class Zpool
 {
     public static readonly CommandDescriptor Descriptor = new("zpool", "configure ZFS storage pools", RunAsync)
     {
-        ZoneRefusal = "internal error: failed to initialize ZFS library",
         // `zpool iostat ... INTERVAL` without a count repeats until ^C: only a running host has that time.
         NeedsRunningHost = static a => a.Length > 0 && a[0] == "iostat" && IostatInterval(a[1..]) is (> 0, 0),
     };
@@ -85,6 +84,11 @@ public static class Zpool
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
+        if (ctx.Zone != "global" && ZoneRefusal(ctx, args) is string refused)
+        {
+            ctx.Err.WriteLine(refused);
+            return Task.FromResult(1);
+        }
         if (args.Length == 0) return Task.FromResult(Usage(ctx, "missing command"));
         string[] rest = args[1..];
         if (args[0] == "iostat") return IostatAsync(ctx, rest);
@@ -114,6 +118,24 @@ public static class Zpool
     // ---- shared helpers ----
 
     private static PoolTable Pools(CommandContext ctx) => ctx.Host.Pools;
+
+    /// <summary>The zone the command runs in; null in the global zone.</summary>
+    private static ZoneConfig? ZoneOf(CommandContext ctx)
+        => ctx.Zone == "global" ? null : ctx.Host.Zones.Find(ctx.Zone)?.Config ?? new ZoneConfig { Name = ctx.Zone };
+
+    /// <summary>
+    /// zpool in a non-global zone (zones/ZoneDatasets.cs rule 2): a zone with nothing delegated has no
+    /// ZFS at all (libzfs cannot open /dev/zfs there); one with a delegated dataset may list, show the
+    /// status and get the properties of the pools that hold them, and change nothing.
+    /// </summary>
+    private static string? ZoneRefusal(CommandContext ctx, string[] args)
+    {
+        if (ZoneOf(ctx) is not { Datasets.Count: > 0 }) return "internal error: failed to initialize ZFS library";
+        if (args.Length == 0 || args[0] is "list" or "status" or "get") return null;
+        string? operand = null;
+        foreach (string a in args[1..]) if (!a.StartsWith('-')) operand ??= a;
+        return operand == null ? $"cannot {args[0]}: permission denied" : $"cannot {args[0]} '{operand}': permission denied";
+    }
 
     /// <summary>Where relative vdev paths resolve (rule 1).</summary>
     private static string BaseDir(CommandContext ctx) => Pools(ctx).Root ?? ctx.WorkingDirectory;
@@ -145,6 +167,7 @@ public static class Zpool
     private static Pool? Open(CommandContext ctx, string name)
     {
         var pool = Pools(ctx).Find(name);
+        if (pool != null && !ZoneDatasets.SeesPool(ZoneOf(ctx), pool.Name)) pool = null;
         if (pool == null) ctx.Err.WriteLine($"cannot open '{name}': no such pool");
         return pool;
     }
@@ -545,7 +568,7 @@ public static class Zpool
     private static List<Pool>? SelectPools(CommandContext ctx, IReadOnlyList<string> names)
     {
         var pools = new List<Pool>();
-        if (names.Count == 0) return [.. Pools(ctx).All];
+        if (names.Count == 0) return [.. Pools(ctx).All.Where(p => ZoneDatasets.SeesPool(ZoneOf(ctx), p.Name))];
         foreach (string name in names)
         {
             var pool = Open(ctx, name);
