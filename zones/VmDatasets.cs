@@ -105,10 +105,8 @@ public static class VmDatasets
     /// </summary>
     public static string? ImageProblem(Host host, Pool pool, string imageUuid, string brand)
     {
-        _ = host;
-        _ = brand;
-        string snapshot = $"{pool.Name}/{imageUuid}@{ImageSnapshot}";
-        return pool.Datasets.Exists(snapshot) ? null : $"image {imageUuid} is not installed: {snapshot} does not exist";
+        _ = pool;
+        return host.Images.CheckForBrand(imageUuid, brand);
     }
 
     /// <summary>Whether a brand's root comes from image_uuid: joyent and lx zones; a bhyve or kvm
@@ -324,14 +322,13 @@ public static class VmDatasets
     // ---- vmadm get ------------------------------------------------------------------------------
 
     /// <summary>What vmadm get shows of a VM's datasets (vmload's addRootDatasetProperties and
-    /// addSnapshots): zfs_filesystem, zpool, datasets (the delegated one) and snapshots.</summary>
+    /// addSnapshots): zfs_filesystem, zpool and snapshots (datasets, the delegated ones, are the
+    /// configuration's: VmFields).</summary>
     public static void AddToJson(Host host, Zone z, JsonObject j)
     {
         if (Of(host, z.Config) is not ZoneDataset ds) return;
         j["zfs_filesystem"] = ds.Name;
         j["zpool"] = ds.Pool.Name;
-        if (z.Config.Vm?.DelegateDataset == true && ds.Pool.Datasets.Exists(ds.Name + "/data"))
-            j["datasets"] = new JsonArray(ds.Name + "/data");
         var list = new JsonArray();
         foreach (var s in Snapshots(ds))
         {

@@ -89,7 +89,7 @@ public static partial class VmModel
         if (node is not JsonArray arr || arr.Any(e => e is not JsonObject)) throw new PayloadError("Invalid value(s) for: disks");
         if (arr.Count > MaxDisks) throw new PayloadError($"Invalid value(s) for: disks ({arr.Count} disks: the VMM has {MaxDisks} virtio-blk slots)");
         for (int i = 0; i < arr.Count; i++)
-            cfg.Vm!.Disks.Add(ParseNewDisk(pool, (JsonObject)arr[i]!, $"disks.{i}", cfg.Brand, i, dropped));
+            cfg.Vm!.Disks.Add(ParseNewDisk(host, pool, (JsonObject)arr[i]!, $"disks.{i}", cfg.Brand, i, dropped));
     }
 
     private static Pool RequireDiskPool(Host host, string property)
@@ -97,7 +97,7 @@ public static partial class VmModel
             $"Invalid value(s) for: {property} (this host has no '{DiskPool}' pool to keep VM disks on; create it first: zpool create {DiskPool} DEVICE)");
 
     /// <summary>One disk of "disks" or "add_disks": checked against the pool (the image's snapshot), not made.</summary>
-    private static VmDisk ParseNewDisk(Pool pool, JsonObject o, string path, string brand, int index, Dropped dropped)
+    private static VmDisk ParseNewDisk(Host host, Pool pool, JsonObject o, string path, string brand, int index, Dropped dropped)
     {
         CheckDiskNames(o, s_diskAddProps, path, "add", dropped);
         var d = new VmDisk { Index = index, New = true };
@@ -115,7 +115,7 @@ public static partial class VmModel
             foreach (string k in (string[])["size", "block_size"])
                 if (o.Remove(k)) dropped.Drop($"{path}.{k}");
             d.ImageUuid = Str(img) is string u && IsUuid(u) ? u : throw Bad(path + ".image_uuid");
-            long imageMiB = ImageVolumeMiB(pool, d.ImageUuid, path);
+            long imageMiB = ImageVolumeMiB(host, pool, d.ImageUuid, path, brand);
             if (o["image_size"] is JsonNode isz && Int(isz) != imageMiB)
                 throw new PayloadError($"incorrect image_size value for image {d.ImageUuid} passed: {ConfigText.Echo(isz.ToJsonString())} should be: {imageMiB}");
             d.ImageSize = imageMiB;
@@ -173,13 +173,14 @@ public static partial class VmModel
     }
 
     /// <summary>The image's volsize in MiB; refused unless zones/IMAGE@final is a volume's snapshot (rule 2).</summary>
-    private static long ImageVolumeMiB(Pool pool, string image, string path)
+    private static long ImageVolumeMiB(Host host, Pool pool, string image, string path, string brand)
     {
-        string origin = $"{DiskPool}/{image}";
-        if (!pool.Datasets.Exists(origin + "@final"))
-            throw new PayloadError($"Invalid value(s) for: {path}.image_uuid (image {image} is not installed: there is no {origin}@final)");
-        long bytes = pool.Datasets.VolumeSize(origin);
-        if (bytes < 0) throw new PayloadError($"Invalid value(s) for: {path}.image_uuid (image {image} is a zone dataset, not a zvol image)");
+        // The image store decides whether the image is installed and of a type the brand's disks take
+        // (zvol); VM.js words both as an invalid image_uuid, with the image store's detail.
+        if (host.Images.CheckForBrand(image, brand) is string problem)
+            throw new PayloadError($"Invalid value(s) for: {path}.image_uuid ({problem})");
+        long bytes = pool.Datasets.VolumeSize($"{DiskPool}/{image}");
+        if (bytes < 0) throw new PayloadError($"Invalid value(s) for: {path}.image_uuid (image {image} is not a volume)");
         return (bytes + (1L << 20) - 1) >> 20;
     }
 
@@ -245,7 +246,7 @@ public static partial class VmModel
                 int index = 0;
                 while (used.Contains(index)) index++;
                 used.Add(index);
-                disks.Add(ParseNewDisk(pool, (JsonObject)arr[i]!, $"add_disks.{i}", vm.Config.Brand, index, dropped));
+                disks.Add(ParseNewDisk(host, pool, (JsonObject)arr[i]!, $"add_disks.{i}", vm.Config.Brand, index, dropped));
             }
             if (disks.Count > MaxDisks) throw Bad($"add_disks ({disks.Count} disks: the VMM has {MaxDisks} virtio-blk slots)");
         }

@@ -252,14 +252,17 @@ public static partial class VmModel
         if (payload["delegate_dataset"] is JsonNode dd)
         {
             if (Bool(dd) is not bool delegated) bad.Add("delegate_dataset");
-            else if (delegated) cfg.Datasets.Add($"zones/{uuid}/data");
+            else
+            {
+                cfg.Vm.DelegateDataset = delegated;
+                if (delegated) cfg.Datasets.Add($"zones/{uuid}/data");
+            }
         }
         if (payload["nics"] is JsonNode nics)
         {
             if (nics is not JsonArray arr) bad.Add("nics");
             else for (int i = 0; i < arr.Count; i++) cfg.Nets.Add(ParseNic(arr[i], $"nics.{i}", cfg, cfg.Nets.Count, bad, dropped));
         }
-        if (payload["delegate_dataset"] is JsonNode dd) { if (Bool(dd) is bool b) cfg.Vm.DelegateDataset = b; else bad.Add("delegate_dataset"); }
         if (bad.Count > 0) throw new PayloadError("Invalid value(s) for: " + Fields(bad));
         FinishNics(host, cfg, "nics", 0);
         // The datasets the VM will have (VmDatasets.cs): the default quota, the image, last, as VM.js
