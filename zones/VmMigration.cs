@@ -298,8 +298,9 @@ public static class VmMigration
         error = Apply(pool!, chunks, made);
         if (error == null)
         {
+            // The datasets are the stream's, received above: install uses them as they are.
             var committed = host.Zones.Commit(cfg);
-            if (committed.IsOk && host.Zones.Install(cfg.Name) is { IsOk: false } installed)
+            if (committed.IsOk && host.Zones.Install(cfg.Name, new VmDatasets.InstallOptions(null, null, Given: false, Existing: true)) is { IsOk: false } installed)
             {
                 host.Zones.Delete(cfg.Name);
                 committed = installed;

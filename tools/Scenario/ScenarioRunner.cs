@@ -32,7 +32,9 @@ namespace SmartOS.Cli.Scenario;
 /// commands' output follows at the end. Redirected output goes to its file as bytes, unchanged, so
 /// data (nc, zlogin cat) keeps the transcript readable; standard error stays in the transcript.
 /// FILE is relative to the working directory (--outdir, else the current directory), as every
-/// other path a scenario names (pcap files, -f FILE). Everything runs in virtual time on one world,
+/// other path a scenario names (pcap files, -f FILE). A word that begins with $SCENARIO_DIR has it
+/// replaced by the directory holding the scenario file, so a scenario can name the files shipped
+/// beside it (examples/images/); the transcript shows the word as written, the same on every machine. Everything runs in virtual time on one world,
 /// so the same script gives the same bytes.
 /// </summary>
 public sealed partial class ScenarioRunner
@@ -59,12 +61,16 @@ public sealed partial class ScenarioRunner
         _world = new World(seed);
     }
 
+    private const string ScenarioDirWord = "$SCENARIO_DIR";
+    private string _scenarioDir = "";
+
     public World World => _world;
     public IReadOnlyList<string> Failures => _failures;
 
     /// <summary>Runs a script; returns 0 when every command and expectation held, else 1.</summary>
     public int Run(string script, string fileName)
     {
+        _scenarioDir = Path.GetDirectoryName(Path.GetFullPath(fileName)) ?? _workDir;
         string[] lines = script.Replace("\r\n", "\n").Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
@@ -196,6 +202,8 @@ public sealed partial class ScenarioRunner
         if (mustFail && background) throw new ScenarioError("a background command cannot be expected to fail");
         if (_host == null) throw new ScenarioError("no host: start the scenario with 'host NAME'");
         string[] argv = Tokenize(line);
+        for (int i = 0; i < argv.Length; i++)
+            if (argv[i].StartsWith(ScenarioDirWord, StringComparison.Ordinal)) argv[i] = _scenarioDir + argv[i][ScenarioDirWord.Length..];
         _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
         var files = Redirections.Open(ref argv, _workDir, stdin != null);
         if ((files.Stdin != null || stdin != null) && CommandRegistry.TryGet(argv[0], out var command) && !command.ReadsStdin)

@@ -47,6 +47,7 @@ public class VmDatasetTests
         Assert.That(fs.MakeDirectory("/root/etc", 0x1ED, 0, 0, out _).IsOk);
         WriteFile(fs, "/root/etc/motd", "from the image\n"u8.ToArray());
         h.Ok("zfs", "snapshot", $"zones/{Image}@final");
+        Images.ImageRecord.Register(h.Host, Image, "zone-dataset");
     }
 
     private static StorageResult WriteFile(ZplFileSystem fs, string path, byte[] data)
@@ -476,7 +477,7 @@ public class VmDatasetTests
         {
             Assert.That(h.Fails("zoneadm", "-z", "z", "install", "-q", "ten").Stderr, Is.EqualTo("zoneadm: zone 'z': Brand error: The quota ten is not a number\n"));
             Assert.That(h.Fails("zoneadm", "-z", "z", "install", "-t", "99999999-2222-4333-8444-555555555555").Stderr,
-                Is.EqualTo("zoneadm: zone 'z': Brand error: image 99999999-2222-4333-8444-555555555555 is not installed: zones/99999999-2222-4333-8444-555555555555@final does not exist\n"));
+                Is.EqualTo("zoneadm: zone 'z': Brand error: image \"99999999-2222-4333-8444-555555555555\" was not found on zpool \"zones\"\n"));
             Assert.That(h.Fails("zoneadm", "-z", "far", "install").Stderr, Is.EqualTo("zoneadm: zone 'far': Brand error: missing parent ZFS dataset for /elsewhere\n"));
             Assert.That(h.Host.Zones.Find("z")!.State, Is.EqualTo(ZoneState.Configured));
             Assert.That(h.Host.Zones.Find("far")!.State, Is.EqualTo(ZoneState.Configured));

@@ -103,6 +103,7 @@ public class VmDiskTests
         var pool = h.Host.Pools.Find("zones")!;
         Assert.That(pool.Datasets.WriteVolume($"zones/{image}", 0, "IMAGE"u8).IsOk);
         h.Ok(A($"zfs snapshot zones/{image}@final"));
+        Images.ImageRecord.Register(h.Host, image, "zvol");
         var r = h.WithStdin(Payload("kvm", $$"""[ { "image_uuid": "{{image}}", "boot": true, "size": 99 } ]"""), "vmadm", "create");
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         Assert.That(r.Stderr, Does.StartWith("Warning, invalid create property: [disks.0.size] removing from payload."));
@@ -126,14 +127,16 @@ public class VmDiskTests
         var h = ZonesHost();
         const string image = "4b2d1e3c-5a6f-4d7e-8f90-a1b2c3d4e5f6";
         AssertRefused(h, h.WithStdin(Payload("bhyve", $$"""[ { "image_uuid": "{{image}}" } ]"""), "vmadm", "create"),
-            $"Invalid value(s) for: disks.0.image_uuid (image {image} is not installed: there is no zones/{image}@final)");
+            $"Invalid value(s) for: disks.0.image_uuid (image \"{image}\" was not found on zpool \"zones\")");
         h.Ok(A($"zfs create zones/{image}"));
         h.Ok(A($"zfs snapshot zones/{image}@final"));
+        Images.ImageRecord.Register(h.Host, image, "zone-dataset");
         AssertRefused(h, h.WithStdin(Payload("bhyve", $$"""[ { "image_uuid": "{{image}}" } ]"""), "vmadm", "create"),
-            $"(image {image} is a zone dataset, not a zvol image)");
+            $"(image {image} is type zone-dataset, but must be one of: [\"zvol\"])");
         h.Ok(A($"zfs destroy -r zones/{image}"));
         h.Ok(A($"zfs create -V 4m zones/{image}"));
         h.Ok(A($"zfs snapshot zones/{image}@final"));
+        Images.ImageRecord.Register(h.Host, image, "zvol");
         string before = Volumes(h);
         AssertRefused(h, h.WithStdin(Payload("bhyve", $$"""[ { "image_uuid": "{{image}}", "image_size": 5 } ]"""), "vmadm", "create"),
             $"incorrect image_size value for image {image} passed: 5 should be: 4", before);

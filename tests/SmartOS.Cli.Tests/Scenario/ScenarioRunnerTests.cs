@@ -13,11 +13,11 @@ public partial class ScenarioRunnerTests
     [TearDown]
     public void RemoveDir() => Directory.Delete(_dir, recursive: true);
 
-    private (int Code, string Out, string Err) Run(string script, string? dir = null, ulong seed = 1)
+    private (int Code, string Out, string Err) Run(string script, string? dir = null, ulong seed = 1, string fileName = "test.scn")
     {
         var o = new StringWriter { NewLine = "\n" };
         var e = new StringWriter { NewLine = "\n" };
-        int code = new ScenarioRunner(o, e, dir ?? _dir, seed).Run(script, "test.scn");
+        int code = new ScenarioRunner(o, e, dir ?? _dir, seed).Run(script, fileName);
         return (code, o.ToString(), e.ToString());
     }
 
@@ -26,6 +26,19 @@ public partial class ScenarioRunnerTests
         var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
         while (d != null && !File.Exists(Path.Combine(d.FullName, "SmartOS.sln"))) d = d.Parent;
         return d?.FullName ?? throw new InvalidOperationException("cannot find the repository root");
+    }
+
+    [Test]
+    public void A_word_beginning_with_SCENARIO_DIR_names_a_file_beside_the_scenario_and_is_echoed_as_written()
+    {
+        string beside = Path.Combine(_dir, "scn");
+        Directory.CreateDirectory(beside);
+        File.WriteAllText(Path.Combine(beside, "p.json"), """{ "brand": "joyent", "max_physical_memory": 128 }""");
+        var (code, o, e) = Run("host h1\nvmadm validate create -f $SCENARIO_DIR/p.json\n! vmadm validate create -f p.json\n",
+            fileName: Path.Combine(beside, "t.scn"));
+        Assert.That(code, Is.Zero, e);
+        Assert.That(o, Does.Contain("h1# vmadm validate create -f $SCENARIO_DIR/p.json\nVALID 'create' payload for joyent brand VMs.\n"));
+        Assert.That(o, Does.Contain($"Could not find file '{Path.Combine(_dir, "p.json")}'"), "a plain relative path is the working directory's");
     }
 
     [Test]
@@ -128,7 +141,8 @@ public partial class ScenarioRunnerTests
     [TestCase("zpool.scn", 0)]      // pools on disk files in the run directory
     public void The_same_script_gives_byte_identical_output_and_pcaps(string example, int pcapCount)
     {
-        string script = File.ReadAllText(Path.Combine(RepoRoot(), "examples", example));
+        string path = Path.Combine(RepoRoot(), "examples", example);
+        string script = File.ReadAllText(path);
         string d1 = Path.Combine(_dir, "one"), d2 = Path.Combine(_dir, "two");
         Directory.CreateDirectory(d1);
         Directory.CreateDirectory(d2);
@@ -154,10 +168,11 @@ public partial class ScenarioRunnerTests
     public void Example_scenario_passes_printing_at_most_two_screenfuls_per_command(string example)
     {
         const int TwoScreenfuls = 48;
-        string script = File.ReadAllText(Path.Combine(RepoRoot(), "examples", example));
+        string path = Path.Combine(RepoRoot(), "examples", example);
+        string script = File.ReadAllText(path);
         if (script.Contains("\"guest\":", StringComparison.Ordinal) && SmartOS.Virt.GuestCompiler.FindGcc(out string why) == null)
             Assert.Ignore($"its VM's guest is built with gcc: {why}");
-        var (code, o, e) = Run(script);
+        var (code, o, e) = Run(script, fileName: path);
         Assert.That(code, Is.Zero, $"{example}:\n{e}\n{o}");
         string? command = null;
         int lines = 0;
