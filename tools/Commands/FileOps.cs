@@ -15,25 +15,25 @@ namespace SmartOS.Cli.Commands;
 public static class FileOps
 {
     public static readonly CommandDescriptor MkdirDescriptor = new("mkdir", "make directories", Mkdir)
-    { Options = "pm:", ZoneRefusal = FileTree.ZoneRefusal("mkdir") };
+    { Options = "pm:" };
 
     public static readonly CommandDescriptor RmdirDescriptor = new("rmdir", "remove directories", Rmdir)
-    { Options = "ps", ZoneRefusal = FileTree.ZoneRefusal("rmdir") };
+    { Options = "ps" };
 
     public static readonly CommandDescriptor RmDescriptor = new("rm", "remove directory entries", Rm)
-    { Options = "rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
+    { Options = "rRf" };
 
     public static readonly CommandDescriptor TouchDescriptor = new("touch", "change file access and modification times", Touch)
-    { Options = "acmr:t:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
+    { Options = "acmr:t:" };
 
     public static readonly CommandDescriptor LnDescriptor = new("ln", "make hard or symbolic links to files", Ln)
-    { Options = "fs", ZoneRefusal = FileTree.ZoneRefusal("ln") };
+    { Options = "fs" };
 
     public static readonly CommandDescriptor MvDescriptor = new("mv", "move files", Mv)
-    { Options = "f", ZoneRefusal = FileTree.ZoneRefusal("mv") };
+    { Options = "f" };
 
     public static readonly CommandDescriptor CpDescriptor = new("cp", "copy files", Cp)
-    { Options = "fprR", ZoneRefusal = FileTree.ZoneRefusal("cp") };
+    { Options = "fprR" };
 
     private static int Usage(CommandContext ctx, Getopt g, string command, string usage)
     {
@@ -59,7 +59,7 @@ public static class FileOps
             }
             mode = Convert.ToUInt32(m, 8);
         }
-        var tree = new FileTree(ctx, "mkdir");
+        if (FileTree.Open(ctx, "mkdir") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -90,7 +90,7 @@ public static class FileOps
 
     private static StorageStatus MakeOne(FileTree tree, string path, uint mode)
     {
-        var status = tree.Locate(path, out var mount, out string inner);
+        var status = tree.Locate(path, out var mount, out string inner, write: true);
         if (status != StorageStatus.Ok) return status;
         if (inner == "/") return StorageStatus.Exists;
         return mount.FileSystem.MakeDirectory(inner, mode, 0, 0, out _).Status;
@@ -126,7 +126,7 @@ public static class FileOps
             ctx.Err.WriteLine("Usage: rmdir [-ps] dirname ...");
             return Task.FromResult(2);
         }
-        var tree = new FileTree(ctx, "rmdir");
+        if (FileTree.Open(ctx, "rmdir") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -176,8 +176,8 @@ public static class FileOps
 
     private static StorageStatus RemoveDirectory(FileTree tree, string path)
     {
-        if (tree.Mounts.MountedAt(path) != null) return StorageStatus.DatasetBusy;
-        var status = tree.Locate(path, out var mount, out string inner);
+        if (tree.IsMountPoint(path)) return StorageStatus.DatasetBusy;
+        var status = tree.Locate(path, out var mount, out string inner, write: true);
         return status != StorageStatus.Ok ? status : mount.FileSystem.RemoveDirectory(inner).Status;
     }
 
@@ -188,7 +188,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + RmDescriptor.Options);
         if (g.Error != null || (g.Operands.Count == 0 && !g.Has("f"))) return Task.FromResult(Usage(ctx, g, "rm", "usage: rm [-fiRr] file ..."));
         bool recursive = g.Has("r") || g.Has("R"), force = g.Has("f");
-        var tree = new FileTree(ctx, "rm");
+        if (FileTree.Open(ctx, "rm") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -223,7 +223,7 @@ public static class FileOps
         var ctx = tree.Context;
         if (attributes.Type != FileType.Directory)
         {
-            var where = tree.Locate(path, out var mount, out string inner);
+            var where = tree.Locate(path, out var mount, out string inner, write: true);
             var status = where != StorageStatus.Ok ? where : mount.FileSystem.Unlink(inner).Status;
             if (status == StorageStatus.Ok) return true;
             ctx.Err.WriteLine($"rm: {shown} not removed: {FileTree.Strerror(status)}");
@@ -257,7 +257,7 @@ public static class FileOps
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "touch", usage));
         long now = ctx.Host.Clock.UnixNanoseconds;
         long when = now, whenM = now;
-        var tree = new FileTree(ctx, "touch");
+        if (FileTree.Open(ctx, "touch") is not { } tree) return Task.FromResult(1);
         if (g.Has("r") && g.Has("t")) return Task.FromResult(Usage(ctx, g, "touch", usage));
         if (g.Value("r") is string reference)
         {
@@ -283,8 +283,8 @@ public static class FileOps
         int code = 0;
         foreach (string operand in g.Operands)
         {
-            var status = tree.Stat(operand, true, out var attributes, out var mount, out string inner);
-            if (status == StorageStatus.NoSuchObject && tree.Locate(operand, out mount, out inner) == StorageStatus.Ok)
+            var status = tree.Stat(operand, true, out var attributes, out var mount, out string inner, write: true);
+            if (status == StorageStatus.NoSuchObject && (status = tree.Locate(operand, true, true, out mount, out inner)) == StorageStatus.Ok)
             {
                 if (g.Has("c")) continue;
                 status = mount.FileSystem.CreateFile(inner, FileTree.FileMode, 0, 0, out _).Status;
@@ -342,7 +342,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + LnDescriptor.Options);
         if (g.Error == null && g.Operands.Count == 0) ctx.Err.WriteLine("ln: Insufficient arguments (0)");
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "ln", usage));
-        var tree = new FileTree(ctx, "ln");
+        if (FileTree.Open(ctx, "ln") is not { } tree) return Task.FromResult(1);
         var ops = g.Operands;
         string target = ops.Count == 1 ? "/" : ops[^1];
         var sources = ops.Count == 1 ? ops : ops.GetRange(0, ops.Count - 1);
@@ -380,7 +380,7 @@ public static class FileOps
 
     private static StorageStatus Link(FileTree tree, string source, string to, bool symbolic, bool force)
     {
-        var status = tree.Locate(to, out var mount, out string inner);
+        var status = tree.Locate(to, out var mount, out string inner, write: true);
         if (status != StorageStatus.Ok) return status;
         if (!symbolic)
         {
@@ -412,7 +412,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + MvDescriptor.Options);
         if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"mv: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "mv", usage));
-        var tree = new FileTree(ctx, "mv");
+        if (FileTree.Open(ctx, "mv") is not { } tree) return Task.FromResult(1);
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "mv", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
@@ -454,8 +454,10 @@ public static class FileOps
             ctx.Err.WriteLine($"mv: cannot access {source}");
             return false;
         }
-        status = tree.Locate(to, out var mount, out string inner);
-        if (status == StorageStatus.Ok && (tree.Mounts.MountedAt(FileTree.Absolute(source)) != null || tree.Mounts.MountedAt(to) != null))
+        var writable = tree.Locate(source, out _, out _, write: true);
+        status = tree.Locate(to, out var mount, out string inner, write: true);
+        if (writable != StorageStatus.Ok) status = writable;
+        if (status == StorageStatus.Ok && (tree.IsMountPoint(source) || tree.IsMountPoint(to)))
             status = StorageStatus.DatasetBusy;
         if (status == StorageStatus.Ok && mount == from) status = from.FileSystem.Rename(fromInner, inner).Status;
         else if (status == StorageStatus.Ok)
@@ -477,7 +479,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + CpDescriptor.Options);
         if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"cp: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "cp", usage));
-        var tree = new FileTree(ctx, "cp");
+        if (FileTree.Open(ctx, "cp") is not { } tree) return Task.FromResult(1);
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "cp", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
@@ -529,7 +531,7 @@ public static class FileOps
             if (preserve) Preserve(tree, to, attributes);
             return ok;
         }
-        status = tree.Locate(to, out var mount, out string inner);
+        status = tree.Locate(to, out var mount, out string inner, write: true);
         if (status == StorageStatus.Ok && mount == from && mount.FileSystem.Stat(inner, out var same).IsOk && same.Inode == attributes.Inode)
         {
             ctx.Err.WriteLine($"{command}: {source} and {shown} are identical");
@@ -555,7 +557,7 @@ public static class FileOps
     /// <summary>-p: mode, owner and times as the source's.</summary>
     private static void Preserve(FileTree tree, string path, FileAttributes a)
     {
-        if (tree.Locate(path, out var mount, out string inner) != StorageStatus.Ok) return;
+        if (tree.Locate(path, out var mount, out string inner, write: true) != StorageStatus.Ok) return;
         mount.FileSystem.ChangeMode(inner, a.Mode);
         mount.FileSystem.ChangeOwner(inner, a.Uid, a.Gid);
         mount.FileSystem.SetTimes(inner, a.Atime, a.Mtime);
