@@ -531,7 +531,7 @@ public static class FileOps
             if (preserve) Preserve(tree, to, attributes);
             return ok;
         }
-        status = tree.Locate(to, out var mount, out string inner, write: true);
+        status = tree.Locate(to, true, true, out var mount, out string inner);
         if (status == StorageStatus.Ok && mount == from && mount.FileSystem.Stat(inner, out var same).IsOk && same.Inode == attributes.Inode)
         {
             ctx.Err.WriteLine($"{command}: {source} and {shown} are identical");
@@ -557,7 +557,7 @@ public static class FileOps
     /// <summary>-p: mode, owner and times as the source's.</summary>
     private static void Preserve(FileTree tree, string path, FileAttributes a)
     {
-        if (tree.Locate(path, out var mount, out string inner, write: true) != StorageStatus.Ok) return;
+        if (tree.Locate(path, true, true, out var mount, out string inner) != StorageStatus.Ok) return;
         mount.FileSystem.ChangeMode(inner, a.Mode);
         mount.FileSystem.ChangeOwner(inner, a.Uid, a.Gid);
         mount.FileSystem.SetTimes(inner, a.Atime, a.Mtime);

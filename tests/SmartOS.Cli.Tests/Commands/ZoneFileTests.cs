@@ -85,4 +85,85 @@ public class ZoneFileTests
         h.Ok(A("zlogin web rm -r /etc/app"));
         Assert.That(h.Ok(A("ls /zones/web/root/etc")), Is.EqualTo("motd\n"));
     }
+
+    [Test]
+    public void Nothing_outside_the_zones_root_is_reachable_by_dotdot_or_links()
+    {
+        var h = Web();
+        h.WithStdin("zonepath secret\n", "dd", "of=/zones/web/secret");
+        h.WithStdin("global secret\n", "dd", "of=/zones/gsecret");
+        h.Ok(A("mkdir /zones/web/root/etc"));
+        h.WithStdin("zone motd\n", "dd", "of=/zones/web/root/etc/motd");
+        // Links made by the global zone inside the root, aiming out of it.
+        h.Ok(A("ln -s ../secret /zones/web/root/up"));
+        h.Ok(A("ln -s ../../../../zones/gsecret /zones/web/root/far"));
+        h.Ok(A("ln -s /zones/web/secret /zones/web/root/abs"));
+        h.Ok(A("ln -s /etc/motd /zones/web/root/motd"));
+        h.Ok(A("ln -s loop2 /zones/web/root/loop1"));
+        h.Ok(A("ln -s loop1 /zones/web/root/loop2"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Line("zlogin web cat /../secret").Stderr, Is.EqualTo("cat: cannot open /../secret: No such file or directory\n"));
+            Assert.That(h.Line("zlogin web cat ../../../zones/gsecret").Stderr, Is.EqualTo("cat: cannot open ../../../zones/gsecret: No such file or directory\n"));
+            Assert.That(h.Line("zlogin web cat /up").Stderr, Is.EqualTo("cat: cannot open /up: No such file or directory\n"));
+            Assert.That(h.Line("zlogin web cat /far").Stderr, Is.EqualTo("cat: cannot open /far: No such file or directory\n"));
+            Assert.That(h.Line("zlogin web cat /abs").Stderr, Is.EqualTo("cat: cannot open /abs: No such file or directory\n"));
+            Assert.That(h.Line("zlogin web cat /loop1").Stderr, Does.EndWith("Number of symbolic links encountered during path name traversal exceeds MAXSYMLINKS\n"));
+            Assert.That(h.Ok(A("zlogin web cat /motd")), Is.EqualTo("zone motd\n"), "an absolute target is taken from the zone's root");
+            Assert.That(h.Ok(A("zlogin web ls /..")), Is.EqualTo(h.Ok(A("zlogin web ls /"))), ".. of the root is the root");
+            Assert.That(h.Ok(A("zlogin web ls /etc/../../..")), Is.EqualTo("abs\netc\nfar\nloop1\nloop2\nmotd\nup\n"));
+        }
+        // A write through a link that aims out lands inside the root, never outside it.
+        h.Ok(A("zlogin web mkdir -p /zones/web"));
+        h.WithStdin("overwritten\n", "zlogin", "web", "dd", "of=/abs");
+        h.Ok(A("zlogin web cp /etc/motd /up"));
+        h.Ok(A("zlogin web rm -r /etc"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("cat /zones/web/secret")), Is.EqualTo("zonepath secret\n"));
+            Assert.That(h.Ok(A("cat /zones/gsecret")), Is.EqualTo("global secret\n"));
+            Assert.That(h.Ok(A("cat /zones/web/root/zones/web/secret")), Is.EqualTo("overwritten\n"));
+            Assert.That(h.Ok(A("cat /zones/web/root/secret")), Is.EqualTo("zone motd\n"));
+        }
+    }
+
+    [Test]
+    public void Df_in_a_zone_shows_its_root_at_slash_sized_by_its_quota()
+    {
+        var h = Web();
+        h.Ok(A("zfs set quota=16m zones/web"));
+        var data = new byte[1 << 20];
+        new Random(7).NextBytes(data);
+        Assert.That(Dispatcher.Run(h.World, h.Host, A("zlogin web dd of=/big bs=128k"), new MemoryStream(data)).ExitCode, Is.Zero);
+        string df = h.Ok(A("zlogin web df -h"));
+        var lines = df.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(lines, Has.Length.EqualTo(2), df);
+            Assert.That(lines[0], Is.EqualTo("Filesystem             size   used  avail capacity  Mounted on"));
+            Assert.That(lines[1], Is.EqualTo("zones/web               16M   1.0M    15M     7%    /"));
+            Assert.That(h.Ok(A("zlogin web df -h /big")), Is.EqualTo(df));
+            Assert.That(h.Ok(A("zlogin web df -k")).Split('\n')[1], Does.StartWith("zones/web              16384    1028   15355     7%    /"));
+            // The global zone's df shows the dataset at its zonepath.
+            Assert.That(h.Ok(A("df -h /zones/web/root/big")), Does.Match(@"\nzones/web\s.*%\s+/zones/web\n$"));
+        }
+        h.Ok(A("zfs set quota=none zones/web"));
+        Assert.That(h.Ok(A("zlogin web df -h")).Split('\n')[1], Does.Not.Contain(" 16M "));
+    }
+
+    [Test]
+    public void A_zone_without_a_dataset_keeps_a_clear_refusal_and_changes_nothing()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g0 web0"));
+        h.Ok("zonecfg", "-z", "web", "create; set zonepath=/zones/web; add net; set physical=web0; end");
+        h.Ok(A("zoneadm -z web install"));
+        h.Ok(A("zoneadm -z web boot"));
+        foreach (string command in new[] { "ls /", "mkdir /x", "df", "cat /etc/motd" })
+        {
+            var r = h.Line("zlogin web " + command);
+            string name = command.Split(' ')[0];
+            Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((1, "", $"{name}: zone 'web' has no dataset: its zonepath /zones/web is on no mounted file system\n")));
+        }
+    }
 }
