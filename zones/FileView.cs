@@ -32,6 +32,9 @@
  *      without one (no zones pool, or a zone made before the pool) has none, and its file commands
  *      say so (ForZone's problem).
  *
+ * zoneadmd checks each special when the zone readies (ZoneTable.CheckFs) and keeps the mounts it made
+ * (Zone.FsMounts): an fs committed while the zone runs applies at its next boot.
+ *
  * Not done yet: the lofs dir is not created in the zone's root at boot (zoneadmd makes it): it is seen
  * in the view but not listed by ls of its parent until it is made; lofs options other than ro and rw.
  */
@@ -88,7 +91,7 @@ public sealed class FileView
         }
         var lofs = new List<LofsMount>();
         if (zone.State is ZoneState.Ready or ZoneState.Running)
-            foreach (var fs in zone.Config.Fs) lofs.Add(new LofsMount(MountTable.Clean(fs.Dir), MountTable.Clean(fs.Special), fs.ReadOnly));
+            foreach (var fs in zone.FsMounts) lofs.Add(new LofsMount(MountTable.Clean(fs.Dir), MountTable.Clean(fs.Special), fs.ReadOnly));
         lofs.Sort((a, b) => string.CompareOrdinal(a.Dir, b.Dir));
         return new FileView(mounts, MountTable.Clean(zonepath!) + "/root", [.. lofs], mount.Dataset);
     }

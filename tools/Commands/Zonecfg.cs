@@ -12,9 +12,10 @@ namespace SmartOS.Cli.Commands;
 /// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
 /// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
 /// property, and leaves everything after the last commit unapplied. Resources: net, capped-memory
-/// and attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs).
+/// and attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs), and
+/// fs of type lofs (Zonecfg.Fs.cs).
 /// </summary>
-public static class Zonecfg
+public static partial class Zonecfg
 {
     public static readonly CommandDescriptor Descriptor = new("zonecfg", "set up zone configuration", RunAsync)
     {
@@ -49,6 +50,8 @@ public static class Zonecfg
         public ZoneAttr? Attr;
         public ZoneAttr? OldAttr;
         public long? Memory;
+        /// <summary>The fs being added in the "fs" scope.</summary>
+        public ZoneFs? Fs;
         public bool Stopped;
     }
 
@@ -177,7 +180,7 @@ public static class Zonecfg
             case "end": End(s, w); return;
             case "cancel":
                 if (s.Scope == null) throw new ZonecfgError("cancel: not in a resource scope");
-                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null;
+                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null; s.Fs = null;
                 return;
             case "select": Select(s, w); return;
             case "remove": Remove(s, w); return;
@@ -317,6 +320,9 @@ public static class Zonecfg
                         throw new ZonecfgError($"{prop}: unknown property for net");
                 }
                 break;
+            case "fs":
+                SetFs(s.Fs!, prop, value);
+                break;
             case "attr":
                 // zonecfg takes any text here; end checks it (EndAttr).
                 switch (prop)
@@ -348,6 +354,7 @@ public static class Zonecfg
     private static void Add(Session s, string[] w)
     {
         var cfg = Need(s);
+        if (s.Scope == "fs" && w.Length >= 2 && w[1] == "options") { AddOptions(s.Fs!, w); return; }
         GlobalScope(s, "add");
         if (w.Length != 2) throw new ZonecfgError("add: usage: add <resource-type>");
         switch (w[1])
@@ -366,7 +373,11 @@ public static class Zonecfg
                 s.Attr = new ZoneAttr();
                 s.OldAttr = null;
                 break;
-            case "fs" or "dataset" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
+            case "fs":
+                s.Scope = "fs";
+                s.Fs = new ZoneFs();
+                break;
+            case "dataset" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
                 throw new ZonecfgError($"{w[1]}: this resource type is not supported yet: it would not be enforced");
             default:
                 throw new ZonecfgError($"{w[1]}: unknown resource type");
@@ -389,6 +400,10 @@ public static class Zonecfg
         {
             s.Working = EndAttr(cfg, s.Attr!, s.OldAttr);
         }
+        else if (s.Scope == "fs")
+        {
+            EndFs(cfg, s.Fs!);
+        }
         else
         {
             if (s.Memory == null) throw new ZonecfgError("capped-memory: physical not specified");
@@ -398,6 +413,7 @@ public static class Zonecfg
         s.Net = null;
         s.Attr = null;
         s.OldAttr = null;
+        s.Fs = null;
         s.Dirty = true;
     }
 
@@ -459,7 +475,7 @@ public static class Zonecfg
         var cfg = Need(s);
         GlobalScope(s, "select");
         if (w.Length < 2) throw new ZonecfgError("select: usage: select <resource-type> { <property-name>=<property-value> }");
-        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
+        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" or "fs" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
         if (w.Length < 3) throw new ZonecfgError("select attr: Insufficient specification");
         var matches = MatchAttrs(cfg, w, 2, "select");
         if (matches.Count == 0) throw new ZonecfgError("select attr: No such resource with that id");
@@ -497,6 +513,9 @@ public static class Zonecfg
                     else if (cfg.Nets.RemoveAll(n => n.Physical == physical) == 0) throw new ZonecfgError($"net: no resource with physical={physical}");
                     break;
                 }
+            case "fs":
+                RemoveFs(cfg, w, i, force);
+                break;
             case "capped-memory":
                 if (cfg.CappedMemory == null) throw new ZonecfgError("capped-memory: no such resource");
                 cfg.CappedMemory = null;
@@ -561,7 +580,8 @@ public static class Zonecfg
             sb.Append("autoboot: ").Append(c.Autoboot ? "true" : "false").Append('\n');
             sb.Append("ip-type: ").Append(c.IpType).Append('\n');
         }
-        else if (only is not ("net" or "capped-memory" or "attr")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        else if (only is not ("net" or "capped-memory" or "attr" or "fs")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        if (only is null or "fs") InfoFs(sb, c);
         if (only is null or "net")
         {
             foreach (var n in c.Nets)
@@ -607,6 +627,7 @@ public static class Zonecfg
         sb.Append("set brand=").Append(c.Brand).Append('\n');
         sb.Append("set autoboot=").Append(c.Autoboot ? "true" : "false").Append('\n');
         sb.Append("set ip-type=").Append(c.IpType).Append('\n');
+        ExportFs(sb, c);
         foreach (var n in c.Nets)
         {
             sb.Append("add net\n");

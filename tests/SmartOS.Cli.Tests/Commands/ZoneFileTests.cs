@@ -166,4 +166,131 @@ public class ZoneFileTests
             Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((1, "", $"{name}: zone 'web' has no dataset: its zonepath /zones/web is on no mounted file system\n")));
         }
     }
+
+    /// <summary>The zone web with /zones/shared (a dataset of the global zone) seen at /data, and
+    /// /zones/ro at /ro read-only.</summary>
+    private CliHost WebWithLofs()
+    {
+        var h = Pool();
+        h.Ok(A("zfs create zones/shared"));
+        h.Ok(A("mkdir -p /zones/ro/docs"));
+        h.WithStdin("shared\n", "dd", "of=/zones/shared/note");
+        h.WithStdin("read only\n", "dd", "of=/zones/ro/docs/page");
+        Zone(h, "web", "; add fs; set dir=/data; set special=/zones/shared; set type=lofs; end"
+            + "; add fs; set dir=/ro; set special=/zones/ro; set type=lofs; add options [ro]; end");
+        return h;
+    }
+
+    [Test]
+    public void Lofs_mounts_show_a_global_path_inside_the_zone_rw_and_ro()
+    {
+        var h = WebWithLofs();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("zlogin web cat /data/note")), Is.EqualTo("shared\n"));
+            Assert.That(h.Ok(A("zlogin web cat /ro/docs/page")), Is.EqualTo("read only\n"));
+            Assert.That(h.Ok(A("zlogin web ls /ro")), Is.EqualTo("docs\n"));
+        }
+        // rw: the zone's writes are the global zone's files.
+        h.WithStdin("from the zone\n", "zlogin", "web", "dd", "of=/data/reply");
+        Assert.That(h.Ok(A("cat /zones/shared/reply")), Is.EqualTo("from the zone\n"));
+        // ro: every change is EROFS and nothing changes.
+        var touch = h.Line("zlogin web touch /ro/docs/new");
+        var rm = h.Line("zlogin web rm /ro/docs/page");
+        var mkdir = h.Line("zlogin web mkdir /ro/d");
+        var dd = h.WithStdin("x\n", "zlogin", "web", "dd", "of=/ro/docs/page");
+        var mv = h.Line("zlogin web mv /ro/docs/page /page");
+        var cp = h.Line("zlogin web cp /data/note /ro/docs/note");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((touch.ExitCode, touch.Stderr), Is.EqualTo((2, "touch: /ro/docs/new: Read-only file system\n")));
+            Assert.That(rm.ExitCode, Is.Not.Zero);
+            Assert.That(rm.Stderr, Does.Contain("Read-only file system"));
+            Assert.That(mkdir.Stderr, Does.Contain("Read-only file system"));
+            Assert.That(dd.Stderr, Does.Contain("Read-only file system"));
+            Assert.That(mv.Stderr, Does.Contain("Read-only file system"));
+            Assert.That(cp.Stderr, Does.Contain("Read-only file system"));
+            Assert.That(h.Ok(A("ls /zones/ro/docs")), Is.EqualTo("page\n"));
+            Assert.That(h.Ok(A("cat /zones/ro/docs/page")), Is.EqualTo("read only\n"));
+            Assert.That(h.Ok(A("zlogin web ls /")), Is.Empty, "the mv left nothing behind");
+            // The global zone still writes there: read-only is the zone's view only.
+            Assert.That(h.Run(A("touch /zones/ro/docs/new")).ExitCode, Is.Zero);
+            // rmdir of a lofs dir is busy, as for any mountpoint.
+            Assert.That(h.Line("zlogin web rmdir /data").Stderr, Does.Contain("Directory is a mount point or in use"));
+        }
+        // df shows the lofs mounts with their special paths.
+        string df = h.Ok(A("zlogin web df -h"));
+        Assert.That(df.Split('\n')[2..4], Has.Some.Match(@"^/zones/shared\s.*\s/data$"));
+        Assert.That(df.Split('\n')[2..4], Has.Some.Match(@"^/zones/ro\s.*\s/ro$"));
+        Assert.That(h.Ok(A("zlogin web df -F lofs -h")).Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(3));
+    }
+
+    [Test]
+    public void Lofs_mounts_apply_while_the_zone_runs_and_a_missing_special_stops_the_boot()
+    {
+        var h = WebWithLofs();
+        h.Ok(A("zoneadm -z web halt"));
+        h.Ok("zonecfg", "-z", "web", "add fs; set dir=/gone; set special=/zones/nothing; set type=lofs; end");
+        var boot = h.Line("zoneadm -z web boot");
+        Assert.That(boot.ExitCode, Is.Not.Zero);
+        Assert.That(boot.Stderr, Does.Contain("could not verify fs /gone: could not access /zones/nothing: No such file or directory"));
+        h.Ok("zonecfg", "-z", "web", "remove fs dir=/gone");
+        h.Ok(A("zoneadm -z web boot"));
+        Assert.That(h.Ok(A("zlogin web cat /data/note")), Is.EqualTo("shared\n"));
+        // Committed while the zone runs: applies at the next boot, as zoneadmd mounts at ready.
+        h.Ok(A("mkdir /zones/later"));
+        h.Ok("zonecfg", "-z", "web", "add fs; set dir=/later; set special=/zones/later; set type=lofs; end");
+        Assert.That(h.Line("zlogin web ls /later").ExitCode, Is.Not.Zero);
+        h.Ok(A("zoneadm -z web reboot"));
+        Assert.That(h.Line("zlogin web ls /later").ExitCode, Is.Zero);
+    }
+
+    [Test]
+    public void Zonecfg_fs_is_shown_by_info_and_export_and_validated_as_zonecfg_does()
+    {
+        var h = Pool();
+        h.Ok("zonecfg", "-z", "web", "create; set zonepath=/zones/web; add fs; set dir=/data; set special=/zones/shared; set type=lofs; add options ro; end");
+        Assert.That(h.Ok("zonecfg", "-z", "web", "info fs"), Is.EqualTo(
+            "fs:\n\tdir: /data\n\tspecial: /zones/shared\n\traw not specified\n\ttype: lofs\n\toptions: [ro]\n"));
+        string export = h.Ok("zonecfg", "-z", "web", "export");
+        Assert.That(export, Does.Contain("add fs\nset dir=/data\nset special=/zones/shared\nset type=lofs\nadd options [ro]\nend\n"));
+        // What export prints recreates the same configuration.
+        h.Ok("zonecfg", "-z", "copy", export.Replace("set zonepath=/zones/web", "set zonepath=/zones/copy"));
+        Assert.That(h.Ok("zonecfg", "-z", "copy", "info fs"), Is.EqualTo(h.Ok("zonecfg", "-z", "web", "info fs")));
+        string Error(string commands) => h.Run("zonecfg", "-z", "web", commands).Stderr;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Error("add fs; set special=/a; set type=lofs; end"), Does.EndWith("dir not specified\n"));
+            Assert.That(Error("add fs; set dir=x; set special=/a; set type=lofs; end"), Does.EndWith("dir x is not an absolute path.\n"));
+            Assert.That(Error("add fs; set dir=/x; set type=lofs; end"), Does.EndWith("special not specified\n"));
+            Assert.That(Error("add fs; set dir=/x; set special=/a; end"), Does.EndWith("type not specified\n"));
+            Assert.That(Error("add fs; set dir=/data; set special=/a; set type=lofs; end"), Does.EndWith("A fs resource with the dir '/data' already exists.\n"));
+            Assert.That(Error("add fs; set type=zfs"), Does.EndWith("type: 'zfs' is not supported yet: only lofs mounts are made\n"));
+            Assert.That(Error("add fs; add options nodevices"), Does.EndWith("options: 'nodevices' is not supported yet: only ro and rw are enforced\n"));
+            Assert.That(Error("add fs; set options=[ro,rw]"), Does.EndWith("options: ro and rw are mutually exclusive\n"));
+            Assert.That(Error("add fs; set raw=/dev/x"), Does.EndWith("raw: not supported: a lofs mount has no raw device\n"));
+            Assert.That(Error("remove fs dir=/nope"), Does.EndWith("fs: no resource with dir=/nope\n"));
+        }
+        Assert.That(h.Ok("zonecfg", "-z", "web", "info fs"), Does.StartWith("fs:\n\tdir: /data\n"), "nothing changed");
+        h.Ok("zonecfg", "-z", "web", "remove fs dir=/data");
+        Assert.That(h.Ok("zonecfg", "-z", "web", "info fs"), Is.Empty);
+    }
+
+    [Test]
+    public void Zone_files_and_fs_resources_persist_across_a_host_restart()
+    {
+        var h = WebWithLofs();
+        h.WithStdin("kept\n", "zlogin", "web", "dd", "of=/kept");
+        h.Ok(A("zoneadm -z web halt"));
+        h.Ok(A("zpool export zones"));
+        var again = new CliHost(store: new FileConfigStore(_root));
+        again.Ok(A("zpool import zones"));
+        again.Ok(A("zoneadm -z web boot"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(again.Ok(A("zlogin web cat /kept")), Is.EqualTo("kept\n"));
+            Assert.That(again.Ok(A("zlogin web cat /data/note")), Is.EqualTo("shared\n"));
+            Assert.That(again.Ok("zonecfg", "-z", "web", "info fs"), Does.Contain("\tdir: /ro\n"));
+        }
+    }
 }
