@@ -133,6 +133,7 @@ public static class CommandRegistry
             Stack = stack,
             WorkingDirectory = ctx.WorkingDirectory,
             Persistent = new IpadmConfig(ctx.Host.Store, ctx.Zone),
+            Files = ctx.RunningZone is { } zone ? ZoneFiles.For(ctx.Host.Mounts, zone) : null,
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);

@@ -293,4 +293,51 @@ public class ZoneFileTests
             Assert.That(again.Ok("zonecfg", "-z", "web", "info fs"), Does.Contain("\tdir: /ro\n"));
         }
     }
+
+    /// <summary>Starts a command and leaves it running (a server).</summary>
+    private static Task<int> Background(CliHost h, params string[] argv)
+    {
+        var ctx = new CommandContext { World = h.World, Host = h.Host, StdoutBytes = Stream.Null, StderrBytes = Stream.Null };
+        return Dispatcher.StartAsync(ctx, argv);
+    }
+
+    [Test]
+    public void Httpd_in_a_zone_serves_the_zones_var_www_to_another_zone()
+    {
+        var h = Pool();
+        Zone(h, "web", address: "10.0.0.2/24");
+        Zone(h, "client", address: "10.0.0.1/24");
+        h.Ok(A("zlogin web mkdir -p /var/www/docs /srv"));
+        h.WithStdin("<h1>web zone</h1>\n", "zlogin", "web", "dd", "of=/var/www/index.html");
+        h.WithStdin("notes\n", "zlogin", "web", "dd", "of=/var/www/docs/notes.txt");
+        h.WithStdin("other root\n", "zlogin", "web", "dd", "of=/srv/index.html");
+        h.WithStdin("zonepath secret\n", "dd", "of=/zones/web/secret");
+        h.Ok(A("ln -s /zones/web/secret /zones/web/root/var/www/escape"));
+        h.Ok(A("ln -s ../../../secret /zones/web/root/var/www/up"));
+        h.World.Scheduler.RunFor(2 * Time.Second);
+        var server = Background(h, "zlogin", "web", "httpd", "-p", "80", "-c", "6");
+        string Get(string path) => h.Ok("zlogin", "client", "curl", "-s", "http://10.0.0.2" + path);
+        string Code(string path) => h.Ok("zlogin", "client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.0.0.2" + path);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Get("/"), Is.EqualTo("<h1>web zone</h1>\n"));
+            Assert.That(Get("/docs/notes.txt"), Is.EqualTo("notes\n"));
+            Assert.That(Code("/escape"), Is.EqualTo("404"), "an absolute link is taken from the zone's root");
+            Assert.That(Code("/up"), Is.EqualTo("404"), "a relative link stops at the zone's root");
+            Assert.That(Code("/../secret"), Is.Not.EqualTo("200"));
+            Assert.That(Code("/nothing"), Is.EqualTo("404"));
+        }
+        h.World.Scheduler.RunFor(Time.Second);
+        Assert.That(server.IsCompleted, Is.True, "httpd -c 6 exits after six requests");
+        // -d names a directory of the zone's tree.
+        server = Background(h, "zlogin", "web", "httpd", "-p", "80", "-d", "/srv", "-c", "1");
+        Assert.That(Get("/"), Is.EqualTo("other root\n"));
+        h.World.Scheduler.RunFor(Time.Second);
+        Assert.That(server.IsCompleted, Is.True);
+        var missing = h.Line("zlogin web httpd -d /nowhere");
+        Assert.That((missing.ExitCode, missing.Stderr), Is.EqualTo((1, "httpd: /nowhere: No such file or directory\n")));
+        // A zone whose tree has no /var/www gets the built-in page.
+        _ = Background(h, "zlogin", "client", "httpd", "-p", "80", "-c", "1");
+        Assert.That(h.Ok("zlogin", "web", "curl", "-s", "http://10.0.0.1/"), Is.EqualTo(SmartOS.Netstack.Httpd.IndexPage));
+    }
 }
