@@ -78,6 +78,7 @@ public static class CommandRegistry
         Commands.FileData.DdDescriptor,
         Commands.FileData.DigestDescriptor,
         Commands.FileData.MkfileDescriptor,
+        Commands.FileOps.ChmodDescriptor,
         Commands.FileOps.CpDescriptor,
         Commands.FileOps.LnDescriptor,
         Commands.FileOps.MkdirDescriptor,

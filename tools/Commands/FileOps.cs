@@ -35,11 +35,106 @@ public static class FileOps
     public static readonly CommandDescriptor CpDescriptor = new("cp", "copy files", Cp)
     { Options = "fprR" };
 
+    public static readonly CommandDescriptor ChmodDescriptor = new("chmod", "change the permissions mode of a file", Chmod)
+    { Options = "fR" };
+
     private static int Usage(CommandContext ctx, Getopt g, string command, string usage)
     {
         if (g.Error != null) ctx.Err.WriteLine(g.ErrorMissingValue ? $"{command}: option requires an argument -- {g.ErrorOption}" : $"{command}: illegal option -- {g.ErrorOption}");
         ctx.Err.WriteLine(usage);
         return 2;
+    }
+
+    // ---- chmod ----
+
+    /// <summary>chmod [-fR] MODE file...: an octal mode, or symbolic clauses [ugoa]*[+-=][rwx]* joined by
+    /// commas (s, t and X are refused, not ignored). Links are followed, as chmod(2) does.</summary>
+    private static Task<int> Chmod(CommandContext ctx, string[] args)
+    {
+        const string usage = "usage:\tchmod [-fR] <absolute-mode> file ...\n\tchmod [-fR] <symbolic-mode-list> file ...";
+        var g = Getopt.Parse(args, ":" + ChmodDescriptor.Options);
+        if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "chmod", usage));
+        string mode = g.Operands[0];
+        if (!TryApplyMode(mode, 0, out _))
+        {
+            ctx.Err.WriteLine($"chmod: ERROR: invalid mode: {mode}");
+            return Task.FromResult(2);
+        }
+        if (FileTree.Open(ctx, "chmod") is not { } tree) return Task.FromResult(1);
+        int code = 0;
+        foreach (string operand in g.Operands.Skip(1))
+            if (!ChangeMode(tree, FileTree.Absolute(operand), operand, mode, g.Has("R"), g.Has("f"))) code = 1;
+        return Task.FromResult(tree.Finish(code));
+    }
+
+    private static bool ChangeMode(FileTree tree, string path, string shown, string mode, bool recursive, bool quiet)
+    {
+        var status = tree.Stat(path, true, out var attributes, out var mount, out string inner, write: true);
+        if (status == StorageStatus.NoSuchObject || status == StorageStatus.NotDirectory)
+        {
+            if (!quiet) tree.Context.Err.WriteLine($"chmod: WARNING: can't access {shown}");
+            return false;
+        }
+        TryApplyMode(mode, attributes.Mode, out uint next);
+        if (status == StorageStatus.Ok) status = mount.FileSystem.ChangeMode(inner, next).Status;
+        if (status != StorageStatus.Ok)
+        {
+            if (!quiet) tree.Context.Err.WriteLine($"chmod: WARNING: can't change {shown}: {FileTree.Strerror(status)}");
+            return false;
+        }
+        if (!recursive || attributes.Type != FileType.Directory) return true;
+        var names = new List<DirectoryEntry>();
+        mount.FileSystem.ReadDirectory(inner, names);
+        bool ok = true;
+        foreach (var d in names)
+        {
+            if (d.Name is "." or "..") continue;
+            string child = FileTree.Join(path, d.Name);
+            // -R changes what it walks into, not what a link under it names (chmod's nftw without FTW_PHYS off).
+            if (tree.Stat(child, false, out var own) == StorageStatus.Ok && own.Type == FileType.Symlink) continue;
+            ok &= ChangeMode(tree, child, shown.TrimEnd('/') + "/" + d.Name, mode, true, quiet);
+        }
+        return ok;
+    }
+
+    /// <summary>A mode applied to the current permission bits; false when it does not parse.</summary>
+    internal static bool TryApplyMode(string mode, uint current, out uint next)
+    {
+        next = current & 0xFFF;
+        if (mode.Length > 0 && mode.All(c => c is >= '0' and <= '7'))
+        {
+            if (mode.Length > 4) return false;
+            next = Convert.ToUInt32(mode, 8);
+            return true;
+        }
+        foreach (string clause in mode.Split(','))
+        {
+            int i = 0;
+            uint who = 0;
+            for (; i < clause.Length && clause[i] is 'u' or 'g' or 'o' or 'a'; i++)
+                who |= clause[i] switch { 'u' => 0x1C0u, 'g' => 0x38u, 'o' => 0x7u, _ => 0x1FFu };
+            // Without u, g, o or a the clause is for all, less the umask (022), as chmod(1) says.
+            bool masked = who == 0;
+            if (who == 0) who = 0x1FF;
+            if (i == clause.Length) return false;
+            while (i < clause.Length)
+            {
+                char op = clause[i++];
+                if (op is not ('+' or '-' or '=')) return false;
+                uint perms = 0;
+                for (; i < clause.Length && clause[i] is 'r' or 'w' or 'x'; i++)
+                    perms |= clause[i] switch { 'r' => 0x124u, 'w' => 0x92u, _ => 0x49u };
+                if (i < clause.Length && clause[i] is not ('+' or '-' or '=')) return false;
+                uint bits = perms & who & (masked ? ~0x12u : 0x1FFu);
+                next = op switch
+                {
+                    '+' => next | bits,
+                    '-' => next & ~bits,
+                    _ => (next & ~who) | bits,
+                };
+            }
+        }
+        return true;
     }
 
     // ---- mkdir ----

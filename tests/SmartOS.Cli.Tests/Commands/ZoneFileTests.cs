@@ -340,4 +340,30 @@ public class ZoneFileTests
         _ = Background(h, "zlogin", "client", "httpd", "-p", "80", "-c", "1");
         Assert.That(h.Ok("zlogin", "web", "curl", "-s", "http://10.0.0.1/"), Is.EqualTo(SmartOS.Netstack.Httpd.IndexPage));
     }
+
+    [Test]
+    public void Chmod_changes_modes_in_the_zone_and_is_refused_under_a_read_only_lofs()
+    {
+        var h = WebWithLofs();
+        h.Ok(A("zlogin web mkdir -p /bin/sub"));
+        h.Ok(A("zlogin web touch /bin/tool /bin/sub/inner"));
+        h.Ok(A("zlogin web chmod 755 /bin/tool"));
+        Assert.That(h.Ok(A("zlogin web ls -l /bin/tool")), Does.StartWith("-rwxr-xr-x "));
+        h.Ok(A("zlogin web chmod go-rx,u=rw /bin/tool"));
+        Assert.That(h.Ok(A("zlogin web ls -l /bin/tool")), Does.StartWith("-rw------- "));
+        h.Ok(A("zlogin web chmod +x /bin/tool"));
+        Assert.That(h.Ok(A("zlogin web ls -l /bin/tool")), Does.StartWith("-rwx--x--x "));
+        h.Ok(A("zlogin web chmod -R 700 /bin/sub"));
+        Assert.That(h.Ok(A("ls -l /zones/web/root/bin/sub/inner")), Does.StartWith("-rwx------ "));
+        var bad = h.Line("zlogin web chmod u+s /bin/tool");
+        var missing = h.Line("zlogin web chmod 644 /nope");
+        var ro = h.Line("zlogin web chmod 777 /ro/docs/page");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((bad.ExitCode, bad.Stderr), Is.EqualTo((2, "chmod: ERROR: invalid mode: u+s\n")));
+            Assert.That((missing.ExitCode, missing.Stderr), Is.EqualTo((1, "chmod: WARNING: can't access /nope\n")));
+            Assert.That((ro.ExitCode, ro.Stderr), Is.EqualTo((1, "chmod: WARNING: can't change /ro/docs/page: Read-only file system\n")));
+            Assert.That(h.Ok(A("ls -l /zones/ro/docs/page")), Does.StartWith("-rw-r--r-- "));
+        }
+    }
 }
