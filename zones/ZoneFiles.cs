@@ -20,6 +20,41 @@ public sealed class ZoneFiles : IProgramFiles
     public static ZoneFiles? For(MountTable mounts, Zone zone)
         => FileView.ForZone(mounts, zone, out _) is { } view ? new ZoneFiles(view) : null;
 
+    /// <summary>
+    /// An lx zone's root as Linux sees it (real time): the zone's root dataset shown to Linux through
+    /// FUSE (MountTable rule 7; at the host's root directory's mnt/ plus its mountpoint, as `zfs mount`
+    /// shows it), and root/ in it, where the zone's Linux programs are chrooted (zlogin). Null without
+    /// a problem for a zone without a dataset (its programs run on the machine's root, as before);
+    /// null with the problem when the dataset cannot be shown to Linux.
+    /// </summary>
+    public static string? LinuxRoot(Host host, Zone zone, out string? problem)
+    {
+        problem = null;
+        if (FileView.ForZone(host.Mounts, zone, out _) is not { } view) return null;
+        string dataset = view.Dataset!;
+        string? shown = host.Mounts.ExposedAt(dataset);
+        if (shown is null)
+        {
+            string? root = host.Pools.Root;
+            string? why = host.World.Driver is null ? "the host does not run in real time"
+                : root is null ? "the host has no root directory" : FuseMount.Unavailable();
+            if (why is not null)
+            {
+                problem = $"zone '{zone.Name}': its root dataset {dataset} cannot be shown to Linux: {why}";
+                return null;
+            }
+            string path = Path.Join(root, "mnt", host.Mounts.Find(dataset)!.MountPoint);
+            var exposed = host.Mounts.Expose(dataset, host.Scheduler, host.World.Driver!, path);
+            if (!exposed.IsOk)
+            {
+                problem = $"zone '{zone.Name}': cannot mount '{path}': {exposed.Reason ?? StorageStatusText.Of(exposed.Status)}";
+                return null;
+            }
+            shown = path;
+        }
+        return shown + "/root";
+    }
+
     public ProgramFileStatus Probe(string path)
     {
         var status = Find(path, out _, out var attributes);

@@ -366,4 +366,19 @@ public class ZoneFileTests
             Assert.That(h.Ok(A("ls -l /zones/ro/docs/page")), Does.StartWith("-rw-r--r-- "));
         }
     }
+
+    [Test]
+    public void A_writer_in_a_zone_meets_its_quota_with_EDQUOT_and_the_zone_goes_on()
+    {
+        var h = Web();
+        h.Ok(A("zfs set quota=8m zones/web"));
+        var data = new byte[16 << 20];
+        new Random(3).NextBytes(data);
+        var r = Dispatcher.Run(h.World, h.Host, A("zlogin web dd of=/big bs=128k"), new MemoryStream(data));
+        Assert.That(r.ExitCode, Is.Not.Zero);
+        Assert.That(r.Stderr, Does.Contain("Disc quota exceeded"));
+        h.Ok(A("zlogin web rm /big"));
+        h.WithStdin("small\n", "zlogin", "web", "dd", "of=/small");
+        Assert.That(h.Ok(A("zlogin web cat /small")), Is.EqualTo("small\n"));
+    }
 }
