@@ -35,8 +35,13 @@
  * zoneadmd checks each special when the zone readies (ZoneTable.CheckFs) and keeps the mounts it made
  * (Zone.FsMounts): an fs committed while the zone runs applies at its next boot.
  *
+ * An lx zone's Linux programs see the same root through FUSE (ZoneFiles.LinuxRoot): its root dataset
+ * is shown to Linux at its first zlogin and the program is chrooted into root/ there.
+ *
  * Not done yet: the lofs dir is not created in the zone's root at boot (zoneadmd makes it): it is seen
- * in the view but not listed by ls of its parent until it is made; lofs options other than ro and rw.
+ * in the view but not listed by ls of its parent until it is made; lofs options other than ro and rw;
+ * lofs mounts of an lx zone are not bind-mounted for its Linux programs; ".." in an operand is applied
+ * lexically before the walk (FileTree.Absolute), so "link/.." is the directory holding the link.
  */
 using SmartOS.Storage;
 

@@ -69,7 +69,6 @@ public class LxZoneRootTests
             Assert.That(host.Ok("cat", "/zones/copy/root/hello"), Is.EqualTo("written by linux\n"));
             Assert.That(host.Sh("cat", $"/zones/{zone}/root/hello").Code, Is.Not.Zero);
 
-            // The quota is the zone's: a writer past it gets EDQUOT, and the zone's other work goes on.
             // What a Linux program writes is charged to the dataset, and its quota stops the writer.
             long Used() => long.Parse(host.Ok("zfs", "get", "-H", "-p", "-o", "value", "used", $"zones/{zone}").Trim(), System.Globalization.CultureInfo.InvariantCulture);
             long before = Used();
