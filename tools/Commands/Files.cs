@@ -6,7 +6,7 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// What the file commands (ls, cat, cp, mkdir, rm, rmdir, mv, ln, touch, df, du, digest, mkfile, dd)
+/// What the file commands (ls, cat, cp, mkdir, rm, rmdir, mv, ln, chmod, touch, df, du, digest, mkfile, dd)
 /// share: paths resolved in the view of the command's zone (zones/FileView.cs) over the host's mount
 /// table (zones/MountTable.cs), errors worded as illumos's strerror words them, and the commit every
 /// command ends with.
