@@ -135,7 +135,7 @@ public sealed class FileView
         var status = Walk(path, follow, out string viewPath);
         if (status != StorageStatus.Ok) return status;
         string host = HostPath(viewPath, out bool readOnly);
-        if (!Mounts.Resolve(host, out var mount, out string inner)) return StorageStatus.NoSuchObject;
+        if (!Mounts.ResolveClean(host, out var mount, out string inner)) return StorageStatus.NoSuchObject;
         location = new ViewLocation(mount!, inner, readOnly, host);
         return StorageStatus.Ok;
     }
@@ -143,6 +143,7 @@ public sealed class FileView
     /// <summary>The view path with every link replaced (rule 1), cleaned; the last name's link too when follow.</summary>
     public StorageStatus Walk(string path, bool follow, out string resolved)
     {
+        Mounts.Refresh();
         var pending = new Stack<string>();
         Push(pending, path);
         var done = new List<string>();
@@ -159,7 +160,7 @@ public sealed class FileView
             done.Add(name);
             if (pending.Count == 0 && !follow) break;
             string host = HostPath(Compose(done), out _);
-            if (!Mounts.Resolve(host, out var mount, out string inner) || !mount!.FileSystem.StatLink(inner, out var attributes).IsOk)
+            if (!Mounts.ResolveClean(host, out var mount, out string inner) || !mount!.FileSystem.StatLink(inner, out var attributes).IsOk)
             {
                 // Rule 2: the rest goes to the file system as typed (it says what is missing), its
                 // "." and ".." applied here so that it stays under the root.

@@ -242,7 +242,13 @@ public sealed class MountTable
     public bool Resolve(string path, out Mount? mount, out string inner)
     {
         Refresh();
-        string clean = Clean(path);
+        return ResolveClean(Clean(path), out mount, out inner);
+    }
+
+    /// <summary>Resolve of a path already clean, without the pools' refresh: for a caller that resolves
+    /// many paths in one operation and refreshed once before (FileView's walk).</summary>
+    internal bool ResolveClean(string clean, out Mount? mount, out string inner)
+    {
         mount = null;
         inner = "";
         foreach (var m in _mounts)

@@ -17,6 +17,7 @@ internal static class Program
         ("storage", StorageBenchmarks.Run),
         ("dtrace", DtraceBenchmarks.Run),
         ("ztest", ZtestBenchmarks.Run),
+        ("zonefiles", ZoneFileBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
