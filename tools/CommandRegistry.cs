@@ -79,6 +79,7 @@ public static class CommandRegistry
         Commands.FileData.DdDescriptor,
         Commands.FileData.DigestDescriptor,
         Commands.FileData.MkfileDescriptor,
+        Commands.FileOps.ChmodDescriptor,
         Commands.FileOps.CpDescriptor,
         Commands.FileOps.LnDescriptor,
         Commands.FileOps.MkdirDescriptor,
@@ -134,6 +135,7 @@ public static class CommandRegistry
             Stack = stack,
             WorkingDirectory = ctx.WorkingDirectory,
             Persistent = new IpadmConfig(ctx.Host.Store, ctx.Zone),
+            Files = ctx.RunningZone is { } zone ? ZoneFiles.For(ctx.Host.Mounts, zone) : null,
             OpenLink = name =>
             {
                 var link = ctx.Host.Mac.Find(name);

@@ -37,10 +37,12 @@
  *      system object (rule 6). Unmounting, and a pool's export or destroy (Release, before the pool
  *      closes), take the FUSE mount down first, forcibly: the pool must not close under it.
  *
- * Not done yet (issue 12): symbolic links are followed inside their own file system only (an absolute
- * target is taken from that file system's root, a link never leaves its mount); ".." is resolved
- * lexically before the lookup; zones have no datasets, so the file commands run in the global zone only;
- * a renamed dataset keeps its mount until it is remounted.
+ * Paths as a command sees them go through a view first (FileView.cs): the global zone's, or a zone's
+ * whose "/" is its zonepath's root/ directory, with its lofs mounts. The view follows symbolic links
+ * one name at a time, so a link may cross mounts and an absolute target is taken from the view's root;
+ * this table then places the link-free host path (resolve, above).
+ *
+ * Not done yet (issue 12): a renamed dataset keeps its mount until it is remounted.
  */
 using SmartOS.Storage;
 
@@ -240,7 +242,13 @@ public sealed class MountTable
     public bool Resolve(string path, out Mount? mount, out string inner)
     {
         Refresh();
-        string clean = Clean(path);
+        return ResolveClean(Clean(path), out mount, out inner);
+    }
+
+    /// <summary>Resolve of a path already clean, without the pools' refresh: for a caller that resolves
+    /// many paths in one operation and refreshed once before (FileView's walk).</summary>
+    internal bool ResolveClean(string clean, out Mount? mount, out string inner)
+    {
         mount = null;
         inner = "";
         foreach (var m in _mounts)

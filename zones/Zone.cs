@@ -36,6 +36,10 @@ public sealed class Zone
     /// kept across a host restart, as a zone's boot time is not.</summary>
     public long? BootedAt { get; internal set; }
 
+    /// <summary>The lofs mounts (zonecfg add fs) made when the zone readied: what its file view shows
+    /// while it is ready or running (FileView.cs); a change committed since applies at the next boot.</summary>
+    public IReadOnlyList<ZoneFs> FsMounts { get; internal set; } = [];
+
     /// <summary>The datalinks lent to or created for the zone while it is ready or running.</summary>
     public IReadOnlyList<Datalink> Links => _links;
     internal readonly List<Datalink> _links = [];

@@ -150,6 +150,22 @@ public sealed class ZoneAttr
     public ZoneAttr Clone() => new() { Name = Name, Type = Type, Value = Value };
 }
 
+/// <summary>One `add fs` resource of a zone (zonecfg(8) "fs"): the global path Special seen at Dir inside
+/// the zone while it runs (FileView.cs). Type is lofs, the one type this host mounts.</summary>
+public sealed class ZoneFs
+{
+    public string Dir { get; set; } = "";
+    public string Special { get; set; } = "";
+    public string Type { get; set; } = "";
+    /// <summary>The options, as zonecfg lists them: ro or rw (or none, which is rw).</summary>
+    public List<string> Options { get; set; } = [];
+
+    [JsonIgnore]
+    public bool ReadOnly => Options.Contains("ro");
+
+    public ZoneFs Clone() => new() { Dir = Dir, Special = Special, Type = Type, Options = [.. Options] };
+}
+
 /// <summary>A zone's configuration (zonecfg(8)): what `commit` writes and `info`/`export` print.</summary>
 public sealed class ZoneConfig
 {
@@ -167,12 +183,14 @@ public sealed class ZoneConfig
     public List<ZoneAttr> Attrs { get; set; } = [];
     /// <summary>zonecfg dataset resources: the datasets delegated to the zone (ZoneDatasets.cs).</summary>
     public List<string> Datasets { get; set; } = [];
+    /// <summary>The `add fs` resources (lofs mounts into the zone's view, FileView.cs).</summary>
+    public List<ZoneFs> Fs { get; set; } = [];
 
     public ZoneConfig Clone() => new()
     {
         Name = Name, ZonePath = ZonePath, Brand = Brand, Autoboot = Autoboot, IpType = IpType,
         Nets = Nets.ConvertAll(n => n.Clone()), CappedMemory = CappedMemory, Uuid = Uuid, Vm = Vm?.Clone(),
-        Attrs = Attrs.ConvertAll(a => a.Clone()),
+        Attrs = Attrs.ConvertAll(a => a.Clone()), Fs = Fs.ConvertAll(f => f.Clone()),
         Datasets = [.. Datasets],
     };
 

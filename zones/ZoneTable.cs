@@ -269,6 +269,8 @@ public sealed class ZoneTable
         // The same validator as zonecfg verify and vmadm: a net the host cannot carry is refused
         // before any link is made.
         if (ZoneNets.Check(z.Config.Nets, _host) is ZoneNetProblem bad) return ZoneStatus.Problem(ZoneError.InvalidProperty, bad.Message);
+        if (CheckFs(z) is { IsOk: false } fs) return fs;
+        z.FsMounts = z.Config.Fs.ConvertAll(f => f.Clone());
         z._nets = z.Config.Nets.ConvertAll(n => n.Clone());
         foreach (var n in z._nets)
         {
@@ -284,6 +286,23 @@ public sealed class ZoneTable
         z._memoryKstat = _host.Kstats.Add("memory_cap", z.Id.Value, z.Name.Length > 30 ? z.Name[..30] : z.Name, "zone_memory_cap", z.Memory);
         z._memoryKstat.Zone = z.Name;
         z.State = ZoneState.Ready;
+        return ZoneStatus.Ok;
+    }
+
+    /// <summary>zoneadmd's check of each lofs mount at ready: its special must be a directory of the
+    /// global zone's tree (FileView.cs).</summary>
+    private ZoneStatus CheckFs(Zone z)
+    {
+        var global = FileView.Global(_host.Mounts);
+        foreach (var fs in z.Config.Fs)
+        {
+            var status = global.Resolve(fs.Special, true, out var at);
+            var attributes = default(Storage.FileAttributes);
+            if (status == Storage.StorageStatus.Ok) status = at.Mount.FileSystem.Stat(at.Inner, out attributes).Status;
+            if (status == Storage.StorageStatus.Ok && attributes.Type != Storage.FileType.Directory) status = Storage.StorageStatus.NotDirectory;
+            if (status != Storage.StorageStatus.Ok)
+                return ZoneStatus.Problem(ZoneError.InvalidProperty, $"could not verify fs {fs.Dir}: could not access {fs.Special}: {(status == Storage.StorageStatus.NotDirectory ? "Not a directory" : "No such file or directory")}");
+        }
         return ZoneStatus.Ok;
     }
 

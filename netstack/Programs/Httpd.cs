@@ -12,7 +12,11 @@ namespace SmartOS.Netstack;
 /// </code>
 /// Listens on PORT of both families. Serves the files under DIR (relative to the command's working directory; the scenario's
 /// directory in `smartos run`), a directory's index.html for its path, or without -d a built-in
-/// index page at "/". GET and HEAD; other methods get 501. Responses carry Content-Length and
+/// index page at "/". In a zone with files (ProgramContext.Files: a zone on a dataset) DIR is a
+/// directory of the zone's tree, and without -d httpd serves the zone's /var/www, the document root
+/// of the base image (examples/images), as Apache and nginx serve their htdocs; a zone whose tree
+/// has no /var/www gets the built-in page. Paths resolve in the zone's root, so no link or ".."
+/// reaches outside it. GET and HEAD; other methods get 501. Responses carry Content-Length and
 /// Content-Type; connections stay open (HTTP/1.1 keep-alive, or HTTP/1.0 with "Connection:
 /// keep-alive") until the client closes, says "Connection: close", or is idle for 5 s. Each
 /// request is logged on stdout in the common log format, with virtual seconds for the date (there
@@ -29,10 +33,18 @@ public static class Httpd
 
     private const long IdleTimeout = 5 * Time.Second;
 
+    /// <summary>Where httpd in a zone with files serves from without -d.</summary>
+    public const string ZoneDocumentRoot = "/var/www";
+
+    /// <summary>The largest file served from a zone's tree (read whole into one response).</summary>
+    private const int MaxZoneFile = 64 << 20;
+
     private sealed class Server
     {
         public required ProgramContext Ctx;
         public string? Root;
+        /// <summary>The zone's files when Root is a path of the zone's tree, else null (Root is the machine's).</summary>
+        public IProgramFiles? Files;
         public int Remaining = -1;
         public TcpListener Listener = null!;
         public TcpListener Listener6 = null!;
@@ -60,7 +72,16 @@ public static class Httpd
         }
         dir = g.Value("d");
         string? root = null;
-        if (dir != null)
+        if (ctx.Files is { } files)
+        {
+            root = ZoneRoot(files, dir ?? ZoneDocumentRoot);
+            if (dir != null && root == null)
+            {
+                ctx.Err.WriteLine($"httpd: {dir}: No such file or directory");
+                return 1;
+            }
+        }
+        else if (dir != null)
         {
             root = Path.GetFullPath(Path.IsPathRooted(dir) ? dir : Path.Combine(ctx.WorkingDirectory, dir));
             if (!Directory.Exists(root))
@@ -71,7 +92,7 @@ public static class Httpd
         }
         var server = new Server
         {
-            Ctx = ctx, Root = root, Remaining = count,
+            Ctx = ctx, Root = root, Files = root == null ? null : ctx.Files, Remaining = count,
             Listener = new TcpListener(ctx.Stack.Tcp) { NoDelay = true },
             Listener6 = new TcpListener(ctx.Stack.Tcp) { NoDelay = true },
         };
@@ -169,7 +190,7 @@ public static class Httpd
         }
         else
         {
-            (status, body, type) = Lookup(server.Root, parts[1]);
+            (status, body, type) = Lookup(server.Root, server.Files, parts[1]);
         }
         var head = new StringBuilder();
         head.Append("HTTP/1.1 ").Append(status).Append(' ').Append(Reason(status)).Append("\r\n");
@@ -186,7 +207,14 @@ public static class Httpd
         return keepAlive;
     }
 
-    private static (int Status, byte[] Body, string Type) Lookup(string? root, string target)
+    /// <summary>A directory of the zone's tree as an absolute path, or null when it is none.</summary>
+    private static string? ZoneRoot(IProgramFiles files, string dir)
+    {
+        string path = "/" + dir.Trim('/');
+        return files.Probe(path) == ProgramFileStatus.IsDirectory ? path : null;
+    }
+
+    private static (int Status, byte[] Body, string Type) Lookup(string? root, IProgramFiles? files, string target)
     {
         string path = target;
         int q = path.IndexOfAny(['?', '#']);
@@ -200,12 +228,26 @@ public static class Httpd
         }
         foreach (string segment in path.Split('/'))
             if (segment == ".." || segment.Contains('\\') || segment.Contains('\0')) return (403, ErrorPage(403, "Forbidden"), "text/html");
+        if (files != null) return LookupZone(files, root, path);
         string full = Path.GetFullPath(Path.Combine(root, path.TrimStart('/')));
         if (!full.StartsWith(root, StringComparison.Ordinal)) return (403, ErrorPage(403, "Forbidden"), "text/html");
         if (Directory.Exists(full)) full = Path.Combine(full, "index.html");
         if (!File.Exists(full)) return (404, ErrorPage(404, "Not Found"), "text/html");
         try { return (200, File.ReadAllBytes(full), ContentType(full)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return (403, ErrorPage(403, "Forbidden"), "text/html"); }
+    }
+
+    /// <summary>A request path under the zone's document root (no ".." in it: Lookup refused those).</summary>
+    private static (int Status, byte[] Body, string Type) LookupZone(IProgramFiles files, string root, string path)
+    {
+        string full = root.TrimEnd('/') + "/" + path.TrimStart('/');
+        if (files.Probe(full) == ProgramFileStatus.IsDirectory) full = full.TrimEnd('/') + "/index.html";
+        return files.ReadAll(full, MaxZoneFile, out byte[] body) switch
+        {
+            ProgramFileStatus.Ok => (200, body, ContentType(full)),
+            ProgramFileStatus.NotFound or ProgramFileStatus.NotDirectory => (404, ErrorPage(404, "Not Found"), "text/html"),
+            _ => (403, ErrorPage(403, "Forbidden"), "text/html"),
+        };
     }
 
     private static string ContentType(string file) => Path.GetExtension(file).ToLowerInvariant() switch

@@ -30,6 +30,27 @@ public sealed class ProgramContext
     public string WorkingDirectory { get; init; } = Environment.CurrentDirectory;
     /// <summary>The zone's persistent ipadm configuration; null where there is none (replay, tests).</summary>
     public IIpadmStore? Persistent { get; init; }
+    /// <summary>The files of the zone the program runs in, its paths resolved in the zone's root
+    /// (zones/ZoneFiles.cs); null in the global zone and in a zone without a dataset, where programs
+    /// use the machine's files (WorkingDirectory) as before.</summary>
+    public IProgramFiles? Files { get; init; }
+}
+
+/// <summary>What reading a file of a zone's tree found.</summary>
+public enum ProgramFileStatus { Ok, NotFound, IsDirectory, NotDirectory, TooLarge, IoError }
+
+/// <summary>
+/// The file seam of the netstack's programs: the files of the zone they run in, by absolute path of
+/// the zone's tree. The zones layer implements it over the zone's root (zones/ZoneFiles.cs), so a
+/// program reads what the zone's file commands write, and nothing outside the zone's root.
+/// </summary>
+public interface IProgramFiles
+{
+    /// <summary>Whether path is a directory (after symbolic links): Ok, IsDirectory, or why not found.</summary>
+    ProgramFileStatus Probe(string path);
+
+    /// <summary>A regular file's bytes, at most maxBytes (TooLarge beyond).</summary>
+    ProgramFileStatus ReadAll(string path, int maxBytes, out byte[] contents);
 }
 
 /// <summary>

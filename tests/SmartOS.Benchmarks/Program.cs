@@ -19,6 +19,7 @@ internal static class Program
         ("dtrace", DtraceBenchmarks.Run),
         ("ztest", ZtestBenchmarks.Run),
         ("clones", ClonesBenchmarks.Run),
+        ("zonefiles", ZoneFileBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -15,10 +15,10 @@ namespace SmartOS.Cli.Commands;
 public static class Df
 {
     public static readonly CommandDescriptor DfDescriptor = new("df", "displays number of free disk blocks and files", RunDf)
-    { Options = "hkF:", ZoneRefusal = FileTree.ZoneRefusal("df") };
+    { Options = "hkF:" };
 
     public static readonly CommandDescriptor DuDescriptor = new("du", "summarize disk usage", RunDu)
-    { Options = "ahks", ZoneRefusal = FileTree.ZoneRefusal("du") };
+    { Options = "ahks" };
 
     private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
 
@@ -33,31 +33,33 @@ public static class Df
             ctx.Err.WriteLine(DfUsage);
             return Task.FromResult(1);
         }
-        var tree = new FileTree(ctx, "df");
-        var mounts = new List<Mount>();
+        if (FileTree.Open(ctx, "df") is not { } tree) return Task.FromResult(1);
+        var rows = new List<Row>();
         int code = 0;
         string? type = g.Value("F");
-        // -F names the type to report: a ZFS mount is skipped quietly, or with a warning when named (prune_list).
-        if (g.Operands.Count == 0 && type is null or "zfs") mounts.AddRange(tree.Mounts.List);
+        // -F names the type to report: a mount of another type is skipped quietly, or with a warning when named (prune_list).
+        if (g.Operands.Count == 0)
+            foreach (var row in Rows(tree.View))
+                if (type is null || type == row.Type) rows.Add(row);
         foreach (string operand in g.Operands)
         {
-            var status = tree.Stat(operand, true, out _, out var mount, out _);
-            if (status != StorageStatus.Ok)
+            var status = tree.Stat(operand, true, out _);
+            if (status != StorageStatus.Ok || RowOf(tree.View, operand) is not { } row)
             {
-                ctx.Err.WriteLine($"df: cannot statvfs {operand}: {FileTree.Strerror(status)}");
+                ctx.Err.WriteLine($"df: cannot statvfs {operand}: {FileTree.Strerror(status == StorageStatus.Ok ? StorageStatus.NoSuchObject : status)}");
                 code = 1;
             }
-            else if (type is not (null or "zfs"))
+            else if (type is not null && type != row.Type)
             {
-                ctx.Err.WriteLine($"df: Warning: {operand} mounted as a zfs file system");
+                ctx.Err.WriteLine($"df: Warning: {operand} mounted as a {row.Type} file system");
                 code = 1;
             }
-            else mounts.Add(mount);
+            else rows.Add(row);
         }
         var sb = new StringBuilder();
         if (g.Has("h")) sb.Append($"{"Filesystem",-20} {"size",6} {"used",6} {"avail",6} {"capacity",-9} Mounted on\n");
         else if (g.Has("k")) sb.Append($"{"Filesystem",-20} {"kbytes",7} {"used",7} {"avail",7} {"capacity",-9} Mounted on\n");
-        foreach (var m in mounts)
+        foreach (var (m, name, on, _) in rows)
         {
             long used = Number(m, m.Dataset, "referenced"), avail = Number(m, m.Dataset, "available");
             long size = Total(m, used + avail);
@@ -65,14 +67,45 @@ public static class Df
             double percent = used + avail == 0 ? 0 : (double)used / (used + avail) * 100 + 0.5;
             string capacity = (Math.Round(percent, MidpointRounding.ToEven).ToString(CultureInfo.InvariantCulture) + "%").PadLeft(6);
             if (g.Has("h"))
-                sb.Append($"{m.Dataset,-20} {Scaled(size),6} {Scaled(used),6} {Scaled(avail),6} {capacity,-9} {m.MountPoint}\n");
+                sb.Append($"{name,-20} {Scaled(size),6} {Scaled(used),6} {Scaled(avail),6} {capacity,-9} {on}\n");
             else if (g.Has("k"))
-                sb.Append($"{m.Dataset,-20} {N(size / 1024),7} {N(used / 1024),7} {N(avail / 1024),7} {capacity,-9} {m.MountPoint}\n");
+                sb.Append($"{name,-20} {N(size / 1024),7} {N(used / 1024),7} {N(avail / 1024),7} {capacity,-9} {on}\n");
             else
-                sb.Append($"{m.MountPoint,-19}({m.Dataset,-18}):{N(avail / 512),8} blocks {N(m.FileSystem.StatFs().FreeFiles),8} files\n");
+                sb.Append($"{on,-19}({name,-18}):{N(avail / 512),8} blocks {N(m.FileSystem.StatFs().FreeFiles),8} files\n");
         }
         ctx.Out.Write(sb.ToString());
         return Task.FromResult(tree.Finish(code));
+    }
+
+    /// <summary>One line of df: the mount whose figures it shows, the resource (a dataset, or a lofs
+    /// special), where the view sees it mounted, and its type.</summary>
+    private readonly record struct Row(Mount Mount, string Name, string On, string Type);
+
+    /// <summary>
+    /// The mounts a view sees, in mount order: in the global zone every mount; in a zone its root
+    /// dataset at "/" (so its quota is df's size, as in a SmartOS zone), the mounts inside its root, and
+    /// its lofs mounts with their special paths (FileView.cs).
+    /// </summary>
+    private static List<Row> Rows(FileView view)
+    {
+        var rows = new List<Row>();
+        foreach (var m in view.Mounts.List)
+            if (view.ViewPathOf(m.MountPoint) is { } on && (view.IsGlobal || on != "/")) rows.Add(new Row(m, m.Dataset, on, "zfs"));
+        if (!view.IsGlobal && view.Mounts.Find(view.Dataset!) is { } root) rows.Insert(0, new Row(root, root.Dataset, "/", "zfs"));
+        foreach (var lofs in view.Lofs)
+            if (view.Mounts.Resolve(lofs.Special, out var under, out _)) rows.Add(new Row(under!, lofs.Special, lofs.Dir, "lofs"));
+        return rows;
+    }
+
+    /// <summary>The line df shows for a path of the view: the innermost mount (or lofs) holding it.</summary>
+    private static Row? RowOf(FileView view, string operand)
+    {
+        if (view.Walk(FileTree.Absolute(operand), true, out string path) != StorageStatus.Ok) return null;
+        Row? best = null;
+        foreach (var row in Rows(view))
+            if ((row.On == "/" || path == row.On || path.StartsWith(row.On + "/", StringComparison.Ordinal)) && (best is null || row.On.Length > best.Value.On.Length))
+                best = row;
+        return best;
     }
 
     private static long Number(Mount m, string dataset, string property)
@@ -125,7 +158,7 @@ public static class Df
             ctx.Err.WriteLine("du: -a and -s are mutually exclusive");
             return Task.FromResult(2);
         }
-        var tree = new FileTree(ctx, "du");
+        if (FileTree.Open(ctx, "du") is not { } tree) return Task.FromResult(1);
         var sb = new StringBuilder();
         int code = 0;
         string Units(long bytes) => g.Has("h") ? Scaled(bytes).TrimStart() : g.Has("k") ? N((bytes + 1023) / 1024) : N((bytes + 511) / 512);

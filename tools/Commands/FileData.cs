@@ -14,16 +14,16 @@ namespace SmartOS.Cli.Commands;
 public static partial class FileData
 {
     public static readonly CommandDescriptor CatDescriptor = new("cat", "concatenate and display files", Cat)
-    { Options = "usvtebn", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("cat") };
+    { Options = "usvtebn", ReadsStdin = true };
 
     public static readonly CommandDescriptor DdDescriptor = new("dd", "convert and copy a file", Dd)
-    { ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("dd") };
+    { ReadsStdin = true };
 
     public static readonly CommandDescriptor MkfileDescriptor = new("mkfile", "create a file", Mkfile)
-    { Options = "nv", ZoneRefusal = FileTree.ZoneRefusal("mkfile") };
+    { Options = "nv" };
 
     public static readonly CommandDescriptor DigestDescriptor = new("digest", "calculate a message digest", Digest)
-    { Options = "la:v", ReadsStdin = true, ZoneRefusal = FileTree.ZoneRefusal("digest") };
+    { Options = "la:v", ReadsStdin = true };
 
     private const int BufferSize = 128 * 1024;
 
@@ -71,7 +71,7 @@ public static partial class FileData
         // -n, -b, -v (with -t, -e): vncat, a line at a time; otherwise the bytes as they are.
         var visible = g.Has("n") || g.Has("b") || g.Has("v")
             ? new Visible(g.Has("v"), g.Has("t"), g.Has("e"), g.Has("n") || g.Has("b"), g.Has("b")) : null;
-        var tree = new FileTree(ctx, "cat");
+        if (FileTree.Open(ctx, "cat") is not { } tree) return 1;
         var buffer = new byte[BufferSize];
         int code = 0;
         var operands = g.Operands.Count == 0 ? ["-"] : g.Operands;
@@ -180,7 +180,7 @@ public static partial class FileData
             ctx.Err.WriteLine(usage);
             return Task.FromResult(1);
         }
-        var tree = new FileTree(ctx, "mkfile");
+        if (FileTree.Open(ctx, "mkfile") is not { } tree) return Task.FromResult(1);
         int code = 0;
         var zeros = new byte[BufferSize];
         foreach (string operand in g.Operands.Skip(1))
@@ -213,7 +213,7 @@ public static partial class FileData
     {
         fs = null!;
         inode = 0;
-        var status = tree.Stat(path, true, out var attributes, out var mount, out string inner);
+        var status = tree.Stat(path, true, out var attributes, out var mount, out string inner, write: true);
         if (status == StorageStatus.Ok)
         {
             if (attributes.Type == FileType.Directory) return StorageStatus.IsDirectory;
@@ -223,7 +223,7 @@ public static partial class FileData
             return StorageStatus.Ok;
         }
         if (status != StorageStatus.NoSuchObject) return status;
-        status = tree.Locate(path, out mount, out inner);
+        status = tree.Locate(path, true, true, out mount, out inner);
         if (status != StorageStatus.Ok) return status;
         fs = mount.FileSystem;
         return fs.CreateFile(inner, FileTree.FileMode, 0, 0, out inode).Status;
@@ -259,7 +259,7 @@ public static partial class FileData
             ctx.Err.WriteLine($"digest: unknown algorithm -- {name}");
             return 2;
         }
-        var tree = new FileTree(ctx, "digest");
+        if (FileTree.Open(ctx, "digest") is not { } tree) return 1;
         var buffer = new byte[BufferSize];
         int code = 0;
         bool named = g.Operands.Count > 1;
@@ -363,8 +363,9 @@ public static partial class FileData
             ctx.Err.WriteLine($"dd: {bad}");
             return 2;
         }
-        if (ZvolOf(o.Output) is string volume) return await DdToVolumeAsync(ctx, o, volume);
-        var tree = new FileTree(ctx, "dd");
+        // A volume's device node is the global zone's (a zone has no /dev/zvol here).
+        if (ctx.Zone == "global" && ZvolOf(o.Output) is string volume) return await DdToVolumeAsync(ctx, o, volume);
+        if (FileTree.Open(ctx, "dd") is not { } tree) return 1;
         ZplFileSystem? inFs = null, outFs = null;
         long inInode = 0, outInode = 0;
         if (o.Input is not null)

@@ -15,31 +15,126 @@ namespace SmartOS.Cli.Commands;
 public static class FileOps
 {
     public static readonly CommandDescriptor MkdirDescriptor = new("mkdir", "make directories", Mkdir)
-    { Options = "pm:", ZoneRefusal = FileTree.ZoneRefusal("mkdir") };
+    { Options = "pm:" };
 
     public static readonly CommandDescriptor RmdirDescriptor = new("rmdir", "remove directories", Rmdir)
-    { Options = "ps", ZoneRefusal = FileTree.ZoneRefusal("rmdir") };
+    { Options = "ps" };
 
     public static readonly CommandDescriptor RmDescriptor = new("rm", "remove directory entries", Rm)
-    { Options = "rRf", ZoneRefusal = FileTree.ZoneRefusal("rm") };
+    { Options = "rRf" };
 
     public static readonly CommandDescriptor TouchDescriptor = new("touch", "change file access and modification times", Touch)
-    { Options = "acmr:t:", ZoneRefusal = FileTree.ZoneRefusal("touch") };
+    { Options = "acmr:t:" };
 
     public static readonly CommandDescriptor LnDescriptor = new("ln", "make hard or symbolic links to files", Ln)
-    { Options = "fs", ZoneRefusal = FileTree.ZoneRefusal("ln") };
+    { Options = "fs" };
 
     public static readonly CommandDescriptor MvDescriptor = new("mv", "move files", Mv)
-    { Options = "f", ZoneRefusal = FileTree.ZoneRefusal("mv") };
+    { Options = "f" };
 
     public static readonly CommandDescriptor CpDescriptor = new("cp", "copy files", Cp)
-    { Options = "fprR", ZoneRefusal = FileTree.ZoneRefusal("cp") };
+    { Options = "fprR" };
+
+    public static readonly CommandDescriptor ChmodDescriptor = new("chmod", "change the permissions mode of a file", Chmod)
+    { Options = "fR" };
 
     private static int Usage(CommandContext ctx, Getopt g, string command, string usage)
     {
         if (g.Error != null) ctx.Err.WriteLine(g.ErrorMissingValue ? $"{command}: option requires an argument -- {g.ErrorOption}" : $"{command}: illegal option -- {g.ErrorOption}");
         ctx.Err.WriteLine(usage);
         return 2;
+    }
+
+    // ---- chmod ----
+
+    /// <summary>chmod [-fR] MODE file...: an octal mode, or symbolic clauses [ugoa]*[+-=][rwx]* joined by
+    /// commas (s, t and X are refused, not ignored). Links are followed, as chmod(2) does.</summary>
+    private static Task<int> Chmod(CommandContext ctx, string[] args)
+    {
+        const string usage = "usage:\tchmod [-fR] <absolute-mode> file ...\n\tchmod [-fR] <symbolic-mode-list> file ...";
+        var g = Getopt.Parse(args, ":" + ChmodDescriptor.Options);
+        if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "chmod", usage));
+        string mode = g.Operands[0];
+        if (!TryApplyMode(mode, 0, out _))
+        {
+            ctx.Err.WriteLine($"chmod: ERROR: invalid mode: {mode}");
+            return Task.FromResult(2);
+        }
+        if (FileTree.Open(ctx, "chmod") is not { } tree) return Task.FromResult(1);
+        int code = 0;
+        foreach (string operand in g.Operands.Skip(1))
+            if (!ChangeMode(tree, FileTree.Absolute(operand), operand, mode, g.Has("R"), g.Has("f"))) code = 1;
+        return Task.FromResult(tree.Finish(code));
+    }
+
+    private static bool ChangeMode(FileTree tree, string path, string shown, string mode, bool recursive, bool quiet)
+    {
+        var status = tree.Stat(path, true, out var attributes, out var mount, out string inner, write: true);
+        if (status == StorageStatus.NoSuchObject || status == StorageStatus.NotDirectory)
+        {
+            if (!quiet) tree.Context.Err.WriteLine($"chmod: WARNING: can't access {shown}");
+            return false;
+        }
+        TryApplyMode(mode, attributes.Mode, out uint next);
+        if (status == StorageStatus.Ok) status = mount.FileSystem.ChangeMode(inner, next).Status;
+        if (status != StorageStatus.Ok)
+        {
+            if (!quiet) tree.Context.Err.WriteLine($"chmod: WARNING: can't change {shown}: {FileTree.Strerror(status)}");
+            return false;
+        }
+        if (!recursive || attributes.Type != FileType.Directory) return true;
+        var names = new List<DirectoryEntry>();
+        mount.FileSystem.ReadDirectory(inner, names);
+        bool ok = true;
+        foreach (var d in names)
+        {
+            if (d.Name is "." or "..") continue;
+            string child = FileTree.Join(path, d.Name);
+            // -R changes what it walks into, not what a link under it names (chmod's nftw without FTW_PHYS off).
+            if (tree.Stat(child, false, out var own) == StorageStatus.Ok && own.Type == FileType.Symlink) continue;
+            ok &= ChangeMode(tree, child, shown.TrimEnd('/') + "/" + d.Name, mode, true, quiet);
+        }
+        return ok;
+    }
+
+    /// <summary>A mode applied to the current permission bits; false when it does not parse.</summary>
+    internal static bool TryApplyMode(string mode, uint current, out uint next)
+    {
+        next = current & 0xFFF;
+        if (mode.Length > 0 && mode.All(c => c is >= '0' and <= '7'))
+        {
+            if (mode.Length > 4) return false;
+            next = Convert.ToUInt32(mode, 8);
+            return true;
+        }
+        foreach (string clause in mode.Split(','))
+        {
+            int i = 0;
+            uint who = 0;
+            for (; i < clause.Length && clause[i] is 'u' or 'g' or 'o' or 'a'; i++)
+                who |= clause[i] switch { 'u' => 0x1C0u, 'g' => 0x38u, 'o' => 0x7u, _ => 0x1FFu };
+            // Without u, g, o or a the clause is for all, less the umask (022), as chmod(1) says.
+            bool masked = who == 0;
+            if (who == 0) who = 0x1FF;
+            if (i == clause.Length) return false;
+            while (i < clause.Length)
+            {
+                char op = clause[i++];
+                if (op is not ('+' or '-' or '=')) return false;
+                uint perms = 0;
+                for (; i < clause.Length && clause[i] is 'r' or 'w' or 'x'; i++)
+                    perms |= clause[i] switch { 'r' => 0x124u, 'w' => 0x92u, _ => 0x49u };
+                if (i < clause.Length && clause[i] is not ('+' or '-' or '=')) return false;
+                uint bits = perms & who & (masked ? ~0x12u : 0x1FFu);
+                next = op switch
+                {
+                    '+' => next | bits,
+                    '-' => next & ~bits,
+                    _ => (next & ~who) | bits,
+                };
+            }
+        }
+        return true;
     }
 
     // ---- mkdir ----
@@ -59,7 +154,7 @@ public static class FileOps
             }
             mode = Convert.ToUInt32(m, 8);
         }
-        var tree = new FileTree(ctx, "mkdir");
+        if (FileTree.Open(ctx, "mkdir") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -90,7 +185,7 @@ public static class FileOps
 
     private static StorageStatus MakeOne(FileTree tree, string path, uint mode)
     {
-        var status = tree.Locate(path, out var mount, out string inner);
+        var status = tree.Locate(path, out var mount, out string inner, write: true);
         if (status != StorageStatus.Ok) return status;
         if (inner == "/") return StorageStatus.Exists;
         return mount.FileSystem.MakeDirectory(inner, mode, 0, 0, out _).Status;
@@ -126,7 +221,7 @@ public static class FileOps
             ctx.Err.WriteLine("Usage: rmdir [-ps] dirname ...");
             return Task.FromResult(2);
         }
-        var tree = new FileTree(ctx, "rmdir");
+        if (FileTree.Open(ctx, "rmdir") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -176,8 +271,8 @@ public static class FileOps
 
     private static StorageStatus RemoveDirectory(FileTree tree, string path)
     {
-        if (tree.Mounts.MountedAt(path) != null) return StorageStatus.DatasetBusy;
-        var status = tree.Locate(path, out var mount, out string inner);
+        if (tree.IsMountPoint(path)) return StorageStatus.DatasetBusy;
+        var status = tree.Locate(path, out var mount, out string inner, write: true);
         return status != StorageStatus.Ok ? status : mount.FileSystem.RemoveDirectory(inner).Status;
     }
 
@@ -188,7 +283,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + RmDescriptor.Options);
         if (g.Error != null || (g.Operands.Count == 0 && !g.Has("f"))) return Task.FromResult(Usage(ctx, g, "rm", "usage: rm [-fiRr] file ..."));
         bool recursive = g.Has("r") || g.Has("R"), force = g.Has("f");
-        var tree = new FileTree(ctx, "rm");
+        if (FileTree.Open(ctx, "rm") is not { } tree) return Task.FromResult(1);
         int code = 0;
         foreach (string operand in g.Operands)
         {
@@ -223,7 +318,7 @@ public static class FileOps
         var ctx = tree.Context;
         if (attributes.Type != FileType.Directory)
         {
-            var where = tree.Locate(path, out var mount, out string inner);
+            var where = tree.Locate(path, out var mount, out string inner, write: true);
             var status = where != StorageStatus.Ok ? where : mount.FileSystem.Unlink(inner).Status;
             if (status == StorageStatus.Ok) return true;
             ctx.Err.WriteLine($"rm: {shown} not removed: {FileTree.Strerror(status)}");
@@ -257,7 +352,7 @@ public static class FileOps
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "touch", usage));
         long now = ctx.Host.Clock.UnixNanoseconds;
         long when = now, whenM = now;
-        var tree = new FileTree(ctx, "touch");
+        if (FileTree.Open(ctx, "touch") is not { } tree) return Task.FromResult(1);
         if (g.Has("r") && g.Has("t")) return Task.FromResult(Usage(ctx, g, "touch", usage));
         if (g.Value("r") is string reference)
         {
@@ -283,8 +378,8 @@ public static class FileOps
         int code = 0;
         foreach (string operand in g.Operands)
         {
-            var status = tree.Stat(operand, true, out var attributes, out var mount, out string inner);
-            if (status == StorageStatus.NoSuchObject && tree.Locate(operand, out mount, out inner) == StorageStatus.Ok)
+            var status = tree.Stat(operand, true, out var attributes, out var mount, out string inner, write: true);
+            if (status == StorageStatus.NoSuchObject && (status = tree.Locate(operand, true, true, out mount, out inner)) == StorageStatus.Ok)
             {
                 if (g.Has("c")) continue;
                 status = mount.FileSystem.CreateFile(inner, FileTree.FileMode, 0, 0, out _).Status;
@@ -342,7 +437,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + LnDescriptor.Options);
         if (g.Error == null && g.Operands.Count == 0) ctx.Err.WriteLine("ln: Insufficient arguments (0)");
         if (g.Error != null || g.Operands.Count == 0) return Task.FromResult(Usage(ctx, g, "ln", usage));
-        var tree = new FileTree(ctx, "ln");
+        if (FileTree.Open(ctx, "ln") is not { } tree) return Task.FromResult(1);
         var ops = g.Operands;
         string target = ops.Count == 1 ? "/" : ops[^1];
         var sources = ops.Count == 1 ? ops : ops.GetRange(0, ops.Count - 1);
@@ -380,7 +475,7 @@ public static class FileOps
 
     private static StorageStatus Link(FileTree tree, string source, string to, bool symbolic, bool force)
     {
-        var status = tree.Locate(to, out var mount, out string inner);
+        var status = tree.Locate(to, out var mount, out string inner, write: true);
         if (status != StorageStatus.Ok) return status;
         if (!symbolic)
         {
@@ -412,7 +507,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + MvDescriptor.Options);
         if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"mv: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "mv", usage));
-        var tree = new FileTree(ctx, "mv");
+        if (FileTree.Open(ctx, "mv") is not { } tree) return Task.FromResult(1);
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "mv", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
@@ -454,8 +549,10 @@ public static class FileOps
             ctx.Err.WriteLine($"mv: cannot access {source}");
             return false;
         }
-        status = tree.Locate(to, out var mount, out string inner);
-        if (status == StorageStatus.Ok && (tree.Mounts.MountedAt(FileTree.Absolute(source)) != null || tree.Mounts.MountedAt(to) != null))
+        var writable = tree.Locate(source, out _, out _, write: true);
+        status = tree.Locate(to, out var mount, out string inner, write: true);
+        if (writable != StorageStatus.Ok) status = writable;
+        if (status == StorageStatus.Ok && (tree.IsMountPoint(source) || tree.IsMountPoint(to)))
             status = StorageStatus.DatasetBusy;
         if (status == StorageStatus.Ok && mount == from) status = from.FileSystem.Rename(fromInner, inner).Status;
         else if (status == StorageStatus.Ok)
@@ -477,7 +574,7 @@ public static class FileOps
         var g = Getopt.Parse(args, ":" + CpDescriptor.Options);
         if (g.Error == null && g.Operands.Count < 2) ctx.Err.WriteLine($"cp: Insufficient arguments ({g.Operands.Count})");
         if (g.Error != null || g.Operands.Count < 2) return Task.FromResult(Usage(ctx, g, "cp", usage));
-        var tree = new FileTree(ctx, "cp");
+        if (FileTree.Open(ctx, "cp") is not { } tree) return Task.FromResult(1);
         var (sources, target, intoDir, refused) = Targets(tree, g.Operands, "cp", usage);
         if (refused) return Task.FromResult(2);
         int code = 0;
@@ -529,7 +626,7 @@ public static class FileOps
             if (preserve) Preserve(tree, to, attributes);
             return ok;
         }
-        status = tree.Locate(to, out var mount, out string inner);
+        status = tree.Locate(to, true, true, out var mount, out string inner);
         if (status == StorageStatus.Ok && mount == from && mount.FileSystem.Stat(inner, out var same).IsOk && same.Inode == attributes.Inode)
         {
             ctx.Err.WriteLine($"{command}: {source} and {shown} are identical");
@@ -555,7 +652,7 @@ public static class FileOps
     /// <summary>-p: mode, owner and times as the source's.</summary>
     private static void Preserve(FileTree tree, string path, FileAttributes a)
     {
-        if (tree.Locate(path, out var mount, out string inner) != StorageStatus.Ok) return;
+        if (tree.Locate(path, true, true, out var mount, out string inner) != StorageStatus.Ok) return;
         mount.FileSystem.ChangeMode(inner, a.Mode);
         mount.FileSystem.ChangeOwner(inner, a.Uid, a.Gid);
         mount.FileSystem.SetTimes(inner, a.Atime, a.Mtime);

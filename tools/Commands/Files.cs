@@ -6,56 +6,101 @@ using SmartOS.Zones;
 namespace SmartOS.Cli.Commands;
 
 /// <summary>
-/// What the file commands (ls, cat, cp, mkdir, rm, rmdir, mv, ln, touch, df, du, digest, mkfile, dd)
-/// share: paths of the host's one tree resolved through its mount table (zones/MountTable.cs), errors
-/// worded as illumos's strerror words them, and the commit every command ends with.
+/// What the file commands (ls, cat, cp, mkdir, rm, rmdir, mv, ln, chmod, touch, df, du, digest, mkfile, dd)
+/// share: paths resolved in the view of the command's zone (zones/FileView.cs) over the host's mount
+/// table (zones/MountTable.cs), errors worded as illumos's strerror words them, and the commit every
+/// command ends with.
 /// </summary>
 /// <remarks>
 /// Rules
 ///   1. A path is absolute, or relative to "/": the host has no per-command working directory in
 ///      its own tree (CommandContext.WorkingDirectory is a directory of the machine the front end
-///      runs on). ".." is applied lexically, and "/" itself is in no mount unless a dataset is mounted
-///      there (MountTable.cs, not done yet).
+///      runs on). Paths resolve in the command's view, one resolution for the global zone and zones
+///      (FileView rule 1): in a zone (zlogin ZONE cmd) "/" is the zone's root, zonepath/root, and no
+///      "..", symbolic link or absolute link target reaches outside it, as under chroot.
 ///   2. Every command checks its options and operands before it changes anything, and commits the
 ///      pools it used before it returns (MountTable rule 5): what it did is durable when it reports.
-///   3. Zones have no datasets yet (a later issue puts zones on the pool): the commands refuse to run
-///      in a non-global zone, with one message (ZoneRefusal).
+///   3. A zone whose zonepath is on no mounted dataset (a host without a zones pool) has no files:
+///      the commands refuse to run there, with one message (Open).
 ///   4. Files are created as root (uid 0, gid 0) with mode 0666 or 0777 less umask 022.
+///   5. A change under a read-only lofs mount of the zone is EROFS (FileView rule 3): the commands
+///      that change a path locate it with write set.
 /// </remarks>
-internal sealed class FileTree(CommandContext ctx, string command)
+internal sealed class FileTree
 {
     public const uint FileMode = 0x1A4;       // 0644
     public const uint DirectoryMode = 0x1ED;  // 0755
 
-    /// <summary>Rule 3's refusal, for every file command's descriptor.</summary>
-    public static string ZoneRefusal(string command)
-        => $"{command}: zones have no file systems yet: run it in the global zone";
-
-    public CommandContext Context { get; } = ctx;
-    public string Command { get; } = command;
-    public MountTable Mounts { get; } = ctx.Host.Mounts;
-
-    /// <summary>The absolute, cleaned form of an operand (rule 1).</summary>
-    public static string Absolute(string operand) => MountTable.Clean(operand.StartsWith('/') ? operand : "/" + operand);
-
-    /// <summary>Where a path is: its mount and the path inside it; ENOENT outside every mount.</summary>
-    public StorageStatus Locate(string path, out Mount mount, out string inner)
+    private FileTree(CommandContext ctx, string command, FileView view)
     {
-        if (Mounts.Resolve(Absolute(path), out var m, out inner)) { mount = m!; return StorageStatus.Ok; }
-        mount = null!;
-        return StorageStatus.NoSuchObject;
+        Context = ctx;
+        Command = command;
+        View = view;
     }
 
-    /// <summary>stat(2) (follow) or lstat(2) of a path of the host's tree.</summary>
-    public StorageStatus Stat(string path, bool follow, out FileAttributes attributes, out Mount mount, out string inner)
+    /// <summary>The command's tree in its zone's view, or null after printing rule 3's refusal.</summary>
+    public static FileTree? Open(CommandContext ctx, string command)
+    {
+        if (ctx.Zone == "global") return new FileTree(ctx, command, FileView.Global(ctx.Host.Mounts));
+        string problem = $"zone '{ctx.Zone}' is not configured";
+        var view = ctx.RunningZone is { } zone ? FileView.ForZone(ctx.Host.Mounts, zone, out problem) : null;
+        if (view is null)
+        {
+            ctx.Err.WriteLine($"{command}: {problem}");
+            return null;
+        }
+        return new FileTree(ctx, command, view);
+    }
+
+    public CommandContext Context { get; }
+    public string Command { get; }
+    public FileView View { get; }
+    public MountTable Mounts => View.Mounts;
+
+    /// <summary>The absolute, cleaned form of an operand (rule 1), as the command's view names it.</summary>
+    public static string Absolute(string operand) => MountTable.Clean(operand.StartsWith('/') ? operand : "/" + operand);
+
+    /// <summary>
+    /// Where a path is: its mount and the path inside it, its last name not followed; ENOENT outside
+    /// every mount, EROFS for a write under a read-only lofs (rule 5).
+    /// </summary>
+    public StorageStatus Locate(string path, out Mount mount, out string inner, bool write = false)
+        => Locate(path, false, write, out mount, out inner);
+
+    /// <summary>Where a path is, its last name followed when follow (rule 1).</summary>
+    public StorageStatus Locate(string path, bool follow, bool write, out Mount mount, out string inner)
+    {
+        var status = View.Resolve(path, follow, out var at);
+        mount = at.Mount;
+        inner = at.Inner;
+        if (status != StorageStatus.Ok) { mount = null!; return status; }
+        return write && at.ReadOnly ? StorageStatus.ReadOnly : StorageStatus.Ok;
+    }
+
+    /// <summary>
+    /// stat(2) (follow) or lstat(2) of a path of the view; mount and inner are where it was found (the
+    /// link's target when followed), so a change made through them acts on what was stat'ed.
+    /// </summary>
+    public StorageStatus Stat(string path, bool follow, out FileAttributes attributes, out Mount mount, out string inner, bool write = false)
     {
         attributes = default;
-        var where = Locate(path, out mount, out inner);
+        var where = Locate(path, follow, false, out mount, out inner);
         if (where != StorageStatus.Ok) return where;
-        return (follow ? mount.FileSystem.Stat(inner, out attributes) : mount.FileSystem.StatLink(inner, out attributes)).Status;
+        var status = mount.FileSystem.StatLink(inner, out attributes).Status;
+        if (status == StorageStatus.Ok && write) return Locate(path, follow, true, out _, out _);
+        return status;
     }
 
     public StorageStatus Stat(string path, bool follow, out FileAttributes attributes) => Stat(path, follow, out attributes, out _, out _);
+
+    /// <summary>Whether a path of the view is a mountpoint (a dataset's, or a lofs dir of the zone):
+    /// rmdir and rename of it are EBUSY.</summary>
+    public bool IsMountPoint(string path)
+    {
+        if (View.Walk(path, false, out string viewPath) != StorageStatus.Ok) return false;
+        foreach (var lofs in View.Lofs) if (lofs.Dir == viewPath) return true;
+        return Mounts.MountedAt(View.HostPath(viewPath, out _)) != null;
+    }
 
     /// <summary>Ends the command (rule 2): commits, and turns a failed commit into a failure.</summary>
     public int Finish(int code)

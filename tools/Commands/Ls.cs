@@ -23,7 +23,6 @@ public static class Ls
     public static readonly CommandDescriptor Descriptor = new("ls", "list contents of directory", RunAsync)
     {
         Options = "1aAdFhilnprRst",
-        ZoneRefusal = FileTree.ZoneRefusal("ls"),
     };
 
     private const long SixMonths = 365L / 2 * 24 * 60 * 60;
@@ -44,7 +43,7 @@ public static class Ls
         }
         var o = new Options(g.Has("a"), g.Has("A"), g.Has("d"), g.Has("F"), g.Has("h"), g.Has("i"), g.Has("l") || g.Has("n"),
             g.Has("n"), g.Has("p"), g.Has("r"), g.Has("R"), g.Has("s"), g.Has("t"));
-        var tree = new FileTree(ctx, "ls");
+        if (FileTree.Open(ctx, "ls") is not { } tree) return Task.FromResult(1);
         var operands = g.Operands.Count == 0 ? ["/"] : g.Operands;
         var files = new List<Entry>();
         var directories = new List<Entry>();
@@ -125,7 +124,7 @@ public static class Ls
     private static List<Entry> List(FileTree tree, Entry dir, Options o, out StorageStatus failure)
     {
         var entries = new List<Entry>();
-        failure = tree.Locate(dir.Path, out var mount, out string inner);
+        failure = tree.Locate(dir.Path, true, false, out var mount, out string inner);
         if (failure != StorageStatus.Ok) return entries;
         var names = new List<DirectoryEntry>();
         failure = mount.FileSystem.ReadDirectory(inner, names).Status;

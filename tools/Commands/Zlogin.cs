@@ -7,7 +7,9 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// zlogin(1): `zlogin ZONE COMMAND [ARGS]` runs COMMAND through the dispatcher inside ZONE
 /// (CommandContext.Zone = ZONE) and exits with its status. In an lx zone COMMAND is a real Linux
-/// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs); its
+/// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs), and, for
+/// a zone on a dataset, chrooted into the zone's root as FUSE shows it to Linux (zones/ZoneFiles.cs
+/// LinuxRoot), so its writes land in the pool; its
 /// standard input, output and error are bytes copied as they come, at the pace of the slower side
 /// (Dispatcher.cs rules 5 and 6), and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
@@ -78,7 +80,17 @@ public static class Zlogin
             return 1;
         }
         if (command.Length == 0) return NoInteractive(ctx);
-        if (zone.Stack is LxZoneStack lx) return await RunLinuxAsync(ctx, lx.Namespace, command);
+        if (zone.Stack is LxZoneStack lx)
+        {
+            // A zone on a dataset runs chrooted into its root, shown to Linux through FUSE.
+            string? root = ZoneFiles.LinuxRoot(ctx.Host, zone, out string? problem);
+            if (problem != null)
+            {
+                ctx.Err.WriteLine($"zlogin: {problem}");
+                return 1;
+            }
+            return await RunLinuxAsync(ctx, lx.Namespace, root, command);
+        }
         return await Dispatcher.StartAsync(ctx.InZone(name), command);
     }
 
@@ -86,13 +98,14 @@ public static class Zlogin
     /// copied as bytes: each pipe read or write completes off the loop and the await brings the copy
     /// back to the loop, where the context's streams live; a copy waits for the slower side, so the
     /// program blocks on a full pipe rather than filling memory. ^C kills the process tree and exits 130.</summary>
-    private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string[] command)
+    private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string? root, string[] command)
     {
         var psi = new ProcessStartInfo(LxZoneNetwork.FindIp() ?? "ip")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
-        foreach (string a in (string[])["netns", "exec", ns, .. command]) psi.ArgumentList.Add(a);
+        string[] chroot = root is null ? [] : ["chroot", root];
+        foreach (string a in (string[])["netns", "exec", ns, .. chroot, .. command]) psi.ArgumentList.Add(a);
         Process p;
         try { p = Process.Start(psi)!; }
         catch (System.ComponentModel.Win32Exception e)

@@ -12,10 +12,11 @@ namespace SmartOS.Cli.Commands;
 /// working copy of the zone's configuration; nothing applies until `commit` (or the implicit commit
 /// at the end of the input, as zonecfg does on exit). The first error stops the run, names the
 /// property, and leaves everything after the last commit unapplied. Resources: net, capped-memory,
-/// attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs) and
-/// dataset (delegated to the zone: zfs in it sees that tree; zones/ZoneDatasets.cs).
+/// attr (illumos's checks and words at end; a VM's own attrs are vmadm's, zones/VmAttrs.cs), fs of
+/// type lofs (Zonecfg.Fs.cs) and dataset (delegated to the zone: zfs in it sees that tree;
+/// zones/ZoneDatasets.cs).
 /// </summary>
-public static class Zonecfg
+public static partial class Zonecfg
 {
     public static readonly CommandDescriptor Descriptor = new("zonecfg", "set up zone configuration", RunAsync)
     {
@@ -52,6 +53,8 @@ public static class Zonecfg
         public long? Memory;
         /// <summary>The name of the dataset resource being added ("" until set).</summary>
         public string? Dataset;
+        /// <summary>The fs being added in the "fs" scope.</summary>
+        public ZoneFs? Fs;
         public bool Stopped;
     }
 
@@ -180,7 +183,7 @@ public static class Zonecfg
             case "end": End(s, w); return;
             case "cancel":
                 if (s.Scope == null) throw new ZonecfgError("cancel: not in a resource scope");
-                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null; s.Dataset = null;
+                s.Scope = null; s.Net = null; s.Attr = null; s.OldAttr = null; s.Dataset = null; s.Fs = null;
                 return;
             case "select": Select(s, w); return;
             case "remove": Remove(s, w); return;
@@ -321,6 +324,9 @@ public static class Zonecfg
                         throw new ZonecfgError($"{prop}: unknown property for net");
                 }
                 break;
+            case "fs":
+                SetFs(s.Fs!, prop, value);
+                break;
             case "attr":
                 // zonecfg takes any text here; end checks it (EndAttr).
                 switch (prop)
@@ -356,6 +362,7 @@ public static class Zonecfg
     private static void Add(Session s, string[] w)
     {
         var cfg = Need(s);
+        if (s.Scope == "fs" && w.Length >= 2 && w[1] == "options") { AddOptions(s.Fs!, w); return; }
         GlobalScope(s, "add");
         if (w.Length != 2) throw new ZonecfgError("add: usage: add <resource-type>");
         switch (w[1])
@@ -378,7 +385,11 @@ public static class Zonecfg
                 s.Scope = "dataset";
                 s.Dataset = "";
                 break;
-            case "fs" or "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
+            case "fs":
+                s.Scope = "fs";
+                s.Fs = new ZoneFs();
+                break;
+            case "device" or "rctl" or "capped-cpu" or "dedicated-cpu" or "admin" or "security-flags":
                 throw new ZonecfgError($"{w[1]}: this resource type is not supported yet: it would not be enforced");
             default:
                 throw new ZonecfgError($"{w[1]}: unknown resource type");
@@ -405,6 +416,10 @@ public static class Zonecfg
         {
             EndDataset(cfg, s.Dataset!);
         }
+        else if (s.Scope == "fs")
+        {
+            EndFs(cfg, s.Fs!);
+        }
         else
         {
             if (s.Memory == null) throw new ZonecfgError("capped-memory: physical not specified");
@@ -415,6 +430,7 @@ public static class Zonecfg
         s.Attr = null;
         s.OldAttr = null;
         s.Dataset = null;
+        s.Fs = null;
         s.Dirty = true;
     }
 
@@ -499,7 +515,7 @@ public static class Zonecfg
         var cfg = Need(s);
         GlobalScope(s, "select");
         if (w.Length < 2) throw new ZonecfgError("select: usage: select <resource-type> { <property-name>=<property-value> }");
-        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" or "dataset" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
+        if (w[1] != "attr") throw new ZonecfgError(w[1] is "net" or "capped-memory" or "dataset" or "fs" ? $"select {w[1]}: not supported yet: use remove and add" : $"{w[1]}: unknown resource type");
         if (w.Length < 3) throw new ZonecfgError("select attr: Insufficient specification");
         var matches = MatchAttrs(cfg, w, 2, "select");
         if (matches.Count == 0) throw new ZonecfgError("select attr: No such resource with that id");
@@ -554,6 +570,9 @@ public static class Zonecfg
                     else if (!cfg.Datasets.Remove(name)) throw new ZonecfgError($"dataset: no resource with name={ConfigText.Echo(name)}");
                     break;
                 }
+            case "fs":
+                RemoveFs(cfg, w, i, force);
+                break;
             case "capped-memory":
                 if (cfg.CappedMemory == null) throw new ZonecfgError("capped-memory: no such resource");
                 cfg.CappedMemory = null;
@@ -618,7 +637,8 @@ public static class Zonecfg
             sb.Append("autoboot: ").Append(c.Autoboot ? "true" : "false").Append('\n');
             sb.Append("ip-type: ").Append(c.IpType).Append('\n');
         }
-        else if (only is not ("net" or "capped-memory" or "attr" or "dataset")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        else if (only is not ("net" or "capped-memory" or "attr" or "dataset" or "fs")) throw new ZonecfgError($"info: unknown resource type '{only}'");
+        if (only is null or "fs") InfoFs(sb, c);
         if (only is null or "net")
         {
             foreach (var n in c.Nets)
@@ -666,6 +686,7 @@ public static class Zonecfg
         sb.Append("set brand=").Append(c.Brand).Append('\n');
         sb.Append("set autoboot=").Append(c.Autoboot ? "true" : "false").Append('\n');
         sb.Append("set ip-type=").Append(c.IpType).Append('\n');
+        ExportFs(sb, c);
         foreach (var n in c.Nets)
         {
             sb.Append("add net\n");

@@ -357,7 +357,7 @@ public class FileCommandTests
     }
 
     [Test]
-    public void File_commands_are_refused_in_a_zone_and_change_nothing()
+    public void File_commands_in_an_unknown_zone_are_refused_and_change_nothing()
     {
         var h = Tank();
         var ctx = new CommandContext
@@ -368,7 +368,7 @@ public class FileCommandTests
         h.World.Scheduler.RunUntil(() => task.IsCompleted);
         Assert.That(task.Result, Is.EqualTo(1));
         Assert.That(Encoding.UTF8.GetString(((MemoryStream)ctx.StderrBytes).ToArray()),
-            Is.EqualTo("mkdir: zones have no file systems yet: run it in the global zone\n"));
+            Is.EqualTo("mkdir: zone 'z1' is not configured\n"));
         Assert.That(h.Ok(A("ls /tank")), Is.Empty);
     }
 
