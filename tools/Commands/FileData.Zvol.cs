@@ -30,7 +30,7 @@ public static partial class FileData
             ctx.Err.WriteLine($"dd: {o.Output}: open: No such file or directory");
             return 2;
         }
-        var tree = new FileTree(ctx, "dd");
+        if (FileTree.Open(ctx, "dd") is not { } tree) return 1;
         ZplFileSystem? inFs = null;
         long inInode = 0;
         if (o.Input is not null)
