@@ -19,6 +19,21 @@ public static class CommandInput
     /// <summary>"1 MiB": how messages name the limit.</summary>
     public static string MaxBytesText => $"{MaxBytes >> 20} MiB";
 
+    /// <summary>All of a binary stream (a zfs or vmadm send stream), or null past <paramref name="max"/>
+    /// bytes; the caller reads it off the loop on a running host, as the text reads here are.</summary>
+    public static byte[]? ReadBytes(Stream input, long max)
+    {
+        using var all = new MemoryStream();
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = input.Read(buffer)) > 0)
+        {
+            if (all.Length + n > max) return null;
+            all.Write(buffer, 0, n);
+        }
+        return all.ToArray();
+    }
+
     /// <summary>Reads a file as UTF-8 text, or returns null with why (no such file, too large).</summary>
     public static async Task<(string? Text, string? Error)> ReadFileAsync(CommandContext ctx, string path)
     {

@@ -127,16 +127,5 @@ public static class VmadmMigration
     }
 
     /// <summary>All of a stream, or null past MaxStream.</summary>
-    private static byte[]? ReadAll(Stream input)
-    {
-        using var all = new MemoryStream();
-        var buffer = new byte[1 << 16];
-        int n;
-        while ((n = input.Read(buffer)) > 0)
-        {
-            if (all.Length + n > MaxStream) return null;
-            all.Write(buffer, 0, n);
-        }
-        return all.ToArray();
-    }
+    private static byte[]? ReadAll(Stream input) => CommandInput.ReadBytes(input, MaxStream);
 }

@@ -128,18 +128,7 @@ public static partial class Zfs
            && pool.Datasets.Get(fs, "mountpoint", out var mountpoint).IsOk && mountpoint.Value.StartsWith('/');
 
     /// <summary>All of a stream, or null past MaxStream.</summary>
-    private static byte[]? ReadAll(Stream input)
-    {
-        using var all = new MemoryStream();
-        var buffer = new byte[1 << 16];
-        int n;
-        while ((n = input.Read(buffer)) > 0)
-        {
-            if (all.Length + n > MaxStream) return null;
-            all.Write(buffer, 0, n);
-        }
-        return all.ToArray();
-    }
+    private static byte[]? ReadAll(Stream input) => CommandInput.ReadBytes(input, MaxStream);
 
     private static int Diff(CommandContext ctx, string[] argv)
     {
