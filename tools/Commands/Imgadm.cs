@@ -19,7 +19,7 @@ namespace SmartOS.Cli.Commands;
 /// <remarks>
 /// Options imgadm has that need what is not here are refused by name, never ignored: sources -e
 /// (an editor), -k (TLS), -t docker|dsapi; create -s (a prepare-image script run in the guest), -p
-/// (publishing to a server), create -c xz (no xz encoder), -i of a bhyve/kvm VM (ImageStore "Not done"); list
+/// (publishing to a server), -i of a bhyve/kvm VM (ImageStore "Not done"); list
 /// --docker; -P with a pool other than zones; the subcommands avail, update, ancestry and publish
 /// (they talk to image servers).
 /// </remarks>

@@ -40,7 +40,7 @@
  * the origin cannot be deleted while it is there (rule 3).
  *
  * Not done: incremental zvol images (volume streams are full ones, ZvolStream.cs). xz files are read
- * (SharpCompress) but not written: no managed xz encoder. requirements.min_platform is not set by
+ * by SharpCompress and written by liblzma (Xz.cs: no managed encoder restores here). requirements.min_platform is not set by
  * create (there is no platform image to name). Docker images and IMGAPI servers over the network
  * are not supported.
  */
@@ -470,8 +470,6 @@ public sealed class ImageStore
         if (zone.State != ZoneState.Installed) return new ImageError("VmNotStopped", $"vm \"{vmUuid}\" is not stopped");
         if (Array.IndexOf(Compressions, request.Compression) < 0)
             return new ImageError("Usage", $"invalid -c,--compression \"{request.Compression}\": must be one of \"{string.Join("\", \"", Compressions)}\"");
-        if (request.Compression == "xz")
-            return new ImageError("NotSupported", "xz compression is not supported here: xz image files can be installed, but there is no xz encoder to write one; use gzip or bzip2");
         var pool = ZonesPool;
         if (pool is null) return NoPool();
         bool hvm = zone.Config.Brand is "bhyve" or "kvm";
@@ -485,7 +483,7 @@ public sealed class ImageStore
         if (invalid is not null) return new ImageError("ManifestValidation", invalid);
 
         string prefix = SavePrefix(request, manifest);
-        string filePath = prefix + ".zfs" + request.Compression switch { "gzip" => ".gz", "bzip2" => ".bz2", _ => "" };
+        string filePath = prefix + ".zfs" + request.Compression switch { "gzip" => ".gz", "bzip2" => ".bz2", "xz" => ".xz", _ => "" };
         string manifestPath = prefix + ".imgmanifest";
         string final = dataset + "@final";
         if (pool.Datasets.Exists(final))
@@ -505,7 +503,8 @@ public sealed class ImageStore
             string? from = request.Incremental ? $"{Zpool}/{origin!.Manifest.Uuid}@final" : null;
             var sent = hvm ? ZvolStream.Send(pool.Datasets, final, stream) : pool.Datasets.Send(final, new SendOptions { From = from }, stream);
             if (!sent.IsOk) return new ImageError("InternalError", $"zfs send error: {sent.Message}");
-            byte[] file = Compress(stream.ToArray(), request.Compression);
+            byte[]? file = Compress(stream.ToArray(), request.Compression, out string? compressError);
+            if (file is null) return new ImageError("InternalError", $"error compressing image file: {compressError}");
             manifest.Json["files"] = new JsonArray(new JsonObject
             {
                 ["size"] = file.LongLength, ["compression"] = request.Compression, ["sha1"] = Convert.ToHexStringLower(SHA1.HashData(file)),
@@ -582,11 +581,14 @@ public sealed class ImageStore
         return System.Text.RegularExpressions.Regex.Replace(t, "[-\\s]+", "-");
     }
 
-    /// <summary>The file's bytes in the compression asked for. gzip is .NET's deflate in gzip framing
-    /// (mtime 0, no name), bzip2 SharpCompress's: both give the same bytes for the same stream.</summary>
-    private static byte[] Compress(byte[] stream, string compression)
+    /// <summary>The file's bytes in the compression asked for, or null with why. gzip is .NET's deflate
+    /// in gzip framing (mtime 0, no name), bzip2 SharpCompress's, xz liblzma's (Xz.cs): each gives the
+    /// same bytes for the same stream.</summary>
+    private static byte[]? Compress(byte[] stream, string compression, out string? error)
     {
+        error = null;
         if (compression == "none") return stream;
+        if (compression == "xz") return Xz.Encode(stream, out error);
         using var output = new MemoryStream();
         using (Stream encoder = compression == "gzip"
                    ? new GZipStream(output, CompressionLevel.SmallestSize, leaveOpen: true)

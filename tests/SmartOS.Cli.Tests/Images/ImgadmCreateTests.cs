@@ -34,8 +34,11 @@ public class ImgadmCreateTests
     [TestCase("gzip", ".zfs.gz")]
     [TestCase("bzip2", ".zfs.bz2")]
     [TestCase("none", ".zfs")]
+    [TestCase("xz", ".zfs.xz")]
     public void Create_writes_a_stream_and_a_v2_manifest_with_its_sha1_and_size_that_install_takes_back(string compression, string extension)
     {
+        if (compression == "xz" && !File.Exists("/usr/lib/x86_64-linux-gnu/liblzma.so.5") && !File.Exists("/lib/x86_64-linux-gnu/liblzma.so.5"))
+            Assert.Ignore("liblzma.so.5 (Debian's liblzma5) is not installed: imgadm writes xz through it");
         using var h = new ImgadmHost();
         JoyentVm(h);
         Directory.CreateDirectory(Path.Combine(h.Root, "out"));
@@ -113,7 +116,6 @@ public class ImgadmCreateTests
             Is.EqualTo("imgadm create: error (ManifestValidation): invalid manifest: os (MissingParameter)\n"));
         Assert.That(h.Fails($"imgadm create -c lzma {Vm} name=a version=1").Stderr,
             Is.EqualTo("imgadm create: error (Usage): invalid -c,--compression \"lzma\": must be one of \"none\", \"bzip2\", \"gzip\", \"xz\"\n"));
-        Assert.That(h.Fails($"imgadm create -c xz {Vm} name=a version=1").Stderr, Does.StartWith("imgadm create: error (NotSupported): xz compression is not supported here"));
         Assert.That(h.Fails($"imgadm create -i {Vm} name=a version=1 type=zone-dataset os=smartos").Stderr,
             Is.EqualTo($"imgadm create: error (VmHasNoOrigin): cannot create an incremental image: vm \"{Vm}\" has no origin\n"));
         Assert.That(h.Fails($"imgadm create -s prep.sh {Vm} name=a version=1").Stderr, Does.Contain("imgadm create -s is not supported here"));
