@@ -6,7 +6,7 @@
  *   VM datasets  what VM.js's getAllDatasets sends: the VM's root dataset zones/<uuid> with every
  *                dataset below it (zones/<uuid>/data, delegated), and the bhyve/kvm disk volumes
  *                zones/<uuid>-disk<N> beside it. Parents come before children.
- *   @sending     the snapshot VM.js takes (recursively) of each filesystem to send and destroys after,
+ *   @sending     the snapshot VM.js takes (recursively) of each dataset to send and destroys after,
  *                on both hosts; here too.
  *   chunk        one framed piece of the stream: the JSON, the zone's configuration record, one zfs
  *                send stream, one volume's blocks, one dataset's local properties.
@@ -21,8 +21,8 @@
  *            3 STREAM    name dataset@snapshot; a zfs send stream: the dataset's first snapshot in full,
  *                        each later one incremental on the one before (so its snapshots travel, as
  *                        VM.js's zfs send -R carries them), the last being @sending.
- *            4 VOLUME    name the volume; u64 volsize, u64 volblocksize, then extents (u64 offset, u32
- *                        length, the bytes) of the blocks that are not all zero: the disk's contents.
+ *            4 VOLUME    name the volume; the zfs send stream of its @sending snapshot, as `zfs send`
+ *                        and imgadm write a volume's (storage/Send/ZvolStream.cs): the disk's contents.
  *            5 PROPS     name the dataset; "name=value\n" lines, its locally set properties (quota,
  *                        zoned, refreservation, ...) but for those a volume is created with.
  *            255 END     name "END"; u32 the number of chunks before it, and SHA-256 of every byte of
@@ -53,6 +53,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SmartOS.Storage;
+using SmartOS.Storage.Send;
 
 namespace SmartOS.Zones;
 
@@ -115,7 +116,7 @@ public static class VmMigration
             };
             foreach (string ds in datasets)
             {
-                string? error = IsVolume(pool, ds) ? AddVolume(pool, ds, chunks) : AddFilesystem(pool, ds, chunks, snapshots);
+                string? error = IsVolume(pool, ds) ? AddVolume(pool, ds, chunks, snapshots) : AddFilesystem(pool, ds, chunks, snapshots);
                 if (error != null) return error;
                 chunks.Add(new(ChunkKind.Props, ds, Properties(pool, ds)));
             }
@@ -133,11 +134,7 @@ public static class VmMigration
     /// <summary>A filesystem's snapshots as streams: the first full, each later one on the one before.</summary>
     private static string? AddFilesystem(Pool pool, string ds, List<Chunk> chunks, List<string> made)
     {
-        string sending = ds + "@" + SendingSnapshot;
-        // VM.js destroys an @sending left by an earlier send that died before it could.
-        if (pool.Datasets.Exists(sending) && pool.Datasets.Destroy(sending) is { IsOk: false } stale) return stale.Message;
-        if (pool.Datasets.Snapshot(sending) is { IsOk: false } snap) return snap.Message;
-        made.Add(sending);
+        if (TakeSending(pool, ds, made) is string error) return error;
         if (!pool.Datasets.List(ds, 1, DatasetKinds.Snapshot, out var snaps).IsOk) return $"cannot list the snapshots of {ds}";
         string? previous = null;
         foreach (string s in snaps)
@@ -151,32 +148,27 @@ public static class VmMigration
         return null;
     }
 
-    /// <summary>A volume's size, block size and the blocks that hold anything.</summary>
-    private static string? AddVolume(Pool pool, string ds, List<Chunk> chunks)
+    /// <summary>A volume as the full stream of its @sending snapshot (its own snapshots do not travel).</summary>
+    private static string? AddVolume(Pool pool, string ds, List<Chunk> chunks, List<string> made)
     {
         if (pool.Datasets.List(ds, 1, DatasetKinds.Snapshot, out var snaps).IsOk && snaps.Count > 0)
             return $"volume {ds} has snapshots ({snaps[0]}): sending a volume's snapshots is not supported here";
-        if (!pool.Datasets.Get(ds, "volsize", out var size).IsOk || size.Number is not long volsize
-            || !pool.Datasets.Get(ds, "volblocksize", out var bs).IsOk || bs.Number is not long block)
-            return $"cannot read the size of volume {ds}";
-        using var payload = new MemoryStream();
-        Span<byte> head = stackalloc byte[16];
-        BinaryPrimitives.WriteInt64BigEndian(head, volsize);
-        BinaryPrimitives.WriteInt64BigEndian(head[8..], block);
-        payload.Write(head);
-        var buffer = new byte[block];
-        Span<byte> extent = stackalloc byte[12];
-        for (long offset = 0; offset < volsize; offset += block)
-        {
-            var read = pool.Datasets.ReadVolume(ds, offset, buffer, out int n);
-            if (!read.IsOk) return read.Message;
-            if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) < 0) continue;
-            BinaryPrimitives.WriteInt64BigEndian(extent, offset);
-            BinaryPrimitives.WriteInt32BigEndian(extent[8..], n);
-            payload.Write(extent);
-            payload.Write(buffer, 0, n);
-        }
-        chunks.Add(new(ChunkKind.Volume, ds, payload.ToArray()));
+        if (TakeSending(pool, ds, made) is string error) return error;
+        using var stream = new MemoryStream();
+        var sent = ZvolStream.Send(pool.Datasets, ds + "@" + SendingSnapshot, stream);
+        if (!sent.IsOk) return sent.Message;
+        chunks.Add(new(ChunkKind.Volume, ds, stream.ToArray()));
+        return null;
+    }
+
+    /// <summary>Takes DS@sending, listed in <paramref name="made"/> to be destroyed after the send.</summary>
+    private static string? TakeSending(Pool pool, string ds, List<string> made)
+    {
+        string sending = ds + "@" + SendingSnapshot;
+        // VM.js destroys an @sending left by an earlier send that died before it could.
+        if (pool.Datasets.Exists(sending) && pool.Datasets.Destroy(sending) is { IsOk: false } stale) return stale.Message;
+        if (pool.Datasets.Snapshot(sending) is { IsOk: false } snap) return snap.Message;
+        made.Add(sending);
         return null;
     }
 
@@ -405,33 +397,13 @@ public static class VmMigration
         return received.IsOk ? null : received.Message;
     }
 
+    /// <summary>A volume's stream, received as the volume and its @sending (destroyed after, as a
+    /// filesystem's); a reserved volume's refreservation comes with its PROPS chunk, refused there when
+    /// the pool has no room for it.</summary>
     private static string? ReceiveVolume(Pool pool, Chunk c, List<string> made)
     {
-        var p = c.Payload.AsSpan();
-        if (p.Length < 16) return "invalid stream (bad volume chunk)";
-        long volsize = BinaryPrimitives.ReadInt64BigEndian(p);
-        long block = BinaryPrimitives.ReadInt64BigEndian(p[8..]);
-        var props = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["volsize"] = volsize.ToString(CultureInfo.InvariantCulture),
-            ["volblocksize"] = block.ToString(CultureInfo.InvariantCulture),
-        };
-        // Sparse here; a reserved volume's refreservation comes with its PROPS chunk, and is refused there
-        // when the pool has no room for it.
-        var created = pool.Datasets.Create(c.Name, DatasetType.Volume, props, sparse: true);
-        if (!created.IsOk) return created.Message;
+        if (ZvolStream.Receive(pool.Datasets, c.Payload, c.Name, SendingSnapshot) is string error) return error;
         made.Add(c.Name);
-        int at = 16;
-        while (at < p.Length)
-        {
-            if (p.Length - at < 12) return "invalid stream (bad volume extent)";
-            long offset = BinaryPrimitives.ReadInt64BigEndian(p[at..]);
-            int length = BinaryPrimitives.ReadInt32BigEndian(p[(at + 8)..]);
-            if (length < 0 || length > p.Length - at - 12 || offset < 0 || offset > volsize - length) return "invalid stream (bad volume extent)";
-            var written = pool.Datasets.WriteVolume(c.Name, offset, p.Slice(at + 12, length));
-            if (!written.IsOk) return written.Message;
-            at += 12 + length;
-        }
         var committed = pool.Commit();
         return committed.IsOk ? null : committed.Message;
     }

@@ -6,7 +6,7 @@ namespace SmartOS.Cli.Commands;
 /// <summary>
 /// zfs send, receive and diff: streams of the dataset layer (storage/Dsl.Send.cs) on the command's
 /// standard output and input, as bytes (Dispatcher.cs rule 5). A volume's full stream, which the
-/// dataset layer does not send, is sent and received by zones/Images/ZvolStream.cs.
+/// dataset layer does not send, is sent and received by storage/Send/ZvolStream.cs.
 /// </summary>
 /// <remarks>
 /// Rules
@@ -47,7 +47,7 @@ public static partial class Zfs
         var options = new SendOptions { From = g.Value("i") ?? g.Value("I"), Intermediates = g.Has("I"), Replicate = g.Has("R") };
         using var stream = new MemoryStream();
         var sent = TypeOf(pool, HeadOf(snapshot)) == "volume" && options is { From: null, Replicate: false }
-            ? SmartOS.Zones.Images.ZvolStream.Send(pool.Datasets, snapshot, stream)
+            ? SmartOS.Storage.Send.ZvolStream.Send(pool.Datasets, snapshot, stream)
             : pool.Datasets.Send(snapshot, options, stream);
         if (!sent.IsOk) return Refused(ctx, sent);
         await ctx.StdoutBytes.WriteAsync(stream.GetBuffer().AsMemory(0, (int)stream.Length), ctx.Cancel);
@@ -87,11 +87,11 @@ public static partial class Zfs
             ctx.Err.WriteLine($"cannot receive: stream larger than {StorageText.Nicenum(MaxStream)} is not supported here");
             return 1;
         }
-        if (SmartOS.Zones.Images.ZvolStream.IsVolumeStream(data))
+        if (SmartOS.Storage.Send.ZvolStream.IsVolumeStream(data))
         {
             string? refused = g.Has("F") || g.Has("d") || g.Has("e") || g.Has("n") || g.Has("s")
                 ? "cannot receive: -F, -d, -e, -n and -s are not supported for volume streams here"
-                : SmartOS.Zones.Images.ZvolStream.Receive(pool.Datasets, data, target);
+                : SmartOS.Storage.Send.ZvolStream.Receive(pool.Datasets, data, target);
             if (refused is null) return Log(ctx, pool, argv);
             ctx.Err.WriteLine(refused);
             return 1;

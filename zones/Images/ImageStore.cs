@@ -39,7 +39,7 @@
  * and applies the changes (storage/Dsl.SendClone.cs), so the new image is a clone of its origin, and
  * the origin cannot be deleted while it is there (rule 3).
  *
- * Not done: incremental zvol images (volume streams are full ones, ZvolStream.cs). xz files are read
+ * Not done: incremental zvol images (volume streams are full ones, storage/Send/ZvolStream.cs). xz files are read
  * by SharpCompress and written by liblzma (Xz.cs: no managed encoder restores here). requirements.min_platform is not set by
  * create (there is no platform image to name). Docker images and IMGAPI servers over the network
  * are not supported.
@@ -51,6 +51,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SmartOS.Kernel;
 using SmartOS.Storage;
+using SmartOS.Storage.Send;
 using SharpCompress.Compressors.BZip2;
 using SharpCompress.Compressors.Xz;
 using BzMode = SharpCompress.Compressors.CompressionMode;

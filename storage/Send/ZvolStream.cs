@@ -1,15 +1,13 @@
 using System.Globalization;
-using SmartOS.Storage;
-using SmartOS.Storage.Send;
 
-namespace SmartOS.Zones.Images;
+namespace SmartOS.Storage.Send;
 
 /// <summary>
 /// The zfs send stream of a volume (DMU_OST_ZVOL), as a zvol image's file holds it: object 1
 /// (DMU_OT_ZVOL) carries the volume's blocks at volblocksize, object 2 (DMU_OT_ZVOL_PROP) is a
 /// microzap with one entry, "size" = volsize, as zvol_create_cb writes them. The dataset layer sends
-/// and receives filesystems only (storage/Dsl.Send.cs, "Not done: volumes"), so images send and
-/// receive volumes here, on the stream codec (storage/Send) and the layer's volume I/O.
+/// and receives filesystems only (storage/Dsl.Send.cs, "Not done: volumes"), so zfs send/receive,
+/// imgadm and vmadm send volumes here, on the stream codec and the layer's volume I/O.
 /// </summary>
 /// <remarks>
 /// Rules
