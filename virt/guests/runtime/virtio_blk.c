@@ -1,4 +1,5 @@
 #include "virtio_blk.h"
+#include "virtio_mmio.h"
 
 #define VBLK_QUEUE 4
 #define REG(off) (*(volatile uint32_t *)(vblk_base + (off)))
@@ -22,30 +23,11 @@ static volatile uint8_t status;
 int vblk_init(uint64_t mmio_base)
 {
     vblk_base = mmio_base;
-    if (REG(0x000) != 0x74726976 || REG(0x004) != 2 || REG(0x008) != 2)
-        return -1;
-    REG(0x070) = 0;
-    REG(0x070) = 1;             /* ACKNOWLEDGE */
-    REG(0x070) = 1 | 2;         /* DRIVER */
-    REG(0x014) = 0;
-    uint32_t f0 = REG(0x010);
-    REG(0x014) = 1;
-    uint32_t f1 = REG(0x010);
-    if (!(f0 & (1u << 9)) || !(f1 & 1u))
-        return -2;
-    REG(0x024) = 0; REG(0x020) = 1u << 9;  /* VIRTIO_BLK_F_FLUSH */
-    REG(0x024) = 1; REG(0x020) = 1u;       /* VIRTIO_F_VERSION_1 */
-    REG(0x070) = 1 | 2 | 8;     /* FEATURES_OK */
-    if (!(REG(0x070) & 8))
-        return -3;
-    REG(0x030) = 0;
-    REG(0x038) = VBLK_QUEUE;
-    uint64_t d = (uint64_t)q.desc, a = (uint64_t)&q.avail, u = (uint64_t)&q.used;
-    REG(0x080) = (uint32_t)d; REG(0x084) = (uint32_t)(d >> 32);
-    REG(0x090) = (uint32_t)a; REG(0x094) = (uint32_t)(a >> 32);
-    REG(0x0A0) = (uint32_t)u; REG(0x0A4) = (uint32_t)(u >> 32);
-    REG(0x044) = 1;
-    REG(0x070) = 1 | 2 | 8 | 4; /* DRIVER_OK */
+    int negotiated = vmmio_negotiate(vblk_base, 2, 1u << 9);   /* block; VIRTIO_BLK_F_FLUSH */
+    if (negotiated != 0)
+        return negotiated;
+    vmmio_queue(vblk_base, 0, VBLK_QUEUE, q.desc, &q.avail, &q.used);
+    vmmio_driver_ok(vblk_base);
     return 0;
 }
 

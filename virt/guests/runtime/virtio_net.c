@@ -1,4 +1,5 @@
 #include "virtio_net.h"
+#include "virtio_mmio.h"
 
 #define REG(off) (*(volatile uint32_t *)(vnet_base + (off)))
 
@@ -22,38 +23,14 @@ static uint8_t txbuf[VNET_QUEUE][VNET_BUF] __attribute__((aligned(4096)));
 static uint8_t mac[6];
 static uint16_t rx_pending = 0xFFFF;
 
-static void setup_queue(uint32_t index, struct queue *q)
-{
-    REG(0x30) = index;
-    REG(0x38) = VNET_QUEUE;
-    uint64_t d = (uint64_t)q->desc, a = (uint64_t)&q->avail, u = (uint64_t)&q->used;
-    REG(0x80) = (uint32_t)d; REG(0x84) = (uint32_t)(d >> 32);
-    REG(0x90) = (uint32_t)a; REG(0x94) = (uint32_t)(a >> 32);
-    REG(0xA0) = (uint32_t)u; REG(0xA4) = (uint32_t)(u >> 32);
-    REG(0x44) = 1;
-}
-
 int vnet_init(uint64_t mmio_base)
 {
     vnet_base = mmio_base;
-    if (REG(0x000) != 0x74726976 || REG(0x004) != 2 || REG(0x008) != 1)
-        return -1;
-    REG(0x070) = 0;
-    REG(0x070) = 1;             /* ACKNOWLEDGE */
-    REG(0x070) = 1 | 2;         /* DRIVER */
-    REG(0x014) = 0;
-    uint32_t f0 = REG(0x010);
-    REG(0x014) = 1;
-    uint32_t f1 = REG(0x010);
-    if (!(f0 & (1u << 5)) || !(f1 & 1u))
-        return -2;
-    REG(0x024) = 0; REG(0x020) = 1u << 5;  /* VIRTIO_NET_F_MAC */
-    REG(0x024) = 1; REG(0x020) = 1u;       /* VIRTIO_F_VERSION_1 */
-    REG(0x070) = 1 | 2 | 8;     /* FEATURES_OK */
-    if (!(REG(0x070) & 8))
-        return -3;
-    setup_queue(0, &rxq);
-    setup_queue(1, &txq);
+    int negotiated = vmmio_negotiate(vnet_base, 1, 1u << 5);   /* net; VIRTIO_NET_F_MAC */
+    if (negotiated != 0)
+        return negotiated;
+    vmmio_queue(vnet_base, 0, VNET_QUEUE, rxq.desc, &rxq.avail, &rxq.used);
+    vmmio_queue(vnet_base, 1, VNET_QUEUE, txq.desc, &txq.avail, &txq.used);
     for (int i = 0; i < 6; i++)
         mac[i] = *(volatile uint8_t *)(vnet_base + 0x100 + i);
     for (uint16_t i = 0; i < VNET_QUEUE; i++) {
@@ -64,7 +41,7 @@ int vnet_init(uint64_t mmio_base)
     }
     barrier();
     rxq.avail.idx = VNET_QUEUE;
-    REG(0x070) = 1 | 2 | 8 | 4; /* DRIVER_OK */
+    vmmio_driver_ok(vnet_base);
     REG(0x050) = 0;
     return 0;
 }
