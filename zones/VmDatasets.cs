@@ -42,8 +42,7 @@
  * Not done yet: zoneadm clone of a zone whose zonepath is not a dataset (zoneadm copies it);
  * uninstall of a zone whose dataset has clones (zoneadm promotes the youngest clone first: here the
  * uninstall is refused with zfs's message); zfs_io_priority is kept, not enforced (the pool has no I/O
- * scheduler per dataset); the image's type against the brand (the manifest is the image store's:
- * ImageProblem is where that check goes).
+ * scheduler per dataset).
  */
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -97,21 +96,13 @@ public static class VmDatasets
         return Target(host, c.ZonePath, out _) is ZoneDataset ds && ds.Pool.Datasets.Exists(ds.Name) ? ds : null;
     }
 
-    /// <summary>
-    /// Why an image cannot be a zone's root here, or null: its dataset zones/IMAGE@final must exist
-    /// (VM.js's validateImage, ENOENT). This is the one place an image is checked: the check of the
-    /// image's type against the brand (zone-dataset for joyent, lx-dataset for lx; EBADTYPE) needs the
-    /// manifest the image store keeps, and goes here.
-    /// </summary>
-    public static string? ImageProblem(Host host, Pool pool, string imageUuid, string brand)
-    {
-        _ = pool;
-        return host.Images.CheckForBrand(imageUuid, brand);
-    }
-
     /// <summary>Whether a brand's root comes from image_uuid: joyent and lx zones; a bhyve or kvm
     /// VM's image_uuid is its disk's (engineer D's volumes), and its root dataset starts empty.</summary>
     private static bool RootFromImage(ZoneConfig c) => !HvmGuest.IsHvm(c.Brand) && c.Vm?.ImageUuid != null;
+
+    /// <summary>Whether a VM has delegate_dataset: its configuration delegates DATASET/data (the zonecfg
+    /// dataset resource vmadm create adds for it, ZoneDatasets.cs).</summary>
+    private static bool Delegates(ZoneConfig c, ZoneDataset ds) => c.Vm != null && c.Datasets.Contains(ds.Name + "/data");
 
     // ---- vmadm create ---------------------------------------------------------------------------
 
@@ -126,12 +117,12 @@ public static class VmDatasets
         var pool = ZonesPool(host);
         if (pool is null)
         {
-            if (vm.DelegateDataset)
+            if (cfg.Datasets.Count > 0)
                 throw new VmModel.PayloadError("Unsupported property(s): delegate_dataset (the host has no zones pool to make zones/UUID/data on)");
             return;
         }
         vm.Quota ??= cfg.Brand == "bhyve" ? DefaultBhyveQuotaGiB : DefaultQuotaGiB;
-        if (RootFromImage(cfg) && ImageProblem(host, pool, vm.ImageUuid!, cfg.Brand) is not null)
+        if (RootFromImage(cfg) && host.Images.CheckForBrand(vm.ImageUuid!, cfg.Brand) is not null)
             throw new VmModel.PayloadError("Invalid value(s) for: image_uuid");
     }
 
@@ -158,7 +149,7 @@ public static class VmDatasets
         }
         if (Target(host, c.ZonePath!, out string? why) is not ZoneDataset ds) return ZoneStatus.Problem(ZoneError.BrandError, why!);
         if (options.Existing) return Adopt(host, ds);
-        if (options.Image != null && ImageProblem(host, pool, options.Image, c.Brand) is string bad)
+        if (options.Image != null && host.Images.CheckForBrand(options.Image, c.Brand) is string bad)
             return ZoneStatus.Problem(ZoneError.BrandError, "Brand error: " + bad);
         var props = new Dictionary<string, string>(StringComparer.Ordinal);
         if (options.QuotaGiB is long q && q > 0) props["quota"] = q.ToString(CultureInfo.InvariantCulture) + "G";
@@ -166,7 +157,7 @@ public static class VmDatasets
             ? ds.Pool.Datasets.Clone($"{pool.Name}/{image}@{ImageSnapshot}", ds.Name, props)
             : ds.Pool.Datasets.Create(ds.Name, DatasetType.Filesystem, props);
         if (!made.IsOk) return Failed(made);
-        var finished = Populate(host, ds, c.Vm?.DelegateDataset == true);
+        var finished = Populate(host, ds, Delegates(c, ds));
         if (!finished.IsOk)
         {
             Destroy(host, ds, c.ZonePath!);
@@ -401,7 +392,7 @@ public static class VmDatasets
     public static string? CreateSnapshot(Host host, Zone z, string name)
     {
         if (SnapshotTarget(host, z, name, out string? error) is not ZoneDataset ds) return error;
-        if (z.Config.Vm?.DelegateDataset == true && ds.Pool.Datasets.Exists(ds.Name + "/data"))
+        if (Delegates(z.Config, ds) && ds.Pool.Datasets.Exists(ds.Name + "/data"))
             return "Cannot currently snapshot zones that have datasets";
         if (HasSnapshot(ds, name)) return $"snapshot with name \"{name}\" already exists.";
         var tree = ds.Pool.Datasets;

@@ -414,7 +414,7 @@ public static partial class VmModel
 
     /// <summary>Adds to vmadm get's disks what zfs holds (size, block_size, compression, refreservation,
     /// as VM.js reads them from the volumes); a disk whose volume is not there shows none of them.</summary>
-    public static void AddDiskProperties(Host host, JsonObject vmJson)
+    private static void AddDiskProperties(Host host, JsonObject vmJson)
     {
         if (vmJson["disks"] is not JsonArray arr || arr.Count == 0 || host.Pools.Find(DiskPool) is not Pool pool) return;
         foreach (var node in arr)

@@ -29,7 +29,8 @@ public static partial class VmModel
     };
 
     /// <summary>The VM as vmadm get prints it (keys sorted, as vmadm does); with the host, what its
-    /// datasets are (VmDatasets.AddToJson: zfs_filesystem, zpool, datasets, snapshots).</summary>
+    /// datasets are (VmDatasets.AddToJson: zfs_filesystem, zpool, snapshots) and what zfs holds of its
+    /// disks (AddDiskProperties).</summary>
     public static JsonObject ToJson(Zone z, Host? host = null)
     {
         var c = z.Config;
@@ -102,7 +103,9 @@ public static partial class VmModel
         foreach (var (k, v) in vm.Kept) j[k] = JsonNode.Parse(v);
         if (host != null) VmDatasets.AddToJson(host, z, j);
         FillDefaults(j, c, hvm);
-        return Sorted(j);
+        var sorted = Sorted(j);
+        if (host != null) AddDiskProperties(host, sorted);
+        return sorted;
     }
 
     /// <summary>The values VM.js shows for kept properties a payload did not give (smartos-live

@@ -252,11 +252,7 @@ public static partial class VmModel
         if (payload["delegate_dataset"] is JsonNode dd)
         {
             if (Bool(dd) is not bool delegated) bad.Add("delegate_dataset");
-            else
-            {
-                cfg.Vm.DelegateDataset = delegated;
-                if (delegated) cfg.Datasets.Add($"zones/{uuid}/data");
-            }
+            else if (delegated) cfg.Datasets.Add($"zones/{uuid}/data");
         }
         if (payload["nics"] is JsonNode nics)
         {

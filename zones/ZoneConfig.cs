@@ -110,8 +110,6 @@ public sealed class VmInfo
     public long? Quota { get; set; }
     public List<string> Resolvers { get; set; } = [];
     public string? ImageUuid { get; set; }
-    /// <summary>vmadm create's delegate_dataset: the VM has zones/UUID/data (VmDatasets.cs).</summary>
-    public bool DelegateDataset { get; set; }
     /// <summary>A host-unique number; the VM's VNICs are named z{Index}_net{N} in the global zone.</summary>
     public int Index { get; set; }
     /// <summary>bhyve/kvm: the vCPU count (always 1 here; HvmGuest.cs).</summary>
@@ -134,7 +132,7 @@ public sealed class VmInfo
 
     public VmInfo Clone() => new()
     {
-        Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, DelegateDataset = DelegateDataset, Index = Index, Vcpus = Vcpus, Guest = Guest,
+        Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index, Vcpus = Vcpus, Guest = Guest,
         ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal), Disks = Disks.ConvertAll(d => d.Clone()), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
     };
 }

@@ -247,9 +247,7 @@ public static class Vmadm
         if (args.Length != 1) return Usage(ctx, "get: exactly one UUID is required");
         var z = FindVm(ctx, args[0], "get");
         if (z == null) return 1;
-        var json = VmModel.ToJson(z, ctx.Host);
-        VmModel.AddDiskProperties(ctx.Host, json);
-        ctx.Out.WriteLine(json.ToJsonString(VmModel.Pretty));
+        ctx.Out.WriteLine(VmModel.ToJson(z, ctx.Host).ToJsonString(VmModel.Pretty));
         return 0;
     }
 
@@ -612,7 +610,6 @@ public static class Vmadm
             foreach (var z in vms)
             {
                 var o = VmModel.ToJson(z, ctx.Host);
-                VmModel.AddDiskProperties(ctx.Host, o);
                 if (keep != null) foreach (var key in o.Select(p => p.Key).ToList()) if (Array.IndexOf(keep, key) < 0) o.Remove(key);
                 arr.Add(o);
             }
