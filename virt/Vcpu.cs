@@ -79,5 +79,8 @@ public abstract class Vcpu : IDisposable
     public abstract long Retired { get; }
     /// <summary>Runs until an exit that needs the VMM, or until <paramref name="budget"/> instructions.</summary>
     public abstract VcpuExit Run(long budget);
+    /// <summary>The interrupt controller the vCPU takes maskable interrupts from (Platform.cs);
+    /// null: none (the flat boot protocol's guests poll, Vmm.cs rule 4).</summary>
+    public IInterruptController? Interrupts { get; set; }
     public virtual void Dispose() { GC.SuppressFinalize(this); }
 }

@@ -137,6 +137,8 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     private readonly KTimer _slice;
     private readonly List<VirtioNet> _nics = new();
     private readonly List<VirtioBlk> _disks = new();
+    private readonly List<IPortDevice> _portDevices = new();
+    private readonly List<IMmioDevice> _mmioDevices = new();
     private Vcpu? _vcpu;
     private Interpreter? _interp;
     private long _startTime, _sliceStartTime, _sliceStartRetired;
@@ -202,6 +204,18 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         _disks.Add(disk);
         return disk;
     }
+
+    /// <summary>Adds a device on the I/O port bus (Platform.cs); ports of the built-in devices
+    /// (UART, timer, power off) are routed to those first.</summary>
+    public void AddPortDevice(IPortDevice device) => _portDevices.Add(device);
+
+    /// <summary>Adds a device with memory-mapped registers (Platform.cs); the virtio-mmio windows
+    /// are routed to the NICs and disks first.</summary>
+    public void AddMmioDevice(IMmioDevice device) => _mmioDevices.Add(device);
+
+    /// <summary>Where devices raise interrupts (the platform's interrupt router); null: no
+    /// interrupt controllers (the flat boot protocol).</summary>
+    public IInterruptRouter? Interrupts { get; set; }
 
     /// <summary>Whether /dev/kvm can run guests here, and if not, why.</summary>
     public static bool KvmAvailable(out string why) => KvmVcpu.IsAvailable(out why);
@@ -382,6 +396,11 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                 ExitStatus = exit.Data;
                 _poweredOff = true;
             }
+            else if (FindPortDevice(port) is { } device)
+            {
+                if (exit.IsWrite) device.WritePort(port, exit.Size, exit.Data);
+                else exit.Data = device.ReadPort(port, exit.Size);
+            }
             else
             {
                 UnhandledPortAccesses++;
@@ -403,7 +422,21 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             else exit.Data = disk.Read(exit.Address, exit.Size);
             return true;
         }
+        foreach (var device in _mmioDevices)
+        {
+            if (!device.OwnsAddress(exit.Address)) continue;
+            if (exit.IsWrite) device.WriteMmio(exit.Address, exit.Size, exit.Data);
+            else exit.Data = device.ReadMmio(exit.Address, exit.Size);
+            return true;
+        }
         return false;
+    }
+
+    private IPortDevice? FindPortDevice(ushort port)
+    {
+        foreach (var device in _portDevices)
+            if (device.OwnsPort(port)) return device;
+        return null;
     }
 
     public void Dispose()
