@@ -11,13 +11,52 @@ public interface IConfigStore
     void Delete(string name);
 }
 
-/// <summary>Configuration kept in memory: a host without a root directory (most tests, scenarios).</summary>
-public sealed class MemoryConfigStore : IConfigStore
+/// <summary>A store that may take a document as the means to render it, rendered when first read
+/// (ConfigFile.cs rule 6): only a store that nothing outside the process reads.</summary>
+public interface IDeferredConfigStore : IConfigStore
+{
+    void WriteDeferred(string name, Func<string> render);
+}
+
+/// <summary>Configuration kept in memory: a host without a root directory (most tests, scenarios).
+/// A deferred write replaces the document with its renderer; the first read renders it.</summary>
+public sealed class MemoryConfigStore : IDeferredConfigStore
 {
     private readonly Dictionary<string, string> _docs = new(StringComparer.Ordinal);
-    public string? Read(string name) => _docs.TryGetValue(name, out var s) ? s : null;
-    public void Write(string name, string content) => _docs[name] = content;
-    public void Delete(string name) => _docs.Remove(name);
+    private readonly Dictionary<string, Func<string>> _deferred = new(StringComparer.Ordinal);
+
+    /// <summary>Documents rendered so far (deferred ones when read, the others when written): what
+    /// the zone-scale tests count.</summary>
+    public long Renders { get; private set; }
+
+    public string? Read(string name)
+    {
+        if (_deferred.Remove(name, out var render))
+        {
+            Renders++;
+            _docs[name] = render();
+        }
+        return _docs.TryGetValue(name, out var s) ? s : null;
+    }
+
+    public void Write(string name, string content)
+    {
+        Renders++;
+        _deferred.Remove(name);
+        _docs[name] = content;
+    }
+
+    public void WriteDeferred(string name, Func<string> render)
+    {
+        _docs.Remove(name);
+        _deferred[name] = render;
+    }
+
+    public void Delete(string name)
+    {
+        _deferred.Remove(name);
+        _docs.Remove(name);
+    }
 }
 
 /// <summary>Configuration files under a host's root directory: write a temporary file, fsync, rename.

@@ -83,14 +83,18 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
 {
     /// <summary>Receive ring entries; past this, frames are dropped and counted (rule 3).</summary>
     public const int ReceiveRingSize = 4096;
+    /// <summary>The ring a stack starts with. It doubles when full, up to ReceiveRingSize, so an idle
+    /// zone's stack holds 2 x 16 references, not 2 x 4096 (64 KiB: most of an idle zone's memory
+    /// before, tests/SmartOS.Benchmarks zones); a busy one grows once and keeps its ring.</summary>
+    internal const int InitialRingSize = 16;
     private const int DrainBudget = 256;
 
     private readonly List<IpInterface> _interfaces = [];
     private readonly List<IpAddressObject> _addresses = [];
     private readonly Dictionary<IpAddress, IpAddressObject> _local = new();
     private readonly ITransport?[] _transports = new ITransport?[256];
-    private readonly Packet?[] _ring = new Packet?[ReceiveRingSize];
-    private readonly IpInterface?[] _ringIf = new IpInterface?[ReceiveRingSize];
+    private Packet?[] _ring = new Packet?[InitialRingSize];
+    private IpInterface?[] _ringIf = new IpInterface?[InitialRingSize];
     private int _ringHead, _ringCount;
     private readonly KTimer _drainTimer;
     private readonly List<Kstat> _kstats = [];
@@ -262,7 +266,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         ifc.RouterTimer?.Cancel();
         ifc.SolicitTimer?.Cancel();
         _interfaces.Remove(ifc);
-        for (int i = 0; i < ReceiveRingSize; i++) if (_ringIf[i] == ifc) _ringIf[i] = null;
+        for (int i = 0; i < _ringIf.Length; i++) if (_ringIf[i] == ifc) _ringIf[i] = null;
         ifc.Client!.Close();
         return IpStatus.Ok;
     }
@@ -508,18 +512,36 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
 
     private void Enqueue(IpInterface ifc, Packet packet)
     {
-        if (_ringCount == ReceiveRingSize)
+        if (_ringCount == _ring.Length && !GrowRing())
         {
             Counters.rxQueueOverflow++;
             ifc.InErrors++;
             packet.Free();
             return;
         }
-        int tail = (_ringHead + _ringCount) % ReceiveRingSize;
+        int tail = (_ringHead + _ringCount) % _ring.Length;
         _ring[tail] = packet;
         _ringIf[tail] = ifc;
         _ringCount++;
         if (!_drainTimer.IsArmed) _drainTimer.ArmAfter(0);
+    }
+
+    /// <summary>Doubles a full ring, oldest entry first; false at ReceiveRingSize.</summary>
+    private bool GrowRing()
+    {
+        if (_ring.Length >= ReceiveRingSize) return false;
+        var ring = new Packet?[_ring.Length * 2];
+        var ringIf = new IpInterface?[ring.Length];
+        for (int i = 0; i < _ringCount; i++)
+        {
+            int from = (_ringHead + i) % _ring.Length;
+            ring[i] = _ring[from];
+            ringIf[i] = _ringIf[from];
+        }
+        _ring = ring;
+        _ringIf = ringIf;
+        _ringHead = 0;
+        return true;
     }
 
     private void Drain()
@@ -531,7 +553,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
             var ifc = _ringIf[_ringHead];
             _ring[_ringHead] = null;
             _ringIf[_ringHead] = null;
-            _ringHead = (_ringHead + 1) % ReceiveRingSize;
+            _ringHead = (_ringHead + 1) % _ring.Length;
             _ringCount--;
             if (ifc == null) { Counters.ipInDiscards++; p.Free(); continue; }
             ifc.InPackets++;

@@ -63,6 +63,7 @@
  *
  * Not done yet: bridges, aggregations, overlays.
  */
+using System.Runtime.InteropServices;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
@@ -130,9 +131,17 @@ public sealed partial class MacLayer
 
     internal int NextLinkId() => _nextLinkId++;
 
+    /// <summary>How many port-bearing links have each MAC address (a link's address is fixed at creation).</summary>
+    private readonly Dictionary<ulong, int> _portAddresses = new();
+
+    /// <summary>Whether a phys, VNIC or VLAN of the host has the address: one lookup, for callers that
+    /// draw fresh addresses host-wide (vmadm's nics) among thousands of links.</summary>
+    public bool HasPortAddress(MacAddress mac) => _portAddresses.ContainsKey(mac.Value);
+
     internal void Register(Datalink link)
     {
         _links.Add(link.Name, link);
+        if (link is PortLink p) CollectionsMarshal.GetValueRefOrAddDefault(_portAddresses, p.MacAddress.Value, out _)++;
         link.Kstat = Kstats.Add("link", 0, link.Name, "net", link.Stats);
         link.Probes = new LinkProbes(Probes, link);
     }
@@ -140,6 +149,11 @@ public sealed partial class MacLayer
     internal void Unregister(Datalink link)
     {
         _links.Remove(link.Name);
+        if (link is PortLink p && _portAddresses.TryGetValue(p.MacAddress.Value, out int n))
+        {
+            if (n <= 1) _portAddresses.Remove(p.MacAddress.Value);
+            else _portAddresses[p.MacAddress.Value] = n - 1;
+        }
         if (link.Kstat != null) Kstats.Remove(link.Kstat);
         link.Probes.RemoveFrom(Probes);
         link.Probes = LinkProbes.None;

@@ -227,8 +227,7 @@ public static partial class VmModel
         if (payload["brand"] is JsonNode bn && Str(bn) == null) bad.Add("brand");
         if (brand.Length > 0 && Array.IndexOf(ZoneTable.LaterBrands, brand) >= 0) throw new PayloadError(ZoneTable.BrandProblem(brand).Message);
         if (Array.IndexOf(ZoneTable.RunnableBrands, brand) < 0 && !bad.Contains("brand")) bad.Add("brand");
-        int index = 1;
-        foreach (var z in host.Zones.Zones) if (z.Config.Vm is VmInfo vi) index = Math.Max(index, vi.Index + 1);
+        int index = host.Zones.NextVmIndex();
         var cfg = new ZoneConfig
         {
             Name = uuid, Uuid = uuid, ZonePath = "/zones/" + uuid, Brand = brand, Autoboot = true,
@@ -659,18 +658,12 @@ public static partial class VmModel
         // elected when remove_nics takes the primary away, becomes primary there.
         if (what != "add_nics" && nets.Count > 0 && !nets.Exists(n => n.Primary)) nets[0].Primary = true;
         if (nets.Count(n => n.Primary) > 1) throw new PayloadError($"Invalid value(s) for: nics.*.primary (more than one primary nic in {what})");
+        // This payload's own addresses; the other zones' are one lookup each in the table's index
+        // (ZoneIndex.cs), not a pass over every zone.
         var usedIps = new Dictionary<string, string>(StringComparer.Ordinal);
         var usedMacs = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var z in host.Zones.Zones)
-        {
-            // VM.js's checkNicConflicts passes over a failed VM that is not running (VmAttrs.cs).
-            if (z.Name == cfg.Name || IsFailed(z.Config) && z.State != ZoneState.Running) continue;
-            foreach (var n in z.Config.Nets)
-            {
-                foreach (string ip in n.Ips) if (ip is not ("dhcp" or "addrconf")) usedIps.TryAdd(IpKey(n, ip), "VM " + z.Name);
-                if (n.MacAddr != null) usedMacs.TryAdd(n.MacAddr, "VM " + z.Name);
-            }
-        }
+        string? IpOwner(string key) => usedIps.TryGetValue(key, out var o) ? o : OtherVm(host, cfg, key, mac: false);
+        string? MacOwner(string mac) => usedMacs.TryGetValue(mac, out var o) ? o : OtherVm(host, cfg, mac, mac: true);
         if (NicTagProblem(host, cfg) is string tagProblem) throw new PayloadError(tagProblem);
         for (int i = 0; i < nets.Count; i++)
         {
@@ -680,11 +673,11 @@ public static partial class VmModel
             {
                 if (ip is "dhcp" or "addrconf") continue;
                 string addr = ip.Split('/')[0];
-                if (usedIps.TryGetValue(IpKey(n, ip), out var owner)) throw new PayloadError($"Invalid value(s) for: nics.*.ips ({path}: IP address {addr} is already used by {owner})");
+                if (IpOwner(IpKey(n, ip)) is string owner) throw new PayloadError($"Invalid value(s) for: nics.*.ips ({path}: IP address {addr} is already used by {owner})");
                 usedIps.Add(IpKey(n, ip), path);
             }
-            n.MacAddr ??= RandomMac(host, usedMacs);
-            if (usedMacs.TryGetValue(n.MacAddr, out var macOwner)) throw new PayloadError($"Invalid value(s) for: nics.*.mac ({path}: MAC address {n.MacAddr} is already used by {macOwner})");
+            n.MacAddr ??= RandomMac(host, mac => MacOwner(mac) != null);
+            if (MacOwner(n.MacAddr) is string macOwner) throw new PayloadError($"Invalid value(s) for: nics.*.mac ({path}: MAC address {n.MacAddr} is already used by {macOwner})");
             usedMacs.Add(n.MacAddr, path);
         }
         // The one validator for a zone's nets (ZoneNets.cs), as zonecfg and boot use it; its problem
@@ -725,7 +718,12 @@ public static partial class VmModel
 
     /// <summary>What an IP address conflicts within: SmartOS checks addresses per nic tag and VLAN
     /// (smartos-live test-net-conflicts.js: the same IP on another nic tag is no conflict).</summary>
-    private static string IpKey(ZoneNet n, string ip) => $"{n.GlobalNic}/{n.VlanId.ToString(CultureInfo.InvariantCulture)}/{ip.Split('/')[0]}";
+    private static string IpKey(ZoneNet n, string ip) => ZoneIndex.IpKey(n, ip);
+
+    /// <summary>"VM UUID" of the zone other than <paramref name="cfg"/>'s that holds the key, first in
+    /// configuration order; VM.js's checkNicConflicts passes over a failed VM that is not running (VmAttrs.cs).</summary>
+    private static string? OtherVm(Host host, ZoneConfig cfg, string key, bool mac)
+        => host.Zones.Holding(key, mac, cfg.Name, z => IsFailed(z.Config) && z.State != ZoneState.Running) is Zone z ? "VM " + z.Name : null;
 
     /// <summary>The vmadm nics.N field that holds a zonecfg net property.</summary>
     private static string NicField(string property) => property switch
@@ -743,21 +741,15 @@ public static partial class VmModel
 
     /// <summary>A MAC address under Joyent's OUI (90:b8:d0), as SmartOS gives VM nics, that no VM and
     /// no datalink of the host has (Host.cs rule 1).</summary>
-    private static string RandomMac(Host host, Dictionary<string, string> used)
+    private static string RandomMac(Host host, Func<string, bool> used)
     {
         for (int attempt = 0; attempt < IdentityAttempts; attempt++)
         {
             ulong v = 0x90b8d0UL << 24 | (host.Identities.NextUInt64() & 0xFFFFFF);
             string s = NicTagTable.Normalize(new MacAddress(v));
-            if (!used.ContainsKey(s) && !LinkHasMac(host, new MacAddress(v))) return s;
+            if (!used(s) && !host.Mac.HasPortAddress(new MacAddress(v))) return s;
         }
         throw new PayloadError($"no unused MAC address after {IdentityAttempts} draws: the host's random source repeats itself");
-    }
-
-    private static bool LinkHasMac(Host host, MacAddress mac)
-    {
-        foreach (var l in host.Mac.Links) if (l is SmartOS.Vnic.PortLink p && p.MacAddress == mac) return true;
-        return false;
     }
 
     // ---- update -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ public sealed class ZoneTable
 
     private readonly Host _host;
     private readonly List<Zone> _zones = [];
+    private readonly ZoneIndex _index = new();
     private IConfigStore? _store;
     private int _nextId = 1;
 
@@ -52,7 +53,29 @@ public sealed class ZoneTable
     /// <summary>Zones in configuration order.</summary>
     public IReadOnlyList<Zone> Zones => _zones;
 
-    public Zone? Find(string name) => _zones.Find(z => z.Name == name);
+    /// <summary>The zone of that name (one lookup: ZoneIndex.cs).</summary>
+    public Zone? Find(string name) => _index.Find(name);
+
+    /// <summary>The number the next VM gets (ZoneIndex.cs rule 3).</summary>
+    internal int NextVmIndex() => _index.NextVmIndex(_zones);
+
+    /// <summary>The zone that holds an IP address on a nic tag and VLAN (ZoneIndex.IpKey) or a MAC
+    /// address in its committed nics, first in configuration order, passing over
+    /// <paramref name="except"/> and those <paramref name="skip"/> says do not count (ZoneIndex.cs rule 2).</summary>
+    internal Zone? Holding(string key, bool mac, string except, Func<Zone, bool> skip)
+    {
+        Zone? first = null;
+        int firstAt = int.MaxValue;
+        var holders = mac ? _index.HoldingMac(key) : _index.HoldingIp(key);
+        foreach (var z in holders)
+        {
+            if (z.Name == except || skip(z)) continue;
+            // Several holders only when a conflict is already there: the order costs a pass then.
+            int at = holders.Count == 1 ? 0 : _zones.IndexOf(z);
+            if (at < firstAt) { first = z; firstAt = at; }
+        }
+        return first;
+    }
 
     /// <summary>Why a brand cannot run (Z_BRAND_ERROR with the brand named), or Ok when it can.</summary>
     public static ZoneStatus BrandProblem(string brand)
@@ -83,7 +106,9 @@ public sealed class ZoneTable
                 err = $"state '{ConfigText.Echo(r.State)}' is not configured, installed or incomplete";
             if (err == null && !names.Add(r.Config.Name)) err = "zone configured twice";
             if (err != null) { _file.Reject(rec, $"{ConfigText.Echo(r.Config.Name)}: {err}", problems); continue; }
-            _zones.Add(new Zone(r.Config, state));
+            var zone = new Zone(r.Config, state);
+            _zones.Add(zone);
+            _index.Add(zone);
         }
         return problems;
     }
@@ -100,17 +125,33 @@ public sealed class ZoneTable
         }
     }
 
+    private static ZoneRecord Record(ZoneConfig c, ZoneState s)
+        => new() { Config = c, State = s >= ZoneState.Installed ? "installed" : Zone.StateName(s) };
+
     private void Save(IEnumerable<(ZoneConfig Config, ZoneState State)> zones)
     {
         var list = new List<ZoneRecord>();
-        foreach (var (c, s) in zones)
-            list.Add(new ZoneRecord { Config = c, State = s >= ZoneState.Installed ? "installed" : Zone.StateName(s) });
+        foreach (var (c, s) in zones) list.Add(Record(c, s));
         if (_store != null) _file.Save(_store, list);
     }
 
-    /// <summary>Writes the table as it would be after a change to one zone (null config: removed).</summary>
+    /// <summary>The table's records as they stand.</summary>
+    private IEnumerable<ZoneRecord> Records()
+    {
+        foreach (var z in _zones) yield return Record(z.Config, z.State);
+    }
+
+    /// <summary>Writes the table as it would be after a change to one zone (null config: removed).
+    /// A store that defers (ConfigFile.cs rule 6) gets the table's records as they will stand when it
+    /// is read: every caller makes that change to the table right after this returns, so the text is
+    /// the same, and N creates cost no N renders of N records.</summary>
     private void SaveWith(string name, ZoneConfig? config, ZoneState state)
     {
+        if (_store is IDeferredConfigStore)
+        {
+            _file.SaveDeferred(_store, Records);
+            return;
+        }
         var next = new List<(ZoneConfig, ZoneState)>();
         bool found = false;
         foreach (var z in _zones)
@@ -157,8 +198,17 @@ public sealed class ZoneTable
         // A VM's last_modified is when its configuration was last written (VmInfo.LastModified).
         if (copy.Vm != null) copy.Vm.LastModified = WallClock.Iso8601(_host.Clock.UnixNanoseconds, wholeSeconds: true);
         SaveWith(config.Name, copy, zone?.State ?? ZoneState.Configured);
-        if (zone == null) _zones.Add(new Zone(copy, ZoneState.Configured));
-        else zone.Config = copy;
+        if (zone == null)
+        {
+            zone = new Zone(copy, ZoneState.Configured);
+            _zones.Add(zone);
+            _index.Add(zone);
+        }
+        else
+        {
+            _index.Replace(zone, copy);
+            zone.Config = copy;
+        }
         if (zone?.Memory != null) zone.Memory.Cap = copy.CappedMemory ?? long.MaxValue;
         return ZoneStatus.Ok;
     }
@@ -171,6 +221,7 @@ public sealed class ZoneTable
         if (zone.State != ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.DeleteNotAllowed, name);
         SaveWith(name, null, ZoneState.Configured);
         _zones.Remove(zone);
+        _index.Remove(zone);
         _store?.Delete(IpadmConfig.FileName(name));
         return ZoneStatus.Ok;
     }

@@ -20,10 +20,13 @@ internal static class Program
         ("ztest", ZtestBenchmarks.Run),
         ("clones", ClonesBenchmarks.Run),
         ("zonefiles", ZoneFileBenchmarks.Run),
+        ("zones", ZoneScaleBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
     {
+        // The zones benchmark runs each size in a child process of its own (ZoneScaleBenchmarks).
+        if (args is ["zones-one", string build, string n]) return ZoneScaleBenchmarks.RunOne(build, int.Parse(n, System.Globalization.CultureInfo.InvariantCulture), Console.Out);
         var chosen = args.Length == 0 ? s_all : s_all.Where(b => args.Contains(b.Name)).ToArray();
         if (chosen.Length == 0)
         {

@@ -149,4 +149,43 @@ public class ConfigFileTests
             Assert.That(ConfigText.Echo("short"), Is.EqualTo("short"));
         }
     }
+    [Test]
+    public void A_deferred_save_renders_when_read_and_reads_as_an_immediate_one_would()
+    {
+        var (records, _, file, store) = Load("""[{"Name": "a"}, {"Name": "b", "Size": "big"}]""");
+        var live = new List<Rec> { records[0].Value };
+        long renders = store.Renders;
+        file.SaveDeferred(store, () => live);
+        live.Add(new Rec { Name = "later", Size = 2 });
+        Assert.That(store.Renders, Is.EqualTo(renders), "deferred, nothing rendered yet");
+
+        string? text = store.Read("t.conf");
+        var immediate = new MemoryConfigStore();
+        file.Save(immediate, live);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(store.Renders, Is.EqualTo(renders + 1));
+            Assert.That(text, Is.EqualTo(immediate.Read("t.conf")), "the records as they stood when read, then the kept one");
+            Assert.That(store.Read("t.conf"), Is.SameAs(text), "read twice, rendered once");
+        }
+    }
+
+    [Test]
+    public void A_write_or_delete_replaces_a_deferred_document()
+    {
+        var store = new MemoryConfigStore();
+        store.WriteDeferred("t.conf", () => "deferred");
+        store.Write("t.conf", "written");
+        Assert.That(store.Read("t.conf"), Is.EqualTo("written"));
+        store.WriteDeferred("t.conf", () => "deferred");
+        store.Delete("t.conf");
+        Assert.That(store.Read("t.conf"), Is.Null);
+    }
+
+    [Test]
+    public void A_deferred_save_of_an_unreadable_file_is_refused_at_once()
+    {
+        var (_, _, file, store) = Load("[\n{\"Name\": \"a\"} {\"Name\": \"b\"}\n]");
+        Assert.Throws<IOException>(() => file.SaveDeferred(store, () => []));
+    }
 }
