@@ -346,8 +346,7 @@ public static class VmMigration
                 return Refuse($"cannot receive new filesystem stream: destination '{ds}' exists", out error);
         }
         // The VNICs take a host-unique index (rule 4): z{Index}_net{N}.
-        int index = 1;
-        foreach (var z in host.Zones.Zones) if (z.Config.Vm is VmInfo vi) index = Math.Max(index, vi.Index + 1);
+        int index = host.Zones.NextVmIndex();
         string oldPrefix = $"z{cfg.Vm.Index.ToString(CultureInfo.InvariantCulture)}_";
         cfg.Vm.Index = index;
         foreach (var net in cfg.Nets)

@@ -85,6 +85,33 @@ public class SwitchTests
     }
 
     [Test]
+    public void A_vlan_whose_last_port_goes_takes_no_more_frames_and_the_other_vlans_keep_theirs()
+    {
+        // VSwitch rebuilds only the VLANs that changed (issue 17): the one emptied loses its array.
+        var a5 = Open(_h1.Vnic("vnic0", "e1000g0", vid: 5));
+        var a7 = Open(_h1.Vnic("vnic1", "e1000g0", vid: 7));
+        var b5 = Open(_h1.Vnic("vnic2", "e1000g0", vid: 5));
+        var peer5 = Open(_h2.Vnic("vnic5", "e1000g0", vid: 5));
+        var peer7 = Open(_h2.Vnic("vnic7", "e1000g0", vid: 7));
+        peer7.Send(Frame(MacAddress.Broadcast, peer7.Client.MacAddress));
+        _s.RunUntilIdle();
+        a7.Client.Close();
+        Assert.That(_h1.Delete("vnic1", LinkClass.Vnic, temporary: true).IsOk, Is.True);
+
+        peer7.Send(Frame(MacAddress.Broadcast, peer7.Client.MacAddress));
+        peer5.Send(Frame(MacAddress.Broadcast, peer5.Client.MacAddress));
+        _s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(a7.Frames, Has.Count.EqualTo(1), "only the broadcast before its VNIC went");
+            Assert.That(a5.Frames, Has.Count.EqualTo(1));
+            Assert.That(b5.Frames, Has.Count.EqualTo(1));
+            Assert.That(_h1.Phys().Stats.DropNoVlan, Is.EqualTo(1), "VLAN 7 has no port on h1 any more");
+        }
+    }
+
+    [Test]
     public void Broadcast_reaches_every_client_of_its_vlan_once_and_leaves_the_phys_tagged()
     {
         var sender = Open(_h1.Vnic("vnic0", "e1000g0", vid: 5));
