@@ -52,7 +52,19 @@ public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTime
     }
 
     /// <summary>The 8259 pair behind LINT0 (virtual-wire mode); null: none.</summary>
-    public Pic8259Pair? Pic { get; set; }
+    public Pic8259Pair? Pic
+    {
+        get => _pic;
+        set
+        {
+            if (_pic != null) _pic.OutputChanged -= Update;
+            _pic = value;
+            if (value != null) value.OutputChanged += Update;
+            Update();
+        }
+    }
+
+    private Pic8259Pair? _pic;
 
     /// <summary>A level-triggered vector was retired by EOI (the I/O APIC clears its remote IRR).</summary>
     public event Action<int>? EoiBroadcast;
@@ -216,7 +228,7 @@ public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTime
     }
 
     /// <summary>Recomputes the pending flag the vCPU reads between instructions (Platform.cs rule 3).</summary>
-    internal void Update()
+    private void Update()
     {
         bool pending = ExtIntAccepted && Pic is { Output: true };
         if (!pending && HardwareEnabled)

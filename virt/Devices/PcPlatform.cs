@@ -53,7 +53,6 @@ public sealed class PcPlatform : IInterruptRouter
         Clock = new PlatformClock(now);
         Pic = new Pic8259Pair();
         Lapic = new LocalApic(Clock) { Pic = Pic };
-        Pic.OutputChanged += Lapic.Update;
         IoApic = new IoApic(Clock, Lapic);
         Pit = new Pit8254(Clock, Pulse);
         Rtc = new CmosRtc(Clock, epoch, SetLevel);
