@@ -137,7 +137,7 @@ public sealed class IoApic : IMmioDevice, IPlatformTimer
 
     // ---- registers ---------------------------------------------------------------------------------------
 
-    public bool OwnsAddress(ulong address) => address - BaseAddress < 0x100;
+    public bool OwnsAddress(ulong address) => address - BaseAddress < 0x1000;
 
     public ulong ReadMmio(ulong address, int size)
     {
