@@ -72,6 +72,8 @@
  *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
  *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
+ *   new VmConfig { ..., Platform = VmPlatform.Pc, ClockEpoch = host.Clock.Epoch }  // a PC guest (Linux):
+ *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
