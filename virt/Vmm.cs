@@ -37,6 +37,13 @@
  * status); 0x510-0x51f the timer (Devices/GuestTimer.cs). Other ports read all ones and ignore
  * writes, as an empty ISA bus does.
  *
+ * Platform. VmConfig.Platform = VmPlatform.Pc adds a PC's interrupt controllers and clocks
+ * (Devices/PcPlatform.cs): the local APIC (0xFEE00000, the vCPU's Interrupts), the I/O APIC
+ * (0xFEC00000), the 8259 pair, the 8254 PIT, the CMOS RTC, and the UART's IRQ 4; Vm.Interrupts
+ * is its router. Its timers follow guest time: a slice ends at the earliest platform deadline and
+ * the next one starts by firing what is due, so a timer interrupt is pending at its exact
+ * instruction; a deadline armed during a slice (by port I/O) ends the slice there.
+ *
  * Rules
  *   1. Nothing a guest does leaves the VM: bad code, wild addresses, malformed rings and a guest
  *      that never halts each stop that VM (or that device) with a reason; the host goes on.
@@ -45,9 +52,12 @@
  *      through the same checks.
  *   3. In virtual time a VM is deterministic: guest time (rdtsc, the timer) is the scheduler's
  *      clock plus instructions retired in the current slice, never the wall clock.
- *   4. A hlt with interrupts enabled (sti; hlt) waits for the next device event (timer deadline,
- *      received frame) and resumes after the hlt; no interrupt vector is delivered, the guest
- *      polls. A hlt with interrupts disabled ends the run: the VM has halted.
+ *   4. A hlt with interrupts enabled (sti; hlt) waits. On the flat platform it waits for the next
+ *      device event (timer deadline, received frame) and resumes after the hlt; the guest polls.
+ *      On the PC platform it waits until an interrupt (or NMI) is pending at the local APIC: each
+ *      device deadline is looked at when it comes, and one that raises nothing (a masked timer)
+ *      leaves the vCPU waiting; a pending interrupt at the hlt means no wait at all. Either way a
+ *      time limit still ends the run. A hlt with interrupts disabled ends the run: the VM has halted.
  *   5. Exits are handled on the thread that runs the scheduler; devices touch kernel state
  *      (MAC clients, packets) only from there.
  *   6. A stopped VM lets go of its NICs' MAC clients and stops serving its disks: nothing reaches
@@ -62,12 +72,14 @@
  *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
  *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
+ *   new VmConfig { ..., Platform = VmPlatform.Pc, ClockEpoch = host.Clock.Epoch }  // a PC guest (Linux):
+ *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
- * Not done yet: interrupt delivery (IOAPIC/LAPIC, MSI), more than one vCPU, SMP boot, booting from
+ * Not done yet: more than one vCPU, the platform under KVM (no in-kernel irqchip, no injection), SMP boot, booting from
  * a disk (the image is loaded as a flat file; disks are data disks), I/O latency. Backend Auto picks KVM only in real time; under KVM guest
  * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
  * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
@@ -82,6 +94,10 @@ namespace SmartOS.Virt;
 public enum VmBackend { Auto, Interpreter, Kvm }
 
 public enum VmState { Created, Running, Stopped }
+
+/// <summary>Which devices surround the vCPU: the flat boot protocol's (polled UART, timer port,
+/// virtio-mmio) or, in addition, a PC's interrupt controllers and clocks (Devices/PcPlatform.cs).</summary>
+public enum VmPlatform { Flat, Pc }
 
 public enum VmStopReason
 {
@@ -120,6 +136,12 @@ public sealed class VmConfig
     public long TimeLimit { get; init; }
     /// <summary>Interpreter instructions per scheduler slice (one instruction is one ns of guest time).</summary>
     public long SliceInstructions { get; init; } = 1_000_000;
+    /// <summary>Flat (the default: the boot protocol's devices only) or Pc (local APIC, I/O APIC,
+    /// 8259 pair, 8254 PIT, CMOS RTC, the UART's IRQ 4; Devices/PcPlatform.cs).</summary>
+    public VmPlatform Platform { get; init; } = VmPlatform.Flat;
+    /// <summary>Unix time in ns at scheduler time 0 (the host's WallClock.Epoch): the CMOS clock's
+    /// reading at boot. 0 in virtual time.</summary>
+    public long ClockEpoch { get; init; }
 }
 
 /// <summary>One guest (see the theory statement above).</summary>
@@ -141,8 +163,8 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     private readonly List<IMmioDevice> _mmioDevices = new();
     private Vcpu? _vcpu;
     private Interpreter? _interp;
-    private long _startTime, _sliceStartTime, _sliceStartRetired;
-    private bool _inSlice, _waiting, _stopRequested, _poweredOff;
+    private long _startTime, _sliceStartTime, _sliceStartRetired, _sliceEnd;
+    private bool _inSlice, _waiting, _stopRequested, _poweredOff, _endSliceEarly;
 
     public Vm(Scheduler scheduler, VmConfig config)
     {
@@ -152,6 +174,22 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         Uart = new Uart16550();
         Timer = new GuestTimer(() => GuestNow, ArmWake);
         _slice = new KTimer(scheduler, static s => ((Vm)s!).RunSlice(), this);
+        if (config.Platform == VmPlatform.Pc) BuildPcPlatform(config.ClockEpoch);
+    }
+
+    /// <summary>The PC's interrupt controllers and clocks (VmPlatform.Pc), or null.</summary>
+    public PcPlatform? Platform { get; private set; }
+
+    private void BuildPcPlatform(long epoch)
+    {
+        var platform = new PcPlatform(() => GuestNow, epoch);
+        Platform = platform;
+        Interrupts = platform;
+        foreach (var device in platform.PortDevices) AddPortDevice(device);
+        foreach (var device in platform.MmioDevices) AddMmioDevice(device);
+        Uart.ConnectIrq(platform, PcPlatform.Com1Irq);
+        platform.Clock.DeadlineChanged += OnPlatformDeadline;
+        platform.Lapic.InterruptPending += Wake;
     }
 
     public string Name => _config.Name;
@@ -248,6 +286,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             _vcpu = _interp;
         }
         Boot.SetEntryState(_vcpu);
+        if (Platform != null) _vcpu.Interrupts = Platform.Lapic;
         _slice.ArmAt(_scheduler.Now);
     }
 
@@ -276,6 +315,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     private void RunSlice()
     {
         if (State != VmState.Running || _vcpu == null) return;
+        bool halted = _waiting;
         _waiting = false;
         long budget = _config.SliceInstructions;
         if (_config.InstructionLimit > 0)
@@ -291,6 +331,20 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         }
         _sliceStartTime = _scheduler.Now;
         _sliceStartRetired = _vcpu.Retired;
+        if (Platform != null)
+        {
+            // Timers fire at the slice's start, and the slice ends at the next deadline (PcPlatform.cs, "time").
+            Platform.Advance(_sliceStartTime);
+            if (halted && !InterruptWaiting)
+            {
+                WaitInHlt(_sliceStartTime);
+                return;
+            }
+            long deadline = Platform.NextDeadline;
+            if (deadline >= 0) budget = Math.Max(1, Math.Min(budget, deadline - _sliceStartTime));
+        }
+        _sliceEnd = _sliceStartTime + budget;
+        _endSliceEarly = false;
         if (_interp != null)
         {
             _interp.TscBase = _sliceStartTime;
@@ -328,10 +382,12 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                     Finish(VmStopReason.Halted, $"hlt with interrupts disabled at 0x{exit.Rip - 1:x}");
                     return;
                 }
-                _waiting = true;
-                long now = _scheduler.Now + used;
-                if (Timer.Deadline >= 0) _slice.ArmAt(Math.Max(Timer.Deadline, now));
-                else if (_config.TimeLimit > 0) _slice.ArmAt(_startTime + _config.TimeLimit);
+                if (InterruptWaiting)
+                {
+                    _slice.ArmAfter(Math.Max(1, used)); // an interrupt is already pending: no wait
+                    break;
+                }
+                WaitInHlt(_scheduler.Now + used);
                 break;
             case VcpuExitReason.Shutdown:
                 Finish(VmStopReason.TripleFault, exit.Detail ?? $"triple fault at 0x{exit.Rip:x}");
@@ -345,6 +401,38 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             default:
                 Finish(VmStopReason.BackendError, exit.Detail ?? exit.ToString());
                 break;
+        }
+    }
+
+    /// <summary>An interrupt (or NMI) waits for the vCPU (PC platform only).</summary>
+    private bool InterruptWaiting => Platform != null && (Platform.Lapic.HasPendingInterrupt || Platform.Lapic.NmiPending);
+
+    /// <summary>The vCPU waits in hlt (rule 4) until the earliest device deadline (the guest
+    /// timer's, the platform's), or the time limit if there is none; a received frame or an
+    /// interrupt wakes it sooner (Wake). On the PC platform a deadline that raises no interrupt
+    /// leaves it waiting (RunSlice).</summary>
+    private void WaitInHlt(long now)
+    {
+        _waiting = true;
+        long deadline = Timer.Deadline;
+        long platformDeadline = Platform?.NextDeadline ?? -1;
+        if (platformDeadline >= 0 && (deadline < 0 || platformDeadline < deadline)) deadline = platformDeadline;
+        if (deadline >= 0) _slice.ArmAt(Math.Max(deadline, now));
+        else if (_config.TimeLimit > 0) _slice.ArmAt(Math.Max(_startTime + _config.TimeLimit, now));
+        else _slice.Cancel();
+    }
+
+    /// <summary>A platform timer armed or moved a deadline: end the slice there, or wake there.</summary>
+    private void OnPlatformDeadline()
+    {
+        long deadline = Platform!.NextDeadline;
+        if (_inSlice)
+        {
+            if (deadline >= 0 && deadline < _sliceEnd) _endSliceEarly = true;
+        }
+        else if (_waiting && State == VmState.Running)
+        {
+            WaitInHlt(_scheduler.Now);
         }
     }
 
@@ -374,7 +462,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         Stopped?.Invoke(this);
     }
 
-    bool IVcpuExitHandler.StopRequested => _poweredOff || _stopRequested;
+    bool IVcpuExitHandler.StopRequested => _poweredOff || _stopRequested || _endSliceEarly;
 
     bool IVcpuExitHandler.HandleAccess(ref VcpuExit exit)
     {

@@ -12,6 +12,7 @@ internal static class Program
         ("resource-control", ResourceControlBenchmarks.Run),
         ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
+        ("platform", PlatformBenchmarks.Run),
         ("vmdisk", VmDiskBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),

@@ -4,8 +4,16 @@ namespace SmartOS.Virt.Devices;
 
 /// <summary>
 /// A 16550 UART (COM1 at 0x3F8): the VM console. Transmitted bytes are captured; bytes handed to
-/// <see cref="Input"/> are received by the guest. No FIFO timing, no interrupts: the transmitter
-/// is always empty (LSR THRE|TEMT), so a polling driver never waits.
+/// <see cref="Input"/> are received by the guest. No FIFO timing: the transmitter is always empty
+/// (LSR THRE|TEMT), so a polling driver never waits.
+///
+/// Interrupts (once <see cref="ConnectIrq"/> wired it, on a PC platform): IER enables received
+/// data (bit 0), transmitter empty (bit 1), line status (bit 2) and modem status (bit 3); IIR names
+/// the highest-priority cause (line status 0x06 > received data 0x04 > transmitter empty 0x02 >
+/// modem status 0x00; 0x01 for none), with bits 7:6 set once FCR enabled the FIFOs. The
+/// transmitter-empty cause is set when the guest enables it or a byte has gone out, and cleared by
+/// a write to THR or by the IIR read that reports it. The line reaches the IRQ only while MCR OUT2
+/// (bit 3) is set, as on a PC. A guest that never enables an interrupt sees the UART as before.
 /// </summary>
 public sealed class Uart16550
 {
@@ -16,6 +24,9 @@ public sealed class Uart16550
     private readonly List<byte> _output = new();
     private readonly Queue<byte> _input = new();
     private byte _ier, _lcr, _mcr, _scr, _dll = 1, _dlm;
+    private bool _fifo, _thrEmptyCause, _irqLevel;
+    private IInterruptRouter? _router;
+    private int _irq;
 
     public Uart16550(ushort basePort = Com1) { BasePort = basePort; }
 
@@ -31,6 +42,42 @@ public sealed class Uart16550
     public void Input(ReadOnlySpan<byte> bytes)
     {
         foreach (byte b in bytes) _input.Enqueue(b);
+        UpdateIrq();
+    }
+
+    /// <summary>Wires the interrupt output to ISA IRQ <paramref name="irq"/> (COM1: 4) of <paramref name="router"/>.</summary>
+    public void ConnectIrq(IInterruptRouter router, int irq = 4)
+    {
+        _router = router;
+        _irq = irq;
+        UpdateIrq();
+    }
+
+    /// <summary>The IIR's interrupt identification (bits 3:0), highest priority first.</summary>
+    private byte InterruptId
+    {
+        get
+        {
+            if ((_ier & 1) != 0 && _input.Count > 0) return 0x04;
+            if ((_ier & 2) != 0 && _thrEmptyCause) return 0x02;
+            return 0x01; // line status and modem status never change here: no errors, fixed modem lines
+        }
+    }
+
+    private void UpdateIrq()
+    {
+        if (_router == null) return;
+        bool level = InterruptId != 0x01 && (_mcr & 0x08) != 0;
+        if (level == _irqLevel) return;
+        _irqLevel = level;
+        _router.SetLevel(_irq, level);
+    }
+
+    private ulong ReadIir()
+    {
+        byte id = InterruptId;
+        if (id == 0x02) { _thrEmptyCause = false; UpdateIrq(); } // reading the cause clears it
+        return (_fifo ? 0xC0u : 0u) | id;
     }
 
     public bool Owns(ushort port) => port >= BasePort && port < BasePort + 8;
@@ -40,15 +87,23 @@ public sealed class Uart16550
         bool dlab = (_lcr & 0x80) != 0;
         switch (port - BasePort)
         {
-            case 0: return dlab ? _dll : _input.Count > 0 ? _input.Dequeue() : 0u;
+            case 0: return dlab ? _dll : ReadReceiver();
             case 1: return dlab ? _dlm : _ier;
-            case 2: return 0x01;                     // IIR: no interrupt pending
+            case 2: return ReadIir();
             case 3: return _lcr;
             case 4: return _mcr;
             case 5: return 0x60u | (_input.Count > 0 ? 1u : 0u); // LSR: THRE | TEMT | DR
             case 6: return 0xB0;                     // MSR: DCD, DSR, CTS
             default: return _scr;
         }
+    }
+
+    private ulong ReadReceiver()
+    {
+        if (_input.Count == 0) return 0;
+        byte b = _input.Dequeue();
+        UpdateIrq();
+        return b;
     }
 
     public void Write(ushort port, byte value)
@@ -58,14 +113,30 @@ public sealed class Uart16550
         {
             case 0:
                 if (dlab) { _dll = value; break; }
-                if ((_mcr & 0x10) != 0) { _input.Enqueue(value); break; } // loopback mode
-                if (_output.Count < MaxCaptured) _output.Add(value);
-                else BytesDropped++;
-                ByteWritten?.Invoke(value);
+                // The byte leaves at once, so THR is empty again: the transmitter-empty cause is set anew.
+                _thrEmptyCause = true;
+                if ((_mcr & 0x10) != 0) _input.Enqueue(value); // loopback mode
+                else
+                {
+                    if (_output.Count < MaxCaptured) _output.Add(value);
+                    else BytesDropped++;
+                    ByteWritten?.Invoke(value);
+                }
+                UpdateIrq();
                 break;
-            case 1: if (dlab) _dlm = value; else _ier = (byte)(value & 0x0F); break;
+            case 1:
+                if (dlab) { _dlm = value; break; }
+                if ((value & 2) != 0 && (_ier & 2) == 0) _thrEmptyCause = true; // enabling it with THR empty
+                _ier = (byte)(value & 0x0F);
+                UpdateIrq();
+                break;
+            case 2:
+                _fifo = (value & 1) != 0;
+                if ((value & 2) != 0) _input.Clear();
+                UpdateIrq();
+                break;
             case 3: _lcr = value; break;
-            case 4: _mcr = value; break;
+            case 4: _mcr = value; UpdateIrq(); break;
             case 7: _scr = value; break;
         }
     }
