@@ -12,8 +12,11 @@
  *         IAPC_BOOT_ARCH: legacy devices present, no 8042, no VGA, MSI not supported (the devices
  *         here interrupt by INTx only); HW_REDUCED_ACPI when Layout.HardwareReduced (then no PM
  *         blocks and no SCI: an OS skips the 8259 and the PIT as timer, Linux's reduced-hardware path)
- *   DSDT  a header with an empty AML body: no devices described in AML (no _PRT: an OS takes PCI
- *         interrupt lines from configuration space, Pci.cs)
+ *   DSDT  AML for one device, \_SB.PCI0, the PCI host bridge (Pci.cs), so that an OS that takes its
+ *         PCI roots from ACPI (Linux does) finds bus 0: _HID PNP0A03, _UID 0, _BBN 0; _CRS with bus
+ *         numbers 0-255, the config ports 0xCF8-0xCFF, I/O 0x0000-0x0CF7 and 0x0D00-0xFFFF, and the
+ *         memory window PciBus.PciMemoryBase-PciMemoryLimit; _PRT routes INTA of slots 1-31 to GSI
+ *         10 (even slots) or 11 (odd), the same IRQs the functions' interrupt line registers hold
  *   MADT  revision 3: local APIC address, PCAT_COMPAT (an 8259 pair is present), one local APIC
  *         per CPU (processor ids and APIC ids 0..n-1), the I/O APIC (id n, GSI base 0), interrupt
  *         source overrides IRQ 0 -> GSI 2 (the PIT on pin 2, as on every PC), IRQ 9 (SCI) and the
@@ -53,7 +56,7 @@ public static class Acpi
     public static byte[] Build(ulong at, Layout layout)
     {
         ulong rsdp = at, xsdt = at + 0x40, rsdt = xsdt + 0x40, fadt = rsdt + 0x40, dsdt = fadt + 0x120;
-        ulong madt = dsdt + 0x40;
+        ulong madt = dsdt + (((ulong)(HeaderLength + Aml.PciRoot().Length) + 15) & ~15UL);
         var madtBytes = Madt(layout);
         var buffer = new byte[(int)(madt - at) + madtBytes.Length];
         Span<byte> Table(ulong address, int length) => buffer.AsSpan((int)(address - at), length);
@@ -83,8 +86,10 @@ public static class Acpi
         var f = Table(fadt, 276);
         Fadt(f, dsdt, layout.HardwareReduced);
 
-        var d = Table(dsdt, HeaderLength);
+        var aml = Aml.PciRoot();
+        var d = Table(dsdt, HeaderLength + aml.Length);
         Header(d, "DSDT", 2);
+        aml.CopyTo(d[HeaderLength..]);
         d[9] = Checksum(d);
 
         madtBytes.CopyTo(Table(madt, madtBytes.Length));
@@ -292,5 +297,130 @@ public sealed class AcpiPm : IPortDevice
         if (port == Acpi.Pm1aEventPort && size == 4) _enable = (ushort)(value >> 16);
         else if (port == Acpi.Pm1aEventPort + 2 && size >= 2) _enable = (ushort)value;
         else if (port == Acpi.Pm1aControlPort && size >= 2) _control = (ushort)((value & ~1UL) | 1);
+    }
+}
+
+/// <summary>
+/// The few AML encodings the DSDT needs (ACPI 6.x, chapter 20: "ACPI Machine Language
+/// Specification"; chapter 6.4 for resource descriptors): names, integers, packages, buffers,
+/// Scope and Device, built as byte arrays from the inside out so each package length is known.
+/// </summary>
+internal static class Aml
+{
+    private const byte NameOp = 0x08, BytePrefix = 0x0A, WordPrefix = 0x0B, DWordPrefix = 0x0C, ScopeOp = 0x10,
+        BufferOp = 0x11, PackageOp = 0x12, ZeroOp = 0x00, OneOp = 0x01, ExtOpPrefix = 0x5B, DeviceOp = 0x82;
+
+    /// <summary>\_SB.PCI0 (see Acpi.cs's theory statement).</summary>
+    public static byte[] PciRoot()
+    {
+        var routes = new List<byte[]>();
+        for (uint slot = 1; slot < PciBus.MaxSlots; slot++)
+            routes.Add(Package(DWord(slot << 16 | 0xFFFF), Integer(0), Integer(0), Integer(slot % 2 == 0 ? 10u : 11u)));
+        byte[] device = Concat(
+            Name("_HID", EisaId("PNP0A03")),
+            Name("_UID", Integer(0)),
+            Name("_BBN", Integer(0)),
+            Name("_CRS", Buffer(Resources())),
+            Name("_PRT", Package([.. routes])));
+        return Scope("\\_SB_", Device("PCI0", device));
+    }
+
+    private static byte[] Resources()
+    {
+        var r = new List<byte>();
+        r.AddRange(WordAddress(2, 0x0000, 0x00FF));                                    // bus numbers
+        r.AddRange([0x47, 0x01, 0xF8, 0x0C, 0xF8, 0x0C, 0x01, 0x08]);                  // IO 0xCF8, 8 ports (decode16)
+        r.AddRange(WordAddress(1, 0x0000, 0x0CF7));                                    // I/O below the config ports
+        r.AddRange(WordAddress(1, 0x0D00, 0xFFFF));                                    // and above
+        r.AddRange(DWordMemory(PciBus.PciMemoryBase, PciBus.PciMemoryLimit - 1));
+        r.AddRange([0x79, 0x00]);                                                      // end tag
+        return [.. r];
+    }
+
+    /// <summary>A Word Address Space Descriptor (type 0x88): resource type 1 I/O or 2 bus numbers,
+    /// producer, min and max fixed.</summary>
+    private static byte[] WordAddress(byte type, ushort min, ushort max)
+    {
+        var d = new byte[16];
+        d[0] = 0x88; d[1] = 13; d[3] = type;
+        d[4] = 0x0C;                                                                   // MinFixed, MaxFixed, producer, positive decode
+        d[5] = (byte)(type == 1 ? 0x03 : 0x00);                                        // I/O: ISA and non-ISA ranges
+        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(8), min);
+        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(10), max);
+        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(14), (ushort)(max - min + 1));
+        return d;
+    }
+
+    /// <summary>A DWord Address Space Descriptor (type 0x87) for memory: non-cacheable, read/write.</summary>
+    private static byte[] DWordMemory(uint min, uint max)
+    {
+        var d = new byte[26];
+        d[0] = 0x87; d[1] = 23; d[3] = 0;
+        d[4] = 0x0C;
+        d[5] = 0x01;                                                                   // read/write, non-cacheable
+        BinaryPrimitives.WriteUInt32LittleEndian(d.AsSpan(10), min);
+        BinaryPrimitives.WriteUInt32LittleEndian(d.AsSpan(14), max);
+        BinaryPrimitives.WriteUInt32LittleEndian(d.AsSpan(22), max - min + 1);
+        return d;
+    }
+
+    private static byte[] Name(string seg, byte[] value) => Concat([NameOp], NameSeg(seg), value);
+
+    private static byte[] NameSeg(string seg) => Encoding.ASCII.GetBytes(seg.PadRight(4, '_'));
+
+    private static byte[] Integer(uint v) => v switch
+    {
+        0 => [ZeroOp],
+        1 => [OneOp],
+        <= 0xFF => [BytePrefix, (byte)v],
+        <= 0xFFFF => [WordPrefix, (byte)v, (byte)(v >> 8)],
+        _ => DWord(v),
+    };
+
+    private static byte[] DWord(uint v) => [DWordPrefix, (byte)v, (byte)(v >> 8), (byte)(v >> 16), (byte)(v >> 24)];
+
+    /// <summary>EisaId("PNP0A03"): three letters in 5 bits each and four hex digits, big-endian.</summary>
+    private static byte[] EisaId(string id)
+    {
+        uint v = (uint)(id[0] - 0x40) << 26 | (uint)(id[1] - 0x40) << 21 | (uint)(id[2] - 0x40) << 16
+            | Convert.ToUInt32(id[3..], 16);
+        return DWord(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v));
+    }
+
+    private static byte[] Buffer(byte[] bytes) => Concat([BufferOp], PkgLength(Concat(Integer((uint)bytes.Length), bytes)));
+
+    private static byte[] Package(params byte[][] elements) => Concat([PackageOp], PkgLength(Concat([(byte)elements.Length], Concat(elements))));
+
+    private static byte[] Scope(string path, byte[] body) => Concat([ScopeOp], PkgLength(Concat(Encoding.ASCII.GetBytes(path), body)));
+
+    private static byte[] Device(string seg, byte[] body) => Concat([ExtOpPrefix, DeviceOp], PkgLength(Concat(NameSeg(seg), body)));
+
+    /// <summary>PkgLength followed by <paramref name="body"/>: the length counts its own bytes.</summary>
+    private static byte[] PkgLength(byte[] body)
+    {
+        int n = body.Length;
+        if (n + 1 < 0x40) return Concat([(byte)(n + 1)], body);
+        for (int extra = 1; extra <= 3; extra++)
+        {
+            int total = n + 1 + extra;
+            if (total < 1 << (4 + 8 * extra))
+            {
+                var lead = new byte[1 + extra];
+                lead[0] = (byte)(extra << 6 | (total & 0x0F));
+                for (int i = 0; i < extra; i++) lead[1 + i] = (byte)(total >> (4 + 8 * i));
+                return Concat(lead, body);
+            }
+        }
+        throw new ArgumentException("AML package too long");
+    }
+
+    private static byte[] Concat(params byte[][] parts)
+    {
+        int length = 0;
+        foreach (var p in parts) length += p.Length;
+        var all = new byte[length];
+        int at = 0;
+        foreach (var p in parts) { p.CopyTo(all, at); at += p.Length; }
+        return all;
     }
 }

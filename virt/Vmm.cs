@@ -33,6 +33,12 @@
  *   +40 UART port (0x3f8)  +48 timer port (0x510)  +56 power-off port (0x500)  +64 TSC Hz
  *   +72 number of virtio-net devices  +80.. their MMIO base addresses (up to 8)
  *   +144 number of virtio-blk devices  +152.. their MMIO base addresses (up to 8)
+ * PC guests: a VM given a Kernel (a bzImage) boots by the Linux boot protocol instead (LinuxBoot.cs:
+ * its own layout, the zero page, e820 and ACPI tables), and a VM with a Kernel or PciDevices has its
+ * NICs and disks as legacy virtio-pci functions on a PCI bus (Pci.cs, PciVirtio.cs: config ports
+ * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, INTx on IRQ 10/11
+ * through Interrupts) rather than at the virtio-mmio addresses; a Linux VM also has the ACPI PM1
+ * blocks at 0x600 and 0x604 (Acpi.cs). Such a VM's RAM ends at or below 0xC000_0000.
  * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
  * status); 0x510-0x51f the timer (Devices/GuestTimer.cs). Other ports read all ones and ignore
  * writes, as an empty ISA bus does.

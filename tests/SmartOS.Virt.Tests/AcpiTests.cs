@@ -36,7 +36,8 @@ public class AcpiTests
             Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(fadt.AsSpan(64)), Is.EqualTo(0x604u), "PM1a_CNT_BLK");
             Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(fadt.AsSpan(112)) & (1u << 20), Is.Zero, "not hardware-reduced");
             Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(fadt.AsSpan(109)) & 0x08, Is.EqualTo(0x08), "IAPC_BOOT_ARCH: MSI not supported");
-            Assert.That(t["DSDT"].Length, Is.EqualTo(36), "a DSDT with an empty AML body");
+            Assert.That(t["DSDT"].AsSpan(36, 1)[0], Is.EqualTo(0x10), "the DSDT's AML opens with Scope (\\_SB)");
+            Assert.That(Encoding.ASCII.GetString(t["DSDT"]), Does.Contain("PCI0").And.Contain("_PRT").And.Contain("_CRS"));
         }
         var madt = t["APIC"];
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(madt.AsSpan(36)), Is.EqualTo(0xFEE0_0000u), "local APIC address");
@@ -113,6 +114,7 @@ public class AcpiTests
                 Assert.That(p.WaitForExit(30_000), Is.True, "iasl did not finish");
                 Assert.That(p.ExitCode, Is.Zero, $"iasl -d {name}: {output}");
                 text[name] = File.ReadAllText(Path.ChangeExtension(file, ".dsl"));
+                if (name == "DSDT") TestContext.Out.WriteLine(text[name]);
             }
             using (Assert.EnterMultipleScope())
             {
@@ -123,6 +125,12 @@ public class AcpiTests
                 Assert.That(text["FACP"], Does.Not.Contain("Warning"));
                 Assert.That(text["APIC"] + text["FACP"] + text["XSDT"], Does.Not.Contain("Incorrect checksum"));
                 Assert.That(text["DSDT"], Does.Contain("DefinitionBlock"));
+                Assert.That(text["DSDT"], Does.Contain("Device (PCI0)"));
+                Assert.That(text["DSDT"], Does.Contain("EisaId (\"PNP0A03\")"));
+                Assert.That(text["DSDT"], Does.Contain("WordBusNumber"));
+                Assert.That(text["DSDT"], Does.Contain("0xC0000000").And.Contain("0xCFFFFFFF"), "the PCI hole");
+                Assert.That(text["DSDT"], Does.Contain("0x001FFFFF"), "_PRT reaches slot 31");
+                Assert.That(text["DSDT"], Does.Not.Contain("Error").And.Not.Contain("Unknown"));
             }
         }
         finally
