@@ -13,6 +13,7 @@ internal static class Program
         ("netstack", NetstackBenchmarks.Run),
         ("vmm", VmmBenchmarks.Run),
         ("vmdisk", VmDiskBenchmarks.Run),
+        ("linux", LinuxBootBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),
