@@ -25,7 +25,7 @@ vmlinuz=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1 || tr
 if [ -z "$vmlinuz" ]; then
   pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
   [ -n "$pkg" ] || { echo "build.sh: apt knows no linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
-  (cd "$work" && apt-get download -qq "$pkg") >/dev/null
+  (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$pkg") >/dev/null
   dpkg-deb -x "$work"/"$pkg"_*.deb "$work/kernel"
   kroot=$work/kernel
   vmlinuz=$(ls "$kroot"/boot/vmlinuz-* | head -n 1)
@@ -41,7 +41,7 @@ for b in /bin/busybox /usr/bin/busybox; do
   if [ -x "$b" ] && ! ldd "$b" >/dev/null 2>&1; then busybox=$b; break; fi
 done
 if [ -z "$busybox" ]; then
-  (cd "$work" && apt-get download -qq busybox-static) >/dev/null
+  (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root busybox-static) >/dev/null
   dpkg-deb -x "$work"/busybox-static_*.deb "$work/bb"
   busybox=$(ls "$work"/bb/bin/busybox "$work"/bb/usr/bin/busybox 2>/dev/null | head -n 1)
 fi
