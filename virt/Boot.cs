@@ -44,7 +44,19 @@ public static class Boot
         BinaryPrimitives.WriteUInt64LittleEndian(page[8..], 0x00AF_9A00_0000_FFFF);
         BinaryPrimitives.WriteUInt64LittleEndian(page[16..], 0x00CF_9200_0000_FFFF);
         memory.TryWrite(GdtAddress, page);
-        // PML4[0] -> PDPT; PDPT[0..3] -> four PDs; each PD maps 1 GiB with 2 MiB pages (P, RW, PS).
+        WriteIdentityMap(memory);
+        page.Clear();
+        WriteBootInfo(page, memory.Size, (ulong)image.Length, nicBases, diskBases);
+        memory.TryWrite(BootInfoAddress, page[..256]);
+        memory.TryWrite(ImageBase, image);
+        return true;
+    }
+
+    /// <summary>The page tables at 0x3000-0x8fff: PML4[0] -> PDPT; PDPT[0..3] -> four PDs; each PD
+    /// maps 1 GiB with 2 MiB pages (P, RW, PS), so 0-4 GiB is identity-mapped (also LinuxBoot.cs's).</summary>
+    internal static void WriteIdentityMap(GuestMemory memory)
+    {
+        Span<byte> page = stackalloc byte[GuestMemory.PageSize];
         page.Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(page, PdptAddress | 3);
         memory.TryWrite(Pml4Address, page);
@@ -57,11 +69,6 @@ public static class Boot
                 BinaryPrimitives.WriteUInt64LittleEndian(page[(8 * i)..], ((ulong)pd << 30 | (ulong)i << 21) | 0x83);
             memory.TryWrite(PdAddress + (ulong)pd * 0x1000, page);
         }
-        page.Clear();
-        WriteBootInfo(page, memory.Size, (ulong)image.Length, nicBases, diskBases);
-        memory.TryWrite(BootInfoAddress, page[..256]);
-        memory.TryWrite(ImageBase, image);
-        return true;
     }
 
     private static void WriteBootInfo(Span<byte> b, ulong memSize, ulong imageSize, ReadOnlySpan<ulong> nicBases, ReadOnlySpan<ulong> diskBases)

@@ -33,6 +33,12 @@
  *   +40 UART port (0x3f8)  +48 timer port (0x510)  +56 power-off port (0x500)  +64 TSC Hz
  *   +72 number of virtio-net devices  +80.. their MMIO base addresses (up to 8)
  *   +144 number of virtio-blk devices  +152.. their MMIO base addresses (up to 8)
+ * PC guests: a VM given a Kernel (a bzImage) boots by the Linux boot protocol instead (LinuxBoot.cs:
+ * its own layout, the zero page, e820 and ACPI tables), and a VM with a Kernel or PciDevices has its
+ * NICs and disks as legacy virtio-pci functions on a PCI bus (Pci.cs, PciVirtio.cs: config ports
+ * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, INTx on IRQ 10/11
+ * through Interrupts) rather than at the virtio-mmio addresses; a Linux VM also has the ACPI PM1
+ * blocks at 0x600 and 0x604 (Acpi.cs). Such a VM's RAM ends at or below 0xC000_0000.
  * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
  * status); 0x510-0x51f the timer (Devices/GuestTimer.cs). Other ports read all ones and ignore
  * writes, as an empty ISA bus does.
@@ -126,7 +132,18 @@ public sealed class VmConfig
 {
     public string Name { get; init; } = "vm";
     public ulong MemorySize { get; init; } = 16UL << 20;
-    public required byte[] Image { get; init; }
+    /// <summary>The flat image of the boot protocol above (empty when <see cref="Kernel"/> is given).</summary>
+    public byte[] Image { get; init; } = [];
+    /// <summary>A bzImage to boot by the Linux boot protocol (LinuxBoot.cs) instead of a flat image;
+    /// implies <see cref="PciDevices"/>.</summary>
+    public byte[]? Kernel { get; init; }
+    /// <summary>The initrd (initramfs) loaded with <see cref="Kernel"/>, or null.</summary>
+    public byte[]? Initrd { get; init; }
+    /// <summary>The kernel command line.</summary>
+    public string Cmdline { get; init; } = "";
+    /// <summary>NICs and disks are virtio-pci functions on a PCI bus (Pci.cs, PciVirtio.cs) instead
+    /// of virtio-mmio windows; RAM then ends at or below the PCI hole (PciBus.PciMemoryBase).</summary>
+    public bool PciDevices { get; init; }
     public VmBackend Backend { get; init; } = VmBackend.Auto;
     /// <summary>The host runs in real time: only then may Auto choose KVM (rule 3 needs the interpreter).</summary>
     public bool RealTime { get; init; }
@@ -174,10 +191,18 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         Uart = new Uart16550();
         Timer = new GuestTimer(() => GuestNow, ArmWake);
         _slice = new KTimer(scheduler, static s => ((Vm)s!).RunSlice(), this);
-        if (config.Platform == VmPlatform.Pc) BuildPcPlatform(config.ClockEpoch);
+        // A Linux kernel needs a PC: its interrupt controllers and clocks, and its devices on PCI.
+        if (config.Platform == VmPlatform.Pc || config.Kernel != null) BuildPcPlatform(config.ClockEpoch);
+        if (config.PciDevices || config.Kernel != null)
+        {
+            Pci = new PciBus(() => Interrupts);
+            AddPortDevice(Pci);
+            AddMmioDevice(Pci);
+        }
+        if (config.Kernel != null) AddPortDevice(new AcpiPm());
     }
 
-    /// <summary>The PC's interrupt controllers and clocks (VmPlatform.Pc), or null.</summary>
+    /// <summary>The PC's interrupt controllers and clocks (VmPlatform.Pc, or a kernel), or null.</summary>
     public PcPlatform? Platform { get; private set; }
 
     private void BuildPcPlatform(long epoch)
@@ -191,6 +216,11 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         platform.Clock.DeadlineChanged += OnPlatformDeadline;
         platform.Lapic.InterruptPending += Wake;
     }
+
+    /// <summary>The PCI bus, when the VM's devices are on PCI (VmConfig.PciDevices or a kernel).</summary>
+    public PciBus? Pci { get; }
+    /// <summary>Where the Linux boot protocol put the kernel, initrd and tables (after Start).</summary>
+    public LinuxBoot.Placement? LinuxPlacement { get; private set; }
 
     public string Name => _config.Name;
     public GuestMemory Memory { get; }
@@ -227,7 +257,8 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         if (State != VmState.Created) throw new InvalidOperationException("NICs are attached before the VM starts");
         if (_nics.Count == MaxNics) throw new InvalidOperationException($"at most {MaxNics} NICs");
-        var nic = new VirtioNet(Memory, VirtioMmioBase + (ulong)_nics.Count * VirtioMmio.RegionSize, client, Wake);
+        var nic = new VirtioNet(Memory, Pci != null ? VirtioMmio.NoWindow : VirtioMmioBase + (ulong)_nics.Count * VirtioMmio.RegionSize, client, Wake);
+        Pci?.Add(new VirtioPci(nic));
         _nics.Add(nic);
         return nic;
     }
@@ -238,7 +269,8 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     {
         if (State != VmState.Created) throw new InvalidOperationException("disks are attached before the VM starts");
         if (_disks.Count == MaxDisks) throw new InvalidOperationException($"at most {MaxDisks} disks");
-        var disk = new VirtioBlk(Memory, VirtioBlkBase + (ulong)_disks.Count * VirtioMmio.RegionSize, device, serial);
+        var disk = new VirtioBlk(Memory, Pci != null ? VirtioMmio.NoWindow : VirtioBlkBase + (ulong)_disks.Count * VirtioMmio.RegionSize, device, serial);
+        Pci?.Add(new VirtioPci(disk));
         _disks.Add(disk);
         return disk;
     }
@@ -265,7 +297,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         if (State != VmState.Created) throw new InvalidOperationException("a VM starts once");
         State = VmState.Running;
         _startTime = _scheduler.Now;
-        if (!Boot.TryLoad(Memory, _config.Image, NicBases(), DiskBases(), out string? bootError))
+        if (!TryLoadGuest(out string? bootError))
         {
             Finish(VmStopReason.BackendError, bootError!);
             return;
@@ -285,9 +317,27 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             _interp = new Interpreter(Memory, this);
             _vcpu = _interp;
         }
-        Boot.SetEntryState(_vcpu);
+        if (LinuxPlacement != null) LinuxBoot.SetEntryState(_vcpu, LinuxPlacement);
+        else Boot.SetEntryState(_vcpu);
         if (Platform != null) _vcpu.Interrupts = Platform.Lapic;
         _slice.ArmAt(_scheduler.Now);
+    }
+
+    /// <summary>A kernel by the Linux boot protocol, else the flat image by Vmm.cs's.</summary>
+    private bool TryLoadGuest(out string? error)
+    {
+        if (_config.Kernel != null)
+        {
+            LinuxPlacement = LinuxBoot.TryLoad(Memory, _config.Kernel, _config.Initrd ?? [], _config.Cmdline, out string why);
+            error = LinuxPlacement == null ? why : null;
+            return LinuxPlacement != null;
+        }
+        if (Pci != null && Memory.Size > PciBus.PciMemoryBase)
+        {
+            error = $"guest memory of {Memory.Size} bytes would cover the PCI hole at 0x{PciBus.PciMemoryBase:x}";
+            return false;
+        }
+        return Boot.TryLoad(Memory, _config.Image, NicBases(), DiskBases(), out error);
     }
 
     /// <summary>Stops the VM from the host (vmadm stop).</summary>
@@ -300,16 +350,17 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
 
     private ulong[] NicBases()
     {
-        var bases = new ulong[_nics.Count];
-        for (int i = 0; i < bases.Length; i++) bases[i] = _nics[i].BaseAddress;
-        return bases;
+        // Only virtio-mmio devices are in the boot-info block; PCI devices are found on the bus.
+        var bases = new List<ulong>();
+        foreach (var nic in _nics) if (nic.BaseAddress != VirtioMmio.NoWindow) bases.Add(nic.BaseAddress);
+        return bases.ToArray();
     }
 
     private ulong[] DiskBases()
     {
-        var bases = new ulong[_disks.Count];
-        for (int i = 0; i < bases.Length; i++) bases[i] = _disks[i].BaseAddress;
-        return bases;
+        var bases = new List<ulong>();
+        foreach (var disk in _disks) if (disk.BaseAddress != VirtioMmio.NoWindow) bases.Add(disk.BaseAddress);
+        return bases.ToArray();
     }
 
     private void RunSlice()

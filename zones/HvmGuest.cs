@@ -13,6 +13,13 @@
  *                                         VM starts (cached per process, per program and defines);
  *               {"path": "dir/flat.bin"}  a flat image as Vmm.cs's boot protocol loads it; a relative
  *                                         path is resolved where vmadm create runs and stored absolute.
+ *               {"kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": "console=ttyS0 ..."}
+ *                                         Linux, by its boot protocol (virt/LinuxBoot.cs): a bzImage,
+ *                                         an optional initrd and command line (virt/guests/linux/
+ *                                         build.sh makes both files). Paths as for "path"; create
+ *                                         checks that the kernel is a bzImage this VMM boots and that
+ *                                         "ram" is at most 3072 MiB (RAM ends below the PCI hole); the
+ *                                         guest's NICs and disks are then virtio-pci functions.
  *             Anything else is refused at create.
  *   nics.*.model  "virtio" (the default; the VMM has no other NIC model).
  *   nics.*.ips    informational, as for SmartOS HVM guests: the guest configures its own address. A
@@ -44,6 +51,8 @@
  */
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Text.Json.Nodes;
+using SmartOS.Kernel;
 using SmartOS.Storage;
 using SmartOS.Virt;
 
@@ -96,7 +105,97 @@ public static class HvmGuest
     /// <summary>Why a bhyve or kvm VM created without an "image" does not start: this host boots a
     /// guest program or a flat image, not disks (which arrive with the storage issues).</summary>
     public static string NoImage(string brand)
-        => $"{brand} VM has no image to boot: this host boots a guest from vmadm's \"image\" ({{\"guest\": NAME}} or {{\"path\": FILE}}), not from disks";
+        => $"{brand} VM has no image to boot: this host boots a guest from vmadm's \"image\" ({{\"guest\": NAME}}, {{\"path\": FILE}} or {{\"kernel\": FILE}}), not from disks";
+
+    /// <summary>The VMM configuration of the zone's guest: its image (a guest program, a flat image
+    /// or a kernel) and memory; null with the reason when the image cannot be had.</summary>
+    public static VmConfig? TryVmConfig(ZoneConfig c, string name, VmBackend backend, bool realTime, out string error)
+    {
+        ulong memory = (ulong)(c.CappedMemory ?? DefaultRamMiB << 20);
+        if (c.Vm?.Kernel is string kernelPath)
+        {
+            if (!TryReadFile(kernelPath, "kernel", out var kernel, out error)) return null;
+            byte[]? initrd = null;
+            if (c.Vm.Initrd is string initrdPath && !TryReadFile(initrdPath, "initrd", out initrd, out error)) return null;
+            return new VmConfig
+            {
+                Name = name, Kernel = kernel, Initrd = initrd, Cmdline = c.Vm.Cmdline ?? "", MemorySize = memory,
+                Backend = backend, RealTime = realTime,
+            };
+        }
+        if (!TryImage(c, out var image, out error)) return null;
+        return new VmConfig { Name = name, Image = image, MemorySize = memory, Backend = backend, RealTime = realTime };
+    }
+
+    /// <summary>Reads a regular file of 1 byte to MaxRamMiB on the loop (see TryImage for why).</summary>
+    private static bool TryReadFile(string path, string what, out byte[] bytes, out string error)
+    {
+        bytes = [];
+        try
+        {
+            long length = new FileInfo(path).Length;
+            if (length == 0 || length > (long)MaxRamMiB << 20)
+            {
+                error = $"cannot read {what} {path}: not a regular file of 1 byte to {MaxRamMiB} MiB";
+                return false;
+            }
+            bytes = File.ReadAllBytes(path);
+            error = "";
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error = $"cannot read {what} {path}: {e.Message}";
+            return false;
+        }
+    }
+
+    /// <summary>The payload's {"kernel": ..., "initrd": ..., "cmdline": ...} checked and kept in
+    /// <paramref name="vm"/> (paths made absolute); throws PayloadError in vmadm's wording.</summary>
+    public static void ApplyKernelImage(JsonObject image, VmInfo vm, long ramBytes, string workingDirectory)
+    {
+        foreach (var (key, _) in image)
+            if (key is not ("kernel" or "initrd" or "cmdline"))
+                throw new VmModel.PayloadError($"Invalid value(s) for: image.{key} (a Linux image takes kernel, initrd and cmdline)");
+        string kernel = ExistingFile(image, "kernel", workingDirectory)!;
+        string? initrd = image.ContainsKey("initrd") ? ExistingFile(image, "initrd", workingDirectory) : null;
+        string? cmdline = null;
+        if (image["cmdline"] is JsonNode cn)
+        {
+            if (cn is not JsonValue cv || !cv.TryGetValue(out cmdline))
+                throw new VmModel.PayloadError($"Invalid value(s) for: image.cmdline ({ConfigText.Echo(cn.ToJsonString())}: a string)");
+        }
+        if (!TryReadFile(kernel, "kernel", out var bytes, out string why))
+            throw new VmModel.PayloadError($"Invalid value(s) for: image.kernel ({why})");
+        var k = BzImage.Parse(bytes, out why);
+        if (k == null) throw new VmModel.PayloadError($"Invalid value(s) for: image.kernel ({ConfigText.Echo(kernel)}: {why})");
+        if (cmdline != null && (ulong)System.Text.Encoding.UTF8.GetByteCount(cmdline) > k.CmdlineSize)
+            throw new VmModel.PayloadError($"Invalid value(s) for: image.cmdline (longer than the kernel's {k.CmdlineSize} bytes)");
+        if (ramBytes > PciBus.PciMemoryBase)
+            throw new VmModel.PayloadError($"Invalid value(s) for: ram ({ramBytes >> 20}: a Linux guest has at most {PciBus.PciMemoryBase >> 20} MiB, below the PCI hole)");
+        vm.Kernel = kernel;
+        vm.Initrd = initrd;
+        vm.Cmdline = cmdline;
+    }
+
+    private static string? ExistingFile(JsonObject image, string key, string workingDirectory)
+    {
+        if (image[key] is not JsonValue v || !v.TryGetValue(out string? path) || path.Length == 0)
+            throw new VmModel.PayloadError($"Invalid value(s) for: image.{key} ({ConfigText.Echo(image[key]?.ToJsonString() ?? "null")}: a file name)");
+        string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(workingDirectory, path));
+        if (!File.Exists(full)) throw new VmModel.PayloadError($"Invalid value(s) for: image.{key} (no such file: {ConfigText.Echo(full)})");
+        return full;
+    }
+
+    /// <summary>What vmadm get shows for a Linux image.</summary>
+    public static JsonObject KernelImageJson(VmInfo vm)
+    {
+        var j = new JsonObject();
+        if (vm.Cmdline != null) j["cmdline"] = vm.Cmdline;
+        if (vm.Initrd != null) j["initrd"] = vm.Initrd;
+        j["kernel"] = vm.Kernel;
+        return j;
+    }
 
     /// <summary>The flat image the zone boots, or false with the reason.</summary>
     public static bool TryImage(ZoneConfig c, out byte[] image, out string error)

@@ -72,6 +72,7 @@ public static partial class VmModel
         bool hvm = HvmGuest.IsHvm(c.Brand);
         if (vm.Guest != null) j["image"] = new JsonObject { ["guest"] = vm.Guest };
         else if (vm.ImagePath != null) j["image"] = new JsonObject { ["path"] = vm.ImagePath };
+        else if (vm.Kernel != null) j["image"] = HvmGuest.KernelImageJson(vm);
         if (vm.ImageUuid != null) j["image_uuid"] = vm.ImageUuid;
         j["max_physical_memory"] = MaxPhysicalMemoryMiB(c);
         j["nics"] = nics;

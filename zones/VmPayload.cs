@@ -284,8 +284,13 @@ public static partial class VmModel
         // nothing to boot (test-create-kvm.js, test-defaults.js "check default kvm properties");
         // vmadm start then says why it cannot start (HvmGuest.NoImage).
         if (payload["image"] is not JsonNode img) return;
+        if (img is JsonObject ko && ko.ContainsKey("kernel"))
+        {
+            HvmGuest.ApplyKernelImage(ko, vm, cfg.CappedMemory ?? 0, workingDirectory);
+            return;
+        }
         if (img is not JsonObject io || io.Count != 1 || !(io.ContainsKey("guest") || io.ContainsKey("path")))
-            throw new PayloadError($"Invalid value(s) for: image ({ConfigText.Echo(img.ToJsonString())}: give {{\"guest\": NAME}} for a program of virt/guests or {{\"path\": FILE}} for a flat image)");
+            throw new PayloadError($"Invalid value(s) for: image ({ConfigText.Echo(img.ToJsonString())}: give {{\"guest\": NAME}} for a program of virt/guests, {{\"path\": FILE}} for a flat image or {{\"kernel\": FILE, \"initrd\": FILE, \"cmdline\": TEXT}} for Linux)");
         if (io["guest"] is JsonNode g)
         {
             var names = HvmGuest.GuestNames();

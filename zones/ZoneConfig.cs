@@ -118,6 +118,11 @@ public sealed class VmInfo
     public string? Guest { get; set; }
     /// <summary>bhyve/kvm: an absolute path to a flat image ("image": {"path": PATH}).</summary>
     public string? ImagePath { get; set; }
+    /// <summary>bhyve/kvm: an absolute path to a bzImage booted by the Linux boot protocol ("image":
+    /// {"kernel": PATH, "initrd": PATH, "cmdline": TEXT}; HvmGuest.cs), with its initrd and command line.</summary>
+    public string? Kernel { get; set; }
+    public string? Initrd { get; set; }
+    public string? Cmdline { get; set; }
     /// <summary>vmadm properties SmartOS takes and this host keeps and shows without enforcing them
     /// (cpu_cap, max_lwps, ...; VmPayload.cs, "kept"): name to JSON text.</summary>
     public Dictionary<string, string> Kept { get; set; } = new(StringComparer.Ordinal);
@@ -133,7 +138,7 @@ public sealed class VmInfo
     public VmInfo Clone() => new()
     {
         Alias = Alias, Quota = Quota, Resolvers = [.. Resolvers], ImageUuid = ImageUuid, Index = Index, Vcpus = Vcpus, Guest = Guest,
-        ImagePath = ImagePath, Kept = new(Kept, StringComparer.Ordinal), Disks = Disks.ConvertAll(d => d.Clone()), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
+        ImagePath = ImagePath, Kernel = Kernel, Initrd = Initrd, Cmdline = Cmdline, Kept = new(Kept, StringComparer.Ordinal), Disks = Disks.ConvertAll(d => d.Clone()), CreateTimestamp = CreateTimestamp, LastModified = LastModified,
     };
 }
 

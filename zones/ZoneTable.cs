@@ -467,7 +467,8 @@ public sealed class ZoneTable
     /// <summary>Starts a bhyve/kvm zone's guest on its open MAC clients (HvmGuest.cs rule 1).</summary>
     private ZoneStatus BootGuest(Zone z)
     {
-        if (!HvmGuest.TryImage(z.Config, out var image, out string why))
+        var config = HvmGuest.TryVmConfig(z.Config, z.Name, GuestBackend, _host.World.Driver != null, out string why);
+        if (config == null)
         {
             Unready(z);
             return Failed(why);
@@ -475,11 +476,7 @@ public sealed class ZoneTable
         var old = z.Guest;
         z.Guest = null;
         old?.Dispose();
-        var vm = new Vm(_host.Scheduler, new VmConfig
-        {
-            Name = z.Name, Image = image, MemorySize = (ulong)(z.Config.CappedMemory ?? HvmGuest.DefaultRamMiB << 20),
-            Backend = GuestBackend, RealTime = _host.World.Driver != null,
-        });
+        var vm = new Vm(_host.Scheduler, config);
         foreach (var c in z._clients) vm.AttachNic(c);
         if (!HvmGuest.TryAttachDisks(_host, z.Config, vm, out string diskError))
         {

@@ -14,6 +14,7 @@ internal static class Program
         ("vmm", VmmBenchmarks.Run),
         ("platform", PlatformBenchmarks.Run),
         ("vmdisk", VmDiskBenchmarks.Run),
+        ("linux", LinuxBootBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),

@@ -147,7 +147,7 @@ public static class Vmadm
         {
             // A bhyve or kvm VM without an image is created and stays installed: it has nothing to
             // boot here (VmPayload.ApplyHvm); said, not refused.
-            if (HvmGuest.IsHvm(cfg.Brand) && cfg.Vm is { Guest: null, ImagePath: null })
+            if (HvmGuest.IsHvm(cfg.Brand) && cfg.Vm is { Guest: null, ImagePath: null, Kernel: null })
             {
                 ctx.Err.WriteLine($"Warning, VM {cfg.Uuid} not started: {HvmGuest.NoImage(cfg.Brand)}");
                 ctx.Err.WriteLine($"Successfully created VM {cfg.Uuid}");

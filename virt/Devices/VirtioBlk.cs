@@ -84,11 +84,11 @@ public sealed class VirtioBlk : VirtioMmio
     /// <summary>The capacity in 512-byte sectors, as the config space shows it.</summary>
     public ulong Capacity => (ulong)Math.Max(0, Device.Size) / SectorSize;
 
-    protected override uint DeviceId => 2; // block device
-    protected override ulong DeviceFeatures => FeatureFlush | FeatureVersion1;
+    protected internal override uint DeviceId => 2; // block device
+    protected internal override ulong DeviceFeatures => FeatureFlush | FeatureVersion1;
 
     /// <summary>Config space: capacity u64 (struct virtio_blk_config); the optional fields read as zero.</summary>
-    protected override ulong ReadConfig(uint offset, int size)
+    protected internal override ulong ReadConfig(uint offset, int size)
     {
         ulong v = 0, capacity = Capacity;
         for (int i = 0; i < size; i++)
@@ -96,7 +96,7 @@ public sealed class VirtioBlk : VirtioMmio
         return v;
     }
 
-    protected override void Notify(uint queue)
+    protected internal override void Notify(uint queue)
     {
         if (queue == 0) ProcessRequests();
     }

@@ -6,10 +6,12 @@ using SmartOS.Vnic;
 namespace SmartOS.Virt.Devices;
 
 /// <summary>
-/// A virtio-net device on virtio-mmio version 2 (virtio 1.x spec, sections 4.2 and 5.1; the
-/// transport is VirtioMmio.cs), one MAC client behind it. Queue 0 is receive, queue 1 transmit;
-/// split rings only, no indirect descriptors, no offloads. Features offered: VIRTIO_NET_F_MAC and VIRTIO_F_VERSION_1, so every
-/// frame carries the 12-byte virtio_net_hdr (num_buffers included).
+/// A virtio-net device (virtio 1.x spec, section 5.1), one MAC client behind it, on virtio-mmio
+/// version 2 (VirtioMmio.cs) or on legacy virtio-pci (PciVirtio.cs). Queue 0 is receive, queue 1
+/// transmit; split rings only, no indirect descriptors, no offloads. Features offered:
+/// VIRTIO_NET_F_MAC and VIRTIO_F_VERSION_1, so a modern driver's frames carry the 12-byte
+/// virtio_net_hdr (num_buffers included); a legacy driver sees only the low 32 feature bits, and
+/// its frames carry the 10-byte header (<see cref="NetHeaderLength"/>).
 ///
 /// Every ring entry is untrusted guest data (Vmm.cs rule 4): a descriptor outside RAM, a chain
 /// longer than the queue (a loop), a chain bigger than a frame or a bad index stops the device:
@@ -19,11 +21,14 @@ namespace SmartOS.Virt.Devices;
 public sealed class VirtioNet : VirtioMmio, IMacReceiver
 {
     public const int HeaderLength = 12;
+    /// <summary>The header of a legacy driver (virtio-pci 0.9.5) that negotiated neither
+    /// VIRTIO_F_VERSION_1 nor VIRTIO_NET_F_MRG_RXBUF: no num_buffers.</summary>
+    public const int LegacyHeaderLength = 10;
     public const int MaxQueueSize = 256;
     /// <summary>Largest chain accepted: a jumbo frame plus the header.</summary>
     public const int MaxChainBytes = 9216 + HeaderLength;
 
-    private const ulong FeatureMac = 1UL << 5;
+    private const ulong FeatureMac = 1UL << 5, FeatureMergeableRx = 1UL << 15;
 
     private readonly Action _wake;
     private readonly byte[] _chain = new byte[MaxChainBytes];
@@ -45,11 +50,14 @@ public sealed class VirtioNet : VirtioMmio, IMacReceiver
     public long RxDropped { get; private set; }
     public long TxErrors { get; private set; }
 
-    protected override uint DeviceId => 1; // network card
-    protected override ulong DeviceFeatures => FeatureMac | FeatureVersion1;
+    protected internal override uint DeviceId => 1; // network card
+    protected internal override ulong DeviceFeatures => FeatureMac | FeatureVersion1;
 
     /// <summary>Config space: mac[6], status u16 (link up).</summary>
-    protected override ulong ReadConfig(uint offset, int size)
+    /// <summary>The virtio_net_hdr in front of every frame, as the driver's features make it.</summary>
+    public int NetHeaderLength => !Legacy || (DriverFeatures & (FeatureVersion1 | FeatureMergeableRx)) != 0 ? HeaderLength : LegacyHeaderLength;
+
+    protected internal override ulong ReadConfig(uint offset, int size)
     {
         ulong v = 0;
         Span<byte> cfg = stackalloc byte[8];
@@ -60,7 +68,7 @@ public sealed class VirtioNet : VirtioMmio, IMacReceiver
     }
 
     /// <summary>Queue 1 is transmit; the receive queue needs no notify (frames arrive from the MAC client).</summary>
-    protected override void Notify(uint queue)
+    protected internal override void Notify(uint queue)
     {
         if (queue == 1) ProcessTx();
     }
@@ -92,13 +100,14 @@ public sealed class VirtioNet : VirtioMmio, IMacReceiver
                 index = next;
             }
             if (!TryPutUsed(q, head, 0)) return;
-            int frameLength = total - HeaderLength;
+            int hdr = NetHeaderLength;
+            int frameLength = total - hdr;
             if (frameLength < EthernetView.HeaderLength)
             {
                 TxErrors++;
                 continue;
             }
-            var packet = Client.Pool.Rent(_chain.AsSpan(HeaderLength, frameLength));
+            var packet = Client.Pool.Rent(_chain.AsSpan(hdr, frameLength));
             if (packet == null)
             {
                 TxErrors++;
@@ -122,10 +131,11 @@ public sealed class VirtioNet : VirtioMmio, IMacReceiver
                 return;
             }
             var frame = packet.Data;
+            int hdr = NetHeaderLength;
             Span<byte> header = stackalloc byte[HeaderLength];
             header.Clear();
-            BinaryPrimitives.WriteUInt16LittleEndian(header[10..], 1); // num_buffers
-            int need = HeaderLength + frame.Length, written = 0;
+            BinaryPrimitives.WriteUInt16LittleEndian(header[10..], 1); // num_buffers (only in the 12-byte header)
+            int need = hdr + frame.Length, written = 0;
             ushort index = head;
             for (int n = 0; written < need; n++)
             {
@@ -137,7 +147,7 @@ public sealed class VirtioNet : VirtioMmio, IMacReceiver
                 for (int i = 0; i < chunk; i++)
                 {
                     int at = written + i;
-                    dst[i] = at < HeaderLength ? header[at] : frame[at - HeaderLength];
+                    dst[i] = at < hdr ? header[at] : frame[at - hdr];
                 }
                 Memory.NoteWritten(addr, (ulong)chunk);
                 written += chunk;
