@@ -121,7 +121,7 @@ public sealed unsafe partial class Interpreter
             catch (GuestFault g)
             {
                 if (g.Vector < 0) { stop = new VcpuExit { Reason = g.Reason, Rip = g.Rip, Detail = g.Message }; return false; }
-                if (current.Vector == ExcDf || attempt >= 2)
+                if (current.Vector == ExcDf || attempt >= 3)
                 {
                     stop = new VcpuExit
                     {
@@ -131,7 +131,8 @@ public sealed unsafe partial class Interpreter
                     };
                     return false;
                 }
-                current = IsDoubleFault(current.Vector, g.Vector)
+                // A software interrupt (int n, int3) is benign whatever its number.
+                current = IsDoubleFault(current.Software ? -1 : current.Vector, g.Vector)
                     ? new GuestFault(VcpuExitReason.Fault, current.Rip, $"#DF: {g.Message} while delivering {Name(current.Vector)}", ExcDf, 0)
                     : g;
             }

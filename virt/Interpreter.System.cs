@@ -390,7 +390,7 @@ public sealed unsafe partial class Interpreter
 
     private GuestFault SoftwareInterrupt(int vector, ulong next, string name)
     {
-        string message = vector == ExcBp ? "#BP: int3" : $"{name} at 0x{_instrRip:x} with no IDT loaded";
+        string message = vector == ExcBp ? "#BP: int3" : $"{name} at 0x{_instrRip:x}";
         return new GuestFault(VcpuExitReason.Fault, _instrRip, message, vector) { TrapRip = next, Software = true };
     }
 
