@@ -693,6 +693,50 @@ public class SystemTests
     }
 
     [Test]
+    public void Rep_stos_across_pages_follows_the_mapping_and_resumes_after_a_page_fault()
+    {
+        // Linear 0xE_0000 is physical 0x5_0000; linear 0xE_1000 is absent until the handler maps
+        // it to physical 0x5_8000 (not the next physical page).
+        using var m = new Machine(a =>
+        {
+            var pf = a.CreateLabel();
+            Setup(a);
+            Gate(a, 14, pf);
+            a.mov(rdi, 0xE_0F00UL);
+            a.mov(ecx, 0x200);
+            a.mov(al, 0xAB);
+            a.cld();
+            a.rep.stosb();
+            PowerOff(a);
+            a.Label(ref pf);
+            a.add(rsp, 8);
+            Store(a, 0, rcx);
+            a.mov(rsi, Pt + 8 * 0xE1);
+            a.mov(__qword_ptr[rsi], 0x5_8000 | 3);
+            a.iretq();
+        });
+        m.Write64(Pt + 8 * 0xE0, 0x5_0000 | 3);
+        m.Write64(Pt + 8 * 0xE1, 0);
+        RunToPowerOff(m);
+        var low = new byte[0x100];
+        var high = new byte[0x101];
+        var between = new byte[0x100];
+        m.Memory.TryRead(0x5_0F00, low);
+        m.Memory.TryRead(0x5_8000, high);
+        m.Memory.TryRead(0x5_1000, between);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(m.Counter(0), Is.EqualTo(0x100UL), "rcx when the fault hit: the first page was done");
+            Assert.That(low, Is.All.EqualTo((byte)0xAB));
+            Assert.That(high[..0x100], Is.All.EqualTo((byte)0xAB));
+            Assert.That(high[0x100], Is.EqualTo((byte)0));
+            Assert.That(between, Is.All.EqualTo((byte)0), "the physically next page is not touched");
+            Assert.That(m.Cpu.GetRegister(Reg.Rdi), Is.EqualTo(0xE_1100UL));
+            Assert.That(m.Cpu.GetRegister(Reg.Rcx), Is.EqualTo(0UL));
+        }
+    }
+
+    [Test]
     public void Cpuid_reports_the_system_features_and_the_apic_only_when_present()
     {
         using var m = new Machine(a =>
