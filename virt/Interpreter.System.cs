@@ -82,6 +82,8 @@ public sealed unsafe partial class Interpreter
     public ulong FsBase => _r[SegFsSlot];
     public ulong GsBase => _r[SegGsSlot];
     public ulong KernelGsBase => _kernelGsBase;
+    /// <summary>IA32_TSC_AUX (what rdtscp returns in ECX).</summary>
+    public ulong TscAux => _tscAux;
     /// <summary>IA32_APIC_BASE as the guest set it (reset: 0xFEE00000, enabled, bootstrap processor);
     /// the platform's local APIC reads it for its base address and enable bit.</summary>
     public ulong ApicBase { get; private set; }
@@ -790,7 +792,7 @@ public sealed unsafe partial class Interpreter
     // ---- CPUID (Interpreter.CpuidHook.cs) ------------------------------------------------
 
     /// <summary>The CPUID bits this part of the interpreter backs: MSR, PAE, PGE, PSE, PAT, APIC
-    /// (only with a local APIC), SYSCALL, NX, 1 GiB pages and long mode.</summary>
+    /// (only with a local APIC), OSXSAVE (as CR4 has it), SYSCALL, NX, 1 GiB pages and long mode.</summary>
     partial void AddSystemCpuid(uint leaf, uint subleaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
     {
         if (leaf == 1)
@@ -798,6 +800,8 @@ public sealed unsafe partial class Interpreter
             // PSE (3), MSR (5), PAE (6), PGE (13), PAT (16); APIC (9).
             edx |= (1u << 3) | (1u << 5) | (1u << 6) | (1u << 13) | (1u << 16);
             if (HasLocalApic) edx |= 1u << 9;
+            // OSXSAVE (ECX 27) mirrors CR4.OSXSAVE.
+            if ((_cr4 & Cr4Osxsave) != 0) ecx |= 1u << 27;
         }
         else if (leaf == 0x8000_0001)
         {

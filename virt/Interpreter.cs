@@ -21,9 +21,14 @@ namespace SmartOS.Virt;
 /// something reads them (Jcc, setcc, cmovcc, pushf, adc); the compare-and-branch pair reads its
 /// answer straight from the recorded operands.
 ///
-/// Addresses are guest physical: the boot protocol identity-maps memory and the interpreter does
-/// not walk page tables (an instruction that changes CR3 is unimplemented). A guest exception is
-/// not delivered through an IDT: it stops the vCPU with a Fault exit naming the exception.
+/// Memory: every load, store and fetch names a linear address, translated through a software TLB
+/// (Interpreter.Paging.cs): the common case of Read/Write is one compare of the TLB entry's tag and
+/// a load through its host pointer; a miss walks the page tables (or, with CR0.PG clear, maps
+/// linear = physical). The decode cache is keyed by physical page. System state (control
+/// registers, MSRs, descriptor tables, rings, syscall, iretq) is Interpreter.System.cs; exceptions
+/// go through the guest's IDT once it has loaded one, and maskable interrupts come from
+/// Vcpu.Interrupts between instructions (Interpreter.System.Exceptions.cs). A guest without an IDT
+/// (the flat boot protocol's) still stops with a Fault exit naming the exception.
 ///
 /// Implemented: the integer instructions gcc emits at -O0..-O2 (ALU, shifts and rotates, shld/shrd,
 /// mul/imul/div/idiv, bt*, bsf/bsr/tzcnt/lzcnt/popcnt, setcc/cmovcc, movzx/movsx/movsxd, lea,
@@ -32,9 +37,8 @@ namespace SmartOS.Virt;
 /// (movdqa/movdqu/movaps/movups/movapd/movupd/lddqu, movd/movq, pxor/por/pand/pandn and the ps
 /// forms, punpcklqdq/movlhps), cpuid, rdtsc, in/out, hlt, cli/sti, nop/pause/fences/prefetch.
 /// Not implemented (the guest stops with the instruction's name): x87, MMX, SSE arithmetic and
-/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs segment
-/// overrides, and system instructions (mov to/from CRn, lgdt/lidt, wrmsr/rdmsr, int n, iretq,
-/// syscall). Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
+/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs overrides on
+/// string instructions, real mode and 32-bit code. Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
 /// cover the integer part register by register and flag by flag.
 /// </summary>
 public sealed unsafe partial class Interpreter : Vcpu
