@@ -87,6 +87,9 @@ public sealed unsafe partial class Interpreter
     /// <summary>IA32_APIC_BASE as the guest set it (reset: 0xFEE00000, enabled, bootstrap processor);
     /// the platform's local APIC reads it for its base address and enable bit.</summary>
     public ulong ApicBase { get; private set; }
+    /// <summary>MSRs the platform implements (the local APIC's TSC deadline or x2APIC registers):
+    /// asked for an MSR this file does not know before rdmsr/wrmsr raise #GP.</summary>
+    public IMsrHandler? Msrs { get; set; }
     /// <summary>The platform has a local APIC (CPUID leaf 1 EDX.APIC says so only then).</summary>
     public bool HasLocalApic { get; set; }
     /// <summary>An IDT has been loaded (lidt): exceptions go through it instead of stopping the vCPU.</summary>
@@ -154,7 +157,7 @@ public sealed unsafe partial class Interpreter
     {
         MovToCr, MovFromCr, MovToDr, MovFromDr, Rdmsr, Wrmsr, Lgdt, Lidt, Sgdt, Sidt, Lldt, Ltr, Sldt, Str,
         MovToSreg, MovFromSreg, PopSreg, PushSreg, LoadFarPointer, JmpFar, CallFar, Retf, Iretq,
-        IntN, Int3, Int1, Syscall, Sysretq, Swapgs, Invlpg, Clts, Wbinvd,
+        IntN, Int3, Int1, Syscall, Sysretq, Swapgs, Invlpg, Clts, Wbinvd, Verr, Verw, Lar, Lsl,
     }
 
     /// <summary>System instructions become one op kind (K.System) with the operation in Sub.</summary>
@@ -245,6 +248,18 @@ public sealed unsafe partial class Interpreter
                 s = Sys.Invlpg;
                 break;
             case Code.Clts: s = Sys.Clts; break;
+            case Code.Verr_rm16: case Code.Verr_r32m16: case Code.Verr_r64m16:
+            case Code.Verw_rm16: case Code.Verw_r32m16: case Code.Verw_r64m16:
+                if (!RmOperand(in ins, 0, ref op)) return false;
+                s = ins.Mnemonic == Mnemonic.Verr ? Sys.Verr : Sys.Verw;
+                break;
+            case Code.Lar_r16_rm16: case Code.Lar_r32_r32m16: case Code.Lar_r64_r64m16:
+            case Code.Lsl_r16_rm16: case Code.Lsl_r32_r32m16: case Code.Lsl_r64_r64m16:
+                if (!Gpr(ins.Op0Register, out op.Reg, out op.Size)) return false;
+                if (ins.Op1Kind == Iced.Intel.OpKind.Register) { if (!Gpr(ins.Op1Register, out op.Rm, out _)) return false; }
+                else if (!Mem(in ins, ref op)) return false;
+                s = ins.Mnemonic == Mnemonic.Lar ? Sys.Lar : Sys.Lsl;
+                break;
             case Code.Wbinvd: case Code.Invd: s = Sys.Wbinvd; break;
             default: return false;
         }
@@ -376,6 +391,27 @@ public sealed unsafe partial class Interpreter
             }
             case Sys.Invlpg: RequireRing0("invlpg"); FlushPage(Ea(ref op)); return next;
             case Sys.Clts: RequireRing0("clts"); _cr0 &= ~Cr0Ts; return next;
+            case Sys.Verr:
+            case Sys.Verw:
+            {
+                bool ok = TryVisibleDescriptor((ushort)ReadSelectorOperand(ref op), out ulong desc, systemTypes: 0);
+                ushort attr = AttrOf(desc);
+                bool code = (attr & 8) != 0;
+                ok &= op.Sub == (byte)Sys.Verr ? !code || (attr & 2) != 0 : !code && (attr & 2) != 0;
+                SetFlagBits(ZF, ok ? ZF : 0);
+                return next;
+            }
+            case Sys.Lar:
+            case Sys.Lsl:
+            {
+                bool lar = op.Sub == (byte)Sys.Lar;
+                // System descriptors lar may report: LDT, available and busy TSS, call gate; lsl: not the gate.
+                int types = (1 << 2) | (1 << 9) | (1 << 11) | (lar ? 1 << 12 : 0);
+                bool ok = TryVisibleDescriptor((ushort)ReadSelectorOperand(ref op), out ulong desc, types);
+                if (ok) SetReg(op.Reg, op.Size, lar ? (desc >> 32) & 0x00F0_FF00 : DescriptorLimit(desc));
+                SetFlagBits(ZF, ok ? ZF : 0);
+                return next;
+            }
             default: RequireRing0("wbinvd"); return next;
         }
     }
@@ -478,7 +514,7 @@ public sealed unsafe partial class Interpreter
         MsrGsBase => _r[SegGsSlot],
         MsrKernelGsBase => _kernelGsBase,
         MsrTscAux => _tscAux,
-        _ => throw Gp(0, $"rdmsr of unknown MSR 0x{msr:x}"),
+        _ => Msrs != null && Msrs.TryReadMsr(msr, out ulong v) ? v : throw Gp(0, $"rdmsr of unknown MSR 0x{msr:x}"),
     };
 
     private void WriteMsr(uint msr, ulong v)
@@ -513,7 +549,10 @@ public sealed unsafe partial class Interpreter
             case MsrGsBase: _r[SegGsSlot] = CanonicalMsr(v); break;
             case MsrKernelGsBase: _kernelGsBase = CanonicalMsr(v); break;
             case MsrTscAux: _tscAux = v & 0xFFFF_FFFF; break;
-            default: throw Gp(0, $"wrmsr of unknown MSR 0x{msr:x}");
+            default:
+                if (Msrs == null || !Msrs.TryWriteMsr(msr, v)) throw Gp(0, $"wrmsr of unknown MSR 0x{msr:x}");
+                RequestBoundary();
+                break;
         }
     }
 
@@ -541,6 +580,25 @@ public sealed unsafe partial class Interpreter
         if ((ldt && _ldtSel == 0) || (uint)(sel | 7) > limit) throw Gp((uint)(sel & ~3), $"selector 0x{sel:x} beyond the descriptor table");
         address = tableBase + (ulong)(sel & ~7);
         return ReadSystem(address, 8);
+    }
+
+    /// <summary>verr/verw/lar/lsl: the descriptor of <paramref name="sel"/> when it is in its table,
+    /// of an allowed type (code, data, or a system type whose bit is in <paramref name="systemTypes"/>)
+    /// and visible at CPL and RPL (conforming code always is); else false with desc 0. Never faults
+    /// for the selector.</summary>
+    private bool TryVisibleDescriptor(ushort sel, out ulong desc, int systemTypes)
+    {
+        desc = 0;
+        bool ldt = (sel & 4) != 0;
+        if ((sel & ~3) == 0 || (ldt && _ldtSel == 0) || (uint)(sel | 7) > (ldt ? _ldtLimit : _gdtLimit)) return false;
+        ulong d = ReadDescriptor(sel, out _);
+        ushort attr = AttrOf(d);
+        int type = attr & 0xF;
+        bool conformingCode = (attr & AttrS) != 0 && (type & 0xC) == 0xC;
+        if ((attr & AttrS) == 0 && (systemTypes & (1 << type)) == 0) return false;
+        if (!conformingCode && Dpl(attr) < Math.Max(_cpl, sel & 3)) return false;
+        desc = d;
+        return true;
     }
 
     private static ushort AttrOf(ulong desc) => (ushort)((desc >> 40) & 0xF0FF);
@@ -809,4 +867,12 @@ public sealed unsafe partial class Interpreter
             edx |= (1u << 11) | (1u << 20) | (1u << 26) | (1u << 29);
         }
     }
+}
+
+/// <summary>MSRs outside the CPU core that a device implements (Interpreter.Msrs). Called on the
+/// vCPU's thread; false: not this device's MSR, or a value it refuses (the guest gets #GP).</summary>
+public interface IMsrHandler
+{
+    bool TryReadMsr(uint msr, out ulong value);
+    bool TryWriteMsr(uint msr, ulong value);
 }

@@ -736,6 +736,72 @@ public class SystemTests
         }
     }
 
+    private sealed class DeadlineMsr : IMsrHandler
+    {
+        public ulong Value;
+        public bool TryReadMsr(uint msr, out ulong value) { value = Value; return msr == 0x6E0; }
+        public bool TryWriteMsr(uint msr, ulong value)
+        {
+            if (msr != 0x6E0) return false;
+            Value = value;
+            return true;
+        }
+    }
+
+    [Test]
+    public void Msrs_the_platform_implements_are_reached_through_its_handler()
+    {
+        var msrs = new DeadlineMsr();
+        using var m = new Machine(a =>
+        {
+            a.mov(ecx, 0x6E0);
+            a.mov(eax, 0x1234);
+            a.mov(edx, 1);
+            a.wrmsr();
+            a.xor(eax, eax);
+            a.xor(edx, edx);
+            a.rdmsr();
+            a.hlt();
+        });
+        m.Cpu.Msrs = msrs;
+        m.Run();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(msrs.Value, Is.EqualTo(0x1_0000_1234UL));
+            Assert.That(m.Cpu.GetRegister(Reg.Rax), Is.EqualTo(0x1234UL));
+            Assert.That(m.Cpu.GetRegister(Reg.Rdx), Is.EqualTo(1UL));
+        }
+    }
+
+    [Test]
+    public void Verw_lar_and_lsl_inspect_descriptors_from_ring_3_without_faulting()
+    {
+        using var m = RunInRing3(a =>
+        {
+            a.mov(ax, UserDs);
+            a.verw(ax);
+            a.setz(bl);
+            a.mov(ax, KernelDs);
+            a.verw(ax);
+            a.setz(bh);
+            a.mov(ax, UserCs);
+            a.lar(ecx, eax);
+            a.lsl(r8d, eax);
+            a.mov(ax, 0x7F8);
+            a.lsl(esi, eax);
+            a.setz(al);
+            a.movzx(edi, al);
+            a.@int(0x80);
+        });
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(m.Cpu.GetRegister(Reg.Rbx) & 0xFFFF, Is.EqualTo(0x0001UL), "user data writable, kernel data not visible");
+            Assert.That(m.Cpu.GetRegister(Reg.Rcx), Is.EqualTo(0x00A0_FB00UL), "lar: the attributes (accessed after the iretq)");
+            Assert.That(m.Cpu.GetRegister(Reg.R8), Is.EqualTo(0xFFFF_FFFFUL), "lsl: the page-granular limit");
+            Assert.That(m.Cpu.GetRegister(Reg.Rdi), Is.EqualTo(0UL), "a selector beyond the GDT: ZF clear");
+        }
+    }
+
     [Test]
     public void Cpuid_reports_the_system_features_and_the_apic_only_when_present()
     {
