@@ -189,10 +189,6 @@ public sealed unsafe partial class Interpreter : Vcpu
     private GuestFault WildAccess(ulong a, int size, string what)
         => new(VcpuExitReason.Fault, _instrRip, $"#PF: {what} of {size} bytes at 0x{a:x}, outside RAM and every device");
 
-    /// <summary>A pointer to <paramref name="size"/> bytes of RAM at linear <paramref name="a"/>, or a
-    /// fault (SSE and string ops: RAM only; see the overload in Interpreter.Paging.cs).</summary>
-    private byte* RamPointer(ulong a, int size, string what) => RamPointer(a, size, what == "write", what);
-
     private void InvalidateCode(ulong a, int size)
     {
         ulong start = a >= 14 ? a - 14 : 0;
