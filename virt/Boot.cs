@@ -80,7 +80,8 @@ public static class Boot
         for (int i = 0; i < diskBases.Length && i < Vm.MaxDisks; i++) BinaryPrimitives.WriteUInt64LittleEndian(b[(152 + 8 * i)..], diskBases[i]);
     }
 
-    /// <summary>The general-register part of the entry state (the backend sets up long mode itself).</summary>
+    /// <summary>The entry state: general registers, and for the interpreter the long-mode system state
+    /// (KvmVcpu sets up long mode itself).</summary>
     public static void SetEntryState(Vcpu vcpu)
     {
         for (int i = 0; i < 16; i++) vcpu.SetRegister((Reg)i, 0);
@@ -88,6 +89,8 @@ public static class Boot
         vcpu.Rflags = 2;
         vcpu.SetRegister(Reg.Rdi, BootInfoAddress);
         vcpu.SetRegister(Reg.Rsp, MemorySizeOf(vcpu) - 8);
+        // KvmVcpu sets the same long-mode state when it is created.
+        if (vcpu is Interpreter interp) interp.SetLongModeState(Pml4Address, GdtAddress, 23);
     }
 
     private static ulong MemorySizeOf(Vcpu vcpu) => vcpu switch

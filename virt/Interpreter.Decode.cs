@@ -10,17 +10,10 @@ public sealed unsafe partial class Interpreter
 {
     private ulong _instrRip;
 
-    private Op[] PageOps(ulong page)
-    {
-        if (page >= (ulong)_pages.Length)
-            throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#PF: instruction fetch at 0x{_instrRip:x}, outside RAM");
-        return _pages[page] ??= new Op[GuestMemory.PageSize];
-    }
-
     private void Decode(ulong rip, ref Op op)
     {
         Decodes++;
-        _reader.Position = rip;
+        _reader.Reset(rip);
         _decoder.IP = rip;
         _decoder.Decode(out Instruction ins);
         op = default;
@@ -39,9 +32,8 @@ public sealed unsafe partial class Interpreter
             op.Kind = K.Unimplemented;
             op.Imm = (long)ins.Mnemonic;
         }
-        ulong last = rip + op.Len - 1;
-        _codePage[rip >> 12] = 1;
-        if (last < _memSize) _codePage[last >> 12] = 1;
+        // The page of the first byte is code already (FetchPage); one the instruction runs into is now.
+        if (_reader.LastPhysical < _memSize) MarkCodePage(_reader.LastPhysical >> 12);
     }
 
     private static bool Gpr(Register r, out byte index, out byte size)
@@ -70,10 +62,11 @@ public sealed unsafe partial class Interpreter
         or IcedOpKind.Immediate64 or IcedOpKind.Immediate8to16 or IcedOpKind.Immediate8to32 or IcedOpKind.Immediate8to64
         or IcedOpKind.Immediate32to64;
 
-    /// <summary>Fills the memory operand; false for what the interpreter does not model (fs/gs, 32-bit addressing).</summary>
+    /// <summary>Fills the memory operand; false for what the interpreter does not model (32-bit addressing).
+    /// An fs or gs override adds that segment's base (Interpreter.System.cs).</summary>
     private static bool Mem(in Instruction ins, ref Op op)
     {
-        if (ins.SegmentPrefix is Register.FS or Register.GS) return false;
+        op.Seg = ins.SegmentPrefix switch { Register.FS => SegFsSlot, Register.GS => SegGsSlot, _ => 0 };
         op.IsMem = true;
         if (ins.IsIPRelativeMemoryOperand)
         {
@@ -106,6 +99,7 @@ public sealed unsafe partial class Interpreter
 
     private static bool Translate(in Instruction ins, ref Op op)
     {
+        if (TryDecodeSystem(in ins, ref op)) return true;
         var m = ins.Mnemonic;
         int n = ins.OpCount;
         IcedOpKind k0 = n > 0 ? ins.GetOpKind(0) : IcedOpKind.Register;
@@ -316,7 +310,6 @@ public sealed unsafe partial class Interpreter
             case Mnemonic.Lahf: op.Kind = K.Lahf; return true;
             case Mnemonic.Sahf: op.Kind = K.Sahf; return true;
             case Mnemonic.Ud2: op.Kind = K.Fault; op.Imm = 2; return true;
-            case Mnemonic.Int3: op.Kind = K.Fault; op.Imm = 3; return true;
             case Mnemonic.Movdqa: case Mnemonic.Movdqu: case Mnemonic.Movaps: case Mnemonic.Movups:
             case Mnemonic.Movapd: case Mnemonic.Movupd: case Mnemonic.Lddqu:
                 op.Size2 = (byte)(m is Mnemonic.Movdqa or Mnemonic.Movaps or Mnemonic.Movapd ? 1 : 0);

@@ -9,10 +9,11 @@ namespace SmartOS.Virt;
 // The dispatch loop (Interpreter.cs). One switch over the cached Op; hot forms first.
 public sealed unsafe partial class Interpreter
 {
-    /// <summary>Runs until <paramref name="end"/> instructions have retired or an exit. rip and the
-    /// retired count live in locals; the fields are written back when the loop leaves (and
-    /// _instrRip per instruction, for fault reports raised inside helpers).</summary>
-    private VcpuExit Loop(long end)
+    /// <summary>Runs until _end instructions have retired or an exit. rip and the retired count live
+    /// in locals; the fields are written back when the loop leaves (and _instrRip per instruction,
+    /// for fault reports raised inside helpers). Setting _end to 0 (RequestBoundary) ends the loop
+    /// after the current instruction, so that Run can look for interrupts.</summary>
+    private VcpuExit Loop()
     {
         Op[]? ops = null;
         ulong opsPage = ulong.MaxValue;
@@ -21,12 +22,12 @@ public sealed unsafe partial class Interpreter
         long retired = _retired;
         try
         {
-            while (retired < end)
+            while (retired < _end)
             {
                 if ((rip >> 12) != opsPage)
                 {
                     _instrRip = rip;
-                    ops = PageOps(rip >> 12);
+                    ops = FetchPage(rip);
                     opsPage = rip >> 12;
                 }
                 ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
@@ -217,13 +218,14 @@ public sealed unsafe partial class Interpreter
                 case K.FlagOp: FlagOp(op.Sub); break;
                 case K.Nop: break;
                 case K.Hlt:
+                    if (_cpl != 0) throw PrivilegedInstruction("hlt");
                     _rip = next;
                     _retired = retired;
                     return new VcpuExit { Reason = VcpuExitReason.Hlt, Rip = next };
                 case K.Cpuid: Cpuid(); break;
                 case K.Rdtsc:
                 {
-                    ulong tsc = (ulong)(TscBase + (retired - TscRetiredBase));
+                    ulong tsc = (ulong)(TscBase + (retired - TscRetiredBase) + _tscOffset);
                     r[0] = (uint)tsc;
                     r[2] = tsc >> 32;
                     break;
@@ -240,8 +242,10 @@ public sealed unsafe partial class Interpreter
                         Data = op.Kind == K.Out ? GetReg(0, op.Size) : 0,
                         Rip = rip,
                     };
+                    if (_cpl != 0) throw PrivilegedInstruction(op.Kind == K.In ? "in" : "out");
                     _retired = retired;
                     _handler.HandleAccess(ref exit);
+                    RequestBoundary();
                     if (op.Kind == K.In) SetReg(0, op.Size, exit.Data);
                     if (_handler.StopRequested)
                     {
@@ -254,9 +258,14 @@ public sealed unsafe partial class Interpreter
                     Push(GetFlags());
                     break;
                 case K.Popf:
+                {
+                    // Above ring 0 (IOPL is 0) popf leaves IF alone, as the processor does.
+                    ulong keep = _cpl == 0 ? 0 : IF;
                     _fop = FlagKind.None;
-                    _rflags = (Pop() & (ArithFlags | DF | IF)) | 2;
+                    _rflags = (Pop() & (ArithFlags | DF | IF) & ~keep) | (_rflags & keep) | 2;
+                    RequestBoundary();
                     break;
+                }
                 case K.Leave:
                     r[4] = r[5];
                     r[5] = Pop();
@@ -299,9 +308,22 @@ public sealed unsafe partial class Interpreter
                     {
                         1 => $"#PF: instruction fetch runs past the end of RAM at 0x{rip:x}",
                         2 => "#UD: ud2",
-                        3 => "#BP: int3",
                         _ => $"#UD: invalid opcode at 0x{rip:x}",
-                    });
+                    }, op.Imm == 1 ? -1 : ExcUd);
+                case K.System:
+                    _retired = retired;
+                    rip = ExecuteSystem(ref op, rip, next);
+                    // The instruction may have changed the translation or the privilege level.
+                    opsPage = ulong.MaxValue;
+                    if (_systemExit != VcpuExitReason.None)
+                    {
+                        var reason = _systemExit;
+                        _systemExit = VcpuExitReason.None;
+                        _rip = rip;
+                        _retired = retired;
+                        return new VcpuExit { Reason = reason, Rip = rip };
+                    }
+                    continue;
                 case K.Unimplemented:
                     throw new GuestFault(VcpuExitReason.Unimplemented, rip,
                         $"unimplemented instruction {((Iced.Intel.Mnemonic)op.Imm).ToString().ToLowerInvariant()} at 0x{rip:x}");
@@ -319,6 +341,7 @@ public sealed unsafe partial class Interpreter
             // The faulting instruction is not completed: rip stays on it (as the CPU reports it).
             _rip = rip;
             _retired = retired;
+            _fault = f;
             return new VcpuExit { Reason = f.Reason, Rip = f.Rip, Detail = f.Message };
         }
     }
@@ -548,7 +571,7 @@ public sealed unsafe partial class Interpreter
         }
     }
 
-    private GuestFault DivideError() => new(VcpuExitReason.Fault, _instrRip, $"#DE: divide error at 0x{_instrRip:x}");
+    private GuestFault DivideError() => new(VcpuExitReason.Fault, _instrRip, $"#DE: divide error at 0x{_instrRip:x}", ExcDe);
 
     private void StoreWide(int s, ulong lo, ulong hi)
     {
@@ -651,8 +674,17 @@ public sealed unsafe partial class Interpreter
             case 2: SetFlagBits(CF, GetCF() ? 0 : CF); break;
             case 3: _rflags &= ~DF; break;
             case 4: _rflags |= DF; break;
-            case 5: _rflags &= ~IF; break;
-            default: _rflags |= IF; break;
+            case 5:
+                if (_cpl != 0) throw PrivilegedInstruction("cli");
+                _rflags &= ~IF;
+                break;
+            default:
+                if (_cpl != 0) throw PrivilegedInstruction("sti");
+                // sti holds interrupts off for one more instruction (the shadow that makes sti; hlt safe).
+                if ((_rflags & IF) == 0) _interruptShadow = true;
+                _rflags |= IF;
+                RequestBoundary();
+                break;
         }
     }
 
@@ -689,6 +721,7 @@ public sealed unsafe partial class Interpreter
                 d = (1u << 29) | (1u << 20);  // long mode, NX
                 break;
         }
+        AddSystemCpuid(leaf, (uint)r[1], ref a, ref b, ref c, ref d);
         r[0] = a; r[3] = b; r[1] = c; r[2] = d;
     }
 
@@ -703,7 +736,7 @@ public sealed unsafe partial class Interpreter
         }
         ulong ea = Ea(ref op);
         if (op.Size2 != 0 && (ea & 15) != 0)
-            throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#GP: misaligned 16-byte access at 0x{ea:x}");
+            throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#GP: misaligned 16-byte access at 0x{ea:x}", ExcGp, 0);
         if (op.Sub == 0)
         {
             x[2 * op.Reg] = Read(ea, 8);
@@ -723,7 +756,7 @@ public sealed unsafe partial class Interpreter
         if (op.IsMem)
         {
             ulong ea = Ea(ref op);
-            if ((ea & 15) != 0) throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#GP: misaligned 16-byte access at 0x{ea:x}");
+            if ((ea & 15) != 0) throw new GuestFault(VcpuExitReason.Fault, _instrRip, $"#GP: misaligned 16-byte access at 0x{ea:x}", ExcGp, 0);
             lo = Read(ea, 8);
             hi = Read(ea + 8, 8);
         }

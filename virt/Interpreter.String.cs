@@ -66,38 +66,68 @@ public sealed unsafe partial class Interpreter
         }
     }
 
-    /// <summary>Forward rep movs/stos over RAM as one operation; false to fall back to the element loop.</summary>
+    /// <summary>Forward rep movs/stos, a page at a time: each chunk lies within one page of the
+    /// destination (and of the source), is translated once and done as one block copy or fill;
+    /// an element that straddles two pages, or a page that is not RAM, goes through the element
+    /// path. rcx, rsi and rdi are brought up to date after each chunk, so a page fault part-way
+    /// leaves the instruction ready to resume, as on hardware. Always true (kept for the caller's form).</summary>
     private bool TryBlock(int sub, int s, ulong count)
     {
         ulong* r = _r;
-        ulong n = count * (ulong)s;
-        ulong dst = r[7];
-        if (!_memory.Contains(dst, n)) return false;
-        if (sub == 0)
+        while (count != 0)
         {
-            ulong src = r[6];
-            if (!_memory.Contains(src, n)) return false;
+            ulong dst = r[7], src = r[6];
+            ulong room = 0x1000 - (dst & 0xFFF);
+            if (sub == 0) room = Math.Min(room, 0x1000 - (src & 0xFFF));
+            ulong elems = Math.Min(count, room / (ulong)s);
+            ulong physDst = 0;
+            byte* pd = elems == 0 ? null : ChunkPointer(dst, write: true, out physDst);
+            byte* ps = sub == 0 && pd != null ? ChunkPointer(src, write: false, out _) : null;
+            ulong n = elems * (ulong)s;
             // Overlap with the destination ahead of the source repeats a pattern element by element.
-            if (dst > src && dst < src + n) return false;
-            Buffer.MemoryCopy(_mem + src, _mem + dst, (long)n, (long)n);
-            r[6] = src + n;
-        }
-        else
-        {
-            ulong v = r[0];
-            if (s == 1) System.Runtime.InteropServices.NativeMemory.Fill(_mem + dst, (nuint)n, (byte)v);
+            bool overlap = sub == 0 && ps != null && pd > ps && pd < ps + n;
+            if (pd == null || (sub == 0 && ps == null) || overlap)
+            {
+                ulong k = Math.Max(1, elems);
+                for (ulong i = 0; i < k; i++)
+                {
+                    StringStep(sub, s, (ulong)s);
+                    r[1] = --count;
+                }
+                continue;
+            }
+            if (sub == 0)
+            {
+                Buffer.MemoryCopy(ps, pd, (long)n, (long)n);
+                r[6] = src + n;
+            }
             else
-                for (ulong i = 0; i < n; i += (ulong)s)
-                    switch (s)
-                    {
-                        case 2: *(ushort*)(_mem + dst + i) = (ushort)v; break;
-                        case 4: *(uint*)(_mem + dst + i) = (uint)v; break;
-                        default: *(ulong*)(_mem + dst + i) = v; break;
-                    }
+            {
+                ulong v = r[0];
+                if (s == 1) System.Runtime.InteropServices.NativeMemory.Fill(pd, (nuint)n, (byte)v);
+                else
+                    for (ulong i = 0; i < n; i += (ulong)s)
+                        switch (s)
+                        {
+                            case 2: *(ushort*)(pd + i) = (ushort)v; break;
+                            case 4: *(uint*)(pd + i) = (uint)v; break;
+                            default: *(ulong*)(pd + i) = v; break;
+                        }
+            }
+            r[7] = dst + n;
+            count -= elems;
+            r[1] = count;
+            OnHostWrite(physDst, n);
         }
-        r[7] = dst + n;
-        r[1] = 0;
-        OnHostWrite(dst, n);
         return true;
+    }
+
+    /// <summary>The host address of linear <paramref name="a"/> when its page is RAM (translated,
+    /// and checked for the access), else null.</summary>
+    private byte* ChunkPointer(ulong a, bool write, out ulong phys)
+    {
+        TlbEntry* e = Translate(a, write, false);
+        phys = e->Phys + (a & 0xFFF);
+        return (e->Perm & PermRam) != 0 ? (byte*)(e->Addend + a) : null;
     }
 }

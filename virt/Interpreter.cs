@@ -21,9 +21,14 @@ namespace SmartOS.Virt;
 /// something reads them (Jcc, setcc, cmovcc, pushf, adc); the compare-and-branch pair reads its
 /// answer straight from the recorded operands.
 ///
-/// Addresses are guest physical: the boot protocol identity-maps memory and the interpreter does
-/// not walk page tables (an instruction that changes CR3 is unimplemented). A guest exception is
-/// not delivered through an IDT: it stops the vCPU with a Fault exit naming the exception.
+/// Memory: every load, store and fetch names a linear address, translated through a software TLB
+/// (Interpreter.Paging.cs): the common case of Read/Write is one compare of the TLB entry's tag and
+/// a load through its host pointer; a miss walks the page tables (or, with CR0.PG clear, maps
+/// linear = physical). The decode cache is keyed by physical page. System state (control
+/// registers, MSRs, descriptor tables, rings, syscall, iretq) is Interpreter.System.cs; exceptions
+/// go through the guest's IDT once it has loaded one, and maskable interrupts come from
+/// Vcpu.Interrupts between instructions (Interpreter.System.Exceptions.cs). A guest without an IDT
+/// (the flat boot protocol's) still stops with a Fault exit naming the exception.
 ///
 /// Implemented: the integer instructions gcc emits at -O0..-O2 (ALU, shifts and rotates, shld/shrd,
 /// mul/imul/div/idiv, bt*, bsf/bsr/tzcnt/lzcnt/popcnt, setcc/cmovcc, movzx/movsx/movsxd, lea,
@@ -32,9 +37,8 @@ namespace SmartOS.Virt;
 /// (movdqa/movdqu/movaps/movups/movapd/movupd/lddqu, movd/movq, pxor/por/pand/pandn and the ps
 /// forms, punpcklqdq/movlhps), cpuid, rdtsc, in/out, hlt, cli/sti, nop/pause/fences/prefetch.
 /// Not implemented (the guest stops with the instruction's name): x87, MMX, SSE arithmetic and
-/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs segment
-/// overrides, and system instructions (mov to/from CRn, lgdt/lidt, wrmsr/rdmsr, int n, iretq,
-/// syscall). Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
+/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs overrides on
+/// string instructions, real mode and 32-bit code. Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
 /// cover the integer part register by register and flag by flag.
 /// </summary>
 public sealed unsafe partial class Interpreter : Vcpu
@@ -63,12 +67,20 @@ public sealed unsafe partial class Interpreter : Vcpu
         _handler = handler;
         _mem = memory.Base;
         _memSize = memory.Size;
-        _r = (ulong*)NativeMemory.AllocZeroed(16 * 8);
+        // 16 general registers, then the FS and GS bases (segment-override operands add _r[op.Seg]).
+        _r = (ulong*)NativeMemory.AllocZeroed(18 * 8);
         _xmm = (ulong*)NativeMemory.AllocZeroed(32 * 8);
         int pages = (int)(memory.Size / GuestMemory.PageSize);
         _pages = new Op[]?[pages];
         _codePage = new byte[pages + 1];
-        _reader = new GuestCodeReader(memory);
+        _pageLinear = new ulong[pages];
+        Array.Fill(_pageLinear, NoTag);
+        _tlbSupervisor = NewTlb();
+        _tlbUser = NewTlb();
+        _tlb = _tlbSupervisor;
+        FlushItlb();
+        ResetSystemState();
+        _reader = new GuestCodeReader(this);
         _decoder = Decoder.Create(64, _reader);
         memory.Written += OnHostWrite;
     }
@@ -113,11 +125,6 @@ public sealed unsafe partial class Interpreter : Vcpu
     /// <summary>Instructions decoded by Iced so far (a cache hit decodes nothing).</summary>
     public long Decodes { get; private set; }
 
-    public override VcpuExit Run(long budget)
-    {
-        return Loop(_retired + Math.Max(1, budget));
-    }
-
     private void OnHostWrite(ulong address, ulong length)
     {
         if (length == 0) return;
@@ -135,9 +142,10 @@ public sealed unsafe partial class Interpreter : Vcpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong Read(ulong a, int size)
     {
-        if (a < _memSize && _memSize - a >= (ulong)size)
+        TlbEntry* e = _tlb + (int)((a >> 12) & (TlbSize - 1));
+        if (e->ReadTag == (a & (PageMask | (ulong)(size - 1))))
         {
-            byte* p = _mem + a;
+            byte* p = (byte*)(e->Addend + a);
             return size switch { 1 => *p, 2 => *(ushort*)p, 4 => *(uint*)p, _ => *(ulong*)p };
         }
         return ReadSlow(a, size);
@@ -146,9 +154,10 @@ public sealed unsafe partial class Interpreter : Vcpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Write(ulong a, int size, ulong v)
     {
-        if (a < _memSize && _memSize - a >= (ulong)size)
+        TlbEntry* e = _tlb + (int)((a >> 12) & (TlbSize - 1));
+        if (e->WriteTag == (a & (PageMask | (ulong)(size - 1))))
         {
-            byte* p = _mem + a;
+            byte* p = (byte*)(e->Addend + a);
             switch (size)
             {
                 case 1: *p = (byte)v; break;
@@ -156,36 +165,29 @@ public sealed unsafe partial class Interpreter : Vcpu
                 case 4: *(uint*)p = (uint)v; break;
                 default: *(ulong*)p = v; break;
             }
-            if ((_codePage[a >> 12] | _codePage[(a + (ulong)size - 1) >> 12]) != 0) InvalidateCode(a, size);
             return;
         }
         WriteSlow(a, size, v);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong ReadSlow(ulong a, int size)
+    /// <summary>A load from a physical address that is not RAM: the device behind it, or a fault.</summary>
+    private ulong ReadDevice(ulong a, int size)
     {
         var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = false, Rip = _instrRip };
         if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "read");
+        RequestBoundary();
         return exit.Data & Mask(size);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void WriteSlow(ulong a, int size, ulong v)
+    private void WriteDevice(ulong a, int size, ulong v)
     {
         var exit = new VcpuExit { Reason = VcpuExitReason.Mmio, Address = a, Size = (byte)size, IsWrite = true, Data = v & Mask(size), Rip = _instrRip };
         if (!_handler.HandleAccess(ref exit)) throw WildAccess(a, size, "write");
+        RequestBoundary();
     }
 
     private GuestFault WildAccess(ulong a, int size, string what)
         => new(VcpuExitReason.Fault, _instrRip, $"#PF: {what} of {size} bytes at 0x{a:x}, outside RAM and every device");
-
-    /// <summary>A pointer to <paramref name="size"/> bytes of RAM, or a fault (SSE and string ops: RAM only).</summary>
-    private byte* RamPointer(ulong a, int size, string what)
-    {
-        if (a < _memSize && _memSize - a >= (ulong)size) return _mem + a;
-        throw WildAccess(a, size, what);
-    }
 
     private void InvalidateCode(ulong a, int size)
     {
@@ -238,6 +240,7 @@ public sealed unsafe partial class Interpreter : Vcpu
         ulong a = (ulong)op.Disp;
         if (op.Base != Op.NoReg) a += _r[op.Base];
         if (op.Index != Op.NoReg) a += _r[op.Index] << op.Scale;
+        if (op.Seg != 0) a += _r[op.Seg];
         return a;
     }
 
@@ -271,26 +274,62 @@ public sealed unsafe partial class Interpreter : Vcpu
         _memory.Written -= OnHostWrite;
         NativeMemory.Free(_r);
         NativeMemory.Free(_xmm);
+        NativeMemory.Free(_tlbSupervisor);
+        NativeMemory.Free(_tlbUser);
         base.Dispose();
     }
 
     private bool _disposed;
 
-    /// <summary>A guest-caused stop raised inside an instruction and caught by Run (never leaves it).</summary>
-    private sealed class GuestFault(VcpuExitReason reason, ulong rip, string message) : Exception(message)
+    /// <summary>A guest exception or a guest-caused stop raised inside an instruction and caught by
+    /// Run (never leaves it). With a <see cref="Vector"/> (0-31) it is an x86 exception that a guest
+    /// with an IDT takes (Interpreter.System.Exceptions.cs); without one, or without an IDT, it
+    /// stops the vCPU with <see cref="Reason"/> and the message.</summary>
+    private sealed class GuestFault(VcpuExitReason reason, ulong rip, string message, int vector = -1, uint? errorCode = null, ulong cr2 = 0)
+        : Exception(message)
     {
         public VcpuExitReason Reason { get; } = reason;
         public ulong Rip { get; } = rip;
+        public int Vector { get; } = vector;
+        public uint? ErrorCode { get; } = errorCode;
+        /// <summary>The faulting linear address of a #PF.</summary>
+        public ulong Cr2 { get; } = cr2;
+        /// <summary>Where the guest resumes after a trap (int n, int3): the next instruction; 0 for faults.</summary>
+        public ulong TrapRip { get; init; }
+        /// <summary>int n or int3: the gate's DPL must allow the current ring.</summary>
+        public bool Software { get; init; }
     }
 
-    /// <summary>Feeds Iced's decoder from guest RAM; -1 past the end of RAM.</summary>
-    private sealed class GuestCodeReader(GuestMemory memory) : CodeReader
+    /// <summary>Feeds Iced's decoder from guest code at a linear address (the decoder's IP): each
+    /// byte is translated for execute, so an instruction may straddle two pages that are not
+    /// physically adjacent; -1 where the code runs out of RAM.</summary>
+    private sealed class GuestCodeReader(Interpreter cpu) : CodeReader
     {
         public ulong Position;
+        private ulong _page = NoTag, _physPage;
+        /// <summary>The physical address of the last byte read.</summary>
+        public ulong LastPhysical;
+
+        public void Reset(ulong linear)
+        {
+            Position = linear;
+            _page = NoTag;
+        }
+
         public override int ReadByte()
         {
-            if (Position >= memory.Size) return -1;
-            return memory.Base[Position++];
+            if ((Position & PageMask) != _page)
+            {
+                ulong phys = cpu.FetchPhysical(Position & PageMask);
+                if (phys == ulong.MaxValue) return -1;
+                _page = Position & PageMask;
+                _physPage = phys;
+            }
+            ulong a = _physPage + (Position & 0xFFF);
+            if (a >= cpu._memSize) return -1;
+            Position++;
+            LastPhysical = a;
+            return cpu._mem[a];
         }
     }
 

@@ -71,7 +71,24 @@ public class VmStopTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.Fault));
-            Assert.That(vm.StopDetail, Does.Contain("0x700000008").And.Contain("outside RAM"));
+            // The boot page tables map 0-4 GiB: above that the load is a page fault, with no IDT to take it.
+            Assert.That(vm.StopDetail, Does.Contain("0x700000008").And.Contain("page not present"));
+        }
+    }
+
+    [Test]
+    public void A_load_from_a_mapped_hole_stops_the_vm_as_outside_ram_and_every_device()
+    {
+        using var vm = GuestRunner.Run(a =>
+        {
+            a.mov(rbx, 0xE000_0000UL);
+            a.mov(rax, __qword_ptr[rbx + 8]);
+            a.hlt();
+        });
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.Fault));
+            Assert.That(vm.StopDetail, Does.Contain("0xe0000008").And.Contain("outside RAM and every device"));
         }
     }
 

@@ -25,6 +25,8 @@ internal struct Op
     public bool IsMem;
     /// <summary>The source is <see cref="Imm"/> (or, for shifts, CL when false).</summary>
     public bool HasImm;
+    /// <summary>0, or the _r slot of the fs or gs base for a segment-override memory operand.</summary>
+    public byte Seg;
     public long Disp;
     public long Imm;
 }
@@ -46,4 +48,6 @@ internal enum OpKind : byte
     FlagOp, Nop, Hlt, Cpuid, Rdtsc, In, Out, Pushf, Popf, Leave, Lahf, Sahf,
     SseMove, SseMoveToGpr, SseMoveFromGpr, SseMovqLoad, SseMovqStore, SseLogic,
     Fault, Unimplemented,
+    /// <summary>Control registers, MSRs, descriptor tables, far transfers, interrupts (Interpreter.System.cs).</summary>
+    System,
 }
