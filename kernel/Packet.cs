@@ -70,6 +70,16 @@ public sealed class Packet
 
     internal void ClearChecksumPending() => _csumLength = 0;
 
+    /// <summary>Where a pending checksum's segment starts and where its field is, as offsets into
+    /// <see cref="Data"/> (for a device told to fill it in: a TAP's virtio_net_hdr); false when no
+    /// checksum is pending or it does not run to the end of the frame, as such a device requires.</summary>
+    public bool TryGetPendingChecksum(out int start, out int field)
+    {
+        start = _csumStart - Offset;
+        field = start + _csumField;
+        return _csumLength > 0 && start >= 0 && start + _csumLength == Length;
+    }
+
     internal Packet(PacketPool? pool, int capacity)
     {
         Pool = pool;
