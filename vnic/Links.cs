@@ -14,6 +14,10 @@ public interface IPhysBackend
     /// <summary>Bits per second, for dladm's SPEED column.</summary>
     long SpeedBps { get; }
     void Detach(PhysLink phys);
+
+    /// <summary>Whether the device fills in a pending transport checksum itself (MacLayer.cs rule 7):
+    /// a TAP with offloads hands it to Linux in its virtio_net_hdr. Read once, when attached.</summary>
+    bool OffloadsChecksum => false;
 }
 
 /// <summary>A physical NIC: a switch with an uplink, and its own primary port (vid 0, factory MAC).</summary>
@@ -43,7 +47,10 @@ public sealed class PhysLink : PortLink
     {
         Backend?.Detach(this);
         Backend = backend;
+        _backendOffloadsChecksum = backend.OffloadsChecksum;
     }
+
+    private bool _backendOffloadsChecksum;
 
     public void DetachBackend()
     {
@@ -67,10 +74,10 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
-        p.FinishChecksum(); // the NIC's checksum offload
+        if (!_backendOffloadsChecksum) p.FinishChecksum(); // the NIC's checksum offload
         var dst = MacAddress.Read(p.Data);
         CountTx(s, p, dst);
-        Tap(p, TapDirection.Transmitted, showTag: false);
+        Tap(p, TapDirection.Transmitted, showTag: false); // a capture fills it in (rule 7)
         backend.Transmit(this, p);
     }
 
