@@ -70,6 +70,16 @@ public sealed class Packet
 
     internal void ClearChecksumPending() => _csumLength = 0;
 
+    /// <summary>Where a pending checksum's segment starts and where its field is, as offsets into
+    /// <see cref="Data"/> (for a device told to fill it in: a TAP's virtio_net_hdr); false when no
+    /// checksum is pending or it does not run to the end of the frame, as such a device requires.</summary>
+    public bool TryGetPendingChecksum(out int start, out int field)
+    {
+        start = _csumStart - Offset;
+        field = start + _csumField;
+        return _csumLength > 0 && start >= 0 && start + _csumLength == Length;
+    }
+
     internal Packet(PacketPool? pool, int capacity)
     {
         Pool = pool;
@@ -145,8 +155,11 @@ public sealed class PacketPool
     public const int SmallSize = 2048;
     public const int LargeSize = 9216 + 64;
 
-    private readonly Stack<Packet> _small = new();
-    private readonly Stack<Packet> _large = new();
+    // Free lists as plain arrays with a count (not Stack<T>, whose version stamp and checks cost on
+    // every Rent and Free); each grows to at most Limit entries.
+    private Packet[] _small = new Packet[64];
+    private Packet[] _large = new Packet[16];
+    private int _smallFree, _largeFree;
     private int _smallCreated, _largeCreated;
 
     public PacketPool(int limit = 1 << 16) { Limit = limit; }
@@ -154,27 +167,24 @@ public sealed class PacketPool
     /// <summary>Maximum number of buffers per size class.</summary>
     public int Limit { get; }
 
-    public int Outstanding => _smallCreated - _small.Count + _largeCreated - _large.Count;
+    public int Outstanding => _smallCreated - _smallFree + _largeCreated - _largeFree;
     public long Allocated => _smallCreated + (long)_largeCreated;
     public long Exhausted { get; private set; }
 
     /// <summary>Rents a packet able to hold <paramref name="length"/> bytes; its Length is set.</summary>
     public Packet? Rent(int length)
     {
-        bool large = length > SmallSize;
-        if (length > LargeSize) return null;
-        var stack = large ? _large : _small;
         Packet p;
-        if (stack.Count > 0)
+        if (length <= SmallSize && _smallFree > 0)
         {
-            p = stack.Pop();
+            p = _small[--_smallFree];
+            _small[_smallFree] = null!;
         }
         else
         {
-            ref int created = ref (large ? ref _largeCreated : ref _smallCreated);
-            if (created >= Limit) { Exhausted++; return null; }
-            created++;
-            p = new Packet(this, (large ? LargeSize : SmallSize) + Packet.Headroom);
+            var q = RentSlow(length);
+            if (q == null) return null;
+            p = q;
         }
         p.InPool = false;
         p.Offset = Packet.Headroom;
@@ -186,6 +196,23 @@ public sealed class PacketPool
         p.FairKey = 0;
         p.ClearChecksumPending();
         return p;
+    }
+
+    /// <summary>Rent from the large class or a new buffer: kept out of Rent so the common case inlines.</summary>
+    private Packet? RentSlow(int length)
+    {
+        if (length > LargeSize) return null;
+        bool large = length > SmallSize;
+        if (large && _largeFree > 0)
+        {
+            var p = _large[--_largeFree];
+            _large[_largeFree] = null!;
+            return p;
+        }
+        ref int created = ref (large ? ref _largeCreated : ref _smallCreated);
+        if (created >= Limit) { Exhausted++; return null; }
+        created++;
+        return new Packet(this, (large ? LargeSize : SmallSize) + Packet.Headroom);
     }
 
     /// <summary>Rents a packet holding a copy of <paramref name="frame"/>.</summary>
@@ -201,6 +228,13 @@ public sealed class PacketPool
         Debug.Assert(!p.InPool, "packet freed twice");
         if (p.InPool) return;
         p.InPool = true;
-        (p.Buffer.Length > SmallSize + Packet.Headroom ? _large : _small).Push(p);
+        if (p.Buffer.Length > SmallSize + Packet.Headroom) Push(ref _large, ref _largeFree, p);
+        else Push(ref _small, ref _smallFree, p);
+    }
+
+    private static void Push(ref Packet[] list, ref int count, Packet p)
+    {
+        if (count == list.Length) Array.Resize(ref list, list.Length * 2);
+        list[count++] = p;
     }
 }

@@ -78,8 +78,14 @@ public abstract class Datalink
     /// <paramref name="showTag"/> is set the tap sees the tag as it would be on a trunk.</summary>
     protected void Tap(Packet p, TapDirection direction, bool showTag)
     {
+        // Split so that the per-frame check (no tap attached, the common case) inlines at every
+        // call site and the copying below stays out of the hot methods.
+        if (_taps.Length != 0) TapAll(p, direction, showTag);
+    }
+
+    private void TapAll(Packet p, TapDirection direction, bool showTag)
+    {
         var taps = _taps;
-        if (taps.Length == 0) return;
         p.FinishChecksum(); // a capture shows the frame as it would be on a wire
         long now = Mac.Scheduler.Now;
         if (showTag && p.Vid != 0 && p.Length >= EthernetView.HeaderLength)
@@ -125,8 +131,9 @@ public abstract class PortLink : Datalink
 
     protected PortLink(MacLayer mac, string name, int linkId) : base(mac, name, linkId) { }
 
-    /// <summary>The switch this link is a port of.</summary>
-    public abstract VSwitch Switch { get; }
+    /// <summary>The switch this link is a port of (fixed for the link's life: a field, not a virtual
+    /// call per frame).</summary>
+    public VSwitch Switch { get; private protected init; } = null!;
     public MacAddress MacAddress { get; internal set; }
     public ushort Vid { get; internal set; }
     /// <summary>Whether a client of this link may send tagged frames that choose their VLAN (only the
@@ -135,7 +142,14 @@ public abstract class PortLink : Datalink
 
     /// <summary>Whether client traffic is counted and tapped at this port. A phys counts and taps
     /// at its wire instead (PhysLink.SendToWire/ReceiveFromWire), so its primary port does not.</summary>
-    internal virtual bool CountsClientTraffic => true;
+    internal bool CountsClientTraffic { get; private protected init; } = true;
+
+    // The switch's answer for this port's last unicast destination (VSwitch.Forward): a stream of
+    // frames to one peer classifies by one compare instead of a hash lookup per frame. Valid while
+    // the switch's generation is unchanged (ports and their addresses are fixed between changes).
+    internal ulong ForwardKey;
+    internal PortLink? ForwardPort;
+    internal int ForwardGeneration = -1;
 
     public MacClient? Client => _client;
 
@@ -241,13 +255,14 @@ public abstract class PortLink : Datalink
             if (probe.Enabled) probe.Fire(new(Name, p.Length, p.Vid));
         }
         var c = _client;
-        if (c?.Receiver == null)
+        var receiver = c?.Receiver;
+        if (receiver == null)
         {
             s.DropNoClient++;
             p.Free();
             return;
         }
-        if (!c.Receiver.AcceptsPendingChecksum) p.FinishChecksum();
-        c.Receiver.Receive(c, p);
+        if (!c!.ReceiverAcceptsPendingChecksum) p.FinishChecksum();
+        receiver.Receive(c, p);
     }
 }

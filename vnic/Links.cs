@@ -14,29 +14,30 @@ public interface IPhysBackend
     /// <summary>Bits per second, for dladm's SPEED column.</summary>
     long SpeedBps { get; }
     void Detach(PhysLink phys);
+
+    /// <summary>Whether the device fills in a pending transport checksum itself (MacLayer.cs rule 7):
+    /// a TAP with offloads hands it to Linux in its virtio_net_hdr. Read once, when attached.</summary>
+    bool OffloadsChecksum => false;
 }
 
 /// <summary>A physical NIC: a switch with an uplink, and its own primary port (vid 0, factory MAC).</summary>
 public sealed class PhysLink : PortLink
 {
-    private readonly VSwitch _switch;
-
     internal PhysLink(MacLayer mac, string name, int linkId, MacAddress factory) : base(mac, name, linkId)
     {
         FactoryMac = factory;
         MacAddress = factory;
-        _switch = new VSwitch(this);
-        _switch.AddPort(this);
+        CountsClientTraffic = false;
+        Switch = new VSwitch(this);
+        Switch.AddPort(this);
     }
 
     public override LinkClass Class => LinkClass.Phys;
-    public override VSwitch Switch => _switch;
     public MacAddress FactoryMac { get; }
     /// <summary>The device name as show-phys prints it (same as the link name until renamed).</summary>
     public string Device { get; internal set; } = "";
     public IPhysBackend? Backend { get; private set; }
     internal override bool IsTrunk => true;
-    internal override bool CountsClientTraffic => false;
     public override string State => Backend != null ? "up" : "down";
     public override long SpeedMbps => Backend != null ? Backend.SpeedBps / 1_000_000 : 0;
     /// <summary>"full" with a backend, "unknown" without (show-phys DUPLEX).</summary>
@@ -46,7 +47,10 @@ public sealed class PhysLink : PortLink
     {
         Backend?.Detach(this);
         Backend = backend;
+        _backendOffloadsChecksum = backend.OffloadsChecksum;
     }
+
+    private bool _backendOffloadsChecksum;
 
     public void DetachBackend()
     {
@@ -70,10 +74,10 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
-        p.FinishChecksum(); // the NIC's checksum offload
+        if (!_backendOffloadsChecksum) p.FinishChecksum(); // the NIC's checksum offload
         var dst = MacAddress.Read(p.Data);
         CountTx(s, p, dst);
-        Tap(p, TapDirection.Transmitted, showTag: false);
+        Tap(p, TapDirection.Transmitted, showTag: false); // a capture fills it in (rule 7)
         backend.Transmit(this, p);
     }
 
@@ -125,7 +129,7 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
-        _switch.ForwardFromUplink(p);
+        Switch.ForwardFromUplink(p);
     }
 }
 
@@ -159,16 +163,14 @@ public sealed class VnicLink : PortLink
         : base(mac, name, linkId)
     {
         OverLink = over;
-        _switch = sw;
+        Switch = sw;
         MacAddress = address;
         AddressType = type;
         Vid = vid;
     }
 
-    private readonly VSwitch _switch;
     public Datalink OverLink { get; internal set; }
     public override Datalink? Over => OverLink;
-    public override VSwitch Switch => _switch;
     public override LinkClass Class => LinkClass.Vnic;
     public MacAddressType AddressType { get; }
     /// <summary>The factory slot a factory address came from (dladm show-vnic -m factory -n).</summary>
@@ -183,13 +185,13 @@ public sealed class VlanLink : PortLink
     internal VlanLink(MacLayer mac, string name, int linkId, PhysLink over, ushort vid) : base(mac, name, linkId)
     {
         OverPhys = over;
+        Switch = over.Switch;
         MacAddress = over.MacAddress;
         Vid = vid;
     }
 
     public PhysLink OverPhys { get; }
     public override Datalink? Over => OverPhys;
-    public override VSwitch Switch => OverPhys.Switch;
     public override LinkClass Class => LinkClass.Vlan;
     public override string State => OverPhys.State;
     public override long SpeedMbps => OverPhys.SpeedMbps;
@@ -226,7 +228,21 @@ public sealed class MacClient
     public string LinkName => Link.Name;
     public PacketPool Pool => Link.Mac.Pool;
     public Scheduler Scheduler => Link.Mac.Scheduler;
-    public IMacReceiver? Receiver { get; set; }
+    public IMacReceiver? Receiver
+    {
+        get => _receiver;
+        set
+        {
+            _receiver = value;
+            ReceiverAcceptsPendingChecksum = value?.AcceptsPendingChecksum ?? false;
+        }
+    }
+
+    private IMacReceiver? _receiver;
+
+    /// <summary>The receiver's AcceptsPendingChecksum, read once when it is set rather than through
+    /// an interface's default member per frame.</summary>
+    internal bool ReceiverAcceptsPendingChecksum { get; private set; }
     public bool IsOpen { get; private set; } = true;
 
     /// <summary>Sends a frame; the MAC layer owns the packet from here on, whatever happens to it.</summary>

@@ -50,9 +50,11 @@
  *      send TCP with its checksum pending (Packet.ChecksumPending). It is filled in wherever the
  *      frame stops being this host's business: on a phys's way to its wire or device (the NIC's
  *      offload), in every capture tap, and before a MAC client that is not an IP stack
- *      (IMacReceiver.AcceptsPendingChecksum: guests, lx zones) gets it. Stacks of the host accept
- *      pending frames without verifying them. Captures and wires therefore see the same bytes as
- *      without offload.
+ *      (IMacReceiver.AcceptsPendingChecksum: guests, lx zones) gets it. A device or client that
+ *      fills it in itself gets it pending: a TAP with offloads (IPhysBackend.OffloadsChecksum,
+ *      TapClient) passes it to Linux in its virtio_net_hdr. Stacks of the host accept pending
+ *      frames without verifying them. Captures and wires therefore see the same bytes as without
+ *      offload.
  *   8. Adding a VNIC or etherstub to the live state costs O(1) in the number of links: a switch
  *      adds a port's address to its unicast table at once and rebuilds its VLAN arrays only when a
  *      frame first needs them, and an address clash is one lookup in that table. So a boot replays

@@ -8,8 +8,9 @@ namespace SmartOS.Vnic;
 /// frames Linux writes to the TAP are transmitted through the client, so the VNIC's VLAN, protection,
 /// flows and bandwidth limits apply as for any zone. Threads and descriptor rules: TapDevice.cs.
 /// A frame that cannot be written to Linux counts ierrors on the link; one from Linux with no buffer
-/// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed oerrors
-/// (MacLayer.cs rule 3).
+/// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed or whose
+/// virtio_net_hdr cannot be honoured oerrors (MacLayer.cs rule 3). With the device's offloads
+/// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC.
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {
@@ -30,9 +31,13 @@ public sealed class TapClient : IMacReceiver, IDisposable
     {
         var t = new TapClient(client, device);
         client.Receiver = t;
-        device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++, lost => client.Link.Stats.DropNoBuf += lost);
+        device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++, lost => client.Link.Stats.DropNoBuf += lost,
+            bad => client.Link.Stats.OErrors += bad);
         return t;
     }
+
+    /// <summary>A device with offloads passes a pending checksum on to Linux (MacLayer.cs rule 7).</summary>
+    public bool AcceptsPendingChecksum => _device.Offload;
 
     public void Receive(MacClient client, Packet packet)
     {

@@ -8,7 +8,8 @@ namespace SmartOS.Vnic;
 /// arrive as from a wire (PhysLink.ReceiveFromWire), with the same switch, flow and protection rules.
 /// Threads and descriptor rules: TapDevice.cs. A failed write counts oerrors; a frame that arrives
 /// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
-/// full) drop_nobuf (MacLayer.cs rule 3).
+/// full) drop_nobuf, one whose virtio_net_hdr cannot be honoured ierrors (MacLayer.cs rule 3). The
+/// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it.
 /// </summary>
 public sealed class TapNic : IPhysBackend, IDisposable
 {
@@ -23,16 +24,27 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>TAP devices have no line rate; dladm shows them as 1 Gbit/s.</summary>
     public long SpeedBps => 1_000_000_000;
 
-    /// <summary>Opens the TAP device <paramref name="name"/>, or says what is missing (TapDevice rule 1).</summary>
-    public static TapNic? TryOpen(string name, out string? error)
-        => TapDevice.TryOpen(name, out error) is { } d ? new TapNic(d) : null;
+    /// <summary>Opens the TAP device <paramref name="name"/>, with the offloads unless
+    /// <paramref name="offload"/> is false, or says what is missing (TapDevice rule 1).</summary>
+    public static TapNic? TryOpen(string name, out string? error, bool offload = true)
+        => TapDevice.TryOpen(name, out error, offload) is { } d ? new TapNic(d) : null;
+
+    /// <summary>Whether the device has the offloads (TapDevice.Offload).</summary>
+    public bool Offload => _device.Offload;
+
+    /// <summary>With offloads a pending TCP checksum goes to Linux to fill in (virtio_net_hdr NEEDS_CSUM).</summary>
+    public bool OffloadsChecksum => _device.Offload;
+
+    /// <summary>TSO frames from Linux cut into MTU-sized frames so far (TapDevice.SegmentedFrames).</summary>
+    public long SegmentedFrames => _device.SegmentedFrames;
 
     /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
     public void Start(PhysLink phys, RealTimeDriver driver)
     {
         _phys = phys;
         phys.Attach(this);
-        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost);
+        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
+            bad => phys.Stats.IErrors += bad);
     }
 
     public void Transmit(PhysLink from, Packet frame)

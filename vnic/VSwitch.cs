@@ -21,12 +21,23 @@ public sealed class VSwitch
     private readonly Dictionary<ushort, List<PortLink>> _members = new();
     private readonly HashSet<ushort> _staleVlans = [];
     private bool _vlansStale;
+    private readonly Etherstub? _stub;
+    private readonly PhysLink? _uplink;
 
-    internal VSwitch(Datalink owner) { Owner = owner; }
+    // Bumped whenever the ports change, so that a port's cached forwarding answer (PortLink.ForwardPort)
+    // from before the change is never used.
+    private int _generation;
+
+    internal VSwitch(Datalink owner)
+    {
+        Owner = owner;
+        _stub = owner as Etherstub;
+        _uplink = owner as PhysLink;
+    }
 
     /// <summary>The phys or etherstub this switch belongs to.</summary>
     public Datalink Owner { get; }
-    public PhysLink? Uplink => Owner as PhysLink;
+    public PhysLink? Uplink => _uplink;
     public IReadOnlyList<PortLink> Ports => _ports;
 
     private static ulong Key(ushort vid, MacAddress mac) => ((ulong)vid << 48) | mac.Value;
@@ -45,6 +56,7 @@ public sealed class VSwitch
         members.Add(port);
         _staleVlans.Add(port.Vid);
         _vlansStale = true;
+        _generation++;
     }
 
     internal void RemovePort(PortLink port)
@@ -64,6 +76,7 @@ public sealed class VSwitch
         if (members.Count == 0) _members.Remove(port.Vid);
         _staleVlans.Add(port.Vid);
         _vlansStale = true;
+        _generation++;
     }
 
     /// <summary>The arrays of the VLANs that changed, from their members in port order (the order
@@ -88,15 +101,15 @@ public sealed class VSwitch
     /// <summary>A frame sent by a port's client (already counted and tapped by the port). Consumes it.</summary>
     internal void Forward(Packet p, PortLink from)
     {
-        if (Owner is Etherstub stub) stub.Observe(p);
+        _stub?.Observe(p);
         var dst = MacAddress.Read(p.Data);
-        var uplink = Uplink;
+        var uplink = _uplink;
         if (dst.IsGroup)
         {
             Flood(p, from, sendUp: uplink != null);
             return;
         }
-        if (_unicast.TryGetValue(Key(p.Vid, dst), out var port))
+        if (Lookup(from, Key(p.Vid, dst)) is PortLink port)
         {
             if (port == from)
             {
@@ -115,6 +128,18 @@ public sealed class VSwitch
         }
         Owner.Stats.DropUnknownDst++;
         p.Free();
+    }
+
+    /// <summary>The port for a unicast key, through the sender's one-entry cache (a hit is two compares;
+    /// a miss is the hash lookup, remembered for the next frame).</summary>
+    private PortLink? Lookup(PortLink from, ulong key)
+    {
+        if (from.ForwardKey == key && from.ForwardGeneration == _generation) return from.ForwardPort;
+        var port = _unicast.GetValueOrDefault(key);
+        from.ForwardKey = key;
+        from.ForwardPort = port;
+        from.ForwardGeneration = _generation;
+        return port;
     }
 
     /// <summary>A frame from the wire (tag already removed into p.Vid). Consumes it.</summary>

@@ -11,6 +11,7 @@ internal static class Program
         ("datapath", DatapathBenchmarks.Run),
         ("resource-control", ResourceControlBenchmarks.Run),
         ("netstack", NetstackBenchmarks.Run),
+        ("tcpwire", NetstackBenchmarks.RunTcpOverWire),
         ("vmm", VmmBenchmarks.Run),
         ("platform", PlatformBenchmarks.Run),
         ("vmdisk", VmDiskBenchmarks.Run),
