@@ -20,12 +20,16 @@ public sealed unsafe partial class Interpreter
         return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op);
     }
 
-    private void ExecuteCpu(ref Op op)
+    /// <summary>Executes one of these instructions; a branch (loop) sets <paramref name="next"/>.</summary>
+    private void ExecuteCpu(ref Op op, ref ulong next)
     {
         switch (op.Kind)
         {
             case K.Sse: ExecuteSse(ref op); break;
-            default: ExecuteBmi(ref op); break;
+            default:
+                if (IsLoop(ref op)) { if (LoopTaken(ref op)) next = (ulong)op.Disp; }
+                else ExecuteBmi(ref op);
+                break;
         }
     }
 }

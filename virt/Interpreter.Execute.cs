@@ -294,7 +294,7 @@ public sealed unsafe partial class Interpreter
                     }
                     break;
                 case K.SseLogic: SseLogic(ref op); break;
-                case K.Sse: case K.Bmi: case K.X87: case K.CpuMisc: ExecuteCpu(ref op); break;
+                case K.Sse: case K.Bmi: case K.X87: case K.CpuMisc: ExecuteCpu(ref op, ref next); break;
                 case K.Fault:
                     throw new GuestFault(VcpuExitReason.Fault, rip, op.Imm switch
                     {

@@ -63,7 +63,7 @@ public class CpuidTests
                     {
                         if (!tests.Contains(row.Backing[5..])) unbacked.Add($"leaf 0x{leaf:x} {reg} bit {bit}: no test {row.Backing[5..]}");
                     }
-                    else if (!CpuFeatureCoverage.Mnemonics.TryGetValue(row.Backing, out var mnemonics) || SseDifferentialTests.Forms(mnemonics).Count == 0)
+                    else if (!CpuFeatureCoverage.Mnemonics.TryGetValue(row.Backing, out var mnemonics) || IsaDifferentialTests.Forms(mnemonics).Count == 0)
                         unbacked.Add($"leaf 0x{leaf:x} {reg} bit {bit}: feature {row.Backing} has no differential forms");
                 }
             }

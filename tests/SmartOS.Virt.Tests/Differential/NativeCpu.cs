@@ -33,6 +33,9 @@ internal sealed unsafe class NativeCpu : IDisposable
         _epilogue = GuestRunner.Assemble(BuildEpilogue, 0);
     }
 
+    /// <summary>Where rbx points in memory mode (a cmpxchg8b/16b that succeeds stores rbx).</summary>
+    public ulong ScratchAddress => (ulong)_scratch;
+
     public static bool IsUsable(out string why)
     {
         if (RuntimeInformation.ProcessArchitecture != Architecture.X64) { why = "the host CPU is not x86-64"; return false; }

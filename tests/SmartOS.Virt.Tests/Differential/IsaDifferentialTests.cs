@@ -4,7 +4,7 @@ using Iced.Intel;
 namespace SmartOS.Virt.Tests.Differential;
 
 /// <summary>
-/// Every legacy-encoded form (register and memory) of every SSE..SSE4.2 instruction the interpreter
+/// Every form (register and memory) of every SSE..SSE4.2, BMI, MOVBE and cmpxchg8b/16b instruction the interpreter
 /// claims, against this host's CPU: random XMM contents rich in the values floating point is
 /// judged on (zeros, infinities, quiet and signalling NaNs, denormals, the largest and smallest
 /// normals, integers), random MXCSR rounding modes with DAZ and FTZ on and off, and then the XMM
@@ -12,7 +12,7 @@ namespace SmartOS.Virt.Tests.Differential;
 /// bit for bit. The forms come from Iced's opcode tables, so a form nobody thought of is not left out.
 /// All exceptions stay masked: an unmasked one would trap in the test host.
 /// </summary>
-public class SseDifferentialTests
+public class IsaDifferentialTests
 {
     private sealed class NoDevices : IVcpuExitHandler
     {
@@ -68,7 +68,7 @@ public class SseDifferentialTests
                 {
                     cases++;
                     var ins = Make(code, rng);
-                    if (!RunOne(native, cpu, memory, ins, rng, CpuFeatureCoverage.UndefinedFlags(feature), out string diff) && ++failed <= 12)
+                    if (!RunOne(native, cpu, memory, ins, rng, CpuFeatureCoverage.UndefinedFlags(ins.Mnemonic), out string diff) && ++failed <= 12)
                         failures.AppendLine(diff);
                 }
         }
@@ -176,6 +176,17 @@ public class SseDifferentialTests
         uint mxcsr = 0x1F80 | ((uint)rng.Next(4) << 13) | (rng.Next(2) == 0 ? 0x40u : 0) | (rng.Next(2) == 0 ? 0x8000u : 0) | (uint)rng.Next(0x40) & (uint)-(rng.Next(3) == 0 ? 1 : 0);
         var scratch = new byte[SequenceGenerator.ScratchBytes];
         for (int i = 0; i < scratch.Length; i += 8) BitConverter.TryWriteBytes(scratch.AsSpan(i), Half(rng));
+        // cmpxchg8b/16b: half the time memory holds what rdx:rax (edx:eax) compares equal to.
+        if (ins.Mnemonic is Mnemonic.Cmpxchg8b or Mnemonic.Cmpxchg16b && rng.Next(2) == 0)
+        {
+            int at = (int)ins.MemoryDisplacement64;
+            if (ins.Mnemonic == Mnemonic.Cmpxchg8b) BitConverter.TryWriteBytes(scratch.AsSpan(at), (regs[2] << 32) | (uint)regs[0]);
+            else
+            {
+                BitConverter.TryWriteBytes(scratch.AsSpan(at), regs[0]);
+                BitConverter.TryWriteBytes(scratch.AsSpan(at + 8), regs[2]);
+            }
+        }
         if (MultipleNaNDotProduct(ins, xmm, scratch))
         {
             diff = "";
@@ -185,6 +196,15 @@ public class SseDifferentialTests
         var wantXmm = (ulong[])xmm.Clone();
         var (want, wantFlags, wantMxcsr) = native.RunVector(code, regs, flags, wantXmm, mxcsr, wantScratch);
 
+        if (ins.Mnemonic is Mnemonic.Cmpxchg8b or Mnemonic.Cmpxchg16b)
+        {
+            // A successful exchange stored rbx (ebx), the scratch base: the native one in the reference.
+            int at = (int)ins.MemoryDisplacement64;
+            if (ins.Mnemonic == Mnemonic.Cmpxchg16b && BitConverter.ToUInt64(wantScratch, at) == native.ScratchAddress)
+                BitConverter.TryWriteBytes(wantScratch.AsSpan(at), ScratchAt);
+            else if (ins.Mnemonic == Mnemonic.Cmpxchg8b && BitConverter.ToUInt32(wantScratch, at) == (uint)native.ScratchAddress)
+                BitConverter.TryWriteBytes(wantScratch.AsSpan(at), (uint)ScratchAt);
+        }
         memory.TryWrite(ScratchAt, scratch);
         memory.TryWrite(CodeAt, code);
         memory.TryWrite(CodeAt + (ulong)code.Length, [0xF4]);

@@ -1,0 +1,134 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SmartOS.Virt.Tests;
+
+/// <summary>What the host-CPU differential tests cannot hold the interpreter to: branches
+/// (loop/loopcc), the stack (enter), and the faults an unmasked SIMD exception or a bad MXCSR raise.</summary>
+public class CpuExtensionTests
+{
+    private sealed class NoDevices : IVcpuExitHandler
+    {
+        public bool StopRequested => false;
+        public bool HandleAccess(ref VcpuExit exit) => false;
+    }
+
+    private static (Interpreter Cpu, GuestMemory Memory, VcpuExit Exit) Run(Action<Assembler> build)
+    {
+        var memory = new GuestMemory(4UL << 20);
+        var cpu = new Interpreter(memory, new NoDevices());
+        memory.TryWrite(Boot.ImageBase, GuestRunner.Assemble(build));
+        cpu.Rip = Boot.ImageBase;
+        cpu.SetRegister(Reg.Rsp, 0x30_0000);
+        return (cpu, memory, cpu.Run(10_000));
+    }
+
+    [Test]
+    public void Loop_counts_rcx_down_and_loopne_stops_at_a_match()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            var top = a.CreateLabel();
+            var scan = a.CreateLabel();
+            a.mov(ecx, 5);
+            a.xor(eax, eax);
+            a.Label(ref top);
+            a.add(eax, 10);
+            a.loop(top);
+            a.mov(r8, rax);
+            // loopne: count rdx from 0 up until it equals 3, at most 10 times.
+            a.mov(ecx, 10);
+            a.xor(edx, edx);
+            a.Label(ref scan);
+            a.inc(edx);
+            a.cmp(edx, 3);
+            a.loopne(scan);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Hlt), exit.Detail);
+            Assert.That(cpu.GetRegister(Reg.R8), Is.EqualTo(50UL));
+            Assert.That(cpu.GetRegister(Reg.Rdx), Is.EqualTo(3UL));
+            Assert.That(cpu.GetRegister(Reg.Rcx), Is.EqualTo(7UL));
+        }
+    }
+
+    [Test]
+    public void Enter_builds_a_frame_with_the_display_of_enclosing_frame_pointers()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.mov(rbp, 0x2F_0000UL);
+            a.mov(__qword_ptr[rbp - 8], 0x1111);
+            a.enter(32, 2);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        {
+            var stack = new byte[32];
+            memory.TryRead(0x30_0000 - 24, stack);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Hlt), exit.Detail);
+                // push rbp; push [rbp-8] (level 2 copies one enclosing pointer); push the new frame.
+                Assert.That(BitConverter.ToUInt64(stack, 16), Is.EqualTo(0x2F_0000UL));
+                Assert.That(BitConverter.ToUInt64(stack, 8), Is.EqualTo(0x1111UL));
+                Assert.That(BitConverter.ToUInt64(stack, 0), Is.EqualTo(0x30_0000UL - 8));
+                Assert.That(cpu.GetRegister(Reg.Rbp), Is.EqualTo(0x30_0000UL - 8));
+                Assert.That(cpu.GetRegister(Reg.Rsp), Is.EqualTo(0x30_0000UL - 24 - 32));
+            }
+        }
+    }
+
+    [Test]
+    public void An_unmasked_divide_by_zero_stops_with_xm_and_writes_nothing()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.mov(eax, 0x1F80 & ~0x200); // ZM (bit 9) clear
+            a.mov(__dword_ptr[0x1000], eax);
+            a.ldmxcsr(__dword_ptr[0x1000]);
+            a.mov(rax, 0x3FF0_0000_0000_0000UL);
+            a.movq(xmm0, rax);
+            a.pxor(xmm1, xmm1);
+            a.divsd(xmm0, xmm1);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Fault));
+            Assert.That(exit.Detail, Does.StartWith("#XM"));
+            Assert.That(cpu.GetXmm(0).Low, Is.EqualTo(0x3FF0_0000_0000_0000UL));
+            Assert.That(cpu.Mxcsr & 0x3F, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void Ldmxcsr_with_reserved_bits_is_a_general_protection_fault_and_stmxcsr_reads_it_back()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.mov(__dword_ptr[0x1000], 0x7F80 | 0x40);
+            a.ldmxcsr(__dword_ptr[0x1000]);
+            a.stmxcsr(__dword_ptr[0x1004]);
+            a.mov(r8d, __dword_ptr[0x1004]);
+            a.mov(__dword_ptr[0x1000], 0x10000);
+            a.ldmxcsr(__dword_ptr[0x1000]);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cpu.GetRegister(Reg.R8), Is.EqualTo((ulong)(0x7F80 | 0x40)));
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Fault));
+            Assert.That(exit.Detail, Does.StartWith("#GP"));
+        }
+    }
+}
