@@ -8,6 +8,7 @@ namespace SmartOS.Virt;
 // one execute entry, so that the core files carry a single line each for all of them.
 //   Interpreter.Sse.cs, Interpreter.SseExecute.cs, Interpreter.SseFloat.cs: SSE..SSE4.2, MXCSR.
 //   Interpreter.Bmi.cs: BMI1, BMI2, MOVBE, cmpxchg8b/16b, loop/loopcc, enter.
+//   Interpreter.X87.cs: the x87 state, fxsave/fxrstor, xsave/xrstor/xgetbv/xsetbv.
 //   Interpreter.Cpuid.cs: what CPUID advertises of all this.
 public sealed unsafe partial class Interpreter
 {
@@ -17,7 +18,7 @@ public sealed unsafe partial class Interpreter
         op = default;
         op.Base = op.Index = Op.NoReg;
         op.Len = len;
-        return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op);
+        return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op) || TryDecodeX87State(in ins, ref op);
     }
 
     /// <summary>Executes one of these instructions; a branch (loop) sets <paramref name="next"/>.</summary>
@@ -26,6 +27,7 @@ public sealed unsafe partial class Interpreter
         switch (op.Kind)
         {
             case K.Sse: ExecuteSse(ref op); break;
+            case K.CpuMisc: ExecuteX87State(ref op); break;
             default:
                 if (IsLoop(ref op)) { if (LoopTaken(ref op)) next = (ulong)op.Disp; }
                 else ExecuteBmi(ref op);

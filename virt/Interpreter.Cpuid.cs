@@ -19,9 +19,9 @@ public sealed unsafe partial class Interpreter
 
     // Leaf 1 ecx.
     private const uint Sse3 = 1u << 0, Ssse3 = 1u << 9, Cx16 = 1u << 13, Sse41 = 1u << 19, Sse42 = 1u << 20,
-        Movbe = 1u << 22, Popcnt = 1u << 23, Hypervisor = 1u << 31;
+        Movbe = 1u << 22, Popcnt = 1u << 23, Xsave = 1u << 26, Hypervisor = 1u << 31;
     // Leaf 1 edx.
-    private const uint Tsc = 1u << 4, Cx8 = 1u << 8, Cmov = 1u << 15, Sse = 1u << 25, Sse2 = 1u << 26;
+    private const uint Tsc = 1u << 4, Cx8 = 1u << 8, Cmov = 1u << 15, Fxsr = 1u << 24, Sse = 1u << 25, Sse2 = 1u << 26;
     // Leaf 7 subleaf 0 ebx.
     private const uint Bmi1 = 1u << 3, Bmi2 = 1u << 8;
     // Leaf 0x80000001 ecx and edx.
@@ -55,12 +55,18 @@ public sealed unsafe partial class Interpreter
                 // Family 6, model 0x3A, stepping 9: a family-6 part, so that guests take their
                 // ordinary Intel paths; the features below, not the model, say what is there.
                 a = 0x000306A9;
-                c = Sse3 | Ssse3 | Cx16 | Sse41 | Sse42 | Movbe | Popcnt | Hypervisor;
-                d = Tsc | Cx8 | Cmov | Sse | Sse2;
+                // OSXSAVE (ecx bit 27) mirrors CR4.OSXSAVE: the system state's to add.
+                c = Sse3 | Ssse3 | Cx16 | Sse41 | Sse42 | Movbe | Popcnt | Xsave | Hypervisor;
+                d = Tsc | Cx8 | Cmov | Fxsr | Sse | Sse2;
                 break;
             case 7:
                 // Subleaf 0 only; eax = 0 says there are no further subleaves.
                 if (subleaf == 0) b = Bmi1 | Bmi2;
+                break;
+            case 0xD:
+                // XSAVE: x87 and SSE in XCR0; the legacy region and header, 576 bytes; no
+                // xsaveopt/xsavec/xgetbv1/xsaves (subleaf 1 reads zero).
+                if (subleaf == 0) { a = (uint)XcrSupported; b = c = XsaveSize; }
                 break;
             case 0x80000000:
                 a = MaxExtendedLeaf;

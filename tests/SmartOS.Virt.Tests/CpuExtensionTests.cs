@@ -131,4 +131,109 @@ public class CpuExtensionTests
             Assert.That(exit.Detail, Does.StartWith("#GP"));
         }
     }
+
+    [Test]
+    public void Fxsave_stores_the_legacy_layout_and_fxrstor_brings_it_back()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.fninit();
+            a.mov(__dword_ptr[0x1000], 0x3F80);
+            a.ldmxcsr(__dword_ptr[0x1000]);
+            a.mov(rax, 0x1122_3344_5566_7788UL);
+            a.movq(xmm3, rax);
+            a.fxsave(__[0x2000]);
+            a.pxor(xmm3, xmm3);
+            a.mov(__dword_ptr[0x1000], 0x1F80);
+            a.ldmxcsr(__dword_ptr[0x1000]);
+            a.fxrstor(__[0x2000]);
+            a.movq(r8, xmm3);
+            a.stmxcsr(__dword_ptr[0x1004]);
+            a.mov(r9d, __dword_ptr[0x1004]);
+            a.fxsave(__[0x2008]);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        {
+            var area = new byte[512];
+            memory.TryRead(0x2000, area);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(BitConverter.ToUInt16(area, 0), Is.EqualTo((ushort)0x37F), "FCW after fninit");
+                Assert.That(BitConverter.ToUInt16(area, 2), Is.Zero, "FSW");
+                Assert.That(area[4], Is.Zero, "abridged tag: all empty");
+                Assert.That(BitConverter.ToUInt32(area, 24), Is.EqualTo(0x3F80u), "MXCSR");
+                Assert.That(BitConverter.ToUInt32(area, 28), Is.EqualTo(0xFFFFu), "MXCSR_MASK");
+                Assert.That(BitConverter.ToUInt64(area, 160 + 3 * 16), Is.EqualTo(0x1122_3344_5566_7788UL), "XMM3");
+                Assert.That(cpu.GetRegister(Reg.R8), Is.EqualTo(0x1122_3344_5566_7788UL));
+                Assert.That(cpu.GetRegister(Reg.R9), Is.EqualTo(0x3F80UL));
+                Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Fault), "a misaligned fxsave");
+                Assert.That(exit.Detail, Does.StartWith("#GP"));
+            }
+        }
+    }
+
+    [Test]
+    public void Xsave_and_xrstor_keep_the_x87_and_sse_components_xcr0_enables()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.xor(ecx, ecx);
+            a.xgetbv();
+            a.mov(r10, rax);
+            a.mov(eax, 3);
+            a.xor(edx, edx);
+            a.xsetbv();
+            a.mov(rax, 0x55UL);
+            a.movq(xmm1, rax);
+            a.mov(eax, 3);
+            a.xsave(__[0x3000]);
+            a.mov(r8, __qword_ptr[0x3000 + 512]);
+            // Restore with SSE marked not in use: XMM registers return to zero.
+            a.mov(__qword_ptr[0x3000 + 512], 1);
+            a.mov(eax, 3);
+            a.xrstor(__[0x3000]);
+            a.movq(r9, xmm1);
+            a.mov(eax, 7);
+            a.xor(ecx, ecx);
+            a.xsetbv();
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cpu.GetRegister(Reg.R10), Is.EqualTo(1UL), "XCR0 at reset: x87");
+            Assert.That(cpu.GetRegister(Reg.R8), Is.EqualTo(3UL), "XSTATE_BV");
+            Assert.That(cpu.GetRegister(Reg.R9), Is.Zero);
+            Assert.That(cpu.Xcr0, Is.EqualTo(3UL));
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Fault), "AVX is not supported");
+            Assert.That(exit.Detail, Does.StartWith("#GP"));
+        }
+    }
+
+    [Test]
+    public void Fldcw_fnstcw_and_fnstsw_move_the_x87_control_and_status_words()
+    {
+        var (cpu, memory, exit) = Run(a =>
+        {
+            a.fninit();
+            a.mov(__word_ptr[0x1000], 0x0C7F);
+            a.fldcw(__word_ptr[0x1000]);
+            a.fnstcw(__word_ptr[0x1002]);
+            a.movzx(r8d, __word_ptr[0x1002]);
+            a.mov(eax, 0xFFFF_FFFF);
+            a.fnstsw(ax);
+            a.hlt();
+        });
+        using (memory)
+        using (cpu)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Hlt), exit.Detail);
+            Assert.That(cpu.GetRegister(Reg.R8), Is.EqualTo(0x0C7FUL));
+            Assert.That(cpu.GetRegister(Reg.Rax), Is.EqualTo(0xFFFF_0000UL));
+        }
+    }
 }
