@@ -9,6 +9,7 @@ namespace SmartOS.Virt;
 //   Interpreter.Sse.cs, Interpreter.SseExecute.cs, Interpreter.SseFloat.cs: SSE..SSE4.2, MXCSR.
 //   Interpreter.Bmi.cs: BMI1, BMI2, MOVBE, cmpxchg8b/16b, loop/loopcc, enter.
 //   Interpreter.X87.cs: the x87 state, fxsave/fxrstor, xsave/xrstor/xgetbv/xsetbv.
+//   Interpreter.Random.cs: rdrand/rdseed from the VM's seeded source, rdtscp.
 //   Interpreter.Cpuid.cs: what CPUID advertises of all this.
 public sealed unsafe partial class Interpreter
 {
@@ -18,7 +19,8 @@ public sealed unsafe partial class Interpreter
         op = default;
         op.Base = op.Index = Op.NoReg;
         op.Len = len;
-        return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op) || TryDecodeX87State(in ins, ref op);
+        return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op) || TryDecodeX87State(in ins, ref op)
+            || TryDecodeRandom(in ins, ref op);
     }
 
     /// <summary>Executes one of these instructions; a branch (loop) sets <paramref name="next"/>.</summary>
@@ -27,7 +29,10 @@ public sealed unsafe partial class Interpreter
         switch (op.Kind)
         {
             case K.Sse: ExecuteSse(ref op); break;
-            case K.CpuMisc: ExecuteX87State(ref op); break;
+            case K.CpuMisc:
+                if (op.Imm == 0x100) ExecuteRandom(ref op);
+                else ExecuteX87State(ref op);
+                break;
             default:
                 if (IsLoop(ref op)) { if (LoopTaken(ref op)) next = (ulong)op.Disp; }
                 else ExecuteBmi(ref op);

@@ -19,13 +19,13 @@ public sealed unsafe partial class Interpreter
 
     // Leaf 1 ecx.
     private const uint Sse3 = 1u << 0, Ssse3 = 1u << 9, Cx16 = 1u << 13, Sse41 = 1u << 19, Sse42 = 1u << 20,
-        Movbe = 1u << 22, Popcnt = 1u << 23, Xsave = 1u << 26, Hypervisor = 1u << 31;
+        Movbe = 1u << 22, Popcnt = 1u << 23, Xsave = 1u << 26, Rdrand = 1u << 30, Hypervisor = 1u << 31;
     // Leaf 1 edx.
     private const uint Tsc = 1u << 4, Cx8 = 1u << 8, Cmov = 1u << 15, Fxsr = 1u << 24, Sse = 1u << 25, Sse2 = 1u << 26;
     // Leaf 7 subleaf 0 ebx.
-    private const uint Bmi1 = 1u << 3, Bmi2 = 1u << 8;
+    private const uint Bmi1 = 1u << 3, Bmi2 = 1u << 8, Rdseed = 1u << 18;
     // Leaf 0x80000001 ecx and edx.
-    private const uint LahfLm = 1u << 0, Abm = 1u << 5, LongMode = 1u << 29;
+    private const uint LahfLm = 1u << 0, Abm = 1u << 5, Rdtscp = 1u << 27, LongMode = 1u << 29;
 
     /// <summary>The system state's bits (Interpreter.System*.cs implements it): called at the end of
     /// every CPUID with the answer so far, which it may extend.</summary>
@@ -36,6 +36,9 @@ public sealed unsafe partial class Interpreter
         ulong* r = _r;
         uint leaf = (uint)r[0], subleaf = (uint)r[1];
         CpuidLeaf(leaf, subleaf, out uint a, out uint b, out uint c, out uint d);
+        // rdrand and rdseed exist only with a random source (Interpreter.Random.cs).
+        if (_random != null && leaf == 1) c |= Rdrand;
+        if (_random != null && leaf == 7 && subleaf == 0) b |= Rdseed;
         AddSystemCpuid(leaf, subleaf, ref a, ref b, ref c, ref d);
         r[0] = a; r[3] = b; r[1] = c; r[2] = d;
     }
@@ -73,7 +76,7 @@ public sealed unsafe partial class Interpreter
                 break;
             case 0x80000001:
                 c = LahfLm | Abm;
-                d = LongMode;
+                d = Rdtscp | LongMode;
                 break;
             case 0x80000002: case 0x80000003: case 0x80000004:
                 BrandString(leaf - 0x80000002, out a, out b, out c, out d);

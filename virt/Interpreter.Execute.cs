@@ -226,6 +226,7 @@ public sealed unsafe partial class Interpreter
                     ulong tsc = (ulong)(TscBase + (retired - TscRetiredBase));
                     r[0] = (uint)tsc;
                     r[2] = tsc >> 32;
+                    if (op.Sub == 1) r[1] = TscAux; // rdtscp (Interpreter.Random.cs)
                     break;
                 }
                 case K.In:

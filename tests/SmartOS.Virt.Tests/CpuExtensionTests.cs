@@ -236,4 +236,56 @@ public class CpuExtensionTests
             Assert.That(cpu.GetRegister(Reg.Rax), Is.EqualTo(0xFFFF_0000UL));
         }
     }
+
+    [Test]
+    public void Rdrand_and_rdseed_draw_from_the_seeded_source_and_set_only_cf()
+    {
+        ulong[] Draw(ulong seed)
+        {
+            using var memory = new GuestMemory(4UL << 20);
+            using var cpu = new Interpreter(memory, new NoDevices()) { Random = new SmartOS.Kernel.HostRandom(seed) };
+            memory.TryWrite(Boot.ImageBase, GuestRunner.Assemble(a =>
+            {
+                a.rdrand(r8);
+                a.rdseed(r9d);
+                a.pushfq();
+                a.pop(r10);
+                a.mov(eax, 1);
+                a.cpuid();
+                a.hlt();
+            }));
+            cpu.Rip = Boot.ImageBase;
+            cpu.SetRegister(Reg.Rsp, 0x30_0000);
+            cpu.Rflags = 0x8D5;
+            cpu.Run(100);
+            return [cpu.GetRegister(Reg.R8), cpu.GetRegister(Reg.R9), cpu.GetRegister(Reg.R10) & 0x8D5, cpu.GetRegister(Reg.Rcx) >> 30 & 1];
+        }
+        var expected = new SmartOS.Kernel.HostRandom(42);
+        ulong first = expected.NextUInt64(), second = expected.NextUInt64() & 0xFFFF_FFFF;
+        var (noSource, memory2, exit) = Run(a => a.rdrand(rax));
+        using (memory2)
+        using (noSource)
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Draw(42), Is.EqualTo(new ulong[] { first, second, 1, 1 }));
+            Assert.That(Draw(43), Is.Not.EqualTo(Draw(42)));
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Unimplemented), "no source: no rdrand");
+        }
+    }
+
+    [Test]
+    public void Rdtscp_reads_the_tsc_and_tsc_aux()
+    {
+        using var memory = new GuestMemory(4UL << 20);
+        using var cpu = new Interpreter(memory, new NoDevices()) { TscAux = 7, TscBase = 1000 };
+        memory.TryWrite(Boot.ImageBase, GuestRunner.Assemble(a => { a.nop(); a.rdtscp(); a.hlt(); }));
+        cpu.Rip = Boot.ImageBase;
+        cpu.Run(10);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cpu.GetRegister(Reg.Rcx), Is.EqualTo(7UL));
+            Assert.That(cpu.GetRegister(Reg.Rax), Is.EqualTo(1002UL));
+            Assert.That(cpu.GetRegister(Reg.Rdx), Is.Zero);
+        }
+    }
 }
