@@ -29,6 +29,11 @@ public static class GuestCompiler
     /// <summary>Compiles <paramref name="program"/> (a file in <paramref name="guestsDir"/>) with the runtime
     /// sources; -O<paramref name="optimization"/>; defines as NAME=VALUE. Returns the image or the error.</summary>
     public static bool TryBuild(string guestsDir, string program, int optimization, IEnumerable<string> defines, out byte[] image, out string error)
+        => TryBuild(guestsDir, program, ["-O" + optimization], defines, out image, out error);
+
+    /// <summary>As above with the code-generation options given whole (["-Os"], ["-O3",
+    /// "-march=x86-64-v2", "-mbmi", "-mbmi2"]): the CPU features the guest may use are the caller's choice.</summary>
+    public static bool TryBuild(string guestsDir, string program, IReadOnlyList<string> codegen, IEnumerable<string> defines, out byte[] image, out string error)
     {
         image = [];
         string? gcc = FindGcc(out error);
@@ -42,8 +47,9 @@ public static class GuestCompiler
             {
                 "-ffreestanding", "-nostdlib", "-static", "-fno-pic", "-fno-pie", "-no-pie", "-mno-red-zone",
                 "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fcf-protection=none",
-                "-O" + optimization, "-Wall", "-Werror", "-Wl,--build-id=none", "-T", Path.Combine(guestsDir, "link.ld"), "-o", elf,
+                "-Wall", "-Werror", "-Wl,--build-id=none", "-T", Path.Combine(guestsDir, "link.ld"), "-o", elf,
             };
+            args.AddRange(codegen);
             foreach (var d in defines) args.Add("-D" + d);
             foreach (var src in Directory.GetFiles(Path.Combine(guestsDir, "runtime"), "*.c").Order(StringComparer.Ordinal)) args.Add(src);
             args.Add(Path.Combine(guestsDir, program));

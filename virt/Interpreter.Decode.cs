@@ -24,7 +24,7 @@ public sealed unsafe partial class Interpreter
             op.Kind = K.Fault;
             op.Imm = _decoder.LastError == DecoderError.NoMoreBytes ? 1 : 0;
         }
-        else if (!Translate(in ins, ref op))
+        else if (!Translate(in ins, ref op) && !TryDecodeCpu(in ins, ref op))
         {
             op = default;
             op.Base = op.Index = Op.NoReg;

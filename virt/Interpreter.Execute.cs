@@ -32,7 +32,9 @@ public sealed unsafe partial class Interpreter
                 }
                 ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
                 _instrRip = rip;
-                retired++;
+                // Published per instruction, as _instrRip is: a device reached through MMIO from
+                // inside a helper reads guest time (Vm.GuestNow) from it.
+                _retired = ++retired;
             Dispatch:
                 ulong next = rip + op.Len;
                 switch (op.Kind)
@@ -228,6 +230,7 @@ public sealed unsafe partial class Interpreter
                     ulong tsc = (ulong)(TscBase + (retired - TscRetiredBase) + _tscOffset);
                     r[0] = (uint)tsc;
                     r[2] = tsc >> 32;
+                    if (op.Sub == 1) r[1] = _tscAux; // rdtscp: IA32_TSC_AUX (Interpreter.System.cs)
                     break;
                 }
                 case K.In:
@@ -303,6 +306,7 @@ public sealed unsafe partial class Interpreter
                     }
                     break;
                 case K.SseLogic: SseLogic(ref op); break;
+                case K.Sse: case K.Bmi: case K.X87: case K.CpuMisc: ExecuteCpu(ref op, ref next); break;
                 case K.Fault:
                     throw new GuestFault(VcpuExitReason.Fault, rip, op.Imm switch
                     {
@@ -690,40 +694,6 @@ public sealed unsafe partial class Interpreter
 
     /// <summary>Whether the guest enabled interrupts (sti): a hlt then waits for a device event.</summary>
     public bool InterruptsEnabled => (_rflags & IF) != 0;
-
-    private void Cpuid()
-    {
-        ulong* r = _r;
-        uint leaf = (uint)r[0], a = 0, b = 0, c = 0, d = 0;
-        switch (leaf)
-        {
-            case 0:
-                a = 7;
-                b = 0x72616D53; // "Smar"
-                d = 0x2D534F74; // "tOS-"
-                c = 0x74726956; // "Virt"
-                break;
-            case 1:
-                a = 0x000306A9;
-                // ecx: SSE3 is not claimed (not implemented); POPCNT (23), hypervisor (31).
-                c = (1u << 23) | (1u << 31);
-                // edx: FPU, TSC, CX8, CMOV, MMX, FXSR, SSE, SSE2 (the long-mode baseline).
-                d = 1u | (1u << 4) | (1u << 8) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
-                break;
-            case 7:
-                if ((uint)r[1] == 0) b = 1u << 3; // BMI1 (tzcnt)
-                break;
-            case 0x80000000:
-                a = 0x80000001;
-                break;
-            case 0x80000001:
-                c = 1u << 5;                  // LZCNT
-                d = (1u << 29) | (1u << 20);  // long mode, NX
-                break;
-        }
-        AddSystemCpuid(leaf, (uint)r[1], ref a, ref b, ref c, ref d);
-        r[0] = a; r[3] = b; r[1] = c; r[2] = d;
-    }
 
     private void SseMove(ref Op op)
     {

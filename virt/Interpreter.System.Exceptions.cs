@@ -63,6 +63,9 @@ public sealed unsafe partial class Interpreter
             switch (exit.Reason)
             {
                 case VcpuExitReason.Budget:
+                    // A device access that ended the loop early may have asked for the slice to end
+                    // (a timer deadline armed by an MMIO write, a power-off).
+                    if (_handler.StopRequested) return new VcpuExit { Reason = VcpuExitReason.Stop, Rip = _rip };
                     if (_retired < end) continue;
                     return exit;
                 case VcpuExitReason.Hlt:

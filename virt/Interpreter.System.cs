@@ -83,7 +83,7 @@ public sealed unsafe partial class Interpreter
     public ulong GsBase => _r[SegGsSlot];
     public ulong KernelGsBase => _kernelGsBase;
     /// <summary>IA32_TSC_AUX (what rdtscp returns in ECX).</summary>
-    public ulong TscAux => _tscAux;
+    public ulong TscAux { get => _tscAux; set => _tscAux = value & 0xFFFF_FFFF; }
     /// <summary>IA32_APIC_BASE as the guest set it (reset: 0xFEE00000, enabled, bootstrap processor);
     /// the platform's local APIC reads it for its base address and enable bit.</summary>
     public ulong ApicBase { get; private set; }
@@ -526,6 +526,7 @@ public sealed unsafe partial class Interpreter
                 // Bits 0-7 and 9 are reserved, and the base must fit in 36 physical address bits.
                 if ((v & 0x2FF) != 0 || (v >> 36) != 0) throw Gp(0, $"reserved bits in IA32_APIC_BASE 0x{v:x}");
                 ApicBase = (v & ~0x100UL) | (ApicBase & 0x100);
+                Msrs?.TryWriteMsr(msr, ApicBase);   // the platform's local APIC follows its base and enable bit
                 RequestBoundary();
                 break;
             case MsrSysenterCs: _sysenterCs = v & 0xFFFF_FFFF; break;
@@ -858,6 +859,8 @@ public sealed unsafe partial class Interpreter
             // PSE (3), MSR (5), PAE (6), PGE (13), PAT (16); APIC (9).
             edx |= (1u << 3) | (1u << 5) | (1u << 6) | (1u << 13) | (1u << 16);
             if (HasLocalApic) edx |= 1u << 9;
+            // TSC-deadline timer (ECX 24): the platform's local APIC implements MSR 0x6E0.
+            if (HasLocalApic && Msrs != null) ecx |= 1u << 24;
             // OSXSAVE (ECX 27) mirrors CR4.OSXSAVE.
             if ((_cr4 & Cr4Osxsave) != 0) ecx |= 1u << 27;
         }

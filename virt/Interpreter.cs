@@ -30,14 +30,15 @@ namespace SmartOS.Virt;
 /// Vcpu.Interrupts between instructions (Interpreter.System.Exceptions.cs). A guest without an IDT
 /// (the flat boot protocol's) still stops with a Fault exit naming the exception.
 ///
-/// Implemented: the integer instructions gcc emits at -O0..-O2 (ALU, shifts and rotates, shld/shrd,
-/// mul/imul/div/idiv, bt*, bsf/bsr/tzcnt/lzcnt/popcnt, setcc/cmovcc, movzx/movsx/movsxd, lea,
-/// xchg/cmpxchg/xadd, bswap, cbw..cqo, push/pop/call/ret/leave/jmp/jcc/jrcxz, pushf/popf,
-/// lahf/sahf, string ops with rep), the SSE moves and logic used for copies and zeroing
-/// (movdqa/movdqu/movaps/movups/movapd/movupd/lddqu, movd/movq, pxor/por/pand/pandn and the ps
-/// forms, punpcklqdq/movlhps), cpuid, rdtsc, in/out, hlt, cli/sti, nop/pause/fences/prefetch.
-/// Not implemented (the guest stops with the instruction's name): x87, MMX, SSE arithmetic and
-/// shuffles, AVX, ins/outs, loop/loopcc, enter, 32-bit address size (0x67), fs/gs overrides on
+/// Implemented: the integer instructions gcc emits at -O0..-O3 and -Os (ALU, shifts and rotates,
+/// shld/shrd, mul/imul/div/idiv, bt*, bsf/bsr/tzcnt/lzcnt/popcnt, setcc/cmovcc, movzx/movsx/movsxd,
+/// lea, xchg/cmpxchg/cmpxchg8b/cmpxchg16b/xadd, bswap, movbe, cbw..cqo, push/pop/call/ret/leave/
+/// enter/jmp/jcc/jrcxz/loop/loopcc, pushf/popf, lahf/sahf, string ops with rep), BMI1 and BMI2,
+/// SSE through SSE4.2 with MXCSR (Interpreter.Sse*.cs; floating point in software, Internal/SoftFloat.cs),
+/// the x87/SSE state as fxsave and xsave see it (Interpreter.X87.cs), rdrand/rdseed/rdtscp, cpuid
+/// (Interpreter.Cpuid.cs advertises exactly this), rdtsc, in/out, hlt, cli/sti, nop/pause/fences/prefetch.
+/// Not implemented (the guest stops with the instruction's name): x87 arithmetic and data movement
+/// (CPUID's FPU bit is clear), MMX, AVX, ins/outs, 32-bit address size (0x67), fs/gs overrides on
 /// string instructions, real mode and 32-bit code. Differential tests against the real CPU (tests/SmartOS.Virt.Tests/Differential)
 /// cover the integer part register by register and flag by flag.
 /// </summary>

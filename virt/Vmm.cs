@@ -159,6 +159,9 @@ public sealed class VmConfig
     /// <summary>Unix time in ns at scheduler time 0 (the host's WallClock.Epoch): the CMOS clock's
     /// reading at boot. 0 in virtual time.</summary>
     public long ClockEpoch { get; init; }
+    /// <summary>The seed of the guest's rdrand and rdseed (the host's seeded generator, derived per
+    /// VM by name); null: the instructions are absent and CPUID does not advertise them.</summary>
+    public ulong? RandomSeed { get; init; }
 }
 
 /// <summary>One guest (see the theory statement above).</summary>
@@ -316,6 +319,13 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         {
             _interp = new Interpreter(Memory, this);
             _vcpu = _interp;
+            if (_config.RandomSeed is ulong seed) _interp.Random = new HostRandom(HostRandom.Derive(seed, _config.Name));
+            if (Platform != null)
+            {
+                _interp.HasLocalApic = true;
+                _interp.Msrs = Platform.Lapic;
+                Platform.Lapic.ApicBaseMsr = _interp.ApicBase;
+            }
         }
         if (LinuxPlacement != null) LinuxBoot.SetEntryState(_vcpu, LinuxPlacement);
         else Boot.SetEntryState(_vcpu);

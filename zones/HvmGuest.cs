@@ -109,7 +109,9 @@ public static class HvmGuest
 
     /// <summary>The VMM configuration of the zone's guest: its image (a guest program, a flat image
     /// or a kernel) and memory; null with the reason when the image cannot be had.</summary>
-    public static VmConfig? TryVmConfig(ZoneConfig c, string name, VmBackend backend, bool realTime, out string error)
+    /// <param name="randomSeed">the guest's rdrand/rdseed seed (the host's, derived per VM by name)</param>
+    /// <param name="clockEpoch">Unix time in ns at scheduler time 0: what a PC guest's CMOS clock reads</param>
+    public static VmConfig? TryVmConfig(ZoneConfig c, string name, VmBackend backend, bool realTime, ulong randomSeed, long clockEpoch, out string error)
     {
         ulong memory = (ulong)(c.CappedMemory ?? DefaultRamMiB << 20);
         if (c.Vm?.Kernel is string kernelPath)
@@ -120,11 +122,11 @@ public static class HvmGuest
             return new VmConfig
             {
                 Name = name, Kernel = kernel, Initrd = initrd, Cmdline = c.Vm.Cmdline ?? "", MemorySize = memory,
-                Backend = backend, RealTime = realTime,
+                Backend = backend, RealTime = realTime, RandomSeed = randomSeed, ClockEpoch = clockEpoch,
             };
         }
         if (!TryImage(c, out var image, out error)) return null;
-        return new VmConfig { Name = name, Image = image, MemorySize = memory, Backend = backend, RealTime = realTime };
+        return new VmConfig { Name = name, Image = image, MemorySize = memory, Backend = backend, RealTime = realTime, RandomSeed = randomSeed, ClockEpoch = clockEpoch };
     }
 
     /// <summary>Reads a regular file of 1 byte to MaxRamMiB on the loop (see TryImage for why).</summary>

@@ -467,7 +467,8 @@ public sealed class ZoneTable
     /// <summary>Starts a bhyve/kvm zone's guest on its open MAC clients (HvmGuest.cs rule 1).</summary>
     private ZoneStatus BootGuest(Zone z)
     {
-        var config = HvmGuest.TryVmConfig(z.Config, z.Name, GuestBackend, _host.World.Driver != null, out string why);
+        var config = HvmGuest.TryVmConfig(z.Config, z.Name, GuestBackend, _host.World.Driver != null,
+            HostRandom.Derive(_host.World.Seed, "guest:" + _host.Name), _host.Clock.Epoch, out string why);
         if (config == null)
         {
             Unready(z);

@@ -20,7 +20,7 @@ namespace SmartOS.Virt.Devices;
 /// TSC-deadline is armed through IA32_TSC_DEADLINE (MSR 0x6E0): the vCPU's wrmsr/rdmsr call
 /// <see cref="WriteTscDeadline"/> and <see cref="ReadTscDeadline"/>; the TSC is guest time in ns.
 /// </summary>
-public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTimer
+public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTimer, IMsrHandler
 {
     public const ulong DefaultBase = 0xFEE0_0000;
     public const long TimerFrequencyHz = 1_000_000_000;
@@ -115,6 +115,24 @@ public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTime
             Update();
         }
     }
+
+    /// <summary>The vCPU's MSRs that live in the local APIC (Interpreter.Msrs): IA32_TSC_DEADLINE
+    /// (0x6E0), and IA32_APIC_BASE (0x1B), which the vCPU keeps and tells the APIC of when written.</summary>
+    public bool TryReadMsr(uint msr, out ulong value)
+    {
+        value = msr == MsrTscDeadline ? ReadTscDeadline() : 0;
+        return msr == MsrTscDeadline;
+    }
+
+    public bool TryWriteMsr(uint msr, ulong value)
+    {
+        if (msr == MsrTscDeadline) WriteTscDeadline(value);
+        else if (msr == MsrApicBase) ApicBaseMsr = value;
+        else return false;
+        return true;
+    }
+
+    private const uint MsrApicBase = 0x1B, MsrTscDeadline = 0x6E0;
 
     /// <summary>rdmsr 0x6E0: the armed deadline, 0 when none or not in TSC-deadline mode.</summary>
     public ulong ReadTscDeadline() => TimerMode == ModeTscDeadline ? _tscDeadline : 0;

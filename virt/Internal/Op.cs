@@ -47,6 +47,8 @@ internal enum OpKind : byte
     StringOp,
     FlagOp, Nop, Hlt, Cpuid, Rdtsc, In, Out, Pushf, Popf, Leave, Lahf, Sahf,
     SseMove, SseMoveToGpr, SseMoveFromGpr, SseMovqLoad, SseMovqStore, SseLogic,
+    // Interpreter.Sse*.cs, Interpreter.Bmi.cs, Interpreter.X87.cs, Interpreter.CpuMisc.cs.
+    Sse, Bmi, X87, CpuMisc,
     Fault, Unimplemented,
     /// <summary>Control registers, MSRs, descriptor tables, far transfers, interrupts (Interpreter.System.cs).</summary>
     System,

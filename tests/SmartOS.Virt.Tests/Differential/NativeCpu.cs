@@ -33,6 +33,9 @@ internal sealed unsafe class NativeCpu : IDisposable
         _epilogue = GuestRunner.Assemble(BuildEpilogue, 0);
     }
 
+    /// <summary>Where rbx points in memory mode (a cmpxchg8b/16b that succeeds stores rbx).</summary>
+    public ulong ScratchAddress => (ulong)_scratch;
+
     public static bool IsUsable(out string why)
     {
         if (RuntimeInformation.ProcessArchitecture != Architecture.X64) { why = "the host CPU is not x86-64"; return false; }
@@ -107,6 +110,54 @@ internal sealed unsafe class NativeCpu : IDisposable
         for (int i = 0; i < 16; i++) outRegs[i] = _buffer[i];
         outRegs[4] = regs[4];
         return (outRegs, _buffer[16]);
+    }
+
+    // The vector state lives in the code page itself, past any sequence, so the wrapper reaches it
+    // RIP-relative without a register: 16 XMM registers in, 16 out, MXCSR in, out, and the host's.
+    private const int VectorArea = PageBytes - 1024, XmmIn = 0, XmmOut = 256, MxcsrIn = 512, MxcsrOut = 516, MxcsrHost = 520;
+
+    /// <summary>As <see cref="Run(byte[], ulong[], ulong, byte[])"/> with the SSE state too: XMM0-15
+    /// (<paramref name="xmm"/>, 32 halves, replaced by the result) and MXCSR. The host's MXCSR is
+    /// restored before the epilogue returns to .NET.</summary>
+    public (ulong[] Regs, ulong Flags, uint Mxcsr) RunVector(byte[] sequence, ulong[] regs, ulong flags, ulong[] xmm, uint mxcsr, byte[] scratch)
+    {
+        byte* area = _code + VectorArea;
+        for (int i = 0; i < 32; i++) ((ulong*)(area + XmmIn))[i] = xmm[i];
+        *(uint*)(area + MxcsrIn) = mxcsr;
+        ulong at = (ulong)_code + (ulong)_prologue.Length, data = (ulong)area;
+        var list = new List<Instruction> { Instruction.Create(Code.Stmxcsr_m32, new MemoryOperand(Register.RIP, (long)(data + MxcsrHost))) };
+        for (int i = 0; i < 16; i++)
+            list.Add(Instruction.Create(Code.Movdqu_xmm_xmmm128, Register.XMM0 + i, new MemoryOperand(Register.RIP, (long)(data + XmmIn + (ulong)(16 * i)))));
+        list.Add(Instruction.Create(Code.Ldmxcsr_m32, new MemoryOperand(Register.RIP, (long)(data + MxcsrIn))));
+        var head = Encode(list, at);
+        list.Clear();
+        for (int i = 0; i < 16; i++)
+            list.Add(Instruction.Create(Code.Movdqu_xmmm128_xmm, new MemoryOperand(Register.RIP, (long)(data + XmmOut + (ulong)(16 * i))), Register.XMM0 + i));
+        list.Add(Instruction.Create(Code.Stmxcsr_m32, new MemoryOperand(Register.RIP, (long)(data + MxcsrOut))));
+        list.Add(Instruction.Create(Code.Ldmxcsr_m32, new MemoryOperand(Register.RIP, (long)(data + MxcsrHost))));
+        var tail = Encode(list, at + (ulong)head.Length + (ulong)sequence.Length);
+        var wrapped = new byte[head.Length + sequence.Length + tail.Length];
+        head.CopyTo(wrapped, 0);
+        sequence.CopyTo(wrapped, head.Length);
+        tail.CopyTo(wrapped, head.Length + sequence.Length);
+        if (_prologue.Length + wrapped.Length + _epilogue.Length > VectorArea) throw new ArgumentException("sequence too long", nameof(sequence));
+        var (outRegs, outFlags) = Run(wrapped, regs, flags, scratch);
+        for (int i = 0; i < 32; i++) xmm[i] = ((ulong*)(area + XmmOut))[i];
+        return (outRegs, outFlags, *(uint*)(area + MxcsrOut));
+    }
+
+    private static byte[] Encode(List<Instruction> list, ulong ip)
+    {
+        var w = new ListWriter();
+        var enc = Encoder.Create(64, w);
+        foreach (var ins in list) ip += enc.Encode(ins, ip);
+        return w.Bytes.ToArray();
+    }
+
+    private sealed class ListWriter : CodeWriter
+    {
+        public readonly List<byte> Bytes = new();
+        public override void WriteByte(byte value) => Bytes.Add(value);
     }
 
     public void Dispose()
