@@ -192,13 +192,15 @@ public sealed unsafe partial class Interpreter
                 if (!Mem(in ins, ref op)) return false;
                 s = ins.Code switch { Code.Lgdt_m1664 => Sys.Lgdt, Code.Lidt_m1664 => Sys.Lidt, Code.Sgdt_m1664 => Sys.Sgdt, _ => Sys.Sidt };
                 break;
-            case Code.Lldt_rm16: case Code.Ltr_rm16:
+            case Code.Lldt_rm16: case Code.Lldt_r32m16: case Code.Lldt_r64m16:
+            case Code.Ltr_rm16: case Code.Ltr_r32m16: case Code.Ltr_r64m16:
             case Code.Sldt_rm16: case Code.Sldt_r32m16: case Code.Sldt_r64m16:
             case Code.Str_rm16: case Code.Str_r32m16: case Code.Str_r64m16:
                 if (!RmOperand(in ins, 0, ref op)) return false;
                 s = ins.Code switch
                 {
-                    Code.Lldt_rm16 => Sys.Lldt, Code.Ltr_rm16 => Sys.Ltr,
+                    Code.Lldt_rm16 or Code.Lldt_r32m16 or Code.Lldt_r64m16 => Sys.Lldt,
+                    Code.Ltr_rm16 or Code.Ltr_r32m16 or Code.Ltr_r64m16 => Sys.Ltr,
                     Code.Sldt_rm16 or Code.Sldt_r32m16 or Code.Sldt_r64m16 => Sys.Sldt, _ => Sys.Str,
                 };
                 break;
