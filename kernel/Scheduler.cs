@@ -55,10 +55,19 @@ public sealed class Scheduler
     /// <summary>Its place among the timeline's domains: at equal times a lower domain runs first.</summary>
     internal int Domain;
 
-    /// <summary>Which thread may arm and cancel this domain's timers: 0 any (serial runs and barriers),
-    /// -1 none (the world's own domain during a window), else the managed thread id running it
-    /// (Timeline.cs rule 6).</summary>
+    /// <summary>Whose events may arm and cancel this domain's timers (Timeline.cs rule 6): 0 anyone
+    /// (a merge, a barrier, between runs), -1 no one (the world's own domain during a window), else
+    /// the events of the cell numbered Guard - 1.</summary>
     internal int Guard;
+
+    // The cell whose event this thread is running inside a window (Guard's numbering; 0: none).
+    [ThreadStatic] private static int t_runningCell;
+
+    internal static int RunningCell
+    {
+        get => t_runningCell;
+        set => t_runningCell = value;
+    }
 
     /// <summary>The driver that runs this scheduler in real time, if any: work from other threads must
     /// reach the loop through it (LoopSynchronizationContext.Post). A domain's is its timeline's.</summary>
@@ -112,19 +121,20 @@ public sealed class Scheduler
     /// <summary>The next arming sequence number (taken by a timer when it is armed).</summary>
     internal long NextSeq()
     {
-        CheckThread();
+        CheckCell();
         return _seq++;
     }
 
-    /// <summary>Timeline.cs rule 6: during a window only the thread running a domain touches its
-    /// timers; anything else is a path between hosts that bypasses the wires, and would race.</summary>
-    internal void CheckThread()
+    /// <summary>Timeline.cs rule 6: during a window only the events of a domain's own cell touch its
+    /// timers; anything else is a path between hosts that bypasses the wires, and would race on
+    /// several threads (it is refused on one thread too, so any test finds it).</summary>
+    internal void CheckCell()
     {
-        if (Guard != 0 && Guard != Environment.CurrentManagedThreadId) ThrowCrossing();
+        if (Guard != 0 && Guard != t_runningCell) ThrowCrossing();
     }
 
     private static void ThrowCrossing() => throw new InvalidOperationException(
-        "a timer of one host was armed or cancelled from another host's thread during a parallel window: only wires may carry work between hosts");
+        "a timer of one host was armed or cancelled by another cell's event during a window: only wires may carry work between hosts");
 
     internal void Insert(KTimer timer, long when, long seq)
     {
@@ -172,7 +182,7 @@ public sealed class Scheduler
     /// reused by a later re-arm).</summary>
     internal void NoteCancelled()
     {
-        CheckThread();
+        CheckCell();
         _liveTimers--;
         // When stale entries outnumber live ones the heap is compacted, so memory follows the armed
         // timers, not the cancellation rate (a SYN flood cancels a retransmission timer per dropped

@@ -44,9 +44,10 @@ namespace SmartOS.Kernel;
  *      on one thread as on many. The clock then reads the window's end. RunUntil(time) leaves the
  *      clock at time, RunUntilIdle at the last event run; every domain's clock is brought to the
  *      timeline's at the end of each run, so commands typed between runs see one time.
- *   6. During a window a domain's timers are armed and cancelled only by the thread running it
- *      (Scheduler.Guard); the root's by nobody. Breaking this throws, on one thread as on several,
- *      so a path between hosts that bypasses the links is found by any test, not by a rare race.
+ *   6. During a window a domain's timers are armed and cancelled only by the events of its own
+ *      cell (Scheduler.Guard); the root's by none. Breaking this throws, on one thread as on
+ *      several, so a path between hosts that bypasses the links is found by any test, not by a
+ *      rare race.
  *   7. Randomness is per host and per link direction (HostRandom), never shared between cells.
  *
  * Threads: P - 1 workers come from a process-wide pool of parked threads (the only static state
@@ -87,7 +88,6 @@ public sealed class Timeline
     private long _lookahead = long.MaxValue;
     private int[] _cellOf = [];
     private Scheduler[][] _parts = [];
-    private int[] _partThread = [];
     private int _threads = 1;
 
     // The state of a run in windows, read by every partition's thread (written only at barriers).
@@ -327,7 +327,6 @@ public sealed class Timeline
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
         _partErrors = new Exception?[parts];
-        _partThread = new int[parts];
         _lookahead = lookahead;
         _planned = true;
         _plannedThreads = _threads;
@@ -353,12 +352,7 @@ public sealed class Timeline
         _windowRan = false;
         Array.Clear(_partErrors);
         var workers = new Worker[_parts.Length - 1];
-        _partThread[0] = Environment.CurrentManagedThreadId;
-        for (int p = 1; p < _parts.Length; p++)
-        {
-            workers[p - 1] = Worker.Rent();
-            _partThread[p] = workers[p - 1].ThreadId;
-        }
+        for (int p = 1; p < _parts.Length; p++) workers[p - 1] = Worker.Rent();
         SetCrossings(true);
         try
         {
@@ -436,12 +430,17 @@ public sealed class Timeline
                     }
                 }
                 if (best == null || when > end) return;
+                Scheduler.RunningCell = best.Guard;
                 best.RunLocal(end);
             }
         }
         catch (Exception e)
         {
             _partErrors[part] ??= e;
+        }
+        finally
+        {
+            Scheduler.RunningCell = 0;
         }
     }
 
@@ -477,7 +476,7 @@ public sealed class Timeline
                 for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
-                if (first > _limit)
+                if (first == long.MaxValue || first > _limit)
                 {
                     _stop = true;
                     return;
@@ -510,11 +509,11 @@ public sealed class Timeline
     private void SetGuards(long start)
     {
         Root.Guard = -1;
-        for (int p = 0; p < _parts.Length; p++)
+        foreach (var part in _parts)
         {
-            foreach (var d in _parts[p])
+            foreach (var d in part)
             {
-                d.Guard = _partThread[p];
+                d.Guard = _cellOf[d.Domain] + 1;
                 d.SetNow(start);
             }
         }
@@ -539,8 +538,6 @@ public sealed class Timeline
             _thread = new Thread(Loop) { IsBackground = true, Name = "smartos-window" };
             _thread.Start();
         }
-
-        public int ThreadId => _thread.ManagedThreadId;
 
         public static Worker Rent() => s_idle.TryPop(out var w) ? w : new Worker();
 
