@@ -88,8 +88,8 @@ public sealed class Scheduler
     /// <summary>Events run since the world began (for benchmarks and diagnostics): the timeline's.</summary>
     public long EventsRun => Timeline?.EventsRun ?? _eventsRun;
 
-    /// <summary>Events this domain alone has run.</summary>
-    internal long LocalEventsRun => _eventsRun;
+    /// <summary>Events this domain alone has run (a host's share of the timeline's work).</summary>
+    public long DomainEventsRun => _eventsRun;
 
     /// <summary>Number of armed timers (stale heap entries of cancelled timers are not counted): the timeline's.</summary>
     public int PendingCount => Timeline?.PendingCount ?? _liveTimers;

@@ -182,7 +182,7 @@ public sealed class Timeline
         get
         {
             long n = 0;
-            foreach (var d in _domains) n += d.LocalEventsRun;
+            foreach (var d in _domains) n += d.DomainEventsRun;
             return n;
         }
     }

@@ -20,6 +20,7 @@ internal static class Program
         ("ztest", ZtestBenchmarks.Run),
         ("clones", ClonesBenchmarks.Run),
         ("zonefiles", ZoneFileBenchmarks.Run),
+        ("parallel", ParallelBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
