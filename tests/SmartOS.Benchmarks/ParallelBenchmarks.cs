@@ -19,7 +19,7 @@ public static class ParallelBenchmarks
 
     public static void Run(TextWriter o)
     {
-        string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 400);
+        string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000);
         o.WriteLine("parallel: 2 hosts x 4 zones, wire 10G delay=100us; 1 TCP flow across and 1 local flow from each host, 1 s of virtual time");
         // A first run of each warms the JIT; the second is measured.
         Measure(script, 1);
