@@ -58,7 +58,10 @@ namespace SmartOS.Kernel;
  * runs in windows.
  *
  * Not done yet: cells are spread over threads by count, not by load; a partition merges its
- * domains by scanning them (fine for tens of hosts per thread, not thousands).
+ * domains by scanning them (fine for tens of hosts per thread, not thousands). Open: one run of the
+ * parallel benchmark in about a dozen gave a different transcript on two threads (fewer events);
+ * the tests and every other run agree byte for byte. Suspected, not proven: a continuation that
+ * left its host's thread (see Worker's stack size).
  */
 
 /// <summary>Something that carries work between two domains of a timeline after a delay (Timeline.cs).</summary>
@@ -578,7 +581,11 @@ public sealed class Timeline
 
         private Worker()
         {
-            _thread = new Thread(Loop) { IsBackground = true, Name = "smartos-window" };
+            // The caller's thread (a process's main thread) has an 8 MiB stack; a worker gets as much,
+            // so that a deep synchronous path (a frame through a switch into a stack and a program)
+            // never meets .NET's stack guard on one thread and not on another: where that guard
+            // trips, a continuation meant to run inline goes to the thread pool instead.
+            _thread = new Thread(Loop, 8 << 20) { IsBackground = true, Name = "smartos-window" };
             _thread.Start();
         }
 
