@@ -3,9 +3,9 @@ using System.Diagnostics;
 namespace SmartOS.Kernel;
 
 /// <summary>
-/// The event loop of one simulated world (see Kernel.cs). A binary heap of (time, sequence) keeps
-/// equal-time events in arming order. Cancelled timers leave stale heap entries that are skipped
-/// when they surface, so cancel is O(1) and the heap never needs a search.
+/// The event loop of one simulated host, or of a world's own events (see Kernel.cs). A binary heap
+/// of (time, sequence) keeps equal-time events in arming order. Cancelled timers leave stale heap
+/// entries that are skipped when they surface, so cancel is O(1) and the heap never needs a search.
 ///
 /// Moving an armed timer later (TCP pushes its retransmission timer forward on every ACK), or
 /// re-arming a cancelled one at or after its old entry (TCP cancels its delayed-ACK timer on every
@@ -15,6 +15,13 @@ namespace SmartOS.Kernel;
 /// mod_timer on a pending timer does the same work lazily); a cancelled timer's entry that surfaces
 /// is dropped. The order of events is therefore exactly that of a cancel and a fresh insert, at one
 /// heap operation per surfacing instead of two per re-arm.
+///
+/// A scheduler made alone (tests, a rig of one MAC layer) is a whole timeline by itself. A world's
+/// schedulers are the domains of one <see cref="Timeline"/> (Timeline.cs: the order of events
+/// across domains, and how windows of them run on several threads): each host has its own, with its
+/// own sequence numbers, so what a host does never depends on how busy another host is. On such a
+/// scheduler the Run methods, NextEventTime, PendingCount and EventsRun are the timeline's: running
+/// a host's scheduler runs the world, as it did when every host shared one scheduler.
 /// </summary>
 public sealed class Scheduler
 {
@@ -40,28 +47,64 @@ public sealed class Scheduler
     private long _eventsRun;
     private int _liveTimers;
     private int _stale;
+    private RealTimeDriver? _driver;
+
+    /// <summary>The timeline this scheduler is a domain of (null: it is a timeline by itself).</summary>
+    public Timeline? Timeline { get; internal set; }
+
+    /// <summary>Its place among the timeline's domains: at equal times a lower domain runs first.</summary>
+    internal int Domain;
+
+    /// <summary>Whose events may arm and cancel this domain's timers (Timeline.cs rule 6): 0 anyone
+    /// (a merge, a barrier, between runs), -1 no one (the world's own domain during a window), else
+    /// the events of the cell numbered Guard - 1.</summary>
+    internal int Guard;
+
+    // The cell whose event this thread is running inside a window (Guard's numbering; 0: none).
+    [ThreadStatic] private static int t_runningCell;
+
+    internal static int RunningCell
+    {
+        get => t_runningCell;
+        set => t_runningCell = value;
+    }
 
     /// <summary>The driver that runs this scheduler in real time, if any: work from other threads must
-    /// reach the loop through it (LoopSynchronizationContext.Post).</summary>
-    internal RealTimeDriver? Driver { get; set; }
+    /// reach the loop through it (LoopSynchronizationContext.Post). A domain's is its timeline's.</summary>
+    internal RealTimeDriver? Driver
+    {
+        get => Timeline != null ? Timeline.Driver : _driver;
+        set
+        {
+            if (Timeline != null) Timeline.Driver = value;
+            else _driver = value;
+        }
+    }
 
-    /// <summary>The current time in nanoseconds since the world began.</summary>
+    /// <summary>The current time in nanoseconds since the world began (this domain's clock: during a
+    /// window of a parallel run, the time of the event it is running).</summary>
     public long Now => _now;
 
-    /// <summary>Events run since the world began (for benchmarks and diagnostics).</summary>
-    public long EventsRun => _eventsRun;
+    /// <summary>Events run since the world began (for benchmarks and diagnostics): the timeline's.</summary>
+    public long EventsRun => Timeline?.EventsRun ?? _eventsRun;
 
-    /// <summary>Number of armed timers (stale heap entries of cancelled timers are not counted).</summary>
-    public int PendingCount => _liveTimers;
+    /// <summary>Events this domain alone has run (a host's share of the timeline's work).</summary>
+    public long DomainEventsRun => _eventsRun;
+
+    /// <summary>Number of armed timers (stale heap entries of cancelled timers are not counted): the timeline's.</summary>
+    public int PendingCount => Timeline?.PendingCount ?? _liveTimers;
+
+    /// <summary>Armed timers of this domain alone.</summary>
+    internal int LocalPending => _liveTimers;
 
     /// <summary>Called when no event is due: the real-time driver uses this to sleep.</summary>
-    public long NextEventTime
+    public long NextEventTime => Timeline?.NextEventTime ?? LocalNextTime();
+
+    /// <summary>The time of this domain's next event (long.MaxValue: none).</summary>
+    internal long LocalNextTime()
     {
-        get
-        {
-            DropStale();
-            return _count == 0 ? long.MaxValue : _heap[0].When;
-        }
+        DropStale();
+        return _count == 0 ? long.MaxValue : _heap[0].When;
     }
 
     /// <summary>Runs one callback as soon as possible (after events already due now).</summary>
@@ -76,7 +119,22 @@ public sealed class Scheduler
     }
 
     /// <summary>The next arming sequence number (taken by a timer when it is armed).</summary>
-    internal long NextSeq() => _seq++;
+    internal long NextSeq()
+    {
+        CheckCell();
+        return _seq++;
+    }
+
+    /// <summary>Timeline.cs rule 6: during a window only the events of a domain's own cell touch its
+    /// timers; anything else is a path between hosts that bypasses the wires, and would race on
+    /// several threads (it is refused on one thread too, so any test finds it).</summary>
+    internal void CheckCell()
+    {
+        if (Guard != 0 && Guard != t_runningCell) ThrowCrossing();
+    }
+
+    private static void ThrowCrossing() => throw new InvalidOperationException(
+        "a timer of one host was armed or cancelled by another cell's event during a window: only wires may carry work between hosts");
 
     internal void Insert(KTimer timer, long when, long seq)
     {
@@ -124,6 +182,7 @@ public sealed class Scheduler
     /// reused by a later re-arm).</summary>
     internal void NoteCancelled()
     {
+        CheckCell();
         _liveTimers--;
         // When stale entries outnumber live ones the heap is compacted, so memory follows the armed
         // timers, not the cancellation rate (a SYN flood cancels a retransmission timer per dropped
@@ -233,8 +292,12 @@ public sealed class Scheduler
         }
     }
 
-    /// <summary>Runs the next due event if its time is at or before <paramref name="limit"/>.</summary>
-    public bool RunOne(long limit)
+    /// <summary>Runs the next due event if its time is at or before <paramref name="limit"/> (of the
+    /// whole timeline, in its serial order, when this is a domain of one).</summary>
+    public bool RunOne(long limit) => Timeline?.RunOne(limit) ?? RunLocal(limit);
+
+    /// <summary>Runs this domain's next event if its time is at or before <paramref name="limit"/>.</summary>
+    internal bool RunLocal(long limit)
     {
         DropStale();
         if (_count == 0 || _heap[0].When > limit) return false;
@@ -250,10 +313,21 @@ public sealed class Scheduler
         return true;
     }
 
+    /// <summary>Moves this domain's clock forward (never back).</summary>
+    internal void SetNow(long time)
+    {
+        if (time > _now) _now = time;
+    }
+
     /// <summary>Virtual time: runs every event up to <paramref name="time"/> and leaves the clock there.</summary>
     public void RunUntil(long time)
     {
-        while (RunOne(time)) { }
+        if (Timeline != null)
+        {
+            Timeline.RunUntil(time);
+            return;
+        }
+        while (RunLocal(time)) { }
         if (time > _now) _now = time;
     }
 
@@ -261,12 +335,14 @@ public sealed class Scheduler
     public void RunFor(long duration) => RunUntil(_now + duration);
 
     /// <summary>Virtual time: runs until <paramref name="done"/> holds or nothing is left to run.
-    /// Returns whether the condition holds. <paramref name="deadline"/> bounds the clock.</summary>
+    /// Returns whether the condition holds. <paramref name="deadline"/> bounds the clock. On a
+    /// timeline that runs in windows the condition is tested at each barrier (Timeline.cs rule 5).</summary>
     public bool RunUntil(Func<bool> done, long deadline = long.MaxValue)
     {
+        if (Timeline != null) return Timeline.RunUntil(done, deadline);
         while (!done())
         {
-            if (!RunOne(deadline)) return done();
+            if (!RunLocal(deadline)) return done();
         }
         return true;
     }
@@ -274,13 +350,19 @@ public sealed class Scheduler
     /// <summary>Virtual time: runs until no event remains, or the clock reaches <paramref name="deadline"/>.</summary>
     public void RunUntilIdle(long deadline = long.MaxValue)
     {
-        while (RunOne(deadline)) { }
+        if (Timeline != null)
+        {
+            Timeline.RunUntilIdle(deadline);
+            return;
+        }
+        while (RunLocal(deadline)) { }
     }
 
     /// <summary>Real time only: moves the clock forward to <paramref name="time"/> without running events.</summary>
     internal void AdvanceTo(long time)
     {
-        if (time > _now) _now = time;
+        if (Timeline != null) Timeline.AdvanceTo(time);
+        else if (time > _now) _now = time;
     }
 }
 

@@ -150,7 +150,7 @@ public static class Dispatcher
             return Task.FromResult(1);
         }
         string[] args = argv[1..];
-        return ctx.World.Sync.Start(async () =>
+        return ctx.Host.Sync.Start(async () =>
         {
             try
             {

@@ -11,7 +11,7 @@ namespace SmartOS.Cli;
 internal static class Program
 {
     private const string UsageText = """
-        usage: smartos run [--seed N] [--outdir DIR] FILE
+        usage: smartos run [--seed N] [--outdir DIR] [--threads N] FILE
                smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
@@ -261,16 +261,23 @@ internal static class Program
 
     private static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var g = Getopt.Parse(args, "", ["seed:", "outdir:"], permute: true);
+        var g = Getopt.Parse(args, "", ["seed:", "outdir:", "threads:"], permute: true);
         if (g.Error != null || g.Operands.Count != 1)
         {
-            stderr.WriteLine("usage: smartos run [--seed N] [--outdir DIR] FILE");
+            stderr.WriteLine("usage: smartos run [--seed N] [--outdir DIR] [--threads N] FILE");
             return 2;
         }
         ulong seed = 1;
         if (g.Has("seed") && !ulong.TryParse(g.Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out seed))
         {
             stderr.WriteLine($"smartos run: bad seed '{g.Value("seed")}'");
+            return 2;
+        }
+        // The output is the same for any thread count (kernel/Timeline.cs): the default uses every core.
+        int threads = Environment.ProcessorCount;
+        if (g.Has("threads") && (!int.TryParse(g.Value("threads"), NumberStyles.None, CultureInfo.InvariantCulture, out threads) || threads < 1 || threads > 1024))
+        {
+            stderr.WriteLine($"smartos run: bad thread count '{g.Value("threads")}' (1 to 1024)");
             return 2;
         }
         string file = g.Operands[0];
@@ -283,7 +290,7 @@ internal static class Program
         }
         string outdir = g.Value("outdir") ?? Environment.CurrentDirectory;
         Directory.CreateDirectory(outdir);
-        var runner = new ScenarioRunner(stdout, stderr, Path.GetFullPath(outdir), seed);
+        var runner = new ScenarioRunner(stdout, stderr, Path.GetFullPath(outdir), seed, threads);
         return runner.Run(script, file);
     }
 }

@@ -13,24 +13,61 @@ namespace SmartOS.Vnic;
 /// Two more impairments, for tests of transports: <see cref="Duplicate"/> delivers a seeded
 /// fraction of frames twice, and <see cref="Reorder"/> holds a seeded fraction back for
 /// <see cref="ReorderDelayNs"/> so later frames overtake them.
+///
+/// Each direction (a lane) has a sending half, run by the sending NIC's scheduler (its queue and the
+/// serialiser's timer), and a receiving half, run by the receiving NIC's (the frames in flight, the
+/// arrival and reorder timers, and the lane's own random source for loss, duplication and reordering:
+/// the two directions never share one). Between two hosts of one timeline the wire is a link
+/// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
+/// kept by the sending half until the next barrier, where it is copied into a buffer of the
+/// receiving host's pool (the sender's buffer goes back to the sender's pool) and put in flight;
+/// it cannot be due before then, since it arrives at least DelayNs after it was sent.
 /// </summary>
-public sealed class Wire
+public sealed class Wire : ITimelineLink
 {
     private readonly Lane _ab, _ba;
+    private readonly Timeline? _timeline;
 
+    /// <param name="scheduler">The scheduler of the world the wire is made in: when it is a domain of a
+    /// timeline, the wire registers with it as a link (the NICs' own schedulers run the two halves of
+    /// each direction).</param>
+    /// <param name="random">Draws for the direction from A to B; the other direction's source is
+    /// seeded from its first draw.</param>
     public Wire(Scheduler scheduler, HostRandom random, PhysLink a, PhysLink b, long speedBps = 1_000_000_000, long delayNs = 0, double loss = 0, int mtu = 9000)
     {
         if (speedBps <= 0) throw new ArgumentOutOfRangeException(nameof(speedBps));
         if (loss is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(loss));
+        if (delayNs < 0) throw new ArgumentOutOfRangeException(nameof(delayNs));
         A = a; B = b;
         SpeedBps = speedBps;
         DelayNs = delayNs;
         Loss = loss;
         Mtu = mtu;
-        _ab = new Lane(this, scheduler, random, b);
-        _ba = new Lane(this, scheduler, random, a);
+        var reverse = new HostRandom(random.NextUInt64());
+        _ab = new Lane(this, a, b, random);
+        _ba = new Lane(this, b, a, reverse);
         a.Attach(new End(this, _ab));
         b.Attach(new End(this, _ba));
+        _timeline = scheduler.Timeline;
+        _timeline?.AddLink(this);
+    }
+
+    Scheduler ITimelineLink.EndA => A.Mac.Scheduler;
+    Scheduler ITimelineLink.EndB => B.Mac.Scheduler;
+
+    bool ITimelineLink.Crossing
+    {
+        set
+        {
+            _ab.Crossing = value;
+            _ba.Crossing = value;
+        }
+    }
+
+    void ITimelineLink.Exchange()
+    {
+        _ab.Exchange();
+        _ba.Exchange();
     }
 
     public PhysLink A { get; }
@@ -56,6 +93,7 @@ public sealed class Wire
 
     public void Disconnect()
     {
+        _timeline?.RemoveLink(this);
         A.DetachBackend();
         B.DetachBackend();
     }
@@ -70,14 +108,15 @@ public sealed class Wire
     /// <summary>
     /// One direction. Frames wait in the sending NIC's BandQueue (priority bands, fair within a band)
     /// until the wire is free, then serialise one after another and fly for DelayNs. Two timers: one
-    /// for the end of the current frame's serialisation, one for the head of the in-flight FIFO.
+    /// for the end of the current frame's serialisation (the sender's), one for the head of the
+    /// in-flight FIFO (the receiver's).
     /// </summary>
     private sealed class Lane
     {
         private readonly Wire _wire;
-        private readonly Scheduler _scheduler;
+        private readonly Scheduler _sender, _receiver;
         private readonly HostRandom _random;
-        private readonly PhysLink _to;
+        private readonly PhysLink _from, _to;
         private readonly KTimer _arrivalTimer, _txTimer, _heldTimer;
         // Frames held back for reordering: all wait the same extra delay, so a FIFO keeps them in order.
         private readonly Queue<(Packet Packet, long Due)> _held = new();
@@ -85,25 +124,30 @@ public sealed class Wire
         private Packet[] _ring = new Packet[64];
         private long[] _arrival = new long[64];
         private int _head, _count;
+        // Sent across cells since the last barrier (the sending half's; Exchange empties it).
+        private Packet[] _out = new Packet[64];
+        private long[] _outArrival = new long[64];
+        private int _outCount;
         private long _busyUntilPs, _remainder;
         public long Carried;
+        public bool Crossing;
 
-        public Lane(Wire wire, Scheduler scheduler, HostRandom random, PhysLink to)
+        public Lane(Wire wire, PhysLink from, PhysLink to, HostRandom random)
         {
-            _wire = wire; _scheduler = scheduler; _random = random; _to = to;
-            _arrivalTimer = new KTimer(scheduler, static s => ((Lane)s!).Arrive(), this);
-            _txTimer = new KTimer(scheduler, static s => ((Lane)s!).TxDone(), this);
-            _heldTimer = new KTimer(scheduler, static s => ((Lane)s!).ReleaseHeld(), this);
+            _wire = wire; _from = from; _to = to; _random = random;
+            _sender = from.Mac.Scheduler;
+            _receiver = to.Mac.Scheduler;
+            _arrivalTimer = new KTimer(_receiver, static s => ((Lane)s!).Arrive(), this);
+            _txTimer = new KTimer(_sender, static s => ((Lane)s!).TxDone(), this);
+            _heldTimer = new KTimer(_receiver, static s => ((Lane)s!).ReleaseHeld(), this);
         }
 
         private void ReleaseHeld()
         {
-            long now = _scheduler.Now;
+            long now = _receiver.Now;
             while (_held.Count > 0 && _held.Peek().Due <= now) DeliverNow(_held.Dequeue().Packet);
             if (_held.Count > 0) _heldTimer.ArmAt(_held.Peek().Due);
         }
-
-        private PhysLink From => _to == _wire.A ? _wire.B : _wire.A;
 
         public void Send(Packet p)
         {
@@ -111,7 +155,7 @@ public sealed class Wire
             if (!_queue.TryEnqueue(p))
             {
                 // The sender's queue on this NIC is full (counted at the sender: rule 3).
-                From.Stats.DropTxQueue++;
+                _from.Stats.DropTxQueue++;
                 p.Free();
                 return;
             }
@@ -124,7 +168,7 @@ public sealed class Wire
         {
             var p = _queue!.Dequeue();
             if (p == null) return;
-            long nowPs = _scheduler.Now * 1000;
+            long nowPs = _sender.Now * 1000;
             long startPs = waited ? _busyUntilPs : Math.Max(nowPs, _busyUntilPs);
             if (!waited && startPs != _busyUntilPs) _remainder = 0;
             Int128 num = (Int128)p.Length * 8_000_000_000_000L + _remainder;
@@ -132,13 +176,61 @@ public sealed class Wire
             _remainder = (long)(num % _wire.SpeedBps);
             long doneNs = (_busyUntilPs + 999) / 1000;
             long arrival = doneNs + _wire.DelayNs;
+            if (Crossing) Keep(p, arrival);
+            else Fly(p, arrival);
+            _txTimer.ArmAt(doneNs);
+        }
+
+        /// <summary>Puts a frame in flight to the receiving NIC (the receiver's half, or a barrier).</summary>
+        private void Fly(Packet p, long arrival)
+        {
             if (_count == _ring.Length) Grow();
             int tail = (_head + _count) & (_ring.Length - 1);
             _ring[tail] = p;
             _arrival[tail] = arrival;
             _count++;
             if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[_head]);
-            _txTimer.ArmAt(doneNs);
+        }
+
+        /// <summary>The sending half keeps a frame sent across cells until the barrier.</summary>
+        private void Keep(Packet p, long arrival)
+        {
+            if (_outCount == _out.Length)
+            {
+                Array.Resize(ref _out, _out.Length * 2);
+                Array.Resize(ref _outArrival, _outArrival.Length * 2);
+            }
+            _out[_outCount] = p;
+            _outArrival[_outCount] = arrival;
+            _outCount++;
+        }
+
+        /// <summary>At a barrier: the frames kept since the last one fly, each in a buffer of the
+        /// receiving host's pool, so neither host's pool is ever touched by the other's thread.</summary>
+        public void Exchange()
+        {
+            var pool = _to.Mac.Pool;
+            for (int i = 0; i < _outCount; i++)
+            {
+                var p = _out[i];
+                _out[i] = null!;
+                p.FinishChecksum();
+                var copy = pool.Rent(p.Data);
+                if (copy == null)
+                {
+                    _to.Stats.DropNoBuf++;
+                    p.Free();
+                    continue;
+                }
+                copy.Vid = p.Vid;
+                copy.Pcp = p.Pcp;
+                copy.Timestamp = p.Timestamp;
+                copy.Band = p.Band;
+                copy.FairKey = p.FairKey;
+                p.Free();
+                Fly(copy, _outArrival[i]);
+            }
+            _outCount = 0;
         }
 
         private void TxDone()
@@ -160,7 +252,7 @@ public sealed class Wire
 
         private void Arrive()
         {
-            long now = _scheduler.Now;
+            long now = _receiver.Now;
             while (_count > 0 && _arrival[_head] <= now)
             {
                 var p = _ring[_head];
@@ -192,7 +284,7 @@ public sealed class Wire
             }
             if (_wire.Reorder > 0 && _random.NextDouble() < _wire.Reorder)
             {
-                _held.Enqueue((p, _scheduler.Now + _wire.ReorderDelayNs));
+                _held.Enqueue((p, _receiver.Now + _wire.ReorderDelayNs));
                 if (!_heldTimer.IsArmed) _heldTimer.ArmAt(_held.Peek().Due);
                 return;
             }

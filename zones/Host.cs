@@ -1,8 +1,11 @@
 /*
  * SmartOS.Zones: hosts, the world they share, zones, brands, vmadm's model and nic tags.
  *
- * A World is one timeline: a Scheduler shared by every Host in it, so a wire between two hosts
- * delivers frames in virtual time as deterministically as a wire inside one. A Host is one
+ * A World is one timeline (kernel/Timeline.cs): its own scheduler (domain 0) and one per Host, so a
+ * wire between two hosts delivers frames in virtual time as deterministically as a wire inside
+ * one, and the hosts of a world may run on several threads (World.Threads) with the same bytes out
+ * as on one. Hosts share no mutable state: what one host does reaches another only by a wire, and
+ * each host's async programs resume on its own scheduler (Host.Sync). A Host is one
  * machine: its physical NICs, its MAC layer (vnic/), its kstats, its packet pool, its seeded random
  * source, its persistent configuration store, its nic tags and its zones. The host itself is the
  * global zone.
@@ -83,11 +86,25 @@ public sealed class World
     {
         Seed = seed;
         Scheduler = new Scheduler();
+        Timeline = new Timeline(Scheduler);
         Sync = new LoopSynchronizationContext(Scheduler);
     }
 
     public ulong Seed { get; }
+
+    /// <summary>The world's own scheduler (the timeline's domain 0). Its Run methods run every host.</summary>
     public Scheduler Scheduler { get; }
+
+    /// <summary>The domains of the world's hosts and the loop that runs them (kernel/Timeline.cs).</summary>
+    public Timeline Timeline { get; }
+
+    /// <summary>Threads a run in virtual time may use (kernel/Timeline.cs rule 3): the output is the
+    /// same for any number; 1 runs every host on the caller's thread.</summary>
+    public int Threads
+    {
+        get => Timeline.Threads;
+        set => Timeline.Threads = value;
+    }
     public LoopSynchronizationContext Sync { get; internal set; }
     public IReadOnlyCollection<Host> Hosts => _hosts.Values;
 
@@ -149,16 +166,19 @@ public sealed class Host
         Name = name;
         Random = new HostRandom(HostRandom.Derive(world.Seed, "host:" + name));
         Identities = identities ?? Random;
-        Clock = new WallClock(world.Scheduler, epoch);
+        Scheduler = world.Timeline.AddDomain();
+        Sync = new LoopSynchronizationContext(Scheduler);
+        Clock = new WallClock(Scheduler, epoch);
         Pool = new PacketPool();
-        Kstats = new KstatRegistry(() => world.Scheduler.Now);
-        Mac = new MacLayer(name, world.Scheduler, Pool, Kstats, Random, Identities);
+        var scheduler = Scheduler;
+        Kstats = new KstatRegistry(() => scheduler.Now);
+        Mac = new MacLayer(name, Scheduler, Pool, Kstats, Random, Identities);
         for (int i = 0; i < nics; i++) Mac.AddPhys($"e1000g{i}");
         Store = store;
         NicTags = new NicTagTable(Mac);
-        Stack = new IpStack("global", world.Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
+        Stack = new IpStack("global", Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
-        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => world.Scheduler.Now, Identities);
+        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities);
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         Images = new Images.ImageStore(this);
         var problems = Mac.Boot(store);
@@ -173,7 +193,11 @@ public sealed class Host
 
     public World World { get; }
     public string Name { get; }
-    public Scheduler Scheduler => World.Scheduler;
+    /// <summary>This host's domain of the world's timeline: its timers, its clock, its event order.</summary>
+    public Scheduler Scheduler { get; }
+
+    /// <summary>Where this host's async programs (commands, zones' daemons) resume: its own scheduler.</summary>
+    public LoopSynchronizationContext Sync { get; }
     public HostRandom Random { get; }
 
     /// <summary>Where VM UUIDs and random MAC addresses come from (rule 1).</summary>

@@ -64,7 +64,7 @@ public sealed class IpadmConfig(IConfigStore store, string zone) : IIpadmStore
             OpenLink = name => mac.Find(name) is PortLink port && port.Zone == zone ? port.OpenClient("ip:" + zone) : null,
         };
         var previous = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(host.World.Sync);
+        SynchronizationContext.SetSynchronizationContext(host.Sync);
         try
         {
             // One record at a time, so that each problem names the line it came from.

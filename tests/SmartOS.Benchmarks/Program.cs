@@ -24,6 +24,7 @@ internal static class Program
         ("clones", ClonesBenchmarks.Run),
         ("zonefiles", ZoneFileBenchmarks.Run),
         ("zones", ZoneScaleBenchmarks.Run),
+        ("parallel", ParallelBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -70,15 +70,15 @@ public static class Pktgen
 
         long sent = 0, bytes = 0, nobuf = 0;
         long interval = rate > 0 ? (long)Math.Round(Time.Second / rate) : 0;
-        long start = ctx.World.Scheduler.Now;
+        long start = ctx.Host.Scheduler.Now;
         for (long i = 0; i < count; i++)
         {
             ctx.Cancel.ThrowIfCancellationRequested();
             if (interval > 0 && i > 0)
             {
                 long due = start + i * interval;
-                long wait = due - ctx.World.Scheduler.Now;
-                if (wait > 0) await ctx.World.Sync.Delay(wait, ctx.Cancel);
+                long wait = due - ctx.Host.Scheduler.Now;
+                if (wait > 0) await ctx.Host.Sync.Delay(wait, ctx.Cancel);
             }
             var p = ctx.Host.Pool.Rent((int)size);
             if (p == null) { nobuf++; continue; }

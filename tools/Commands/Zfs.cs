@@ -177,7 +177,7 @@ public static partial class Zfs
     /// <summary>Logs the command line in the pool's history and commits (rule 3).</summary>
     private static int Log(CommandContext ctx, Pool pool, string[] argv)
     {
-        var logged = pool.AppendHistory(ctx.World.Scheduler.Now, false, "zfs " + string.Join(' ', argv));
+        var logged = pool.AppendHistory(ctx.Host.Scheduler.Now, false, "zfs " + string.Join(' ', argv));
         if (logged.IsOk) logged = pool.Commit();
         return logged.IsOk ? 0 : Refused(ctx, logged);
     }

@@ -172,7 +172,7 @@ public static class Zpool
         return pool;
     }
 
-    private static long Now(CommandContext ctx) => ctx.World.Scheduler.Now;
+    private static long Now(CommandContext ctx) => ctx.Host.Scheduler.Now;
 
     private static DateTime Date(long ns) => DateTime.UnixEpoch.AddTicks(ns / 100);
 

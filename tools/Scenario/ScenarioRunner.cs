@@ -35,7 +35,10 @@ namespace SmartOS.Cli.Scenario;
 /// other path a scenario names (pcap files, -f FILE). A word that begins with $SCENARIO_DIR has it
 /// replaced by the directory holding the scenario file, so a scenario can name the files shipped
 /// beside it (examples/images/); the transcript shows the word as written, the same on every machine. Everything runs in virtual time on one world,
-/// so the same script gives the same bytes.
+/// so the same script gives the same bytes, on any number of threads: the hosts of a world joined by
+/// wires with a delay run side by side in windows of that delay (kernel/Timeline.cs), and the script's
+/// lines run at the barriers between windows, so a foreground command's end is noticed at the barrier
+/// after it, on one thread as on several.
 /// </summary>
 public sealed partial class ScenarioRunner
 {
@@ -53,12 +56,14 @@ public sealed partial class ScenarioRunner
 
     private sealed record Background(int Line, string HostName, string Text, Task<int> Task, OutputCapture Output, CancellationTokenSource Stop, Redirections Files);
 
-    public ScenarioRunner(TextWriter stdout, TextWriter stderr, string workingDirectory, ulong seed = 1)
+    /// <param name="threads">Threads the world's hosts may run on (World.Threads; 1: one thread).</param>
+    public ScenarioRunner(TextWriter stdout, TextWriter stderr, string workingDirectory, ulong seed = 1, int threads = 1)
     {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), "a scenario runs on at least one thread");
         _out = stdout;
         _err = stderr;
         _workDir = workingDirectory;
-        _world = new World(seed);
+        _world = new World(seed) { Threads = threads };
     }
 
     private const string ScenarioDirWord = "$SCENARIO_DIR";

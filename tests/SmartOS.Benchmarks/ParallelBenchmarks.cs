@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using SmartOS.Cli.Scenario;
+
+namespace SmartOS.Benchmarks;
+
+/// <summary>
+/// Parallel virtual time (issue 17, kernel/Timeline.cs): two hosts of several zones each, joined by
+/// a 10 Gbit/s wire with 100 us of delay; one zone of each host sends TCP to a zone of the other host,
+/// and two more zones of each host exchange TCP locally (the same work on both hosts). The same scenario runs on 1 and on 2 threads: the wall time of each,
+/// the speedup beside the goal (1.8x on two cores), the windows (barriers) and the events per window,
+/// the share of the work each host did, and what limits the speedup. The two transcripts must be
+/// identical, or the benchmark says so.
+/// </summary>
+public static class ParallelBenchmarks
+{
+    private const double Goal = 1.8;
+
+    public static void Run(TextWriter o)
+    {
+        string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000);
+        o.WriteLine("parallel: 2 hosts x 4 zones, wire 10G delay=100us; 1 TCP flow across and 1 local flow from each host, 1 s of virtual time");
+        // A first run of each warms the JIT; the second is measured.
+        Measure(script, 1);
+        Measure(script, 2);
+        var one = Measure(script, 1);
+        var two = Measure(script, 2);
+        double speedup = one.Wall.TotalSeconds / two.Wall.TotalSeconds;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  1 thread:  {one.Wall.TotalMilliseconds,8:F0} ms wall, {one.Events:N0} events, {one.Windows:N0} windows"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  2 threads: {two.Wall.TotalMilliseconds,8:F0} ms wall, {two.Events:N0} events, {two.Windows:N0} windows (partitions: {two.Partitions})"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speedup {speedup:F2}x (goal {Goal:F1}x: {(speedup >= Goal ? "met" : "not met")}); output identical: {(one.Out == two.Out ? "yes" : "NO")}"));
+        double perWindow = (double)one.Events / Math.Max(1, one.Windows);
+        double usPerEvent = one.Wall.TotalMilliseconds * 1000 / Math.Max(1, one.Events);
+        double busiest = one.HostShares.Max();
+        double ideal = one.Wall.TotalMilliseconds * busiest;
+        double overheadUs = (two.Wall.TotalMilliseconds - ideal) * 1000 / Math.Max(1, two.Windows);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  work per window: {perWindow:F1} events ({perWindow * usPerEvent:F1} us on one thread); host shares {string.Join(" / ", one.HostShares.Select(s => $"{s:P0}"))}"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  limits: the busiest host bounds 2 threads at {1 / busiest:F2}x; the rest is the barrier, ~{Math.Max(0, overheadUs):F1} us per window beyond that bound"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
+    }
+
+    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out);
+
+    private static Figures Measure(string script, int threads)
+    {
+        string dir = Directory.CreateTempSubdirectory("smartos-parallel-").FullName;
+        try
+        {
+            var o = new StringWriter { NewLine = "\n" };
+            var e = new StringWriter { NewLine = "\n" };
+            var runner = new ScenarioRunner(o, e, dir, 1, threads);
+            var sw = Stopwatch.StartNew();
+            int code = runner.Run(script, "parallel.scn");
+            sw.Stop();
+            if (code != 0) throw new InvalidOperationException("the benchmark's scenario failed:\n" + e + o);
+            var t = runner.World.Timeline;
+            long total = t.EventsRun;
+            double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
+            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Zones a0..aN-1 on h1 and b0..bN-1 on h2: a0 sends to b0 and b1 to a1 across the wire,
+    /// a2 to a3 and b2 to b3 locally.</summary>
+    internal static string Scenario(int zonesPerHost, int seconds, int rateMbps)
+    {
+        var s = new StringBuilder();
+        s.Append("host h1 nics=1\nhost h2 nics=1\nwire h1/e1000g0 h2/e1000g0 speed=10G delay=100us\n");
+        foreach (var (host, prefix, net) in new[] { ("h1", "a", 10), ("h2", "b", 100) })
+        {
+            s.Append(CultureInfo.InvariantCulture, $"host {host}\nnictagadm add ext e1000g0\n");
+            for (int i = 0; i < zonesPerHost; i++)
+            {
+                s.Append(CultureInfo.InvariantCulture, $$"""
+                    vmadm create <<JSON
+                    { "alias": "{{prefix}}{{i}}", "brand": "joyent-minimal", "max_physical_memory": 64,
+                      "nics": [ { "nic_tag": "ext", "ips": ["10.0.0.{{net + i}}/24"], "primary": true } ] }
+                    JSON
+
+                    """);
+            }
+        }
+        s.Append("host h2\nzlogin b0 iperf -s &\nzlogin b3 iperf -s &\n");
+        s.Append("host h1\nzlogin a1 iperf -s &\nzlogin a3 iperf -s &\nsleep 10ms\n");
+        string flow = $"-t {seconds} -b {rateMbps}M";
+        s.Append(CultureInfo.InvariantCulture, $"zlogin a0 iperf -c 10.0.0.100 {flow} &\nzlogin a2 iperf -c 10.0.0.13 {flow} &\n");
+        s.Append(CultureInfo.InvariantCulture, $"host h2\nzlogin b1 iperf -c 10.0.0.11 {flow} &\nzlogin b2 iperf -c 10.0.0.103 {flow} &\n");
+        s.Append(CultureInfo.InvariantCulture, $"sleep {seconds * 1000 + 100}ms\n");
+        return s.ToString();
+    }
+}

@@ -1,0 +1,255 @@
+using SmartOS.Kernel;
+
+namespace SmartOS.Kernel.Tests;
+
+/// <summary>kernel/Timeline.cs: the serial order of a world's domains, and windows that give the
+/// same result on any number of threads.</summary>
+public class TimelineTests
+{
+    /// <summary>A one-way link carrying numbers from one domain to another after a delay, kept
+    /// until the barrier while it crosses cells (as a wire does with frames).</summary>
+    private sealed class Link(Scheduler from, Scheduler to, long delay, Action<long> receive) : ITimelineLink
+    {
+        private readonly List<(long Due, long Value)> _kept = [];
+        private bool _crossing;
+
+        public Scheduler EndA => from;
+        public Scheduler EndB => to;
+        public long DelayNs => delay;
+        public bool Crossing { set => _crossing = value; }
+        public int Exchanged;
+
+        public void Send(long value)
+        {
+            long due = from.Now + delay;
+            if (_crossing) _kept.Add((due, value));
+            else Fly(due, value);
+        }
+
+        private void Fly(long due, long value)
+        {
+            var t = new KTimer(to, _ => receive(value));
+            t.ArmAt(due);
+        }
+
+        public void Exchange()
+        {
+            foreach (var (due, value) in _kept) Fly(due, value);
+            Exchanged += _kept.Count;
+            _kept.Clear();
+        }
+    }
+
+    /// <summary>A host stand-in: on each number it logs, does some local work with its own random
+    /// source, and passes a number on along each of its links.</summary>
+    private sealed class Actor(Scheduler s, ulong seed, int id)
+    {
+        private readonly HostRandom _r = new(seed);
+        public readonly List<string> Log = [];
+        public readonly List<Link> Out = [];
+        public readonly HashSet<int> Threads = [];
+
+        public void Receive(long value)
+        {
+            Threads.Add(Environment.CurrentManagedThreadId);
+            Log.Add($"{s.Now}:{value}");
+            if (value <= 0) return;
+            // Local work at the same instant and later: ties inside the domain keep arming order.
+            s.After(0, () => Log.Add($"{s.Now}:local{value}"));
+            s.After(_r.Next(30_000), () =>
+            {
+                Log.Add($"{s.Now}:later{value}");
+                foreach (var l in Out) l.Send(value - 1 - _r.Next(2));
+            });
+            _ = id;
+        }
+    }
+
+    private static (Timeline T, Actor[] Actors, List<Link> Links) Ring(int hosts, long[] delays, int threads)
+    {
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        var doms = Enumerable.Range(0, hosts).Select(_ => t.AddDomain()).ToArray();
+        var actors = doms.Select((d, i) => new Actor(d, (ulong)(i + 1), i)).ToArray();
+        var links = new List<Link>();
+        for (int i = 0; i < hosts; i++)
+        {
+            int j = (i + 1) % hosts;
+            foreach (var (a, b) in new[] { (i, j), (j, i) })
+            {
+                var l = new Link(doms[a], doms[b], delays[i], actors[b].Receive);
+                actors[a].Out.Add(l);
+                t.AddLink(l);
+                links.Add(l);
+            }
+        }
+        return (t, actors, links);
+    }
+
+    private static List<string>[] RunRing(int threads, out Timeline timeline, out Actor[] actors)
+    {
+        var (t, a, _) = Ring(4, [20_000, 50_000, 0, 100_000], threads);
+        foreach (var actor in a)
+        {
+            var d = t.Domains[Array.IndexOf(a, actor) + 1];
+            new KTimer(d, _ => actor.Receive(12)).ArmAt(1000);
+        }
+        t.RunUntil(2 * Time.Millisecond);
+        timeline = t;
+        actors = a;
+        return [.. a.Select(x => x.Log)];
+    }
+
+    [Test]
+    public void At_one_instant_lower_domains_run_first_and_each_domain_in_arming_order()
+    {
+        var t = new Timeline(new Scheduler());
+        var h1 = t.AddDomain();
+        var h2 = t.AddDomain();
+        var log = new List<string>();
+        h2.After(5, () => log.Add("h2a"));
+        h1.After(5, () => log.Add("h1a"));
+        t.Root.After(5, () => log.Add("root"));
+        h2.After(5, () => log.Add("h2b"));
+        h1.After(5, () => log.Add("h1b"));
+
+        h2.RunUntilIdle(); // any domain's Run methods run the timeline
+
+        Assert.That(log, Is.EqualTo(new[] { "root", "h1a", "h1b", "h2a", "h2b" }));
+        Assert.That((t.Now, h1.Now, h2.Now, t.Root.Now), Is.EqualTo((5L, 5L, 5L, 5L)));
+    }
+
+    [Test]
+    public void A_host_arming_order_does_not_depend_on_another_host()
+    {
+        static List<string> Run(int otherTimers)
+        {
+            var t = new Timeline(new Scheduler());
+            var h1 = t.AddDomain();
+            var h2 = t.AddDomain();
+            var log = new List<string>();
+            for (int i = 0; i < otherTimers; i++) h1.After(7, () => { });
+            h2.After(10, () => log.Add("x"));
+            h2.After(10, () => log.Add("y"));
+            t.RunUntilIdle();
+            return log;
+        }
+
+        Assert.That(Run(5), Is.EqualTo(Run(0)));
+    }
+
+    [Test]
+    public void Without_a_link_between_cells_the_timeline_runs_as_one_merge()
+    {
+        var (t, _, _) = Ring(3, [0, 0, 0], threads: 4);
+        var (t2, _, _) = Ring(3, [10, 20, 30], threads: 4);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((t.Lookahead, t.Partitions), Is.EqualTo((long.MaxValue, 1)), "zero-delay links make one cell");
+            Assert.That((t2.Lookahead, t2.Partitions), Is.EqualTo((10L, 3)), "the smallest delay between cells, one thread per cell");
+        }
+    }
+
+    [Test]
+    public void A_zero_delay_link_joins_its_hosts_into_one_cell_and_the_lookahead_ignores_it()
+    {
+        var (t, _, _) = Ring(4, [20_000, 0, 50_000, 100_000], threads: 8);
+
+        Assert.That((t.Lookahead, t.Partitions), Is.EqualTo((20_000L, 3)));
+    }
+
+    [Test]
+    public void Windows_give_the_same_result_on_one_two_and_three_threads()
+    {
+        var one = RunRing(1, out var t1, out _);
+        var two = RunRing(2, out var t2, out var actors2);
+        var twoAgain = RunRing(2, out _, out _);
+        var three = RunRing(3, out var t3, out _);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(one.Sum(l => l.Count), Is.GreaterThan(100), "the ring carried traffic");
+            Assert.That(t1.Windows, Is.GreaterThan(10));
+            Assert.That(two, Is.EqualTo(one));
+            Assert.That(twoAgain, Is.EqualTo(one));
+            Assert.That(three, Is.EqualTo(one));
+            Assert.That((t2.Windows, t3.Windows), Is.EqualTo((t1.Windows, t1.Windows)));
+            Assert.That(t2.Partitions, Is.EqualTo(2));
+            Assert.That(actors2.SelectMany(a => a.Threads).Distinct().Count(), Is.EqualTo(2), "two threads ran the hosts");
+            Assert.That((t1.Now, t2.Now), Is.EqualTo((2 * Time.Millisecond, 2 * Time.Millisecond)));
+        }
+    }
+
+    [Test]
+    public void A_condition_is_noticed_at_the_barrier_after_it_holds_on_any_number_of_threads()
+    {
+        static (long Now, bool Held) Run(int threads)
+        {
+            var t = new Timeline(new Scheduler()) { Threads = threads };
+            var a = t.AddDomain();
+            var b = t.AddDomain();
+            t.AddLink(new Link(a, b, 100, _ => { }));
+            bool done = false;
+            a.After(30, () => { });
+            b.After(250, () => done = true);
+            b.After(400, () => { });
+            bool held = t.RunUntil(() => done);
+            return (t.Now, held);
+        }
+
+        // Windows of 100 ns from the first pending event: [30, 129], then (idle time skipped) [250, 349].
+        Assert.That(Run(1), Is.EqualTo((349L, true)));
+        Assert.That(Run(2), Is.EqualTo((349L, true)));
+    }
+
+    [Test]
+    public void The_roots_events_run_at_a_barrier_before_the_hosts_events_of_that_instant()
+    {
+        var t = new Timeline(new Scheduler()) { Threads = 2 };
+        var a = t.AddDomain();
+        var b = t.AddDomain();
+        t.AddLink(new Link(a, b, 1000, _ => { }));
+        var log = new List<string>();
+        a.After(500, () => { lock (log) log.Add($"a@{a.Now}"); });
+        t.Root.After(500, () => log.Add($"root@{t.Root.Now}"));
+        b.After(700, () => { lock (log) log.Add($"b@{b.Now}"); });
+
+        t.RunUntilIdle();
+
+        Assert.That(log, Is.EqualTo(new[] { "root@500", "a@500", "b@700" }));
+        Assert.That(t.Now, Is.EqualTo(700));
+    }
+
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Arming_another_hosts_timer_inside_a_window_is_refused_on_any_number_of_threads(int threads)
+    {
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        var a = t.AddDomain();
+        var b = t.AddDomain();
+        t.AddLink(new Link(a, b, 1000, _ => { }));
+        a.After(10, () => b.After(5, () => { }));
+
+        Assert.That(() => t.RunUntilIdle(), Throws.InvalidOperationException.With.Message.Contains("only wires may carry work between hosts"));
+        Assert.That(() => b.After(5, () => { }), Throws.Nothing, "between runs any thread may arm");
+    }
+
+    [Test]
+    public void Arming_the_worlds_own_timers_inside_a_window_is_refused()
+    {
+        var t = new Timeline(new Scheduler());
+        var a = t.AddDomain();
+        var b = t.AddDomain();
+        t.AddLink(new Link(a, b, 1000, _ => { }));
+        a.After(10, () => t.Root.After(5, () => { }));
+
+        Assert.That(() => t.RunUntilIdle(), Throws.InvalidOperationException);
+    }
+
+    [Test]
+    public void A_thread_count_below_one_is_refused()
+    {
+        var t = new Timeline(new Scheduler());
+
+        Assert.That(() => t.Threads = 0, Throws.TypeOf<ArgumentOutOfRangeException>());
+    }
+}
