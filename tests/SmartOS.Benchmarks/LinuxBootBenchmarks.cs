@@ -34,8 +34,10 @@ public static class LinuxBootBenchmarks
         scheduler.RunUntil(() => vm.IsStopped || vm.ConsoleOutput.Contains("SMARTOS-LINUX-UP", StringComparison.Ordinal), scheduler.Now + 600 * Time.Second);
         wall.Stop();
         string console = vm.ConsoleOutput;
+        // The whole console, for reading the boot: SMARTOS_LINUX_CONSOLE=FILE.
+        if (Environment.GetEnvironmentVariable("SMARTOS_LINUX_CONSOLE") is { Length: > 0 } file) File.WriteAllText(file, console);
         string last = console.TrimEnd().Split('\n')[^1];
         o.WriteLine($"linux: {wall.Elapsed.TotalSeconds:F2} s wall, {vm.InstructionsRetired:N0} instructions, {console.Length} console bytes" +
-            (last.Length > 0 ? $" (last line: {last})" : "") + $"; {(vm.IsStopped ? $"stopped: {vm.StopReason}: {vm.StopDetail}" : "reached SMARTOS-LINUX-UP")}");
+            (last.Length > 0 ? $" (last line: {last})" : "") + $"; {(console.Contains("SMARTOS-LINUX-UP", StringComparison.Ordinal) ? "reached SMARTOS-LINUX-UP" : vm.IsStopped ? $"stopped: {vm.StopReason}: {vm.StopDetail}" : $"still running after {Time.FormatSeconds(scheduler.Now, 1)} s of guest time")}");
     }
 }
