@@ -34,13 +34,20 @@ public sealed unsafe partial class Interpreter
     private void Cpuid()
     {
         ulong* r = _r;
-        uint leaf = (uint)r[0], subleaf = (uint)r[1];
+        var (a, b, c, d) = QueryCpuid((uint)r[0], (uint)r[1]);
+        r[0] = a; r[3] = b; r[1] = c; r[2] = d;
+    }
+
+    /// <summary>What CPUID answers for <paramref name="leaf"/> and <paramref name="subleaf"/> in this
+    /// vCPU's present state (the guest's registers untouched): for the VMM and tests.</summary>
+    public (uint Eax, uint Ebx, uint Ecx, uint Edx) QueryCpuid(uint leaf, uint subleaf)
+    {
         CpuidLeaf(leaf, subleaf, out uint a, out uint b, out uint c, out uint d);
         // rdrand and rdseed exist only with a random source (Interpreter.Random.cs).
         if (_random != null && leaf == 1) c |= Rdrand;
         if (_random != null && leaf == 7 && subleaf == 0) b |= Rdseed;
         AddSystemCpuid(leaf, subleaf, ref a, ref b, ref c, ref d);
-        r[0] = a; r[3] = b; r[1] = c; r[2] = d;
+        return (a, b, c, d);
     }
 
     private static void CpuidLeaf(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
