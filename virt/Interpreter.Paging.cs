@@ -258,14 +258,7 @@ public sealed unsafe partial class Interpreter
         TlbEntry* e = Translate(a, true, false);
         ulong phys = e->Phys + (a & 0xFFF);
         if ((e->Perm & PermRam) == 0) { WriteDevice(phys, size, v); return; }
-        byte* p = (byte*)(e->Addend + a);
-        switch (size)
-        {
-            case 1: *p = (byte)v; break;
-            case 2: *(ushort*)p = (ushort)v; break;
-            case 4: *(uint*)p = (uint)v; break;
-            default: *(ulong*)p = v; break;
-        }
+        Store((byte*)(e->Addend + a), size, v);
         if (_codePage[phys >> 12] != 0) InvalidateCode(phys, size);
     }
 

@@ -152,20 +152,26 @@ public sealed unsafe partial class Interpreter : Vcpu
         return ReadSlow(a, size);
     }
 
+    /// <summary>A store of <paramref name="size"/> bytes (1, 2, 4 or 8) at a host pointer into RAM.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(byte* p, int size, ulong v)
+    {
+        switch (size)
+        {
+            case 1: *p = (byte)v; break;
+            case 2: *(ushort*)p = (ushort)v; break;
+            case 4: *(uint*)p = (uint)v; break;
+            default: *(ulong*)p = v; break;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Write(ulong a, int size, ulong v)
     {
         TlbEntry* e = _tlb + (int)((a >> 12) & (TlbSize - 1));
         if (e->WriteTag == (a & (PageMask | (ulong)(size - 1))))
         {
-            byte* p = (byte*)(e->Addend + a);
-            switch (size)
-            {
-                case 1: *p = (byte)v; break;
-                case 2: *(ushort*)p = (ushort)v; break;
-                case 4: *(uint*)p = (uint)v; break;
-                default: *(ulong*)p = v; break;
-            }
+            Store((byte*)(e->Addend + a), size, v);
             return;
         }
         WriteSlow(a, size, v);
