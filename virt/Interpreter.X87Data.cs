@@ -31,7 +31,7 @@ public sealed unsafe partial class Interpreter
     {
         None, FldMem, FldSt, Fild, FstMem, FstpMem, FstSt, FstpSt, Fist, Fistp, Fisttp, Fxch, Fconst,
         Fchs, Fabs, Ffree, Fincstp, Fdecstp, Fnop, Fcmov, Fcom, Fcomp, Fcompp, Fucom, Fucomp, Fucompp,
-        Fcomi, Fcomip, Fucomi, Fucomip, Ftst, Fxam,
+        Fcomi, Fcomip, Fucomi, Fucomip, Ftst, Fxam, Arith,
     }
 
     private const ushort FswC0 = 0x100, FswC1 = 0x200, FswC2 = 0x400, FswC3 = 0x4000, FswSf = 0x40;
@@ -62,7 +62,7 @@ public sealed unsafe partial class Interpreter
             Mnemonic.Ftst => X87Data.Ftst, Mnemonic.Fxam => X87Data.Fxam,
             _ => X87Data.None,
         };
-        if (x == X87Data.None) return false;
+        if (x == X87Data.None) return TryDecodeX87Arith(in ins, ref op);
         if (mem)
         {
             if (!Mem(in ins, ref op)) return false;
@@ -174,6 +174,7 @@ public sealed unsafe partial class Interpreter
                 break;
             }
             case X87Data.Fxam: Examine(); break;
+            case X87Data.Arith: Arithmetic(ref op); break;
         }
         UpdateErrorSummary();
     }
@@ -247,7 +248,7 @@ public sealed unsafe partial class Interpreter
 
     /// <summary>As LoadReal, reporting a denormal operand instead of raising DE (a compare raises it
     /// only when no NaN is involved).</summary>
-    private (ulong Mant, ushort Se) LoadReal(ref Op op, out bool denormal)
+    private (ulong Mant, ushort Se) LoadReal(ref Op op, out bool denormal, bool quiet = true)
     {
         denormal = false;
         ulong ea = Ea(ref op);
@@ -260,8 +261,9 @@ public sealed unsafe partial class Interpreter
         ulong f = v & ((1UL << frac) - 1);
         if (e == expMax)
         {
-            if (f != 0 && (f & (1UL << (frac - 1))) == 0) _fsw |= 1;   // SNaN: IE, then quieted
-            ulong q = f != 0 ? f | (1UL << (frac - 1)) : 0;
+            // An SNaN: IE, then quieted (arithmetic asks for it as it is, to apply the NaN rules itself).
+            if (quiet && f != 0 && (f & (1UL << (frac - 1))) == 0) _fsw |= 1;
+            ulong q = f != 0 && quiet ? f | (1UL << (frac - 1)) : f;
             return ((1UL << 63) | (q << (63 - frac)), (ushort)(sign | 0x7FFF));
         }
         if (e == 0)

@@ -25,7 +25,7 @@ public class X87DifferentialTests
 
     private const ulong CodeAt = 0x10_0000, ScratchAt = 0x20_0000;
     private const int A = 0, B = 16, D = 32, F = 40, I16 = 48, I32 = 52, I64 = 56, Cw = 0x300, Save = 0x400, Bytes = 0x600;
-    private const int Rounds = 1000;
+    private const int Rounds = 3000;
 
 
     /// <summary>The programs, between the common prologue (registers zeroed, control word loaded)
@@ -116,6 +116,50 @@ public class X87DifferentialTests
             a.fxam(); a.fnstsw(__word_ptr[rbx + 0x1F8]);
             a.fstp(__tword_ptr[rbx + 0x110]);
         }),
+        ("fadd, fsub, fsubr in every form", a =>
+        {
+            a.fld(__tword_ptr[rbx + B]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fadd(st0, st1); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x100]); a.fnstsw(__word_ptr[rbx + 0x1F0]);
+            a.fsub(st1, st0); a.fnstsw(__word_ptr[rbx + 0x1F2]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fsubr(st0, st2); a.fnstsw(__word_ptr[rbx + 0x1F4]);
+            a.fsub(__qword_ptr[rbx + D]); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x110]); a.fnstsw(__word_ptr[rbx + 0x1F6]);
+            a.fadd(__dword_ptr[rbx + F]); a.fnstsw(__word_ptr[rbx + 0x1F8]);
+            a.fsubr(__qword_ptr[rbx + D]); a.fnstsw(__word_ptr[rbx + 0x1FA]);
+            a.fiadd(__word_ptr[rbx + I16]); a.fisub(__dword_ptr[rbx + I32]); a.fisubr(__word_ptr[rbx + I16]);
+            a.fnstsw(__word_ptr[rbx + 0x1FC]);
+            a.fld(__tword_ptr[rbx + B]);
+            a.faddp(st2, st0);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fsubp(st1, st0);
+            a.fld(__tword_ptr[rbx + B]);
+            a.fsubrp(st1, st0);
+            a.fnstsw(__word_ptr[rbx + 0x1FE]);
+        }),
+        ("fmul, fdiv, fdivr in every form", a =>
+        {
+            a.fld(__tword_ptr[rbx + B]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fmul(st0, st1); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x100]); a.fnstsw(__word_ptr[rbx + 0x1F0]);
+            a.fdiv(st1, st0); a.fnstsw(__word_ptr[rbx + 0x1F2]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fdivr(st0, st2); a.fnstsw(__word_ptr[rbx + 0x1F4]);
+            a.fld(__tword_ptr[rbx + B]);
+            a.fdiv(st0, st2); a.fnstsw(__word_ptr[rbx + 0x1E0]);
+            a.fmul(__qword_ptr[rbx + D]); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x110]); a.fnstsw(__word_ptr[rbx + 0x1F6]);
+            a.fdiv(__dword_ptr[rbx + F]); a.fnstsw(__word_ptr[rbx + 0x1F8]);
+            a.fdivr(__qword_ptr[rbx + D]); a.fnstsw(__word_ptr[rbx + 0x1FA]);
+            a.fimul(__word_ptr[rbx + I16]); a.fidiv(__dword_ptr[rbx + I32]); a.fidivr(__word_ptr[rbx + I16]);
+            a.fnstsw(__word_ptr[rbx + 0x1FC]);
+            a.fld(__tword_ptr[rbx + B]);
+            a.fmulp(st2, st0);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fdivp(st1, st0);
+            a.fld(__tword_ptr[rbx + B]);
+            a.fdivrp(st1, st0);
+            a.fnstsw(__word_ptr[rbx + 0x1FE]);
+        }),
     ];
 
     public static IEnumerable<string> ProgramNames => Programs.Select(p => p.Name);
@@ -198,8 +242,9 @@ public class X87DifferentialTests
         BitConverter.TryWriteBytes(b.AsSpan(I16), (short)Integer(rng, 16));
         BitConverter.TryWriteBytes(b.AsSpan(I32), (int)Integer(rng, 32));
         BitConverter.TryWriteBytes(b.AsSpan(I64), Integer(rng, 64));
-        // Every rounding mode, precision control 64 bits, all exceptions masked.
-        BitConverter.TryWriteBytes(b.AsSpan(Cw), (ushort)(0x37F | (rng.Next(4) << 10)));
+        // Every rounding mode and precision (24, 53, 64 bits), all exceptions masked.
+        int pc = rng.Next(3) switch { 0 => 0, 1 => 2, _ => 3 };
+        BitConverter.TryWriteBytes(b.AsSpan(Cw), (ushort)(0x7F | (pc << 8) | (rng.Next(4) << 10)));
         return b;
     }
 
