@@ -84,4 +84,63 @@ public sealed unsafe partial class Interpreter
         SetSt(dest, r.Mant, r.Se);
         if (pop) FPop();
     }
+
+    /// <summary>fsqrt and frndint on ST(0); fscale of ST(0) by ST(1).</summary>
+    private void Unary(X87Data x)
+    {
+        int need = x == X87Data.Fscale ? 1 : 0;
+        if (!IsValid(0) || !IsValid(need))
+        {
+            StackFault(false);
+            if (Masked(1)) SetSt(0, IndefiniteMant, IndefiniteSe);
+            return;
+        }
+        var (m, se) = St(0);
+        uint flags = 0;
+        (ulong Mant, ushort Se) r;
+        if (x == X87Data.Fsqrt) r = SoftFloat80.Sqrt(m, se, _fcw, ref flags);
+        else if (x == X87Data.Frndint) r = SoftFloat80.RoundToInteger(m, se, _fcw, ref flags);
+        else { var (bm, bse) = St(1); r = SoftFloat80.Scale(m, se, bm, bse, _fcw, ref flags); }
+        _fsw |= (ushort)(flags & 0x3F);
+        if ((flags & SoftFloat80.C1) != 0) _fsw |= FswC1;
+        if ((flags & ~_fcw & 0x3F) != 0) return;
+        SetSt(0, r.Mant, r.Se);
+    }
+
+    /// <summary>fxtract: ST(0) becomes its exponent (as a value) and the significand (exponent 0) is
+    /// pushed. Zero: ZE, exponent -inf; infinity: exponent +inf; a NaN goes to both.</summary>
+    private void Extract()
+    {
+        if (!IsValid(0) || IsValid(-1))
+        {
+            StackFault(IsValid(0));
+            if (!Masked(1)) return;
+            if (IsValid(0)) SetSt(0, IndefiniteMant, IndefiniteSe);
+            else { SetSt(0, IndefiniteMant, IndefiniteSe); }
+            FPush(IndefiniteMant, IndefiniteSe);
+            return;
+        }
+        var (m, se) = St(0);
+        int biased = se & 0x7FFF;
+        (ulong, ushort) exp, sig;
+        if (biased == 0x7FFF && (m << 1) != 0)
+        {
+            if ((m & (1UL << 62)) == 0) _fsw |= 1;
+            exp = sig = (m | (1UL << 62), se);
+        }
+        else if (biased != 0 && (m >> 63) == 0) { _fsw |= 1; exp = sig = (IndefiniteMant, IndefiniteSe); }
+        else if (biased == 0x7FFF) { exp = (1UL << 63, (ushort)0x7FFF); sig = (m, se); }
+        else if (m == 0) { _fsw |= 4; exp = (1UL << 63, (ushort)0xFFFF); sig = (m, se); }
+        else
+        {
+            int lz = System.Numerics.BitOperations.LeadingZeroCount(m);
+            if (biased == 0) _fsw |= 2;
+            int e = (biased == 0 ? 1 : biased) - 16383 - lz;
+            exp = FromInteger(e);
+            sig = (m << lz, (ushort)((se & 0x8000) | 16383));
+        }
+        if ((_fsw & ~_fcw & 0x3F) != 0) return;
+        SetSt(0, exp.Item1, exp.Item2);
+        FPush(sig.Item1, sig.Item2);
+    }
 }

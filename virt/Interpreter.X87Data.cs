@@ -31,7 +31,7 @@ public sealed unsafe partial class Interpreter
     {
         None, FldMem, FldSt, Fild, FstMem, FstpMem, FstSt, FstpSt, Fist, Fistp, Fisttp, Fxch, Fconst,
         Fchs, Fabs, Ffree, Fincstp, Fdecstp, Fnop, Fcmov, Fcom, Fcomp, Fcompp, Fucom, Fucomp, Fucompp,
-        Fcomi, Fcomip, Fucomi, Fucomip, Ftst, Fxam, Arith,
+        Fcomi, Fcomip, Fucomi, Fucomip, Ftst, Fxam, Arith, Fsqrt, Frndint, Fscale, Fxtract,
     }
 
     private const ushort FswC0 = 0x100, FswC1 = 0x200, FswC2 = 0x400, FswC3 = 0x4000, FswSf = 0x40;
@@ -60,6 +60,8 @@ public sealed unsafe partial class Interpreter
             Mnemonic.Fcomi => X87Data.Fcomi, Mnemonic.Fcomip => X87Data.Fcomip,
             Mnemonic.Fucomi => X87Data.Fucomi, Mnemonic.Fucomip => X87Data.Fucomip,
             Mnemonic.Ftst => X87Data.Ftst, Mnemonic.Fxam => X87Data.Fxam,
+            Mnemonic.Fsqrt => X87Data.Fsqrt, Mnemonic.Frndint => X87Data.Frndint,
+            Mnemonic.Fscale => X87Data.Fscale, Mnemonic.Fxtract => X87Data.Fxtract,
             _ => X87Data.None,
         };
         if (x == X87Data.None) return TryDecodeX87Arith(in ins, ref op);
@@ -175,6 +177,8 @@ public sealed unsafe partial class Interpreter
             }
             case X87Data.Fxam: Examine(); break;
             case X87Data.Arith: Arithmetic(ref op); break;
+            case X87Data.Fsqrt: case X87Data.Frndint: case X87Data.Fscale: Unary(x); break;
+            case X87Data.Fxtract: Extract(); break;
         }
         UpdateErrorSummary();
     }

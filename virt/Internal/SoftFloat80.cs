@@ -119,6 +119,96 @@ internal static class SoftFloat80
         return aNaN ? (am | Q, ase) : (bm | Q, bse);
     }
 
+    /// <summary>fsqrt: the square root rounded once (rule 3); a negative non-zero operand is invalid.</summary>
+    public static (ulong Mant, ushort Se) Sqrt(ulong m, ushort se, ushort fcw, ref uint flags)
+    {
+        if (Unsupported(m, se)) return Invalid(ref flags);
+        if (IsNaN(m, se)) return PropagateNaN(m, se, 0, 0, ref flags);
+        bool neg = (se & 0x8000) != 0;
+        if (IsZero(m, se)) return (m, se);
+        if (neg) return Invalid(ref flags);
+        if (IsInf(m, se)) return (m, se);
+        if (IsDenormal(m, se)) flags |= DE;
+        UInt128 x = Unpack(m, se, out int e);
+        // value = sig * 2^(e - 63); scale sig by 2^s with e - 63 - s even, so the root is exact to ~96 bits.
+        int s = 128 + ((e - 63 - 128) & 1);
+        var n = new System.Numerics.BigInteger((ulong)(x >> 64)) << s;
+        var r = ISqrt(n);
+        var root = (UInt128)r;
+        if (r * r != n) root |= 1;
+        return Round(false, root, (e - 63 - s) / 2 + 127, fcw, ref flags);
+    }
+
+    private static System.Numerics.BigInteger ISqrt(System.Numerics.BigInteger n)
+    {
+        var x = System.Numerics.BigInteger.One << (int)((n.GetBitLength() + 1) / 2 + 1);
+        while (true)
+        {
+            var y = (x + n / x) >> 1;
+            if (y >= x) return x;
+            x = y;
+        }
+    }
+
+    /// <summary>frndint: to an integer in RC's direction (PC does not apply); PE when inexact, C1 when rounded up.</summary>
+    public static (ulong Mant, ushort Se) RoundToInteger(ulong m, ushort se, ushort fcw, ref uint flags)
+    {
+        if (Unsupported(m, se)) return Invalid(ref flags);
+        if (IsNaN(m, se)) return PropagateNaN(m, se, 0, 0, ref flags);
+        if (IsZero(m, se) || IsInf(m, se)) return (m, se);
+        if (IsDenormal(m, se)) flags |= DE;
+        bool neg = (se & 0x8000) != 0;
+        UInt128 x = Unpack(m, se, out int e);
+        ulong sig = (ulong)(x >> 64);
+        if (e >= 63) return (m, se);
+        ulong ip, rem, half;
+        if (e < -1) { ip = 0; rem = sig; half = 0; }
+        else if (e == -1) { ip = 0; rem = sig; half = 1UL << 63; }
+        else { int f = 63 - e; ip = sig >> f; rem = sig & ((1UL << f) - 1); half = 1UL << (f - 1); }
+        bool inexact = rem != 0;
+        int mode = (fcw >> 10) & 3;
+        bool up = mode switch
+        {
+            0 => half != 0 && (rem > half || (rem == half && (ip & 1) != 0)),
+            1 => neg && inexact,
+            2 => !neg && inexact,
+            _ => false,
+        };
+        if (inexact) flags |= PE;
+        if (up) { ip++; flags |= C1; }
+        if (ip == 0) return Zero(neg);
+        int lz = System.Numerics.BitOperations.LeadingZeroCount(ip);
+        return (ip << lz, (ushort)((neg ? 0x8000 : 0) | (Bias + 63 - lz)));
+    }
+
+    /// <summary>fscale: a * 2^trunc(b), rounded (rule 3) when it leaves the exponent range.</summary>
+    public static (ulong Mant, ushort Se) Scale(ulong am, ushort ase, ulong bm, ushort bse, ushort fcw, ref uint flags)
+    {
+        if (Unsupported(am, ase) || Unsupported(bm, bse)) return Invalid(ref flags);
+        if (IsNaN(am, ase) || IsNaN(bm, bse)) return PropagateNaN(am, ase, bm, bse, ref flags);
+        bool an = (ase & 0x8000) != 0, bn = (bse & 0x8000) != 0;
+        bool aInf = IsInf(am, ase), aZero = IsZero(am, ase);
+        if (IsInf(bm, bse))
+        {
+            if ((aZero && !bn) || (aInf && bn)) return Invalid(ref flags);
+            Denormals(am, ase, bm, bse, ref flags);
+            if (aInf || aZero) return (am, ase);
+            return bn ? Zero(an) : Inf(an);
+        }
+        Denormals(am, ase, bm, bse, ref flags);
+        if (aInf || aZero) return (am, ase);
+        // trunc(b), clamped well past anything that can keep a finite non-zero result.
+        long n = 0;
+        if (!IsZero(bm, bse))
+        {
+            UInt128 xb = Unpack(bm, bse, out int eb);
+            n = eb < 0 ? 0 : eb >= 20 ? 1 << 20 : (long)((ulong)(xb >> 64) >> (63 - eb));
+            if (bn) n = -n;
+        }
+        UInt128 xa = Unpack(am, ase, out int ea);
+        return Round(an, xa, (int)(ea + n), (ushort)(fcw | 0x300), ref flags);
+    }
+
     /// <summary>(x, e) with value = x * 2^(e - 127) for a finite non-zero value, x's top bit set.</summary>
     private static UInt128 Unpack(ulong m, ushort se, out int e)
     {

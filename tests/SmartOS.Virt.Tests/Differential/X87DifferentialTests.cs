@@ -160,6 +160,22 @@ public class X87DifferentialTests
             a.fdivrp(st1, st0);
             a.fnstsw(__word_ptr[rbx + 0x1FE]);
         }),
+        ("fsqrt, frndint, fscale, fxtract", a =>
+        {
+            a.fld(__tword_ptr[rbx + A]);
+            a.fsqrt(); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x100]); a.fnstsw(__word_ptr[rbx + 0x1F0]);
+            a.fld(__tword_ptr[rbx + B]);
+            a.frndint(); a.fld(st0); a.fstp(__tword_ptr[rbx + 0x110]); a.fnstsw(__word_ptr[rbx + 0x1F2]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fld(__tword_ptr[rbx + B]);
+            a.fxtract(); a.fnstsw(__word_ptr[rbx + 0x1F4]);
+            a.fld(__tword_ptr[rbx + A]);
+            a.fscale(); a.fnstsw(__word_ptr[rbx + 0x1F6]);
+            a.fld(__qword_ptr[rbx + D]);
+            a.fild(__word_ptr[rbx + I16]);
+            a.fxch(st0, st1);
+            a.fscale(); a.fnstsw(__word_ptr[rbx + 0x1F8]);
+        }),
     ];
 
     public static IEnumerable<string> ProgramNames => Programs.Select(p => p.Name);
