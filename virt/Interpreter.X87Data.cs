@@ -8,9 +8,10 @@ namespace SmartOS.Virt;
 // x87 data movement and the operations that need no 80-bit arithmetic: loads (fld m32/m64/m80/st(i),
 // fild, the constants), stores (fst/fstp m32/m64/m80/st(i), fist/fistp, fisttp), fxch, fcmovcc,
 // fchs, fabs, ffree, fincstp, fdecstp, fnop, and the compares (fcom*, fucom*, fcomi*, fucomi*, ftst,
-// fxam). The stack itself is Interpreter.X87.cs. Arithmetic (fadd..fdiv, fsqrt, frndint, fscale,
-// fxtract, fprem) is not implemented yet: those instructions stay Unimplemented, so a guest that
-// uses them stops naming them, and CPUID does not advertise the FPU.
+// fxam). The stack itself is Interpreter.X87.cs; arithmetic is Interpreter.X87Arith.cs. Not
+// implemented: fprem/fprem1, the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x,
+// fyl2xp1), fbld/fbstp, fnstenv/fldenv/fnsave/frstor: they stay Unimplemented, so a guest that uses
+// them stops naming them.
 //
 // Rules (Intel SDM vol. 1, chapter 8):
 //   1. A value is (mant, se): the 64-bit significand with its explicit integer bit and the sign and
