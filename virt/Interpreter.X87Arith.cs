@@ -115,9 +115,9 @@ public sealed unsafe partial class Interpreter
         {
             StackFault(IsValid(0));
             if (!Masked(1)) return;
-            if (IsValid(0)) SetSt(0, IndefiniteMant, IndefiniteSe);
-            else { SetSt(0, IndefiniteMant, IndefiniteSe); }
-            FPush(IndefiniteMant, IndefiniteSe);
+            // Masked: both results are the real indefinite.
+            SetSt(0, IndefiniteMant, IndefiniteSe);
+            if (!IsValid(-1)) FPush(IndefiniteMant, IndefiniteSe);
             return;
         }
         var (m, se) = St(0);
