@@ -9,6 +9,7 @@ namespace SmartOS.Virt;
 //   Interpreter.Sse.cs, Interpreter.SseExecute.cs, Interpreter.SseFloat.cs: SSE..SSE4.2, MXCSR.
 //   Interpreter.Bmi.cs: BMI1, BMI2, MOVBE, cmpxchg8b/16b, loop/loopcc, enter.
 //   Interpreter.X87.cs: the x87 state, fxsave/fxrstor, xsave/xrstor/xgetbv/xsetbv.
+//   Interpreter.X87Data.cs: x87 loads, stores, exchanges and compares.
 //   Interpreter.Random.cs: rdrand/rdseed from the VM's seeded source, rdtscp.
 //   Interpreter.Cpuid.cs: what CPUID advertises of all this.
 public sealed unsafe partial class Interpreter
@@ -20,6 +21,7 @@ public sealed unsafe partial class Interpreter
         op.Base = op.Index = Op.NoReg;
         op.Len = len;
         return TryDecodeSse(in ins, ref op) || TryDecodeBmi(in ins, ref op) || TryDecodeX87State(in ins, ref op)
+            || TryDecodeX87Data(in ins, ref op)
             || TryDecodeRandom(in ins, ref op);
     }
 
@@ -29,6 +31,7 @@ public sealed unsafe partial class Interpreter
         switch (op.Kind)
         {
             case K.Sse: ExecuteSse(ref op); break;
+            case K.X87: ExecuteX87Data(ref op); break;
             case K.CpuMisc:
                 if (op.Imm == 0x100) ExecuteRandom(ref op);
                 else ExecuteX87State(ref op);

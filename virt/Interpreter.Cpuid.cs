@@ -21,7 +21,7 @@ public sealed unsafe partial class Interpreter
     private const uint Sse3 = 1u << 0, Ssse3 = 1u << 9, Cx16 = 1u << 13, Sse41 = 1u << 19, Sse42 = 1u << 20,
         Movbe = 1u << 22, Popcnt = 1u << 23, Xsave = 1u << 26, Rdrand = 1u << 30, Hypervisor = 1u << 31;
     // Leaf 1 edx.
-    private const uint Tsc = 1u << 4, Cx8 = 1u << 8, Cmov = 1u << 15, Fxsr = 1u << 24, Sse = 1u << 25, Sse2 = 1u << 26;
+    private const uint Fpu = 1u << 0, Tsc = 1u << 4, Cx8 = 1u << 8, Cmov = 1u << 15, Fxsr = 1u << 24, Sse = 1u << 25, Sse2 = 1u << 26;
     // Leaf 7 subleaf 0 ebx.
     private const uint Bmi1 = 1u << 3, Bmi2 = 1u << 8, Rdseed = 1u << 18;
     // Leaf 0x80000001 ecx and edx.
@@ -67,7 +67,7 @@ public sealed unsafe partial class Interpreter
                 a = 0x000306A9;
                 // OSXSAVE (ecx bit 27) mirrors CR4.OSXSAVE: the system state's to add.
                 c = Sse3 | Ssse3 | Cx16 | Sse41 | Sse42 | Movbe | Popcnt | Xsave | Hypervisor;
-                d = Tsc | Cx8 | Cmov | Fxsr | Sse | Sse2;
+                d = Fpu | Tsc | Cx8 | Cmov | Fxsr | Sse | Sse2;
                 break;
             case 7:
                 // Subleaf 0 only; eax = 0 says there are no further subleaves.

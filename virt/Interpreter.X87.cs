@@ -7,7 +7,7 @@ namespace SmartOS.Virt;
 
 // The x87 state and the instructions that save, restore and control it (Interpreter.cs): fninit,
 // fnstcw/fldcw, fnstsw, fnclex, fwait; fxsave/fxrstor; xsave/xrstor/xgetbv/xsetbv for the x87 and
-// SSE components. Arithmetic on the x87 stack is Interpreter.X87Arith.cs.
+// SSE components. Loads, stores and compares on the x87 stack are Interpreter.X87Data.cs.
 //
 // Rules:
 //   1. The eight physical registers R0-R7 hold 80-bit values (64-bit significand with its explicit

@@ -163,13 +163,13 @@ public class VmStopTests
         using var vm = GuestRunner.Run(a =>
         {
             a.nop();
-            a.fld(__qword_ptr[rsp]);
+            a.fsin();
             a.hlt();
         });
         using (Assert.EnterMultipleScope())
         {
             Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.Unimplemented));
-            Assert.That(vm.StopDetail, Is.EqualTo("unimplemented instruction fld at 0x100001"));
+            Assert.That(vm.StopDetail, Is.EqualTo("unimplemented instruction fsin at 0x100001"));
         }
     }
 

@@ -85,6 +85,7 @@ internal static class CpuFeatureCoverage
         (0x80000001, "ecx", 5, "test:Random_register_sequences_leave_the_same_registers_and_flags_as_the_real_cpu"),
         (1, "ecx", 26, "test:Xsave_and_xrstor_keep_the_x87_and_sse_components_xcr0_enables"),
         (1, "edx", 24, "test:Fxsave_stores_the_legacy_layout_and_fxrstor_brings_it_back"),
+        (1, "edx", 0, "test:Leaves_the_same_x87_registers_status_tags_flags_and_memory_as_the_real_cpu"),
         (0xD, "eax", 0, "test:Xsave_and_xrstor_keep_the_x87_and_sse_components_xcr0_enables"),
         (0xD, "eax", 1, "test:Xsave_and_xrstor_keep_the_x87_and_sse_components_xcr0_enables"),
         (1, "ecx", 30, "test:Rdrand_and_rdseed_draw_from_the_seeded_source_and_set_only_cf"),

@@ -15,6 +15,8 @@ internal sealed unsafe class NativeCpu : IDisposable
 {
     private const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
     private const int PageBytes = 1 << 16;
+    /// <summary>The largest memory-mode scratch (the x87 tests' fxsave area needs more than the generator's), 64-byte aligned.</summary>
+    public const int ScratchCapacity = 4096;
 
     [DllImport("libc", SetLastError = true)] private static extern void* mmap(void* addr, nuint length, int prot, int flags, int fd, nint offset);
     [DllImport("libc", SetLastError = true)] private static extern int munmap(void* addr, nuint length);
@@ -28,7 +30,8 @@ internal sealed unsafe class NativeCpu : IDisposable
     {
         _code = code;
         _buffer = (ulong*)NativeMemory.AllocZeroed(17 * 8);
-        _scratch = (byte*)NativeMemory.AllocZeroed(SequenceGenerator.ScratchBytes);
+        _scratch = (byte*)NativeMemory.AlignedAlloc(ScratchCapacity, 64);
+        new Span<byte>(_scratch, ScratchCapacity).Clear();
         _prologue = GuestRunner.Assemble(BuildPrologue, 0);
         _epilogue = GuestRunner.Assemble(BuildEpilogue, 0);
     }
@@ -85,6 +88,7 @@ internal sealed unsafe class NativeCpu : IDisposable
     /// <summary>Memory mode: rbx points at a native copy of <paramref name="scratch"/>, copied back after.</summary>
     public (ulong[] Regs, ulong Flags) Run(byte[] sequence, ulong[] regs, ulong flags, byte[] scratch)
     {
+        if (scratch.Length > ScratchCapacity) throw new ArgumentException("scratch too large", nameof(scratch));
         scratch.CopyTo(new Span<byte>(_scratch, scratch.Length));
         ulong saved = regs[SequenceGenerator.ScratchBase];
         regs[SequenceGenerator.ScratchBase] = (ulong)_scratch;
@@ -164,6 +168,6 @@ internal sealed unsafe class NativeCpu : IDisposable
     {
         munmap(_code, PageBytes);
         NativeMemory.Free(_buffer);
-        NativeMemory.Free(_scratch);
+        NativeMemory.AlignedFree(_scratch);
     }
 }
