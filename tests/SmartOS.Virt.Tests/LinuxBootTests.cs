@@ -266,24 +266,28 @@ public class LinuxBootTests
 
     /// <summary>Boots Debian's kernel on the interpreter in virtual time until the initramfs's marker,
     /// the VM's stop, or the instruction limit; the console and how it ended.</summary>
-    private static (string Console, Vm Vm) BootLinux(byte[] kernel, byte[]? initrd, long instructions, Scheduler scheduler)
+    private static (string Console, Vm Vm) BootLinux(byte[] kernel, byte[]? initrd, long instructions, NetworkGuestTests.Net net)
     {
+        var scheduler = net.Scheduler;
         var vm = new Vm(scheduler, new VmConfig
         {
             Name = "linux", Kernel = kernel, Initrd = initrd, Cmdline = "console=ttyS0 smartos.ip=10.0.0.2/24",
             MemorySize = 256UL << 20, Backend = VmBackend.Interpreter, InstructionLimit = instructions,
             RandomSeed = 1,
         });
+        // Its eth0: a virtio-net-pci NIC on a VNIC of an etherstub, beside the test's peer.
+        vm.AttachNic(net.GuestSide);
         vm.Start();
-        scheduler.RunUntil(() => vm.IsStopped || vm.ConsoleOutput.Contains("SMARTOS-LINUX-UP", StringComparison.Ordinal), scheduler.Now + 600 * Time.Second);
+        scheduler.RunUntil(() => vm.IsStopped || vm.ConsoleOutput.Contains("SMARTOS-NET-UP", StringComparison.Ordinal), scheduler.Now + 600 * Time.Second);
         return (vm.ConsoleOutput, vm);
     }
 
     [Test]
-    public void Debians_kernel_boots_on_the_interpreter_as_far_as_the_cpu_allows_and_the_same_way_twice()
+    public void Debians_kernel_boots_on_the_interpreter_brings_up_eth0_answers_ping_and_boots_the_same_way_twice()
     {
         var (kernel, initrd) = RealKernel();
-        var (first, vm) = BootLinux(kernel, initrd, 2_500_000_000, new Scheduler());
+        using var net = new NetworkGuestTests.Net();
+        var (first, vm) = BootLinux(kernel, initrd, 2_500_000_000, net);
         string ended = $"{vm.StopReason}: {vm.StopDetail}; {vm.InstructionsRetired} instructions";
         TestContext.Out.WriteLine(ended + "\n" + first);
         var interp = (Interpreter)vm.Vcpu!;
@@ -305,14 +309,30 @@ public class LinuxBootTests
         }
         // Whether the kernel gets past its FPU check is CPUID's truth about x87 (Interpreter.Cpuid.cs).
         if ((interp.QueryCpuid(1, 0).Edx & 1) != 0)
+        {
             Assert.That(first, Does.Contain("Run /init as init process").And.Contain("SMARTOS-LINUX-UP 6."), "with an FPU the kernel reaches the initramfs");
+            Assert.That(first, Does.Contain("SMARTOS-NET-UP eth0 10.0.0.2/24"), "its virtio-net-pci NIC is eth0, up with the command line's address");
+            // The peer on the etherstub pings the guest: Linux answers ARP and ICMP echo.
+            net.Received.Frames.Clear();
+            net.Send(NetworkGuestTests.ArpRequest(NetworkGuestTests.GuestIp));
+            net.Send(NetworkGuestTests.EchoRequest(0x77, 1, "from the peer 01"u8.ToArray()));
+            net.Scheduler.RunFor(100 * Time.Millisecond);
+            var packets = net.Received.Frames.Select(f => PacketDotNet.Packet.ParsePacket(PacketDotNet.LinkLayers.Ethernet, f)).ToList();
+            Assert.That(packets.Any(p => p.Extract<PacketDotNet.ArpPacket>() is { Operation: PacketDotNet.ArpOperation.Response } a
+                && a.SenderProtocolAddress.ToString() == "10.0.0.2"), "Linux answers ARP for its address");
+            var reply = packets.Select(p => p.Extract<PacketDotNet.IcmpV4Packet>()).FirstOrDefault(i => i is { TypeCode: PacketDotNet.IcmpV4TypeCode.EchoReply });
+            Assert.That(reply, Is.Not.Null, "Linux answers the ping");
+            Assert.That(reply!.Data, Is.EqualTo("from the peer 01"u8.ToArray()));
+            Assert.That(reply.ValidIcmpChecksum, Is.True);
+        }
         else
             Assert.That(first, Does.Contain("x86/fpu: Giving up, no FPU found"), "without an FPU in CPUID the kernel stops where Linux requires one");
         vm.Dispose();
 
         // Virtual time: a second boot gives the same console bytes (its first 300 M instructions, to
         // keep the test short: past the console's hand-over to the 16550 and the interrupt set-up).
-        var (second, vm2) = BootLinux(kernel, initrd, 300_000_000, new Scheduler());
+        using var net2 = new NetworkGuestTests.Net();
+        var (second, vm2) = BootLinux(kernel, initrd, 300_000_000, net2);
         vm2.Dispose();
         Assert.That(second, Does.Contain("APIC: Switch to symmetric I/O mode setup"), "the second boot's prefix is long enough to mean something");
         Assert.That(first, Does.StartWith(second), "two boots, the same console");
