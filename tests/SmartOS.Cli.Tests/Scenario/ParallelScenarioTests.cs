@@ -90,6 +90,8 @@ public class ParallelScenarioTests
         var one = Run(script, 1, "random.scn", "t1");
         Assert.That(one.Code, Is.Zero, $"{one.Err}\n{script}\n{one.Out}");
         Assert.That(one.Windows, Is.GreaterThan(0), script);
+        Assert.That(one.Files, Has.Count.GreaterThanOrEqualTo(4).And.All.Matches<KeyValuePair<string, byte[]>>(f => f.Value.Length > 24),
+            "a pcap of every wire's end, each holding frames, to compare");
         var two = Run(script, 2, "random.scn", "t2");
         Assert.That(two.Partitions, Is.EqualTo(2), script);
         AssertSame(one, two, "2 threads\n" + script);
@@ -150,6 +152,10 @@ public class ParallelScenarioTests
                     """);
             }
         }
+        // A capture of every wire's end, so that the comparison covers the frames on the wires too.
+        for (int w = 0; w < wires.Count; w++)
+            foreach (var (host, nic) in ends[w])
+                s.Append(CultureInfo.InvariantCulture, $"host h{host}\nsnoop -d e1000g{nic} -o h{host}-e1000g{nic}.pcap &\n");
         for (int w = 0; w < wires.Count; w++)
         {
             var (host, _) = ends[w][1];
