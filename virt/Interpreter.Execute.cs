@@ -9,9 +9,9 @@ namespace SmartOS.Virt;
 // The dispatch loop (Interpreter.cs). One switch over the cached Op; hot forms first.
 public sealed unsafe partial class Interpreter
 {
-    /// <summary>Runs until _end instructions have retired or an exit. rip and the retired count live
-    /// in locals; the fields are written back when the loop leaves (and _instrRip per instruction,
-    /// for fault reports raised inside helpers). Setting _end to 0 (RequestBoundary) ends the loop
+    /// <summary>Runs until _end instructions have retired or an exit. rip lives in a local, written
+    /// back when the loop leaves; _instrRip and the retired count are published per instruction
+    /// (fault reports and device time read them from inside helpers). Setting _end to 0 (RequestBoundary) ends the loop
     /// after the current instruction, so that Run can look for interrupts.</summary>
     private VcpuExit Loop()
     {
@@ -32,8 +32,9 @@ public sealed unsafe partial class Interpreter
                 }
                 ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
                 _instrRip = rip;
-                // Published per instruction, as _instrRip is: a device reached through MMIO from
-                // inside a helper reads guest time (Vm.GuestNow) from it.
+                // Published per instruction, as _instrRip is: a device reached through port I/O or
+                // MMIO from inside a helper reads guest time (Vm.GuestNow) from it, and every exit
+                // and fault below leaves the count already right.
                 _retired = ++retired;
             Dispatch:
                 ulong next = rip + op.Len;
@@ -222,7 +223,6 @@ public sealed unsafe partial class Interpreter
                 case K.Hlt:
                     if (_cpl != 0) throw PrivilegedInstruction("hlt");
                     _rip = next;
-                    _retired = retired;
                     return new VcpuExit { Reason = VcpuExitReason.Hlt, Rip = next };
                 case K.Cpuid: Cpuid(); break;
                 case K.Rdtsc:
@@ -246,7 +246,6 @@ public sealed unsafe partial class Interpreter
                         Rip = rip,
                     };
                     if (_cpl != 0) throw PrivilegedInstruction(op.Kind == K.In ? "in" : "out");
-                    _retired = retired;
                     _handler.HandleAccess(ref exit);
                     RequestBoundary();
                     if (op.Kind == K.In) SetReg(0, op.Size, exit.Data);
@@ -315,7 +314,6 @@ public sealed unsafe partial class Interpreter
                         _ => $"#UD: invalid opcode at 0x{rip:x}",
                     }, op.Imm == 1 ? -1 : ExcUd);
                 case K.System:
-                    _retired = retired;
                     rip = ExecuteSystem(ref op, rip, next);
                     // The instruction may have changed the translation or the privilege level.
                     opsPage = ulong.MaxValue;
@@ -324,8 +322,7 @@ public sealed unsafe partial class Interpreter
                         var reason = _systemExit;
                         _systemExit = VcpuExitReason.None;
                         _rip = rip;
-                        _retired = retired;
-                        return new VcpuExit { Reason = reason, Rip = rip };
+                            return new VcpuExit { Reason = reason, Rip = rip };
                     }
                     continue;
                 case K.Unimplemented:
@@ -337,14 +334,12 @@ public sealed unsafe partial class Interpreter
                 rip = next;
             }
             _rip = rip;
-            _retired = retired;
             return new VcpuExit { Reason = VcpuExitReason.Budget, Rip = rip };
         }
         catch (GuestFault f)
         {
             // The faulting instruction is not completed: rip stays on it (as the CPU reports it).
             _rip = rip;
-            _retired = retired;
             _fault = f;
             return new VcpuExit { Reason = f.Reason, Rip = f.Rip, Detail = f.Message };
         }
