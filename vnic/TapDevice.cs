@@ -128,7 +128,7 @@ public sealed partial class TapDevice : IDisposable
             int errno = Marshal.GetLastPInvokeError();
             Close(fd);
             error = errno == 1
-                ? $"cannot create TAP device '{name}': {Marshal.GetPInvokeErrorMessage(errno)} (needs root or CAP_NET_ADMIN)"
+                ? $"cannot create TAP device '{name}': {Marshal.GetPInvokeErrorMessage(errno)} (TAP devices need root or CAP_NET_ADMIN)"
                 : $"cannot create TAP device '{name}': {Marshal.GetPInvokeErrorMessage(errno)}";
             return null;
         }
