@@ -125,6 +125,12 @@ public sealed class LinkSeries : IDisposable
         get { lock (_gate) return _count; }
     }
 
+    /// <summary>The time of the newest sample (long.MinValue before the first).</summary>
+    public long LastSampleTime
+    {
+        get { lock (_gate) return _count == 0 ? long.MinValue : _times[(_count - 1) % Capacity]; }
+    }
+
     /// <summary>Samples by a timer on the host's scheduler from the next multiple of the interval on
     /// (rule 1). On the loop only.</summary>
     public void Start()
