@@ -261,7 +261,7 @@ internal static class Program
         return 0;
     }
 
-    private static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var g = Getopt.Parse(args, "", ["seed:", "outdir:", "threads:", "report:", "plot:", "sample:"], permute: true);
         if (g.Error != null || g.Operands.Count != 1)

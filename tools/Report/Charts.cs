@@ -92,7 +92,7 @@ public static partial class Charts
         });
     }
 
-    [GeneratedRegex(@"\bcl_\d+\b")]
+    [GeneratedRegex(@"(?<=id=""|url\(#)cl_[0-9a-fA-F]+")]
     private static partial Regex ClipId();
 
     /// <summary>Rule 1: the shipped font, put first among ScottPlot's resolvers once per process.</summary>
