@@ -81,6 +81,11 @@ public sealed class CommandContext
     /// booted only to edit its configuration and nothing runs on it (rule 4).</summary>
     public bool HostRunning { get; init; } = true;
 
+    /// <summary>Told the full path of each file a command creates for data it records (snoop -o's
+    /// capture file), so a front end can list what a run wrote (smartos run --report links every
+    /// capture); null when no one asks.</summary>
+    public Action<string>? WroteFile { get; init; }
+
     private TextWriter? _out, _err;
 
     /// <summary>Standard output as UTF-8 text. It flushes on every write, so text and bytes written
@@ -100,7 +105,7 @@ public sealed class CommandContext
     public CommandContext InZone(string zone) => new()
     {
         World = World, Host = Host, StdoutBytes = StdoutBytes, StderrBytes = StderrBytes, StdinBytes = StdinBytes,
-        Cancel = Cancel, Zone = zone, WorkingDirectory = WorkingDirectory, HostRunning = HostRunning,
+        Cancel = Cancel, Zone = zone, WorkingDirectory = WorkingDirectory, HostRunning = HostRunning, WroteFile = WroteFile,
         _out = Out, _err = Err,
     };
 

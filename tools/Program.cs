@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using SmartOS.Cli.Daemon;
+using SmartOS.Cli.Observe;
+using SmartOS.Cli.Report;
 using SmartOS.Cli.Scenario;
 using SmartOS.Kernel;
 using SmartOS.Zones;
@@ -11,7 +13,7 @@ namespace SmartOS.Cli;
 internal static class Program
 {
     private const string UsageText = """
-        usage: smartos run [--seed N] [--outdir DIR] [--threads N] FILE
+        usage: smartos run [--seed N] [--outdir DIR] [--threads N] [--report DIR] [--plot DIR] [--sample DURATION] FILE
                smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
@@ -259,12 +261,12 @@ internal static class Program
         return 0;
     }
 
-    private static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var g = Getopt.Parse(args, "", ["seed:", "outdir:", "threads:"], permute: true);
+        var g = Getopt.Parse(args, "", ["seed:", "outdir:", "threads:", "report:", "plot:", "sample:"], permute: true);
         if (g.Error != null || g.Operands.Count != 1)
         {
-            stderr.WriteLine("usage: smartos run [--seed N] [--outdir DIR] [--threads N] FILE");
+            stderr.WriteLine("usage: smartos run [--seed N] [--outdir DIR] [--threads N] [--report DIR] [--plot DIR] [--sample DURATION] FILE");
             return 2;
         }
         ulong seed = 1;
@@ -288,9 +290,59 @@ internal static class Program
             stderr.WriteLine($"smartos run: {file}: {e.Message}");
             return 1;
         }
+        // The report's sampling interval: finer than the dashboard's second, as a scenario's traffic
+        // often lasts a few seconds of virtual time.
+        long interval = 100 * Time.Millisecond;
+        if (g.Has("sample") && (!Time.TryParseDuration(g.Value("sample")!, out interval) || interval < Time.Millisecond))
+        {
+            stderr.WriteLine($"smartos run: bad sample interval '{g.Value("sample")}' (1ms or more, as 100ms or 1s)");
+            return 2;
+        }
+        if (g.Has("sample") && !g.Has("report") && !g.Has("plot"))
+        {
+            stderr.WriteLine("smartos run: --sample says how often --report or --plot samples the links: give one of them");
+            return 2;
+        }
+        // ReportWriter.cs rule 1: the directories are checked before the scenario runs.
+        foreach (string? dir in new[] { g.Value("report"), g.Value("plot") })
+        {
+            if (dir != null && ReportWriter.Check(dir) is string refusal)
+            {
+                stderr.WriteLine("smartos run: " + refusal);
+                return 2;
+            }
+        }
         string outdir = g.Value("outdir") ?? Environment.CurrentDirectory;
         Directory.CreateDirectory(outdir);
-        var runner = new ScenarioRunner(stdout, stderr, Path.GetFullPath(outdir), seed, threads);
-        return runner.Run(script, file);
+        bool observe = g.Has("report") || g.Has("plot");
+        var transcript = observe ? new StringWriter { NewLine = "\n" } : null;
+        var runner = new ScenarioRunner(transcript == null ? stdout : new TeeWriter(stdout, transcript), stderr, Path.GetFullPath(outdir), seed, threads);
+        // An hour of samples at the interval; a link's ring grows only as far as the run needs.
+        if (observe) runner.ObserveLinks(interval, (int)Math.Clamp(3600 * Time.Second / interval, 2, 1 << 22));
+        int code = runner.Run(script, file);
+        if (!observe) return code;
+        var input = new ReportInput(file, seed, code, runner.Failures, transcript!.ToString(), Topology.Of(runner.World), runner.Series,
+            runner.WrittenFiles, runner.World.Scheduler.Now);
+        foreach (var (dir, chartsOnly) in new[] { (g.Value("report"), false), (g.Value("plot"), true) })
+        {
+            if (dir == null) continue;
+            if (ReportWriter.Write(dir, ReportWriter.Build(dir, input, chartsOnly)) is string failed)
+            {
+                stderr.WriteLine("smartos run: cannot write the " + (chartsOnly ? "charts" : "report") + ": " + failed);
+                return code == 0 ? 1 : code;
+            }
+        }
+        return code;
+    }
+
+    /// <summary>Writes to two writers: the console, and the transcript a report keeps.</summary>
+    private sealed class TeeWriter(TextWriter a, TextWriter b) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => a.Encoding;
+        public override void Write(char value) { a.Write(value); b.Write(value); }
+        public override void Write(string? value) { a.Write(value); b.Write(value); }
+        public override void Write(char[] buffer, int index, int count) { a.Write(buffer, index, count); b.Write(buffer, index, count); }
+        public override void WriteLine(string? value) { a.Write(value + "\n"); b.Write(value + "\n"); }
+        public override void Flush() { a.Flush(); b.Flush(); }
     }
 }

@@ -153,6 +153,7 @@ public static class Snoop
                 ctx.Err.WriteLine("snoop: " + createError);
                 return 1;
             }
+            if (!toStdout) ctx.WroteFile?.Invoke(Path.GetFullPath(path));
         }
         ctx.Err.WriteLine($"Using device {name} (promiscuous mode)");
         var tap = new Tap(ctx, filter, limit, display, writer, snaplen);

@@ -171,7 +171,7 @@ public sealed partial class ScenarioRunner
                 return;
             case "sleep":
                 if (words.Length != 2 || !Time.TryParseDuration(words[1], out long d)) throw new ScenarioError("usage: sleep DURATION");
-                _world.Scheduler.RunFor(d);
+                RunFor(d);
                 return;
             case "timeout":
                 if (words.Length != 2 || !Time.TryParseDuration(words[1], out long t) || t <= 0) throw new ScenarioError("usage: timeout DURATION");
@@ -223,7 +223,9 @@ public sealed partial class ScenarioRunner
         {
             World = _world, Host = _host, StdoutBytes = files.Stdout ?? (Stream)output, StderrBytes = output, Cancel = stop.Token, WorkingDirectory = _workDir,
             StdinBytes = files.Stdin ?? (stdin == null ? null : new MemoryStream(Encoding.UTF8.GetBytes(stdin))),
+            WroteFile = NoteFile,
         };
+        if (files.StdoutPath != null) NoteFile(files.StdoutPath);
         var task = Dispatcher.StartAsync(ctx, argv);
         if (background)
         {
@@ -233,7 +235,7 @@ public sealed partial class ScenarioRunner
         }
         using var closing = files;
         long deadline = _world.Scheduler.Now + _timeout;
-        _world.Scheduler.RunUntil(() => task.IsCompleted, deadline);
+        RunUntil(() => task.IsCompleted, deadline);
         string text = output.ToString();
         _out.Write(text);
         _lastOutput = text;
@@ -280,6 +282,7 @@ public sealed partial class ScenarioRunner
             return;
         }
         _host = _world.AddHost(name, nics);
+        Observe(_host);
     }
 
     private void DoWire(string[] words)
@@ -367,6 +370,7 @@ public sealed partial class ScenarioRunner
     {
         _end.Cancel();
         StopBackground();
+        SampleEnd();
         _out.WriteLine($"# end of scenario at {Time.FormatSeconds(_world.Scheduler.Now, 6)}s virtual time");
     }
 
@@ -375,7 +379,7 @@ public sealed partial class ScenarioRunner
         foreach (var b in _background) b.Stop.Cancel();
         foreach (var b in _background)
         {
-            _world.Scheduler.RunUntil(() => b.Task.IsCompleted, _world.Scheduler.Now + _timeout);
+            RunUntil(() => b.Task.IsCompleted, _world.Scheduler.Now + _timeout);
         }
         foreach (var b in _background)
         {
@@ -397,6 +401,8 @@ public sealed partial class ScenarioRunner
     private sealed class Redirections : IDisposable
     {
         public Stream? Stdout { get; private set; }
+        /// <summary>The full path of the file standard output goes to, if any.</summary>
+        public string? StdoutPath { get; private set; }
         public Stream? Stdin { get; private set; }
 
         public static Redirections Open(ref string[] argv, string dir, bool hereDocument)
@@ -425,6 +431,7 @@ public sealed partial class ScenarioRunner
                     {
                         if (r.Stdout != null) throw new ScenarioError("one '>' or '>>' per command");
                         r.Stdout = new SynchronousStream(OpenFile(path, op == ">" ? FileMode.Create : FileMode.Append, FileAccess.Write));
+                        r.StdoutPath = Path.GetFullPath(path);
                     }
                 }
                 if (words.Count == 0) throw new ScenarioError("empty command");
