@@ -117,6 +117,11 @@ public sealed partial class MacLayer
 
     public bool Exists(string name) => _links.ContainsKey(name);
 
+    /// <summary>Counts changes to the set of links and their names (create, delete, rename), so an
+    /// observer that samples every link (tools/Observe/LinkSeries.cs) lists them again only when
+    /// this moves, not on every sample.</summary>
+    public long Generation { get; private set; }
+
     /// <summary>Creates the host's physical NICs e1000g0..e1000gN-1 with factory MAC addresses.</summary>
     public PhysLink AddPhys(string name)
     {
@@ -143,6 +148,7 @@ public sealed partial class MacLayer
     internal void Register(Datalink link)
     {
         _links.Add(link.Name, link);
+        Generation++;
         if (link is PortLink p) CollectionsMarshal.GetValueRefOrAddDefault(_portAddresses, p.MacAddress.Value, out _)++;
         link.Kstat = Kstats.Add("link", 0, link.Name, "net", link.Stats);
         link.Probes = new LinkProbes(Probes, link);
@@ -151,6 +157,7 @@ public sealed partial class MacLayer
     internal void Unregister(Datalink link)
     {
         _links.Remove(link.Name);
+        Generation++;
         if (link is PortLink p && _portAddresses.TryGetValue(p.MacAddress.Value, out int n))
         {
             if (n <= 1) _portAddresses.Remove(p.MacAddress.Value);
@@ -166,6 +173,7 @@ public sealed partial class MacLayer
         _links.Remove(link.Name);
         link.Name = newName;
         _links.Add(newName, link);
+        Generation++;
         if (link.Kstat != null) link.Kstat.Name = newName;
     }
 
