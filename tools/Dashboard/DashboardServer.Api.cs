@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using SmartOS.Cli.Observe;
 using SmartOS.Cli.Scenario;
 
 namespace SmartOS.Cli.Dashboard;
@@ -36,10 +37,10 @@ public sealed partial class DashboardServer
     private void MapApi(WebApplication app)
     {
         var api = app.MapGroup("/api");
-        api.MapGet("/topology", () => Answer(() => Snapshots.Topology(_host)));
-        api.MapGet("/links", () => Answer(() => Snapshots.Links(_host, _history)));
-        api.MapGet("/links/{name}", (string name) => Answer(() => _host.Mac.Find(name) is { } l ? Snapshots.Link(l, _history) : null, NoSuchLink(name)));
-        api.MapGet("/series/{name}", (string name) => Answer(() => _history.TryGetPoints(name, out var p) ? new SeriesView(name, 1, _history.Capacity, p) : null, NoSuchLink(name)));
+        api.MapGet("/topology", () => Answer(() => Topology.Of(_host)));
+        api.MapGet("/links", () => Answer(() => Snapshots.Links(_host, _series)));
+        api.MapGet("/links/{name}", (string name) => Answer(() => _host.Mac.Find(name) is { } l ? Snapshots.Link(_host, l, _series) : null, NoSuchLink(name)));
+        api.MapGet("/series/{name}", (string name) => Answer(() => Snapshots.Series(_series, name), NoSuchLink(name)));
         api.MapGet("/zones", () => Answer(() => Snapshots.Zones(_host)));
         api.MapGet("/flows", () => Answer(() => Snapshots.Flows(_host)));
         api.MapGet("/capture", CaptureAsync);
@@ -153,6 +154,3 @@ public sealed record CommandRequest(string? Line);
 
 /// <summary>The console's answer: the exit status and both outputs.</summary>
 public sealed record CommandAnswer(int Exit, string Stdout, string Stderr);
-
-/// <summary>A link's history as /api/series answers it: one point per interval seconds, up to capacity.</summary>
-public sealed record SeriesView(string Link, int Interval, int Capacity, SeriesPoint[] Points);

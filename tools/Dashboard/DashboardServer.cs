@@ -11,19 +11,21 @@
  *              header or as the cookie that visiting /?token=TOKEN sets. Without it: 401.
  *   loop       the host's kernel loop thread (RealTimeDriver). Only it touches host state.
  *   tick       once a second of the host's clock, a timer on the loop samples every link's
- *              counters into the history (LinkHistory.cs) and takes a snapshot for the clients.
+ *              counters into the history (tools/Observe/LinkSeries.cs, an hour of 1 s samples)
+ *              and takes a snapshot for the clients (Snapshots.cs, tools/Observe/Topology.cs).
  *   client     one open /api/events stream, with its own bounded queue of messages (EventHub.cs).
  *
  * API (all JSON unless said; errors are {"error": "..."} with 400, 401, 404, 409, 410 or 503)
- *   GET  /api/topology          nodes (host, NICs, wires, etherstubs, VNICs, VLANs, zones) and edges
+ *   GET  /api/topology          the host's graph (tools/Observe/Topology.cs): links of every class,
+ *                               wires, zones and VMs, flows
  *   GET  /api/links[/NAME]      links with their counters and last second's rates
  *   GET  /api/series/NAME       a link's history: 1 s points, up to an hour
  *   GET  /api/zones             zones and VMs with state and memory
  *   GET  /api/flows             flows with their limits and use
  *   GET  /api/capture?link=NAME&seconds=N   a pcap of N seconds of the link (a download)
  *   POST /api/command           {"line": "dladm show-link"} -> {"exit", "stdout", "stderr"}
- *   GET  /api/events            text/event-stream: "tick" every second (links, zones, flows,
- *                               the topology's version), "topology" when it changes
+ *   GET  /api/events            text/event-stream: "tick" every second (links, zones, flows),
+ *                               "topology" first and whenever the graph changes
  *
  * Rules
  *   1. Off unless asked for, and on loopback unless an address is given.
@@ -54,6 +56,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using SmartOS.Cli.Observe;
 using SmartOS.Kernel;
 using SmartOS.Zones;
 
@@ -85,14 +88,13 @@ public sealed partial class DashboardServer : IAsyncDisposable
 {
     public const string TokenFileName = "http.token";
     private const string CookieName = "smartos_token";
-    private const long Second = 1_000_000_000;
 
     private readonly World _world;
     private readonly Host _host;
     private readonly RealTimeDriver _driver;
     private readonly DashboardOptions _options;
     private readonly byte[] _token;
-    private readonly LinkHistory _history;
+    private LinkSeries _series = null!; // Made on the loop (StartAsync), which alone samples it.
     private readonly EventHub _events;
     /// <summary>Captures running now; on the loop only.</summary>
     private readonly List<LinkCapture> _captures = [];
@@ -109,7 +111,6 @@ public sealed partial class DashboardServer : IAsyncDisposable
         _driver = world.Driver;
         _options = options;
         _token = Encoding.UTF8.GetBytes(options.Token);
-        _history = new LinkHistory(3600);
         _events = new EventHub(options.EventQueue);
     }
 
@@ -187,22 +188,25 @@ public sealed partial class DashboardServer : IAsyncDisposable
         app.Use(Authenticate);
         MapPages(app);
         MapApi(app);
-        try { await app.StartAsync().ConfigureAwait(false); }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-        {
-            await app.DisposeAsync().ConfigureAwait(false);
-            throw new IOException($"cannot listen on {_options.Endpoint}: {e.Message}", e);
-        }
-        _app = app;
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        Address = new Uri(addresses.First().Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
-        _events.Start();
+        // The history and the tick exist before the first request can ask for them.
         await OnLoop(() =>
         {
+            _series = new LinkSeries(_host);
             _tick = new KTimer(_host.Scheduler, _ => Tick());
             Tick();
             return 0;
         }).ConfigureAwait(false);
+        _events.Start();
+        try { await app.StartAsync().ConfigureAwait(false); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            await DisposeAsync().ConfigureAwait(false);
+            throw new IOException($"cannot listen on {_options.Endpoint}: {e.Message}", e);
+        }
+        _app = app;
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        Address = new Uri(addresses.First());
     }
 
     /// <summary>Rule 2: the bearer header or the cookie; /?token=... sets the cookie and sends the
@@ -256,11 +260,10 @@ public sealed partial class DashboardServer : IAsyncDisposable
     {
         if (_stopping) return;
         long now = _host.Scheduler.Now;
-        _history.Sample(_host, now);
+        _series.Sample(now);
         for (int i = _captures.Count - 1; i >= 0; i--) _captures[i].CheckLink();
-        var topology = Snapshots.Topology(_host);
-        _events.Offer(Snapshots.Tick(_host, _history, now, topology), topology);
-        _tick!.ArmAfter(Second);
+        _events.Offer(Snapshots.Tick(_host, _series, now), Topology.Of(_host));
+        _tick!.ArmAt(_series.NextSampleTime);
     }
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using SmartOS.Cli.Observe;
 
 namespace SmartOS.Cli.Dashboard;
 
@@ -14,21 +15,21 @@ namespace SmartOS.Cli.Dashboard;
 /// tab) loses the message and the loss is counted in Dropped. Each client's writer task drains its
 /// own queue into its response, so one slow client delays no one else, and never the loop.
 ///
-/// A "topology" message precedes a tick whenever the topology's version changes, so pages redraw
-/// the graph only then.
+/// A "topology" message (tools/Observe/Topology.cs, serialised) precedes a tick whenever the graph
+/// differs from the last one sent, its clock aside, so pages redraw the graph only then.
 /// </summary>
 internal sealed class EventHub(int queueLength) : IDisposable
 {
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
 
-    private readonly Channel<(TickView Tick, TopologyView Topology)> _inbox =
-        Channel.CreateBounded<(TickView, TopologyView)>(new BoundedChannelOptions(2) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+    private readonly Channel<(TickView Tick, Topology Topology)> _inbox =
+        Channel.CreateBounded<(TickView, Topology)>(new BoundedChannelOptions(2) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
     private readonly Lock _lock = new();
     private readonly List<Channel<byte[]>> _clients = [];
     private readonly CancellationTokenSource _stop = new();
     private Task? _broadcasting;
     private long _dropped;
-    private string? _lastVersion;
+    private string? _lastGraph;
     private byte[]? _lastTopology;
 
     /// <summary>Messages lost because a client's queue was full.</summary>
@@ -42,7 +43,7 @@ internal sealed class EventHub(int queueLength) : IDisposable
     public void Start() => _broadcasting = Task.Run(BroadcastAsync);
 
     /// <summary>Offers a tick and the topology, both copies taken on the loop; never waits.</summary>
-    public void Offer(TickView tick, TopologyView topology) => _inbox.Writer.TryWrite((tick, topology));
+    public void Offer(TickView tick, Topology topology) => _inbox.Writer.TryWrite((tick, topology));
 
     private async Task BroadcastAsync()
     {
@@ -50,9 +51,10 @@ internal sealed class EventHub(int queueLength) : IDisposable
         {
             await foreach (var (tick, topology) in _inbox.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
             {
-                if (topology.Version != _lastVersion)
+                string graph = JsonSerializer.Serialize(topology with { TimeNs = 0 }, s_json);
+                if (graph != _lastGraph)
                 {
-                    _lastVersion = topology.Version;
+                    _lastGraph = graph;
                     _lastTopology = Message("topology", topology);
                     Send(_lastTopology);
                 }

@@ -8,6 +8,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const HOUR = 3600, MINUTE = 60;
 const series = new Map();      // link name -> [{t, rBps, oBps, drops}], oldest first
 let selected = null;           // the link whose chart is shown
+const linkNames = new Map();   // link id -> name, for the zones table
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, text) => {
@@ -34,7 +35,34 @@ async function api(path, init) {
 
 // ---- topology: a layered drawing, each node one layer below the node it hangs from ----
 
-function drawTopology(topo) {
+// The Observe model (tools/Observe/Topology.cs) as a graph: the host on top, each link under the
+// link it is over (or the host), a wire under its NIC(s), each ready or running zone under its links.
+function graphOf(topo) {
+  const nodes = [], edges = [];
+  const host = topo.hosts[0];
+  nodes.push({ id: host.id, kind: 'host', label: host.name, state: 'up' });
+  const names = new Map();
+  for (const l of host.links) {
+    names.set(l.id, l.name);
+    nodes.push({ id: l.id, kind: l.class, label: l.name, state: l.state });
+    edges.push({ from: l.over || host.id, to: l.id });
+  }
+  for (const w of topo.wires) {
+    const ends = [w.a, w.b].filter(id => names.has(id));
+    const far = [w.a, w.b].find(id => !names.has(id));
+    nodes.push({ id: w.id, kind: 'wire', label: far ? 'wire to ' + far.replace('/link/', ' link ') : 'wire', state: 'up' });
+    for (const id of ends) edges.push({ from: id, to: w.id });
+  }
+  for (const z of host.zones) {
+    if (z.state !== 'ready' && z.state !== 'running') continue;
+    nodes.push({ id: z.id, kind: z.isVm ? 'vm' : 'zone', label: z.alias ? `${z.alias} (${z.name})` : z.name, name: z.name, state: z.state });
+    for (const id of z.links) edges.push({ from: id, to: z.id });
+  }
+  return { host: host.name, nodes, edges };
+}
+
+function drawTopology(model) {
+  const topo = graphOf(model);
   $('#host-name').textContent = topo.host;
   const svg = $('#topology');
   svg.replaceChildren();
@@ -72,7 +100,7 @@ function drawTopology(topo) {
   for (const n of topo.nodes) {
     const p = pos.get(n.id);
     const w = Math.max(60, n.label.length * 7 + 12);
-    const g = svgEl('g', { class: `node kind-${n.kind} state-${n.state}`, 'data-id': n.id, transform: `translate(${p.x},${p.y})` });
+    const g = svgEl('g', { class: `node kind-${n.kind} state-${n.state}`, 'data-id': n.id, 'data-name': n.name || n.label, transform: `translate(${p.x},${p.y})` });
     g.appendChild(svgEl('rect', { x: -w / 2, y: -boxH / 2, width: w, height: boxH }));
     const t = svgEl('text', {});
     t.textContent = n.label;
@@ -114,7 +142,9 @@ function sparkline(name) {
 function drawLinks(links) {
   const body = $('#links tbody');
   body.replaceChildren();
+  linkNames.clear();
   for (const l of links) {
+    linkNames.set(l.id, l.name);
     if (l.rate) remember(l.name, l.rate);
     const tr = el('tr', { 'data-link': l.name });
     if (l.name === selected) tr.classList.add('selected');
@@ -181,7 +211,8 @@ function drawZones(zones) {
   for (const z of zones) {
     const tr = el('tr', { 'data-zone': z.name });
     for (const [cls, v] of [['name', z.name], ['alias', z.alias || '-'], ['brand', z.brand], ['state', z.state], ['id', z.id ?? '-'],
-      ['memory', bytes(z.memoryUsage)], ['cap', z.memoryCap == null ? 'none' : bytes(z.memoryCap)], ['links', z.links.join(', ') || '-']])
+      ['memory', bytes(z.memoryUseBytes)], ['cap', z.memoryCapBytes == null ? 'none' : bytes(z.memoryCapBytes)],
+      ['links', z.links.map(id => linkNames.get(id) || id).join(', ') || '-']])
       tr.appendChild(el('td', { class: cls }, String(v)));
     body.appendChild(tr);
   }
@@ -192,7 +223,7 @@ function drawFlows(flows) {
   body.replaceChildren();
   for (const f of flows) {
     const tr = el('tr', { 'data-flow': f.name });
-    for (const [cls, v] of [['name', f.name], ['link', f.link], ['spec', f.spec], ['maxbw', f.maxBw == null ? '--' : rate(f.maxBw)],
+    for (const [cls, v] of [['name', f.name], ['link', f.link], ['spec', f.attributes], ['maxbw', f.maxBwBps == null ? '--' : rate(f.maxBwBps)],
       ['priority', f.priority], ['rbytes', f.rBytes], ['obytes', f.oBytes], ['drops', f.iDrops + f.oDrops]])
       tr.appendChild(el('td', { class: cls }, String(v)));
     body.appendChild(tr);
@@ -247,6 +278,7 @@ function connect() {
   events.addEventListener('tick', (m) => {
     const t = JSON.parse(m.data);
     $('#clock').textContent = `t=${t.time.toFixed(0)} s`;
+    $('#status').dataset.ticks = String(Number($('#status').dataset.ticks || 0) + 1);
     drawLinks(t.links);
     drawZones(t.zones);
     drawFlows(t.flows);
@@ -258,6 +290,7 @@ async function start() {
   $('#console-form').addEventListener('submit', runCommand);
   const [topo, links, zones, flows] = await Promise.all([api('topology'), api('links'), api('zones'), api('flows')]);
   drawTopology(topo);
+  for (const l of links) linkNames.set(l.id, l.name);
   await Promise.all(links.map(async (l) => {
     try { for (const p of (await api('series/' + encodeURIComponent(l.name))).points) remember(l.name, p); } catch (e) { /* gone */ }
   }));
