@@ -274,6 +274,7 @@ internal static class Program
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 stderr.WriteLine("smartos boot: --http: " + e.Message);
+                File.Delete(Path.Combine(root, DashboardServer.TokenFileName));
                 server.Dispose();
                 driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; }).Wait(TimeSpan.FromSeconds(10));
                 driver.Dispose();
@@ -288,7 +289,11 @@ internal static class Program
         stop.Wait();
 
         stdout.WriteLine("smartos: shutting down zones");
-        dashboard?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+        if (dashboard != null)
+        {
+            dashboard.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+            File.Delete(Path.Combine(root, DashboardServer.TokenFileName)); // The token died with the server.
+        }
         server.Dispose();
         var down = driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; });
         down.Wait(TimeSpan.FromSeconds(10));

@@ -210,7 +210,7 @@ function drawZones(zones) {
   body.replaceChildren();
   for (const z of zones) {
     const tr = el('tr', { 'data-zone': z.name });
-    for (const [cls, v] of [['name', z.name], ['alias', z.alias || '-'], ['brand', z.brand], ['state', z.state], ['id', z.id ?? '-'],
+    for (const [cls, v] of [['name', z.name], ['alias', z.alias || '-'], ['brand', z.brand], ['state', z.state],
       ['memory', bytes(z.memoryUseBytes)], ['cap', z.memoryCapBytes == null ? 'none' : bytes(z.memoryCapBytes)],
       ['links', z.links.map(id => linkNames.get(id) || id).join(', ') || '-']])
       tr.appendChild(el('td', { class: cls }, String(v)));
