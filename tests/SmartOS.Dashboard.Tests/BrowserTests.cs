@@ -130,10 +130,10 @@ public class BrowserTests
         var (context, page) = await OpenAsync();
         await using var _ = context;
         await page.Locator("#capture-link").SelectOptionAsync("b0");
-        await page.Locator("#capture-seconds").FillAsync("2");
+        await page.Locator("#capture-seconds").FillAsync("3");
         var download = page.WaitForDownloadAsync(new PageWaitForDownloadOptions { Timeout = s_wait });
         await page.Locator("#capture-button").ClickAsync();
-        await Task.Delay(300);
+        await ApiTests.CaptureRunning(_d, "b0");
         _d.Host.Ok("pktgen", "-d", "a0", "-c", "10", "-s", "300");
         var file = await download;
         string path = Path.Combine(DashboardHost.OutDirectory(), "capture-b0.pcap");
