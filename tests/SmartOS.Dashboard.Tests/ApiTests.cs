@@ -217,6 +217,32 @@ public class ApiTests
         }
     }
 
+    [Test]
+    public async Task The_console_runs_a_d_script_to_its_exit()
+    {
+        var d = await Command("dtrace -q -n 'BEGIN { printf(\"%s\\n\", \"hello\"); exit(0); }'");
+        Assert.That(d.Exit, Is.Zero, d.Stderr);
+        Assert.That(d.Stdout, Does.StartWith("hello\n"));
+    }
+
+    [Test]
+    public async Task A_console_command_that_outlives_its_limit_is_cancelled_and_says_so()
+    {
+        await using var d = await DashboardHost.StartAsync(new DashboardOptions
+        {
+            Endpoint = new IPEndPoint(IPAddress.Loopback, 0), Token = DashboardHost.Token, CommandTimeout = TimeSpan.FromSeconds(1),
+        });
+        using var r = await d.Client.PostAsJsonAsync("api/command", new { line = "snoop -d b0" });
+        var answer = (await r.Content.ReadFromJsonAsync<CommandAnswer>())!;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(answer.Stderr, Does.StartWith("Using device b0 (promiscuous mode)\n"));
+            Assert.That(answer.Stderr, Does.EndWith("smartos: snoop: cancelled after 1s, the console's limit\n"));
+        }
+        var after = d.Host.OnLoop(() => d.Host.Host.Mac.Find("b0")!.HasTaps);
+        Assert.That(after, Is.False, "the cancelled snoop took its tap off");
+    }
+
     [TestCase("{\"line\": \"dladm show-link 'a0\"}", "unterminated quote")]
     [TestCase("{\"line\": \"   \"}", "empty command")]
     [TestCase("{}", "a JSON body")]

@@ -44,7 +44,10 @@
  *   6. A capture is bounded (MaxCaptureSeconds, MaxCaptureBytes). A link that goes away during the
  *      capture ends it with 410 and a message; the host keeps running.
  *
- * Not done yet: D scripts in the console (issue 19 waits for dtrace's streaming consumer), WebSockets.
+ * Not done yet: the console answers when the command ends, so a long-running one (snoop, a D script
+ * without exit()) shows its output only at the CommandTimeout's cancel; streaming it over the event
+ * stream would lift that. WebSockets (SSE serves the one-way updates). Several hosts in one page:
+ * smartos boot runs one host, so the page draws one (Observe's Topology can hold several).
  */
 using System.Net;
 using System.Security.Cryptography;
