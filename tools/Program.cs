@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using SmartOS.Cli.Daemon;
 using SmartOS.Cli.Observe;
 using SmartOS.Cli.Report;
+using SmartOS.Cli.Dashboard;
 using SmartOS.Cli.Scenario;
 using SmartOS.Kernel;
 using SmartOS.Zones;
@@ -14,7 +15,7 @@ internal static class Program
 {
     private const string UsageText = """
         usage: smartos run [--seed N] [--outdir DIR] [--threads N] [--report DIR] [--plot DIR] [--sample DURATION] FILE
-               smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]
+               smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...] [--http [ADDR:]PORT]
                smartos [--root DIR] [--nics N] COMMAND [ARGS ...]
         commands:
         """;
@@ -138,7 +139,7 @@ internal static class Program
     /// <summary>`smartos boot`: the host in real time, in the foreground, until SIGTERM or SIGINT.</summary>
     private static int Boot(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:", "nic:", "zones-size:"]);
+        var g = Getopt.Parse(args, "", ["root:", "nics:", "seed:", "nic:", "zones-size:", "http:"]);
         int nics = 2;
         ulong seed = 1;
         long zonesSize = PoolTable.DefaultZonesSize;
@@ -148,7 +149,7 @@ internal static class Program
             || (g.Has("zones-size") && !SizeArgument.TryParse(g.Value("zones-size")!, out zonesSize)))
         {
             if (g.Error != null) stderr.WriteLine("smartos boot: " + g.Error);
-            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]");
+            stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...] [--http [ADDR:]PORT]");
             return 2;
         }
         var bindings = new List<NicBinding>();
@@ -157,10 +158,22 @@ internal static class Program
             if (!NicBinding.TryParse(spec, out var b, out string? why))
             {
                 stderr.WriteLine($"smartos boot: --nic {spec}: {why}");
-                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...]");
+                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...] [--http [ADDR:]PORT]");
                 return 2;
             }
             bindings.Add(b!);
+        }
+        // The dashboard is off unless asked for, and on loopback unless an address is given.
+        System.Net.IPEndPoint? http = null;
+        if (g.Value("http") is { } httpSpec)
+        {
+            if (!DashboardServer.TryParseEndpoint(httpSpec, out var endpoint, out string httpError))
+            {
+                stderr.WriteLine($"smartos boot: --http {httpSpec}: {httpError}");
+                stderr.WriteLine("usage: smartos boot [--root DIR] [--nics N] [--seed N] [--zones-size SIZE] [--nic NIC=tap:NAME|pcap:IFACE ...] [--http [ADDR:]PORT]");
+                return 2;
+            }
+            http = endpoint;
         }
         string root = Path.GetFullPath(g.Value("root") ?? DefaultRoot());
         if (RootAccess.Refusal(root) is string refusal)
@@ -246,12 +259,43 @@ internal static class Program
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         server.Start();
+        // The dashboard starts after the daemon and before the listening line, so the line can say
+        // where it is; a port that cannot be bound stops the boot, as a missing NIC does.
+        DashboardServer? dashboard = null;
+        string? dashboardLine = null;
+        if (http != null)
+        {
+            string token = DashboardServer.NewToken();
+            dashboard = new DashboardServer(world, host, new DashboardOptions { Endpoint = http, Token = token });
+            try
+            {
+                string tokenPath = DashboardServer.WriteTokenFile(root, token);
+                dashboard.StartAsync().GetAwaiter().GetResult();
+                dashboardLine = $"smartos: dashboard on {dashboard.Address}?token={token} (token in {tokenPath})";
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine("smartos boot: --http: " + e.Message);
+                File.Delete(Path.Combine(root, DashboardServer.TokenFileName));
+                server.Dispose();
+                driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; }).Wait(TimeSpan.FromSeconds(10));
+                driver.Dispose();
+                foreach (var b in backends) b.Backend.Dispose();
+                return 1;
+            }
+        }
+        if (dashboardLine != null) stdout.WriteLine(dashboardLine);
         stdout.WriteLine($"smartos: host booted from {root}: {booted.Result.Running} zone(s) running; listening on {socketPath}");
         stdout.Flush();
 
         stop.Wait();
 
         stdout.WriteLine("smartos: shutting down zones");
+        if (dashboard != null)
+        {
+            dashboard.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+            File.Delete(Path.Combine(root, DashboardServer.TokenFileName)); // The token died with the server.
+        }
         server.Dispose();
         var down = driver.InvokeAsync(() => { host.Zones.ShutdownAll(); return 0; });
         down.Wait(TimeSpan.FromSeconds(10));
