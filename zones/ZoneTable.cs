@@ -288,14 +288,15 @@ public sealed class ZoneTable
     }
 
     /// <summary>zoneadm uninstall (vmadm delete uninstalls too): the zone's dataset is destroyed
-    /// (VmDatasets.cs rule 3) before the zone goes back to configured.</summary>
-    public ZoneStatus Uninstall(string name)
+    /// (VmDatasets.cs rule 3) before the zone goes back to configured; zoneadm's hands the snapshots
+    /// other datasets are cloned from to a clone first (promoteClones, rule 7), vmadm's refuses.</summary>
+    public ZoneStatus Uninstall(string name, bool promoteClones = false)
     {
         var z = Find(name);
         if (z == null) return ZoneError.NoZone;
         if (z.State >= ZoneState.Ready) return Invalid("uninstall", z);
         if (z.State == ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.AlreadyConfigured);
-        var destroyed = VmDatasets.Uninstall(_host, z.Config);
+        var destroyed = VmDatasets.Uninstall(_host, z.Config, promoteClones);
         if (!destroyed.IsOk) return destroyed;
         SaveWith(name, z.Config, ZoneState.Configured);
         z.State = ZoneState.Configured;
