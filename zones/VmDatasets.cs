@@ -406,6 +406,10 @@ public static class VmDatasets
         if (Of(host, z.Config) is not ZoneDataset ds) return;
         j["zfs_filesystem"] = ds.Name;
         j["zpool"] = ds.Pool.Name;
+        // VM.js's vmload: without the create-timestamp attr (a VM older than it, or one removed with
+        // zonecfg), create_timestamp is the zone dataset's creation (test-defaults.js).
+        if (!j.ContainsKey("create_timestamp") && ds.Pool.Datasets.Get(ds.Name, "creation", out var created).IsOk && created.Number is long seconds)
+            j["create_timestamp"] = WallClock.Iso8601(seconds * 1_000_000_000);
         var list = new JsonArray();
         foreach (var s in Snapshots(ds))
         {
