@@ -570,6 +570,25 @@ public sealed class ZoneTable
         return Boot(name);
     }
 
+    /// <summary>
+    /// vmadm reboot -F. Of a kvm VM, VM.js posts "reset" to vmadmd, whose qemu restarts the guest
+    /// (system_reset) in the zone as it runs: the guest starts again from its image on the same links
+    /// and disks, and the zone's boot_timestamp stays. Any other zone is rebooted (zoneadm reboot -X).
+    /// </summary>
+    public ZoneStatus Reset(string name)
+    {
+        var z = Find(name);
+        if (z == null) return ZoneError.NoZone;
+        if (z.State != ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.NotRunning);
+        if (z.Config.Brand != "kvm" || z.Guest is not Vm old) return Reboot(name);
+        var booted = z.BootedAt;
+        z.Guest = null;   // so that its stop is not taken for the zone's (GuestStopped), and its disks close
+        old.Stop("reset by the host (vmadm reboot -F)");
+        var started = BootGuest(z);
+        if (started.IsOk) z.BootedAt = booted;
+        return started;
+    }
+
     /// <summary>Boots every installed zone with autoboot=true (smartos boot); returns the failures.</summary>
     public List<string> BootAutoboot()
     {
