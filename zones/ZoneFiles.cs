@@ -117,6 +117,9 @@ public sealed class ZoneFiles : IProgramFiles
                 if (at.ReadOnly) return StorageStatus.ReadOnly;
                 var made = fs.MakeDirectory(at.Inner, 0x1ED, 0, 0, out _);   // 0755
                 if (!made.IsOk) return made.Status;
+                // As every file command (MountTable rule 5): what was made is on disk before the mount.
+                var committed = at.Mount.Pool.Commit();
+                if (!committed.IsOk) return committed.Status;
             }
             else if (!found.IsOk) return found.Status;
             else if (attributes.Type != FileType.Directory) return StorageStatus.NotDirectory;
