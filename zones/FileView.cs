@@ -36,11 +36,13 @@
  * (Zone.FsMounts): an fs committed while the zone runs applies at its next boot.
  *
  * An lx zone's Linux programs see the same root through FUSE (ZoneFiles.LinuxRoot): its root dataset
- * is shown to Linux at its first zlogin and the program is chrooted into root/ there.
+ * is shown to Linux at its first zlogin and the program is chrooted into root/ there, after its lofs
+ * mounts are bind-mounted in the program's mount namespace (ZoneFiles.LinuxBinds, rules 2 and 3 as
+ * Linux enforces them: the special's dataset shown through FUSE, read-only with ro: EROFS).
  *
  * Not done yet: the lofs dir is not created in the zone's root at boot (zoneadmd makes it): it is seen
- * in the view but not listed by ls of its parent until it is made; lofs options other than ro and rw;
- * lofs mounts of an lx zone are not bind-mounted for its Linux programs; ".." in an operand is applied
+ * in the view but not listed by ls of its parent until it is made (an lx zone's first zlogin makes
+ * it); lofs options other than ro and rw; ".." in an operand is applied
  * lexically before the walk (FileTree.Absolute), so "link/.." is the directory holding the link.
  */
 using SmartOS.Storage;
@@ -100,6 +102,10 @@ public sealed class FileView
         lofs.Sort((a, b) => string.CompareOrdinal(a.Dir, b.Dir));
         return new FileView(mounts, MountTable.Clean(zonepath!) + "/root", [.. lofs], mount.Dataset);
     }
+
+    /// <summary>The same view with only its first count lofs mounts (in dir order, so a mount's parents
+    /// come before it): where an lx zone's bind mount lands before it is made (ZoneFiles.LinuxBinds).</summary>
+    public FileView WithLofs(int count) => new(Mounts, Root, _lofs[..count], Dataset);
 
     /// <summary>The host path of a cleaned view path, and whether a read-only lofs holds it (rule 2).</summary>
     public string HostPath(string viewPath, out bool readOnly)

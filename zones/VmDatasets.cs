@@ -39,9 +39,17 @@
  *   6. Every change commits its pool before the call returns (Dsl.cs rule 6, MountTable rule 5), so a
  *      host reboot finds the datasets, their quotas and snapshots as the commands left them.
  *
+ *   7. zoneadm uninstall of a zone whose dataset other datasets are cloned from (zoneadm clone of it,
+ *      a zfs clone of one of its snapshots) does what zoneadm's destroy_zfs does: the clone of the
+ *      youngest such snapshot is promoted (promote_all_clones; the zone dataset's SUNWzoneN snapshots
+ *      renamed past the clone's first, as promote_clone does), so it takes those snapshots and the
+ *      zone dataset, now its clone, is destroyed as in rule 3, with the snapshot it was cloned from
+ *      when that was a SUNWzoneN one. If zfs refuses the promote or the destroy (a child dataset's
+ *      snapshot with clones elsewhere), the promote and the renames are undone and the zone stays
+ *      installed and whole. vmadm delete does not promote: it refuses with zfs's words.
+ *
  * Not done yet: zoneadm clone of a zone whose zonepath is not a dataset (zoneadm copies it);
- * uninstall of a zone whose dataset has clones (zoneadm promotes the youngest clone first: here the
- * uninstall is refused with zfs's message); zfs_io_priority is kept, not enforced (the pool has no I/O
+ * zfs_io_priority is kept, not enforced (the pool has no I/O
  * scheduler per dataset).
  */
 using System.Globalization;
@@ -200,12 +208,90 @@ public static class VmDatasets
         return ds.Pool.Commit();
     }
 
-    /// <summary>Destroys the zone's dataset if it has one (rule 3); Ok without one.</summary>
-    internal static ZoneStatus Uninstall(Host host, ZoneConfig c)
+    /// <summary>Destroys the zone's dataset if it has one (rule 3), first handing its snapshots that
+    /// other datasets are cloned from to the youngest such clone when promoteClones (rule 7); Ok
+    /// without one.</summary>
+    internal static ZoneStatus Uninstall(Host host, ZoneConfig c, bool promoteClones)
     {
         if (Of(host, c) is not ZoneDataset ds) return ZoneStatus.Ok;
+        var undo = new List<(string From, string To)>();
+        string? promoted = null;
+        if (promoteClones)
+        {
+            var handed = PromoteYoungestClone(ds, undo, out promoted);
+            if (!handed.IsOk) return Failed(handed);
+        }
         var destroyed = Destroy(host, ds, c.ZonePath!);
-        return destroyed.IsOk ? ZoneStatus.Ok : Failed(destroyed);
+        if (destroyed.IsOk) return ZoneStatus.Ok;
+        if (promoted is not null) UndoPromote(ds, undo);
+        return Failed(destroyed);
+    }
+
+    /// <summary>
+    /// zoneadm's promote_all_clones (rule 7): the youngest snapshot of the zone dataset that a
+    /// filesystem or volume outside its tree is cloned from; its first such clone is promoted, so it
+    /// takes that snapshot and every older one, and the zone dataset becomes a clone of it. The zone
+    /// dataset's SUNWzoneN snapshots are renamed first, numbered on from the highest N of both, so
+    /// that they cannot collide with the clone's own. Null promoted when nothing is cloned from it.
+    /// A promote zfs refuses renames them back: nothing changed.
+    /// </summary>
+    private static StorageResult PromoteYoungestClone(ZoneDataset ds, List<(string From, string To)> renamed, out string? promoted)
+    {
+        promoted = null;
+        var tree = ds.Pool.Datasets;
+        if (!tree.List(ds.Name, 1, DatasetKinds.Snapshot, out var listed).IsOk || !tree.List(null, -1, DatasetKinds.Filesystem | DatasetKinds.Volume, out var heads).IsOk)
+            return StorageResult.Success;
+        var snapshots = new List<string>();
+        foreach (string n in listed) if (n.StartsWith(ds.Name + "@", StringComparison.Ordinal)) snapshots.Add(n);
+        var firstClone = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string head in heads)
+        {
+            if (head == ds.Name || head.StartsWith(ds.Name + "/", StringComparison.Ordinal)) continue;
+            if (tree.Get(head, "origin", out var o).IsOk && o.Value != "-") firstClone.TryAdd(o.Value, head);
+        }
+        string? clone = null;
+        for (int i = snapshots.Count - 1; i >= 0 && clone is null; i--) firstClone.TryGetValue(snapshots[i], out clone);
+        if (clone is null) return StorageResult.Success;
+
+        int next = Math.Max(NextCloneSnapshot(tree, clone), NextCloneSnapshot(tree, ds.Name));
+        foreach (string snap in snapshots)
+        {
+            if (CloneSnapshotNumber(snap) < 0) continue;
+            string to = $"{ds.Name}@{CloneSnapshotPrefix}{next++}";
+            var r = tree.Rename(snap, to);
+            if (!r.IsOk)
+            {
+                UndoPromote(ds, renamed, promoted: false);
+                return r;
+            }
+            renamed.Add((snap, to));
+        }
+        var made = tree.Promote(clone);
+        if (!made.IsOk)
+        {
+            UndoPromote(ds, renamed, promoted: false);
+            return new StorageResult(made.Status, $"failed to promote {clone}", made.Reason ?? StorageStatusText.Of(made.Status));
+        }
+        promoted = clone;
+        return StorageResult.Success;
+    }
+
+    /// <summary>Takes back a promotion whose destroy zfs refused: the zone dataset is promoted again (its
+    /// snapshots come back) and the renamed SUNWzoneN snapshots get their names back.</summary>
+    private static void UndoPromote(ZoneDataset ds, List<(string From, string To)> renamed, bool promoted = true)
+    {
+        var tree = ds.Pool.Datasets;
+        if (promoted) tree.Promote(ds.Name);
+        for (int i = renamed.Count - 1; i >= 0; i--) tree.Rename(renamed[i].To, renamed[i].From);
+        renamed.Clear();
+    }
+
+    /// <summary>The N of NAME@SUNWzoneN, or -1 for any other snapshot name.</summary>
+    private static int CloneSnapshotNumber(string snapshot)
+    {
+        string snap = snapshot[(snapshot.IndexOf('@') + 1)..];
+        if (!snap.StartsWith(CloneSnapshotPrefix, StringComparison.Ordinal)) return -1;
+        return int.TryParse(snap.AsSpan(CloneSnapshotPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;
     }
 
     /// <summary>Unmounts and destroys a zone dataset with what is below it, removes its mountpoint
@@ -320,6 +406,10 @@ public static class VmDatasets
         if (Of(host, z.Config) is not ZoneDataset ds) return;
         j["zfs_filesystem"] = ds.Name;
         j["zpool"] = ds.Pool.Name;
+        // VM.js's vmload: without the create-timestamp attr (a VM older than it, or one removed with
+        // zonecfg), create_timestamp is the zone dataset's creation (test-defaults.js).
+        if (!j.ContainsKey("create_timestamp") && ds.Pool.Datasets.Get(ds.Name, "creation", out var created).IsOk && created.Number is long seconds)
+            j["create_timestamp"] = WallClock.Iso8601(seconds * 1_000_000_000);
         var list = new JsonArray();
         foreach (var s in Snapshots(ds))
         {

@@ -288,14 +288,15 @@ public sealed class ZoneTable
     }
 
     /// <summary>zoneadm uninstall (vmadm delete uninstalls too): the zone's dataset is destroyed
-    /// (VmDatasets.cs rule 3) before the zone goes back to configured.</summary>
-    public ZoneStatus Uninstall(string name)
+    /// (VmDatasets.cs rule 3) before the zone goes back to configured; zoneadm's hands the snapshots
+    /// other datasets are cloned from to a clone first (promoteClones, rule 7), vmadm's refuses.</summary>
+    public ZoneStatus Uninstall(string name, bool promoteClones = false)
     {
         var z = Find(name);
         if (z == null) return ZoneError.NoZone;
         if (z.State >= ZoneState.Ready) return Invalid("uninstall", z);
         if (z.State == ZoneState.Configured) return ZoneStatus.State(ZoneStateCheck.AlreadyConfigured);
-        var destroyed = VmDatasets.Uninstall(_host, z.Config);
+        var destroyed = VmDatasets.Uninstall(_host, z.Config, promoteClones);
         if (!destroyed.IsOk) return destroyed;
         SaveWith(name, z.Config, ZoneState.Configured);
         z.State = ZoneState.Configured;
@@ -567,6 +568,25 @@ public sealed class ZoneTable
         if (z.State != ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.NotRunning);
         Halt(name);
         return Boot(name);
+    }
+
+    /// <summary>
+    /// vmadm reboot -F. Of a kvm VM, VM.js posts "reset" to vmadmd, whose qemu restarts the guest
+    /// (system_reset) in the zone as it runs: the guest starts again from its image on the same links
+    /// and disks, and the zone's boot_timestamp stays. Any other zone is rebooted (zoneadm reboot -X).
+    /// </summary>
+    public ZoneStatus Reset(string name)
+    {
+        var z = Find(name);
+        if (z == null) return ZoneError.NoZone;
+        if (z.State != ZoneState.Running) return ZoneStatus.State(ZoneStateCheck.NotRunning);
+        if (z.Config.Brand != "kvm" || z.Guest is not Vm old) return Reboot(name);
+        var booted = z.BootedAt;
+        z.Guest = null;   // so that its stop is not taken for the zone's (GuestStopped), and its disks close
+        old.Stop("reset by the host (vmadm reboot -F)");
+        var started = BootGuest(z);
+        if (started.IsOk) z.BootedAt = booted;
+        return started;
     }
 
     /// <summary>Boots every installed zone with autoboot=true (smartos boot); returns the failures.</summary>

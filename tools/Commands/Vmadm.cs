@@ -391,10 +391,13 @@ public static class Vmadm
             default:
                 // VM.js reboot: 'Cannot reboot vm from state "STATE", must be "running"'.
                 // A nic tag gone since boot refuses the reboot before the VM is touched (it stays running).
+                // -F is VM.js's reset: 'Cannot reset vm from state "STATE", must be "running".' (ZoneTable.Reset).
                 err = z.State != ZoneState.Running
-                    ? ZoneStatus.Problem(ZoneError.BadZoneState, $"Cannot reboot vm from state \"{state}\", must be \"running\"")
+                    ? ZoneStatus.Problem(ZoneError.BadZoneState, g.Has("F")
+                        ? $"Cannot reset vm from state \"{state}\", must be \"running\"."
+                        : $"Cannot reboot vm from state \"{state}\", must be \"running\"")
                     : VmModel.NicTagProblem(ctx.Host, z.Config) is string tags ? ZoneStatus.Problem(ZoneError.InvalidProperty, "Cannot reboot vm: " + tags)
-                    : zones.Reboot(uuid);
+                    : g.Has("F") ? zones.Reset(uuid) : zones.Reboot(uuid);
                 if (err.IsOk) ctx.Err.WriteLine($"Successfully completed reboot for VM {uuid}");
                 break;
         }

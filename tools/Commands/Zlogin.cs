@@ -9,7 +9,8 @@ namespace SmartOS.Cli.Commands;
 /// (CommandContext.Zone = ZONE) and exits with its status. In an lx zone COMMAND is a real Linux
 /// program run with `ip netns exec` in the zone's network namespace (zones/LxZoneNetwork.cs), and, for
 /// a zone on a dataset, chrooted into the zone's root as FUSE shows it to Linux (zones/ZoneFiles.cs
-/// LinuxRoot), so its writes land in the pool; its
+/// LinuxRoot), so its writes land in the pool, with its lofs mounts (zonecfg add fs) bind-mounted
+/// there first (ZoneFiles.LinuxBinds, BindThenChroot); its
 /// standard input, output and error are bytes copied as they come, at the pace of the slower side
 /// (Dispatcher.cs rules 5 and 6), and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
@@ -84,12 +85,13 @@ public static class Zlogin
         {
             // A zone on a dataset runs chrooted into its root, shown to Linux through FUSE.
             string? root = ZoneFiles.LinuxRoot(ctx.Host, zone, out string? problem);
-            if (problem != null)
+            var binds = root is null ? [] : ZoneFiles.LinuxBinds(ctx.Host, zone, root, out problem);
+            if (problem != null || binds is null)
             {
                 ctx.Err.WriteLine($"zlogin: {problem}");
                 return 1;
             }
-            return await RunLinuxAsync(ctx, lx.Namespace, root, command);
+            return await RunLinuxAsync(ctx, lx.Namespace, root, binds, command);
         }
         return await Dispatcher.StartAsync(ctx.InZone(name), command);
     }
@@ -98,13 +100,13 @@ public static class Zlogin
     /// copied as bytes: each pipe read or write completes off the loop and the await brings the copy
     /// back to the loop, where the context's streams live; a copy waits for the slower side, so the
     /// program blocks on a full pipe rather than filling memory. ^C kills the process tree and exits 130.</summary>
-    private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string? root, string[] command)
+    private static async Task<int> RunLinuxAsync(CommandContext ctx, string ns, string? root, List<LinuxBind> binds, string[] command)
     {
         var psi = new ProcessStartInfo(LxZoneNetwork.FindIp() ?? "ip")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
-        string[] chroot = root is null ? [] : ["chroot", root];
+        string[] chroot = root is null ? [] : binds.Count == 0 ? ["chroot", root] : BindThenChroot(root, binds);
         foreach (string a in (string[])["netns", "exec", ns, .. chroot, .. command]) psi.ArgumentList.Add(a);
         Process p;
         try { p = Process.Start(psi)!; }
@@ -137,6 +139,26 @@ public static class Zlogin
             await stdin.ConfigureAwait(true);
             return code;
         }
+    }
+
+    /// <summary>
+    /// The zone's lofs mounts, then the chroot: `ip netns exec` gives the program a mount namespace of
+    /// its own (a copy of the loop's, where the FUSE mounts are), so a bind mount made there is the
+    /// zone's program's and its children's alone and goes with them. The paths go as arguments, never
+    /// into the script's text; a mount that fails ends it with 126 before the program runs.
+    /// </summary>
+    private static string[] BindThenChroot(string root, List<LinuxBind> binds)
+    {
+        const string Script =
+            "r=$1; shift; " +
+            "while [ \"$1\" != -- ]; do " +
+            "mount -n --bind \"$1\" \"$2\" || exit 126; " +
+            "if [ \"$3\" = ro ]; then mount -n -o remount,bind,ro \"$2\" || exit 126; fi; " +
+            "shift 3; done; shift; exec chroot \"$r\" \"$@\"";
+        var argv = new List<string> { "sh", "-c", Script, "sh", root };
+        foreach (var b in binds) argv.AddRange([b.Source, b.Target, b.ReadOnly ? "ro" : "rw"]);
+        argv.Add("--");
+        return [.. argv];
     }
 
     /// <summary>Copies bytes from a process pipe to a command stream until end of file or ^C.</summary>

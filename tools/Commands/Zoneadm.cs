@@ -106,7 +106,7 @@ public static class Zoneadm
             "halt" => zones.Halt(zone),
             "reboot" => zones.Reboot(zone),
             "shutdown" => g.Has("r") ? zones.Reboot(zone) : zones.Shutdown(zone),
-            _ => zones.Uninstall(zone),
+            _ => zones.Uninstall(zone, promoteClones: true),
         };
         if (status.IsOk)
         {

@@ -525,6 +525,80 @@ public class VmDatasetTests
     }
 
     [Test]
+    public void Zoneadm_uninstall_of_a_cloned_zone_promotes_its_clone_which_keeps_its_files()
+    {
+        var h = Zones();
+        InstallImage(h);
+        Configure(h, "src");
+        Configure(h, "c1");
+        h.Ok("zoneadm", "-z", "src", "install", "-t", Image);
+        Assert.That(WriteFile(h.Host.Mounts.Find("zones/src")!.FileSystem, "/root/etc/src", [7]).IsOk);
+        h.Ok("zoneadm", "-z", "c1", "clone", "src");
+        h.Ok("zoneadm", "-z", "src", "uninstall");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Host.Zones.Find("src")!.State, Is.EqualTo(ZoneState.Configured));
+            Assert.That(h.Host.Zones.Find("c1")!.State, Is.EqualTo(ZoneState.Installed));
+            Assert.That(Datasets(h), Is.EqualTo($"zones\nzones/{Image}\nzones/{Image}@final\nzones/c1\n"),
+                "the promoted clone took the clone snapshot, which went with src");
+            Assert.That(h.Ok("zfs", "get", "-H", "-o", "value", "origin", "zones/c1"), Is.EqualTo($"zones/{Image}@final\n"));
+            Assert.That(ReadFile(h.Host.Mounts.Find("zones/c1")!.FileSystem, "/root/etc/src"), Is.EqualTo("\u0007"));
+            Assert.That(ReadFile(h.Host.Mounts.Find("zones/c1")!.FileSystem, "/root/etc/motd"), Is.EqualTo("from the image\n"));
+        }
+        h.Ok("zoneadm", "-z", "c1", "uninstall");
+        Assert.That(Datasets(h), Is.EqualTo($"zones\nzones/{Image}\nzones/{Image}@final\n"));
+    }
+
+    [Test]
+    public void Zoneadm_uninstall_promotes_the_clone_of_the_youngest_snapshot_and_renames_SUNWzone_snapshots_past_it()
+    {
+        var h = Zones();
+        foreach (string z in (string[])["src", "c1", "c2"]) Configure(h, z);
+        h.Ok("zoneadm", "-z", "src", "install");
+        h.Ok("zoneadm", "-z", "c1", "clone", "src");
+        h.Ok("zfs", "snapshot", "zones/src@keep");
+        h.Ok("zfs", "clone", "zones/src@keep", "zones/other");
+        h.Ok("zoneadm", "-z", "c2", "clone", "src");
+        h.Ok("zoneadm", "-z", "src", "uninstall");
+        using (Assert.EnterMultipleScope())
+        {
+            // src@SUNWzone1, @keep, @SUNWzone2: c2's origin is the youngest. src's SUNWzone snapshots are
+            // renamed 3 and 4, c2 takes all three, and src@SUNWzone4 (src's origin then) went with it.
+            Assert.That(Datasets(h), Is.EqualTo("zones\nzones/c1\nzones/c2\nzones/c2@SUNWzone3\nzones/c2@keep\nzones/other\n"));
+            Assert.That(h.Ok("zfs", "get", "-H", "-o", "value", "origin", "zones/c1", "zones/c2", "zones/other"),
+                Is.EqualTo("zones/c2@SUNWzone3\n-\nzones/c2@keep\n"));
+        }
+        h.Ok("zoneadm", "-z", "c2", "uninstall");
+        h.Ok("zoneadm", "-z", "c1", "uninstall");
+        Assert.That(Datasets(h), Is.EqualTo("zones\nzones/other\nzones/other@keep\n"), "each uninstall handed its snapshots on");
+    }
+
+    [Test]
+    public void Zoneadm_uninstall_that_zfs_refuses_after_the_promote_undoes_it_and_leaves_the_zone_whole()
+    {
+        var h = Zones();
+        Configure(h, "src");
+        Configure(h, "c1");
+        h.Ok("zoneadm", "-z", "src", "install");
+        h.Ok("zfs", "create", "zones/src/data");
+        h.Ok("zfs", "snapshot", "zones/src/data@s");
+        h.Ok("zfs", "clone", "zones/src/data@s", "zones/dc");
+        h.Ok("zfs", "unmount", "zones/src/data");
+        h.Ok("zoneadm", "-z", "c1", "clone", "src");
+        string before = Datasets(h);
+        string origins = h.Ok("zfs", "get", "-H", "-o", "name,value", "-r", "origin", "zones");
+        var r = h.Fails("zoneadm", "-z", "src", "uninstall");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr, Does.StartWith("zoneadm: zone 'src': cannot destroy 'zones/src': filesystem has dependent clones\nuse '-R' to destroy the following datasets:\nzones/dc"));
+            Assert.That(Datasets(h), Is.EqualTo(before));
+            Assert.That(h.Ok("zfs", "get", "-H", "-o", "name,value", "-r", "origin", "zones"), Is.EqualTo(origins), "the promote was undone");
+            Assert.That(h.Host.Zones.Find("src")!.State, Is.EqualTo(ZoneState.Installed));
+            Assert.That(h.Host.Mounts.Find("zones/src")?.MountPoint, Is.EqualTo("/zones/src"), "mounted again");
+        }
+    }
+
+    [Test]
     public void Zoneadm_clone_refusals_are_zoneadm_words_and_change_nothing()
     {
         var h = Zones();

@@ -7,10 +7,11 @@ namespace SmartOS.Cli.Tests.Commands;
 /// Cases of SmartOS's own vmadm test suite (smartos-live src/vm/tests/test-*.js, issue 22), ported
 /// as data: Data/vmadm-smartos-cases.json holds each case's payloads and expectations, naming its JS
 /// file and case. A case is a list of steps on a fresh host whose nic tags are admin (e1000g0) and
-/// external (e1000g1):
+/// external (e1000g1), and, when the case names a "pool" size in MiB (256), a `zones` pool on a sparse file
+/// of that size in a temporary root directory, so that VMs live on datasets (zones/VmDatasets.cs):
 ///   "run"      a command line; "$uuid" is the VM the last create made, "$macN" its Nth nic's MAC;
 ///              "payload" its standard input; "exit" its status (0 unless given); "stderr" and
-///              "stdout" texts its output must contain, "stderrIs" the whole of stderr;
+///              "stdout" texts its output must contain ("$uuid" expanded in stdout), "stderrIs" the whole of stderr;
 ///   "get"      paths into vmadm get's object ("nics.0.ips") and the JSON each must equal (null: absent;
 ///              "$uuid" and "$macN" as in "run"; "<NON-EMPTY>", as test-defaults.js writes it, any
 ///              string but ""); "getNot" paths and JSON each must not equal;
@@ -43,7 +44,26 @@ public class VmadmSmartosSuiteTests
         var c = JsonNode.Parse(caseJson)!.AsObject();
         // A case running a bhyve/kvm guest builds it from virt/guests with gcc (HvmGuest.cs).
         if ((string?)c["needs"] == "gcc" && SmartOS.Virt.GuestCompiler.FindGcc(out string noGcc) == null) Assert.Ignore(noGcc);
-        var h = new CliHost();
+        string? root = c["pool"] is JsonNode ? Directory.CreateTempSubdirectory("smartos-vmadm-case-").FullName : null;
+        try
+        {
+            Run(c, root);
+        }
+        finally
+        {
+            if (root != null) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static void Run(JsonObject c, string? root)
+    {
+        var h = root == null ? new CliHost() : new CliHost(store: new SmartOS.Kernel.FileConfigStore(root));
+        if (root != null)
+        {
+            // A `zones` pool on a sparse file of the case's size (MiB), as a SmartOS host has.
+            using (var fs = new FileStream(Path.Combine(root, "d0"), FileMode.CreateNew)) fs.SetLength((long)c["pool"]! << 20);
+            h.Ok(CliHost.Split("zpool create zones d0"));
+        }
         h.Ok(CliHost.Split("nictagadm add admin e1000g0"));
         h.Ok(CliHost.Split("nictagadm add external e1000g1"));
         string? uuid = null;
@@ -68,7 +88,7 @@ public class VmadmSmartosSuiteTests
                     Assert.That(r.ExitCode, Is.EqualTo((int?)step["exit"] ?? 0), $"{where}: {line}: {r.Stderr}");
                     if (step["stderr"] is JsonNode se) Assert.That(r.Stderr, Does.Contain((string)se!), where);
                     if (step["stderrIs"] is JsonNode si) Assert.That(r.Stderr, Is.EqualTo(Expand(h, (string)si!, uuid)), where);
-                    if (step["stdout"] is JsonNode so) Assert.That(r.Stdout, Does.Contain((string)so!), where);
+                    if (step["stdout"] is JsonNode so) Assert.That(r.Stdout, Does.Contain(Expand(h, (string)so!, uuid)), where);
                 }
                 if (argv is ["vmadm", "create", ..] && r.ExitCode == 0)
                     uuid = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Split(' ')[^1];
