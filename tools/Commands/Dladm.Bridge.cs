@@ -196,9 +196,8 @@ public static partial class Dladm
         var g = Getopt.Parse(args, "fi:lo:pst");
         if (g.Error != null) return OptError(ctx, g, "show-bridge");
         char mode = 'b';
-        foreach (char o in "flt")
+        foreach (char o in ModeOptionsInOrder(args))
         {
-            if (!g.Has(o.ToString())) continue;
             if (mode != 'b' && mode != o)
                 return Fail(ctx, o switch
                 {
@@ -256,6 +255,27 @@ public static partial class Dladm
         };
         ctx.Out.Write(table.Format(rows.Select(r => (IReadOnlyDictionary<string, string>)r), g.Has("p")));
         return 0;
+    }
+
+    /// <summary>-f, -l and -t in the order getopt meets them (clusters such as -lf included), so the
+    /// second of two that clash is the one named, as do_show_bridge's switch names it.</summary>
+    private static IEnumerable<char> ModeOptionsInOrder(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (a == "--" || a.Length < 2 || a[0] != '-') yield break;
+            for (int j = 1; j < a.Length; j++)
+            {
+                char c = a[j];
+                if (c is 'f' or 'l' or 't') yield return c;
+                if (c is 'i' or 'o')
+                {
+                    if (j == a.Length - 1) i++; // the value is the next word
+                    break;
+                }
+            }
+        }
     }
 
     private static string Secs(ushort units) => Num(units / Bpdu.TimerScale);
