@@ -285,6 +285,40 @@ public class BridgeTests
         }
     }
 
+    /// <summary>Bridge.cs rule 5: once the pool is warm, frames across the bridge allocate nothing.</summary>
+    [Test]
+    public void Frames_across_a_bridge_allocate_nothing_in_steady_state()
+    {
+        var s = new Scheduler();
+        var h = Host(s, nics: 1);
+        Assert.That(h.CreateEtherstub("stub0", temporary: false).IsOk, Is.True);
+        Assert.That(h.CreateEtherstub("stub1", temporary: false).IsOk, Is.True);
+        var a = Open(h.Vnic("a0", "stub0", fixedMac: new MacAddress(0x0208_2000_0001UL)));
+        var c = h.Vnic("c0", "stub1", fixedMac: new MacAddress(0x0208_2000_0003UL));
+        var sink = new Sink(s);
+        c.OpenClient("test")!.Receiver = sink;
+        Assert.That(h.CreateBridge("br", BridgeConfig.Default, ["stub0", "stub1"]).IsOk, Is.True);
+        var unicast = Frame(c.MacAddress, a.Client.MacAddress);
+        var broadcast = Frame(MacAddress.Broadcast, a.Client.MacAddress);
+        void Send(int n)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                a.Client.Transmit(a.Client.Pool.Rent(unicast)!);
+                a.Client.Transmit(a.Client.Pool.Rent(broadcast)!);
+            }
+        }
+        Send(5_000); // warm-up: the pool, the switches' arrays, the JIT
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Send(50_000);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(allocated, Is.Zero);
+            Assert.That(sink.Count, Is.EqualTo(2 * 55_000));
+        }
+    }
+
     [Test]
     public void Only_phys_and_etherstub_links_can_be_bridged()
     {
