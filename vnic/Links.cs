@@ -48,6 +48,7 @@ public sealed class PhysLink : PortLink
         Backend?.Detach(this);
         Backend = backend;
         _backendOffloadsChecksum = backend.OffloadsChecksum;
+        if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
     }
 
     private bool _backendOffloadsChecksum;
@@ -55,6 +56,7 @@ public sealed class PhysLink : PortLink
     public void DetachBackend()
     {
         Backend = null;
+        if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
     }
 
     /// <summary>Sends a frame out of the NIC: pushes the VLAN tag, taps, counts. Consumes the packet.</summary>
@@ -127,6 +129,11 @@ public sealed class PhysLink : PortLink
             s.IErrors++;
             s.DropMtu++;
             p.Free();
+            return;
+        }
+        if (Switch.Bridged is { } bp)
+        {
+            bp.Bridge.Input(bp, p); // a bridged NIC's frames are the bridge's (Bridge.cs)
             return;
         }
         Switch.ForwardFromUplink(p);

@@ -99,6 +99,8 @@ public sealed partial class MacLayer
                     var s = CreateVlanLive(r.Name, r.Over ?? "", (ushort)r.Vid, out var v);
                     return s.IsOk ? ReplayProps(v!, r) : s;
                 }
+            case "bridge":
+                return ReplayBridge(r);
             default:
                 return DladmStatus.BadArg;
         }
@@ -379,7 +381,7 @@ public sealed partial class MacLayer
         if (link.Class != expected) return DladmStatus.LinkInval;
         if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
         if (link.Zone != "global") return DladmStatus.LinkBusy;
-        if (link is Etherstub stub && stub.Switch.Ports.Count > 0) return DladmStatus.LinkBusy;
+        if (link is Etherstub stub && (stub.Switch.Ports.Count > 0 || stub.Switch.Bridged != null)) return DladmStatus.LinkBusy;
         if (HasFlows(name)) return DladmStatus.FlowExists;
         if (!temporary && rec != null) Persist(l => l.Remove(rec));
         RemoveLive(link);
@@ -402,6 +404,7 @@ public sealed partial class MacLayer
         if (Exists(newName) || FindPersistent(newName) != null) return DladmStatus.Exist;
         if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
         if (link != null && link.Zone != "global") return DladmStatus.LinkBusy;
+        if (link != null && (link is BridgeLink || BridgeOf(link) != null)) return DladmStatus.LinkBusy; // the bridge's record names it
         if (link is PhysLink phys && rec == null)
         {
             var physRec = new LinkRecord { Name = newName, Class = "phys", Device = phys.Device };

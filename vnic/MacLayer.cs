@@ -61,9 +61,10 @@
  *      N records in O(N) (tests/SmartOS.Benchmarks boot).
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
- * statement is in ResourceControl.cs.
+ * statement is in ResourceControl.cs. Bridges (dladm create-bridge) join the switches of several
+ * links, with spanning tree on their wires; their theory statement is in Bridge.cs.
  *
- * Not done yet: bridges, aggregations, overlays.
+ * Not done yet: aggregations, overlays.
  */
 using System.Runtime.InteropServices;
 using SmartOS.Kernel;

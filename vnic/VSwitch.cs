@@ -38,6 +38,10 @@ public sealed class VSwitch
     /// <summary>The phys or etherstub this switch belongs to.</summary>
     public Datalink Owner { get; }
     public PhysLink? Uplink => _uplink;
+
+    /// <summary>The bridge port of this switch's link, or null (Bridge.cs): frames its ports send
+    /// that the switch does not deliver itself go to the bridge instead of the uplink.</summary>
+    internal BridgePort? Bridged;
     public IReadOnlyList<PortLink> Ports => _ports;
 
     private static ulong Key(ushort vid, MacAddress mac) => ((ulong)vid << 48) | mac.Value;
@@ -106,7 +110,7 @@ public sealed class VSwitch
         var uplink = _uplink;
         if (dst.IsGroup)
         {
-            Flood(p, from, sendUp: uplink != null);
+            Flood(p, from, sendUp: uplink != null || Bridged != null);
             return;
         }
         if (Lookup(from, Key(p.Vid, dst)) is PortLink port)
@@ -119,6 +123,11 @@ public sealed class VSwitch
                 return;
             }
             port.Deliver(p); // Rule 1: local unicast never touches the wire.
+            return;
+        }
+        if (Bridged is { } bp)
+        {
+            bp.Bridge.FromLocal(bp, p); // the bridge knows the other links and its wires
             return;
         }
         if (uplink != null)
@@ -187,7 +196,7 @@ public sealed class VSwitch
             last = m;
         }
         var uplink = Uplink;
-        if (sendUp && uplink != null)
+        if (sendUp && (uplink != null || Bridged != null))
         {
             if (last != null)
             {
@@ -195,7 +204,8 @@ public sealed class VSwitch
                 if (copy == null) Owner.Stats.DropNoBuf++;
                 else last.Deliver(copy);
             }
-            uplink.SendToWire(p);
+            if (Bridged is { } bp) bp.Bridge.FromLocal(bp, p);
+            else uplink!.SendToWire(p);
             return;
         }
         if (last != null) last.Deliver(p);

@@ -26,6 +26,7 @@ internal static class Program
         ("zones", ZoneScaleBenchmarks.Run),
         ("parallel", ParallelBenchmarks.Run),
         ("observe", ObserveBenchmarks.Run),
+        ("stp", StpBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -35,6 +35,8 @@ public static partial class Dladm
         ["set-linkprop"] = SetLinkprop,
         ["reset-linkprop"] = ResetLinkprop,
         ["show-linkprop"] = ShowLinkprop,
+        ["create-bridge"] = CreateBridge, ["modify-bridge"] = ModifyBridge, ["delete-bridge"] = DeleteBridge,
+        ["add-bridge"] = AddBridge, ["remove-bridge"] = RemoveBridge, ["show-bridge"] = ShowBridge,
     };
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
@@ -69,6 +71,12 @@ public static partial class Dladm
         ("create-etherstub", "[-t] <link>"),
         ("delete-etherstub", "[-t] <link>"),
         ("show-etherstub", "[-pP] [-o <field>,..] [<link>]"),
+        ("create-bridge", "[-P <protect>] [-p <priority>]\n\t\t     [-m <max-age>] [-h <hello-time>] [-d <forward-delay>]\n\t\t     [-f <force-protocol>] [-l <link>]... <bridge>"),
+        ("modify-bridge", "[-P <protect>] [-p <priority>]\n\t\t     [-m <max-age>] [-h <hello-time>] [-d <forward-delay>]\n\t\t     [-f <force-protocol>] <bridge>"),
+        ("delete-bridge", "<bridge>"),
+        ("add-bridge", "-l <link> [-l <link>]... <bridge>"),
+        ("remove-bridge", "-l <link> [-l <link>]... <bridge>"),
+        ("show-bridge", "[-p] [-o <field>,...] [-s] [<bridge>]\n    show-bridge      -l [-p] [-o <field>,...] [-s] <bridge>\n    show-bridge      -f [-p] [-o <field>,...] <bridge>\n    show-bridge      -t [-p] [-o <field>,...] <bridge>"),
     ];
 
     private static string UsageLine(string sub)
@@ -147,6 +155,7 @@ public static partial class Dladm
         LinkClass.Phys => "phys",
         LinkClass.Etherstub => "etherstub",
         LinkClass.Vnic => "vnic",
+        LinkClass.Bridge => "bridge",
         _ => "vlan",
     };
 
@@ -235,7 +244,8 @@ public static partial class Dladm
         ctx.Out.Write(t.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
         {
             ["link"] = l.Name, ["zone"] = l.Zone, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
-            ["state"] = l.State, ["bridge"] = "--", ["over"] = l.Over?.Name ?? "--",
+            ["state"] = l.State, ["bridge"] = MacLayer.BridgeOf(l)?.Name ?? "--",
+            ["over"] = l is BridgeLink b ? string.Join(' ', b.Bridge.Ports.Select(p => p.Link.Name)) : l.Over?.Name ?? "--",
         }), g.Has("p")));
         return 0;
     }
