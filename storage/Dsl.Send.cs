@@ -498,7 +498,7 @@ public sealed partial class DatasetTree
         // Rule 2, and dmu_recv_end's: the snapshot is the sender's, its guid and creation time too.
         dir.Snapshots[^1].Guid = begin.ToGuid;
         dir.Snapshots[^1].Creation = (long)Math.Min(begin.CreationTime, long.MaxValue / 1_000_000_000) * 1_000_000_000;
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
