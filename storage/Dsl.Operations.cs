@@ -554,6 +554,15 @@ public sealed partial class DatasetTree
         return opened.IsOk ? os.Write(1, offset, data) : opened;
     }
 
+    /// <summary>Punches a hole in a volume (a received stream's FREE): the range reads as zeros and its whole blocks are freed.</summary>
+    public StorageResult FreeVolume(string name, long offset, long length)
+    {
+        if (Find(name, out var ds) == StorageStatus.Ok && ds.Dir.Type == DatasetType.Volume)
+            length = Math.Clamp(ds.Dir.VolSize - offset, 0, length);
+        var opened = OpenVolume(name, offset, 0, out var os);
+        return opened.IsOk ? os.FreeRange(1, offset, length) : opened;
+    }
+
     /// <summary>Reads a volume's blocks; never-written ones read as zeros, up to volsize.</summary>
     public StorageResult ReadVolume(string name, long offset, Span<byte> destination, out int read)
     {
