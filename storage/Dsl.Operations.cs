@@ -100,7 +100,7 @@ public sealed partial class DatasetTree
             }
         }
         foreach (var (key, value) in stored) SetLocal(dir, key, value);
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
@@ -170,7 +170,7 @@ public sealed partial class DatasetTree
         dir.VolBlockSize = origin.Dir.VolBlockSize;
         if (type == DatasetType.Volume) SetLocal(dir, "volsize", Num(origin.Dir.VolSize));
         foreach (var (key, value) in stored) SetLocal(dir, key, value);
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
@@ -209,7 +209,6 @@ public sealed partial class DatasetTree
         if (!flushed.IsOk) return flushed;
         var result = DestroyDirs(doomed, keep: dir == _root ? _root : null);
         if (!result.IsOk) return result;
-        _dirty = true;
         return _pool.CommitTxg(force: true);
     }
 
@@ -244,7 +243,6 @@ public sealed partial class DatasetTree
         // A dependent clone below dir took its own snapshot of that name with it (DestroyDirs).
         foreach (var s in snaps)
             if (s.Dir.Snapshots.Contains(s)) DestroySnapshotCore(s);
-        _dirty = true;
         return _pool.CommitTxg(force: true);
     }
 
@@ -369,7 +367,7 @@ public sealed partial class DatasetTree
         dir.Snapshots.Remove(snap);
         snap.Objects = null;
         Propagate(dir, dir.Charged - before);
-        _dirty = true;
+        Touch(dir);
     }
 
     /// <summary>Frees a head's own blocks (born after its prev: the origin's are the origin's) and removes the dataset.</summary>
@@ -393,7 +391,7 @@ public sealed partial class DatasetTree
         _dirs.Remove(dir);
         _byName.Remove(dir.FullName);
         head.Objects = null;
-        _dirty = true;
+        Forget(dir);
         return StorageResult.Success;
     }
 
@@ -452,7 +450,7 @@ public sealed partial class DatasetTree
         head.Objects = null;
         head.RootDirty = false;
         Propagate(dir, dir.Charged - before);
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
@@ -489,7 +487,7 @@ public sealed partial class DatasetTree
         if (!recomputed.IsOk) return recomputed;
         Propagate(clone, clone.Charged - cloneBefore);
         Propagate(from, from.Charged - fromBefore);
-        _dirty = true;
+        TouchAll();
         return _pool.CommitTxg(force: true);
     }
 
@@ -519,7 +517,7 @@ public sealed partial class DatasetTree
             if (to[..to.IndexOf('@')] != ds.Dir.FullName) return new StorageResult(StorageStatus.InvalidArgument, what, "snapshots must be part of same dataset");
             if (Find(to, out _) == StorageStatus.Ok) return new StorageResult(StorageStatus.DatasetExists, target);
             ds.SnapName = to[(to.IndexOf('@') + 1)..];
-            _dirty = true;
+            Touch(ds.Dir);
             return _pool.CommitTxg(force: true);
         }
         var dir = ds.Dir;
@@ -545,7 +543,7 @@ public sealed partial class DatasetTree
         parent.Children.Add(dir);
         Propagate(dir, charged);
         foreach (var d in moving) _byName[d.FullName] = d;
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
@@ -554,6 +552,15 @@ public sealed partial class DatasetTree
     {
         var opened = OpenVolume(name, offset, data.Length, out var os);
         return opened.IsOk ? os.Write(1, offset, data) : opened;
+    }
+
+    /// <summary>Punches a hole in a volume (a received stream's FREE): the range reads as zeros and its whole blocks are freed.</summary>
+    public StorageResult FreeVolume(string name, long offset, long length)
+    {
+        if (Find(name, out var ds) == StorageStatus.Ok && ds.Dir.Type == DatasetType.Volume)
+            length = Math.Clamp(ds.Dir.VolSize - offset, 0, length);
+        var opened = OpenVolume(name, offset, 0, out var os);
+        return opened.IsOk ? os.FreeRange(1, offset, length) : opened;
     }
 
     /// <summary>Reads a volume's blocks; never-written ones read as zeros, up to volsize.</summary>

@@ -274,7 +274,7 @@ public sealed partial class DatasetTree
             }
         }
         SetLocal(dir, def.Name, stored);
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 
@@ -292,7 +292,7 @@ public sealed partial class DatasetTree
         if (property == "compression" && !IsEnforcedCompression(InheritedValue(ds.Dir, property)))
             return new StorageResult(StorageStatus.BadProperty, what, $"compression '{InheritedValue(ds.Dir, property)}' is not supported yet");
         SetLocal(ds.Dir, property, null);
-        _dirty = true;
+        Touch(ds.Dir);
         return _pool.CommitTxg(force: true);
     }
 

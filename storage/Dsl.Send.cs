@@ -39,14 +39,15 @@
  *
  * A clone's changes against its origin travel as an incremental stream flagged DRR_FLAG_CLONE,
  * received where no target exists as a new clone of the snapshot whose guid is the stream's
- * fromguid (Dsl.SendClone.cs).
+ * fromguid (Dsl.SendClone.cs). Volumes travel as Send/ZvolStream.cs writes them, full or
+ * incremental, through the checks of Dsl.SendClone.cs.
  *
  * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
  * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
  * resumable receive (pool version 23's stream has no resume token: OpenZFS's token is an nvlist of
  * object, offset, bytes, toguid and toname packed, compressed and hex-encoded, kept in a
  * receive_resume_token property of a partially received %recv dataset, which needs records written
- * as they arrive; refused); volumes; streams held in memory whole (a few hundred MiB is fine).
+ * as they arrive; refused); streams held in memory whole (a few hundred MiB is fine).
  */
 using System.Text;
 using SmartOS.Storage.Send;
@@ -498,7 +499,7 @@ public sealed partial class DatasetTree
         // Rule 2, and dmu_recv_end's: the snapshot is the sender's, its guid and creation time too.
         dir.Snapshots[^1].Guid = begin.ToGuid;
         dir.Snapshots[^1].Creation = (long)Math.Min(begin.CreationTime, long.MaxValue / 1_000_000_000) * 1_000_000_000;
-        _dirty = true;
+        Touch(dir);
         return _pool.CommitTxg(force: true);
     }
 

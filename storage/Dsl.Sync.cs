@@ -5,8 +5,6 @@ namespace SmartOS.Storage;
 /// <summary>Committing and loading the dataset directory (Dsl.cs: object 1 of the MOS and one MOS object per dead list).</summary>
 public sealed partial class DatasetTree
 {
-    private const uint Magic = 0x44534C31;   // "DSL1"
-
     /// <summary>At pool create: the dataset directory and the pool's root filesystem, named as the pool.</summary>
     internal void CreateRoot()
     {
@@ -15,7 +13,7 @@ public sealed partial class DatasetTree
         _root = NewDir(null, _pool.Name, DatasetType.Filesystem, _pool.Txg + 1);
         var formatted = ZplFileSystem.Format(_root.Head.Objects!, _pool.Now());
         System.Diagnostics.Debug.Assert(formatted.IsOk, "an empty object set in memory takes a file system");
-        _dirty = true;
+        Touch(_root);
     }
 
     private DslDir NewDir(DslDir? parent, string name, DatasetType type, long txg)
@@ -31,7 +29,7 @@ public sealed partial class DatasetTree
 
     /// <summary>
     /// Writes each dirty head (its objects, then its root block), takes the snapshots asked for in
-    /// this txg, appends the dead lists and rewrites the directory; the MOS is synced after this.
+    /// this txg, appends the dead lists and rewrites the records of the dirs that changed; the MOS is synced after this.
     /// </summary>
     internal StorageResult Sync(long txg)
     {
@@ -41,7 +39,7 @@ public sealed partial class DatasetTree
             if (!head.RootDirty && head.Objects is not { IsDirty: true }) continue;
             var result = SyncHead(head, txg);
             if (!result.IsOk) return result;
-            _dirty = true;
+            Touch(dir);
         }
         foreach (var (head, snap) in _pendingSnapshots) TakeSnapshot(head, snap, txg);
         _pendingSnapshots.Clear();
@@ -50,14 +48,17 @@ public sealed partial class DatasetTree
             dir.Pending = 0;
             dir.Head.PendingOwn = 0;
         }
-        if (!_dirty) return StorageResult.Success;
-        foreach (var dir in _dirs)
+        if (_changed.Count == 0 && _forgotten.Count == 0) return StorageResult.Success;
+        // A dead list changes only with its dir's record (which counts its entries): the changed dirs' lists are the ones to append.
+        foreach (var dir in _changed)
+        {
+            if (dir.Slot == DeadSlot) continue;
             foreach (var ds in Lineage(dir))
             {
                 var result = SyncDeadlist(ds.Deadlist);
                 if (!result.IsOk) return result;
             }
-        _dirty = false;
+        }
         return WriteDirectory();
     }
 
@@ -102,7 +103,7 @@ public sealed partial class DatasetTree
         head.Unique = 0;
         head.Deadlist = new Deadlist();
         Propagate(dir, dir.Charged - before);
-        _dirty = true;
+        Touch(dir);
     }
 
     /// <summary>A snapshot's guid when taken here: the pool's guid and the dataset's id mixed
@@ -153,65 +154,280 @@ public sealed partial class DatasetTree
         list.Persisted = 0;
     }
 
-    // ---- the directory object: a length, then the datasets, parents before children ----
+    // ---- the directory object: a header and a slot table; each dir's record in an object of its own ----
+    //
+    // Object 1 holds a header (a -1 where the first format kept its length, the magic, the next
+    // dataset id, the number of slots) and from SlotsOffset one 8-byte slot per filesystem or volume:
+    // the MOS object holding its record, or 0 for a free slot. A record is the dir (name, parent's id,
+    // type, origin's id, space, local properties) and its lineage (each snapshot, then the head: root
+    // block, counters, dead list, guid). A commit rewrites the header, the records of the dirs it
+    // changed (Touch) and the slots it filled or emptied: the blocks it writes do not grow with the
+    // number of datasets, so creating or cloning the Nth dataset costs what the first did. The first
+    // format (all datasets in one stream rewritten at every commit) is still read, and is replaced by
+    // this one at the first commit after such a pool is opened.
+
+    private const uint LegacyMagic = 0x44534C31;   // "DSL1": the whole directory in object 1
+    private const uint Magic = 0x44534C32;         // "DSL2": header and slot table
+    private const uint RecordMagic = 0x44535231;   // "DSR1"
+    private const int SlotsOffset = 64;
+    private const int DeadSlot = -2;
+
+    /// <summary>The dir's record is rewritten at the next commit.</summary>
+    private void Touch(DslDir dir)
+    {
+        if (dir.RecordDirty || dir.Slot == DeadSlot) return;
+        dir.RecordDirty = true;
+        _changed.Add(dir);
+    }
+
+    /// <summary>Every record is rewritten (promote moves snapshots between lineages: rare, so simplest whole).</summary>
+    private void TouchAll()
+    {
+        foreach (var dir in _dirs) Touch(dir);
+    }
+
+    /// <summary>A destroyed dir: its slot is emptied and its record object deleted at the next commit.</summary>
+    private void Forget(DslDir dir)
+    {
+        if (dir.Slot >= 0) _forgotten.Add((dir.Slot, dir.RecordObject));
+        dir.Slot = DeadSlot;
+        dir.RecordObject = 0;
+    }
+
+    /// <summary>Bytes the directory's commits have handed to the MOS (header, slots, records) since open: what a
+    /// commit of the directory costs, before the MOS's own blocks.</summary>
+    internal long DirectoryBytesWritten { get; private set; }
 
     private StorageResult WriteDirectory()
     {
-        using var stream = new MemoryStream();
-        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        if (_legacyDirectory)
         {
-            w.Write(0);
-            w.Write(Magic);
-            w.Write(_nextId);
-            var order = new List<DslDir>();
-            AddInTreeOrder(_root, order);
-            w.Write(order.Count);
-            Span<byte> bp = stackalloc byte[BlockPointer.Size];
-            foreach (var dir in order)
-            {
-                w.Write(dir.Id);
-                w.Write(dir.Parent?.Id ?? 0);
-                w.Write(dir.Name);
-                w.Write((byte)dir.Type);
-                w.Write(dir.Origin?.Id ?? 0);
-                w.Write(dir.VolBlockSize);
-                w.Write(dir.CreateTxg);
-                w.Write(dir.HeadUsed);
-                w.Write(dir.SnapUsed);
-                w.Write(dir.Local.Count);
-                foreach (var (key, value) in dir.Local) { w.Write(key); w.Write(value); }
-                w.Write(dir.Snapshots.Count);
-                foreach (var ds in Lineage(dir))
-                {
-                    w.Write(ds.Id);
-                    w.Write(ds.SnapName);
-                    w.Write(ds.Txg);
-                    w.Write(ds.Creation);
-                    w.Write(ds.Prev?.Id ?? 0);
-                    ds.Root.WriteTo(bp);
-                    w.Write(bp);
-                    w.Write(ds.Referenced);
-                    w.Write(ds.Unique);
-                    w.Write(ds.Written);
-                    w.Write(ds.Deadlist.ObjectId);
-                    w.Write(ds.Deadlist.Entries.Count);
-                }
-            }
-            // Snapshot guids follow the datasets, so that a directory written before they were
-            // kept still reads (its snapshots then get derived guids).
-            foreach (var dir in order)
-                foreach (var s in dir.Snapshots) { w.Write(s.Id); w.Write(s.Guid); }
-            w.Write(0L);
+            // The first commit after opening a pool of the first format: object 1 starts again empty.
+            var cleared = _pool.Objects.Truncate(DirectoryObject, 0);
+            if (!cleared.IsOk) return cleared;
+            _legacyDirectory = false;
         }
-        var bytes = stream.GetBuffer().AsSpan(0, (int)stream.Length);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes, bytes.Length - 4);
-        return _pool.Objects.Write(DirectoryObject, 0, bytes);
+        Span<byte> entry = stackalloc byte[8];
+        foreach (var (slot, record) in _forgotten)
+        {
+            if (record != 0) _pool.Objects.Delete(record);
+            entry.Clear();
+            DirectoryBytesWritten += entry.Length;
+            var emptied = _pool.Objects.Write(DirectoryObject, SlotsOffset + 8L * slot, entry);
+            if (!emptied.IsOk) return emptied;
+            _freeSlots.Add(slot);
+        }
+        _forgotten.Clear();
+        foreach (var dir in _changed)
+        {
+            if (dir.Slot == DeadSlot) continue;
+            var written = WriteRecord(dir, entry);
+            if (!written.IsOk) return written;
+            dir.RecordDirty = false;
+        }
+        _changed.Clear();
+        Span<byte> header = stackalloc byte[SlotsOffset];
+        header.Clear();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header, -1);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Magic);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(header[8..], _nextId);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[16..], _slotCount);
+        DirectoryBytesWritten += header.Length;
+        return _pool.Objects.Write(DirectoryObject, 0, header);
     }
 
-    private static void AddInTreeOrder(DslDir dir, List<DslDir> order)
+    /// <summary>Writes one dir's record to its object, giving it a slot and an object if it has none.</summary>
+    private StorageResult WriteRecord(DslDir dir, Span<byte> entry)
     {
-        order.Add(dir);
-        foreach (var child in dir.Children) AddInTreeOrder(child, order);
+        bool placed = dir.Slot < 0;
+        if (dir.RecordObject == 0)
+        {
+            var made = _pool.Objects.Create(out dir.RecordObject);
+            if (!made.IsOk) return made;
+        }
+        var stream = _record;
+        stream.SetLength(0);
+        SerializeRecord(dir, stream);
+        var bytes = stream.GetBuffer().AsSpan(0, (int)stream.Length);
+        DirectoryBytesWritten += bytes.Length;
+        var written = _pool.Objects.Write(dir.RecordObject, 0, bytes);
+        if (!written.IsOk) return written;
+        var length = _pool.Objects.GetLength(dir.RecordObject, out long old);
+        if (length.IsOk && old > bytes.Length) length = _pool.Objects.Truncate(dir.RecordObject, bytes.Length);
+        if (!length.IsOk) return length;
+        if (!placed) return StorageResult.Success;
+        if (_freeSlots.Count > 0)
+        {
+            dir.Slot = _freeSlots.Min;
+            _freeSlots.Remove(dir.Slot);
+        }
+        else
+        {
+            dir.Slot = _slotCount++;
+        }
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(entry, dir.RecordObject);
+        DirectoryBytesWritten += entry.Length;
+        return _pool.Objects.Write(DirectoryObject, SlotsOffset + 8L * dir.Slot, entry);
+    }
+
+    private void SerializeRecord(DslDir dir, MemoryStream stream)
+    {
+        using var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+        w.Write(RecordMagic);
+        w.Write(dir.Id);
+        w.Write(dir.Parent?.Id ?? 0);
+        w.Write(dir.Name);
+        w.Write((byte)dir.Type);
+        w.Write(dir.Origin?.Id ?? 0);
+        w.Write(dir.VolBlockSize);
+        w.Write(dir.CreateTxg);
+        w.Write(dir.HeadUsed);
+        w.Write(dir.SnapUsed);
+        w.Write(dir.Local.Count);
+        foreach (var (key, value) in dir.Local) { w.Write(key); w.Write(value); }
+        w.Write(dir.Snapshots.Count);
+        Span<byte> bp = stackalloc byte[BlockPointer.Size];
+        foreach (var ds in Lineage(dir))
+        {
+            w.Write(ds.Id);
+            w.Write(ds.SnapName);
+            w.Write(ds.Txg);
+            w.Write(ds.Creation);
+            w.Write(ds.Prev?.Id ?? 0);
+            ds.Root.WriteTo(bp);
+            w.Write(bp);
+            w.Write(ds.Referenced);
+            w.Write(ds.Unique);
+            w.Write(ds.Written);
+            w.Write(ds.Deadlist.ObjectId);
+            w.Write(ds.Deadlist.Entries.Count);
+            w.Write(ds.Guid);
+        }
+    }
+
+    /// <summary>Reads object 1 in either format (the first format's pools still open).</summary>
+    private StorageResult ReadDirectory()
+    {
+        var corrupt = new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
+        var length = _pool.Objects.GetLength(DirectoryObject, out long total);
+        if (!length.IsOk || total < 8) return corrupt;
+        Span<byte> header = stackalloc byte[SlotsOffset];
+        header.Clear();
+        var read = _pool.Objects.Read(DirectoryObject, 0, header, out _);
+        if (!read.IsOk) return new StorageResult(read.Status, "dataset directory");
+        uint magic = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
+        if (magic == LegacyMagic)
+        {
+            var bytes = new byte[total];
+            read = _pool.Objects.Read(DirectoryObject, 0, bytes, out _);
+            if (!read.IsOk) return new StorageResult(read.Status, "dataset directory");
+            var legacy = ReadLegacyDirectory(bytes);
+            if (!legacy.IsOk) return legacy;
+            _legacyDirectory = true;
+            TouchAll();
+            return legacy;
+        }
+        if (magic != Magic || System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(header) != -1) return corrupt;
+        _nextId = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
+        _slotCount = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(header[16..]);
+        if (_slotCount < 0 || SlotsOffset + 8L * _slotCount > total) return corrupt;
+        var slots = new byte[8L * _slotCount];
+        read = _pool.Objects.Read(DirectoryObject, SlotsOffset, slots, out int n);
+        if (!read.IsOk) return new StorageResult(read.Status, "dataset directory");
+        if (n != slots.Length) return corrupt;
+        var byId = new Dictionary<long, DslDataset>();
+        var dirsById = new Dictionary<long, DslDir>();
+        var parents = new List<(DslDir Dir, long Parent)>();
+        var links = new List<(DslDataset Ds, long Prev)>();
+        var origins = new List<(DslDir Dir, long Origin)>();
+        for (int slot = 0; slot < _slotCount; slot++)
+        {
+            long record = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(slots.AsSpan(8 * slot));
+            if (record == 0) { _freeSlots.Add(slot); continue; }
+            var got = ReadRecord(record, out var dir, out long parentId, out long originId, links, byId);
+            if (!got.IsOk) return got;
+            dir.Slot = slot;
+            dir.RecordObject = record;
+            if (!dirsById.TryAdd(dir.Id, dir)) return corrupt;
+            parents.Add((dir, parentId));
+            origins.Add((dir, originId));
+            _dirs.Add(dir);
+        }
+        foreach (var (dir, parentId) in parents)
+        {
+            if (parentId == 0)
+            {
+                if (_root is not null) return corrupt;
+                _root = dir;
+                continue;
+            }
+            if (!dirsById.TryGetValue(parentId, out dir.Parent)) return corrupt;
+            dir.Parent.Children.Add(dir);
+        }
+        foreach (var (ds, prev) in links)
+            if (prev != 0 && !byId.TryGetValue(prev, out ds.Prev)) return corrupt;
+        foreach (var (dir, origin) in origins)
+            if (origin != 0 && !byId.TryGetValue(origin, out dir.Origin)) return corrupt;
+        if (_root is null) return corrupt;
+        // A record whose parent chain does not reach the root (a loop) is damage, not a dataset.
+        foreach (var dir in _dirs)
+        {
+            int depth = 0;
+            for (var d = dir; d.Parent is not null; d = d.Parent)
+                if (++depth > _dirs.Count) return corrupt;
+        }
+        foreach (var dir in _dirs) _byName[dir.FullName] = dir;
+        return StorageResult.Success;
+    }
+
+    private StorageResult ReadRecord(long record, out DslDir dir, out long parentId, out long originId,
+        List<(DslDataset Ds, long Prev)> links, Dictionary<long, DslDataset> byId)
+    {
+        dir = null!;
+        parentId = originId = 0;
+        var corrupt = new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
+        var length = _pool.Objects.GetLength(record, out long total);
+        if (!length.IsOk || total > int.MaxValue) return corrupt;
+        var bytes = new byte[total];
+        var read = _pool.Objects.Read(record, 0, bytes, out int n);
+        if (!read.IsOk) return new StorageResult(read.Status, "dataset directory");
+        if (n != bytes.Length) return corrupt;
+        using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
+        if (r.ReadUInt32() != RecordMagic) return corrupt;
+        long id = r.ReadInt64();
+        parentId = r.ReadInt64();
+        string name = r.ReadString();
+        var type = (DatasetType)r.ReadByte();
+        if (type is not (DatasetType.Filesystem or DatasetType.Volume)) return corrupt;
+        dir = new DslDir { Id = id, Name = name, Type = type };
+        originId = r.ReadInt64();
+        dir.VolBlockSize = r.ReadInt64();
+        dir.CreateTxg = r.ReadInt64();
+        dir.HeadUsed = r.ReadInt64();
+        dir.SnapUsed = r.ReadInt64();
+        int props = r.ReadInt32();
+        if (props < 0) return corrupt;
+        for (int p = 0; p < props; p++) dir.Local[r.ReadString()] = r.ReadString();
+        int snaps = r.ReadInt32();
+        if (snaps < 0) return corrupt;
+        for (int s = 0; s <= snaps; s++)
+        {
+            var ds = new DslDataset(this) { Id = r.ReadInt64(), Dir = dir, SnapName = r.ReadString() };
+            ds.Txg = r.ReadInt64();
+            ds.Creation = r.ReadInt64();
+            links.Add((ds, r.ReadInt64()));
+            if (!BlockPointer.TryRead(r.ReadBytes(BlockPointer.Size), out ds.Root)) return corrupt;
+            ds.Referenced = r.ReadInt64();
+            ds.Unique = r.ReadInt64();
+            ds.Written = r.ReadInt64();
+            ds.Deadlist.ObjectId = r.ReadInt64();
+            ds.Deadlist.Persisted = r.ReadInt32();
+            ds.Guid = r.ReadUInt64();
+            if (!byId.TryAdd(ds.Id, ds)) return corrupt;
+            if (s < snaps) dir.Snapshots.Add(ds); else dir.Head = ds;
+        }
+        RefreshProperties(dir);
+        return StorageResult.Success;
     }
 
     /// <summary>At open: reads the directory and the dead lists, then claims every dataset's blocks (rule 3).</summary>
@@ -249,16 +465,13 @@ public sealed partial class DatasetTree
         }
     }
 
-    private StorageResult ReadDirectory()
+    /// <summary>The first format: every dir and its lineage in one stream, parents before children, then the snapshot guids.</summary>
+    private StorageResult ReadLegacyDirectory(byte[] bytes)
     {
-        var length = _pool.Objects.GetLength(DirectoryObject, out long total);
-        if (!length.IsOk) return new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
-        var bytes = new byte[total];
-        var read = _pool.Objects.Read(DirectoryObject, 0, bytes, out _);
-        if (!read.IsOk) return new StorageResult(read.Status, "dataset directory");
+        long total = bytes.Length;
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         int used = r.ReadInt32();
-        if (used < 0 || used > total - 4 || r.ReadUInt32() != Magic) return new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
+        if (used < 0 || used > total - 4 || r.ReadUInt32() != LegacyMagic) return new StorageResult(StorageStatus.MetadataCorrupted, "dataset directory");
         _nextId = r.ReadInt64();
         int count = r.ReadInt32();
         var byId = new Dictionary<long, DslDataset>();

@@ -2,11 +2,13 @@
  * The dataset layer (ZFS's DSL): filesystems, volumes, snapshots and clones on one pool.
  *
  * Pool.Objects stays the pool-wide meta object set (MOS). Object 1 of the MOS is the dataset
- * directory: every dataset's name, place in the tree, local properties, root block pointer,
- * previous snapshot, space counters and the MOS object of its dead list. Each filesystem or volume
- * (DslDir) has a head dataset whose ObjectSet is rooted at a block of its own (BlockType
- * ObjectSetRoot, the dnode of its meta object), so a commit writes: each dirty head's blocks, its new
- * root block, its dead list entries, the directory, the MOS, the uberblock (Pool.cs rule 5).
+ * directory: a slot table naming, for each filesystem or volume, the MOS object of its record (its
+ * name, place in the tree, local properties, and for it and each snapshot the root block pointer,
+ * previous snapshot, space counters and the MOS object of its dead list; Dsl.Sync.cs). Each
+ * filesystem or volume (DslDir) has a head dataset whose ObjectSet is rooted at a block of its own
+ * (BlockType ObjectSetRoot, the dnode of its meta object), so a commit writes: each dirty head's
+ * blocks, its new root block, its dead list entries, the records of the dirs that changed, the MOS,
+ * the uberblock (Pool.cs rule 5). What a commit writes does not grow with the number of datasets.
  *
  * Terms
  *   head       the writable state of a filesystem or volume (`tank/fs`).
@@ -52,8 +54,8 @@
  * Not done yet (issue 12): received properties, holds and bookmarks, user properties, worst-case
  * indirect-block overhead in write reservations (a quota can be passed by a commit's metadata), a
  * volume's refreservation including its metadata, dead lists split by snapshot txg (ZFS's bpobj
- * sublists: here a snapshot's `used` scans the next dead list), a directory rewritten whole at every
- * commit that touched a dataset, and promote recomputing the two lineages' space by walking them.
+ * sublists: here a snapshot's `used` scans the next dead list), and promote recomputing the two
+ * lineages' space by walking them.
  */
 using System.Diagnostics;
 
@@ -89,7 +91,14 @@ public sealed partial class DatasetTree
     private readonly Dictionary<string, DslDir> _byName = new(StringComparer.Ordinal);
     private readonly List<(DslDataset Head, string Snap)> _pendingSnapshots = [];
     private long _nextId = 1;
-    private bool _dirty;
+    // Dirs whose directory records the next commit rewrites, in the order they changed (Dsl.Sync.cs),
+    // and the slots of destroyed dirs it empties; the slots free for new dirs; the slot table's size.
+    private readonly List<DslDir> _changed = [];
+    private readonly List<(int Slot, long Record)> _forgotten = [];
+    private readonly SortedSet<int> _freeSlots = [];
+    private readonly MemoryStream _record = new();
+    private int _slotCount;
+    private bool _legacyDirectory;
     private DslDir _root = null!;
 
     internal DatasetTree(Pool pool) { _pool = pool; }
@@ -98,7 +107,7 @@ public sealed partial class DatasetTree
     {
         get
         {
-            if (_dirty || _pendingSnapshots.Count > 0) return true;
+            if (_changed.Count > 0 || _forgotten.Count > 0 || _pendingSnapshots.Count > 0) return true;
             foreach (var dir in _dirs)
                 if (dir.Head.RootDirty || dir.Head.Objects is { IsDirty: true }) return true;
             return false;

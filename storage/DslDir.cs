@@ -25,6 +25,12 @@ internal sealed class DslDir
     public long VolBlockSize;
     public long CreateTxg;
 
+    // Where the dataset directory keeps this dir's record (Dsl.Sync.cs): its slot in the slot table,
+    // the MOS object holding the record, and whether the record must be rewritten at the next commit.
+    public int Slot = -1;
+    public long RecordObject;
+    public bool RecordDirty;
+
     /// <summary>Blocks of the head born after the origin (usedbydataset).</summary>
     public long HeadUsed;
     /// <summary>Blocks only snapshots hold, born after the origin (usedbysnapshots).</summary>

@@ -104,8 +104,9 @@ internal sealed class ObjectTree
         if (status == StorageStatus.Ok)
         {
             // Bytes past the logical size are the trimmed zeros (Pool.StoredSize).
+            // A cached block's buffer may end at its logical size, before inBlock: nothing to copy then.
             int stored = Math.Clamp(bp.LogicalSize - inBlock, 0, target.Length);
-            block.AsSpan(inBlock, stored).CopyTo(target);
+            if (stored > 0) block.AsSpan(inBlock, stored).CopyTo(target);
             target[stored..].Clear();
         }
         return status;

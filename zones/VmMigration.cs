@@ -21,8 +21,9 @@
  *            3 STREAM    name dataset@snapshot; a zfs send stream: the dataset's first snapshot in full,
  *                        each later one incremental on the one before (so its snapshots travel, as
  *                        VM.js's zfs send -R carries them), the last being @sending.
- *            4 VOLUME    name the volume; the zfs send stream of its @sending snapshot, as `zfs send`
- *                        and imgadm write a volume's (storage/Send/ZvolStream.cs): the disk's contents.
+ *            4 VOLUME    name volume@snapshot; a volume's zfs send stream (storage/Send/ZvolStream.cs),
+ *                        as STREAM: the first snapshot in full, each later one incremental, the last
+ *                        being @sending (a name without '@', the volume's @sending in full, still reads).
  *            5 PROPS     name the dataset; "name=value\n" lines, its locally set properties (quota,
  *                        zoned, refreservation, ...) but for those a volume is created with.
  *            255 END     name "END"; u32 the number of chunks before it, and SHA-256 of every byte of
@@ -148,16 +149,21 @@ public static class VmMigration
         return null;
     }
 
-    /// <summary>A volume as the full stream of its @sending snapshot (its own snapshots do not travel).</summary>
+    /// <summary>A volume's snapshots as streams, as a filesystem's: the first full, each later one
+    /// incremental on the one before (storage/Send/ZvolStream.cs), the last being @sending.</summary>
     private static string? AddVolume(Pool pool, string ds, List<Chunk> chunks, List<string> made)
     {
-        if (pool.Datasets.List(ds, 1, DatasetKinds.Snapshot, out var snaps).IsOk && snaps.Count > 0)
-            return $"volume {ds} has snapshots ({snaps[0]}): sending a volume's snapshots is not supported here";
         if (TakeSending(pool, ds, made) is string error) return error;
-        using var stream = new MemoryStream();
-        var sent = ZvolStream.Send(pool.Datasets, ds + "@" + SendingSnapshot, stream);
-        if (!sent.IsOk) return sent.Message;
-        chunks.Add(new(ChunkKind.Volume, ds, stream.ToArray()));
+        if (!pool.Datasets.List(ds, 1, DatasetKinds.Snapshot, out var snaps).IsOk) return $"cannot list the snapshots of {ds}";
+        string? previous = null;
+        foreach (string s in snaps)
+        {
+            using var stream = new MemoryStream();
+            var sent = ZvolStream.Send(pool.Datasets, s, previous, stream);
+            if (!sent.IsOk) return sent.Message;
+            chunks.Add(new(ChunkKind.Volume, s, stream.ToArray()));
+            previous = s;
+        }
         return null;
     }
 
@@ -401,8 +407,13 @@ public static class VmMigration
     /// the pool has no room for it.</summary>
     private static string? ReceiveVolume(Pool pool, Chunk c, List<string> made)
     {
-        if (ZvolStream.Receive(pool.Datasets, c.Payload, c.Name, SendingSnapshot) is string error) return error;
-        made.Add(c.Name);
+        // A chunk named VOL@SNAP is one of the volume's snapshots (the first full, the others
+        // incremental); one named VOL alone, as the first version wrote it, is its @sending in full.
+        int at = c.Name.IndexOf('@');
+        string volume = at < 0 ? c.Name : c.Name[..at], snap = at < 0 ? SendingSnapshot : c.Name[(at + 1)..];
+        bool first = !pool.Datasets.Exists(volume);
+        if (ZvolStream.Receive(pool.Datasets, c.Payload, volume, snap) is string error) return error;
+        if (first) made.Add(volume);
         var committed = pool.Commit();
         return committed.IsOk ? null : committed.Message;
     }

@@ -105,9 +105,10 @@ public class PoolTests : PoolFixture
         long allocated;
         using (var pool = Create("tank", VdevSpec.Disk("d0"), VdevSpec.Disk("d1")))
         {
-            for (int i = 0; i < 5; i++) NewObject(pool, Bytes(300_000 * i + 1, (ulong)i));
+            var ids = new long[5];
+            for (int i = 0; i < 5; i++) ids[i] = NewObject(pool, Bytes(300_000 * i + 1, (ulong)i));
             pool.Commit();
-            pool.Objects.Write(2, 0, Bytes(10_000, 9));
+            pool.Objects.Write(ids[1], 0, Bytes(10_000, 9));
             pool.Commit();
             allocated = pool.Allocated;
         }

@@ -5,8 +5,9 @@ namespace SmartOS.Cli.Commands;
 
 /// <summary>
 /// zfs send, receive and diff: streams of the dataset layer (storage/Dsl.Send.cs) on the command's
-/// standard output and input, as bytes (Dispatcher.cs rule 5). A volume's full stream, which the
-/// dataset layer does not send, is sent and received by storage/Send/ZvolStream.cs.
+/// standard output and input, as bytes (Dispatcher.cs rule 5). A volume's stream (full, or -i
+/// incremental on an earlier snapshot or its origin), which the dataset layer does not send, is sent
+/// and received by storage/Send/ZvolStream.cs.
 /// </summary>
 /// <remarks>
 /// Rules
@@ -46,8 +47,14 @@ public static partial class Zfs
         if (pool == null) return 1;
         var options = new SendOptions { From = g.Value("i") ?? g.Value("I"), Intermediates = g.Has("I"), Replicate = g.Has("R") };
         using var stream = new MemoryStream();
-        var sent = TypeOf(pool, HeadOf(snapshot)) == "volume" && options is { From: null, Replicate: false }
-            ? SmartOS.Storage.Send.ZvolStream.Send(pool.Datasets, snapshot, stream)
+        bool volume = TypeOf(pool, HeadOf(snapshot)) == "volume";
+        if (volume && (options.Replicate || options.Intermediates))
+        {
+            ctx.Err.WriteLine($"cannot send '{snapshot}': -{(options.Replicate ? "R" : "I")} of a volume is not supported here");
+            return 1;
+        }
+        var sent = volume
+            ? SmartOS.Storage.Send.ZvolStream.Send(pool.Datasets, snapshot, options.From, stream)
             : pool.Datasets.Send(snapshot, options, stream);
         if (!sent.IsOk) return Refused(ctx, sent);
         await ctx.StdoutBytes.WriteAsync(stream.GetBuffer().AsMemory(0, (int)stream.Length), ctx.Cancel);

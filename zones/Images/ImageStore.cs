@@ -37,9 +37,10 @@
  * An incremental image (manifest "origin", imgadm create -i) is the stream of a VM's changes against
  * its origin image's @final (its dataset is a clone of it); installing it clones the origin's @final
  * and applies the changes (storage/Dsl.SendClone.cs), so the new image is a clone of its origin, and
- * the origin cannot be deleted while it is there (rule 3).
+ * the origin cannot be deleted while it is there (rule 3). A zvol image's the same way: the stream of
+ * disk0's changes against its origin's @final, installed as a clone of it (storage/Send/ZvolStream.cs).
  *
- * Not done: incremental zvol images (volume streams are full ones, storage/Send/ZvolStream.cs). xz files are read
+ * Not done: xz files are read
  * by SharpCompress and written by liblzma (Xz.cs: no managed encoder restores here). requirements.min_platform is not set by
  * create (there is no platform image to name). Docker images and IMGAPI servers over the network
  * are not supported.
@@ -500,9 +501,8 @@ public sealed class ImageStore
         try
         {
             using var stream = new MemoryStream();
-            if (hvm && request.Incremental) return new ImageError("NotSupported", "incremental zvol images are not supported here: volume streams are full streams only");
             string? from = request.Incremental ? $"{Zpool}/{origin!.Manifest.Uuid}@final" : null;
-            var sent = hvm ? ZvolStream.Send(pool.Datasets, final, stream) : pool.Datasets.Send(final, new SendOptions { From = from }, stream);
+            var sent = hvm ? ZvolStream.Send(pool.Datasets, final, from, stream) : pool.Datasets.Send(final, new SendOptions { From = from }, stream);
             if (!sent.IsOk) return new ImageError("InternalError", $"zfs send error: {sent.Message}");
             byte[]? file = Compress(stream.ToArray(), request.Compression, out string? compressError);
             if (file is null) return new ImageError("InternalError", $"error compressing image file: {compressError}");

@@ -42,7 +42,7 @@ public class ZpoolTests
         var h = Mirror();
         Assert.That(h.Ok(A("zpool list")), Is.EqualTo(
             "NAME   SIZE  ALLOC   FREE  CKPOINT  EXPANDSZ   FRAG    CAP  DEDUP  HEALTH  ALTROOT\n" +
-            "tank  63.5M     4K  63.5M        -         -      -     0%  1.00x  ONLINE  -\n"));
+            "tank  63.5M  4.50K  63.5M        -         -      -     0%  1.00x  ONLINE  -\n"));
         Assert.That(h.Ok(A("zpool list -H -p -o name,size,cap,health")), Is.EqualTo("tank\t66584576\t0\tONLINE\n"));
     }
 
