@@ -14,7 +14,8 @@ public static partial class Dladm
     public static readonly CommandDescriptor Descriptor = new("dladm", "administer data links", RunAsync)
     {
         // show-link -i repeats every interval until ^C: a running host's clock must move.
-        NeedsRunningHost = static a => a.Length > 0 && a[0] == "show-link" && Getopt.Parse(a[1..], ShowLinkOptions).Has("i"),
+        NeedsRunningHost = static a => a.Length > 0 && ((a[0] == "show-link" && Getopt.Parse(a[1..], ShowLinkOptions).Has("i"))
+            || (a[0] == "show-aggr" && Getopt.Parse(a[1..], ShowAggrOptions).Has("i"))),
     };
 
     private delegate int Sub(CommandContext ctx, string[] args);
@@ -35,12 +36,14 @@ public static partial class Dladm
         ["set-linkprop"] = SetLinkprop,
         ["reset-linkprop"] = ResetLinkprop,
         ["show-linkprop"] = ShowLinkprop,
+        ["create-aggr"] = CreateAggr, ["delete-aggr"] = DeleteAggr, ["add-aggr"] = AddAggr, ["remove-aggr"] = RemoveAggr, ["modify-aggr"] = ModifyAggr,
     };
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (args[0] == "show-link") return ShowLinkAsync(ctx, args[1..]);
+        if (args[0] == "show-aggr") return ShowAggrAsync(ctx, args[1..]);
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
@@ -74,6 +77,7 @@ public static partial class Dladm
     private static string UsageLine(string sub)
     {
         var (name, args) = Array.Find(s_usage, u => u.Name == sub);
+        if (name == null) (name, args) = Array.Find(s_aggrUsage, u => u.Name == sub);
         return $"    {name,-17}{args}";
     }
 
@@ -82,6 +86,7 @@ public static partial class Dladm
     {
         ctx.Err.WriteLine("usage:  dladm <subcommand> <args> ...");
         foreach (var (name, _) in s_usage) ctx.Err.WriteLine(UsageLine(name));
+        foreach (var (name, _) in s_aggrUsage) ctx.Err.WriteLine(UsageLine(name));
         return 1;
     }
 
@@ -147,6 +152,7 @@ public static partial class Dladm
         LinkClass.Phys => "phys",
         LinkClass.Etherstub => "etherstub",
         LinkClass.Vnic => "vnic",
+        LinkClass.Aggr => "aggr",
         _ => "vlan",
     };
 
@@ -235,7 +241,7 @@ public static partial class Dladm
         ctx.Out.Write(t.Format(links.Select(l => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>
         {
             ["link"] = l.Name, ["zone"] = l.Zone, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
-            ["state"] = l.State, ["bridge"] = "--", ["over"] = l.Over?.Name ?? "--",
+            ["state"] = l.State, ["bridge"] = "--", ["over"] = OverOf(l),
         }), g.Has("p")));
         return 0;
     }
