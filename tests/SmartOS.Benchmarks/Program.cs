@@ -25,6 +25,7 @@ internal static class Program
         ("zonefiles", ZoneFileBenchmarks.Run),
         ("zones", ZoneScaleBenchmarks.Run),
         ("parallel", ParallelBenchmarks.Run),
+        ("aggr", AggrBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
