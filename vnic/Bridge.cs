@@ -149,7 +149,7 @@ public sealed class BridgePort
     internal readonly KTimer MessageAgeTimer, ForwardDelayTimer, HoldTimer;
 
     /// <summary>Whether the link can carry frames: an etherstub always, a phys while it has a wire.</summary>
-    public bool IsUp => Phys == null || Phys.Backend != null;
+    public bool IsUp => Phys == null || (Phys.Backend != null && Phys.Carrier);
 
     // show-bridge -l -s: BPDUs by kind, BPDUs sent, and data frames dropped, received and sent.
     public long RxConfigBpdus, RxTcnBpdus, RxRstBpdus, TxBpdus, Drops, Recv, Xmit;

@@ -3,7 +3,7 @@ using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
 
-public enum LinkClass { Phys, Etherstub, Vnic, Vlan, Bridge }
+public enum LinkClass { Phys, Etherstub, Vnic, Vlan, Bridge, Aggr }
 
 /// <summary>How a VNIC got its MAC address (dladm show-vnic MACADDRTYPE).</summary>
 public enum MacAddressType { Fixed, Random, Factory, Auto, Primary }

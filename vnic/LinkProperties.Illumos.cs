@@ -14,7 +14,7 @@ namespace SmartOS.Vnic;
 public sealed partial class MacLayer
 {
     [Flags]
-    private enum Classes { Phys = 1, Vlan = 2, Vnic = 4, Etherstub = 8, All = Phys | Vlan | Vnic | Etherstub }
+    private enum Classes { Phys = 1, Vlan = 2, Vnic = 4, Etherstub = 8, Aggr = 16, All = Phys | Vlan | Vnic | Etherstub | Aggr }
 
     /// <summary>One prop_table row: its name, the link classes it has (pd_class) and, for the rows this
     /// layer reports, a value getter, the possible values and the default illumos lists.</summary>
@@ -66,6 +66,7 @@ public sealed partial class MacLayer
         LinkClass.Phys => Classes.Phys,
         LinkClass.Vlan => Classes.Vlan,
         LinkClass.Vnic => Classes.Vnic,
+        LinkClass.Aggr => Classes.Aggr,
         _ => Classes.Etherstub,
     };
 

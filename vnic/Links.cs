@@ -20,8 +20,24 @@ public interface IPhysBackend
     bool OffloadsChecksum => false;
 }
 
+/// <summary>A link whose switch has a way out of the host, and is that switch's primary port: a phys
+/// (its wire or device) or an aggregation (its member NICs, AggrLink.cs). VNICs and VLANs are
+/// created over either alike.</summary>
+public abstract class UplinkLink : PortLink
+{
+    private protected UplinkLink(MacLayer mac, string name, int linkId) : base(mac, name, linkId) { }
+
+    internal override bool IsTrunk => true;
+
+    /// <summary>"full", "half" or "unknown" (show-phys and show-aggr -x DUPLEX).</summary>
+    public abstract string Duplex { get; }
+
+    /// <summary>Sends a frame out of the host (VSwitch's unknown unicast and floods). Consumes it.</summary>
+    internal abstract void SendToWire(Packet p);
+}
+
 /// <summary>A physical NIC: a switch with an uplink, and its own primary port (vid 0, factory MAC).</summary>
-public sealed class PhysLink : PortLink
+public sealed class PhysLink : UplinkLink
 {
     internal PhysLink(MacLayer mac, string name, int linkId, MacAddress factory) : base(mac, name, linkId)
     {
@@ -37,34 +53,61 @@ public sealed class PhysLink : PortLink
     /// <summary>The device name as show-phys prints it (same as the link name until renamed).</summary>
     public string Device { get; internal set; } = "";
     public IPhysBackend? Backend { get; private set; }
-    internal override bool IsTrunk => true;
-    public override string State => Backend != null ? "up" : "down";
+    public override string State => Backend != null && Carrier ? "up" : "down";
     public override long SpeedMbps => Backend != null ? Backend.SpeedBps / 1_000_000 : 0;
     /// <summary>"full" with a backend, "unknown" without (show-phys DUPLEX).</summary>
-    public string Duplex => Backend != null ? "full" : "unknown";
+    public override string Duplex => Backend != null ? "full" : "unknown";
 
+    /// <summary>Whether the far side reports a link (a wire that is up, a TAP whose Linux end is up).
+    /// While it is down the NIC's state is "down" and frames to it are dropped (drop_link_down).</summary>
+    public bool Carrier { get; private set; } = true;
+
+    /// <summary>Raised on the NIC's loop when <see cref="Carrier"/> changes (an aggregation's port
+    /// leaves or rejoins, a bridge's port reconverges).</summary>
+    public event Action<PhysLink>? LinkStateChanged;
+
+    /// <summary>The aggregation port this NIC is, or null (AggrLink.cs): its frames from the wire go to
+    /// the aggregation instead of its own switch.</summary>
+    public AggrPort? AggrPort { get; internal set; }
+
+    /// <summary>The far side's link went down or came up (Wire.SetUp, a TAP's carrier): the NIC's state
+    /// follows and listeners hear of it. Nothing happens when the state does not change.</summary>
+    public void SetCarrier(bool up)
+    {
+        if (Carrier == up) return;
+        Carrier = up;
+        if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
+        LinkStateChanged?.Invoke(this);
+    }
+
+    /// <summary>Connects the far side; a new backend starts with its link up (Carrier).</summary>
     public void Attach(IPhysBackend backend)
     {
         Backend?.Detach(this);
+        bool wasUp = State == "up";
         Backend = backend;
+        Carrier = true;
         _backendOffloadsChecksum = backend.OffloadsChecksum;
         if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
+        if (!wasUp) LinkStateChanged?.Invoke(this);
     }
 
     private bool _backendOffloadsChecksum;
 
     public void DetachBackend()
     {
+        bool wasUp = State == "up";
         Backend = null;
         if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
+        if (wasUp) LinkStateChanged?.Invoke(this);
     }
 
     /// <summary>Sends a frame out of the NIC: pushes the VLAN tag, taps, counts. Consumes the packet.</summary>
-    internal void SendToWire(Packet p)
+    internal override void SendToWire(Packet p)
     {
         var s = Stats;
         var backend = Backend;
-        if (backend == null)
+        if (backend == null || !Carrier)
         {
             s.DropLinkDown++;
             p.Free();
@@ -131,6 +174,12 @@ public sealed class PhysLink : PortLink
             p.Free();
             return;
         }
+        var port = AggrPort;
+        if (port != null)
+        {
+            port.ReceiveFromWire(p); // an aggregated NIC's frames belong to its aggregation
+            return;
+        }
         if (Switch.Bridged is { } bp)
         {
             bp.Bridge.Input(bp, p); // a bridged NIC's frames are the bridge's (Bridge.cs)
@@ -182,14 +231,15 @@ public sealed class VnicLink : PortLink
     public MacAddressType AddressType { get; }
     /// <summary>The factory slot a factory address came from (dladm show-vnic -m factory -n).</summary>
     public int? FactorySlot { get; init; }
-    public override string State => OverLink is PhysLink p ? p.State : "up";
-    public override long SpeedMbps => OverLink is PhysLink p ? p.SpeedMbps : 0;
+    public override string State => OverLink is UplinkLink p ? p.State : "up";
+    public override long SpeedMbps => OverLink is UplinkLink p ? p.SpeedMbps : 0;
 }
 
-/// <summary>A VLAN link (dladm create-vlan) over a phys: a port with the phys's MAC address and a VID.</summary>
+/// <summary>A VLAN link (dladm create-vlan) over a phys or an aggregation: a port with that link's MAC
+/// address and a VID.</summary>
 public sealed class VlanLink : PortLink
 {
-    internal VlanLink(MacLayer mac, string name, int linkId, PhysLink over, ushort vid) : base(mac, name, linkId)
+    internal VlanLink(MacLayer mac, string name, int linkId, UplinkLink over, ushort vid) : base(mac, name, linkId)
     {
         OverPhys = over;
         Switch = over.Switch;
@@ -197,7 +247,7 @@ public sealed class VlanLink : PortLink
         Vid = vid;
     }
 
-    public PhysLink OverPhys { get; }
+    public UplinkLink OverPhys { get; }
     public override Datalink? Over => OverPhys;
     public override LinkClass Class => LinkClass.Vlan;
     public override string State => OverPhys.State;

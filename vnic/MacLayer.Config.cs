@@ -19,6 +19,8 @@ public sealed class LinkRecord
     public string? Zone { get; set; }
     /// <summary>Link properties beyond mtu (set-linkprop), by name.</summary>
     public Dictionary<string, string>? Props { get; set; }
+    /// <summary>An aggregation's ports and settings (class "aggr", MacLayer.Aggr.cs).</summary>
+    public AggrRecord? Aggr { get; set; }
 }
 
 public sealed partial class MacLayer
@@ -101,6 +103,11 @@ public sealed partial class MacLayer
                 }
             case "bridge":
                 return ReplayBridge(r);
+            case "aggr":
+                {
+                    var s = ReplayAggr(r, out var a);
+                    return s.IsOk ? ReplayProps(a!, r) : s;
+                }
             default:
                 return DladmStatus.BadArg;
         }
@@ -151,7 +158,7 @@ public sealed partial class MacLayer
     {
         Name = r.Name, Class = r.Class, Device = r.Device, Over = r.Over, Mac = r.Mac, MacType = r.MacType,
         Vid = r.Vid, FactorySlot = r.FactorySlot, Zone = r.Zone,
-        Props = r.Props == null ? null : new Dictionary<string, string>(r.Props),
+        Props = r.Props == null ? null : new Dictionary<string, string>(r.Props), Aggr = r.Aggr?.Clone(),
     };
 
     private DlStatus CheckNewName(string name)
@@ -207,11 +214,12 @@ public sealed partial class MacLayer
         if (!s.IsOk) return s;
         var lower = Find(over);
         if (lower == null) return DladmStatus.NotFound;
-        if (lower is not PhysLink && lower is not Etherstub) return DladmStatus.LinkInval;
+        if (lower is not UplinkLink && lower is not Etherstub) return DladmStatus.LinkInval;
+        if (lower is PhysLink { AggrPort: not null }) return DladmStatus.LinkBusy; // its traffic is its aggregation's
         // A persistent link over a temporary one could not be recreated at boot.
-        if (!temporary && lower is Etherstub && FindPersistent(over) == null) return DladmStatus.PersistOnTemp;
+        if (!temporary && lower is Etherstub or AggrLink && FindPersistent(over) == null) return DladmStatus.PersistOnTemp;
         if (vid > 4094) return DladmStatus.VidInval;
-        var sw = lower is PhysLink p ? p.Switch : ((Etherstub)lower).Switch;
+        var sw = lower is UplinkLink p ? p.Switch : ((Etherstub)lower).Switch;
         s = ChooseAddress(lower, sw, request, vid, out var mac, out var type, out int? slot);
         if (!s.IsOk) return s;
         s = CreateVnicLive(name, over, mac, type, vid, slot, out vnic);
@@ -317,7 +325,7 @@ public sealed partial class MacLayer
         if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
         if (Exists(name)) return DladmStatus.Exist;
         var lower = Find(over);
-        VSwitch? sw = lower switch { PhysLink p => p.Switch, Etherstub e => e.Switch, _ => null };
+        VSwitch? sw = lower switch { UplinkLink p => p.Switch, Etherstub e => e.Switch, _ => null };
         if (lower == null || sw == null) return DladmStatus.NotFound;
         if (vid > 4094) return DladmStatus.VidInval;
         if (MacInUse(mac, vid, sw)) return DladmStatus.InvalidMacAddrInUse;
@@ -349,7 +357,8 @@ public sealed partial class MacLayer
         if (Exists(name)) return DladmStatus.Exist;
         var lower = Find(over);
         if (lower == null) return DladmStatus.NotFound;
-        if (lower is not PhysLink phys) return DladmStatus.LinkInval;
+        if (lower is not UplinkLink phys) return DladmStatus.LinkInval;
+        if (phys is PhysLink { AggrPort: not null }) return DladmStatus.LinkBusy;
         if (vid is < 1 or > 4094) return DladmStatus.VidInval;
         // A VLAN link uses the NIC's own address, so the port holding that address in the VLAN is
         // either a VLAN link of the same VID (it exists) or a VNIC (the address is in use): one
@@ -391,7 +400,7 @@ public sealed partial class MacLayer
     private void RemoveLive(Datalink link)
     {
         if (link is PortLink { Control: { } control }) control.Discard();
-        if (link is PortLink pl && link is not PhysLink) pl.Switch.RemovePort(pl);
+        if (link is PortLink pl && link is not UplinkLink) pl.Switch.RemovePort(pl);
         Unregister(link);
     }
 

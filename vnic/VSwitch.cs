@@ -22,7 +22,7 @@ public sealed class VSwitch
     private readonly HashSet<ushort> _staleVlans = [];
     private bool _vlansStale;
     private readonly Etherstub? _stub;
-    private readonly PhysLink? _uplink;
+    private readonly UplinkLink? _uplink;
 
     // Bumped whenever the ports change, so that a port's cached forwarding answer (PortLink.ForwardPort)
     // from before the change is never used.
@@ -32,12 +32,12 @@ public sealed class VSwitch
     {
         Owner = owner;
         _stub = owner as Etherstub;
-        _uplink = owner as PhysLink;
+        _uplink = owner as UplinkLink;
     }
 
-    /// <summary>The phys or etherstub this switch belongs to.</summary>
+    /// <summary>The phys, aggregation or etherstub this switch belongs to.</summary>
     public Datalink Owner { get; }
-    public PhysLink? Uplink => _uplink;
+    public UplinkLink? Uplink => _uplink;
 
     /// <summary>The bridge port of this switch's link, or null (Bridge.cs): frames its ports send
     /// that the switch does not deliver itself go to the bridge instead of the uplink.</summary>

@@ -91,6 +91,24 @@ public sealed class Wire : ITimelineLink
 
     public long FramesCarried => _ab.Carried + _ba.Carried;
 
+    /// <summary>Whether the cable is connected (scenario `wire H/NIC down|up`).</summary>
+    public bool IsUp { get; private set; } = true;
+
+    /// <summary>Pulls the cable or plugs it back: both NICs' carrier follows (PhysLink.SetCarrier: their
+    /// state shows down, listeners such as an aggregation hear of it), nothing more is sent, and the
+    /// frames in flight when it goes down are lost (counted at the receiver as drop_link_down). Call
+    /// between windows (a scenario line runs at a barrier), as the two ends may be different hosts'.</summary>
+    public void SetUp(bool up)
+    {
+        if (IsUp == up) return;
+        IsUp = up;
+        A.SetCarrier(up);
+        B.SetCarrier(up);
+    }
+
+    /// <summary>The wire a NIC is attached to, or null (a TAP, pcap or no backend).</summary>
+    public static Wire? Of(PhysLink nic) => nic.Backend is End e ? e.Wire : null;
+
     public void Disconnect()
     {
         _timeline?.RemoveLink(this);
@@ -100,6 +118,7 @@ public sealed class Wire : ITimelineLink
 
     private sealed class End(Wire wire, Lane lane) : IPhysBackend
     {
+        public Wire Wire => wire;
         public long SpeedBps => wire.SpeedBps;
         public void Transmit(PhysLink from, Packet frame) => lane.Send(frame);
         public void Detach(PhysLink phys) { }
@@ -266,6 +285,12 @@ public sealed class Wire : ITimelineLink
 
         private void Deliver(Packet p)
         {
+            if (!_wire.IsUp)
+            {
+                _to.Stats.DropLinkDown++; // in flight when the cable was pulled
+                p.Free();
+                return;
+            }
             if (_wire.Loss > 0 && _random.NextDouble() < _wire.Loss)
             {
                 _to.Stats.IErrors++;

@@ -27,6 +27,7 @@ internal static class Program
         ("parallel", ParallelBenchmarks.Run),
         ("observe", ObserveBenchmarks.Run),
         ("stp", StpBenchmarks.Run),
+        ("aggr", AggrBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

@@ -14,7 +14,8 @@ public static partial class Dladm
     public static readonly CommandDescriptor Descriptor = new("dladm", "administer data links", RunAsync)
     {
         // show-link -i repeats every interval until ^C: a running host's clock must move.
-        NeedsRunningHost = static a => a.Length > 0 && a[0] == "show-link" && Getopt.Parse(a[1..], ShowLinkOptions).Has("i"),
+        NeedsRunningHost = static a => a.Length > 0 && ((a[0] == "show-link" && Getopt.Parse(a[1..], ShowLinkOptions).Has("i"))
+            || (a[0] == "show-aggr" && Getopt.Parse(a[1..], ShowAggrOptions).Has("i"))),
     };
 
     private delegate int Sub(CommandContext ctx, string[] args);
@@ -37,12 +38,14 @@ public static partial class Dladm
         ["show-linkprop"] = ShowLinkprop,
         ["create-bridge"] = CreateBridge, ["modify-bridge"] = ModifyBridge, ["delete-bridge"] = DeleteBridge,
         ["add-bridge"] = AddBridge, ["remove-bridge"] = RemoveBridge, ["show-bridge"] = ShowBridge,
+        ["create-aggr"] = CreateAggr, ["delete-aggr"] = DeleteAggr, ["add-aggr"] = AddAggr, ["remove-aggr"] = RemoveAggr, ["modify-aggr"] = ModifyAggr,
     };
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
     {
         if (args.Length == 0) return Task.FromResult(Usage(ctx));
         if (args[0] == "show-link") return ShowLinkAsync(ctx, args[1..]);
+        if (args[0] == "show-aggr") return ShowAggrAsync(ctx, args[1..]);
         if (!s_subs.TryGetValue(args[0], out var sub))
         {
             ctx.Err.WriteLine($"dladm: unknown subcommand '{args[0]}'");
@@ -82,6 +85,7 @@ public static partial class Dladm
     private static string UsageLine(string sub)
     {
         var (name, args) = Array.Find(s_usage, u => u.Name == sub);
+        if (name == null) (name, args) = Array.Find(s_aggrUsage, u => u.Name == sub);
         return $"    {name,-17}{args}";
     }
 
@@ -90,6 +94,7 @@ public static partial class Dladm
     {
         ctx.Err.WriteLine("usage:  dladm <subcommand> <args> ...");
         foreach (var (name, _) in s_usage) ctx.Err.WriteLine(UsageLine(name));
+        foreach (var (name, _) in s_aggrUsage) ctx.Err.WriteLine(UsageLine(name));
         return 1;
     }
 
@@ -156,6 +161,7 @@ public static partial class Dladm
         LinkClass.Etherstub => "etherstub",
         LinkClass.Vnic => "vnic",
         LinkClass.Bridge => "bridge",
+        LinkClass.Aggr => "aggr",
         _ => "vlan",
     };
 
@@ -245,7 +251,7 @@ public static partial class Dladm
         {
             ["link"] = l.Name, ["zone"] = l.Zone, ["class"] = ClassName(l.Class), ["mtu"] = Num(l.Class == LinkClass.Etherstub ? 9000 : l.Mtu),
             ["state"] = l.State, ["bridge"] = MacLayer.BridgeOf(l)?.Name ?? "--",
-            ["over"] = l is BridgeLink b ? string.Join(' ', b.Bridge.Ports.Select(p => p.Link.Name)) : l.Over?.Name ?? "--",
+            ["over"] = OverOf(l),
         }), g.Has("p")));
         return 0;
     }

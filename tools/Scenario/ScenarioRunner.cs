@@ -14,6 +14,7 @@ namespace SmartOS.Cli.Scenario;
 ///   # comment
 ///   host NAME [nics=N]                 create (or switch to) a host; later commands run on it
 ///   wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [dup=0.1%] [reorder=0.1%] [mtu=9000]
+///   wire H/NIC down|up                 pull the wire at either end out, or plug it back in
 ///   sleep DURATION                     advance virtual time (10s, 250ms, 50us)
 ///   timeout DURATION                   bound each foreground command in virtual time (default 600s)
 ///   ! COMMAND                          a command that must fail (non-zero exit)
@@ -287,6 +288,14 @@ public sealed partial class ScenarioRunner
 
     private void DoWire(string[] words)
     {
+        if (words.Length == 3 && words[2] is "down" or "up")
+        {
+            // `wire H/NIC down|up`: either end names the wire (Wire.SetUp).
+            var nic = FindNic(words[1]);
+            var wire = Wire.Of(nic) ?? throw new ScenarioError($"no wire on {words[1]}");
+            wire.SetUp(words[2] == "up");
+            return;
+        }
         if (words.Length < 3) throw new ScenarioError("usage: wire H1/NIC H2/NIC [speed=1G] [delay=50us] [loss=0.1%] [dup=0.1%] [reorder=0.1%] [mtu=9000]");
         var a = FindNic(words[1]);
         var b = FindNic(words[2]);
