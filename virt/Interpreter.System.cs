@@ -114,9 +114,13 @@ public sealed unsafe partial class Interpreter
 
     /// <summary>The long-mode entry state of the flat boot protocol (what KvmVcpu sets): paging on
     /// with the page tables at <paramref name="cr3"/>, the GDT at <paramref name="gdtBase"/>,
-    /// CS 0x08 and the data segments 0x10, ring 0, no IDT.</summary>
-    public void SetLongModeState(ulong cr3, ulong gdtBase, ushort gdtLimit)
+    /// CS 0x08 and the data segments 0x10, ring 0, no IDT. The Linux boot protocol asks for other
+    /// selectors (its CS 0x10 and data 0x18): a kernel's first iretq pops the SS it entered with.</summary>
+    public void SetLongModeState(ulong cr3, ulong gdtBase, ushort gdtLimit, ushort codeSelector = 0x08, ushort dataSelector = 0x10)
     {
+        for (int i = 0; i < 6; i++) { _sel[i] = dataSelector; _attr[i] = DataAttr; }
+        _sel[SegCs] = codeSelector;
+        _attr[SegCs] = CodeAttr64;
         _cr0 = Cr0Pe | Cr0Mp | Cr0Et | Cr0Ne | Cr0Wp | Cr0Pg;
         _cr3 = cr3;
         _cr4 = Cr4Pae | Cr4Osfxsr | Cr4Osxmmexcpt;

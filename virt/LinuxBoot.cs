@@ -265,6 +265,6 @@ public static class LinuxBoot
         vcpu.SetRegister(Reg.Rsi, ZeroPageAddress);
         vcpu.SetRegister(Reg.Rsp, StackTop);
         // Long mode on Boot.cs's identity map, with this GDT (KvmVcpu sets its own when created).
-        if (vcpu is Interpreter interp) interp.SetLongModeState(Boot.Pml4Address, GdtAddress, 31);
+        if (vcpu is Interpreter interp) interp.SetLongModeState(Boot.Pml4Address, GdtAddress, 31, BootCs, BootDs);
     }
 }

@@ -40,7 +40,8 @@
  *   3. vmadm stop stops the guest first and then releases the links (the VMM lets go of the MAC
  *      clients before the zone closes them: Vmm.cs rule 6).
  *   4. The console (COM1) is kept from start to the next start; `vmadm console` and `zlogin -C`
- *      print it so far. There is no interactive console.
+ *      print it so far, `vmadm console -f` and `zlogin -C -d` follow it until the guest stops
+ *      (tools/Commands/GuestConsole.cs). There is no interactive console.
  *   5. Starting opens every disk's volume (VolumeDevice: held, so `zfs destroy` and `zfs rollback`
  *      of a running VM's disk say "dataset is busy"); a volume that is not there refuses the start
  *      and names it. When the guest stops, by itself or by vmadm stop, its volumes are closed and

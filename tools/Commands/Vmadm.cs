@@ -14,7 +14,8 @@ namespace SmartOS.Cli.Commands;
 /// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
 /// stopped one are no-ops that exit 0 with VM.js's message (vmadm.js: EALREADYRUNNING, ENOTRUNNING).
 /// Properties SmartOS does not know are warned about and dropped from the payload (VM.js). `console` prints a bhyve/kvm guest's serial
-/// console so far and returns (SmartOS's is interactive; this one is not).
+/// console so far and returns, or with -f follows it as the guest writes it (SmartOS's is interactive;
+/// this one reads no keys: GuestConsole.cs).
 /// </summary>
 public static class Vmadm
 {
@@ -28,7 +29,7 @@ public static class Vmadm
     private const string UsageText = """
         Usage: vmadm <command> [command-specific arguments]
 
-            console <uuid>
+            console [-f] <uuid>
             create [-f <filename>]
             create-snapshot <uuid> <snapname>
             delete <uuid>
@@ -71,7 +72,7 @@ public static class Vmadm
             "stop" => await LifecycleAsync(ctx, rest, "stop"),
             "reboot" => await LifecycleAsync(ctx, rest, "reboot"),
             "delete" => Delete(ctx, rest),
-            "console" => Console(ctx, rest),
+            "console" => await ConsoleAsync(ctx, rest),
             "create-snapshot" => Snapshot(ctx, rest, "create-snapshot"),
             "delete-snapshot" => Snapshot(ctx, rest, "delete-snapshot"),
             "rollback-snapshot" => Snapshot(ctx, rest, "rollback-snapshot"),
@@ -251,29 +252,17 @@ public static class Vmadm
         return 0;
     }
 
-    private static int Console(CommandContext ctx, string[] args)
+    /// <summary>vmadm console [-f] UUID: prints the guest's console so far, or with -f follows it
+    /// as the guest writes it until the guest stops or ^C (GuestConsole.cs).</summary>
+    private static async Task<int> ConsoleAsync(CommandContext ctx, string[] args)
     {
-        if (args.Length != 1) return Usage(ctx, "console: exactly one UUID is required");
-        var z = FindVm(ctx, args[0], "console");
+        var g = Getopt.Parse(args, "f");
+        if (g.Error != null) return Usage(ctx, g.Error);
+        if (g.Operands.Count != 1) return Usage(ctx, "console: exactly one UUID is required");
+        var z = FindVm(ctx, g.Operands[0], "console");
         if (z == null) return 1;
-        return PrintConsole(ctx, z, $"Failed to console VM {z.Name}: ");
-    }
-
-    /// <summary>Prints a bhyve/kvm guest's serial console so far (vmadm console, zlogin -C).</summary>
-    internal static int PrintConsole(CommandContext ctx, Zone z, string failure)
-    {
-        if (!HvmGuest.IsHvm(z.Config.Brand))
-        {
-            ctx.Err.WriteLine(failure + $"the console of a {z.Config.Brand} zone is not supported; only bhyve and kvm guests have one");
-            return 1;
-        }
-        if (z.Guest == null)
-        {
-            ctx.Err.WriteLine(failure + "VM has not been started: no console yet");
-            return 1;
-        }
-        ctx.Out.Write(z.Guest.ConsoleOutput);
-        return 0;
+        string failure = $"Failed to console VM {z.Name}: ";
+        return g.Has("f") ? await GuestConsole.FollowAsync(ctx, z, failure) : GuestConsole.Print(ctx, z, failure);
     }
 
     private static async Task<int> UpdateAsync(CommandContext ctx, string[] args)

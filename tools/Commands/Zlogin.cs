@@ -14,13 +14,13 @@ namespace SmartOS.Cli.Commands;
 /// standard input, output and error are bytes copied as they come, at the pace of the slower side
 /// (Dispatcher.cs rules 5 and 6), and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
-/// console) and returns. Also zonename(1), which prints the zone a command runs in.
+/// console) and returns; `zlogin -C -d ZONE` follows it until the zone halts (GuestConsole.cs). Also zonename(1), which prints the zone a command runs in.
 /// </summary>
 public static class Zlogin
 {
     public static readonly CommandDescriptor Descriptor = new("zlogin", "enter a zone", RunAsync)
     {
-        Options = "CQSl:",
+        Options = "CdQSl:",
         ReadsStdin = true,
         ZoneRefusal = "zlogin: must be run from the global zone",
         NeedsRunningHost = static _ => true,
@@ -40,6 +40,11 @@ public static class Zlogin
         // -S (failsafe) and -Q (quiet) change nothing here: there is no login banner and no
         // login program to skip; -l names a user, and there is one (root).
         bool console = g.Has("C");
+        if (g.Has("d") && !console)
+        {
+            ctx.Err.WriteLine("zlogin: -d may only be used with -C");
+            return 2;
+        }
         string name = g.Operands[0];
         string[] command = [.. g.Operands.Skip(1)];
         if (name == "global")
@@ -73,7 +78,7 @@ public static class Zlogin
                 ctx.Err.WriteLine("zlogin: -C takes no command");
                 return 2;
             }
-            return Vmadm.PrintConsole(ctx, zone, "zlogin: ");
+            return g.Has("d") ? await GuestConsole.FollowAsync(ctx, zone, "zlogin: ") : GuestConsole.Print(ctx, zone, "zlogin: ");
         }
         if (zone.State != ZoneState.Running)
         {

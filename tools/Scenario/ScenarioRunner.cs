@@ -35,7 +35,8 @@ namespace SmartOS.Cli.Scenario;
 /// FILE is relative to the working directory (--outdir, else the current directory), as every
 /// other path a scenario names (pcap files, -f FILE). A word that begins with $SCENARIO_DIR has it
 /// replaced by the directory holding the scenario file, so a scenario can name the files shipped
-/// beside it (examples/images/); the transcript shows the word as written, the same on every machine. Everything runs in virtual time on one world,
+/// beside it (examples/images/); the transcript shows the word as written, the same on every machine
+/// ($NAME of the environment likewise: ScenarioRunner.Variables.cs). Everything runs in virtual time on one world,
 /// so the same script gives the same bytes, on any number of threads: the hosts of a world joined by
 /// wires with a delay run side by side in windows of that delay (kernel/Timeline.cs), and the script's
 /// lines run at the barriers between windows, so a foreground command's end is noticed at the barrier
@@ -99,9 +100,9 @@ public sealed partial class ScenarioRunner
                         i = end;
                         throw new ScenarioError($"here-document '<<{tag}' has no closing '{tag}' line");
                     }
-                    stdin = body.ToString();
                     line = line[..here.Index].TrimEnd();
                     i = end;
+                    stdin = ExpandHereDocument(body.ToString());
                 }
                 RunLine(line, number, fileName, stdin);
             }
@@ -208,8 +209,7 @@ public sealed partial class ScenarioRunner
         if (mustFail && background) throw new ScenarioError("a background command cannot be expected to fail");
         if (_host == null) throw new ScenarioError("no host: start the scenario with 'host NAME'");
         string[] argv = Tokenize(line);
-        for (int i = 0; i < argv.Length; i++)
-            if (argv[i].StartsWith(ScenarioDirWord, StringComparison.Ordinal)) argv[i] = _scenarioDir + argv[i][ScenarioDirWord.Length..];
+        for (int i = 0; i < argv.Length; i++) argv[i] = ExpandWord(argv[i]); // ScenarioRunner.Variables.cs
         _out.WriteLine($"{_host.Name}# {line}{(background ? " &" : "")}");
         var files = Redirections.Open(ref argv, _workDir, stdin != null);
         if ((files.Stdin != null || stdin != null) && CommandRegistry.TryGet(argv[0], out var command) && !command.ReadsStdin)

@@ -36,6 +36,9 @@ public sealed class Uart16550
     /// <summary>Raised for every byte the guest writes (a live console).</summary>
     public event Action<byte>? ByteWritten;
 
+    /// <summary>The console output so far, as the guest wrote it (the first MaxCaptured bytes).</summary>
+    public byte[] CapturedBytes() => _output.ToArray();
+
     /// <summary>The console output so far, as UTF-8 text.</summary>
     public string Text => Encoding.UTF8.GetString(_output.ToArray());
 

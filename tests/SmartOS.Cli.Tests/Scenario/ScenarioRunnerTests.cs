@@ -170,6 +170,8 @@ public partial class ScenarioRunnerTests
         const int TwoScreenfuls = 48;
         string path = Path.Combine(RepoRoot(), "examples", example);
         string script = File.ReadAllText(path);
+        // A Linux boot costs about a minute: CI makes it once, in LinuxVmScenarioTests.
+        if (script.Contains("$SMARTOS_LINUX_GUEST", StringComparison.Ordinal)) Assert.Ignore("it boots Linux: LinuxVmScenarioTests runs it");
         if (script.Contains("\"guest\":", StringComparison.Ordinal) && SmartOS.Virt.GuestCompiler.FindGcc(out string why) == null)
             Assert.Ignore($"its VM's guest is built with gcc: {why}");
         var (code, o, e) = Run(script, fileName: path);
