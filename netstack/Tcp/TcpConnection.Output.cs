@@ -24,6 +24,9 @@ internal sealed partial class TcpConnection
         long pipe = sackRecovery ? Pipe() : (long)(uint)(_sndNxt - _sndUna);
         while (true)
         {
+            // A segment's send can come back through a synchronous path (a peer's RST processed
+            // before SendData returns) and close the connection, releasing its buffers.
+            if (_send == null) return;
             if (sackRecovery && _sacks.Count > 0 && _sacks.NextHole(Seq.Max(_highRxt, _sndUna), out uint holeStart, out uint holeEnd))
             {
                 if (pipe >= _cwnd) break;
@@ -66,6 +69,7 @@ internal sealed partial class TcpConnection
             pipe += consumed;
             sent = true;
         }
+        if (_send == null) return;
         if (sent)
         {
             if (_timerMode != TimerMode.Retransmit || !_rtxTimer.IsArmed) ArmRetransmit();
