@@ -1,0 +1,67 @@
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+// The two seams of an overlay link (overlay(7)): the search plugin that says where a tenant's frame
+// goes on the underlay (varpd's plugins: direct, files), and the underlay that carries the VXLAN
+// datagrams (the global zone's IP stack, or a UDP socket of the Linux host). Both are implemented
+// above or beside the MAC layer and called on the host's loop. The overlay link itself, and the
+// theory statement of overlays, are in the files that implement it.
+
+/// <summary>An address and UDP port on the underlay network.</summary>
+public readonly record struct UnderlayEndpoint(IpAddress Address, ushort Port);
+
+/// <summary>What a search plugin answers for a destination.</summary>
+public enum OverlayLookupStatus
+{
+    /// <summary>The destination is known: send the encapsulated frame there.</summary>
+    Found,
+    /// <summary>The plugin has no entry for it: the frame is dropped and the miss is counted.</summary>
+    Miss,
+    /// <summary>The plugin refuses the frame (for example a broadcast the files plugin does not
+    /// flood): dropped and counted as such.</summary>
+    Drop,
+}
+
+/// <summary>
+/// A search plugin of an overlay (varpd's direct and files plugins). Lookups happen on the host's
+/// loop for every frame the overlay sends, so a lookup must not allocate in steady state.
+/// </summary>
+public interface IOverlaySearch
+{
+    /// <summary>The plugin's name as `dladm show-overlay` prints it ("direct", "files").</summary>
+    string Name { get; }
+
+    /// <summary>Where a frame to <paramref name="destination"/> (unicast, multicast or broadcast)
+    /// goes on the underlay.</summary>
+    OverlayLookupStatus Lookup(MacAddress destination, out UnderlayEndpoint target);
+
+    /// <summary>Proxy answers (overlay(7): the files plugin answers ARP, NDP and DHCPv4 from its
+    /// mapping file): given a frame a VNIC of the overlay sent, writes the frame to deliver back to
+    /// it into <paramref name="reply"/> and returns its length, or 0 when the plugin does not answer
+    /// it (then the frame goes through <see cref="Lookup"/> as any other).</summary>
+    int TryAnswer(ReadOnlySpan<byte> frame, Span<byte> reply);
+}
+
+/// <summary>
+/// The underlay of an overlay link: sends and hears UDP datagrams whose payload is a VXLAN header and
+/// the tenant's frame. Implemented by the global zone's IP stack (zones/) or a Linux UDP socket (the
+/// daemon, real time). Receives are handed to the listener on the host's loop.
+/// </summary>
+public interface IOverlayUnderlay
+{
+    /// <summary>The local address and port datagrams are sent from and heard on.</summary>
+    UnderlayEndpoint Local { get; }
+
+    /// <summary>The largest UDP payload that reaches <paramref name="target"/> without
+    /// fragmentation (the underlay MTU less IP and UDP headers), or -1 when the target is
+    /// unreachable; an overlay MTU above what this allows is refused.</summary>
+    int MaxPayload(UnderlayEndpoint target);
+
+    /// <summary>Sends one datagram; false when the underlay could not (no route, no neighbour yet
+    /// and its queue full, socket error): the caller counts it.</summary>
+    bool Send(UnderlayEndpoint target, ReadOnlySpan<byte> payload);
+
+    /// <summary>Sets the listener for datagrams arriving on <see cref="Local"/> (null to stop).</summary>
+    void SetReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? receive);
+}
