@@ -43,7 +43,9 @@ done
 if [ -z "$busybox" ]; then
   (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root busybox-static) >/dev/null
   dpkg-deb -x "$work"/busybox-static_*.deb "$work/bb"
-  busybox=$(ls "$work"/bb/bin/busybox "$work"/bb/usr/bin/busybox 2>/dev/null | head -n 1)
+  for b in "$work"/bb/bin/busybox "$work"/bb/usr/bin/busybox; do
+    if [ -x "$b" ]; then busybox=$b; break; fi
+  done
 fi
 
 # The tree of the initramfs.
