@@ -81,11 +81,22 @@ public static class CommandInput
 }
 
 /// <summary>Collects a command's output bytes in memory for a front end that shows them afterwards
-/// (tests, `smartos run`'s transcript). Writes may come from the loop while another thread reads
-/// what is there so far, so every access holds the lock.</summary>
-public sealed class OutputCapture : Stream
+/// (tests, `smartos run`'s transcript, the dashboard's console). Writes may come from the loop while
+/// another thread reads what is there so far, so every access holds the lock.
+/// With a <c>limit</c> (the dashboard's console: DashboardServer.cs rule 5) the first write beyond it
+/// keeps what fits, marks the capture <see cref="Overflowed"/> and calls <c>overflow</c> (which
+/// cancels the command), so `snoop -d` or a `cat` of a large file cannot fill the memory; later
+/// writes are dropped.</summary>
+public sealed class OutputCapture(int limit = int.MaxValue, Action? overflow = null) : Stream
 {
     private readonly MemoryStream _bytes = new();
+    private bool _overflowed;
+
+    /// <summary>True once a write went beyond the limit.</summary>
+    public bool Overflowed
+    {
+        get { lock (_bytes) return _overflowed; }
+    }
 
     public byte[] ToArray()
     {
@@ -93,13 +104,28 @@ public sealed class OutputCapture : Stream
     }
 
     /// <summary>What was written, decoded as UTF-8 (bytes that are not UTF-8 show as U+FFFD).</summary>
-    public override string ToString() => Encoding.UTF8.GetString(ToArray());
+    public override string ToString()
+    {
+        lock (_bytes) return Encoding.UTF8.GetString(_bytes.GetBuffer(), 0, (int)_bytes.Length);
+    }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        lock (_bytes) _bytes.Write(buffer);
+        bool first = false;
+        lock (_bytes)
+        {
+            if (_overflowed) return;
+            long room = limit - _bytes.Length;
+            if (buffer.Length > room)
+            {
+                _bytes.Write(buffer[..(int)room]);
+                _overflowed = first = true;
+            }
+            else _bytes.Write(buffer);
+        }
+        if (first) overflow?.Invoke();
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

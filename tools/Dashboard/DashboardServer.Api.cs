@@ -79,8 +79,8 @@ public sealed partial class DashboardServer
         // scenario runner's private error type.
         catch (Exception e) { return BadRequest(e.Message); }
         using var cancel = new CancellationTokenSource();
-        var stdout = new BoundedOutput(_options.MaxOutputBytes, Cancel);
-        var stderr = new BoundedOutput(_options.MaxOutputBytes, Cancel);
+        var stdout = new OutputCapture(_options.MaxOutputBytes, Cancel);
+        var stderr = new OutputCapture(_options.MaxOutputBytes, Cancel);
         var ctx = new CommandContext
         {
             World = _world, Host = _host, StdoutBytes = stdout, StderrBytes = stderr, Cancel = cancel.Token,
@@ -104,10 +104,10 @@ public sealed partial class DashboardServer
             stderr.Write(Encoding.UTF8.GetBytes($"smartos: {argv[0]}: internal error: {e.Message}\n"));
             code = 1;
         }
-        string err = stderr.Text;
+        string err = stderr.ToString();
         if (timedOut) err += $"smartos: {argv[0]}: cancelled after {_options.CommandTimeout.TotalSeconds:0.#}s, the console's limit\n";
         if (stdout.Overflowed || stderr.Overflowed) err += $"smartos: {argv[0]}: output beyond {_options.MaxOutputBytes} bytes dropped and the command cancelled\n";
-        return Results.Json(new CommandAnswer(code, stdout.Text, err));
+        return Results.Json(new CommandAnswer(code, stdout.ToString(), err));
 
         void Cancel() => _driver.Invoke(() => { try { cancel.Cancel(); } catch (ObjectDisposedException) { } });
     }
