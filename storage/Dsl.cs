@@ -97,6 +97,11 @@ public sealed partial class DatasetTree
     private readonly List<(int Slot, long Record)> _forgotten = [];
     private readonly SortedSet<int> _freeSlots = [];
     private readonly MemoryStream _record = new();
+    // Dirs whose head changed since the last commit (its root or its object set), and dirs holding
+    // room reserved in the open txg, in the order they were queued: a commit visits these, never
+    // every dataset of the pool (Dsl.Sync.cs).
+    private readonly List<DslDir> _queuedHeads = [];
+    private readonly List<DslDir> _queuedPending = [];
     private int _slotCount;
     private bool _legacyDirectory;
     private DslDir _root = null!;
@@ -108,7 +113,7 @@ public sealed partial class DatasetTree
         get
         {
             if (_changed.Count > 0 || _forgotten.Count > 0 || _pendingSnapshots.Count > 0) return true;
-            foreach (var dir in _dirs)
+            foreach (var dir in _queuedHeads)
                 if (dir.Head.RootDirty || dir.Head.Objects is { IsDirty: true }) return true;
             return false;
         }
@@ -181,8 +186,10 @@ public sealed partial class DatasetTree
             return new StorageResult(byQuota ? StorageStatus.QuotaExceeded : StorageStatus.NoSpace, head.Name);
         head.PendingOwn += bytes;
         long delta = bytes;
+        QueuePending(head.Dir);
         for (var d = head.Dir; d is not null && delta != 0; d = d.Parent)
         {
+            QueuePending(d);
             long before = d.ChargedWithPending;
             d.Pending += delta;
             delta = d.ChargedWithPending - before;
