@@ -36,7 +36,8 @@ public class DirectoryFormatTests : DatasetFixture
         Assert.That(directory[299], Is.EqualTo(directory[10]));
         Assert.That(directory[299], Is.LessThan(1024));
         // What reaches the device also holds the MOS's block of dnodes that the new record's object
-        // shares (512 to a block, so it grows until a block fills, then starts again): printed, not held.
+        // shares (64 to a 16 KiB block, so it grows until a block fills, then starts again) and the
+        // indirect block above: printed here, bounded in the test below.
         TestContext.Out.WriteLine($"directory bytes a clone's commit writes: {directory[10]}; device bytes: {device[10..20].Average():F0} at the 10th, {device[290..300].Average():F0} at the 300th");
         Ok(pool.Export());
         using var reopened = Open("tank");
