@@ -9,7 +9,10 @@
  *                rest of the name, the default is /POOL/CHILD (storage/Dsl.Properties.cs), as ZFS's.
  *   resolve      an absolute path, cleaned lexically ("." and ".." and repeated '/'), is in the mount
  *                with the longest mountpoint that is the path or a '/'-prefix of it; the rest of the
- *                path is looked up inside that file system. A path under no mount is ENOENT.
+ *                path is looked up inside that file system. A path under no mount is ENOENT. The
+ *                table keeps its mounts by dataset and by mountpoint as well as in mountpoint order,
+ *                so resolve looks up the path and each parent of it: its cost is the path's depth,
+ *                not the number of mounts (3,000 zones mounted cost what 3 do; issue 13).
  *
  * Rules
  *   1. A pool's file systems are mounted when the pool is created or imported (PoolTable.Added), or,
