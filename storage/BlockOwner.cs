@@ -23,6 +23,9 @@ internal abstract class BlockOwner
 
     public abstract void Kill(in BlockPointer bp);
 
+    /// <summary>The owner's object set has its first change since its last sync.</summary>
+    public virtual void Dirtied() { }
+
     /// <summary>Room for bytes more of dirty data in this txg, or EDQUOT/ENOSPC with nothing reserved.</summary>
     public virtual StorageResult Reserve(long bytes) => StorageResult.Success;
 }

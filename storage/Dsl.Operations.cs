@@ -96,6 +96,7 @@ public sealed partial class DatasetTree
                 dir.Parent!.Children.Remove(dir);
                 _dirs.Remove(dir);
                 _byName.Remove(dir.FullName);
+                Forget(dir);   // never placed: only marks it gone, so the commit skips its queued head
                 return new StorageResult(formatted.Status, what, formatted.Message);
             }
         }

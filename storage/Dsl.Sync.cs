@@ -8,7 +8,9 @@ public sealed partial class DatasetTree
     /// <summary>At pool create: the dataset directory and the pool's root filesystem, named as the pool.</summary>
     internal void CreateRoot()
     {
-        var made = _pool.Objects.Create(out long id);
+        // 4 KiB blocks: a commit rewrites the header's block and the new slot's, not a 128 KiB block
+        // whose used part grows with the number of datasets (pools made before keep 128 KiB blocks).
+        var made = _pool.Objects.Create(out long id, DirectoryDataShift);
         System.Diagnostics.Debug.Assert(made.IsOk && id == DirectoryObject, "the dataset directory is the MOS's first object");
         _root = NewDir(null, _pool.Name, DatasetType.Filesystem, _pool.Txg + 1);
         var formatted = ZplFileSystem.Format(_root.Head.Objects!, _pool.Now());
@@ -24,7 +26,23 @@ public sealed partial class DatasetTree
         parent?.Children.Add(dir);
         _dirs.Add(dir);
         _byName[dir.FullName] = dir;
+        QueueHead(dir);
         return dir;
+    }
+
+    /// <summary>dir's head has changed: the next commit syncs it (if it is still dirty then).</summary>
+    internal void QueueHead(DslDir dir)
+    {
+        if (dir.HeadQueued) return;
+        dir.HeadQueued = true;
+        _queuedHeads.Add(dir);
+    }
+
+    private void QueuePending(DslDir dir)
+    {
+        if (dir.PendingQueued) return;
+        dir.PendingQueued = true;
+        _queuedPending.Add(dir);
     }
 
     /// <summary>
@@ -33,21 +51,28 @@ public sealed partial class DatasetTree
     /// </summary>
     internal StorageResult Sync(long txg)
     {
-        foreach (var dir in _dirs)
+        // Only the heads queued since the last commit can be dirty; a destroyed dir (Slot == DeadSlot)
+        // is no longer in the tree. The order is the order they changed: deterministic (Pool.cs rule 1).
+        for (int i = 0; i < _queuedHeads.Count; i++)
         {
+            var dir = _queuedHeads[i];
             var head = dir.Head;
-            if (!head.RootDirty && head.Objects is not { IsDirty: true }) continue;
+            if (dir.Slot == DeadSlot || !head.RootDirty && head.Objects is not { IsDirty: true }) continue;
             var result = SyncHead(head, txg);
             if (!result.IsOk) return result;
             Touch(dir);
         }
+        foreach (var dir in _queuedHeads) dir.HeadQueued = false;
+        _queuedHeads.Clear();
         foreach (var (head, snap) in _pendingSnapshots) TakeSnapshot(head, snap, txg);
         _pendingSnapshots.Clear();
-        foreach (var dir in _dirs)
+        foreach (var dir in _queuedPending)
         {
             dir.Pending = 0;
             dir.Head.PendingOwn = 0;
+            dir.PendingQueued = false;
         }
+        _queuedPending.Clear();
         if (_changed.Count == 0 && _forgotten.Count == 0) return StorageResult.Success;
         // A dead list changes only with its dir's record (which counts its entries): the changed dirs' lists are the ones to append.
         foreach (var dir in _changed)
@@ -171,6 +196,7 @@ public sealed partial class DatasetTree
     private const uint RecordMagic = 0x44535231;   // "DSR1"
     private const int SlotsOffset = 64;
     private const int DeadSlot = -2;
+    private const byte DirectoryDataShift = 12;
 
     /// <summary>The dir's record is rewritten at the next commit.</summary>
     private void Touch(DslDir dir)

@@ -30,6 +30,8 @@ internal sealed class DslDir
     public int Slot = -1;
     public long RecordObject;
     public bool RecordDirty;
+    // Queued for the next commit (Dsl.Sync.cs): the head changed, or a write reserved room here.
+    public bool HeadQueued, PendingQueued;
 
     /// <summary>Blocks of the head born after the origin (usedbydataset).</summary>
     public long HeadUsed;
@@ -121,6 +123,8 @@ internal sealed class DslDataset(DatasetTree tree) : BlockOwner
     public override void Kill(in BlockPointer bp) => tree.Kill(this, bp);
 
     public override StorageResult Reserve(long bytes) => tree.Reserve(this, bytes);
+
+    public override void Dirtied() => tree.QueueHead(Dir);
 }
 
 /// <summary>

@@ -151,18 +151,27 @@ public readonly record struct Uberblock(long Txg, ulong GuidSum, long Timestamp,
 
 /// <summary>
 /// An object's root (ZFS's dnode_phys_t, reduced), DnodeSize bytes in the meta object:
-///   0 in-use u8, 1 height u8 (levels of indirect blocks above the data), 8 length u64,
+///   0 in-use u8, 1 height u8 (levels of indirect blocks above the data), 2 the data block size as
+///   a shift (0: ObjectTree.BlockSize, 128 KiB; pools made before it was kept read 0), 8 length u64,
 ///   64 the root block pointer (a data block when height is 0, else the top indirect block).
 /// </summary>
-public readonly record struct Dnode(bool InUse, byte Height, long Length, BlockPointer Root)
+public readonly record struct Dnode(bool InUse, byte Height, long Length, BlockPointer Root, byte DataShift = 0)
 {
     public const int Size = 256;
+
+    /// <summary>The smallest data block an object may name (one sector).</summary>
+    public const int MinDataShift = 9;
+
+    /// <summary>A meta object's data blocks (ZFS's dnode blocks, DNODE_BLOCK_SIZE): 16 KiB, 64 dnodes,
+    /// so a commit that changes one dnode rewrites 16 KiB at most, however many objects the set holds.</summary>
+    public const int MetaDataShift = 14;
 
     public void WriteTo(Span<byte> destination)
     {
         destination[..Size].Clear();
         destination[0] = InUse ? (byte)1 : (byte)0;
         destination[1] = Height;
+        destination[2] = DataShift;
         BinaryPrimitives.WriteInt64LittleEndian(destination[8..], Length);
         Root.WriteTo(destination[64..]);
     }
@@ -171,9 +180,10 @@ public readonly record struct Dnode(bool InUse, byte Height, long Length, BlockP
     {
         dnode = default;
         if (source[0] > 1 || source[1] > ObjectSet.MaxHeight) return false;
+        if (source[2] != 0 && (source[2] < Dnode.MinDataShift || source[2] > ObjectTree.BlockShift)) return false;
         long length = BinaryPrimitives.ReadInt64LittleEndian(source[8..]);
         if (length < 0 || !BlockPointer.TryRead(source[64..], out var root)) return false;
-        dnode = new Dnode(source[0] == 1, source[1], length, root);
+        dnode = new Dnode(source[0] == 1, source[1], length, root, source[2]);
         return true;
     }
 }

@@ -4,7 +4,10 @@ namespace SmartOS.Storage;
 /// Numbered objects of bytes, the minimal object store over the pool (Pool.cs terms). Object 0 is the
 /// meta object: its bytes are the dnodes of the others, Dnode.Size bytes each at id * Dnode.Size, and
 /// its own dnode is what the uberblock holds (the pool's meta object set, the MOS) or what a dataset's
-/// root block holds (Dsl.cs). Changes stay in memory until Pool.Commit. Every block an object set
+/// root block holds (Dsl.cs). The meta object's data blocks are 16 KiB (Dnode.MetaDataShift, 64
+/// dnodes each, as ZFS's dnode blocks), so creating or changing one object rewrites one dnode block
+/// and the indirect path to it, whatever the number of objects (object sets made before this kept
+/// 128 KiB dnode blocks and still open). Changes stay in memory until Pool.Commit. Every block an object set
 /// writes or drops is charged to its owner (BlockOwner): the MOS frees at once, a dataset keeps a
 /// block a snapshot still needs on its dead list.
 /// </summary>
@@ -23,7 +26,7 @@ public sealed class ObjectSet
     internal ObjectSet(Pool pool, BlockOwner owner)
     {
         _pool = pool; _owner = owner;
-        _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default), owner);
+        _meta = new ObjectTree(pool, new Dnode(true, 0, 0, default, Dnode.MetaDataShift), owner);
     }
 
     private readonly SortedSet<long> _damaged = [];
@@ -53,15 +56,19 @@ public sealed class ObjectSet
     private CompressionSetting _compression = CompressionSetting.Off;
 
     /// <summary>Creates an empty object and returns its number.</summary>
-    public StorageResult Create(out long id)
+    public StorageResult Create(out long id) => Create(out id, 0);
+
+    /// <summary>Creates an empty object whose data blocks are 1 &lt;&lt; dataShift bytes (0: ObjectTree.BlockSize),
+    /// for an object of the MOS that grows by small appends and is rewritten a little at each commit.</summary>
+    internal StorageResult Create(out long id, byte dataShift)
     {
         id = 0;
         var writable = CheckWritable();
         if (!writable.IsOk) return writable;
         id = _nextId++;
-        var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default), _owner) { DnodeDirty = true };
+        var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default, dataShift), _owner) { DnodeDirty = true };
         _objects[id] = tree;
-        _dirty.Add(id);
+        MarkDirty(id);
         return StorageResult.Success;
     }
 
@@ -75,7 +82,7 @@ public sealed class ObjectSet
         if (Find(id, out _) == StorageStatus.Ok) return Fail(StorageStatus.Exists, id);
         _nextId = Math.Max(_nextId, id + 1);
         _objects[id] = new ObjectTree(_pool, new Dnode(true, 0, 0, default), _owner) { DnodeDirty = true };
-        _dirty.Add(id);
+        MarkDirty(id);
         return StorageResult.Success;
     }
 
@@ -107,7 +114,7 @@ public sealed class ObjectSet
         var result = tree.Write(offset, data, compression);
         if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
-        _dirty.Add(id);
+        MarkDirty(id);
         return StorageResult.Success;
     }
 
@@ -148,7 +155,7 @@ public sealed class ObjectSet
         if (status != StorageStatus.Ok) return Fail(status, id);
         foreach (var bp in blocks) _owner.Kill(bp);
         tree.MarkDeleted();
-        _dirty.Add(id);
+        MarkDirty(id);
         return StorageResult.Success;
     }
 
@@ -187,11 +194,18 @@ public sealed class ObjectSet
         if (status != StorageStatus.Ok) return Fail(status, id);
         var result = change(tree);
         if (!result.IsOk) return Fail(result.Status, id);
-        _dirty.Add(id);
+        MarkDirty(id);
         return StorageResult.Success;
     }
 
     private static StorageResult Fail(StorageStatus status, long id) => new(status, $"object {id}");
+
+    /// <summary>Object id changes at the next commit; the first change since the last one tells the owner
+    /// (a dataset's head is queued for that commit, so a commit visits only the heads that changed).</summary>
+    private void MarkDirty(long id)
+    {
+        if (_dirty.Add(id) && _dirty.Count == 1) _owner.Dirtied();
+    }
 
     private StorageStatus Find(long id, out ObjectTree tree)
     {

@@ -36,11 +36,17 @@ internal sealed class ObjectTree
     private readonly List<long> _order = [];
     private BlockPointer _root;
     private byte _height;
+    // The data block size: BlockSize unless the dnode names a smaller one (a meta object's dnode
+    // blocks, ObjectSet.cs), fixed for the object's life as ZFS fixes an object's block size once it
+    // has more than one block. Indirect blocks are BlockSize whatever it is.
+    private readonly int _shift, _blockSize;
 
     /// <summary>A tree whose blocks are charged to owner: born when Sync writes them, killed when replaced or deleted.</summary>
     public ObjectTree(Pool pool, Dnode dnode, BlockOwner owner)
     {
         Debug.Assert(BlockSize == Pool.MaxBlockSize && Fanout * BlockPointer.Size == BlockSize);
+        _shift = dnode.DataShift == 0 ? BlockShift : dnode.DataShift;
+        _blockSize = 1 << _shift;
         _pool = pool; _owner = owner; _root = dnode.Root; _height = dnode.Height; Length = dnode.Length;
     }
 
@@ -52,7 +58,7 @@ internal sealed class ObjectTree
 
     public bool IsDirty => DnodeDirty || _dirtyData.Count > 0;
 
-    public Dnode Dnode => new(true, _height, Length, _root);
+    public Dnode Dnode => new(true, _height, Length, _root, _shift == BlockShift ? (byte)0 : (byte)_shift);
 
     private static long Capacity(int height) => 1L << (FanoutShift * height);
 
@@ -68,9 +74,9 @@ internal sealed class ObjectTree
         while (done < total)
         {
             long pos = offset + done;
-            long blockId = pos >> BlockShift;
-            int inBlock = (int)(pos & (BlockSize - 1));
-            int n = Math.Min(BlockSize - inBlock, total - done);
+            long blockId = pos >> _shift;
+            int inBlock = (int)(pos & (_blockSize - 1));
+            int n = Math.Min(_blockSize - inBlock, total - done);
             var target = destination.Slice(done, n);
             if (_dirtyData.TryGetValue(blockId, out var dirty))
             {
@@ -122,7 +128,7 @@ internal sealed class ObjectTree
             return new StorageResult(StorageStatus.InvalidArgument, "offset beyond the largest object");
         if (data.IsEmpty) return StorageResult.Success;
         long end = offset + data.Length;
-        long first = offset >> BlockShift, last = (end - 1) >> BlockShift;
+        long first = offset >> _shift, last = (end - 1) >> _shift;
         // Only the first and last blocks can be partly overwritten: fetch them before changing anything.
         var status = Prepare(first, offset, end);
         if (status == StorageStatus.Ok && last != first) status = Prepare(last, offset, end);
@@ -131,9 +137,9 @@ internal sealed class ObjectTree
         while (done < data.Length)
         {
             long pos = offset + done;
-            long blockId = pos >> BlockShift;
-            int inBlock = (int)(pos & (BlockSize - 1));
-            int n = Math.Min(BlockSize - inBlock, data.Length - done);
+            long blockId = pos >> _shift;
+            int inBlock = (int)(pos & (_blockSize - 1));
+            int n = Math.Min(_blockSize - inBlock, data.Length - done);
             if (!_dirtyData.TryGetValue(blockId, out var buffer))
             {
                 buffer = _pool.RentBuffer();   // a whole block is overwritten: no read needed
@@ -151,8 +157,8 @@ internal sealed class ObjectTree
     private StorageStatus Prepare(long blockId, long offset, long end)
     {
         if (_dirtyData.ContainsKey(blockId)) return StorageStatus.Ok;
-        long blockStart = blockId << BlockShift;
-        if (offset <= blockStart && end >= blockStart + BlockSize) return StorageStatus.Ok;
+        long blockStart = blockId << _shift;
+        if (offset <= blockStart && end >= blockStart + _blockSize) return StorageStatus.Ok;
         byte[] buffer = _pool.RentBuffer();
         StorageStatus status = StorageStatus.Ok;
         if (blockStart >= Length || _freed.Contains(blockId))
@@ -170,7 +176,7 @@ internal sealed class ObjectTree
     }
 
     /// <summary>The committed pointer of the data block holding offset (what zdb prints for it).</summary>
-    public StorageStatus Locate(long offset, out BlockPointer bp) => GetPointer(offset >> BlockShift, out bp);
+    public StorageStatus Locate(long offset, out BlockPointer bp) => GetPointer(offset >> _shift, out bp);
 
     /// <summary>Finds the pointer of a data block, reading indirect blocks into the cache as needed.</summary>
     private StorageStatus GetPointer(long blockId, out BlockPointer bp)
@@ -262,10 +268,10 @@ internal sealed class ObjectTree
     {
         if (length <= 0 || offset < 0) return 0;
         long end = offset + length, n = 0;
-        for (long b = offset >> BlockShift; b <= (end - 1) >> BlockShift; b++)
+        for (long b = offset >> _shift; b <= (end - 1) >> _shift; b++)
         {
-            long start = b << BlockShift;
-            long high = Math.Max(Math.Min(end, start + BlockSize), Math.Min(Length, start + BlockSize)) - start;
+            long start = b << _shift;
+            long high = Math.Max(Math.Min(end, start + _blockSize), Math.Min(Length, start + _blockSize)) - start;
             int bound = (int)((high + Pool.SectorSize - 1) / Pool.SectorSize * Pool.SectorSize);
             _reserved.TryGetValue(b, out int reserved);
             if (bound <= reserved) continue;
@@ -294,7 +300,7 @@ internal sealed class ObjectTree
         foreach (long blockId in _order)
         {
             byte[] buffer = _dirtyData[blockId];
-            var written = _pool.WriteBlock(buffer, dataType, 0, txg, _dirtyCompression[blockId], out var bp, _owner.Checksum);
+            var written = _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out var bp, _owner.Checksum);
             if (!written.IsOk) return written;
             if (!bp.IsHole) _owner.Born(bp);
             var status = SetPointer(blockId, bp);
@@ -384,10 +390,10 @@ internal sealed class ObjectTree
         if (offset < 0 || length < 0) return new StorageResult(StorageStatus.InvalidArgument, "negative range");
         long end = Math.Min(offset + length, Length);
         if (end <= offset) return StorageResult.Success;
-        long firstWhole = (offset + BlockSize - 1) >> BlockShift;
+        long firstWhole = (offset + _blockSize - 1) >> _shift;
         // Past Length a block holds only zeros, so a range reaching Length frees its last block whole.
-        long endWhole = end == Length ? (end + BlockSize - 1) >> BlockShift : end >> BlockShift;
-        long headBlock = offset >> BlockShift, tailBlock = (end - 1) >> BlockShift;
+        long endWhole = end == Length ? (end + _blockSize - 1) >> _shift : end >> _shift;
+        long headBlock = offset >> _shift, tailBlock = (end - 1) >> _shift;
         bool head = headBlock < firstWhole || headBlock >= endWhole;
         bool tail = tailBlock != headBlock && tailBlock >= endWhole;
         var status = head ? Prepare(headBlock, offset, end) : StorageStatus.Ok;
@@ -415,8 +421,8 @@ internal sealed class ObjectTree
     private void ClearPart(long blockId, long offset, long end, CompressionSetting compression)
     {
         _dirtyCompression[blockId] = compression;
-        long start = blockId << BlockShift;
-        int from = (int)Math.Max(0, offset - start), to = (int)Math.Min(BlockSize, end - start);
+        long start = blockId << _shift;
+        int from = (int)Math.Max(0, offset - start), to = (int)Math.Min(_blockSize, end - start);
         _dirtyData[blockId].AsSpan(from, to - from).Clear();
     }
 
@@ -442,10 +448,10 @@ internal sealed class ObjectTree
     {
         dataOffset = -1;
         if (offset < 0 || offset >= Length) return StorageStatus.Ok;
-        long from = offset >> BlockShift, best = long.MaxValue;
-        if (_dirtyData.TryGetValue(from, out var first) && Pool.StoredSize(first) > 0) { dataOffset = offset; return StorageStatus.Ok; }
+        long from = offset >> _shift, best = long.MaxValue;
+        if (_dirtyData.TryGetValue(from, out var first) && Pool.StoredSize(first.AsSpan(0, _blockSize)) > 0) { dataOffset = offset; return StorageStatus.Ok; }
         foreach (var (id, buffer) in _dirtyData)
-            if (id >= from && id < best && Pool.StoredSize(buffer) > 0) best = id;
+            if (id >= from && id < best && Pool.StoredSize(buffer.AsSpan(0, _blockSize)) > 0) best = id;
         for (long id = from; id < best; id++)
         {
             var status = FirstCommitted(_root, _height, 0, id, out id);
@@ -453,7 +459,7 @@ internal sealed class ObjectTree
             if (id < 0 || id >= best) break;
             if (!_freed.Contains(id) && !_dirtyData.ContainsKey(id)) { best = id; break; }
         }
-        if (best != long.MaxValue && best << BlockShift < Length) dataOffset = Math.Max(offset, best << BlockShift);
+        if (best != long.MaxValue && best << _shift < Length) dataOffset = Math.Max(offset, best << _shift);
         return StorageStatus.Ok;
     }
 
@@ -461,7 +467,7 @@ internal sealed class ObjectTree
     public StorageStatus AllocatedBytes(out long bytes)
     {
         bytes = 0;
-        foreach (var buffer in _dirtyData.Values) bytes += Pool.StoredSize(buffer);
+        foreach (var buffer in _dirtyData.Values) bytes += Pool.StoredSize(buffer.AsSpan(0, _blockSize));
         return SumCommitted(_root, _height, 0, ref bytes);
     }
 

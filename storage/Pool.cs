@@ -191,6 +191,9 @@ public sealed partial class Pool : IDisposable
     /// <summary>Physical bytes of every block the pool holds (psize summed, one copy; compressratio's denominator).</summary>
     public long PhysicalBytes { get; private set; }
 
+    /// <summary>Blocks WriteBlock has written since open (a commit's share is the difference across it).</summary>
+    public long BlocksWritten { get; private set; }
+
     /// <summary>When the pool was created or opened, by the caller's clock (`zpool iostat` averages since).</summary>
     public long OpenedAt { get; }
 
@@ -621,6 +624,7 @@ public sealed partial class Pool : IDisposable
         bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, data.Length, lsize, function, kind, type, level, txg, sum);
         LogicalBytes += lsize;
         PhysicalBytes += data.Length;
+        BlocksWritten++;
         // Written blocks go to the cache, as in the ARC: the next txg's indirect blocks come from here.
         if (Cache.Reserve(lsize) is { } entry)
         {

@@ -90,7 +90,10 @@ public sealed partial class ZplFileSystem
     private readonly Dictionary<long, Znode> _znodes = [];
     private readonly Dictionary<long, ZplDirectory> _directories = [];
     private readonly long _table;
-    private byte[]? _tableChunk;
+    // One table block being decoded (GetZnode): shared by the file systems of a thread (a pool is used
+    // from one thread, Pool.cs rule 9) rather than 128 KiB held by each mounted file system, which
+    // with thousands of zones mounted made most of the heap and its collections (issue 13).
+    [ThreadStatic] private static byte[]? t_tableChunk;
     private long _nextGeneration;
     private long _files;
 
@@ -623,19 +626,19 @@ public sealed partial class ZplFileSystem
     {
         if (_znodes.TryGetValue(inode, out node!)) return StorageResult.Success;
         if (inode <= MasterObject || inode == _table) return new StorageResult(StorageStatus.NoSuchObject, $"inode {inode}");
-        _tableChunk ??= new byte[ObjectTree.BlockSize];
+        var chunk = t_tableChunk ??= new byte[ObjectTree.BlockSize];
         long start = inode * Znode.Size & ~(long)(ObjectTree.BlockSize - 1);
-        var read = _set.Read(_table, start, _tableChunk, out int n);
+        var read = _set.Read(_table, start, chunk, out int n);
         if (!read.IsOk) return read;
         for (int at = 0; at + Znode.Size <= n; at += Znode.Size)
         {
             long id = (start + at) / Znode.Size;
             if (id == inode || _znodes.ContainsKey(id)) continue;
-            if (Znode.TryRead(id, _tableChunk.AsSpan(at, Znode.Size), out var other) == StorageStatus.Ok) _znodes.Add(id, other!);
+            if (Znode.TryRead(id, chunk.AsSpan(at, Znode.Size), out var other) == StorageStatus.Ok) _znodes.Add(id, other!);
         }
         int slot = (int)(inode * Znode.Size - start);
         if (slot + Znode.Size > n) return new StorageResult(StorageStatus.NoSuchObject, $"inode {inode}");
-        var status = Znode.TryRead(inode, _tableChunk.AsSpan(slot, Znode.Size), out var decoded);
+        var status = Znode.TryRead(inode, chunk.AsSpan(slot, Znode.Size), out var decoded);
         if (status != StorageStatus.Ok) return new StorageResult(status, $"inode {inode}");
         node = decoded!;
         _znodes.Add(inode, node);

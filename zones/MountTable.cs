@@ -9,7 +9,10 @@
  *                rest of the name, the default is /POOL/CHILD (storage/Dsl.Properties.cs), as ZFS's.
  *   resolve      an absolute path, cleaned lexically ("." and ".." and repeated '/'), is in the mount
  *                with the longest mountpoint that is the path or a '/'-prefix of it; the rest of the
- *                path is looked up inside that file system. A path under no mount is ENOENT.
+ *                path is looked up inside that file system. A path under no mount is ENOENT. The
+ *                table keeps its mounts by dataset and by mountpoint as well as in mountpoint order,
+ *                so resolve looks up the path and each parent of it: its cost is the path's depth,
+ *                not the number of mounts (3,000 zones mounted cost what 3 do; issue 13).
  *
  * Rules
  *   1. A pool's file systems are mounted when the pool is created or imported (PoolTable.Added), or,
@@ -60,6 +63,11 @@ public sealed class MountTable
     private readonly PoolTable _pools;
     private readonly Func<long> _clock;
     private readonly List<Mount> _mounts = [];
+    // The same mounts by dataset and by mountpoint, and how many each pool has: a lookup, a mount and
+    // a commit cost the same with 3,000 zones mounted as with 3 (issue 13).
+    private readonly Dictionary<string, Mount> _byDataset = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Mount> _byMountPoint = new(StringComparer.Ordinal);
+    private readonly Dictionary<Pool, int> _perPool = [];
     private readonly HashSet<Pool> _seen = [];
     private readonly Dictionary<Mount, FuseMount> _exposed = [];
 
@@ -80,8 +88,7 @@ public sealed class MountTable
     public Mount? Find(string dataset)
     {
         Refresh();
-        foreach (var m in _mounts) if (m.Dataset == dataset) return m;
-        return null;
+        return _byDataset.GetValueOrDefault(dataset);
     }
 
     /// <summary>Mounts every eligible file system of pools imported since the last look, and drops the
@@ -89,8 +96,14 @@ public sealed class MountTable
     public void Refresh()
     {
         var live = new HashSet<Pool>(_pools.All);
-        _mounts.RemoveAll(m => !live.Contains(m.Pool));
-        _seen.RemoveWhere(p => !live.Contains(p));
+        bool gone = false;
+        foreach (var pool in _seen) gone |= !live.Contains(pool);
+        if (gone)
+        {
+            _mounts.RemoveAll(m => !live.Contains(m.Pool));
+            _seen.RemoveWhere(p => !live.Contains(p));
+            Reindex();
+        }
         foreach (var pool in live)
         {
             if (!_seen.Add(pool)) continue;
@@ -122,12 +135,11 @@ public sealed class MountTable
     private StorageResult MountDataset(Pool pool, string dataset)
     {
         string what = $"cannot mount '{dataset}'";
-        foreach (var m in _mounts)
-            if (m.Dataset == dataset && m.Pool == pool) return new StorageResult(StorageStatus.DatasetBusy, what, "filesystem already mounted");
+        if (_byDataset.TryGetValue(dataset, out var mounted) && mounted.Pool == pool)
+            return new StorageResult(StorageStatus.DatasetBusy, what, "filesystem already mounted");
         string? why = Eligible(pool, dataset, out string mountPoint);
         if (why is not null) return new StorageResult(StorageStatus.InvalidArgument, what, why);
-        foreach (var m in _mounts)
-            if (m.MountPoint == mountPoint) return new StorageResult(StorageStatus.DatasetBusy, what, "mountpoint or dataset is busy");
+        if (_byMountPoint.ContainsKey(mountPoint)) return new StorageResult(StorageStatus.DatasetBusy, what, "mountpoint or dataset is busy");
         var made = MakeMountPoint(mountPoint);
         if (!made.IsOk) return new StorageResult(made.Status, what, "failed to create mountpoint");
         var opened = pool.Datasets.Open(dataset, out var set);
@@ -142,10 +154,32 @@ public sealed class MountTable
         if (!fs.IsOk) return new StorageResult(fs.Status, what, fs.Message);
         var held = pool.Datasets.Hold(dataset);
         if (!held.IsOk) return held;
-        int at = 0;
-        while (at < _mounts.Count && string.CompareOrdinal(_mounts[at].MountPoint, mountPoint) < 0) at++;
-        _mounts.Insert(at, new Mount(pool, dataset, mountPoint, zpl!));
+        // In mountpoint order: the first mount whose mountpoint sorts after this one's (a binary search).
+        int lo = 0, hi = _mounts.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (string.CompareOrdinal(_mounts[mid].MountPoint, mountPoint) < 0) lo = mid + 1; else hi = mid;
+        }
+        var mount = new Mount(pool, dataset, mountPoint, zpl!);
+        _mounts.Insert(lo, mount);
+        Index(mount);
         return StorageResult.Success;
+    }
+
+    private void Index(Mount mount)
+    {
+        _byDataset[mount.Dataset] = mount;
+        _byMountPoint[mount.MountPoint] = mount;
+        _perPool[mount.Pool] = _perPool.GetValueOrDefault(mount.Pool) + 1;
+    }
+
+    private void Reindex()
+    {
+        _byDataset.Clear();
+        _byMountPoint.Clear();
+        _perPool.Clear();
+        foreach (var m in _mounts) Index(m);
     }
 
     /// <summary>Null when the dataset may be mounted, else libzfs's reason; its mountpoint.</summary>
@@ -204,6 +238,9 @@ public sealed class MountTable
         if (_exposed.Remove(mount, out var fuse)) fuse.Unmount(force: true);
         mount.Pool.Commit();
         _mounts.Remove(mount);
+        _byDataset.Remove(mount.Dataset);
+        _byMountPoint.Remove(mount.MountPoint);
+        if (--_perPool[mount.Pool] == 0) _perPool.Remove(mount.Pool);
         mount.Pool.Datasets.Release(mount.Dataset);
     }
 
@@ -251,8 +288,12 @@ public sealed class MountTable
     {
         mount = null;
         inner = "";
-        foreach (var m in _mounts)
-            if (Under(clean, m.MountPoint) && (mount is null || m.MountPoint.Length > mount.MountPoint.Length)) mount = m;
+        // The longest mountpoint that is the path or a '/'-prefix of it: the path, then each parent, then "/".
+        for (int end = clean.Length; mount is null; end = clean.LastIndexOf('/', end - 1))
+        {
+            if (end <= 0) { mount = _byMountPoint.GetValueOrDefault("/"); break; }
+            mount = _byMountPoint.GetValueOrDefault(end == clean.Length ? clean : clean[..end]);
+        }
         if (mount is null) return false;
         inner = mount.MountPoint == "/" ? clean : clean.Length == mount.MountPoint.Length ? "/" : clean[mount.MountPoint.Length..];
         return true;
@@ -262,20 +303,16 @@ public sealed class MountTable
     public Mount? MountedAt(string path)
     {
         Refresh();
-        string clean = Clean(path);
-        foreach (var m in _mounts) if (m.MountPoint == clean) return m;
-        return null;
+        return _byMountPoint.GetValueOrDefault(Clean(path));
     }
 
     /// <summary>Commits every pool with a mount (rule 5); the first failure, else success.</summary>
     public StorageResult Commit()
     {
         var result = StorageResult.Success;
-        var done = new HashSet<Pool>();
-        foreach (var m in _mounts)
+        foreach (var pool in _perPool.Keys)
         {
-            if (!done.Add(m.Pool)) continue;
-            var committed = m.Pool.Commit();
+            var committed = pool.Commit();
             if (!committed.IsOk && result.IsOk) result = committed;
         }
         return result;

@@ -36,12 +36,62 @@ public class DirectoryFormatTests : DatasetFixture
         Assert.That(directory[299], Is.EqualTo(directory[10]));
         Assert.That(directory[299], Is.LessThan(1024));
         // What reaches the device also holds the MOS's block of dnodes that the new record's object
-        // shares (512 to a block, so it grows until a block fills, then starts again): printed, not held.
+        // shares (64 to a 16 KiB block, so it grows until a block fills, then starts again) and the
+        // indirect block above: printed here, bounded in the test below.
         TestContext.Out.WriteLine($"directory bytes a clone's commit writes: {directory[10]}; device bytes: {device[10..20].Average():F0} at the 10th, {device[290..300].Average():F0} at the 300th");
         Ok(pool.Export());
         using var reopened = Open("tank");
         Assert.That(All(reopened), Has.Count.EqualTo(directory.Length + 3));
         Assert.That(Prop(reopened, "tank/z299", "origin"), Is.EqualTo("tank/base@final"));
+    }
+
+    /// <summary>
+    /// Issue 13: the Nth clone's commit touches a bounded number of blocks. It writes the new record,
+    /// the directory's header block and the block of the new slot (4 KiB each) and, once the directory
+    /// has more than one block, its indirect block; the 16 KiB dnode blocks holding the directory's
+    /// dnode and the record's, and the MOS's indirect block above them: 7 blocks, the same at the
+    /// 1,000th clone as at the 500th. The first 64 clones write fewer (their dnodes and slots share
+    /// the first blocks), never more. The pool space a clone adds is the same at the 50th, 500th and
+    /// 1,000th (each a mean over 64 clones, one dnode block's worth, since a block's compressed size
+    /// grows as it fills and starts again).
+    /// </summary>
+    [Test]
+    public void The_1000th_clone_writes_as_many_blocks_and_takes_as_much_space_as_the_500th_and_the_50th()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/image", DatasetType.Filesystem));
+        NewFile(pool, "tank/image", Bytes(100_000, 3));
+        Ok(pool.Datasets.Snapshot("tank/image@final"));
+        Ok(pool.Datasets.Create("tank/zones", DatasetType.Filesystem));
+        const int Clones = 1_064;
+        var blocks = new long[Clones + 1];
+        var space = new long[Clones + 1];
+        var device = new long[Clones + 1];
+        var leaf = pool.Vdevs[0].Leaves[0];
+        for (int n = 1; n <= Clones; n++)
+        {
+            long written = pool.BlocksWritten, allocated = pool.Allocated, bytes = leaf.WriteBytes;
+            Ok(pool.Datasets.Clone("tank/image@final", $"tank/zones/z{n:D4}"));
+            blocks[n] = pool.BlocksWritten - written;
+            space[n] = pool.Allocated - allocated;
+            device[n] = leaf.WriteBytes - bytes;
+        }
+        static double Mean(long[] a, int from) => a.Skip(from).Take(64).Average();
+        static long Most(long[] a, int from) => a.Skip(from).Take(64).Max();
+        TestContext.Out.WriteLine($"blocks per clone commit (most, mean of 64): {Most(blocks, 50)} {Mean(blocks, 50):F2} from the 50th, "
+            + $"{Most(blocks, 500)} {Mean(blocks, 500):F2} from the 500th, {Most(blocks, 1000)} {Mean(blocks, 1000):F2} from the 1000th; "
+            + $"pool space per clone: {Mean(space, 50):F0}, {Mean(space, 500):F0}, {Mean(space, 1000):F0} bytes; "
+            + $"device bytes per commit: {Mean(device, 50):F0}, {Mean(device, 500):F0}, {Mean(device, 1000):F0}");
+        Assert.That(Most(blocks, 1000), Is.EqualTo(Most(blocks, 500)).And.EqualTo(7), "most blocks one clone's commit writes");
+        Assert.That(Mean(blocks, 1000), Is.EqualTo(Mean(blocks, 500)).Within(0.1), "blocks a clone's commit writes");
+        Assert.That(Most(blocks, 50), Is.LessThanOrEqualTo(Most(blocks, 500)), "most blocks one clone's commit writes");
+        Assert.That(Mean(space, 500), Is.EqualTo(Mean(space, 50)).Within(16), "pool space a clone takes");
+        Assert.That(Mean(space, 1000), Is.EqualTo(Mean(space, 500)).Within(16), "pool space a clone takes");
+        Assert.That(Mean(space, 1000), Is.LessThan(1024), "pool space a clone takes");
+        // What a commit writes to the device is bounded too (each block at most 16 KiB of dnodes, 4 KiB
+        // of directory or 128 KiB of indirect pointers); the MOS's indirect block grows with the
+        // number of dnode blocks until it holds 1,024 pointers, as ZFS's does.
+        Assert.That(device.Skip(1000).Take(64).Max(), Is.LessThan(7 * Pool.MaxBlockSize));
     }
 
     [Test]
