@@ -92,6 +92,9 @@ internal readonly struct TcpKey : IEquatable<TcpKey>
 public sealed partial class TcpProtocol : ITransport, ISocketLister
 {
     private readonly Dictionary<TcpKey, TcpConnection> _connections = [];
+    // The connection the last segment was for (BSD's one-entry PCB cache): a bulk transfer's
+    // segments skip the table's hashing. Always an entry of _connections, or null.
+    private TcpConnection? _lastConnection;
     private readonly Dictionary<(IpAddress Address, ushort Port), TcpListener> _listeners = [];
 
     public TcpProtocol(IIpLayer ip, TcpConfig? config = null, ITcpMemoryAccount? memory = null)
@@ -209,7 +212,16 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
         }
         var payload = view.Payload;
         var key = new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort);
-        _connections.TryGetValue(key, out var conn);
+        TcpConnection? conn;
+        if (_lastConnection != null && _lastConnection.Key.Equals(key))
+        {
+            conn = _lastConnection;
+        }
+        else
+        {
+            _connections.TryGetValue(key, out conn);
+            _lastConnection = conn;
+        }
         if (ReceiveProbed)
         {
             FireSegmentIfEnabled(Probes.TcpReceive, segment, source, destination, conn);
@@ -300,6 +312,7 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
 
     internal void RemoveConnection(TcpConnection c)
     {
+        if (ReferenceEquals(_lastConnection, c)) _lastConnection = null;
         if (_connections.TryGetValue(c.Key, out var existing) && ReferenceEquals(existing, c)) _connections.Remove(c.Key);
     }
 
