@@ -9,7 +9,9 @@ namespace SmartOS.Vnic;
 /// takes n*8/speed), then delivers them <see cref="DelayNs"/> later, dropping a seeded fraction
 /// <see cref="Loss"/> of them and any frame whose payload exceeds <see cref="Mtu"/>. The serialiser
 /// keeps its clock in picoseconds with the remainder carried, so rates stay exact at multi-gigabit
-/// speeds. When a direction is congested its frames wait in priority bands (BandQueue).
+/// speeds (in 64-bit arithmetic for any frame up to 64 KiB, 128-bit beyond). When a direction is
+/// congested its frames wait in priority bands (BandQueue); a frame sent while the wire is idle and
+/// nothing waits goes on the wire at once, exactly as a trip through the empty queue would.
 /// Two more impairments, for tests of transports: <see cref="Duplicate"/> delivers a seeded
 /// fraction of frames twice, and <see cref="Reorder"/> holds a seeded fraction back for
 /// <see cref="ReorderDelayNs"/> so later frames overtake them.

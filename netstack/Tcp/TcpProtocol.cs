@@ -14,7 +14,9 @@
  * Data path
  *   receive  IP layer -> Receive(packet) -> TcpView/TcpRepr parse, checksum over the pseudo-header
  *            (not for a segment whose checksum is still pending: it came from a stack of this host,
- *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple -> connection.Input (or the listener, or a RST)
+ *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple (skipped when the segment is for the
+ *            same connection as the last one: a one-entry cache, as BSD's last-PCB hint, cleared
+ *            when that connection leaves the table) -> connection.Input (or the listener, or a RST)
  *            -> payload copied into the connection's receive ring -> packet freed here.
  *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
  *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
