@@ -14,7 +14,9 @@
  * Data path
  *   receive  IP layer -> Receive(packet) -> TcpView/TcpRepr parse, checksum over the pseudo-header
  *            (not for a segment whose checksum is still pending: it came from a stack of this host,
- *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple -> connection.Input (or the listener, or a RST)
+ *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple (skipped when the segment is for the
+ *            same connection as the last one: a one-entry cache, as BSD's last-PCB hint, cleared
+ *            when that connection leaves the table) -> connection.Input (or the listener, or a RST)
  *            -> payload copied into the connection's receive ring -> packet freed here.
  *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
  *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
@@ -92,6 +94,9 @@ internal readonly struct TcpKey : IEquatable<TcpKey>
 public sealed partial class TcpProtocol : ITransport, ISocketLister
 {
     private readonly Dictionary<TcpKey, TcpConnection> _connections = [];
+    // The connection the last segment was for (BSD's one-entry PCB cache): a bulk transfer's
+    // segments skip the table's hashing. Always an entry of _connections, or null.
+    private TcpConnection? _lastConnection;
     private readonly Dictionary<(IpAddress Address, ushort Port), TcpListener> _listeners = [];
 
     public TcpProtocol(IIpLayer ip, TcpConfig? config = null, ITcpMemoryAccount? memory = null)
@@ -209,7 +214,16 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
         }
         var payload = view.Payload;
         var key = new TcpKey(destination, seg.DestinationPort, source, seg.SourcePort);
-        _connections.TryGetValue(key, out var conn);
+        TcpConnection? conn;
+        if (_lastConnection != null && _lastConnection.Key.Equals(key))
+        {
+            conn = _lastConnection;
+        }
+        else
+        {
+            _connections.TryGetValue(key, out conn);
+            _lastConnection = conn;
+        }
         if (ReceiveProbed)
         {
             FireSegmentIfEnabled(Probes.TcpReceive, segment, source, destination, conn);
@@ -300,6 +314,7 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
 
     internal void RemoveConnection(TcpConnection c)
     {
+        if (ReferenceEquals(_lastConnection, c)) _lastConnection = null;
         if (_connections.TryGetValue(c.Key, out var existing) && ReferenceEquals(existing, c)) _connections.Remove(c.Key);
     }
 

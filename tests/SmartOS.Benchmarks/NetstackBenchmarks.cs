@@ -173,16 +173,25 @@ public static class NetstackBenchmarks
         net.Scheduler.RunUntil(() => warm.IsCompleted);
         net.Scheduler.RunFor(2 * b.Tcp.Config.Msl + Time.Second);
         long start = net.Scheduler.Now;
+        long events = net.Scheduler.EventsRun;
+        long dataSegs = a.Tcp.Stats.InSegs, ackSegs = b.Tcp.Stats.InSegs;
+        long allocBefore = GC.GetAllocatedBytesForCurrentThread();
         double cpu = ThreadCpuClock.Now();
         var sw = Stopwatch.StartNew();
         var (received, _) = Bulk(net, a, b, 0, start + 10 * Time.Second, 1 << 20);
         net.Scheduler.RunUntil(() => received.IsCompleted);
         sw.Stop();
         cpu = ThreadCpuClock.Now() - cpu;
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
+        events = net.Scheduler.EventsRun - events;
+        dataSegs = a.Tcp.Stats.InSegs - dataSegs;
+        ackSegs = b.Tcp.Stats.InSegs - ackSegs;
         double virtualSeconds = (net.Scheduler.Now - start) / (double)Time.Second;
         string cpuPart = ThreadCpuClock.Available ? $", {cpu:F2} s of its thread's CPU time" : "";
         o.WriteLine($"netstack: a 10 s TCP transfer over a 1 Gbit/s wire (50 us delay) takes {sw.Elapsed.TotalSeconds:F2} s of wall time{cpuPart} (goal: under 0.5 s) " +
                     $"({received.Result * 8 / virtualSeconds / 1e6:F0} Mbit/s of goodput over {virtualSeconds:F2} virtual seconds)");
+        o.WriteLine($"netstack:   {dataSegs:N0} data segments, {ackSegs:N0} ACKs; {(double)events / dataSegs:F2} scheduler events, " +
+                    $"{cpu * 1e9 / dataSegs:F0} ns of CPU and {(double)allocated / dataSegs:F2} bytes allocated per data segment");
     }
 }
 

@@ -83,6 +83,19 @@ public class WireTests
     }
 
     [Test]
+    public void Back_to_back_frames_at_a_rate_that_does_not_divide_them_keep_the_exact_rate()
+    {
+        // 1001 bytes at 3 Gbit/s take 2,669,333.3 ps: the fractions carry from frame to frame, so
+        // frame k ends at ceil(k * 8008 / 3) ns, never drifting by a rounding per frame.
+        var w = Make(speed: 3_000_000_000);
+
+        for (int i = 0; i < 100; i++) w.Sender.Send(Frame(s_dst, w.Sender.Client.MacAddress, 1001));
+        w.S.RunUntilIdle();
+
+        Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(Enumerable.Range(1, 100).Select(k => (k * 8008L + 2) / 3)));
+    }
+
+    [Test]
     public void A_frame_sent_after_the_line_is_idle_starts_at_once()
     {
         var w = Make();
