@@ -14,7 +14,7 @@ namespace SmartOS.Dtrace;
 /// A clause's output is kept until the clause ends, so a fault discards it, as dtrace discards the
 /// ECB's record.
 /// </summary>
-public sealed class Consumer : IProbeConsumer
+public sealed partial class Consumer : IProbeConsumer
 {
     private sealed record Ecb(int Epid, Probe Probe, CompiledClause Clause, long[] ThisInt, string[] ThisStr);
 
@@ -113,6 +113,7 @@ public sealed class Consumer : IProbeConsumer
             _dynReported = _dynDrops;
             _err.Write($"dtrace: {n} dynamic variable drop{(n > 1 ? "s" : "")}\n");
         }
+        ReportSpeculationDrops();
     }
 
     /// <summary>Unix time, in nanoseconds, at scheduler time 0 (the host's WallClock epoch): walltimestamp
@@ -355,6 +356,7 @@ public sealed class Consumer : IProbeConsumer
     /// <summary>Fires BEGIN, attaches to the probes, starts the tick timers.</summary>
     public void Start()
     {
+        _started = _scheduler.Now;
         if (_byProbe.TryGetValue(_registry.Begin, out var begin)) Run(begin, _registry.Begin, default);
         if (_stopped) return;
         foreach (var p in _byProbe.Keys)
@@ -389,37 +391,41 @@ public sealed class Consumer : IProbeConsumer
             Array.Clear(ecb.ThisStr);
             f.ThisInt = ecb.ThisInt;
             f.ThisStr = ecb.ThisStr;
+            f.Speculating = false;
+            f.Spec = null;
+            f.SpecOwner = null;
             var clause = ecb.Clause;
+            f.RecordBytes = clause.Records ? clause.RecordBytes : 0;
             _record.Clear();
             int action = -1;
             try
             {
                 if (clause.Predicate != null && clause.Predicate(f) == 0) continue;
-                if (!Quiet && !Json && clause.Records)
-                {
-                    if (!_headerDone)
-                    {
-                        _out.Write($"{"CPU",3} {"ID",6} {"FUNCTION:NAME",32}\n");
-                        _headerDone = true;
-                    }
-                    _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
-                }
+                bool prefixed = !Quiet && !Json && clause.Records;
+                if (prefixed) _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
                 _printedInRecord.Clear();
                 for (action = 0; action < clause.Statements.Length; action++) clause.Statements[action].Run(f);
-                if (Json)
-                {
-                    if (clause.Records) WriteJsonRecord(ecb.Epid, probe);
-                }
+                if (!clause.Records) continue;
+                string text;
+                if (Json) text = JsonRecord(ecb.Epid, probe);
                 else
                 {
-                    if (!Quiet && clause.Records) _record.Append('\n');
-                    _out.Write(_record.ToString());
+                    if (prefixed) _record.Append('\n');
+                    text = _record.ToString();
+                }
+                if (!f.Speculating) Emit(text, prefixed);
+                else if (f.Spec != null)
+                {
+                    f.Spec.Text = text;
+                    f.Spec.Prefixed = prefixed;
                 }
             }
             catch (DRuntimeFault fault)
             {
+                Unreserve(f);
                 string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
-                _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
+                string offset = fault.DifOffset < 0 ? "" : $" at DIF offset {fault.DifOffset}";
+                _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where}{offset}\n");
                 FireError(ecb.Epid, action + 1, fault);
                 f.Probe = probe;
                 f.Args = args;
@@ -429,6 +435,18 @@ public sealed class Consumer : IProbeConsumer
                 _record.Clear();
             }
         }
+    }
+
+    /// <summary>Writes a record as dtrace's consumer prints it, opening the output with the
+    /// "CPU ID FUNCTION:NAME" heading before the first prefixed record.</summary>
+    private void Emit(string text, bool prefixed)
+    {
+        if (prefixed && !_headerDone)
+        {
+            _out.Write($"{"CPU",3} {"ID",6} {"FUNCTION:NAME",32}\n");
+            _headerDone = true;
+        }
+        _out.Write(text);
     }
 
     /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
@@ -444,14 +462,15 @@ public sealed class Consumer : IProbeConsumer
 
     private bool _inError;
 
-    private void WriteJsonRecord(int epid, Probe probe)
+    private string JsonRecord(int epid, Probe probe)
     {
         var o = new System.Text.Json.Nodes.JsonObject
         {
             ["cpu"] = 0, ["epid"] = epid, ["id"] = probe.Id, ["probe"] = probe.FullName, ["output"] = _record.ToString(),
         };
-        _out.Write(o.ToJsonString(Aggregation.JsonOptions) + "\n");
-        foreach (var agg in _printedInRecord) _out.Write(agg.ToJson().ToJsonString(Aggregation.JsonOptions) + "\n");
+        var text = new StringBuilder(o.ToJsonString(Aggregation.JsonOptions)).Append('\n');
+        foreach (var agg in _printedInRecord) text.Append(agg.ToJson().ToJsonString(Aggregation.JsonOptions)).Append('\n');
+        return text.ToString();
     }
 
     // Actions, called by compiled statements.
@@ -519,6 +538,7 @@ public sealed class Consumer : IProbeConsumer
         _stopped = true;
         foreach (var p in _byProbe.Keys) p.Detach(this);
         foreach (var t in _timers) t.Cancel();
+        _cleaner?.Cancel();
         foreach (var t in _ticks) _registry.Remove(t);
         if (interrupted && !wasStopped && !Json) _out.Write("\n");
         if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);

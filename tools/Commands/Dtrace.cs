@@ -17,7 +17,8 @@ namespace SmartOS.Cli.Commands;
 /// -x aggsize=N[kmgt] bounds the aggregations' memory (4m by default): a new key that finds no room
 /// is dropped and counted, and "dtrace: N aggregation drops on CPU 0" goes to standard error before
 /// aggregations print; -x dynvarsize=N[kmgt] (1m by default) bounds associative arrays and self->
-/// variables the same way ("dtrace: N dynamic variable drops"). The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
+/// variables the same way ("dtrace: N dynamic variable drops"); -x nspec=N (1) and specsize=N[kmgt] (32k)
+/// bound speculations (Consumer.Speculations.cs), whose drops are reported as dtrace words them. The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
 /// since records are consumed as probes fire.</item>
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
@@ -67,7 +68,7 @@ public static class Dtrace
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
         int sortKeyPos = 0;
-        long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize;
+        long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize, nspec = Consumer.DefaultNspec, specSize = Consumer.DefaultSpecSize;
         foreach (var x in g.Values("x"))
         {
             int eq = x.IndexOf('=');
@@ -82,7 +83,9 @@ public static class Dtrace
                     continue;
                 case "aggsize" when TryParseSize(value, out aggSize): continue;
                 case "dynvarsize" when TryParseSize(value, out dynVarSize): continue;
-                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize" or "dynvarsize":
+                case "nspec" when TryParseSize(value, out nspec): continue;
+                case "specsize" when TryParseSize(value, out specSize): continue;
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize" or "dynvarsize" or "nspec" or "specsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
                 case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize":
@@ -98,7 +101,7 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize };
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize, Nspec = nspec, SpecSize = specSize };
         consumer.SetSort(sortKey, sortRev, sortKeyPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));
