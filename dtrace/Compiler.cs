@@ -188,14 +188,23 @@ internal sealed class Compiler
             }
             case Call { Name: "printa" } call:
             {
-                int at = call.Args.Count == 2 && call.Args[0] is StrLit ? 1 : 0;
-                if (call.Args.Count - at != 1 || call.Args[at] is not AggRef agg)
-                    throw new DCompileError("printa( ) argument #" + (at + 1) + " is incompatible with prototype:\n\tprototype: aggregation\n\t argument: expression", call.Line, call.Column);
+                int at = call.Args.Count > 0 && call.Args[0] is StrLit ? 1 : 0;
+                // dt_action_printa words this one "%d args passed" whatever the count.
+                if (call.Args.Count - at < 1) throw new DCompileError($"printa( ) prototype mismatch: {call.Args.Count} args passed, {at + 1} expected", call.Line, call.Column);
+                var names = new string[call.Args.Count - at];
+                AggRef? first = null;
+                for (int i = at; i < call.Args.Count; i++)
+                {
+                    if (call.Args[i] is not AggRef agg)
+                        throw new DCompileError("printa( ) argument #" + (i + 1) + " is incompatible with prototype:\n\tprototype: aggregation\n\t argument: " + (Expr(call.Args[i]).Type == DType.Str ? "string" : "int64_t"), call.Line, call.Column);
+                    _c.RequireAggregation(agg.Name, agg);
+                    if (first != null) CheckKeySignatures(first, agg, call);
+                    first ??= agg;
+                    names[i - at] = agg.Name;
+                }
                 DFormat? format = at == 1 ? DFormat.Parse(((StrLit)call.Args[0]).Value, null, "printa", call.Line, call.Column) : null;
                 var c = _c;
-                string name = agg.Name;
-                _c.RequireAggregation(name, agg);
-                return new(f => c.PrintA(name, format), ActionKind.Record, 8);
+                return new(f => c.PrintA(names, format), ActionKind.Record, 8 * names.Length);
             }
             case Call { Name: "trunc" or "clear" or "normalize" or "denormalize" } call:
             {
@@ -245,6 +254,18 @@ internal sealed class Compiler
                 return e.Type == DType.Int ? new(f => e.I!(f), ActionKind.None) : new(f => e.S!(f), ActionKind.None);
             }
         }
+    }
+
+    /// <summary>dt_printf.c's dt_printa_validate: printa's aggregations must have the same keys.</summary>
+    private void CheckKeySignatures(AggRef lhs, AggRef rhs, Call at)
+    {
+        var l = _c.KeyTypesOf(lhs.Name);
+        var r = _c.KeyTypesOf(rhs.Name);
+        if (l.Length != r.Length)
+            throw new DCompileError($"printa( ): {lhs.Name} and {rhs.Name} do not have matching key signatures: {lhs.Name} has {l.Length} key{(l.Length == 1 ? "" : "s")}, {rhs.Name} has {r.Length} key{(r.Length == 1 ? "" : "s")}", at.Line, at.Column);
+        for (int i = 0; i < l.Length; i++)
+            if (l[i] != r[i])
+                throw new DCompileError($"printa( ): {rhs.Name}[ ] key #{i + 1} is incompatible with {lhs.Name}:\n{lhs.Name[1..],9} key #{i + 1}: {Name(l[i])}\n{rhs.Name[1..],9} key #{i + 1}: {Name(r[i])}", at.Line, at.Column);
     }
 
     /// <summary>dtrace's default strsize: the bytes a string takes in a record.</summary>

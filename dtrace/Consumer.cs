@@ -478,24 +478,32 @@ public sealed partial class Consumer : IProbeConsumer
     public void TraceStr(string s) => _record.Append(Quiet || Json ? s : "  " + s.PadRight(33));
     public void Print(string s) => _record.Append(s);
 
-    internal void PrintA(string name, DFormat? format)
+    internal void PrintA(string[] names, DFormat? format)
     {
         ReportDrops();
-        var agg = _aggByName[name];
-        if (Json && format == null)
+        if (names.Length > 1 && !(Json && format == null))
         {
-            _printedInRecord.Add(agg);
-            agg.Printed = true;
+            var aggs = new Aggregation[names.Length];
+            for (int i = 0; i < names.Length; i++) (aggs[i] = _aggByName[names[i]]).Printed = true;
+            if (format == null) _record.Append('\n');
+            Aggregation.PrintJoined(_record, aggs, _sort, format);
             return;
         }
-        if (format == null)
+        foreach (var name in names)
         {
-            _record.Append('\n');
-            agg.Print(_record);
+            var agg = _aggByName[name];
+            agg.Printed = true;
+            if (Json && format == null) _printedInRecord.Add(agg);
+            else if (format == null)
+            {
+                _record.Append('\n');
+                agg.Print(_record);
+            }
+            else agg.Print(_record, format);
         }
-        else agg.Print(_record, format);
-        agg.Printed = true;
     }
+
+    internal DType[] KeyTypesOf(string name) => _aggByName[name].KeyTypes;
 
     internal void Trunc(string name, long? keep) => _aggByName[name].Trunc(keep);
     internal void ClearAggregation(string name) => _aggByName[name].Clear();
@@ -510,11 +518,12 @@ public sealed partial class Consumer : IProbeConsumer
     private const int IllegalOperation = 3; // DTRACEFLT_ILLOP
 
     /// <summary>How aggregations sort when printed (-x aggsortkey and friends).</summary>
-    public void SetSort(bool byKey, bool reverse, int keyPos)
+    public void SetSort(bool byKey, bool reverse, int keyPos, int pos = 0)
     {
         _sort.ByKey = byKey;
         _sort.Reverse = reverse;
         _sort.KeyPos = keyPos;
+        _sort.Pos = pos;
     }
 
     private readonly AggSort _sort = new();

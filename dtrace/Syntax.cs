@@ -32,8 +32,8 @@
  *      -x specsize bytes; speculate() sends the clause's record there, commit() prints it where the
  *      commit fires, discard() drops it. The order of these among a clause's actions is checked as
  *      dt_cc.c checks it ("speculate( ) may not follow data-recording action(s)", ...).
- *
- * Not done yet: printa of several aggregations and -x aggsortpos.
+ *   9. printa(@a, @b, ...) prints the aggregations joined on their keys (Aggregation.PrintJoined),
+ *      which must match in number and type; -x aggsortpos picks the one that sorts first.
  */
 using System.Globalization;
 using System.Text;

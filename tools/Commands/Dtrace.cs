@@ -13,7 +13,8 @@ namespace SmartOS.Cli.Commands;
 /// each record is prefixed with the CPU, probe ID and FUNCTION:NAME columns.</item>
 /// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n, -P provider,
 /// -m [provider:]module or -f [[provider:]module:]function name (globs as in descriptions).</item>
-/// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does;
+/// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does,
+/// and aggsortpos=N picks which of printa's several aggregations sorts first;
 /// -x aggsize=N[kmgt] bounds the aggregations' memory (4m by default): a new key that finds no room
 /// is dropped and counted, and "dtrace: N aggregation drops on CPU 0" goes to standard error before
 /// aggregations print; -x dynvarsize=N[kmgt] (1m by default) bounds associative arrays and self->
@@ -67,7 +68,7 @@ public static class Dtrace
         if (g.Error != null) return Usage(ctx, g.Error);
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
-        int sortKeyPos = 0;
+        int sortKeyPos = 0, sortPos = 0;
         long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize, nspec = Consumer.DefaultNspec, specSize = Consumer.DefaultSpecSize;
         foreach (var x in g.Values("x"))
         {
@@ -81,11 +82,13 @@ public static class Dtrace
                 case "aggsortrev" when value == null: sortRev = true; continue;
                 case "aggsortkeypos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortKeyPos):
                     continue;
+                case "aggsortpos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortPos):
+                    continue;
                 case "aggsize" when TryParseSize(value, out aggSize): continue;
                 case "dynvarsize" when TryParseSize(value, out dynVarSize): continue;
                 case "nspec" when TryParseSize(value, out nspec): continue;
                 case "specsize" when TryParseSize(value, out specSize): continue;
-                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize" or "dynvarsize" or "nspec" or "specsize":
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsortpos" or "aggsize" or "dynvarsize" or "nspec" or "specsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
                 case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize":
@@ -102,7 +105,7 @@ public static class Dtrace
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
         var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize, Nspec = nspec, SpecSize = specSize };
-        consumer.SetSort(sortKey, sortRev, sortKeyPos);
+        consumer.SetSort(sortKey, sortRev, sortKeyPos, sortPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));
         foreach (var s in g.Values("s"))
