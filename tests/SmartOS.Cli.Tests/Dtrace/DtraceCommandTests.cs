@@ -105,8 +105,8 @@ public class DtraceCommandTests
             """);
         Assert.That(code, Is.Zero, o + e);
         string listing = o[o.IndexOf("h1# zlogin a dtrace -l -P mac\n", StringComparison.Ordinal)..];
-        Assert.That(listing.Split('\n')[2..8].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]), Is.All.EqualTo("z1_net0"));
-        Assert.That(listing.Split('\n')[8], Does.StartWith("h1# "));
+        Assert.That(listing.Split('\n')[2..11].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]), Is.All.EqualTo("z1_net0"));
+        Assert.That(listing.Split('\n')[11], Does.StartWith("h1# "));
         // A vmadm zone's name is its UUID (the ARP reply and the echo reply).
         Assert.That(o, Does.Contain($"\n\n  {"z1_net0",-50}  {"cc741433-1d1a-48c8-a8c9-ab064ae789a4",-50} {2,16}\n# end of scenario"));
     }
