@@ -24,7 +24,8 @@ namespace SmartOS.Cli.Commands;
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
-/// <item>Options dtrace has but this one does not honour yet are refused, never ignored.</item>
+/// <item>Options dtrace has but this one does not honour yet are refused, never ignored: -c CMD and
+/// -p PID among them, since a zone program here is not a process with an ID.</item>
 /// <item>--json is this project's (illumos dtrace has no JSON output): each record is one line
 /// {"cpu":0,"epid":E,"id":P,"probe":"prov:mod:func:name","output":"TEXT"}, TEXT as -q prints the
 /// record's trace/printf/printa-with-format output; each aggregation printa prints without a
@@ -41,7 +42,8 @@ public static class Dtrace
         NeedsRunningHost = static a => !Getopt.Parse(a, Getopts, s_long).Has("l"),
     };
 
-    private const string Getopts = "n:s:qlo:x:P:m:f:";
+    // -c and -p are known so that they are refused with the reason, not as unknown options.
+    private const string Getopts = "n:s:qlo:x:P:m:f:c:p:";
     private static readonly string[] s_long = ["json"];
 
     private static readonly string[] s_knownOptions =
@@ -66,6 +68,15 @@ public static class Dtrace
     {
         var g = Getopt.Parse(args, Descriptor.Options, s_long);
         if (g.Error != null) return Usage(ctx, g.Error);
+        foreach (var o in new[] { "c", "p" })
+            if (g.Has(o))
+            {
+                // dtrace -c runs a command and -p grabs a process, each to trace it as $target (with
+                // the pid provider) and to stop when it exits. A zone program here is a task on the
+                // host's loop, not a process: it has no process ID to name or grab.
+                ctx.Err.WriteLine($"dtrace: -{o} is not supported: this host's zone programs are not processes and have no process ID for $target or the pid provider");
+                return 2;
+            }
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
         int sortKeyPos = 0, sortPos = 0;
