@@ -233,7 +233,7 @@ public sealed partial class Consumer : IProbeConsumer
     public bool Sees(Probe p) => _zone == "global" || p.Shared || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
 
     /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
-    /// profile:::tick-N on demand as the profile provider does.</summary>
+    /// profile:::tick-N and profile-N on demand as the profile provider does.</summary>
     internal List<Probe> Match(ProbeSpec spec)
     {
         var f = Fields(spec);
@@ -269,11 +269,15 @@ public sealed partial class Consumer : IProbeConsumer
 
     internal static string FullName(ProbeSpec spec) => string.Join(':', Fields(spec));
 
-    /// <summary>tick-N with the profile provider's suffixes; no suffix is hertz.</summary>
+    /// <summary>tick-N and profile-N with the profile provider's suffixes; no suffix is hertz. The
+    /// host has one CPU (its loop), so profile-N, which fires on every CPU, fires as tick-N does,
+    /// between the loop's events (arg0 and arg1, the interrupted PCs, are 0: there are none).</summary>
     private static long? TickInterval(string name)
     {
-        if (!name.StartsWith("tick-", StringComparison.Ordinal)) return null;
-        string s = name[5..];
+        string s;
+        if (name.StartsWith("tick-", StringComparison.Ordinal)) s = name[5..];
+        else if (name.StartsWith("profile-", StringComparison.Ordinal)) s = name[8..];
+        else return null;
         int i = 0;
         while (i < s.Length && char.IsAsciiDigit(s[i])) i++;
         if (i == 0 || !long.TryParse(s[..i], NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n <= 0) return null;
