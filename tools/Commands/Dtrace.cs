@@ -102,7 +102,11 @@ public static class Dtrace
                 case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsortpos" or "aggsize" or "dynvarsize" or "nspec" or "specsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
-                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize":
+                case "cleanrate":
+                    // The speculation cleaner runs at dtrace's default cleanrate (Consumer.CleanRate).
+                    ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option is not supported yet (speculations are cleaned at dtrace's default rate, 101 Hz)");
+                    return 2;
+                case "switchrate" or "aggrate" or "statusrate" or "bufsize":
                     // Records and aggregations reach this consumer as probes fire, in the same
                     // process: there is no buffer to size and no rate at which to read one.
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option has no effect here (records are consumed as probes fire, without kernel buffers)");

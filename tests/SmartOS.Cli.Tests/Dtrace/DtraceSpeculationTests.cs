@@ -70,6 +70,8 @@ public class DtraceSpeculationTests
         // 9900990 ns (cleanrate 101 Hz), makes it INACTIVE again.
         var r = D("-q", "-n", "BEGIN { s = speculation(); discard(s); t = speculation(); printf(\"%d %d\\n\", s, t); } tick-20ms { printf(\"%d\\n\", speculation()); exit(0); }");
         Assert.That((r.Stdout, r.Stderr), Is.EqualTo(("1 0\n1\n\n", "dtrace: 1 failed speculation (available buffer(s) still busy)\n")));
+        var rate = D("-x", "cleanrate=50hz", "-n", "BEGIN { exit(0); }");
+        Assert.That((rate.ExitCode, rate.Stderr), Is.EqualTo((2, "dtrace: failed to set -x cleanrate=50hz: option is not supported yet (speculations are cleaned at dtrace's default rate, 101 Hz)\n")));
     }
 
     [Test]
