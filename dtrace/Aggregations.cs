@@ -12,6 +12,10 @@ internal sealed class AggSort
 {
     public bool ByKey, Reverse;
     public int KeyPos;
+
+    /// <summary>-x aggsortpos: which of printa's aggregations sorts first (0, the first; beyond
+    /// the last is 0, as dt_aggregate.c's dtrace_aggregate_walk_joined silently makes it).</summary>
+    public int Pos;
 }
 
 /// <summary>
@@ -301,7 +305,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         _ => i == 0 ? Low - 1 : Low + (i - 1) * Step,
     };
 
-    private static int CompareKeys(Key a, Key b, int from)
+    internal static int CompareKeys(Key a, Key b, int from)
     {
         int n = a.Parts.Length;
         for (int j = 0; j < n; j++)
@@ -361,6 +365,84 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
                 agg = d.ToString();
             }
             o.Append(format.Format(key.Parts, agg));
+        }
+    }
+
+    // dtrace_aggregate_walk_joined's zero-filled data for a key an aggregation lacks: every word 0.
+    private static readonly Entry s_zero = new() { Min = 0, Max = 0 };
+
+    private Entry EntryOf(Key key) => _entries.TryGetValue(key, out var e) ? e : s_zero;
+
+    internal IEnumerable<Key> Keys => _entries.Keys;
+
+    /// <summary>The value a joined walk sorts this aggregation's entry for the key by (0 if absent).</summary>
+    internal long SortValue(Key key) => Value(EntryOf(key));
+
+    /// <summary>dt_print_datum for the key's entry: " %16lld" or the distribution.</summary>
+    internal void AppendDatum(StringBuilder o, Key key)
+    {
+        var e = EntryOf(key);
+        if (Kind == AggKind.Quantize) PrintQuantize(o, Normalised(e.Buckets));
+        else if (Kind == AggKind.Lquantize) PrintLquantize(o, Normalised(e.Buckets));
+        else if (Kind == AggKind.Llquantize) PrintLlquantize(o, Normalised(e.Buckets));
+        else o.Append(' ').Append(Printable(e).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+    }
+
+    /// <summary>What a printa format's %@ prints for the key: the value, or the distribution.</summary>
+    internal object FormatValue(Key key)
+    {
+        var e = EntryOf(key);
+        if (Kind is not (AggKind.Quantize or AggKind.Lquantize or AggKind.Llquantize)) return Printable(e);
+        var d = new StringBuilder();
+        AppendDatum(d, key);
+        return d.ToString();
+    }
+
+    /// <summary>
+    /// printa(@a, @b, ...) as dt_aggregate.c's dtrace_aggregate_walk_joined walks them: every key
+    /// any of them holds, once, with 0 for an aggregation that lacks it; sorted by the values of
+    /// the aggregations from -x aggsortpos on (wrapping round), then by key (aggsortkey: by key
+    /// first; aggsortrev reverses). Without a format each row is the keys and each aggregation's
+    /// datum in argument order (dt_print_aggs); with one, the keys fill the conversions and each %@
+    /// takes the next aggregation.
+    /// </summary>
+    internal static void PrintJoined(StringBuilder o, Aggregation[] aggs, AggSort sort, DFormat? format)
+    {
+        var keys = new List<Key>();
+        var seen = new HashSet<Key>();
+        foreach (var agg in aggs)
+            foreach (var k in agg.Keys)
+                if (seen.Add(k)) keys.Add(k);
+        int n = aggs.Length, pos = sort.Pos < n ? sort.Pos : 0;
+        int keyCount = aggs[0].KeyTypes.Length;
+        int from = keyCount == 0 ? 0 : Math.Min(sort.KeyPos, keyCount - 1);
+        keys.Sort((p, q) =>
+        {
+            int c = sort.ByKey ? CompareKeys(p, q, from) : 0;
+            for (int i = 0; c == 0 && i < n; i++)
+            {
+                var agg = aggs[(i + pos) % n];
+                c = agg.SortValue(p).CompareTo(agg.SortValue(q));
+            }
+            if (c == 0 && !sort.ByKey) c = CompareKeys(p, q, from);
+            return sort.Reverse ? -c : c;
+        });
+        foreach (var key in keys)
+        {
+            if (format != null)
+            {
+                var values = new object?[n];
+                for (int i = 0; i < n; i++) values[i] = aggs[i].FormatValue(key);
+                o.Append(format.Format(key.Parts, values));
+                continue;
+            }
+            foreach (var part in key.Parts)
+            {
+                if (part is string s) o.Append("  ").Append(s.PadRight(50));
+                else o.Append(' ').Append(((long)part).ToString(CultureInfo.InvariantCulture).PadLeft(16));
+            }
+            foreach (var agg in aggs) agg.AppendDatum(o, key);
+            o.Append('\n');
         }
     }
 

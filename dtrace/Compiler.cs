@@ -12,6 +12,15 @@ internal sealed class Frame
     public ProbeArgs Args;
     public long[] ThisInt = [];
     public string[] ThisStr = [];
+
+    /// <summary>Set by speculate(): the firing's record goes to <see cref="Spec"/> (null: the
+    /// speculation was not active, and the record is dropped as dtrace drops it).</summary>
+    public bool Speculating;
+    public SpecRecord? Spec;
+    public Speculation? SpecOwner;
+
+    /// <summary>The bytes the running clause's record takes (0 when it records nothing).</summary>
+    public long RecordBytes;
 }
 
 /// <summary>A run-time fault (rule 4 of Syntax.cs): dtrace's fault name, the notional DIF offset,
@@ -51,15 +60,23 @@ internal sealed class Key(object[] parts) : IEquatable<Key>
     }
 }
 
-internal enum ActionKind { None, Record, Exit }
+/// <summary>What a statement is to dt_cc.c's dt_stmt_append checks: an expression records nothing;
+/// Record and Exit are data-recording actions.</summary>
+internal enum ActionKind { None, Record, Exit, Aggregate, Speculate, Commit, Discard }
 
-internal sealed record CompiledStatement(Action<Frame> Run, ActionKind Kind);
+/// <param name="Bytes">What the statement adds to the clause's record (Compiler.RecordBytes).</param>
+internal sealed record CompiledStatement(Action<Frame> Run, ActionKind Kind, int Bytes = 0);
 
 internal sealed record CompiledClause(Clause Source, Func<Frame, long>? Predicate, CompiledStatement[] Statements, int ThisInts, int ThisStrs)
 {
     /// <summary>Whether a firing leaves a record; a clause with no statements takes D's default
     /// action, which records the probe alone.</summary>
-    public bool Records => Statements.Length == 0 || Statements.Any(s => s.Kind != ActionKind.None);
+    public bool Records { get; } = Statements.Length == 0 || Statements.Any(s => s.Kind is ActionKind.Record or ActionKind.Exit);
+
+    /// <summary>The bytes one firing's record takes in a speculative buffer: the record header
+    /// (an EPID and a timestamp, 16 bytes with alignment) and each recorded value, 8 bytes for an
+    /// integer and strsize (256) for a string, as the kernel sizes an ECB's record.</summary>
+    public long RecordBytes { get; } = 16 + Statements.Sum(s => (long)s.Bytes);
 }
 
 /// <summary>Compiles clauses to closures, once (rule 2 of Syntax.cs).</summary>
@@ -97,8 +114,46 @@ internal sealed class Compiler
         {
             _dif = 0;
             stmts.Add(Statement(s));
+            CheckOrder(stmts, s);
         }
         return new CompiledClause(clause, pred, stmts.ToArray(), _thisInts, _thisStrs);
+    }
+
+    /// <summary>
+    /// dt_cc.c's dt_stmt_append: once a statement is added, the clause's actions must still jibe.
+    /// speculate() comes before any data-recording action and once; no aggregation or exit() after
+    /// it; commit() once, before any data-recording action, and nothing that records after it.
+    /// Expressions and discard() record nothing and may go anywhere.
+    /// </summary>
+    private static void CheckOrder(List<CompiledStatement> stmts, Expr at)
+    {
+        bool commit = false, speculate = false, datarec = false;
+        foreach (var st in stmts)
+        {
+            string? error = null;
+            switch (st.Kind)
+            {
+                case ActionKind.Commit:
+                    error = commit ? "commit( ) may not follow commit( )" : datarec ? "commit( ) may not follow data-recording action(s)" : null;
+                    commit = true;
+                    break;
+                case ActionKind.Speculate:
+                    error = speculate ? "speculate( ) may not follow speculate( )" : commit ? "speculate( ) may not follow commit( )"
+                        : datarec ? "speculate( ) may not follow data-recording action(s)" : null;
+                    speculate = true;
+                    break;
+                case ActionKind.Aggregate:
+                    error = commit ? "aggregating actions may not follow commit( )" : speculate ? "aggregating actions may not follow speculate( )" : null;
+                    datarec = true;
+                    break;
+                case ActionKind.Record or ActionKind.Exit:
+                    error = speculate && st.Kind == ActionKind.Exit ? "exit( ) may not follow speculate( )"
+                        : commit ? "data-recording actions may not follow commit( )" : null;
+                    if (!speculate) datarec = true;
+                    break;
+            }
+            if (error != null) throw new DCompileError(error, at.Line, at.Column);
+        }
     }
 
     private int NextDif() => (_dif++) * 4;
@@ -107,15 +162,15 @@ internal sealed class Compiler
     {
         switch (s)
         {
-            case AggAssign a: return new(AggregationStatement(a), ActionKind.None);
+            case AggAssign a: return new(AggregationStatement(a), ActionKind.Aggregate);
             case Call { Name: "trace" } call:
             {
                 if (call.Args.Count != 1) throw Proto(call, "trace", call.Args.Count, 1);
                 var e = Expr(call.Args[0]);
                 var c = _c;
                 return e.Type == DType.Int
-                    ? new(f => c.TraceInt(e.I!(f)), ActionKind.Record)
-                    : new(f => c.TraceStr(e.S!(f)), ActionKind.Record);
+                    ? new(f => c.TraceInt(e.I!(f)), ActionKind.Record, 8)
+                    : new(f => c.TraceStr(e.S!(f)), ActionKind.Record, StrSize);
             }
             case Call { Name: "printf" } call:
             {
@@ -129,18 +184,27 @@ internal sealed class Compiler
                     var values = new object[args.Length];
                     for (int i = 0; i < args.Length; i++) values[i] = args[i].Box(f);
                     c.Print(format.Format(values));
-                }, ActionKind.Record);
+                }, ActionKind.Record, args.Length == 0 ? 8 : args.Sum(a => a.Type == DType.Int ? 8 : StrSize));
             }
             case Call { Name: "printa" } call:
             {
-                int at = call.Args.Count == 2 && call.Args[0] is StrLit ? 1 : 0;
-                if (call.Args.Count - at != 1 || call.Args[at] is not AggRef agg)
-                    throw new DCompileError("printa( ) argument #" + (at + 1) + " is incompatible with prototype:\n\tprototype: aggregation\n\t argument: expression", call.Line, call.Column);
+                int at = call.Args.Count > 0 && call.Args[0] is StrLit ? 1 : 0;
+                // dt_action_printa words this one "%d args passed" whatever the count.
+                if (call.Args.Count - at < 1) throw new DCompileError($"printa( ) prototype mismatch: {call.Args.Count} args passed, {at + 1} expected", call.Line, call.Column);
+                var names = new string[call.Args.Count - at];
+                AggRef? first = null;
+                for (int i = at; i < call.Args.Count; i++)
+                {
+                    if (call.Args[i] is not AggRef agg)
+                        throw new DCompileError("printa( ) argument #" + (i + 1) + " is incompatible with prototype:\n\tprototype: aggregation\n\t argument: " + (Expr(call.Args[i]).Type == DType.Str ? "string" : "int64_t"), call.Line, call.Column);
+                    _c.RequireAggregation(agg.Name, agg);
+                    if (first != null) CheckKeySignatures(first, agg, call);
+                    first ??= agg;
+                    names[i - at] = agg.Name;
+                }
                 DFormat? format = at == 1 ? DFormat.Parse(((StrLit)call.Args[0]).Value, null, "printa", call.Line, call.Column) : null;
                 var c = _c;
-                string name = agg.Name;
-                _c.RequireAggregation(name, agg);
-                return new(f => c.PrintA(name, format), ActionKind.Record);
+                return new(f => c.PrintA(names, format), ActionKind.Record, 8 * names.Length);
             }
             case Call { Name: "trunc" or "clear" or "normalize" or "denormalize" } call:
             {
@@ -155,10 +219,10 @@ internal sealed class Compiler
                 string name = agg.Name;
                 return fn switch
                 {
-                    "trunc" => new(f => c.Trunc(name, n?.Invoke(f)), ActionKind.Record),
-                    "clear" => new(f => c.ClearAggregation(name), ActionKind.Record),
-                    "normalize" => new(f => c.Normalize(name, n!(f)), ActionKind.Record),
-                    _ => new(f => c.Normalize(name, 1), ActionKind.Record),
+                    "trunc" => new(f => c.Trunc(name, n?.Invoke(f)), ActionKind.Record, 16),
+                    "clear" => new(f => c.ClearAggregation(name), ActionKind.Record, 8),
+                    "normalize" => new(f => c.Normalize(name, n!(f)), ActionKind.Record, 16),
+                    _ => new(f => c.Normalize(name, 1), ActionKind.Record, 8),
                 };
             }
             case Call { Name: "exit" } call:
@@ -167,7 +231,22 @@ internal sealed class Compiler
                 var e = Expr(call.Args[0]);
                 if (e.Type != DType.Int) throw new DCompileError("exit( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: string", call.Line, call.Column);
                 var c = _c;
-                return new(f => c.Exit(e.I!(f)), ActionKind.Exit);
+                return new(f => c.Exit(e.I!(f)), ActionKind.Exit, 8);
+            }
+            case Call { Name: "speculate" or "commit" or "discard" } call:
+            {
+                if (call.Args.Count != 1) throw Proto(call, call.Name, call.Args.Count, 1);
+                var e = Expr(call.Args[0]);
+                if (e.Type != DType.Int) throw new DCompileError($"{call.Name}( ) argument #1 is incompatible with prototype:\n\tprototype: int\n\t argument: string", call.Line, call.Column);
+                var id = e.I!;
+                var c = _c;
+                _c.UsesSpeculations = true;
+                return call.Name switch
+                {
+                    "speculate" => new(f => c.Speculate(f, id(f)), ActionKind.Speculate),
+                    "commit" => new(f => c.Commit(id(f)), ActionKind.Commit),
+                    _ => new(f => c.Discard(id(f)), ActionKind.Discard),
+                };
             }
             default:
             {
@@ -176,6 +255,21 @@ internal sealed class Compiler
             }
         }
     }
+
+    /// <summary>dt_printf.c's dt_printa_validate: printa's aggregations must have the same keys.</summary>
+    private void CheckKeySignatures(AggRef lhs, AggRef rhs, Call at)
+    {
+        var l = _c.KeyTypesOf(lhs.Name);
+        var r = _c.KeyTypesOf(rhs.Name);
+        if (l.Length != r.Length)
+            throw new DCompileError($"printa( ): {lhs.Name} and {rhs.Name} do not have matching key signatures: {lhs.Name} has {l.Length} key{(l.Length == 1 ? "" : "s")}, {rhs.Name} has {r.Length} key{(r.Length == 1 ? "" : "s")}", at.Line, at.Column);
+        for (int i = 0; i < l.Length; i++)
+            if (l[i] != r[i])
+                throw new DCompileError($"printa( ): {rhs.Name}[ ] key #{i + 1} is incompatible with {lhs.Name}:\n{lhs.Name[1..],9} key #{i + 1}: {Name(l[i])}\n{rhs.Name[1..],9} key #{i + 1}: {Name(r[i])}", at.Line, at.Column);
+    }
+
+    /// <summary>dtrace's default strsize: the bytes a string takes in a record.</summary>
+    private const int StrSize = 256;
 
     /// <summary>dt_parser.c's "%s( ) prototype mismatch: %d arg%s passed, %s%d expected".</summary>
     private static DCompileError Proto(Node at, string name, int passed, int expected, bool atLeast = false) =>
@@ -439,7 +533,14 @@ internal sealed class Compiler
                 IntArg(call, 0);
                 return AddressOf(call, call.Args[1], "void *");
             }
-            case "trace" or "printf" or "printa" or "exit":
+            case "speculation":
+            {
+                if (call.Args.Count != 0) throw Proto(call, "speculation", call.Args.Count, 0);
+                var c = _c;
+                _c.UsesSpeculations = true;
+                return CExpr.Int(_ => c.NewSpeculation());
+            }
+            case "trace" or "printf" or "printa" or "exit" or "speculate" or "commit" or "discard":
                 throw new DCompileError($"{call.Name}( ) may not be used in an expression", call.Line, call.Column);
             case "count" or "sum" or "min" or "max" or "avg" or "stddev" or "quantize" or "lquantize" or "llquantize":
                 throw new DCompileError($"{call.Name}( ) may only be used as the value of an aggregation", call.Line, call.Column);

@@ -14,7 +14,7 @@ namespace SmartOS.Dtrace;
 /// A clause's output is kept until the clause ends, so a fault discards it, as dtrace discards the
 /// ECB's record.
 /// </summary>
-public sealed class Consumer : IProbeConsumer
+public sealed partial class Consumer : IProbeConsumer
 {
     private sealed record Ecb(int Epid, Probe Probe, CompiledClause Clause, long[] ThisInt, string[] ThisStr);
 
@@ -113,6 +113,7 @@ public sealed class Consumer : IProbeConsumer
             _dynReported = _dynDrops;
             _err.Write($"dtrace: {n} dynamic variable drop{(n > 1 ? "s" : "")}\n");
         }
+        ReportSpeculationDrops();
     }
 
     /// <summary>Unix time, in nanoseconds, at scheduler time 0 (the host's WallClock epoch): walltimestamp
@@ -232,7 +233,7 @@ public sealed class Consumer : IProbeConsumer
     public bool Sees(Probe p) => _zone == "global" || p.Shared || p.Provider is "dtrace" or "profile" || p.Zone == _zone;
 
     /// <summary>The probes a description names (dt_gmatch: an empty field matches all), creating
-    /// profile:::tick-N on demand as the profile provider does.</summary>
+    /// profile:::tick-N and profile-N on demand as the profile provider does.</summary>
     internal List<Probe> Match(ProbeSpec spec)
     {
         var f = Fields(spec);
@@ -268,11 +269,15 @@ public sealed class Consumer : IProbeConsumer
 
     internal static string FullName(ProbeSpec spec) => string.Join(':', Fields(spec));
 
-    /// <summary>tick-N with the profile provider's suffixes; no suffix is hertz.</summary>
+    /// <summary>tick-N and profile-N with the profile provider's suffixes; no suffix is hertz. The
+    /// host has one CPU (its loop), so profile-N, which fires on every CPU, fires as tick-N does,
+    /// between the loop's events (arg0 and arg1, the interrupted PCs, are 0: there are none).</summary>
     private static long? TickInterval(string name)
     {
-        if (!name.StartsWith("tick-", StringComparison.Ordinal)) return null;
-        string s = name[5..];
+        string s;
+        if (name.StartsWith("tick-", StringComparison.Ordinal)) s = name[5..];
+        else if (name.StartsWith("profile-", StringComparison.Ordinal)) s = name[8..];
+        else return null;
         int i = 0;
         while (i < s.Length && char.IsAsciiDigit(s[i])) i++;
         if (i == 0 || !long.TryParse(s[..i], NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n <= 0) return null;
@@ -355,6 +360,7 @@ public sealed class Consumer : IProbeConsumer
     /// <summary>Fires BEGIN, attaches to the probes, starts the tick timers.</summary>
     public void Start()
     {
+        _started = _scheduler.Now;
         if (_byProbe.TryGetValue(_registry.Begin, out var begin)) Run(begin, _registry.Begin, default);
         if (_stopped) return;
         foreach (var p in _byProbe.Keys)
@@ -389,37 +395,41 @@ public sealed class Consumer : IProbeConsumer
             Array.Clear(ecb.ThisStr);
             f.ThisInt = ecb.ThisInt;
             f.ThisStr = ecb.ThisStr;
+            f.Speculating = false;
+            f.Spec = null;
+            f.SpecOwner = null;
             var clause = ecb.Clause;
+            f.RecordBytes = clause.Records ? clause.RecordBytes : 0;
             _record.Clear();
             int action = -1;
             try
             {
                 if (clause.Predicate != null && clause.Predicate(f) == 0) continue;
-                if (!Quiet && !Json && clause.Records)
-                {
-                    if (!_headerDone)
-                    {
-                        _out.Write($"{"CPU",3} {"ID",6} {"FUNCTION:NAME",32}\n");
-                        _headerDone = true;
-                    }
-                    _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
-                }
+                bool prefixed = !Quiet && !Json && clause.Records;
+                if (prefixed) _record.Append($"{0,3} {probe.Id,6} {probe.Function + ":" + probe.Name,32} ");
                 _printedInRecord.Clear();
                 for (action = 0; action < clause.Statements.Length; action++) clause.Statements[action].Run(f);
-                if (Json)
-                {
-                    if (clause.Records) WriteJsonRecord(ecb.Epid, probe);
-                }
+                if (!clause.Records) continue;
+                string text;
+                if (Json) text = JsonRecord(ecb.Epid, probe);
                 else
                 {
-                    if (!Quiet && clause.Records) _record.Append('\n');
-                    _out.Write(_record.ToString());
+                    if (prefixed) _record.Append('\n');
+                    text = _record.ToString();
+                }
+                if (!f.Speculating) Emit(text, prefixed);
+                else if (f.Spec != null)
+                {
+                    f.Spec.Text = text;
+                    f.Spec.Prefixed = prefixed;
                 }
             }
             catch (DRuntimeFault fault)
             {
+                Unreserve(f);
                 string where = action < 0 ? "in predicate" : $"in action #{action + 1}";
-                _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where} at DIF offset {fault.DifOffset}\n");
+                string offset = fault.DifOffset < 0 ? "" : $" at DIF offset {fault.DifOffset}";
+                _err.Write($"dtrace: error on enabled probe ID {ecb.Epid} (ID {probe.Id}: {probe.FullName}): {fault.Message} {where}{offset}\n");
                 FireError(ecb.Epid, action + 1, fault);
                 f.Probe = probe;
                 f.Args = args;
@@ -429,6 +439,18 @@ public sealed class Consumer : IProbeConsumer
                 _record.Clear();
             }
         }
+    }
+
+    /// <summary>Writes a record as dtrace's consumer prints it, opening the output with the
+    /// "CPU ID FUNCTION:NAME" heading before the first prefixed record.</summary>
+    private void Emit(string text, bool prefixed)
+    {
+        if (prefixed && !_headerDone)
+        {
+            _out.Write($"{"CPU",3} {"ID",6} {"FUNCTION:NAME",32}\n");
+            _headerDone = true;
+        }
+        _out.Write(text);
     }
 
     /// <summary>dtrace:::ERROR, as dtrace_probe_error fires it: arg1 the EPID, arg2 the action (0:
@@ -444,14 +466,15 @@ public sealed class Consumer : IProbeConsumer
 
     private bool _inError;
 
-    private void WriteJsonRecord(int epid, Probe probe)
+    private string JsonRecord(int epid, Probe probe)
     {
         var o = new System.Text.Json.Nodes.JsonObject
         {
             ["cpu"] = 0, ["epid"] = epid, ["id"] = probe.Id, ["probe"] = probe.FullName, ["output"] = _record.ToString(),
         };
-        _out.Write(o.ToJsonString(Aggregation.JsonOptions) + "\n");
-        foreach (var agg in _printedInRecord) _out.Write(agg.ToJson().ToJsonString(Aggregation.JsonOptions) + "\n");
+        var text = new StringBuilder(o.ToJsonString(Aggregation.JsonOptions)).Append('\n');
+        foreach (var agg in _printedInRecord) text.Append(agg.ToJson().ToJsonString(Aggregation.JsonOptions)).Append('\n');
+        return text.ToString();
     }
 
     // Actions, called by compiled statements.
@@ -459,24 +482,32 @@ public sealed class Consumer : IProbeConsumer
     public void TraceStr(string s) => _record.Append(Quiet || Json ? s : "  " + s.PadRight(33));
     public void Print(string s) => _record.Append(s);
 
-    internal void PrintA(string name, DFormat? format)
+    internal void PrintA(string[] names, DFormat? format)
     {
         ReportDrops();
-        var agg = _aggByName[name];
-        if (Json && format == null)
+        if (names.Length > 1 && !(Json && format == null))
         {
-            _printedInRecord.Add(agg);
-            agg.Printed = true;
+            var aggs = new Aggregation[names.Length];
+            for (int i = 0; i < names.Length; i++) (aggs[i] = _aggByName[names[i]]).Printed = true;
+            if (format == null) _record.Append('\n');
+            Aggregation.PrintJoined(_record, aggs, _sort, format);
             return;
         }
-        if (format == null)
+        foreach (var name in names)
         {
-            _record.Append('\n');
-            agg.Print(_record);
+            var agg = _aggByName[name];
+            agg.Printed = true;
+            if (Json && format == null) _printedInRecord.Add(agg);
+            else if (format == null)
+            {
+                _record.Append('\n');
+                agg.Print(_record);
+            }
+            else agg.Print(_record, format);
         }
-        else agg.Print(_record, format);
-        agg.Printed = true;
     }
+
+    internal DType[] KeyTypesOf(string name) => _aggByName[name].KeyTypes;
 
     internal void Trunc(string name, long? keep) => _aggByName[name].Trunc(keep);
     internal void ClearAggregation(string name) => _aggByName[name].Clear();
@@ -491,11 +522,12 @@ public sealed class Consumer : IProbeConsumer
     private const int IllegalOperation = 3; // DTRACEFLT_ILLOP
 
     /// <summary>How aggregations sort when printed (-x aggsortkey and friends).</summary>
-    public void SetSort(bool byKey, bool reverse, int keyPos)
+    public void SetSort(bool byKey, bool reverse, int keyPos, int pos = 0)
     {
         _sort.ByKey = byKey;
         _sort.Reverse = reverse;
         _sort.KeyPos = keyPos;
+        _sort.Pos = pos;
     }
 
     private readonly AggSort _sort = new();
@@ -519,6 +551,7 @@ public sealed class Consumer : IProbeConsumer
         _stopped = true;
         foreach (var p in _byProbe.Keys) p.Detach(this);
         foreach (var t in _timers) t.Cancel();
+        _cleaner?.Cancel();
         foreach (var t in _ticks) _registry.Remove(t);
         if (interrupted && !wasStopped && !Json) _out.Write("\n");
         if (_byProbe.TryGetValue(_registry.End, out var end)) Run(end, _registry.End, default);

@@ -80,15 +80,19 @@ internal sealed class DFormat
     /// <summary>The types the non-aggregation conversions want, in order (printa's keys).</summary>
     public IEnumerable<char> KeyKinds() => _parts.OfType<Conv>().Where(c => !c.Agg).Select(c => c.Kind);
 
-    public string Format(object[] values, object? aggValue = null)
+    public string Format(object[] values, object? aggValue = null) => Format(values, [aggValue]);
+
+    /// <summary>printa of several aggregations: each %@ takes the next aggregation's value, and
+    /// those beyond the last take the last's again (dt_printf.c's dt_printf_format).</summary>
+    public string Format(object[] values, IReadOnlyList<object?> aggValues)
     {
         var sb = new StringBuilder();
-        int v = 0;
+        int v = 0, a = 0;
         foreach (var p in _parts)
         {
             if (p is string s) { sb.Append(s); continue; }
             var c = (Conv)p;
-            object? value = c.Agg ? aggValue : v < values.Length ? values[v++] : null;
+            object? value = c.Agg ? aggValues[a < aggValues.Count - 1 ? a++ : a] : v < values.Length ? values[v++] : null;
             sb.Append(One(c, value));
         }
         return sb.ToString();

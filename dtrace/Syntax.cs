@@ -28,7 +28,12 @@
  *      matches must agree on args[N]'s type. A NULL argument read faults with "invalid address".
  *   7. Casts to C integer types truncate and sign-extend as C does: (uint8_t)300 is 44, (char)200 is -56.
  *
- * Not done yet: speculations, printa of several aggregations and -x aggsortpos.
+ *   8. Speculations (Consumer.Speculations.cs): speculation() hands out one of -x nspec buffers of
+ *      -x specsize bytes; speculate() sends the clause's record there, commit() prints it where the
+ *      commit fires, discard() drops it. The order of these among a clause's actions is checked as
+ *      dt_cc.c checks it ("speculate( ) may not follow data-recording action(s)", ...).
+ *   9. printa(@a, @b, ...) prints the aggregations joined on their keys (Aggregation.PrintJoined),
+ *      which must match in number and type; -x aggsortpos picks the one that sorts first.
  */
 using System.Globalization;
 using System.Text;

@@ -139,16 +139,23 @@ public static class Dispatcher
     public static Task<int> StartAsync(CommandContext ctx, string[] argv)
     {
         if (argv.Length == 0) return Task.FromResult(0);
+        // The proc provider (ProcProbes.cs): a program starts, execs its command, and exits.
+        var proc = ProcProbes.For(ctx.Host.Mac.Probes);
+        var program = new object();
+        string zone = ctx.Zone;
+        ProcProbes.Fire(proc.Start, zone, program);
+        ProcProbes.Fire(proc.Exec, zone, program, argv[0]);
         if (!CommandRegistry.TryGet(argv[0], out var command))
         {
             ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
-            return Task.FromResult(127);
+            return ExecFailed(proc, zone, program, ProcProbes.Enoent, 127);
         }
         if (ctx.Zone != "global" && command.ZoneRefusal is string refusal)
         {
             ctx.Err.WriteLine(refusal);
-            return Task.FromResult(1);
+            return ExecFailed(proc, zone, program, ProcProbes.Eperm, 1);
         }
+        ProcProbes.Fire(proc.ExecSuccess, zone, program);
         if (!ctx.HostRunning && command.NeedsRunningHost(argv[1..]))
         {
             ctx.Err.WriteLine(NotBootedMessage(argv[0]));
@@ -157,13 +164,14 @@ public static class Dispatcher
         string[] args = argv[1..];
         return ctx.Host.Sync.Start(async () =>
         {
+            int status = 1;
             try
             {
-                return await command.RunAsync(ctx, args);
+                return status = await command.RunAsync(ctx, args);
             }
             catch (OperationCanceledException)
             {
-                return 130;
+                return status = 130;
             }
             catch (IOException e)
             {
@@ -175,7 +183,18 @@ public static class Dispatcher
                 ctx.Err.WriteLine($"{argv[0]}: {e.Message}");
                 return 1;
             }
+            finally
+            {
+                ProcProbes.Fire(proc.Exit, zone, program, status == 130 ? ProcProbes.CldKilled : ProcProbes.CldExited, status);
+            }
         });
+    }
+
+    private static Task<int> ExecFailed(ProcProbes proc, string zone, object program, int errno, int status)
+    {
+        ProcProbes.Fire(proc.ExecFailure, zone, program, errno);
+        ProcProbes.Fire(proc.Exit, zone, program, ProcProbes.CldExited, status);
+        return Task.FromResult(status);
     }
 
     /// <summary>Runs a command to completion in virtual time (tests). A command that still waits when

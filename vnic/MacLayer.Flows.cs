@@ -148,9 +148,9 @@ public sealed partial class MacLayer
         }
         LinkControl.TryParseMaxBw(value, out long bps);
         f.MaxBw = bps;
-        if (f.Tx == null) f.Tx = new Shaper(Scheduler, f, Flow.StageTx, bps, LinkControl.ShaperQueueFrames);
+        if (f.Tx == null) f.Tx = new Shaper(Scheduler, f, Flow.StageTx, bps, LinkControl.ShaperQueueFrames, f.Link, f.Name);
         else f.Stats.ODrops += f.Tx.SetRate(bps);
-        if (f.Rx == null) f.Rx = new Shaper(Scheduler, f, Flow.StageRx, bps, LinkControl.ShaperQueueFrames);
+        if (f.Rx == null) f.Rx = new Shaper(Scheduler, f, Flow.StageRx, bps, LinkControl.ShaperQueueFrames, f.Link, f.Name);
         else f.Stats.IDrops += f.Rx.SetRate(bps);
     }
 

@@ -80,9 +80,9 @@ public sealed class LinkControl : IShaperSink
             return;
         }
         var sched = Link.Mac.Scheduler;
-        if (Tx == null) Tx = new Shaper(sched, this, StageTx, rate, ShaperQueueFrames);
+        if (Tx == null) Tx = new Shaper(sched, this, StageTx, rate, ShaperQueueFrames, Link);
         else Link.Stats.DropMaxbw += Tx.SetRate(rate);
-        if (Rx == null) Rx = new Shaper(sched, this, StageRx, rate, ShaperQueueFrames);
+        if (Rx == null) Rx = new Shaper(sched, this, StageRx, rate, ShaperQueueFrames, Link);
         else Link.Stats.DropMaxbwRx += Rx.SetRate(rate);
     }
 

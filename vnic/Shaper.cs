@@ -15,6 +15,8 @@ internal interface IShaperSink
 /// n bytes holds the shaper for n*8/rate seconds. The clock is kept in picoseconds with the division's
 /// remainder carried forward, so over any run the error is below one frame, at any rate. Frames that
 /// cannot leave yet wait in a bounded FIFO; a full FIFO, or a rate of 0, is a counted drop for the caller.
+/// A frame that waits, leaves after waiting or is dropped fires the owning link's mac_bw probes
+/// (LinkProbes.cs), each site one branch on the probe's Enabled field when no one traces.
 /// </summary>
 public sealed class Shaper
 {
@@ -28,8 +30,14 @@ public sealed class Shaper
     private long _nextPs;      // when the shaper may release its next frame
     private long _remainder;   // (bits * 1e12) mod rate, carried so rounding never accumulates
 
-    internal Shaper(Scheduler scheduler, IShaperSink sink, int stage, long rateBps, int queueLimit)
+    private readonly Datalink _link;
+    private readonly string _flow;
+
+    /// <param name="link">The link whose mac_bw probes fire; <paramref name="flow"/> names the flow ("" for the link's own limit).</param>
+    internal Shaper(Scheduler scheduler, IShaperSink sink, int stage, long rateBps, int queueLimit, Datalink link, string flow = "")
     {
+        _link = link;
+        _flow = flow;
         _scheduler = scheduler;
         _sink = sink;
         _stage = stage;
@@ -52,6 +60,8 @@ public sealed class Shaper
     {
         if (RateBps == 0 || _count >= QueueLimit)
         {
+            var drop = _link.Probes.BwDrop;
+            if (drop.Enabled) FireProbe(drop, p.Length);
             p.Free();
             return false;
         }
@@ -70,9 +80,15 @@ public sealed class Shaper
         if (_count == _ring.Length) Grow();
         _ring[(_head + _count) & (_ring.Length - 1)] = p;
         _count++;
+        var enqueue = _link.Probes.BwEnqueue;
+        if (enqueue.Enabled) FireProbe(enqueue, p.Length);
         if (!_timer.IsArmed) _timer.ArmAt(CeilNs(_nextPs));
         return true;
     }
+
+    // Kept out of the hot methods (STYLE.md: small hot paths); the arguments are LinkProbes.cs's.
+    private void FireProbe(Kernel.Trace.Probe probe, int length) =>
+        probe.Fire(new(_link.Name, length, _flow, _stage == 0 ? 1 : 0, _count));
 
     /// <summary>Changes the rate. At 0 the queued frames are dropped; the count is returned.</summary>
     internal int SetRate(long rateBps)
@@ -81,7 +97,13 @@ public sealed class Shaper
         _remainder = 0;
         if (rateBps != 0) return 0;
         int dropped = _count;
-        while (_count > 0) Pop().Free();
+        var drop = _link.Probes.BwDrop;
+        while (_count > 0)
+        {
+            var p = Pop();
+            if (drop.Enabled) FireProbe(drop, p.Length);
+            p.Free();
+        }
         _timer.Cancel();
         return dropped;
     }
@@ -90,9 +112,11 @@ public sealed class Shaper
     internal void ReleaseAll()
     {
         _timer.Cancel();
+        var dequeue = _link.Probes.BwDequeue;
         while (_count > 0)
         {
             var p = Pop();
+            if (dequeue.Enabled) FireProbe(dequeue, p.Length);
             ReleasedFrames++;
             ReleasedBytes += p.Length;
             _sink.Release(p, _stage);
@@ -112,9 +136,11 @@ public sealed class Shaper
         long nowPs = _scheduler.Now * 1000;
         // A frame that waited starts exactly when the previous one ended (_nextPs), not at the
         // rounded-up nanosecond the timer fired at: that is what keeps the long-run rate exact.
+        var dequeue = _link.Probes.BwDequeue;
         while (_count > 0 && _nextPs <= nowPs && RateBps > 0)
         {
             var p = Pop();
+            if (dequeue.Enabled) FireProbe(dequeue, p.Length);
             Account(p.Length);
             ReleasedFrames++;
             ReleasedBytes += p.Length;

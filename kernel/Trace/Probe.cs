@@ -24,7 +24,9 @@
  *   5. A shared probe (the ip, tcp and udp providers) is one probe for every zone's stack, as on
  *      illumos; each firing names its zone (ProbeArgs.Zone), and a zone's consumer hears only its own.
  *
- * Not done yet: probes of zones and the VMM.
+ * Providers: mac (vnic/LinkProbes.cs, with the shaper's mac_bw probes), ip/tcp/udp
+ * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), dtrace and
+ * profile (dtrace/Consumer.cs). Not done yet: probes of the VMM and of storage (io, zfs).
  */
 namespace SmartOS.Kernel.Trace;
 

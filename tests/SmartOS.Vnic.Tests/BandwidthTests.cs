@@ -1,4 +1,5 @@
 using SmartOS.Kernel;
+using SmartOS.Kernel.Trace;
 using SmartOS.Kernel.Wire;
 using SmartOS.Testing;
 
@@ -91,6 +92,56 @@ public class BandwidthTests
             Assert.That(a.Stats.DropMaxbw, Is.EqualTo(1500 - 1 - LinkControl.ShaperQueueFrames));
             Assert.That(rig.Pool.Outstanding, Is.Zero);
         }
+    }
+
+    private sealed class ShaperProbeCounter : IProbeConsumer
+    {
+        public readonly Dictionary<string, long> Counts = [];
+        public readonly HashSet<string> Args = [];
+
+        public void Fired(Probe probe, in ProbeArgs args)
+        {
+            Counts[probe.Name] = Counts.GetValueOrDefault(probe.Name) + 1;
+            Args.Add($"{probe.Name} {args.A0.Str} {args.A1.Int} flow='{args.A2.Str}' tx={args.A3.Int}");
+        }
+    }
+
+    private static ShaperProbeCounter AttachShaperProbes(Rig rig, string link)
+    {
+        var c = new ShaperProbeCounter();
+        foreach (var p in rig.Mac.Probes.All.Where(p => p.Module == link && p.Function == "mac_bw")) p.Attach(c);
+        return c;
+    }
+
+    [Test]
+    public void The_link_shaper_fires_enqueue_dequeue_and_drop_with_the_link_and_the_frame()
+    {
+        var (rig, a, _, atB) = Pair();
+        rig.Set(a, "maxbw", "10M");
+        var c = AttachShaperProbes(rig, "vnic0");
+        for (int i = 0; i < 1500; i++) rig.Send(a, Frame());
+        rig.Scheduler.RunUntilIdle();
+        int len = Frame().Length;
+        using (Assert.EnterMultipleScope())
+        {
+            // The first frame finds the shaper idle and leaves at once; 1000 wait; the rest are dropped.
+            Assert.That(c.Counts, Is.EquivalentTo(new Dictionary<string, long> { ["enqueue"] = 1000, ["dequeue"] = 1000, ["drop"] = 499 }));
+            Assert.That(c.Args, Is.EquivalentTo(new[] { $"enqueue vnic0 {len} flow='' tx=1", $"dequeue vnic0 {len} flow='' tx=1", $"drop vnic0 {len} flow='' tx=1" }));
+            Assert.That(a.Stats.DropMaxbw, Is.EqualTo(499));
+        }
+    }
+
+    [Test]
+    public void A_flow_shaper_fires_the_link_s_probes_naming_the_flow()
+    {
+        var (rig, a, _, _) = Pair();
+        Assert.That(rig.Mac.AddFlow("toB", "vnic0", "remote_ip=10.0.0.2", [("maxbw", "10M")], temporary: false).Code, Is.EqualTo(DladmStatus.Ok));
+        var c = AttachShaperProbes(rig, "vnic0");
+        for (int i = 0; i < 3; i++) rig.Send(a, Frame());
+        rig.Scheduler.RunUntilIdle();
+        int len = Frame().Length;
+        Assert.That(c.Counts, Is.EquivalentTo(new Dictionary<string, long> { ["enqueue"] = 2, ["dequeue"] = 2 }));
+        Assert.That(c.Args, Is.EquivalentTo(new[] { $"enqueue vnic0 {len} flow='toB' tx=1", $"dequeue vnic0 {len} flow='toB' tx=1" }));
     }
 
     [Test]

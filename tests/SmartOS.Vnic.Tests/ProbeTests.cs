@@ -54,7 +54,7 @@ public class ProbeTests
     }
 
     [Test]
-    public void Every_datalink_has_transmit_receive_and_the_four_protection_probes_named_by_its_link()
+    public void Every_datalink_has_transmit_receive_the_four_protection_and_the_three_shaper_probes_named_by_its_link()
     {
         var (rig, _, _) = TwoVnics();
         var names = rig.Mac.Probes.All.Where(p => p.Module == "a0").Select(p => $"{p.Provider}:{p.Module}:{p.Function}:{p.Name}");
@@ -62,6 +62,7 @@ public class ProbeTests
         {
             "mac:a0:mac_tx:transmit", "mac:a0:mac_rx:receive", "mac:a0:mac_protect_check:mac-nospoof-fail",
             "mac:a0:mac_protect_check:ip-nospoof-fail", "mac:a0:mac_protect_check:dhcp-nospoof-fail", "mac:a0:mac_protect_check:restricted-fail",
+            "mac:a0:mac_bw:enqueue", "mac:a0:mac_bw:dequeue", "mac:a0:mac_bw:drop",
         }));
         Assert.That(rig.Mac.Probes.All.Take(3).Select(p => p.FullName), Is.EqualTo(new[] { "dtrace:::BEGIN", "dtrace:::END", "dtrace:::ERROR" }));
     }

@@ -13,16 +13,19 @@ namespace SmartOS.Cli.Commands;
 /// each record is prefixed with the CPU, probe ID and FUNCTION:NAME columns.</item>
 /// <item>-l lists the probes (ID PROVIDER MODULE FUNCTION NAME), all or those -n, -P provider,
 /// -m [provider:]module or -f [[provider:]module:]function name (globs as in descriptions).</item>
-/// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does;
+/// <item>-x aggsortkey, aggsortrev and aggsortkeypos=N order printed aggregations as dtrace does,
+/// and aggsortpos=N picks which of printa's several aggregations sorts first;
 /// -x aggsize=N[kmgt] bounds the aggregations' memory (4m by default): a new key that finds no room
 /// is dropped and counted, and "dtrace: N aggregation drops on CPU 0" goes to standard error before
 /// aggregations print; -x dynvarsize=N[kmgt] (1m by default) bounds associative arrays and self->
-/// variables the same way ("dtrace: N dynamic variable drops"). The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
+/// variables the same way ("dtrace: N dynamic variable drops"); -x nspec=N (1) and specsize=N[kmgt] (32k)
+/// bound speculations (Consumer.Speculations.cs), whose drops are reported as dtrace words them. The buffer and rate options (switchrate, aggrate, bufsize, ...) are refused,
 /// since records are consumed as probes fire.</item>
 /// <item>Tracing runs until exit() or an interruption (^C, the end of a scenario); then END fires and
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
-/// <item>Options dtrace has but this one does not honour yet are refused, never ignored.</item>
+/// <item>Options dtrace has but this one does not honour yet are refused, never ignored: -c CMD and
+/// -p PID among them, since a zone program here is not a process with an ID.</item>
 /// <item>--json is this project's (illumos dtrace has no JSON output): each record is one line
 /// {"cpu":0,"epid":E,"id":P,"probe":"prov:mod:func:name","output":"TEXT"}, TEXT as -q prints the
 /// record's trace/printf/printa-with-format output; each aggregation printa prints without a
@@ -39,7 +42,8 @@ public static class Dtrace
         NeedsRunningHost = static a => !Getopt.Parse(a, Getopts, s_long).Has("l"),
     };
 
-    private const string Getopts = "n:s:qlo:x:P:m:f:";
+    // -c and -p are known so that they are refused with the reason, not as unknown options.
+    private const string Getopts = "n:s:qlo:x:P:m:f:c:p:";
     private static readonly string[] s_long = ["json"];
 
     private static readonly string[] s_knownOptions =
@@ -64,10 +68,19 @@ public static class Dtrace
     {
         var g = Getopt.Parse(args, Descriptor.Options, s_long);
         if (g.Error != null) return Usage(ctx, g.Error);
+        foreach (var o in new[] { "c", "p" })
+            if (g.Has(o))
+            {
+                // dtrace -c runs a command and -p grabs a process, each to trace it as $target (with
+                // the pid provider) and to stop when it exits. A zone program here is a task on the
+                // host's loop, not a process: it has no process ID to name or grab.
+                ctx.Err.WriteLine($"dtrace: -{o} is not supported: this host's zone programs are not processes and have no process ID for $target or the pid provider");
+                return 2;
+            }
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");
         bool quiet = g.Has("q"), sortKey = false, sortRev = false;
-        int sortKeyPos = 0;
-        long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize;
+        int sortKeyPos = 0, sortPos = 0;
+        long aggSize = Consumer.DefaultAggSize, dynVarSize = Consumer.DefaultDynVarSize, nspec = Consumer.DefaultNspec, specSize = Consumer.DefaultSpecSize;
         foreach (var x in g.Values("x"))
         {
             int eq = x.IndexOf('=');
@@ -80,12 +93,20 @@ public static class Dtrace
                 case "aggsortrev" when value == null: sortRev = true; continue;
                 case "aggsortkeypos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortKeyPos):
                     continue;
+                case "aggsortpos" when int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sortPos):
+                    continue;
                 case "aggsize" when TryParseSize(value, out aggSize): continue;
                 case "dynvarsize" when TryParseSize(value, out dynVarSize): continue;
-                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsize" or "dynvarsize":
+                case "nspec" when TryParseSize(value, out nspec): continue;
+                case "specsize" when TryParseSize(value, out specSize): continue;
+                case "quiet" or "aggsortkey" or "aggsortrev" or "aggsortkeypos" or "aggsortpos" or "aggsize" or "dynvarsize" or "nspec" or "specsize":
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: Invalid value for specified option");
                     return 2;
-                case "switchrate" or "aggrate" or "statusrate" or "cleanrate" or "bufsize":
+                case "cleanrate":
+                    // The speculation cleaner runs at dtrace's default cleanrate (Consumer.CleanRate).
+                    ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option is not supported yet (speculations are cleaned at dtrace's default rate, 101 Hz)");
+                    return 2;
+                case "switchrate" or "aggrate" or "statusrate" or "bufsize":
                     // Records and aggregations reach this consumer as probes fire, in the same
                     // process: there is no buffer to size and no rate at which to read one.
                     ctx.Err.WriteLine($"dtrace: failed to set -x {x}: option has no effect here (records are consumed as probes fire, without kernel buffers)");
@@ -98,8 +119,8 @@ public static class Dtrace
         }
         var registry = ctx.Host.Mac.Probes;
         TextWriter? file = null;
-        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize };
-        consumer.SetSort(sortKey, sortRev, sortKeyPos);
+        var consumer = new Consumer(registry, ctx.Host.Mac.Scheduler, ctx.Zone, TextWriter.Null, ctx.Err) { Quiet = quiet, Json = g.Has("json"), WallEpoch = ctx.Host.Clock.Epoch, AggSize = aggSize, DynVarSize = dynVarSize, Nspec = nspec, SpecSize = specSize };
+        consumer.SetSort(sortKey, sortRev, sortKeyPos, sortPos);
         var programs = new List<(string Text, string? File)>();
         foreach (var n in g.Values("n")) programs.Add((n, null));
         foreach (var s in g.Values("s"))

@@ -156,8 +156,9 @@ public class DtraceAggregationActionTests
         var h = CliHost.TwoVnicsOnAStub();
         string[] Names(params string[] args) => h.Ok(["dtrace", "-l", .. args]).Split('\n', StringSplitOptions.RemoveEmptyEntries)[1..]
             .Select(l => string.Join(':', l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..])).ToArray();
-        Assert.That(Names("-m", "a0"), Has.Length.EqualTo(6).And.All.StartWith("mac:a0:"));
-        Assert.That(Names("-m", "mac:a0"), Has.Length.EqualTo(6));
+        // transmit, receive, the four protection probes and the three of the bandwidth shaper.
+        Assert.That(Names("-m", "a0"), Has.Length.EqualTo(9).And.All.StartWith("mac:a0:"));
+        Assert.That(Names("-m", "mac:a0"), Has.Length.EqualTo(9));
         Assert.That(Names("-f", "a0:mac_tx"), Is.EqualTo(new[] { "mac:a0:mac_tx:transmit" }));
         Assert.That(Names("-f", "mac:*:mac_rx"), Has.Length.EqualTo(5));
         Assert.That(Names("-P", "ud?"), Is.EqualTo(new[] { "udp:ip:udp_output:send", "udp:ip:udp_input:receive" }));

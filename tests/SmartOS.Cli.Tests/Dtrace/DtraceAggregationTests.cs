@@ -81,4 +81,12 @@ public class DtraceAggregationTests
         string o = Run("BEGIN { n = 0; t0 = timestamp; } tick-100ms { n++; printf(\"%d %d\\n\", n, timestamp - t0); } tick-1sec { @ticks = count(); } tick-350ms { exit(0); }");
         Assert.That(o, Is.EqualTo("1 100000000\n2 200000000\n3 300000000\n\n"));
     }
+
+    [Test]
+    public void Profile_n_fires_on_the_hosts_one_cpu_as_tick_n_does()
+    {
+        // profile-10hz: every 100 ms on each CPU, and the host's loop is one CPU.
+        string o = Run("BEGIN { t0 = timestamp; } profile-10hz { printf(\"%d %d %d\\n\", timestamp - t0, arg0, arg1); } tick-250ms { exit(0); }");
+        Assert.That(o, Is.EqualTo("100000000 0 0\n200000000 0 0\n\n"));
+    }
 }

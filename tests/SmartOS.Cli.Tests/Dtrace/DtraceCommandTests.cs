@@ -24,6 +24,15 @@ public class DtraceCommandTests
         Assert.That(h.Ok("dtrace", "-l", "-n", "mac:::*-fail").Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(1 + 5 * 4)); // e1000g0, e1000g1, stub0, a0, b0
     }
 
+    [TestCase("-c", "date")]
+    [TestCase("-p", "1")]
+    public void Dash_c_and_dash_p_are_refused_naming_why(string option, string value)
+    {
+        var r = CliHost.TwoVnicsOnAStub().Run("dtrace", option, value, "-n", "BEGIN { exit(0); }");
+        Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((2, "",
+            $"dtrace: {option} is not supported: this host's zone programs are not processes and have no process ID for $target or the pid provider\n")));
+    }
+
     [Test]
     public void Dash_o_appends_the_output_to_a_file()
     {
@@ -105,10 +114,46 @@ public class DtraceCommandTests
             """);
         Assert.That(code, Is.Zero, o + e);
         string listing = o[o.IndexOf("h1# zlogin a dtrace -l -P mac\n", StringComparison.Ordinal)..];
-        Assert.That(listing.Split('\n')[2..8].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]), Is.All.EqualTo("z1_net0"));
-        Assert.That(listing.Split('\n')[8], Does.StartWith("h1# "));
+        Assert.That(listing.Split('\n')[2..11].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]), Is.All.EqualTo("z1_net0"));
+        Assert.That(listing.Split('\n')[11], Does.StartWith("h1# "));
         // A vmadm zone's name is its UUID (the ARP reply and the echo reply).
         Assert.That(o, Does.Contain($"\n\n  {"z1_net0",-50}  {"cc741433-1d1a-48c8-a8c9-ab064ae789a4",-50} {2,16}\n# end of scenario"));
+    }
+
+    [Test]
+    public void The_proc_provider_sees_programs_start_exec_and_exit_in_their_zones()
+    {
+        var (code, o, e) = Scenario(TwoZones + """
+            dtrace -q -n 'proc:::exec { @[zonename, stringof(arg0)] = count(); } proc:::exec-failure { printf("failed %s %d\n", zonename, arg0); } proc:::start /zonename != "global"/ { self->t = timestamp; } proc:::exit /self->t/ { printf("exit %s %d %d\n", zonename, arg0, arg1); self->t = 0; }' &
+            zlogin a ping -s 10.0.0.2 56 1
+            ! zlogin b nosuchcmd
+            """);
+        Assert.That(code, Is.Zero, o + e);
+        const string A = "cc741433-1d1a-48c8-a8c9-ab064ae789a4";
+        string b = o.Split('\n').First(l => l.StartsWith("failed ", StringComparison.Ordinal)).Split(' ')[1];
+        using (Assert.EnterMultipleScope())
+        {
+            // self-> lives from start to exit of each program: the zone's ping exits 0 with CLD_EXITED.
+            Assert.That(o, Does.Contain($"exit {A} 1 0\n"));
+            // zlogin runs in the global zone, its command in the zone; ENOENT (2) for no such command.
+            Assert.That(o, Does.Contain($"failed {b} 2\nexit {b} 1 127\n"));
+            Assert.That(b, Is.Not.EqualTo("global").And.Not.EqualTo(A));
+            Assert.That(o, Does.Contain($"  {"global",-50}  {"zlogin",-50} {2,16}\n"));
+            Assert.That(o, Does.Contain($"  {A,-50}  {"ping",-50} {1,16}\n"));
+            Assert.That(o, Does.Contain($"  {b,-50}  {"nosuchcmd",-50} {1,16}\n"));
+        }
+    }
+
+    [Test]
+    public void In_a_zone_the_proc_provider_hears_only_the_zone_s_programs()
+    {
+        var (code, o, e) = Scenario(TwoZones + """
+            zlogin a dtrace -q -n 'proc:::exec { @[zonename, stringof(arg0)] = count(); }' &
+            zlogin b ping -s 10.0.0.1 56 1
+            zlogin a ping -s 10.0.0.2 56 1
+            """);
+        Assert.That(code, Is.Zero, o + e);
+        Assert.That(o, Does.EndWith($"\n\n  {"cc741433-1d1a-48c8-a8c9-ab064ae789a4",-50}  {"ping",-50} {1,16}\n# end of scenario at 4.000000s virtual time\n").Or.Match(@"\n\n  cc741433-1d1a-48c8-a8c9-ab064ae789a4 +ping +1\n# end of scenario"));
     }
 
     [Test]
