@@ -22,9 +22,9 @@
  *   transmit:  VSwitch (unknown unicast, floods) -> AggrLink.SendToWire (counts, taps) -> hash of the
  *              policy's fields over the distributing ports -> that port's PhysLink.SendToWire.
  *   receive:   wire -> PhysLink.ReceiveFromWire (the port's counters) -> AggrPort.ReceiveFromWire:
- *              an LACPDU goes to the port's LACP machines (AggrLacp.cs); any other frame, if the
- *              port is collecting, is counted on the aggregation and goes to its switch. Frames
- *              arrive from any port.
+ *              an LACPDU goes to the port's LACP machines, a Marker PDU to its Marker Responder
+ *              (AggrLacp.cs); any other frame, if the port is collecting, is counted on the
+ *              aggregation and goes to its switch. Frames arrive from any port.
  *
  * Rules
  *   1. A frame that finds no distributing port, or arrives on a port that is not collecting, is
