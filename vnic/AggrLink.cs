@@ -180,7 +180,10 @@ public sealed class AggrLink : UplinkLink
         var d = new AggrPort[n];
         n = 0;
         foreach (var p in _ports) if (p.IsDistributing) d[n++] = p;
+        bool wasUp = _distributing.Length > 0;
         _distributing = d;
+        // A bridge port over the aggregation is up while a port distributes (Bridge.cs).
+        if (wasUp != (d.Length > 0) && Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
         DistributionChanged?.Invoke(this);
     }
 
@@ -209,6 +212,11 @@ public sealed class AggrLink : UplinkLink
     {
         CountRx(Stats, p, MacAddress.Read(p.Data));
         Tap(p, TapDirection.Received, showTag: false);
+        if (Switch.Bridged is { } bp)
+        {
+            bp.Bridge.Input(bp, p); // a bridged aggregation's frames are the bridge's (Bridge.cs)
+            return;
+        }
         Switch.ForwardFromUplink(p);
     }
 

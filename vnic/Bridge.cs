@@ -113,7 +113,7 @@ public sealed class BridgePort
         Bridge = bridge;
         Link = link;
         Switch = sw;
-        Phys = link as PhysLink;
+        Uplink = link as UplinkLink;
         Number = number;
         var sched = bridge.Mac.Scheduler;
         MessageAgeTimer = new KTimer(sched, static s => ((BridgePort)s!).Bridge.MessageAgeExpired((BridgePort)s), this);
@@ -124,7 +124,9 @@ public sealed class BridgePort
     public Bridge Bridge { get; }
     public Datalink Link { get; }
     internal VSwitch Switch { get; }
-    internal PhysLink? Phys { get; }
+    /// <summary>The link's way out of the host (a phys's wire, an aggregation's ports), or null for
+    /// an etherstub.</summary>
+    internal UplinkLink? Uplink { get; }
     /// <summary>The port number (show-bridge -l INDEX), 1 upwards in the order links joined.</summary>
     public int Number { get; internal set; }
     /// <summary>Port identifier: priority 128 in the high octet, the port number in the low (9.2.7).</summary>
@@ -135,7 +137,7 @@ public sealed class BridgePort
     /// <summary>When the port was last enabled (show-bridge -l UPTIME).</summary>
     public long UpSince { get; internal set; }
     /// <summary>Path cost from the link's speed, 802.1D-1998 table 8-5 (as Linux's bridge uses it).</summary>
-    public uint PathCost => Phys == null ? 100 : Bridge.CostForSpeed(Phys.SpeedMbps);
+    public uint PathCost => Uplink == null ? 100 : Bridge.CostForSpeed(Uplink.SpeedMbps);
     public BridgeId DesignatedRoot { get; internal set; }
     public uint DesignatedCost { get; internal set; }
     public BridgeId DesignatedBridge { get; internal set; }
@@ -148,8 +150,15 @@ public sealed class BridgePort
 
     internal readonly KTimer MessageAgeTimer, ForwardDelayTimer, HoldTimer;
 
-    /// <summary>Whether the link can carry frames: an etherstub always, a phys while it has a wire.</summary>
-    public bool IsUp => Phys == null || (Phys.Backend != null && Phys.Carrier);
+    /// <summary>Whether the link can carry frames: an etherstub always, a phys while it has a wire
+    /// with carrier, an aggregation while a port distributes.</summary>
+    public bool IsUp => Uplink switch
+    {
+        null => true,
+        PhysLink p => p.Backend != null && p.Carrier,
+        AggrLink a => a.Distributing.Count > 0,
+        _ => false,
+    };
 
     // show-bridge -l -s: BPDUs by kind, BPDUs sent, and data frames dropped, received and sent.
     public long RxConfigBpdus, RxTcnBpdus, RxRstBpdus, TxBpdus, Drops, Recv, Xmit;
@@ -336,7 +345,7 @@ public sealed partial class Bridge
         ForwardDirect++;
         Sent++;
         to.Xmit++;
-        to.Phys!.SendToWire(p);
+        to.Uplink!.SendToWire(p);
     }
 
     /// <summary>Sends a frame to every local side but <paramref name="localExcept"/>'s (when
@@ -354,7 +363,7 @@ public sealed partial class Bridge
                 last = q;
                 lastWire = false;
             }
-            if (q != wireExcept && q.Phys != null && q.State == StpPortState.Forwarding && q.IsUp)
+            if (q != wireExcept && q.Uplink != null && q.State == StpPortState.Forwarding && q.IsUp)
             {
                 if (last != null) Emit(p.Clone(), last, lastWire);
                 last = q;
@@ -379,7 +388,7 @@ public sealed partial class Bridge
             return;
         }
         to.Xmit++;
-        to.Phys!.SendToWire(p);
+        to.Uplink!.SendToWire(p);
     }
 
     private void CountDrop(BridgePort port, Packet? p = null)

@@ -49,8 +49,8 @@ public sealed partial class Bridge
         bool found = false;
         foreach (var p in _ports)
         {
-            if (p.Phys == null) continue;
-            if (!found || p.Phys.MacAddress.Value < address.Value) address = p.Phys.MacAddress;
+            if (p.Uplink == null) continue;
+            if (!found || p.Uplink.MacAddress.Value < address.Value) address = p.Uplink.MacAddress;
             found = true;
         }
         var id = new BridgeId((ushort)Config.Priority, found ? address : _fallbackAddress);
@@ -189,7 +189,7 @@ public sealed partial class Bridge
 
     private bool SendBpdu(BridgePort p, in Bpdu bpdu)
     {
-        var phys = p.Phys;
+        var phys = p.Uplink;
         if (phys == null || !p.IsUp) return false;
         var frame = Mac.Pool.Rent(Bpdu.FrameLength);
         if (frame == null)

@@ -32,7 +32,7 @@ public sealed partial class MacLayer
     /// <summary>The bridge a link is a port of, or null.</summary>
     public static Bridge? BridgeOf(Datalink link) => link switch
     {
-        PhysLink p => p.Switch.Bridged?.Bridge,
+        UplinkLink u => u.Switch.Bridged?.Bridge,
         Etherstub e => e.Switch.Bridged?.Bridge,
         _ => null,
     };
@@ -47,15 +47,18 @@ public sealed partial class MacLayer
         return true;
     }
 
-    /// <summary>Whether a link may join a bridge: it exists (NotFound), is a phys or an etherstub
-    /// (LinkInval: dladm's "cannot be bridged"), and is in no bridge yet (LinkBusy).</summary>
+    /// <summary>Whether a link may join a bridge: it exists (NotFound), is a phys, an aggregation or
+    /// an etherstub, the classes libdlbridge walks (LinkInval: dladm's "cannot be bridged"), is no
+    /// aggregation's port (LinkBusy: its frames are the aggregation's), and is in no bridge yet
+    /// (LinkBusy).</summary>
     public DlStatus CheckBridgeLink(string name, out Datalink? link)
     {
         link = Find(name);
         if (link == null) return DladmStatus.NotFound;
-        if (link is not (PhysLink or Etherstub)) return DladmStatus.LinkInval;
+        if (link is not (PhysLink or AggrLink or Etherstub)) return DladmStatus.LinkInval;
+        if (link is PhysLink { AggrPort: not null }) return DladmStatus.LinkBusy;
         if (BridgeOf(link) != null) return DladmStatus.LinkBusy;
-        if (link is Etherstub && FindPersistent(name) == null) return DladmStatus.PersistOnTemp;
+        if (link is Etherstub or AggrLink && FindPersistent(name) == null) return DladmStatus.PersistOnTemp;
         return DlStatus.Ok;
     }
 
@@ -137,7 +140,7 @@ public sealed partial class MacLayer
         return DlStatus.Ok;
     }
 
-    private static VSwitch SwitchOf(Datalink link) => link is PhysLink p ? p.Switch : ((Etherstub)link).Switch;
+    private static VSwitch SwitchOf(Datalink link) => link is UplinkLink u ? u.Switch : ((Etherstub)link).Switch;
 
     private Bridge CreateBridgeLive(string name, BridgeConfig config, List<Datalink> members)
     {

@@ -258,4 +258,82 @@ public class DladmBridgeTests
             Assert.That(h.Host.Mac.FindBridge("other"), Is.Null);
         }
     }
+
+    [Test]
+    public void An_aggregation_is_bridged_and_its_ports_and_itself_are_held_by_the_bridge()
+    {
+        var h = new CliHost(nics: 4);
+        h.Ok(A("dladm create-aggr -l e1000g0 -l e1000g1 aggr0"));
+        h.Ok(A("dladm create-aggr -t -l e1000g3 aggr1"));
+        h.Ok(A("dladm create-bridge -l aggr0 -l e1000g2 br"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("dladm show-bridge -l -p -o link br")), Is.EqualTo("aggr0\ne1000g2\n"));
+            Assert.That(h.Fails(A("dladm create-bridge -l e1000g0 other")).Stderr, Is.EqualTo("dladm: unable to add link e1000g0 to bridge other: link busy\n"),
+                "an aggregation's port is the aggregation's");
+            Assert.That(h.Fails(A("dladm create-bridge -l aggr1 other")).Stderr,
+                Is.EqualTo("dladm: unable to add link aggr1 to bridge other: can't create persistent object on top of temporary object\n"));
+            Assert.That(h.Fails(A("dladm delete-aggr aggr0")).Stderr, Does.Contain("link busy"));
+            Assert.That(h.Fails(A("dladm add-aggr -l e1000g2 aggr1")).Stderr, Does.Contain("link busy"), "a bridge's NIC is the bridge's");
+            Assert.That(h.Host.Mac.FindBridge("other"), Is.Null);
+            Assert.That(h.Host.Mac.Find("aggr0"), Is.Not.Null);
+        }
+        h.Ok(A("dladm remove-bridge -l aggr0 br"));
+        h.Ok(A("dladm delete-aggr aggr0"));
+    }
+
+    [Test]
+    public void A_bridge_over_an_lacp_aggregation_carries_traffic_and_follows_the_aggregation_down_and_up()
+    {
+        string dir = Directory.CreateTempSubdirectory("smartos-bridge-").FullName;
+        try
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            // h1 bridges its aggregation (to h2) and its third NIC (to h3); h2 and h3 talk through it.
+            int code = new SmartOS.Cli.Scenario.ScenarioRunner(o, e, dir).Run("""
+                host h2 nics=2
+                host h3 nics=1
+                host h1 nics=3
+                wire h1/e1000g0 h2/e1000g0
+                wire h1/e1000g1 h2/e1000g1
+                wire h1/e1000g2 h3/e1000g0
+                dladm create-aggr -L active -l e1000g0 -l e1000g1 aggr0
+                dladm create-bridge -d 4 -h 1 -m 6 -l aggr0 -l e1000g2 br
+                host h2
+                dladm create-aggr -L active -l e1000g0 -l e1000g1 aggr0
+                dladm create-vnic -l aggr0 net0
+                ipadm create-if net0
+                ipadm create-addr -T static -a 198.18.0.2/24 net0/v4
+                host h3
+                dladm create-vnic -l e1000g0 net0
+                ipadm create-if net0
+                ipadm create-addr -T static -a 198.18.0.3/24 net0/v4
+                sleep 10s
+                host h1
+                dladm show-bridge -l -p -o link,state,operp2p br
+                expect ^aggr0:forwarding:yes$
+                expect ^e1000g2:forwarding:yes$
+                host h2
+                ping -s 198.18.0.3 56 3
+                expect ^3 packets transmitted, 3 packets received
+                wire h1/e1000g0 down
+                wire h1/e1000g1 down
+                host h1
+                dladm show-bridge -l -p -o link,state br
+                expect ^aggr0:disabled$
+                wire h1/e1000g0 up
+                wire h1/e1000g1 up
+                sleep 12s
+                dladm show-bridge -l -p -o link,state br
+                expect ^aggr0:forwarding$
+                host h2
+                ping -s 198.18.0.3 56 3
+                expect ^3 packets transmitted, 3 packets received
+                """, "b.scn");
+            Assert.That(code, Is.Zero, e.ToString() + o);
+            Assert.That(e.ToString(), Does.Not.Contain("did not match"), o.ToString());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
