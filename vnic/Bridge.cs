@@ -129,15 +129,21 @@ public sealed class BridgePort
     internal UplinkLink? Uplink { get; }
     /// <summary>The port number (show-bridge -l INDEX), 1 upwards in the order links joined.</summary>
     public int Number { get; internal set; }
-    /// <summary>Port identifier: priority 128 in the high octet, the port number in the low (9.2.7).</summary>
-    public ushort PortId => (ushort)(0x8000 | (Number & 0xFF));
+    /// <summary>stp_priority's default and largest value (802.1D-1998 8.5.5.1: one octet).</summary>
+    public const int DefaultPriority = 128, MaxPriority = 255;
+    /// <summary>stp_cost's range: 802.1D-1998's path cost is 16 bits (8.5.5.3).</summary>
+    public const int MinCost = 1, MaxCost = 65535;
+
+    /// <summary>Port identifier: the link's stp_priority (128 by default) in the high octet, the port
+    /// number in the low (9.2.7).</summary>
+    public ushort PortId => (ushort)((Link.StpPriority << 8) | (Number & 0xFF));
 
     public StpPortState State { get; internal set; } = StpPortState.Disabled;
     internal long StateSince;
     /// <summary>When the port was last enabled (show-bridge -l UPTIME).</summary>
     public long UpSince { get; internal set; }
     /// <summary>Path cost from the link's speed, 802.1D-1998 table 8-5 (as Linux's bridge uses it).</summary>
-    public uint PathCost => Uplink == null ? 100 : Bridge.CostForSpeed(Uplink.SpeedMbps);
+    public uint PathCost => Link.StpCost != 0 ? (uint)Link.StpCost : Uplink == null ? 100 : Bridge.CostForSpeed(Uplink.SpeedMbps);
     public BridgeId DesignatedRoot { get; internal set; }
     public uint DesignatedCost { get; internal set; }
     public BridgeId DesignatedBridge { get; internal set; }

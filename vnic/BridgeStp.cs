@@ -119,6 +119,16 @@ public sealed partial class Bridge
         if (port.State != StpPortState.Disabled) DisablePort(port);
     }
 
+    /// <summary>8.8.4 Set Port Priority and 8.8.5 Set Path Cost (stp_priority, stp_cost changed on a
+    /// bridged link): the port's identifier or cost is already the new one; a designated port keeps
+    /// being designated under its new identifier, and the tree is computed again.</summary>
+    internal void PortParametersChanged(BridgePort p, ushort oldPortId)
+    {
+        if (p.DesignatedBridge == BridgeId && p.DesignatedPort == oldPortId) p.DesignatedPort = p.PortId;
+        ConfigurationUpdate();
+        PortStateSelection();
+    }
+
     /// <summary>A link went up or down (a wire attached or detached): 8.8.2 Enable Port or 8.8.3
     /// Disable Port.</summary>
     internal void LinkStateChanged(BridgePort port)

@@ -140,6 +140,54 @@ public sealed partial class MacLayer
         return DlStatus.Ok;
     }
 
+    /// <summary>
+    /// The per-port spanning-tree properties that 802.1D-1998 STP has: stp_priority (the port
+    /// identifier's priority octet, 0-255, default 128) and stp_cost (the path cost, 1-65535, or auto
+    /// from the link's speed). They live on the link (Datalink.StpPriority/StpCost), as libdladm's do,
+    /// so a value set before the link joins a bridge, or replayed at boot before the bridge is
+    /// recreated, applies when it joins. Like illumos's (PD_AFTER_PERM) they change only persistently:
+    /// -t is refused. A change on a bridged link reruns the tree (8.8.4, 8.8.5). The RSTP-only ones
+    /// (stp_edge, stp_p2p, stp_mcheck), stp and forward stay refused as read-only (the theory
+    /// statement of Bridge.cs says why).
+    /// </summary>
+    private void RegisterBridgePortProperties()
+    {
+        static bool Bridgeable(Datalink l) => l is PhysLink or AggrLink or Etherstub;
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp_priority",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpPriority.ToString(CultureInfo.InvariantCulture),
+            Default = _ => BridgePort.DefaultPriority.ToString(CultureInfo.InvariantCulture),
+            Possible = _ => "",
+            Validate = (_, v) => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= BridgePort.MaxPriority
+                ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) => SetStpPortParameter(l, () => l.StpPriority = int.Parse(v, CultureInfo.InvariantCulture)),
+            PersistentOnly = true,
+        });
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp_cost",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpCost == 0 ? "auto" : l.StpCost.ToString(CultureInfo.InvariantCulture),
+            Default = _ => "auto",
+            Possible = _ => "",
+            Validate = (_, v) => v == "auto"
+                || int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= BridgePort.MinCost and <= BridgePort.MaxCost
+                ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) => SetStpPortParameter(l, () => l.StpCost = v == "auto" ? 0 : int.Parse(v, CultureInfo.InvariantCulture)),
+            PersistentOnly = true,
+        });
+    }
+
+    private static void SetStpPortParameter(Datalink link, Action set)
+    {
+        var port = BridgeOf(link)?.PortOf(link);
+        ushort oldId = port?.PortId ?? 0;
+        set();
+        port?.Bridge.PortParametersChanged(port, oldId);
+    }
+
     private static VSwitch SwitchOf(Datalink link) => link is UplinkLink u ? u.Switch : ((Etherstub)link).Switch;
 
     private Bridge CreateBridgeLive(string name, BridgeConfig config, List<Datalink> members)

@@ -336,4 +336,75 @@ public class DladmBridgeTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary>stp_priority is the high octet of the port identifier: given a better (lower) one,
+    /// e1000g1 wins the looped wire from e1000g0 and e1000g0 blocks instead (802.1D-1998 8.6.10).</summary>
+    [Test]
+    public void Stp_priority_on_a_port_decides_which_end_of_a_looped_wire_blocks()
+    {
+        var h = new CliHost();
+        h.World.Connect((PhysLink)h.Host.Mac.Find("e1000g0")!, (PhysLink)h.Host.Mac.Find("e1000g1")!);
+        h.Ok(A("dladm create-bridge -d 4 -h 1 -m 6 -l e1000g0 -l e1000g1 br"));
+        h.World.Scheduler.RunFor(9 * Time.Second);
+        const string Q = "dladm show-bridge -l -p -o link,state,desport br";
+        Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g0:forwarding:32769\ne1000g1:blocking:32769\n"));
+        h.Ok(A("dladm set-linkprop -p stp_priority=16 e1000g1"));
+        h.World.Scheduler.RunFor(9 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g0:blocking:4098\ne1000g1:forwarding:4098\n"));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o link,property,value,default -p stp_priority,stp_cost e1000g1")),
+                Is.EqualTo("e1000g1:stp_priority:16:128\ne1000g1:stp_cost:auto:auto\n"));
+        }
+    }
+
+    [Test]
+    public void Stp_cost_replaces_the_speeds_cost_and_both_survive_leaving_the_bridge()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-bridge -l e1000g0 br"));
+        // No wire, no speed: 802.1D-1998's cost for the slowest link, as Linux's bridge gives it.
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:100\n"));
+        h.Ok(A("dladm set-linkprop -p stp_cost=250 e1000g0"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:250\n"));
+        h.Ok(A("dladm remove-bridge -l e1000g0 br"));
+        h.Ok(A("dladm add-bridge -l e1000g0 br"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:250\n"), "the setting is the link's");
+        h.Ok(A("dladm reset-linkprop -p stp_cost e1000g0"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:100\n"));
+    }
+
+    [TestCase("dladm set-linkprop -t -p stp_cost=10 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': change must be persistent")]
+    [TestCase("dladm reset-linkprop -t -p stp_priority e1000g0", "dladm: warning: cannot reset link property 'stp_priority' on 'e1000g0': change must be persistent")]
+    [TestCase("dladm set-linkprop -p stp_priority=256 e1000g0", "dladm: warning: cannot set link property 'stp_priority' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_cost=0 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_cost=65536 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_priority=10 vnic0", "dladm: warning: cannot set link property 'stp_priority' on 'vnic0': invalid argument")]
+    public void Bad_stp_port_properties_are_refused_and_change_nothing(string line, string message)
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g1 vnic0"));
+        var r = h.Fails(A(line));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr.TrimEnd(), Is.EqualTo(message));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o value -p stp_priority,stp_cost e1000g0")), Is.EqualTo("128\nauto\n"));
+        }
+    }
+
+    [Test]
+    public void Stp_port_properties_persist_and_apply_when_the_host_boots_its_bridge()
+    {
+        string root = Directory.CreateTempSubdirectory("smartos-stpprop-").FullName;
+        try
+        {
+            var h = new CliHost(store: new FileConfigStore(root));
+            h.Ok(A("dladm create-bridge -l e1000g0 br"));
+            h.Ok(A("dladm set-linkprop -p stp_priority=32,stp_cost=77 e1000g0"));
+            var again = new CliHost(store: new FileConfigStore(root));
+            Assert.That(again.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:77\n"));
+            Assert.That(again.Ok(A("dladm show-linkprop -c -o value -p stp_priority e1000g0")), Is.EqualTo("32\n"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
 }
