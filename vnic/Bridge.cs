@@ -10,10 +10,13 @@
  *               hello time, forward delay, force protocol. It is not a datalink itself; its
  *               observability link NAME0 (class "bridge") is, and snoop on it sees every data frame
  *               the bridge forwards.
- *   port        one link of the bridge (BridgePort): a phys (its wire) or an etherstub (no wire),
- *               the classes dladm lets a bridge have here; VNICs, VLANs and the bridge's own link are
- *               refused, as dladm refuses them ("vnic vnic0 cannot be bridged"). Each port has an STP
- *               state; only its wire side obeys it (rule 3).
+ *   port        one link of the bridge (BridgePort): a phys (its wire), an aggregation (its ports,
+ *               as one wire: up while one distributes) or an etherstub (no wire), the classes
+ *               libdlbridge lets a bridge have; VNICs, VLANs and the bridge's own link are refused, as
+ *               dladm refuses them ("vnic vnic0 cannot be bridged"), and so is an aggregation's port
+ *               (its frames are the aggregation's). Each port has an STP state; only its wire side
+ *               obeys it (rule 3). Its priority and path cost are the link's stp_priority and
+ *               stp_cost properties (MacLayer.Bridge.cs).
  *   local side  the virtual switch of each port's link, with its VNICs and the phys's own primary
  *               port. The bridge treats all local sides as one: a VNIC over e1000g0 and one over
  *               e1000g1 of the same bridge are in one broadcast domain.
@@ -22,7 +25,7 @@
  *               forward delay while the topology is changing: 802.1D 8.3.5) is ignored and swept.
  *
  * Data path
- *   wire rx:  PhysLink.ReceiveFromWire -> Bridge.Input(port): a BPDU goes to the spanning tree
+ *   wire rx:  PhysLink.ReceiveFromWire or AggrLink.ReceiveFromPort -> Bridge.Input(port): a BPDU goes to the spanning tree
  *             (BridgeStp.cs); other reserved 01:80:c2:00:00:0x frames are dropped; a frame on a port
  *             that is not learning or forwarding is dropped; the source is learned; on a forwarding
  *             port the frame goes to every local side (group), to the local port with its address,
@@ -47,8 +50,9 @@
  * delays from blocking to forwarding). FORCEPROTO is therefore 0 (STP); a request for RSTP (2) is
  * refused, not silently accepted. TRILL is refused.
  *
- * Not done: TRILL, RSTP, per-port STP link properties (stp, stp_priority, stp_cost, stp_edge,
- * stp_p2p, stp_mcheck, forward: dladm refuses them as unknown here), bridges over aggregations.
+ * Not done: TRILL, RSTP, and the link properties stp (STP off on a port), forward, and stp_edge,
+ * stp_p2p and stp_mcheck (RSTP's edge, point-to-point and migration check, which 802.1D-1998 STP
+ * has no use for): they are listed read-only and refused when set, never accepted and ignored.
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
