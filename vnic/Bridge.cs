@@ -15,8 +15,8 @@
  *               libdlbridge lets a bridge have; VNICs, VLANs and the bridge's own link are refused, as
  *               dladm refuses them ("vnic vnic0 cannot be bridged"), and so is an aggregation's port
  *               (its frames are the aggregation's). Each port has an STP state; only its wire side
- *               obeys it (rule 3). Its priority and path cost are the link's stp_priority and
- *               stp_cost properties (MacLayer.Bridge.cs).
+ *               obeys it (rule 3). Its priority, path cost and whether it is in the tree at all
+ *               are the link's stp_priority, stp_cost and stp properties (MacLayer.Bridge.cs).
  *   local side  the virtual switch of each port's link, with its VNICs and the phys's own primary
  *               port. The bridge treats all local sides as one: a VNIC over e1000g0 and one over
  *               e1000g1 of the same bridge are in one broadcast domain.
@@ -50,9 +50,12 @@
  * delays from blocking to forwarding). FORCEPROTO is therefore 0 (STP); a request for RSTP (2) is
  * refused, not silently accepted. TRILL is refused.
  *
- * Not done: TRILL, RSTP, and the link properties stp (STP off on a port), forward, and stp_edge,
- * stp_p2p and stp_mcheck (RSTP's edge, point-to-point and migration check, which 802.1D-1998 STP
- * has no use for): they are listed read-only and refused when set, never accepted and ignored.
+ * A port whose link has stp=0 is outside the tree: it forwards while its link is up, sends no BPDU
+ * and heeds none (BridgeStp.cs InTree); a loop through it is the administrator's to avoid.
+ *
+ * Not done: TRILL, RSTP, and the link properties forward, and stp_edge, stp_p2p and stp_mcheck
+ * (RSTP's edge, point-to-point and migration check, which 802.1D-1998 STP has no use for): they
+ * are listed read-only and refused when set, never accepted and ignored.
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;

@@ -47,6 +47,9 @@ public abstract class Datalink
     internal int StpPriority = BridgePort.DefaultPriority;
     /// <summary>The stp_cost given, or 0 for "auto" (from the link's speed).</summary>
     internal int StpCost;
+    /// <summary>stp: false takes the port out of the spanning tree (it forwards while up, sends no
+    /// BPDUs and heeds none).</summary>
+    internal bool StpEnabled = true;
 
     /// <summary>The link this one is created over (null for phys and etherstub).</summary>
     public virtual Datalink? Over => null;

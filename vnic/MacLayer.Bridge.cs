@@ -141,18 +141,37 @@ public sealed partial class MacLayer
     }
 
     /// <summary>
-    /// The per-port spanning-tree properties that 802.1D-1998 STP has: stp_priority (the port
+    /// The per-port spanning-tree properties that 802.1D-1998 STP has: stp (1, or 0 to take the port
+    /// out of the tree: it forwards while up, sends no BPDUs and heeds none, so a loop through it is
+    /// the administrator's to avoid, as illumos warns), stp_priority (the port
     /// identifier's priority octet, 0-255, default 128) and stp_cost (the path cost, 1-65535, or auto
     /// from the link's speed). They live on the link (Datalink.StpPriority/StpCost), as libdladm's do,
     /// so a value set before the link joins a bridge, or replayed at boot before the bridge is
     /// recreated, applies when it joins. Like illumos's (PD_AFTER_PERM) they change only persistently:
-    /// -t is refused. A change on a bridged link reruns the tree (8.8.4, 8.8.5). The RSTP-only ones
-    /// (stp_edge, stp_p2p, stp_mcheck), stp and forward stay refused as read-only (the theory
-    /// statement of Bridge.cs says why).
+    /// -t is refused. A change on a bridged link reruns the tree (8.8.2-8.8.5). The RSTP-only ones
+    /// (stp_edge, stp_p2p, stp_mcheck) and forward stay refused as read-only (the theory statement
+    /// of Bridge.cs says why).
     /// </summary>
     private void RegisterBridgePortProperties()
     {
         static bool Bridgeable(Datalink l) => l is PhysLink or AggrLink or Etherstub;
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpEnabled ? "1" : "0",
+            Default = _ => "1",
+            Possible = _ => "1,0",
+            Validate = (_, v) => v is "0" or "1" ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) =>
+            {
+                bool on = v == "1";
+                if (l.StpEnabled == on) return;
+                l.StpEnabled = on;
+                if (BridgeOf(l)?.PortOf(l) is { } port) port.Bridge.StpEnabledChanged(port);
+            },
+            PersistentOnly = true,
+        });
         RegisterProperty(new LinkProperty
         {
             Name = "stp_priority",

@@ -407,4 +407,34 @@ public class DladmBridgeTests
         }
         finally { Directory.Delete(root, recursive: true); }
     }
+
+    /// <summary>stp=0 takes a port out of the spanning tree: it forwards at once, sends no BPDU and
+    /// heeds none; stp=1 puts it back through blocking, listening and learning.</summary>
+    [Test]
+    public void Stp_off_on_a_port_forwards_at_once_without_bpdus_and_stp_on_brings_the_timers_back()
+    {
+        var h = new CliHost();
+        var h2 = h.World.AddHost("h2", 1);
+        h.World.Connect((PhysLink)h.Host.Mac.Find("e1000g1")!, (PhysLink)h2.Mac.Find("e1000g0")!);
+        h.Ok(A("dladm set-linkprop -p stp=0 e1000g1"));
+        h.Ok(A("dladm create-bridge -d 4 -h 1 -m 6 -l e1000g1 br"));
+        const string Q = "dladm show-bridge -l -p -o link,state br";
+        h.World.Scheduler.RunFor(3 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:forwarding\n"));
+            Assert.That(h.Ok(A("dladm show-bridge -l -s -p -o link,txbpdu br")), Is.EqualTo("e1000g1:0\n"));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o value,default,possible -p stp e1000g1")), Is.EqualTo("0:1:1,0\n"));
+        }
+        h.Ok(A("dladm set-linkprop -p stp=1 e1000g1"));
+        h.World.Scheduler.RunFor(Time.Millisecond);
+        Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:listening\n"));
+        h.World.Scheduler.RunFor(8 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:forwarding\n"));
+            Assert.That(h.Ok(A("dladm show-bridge -l -s -p -o link,txbpdu br")), Is.Not.EqualTo("e1000g1:0\n"));
+        }
+        Assert.That(h.Fails(A("dladm set-linkprop -p stp=2 e1000g1")).Stderr, Is.EqualTo("dladm: warning: link property 'stp' must be one of: 1,0\n"));
+    }
 }
