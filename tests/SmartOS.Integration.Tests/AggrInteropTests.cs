@@ -171,10 +171,13 @@ public class AggrInteropTests
     /// <summary>OVS's bond/show line for one member: "member NAME: enabled" or "...: disabled".</summary>
     private bool OvsMemberEnabled(string member) => Appctl("bond/show", "bond0").Contains($"member {member}: enabled", StringComparison.Ordinal);
 
+    /// <summary>Waits until exactly <paramref name="ports"/> are in sync on both sides: ours collecting
+    /// and distributing (and the others not), OVS's members for them enabled (and the others not).</summary>
     private void WaitInSync(params string[] ports)
     {
-        string want = string.Concat(ports.Select(p => p + ":yes:yes:yes\n"));
-        WaitFor(() => OurLacp().Contains(want, StringComparison.Ordinal)
+        string Line(string port) => port + (ports.Contains(port) ? ":yes:yes:yes" : ":no:no:no");
+        string want = Line("e1000g0") + "\n" + Line("e1000g1") + "\n";
+        WaitFor(() => OurLacp() == want
                 && (ports.Contains("e1000g0") ? OvsMemberEnabled(_t0) : !OvsMemberEnabled(_t0))
                 && (ports.Contains("e1000g1") ? OvsMemberEnabled(_t1) : !OvsMemberEnabled(_t1)),
             () => $"ours:\n{OurLacp()}OVS:\n{Appctl("bond/show", "bond0")}{Appctl("lacp/show", "bond0")}");
@@ -223,8 +226,8 @@ public class AggrInteropTests
         foreach (var (tap, port, other) in new[] { (_t0, "e1000g0", "e1000g1"), (_t1, "e1000g1", "e1000g0") })
         {
             LinuxNet.Must("ip", "-n", _ns!.Name, "link", "set", tap, "down");
+            WaitFor(() => State(port) == "down", () => $"{port} still {State(port)} after its TAP went down");
             WaitInSync(other);
-            Assert.That(State(port), Is.EqualTo("down"));
             Pings();
             LinuxNet.Must("ip", "-n", _ns.Name, "link", "set", tap, "up");
             WaitInSync("e1000g0", "e1000g1");
