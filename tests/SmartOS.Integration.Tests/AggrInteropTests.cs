@@ -120,6 +120,18 @@ public class AggrInteropTests
         WaitFor(() => State("e1000g0") == "up", () => "e1000g0 still " + State("e1000g0"));
     }
 
+    [Test]
+    public void A_tap_nic_goes_down_for_good_when_its_interface_is_deleted()
+    {
+        string? missing = LinuxNet.MissingPrerequisite();
+        if (missing != null) Assert.Ignore(missing);
+        Taps(1);
+        var phys = (PhysLink)_rt!.Host.Mac.Find("e1000g0")!;
+        LinuxNet.Must("ip", "-n", _ns!.Name, "link", "del", _t0);
+        WaitFor(() => State("e1000g0") == "down", () => "e1000g0 still " + State("e1000g0"));
+        Assert.That(_rt.OnLoop(() => phys.Stats.IErrors), Is.EqualTo(1), "the read error, reported once");
+    }
+
     // ---- Open vSwitch as the LACP peer ----
 
     private string Db => "unix:" + Path.Combine(_dir!.FullName, "db.sock");
