@@ -12,8 +12,9 @@ namespace SmartOS.Vnic;
 ///     cost while nothing changes, but one more descriptor to poll, a message parser, and a
 ///     subscription that sees every interface of the namespace;
 ///   - SIOCGIFFLAGS by name, asked by the reader thread each time it wakes (at least every 100 ms,
-///     its poll timeout): one ioctl that takes no lock but RCU, a few hundred nanoseconds against
-///     a batch of up to 64 frames read, and nothing to parse.
+///     its poll timeout): one ioctl that takes no lock but RCU (1.5 us each, measured here with a
+///     C loop of a million on the loaded 2-core build machine), against a batch of up to 64 frames
+///     read per wake-up, and nothing to parse.
 /// The second is used. It must ask in the interface's own network namespace. The tun descriptor
 /// answers SIOCGSKNS with the namespace it was opened in (its socket's, which is where TUNSETIFF
 /// made the interface; it does not follow `ip link set NAME netns ...`), so the thread enters that
