@@ -97,6 +97,54 @@ public static class LacpPdu
 }
 
 /// <summary>
+/// The Marker PDU and Marker Response PDU (802.1AX-2008 5.5.3): Slow Protocols subtype 2, version 1,
+/// one Marker Information (1) or Marker Response Information (2) TLV of 16 octets (the requester's
+/// port, system and transaction id, two octets of pad), a terminator and 90 reserved octets: 110
+/// bytes after the Ethernet header, as an LACPDU. A response is the request with its TLV type
+/// changed, sent from the responding port's own address to the Slow Protocols group.
+/// </summary>
+public static class MarkerPdu
+{
+    public const byte SubtypeMarker = 2, Version = 1, TlvInformation = 1, TlvResponse = 2, InfoLength = 16;
+    public const int FrameLength = LacpPdu.FrameLength;
+
+    /// <summary>Parses a Marker or Marker Response PDU; false for another subtype or version, a short
+    /// frame, or a TLV that is neither of the two or of another length.</summary>
+    public static bool TryParse(ReadOnlySpan<byte> frame, out byte tlv, out ushort requesterPort, out MacAddress requesterSystem, out uint transaction)
+    {
+        tlv = 0;
+        requesterPort = 0;
+        requesterSystem = default;
+        transaction = 0;
+        if (frame.Length < FrameLength || !LacpPdu.IsSlowProtocol(frame)) return false;
+        var b = frame[EthernetView.HeaderLength..];
+        if (b[0] != SubtypeMarker || b[1] != Version || b[2] is not (TlvInformation or TlvResponse) || b[3] != InfoLength) return false;
+        tlv = b[2];
+        requesterPort = BinaryPrimitives.ReadUInt16BigEndian(b[4..]);
+        requesterSystem = MacAddress.Read(b[6..]);
+        transaction = BinaryPrimitives.ReadUInt32BigEndian(b[12..]);
+        return true;
+    }
+
+    /// <summary>Writes a whole Marker (<paramref name="tlv"/> 1) or Marker Response (2) frame.</summary>
+    public static void Write(Span<byte> frame, MacAddress source, byte tlv, ushort requesterPort, MacAddress requesterSystem, uint transaction)
+    {
+        LacpPdu.Group.Write(frame);
+        source.Write(frame[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(frame[12..], LacpPdu.SlowProtocolsType);
+        var b = frame[EthernetView.HeaderLength..FrameLength];
+        b.Clear(); // pad, terminator (type 0, length 0) and reserved octets are zero
+        b[0] = SubtypeMarker;
+        b[1] = Version;
+        b[2] = tlv;
+        b[3] = InfoLength;
+        BinaryPrimitives.WriteUInt16BigEndian(b[4..], requesterPort);
+        requesterSystem.Write(b[6..]);
+        BinaryPrimitives.WriteUInt32BigEndian(b[12..], transaction);
+    }
+}
+
+/// <summary>
 /// The LACP machines of one aggregation port (802.1AX-2008 5.4): receive (5.4.12), periodic transmit
 /// (5.4.13), selection (5.4.14, one aggregator per aggregation), mux with coupled collecting and
 /// distributing (5.4.15) and transmit (5.4.16), on the host's scheduler, so virtual time runs them
@@ -104,6 +152,13 @@ public static class LacpPdu
 /// 90 s as the actor asks (3 x periodic); wait_while 2 s (Aggregate_Wait_Time); at most three
 /// LACPDUs in any 1 s (5.4.16). Events (a PDU, a timer, the port's link) run the machines until no
 /// transition is left, as the standard's state diagrams are continuously evaluated.
+/// The Marker Responder (5.5) answers a Marker PDU with a Marker Response on the same port, as
+/// illumos's aggr does: only with LACP on, and only for a requester that is the port's partner (its
+/// port number and system as the partner's last LACPDU gave them); any other Marker PDU is counted
+/// and dropped. We send no Marker PDUs of our own (neither does illumos): a port leaves at once when
+/// its link goes down, and the flows that move were hashed to it, so there is no ordering to flush.
+/// One response per request and no more (no amplification), so responses need no rate limit of
+/// their own.
 /// </summary>
 public sealed class AggrLacp
 {
@@ -145,8 +200,16 @@ public sealed class AggrLacp
     public long PdusReceived { get; private set; }
     /// <summary>When the last LACPDU arrived (scheduler time), or -1.</summary>
     public long LastReceivedAt { get; private set; } = -1;
-    /// <summary>Slow Protocols frames that were not a well-formed LACPDU (markers included: not implemented).</summary>
+    /// <summary>Slow Protocols frames that were neither a well-formed LACPDU nor a well-formed Marker PDU.</summary>
     public long PdusBad { get; private set; }
+    /// <summary>Marker PDUs received (well-formed, Marker Information TLV).</summary>
+    public long MarkersReceived { get; private set; }
+    /// <summary>Marker Responses sent, one per Marker PDU from the partner while LACP is on.</summary>
+    public long MarkerResponsesSent { get; private set; }
+    /// <summary>Marker Responses received (we send no Marker PDUs, so none is expected).</summary>
+    public long MarkerResponsesReceived { get; private set; }
+    /// <summary>Marker PDUs not answered: LACP off, or a requester that is not the port's partner.</summary>
+    public long MarkersIgnored { get; private set; }
 
     public bool Enabled => _port.Aggr.Mode != LacpMode.Off;
     public bool Collecting => (ActorState & LacpState.Collecting) != 0;
@@ -192,6 +255,11 @@ public sealed class AggrLacp
     /// <summary>A Slow Protocols frame from the port's wire.</summary>
     internal void Receive(ReadOnlySpan<byte> frame)
     {
+        if (frame.Length > EthernetView.HeaderLength && frame[EthernetView.HeaderLength] == MarkerPdu.SubtypeMarker)
+        {
+            ReceiveMarker(frame);
+            return;
+        }
         if (!LacpPdu.TryParse(frame, out var actor, out var partner))
         {
             PdusBad++;
@@ -212,6 +280,39 @@ public sealed class AggrLacp
             _currentWhile.ArmAfter((ActorState & LacpState.Timeout) != 0 ? ShortTimeoutNs : LongTimeoutNs);
         }
         Run();
+    }
+
+    /// <summary>The Marker Responder (see the class comment).</summary>
+    private void ReceiveMarker(ReadOnlySpan<byte> frame)
+    {
+        if (!MarkerPdu.TryParse(frame, out byte tlv, out ushort port, out var system, out uint transaction))
+        {
+            PdusBad++;
+            return;
+        }
+        if (tlv == MarkerPdu.TlvResponse)
+        {
+            MarkerResponsesReceived++;
+            return;
+        }
+        MarkersReceived++;
+        if (!Enabled || port != Partner.Port || system != Partner.System)
+        {
+            MarkersIgnored++;
+            return;
+        }
+        var p = _port.Phys.Mac.Pool.Rent(MarkerPdu.FrameLength);
+        if (p == null)
+        {
+            _port.Phys.Stats.DropNoBuf++;
+            return;
+        }
+        MarkerPdu.Write(p.Data, _port.Phys.MacAddress, MarkerPdu.TlvResponse, port, system, transaction);
+        p.Vid = 0;
+        p.Band = (byte)MacPriority.High;
+        p.FairKey = _port.Phys.LinkId;
+        MarkerResponsesSent++;
+        _port.Phys.SendToWire(p);
     }
 
     private void CurrentWhileExpired()

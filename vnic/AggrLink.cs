@@ -22,9 +22,9 @@
  *   transmit:  VSwitch (unknown unicast, floods) -> AggrLink.SendToWire (counts, taps) -> hash of the
  *              policy's fields over the distributing ports -> that port's PhysLink.SendToWire.
  *   receive:   wire -> PhysLink.ReceiveFromWire (the port's counters) -> AggrPort.ReceiveFromWire:
- *              an LACPDU goes to the port's LACP machines (AggrLacp.cs); any other frame, if the
- *              port is collecting, is counted on the aggregation and goes to its switch. Frames
- *              arrive from any port.
+ *              an LACPDU goes to the port's LACP machines, a Marker PDU to its Marker Responder
+ *              (AggrLacp.cs); any other frame, if the port is collecting, is counted on the
+ *              aggregation and goes to its switch. Frames arrive from any port.
  *
  * Rules
  *   1. A frame that finds no distributing port, or arrives on a port that is not collecting, is
@@ -180,7 +180,10 @@ public sealed class AggrLink : UplinkLink
         var d = new AggrPort[n];
         n = 0;
         foreach (var p in _ports) if (p.IsDistributing) d[n++] = p;
+        bool wasUp = _distributing.Length > 0;
         _distributing = d;
+        // A bridge port over the aggregation is up while a port distributes (Bridge.cs).
+        if (wasUp != (d.Length > 0) && Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
         DistributionChanged?.Invoke(this);
     }
 
@@ -209,6 +212,11 @@ public sealed class AggrLink : UplinkLink
     {
         CountRx(Stats, p, MacAddress.Read(p.Data));
         Tap(p, TapDirection.Received, showTag: false);
+        if (Switch.Bridged is { } bp)
+        {
+            bp.Bridge.Input(bp, p); // a bridged aggregation's frames are the bridge's (Bridge.cs)
+            return;
+        }
         Switch.ForwardFromUplink(p);
     }
 

@@ -10,10 +10,13 @@
  *               hello time, forward delay, force protocol. It is not a datalink itself; its
  *               observability link NAME0 (class "bridge") is, and snoop on it sees every data frame
  *               the bridge forwards.
- *   port        one link of the bridge (BridgePort): a phys (its wire) or an etherstub (no wire),
- *               the classes dladm lets a bridge have here; VNICs, VLANs and the bridge's own link are
- *               refused, as dladm refuses them ("vnic vnic0 cannot be bridged"). Each port has an STP
- *               state; only its wire side obeys it (rule 3).
+ *   port        one link of the bridge (BridgePort): a phys (its wire), an aggregation (its ports,
+ *               as one wire: up while one distributes) or an etherstub (no wire), the classes
+ *               libdlbridge lets a bridge have; VNICs, VLANs and the bridge's own link are refused, as
+ *               dladm refuses them ("vnic vnic0 cannot be bridged"), and so is an aggregation's port
+ *               (its frames are the aggregation's). Each port has an STP state; only its wire side
+ *               obeys it (rule 3). Its priority, path cost and whether it is in the tree at all
+ *               are the link's stp_priority, stp_cost and stp properties (MacLayer.Bridge.cs).
  *   local side  the virtual switch of each port's link, with its VNICs and the phys's own primary
  *               port. The bridge treats all local sides as one: a VNIC over e1000g0 and one over
  *               e1000g1 of the same bridge are in one broadcast domain.
@@ -22,7 +25,7 @@
  *               forward delay while the topology is changing: 802.1D 8.3.5) is ignored and swept.
  *
  * Data path
- *   wire rx:  PhysLink.ReceiveFromWire -> Bridge.Input(port): a BPDU goes to the spanning tree
+ *   wire rx:  PhysLink.ReceiveFromWire or AggrLink.ReceiveFromPort -> Bridge.Input(port): a BPDU goes to the spanning tree
  *             (BridgeStp.cs); other reserved 01:80:c2:00:00:0x frames are dropped; a frame on a port
  *             that is not learning or forwarding is dropped; the source is learned; on a forwarding
  *             port the frame goes to every local side (group), to the local port with its address,
@@ -47,8 +50,12 @@
  * delays from blocking to forwarding). FORCEPROTO is therefore 0 (STP); a request for RSTP (2) is
  * refused, not silently accepted. TRILL is refused.
  *
- * Not done: TRILL, RSTP, per-port STP link properties (stp, stp_priority, stp_cost, stp_edge,
- * stp_p2p, stp_mcheck, forward: dladm refuses them as unknown here), bridges over aggregations.
+ * A port whose link has stp=0 is outside the tree: it forwards while its link is up, sends no BPDU
+ * and heeds none (BridgeStp.cs InTree); a loop through it is the administrator's to avoid.
+ *
+ * Not done: TRILL, RSTP, and the link properties forward, and stp_edge, stp_p2p and stp_mcheck
+ * (RSTP's edge, point-to-point and migration check, which 802.1D-1998 STP has no use for): they
+ * are listed read-only and refused when set, never accepted and ignored.
  */
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -113,7 +120,7 @@ public sealed class BridgePort
         Bridge = bridge;
         Link = link;
         Switch = sw;
-        Phys = link as PhysLink;
+        Uplink = link as UplinkLink;
         Number = number;
         var sched = bridge.Mac.Scheduler;
         MessageAgeTimer = new KTimer(sched, static s => ((BridgePort)s!).Bridge.MessageAgeExpired((BridgePort)s), this);
@@ -124,18 +131,26 @@ public sealed class BridgePort
     public Bridge Bridge { get; }
     public Datalink Link { get; }
     internal VSwitch Switch { get; }
-    internal PhysLink? Phys { get; }
+    /// <summary>The link's way out of the host (a phys's wire, an aggregation's ports), or null for
+    /// an etherstub.</summary>
+    internal UplinkLink? Uplink { get; }
     /// <summary>The port number (show-bridge -l INDEX), 1 upwards in the order links joined.</summary>
     public int Number { get; internal set; }
-    /// <summary>Port identifier: priority 128 in the high octet, the port number in the low (9.2.7).</summary>
-    public ushort PortId => (ushort)(0x8000 | (Number & 0xFF));
+    /// <summary>stp_priority's default and largest value (802.1D-1998 8.5.5.1: one octet).</summary>
+    public const int DefaultPriority = 128, MaxPriority = 255;
+    /// <summary>stp_cost's range: 802.1D-1998's path cost is 16 bits (8.5.5.3).</summary>
+    public const int MinCost = 1, MaxCost = 65535;
+
+    /// <summary>Port identifier: the link's stp_priority (128 by default) in the high octet, the port
+    /// number in the low (9.2.7).</summary>
+    public ushort PortId => (ushort)((Link.StpPriority << 8) | (Number & 0xFF));
 
     public StpPortState State { get; internal set; } = StpPortState.Disabled;
     internal long StateSince;
     /// <summary>When the port was last enabled (show-bridge -l UPTIME).</summary>
     public long UpSince { get; internal set; }
     /// <summary>Path cost from the link's speed, 802.1D-1998 table 8-5 (as Linux's bridge uses it).</summary>
-    public uint PathCost => Phys == null ? 100 : Bridge.CostForSpeed(Phys.SpeedMbps);
+    public uint PathCost => Link.StpCost != 0 ? (uint)Link.StpCost : Uplink == null ? 100 : Bridge.CostForSpeed(Uplink.SpeedMbps);
     public BridgeId DesignatedRoot { get; internal set; }
     public uint DesignatedCost { get; internal set; }
     public BridgeId DesignatedBridge { get; internal set; }
@@ -148,8 +163,15 @@ public sealed class BridgePort
 
     internal readonly KTimer MessageAgeTimer, ForwardDelayTimer, HoldTimer;
 
-    /// <summary>Whether the link can carry frames: an etherstub always, a phys while it has a wire.</summary>
-    public bool IsUp => Phys == null || (Phys.Backend != null && Phys.Carrier);
+    /// <summary>Whether the link can carry frames: an etherstub always, a phys while it has a wire
+    /// with carrier, an aggregation while a port distributes.</summary>
+    public bool IsUp => Uplink switch
+    {
+        null => true,
+        PhysLink p => p.Backend != null && p.Carrier,
+        AggrLink a => a.Distributing.Count > 0,
+        _ => false,
+    };
 
     // show-bridge -l -s: BPDUs by kind, BPDUs sent, and data frames dropped, received and sent.
     public long RxConfigBpdus, RxTcnBpdus, RxRstBpdus, TxBpdus, Drops, Recv, Xmit;
@@ -336,7 +358,7 @@ public sealed partial class Bridge
         ForwardDirect++;
         Sent++;
         to.Xmit++;
-        to.Phys!.SendToWire(p);
+        to.Uplink!.SendToWire(p);
     }
 
     /// <summary>Sends a frame to every local side but <paramref name="localExcept"/>'s (when
@@ -354,7 +376,7 @@ public sealed partial class Bridge
                 last = q;
                 lastWire = false;
             }
-            if (q != wireExcept && q.Phys != null && q.State == StpPortState.Forwarding && q.IsUp)
+            if (q != wireExcept && q.Uplink != null && q.State == StpPortState.Forwarding && q.IsUp)
             {
                 if (last != null) Emit(p.Clone(), last, lastWire);
                 last = q;
@@ -379,7 +401,7 @@ public sealed partial class Bridge
             return;
         }
         to.Xmit++;
-        to.Phys!.SendToWire(p);
+        to.Uplink!.SendToWire(p);
     }
 
     private void CountDrop(BridgePort port, Packet? p = null)

@@ -49,8 +49,8 @@ public sealed partial class Bridge
         bool found = false;
         foreach (var p in _ports)
         {
-            if (p.Phys == null) continue;
-            if (!found || p.Phys.MacAddress.Value < address.Value) address = p.Phys.MacAddress;
+            if (p.Uplink == null) continue;
+            if (!found || p.Uplink.MacAddress.Value < address.Value) address = p.Uplink.MacAddress;
             found = true;
         }
         var id = new BridgeId((ushort)Config.Priority, found ? address : _fallbackAddress);
@@ -77,7 +77,8 @@ public sealed partial class Bridge
         TopologyChangeTimer.Cancel();
         foreach (var p in _ports)
         {
-            if (p.IsUp) InitialisePort(p);
+            if (!p.Link.StpEnabled) SetState(p, p.IsUp ? StpPortState.Forwarding : StpPortState.Disabled);
+            else if (p.IsUp) InitialisePort(p);
             else DisablePortState(p);
         }
         PortStateSelection();
@@ -111,18 +112,55 @@ public sealed partial class Bridge
     private void StpPortAdded(BridgePort port)
     {
         // RecomputeBridgeId has run: if the identifier changed, Initialise covered the new port.
-        if (port.State == StpPortState.Disabled && port.IsUp) EnablePort(port);
+        if (!port.Link.StpEnabled) SetState(port, port.IsUp ? StpPortState.Forwarding : StpPortState.Disabled);
+        else if (port.State == StpPortState.Disabled && port.IsUp) EnablePort(port);
     }
 
     private void StpPortRemoved(BridgePort port)
     {
-        if (port.State != StpPortState.Disabled) DisablePort(port);
+        if (!port.Link.StpEnabled) SetState(port, StpPortState.Disabled);
+        else if (port.State != StpPortState.Disabled) DisablePort(port);
+    }
+
+    /// <summary>Whether the port takes part in the spanning tree now: enabled, and stp not off.</summary>
+    private static bool InTree(BridgePort p) => p.State != StpPortState.Disabled && p.Link.StpEnabled;
+
+    /// <summary>The stp property changed on a bridged link. Off: the port leaves the tree as a port
+    /// disabled (8.8.3, the tree is computed without it), then forwards while its link is up. On: it
+    /// joins as a port enabled (8.8.2), blocking, and listens and learns like any other.</summary>
+    internal void StpEnabledChanged(BridgePort p)
+    {
+        if (!p.Link.StpEnabled)
+        {
+            if (p.State != StpPortState.Disabled) DisablePort(p);
+            if (p.IsUp) SetState(p, StpPortState.Forwarding);
+            return;
+        }
+        SetState(p, StpPortState.Disabled);
+        FlushPort(p);
+        if (p.IsUp) EnablePort(p);
+    }
+
+    /// <summary>8.8.4 Set Port Priority and 8.8.5 Set Path Cost (stp_priority, stp_cost changed on a
+    /// bridged link): the port's identifier or cost is already the new one; a designated port keeps
+    /// being designated under its new identifier, and the tree is computed again.</summary>
+    internal void PortParametersChanged(BridgePort p, ushort oldPortId)
+    {
+        if (p.DesignatedBridge == BridgeId && p.DesignatedPort == oldPortId) p.DesignatedPort = p.PortId;
+        ConfigurationUpdate();
+        PortStateSelection();
     }
 
     /// <summary>A link went up or down (a wire attached or detached): 8.8.2 Enable Port or 8.8.3
     /// Disable Port.</summary>
     internal void LinkStateChanged(BridgePort port)
     {
+        if (!port.Link.StpEnabled)
+        {
+            if (!port.IsUp) FlushPort(port);
+            SetState(port, port.IsUp ? StpPortState.Forwarding : StpPortState.Disabled);
+            return;
+        }
         if (port.IsUp && port.State == StpPortState.Disabled) EnablePort(port);
         else if (!port.IsUp && port.State != StpPortState.Disabled) DisablePort(port);
     }
@@ -189,8 +227,8 @@ public sealed partial class Bridge
 
     private bool SendBpdu(BridgePort p, in Bpdu bpdu)
     {
-        var phys = p.Phys;
-        if (phys == null || !p.IsUp) return false;
+        var phys = p.Uplink;
+        if (phys == null || !p.IsUp || !p.Link.StpEnabled) return false;
         var frame = Mac.Pool.Rent(Bpdu.FrameLength);
         if (frame == null)
         {
@@ -243,7 +281,7 @@ public sealed partial class Bridge
     private void ConfigBpduGeneration()
     {
         foreach (var p in _ports)
-            if (IsDesignatedPort(p) && p.State != StpPortState.Disabled) TransmitConfig(p);
+            if (IsDesignatedPort(p) && InTree(p)) TransmitConfig(p);
     }
 
     /// <summary>8.6.7 Configuration Update.</summary>
@@ -261,7 +299,7 @@ public sealed partial class Bridge
         BridgePort? root = null;
         foreach (var p in _ports)
         {
-            if (p.State == StpPortState.Disabled || IsDesignatedPort(p)) continue;
+            if (!InTree(p) || IsDesignatedPort(p)) continue;
             if (!(p.DesignatedRoot < BridgeId)) continue;
             if (root == null || BetterRootPort(p, root)) root = p;
         }
@@ -292,7 +330,7 @@ public sealed partial class Bridge
     private void DesignatedPortSelection()
     {
         foreach (var p in _ports)
-            if (p.State != StpPortState.Disabled && ShouldBecomeDesignated(p)) BecomeDesignatedPort(p);
+            if (InTree(p) && ShouldBecomeDesignated(p)) BecomeDesignatedPort(p);
     }
 
     private bool ShouldBecomeDesignated(BridgePort p)
@@ -318,7 +356,7 @@ public sealed partial class Bridge
     {
         foreach (var p in _ports)
         {
-            if (p.State == StpPortState.Disabled) continue;
+            if (!InTree(p)) continue;
             if (p == RootPort)
             {
                 p.ConfigPending = false;
@@ -416,11 +454,11 @@ public sealed partial class Bridge
         {
             case BpduType.Config:
                 p.RxConfigBpdus++;
-                if (p.State != StpPortState.Disabled) ReceivedConfig(p, b);
+                if (InTree(p)) ReceivedConfig(p, b);
                 break;
             case BpduType.Tcn:
                 p.RxTcnBpdus++;
-                if (p.State != StpPortState.Disabled) ReceivedTcn(p);
+                if (InTree(p)) ReceivedTcn(p);
                 break;
             default:
                 p.RxRstBpdus++; // an RSTP bridge's BPDU: this bridge runs 802.1D STP only
@@ -506,7 +544,7 @@ public sealed partial class Bridge
 
     private bool IsDesignatedForSomePort()
     {
-        foreach (var p in _ports) if (IsDesignatedPort(p)) return true;
+        foreach (var p in _ports) if (InTree(p) && IsDesignatedPort(p)) return true;
         return false;
     }
 

@@ -42,6 +42,15 @@ public abstract class Datalink
     /// <summary>The zone the link is assigned to ("global" when none).</summary>
     public string Zone { get; set; } = "global";
 
+    /// <summary>The link's spanning-tree port settings (stp_priority, stp_cost: MacLayer.Bridge.cs),
+    /// kept on the link so they hold before it joins a bridge and after it leaves, as illumos keeps them.</summary>
+    internal int StpPriority = BridgePort.DefaultPriority;
+    /// <summary>The stp_cost given, or 0 for "auto" (from the link's speed).</summary>
+    internal int StpCost;
+    /// <summary>stp: false takes the port out of the spanning tree (it forwards while up, sends no
+    /// BPDUs and heeds none).</summary>
+    internal bool StpEnabled = true;
+
     /// <summary>The link this one is created over (null for phys and etherstub).</summary>
     public virtual Datalink? Over => null;
 

@@ -20,7 +20,7 @@ public sealed partial class MacLayer
     /// layer reports, a value getter, the possible values and the default illumos lists.</summary>
     private sealed record IllumosProp(string Name, Classes On, Func<Datalink, string>? Value = null, string Possible = "", string Default = "");
 
-    private static readonly Classes s_bridged = Classes.Phys | Classes.Etherstub;
+    private static readonly Classes s_bridged = Classes.Phys | Classes.Aggr | Classes.Etherstub;
 
     private static readonly IllumosProp[] s_illumosProps =
     [

@@ -19,6 +19,9 @@ public sealed class LinkProperty
     public required Func<Datalink, string, DladmStatus> Validate { get; init; }
     /// <summary>Applies a value already validated.</summary>
     public required Action<Datalink, string> Apply { get; init; }
+    /// <summary>Only a persistent change is allowed (libdladm's PD_AFTER_PERM): -t is refused with
+    /// "change must be persistent".</summary>
+    public bool PersistentOnly { get; init; }
 }
 
 public sealed partial class MacLayer
@@ -64,7 +67,7 @@ public sealed partial class MacLayer
     /// <summary>Validates and applies one property; persists it unless temporary.</summary>
     public DlStatus SetLinkProp(Datalink link, string name, string value, bool temporary)
     {
-        var s = CheckLinkProp(link, name, value);
+        var s = CheckLinkProp(link, name, value, temporary);
         if (!s.IsOk) return s;
         var prop = FindProperty(name)!;
         if (!temporary) PersistProp(link, r => (r.Props ??= new())[name] = value);
@@ -73,11 +76,12 @@ public sealed partial class MacLayer
     }
 
     /// <summary>Checks a property change without applying it.</summary>
-    public DlStatus CheckLinkProp(Datalink link, string name, string value)
+    public DlStatus CheckLinkProp(Datalink link, string name, string value, bool temporary = false)
     {
         var prop = FindProperty(name);
         if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
         if (prop.Perm != "rw") return DladmStatus.PropRdOnly;
+        if (temporary && prop.PersistentOnly) return DladmStatus.PermOnly;
         return prop.Validate(link, value);
     }
 
@@ -96,6 +100,7 @@ public sealed partial class MacLayer
         var prop = FindProperty(name);
         if (prop == null || !prop.AppliesTo(link)) return NotApplicable(link, name, prop);
         if (prop.Perm != "rw") return DladmStatus.PropRdOnly;
+        if (temporary && prop.PersistentOnly) return DladmStatus.PermOnly;
         string def = prop.Default(link);
         if (name == "mtu" && link.Over is Datalink lower) def = Math.Min(lower.Mtu, 1500).ToString(CultureInfo.InvariantCulture);
         var err = prop.Validate(link, def);

@@ -118,7 +118,7 @@ public sealed partial class MacLayer
             if (l == null) return DladmStatus.NotFound;
             if (l is not PhysLink p) return DladmStatus.LinkInval;
             if (phys.Contains(p)) return DladmStatus.BadArg;
-            if (p.AggrPort != null) return DladmStatus.LinkBusy;
+            if (p.AggrPort != null || p.Switch.Bridged != null) return DladmStatus.LinkBusy; // a bridge's NIC stays the bridge's
             if (p.Client != null || p.Zone != "global" || p.Switch.Ports.Count > 1 || HasFlows(p.Name)) return DladmStatus.LinkBusy;
             phys.Add(p);
         }
@@ -190,7 +190,7 @@ public sealed partial class MacLayer
             Persist(l => l.Remove(rec));
             return DlStatus.Ok;
         }
-        if (aggr!.Client != null || aggr.Zone != "global" || aggr.Switch.Ports.Count > 1) return DladmStatus.LinkBusy;
+        if (aggr!.Client != null || aggr.Zone != "global" || aggr.Switch.Ports.Count > 1 || aggr.Switch.Bridged != null) return DladmStatus.LinkBusy;
         if (HasFlows(name)) return DladmStatus.FlowExists;
         if (!temporary && rec != null) Persist(l => l.Remove(rec));
         foreach (var p in aggr.Ports.ToList()) p.Detach();

@@ -32,7 +32,7 @@ public sealed partial class MacLayer
     /// <summary>The bridge a link is a port of, or null.</summary>
     public static Bridge? BridgeOf(Datalink link) => link switch
     {
-        PhysLink p => p.Switch.Bridged?.Bridge,
+        UplinkLink u => u.Switch.Bridged?.Bridge,
         Etherstub e => e.Switch.Bridged?.Bridge,
         _ => null,
     };
@@ -47,15 +47,18 @@ public sealed partial class MacLayer
         return true;
     }
 
-    /// <summary>Whether a link may join a bridge: it exists (NotFound), is a phys or an etherstub
-    /// (LinkInval: dladm's "cannot be bridged"), and is in no bridge yet (LinkBusy).</summary>
+    /// <summary>Whether a link may join a bridge: it exists (NotFound), is a phys, an aggregation or
+    /// an etherstub, the classes libdlbridge walks (LinkInval: dladm's "cannot be bridged"), is no
+    /// aggregation's port (LinkBusy: its frames are the aggregation's), and is in no bridge yet
+    /// (LinkBusy).</summary>
     public DlStatus CheckBridgeLink(string name, out Datalink? link)
     {
         link = Find(name);
         if (link == null) return DladmStatus.NotFound;
-        if (link is not (PhysLink or Etherstub)) return DladmStatus.LinkInval;
+        if (link is not (PhysLink or AggrLink or Etherstub)) return DladmStatus.LinkInval;
+        if (link is PhysLink { AggrPort: not null }) return DladmStatus.LinkBusy;
         if (BridgeOf(link) != null) return DladmStatus.LinkBusy;
-        if (link is Etherstub && FindPersistent(name) == null) return DladmStatus.PersistOnTemp;
+        if (link is Etherstub or AggrLink && FindPersistent(name) == null) return DladmStatus.PersistOnTemp;
         return DlStatus.Ok;
     }
 
@@ -137,7 +140,74 @@ public sealed partial class MacLayer
         return DlStatus.Ok;
     }
 
-    private static VSwitch SwitchOf(Datalink link) => link is PhysLink p ? p.Switch : ((Etherstub)link).Switch;
+    /// <summary>
+    /// The per-port spanning-tree properties that 802.1D-1998 STP has: stp (1, or 0 to take the port
+    /// out of the tree: it forwards while up, sends no BPDUs and heeds none, so a loop through it is
+    /// the administrator's to avoid, as illumos warns), stp_priority (the port
+    /// identifier's priority octet, 0-255, default 128) and stp_cost (the path cost, 1-65535, or auto
+    /// from the link's speed). They live on the link (Datalink.StpPriority/StpCost), as libdladm's do,
+    /// so a value set before the link joins a bridge, or replayed at boot before the bridge is
+    /// recreated, applies when it joins. Like illumos's (PD_AFTER_PERM) they change only persistently:
+    /// -t is refused. A change on a bridged link reruns the tree (8.8.2-8.8.5). The RSTP-only ones
+    /// (stp_edge, stp_p2p, stp_mcheck) and forward stay refused as read-only (the theory statement
+    /// of Bridge.cs says why).
+    /// </summary>
+    private void RegisterBridgePortProperties()
+    {
+        static bool Bridgeable(Datalink l) => l is PhysLink or AggrLink or Etherstub;
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpEnabled ? "1" : "0",
+            Default = _ => "1",
+            Possible = _ => "1,0",
+            Validate = (_, v) => v is "0" or "1" ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) =>
+            {
+                bool on = v == "1";
+                if (l.StpEnabled == on) return;
+                l.StpEnabled = on;
+                if (BridgeOf(l)?.PortOf(l) is { } port) port.Bridge.StpEnabledChanged(port);
+            },
+            PersistentOnly = true,
+        });
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp_priority",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpPriority.ToString(CultureInfo.InvariantCulture),
+            Default = _ => BridgePort.DefaultPriority.ToString(CultureInfo.InvariantCulture),
+            Possible = _ => "",
+            Validate = (_, v) => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= BridgePort.MaxPriority
+                ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) => SetStpPortParameter(l, () => l.StpPriority = int.Parse(v, CultureInfo.InvariantCulture)),
+            PersistentOnly = true,
+        });
+        RegisterProperty(new LinkProperty
+        {
+            Name = "stp_cost",
+            AppliesTo = Bridgeable,
+            Get = l => l.StpCost == 0 ? "auto" : l.StpCost.ToString(CultureInfo.InvariantCulture),
+            Default = _ => "auto",
+            Possible = _ => "",
+            Validate = (_, v) => v == "auto"
+                || int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= BridgePort.MinCost and <= BridgePort.MaxCost
+                ? DladmStatus.Ok : DladmStatus.BadVal,
+            Apply = (l, v) => SetStpPortParameter(l, () => l.StpCost = v == "auto" ? 0 : int.Parse(v, CultureInfo.InvariantCulture)),
+            PersistentOnly = true,
+        });
+    }
+
+    private static void SetStpPortParameter(Datalink link, Action set)
+    {
+        var port = BridgeOf(link)?.PortOf(link);
+        ushort oldId = port?.PortId ?? 0;
+        set();
+        port?.Bridge.PortParametersChanged(port, oldId);
+    }
+
+    private static VSwitch SwitchOf(Datalink link) => link is UplinkLink u ? u.Switch : ((Etherstub)link).Switch;
 
     private Bridge CreateBridgeLive(string name, BridgeConfig config, List<Datalink> members)
     {

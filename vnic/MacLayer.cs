@@ -89,6 +89,7 @@ public sealed partial class MacLayer
         Random = random;
         Identities = identities ?? random;
         RegisterBuiltinProperties();
+        RegisterBridgePortProperties();
         RegisterResourceProperties();
         RegisterIllumosReadOnlyProperties();
     }

@@ -29,6 +29,8 @@ namespace SmartOS.Vnic;
 ///             which delivers the frames in order and gives the arrays back. The reader never
 ///             touches kernel state (Kernel.cs rule 2). Batching keeps the loop's wake-ups and the
 ///             poll calls per frame low when Linux sends fast.
+///             Each time it wakes it also asks whether the Linux end is administratively up
+///             (TapDevice.Link.cs) and tells the loop of a change, after the frames read before it.
 ///   loop      Write runs on the loop and calls write(2): a TAP write does not block, it either
 ///             queues the frame in the Linux stack or fails.
 ///
@@ -154,10 +156,17 @@ public sealed partial class TapDevice : IDisposable
     /// <summary>As above; frames whose virtio_net_hdr cannot be honoured (rule 5) are reported to
     /// <paramref name="malformed"/>.</summary>
     public void Start(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed)
+        => Start(driver, deliver, failed, overflowed, malformed, null);
+
+    /// <summary>As above; when the Linux end goes down or up (TapDevice.Link.cs), or the device
+    /// breaks (down), <paramref name="carrier"/> is called on the loop with the new state. The state
+    /// before the first call is up.</summary>
+    public void Start(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
+        Action<bool>? carrier)
     {
         if (_reader != null) throw new InvalidOperationException($"TAP device {Name} is already started");
         if (_fd < 0) throw new ObjectDisposedException(nameof(TapDevice));
-        _reader = new Thread(() => ReadLoop(driver, deliver, failed, overflowed, malformed)) { IsBackground = true, Name = "tap-" + Name };
+        _reader = new Thread(() => ReadLoop(driver, deliver, failed, overflowed, malformed, carrier)) { IsBackground = true, Name = "tap-" + Name };
         _reader.Start();
     }
 
@@ -186,12 +195,36 @@ public sealed partial class TapDevice : IDisposable
         return WriteRaw(fd, ref frame.Buffer[frame.Offset], (nuint)frame.Length) == frame.Length;
     }
 
-    private void ReadLoop(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed)
+    private void ReadLoop(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
+        Action<bool>? carrier)
+    {
+        using var watch = carrier != null ? new LinkWatch(_fd) : null;
+        bool up = true;
+        try
+        {
+            ReadFrames(driver, deliver, failed, overflowed, malformed, watch, carrier, ref up);
+        }
+        finally
+        {
+            // A device that broke (or was deleted under us) has no link; a stop asked by Dispose is not
+            // a carrier change.
+            if (carrier != null && up && !_stop) driver.Invoke(() => carrier(false));
+        }
+    }
+
+    private void ReadFrames(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
+        LinkWatch? watch, Action<bool>? carrier, ref bool up)
     {
         var buffer = new byte[MaxFrame];
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
         while (!_stop)
         {
+            // The Linux end's state, once per wake-up (at least every PollMs): TapDevice.Link.cs.
+            if (watch?.IsUp() is { } now && now != up)
+            {
+                up = now;
+                driver.Invoke(() => carrier!(now));
+            }
             pfd.Revents = 0;
             int ready = Poll(ref pfd, 1, PollMs);
             if (ready < 0)

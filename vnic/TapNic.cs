@@ -10,6 +10,9 @@ namespace SmartOS.Vnic;
 /// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
 /// full) drop_nobuf, one whose virtio_net_hdr cannot be honoured ierrors (MacLayer.cs rule 3). The
 /// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it.
+/// Carrier (issue 16): the NIC's link follows the Linux end's administrative state (`ip link set
+/// down`/`up`, TapDevice.Link.cs), and goes down for good when the device breaks or is deleted, so an
+/// aggregation's port leaves and a bridge's port reconverges as when a wire is pulled.
 /// </summary>
 public sealed class TapNic : IPhysBackend, IDisposable
 {
@@ -29,6 +32,11 @@ public sealed class TapNic : IPhysBackend, IDisposable
     public static TapNic? TryOpen(string name, out string? error, bool offload = true)
         => TapDevice.TryOpen(name, out error, offload) is { } d ? new TapNic(d) : null;
 
+    /// <summary>As <see cref="TryOpen"/>, the device created in the network namespace at
+    /// <paramref name="netns"/> (TapDevice.TryOpenIn): its link state is followed there.</summary>
+    public static TapNic? TryOpenIn(string netns, string name, out string? error, bool offload = true)
+        => TapDevice.TryOpenIn(netns, name, out error, offload) is { } d ? new TapNic(d) : null;
+
     /// <summary>Whether the device has the offloads (TapDevice.Offload).</summary>
     public bool Offload => _device.Offload;
 
@@ -44,7 +52,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
         _phys = phys;
         phys.Attach(this);
         _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
-            bad => phys.Stats.IErrors += bad);
+            bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); });
     }
 
     public void Transmit(PhysLink from, Packet frame)

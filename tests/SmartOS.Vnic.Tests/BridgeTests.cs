@@ -210,27 +210,79 @@ public class BridgeTests
         Assert.That(t.DataFramesOnWires() - before, Is.LessThanOrEqualTo(2));
     }
 
-    [Test]
-    public void The_triangle_reconverges_when_a_forwarding_wire_is_disconnected()
+    /// <summary>The state changes of one port after <paramref name="since"/>, as (state, time since).</summary>
+    private static List<(StpPortState, long)> After(Triangle t, BridgePort p, long since)
     {
-        var t = new Triangle();
-        t.S.RunFor(3 * Fd);
-        var blocked = t.Ports.Single(p => p.State == StpPortState.Blocking);
-        // Take away a wire the tree uses: one whose both ends forward.
-        var cut = t.Wires.First(w => t.Ports.Where(p => p.Link == w.A || p.Link == w.B).All(p => p.State == StpPortState.Forwarding));
-        cut.Disconnect();
-        // Max age for the stale information to expire, then two forward delays.
-        t.S.RunFor(BridgeConfig.DefaultMaxAge * Time.Second + 3 * Fd);
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(blocked.State, Is.EqualTo(StpPortState.Forwarding));
-            Assert.That(t.Ports.Count(p => p.State == StpPortState.Disabled), Is.EqualTo(2));
-            Assert.That(t.Bridges.Select(b => b.DesignatedRoot).Distinct().Count(), Is.EqualTo(1));
-        }
+        int h = Array.IndexOf(t.Bridges, p.Bridge);
+        return t.Changes.Where(c => c.Host == h && c.Link == p.Link.Name && c.Time >= since).Select(c => (c.State, c.Time - since)).ToList();
+    }
+
+    private static void BroadcastReachesTheOthersOnce(Triangle t)
+    {
         for (int i = 0; i < 3; i++) t.Vnics[i].Frames.Clear();
         t.Vnics[0].Send(Frame(MacAddress.Broadcast, t.Vnics[0].Client.MacAddress));
         t.S.RunFor(Time.Second);
         Assert.That(t.Vnics.Skip(1).Select(v => v.Frames.Count), Is.EqualTo(new[] { 1, 1 }));
+    }
+
+    /// <summary>The wire down (the scenario's `wire H/NIC down`, Wire.SetUp) is the root port of the
+    /// bridge whose other port blocks. Both ends lose carrier at once (8.8.3 Disable Port); the
+    /// blocked port still holds the root's information as relayed by the designated bridge of its
+    /// segment, so it is the new root port at once (8.6.8, 8.6.12) and goes listening at the cut,
+    /// learning one forward delay later and forwarding after two: 30 s with 802.1D's defaults.</summary>
+    [Test]
+    public void Wire_down_on_a_root_port_moves_the_blocked_port_to_forwarding_in_two_forward_delays()
+    {
+        var t = new Triangle();
+        t.S.RunFor(3 * Fd);
+        var blocked = t.Ports.Single(p => p.State == StpPortState.Blocking);
+        var rootPort = blocked.Bridge.RootPort!;
+        long cut = t.S.Now;
+        Wire.Of((PhysLink)rootPort.Link)!.SetUp(false);
+        t.S.RunFor(3 * Fd);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(After(t, rootPort, cut), Is.EqualTo(new[] { (StpPortState.Disabled, 0L) }));
+            Assert.That(After(t, blocked, cut), Is.EqualTo(new[]
+            {
+                (StpPortState.Listening, 0L), (StpPortState.Learning, Fd), (StpPortState.Forwarding, 2 * Fd),
+            }));
+            Assert.That(blocked.Bridge.RootPort, Is.SameAs(blocked));
+            Assert.That(t.Ports.Count(p => p.State == StpPortState.Disabled), Is.EqualTo(2));
+            Assert.That(t.Bridges.Select(b => b.DesignatedRoot).Distinct().Count(), Is.EqualTo(1));
+        }
+        BroadcastReachesTheOthersOnce(t);
+    }
+
+    /// <summary>The wire down is the root port of the designated bridge of the blocked segment. That
+    /// bridge believes itself root and says so, but the blocked port at the far end keeps the better
+    /// information it recorded until its message age timer runs out (max age, 20 s, less the age the
+    /// last BPDU had and the time since it came: at most one hello time earlier), then becomes
+    /// designated (8.6.11), relays the root's information so the other bridge finds its new root port
+    /// through it, and listens and learns for a forward delay each: max age + 2 forward delays, 50 s
+    /// with 802.1D's defaults, less at most a hello time.</summary>
+    [Test]
+    public void Wire_down_on_the_far_bridges_root_port_takes_max_age_and_two_forward_delays()
+    {
+        var t = new Triangle();
+        t.S.RunFor(3 * Fd);
+        var blocked = t.Ports.Single(p => p.State == StpPortState.Blocking);
+        var far = t.Bridges.Single(b => !b.IsRootBridge && b != blocked.Bridge);
+        long cut = t.S.Now;
+        Wire.Of((PhysLink)far.RootPort!.Link)!.SetUp(false);
+        long maxAge = BridgeConfig.DefaultMaxAge * Time.Second, hello = BridgeConfig.DefaultHelloTime * Time.Second;
+        t.S.RunFor(maxAge + 3 * Fd);
+        var seq = After(t, blocked, cut);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(seq.Select(c => c.Item1), Is.EqualTo(new[] { StpPortState.Listening, StpPortState.Learning, StpPortState.Forwarding }));
+            Assert.That(seq[0].Item2, Is.InRange(maxAge - hello, maxAge), "the recorded information expires after max age");
+            Assert.That(seq[1].Item2 - seq[0].Item2, Is.EqualTo(Fd));
+            Assert.That(seq[2].Item2 - seq[0].Item2, Is.EqualTo(2 * Fd));
+            Assert.That(far.RootPort, Is.Not.Null, "the far bridge found the root again, through the once blocked segment");
+            Assert.That(t.Bridges.Select(b => b.DesignatedRoot).Distinct().Count(), Is.EqualTo(1));
+        }
+        BroadcastReachesTheOthersOnce(t);
     }
 
     [Test]

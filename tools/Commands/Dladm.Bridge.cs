@@ -75,7 +75,7 @@ public static partial class Dladm
         {
             var link = mac.Find(l);
             if (link == null || !ctx.Sees(link)) return Fail(ctx, $"invalid link name '{ConfigText.Echo(l)}'");
-            if (link is not (PhysLink or Etherstub)) return Fail(ctx, $"{ClassName(link.Class)} {l} cannot be bridged");
+            if (link is not (PhysLink or AggrLink or Etherstub)) return Fail(ctx, $"{ClassName(link.Class)} {l} cannot be bridged");
         }
         var bridge = mac.FindBridge(name);
         if (func == BridgeFunc.Create && (bridge != null || mac.Exists(name + "0")))
@@ -308,7 +308,7 @@ public static partial class Dladm
     {
         ["link"] = p.Link.Name, ["index"] = Num(p.Number), ["state"] = StateName(p.State),
         ["uptime"] = Num(p.State == StpPortState.Disabled ? 0 : (now - p.UpSince) / Time.Second), ["opercost"] = Num(p.PathCost),
-        ["operp2p"] = p.Link is PhysLink ? "yes" : "no", ["operedge"] = "no", ["desroot"] = p.DesignatedRoot.ToString(),
+        ["operp2p"] = p.Link is UplinkLink ? "yes" : "no", ["operedge"] = "no", ["desroot"] = p.DesignatedRoot.ToString(),
         ["descost"] = Num(p.DesignatedCost), ["desbridge"] = p.DesignatedBridge.ToString(), ["desport"] = Num(p.DesignatedPort),
         ["tcack"] = p.TopologyChangeAck ? "yes" : "no",
     };

@@ -104,7 +104,7 @@ public static partial class Dladm
         foreach (var (prop, value) in props)
         {
             if (value.Length == 0) { Warn(ctx, $"no value specified for '{prop}'"); return 1; }
-            var s = ctx.Host.Mac.CheckLinkProp(link, prop, value);
+            var s = ctx.Host.Mac.CheckLinkProp(link, prop, value, g.Has("t"));
             if (!s.IsOk) return SetFailed(ctx, link, prop, s, reset: false);
         }
         foreach (var (prop, value) in props)

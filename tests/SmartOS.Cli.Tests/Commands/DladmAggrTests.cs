@@ -247,6 +247,64 @@ public class DladmAggrTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    /// <summary>The far side of a NIC played by the test: frames the host sends are dropped.</summary>
+    private sealed class FarSide : IPhysBackend
+    {
+        public long SpeedBps => 1_000_000_000;
+        public void Transmit(PhysLink from, Packet frame) => frame.Free();
+        public void Detach(PhysLink phys) { }
+    }
+
+    [Test]
+    public void Tshark_decodes_a_marker_from_the_partner_and_our_marker_response()
+    {
+        if (!File.Exists("/usr/bin/tshark")) Assert.Ignore("tshark is not installed (apt-get install tshark)");
+        string dir = Directory.CreateTempSubdirectory("smartos-aggr-").FullName;
+        try
+        {
+            var h = new CliHost(nics: 1);
+            var nic = (PhysLink)h.Host.Mac.Find("e1000g0")!;
+            var far = new FarSide();
+            nic.Attach(far);
+            h.Ok(A("dladm create-aggr -L active -l e1000g0 aggr0"));
+            var o = new OutputCapture();
+            using var cts = new CancellationTokenSource();
+            var snoop = Dispatcher.StartAsync(new CommandContext
+            {
+                World = h.World, Host = h.Host, StdoutBytes = o, StderrBytes = o, Cancel = cts.Token, WorkingDirectory = dir,
+            }, A("snoop -d e1000g0 -o m.pcap"));
+            // The partner's LACPDU, then its Marker PDU (port 5 of system 2:8:20:77:0:1, transaction 77).
+            var system = new SmartOS.Kernel.Wire.MacAddress(0x0208_2077_0001UL);
+            var src = new SmartOS.Kernel.Wire.MacAddress(0x0208_2077_0105UL);
+            var aggr = (AggrLink)h.Host.Mac.Find("aggr0")!;
+            var lacpdu = new byte[LacpPdu.FrameLength];
+            LacpPdu.Write(lacpdu, src, new LacpInfo(32768, system, 7, 32768, 5, LacpState.Activity | LacpState.Aggregation), aggr.Ports[0].Lacp.Actor);
+            nic.ReceiveFromBackend(far, lacpdu);
+            var marker = new byte[MarkerPdu.FrameLength];
+            MarkerPdu.Write(marker, src, MarkerPdu.TlvInformation, 5, system, 77);
+            nic.ReceiveFromBackend(far, marker);
+            h.World.Scheduler.RunFor(Time.Millisecond);
+            cts.Cancel();
+            h.World.Scheduler.RunUntil(() => snoop.IsCompleted);
+            Assert.That(aggr.Ports[0].Lacp.MarkerResponsesSent, Is.EqualTo(1));
+            string pcap = Path.Combine(dir, "m.pcap");
+            string markers = Tshark(pcap, "-Y", "marker", "-T", "fields", "-e", "eth.src", "-e", "marker.tlvType", "-e", "marker.requesterPort",
+                "-e", "marker.requesterSystem", "-e", "marker.requesterTransId");
+            string bad = Tshark(pcap, "-Y", "_ws.malformed || _ws.expert.severity == error");
+            string ours = string.Join(':', nic.MacAddress.ToString().Split(':').Select(b => b.PadLeft(2, '0')));
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(markers.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[]
+                {
+                    "02:08:20:77:01:05\t0x01,0x00\t5\t02:08:20:77:00:01\t77", // the marker TLV, then the terminator
+                    $"{ours}\t0x02,0x00\t5\t02:08:20:77:00:01\t77",
+                }));
+                Assert.That(bad.Trim(), Is.Empty);
+            }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     private static string Tshark(string pcap, params string[] args)
     {
         var psi = new ProcessStartInfo("/usr/bin/tshark", ["-n", "-r", pcap, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };

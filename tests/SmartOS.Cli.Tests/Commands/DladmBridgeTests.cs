@@ -258,4 +258,183 @@ public class DladmBridgeTests
             Assert.That(h.Host.Mac.FindBridge("other"), Is.Null);
         }
     }
+
+    [Test]
+    public void An_aggregation_is_bridged_and_its_ports_and_itself_are_held_by_the_bridge()
+    {
+        var h = new CliHost(nics: 4);
+        h.Ok(A("dladm create-aggr -l e1000g0 -l e1000g1 aggr0"));
+        h.Ok(A("dladm create-aggr -t -l e1000g3 aggr1"));
+        h.Ok(A("dladm create-bridge -l aggr0 -l e1000g2 br"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A("dladm show-bridge -l -p -o link br")), Is.EqualTo("aggr0\ne1000g2\n"));
+            Assert.That(h.Fails(A("dladm create-bridge -l e1000g0 other")).Stderr, Is.EqualTo("dladm: unable to add link e1000g0 to bridge other: link busy\n"),
+                "an aggregation's port is the aggregation's");
+            Assert.That(h.Fails(A("dladm create-bridge -l aggr1 other")).Stderr,
+                Is.EqualTo("dladm: unable to add link aggr1 to bridge other: can't create persistent object on top of temporary object\n"));
+            Assert.That(h.Fails(A("dladm delete-aggr aggr0")).Stderr, Does.Contain("link busy"));
+            Assert.That(h.Fails(A("dladm add-aggr -l e1000g2 aggr1")).Stderr, Does.Contain("link busy"), "a bridge's NIC is the bridge's");
+            Assert.That(h.Host.Mac.FindBridge("other"), Is.Null);
+            Assert.That(h.Host.Mac.Find("aggr0"), Is.Not.Null);
+        }
+        h.Ok(A("dladm remove-bridge -l aggr0 br"));
+        h.Ok(A("dladm delete-aggr aggr0"));
+    }
+
+    [Test]
+    public void A_bridge_over_an_lacp_aggregation_carries_traffic_and_follows_the_aggregation_down_and_up()
+    {
+        string dir = Directory.CreateTempSubdirectory("smartos-bridge-").FullName;
+        try
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            // h1 bridges its aggregation (to h2) and its third NIC (to h3); h2 and h3 talk through it.
+            int code = new SmartOS.Cli.Scenario.ScenarioRunner(o, e, dir).Run("""
+                host h2 nics=2
+                host h3 nics=1
+                host h1 nics=3
+                wire h1/e1000g0 h2/e1000g0
+                wire h1/e1000g1 h2/e1000g1
+                wire h1/e1000g2 h3/e1000g0
+                dladm create-aggr -L active -l e1000g0 -l e1000g1 aggr0
+                dladm create-bridge -d 4 -h 1 -m 6 -l aggr0 -l e1000g2 br
+                host h2
+                dladm create-aggr -L active -l e1000g0 -l e1000g1 aggr0
+                dladm create-vnic -l aggr0 net0
+                ipadm create-if net0
+                ipadm create-addr -T static -a 198.18.0.2/24 net0/v4
+                host h3
+                dladm create-vnic -l e1000g0 net0
+                ipadm create-if net0
+                ipadm create-addr -T static -a 198.18.0.3/24 net0/v4
+                sleep 10s
+                host h1
+                dladm show-bridge -l -p -o link,state,operp2p br
+                expect ^aggr0:forwarding:yes$
+                expect ^e1000g2:forwarding:yes$
+                host h2
+                ping -s 198.18.0.3 56 3
+                expect ^3 packets transmitted, 3 packets received
+                wire h1/e1000g0 down
+                wire h1/e1000g1 down
+                host h1
+                dladm show-bridge -l -p -o link,state br
+                expect ^aggr0:disabled$
+                wire h1/e1000g0 up
+                wire h1/e1000g1 up
+                sleep 12s
+                dladm show-bridge -l -p -o link,state br
+                expect ^aggr0:forwarding$
+                host h2
+                ping -s 198.18.0.3 56 3
+                expect ^3 packets transmitted, 3 packets received
+                """, "b.scn");
+            Assert.That(code, Is.Zero, e.ToString() + o);
+            Assert.That(e.ToString(), Does.Not.Contain("did not match"), o.ToString());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>stp_priority is the high octet of the port identifier: given a better (lower) one,
+    /// e1000g1 wins the looped wire from e1000g0 and e1000g0 blocks instead (802.1D-1998 8.6.10).</summary>
+    [Test]
+    public void Stp_priority_on_a_port_decides_which_end_of_a_looped_wire_blocks()
+    {
+        var h = new CliHost();
+        h.World.Connect((PhysLink)h.Host.Mac.Find("e1000g0")!, (PhysLink)h.Host.Mac.Find("e1000g1")!);
+        h.Ok(A("dladm create-bridge -d 4 -h 1 -m 6 -l e1000g0 -l e1000g1 br"));
+        h.World.Scheduler.RunFor(9 * Time.Second);
+        const string Q = "dladm show-bridge -l -p -o link,state,desport br";
+        Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g0:forwarding:32769\ne1000g1:blocking:32769\n"));
+        h.Ok(A("dladm set-linkprop -p stp_priority=16 e1000g1"));
+        h.World.Scheduler.RunFor(9 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g0:blocking:4098\ne1000g1:forwarding:4098\n"));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o link,property,value,default -p stp_priority,stp_cost e1000g1")),
+                Is.EqualTo("e1000g1:stp_priority:16:128\ne1000g1:stp_cost:auto:auto\n"));
+        }
+    }
+
+    [Test]
+    public void Stp_cost_replaces_the_speeds_cost_and_both_survive_leaving_the_bridge()
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-bridge -l e1000g0 br"));
+        // No wire, no speed: 802.1D-1998's cost for the slowest link, as Linux's bridge gives it.
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:100\n"));
+        h.Ok(A("dladm set-linkprop -p stp_cost=250 e1000g0"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:250\n"));
+        h.Ok(A("dladm remove-bridge -l e1000g0 br"));
+        h.Ok(A("dladm add-bridge -l e1000g0 br"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:250\n"), "the setting is the link's");
+        h.Ok(A("dladm reset-linkprop -p stp_cost e1000g0"));
+        Assert.That(h.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:100\n"));
+    }
+
+    [TestCase("dladm set-linkprop -t -p stp_cost=10 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': change must be persistent")]
+    [TestCase("dladm reset-linkprop -t -p stp_priority e1000g0", "dladm: warning: cannot reset link property 'stp_priority' on 'e1000g0': change must be persistent")]
+    [TestCase("dladm set-linkprop -p stp_priority=256 e1000g0", "dladm: warning: cannot set link property 'stp_priority' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_cost=0 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_cost=65536 e1000g0", "dladm: warning: cannot set link property 'stp_cost' on 'e1000g0': invalid value")]
+    [TestCase("dladm set-linkprop -p stp_priority=10 vnic0", "dladm: warning: cannot set link property 'stp_priority' on 'vnic0': invalid argument")]
+    public void Bad_stp_port_properties_are_refused_and_change_nothing(string line, string message)
+    {
+        var h = new CliHost();
+        h.Ok(A("dladm create-vnic -l e1000g1 vnic0"));
+        var r = h.Fails(A(line));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(r.Stderr.TrimEnd(), Is.EqualTo(message));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o value -p stp_priority,stp_cost e1000g0")), Is.EqualTo("128\nauto\n"));
+        }
+    }
+
+    [Test]
+    public void Stp_port_properties_persist_and_apply_when_the_host_boots_its_bridge()
+    {
+        string root = Directory.CreateTempSubdirectory("smartos-stpprop-").FullName;
+        try
+        {
+            var h = new CliHost(store: new FileConfigStore(root));
+            h.Ok(A("dladm create-bridge -l e1000g0 br"));
+            h.Ok(A("dladm set-linkprop -p stp_priority=32,stp_cost=77 e1000g0"));
+            var again = new CliHost(store: new FileConfigStore(root));
+            Assert.That(again.Ok(A("dladm show-bridge -l -p -o link,opercost br")), Is.EqualTo("e1000g0:77\n"));
+            Assert.That(again.Ok(A("dladm show-linkprop -c -o value -p stp_priority e1000g0")), Is.EqualTo("32\n"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    /// <summary>stp=0 takes a port out of the spanning tree: it forwards at once, sends no BPDU and
+    /// heeds none; stp=1 puts it back through blocking, listening and learning.</summary>
+    [Test]
+    public void Stp_off_on_a_port_forwards_at_once_without_bpdus_and_stp_on_brings_the_timers_back()
+    {
+        var h = new CliHost();
+        var h2 = h.World.AddHost("h2", 1);
+        h.World.Connect((PhysLink)h.Host.Mac.Find("e1000g1")!, (PhysLink)h2.Mac.Find("e1000g0")!);
+        h.Ok(A("dladm set-linkprop -p stp=0 e1000g1"));
+        h.Ok(A("dladm create-bridge -d 4 -h 1 -m 6 -l e1000g1 br"));
+        const string Q = "dladm show-bridge -l -p -o link,state br";
+        h.World.Scheduler.RunFor(3 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:forwarding\n"));
+            Assert.That(h.Ok(A("dladm show-bridge -l -s -p -o link,txbpdu br")), Is.EqualTo("e1000g1:0\n"));
+            Assert.That(h.Ok(A("dladm show-linkprop -c -o value,default,possible -p stp e1000g1")), Is.EqualTo("0:1:1,0\n"));
+        }
+        h.Ok(A("dladm set-linkprop -p stp=1 e1000g1"));
+        h.World.Scheduler.RunFor(Time.Millisecond);
+        Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:listening\n"));
+        h.World.Scheduler.RunFor(8 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Ok(A(Q)), Is.EqualTo("e1000g1:forwarding\n"));
+            Assert.That(h.Ok(A("dladm show-bridge -l -s -p -o link,txbpdu br")), Is.Not.EqualTo("e1000g1:0\n"));
+        }
+        Assert.That(h.Fails(A("dladm set-linkprop -p stp=2 e1000g1")).Stderr, Is.EqualTo("dladm: warning: link property 'stp' must be one of: 1,0\n"));
+    }
 }
