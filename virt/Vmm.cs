@@ -59,7 +59,7 @@
  *   3. In virtual time a VM is deterministic: guest time (rdtsc, the timer) is the scheduler's
  *      clock plus instructions retired in the current slice, never the wall clock.
  *   4. A hlt with interrupts enabled (sti; hlt) waits. On the flat platform it waits for the next
- *      device event (timer deadline, received frame) and resumes after the hlt; the guest polls.
+ *      device event (timer deadline, received frame, console input) and resumes after the hlt; the guest polls.
  *      On the PC platform it waits until an interrupt (or NMI) is pending at the local APIC: each
  *      device deadline is looked at when it comes, and one that raises nothing (a masked timer)
  *      leaves the vCPU waiting; a pending interrupt at the hlt means no wait at all. Either way a
@@ -76,7 +76,7 @@
  *   vm.AttachDisk(volumeDevice, "disk0");       // one virtio-blk per disk, before Start (Devices/VirtioBlk.cs)
  *   vm.Stopped += v => ...;                      // StopReason, StopDetail, ExitStatus
  *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
- *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
+ *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.ConsoleInput(...)  // `vmadm console`
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
  *   new VmConfig { ..., Platform = VmPlatform.Pc, ClockEpoch = host.Clock.Epoch }  // a PC guest (Linux):
  *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
@@ -254,6 +254,16 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     public long GuestNow => _inSlice && _interp != null
         ? _sliceStartTime + (_interp.Retired - _sliceStartRetired)
         : _scheduler.Now;
+
+    /// <summary>Keys from the console's other end (`vmadm console`): into the UART's receiver, on
+    /// the loop between slices (rule 5). On the PC platform the UART's interrupt wakes a halted vCPU;
+    /// on the flat platform the input is a device event that ends a wait in hlt (rule 4).</summary>
+    public void ConsoleInput(ReadOnlySpan<byte> bytes)
+    {
+        if (State != VmState.Running) return;
+        Uart.Input(bytes);
+        if (Platform == null) Wake();
+    }
 
     /// <summary>Attaches a virtio-net NIC whose frames go to and come from <paramref name="client"/>.
     /// The device takes the client's receive callback. Only before Start.</summary>
