@@ -69,24 +69,26 @@ public class GuestConsoleTests
     /// <summary>A guest that prints "ready" and then echoes each byte its UART receives with bit 5
     /// flipped (so "hello" comes back as "HELLO": the guest answered, not a local echo), polling with
     /// interrupts off.</summary>
+    internal static byte[] EchoKernel() => BadGuestTests.Kernel(a =>
+    {
+        BadGuestTests.Print(a, "ready\r\n");
+        var poll = a.CreateLabel();
+        a.Label(ref poll);
+        a.mov(dx, (short)0x3FD);
+        a.@in(al, dx);
+        a.test(al, 1);
+        a.jz(poll);
+        a.mov(dx, (short)0x3F8);
+        a.@in(al, dx);
+        a.xor(al, 0x20);
+        a.@out(dx, al);
+        a.jmp(poll);
+    });
+
     private (CliHost Host, string Uuid) EchoGuest()
     {
         string kernel = Path.Combine(_dir, "echo");
-        File.WriteAllBytes(kernel, BadGuestTests.Kernel(a =>
-        {
-            BadGuestTests.Print(a, "ready\r\n");
-            var poll = a.CreateLabel();
-            a.Label(ref poll);
-            a.mov(dx, (short)0x3FD);
-            a.@in(al, dx);
-            a.test(al, 1);
-            a.jz(poll);
-            a.mov(dx, (short)0x3F8);
-            a.@in(al, dx);
-            a.xor(al, 0x20);
-            a.@out(dx, al);
-            a.jmp(poll);
-        }));
+        File.WriteAllBytes(kernel, EchoKernel());
         return Create(kernel, "55555555-5555-4555-8555-555555555555");
     }
 
