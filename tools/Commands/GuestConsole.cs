@@ -18,10 +18,12 @@ namespace SmartOS.Cli.Commands;
 ///
 /// Modes
 ///   `vmadm console UUID`, `zlogin -C ZONE`: attach when the command has standard input (a daemon
-///   client's terminal or pipe, a scenario's `<`), else print. Attached, the end of input detaches
-///   (a pipe of keys has been typed).
-///   `vmadm console -f UUID`, `zlogin -C -d ZONE`: follow, and attach if there is input; the end of
-///   input does not end it.
+///   client's terminal or pipe, a scenario's `<`), else print. Attached, the session shows what the
+///   guest writes from then on, as a connection to a live console does (the boot so far is what
+///   print and follow show).
+///   `vmadm console -f UUID`, `zlogin -C -d ZONE`: follow, and attach if there is input.
+///   The end of input ends neither: the guest's answer to the last key is still to come (a
+///   scenario's `vmadm console UUID <<KEYS &` sees it until `stop`).
 ///
 /// Rules
 ///   1. The session is a consumer on the host's loop and never blocks it. The UART hands it each
@@ -33,8 +35,8 @@ namespace SmartOS.Cli.Commands;
 ///      it, and what would go past that is dropped and counted in one line when the reader catches
 ///      up (the guest never waits for a reader).
 ///   3. The session ends, exit 0, when the guest stops (what it wrote before stopping included),
-///      on `~.`, on ^C (the command's cancellation: a scenario's `stop`, a daemon client's ^C) and,
-///      attached without -f/-d, at the end of input. The guest goes on after a detach.
+///      on `~.`, or on ^C (the command's cancellation: a scenario's `stop`, a daemon client's ^C).
+///      The guest goes on after a detach.
 ///   4. Input reaches the guest's UART receive queue on the loop, between slices (Vm.ConsoleInput);
 ///      a guest that does not read it loses what passes the UART's bound, counted there.
 ///   5. Bytes pass as the guest wrote them (Dispatcher.cs rule 5).
@@ -72,7 +74,7 @@ internal static class GuestConsole
             ctx.Out.Write(vm.ConsoleOutput);
             return 0;
         }
-        var session = new ConsoleSession(vm, ctx.Host.Scheduler, ctx.StdoutBytes, ctx.Out, ctx.StdinBytes, endsWithInput: !follow);
+        var session = new ConsoleSession(vm, ctx.Host.Scheduler, ctx.StdoutBytes, ctx.Out, ctx.StdinBytes, replay: follow);
         return await session.RunAsync(ctx.Cancel);
     }
 
@@ -89,7 +91,7 @@ internal sealed class ConsoleSession
     private readonly Stream _out;
     private readonly TextWriter _text;
     private readonly Stream? _in;
-    private readonly bool _endsWithInput;
+    private readonly bool _replay;
     private readonly KTimer _signal;
     // Two buffers: the guest fills _pending while the writer writes _writing (rule 2).
     private byte[] _pending = new byte[4096], _writing = new byte[4096];
@@ -101,19 +103,19 @@ internal sealed class ConsoleSession
     // The escape filter: at the start of a line, and a '~' seen there.
     private bool _lineStart = true, _tilde;
 
-    public ConsoleSession(Vm vm, Scheduler scheduler, Stream output, TextWriter text, Stream? input, bool endsWithInput)
+    public ConsoleSession(Vm vm, Scheduler scheduler, Stream output, TextWriter text, Stream? input, bool replay)
     {
         _vm = vm;
         _out = output;
         _text = text;
         _in = input;
-        _endsWithInput = endsWithInput;
+        _replay = replay;
         _signal = new KTimer(scheduler, static s => ((ConsoleSession)s!).Signal(), this);
     }
 
     public async Task<int> RunAsync(CancellationToken cancel)
     {
-        Add(_vm.Uart.CapturedBytes());
+        if (_replay) Add(_vm.Uart.CapturedBytes());
         _vm.Uart.ByteWritten += OnByte;
         _vm.Stopped += OnStop;
         _guestStopped = _vm.IsStopped;
@@ -173,11 +175,7 @@ internal sealed class ConsoleSession
             {
                 int n = await input.ReadAsync(buffer, cancel);
                 if (_detached) return;
-                if (n == 0)
-                {
-                    if (_endsWithInput) Detach();
-                    return;
-                }
+                if (n == 0) return;
                 int m = Filter(buffer.AsSpan(0, n), deliver, out bool escape);
                 if (m > 0 && !_vm.IsStopped) _vm.ConsoleInput(deliver.AsSpan(0, m));
                 if (escape)
