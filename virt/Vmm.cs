@@ -85,8 +85,11 @@
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
- * Not done yet: more than one vCPU, the platform under KVM (no in-kernel irqchip, no injection: Backend Auto keeps a
- * PC guest on the interpreter and Backend Kvm stops it with BackendError and PcPlatformUnderKvm), SMP boot, booting from
+ * PC guests under KVM (Backend Kvm only; Auto keeps them on the interpreter): the platform stays the
+ * VMM's, reached by MMIO and I/O exits, and KvmVcpu injects its interrupts with KVM_INTERRUPT (no
+ * in-kernel irqchip); CPUID drops x2APIC and TSC-deadline there. Not run yet (no /dev/kvm where it
+ * was written), and a platform deadline does not preempt a guest that makes no exit (no signal kick).
+ * Not done yet: more than one vCPU, SMP boot, booting from
  * a disk (the image is loaded as a flat file; disks are data disks), I/O latency. Backend Auto picks KVM only in real time; under KVM guest
  * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
  * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
@@ -304,9 +307,6 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     /// <summary>Whether /dev/kvm can run guests here, and if not, why.</summary>
     public static bool KvmAvailable(out string why) => KvmVcpu.IsAvailable(out why);
 
-    /// <summary>Why a PC guest (a Linux kernel, or VmPlatform.Pc) does not run under KVM here.</summary>
-    public const string PcPlatformUnderKvm = "the PC platform (local APIC, I/O APIC, 8259, 8254 and their interrupts) is not supported under KVM yet: the backend has no in-kernel irqchip and injects no interrupts; this guest runs on the interpreter";
-
     /// <summary>Loads the image, builds the boot state and starts running on the scheduler. A bad
     /// configuration (image too big, KVM asked for but absent) stops the VM with BackendError.</summary>
     public void Start()
@@ -319,14 +319,9 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             Finish(VmStopReason.BackendError, bootError!);
             return;
         }
-        // KvmVcpu has no in-kernel irqchip and injects nothing, so a PC guest (Linux) would wait for
-        // ever for its first timer interrupt: Auto keeps it on the interpreter, and asking for KVM
-        // is refused with the reason rather than started to hang.
-        if (_config.Backend == VmBackend.Kvm && Platform != null)
-        {
-            Finish(VmStopReason.BackendError, "kvm: " + PcPlatformUnderKvm);
-            return;
-        }
+        // A PC guest runs under KVM only when asked for (Backend Kvm): its platform stays the VMM's
+        // and KvmVcpu injects its interrupts, a path that has not run on a machine with /dev/kvm yet
+        // (KvmVcpu.cs); Auto keeps it on the interpreter.
         bool useKvm = _config.Backend == VmBackend.Kvm || (_config.Backend == VmBackend.Auto && _config.RealTime && Platform == null && KvmVcpu.IsAvailable(out _));
         if (useKvm)
         {
