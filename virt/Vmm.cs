@@ -36,7 +36,8 @@
  * PC guests: a VM given a Kernel (a bzImage) boots by the Linux boot protocol instead (LinuxBoot.cs:
  * its own layout, the zero page, e820 and ACPI tables), and a VM with a Kernel or PciDevices has its
  * NICs and disks as legacy virtio-pci functions on a PCI bus (Pci.cs, PciVirtio.cs: config ports
- * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, INTx on IRQ 10/11
+ * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, MSI-X to the local
+ * APIC once the driver enables it, else INTx on IRQ 10/11
  * through Interrupts) rather than at the virtio-mmio addresses; a Linux VM also has the ACPI PM1
  * blocks at 0x600 and 0x604 (Acpi.cs). Such a VM's RAM ends at or below 0xC000_0000.
  * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
