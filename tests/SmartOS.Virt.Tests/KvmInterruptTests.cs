@@ -44,6 +44,7 @@ public class KvmInterruptTests
     private static Dictionary<string, ulong> HeaderValues()
     {
         if (!File.Exists("/usr/include/linux/kvm.h")) Assert.Ignore("no kernel headers (/usr/include/linux/kvm.h: linux-libc-dev)");
+        if (!File.Exists("/usr/include/stdio.h")) Assert.Ignore("no C library headers (/usr/include/stdio.h: libc6-dev)");
         string dir = Directory.CreateTempSubdirectory("smartos-kvmh-").FullName;
         try
         {
