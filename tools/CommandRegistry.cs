@@ -40,6 +40,11 @@ public sealed record CommandDescriptor(string Name, string Summary, CommandHandl
     /// <summary>Whether the command may read standard input; the front ends offer it only then.</summary>
     public bool ReadsStdin { get; init; }
 
+    /// <summary>Whether a command line (its arguments, without the name) takes keys from a terminal
+    /// (a guest's interactive console, tools/Commands/GuestConsole.cs): a front end whose standard
+    /// input is a terminal offers it key by key. The default: never.</summary>
+    public Func<string[], bool> TerminalInput { get; init; } = static _ => false;
+
     /// <summary>What the command says, in its own wording, when run in a non-global zone; null when
     /// it may run there (it then shows and changes only what belongs to the zone, Host.cs rule 4).</summary>
     public string? ZoneRefusal { get; init; }

@@ -206,3 +206,52 @@ public sealed class SynchronousStream(Stream inner) : Stream
         base.Dispose(disposing);
     }
 }
+
+/// <summary>
+/// Keys typed at a terminal, as bytes, for a command line that takes keys (a guest's console:
+/// CommandDescriptor.TerminalInput). Each read waits for one key, without echo (the guest echoes)
+/// and with ^C read as a key (byte 3, for the guest, as on a real console; `~.` detaches instead).
+/// Enter is CR, as a terminal in raw mode sends it. Keys without a character (arrows, function keys)
+/// are not sent.
+/// </summary>
+public sealed class TerminalKeyStream : Stream
+{
+    private readonly bool _treatControlC;
+
+    public TerminalKeyStream()
+    {
+        _treatControlC = Console.TreatControlCAsInput;
+        Console.TreatControlCAsInput = true;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        Span<char> one = stackalloc char[1];
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            one[0] = key.Key == ConsoleKey.Enter ? '\r' : key.KeyChar;
+            if (one[0] == '\0') continue;
+            if (Encoding.UTF8.GetByteCount(one) > buffer.Length) return 0;
+            return Encoding.UTF8.GetBytes(one, buffer);
+        }
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override void Flush() { }
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Console.TreatControlCAsInput = _treatControlC;
+        base.Dispose(disposing);
+    }
+}

@@ -93,6 +93,12 @@ internal static class Program
         if (socket != null)
         {
             stdout.Flush();
+            // A guest's console takes keys from a terminal, one by one (CommandDescriptor.TerminalInput).
+            if (stdin == null && !Console.IsInputRedirected && TakesKeys(argv))
+            {
+                using var keys = new TerminalKeyStream();
+                return DaemonClient.Run(socket, argv, keys, Console.OpenStandardOutput(), Console.OpenStandardError());
+            }
             return DaemonClient.Run(socket, argv, stdin, Console.OpenStandardOutput(), Console.OpenStandardError());
         }
 
@@ -129,6 +135,9 @@ internal static class Program
     /// reads none (the dispatcher says it is not found).</summary>
     internal static bool ReadsStdin(string command)
         => CommandRegistry.TryGet(command, out var descriptor) && descriptor.ReadsStdin;
+
+    private static bool TakesKeys(string[] argv)
+        => CommandRegistry.TryGet(argv[0], out var descriptor) && descriptor.TerminalInput(argv[1..]);
 
     /// <summary>The root directory of `smartos boot` without --root: $SMARTOS_ROOT, else ~/.smartos.</summary>
     private static string DefaultRoot()

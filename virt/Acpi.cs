@@ -9,8 +9,8 @@
  *   FADT  revision 6 (276 bytes): the DSDT, SCI on IRQ 9, the PM1a event and control blocks at
  *         ports 0x600 and 0x604 (AcpiPm below: SCI_EN reads 1, the machine is in ACPI mode from the
  *         start, so no SMI command port), no PM timer, no PM1b/PM2/GPE blocks, no reset register;
- *         IAPC_BOOT_ARCH: legacy devices present, no 8042, no VGA, MSI not supported (the devices
- *         here interrupt by INTx only); HW_REDUCED_ACPI when Layout.HardwareReduced (then no PM
+ *         IAPC_BOOT_ARCH: legacy devices present, no 8042, no VGA (MSI is supported: the virtio-pci
+ *         functions offer MSI-X, PciVirtio.cs); HW_REDUCED_ACPI when Layout.HardwareReduced (then no PM
  *         blocks and no SCI: an OS skips the 8259 and the PIT as timer, Linux's reduced-hardware path)
  *   DSDT  AML for one device, \_SB.PCI0, the PCI host bridge (Pci.cs), so that an OS that takes its
  *         PCI roots from ACPI (Linux does) finds bus 0: _HID PNP0A03, _UID 0, _BBN 0; _CRS with bus
@@ -110,8 +110,8 @@ public static class Acpi
             Gas(f[148..], 32, Pm1aEventPort);                                          // X_PM1a_EVT_BLK
             Gas(f[172..], 16, Pm1aControlPort);                                        // X_PM1a_CNT_BLK
         }
-        // IAPC_BOOT_ARCH: LEGACY_DEVICES, no 8042 (bit 1 clear), VGA not present, MSI not supported.
-        BinaryPrimitives.WriteUInt16LittleEndian(f[109..], reduced ? (ushort)0x0C : (ushort)0x0D);
+        // IAPC_BOOT_ARCH: LEGACY_DEVICES, no 8042 (bit 1 clear), VGA not present; MSI supported (bit 3 clear).
+        BinaryPrimitives.WriteUInt16LittleEndian(f[109..], reduced ? (ushort)0x04 : (ushort)0x05);
         // Flags: WBINVD, PWR_BUTTON and SLP_BUTTON (none as fixed features), HW_REDUCED_ACPI.
         uint flags = 1u | 1u << 4 | 1u << 5 | (reduced ? 1u << 20 : 0);
         BinaryPrimitives.WriteUInt32LittleEndian(f[112..], flags);

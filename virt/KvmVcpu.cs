@@ -11,18 +11,37 @@ namespace SmartOS.Virt;
 /// return from Run. The instruction budget is not honoured: KVM cannot count instructions, so a
 /// slice ends at the guest's next exit.
 ///
+/// Interrupts (the PC platform): there is no in-kernel irqchip. The local APIC, I/O APIC, 8259 and
+/// PIT are the VMM's own (Devices/), reached through MMIO and I/O exits as on the interpreter, and
+/// an interrupt they raise is injected with KVM_INTERRUPT, the way QEMU runs with
+/// kernel_irqchip=off: before each KVM_RUN, if the vCPU's interrupt controller has one pending and
+/// the last exit said the guest can take it (kvm_run.ready_for_interrupt_injection and if_flag),
+/// its vector is acknowledged and injected; if it cannot yet, request_interrupt_window asks KVM to
+/// exit (KVM_EXIT_IRQ_WINDOW_OPEN) as soon as it can (PlanInjection). A pending NMI goes with
+/// KVM_NMI. Without an in-kernel local APIC, KVM ignores writes to IA32_TSC_DEADLINE and has no
+/// x2APIC, so CPUID drops both (AdjustCpuidForUserspaceApic): Linux then runs its timer through the
+/// APIC's MMIO registers, which exit to the VMM.
+///
 /// Written against the KVM API documentation (api.rst) and the x86 uapi headers; the machine it
 /// was written on has no /dev/kvm, so it has not run yet: the tests that need it are ignored there.
 /// </summary>
 public sealed unsafe class KvmVcpu : Vcpu
 {
+
     private const string DevKvm = "/dev/kvm";
     private const ulong KVM_GET_API_VERSION = 0xAE00, KVM_CREATE_VM = 0xAE01, KVM_GET_VCPU_MMAP_SIZE = 0xAE04;
     private const ulong KVM_GET_SUPPORTED_CPUID = 0xC008AE05, KVM_CREATE_VCPU = 0xAE41, KVM_SET_USER_MEMORY_REGION = 0x4020AE46;
     private const ulong KVM_SET_TSS_ADDR = 0xAE47, KVM_RUN = 0xAE80, KVM_GET_REGS = 0x8090AE81, KVM_SET_REGS = 0x4090AE82;
     private const ulong KVM_GET_SREGS = 0x8138AE83, KVM_SET_SREGS = 0x4138AE84, KVM_SET_CPUID2 = 0x4008AE90;
     private const int O_RDWR = 2, O_CLOEXEC = 0x80000, PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, EINTR = 4;
-    private const uint ExitIo = 2, ExitHlt = 5, ExitMmio = 6, ExitShutdown = 8, ExitFailEntry = 9, ExitIntr = 10, ExitInternalError = 17;
+    /// <summary>_IOW(KVMIO, 0x86, struct kvm_interrupt): 4 bytes in; _IO(KVMIO, 0x9a).</summary>
+    public const ulong KVM_INTERRUPT = 0x4004AE86, KVM_NMI = 0xAE9A;
+    public const uint ExitIo = 2, ExitHlt = 5, ExitIrqWindowOpen = 7, ExitMmio = 6, ExitShutdown = 8, ExitFailEntry = 9, ExitIntr = 10, ExitInternalError = 17;
+    /// <summary>struct kvm_run's offsets (include/uapi/linux/kvm.h): the fields before the exit union.</summary>
+    public const int RunRequestInterruptWindow = 0, RunExitReason = 8, RunReadyForInjection = 12, RunIfFlag = 13, RunExitUnion = 32;
+    /// <summary>sizeof(struct kvm_cpuid_entry2) and the header of struct kvm_cpuid2 (nent, padding).</summary>
+    public const int CpuidEntrySize = 40, CpuidHeaderSize = 8;
+    private const uint Cpuid1EcxX2Apic = 1u << 21, Cpuid1EcxTscDeadline = 1u << 24;
 
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
@@ -137,8 +156,53 @@ public sealed unsafe class KvmVcpu : Vcpu
         new Span<byte>(buf, 8 + max * entrySize).Clear();
         *(uint*)buf = max;
         if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, buf) < 0) { why = Errno("KVM_GET_SUPPORTED_CPUID"); return false; }
+        AdjustCpuidForUserspaceApic(new Span<byte>(buf, 8 + max * entrySize));
         if (ioctl(cpu, KVM_SET_CPUID2, buf) < 0) { why = Errno("KVM_SET_CPUID2"); return false; }
         why = "";
+        return true;
+    }
+
+    /// <summary>Clears x2APIC and TSC-deadline from leaf 1 of a struct kvm_cpuid2 (see the summary):
+    /// the local APIC is the VMM's, reached by MMIO.</summary>
+    public static void AdjustCpuidForUserspaceApic(Span<byte> cpuid2)
+    {
+        uint count = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(cpuid2);
+        for (int i = 0; i < count && CpuidHeaderSize + (i + 1) * CpuidEntrySize <= cpuid2.Length; i++)
+        {
+            var entry = cpuid2.Slice(CpuidHeaderSize + i * CpuidEntrySize, CpuidEntrySize);
+            if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(entry) != 1) continue;
+            var ecx = entry.Slice(20, 4); // function, index, flags, eax, ebx, then ecx
+            uint v = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(ecx);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(ecx, v & ~(Cpuid1EcxX2Apic | Cpuid1EcxTscDeadline));
+        }
+    }
+
+    public enum Injection { None, Inject, RequestWindow }
+
+    /// <summary>What to do before KVM_RUN (see the summary): inject when an interrupt is pending and
+    /// the guest can take it, else ask for the window while one is pending, else nothing.</summary>
+    public static Injection PlanInjection(bool pending, bool readyForInjection, bool interruptsEnabled)
+        => !pending ? Injection.None : readyForInjection && interruptsEnabled ? Injection.Inject : Injection.RequestWindow;
+
+    /// <summary>Interrupts injected with KVM_INTERRUPT.</summary>
+    public long InterruptsInjected { get; private set; }
+
+    /// <summary>Delivers what the VMM's interrupt controller has pending (see the summary).</summary>
+    private bool InjectPending(out string? error)
+    {
+        error = null;
+        var controller = Interrupts;
+        if (controller is INmiSource nmi && nmi.NmiPending)
+        {
+            nmi.AcknowledgeNmi();
+            if (ioctl(_vcpu, KVM_NMI, 0UL) < 0) { error = Errno("KVM_NMI"); return false; }
+        }
+        var plan = PlanInjection(controller?.HasPendingInterrupt == true, _run[RunReadyForInjection] != 0, _run[RunIfFlag] != 0);
+        _run[RunRequestInterruptWindow] = plan == Injection.RequestWindow ? (byte)1 : (byte)0;
+        if (plan != Injection.Inject) return true;
+        uint vector = (uint)controller!.AcknowledgeInterrupt();
+        if (ioctl(_vcpu, KVM_INTERRUPT, &vector) < 0) { error = Errno("KVM_INTERRUPT"); return false; }
+        InterruptsInjected++;
         return true;
     }
 
@@ -222,13 +286,15 @@ public sealed unsafe class KvmVcpu : Vcpu
     {
         while (true)
         {
+            if (!InjectPending(out string? injectError))
+                return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = injectError };
             if (ioctl(_vcpu, KVM_RUN, 0UL) < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == EINTR) continue;
                 return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = $"KVM_RUN failed (errno {errno})" };
             }
-            uint reason = *(uint*)(_run + 8);
+            uint reason = *(uint*)(_run + RunExitReason);
             switch (reason)
             {
                 case ExitIo:
@@ -268,7 +334,8 @@ public sealed unsafe class KvmVcpu : Vcpu
                 case ExitShutdown:
                     return new VcpuExit { Reason = VcpuExitReason.Shutdown, Rip = Rip, Detail = $"triple fault (KVM_EXIT_SHUTDOWN) near 0x{Rip:x}" };
                 case ExitIntr:
-                    break;
+                case ExitIrqWindowOpen:
+                    break; // the loop injects what waits
                 case ExitFailEntry:
                     return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = $"KVM_EXIT_FAIL_ENTRY, hardware reason 0x{*(ulong*)(_run + 32):x}" };
                 case ExitInternalError:

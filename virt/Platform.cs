@@ -48,6 +48,14 @@ public interface IInterruptController
     int AcknowledgeInterrupt();
 }
 
+/// <summary>An interrupt controller that also delivers NMIs (the local APIC): a vCPU backend that
+/// injects from outside the guest (KVM) asks it.</summary>
+public interface INmiSource
+{
+    bool NmiPending { get; }
+    void AcknowledgeNmi();
+}
+
 /// <summary>How devices raise interrupts: the platform's I/O APIC and 8259 pair, and MSI.</summary>
 public interface IInterruptRouter
 {

@@ -36,7 +36,8 @@
  * PC guests: a VM given a Kernel (a bzImage) boots by the Linux boot protocol instead (LinuxBoot.cs:
  * its own layout, the zero page, e820 and ACPI tables), and a VM with a Kernel or PciDevices has its
  * NICs and disks as legacy virtio-pci functions on a PCI bus (Pci.cs, PciVirtio.cs: config ports
- * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, INTx on IRQ 10/11
+ * 0xCF8/0xCFC, I/O BARs from 0xC000, memory BARs in 0xC000_0000-0xD000_0000, MSI-X to the local
+ * APIC once the driver enables it, else INTx on IRQ 10/11
  * through Interrupts) rather than at the virtio-mmio addresses; a Linux VM also has the ACPI PM1
  * blocks at 0x600 and 0x604 (Acpi.cs). Such a VM's RAM ends at or below 0xC000_0000.
  * I/O ports: 0x3f8-0x3ff COM1; 0x500 power off (a write stops the VM, the value is its exit
@@ -59,7 +60,7 @@
  *   3. In virtual time a VM is deterministic: guest time (rdtsc, the timer) is the scheduler's
  *      clock plus instructions retired in the current slice, never the wall clock.
  *   4. A hlt with interrupts enabled (sti; hlt) waits. On the flat platform it waits for the next
- *      device event (timer deadline, received frame) and resumes after the hlt; the guest polls.
+ *      device event (timer deadline, received frame, console input) and resumes after the hlt; the guest polls.
  *      On the PC platform it waits until an interrupt (or NMI) is pending at the local APIC: each
  *      device deadline is looked at when it comes, and one that raises nothing (a masked timer)
  *      leaves the vCPU waiting; a pending interrupt at the hlt means no wait at all. Either way a
@@ -76,7 +77,7 @@
  *   vm.AttachDisk(volumeDevice, "disk0");       // one virtio-blk per disk, before Start (Devices/VirtioBlk.cs)
  *   vm.Stopped += v => ...;                      // StopReason, StopDetail, ExitStatus
  *   vm.Start(); ... vm.Stop();                   // State: Created -> Running -> Stopped
- *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.Uart.Input(...)   // `vmadm console`
+ *   vm.ConsoleOutput, vm.Uart.ByteWritten, vm.ConsoleInput(...)  // `vmadm console`
  *   vm.BackendName                               // "kvm" or "interpreter", for `vmadm get`
  *   new VmConfig { ..., Platform = VmPlatform.Pc, ClockEpoch = host.Clock.Epoch }  // a PC guest (Linux):
  *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
@@ -85,8 +86,11 @@
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
- * Not done yet: more than one vCPU, the platform under KVM (no in-kernel irqchip, no injection: Backend Auto keeps a
- * PC guest on the interpreter and Backend Kvm stops it with BackendError and PcPlatformUnderKvm), SMP boot, booting from
+ * PC guests under KVM (Backend Kvm only; Auto keeps them on the interpreter): the platform stays the
+ * VMM's, reached by MMIO and I/O exits, and KvmVcpu injects its interrupts with KVM_INTERRUPT (no
+ * in-kernel irqchip); CPUID drops x2APIC and TSC-deadline there. Not run yet (no /dev/kvm where it
+ * was written), and a platform deadline does not preempt a guest that makes no exit (no signal kick).
+ * Not done yet: more than one vCPU, SMP boot, booting from
  * a disk (the image is loaded as a flat file; disks are data disks), I/O latency. Backend Auto picks KVM only in real time; under KVM guest
  * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
  * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
@@ -255,6 +259,16 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         ? _sliceStartTime + (_interp.Retired - _sliceStartRetired)
         : _scheduler.Now;
 
+    /// <summary>Keys from the console's other end (`vmadm console`): into the UART's receiver, on
+    /// the loop between slices (rule 5). On the PC platform the UART's interrupt wakes a halted vCPU;
+    /// on the flat platform the input is a device event that ends a wait in hlt (rule 4).</summary>
+    public void ConsoleInput(ReadOnlySpan<byte> bytes)
+    {
+        if (State != VmState.Running) return;
+        Uart.Input(bytes);
+        if (Platform == null) Wake();
+    }
+
     /// <summary>Attaches a virtio-net NIC whose frames go to and come from <paramref name="client"/>.
     /// The device takes the client's receive callback. Only before Start.</summary>
     public VirtioNet AttachNic(MacClient client)
@@ -294,9 +308,6 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     /// <summary>Whether /dev/kvm can run guests here, and if not, why.</summary>
     public static bool KvmAvailable(out string why) => KvmVcpu.IsAvailable(out why);
 
-    /// <summary>Why a PC guest (a Linux kernel, or VmPlatform.Pc) does not run under KVM here.</summary>
-    public const string PcPlatformUnderKvm = "the PC platform (local APIC, I/O APIC, 8259, 8254 and their interrupts) is not supported under KVM yet: the backend has no in-kernel irqchip and injects no interrupts; this guest runs on the interpreter";
-
     /// <summary>Loads the image, builds the boot state and starts running on the scheduler. A bad
     /// configuration (image too big, KVM asked for but absent) stops the VM with BackendError.</summary>
     public void Start()
@@ -309,14 +320,9 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             Finish(VmStopReason.BackendError, bootError!);
             return;
         }
-        // KvmVcpu has no in-kernel irqchip and injects nothing, so a PC guest (Linux) would wait for
-        // ever for its first timer interrupt: Auto keeps it on the interpreter, and asking for KVM
-        // is refused with the reason rather than started to hang.
-        if (_config.Backend == VmBackend.Kvm && Platform != null)
-        {
-            Finish(VmStopReason.BackendError, "kvm: " + PcPlatformUnderKvm);
-            return;
-        }
+        // A PC guest runs under KVM only when asked for (Backend Kvm): its platform stays the VMM's
+        // and KvmVcpu injects its interrupts, a path that has not run on a machine with /dev/kvm yet
+        // (KvmVcpu.cs); Auto keeps it on the interpreter.
         bool useKvm = _config.Backend == VmBackend.Kvm || (_config.Backend == VmBackend.Auto && _config.RealTime && Platform == null && KvmVcpu.IsAvailable(out _));
         if (useKvm)
         {

@@ -14,14 +14,15 @@ namespace SmartOS.Cli.Commands;
 /// delete, and "Successfully created VM UUID" on success. Starting a running VM and stopping a
 /// stopped one are no-ops that exit 0 with VM.js's message (vmadm.js: EALREADYRUNNING, ENOTRUNNING).
 /// Properties SmartOS does not know are warned about and dropped from the payload (VM.js). `console` prints a bhyve/kvm guest's serial
-/// console so far and returns, or with -f follows it as the guest writes it (SmartOS's is interactive;
-/// this one reads no keys: GuestConsole.cs).
+/// console so far, or attaches to it (keys to the guest, `~.` detaches) when given standard input, or
+/// with -f follows it as the guest writes it (GuestConsole.cs).
 /// </summary>
 public static class Vmadm
 {
     public static readonly CommandDescriptor Descriptor = new("vmadm", "manage SmartOS virtual machines", RunAsync)
     {
         ReadsStdin = true,
+        TerminalInput = static a => GuestConsole.IsConsoleLine(a, zlogin: false),
         ZoneRefusal = "vmadm: must be run from the global zone",
         NeedsRunningHost = static a => a.Length > 0 && a[0] is "start" or "stop" or "reboot",
     };
@@ -29,7 +30,7 @@ public static class Vmadm
     private const string UsageText = """
         Usage: vmadm <command> [command-specific arguments]
 
-            console <uuid>
+            console [-f] <uuid>
             create [-f <filename>]
             create-snapshot <uuid> <snapname>
             delete <uuid>
@@ -252,9 +253,8 @@ public static class Vmadm
         return 0;
     }
 
-    /// <summary>vmadm console UUID: prints the guest's console so far (GuestConsole.cs). Following it
-    /// (-f) is refused: the follower's continuations did not reliably run on the host's loop in virtual
-    /// time, and a guest stalled under it in tests.</summary>
+    /// <summary>vmadm console [-f] UUID: prints the guest's console so far, attaches to it when the
+    /// command has standard input, or with -f follows it (GuestConsole.cs).</summary>
     private static async Task<int> ConsoleAsync(CommandContext ctx, string[] args)
     {
         var g = Getopt.Parse(args, "f");
@@ -262,13 +262,7 @@ public static class Vmadm
         if (g.Operands.Count != 1) return Usage(ctx, "console: exactly one UUID is required");
         var z = FindVm(ctx, g.Operands[0], "console");
         if (z == null) return 1;
-        string failure = $"Failed to console VM {z.Name}: ";
-        if (g.Has("f"))
-        {
-            ctx.Err.WriteLine("vmadm: console -f (following the console) is not supported here: vmadm console prints it so far");
-            return 2;
-        }
-        return await Task.FromResult(GuestConsole.Print(ctx, z, failure));
+        return await GuestConsole.RunAsync(ctx, z, $"Failed to console VM {z.Name}: ", follow: g.Has("f"));
     }
 
     private static async Task<int> UpdateAsync(CommandContext ctx, string[] args)

@@ -14,7 +14,8 @@ namespace SmartOS.Cli.Commands;
 /// standard input, output and error are bytes copied as they come, at the pace of the slower side
 /// (Dispatcher.cs rules 5 and 6), and ^C (the command's cancellation) kills it. Interactive logins
 /// are not supported. `zlogin -C ZONE` prints a bhyve/kvm zone's guest console so far (as vmadm
-/// console) and returns; `zlogin -C -d` (following it) is refused (GuestConsole.cs). Also zonename(1), which prints the zone a command runs in.
+/// console), or attaches to it when given standard input (`~.` detaches); `zlogin -C -d` follows it
+/// and disconnects when the guest stops (GuestConsole.cs). Also zonename(1), which prints the zone a command runs in.
 /// </summary>
 public static class Zlogin
 {
@@ -22,6 +23,7 @@ public static class Zlogin
     {
         Options = "CdQSl:",
         ReadsStdin = true,
+        TerminalInput = static a => GuestConsole.IsConsoleLine(a, zlogin: true),
         ZoneRefusal = "zlogin: must be run from the global zone",
         NeedsRunningHost = static _ => true,
     };
@@ -78,14 +80,7 @@ public static class Zlogin
                 ctx.Err.WriteLine("zlogin: -C takes no command");
                 return 2;
             }
-            if (g.Has("d"))
-            {
-                // Following the console stalled a guest in virtual time in tests (the follower's
-                // continuations did not reliably run on the loop): refused rather than left hanging.
-                ctx.Err.WriteLine("zlogin: -C -d (following the console) is not supported here: zlogin -C prints it so far");
-                return 2;
-            }
-            return GuestConsole.Print(ctx, zone, "zlogin: ");
+            return await GuestConsole.RunAsync(ctx, zone, "zlogin: ", follow: g.Has("d"));
         }
         if (zone.State != ZoneState.Running)
         {

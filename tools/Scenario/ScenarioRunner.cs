@@ -23,6 +23,7 @@ namespace SmartOS.Cli.Scenario;
 ///   expect-not REGEX                   ... must not match
 ///   stop                               interrupt the background commands now (as Ctrl-C would)
 ///   COMMAND &lt;&lt;EOF                      the lines up to "EOF" are the command's standard input
+///   COMMAND &lt;&lt;EOF &amp;                    ... and the command runs in the background (keys to a console)
 ///   echo WORDS                         print the words, as a shell's echo (a note for the reader)
 ///   disk FILE SIZE                     a blank file-backed disk for zpool (a sparse FILE of SIZE: 64m, 1g),
 ///                                      made afresh on every run so a run gives the same bytes
@@ -100,7 +101,8 @@ public sealed partial class ScenarioRunner
                         i = end;
                         throw new ScenarioError($"here-document '<<{tag}' has no closing '{tag}' line");
                     }
-                    line = line[..here.Index].TrimEnd();
+                    // "COMMAND <<TAG &", as a shell takes it: the here-document, in the background.
+                    line = line[..here.Index].TrimEnd() + (here.Groups[2].Success ? " &" : "");
                     i = end;
                     stdin = ExpandHereDocument(body.ToString());
                 }
@@ -144,7 +146,7 @@ public sealed partial class ScenarioRunner
         return line;
     }
 
-    [GeneratedRegex(@"\s<<\s*([A-Za-z_][A-Za-z0-9_]*)$")]
+    [GeneratedRegex(@"\s<<\s*([A-Za-z_][A-Za-z0-9_]*)(\s*&)?$")]
     private static partial Regex HereDoc();
 
     /// <summary>`disk FILE SIZE`: a blank sparse file in the run directory, replacing any left by an

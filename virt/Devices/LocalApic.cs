@@ -20,7 +20,7 @@ namespace SmartOS.Virt.Devices;
 /// TSC-deadline is armed through IA32_TSC_DEADLINE (MSR 0x6E0): the vCPU's wrmsr/rdmsr call
 /// <see cref="WriteTscDeadline"/> and <see cref="ReadTscDeadline"/>; the TSC is guest time in ns.
 /// </summary>
-public sealed class LocalApic : IInterruptController, IMmioDevice, IPlatformTimer, IMsrHandler
+public sealed class LocalApic : IInterruptController, INmiSource, IMmioDevice, IPlatformTimer, IMsrHandler
 {
     public const ulong DefaultBase = 0xFEE0_0000;
     public const long TimerFrequencyHz = 1_000_000_000;

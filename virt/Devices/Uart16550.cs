@@ -42,9 +42,21 @@ public sealed class Uart16550
     /// <summary>The console output so far, as UTF-8 text.</summary>
     public string Text => Encoding.UTF8.GetString(_output.ToArray());
 
+    /// <summary>Received bytes waiting for the guest; past this, input is dropped and counted (a
+    /// 16550's overrun, with a larger FIFO: a pasted line fits).</summary>
+    public const int MaxInput = 4096;
+
+    /// <summary>Input bytes dropped because the guest did not read its receiver (<see cref="MaxInput"/>).</summary>
+    public long InputDropped { get; private set; }
+
+    /// <summary>Bytes received from the console's other end (a followed `vmadm console`).</summary>
     public void Input(ReadOnlySpan<byte> bytes)
     {
-        foreach (byte b in bytes) _input.Enqueue(b);
+        foreach (byte b in bytes)
+        {
+            if (_input.Count < MaxInput) _input.Enqueue(b);
+            else InputDropped++;
+        }
         UpdateIrq();
     }
 

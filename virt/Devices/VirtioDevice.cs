@@ -18,11 +18,15 @@ namespace SmartOS.Virt.Devices;
 /// Interrupts: the interrupt status (bit 0 used buffers, bit 1 configuration change) is what the
 /// transport shows; <see cref="InterruptLevel"/> hears it go from zero to non-zero and back, so a
 /// PCI transport can drive its INTx line (level-triggered: up while any bit is set).
+/// <see cref="Notification"/> hears each event itself (a used buffer on queue N, or a configuration
+/// change as -1), for a transport that sends one message per event (MSI-X, PciVirtio.cs); a driver's
+/// VRING_AVAIL_F_NO_INTERRUPT on the queue's available ring suppresses the used-buffer ones.
 /// </summary>
 public abstract class VirtioDevice
 {
     protected const uint StatusDriverOk = 4, StatusNeedsReset = 0x40;
     protected const ushort DescNext = 1, DescWrite = 2, DescIndirect = 4;
+    private const ushort AvailNoInterrupt = 1;
     protected const ulong FeatureVersion1 = 1UL << 32;
 
     private readonly VirtQueue[] _queues;
@@ -31,8 +35,9 @@ public abstract class VirtioDevice
     private bool _detached;
 
     /// <summary>One split-ring queue as the driver set it up.</summary>
-    protected internal sealed class VirtQueue(int maxSize)
+    protected internal sealed class VirtQueue(int index, int maxSize)
     {
+        public readonly int Index = index;
         public readonly int MaxSize = maxSize;
         public uint Num = (uint)maxSize;
         public bool Ready;
@@ -53,7 +58,7 @@ public abstract class VirtioDevice
         Memory = memory;
         MaxQueueSizeOf = maxQueueSize;
         _queues = new VirtQueue[queueCount];
-        for (int i = 0; i < queueCount; i++) _queues[i] = new VirtQueue(maxQueueSize);
+        for (int i = 0; i < queueCount; i++) _queues[i] = new VirtQueue(i, maxQueueSize);
     }
 
     protected GuestMemory Memory { get; }
@@ -74,6 +79,10 @@ public abstract class VirtioDevice
 
     /// <summary>Hears the interrupt status become non-zero (true) and zero again (false).</summary>
     public Action<bool>? InterruptLevel { get; set; }
+
+    /// <summary>Hears each interrupt event: a used buffer on queue N (N), unless the driver asked for
+    /// none on that queue, or a configuration change (-1).</summary>
+    public Action<int>? Notification { get; set; }
 
     protected VirtQueue Queue(int index) => _queues[index];
 
@@ -150,6 +159,7 @@ public abstract class VirtioDevice
         RingErrors++;
         _status |= StatusNeedsReset;
         SetInterruptStatus(_interruptStatus | 2);
+        Notification?.Invoke(-1);
     }
 
     protected bool TryNextAvail(VirtQueue q, out ushort head)
@@ -189,6 +199,8 @@ public abstract class VirtioDevice
             return false;
         }
         SetInterruptStatus(_interruptStatus | 1);
+        if (Notification != null && !(Memory.TryReadUInt16(q.Avail, out ushort availFlags) && (availFlags & AvailNoInterrupt) != 0))
+            Notification(q.Index);
         return true;
     }
 }

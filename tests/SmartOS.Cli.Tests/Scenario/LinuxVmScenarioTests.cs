@@ -78,6 +78,7 @@ public class LinuxVmScenarioTests
             Assert.That(console, Does.Contain("virtio-pci 0000:00:01.0"), "the NIC is a virtio-pci function");
             Assert.That(console, Does.Contain("SMARTOS-LINUX-UP 6.").And.Contain("SMARTOS-NET-UP eth0 10.0.0.2/24"));
             Assert.That(first, Does.Contain("3 packets transmitted, 3 packets received, 0% packet loss"));
+            Assert.That(first, Does.Match(@"PCI-MSI[^\n]*virtio0-input"), "keys through the console reached the shell, and the NIC's queues interrupt by MSI-X");
             Assert.That(first, Does.Contain("\"vm_stop_reason\": \"stopped_by_host\""));
             Assert.That(interp, Is.Not.Null, "in virtual time the guest ran on the interpreter");
             Assert.That(interp!.InterruptsDelivered, Is.GreaterThan(0), "interrupts through the IDT");

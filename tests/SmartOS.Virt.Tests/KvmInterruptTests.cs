@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Globalization;
+using SmartOS.Kernel;
+
+namespace SmartOS.Virt.Tests;
+
+/// <summary>
+/// KVM interrupt delivery for the PC platform (virt/KvmVcpu.cs: KVM_INTERRUPT with the VMM's own
+/// APIC, no in-kernel irqchip). There is no /dev/kvm here, so what runs is what does not need it:
+/// the ioctl numbers and struct kvm_run offsets against the installed kernel headers (a C program
+/// gcc builds prints them), the injection decision, and the CPUID adjustment. The injection itself
+/// has not run on a machine with /dev/kvm.
+/// </summary>
+public class KvmInterruptTests
+{
+    private const string Probe = """
+        #include <stdio.h>
+        #include <stddef.h>
+        #include <linux/kvm.h>
+        int main(void) {
+            printf("KVM_INTERRUPT %lu\n", (unsigned long)KVM_INTERRUPT);
+            printf("KVM_NMI %lu\n", (unsigned long)KVM_NMI);
+            printf("KVM_RUN %lu\n", (unsigned long)KVM_RUN);
+            printf("KVM_EXIT_IO %d\n", KVM_EXIT_IO);
+            printf("KVM_EXIT_HLT %d\n", KVM_EXIT_HLT);
+            printf("KVM_EXIT_IRQ_WINDOW_OPEN %d\n", KVM_EXIT_IRQ_WINDOW_OPEN);
+            printf("KVM_EXIT_MMIO %d\n", KVM_EXIT_MMIO);
+            printf("KVM_EXIT_SHUTDOWN %d\n", KVM_EXIT_SHUTDOWN);
+            printf("KVM_EXIT_INTR %d\n", KVM_EXIT_INTR);
+            printf("sizeof_kvm_interrupt %zu\n", sizeof(struct kvm_interrupt));
+            printf("request_interrupt_window %zu\n", offsetof(struct kvm_run, request_interrupt_window));
+            printf("exit_reason %zu\n", offsetof(struct kvm_run, exit_reason));
+            printf("ready_for_interrupt_injection %zu\n", offsetof(struct kvm_run, ready_for_interrupt_injection));
+            printf("if_flag %zu\n", offsetof(struct kvm_run, if_flag));
+            printf("exit_union %zu\n", offsetof(struct kvm_run, io));
+            printf("sizeof_kvm_cpuid_entry2 %zu\n", sizeof(struct kvm_cpuid_entry2));
+            printf("kvm_cpuid2_entries %zu\n", offsetof(struct kvm_cpuid2, entries));
+            printf("cpuid_entry2_ecx %zu\n", offsetof(struct kvm_cpuid_entry2, ecx));
+            return 0;
+        }
+        """;
+
+    /// <summary>The kernel headers' values, by name, from a program gcc builds against them.</summary>
+    private static Dictionary<string, ulong> HeaderValues()
+    {
+        if (!File.Exists("/usr/include/linux/kvm.h")) Assert.Ignore("no kernel headers (/usr/include/linux/kvm.h: linux-libc-dev)");
+        if (!File.Exists("/usr/include/stdio.h")) Assert.Ignore("no C library headers (/usr/include/stdio.h: libc6-dev)");
+        string dir = Directory.CreateTempSubdirectory("smartos-kvmh-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "probe.c"), Probe);
+            if (Run("gcc", $"-o {dir}/probe {dir}/probe.c", out string built) != 0)
+            {
+                if (built.Contains("not found", StringComparison.Ordinal)) Assert.Ignore("no gcc");
+                Assert.Fail("the probe did not build: " + built);
+            }
+            Assert.That(Run(Path.Combine(dir, "probe"), "", out string output), Is.Zero, output);
+            var values = new Dictionary<string, ulong>();
+            foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                string[] f = line.Split(' ');
+                values[f[0]] = ulong.Parse(f[1], CultureInfo.InvariantCulture);
+            }
+            return values;
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static int Run(string file, string args, out string output)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var stderr = p.StandardError.ReadToEndAsync();
+            output = p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(60_000)) { p.Kill(); output += "timed out"; return -1; }
+            output += stderr.Result;
+            return p.ExitCode;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            output = $"{file}: not found ({e.Message})";
+            return -1;
+        }
+    }
+
+    [Test]
+    public void The_ioctl_numbers_and_kvm_run_offsets_are_the_kernel_headers()
+    {
+        var h = HeaderValues();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h["KVM_INTERRUPT"], Is.EqualTo(KvmVcpu.KVM_INTERRUPT));
+            Assert.That(h["KVM_NMI"], Is.EqualTo(KvmVcpu.KVM_NMI));
+            Assert.That(h["sizeof_kvm_interrupt"], Is.EqualTo(4UL), "KVM_INTERRUPT takes a u32 vector");
+            Assert.That(h["KVM_EXIT_IO"], Is.EqualTo((ulong)KvmVcpu.ExitIo));
+            Assert.That(h["KVM_EXIT_HLT"], Is.EqualTo((ulong)KvmVcpu.ExitHlt));
+            Assert.That(h["KVM_EXIT_IRQ_WINDOW_OPEN"], Is.EqualTo((ulong)KvmVcpu.ExitIrqWindowOpen));
+            Assert.That(h["KVM_EXIT_MMIO"], Is.EqualTo((ulong)KvmVcpu.ExitMmio));
+            Assert.That(h["KVM_EXIT_SHUTDOWN"], Is.EqualTo((ulong)KvmVcpu.ExitShutdown));
+            Assert.That(h["KVM_EXIT_INTR"], Is.EqualTo((ulong)KvmVcpu.ExitIntr));
+            Assert.That(h["request_interrupt_window"], Is.EqualTo((ulong)KvmVcpu.RunRequestInterruptWindow));
+            Assert.That(h["exit_reason"], Is.EqualTo((ulong)KvmVcpu.RunExitReason));
+            Assert.That(h["ready_for_interrupt_injection"], Is.EqualTo((ulong)KvmVcpu.RunReadyForInjection));
+            Assert.That(h["if_flag"], Is.EqualTo((ulong)KvmVcpu.RunIfFlag));
+            Assert.That(h["exit_union"], Is.EqualTo((ulong)KvmVcpu.RunExitUnion));
+            Assert.That(h["sizeof_kvm_cpuid_entry2"], Is.EqualTo((ulong)KvmVcpu.CpuidEntrySize));
+            Assert.That(h["kvm_cpuid2_entries"], Is.EqualTo((ulong)KvmVcpu.CpuidHeaderSize));
+            Assert.That(h["cpuid_entry2_ecx"], Is.EqualTo(20UL), "where AdjustCpuidForUserspaceApic finds ECX");
+        }
+    }
+
+    [TestCase(false, false, false, KvmVcpu.Injection.None)]
+    [TestCase(false, true, true, KvmVcpu.Injection.None)]
+    [TestCase(true, true, true, KvmVcpu.Injection.Inject)]
+    [TestCase(true, true, false, KvmVcpu.Injection.RequestWindow)]
+    [TestCase(true, false, true, KvmVcpu.Injection.RequestWindow)]
+    [TestCase(true, false, false, KvmVcpu.Injection.RequestWindow)]
+    public void An_interrupt_is_injected_only_when_the_guest_can_take_it_else_the_window_is_requested(bool pending, bool ready, bool interruptsOn, KvmVcpu.Injection expected)
+        => Assert.That(KvmVcpu.PlanInjection(pending, ready, interruptsOn), Is.EqualTo(expected));
+
+    [Test]
+    public void Cpuid_under_kvm_drops_x2apic_and_tsc_deadline_from_leaf_1_only()
+    {
+        var buf = new byte[KvmVcpu.CpuidHeaderSize + 3 * KvmVcpu.CpuidEntrySize];
+        BitConverter.TryWriteBytes(buf.AsSpan(0), 3u);
+        uint[] functions = [0, 1, 7];
+        for (int i = 0; i < 3; i++)
+        {
+            int at = KvmVcpu.CpuidHeaderSize + i * KvmVcpu.CpuidEntrySize;
+            BitConverter.TryWriteBytes(buf.AsSpan(at), functions[i]);
+            BitConverter.TryWriteBytes(buf.AsSpan(at + 20), 0xFFFF_FFFFu); // ecx
+        }
+        KvmVcpu.AdjustCpuidForUserspaceApic(buf);
+        uint Ecx(int i) => BitConverter.ToUInt32(buf, KvmVcpu.CpuidHeaderSize + i * KvmVcpu.CpuidEntrySize + 20);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Ecx(1), Is.EqualTo(0xFFFF_FFFFu & ~(1u << 21) & ~(1u << 24)), "leaf 1: no x2APIC, no TSC-deadline");
+            Assert.That(Ecx(0), Is.EqualTo(0xFFFF_FFFFu));
+            Assert.That(Ecx(2), Is.EqualTo(0xFFFF_FFFFu));
+        }
+    }
+}
