@@ -62,9 +62,9 @@
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
  * statement is in ResourceControl.cs. Bridges (dladm create-bridge) join the switches of several
- * links, with spanning tree on their wires; their theory statement is in Bridge.cs.
- *
- * Not done yet: aggregations, overlays.
+ * links, with spanning tree on their wires; their theory statement is in Bridge.cs. Overlays
+ * (dladm create-overlay) are switches like etherstubs whose unknown destinations are encapsulated in
+ * VXLAN over an IP underlay; their theory statement is in Overlay.cs.
  */
 using System.Runtime.InteropServices;
 using SmartOS.Kernel;
@@ -177,6 +177,7 @@ public sealed partial class MacLayer
         _links.Add(newName, link);
         Generation++;
         if (link.Kstat != null) link.Kstat.Name = newName;
+        if (link is OverlayLink { OverlayKstat: { } ok }) ok.Name = newName; // kstat overlay:0:NAME follows
     }
 
     /// <summary>Every MAC address in use by a port on this host (for uniqueness checks).</summary>
