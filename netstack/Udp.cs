@@ -104,6 +104,13 @@ internal sealed class UdpLayer : ITransport
         packet.TrySetLength(length);
         if (_stack.Probes.UdpReceive.Enabled) _stack.FireUdp(_stack.Probes.UdpReceive, packet.Data, source, destination, best);
         packet.TrimFront(UdpView.HeaderLength);
+        if (best.Upcall is { } upcall)
+        {
+            c.udpInDatagrams++;
+            upcall(new IpEndpoint(source, sport), destination, packet.Memory);
+            packet.Free();
+            return;
+        }
         if (!best.Enqueue(packet, new IpEndpoint(source, sport)))
         {
             c.udpInOverflows++;
@@ -247,6 +254,26 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
         if (p == null) return NetError.NoBufferSpace;
         data.CopyTo(p.Data);
         return _stack.Udp.Send(p, new IpEndpoint(src, Local.Port), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
+    }
+
+    /// <summary>A kernel consumer's receive upcall (illumos ksocket's callback; the overlay's VXLAN
+    /// underlay): when set, each datagram for the socket is handed to it on the loop with its source
+    /// and the local address it was sent to, and freed after the call instead of being queued.</summary>
+    public Action<IpEndpoint, IpAddress, ReadOnlyMemory<byte>>? Upcall { get; set; }
+
+    /// <summary>Sends from an explicit local address and source port, for a kernel consumer whose
+    /// source port varies per flow (VXLAN, RFC 7348 section 5). The address must be one of the
+    /// stack's (AddressNotAvailable otherwise).</summary>
+    public NetError SendFrom(ReadOnlySpan<byte> data, IpAddress source, ushort sourcePort, IpEndpoint to)
+    {
+        if (IsClosed) return NetError.Closed;
+        if (data.Length > MaxPayload) return NetError.MessageTooLong;
+        if (to.Port == 0 || sourcePort == 0 || source.IsV4 != to.Address.IsV4) return NetError.InvalidArgument;
+        if (!_stack.IsLocalAddress(source)) return NetError.AddressNotAvailable;
+        var p = _stack.Pool.Rent(data.Length);
+        if (p == null) return NetError.NoBufferSpace;
+        data.CopyTo(p.Data);
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
     }
 
     public NetError Send(ReadOnlySpan<byte> data)

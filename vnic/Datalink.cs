@@ -3,7 +3,7 @@ using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
 
-public enum LinkClass { Phys, Etherstub, Vnic, Vlan, Bridge, Aggr }
+public enum LinkClass { Phys, Etherstub, Vnic, Vlan, Bridge, Aggr, Overlay }
 
 /// <summary>How a VNIC got its MAC address (dladm show-vnic MACADDRTYPE).</summary>
 public enum MacAddressType { Fixed, Random, Factory, Auto, Primary }

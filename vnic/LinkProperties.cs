@@ -43,7 +43,7 @@ public sealed partial class MacLayer
             Name = "mtu",
             AppliesTo = l => l is not Etherstub,
             Get = l => l.Mtu.ToString(CultureInfo.InvariantCulture),
-            Default = l => "1500",
+            Default = l => l is OverlayLink ? "1400" : "1500",
             Possible = l => l.Over is Datalink lower ? $"576-{lower.Mtu}" : "576-9000",
             Validate = ValidateMtu,
             Apply = (l, v) => l.Mtu = int.Parse(v, CultureInfo.InvariantCulture),
@@ -55,6 +55,7 @@ public sealed partial class MacLayer
         if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu)) return DladmStatus.BadVal;
         int max = link.Over?.Mtu ?? 9000;
         if (mtu < 576 || mtu > max) return DladmStatus.BadVal;
+        if (link is OverlayLink o && CheckOverlayMtu(o, mtu) is var fit && fit != DladmStatus.Ok) return fit; // Overlay.cs rule 4
         if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
         foreach (var l in _links.Values)
             if (l.Over == link && l.Mtu > mtu) return DladmStatus.LinkBusy; // A NIC's MTU bounds the links over it.

@@ -21,6 +21,9 @@ public sealed class LinkRecord
     public Dictionary<string, string>? Props { get; set; }
     /// <summary>An aggregation's ports and settings (class "aggr", MacLayer.Aggr.cs).</summary>
     public AggrRecord? Aggr { get; set; }
+    /// <summary>An overlay's encapsulation, search plugin, VNID and properties (class "overlay",
+    /// MacLayer.Overlay.cs).</summary>
+    public OverlayRecord? Overlay { get; set; }
 }
 
 public sealed partial class MacLayer
@@ -103,6 +106,11 @@ public sealed partial class MacLayer
                 }
             case "bridge":
                 return ReplayBridge(r);
+            case "overlay":
+                {
+                    var s = ReplayOverlay(r, out var o);
+                    return s.IsOk ? ReplayProps(o!, r) : s;
+                }
             case "aggr":
                 {
                     var s = ReplayAggr(r, out var a);
@@ -159,6 +167,7 @@ public sealed partial class MacLayer
         Name = r.Name, Class = r.Class, Device = r.Device, Over = r.Over, Mac = r.Mac, MacType = r.MacType,
         Vid = r.Vid, FactorySlot = r.FactorySlot, Zone = r.Zone,
         Props = r.Props == null ? null : new Dictionary<string, string>(r.Props), Aggr = r.Aggr?.Clone(),
+        Overlay = r.Overlay?.Clone(),
     };
 
     private DlStatus CheckNewName(string name)
@@ -214,12 +223,12 @@ public sealed partial class MacLayer
         if (!s.IsOk) return s;
         var lower = Find(over);
         if (lower == null) return DladmStatus.NotFound;
-        if (lower is not UplinkLink && lower is not Etherstub) return DladmStatus.LinkInval;
+        if (lower is not UplinkLink && lower is not Etherstub && lower is not OverlayLink) return DladmStatus.LinkInval;
         if (lower is PhysLink { AggrPort: not null }) return DladmStatus.LinkBusy; // its traffic is its aggregation's
         // A persistent link over a temporary one could not be recreated at boot.
-        if (!temporary && lower is Etherstub or AggrLink && FindPersistent(over) == null) return DladmStatus.PersistOnTemp;
+        if (!temporary && lower is Etherstub or AggrLink or OverlayLink && FindPersistent(over) == null) return DladmStatus.PersistOnTemp;
         if (vid > 4094) return DladmStatus.VidInval;
-        var sw = lower is UplinkLink p ? p.Switch : ((Etherstub)lower).Switch;
+        var sw = lower switch { UplinkLink p => p.Switch, OverlayLink o => o.Switch, _ => ((Etherstub)lower).Switch };
         s = ChooseAddress(lower, sw, request, vid, out var mac, out var type, out int? slot);
         if (!s.IsOk) return s;
         s = CreateVnicLive(name, over, mac, type, vid, slot, out vnic);
@@ -325,7 +334,7 @@ public sealed partial class MacLayer
         if (!LinkNames.IsValid(name)) return DladmStatus.LinkInval;
         if (Exists(name)) return DladmStatus.Exist;
         var lower = Find(over);
-        VSwitch? sw = lower switch { UplinkLink p => p.Switch, Etherstub e => e.Switch, _ => null };
+        VSwitch? sw = lower switch { UplinkLink p => p.Switch, Etherstub e => e.Switch, OverlayLink o => o.Switch, _ => null };
         if (lower == null || sw == null) return DladmStatus.NotFound;
         if (vid > 4094) return DladmStatus.VidInval;
         if (MacInUse(mac, vid, sw)) return DladmStatus.InvalidMacAddrInUse;
@@ -391,6 +400,7 @@ public sealed partial class MacLayer
         if (link is PortLink pl && pl.Client != null) return DladmStatus.LinkBusy;
         if (link.Zone != "global") return DladmStatus.LinkBusy;
         if (link is Etherstub stub && (stub.Switch.Ports.Count > 0 || stub.Switch.Bridged != null)) return DladmStatus.LinkBusy;
+        if (link is OverlayLink ov && ov.Switch.Ports.Count > 0) return DladmStatus.LinkBusy; // a VNIC over it
         if (HasFlows(name)) return DladmStatus.FlowExists;
         if (!temporary && rec != null) Persist(l => l.Remove(rec));
         RemoveLive(link);
@@ -401,6 +411,7 @@ public sealed partial class MacLayer
     {
         if (link is PortLink { Control: { } control }) control.Discard();
         if (link is PortLink pl && link is not UplinkLink) pl.Switch.RemovePort(pl);
+        if (link is OverlayLink o) DetachOverlay(o);
         Unregister(link);
     }
 

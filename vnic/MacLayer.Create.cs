@@ -20,7 +20,7 @@ public sealed partial class MacLayer
         // Checked before the live create, as CreateVnic checks it for a persistent create: the
         // persistent write at the end would refuse it anyway, after work to undo.
         var lower = Find(over);
-        if (!temporary && lower is Etherstub or AggrLink && FindPersistent(over) == null)
+        if (!temporary && lower is Etherstub or AggrLink or OverlayLink && FindPersistent(over) == null)
         {
             vnic = null;
             return DladmStatus.PersistOnTemp;

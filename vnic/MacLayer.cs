@@ -62,9 +62,9 @@
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
  * statement is in ResourceControl.cs. Bridges (dladm create-bridge) join the switches of several
- * links, with spanning tree on their wires; their theory statement is in Bridge.cs.
- *
- * Not done yet: aggregations, overlays.
+ * links, with spanning tree on their wires; their theory statement is in Bridge.cs. Overlays
+ * (dladm create-overlay) are switches like etherstubs whose unknown destinations are encapsulated in
+ * VXLAN over an IP underlay; their theory statement is in Overlay.cs.
  */
 using System.Runtime.InteropServices;
 using SmartOS.Kernel;

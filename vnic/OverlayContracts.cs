@@ -64,4 +64,26 @@ public interface IOverlayUnderlay
 
     /// <summary>Sets the listener for datagrams arriving on <see cref="Local"/> (null to stop).</summary>
     void SetReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? receive);
+
+    /// <summary>Sends one datagram from <paramref name="sourcePort"/>, the per-flow port RFC 7348
+    /// suggests (Overlay.cs rule 2). An underlay that cannot choose its source port (a socket bound
+    /// to listen_port) keeps this default, which sends from <see cref="Local"/>.</summary>
+    bool Send(UnderlayEndpoint target, ushort sourcePort, ReadOnlySpan<byte> payload) => Send(target, payload);
+}
+
+/// <summary>
+/// The target table of a dynamic search plugin (dladm modify-overlay -s/-d/-f): entries that answer
+/// a lookup before the plugin's own source. A point-to-point plugin (direct) has none, and
+/// modify-overlay on its overlay is refused.
+/// </summary>
+public interface IOverlayTargetTable
+{
+    /// <summary>Sets the destination of <paramref name="mac"/> (modify-overlay -s mac=ip:port).</summary>
+    void Set(MacAddress mac, UnderlayEndpoint target);
+    /// <summary>Removes the entry of <paramref name="mac"/>; false when it had none (modify-overlay -d).</summary>
+    bool Delete(MacAddress mac);
+    /// <summary>Removes every entry (modify-overlay -f).</summary>
+    void Flush();
+    /// <summary>The entries, in the order show-overlay -t lists them.</summary>
+    IReadOnlyList<(MacAddress Mac, UnderlayEndpoint Target)> Entries { get; }
 }

@@ -23,6 +23,7 @@ public sealed class VSwitch
     private bool _vlansStale;
     private readonly Etherstub? _stub;
     private readonly UplinkLink? _uplink;
+    private readonly OverlayLink? _overlay;
 
     // Bumped whenever the ports change, so that a port's cached forwarding answer (PortLink.ForwardPort)
     // from before the change is never used.
@@ -33,9 +34,10 @@ public sealed class VSwitch
         Owner = owner;
         _stub = owner as Etherstub;
         _uplink = owner as UplinkLink;
+        _overlay = owner as OverlayLink;
     }
 
-    /// <summary>The phys, aggregation or etherstub this switch belongs to.</summary>
+    /// <summary>The phys, aggregation, etherstub or overlay this switch belongs to.</summary>
     public Datalink Owner { get; }
     public UplinkLink? Uplink => _uplink;
 
@@ -110,7 +112,7 @@ public sealed class VSwitch
         var uplink = _uplink;
         if (dst.IsGroup)
         {
-            Flood(p, from, sendUp: uplink != null || Bridged != null);
+            Flood(p, from, sendUp: uplink != null || Bridged != null || _overlay != null);
             return;
         }
         if (Lookup(from, Key(p.Vid, dst)) is PortLink port)
@@ -133,6 +135,11 @@ public sealed class VSwitch
         if (uplink != null)
         {
             uplink.SendToWire(p); // Unknown unicast leaves by the NIC.
+            return;
+        }
+        if (_overlay != null)
+        {
+            _overlay.Encapsulate(p); // ... or over the underlay (Overlay.cs)
             return;
         }
         Owner.Stats.DropUnknownDst++;
@@ -196,7 +203,7 @@ public sealed class VSwitch
             last = m;
         }
         var uplink = Uplink;
-        if (sendUp && (uplink != null || Bridged != null))
+        if (sendUp && (uplink != null || Bridged != null || _overlay != null))
         {
             if (last != null)
             {
@@ -205,7 +212,8 @@ public sealed class VSwitch
                 else last.Deliver(copy);
             }
             if (Bridged is { } bp) bp.Bridge.FromLocal(bp, p);
-            else uplink!.SendToWire(p);
+            else if (uplink != null) uplink.SendToWire(p);
+            else _overlay!.Encapsulate(p);
             return;
         }
         if (last != null) last.Deliver(p);

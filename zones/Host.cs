@@ -181,6 +181,8 @@ public sealed class Host
         Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities);
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         Images = new Images.ImageStore(this);
+        Underlays = new GlobalZoneUnderlays(Stack);
+        Mac.SetUnderlayProvider(Underlays.Open); // overlays' underlay: the global zone's IP stack
         var problems = Mac.Boot(store);
         problems.AddRange(NicTags.Boot(store));
         problems.AddRange(Zones.Boot(store));
@@ -190,6 +192,10 @@ public sealed class Host
 
     /// <summary>The global zone's IP stack (ipadm, ping, ... run on it from the global zone).</summary>
     public IpStack Stack { get; }
+
+    /// <summary>The underlay of the host's overlays over <see cref="Stack"/> (GlobalZoneUnderlay.cs);
+    /// a front end may install another through Mac.SetUnderlayProvider.</summary>
+    public GlobalZoneUnderlays Underlays { get; }
 
     public World World { get; }
     public string Name { get; }

@@ -1,0 +1,357 @@
+/*
+ * Overlays: VXLAN tenant networks (overlay(7), illumos usr/src/uts/common/io/overlay/).
+ *
+ * An overlay link (dladm create-overlay) is an etherstub whose switch has a way out: a frame its
+ * switch cannot deliver to a local port is encapsulated in VXLAN (RFC 7348) and sent over the
+ * underlay, an IP network, to the host that has its destination; a VXLAN datagram heard on the
+ * underlay is decapsulated and switched to the local port it is for. VNICs, with or without a VLAN
+ * ID, are created over an overlay exactly as over an etherstub, and flows, maxbw and link protection
+ * apply on them unchanged (they sit in front of the switch, ResourceControl.cs).
+ *
+ * Glossary
+ *   VNID        the 24-bit virtual network identifier (vnetid, 0-16777215) carried in every VXLAN
+ *               header; one overlay link has one, and two overlays with different VNIDs are
+ *               different networks even when their tenants reuse addresses.
+ *   underlay    the IP network the encapsulated datagrams cross (IOverlayUnderlay,
+ *               OverlayContracts.cs). Its listen endpoint is vxlan/listen_ip:vxlan/listen_port.
+ *   mux         one per listen endpoint of the host (OverlayMux, illumos's overlay_mux): it owns the
+ *               underlay and demultiplexes arriving datagrams to overlays by VNID, so many overlays
+ *               share one address and port, as overlay(7) says they may.
+ *   search      the plugin that says where a frame goes on the underlay (IOverlaySearch): direct
+ *               (one destination for every frame) or files (a mapping file). Plugins are looked up
+ *               by name in OverlaySearchPlugins; a plugin that is not registered is refused.
+ *
+ * Data path
+ *   out:  VNIC tx -> VSwitch.Forward: local port -> delivered (rule 1 of MacLayer.cs); unknown
+ *         unicast or group -> OverlayLink.Encapsulate: push the VNIC's VLAN tag into the inner
+ *         frame, tap, proxy answer (IOverlaySearch.TryAnswer) or lookup, 8-byte VXLAN header in the
+ *         packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
+ *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
+ *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
+ *
+ * Rules
+ *   1. The VXLAN header is RFC 7348's: flags 0x08 (the I bit), 24 reserved bits, the VNID, 8
+ *      reserved bits, all reserved bits zero on send. On receipt the I bit must be set (reserved
+ *      bits are ignored, as the RFC says); a datagram shorter than the header and an Ethernet
+ *      header, without the I bit, or for a VNID no overlay of the mux has is counted on the mux
+ *      (kstat overlay:0:mux_IP_PORT) and dropped. Nothing on this path throws.
+ *   2. The outer UDP destination port is the search plugin's (direct/dest_port); the source port
+ *      is a hash of the inner frame's addresses into 49152-65535, as RFC 7348 section 5
+ *      suggests, so one inner flow always takes one underlay path. An underlay that cannot choose
+ *      its source port (a Linux socket bound to listen_port) sends from its own.
+ *   3. Every drop has a counter in kstat overlay:0:NAME: lookup_miss and lookup_drop (the search
+ *      plugin had no destination or refused the frame), underlay_err (the underlay could not send:
+ *      no route, no neighbour, socket error), drop_nobuf, drop_mtu, drop_bad_frame.
+ *   4. The overlay's mtu (default 1400, 576-9000) bounds its VNICs. An mtu whose encapsulated
+ *      frames (mtu + 14 Ethernet + 4 tag + 8 VXLAN) do not fit the underlay's MaxPayload to the
+ *      plugin's destination is refused at create and at set-linkprop, when that destination is
+ *      reachable; an unreachable one is counted at send time (underlay_err).
+ *   5. The underlay is chosen by the host through ONE hook: MacLayer.UnderlayProvider, called with
+ *      the listen endpoint when its mux is opened. A host in virtual time (zones/Host.cs) gives the
+ *      global zone's IP stack, so underlay routing, ARP and MTU are the simulated network's; a
+ *      front end may install another (a Linux UDP socket for smartos boot) with
+ *      MacLayer.SetUnderlayProvider, which reopens every existing mux through it.
+ *   6. IPv4 underlays only: an IPv6 listen_ip or destination is refused (DladmStatus.NotSup),
+ *      because an IPv6 outer header would not fit Packet.Headroom with the inner tag.
+ *   7. A frame leaving the host through an overlay carries the VNIC's VLAN in an 802.1Q tag inside
+ *      the encapsulation, as Triton's fabrics do; a decapsulated tagged frame is switched in that VLAN.
+ *
+ * Not done here: the target table of dynamic plugins is the plugin's (modify-overlay edits it
+ * through IOverlayTargetTable when the plugin has one); FMA degraded states are not modelled, so
+ * show-overlay -f always reports "ONLINE".
+ */
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Vnic;
+
+/// <summary>The VXLAN header (RFC 7348 section 5): a view-free pair of Emit and TryParse over spans.</summary>
+public static class VxlanHeader
+{
+    public const int Length = 8;
+    /// <summary>The I flag: the VNI is valid.</summary>
+    public const byte FlagVni = 0x08;
+    public const uint MaxVnid = 0xFFFFFF;
+    /// <summary>The IANA port (vxlan/listen_port's default).</summary>
+    public const ushort Port = 4789;
+    /// <summary>Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) + inner tag (4): what a
+    /// frame grows by on an IPv4 underlay, less the outer Ethernet header of the underlay link.</summary>
+    public const int InnerOverhead = EthernetView.HeaderLength + 4 + Length;
+
+    /// <summary>Writes the header: flags 0x08, the VNID, every reserved bit zero.</summary>
+    public static void Emit(Span<byte> destination, uint vnid)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)FlagVni << 24);
+        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], vnid << 8);
+    }
+
+    /// <summary>Why a datagram is not a VXLAN frame we take.</summary>
+    public enum Error { None, Short, Flags }
+
+    /// <summary>Checks length and the I flag and reads the VNID (reserved bits ignored, RFC 7348).</summary>
+    public static Error TryParse(ReadOnlySpan<byte> datagram, out uint vnid)
+    {
+        vnid = 0;
+        if (datagram.Length < Length + EthernetView.HeaderLength) return Error.Short;
+        if ((datagram[0] & FlagVni) == 0) return Error.Flags;
+        vnid = BinaryPrimitives.ReadUInt32BigEndian(datagram[4..]) >> 8;
+        return Error.None;
+    }
+
+    /// <summary>RFC 7348's suggested source port: a hash of the inner frame (its Ethernet addresses and
+    /// type, and for IPv4 its addresses and first four transport bytes) in 49152-65535.</summary>
+    public static ushort SourcePort(ReadOnlySpan<byte> inner)
+    {
+        uint h = 2166136261;
+        int n = Math.Min(inner.Length, EthernetView.HeaderLength);
+        for (int i = 0; i < n; i++) h = (h ^ inner[i]) * 16777619;
+        int l3 = EthernetView.HeaderLength;
+        if (inner.Length >= l3 + 4 && inner[12] == 0x81 && inner[13] == 0x00) l3 += 4;
+        if (inner.Length >= l3 + 24 && inner[l3 - 2] == 0x08 && inner[l3 - 1] == 0x00 && (inner[l3] >> 4) == 4)
+        {
+            int ihl = (inner[l3] & 0xF) * 4;
+            var ip = inner.Slice(l3 + 12, 8);
+            for (int i = 0; i < 8; i++) h = (h ^ ip[i]) * 16777619;
+            if (ihl >= 20 && inner.Length >= l3 + ihl + 4)
+            {
+                var ports = inner.Slice(l3 + ihl, 4);
+                for (int i = 0; i < 4; i++) h = (h ^ ports[i]) * 16777619;
+            }
+        }
+        return (ushort)(49152 + ((h ^ (h >> 16)) & 0x3FFF));
+    }
+}
+
+/// <summary>The counters of one overlay (kstat overlay:0:NAME, rule 3 of Overlay.cs).</summary>
+public sealed class OverlayStats : IKstatSource
+{
+    public long Encap, Decap, LookupMiss, LookupDrop, UnderlayErr, ProxyAnswers, DropNoBuf, DropMtu, DropBadFrame;
+
+    public void Snapshot(List<KeyValuePair<string, long>> into)
+    {
+        into.Add(new("encap", Encap));
+        into.Add(new("decap", Decap));
+        into.Add(new("lookup_miss", LookupMiss));
+        into.Add(new("lookup_drop", LookupDrop));
+        into.Add(new("underlay_err", UnderlayErr));
+        into.Add(new("proxy_answers", ProxyAnswers));
+        into.Add(new("drop_nobuf", DropNoBuf));
+        into.Add(new("drop_mtu", DropMtu));
+        into.Add(new("drop_bad_frame", DropBadFrame));
+    }
+
+    public void Reset() => Encap = Decap = LookupMiss = LookupDrop = UnderlayErr = ProxyAnswers = DropNoBuf = DropMtu = DropBadFrame = 0;
+}
+
+/// <summary>An overlay link (see the theory statement above): a switch like an etherstub's, whose
+/// unknown destinations go over the underlay.</summary>
+public sealed class OverlayLink : Datalink
+{
+    public const int DefaultMtu = 1400;
+
+    internal OverlayLink(MacLayer mac, string name, int linkId, uint vnid, IOverlaySearch search, UnderlayEndpoint listen,
+        IReadOnlyDictionary<string, string> props) : base(mac, name, linkId)
+    {
+        Vnid = vnid;
+        Search = search;
+        Listen = listen;
+        Props = props;
+        Mtu = DefaultMtu;
+        Switch = new VSwitch(this);
+    }
+
+    public VSwitch Switch { get; }
+    public override LinkClass Class => LinkClass.Overlay;
+    public override string State => "up";
+    public override long SpeedMbps => 0;
+
+    /// <summary>The virtual network identifier (vnetid).</summary>
+    public uint Vnid { get; }
+    /// <summary>The encapsulation plugin (encap): always vxlan here.</summary>
+    public string Encap => "vxlan";
+    public IOverlaySearch Search { get; }
+    /// <summary>vxlan/listen_ip and vxlan/listen_port.</summary>
+    public UnderlayEndpoint Listen { get; }
+    /// <summary>The plugin properties as given at create (direct/dest_ip ..., files/config), by name.</summary>
+    public IReadOnlyDictionary<string, string> Props { get; internal set; }
+    public OverlayStats OverlayStats { get; } = new();
+    internal Kstat? OverlayKstat;
+    internal OverlayMux? Mux;
+
+    /// <summary>A frame the switch cannot deliver locally (unknown unicast, or a group frame after its
+    /// local copies): encapsulates it and sends it on the underlay. Consumes the packet.</summary>
+    [SkipLocalsInit]
+    internal void Encapsulate(Packet p)
+    {
+        var os = OverlayStats;
+        var s = Stats;
+        if (p.Vid != 0 && !EthernetView.TryPushTag(p, p.Vid, p.Pcp))
+        {
+            s.OErrors++;
+            os.DropBadFrame++;
+            p.Free();
+            return;
+        }
+        p.FinishChecksum(); // the frame leaves the host (MacLayer.cs rule 7)
+        var frame = p.Data;
+        var dst = MacAddress.Read(frame);
+        CountTx(s, p, dst);
+        Tap(p, TapDirection.Transmitted, showTag: false);
+        var search = Search;
+        if (search is not DirectSearch)
+        {
+            // Proxy answers (ARP, NDP, DHCPv4 from the files plugin's mapping): the reply goes back in.
+            Span<byte> reply = stackalloc byte[1536];
+            int n = search.TryAnswer(frame, reply);
+            if (n > 0)
+            {
+                os.ProxyAnswers++;
+                p.Free();
+                Decapsulate(reply[..Math.Min(n, reply.Length)]);
+                return;
+            }
+        }
+        var status = search.Lookup(dst, out var target);
+        if (status != OverlayLookupStatus.Found)
+        {
+            if (status == OverlayLookupStatus.Miss) os.LookupMiss++;
+            else os.LookupDrop++;
+            p.Free();
+            return;
+        }
+        var mux = Mux;
+        if (mux == null || !p.TryPrepend(VxlanHeader.Length))
+        {
+            os.UnderlayErr++;
+            p.Free();
+            return;
+        }
+        ushort sport = VxlanHeader.SourcePort(frame);
+        var datagram = p.Data;
+        VxlanHeader.Emit(datagram, Vnid);
+        if (mux.Underlay.Send(target, sport, datagram)) os.Encap++;
+        else os.UnderlayErr++;
+        p.Free();
+    }
+
+    /// <summary>An inner frame for this overlay (from the mux, or a proxy answer): copied into a
+    /// packet, its tag moved into Packet.Vid, and switched to the local port it is for. Never throws.</summary>
+    internal void Decapsulate(ReadOnlySpan<byte> inner)
+    {
+        var os = OverlayStats;
+        var s = Stats;
+        var p = Mac.Pool.Rent(inner);
+        if (p == null)
+        {
+            s.DropNoBuf++;
+            os.DropNoBuf++;
+            return;
+        }
+        p.Timestamp = Mac.Scheduler.Now;
+        if (!EthernetView.TryCreate(p.Data, out var eth))
+        {
+            s.IErrors++;
+            os.DropBadFrame++;
+            p.Free();
+            return;
+        }
+        CountRx(s, p, eth.Destination);
+        Tap(p, TapDirection.Received, showTag: false);
+        ushort vid = 0;
+        if (eth.IsTagged)
+        {
+            vid = eth.VlanId;
+            p.Pcp = eth.Priority;
+            EthernetView.TryPopTag(p);
+        }
+        p.Vid = vid;
+        if (p.Length - EthernetView.HeaderLength > Mtu)
+        {
+            s.IErrors++;
+            s.DropMtu++;
+            os.DropMtu++;
+            p.Free();
+            return;
+        }
+        os.Decap++;
+        Switch.ForwardFromUplink(p);
+    }
+}
+
+/// <summary>The counters of one listen endpoint (kstat overlay:0:mux_IP_PORT): what arrived and what
+/// could not be given to any overlay (rule 1 of Overlay.cs).</summary>
+public sealed class OverlayMuxStats : IKstatSource
+{
+    public long Datagrams, BadShort, BadFlags, UnknownVnid;
+
+    public void Snapshot(List<KeyValuePair<string, long>> into)
+    {
+        into.Add(new("datagrams", Datagrams));
+        into.Add(new("bad_short", BadShort));
+        into.Add(new("bad_flags", BadFlags));
+        into.Add(new("unknown_vnid", UnknownVnid));
+    }
+
+    public void Reset() => Datagrams = BadShort = BadFlags = UnknownVnid = 0;
+}
+
+/// <summary>One listen endpoint's underlay, shared by the overlays that listen there, demultiplexed
+/// by VNID (illumos's overlay_mux).</summary>
+internal sealed class OverlayMux
+{
+    private readonly Dictionary<uint, OverlayLink> _byVnid = new();
+    private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>> _receive;
+
+    public OverlayMux(UnderlayEndpoint listen, IOverlayUnderlay underlay)
+    {
+        Listen = listen;
+        Underlay = underlay;
+        _receive = Receive;
+        underlay.SetReceiver(_receive);
+    }
+
+    public UnderlayEndpoint Listen { get; }
+    public IOverlayUnderlay Underlay { get; private set; }
+    public OverlayMuxStats Stats { get; } = new();
+    public Kstat? Kstat;
+    public int Count => _byVnid.Count;
+
+    public bool Has(uint vnid) => _byVnid.ContainsKey(vnid);
+    public void Add(OverlayLink o) => _byVnid.Add(o.Vnid, o);
+    public void Remove(OverlayLink o) => _byVnid.Remove(o.Vnid);
+
+    /// <summary>Moves the mux to another underlay (MacLayer.SetUnderlayProvider).</summary>
+    public void Replace(IOverlayUnderlay underlay)
+    {
+        Close();
+        Underlay = underlay;
+        underlay.SetReceiver(_receive);
+    }
+
+    public void Close()
+    {
+        Underlay.SetReceiver(null);
+        (Underlay as IDisposable)?.Dispose();
+    }
+
+    /// <summary>A datagram heard on the listen endpoint (rule 1): checked, then handed to its overlay.</summary>
+    private void Receive(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram)
+    {
+        var s = Stats;
+        s.Datagrams++;
+        var span = datagram.Span;
+        switch (VxlanHeader.TryParse(span, out uint vnid))
+        {
+            case VxlanHeader.Error.Short: s.BadShort++; return;
+            case VxlanHeader.Error.Flags: s.BadFlags++; return;
+        }
+        if (!_byVnid.TryGetValue(vnid, out var overlay))
+        {
+            s.UnknownVnid++;
+            return;
+        }
+        overlay.Decapsulate(span[VxlanHeader.Length..]);
+    }
+}
