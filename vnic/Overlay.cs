@@ -213,6 +213,22 @@ public sealed class OverlayLink : Datalink
                 return;
             }
         }
+        if (search is IOverlaySteering steering)
+        {
+            // The files plugin drops the ARP and NDP it could not answer, and sends a DHCPv4
+            // broadcast to its sender's dhcp-proxy MAC instead (OverlayFiles.cs).
+            switch (steering.Steer(frame, out var redirect))
+            {
+                case OverlaySteer.Drop:
+                    os.LookupDrop++;
+                    p.Free();
+                    return;
+                case OverlaySteer.Redirect:
+                    redirect.Write(frame);
+                    dst = redirect;
+                    break;
+            }
+        }
         var status = search.Lookup(dst, out var target);
         if (status != OverlayLookupStatus.Found)
         {

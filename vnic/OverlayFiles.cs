@@ -66,8 +66,15 @@ public interface IOverlaySteering
 }
 
 /// <summary>varpd's files plugin: see the comment at the top of this file.</summary>
-public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKstatSource
+public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOverlayTargetTable, IKstatSource
 {
+    /// <summary>The plugin as the host's registry knows it (OverlaySearch.cs): one required property,
+    /// files/config, the absolute path of the mapping file (overlay(7)).</summary>
+    public static readonly OverlaySearchPlugin Plugin = new("files", [new OverlayPropInfo(ConfigProperty, Required: true)], Create)
+    {
+        Explain = Explain,
+    };
+
     /// <summary>The property that names the mapping file (overlay(7)).</summary>
     public const string ConfigProperty = "files/config";
 
@@ -84,12 +91,16 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKsta
     private readonly Dictionary<IpAddress, MacAddress> _ndp;
     private readonly Dictionary<MacAddress, MacAddress> _dhcpProxy;
 
+    // modify-overlay -s entries: they answer before the file's (rule 4 keeps the file as loaded).
+    private readonly Dictionary<MacAddress, UnderlayEndpoint> _set = [];
+    private readonly List<MacAddress> _setOrder = [];
+
     private long _found, _misses, _drops, _arpAnswers, _ndpAnswers, _dhcpRedirects, _proxyDrops;
 
     private OverlayFilesSearch(string path, List<OverlayFilesEntry> entries)
     {
         Path = path;
-        Entries = entries;
+        Mapping = entries;
         _targets = new Dictionary<MacAddress, UnderlayEndpoint>(entries.Count);
         _arp = new Dictionary<uint, MacAddress>();
         _ndp = new Dictionary<IpAddress, MacAddress>();
@@ -109,7 +120,7 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKsta
     public string Path { get; }
 
     /// <summary>The entries in the order of the file.</summary>
-    public IReadOnlyList<OverlayFilesEntry> Entries { get; }
+    public IReadOnlyList<OverlayFilesEntry> Mapping { get; }
 
     /// <summary>Lookups that found an entry.</summary>
     public long Found => _found;
@@ -122,6 +133,27 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKsta
     public long DhcpRedirects => _dhcpRedirects;
     /// <summary>ARP, NDP and IPv4 broadcast frames dropped because the file has no answer.</summary>
     public long ProxyDrops => _proxyDrops;
+
+    private static DlStatus Create(IReadOnlyDictionary<string, string> props, out IOverlaySearch? search, out string? failedProp)
+    {
+        search = null;
+        failedProp = ConfigProperty;
+        if (!props.TryGetValue(ConfigProperty, out string? path)) return DladmStatus.BadArg;
+        if (!System.IO.Path.IsPathFullyQualified(path)) return DladmStatus.BadVal;
+        if (!TryLoad(path, out OverlayFilesSearch? files, out _)) return DladmStatus.BadVal;
+        failedProp = null;
+        search = files;
+        return DlStatus.Ok;
+    }
+
+    /// <summary>Why <see cref="Create"/> refuses these properties, in words (the file and the entry at
+    /// fault), or null when it would not.</summary>
+    public static string? Explain(IReadOnlyDictionary<string, string> props)
+    {
+        if (!props.TryGetValue(ConfigProperty, out string? path)) return null;
+        if (!System.IO.Path.IsPathFullyQualified(path)) return $"{path}: not an absolute path (overlay(7): files/config is the absolute path of the mapping file)";
+        return TryLoad(path, out _, out string error) ? null : error;
+    }
 
     /// <summary>
     /// Reads and checks a mapping file (rule 1). On failure <paramref name="error"/> names the file and
@@ -322,7 +354,7 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKsta
     /// <inheritdoc/>
     public OverlayLookupStatus Lookup(MacAddress destination, out UnderlayEndpoint target)
     {
-        if (_targets.TryGetValue(destination, out target))
+        if ((_set.Count > 0 && _set.TryGetValue(destination, out target)) || _targets.TryGetValue(destination, out target))
         {
             _found++;
             return OverlayLookupStatus.Found;
@@ -464,13 +496,51 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IKsta
             && BinaryPrimitives.ReadUInt16BigEndian(udp[2..]) == DhcpView.ServerPort;
     }
 
+    /// <summary>modify-overlay -s: this MAC goes to <paramref name="target"/>, before the file's entry.</summary>
+    public void Set(MacAddress mac, UnderlayEndpoint target)
+    {
+        if (!_set.ContainsKey(mac)) _setOrder.Add(mac);
+        _set[mac] = target;
+    }
+
+    /// <summary>modify-overlay -d: forgets what -s set for the MAC (the file's entry, if any, answers
+    /// again, as varpd answers the kernel's next query); false when the MAC is in neither.</summary>
+    public bool Delete(MacAddress mac)
+    {
+        bool had = _set.Remove(mac);
+        if (had) _setOrder.Remove(mac);
+        return had || _targets.ContainsKey(mac);
+    }
+
+    /// <summary>modify-overlay -f: forgets everything -s set.</summary>
+    public void Flush()
+    {
+        _set.Clear();
+        _setOrder.Clear();
+    }
+
+    /// <summary>show-overlay -t: the file's entries (with what -s set in their place), then the MACs
+    /// only -s set.</summary>
+    public IReadOnlyList<(MacAddress Mac, UnderlayEndpoint Target)> Entries => TableEntries();
+
+    private List<(MacAddress, UnderlayEndpoint)> TableEntries()
+    {
+        var list = new List<(MacAddress, UnderlayEndpoint)>(Mapping.Count + _setOrder.Count);
+        foreach (OverlayFilesEntry e in Mapping) list.Add((e.Mac, _set.TryGetValue(e.Mac, out var t) ? t : e.Target));
+        foreach (MacAddress m in _setOrder)
+        {
+            if (!_targets.ContainsKey(m)) list.Add((m, _set[m]));
+        }
+        return list;
+    }
+
     /// <inheritdoc/>
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
         into.Add(new("arp_answers", _arpAnswers));
         into.Add(new("dhcp_redirects", _dhcpRedirects));
         into.Add(new("drops", _drops));
-        into.Add(new("entries", Entries.Count));
+        into.Add(new("entries", Mapping.Count));
         into.Add(new("found", _found));
         into.Add(new("misses", _misses));
         into.Add(new("ndp_answers", _ndpAnswers));

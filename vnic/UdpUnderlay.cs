@@ -100,8 +100,14 @@ public sealed class UdpUnderlay : IOverlayUnderlay, IKstatSource, IDisposable
     /// datagrams to <paramref name="driver"/>'s loop.
     /// </summary>
     public static UdpUnderlay? Open(UnderlayEndpoint local, RealTimeDriver driver, out string error)
+        => Open(local, driver, out error, out _);
+
+    /// <summary>As above; <paramref name="status"/> is the refusal's code (BadVal for an address not
+    /// on this machine, AddrInUse for a port in use).</summary>
+    public static UdpUnderlay? Open(UnderlayEndpoint local, RealTimeDriver driver, out string error, out DlStatus status)
     {
         error = "";
+        status = DladmStatus.BadVal;
         IPAddress address = local.Address.ToIPAddress();
         int mtu = InterfaceMtu(address);
         if (mtu < 0)
@@ -122,6 +128,13 @@ public sealed class UdpUnderlay : IOverlayUnderlay, IKstatSource, IDisposable
         catch (SocketException e)
         {
             socket?.Dispose();
+            status = e.SocketErrorCode switch
+            {
+                SocketError.AddressAlreadyInUse => DladmStatus.AddrInUse,
+                SocketError.AddressNotAvailable => DladmStatus.BadVal,
+                SocketError.AccessDenied => DladmStatus.Denied,
+                _ => DladmStatus.Failed,
+            };
             error = e.SocketErrorCode switch
             {
                 SocketError.AddressAlreadyInUse => $"vxlan/listen_port {local.Port} on {local.Address} is already in use",
@@ -132,11 +145,16 @@ public sealed class UdpUnderlay : IOverlayUnderlay, IKstatSource, IDisposable
             return null;
         }
         var port = (ushort)((IPEndPoint)socket.LocalEndPoint!).Port;
+        status = DlStatus.Ok;
         var underlay = new UdpUnderlay(socket, driver, local with { Port = port }, mtu);
         underlay._reader = new Thread(underlay.ReadLoop) { IsBackground = true, Name = $"vxlan-{local.Address}:{port}" };
         underlay._reader.Start();
         return underlay;
     }
+
+    /// <summary>Whether an interface of this machine (of the process's network namespace) has the
+    /// address: the test for giving an overlay a socket rather than a simulated underlay.</summary>
+    public static bool IsMachineAddress(IpAddress address) => InterfaceMtu(address.ToIPAddress()) >= 0;
 
     // The MTU of the interface that has the address, or -1 when no interface of this machine (or of
     // this network namespace) has it.

@@ -52,7 +52,7 @@ public class OverlayFilesTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(files.Name, Is.EqualTo("files"));
-            Assert.That(files.Entries, Has.Count.EqualTo(3));
+            Assert.That(files.Mapping, Has.Count.EqualTo(3));
             Assert.That(files.Lookup(Mac("de:ad:be:ef:00:01"), out var t1), Is.EqualTo(OverlayLookupStatus.Found));
             Assert.That(t1, Is.EqualTo(new UnderlayEndpoint(IpAddress.V4(0xC6120002), 4789)));
             Assert.That(files.Lookup(Mac("de:ad:be:ef:00:02"), out var t2), Is.EqualTo(OverlayLookupStatus.Found));
