@@ -39,6 +39,7 @@ public static partial class Dladm
         ["create-bridge"] = CreateBridge, ["modify-bridge"] = ModifyBridge, ["delete-bridge"] = DeleteBridge,
         ["add-bridge"] = AddBridge, ["remove-bridge"] = RemoveBridge, ["show-bridge"] = ShowBridge,
         ["create-aggr"] = CreateAggr, ["delete-aggr"] = DeleteAggr, ["add-aggr"] = AddAggr, ["remove-aggr"] = RemoveAggr, ["modify-aggr"] = ModifyAggr,
+        ["create-overlay"] = CreateOverlay, ["delete-overlay"] = DeleteOverlay, ["modify-overlay"] = ModifyOverlay, ["show-overlay"] = ShowOverlay,
     };
 
     public static Task<int> RunAsync(CommandContext ctx, string[] args)
@@ -80,6 +81,10 @@ public static partial class Dladm
         ("add-bridge", "-l <link> [-l <link>]... <bridge>"),
         ("remove-bridge", "-l <link> [-l <link>]... <bridge>"),
         ("show-bridge", "[-p] [-o <field>,...] [-s] [<bridge>]\n    show-bridge      -l [-p] [-o <field>,...] [-s] <bridge>\n    show-bridge      -f [-p] [-o <field>,...] <bridge>\n    show-bridge      -t [-p] [-o <field>,...] <bridge>"),
+        ("create-overlay", "[-t] -e <encap> -s <search> -v <vnetid>\n\t\t     [-p <prop>=<value>[,...]] <overlay>"),
+        ("delete-overlay", "[-t] <overlay>"),
+        ("modify-overlay", "-d mac | -f | -s mac=ip:port <overlay>"),
+        ("show-overlay", "[-f | -t] [[-p] -o <field>,...] [<overlay>]"),
     ];
 
     private static string UsageLine(string sub)
@@ -162,6 +167,7 @@ public static partial class Dladm
         LinkClass.Vnic => "vnic",
         LinkClass.Bridge => "bridge",
         LinkClass.Aggr => "aggr",
+        LinkClass.Overlay => "overlay",
         _ => "vlan",
     };
 
