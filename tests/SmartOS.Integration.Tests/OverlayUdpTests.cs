@@ -173,6 +173,18 @@ public class OverlayUdpTests
         }
     }
 
+    /// <summary>Reads tshark's stderr until it says it is capturing (bounded in lines and time).</summary>
+    private static bool WaitForCapture(Process tshark)
+    {
+        for (int i = 0; i < 20; i++)
+        {
+            var line = tshark.StandardError.ReadLineAsync();
+            if (!line.Wait(s_wait) || line.Result == null) return false;
+            if (line.Result.Contains("Capturing on", StringComparison.Ordinal)) return true;
+        }
+        return false;
+    }
+
     [Test]
     public void A_linux_vxlan_device_exchanges_ping_with_a_zone_and_tshark_decodes_the_vni()
     {
@@ -199,14 +211,13 @@ public class OverlayUdpTests
         string rootA = Boot(nsA, "a");
         TenantZone(rootA, "198.18.51.1", map, "2:0:0:0:a:1", "red", "192.168.71.1");
 
-        string pcap = Path.Combine(_dir, "underlay.pcap");
-        var capture = Start("ip", "netns", "exec", nsL.Name, "timeout", "-s", "KILL", "60",
-            "tshark", "-i", "ovl", "-f", "udp port 4789", "-c", "4", "-a", "duration:40", "-w", pcap);
-        // tshark says "Capturing on 'ovl'" on stderr once its capture runs.
-        var started = capture.StandardError.ReadLineAsync();
-        Assert.That(started.Wait(s_wait), Is.True, "tshark did not start");
-
         Assert.That(ZoneReaches(rootA, "red", "192.168.71.2"), Is.True, "the zone never reached Linux's vxlan device");
+
+        // The capture runs while both sides ping: six datagrams, whichever way they go.
+        string pcap = Path.Combine(_dir, "underlay.pcap");
+        var capture = Start("ip", "netns", "exec", nsL.Name, "timeout", "-s", "KILL", "90",
+            "tshark", "-i", "ovl", "-f", "udp port 4789", "-c", "6", "-a", "duration:80", "-w", pcap);
+        Assert.That(WaitForCapture(capture), Is.True, "tshark did not start capturing");
         var linux = nsL.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-w", "10", "192.168.71.1");
         var zone = Smartos(rootA, "zlogin", "red", "ping", "-s", "-I", "0.2", "192.168.71.2", "56", "3");
         Assert.That(capture.WaitForExit(s_wait), Is.True, "tshark finished");
@@ -217,8 +228,9 @@ public class OverlayUdpTests
             Assert.That(zone.Out, Does.Contain("3 packets transmitted, 3 packets received"), zone.Err + zone.Out);
             Assert.That(decoded.Code, Is.Zero, decoded.Err);
             string[] rows = decoded.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.That(rows, Has.Length.EqualTo(4), decoded.Out);
+            Assert.That(rows, Has.Length.EqualTo(6), decoded.Out);
             Assert.That(rows, Has.All.StartWith(Vnid + "\t"), "every datagram decodes as VXLAN with VNI " + Vnid);
+            Assert.That(decoded.Out, Does.Contain("02:00:00:00:0a:01").Or.Contain("02:00:00:00:0c:01"), "inner frames between the zone and vx0");
         }
     }
 }
