@@ -168,9 +168,31 @@ public sealed class NicTagTable
         return NicTagStatus.Ok;
     }
 
-    /// <summary>The datalink a tag stands for: the NIC with its MAC address, or the local tag's etherstub.</summary>
+    /// <summary>Triton's fabric nic tags, "RULE/VNID" (vmadm nics of fabric networks, e.g.
+    /// sdc_overlay/4567): the overlay SmartOS makes from the node's overlay rule RULE for virtual
+    /// network VNID, a link named RULE followed by the VNID (sdc_overlay4567). Here the overlay is
+    /// not made from a rule: the operator creates it (dladm create-overlay -v VNID ... RULEVNID), and
+    /// a tag whose overlay does not exist does not resolve.</summary>
+    public static bool TryParseOverlayTag(string tag, out string rule, out uint vnid)
+    {
+        rule = "";
+        vnid = 0;
+        int slash = tag.IndexOf('/');
+        if (slash <= 0 || !IsValidName(tag[..slash], false)) return false;
+        if (!uint.TryParse(tag.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out vnid) || vnid > VxlanHeader.MaxVnid) return false;
+        rule = tag[..slash];
+        return true;
+    }
+
+    /// <summary>The overlay link an overlay tag names (<see cref="TryParseOverlayTag"/>).</summary>
+    public static string OverlayLinkName(string rule, uint vnid) => rule + vnid.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The datalink a tag stands for: the NIC with its MAC address, the local tag's etherstub,
+    /// or for "RULE/VNID" the overlay RULEVNID with that VNID.</summary>
     public Datalink? Resolve(string name)
     {
+        if (TryParseOverlayTag(name, out var rule, out uint vnid))
+            return _mac.Find(OverlayLinkName(rule, vnid)) is OverlayLink o && o.Vnid == vnid ? o : null;
         var tag = Find(name);
         // An etherstub serves as a nic tag of its own name, as on SmartOS (smartos-live test-invalid-nic-tags.js).
         if (tag == null || tag.Local) return _mac.Find(name) as Etherstub;

@@ -525,7 +525,7 @@ public static partial class VmModel
     private static void FillNic(JsonObject o, ZoneNet net, string path, List<string> bad, bool creating)
     {
         FromDeprecatedForm(o, path, bad);
-        if (o["nic_tag"] is JsonNode t) { if (Str(t) is string s && NicTagTable.IsValidName(s, false)) net.GlobalNic = s; else bad.Add(path + ".nic_tag"); }
+        if (o["nic_tag"] is JsonNode t) { if (Str(t) is string s && (NicTagTable.IsValidName(s, false) || NicTagTable.TryParseOverlayTag(s, out _, out _))) net.GlobalNic = s; else bad.Add(path + ".nic_tag"); }
         else if (creating) bad.Add(path + ".nic_tag");
         if (o["ips"] is JsonNode ips)
         {
@@ -718,7 +718,16 @@ public static partial class VmModel
             string tag = n.GlobalNic ?? "";
             if ((n.GlobalNic == null || host.NicTags.Resolve(n.GlobalNic) == null) && !missing.Contains(tag)) missing.Add(tag);
         }
-        return missing.Count == 0 ? null : string.Join('\n', missing.Select(t => $"Invalid nic tag \"{ConfigText.Echo(t)}\""));
+        return missing.Count == 0 ? null : string.Join('\n', missing.Select(t => $"Invalid nic tag \"{ConfigText.Echo(t)}\"" + OverlayHint(t)));
+    }
+
+    /// <summary>For a fabric tag (RULE/VNID) whose overlay is missing: which link it needs, since
+    /// here the operator creates it (NicTagTable.TryParseOverlayTag).</summary>
+    private static string OverlayHint(string tag)
+    {
+        if (!NicTagTable.TryParseOverlayTag(tag, out var rule, out uint vnid)) return "";
+        string link = NicTagTable.OverlayLinkName(rule, vnid);
+        return $": overlay {link} with vnetid {vnid} does not exist (create it with dladm create-overlay -v {vnid} ... {link})";
     }
 
     /// <summary>What an IP address conflicts within: SmartOS checks addresses per nic tag and VLAN

@@ -28,6 +28,7 @@ internal static class Program
         ("observe", ObserveBenchmarks.Run),
         ("stp", StpBenchmarks.Run),
         ("aggr", AggrBenchmarks.Run),
+        ("overlay", OverlayBenchmarks.Run),
     ];
 
     private static int Main(string[] args)
