@@ -24,8 +24,9 @@
  * Data path
  *   out:  VNIC tx -> VSwitch.Forward: local port -> delivered (rule 1 of MacLayer.cs); unknown
  *         unicast or group -> OverlayLink.Encapsulate: push the VNIC's VLAN tag into the inner
- *         frame, tap, proxy answer (IOverlaySearch.TryAnswer) or lookup, 8-byte VXLAN header in the
- *         packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
+ *         frame, tap, proxy answer (IOverlaySearch.TryAnswer), steering (IOverlaySteering: the files
+ *         plugin drops the ARP/NDP it cannot answer and redirects DHCPv4 broadcasts) or lookup,
+ *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
  *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
  *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
  *
