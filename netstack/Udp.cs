@@ -135,7 +135,9 @@ internal sealed class UdpLayer : ITransport
     public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null)
     {
         if (!p.TryPrepend(UdpRepr.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
-        if (!new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port }.TryEmit(p.Data, from.Address, to.Address))
+        var repr = new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port };
+        bool emitted = socket is { NoChecksum: true } && to.Address.IsV4 ? repr.TryEmitWithoutChecksum(p.Data) : repr.TryEmit(p.Data, from.Address, to.Address);
+        if (!emitted)
         {
             p.Free();
             _stack.UdpStats.udpOutErrors++;
@@ -255,6 +257,10 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
         data.CopyTo(p.Data);
         return _stack.Udp.Send(p, new IpEndpoint(src, Local.Port), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
     }
+
+    /// <summary>Sends IPv4 datagrams with no checksum (zero, RFC 768), as VXLAN's outer UDP should
+    /// (RFC 7348 section 5). IPv6 datagrams always carry one.</summary>
+    public bool NoChecksum { get; set; }
 
     /// <summary>A kernel consumer's receive upcall (illumos ksocket's callback; the overlay's VXLAN
     /// underlay): when set, each datagram for the socket is handed to it on the loop with its source

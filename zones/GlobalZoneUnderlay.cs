@@ -12,7 +12,8 @@ namespace SmartOS.Zones;
 /// address a datagram was sent to; binding to every address lets an overlay be configured (and
 /// replayed at boot) before its listen_ip is, as the address may come later. Datagrams go out from
 /// listen_ip and the per-flow source port the overlay chose; while listen_ip is not an address of the
-/// stack they cannot be sent, and the overlay counts them (underlay_err).
+/// stack they cannot be sent, and the overlay counts them (underlay_err). The outer UDP checksum is
+/// zero, as RFC 7348 section 5 says it should be over IPv4 (Linux's vxlan sends it so too).
 /// </summary>
 public sealed class GlobalZoneUnderlays
 {
@@ -43,6 +44,7 @@ public sealed class GlobalZoneUnderlays
                 socket.Dispose();
                 return DladmStatus.AddrInUse; // a program of the global zone has the port
             }
+            socket.NoChecksum = true; // RFC 7348 section 5: the outer UDP checksum SHOULD be zero
             port = new Port { Socket = socket };
             var p = port;
             socket.Upcall = (from, to, data) => Deliver(p, from, to, data);

@@ -101,6 +101,19 @@ public struct UdpRepr
     /// <summary>Writes the header in front of the payload already in place (<paramref name="datagram"/>
     /// is header and payload) with the length and the checksum over the pseudo-header; a computed 0 is
     /// sent as 0xFFFF (RFC 768). False when the buffer cannot hold a header or is longer than UDP allows.</summary>
+    /// <summary>Writes the header with a zero checksum, which means "none" over IPv4 (RFC 768): for
+    /// VXLAN's outer UDP, which RFC 7348 section 5 says SHOULD carry none. Not for IPv6, where zero
+    /// is invalid.</summary>
+    public readonly bool TryEmitWithoutChecksum(Span<byte> datagram)
+    {
+        if (datagram.Length < HeaderLength || datagram.Length > ushort.MaxValue) return false;
+        BinaryPrimitives.WriteUInt16BigEndian(datagram, SourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(datagram[2..], DestinationPort);
+        BinaryPrimitives.WriteUInt16BigEndian(datagram[4..], (ushort)datagram.Length);
+        BinaryPrimitives.WriteUInt16BigEndian(datagram[6..], 0);
+        return true;
+    }
+
     public readonly bool TryEmit(Span<byte> datagram, IpAddress source, IpAddress destination)
     {
         if (datagram.Length < HeaderLength || datagram.Length > ushort.MaxValue) return false;

@@ -55,50 +55,78 @@ public static class OverlayBenchmarks
         Cmd(w, h1, "dladm create-vnic -t -l e1000g0 -m 2:0:0:0:2:1 p0");
         Cmd(w, h2, "dladm create-vnic -t -l e1000g0 -m 2:0:0:0:2:2 p0");
 
-        var (ovlRate, ovlAlloc, ovlGot, ovlSent) = Measure(w, h1, (PortLink)h1.Mac.Find("t0")!, (PortLink)h2.Mac.Find("t0")!, Length, Duration);
-        var (plainRate, plainAlloc, plainGot, plainSent) = Measure(w, h1, (PortLink)h1.Mac.Find("p0")!, (PortLink)h2.Mac.Find("p0")!, Length, Duration);
-        var ovl = (OverlayLink)h1.Mac.Find("ovl0")!;
-        o.WriteLine($"overlay: VXLAN VNIC to VNIC across two hosts over a 10 Gbit/s wire, {Length}-byte frames, one a microsecond, {Duration / Time.Millisecond} ms virtual");
-        o.WriteLine($"  overlay: {ovlRate:N0} frames/s of wall time ({ovlGot} of {ovlSent} delivered, encap {ovl.OverlayStats.Encap}, underlay_err {ovl.OverlayStats.UnderlayErr}), {ovlAlloc:F1} bytes allocated per frame");
-        o.WriteLine($"  plain:   {plainRate:N0} frames/s of wall time ({plainGot} of {plainSent} delivered), {plainAlloc:F1} bytes allocated per frame");
-        double ratio = plainRate / ovlRate;
-        o.WriteLine($"  cost per frame, overlay / plain: {ratio:F2}x (goal: at most 1.5x) {(ratio <= 1.5 ? "met" : "NOT met")}");
+        var ovlPath = new Path(w, h1, (PortLink)h1.Mac.Find("t0")!, (PortLink)h2.Mac.Find("t0")!, Length);
+        var plainPath = new Path(w, h1, (PortLink)h1.Mac.Find("p0")!, (PortLink)h2.Mac.Find("p0")!, Length);
+        // Warm up both (ARP on the underlay, the pool's buffers, the JIT's tiers), then measure them
+        // in turn, twice, keeping each one's best: the machine is shared, and a path measured while
+        // the JIT still runs tier-0 code would look slower than it is.
+        ovlPath.Run(50 * Time.Millisecond);
+        plainPath.Run(50 * Time.Millisecond);
+        Result ovl = default, plain = default;
+        for (int round = 0; round < 2; round++)
+        {
+            ovl = Result.Best(ovl, ovlPath.Run(Duration));
+            plain = Result.Best(plain, plainPath.Run(Duration));
+        }
+        var link = (OverlayLink)h1.Mac.Find("ovl0")!;
+        o.WriteLine($"overlay: VXLAN VNIC to VNIC across two hosts over a 10 Gbit/s wire, {Length}-byte frames, one a microsecond, {Duration / Time.Millisecond} ms virtual, best of 2");
+        o.WriteLine($"  overlay: {ovl.WallRate:N0} frames/s of wall time, {ovl.CpuRate:N0} per CPU second ({ovl.Delivered} of {ovl.Sent} delivered; encap {link.OverlayStats.Encap}, underlay_err {link.OverlayStats.UnderlayErr}), {ovl.AllocPerFrame:F1} bytes allocated per frame");
+        o.WriteLine($"  plain:   {plain.WallRate:N0} frames/s of wall time, {plain.CpuRate:N0} per CPU second ({plain.Delivered} of {plain.Sent} delivered), {plain.AllocPerFrame:F1} bytes allocated per frame");
+        double ratio = ThreadCpuClock.Available ? plain.CpuRate / ovl.CpuRate : plain.WallRate / ovl.WallRate;
+        o.WriteLine($"  cost per frame, overlay / plain ({(ThreadCpuClock.Available ? "CPU" : "wall")} time): {ratio:F2}x (goal: at most 1.5x) {(ratio <= 1.5 ? "met" : "NOT met")}");
     }
 
-    private static (double Rate, double AllocPerFrame, long Delivered, long Sent) Measure(World w, Host h, PortLink from, PortLink to, int length, long duration)
+    private readonly record struct Result(double WallRate, double CpuRate, double AllocPerFrame, long Delivered, long Sent)
     {
-        var tx = from.OpenClient("bench")!;
-        var sink = new Sink();
-        to.OpenClient("bench")!.Receiver = sink;
-        var frame = new byte[length];
-        EthernetView.WriteHeader(frame, to.MacAddress, from.MacAddress, 0x88B5);
-        long sent = 0, end = 0;
-        var s = h.Scheduler;
-        KTimer? timer = null;
-        timer = new KTimer(s, _ =>
+        public static Result Best(Result a, Result b) => b.CpuRate + b.WallRate > a.CpuRate + a.WallRate ? b : a;
+    }
+
+    /// <summary>One sender and one receiver, and the timer that offers a frame every microsecond.</summary>
+    private sealed class Path
+    {
+        private readonly World _w;
+        private readonly Scheduler _s;
+        private readonly MacClient _tx;
+        private readonly Sink _sink = new();
+        private readonly byte[] _frame;
+        private readonly KTimer _timer;
+        private long _sent, _end;
+
+        public Path(World w, Host h, PortLink from, PortLink to, int length)
         {
-            var p = tx.Pool.Rent(frame);
-            if (p != null)
+            _w = w;
+            _s = h.Scheduler;
+            _tx = from.OpenClient("bench")!;
+            to.OpenClient("bench")!.Receiver = _sink;
+            _frame = new byte[length];
+            EthernetView.WriteHeader(_frame, to.MacAddress, from.MacAddress, 0x88B5);
+            _timer = new KTimer(_s, _ =>
             {
-                tx.Transmit(p);
-                sent++;
-            }
-            if (s.Now + Time.Microsecond < end) timer!.ArmAfter(Time.Microsecond);
-        });
-        // Warm up: ARP on the underlay, the pool's buffers, the JIT.
-        end = s.Now + 5 * Time.Millisecond;
-        timer.ArmAfter(0);
-        w.Scheduler.RunFor(10 * Time.Millisecond);
-        long got0 = sink.Frames;
-        sent = 0;
-        end = s.Now + duration;
-        long alloc0 = GC.GetAllocatedBytesForCurrentThread();
-        var sw = Stopwatch.StartNew();
-        timer.ArmAfter(0);
-        w.Scheduler.RunFor(duration + Time.Millisecond);
-        sw.Stop();
-        long alloc = GC.GetAllocatedBytesForCurrentThread() - alloc0;
-        long got = sink.Frames - got0;
-        return (got / sw.Elapsed.TotalSeconds, (double)alloc / Math.Max(1, got), got, sent);
+                var p = _tx.Pool.Rent(_frame);
+                if (p != null)
+                {
+                    _tx.Transmit(p);
+                    _sent++;
+                }
+                if (_s.Now + Time.Microsecond < _end) _timer!.ArmAfter(Time.Microsecond);
+            });
+        }
+
+        public Result Run(long duration)
+        {
+            long got0 = _sink.Frames;
+            _sent = 0;
+            _end = _s.Now + duration;
+            long alloc0 = GC.GetAllocatedBytesForCurrentThread();
+            double cpu0 = ThreadCpuClock.Now();
+            var sw = Stopwatch.StartNew();
+            _timer.ArmAfter(0);
+            _w.Scheduler.RunFor(duration + Time.Millisecond);
+            sw.Stop();
+            double cpu = ThreadCpuClock.Now() - cpu0;
+            long alloc = GC.GetAllocatedBytesForCurrentThread() - alloc0;
+            long got = _sink.Frames - got0;
+            return new Result(got / sw.Elapsed.TotalSeconds, cpu > 0 ? got / cpu : 0, (double)alloc / Math.Max(1, got), got, _sent);
+        }
     }
 }

@@ -47,7 +47,7 @@ public class OverlayScenarioTests
         var (code, _, e) = Run(_dir);
         Assert.That(code, Is.Zero, e);
         var psi = new ProcessStartInfo("/usr/bin/tshark", ["-n", "-r", Path.Combine(_dir, "h1-underlay.pcap"), "-Y", "vxlan", "-T", "fields", "-E", "occurrence=f",
-            "-e", "ip.src", "-e", "ip.dst", "-e", "udp.srcport", "-e", "vxlan.vni", "-e", "vxlan.flags", "-e", "_ws.malformed"])
+            "-e", "ip.src", "-e", "ip.dst", "-e", "udp.srcport", "-e", "vxlan.vni", "-e", "vxlan.flags", "-e", "udp.checksum", "-e", "_ws.malformed"])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -60,6 +60,7 @@ public class OverlayScenarioTests
             Assert.That(rows, Has.Count.GreaterThanOrEqualTo(12), "pings of both tenants both ways");
             Assert.That(rows.All(r => r[^1] == ""), Is.True, "none malformed");
             Assert.That(rows.All(r => int.Parse(r[2], System.Globalization.CultureInfo.InvariantCulture) >= 49152), Is.True, "RFC 7348 source ports");
+            Assert.That(rows.Select(r => (r[4], r[5])).Distinct(), Is.EqualTo(new[] { ("0x0800", "0x0000") }), "the I flag alone, and no outer UDP checksum (RFC 7348 section 5)");
             // Each VNI travels only between h1 and its tenant's host.
             Assert.That(rows.Select(r => (Peer: r[0] == "10.0.1.10" ? r[1] : r[0], Vni: r[3])).Distinct().OrderBy(x => x.Vni),
                 Is.EqualTo(new[] { ("10.0.2.10", "100"), ("10.0.3.10", "200") }));
