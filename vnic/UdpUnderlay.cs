@@ -45,6 +45,7 @@ public sealed class UdpUnderlay : IOverlayUnderlay, IKstatSource, IDisposable
     public const int SlotBytes = 9216;
 
     private const int PollMicroseconds = 100_000;
+    private const int SolSocket = 1, SoNoCheck = 11; // Linux's <asm-generic/socket.h>
     /// <summary>Datagrams taken in one go before the loop is woken.</summary>
     private const int BatchMax = 64;
 
@@ -124,6 +125,10 @@ public sealed class UdpUnderlay : IOverlayUnderlay, IKstatSource, IDisposable
             // 1450 bytes, fewer than one TCP window of a zone's transfer.
             socket.ReceiveBufferSize = 4 << 20;
             socket.SendBufferSize = 4 << 20;
+            // RFC 7348 section 5: the outer UDP checksum SHOULD be zero over IPv4, as Linux's vxlan
+            // driver sends it and the global zone's underlay does (SO_NO_CHECK).
+            if (address.AddressFamily == AddressFamily.InterNetwork && OperatingSystem.IsLinux())
+                socket.SetRawSocketOption(SolSocket, SoNoCheck, [1, 0, 0, 0]);
         }
         catch (SocketException e)
         {

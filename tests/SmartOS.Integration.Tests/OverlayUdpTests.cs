@@ -221,7 +221,7 @@ public class OverlayUdpTests
         var linux = nsL.Exec("ping", "-n", "-c", "3", "-i", "0.2", "-w", "10", "192.168.71.1");
         var zone = Smartos(rootA, "zlogin", "red", "ping", "-s", "-I", "0.2", "192.168.71.2", "56", "3");
         Assert.That(capture.WaitForExit(s_wait), Is.True, "tshark finished");
-        var decoded = nsL.Exec("tshark", "-r", pcap, "-d", "udp.port==4789,vxlan", "-T", "fields", "-e", "vxlan.vni", "-e", "eth.dst");
+        var decoded = nsL.Exec("tshark", "-r", pcap, "-d", "udp.port==4789,vxlan", "-T", "fields", "-e", "vxlan.vni", "-e", "eth.dst", "-e", "ip.src", "-e", "udp.checksum");
         using (Assert.EnterMultipleScope())
         {
             Assert.That(linux.Out, Does.Contain("3 received"), linux.Err + linux.Out);
@@ -231,6 +231,8 @@ public class OverlayUdpTests
             Assert.That(rows, Has.Length.EqualTo(6), decoded.Out);
             Assert.That(rows, Has.All.StartWith(Vnid + "\t"), "every datagram decodes as VXLAN with VNI " + Vnid);
             Assert.That(decoded.Out, Does.Contain("02:00:00:00:0a:01").Or.Contain("02:00:00:00:0c:01"), "inner frames between the zone and vx0");
+            // RFC 7348 section 5: no outer UDP checksum over IPv4, from the daemon as from Linux.
+            Assert.That(rows.Where(r => r.Contains("\t198.18.51.1,", StringComparison.Ordinal)), Is.Not.Empty.And.All.EndsWith("\t0x0000"), decoded.Out);
         }
     }
 }
