@@ -36,8 +36,10 @@ namespace SmartOS.Vnic;
 //  2. Lookups and answers run on the host's loop for every frame and allocate nothing: the tables
 //     are dictionaries keyed by value types, built once at load.
 //  3. Every outcome is counted (kstat varpd:<n>:files): answers, redirects, misses and drops.
-//  4. The plugin never reads the file again after loading: changing it takes `dladm modify-overlay`
-//     (or re-creating the overlay), which loads a new instance and keeps the old one on failure.
+//  4. The plugin never reads the file again after loading: a changed file takes effect when the
+//     overlay is created again (or at the next boot's replay). `dladm modify-overlay -s` sets
+//     entries that answer before the file's, and -d / -f forget them, as they edit illumos's target
+//     cache in front of varpd.
 
 /// <summary>One entry of a files plugin's mapping, as loaded.</summary>
 public readonly record struct OverlayFilesEntry(
