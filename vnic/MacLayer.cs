@@ -176,6 +176,7 @@ public sealed partial class MacLayer
         _links.Add(newName, link);
         Generation++;
         if (link.Kstat != null) link.Kstat.Name = newName;
+        if (link is OverlayLink { OverlayKstat: { } ok }) ok.Name = newName; // kstat overlay:0:NAME follows
     }
 
     /// <summary>Every MAC address in use by a port on this host (for uniqueness checks).</summary>

@@ -39,7 +39,8 @@
  *   2. The outer UDP destination port is the search plugin's (direct/dest_port); the source port
  *      is a hash of the inner frame's addresses into 49152-65535, as RFC 7348 section 5
  *      suggests, so one inner flow always takes one underlay path. An underlay that cannot choose
- *      its source port (a Linux socket bound to listen_port) sends from its own.
+ *      its source port (a Linux socket bound to listen_port) sends from its own. The global zone's
+ *      underlay sends the outer UDP checksum as zero, as the same section says it should.
  *   3. Every drop has a counter in kstat overlay:0:NAME: lookup_miss and lookup_drop (the search
  *      plugin had no destination or refused the frame), underlay_err (the underlay could not send:
  *      no route, no neighbour, socket error), drop_nobuf, drop_mtu, drop_bad_frame.
@@ -52,8 +53,12 @@
  *      global zone's IP stack, so underlay routing, ARP and MTU are the simulated network's; a
  *      front end may install another (a Linux UDP socket for smartos boot) with
  *      MacLayer.SetUnderlayProvider, which reopens every existing mux through it.
- *   6. IPv4 underlays only: an IPv6 listen_ip or destination is refused (DladmStatus.NotSup),
- *      because an IPv6 outer header would not fit Packet.Headroom with the inner tag.
+ *   6. IPv4 underlays only: an IPv6 listen_ip or destination is refused (DladmStatus.NotSup) with
+ *      a message saying so, rather than half-supported. Headroom: the overlay puts only the inner
+ *      tag (4) and the VXLAN header (8) in front of the frame, in the packet's own headroom; the
+ *      underlay copies the datagram into a packet of its pool, whose headroom (Packet.Headroom, 64)
+ *      takes UDP, IPv4 and the underlay's Ethernet header (42 bytes). One copy a frame, nothing
+ *      allocated (tests/SmartOS.Benchmarks overlay).
  *   7. A frame leaving the host through an overlay carries the VNIC's VLAN in an 802.1Q tag inside
  *      the encapsulation, as Triton's fabrics do; a decapsulated tagged frame is switched in that VLAN.
  *

@@ -228,6 +228,29 @@ public class OverlayTests
     }
 
     [Test]
+    public void A_new_underlay_provider_takes_over_open_endpoints_and_a_refusal_keeps_the_old_one()
+    {
+        var h1 = Host();
+        var o = Overlay(h1, "ovl0", 100, A, B);
+        var a = Vnic(h1, "vnic0", "ovl0", 1);
+        var first = PipeUnderlay.Net[new UnderlayEndpoint(A, 4789)];
+        var refused = h1.Mac.SetUnderlayProvider((UnderlayEndpoint l, out IOverlayUnderlay? u) => { u = null; return DladmStatus.AddrInUse; });
+        Assert.That(refused, Is.EqualTo(new[] { "overlay listen endpoint 10.0.1.10:4789: address already in use" }));
+        a.Send(Frame(1, 9));
+        Assert.That(first.Sent, Has.Count.EqualTo(1), "still the old underlay");
+        var second = new PipeUnderlay(new UnderlayEndpoint(A, 4789));
+        Assert.That(h1.Mac.SetUnderlayProvider((UnderlayEndpoint l, out IOverlayUnderlay? u) => { u = second; return DlStatus.Ok; }), Is.Empty);
+        a.Send(Frame(1, 9));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(second.Sent, Has.Count.EqualTo(1));
+            Assert.That(first.Receiver, Is.Null, "the old underlay no longer delivers");
+            Assert.That(second.Receiver, Is.Not.Null);
+            Assert.That(o.OverlayStats.Encap, Is.EqualTo(2));
+        }
+    }
+
+    [Test]
     public void Creation_is_refused_for_bad_settings_and_leaves_nothing()
     {
         var h1 = Host();

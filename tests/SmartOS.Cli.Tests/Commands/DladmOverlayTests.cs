@@ -121,6 +121,17 @@ public class DladmOverlayTests
     }
 
     [Test]
+    public void A_renamed_overlay_keeps_its_counters_under_its_new_name_and_its_vnics()
+    {
+        var h = WithOverlay();
+        h.Ok(A("dladm create-vnic -l ovl0 tenant0"));
+        h.Ok(A("dladm rename-link ovl0 ovl9"));
+        Assert.That(h.Ok(A("kstat -p overlay:0:ovl9:encap")), Is.EqualTo("overlay:0:ovl9:encap\t0\n"));
+        Assert.That(h.Ok(A("dladm show-vnic -p -o link,over")), Is.EqualTo("tenant0:ovl9\n"));
+        Assert.That(h.Host.Mac.FindPersistent("tenant0")!.Over, Is.EqualTo("ovl9"));
+    }
+
+    [Test]
     public void Modify_overlay_needs_one_operation_and_a_direct_overlay_has_no_target_table()
     {
         var h = WithOverlay();

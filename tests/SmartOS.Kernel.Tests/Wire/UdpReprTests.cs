@@ -23,6 +23,21 @@ public class UdpReprTests
         Assert.That(b[..6], Is.EqualTo(new byte[] { 0x14, 0xe9, 0x00, 0x35, 0x00, 0x0d }));
     }
 
+    [Test]
+    public void Emit_without_checksum_writes_zero_which_ipv4_parses_as_none_and_ipv6_refuses()
+    {
+        var b = new byte[UdpRepr.HeaderLength + 5];
+        for (int i = 0; i < 5; i++) b[UdpRepr.HeaderLength + i] = (byte)(0xA0 + i);
+        Assert.That(new UdpRepr { SourcePort = 50000, DestinationPort = 4789 }.TryEmitWithoutChecksum(b), Is.True);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(b[..8], Is.EqualTo(new byte[] { 0xc3, 0x50, 0x12, 0xb5, 0x00, 0x0d, 0x00, 0x00 }));
+            Assert.That(UdpRepr.Parse(b, s_src4, s_dst4, ChecksumCaps.All, out _, out _), Is.EqualTo(WireError.None));
+            Assert.That(UdpRepr.Parse(b, s_src6, s_dst6, ChecksumCaps.All, out _, out _), Is.EqualTo(WireError.BadChecksum));
+            Assert.That(new UdpRepr().TryEmitWithoutChecksum(new byte[7]), Is.False);
+        }
+    }
+
     [TestCase(false, TestName = "A UDP datagram over IPv4 round trips")]
     [TestCase(true, TestName = "A UDP datagram over IPv6 round trips")]
     public void Round_trip(bool v6)
