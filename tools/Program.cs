@@ -239,6 +239,10 @@ internal static class Program
         }
         var driver = world.StartRealTime();
         driver.InvokeAsync(() => { foreach (var b in backends) b.Start(driver); return 0; }).Wait(TimeSpan.FromSeconds(10));
+        // Overlays whose listen_ip is an address of this machine go over a real UDP socket.
+        var underlays = driver.InvokeAsync(() => new RealTimeUnderlays(host, driver).Install());
+        if (underlays.Wait(TimeSpan.FromSeconds(10)))
+            foreach (var p in underlays.Result) stderr.WriteLine("smartos boot: " + p);
         var booted = driver.InvokeAsync(() => (Problems: host.Zones.BootAutoboot(), Running: host.Zones.Zones.Count(z => z.State == ZoneState.Running)));
         if (!booted.Wait(TimeSpan.FromSeconds(30)))
         {

@@ -24,8 +24,9 @@
  * Data path
  *   out:  VNIC tx -> VSwitch.Forward: local port -> delivered (rule 1 of MacLayer.cs); unknown
  *         unicast or group -> OverlayLink.Encapsulate: push the VNIC's VLAN tag into the inner
- *         frame, tap, proxy answer (IOverlaySearch.TryAnswer) or lookup, 8-byte VXLAN header in the
- *         packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
+ *         frame, tap, proxy answer (IOverlaySearch.TryAnswer), steering (IOverlaySteering: the files
+ *         plugin drops the ARP/NDP it cannot answer and redirects DHCPv4 broadcasts) or lookup,
+ *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
  *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
  *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
  *
@@ -216,6 +217,22 @@ public sealed class OverlayLink : Datalink
                 p.Free();
                 Decapsulate(reply[..Math.Min(n, reply.Length)]);
                 return;
+            }
+        }
+        if (search is IOverlaySteering steering)
+        {
+            // The files plugin drops the ARP and NDP it could not answer, and sends a DHCPv4
+            // broadcast to its sender's dhcp-proxy MAC instead (OverlayFiles.cs).
+            switch (steering.Steer(frame, out var redirect))
+            {
+                case OverlaySteer.Drop:
+                    os.LookupDrop++;
+                    p.Free();
+                    return;
+                case OverlaySteer.Redirect:
+                    redirect.Write(frame);
+                    dst = redirect;
+                    break;
             }
         }
         var status = search.Lookup(dst, out var target);

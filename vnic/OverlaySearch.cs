@@ -13,7 +13,12 @@ public sealed record OverlayPropInfo(string Name, bool Required, string Default 
 public delegate DlStatus OverlaySearchFactory(IReadOnlyDictionary<string, string> props, out IOverlaySearch? search, out string? failedProp);
 
 /// <summary>A search plugin as varpd loads it: its name, its properties and how to instantiate it.</summary>
-public sealed record OverlaySearchPlugin(string Name, IReadOnlyList<OverlayPropInfo> Props, OverlaySearchFactory Create);
+public sealed record OverlaySearchPlugin(string Name, IReadOnlyList<OverlayPropInfo> Props, OverlaySearchFactory Create)
+{
+    /// <summary>Why Create refuses these properties, in words (for files: the mapping file and the
+    /// entry at fault), or null; create-overlay prints it after the status.</summary>
+    public Func<IReadOnlyDictionary<string, string>, string?>? Explain { get; init; }
+}
 
 /// <summary>
 /// The search plugins a host knows, by name (varpd's plugin directory). `direct` is built in; the
@@ -24,7 +29,11 @@ public sealed class OverlaySearchPlugins
 {
     private readonly Dictionary<string, OverlaySearchPlugin> _plugins = new(StringComparer.Ordinal);
 
-    public OverlaySearchPlugins() => Register(DirectSearch.Plugin);
+    public OverlaySearchPlugins()
+    {
+        Register(DirectSearch.Plugin);
+        Register(OverlayFilesSearch.Plugin);
+    }
 
     public void Register(OverlaySearchPlugin plugin)
     {

@@ -29,6 +29,7 @@ internal static class Program
         ("stp", StpBenchmarks.Run),
         ("aggr", AggrBenchmarks.Run),
         ("overlay", OverlayBenchmarks.Run),
+        ("overlay-real", OverlayRealBenchmarks.Run),
     ];
 
     private static int Main(string[] args)

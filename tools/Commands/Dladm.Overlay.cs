@@ -48,7 +48,17 @@ public static partial class Dladm
             return Fail(ctx, $"overlay creation failed: mtu: the underlay cannot carry {VxlanHeader.InnerOverhead} bytes of encapsulation over it: {s.Message}");
         if (s.Code == DladmStatus.Exist && ctx.Host.Mac.Find(name) == null && ctx.Host.Mac.FindPersistent(name) == null)
             return Fail(ctx, $"overlay creation failed: vnetid {vnid} already has an overlay on this listen address: {s.Message}");
+        var given = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (prop, value) in props) given[prop] = value;
+        if (failed != null && ctx.Host.Mac.SearchPlugins.Find(search)?.Explain is { } explain && explain(given) is string why)
+            return Fail(ctx, $"overlay creation failed: {failed}: {why}"); // the mapping file and entry at fault
         if (failed != null) return Fail(ctx, $"overlay creation failed: {failed}: {s.Message}");
+        if (s.Code == DladmStatus.AddrInUse)
+        {
+            string ip = given.GetValueOrDefault(MacLayer.ListenIp, "");
+            string port = given.GetValueOrDefault(MacLayer.ListenPort, VxlanHeader.Port.ToString(CultureInfo.InvariantCulture));
+            return Fail(ctx, $"overlay creation failed: {MacLayer.ListenIp} {ConfigText.Echo(ip)} port {ConfigText.Echo(port)}: {s.Message}");
+        }
         return Fail(ctx, $"overlay creation failed: {s.Message}");
     }
 

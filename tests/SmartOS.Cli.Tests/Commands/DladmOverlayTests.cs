@@ -86,7 +86,7 @@ public class DladmOverlayTests
         var h = new CliHost(nics: 1);
         var s = h.Host.Stack.OpenUdpSocket();
         Assert.That(s.Bind(IpAddress.AnyV4, 4789), Is.EqualTo(Netstack.NetError.None));
-        Assert.That(h.Fails(A($"dladm create-overlay {Direct} ovl0")).Stderr, Is.EqualTo("dladm: overlay creation failed: address already in use\n"));
+        Assert.That(h.Fails(A($"dladm create-overlay {Direct} ovl0")).Stderr, Is.EqualTo("dladm: overlay creation failed: vxlan/listen_ip 10.0.1.10 port 4789: address already in use\n"));
     }
 
     [Test]
