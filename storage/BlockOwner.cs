@@ -28,6 +28,11 @@ internal abstract class BlockOwner
 
     /// <summary>Room for bytes more of dirty data in this txg, or EDQUOT/ENOSPC with nothing reserved.</summary>
     public virtual StorageResult Reserve(long bytes) => StorageResult.Success;
+
+    /// <summary>True when bytes more do not fit now while the open txg's changes hold room (ZFS's
+    /// ERESTART from dsl_dir_tempreserve_space): committing first may free some, and only a refusal
+    /// after that is a real EDQUOT/ENOSPC.</summary>
+    public virtual bool RoomIsInFlight(long bytes) => false;
 }
 
 /// <summary>The pool's meta object set: never snapshotted, so a killed block is simply freed.</summary>

@@ -202,6 +202,18 @@ public sealed partial class DatasetTree
         return StorageResult.Success;
     }
 
+    /// <summary>Whether bytes more do not fit in head now but room is held by reservations of the open
+    /// txg in head or an ancestor (dsl_dir_tempreserve_impl's ERESTART: the caller commits and asks
+    /// again, rather than fail with EDQUOT/ENOSPC while a sync would free the room).</summary>
+    internal bool RoomIsInFlight(DslDataset head, long bytes)
+    {
+        if (bytes <= Available(head, out _)) return false;
+        if (head.PendingOwn > 0) return true;
+        for (var d = head.Dir; d is not null; d = d.Parent)
+            if (d.Pending > 0) return true;
+        return false;
+    }
+
     /// <summary>Room left in dir (dsl_dir_space_available): the parent's room plus dir's unused reservation, capped by its quota.</summary>
     private long DirAvailable(DslDir dir, out bool byQuota)
     {

@@ -124,6 +124,8 @@ internal sealed class DslDataset(DatasetTree tree) : BlockOwner
 
     public override StorageResult Reserve(long bytes) => tree.Reserve(this, bytes);
 
+    public override bool RoomIsInFlight(long bytes) => tree.RoomIsInFlight(this, bytes);
+
     public override void Dirtied() => tree.QueueHead(Dir);
 }
 

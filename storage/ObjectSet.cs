@@ -184,6 +184,9 @@ public sealed class ObjectSet
     }
 
     /// <summary>The pool's size and free bytes, for statfs.</summary>
+    /// <summary>Bytes more do not fit while the open txg holds room (BlockOwner.RoomIsInFlight).</summary>
+    internal bool RoomIsInFlight(long bytes) => _owner.RoomIsInFlight(bytes);
+
     public (long Size, long Free) PoolSpace => (_pool.Size, _pool.Size - _pool.Allocated);
 
     private StorageResult Change(long id, Func<ObjectTree, StorageResult> change)

@@ -520,6 +520,11 @@ public sealed partial class ZplFileSystem
     }
 
     /// <summary>statvfs(2)-like counts: the pool's bytes, this file system's inodes.</summary>
+    /// <summary>True when a change of about bytes does not fit while the open txg holds room (a writer at
+    /// its quota that removed a file): the caller commits first, as ZFS's dmu_tx_assign waits for the
+    /// sync and tries again on ERESTART.</summary>
+    public bool RoomIsInFlight(long bytes) => _set.RoomIsInFlight(bytes);
+
     public FileSystemStats StatFs()
     {
         var (size, free) = _set.PoolSpace;

@@ -22,7 +22,10 @@ namespace SmartOS.Vnic;
 /// namespace it was made in. A TAP meant to live in another namespace is therefore created there
 /// (TryOpenIn), not moved after; one that was moved anyway keeps the state it had (the ioctl fails
 /// with ENODEV, and the watcher asks again, at most every RetryWakeups wake-ups). A rename is
-/// followed: ENODEV, then TUNGETIFF gives the new name.
+/// followed: ENODEV, then TUNGETIFF gives the new name. Linux creates a TAP down, so the reader
+/// follows a down only after it has seen the interface up once: until the Linux end is first
+/// brought up the NIC keeps the link it always had, and a TAP moved to another namespace before it
+/// was brought up (the daemon's boot NICs in the tests) is never taken down by its old namespace.
 /// </summary>
 public sealed partial class TapDevice
 {

@@ -217,13 +217,20 @@ public sealed partial class TapDevice : IDisposable
     {
         var buffer = new byte[MaxFrame];
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
+        bool seenUp = false;
         while (!_stop)
         {
-            // The Linux end's state, once per wake-up (at least every PollMs): TapDevice.Link.cs.
-            if (watch?.IsUp() is { } now && now != up)
+            // The Linux end's state, once per wake-up (at least every PollMs): TapDevice.Link.cs. A
+            // down is followed only once the interface has been seen up: Linux makes a TAP down, and
+            // one moved to another namespace before it was brought up is never seen up here.
+            if (watch?.IsUp() is { } now)
             {
-                up = now;
-                driver.Invoke(() => carrier!(now));
+                seenUp |= now;
+                if (seenUp && now != up)
+                {
+                    up = now;
+                    driver.Invoke(() => carrier!(now));
+                }
             }
             pfd.Revents = 0;
             int ready = Poll(ref pfd, 1, PollMs);

@@ -32,7 +32,10 @@
  *      last commit (64 MiB, OpenZFS's former zfs_dirty_data_sync), which bounds the memory dirty
  *      blocks hold; on fsync and fsyncdir (the caller asked for durability: the pool commits before
  *      the reply, so a sync that returned is on disk); and at unmount, after the FUSE thread has
- *      ended. A commit is pool-wide, as a txg is.
+ *      ended. A commit is pool-wide, as a txg is. Near a quota or a full pool, a change that would
+ *      not fit while the open txg holds room commits first (ZFS's dmu_tx_assign waits for the sync
+ *      and retries on ERESTART), so a writer that removed a file can write again at once rather than
+ *      get EDQUOT until the next interval; a change is never split across two txgs.
  *   4. Errors: every StorageStatus maps to one errno (Errno); anything a callback does not implement
  *      (mknod, xattrs, locks) is ENOSYS from libfuse, never a silent success.
  *   5. Permissions are the kernel's: the mount uses default_permissions, so Linux checks mode and
@@ -74,6 +77,9 @@ public sealed unsafe class FuseMount : IDisposable
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
     private const int ReaddirBatch = 256;
+
+    private static bool Changes(Op op) => op is Op.Mkdir or Op.Unlink or Op.Rmdir or Op.Symlink or Op.Rename or Op.Link
+        or Op.Chmod or Op.Chown or Op.Truncate or Op.TruncateInode or Op.Create or Op.Write or Op.Utimens;
 
     private enum Op
     {
@@ -388,9 +394,18 @@ public sealed unsafe class FuseMount : IDisposable
         }
     }
 
+    /// <summary>Rule 3: the most a change needs beyond its data (dnode, znode table, directory and indirect
+    /// blocks), for the commit-first test near a quota.</summary>
+    private const long ChangeHeadroom = 4L * ObjectTree.BlockSize;
+
     private int Execute()
     {
         StorageResult r;
+        if (Changes(_op) && _fs.RoomIsInFlight(ChangeHeadroom + (_op == Op.Write ? _size : 0)))
+        {
+            r = CommitNow();
+            if (!r.IsOk) return Errno.Of(r);
+        }
         switch (_op)
         {
             case Op.Getattr:

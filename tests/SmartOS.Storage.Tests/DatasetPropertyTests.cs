@@ -88,6 +88,28 @@ public class DatasetPropertyTests : DatasetFixture
     }
 
     [Test]
+    public void Room_held_by_the_open_txg_is_in_flight_until_a_commit_frees_it()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/q", DatasetType.Filesystem));
+        Ok(pool.Datasets.Set("tank/q", "quota", "1M"));
+        var objects = Objects(pool, "tank/q");
+        Assert.That(objects.RoomIsInFlight(600_000), Is.False, "room free, nothing pending");
+        long id = NewFile(pool, "tank/q", Bytes(600_000, 1));
+        Ok(pool.Commit());
+        Assert.That(objects.RoomIsInFlight(600_000), Is.False, "over quota with nothing in flight: EDQUOT, no commit helps");
+        long second = NewFile(pool, "tank/q", Bytes(300_000, 2));
+        Assert.That(objects.RoomIsInFlight(600_000), Is.True, "the open txg holds room");
+        Assert.That(objects.Write(second, 300_000, Bytes(600_000, 3)).Status, Is.EqualTo(StorageStatus.QuotaExceeded));
+        Ok(objects.Delete(id));
+        Ok(objects.Delete(second));
+        Ok(pool.Commit());
+        Assert.That(objects.RoomIsInFlight(600_000), Is.False, "committed: the room is free again");
+        Ok(Objects(pool, "tank/q").Create(out long third));
+        Ok(Objects(pool, "tank/q").Write(third, 0, Bytes(600_000, 4)));
+    }
+
+    [Test]
     public void A_write_past_the_quota_fails_with_EDQUOT_and_writes_nothing()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
