@@ -129,6 +129,45 @@ public abstract class Datalink
         if (dst.IsBroadcast) s.BrdcstRcv++;
         else if (dst.IsGroup) s.MultiRcv++;
     }
+
+    /// <summary>Why <see cref="Ingress"/> dropped a frame.</summary>
+    internal enum IngressDrop { None, BadFrame, Mtu }
+
+    /// <summary>A frame entering the host at this link (a NIC's wire, an overlay's decapsulation):
+    /// stamps it, counts and taps it, moves an 802.1Q tag into Packet.Vid and checks the MTU. A frame
+    /// that is not Ethernet, or is larger than the MTU, is counted (ierrors, drop_mtu) and freed, and
+    /// the reason returned; <paramref name="tapBad"/> says whether a frame that is not Ethernet is
+    /// still shown to the capture taps. Never throws (MacLayer.cs rule 4).</summary>
+    internal IngressDrop Ingress(Packet p, bool tapBad)
+    {
+        var s = Stats;
+        p.Timestamp = Mac.Scheduler.Now;
+        if (!EthernetView.TryCreate(p.Data, out var eth))
+        {
+            s.IErrors++;
+            if (tapBad) Tap(p, TapDirection.Received, showTag: false);
+            p.Free();
+            return IngressDrop.BadFrame;
+        }
+        CountRx(s, p, eth.Destination);
+        Tap(p, TapDirection.Received, showTag: false);
+        ushort vid = 0;
+        if (eth.IsTagged)
+        {
+            vid = eth.VlanId;
+            p.Pcp = eth.Priority;
+            EthernetView.TryPopTag(p);
+        }
+        p.Vid = vid;
+        if (p.Length - EthernetView.HeaderLength > Mtu)
+        {
+            s.IErrors++;
+            s.DropMtu++;
+            p.Free();
+            return IngressDrop.Mtu;
+        }
+        return IngressDrop.None;
+    }
 }
 
 /// <summary>A datalink that is a port on a virtual switch and can be opened by a MAC client:

@@ -147,33 +147,7 @@ public sealed class PhysLink : UplinkLink
     /// <summary>A frame arriving from the wire (MacLayer.cs rule 4: never throws, counts bad frames).</summary>
     public void ReceiveFromWire(Packet p)
     {
-        var s = Stats;
-        p.Timestamp = Mac.Scheduler.Now;
-        if (!EthernetView.TryCreate(p.Data, out var eth))
-        {
-            s.IErrors++;
-            Tap(p, TapDirection.Received, showTag: false);
-            p.Free();
-            return;
-        }
-        var dst = eth.Destination;
-        CountRx(s, p, dst);
-        Tap(p, TapDirection.Received, showTag: false);
-        ushort vid = 0;
-        if (eth.IsTagged)
-        {
-            vid = eth.VlanId;
-            p.Pcp = eth.Priority;
-            EthernetView.TryPopTag(p);
-        }
-        p.Vid = vid;
-        if (p.Length - EthernetView.HeaderLength > Mtu)
-        {
-            s.IErrors++;
-            s.DropMtu++;
-            p.Free();
-            return;
-        }
+        if (Ingress(p, tapBad: true) != IngressDrop.None) return;
         var port = AggrPort;
         if (port != null)
         {

@@ -271,31 +271,14 @@ public sealed class OverlayLink : Datalink
             os.DropNoBuf++;
             return;
         }
-        p.Timestamp = Mac.Scheduler.Now;
-        if (!EthernetView.TryCreate(p.Data, out var eth))
+        switch (Ingress(p, tapBad: false))
         {
-            s.IErrors++;
-            os.DropBadFrame++;
-            p.Free();
-            return;
-        }
-        CountRx(s, p, eth.Destination);
-        Tap(p, TapDirection.Received, showTag: false);
-        ushort vid = 0;
-        if (eth.IsTagged)
-        {
-            vid = eth.VlanId;
-            p.Pcp = eth.Priority;
-            EthernetView.TryPopTag(p);
-        }
-        p.Vid = vid;
-        if (p.Length - EthernetView.HeaderLength > Mtu)
-        {
-            s.IErrors++;
-            s.DropMtu++;
-            os.DropMtu++;
-            p.Free();
-            return;
+            case IngressDrop.BadFrame:
+                os.DropBadFrame++;
+                return;
+            case IngressDrop.Mtu:
+                os.DropMtu++;
+                return;
         }
         os.Decap++;
         Switch.ForwardFromUplink(p);
