@@ -20,6 +20,11 @@ public sealed unsafe partial class Interpreter
         ulong* r = _r;
         ulong rip = _rip;
         long retired = _retired;
+        // Block translation (Interpreter.Blocks.cs): the translated blocks of the current code page.
+        bool translate = _translate;
+        Block?[]? blocks = null;
+        ulong opsPhys = 0;
+        _inBlock = false;
         try
         {
             while (retired < _end)
@@ -29,8 +34,30 @@ public sealed unsafe partial class Interpreter
                     _instrRip = rip;
                     ops = FetchPage(rip);
                     opsPage = rip >> 12;
+                    opsPhys = _fetchPhys;
+                    blocks = translate ? _blocks?[opsPhys] : null;
                 }
                 ref Op op = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ops!), (int)(rip & 0xFFF));
+                if (translate)
+                {
+                    Block? block = blocks?[(int)(rip & 0xFFF)];
+                    if (block != null)
+                    {
+                        // Rule 1 of Interpreter.Blocks.cs: only when the whole block fits before _end.
+                        if (retired + block.Count <= _end)
+                        {
+                            rip = RunBlock(block, retired);
+                            retired = _retired;
+                            continue;
+                        }
+                    }
+                    else if (op.Heat < BlockThreshold && ++op.Heat == BlockThreshold && op.Kind != K.Undecoded
+                        && CompileBlock(rip, ops!, opsPhys))
+                    {
+                        blocks = _blocks![opsPhys];
+                        continue;
+                    }
+                }
                 _instrRip = rip;
                 // Published per instruction, as _instrRip is: a device reached through port I/O or
                 // MMIO from inside a helper reads guest time (Vm.GuestNow) from it, and every exit
@@ -338,6 +365,12 @@ public sealed unsafe partial class Interpreter
         }
         catch (GuestFault f)
         {
+            // A fault inside a translated block: the block published the faulting instruction.
+            if (_inBlock)
+            {
+                _inBlock = false;
+                rip = _instrRip;
+            }
             // The faulting instruction is not completed: rip stays on it (as the CPU reports it).
             _rip = rip;
             _fault = f;

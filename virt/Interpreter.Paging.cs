@@ -306,7 +306,11 @@ public sealed unsafe partial class Interpreter
     {
         ulong key = (rip & PageMask) | (_cpl == 3 ? 1UL : 0);
         int i = (int)((rip >> 12) & (ItlbSize - 1));
-        if (_itlbTag[i] == key) return _itlbOps[i]!;
+        if (_itlbTag[i] == key)
+        {
+            _fetchPhys = _itlbPhys[i];
+            return _itlbOps[i]!;
+        }
         TlbEntry* e = Translate(rip, false, true);
         ulong phys = e->Phys;
         if ((e->Perm & PermRam) == 0)
@@ -319,6 +323,7 @@ public sealed unsafe partial class Interpreter
             if (_pageLinear[p] != NoTag)
             {
                 Array.Clear(ops);
+                DropPageBlocks(p);
                 FlushItlb();
             }
             _pageLinear[p] = rip & PageMask;
@@ -326,6 +331,8 @@ public sealed unsafe partial class Interpreter
         MarkCodePage(p);
         _itlbTag[i] = key;
         _itlbOps[i] = ops;
+        _itlbPhys[i] = p;
+        _fetchPhys = p;
         return ops;
     }
 

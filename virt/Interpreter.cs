@@ -209,6 +209,10 @@ public sealed unsafe partial class Interpreter : Vcpu
                 Invalidations++;
             }
         }
+        // Translated blocks over the written bytes go too (Interpreter.Blocks.cs, rule 2).
+        if (_blockLists != null && end > start)
+            for (ulong page = start >> 12; page <= (end - 1) >> 12; page++)
+                DropBlocks(page, (int)(Math.Max(start, page << 12) - (page << 12)), (int)(Math.Min(end, (page + 1) << 12) - (page << 12)));
     }
 
     // ---- registers ----------------------------------------------------------------------

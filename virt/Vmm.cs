@@ -167,6 +167,9 @@ public sealed class VmConfig
     /// <summary>The seed of the guest's rdrand and rdseed (the host's seeded generator, derived per
     /// VM by name); null: the instructions are absent and CPUID does not advertise them.</summary>
     public ulong? RandomSeed { get; init; }
+    /// <summary>The interpreter translates hot basic blocks into .NET code (Interpreter.Blocks.cs);
+    /// null: on unless the environment sets SMARTOS_VIRT_TRANSLATE=0. Same bytes and counts either way.</summary>
+    public bool? TranslateBlocks { get; init; }
 }
 
 /// <summary>One guest (see the theory statement above).</summary>
@@ -336,6 +339,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         else
         {
             _interp = new Interpreter(Memory, this);
+            if (_config.TranslateBlocks is bool translate) _interp.TranslateBlocks = translate;
             _vcpu = _interp;
             if (_config.RandomSeed is ulong seed) _interp.Random = new HostRandom(HostRandom.Derive(seed, _config.Name));
             if (Platform != null)

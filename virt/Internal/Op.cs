@@ -27,6 +27,9 @@ internal struct Op
     public bool HasImm;
     /// <summary>0, or the _r slot of the fs or gs base for a segment-override memory operand.</summary>
     public byte Seg;
+    /// <summary>Times the dispatch loop reached this instruction, up to Interpreter.BlockThreshold
+    /// (Interpreter.Blocks.cs); it sits in what would be padding, so Op stays 32 bytes.</summary>
+    public ushort Heat;
     public long Disp;
     public long Imm;
 }
