@@ -12,7 +12,9 @@ public sealed unsafe partial class Interpreter
     /// <summary>Runs until _end instructions have retired or an exit. rip lives in a local, written
     /// back when the loop leaves; _instrRip and the retired count are published per instruction
     /// (fault reports and device time read them from inside helpers). Setting _end to 0 (RequestBoundary) ends the loop
-    /// after the current instruction, so that Run can look for interrupts.</summary>
+    /// after the current instruction, so that Run can look for interrupts. With block translation on, an
+    /// instruction that starts a translated block runs the whole block (Interpreter.Blocks.cs) when it
+    /// fits before _end, and each instruction reached counts towards translating one.</summary>
     private VcpuExit Loop()
     {
         Op[]? ops = null;

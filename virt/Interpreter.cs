@@ -17,6 +17,12 @@ namespace SmartOS.Virt;
 /// at most 15 bytes), so self-modifying code and data sharing a page with code both stay correct
 /// while unrelated stores to the page cost a few slot clears.
 ///
+/// Block translation (Interpreter.Blocks.cs): an instruction the loop has reached BlockThreshold
+/// times starts a block, the run of covered instructions from there, compiled into a .NET method
+/// (DynamicMethod) that the loop calls instead of dispatching them; the same registers, memory,
+/// flags, faults and retired count as dispatching, and dropped with the decode cache's slots when
+/// its bytes are written. SMARTOS_VIRT_TRANSLATE=0 turns it off.
+///
 /// Flags are lazy: arithmetic records its operands and result and the flags are computed when
 /// something reads them (Jcc, setcc, cmovcc, pushf, adc); the compare-and-branch pair reads its
 /// answer straight from the recorded operands.

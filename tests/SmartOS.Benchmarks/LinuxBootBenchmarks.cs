@@ -37,7 +37,10 @@ public static class LinuxBootBenchmarks
         // The whole console, for reading the boot: SMARTOS_LINUX_CONSOLE=FILE.
         if (Environment.GetEnvironmentVariable("SMARTOS_LINUX_CONSOLE") is { Length: > 0 } file) File.WriteAllText(file, console);
         string last = console.TrimEnd().Split('\n')[^1];
+        string blocks = vm.Vcpu is Interpreter cpu
+            ? cpu.TranslateBlocks ? $"; block translation on: {cpu.BlocksTranslated:N0} blocks, {cpu.BlockRuns:N0} runs, {cpu.BlocksInvalidated:N0} dropped" : "; block translation off"
+            : "";
         o.WriteLine($"linux: {wall.Elapsed.TotalSeconds:F2} s wall, {vm.InstructionsRetired:N0} instructions, {console.Length} console bytes" +
-            (last.Length > 0 ? $" (last line: {last})" : "") + $"; {(console.Contains("SMARTOS-LINUX-UP", StringComparison.Ordinal) ? "reached SMARTOS-LINUX-UP" : vm.IsStopped ? $"stopped: {vm.StopReason}: {vm.StopDetail}" : $"still running after {Time.FormatSeconds(scheduler.Now, 1)} s of guest time")}");
+            (last.Length > 0 ? $" (last line: {last})" : "") + $"; {(console.Contains("SMARTOS-LINUX-UP", StringComparison.Ordinal) ? "reached SMARTOS-LINUX-UP" : vm.IsStopped ? $"stopped: {vm.StopReason}: {vm.StopDetail}" : $"still running after {Time.FormatSeconds(scheduler.Now, 1)} s of guest time")}{blocks}");
     }
 }

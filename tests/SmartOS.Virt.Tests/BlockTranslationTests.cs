@@ -91,7 +91,7 @@ public class BlockTranslationTests
         }
     }
 
-    /// <summary>A loop that rewrites the immediate of its own add after 100 passes: the translated
+    /// <summary>A loop that rewrites the immediate of its own add after 3000 passes: the translated
     /// block holding it must be dropped and the new byte executed from the next pass on.</summary>
     [Test]
     public void Self_modifying_code_inside_a_hot_block_takes_effect_on_the_next_pass()
@@ -101,11 +101,11 @@ public class BlockTranslationTests
             var top = a.CreateLabel();
             var skip = a.CreateLabel();
             a.xor(edx, edx);
-            a.mov(ecx, 200);
+            a.mov(ecx, 5000);
             a.lea(rbx, __[top]);
             a.Label(ref top);
             a.add(rdx, 1); // 48 83 c2 01: the immediate is the byte at top + 3
-            a.cmp(ecx, 100);
+            a.cmp(ecx, 2000);
             a.jne(skip);
             a.mov(__byte_ptr[rbx + 3], 5);
             a.Label(ref skip);
@@ -117,8 +117,8 @@ public class BlockTranslationTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(on.Stop, Is.EqualTo(VmStopReason.Halted), on.Detail);
-            // Passes 1..101 add 1 (the store is in pass 101, after its add), passes 102..200 add 5.
-            Assert.That(on.Registers[(int)Reg.Rdx], Is.EqualTo(101UL + 99 * 5));
+            // Passes 1..3001 add 1 (the store is in pass 3001, after its add), passes 3002..5000 add 5.
+            Assert.That(on.Registers[(int)Reg.Rdx], Is.EqualTo(3001UL + 1999 * 5));
             Assert.That(on.BlocksInvalidated, Is.GreaterThan(0), "the block over the rewritten byte was dropped");
         }
     }
