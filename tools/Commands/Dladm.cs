@@ -81,7 +81,7 @@ public static partial class Dladm
         ("add-bridge", "-l <link> [-l <link>]... <bridge>"),
         ("remove-bridge", "-l <link> [-l <link>]... <bridge>"),
         ("show-bridge", "[-p] [-o <field>,...] [-s] [<bridge>]\n    show-bridge      -l [-p] [-o <field>,...] [-s] <bridge>\n    show-bridge      -f [-p] [-o <field>,...] <bridge>\n    show-bridge      -t [-p] [-o <field>,...] <bridge>"),
-        ("create-overlay", "[-t] -e <encap> -s <search> -v <vnetid>\n\t\t     [-p <prop>=<value>[,...]] <overlay>"),
+        ("create-overlay", "[-t] -e <encap> -s <search> -v <vnetid>\n\t\t     [ -p <prop>=<value>[,...]] <overlay>"),
         ("delete-overlay", "[-t] <overlay>"),
         ("modify-overlay", "-d mac | -f | -s mac=ip:port <overlay>"),
         ("show-overlay", "[-f | -t] [[-p] -o <field>,...] [<overlay>]"),

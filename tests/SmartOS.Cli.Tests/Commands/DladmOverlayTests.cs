@@ -24,31 +24,45 @@ public class DladmOverlayTests
     {
         var h = WithOverlay();
         Assert.That(h.Ok(A("dladm show-overlay")), Is.EqualTo(
-            "LINK                PROPERTY            PERM REQ VALUE      DEFAULT   POSSIBLE\n" +
-            "ovl0                mtu                 rw   -   1400       1400      576-9000\n" +
-            "ovl0                vnetid              rw   -   100        --        0-16777215\n" +
-            "ovl0                encap               r-   -   vxlan      --        vxlan\n" +
-            "ovl0                varpd/id            r-   -   2          --        --\n" +
-            "ovl0                search              r-   -   direct     --        " + string.Join(",", h.Host.Mac.SearchPlugins.Names) + "\n" +
-            "ovl0                vxlan/listen_ip     rw   y   10.0.1.10  --        --\n" +
-            "ovl0                vxlan/listen_port   rw   y   4789       4789      1-65535\n" +
-            "ovl0                direct/dest_ip      rw   y   10.0.1.20  --        --\n" +
-            "ovl0                direct/dest_port    rw   y   4789       --        1-65535\n"));
+            // dladm.c's overlay_fields: LINK and PROPERTY 19 wide, PERM 5, REQ 4, VALUE 11,
+            // DEFAULT and POSSIBLE 10.
+            "LINK               PROPERTY           PERM REQ VALUE      DEFAULT   POSSIBLE\n" +
+            "ovl0               mtu                rw   -   1400       1400      576-9000\n" +
+            "ovl0               vnetid             rw   -   100        --        0-16777215\n" +
+            "ovl0               encap              r-   -   vxlan      --        vxlan\n" +
+            "ovl0               varpd/id           r-   -   2          --        --\n" +
+            "ovl0               search             r-   -   direct     --        " + string.Join(",", h.Host.Mac.SearchPlugins.Names) + "\n" +
+            "ovl0               vxlan/listen_ip    rw   y   10.0.1.10  --        --\n" +
+            "ovl0               vxlan/listen_port  rw   y   4789       4789      1-65535\n" +
+            "ovl0               direct/dest_ip     rw   y   10.0.1.20  --        --\n" +
+            "ovl0               direct/dest_port   rw   y   4789       --        1-65535\n"));
         Assert.That(h.Ok(A("dladm show-overlay -p -o property,value ovl0")), Does.Contain("vnetid:100\n"));
         Assert.That(h.Ok(A("dladm show-overlay -f")), Is.EqualTo(
-            "LINK                STATUS    DETAILS\novl0                ONLINE    --\n"));
-        Assert.That(h.Ok(A("dladm show-overlay -t -p -o link,target,destination")), Is.EqualTo("ovl0:all:10.0.1.20\\:4789\n"));
+            "LINK                STATUS  DETAILS\novl0                ONLINE  -\n"));
+        Assert.That(h.Ok(A("dladm show-overlay -t -p -o link,target,destination")), Is.EqualTo("ovl0:*\\:*\\:*\\:*\\:*\\:*:10.0.1.20\\:4789\n"),
+            "a point-to-point overlay's one entry answers for every MAC");
+        Assert.That(h.Ok(A("dladm show-overlay -t")), Is.EqualTo(
+            "LINK                TARGET            DESTINATION\n" +
+            "ovl0                *:*:*:*:*:*       10.0.1.20:4789\n"));
         Assert.That(h.Fails(A("dladm show-overlay -t -p")).Stderr, Is.EqualTo("dladm: output fields must be specified in parsable mode\n"));
         Assert.That(h.Fails(A("dladm show-overlay -f -t")).Stderr, Is.EqualTo("dladm: the option -f cannot be used with -t\n"));
-        Assert.That(h.Fails(A("dladm show-overlay e1000g0")).Stderr, Is.EqualTo("dladm: invalid overlay name 'e1000g0': invalid link\n"));
+        // Each named link in turn: one that is missing or not an overlay is warned about, the rest
+        // are shown, and the exit status is 1.
+        var some = h.Run(A("dladm show-overlay -p -o link,property nosuch0 e1000g0 ovl0"));
+        Assert.That(some.ExitCode, Is.EqualTo(1));
+        Assert.That(some.Stderr, Is.EqualTo("dladm: failed to find nosuch0: object not found\ndladm: e1000g0 is not an overlay\n"));
+        Assert.That(some.Stdout, Does.StartWith("ovl0:mtu\novl0:vnetid\n"));
         Assert.That(h.Ok(A("dladm show-link -p -o link,class,mtu,state ovl0")), Is.EqualTo("ovl0:overlay:1400:up\n"));
     }
 
     [TestCase("dladm create-overlay -s direct -v 1 o0", "dladm: missing required encapsulation plugin")]
     [TestCase("dladm create-overlay -e vxlan -v 1 o0", "dladm: missing required search plugin")]
-    [TestCase("dladm create-overlay -e vxlan -s direct o0", "dladm: missing required vnetid")]
-    [TestCase("dladm create-overlay -e vxlan -s direct -v 16777216 o0", "dladm: invalid vnetid: 16777216 (vxlan's range is 0-16777215)")]
-    [TestCase("dladm create-overlay -e vxlan -s direct -v -1 o0", "dladm: invalid vnetid: -1 (vxlan's range is 0-16777215)")]
+    [TestCase("dladm create-overlay -e vxlan -s direct o0", "dladm: missing required virtual network id")]
+    [TestCase("dladm create-overlay -s direct o0", "dladm: missing required virtual network id")]
+    [TestCase("dladm create-overlay -e vxlan -s direct -v 1", "dladm: missing device name")]
+    [TestCase("dladm create-overlay -e vxlan -s direct -v 16777216 o0", "dladm: overlay creation failed: invalid argument: vnetid 16777216 is outside vxlan's range 0-16777215")]
+    [TestCase("dladm create-overlay -e vxlan -s direct -v -1 o0", "dladm: couldn't parse virtual networkd id: -1")]
+    [TestCase("dladm create-overlay -e vxlan -s direct -v ten o0", "dladm: couldn't parse virtual networkd id: ten")]
     [TestCase("dladm create-overlay -e geneve -s direct -v 1 o0", "dladm: overlay creation failed: unknown encapsulation plugin 'geneve'")]
     [TestCase("dladm create-overlay -e vxlan -s nosuch -v 1 o0", "dladm: overlay creation failed: unknown search plugin 'nosuch'")]
     [TestCase("dladm create-overlay -e vxlan -s direct -v 1 -p vxlan/listen_ip=10.0.1.10 o0", "dladm: overlay creation failed: missing required property direct/dest_ip")]
@@ -111,13 +125,13 @@ public class DladmOverlayTests
         var h = WithOverlay();
         h.Ok(A("dladm create-vnic -l ovl0 -v 5 tenant0"));
         Assert.That(h.Ok(A("dladm show-vnic -p -o link,over,vid tenant0")), Is.EqualTo("tenant0:ovl0:5\n"));
-        Assert.That(h.Fails(A("dladm delete-overlay ovl0")).Stderr, Is.EqualTo("dladm: overlay deletion failed: link busy\n"));
-        Assert.That(h.Fails(A("dladm delete-overlay tenant0")).Stderr, Is.EqualTo("dladm: invalid overlay 'tenant0'\n"));
+        Assert.That(h.Fails(A("dladm delete-overlay ovl0")).Stderr, Is.EqualTo("dladm: failed to delete ovl0: link busy\n"));
+        Assert.That(h.Fails(A("dladm delete-overlay tenant0")).Stderr, Is.EqualTo("dladm: failed to delete tenant0: invalid argument\n"));
         h.Ok(A("dladm delete-vnic tenant0"));
         h.Ok(A("dladm delete-overlay ovl0"));
         Assert.That(h.Host.Mac.Find("ovl0"), Is.Null);
         Assert.That(h.Host.Mac.PersistentLinks, Is.Empty);
-        Assert.That(h.Fails(A("dladm delete-overlay ovl0")).Stderr, Is.EqualTo("dladm: overlay deletion failed: object not found\n"));
+        Assert.That(h.Fails(A("dladm delete-overlay ovl0")).Stderr, Is.EqualTo("dladm: failed to delete ovl0: object not found\n"));
     }
 
     [Test]
@@ -135,13 +149,21 @@ public class DladmOverlayTests
     public void Modify_overlay_needs_one_operation_and_a_direct_overlay_has_no_target_table()
     {
         var h = WithOverlay();
-        Assert.That(h.Fails(A("dladm modify-overlay ovl0")).Stderr, Does.StartWith("usage:"));
-        Assert.That(h.Fails(A("dladm modify-overlay -f -d 2:8:20:0:0:1 ovl0")).Stderr, Does.StartWith("usage:"));
+        // do_modify_overlay's words for each refusal.
+        Assert.That(h.Fails(A("dladm modify-overlay ovl0")).Stderr, Is.EqualTo("dladm: need to specify one of -d, -f, or -s\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -f -d 2:8:20:0:0:1 ovl0")).Stderr, Is.EqualTo("dladm: only one of -d, -f, or -s may be used\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -f")).Stderr, Is.EqualTo("dladm: missing required overlay device\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -f ovl0 ovl1")).Stderr, Is.EqualTo("dladm: only one overlay device may be specified\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -d 2:8:20:0:0:zz ovl0")).Stderr, Is.EqualTo("dladm: invalid mac specification: 2:8:20:0:0:zz\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -s 2:8:20:0:0:1 ovl0")).Stderr, Is.EqualTo("dladm: malformed value, expected mac=dest, got: 2:8:20:0:0:1\n"));
         Assert.That(h.Fails(A("dladm modify-overlay -s 2:8:20:0:0:1=10.0.0.1 ovl0")).Stderr,
-            Is.EqualTo("dladm: invalid target specification '2:8:20:0:0:1=10.0.0.1': expected mac=ip:port\n"));
+            Is.EqualTo("dladm: failed to set target 2:8:20:0:0:1 for overlay target cache ovl0: invalid argument\n"));
         Assert.That(h.Fails(A("dladm modify-overlay -s 2:8:20:0:0:1=10.0.0.1:4789 ovl0")).Stderr,
-            Is.EqualTo("dladm: failed to modify overlay ovl0: its search plugin has no target table (point to point): operation not supported\n"));
-        Assert.That(h.Fails(A("dladm modify-overlay -f nosuch0")).Stderr, Is.EqualTo("dladm: failed to modify overlay nosuch0: object not found\n"));
+            Is.EqualTo("dladm: failed to set target 2:8:20:0:0:1 for overlay target cache ovl0: operation not supported\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -d 2:8:20:0:0:1 ovl0")).Stderr,
+            Is.EqualTo("dladm: failed to flush target 2:8:20:0:0:1 from overlay target cache ovl0: operation not supported\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -f ovl0")).Stderr, Is.EqualTo("dladm: failed to flush target cache for overlay ovl0: operation not supported\n"));
+        Assert.That(h.Fails(A("dladm modify-overlay -f nosuch0")).Stderr, Is.EqualTo("dladm: failed to find overlay nosuch0: object not found\n"));
     }
 
     [Test]

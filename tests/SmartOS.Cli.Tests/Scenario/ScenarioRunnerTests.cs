@@ -42,6 +42,27 @@ public partial class ScenarioRunnerTests
     }
 
     [Test]
+    public void SCENARIO_DIR_after_a_property_s_equals_sign_names_the_file_beside_the_scenario()
+    {
+        string beside = Path.Combine(_dir, "scn");
+        Directory.CreateDirectory(beside);
+        File.WriteAllText(Path.Combine(beside, "map.json"), """{ "2:0:0:0:1:1": { "ip": "10.0.0.1", "port": 4789 } }""");
+        var (code, o, e) = Run("host h1 nics=1\n"
+            + "dladm create-overlay -e vxlan -s files -v 7 -p vxlan/listen_ip=10.0.0.1,files/config=${SCENARIO_DIR}/map.json ov0\n"
+            + "dladm show-overlay -p -o property,value ov0\n"
+            + "! vmadm validate create -f $SCENARIO_DIR/a$SCENARIO_DIRX$PATH.json\n",
+            fileName: Path.Combine(beside, "t.scn"));
+        Assert.That(code, Is.Zero, e + o);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(o, Does.Contain("h1# dladm create-overlay -e vxlan -s files -v 7 -p vxlan/listen_ip=10.0.0.1,files/config=${SCENARIO_DIR}/map.json ov0\n"));
+            Assert.That(o, Does.Contain($"files/config:{Path.Combine(beside, "map.json").Replace(":", "\\:")}\n"));
+            Assert.That(o, Does.Contain($"Could not find file '{Path.Combine(beside, "a$SCENARIO_DIRX$PATH.json")}'"),
+                "a longer name, and other variables inside a word, are left as written");
+        }
+    }
+
+    [Test]
     public void A_transcript_echoes_each_command_with_its_host()
     {
         var (code, o, _) = Run("host h1 nics=1\ndladm create-etherstub stub0\ndladm show-etherstub\n");
