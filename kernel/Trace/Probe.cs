@@ -74,6 +74,10 @@ public readonly struct ProbeArgs
     /// <summary>The zone the firing belongs to (a shared probe's); null: the probe's own zone.</summary>
     public string? Zone { get; init; }
 
+    /// <summary>The process the firing happens in (execname, pid, curpsinfo ...), when the site
+    /// knows it better than <see cref="TraceProcess.Current"/> does (rule 6).</summary>
+    public TraceProcess? Process { get; init; }
+
     /// <summary>What D's self-> variables belong to: the connection or socket the probe fires for,
     /// else the zone's stack; null: no thread (the consumer's own, as for BEGIN and END).</summary>
     public object? Thread { get; init; }
@@ -158,7 +162,22 @@ public sealed class ProbeRegistry
         Begin = Add("dtrace", static () => "", "", "BEGIN", static () => "global");
         End = Add("dtrace", static () => "", "", "END", static () => "global");
         Error = Add("dtrace", static () => "", "", "ERROR", static () => "global");
+        Kernel = new TraceProcess(0, 0, "global", 0, "sched", ["sched"], this);
     }
+
+    /// <summary>The host's kernel as a process: pid 0, sched, in the global zone (TraceProcess.cs).</summary>
+    public TraceProcess Kernel { get; }
+
+    /// <summary>The host's sched probes, once its scheduler is hooked (SchedProbes.Attach).</summary>
+    public SchedProbes? Sched { get; internal set; }
+
+    /// <summary>The first pid a program gets; lower ones are the system's on illumos (sched 0, init
+    /// 1, pageout 2, fsflush 3 ...).</summary>
+    public const int FirstPid = 100;
+    private int _nextPid = FirstPid;
+
+    /// <summary>A pid for a new program of this host.</summary>
+    public int AllocatePid() => _nextPid++;
 
     public Probe Begin { get; }
     public Probe End { get; }
