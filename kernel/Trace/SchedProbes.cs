@@ -31,7 +31,7 @@ public sealed class SchedProbes
     /// thread has here, read from its TraceProcess.</summary>
     public static readonly ProbeType LwpsInfo = new("lwpsinfo_t",
         ProbeMember.Integer("pr_flag", "int", static _ => 0),
-        ProbeMember.Integer("pr_lwpid", "id_t", static _ => 1),
+        ProbeMember.Integer("pr_lwpid", "id_t", static o => P(o).Pid == 0 ? 0 : 1),
         ProbeMember.Integer("pr_addr", "uintptr_t", static o => P(o).ThreadAddress),
         ProbeMember.Integer("pr_state", "char", static _ => SOnProc),
         ProbeMember.Integer("pr_sname", "char", static _ => 'O'),
