@@ -31,8 +31,18 @@
  *   3. tcps_state and tcplsinfo_t's tcps_state use illumos's values (TCP_STATE_CLOSED -6 ..
  *      TCP_STATE_TIME_WAIT 6, tcp.d), so D's TCP_STATE_* inlines compare with them.
  *
- * Function names are this project's (the sites are not illumos's functions); match on provider and
- * name (tcp:::send) as the guide's one-liners do.
+ *   4. Each probe sits under the illumos function whose DTRACE_IP7/DTRACE_TCP5/DTRACE_UDP5 call
+ *      fires it (illumos-gate: ip_input.c's ill_input_short_v4 and ip6_input.c's _v6 for receive;
+ *      ip.c's ip_xmit for send; tcp_input.c's tcp_input_data for a connection's segments and its
+ *      connect-established/-refused and accept-established, tcp_input_listener for a segment to a
+ *      listener; tcp_output.c's tcp_send_data for a connection's segments, tcp_xmit_early_reset
+ *      for a reset that belongs to no connection and its accept-refused, tcp_xmit_listeners_reset
+ *      for a segment nobody takes; tcp.c's tcp_do_connect for connect-request; udp.c's udp_input,
+ *      udp_output_connected and udp_output_newdst). Where illumos fires one name from several
+ *      functions, so do these (tcp:::send matches two probes); the probes added for that come
+ *      after the first twelve, whose IDs do not move. state-change is one probe, tcp_set_state
+ *      (this project's: illumos fires it from a dozen functions). Match on provider and name
+ *      (tcp:::send) as the guide's one-liners do.
  */
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;

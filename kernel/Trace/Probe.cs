@@ -23,10 +23,18 @@
  *      consumer's clause asks for it (a string member, an address, is formatted then).
  *   5. A shared probe (the ip, tcp and udp providers) is one probe for every zone's stack, as on
  *      illumos; each firing names its zone (ProbeArgs.Zone), and a zone's consumer hears only its own.
+ *   6. Every firing happens in a process (TraceProcess.cs), what execname, pid, curpsinfo and the
+ *      other process built-ins read: the one the site names (ProbeArgs.Process: proc and sched),
+ *      else the program whose code is running (TraceProcess.Current, carried with its async flow),
+ *      else the host's kernel, pid 0, "sched". A kernel firing for a zone's stack still names that
+ *      zone in ProbeArgs.Zone (zonename), so a zone's consumer hears its stack.
+ *   7. The loop is the host's one CPU; each event it runs is a turn of the kernel and a program's
+ *      code running takes the CPU from it (SchedProbes.cs): sched:::on-cpu/off-cpu mark the turns.
  *
  * Providers: mac (vnic/LinkProbes.cs, with the shaper's mac_bw probes), ip/tcp/udp
- * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), dtrace and
- * profile (dtrace/Consumer.cs). Not done yet: probes of the VMM and of storage (io, zfs).
+ * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), sched
+ * (SchedProbes.cs, hooked to the host's scheduler), dtrace and profile (dtrace/Consumer.cs). Not
+ * done yet: probes of the VMM and of storage (io, zfs).
  */
 namespace SmartOS.Kernel.Trace;
 
