@@ -90,13 +90,19 @@ public sealed class SchedProbes
     // parallel run) and the thread an event's turn belongs to when no program runs.
     [ThreadStatic] private static TraceProcess? t_onCpu;
     [ThreadStatic] private static TraceProcess? t_eventOwner;
+    // Whether this thread is running one of a traced scheduler's events: a program's flow that
+    // reaches another thread (a continuation on the thread pool, in real time) is no turn of the
+    // loop, and the consumer, which lives on the loop, must not hear of it there.
+    [ThreadStatic] private static bool t_inEvent;
 
     /// <summary>Runs one of the scheduler's events as a turn: sched's, unless it is a program's
     /// continuation (<paramref name="kernel"/> null), whose own switch reports its turn.</summary>
     internal static void RunEvent(KTimer timer, TraceProcess? kernel)
     {
         var outer = t_eventOwner;
+        bool outerInEvent = t_inEvent;
         t_eventOwner = kernel;
+        t_inEvent = true;
         Switch(kernel);
         try
         {
@@ -106,13 +112,14 @@ public sealed class SchedProbes
         {
             t_eventOwner = outer;
             Switch(outer);
+            t_inEvent = outerInEvent;
         }
     }
 
     /// <summary>TraceProcess.Current changed: a program's code starts or stops running here.</summary>
     internal static void Switched(TraceProcess? previous, TraceProcess? current)
     {
-        if (current == null && previous == null) return;
+        if (!t_inEvent || current == null && previous == null) return;
         Switch(current ?? t_eventOwner);
     }
 
