@@ -93,7 +93,8 @@ internal sealed class Compiler
 
     public Compiler(Consumer consumer) => _c = consumer;
 
-    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "walltimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu"];
+    private static readonly HashSet<string> s_builtins = ["timestamp", "vtimestamp", "walltimestamp", "probeprov", "probemod", "probefunc", "probename", "zonename", "epid", "id", "cpu",
+        "execname", "pid", "ppid", "uid", "gid", "tid", "curthread", "curpsinfo", "curlwpsinfo"];
 
     /// <summary>Compiles a clause for the probes it matched (their argument types type args[N]).</summary>
     public CompiledClause Compile(Clause clause, IReadOnlyList<Probe> probes)
@@ -467,6 +468,16 @@ internal sealed class Compiler
             case "zonename": return CExpr.Str(f => f.Args.Zone ?? f.Probe.Zone);
             case "id": return CExpr.Int(f => f.Probe.Id);
             case "cpu": return CExpr.Int(_ => 0);
+            // The process the firing happens in (Probe.cs rule 6): the site's, else the program
+            // whose code runs, else the host's kernel (sched, pid 0).
+            case "execname": return CExpr.Str(f => ProcessOf(f).Fname);
+            case "pid": return CExpr.Int(f => ProcessOf(f).Pid);
+            case "ppid": return CExpr.Int(f => ProcessOf(f).PPid);
+            case "uid" or "gid": return CExpr.Int(_ => 0);
+            case "tid": return CExpr.Int(f => ProcessOf(f).Pid == 0 ? 0 : 1);
+            case "curthread": return CExpr.Int(f => ProcessOf(f).ThreadAddress);
+            case "curpsinfo" or "curlwpsinfo":
+                throw new DCompileError($"{n} is a pointer to {(n == "curpsinfo" ? "psinfo_t" : "lwpsinfo_t")}: read a member with ->", id.Line, id.Column);
         }
         if (DLibrary.Inlines.TryGetValue(n, out long inline)) return CExpr.Int(_ => inline);
         if (_globals.TryGetValue(n, out var g))
@@ -740,24 +751,34 @@ internal sealed class Compiler
         return CExpr.Int(f => f.Args[n].Int);
     }
 
-    private (ProbeMember Member, int Arg) ResolveMember(Member m)
+    /// <summary>The process a firing happens in (Probe.cs rule 6).</summary>
+    internal static TraceProcess ProcessOf(Frame f) => f.Args.Process ?? TraceProcess.Current ?? f.Consumer.Kernel;
+
+    private (ProbeMember Member, Func<Frame, object?> Target) ResolveMember(Member m)
     {
+        if (m.Target is Ident { Name: "curpsinfo" or "curlwpsinfo" } cur)
+        {
+            var t = cur.Name == "curpsinfo" ? SchedProbes.PsInfo : SchedProbes.LwpsInfo;
+            var pm = t.Member(m.Name) ?? throw new DCompileError($"{m.Name} is not a member of {t.Name}", m.Line, m.Column);
+            return (pm, static f => ProcessOf(f));
+        }
         if (m.Target is not Index { Name: "args" } ax) throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
         var type = ArgType(ax, out int n) ?? throw new DCompileError("operator -> must be applied to a pointer", m.Line, m.Column);
         var member = type.Member(m.Name) ?? throw new DCompileError($"{m.Name} is not a member of {type.Name}", m.Line, m.Column);
-        return (member, n);
+        return (member, f => f.Args[n].Obj);
     }
 
-    /// <summary>args[N]->member (rule 6 of Syntax.cs): a NULL argument faults at the member's offset.</summary>
+    /// <summary>args[N]->member, curpsinfo->member (rule 6 of Syntax.cs): a NULL argument faults
+    /// at the member's offset.</summary>
     private CExpr MemberExpr(Member m)
     {
-        var (member, n) = ResolveMember(m);
+        var (member, target) = ResolveMember(m);
         int dif = NextDif();
         long offset = member.Offset;
         if (member.Int is { } gi)
-            return CExpr.Int(f => f.Args[n].Obj is { } o ? gi(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+            return CExpr.Int(f => target(f) is { } o ? gi(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
         var gs = member.Str!;
-        return CExpr.Str(f => f.Args[n].Obj is { } o ? gs(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
+        return CExpr.Str(f => target(f) is { } o ? gs(o) : throw new DRuntimeFault($"invalid address (0x{offset:x})", dif, DRuntimeFault.BadAddress, offset));
     }
 
     /// <summary>inet_ntoa(&amp;args[N]->m) and inet_ntop(af, &amp;args[N]->m): the address member as text

@@ -51,6 +51,9 @@ public sealed partial class Consumer : IProbeConsumer
     public TaskCompletionSource<int> Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public long Now => _scheduler.Now;
 
+    /// <summary>The host's kernel (pid 0, sched): the process of a firing no program's code made.</summary>
+    internal TraceProcess Kernel => _registry.Kernel;
+
     /// <summary>`-x aggsize`: the bytes aggregations may take before new keys are dropped (AggSpace).</summary>
     public long AggSize
     {

@@ -51,7 +51,7 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
         public PostItem(LoopSynchronizationContext owner)
         {
             Owner = owner;
-            Timer = new KTimer(owner._scheduler, static s => ((PostItem)s!).Fire(), this);
+            Timer = new KTimer(owner._scheduler, static s => ((PostItem)s!).Fire(), this) { Continuation = true };
         }
 
         private void Fire()

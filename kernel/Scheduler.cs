@@ -49,6 +49,9 @@ public sealed class Scheduler
     private int _stale;
     private RealTimeDriver? _driver;
 
+    /// <summary>The host's sched probes (Trace/SchedProbes.cs): each event is a turn of a thread.</summary>
+    public Trace.SchedProbes? SchedProbes { get; internal set; }
+
     /// <summary>The timeline this scheduler is a domain of (null: it is a timeline by itself).</summary>
     public Timeline? Timeline { get; internal set; }
 
@@ -309,7 +312,10 @@ public sealed class Scheduler
         _liveTimers--;
         if (e.When > _now) _now = e.When;
         _eventsRun++;
-        timer.Fire();
+        // The sched provider (Trace/SchedProbes.cs): one field test per event while it is disabled.
+        var sched = SchedProbes;
+        if (sched != null && sched.Enabled) Trace.SchedProbes.RunEvent(timer, timer.Continuation ? null : sched.Kernel);
+        else timer.Fire();
         return true;
     }
 
@@ -384,6 +390,10 @@ public sealed class KTimer
     internal bool InHeap;
     internal long EntryWhen;
     private bool _armed;
+
+    /// <summary>A program's continuation posted to the loop (LoopSynchronizationContext): its turn is
+    /// the program's, reported when its code starts running (Trace/SchedProbes.cs).</summary>
+    internal bool Continuation;
 
     public KTimer(Scheduler scheduler, Action<object?> callback, object? state = null)
     {

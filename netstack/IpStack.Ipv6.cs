@@ -155,7 +155,7 @@ public sealed partial class IpStack
             offset += ext.Length;
         }
         Counters6.ipv6InDelivers++;
-        if (_probes.IpReceive.Enabled) FireIp(_probes.IpReceive, p.Data, v6: true, ifc);
+        if (_probes.IpReceiveV6.Enabled) FireIp(_probes.IpReceiveV6, p.Data, v6: true, ifc);
         _deliveredHeaderLength = offset;
         if (next == IpProtocol.Icmpv6)
         {

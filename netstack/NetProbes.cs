@@ -31,8 +31,18 @@
  *   3. tcps_state and tcplsinfo_t's tcps_state use illumos's values (TCP_STATE_CLOSED -6 ..
  *      TCP_STATE_TIME_WAIT 6, tcp.d), so D's TCP_STATE_* inlines compare with them.
  *
- * Function names are this project's (the sites are not illumos's functions); match on provider and
- * name (tcp:::send) as the guide's one-liners do.
+ *   4. Each probe sits under the illumos function whose DTRACE_IP7/DTRACE_TCP5/DTRACE_UDP5 call
+ *      fires it (illumos-gate: ip_input.c's ill_input_short_v4 and ip6_input.c's _v6 for receive;
+ *      ip.c's ip_xmit for send; tcp_input.c's tcp_input_data for a connection's segments and its
+ *      connect-established/-refused and accept-established, tcp_input_listener for a segment to a
+ *      listener; tcp_output.c's tcp_send_data for a connection's segments, tcp_xmit_early_reset
+ *      for a reset that belongs to no connection and its accept-refused, tcp_xmit_listeners_reset
+ *      for a segment nobody takes; tcp.c's tcp_do_connect for connect-request; udp.c's udp_input,
+ *      udp_output_connected and udp_output_newdst). Where illumos fires one name from several
+ *      functions, so do these (tcp:::send matches two probes); the probes added for that come
+ *      after the first twelve, whose IDs do not move. state-change is one probe, tcp_set_state
+ *      (this project's: illumos fires it from a dozen functions). Match on provider and name
+ *      (tcp:::send) as the guide's one-liners do.
  */
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
@@ -45,10 +55,10 @@ namespace SmartOS.Netstack;
 /// <summary>The ip, tcp and udp probes of one host (the theory statement above).</summary>
 public sealed class NetProbes
 {
-    public readonly Probe IpSend, IpReceive;
-    public readonly Probe TcpSend, TcpReceive, TcpStateChange, TcpConnectRequest, TcpConnectEstablished, TcpConnectRefused,
-        TcpAcceptEstablished, TcpAcceptRefused;
-    public readonly Probe UdpSend, UdpReceive;
+    public readonly Probe IpSend, IpReceive, IpReceiveV6;
+    public readonly Probe TcpSend, TcpSendNoConnection, TcpReceive, TcpReceiveListener, TcpReceiveNoConnection, TcpStateChange,
+        TcpConnectRequest, TcpConnectEstablished, TcpConnectRefused, TcpAcceptEstablished, TcpAcceptRefused;
+    public readonly Probe UdpSend, UdpSendConnected, UdpReceive;
 
     /// <summary>Probes no consumer can reach: a stack's until it is given its host's (rule 2).</summary>
     public static readonly NetProbes None = new(new ProbeRegistry());
@@ -63,18 +73,25 @@ public sealed class NetProbes
         var ip = new ProbeType?[] { NetTypes.PktInfo, NetTypes.CsInfo, NetTypes.IpInfo, NetTypes.IfInfo, NetTypes.Ipv4Info, NetTypes.Ipv6Info };
         var tcp = new ProbeType?[] { NetTypes.PktInfo, NetTypes.CsInfo, NetTypes.IpInfo, NetTypes.TcpsInfo, NetTypes.TcpInfo };
         var udp = new ProbeType?[] { NetTypes.PktInfo, NetTypes.CsInfo, NetTypes.IpInfo, NetTypes.UdpsInfo, NetTypes.UdpInfo };
-        IpSend = r.AddShared("ip", "ip", "ip_output", "send", ip);
-        IpReceive = r.AddShared("ip", "ip", "ip_input", "receive", ip);
-        TcpSend = r.AddShared("tcp", "ip", "tcp_output", "send", tcp);
-        TcpReceive = r.AddShared("tcp", "ip", "tcp_input", "receive", tcp);
+        // The functions are illumos's that fire each probe (rule 4); probes added since the first
+        // ones come last, so the first ones keep their IDs.
+        IpSend = r.AddShared("ip", "ip", "ip_xmit", "send", ip);
+        IpReceive = r.AddShared("ip", "ip", "ill_input_short_v4", "receive", ip);
+        TcpSend = r.AddShared("tcp", "ip", "tcp_send_data", "send", tcp);
+        TcpReceive = r.AddShared("tcp", "ip", "tcp_input_data", "receive", tcp);
         TcpStateChange = r.AddShared("tcp", "ip", "tcp_set_state", "state-change", null, NetTypes.CsInfo, null, NetTypes.TcpsInfo, null, NetTypes.TcplsInfo);
-        TcpConnectRequest = r.AddShared("tcp", "ip", "tcp_output", "connect-request", tcp);
-        TcpConnectEstablished = r.AddShared("tcp", "ip", "tcp_input", "connect-established", tcp);
-        TcpConnectRefused = r.AddShared("tcp", "ip", "tcp_input", "connect-refused", tcp);
-        TcpAcceptEstablished = r.AddShared("tcp", "ip", "tcp_input", "accept-established", tcp);
-        TcpAcceptRefused = r.AddShared("tcp", "ip", "tcp_reset_closed", "accept-refused", tcp);
-        UdpSend = r.AddShared("udp", "ip", "udp_output", "send", udp);
+        TcpConnectRequest = r.AddShared("tcp", "ip", "tcp_do_connect", "connect-request", tcp);
+        TcpConnectEstablished = r.AddShared("tcp", "ip", "tcp_input_data", "connect-established", tcp);
+        TcpConnectRefused = r.AddShared("tcp", "ip", "tcp_input_data", "connect-refused", tcp);
+        TcpAcceptEstablished = r.AddShared("tcp", "ip", "tcp_input_data", "accept-established", tcp);
+        TcpAcceptRefused = r.AddShared("tcp", "ip", "tcp_xmit_early_reset", "accept-refused", tcp);
+        UdpSend = r.AddShared("udp", "ip", "udp_output_newdst", "send", udp);
         UdpReceive = r.AddShared("udp", "ip", "udp_input", "receive", udp);
+        IpReceiveV6 = r.AddShared("ip", "ip", "ill_input_short_v6", "receive", ip);
+        TcpSendNoConnection = r.AddShared("tcp", "ip", "tcp_xmit_early_reset", "send", tcp);
+        TcpReceiveListener = r.AddShared("tcp", "ip", "tcp_input_listener", "receive", tcp);
+        TcpReceiveNoConnection = r.AddShared("tcp", "ip", "tcp_xmit_listeners_reset", "receive", tcp);
+        UdpSendConnected = r.AddShared("udp", "ip", "udp_output_connected", "send", udp);
     }
 }
 

@@ -144,7 +144,9 @@ internal sealed class UdpLayer : ITransport
             return NetError.MessageTooLong;
         }
         _stack.UdpStats.udpOutDatagrams++;
-        if (_stack.Probes.UdpSend.Enabled) _stack.FireUdp(_stack.Probes.UdpSend, p.Data, from.Address, to.Address, socket);
+        // illumos's udp_output_connected for a connected socket, udp_output_newdst otherwise.
+        var sendProbe = socket is { IsConnected: true } ? _stack.Probes.UdpSendConnected : _stack.Probes.UdpSend;
+        if (sendProbe.Enabled) _stack.FireUdp(sendProbe, p.Data, from.Address, to.Address, socket);
         bool ok = to.Address.IsV4
             ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)
             : _stack.SendV6(p, from.Address, to.Address, IpProtocol.Udp, ttl, via);

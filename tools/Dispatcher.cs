@@ -139,35 +139,42 @@ public static class Dispatcher
     public static Task<int> StartAsync(CommandContext ctx, string[] argv)
     {
         if (argv.Length == 0) return Task.FromResult(0);
-        // The proc provider (ProcProbes.cs): a program starts, execs its command, and exits.
-        var proc = ProcProbes.For(ctx.Host.Mac.Probes);
-        var program = new object();
+        // The proc provider (ProcProbes.cs): a program is created by the one that starts it, starts,
+        // execs its command, and exits; while its code runs it is the current process (execname,
+        // pid, curpsinfo: kernel/Trace/TraceProcess.cs).
+        var registry = ctx.Host.Mac.Probes;
+        var proc = ProcProbes.For(registry);
         string zone = ctx.Zone;
-        ProcProbes.Fire(proc.Start, zone, program);
-        ProcProbes.Fire(proc.Exec, zone, program, argv[0]);
-        if (!CommandRegistry.TryGet(argv[0], out var command))
-        {
-            ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
-            return ExecFailed(proc, zone, program, ProcProbes.Enoent, 127);
-        }
-        if (ctx.Zone != "global" && command.ZoneRefusal is string refusal)
-        {
-            ctx.Err.WriteLine(refusal);
-            return ExecFailed(proc, zone, program, ProcProbes.Eperm, 1);
-        }
-        ProcProbes.Fire(proc.ExecSuccess, zone, program);
-        if (!ctx.HostRunning && command.NeedsRunningHost(argv[1..]))
-        {
-            ctx.Err.WriteLine(NotBootedMessage(argv[0]));
-            return Task.FromResult(1);
-        }
-        string[] args = argv[1..];
+        var parent = SmartOS.Kernel.Trace.TraceProcess.Current;
+        var program = new SmartOS.Kernel.Trace.TraceProcess(registry.AllocatePid(), parent?.Pid ?? 0, zone,
+            zone == "global" ? 0 : ctx.RunningZone?.Id ?? 0, Path.GetFileName(argv[0]), argv, registry);
+        ProcProbes.Fire(proc.Create, parent?.Zone ?? "global", parent ?? (object)registry.Kernel, parent, SmartOS.Kernel.Trace.ProbeArg.Of(program));
         return ctx.Host.Sync.Start(async () =>
         {
+            // An async method's change of its flow stays inside it: the caller's process is unchanged.
+            program.Enter();
+            ProcProbes.Fire(proc.Start, zone, program, program);
+            ProcProbes.Fire(proc.Exec, zone, program, program, argv[0]);
+            if (!CommandRegistry.TryGet(argv[0], out var command))
+            {
+                ctx.Err.WriteLine($"smartos: {argv[0]}: command not found");
+                return ExecFailed(proc, zone, program, ProcProbes.Enoent, 127);
+            }
+            if (ctx.Zone != "global" && command.ZoneRefusal is string refusal)
+            {
+                ctx.Err.WriteLine(refusal);
+                return ExecFailed(proc, zone, program, ProcProbes.Eperm, 1);
+            }
+            ProcProbes.Fire(proc.ExecSuccess, zone, program, program);
             int status = 1;
             try
             {
-                return status = await command.RunAsync(ctx, args);
+                if (!ctx.HostRunning && command.NeedsRunningHost(argv[1..]))
+                {
+                    ctx.Err.WriteLine(NotBootedMessage(argv[0]));
+                    return status = 1;
+                }
+                return status = await command.RunAsync(ctx, argv[1..]);
             }
             catch (OperationCanceledException)
             {
@@ -185,16 +192,16 @@ public static class Dispatcher
             }
             finally
             {
-                ProcProbes.Fire(proc.Exit, zone, program, status == 130 ? ProcProbes.CldKilled : ProcProbes.CldExited, status);
+                ProcProbes.Fire(proc.Exit, zone, program, program, status == 130 ? ProcProbes.CldKilled : ProcProbes.CldExited, status);
             }
         });
     }
 
-    private static Task<int> ExecFailed(ProcProbes proc, string zone, object program, int errno, int status)
+    private static int ExecFailed(ProcProbes proc, string zone, SmartOS.Kernel.Trace.TraceProcess program, int errno, int status)
     {
-        ProcProbes.Fire(proc.ExecFailure, zone, program, errno);
-        ProcProbes.Fire(proc.Exit, zone, program, ProcProbes.CldExited, status);
-        return Task.FromResult(status);
+        ProcProbes.Fire(proc.ExecFailure, zone, program, program, errno);
+        ProcProbes.Fire(proc.Exit, zone, program, program, ProcProbes.CldExited, status);
+        return status;
     }
 
     /// <summary>Runs a command to completion in virtual time (tests). A command that still waits when

@@ -29,10 +29,10 @@ internal sealed class LinkProbes
         string Zone() => link?.Zone ?? "global";
         Transmit = registry.Add("mac", Module, "mac_tx", "transmit", Zone);
         Receive = registry.Add("mac", Module, "mac_rx", "receive", Zone);
-        MacNoSpoof = registry.Add("mac", Module, "mac_protect_check", "mac-nospoof-fail", Zone);
-        IpNoSpoof = registry.Add("mac", Module, "mac_protect_check", "ip-nospoof-fail", Zone);
-        DhcpNoSpoof = registry.Add("mac", Module, "mac_protect_check", "dhcp-nospoof-fail", Zone);
-        Restricted = registry.Add("mac", Module, "mac_protect_check", "restricted-fail", Zone);
+        MacNoSpoof = registry.Add("mac", Module, "mac_protect_check_one", "mac-nospoof-fail", Zone);
+        IpNoSpoof = registry.Add("mac", Module, "mac_protect_check_one", "ip-nospoof-fail", Zone);
+        DhcpNoSpoof = registry.Add("mac", Module, "mac_protect_check_one", "dhcp-nospoof-fail", Zone);
+        Restricted = registry.Add("mac", Module, "mac_protect_check_one", "restricted-fail", Zone);
         BwEnqueue = registry.Add("mac", Module, "mac_bw", "enqueue", Zone);
         BwDequeue = registry.Add("mac", Module, "mac_bw", "dequeue", Zone);
         BwDrop = registry.Add("mac", Module, "mac_bw", "drop", Zone);

@@ -71,6 +71,7 @@
  * every write by the storage layer (VmDatasets.cs rule 2).
  */
 using SmartOS.Kernel;
+using SmartOS.Kernel.Trace;
 using SmartOS.Netstack;
 using SmartOS.Vnic;
 
@@ -177,6 +178,7 @@ public sealed class Host
         Store = store;
         NicTags = new NicTagTable(Mac);
         Stack = new IpStack("global", Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
+        SchedProbes.Attach(Mac.Probes, Scheduler); // sched:::on-cpu/off-cpu: the turns of this host's loop
         Zones = new ZoneTable(this);
         Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities);
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);

@@ -23,10 +23,18 @@
  *      consumer's clause asks for it (a string member, an address, is formatted then).
  *   5. A shared probe (the ip, tcp and udp providers) is one probe for every zone's stack, as on
  *      illumos; each firing names its zone (ProbeArgs.Zone), and a zone's consumer hears only its own.
+ *   6. Every firing happens in a process (TraceProcess.cs), what execname, pid, curpsinfo and the
+ *      other process built-ins read: the one the site names (ProbeArgs.Process: proc and sched),
+ *      else the program whose code is running (TraceProcess.Current, carried with its async flow),
+ *      else the host's kernel, pid 0, "sched". A kernel firing for a zone's stack still names that
+ *      zone in ProbeArgs.Zone (zonename), so a zone's consumer hears its stack.
+ *   7. The loop is the host's one CPU; each event it runs is a turn of the kernel and a program's
+ *      code running takes the CPU from it (SchedProbes.cs): sched:::on-cpu/off-cpu mark the turns.
  *
  * Providers: mac (vnic/LinkProbes.cs, with the shaper's mac_bw probes), ip/tcp/udp
- * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), dtrace and
- * profile (dtrace/Consumer.cs). Not done yet: probes of the VMM and of storage (io, zfs).
+ * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), sched
+ * (SchedProbes.cs, hooked to the host's scheduler), dtrace and profile (dtrace/Consumer.cs). Not
+ * done yet: probes of the VMM and of storage (io, zfs).
  */
 namespace SmartOS.Kernel.Trace;
 
@@ -73,6 +81,10 @@ public readonly struct ProbeArgs
 
     /// <summary>The zone the firing belongs to (a shared probe's); null: the probe's own zone.</summary>
     public string? Zone { get; init; }
+
+    /// <summary>The process the firing happens in (execname, pid, curpsinfo ...), when the site
+    /// knows it better than <see cref="TraceProcess.Current"/> does (rule 6).</summary>
+    public TraceProcess? Process { get; init; }
 
     /// <summary>What D's self-> variables belong to: the connection or socket the probe fires for,
     /// else the zone's stack; null: no thread (the consumer's own, as for BEGIN and END).</summary>
@@ -158,7 +170,22 @@ public sealed class ProbeRegistry
         Begin = Add("dtrace", static () => "", "", "BEGIN", static () => "global");
         End = Add("dtrace", static () => "", "", "END", static () => "global");
         Error = Add("dtrace", static () => "", "", "ERROR", static () => "global");
+        Kernel = new TraceProcess(0, 0, "global", 0, "sched", ["sched"], this);
     }
+
+    /// <summary>The host's kernel as a process: pid 0, sched, in the global zone (TraceProcess.cs).</summary>
+    public TraceProcess Kernel { get; }
+
+    /// <summary>The host's sched probes, once its scheduler is hooked (SchedProbes.Attach).</summary>
+    public SchedProbes? Sched { get; internal set; }
+
+    /// <summary>The first pid a program gets; lower ones are the system's on illumos (sched 0, init
+    /// 1, pageout 2, fsflush 3 ...).</summary>
+    public const int FirstPid = 100;
+    private int _nextPid = FirstPid;
+
+    /// <summary>A pid for a new program of this host.</summary>
+    public int AllocatePid() => _nextPid++;
 
     public Probe Begin { get; }
     public Probe End { get; }

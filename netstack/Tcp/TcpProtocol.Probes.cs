@@ -64,5 +64,5 @@ public sealed partial class TcpProtocol
     }
 
     /// <summary>Whether a received segment must be kept for the probes that report it.</summary>
-    private bool ReceiveProbed => Probes.TcpReceive.Enabled || Probes.TcpConnectEstablished.Enabled || Probes.TcpAcceptEstablished.Enabled || Probes.TcpConnectRefused.Enabled;
+    private bool ReceiveProbed => Probes.TcpReceive.Enabled || Probes.TcpReceiveListener.Enabled || Probes.TcpReceiveNoConnection.Enabled || Probes.TcpConnectEstablished.Enabled || Probes.TcpAcceptEstablished.Enabled || Probes.TcpConnectRefused.Enabled;
 }

@@ -226,7 +226,11 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
         }
         if (ReceiveProbed)
         {
-            FireSegmentIfEnabled(Probes.TcpReceive, segment, source, destination, conn);
+            // illumos's tcp_input_data for a connection's segment, tcp_input_listener for one to a
+            // listener, tcp_xmit_listeners_reset for one nobody takes.
+            var receive = conn != null ? Probes.TcpReceive
+                : FindListener(destination, seg.DestinationPort) != null ? Probes.TcpReceiveListener : Probes.TcpReceiveNoConnection;
+            FireSegmentIfEnabled(receive, segment, source, destination, conn);
         }
         if (conn != null)
         {
@@ -387,7 +391,9 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
     internal void Transmit(Packet p, IpAddress local, IpAddress remote, TcpConnection? conn = null)
     {
         TcpView.TryCreate(p.Data, out var view);
-        if (Probes.TcpSend.Enabled) FireSegment(Probes.TcpSend, p.Data, local, remote, conn);
+        // illumos's tcp_send_data for a connection's segment, tcp_xmit_early_reset for a reset of none.
+        var send = conn != null ? Probes.TcpSend : Probes.TcpSendNoConnection;
+        if (send.Enabled) FireSegment(send, p.Data, local, remote, conn);
         // An active open's SYN (not SYN-ACK) is also a connection request.
         if (Probes.TcpConnectRequest.Enabled && conn != null && view.Flags == TcpFlags.Syn)
             FireSegment(Probes.TcpConnectRequest, p.Data, local, remote, conn);

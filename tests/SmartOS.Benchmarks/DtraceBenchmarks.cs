@@ -16,7 +16,9 @@ namespace SmartOS.Benchmarks;
 /// compiling, matching and enabling every clause on every link's probes, and tearing it down. The
 /// datapath's cost with probes disabled and enabled is in DatapathBenchmarks; the IP stacks' here:
 /// 64-byte UDP datagrams between two stacks without probes, with the host's ip/tcp/udp probes
-/// present but disabled, and with `udp:::send, ip:::receive { @[zonename] = count(); }` enabled.
+/// present but disabled, and with `udp:::send, ip:::receive { @[zonename] = count(); }` enabled;
+/// then with the sched provider (kernel/Trace/SchedProbes.cs) hooked to the scheduler but disabled
+/// (its one test per event), and with `sched:::on-cpu { @[execname] = count(); }` enabled.
 /// </summary>
 public static class DtraceBenchmarks
 {
@@ -25,7 +27,7 @@ public static class DtraceBenchmarks
         Compile(o);
         // Two passes, the first unprinted: the JIT's tiers settle before anything is measured.
         for (int pass = 0; pass < 2; pass++)
-            foreach (var mode in new[] { "no probes", "probes disabled", "udp:::send, ip:::receive { @[zonename] = count(); }" })
+            foreach (var mode in new[] { "no probes", "probes disabled", "udp:::send, ip:::receive { @[zonename] = count(); }", "sched probes disabled", "sched:::on-cpu { @[execname] = count(); }" })
                 Udp(pass == 0 ? TextWriter.Null : o, mode);
     }
 
@@ -34,6 +36,7 @@ public static class DtraceBenchmarks
         var scheduler = new Scheduler();
         var pool = new PacketPool();
         var mac = new MacLayer("bench", scheduler, pool, new KstatRegistry(), new HostRandom(1));
+        if (mode.Contains("sched")) SchedProbes.Attach(mac.Probes, scheduler);
         mac.CreateEtherstub("stub0", temporary: true);
         IpStack Stack(int n)
         {

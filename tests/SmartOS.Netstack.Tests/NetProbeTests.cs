@@ -68,7 +68,16 @@ public class NetProbeTests
         Assert.That(registry.All.Where(p => p.Provider is "ip" or "tcp" or "udp").Select(p => p.Name), Is.EqualTo(new[]
         {
             "send", "receive", "send", "receive", "state-change", "connect-request", "connect-established", "connect-refused",
-            "accept-established", "accept-refused", "send", "receive",
+            "accept-established", "accept-refused", "send", "receive", "receive", "send", "receive", "receive", "send",
+        }));
+        // Each under the illumos function that fires it (NetProbes.cs rule 4).
+        Assert.That(registry.All.Where(p => p.Provider is "ip" or "tcp" or "udp").Select(p => $"{p.Provider}:{p.Module}:{p.Function}:{p.Name}"), Is.EqualTo(new[]
+        {
+            "ip:ip:ip_xmit:send", "ip:ip:ill_input_short_v4:receive", "tcp:ip:tcp_send_data:send", "tcp:ip:tcp_input_data:receive",
+            "tcp:ip:tcp_set_state:state-change", "tcp:ip:tcp_do_connect:connect-request", "tcp:ip:tcp_input_data:connect-established",
+            "tcp:ip:tcp_input_data:connect-refused", "tcp:ip:tcp_input_data:accept-established", "tcp:ip:tcp_xmit_early_reset:accept-refused",
+            "udp:ip:udp_output_newdst:send", "udp:ip:udp_input:receive", "ip:ip:ill_input_short_v6:receive", "tcp:ip:tcp_xmit_early_reset:send",
+            "tcp:ip:tcp_input_listener:receive", "tcp:ip:tcp_xmit_listeners_reset:receive", "udp:ip:udp_output_connected:send",
         }));
         Assert.That(registry.All.Where(p => p.Provider != "dtrace"), Is.All.Matches<Probe>(p => p.Shared));
     }

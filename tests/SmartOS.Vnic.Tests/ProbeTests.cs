@@ -60,8 +60,8 @@ public class ProbeTests
         var names = rig.Mac.Probes.All.Where(p => p.Module == "a0").Select(p => $"{p.Provider}:{p.Module}:{p.Function}:{p.Name}");
         Assert.That(names, Is.EqualTo(new[]
         {
-            "mac:a0:mac_tx:transmit", "mac:a0:mac_rx:receive", "mac:a0:mac_protect_check:mac-nospoof-fail",
-            "mac:a0:mac_protect_check:ip-nospoof-fail", "mac:a0:mac_protect_check:dhcp-nospoof-fail", "mac:a0:mac_protect_check:restricted-fail",
+            "mac:a0:mac_tx:transmit", "mac:a0:mac_rx:receive", "mac:a0:mac_protect_check_one:mac-nospoof-fail",
+            "mac:a0:mac_protect_check_one:ip-nospoof-fail", "mac:a0:mac_protect_check_one:dhcp-nospoof-fail", "mac:a0:mac_protect_check_one:restricted-fail",
             "mac:a0:mac_bw:enqueue", "mac:a0:mac_bw:dequeue", "mac:a0:mac_bw:drop",
         }));
         Assert.That(rig.Mac.Probes.All.Take(3).Select(p => p.FullName), Is.EqualTo(new[] { "dtrace:::BEGIN", "dtrace:::END", "dtrace:::ERROR" }));
@@ -102,12 +102,12 @@ public class ProbeTests
         var (rig, a, b) = TwoVnics();
         rig.Set(rig.Mac.Find("a0")!, "protection", "mac-nospoof", temporary: true);
         var counter = new Counter { Record = true };
-        foreach (var p in rig.Mac.Probes.All.Where(p => p.Module == "a0" && p.Function == "mac_protect_check")) p.Attach(counter);
+        foreach (var p in rig.Mac.Probes.All.Where(p => p.Module == "a0" && p.Function == "mac_protect_check_one")) p.Attach(counter);
         var frame = rig.Pool.Rent(64)!;
         EthernetView.WriteHeader(frame.Data, b.MacAddress, Rig.MacOf(9), 0x88B5);
         a.Transmit(frame);
         rig.Scheduler.RunUntilIdle();
-        Assert.That(counter.Seen, Is.EqualTo(new[] { "mac:a0:mac_protect_check:mac-nospoof-fail a0 64" }));
+        Assert.That(counter.Seen, Is.EqualTo(new[] { "mac:a0:mac_protect_check_one:mac-nospoof-fail a0 64" }));
     }
 
     [Test]

@@ -25,7 +25,7 @@ namespace SmartOS.Cli.Commands;
 /// the aggregations print. -o FILE appends the output to FILE, as dtrace does.</item>
 /// <item>In a non-global zone only the zone's probes (its links') are visible.</item>
 /// <item>Options dtrace has but this one does not honour yet are refused, never ignored: -c CMD and
-/// -p PID among them, since a zone program here is not a process with an ID.</item>
+/// -p PID among them, since there is no pid provider and no $target.</item>
 /// <item>--json is this project's (illumos dtrace has no JSON output): each record is one line
 /// {"cpu":0,"epid":E,"id":P,"probe":"prov:mod:func:name","output":"TEXT"}, TEXT as -q prints the
 /// record's trace/printf/printa-with-format output; each aggregation printa prints without a
@@ -72,9 +72,10 @@ public static class Dtrace
             if (g.Has(o))
             {
                 // dtrace -c runs a command and -p grabs a process, each to trace it as $target (with
-                // the pid provider) and to stop when it exits. A zone program here is a task on the
-                // host's loop, not a process: it has no process ID to name or grab.
-                ctx.Err.WriteLine($"dtrace: -{o} is not supported: this host's zone programs are not processes and have no process ID for $target or the pid provider");
+                // the pid provider) and to stop when it exits. A program here has a pid (execname,
+                // pid, curpsinfo), but no instructions a pid provider could trace, and dtrace
+                // cannot yet start one or wait for one to stop.
+                ctx.Err.WriteLine($"dtrace: -{o} is not supported: this host has no pid provider, nor $target to start or grab a program for");
                 return 2;
             }
         if (g.Operands.Count > 0) return Usage(ctx, $"unexpected operand '{g.Operands[0]}' (macro arguments are not supported yet)");

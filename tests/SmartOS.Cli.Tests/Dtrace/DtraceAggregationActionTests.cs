@@ -161,7 +161,7 @@ public class DtraceAggregationActionTests
         Assert.That(Names("-m", "mac:a0"), Has.Length.EqualTo(9));
         Assert.That(Names("-f", "a0:mac_tx"), Is.EqualTo(new[] { "mac:a0:mac_tx:transmit" }));
         Assert.That(Names("-f", "mac:*:mac_rx"), Has.Length.EqualTo(5));
-        Assert.That(Names("-P", "ud?"), Is.EqualTo(new[] { "udp:ip:udp_output:send", "udp:ip:udp_input:receive" }));
+        Assert.That(Names("-P", "ud?"), Is.EqualTo(new[] { "udp:ip:udp_output_newdst:send", "udp:ip:udp_input:receive", "udp:ip:udp_output_connected:send" }));
         var r = h.Run("dtrace", "-l", "-m", "a:b:c");
         Assert.That((r.ExitCode, r.Stderr), Is.EqualTo((1, "dtrace: invalid probe specifier a:b:c: invalid probe description \"a:b:c\": Overspecified probe description\n")));
     }

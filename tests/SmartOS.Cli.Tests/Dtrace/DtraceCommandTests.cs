@@ -30,7 +30,7 @@ public class DtraceCommandTests
     {
         var r = CliHost.TwoVnicsOnAStub().Run("dtrace", option, value, "-n", "BEGIN { exit(0); }");
         Assert.That((r.ExitCode, r.Stdout, r.Stderr), Is.EqualTo((2, "",
-            $"dtrace: {option} is not supported: this host's zone programs are not processes and have no process ID for $target or the pid provider\n")));
+            $"dtrace: {option} is not supported: this host has no pid provider, nor $target to start or grab a program for\n")));
     }
 
     [Test]

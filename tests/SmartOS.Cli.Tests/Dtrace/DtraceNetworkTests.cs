@@ -123,6 +123,6 @@ public class DtraceNetworkTests
     {
         // args[5] (ipv6info_t) is NULL for IPv4; its ipv6_plen is the fourth member (offset 0x18).
         // The clause's printf output is discarded with the faulting record.
-        Assert.That(Output(18), Is.EqualTo("dtrace: error on enabled probe ID 1 (ID 13: ip:ip:ip_output:send): invalid address (0x18) in action #2 at DIF offset 0\n\n\n"));
+        Assert.That(Output(18), Is.EqualTo("dtrace: error on enabled probe ID 1 (ID 13: ip:ip:ip_xmit:send): invalid address (0x18) in action #2 at DIF offset 0\n\n\n"));
     }
 }
