@@ -178,7 +178,7 @@ public sealed class Host
         NicTags = new NicTagTable(Mac);
         Stack = new IpStack("global", Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
-        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities);
+        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities, Mac.Probes);
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         Images = new Images.ImageStore(this);
         Underlays = new GlobalZoneUnderlays(Stack);

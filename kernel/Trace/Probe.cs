@@ -25,8 +25,9 @@
  *      illumos; each firing names its zone (ProbeArgs.Zone), and a zone's consumer hears only its own.
  *
  * Providers: mac (vnic/LinkProbes.cs, with the shaper's mac_bw probes), ip/tcp/udp
- * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), dtrace and
- * profile (dtrace/Consumer.cs). Not done yet: probes of the VMM and of storage (io, zfs).
+ * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), io and zfs
+ * (storage/StorageProbes.cs, a pool's vdev I/O, txgs and cache), dtrace and profile
+ * (dtrace/Consumer.cs). Not done yet: probes of the VMM.
  */
 namespace SmartOS.Kernel.Trace;
 
@@ -166,9 +167,9 @@ public sealed class ProbeRegistry
 
     public IReadOnlyList<Probe> All => _probes;
 
-    public Probe Add(string provider, Func<string> module, string function, string name, Func<string> zone)
+    public Probe Add(string provider, Func<string> module, string function, string name, Func<string> zone, params ProbeType?[] argTypes)
     {
-        var p = new Probe(_nextId++, provider, module, function, name, zone, null, shared: false);
+        var p = new Probe(_nextId++, provider, module, function, name, zone, argTypes, shared: false);
         _probes.Add(p);
         return p;
     }
