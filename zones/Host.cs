@@ -179,6 +179,7 @@ public sealed class Host
         Stack = new IpStack("global", Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         Zones = new ZoneTable(this);
         Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities, Mac.Probes);
+        SmartOS.Virt.VmProbes.Register(Mac.Probes);   // listed by dtrace -l before any guest runs
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         Images = new Images.ImageStore(this);
         Underlays = new GlobalZoneUnderlays(Stack);
