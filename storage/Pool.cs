@@ -85,6 +85,11 @@
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
  *
+ * DTrace (StorageProbes.cs): every leaf read and write of a pool goes through LeafRead/LeafWrite,
+ * which fire the io provider's start, wait-start, done and wait-done when one is enabled and cost one
+ * test of their Enabled fields when none is; a commit fires zfs's txg-syncing and txg-synced, and
+ * ReadCached arc-hit or arc-miss. A pool opened without PoolOptions.Probes fires nothing.
+ *
  * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
  * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
  *

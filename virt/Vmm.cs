@@ -83,6 +83,11 @@
  *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
+ * DTrace (VmProbes.cs): UseProbes before Start gives a VM its host's vmm probes and its zone. Vm
+ * fires exit-io and exit-mmio once each access is handled (the value an in or a load got), exit-hlt
+ * and stop; the interpreter fires exit-cpuid, exit-rdmsr, exit-wrmsr, exception and interrupt, and
+ * KvmVcpu interrupt. A site whose probe is disabled costs one field test.
+ *
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
