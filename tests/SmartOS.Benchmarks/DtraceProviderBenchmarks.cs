@@ -73,20 +73,20 @@ public static class DtraceProviderBenchmarks
             };
             var created = Pool.Create(dir, "bench", [VdevSpec.Disk("d0")], Pool.MinVdevSize, options, out var pool);
             if (!created.IsOk) { o.WriteLine($"dtrace io: skipped, {created.Message}"); return; }
-            using var _ = pool!;
+            using var opened = pool!;
             const int blocks = 256;
             var data = new byte[blocks * Pool.MaxBlockSize];
             new HostRandom(2).NextBytes(data);
-            pool.Objects.Create(out long id);
-            pool.Objects.Write(id, 0, data);
-            pool.Commit();
+            opened.Objects.Create(out long id);
+            opened.Objects.Write(id, 0, data);
+            opened.Commit();
             var consumer = Enable(registry, mode);
             var buffer = new byte[Pool.MaxBlockSize];
             const int rounds = 20;
             var sw = Stopwatch.StartNew();
             for (int r = 0; r < rounds; r++)
                 for (int b = 0; b < blocks; b++)
-                    pool.Objects.Read(id, (long)b * Pool.MaxBlockSize, buffer, out int _);
+                    opened.Objects.Read(id, (long)b * Pool.MaxBlockSize, buffer, out int _);
             sw.Stop();
             consumer?.Finish(interrupted: false);
             o.WriteLine($"dtrace io: 128 KiB uncached block reads from a memory vdev, {mode}: {sw.Elapsed.TotalNanoseconds / (rounds * blocks):F0} ns per block");
