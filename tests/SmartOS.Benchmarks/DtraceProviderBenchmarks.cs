@@ -20,15 +20,23 @@ public static class DtraceProviderBenchmarks
 {
     public static void Run(TextWriter o)
     {
-        // Two passes, the first unprinted, so the JIT's tiers settle before anything is measured.
-        for (int pass = 0; pass < 2; pass++)
+        string[] io = ["no probes", "probes disabled", "io:::start { @[args[1]->dev_statname] = sum(args[0]->b_bcount); }"];
+        string[] vmm = ["no probes", "probes disabled", "vmm:::exit-io { @[arg1] = count(); }"];
+        // A first unprinted pass lets the JIT's tiers settle; then the best of three rounds, the
+        // modes taking turns within each, so that a busy machine's noise falls on all of them.
+        foreach (var mode in io) Io(mode);
+        foreach (var mode in vmm) Vmm(mode);
+        var best = new double[io.Length + vmm.Length];
+        Array.Fill(best, double.MaxValue);
+        for (int round = 0; round < 3; round++)
         {
-            var to = pass == 0 ? TextWriter.Null : o;
-            foreach (var mode in new[] { "no probes", "probes disabled", "io:::start { @[args[1]->dev_statname] = sum(args[0]->b_bcount); }" })
-                Io(to, mode);
-            foreach (var mode in new[] { "no probes", "probes disabled", "vmm:::exit-io { @[arg1] = count(); }" })
-                Vmm(to, mode);
+            for (int m = 0; m < io.Length; m++) best[m] = Math.Min(best[m], Io(io[m]));
+            for (int m = 0; m < vmm.Length; m++) best[io.Length + m] = Math.Min(best[io.Length + m], Vmm(vmm[m]));
         }
+        for (int m = 0; m < io.Length; m++)
+            o.WriteLine($"dtrace io: 128 KiB uncached block reads from a memory vdev, {io[m]}: {best[m]:F0} ns per block (best of 3)");
+        for (int m = 0; m < vmm.Length; m++)
+            o.WriteLine($"dtrace vmm: a guest's port-I/O exits on the interpreter, {vmm[m]}: {best[io.Length + m]:F1} ns per exit (best of 3)");
     }
 
     private sealed class MemoryVdevIo(long length) : IVdevIo
@@ -56,7 +64,8 @@ public static class DtraceProviderBenchmarks
         return consumer;
     }
 
-    private static void Io(TextWriter o, string mode)
+    /// <summary>ns per block read.</summary>
+    private static double Io(string mode)
     {
         string dir = Directory.CreateTempSubdirectory("dtrace-io-bench-").FullName;
         try
@@ -72,7 +81,7 @@ public static class DtraceProviderBenchmarks
                 Probes = mode == "no probes" ? null : registry,
             };
             var created = Pool.Create(dir, "bench", [VdevSpec.Disk("d0")], Pool.MinVdevSize, options, out var pool);
-            if (!created.IsOk) { o.WriteLine($"dtrace io: skipped, {created.Message}"); return; }
+            if (!created.IsOk) throw new InvalidOperationException("dtrace io: " + created.Message);
             using var opened = pool!;
             const int blocks = 256;
             var data = new byte[blocks * Pool.MaxBlockSize];
@@ -89,7 +98,7 @@ public static class DtraceProviderBenchmarks
                     opened.Objects.Read(id, (long)b * Pool.MaxBlockSize, buffer, out int _);
             sw.Stop();
             consumer?.Finish(interrupted: false);
-            o.WriteLine($"dtrace io: 128 KiB uncached block reads from a memory vdev, {mode}: {sw.Elapsed.TotalNanoseconds / (rounds * blocks):F0} ns per block");
+            return sw.Elapsed.TotalNanoseconds / (rounds * blocks);
         }
         finally
         {
@@ -97,7 +106,8 @@ public static class DtraceProviderBenchmarks
         }
     }
 
-    private static void Vmm(TextWriter o, string mode)
+    /// <summary>ns per exit.</summary>
+    private static double Vmm(string mode)
     {
         const int exits = 2_000_000;
         // mov ecx, exits; loop: out 0x80, al; dec ecx; jnz loop; hlt (interrupts off: the VM halts)
@@ -113,7 +123,8 @@ public static class DtraceProviderBenchmarks
         scheduler.RunUntil(() => vm.IsStopped, scheduler.Now + 100 * Time.Second);
         sw.Stop();
         consumer?.Finish(interrupted: false);
-        o.WriteLine($"dtrace vmm: a guest's port-I/O exits on the interpreter, {mode}: {sw.Elapsed.TotalNanoseconds / exits:F1} ns per exit ({vm.StopReason}, {vm.UnhandledPortAccesses:N0} exits)");
+        if (vm.UnhandledPortAccesses != exits) throw new InvalidOperationException($"dtrace vmm: {vm.UnhandledPortAccesses} exits, {vm.StopReason} {vm.StopDetail}");
         vm.Dispose();
+        return sw.Elapsed.TotalNanoseconds / exits;
     }
 }
