@@ -2,7 +2,8 @@ namespace SmartOS.Dtrace;
 
 /// <summary>
 /// What D programs get without declaring it: the inlines of illumos's D library files (tcp.d's
-/// TCP_STATE_* and tcp_state_string[], the TH_* flags, ip.d's protocol numbers, socket.h's AF_*),
+/// TCP_STATE_* and tcp_state_string[], the TH_* flags, ip.d's protocol numbers, socket.h's AF_*,
+/// io.d's B_* buf flags),
 /// the C integer types casts name (Syntax.cs rule 7), and the string subroutines' rules.
 /// </summary>
 internal static class DLibrary
@@ -20,6 +21,9 @@ internal static class DLibrary
         ["TH_URG"] = 0x20, ["TH_ECE"] = 0x40, ["TH_CWR"] = 0x80,
         ["IPPROTO_IP"] = 0, ["IPPROTO_ICMP"] = 1, ["IPPROTO_TCP"] = 6, ["IPPROTO_UDP"] = 17, ["IPPROTO_ICMPV6"] = 58,
         ["AF_INET"] = 2, ["AF_INET6"] = 26,
+        // io.d's buf flags (sys/buf.h), for bufinfo_t's b_flags.
+        ["B_BUSY"] = 0x1, ["B_DONE"] = 0x2, ["B_ERROR"] = 0x4, ["B_PAGEIO"] = 0x10, ["B_PHYS"] = 0x20,
+        ["B_READ"] = 0x40, ["B_WRITE"] = 0x100, ["B_ASYNC"] = 0x400,
     };
 
     private static readonly string[] s_tcpStates =

@@ -280,7 +280,7 @@ public sealed partial class Pool
             {
                 if (!leaf.Writable) continue;
                 VdevLabel.EncodeConfig(config with { LeafGuid = leaf.Guid }, block);
-                leaf.Io.Write(VdevLabel.LabelOffset(label, leaf.Length), block);
+                LeafWrite(leaf, VdevLabel.LabelOffset(label, leaf.Length), block);
             }
     }
 

@@ -53,12 +53,12 @@ public sealed partial class Pool
         return any;
     }
 
-    private static bool WriteColumn(LeafVdev leaf, long offset, ReadOnlySpan<byte> column, bool repair)
+    private bool WriteColumn(LeafVdev leaf, long offset, ReadOnlySpan<byte> column, bool repair)
     {
         if (!leaf.Writable) return false;
         try
         {
-            leaf.Io.Write(VdevLabel.LabelSize + offset, column);
+            LeafWrite(leaf, VdevLabel.LabelSize + offset, column);
             leaf.WriteOps++; leaf.WriteBytes += column.Length;
             if (repair && leaf.Resilvering) leaf.ResilveredBytes += column.Length;
             else if (repair) leaf.RepairedBytes += column.Length;
@@ -136,11 +136,11 @@ public sealed partial class Pool
         }
     }
 
-    private static bool ReadColumn(LeafVdev leaf, long offset, Span<byte> column)
+    private bool ReadColumn(LeafVdev leaf, long offset, Span<byte> column)
     {
         if (!leaf.Readable) return false;   // offline, missing or resilvering: rebuilt from parity, no error counted
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, column); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
+        try { n = LeafRead(leaf, VdevLabel.LabelSize + offset, column); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n == column.Length) return true;
         leaf.ReadErrors++;
@@ -160,7 +160,7 @@ public sealed partial class Pool
     }
 
     /// <summary>Recomputes parity from verified data; a parity column that differs (or was unreadable) is rewritten.</summary>
-    private static void CheckParity(TopVdev top, long offset, ReadOnlySpan<byte> data, ReadOnlySpan<byte> parity, Span<byte> expected,
+    private void CheckParity(TopVdev top, long offset, ReadOnlySpan<byte> data, ReadOnlySpan<byte> parity, Span<byte> expected,
                                     int columns, bool unreadable)
     {
         int size = expected.Length;

@@ -85,6 +85,11 @@
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
  *
+ * DTrace (StorageProbes.cs): every leaf read and write of a pool goes through LeafRead/LeafWrite,
+ * which fire the io provider's start, wait-start, done and wait-done when one is enabled and cost one
+ * test of their Enabled fields when none is; a commit fires zfs's txg-syncing and txg-synced, and
+ * ReadCached arc-hit or arc-miss. A pool opened without PoolOptions.Probes fires nothing.
+ *
  * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
  * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
  *
@@ -128,6 +133,9 @@ public sealed record PoolOptions
     public long CacheSize { get; init; } = DefaultCacheSize;
 
     public const long DefaultCacheSize = 64L * 1024 * 1024;
+
+    /// <summary>The host's probe registry: the pool fires its io and zfs probes there (StorageProbes.cs); null: none.</summary>
+    public SmartOS.Kernel.Trace.ProbeRegistry? Probes { get; init; }
 }
 
 /// <summary>What a walk of the whole tree found (Scrub).</summary>
@@ -164,6 +172,21 @@ public sealed partial class Pool : IDisposable
         MosOwner = new MosOwner(this);
         Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
         Datasets = new DatasetTree(this);
+        Probes = options.Probes is null ? StorageProbes.None : StorageProbes.For(options.Probes);
+    }
+
+    /// <summary>The io and zfs probes this pool fires (StorageProbes.cs).</summary>
+    internal StorageProbes Probes { get; }
+
+    /// <summary>A leaf read at an offset of its file, through the io probes when one is enabled.</summary>
+    internal int LeafRead(LeafVdev leaf, long offset, Span<byte> destination) =>
+        Probes.IoEnabled ? Probes.Read(this, leaf, offset, destination) : leaf.Io.Read(offset, destination);
+
+    /// <summary>A leaf write at an offset of its file, through the io probes when one is enabled.</summary>
+    internal void LeafWrite(LeafVdev leaf, long offset, ReadOnlySpan<byte> source)
+    {
+        if (Probes.IoEnabled) Probes.Write(this, leaf, offset, source);
+        else leaf.Io.Write(offset, source);
     }
 
     public string Name => _config.PoolName;
@@ -442,6 +465,7 @@ public sealed partial class Pool : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!force && !Objects.IsDirty && !Datasets.IsDirty) return StorageResult.Success;
         long txg = Txg + 1;
+        if (Probes.TxgSyncing.Enabled) Probes.FireTxg(Probes.TxgSyncing, this, txg);
         // Datasets first: their root blocks, dead lists and directory are objects of the MOS.
         var synced = Datasets.Sync(txg);
         if (synced.IsOk) synced = Objects.Sync(txg, out meta);
@@ -458,13 +482,14 @@ public sealed partial class Pool : IDisposable
                 foreach (var leaf in top.Leaves)
                 {
                     if (!leaf.Writable) continue;
-                    try { leaf.Io.Write(VdevLabel.LabelOffset(label, leaf.Length) + slotOffset, _uberblockSlot); written++; }
+                    try { LeafWrite(leaf, VdevLabel.LabelOffset(label, leaf.Length) + slotOffset, _uberblockSlot); written++; }
                     catch (IOException) { leaf.WriteErrors++; }
                 }
             if (!FlushAll()) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': flush failed on every vdev"));
         }
         if (written == 0) return Suspend(new StorageResult(StorageStatus.IoError, $"pool '{Name}': no uberblock could be written"));
         Txg = txg;
+        if (Probes.TxgSynced.Enabled) Probes.FireTxg(Probes.TxgSynced, this, txg);
         foreach (var (vdev, offset, size) in _pendingFrees) _tops[vdev].Space.Free(offset, size);
         _pendingFrees.Clear();
         return StorageResult.Success;
@@ -649,7 +674,7 @@ public sealed partial class Pool : IDisposable
             if (!leaf.Writable) continue;
             try
             {
-                leaf.Io.Write(VdevLabel.LabelSize + offset, data);
+                LeafWrite(leaf, VdevLabel.LabelSize + offset, data);
                 leaf.WriteOps++; leaf.WriteBytes += data.Length;
                 if (repair && leaf.Resilvering) leaf.ResilveredBytes += data.Length;
                 else if (repair) leaf.RepairedBytes += data.Length;
@@ -668,7 +693,12 @@ public sealed partial class Pool : IDisposable
     internal StorageStatus ReadCached(in BlockPointer bp, out byte[] block)
     {
         Debug.Assert(!bp.IsHole);
-        if (Cache.TryGet(bp, out block)) return StorageStatus.Ok;
+        if (Cache.TryGet(bp, out block))
+        {
+            if (Probes.ArcHit.Enabled) Probes.FireArc(Probes.ArcHit, this, bp);
+            return StorageStatus.Ok;
+        }
+        if (Probes.ArcMiss.Enabled) Probes.FireArc(Probes.ArcMiss, this, bp);
         var entry = Cache.Reserve(bp.LogicalSize);
         block = entry?.Buffer ?? _uncached;
         var status = ReadLogical(bp, block);
@@ -760,10 +790,10 @@ public sealed partial class Pool : IDisposable
 
     /// <summary>Reads one leaf's copy of a block and verifies it against the block pointer: a short
     /// or failed read counts READ on the leaf, a wrong checksum counts CKSUM.</summary>
-    private static StorageStatus ReadLeafCopy(LeafVdev leaf, long offset, in BlockPointer bp, Span<byte> block)
+    private StorageStatus ReadLeafCopy(LeafVdev leaf, long offset, in BlockPointer bp, Span<byte> block)
     {
         int n;
-        try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
+        try { n = LeafRead(leaf, VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
         if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }

@@ -35,6 +35,7 @@ public sealed unsafe partial class Interpreter
     {
         ulong* r = _r;
         var (a, b, c, d) = QueryCpuid((uint)r[0], (uint)r[1]);
+        if (Probes.ExitCpuid.Enabled) Probes.Fire(Probes.ExitCpuid, (long)_instrRip, (uint)r[0], (uint)r[1], a);
         r[0] = a; r[3] = b; r[1] = c; r[2] = d;
     }
 

@@ -90,6 +90,7 @@ public sealed unsafe partial class Interpreter
     {
         int vector = Interrupts!.AcknowledgeInterrupt();
         InterruptsDelivered++;
+        if (Probes.Interrupt.Enabled) Probes.Fire(Probes.Interrupt, vector);
         _instrRip = _rip;
         try
         {
@@ -116,8 +117,10 @@ public sealed unsafe partial class Interpreter
             try
             {
                 _instrRip = current.Rip;
-                Deliver(current.Vector, HasErrorCode(current.Vector) ? current.ErrorCode ?? 0 : null, returnRip, current.Software, external: false);
+                uint? code = HasErrorCode(current.Vector) ? current.ErrorCode ?? 0 : null;
+                Deliver(current.Vector, code, returnRip, current.Software, external: false);
                 ExceptionsDelivered++;
+                if (Probes.Exception.Enabled) Probes.Fire(Probes.Exception, (long)returnRip, current.Vector, code.HasValue ? code.Value : -1);
                 stop = default;
                 return true;
             }

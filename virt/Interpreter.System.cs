@@ -306,6 +306,7 @@ public sealed unsafe partial class Interpreter
             {
                 RequireRing0("rdmsr");
                 ulong v = ReadMsr((uint)r[1]);
+                if (Probes.ExitRdmsr.Enabled) Probes.Fire(Probes.ExitRdmsr, (long)_instrRip, (uint)r[1], (long)v);
                 r[0] = (uint)v;
                 r[2] = v >> 32;
                 return next;
@@ -313,6 +314,7 @@ public sealed unsafe partial class Interpreter
             case Sys.Wrmsr:
                 RequireRing0("wrmsr");
                 WriteMsr((uint)r[1], ((r[2] & 0xFFFF_FFFF) << 32) | (uint)r[0]);
+                if (Probes.ExitWrmsr.Enabled) Probes.Fire(Probes.ExitWrmsr, (long)_instrRip, (uint)r[1], (long)(((r[2] & 0xFFFF_FFFF) << 32) | (uint)r[0]));
                 return next;
             case Sys.Lgdt:
             case Sys.Lidt:

@@ -68,6 +68,9 @@ public sealed unsafe partial class Interpreter : Vcpu
     private ulong _rflags = 2;
     private long _retired;
 
+    /// <summary>The vmm probes its CPUID, MSR, exception and interrupt sites fire (VmProbes.cs).</summary>
+    public VmProbes Probes { get; init; } = VmProbes.None;
+
     public Interpreter(GuestMemory memory, IVcpuExitHandler handler)
     {
         _memory = memory;

@@ -187,6 +187,9 @@ public sealed unsafe class KvmVcpu : Vcpu
     /// <summary>Interrupts injected with KVM_INTERRUPT.</summary>
     public long InterruptsInjected { get; private set; }
 
+    /// <summary>The vmm probes its interrupt injection fires (VmProbes.cs).</summary>
+    public VmProbes Probes { get; set; } = VmProbes.None;
+
     /// <summary>Delivers what the VMM's interrupt controller has pending (see the summary).</summary>
     private bool InjectPending(out string? error)
     {
@@ -203,6 +206,7 @@ public sealed unsafe class KvmVcpu : Vcpu
         uint vector = (uint)controller!.AcknowledgeInterrupt();
         if (ioctl(_vcpu, KVM_INTERRUPT, &vector) < 0) { error = Errno("KVM_INTERRUPT"); return false; }
         InterruptsInjected++;
+        if (Probes.Interrupt.Enabled) Probes.Fire(Probes.Interrupt, vector);
         return true;
     }
 

@@ -83,6 +83,11 @@
  *                                                // vm.Platform (Devices/PcPlatform.cs), vm.Interrupts
  * Guest programs live in virt/guests (C with a small runtime); GuestCompiler builds them with gcc.
  *
+ * DTrace (VmProbes.cs): UseProbes before Start gives a VM its host's vmm probes and its zone. Vm
+ * fires exit-io and exit-mmio once each access is handled (the value an in or a load got), exit-hlt
+ * and stop; the interpreter fires exit-cpuid, exit-rdmsr, exit-wrmsr, exception and interrupt, and
+ * KvmVcpu interrupt. A site whose probe is disabled costs one field test.
+ *
  * The vmadm bhyve and kvm brands run their guests through this (zones/HvmGuest.cs: the payload's
  * "image", "ram" and "vcpus", and how a guest's stop halts its zone).
  *
@@ -191,6 +196,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     private readonly List<IMmioDevice> _mmioDevices = new();
     private Vcpu? _vcpu;
     private Interpreter? _interp;
+    private VmProbes _probes = VmProbes.None;
     private long _startTime, _sliceStartTime, _sliceStartRetired, _sliceEnd;
     private bool _inSlice, _waiting, _stopRequested, _poweredOff, _endSliceEarly;
 
@@ -334,11 +340,12 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                 Finish(VmStopReason.BackendError, "kvm: " + why);
                 return;
             }
-            _vcpu = kvm!;
+            kvm!.Probes = _probes;
+            _vcpu = kvm;
         }
         else
         {
-            _interp = new Interpreter(Memory, this);
+            _interp = new Interpreter(Memory, this) { Probes = _probes };
             if (_config.TranslateBlocks is bool translate) _interp.TranslateBlocks = translate;
             _vcpu = _interp;
             if (_config.RandomSeed is ulong seed) _interp.Random = new HostRandom(HostRandom.Derive(seed, _config.Name));
@@ -370,6 +377,14 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
             return false;
         }
         return Boot.TryLoad(Memory, _config.Image, NicBases(), DiskBases(), out error);
+    }
+
+    /// <summary>Fires the host's vmm probes for this VM (VmProbes.cs), naming its zone so that only
+    /// that zone's dtrace and the global zone's hear them. Before Start.</summary>
+    public void UseProbes(SmartOS.Kernel.Trace.ProbeRegistry registry, string zone)
+    {
+        if (State != VmState.Created) throw new InvalidOperationException("UseProbes is for a VM not started yet");
+        _probes = new VmProbes(registry, _config.Name, zone, this);
     }
 
     /// <summary>Stops the VM from the host (vmadm stop).</summary>
@@ -460,7 +475,10 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                 _slice.ArmAfter(Math.Max(1, used));
                 break;
             case VcpuExitReason.Hlt:
-                if (_interp != null && !_interp.InterruptsEnabled || _interp == null && (_vcpu.Rflags & 0x200) == 0)
+            {
+                bool interruptsOff = _interp != null && !_interp.InterruptsEnabled || _interp == null && (_vcpu.Rflags & 0x200) == 0;
+                if (_probes.ExitHlt.Enabled) _probes.Fire(_probes.ExitHlt, (long)(exit.Rip - 1), interruptsOff ? 0 : 1);
+                if (interruptsOff)
                 {
                     Finish(VmStopReason.Halted, $"hlt with interrupts disabled at 0x{exit.Rip - 1:x}");
                     return;
@@ -472,6 +490,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
                 }
                 WaitInHlt(_scheduler.Now + used);
                 break;
+            }
             case VcpuExitReason.Shutdown:
                 Finish(VmStopReason.TripleFault, exit.Detail ?? $"triple fault at 0x{exit.Rip:x}");
                 break;
@@ -539,6 +558,7 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         State = VmState.Stopped;
         StopReason = reason;
         StopDetail = detail;
+        if (_probes.Stop.Enabled) _probes.Fire(_probes.Stop, VmProbes.ReasonName(reason), detail, (long)ExitStatus);
         _slice.Cancel();
         foreach (var nic in _nics) nic.Detach();
         foreach (var disk in _disks) disk.Detach();
@@ -548,6 +568,18 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
     bool IVcpuExitHandler.StopRequested => _poweredOff || _stopRequested || _endSliceEarly;
 
     bool IVcpuExitHandler.HandleAccess(ref VcpuExit exit)
+    {
+        bool handled = HandleAccess(ref exit);
+        if (exit.Reason == VcpuExitReason.Io ? _probes.ExitIo.Enabled : _probes.ExitMmio.Enabled)
+        {
+            var probe = exit.Reason == VcpuExitReason.Io ? _probes.ExitIo : _probes.ExitMmio;
+            long where = exit.Reason == VcpuExitReason.Io ? exit.Port : (long)exit.Address;
+            _probes.Fire(probe, where, exit.Size, (long)exit.Data, exit.IsWrite ? 1 : 0);
+        }
+        return handled;
+    }
+
+    private bool HandleAccess(ref VcpuExit exit)
     {
         if (exit.Reason == VcpuExitReason.Io)
         {

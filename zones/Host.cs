@@ -180,7 +180,8 @@ public sealed class Host
         Stack = new IpStack("global", Scheduler, Pool, Random, Kstats) { Probes = NetProbes.For(Mac.Probes) };
         SchedProbes.Attach(Mac.Probes, Scheduler); // sched:::on-cpu/off-cpu: the turns of this host's loop
         Zones = new ZoneTable(this);
-        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities);
+        Pools = new PoolTable(store, (store as FileConfigStore)?.Root, () => scheduler.Now, Identities, Mac.Probes);
+        SmartOS.Virt.VmProbes.Register(Mac.Probes);   // listed by dtrace -l before any guest runs
         Mounts = new MountTable(Pools, () => Clock.UnixNanoseconds);
         Images = new Images.ImageStore(this);
         Underlays = new GlobalZoneUnderlays(Stack);

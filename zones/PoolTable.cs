@@ -33,11 +33,12 @@ public sealed class PoolTable
     private readonly List<string> _problems = [];
     private bool _loaded;
 
-    public PoolTable(IConfigStore store, string? root, Func<long> clock, IIdentitySource identities)
+    /// <param name="probes">The host's probe registry, where its pools fire the io and zfs probes (storage/StorageProbes.cs).</param>
+    public PoolTable(IConfigStore store, string? root, Func<long> clock, IIdentitySource identities, SmartOS.Kernel.Trace.ProbeRegistry? probes = null)
     {
         _store = store;
         Root = root;
-        Options = new PoolOptions { Clock = clock, Random = identities };
+        Options = new PoolOptions { Clock = clock, Random = identities, Probes = probes };
     }
 
     /// <summary>The host's root directory, where relative vdev paths resolve (rule 1); null for a host without one.</summary>

@@ -479,6 +479,7 @@ public sealed class ZoneTable
         z.Guest = null;
         old?.Dispose();
         var vm = new Vm(_host.Scheduler, config);
+        vm.UseProbes(_host.Mac.Probes, z.Name);   // the vmm provider: this zone's dtrace hears its guest
         foreach (var c in z._clients) vm.AttachNic(c);
         if (!HvmGuest.TryAttachDisks(_host, z.Config, vm, out string diskError))
         {

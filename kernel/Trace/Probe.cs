@@ -33,8 +33,9 @@
  *
  * Providers: mac (vnic/LinkProbes.cs, with the shaper's mac_bw probes), ip/tcp/udp
  * (netstack/NetProbes.cs), proc (tools/ProcProbes.cs, the dispatcher's programs), sched
- * (SchedProbes.cs, hooked to the host's scheduler), dtrace and profile (dtrace/Consumer.cs). Not
- * done yet: probes of the VMM and of storage (io, zfs).
+ * (SchedProbes.cs, hooked to the host's scheduler), io and zfs (storage/StorageProbes.cs, a pool's
+ * vdev I/O, txgs and cache), vmm (virt/VmProbes.cs, a guest's exits, exceptions, interrupts and
+ * stop), dtrace and profile (dtrace/Consumer.cs).
  */
 namespace SmartOS.Kernel.Trace;
 
@@ -193,9 +194,9 @@ public sealed class ProbeRegistry
 
     public IReadOnlyList<Probe> All => _probes;
 
-    public Probe Add(string provider, Func<string> module, string function, string name, Func<string> zone)
+    public Probe Add(string provider, Func<string> module, string function, string name, Func<string> zone, params ProbeType?[] argTypes)
     {
-        var p = new Probe(_nextId++, provider, module, function, name, zone, null, shared: false);
+        var p = new Probe(_nextId++, provider, module, function, name, zone, argTypes, shared: false);
         _probes.Add(p);
         return p;
     }

@@ -29,6 +29,7 @@ public static class DtraceBenchmarks
         for (int pass = 0; pass < 2; pass++)
             foreach (var mode in new[] { "no probes", "probes disabled", "udp:::send, ip:::receive { @[zonename] = count(); }", "sched probes disabled", "sched:::on-cpu { @[execname] = count(); }" })
                 Udp(pass == 0 ? TextWriter.Null : o, mode);
+        DtraceProviderBenchmarks.Run(o);   // the io and vmm providers
     }
 
     private static void Udp(TextWriter o, string mode)
