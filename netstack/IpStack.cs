@@ -489,6 +489,13 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         return mtu;
     }
 
+    public int LsoMax(IpAddress destination)
+    {
+        if (IsLocalAddress(destination) || destination.IsLoopback) return 0;
+        if (!TryRoute(destination, out var ifc, out _, out _, countUse: false)) return 0;
+        return ifc.Client?.LsoMax ?? 0;
+    }
+
     public bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol)
     {
         if (destination.IsV4)

@@ -246,7 +246,7 @@ public abstract class PortLink : Datalink
             p.Pcp = eth.Priority;
             EthernetView.TryPopTag(p);
         }
-        if (p.Length - EthernetView.HeaderLength > Mtu)
+        if (p.LsoMss != 0 ? !LsoFits(p) : p.Length - EthernetView.HeaderLength > Mtu)
         {
             s.OErrors++;
             s.DropMtu++;
@@ -264,6 +264,13 @@ public abstract class PortLink : Datalink
         }
         TransmitOut(p);
     }
+
+    /// <summary>Whether a large-send frame (MacLayer.cs rule 9) is whole Ethernet/IP/TCP whose every
+    /// segment fits the MTU, so that cutting it later cannot fail; kept out of Transmit's hot path.</summary>
+    private bool LsoFits(Packet p)
+        => TcpSegmentation.TryCreate(p.Data, p.LsoMss, out var seg)
+           && seg.HeaderLength - EthernetView.HeaderLength + p.LsoMss <= Mtu
+           && p.Length <= PacketPool.LsoSize;
 
     /// <summary>The last step of transmit, once resource controls let the frame go: counts, taps, forwards.</summary>
     internal void TransmitOut(Packet p)

@@ -18,6 +18,11 @@ public interface IPhysBackend
     /// <summary>Whether the device fills in a pending transport checksum itself (MacLayer.cs rule 7):
     /// a TAP with offloads hands it to Linux in its virtio_net_hdr. Read once, when attached.</summary>
     bool OffloadsChecksum => false;
+
+    /// <summary>Whether the device takes large-send frames (Packet.LsoMss) whole and segments them
+    /// itself (MacLayer.cs rule 9): a TAP with offloads writes them as virtio_net_hdr GSO frames.
+    /// Read once, when attached.</summary>
+    bool OffloadsSegmentation => false;
 }
 
 /// <summary>A link whose switch has a way out of the host, and is that switch's primary port: a phys
@@ -88,11 +93,17 @@ public sealed class PhysLink : UplinkLink
         Backend = backend;
         Carrier = true;
         _backendOffloadsChecksum = backend.OffloadsChecksum;
+        _backendOffloadsSegmentation = backend.OffloadsSegmentation;
         if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
         if (!wasUp) LinkStateChanged?.Invoke(this);
     }
 
-    private bool _backendOffloadsChecksum;
+    private bool _backendOffloadsChecksum, _backendOffloadsSegmentation;
+
+    /// <summary>Whether a large-send frame that leaves by this NIC goes to its device whole (rule 9):
+    /// the device segments, and the NIC is neither an aggregation's port nor bridged (those may send
+    /// it elsewhere, so it is cut in software first).</summary>
+    internal bool TakesLso => _backendOffloadsSegmentation && Backend != null && AggrPort == null && Switch.Bridged == null;
 
     public void DetachBackend()
     {
@@ -120,6 +131,7 @@ public sealed class PhysLink : UplinkLink
             return;
         }
         if (!_backendOffloadsChecksum) p.FinishChecksum(); // the NIC's checksum offload
+        if (p.LsoMss != 0) s.LsoOut++; // VSwitch.Forward sends one here only when TakesLso
         var dst = MacAddress.Read(p.Data);
         CountTx(s, p, dst);
         Tap(p, TapDirection.Transmitted, showTag: false); // a capture fills it in (rule 7)
@@ -256,6 +268,14 @@ public sealed class MacClient
     public string Owner { get; }
     public MacAddress MacAddress => Link.MacAddress;
     public int Mtu => Link.Mtu;
+
+    /// <summary>The largest IP packet this client may send as one large-send TCP segment
+    /// (Packet.LsoMss), or 0 when the link has no large send: only a port of a switch whose NIC's
+    /// device segments (PhysLink.TakesLso), as illumos's mac_capab_lso answers for a VNIC over a NIC
+    /// with LSO. The frame stays within a capture's snaplen and leaves room for a VLAN tag.</summary>
+    public int LsoMax => Link.Switch.Uplink is PhysLink phys && phys.TakesLso
+        ? PacketPool.LsoSize - EthernetView.HeaderLength - EthernetView.TagLength
+        : 0;
     public string LinkName => Link.Name;
     public PacketPool Pool => Link.Mac.Pool;
     public Scheduler Scheduler => Link.Mac.Scheduler;

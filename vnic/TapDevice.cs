@@ -20,7 +20,11 @@ namespace SmartOS.Vnic;
 /// its captures and its wires only ever carry frames a wire could (a capture shows what the link
 /// carried). Writes towards Linux carry a header too: NEEDS_CSUM with the offsets when the frame's
 /// TCP checksum is still pending (Packet.ChecksumPending), so Linux does not verify what never left
-/// the machine, and no flags otherwise.
+/// the machine, and no flags otherwise. A large-send frame (Packet.LsoMss, MacLayer.cs rule 9: a
+/// zone's TCP segment of up to 64 KiB whose route leaves by this TAP) is written whole with a GSO
+/// header (VirtioNetHeader.TryCreateGso), so Linux gets in one write what took 45, and its own
+/// stack takes the segment whole without cutting it (a TAP's GSO frame is received as GRO would
+/// have merged it).
 ///
 /// Threads
 ///   reader    one background thread polls the (non-blocking) descriptor and, once it is readable,
@@ -176,7 +180,15 @@ public sealed partial class TapDevice : IDisposable
     {
         int fd = _fd;
         if (fd < 0 || frame.Length == 0) return false;
-        if (Offload)
+        if (frame.LsoMss != 0)
+        {
+            // A large-send frame (MacLayer.cs rule 9): one GSO write, Linux cuts it (or its stack
+            // takes it whole). Only a device with offloads is ever given one (TapNic.OffloadsSegmentation).
+            if (!Offload || !VirtioNetHeader.TryCreateGso(frame.Data, frame.LsoMss, out var gso)) return false;
+            if (!frame.TryPrepend(VirtioNetHeader.Length)) return false;
+            gso.TryEmit(frame.Data);
+        }
+        else if (Offload)
         {
             var header = new VirtioNetHeader();
             if (frame.TryGetPendingChecksum(out int start, out int field))

@@ -43,6 +43,9 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>With offloads a pending TCP checksum goes to Linux to fill in (virtio_net_hdr NEEDS_CSUM).</summary>
     public bool OffloadsChecksum => _device.Offload;
 
+    /// <summary>With offloads a large-send frame goes to Linux whole as a GSO frame (TapDevice.Write).</summary>
+    public bool OffloadsSegmentation => _device.Offload;
+
     /// <summary>TSO frames from Linux cut into MTU-sized frames so far (TapDevice.SegmentedFrames).</summary>
     public long SegmentedFrames => _device.SegmentedFrames;
 

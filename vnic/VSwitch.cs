@@ -107,6 +107,11 @@ public sealed class VSwitch
     /// <summary>A frame sent by a port's client (already counted and tapped by the port). Consumes it.</summary>
     internal void Forward(Packet p, PortLink from)
     {
+        if (p.LsoMss != 0 && !LsoLeavesWhole(p, from))
+        {
+            ForwardSegmented(p, from);
+            return;
+        }
         _stub?.Observe(p);
         var dst = MacAddress.Read(p.Data);
         var uplink = _uplink;
@@ -143,6 +148,48 @@ public sealed class VSwitch
             return;
         }
         Owner.Stats.DropUnknownDst++;
+        p.Free();
+    }
+
+    /// <summary>Whether a large-send frame goes on whole (MacLayer.cs rule 9): only to a unicast
+    /// destination that is no port of this switch, out of a NIC whose device segments.</summary>
+    private bool LsoLeavesWhole(Packet p, PortLink from)
+    {
+        var dst = MacAddress.Read(p.Data);
+        return !dst.IsGroup && _uplink is PhysLink phys && phys.TakesLso && Lookup(from, Key(p.Vid, dst)) == null;
+    }
+
+    /// <summary>Software segmentation (rule 9): cuts a large-send frame into MSS segments, each with
+    /// its checksum filled in and the original's metadata, and forwards them in order, as the frames
+    /// the NIC would have put on the wire. Counted as lso_soft on the sending link; a segment with no
+    /// buffer is a drop_nobuf there, as for any copy.</summary>
+    private void ForwardSegmented(Packet p, PortLink from)
+    {
+        var s = from.Stats;
+        if (!TcpSegmentation.TryCreate(p.Data, p.LsoMss, out var seg))
+        {
+            s.OErrors++; // Datalink.Transmit checked it; kept so a bad frame can never throw here
+            p.Free();
+            return;
+        }
+        s.LsoSoft++;
+        var pool = Owner.Mac.Pool;
+        for (int i = 0; i < seg.Count; i++)
+        {
+            var q = pool.Rent(seg.SegmentLength(i));
+            if (q == null)
+            {
+                s.DropNoBuf++;
+                continue;
+            }
+            seg.Write(i, q.Data);
+            q.Vid = p.Vid;
+            q.Pcp = p.Pcp;
+            q.Timestamp = p.Timestamp;
+            q.Band = p.Band;
+            q.FairKey = p.FairKey;
+            Forward(q, from);
+        }
         p.Free();
     }
 
