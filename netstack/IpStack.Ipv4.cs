@@ -141,7 +141,7 @@ public sealed partial class IpStack
             return;
         }
         ip.DecrementTtl();
-        if (p.Length > outIfc.Mtu)
+        if (p.Length > outIfc.Mtu && !LargeSegmentsFit(p, ip.HeaderLength, outIfc.Mtu))
         {
             p.FinishChecksum(); // quoted, or copied into fragments
             if (ip.DontFragment)

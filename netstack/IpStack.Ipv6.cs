@@ -206,7 +206,7 @@ public sealed partial class IpStack
             p.Free();
             return;
         }
-        if (p.Length > outIfc.Mtu)
+        if (p.Length > outIfc.Mtu && !LargeSegmentsFit(p, Ipv6View.HeaderLength, outIfc.Mtu))
         {
             p.FinishChecksum();
             Counters6.ipv6InTooBigErrors++;

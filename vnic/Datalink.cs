@@ -159,7 +159,7 @@ public abstract class Datalink
             EthernetView.TryPopTag(p);
         }
         p.Vid = vid;
-        if (p.Length - EthernetView.HeaderLength > Mtu)
+        if (p.LsoMss != 0 ? !MacLayer.LsoFits(p, Mtu) : p.Length - EthernetView.HeaderLength > Mtu)
         {
             s.IErrors++;
             s.DropMtu++;
@@ -246,7 +246,7 @@ public abstract class PortLink : Datalink
             p.Pcp = eth.Priority;
             EthernetView.TryPopTag(p);
         }
-        if (p.LsoMss != 0 ? !LsoFits(p) : p.Length - EthernetView.HeaderLength > Mtu)
+        if (p.LsoMss != 0 ? !MacLayer.LsoFits(p, Mtu) : p.Length - EthernetView.HeaderLength > Mtu)
         {
             s.OErrors++;
             s.DropMtu++;
@@ -264,13 +264,6 @@ public abstract class PortLink : Datalink
         }
         TransmitOut(p);
     }
-
-    /// <summary>Whether a large-send frame (MacLayer.cs rule 9) is whole Ethernet/IP/TCP whose every
-    /// segment fits the MTU, so that cutting it later cannot fail; kept out of Transmit's hot path.</summary>
-    private bool LsoFits(Packet p)
-        => TcpSegmentation.TryCreate(p.Data, p.LsoMss, out var seg)
-           && seg.HeaderLength - EthernetView.HeaderLength + p.LsoMss <= Mtu
-           && p.Length <= PacketPool.LsoSize;
 
     /// <summary>The last step of transmit, once resource controls let the frame go: counts, taps, forwards.</summary>
     internal void TransmitOut(Packet p)
@@ -315,6 +308,12 @@ public abstract class PortLink : Datalink
         {
             s.DropNoClient++;
             p.Free();
+            return;
+        }
+        if (p.LsoMss != 0 && !c!.ReceiverAcceptsLargeReceive)
+        {
+            // The receiver changed while the frame waited (a shaper's queue): MSS frames (rule 9).
+            if (!Mac.ForEachSegment(p, s, this, static (self, q) => self.DeliverOut(q))) s.IErrors++;
             return;
         }
         if (!c!.ReceiverAcceptsPendingChecksum) p.FinishChecksum();

@@ -140,11 +140,22 @@ public sealed class PhysLink : UplinkLink
 
     /// <summary>A frame copied in from a device backend (TAP, pcap): dropped and counted if that backend
     /// is no longer this NIC's or no buffer is left, else received as from a wire. On the loop only.</summary>
-    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame)
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame) => ReceiveFromBackend(from, frame, 0);
+
+    /// <summary>As above, for a device that hands over a large TCP segment whole (a TAP with offloads
+    /// given a GSO frame by Linux): <paramref name="gsoSize"/> is its MSS, kept as Packet.LsoMss so
+    /// the frame reaches a local stack whole or is cut in software on the way (MacLayer.cs rule 9).
+    /// When no large buffer is free it is cut here, each segment received in turn.</summary>
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame, ushort gsoSize)
     {
         if (Backend != from)
         {
             Stats.DropLinkDown++;
+            return;
+        }
+        if (gsoSize != 0)
+        {
+            ReceiveLarge(frame, gsoSize);
             return;
         }
         var p = Mac.Pool.Rent(frame);
@@ -156,10 +167,49 @@ public sealed class PhysLink : UplinkLink
         ReceiveFromWire(p);
     }
 
+    private void ReceiveLarge(ReadOnlySpan<byte> frame, ushort gsoSize)
+    {
+        var p = frame.Length > PacketPool.LargeSize ? Mac.Pool.RentLso(frame.Length) : Mac.Pool.Rent(frame.Length);
+        if (p != null)
+        {
+            frame.CopyTo(p.Data);
+            p.LsoMss = gsoSize;
+            ReceiveFromWire(p);
+            return;
+        }
+        if (!TcpSegmentation.TryCreate(frame, gsoSize, out var seg))
+        {
+            Stats.IErrors++;
+            return;
+        }
+        for (int i = 0; i < seg.Count; i++)
+        {
+            var q = Mac.Pool.Rent(seg.SegmentLength(i));
+            if (q == null)
+            {
+                Stats.DropNoBuf++;
+                continue;
+            }
+            seg.Write(i, q.Data);
+            ReceiveFromWire(q);
+        }
+    }
+
     /// <summary>A frame arriving from the wire (MacLayer.cs rule 4: never throws, counts bad frames).</summary>
     public void ReceiveFromWire(Packet p)
     {
         if (Ingress(p, tapBad: true) != IngressDrop.None) return;
+        if (p.LsoMss != 0 && (AggrPort != null || Switch.Bridged != null))
+        {
+            // An aggregation or a bridge may pass it anywhere: MSS frames only (rule 9).
+            if (!Mac.ForEachSegment(p, Stats, this, static (self, q) => self.ReceiveAfterIngress(q))) Stats.IErrors++;
+            return;
+        }
+        ReceiveAfterIngress(p);
+    }
+
+    private void ReceiveAfterIngress(Packet p)
+    {
         var port = AggrPort;
         if (port != null)
         {
@@ -249,6 +299,11 @@ public interface IMacReceiver
     /// may be handed over as they are: only this host's own IP stacks, which trust them. Everyone
     /// else (guests, lx zones' TAPs) gets the checksum filled in first.</summary>
     bool AcceptsPendingChecksum => false;
+
+    /// <summary>Whether a large TCP segment (Packet.LsoMss: a GSO frame from Linux delivered whole,
+    /// MacLayer.cs rule 9) may be handed over as it is: an IP stack of this host (its TCP takes any
+    /// segment size) or a TAP with offloads (it writes one GSO frame). Everyone else gets MSS segments.</summary>
+    bool AcceptsLargeReceive => false;
 }
 
 /// <summary>
@@ -286,6 +341,7 @@ public sealed class MacClient
         {
             _receiver = value;
             ReceiverAcceptsPendingChecksum = value?.AcceptsPendingChecksum ?? false;
+            ReceiverAcceptsLargeReceive = value?.AcceptsLargeReceive ?? false;
         }
     }
 
@@ -294,6 +350,9 @@ public sealed class MacClient
     /// <summary>The receiver's AcceptsPendingChecksum, read once when it is set rather than through
     /// an interface's default member per frame.</summary>
     internal bool ReceiverAcceptsPendingChecksum { get; private set; }
+
+    /// <summary>The receiver's AcceptsLargeReceive, read once when it is set.</summary>
+    internal bool ReceiverAcceptsLargeReceive { get; private set; }
     public bool IsOpen { get; private set; } = true;
 
     /// <summary>Sends a frame; the MAC layer owns the packet from here on, whatever happens to it.</summary>

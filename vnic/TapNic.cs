@@ -49,12 +49,15 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>TSO frames from Linux cut into MTU-sized frames so far (TapDevice.SegmentedFrames).</summary>
     public long SegmentedFrames => _device.SegmentedFrames;
 
+    /// <summary>TSO frames from Linux handed to the host whole so far (TapDevice.WholeFrames).</summary>
+    public long WholeFrames => _device.WholeFrames;
+
     /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
     public void Start(PhysLink phys, RealTimeDriver driver)
     {
         _phys = phys;
         phys.Attach(this);
-        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
+        _device.Start(driver, (frame, gso) => phys.ReceiveFromBackend(this, frame, gso), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
             bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); });
     }
 
@@ -65,9 +68,6 @@ public sealed class TapNic : IPhysBackend, IDisposable
     }
 
     public void Detach(PhysLink phys) => _device.Dispose();
-
-    /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
-    private void Deliver(PhysLink phys, ReadOnlySpan<byte> frame) => phys.ReceiveFromBackend(this, frame);
 
     /// <summary>Detaches from the NIC (if attached) and closes the device.</summary>
     public void Dispose()

@@ -159,38 +159,13 @@ public sealed class VSwitch
         return !dst.IsGroup && _uplink is PhysLink phys && phys.TakesLso && Lookup(from, Key(p.Vid, dst)) == null;
     }
 
-    /// <summary>Software segmentation (rule 9): cuts a large-send frame into MSS segments, each with
-    /// its checksum filled in and the original's metadata, and forwards them in order, as the frames
-    /// the NIC would have put on the wire. Counted as lso_soft on the sending link; a segment with no
-    /// buffer is a drop_nobuf there, as for any copy.</summary>
+    /// <summary>Software segmentation (rule 9): a large-send frame that may not go on whole is cut
+    /// into the MSS segments the NIC would have put on the wire, each forwarded in turn (lso_soft on
+    /// the sending link).</summary>
     private void ForwardSegmented(Packet p, PortLink from)
     {
-        var s = from.Stats;
-        if (!TcpSegmentation.TryCreate(p.Data, p.LsoMss, out var seg))
-        {
-            s.OErrors++; // Datalink.Transmit checked it; kept so a bad frame can never throw here
-            p.Free();
-            return;
-        }
-        s.LsoSoft++;
-        var pool = Owner.Mac.Pool;
-        for (int i = 0; i < seg.Count; i++)
-        {
-            var q = pool.Rent(seg.SegmentLength(i));
-            if (q == null)
-            {
-                s.DropNoBuf++;
-                continue;
-            }
-            seg.Write(i, q.Data);
-            q.Vid = p.Vid;
-            q.Pcp = p.Pcp;
-            q.Timestamp = p.Timestamp;
-            q.Band = p.Band;
-            q.FairKey = p.FairKey;
-            Forward(q, from);
-        }
-        p.Free();
+        if (!Owner.Mac.ForEachSegment(p, from.Stats, (this, from), static (t, q) => t.Item1.Forward(q, t.from)))
+            from.Stats.OErrors++; // Datalink.Transmit checked it; kept so a bad frame can never throw here
     }
 
     /// <summary>The port for a unicast key, through the sender's one-entry cache (a hit is two compares;
@@ -209,6 +184,14 @@ public sealed class VSwitch
     internal void ForwardFromUplink(Packet p)
     {
         var dst = MacAddress.Read(p.Data);
+        if (p.LsoMss != 0 && !(HasVlan(p.Vid) && !dst.IsGroup && _unicast.TryGetValue(Key(p.Vid, dst), out var whole)
+                               && whole.Client is { ReceiverAcceptsLargeReceive: true }))
+        {
+            // A large frame from the device (rule 9) goes whole only to a client that takes it.
+            if (!Owner.Mac.ForEachSegment(p, Owner.Stats, this, static (sw, q) => sw.ForwardFromUplink(q)))
+                Owner.Stats.IErrors++;
+            return;
+        }
         if (!HasVlan(p.Vid))
         {
             Owner.Stats.DropNoVlan++;

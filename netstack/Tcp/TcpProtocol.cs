@@ -57,6 +57,8 @@
  *      as for MSS-sized sends: the windows are counted in bytes, Nagle and SWS avoidance see the
  *      remainder as they would, and retransmissions are MSS-sized. The large buffers are few
  *      (PacketPool.LsoLimit); when none is free the send is one MSS, so a shortage never stalls.
+ *      The other way, a TAP's GSO frame may arrive whole (a large receive); it is one segment to
+ *      the receive path, ACKed at once as more than one full segment's worth.
  *
  * Wiring
  *   The IP layer constructs one TcpProtocol with itself (IIpLayer) and hands it every protocol-6
