@@ -11,7 +11,9 @@ namespace SmartOS.Vnic;
 /// A frame that cannot be written to Linux counts ierrors on the link; one from Linux with no buffer
 /// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed or whose
 /// virtio_net_hdr cannot be honoured oerrors (MacLayer.cs rule 3). With the device's offloads
-/// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC.
+/// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC,
+/// a GSO frame from the lx zone is a large send through the VNIC, and a large segment delivered to
+/// it is written as one GSO frame (MacLayer.cs rule 9).
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {

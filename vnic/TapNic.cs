@@ -9,7 +9,9 @@ namespace SmartOS.Vnic;
 /// Threads and descriptor rules: TapDevice.cs. A failed write counts oerrors; a frame that arrives
 /// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
 /// full) drop_nobuf, one whose virtio_net_hdr cannot be honoured ierrors (MacLayer.cs rule 3). The
-/// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it.
+/// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it, the
+/// TSO frames go on to the host whole (a large receive), and the host's large sends come to it whole
+/// and leave as one GSO write (MacLayer.cs rule 9).
 /// Carrier (issue 16): the NIC's link follows the Linux end's administrative state (`ip link set
 /// down`/`up`, TapDevice.Link.cs), and goes down for good when the device breaks or is deleted, so an
 /// aggregation's port leaves and a bridge's port reconverges as when a wire is pulled.
