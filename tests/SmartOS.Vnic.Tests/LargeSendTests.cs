@@ -271,6 +271,53 @@ public class LargeSendTests
         }
     }
 
+    /// <summary>A receiver that takes large segments whole, as an IP stack of the host does.</summary>
+    private sealed class LargeReceiver : IMacReceiver
+    {
+        public List<(byte[] Frame, ushort LsoMss)> Frames { get; } = [];
+        public bool AcceptsPendingChecksum => true;
+        public bool AcceptsLargeReceive => true;
+
+        public void Receive(MacClient client, Packet packet)
+        {
+            Frames.Add((packet.Data.ToArray(), packet.LsoMss));
+            packet.Free();
+        }
+    }
+
+    [Test]
+    public void A_large_frame_from_the_device_reaches_a_client_that_takes_it_whole_and_others_as_segments()
+    {
+        var s = new Scheduler();
+        var mac = TestNet.Host(s, nics: 1);
+        var device = new SegmentingDevice();
+        var phys = mac.Phys();
+        phys.Attach(device);
+        var stack = mac.Vnic("a0", "e1000g0").OpenClient("ip")!;
+        var large = new LargeReceiver();
+        stack.Receiver = large;
+        var guest = TestNet.Open(mac.Vnic("b0", "e1000g0"));
+        var pool = new PacketPool();
+
+        var toStack = LargeFrame(pool, stack.MacAddress, TestNet.Mac("2:0:0:0:0:99"));
+        toStack.FinishChecksum();
+        phys.ReceiveFromBackend(device, toStack.Data, Mss);
+        var toGuest = LargeFrame(pool, guest.Client.MacAddress, TestNet.Mac("2:0:0:0:0:99"));
+        toGuest.FinishChecksum();
+        phys.ReceiveFromBackend(device, toGuest.Data, Mss);
+        s.RunUntilIdle();
+
+        Assert.That(large.Frames, Has.Count.EqualTo(1));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(large.Frames[0].LsoMss, Is.EqualTo(Mss));
+            Assert.That(large.Frames[0].Frame, Is.EqualTo(toStack.Data.ToArray()));
+            Assert.That(phys.Stats.LsoSoft, Is.EqualTo(1), "the guest's frame was cut");
+            Assert.That(phys.Stats.IPackets, Is.EqualTo(2), "the NIC counts what the device gave it");
+        }
+        AssertSegments(guest.Frames.Select(r => r.Frame).ToList());
+    }
+
     [Test]
     public void No_large_send_is_offered_on_an_etherstub_or_over_a_bridged_nic()
     {
