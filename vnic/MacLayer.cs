@@ -72,7 +72,11 @@
  *      to the device show the large frame whole, as illumos snoop shows an LSO packet taken above
  *      the driver (and tcpdump a GSO one): the capture shows what the MAC layer carried, costs no
  *      copies per segment, and the frame stays within the pcap snaplen (PacketPool.LsoSize); its TCP
- *      checksum is the whole segment's.
+ *      checksum is the whole segment's. Large receive is the same the other way: a TAP NIC's device
+ *      hands over Linux's GSO frame whole with its MSS (PhysLink.ReceiveFromBackend), the NIC's
+ *      ingress checks it as above, and the switch delivers it whole only to a client that takes it
+ *      (IMacReceiver.AcceptsLargeReceive: an IP stack, an lx zone's TAP); a bridged or aggregated
+ *      NIC, any other client and any group address get MSS segments (lso_soft on the NIC).
  *
  * Resource control (flows, bandwidth, priority, link protection) sits on this path; its own theory
  * statement is in ResourceControl.cs. Bridges (dladm create-bridge) join the switches of several
