@@ -36,6 +36,12 @@ public sealed class Packet
     /// <summary>Who the frame is queued for fairness among equal bands (a link or flow id; 0: none).</summary>
     public int FairKey;
 
+    /// <summary>Large send offload (illumos HW_LSO, Linux GSO): when not 0, the frame is one TCP
+    /// segment larger than the link's MTU that is to be cut into segments of this many payload bytes
+    /// where it leaves the host (MacLayer.cs rule 9): by the device itself when it offers LSO (a TAP
+    /// with offloads writes one virtio_net_hdr GSO frame), by TcpSegmentation anywhere else.</summary>
+    public ushort LsoMss;
+
     internal bool InPool;
 
     // Checksum offload (illumos HCK_PARTIALCKSUM, Linux CHECKSUM_PARTIAL): a transport leaves its
@@ -140,6 +146,7 @@ public sealed class Packet
         copy.Timestamp = Timestamp;
         copy.Band = Band;
         copy.FairKey = FairKey;
+        copy.LsoMss = LsoMss;
         if (ChecksumPending) copy.SetChecksumPending(_csumStart - Offset, _csumLength, _csumField);
         return copy;
     }
@@ -148,27 +155,36 @@ public sealed class Packet
 /// <summary>
 /// A pool of packets in two size classes: standard frames (up to 2 KiB) and jumbo frames (up to
 /// 9 KiB + tags). Renting from an empty class allocates until <see cref="Limit"/> buffers exist in
-/// that class; past it Rent returns null and the caller counts a drop (no silent growth).
+/// that class; past it Rent returns null and the caller counts a drop (no silent growth). A third
+/// class, rented only through <see cref="RentLso"/>, holds large-send segments (Packet.LsoMss) of up
+/// to <see cref="LsoSize"/> bytes, at most <see cref="LsoLimit"/> of them: they live only from a
+/// stack's send to the device's write, so a few suffice.
 /// </summary>
 public sealed class PacketPool
 {
     public const int SmallSize = 2048;
     public const int LargeSize = 9216 + 64;
+    /// <summary>The largest large-send frame: the largest an IPv4 length allows, with an Ethernet
+    /// header, but no more than a capture's snaplen (65535) keeps whole.</summary>
+    public const int LsoSize = 65535;
+    /// <summary>Buffers of the large-send class (4 MiB at most).</summary>
+    public const int LsoLimit = 64;
 
     // Free lists as plain arrays with a count (not Stack<T>, whose version stamp and checks cost on
     // every Rent and Free); each grows to at most Limit entries.
     private Packet[] _small = new Packet[64];
     private Packet[] _large = new Packet[16];
-    private int _smallFree, _largeFree;
-    private int _smallCreated, _largeCreated;
+    private Packet[] _lso = new Packet[4];
+    private int _smallFree, _largeFree, _lsoFree;
+    private int _smallCreated, _largeCreated, _lsoCreated;
 
     public PacketPool(int limit = 1 << 16) { Limit = limit; }
 
     /// <summary>Maximum number of buffers per size class.</summary>
     public int Limit { get; }
 
-    public int Outstanding => _smallCreated - _smallFree + _largeCreated - _largeFree;
-    public long Allocated => _smallCreated + (long)_largeCreated;
+    public int Outstanding => _smallCreated - _smallFree + _largeCreated - _largeFree + _lsoCreated - _lsoFree;
+    public long Allocated => _smallCreated + (long)_largeCreated + _lsoCreated;
     public long Exhausted { get; private set; }
 
     /// <summary>Rents a packet able to hold <paramref name="length"/> bytes; its Length is set.</summary>
@@ -186,6 +202,13 @@ public sealed class PacketPool
             if (q == null) return null;
             p = q;
         }
+        Reset(p, length);
+        return p;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Reset(Packet p, int length)
+    {
         p.InPool = false;
         p.Offset = Packet.Headroom;
         p.Length = length;
@@ -194,7 +217,33 @@ public sealed class PacketPool
         p.Timestamp = 0;
         p.Band = 0;
         p.FairKey = 0;
+        p.LsoMss = 0;
         p.ClearChecksumPending();
+    }
+
+    /// <summary>Whether <see cref="RentLso"/> would find or make a buffer now.</summary>
+    public bool LsoAvailable => _lsoFree > 0 || _lsoCreated < LsoLimit;
+
+    /// <summary>Rents a packet able to hold a large-send segment of <paramref name="length"/> bytes
+    /// (up to <see cref="LsoSize"/>); null when that class is exhausted (the caller sends smaller
+    /// segments from the ordinary classes instead).</summary>
+    public Packet? RentLso(int length)
+    {
+        if (length <= LargeSize) return Rent(length);
+        if (length > LsoSize) return null;
+        Packet p;
+        if (_lsoFree > 0)
+        {
+            p = _lso[--_lsoFree];
+            _lso[_lsoFree] = null!;
+        }
+        else
+        {
+            if (_lsoCreated >= LsoLimit) { Exhausted++; return null; }
+            _lsoCreated++;
+            p = new Packet(this, LsoSize + Packet.Headroom);
+        }
+        Reset(p, length);
         return p;
     }
 
@@ -228,7 +277,8 @@ public sealed class PacketPool
         Debug.Assert(!p.InPool, "packet freed twice");
         if (p.InPool) return;
         p.InPool = true;
-        if (p.Buffer.Length > SmallSize + Packet.Headroom) Push(ref _large, ref _largeFree, p);
+        if (p.Buffer.Length > LargeSize + Packet.Headroom) Push(ref _lso, ref _lsoFree, p);
+        else if (p.Buffer.Length > SmallSize + Packet.Headroom) Push(ref _large, ref _largeFree, p);
         else Push(ref _small, ref _smallFree, p);
     }
 

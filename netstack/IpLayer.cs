@@ -34,6 +34,11 @@ public interface IIpLayer
     /// <summary>Whether the layer takes segments with their checksum pending (Packet.ChecksumPending,
     /// the pseudo-header sum in the field): the MAC layer fills it in where a frame leaves the host.</summary>
     bool ChecksumOffload => false;
+
+    /// <summary>The largest IP packet a transport may send toward <paramref name="destination"/> as
+    /// one large-send TCP segment (Packet.LsoMss, cut into MSS segments below IP: MacLayer.cs rule 9),
+    /// or 0 when the route's link has no large send.</summary>
+    int LsoMax(IpAddress destination) => 0;
 }
 
 /// <summary>A transport protocol registered with the IP layer.</summary>

@@ -141,7 +141,7 @@ public sealed partial class IpStack
             return;
         }
         ip.DecrementTtl();
-        if (p.Length > outIfc.Mtu)
+        if (p.Length > outIfc.Mtu && !LargeSegmentsFit(p, ip.HeaderLength, outIfc.Mtu))
         {
             p.FinishChecksum(); // quoted, or copied into fragments
             if (ip.DontFragment)
@@ -202,7 +202,13 @@ public sealed partial class IpStack
             return false;
         }
         if (_probes.IpSend.Enabled) FireIp(_probes.IpSend, p.Data, v6: false, ifc);
-        if (p.Length > ifc.Mtu)
+        if (p.LsoMss != 0)
+        {
+            // A large send (IIpLayer.LsoMax): the MAC layer or the device cuts it into MSS segments,
+            // numbered from this identification on, so the IDs they take are reserved here.
+            _ipId += (ushort)((p.Length - Ipv4Repr.HeaderLength) / p.LsoMss);
+        }
+        else if (p.Length > ifc.Mtu)
         {
             if (dontFragment)
             {

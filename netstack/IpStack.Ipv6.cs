@@ -206,7 +206,7 @@ public sealed partial class IpStack
             p.Free();
             return;
         }
-        if (p.Length > outIfc.Mtu)
+        if (p.Length > outIfc.Mtu && !LargeSegmentsFit(p, Ipv6View.HeaderLength, outIfc.Mtu))
         {
             p.FinishChecksum();
             Counters6.ipv6InTooBigErrors++;
@@ -254,7 +254,7 @@ public sealed partial class IpStack
         int mtu = ifc.Mtu;
         if (_pmtu.TryGetValue(dst, out var learned) && learned.Expires > Scheduler.Now && learned.Mtu < mtu)
             mtu = Math.Max(MinimumMtuV6, learned.Mtu);
-        if (p.Length > mtu)
+        if (p.Length > mtu && p.LsoMss == 0) // a large send is cut below IP (IIpLayer.LsoMax)
         {
             // Only the source fragments in IPv6 (RFC 8200 4.5); routers answer Packet Too Big.
             return FragmentV6(ifc, p, nextHop, mtu);

@@ -182,6 +182,10 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     /// <summary>Frames from another stack of this host may come with their checksum pending.</summary>
     public bool AcceptsPendingChecksum => true;
 
+    /// <summary>Large TCP segments from a TAP's GSO frames come whole (MacLayer.cs rule 9): TCP takes
+    /// any size, and forwarding keeps the mark so the MAC layer cuts them for the next link.</summary>
+    public bool AcceptsLargeReceive => true;
+
     /// <summary>IPv4 forwarding (ipadm set-prop -p forwarding=on ipv4).</summary>
     public bool ForwardingV4 { get; set; }
     /// <summary>IPv6 forwarding (ipadm set-prop -p forwarding=on ipv6).</summary>
@@ -489,6 +493,13 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         return mtu;
     }
 
+    public int LsoMax(IpAddress destination)
+    {
+        if (IsLocalAddress(destination) || destination.IsLoopback) return 0;
+        if (!TryRoute(destination, out var ifc, out _, out _, countUse: false)) return 0;
+        return ifc.Client?.LsoMax ?? 0;
+    }
+
     public bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol)
     {
         if (destination.IsV4)
@@ -593,6 +604,16 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     }
 
     internal ushort NextIpId() => _ipId++;
+
+    /// <summary>Whether a large TCP segment received whole (Packet.LsoMss, MacLayer.cs rule 9) may be
+    /// forwarded as it is: its MSS segments, with their IP header of <paramref name="ipHeader"/>
+    /// bytes and its TCP header, fit <paramref name="mtu"/>; the MAC layer cuts it for the next link.</summary>
+    private static bool LargeSegmentsFit(Packet p, int ipHeader, int mtu)
+    {
+        if (p.LsoMss == 0 || p.Length < ipHeader + TcpView.MinHeaderLength) return false;
+        int tcpHeader = (p.Data[ipHeader + 12] >> 4) * 4;
+        return ipHeader + tcpHeader + p.LsoMss <= mtu;
+    }
 
     /// <summary>Prepends an Ethernet header and transmits on the interface's MAC client. Consumes the packet.</summary>
     internal void TransmitFrame(IpInterface ifc, Packet p, MacAddress dst, ushort etherType)

@@ -159,7 +159,7 @@ public abstract class Datalink
             EthernetView.TryPopTag(p);
         }
         p.Vid = vid;
-        if (p.Length - EthernetView.HeaderLength > Mtu)
+        if (p.LsoMss != 0 ? !MacLayer.LsoFits(p, Mtu) : p.Length - EthernetView.HeaderLength > Mtu)
         {
             s.IErrors++;
             s.DropMtu++;
@@ -246,7 +246,7 @@ public abstract class PortLink : Datalink
             p.Pcp = eth.Priority;
             EthernetView.TryPopTag(p);
         }
-        if (p.Length - EthernetView.HeaderLength > Mtu)
+        if (p.LsoMss != 0 ? !MacLayer.LsoFits(p, Mtu) : p.Length - EthernetView.HeaderLength > Mtu)
         {
             s.OErrors++;
             s.DropMtu++;
@@ -308,6 +308,12 @@ public abstract class PortLink : Datalink
         {
             s.DropNoClient++;
             p.Free();
+            return;
+        }
+        if (p.LsoMss != 0 && !c!.ReceiverAcceptsLargeReceive)
+        {
+            // The receiver changed while the frame waited (a shaper's queue): MSS frames (rule 9).
+            if (!Mac.ForEachSegment(p, s, this, static (self, q) => self.DeliverOut(q))) s.IErrors++;
             return;
         }
         if (!c!.ReceiverAcceptsPendingChecksum) p.FinishChecksum();

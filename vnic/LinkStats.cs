@@ -34,6 +34,10 @@ public sealed class LinkStats : IKstatSource
     public long MacSpoofed, IpSpoofed, DhcpSpoofed, Restricted;
     /// <summary>Frames over maxbw that found the link's shaper queue full (or maxbw=0), on transmit and receive.</summary>
     public long DropMaxbw, DropMaxbwRx;
+    /// <summary>Large-send frames (Packet.LsoMss) handed whole to a device that segments them (a TAP
+    /// with offloads), and large-send frames cut into MSS segments in software because something
+    /// else lay on their way (MacLayer.cs rule 9).</summary>
+    public long LsoOut, LsoSoft;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -63,6 +67,8 @@ public sealed class LinkStats : IKstatSource
         into.Add(new("restricted", Restricted));
         into.Add(new("drop_maxbw", DropMaxbw));
         into.Add(new("drop_maxbw_rx", DropMaxbwRx));
+        into.Add(new("lso_out", LsoOut));
+        into.Add(new("lso_soft", LsoSoft));
     }
 
     public void Reset()
@@ -72,5 +78,6 @@ public sealed class LinkStats : IKstatSource
         DropNoClient = DropUnknownDst = DropNoVlan = DropTagged = DropMtu = DropNoBuf = DropLinkDown = 0;
         DropTxQueue = DropWireLoss = DropWireMtu = 0;
         MacSpoofed = IpSpoofed = DhcpSpoofed = Restricted = DropMaxbw = DropMaxbwRx = 0;
+        LsoOut = LsoSoft = 0;
     }
 }

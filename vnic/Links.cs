@@ -18,6 +18,11 @@ public interface IPhysBackend
     /// <summary>Whether the device fills in a pending transport checksum itself (MacLayer.cs rule 7):
     /// a TAP with offloads hands it to Linux in its virtio_net_hdr. Read once, when attached.</summary>
     bool OffloadsChecksum => false;
+
+    /// <summary>Whether the device takes large-send frames (Packet.LsoMss) whole and segments them
+    /// itself (MacLayer.cs rule 9): a TAP with offloads writes them as virtio_net_hdr GSO frames.
+    /// Read once, when attached.</summary>
+    bool OffloadsSegmentation => false;
 }
 
 /// <summary>A link whose switch has a way out of the host, and is that switch's primary port: a phys
@@ -88,11 +93,17 @@ public sealed class PhysLink : UplinkLink
         Backend = backend;
         Carrier = true;
         _backendOffloadsChecksum = backend.OffloadsChecksum;
+        _backendOffloadsSegmentation = backend.OffloadsSegmentation;
         if (Switch.Bridged is { } bp) bp.Bridge.LinkStateChanged(bp);
         if (!wasUp) LinkStateChanged?.Invoke(this);
     }
 
-    private bool _backendOffloadsChecksum;
+    private bool _backendOffloadsChecksum, _backendOffloadsSegmentation;
+
+    /// <summary>Whether a large-send frame that leaves by this NIC goes to its device whole (rule 9):
+    /// the device segments, and the NIC is neither an aggregation's port nor bridged (those may send
+    /// it elsewhere, so it is cut in software first).</summary>
+    internal bool TakesLso => _backendOffloadsSegmentation && Backend != null && AggrPort == null && Switch.Bridged == null;
 
     public void DetachBackend()
     {
@@ -120,6 +131,7 @@ public sealed class PhysLink : UplinkLink
             return;
         }
         if (!_backendOffloadsChecksum) p.FinishChecksum(); // the NIC's checksum offload
+        if (p.LsoMss != 0) s.LsoOut++; // VSwitch.Forward sends one here only when TakesLso
         var dst = MacAddress.Read(p.Data);
         CountTx(s, p, dst);
         Tap(p, TapDirection.Transmitted, showTag: false); // a capture fills it in (rule 7)
@@ -128,11 +140,22 @@ public sealed class PhysLink : UplinkLink
 
     /// <summary>A frame copied in from a device backend (TAP, pcap): dropped and counted if that backend
     /// is no longer this NIC's or no buffer is left, else received as from a wire. On the loop only.</summary>
-    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame)
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame) => ReceiveFromBackend(from, frame, 0);
+
+    /// <summary>As above, for a device that hands over a large TCP segment whole (a TAP with offloads
+    /// given a GSO frame by Linux): <paramref name="gsoSize"/> is its MSS, kept as Packet.LsoMss so
+    /// the frame reaches a local stack whole or is cut in software on the way (MacLayer.cs rule 9).
+    /// When no large buffer is free it is cut here, each segment received in turn.</summary>
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame, ushort gsoSize)
     {
         if (Backend != from)
         {
             Stats.DropLinkDown++;
+            return;
+        }
+        if (gsoSize != 0)
+        {
+            ReceiveLarge(frame, gsoSize);
             return;
         }
         var p = Mac.Pool.Rent(frame);
@@ -144,10 +167,49 @@ public sealed class PhysLink : UplinkLink
         ReceiveFromWire(p);
     }
 
+    private void ReceiveLarge(ReadOnlySpan<byte> frame, ushort gsoSize)
+    {
+        var p = frame.Length > PacketPool.LargeSize ? Mac.Pool.RentLso(frame.Length) : Mac.Pool.Rent(frame.Length);
+        if (p != null)
+        {
+            frame.CopyTo(p.Data);
+            p.LsoMss = gsoSize;
+            ReceiveFromWire(p);
+            return;
+        }
+        if (!TcpSegmentation.TryCreate(frame, gsoSize, out var seg))
+        {
+            Stats.IErrors++;
+            return;
+        }
+        for (int i = 0; i < seg.Count; i++)
+        {
+            var q = Mac.Pool.Rent(seg.SegmentLength(i));
+            if (q == null)
+            {
+                Stats.DropNoBuf++;
+                continue;
+            }
+            seg.Write(i, q.Data);
+            ReceiveFromWire(q);
+        }
+    }
+
     /// <summary>A frame arriving from the wire (MacLayer.cs rule 4: never throws, counts bad frames).</summary>
     public void ReceiveFromWire(Packet p)
     {
         if (Ingress(p, tapBad: true) != IngressDrop.None) return;
+        if (p.LsoMss != 0 && (AggrPort != null || Switch.Bridged != null))
+        {
+            // An aggregation or a bridge may pass it anywhere: MSS frames only (rule 9).
+            if (!Mac.ForEachSegment(p, Stats, this, static (self, q) => self.ReceiveAfterIngress(q))) Stats.IErrors++;
+            return;
+        }
+        ReceiveAfterIngress(p);
+    }
+
+    private void ReceiveAfterIngress(Packet p)
+    {
         var port = AggrPort;
         if (port != null)
         {
@@ -237,6 +299,11 @@ public interface IMacReceiver
     /// may be handed over as they are: only this host's own IP stacks, which trust them. Everyone
     /// else (guests, lx zones' TAPs) gets the checksum filled in first.</summary>
     bool AcceptsPendingChecksum => false;
+
+    /// <summary>Whether a large TCP segment (Packet.LsoMss: a GSO frame from Linux delivered whole,
+    /// MacLayer.cs rule 9) may be handed over as it is: an IP stack of this host (its TCP takes any
+    /// segment size) or a TAP with offloads (it writes one GSO frame). Everyone else gets MSS segments.</summary>
+    bool AcceptsLargeReceive => false;
 }
 
 /// <summary>
@@ -256,6 +323,14 @@ public sealed class MacClient
     public string Owner { get; }
     public MacAddress MacAddress => Link.MacAddress;
     public int Mtu => Link.Mtu;
+
+    /// <summary>The largest IP packet this client may send as one large-send TCP segment
+    /// (Packet.LsoMss), or 0 when the link has no large send: only a port of a switch whose NIC's
+    /// device segments (PhysLink.TakesLso), as illumos's mac_capab_lso answers for a VNIC over a NIC
+    /// with LSO. The frame stays within a capture's snaplen and leaves room for a VLAN tag.</summary>
+    public int LsoMax => Link.Switch.Uplink is PhysLink phys && phys.TakesLso
+        ? PacketPool.LsoSize - EthernetView.HeaderLength - EthernetView.TagLength
+        : 0;
     public string LinkName => Link.Name;
     public PacketPool Pool => Link.Mac.Pool;
     public Scheduler Scheduler => Link.Mac.Scheduler;
@@ -266,6 +341,7 @@ public sealed class MacClient
         {
             _receiver = value;
             ReceiverAcceptsPendingChecksum = value?.AcceptsPendingChecksum ?? false;
+            ReceiverAcceptsLargeReceive = value?.AcceptsLargeReceive ?? false;
         }
     }
 
@@ -274,6 +350,9 @@ public sealed class MacClient
     /// <summary>The receiver's AcceptsPendingChecksum, read once when it is set rather than through
     /// an interface's default member per frame.</summary>
     internal bool ReceiverAcceptsPendingChecksum { get; private set; }
+
+    /// <summary>The receiver's AcceptsLargeReceive, read once when it is set.</summary>
+    internal bool ReceiverAcceptsLargeReceive { get; private set; }
     public bool IsOpen { get; private set; } = true;
 
     /// <summary>Sends a frame; the MAC layer owns the packet from here on, whatever happens to it.</summary>

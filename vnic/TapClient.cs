@@ -1,4 +1,5 @@
 using SmartOS.Kernel;
+using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
 
@@ -10,7 +11,9 @@ namespace SmartOS.Vnic;
 /// A frame that cannot be written to Linux counts ierrors on the link; one from Linux with no buffer
 /// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed or whose
 /// virtio_net_hdr cannot be honoured oerrors (MacLayer.cs rule 3). With the device's offloads
-/// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC.
+/// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC,
+/// a GSO frame from the lx zone is a large send through the VNIC, and a large segment delivered to
+/// it is written as one GSO frame (MacLayer.cs rule 9).
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {
@@ -39,6 +42,9 @@ public sealed class TapClient : IMacReceiver, IDisposable
     /// <summary>A device with offloads passes a pending checksum on to Linux (MacLayer.cs rule 7).</summary>
     public bool AcceptsPendingChecksum => _device.Offload;
 
+    /// <summary>A device with offloads writes a large segment as one GSO frame (TapDevice.Write).</summary>
+    public bool AcceptsLargeReceive => _device.Offload;
+
     public void Receive(MacClient client, Packet packet)
     {
         if (!_device.Write(packet)) client.Link.Stats.IErrors++;
@@ -46,20 +52,38 @@ public sealed class TapClient : IMacReceiver, IDisposable
     }
 
     /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>
-    private void FromLinux(ReadOnlySpan<byte> frame)
+    private void FromLinux(ReadOnlySpan<byte> frame, ushort gsoSize)
     {
         if (!_client.IsOpen)
         {
             _client.Link.Stats.OErrors++;
             return;
         }
-        var p = _client.Pool.Rent(frame);
-        if (p == null)
+        var pool = _client.Pool;
+        var p = gsoSize != 0 && frame.Length > PacketPool.LargeSize ? pool.RentLso(frame.Length) : pool.Rent(frame.Length);
+        if (p != null)
+        {
+            frame.CopyTo(p.Data);
+            p.LsoMss = gsoSize; // a large send from the lx zone (MacLayer.cs rule 9)
+            _client.Transmit(p);
+            return;
+        }
+        if (gsoSize == 0 || !TcpSegmentation.TryCreate(frame, gsoSize, out var seg))
         {
             _client.Link.Stats.DropNoBuf++;
             return;
         }
-        _client.Transmit(p);
+        for (int i = 0; i < seg.Count; i++) // no large buffer free: MSS frames
+        {
+            var q = pool.Rent(seg.SegmentLength(i));
+            if (q == null)
+            {
+                _client.Link.Stats.DropNoBuf++;
+                continue;
+            }
+            seg.Write(i, q.Data);
+            _client.Transmit(q);
+        }
     }
 
     /// <summary>Stops the reader and closes the device; call before the client is closed.</summary>

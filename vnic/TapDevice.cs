@@ -15,12 +15,17 @@ namespace SmartOS.Vnic;
 /// virtio_net_hdr (kernel/Wire/VirtioNet.cs), and Linux may hand us TCP segments of up to 64 KiB
 /// with their checksum left to us, as it would to a NIC with TSO and checksum offload. Linux then
 /// neither segments nor checksums what its sockets send here, and one read carries what took up to
-/// 45. The reader thread does the NIC's part before the loop sees anything: it cuts a GSO frame into
-/// MTU-sized frames (TcpSegmentation) and fills in a NEEDS_CSUM frame's checksum, so the MAC layer,
-/// its captures and its wires only ever carry frames a wire could (a capture shows what the link
-/// carried). Writes towards Linux carry a header too: NEEDS_CSUM with the offsets when the frame's
+/// 45. The reader thread fills in a NEEDS_CSUM frame's checksum and hands a GSO frame to the loop
+/// whole, marked with its MSS (Packet.LsoMss: a large receive, as a NIC with LRO would): the MAC
+/// layer delivers it whole to a local IP stack and cuts it into MTU frames (TcpSegmentation) for
+/// anything else on the path (MacLayer.cs rule 9), so wires and guests only ever carry frames a
+/// wire could. A GSO frame too large for a large buffer (PacketPool.LsoSize) is cut by the reader. Writes towards Linux carry a header too: NEEDS_CSUM with the offsets when the frame's
 /// TCP checksum is still pending (Packet.ChecksumPending), so Linux does not verify what never left
-/// the machine, and no flags otherwise.
+/// the machine, and no flags otherwise. A large-send frame (Packet.LsoMss, MacLayer.cs rule 9: a
+/// zone's TCP segment of up to 64 KiB whose route leaves by this TAP) is written whole with a GSO
+/// header (VirtioNetHeader.TryCreateGso), so Linux gets in one write what took 45, and its own
+/// stack takes the segment whole without cutting it (a TAP's GSO frame is received as GRO would
+/// have merged it).
 ///
 /// Threads
 ///   reader    one background thread polls the (non-blocking) descriptor and, once it is readable,
@@ -78,10 +83,14 @@ public sealed partial class TapDevice : IDisposable
     private Thread? _reader;
     private volatile bool _stop;
     private int _pending, _overflow, _malformed;
-    private long _segmented;
+    private long _segmented, _whole;
 
-    /// <summary>GSO frames from Linux that the reader cut into MTU-sized frames (any thread).</summary>
+    /// <summary>GSO frames from Linux that the reader cut into MTU-sized frames (any thread): those too
+    /// large for a large buffer.</summary>
     public long SegmentedFrames => Interlocked.Read(ref _segmented);
+
+    /// <summary>GSO frames from Linux handed to the loop whole (large receive; any thread).</summary>
+    public long WholeFrames => Interlocked.Read(ref _whole);
 
     private TapDevice(int fd, string name, bool offload)
     {
@@ -145,7 +154,9 @@ public sealed partial class TapDevice : IDisposable
     }
 
     /// <summary>Called on the loop with one frame from Linux; the span is valid only during the call.</summary>
-    public delegate void FrameHandler(ReadOnlySpan<byte> frame);
+    /// <summary><paramref name="gsoSize"/> is 0, or the MSS of a GSO frame from Linux handed over whole
+    /// (a large receive: the MAC layer cuts it where it must, MacLayer.cs rule 9).</summary>
+    public delegate void FrameHandler(ReadOnlySpan<byte> frame, ushort gsoSize);
 
     /// <summary>Starts the reader: each frame from Linux is passed to <paramref name="deliver"/> on
     /// the loop; a read error calls <paramref name="failed"/> on the loop; frames dropped because the
@@ -176,7 +187,15 @@ public sealed partial class TapDevice : IDisposable
     {
         int fd = _fd;
         if (fd < 0 || frame.Length == 0) return false;
-        if (Offload)
+        if (frame.LsoMss != 0)
+        {
+            // A large-send frame (MacLayer.cs rule 9): one GSO write, Linux cuts it (or its stack
+            // takes it whole). Only a device with offloads is ever given one (TapNic.OffloadsSegmentation).
+            if (!Offload || !VirtioNetHeader.TryCreateGso(frame.Data, frame.LsoMss, out var gso)) return false;
+            if (!frame.TryPrepend(VirtioNetHeader.Length)) return false;
+            gso.TryEmit(frame.Data);
+        }
+        else if (Offload)
         {
             var header = new VirtioNetHeader();
             if (frame.TryGetPendingChecksum(out int start, out int field))
@@ -241,7 +260,7 @@ public sealed partial class TapDevice : IDisposable
                 return;
             }
             if (ready == 0 || _stop) continue;
-            var batch = new List<(byte[] Frame, int Length)>();
+            var batch = new List<(byte[] Frame, int Length, ushort Gso)>();
             bool broken = false;
             while (batch.Count < BatchMax && !_stop)
             {
@@ -269,12 +288,12 @@ public sealed partial class TapDevice : IDisposable
     /// <summary>On the reader: queues a copy of one frame for the loop, or counts it lost (rule 4).
     /// One copy per frame: the reader's buffer is reused at once, and the packet pool belongs to the
     /// loop, so the frame travels in a pooled array of its own.</summary>
-    private void Take(ReadOnlySpan<byte> frame, List<(byte[] Frame, int Length)> batch)
+    private void Take(ReadOnlySpan<byte> frame, List<(byte[] Frame, int Length, ushort Gso)> batch, ushort gso = 0)
     {
         if (!Reserve()) return;
         var copy = ArrayPool<byte>.Shared.Rent(frame.Length);
         frame.CopyTo(copy);
-        batch.Add((copy, frame.Length));
+        batch.Add((copy, frame.Length, gso));
     }
 
     private bool Reserve()
@@ -291,7 +310,7 @@ public sealed partial class TapDevice : IDisposable
     /// <summary>On the reader: does what a NIC with TSO and checksum offload does with one frame read
     /// with its virtio_net_hdr (theory statement): a GSO frame becomes MTU-sized frames with their
     /// checksums, a NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
-    private void TakeOffloaded(Span<byte> read, List<(byte[] Frame, int Length)> batch)
+    private void TakeOffloaded(Span<byte> read, List<(byte[] Frame, int Length, ushort Gso)> batch)
     {
         if (!VirtioNetHeader.TryParse(read, out var header))
         {
@@ -316,26 +335,34 @@ public sealed partial class TapDevice : IDisposable
             Interlocked.Increment(ref _malformed);
             return;
         }
+        if (frame.Length <= PacketPool.LsoSize && header.TryFinishChecksum(frame))
+        {
+            // Large receive: the frame goes to the loop whole, its checksum filled in as one segment's,
+            // and the MAC layer cuts it only where something needs MTU frames (MacLayer.cs rule 9).
+            Interlocked.Increment(ref _whole);
+            Take(frame, batch, (ushort)mss);
+            return;
+        }
         Interlocked.Increment(ref _segmented);
         for (int i = 0; i < segments.Count; i++)
         {
             if (!Reserve()) continue;
             var copy = ArrayPool<byte>.Shared.Rent(segments.SegmentLength(i));
-            batch.Add((copy, segments.Write(i, copy)));
+            batch.Add((copy, segments.Write(i, copy), 0));
         }
     }
 
     /// <summary>On the loop: hands a batch of frames over in order and gives their arrays back.</summary>
-    private void DeliverBatch(List<(byte[] Frame, int Length)> batch, FrameHandler deliver, Action<int> overflowed, Action<int> malformed)
+    private void DeliverBatch(List<(byte[] Frame, int Length, ushort Gso)> batch, FrameHandler deliver, Action<int> overflowed, Action<int> malformed)
     {
         Interlocked.Add(ref _pending, -batch.Count);
         int lost = Interlocked.Exchange(ref _overflow, 0);
         if (lost > 0) overflowed(lost);
         int bad = Interlocked.Exchange(ref _malformed, 0);
         if (bad > 0) malformed(bad);
-        foreach (var (frame, length) in batch)
+        foreach (var (frame, length, gso) in batch)
         {
-            try { deliver(frame.AsSpan(0, length)); }
+            try { deliver(frame.AsSpan(0, length), gso); }
             finally { ArrayPool<byte>.Shared.Return(frame); }
         }
     }

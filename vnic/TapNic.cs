@@ -9,7 +9,9 @@ namespace SmartOS.Vnic;
 /// Threads and descriptor rules: TapDevice.cs. A failed write counts oerrors; a frame that arrives
 /// after the NIC was detached counts drop_link_down, one with no buffer (the pool or the reader's ring
 /// full) drop_nobuf, one whose virtio_net_hdr cannot be honoured ierrors (MacLayer.cs rule 3). The
-/// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it.
+/// device has the offloads (TapDevice.cs): Linux hands it TSO frames and leaves checksums to it, the
+/// TSO frames go on to the host whole (a large receive), and the host's large sends come to it whole
+/// and leave as one GSO write (MacLayer.cs rule 9).
 /// Carrier (issue 16): the NIC's link follows the Linux end's administrative state (`ip link set
 /// down`/`up`, TapDevice.Link.cs), and goes down for good when the device breaks or is deleted, so an
 /// aggregation's port leaves and a bridge's port reconverges as when a wire is pulled.
@@ -43,15 +45,21 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>With offloads a pending TCP checksum goes to Linux to fill in (virtio_net_hdr NEEDS_CSUM).</summary>
     public bool OffloadsChecksum => _device.Offload;
 
+    /// <summary>With offloads a large-send frame goes to Linux whole as a GSO frame (TapDevice.Write).</summary>
+    public bool OffloadsSegmentation => _device.Offload;
+
     /// <summary>TSO frames from Linux cut into MTU-sized frames so far (TapDevice.SegmentedFrames).</summary>
     public long SegmentedFrames => _device.SegmentedFrames;
+
+    /// <summary>TSO frames from Linux handed to the host whole so far (TapDevice.WholeFrames).</summary>
+    public long WholeFrames => _device.WholeFrames;
 
     /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
     public void Start(PhysLink phys, RealTimeDriver driver)
     {
         _phys = phys;
         phys.Attach(this);
-        _device.Start(driver, frame => Deliver(phys, frame), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
+        _device.Start(driver, (frame, gso) => phys.ReceiveFromBackend(this, frame, gso), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
             bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); });
     }
 
@@ -62,9 +70,6 @@ public sealed class TapNic : IPhysBackend, IDisposable
     }
 
     public void Detach(PhysLink phys) => _device.Dispose();
-
-    /// <summary>On the loop: a frame from Linux enters the host as if from a wire.</summary>
-    private void Deliver(PhysLink phys, ReadOnlySpan<byte> frame) => phys.ReceiveFromBackend(this, frame);
 
     /// <summary>Detaches from the NIC (if attached) and closes the device.</summary>
     public void Dispose()

@@ -107,6 +107,11 @@ public sealed class VSwitch
     /// <summary>A frame sent by a port's client (already counted and tapped by the port). Consumes it.</summary>
     internal void Forward(Packet p, PortLink from)
     {
+        if (p.LsoMss != 0 && !LsoLeavesWhole(p, from))
+        {
+            ForwardSegmented(p, from);
+            return;
+        }
         _stub?.Observe(p);
         var dst = MacAddress.Read(p.Data);
         var uplink = _uplink;
@@ -146,6 +151,23 @@ public sealed class VSwitch
         p.Free();
     }
 
+    /// <summary>Whether a large-send frame goes on whole (MacLayer.cs rule 9): only to a unicast
+    /// destination that is no port of this switch, out of a NIC whose device segments.</summary>
+    private bool LsoLeavesWhole(Packet p, PortLink from)
+    {
+        var dst = MacAddress.Read(p.Data);
+        return !dst.IsGroup && _uplink is PhysLink phys && phys.TakesLso && Lookup(from, Key(p.Vid, dst)) == null;
+    }
+
+    /// <summary>Software segmentation (rule 9): a large-send frame that may not go on whole is cut
+    /// into the MSS segments the NIC would have put on the wire, each forwarded in turn (lso_soft on
+    /// the sending link).</summary>
+    private void ForwardSegmented(Packet p, PortLink from)
+    {
+        if (!Owner.Mac.ForEachSegment(p, from.Stats, (this, from), static (t, q) => t.Item1.Forward(q, t.from)))
+            from.Stats.OErrors++; // Datalink.Transmit checked it; kept so a bad frame can never throw here
+    }
+
     /// <summary>The port for a unicast key, through the sender's one-entry cache (a hit is two compares;
     /// a miss is the hash lookup, remembered for the next frame).</summary>
     private PortLink? Lookup(PortLink from, ulong key)
@@ -162,6 +184,14 @@ public sealed class VSwitch
     internal void ForwardFromUplink(Packet p)
     {
         var dst = MacAddress.Read(p.Data);
+        if (p.LsoMss != 0 && !(HasVlan(p.Vid) && !dst.IsGroup && _unicast.TryGetValue(Key(p.Vid, dst), out var whole)
+                               && whole.Client is { ReceiverAcceptsLargeReceive: true }))
+        {
+            // A large frame from the device (rule 9) goes whole only to a client that takes it.
+            if (!Owner.Mac.ForEachSegment(p, Owner.Stats, this, static (sw, q) => sw.ForwardFromUplink(q)))
+                Owner.Stats.IErrors++;
+            return;
+        }
         if (!HasVlan(p.Vid))
         {
             Owner.Stats.DropNoVlan++;

@@ -34,6 +34,24 @@ public readonly ref struct TcpSegmentation
     /// <summary>Bytes of headers every segment repeats (Ethernet, IP, TCP).</summary>
     public int HeaderLength => _headers;
 
+    /// <summary>Where the TCP header starts in the frame.</summary>
+    public int TransportOffset => _l4;
+
+    /// <summary>IPv4 (else IPv6).</summary>
+    public bool IsV4 => _v4;
+
+    /// <summary>The payload bytes the frame carries in all.</summary>
+    public int PayloadLength => _end - _headers;
+
+    /// <summary>The folded pseudo-header sum of the whole (unsegmented) TCP segment, as a device
+    /// given a GSO frame wants it in the checksum field (Linux's tcp_v4_send_check).</summary>
+    public ushort WholePseudoHeaderSum()
+    {
+        uint sum = PseudoHeaderSum(_frame[_l3.._l4], _end - _l4);
+        while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum; // folded, not complemented: the device adds the segment's bytes to it
+    }
+
     /// <summary>Checks that <paramref name="frame"/> is Ethernet (optionally tagged) with IPv4 or
     /// IPv6 and TCP, whole, and that <paramref name="mss"/> is positive.</summary>
     public static bool TryCreate(ReadOnlySpan<byte> frame, int mss, out TcpSegmentation segmentation)
@@ -78,15 +96,15 @@ public readonly ref struct TcpSegmentation
     }
 
     /// <summary>The length of frame <paramref name="index"/>.</summary>
-    public int SegmentLength(int index) => _headers + PayloadLength(index);
+    public int SegmentLength(int index) => _headers + SegmentPayload(index);
 
-    private int PayloadLength(int index) => Math.Min(_mss, _end - _headers - index * _mss);
+    private int SegmentPayload(int index) => Math.Min(_mss, _end - _headers - index * _mss);
 
     /// <summary>Writes frame <paramref name="index"/> (0 to Count-1) into <paramref name="destination"/>,
     /// which holds at least <see cref="SegmentLength"/> bytes; returns its length.</summary>
     public int Write(int index, Span<byte> destination)
     {
-        int payload = PayloadLength(index);
+        int payload = SegmentPayload(index);
         int length = _headers + payload;
         var f = destination[..length];
         _frame[.._headers].CopyTo(f);

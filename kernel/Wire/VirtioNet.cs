@@ -67,6 +67,27 @@ public struct VirtioNetHeader
         return true;
     }
 
+    /// <summary>The header for writing a large-send frame (Packet.LsoMss) to a device that segments it
+    /// (a TAP opened with TSO): gso_type TCPv4 or TCPv6, gso_size <paramref name="mss"/>, hdr_len the
+    /// headers every segment repeats, and NEEDS_CSUM over the TCP segment, whose checksum field is set
+    /// here to the pseudo-header sum of the whole segment (what Linux's GSO adjusts per segment), so
+    /// it does not matter whether the checksum was left pending or was filled in by a capture. False
+    /// when the frame is not whole Ethernet/IP/TCP.</summary>
+    public static bool TryCreateGso(Span<byte> frame, int mss, out VirtioNetHeader header)
+    {
+        header = default;
+        if (mss <= 0 || !TcpSegmentation.TryCreate(frame, mss, out var seg)) return false;
+        int l4 = seg.TransportOffset;
+        BinaryPrimitives.WriteUInt16BigEndian(frame[(l4 + TcpView.ChecksumOffset)..], seg.WholePseudoHeaderSum());
+        header.Flags = NeedsChecksum;
+        header.GsoType = seg.IsV4 ? VirtioGso.TcpV4 : VirtioGso.TcpV6;
+        header.HeaderLength = (ushort)seg.HeaderLength;
+        header.GsoSize = (ushort)mss;
+        header.ChecksumStart = (ushort)l4;
+        header.ChecksumOffset = TcpView.ChecksumOffset;
+        return true;
+    }
+
     /// <summary>Fills in a NEEDS_CSUM frame's checksum (what the device that honours the flag does);
     /// false when csum_start or csum_offset point outside the frame.</summary>
     public readonly bool TryFinishChecksum(Span<byte> frame)

@@ -442,8 +442,10 @@ internal sealed partial class TcpConnection
                 }
                 else
                 {
-                    // Delayed ACK (RFC 9293 3.8.6.3): at least every second full segment.
-                    _ackPending++;
+                    // Delayed ACK (RFC 9293 3.8.6.3): at least every second full segment. A large
+                    // segment (a TAP's GSO frame received whole, rule 8) is many: ACK it at once,
+                    // as Linux does for more than one full frame.
+                    _ackPending += payload.Length > _sndMss ? 2 : 1;
                     if (_ackPending >= 2) _ackNow = true;
                     else if (!_delAckTimer.IsArmed) _delAckTimer.ArmAfter(_cfg.DelayedAck);
                 }

@@ -47,7 +47,14 @@ internal sealed partial class TcpConnection
             bool finPending = _finQueued && Seq.Le(_sndNxt, FinSeq);
             if (unsent == 0 && !finPending) break;
             long usable = Math.Min(_cwnd - pipe, _sndWnd - (int)(_sndNxt - _sndUna));
-            int len = (int)Math.Clamp(Math.Min(usable, Math.Min(unsent, _sndMss)), 0, unsent);
+            int len = (int)Math.Clamp(Math.Min(usable, Math.Min(unsent, _sndChunk)), 0, unsent);
+            if (len > _sndMss)
+            {
+                // A large send (TcpProtocol rule 8) of whole segments only, so what is left over
+                // meets SWS avoidance and Nagle below as it would without; one segment when the
+                // pool has no large buffer free.
+                len = _tcp.Ip.Pool.LsoAvailable ? len - len % _sndMss : _sndMss;
+            }
             bool fin = finPending && len == unsent;
             if (len == 0 && !fin) break;
             bool nothingOutstanding = _sndNxt == _sndUna;
@@ -263,8 +270,10 @@ internal sealed partial class TcpConnection
         if (_sackOk && _recv != null && _recv.HasOutOfOrder)
             _recv.FillSack(ref repr.Options, _tsOk ? 3 : 4);
         int hl = repr.HeaderLength;
-        var p = _tcp.RentSegment(hl + len);
+        bool large = len > _sndMss;
+        var p = large ? _tcp.RentLsoSegment(hl + len) : _tcp.RentSegment(hl + len);
         if (p == null) return false;
+        if (large) p.LsoMss = (ushort)_sndMss;
         var data = p.Data;
         repr.TryEmit(data, out _);
         if (len > 0) _send!.CopyOut((int)(seq - _sndBufSeq), data.Slice(hl, len));

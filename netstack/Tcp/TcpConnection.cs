@@ -48,6 +48,7 @@ internal sealed partial class TcpConnection
     private uint _sndBufSeq;            // sequence number of the first byte in the send ring
     private bool _finQueued;
     private int _sndMss;                // payload bytes per full segment (after timestamp option)
+    private int _sndChunk;              // payload bytes one send may carry: _sndMss, or a large send's (TcpProtocol rule 8)
     private int _peerMss;
     private byte _sndScale, _rcvScale;
     private bool _wsOk, _tsOk, _sackOk;
@@ -217,6 +218,7 @@ internal sealed partial class TcpConnection
         _sackOk = _cfg.Sack && o.SackPermitted;
         int mss = Math.Min(_peerMss, _tcp.LocalMss(Key.Remote));
         _sndMss = Math.Max(mss - (_tsOk ? 12 : 0), 16);
+        _sndChunk = _tcp.SendChunk(Key.Remote, _sndMss);
         _cwnd = InitialWindow();
     }
 
@@ -465,6 +467,7 @@ internal sealed partial class TcpConnection
             if (mss >= 64 && mss < _sndMss)
             {
                 _sndMss = mss;
+                _sndChunk = _tcp.SendChunk(Key.Remote, _sndMss);
                 if (Seq.Le(_sndUna, seq) && Seq.Lt(seq, _sndMax))
                 {
                     _sndNxt = _sndUna;

@@ -50,6 +50,15 @@
  *      loss recovery is shared: NewReno partial ACKs, or with SACK the RFC 6675 pipe and holes.
  *      RTT comes from timestamp echoes when both ends use them, else from one timed segment per
  *      RTT with Karn's rule; RTO per RFC 6298 with TcpConfig.MinRto (illumos: 400 ms).
+ *   8. Large send (illumos's LSO, issue 17): when the route's link offers it (IIpLayer.LsoMax: a
+ *      VNIC over a NIC whose device segments, a TAP with offloads), one send carries up to ~64 KiB,
+ *      a whole number of MSS segments (TcpConnection._sndChunk), in one packet marked with the MSS
+ *      (Packet.LsoMss); the MAC layer or the device cuts it (MacLayer.cs rule 9). Everything else is
+ *      as for MSS-sized sends: the windows are counted in bytes, Nagle and SWS avoidance see the
+ *      remainder as they would, and retransmissions are MSS-sized. The large buffers are few
+ *      (PacketPool.LsoLimit); when none is free the send is one MSS, so a shortage never stalls.
+ *      The other way, a TAP's GSO frame may arrive whole (a large receive); it is one segment to
+ *      the receive path, ACKed at once as more than one full segment's worth.
  *
  * Wiring
  *   The IP layer constructs one TcpProtocol with itself (IIpLayer) and hands it every protocol-6
@@ -384,6 +393,28 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
         if (extra > 0) p.TrimFront(extra);
         Debug.Assert(p.Offset >= Ip.HeaderRoom);
         return p;
+    }
+
+    /// <summary>Rents a packet for a large-send segment (TcpConnection.Output; the pool has a buffer:
+    /// PacketPool.LsoAvailable was asked first).</summary>
+    internal Packet? RentLsoSegment(int length)
+    {
+        int extra = Math.Max(0, Ip.HeaderRoom - Packet.Headroom);
+        var p = Ip.Pool.RentLso(extra + length);
+        if (p == null) { Stats.PacketPoolExhausted++; return null; }
+        if (extra > 0) p.TrimFront(extra);
+        return p;
+    }
+
+    /// <summary>The most payload one send may carry toward <paramref name="remote"/> with segments of
+    /// <paramref name="mss"/> bytes: a whole number of segments in the largest large-send IP packet
+    /// the route allows (room left for the IP header and TCP options), or one segment without.</summary>
+    internal int SendChunk(IpAddress remote, int mss)
+    {
+        int ipMax = Ip.LsoMax(remote);
+        int room = ipMax - (remote.IsV4 ? 20 : 40) - 60;
+        int n = Math.Min(room / mss, ushort.MaxValue / mss);
+        return ipMax > 0 && n > 1 && mss <= ushort.MaxValue ? n * mss : mss;
     }
 
     /// <summary>Fills the checksum (or leaves it pending for the MAC layer) and hands the segment to

@@ -349,6 +349,9 @@ public class TapNicTests
             {
                 Assert.That(code, Is.Zero, output);
                 Assert.That(mbps, Is.GreaterThan(0), receiver);
+                // The lx zone's GSO frames are large sends through its VNIC, and the TAP NIC hands
+                // them to Linux whole (MacLayer.cs rule 9).
+                Assert.That(Host.Mac.Find("e1000g0")!.Stats.LsoOut, Is.Positive, "the lx zone's large sends left whole");
             }
         }
         finally
@@ -457,8 +460,8 @@ public class TapNicTests
         """;
 
     /// <summary>With the TAP's offloads on (IFF_VNET_HDR, TSO and checksum offload), 4 MiB go each
-    /// way intact: Linux's TSO frames are cut into MTU-sized frames that reach the zone in order,
-    /// and the zone's frames reach Linux's socket with their checksums.</summary>
+    /// way intact: Linux's TSO frames reach the zone's stack whole (large receive), and the zone's
+    /// large sends reach Linux's socket as GSO frames with their checksums.</summary>
     [Test]
     public void Data_crosses_a_tap_nic_with_offloads_both_ways_intact()
     {
@@ -484,7 +487,7 @@ public class TapNicTests
                 Assert.That(sent.Code, Is.Zero, sent.Err + sent.Out);
                 Assert.That(listener.Task.Result, Is.Zero, listener.Err.ToString());
                 Assert.That(listener.Out.ToArray().AsSpan().SequenceEqual(data), Is.True, $"the zone got {listener.Out.ToArray().Length} bytes, not the 4 MiB sent");
-                Assert.That(_tap.SegmentedFrames, Is.Positive, "Linux sent TSO frames that the TAP cut up");
+                Assert.That(_tap.WholeFrames, Is.Positive, "Linux's TSO frames reached the zone's stack whole (large receive)");
             }
 
             // Zone -> Linux: the zone's nc sends its stdin to Linux's receiver.
@@ -500,6 +503,7 @@ public class TapNicTests
                 {
                     Assert.That(zone.Task.Result, Is.Zero, zone.Err.ToString());
                     Assert.That(sink.StandardOutput.ReadToEnd().Trim(), Is.EqualTo(expected));
+                    Assert.That(Host.Mac.Find("e1000g0")!.Stats.LsoOut, Is.Positive, "the zone's large sends went to Linux as GSO frames");
                 }
             }
             finally

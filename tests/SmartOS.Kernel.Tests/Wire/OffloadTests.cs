@@ -132,6 +132,70 @@ public class OffloadTests
         Assert.That(joined, Is.EqualTo(payload), "the segments' payloads joined are the original's");
     }
 
+    /// <summary>A large send written to a TAP (MacLayer.cs rule 9): the header asks Linux for TCP
+    /// segmentation at the MSS with NEEDS_CSUM over the TCP segment, whose field holds the whole
+    /// segment's pseudo-header sum, so that filling it in gives the checksum PacketDotNet accepts.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_large_send_gets_a_gso_header_whose_checksum_start_finishes_right(bool v6)
+    {
+        var frame = TcpFrame(v6, 60_000, TcpFlags.Ack, out _);
+        int l4 = v6 ? 54 : 34;
+        frame[l4 + 16] = 0x12; frame[l4 + 17] = 0x34; // a checksum already filled in (a capture did it)
+
+        Assert.That(VirtioNetHeader.TryCreateGso(frame, 1448, out var h), Is.True);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h.Flags, Is.EqualTo(VirtioNetHeader.NeedsChecksum));
+            Assert.That(h.GsoType, Is.EqualTo(v6 ? VirtioGso.TcpV6 : VirtioGso.TcpV4));
+            Assert.That(h.GsoSize, Is.EqualTo(1448));
+            Assert.That(h.HeaderLength, Is.EqualTo(l4 + 32));
+            Assert.That(h.ChecksumStart, Is.EqualTo(l4));
+            Assert.That(h.ChecksumOffset, Is.EqualTo(16));
+        }
+        Assert.That(h.TryFinishChecksum(frame), Is.True);
+        var tcp = PacketDotNet.Packet.ParsePacket(PacketDotNet.LinkLayers.Ethernet, frame).Extract<PacketDotNet.TcpPacket>();
+        Assert.That(tcp.ValidTcpChecksum, Is.True);
+    }
+
+    [Test]
+    public void A_gso_header_is_refused_for_what_is_not_whole_tcp()
+    {
+        var frame = TcpFrame(v6: false, payload: 5000, flags: TcpFlags.Ack, out _);
+        frame[14 + 9] = IpProtocol.Udp;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(VirtioNetHeader.TryCreateGso(frame, 1448, out _), Is.False, "UDP");
+            Assert.That(VirtioNetHeader.TryCreateGso(TcpFrame(false, 5000, TcpFlags.Ack, out _), 0, out _), Is.False, "no MSS");
+        }
+    }
+
+    [Test]
+    public void The_large_send_buffers_are_a_bounded_class_of_their_own()
+    {
+        var pool = new PacketPool();
+        var held = new List<Packet>();
+        for (int i = 0; i < PacketPool.LsoLimit; i++) held.Add(pool.RentLso(PacketPool.LsoSize)!);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(held, Has.None.Null);
+            Assert.That(pool.LsoAvailable, Is.False);
+            Assert.That(pool.RentLso(PacketPool.LsoSize), Is.Null, "past the limit");
+            Assert.That(pool.RentLso(PacketPool.LsoSize + 1), Is.Null, "larger than the class");
+            Assert.That(pool.Rent(PacketPool.LargeSize + 1), Is.Null, "Rent never gives one");
+        }
+        held[0].LsoMss = 1448;
+        held[0].Free();
+        var again = pool.RentLso(20_000)!;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(again, Is.SameAs(held[0]));
+            Assert.That(again.LsoMss, Is.Zero, "a recycled packet is no large send");
+            Assert.That(again.Length, Is.EqualTo(20_000));
+            Assert.That(pool.RentLso(100)!.Capacity, Is.EqualTo(PacketPool.SmallSize), "a small one comes from the small class");
+        }
+    }
+
     [Test]
     public void Segmentation_refuses_what_is_not_whole_tcp()
     {
