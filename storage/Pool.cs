@@ -128,6 +128,11 @@ public sealed record PoolOptions
     public long CacheSize { get; init; } = DefaultCacheSize;
 
     public const long DefaultCacheSize = 64L * 1024 * 1024;
+
+    /// <summary>Threads that compress and checksum a txg's data blocks (Pool.Compress.cs; ZFS's zio
+    /// write taskq), 1 to Pool.MaxCompressionThreads; 0 for one per processor. The bytes on disk are the
+    /// same whatever the number.</summary>
+    public int CompressionThreads { get; init; }
 }
 
 /// <summary>What a walk of the whole tree found (Scrub).</summary>
@@ -161,6 +166,8 @@ public sealed partial class Pool : IDisposable
         _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
         OpenedAt = _clock();
         Cache = new BlockCache(options.CacheSize);
+        int threads = options.CompressionThreads == 0 ? Math.Min(Environment.ProcessorCount, MaxCompressionThreads) : options.CompressionThreads;
+        if (threads > 1) _workers = new CompressionWorkers(threads);
         MosOwner = new MosOwner(this);
         Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
         Datasets = new DatasetTree(this);
@@ -407,6 +414,7 @@ public sealed partial class Pool : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _workers?.Dispose();
         foreach (var top in _tops) foreach (var leaf in top.Leaves) leaf.Io.Dispose();
     }
 
@@ -493,6 +501,8 @@ public sealed partial class Pool : IDisposable
     {
         if (!options.Compression.IsValid) return new StorageResult(StorageStatus.InvalidArgument, what + ": invalid compression");
         if (options.CacheSize < 0) return new StorageResult(StorageStatus.InvalidArgument, what + ": cache size must not be negative");
+        if (options.CompressionThreads is < 0 or > MaxCompressionThreads)
+            return new StorageResult(StorageStatus.InvalidArgument, $"{what}: compression threads must be 0 to {MaxCompressionThreads}");
         return StorageResult.Success;
     }
 
@@ -575,27 +585,69 @@ public sealed partial class Pool : IDisposable
                                       out BlockPointer bp, ChecksumKind? checksum = null)
     {
         Debug.Assert(block.Length <= MaxBlockSize && compression.IsValid);
-        bp = default;
+        var kind = checksum ?? _config.Checksum;
+        var prepared = Prepare(block, compression, kind, _compressor, _compressed);
+        return Place(block, prepared, _compressed, type, level, txg, out bp);
+    }
+
+    /// <summary>What a block becomes before it is placed (rule 10): its trimmed logical size, the bytes
+    /// it is stored as (the logical bytes, or compressed ones in the caller's output buffer) and their checksum.</summary>
+    internal struct PreparedBlock
+    {
+        public int LogicalSize;
+        public int DataLength;
+        public byte Function;
+        public bool Compressed;
+        public ChecksumKind Kind;
+        public BlockChecksum Sum;
+    }
+
+    /// <summary>
+    /// Trims, compresses and checksums a block (rule 10) with the compressor and output buffer given:
+    /// a pure function of its inputs, so that several threads may prepare a txg's blocks at once
+    /// (Pool.Compress.cs) and the bytes stored do not depend on which thread did it.
+    /// </summary>
+    internal static PreparedBlock Prepare(ReadOnlySpan<byte> block, CompressionSetting compression, ChecksumKind kind,
+                                          BlockCompressor compressor, byte[] output)
+    {
+        var p = new PreparedBlock { Kind = kind, Function = CompressionSetting.FunctionOff };
         int lsize = StoredSize(block);
-        if (lsize == 0) return StorageResult.Success;
+        p.LogicalSize = lsize;
+        if (lsize == 0) return p;
         var logical = block[..lsize];
         ReadOnlySpan<byte> data = logical;
-        byte function = CompressionSetting.FunctionOff;
         if (compression.Algorithm != CompressionAlgorithm.Off)
         {
             // ZFS's rule: stored compressed only if the sectors it takes save at least one eighth.
             int limit = lsize - lsize / 8;
-            int n = _compressor.Compress(compression, logical, _compressed, limit);
+            int n = compressor.Compress(compression, logical, output, limit);
             int psize = (n + SectorSize - 1) / SectorSize * SectorSize;
             if (n > 0 && psize <= limit)
             {
-                _compressed.AsSpan(n, psize - n).Clear();
-                data = _compressed.AsSpan(0, psize);
-                function = compression.Function;
+                output.AsSpan(n, psize - n).Clear();
+                data = output.AsSpan(0, psize);
+                p.Function = compression.Function;
+                p.Compressed = true;
             }
         }
-        var kind = checksum ?? _config.Checksum;
-        var sum = Storage.Checksum.Compute(kind, data);
+        p.DataLength = data.Length;
+        p.Sum = Storage.Checksum.Compute(kind, data);
+        return p;
+    }
+
+    /// <summary>Allocates and writes a prepared block (its logical bytes in block, its compressed ones in
+    /// compressed when it is stored so): the order of calls decides where blocks land, one thread only.</summary>
+    private StorageResult Place(ReadOnlySpan<byte> block, in PreparedBlock prepared, byte[] compressed, BlockType type, byte level, long txg,
+                                out BlockPointer bp)
+    {
+        bp = default;
+        int lsize = prepared.LogicalSize;
+        if (lsize == 0) return StorageResult.Success;
+        var logical = block[..lsize];
+        ReadOnlySpan<byte> data = prepared.Compressed ? compressed.AsSpan(0, prepared.DataLength) : logical;
+        byte function = prepared.Function;
+        var kind = prepared.Kind;
+        var sum = prepared.Sum;
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
         for (int c = 0; c < copies; c++)
