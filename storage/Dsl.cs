@@ -113,6 +113,8 @@ public sealed partial class DatasetTree
 
     internal DatasetTree(Pool pool) { _pool = pool; }
 
+    internal Pool Pool => _pool;
+
     internal bool IsDirty
     {
         get
@@ -391,6 +393,8 @@ public sealed partial class DatasetTree
             var status = _pool.ReadBlock(ds.Root, buffer);
             if (status != StorageStatus.Ok) return new StorageResult(status, ds.Name);
             if (!Dnode.TryRead(buffer, out var meta)) return new StorageResult(StorageStatus.MetadataCorrupted, ds.Name);
+            // The intent log's header follows the meta dnode (IntentLog.cs); roots written before it have zeros there: a hole.
+            if (!ds.IsSnapshot && BlockPointer.TryRead(buffer.AsSpan(Dnode.Size), out var header)) ds.LogHeader = header;
             os.Adopt(meta);
             return StorageResult.Success;
         }

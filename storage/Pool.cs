@@ -358,10 +358,18 @@ public sealed partial class Pool : IDisposable
         var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
         if (load.IsOk) load = opened.Datasets.Load();
+        bool replayed = false;
+        if (load.IsOk) load = opened.Datasets.ReplayLogs(out replayed);
         if (!load.IsOk)
         {
             opened.Dispose();
             return new StorageResult(StorageStatus.MetadataCorrupted, $"{what}: {load.Message}");
+        }
+        if (replayed)
+        {
+            // The replayed changes, the headers emptied and the chains freed, in one txg (IntentLog.cs L4).
+            var committed = opened.Commit();
+            if (!committed.IsOk) { opened.Dispose(); return new StorageResult(committed.Status, $"{what}: {committed.Message}"); }
         }
         if (opened._config.Exported)
         {
@@ -818,7 +826,7 @@ public sealed partial class Pool : IDisposable
         try { n = leaf.Io.Read(VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
-        if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
+        if (!Verifies(bp, block)) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
         return StorageStatus.Ok;
     }
 
