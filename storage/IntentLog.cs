@@ -47,8 +47,9 @@
  *       a power of two between 4 KiB and 128 KiB.
  *   L3. A txg commit (Dsl.Sync.cs SyncHead) covers every itx: they are dropped, and the blocks written
  *       since the head's last commit are freed once this txg is on disk (Pool.cs rule 6); the new
- *       header points at the chain's next unwritten block. A log not used between two commits of
- *       its head is closed: the header becomes a hole and the allocated next block is freed.
+ *       header points at the chain's next unwritten block. Once open, a log stays open (as a ZFS
+ *       zilog does while its dataset is in use); it is closed (its header a hole, its allocated next
+ *       block freed) when its head is destroyed, and at import after its replay.
  *   L4. Import (Pool.Open) replays before anything else: for each head whose own root carries a
  *       header, it reads the chain from the header, claims every block that verifies in the space
  *       maps (so nothing is allocated over them until the replay's txg is durable), and applies the
@@ -278,7 +279,7 @@ internal sealed class IntentLog
         _itxs.Clear();
         foreach (var bp in _written) _pool.FreeLogBlock(bp, now: false);
         _written.Clear();
-        bool keep = _used || _wantOpen;
+        bool keep = _used || _wantOpen || !_next.IsHole;   // once open, it stays open (ZFS's zilog lives while mounted)
         _used = _wantOpen = false;
         if (!keep)
         {
