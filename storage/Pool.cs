@@ -65,7 +65,9 @@
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
- *      here takes a lock.
+ *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
+ *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
+ *      thread waits for them (Pool.Compress.cs); placing the blocks stays on the calling thread.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
@@ -85,13 +87,15 @@
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
  *
- * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
+ * fsync without a txg is the intent log's (IntentLog.cs): log blocks are allocated and written
+ * outside the tree, verified by their own checksum (BlockType.IntentLog), claimed and replayed at
+ * Open before anything else. Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
  * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
  *
  * Not done yet (issue 12): raidz2/3, an adaptive cache (the ARC's ghost lists; the MRU/MFU split is
  * fixed at half) and a cache of compressed blocks (here the cache holds them decompressed), bounding
- * dirty data per txg (the write throttle), compressing a txg's blocks on more than one thread (ZFS's
- * zio taskqs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
+ * dirty data per txg (the write throttle), compressing indirect blocks and the meta object on more
+ * than one thread (data blocks are, Pool.Compress.cs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
  * clones are Dsl.cs's, with what they still lack listed there), the zfs command, reuse of freed object
  * ids, spares and log/cache devices, a resilver that copies only the txgs a leaf missed (its DTL; here
  * it copies every live block) and runs in the background, the last scan's record kept on disk,
