@@ -168,6 +168,9 @@ public static class StorageBenchmarks
         if (compressible)
         {
             Engine(o, dir, total, "pool, single file vdev, zstd", [VdevSpec.Disk("s1")], data, "zstd");
+            // The same on one compression thread (Pool.Compress.cs): what the workers bring on this machine.
+            Engine(o, dir, total, "  lz4, 1 compression thread", [VdevSpec.Disk("s2")], data, "lz4", threads: 1);
+            Engine(o, dir, total, "  zstd, 1 compression thread", [VdevSpec.Disk("s3")], data, "zstd", threads: 1);
         }
         else
         {
@@ -216,11 +219,11 @@ public static class StorageBenchmarks
         return sw.Elapsed.TotalSeconds;
     }
 
-    private static Figures Engine(TextWriter o, string dir, long total, string name, VdevSpec[] layout, byte[] data, string compression)
+    private static Figures Engine(TextWriter o, string dir, long total, string name, VdevSpec[] layout, byte[] data, string compression, int threads = 0)
     {
         long now = 0;
         CompressionSetting.TryParse(compression, out var setting);
-        var options = new PoolOptions { Clock = () => now += 1, Random = new HostRandom(3), Compression = setting, CacheSize = CommitEvery };
+        var options = new PoolOptions { Clock = () => now += 1, Random = new HostRandom(3), Compression = setting, CacheSize = CommitEvery, CompressionThreads = threads };
         string poolName = "bench" + layout[0].Files[0];
         Check(Pool.Create(dir, poolName, layout, total + 64L * 1024 * 1024, options, out var created));
         var pool = created!;
