@@ -179,13 +179,13 @@ public sealed class ObjectSet
         return result;
     }
 
+    /// <summary>Whether the next SyncLog writes the intent log rather than committing a txg (IntentLog.cs L1).</summary>
+    public bool LogIsOpen => _owner.Log is { Recording: true };
+
     /// <summary>
     /// fsync: makes every change to this set durable before it returns: through the owner's intent log
     /// when it has one (IntentLog.cs), else (the MOS) by committing a txg.
     /// </summary>
-    /// <summary>Whether the next SyncLog writes the intent log rather than committing a txg (IntentLog.cs L1).</summary>
-    public bool LogIsOpen => _owner.Log is { Recording: true };
-
     public StorageResult SyncLog()
     {
         if (!_pool.Suspended.IsOk) return _pool.Suspended;

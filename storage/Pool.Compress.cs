@@ -11,8 +11,8 @@
  *       bytes in every file, whatever the number of threads (PoolOptions.CompressionThreads; a test
  *       compares the vdev files written with 1 and with 4).
  *   C2. A batch is at most BatchSize blocks (4 MiB of outputs, kept by the pool and reused: nothing is
- *       allocated per batch in steady state). The workers are threads of the pool's own, started at
- *       open when more than one is asked for, parked on a semaphore between batches and ended at
+ *       allocated per batch in steady state). The workers are threads of the pool's own, started by
+ *       the first batch that runs in parallel when more than one is asked for, parked on a semaphore between batches and ended at
  *       Dispose; the pool's thread works on the batch too and returns only when every block of it is
  *       prepared. A batch runs in parallel only where there is work worth sharing: a compressed
  *       block, or a checksum other than fletcher4.
@@ -29,7 +29,8 @@ public sealed partial class Pool
     /// <summary>Blocks prepared together (rule C2).</summary>
     internal const int BatchSize = 32;
 
-    private readonly CompressionWorkers? _workers;
+    private readonly int _compressionThreads;
+    private CompressionWorkers? _workers;   // started by the first batch that runs in parallel
     private readonly byte[]?[] _batchInput = new byte[BatchSize][];
     private readonly int[] _batchLength = new int[BatchSize];
     private readonly CompressionSetting[] _batchSetting = new CompressionSetting[BatchSize];
@@ -39,7 +40,7 @@ public sealed partial class Pool
 
     /// <summary>Whether blocks written with compression and checksum are worth preparing on several threads (rule C2).</summary>
     internal bool PreparesInParallel(CompressionSetting compression, ChecksumKind? checksum) =>
-        _workers is not null && (compression.Algorithm != CompressionAlgorithm.Off || (checksum ?? _config.Checksum) != ChecksumKind.Fletcher4);
+        _compressionThreads > 1 && (compression.Algorithm != CompressionAlgorithm.Off || (checksum ?? _config.Checksum) != ChecksumKind.Fletcher4);
 
     /// <summary>Names block i of the next batch: its first length bytes, stored with compression.</summary>
     internal void SetBatchBlock(int i, byte[] block, int length, CompressionSetting compression)
@@ -53,7 +54,8 @@ public sealed partial class Pool
     /// <summary>Prepares blocks 0..count-1 of the batch on the workers and this thread (rule C1).</summary>
     internal void PrepareBatch(int count, ChecksumKind? checksum)
     {
-        Debug.Assert(count <= BatchSize && _workers is not null);
+        Debug.Assert(count <= BatchSize && _compressionThreads > 1);
+        _workers ??= new CompressionWorkers(_compressionThreads);
         _batchKind = checksum ?? _config.Checksum;
         for (int i = 0; i < count; i++) _batchOutput[i] ??= new byte[MaxBlockSize];
         _workers!.Run(this, count);

@@ -170,8 +170,7 @@ public sealed partial class Pool : IDisposable
         _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
         OpenedAt = _clock();
         Cache = new BlockCache(options.CacheSize);
-        int threads = options.CompressionThreads == 0 ? Math.Min(Environment.ProcessorCount, MaxCompressionThreads) : options.CompressionThreads;
-        if (threads > 1) _workers = new CompressionWorkers(threads);
+        _compressionThreads = options.CompressionThreads == 0 ? Math.Min(Environment.ProcessorCount, MaxCompressionThreads) : options.CompressionThreads;
         MosOwner = new MosOwner(this);
         Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
         Datasets = new DatasetTree(this);
