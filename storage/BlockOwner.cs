@@ -19,6 +19,9 @@ internal abstract class BlockOwner
     /// <summary>The compression for data blocks written on this owner's behalf; null for the object set's own setting.</summary>
     public virtual CompressionSetting? Compression => null;
 
+    /// <summary>The intent log that records this owner's changes (IntentLog.cs); null where there is none (the MOS, snapshots).</summary>
+    public virtual IntentLog? Log => null;
+
     public abstract void Born(in BlockPointer bp);
 
     public abstract void Kill(in BlockPointer bp);

@@ -10,6 +10,7 @@ public enum BlockType : byte
     Indirect = 2,
     Dnodes = 3,
     ObjectSetRoot = 4,   // a dataset's root: its meta object's dnode (ZFS's objset_phys_t)
+    IntentLog = 5,       // a block of a dataset's intent log (IntentLog.cs), outside every object set
 }
 
 /// <summary>A data virtual address: which top-level vdev, and the byte offset in its data area.</summary>

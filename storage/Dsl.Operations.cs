@@ -387,6 +387,7 @@ public sealed partial class DatasetTree
         }
         System.Diagnostics.Debug.Assert(dir.HeadUsed == 0 && dir.SnapUsed == 0, "a destroyed dataset held exactly what it was charged");
         DropDeadlist(head.Deadlist);
+        head.Log?.Close();   // its log's blocks go with it (IntentLog.cs)
         Propagate(dir, -charged);
         dir.Parent!.Children.Remove(dir);
         _dirs.Remove(dir);

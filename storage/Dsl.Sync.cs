@@ -98,6 +98,10 @@ public sealed partial class DatasetTree
             var block = buffer.AsSpan(0, Pool.SectorSize);
             block.Clear();
             meta.WriteTo(block);
+            // The intent log's header (IntentLog.cs L3): the chain's next unwritten block, or a hole.
+            var header = head.Log!.Synced(txg);
+            header.WriteTo(block[Dnode.Size..]);
+            head.LogHeader = header;
             var written = _pool.WriteBlock(block, BlockType.ObjectSetRoot, 0, txg, CompressionSetting.Lz4, out var bp);
             if (!written.IsOk) return written;
             head.Born(bp);
@@ -478,6 +482,45 @@ public sealed partial class DatasetTree
                 if (!claimed.IsOk) return new StorageResult(claimed.Status, ds.Name);
             }
         ComputeChildrenUsed(_root);
+        return StorageResult.Success;
+    }
+
+    /// <summary>The intent log of a filesystem or volume (tests look at its blocks); null for none.</summary>
+    internal IntentLog? LogOf(string name) => _byName.TryGetValue(name, out var dir) ? dir.Head.Log : null;
+
+    /// <summary>What import's replay of each head's intent log did (IntentLog.cs L4), in dataset order.</summary>
+    public IReadOnlyList<LogReplay> Replays => _replays;
+
+    private readonly List<LogReplay> _replays = [];
+
+    /// <summary>
+    /// At import, before anything else (IntentLog.cs L4): replays the log of every head whose root of
+    /// its own carries a header, and queues each head with a header, so that the next commit writes
+    /// it with the header a hole and frees the chain. False when no head had a header.
+    /// </summary>
+    internal StorageResult ReplayLogs(out bool any)
+    {
+        any = false;
+        foreach (var dir in _dirs)
+        {
+            var head = dir.Head;
+            if (head.LogHeader.IsHole) continue;
+            any = true;
+            var claimed = new List<BlockPointer>();
+            if (head.Root.BirthTxg > head.PrevTxg)
+            {
+                var opened = ObjectsOf(head, out var objects);
+                if (!opened.IsOk) return opened;
+                var log = head.Log!;
+                log.Replaying = true;
+                var result = IntentLog.Replay(_pool, head.LogHeader, objects, claimed);
+                log.Replaying = false;
+                _replays.Add(new LogReplay(dir.FullName, result.Commits, result.Records, result.Blocks, result.Stopped));
+            }
+            head.Log!.Replayed(claimed);
+            head.LogHeader = default;
+            QueueHead(dir);
+        }
         return StorageResult.Success;
     }
 

@@ -6,7 +6,7 @@
  * name, place in the tree, local properties, and for it and each snapshot the root block pointer,
  * previous snapshot, space counters and the MOS object of its dead list; Dsl.Sync.cs). Each
  * filesystem or volume (DslDir) has a head dataset whose ObjectSet is rooted at a block of its own
- * (BlockType ObjectSetRoot, the dnode of its meta object), so a commit writes: each dirty head's
+ * (BlockType ObjectSetRoot, the dnode of its meta object, then its intent log's header: IntentLog.cs), so a commit writes: each dirty head's
  * blocks, its new root block, its dead list entries, the records of the dirs that changed, the MOS,
  * the uberblock (Pool.cs rule 5). What a commit writes does not grow with the number of datasets,
  * nor does the work of finding it: a head is queued when its root or object set first changes in a
@@ -112,6 +112,8 @@ public sealed partial class DatasetTree
     private DslDir _root = null!;
 
     internal DatasetTree(Pool pool) { _pool = pool; }
+
+    internal Pool Pool => _pool;
 
     internal bool IsDirty
     {
@@ -391,6 +393,8 @@ public sealed partial class DatasetTree
             var status = _pool.ReadBlock(ds.Root, buffer);
             if (status != StorageStatus.Ok) return new StorageResult(status, ds.Name);
             if (!Dnode.TryRead(buffer, out var meta)) return new StorageResult(StorageStatus.MetadataCorrupted, ds.Name);
+            // The intent log's header follows the meta dnode (IntentLog.cs); roots written before it have zeros there: a hole.
+            if (!ds.IsSnapshot && BlockPointer.TryRead(buffer.AsSpan(Dnode.Size), out var header)) ds.LogHeader = header;
             os.Adopt(meta);
             return StorageResult.Success;
         }

@@ -127,6 +127,13 @@ internal sealed class DslDataset(DatasetTree tree) : BlockOwner
     public override bool RoomIsInFlight(long bytes) => tree.RoomIsInFlight(this, bytes);
 
     public override void Dirtied() => tree.QueueHead(Dir);
+
+    /// <summary>The log header the committed root block holds (IntentLog.cs: a hole when the log is closed).</summary>
+    public BlockPointer LogHeader;
+
+    private IntentLog? _log;
+
+    public override IntentLog? Log => IsSnapshot ? null : _log ??= new IntentLog(tree.Pool, this);
 }
 
 /// <summary>

@@ -69,20 +69,22 @@ public sealed class ObjectSet
         var tree = new ObjectTree(_pool, new Dnode(true, 0, 0, default, dataShift), _owner) { DnodeDirty = true };
         _objects[id] = tree;
         MarkDirty(id);
+        _owner.Log?.LogCreate(id, dataShift);
         return StorageResult.Success;
     }
 
     /// <summary>Creates an empty object with a chosen number (zfs receive's dmu_object_claim: a received
     /// file keeps the number the sender gave it, so that later incremental streams find it).</summary>
-    internal StorageResult CreateAt(long id)
+    internal StorageResult CreateAt(long id, byte dataShift = 0)
     {
         var writable = CheckWritable();
         if (!writable.IsOk) return writable;
         if (id <= 0) return Fail(StorageStatus.InvalidArgument, id);
         if (Find(id, out _) == StorageStatus.Ok) return Fail(StorageStatus.Exists, id);
         _nextId = Math.Max(_nextId, id + 1);
-        _objects[id] = new ObjectTree(_pool, new Dnode(true, 0, 0, default), _owner) { DnodeDirty = true };
+        _objects[id] = new ObjectTree(_pool, new Dnode(true, 0, 0, default, dataShift), _owner) { DnodeDirty = true };
         MarkDirty(id);
+        _owner.Log?.LogCreate(id, dataShift);
         return StorageResult.Success;
     }
 
@@ -115,6 +117,7 @@ public sealed class ObjectSet
         if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
         MarkDirty(id);
+        _owner.Log?.LogWrite(id, offset, data.Length, compression);
         return StorageResult.Success;
     }
 
@@ -156,14 +159,38 @@ public sealed class ObjectSet
         foreach (var bp in blocks) _owner.Kill(bp);
         tree.MarkDeleted();
         MarkDirty(id);
+        _owner.Log?.LogRemove(id);
         return StorageResult.Success;
     }
 
     /// <summary>Sets an object's length; the blocks past a shorter length are freed when the txg commits.</summary>
-    public StorageResult Truncate(long id, long length) => Change(id, tree => tree.Truncate(length, _owner.Compression ?? _compression));
+    public StorageResult Truncate(long id, long length)
+    {
+        var result = Change(id, tree => tree.Truncate(length, _owner.Compression ?? _compression));
+        if (result.IsOk) _owner.Log?.LogTruncate(id, length);
+        return result;
+    }
 
     /// <summary>Punches a hole: [offset, offset + length) reads as zeros and its whole blocks are freed at commit.</summary>
-    public StorageResult FreeRange(long id, long offset, long length) => Change(id, tree => tree.FreeRange(offset, length, _owner.Compression ?? _compression));
+    public StorageResult FreeRange(long id, long offset, long length)
+    {
+        var result = Change(id, tree => tree.FreeRange(offset, length, _owner.Compression ?? _compression));
+        if (result.IsOk) _owner.Log?.LogFree(id, offset, length);
+        return result;
+    }
+
+    /// <summary>Whether the next SyncLog writes the intent log rather than committing a txg (IntentLog.cs L1).</summary>
+    public bool LogIsOpen => _owner.Log is { Recording: true };
+
+    /// <summary>
+    /// fsync: makes every change to this set durable before it returns: through the owner's intent log
+    /// when it has one (IntentLog.cs), else (the MOS) by committing a txg.
+    /// </summary>
+    public StorageResult SyncLog()
+    {
+        if (!_pool.Suspended.IsOk) return _pool.Suspended;
+        return _owner.Log is { } log ? log.Commit() : _pool.Commit();
+    }
 
     /// <summary>The first offset at or after offset in a block holding data (SEEK_DATA by block), or -1 if only holes follow.</summary>
     public StorageResult NextData(long id, long offset, out long dataOffset)

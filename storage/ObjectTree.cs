@@ -297,17 +297,35 @@ internal sealed class ObjectTree
         _order.Clear();
         foreach (long id in _dirtyData.Keys) _order.Add(id);
         _order.Sort();
-        foreach (long blockId in _order)
+        // Blocks are compressed and checksummed in batches on the pool's workers, then placed in block
+        // order on this thread (Pool.Compress.cs rule C1): the same bytes whatever the thread count.
+        for (int start = 0; start < _order.Count; start += Pool.BatchSize)
         {
-            byte[] buffer = _dirtyData[blockId];
-            var written = _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out var bp, _owner.Checksum);
-            if (!written.IsOk) return written;
-            if (!bp.IsHole) _owner.Born(bp);
-            var status = SetPointer(blockId, bp);
-            if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
-            _dirtyData.Remove(blockId);
-            _dirtyCompression.Remove(blockId);
-            _pool.ReturnBuffer(buffer);
+            int count = Math.Min(Pool.BatchSize, _order.Count - start);
+            bool batch = false;
+            if (count > 1)
+                for (int i = 0; i < count && !batch; i++) batch = _pool.PreparesInParallel(_dirtyCompression[_order[start + i]], _owner.Checksum);
+            if (batch)
+            {
+                for (int i = 0; i < count; i++)
+                    _pool.SetBatchBlock(i, _dirtyData[_order[start + i]], _blockSize, _dirtyCompression[_order[start + i]]);
+                _pool.PrepareBatch(count, _owner.Checksum);
+            }
+            for (int i = 0; i < count; i++)
+            {
+                long blockId = _order[start + i];
+                byte[] buffer = _dirtyData[blockId];
+                var written = batch
+                    ? _pool.WritePrepared(i, dataType, 0, txg, out var bp)
+                    : _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out bp, _owner.Checksum);
+                if (!written.IsOk) return written;
+                if (!bp.IsHole) _owner.Born(bp);
+                var status = SetPointer(blockId, bp);
+                if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
+                _dirtyData.Remove(blockId);
+                _dirtyCompression.Remove(blockId);
+                _pool.ReturnBuffer(buffer);
+            }
         }
         _reserved.Clear();
         byte[] encoded = _pool.RentBuffer();

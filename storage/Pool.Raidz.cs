@@ -147,8 +147,6 @@ public sealed partial class Pool
         return false;
     }
 
-    private static bool Verifies(in BlockPointer bp, ReadOnlySpan<byte> data) =>
-        Storage.Checksum.Compute(bp.ChecksumKind, data[..bp.PhysicalSize]) == bp.Checksum;
 
     /// <summary>Column j becomes the XOR of parity and every other data column.</summary>
     private static void Rebuild(Span<byte> data, ReadOnlySpan<byte> parity, int j, int size, int columns)

@@ -65,7 +65,9 @@
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
- *      here takes a lock.
+ *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
+ *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
+ *      thread waits for them (Pool.Compress.cs); placing the blocks stays on the calling thread.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
@@ -90,13 +92,16 @@
  * test of their Enabled fields when none is; a commit fires zfs's txg-syncing and txg-synced, and
  * ReadCached arc-hit or arc-miss. A pool opened without PoolOptions.Probes fires nothing.
  *
- * Leaf states, attach, detach, replace, resilver, the label rewrite they need and the history are in
+ * fsync without a txg is the intent log's (IntentLog.cs): log blocks are allocated and written
+ * outside the tree, verified by their own checksum (BlockType.IntentLog), claimed and replayed at
+ * Open before anything else. Leaf states, attach, detach, replace, resilver, the label rewrite they
+ * need and the history are in
  * Pool.Admin.cs; a mirror or raidz1 with a leaf offline or missing opens DEGRADED.
  *
  * Not done yet (issue 12): raidz2/3, an adaptive cache (the ARC's ghost lists; the MRU/MFU split is
  * fixed at half) and a cache of compressed blocks (here the cache holds them decompressed), bounding
- * dirty data per txg (the write throttle), compressing a txg's blocks on more than one thread (ZFS's
- * zio taskqs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
+ * dirty data per txg (the write throttle), compressing indirect blocks and the meta object on more
+ * than one thread (data blocks are, Pool.Compress.cs), zstd-fast and zle/lzjb, on-disk space maps, send/receive (datasets, snapshots and
  * clones are Dsl.cs's, with what they still lack listed there), the zfs command, reuse of freed object
  * ids, spares and log/cache devices, a resilver that copies only the txgs a leaf missed (its DTL; here
  * it copies every live block) and runs in the background, the last scan's record kept on disk,
@@ -136,6 +141,11 @@ public sealed record PoolOptions
 
     /// <summary>The host's probe registry: the pool fires its io and zfs probes there (StorageProbes.cs); null: none.</summary>
     public SmartOS.Kernel.Trace.ProbeRegistry? Probes { get; init; }
+
+    /// <summary>Threads that compress and checksum a txg's data blocks (Pool.Compress.cs; ZFS's zio
+    /// write taskq), 1 to Pool.MaxCompressionThreads; 0 for one per processor. The bytes on disk are the
+    /// same whatever the number.</summary>
+    public int CompressionThreads { get; init; }
 }
 
 /// <summary>What a walk of the whole tree found (Scrub).</summary>
@@ -169,6 +179,7 @@ public sealed partial class Pool : IDisposable
         _config = config; _tops = tops; _clock = options.Clock; Txg = txg;
         OpenedAt = _clock();
         Cache = new BlockCache(options.CacheSize);
+        _compressionThreads = options.CompressionThreads == 0 ? Math.Min(Environment.ProcessorCount, MaxCompressionThreads) : options.CompressionThreads;
         MosOwner = new MosOwner(this);
         Objects = new ObjectSet(this, MosOwner) { Compression = options.Compression };
         Datasets = new DatasetTree(this);
@@ -374,10 +385,18 @@ public sealed partial class Pool : IDisposable
         var opened = new Pool(candidate.Config with { LeafGuid = 0 }, [.. tops], options, ub.Txg);
         var load = opened.Objects.Load(ub.MetaDnode);
         if (load.IsOk) load = opened.Datasets.Load();
+        bool replayed = false;
+        if (load.IsOk) load = opened.Datasets.ReplayLogs(out replayed);
         if (!load.IsOk)
         {
             opened.Dispose();
             return new StorageResult(StorageStatus.MetadataCorrupted, $"{what}: {load.Message}");
+        }
+        if (replayed)
+        {
+            // The replayed changes, the headers emptied and the chains freed, in one txg (IntentLog.cs L4).
+            var committed = opened.Commit();
+            if (!committed.IsOk) { opened.Dispose(); return new StorageResult(committed.Status, $"{what}: {committed.Message}"); }
         }
         if (opened._config.Exported)
         {
@@ -430,6 +449,7 @@ public sealed partial class Pool : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _workers?.Dispose();
         foreach (var top in _tops) foreach (var leaf in top.Leaves) leaf.Io.Dispose();
     }
 
@@ -518,6 +538,8 @@ public sealed partial class Pool : IDisposable
     {
         if (!options.Compression.IsValid) return new StorageResult(StorageStatus.InvalidArgument, what + ": invalid compression");
         if (options.CacheSize < 0) return new StorageResult(StorageStatus.InvalidArgument, what + ": cache size must not be negative");
+        if (options.CompressionThreads is < 0 or > MaxCompressionThreads)
+            return new StorageResult(StorageStatus.InvalidArgument, $"{what}: compression threads must be 0 to {MaxCompressionThreads}");
         return StorageResult.Success;
     }
 
@@ -600,27 +622,69 @@ public sealed partial class Pool : IDisposable
                                       out BlockPointer bp, ChecksumKind? checksum = null)
     {
         Debug.Assert(block.Length <= MaxBlockSize && compression.IsValid);
-        bp = default;
+        var kind = checksum ?? _config.Checksum;
+        var prepared = Prepare(block, compression, kind, _compressor, _compressed);
+        return Place(block, prepared, _compressed, type, level, txg, out bp);
+    }
+
+    /// <summary>What a block becomes before it is placed (rule 10): its trimmed logical size, the bytes
+    /// it is stored as (the logical bytes, or compressed ones in the caller's output buffer) and their checksum.</summary>
+    internal struct PreparedBlock
+    {
+        public int LogicalSize;
+        public int DataLength;
+        public byte Function;
+        public bool Compressed;
+        public ChecksumKind Kind;
+        public BlockChecksum Sum;
+    }
+
+    /// <summary>
+    /// Trims, compresses and checksums a block (rule 10) with the compressor and output buffer given:
+    /// a pure function of its inputs, so that several threads may prepare a txg's blocks at once
+    /// (Pool.Compress.cs) and the bytes stored do not depend on which thread did it.
+    /// </summary>
+    internal static PreparedBlock Prepare(ReadOnlySpan<byte> block, CompressionSetting compression, ChecksumKind kind,
+                                          BlockCompressor compressor, byte[] output)
+    {
+        var p = new PreparedBlock { Kind = kind, Function = CompressionSetting.FunctionOff };
         int lsize = StoredSize(block);
-        if (lsize == 0) return StorageResult.Success;
+        p.LogicalSize = lsize;
+        if (lsize == 0) return p;
         var logical = block[..lsize];
         ReadOnlySpan<byte> data = logical;
-        byte function = CompressionSetting.FunctionOff;
         if (compression.Algorithm != CompressionAlgorithm.Off)
         {
             // ZFS's rule: stored compressed only if the sectors it takes save at least one eighth.
             int limit = lsize - lsize / 8;
-            int n = _compressor.Compress(compression, logical, _compressed, limit);
+            int n = compressor.Compress(compression, logical, output, limit);
             int psize = (n + SectorSize - 1) / SectorSize * SectorSize;
             if (n > 0 && psize <= limit)
             {
-                _compressed.AsSpan(n, psize - n).Clear();
-                data = _compressed.AsSpan(0, psize);
-                function = compression.Function;
+                output.AsSpan(n, psize - n).Clear();
+                data = output.AsSpan(0, psize);
+                p.Function = compression.Function;
+                p.Compressed = true;
             }
         }
-        var kind = checksum ?? _config.Checksum;
-        var sum = Storage.Checksum.Compute(kind, data);
+        p.DataLength = data.Length;
+        p.Sum = Storage.Checksum.Compute(kind, data);
+        return p;
+    }
+
+    /// <summary>Allocates and writes a prepared block (its logical bytes in block, its compressed ones in
+    /// compressed when it is stored so): the order of calls decides where blocks land, one thread only.</summary>
+    private StorageResult Place(ReadOnlySpan<byte> block, in PreparedBlock prepared, byte[] compressed, BlockType type, byte level, long txg,
+                                out BlockPointer bp)
+    {
+        bp = default;
+        int lsize = prepared.LogicalSize;
+        if (lsize == 0) return StorageResult.Success;
+        var logical = block[..lsize];
+        ReadOnlySpan<byte> data = prepared.Compressed ? compressed.AsSpan(0, prepared.DataLength) : logical;
+        byte function = prepared.Function;
+        var kind = prepared.Kind;
+        var sum = prepared.Sum;
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
         for (int c = 0; c < copies; c++)
@@ -796,7 +860,7 @@ public sealed partial class Pool : IDisposable
         try { n = LeafRead(leaf, VdevLabel.LabelSize + offset, block); leaf.ReadOps++; leaf.ReadBytes += Math.Max(n, 0); }
         catch (IOException) { n = -1; }
         if (n != block.Length) { leaf.ReadErrors++; return StorageStatus.IoError; }
-        if (Storage.Checksum.Compute(bp.ChecksumKind, block) != bp.Checksum) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
+        if (!Verifies(bp, block)) { leaf.ChecksumErrors++; return StorageStatus.ChecksumError; }
         return StorageStatus.Ok;
     }
 

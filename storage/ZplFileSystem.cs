@@ -32,6 +32,9 @@
  *   5. Every operation checks everything it can before it changes anything, so a refusal (EEXIST,
  *      ENOTEMPTY, EINVAL on a rename into itself, ...) leaves the tree as it was; everything one call
  *      changes commits in the same txg, so a crash opens at a tree from before or after the call.
+ *      Fsync makes everything changed so far durable through the dataset's intent log (IntentLog.cs:
+ *      its records are object changes, replayed whole commits at a time, so a crash after an fsync
+ *      opens at the tree of that fsync or a later one).
  *   6. Paths: '/'-separated, relative ones from the root; a name is at most 255 bytes and a path 1024
  *      (MAXNAMELEN, MAXPATHLEN); a lookup follows at most 40 symbolic links (ELOOP).
  *   7. Read and Write of file data allocate nothing once the blocks and headers they touch are
@@ -419,6 +422,13 @@ public sealed partial class ZplFileSystem
         node.Length = Math.Max(node.Length, offset + data.Length);
         return Changed(node, _options.Clock(), content: true);
     }
+
+    /// <summary>
+    /// fsync(2) and fsyncdir: every change made to this file system so far is durable when it returns,
+    /// written to the dataset's intent log (IntentLog.cs) or, while that is not open, committed as a txg.
+    /// A read-only file system has nothing to make durable.
+    /// </summary>
+    public StorageResult Fsync() => _options.ReadOnly ? StorageResult.Success : _set.SyncLog();
 
     /// <summary>truncate(2): a shorter file frees the blocks past its end, a longer one ends in a hole.</summary>
     public StorageResult Truncate(long inode, long length)

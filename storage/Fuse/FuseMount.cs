@@ -30,12 +30,14 @@
  *   3. Commits, ZFS's txg rhythm: every commit interval while mounted (Mount's commitInterval; by
  *      default 5 s, zfs_txg_timeout); at once when this mount has written DirtyLimit bytes since its
  *      last commit (64 MiB, OpenZFS's former zfs_dirty_data_sync), which bounds the memory dirty
- *      blocks hold; on fsync and fsyncdir (the caller asked for durability: the pool commits before
- *      the reply, so a sync that returned is on disk); and at unmount, after the FUSE thread has
+ *      blocks hold; at unmount, after the FUSE thread has
  *      ended. A commit is pool-wide, as a txg is. Near a quota or a full pool, a change that would
  *      not fit while the open txg holds room commits first (ZFS's dmu_tx_assign waits for the sync
  *      and retries on ERESTART), so a writer that removed a file can write again at once rather than
- *      get EDQUOT until the next interval; a change is never split across two txgs.
+ *      get EDQUOT until the next interval; a change is never split across two txgs. fsync and
+ *      fsyncdir (the caller asked for durability) write the dataset's intent log and flush the vdevs
+ *      before the reply (ZplFileSystem.Fsync, IntentLog.cs), so a sync that returned survives a
+ *      crash without a txg commit; the first fsync of a dataset whose log is not open commits one.
  *   4. Errors: every StorageStatus maps to one errno (Errno); anything a callback does not implement
  *      (mknod, xattrs, locks) is ENOSYS from libfuse, never a silent success.
  *   5. Permissions are the kernel's: the mount uses default_permissions, so Linux checks mode and
@@ -84,7 +86,7 @@ public sealed unsafe class FuseMount : IDisposable
     private enum Op
     {
         Getattr, GetattrInode, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Link, Chmod, Chown,
-        Truncate, TruncateInode, Open, Create, Read, Write, Statfs, Commit, Readdir, Utimens,
+        Truncate, TruncateInode, Open, Create, Read, Write, Statfs, Commit, Fsync, Readdir, Utimens,
     }
 
     private const int Idle = 0, Posted = 1, Running = 2;
@@ -457,6 +459,8 @@ public sealed unsafe class FuseMount : IDisposable
                 return 0;
             case Op.Commit:
                 return Errno.Of(CommitNow());
+            case Op.Fsync:
+                return Errno.Of(_fs.Fsync());
             case Op.Readdir:
                 _entries.Clear();
                 r = _fs.Lookup(_path, out long directory, follow: false);
@@ -769,7 +773,7 @@ public sealed unsafe class FuseMount : IDisposable
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int OnFsync(byte* path, int dataOnly, byte* fi)
     {
-        try { return -Current().Call(Op.Commit); }
+        try { return -Current().Call(Op.Fsync); }
         catch (Exception ex) { return Guard(ex); }
     }
 

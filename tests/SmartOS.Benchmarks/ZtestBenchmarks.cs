@@ -28,7 +28,8 @@ public static class ZtestBenchmarks
                 var result = ZtestRunner.Run(dir, new ZtestOptions(layout, seed, KillsPerLayout, MinRunMilliseconds: 50, MaxRunMilliseconds: 1500));
                 sw.Stop();
                 o.WriteLine($"  {layout,-7} seed {seed}: {result.Kills} kills, {result.Operations} operations, {result.Txgs} txgs committed, "
-                            + $"{result.KillsInCommit} kills inside a commit ({result.OpenedAtNewTxg} opened at its new txg), "
+                            + $"{result.KillsInCommit} kills inside a commit or fsync ({result.OpenedAtNewTxg} opened at its new txg), "
+                            + $"{result.LogSyncs} fsyncs through the intent log, "
                             + $"{result.Failures.Count} failures, {sw.Elapsed.TotalSeconds:F1} s");
                 foreach (var failure in result.Failures) o.WriteLine("    FAILED " + failure);
                 kills += result.Kills;

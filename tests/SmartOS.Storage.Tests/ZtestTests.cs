@@ -34,12 +34,13 @@ public class ZtestTests
     public void A_pool_killed_with_sigkill_at_random_moments_always_imports_at_a_durable_state(string layout, ulong seed)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) Assert.Ignore("Process.Kill is SIGKILL only on Unix");
-        var result = ZtestRunner.Run(_dir, new ZtestOptions(layout, seed, Kills: 4, MinRunMilliseconds: 150, MaxRunMilliseconds: 900));
+        var result = ZtestRunner.Run(_dir, new ZtestOptions(layout, seed, Kills: 4, MinRunMilliseconds: 600, MaxRunMilliseconds: 2400));
         using (Assert.EnterMultipleScope())
         {
             Assert.That(result.Failures, Is.Empty);
             Assert.That(result.Kills, Is.EqualTo(4));
             Assert.That(result.Txgs, Is.GreaterThan(0), "the children committed nothing: the kills tested no commit");
+            Assert.That(result.LogSyncs, Is.GreaterThan(0), $"no fsync went through an intent log in {result.Operations} operations: the kills tested no replay");
         }
     }
 

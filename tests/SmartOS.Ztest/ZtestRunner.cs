@@ -18,7 +18,11 @@ public sealed record ZtestOptions(string Layout, ulong Seed, int Kills, int MinR
 /// KillsInCommit counts kills that fell between an intent and its done; OpenedAtNewTxg those of them
 /// after which the pool opened at the txg being committed (its uberblock had reached a label).
 /// </summary>
-public sealed record ZtestResult(int Kills, long Operations, long Txgs, int KillsInCommit, int OpenedAtNewTxg, IReadOnlyList<string> Failures);
+public sealed record ZtestResult(int Kills, long Operations, long Txgs, int KillsInCommit, int OpenedAtNewTxg, IReadOnlyList<string> Failures)
+{
+    /// <summary>fsyncs the children completed through their datasets' intent logs, without a txg (rule 6).</summary>
+    public int LogSyncs { get; init; }
+}
 
 /// <summary>
 /// The parent (ZtestState.cs): starts the child on a pool directory, kills it with SIGKILL after a
@@ -60,7 +64,8 @@ public static class ZtestRunner
         var all = ZtestLog.Read(logPath);
         int last = all.FindLastIndex(r => r.Done);
         if (last >= 0) txgs = all[last].Txg - 1;
-        return new ZtestResult(kills, operations, txgs, inCommit, atNew, failures);
+        int logSyncs = all.Count(r => r.Done && r.What.StartsWith("fsync ", StringComparison.Ordinal) && !r.What.EndsWith("(commit)", StringComparison.Ordinal));
+        return new ZtestResult(kills, operations, txgs, inCommit, atNew, failures) { LogSyncs = logSyncs };
     }
 
     /// <summary>The dotnet host that runs the child: the one running us, found from the runtime's directory.</summary>
@@ -154,10 +159,12 @@ public static class ZtestRunner
             if (!loaded.IsOk) return $"reading the pool back failed: {loaded.Message}";
             string digest = state.Digest();
             bool atDurable = found == durable.Txg && digest == durable.Digest;
-            bool atIntent = intent is { } next && found > durable.Txg && found <= durable.Txg + next.Txg && digest == next.Digest;
+            // An fsync's intent (0 txgs, rule 6) ends at the same txg, with its dataset's log replayed.
+            bool atIntent = intent is { } next && digest == next.Digest
+                            && (next.Txg == 0 ? found == durable.Txg : found > durable.Txg && found <= durable.Txg + next.Txg);
             if (!atDurable && !atIntent)
                 return $"opened at txg {found} digest {digest}; allowed: txg {durable.Txg} {durable.Digest} ('{durable.What}')"
-                       + (intent is { } i ? $" or txg {durable.Txg + 1}..{durable.Txg + i.Txg} {i.Digest} ('{i.What}')" : " only");
+                       + (intent is { } i ? $" or txg {(i.Txg == 0 ? durable.Txg : durable.Txg + 1)}..{durable.Txg + i.Txg} {i.Digest} ('{i.What}')" : " only");
             openedAtNew = atIntent && !atDurable;
             using var log = new ZtestLog(logPath);
             log.Append(new ZtestRecord(true, pool.Txg, digest, 0, "recovered"));

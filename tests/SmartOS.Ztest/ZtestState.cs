@@ -15,8 +15,10 @@
  *   state      every dataset (name, kind, origin, compression and whether it is set locally) and,
  *              in every filesystem and snapshot, every path with its kind and bytes (ZtestState).
  *   digest     SHA-256 of the state's canonical text: datasets and paths in ordinal order.
- *   intent     a log record "intent D k": the child is about to commit up to k txgs (1, or 2 for an
- *              export and import, each of which rewrites the labels and commits) ending at state D.
+ *   intent     a log record "intent D k": the child is about to commit up to k txgs (1, or 3 for an
+ *              export and import, each of which rewrites the labels and commits, the import after
+ *              replaying the intent logs in a txg of its own) ending at state D; k = 0 for an fsync
+ *              through the intent log (rule 6).
  *   done       a log record "done T D": txg T, with state D, is on disk (its Commit returned, so its
  *              uberblock was written to both labels of every leaf and flushed, Pool.cs rule 5).
  *
@@ -25,8 +27,9 @@
  *      or a dataset operation, which commits its own txg: Dsl.cs rule 6) and a done after it returns.
  *      It commits file changes before a dataset operation, so the operation's flush commit is empty
  *      and the operation is exactly one txg. A refused operation logs a done of the unchanged state.
- *      An export followed by an import (Pool.Admin.cs rule A3: each rewrites the labels, then commits)
- *      is two txgs with the same state; it also starts the allocator again at the front of each vdev,
+ *      An export followed by an import (Pool.Admin.cs rule A3: each rewrites the labels, then commits;
+ *      the import first commits the replay of any open intent log, IntentLog.cs L4) is up to three
+ *      txgs with the same state; it also starts the allocator again at the front of each vdev,
  *      among blocks freed by earlier txgs, where a free that came too early would be overwritten.
  *   2. Allowed states after a kill. Let the last done be (T, D). If no intent follows it, the pool
  *      must open at txg T with state D: nothing commits without an intent. If an intent (D', k)
@@ -45,6 +48,14 @@
  *   5. Bounded: at most MaxHeads filesystems, MaxSnapshots snapshots, MaxNodes paths per
  *      filesystem, files of at most MaxFileSize bytes, vdevs of VdevSize; a write refused for space
  *      (ENOSPC, EDQUOT) leaves the model as it was (ZplFileSystem.cs rule 5).
+ *   6. fsync (IntentLog.cs): the child fsyncs one changed filesystem now and then. Its durable state
+ *      is the last commit's with the filesystems fsynced since then as they were at their fsync. With
+ *      the filesystem's intent log open, the fsync writes the log and no txg: it is logged as
+ *      "intent D 0" (D: that durable state with this filesystem's present contents) and "done T D"
+ *      with T unchanged; a kill inside it must open at T with the old durable state or D, the log
+ *      replayed at import. With the log closed, the fsync commits a txg (every change durable),
+ *      logged as a commit. Data an fsync returned for must be there after the kill: that is the
+ *      check of "done T D" when the pool opens at T, its uberblock unchanged since.
  *
  * What a SIGKILL cannot show: writes lost in a power failure (the page cache survives a killed
  * process). tests/SmartOS.Storage.Tests/CrashTests.cs stops and tears writes in process for that.

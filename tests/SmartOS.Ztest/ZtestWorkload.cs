@@ -28,12 +28,16 @@ public sealed class ZtestWorkload : IDisposable
     private readonly ZtestLog _log;
     private readonly Func<long> _clock;
     private readonly Dictionary<string, ZplFileSystem> _mounted = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ObjectSet> _sets = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _dirtyHeads = new(StringComparer.Ordinal);
     private ZtestState _state;
+    private ZtestState _durable;   // what a crash must keep: the last commit's state with the heads fsynced since (rule 6)
     private bool _dirty;
 
     public ZtestWorkload(string dir, PoolOptions options, Pool pool, ZtestState state, HostRandom random, ZtestLog log)
     {
         _dir = dir; _options = options; _pool = pool; _state = state; _random = random; _log = log; _clock = options.Clock;
+        _durable = state.Copy();
     }
 
     public void Dispose() => _pool.Dispose();
@@ -64,7 +68,8 @@ public sealed class ZtestWorkload : IDisposable
             case < 50: RemoveDirectory(); break;
             case < 56: Rename(); break;
             case < 62: Truncate(); break;
-            case < 78: Commit("commit"); break;
+            case < 68: Commit("commit"); break;
+            case < 78: Fsync(); break;
             case < 82: if (full) Destroy(); else CreateDataset(); break;
             case < 87: Snapshot(); break;
             case < 90: if (full) Destroy(); else Clone(); break;
@@ -95,6 +100,42 @@ public sealed class ZtestWorkload : IDisposable
         if (result.IsOk) _state = next;
         else digest = _state.Digest();
         _log.Append(new ZtestRecord(true, _pool.Txg, digest, Operations, what));
+        _durable = _state.Copy();
+        _dirtyHeads.Clear();
+    }
+
+    /// <summary>
+    /// fsync of one changed filesystem (ZtestState.cs rule 6): with its intent log open, its changes
+    /// become durable without a txg, logged as an intent of 0 txgs; with the log closed the fsync
+    /// commits a txg, which makes every change durable, logged as a commit.
+    /// </summary>
+    private void Fsync()
+    {
+        if (_dirtyHeads.Count == 0) return;
+        string head = Pick([.. _dirtyHeads]);
+        var fs = Mount(head);
+        if (!_sets[head].LogIsOpen)
+        {
+            Committed(_state, "fsync " + head + " (commit)", () => fs.Fsync());
+            _dirty = false;
+            return;
+        }
+        var next = _durable.Copy();
+        next.Datasets[head] = _state.Datasets[head].Copy(head);
+        string digest = next.Digest();
+        _log.Append(new ZtestRecord(false, 0, digest, 0, "fsync " + head));
+        long txg = _pool.Txg;
+        Expect(fs.Fsync(), "fsync " + head);
+        if (_pool.Txg != txg) throw new ZtestFailure($"fsync {head}: the open log committed txg {_pool.Txg}");
+        _log.Append(new ZtestRecord(true, txg, digest, Operations, "fsync " + head));
+        _durable = next;
+        _dirtyHeads.Remove(head);
+    }
+
+    private void Dirtied(ZtestDataset head)
+    {
+        _dirty = true;
+        _dirtyHeads.Add(head.Name);
     }
 
     private static bool IsSpace(StorageResult r) => r.Status is StorageStatus.NoSpace or StorageStatus.QuotaExceeded;
@@ -118,6 +159,7 @@ public sealed class ZtestWorkload : IDisposable
     {
         Commit("commit before export");
         _mounted.Clear();
+        _sets.Clear();
         Committed(_state, "export and import", () =>
         {
             var exported = _pool.Export();
@@ -125,7 +167,7 @@ public sealed class ZtestWorkload : IDisposable
             var opened = Pool.Open(_dir, PoolName, _options, out var pool);
             if (opened.IsOk) _pool = pool!;
             return opened;
-        }, txgs: 2);
+        }, txgs: 3);
     }
 
     // ---- the file layer ----
@@ -145,6 +187,7 @@ public sealed class ZtestWorkload : IDisposable
         Expect(_pool.Datasets.Open(head, out var objects), $"open {head}");
         Expect(ZplFileSystem.Open(objects, new FileSystemOptions { Clock = _clock, Atime = false }, out fs), $"mount {head}");
         _mounted[head] = fs!;
+        _sets[head] = objects;
         return fs!;
     }
 
@@ -167,7 +210,7 @@ public sealed class ZtestWorkload : IDisposable
         if (IsSpace(result)) return;
         Expect(result, $"create {head.Name}:{path}");
         head.Paths[path] = new ZtestNode([]);
-        _dirty = true;
+        Dirtied(head);
     }
 
     private void MakeDirectory()
@@ -180,7 +223,7 @@ public sealed class ZtestWorkload : IDisposable
         if (IsSpace(result)) return;
         Expect(result, $"mkdir {head.Name}:{path}");
         head.Paths[path] = ZtestNode.Directory;
-        _dirty = true;
+        Dirtied(head);
     }
 
     /// <summary>A write of 1 byte to 320 KiB at the start, the end, inside, or past the end (a hole), of random, repeating, text or zero bytes.</summary>
@@ -229,7 +272,7 @@ public sealed class ZtestWorkload : IDisposable
         old.CopyTo(content, 0);
         data.CopyTo(content, offset);
         head.Paths[path] = new ZtestNode(content);
-        _dirty = true;
+        Dirtied(head);
     }
 
     private void Truncate()
@@ -252,7 +295,7 @@ public sealed class ZtestWorkload : IDisposable
         var content = new byte[length];
         old.AsSpan(0, (int)Math.Min(length, old.Length)).CopyTo(content);
         head.Paths[path] = new ZtestNode(content);
-        _dirty = true;
+        Dirtied(head);
     }
 
     private void Unlink()
@@ -263,7 +306,7 @@ public sealed class ZtestWorkload : IDisposable
         string path = Pick(files);
         Expect(Mount(head.Name).Unlink(path), $"unlink {head.Name}:{path}");
         head.Paths.Remove(path);
-        _dirty = true;
+        Dirtied(head);
     }
 
     private void RemoveDirectory()
@@ -277,7 +320,7 @@ public sealed class ZtestWorkload : IDisposable
         if (HasChildren(head, path)) { Expect(result, StorageStatus.NotEmpty, $"rmdir {head.Name}:{path}"); return; }
         Expect(result, $"rmdir {head.Name}:{path}");
         head.Paths.Remove(path);
-        _dirty = true;
+        Dirtied(head);
     }
 
     private static bool HasChildren(ZtestDataset head, string directory)
@@ -311,7 +354,7 @@ public sealed class ZtestWorkload : IDisposable
             head.Paths.Remove(path);
             head.Paths[to + path[from.Length..]] = node;
         }
-        _dirty = true;
+        Dirtied(head);
     }
 
     // ---- datasets: each is one txg of its own (Dsl.cs rule 6), after the file changes are committed ----
@@ -322,6 +365,7 @@ public sealed class ZtestWorkload : IDisposable
         Commit("commit before " + what);
         Committed(next, what, op);
         _mounted.Clear();   // a rollback or destroy replaces or drops object sets; mount afresh
+        _sets.Clear();
     }
 
     private int SnapshotCount()

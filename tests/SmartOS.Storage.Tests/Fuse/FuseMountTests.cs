@@ -217,7 +217,7 @@ public class FuseMountTests : PoolFixture
     }
 
     [Test]
-    public void Fsync_commits_before_it_returns_and_so_does_64_MiB_of_writes_while_plain_writes_wait_for_the_interval()
+    public void Fsync_is_durable_before_it_returns_and_64_MiB_of_writes_commit_while_plain_writes_wait_for_the_interval()
     {
         var (pool, fs) = NewDataset(vdevSize: 256L * 1024 * 1024);
         FuseMount? mount = null;
@@ -230,6 +230,11 @@ public class FuseMountTests : PoolFixture
             Sh("printf two | dd of=mnt/synced conv=fsync status=none");
             long synced = OnLoop(() => pool.Txg);
             Assert.That(synced, Is.GreaterThan(txg), "fsync committed before dd returned");
+            // Its log is open now: the next fsync writes the dataset's intent log, not a txg (IntentLog.cs).
+            long logBlocks = OnLoop(() => pool.LogBlocksWritten);
+            Sh("printf three | dd of=mnt/logged conv=fsync status=none");
+            Assert.That(OnLoop(() => pool.Txg), Is.EqualTo(synced), "the second fsync committed no txg");
+            Assert.That(OnLoop(() => pool.LogBlocksWritten), Is.GreaterThan(logBlocks), "it wrote the intent log");
             Sh("dd if=/dev/urandom of=mnt/big bs=1M count=65 status=none");
             Assert.That(OnLoop(() => pool.Txg), Is.GreaterThan(synced), "64 MiB written forced a commit");
             Assert.That(OnLoop(() => mount.Unmount()).Message, Is.EqualTo("ok"));
