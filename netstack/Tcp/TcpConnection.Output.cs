@@ -267,10 +267,17 @@ internal sealed partial class TcpConnection
             repr.Options.TsVal = TsNow;
             repr.Options.TsEcr = _tsRecent;
         }
-        if (_sackOk && _recv != null && _recv.HasOutOfOrder)
-            _recv.FillSack(ref repr.Options, _tsOk ? 3 : 4);
-        int hl = repr.HeaderLength;
         bool large = len > _sndMss;
+        if (_sackOk && _recv != null && _recv.HasOutOfOrder)
+        {
+            // SACK blocks ride only in the room a segment leaves below the MSS, as Linux's
+            // tcp_current_mss keeps them: a full segment (and every piece of a large send) has none,
+            // so no segment grows past the MTU. The option with its two NOPs takes 4 + 8n bytes.
+            int room = _sndMss - (large ? _sndMss : len);
+            int blocks = Math.Min(_tsOk ? 3 : 4, room >= 12 ? (room - 4) / 8 : 0);
+            if (blocks > 0) _recv.FillSack(ref repr.Options, blocks);
+        }
+        int hl = repr.HeaderLength;
         var p = large ? _tcp.RentLsoSegment(hl + len) : _tcp.RentSegment(hl + len);
         if (p == null) return false;
         if (large) p.LsoMss = (ushort)_sndMss;

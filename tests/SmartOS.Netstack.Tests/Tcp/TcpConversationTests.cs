@@ -479,6 +479,28 @@ public class TcpConversationTests
     }
 
     [Test]
+    public void Sack_blocks_ride_only_in_the_room_a_data_segment_leaves_below_the_mss()
+    {
+        var c = new Conversation(s_noTimestamps);
+        var (socket, iss) = EstablishPassive(c, new TcpOptions { Mss = 1000, SackPermitted = true });
+        socket.NoDelay = true;
+        c.Send(80, PeerIss + 1 + 100, iss + 1, TcpFlags.Ack, payload: new byte[100]);
+        Assert.That(c.Expect("duplicate ACK with a SACK block").Repr.Options.SackCount, Is.EqualTo(1));
+        c.Start(async () => await socket.SendAsync(new byte[1500]));
+        var full = c.Expect("a full segment");
+        var rest = c.Expect("the rest");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(full.Payload, Has.Length.EqualTo(1000));
+            Assert.That(full.Repr.Options.SackCount, Is.Zero, "a full segment has no room for SACK blocks");
+            Assert.That(full.Repr.HeaderLength + full.Payload.Length, Is.EqualTo(20 + 1000), "no segment grows past the MSS");
+            Assert.That(rest.Payload, Has.Length.EqualTo(500));
+            Assert.That(rest.Repr.Options.SackCount, Is.EqualTo(1), "a short segment still carries the block");
+            Assert.That(rest.Repr.Options.Sack[0], Is.EqualTo(new TcpSackBlock(PeerIss + 101, PeerIss + 201)));
+        }
+    }
+
+    [Test]
     public void Delayed_ack_waits_for_a_second_segment_or_the_timer()
     {
         var c = new Conversation(s_noTimestamps);
