@@ -73,7 +73,13 @@ public sealed record ReceiveOptions
 }
 
 /// <summary>What a receive did: the snapshot made (or that -n would make) and zfs receive -v's lines.</summary>
-public sealed record ReceiveSummary(string Snapshot, bool Incremental, long Bytes, IReadOnlyList<string> Verbose);
+public sealed record ReceiveSummary(string Snapshot, bool Incremental, long Bytes, IReadOnlyList<string> Verbose)
+{
+    /// <summary>Every filesystem the stream wrote (a -R package's whole tree; else the one).</summary>
+    public IReadOnlyList<string> Filesystems { get; init; } = [];
+    /// <summary>Properties of a -R package that were not set, in zfs receive's words (Dsl.SendReplicate.cs rule 4).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 public sealed partial class DatasetTree
 {
@@ -97,7 +103,6 @@ public sealed partial class DatasetTree
     public StorageResult Send(string snapshot, SendOptions options, Stream output)
     {
         string what = $"cannot send '{snapshot}'";
-        if (options.Replicate) return new StorageResult(StorageStatus.NotSupported, what, "replication streams (-R) are not supported");
         if (options.Intermediates && options.From is null) return new StorageResult(StorageStatus.InvalidArgument, what, "-I needs an incremental source");
         if (!snapshot.Contains('@')) return new StorageResult(StorageStatus.NotSupported, what, "operation only applies to snapshots");
         if (Find(snapshot, out var to) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", snapshot));
@@ -112,6 +117,7 @@ public sealed partial class DatasetTree
                 return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be in same filesystem");
             if (from.Txg >= to.Txg) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be an earlier snapshot");
         }
+        if (options.Replicate) return SendReplicated(to, from, options.Intermediates, output, what);
         ulong creation = (ulong)(to.Creation / 1_000_000_000);
         if (from is null)
         {
@@ -240,13 +246,12 @@ public sealed partial class DatasetTree
         if (begin.HeaderType == SendFormat.HeaderTypeSubstream)
         {
             var one = ReceiveOne(reader, begin, target, options, verbose, out string? received);
-            if (one.IsOk) summary = new ReceiveSummary(received!, begin.IsIncremental, reader.Position, verbose);
+            if (one.IsOk) summary = new ReceiveSummary(received!, begin.IsIncremental, reader.Position, verbose) { Filesystems = [received![..received!.IndexOf('@')]] };
             return one;
         }
-        // A compound stream (zfs_receive_package): -R's carries the datasets' nvlist and is refused;
+        // A compound stream (zfs_receive_package): -R's carries the datasets' nvlist (Dsl.SendReplicate.cs);
         // -I's has none, and is its BEGIN, END, an incremental substream per snapshot and a bare END.
-        if (begin.Payload.Length > 0)
-            return new StorageResult(StorageStatus.NotSupported, CannotReceive, "replication (-R) streams are not supported");
+        if (begin.Payload.Length > 0) return ReceivePackage(reader, begin, target, options, verbose, out summary);
         if (target.Contains('@'))
             return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "cannot specify snapshot name for multi-snapshot stream");
         if (!reader.TryRead(out var end) || end is not EndRecord) return StreamError(reader);
@@ -262,7 +267,10 @@ public sealed partial class DatasetTree
             if (!one.IsOk) return one;
             incremental &= sub.IsIncremental;
         }
-        summary = new ReceiveSummary(last ?? begin.ToName, incremental, reader.Position, verbose);
+        summary = new ReceiveSummary(last ?? begin.ToName, incremental, reader.Position, verbose)
+        {
+            Filesystems = last is null ? [] : [last[..last.IndexOf('@')]],
+        };
         return StorageResult.Success;
     }
 
@@ -296,7 +304,8 @@ public sealed partial class DatasetTree
     }
 
     /// <summary>One substream (BEGIN already read) into the target; rule 1 holds for it.</summary>
-    private StorageResult ReceiveOne(SendStreamReader reader, BeginRecord begin, string target, ReceiveOptions options, List<string> verbose, out string? snapshot)
+    private StorageResult ReceiveOne(SendStreamReader reader, BeginRecord begin, string target, ReceiveOptions options, List<string> verbose, out string? snapshot,
+        List<SendRecord>? preread = null)
     {
         snapshot = null;
         string action = begin.IsIncremental ? CannotReceiveIncremental : CannotReceiveFull;
@@ -315,13 +324,22 @@ public sealed partial class DatasetTree
 
         // Rule 1: the whole stream, applied to the base's image and decoded, before any change. The
         // base's bytes are read only for the objects the stream names (ZplFileSystem.Restore).
-        var records = new List<SendRecord>();
+        var records = preread ?? [];
         var touched = new HashSet<ulong>();
-        while (true)
+        for (int i = 0; ; i++)
         {
-            if (!reader.TryRead(out var record)) return StreamError(reader);
-            if (record is EndRecord) break;
-            records.Add(record);
+            SendRecord? record;
+            if (preread is not null)
+            {
+                if (i == preread.Count) break;
+                record = preread[i];
+            }
+            else
+            {
+                if (!reader.TryRead(out record)) return StreamError(reader);
+                if (record is EndRecord) break;
+                records.Add(record);
+            }
             switch (record)
             {
                 case ObjectRecord o: touched.Add(o.Object); break;

@@ -115,16 +115,15 @@ public static partial class Zfs
         if (!received.IsOk) return Refused(ctx, received);
         if (g.Has("v"))
             foreach (string line in summary!.Verbose) ctx.Out.WriteLine(line);
+        foreach (string line in summary!.Warnings) ctx.Err.WriteLine(line);
         if (g.Has("n")) return 0;
         if (!g.Has("u"))
-        {
-            string fs = summary!.Snapshot[..summary.Snapshot.IndexOf('@')];
-            if (ctx.Host.Mounts.Find(fs) == null && MountsByDefault(pool, fs))
-            {
-                var mounted = ctx.Host.Mounts.Mount(fs);
-                if (!mounted.IsOk) ctx.Err.WriteLine(mounted.Message);
-            }
-        }
+            foreach (string fs in summary.Filesystems)
+                if (ctx.Host.Mounts.Find(fs) == null && pool.Datasets.Exists(fs) && MountsByDefault(pool, fs))
+                {
+                    var mounted = ctx.Host.Mounts.Mount(fs);
+                    if (!mounted.IsOk) ctx.Err.WriteLine(mounted.Message);
+                }
         return Log(ctx, pool, argv);
     }
 
