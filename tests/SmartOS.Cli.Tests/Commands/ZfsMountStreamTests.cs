@@ -122,6 +122,32 @@ public class ZfsMountStreamTests
         Assert.That(h.Fails(A("zfs list tank/cut")).Stderr, Is.EqualTo("cannot open 'tank/cut': dataset does not exist\n"));
         Assert.That(h.Fails(A("zfs receive tank/x")).Stderr, Is.EqualTo("Error: Backup stream can not be read from a terminal.\nYou must redirect standard input.\n"));
         Assert.That(h.Fails(A("zfs send -D tank/src@a")).Stderr, Is.EqualTo("zfs send -D is not supported here\n"));
-        Assert.That(h.Fails(A("zfs send -R tank/src@a")).Stderr, Is.EqualTo("cannot send 'tank/src@a': replication streams (-R) are not supported\n"));
+    }
+
+    [Test]
+    public void Send_R_carries_a_tree_that_receive_d_creates_mounts_and_sets_properties_on()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/src"));
+        h.Ok(A("zfs create -o atime=off tank/src/kid"));
+        h.Ok(A("mkfile 10k /tank/src/kid/f"));
+        h.Ok(A("zfs snapshot -r tank/src@a"));
+        h.Ok(A("zfs create tank/back"));
+        var sent = h.Run(A("zfs send -R tank/src@a"));
+        Assert.That(sent.ExitCode, Is.Zero, sent.Stderr);
+        var received = Dispatcher.Run(h.World, h.Host, A("zfs receive -d tank/back"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(received.ExitCode, Is.Zero, received.Stderr);
+        Assert.That(h.Ok(A("zfs list -H -o name -t all -r tank/back")), Is.EqualTo("tank/back\ntank/back/src\ntank/back/src@a\ntank/back/src/kid\ntank/back/src/kid@a\n"));
+        Assert.That(h.Ok(A("zfs get -H -o value,source atime tank/back/src/kid")), Is.EqualTo("off\tlocal\n"));
+        Assert.That(Mounts(h), Does.Contain($"{"tank/back/src/kid",-30}  /tank/back/src/kid\n"), "every received filesystem is mounted");
+        Assert.That(h.Ok(A("digest -a sha256 /tank/back/src/kid/f")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/kid/f"))));
+
+        var unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(unmounted.Stderr, Is.EqualTo("cannot open 'tank/back/e': dataset does not exist\n"));
+        h.Ok(A("zfs create tank/back/e"));
+        unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(unmounted.ExitCode, Is.Zero, unmounted.Stderr);
+        Assert.That(Mounts(h), Does.Not.Contain("tank/back/e/src"), "-u mounts nothing");
+        Assert.That(h.Fails(A("zfs send -R tank/src/kid@nope")).Stderr, Is.EqualTo("cannot open 'tank/src/kid@nope': dataset does not exist\n"));
     }
 }
