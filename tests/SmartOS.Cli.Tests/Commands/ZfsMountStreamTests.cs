@@ -143,7 +143,7 @@ public class ZfsMountStreamTests
         Assert.That(h.Ok(A("digest -a sha256 /tank/back/src/kid/f")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/kid/f"))));
 
         var unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
-        Assert.That(unmounted.Stderr, Is.EqualTo("cannot open 'tank/back/e': dataset does not exist\n"));
+        Assert.That(unmounted.Stderr, Is.EqualTo("cannot receive: specified fs (tank/back/e) does not exist\n"));
         h.Ok(A("zfs create tank/back/e"));
         unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
         Assert.That(unmounted.ExitCode, Is.Zero, unmounted.Stderr);
