@@ -70,6 +70,7 @@ public sealed partial class DatasetTree
         new("refreservation", Kind.Size, false, true, Heads, "none"),
         new("refcompressratio", Kind.Info, false, false, DatasetKinds.All, ""),
         new("written", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("receive_resume_token", Kind.Info, false, false, Heads, ""),
     ];
 
     /// <summary>
@@ -192,6 +193,7 @@ public sealed partial class DatasetTree
             "compressratio" => Ratio(ds.IsSnapshot ? Referenced(ds) : Used(dir)),
             "refcompressratio" => Ratio(Referenced(ds)),
             "origin" => dir.Origin?.Name ?? "-",
+            "receive_resume_token" => !ds.IsSnapshot && PartialReceive(dir) is { } partial ? partial.Token : "-",
             _ => "-",
         };
         return new DatasetProperty(name, text, null, PropertySource.None, "");

@@ -232,9 +232,6 @@ public sealed partial class DatasetTree
     public StorageResult Receive(Stream input, string target, ReceiveOptions options, out ReceiveSummary? summary)
     {
         summary = null;
-        if (options.Resumable)
-            return new StorageResult(StorageStatus.NotSupported, CannotReceive,
-                "resumable receive (-s) is not supported: pool version 23 streams carry no resume token");
         if ((options.DiscardFirst || options.KeepLast) && target.Contains('@'))
             return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "cannot specify snapshot name with -d or -e");
         if ((options.DiscardFirst || options.KeepLast) && !Exists(target))
@@ -243,6 +240,13 @@ public sealed partial class DatasetTree
         if (!reader.TryRead(out var first)) return StreamError(reader);
         var begin = (BeginRecord)first;
         var verbose = new List<string>();
+        if ((begin.FeatureFlags & SendFormat.FeatureResuming) != 0)
+        {
+            // A stream made by zfs send -t (Dsl.SendResume.cs).
+            var resumed = ReceiveResumed(reader, begin, target, options, verbose, out string? made);
+            if (resumed.IsOk) summary = new ReceiveSummary(made!, false, reader.Position, verbose) { Filesystems = [made![..made!.IndexOf('@')]] };
+            return resumed;
+        }
         if (begin.HeaderType == SendFormat.HeaderTypeSubstream)
         {
             var one = ReceiveOne(reader, begin, target, options, verbose, out string? received);
@@ -336,7 +340,8 @@ public sealed partial class DatasetTree
             }
             else
             {
-                if (!reader.TryRead(out record)) return StreamError(reader);
+                if (!reader.TryRead(out record))
+                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null) : StreamError(reader);
                 if (record is EndRecord) break;
                 records.Add(record);
             }
@@ -426,6 +431,9 @@ public sealed partial class DatasetTree
     private StorageResult CheckFullTarget(string fsName, string snapshot, bool force, out DslDataset? existing)
     {
         existing = null;
+        if (fsName == _replacingPartial) return StorageResult.Success;
+        if (HasPartialReceive(fsName))
+            return new StorageResult(StorageStatus.DatasetExists, CannotReceiveFull, $"destination {fsName} contains partially-complete state from \"zfs receive -s\".");
         if (_byName.TryGetValue(fsName, out var dir))
         {
             if (!force) return new StorageResult(StorageStatus.DatasetExists, CannotReceiveFull, $"destination '{fsName}' exists\nmust specify -F to overwrite it");
@@ -468,6 +476,7 @@ public sealed partial class DatasetTree
     /// <summary>Rule 1 for a full stream: a new filesystem (destroyed again if writing it fails), or with -F the existing one's contents replaced.</summary>
     private StorageResult ApplyFull(string fsName, FileTreeImage tree, string snapName, BeginRecord begin, string action)
     {
+        if (fsName == _replacingPartial) Destroy(fsName, DestroyFlags.Recursive);   // Dsl.SendResume.cs rule 3
         bool created = !_byName.ContainsKey(fsName);
         FileTreeImage? before = null;
         if (created)

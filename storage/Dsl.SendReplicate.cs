@@ -144,7 +144,8 @@ public sealed partial class DatasetTree
             }
             parentFrom[dir] = mine;
             var props = new NvList();
-            foreach (var (name, value) in dir.Local) props.Add(name, StreamValue(name, value));
+            foreach (var (name, value) in dir.Local)
+                if (!name.StartsWith('%')) props.Add(name, StreamValue(name, value));   // not Dsl.SendResume.cs's %recv
             var fs = new NvList()
                 .Add("name", dir.FullName)
                 .Add("parentfromsnap", dir == to.Dir ? 0UL : parentFrom[dir.Parent!]);

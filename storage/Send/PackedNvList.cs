@@ -5,9 +5,16 @@ using System.Text;
 namespace SmartOS.Storage.Send;
 
 /// <summary>
-/// A name-value list as libnvpair keeps it (nvpair.c), in insertion order, and its packed XDR form
-/// (nvlist_pack with NV_ENCODE_XDR): what a replication stream's outer BEGIN carries and what a
-/// resume token holds (that one in native encoding, see <see cref="NvList.PackNative"/>).
+/// A name-value list as libnvpair keeps it (nvpair.c), in insertion order, and its two packed forms:
+/// XDR (nvlist_pack with NV_ENCODE_XDR), what a replication stream's outer BEGIN carries, and
+/// native (NV_ENCODE_NATIVE, fnvlist_pack), what a resume token holds.
+///
+/// The native form of a little-endian 64-bit host: header 0 (native), 1 (little-endian), 0, 0;
+/// int32 nvl_version, uint32 nvl_nvflag; each pair as the nvpair_t it is in memory: int32 nvp_size
+/// (the decoded size below), int16 name size (NUL included), int16 0, int32 element count, int32
+/// data type, the name and its NUL padded to 8 bytes from the pair's start, the value padded to 8
+/// (a uint64 as 8 bytes, a string with its NUL); then an int32 0 ends the list. Nested lists are
+/// not used in tokens and are refused in this form.
 ///
 /// The XDR form, every integer big-endian and every string padded with zeros to 4 bytes:
 ///   header      1 byte encoding (1 = XDR), 1 byte endianness (1 = little; not used by XDR), 2 zero
@@ -208,6 +215,88 @@ public sealed class NvList
             if (result.Has(name)) { problem = $"nvpair '{name}' twice"; return false; }
             result._pairs.Add(new(name, value));
         }
+        list = result;
+        problem = null;
+        return true;
+    }
+
+    // ---- native ----
+
+    public byte[] PackNative()
+    {
+        var o = new List<byte>(256) { 0, 1, 0, 0 };
+        Le(o, 0);
+        Le(o, 1);
+        foreach (var (name, value) in _pairs)
+        {
+            if (value is NvList) throw new InvalidOperationException("nested nvlists are not packed natively here");
+            byte[] n = Encoding.UTF8.GetBytes(name);
+            int start = o.Count;
+            Le(o, NativePairSize(name, value));
+            o.Add((byte)(n.Length + 1)); o.Add((byte)((n.Length + 1) >> 8)); o.Add(0); o.Add(0);
+            Le(o, value is Flag ? 0 : 1);
+            Le(o, TypeOf(value));
+            o.AddRange(n);
+            o.Add(0);
+            while ((o.Count - start) % 8 != 0) o.Add(0);
+            switch (value)
+            {
+                case ulong u:
+                    for (int i = 0; i < 8; i++) o.Add((byte)(u >> (8 * i)));
+                    break;
+                case string str:
+                    o.AddRange(Encoding.UTF8.GetBytes(str));
+                    o.Add(0);
+                    while ((o.Count - start) % 8 != 0) o.Add(0);
+                    break;
+            }
+        }
+        Le(o, 0);
+        return [.. o];
+    }
+
+    private static void Le(List<byte> o, int v)
+    {
+        o.Add((byte)v); o.Add((byte)(v >> 8)); o.Add((byte)(v >> 16)); o.Add((byte)(v >> 24));
+    }
+
+    /// <summary>nvlist_unpack of a natively packed, little-endian list of flags, uint64s and strings.</summary>
+    public static bool TryUnpackNative(ReadOnlySpan<byte> d, [NotNullWhen(true)] out NvList? list, [NotNullWhen(false)] out string? problem)
+    {
+        list = null;
+        if (d.Length < 16 || d[0] != 0) { problem = "not a natively encoded nvlist"; return false; }
+        if (d[1] != 1) { problem = "a big-endian nvlist"; return false; }
+        if (BinaryPrimitives.ReadInt32LittleEndian(d[4..]) != 0 || (BinaryPrimitives.ReadUInt32LittleEndian(d[8..]) & 1) == 0)
+        { problem = "bad nvlist header"; return false; }
+        var result = new NvList();
+        int at = 12;
+        while (true)
+        {
+            if (d.Length - at < 4) { problem = "nvlist cut short"; return false; }
+            int size = BinaryPrimitives.ReadInt32LittleEndian(d[at..]);
+            if (size == 0) { at += 4; break; }
+            if (size < 24 || size % 8 != 0 || size > d.Length - at) { problem = "nvpair size out of range"; return false; }
+            var pair = d.Slice(at, size);
+            int nameSize = BinaryPrimitives.ReadInt16LittleEndian(pair[4..]);
+            int count = BinaryPrimitives.ReadInt32LittleEndian(pair[8..]), type = BinaryPrimitives.ReadInt32LittleEndian(pair[12..]);
+            if (nameSize < 2 || 16 + nameSize > size || pair[16 + nameSize - 1] != 0) { problem = "bad nvpair name"; return false; }
+            string name = Encoding.UTF8.GetString(pair.Slice(16, nameSize - 1));
+            var valueBytes = pair[Align8(16 + nameSize)..];
+            object value;
+            switch (type)
+            {
+                case TypeBoolean when count == 0: value = Flag.Value; break;
+                case TypeUint64 when count == 1 && valueBytes.Length >= 8: value = BinaryPrimitives.ReadUInt64LittleEndian(valueBytes); break;
+                case TypeString when count == 1 && valueBytes.IndexOf((byte)0) >= 0:
+                    value = Encoding.UTF8.GetString(valueBytes[..valueBytes.IndexOf((byte)0)]);
+                    break;
+                default: problem = $"nvpair '{name}' of data type {type}"; return false;
+            }
+            if (NativePairSize(name, value) != size || result.Has(name)) { problem = $"nvpair '{name}' is malformed"; return false; }
+            result._pairs.Add(new(name, value));
+            at += size;
+        }
+        if (at != d.Length) { problem = "bytes after the nvlist"; return false; }
         list = result;
         problem = null;
         return true;

@@ -58,6 +58,9 @@ public sealed class SendStreamReader
     /// <summary>Set when <see cref="TryRead"/> returned false because the stream is bad.</summary>
     public ReceiveError? Error { get; private set; }
 
+    /// <summary>Whether the input ended in the middle of a record (a stream cut short).</summary>
+    public bool CutShort { get; private set; }
+
     /// <summary>Bytes consumed so far.</summary>
     public long Position { get; private set; }
 
@@ -137,7 +140,7 @@ public sealed class SendStreamReader
         ulong features = versionInfo >> 2;
         if (headerType is not (SendFormat.HeaderTypeSubstream or SendFormat.HeaderTypeCompound))
             return Fail(ReceiveErrorKind.UnsupportedFeature, $"stream has unsupported header type {headerType}", CannotReceive);
-        if (features != 0)
+        if ((features & ~SendFormat.FeatureResuming) != 0)
             return Fail(ReceiveErrorKind.UnsupportedFeature,
                 $"stream has unsupported feature, feature flags = {features:x}", CannotReceive);
         var begin = new BeginRecord(versionInfo, U64(_header, 24), U32(_header, 32), U32(_header, 36),
@@ -200,6 +203,7 @@ public sealed class SendStreamReader
             total += n;
         }
         Position += total;
+        if (total < buffer.Length) CutShort = true;
         return total;
     }
 
