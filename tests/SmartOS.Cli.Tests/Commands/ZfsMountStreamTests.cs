@@ -125,6 +125,35 @@ public class ZfsMountStreamTests
     }
 
     [Test]
+    public void Receive_s_keeps_a_cut_stream_that_send_t_finishes_and_receive_A_drops()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/src"));
+        h.Ok(A("mkfile 300k /tank/src/file"));
+        h.Ok(A("zfs snapshot tank/src@a"));
+        byte[] full = h.Run(A("zfs send tank/src@a")).StdoutBytes;
+        var cut = Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/copy"), new MemoryStream(full[..(full.Length / 2)]));
+        Assert.That(cut.ExitCode, Is.EqualTo(1));
+        string token = h.Ok(A("zfs get -H -o value receive_resume_token tank/copy")).Trim();
+        Assert.That(cut.Stderr, Is.EqualTo("cannot receive new filesystem stream: checksum mismatch or incomplete stream.\nPartially received snapshot is saved.\n"
+                                           + $"A resuming stream can be generated on the sending system by running:\n    zfs send -t {token}\n"));
+        Assert.That(Mounts(h), Does.Not.Contain("tank/copy"), "a partial filesystem is not mounted");
+        var rest = h.Run(A($"zfs send -t {token}"));
+        Assert.That(rest.ExitCode, Is.Zero, rest.Stderr);
+        var resumed = Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/copy"), new MemoryStream(rest.StdoutBytes));
+        Assert.That(resumed.ExitCode, Is.Zero, resumed.Stderr);
+        Assert.That(h.Ok(A("digest -a sha256 /tank/copy/file")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/file"))));
+        Assert.That(h.Ok(A("zfs get -H -o value receive_resume_token tank/copy")), Is.EqualTo("-\n"));
+
+        Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/part"), new MemoryStream(full[..(full.Length / 3)]));
+        h.Ok(A("zfs receive -A tank/part"));
+        Assert.That(h.Fails(A("zfs list tank/part")).Stderr, Is.EqualTo("cannot open 'tank/part': dataset does not exist\n"));
+        Assert.That(h.Fails(A("zfs receive -A tank/src")).Stderr, Is.EqualTo("'tank/src' does not have any resumable receive state to abort\n"));
+        Assert.That(h.Fails(A("zfs send -t 1-nothex")).Stderr, Is.EqualTo("cannot resume send: resume token is corrupt (invalid format)\n"));
+        Assert.That(h.Fails(A($"zfs send -t {token} tank/src@a")).Stderr, Does.Contain("no snapshot may be specified with -t"));
+    }
+
+    [Test]
     public void Send_R_carries_a_tree_that_receive_d_creates_mounts_and_sets_properties_on()
     {
         var h = Tank();
