@@ -42,19 +42,19 @@
  * fromguid (Dsl.SendClone.cs). Volumes travel as Send/ZvolStream.cs writes them, full or
  * incremental, through the checks of Dsl.SendClone.cs.
  *
- * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
- * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
- * resumable receive (pool version 23's stream has no resume token: OpenZFS's token is an nvlist of
- * object, offset, bytes, toguid and toname packed, compressed and hex-encoded, kept in a
- * receive_resume_token property of a partially received %recv dataset, which needs records written
- * as they arrive; refused); streams held in memory whole (a few hundred MiB is fine).
+ -R replication packages (a compound stream whose BEGIN carries a packed XDR nvlist of the
+ * filesystems) are written and received by Dsl.SendReplicate.cs; -s resumable receive, send -t and
+ * receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's records
+ * kept in the new filesystem, with OpenZFS's receive_resume_token).
+ *
+ * Not done: streams held in memory whole (a few hundred MiB is fine).
  */
 using System.Text;
 using SmartOS.Storage.Send;
 
 namespace SmartOS.Storage;
 
-/// <summary>`zfs send` options: -i (From, an earlier snapshot, "@snap" or "fs@snap"); -I and -R refused.</summary>
+/// <summary>`zfs send` options: -i (From, an earlier snapshot, "@snap" or "fs@snap"), -I (Intermediates), -R (Replicate, Dsl.SendReplicate.cs).</summary>
 public sealed record SendOptions
 {
     public string? From { get; init; }
@@ -62,7 +62,7 @@ public sealed record SendOptions
     public bool Replicate { get; init; }
 }
 
-/// <summary>`zfs receive` options: -F, -d, -e, -n, -v, -s (refused).</summary>
+/// <summary>`zfs receive` options: -F, -d, -e, -n, -v, -s (Resumable, Dsl.SendResume.cs).</summary>
 public sealed record ReceiveOptions
 {
     public bool Force { get; init; }

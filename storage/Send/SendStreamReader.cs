@@ -39,7 +39,10 @@ public sealed record ReceiveError(ReceiveErrorKind Kind, string Message, string?
 ///     bonus types in range, block size a multiple of 512 up to 128 KiB, bonus at most 320 bytes,
 ///     write length within a block): such a record, an unknown record type, or a stream cut short
 ///     after BEGIN is "invalid backup stream".
-///  4. A failure is a result (<see cref="Error"/>), never an exception, and ends the reading.
+///  4. The only feature flag read is DMU_BACKUP_FEATURE_RESUMING (a stream made by zfs send -t,
+///     Dsl.SendResume.cs); any other is "stream has unsupported feature". <see cref="CutShort"/>
+///     tells a stream that ended in the middle of a record (what receive -s keeps) from a bad one.
+///  5. A failure is a result (<see cref="Error"/>), never an exception, and ends the reading.
 /// </summary>
 public sealed class SendStreamReader
 {
