@@ -73,6 +73,26 @@ public class ReplicationStreamTests : DatasetStreamFixture
     }
 
     [Test]
+    public void A_header_cut_or_altered_anywhere_is_refused_or_read_never_thrown()
+    {
+        byte[] stream = Fixture("zfs-fuse-replicated.zs");
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(stream.AsSpan(4));
+        byte[] header = stream.AsSpan(SendFormat.RecordSize, (int)length).ToArray();
+        for (int cut = 0; cut < header.Length; cut++)
+            Assert.That(NvList.TryUnpackXdr(header.AsSpan(0, cut), out _, out string? problem), Is.False, $"cut at {cut}: {problem}");
+        for (int at = 0; at < header.Length; at++)
+        {
+            byte[] altered = (byte[])header.Clone();
+            altered[at] ^= 0x81;
+            Assert.DoesNotThrow(() => NvList.TryUnpackXdr(altered, out _, out _), $"byte {at}");
+        }
+        byte[] packed = new NvList().Add("object", 7UL).Add("toname", "a@b").Add("flag", NvList.Flag.Value).PackNative();
+        for (int cut = 0; cut < packed.Length; cut++)
+            Assert.That(NvList.TryUnpackNative(packed.AsSpan(0, cut), out _, out _), Is.False, $"native cut at {cut}");
+        Assert.That(NvList.TryUnpackNative(packed, out var back, out _) && back!.Has("flag") && back.TryGetUInt64("object", out ulong seven) && seven == 7);
+    }
+
+    [Test]
     public void Zfs_fuses_replication_stream_is_received_whole_with_its_properties()
     {
         using var pool = Create("tank", VdevSpec.Disk("d0"));
