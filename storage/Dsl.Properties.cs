@@ -104,15 +104,28 @@ public sealed partial class DatasetTree
     private static DatasetKinds KindOf(DslDataset ds) =>
         ds.IsSnapshot ? DatasetKinds.Snapshot : ds.Dir.Type == DatasetType.Volume ? DatasetKinds.Volume : DatasetKinds.Filesystem;
 
-    /// <summary>A property's value as it applies to dir: local, else inherited from the nearest ancestor that sets it, else the default.</summary>
+    /// <summary>Where a value a zfs receive -R set is kept beside the local ones (its source is "received";
+    /// a local value overrides it, and zfs inherit of the local one brings it back, as in ZFS).</summary>
+    internal const string ReceivedPrefix = "%received/";
+
+    /// <summary>dir's own value of a property: its local one, else the one a stream set.</summary>
+    private static bool TryOwn(DslDir dir, string name, out string value, out bool received)
+    {
+        received = false;
+        if (dir.Local.TryGetValue(name, out value!)) return true;
+        received = dir.Local.TryGetValue(ReceivedPrefix + name, out value!);
+        return received;
+    }
+
+    /// <summary>A property's value as it applies to dir: local, else received, else inherited from the nearest ancestor that sets it, else the default.</summary>
     internal string Effective(DslDir dir, string name, out PropertySource source, out DslDir? from)
     {
         from = null;
-        if (dir.Local.TryGetValue(name, out var local)) { source = PropertySource.Local; return local; }
+        if (TryOwn(dir, name, out var own, out bool received)) { source = received ? PropertySource.Received : PropertySource.Local; return own; }
         var def = Lookup(name)!;
         if (def.Inherit)
             for (var d = dir.Parent; d is not null; d = d.Parent)
-                if (d.Local.TryGetValue(name, out var inherited)) { source = PropertySource.Inherited; from = d; return inherited; }
+                if (TryOwn(d, name, out var inherited, out _)) { source = PropertySource.Inherited; from = d; return inherited; }
         source = PropertySource.Default;
         return def.Default;
     }
@@ -249,7 +262,10 @@ public sealed partial class DatasetTree
     private long SnapshotUsed(DslDataset snap) => snap.Dir.Next(snap).Deadlist.SpaceBornAfter(_pool, snap.PrevTxg);
 
     /// <summary>`zfs set`: validates the value as zfs does, checks it against the space, stores it and commits.</summary>
-    public StorageResult Set(string name, string property, string value)
+    public StorageResult Set(string name, string property, string value) => Set(name, property, value, received: false);
+
+    /// <summary>zfs set, or with received a value a replication stream carries (kept under <see cref="ReceivedPrefix"/>).</summary>
+    private StorageResult Set(string name, string property, string value, bool received)
     {
         string what = $"cannot set property for '{name}'";
         if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
@@ -275,7 +291,7 @@ public sealed partial class DatasetTree
                 SetLocal(dir, "refreservation", stored);
             }
         }
-        SetLocal(dir, def.Name, stored);
+        SetLocal(dir, received ? ReceivedPrefix + def.Name : def.Name, stored);
         Touch(dir);
         return _pool.CommitTxg(force: true);
     }
@@ -301,7 +317,7 @@ public sealed partial class DatasetTree
     private string InheritedValue(DslDir dir, string property)
     {
         for (var d = dir.Parent; d is not null; d = d.Parent)
-            if (d.Local.TryGetValue(property, out var v)) return v;
+            if (TryOwn(d, property, out var v, out _)) return v;
         return Lookup(property)!.Default;
     }
 
@@ -324,7 +340,7 @@ public sealed partial class DatasetTree
     }
 
     private static long LocalSize(DslDir dir, string name) =>
-        dir.Local.TryGetValue(name, out var v) && v != "none" ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
+        TryOwn(dir, name, out var v, out _) && v != "none" ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
 
     /// <summary>Validates a value in zfs's words (zfs_valid_proplist, zfs_nicestrtonum); stored is its canonical form.</summary>
     private static StorageResult Parse(Def def, string value, out string stored)

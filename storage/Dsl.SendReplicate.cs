@@ -37,7 +37,9 @@
  *      and below, under the target, its missing parents created; without either (as OpenZFS; zfs-fuse
  *      insists on -d) the part below the sent top filesystem is appended to the target.
  *   4. Properties of the stream's "props" are set on each received filesystem after its
- *      substreams, as zfs set would (so compression and recordsize apply to later writes; the
+ *      substreams, checked as zfs set checks them, as received values (source "received", under
+ *      a local value if one is set; Dsl.Properties.cs ReceivedPrefix), and sent again by -R (so
+ *      compression and recordsize apply to later writes; the
  *      received blocks are written with the settings the filesystem had while receiving). One
  *      this pool does not have or refuses (user properties, sharenfs, compression=lzjb) is not
  *      set: receive goes on and says so, "cannot receive <prop> property on <fs>: <why>", as zfs
@@ -144,8 +146,11 @@ public sealed partial class DatasetTree
             }
             parentFrom[dir] = mine;
             var props = new NvList();
+            // Received values, then local ones over them (send_iterate_prop sends both); not Dsl.SendResume.cs's %recv.
             foreach (var (name, value) in dir.Local)
-                if (!name.StartsWith('%')) props.Add(name, StreamValue(name, value));   // not Dsl.SendResume.cs's %recv
+                if (name.StartsWith(ReceivedPrefix, StringComparison.Ordinal)) props.Add(name[ReceivedPrefix.Length..], StreamValue(name[ReceivedPrefix.Length..], value));
+            foreach (var (name, value) in dir.Local)
+                if (!name.StartsWith('%')) props.Add(name, StreamValue(name, value));
             var fs = new NvList()
                 .Add("name", dir.FullName)
                 .Add("parentfromsnap", dir == to.Dir ? 0UL : parentFrom[dir.Parent!]);
@@ -354,10 +359,10 @@ public sealed partial class DatasetTree
             if (!propsBefore.ContainsKey(s.FsName) && !created.Contains(s.FsName)) propsBefore[s.FsName] = new SortedDictionary<string, string>(dir.Local, StringComparer.Ordinal);
             foreach (var (name, value) in props.Pairs)
             {
-                if (dir.Local.TryGetValue(name, out var have) && PropertyText(name, value, out _) is string same && Parse(Lookup(name)!, same, out string canon).IsOk && canon == have)
+                if (dir.Local.TryGetValue(ReceivedPrefix + name, out var have) && PropertyText(name, value, out _) is string same && Parse(Lookup(name)!, same, out string canon).IsOk && canon == have)
                     continue;
                 string? text = PropertyText(name, value, out string? why);
-                var set = text is null ? new StorageResult(StorageStatus.BadProperty, "", why!) : Set(s.FsName, name, text);
+                var set = text is null ? new StorageResult(StorageStatus.BadProperty, "", why!) : Set(s.FsName, name, text, received: true);
                 if (!set.IsOk)
                 {
                     string line = $"cannot receive {name} property on {s.FsName}: {set.Reason ?? set.Message}";

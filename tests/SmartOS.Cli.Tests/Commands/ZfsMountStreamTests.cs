@@ -167,7 +167,7 @@ public class ZfsMountStreamTests
         var received = Dispatcher.Run(h.World, h.Host, A("zfs receive -d tank/back"), new MemoryStream(sent.StdoutBytes));
         Assert.That(received.ExitCode, Is.Zero, received.Stderr);
         Assert.That(h.Ok(A("zfs list -H -o name -t all -r tank/back")), Is.EqualTo("tank/back\ntank/back/src\ntank/back/src@a\ntank/back/src/kid\ntank/back/src/kid@a\n"));
-        Assert.That(h.Ok(A("zfs get -H -o value,source atime tank/back/src/kid")), Is.EqualTo("off\tlocal\n"));
+        Assert.That(h.Ok(A("zfs get -H -o value,source atime tank/back/src/kid")), Is.EqualTo("off\treceived\n"));
         Assert.That(Mounts(h), Does.Contain($"{"tank/back/src/kid",-30}  /tank/back/src/kid\n"), "every received filesystem is mounted");
         Assert.That(h.Ok(A("digest -a sha256 /tank/back/src/kid/f")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/kid/f"))));
 

@@ -139,6 +139,18 @@ public class ReplicationStreamTests : DatasetStreamFixture
         Assert.That(Prop(other, "backup/src/child/deep", "compression"), Is.EqualTo("gzip"), "inherited, not set");
         Ok(other.Datasets.Get("backup/src/child/deep", "compression", out var inherited));
         Assert.That(inherited.Source, Is.EqualTo(PropertySource.Inherited));
+        Ok(other.Datasets.Get("backup/src/child", "atime", out var received));
+        Assert.That(received.Source, Is.EqualTo(PropertySource.Received));
+        Ok(other.Datasets.Set("backup/src/child", "atime", "on"));
+        Assert.That(Prop(other, "backup/src/child", "atime"), Is.EqualTo("on"), "a local value overrides the received one");
+        Ok(other.Datasets.Inherit("backup/src/child", "atime"));
+        Ok(other.Datasets.Get("backup/src/child", "atime", out received));
+        Assert.That((received.Value, received.Source), Is.EqualTo(("off", PropertySource.Received)), "zfs inherit brings the received value back");
+        var again = new MemoryStream();
+        Ok(other.Datasets.Send("backup/src@two", new SendOptions { Replicate = true }, again));
+        var resent = (NvList)Header(again.ToArray()).Pairs.First(p => p.Key == "fss").Value;
+        Assert.That(((NvList)resent.Pairs[1].Value).TryGet<NvList>("props", out var childProps) && childProps!.TryGetUInt64("atime", out ulong off) && off == 0,
+            "received values travel on with -R");
         Assert.That(summary!.Warnings, Is.Empty);
 
         // Without -d: the tree lands under the named filesystem.
