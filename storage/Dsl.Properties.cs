@@ -73,6 +73,9 @@ public sealed partial class DatasetTree
         new("receive_resume_token", Kind.Info, false, false, Heads, ""),
     ];
 
+    /// <summary>Each property's received-value key, made once: the write path asks for compression and checksum and must not allocate.</summary>
+    private static readonly Dictionary<string, string> s_receivedKeys = s_props.ToDictionary(d => d.Name, d => ReceivedPrefix + d.Name, StringComparer.Ordinal);
+
     /// <summary>
     /// Whether the pool writes blocks with this compression value (Compression.cs): zfs's lzjb and zle
     /// are refused, not silently stored uncompressed.
@@ -113,7 +116,8 @@ public sealed partial class DatasetTree
     {
         received = false;
         if (dir.Local.TryGetValue(name, out value!)) return true;
-        received = dir.Local.TryGetValue(ReceivedPrefix + name, out value!);
+        received = s_receivedKeys.TryGetValue(name, out var key) && dir.Local.TryGetValue(key, out value!);
+        if (!received) value = "";
         return received;
     }
 
