@@ -70,7 +70,11 @@ public sealed partial class DatasetTree
         new("refreservation", Kind.Size, false, true, Heads, "none"),
         new("refcompressratio", Kind.Info, false, false, DatasetKinds.All, ""),
         new("written", Kind.Info, false, false, DatasetKinds.All, ""),
+        new("receive_resume_token", Kind.Info, false, false, Heads, ""),
     ];
+
+    /// <summary>Each property's received-value key, made once: the write path asks for compression and checksum and must not allocate.</summary>
+    private static readonly Dictionary<string, string> s_receivedKeys = s_props.ToDictionary(d => d.Name, d => ReceivedPrefix + d.Name, StringComparer.Ordinal);
 
     /// <summary>
     /// Whether the pool writes blocks with this compression value (Compression.cs): zfs's lzjb and zle
@@ -103,15 +107,29 @@ public sealed partial class DatasetTree
     private static DatasetKinds KindOf(DslDataset ds) =>
         ds.IsSnapshot ? DatasetKinds.Snapshot : ds.Dir.Type == DatasetType.Volume ? DatasetKinds.Volume : DatasetKinds.Filesystem;
 
-    /// <summary>A property's value as it applies to dir: local, else inherited from the nearest ancestor that sets it, else the default.</summary>
+    /// <summary>Where a value a zfs receive -R set is kept beside the local ones (its source is "received";
+    /// a local value overrides it, and zfs inherit of the local one brings it back, as in ZFS).</summary>
+    internal const string ReceivedPrefix = "%received/";
+
+    /// <summary>dir's own value of a property: its local one, else the one a stream set.</summary>
+    private static bool TryOwn(DslDir dir, string name, out string value, out bool received)
+    {
+        received = false;
+        if (dir.Local.TryGetValue(name, out value!)) return true;
+        received = s_receivedKeys.TryGetValue(name, out var key) && dir.Local.TryGetValue(key, out value!);
+        if (!received) value = "";
+        return received;
+    }
+
+    /// <summary>A property's value as it applies to dir: local, else received, else inherited from the nearest ancestor that sets it, else the default.</summary>
     internal string Effective(DslDir dir, string name, out PropertySource source, out DslDir? from)
     {
         from = null;
-        if (dir.Local.TryGetValue(name, out var local)) { source = PropertySource.Local; return local; }
+        if (TryOwn(dir, name, out var own, out bool received)) { source = received ? PropertySource.Received : PropertySource.Local; return own; }
         var def = Lookup(name)!;
         if (def.Inherit)
             for (var d = dir.Parent; d is not null; d = d.Parent)
-                if (d.Local.TryGetValue(name, out var inherited)) { source = PropertySource.Inherited; from = d; return inherited; }
+                if (TryOwn(d, name, out var inherited, out _)) { source = PropertySource.Inherited; from = d; return inherited; }
         source = PropertySource.Default;
         return def.Default;
     }
@@ -192,6 +210,7 @@ public sealed partial class DatasetTree
             "compressratio" => Ratio(ds.IsSnapshot ? Referenced(ds) : Used(dir)),
             "refcompressratio" => Ratio(Referenced(ds)),
             "origin" => dir.Origin?.Name ?? "-",
+            "receive_resume_token" => !ds.IsSnapshot && PartialReceive(dir) is { } partial ? partial.Token : "-",
             _ => "-",
         };
         return new DatasetProperty(name, text, null, PropertySource.None, "");
@@ -247,7 +266,10 @@ public sealed partial class DatasetTree
     private long SnapshotUsed(DslDataset snap) => snap.Dir.Next(snap).Deadlist.SpaceBornAfter(_pool, snap.PrevTxg);
 
     /// <summary>`zfs set`: validates the value as zfs does, checks it against the space, stores it and commits.</summary>
-    public StorageResult Set(string name, string property, string value)
+    public StorageResult Set(string name, string property, string value) => Set(name, property, value, received: false);
+
+    /// <summary>zfs set, or with received a value a replication stream carries (kept under <see cref="ReceivedPrefix"/>).</summary>
+    private StorageResult Set(string name, string property, string value, bool received)
     {
         string what = $"cannot set property for '{name}'";
         if (Find(name, out var ds) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", name));
@@ -273,7 +295,7 @@ public sealed partial class DatasetTree
                 SetLocal(dir, "refreservation", stored);
             }
         }
-        SetLocal(dir, def.Name, stored);
+        SetLocal(dir, received ? ReceivedPrefix + def.Name : def.Name, stored);
         Touch(dir);
         return _pool.CommitTxg(force: true);
     }
@@ -299,7 +321,7 @@ public sealed partial class DatasetTree
     private string InheritedValue(DslDir dir, string property)
     {
         for (var d = dir.Parent; d is not null; d = d.Parent)
-            if (d.Local.TryGetValue(property, out var v)) return v;
+            if (TryOwn(d, property, out var v, out _)) return v;
         return Lookup(property)!.Default;
     }
 
@@ -322,7 +344,7 @@ public sealed partial class DatasetTree
     }
 
     private static long LocalSize(DslDir dir, string name) =>
-        dir.Local.TryGetValue(name, out var v) && v != "none" ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
+        TryOwn(dir, name, out var v, out _) && v != "none" ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
 
     /// <summary>Validates a value in zfs's words (zfs_valid_proplist, zfs_nicestrtonum); stored is its canonical form.</summary>
     private static StorageResult Parse(Def def, string value, out string stored)

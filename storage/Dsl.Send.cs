@@ -42,19 +42,19 @@
  * fromguid (Dsl.SendClone.cs). Volumes travel as Send/ZvolStream.cs writes them, full or
  * incremental, through the checks of Dsl.SendClone.cs.
  *
- * Not done (issue 12): -R replication (the compound stream's packed XDR nvlist of datasets, their
- * snapshots' guids and their properties as zfs's index values: refused, saying so); -s
- * resumable receive (pool version 23's stream has no resume token: OpenZFS's token is an nvlist of
- * object, offset, bytes, toguid and toname packed, compressed and hex-encoded, kept in a
- * receive_resume_token property of a partially received %recv dataset, which needs records written
- * as they arrive; refused); streams held in memory whole (a few hundred MiB is fine).
+ -R replication packages (a compound stream whose BEGIN carries a packed XDR nvlist of the
+ * filesystems) are written and received by Dsl.SendReplicate.cs; -s resumable receive, send -t and
+ * receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's records
+ * kept in the new filesystem, with OpenZFS's receive_resume_token).
+ *
+ * Not done: streams held in memory whole (a few hundred MiB is fine).
  */
 using System.Text;
 using SmartOS.Storage.Send;
 
 namespace SmartOS.Storage;
 
-/// <summary>`zfs send` options: -i (From, an earlier snapshot, "@snap" or "fs@snap"); -I and -R refused.</summary>
+/// <summary>`zfs send` options: -i (From, an earlier snapshot, "@snap" or "fs@snap"), -I (Intermediates), -R (Replicate, Dsl.SendReplicate.cs).</summary>
 public sealed record SendOptions
 {
     public string? From { get; init; }
@@ -62,7 +62,7 @@ public sealed record SendOptions
     public bool Replicate { get; init; }
 }
 
-/// <summary>`zfs receive` options: -F, -d, -e, -n, -v, -s (refused).</summary>
+/// <summary>`zfs receive` options: -F, -d, -e, -n, -v, -s (Resumable, Dsl.SendResume.cs).</summary>
 public sealed record ReceiveOptions
 {
     public bool Force { get; init; }
@@ -73,7 +73,13 @@ public sealed record ReceiveOptions
 }
 
 /// <summary>What a receive did: the snapshot made (or that -n would make) and zfs receive -v's lines.</summary>
-public sealed record ReceiveSummary(string Snapshot, bool Incremental, long Bytes, IReadOnlyList<string> Verbose);
+public sealed record ReceiveSummary(string Snapshot, bool Incremental, long Bytes, IReadOnlyList<string> Verbose)
+{
+    /// <summary>Every filesystem the stream wrote (a -R package's whole tree; else the one).</summary>
+    public IReadOnlyList<string> Filesystems { get; init; } = [];
+    /// <summary>Properties of a -R package that were not set, in zfs receive's words (Dsl.SendReplicate.cs rule 4).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 public sealed partial class DatasetTree
 {
@@ -97,7 +103,6 @@ public sealed partial class DatasetTree
     public StorageResult Send(string snapshot, SendOptions options, Stream output)
     {
         string what = $"cannot send '{snapshot}'";
-        if (options.Replicate) return new StorageResult(StorageStatus.NotSupported, what, "replication streams (-R) are not supported");
         if (options.Intermediates && options.From is null) return new StorageResult(StorageStatus.InvalidArgument, what, "-I needs an incremental source");
         if (!snapshot.Contains('@')) return new StorageResult(StorageStatus.NotSupported, what, "operation only applies to snapshots");
         if (Find(snapshot, out var to) != StorageStatus.Ok) return new StorageResult(StorageStatus.NoSuchDataset, Cannot("open", snapshot));
@@ -112,6 +117,7 @@ public sealed partial class DatasetTree
                 return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be in same filesystem");
             if (from.Txg >= to.Txg) return new StorageResult(StorageStatus.InvalidArgument, what, "incremental source must be an earlier snapshot");
         }
+        if (options.Replicate) return SendReplicated(to, from, options.Intermediates, output, what);
         ulong creation = (ulong)(to.Creation / 1_000_000_000);
         if (from is null)
         {
@@ -226,9 +232,6 @@ public sealed partial class DatasetTree
     public StorageResult Receive(Stream input, string target, ReceiveOptions options, out ReceiveSummary? summary)
     {
         summary = null;
-        if (options.Resumable)
-            return new StorageResult(StorageStatus.NotSupported, CannotReceive,
-                "resumable receive (-s) is not supported: pool version 23 streams carry no resume token");
         if ((options.DiscardFirst || options.KeepLast) && target.Contains('@'))
             return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "cannot specify snapshot name with -d or -e");
         if ((options.DiscardFirst || options.KeepLast) && !Exists(target))
@@ -237,16 +240,22 @@ public sealed partial class DatasetTree
         if (!reader.TryRead(out var first)) return StreamError(reader);
         var begin = (BeginRecord)first;
         var verbose = new List<string>();
+        if ((begin.FeatureFlags & SendFormat.FeatureResuming) != 0)
+        {
+            // A stream made by zfs send -t (Dsl.SendResume.cs).
+            var resumed = ReceiveResumed(reader, begin, target, options, verbose, out string? made);
+            if (resumed.IsOk) summary = new ReceiveSummary(made!, false, reader.Position, verbose) { Filesystems = [made![..made!.IndexOf('@')]] };
+            return resumed;
+        }
         if (begin.HeaderType == SendFormat.HeaderTypeSubstream)
         {
             var one = ReceiveOne(reader, begin, target, options, verbose, out string? received);
-            if (one.IsOk) summary = new ReceiveSummary(received!, begin.IsIncremental, reader.Position, verbose);
+            if (one.IsOk) summary = new ReceiveSummary(received!, begin.IsIncremental, reader.Position, verbose) { Filesystems = [received![..received!.IndexOf('@')]] };
             return one;
         }
-        // A compound stream (zfs_receive_package): -R's carries the datasets' nvlist and is refused;
+        // A compound stream (zfs_receive_package): -R's carries the datasets' nvlist (Dsl.SendReplicate.cs);
         // -I's has none, and is its BEGIN, END, an incremental substream per snapshot and a bare END.
-        if (begin.Payload.Length > 0)
-            return new StorageResult(StorageStatus.NotSupported, CannotReceive, "replication (-R) streams are not supported");
+        if (begin.Payload.Length > 0) return ReceivePackage(reader, begin, target, options, verbose, out summary);
         if (target.Contains('@'))
             return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, "cannot specify snapshot name for multi-snapshot stream");
         if (!reader.TryRead(out var end) || end is not EndRecord) return StreamError(reader);
@@ -262,7 +271,10 @@ public sealed partial class DatasetTree
             if (!one.IsOk) return one;
             incremental &= sub.IsIncremental;
         }
-        summary = new ReceiveSummary(last ?? begin.ToName, incremental, reader.Position, verbose);
+        summary = new ReceiveSummary(last ?? begin.ToName, incremental, reader.Position, verbose)
+        {
+            Filesystems = last is null ? [] : [last[..last.IndexOf('@')]],
+        };
         return StorageResult.Success;
     }
 
@@ -296,7 +308,8 @@ public sealed partial class DatasetTree
     }
 
     /// <summary>One substream (BEGIN already read) into the target; rule 1 holds for it.</summary>
-    private StorageResult ReceiveOne(SendStreamReader reader, BeginRecord begin, string target, ReceiveOptions options, List<string> verbose, out string? snapshot)
+    private StorageResult ReceiveOne(SendStreamReader reader, BeginRecord begin, string target, ReceiveOptions options, List<string> verbose, out string? snapshot,
+        List<SendRecord>? preread = null)
     {
         snapshot = null;
         string action = begin.IsIncremental ? CannotReceiveIncremental : CannotReceiveFull;
@@ -315,13 +328,23 @@ public sealed partial class DatasetTree
 
         // Rule 1: the whole stream, applied to the base's image and decoded, before any change. The
         // base's bytes are read only for the objects the stream names (ZplFileSystem.Restore).
-        var records = new List<SendRecord>();
+        var records = preread ?? [];
         var touched = new HashSet<ulong>();
-        while (true)
+        for (int i = 0; ; i++)
         {
-            if (!reader.TryRead(out var record)) return StreamError(reader);
-            if (record is EndRecord) break;
-            records.Add(record);
+            SendRecord? record;
+            if (preread is not null)
+            {
+                if (i == preread.Count) break;
+                record = preread[i];
+            }
+            else
+            {
+                if (!reader.TryRead(out record))
+                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null) : StreamError(reader);
+                if (record is EndRecord) break;
+                records.Add(record);
+            }
             switch (record)
             {
                 case ObjectRecord o: touched.Add(o.Object); break;
@@ -408,6 +431,9 @@ public sealed partial class DatasetTree
     private StorageResult CheckFullTarget(string fsName, string snapshot, bool force, out DslDataset? existing)
     {
         existing = null;
+        if (fsName == _replacingPartial) return StorageResult.Success;
+        if (HasPartialReceive(fsName))
+            return new StorageResult(StorageStatus.DatasetExists, CannotReceiveFull, $"destination {fsName} contains partially-complete state from \"zfs receive -s\".");
         if (_byName.TryGetValue(fsName, out var dir))
         {
             if (!force) return new StorageResult(StorageStatus.DatasetExists, CannotReceiveFull, $"destination '{fsName}' exists\nmust specify -F to overwrite it");
@@ -450,6 +476,7 @@ public sealed partial class DatasetTree
     /// <summary>Rule 1 for a full stream: a new filesystem (destroyed again if writing it fails), or with -F the existing one's contents replaced.</summary>
     private StorageResult ApplyFull(string fsName, FileTreeImage tree, string snapName, BeginRecord begin, string action)
     {
+        if (fsName == _replacingPartial) Destroy(fsName, DestroyFlags.Recursive);   // Dsl.SendResume.cs rule 3
         bool created = !_byName.ContainsKey(fsName);
         FileTreeImage? before = null;
         if (created)

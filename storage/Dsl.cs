@@ -56,7 +56,7 @@
  *   7. Errors are StorageResults worded as zfs prints them ("cannot destroy 'tank/fs': filesystem
  *      has children"), and a refused call changes nothing.
  *
- * Not done yet (issue 12): received properties, holds and bookmarks, user properties, worst-case
+ * Not done yet (issue 12): holds and bookmarks, user properties, worst-case
  * indirect-block overhead in write reservations (a quota can be passed by a commit's metadata), a
  * volume's refreservation including its metadata, dead lists split by snapshot txg (ZFS's bpobj
  * sublists: here a snapshot's `used` scans the next dead list), and promote recomputing the two

@@ -40,6 +40,9 @@ public static class SendFormat
     public const ulong FeatureDedup = 1;
     /// <summary>DMU_BACKUP_FEATURE_DEDUPPROPS.</summary>
     public const ulong FeatureDedupProps = 2;
+    /// <summary>DMU_BACKUP_FEATURE_RESUMING: a resumed stream (zfs send -t), its BEGIN carrying an
+    /// XDR nvlist of resume_object and resume_offset.</summary>
+    public const ulong FeatureResuming = 1UL << 21;
     /// <summary>drr_flags bit DRR_FLAG_CLONE: the stream's base is the origin of a clone.</summary>
     public const uint FlagClone = 1;
     /// <summary>MAXNAMELEN: drr_toname's size, the terminating NUL included.</summary>

@@ -77,20 +77,34 @@ public static class SendStream
     /// <summary>Writes an object set as a full stream: objects in number order, each OBJECT followed by
     /// the FREE of everything past its data and its WRITEs, FREEOBJECTS for every gap (object 0, the
     /// meta-dnode, included, as zfs-fuse sends it).</summary>
-    public static void SendObjects(ObjectSetImage objects, string toName, ulong toGuid, ulong creationTime, Stream output)
+    /// <remarks>With <paramref name="resume"/> (zfs send -t) the stream restarts where a cut one left off,
+    /// as dmu_send does with resume_object and resume_offset: BEGIN flagged DMU_BACKUP_FEATURE_RESUMING
+    /// with both in its nvlist, nothing of the objects before that object, and of that object its
+    /// OBJECT and FREE again and its WRITEs from that offset on.</remarks>
+    public static void SendObjects(ObjectSetImage objects, string toName, ulong toGuid, ulong creationTime, Stream output,
+        (ulong Object, ulong Offset)? resume = null)
     {
         var writer = new SendStreamWriter(output);
-        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, creationTime, SendFormat.ObjsetTypeZfs, 0, toGuid, 0, toName, []));
+        ulong versionInfo = SendFormat.HeaderTypeSubstream;
+        byte[] payload = [];
+        if (resume is { } r)
+        {
+            versionInfo |= SendFormat.FeatureResuming << 2;
+            payload = new NvList().Add("resume_object", r.Object).Add("resume_offset", r.Offset).PackXdr();
+        }
+        writer.Write(new BeginRecord(versionInfo, creationTime, SendFormat.ObjsetTypeZfs, 0, toGuid, 0, toName, payload));
         ulong expected = 0;
         foreach (var (id, obj) in objects.Objects)
         {
-            if (id > expected) writer.Write(new FreeObjectsRecord(expected, id - expected, toGuid));
+            if (id > expected && (resume is null || expected >= resume.Value.Object)) writer.Write(new FreeObjectsRecord(expected, id - expected, toGuid));
             expected = id + 1;
+            if (resume is not null && id < resume.Value.Object) continue;
             writer.Write(new ObjectRecord(id, obj.Type, obj.BonusType, obj.BlockSize, obj.Bonus, 0, 0, toGuid));
             ulong end = obj.Blocks.Count == 0 ? 0 : (obj.Blocks.Keys.Max() + 1) * obj.BlockSize;
             writer.Write(new FreeRecord(id, end, FreeRecord.ToEnd, toGuid));
             foreach (var (block, data) in obj.Blocks)
-                writer.Write(new WriteRecord(id, obj.Type, block * obj.BlockSize, data, toGuid, 7, 0, default, 0));
+                if (resume is null || id > resume.Value.Object || block * obj.BlockSize >= resume.Value.Offset)
+                    writer.Write(new WriteRecord(id, obj.Type, block * obj.BlockSize, data, toGuid, 7, 0, default, 0));
         }
         writer.WriteEnd(toGuid);
     }

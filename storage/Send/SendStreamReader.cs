@@ -39,7 +39,10 @@ public sealed record ReceiveError(ReceiveErrorKind Kind, string Message, string?
 ///     bonus types in range, block size a multiple of 512 up to 128 KiB, bonus at most 320 bytes,
 ///     write length within a block): such a record, an unknown record type, or a stream cut short
 ///     after BEGIN is "invalid backup stream".
-///  4. A failure is a result (<see cref="Error"/>), never an exception, and ends the reading.
+///  4. The only feature flag read is DMU_BACKUP_FEATURE_RESUMING (a stream made by zfs send -t,
+///     Dsl.SendResume.cs); any other is "stream has unsupported feature". <see cref="CutShort"/>
+///     tells a stream that ended in the middle of a record (what receive -s keeps) from a bad one.
+///  5. A failure is a result (<see cref="Error"/>), never an exception, and ends the reading.
 /// </summary>
 public sealed class SendStreamReader
 {
@@ -57,6 +60,9 @@ public sealed class SendStreamReader
 
     /// <summary>Set when <see cref="TryRead"/> returned false because the stream is bad.</summary>
     public ReceiveError? Error { get; private set; }
+
+    /// <summary>Whether the input ended in the middle of a record (a stream cut short).</summary>
+    public bool CutShort { get; private set; }
 
     /// <summary>Bytes consumed so far.</summary>
     public long Position { get; private set; }
@@ -137,7 +143,7 @@ public sealed class SendStreamReader
         ulong features = versionInfo >> 2;
         if (headerType is not (SendFormat.HeaderTypeSubstream or SendFormat.HeaderTypeCompound))
             return Fail(ReceiveErrorKind.UnsupportedFeature, $"stream has unsupported header type {headerType}", CannotReceive);
-        if (features != 0)
+        if ((features & ~SendFormat.FeatureResuming) != 0)
             return Fail(ReceiveErrorKind.UnsupportedFeature,
                 $"stream has unsupported feature, feature flags = {features:x}", CannotReceive);
         var begin = new BeginRecord(versionInfo, U64(_header, 24), U32(_header, 32), U32(_header, 36),
@@ -200,6 +206,7 @@ public sealed class SendStreamReader
             total += n;
         }
         Position += total;
+        if (total < buffer.Length) CutShort = true;
         return total;
     }
 

@@ -18,6 +18,7 @@ public static partial class Zfs
         ["canmount"] = "CANMOUNT", ["origin"] = "ORIGIN", ["usedbysnapshots"] = "USEDSNAP", ["usedbydataset"] = "USEDDS",
         ["usedbychildren"] = "USEDCHILD", ["usedbyrefreservation"] = "USEDREFRESERV", ["refquota"] = "REFQUOTA",
         ["refreservation"] = "REFRESERV", ["refcompressratio"] = "REFRATIO", ["written"] = "WRITTEN",
+        ["receive_resume_token"] = "RESUMETOK",
     };
 
     /// <summary>Number properties (PROP_TYPE_NUMBER): right-justified, at least 5 wide ("20.4M"); creation prints as a date.</summary>

@@ -20,7 +20,7 @@ namespace SmartOS.Cli.Commands;
 ///      filesystem is mounted (the host's mount table) unless -u or -n. receive logs in the pool's
 ///      history as the other changes do.
 ///   4. Options zfs has that these do not honour are refused by name, never ignored: send's -D, -L,
-///      -e, -c, -p, -P, -n, -v, -t; diff's -F, -H, -t. receive's "received N stream in S seconds"
+///      -e, -c, -p, -P, -n, -v; diff's -F, -H, -t. receive's "received N stream in S seconds"
 ///      line of -v is not printed: it measures the wall clock, which commands never read.
 /// </remarks>
 public static partial class Zfs
@@ -32,12 +32,13 @@ public static partial class Zfs
     {
         var g = Getopt.Parse(argv[1..], ":i:I:RDLecpPnvt:");
         if (g.Error != null) return OptionError(ctx, argv, g);
-        foreach (string flag in (string[])["D", "L", "e", "c", "p", "P", "n", "v", "t"])
+        foreach (string flag in (string[])["D", "L", "e", "c", "p", "P", "n", "v"])
             if (g.Has(flag))
             {
                 ctx.Err.WriteLine($"zfs send -{flag} is not supported here");
                 return 1;
             }
+        if (g.Value("t") is string token) return await SendResume(ctx, argv, g, token);
         if (g.Has("i") && g.Has("I")) return Usage(ctx, argv, "-i and -I are mutually exclusive");
         if (g.Operands.Count == 0) return Usage(ctx, argv, "missing snapshot argument");
         if (g.Operands.Count > 1) return Usage(ctx, argv, "too many arguments");
@@ -61,10 +62,39 @@ public static partial class Zfs
         return 0;
     }
 
+    /// <summary>`zfs send -t token`: the rest of a stream a receive -s kept part of (storage/Dsl.SendResume.cs).</summary>
+    private static async Task<int> SendResume(CommandContext ctx, string[] argv, Getopt g, string token)
+    {
+        if (g.Has("i") || g.Has("I") || g.Has("R")) return Usage(ctx, argv, "incremental source and -R cannot be used with -t");
+        if (g.Operands.Count > 0) return Usage(ctx, argv, "no snapshot may be specified with -t");
+        if (!SmartOS.Storage.Send.ResumeToken.TryDecode(token, out var contents, out string? corrupt))
+        {
+            ctx.Err.WriteLine($"cannot resume send: {corrupt}");
+            return 1;
+        }
+        if (!contents.TryGet<string>("toname", out var toName))
+        {
+            ctx.Err.WriteLine("cannot resume send: resume token is corrupt");
+            return 1;
+        }
+        var pool = PoolOf(ctx, toName);
+        if (pool == null)
+        {
+            ctx.Err.WriteLine($"cannot resume send: '{toName}' used in the initial send no longer exists");
+            return 1;
+        }
+        using var stream = new MemoryStream();
+        var sent = pool.Datasets.SendResume(token, stream);
+        if (!sent.IsOk) return Refused(ctx, sent);
+        await ctx.StdoutBytes.WriteAsync(stream.GetBuffer().AsMemory(0, (int)stream.Length), ctx.Cancel);
+        return 0;
+    }
+
     private static async Task<int> Receive(CommandContext ctx, string[] argv)
     {
-        var g = Getopt.Parse(argv[1..], ":vnFudes");
+        var g = Getopt.Parse(argv[1..], ":vnFudesA");
         if (g.Error != null) return OptionError(ctx, argv, g);
+        if (g.Has("A")) return AbortReceive(ctx, argv, g);
         if (g.Has("d") && g.Has("e")) return Usage(ctx, argv, "-d and -e are mutually exclusive");
         if (g.Operands.Count == 0) return Usage(ctx, argv, "missing snapshot argument");
         if (g.Operands.Count > 1) return Usage(ctx, argv, "too many arguments");
@@ -115,17 +145,28 @@ public static partial class Zfs
         if (!received.IsOk) return Refused(ctx, received);
         if (g.Has("v"))
             foreach (string line in summary!.Verbose) ctx.Out.WriteLine(line);
+        foreach (string line in summary!.Warnings) ctx.Err.WriteLine(line);
         if (g.Has("n")) return 0;
         if (!g.Has("u"))
-        {
-            string fs = summary!.Snapshot[..summary.Snapshot.IndexOf('@')];
-            if (ctx.Host.Mounts.Find(fs) == null && MountsByDefault(pool, fs))
-            {
-                var mounted = ctx.Host.Mounts.Mount(fs);
-                if (!mounted.IsOk) ctx.Err.WriteLine(mounted.Message);
-            }
-        }
+            foreach (string fs in summary.Filesystems)
+                if (ctx.Host.Mounts.Find(fs) == null && pool.Datasets.Exists(fs) && MountsByDefault(pool, fs))
+                {
+                    var mounted = ctx.Host.Mounts.Mount(fs);
+                    if (!mounted.IsOk) ctx.Err.WriteLine(mounted.Message);
+                }
         return Log(ctx, pool, argv);
+    }
+
+    /// <summary>`zfs receive -A fs`: drops the state a receive -s kept.</summary>
+    private static int AbortReceive(CommandContext ctx, string[] argv, Getopt g)
+    {
+        if (g.Operands.Count != 1) return Usage(ctx, argv, g.Operands.Count == 0 ? "missing filesystem argument" : "too many arguments");
+        string fs = g.Operands[0];
+        var pool = Open(ctx, fs);
+        if (pool == null) return 1;
+        if (Denied(ctx, fs, "receive")) return 1;
+        var aborted = pool.Datasets.AbortReceive(fs);
+        return aborted.IsOk ? Log(ctx, pool, argv) : Refused(ctx, aborted);
     }
 
     /// <summary>Whether zfs would mount a filesystem on its own: canmount=on and a mountpoint path.</summary>

@@ -67,8 +67,8 @@ public static partial class Zfs
         new(["mount"], "\tmount\n\tmount [-v] <-a | filesystem>\n", Sync(MountCommand)),
         new(["unmount", "umount"], "\tunmount [-f] <-a | filesystem|mountpoint>\n", Sync(UnmountCommand)),
         null,
-        new(["send"], "\tsend [-R] [-[iI] snapshot] <snapshot>\n", Send),
-        new(["receive", "recv"], "\treceive [-vnFu] <filesystem|volume|snapshot>\n\treceive [-vnFu] [-d | -e] <filesystem>\n", Receive),
+        new(["send"], "\tsend [-R] [-[iI] snapshot] <snapshot>\n\tsend -t <receive_resume_token>\n", Send),
+        new(["receive", "recv"], "\treceive [-vnsFu] <filesystem|volume|snapshot>\n\treceive [-vnsFu] [-d | -e] <filesystem>\n\treceive -A <filesystem|volume>\n", Receive),
         null,
         new(["diff"], "\tdiff <snapshot> [snapshot|filesystem]\n", Sync(Diff)),
     ];

@@ -122,6 +122,61 @@ public class ZfsMountStreamTests
         Assert.That(h.Fails(A("zfs list tank/cut")).Stderr, Is.EqualTo("cannot open 'tank/cut': dataset does not exist\n"));
         Assert.That(h.Fails(A("zfs receive tank/x")).Stderr, Is.EqualTo("Error: Backup stream can not be read from a terminal.\nYou must redirect standard input.\n"));
         Assert.That(h.Fails(A("zfs send -D tank/src@a")).Stderr, Is.EqualTo("zfs send -D is not supported here\n"));
-        Assert.That(h.Fails(A("zfs send -R tank/src@a")).Stderr, Is.EqualTo("cannot send 'tank/src@a': replication streams (-R) are not supported\n"));
+    }
+
+    [Test]
+    public void Receive_s_keeps_a_cut_stream_that_send_t_finishes_and_receive_A_drops()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/src"));
+        h.Ok(A("mkfile 300k /tank/src/file"));
+        h.Ok(A("zfs snapshot tank/src@a"));
+        byte[] full = h.Run(A("zfs send tank/src@a")).StdoutBytes;
+        var cut = Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/copy"), new MemoryStream(full[..(full.Length / 2)]));
+        Assert.That(cut.ExitCode, Is.EqualTo(1));
+        string token = h.Ok(A("zfs get -H -o value receive_resume_token tank/copy")).Trim();
+        Assert.That(cut.Stderr, Is.EqualTo("cannot receive new filesystem stream: checksum mismatch or incomplete stream.\nPartially received snapshot is saved.\n"
+                                           + $"A resuming stream can be generated on the sending system by running:\n    zfs send -t {token}\n"));
+        Assert.That(Mounts(h), Does.Not.Contain("tank/copy"), "a partial filesystem is not mounted");
+        var rest = h.Run(A($"zfs send -t {token}"));
+        Assert.That(rest.ExitCode, Is.Zero, rest.Stderr);
+        var resumed = Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/copy"), new MemoryStream(rest.StdoutBytes));
+        Assert.That(resumed.ExitCode, Is.Zero, resumed.Stderr);
+        Assert.That(h.Ok(A("digest -a sha256 /tank/copy/file")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/file"))));
+        Assert.That(h.Ok(A("zfs get -H -o value receive_resume_token tank/copy")), Is.EqualTo("-\n"));
+
+        Dispatcher.Run(h.World, h.Host, A("zfs receive -s tank/part"), new MemoryStream(full[..(full.Length / 3)]));
+        h.Ok(A("zfs receive -A tank/part"));
+        Assert.That(h.Fails(A("zfs list tank/part")).Stderr, Is.EqualTo("cannot open 'tank/part': dataset does not exist\n"));
+        Assert.That(h.Fails(A("zfs receive -A tank/src")).Stderr, Is.EqualTo("'tank/src' does not have any resumable receive state to abort\n"));
+        Assert.That(h.Fails(A("zfs send -t 1-nothex")).Stderr, Is.EqualTo("cannot resume send: resume token is corrupt (invalid format)\n"));
+        Assert.That(h.Fails(A($"zfs send -t {token} tank/src@a")).Stderr, Does.Contain("no snapshot may be specified with -t"));
+    }
+
+    [Test]
+    public void Send_R_carries_a_tree_that_receive_d_creates_mounts_and_sets_properties_on()
+    {
+        var h = Tank();
+        h.Ok(A("zfs create tank/src"));
+        h.Ok(A("zfs create -o atime=off tank/src/kid"));
+        h.Ok(A("mkfile 10k /tank/src/kid/f"));
+        h.Ok(A("zfs snapshot -r tank/src@a"));
+        h.Ok(A("zfs create tank/back"));
+        var sent = h.Run(A("zfs send -R tank/src@a"));
+        Assert.That(sent.ExitCode, Is.Zero, sent.Stderr);
+        var received = Dispatcher.Run(h.World, h.Host, A("zfs receive -d tank/back"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(received.ExitCode, Is.Zero, received.Stderr);
+        Assert.That(h.Ok(A("zfs list -H -o name -t all -r tank/back")), Is.EqualTo("tank/back\ntank/back/src\ntank/back/src@a\ntank/back/src/kid\ntank/back/src/kid@a\n"));
+        Assert.That(h.Ok(A("zfs get -H -o value,source atime tank/back/src/kid")), Is.EqualTo("off\treceived\n"));
+        Assert.That(Mounts(h), Does.Contain($"{"tank/back/src/kid",-30}  /tank/back/src/kid\n"), "every received filesystem is mounted");
+        Assert.That(h.Ok(A("digest -a sha256 /tank/back/src/kid/f")), Is.EqualTo(h.Ok(A("digest -a sha256 /tank/src/kid/f"))));
+
+        var unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(unmounted.Stderr, Is.EqualTo("cannot receive: specified fs (tank/back/e) does not exist\n"));
+        h.Ok(A("zfs create tank/back/e"));
+        unmounted = Dispatcher.Run(h.World, h.Host, A("zfs receive -u -e tank/back/e"), new MemoryStream(sent.StdoutBytes));
+        Assert.That(unmounted.ExitCode, Is.Zero, unmounted.Stderr);
+        Assert.That(Mounts(h), Does.Not.Contain("tank/back/e/src"), "-u mounts nothing");
+        Assert.That(h.Fails(A("zfs send -R tank/src/kid@nope")).Stderr, Is.EqualTo("cannot open 'tank/src/kid@nope': dataset does not exist\n"));
     }
 }

@@ -144,7 +144,7 @@ public class DatasetInteropTests : DatasetStreamFixture
     }
 
     [Test]
-    public void Intermediate_snapshots_travel_both_ways_and_a_replication_stream_is_refused()
+    public void Intermediate_snapshots_travel_both_ways()
     {
         string fs = $"{Zfs.Pool}/inter";
         string m = Zfs.MountOf(fs);
@@ -168,11 +168,72 @@ public class DatasetInteropTests : DatasetStreamFixture
         Assert.That(Zfs.Run($"zfs list -H -o name -t snapshot -r {back}").Split('\n', StringSplitOptions.RemoveEmptyEntries),
             Is.EqualTo(new[] { $"{back}@a", $"{back}@b", $"{back}@c" }));
         Assert.That(FuseListing(back), Is.EqualTo(Listing(pool, "tank/copy@c", wholeSeconds: true)));
+    }
 
-        var before = All(pool);
-        Assert.That(Receive(pool, FromFuse($"zfs send -R {fs}@c"), "tank/repl").Message,
-            Is.EqualTo("cannot receive: replication (-R) streams are not supported"));
-        Assert.That(All(pool), Is.EqualTo(before));
+    [Test]
+    public void A_zfs_fuse_replication_stream_arrives_as_the_same_tree_with_its_properties()
+    {
+        string fs = $"{Zfs.Pool}/rtree";
+        string m = Zfs.MountOf(fs);
+        Zfs.Run($"zfs create {fs} && zfs create {fs}/kid && zfs create {fs}/kid/deep && zfs set compression=gzip {fs} && zfs set atime=off {fs}/kid "
+              + $"&& zfs set quota=20M {fs}/kid/deep && echo top > '{m}/top' && mkdir '{m}/kid/dir' && head -c 300000 /dev/urandom > '{m}/kid/dir/blob' "
+              + $"&& zfs snapshot -r {fs}@a && echo deeper > '{m}/kid/deep/d' && ln -s dir/blob '{m}/kid/link' && rm '{m}/top' && zfs snapshot -r {fs}@b");
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/in", DatasetType.Filesystem));
+        Ok(pool.Datasets.Receive(new MemoryStream(FromFuse($"zfs send -R {fs}@b")), "tank/in", new ReceiveOptions { DiscardFirst = true }, out var summary));
+
+        Assert.That(summary!.Filesystems, Is.EqualTo(new[] { "tank/in/rtree", "tank/in/rtree/kid", "tank/in/rtree/kid/deep" }));
+        // Deepest first: FuseListing remounts one filesystem, and unmounting a parent unmounts its children.
+        // A child's mountpoint directory in its parent is left out: the FUSE mount shows the child's root there.
+        foreach (var (rel, child) in new[] { ("/kid/deep", ""), ("/kid", "deep\t"), ("", "kid\t") })
+        {
+            Assert.That(Listing(pool, $"tank/in/rtree{rel}@b", wholeSeconds: true).Where(l => child == "" || !l.StartsWith(child, StringComparison.Ordinal)),
+                Is.EqualTo(FuseListing(fs + rel).Where(l => child == "" || !l.StartsWith(child, StringComparison.Ordinal))), rel);
+            Assert.That(All(pool), Does.Contain($"tank/in/rtree{rel}@a"));
+            Assert.That(Guid(pool, $"tank/in/rtree{rel}@b"), Is.EqualTo(ulong.Parse(Zfs.Run($"zfs get -Hp -o value guid {fs}{rel}@b").Trim())));
+        }
+        Assert.That(Prop(pool, "tank/in/rtree", "compression"), Is.EqualTo("gzip"));
+        Assert.That(Prop(pool, "tank/in/rtree/kid", "atime"), Is.EqualTo("off"));
+        Assert.That(Prop(pool, "tank/in/rtree/kid/deep", "quota"), Is.EqualTo((20 * 1024 * 1024).ToString()));
+        Assert.That(Mount(pool, "tank/in/rtree@a", readOnly: true).Lookup("top", out _).IsOk, Is.True);
+    }
+
+    [Test]
+    public void Our_replication_stream_arrives_in_zfs_fuse_as_the_same_tree_with_its_properties()
+    {
+        using var pool = Create("tank", VdevSpec.Disk("d0"));
+        Ok(pool.Datasets.Create("tank/src", DatasetType.Filesystem));
+        Ok(pool.Datasets.Set("tank/src", "compression", "gzip"));
+        Populate(pool, "tank/src");
+        Ok(pool.Datasets.Create("tank/src/kid", DatasetType.Filesystem));
+        Ok(pool.Datasets.Set("tank/src/kid", "atime", "off"));
+        Ok(pool.Datasets.Create("tank/src/kid/deep", DatasetType.Filesystem));
+        Ok(pool.Datasets.Set("tank/src/kid/deep", "quota", "20M"));
+        Write(Mount(pool, "tank/src/kid"), "note", Bytes(50_000, 9));
+        Ok(pool.Commit());
+        Ok(pool.Datasets.Snapshot("tank/src@a", recursive: true));
+        Write(Mount(pool, "tank/src/kid/deep"), "later", "later\n"u8.ToArray());
+        Ok(pool.Commit());
+        Ok(pool.Datasets.Snapshot("tank/src@b", recursive: true));
+        var stream = new MemoryStream();
+        Ok(pool.Datasets.Send("tank/src@b", new SendOptions { Replicate = true }, stream));
+
+        string into = $"{Zfs.Pool}/ours-r";
+        Zfs.Run($"zfs create {into}");
+        ToFuse(stream.ToArray(), $"-d {into}");
+        Assert.That(Zfs.Run($"zfs list -H -o name -t all -r {into}").Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[]
+        {
+            into, $"{into}/src", $"{into}/src@a", $"{into}/src@b", $"{into}/src/kid", $"{into}/src/kid@a", $"{into}/src/kid@b",
+            $"{into}/src/kid/deep", $"{into}/src/kid/deep@a", $"{into}/src/kid/deep@b",
+        }));
+        // As above: deepest first, and zfs-fuse's mountpoint directories for the children left out.
+        foreach (var (rel, child) in new[] { ("src/kid/deep", ""), ("src/kid", "deep\t"), ("src", "kid\t") })
+            Assert.That(FuseListing($"{into}/{rel}").Where(l => child == "" || !l.StartsWith(child, StringComparison.Ordinal)),
+                Is.EqualTo(Listing(pool, $"tank/{rel}@b", wholeSeconds: true)), rel);
+        Assert.That(Zfs.Run($"zfs get -H -o value,source compression {into}/src"), Is.EqualTo("gzip\treceived\n"), "pool version 22's received source");
+        Assert.That(Zfs.Run($"zfs get -H -o value,source atime {into}/src/kid"), Is.EqualTo("off\treceived\n"));
+        Assert.That(Zfs.Run($"zfs get -Hp -o value quota {into}/src/kid/deep"), Is.EqualTo($"{20 * 1024 * 1024}\n"));
+        Assert.That(Zfs.Run($"zfs get -Hp -o value guid {into}/src/kid@a").Trim(), Is.EqualTo(Guid(pool, "tank/src/kid@a").ToString()));
     }
 
     [Test]
