@@ -144,15 +144,37 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         public long Count, Sum, Min = long.MaxValue, Max = long.MinValue;
         public UInt128 SumOfSquares;
         public long[]? Buckets;
+        public Key Key = Key.Empty;   // the key the table holds this entry under
     }
 
     private readonly Dictionary<Key, Entry> _entries = [];
 
     public int Count => _entries.Count;
 
+    // The entry the last firing added to, with its key as the table holds it: a firing whose key parts
+    // are the same objects (a probe's own strings) or equal integers takes it without hashing the key.
+    // Reset wherever entries are removed or replaced.
+    private Key? _lastKey;
+    private Entry? _lastEntry;
+
+    private static bool SameParts(object[] a, object[] b)
+    {
+        for (int i = 0; i < a.Length; i++)
+        {
+            object x = a[i], y = b[i];
+            if (ReferenceEquals(x, y)) continue;
+            if (x is long lx && y is long ly && lx == ly) continue;
+            return false;
+        }
+        return true;
+    }
+
     public void Add(Key key, long value, long incr)
     {
-        if (!_entries.TryGetValue(key, out var e))
+        Entry? e;
+        if (_lastEntry != null && SameParts(key.Parts, _lastKey!.Parts)) e = _lastEntry;
+        else if (_entries.TryGetValue(key, out e)) { _lastKey = e.Key; _lastEntry = e; }
+        else
         {
             if (Space is { } space)
             {
@@ -160,7 +182,10 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
                 if (space.Free < size) { space.Drops++; return; }
                 space.Free -= size;
             }
-            _entries[key] = e = new Entry();
+            var kept = key.Copy();   // the caller may refill its key (Compiler's scratch key)
+            _entries[kept] = e = new Entry { Key = kept };
+            _lastKey = kept;
+            _lastEntry = e;
         }
         switch (Kind)
         {
@@ -257,6 +282,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         {
             if (Space != null) Space.Free += _entries.Count * EntrySize;
             _entries.Clear();
+            _lastKey = null; _lastEntry = null;
             return;
         }
         var sorted = SortedByValue();
@@ -265,6 +291,7 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
         foreach (var (key, _) in drop.ToList())
         {
             _entries.Remove(key);
+            _lastKey = null; _lastEntry = null;
             if (Space != null) Space.Free += EntrySize;
         }
     }
@@ -272,7 +299,8 @@ internal sealed class Aggregation(string name, int varId, AggKind kind, DType[] 
     /// <summary>clear(@a): every value back to zero, the keys kept.</summary>
     public void Clear()
     {
-        foreach (var key in _entries.Keys.ToList()) _entries[key] = new Entry();
+        foreach (var key in _entries.Keys.ToList()) _entries[key] = new Entry { Key = key };
+        _lastKey = null; _lastEntry = null;
     }
 
     private List<KeyValuePair<Key, Entry>> SortedByValue()

@@ -52,6 +52,9 @@ internal sealed class Key(object[] parts) : IEquatable<Key>
     public bool Equals(Key? other) => other != null && Parts.AsSpan().SequenceEqual(other.Parts);
     public override bool Equals(object? obj) => Equals(obj as Key);
 
+    /// <summary>A key of its own with the same parts: what a table keeps when the caller refills its key.</summary>
+    public Key Copy() => Parts.Length == 0 ? this : new((object[])Parts.Clone());
+
     public override int GetHashCode()
     {
         var h = new HashCode();
@@ -309,11 +312,15 @@ internal sealed class Compiler
         var incr = kind == AggKind.Lquantize && args.Length == 5 || kind == AggKind.Llquantize && args.Length == 6 ? args[^1].I! : null;
         if (keys.Length == 0)
             return f => agg.Add(Key.Empty, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
+        // One key, refilled per firing: the aggregation copies it only when it makes a new entry, so
+        // a firing that finds its entry allocates nothing for the key (an integer part is still boxed).
+        // Firings of one consumer never overlap (they run on the host's loop), as the entries' table assumes.
+        var scratch = new object[keys.Length];
+        var probeKey = new Key(scratch);
         return f =>
         {
-            var parts = new object[keys.Length];
-            for (int i = 0; i < keys.Length; i++) parts[i] = keys[i].Box(f);
-            agg.Add(new Key(parts), value == null ? 1 : value(f), incr == null ? 1 : incr(f));
+            for (int i = 0; i < keys.Length; i++) scratch[i] = keys[i].Box(f);
+            agg.Add(probeKey, value == null ? 1 : value(f), incr == null ? 1 : incr(f));
         };
     }
 

@@ -79,6 +79,19 @@ public class DtraceAggregationActionTests
     }
 
     [Test]
+    public void A_repeated_key_counts_into_its_own_entry_across_trunc_and_clear()
+    {
+        // The aggregation reuses the last firing's entry when the key is the same (Aggregations.cs);
+        // trunc and clear must not leave it pointing at an entry the table no longer holds.
+        Assert.That(Quiet("BEGIN { @c[7] = count(); @c[7] = count(); trunc(@c); @c[7] = count(); @c[8] = count(); @c[7] = count(); exit(0); }"),
+            Is.EqualTo($"\n {8,16} {1,16}\n {7,16} {2,16}\n"));
+        Assert.That(Quiet("BEGIN { @c[\"x\", 1] = count(); @c[\"x\", 1] = count(); clear(@c); @c[\"x\", 1] = count(); @c[\"x\", 2] = count(); @c[\"x\", 2] = count(); exit(0); }"),
+            Is.EqualTo($"\n  {"x",-50} {1,16} {1,16}\n  {"x",-50} {2,16} {2,16}\n"));
+        Assert.That(Quiet("BEGIN { @c[1] = sum(5); @c[2] = sum(1); @c[3] = sum(9); trunc(@c, 1); @c[3] = sum(1); @c[2] = sum(1); exit(0); }"),
+            Is.EqualTo($"\n {2,16} {1,16}\n {3,16} {10,16}\n"));
+    }
+
+    [Test]
     public void Clear_zeroes_the_values_and_keeps_the_keys()
     {
         Assert.That(Quiet("BEGIN { @c[\"x\"] = count(); @c[\"x\"] = count(); @s[\"y\"] = avg(4); clear(@c); clear(@s); exit(0); }"),
