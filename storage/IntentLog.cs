@@ -399,21 +399,7 @@ public sealed partial class Pool
         bp = default;
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
-        for (int c = 0; c < copies; c++)
-        {
-            bool placed = false;
-            for (int k = 0; k < _tops.Length && !placed; k++)
-            {
-                int t = (_rotor + c + k) % _tops.Length;
-                if (_tops[t].Space.TryAllocate(_tops[t].AllocSize(size), out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
-            }
-            if (!placed)
-            {
-                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, _tops[dvas[u].Vdev].AllocSize(size));
-                return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
-            }
-        }
-        _rotor = (_rotor + 1) % _tops.Length;
+        if (!PlaceCopies(size, dvas[..copies])) return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
         bp = new BlockPointer(dvas[0], dvas[1], dvas[2], (byte)copies, size, size, CompressionSetting.FunctionOff, _config.Checksum,
                               BlockType.IntentLog, 0, Txg + 1, verifier);
         return StorageResult.Success;

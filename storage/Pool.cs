@@ -687,21 +687,7 @@ public sealed partial class Pool : IDisposable
         var sum = prepared.Sum;
         Span<Dva> dvas = stackalloc Dva[BlockPointer.MaxCopies];
         int copies = _config.Copies;
-        for (int c = 0; c < copies; c++)
-        {
-            bool placed = false;
-            for (int k = 0; k < _tops.Length && !placed; k++)
-            {
-                int t = (_rotor + c + k) % _tops.Length;
-                if (_tops[t].Space.TryAllocate(_tops[t].AllocSize(data.Length), out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
-            }
-            if (!placed)
-            {
-                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, _tops[dvas[u].Vdev].AllocSize(data.Length));
-                return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
-            }
-        }
-        _rotor = (_rotor + 1) % _tops.Length;
+        if (!PlaceCopies(data.Length, dvas[..copies])) return new StorageResult(StorageStatus.NoSpace, $"pool '{Name}'");
         int good = 0;
         for (int c = 0; c < copies; c++)
             if (WriteCopy(_tops[dvas[c].Vdev], dvas[c].Offset, data, -1, repair: false)) good++;
@@ -850,6 +836,29 @@ public sealed partial class Pool : IDisposable
         destination.Clear();
         DataErrors++;
         return sawChecksum ? StorageStatus.ChecksumError : StorageStatus.IoError;
+    }
+
+    /// <summary>Allocates one copy of a block of <paramref name="size"/> bytes per entry of
+    /// <paramref name="dvas"/>, each on the next top-level vdev from the rotor that has room, and moves
+    /// the rotor on; false, with nothing kept allocated, if some copy finds no room.</summary>
+    internal bool PlaceCopies(int size, Span<Dva> dvas)
+    {
+        for (int c = 0; c < dvas.Length; c++)
+        {
+            bool placed = false;
+            for (int k = 0; k < _tops.Length && !placed; k++)
+            {
+                int t = (_rotor + c + k) % _tops.Length;
+                if (_tops[t].Space.TryAllocate(_tops[t].AllocSize(size), out long offset)) { dvas[c] = new Dva(t, offset); placed = true; }
+            }
+            if (!placed)
+            {
+                for (int u = 0; u < c; u++) _tops[dvas[u].Vdev].Space.Free(dvas[u].Offset, _tops[dvas[u].Vdev].AllocSize(size));
+                return false;
+            }
+        }
+        _rotor = (_rotor + 1) % _tops.Length;
+        return true;
     }
 
     /// <summary>Reads one leaf's copy of a block and verifies it against the block pointer: a short
