@@ -215,7 +215,7 @@ public sealed class OverlayLink : Datalink
             {
                 os.ProxyAnswers++;
                 p.Free();
-                Decapsulate(reply[..Math.Min(n, reply.Length)]);
+                Decapsulate(reply[..Math.Min(n, reply.Length)], fromUnderlay: false);
                 return;
             }
         }
@@ -259,8 +259,9 @@ public sealed class OverlayLink : Datalink
     }
 
     /// <summary>An inner frame for this overlay (from the mux, or a proxy answer): copied into a
-    /// packet, its tag moved into Packet.Vid, and switched to the local port it is for. Never throws.</summary>
-    internal void Decapsulate(ReadOnlySpan<byte> inner)
+    /// packet, its tag moved into Packet.Vid, and switched to the local port it is for. Never throws.
+    /// Only a frame that came from the underlay counts in decap; a proxy answer counts in proxy_answers.</summary>
+    internal void Decapsulate(ReadOnlySpan<byte> inner, bool fromUnderlay = true)
     {
         var os = OverlayStats;
         var s = Stats;
@@ -280,7 +281,7 @@ public sealed class OverlayLink : Datalink
                 os.DropMtu++;
                 return;
         }
-        os.Decap++;
+        if (fromUnderlay) os.Decap++;
         Switch.ForwardFromUplink(p);
     }
 }

@@ -128,6 +128,7 @@ public class OverlayFilesLinkTests
             Assert.That(o1.OverlayStats.Encap, Is.EqualTo(1));
             Assert.That(o1.OverlayStats.LookupMiss, Is.EqualTo(1));
             Assert.That(o2!.OverlayStats.Decap, Is.EqualTo(1));
+            Assert.That(o1.OverlayStats.Decap, Is.Zero, "a proxy answer never came from the underlay: proxy_answers, not decap");
         }
     }
 
