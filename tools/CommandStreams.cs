@@ -214,7 +214,7 @@ public sealed class SynchronousStream(Stream inner) : Stream
 /// Enter is CR, as a terminal in raw mode sends it. Keys without a character (arrows, function keys)
 /// are not sent.
 /// </summary>
-public sealed class TerminalKeyStream : Stream
+public sealed class TerminalKeyStream : InputOnlyStream
 {
     private readonly bool _treatControlC;
 
@@ -239,19 +239,42 @@ public sealed class TerminalKeyStream : Stream
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override void Flush() { }
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing) Console.TreatControlCAsInput = _treatControlC;
         base.Dispose(disposing);
     }
+}
+
+/// <summary>What every read-only, unseekable stream of the command layer says of itself (a key
+/// source, a daemon client's standard input, a capture's prefixed input): readable, never written,
+/// no length or position, flushing nothing.</summary>
+public abstract class InputOnlyStream : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>The same for a write-only, unseekable stream whose writes take effect at once, so
+/// flushing has nothing to do.</summary>
+public abstract class OutputOnlyStream : Stream
+{
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -126,7 +126,7 @@ internal sealed class OutputQueue(DaemonLimits limits, Action overflowed)
 
 /// <summary>A command's stdout or stderr on a daemon connection: what it writes goes out as O or E
 /// frames of at most <see cref="Protocol.Chunk"/> bytes, through the connection's OutputQueue.</summary>
-internal sealed class FrameOutputStream(OutputQueue queue, byte type) : Stream
+internal sealed class FrameOutputStream(OutputQueue queue, byte type) : OutputOnlyStream
 {
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
@@ -148,16 +148,6 @@ internal sealed class FrameOutputStream(OutputQueue queue, byte type) : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override void Flush() { }
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>
@@ -166,7 +156,7 @@ internal sealed class FrameOutputStream(OutputQueue queue, byte type) : Stream
 /// waits for the I frame that answers; one request is kept ahead, so at most two chunks are held.
 /// Reads are async only: a blocking read would stop the kernel loop (Dispatcher.cs rule 6).
 /// </summary>
-internal sealed class RemoteInputStream(OutputQueue queue) : Stream
+internal sealed class RemoteInputStream(OutputQueue queue) : InputOnlyStream
 {
     private readonly Queue<byte[]> _chunks = new();
     private int _offset;
@@ -254,13 +244,4 @@ internal sealed class RemoteInputStream(OutputQueue queue) : Stream
     public override int Read(byte[] buffer, int offset, int count)
         => throw new NotSupportedException("a daemon client's standard input is read with ReadAsync: a blocking read would stop the kernel loop");
 
-    public override void Flush() { }
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

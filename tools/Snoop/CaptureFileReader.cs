@@ -395,7 +395,7 @@ public sealed class CaptureFileReader : IDisposable
 
     /// <summary>A read-only stream that gives <c>prefix</c> first, then the rest of <c>inner</c>
     /// (closed with it unless <c>leaveOpen</c>).</summary>
-    private sealed class Prefixed(ReadOnlyMemory<byte> prefix, Stream inner, bool leaveOpen) : Stream
+    private sealed class Prefixed(ReadOnlyMemory<byte> prefix, Stream inner, bool leaveOpen) : InputOnlyStream
     {
         private ReadOnlyMemory<byte> _prefix = prefix;
 
@@ -410,15 +410,6 @@ public sealed class CaptureFileReader : IDisposable
             return n;
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

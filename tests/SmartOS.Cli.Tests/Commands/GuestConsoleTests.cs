@@ -226,7 +226,7 @@ public class GuestConsoleTests
 
     /// <summary>A stdout whose writes wait until the test lets them go: a reader that has stopped
     /// reading (a suspended terminal, a full socket).</summary>
-    private sealed class StalledReader : Stream
+    private sealed class StalledReader : OutputOnlyStream
     {
         private readonly MemoryStream _got = new();
         private TaskCompletionSource? _gate;
@@ -253,16 +253,6 @@ public class GuestConsoleTests
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
             => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
         public override void Write(byte[] buffer, int offset, int count) => _got.Write(buffer, offset, count);
-        public override void Flush() { }
-        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     [Test]
@@ -302,7 +292,7 @@ public class GuestConsoleTests
     }
 
     /// <summary>Standard input that the test types into, chunk by chunk, between runs of virtual time.</summary>
-    private sealed class Keyboard : Stream
+    private sealed class Keyboard : InputOnlyStream
     {
         private readonly Queue<byte[]> _typed = new();
         private bool _ended;
@@ -346,15 +336,6 @@ public class GuestConsoleTests
         }
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously, as from a daemon client");
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override void Flush() { }
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     [TestCase("vmadm console {0}")]

@@ -29,7 +29,7 @@ public class DaemonConsoleTests
     }
 
     /// <summary>Keys a test types, read by the client's input thread as a pipe would be.</summary>
-    private sealed class TypedKeys : Stream
+    private sealed class TypedKeys : InputOnlyStream
     {
         private readonly BlockingCollection<byte[]> _typed = new();
         private byte[] _left = [];
@@ -45,15 +45,6 @@ public class DaemonConsoleTests
             return n;
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static bool WaitFor(Func<bool> done)
