@@ -475,20 +475,7 @@ public sealed unsafe partial class Interpreter
             var il = _il;
             var v = NewLocal();
             Label slow = il.DefineLabel(), done = il.DefineLabel();
-            FindEntry(a);
-            Ld(_entry);
-            il.Emit(OpCodes.Ldind_I8);
-            Ld(a);
-            Ldc(PageMask | (ulong)(size - 1));
-            il.Emit(OpCodes.And);
-            il.Emit(OpCodes.Bne_Un, slow);
-            Ld(_entry);
-            il.Emit(OpCodes.Ldc_I4, AddendOffset);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldind_I8);
-            Ld(a);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Conv_U);
+            HostAddress(a, size, tagOffset: 0, slow);
             switch (size)
             {
                 case 1: il.Emit(OpCodes.Ldind_U1); il.Emit(OpCodes.Conv_U8); break;
@@ -511,15 +498,20 @@ public sealed unsafe partial class Interpreter
             return v;
         }
 
-        /// <summary>Write: a store of <paramref name="size"/> bytes of local <paramref name="v"/> at local <paramref name="a"/>.</summary>
-        private void Store(LocalBuilder a, int size, LocalBuilder v)
+        /// <summary>The software TLB's fast path shared by loads and stores: finds the entry for local
+        /// <paramref name="a"/>, branches to <paramref name="slow"/> unless the tag at
+        /// <paramref name="tagOffset"/> (read or write) matches the page and the access stays inside it,
+        /// and leaves the host address of the guest bytes on the stack.</summary>
+        private void HostAddress(LocalBuilder a, int size, int tagOffset, Label slow)
         {
             var il = _il;
-            Label slow = il.DefineLabel(), done = il.DefineLabel();
             FindEntry(a);
             Ld(_entry);
-            il.Emit(OpCodes.Ldc_I4, WriteTagOffset);
-            il.Emit(OpCodes.Add);
+            if (tagOffset != 0)
+            {
+                il.Emit(OpCodes.Ldc_I4, tagOffset);
+                il.Emit(OpCodes.Add);
+            }
             il.Emit(OpCodes.Ldind_I8);
             Ld(a);
             Ldc(PageMask | (ulong)(size - 1));
@@ -532,6 +524,14 @@ public sealed unsafe partial class Interpreter
             Ld(a);
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Conv_U);
+        }
+
+        /// <summary>Write: a store of <paramref name="size"/> bytes of local <paramref name="v"/> at local <paramref name="a"/>.</summary>
+        private void Store(LocalBuilder a, int size, LocalBuilder v)
+        {
+            var il = _il;
+            Label slow = il.DefineLabel(), done = il.DefineLabel();
+            HostAddress(a, size, WriteTagOffset, slow);
             Ld(v);
             switch (size)
             {
