@@ -56,7 +56,9 @@ public static class ZoneScaleBenchmarks
     {
         string self = typeof(ZoneScaleBenchmarks).Assembly.Location;
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        if (!Path.GetFileNameWithoutExtension(Environment.ProcessPath!).Equals(Path.GetFileNameWithoutExtension(self), StringComparison.Ordinal))
+        // Under the dotnet host the child needs the assembly; the apphost (named SmartOS.Benchmarks, which
+        // GetFileNameWithoutExtension would cut to "SmartOS") runs it by itself.
+        if (Path.GetFileName(Environment.ProcessPath!) is "dotnet" or "dotnet.exe")
             psi.ArgumentList.Add(self);
         psi.ArgumentList.Add("zones-one");
         psi.ArgumentList.Add(build);
