@@ -131,7 +131,7 @@ public sealed unsafe class KvmVcpu : Vcpu
     private static string KernelRelease()
     {
         try { return File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); }
-        catch (IOException) { return "(unknown release)"; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return "(unknown release)"; }
     }
 
     /// <summary>How long a slice of <paramref name="budget"/> runs, in nanoseconds (see the summary).</summary>

@@ -238,6 +238,26 @@ public class SpinningGuestTests
         }
     }
 
+    [TestCase(VmBackend.Interpreter)]
+    [TestCase(VmBackend.Kvm)]
+    public void A_guest_that_never_exits_reaches_its_time_limit_in_virtual_time(VmBackend backend)
+    {
+        if (backend == VmBackend.Kvm && !Vm.KvmAvailable(out string why)) Assert.Ignore(why);
+        var scheduler = new Scheduler();
+        using var vm = new Vm(scheduler, new VmConfig { Image = [0xEB, 0xFE], Backend = backend, MemorySize = 8UL << 20, TimeLimit = 20 * Time.Millisecond });
+        bool otherWorkRan = false;
+        scheduler.After(5 * Time.Millisecond, () => otherWorkRan = vm.State == VmState.Running);
+        vm.Start();
+        // Under KVM a kicked slice is 1 ms of guest time: 20 slices, each 1 ms of wall time.
+        scheduler.RunUntil(() => vm.IsStopped, Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(vm.StopReason, Is.EqualTo(VmStopReason.OutOfTime), vm.StopDetail);
+            Assert.That(otherWorkRan, Is.True, "the host's own timer ran while the guest spun");
+            Assert.That(scheduler.Now, Is.LessThan(30 * Time.Millisecond), "the limit ended it in its slice");
+        }
+    }
+
     /// <summary>How far the guest has got: slices the kick ended under KVM, instructions on the interpreter.</summary>
     private static long Progress(Vm vm) => vm.Vcpu is KvmVcpu kvm ? kvm.SlicesKicked : vm.InstructionsRetired;
 
