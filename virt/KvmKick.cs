@@ -29,7 +29,11 @@ namespace SmartOS.Virt;
 ///      with the default action that arrived inside KVM_RUN killed the process).
 ///      <see cref="KernelKeepsKickPending"/> says whether the running kernel is that new, and the
 ///      KVM backend refuses to start on an older one.
-///   4. Blocking is inherited: threads and child processes started from a thread that has run a
+///   4. A safety net under rule 1: the first thread to block the kick also registers a handler for
+///      it with the runtime (PosixSignalRegistration), which swallows a kick that is ever delivered
+///      and counts it in <see cref="DeliveredByMistake"/> instead of letting the default action end
+///      the process. By rule 1 the count stays 0.
+///   5. Blocking is inherited: threads and child processes started from a thread that has run a
 ///      vCPU start with the kick blocked too (harmless: no one sends it to them).
 /// </summary>
 public static unsafe class KvmKick
@@ -60,9 +64,35 @@ public static unsafe class KvmKick
     /// <summary>The kernel's id of the calling thread (what tgkill and SIGEV_THREAD_ID name).</summary>
     public static int CurrentThreadId => gettid();
 
+    private static long s_deliveredByMistake;
+    private static readonly PosixSignalRegistration? s_net = InstallNet();
+
+    private static PosixSignalRegistration? InstallNet()
+    {
+        try
+        {
+            return PosixSignalRegistration.Create((PosixSignal)Signal, static context =>
+            {
+                Interlocked.Increment(ref s_deliveredByMistake);
+                context.Cancel = true;
+            });
+        }
+        catch (Exception e) when (e is PlatformNotSupportedException or IOException or UnauthorizedAccessException)
+        {
+            return null; // rule 1 still holds; only the net is missing
+        }
+    }
+
+    /// <summary>Kicks that reached a handler (rule 4): 0 unless rule 1 was broken.</summary>
+    public static long DeliveredByMistake => Interlocked.Read(ref s_deliveredByMistake);
+
+    /// <summary>Whether the safety net of rule 4 is in place.</summary>
+    public static bool HasSafetyNet => s_net != null;
+
     /// <summary>Blocks the kick on the calling thread, for good (rule 1). Idempotent.</summary>
     public static void BlockOnCurrentThread()
     {
+        GC.KeepAlive(s_net);
         ulong* set = stackalloc ulong[LibcSigsetBytes / 8];
         new Span<ulong>(set, LibcSigsetBytes / 8).Clear();
         set[0] = Bit;
