@@ -8,8 +8,23 @@ namespace SmartOS.Virt;
 /// vCPU whose struct kvm_run is mmap'd. Long mode is set up through KVM_SET_SREGS with the boot
 /// page tables and GDT that Boot wrote; CPUID is the host's supported set (KVM_GET_SUPPORTED_CPUID).
 /// Exits IO and MMIO go to the exit handler and the vCPU re-enters; HLT, SHUTDOWN and failures
-/// return from Run. The instruction budget is not honoured: KVM cannot count instructions, so a
-/// slice ends at the guest's next exit.
+/// return from Run, and so does the end of the slice.
+///
+/// Slices: KVM cannot count instructions, so a slice is wall time, and a guest that never exits
+/// (a `jmp .` with interrupts off) or exits without end (a port or MMIO storm) would keep the
+/// host's loop inside Run for ever. Run reads its budget as nanoseconds, held to
+/// [<see cref="MinSliceNanoseconds"/>, <see cref="MaxSliceNanoseconds"/>] (<see cref="SliceNanoseconds"/>:
+/// Vm's default budget of 1,000,000 is a 1 ms slice, and a sooner platform deadline shortens it),
+/// and arms a timer that kicks the calling thread when it is spent (KvmKick.cs: a real-time signal
+/// the thread keeps blocked, unblocked for KVM_RUN alone by KVM_SET_SIGNAL_MASK). The kick ends
+/// KVM_RUN with EINTR wherever the guest is, or the next KVM_RUN at its entry when it came while an
+/// exit was being handled; Run then takes the signal off the thread (sigtimedwait) and returns
+/// Budget, and the VMM's scheduler runs its other work before the next slice. Any EINTR ends the
+/// slice, whatever signal caused it, so no path re-enters in a loop. The timer is made on, and
+/// KVM_SET_SIGNAL_MASK set from, the thread that runs the vCPU, again when that thread changes.
+/// kvm_run.immediate_exit (KVM_CAP_IMMEDIATE_EXIT) is not used: it is the way to close the race
+/// between a kick and KVM_RUN's entry for a VMM whose kick is delivered to a handler; here the kick
+/// stays pending until taken, so KVM_RUN's entry already sees it.
 ///
 /// Interrupts (the PC platform): there is no in-kernel irqchip. The local APIC, I/O APIC, 8259 and
 /// PIT are the VMM's own (Devices/), reached through MMIO and I/O exits as on the interpreter, and
@@ -33,6 +48,12 @@ public sealed unsafe class KvmVcpu : Vcpu
     private const ulong KVM_GET_SUPPORTED_CPUID = 0xC008AE05, KVM_CREATE_VCPU = 0xAE41, KVM_SET_USER_MEMORY_REGION = 0x4020AE46;
     private const ulong KVM_SET_TSS_ADDR = 0xAE47, KVM_RUN = 0xAE80, KVM_GET_REGS = 0x8090AE81, KVM_SET_REGS = 0x4090AE82;
     private const ulong KVM_GET_SREGS = 0x8138AE83, KVM_SET_SREGS = 0x4138AE84, KVM_SET_CPUID2 = 0x4008AE90;
+    /// <summary>_IOW(KVMIO, 0x8b, struct kvm_signal_mask): a u32 length, then the kernel sigset.</summary>
+    public const ulong KVM_SET_SIGNAL_MASK = 0x4004AE8B;
+    /// <summary>struct kvm_signal_mask: where the sigset starts after len.</summary>
+    public const int SignalMaskHeaderSize = 4;
+    /// <summary>A slice's bounds in nanoseconds of wall time (see the summary, "Slices").</summary>
+    public const long MinSliceNanoseconds = 100_000, MaxSliceNanoseconds = 10_000_000;
     private const int O_RDWR = 2, O_CLOEXEC = 0x80000, PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, EINTR = 4;
     /// <summary>_IOW(KVMIO, 0x86, struct kvm_interrupt): 4 bytes in; _IO(KVMIO, 0x9a).</summary>
     public const ulong KVM_INTERRUPT = 0x4004AE86, KVM_NMI = 0xAE9A;
@@ -95,6 +116,8 @@ public sealed unsafe class KvmVcpu : Vcpu
     public static bool IsAvailable(out string why)
     {
         if (!OperatingSystem.IsLinux()) { why = "KVM needs Linux"; return false; }
+        string release = KernelRelease();
+        if (!KvmKick.KernelKeepsKickPending(release)) { why = $"Linux {release} is older than 4.15, where a KVM slice cannot be ended safely (KvmKick.cs rule 3)"; return false; }
         if (!File.Exists(DevKvm)) { why = "/dev/kvm is not available"; return false; }
         int fd = open(DevKvm, O_RDWR | O_CLOEXEC);
         if (fd < 0) { why = $"/dev/kvm cannot be opened (errno {Marshal.GetLastPInvokeError()})"; return false; }
@@ -102,6 +125,38 @@ public sealed unsafe class KvmVcpu : Vcpu
         close(fd);
         if (version != 12) { why = $"/dev/kvm speaks API version {version}, not 12"; return false; }
         why = "";
+        return true;
+    }
+
+    private static string KernelRelease()
+    {
+        try { return File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return "(unknown release)"; }
+    }
+
+    /// <summary>How long a slice of <paramref name="budget"/> runs, in nanoseconds (see the summary).</summary>
+    public static long SliceNanoseconds(long budget) => Math.Clamp(budget, MinSliceNanoseconds, MaxSliceNanoseconds);
+
+    /// <summary>Slices the kick ended (the guest was still running, or still exiting, when its time was up).</summary>
+    public long SlicesKicked { get; private set; }
+
+    private KvmKick.SliceTimer? _timer;
+
+    /// <summary>Makes the calling thread fit to run the vCPU (see the summary, "Slices"): the kick
+    /// blocked on it, KVM_RUN's mask its own with the kick unblocked, a slice timer aimed at it.</summary>
+    private bool PrepareThread(out string? error)
+    {
+        error = null;
+        if (_timer != null && _timer.ThreadId == KvmKick.CurrentThreadId) return true;
+        KvmKick.BlockOnCurrentThread();
+        byte* mask = stackalloc byte[SignalMaskHeaderSize + KvmKick.KernelSigsetBytes];
+        *(uint*)mask = KvmKick.KernelSigsetBytes;
+        *(ulong*)(mask + SignalMaskHeaderSize) = KvmKick.RunMask();
+        if (ioctl(_vcpu, KVM_SET_SIGNAL_MASK, mask) < 0) { error = Errno("KVM_SET_SIGNAL_MASK"); return false; }
+        _timer?.Dispose();
+        _timer = null;
+        if (!KvmKick.SliceTimer.TryCreate(out var timer, out string why)) { error = why; return false; }
+        _timer = timer;
         return true;
     }
 
@@ -288,6 +343,22 @@ public sealed unsafe class KvmVcpu : Vcpu
 
     public override VcpuExit Run(long budget)
     {
+        if (!PrepareThread(out string? error)) return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = "kvm: " + error };
+        if (!_timer!.Arm(SliceNanoseconds(budget))) return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = Errno("kvm: timer_settime") };
+        try
+        {
+            return RunSlice();
+        }
+        finally
+        {
+            // A kick that fired after the last KVM_RUN returned would cut the next slice short.
+            _timer.Disarm();
+            KvmKick.TryConsume();
+        }
+    }
+
+    private VcpuExit RunSlice()
+    {
         while (true)
         {
             if (!InjectPending(out string? injectError))
@@ -295,7 +366,12 @@ public sealed unsafe class KvmVcpu : Vcpu
             if (ioctl(_vcpu, KVM_RUN, 0UL) < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR) continue;
+                if (errno == EINTR)
+                {
+                    // The slice is over (or another signal came): the loop gets its turn either way.
+                    if (KvmKick.TryConsume()) SlicesKicked++;
+                    return new VcpuExit { Reason = VcpuExitReason.Budget, Rip = Rip };
+                }
                 return new VcpuExit { Reason = VcpuExitReason.InternalError, Detail = $"KVM_RUN failed (errno {errno})" };
             }
             uint reason = *(uint*)(_run + RunExitReason);
@@ -357,6 +433,7 @@ public sealed unsafe class KvmVcpu : Vcpu
     {
         if (_disposed) return;
         _disposed = true;
+        _timer?.Dispose();
         munmap(_run, _runSize);
         close(_vcpu);
         close(_vm);

@@ -94,11 +94,15 @@
  * PC guests under KVM (Backend Kvm only; Auto keeps them on the interpreter): the platform stays the
  * VMM's, reached by MMIO and I/O exits, and KvmVcpu injects its interrupts with KVM_INTERRUPT (no
  * in-kernel irqchip); CPUID drops x2APIC and TSC-deadline there. Not run yet (no /dev/kvm where it
- * was written), and a platform deadline does not preempt a guest that makes no exit (no signal kick).
+ * was written).
  * Not done yet: more than one vCPU, SMP boot, booting from
  * a disk (the image is loaded as a flat file; disks are data disks), I/O latency. Backend Auto picks KVM only in real time; under KVM guest
- * time is the host's (not deterministic) and a slice ends only at the guest's next exit, so a KVM
- * guest that never exits is not preempted (no signal kick yet) and InstructionLimit does not apply.
+ * time is the host's (not deterministic) and InstructionLimit does not apply. A KVM slice is wall
+ * time: the slice budget read as nanoseconds (1 ms by default, less up to a sooner platform deadline,
+ * within 100 us and 10 ms), ended by a kick signal however the guest spends it (KvmVcpu.cs, Slices;
+ * KvmKick.cs), so a guest that never exits, or exits without end, holds the host's loop for at
+ * most one slice at a time and vmadm stop takes effect between two slices. A kicked slice counts
+ * as its length of guest time, so in virtual time a KVM guest's clocks and time limit move on.
  * KvmVcpu has not yet run on a machine with /dev/kvm (the one it was written on has none).
  */
 using SmartOS.Kernel;
@@ -463,7 +467,11 @@ public sealed class Vm : IVcpuExitHandler, IDisposable
         {
             _inSlice = false;
         }
-        long used = _vcpu.Retired - _sliceStartRetired;
+        // Guest time the slice took: the interpreter's instructions; a KVM slice that ran to its
+        // kick, its length (in real time the wall clock has moved as much, so the next slice is due
+        // at once; in virtual time the guest's clocks move on instead of standing still).
+        long used = _interp != null ? _vcpu.Retired - _sliceStartRetired
+            : exit.Reason == VcpuExitReason.Budget ? KvmVcpu.SliceNanoseconds(budget) : 0;
         if (_poweredOff) { Finish(VmStopReason.PoweredOff, $"exit status {ExitStatus}"); return; }
         if (_stopRequested) { Finish(VmStopReason.StoppedByHost, "stopped by the host"); return; }
         switch (exit.Reason)

@@ -14,8 +14,11 @@ namespace SmartOS.Virt.Tests;
 public class KvmInterruptTests
 {
     private const string Probe = """
+        #define _GNU_SOURCE
         #include <stdio.h>
         #include <stddef.h>
+        #include <signal.h>
+        #include <time.h>
         #include <linux/kvm.h>
         int main(void) {
             printf("KVM_INTERRUPT %lu\n", (unsigned long)KVM_INTERRUPT);
@@ -36,12 +39,27 @@ public class KvmInterruptTests
             printf("sizeof_kvm_cpuid_entry2 %zu\n", sizeof(struct kvm_cpuid_entry2));
             printf("kvm_cpuid2_entries %zu\n", offsetof(struct kvm_cpuid2, entries));
             printf("cpuid_entry2_ecx %zu\n", offsetof(struct kvm_cpuid_entry2, ecx));
+            printf("KVM_SET_SIGNAL_MASK %lu\n", (unsigned long)KVM_SET_SIGNAL_MASK);
+            printf("sizeof_kvm_signal_mask %zu\n", sizeof(struct kvm_signal_mask));
+            printf("kvm_signal_mask_sigset %zu\n", offsetof(struct kvm_signal_mask, sigset));
+            printf("SIGRTMIN %d\n", SIGRTMIN);
+            printf("SIGRTMAX %d\n", SIGRTMAX);
+            printf("sizeof_sigset_t %zu\n", sizeof(sigset_t));
+            printf("sizeof_siginfo_t %zu\n", sizeof(siginfo_t));
+            printf("sizeof_sigevent %zu\n", sizeof(struct sigevent));
+            printf("sigev_signo %zu\n", offsetof(struct sigevent, sigev_signo));
+            printf("sigev_notify %zu\n", offsetof(struct sigevent, sigev_notify));
+            printf("sigev_tid %zu\n", offsetof(struct sigevent, _sigev_un._tid));
+            printf("SIGEV_THREAD_ID %d\n", SIGEV_THREAD_ID);
+            printf("CLOCK_MONOTONIC %d\n", CLOCK_MONOTONIC);
+            printf("sizeof_itimerspec %zu\n", sizeof(struct itimerspec));
+            printf("sizeof_timer_t %zu\n", sizeof(timer_t));
             return 0;
         }
         """;
 
     /// <summary>The kernel headers' values, by name, from a program gcc builds against them.</summary>
-    private static Dictionary<string, ulong> HeaderValues()
+    internal static Dictionary<string, ulong> HeaderValues()
     {
         if (!File.Exists("/usr/include/linux/kvm.h")) Assert.Ignore("no kernel headers (/usr/include/linux/kvm.h: linux-libc-dev)");
         if (!File.Exists("/usr/include/stdio.h")) Assert.Ignore("no C library headers (/usr/include/stdio.h: libc6-dev)");

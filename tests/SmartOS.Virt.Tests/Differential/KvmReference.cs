@@ -63,7 +63,10 @@ internal sealed class KvmReference : IDisposable, IVcpuExitHandler
         for (int i = 0; i < 16; i++) _cpu.SetRegister((Reg)i, regs[i]);
         _cpu.Rflags = flags & ~0x200UL;
         _cpu.Rip = CodeAt;
-        var exit = _cpu.Run(0);
+        // A slice ends at its kick (KvmVcpu.cs, Slices); a sequence that has not reached its hlt in
+        // 100 slices of 10 ms never will.
+        var exit = _cpu.Run(KvmVcpu.MaxSliceNanoseconds);
+        for (int slices = 1; exit.Reason == VcpuExitReason.Budget && slices < 100; slices++) exit = _cpu.Run(KvmVcpu.MaxSliceNanoseconds);
         if (exit.Reason != VcpuExitReason.Hlt || _cpu.Rip != CodeAt + (ulong)code.Length + 1) return null;
         var result = new ulong[16];
         for (int i = 0; i < 16; i++) result[i] = _cpu.GetRegister((Reg)i);
