@@ -25,6 +25,7 @@ public static class TapBenchmarks
 {
     private const string LinuxAddress = "198.18.0.1";
     private const string ZoneAddress = "198.18.0.2";
+    private const string LxAddress = "198.18.0.3";
     private const int Seconds = 3;
 
     public static void Run(TextWriter o)
@@ -42,6 +43,7 @@ public static class TapBenchmarks
         {
             ZoneRates(ns, rows, offload: true);
             ZoneRates(ns, rows, offload: false);
+            LxZoneRates(ns, rows);
             VethRates(ns, rows);
         }
         int width = rows.Max(r => r.Path.Length);
@@ -82,6 +84,56 @@ public static class TapBenchmarks
             server.Task.Wait(RealTimeHost.Wait);
         }
     }
+
+    /// <summary>A real-time host with its e1000g0 on a TAP device (with offloads) in
+    /// <paramref name="ns"/> and an lx zone on a VNIC over it: the real iperf3 server runs in the lx
+    /// zone's own network namespace, so every frame crosses two TAPs (the lx zone's, then the NIC's)
+    /// and the MAC layer between them.</summary>
+    private static void LxZoneRates(NetNs ns, List<(string, string)> rows)
+    {
+        if (LxZoneNetworkUnavailable() is string why)
+        {
+            rows.Add(("Linux ns <-> TAP NIC <-> lx zone", "skipped: " + why));
+            return;
+        }
+        string tapName = "smb" + LinuxNet.Suffix();
+        using var tap = TapNic.TryOpen(tapName, out string? error) ?? throw new InvalidOperationException(error);
+        LinuxNet.Must("ip", "link", "set", tapName, "netns", ns.Name);
+        LinuxNet.Must("ip", "-n", ns.Name, "addr", "add", LinuxAddress + "/24", "dev", tapName);
+        LinuxNet.Must("ip", "-n", ns.Name, "link", "set", tapName, "up");
+
+        using var rt = new RealTimeHost(nics: 1);
+        var phys = (PhysLink)rt.Host.Mac.Find("e1000g0")!;
+        rt.OnLoop(() => { tap.Start(phys, rt.Driver); return 0; });
+        string zone = "lxb" + LinuxNet.Suffix();
+        rt.Ok("dladm", "create-vnic", "-t", "-l", "e1000g0", "lx0");
+        rt.Ok("zonecfg", "-z", zone, $"create; set zonepath=/zones/{zone}; set brand=lx; add net; set physical=lx0; set allowed-address={LxAddress}/24; end");
+        rt.Ok("zoneadm", "-z", zone, "install");
+        rt.Ok("zoneadm", "-z", zone, "boot");
+        try
+        {
+            WaitReachable(ns, LxAddress);
+            using var server = LinuxNet.Start("ip", "netns", "exec", SmartOS.Zones.LxZoneNetwork.NamespaceOf(zone), "iperf3", "-s", "-B", LxAddress);
+            try
+            {
+                long whole = tap.WholeFrames, lsoOut = phys.Stats.LsoOut, soft = phys.Stats.LsoSoft;
+                rows.Add(("Linux ns -> TAP NIC -> lx zone (its TAP)", Iperf3(ns, LxAddress)));
+                rows.Add(("lx zone (its TAP) -> TAP NIC -> Linux ns", Iperf3(ns, LxAddress, "-R")));
+                rows.Add(($"  ({tap.WholeFrames - whole:N0} TSO frames from Linux taken whole; " +
+                          $"{phys.Stats.LsoOut - lsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft - soft:N0} cut in software)", ""));
+            }
+            finally
+            {
+                LinuxNet.Kill(server);
+            }
+        }
+        finally
+        {
+            rt.Ok("zoneadm", "-z", zone, "halt");
+        }
+    }
+
+    private static string? LxZoneNetworkUnavailable() => SmartOS.Zones.LxZoneNetwork.Unavailable();
 
     /// <summary>The reference: iperf3 between <paramref name="ns"/> and a second namespace over veth.</summary>
     private static void VethRates(NetNs ns, List<(string, string)> rows)
