@@ -28,6 +28,9 @@ public sealed class TapClient : IMacReceiver, IDisposable
 
     public string DeviceName => _device.Name;
 
+    /// <summary>The TAP device (its counters: TapDevice.WholeFrames, PendingChecksumFrames).</summary>
+    public TapDevice Device => _device;
+
     /// <summary>Joins <paramref name="client"/> and <paramref name="device"/> and starts the reader.
     /// Call on the loop. The TapClient owns the device; the caller still owns the client.</summary>
     public static TapClient Start(MacClient client, TapDevice device, RealTimeDriver driver)
@@ -52,7 +55,7 @@ public sealed class TapClient : IMacReceiver, IDisposable
     }
 
     /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>
-    private void FromLinux(ReadOnlySpan<byte> frame, ushort gsoSize)
+    private void FromLinux(ReadOnlySpan<byte> frame, ushort gsoSize, int pendingChecksum)
     {
         if (!_client.IsOpen)
         {
@@ -65,6 +68,8 @@ public sealed class TapClient : IMacReceiver, IDisposable
         {
             frame.CopyTo(p.Data);
             p.LsoMss = gsoSize; // a large send from the lx zone (MacLayer.cs rule 9)
+            // Linux left its TCP checksum to us (TapDevice.cs rule 6): filled in where it leaves (rule 7).
+            if (pendingChecksum != 0) p.SetChecksumPending(pendingChecksum, frame.Length - pendingChecksum, TcpView.ChecksumOffset);
             _client.Transmit(p);
             return;
         }
