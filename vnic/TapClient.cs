@@ -12,8 +12,9 @@ namespace SmartOS.Vnic;
 /// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed or whose
 /// virtio_net_hdr cannot be honoured oerrors (MacLayer.cs rule 3). With the device's offloads
 /// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC,
-/// a GSO frame from the lx zone is a large send through the VNIC, and a large segment delivered to
-/// it is written as one GSO frame (MacLayer.cs rule 9).
+/// a GSO frame from the lx zone is a large send through the VNIC (its checksum left pending when
+/// Linux left it to us, TapDevice.cs rule 6), and a large segment delivered to it is written as one
+/// GSO frame (MacLayer.cs rule 9).
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {
