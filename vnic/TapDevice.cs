@@ -341,9 +341,10 @@ public sealed partial class TapDevice : IDisposable
         return true;
     }
 
-    /// <summary>On the reader: does what a NIC with TSO and checksum offload does with one frame read
-    /// with its virtio_net_hdr (theory statement): a GSO frame becomes MTU-sized frames with their
-    /// checksums, a NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
+    /// <summary>On the reader: does what a NIC with TSO, LRO and checksum offload does with one frame
+    /// read with its virtio_net_hdr (theory statement): a GSO frame goes on whole with its TCP checksum
+    /// pending (rule 6) or filled in, or, too large for a large buffer, as MTU-sized frames with their
+    /// checksums; any other NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
     private void TakeOffloaded(ref byte[] buffer, int length, List<Frame> batch)
     {
         var read = buffer.AsSpan(0, length);
