@@ -146,7 +146,12 @@ public sealed class PhysLink : UplinkLink
     /// given a GSO frame by Linux): <paramref name="gsoSize"/> is its MSS, kept as Packet.LsoMss so
     /// the frame reaches a local stack whole or is cut in software on the way (MacLayer.cs rule 9).
     /// When no large buffer is free it is cut here, each segment received in turn.</summary>
-    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame, ushort gsoSize)
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame, ushort gsoSize) => ReceiveFromBackend(from, frame, gsoSize, 0);
+
+    /// <summary>As above, for a large frame whose TCP checksum the device's far side left to us
+    /// (TapDevice.cs rule 6): <paramref name="pendingChecksum"/> is where its TCP header starts, and
+    /// the frame goes on with its checksum pending (MacLayer.cs rule 7); 0 for none.</summary>
+    public void ReceiveFromBackend(IPhysBackend from, ReadOnlySpan<byte> frame, ushort gsoSize, int pendingChecksum)
     {
         if (Backend != from)
         {
@@ -155,7 +160,7 @@ public sealed class PhysLink : UplinkLink
         }
         if (gsoSize != 0)
         {
-            ReceiveLarge(frame, gsoSize);
+            ReceiveLarge(frame, gsoSize, pendingChecksum);
             return;
         }
         var p = Mac.Pool.Rent(frame);
@@ -167,13 +172,14 @@ public sealed class PhysLink : UplinkLink
         ReceiveFromWire(p);
     }
 
-    private void ReceiveLarge(ReadOnlySpan<byte> frame, ushort gsoSize)
+    private void ReceiveLarge(ReadOnlySpan<byte> frame, ushort gsoSize, int pendingChecksum)
     {
         var p = frame.Length > PacketPool.LargeSize ? Mac.Pool.RentLso(frame.Length) : Mac.Pool.Rent(frame.Length);
         if (p != null)
         {
             frame.CopyTo(p.Data);
             p.LsoMss = gsoSize;
+            if (pendingChecksum != 0) p.SetChecksumPending(pendingChecksum, frame.Length - pendingChecksum, TcpView.ChecksumOffset);
             ReceiveFromWire(p);
             return;
         }

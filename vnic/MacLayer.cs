@@ -53,8 +53,10 @@
  *      (IMacReceiver.AcceptsPendingChecksum: guests, lx zones) gets it. A device or client that
  *      fills it in itself gets it pending: a TAP with offloads (IPhysBackend.OffloadsChecksum,
  *      TapClient) passes it to Linux in its virtio_net_hdr. Stacks of the host accept pending
- *      frames without verifying them. Captures and wires therefore see the same bytes as without
- *      offload.
+ *      frames without verifying them. The same holds the other way for a TAP's GSO frame whose
+ *      virtio_net_hdr says Linux left the TCP checksum to us (NEEDS_CSUM, TapDevice.cs rule 6): it
+ *      enters the MAC layer pending, as if a neighbour stack had sent it. Captures and wires
+ *      therefore see the same bytes as without offload.
  *   8. Adding a VNIC or etherstub to the live state costs O(1) in the number of links: a switch
  *      adds a port's address to its unicast table at once and rebuilds its VLAN arrays only when a
  *      frame first needs them, and an address clash is one lookup in that table. So a boot replays

@@ -12,8 +12,9 @@ namespace SmartOS.Vnic;
 /// (the pool or the reader's ring full) counts drop_nobuf, one after the client closed or whose
 /// virtio_net_hdr cannot be honoured oerrors (MacLayer.cs rule 3). With the device's offloads
 /// (TapDevice.cs) a frame's pending TCP checksum goes to Linux to fill in (NEEDS_CSUM), as to a NIC,
-/// a GSO frame from the lx zone is a large send through the VNIC, and a large segment delivered to
-/// it is written as one GSO frame (MacLayer.cs rule 9).
+/// a GSO frame from the lx zone is a large send through the VNIC (its checksum left pending when
+/// Linux left it to us, TapDevice.cs rule 6), and a large segment delivered to it is written as one
+/// GSO frame (MacLayer.cs rule 9).
 /// </summary>
 public sealed class TapClient : IMacReceiver, IDisposable
 {
@@ -27,6 +28,9 @@ public sealed class TapClient : IMacReceiver, IDisposable
     }
 
     public string DeviceName => _device.Name;
+
+    /// <summary>The TAP device (its counters: TapDevice.WholeFrames, PendingChecksumFrames).</summary>
+    public TapDevice Device => _device;
 
     /// <summary>Joins <paramref name="client"/> and <paramref name="device"/> and starts the reader.
     /// Call on the loop. The TapClient owns the device; the caller still owns the client.</summary>
@@ -52,7 +56,7 @@ public sealed class TapClient : IMacReceiver, IDisposable
     }
 
     /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>
-    private void FromLinux(ReadOnlySpan<byte> frame, ushort gsoSize)
+    private void FromLinux(ReadOnlySpan<byte> frame, ushort gsoSize, int pendingChecksum)
     {
         if (!_client.IsOpen)
         {
@@ -65,6 +69,8 @@ public sealed class TapClient : IMacReceiver, IDisposable
         {
             frame.CopyTo(p.Data);
             p.LsoMss = gsoSize; // a large send from the lx zone (MacLayer.cs rule 9)
+            // Linux left its TCP checksum to us (TapDevice.cs rule 6): filled in where it leaves (rule 7).
+            if (pendingChecksum != 0) p.SetChecksumPending(pendingChecksum, frame.Length - pendingChecksum, TcpView.ChecksumOffset);
             _client.Transmit(p);
             return;
         }

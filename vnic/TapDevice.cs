@@ -15,8 +15,8 @@ namespace SmartOS.Vnic;
 /// virtio_net_hdr (kernel/Wire/VirtioNet.cs), and Linux may hand us TCP segments of up to 64 KiB
 /// with their checksum left to us, as it would to a NIC with TSO and checksum offload. Linux then
 /// neither segments nor checksums what its sockets send here, and one read carries what took up to
-/// 45. The reader thread fills in a NEEDS_CSUM frame's checksum and hands a GSO frame to the loop
-/// whole, marked with its MSS (Packet.LsoMss: a large receive, as a NIC with LRO would): the MAC
+/// 45. The reader thread hands a GSO frame to the loop whole, its TCP checksum left pending (rule 6),
+/// marked with its MSS (Packet.LsoMss: a large receive, as a NIC with LRO would): the MAC
 /// layer delivers it whole to a local IP stack and cuts it into MTU frames (TcpSegmentation) for
 /// anything else on the path (MacLayer.cs rule 9), so wires and guests only ever carry frames a
 /// wire could. A GSO frame too large for a large buffer (PacketPool.LsoSize) is cut by the reader. Writes towards Linux carry a header too: NEEDS_CSUM with the offsets when the frame's
@@ -29,8 +29,9 @@ namespace SmartOS.Vnic;
 ///
 /// Threads
 ///   reader    one background thread polls the (non-blocking) descriptor and, once it is readable,
-///             reads every frame waiting (up to BatchMax) into its own buffer, copying each into an
-///             array from ArrayPool; the batch goes to the kernel loop with one RealTimeDriver.Invoke,
+///             reads every frame waiting (up to BatchMax) into its own buffer, copying each small
+///             one into an array from ArrayPool and handing a large one the buffer itself (rule 7);
+///             the batch goes to the kernel loop with one RealTimeDriver.Invoke,
 ///             which delivers the frames in order and gives the arrays back. The reader never
 ///             touches kernel state (Kernel.cs rule 2). Batching keeps the loop's wake-ups and the
 ///             poll calls per frame low when Linux sends fast.
@@ -52,6 +53,18 @@ namespace SmartOS.Vnic;
 ///   5. A frame whose virtio_net_hdr cannot be honoured (a GSO type we did not offer, a GSO frame
 ///      that is not whole Ethernet/IP/TCP, checksum offsets outside the frame) is dropped and
 ///      counted as malformed, as Linux's virtio_net_hdr_to_skb refuses it.
+///   6. Checksums are trusted only where the header says Linux left them to us. A GSO frame with
+///      NEEDS_CSUM whose csum_start is its TCP header and csum_offset TCP's checksum field is handed
+///      over with its checksum still pending (Packet.ChecksumPending, MacLayer.cs rule 7): it came
+///      from a stack of this machine and crossed no wire, so a local stack takes it unverified, as it
+///      takes its neighbours' frames, and the MAC layer fills it in (or Linux does, through another
+///      TAP's NEEDS_CSUM) wherever it leaves. This spares two passes over 64 KiB per frame (the
+///      reader's fill, the stack's verify). Any other NEEDS_CSUM frame is filled in on the reader,
+///      and a frame without the flag (DATA_VALID or none) is passed as it is, to be verified.
+///   7. A large frame (over CopyMax bytes) is not copied on the reader: the read buffer itself
+///      goes to the loop and the reader rents another, so a 64 KiB frame is copied once on its way
+///      to a packet instead of twice. Smaller frames (ACKs, MTU frames) are copied into arrays of
+///      their own size, so the large buffers are only ever held by large frames.
 /// </summary>
 public sealed partial class TapDevice : IDisposable
 {
@@ -76,6 +89,8 @@ public sealed partial class TapDevice : IDisposable
     private const int MaxPending = 4096;
     /// <summary>Frames read in one go before they are handed to the loop.</summary>
     private const int BatchMax = 64;
+    /// <summary>Frames up to this many bytes are copied out of the read buffer; larger ones take it (rule 7).</summary>
+    internal const int CopyMax = 16 * 1024;
     /// <summary>How long the reader waits in poll before it checks for a stop: bounds Dispose's wait.</summary>
     private const int PollMs = 100;
 
@@ -83,7 +98,7 @@ public sealed partial class TapDevice : IDisposable
     private Thread? _reader;
     private volatile bool _stop;
     private int _pending, _overflow, _malformed;
-    private long _segmented, _whole;
+    private long _segmented, _whole, _pendingChecksums;
 
     /// <summary>GSO frames from Linux that the reader cut into MTU-sized frames (any thread): those too
     /// large for a large buffer.</summary>
@@ -91,6 +106,10 @@ public sealed partial class TapDevice : IDisposable
 
     /// <summary>GSO frames from Linux handed to the loop whole (large receive; any thread).</summary>
     public long WholeFrames => Interlocked.Read(ref _whole);
+
+    /// <summary>Frames from Linux handed to the loop with their TCP checksum still pending (rule 6;
+    /// any thread).</summary>
+    public long PendingChecksumFrames => Interlocked.Read(ref _pendingChecksums);
 
     private TapDevice(int fd, string name, bool offload)
     {
@@ -153,10 +172,12 @@ public sealed partial class TapDevice : IDisposable
         return new TapDevice(fd, name, offload);
     }
 
-    /// <summary>Called on the loop with one frame from Linux; the span is valid only during the call.</summary>
-    /// <summary><paramref name="gsoSize"/> is 0, or the MSS of a GSO frame from Linux handed over whole
-    /// (a large receive: the MAC layer cuts it where it must, MacLayer.cs rule 9).</summary>
-    public delegate void FrameHandler(ReadOnlySpan<byte> frame, ushort gsoSize);
+    /// <summary>Called on the loop with one frame from Linux; the span is valid only during the call.
+    /// <paramref name="gsoSize"/> is 0, or the MSS of a GSO frame from Linux handed over whole (a large
+    /// receive: the MAC layer cuts it where it must, MacLayer.cs rule 9). <paramref name="pendingChecksum"/>
+    /// is 0, or where the frame's TCP header starts when its checksum was left to us (rule 6): the
+    /// field holds the pseudo-header sum, for Packet.SetChecksumPending.</summary>
+    public delegate void FrameHandler(ReadOnlySpan<byte> frame, ushort gsoSize, int pendingChecksum);
 
     /// <summary>Starts the reader: each frame from Linux is passed to <paramref name="deliver"/> on
     /// the loop; a read error calls <paramref name="failed"/> on the loop; frames dropped because the
@@ -219,12 +240,15 @@ public sealed partial class TapDevice : IDisposable
     {
         using var watch = carrier != null ? new LinkWatch(_fd) : null;
         bool up = true;
+        // The read buffer: a large frame takes it to the loop and the reader rents another (rule 7).
+        var buffer = ArrayPool<byte>.Shared.Rent(MaxFrame);
         try
         {
-            ReadFrames(driver, deliver, failed, overflowed, malformed, watch, carrier, ref up);
+            ReadFrames(driver, deliver, failed, overflowed, malformed, watch, carrier, ref up, ref buffer);
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(buffer);
             // A device that broke (or was deleted under us) has no link; a stop asked by Dispose is not
             // a carrier change.
             if (carrier != null && up && !_stop) driver.Invoke(() => carrier(false));
@@ -232,9 +256,8 @@ public sealed partial class TapDevice : IDisposable
     }
 
     private void ReadFrames(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
-        LinkWatch? watch, Action<bool>? carrier, ref bool up)
+        LinkWatch? watch, Action<bool>? carrier, ref bool up, ref byte[] buffer)
     {
-        var buffer = new byte[MaxFrame];
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
         bool seenUp = false;
         while (!_stop)
@@ -260,11 +283,11 @@ public sealed partial class TapDevice : IDisposable
                 return;
             }
             if (ready == 0 || _stop) continue;
-            var batch = new List<(byte[] Frame, int Length, ushort Gso)>();
+            var batch = new List<Frame>();
             bool broken = false;
             while (batch.Count < BatchMax && !_stop)
             {
-                long n = ReadRaw(_fd, ref buffer[0], (nuint)buffer.Length);
+                long n = ReadRaw(_fd, ref buffer[0], MaxFrame);
                 if (n < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
@@ -273,8 +296,8 @@ public sealed partial class TapDevice : IDisposable
                     break;
                 }
                 if (n == 0) break;
-                if (Offload) TakeOffloaded(buffer.AsSpan(0, (int)n), batch);
-                else Take(buffer.AsSpan(0, (int)n), batch);
+                if (Offload) TakeOffloaded(ref buffer, (int)n, batch);
+                else Take(ref buffer, 0, (int)n, batch);
             }
             if (batch.Count > 0) driver.Invoke(() => DeliverBatch(batch, deliver, overflowed, malformed));
             if (broken)
@@ -285,15 +308,26 @@ public sealed partial class TapDevice : IDisposable
         }
     }
 
-    /// <summary>On the reader: queues a copy of one frame for the loop, or counts it lost (rule 4).
-    /// One copy per frame: the reader's buffer is reused at once, and the packet pool belongs to the
-    /// loop, so the frame travels in a pooled array of its own.</summary>
-    private void Take(ReadOnlySpan<byte> frame, List<(byte[] Frame, int Length, ushort Gso)> batch, ushort gso = 0)
+    /// <summary>One frame on its way to the loop: its bytes in an array from ArrayPool, its GSO size
+    /// and where its pending TCP checksum's segment starts (0 for none).</summary>
+    private readonly record struct Frame(byte[] Array, int Offset, int Length, ushort Gso, int PendingChecksum);
+
+    /// <summary>On the reader: queues the frame at <paramref name="offset"/> in the read buffer for the
+    /// loop, or counts it lost (rule 4). The packet pool belongs to the loop, so the frame travels in a
+    /// pooled array of its own: a copy of its size, or for a large frame the read buffer itself, the
+    /// reader renting another for its next read (rule 7).</summary>
+    private void Take(ref byte[] buffer, int offset, int length, List<Frame> batch, ushort gso = 0, int pendingChecksum = 0)
     {
         if (!Reserve()) return;
-        var copy = ArrayPool<byte>.Shared.Rent(frame.Length);
-        frame.CopyTo(copy);
-        batch.Add((copy, frame.Length, gso));
+        if (length > CopyMax)
+        {
+            batch.Add(new Frame(buffer, offset, length, gso, pendingChecksum));
+            buffer = ArrayPool<byte>.Shared.Rent(MaxFrame);
+            return;
+        }
+        var copy = ArrayPool<byte>.Shared.Rent(length);
+        buffer.AsSpan(offset, length).CopyTo(copy);
+        batch.Add(new Frame(copy, 0, length, gso, pendingChecksum));
     }
 
     private bool Reserve()
@@ -307,11 +341,13 @@ public sealed partial class TapDevice : IDisposable
         return true;
     }
 
-    /// <summary>On the reader: does what a NIC with TSO and checksum offload does with one frame read
-    /// with its virtio_net_hdr (theory statement): a GSO frame becomes MTU-sized frames with their
-    /// checksums, a NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
-    private void TakeOffloaded(Span<byte> read, List<(byte[] Frame, int Length, ushort Gso)> batch)
+    /// <summary>On the reader: does what a NIC with TSO, LRO and checksum offload does with one frame
+    /// read with its virtio_net_hdr (theory statement): a GSO frame goes on whole with its TCP checksum
+    /// pending (rule 6) or filled in, or, too large for a large buffer, as MTU-sized frames with their
+    /// checksums; any other NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
+    private void TakeOffloaded(ref byte[] buffer, int length, List<Frame> batch)
     {
+        var read = buffer.AsSpan(0, length);
         if (!VirtioNetHeader.TryParse(read, out var header))
         {
             Interlocked.Increment(ref _malformed);
@@ -326,7 +362,7 @@ public sealed partial class TapDevice : IDisposable
                 Interlocked.Increment(ref _malformed);
                 return;
             }
-            Take(frame, batch);
+            Take(ref buffer, VirtioNetHeader.Length, frame.Length, batch);
             return;
         }
         int mss = header.GsoSize != 0 ? header.GsoSize : DefaultMss;
@@ -335,12 +371,17 @@ public sealed partial class TapDevice : IDisposable
             Interlocked.Increment(ref _malformed);
             return;
         }
-        if (frame.Length <= PacketPool.LsoSize && header.TryFinishChecksum(frame))
+        // Rule 6: Linux left exactly the TCP checksum to us, so it stays pending.
+        bool pending = header.NeedsCsum && header.ChecksumStart == segments.TransportOffset
+            && header.ChecksumOffset == TcpView.ChecksumOffset;
+        if (frame.Length <= PacketPool.LsoSize && (pending || header.TryFinishChecksum(frame)))
         {
-            // Large receive: the frame goes to the loop whole, its checksum filled in as one segment's,
-            // and the MAC layer cuts it only where something needs MTU frames (MacLayer.cs rule 9).
+            // Large receive: the frame goes to the loop whole, its checksum pending or filled in as
+            // one segment's, and the MAC layer cuts it only where something needs MTU frames
+            // (MacLayer.cs rule 9).
             Interlocked.Increment(ref _whole);
-            Take(frame, batch, (ushort)mss);
+            if (pending) Interlocked.Increment(ref _pendingChecksums);
+            Take(ref buffer, VirtioNetHeader.Length, frame.Length, batch, (ushort)mss, pending ? segments.TransportOffset : 0);
             return;
         }
         Interlocked.Increment(ref _segmented);
@@ -348,22 +389,22 @@ public sealed partial class TapDevice : IDisposable
         {
             if (!Reserve()) continue;
             var copy = ArrayPool<byte>.Shared.Rent(segments.SegmentLength(i));
-            batch.Add((copy, segments.Write(i, copy), 0));
+            batch.Add(new Frame(copy, 0, segments.Write(i, copy), 0, 0));
         }
     }
 
     /// <summary>On the loop: hands a batch of frames over in order and gives their arrays back.</summary>
-    private void DeliverBatch(List<(byte[] Frame, int Length, ushort Gso)> batch, FrameHandler deliver, Action<int> overflowed, Action<int> malformed)
+    private void DeliverBatch(List<Frame> batch, FrameHandler deliver, Action<int> overflowed, Action<int> malformed)
     {
         Interlocked.Add(ref _pending, -batch.Count);
         int lost = Interlocked.Exchange(ref _overflow, 0);
         if (lost > 0) overflowed(lost);
         int bad = Interlocked.Exchange(ref _malformed, 0);
         if (bad > 0) malformed(bad);
-        foreach (var (frame, length, gso) in batch)
+        foreach (var f in batch)
         {
-            try { deliver(frame.AsSpan(0, length), gso); }
-            finally { ArrayPool<byte>.Shared.Return(frame); }
+            try { deliver(f.Array.AsSpan(f.Offset, f.Length), f.Gso, f.PendingChecksum); }
+            finally { ArrayPool<byte>.Shared.Return(f.Array); }
         }
     }
 

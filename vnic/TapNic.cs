@@ -54,12 +54,15 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>TSO frames from Linux handed to the host whole so far (TapDevice.WholeFrames).</summary>
     public long WholeFrames => _device.WholeFrames;
 
+    /// <summary>Frames from Linux handed over with their TCP checksum pending (TapDevice.cs rule 6).</summary>
+    public long PendingChecksumFrames => _device.PendingChecksumFrames;
+
     /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
     public void Start(PhysLink phys, RealTimeDriver driver)
     {
         _phys = phys;
         phys.Attach(this);
-        _device.Start(driver, (frame, gso) => phys.ReceiveFromBackend(this, frame, gso), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
+        _device.Start(driver, (frame, gso, csum) => phys.ReceiveFromBackend(this, frame, gso, csum), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
             bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); });
     }
 

@@ -129,7 +129,8 @@ public static partial class Iperf
         {
             for (int i = 0; i < s.Parallel; i++)
             {
-                var data = new TcpSocket(stack.Tcp) { SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
+                int window = s.Window > 0 ? s.Window : DefaultWindow;
+                var data = new TcpSocket(stack.Tcp) { SendBufferSize = window, ReceiveBufferSize = window };
                 sockets.Add(data.Abort);
                 var stream = new DataStream(data, i);
                 test.Streams.Add(stream);
@@ -181,6 +182,7 @@ public static partial class Iperf
             if (s.Reverse) w.WriteBoolean("reverse", true);
             w.WriteNumber("len", s.Length);
             if (s.Rate > 0) w.WriteNumber("bandwidth", s.Rate);
+            if (s.Window > 0) w.WriteNumber("window", s.Window);
             w.WriteNumber("pacing_timer", 1000);
             w.WriteString("client_version", "3.16");
             w.WriteEndObject();

@@ -20,6 +20,9 @@ public static partial class Iperf
         public long Interval = Time.Second;
         /// <summary>TCP streams in parallel (-P); -b applies to each, -n to them all, as in iperf3.</summary>
         public int Parallel = 1;
+        /// <summary>-w: the data sockets' buffer size, so the window (0: DefaultWindow); the client
+        /// sends it to the server as iperf3's "window" parameter.</summary>
+        public int Window;
     }
 
     /// <summary>The settings of a command line; null (with the exit status) when it is refused,
@@ -70,16 +73,25 @@ public static partial class Iperf
             if (int.TryParse(parallel, NumberStyles.None, CultureInfo.InvariantCulture, out int par) && par is >= 1 and <= MaxStreams) s.Parallel = par;
             else bad ??= "-P";
         }
+        if (g.Value("w") is { } window)
+        {
+            if (!ProgramSupport.TryParseScaled(window, 1024, out v) || v < 1024) bad ??= "-w";
+            else s.Window = (int)Math.Min(v, int.MaxValue);
+        }
         string? error = bad != null ? $"parameter error - unknown or invalid option {bad}"
             : s.Server == (s.Host != null) ? "parameter error - must either be a client (-c) or server (-s)"
             : s.Udp && s.Length > UdpSocket.MaxPayload ? $"parameter error - block size too large (maximum = {UdpSocket.MaxPayload} bytes)"
             : s.Udp && s.Parallel > 1 ? "parameter error - parallel streams (-P) are TCP only here"
+            : s.Window > MaxWindow ? "parameter error - " + WindowTooLarge
             : null;
         if (error == null) return s;
         ctx.Err.WriteLine($"iperf: {error}");
         ctx.Err.WriteLine(UsageLine);
         return null;
     }
+
+    /// <summary>iperf3's IEBUFSIZE, with this TCP's largest socket buffer.</summary>
+    private static readonly string WindowTooLarge = $"socket buffer size too large (maximum = {MaxWindow} bytes)";
 
     private const string UsageLine = "Usage: iperf [-s|-c host] [options]";
 }

@@ -17,8 +17,8 @@ public static partial class Iperf
         var stack = ctx.Stack;
         // Both families: a listener each, and one UDP socket on the IPv6 wildcard, which takes
         // IPv4 datagrams too (UdpSocket.Match).
-        var listener = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
-        var listener6 = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
+        var listener = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = DefaultWindow, ReceiveBufferSize = DefaultWindow };
+        var listener6 = new TcpListener(stack.Tcp) { NoDelay = true, SendBufferSize = DefaultWindow, ReceiveBufferSize = DefaultWindow };
         try
         {
             listener.Listen(IpAddress.AnyV4, s.Port);
@@ -64,8 +64,9 @@ public static partial class Iperf
             if (next == null) break;
             var (control, cookie) = next.Value;
             current = new Test { Ctx = ctx, Settings = new Settings { Port = s.Port, Interval = s.Interval } };
-            try { await ServeOne(current, control, cookie, udp, streamWaiters); }
+            try { await ServeOne(current, control, cookie, udp, streamWaiters, window => SetWindow(window, listener, listener6)); }
             catch (TcpException) { }
+            SetWindow(DefaultWindow, listener, listener6);
             // A test that ran to IPERF_DONE closes its control connection as iperf3 does; one cut
             // short (an error, ^C) is aborted with its streams.
             if (current.Finished) control.Close();
@@ -168,7 +169,17 @@ public static partial class Iperf
 
     private static ControlQueue Channel() => new();
 
-    private static async Task ServeOne(Test test, TcpSocket control, string cookie, UdpSocket udp, Dictionary<string, StreamWaiter> streamWaiters)
+    /// <summary>The buffers of the data connections the listeners accept from now on: a test's "window"
+    /// parameter (iperf3 -w) sets them before its streams connect, so their SYN-ACKs carry the window
+    /// scale it needs, and the next test starts again from the default.</summary>
+    private static void SetWindow(int window, TcpListener listener, TcpListener listener6)
+    {
+        listener.SendBufferSize = listener.ReceiveBufferSize = window;
+        listener6.SendBufferSize = listener6.ReceiveBufferSize = window;
+    }
+
+    private static async Task ServeOne(Test test, TcpSocket control, string cookie, UdpSocket udp, Dictionary<string, StreamWaiter> streamWaiters,
+        Action<int> setWindow)
     {
         var ctx = test.Ctx;
         var s = test.Settings;
@@ -188,6 +199,18 @@ public static partial class Iperf
                 ? $"iperf: error - {s.Parallel} parallel UDP streams (-P) are not supported; run one stream per test"
                 : $"iperf: error - number of parallel streams too large (maximum = {MaxStreams})");
             return;
+        }
+        if (root.TryGetProperty("window", out var win))
+        {
+            // iperf3 -w: the client's socket buffer size, which the server's data sockets take too.
+            if (!win.TryGetInt64(out long window) || window < 1024 || window > MaxWindow)
+            {
+                ctx.Err.WriteLine(win.TryGetInt64(out window) && window > MaxWindow
+                    ? $"iperf: error - {WindowTooLarge}"
+                    : $"iperf: error - invalid window {win.GetRawText()} (at least 1024 bytes)");
+                return;
+            }
+            setWindow((int)window);
         }
         s.Reverse = root.TryGetProperty("reverse", out var r) && (r.ValueKind == JsonValueKind.True || (r.ValueKind == JsonValueKind.Number && r.GetInt32() != 0));
         s.Duration = root.TryGetProperty("time", out var t) && t.TryGetInt64(out long secs) && secs > 0 ? secs * Time.Second : 0;

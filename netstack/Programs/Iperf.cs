@@ -14,8 +14,12 @@ namespace SmartOS.Netstack;
 /// reach real interfaces (real-time mode).
 /// <code>
 ///   iperf -s [-p PORT] [-i SECS] [-1]
-///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-P N] [-R] [-i SECS]
+///   iperf -c HOST [-p PORT] [-u] [-t SECS] [-n BYTES] [-b RATE] [-l LEN] [-P N] [-R] [-i SECS] [-w SIZE]
 /// </code>
+/// The data sockets' buffers (so the receive window) are DefaultWindow, fixed where Linux's would
+/// autotune, unless the client asks for a window (-w, iperf3's "window" parameter): the client's
+/// data sockets take it, and the server sets its listeners to it before CREATE_STREAMS, so the
+/// streams' SYN-ACKs carry the window scale it needs; the next test starts from the default again.
 /// The protocol (iperf3's): the client opens a TCP control connection to PORT (5201) and sends a
 /// 37-byte cookie (36 characters of [a-z2-7] and a NUL). The server answers with state bytes:
 /// PARAM_EXCHANGE (9), after which the client sends its parameters as JSON behind a 4-byte
@@ -43,12 +47,12 @@ namespace SmartOS.Netstack;
 public static partial class Iperf
 {
     /// <summary>iperf3's options that this iperf has, short and long (getopt_long, as iperf3 reads them).</summary>
-    public static readonly ProgramDescriptor Descriptor = new("iperf", "s1uRc:p:t:i:n:b:l:P:", "measure network throughput", RunAsync)
+    public static readonly ProgramDescriptor Descriptor = new("iperf", "s1uRc:p:t:i:n:b:l:P:w:", "measure network throughput", RunAsync)
     {
         LongOptions =
         [
             "server=s", "one-off=1", "udp=u", "reverse=R", "client:=c", "port:=p", "time:=t", "interval:=i",
-            "bytes:=n", "bitrate:=b", "bandwidth:=b", "length:=l", "parallel:=P",
+            "bytes:=n", "bitrate:=b", "bandwidth:=b", "length:=l", "parallel:=P", "window:=w",
         ],
     };
 
@@ -64,6 +68,11 @@ public static partial class Iperf
     /// <summary>The fastest an unlimited TCP sender goes, in bits per second of virtual time (a CPU's worth).</summary>
     public const long MaxTcpRate = 10_000_000_000;
     private const string ServerLine = "-----------------------------------------------------------";
+    /// <summary>The data sockets' send and receive buffers (so the receive window) when the client
+    /// asks for no window (-w): fixed, where Linux's would autotune.</summary>
+    private const int DefaultWindow = 512 * 1024;
+    /// <summary>The largest -w: the largest socket buffer this TCP takes (TcpSocket.ValidBufferSize).</summary>
+    private const int MaxWindow = 64 << 20;
     /// <summary>iperf3's MAX_STREAMS.</summary>
     private const int MaxStreams = 128;
 

@@ -360,6 +360,52 @@ public class TapNicTests
         }
     }
 
+    /// <summary>Linux to an lx zone, both ends real Linux stacks: Linux's TSO frames cross the TAP
+    /// NIC whole with their checksums left pending (TapDevice.cs rule 6), and go on whole to the lx
+    /// zone's TAP as GSO frames whose checksum Linux fills in (NEEDS_CSUM); 4 MiB arrive intact.</summary>
+    [Test]
+    public void Data_from_linux_reaches_an_lx_zone_whole_through_both_taps_intact()
+    {
+        string? missing = LinuxNet.MissingPrerequisite("python3");
+        if (missing != null) Assert.Ignore(missing);
+        string zone = BootLxZone();
+        var data = new byte[4 << 20];
+        new HostRandom(18).NextBytes(data);
+        string expected = $"{data.Length} {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(data))}";
+        string file = Path.Combine(Path.GetTempPath(), "smartos-tap-" + LinuxNet.Suffix());
+        File.WriteAllBytes(file, data);
+        try
+        {
+            WaitReachable("198.18.0.4");
+            var nic = Host.Mac.Find("e1000g0")!;
+            long whole = _tap!.WholeFrames, pending = _tap.PendingChecksumFrames, soft = nic.Stats.LsoSoft;
+            using var sink = LinuxNet.Start("ip", "netns", "exec", LxZoneNetwork.NamespaceOf(zone), "python3", "-c", PythonSink, "198.18.0.4");
+            try
+            {
+                if (sink.StandardOutput.ReadLine() != "ready") Assert.Fail("the lx zone's receiver did not start: " + sink.StandardError.ReadToEnd());
+                var sent = _ns!.Exec("python3", "-c", PythonSource, file, "198.18.0.4", "7001");
+                Assert.That(sink.WaitForExit(30_000), Is.True, "the lx zone's receiver never finished");
+                using (Assert.EnterMultipleScope())
+                {
+                    Assert.That(sent.Code, Is.Zero, sent.Err + sent.Out);
+                    Assert.That(sink.StandardOutput.ReadToEnd().Trim(), Is.EqualTo(expected));
+                    Assert.That(_tap.WholeFrames - whole, Is.Positive, "Linux's TSO frames crossed the TAP NIC whole");
+                    Assert.That(_tap.PendingChecksumFrames - pending, Is.Positive, "their checksums were left pending");
+                    Assert.That(nic.Stats.LsoSoft - soft, Is.Zero, "none was cut in software on the way to the lx zone's TAP");
+                }
+            }
+            finally
+            {
+                LinuxNet.Kill(sink);
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+            Sh("zoneadm", "-z", zone, "halt");
+        }
+    }
+
     /// <summary>The lx zone's TAP is a MAC client of its VNIC, so the VNIC's maxbw caps real Linux TCP.</summary>
     [Test]
     public void The_vnic_maxbw_caps_an_lx_zone_iperf3()
@@ -453,7 +499,7 @@ public class TapNicTests
         d = open(sys.argv[1], "rb").read()
         for i in range(50):
             try:
-                s = socket.create_connection((sys.argv[2], 7000), timeout=40); break
+                s = socket.create_connection((sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 7000), timeout=40); break
             except OSError:
                 time.sleep(0.2)
         s.sendall(d); s.shutdown(socket.SHUT_WR); s.recv(1); s.close()

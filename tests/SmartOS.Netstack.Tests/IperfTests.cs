@@ -231,6 +231,79 @@ public partial class IperfTests
         }
     }
 
+    /// <summary>The largest receive window among <paramref name="stack"/>'s established TCP connections
+    /// to or from port 5201 (netstat's Rwind).</summary>
+    private static int LargestIperfWindow(IpStack stack)
+    {
+        var rows = new List<TransportSocketInfo>();
+        stack.ListSockets(rows);
+        return rows.Where(r => r.State == "ESTABLISHED" && (r.Local.Port == 5201 || r.Remote.Port == 5201))
+            .Select(r => r.ReceiveWindow).DefaultIfEmpty(0).Max();
+    }
+
+    /// <summary>-w (iperf3's window): the client's data sockets get buffers of that size, and the
+    /// server's from the "window" parameter the client sends, so both ends' windows open that far;
+    /// without it both stay at the default 512 KiB.</summary>
+    [TestCase(null, 512 * 1024)]
+    [TestCase("2M", 2 << 20)]
+    public void Window_option_sizes_both_ends_data_sockets(string? window, int expected)
+    {
+        var (w, a, b) = Pair();
+        string dir = Path.GetTempPath();
+        var server = Start(w, b, ["iperf", "-s", "-1", "-i", "0"], dir);
+        string[] argv = window == null ? ["iperf", "-c", "10.0.0.2", "-t", "2", "-i", "0"] : ["iperf", "-c", "10.0.0.2", "-t", "2", "-i", "0", "-w", window];
+        var client = Start(w, a, argv, dir);
+        w.Scheduler.RunUntil(() => client.Task.IsCompleted, w.Scheduler.Now + Time.Second);
+        int serverWindow = LargestIperfWindow(b), clientWindow = LargestIperfWindow(a);
+        w.Scheduler.RunUntil(() => client.Task.IsCompleted && server.Task.IsCompleted, w.Scheduler.Now + 10 * Time.Second);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(client.Task.Result, Is.Zero, client.Err);
+            Assert.That(clientWindow, Is.EqualTo(expected), "the client's data socket (it receives nothing)");
+            Assert.That(serverWindow, Is.InRange(expected - 256 * 1024, expected), "the server's data socket, less what waits to be read");
+            Assert.That(serverWindow, Is.GreaterThan(expected / 2));
+        }
+    }
+
+    [Test]
+    public void A_window_beyond_the_largest_socket_buffer_is_refused()
+    {
+        var (w, a, _) = Pair();
+        var client = Run(w, a, Path.GetTempPath(), "iperf", "-c", "10.0.0.2", "-w", "128M");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(client.Task.Result, Is.EqualTo(1));
+            Assert.That(client.Err, Does.StartWith("iperf: parameter error - socket buffer size too large (maximum = 67108864 bytes)\n"));
+        }
+    }
+
+    /// <summary>A "window" the server cannot honour ends that test with iperf3's message; the server goes on.</summary>
+    [Test]
+    public void Server_refuses_a_window_parameter_beyond_the_largest_socket_buffer()
+    {
+        var (w, a, b) = Pair();
+        var server = Start(w, b, ["iperf", "-s", "-1", "-i", "0"], Path.GetTempPath());
+        w.Await(async () =>
+        {
+            var control = new TcpSocket(a.Tcp);
+            await control.ConnectAsync(World.Ip("10.0.0.2"), 5201);
+            var reader = new SocketReader(control);
+            var one = new byte[1];
+            await control.SendAsync(Encoding.ASCII.GetBytes("abcdefghijklmnopqrstuvwxyz2345672345\0"));
+            await reader.ReadExactAsync(one);
+            byte[] json = Encoding.UTF8.GetBytes("{\"tcp\":true,\"time\":1,\"parallel\":1,\"len\":1000,\"window\":134217728}");
+            var len = new byte[4];
+            BinaryPrimitives.WriteInt32BigEndian(len, json.Length);
+            await control.SendAsync(len);
+            await control.SendAsync(json);
+            await LoopSynchronizationContext.Delay(w.Scheduler, Time.Second);
+            control.Close();
+            return true;
+        });
+        w.Scheduler.RunUntil(() => server.Task.IsCompleted, w.Scheduler.Now + 5 * Time.Second);
+        Assert.That(server.Err, Does.Contain("iperf: error - socket buffer size too large (maximum = 67108864 bytes)\n"));
+    }
+
     /// <summary>Plays an iperf3 client byte by byte: the cookie, state bytes, length-prefixed JSON.</summary>
     [Test]
     public void Server_speaks_the_iperf3_control_protocol()

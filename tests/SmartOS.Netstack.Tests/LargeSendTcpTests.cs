@@ -18,6 +18,12 @@ public class LargeSendTcpTests
     private sealed class GsoCable
     {
         public bool Whole = true;
+        /// <summary>Large frames arrive as Linux hands a TAP its GSO frames: the TCP checksum field
+        /// holding only the pseudo-header sum (CHECKSUM_PARTIAL, virtio_net_hdr NEEDS_CSUM).</summary>
+        public bool Partial;
+        /// <summary>With <see cref="Partial"/>, whether the device says so (TapDevice.cs rule 6: the
+        /// frame is handed over with its checksum pending); without, the stack must verify it.</summary>
+        public bool SaysPartial = true;
         public long LargeFrames, Frames;
         private readonly Scheduler _scheduler;
 
@@ -63,6 +69,14 @@ public class LargeSendTcpTests
                     cable._scheduler.After(10 * Time.Microsecond, () => { foreach (var part in parts) to.Phys!.ReceiveFromBackend(to, part); });
                     return;
                 }
+                if (mss != 0 && cable.Partial)
+                {
+                    // The field gets the pseudo-header sum, as Linux leaves it (and as TryCreateGso writes it).
+                    Assert.That(VirtioNetHeader.TryCreateGso(bytes, mss, out var gso), Is.True);
+                    int pending = cable.SaysPartial ? gso.ChecksumStart : 0;
+                    cable._scheduler.After(10 * Time.Microsecond, () => to.Phys!.ReceiveFromBackend(to, bytes, mss, pending));
+                    return;
+                }
                 cable._scheduler.After(10 * Time.Microsecond, () => to.Phys!.ReceiveFromBackend(to, bytes, mss));
             }
         }
@@ -83,6 +97,15 @@ public class LargeSendTcpTests
     /// <summary>Sends <paramref name="data"/> from <paramref name="from"/> to a listener on
     /// <paramref name="to"/> and returns what it read.</summary>
     private static byte[] Transfer(World w, IpStack to, IpStack from, byte[] data)
+    {
+        var received = TryTransfer(w, to, from, data, 600 * Time.Second);
+        Assert.That(received, Is.Not.Null, "the transfer did not finish");
+        return received!;
+    }
+
+    /// <summary>As <see cref="Transfer"/>; null when it has not finished within <paramref name="limit"/>
+    /// of virtual time.</summary>
+    private static byte[]? TryTransfer(World w, IpStack to, IpStack from, byte[] data, long limit)
     {
         var listener = new TcpListener(to.Tcp) { ReceiveBufferSize = 1 << 20 };
         listener.Listen(IpAddress.AnyV4, 5001);
@@ -105,9 +128,8 @@ public class LargeSendTcpTests
             s.Close();
             return true;
         });
-        w.Scheduler.RunUntil(() => server.IsCompleted && client.IsCompleted, w.Scheduler.Now + 600 * Time.Second);
-        Assert.That(server.IsCompletedSuccessfully && client.IsCompletedSuccessfully, Is.True, "the transfer did not finish");
-        return server.Result;
+        w.Scheduler.RunUntil(() => server.IsCompleted && client.IsCompleted, w.Scheduler.Now + limit);
+        return server.IsCompletedSuccessfully && client.IsCompletedSuccessfully ? server.Result : null;
     }
 
     private static byte[] Pattern(int length)
@@ -145,6 +167,72 @@ public class LargeSendTcpTests
         var data = Pattern(2_000_000);
         Assert.That(Transfer(w, a, b, data), Is.EqualTo(data));
         Assert.That(cable.LargeFrames, Is.Positive);
+    }
+
+    [Test]
+    public void A_large_receive_whose_checksum_the_device_left_pending_is_taken_unverified_and_intact()
+    {
+        var (w, a, b, cable, _) = Hosts();
+        cable.Partial = true;
+        var data = Pattern(2_000_000);
+        long bad = a.Tcp.Stats.ChecksumErrors;
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Transfer(w, a, b, data), Is.EqualTo(data));
+            Assert.That(cable.LargeFrames, Is.GreaterThan(10));
+            Assert.That(a.Tcp.Stats.ChecksumErrors - bad, Is.Zero, "the pending checksums were not verified");
+        }
+    }
+
+    [Test]
+    public void A_large_receive_with_only_the_pseudo_header_sum_is_refused_unless_the_device_says_it_is_pending()
+    {
+        var (w, a, b, cable, _) = Hosts();
+        cable.Partial = true;
+        cable.SaysPartial = false;
+        long bad = a.Tcp.Stats.ChecksumErrors;
+
+        var received = TryTransfer(w, a, b, Pattern(1_000_000), 5 * Time.Second);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(received, Is.Null, "a frame whose checksum is wrong and not said to be pending never reaches the socket");
+            Assert.That(a.Tcp.Stats.ChecksumErrors - bad, Is.Positive, "the stack verified it and counted tcpInChecksumErrs");
+        }
+    }
+
+    [Test]
+    public void A_large_receive_left_pending_is_given_real_checksums_when_cut_for_an_etherstub()
+    {
+        var (w, received, cable) = RouterTransfer(partial: true, Pattern(1_000_000));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(received, Is.EqualTo(Pattern(1_000_000)));
+            Assert.That(cable.LargeFrames, Is.Positive);
+            Assert.That(w.Kstats.Read("link", "vnic1", "lso_soft"), Is.Positive, "cut onto the etherstub, each piece checksummed");
+        }
+    }
+
+    /// <summary>b (h2) -> large sends -> router stack on h1's NIC -> forwarded onto an etherstub -> c;
+    /// returns what c read.</summary>
+    private static (World W, byte[] Received, GsoCable Cable) RouterTransfer(bool partial, byte[] data)
+    {
+        var w = new World();
+        var mac2 = new MacLayer("h2", w.Scheduler, w.Pool, w.Kstats, new HostRandom(9));
+        var p1 = w.Mac.AddPhys("e1000g0");
+        var p2 = mac2.AddPhys("e1000g0");
+        var cable = new GsoCable(w.Scheduler, p1, p2) { Partial = partial };
+        w.Stub("stub0");
+        var router = w.Stack("e1000g0", "10.0.0.1/24");
+        Assert.That(router.CreateInterface("net1", w.Vnic("stub0")).IsOk, Is.True);
+        w.AddAddress(router, "net1/v4", "10.0.1.1/24");
+        router.ForwardingV4 = true;
+        var b = w.Stack("e1000g0", "10.0.0.2/24", mac2);
+        var c = w.Stack("stub0", "10.0.1.2/24");
+        Assert.That(b.AddRoute(IpAddress.V4(0x0A000100), 24, IpAddress.V4(0x0A000001)), Is.EqualTo(NetError.None));
+        Assert.That(c.AddRoute(IpAddress.V4(0x0A000000), 24, IpAddress.V4(0x0A000101)), Is.EqualTo(NetError.None));
+        return (w, Transfer(w, c, b, data), cable);
     }
 
     [Test]
