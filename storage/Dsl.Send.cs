@@ -341,7 +341,7 @@ public sealed partial class DatasetTree
             else
             {
                 if (!reader.TryRead(out record))
-                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null) : StreamError(reader);
+                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null, baseSnap) : StreamError(reader);
                 if (record is EndRecord) break;
                 records.Add(record);
             }
@@ -458,6 +458,8 @@ public sealed partial class DatasetTree
         baseSnap = null;
         if (!_byName.TryGetValue(fsName, out var dir))
             return new StorageResult(StorageStatus.NoSuchDataset, CannotReceiveIncremental, $"destination '{fsName}' does not exist");
+        if (fsName != _replacingPartial && HasPartialReceive(fsName))   // Dsl.SendResume.cs rule 5
+            return new StorageResult(StorageStatus.DatasetBusy, CannotReceiveIncremental, $"destination {fsName} contains partially-complete state from \"zfs receive -s\".");
         var mismatch = new StorageResult(StorageStatus.InvalidArgument, CannotReceiveIncremental, $"most recent snapshot of {fsName} does not\nmatch incremental source");
         foreach (var s in dir.Snapshots) if (s.Guid == fromGuid) baseSnap = s;
         if (baseSnap is null) return mismatch;

@@ -127,7 +127,8 @@ public sealed partial class DatasetTree
         {
             var dir = pending.Pop();
             dirs.Add(dir);
-            foreach (var child in dir.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal)) pending.Push(child);
+            foreach (var child in dir.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal))
+                if (!IsHidden(child)) pending.Push(child);
         }
         var fss = new NvList();
         var parentFrom = new Dictionary<DslDir, ulong>();

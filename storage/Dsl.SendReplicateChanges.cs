@@ -83,7 +83,8 @@ public sealed partial class DatasetTree
             {
                 var d = pending.Pop();
                 tree.Add(d);
-                foreach (var c in d.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal)) pending.Push(c);
+                foreach (var c in d.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal))
+                    if (!IsHidden(c)) pending.Push(c);
             }
             var local = new Dictionary<ulong, DslDir>();
             foreach (var d in tree)
