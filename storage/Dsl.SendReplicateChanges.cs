@@ -135,7 +135,8 @@ public sealed partial class DatasetTree
                 streamFs?.TryGetUInt64("origin", out streamOrigin);
                 if (streamFs is not null && origin != streamOrigin)
                 {
-                    if (CreatedBefore(streamOrigin, origin, local) == 1)
+                    // Only an origin inside the tree (libzfs finds it in the tree's own list): a promote never reaches outside tofs.
+                    if (CreatedBefore(streamOrigin, origin, local) == 1 && local.TryGetValue(origin, out var originDir) && originDir == dir.Origin!.Dir)
                     {
                         verbose.Add($"promoting {fsName}");
                         var formerOrigin = dir.Origin!.Dir;
