@@ -78,6 +78,7 @@ public class ZfsReceiveChangesTests
         Assert.That(received.Stdout, Does.Contain("attempting rename tank/back/src/a to tank/back/src/b\nsuccess\n"));
         Assert.That(received.Stdout, Does.Contain("promoting tank/back/src/c\n"));
         Assert.That(h.Ok(A("zfs get -H -o value origin tank/back/src/b tank/back/src/c")), Is.EqualTo("tank/back/src/c@one\n-\n"));
+        Assert.That(h.Ok(A("zfs get -H -o value origin tank/src/b tank/src/c")), Is.EqualTo("tank/src/c@one\n-\n"), "the source is left alone");
         Assert.That(h.Ok(A("zfs list -H -o name -t all -r tank/back/src")),
             Is.EqualTo(h.Ok(A("zfs list -H -o name -t all -r tank/src")).Replace("tank/src", "tank/back/src")));
     }
