@@ -43,9 +43,11 @@
  * incremental, through the checks of Dsl.SendClone.cs.
  *
  -R replication packages (a compound stream whose BEGIN carries a packed XDR nvlist of the
- * filesystems) are written and received by Dsl.SendReplicate.cs; -s resumable receive, send -t and
- * receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's records
- * kept in the new filesystem, with OpenZFS's receive_resume_token).
+ * filesystems) are written and received by Dsl.SendReplicate.cs, the source's renames, promotes and
+ * destroys between two of them replayed by Dsl.SendReplicateChanges.cs; -s resumable receive, send
+ * -t and receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's
+ * records kept in the new filesystem, a cut incremental one's in a hidden clone fs/%recv of its
+ * base, with OpenZFS's receive_resume_token).
  *
  * Not done: streams held in memory whole (a few hundred MiB is fine).
  */
