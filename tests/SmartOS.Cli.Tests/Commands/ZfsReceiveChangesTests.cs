@@ -46,6 +46,8 @@ public class ZfsReceiveChangesTests
         Assert.That((cut.ExitCode, cut.Stderr), Is.EqualTo((1, "cannot receive incremental stream: checksum mismatch or incomplete stream.\nPartially received snapshot is saved.\n"
                                                               + $"A resuming stream can be generated on the sending system by running:\n    zfs send -t {token}\n")));
         Assert.That(h.Ok(A("zfs list -H -o name -t all -r tank/copy")), Is.EqualTo("tank/copy\ntank/copy@a\n"));
+        Assert.That(h.Fails(A("zfs list tank/copy/%recv")).Stderr, Is.EqualTo("cannot open 'tank/copy/%recv': invalid character '%' in name\n"));
+        Assert.That(h.Fails(A("zfs destroy tank/copy@a")).Stderr, Does.StartWith("cannot destroy 'tank/copy@a': snapshot has dependent clones\n"));
         Assert.That(Receive(h, "zfs receive -u tank/copy", incremental).Stderr,
             Is.EqualTo("cannot receive incremental stream: destination tank/copy contains partially-complete state from \"zfs receive -s\".\n"));
 
