@@ -120,6 +120,28 @@ public class ReplicationChangesTests : DatasetStreamFixture
     }
 
     [Test]
+    public void A_package_that_fails_after_its_promote_and_rename_has_both_undone()
+    {
+        var (pool, other) = Pair();
+        using var source = pool;
+        using var copy = other;
+        Ok(pool.Datasets.Clone("tank/src/a@one", "tank/src/c"));
+        Ok(pool.Datasets.Snapshot("tank/src@two", recursive: true));
+        Ok(ReceiveR(other, SendR(pool, "tank/src@two", "@one", intermediates: true), "backup/src", new ReceiveOptions(), out _));
+        Ok(pool.Datasets.Promote("tank/src/c"));
+        Ok(pool.Datasets.Rename("tank/src/b", "tank/src/renamed"));
+        Ok(pool.Datasets.Snapshot("tank/src@three", recursive: true));
+        Write(Mount(other, "backup/src/a/deep"), "local", "changed here\n"u8.ToArray());
+        Ok(other.Commit());
+        var before = All(other);
+
+        var refused = ReceiveR(other, SendR(pool, "tank/src@three", "@two"), "backup/src", new ReceiveOptions(), out _);
+        Assert.That(refused.Message, Is.EqualTo("cannot receive incremental stream: destination backup/src/a/deep has been modified\nsince most recent snapshot"));
+        Assert.That(All(other), Is.EqualTo(before));
+        Assert.That(Prop(other, "backup/src/c", "origin"), Is.EqualTo("backup/src/a@one"), "the promote is undone");
+    }
+
+    [Test]
     public void With_F_destroyed_snapshots_and_filesystems_go_and_a_rename_into_a_destroyed_name_lands()
     {
         var (pool, other) = Pair();
