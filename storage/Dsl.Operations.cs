@@ -122,6 +122,7 @@ public sealed partial class DatasetTree
         if (!_byName.TryGetValue(path, out var dir)) return new StorageResult(StorageStatus.NoSuchDataset, what);
         var targets = new List<DslDir> { dir };
         if (recursive) Descendants(dir, targets);
+        targets.RemoveAll(IsHidden);   // Dsl.SendResume.cs rule 5: not fs/%recv
         foreach (var t in targets)
         {
             foreach (var s in t.Snapshots)

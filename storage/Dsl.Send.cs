@@ -43,9 +43,11 @@
  * incremental, through the checks of Dsl.SendClone.cs.
  *
  -R replication packages (a compound stream whose BEGIN carries a packed XDR nvlist of the
- * filesystems) are written and received by Dsl.SendReplicate.cs; -s resumable receive, send -t and
- * receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's records
- * kept in the new filesystem, with OpenZFS's receive_resume_token).
+ * filesystems) are written and received by Dsl.SendReplicate.cs, the source's renames, promotes and
+ * destroys between two of them replayed by Dsl.SendReplicateChanges.cs; -s resumable receive, send
+ * -t and receive -A by Dsl.SendResume.cs (OpenZFS's design over these records: a cut full stream's
+ * records kept in the new filesystem, a cut incremental one's in a hidden clone fs/%recv of its
+ * base, with OpenZFS's receive_resume_token).
  *
  * Not done: streams held in memory whole (a few hundred MiB is fine).
  */
@@ -341,7 +343,7 @@ public sealed partial class DatasetTree
             else
             {
                 if (!reader.TryRead(out record))
-                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null) : StreamError(reader);
+                    return options.Resumable ? KeepPartial(reader, begin, fsName, records, existing: baseSnap is not null, baseSnap) : StreamError(reader);
                 if (record is EndRecord) break;
                 records.Add(record);
             }
@@ -458,6 +460,8 @@ public sealed partial class DatasetTree
         baseSnap = null;
         if (!_byName.TryGetValue(fsName, out var dir))
             return new StorageResult(StorageStatus.NoSuchDataset, CannotReceiveIncremental, $"destination '{fsName}' does not exist");
+        if (fsName != _replacingPartial && HasPartialReceive(fsName))   // Dsl.SendResume.cs rule 5
+            return new StorageResult(StorageStatus.DatasetBusy, CannotReceiveIncremental, $"destination {fsName} contains partially-complete state from \"zfs receive -s\".");
         var mismatch = new StorageResult(StorageStatus.InvalidArgument, CannotReceiveIncremental, $"most recent snapshot of {fsName} does not\nmatch incremental source");
         foreach (var s in dir.Snapshots) if (s.Guid == fromGuid) baseSnap = s;
         if (baseSnap is null) return mismatch;

@@ -18,20 +18,43 @@ public sealed partial class DatasetTree
     /// <summary>Whether <paramref name="from"/> is the origin of the filesystem <paramref name="to"/> is a snapshot of.</summary>
     private static bool IsCloneOrigin(DslDataset from, DslDataset to) => to.Dir.Origin == from;
 
-    /// <summary>The snapshot anywhere in the pool whose guid an incremental stream names as its base.</summary>
-    private DslDataset? SnapshotByGuid(ulong guid)
+    /// <summary>
+    /// The snapshot in the pool whose guid an incremental stream names as its base: where several
+    /// have it (a copy received into the same pool keeps the sender's guids), the one nearest the
+    /// target <paramref name="near"/>, as libzfs's guid_to_name searches from the target's parent
+    /// outwards; among equally near ones the first by name.
+    /// </summary>
+    private DslDataset? SnapshotByGuid(ulong guid, string near)
     {
-        foreach (var dir in _byName.Values)
+        DslDataset? best = null;
+        int bestShared = -1;
+        foreach (var dir in _dirs)
+        {
+            if (IsHidden(dir)) continue;
             foreach (var snap in dir.Snapshots)
-                if (snap.Guid == guid) return snap;
-        return null;
+            {
+                if (snap.Guid != guid) continue;
+                int shared = SharedComponents(dir.FullName, near);
+                if (shared > bestShared || shared == bestShared && string.CompareOrdinal(dir.FullName, best!.Dir.FullName) < 0)
+                    (best, bestShared) = (snap, shared);
+            }
+        }
+        return best;
+    }
+
+    private static int SharedComponents(string a, string b)
+    {
+        string[] x = a.Split('/'), y = b.Split('/');
+        int n = 0;
+        while (n < x.Length && n < y.Length && x[n] == y[n]) n++;
+        return n;
     }
 
     /// <summary>An incremental stream for a filesystem that does not exist: its base must be a snapshot
     /// elsewhere in the pool, which the new filesystem is cloned from (and a parent to hold it).</summary>
     private StorageResult CheckCloneTarget(string fsName, ulong fromGuid, out DslDataset? origin)
     {
-        origin = SnapshotByGuid(fromGuid);
+        origin = SnapshotByGuid(fromGuid, fsName);
         if (origin is null)
             return new StorageResult(StorageStatus.NoSuchDataset, CannotReceiveIncremental, $"destination '{fsName}' does not exist");
         if (origin.Dir.Type != DatasetType.Filesystem)
@@ -90,7 +113,7 @@ public sealed partial class DatasetTree
             baseSnapshot = baseSnap!.Name;
             return StorageResult.Success;
         }
-        var origin = cloneStream ? SnapshotByGuid(fromGuid) : null;   // only a stream flagged DRR_FLAG_CLONE makes a clone
+        var origin = cloneStream ? SnapshotByGuid(fromGuid, volume) : null;   // only a stream flagged DRR_FLAG_CLONE makes a clone
         if (origin is null)
             return new StorageResult(StorageStatus.NoSuchDataset, CannotReceiveIncremental, $"destination '{volume}' does not exist");
         if (origin.Dir.Type != DatasetType.Volume)

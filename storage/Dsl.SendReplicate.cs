@@ -44,10 +44,12 @@
  *      this pool does not have or refuses (user properties, sharenfs, compression=lzjb) is not
  *      set: receive goes on and says so, "cannot receive <prop> property on <fs>: <why>", as zfs
  *      does for a property it cannot set.
- *   5. With -F and an incremental package, after the substreams: snapshots of the received
- *      filesystems that the stream does not list, and filesystems under the target that hold none
- *      of the stream's snapshots, are destroyed (recv_incremental_replication's deletes). Renames
- *      and promotions it would also replay are not: a package that needs one fails on its base.
+ *   5. An incremental package replays the source's renames (of filesystems and snapshots) and
+ *      promotions since fromsnap before its substreams, and with -F destroys what the source
+ *      destroyed after them, matching filesystems by their snapshots' guids
+ *      (Dsl.SendReplicateChanges.cs, libzfs's recv_incremental_replication). Received property
+ *      values that the stream no longer lists are cleared, so a property the source inherits
+ *      again is inherited in the copy.
  */
 using System.Globalization;
 using SmartOS.Storage.Send;
@@ -125,7 +127,8 @@ public sealed partial class DatasetTree
         {
             var dir = pending.Pop();
             dirs.Add(dir);
-            foreach (var child in dir.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal)) pending.Push(child);
+            foreach (var child in dir.Children.OrderByDescending(c => c.Name, StringComparer.Ordinal))
+                if (!IsHidden(child)) pending.Push(child);
         }
         var fss = new NvList();
         var parentFrom = new Dictionary<DslDir, ulong>();
@@ -275,22 +278,38 @@ public sealed partial class DatasetTree
             string subFs = subAt > 0 ? sub.ToName[..subAt] : "";
             if (subAt <= 0 || !byGuid.ContainsKey(sub.ToGuid) || subFs != sendFs && !subFs.StartsWith(sendFs + "/", StringComparison.Ordinal))
                 return new StorageResult(StorageStatus.InvalidArgument, CannotReceive, $"invalid backup stream ({sub.ToName} is not described by the stream's header)");
+            subs.Add(new Substream(sub, records, LocalName(subFs), sub.ToName[(subAt + 1)..]));
+        }
+        string LocalName(string subFs)
+        {
             string rel = subFs == prefix ? "" : subFs[prefix.Length..];
             string fsName = options.DiscardFirst || options.KeepLast ? target + (rel.StartsWith('/') ? rel : "/" + rel) : target + subFs[sendFs.Length..];
-            fsName = fsName.TrimEnd('/');
-            subs.Add(new Substream(sub, records, fsName, sub.ToName[(subAt + 1)..]));
+            return fsName.TrimEnd('/');
         }
-        var plannedNew = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in subs)
         {
             string name = s.FsName + "@" + s.SnapName;
             string? bad = DatasetName.Check(name, snapshot: true);
             if (bad is not null) return new StorageResult(StorageStatus.InvalidArgument, Cannot("receive", name), bad);
+        }
+
+        // Rule 5: the source's renames and promotions since fromsnap, before the substreams (undone if the package fails).
+        string tofs = LocalName(sendFs);
+        var changes = new List<ReplicationChange>();
+        if (fromsnap is not null && !options.DryRun) ReplicateChanges(tofs, fromsnap, byGuid, options.Force, changes, verbose);
+        var plannedNew = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in subs)
+        {
+            string name = s.FsName + "@" + s.SnapName;
             bool wantsNew = !s.Begin.IsIncremental || (s.Begin.Flags & SendFormat.FlagClone) != 0;
             if (wantsNew && !plannedNew.Contains(s.FsName) && _byName.TryGetValue(s.FsName, out var existing) && !AlreadyHas(existing, s.Begin.ToGuid))
             {
                 var full = CheckFullTarget(s.FsName, name, options.Force, out _);
-                if (!full.IsOk) return full;
+                if (!full.IsOk)
+                {
+                    UndoReplicationChanges(changes);
+                    return full;
+                }
             }
             if (!_byName.ContainsKey(s.FsName)) plannedNew.Add(s.FsName);
         }
@@ -322,6 +341,7 @@ public sealed partial class DatasetTree
                 }
             for (int i = created.Count - 1; i >= 0; i--)
                 if (_byName.ContainsKey(created[i])) Destroy(created[i], DestroyFlags.Recursive | DestroyFlags.Dependents);
+            UndoReplicationChanges(changes);
             _pool.CommitTxg(force: true);
             return failure;
         }
@@ -369,8 +389,15 @@ public sealed partial class DatasetTree
                     if (!warnings.Contains(line)) warnings.Add(line);
                 }
             }
+            // A received value the source no longer sends is cleared (the receive replaces the received set whole).
+            foreach (var key in dir.Local.Keys.Where(k => k.StartsWith(ReceivedPrefix, StringComparison.Ordinal)).ToList())
+                if (!props.Has(key[ReceivedPrefix.Length..]))
+                {
+                    SetLocal(dir, key, null);
+                    Touch(dir);
+                }
         }
-        if (options.Force && fromsnap is not null) DeleteMissing(target, subs, byGuid, verbose);
+        if (fromsnap is not null) ReplicateChanges(tofs, fromsnap, byGuid, options.Force, null, verbose);
         var last = subs.Count > 0 ? subs.FindLast(s => received.Contains(s.FsName)) : null;
         summary = new ReceiveSummary(last is null ? target : last.FsName + "@" + last.SnapName, fromsnap is not null, reader.Position, verbose)
         {
@@ -400,39 +427,5 @@ public sealed partial class DatasetTree
             created.Add(p);
         }
         return StorageResult.Success;
-    }
-
-    /// <summary>Rule 5: what the source no longer has, under the target.</summary>
-    private void DeleteMissing(string target, List<Substream> subs, Dictionary<ulong, (NvList Fs, string Snap)> byGuid, List<string> verbose)
-    {
-        var streamGuids = byGuid.Keys.ToHashSet();
-        var receivedFs = subs.Select(s => s.FsName).ToHashSet(StringComparer.Ordinal);
-        foreach (string fs in receivedFs)
-        {
-            if (!_byName.TryGetValue(fs, out var dir)) continue;
-            foreach (var snap in dir.Snapshots.ToList())
-                if (!streamGuids.Contains(snap.Guid))
-                {
-                    verbose.Add($"attempting destroy {snap.Name}");
-                    Destroy(snap.Name);
-                }
-        }
-        if (!_byName.TryGetValue(target, out var top)) return;
-        var under = new List<DslDir>();
-        var pending = new Stack<DslDir>();
-        foreach (var c in top.Children) pending.Push(c);
-        while (pending.Count > 0)
-        {
-            var d = pending.Pop();
-            under.Add(d);
-            foreach (var c in d.Children) pending.Push(c);
-        }
-        foreach (var d in under)
-            if (!receivedFs.Contains(d.FullName) && !d.Snapshots.Exists(s => streamGuids.Contains(s.Guid)) && !under.Exists(o => receivedFs.Contains(o.FullName) && d.IsAncestorOf(o))
-                && _byName.ContainsKey(d.FullName))
-            {
-                verbose.Add($"attempting destroy {d.FullName}");
-                Destroy(d.FullName, DestroyFlags.Recursive);
-            }
     }
 }

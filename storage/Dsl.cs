@@ -318,6 +318,7 @@ public sealed partial class DatasetTree
         var dirs = new List<DslDir>();
         foreach (var dir in _dirs)
         {
+            if (IsHidden(dir)) continue;   // Dsl.SendResume.cs rule 5: fs/%recv is never listed
             if (start is null) { dirs.Add(dir); continue; }
             if (dir != start.Dir && !start.Dir.IsAncestorOf(dir)) continue;
             if (depth >= 0 && Depth(dir) - Depth(start.Dir) > depth) continue;

@@ -118,13 +118,27 @@ public static class SendStream
     /// block size changed is reallocated by the receiver, so all its blocks are sent. <paramref name="flags"/>
     /// is drr_flags (DRR_FLAG_CLONE for a clone's changes against its origin).
     /// </summary>
+    /// <remarks>With <paramref name="resume"/> (zfs send -t of an incremental token) the stream restarts
+    /// as <see cref="SendObjects"/>'s does: BEGIN flagged DMU_BACKUP_FEATURE_RESUMING, nothing of the
+    /// objects before the resume object, of that one its OBJECT and FREEs again and its WRITEs from the
+    /// offset on. The FREEOBJECTS of gone objects lead the stream, so once a WRITE was kept (a resume
+    /// point past 0/0) they arrived before it and are not sent again.</remarks>
     public static void SendIncremental(ObjectSetImage from, ObjectSetImage to, ulong fromGuid, string toName, ulong toGuid,
-        ulong creationTime, Stream output, uint flags = 0)
+        ulong creationTime, Stream output, uint flags = 0, (ulong Object, ulong Offset)? resume = null)
     {
         var writer = new SendStreamWriter(output);
-        writer.Write(new BeginRecord(SendFormat.HeaderTypeSubstream, creationTime, SendFormat.ObjsetTypeZfs, flags, toGuid, fromGuid, toName, []));
+        ulong versionInfo = SendFormat.HeaderTypeSubstream;
+        byte[] payload = [];
+        if (resume is { } r)
+        {
+            versionInfo |= SendFormat.FeatureResuming << 2;
+            payload = new NvList().Add("resume_object", r.Object).Add("resume_offset", r.Offset).PackXdr();
+        }
+        writer.Write(new BeginRecord(versionInfo, creationTime, SendFormat.ObjsetTypeZfs, flags, toGuid, fromGuid, toName, payload));
         var gone = new List<ulong>();
-        foreach (ulong id in from.Objects.Keys) if (!to.Objects.ContainsKey(id)) gone.Add(id);
+        bool keptWrites = resume is { } point && (point.Object > 0 || point.Offset > 0);
+        if (!keptWrites)
+            foreach (ulong id in from.Objects.Keys) if (!to.Objects.ContainsKey(id)) gone.Add(id);
         for (int i = 0; i < gone.Count;)
         {
             int j = i + 1;
@@ -134,6 +148,7 @@ public static class SendStream
         }
         foreach (var (id, obj) in to.Objects)
         {
+            if (resume is not null && id < resume.Value.Object) continue;
             from.Objects.TryGetValue(id, out ObjectImage? old);
             bool reallocated = old is null || old.Type != obj.Type || old.BlockSize != obj.BlockSize || old.BonusType != obj.BonusType;
             bool changed = reallocated || !old!.Bonus.AsSpan().SequenceEqual(obj.Bonus) || !SameBlocks(old.Blocks, obj.Blocks);
@@ -148,6 +163,7 @@ public static class SendStream
             foreach (var (block, data) in obj.Blocks)
             {
                 if (!reallocated && old!.Blocks.TryGetValue(block, out byte[]? was) && was.AsSpan().SequenceEqual(data)) continue;
+                if (resume is not null && id == resume.Value.Object && block * obj.BlockSize < resume.Value.Offset) continue;
                 writer.Write(new WriteRecord(id, obj.Type, block * obj.BlockSize, data, toGuid, 7, 0, default, 0));
             }
         }
