@@ -62,6 +62,14 @@
  *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs, lz4 and zstd
  *      work on spans with contexts kept per pool, and the cache reuses the buffers it evicts. (gzip
  *      allocates its zlib state per block: .NET has only a stream API for zlib.)
+ *      What a sequential write costs per 128 KiB block: one copy from the caller into a dirty buffer
+ *      (ObjectTree.Write); at the commit, the compression (lz4 in its limited-output mode, which gives
+ *      up once the output passes the limit of rule 10), the checksum over the stored bytes (fletcher4
+ *      in 256-bit vectors) and the vdev write (the host's copy into its page cache); nothing more:
+ *      the dirty buffer itself becomes the block's cache entry, exchanged for the buffer of a free or
+ *      evicted entry (BlockCache.Adopt), not copied. A file vdev hands every 8 MiB it writes to the
+ *      kernel's writeback at once (FileVdevIo), so the disk works while the commit goes on and the
+ *      flushes of rule 5 wait only for the last of it.
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
