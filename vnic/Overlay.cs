@@ -153,7 +153,7 @@ public sealed class OverlayStats : IKstatSource
 
 /// <summary>An overlay link (see the theory statement above): a switch like an etherstub's, whose
 /// unknown destinations go over the underlay.</summary>
-public sealed class OverlayLink : Datalink
+public sealed partial class OverlayLink : Datalink
 {
     public const int DefaultMtu = 1400;
 
@@ -200,7 +200,7 @@ public sealed class OverlayLink : Datalink
             p.Free();
             return;
         }
-        p.FinishChecksum(); // the frame leaves the host (MacLayer.cs rule 7)
+        if (p.LsoMss == 0) p.FinishChecksum(); // the frame leaves the host (MacLayer.cs rule 7); a large send's segments get theirs when cut
         var frame = p.Data;
         var dst = MacAddress.Read(frame);
         CountTx(s, p, dst);
@@ -244,6 +244,11 @@ public sealed class OverlayLink : Datalink
             return;
         }
         var mux = Mux;
+        if (mux != null && p.LsoMss != 0)
+        {
+            EncapsulateLarge(p, mux, target); // Overlay.LargeSend.cs
+            return;
+        }
         if (mux == null || !p.TryPrepend(VxlanHeader.Length))
         {
             os.UnderlayErr++;
