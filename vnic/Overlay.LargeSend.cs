@@ -80,3 +80,84 @@ public sealed partial class OverlayLink
         q.Free();
     }
 }
+
+/// <summary>
+/// An underlay that coalesces a run of datagrams carrying consecutive segments of one inner TCP flow
+/// into one large segment (large receive, as Linux's GRO does for a NIC): UdpUnderlay.Coalesce.cs.
+/// The listener is handed the VXLAN header and the inner frame, whose TCP checksum field holds the
+/// folded pseudo-header sum (every piece's checksum was verified), to be marked pending, and the
+/// pieces' MSS; the frame is valid only during the call.
+/// </summary>
+public interface IOverlayLargeReceive
+{
+    /// <summary>Sets the listener for coalesced datagrams (null to stop: runs are then handed over
+    /// datagram by datagram to the ordinary receiver).</summary>
+    void SetLargeReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int>? receive);
+}
+
+public sealed partial class OverlayLink
+{
+    /// <summary>A coalesced inner frame (IOverlayLargeReceive): one large TCP segment marked with its
+    /// MSS (Packet.LsoMss), its checksum pending, switched like any frame (MacLayer.cs rule 9 delivers
+    /// it whole to a stack that takes it, cut to anyone else). With no large buffer free it is cut
+    /// here and each segment decapsulated in turn.</summary>
+    internal void DecapsulateLarge(ReadOnlySpan<byte> inner, int mss, int transport)
+    {
+        var os = OverlayStats;
+        var p = Mac.Pool.RentLso(inner.Length);
+        if (p == null)
+        {
+            if (!TcpSegmentation.TryCreate(inner, mss, out var seg))
+            {
+                os.DropBadFrame++;
+                return;
+            }
+            Span<byte> one = stackalloc byte[seg.SegmentLength(0)];
+            for (int i = 0; i < seg.Count; i++) Decapsulate(one[..seg.Write(i, one)]);
+            return;
+        }
+        inner.CopyTo(p.Data);
+        p.LsoMss = (ushort)mss;
+        p.SetChecksumPending(transport, inner.Length - transport, TcpView.ChecksumOffset);
+        switch (Ingress(p, tapBad: false))
+        {
+            case IngressDrop.BadFrame:
+                os.DropBadFrame++;
+                return;
+            case IngressDrop.Mtu:
+                os.DropMtu++;
+                return;
+        }
+        os.Decap++;
+        Switch.ForwardFromUplink(p);
+    }
+}
+
+internal sealed partial class OverlayMux
+{
+    /// <summary>A coalesced datagram (IOverlayLargeReceive): checked as any (rule 1), then handed to
+    /// its overlay whole.</summary>
+    private void ReceiveLarge(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram, int mss)
+    {
+        var s = Stats;
+        s.Datagrams++;
+        var span = datagram.Span;
+        switch (VxlanHeader.TryParse(span, out uint vnid))
+        {
+            case VxlanHeader.Error.Short: s.BadShort++; return;
+            case VxlanHeader.Error.Flags: s.BadFlags++; return;
+        }
+        if (!_byVnid.TryGetValue(vnid, out var overlay))
+        {
+            s.UnknownVnid++;
+            return;
+        }
+        var inner = span[VxlanHeader.Length..];
+        if (!TcpSegmentation.TryCreate(inner, mss, out var seg))
+        {
+            overlay.OverlayStats.DropBadFrame++;
+            return;
+        }
+        overlay.DecapsulateLarge(inner, mss, seg.TransportOffset);
+    }
+}

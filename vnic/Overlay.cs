@@ -310,17 +310,20 @@ public sealed class OverlayMuxStats : IKstatSource
 
 /// <summary>One listen endpoint's underlay, shared by the overlays that listen there, demultiplexed
 /// by VNID (illumos's overlay_mux).</summary>
-internal sealed class OverlayMux
+internal sealed partial class OverlayMux
 {
     private readonly Dictionary<uint, OverlayLink> _byVnid = new();
     private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>> _receive;
+    private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> _receiveLarge;
 
     public OverlayMux(UnderlayEndpoint listen, IOverlayUnderlay underlay)
     {
         Listen = listen;
         Underlay = underlay;
         _receive = Receive;
+        _receiveLarge = ReceiveLarge; // Overlay.LargeSend.cs
         underlay.SetReceiver(_receive);
+        (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
     }
 
     public UnderlayEndpoint Listen { get; }
@@ -339,11 +342,13 @@ internal sealed class OverlayMux
         Close();
         Underlay = underlay;
         underlay.SetReceiver(_receive);
+        (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
     }
 
     public void Close()
     {
         Underlay.SetReceiver(null);
+        (Underlay as IOverlayLargeReceive)?.SetLargeReceiver(null);
         (Underlay as IDisposable)?.Dispose();
     }
 

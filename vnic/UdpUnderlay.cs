@@ -37,7 +37,7 @@ namespace SmartOS.Vnic;
 ///      a send that fails returns false for the overlay to count.
 ///   4. The receiver sees the datagram only during its call: the slot is reused after it.
 /// </summary>
-public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLargeSend, IKstatSource, IDisposable
+public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLargeSend, IOverlayLargeReceive, IKstatSource, IDisposable
 {
     /// <summary>Datagrams that may wait for the loop (rule 3), when each slot holds one.</summary>
     public const int Slots = 1024;
@@ -359,7 +359,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
             else if (TryEndpoint(slot.From, out UnderlayEndpoint from))
             {
                 int length = slot.Length, step = slot.Segment == 0 ? length : slot.Segment;
-                for (int at = 0; at < length; at += step) receive(from, slot.Buffer.AsMemory(at, Math.Min(step, length - at)));
+                if (step < length && _receiveLarge is { } large) DeliverRun(from, slot.Buffer, length, step, receive, large); // rule 6
+                else for (int at = 0; at < length; at += step) receive(from, slot.Buffer.AsMemory(at, Math.Min(step, length - at)));
             }
             _free.Writer.TryWrite(slot);
         }
@@ -393,6 +394,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
     {
         into.Add(new("gro", Gro ? 1 : 0));
         into.Add(new("gro_receives", GroReceives));
+        into.Add(new("lro_pieces", _coalescedPieces));
+        into.Add(new("lro_segments", _coalesced));
         into.Add(new("oversize", Oversize));
         into.Add(new("overflows", Overflows));
         into.Add(new("receive_errors", Interlocked.Read(ref _receiveErrors)));
@@ -403,10 +406,22 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         into.Add(new("unheard", _unheard));
     }
 
+    /// <summary>Shows the socket's counters as kstat overlay:0:NAME until it is disposed (the
+    /// daemon's real-time underlays: zones/RealTimeUnderlays.cs). On the loop.</summary>
+    public void RegisterKstat(KstatRegistry kstats, string name)
+    {
+        _kstats = kstats;
+        _kstat = kstats.Add("overlay", 0, name, "net", this);
+    }
+
+    private KstatRegistry? _kstats;
+    private Kstat? _kstat;
+
     public void Dispose()
     {
         if (_stop) return;
         _stop = true;
+        if (_kstat != null) _kstats!.Remove(_kstat);
         _reader?.Join(TimeSpan.FromSeconds(2));
         _socket.Dispose();
     }

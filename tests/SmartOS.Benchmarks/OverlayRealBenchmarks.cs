@@ -100,7 +100,20 @@ public static class OverlayRealBenchmarks
             processes.Add(server);
             Thread.Sleep(1000);
             var r = Smartos(rootA, "zlogin", "red", "iperf", "-c", "192.168.72.2", "-t", Seconds.ToString(CultureInfo.InvariantCulture));
-            return Report(o, "zone -> daemon -> UDP -> daemon -> zone", r);
+            double rate = Report(o, "zone -> daemon -> UDP -> daemon -> zone", r);
+            // How the sockets moved the datagrams (UdpUnderlay.cs rules 5 and 6): GSO calls, GRO
+            // receives, large segments joined.
+            foreach (var (root, side) in new[] { (rootA, "sender"), (rootB, "receiver") })
+            {
+                var k = Smartos(root, "kstat", "-p", "-m", "overlay");
+                var counters = k.Out.Split('\n').Where(l => l.Contains(":udp_", StringComparison.Ordinal)
+                    && (l.Contains(":lso_", StringComparison.Ordinal) || l.Contains(":gro", StringComparison.Ordinal)
+                        || l.Contains(":lro_", StringComparison.Ordinal) || l.Contains(":sent\t", StringComparison.Ordinal)
+                        || l.Contains(":received\t", StringComparison.Ordinal) || l.Contains(":overflows", StringComparison.Ordinal)))
+                    .Select(l => l[(l.LastIndexOf(':') + 1)..].Replace('\t', '='));
+                o.WriteLine($"    {side} socket: {string.Join(' ', counters)}");
+            }
+            return rate;
         }
         finally
         {

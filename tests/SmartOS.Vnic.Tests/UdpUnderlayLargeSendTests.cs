@@ -186,6 +186,90 @@ public class UdpUnderlayLargeSendTests
     }
 
     [Test]
+    public void Gro_run_of_one_flow_is_joined_into_one_large_segment()
+    {
+        var a = Open();
+        var b = Open();
+        if (!b.Gro || a.LargeSend != LargeSendMethod.Gso) Assert.Ignore("this kernel has no UDP GSO and GRO");
+        var small = new List<byte[]>();
+        var large = new List<(byte[] Data, int Mss)>();
+        b.SetReceiver((_, data) => small.Add(data.ToArray()));
+        b.SetLargeReceiver((_, data, mss) => large.Add((data.ToArray(), mss)));
+        byte[] frame = LargeFrame();
+        Assert.That(_driver.InvokeAsync(() => a.SendSegmented(b.Local, s_vxlan, frame, Mss, out _)).Result, Is.EqualTo(10));
+        bool all = false;
+        for (int i = 0; i < 500 && !all; i++)
+        {
+            all = _driver.InvokeAsync(() => large.Count + small.Count >= 1).Result;
+            if (!all) Thread.Sleep(10);
+        }
+        Assert.That(all, Is.True, "the run arrived");
+        Assert.That(large, Has.Count.EqualTo(1), "one large segment");
+        Assert.That(small, Is.Empty);
+        var (d, mss) = large[0];
+        Assert.That(mss, Is.EqualTo(Mss));
+        Assert.That(d, Has.Length.EqualTo(VxlanHeader.Length + frame.Length));
+        var inner = d.AsSpan(VxlanHeader.Length);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(d[..8], Is.EqualTo(s_vxlan));
+            Assert.That(inner[..14].ToArray(), Is.EqualTo(frame[..14]), "Ethernet");
+            Assert.That(Checksum.Compute(inner.Slice(14, 20)), Is.Zero, "IPv4 header checksum");
+            Assert.That(BinaryPrimitives.ReadUInt16BigEndian(inner[16..]), Is.EqualTo(40 + Payload), "IPv4 total length");
+            Assert.That(BinaryPrimitives.ReadUInt32BigEndian(inner[38..]), Is.EqualTo(Seq));
+            Assert.That((TcpFlags)inner[47], Is.EqualTo(TcpFlags.Psh | TcpFlags.Ack), "PSH of the last piece");
+            Assert.That(inner[Headers..].ToArray(), Is.EqualTo(frame[Headers..]), "the payload whole, in order");
+            // Pending: the field holds the pseudo-header sum, so summing the segment completes it.
+            var tcp = inner[34..];
+            uint pseudo = Checksum.Sum(inner.Slice(26, 8)) + IpProtocol.Tcp + (uint)tcp.Length;
+            while ((pseudo >> 16) != 0) pseudo = (pseudo & 0xFFFF) + (pseudo >> 16);
+            Assert.That(BinaryPrimitives.ReadUInt16BigEndian(tcp[16..]), Is.EqualTo(pseudo));
+            Assert.That(b.Coalesced, Is.EqualTo(1));
+            Assert.That(b.CoalescedPieces, Is.EqualTo(10));
+        }
+    }
+
+    [Test]
+    public void A_piece_with_a_bad_checksum_is_not_joined()
+    {
+        var a = Open();
+        var b = Open();
+        if (!b.Gro || a.LargeSend != LargeSendMethod.Gso) Assert.Ignore("this kernel has no UDP GSO and GRO");
+        var small = new List<byte[]>();
+        var large = new List<byte[]>();
+        b.SetReceiver((_, data) => small.Add(data.ToArray()));
+        b.SetLargeReceiver((_, data, _) => large.Add(data.ToArray()));
+        // Three datagrams of one flow, sent as one GSO run by hand: the middle one's TCP checksum broken.
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var pieces = new List<byte[]>();
+        byte[] frame = LargeFrame();
+        Assert.That(TcpSegmentation.TryCreate(frame, Mss, out var seg), Is.True);
+        for (int i = 0; i < 3; i++)
+        {
+            var piece = new byte[VxlanHeader.Length + seg.SegmentLength(i)];
+            s_vxlan.CopyTo(piece, 0);
+            seg.Write(i, piece.AsSpan(VxlanHeader.Length));
+            pieces.Add(piece);
+        }
+        pieces[1][^1] ^= 0xFF;
+        // UDP_SEGMENT as a socket option: the kernel cuts the one buffer into the three datagrams,
+        // and b's GRO hands them over as one run.
+        s.SetRawSocketOption(UdpSocketCalls.SolUdp, UdpSocketCalls.UdpSegment, BitConverter.GetBytes(pieces[0].Length));
+        s.SendTo([.. pieces[0], .. pieces[1], .. pieces[2]], new IPEndPoint(IPAddress.Loopback, b.Local.Port));
+        bool all = false;
+        for (int i = 0; i < 500 && !all; i++)
+        {
+            all = _driver.InvokeAsync(() => large.Count + small.Count >= 3).Result;
+            if (!all) Thread.Sleep(10);
+        }
+        Assert.That(all, Is.True, "all three arrived: " + (large.Count + small.Count));
+        Assert.That(b.GroReceives, Is.EqualTo(1), "one run");
+        Assert.That(large, Is.Empty, "nothing joined across or with the broken piece");
+        Assert.That(small, Has.Count.EqualTo(3));
+        Assert.That(small[1], Is.EqualTo(pieces[1]), "the broken piece is handed over as it came");
+    }
+
+    [Test]
     public void A_frame_that_is_not_tcp_is_refused_whole()
     {
         var a = Open();
