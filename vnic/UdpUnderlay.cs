@@ -17,25 +17,57 @@ namespace SmartOS.Vnic;
 ///
 /// Threads
 ///   reader    one background thread waits on the socket (poll with a short timeout, so Dispose is
-///             noticed) and receives each datagram into a free slot: a preallocated buffer and socket
-///             address, taken from the free channel. The filled slot goes to the ready channel, and
-///             the loop is woken with one RealTimeDriver.Invoke of a cached delegate only when no
+///             noticed), then takes everything waiting with recvmsg(2) (MSG_DONTWAIT; up to 64
+///             receives) into free slots: a preallocated, pinned buffer and socket address, taken
+///             from the free channel. Each filled slot goes to the ready channel, and the loop is
+///             woken with one RealTimeDriver.Invoke of a cached delegate for the lot, only when no
 ///             drain is pending. The reader never touches kernel state (Kernel.cs rule 2).
-///   loop      the drain takes every ready slot, hands the datagram to the receiver and puts the
-///             slot back on the free channel. Send runs on the loop and calls sendto(2).
+///   loop      the drain takes every ready slot, hands its datagrams to the receiver (rule 6) and
+///             puts the slot back on the free channel. Sends run on the loop: one datagram by
+///             sendto(2), a large send by UDP GSO (rule 5).
 ///
 /// Rules
 ///   1. Open either returns a bound socket or a message naming what is wrong (the address is not
 ///      one of this machine's, the port is in use), with nothing left open: `dladm create-overlay`
 ///      refuses the overlay with it.
-///   2. The receive path allocates nothing per datagram: the slots, their buffers and socket
-///      addresses are made once; the channels hold references; the wake-up delegate is cached.
-///      Destinations are turned into socket addresses once each and kept.
-///   3. At most <see cref="Slots"/> datagrams wait for the loop. When none is free the reader
-///      receives into a scratch buffer and counts the datagram dropped (a full receive ring);
-///      a datagram larger than a slot is dropped and counted too. Nothing throws on either thread:
-///      a send that fails returns false for the overlay to count.
+///   2. The receive and large-send paths allocate nothing per datagram: the slots, their buffers
+///      and socket addresses, the send buffer and the message headers, iovecs and control messages
+///      (UdpSocketCalls.cs, laid out by hand and held against gcc's headers by a test) are made and
+///      pinned once; the channels hold references; the wake-up delegate is cached. Destinations are
+///      turned into socket addresses once each and kept.
+///   3. At most <see cref="Slots"/> receives (<see cref="GroSlots"/> under GRO) wait for the loop.
+///      When no slot is free the reader receives into a scratch slot and counts its datagrams
+///      dropped (overflows: a full receive ring); a datagram larger than <see cref="SlotBytes"/> is
+///      dropped and counted too (oversize). Nothing throws on either thread: a send that fails
+///      returns false (or counts as failed) for the overlay to count.
 ///   4. The receiver sees the datagram only during its call: the slot is reused after it.
+///   5. Offloads of the Linux kernel, each found by asking the socket once at open. Large send
+///      (IOverlayLargeSend, Overlay.LargeSend.cs): a VNIC over the overlay sends one TCP segment of
+///      up to 64 KiB; it is cut here into MSS segments (TcpSegmentation: IPv4 length, ID and
+///      checksum, sequence, flags and the full TCP checksum made right), each behind the VXLAN
+///      header, back to back in one send buffer of equal-size datagrams, and handed to the kernel
+///      with ONE sendmsg carrying UDP_SEGMENT = the datagram size (UDP GSO, Linux 4.18; up to 64
+///      datagrams and 65507 bytes a call). Linux refuses UDP GSO on a socket that sends no UDP
+///      checksum, so SO_NO_CHECK is lifted around that call: a large send's datagrams carry the
+///      outer checksum (the kernel's, offloaded where the device can), which RFC 7348 section 5
+///      allows, while single datagrams keep the zero it recommends. When the kernel says GSO is not
+///      there (no UDP_SEGMENT option; EINVAL, EIO, ENOPROTOOPT or EOPNOTSUPP from the call) the
+///      socket steps down for good to sendmmsg(2), one call per run, and from ENOSYS to sendto(2)
+///      per datagram; kstat overlay:0:udp_IP_PORT counts the calls of each (lso_gso_calls,
+///      lso_mmsg_calls, lso_sendto_calls), the steps down (lso_fallbacks) and the method in use
+///      (lso_method: 0 GSO, 1 sendmmsg, 2 sendto). Receive: UDP_GRO (Linux 5.0), so one recvmsg
+///      returns a run of datagrams of one sender with their size in a control message (gro,
+///      gro_receives); a slot then holds 64 KiB.
+///   6. Large receive (UdpUnderlay.Coalesce.cs): consecutive datagrams of a GRO run that carry
+///      consecutive segments of one inner TCP flow are joined, each piece's checksums verified,
+///      into one large segment handed to the overlay with its MSS (IOverlayLargeReceive); the zone's
+///      stack takes it whole (MacLayer.cs rule 9) and anything else gets MSS segments. Every other
+///      datagram of a run is handed over alone, as without GRO (lro_segments, lro_pieces).
+///
+/// Measured (tests/SmartOS.Benchmarks overlay-real, iperf between zones on two daemons in two
+/// network namespaces over veth, beside Linux vxlan to Linux vxlan in the same run, 2 cores shared
+/// by other builds): before rules 5 and 6, 928 against 16,042 Mbit/s (0.06) on a quiet machine;
+/// with them, under a load average of 57, 2,130 against 2,329 Mbit/s (0.91).
 /// </summary>
 public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLargeSend, IOverlayLargeReceive, IKstatSource, IDisposable
 {
