@@ -75,8 +75,9 @@
  *      the driver (and tcpdump a GSO one): the capture shows what the MAC layer carried, costs no
  *      copies per segment, and the frame stays within the pcap snaplen (PacketPool.LsoSize); its TCP
  *      checksum is the whole segment's. Large receive is the same the other way: a TAP NIC's device
- *      hands over Linux's GSO frame whole with its MSS (PhysLink.ReceiveFromBackend), the NIC's
- *      ingress checks it as above, and the switch delivers it whole only to a client that takes it
+ *      hands over Linux's GSO frame whole with its MSS (PhysLink.ReceiveFromBackend), as an
+ *      overlay's socket hands over the segments of a GRO run it joined (UdpUnderlay.cs rule 6,
+ *      OverlayLink.DecapsulateLarge); the NIC's or overlay's ingress checks it as above, and the switch delivers it whole only to a client that takes it
  *      (IMacReceiver.AcceptsLargeReceive: an IP stack, an lx zone's TAP); a bridged or aggregated
  *      NIC, any other client and any group address get MSS segments (lso_soft on the NIC).
  *

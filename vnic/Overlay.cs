@@ -29,6 +29,8 @@
  *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
  *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
  *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
+ *   large: over an underlay that cuts and joins TCP segments itself (the real-time socket), a
+ *         VNIC's large send goes to it whole and a joined run comes back whole (Overlay.LargeSend.cs).
  *
  * Rules
  *   1. The VXLAN header is RFC 7348's: flags 0x08 (the I bit), 24 reserved bits, the VNID, 8
