@@ -64,19 +64,22 @@
  *   9. Large send (illumos's LSO, mac_capab_lso; issue 17): an IP stack may send one TCP segment of
  *      up to ~64 KiB marked with its MSS (Packet.LsoMss) when its client's link offers it
  *      (MacClient.LsoMax: a port of a switch whose NIC's device segments, PhysLink.TakesLso: a TAP
- *      NIC with offloads, neither bridged nor aggregated). Datalink.Transmit checks once that it is
- *      whole Ethernet/IP/TCP whose every segment fits the MTU (else drop_mtu). Protection, flows,
- *      maxbw and priority apply to it as to any frame, per byte. The switch passes it on whole only
- *      out of such a NIC (counted lso_out there), whose device writes it as one virtio_net_hdr GSO
- *      frame; to anything else (a local port, a bridge, an overlay, an aggregation, a wire) it is
- *      first cut into MSS segments in software (TcpSegmentation, counted lso_soft on the sending
+ *      NIC with offloads, neither bridged nor aggregated; or of an overlay whose underlay segments,
+ *      OverlayLink.TakesLso: the real-time UDP socket, Overlay.LargeSend.cs). Datalink.Transmit
+ *      checks once that it is whole Ethernet/IP/TCP whose every segment fits the MTU (else
+ *      drop_mtu). Protection, flows, maxbw and priority apply to it as to any frame, per byte. The
+ *      switch passes it on whole only out of such a NIC (counted lso_out there), whose device
+ *      writes it as one virtio_net_hdr GSO frame, or into such an overlay, whose socket sends it as
+ *      UDP GSO runs; to anything else (a local port, a bridge, another overlay, an aggregation, a
+ *      wire) it is first cut into MSS segments in software (TcpSegmentation, counted lso_soft on the sending
  *      link), so every receiver, wire and stack sees only frames the MTU allows. Captures on the way
  *      to the device show the large frame whole, as illumos snoop shows an LSO packet taken above
  *      the driver (and tcpdump a GSO one): the capture shows what the MAC layer carried, costs no
  *      copies per segment, and the frame stays within the pcap snaplen (PacketPool.LsoSize); its TCP
  *      checksum is the whole segment's. Large receive is the same the other way: a TAP NIC's device
- *      hands over Linux's GSO frame whole with its MSS (PhysLink.ReceiveFromBackend), the NIC's
- *      ingress checks it as above, and the switch delivers it whole only to a client that takes it
+ *      hands over Linux's GSO frame whole with its MSS (PhysLink.ReceiveFromBackend), as an
+ *      overlay's socket hands over the segments of a GRO run it joined (UdpUnderlay.cs rule 6,
+ *      OverlayLink.DecapsulateLarge); the NIC's or overlay's ingress checks it as above, and the switch delivers it whole only to a client that takes it
  *      (IMacReceiver.AcceptsLargeReceive: an IP stack, an lx zone's TAP); a bridged or aggregated
  *      NIC, any other client and any group address get MSS segments (lso_soft on the NIC).
  *

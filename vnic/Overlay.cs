@@ -29,6 +29,8 @@
  *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
  *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
  *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
+ *   large: over an underlay that cuts and joins TCP segments itself (the real-time socket), a
+ *         VNIC's large send goes to it whole and a joined run comes back whole (Overlay.LargeSend.cs).
  *
  * Rules
  *   1. The VXLAN header is RFC 7348's: flags 0x08 (the I bit), 24 reserved bits, the VNID, 8
@@ -153,7 +155,7 @@ public sealed class OverlayStats : IKstatSource
 
 /// <summary>An overlay link (see the theory statement above): a switch like an etherstub's, whose
 /// unknown destinations go over the underlay.</summary>
-public sealed class OverlayLink : Datalink
+public sealed partial class OverlayLink : Datalink
 {
     public const int DefaultMtu = 1400;
 
@@ -200,7 +202,7 @@ public sealed class OverlayLink : Datalink
             p.Free();
             return;
         }
-        p.FinishChecksum(); // the frame leaves the host (MacLayer.cs rule 7)
+        if (p.LsoMss == 0) p.FinishChecksum(); // the frame leaves the host (MacLayer.cs rule 7); a large send's segments get theirs when cut
         var frame = p.Data;
         var dst = MacAddress.Read(frame);
         CountTx(s, p, dst);
@@ -244,6 +246,11 @@ public sealed class OverlayLink : Datalink
             return;
         }
         var mux = Mux;
+        if (mux != null && p.LsoMss != 0)
+        {
+            EncapsulateLarge(p, mux, target); // Overlay.LargeSend.cs
+            return;
+        }
         if (mux == null || !p.TryPrepend(VxlanHeader.Length))
         {
             os.UnderlayErr++;
@@ -305,17 +312,20 @@ public sealed class OverlayMuxStats : IKstatSource
 
 /// <summary>One listen endpoint's underlay, shared by the overlays that listen there, demultiplexed
 /// by VNID (illumos's overlay_mux).</summary>
-internal sealed class OverlayMux
+internal sealed partial class OverlayMux
 {
     private readonly Dictionary<uint, OverlayLink> _byVnid = new();
     private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>> _receive;
+    private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> _receiveLarge;
 
     public OverlayMux(UnderlayEndpoint listen, IOverlayUnderlay underlay)
     {
         Listen = listen;
         Underlay = underlay;
         _receive = Receive;
+        _receiveLarge = ReceiveLarge; // Overlay.LargeSend.cs
         underlay.SetReceiver(_receive);
+        (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
     }
 
     public UnderlayEndpoint Listen { get; }
@@ -334,11 +344,13 @@ internal sealed class OverlayMux
         Close();
         Underlay = underlay;
         underlay.SetReceiver(_receive);
+        (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
     }
 
     public void Close()
     {
         Underlay.SetReceiver(null);
+        (Underlay as IOverlayLargeReceive)?.SetLargeReceiver(null);
         (Underlay as IDisposable)?.Dispose();
     }
 

@@ -152,12 +152,16 @@ public sealed class VSwitch
     }
 
     /// <summary>Whether a large-send frame goes on whole (MacLayer.cs rule 9): only to a unicast
-    /// destination that is no port of this switch, out of a NIC whose device segments.</summary>
+    /// destination that is no port of this switch, out of a NIC whose device segments or an overlay
+    /// whose underlay does (Overlay.LargeSend.cs).</summary>
     private bool LsoLeavesWhole(Packet p, PortLink from)
     {
         var dst = MacAddress.Read(p.Data);
-        return !dst.IsGroup && _uplink is PhysLink phys && phys.TakesLso && Lookup(from, Key(p.Vid, dst)) == null;
+        return !dst.IsGroup && TakesLso && Lookup(from, Key(p.Vid, dst)) == null;
     }
+
+    /// <summary>Whether frames this switch sends out may be large sends (MacClient.LsoMax).</summary>
+    internal bool TakesLso => _uplink is PhysLink phys ? phys.TakesLso : _uplink == null && Bridged == null && _overlay is { TakesLso: true };
 
     /// <summary>Software segmentation (rule 9): a large-send frame that may not go on whole is cut
     /// into the MSS segments the NIC would have put on the wire, each forwarded in turn (lso_soft on

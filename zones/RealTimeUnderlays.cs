@@ -42,6 +42,7 @@ public sealed class RealTimeUnderlays
             _refusals?.Add(error);
             return status;
         }
+        socket.RegisterKstat(_host.Kstats, $"udp_{listen.Address}_{socket.Local.Port}");
         underlay = socket;
         return DlStatus.Ok;
     }
