@@ -7,6 +7,11 @@ namespace SmartOS.Netstack;
 /// <summary>A datagram received by <see cref="UdpSocket.ReceiveFromAsync"/>.</summary>
 public readonly record struct UdpReceiveResult(int Length, IpEndpoint From, NetError Error);
 
+/// <summary>A kernel consumer's receive upcall that takes the datagram's packet (UdpSocket.PacketUpcall):
+/// its source, the local address it was sent to, and the packet (Data = the payload), now the
+/// consumer's to free.</summary>
+public delegate void UdpPacketUpcall(IpEndpoint from, IpAddress to, Packet payload);
+
 /// <summary>
 /// UDP (RFC 768) for one stack: the port table, checksums over the pseudo-header (optional over
 /// IPv4, mandatory over IPv6), port unreachable for closed ports. Sockets keep received packets
@@ -104,6 +109,12 @@ internal sealed class UdpLayer : ITransport
         packet.TrySetLength(length);
         if (_stack.Probes.UdpReceive.Enabled) _stack.FireUdp(_stack.Probes.UdpReceive, packet.Data, source, destination, best);
         packet.TrimFront(UdpView.HeaderLength);
+        if (best.PacketUpcall is { } take)
+        {
+            c.udpInDatagrams++;
+            take(new IpEndpoint(source, sport), destination, packet);
+            return;
+        }
         if (best.Upcall is { } upcall)
         {
             c.udpInDatagrams++;
@@ -269,15 +280,53 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     /// and the local address it was sent to, and freed after the call instead of being queued.</summary>
     public Action<IpEndpoint, IpAddress, ReadOnlyMemory<byte>>? Upcall { get; set; }
 
+    /// <summary>A kernel consumer's receive upcall that takes the packet (Data = the payload) and owns
+    /// it from then on: the overlay decapsulates in place (vnic/Overlay.cs rule 6). It comes before
+    /// <see cref="Upcall"/> when both are set.</summary>
+    public UdpPacketUpcall? PacketUpcall { get; set; }
+
+    /// <summary>What <see cref="SendFrom(Packet, IpAddress, ushort, IpEndpoint)"/> needs in front of
+    /// the payload to send it in place over IPv4: UDP, IPv4, Ethernet and an 802.1Q tag pushed where
+    /// the frame leaves. A payload with less headroom (or over IPv6) is copied.</summary>
+    public const int SendHeadroomV4 = UdpView.HeaderLength + Ipv4Repr.HeaderLength + EthernetView.HeaderLength + 4;
+
+    /// <summary>The same as <see cref="SendFrom(ReadOnlySpan{byte}, IpAddress, ushort, IpEndpoint)"/>
+    /// for a payload already in a packet (Data = the payload), sent in place: the headers are
+    /// prepended into its headroom (no copy when it has <see cref="SendHeadroomV4"/>). Consumes it.</summary>
+    public NetError SendFrom(Packet payload, IpAddress source, ushort sourcePort, IpEndpoint to)
+    {
+        var e = CheckSendFrom(payload.Length, source, sourcePort, to);
+        if (e != NetError.None)
+        {
+            payload.Free();
+            return e;
+        }
+        var p = payload;
+        if (p.Offset < SendHeadroomV4 || !to.Address.IsV4)
+        {
+            p = _stack.Pool.Rent(payload.Data);
+            payload.Free();
+            if (p == null) return NetError.NoBufferSpace;
+        }
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
+    }
+
+    private NetError CheckSendFrom(int length, IpAddress source, ushort sourcePort, IpEndpoint to)
+    {
+        if (IsClosed) return NetError.Closed;
+        if (length > MaxPayload) return NetError.MessageTooLong;
+        if (to.Port == 0 || sourcePort == 0 || source.IsV4 != to.Address.IsV4) return NetError.InvalidArgument;
+        if (!_stack.IsLocalAddress(source)) return NetError.AddressNotAvailable;
+        return NetError.None;
+    }
+
     /// <summary>Sends from an explicit local address and source port, for a kernel consumer whose
     /// source port varies per flow (VXLAN, RFC 7348 section 5). The address must be one of the
     /// stack's (AddressNotAvailable otherwise).</summary>
     public NetError SendFrom(ReadOnlySpan<byte> data, IpAddress source, ushort sourcePort, IpEndpoint to)
     {
-        if (IsClosed) return NetError.Closed;
-        if (data.Length > MaxPayload) return NetError.MessageTooLong;
-        if (to.Port == 0 || sourcePort == 0 || source.IsV4 != to.Address.IsV4) return NetError.InvalidArgument;
-        if (!_stack.IsLocalAddress(source)) return NetError.AddressNotAvailable;
+        var e = CheckSendFrom(data.Length, source, sourcePort, to);
+        if (e != NetError.None) return e;
         var p = _stack.Pool.Rent(data.Length);
         if (p == null) return NetError.NoBufferSpace;
         data.CopyTo(p.Data);

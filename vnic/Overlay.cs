@@ -251,11 +251,12 @@ public sealed class OverlayLink : Datalink
             return;
         }
         ushort sport = VxlanHeader.SourcePort(frame);
-        var datagram = p.Data;
-        VxlanHeader.Emit(datagram, Vnid);
-        if (mux.Underlay.Send(target, sport, datagram)) os.Encap++;
+        VxlanHeader.Emit(p.Data, Vnid);
+        // The frame's packet becomes the datagram's (rule 6): the underlay prepends its headers in
+        // the headroom, and nothing of the inner frame's MAC-layer state goes with it.
+        p.ClearMetadata();
+        if (mux.Underlay.Send(target, sport, p)) os.Encap++;
         else os.UnderlayErr++;
-        p.Free();
     }
 
     /// <summary>An inner frame for this overlay (from the mux, or a proxy answer): copied into a
@@ -263,15 +264,22 @@ public sealed class OverlayLink : Datalink
     /// Only a frame that came from the underlay counts in decap; a proxy answer counts in proxy_answers.</summary>
     internal void Decapsulate(ReadOnlySpan<byte> inner, bool fromUnderlay = true)
     {
-        var os = OverlayStats;
-        var s = Stats;
         var p = Mac.Pool.Rent(inner);
         if (p == null)
         {
-            s.DropNoBuf++;
-            os.DropNoBuf++;
+            Stats.DropNoBuf++;
+            OverlayStats.DropNoBuf++;
             return;
         }
+        Decapsulate(p, fromUnderlay);
+    }
+
+    /// <summary>An inner frame already in a packet (Data = the inner Ethernet frame; the underlay's
+    /// packet with the outer headers trimmed, rule 6): switched in place. Consumes the packet.</summary>
+    internal void Decapsulate(Packet p, bool fromUnderlay = true)
+    {
+        var os = OverlayStats;
+        p.ClearMetadata();
         switch (Ingress(p, tapBad: false))
         {
             case IngressDrop.BadFrame:
@@ -309,13 +317,22 @@ internal sealed class OverlayMux
 {
     private readonly Dictionary<uint, OverlayLink> _byVnid = new();
     private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>> _receive;
+    private readonly OverlayPacketReceiver _receivePacket;
 
     public OverlayMux(UnderlayEndpoint listen, IOverlayUnderlay underlay)
     {
         Listen = listen;
         Underlay = underlay;
         _receive = Receive;
-        underlay.SetReceiver(_receive);
+        _receivePacket = Receive;
+        Attach(underlay);
+    }
+
+    /// <summary>Listens on an underlay: by packet when it can hand them over (in-place
+    /// decapsulation, rule 6), by span otherwise.</summary>
+    private void Attach(IOverlayUnderlay underlay)
+    {
+        if (!underlay.SetPacketReceiver(_receivePacket)) underlay.SetReceiver(_receive);
     }
 
     public UnderlayEndpoint Listen { get; }
@@ -333,11 +350,12 @@ internal sealed class OverlayMux
     {
         Close();
         Underlay = underlay;
-        underlay.SetReceiver(_receive);
+        Attach(underlay);
     }
 
     public void Close()
     {
+        Underlay.SetPacketReceiver(null);
         Underlay.SetReceiver(null);
         (Underlay as IDisposable)?.Dispose();
     }
@@ -359,5 +377,26 @@ internal sealed class OverlayMux
             return;
         }
         overlay.Decapsulate(span[VxlanHeader.Length..]);
+    }
+
+    /// <summary>The same for a datagram in its packet: the VXLAN header is trimmed and the inner frame
+    /// switched in place, no copy (rule 6). Consumes the packet.</summary>
+    private void Receive(UnderlayEndpoint from, Packet datagram)
+    {
+        var s = Stats;
+        s.Datagrams++;
+        switch (VxlanHeader.TryParse(datagram.Data, out uint vnid))
+        {
+            case VxlanHeader.Error.Short: s.BadShort++; datagram.Free(); return;
+            case VxlanHeader.Error.Flags: s.BadFlags++; datagram.Free(); return;
+        }
+        if (!_byVnid.TryGetValue(vnid, out var overlay))
+        {
+            s.UnknownVnid++;
+            datagram.Free();
+            return;
+        }
+        datagram.TrimFront(VxlanHeader.Length);
+        overlay.Decapsulate(datagram);
     }
 }
