@@ -270,6 +270,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         ifc.RouterTimer?.Cancel();
         ifc.SolicitTimer?.Cancel();
         _interfaces.Remove(ifc);
+        InvalidatePaths();
         for (int i = 0; i < _ringIf.Length; i++) if (_ringIf[i] == ifc) _ringIf[i] = null;
         ifc.Client!.Close();
         return IpStatus.Ok;
@@ -282,6 +283,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (ifc == null) return IpadmStatus.Enxio;
         if (mtu != 0 && (mtu < 68 || (ifc.Client != null && mtu > ifc.Client.Mtu))) return IpadmStatus.InvalidArg;
         ifc._mtuOverride = mtu;
+        InvalidatePaths();
         return IpStatus.Ok;
     }
 
@@ -342,6 +344,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         var a = new IpAddressObject(name, ifc, address, prefixLength, type);
         _addresses.Add(a);
         _local[address] = a;
+        InvalidatePaths();
         a.Timer = new KTimer(Scheduler, static s => { var o = (IpAddressObject)s!; o.Interface.Stack.AddressTimer(o); }, a);
         if (dad)
         {
@@ -357,6 +360,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private void MarkUsable(IpAddressObject a)
     {
         a.State = AddressState.Ok;
+        InvalidatePaths();
         var ifc = a.Interface;
         if (!ifc.IsLoopback)
         {
@@ -379,6 +383,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (a.State == AddressState.Duplicate) return;
         bool wasUsable = a.IsUsable;
         a.State = AddressState.Duplicate;
+        InvalidatePaths();
         a.Timer?.Cancel();
         if (wasUsable) RemoveConnectedRoute(a);
         a._ready.TrySetResult(IpadmStatus.DadFound);
@@ -430,6 +435,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         _addresses.Remove(a);
         if (_local.TryGetValue(a.Address, out var cur) && cur == a) _local.Remove(a.Address);
         RemoveConnectedRoute(a);
+        InvalidatePaths();
         a._ready.TrySetResult(IpadmStatus.NotFound);
     }
 

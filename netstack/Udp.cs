@@ -143,7 +143,8 @@ internal sealed class UdpLayer : ITransport
 
     /// <summary>Builds the UDP header (checksum over the pseudo-header) in front of the payload already in place and sends.</summary>
     /// <param name="socket">The sending socket, for udp:::send's udpsinfo_t (null: the stack's own, DHCP).</param>
-    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null)
+    /// <param name="path">A kernel consumer's cached path (PathCacheV4), or null for the full lookup.</param>
+    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null, PathCacheV4? path = null)
     {
         if (!p.TryPrepend(UdpRepr.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
         var repr = new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port };
@@ -159,7 +160,7 @@ internal sealed class UdpLayer : ITransport
         var sendProbe = socket is { IsConnected: true } ? _stack.Probes.UdpSendConnected : _stack.Probes.UdpSend;
         if (sendProbe.Enabled) _stack.FireUdp(sendProbe, p.Data, from.Address, to.Address, socket);
         bool ok = to.Address.IsV4
-            ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)
+            ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via, path: path)
             : _stack.SendV6(p, from.Address, to.Address, IpProtocol.Udp, ttl, via);
         if (!ok) { _stack.UdpStats.udpOutErrors++; return dontFragment ? NetError.MessageTooLong : NetError.NoBufferSpace; }
         return NetError.None;
@@ -308,8 +309,14 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
             payload.Free();
             if (p == null) return NetError.NoBufferSpace;
         }
-        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this);
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this, _path);
     }
+
+    // The last destination's resolved path (PathCacheV4), for the in-place sends of a kernel consumer.
+    private readonly PathCacheV4 _path = new();
+
+    /// <summary>In-place sends that used the cached path and those that looked it up (PathCacheV4).</summary>
+    public (long Hits, long Misses) PathCacheStats => (_path.Hits, _path.Misses);
 
     private NetError CheckSendFrom(int length, IpAddress source, ushort sourcePort, IpEndpoint to)
     {
