@@ -25,6 +25,18 @@ internal sealed class UdpLayer : ITransport
     private readonly Dictionary<ushort, List<UdpSocket>> _ports = new();
     internal readonly List<UdpSocket> All = [];
 
+    /// <summary>Sockets with a PacketUpcall: while there are none, IpStack's early demux does not look.</summary>
+    internal int PacketUpcalls;
+
+    /// <summary>Whether a socket bound to <paramref name="port"/> takes packets (IpStack rule 1's early demux).</summary>
+    internal bool HasPacketUpcall(ushort port)
+    {
+        if (!_ports.TryGetValue(port, out var list)) return false;
+        for (int i = 0; i < list.Count; i++)
+            if (list[i].PacketUpcall != null) return true;
+        return false;
+    }
+
     public UdpLayer(IpStack stack) { _stack = stack; }
 
     /// <summary>Internal listeners by port (the DHCP client); they see a datagram before sockets.</summary>
@@ -284,7 +296,16 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     /// <summary>A kernel consumer's receive upcall that takes the packet (Data = the payload) and owns
     /// it from then on: the overlay decapsulates in place (vnic/Overlay.cs rule 6). It comes before
     /// <see cref="Upcall"/> when both are set.</summary>
-    public UdpPacketUpcall? PacketUpcall { get; set; }
+    public UdpPacketUpcall? PacketUpcall
+    {
+        get => _packetUpcall;
+        set
+        {
+            if ((value != null) != (_packetUpcall != null) && !IsClosed) _stack.Udp.PacketUpcalls += value != null ? 1 : -1;
+            _packetUpcall = value;
+        }
+    }
+    private UdpPacketUpcall? _packetUpcall;
 
     /// <summary>What <see cref="SendFrom(Packet, IpAddress, ushort, IpEndpoint)"/> needs in front of
     /// the payload to send it in place over IPv4: UDP, IPv4, Ethernet and an 802.1Q tag pushed where
@@ -422,6 +443,7 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     public void Dispose()
     {
         if (IsClosed) return;
+        PacketUpcall = null;
         IsClosed = true;
         _stack.Udp.Unbind(this);
         while (_queue.Count > 0)
