@@ -26,9 +26,11 @@
  *         unicast or group -> OverlayLink.Encapsulate: push the VNIC's VLAN tag into the inner
  *         frame, tap, proxy answer (IOverlaySearch.TryAnswer), steering (IOverlaySteering: the files
  *         plugin drops the ARP/NDP it cannot answer and redirects DHCPv4 broadcasts) or lookup,
- *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
- *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
- *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
+ *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send(Packet): the frame's
+ *         packet is the datagram, and the underlay prepends its own headers in place (rule 6).
+ *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: the
+ *         datagram's packet with the VXLAN header trimmed (a copy for an underlay that hands out
+ *         spans), parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
  *
  * Rules
  *   1. The VXLAN header is RFC 7348's: flags 0x08 (the I bit), 24 reserved bits, the VNID, 8
@@ -54,11 +56,22 @@
  *      front end may install another (a Linux UDP socket for smartos boot) with
  *      MacLayer.SetUnderlayProvider, which reopens every existing mux through it.
  *   6. IPv4 underlays only: an IPv6 listen_ip or destination is refused (DladmStatus.NotSup) with
- *      a message saying so, rather than half-supported. Headroom: the overlay puts only the inner
- *      tag (4) and the VXLAN header (8) in front of the frame, in the packet's own headroom; the
- *      underlay copies the datagram into a packet of its pool, whose headroom (Packet.Headroom, 64)
- *      takes UDP, IPv4 and the underlay's Ethernet header (42 bytes). One copy a frame, nothing
- *      allocated (tests/SmartOS.Benchmarks overlay).
+ *      a message saying so, rather than half-supported. In place, as illumos and Linux do it: the
+ *      overlay puts the inner tag (4) and the VXLAN header (8) in front of the frame, in its
+ *      packet's headroom (Packet.Headroom, 64), and hands that packet to the underlay
+ *      (IOverlayUnderlay.Send(Packet)); the global zone's prepends UDP, IPv4 and Ethernet (42, and
+ *      4 for a tag where the frame leaves; UdpSocket.SendHeadroomV4) in the same headroom, so a
+ *      frame is never copied on the way out (a packet with less room is copied once). Its VXLAN
+ *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
+ *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
+ *      entry changes), so the common frame does no route or ARP lookup; the files plugin
+ *      remembers its last answer until the mapping changes. On the way in the stack demuxes the
+ *      VXLAN port early (IpStack rule 1) and hands the datagram's packet to the mux
+ *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
+ *      frame in place. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
+ *      left as they are (a pending one is filled in, as a NIC would, since the frame leaves the
+ *      host). An underlay that hands out spans (the real-time socket) copies once each way. No
+ *      allocation per frame (tests/SmartOS.Benchmarks overlay).
  *   7. A frame leaving the host through an overlay carries the VNIC's VLAN in an 802.1Q tag inside
  *      the encapsulation, as Triton's fabrics do; a decapsulated tagged frame is switched in that VLAN.
  *
