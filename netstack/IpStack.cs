@@ -23,7 +23,10 @@
  *               (a zero-delay event) -> Ethernet demux -> ARP | IPv4 | IPv6 -> local delivery
  *               (reassembly, ICMP, transports) or forwarding (TTL, route, fragmentation).
  *   transmit:   transport -> Send -> route lookup -> IP header -> fragmentation -> neighbour
- *               resolution (or the pending queue) -> Ethernet header -> MacClient.Transmit.
+ *               resolution (or the pending queue) -> Ethernet header -> MacClient.Transmit. A
+ *               kernel consumer's in-place send (the overlay's VXLAN socket) may skip the route
+ *               and neighbour lookups through its PathCacheV4 (PathCache.cs), valid while
+ *               PathGeneration is unchanged.
  *
  * Rules
  *   1. Received frames are processed from the stack's own event (Drain), never inside another
