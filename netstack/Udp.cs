@@ -127,13 +127,6 @@ internal sealed class UdpLayer : ITransport
             take(new IpEndpoint(source, sport), destination, packet);
             return;
         }
-        if (best.Upcall is { } upcall)
-        {
-            c.udpInDatagrams++;
-            upcall(new IpEndpoint(source, sport), destination, packet.Memory);
-            packet.Free();
-            return;
-        }
         if (!best.Enqueue(packet, new IpEndpoint(source, sport)))
         {
             c.udpInOverflows++;
@@ -289,13 +282,10 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     public bool NoChecksum { get; set; }
 
     /// <summary>A kernel consumer's receive upcall (illumos ksocket's callback; the overlay's VXLAN
-    /// underlay): when set, each datagram for the socket is handed to it on the loop with its source
-    /// and the local address it was sent to, and freed after the call instead of being queued.</summary>
-    public Action<IpEndpoint, IpAddress, ReadOnlyMemory<byte>>? Upcall { get; set; }
-
-    /// <summary>A kernel consumer's receive upcall that takes the packet (Data = the payload) and owns
-    /// it from then on: the overlay decapsulates in place (vnic/Overlay.cs rule 6). It comes before
-    /// <see cref="Upcall"/> when both are set.</summary>
+    /// underlay): when set, each datagram for the socket is handed to it on the loop, instead of
+    /// being queued, with its source, the local address it was sent to and its packet (Data = the
+    /// payload), which the consumer then owns: the overlay decapsulates in place (vnic/Overlay.cs
+    /// rule 6). The stack demuxes such a socket's port early (IpStack.cs rule 1).</summary>
     public UdpPacketUpcall? PacketUpcall
     {
         get => _packetUpcall;
