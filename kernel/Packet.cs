@@ -76,6 +76,21 @@ public sealed class Packet
 
     internal void ClearChecksumPending() => _csumLength = 0;
 
+    /// <summary>Clears what the frame carried through the MAC layer (VLAN, priority, timestamp, band,
+    /// fairness key, LSO, a pending checksum), as a freshly rented packet has it: a frame reused in
+    /// place as another one (encapsulated or decapsulated by an overlay, vnic/Overlay.cs rule 6)
+    /// starts anew. Offset and Length stay.</summary>
+    public void ClearMetadata()
+    {
+        Vid = 0;
+        Pcp = 0;
+        Timestamp = 0;
+        Band = 0;
+        FairKey = 0;
+        LsoMss = 0;
+        _csumLength = 0;
+    }
+
     /// <summary>Where a pending checksum's segment starts and where its field is, as offsets into
     /// <see cref="Data"/> (for a device told to fill it in: a TAP's virtio_net_hdr); false when no
     /// checksum is pending or it does not run to the end of the frame, as such a device requires.</summary>

@@ -168,22 +168,33 @@ public sealed partial class IpStack
     /// <paramref name="via"/> the datagram leaves that interface on-link (DHCP, limited broadcast).
     /// Consumes the packet; false when it was dropped (counted).
     /// </summary>
-    internal bool SendV4(Packet p, IpAddress src, IpAddress dst, byte proto, byte ttl, bool dontFragment, IpInterface? via, byte tos = 0)
+    /// <remarks>With <paramref name="path"/> (a kernel consumer's PathCacheV4) a valid cached path
+    /// replaces the route and ARP lookups; a full lookup that ends at a resolved unicast next hop
+    /// refills it.</remarks>
+    internal bool SendV4(Packet p, IpAddress src, IpAddress dst, byte proto, byte ttl, bool dontFragment, IpInterface? via, byte tos = 0, PathCacheV4? path = null)
     {
         Counters.ipOutRequests++;
         IpInterface ifc;
         IpAddress nextHop = dst;
-        if (via != null) ifc = via;
+        MacAddress nextHopMac = default;
+        bool resolved = false;
+        if (path != null && via == null && path.TryUse(this, dst, out ifc, out nextHop, out nextHopMac)) resolved = true;
+        else if (via != null) ifc = via;
         else if (dst.IsLoopback || IsLocalAddress(dst)) ifc = Loopback;
         else if (dst == IpAddress.BroadcastV4 || dst.IsMulticast)
         {
             ifc = FirstInterfaceWithV4() ?? Loopback;
         }
-        else if (!TryRoute(dst, out ifc, out nextHop, out _))
+        else if (!TryRoute(dst, out ifc, out nextHop, out var route))
         {
             Counters.ipOutNoRoutes++;
             p.Free();
             return false;
+        }
+        else if (path != null && !ifc.IsLoopback && nextHop != IpAddress.BroadcastV4 && !nextHop.IsMulticast
+            && !IsSubnetBroadcast(ifc, nextHop) && ifc.Arp.TryLookup(nextHop, out var mac))
+        {
+            path.Fill(this, dst, ifc, nextHop, route, mac);
         }
         if (src.IsUnspecified && via == null)
         {
@@ -220,7 +231,8 @@ public sealed partial class IpStack
             FragmentV4(ifc, p, nextHop);
             return true;
         }
-        OutputV4(ifc, p, nextHop);
+        if (resolved) TransmitFrame(ifc, p, nextHopMac, EtherType.Ipv4);
+        else OutputV4(ifc, p, nextHop);
         return true;
     }
 

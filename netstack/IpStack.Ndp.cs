@@ -171,7 +171,7 @@ public sealed partial class IpStack
         long now = Scheduler.Now;
         int lifetime = m.RouterLifetime;
         if (lifetime > 0) AddDynamicRoute(IpAddress.AnyV6, 0, router, ifc, now + lifetime * Time.Second);
-        else _routes6.RemoveAll(r => r.PrefixLength == 0 && r.Gateway == router && (r.Flags & RouteFlags.Dynamic) != 0);
+        else if (_routes6.RemoveAll(r => r.PrefixLength == 0 && r.Gateway == router && (r.Flags & RouteFlags.Dynamic) != 0) > 0) InvalidatePaths();
         if (!hasPrefix) return;
         var options = new NdpOptionReader(m.Data);
         while (options.MoveNext())

@@ -23,7 +23,7 @@ public sealed partial class IpStack
     {
         var list = v4 ? _routes4 : _routes6;
         long now = Scheduler.Now;
-        list.RemoveAll(r => r.Expires <= now);
+        if (list.RemoveAll(r => r.Expires <= now) > 0) InvalidatePaths();
         return list;
     }
 
@@ -33,7 +33,14 @@ public sealed partial class IpStack
         int i = 0;
         while (i < list.Count && list[i].PrefixLength >= r.PrefixLength) i++;
         list.Insert(i, r);
+        InvalidatePaths();
     }
+
+    /// <summary>Bumped whenever what a resolved path depends on changes (a route, an address, an
+    /// interface or its MTU, an ARP or NDP entry): a PathCacheV4 filled under an older value is stale.</summary>
+    internal int PathGeneration { get; private set; }
+
+    internal void InvalidatePaths() => PathGeneration++;
 
     /// <summary>
     /// route add: a static route to destination/prefix through a gateway that a connected route
@@ -75,6 +82,7 @@ public sealed partial class IpStack
             if (!gateway.IsUnspecified && r.Gateway != gateway) continue;
             if (r.Owner != null) continue;
             list.RemoveAt(i);
+            InvalidatePaths();
             return NetError.None;
         }
         return NetError.NoSuchEntry;

@@ -23,12 +23,19 @@
  *               (a zero-delay event) -> Ethernet demux -> ARP | IPv4 | IPv6 -> local delivery
  *               (reassembly, ICMP, transports) or forwarding (TTL, route, fragmentation).
  *   transmit:   transport -> Send -> route lookup -> IP header -> fragmentation -> neighbour
- *               resolution (or the pending queue) -> Ethernet header -> MacClient.Transmit.
+ *               resolution (or the pending queue) -> Ethernet header -> MacClient.Transmit. A
+ *               kernel consumer's in-place send (the overlay's VXLAN socket) may skip the route
+ *               and neighbour lookups through its PathCacheV4 (PathCache.cs), valid while
+ *               PathGeneration is unchanged.
  *
  * Rules
  *   1. Received frames are processed from the stack's own event (Drain), never inside another
  *      component's call: a transmit on an etherstub delivers synchronously, and without the ring a
- *      reply could re-enter the stack in the middle of a send.
+ *      reply could re-enter the stack in the middle of a send. One exception, early demux: a
+ *      unicast IPv4 UDP datagram for a port whose kernel consumer takes packets (the overlay's
+ *      VXLAN socket, UdpSocket.PacketUpcall, as illumos's overlay_mux is a ksocket callback) is
+ *      processed at once when the ring is empty and the stack is not transmitting, so it cannot
+ *      overtake a queued frame nor re-enter a send; the full receive path still checks it.
  *   2. Nothing on the receive path throws on malformed input. Every frame that is not delivered or
  *      forwarded increments a counter that says why (Counters.cs, kstat modules ip, udp, icmp).
  *   3. Every queue and table is bounded: the receive ring, neighbour caches and their pending
@@ -96,6 +103,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private Packet?[] _ring = new Packet?[InitialRingSize];
     private IpInterface?[] _ringIf = new IpInterface?[InitialRingSize];
     private int _ringHead, _ringCount;
+    private int _transmitting;
     private readonly KTimer _drainTimer;
     private readonly List<Kstat> _kstats = [];
     private readonly KstatRegistry? _kstatRegistry;
@@ -270,6 +278,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         ifc.RouterTimer?.Cancel();
         ifc.SolicitTimer?.Cancel();
         _interfaces.Remove(ifc);
+        InvalidatePaths();
         for (int i = 0; i < _ringIf.Length; i++) if (_ringIf[i] == ifc) _ringIf[i] = null;
         ifc.Client!.Close();
         return IpStatus.Ok;
@@ -282,6 +291,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (ifc == null) return IpadmStatus.Enxio;
         if (mtu != 0 && (mtu < 68 || (ifc.Client != null && mtu > ifc.Client.Mtu))) return IpadmStatus.InvalidArg;
         ifc._mtuOverride = mtu;
+        InvalidatePaths();
         return IpStatus.Ok;
     }
 
@@ -342,6 +352,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         var a = new IpAddressObject(name, ifc, address, prefixLength, type);
         _addresses.Add(a);
         _local[address] = a;
+        InvalidatePaths();
         a.Timer = new KTimer(Scheduler, static s => { var o = (IpAddressObject)s!; o.Interface.Stack.AddressTimer(o); }, a);
         if (dad)
         {
@@ -357,6 +368,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private void MarkUsable(IpAddressObject a)
     {
         a.State = AddressState.Ok;
+        InvalidatePaths();
         var ifc = a.Interface;
         if (!ifc.IsLoopback)
         {
@@ -379,6 +391,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (a.State == AddressState.Duplicate) return;
         bool wasUsable = a.IsUsable;
         a.State = AddressState.Duplicate;
+        InvalidatePaths();
         a.Timer?.Cancel();
         if (wasUsable) RemoveConnectedRoute(a);
         a._ready.TrySetResult(IpadmStatus.DadFound);
@@ -430,6 +443,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         _addresses.Remove(a);
         if (_local.TryGetValue(a.Address, out var cur) && cur == a) _local.Remove(a.Address);
         RemoveConnectedRoute(a);
+        InvalidatePaths();
         a._ready.TrySetResult(IpadmStatus.NotFound);
     }
 
@@ -515,7 +529,24 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         IpInterface? ifc = null;
         foreach (var i in _interfaces) if (i.Client == client) { ifc = i; break; }
         if (ifc == null) { Counters.ipInDiscards++; packet.Free(); return; }
+        if (_ringCount == 0 && _transmitting == 0 && Udp.PacketUpcalls > 0 && IsEarlyDemux(ifc, packet))
+        {
+            ifc.InPackets++; // as Drain counts it
+            ReceiveFrame(ifc, packet);
+            return;
+        }
         Enqueue(ifc, packet);
+    }
+
+    /// <summary>Rule 1's exception: an untagged IPv4 frame to the interface's own MAC, not a fragment,
+    /// carrying UDP to a port whose consumer takes packets. Only peeks; ReceiveFrame checks it all.</summary>
+    private bool IsEarlyDemux(IpInterface ifc, Packet p)
+    {
+        var data = p.Data;
+        if (!EthernetView.TryCreate(data, out var eth) || eth.IsTagged || eth.EtherType != EtherType.Ipv4 || eth.Destination != ifc.MacAddress) return false;
+        var l3 = data[EthernetView.HeaderLength..];
+        if (!Ipv4View.TryCreateHeader(l3, out var ip) || ip.Protocol != IpProtocol.Udp || ip.IsFragment || l3.Length < ip.HeaderLength) return false;
+        return UdpView.TryCreateHeader(l3[ip.HeaderLength..], out var udp) && Udp.HasPacketUpcall(udp.DestinationPort);
     }
 
     /// <summary>Queues a frame as if it came from an interface (tests, loopback). Consumes it.</summary>
@@ -633,6 +664,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         }
         EthernetView.WriteHeader(p.Data, dst, ifc.MacAddress, etherType);
         ifc.OutPackets++;
+        _transmitting++; // rule 1: no early demux while a frame of ours may come back synchronously
         ifc.Client!.Transmit(p);
+        _transmitting--;
     }
 }

@@ -120,6 +120,7 @@ internal sealed class NeighborCache
             n = Create(address);
         }
         if (n.State == NeighborState.Permanent) return;
+        if (n.Mac != mac || n.State != NeighborState.Reachable) _stack.InvalidatePaths(); // PathCacheV4
         n.Mac = mac;
         n.State = NeighborState.Reachable;
         n.Expires = _stack.Scheduler.Now + ReachableTime;
@@ -135,6 +136,7 @@ internal sealed class NeighborCache
         n.Timer.Cancel();
         n.Mac = mac;
         n.State = NeighborState.Permanent;
+        _stack.InvalidatePaths();
         n.Expires = long.MaxValue;
         while (n.Pending.Count > 0)
             _stack.TransmitFrame(_ifc, _stack.Unqueue(n.Pending), mac, _v6 ? EtherType.Ipv6 : EtherType.Ipv4);
@@ -176,6 +178,7 @@ internal sealed class NeighborCache
             _stack.Unqueue(n.Pending).Free();
         }
         _map.Remove(n.Address);
+        _stack.InvalidatePaths();
     }
 
     private void TimerFired(Neighbor n)

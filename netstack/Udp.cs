@@ -7,6 +7,11 @@ namespace SmartOS.Netstack;
 /// <summary>A datagram received by <see cref="UdpSocket.ReceiveFromAsync"/>.</summary>
 public readonly record struct UdpReceiveResult(int Length, IpEndpoint From, NetError Error);
 
+/// <summary>A kernel consumer's receive upcall that takes the datagram's packet (UdpSocket.PacketUpcall):
+/// its source, the local address it was sent to, and the packet (Data = the payload), now the
+/// consumer's to free.</summary>
+public delegate void UdpPacketUpcall(IpEndpoint from, IpAddress to, Packet payload);
+
 /// <summary>
 /// UDP (RFC 768) for one stack: the port table, checksums over the pseudo-header (optional over
 /// IPv4, mandatory over IPv6), port unreachable for closed ports. Sockets keep received packets
@@ -19,6 +24,18 @@ internal sealed class UdpLayer : ITransport
     private readonly IpStack _stack;
     private readonly Dictionary<ushort, List<UdpSocket>> _ports = new();
     internal readonly List<UdpSocket> All = [];
+
+    /// <summary>Sockets with a PacketUpcall: while there are none, IpStack's early demux does not look.</summary>
+    internal int PacketUpcalls;
+
+    /// <summary>Whether a socket bound to <paramref name="port"/> takes packets (IpStack rule 1's early demux).</summary>
+    internal bool HasPacketUpcall(ushort port)
+    {
+        if (!_ports.TryGetValue(port, out var list)) return false;
+        for (int i = 0; i < list.Count; i++)
+            if (list[i].PacketUpcall != null) return true;
+        return false;
+    }
 
     public UdpLayer(IpStack stack) { _stack = stack; }
 
@@ -104,11 +121,10 @@ internal sealed class UdpLayer : ITransport
         packet.TrySetLength(length);
         if (_stack.Probes.UdpReceive.Enabled) _stack.FireUdp(_stack.Probes.UdpReceive, packet.Data, source, destination, best);
         packet.TrimFront(UdpView.HeaderLength);
-        if (best.Upcall is { } upcall)
+        if (best.PacketUpcall is { } take)
         {
             c.udpInDatagrams++;
-            upcall(new IpEndpoint(source, sport), destination, packet.Memory);
-            packet.Free();
+            take(new IpEndpoint(source, sport), destination, packet);
             return;
         }
         if (!best.Enqueue(packet, new IpEndpoint(source, sport)))
@@ -132,7 +148,8 @@ internal sealed class UdpLayer : ITransport
 
     /// <summary>Builds the UDP header (checksum over the pseudo-header) in front of the payload already in place and sends.</summary>
     /// <param name="socket">The sending socket, for udp:::send's udpsinfo_t (null: the stack's own, DHCP).</param>
-    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null)
+    /// <param name="path">A kernel consumer's cached path (PathCacheV4), or null for the full lookup.</param>
+    public NetError Send(Packet p, IpEndpoint from, IpEndpoint to, byte ttl, IpInterface? via, bool dontFragment, UdpSocket? socket = null, PathCacheV4? path = null)
     {
         if (!p.TryPrepend(UdpRepr.HeaderLength)) { p.Free(); return NetError.NoBufferSpace; }
         var repr = new UdpRepr { SourcePort = from.Port, DestinationPort = to.Port };
@@ -148,7 +165,7 @@ internal sealed class UdpLayer : ITransport
         var sendProbe = socket is { IsConnected: true } ? _stack.Probes.UdpSendConnected : _stack.Probes.UdpSend;
         if (sendProbe.Enabled) _stack.FireUdp(sendProbe, p.Data, from.Address, to.Address, socket);
         bool ok = to.Address.IsV4
-            ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via)
+            ? _stack.SendV4(p, from.Address, to.Address, IpProtocol.Udp, ttl, dontFragment, via, path: path)
             : _stack.SendV6(p, from.Address, to.Address, IpProtocol.Udp, ttl, via);
         if (!ok) { _stack.UdpStats.udpOutErrors++; return dontFragment ? NetError.MessageTooLong : NetError.NoBufferSpace; }
         return NetError.None;
@@ -265,19 +282,69 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     public bool NoChecksum { get; set; }
 
     /// <summary>A kernel consumer's receive upcall (illumos ksocket's callback; the overlay's VXLAN
-    /// underlay): when set, each datagram for the socket is handed to it on the loop with its source
-    /// and the local address it was sent to, and freed after the call instead of being queued.</summary>
-    public Action<IpEndpoint, IpAddress, ReadOnlyMemory<byte>>? Upcall { get; set; }
+    /// underlay): when set, each datagram for the socket is handed to it on the loop, instead of
+    /// being queued, with its source, the local address it was sent to and its packet (Data = the
+    /// payload), which the consumer then owns: the overlay decapsulates in place (vnic/Overlay.cs
+    /// rule 6). The stack demuxes such a socket's port early (IpStack.cs rule 1).</summary>
+    public UdpPacketUpcall? PacketUpcall
+    {
+        get => _packetUpcall;
+        set
+        {
+            if ((value != null) != (_packetUpcall != null) && !IsClosed) _stack.Udp.PacketUpcalls += value != null ? 1 : -1;
+            _packetUpcall = value;
+        }
+    }
+    private UdpPacketUpcall? _packetUpcall;
+
+    /// <summary>What <see cref="SendFrom(Packet, IpAddress, ushort, IpEndpoint)"/> needs in front of
+    /// the payload to send it in place over IPv4: UDP, IPv4, Ethernet and an 802.1Q tag pushed where
+    /// the frame leaves. A payload with less headroom (or over IPv6) is copied.</summary>
+    public const int SendHeadroomV4 = UdpView.HeaderLength + Ipv4Repr.HeaderLength + EthernetView.HeaderLength + 4;
+
+    /// <summary>The same as <see cref="SendFrom(ReadOnlySpan{byte}, IpAddress, ushort, IpEndpoint)"/>
+    /// for a payload already in a packet (Data = the payload), sent in place: the headers are
+    /// prepended into its headroom (no copy when it has <see cref="SendHeadroomV4"/>). Consumes it.</summary>
+    public NetError SendFrom(Packet payload, IpAddress source, ushort sourcePort, IpEndpoint to)
+    {
+        var e = CheckSendFrom(payload.Length, source, sourcePort, to);
+        if (e != NetError.None)
+        {
+            payload.Free();
+            return e;
+        }
+        var p = payload;
+        if (p.Offset < SendHeadroomV4 || !to.Address.IsV4)
+        {
+            p = _stack.Pool.Rent(payload.Data);
+            payload.Free();
+            if (p == null) return NetError.NoBufferSpace;
+        }
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this, _path);
+    }
+
+    // The last destination's resolved path (PathCacheV4), for the in-place sends of a kernel consumer.
+    private readonly PathCacheV4 _path = new();
+
+    /// <summary>In-place sends that used the cached path and those that looked it up (PathCacheV4).</summary>
+    public (long Hits, long Misses) PathCacheStats => (_path.Hits, _path.Misses);
+
+    private NetError CheckSendFrom(int length, IpAddress source, ushort sourcePort, IpEndpoint to)
+    {
+        if (IsClosed) return NetError.Closed;
+        if (length > MaxPayload) return NetError.MessageTooLong;
+        if (to.Port == 0 || sourcePort == 0 || source.IsV4 != to.Address.IsV4) return NetError.InvalidArgument;
+        if (!_stack.IsLocalAddress(source)) return NetError.AddressNotAvailable;
+        return NetError.None;
+    }
 
     /// <summary>Sends from an explicit local address and source port, for a kernel consumer whose
     /// source port varies per flow (VXLAN, RFC 7348 section 5). The address must be one of the
     /// stack's (AddressNotAvailable otherwise).</summary>
     public NetError SendFrom(ReadOnlySpan<byte> data, IpAddress source, ushort sourcePort, IpEndpoint to)
     {
-        if (IsClosed) return NetError.Closed;
-        if (data.Length > MaxPayload) return NetError.MessageTooLong;
-        if (to.Port == 0 || sourcePort == 0 || source.IsV4 != to.Address.IsV4) return NetError.InvalidArgument;
-        if (!_stack.IsLocalAddress(source)) return NetError.AddressNotAvailable;
+        var e = CheckSendFrom(data.Length, source, sourcePort, to);
+        if (e != NetError.None) return e;
         var p = _stack.Pool.Rent(data.Length);
         if (p == null) return NetError.NoBufferSpace;
         data.CopyTo(p.Data);
@@ -366,6 +433,7 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
     public void Dispose()
     {
         if (IsClosed) return;
+        PacketUpcall = null;
         IsClosed = true;
         _stack.Udp.Unbind(this);
         while (_queue.Count > 0)

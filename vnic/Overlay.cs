@@ -26,9 +26,11 @@
  *         unicast or group -> OverlayLink.Encapsulate: push the VNIC's VLAN tag into the inner
  *         frame, tap, proxy answer (IOverlaySearch.TryAnswer), steering (IOverlaySteering: the files
  *         plugin drops the ARP/NDP it cannot answer and redirects DHCPv4 broadcasts) or lookup,
- *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send (it copies; the packet is freed here).
- *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: rent a
- *         packet, parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
+ *         8-byte VXLAN header in the packet's headroom, IOverlayUnderlay.Send(Packet): the frame's
+ *         packet is the datagram, and the underlay prepends its own headers in place (rule 6).
+ *   in:   underlay -> OverlayMux.Receive: length, I flag, VNID -> OverlayLink.Decapsulate: the
+ *         datagram's packet with the VXLAN header trimmed (a copy for an underlay that hands out
+ *         spans), parse, pop the inner tag into Packet.Vid, tap -> VSwitch.ForwardFromUplink.
  *   large: over an underlay that cuts and joins TCP segments itself (the real-time socket), a
  *         VNIC's large send goes to it whole and a joined run comes back whole (Overlay.LargeSend.cs).
  *
@@ -56,11 +58,22 @@
  *      front end may install another (a Linux UDP socket for smartos boot) with
  *      MacLayer.SetUnderlayProvider, which reopens every existing mux through it.
  *   6. IPv4 underlays only: an IPv6 listen_ip or destination is refused (DladmStatus.NotSup) with
- *      a message saying so, rather than half-supported. Headroom: the overlay puts only the inner
- *      tag (4) and the VXLAN header (8) in front of the frame, in the packet's own headroom; the
- *      underlay copies the datagram into a packet of its pool, whose headroom (Packet.Headroom, 64)
- *      takes UDP, IPv4 and the underlay's Ethernet header (42 bytes). One copy a frame, nothing
- *      allocated (tests/SmartOS.Benchmarks overlay).
+ *      a message saying so, rather than half-supported. In place, as illumos and Linux do it: the
+ *      overlay puts the inner tag (4) and the VXLAN header (8) in front of the frame, in its
+ *      packet's headroom (Packet.Headroom, 64), and hands that packet to the underlay
+ *      (IOverlayUnderlay.Send(Packet)); the global zone's prepends UDP, IPv4 and Ethernet (42, and
+ *      4 for a tag where the frame leaves; UdpSocket.SendHeadroomV4) in the same headroom, so a
+ *      frame is never copied on the way out (a packet with less room is copied once). Its VXLAN
+ *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
+ *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
+ *      entry changes), so the common frame does no route or ARP lookup; the files plugin
+ *      remembers its last answer until the mapping changes. On the way in the stack demuxes the
+ *      VXLAN port early (IpStack rule 1) and hands the datagram's packet to the mux
+ *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
+ *      frame in place. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
+ *      left as they are (a pending one is filled in, as a NIC would, since the frame leaves the
+ *      host). An underlay that hands out spans (the real-time socket) copies once each way. No
+ *      allocation per frame (tests/SmartOS.Benchmarks overlay).
  *   7. A frame leaving the host through an overlay carries the VNIC's VLAN in an 802.1Q tag inside
  *      the encapsulation, as Triton's fabrics do; a decapsulated tagged frame is switched in that VLAN.
  *
@@ -258,11 +271,12 @@ public sealed partial class OverlayLink : Datalink
             return;
         }
         ushort sport = VxlanHeader.SourcePort(frame);
-        var datagram = p.Data;
-        VxlanHeader.Emit(datagram, Vnid);
-        if (mux.Underlay.Send(target, sport, datagram)) os.Encap++;
+        VxlanHeader.Emit(p.Data, Vnid);
+        // The frame's packet becomes the datagram's (rule 6): the underlay prepends its headers in
+        // the headroom, and nothing of the inner frame's MAC-layer state goes with it.
+        p.ClearMetadata();
+        if (mux.Underlay.Send(target, sport, p)) os.Encap++;
         else os.UnderlayErr++;
-        p.Free();
     }
 
     /// <summary>An inner frame for this overlay (from the mux, or a proxy answer): copied into a
@@ -270,15 +284,22 @@ public sealed partial class OverlayLink : Datalink
     /// Only a frame that came from the underlay counts in decap; a proxy answer counts in proxy_answers.</summary>
     internal void Decapsulate(ReadOnlySpan<byte> inner, bool fromUnderlay = true)
     {
-        var os = OverlayStats;
-        var s = Stats;
         var p = Mac.Pool.Rent(inner);
         if (p == null)
         {
-            s.DropNoBuf++;
-            os.DropNoBuf++;
+            Stats.DropNoBuf++;
+            OverlayStats.DropNoBuf++;
             return;
         }
+        Decapsulate(p, fromUnderlay);
+    }
+
+    /// <summary>An inner frame already in a packet (Data = the inner Ethernet frame; the underlay's
+    /// packet with the outer headers trimmed, rule 6): switched in place. Consumes the packet.</summary>
+    internal void Decapsulate(Packet p, bool fromUnderlay = true)
+    {
+        var os = OverlayStats;
+        p.ClearMetadata();
         switch (Ingress(p, tapBad: false))
         {
             case IngressDrop.BadFrame:
@@ -317,6 +338,7 @@ internal sealed partial class OverlayMux
     private readonly Dictionary<uint, OverlayLink> _byVnid = new();
     private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>> _receive;
     private readonly Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> _receiveLarge;
+    private readonly OverlayPacketReceiver _receivePacket;
 
     public OverlayMux(UnderlayEndpoint listen, IOverlayUnderlay underlay)
     {
@@ -324,7 +346,15 @@ internal sealed partial class OverlayMux
         Underlay = underlay;
         _receive = Receive;
         _receiveLarge = ReceiveLarge; // Overlay.LargeSend.cs
-        underlay.SetReceiver(_receive);
+        _receivePacket = Receive;
+        Attach(underlay);
+    }
+
+    /// <summary>Listens on an underlay: by packet when it can hand them over (in-place
+    /// decapsulation, rule 6), by span otherwise; and for joined runs where it makes them.</summary>
+    private void Attach(IOverlayUnderlay underlay)
+    {
+        if (!underlay.SetPacketReceiver(_receivePacket)) underlay.SetReceiver(_receive);
         (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
     }
 
@@ -343,12 +373,12 @@ internal sealed partial class OverlayMux
     {
         Close();
         Underlay = underlay;
-        underlay.SetReceiver(_receive);
-        (underlay as IOverlayLargeReceive)?.SetLargeReceiver(_receiveLarge);
+        Attach(underlay);
     }
 
     public void Close()
     {
+        Underlay.SetPacketReceiver(null);
         Underlay.SetReceiver(null);
         (Underlay as IOverlayLargeReceive)?.SetLargeReceiver(null);
         (Underlay as IDisposable)?.Dispose();
@@ -371,5 +401,26 @@ internal sealed partial class OverlayMux
             return;
         }
         overlay.Decapsulate(span[VxlanHeader.Length..]);
+    }
+
+    /// <summary>The same for a datagram in its packet: the VXLAN header is trimmed and the inner frame
+    /// switched in place, no copy (rule 6). Consumes the packet.</summary>
+    private void Receive(UnderlayEndpoint from, Packet datagram)
+    {
+        var s = Stats;
+        s.Datagrams++;
+        switch (VxlanHeader.TryParse(datagram.Data, out uint vnid))
+        {
+            case VxlanHeader.Error.Short: s.BadShort++; datagram.Free(); return;
+            case VxlanHeader.Error.Flags: s.BadFlags++; datagram.Free(); return;
+        }
+        if (!_byVnid.TryGetValue(vnid, out var overlay))
+        {
+            s.UnknownVnid++;
+            datagram.Free();
+            return;
+        }
+        datagram.TrimFront(VxlanHeader.Length);
+        overlay.Decapsulate(datagram);
     }
 }

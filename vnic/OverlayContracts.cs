@@ -1,3 +1,4 @@
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
@@ -43,6 +44,10 @@ public interface IOverlaySearch
     int TryAnswer(ReadOnlySpan<byte> frame, Span<byte> reply);
 }
 
+/// <summary>A datagram heard on the underlay handed over as the packet it arrived in (Data = the
+/// VXLAN header and the frame): the listener owns it, and decapsulates it in place.</summary>
+public delegate void OverlayPacketReceiver(UnderlayEndpoint from, Packet datagram);
+
 /// <summary>
 /// The underlay of an overlay link: sends and hears UDP datagrams whose payload is a VXLAN header and
 /// the tenant's frame. Implemented by the global zone's IP stack (zones/) or a Linux UDP socket (the
@@ -69,6 +74,20 @@ public interface IOverlayUnderlay
     /// suggests (Overlay.cs rule 2). An underlay that cannot choose its source port (a socket bound
     /// to listen_port) keeps this default, which sends from <see cref="Local"/>.</summary>
     bool Send(UnderlayEndpoint target, ushort sourcePort, ReadOnlySpan<byte> payload) => Send(target, payload);
+
+    /// <summary>Sends one datagram in place (Overlay.cs rule 6): <paramref name="datagram"/>'s Data is
+    /// the VXLAN header and the frame, and its headroom takes the underlay's own headers. Consumes the
+    /// packet. An underlay that cannot send a packet in place keeps this default, which copies.</summary>
+    bool Send(UnderlayEndpoint target, ushort sourcePort, Packet datagram)
+    {
+        bool sent = Send(target, sourcePort, datagram.Data);
+        datagram.Free();
+        return sent;
+    }
+
+    /// <summary>Sets a listener that takes each arriving datagram as its packet (null to stop); false
+    /// when this underlay hands datagrams only as spans, through <see cref="SetReceiver"/>.</summary>
+    bool SetPacketReceiver(OverlayPacketReceiver? receive) => false;
 }
 
 /// <summary>

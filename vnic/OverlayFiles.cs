@@ -97,6 +97,13 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOver
     private readonly Dictionary<MacAddress, UnderlayEndpoint> _set = [];
     private readonly List<MacAddress> _setOrder = [];
 
+    // The last lookup that found a destination (rule 2): a stream of frames to one MAC, the common
+    // case, is answered without the tables. Set, Delete and Flush forget it, so the next frame after
+    // a mapping change looks up again.
+    private MacAddress _lastMac;
+    private UnderlayEndpoint _lastTarget;
+    private bool _lastValid;
+
     private long _found, _misses, _drops, _arpAnswers, _ndpAnswers, _dhcpRedirects, _proxyDrops;
 
     private OverlayFilesSearch(string path, List<OverlayFilesEntry> entries)
@@ -356,8 +363,17 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOver
     /// <inheritdoc/>
     public OverlayLookupStatus Lookup(MacAddress destination, out UnderlayEndpoint target)
     {
+        if (_lastValid && destination == _lastMac)
+        {
+            target = _lastTarget;
+            _found++;
+            return OverlayLookupStatus.Found;
+        }
         if ((_set.Count > 0 && _set.TryGetValue(destination, out target)) || _targets.TryGetValue(destination, out target))
         {
+            _lastMac = destination;
+            _lastTarget = target;
+            _lastValid = true;
             _found++;
             return OverlayLookupStatus.Found;
         }
@@ -503,6 +519,7 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOver
     {
         if (!_set.ContainsKey(mac)) _setOrder.Add(mac);
         _set[mac] = target;
+        _lastValid = false;
     }
 
     /// <summary>modify-overlay -d: forgets what -s set for the MAC (the file's entry, if any, answers
@@ -511,6 +528,7 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOver
     {
         bool had = _set.Remove(mac);
         if (had) _setOrder.Remove(mac);
+        _lastValid = false;
         return had || _targets.ContainsKey(mac);
     }
 
@@ -519,6 +537,7 @@ public sealed class OverlayFilesSearch : IOverlaySearch, IOverlaySteering, IOver
     {
         _set.Clear();
         _setOrder.Clear();
+        _lastValid = false;
     }
 
     /// <summary>show-overlay -t: the file's entries (with what -s set in their place), then the MACs

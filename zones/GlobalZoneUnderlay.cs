@@ -1,3 +1,4 @@
+using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 using SmartOS.Netstack;
 using SmartOS.Vnic;
@@ -47,7 +48,7 @@ public sealed class GlobalZoneUnderlays
             socket.NoChecksum = true; // RFC 7348 section 5: the outer UDP checksum SHOULD be zero
             port = new Port { Socket = socket };
             var p = port;
-            socket.Upcall = (from, to, data) => Deliver(p, from, to, data);
+            socket.PacketUpcall = (from, to, packet) => Deliver(p, from, to, packet);
             _ports.Add(listen.Port, port);
         }
         if (port.ByAddress.ContainsKey(listen.Address)) return DladmStatus.AddrInUse;
@@ -57,10 +58,24 @@ public sealed class GlobalZoneUnderlays
         return DlStatus.Ok;
     }
 
-    private void Deliver(Port port, IpEndpoint from, IpAddress to, ReadOnlyMemory<byte> data)
+    /// <summary>A datagram for a listen port: to its listen address's overlays, in its packet when
+    /// they take packets (in-place decapsulation). Consumes the packet.</summary>
+    private void Deliver(Port port, IpEndpoint from, IpAddress to, Packet packet)
     {
-        if (port.ByAddress.TryGetValue(to, out var u) && u.Receiver is { } r) r(new UnderlayEndpoint(from.Address, from.Port), data);
-        else Unlistened++;
+        if (!port.ByAddress.TryGetValue(to, out var u))
+        {
+            Unlistened++;
+            packet.Free();
+            return;
+        }
+        var source = new UnderlayEndpoint(from.Address, from.Port);
+        if (u.PacketReceiver is { } take) take(source, packet);
+        else
+        {
+            if (u.Receiver is { } r) r(source, packet.Memory);
+            else Unlistened++;
+            packet.Free();
+        }
     }
 
     private void Close(Underlay u)
@@ -74,6 +89,7 @@ public sealed class GlobalZoneUnderlays
     private sealed class Underlay(GlobalZoneUnderlays owner, Port port, UnderlayEndpoint local) : IOverlayUnderlay, IDisposable
     {
         public Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? Receiver;
+        public OverlayPacketReceiver? PacketReceiver;
         public UnderlayEndpoint Local { get; } = local;
 
         public int MaxPayload(UnderlayEndpoint target)
@@ -88,7 +104,16 @@ public sealed class GlobalZoneUnderlays
         public bool Send(UnderlayEndpoint target, ushort sourcePort, ReadOnlySpan<byte> payload)
             => port.Socket.SendFrom(payload, Local.Address, sourcePort, new IpEndpoint(target.Address, target.Port)) == NetError.None;
 
+        public bool Send(UnderlayEndpoint target, ushort sourcePort, Packet datagram)
+            => port.Socket.SendFrom(datagram, Local.Address, sourcePort, new IpEndpoint(target.Address, target.Port)) == NetError.None;
+
         public void SetReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? receive) => Receiver = receive;
+
+        public bool SetPacketReceiver(OverlayPacketReceiver? receive)
+        {
+            PacketReceiver = receive;
+            return true;
+        }
 
         public void Dispose() => owner.Close(this);
     }

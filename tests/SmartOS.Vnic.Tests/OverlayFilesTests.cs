@@ -46,6 +46,34 @@ public class OverlayFilesTests
     private static MacAddress Mac(string s) { MacAddress.TryParse(s, out var m); return m; }
 
     [Test]
+    public void The_last_lookup_is_remembered_and_a_mapping_change_makes_the_next_lookup_take_the_new_destination()
+    {
+        var files = Load();
+        var mac = Mac("de:ad:be:ef:00:01");
+        var fromFile = new UnderlayEndpoint(IpAddress.V4(0xC6120002), 4789);
+        var moved = new UnderlayEndpoint(IpAddress.V4(0xC6120009), 4790);
+        UnderlayEndpoint Next()
+        {
+            Assert.That(files.Lookup(mac, out var t), Is.EqualTo(OverlayLookupStatus.Found));
+            return t;
+        }
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Next(), Is.EqualTo(fromFile));
+            Assert.That(Next(), Is.EqualTo(fromFile), "answered from the last-lookup cache");
+            files.Set(mac, moved);
+            Assert.That(Next(), Is.EqualTo(moved), "modify-overlay -s");
+            Assert.That(files.Delete(mac), Is.True);
+            Assert.That(Next(), Is.EqualTo(fromFile), "modify-overlay -d");
+            files.Set(mac, moved);
+            Assert.That(Next(), Is.EqualTo(moved));
+            files.Flush();
+            Assert.That(Next(), Is.EqualTo(fromFile), "modify-overlay -f");
+            Assert.That(files.Found, Is.EqualTo(6), "a cached answer counts as found too");
+        }
+    }
+
+    [Test]
     public void Lookup_finds_the_underlay_address_of_each_entry()
     {
         var files = Load();

@@ -30,6 +30,43 @@ internal sealed class PipeUnderlay(UnderlayEndpoint local) : IOverlayUnderlay
     public void SetReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? receive) => Receiver = receive;
 }
 
+/// <summary>An underlay that sends and hears packets in place (IOverlayUnderlay.Send(Packet),
+/// SetPacketReceiver), handing each datagram's own packet to the peer whose Local is the target; it
+/// records where each datagram started in its buffer and its bytes, and counts span sends.</summary>
+internal sealed class PacketPipeUnderlay(UnderlayEndpoint local) : IOverlayUnderlay
+{
+    public static readonly Dictionary<UnderlayEndpoint, PacketPipeUnderlay> Net = new();
+    public OverlayPacketReceiver? PacketReceiver;
+    public readonly List<(int Offset, byte[] Bytes)> Sent = [];
+    public int SpanSends;
+
+    public UnderlayEndpoint Local { get; } = local;
+    public int MaxPayload(UnderlayEndpoint target) => 1500 - 28;
+    public bool Send(UnderlayEndpoint target, ReadOnlySpan<byte> payload) => Send(target, Local.Port, payload);
+
+    public bool Send(UnderlayEndpoint target, ushort sourcePort, ReadOnlySpan<byte> payload)
+    {
+        SpanSends++;
+        return false;
+    }
+
+    public bool Send(UnderlayEndpoint target, ushort sourcePort, Packet datagram)
+    {
+        Sent.Add((datagram.Offset, datagram.Data.ToArray()));
+        if (Net.TryGetValue(target, out var peer) && peer.PacketReceiver is { } take) take(new UnderlayEndpoint(Local.Address, sourcePort), datagram);
+        else datagram.Free();
+        return true;
+    }
+
+    public void SetReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>>? receive) { }
+
+    public bool SetPacketReceiver(OverlayPacketReceiver? receive)
+    {
+        PacketReceiver = receive;
+        return true;
+    }
+}
+
 public class OverlayTests
 {
     private static readonly IpAddress A = Ip("10.0.1.10"), B = Ip("10.0.2.10");
@@ -126,6 +163,48 @@ public class OverlayTests
         Assert.That(under.Sent[1].SourcePort, Is.EqualTo(sport));
         var inner = new PacketDotNet.EthernetPacket(new PacketDotNet.Utils.ByteArraySegment(payload, 8, payload.Length - 8));
         Assert.That(inner.DestinationHardwareAddress.ToString(), Is.EqualTo("020820000009"));
+    }
+
+    [Test]
+    public void An_underlay_that_takes_packets_gets_the_frame_encapsulated_in_its_own_buffer_and_the_peer_switches_it_in_place()
+    {
+        PacketPipeUnderlay.Net.Clear();
+        Rig PacketHost()
+        {
+            var rig = new Rig(nics: 1);
+            rig.Mac.SetUnderlayProvider((UnderlayEndpoint listen, out IOverlayUnderlay? u) =>
+            {
+                var p = new PacketPipeUnderlay(listen);
+                PacketPipeUnderlay.Net[listen] = p;
+                u = p;
+                return DlStatus.Ok;
+            });
+            return rig;
+        }
+        var h1 = PacketHost();
+        var h2 = PacketHost();
+        Overlay(h1, "ovl0", 0x1234, A, B);
+        Overlay(h2, "ovl0", 0x1234, B, A);
+        var a = Vnic(h1, "vnic0", "ovl0", 1, vid: 5);
+        var b = Vnic(h2, "vnic0", "ovl0", 2, vid: 5);
+        var frame = Frame(1, 2);
+        long outstanding = h2.Mac.Pool.Outstanding;
+        a.Send(frame);
+        var under = PacketPipeUnderlay.Net[new UnderlayEndpoint(A, 4789)];
+        // VXLAN (flags 0x08, VNID 0x001234), then the frame with its VLAN in an 802.1Q tag (rule 7).
+        byte[] expected = [0x08, 0, 0, 0, 0x00, 0x12, 0x34, 0, .. frame[..12], 0x81, 0x00, 0x00, 0x05, .. frame[12..]];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(under.SpanSends, Is.Zero, "no copy through the span send");
+            Assert.That(under.Sent, Has.Count.EqualTo(1));
+            Assert.That(under.Sent[0].Offset, Is.EqualTo(Packet.Headroom - 4 - VxlanHeader.Length), "tag and VXLAN header prepended in the frame's own headroom");
+            Assert.That(under.Sent[0].Bytes, Is.EqualTo(expected));
+            Assert.That(b.Frames, Has.Count.EqualTo(1));
+            Assert.That(b.Frames[0].Frame, Is.EqualTo(frame), "decapsulated in place and switched in its VLAN, untagged");
+            Assert.That(b.Frames[0].Vid, Is.EqualTo(5));
+            Assert.That(h2.Mac.Pool.Outstanding, Is.EqualTo(outstanding), "the receiving host rented no packet");
+            Assert.That(((OverlayLink)h2.Mac.Find("ovl0")!).OverlayStats.Decap, Is.EqualTo(1));
+        }
     }
 
     [Test]

@@ -1,0 +1,59 @@
+using SmartOS.Kernel.Wire;
+
+namespace SmartOS.Netstack;
+
+/// <summary>
+/// One IPv4 destination's resolved path, kept by a kernel UDP consumer (the overlay's VXLAN socket)
+/// so that its common datagram does no route or ARP lookup: the outgoing interface, the route, the
+/// next hop and its link address, as Linux's vxlan keeps a dst_cache per remote and illumos's
+/// overlay_mux a conn_t whose transmit attributes hold the IRE and NCE. It is valid while the
+/// stack's path generation (IpStack.PathGeneration) is the one it was filled under: the stack
+/// bumps it whenever a route, an address, an interface, its MTU or an ARP entry changes, so the next
+/// datagram after any of those takes the full path again and refills the cache. The interface's
+/// MTU is read per datagram, and the route's use count and lifetime are honoured as on the full
+/// path, so counters and pcaps are the same whether or not a datagram hit the cache.
+/// </summary>
+internal sealed class PathCacheV4
+{
+    private IpAddress _destination;
+    private IpInterface? _interface;
+    private RouteEntry? _route;
+    private IpAddress _nextHop;
+    private MacAddress _mac;
+    private int _generation = -1;
+
+    /// <summary>Datagrams that used the cache, and those that took the full path.</summary>
+    public long Hits, Misses;
+
+    /// <summary>The cached path to <paramref name="destination"/>, when still valid; counts the
+    /// route's use as TryRoute does.</summary>
+    public bool TryUse(IpStack stack, IpAddress destination, out IpInterface ifc, out IpAddress nextHop, out MacAddress mac)
+    {
+        ifc = null!;
+        nextHop = default;
+        mac = default;
+        var r = _route;
+        if (_generation != stack.PathGeneration || _destination != destination || r == null || r.Expires <= stack.Scheduler.Now)
+        {
+            Misses++;
+            return false;
+        }
+        r.Use++;
+        Hits++;
+        ifc = _interface!;
+        nextHop = _nextHop;
+        mac = _mac;
+        return true;
+    }
+
+    /// <summary>Remembers a unicast path the full lookup found, when its next hop is resolved.</summary>
+    public void Fill(IpStack stack, IpAddress destination, IpInterface ifc, IpAddress nextHop, RouteEntry? route, MacAddress mac)
+    {
+        _destination = destination;
+        _interface = ifc;
+        _nextHop = nextHop;
+        _route = route;
+        _mac = mac;
+        _generation = stack.PathGeneration;
+    }
+}
