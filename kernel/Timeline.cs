@@ -80,8 +80,29 @@ public interface ITimelineLink
     /// keeps what it carries until <see cref="Exchange"/> instead of handing it over at once.</summary>
     bool Crossing { set; }
 
-    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.</summary>
-    void Exchange();
+    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.
+    /// Returns the earliest time of the work it armed at the far end (long.MaxValue: none), so the
+    /// barrier plans the next window without reading every domain's heap.</summary>
+    long Exchange();
+}
+
+/// <summary>
+/// Watches a run in windows from outside (a benchmark's clock; Timeline.cs, "Measuring"). Called on
+/// the partitions' threads; nothing the timeline does depends on it.
+/// </summary>
+public interface ITimelineProbe
+{
+    /// <summary>A partition's thread starts its share of a window.</summary>
+    void WindowBegin(int partition);
+
+    /// <summary>A partition's thread has run its share and is about to wait at the barrier.</summary>
+    void WindowEnd(int partition);
+
+    /// <summary>The barrier's serial work starts (on the last thread to arrive).</summary>
+    void BarrierBegin();
+
+    /// <summary>The barrier's serial work ends; <paramref name="window"/>: whether another window follows.</summary>
+    void BarrierEnd(bool window);
 }
 
 /// <summary>The domains of one world's virtual time and the loop that runs them (see the theory statement above).</summary>
@@ -100,10 +121,21 @@ public sealed class Timeline
     private Func<bool>? _done;
     private long _limit;
     private long _windowEnd;
+    private long _windowStart;
     private bool _windowRan;
     private volatile bool _stop;
     private Exception? _error;
     private Exception?[] _partErrors = [];
+    // Each partition's earliest pending event after its share of a window, written by its own
+    // thread before it arrives at the barrier; slots a cache line pair apart (Pad longs), so the
+    // partitions' writes never share a line. _rescan: the next plan reads every domain instead
+    // (the first of a run, and after the root's events, which may arm any host's timers).
+    private const int Pad = 16;
+    private long[] _partNext = [];
+    private bool _rescan;
+
+    /// <summary>Watches the windows (a benchmark's clock); null: nothing is called.</summary>
+    public ITimelineProbe? Probe { get; set; }
 
     /// <summary>Makes a timeline whose domain 0 is <paramref name="root"/> (the world's own scheduler).</summary>
     public Timeline(Scheduler root)
@@ -333,6 +365,7 @@ public sealed class Timeline
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
         _partErrors = new Exception?[parts];
+        _partNext = new long[parts * Pad];
         _lookahead = lookahead;
         _planned = true;
         _plannedThreads = _threads;
@@ -343,9 +376,12 @@ public sealed class Timeline
         foreach (var l in _links) l.Crossing = on && _cellOf[l.EndA.Domain] != _cellOf[l.EndB.Domain];
     }
 
-    private void Exchange()
+    /// <summary>Every link's handover, in link order; returns the earliest work it armed.</summary>
+    private long Exchange()
     {
-        for (int i = 0; i < _links.Count; i++) _links[i].Exchange();
+        long earliest = long.MaxValue;
+        for (int i = 0; i < _links.Count; i++) earliest = Math.Min(earliest, _links[i].Exchange());
+        return earliest;
     }
 
     /// <summary>Rule 3: windows until the limit, the condition, or nothing left to run.</summary>
@@ -356,10 +392,12 @@ public sealed class Timeline
         _stop = false;
         _error = null;
         _windowRan = false;
+        _rescan = true;
         Array.Clear(_partErrors);
         var workers = new Worker[_parts.Length - 1];
         for (int p = 1; p < _parts.Length; p++) workers[p - 1] = Worker.Rent();
         SetCrossings(true);
+        SetGuards();
         try
         {
             Between();
@@ -391,7 +429,7 @@ public sealed class Timeline
     private void RunParallel(Worker[] workers)
     {
         int n = _parts.Length;
-        var barrier = new WindowBarrier(n, Between);
+        var barrier = new WindowBarrier(n, Between, spin: n <= Environment.ProcessorCount);
         using var finished = new CountdownEvent(n - 1);
         for (int p = 1; p < n; p++)
         {
@@ -420,8 +458,13 @@ public sealed class Timeline
     {
         var doms = _parts[part];
         long end = _windowEnd;
+        var probe = Probe;
+        probe?.WindowBegin(part);
         try
         {
+            // Each partition brings its own domains' clocks to the window's start (rule 5), so the
+            // barrier's thread never writes to another thread's schedulers.
+            for (int i = 0; i < doms.Length; i++) doms[i].SetNow(_windowStart);
             while (true)
             {
                 Scheduler? best = null;
@@ -435,7 +478,12 @@ public sealed class Timeline
                         best = doms[i];
                     }
                 }
-                if (best == null || when > end) return;
+                if (best == null || when > end)
+                {
+                    // The partition's earliest pending event, for the barrier's plan.
+                    _partNext[part * Pad] = when;
+                    return;
+                }
                 Scheduler.RunningCell = best.Guard;
                 best.RunLocal(end);
             }
@@ -447,24 +495,28 @@ public sealed class Timeline
         finally
         {
             Scheduler.RunningCell = 0;
+            probe?.WindowEnd(part);
         }
     }
 
     /// <summary>The barrier (rules 3 to 5): one thread, every partition stopped.</summary>
     private void Between()
     {
+        var probe = Probe;
+        probe?.BarrierBegin();
+        // The barrier's thread may touch any domain's timers (rule 6): every partition is stopped.
+        Scheduler.RunningCell = Scheduler.AnyCell;
         try
         {
-            ClearGuards();
             if (_windowRan)
             {
                 if (_windowEnd > Now) Now = _windowEnd;
                 _windowRan = false;
             }
-            Exchange();
-            foreach (var e in _partErrors)
+            long exchanged = Exchange();
+            for (int p = 0; p < _partErrors.Length; p++)
             {
-                if (e != null)
+                if (_partErrors[p] is { } e)
                 {
                     _error ??= e;
                     _stop = true;
@@ -479,7 +531,17 @@ public sealed class Timeline
                     return;
                 }
                 long hosts = long.MaxValue;
-                for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
+                if (_rescan)
+                {
+                    for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
+                    _rescan = false;
+                }
+                else
+                {
+                    // Each partition's own minimum and what the links just armed: O(partitions).
+                    hosts = exchanged;
+                    for (int p = 0; p < _parts.Length; p++) hosts = Math.Min(hosts, _partNext[p * Pad]);
+                }
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
                 if (first == long.MaxValue || first > _limit)
@@ -494,14 +556,15 @@ public sealed class Timeline
                 {
                     // Rule 4: the world's own events of this instant, before the hosts'.
                     Root.RunLocal(start);
+                    _rescan = true;
                     continue;
                 }
                 long end = _lookahead >= long.MaxValue - start ? long.MaxValue : start + _lookahead - 1;
                 end = Math.Min(Math.Min(end, root - 1), _limit);
+                _windowStart = start;
                 _windowEnd = end;
                 _windowRan = true;
                 Windows++;
-                SetGuards(start);
                 return;
             }
         }
@@ -510,19 +573,19 @@ public sealed class Timeline
             _error ??= e;
             _stop = true;
         }
+        finally
+        {
+            Scheduler.RunningCell = 0;
+            probe?.BarrierEnd(!_stop);
+        }
     }
 
-    private void SetGuards(long start)
+    /// <summary>Rule 6's guards, set once for a run in windows (the barrier's thread passes them all).</summary>
+    private void SetGuards()
     {
         Root.Guard = -1;
         foreach (var part in _parts)
-        {
-            foreach (var d in part)
-            {
-                d.Guard = _cellOf[d.Domain] + 1;
-                d.SetNow(start);
-            }
-        }
+            foreach (var d in part) d.Guard = _cellOf[d.Domain] + 1;
     }
 
     private void ClearGuards()
@@ -532,41 +595,85 @@ public sealed class Timeline
 
     /// <summary>
     /// The meeting of the partitions' threads after each window: the last to arrive runs the barrier
-    /// work alone and releases the others. A sense-reversing counter; waiters spin (yielding the
-    /// core to anything else runnable) for a bounded count, then block on a monitor.
+    /// work alone and releases the others. A sense-reversing counter (the generation flips once per
+    /// barrier, so a fast thread cannot run into the next barrier's count). A waiter first spins on
+    /// the generation without leaving its core, then spins yielding it, then blocks on a monitor.
+    /// The counter, the generation, the sleepers and the spin budget sit on cache lines of their own.
+    ///
+    /// The first phase's length adapts: with no more threads than cores on an idle machine the
+    /// release comes within the imbalance of a window (~10 us) and is seen at once, where a yield
+    /// or a futex wake costs microseconds each; on a busy machine the thread waited for is often
+    /// off its core, and a waiter that kept spinning kept a core from it (a fixed budget of 20,000
+    /// pause loops made a two-thread run 15 times slower under a load of 37). So each wait that
+    /// outlasts the budget halves it, and each that ends inside it (or in the first yields) grows it
+    /// back by a sixteenth of the most it may be.
     /// </summary>
-    private sealed class WindowBarrier(int participants, Action between)
+    private sealed class WindowBarrier(int participants, Action between, bool spin)
     {
-        private const int SpinLimit = 2000;
+        private const int MaxPureSpins = 4000; // of Thread.SpinWait(8): some hundreds of microseconds
+        private const int YieldSpins = 2000;
+        private const int QuickYields = 16;
         private readonly object _gate = new();
         private readonly int _participants = participants;
-        private int _remaining = participants;
-        private volatile int _generation;
+        private readonly bool _spin = spin;
+        private PaddedInt _remaining = new() { Value = participants };
+        private PaddedInt _generation;
+        private PaddedInt _sleepers;
+        private PaddedInt _budget = new() { Value = spin ? MaxPureSpins / 4 : 0 };
 
         public void SignalAndWait()
         {
-            int generation = _generation;
-            if (Interlocked.Decrement(ref _remaining) == 0)
+            int generation = Volatile.Read(ref _generation.Value);
+            if (Interlocked.Decrement(ref _remaining.Value) == 0)
             {
                 between(); // catches its own exceptions (Between)
-                _remaining = _participants;
-                lock (_gate)
+                _remaining.Value = _participants;
+                Interlocked.Exchange(ref _generation.Value, generation + 1); // a full fence before reading the sleepers
+                if (Volatile.Read(ref _sleepers.Value) != 0)
                 {
-                    _generation = generation + 1;
-                    Monitor.PulseAll(_gate);
+                    lock (_gate) Monitor.PulseAll(_gate);
                 }
                 return;
             }
-            var spin = new SpinWait();
-            for (int i = 0; i < SpinLimit; i++)
+            int budget = Volatile.Read(ref _budget.Value);
+            for (int i = 0; i < budget; i++)
             {
-                if (_generation != generation) return;
-                spin.SpinOnce(sleep1Threshold: -1);
+                if (Volatile.Read(ref _generation.Value) != generation)
+                {
+                    Grow(budget);
+                    return;
+                }
+                Thread.SpinWait(8);
             }
+            var wait = new SpinWait();
+            for (int i = 0; i < YieldSpins; i++)
+            {
+                if (Volatile.Read(ref _generation.Value) != generation)
+                {
+                    if (i < QuickYields) Grow(budget);
+                    else Volatile.Write(ref _budget.Value, budget / 2);
+                    return;
+                }
+                wait.SpinOnce(sleep1Threshold: -1);
+            }
+            Volatile.Write(ref _budget.Value, budget / 2);
             lock (_gate)
             {
-                while (_generation == generation) Monitor.Wait(_gate);
+                Interlocked.Increment(ref _sleepers.Value); // a full fence before reading the generation
+                while (Volatile.Read(ref _generation.Value) == generation) Monitor.Wait(_gate);
+                Interlocked.Decrement(ref _sleepers.Value);
             }
+        }
+
+        private void Grow(int budget)
+        {
+            if (_spin && budget < MaxPureSpins) Volatile.Write(ref _budget.Value, Math.Min(MaxPureSpins, budget + MaxPureSpins / 16));
+        }
+
+        [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]
+        private struct PaddedInt
+        {
+            [System.Runtime.InteropServices.FieldOffset(64)] public int Value;
         }
     }
 
