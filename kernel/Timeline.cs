@@ -52,16 +52,64 @@ namespace SmartOS.Kernel;
  *
  * Threads: P - 1 workers come from a process-wide pool of parked threads (the only static state
  * here, a concurrent stack) and meet the caller's thread at a WindowBarrier whose last arrival runs
- * the barrier of rule 3. Waiters spin, yielding, before they block: a window is short (a few hundred
- * microseconds of work), and with System.Threading.Barrier, which blocks sooner, the benchmark
- * measured ~600 us per window of wake-up latency on a busy machine. Real time (smartos boot) never
- * runs in windows.
+ * the barrier of rule 3. Real time (smartos boot) never runs in windows.
  *
- * Not done yet: cells are spread over threads by count, not by load; a partition merges its
- * domains by scanning them (fine for tens of hosts per thread, not thousands). Open: one run of the
- * parallel benchmark in about a dozen gave a different transcript on two threads (fewer events);
- * the tests and every other run agree byte for byte. Suspected, not proven: a continuation that
- * left its host's thread (see Worker's stack size).
+ * The barrier (where a parallel run loses its time). Per window a run pays the barrier's serial
+ * work, the imbalance between the partitions (the faster waits for the slower), the wake-up of the
+ * waiters, and what the second core adds to the work (cache lines that move between cores). So:
+ *   - WindowBarrier is a sense-reversing counter on cache lines of its own. A waiter first spins in
+ *     pause loops without leaving its core (with no more threads than cores), then spins yielding,
+ *     then blocks. The pause budget adapts: a wait that outlasts it halves it, one that ends inside
+ *     it grows it back. On an idle machine the release is seen within nanoseconds (a futex wake costs
+ *     5-50 us); on a busy one the thread waited for is often off its core, and a fixed budget of
+ *     20,000 loops made a two-thread run 15 times slower at a load of 37.
+ *   - The serial work is O(partitions + links), not O(domains): each partition writes its earliest
+ *     pending event to a padded slot of its own before it arrives (the minimum its merge found
+ *     last), each link's Exchange returns the earliest work it armed, and the plan is the least of
+ *     those and the root's next event. Only the first plan of a run and a plan after the root's
+ *     events (which may arm any host's timers) read every domain. Rule 6's guards are set once per
+ *     run; the barrier's thread passes them all (Scheduler.AnyCell), and each partition brings its
+ *     own domains' clocks to the window's start, so the barrier writes nothing of another thread's.
+ *   - False sharing: a wire's direction is written by two threads, the sender's (serialiser,
+ *     kept frames) and the receiver's (frames in flight, arrival); their state and timers sit on
+ *     separate cache lines (vnic/Wire.cs, Lane). Nothing is allocated per window by the timeline.
+ *
+ * Measuring. An ITimelineProbe (Probe) is told when each partition starts and ends its share of a
+ * window and when the serial work starts and ends; the benchmark (`parallel`) reads each thread's
+ * CPU time there, which a thread waiting for a core does not accumulate, so it gives the serial
+ * fraction, the imbalance and the extra work of the second core on a busy machine too. Its figures
+ * for 2 hosts x 4 zones, a 100 us wire and 244 events per window, at loads of 33-42 (noisy: a
+ * thread that is descheduled finds its caches cold): on one thread 77-83 us of work and 4-5 us of
+ * serial barrier per window (a serial fraction of 5-6%, most of it the copy of the frames that
+ * crossed); on two, an imbalance of 1.13-1.20x inside each window and 13-50 us more work in all
+ * than on one. Taken together (the slower partition plus the serial work, beside one thread's
+ * work plus serial work) they bound two threads at 0.96-1.45x even with a free wake-up, in three
+ * runs under load; on an idle machine the extra work should be nearer the low end of that range,
+ * and the bound nearer 1.45x (before this work, idle: 566 ms on one thread, 588 ms on two). The
+ * 1.8x goal needs the next step below, not a faster barrier.
+ *
+ * Not done yet, by what the figures say it would give:
+ *   - Windows that overlap by one (a partition may run window k + 1 as soon as every other has
+ *     finished window k: what crosses in window k arrives after its end), which hides the
+ *     per-window imbalance instead of paying it at every barrier; it needs each lane's kept frames
+ *     double-buffered by window parity, the receiver taking them in at the start of its next window
+ *     (in parallel, so the copy leaves the serial path too) and the sender freeing its buffers a
+ *     window later, and a barrier of everyone only where the root has an event or a condition is to
+ *     be tested.
+ *   - Wider windows when traffic is one-sided: a cell may run to the least of the other cells' next
+ *     event times plus the lookahead (and, with two cells, its own next event plus twice it); with
+ *     traffic both ways, as in the benchmark, this gives nothing.
+ *   - The barrier's exchange visits every link; with thousands of wires it should visit only those
+ *     a partition marked as carrying frames (in link order). Cells are spread over threads by
+ *     count, not by load; a partition merges its domains by scanning them (fine for tens of hosts
+ *     per thread, not thousands).
+ * Open: one run of the parallel benchmark in about a dozen gave a different transcript on two
+ * threads (fewer events); the tests and every other run agree byte for byte, and so did every run
+ * of this work's (at loads of 33-54). Suspected, not proven: a continuation that left its host's
+ * thread (see Worker's stack size). One such path, not the benchmark's (its flows are TCP): iperf's
+ * UDP receiver cancels through a continuation on the default task scheduler, which runs inline
+ * unless the stack is deep, and then on a pool thread, where arming a host's timer inside a window
+ * throws and is lost with the task.
  */
 
 /// <summary>Something that carries work between two domains of a timeline after a delay (Timeline.cs).</summary>
