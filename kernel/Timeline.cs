@@ -652,13 +652,17 @@ public sealed class Timeline
     /// release comes within the imbalance of a window (~10 us) and is seen at once, where a yield
     /// or a futex wake costs microseconds each; on a busy machine the thread waited for is often
     /// off its core, and a waiter that kept spinning kept a core from it (a fixed budget of 20,000
-    /// pause loops made a two-thread run 15 times slower under a load of 37). So each wait that
-    /// outlasts the budget halves it, and each that ends inside it (or in the first yields) grows it
-    /// back by a sixteenth of the most it may be.
+    /// pause loops made a two-thread run 15 times slower under a load of 37, and 4,000 still 2-4
+    /// times slower than yields alone). So the budget is small, each wait that outlasts it halves
+    /// it, and each that ends inside it (or in the first yields) grows it back by a sixteenth of the
+    /// most it may be.
     /// </summary>
     private sealed class WindowBarrier(int participants, Action between, bool spin)
     {
-        private const int MaxPureSpins = 4000; // of Thread.SpinWait(8): some hundreds of microseconds
+        // Of Thread.SpinWait(8): some microseconds. A yield on an idle core returns at once, so a
+        // longer pure spin gains little there, and under load (23-42) runs with a budget of 4,000
+        // were 2-4 times slower on two threads than with SpinWait's yields alone.
+        private const int MaxPureSpins = 256;
         private const int YieldSpins = 2000;
         private const int QuickYields = 16;
         private readonly object _gate = new();
