@@ -78,15 +78,16 @@ namespace SmartOS.Kernel;
  * window and when the serial work starts and ends; the benchmark (`parallel`) reads each thread's
  * CPU time there, which a thread waiting for a core does not accumulate, so it gives the serial
  * fraction, the imbalance and the extra work of the second core on a busy machine too. Its figures
- * for 2 hosts x 4 zones, a 100 us wire and 244 events per window, at loads of 33-42 (noisy: a
- * thread that is descheduled finds its caches cold): on one thread 77-83 us of work and 4-5 us of
- * serial barrier per window (a serial fraction of 5-6%, most of it the copy of the frames that
- * crossed); on two, an imbalance of 1.13-1.20x inside each window and 13-50 us more work in all
- * than on one. Taken together (the slower partition plus the serial work, beside one thread's
- * work plus serial work) they bound two threads at 0.96-1.45x even with a free wake-up, in three
- * runs under load; on an idle machine the extra work should be nearer the low end of that range,
- * and the bound nearer 1.45x (before this work, idle: 566 ms on one thread, 588 ms on two). The
- * 1.8x goal needs the next step below, not a faster barrier.
+ * for 2 hosts x 4 zones, a 100 us wire and 244 events per window, in ten runs at loads of 6-42
+ * (noisy: a thread that is descheduled finds its caches cold): on one thread 67-104 us of work and
+ * 3-5 us of serial barrier per window (a serial fraction of about 5%, most of it the copy of the
+ * frames that crossed); on two, an imbalance of 1.09-1.20x inside each window, and from 19 us less
+ * to 50 us more work in all than on one (more at higher loads). Taken together (the slower
+ * partition plus the serial work, beside one thread's work plus serial work) they bound two
+ * threads at 0.96-2.08x with a free wake-up, most runs 1.3-1.45x. Wall-clock speedups at loads of
+ * 6-14 were 0.49-1.17x, beside 0.56-1.15x for the barrier before this work in alternating runs (on
+ * an idle machine before it: 566 ms on one thread, 588 ms on two): no difference that this machine
+ * could show. The 1.8x goal needs the next step below more than a faster barrier.
  *
  * Not done yet, by what the figures say it would give:
  *   - Windows that overlap by one (a partition may run window k + 1 as soon as every other has
