@@ -161,15 +161,7 @@ public sealed partial class DatasetTree
         long reserve = Math.Max(Size(stored, "reservation"), Size(stored, "refreservation"));
         if (reserve > DirAvailable(parent, out bool byQuota))
             return new StorageResult(byQuota ? StorageStatus.QuotaExceeded : StorageStatus.NoSpace, what);
-        var dir = NewDir(parent, target[(target.LastIndexOf('/') + 1)..], type, _pool.Txg + 1);
-        var head = dir.Head;
-        head.Objects = null;
-        head.RootDirty = false;
-        head.Root = origin.Root;
-        head.Prev = origin;
-        head.Referenced = origin.Referenced;
-        dir.Origin = origin;
-        dir.VolBlockSize = origin.Dir.VolBlockSize;
+        var dir = NewClone(origin, parent, target[(target.LastIndexOf('/') + 1)..]);
         if (type == DatasetType.Volume) SetLocal(dir, "volsize", Num(origin.Dir.VolSize));
         foreach (var (key, value) in stored) SetLocal(dir, key, value);
         Touch(dir);
@@ -588,5 +580,21 @@ public sealed partial class DatasetTree
         if (ds.Dir.Type != DatasetType.Volume) return new StorageResult(StorageStatus.NotSupported, Cannot("open", name));
         if (offset < 0 || offset + length > ds.Dir.VolSize) return new StorageResult(StorageStatus.InvalidArgument, name, "beyond the end of the volume");
         return ObjectsOf(ds, out os);
+    }
+
+    /// <summary>A new directory under parent whose head shares origin's blocks (constant time, whatever
+    /// origin holds): what Clone makes, and the hidden clone of a resumable incremental receive.</summary>
+    private DslDir NewClone(DslDataset origin, DslDir parent, string name)
+    {
+        var dir = NewDir(parent, name, origin.Dir.Type, _pool.Txg + 1);
+        var head = dir.Head;
+        head.Objects = null;
+        head.RootDirty = false;
+        head.Root = origin.Root;
+        head.Prev = origin;
+        head.Referenced = origin.Referenced;
+        dir.Origin = origin;
+        dir.VolBlockSize = origin.Dir.VolBlockSize;
+        return dir;
     }
 }

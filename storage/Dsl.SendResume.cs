@@ -103,15 +103,7 @@ public sealed partial class DatasetTree
     /// <summary>Rule 5: fs/%recv, a clone of the base snapshot (as Clone makes one, under a name no command accepts).</summary>
     private StorageResult CloneHidden(DslDataset origin, DslDir parent)
     {
-        var dir = NewDir(parent, PartialKey, origin.Dir.Type, _pool.Txg + 1);
-        var head = dir.Head;
-        head.Objects = null;
-        head.RootDirty = false;
-        head.Root = origin.Root;
-        head.Prev = origin;
-        head.Referenced = origin.Referenced;
-        dir.Origin = origin;
-        Touch(dir);
+        Touch(NewClone(origin, parent, PartialKey));
         return _pool.CommitTxg(force: true);
     }
 

@@ -139,19 +139,8 @@ internal sealed partial class OverlayMux
     /// its overlay whole.</summary>
     private void ReceiveLarge(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram, int mss)
     {
-        var s = Stats;
-        s.Datagrams++;
         var span = datagram.Span;
-        switch (VxlanHeader.TryParse(span, out uint vnid))
-        {
-            case VxlanHeader.Error.Short: s.BadShort++; return;
-            case VxlanHeader.Error.Flags: s.BadFlags++; return;
-        }
-        if (!_byVnid.TryGetValue(vnid, out var overlay))
-        {
-            s.UnknownVnid++;
-            return;
-        }
+        if (Classify(span) is not { } overlay) return;
         var inner = span[VxlanHeader.Length..];
         if (!TcpSegmentation.TryCreate(inner, mss, out var seg))
         {

@@ -384,39 +384,35 @@ internal sealed partial class OverlayMux
         (Underlay as IDisposable)?.Dispose();
     }
 
-    /// <summary>A datagram heard on the listen endpoint (rule 1): checked, then handed to its overlay.</summary>
-    private void Receive(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram)
+    /// <summary>Counts a datagram heard on the listen endpoint and checks its VXLAN header (rule 1):
+    /// the overlay of its VNID, or null with the reason counted.</summary>
+    private OverlayLink? Classify(ReadOnlySpan<byte> datagram)
     {
         var s = Stats;
         s.Datagrams++;
+        switch (VxlanHeader.TryParse(datagram, out uint vnid))
+        {
+            case VxlanHeader.Error.Short: s.BadShort++; return null;
+            case VxlanHeader.Error.Flags: s.BadFlags++; return null;
+        }
+        if (_byVnid.TryGetValue(vnid, out var overlay)) return overlay;
+        s.UnknownVnid++;
+        return null;
+    }
+
+    /// <summary>A datagram heard on the listen endpoint (rule 1): checked, then handed to its overlay.</summary>
+    private void Receive(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram)
+    {
         var span = datagram.Span;
-        switch (VxlanHeader.TryParse(span, out uint vnid))
-        {
-            case VxlanHeader.Error.Short: s.BadShort++; return;
-            case VxlanHeader.Error.Flags: s.BadFlags++; return;
-        }
-        if (!_byVnid.TryGetValue(vnid, out var overlay))
-        {
-            s.UnknownVnid++;
-            return;
-        }
-        overlay.Decapsulate(span[VxlanHeader.Length..]);
+        Classify(span)?.Decapsulate(span[VxlanHeader.Length..]);
     }
 
     /// <summary>The same for a datagram in its packet: the VXLAN header is trimmed and the inner frame
     /// switched in place, no copy (rule 6). Consumes the packet.</summary>
     private void Receive(UnderlayEndpoint from, Packet datagram)
     {
-        var s = Stats;
-        s.Datagrams++;
-        switch (VxlanHeader.TryParse(datagram.Data, out uint vnid))
+        if (Classify(datagram.Data) is not { } overlay)
         {
-            case VxlanHeader.Error.Short: s.BadShort++; datagram.Free(); return;
-            case VxlanHeader.Error.Flags: s.BadFlags++; datagram.Free(); return;
-        }
-        if (!_byVnid.TryGetValue(vnid, out var overlay))
-        {
-            s.UnknownVnid++;
             datagram.Free();
             return;
         }
