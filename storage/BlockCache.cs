@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 
 namespace SmartOS.Storage;
@@ -31,7 +30,7 @@ public sealed class BlockCache
     internal sealed class Entry
     {
         public BlockKey Key;
-        public byte[] Buffer;   // replaced only by Adopt, for one of the same length
+        public readonly byte[] Buffer;
         public int Length;
         public bool Frequent;
         public Entry? Prev, Next;
@@ -103,30 +102,6 @@ public sealed class BlockCache
             if (DropFreeBuffer()) continue;
             if (!EvictOne()) return null;
         }
-    }
-
-    /// <summary>
-    /// Caches a block whose logical contents (its first length bytes) are already in buffer, a block
-    /// buffer the caller gives up (a written block's dirty buffer, Pool.Place): the cache keeps that
-    /// array instead of copying it, and gives back in exchange, as displaced, the array of a free or
-    /// evicted entry of the same size, so the caller's stock of buffers stays as it was. False, with
-    /// nothing changed, when buffer is not the size of its bucket (the block is small), when the cache
-    /// can still grow (it then allocates its own buffers through Reserve, as it always did, and what
-    /// the caller rents stays steady) or when it cannot hold the block: the caller copies, through Reserve.
-    /// </summary>
-    internal bool Adopt(in BlockPointer bp, byte[] buffer, int length, [NotNullWhen(true)] out byte[]? displaced)
-    {
-        Debug.Assert(length > 0 && length <= buffer.Length);
-        displaced = null;
-        int bucket = Bucket(length);
-        if (Pool.SectorSize << bucket != buffer.Length || _map.ContainsKey(BlockKey.Of(bp))) return false;
-        while (_free[bucket].Count == 0)
-            if (Held + buffer.Length <= MaxSize || !DropFreeBuffer() && !EvictOne()) return false;
-        var entry = _free[bucket].Pop();
-        displaced = entry.Buffer;
-        entry.Buffer = buffer;
-        Insert(bp, entry, length);
-        return true;
     }
 
     /// <summary>Adds a reserved entry, filled with the block's length bytes, as the newest of MRU.</summary>

@@ -314,18 +314,17 @@ internal sealed class ObjectTree
             for (int i = 0; i < count; i++)
             {
                 long blockId = _order[start + i];
-                // The dirty buffer is given up: the cache may keep it as the block's copy (Pool.WriteOwnedBlock).
-                byte[]? buffer = _dirtyData[blockId];
+                byte[] buffer = _dirtyData[blockId];
                 var written = batch
-                    ? _pool.WritePrepared(i, dataType, 0, txg, out var bp, ref buffer)
-                    : _pool.WriteOwnedBlock(ref buffer, _blockSize, dataType, 0, txg, _dirtyCompression[blockId], out bp, _owner.Checksum);
+                    ? _pool.WritePrepared(i, dataType, 0, txg, out var bp)
+                    : _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out bp, _owner.Checksum);
                 if (!written.IsOk) return written;
                 if (!bp.IsHole) _owner.Born(bp);
                 var status = SetPointer(blockId, bp);
                 if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
                 _dirtyData.Remove(blockId);
                 _dirtyCompression.Remove(blockId);
-                if (buffer is not null) _pool.ReturnBuffer(buffer);
+                _pool.ReturnBuffer(buffer);
             }
         }
         _reserved.Clear();

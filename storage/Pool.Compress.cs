@@ -65,12 +65,10 @@ public sealed partial class Pool
     internal void PrepareBatchBlock(int i, BlockCompressor compressor) =>
         _batchPrepared[i] = Prepare(_batchInput[i].AsSpan(0, _batchLength[i]), _batchSetting[i], _batchKind, compressor, _batchOutput[i]!);
 
-    /// <summary>Places block i of the prepared batch (in the caller's order, on the pool's thread). Its
-    /// input buffer is given up as WriteOwnedBlock's is: on success buffer is what to return to the pool.</summary>
-    internal StorageResult WritePrepared(int i, BlockType type, byte level, long txg, out BlockPointer bp, ref byte[]? buffer)
+    /// <summary>Places block i of the prepared batch (in the caller's order, on the pool's thread).</summary>
+    internal StorageResult WritePrepared(int i, BlockType type, byte level, long txg, out BlockPointer bp)
     {
-        Debug.Assert(ReferenceEquals(buffer, _batchInput[i]));
-        var result = Place(_batchInput[i].AsSpan(0, _batchLength[i]), _batchPrepared[i], _batchOutput[i]!, type, level, txg, out bp, ref buffer);
+        var result = Place(_batchInput[i].AsSpan(0, _batchLength[i]), _batchPrepared[i], _batchOutput[i]!, type, level, txg, out bp);
         _batchInput[i] = null;
         return result;
     }

@@ -62,14 +62,6 @@
  *      MaxBlockSize arrays, checksums are computed into structs, pointers are structs, lz4 and zstd
  *      work on spans with contexts kept per pool, and the cache reuses the buffers it evicts. (gzip
  *      allocates its zlib state per block: .NET has only a stream API for zlib.)
- *      What a sequential write costs per 128 KiB block: one copy from the caller into a dirty buffer
- *      (ObjectTree.Write); at the commit, the compression (lz4 in its limited-output mode, which gives
- *      up once the output passes the limit of rule 10), the checksum over the stored bytes (fletcher4
- *      in 256-bit vectors) and the vdev write (the host's copy into its page cache); nothing more:
- *      the dirty buffer itself becomes the block's cache entry, exchanged for the buffer of a free or
- *      evicted entry (BlockCache.Adopt), not copied. A file vdev hands every 8 MiB it writes to the
- *      kernel's writeback at once (FileVdevIo), so the disk works while the commit goes on and the
- *      flushes of rule 5 wait only for the last of it.
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
@@ -632,24 +624,7 @@ public sealed partial class Pool : IDisposable
         Debug.Assert(block.Length <= MaxBlockSize && compression.IsValid);
         var kind = checksum ?? _config.Checksum;
         var prepared = Prepare(block, compression, kind, _compressor, _compressed);
-        byte[]? owned = null;
-        return Place(block, prepared, _compressed, type, level, txg, out bp, ref owned);
-    }
-
-    /// <summary>
-    /// WriteBlock for a block held in a buffer of the pool's (RentBuffer) that the caller gives up once
-    /// it is written (a dirty data block): the cache may keep that array rather than copy it (rule 7).
-    /// On success buffer is what the caller should return with ReturnBuffer: its own, or another array
-    /// of the same size that the cache let go in exchange (BlockCache.Adopt). On failure it is unchanged.
-    /// </summary>
-    internal StorageResult WriteOwnedBlock(ref byte[]? buffer, int length, BlockType type, byte level, long txg, CompressionSetting compression,
-                                           out BlockPointer bp, ChecksumKind? checksum = null)
-    {
-        Debug.Assert(buffer is { Length: MaxBlockSize } && length <= MaxBlockSize && compression.IsValid);
-        var kind = checksum ?? _config.Checksum;
-        var block = buffer.AsSpan(0, length);
-        var prepared = Prepare(block, compression, kind, _compressor, _compressed);
-        return Place(block, prepared, _compressed, type, level, txg, out bp, ref buffer);
+        return Place(block, prepared, _compressed, type, level, txg, out bp);
     }
 
     /// <summary>What a block becomes before it is placed (rule 10): its trimmed logical size, the bytes
@@ -700,7 +675,7 @@ public sealed partial class Pool : IDisposable
     /// <summary>Allocates and writes a prepared block (its logical bytes in block, its compressed ones in
     /// compressed when it is stored so): the order of calls decides where blocks land, one thread only.</summary>
     private StorageResult Place(ReadOnlySpan<byte> block, in PreparedBlock prepared, byte[] compressed, BlockType type, byte level, long txg,
-                                out BlockPointer bp, ref byte[]? owned)
+                                out BlockPointer bp)
     {
         bp = default;
         int lsize = prepared.LogicalSize;
@@ -726,9 +701,7 @@ public sealed partial class Pool : IDisposable
         PhysicalBytes += data.Length;
         BlocksWritten++;
         // Written blocks go to the cache, as in the ARC: the next txg's indirect blocks come from here.
-        // A buffer the caller gives up (owned, holding block) is kept as it is: no copy.
-        if (owned is not null && Cache.Adopt(bp, owned, lsize, out var displaced)) owned = displaced;
-        else if (Cache.Reserve(lsize) is { } entry)
+        if (Cache.Reserve(lsize) is { } entry)
         {
             logical.CopyTo(entry.Buffer);
             Cache.Insert(bp, entry, lsize);

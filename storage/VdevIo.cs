@@ -20,23 +20,11 @@ public interface IVdevIo : IDisposable
 /// <summary>Opens the I/O of a leaf vdev by path; the pool's default opens the file itself.</summary>
 public delegate IVdevIo VdevOpener(string path, bool writable);
 
-/// <summary>
-/// A file vdev: positional reads and writes on an unbuffered handle. On Linux, once WritebackChunk
-/// bytes have been written since the last start, the range they span is handed to the kernel's
-/// writeback at once (sync_file_range with SYNC_FILE_RANGE_WRITE: start writing, wait for nothing),
-/// as ZFS issues a txg's writes while it goes on preparing the next ones: the disk works while the
-/// pool compresses and checksums, and the fsync that ends the txg (Flush) waits only for the tail.
-/// It is advice only: what is durable is still what Flush made so; where the call fails it stops.
-/// </summary>
-public sealed partial class FileVdevIo : IVdevIo
+/// <summary>A file vdev: positional reads and writes on an unbuffered handle.</summary>
+public sealed class FileVdevIo : IVdevIo
 {
-    /// <summary>Bytes written between two starts of writeback (8 MiB: 64 blocks of 128 KiB).</summary>
-    public const long WritebackChunk = 8L * 1024 * 1024;
-
     private readonly SafeFileHandle _handle;
     private readonly FileStream _stream;   // only for Flush(true), which is fsync(3C)
-    private long _dirtyLow = long.MaxValue, _dirtyHigh, _dirtyBytes;
-    private bool _writeback = OperatingSystem.IsLinux();
 
     public FileVdevIo(string path, bool writable)
     {
@@ -59,41 +47,9 @@ public sealed partial class FileVdevIo : IVdevIo
         return total;
     }
 
-    public void Write(long offset, ReadOnlySpan<byte> source)
-    {
-        RandomAccess.Write(_handle, source, offset);
-        if (!_writeback) return;
-        _dirtyLow = Math.Min(_dirtyLow, offset);
-        _dirtyHigh = Math.Max(_dirtyHigh, offset + source.Length);
-        _dirtyBytes += source.Length;
-        if (_dirtyBytes >= WritebackChunk) StartWriteback();
-    }
+    public void Write(long offset, ReadOnlySpan<byte> source) => RandomAccess.Write(_handle, source, offset);
 
-    private void StartWriteback()
-    {
-        bool added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            if (SyncFileRange((int)_handle.DangerousGetHandle(), _dirtyLow, _dirtyHigh - _dirtyLow, SyncFileRangeWrite) != 0) _writeback = false;
-        }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
-        _dirtyLow = long.MaxValue; _dirtyHigh = 0; _dirtyBytes = 0;
-    }
-
-    public void Flush()
-    {
-        _dirtyLow = long.MaxValue; _dirtyHigh = 0; _dirtyBytes = 0;
-        _stream.Flush(flushToDisk: true);
-    }
-
-    private const uint SyncFileRangeWrite = 2;   // SYNC_FILE_RANGE_WRITE
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "sync_file_range")]
-    private static partial int SyncFileRange(int fd, long offset, long length, uint flags);
+    public void Flush() => _stream.Flush(flushToDisk: true);
 
     public void Dispose() => _stream.Dispose();
 }

@@ -39,39 +39,6 @@ public class CacheTests : PoolFixture
     }
 
     [Test]
-    public void A_written_blocks_dirty_buffer_becomes_its_cache_entry_and_no_block_buffer_is_allocated_in_steady_state()
-    {
-        // Room for every block of the object and the pool's own: a read of it just after its commit
-        // misses nowhere. From the third commit on the blocks the last txg replaced are free entries.
-        const long cacheSize = 4 * 1024 * 1024;
-        using var pool = CreateWithCache(cacheSize);
-        long id = NewObject(pool, Bytes(1024 * 1024, 1));
-        pool.Commit();
-        var buffer = new byte[1024 * 1024];
-        for (ulong round = 2; round < 8; round++)
-        {
-            var data = Bytes(1024 * 1024, round);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            Assert.That(pool.Objects.Write(id, 0, data).IsOk, Is.True);
-            Assert.That(pool.Commit().IsOk, Is.True);
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            var (hits, misses) = (pool.Cache.Hits, pool.Cache.Misses);
-            Assert.That(pool.Objects.Read(id, 0, buffer, out int n).IsOk, Is.True);
-            using (Assert.EnterMultipleScope())
-            {
-                Assert.That(buffer.AsSpan(0, n).SequenceEqual(data), Is.True, $"round {round}: the cache serves what was written");
-                Assert.That(pool.Cache.Misses, Is.EqualTo(misses), $"round {round}: the blocks just written are cached");
-                Assert.That(pool.Cache.Hits - hits, Is.GreaterThanOrEqualTo(8));
-                Assert.That(pool.Cache.Held, Is.LessThanOrEqualTo(cacheSize));
-                if (round > 3) Assert.That(allocated, Is.LessThan(Pool.MaxBlockSize), $"round {round}: the cache gives back a buffer for each it keeps");
-            }
-        }
-        pool.Dispose();
-        using var reopened = Open("tank");
-        Assert.That(ReadAll(reopened, id), Is.EqualTo(Bytes(1024 * 1024, 7)), "what was written reached the disk");
-    }
-
-    [Test]
     public void A_second_read_of_a_block_is_a_hit()
     {
         long id;
