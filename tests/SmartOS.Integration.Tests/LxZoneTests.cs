@@ -1,3 +1,4 @@
+using System.Globalization;
 using SmartOS.Zones;
 
 namespace SmartOS.Integration.Tests;
@@ -213,6 +214,10 @@ public class LxZoneTests
         using var leftover = LinuxNet.Start("ip", "netns", "exec", ns, "sleep", "30");
         try
         {
+            // `ip netns exec` enters the namespace and then execs sleep under the same pid: wait until
+            // the namespace lists it, or a boot under load could look before it arrived (bounded: 10 s).
+            for (int i = 0; i < 100 && !LinuxNet.Run("ip", "netns", "pids", ns).Out.Split('\n').Contains(leftover.Id.ToString(CultureInfo.InvariantCulture)); i++)
+                Thread.Sleep(100);
             _rt!.Ok("dladm", "create-vnic", "-t", "-l", "stub0", "lx9");
             _rt.Ok("zonecfg", "-z", zone, "create; set zonepath=/zones/lx9; set brand=lx; add net; set physical=lx9; set allowed-address=198.18.2.9/24; end");
             _rt.Ok("zoneadm", "-z", zone, "install");
