@@ -196,8 +196,9 @@ public sealed unsafe partial class Interpreter
         WriteSlow(a, size, v);
     }
 
-    /// <summary>imul's low half and overflow (Interpreter.Execute.cs, Imul2) for sign-extended operands.</summary>
-    private static ulong BlockImul(long a, long b, int s, out ulong overflow)
+    /// <summary>imul's low half and overflow (1 or 0) for sign-extended operands: the interpreter's
+    /// two- and three-operand imul (Interpreter.Execute.cs, Imul2) and the blocks' IL both call it.</summary>
+    private static ulong ImulLow(long a, long b, int s, out ulong overflow)
     {
         ulong lo;
         bool of;
@@ -234,7 +235,7 @@ public sealed unsafe partial class Interpreter
         private static readonly MethodInfo MWriteSlow = typeof(Interpreter).GetMethod(nameof(BlockWriteSlow), Inst)!;
         private static readonly MethodInfo MCond = typeof(Interpreter).GetMethod(nameof(Cond), Inst)!;
         private static readonly MethodInfo MGetCF = typeof(Interpreter).GetMethod(nameof(GetCF), Inst)!;
-        private static readonly MethodInfo MImul = typeof(Interpreter).GetMethod(nameof(BlockImul), BindingFlags.NonPublic | BindingFlags.Static)!;
+        private static readonly MethodInfo MImul = typeof(Interpreter).GetMethod(nameof(ImulLow), BindingFlags.NonPublic | BindingFlags.Static)!;
         private static readonly int TlbEntrySize = sizeof(TlbEntry);
         private const int WriteTagOffset = 8, AddendOffset = 16;
 

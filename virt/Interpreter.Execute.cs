@@ -625,22 +625,9 @@ public sealed unsafe partial class Interpreter
         ulong src = op.IsMem ? Read(Ea(ref op), s) : GetReg(op.Rm, s);
         long a = op.HasImm ? SignExtend(src, s) : SignExtend(GetReg(op.Reg, s), s);
         long b = op.HasImm ? SignExtend((ulong)op.Imm, s) : SignExtend(src, s);
-        ulong m = Mask(s), lo;
-        bool overflow;
-        if (s == 8)
-        {
-            long hi = Math.BigMul(a, b, out long l);
-            lo = (ulong)l;
-            overflow = hi != (l >> 63);
-        }
-        else
-        {
-            long p = a * b;
-            lo = (ulong)p & m;
-            overflow = SignExtend(lo, s) != p;
-        }
+        ulong lo = ImulLow(a, b, s, out ulong overflow);
         SetReg(op.Reg, s, lo);
-        SetFlags(FlagKind.Mul, s, 0, 0, lo, overflow ? 1UL : 0);
+        SetFlags(FlagKind.Mul, s, 0, 0, lo, overflow);
     }
 
     private void BitTest(ref Op op)

@@ -119,17 +119,7 @@ public sealed partial class OverlayLink
         inner.CopyTo(p.Data);
         p.LsoMss = (ushort)mss;
         p.SetChecksumPending(transport, inner.Length - transport, TcpView.ChecksumOffset);
-        switch (Ingress(p, tapBad: false))
-        {
-            case IngressDrop.BadFrame:
-                os.DropBadFrame++;
-                return;
-            case IngressDrop.Mtu:
-                os.DropMtu++;
-                return;
-        }
-        os.Decap++;
-        Switch.ForwardFromUplink(p);
+        SwitchInner(p, fromUnderlay: true);
     }
 }
 

@@ -298,8 +298,16 @@ public sealed partial class OverlayLink : Datalink
     /// packet with the outer headers trimmed, rule 6): switched in place. Consumes the packet.</summary>
     internal void Decapsulate(Packet p, bool fromUnderlay = true)
     {
-        var os = OverlayStats;
         p.ClearMetadata();
+        SwitchInner(p, fromUnderlay);
+    }
+
+    /// <summary>An inner frame with its metadata set (none, or a joined run's large-send size and
+    /// pending checksum: Overlay.LargeSend.cs): the link's ingress checks, then the overlay's switch.
+    /// Consumes the packet.</summary>
+    private void SwitchInner(Packet p, bool fromUnderlay)
+    {
+        var os = OverlayStats;
         switch (Ingress(p, tapBad: false))
         {
             case IngressDrop.BadFrame:

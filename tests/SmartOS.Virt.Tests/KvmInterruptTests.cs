@@ -1,3 +1,4 @@
+using SmartOS.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using SmartOS.Kernel;
@@ -59,51 +60,7 @@ public class KvmInterruptTests
         """;
 
     /// <summary>The kernel headers' values, by name, from a program gcc builds against them.</summary>
-    internal static Dictionary<string, ulong> HeaderValues()
-    {
-        if (!File.Exists("/usr/include/linux/kvm.h")) Assert.Ignore("no kernel headers (/usr/include/linux/kvm.h: linux-libc-dev)");
-        if (!File.Exists("/usr/include/stdio.h")) Assert.Ignore("no C library headers (/usr/include/stdio.h: libc6-dev)");
-        string dir = Directory.CreateTempSubdirectory("smartos-kvmh-").FullName;
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, "probe.c"), Probe);
-            if (Run("gcc", $"-o {dir}/probe {dir}/probe.c", out string built) != 0)
-            {
-                if (built.Contains("not found", StringComparison.Ordinal)) Assert.Ignore("no gcc");
-                Assert.Fail("the probe did not build: " + built);
-            }
-            Assert.That(Run(Path.Combine(dir, "probe"), "", out string output), Is.Zero, output);
-            var values = new Dictionary<string, ulong>();
-            foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                string[] f = line.Split(' ');
-                values[f[0]] = ulong.Parse(f[1], CultureInfo.InvariantCulture);
-            }
-            return values;
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    private static int Run(string file, string args, out string output)
-    {
-        try
-        {
-            using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-            var stderr = p.StandardError.ReadToEndAsync();
-            output = p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(60_000)) { p.Kill(); output += "timed out"; return -1; }
-            output += stderr.Result;
-            return p.ExitCode;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            output = $"{file}: not found ({e.Message})";
-            return -1;
-        }
-    }
+    internal static Dictionary<string, ulong> HeaderValues() => CHeaderProbe.Values(Probe, "/usr/include/linux/kvm.h");
 
     [Test]
     public void The_ioctl_numbers_and_kvm_run_offsets_are_the_kernel_headers()

@@ -1,3 +1,4 @@
+using SmartOS.Testing;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
@@ -315,29 +316,7 @@ public class UdpUnderlayLargeSendTests
     [Test]
     public void Native_structures_are_laid_out_as_gcc_sees_the_headers()
     {
-        if (!File.Exists("/usr/include/linux/udp.h")) Assert.Ignore("no kernel headers (/usr/include/linux/udp.h: linux-libc-dev)");
-        if (!File.Exists("/usr/include/stdio.h")) Assert.Ignore("no C library headers (/usr/include/stdio.h: libc6-dev)");
-        string dir = Directory.CreateTempSubdirectory("smartos-udph-").FullName;
-        var h = new Dictionary<string, long>();
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, "probe.c"), LayoutProbe);
-            if (Run("gcc", $"-o {dir}/probe {dir}/probe.c", out string built) != 0)
-            {
-                if (built.Contains("not found", StringComparison.Ordinal)) Assert.Ignore("no gcc");
-                Assert.Fail("the probe did not build: " + built);
-            }
-            Assert.That(Run(Path.Combine(dir, "probe"), "", out string output), Is.Zero, output);
-            foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                string[] f = line.Split(' ');
-                h[f[0]] = long.Parse(f[1], CultureInfo.InvariantCulture);
-            }
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        var h = CHeaderProbe.Values(LayoutProbe, "/usr/include/linux/udp.h").ToDictionary(kv => kv.Key, kv => (long)kv.Value);
         using (Assert.EnterMultipleScope())
         {
             Assert.That(h["msghdr"], Is.EqualTo(UdpSocketCalls.MsgHdrSize));
@@ -360,24 +339,6 @@ public class UdpUnderlayLargeSendTests
             Assert.That(h["UDP_GRO"], Is.EqualTo(UdpSocketCalls.UdpGro));
             Assert.That(h["MSG_DONTWAIT"], Is.EqualTo(UdpSocketCalls.MsgDontWait));
             Assert.That(h["MSG_TRUNC"], Is.EqualTo(UdpSocketCalls.MsgTrunc));
-        }
-    }
-
-    private static int Run(string file, string args, out string output)
-    {
-        try
-        {
-            using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-            var stderr = p.StandardError.ReadToEndAsync();
-            output = p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(60_000)) { p.Kill(); output += "timed out"; return -1; }
-            output += stderr.Result;
-            return p.ExitCode;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            output = $"{file}: not found ({e.Message})";
-            return -1;
         }
     }
 }
