@@ -66,9 +66,6 @@ public sealed class Scheduler
     // The cell whose event this thread is running inside a window (Guard's numbering; 0: none).
     [ThreadStatic] private static int t_runningCell;
 
-    /// <summary>RunningCell of the barrier's thread: every partition is stopped, so it may touch any domain.</summary>
-    internal const int AnyCell = int.MinValue;
-
     internal static int RunningCell
     {
         get => t_runningCell;
@@ -136,7 +133,7 @@ public sealed class Scheduler
     /// several threads (it is refused on one thread too, so any test finds it).</summary>
     internal void CheckCell()
     {
-        if (Guard != 0 && Guard != t_runningCell && t_runningCell != AnyCell) ThrowCrossing();
+        if (Guard != 0 && Guard != t_runningCell) ThrowCrossing();
     }
 
     private static void ThrowCrossing() => throw new InvalidOperationException(

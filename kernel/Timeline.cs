@@ -52,65 +52,16 @@ namespace SmartOS.Kernel;
  *
  * Threads: P - 1 workers come from a process-wide pool of parked threads (the only static state
  * here, a concurrent stack) and meet the caller's thread at a WindowBarrier whose last arrival runs
- * the barrier of rule 3. Real time (smartos boot) never runs in windows.
+ * the barrier of rule 3. Waiters spin, yielding, before they block: a window is short (a few hundred
+ * microseconds of work), and with System.Threading.Barrier, which blocks sooner, the benchmark
+ * measured ~600 us per window of wake-up latency on a busy machine. Real time (smartos boot) never
+ * runs in windows.
  *
- * The barrier (where a parallel run loses its time). Per window a run pays the barrier's serial
- * work, the imbalance between the partitions (the faster waits for the slower), the wake-up of the
- * waiters, and what the second core adds to the work (cache lines that move between cores). So:
- *   - WindowBarrier is a sense-reversing counter on cache lines of its own. A waiter first spins in
- *     pause loops without leaving its core (with no more threads than cores), then spins yielding,
- *     then blocks. The pause budget adapts: a wait that outlasts it halves it, one that ends inside
- *     it grows it back. On an idle machine the release is seen within nanoseconds (a futex wake costs
- *     5-50 us); on a busy one the thread waited for is often off its core, and a fixed budget of
- *     20,000 loops made a two-thread run 15 times slower at a load of 37.
- *   - The serial work is O(partitions + links), not O(domains): each partition writes its earliest
- *     pending event to a padded slot of its own before it arrives (the minimum its merge found
- *     last), each link's Exchange returns the earliest work it armed, and the plan is the least of
- *     those and the root's next event. Only the first plan of a run and a plan after the root's
- *     events (which may arm any host's timers) read every domain. Rule 6's guards are set once per
- *     run; the barrier's thread passes them all (Scheduler.AnyCell), and each partition brings its
- *     own domains' clocks to the window's start, so the barrier writes nothing of another thread's.
- *   - False sharing: a wire's direction is written by two threads, the sender's (serialiser,
- *     kept frames) and the receiver's (frames in flight, arrival); their state and timers sit on
- *     separate cache lines (vnic/Wire.cs, Lane). Nothing is allocated per window by the timeline.
- *
- * Measuring. An ITimelineProbe (Probe) is told when each partition starts and ends its share of a
- * window and when the serial work starts and ends; the benchmark (`parallel`) reads each thread's
- * CPU time there, which a thread waiting for a core does not accumulate, so it gives the serial
- * fraction, the imbalance and the extra work of the second core on a busy machine too. Its figures
- * for 2 hosts x 4 zones, a 100 us wire and 244 events per window, in ten runs at loads of 6-42
- * (noisy: a thread that is descheduled finds its caches cold): on one thread 67-104 us of work and
- * 3-5 us of serial barrier per window (a serial fraction of about 5%, most of it the copy of the
- * frames that crossed); on two, an imbalance of 1.09-1.20x inside each window, and from 19 us less
- * to 50 us more work in all than on one (more at higher loads). Taken together (the slower
- * partition plus the serial work, beside one thread's work plus serial work) they bound two
- * threads at 0.96-2.08x with a free wake-up, most runs 1.3-1.45x. Wall-clock speedups at loads of
- * 6-14 were 0.49-1.17x, beside 0.56-1.15x for the barrier before this work in alternating runs (on
- * an idle machine before it: 566 ms on one thread, 588 ms on two): no difference that this machine
- * could show. The 1.8x goal needs the next step below more than a faster barrier.
- *
- * Not done yet, by what the figures say it would give:
- *   - Windows that overlap by one (a partition may run window k + 1 as soon as every other has
- *     finished window k: what crosses in window k arrives after its end), which hides the
- *     per-window imbalance instead of paying it at every barrier; it needs each lane's kept frames
- *     double-buffered by window parity, the receiver taking them in at the start of its next window
- *     (in parallel, so the copy leaves the serial path too) and the sender freeing its buffers a
- *     window later, and a barrier of everyone only where the root has an event or a condition is to
- *     be tested.
- *   - Wider windows when traffic is one-sided: a cell may run to the least of the other cells' next
- *     event times plus the lookahead (and, with two cells, its own next event plus twice it); with
- *     traffic both ways, as in the benchmark, this gives nothing.
- *   - The barrier's exchange visits every link; with thousands of wires it should visit only those
- *     a partition marked as carrying frames (in link order). Cells are spread over threads by
- *     count, not by load; a partition merges its domains by scanning them (fine for tens of hosts
- *     per thread, not thousands).
- * Open: one run of the parallel benchmark in about a dozen gave a different transcript on two
- * threads (fewer events); the tests and every other run agree byte for byte, and so did every run
- * of this work's (at loads of 33-54). Suspected, not proven: a continuation that left its host's
- * thread (see Worker's stack size). One such path, not the benchmark's (its flows are TCP): iperf's
- * UDP receiver cancels through a continuation on the default task scheduler, which runs inline
- * unless the stack is deep, and then on a pool thread, where arming a host's timer inside a window
- * throws and is lost with the task.
+ * Not done yet: cells are spread over threads by count, not by load; a partition merges its
+ * domains by scanning them (fine for tens of hosts per thread, not thousands). Open: one run of the
+ * parallel benchmark in about a dozen gave a different transcript on two threads (fewer events);
+ * the tests and every other run agree byte for byte. Suspected, not proven: a continuation that
+ * left its host's thread (see Worker's stack size).
  */
 
 /// <summary>Something that carries work between two domains of a timeline after a delay (Timeline.cs).</summary>
@@ -129,29 +80,8 @@ public interface ITimelineLink
     /// keeps what it carries until <see cref="Exchange"/> instead of handing it over at once.</summary>
     bool Crossing { set; }
 
-    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.
-    /// Returns the earliest time of the work it armed at the far end (long.MaxValue: none), so the
-    /// barrier plans the next window without reading every domain's heap.</summary>
-    long Exchange();
-}
-
-/// <summary>
-/// Watches a run in windows from outside (a benchmark's clock; Timeline.cs, "Measuring"). Called on
-/// the partitions' threads; nothing the timeline does depends on it.
-/// </summary>
-public interface ITimelineProbe
-{
-    /// <summary>A partition's thread starts its share of a window.</summary>
-    void WindowBegin(int partition);
-
-    /// <summary>A partition's thread has run its share and is about to wait at the barrier.</summary>
-    void WindowEnd(int partition);
-
-    /// <summary>The barrier's serial work starts (on the last thread to arrive).</summary>
-    void BarrierBegin();
-
-    /// <summary>The barrier's serial work ends; <paramref name="window"/>: whether another window follows.</summary>
-    void BarrierEnd(bool window);
+    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.</summary>
+    void Exchange();
 }
 
 /// <summary>The domains of one world's virtual time and the loop that runs them (see the theory statement above).</summary>
@@ -170,21 +100,10 @@ public sealed class Timeline
     private Func<bool>? _done;
     private long _limit;
     private long _windowEnd;
-    private long _windowStart;
     private bool _windowRan;
     private volatile bool _stop;
     private Exception? _error;
     private Exception?[] _partErrors = [];
-    // Each partition's earliest pending event after its share of a window, written by its own
-    // thread before it arrives at the barrier; slots a cache line pair apart (Pad longs), so the
-    // partitions' writes never share a line. _rescan: the next plan reads every domain instead
-    // (the first of a run, and after the root's events, which may arm any host's timers).
-    private const int Pad = 16;
-    private long[] _partNext = [];
-    private bool _rescan;
-
-    /// <summary>Watches the windows (a benchmark's clock); null: nothing is called.</summary>
-    public ITimelineProbe? Probe { get; set; }
 
     /// <summary>Makes a timeline whose domain 0 is <paramref name="root"/> (the world's own scheduler).</summary>
     public Timeline(Scheduler root)
@@ -414,7 +333,6 @@ public sealed class Timeline
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
         _partErrors = new Exception?[parts];
-        _partNext = new long[parts * Pad];
         _lookahead = lookahead;
         _planned = true;
         _plannedThreads = _threads;
@@ -425,12 +343,9 @@ public sealed class Timeline
         foreach (var l in _links) l.Crossing = on && _cellOf[l.EndA.Domain] != _cellOf[l.EndB.Domain];
     }
 
-    /// <summary>Every link's handover, in link order; returns the earliest work it armed.</summary>
-    private long Exchange()
+    private void Exchange()
     {
-        long earliest = long.MaxValue;
-        for (int i = 0; i < _links.Count; i++) earliest = Math.Min(earliest, _links[i].Exchange());
-        return earliest;
+        for (int i = 0; i < _links.Count; i++) _links[i].Exchange();
     }
 
     /// <summary>Rule 3: windows until the limit, the condition, or nothing left to run.</summary>
@@ -441,12 +356,10 @@ public sealed class Timeline
         _stop = false;
         _error = null;
         _windowRan = false;
-        _rescan = true;
         Array.Clear(_partErrors);
         var workers = new Worker[_parts.Length - 1];
         for (int p = 1; p < _parts.Length; p++) workers[p - 1] = Worker.Rent();
         SetCrossings(true);
-        SetGuards();
         try
         {
             Between();
@@ -478,7 +391,7 @@ public sealed class Timeline
     private void RunParallel(Worker[] workers)
     {
         int n = _parts.Length;
-        var barrier = new WindowBarrier(n, Between, spin: n <= Environment.ProcessorCount);
+        var barrier = new WindowBarrier(n, Between);
         using var finished = new CountdownEvent(n - 1);
         for (int p = 1; p < n; p++)
         {
@@ -507,13 +420,8 @@ public sealed class Timeline
     {
         var doms = _parts[part];
         long end = _windowEnd;
-        var probe = Probe;
-        probe?.WindowBegin(part);
         try
         {
-            // Each partition brings its own domains' clocks to the window's start (rule 5), so the
-            // barrier's thread never writes to another thread's schedulers.
-            for (int i = 0; i < doms.Length; i++) doms[i].SetNow(_windowStart);
             while (true)
             {
                 Scheduler? best = null;
@@ -527,12 +435,7 @@ public sealed class Timeline
                         best = doms[i];
                     }
                 }
-                if (best == null || when > end)
-                {
-                    // The partition's earliest pending event, for the barrier's plan.
-                    _partNext[part * Pad] = when;
-                    return;
-                }
+                if (best == null || when > end) return;
                 Scheduler.RunningCell = best.Guard;
                 best.RunLocal(end);
             }
@@ -544,28 +447,24 @@ public sealed class Timeline
         finally
         {
             Scheduler.RunningCell = 0;
-            probe?.WindowEnd(part);
         }
     }
 
     /// <summary>The barrier (rules 3 to 5): one thread, every partition stopped.</summary>
     private void Between()
     {
-        var probe = Probe;
-        probe?.BarrierBegin();
-        // The barrier's thread may touch any domain's timers (rule 6): every partition is stopped.
-        Scheduler.RunningCell = Scheduler.AnyCell;
         try
         {
+            ClearGuards();
             if (_windowRan)
             {
                 if (_windowEnd > Now) Now = _windowEnd;
                 _windowRan = false;
             }
-            long exchanged = Exchange();
-            for (int p = 0; p < _partErrors.Length; p++)
+            Exchange();
+            foreach (var e in _partErrors)
             {
-                if (_partErrors[p] is { } e)
+                if (e != null)
                 {
                     _error ??= e;
                     _stop = true;
@@ -580,17 +479,7 @@ public sealed class Timeline
                     return;
                 }
                 long hosts = long.MaxValue;
-                if (_rescan)
-                {
-                    for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
-                    _rescan = false;
-                }
-                else
-                {
-                    // Each partition's own minimum and what the links just armed: O(partitions).
-                    hosts = exchanged;
-                    for (int p = 0; p < _parts.Length; p++) hosts = Math.Min(hosts, _partNext[p * Pad]);
-                }
+                for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
                 if (first == long.MaxValue || first > _limit)
@@ -605,15 +494,14 @@ public sealed class Timeline
                 {
                     // Rule 4: the world's own events of this instant, before the hosts'.
                     Root.RunLocal(start);
-                    _rescan = true;
                     continue;
                 }
                 long end = _lookahead >= long.MaxValue - start ? long.MaxValue : start + _lookahead - 1;
                 end = Math.Min(Math.Min(end, root - 1), _limit);
-                _windowStart = start;
                 _windowEnd = end;
                 _windowRan = true;
                 Windows++;
+                SetGuards(start);
                 return;
             }
         }
@@ -622,19 +510,19 @@ public sealed class Timeline
             _error ??= e;
             _stop = true;
         }
-        finally
-        {
-            Scheduler.RunningCell = 0;
-            probe?.BarrierEnd(!_stop);
-        }
     }
 
-    /// <summary>Rule 6's guards, set once for a run in windows (the barrier's thread passes them all).</summary>
-    private void SetGuards()
+    private void SetGuards(long start)
     {
         Root.Guard = -1;
         foreach (var part in _parts)
-            foreach (var d in part) d.Guard = _cellOf[d.Domain] + 1;
+        {
+            foreach (var d in part)
+            {
+                d.Guard = _cellOf[d.Domain] + 1;
+                d.SetNow(start);
+            }
+        }
     }
 
     private void ClearGuards()
@@ -644,89 +532,41 @@ public sealed class Timeline
 
     /// <summary>
     /// The meeting of the partitions' threads after each window: the last to arrive runs the barrier
-    /// work alone and releases the others. A sense-reversing counter (the generation flips once per
-    /// barrier, so a fast thread cannot run into the next barrier's count). A waiter first spins on
-    /// the generation without leaving its core, then spins yielding it, then blocks on a monitor.
-    /// The counter, the generation, the sleepers and the spin budget sit on cache lines of their own.
-    ///
-    /// The first phase's length adapts: with no more threads than cores on an idle machine the
-    /// release comes within the imbalance of a window (~10 us) and is seen at once, where a yield
-    /// or a futex wake costs microseconds each; on a busy machine the thread waited for is often
-    /// off its core, and a waiter that kept spinning kept a core from it (a fixed budget of 20,000
-    /// pause loops made a two-thread run 15 times slower under a load of 37, and 4,000 still 2-4
-    /// times slower than yields alone). So the budget is small, each wait that outlasts it halves
-    /// it, and each that ends inside it (or in the first yields) grows it back by a sixteenth of the
-    /// most it may be.
+    /// work alone and releases the others. A sense-reversing counter; waiters spin (yielding the
+    /// core to anything else runnable) for a bounded count, then block on a monitor.
     /// </summary>
-    private sealed class WindowBarrier(int participants, Action between, bool spin)
+    private sealed class WindowBarrier(int participants, Action between)
     {
-        // Of Thread.SpinWait(8): some microseconds. A yield on an idle core returns at once, so a
-        // longer pure spin gains little there, and under load (23-42) runs with a budget of 4,000
-        // were 2-4 times slower on two threads than with SpinWait's yields alone.
-        private const int MaxPureSpins = 256;
-        private const int YieldSpins = 2000;
-        private const int QuickYields = 16;
+        private const int SpinLimit = 2000;
         private readonly object _gate = new();
         private readonly int _participants = participants;
-        private readonly bool _spin = spin;
-        private PaddedInt _remaining = new() { Value = participants };
-        private PaddedInt _generation;
-        private PaddedInt _sleepers;
-        private PaddedInt _budget = new() { Value = spin ? MaxPureSpins / 4 : 0 };
+        private int _remaining = participants;
+        private volatile int _generation;
 
         public void SignalAndWait()
         {
-            int generation = Volatile.Read(ref _generation.Value);
-            if (Interlocked.Decrement(ref _remaining.Value) == 0)
+            int generation = _generation;
+            if (Interlocked.Decrement(ref _remaining) == 0)
             {
                 between(); // catches its own exceptions (Between)
-                _remaining.Value = _participants;
-                Interlocked.Exchange(ref _generation.Value, generation + 1); // a full fence before reading the sleepers
-                if (Volatile.Read(ref _sleepers.Value) != 0)
+                _remaining = _participants;
+                lock (_gate)
                 {
-                    lock (_gate) Monitor.PulseAll(_gate);
+                    _generation = generation + 1;
+                    Monitor.PulseAll(_gate);
                 }
                 return;
             }
-            int budget = Volatile.Read(ref _budget.Value);
-            for (int i = 0; i < budget; i++)
+            var spin = new SpinWait();
+            for (int i = 0; i < SpinLimit; i++)
             {
-                if (Volatile.Read(ref _generation.Value) != generation)
-                {
-                    Grow(budget);
-                    return;
-                }
-                Thread.SpinWait(8);
+                if (_generation != generation) return;
+                spin.SpinOnce(sleep1Threshold: -1);
             }
-            var wait = new SpinWait();
-            for (int i = 0; i < YieldSpins; i++)
-            {
-                if (Volatile.Read(ref _generation.Value) != generation)
-                {
-                    if (i < QuickYields) Grow(budget);
-                    else Volatile.Write(ref _budget.Value, budget / 2);
-                    return;
-                }
-                wait.SpinOnce(sleep1Threshold: -1);
-            }
-            Volatile.Write(ref _budget.Value, budget / 2);
             lock (_gate)
             {
-                Interlocked.Increment(ref _sleepers.Value); // a full fence before reading the generation
-                while (Volatile.Read(ref _generation.Value) == generation) Monitor.Wait(_gate);
-                Interlocked.Decrement(ref _sleepers.Value);
+                while (_generation == generation) Monitor.Wait(_gate);
             }
-        }
-
-        private void Grow(int budget)
-        {
-            if (_spin && budget < MaxPureSpins) Volatile.Write(ref _budget.Value, Math.Min(MaxPureSpins, budget + MaxPureSpins / 16));
-        }
-
-        [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]
-        private struct PaddedInt
-        {
-            [System.Runtime.InteropServices.FieldOffset(64)] public int Value;
         }
     }
 

@@ -66,7 +66,11 @@ public sealed class Wire : ITimelineLink
         }
     }
 
-    long ITimelineLink.Exchange() => Math.Min(_ab.Exchange(), _ba.Exchange());
+    void ITimelineLink.Exchange()
+    {
+        _ab.Exchange();
+        _ba.Exchange();
+    }
 
     public PhysLink A { get; }
     public PhysLink B { get; }
@@ -134,49 +138,31 @@ public sealed class Wire : ITimelineLink
         private readonly Scheduler _sender, _receiver;
         private readonly HostRandom _random;
         private readonly PhysLink _from, _to;
-        // The sending half's state is this object's and _txTimer's; the receiving half's is _in's
-        // and its two timers', made after a spacer so that no cache line holds state of both halves
-        // (in a parallel run they are written by two threads: Timeline.cs, "False sharing").
         private readonly KTimer _arrivalTimer, _txTimer, _heldTimer;
-        private readonly Inbox _in;
-        internal readonly byte[] Spacer, SpacerAfter; // never read: they only keep the halves apart in memory
         // Frames held back for reordering: all wait the same extra delay, so a FIFO keeps them in order.
-        private readonly Queue<(Packet Packet, long Due)> _held;
+        private readonly Queue<(Packet Packet, long Due)> _held = new();
         private BandQueue? _queue;
+        private Packet[] _ring = new Packet[64];
+        private long[] _arrival = new long[64];
+        private int _head, _count;
         // Sent across cells since the last barrier (the sending half's; Exchange empties it).
-        private Packet[] _out;
-        private long[] _outArrival;
+        private Packet[] _out = new Packet[64];
+        private long[] _outArrival = new long[64];
         private int _outCount;
         private long _busyUntilPs, _remainder;
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
+        public long Carried;
         public bool Crossing;
-
-        public long Carried => _in.Carried;
-
-        /// <summary>The receiving half's frames in flight (a ring in arrival order) and its count.</summary>
-        private sealed class Inbox
-        {
-            public Packet[] Ring = new Packet[64];
-            public long[] Arrival = new long[64];
-            public int Head, Count;
-            public long Carried;
-        }
 
         public Lane(Wire wire, PhysLink from, PhysLink to, HostRandom random)
         {
             _wire = wire; _from = from; _to = to; _random = random;
             _sender = from.Mac.Scheduler;
             _receiver = to.Mac.Scheduler;
-            _txTimer = new KTimer(_sender, static s => ((Lane)s!).TxDone(), this);
-            _out = new Packet[64];
-            _outArrival = new long[64];
-            Spacer = new byte[64];
-            _in = new Inbox();
             _arrivalTimer = new KTimer(_receiver, static s => ((Lane)s!).Arrive(), this);
+            _txTimer = new KTimer(_sender, static s => ((Lane)s!).TxDone(), this);
             _heldTimer = new KTimer(_receiver, static s => ((Lane)s!).ReleaseHeld(), this);
-            _held = new Queue<(Packet Packet, long Due)>();
-            SpacerAfter = new byte[64];
         }
 
         private void ReleaseHeld()
@@ -244,12 +230,12 @@ public sealed class Wire : ITimelineLink
         /// <summary>Puts a frame in flight to the receiving NIC (the receiver's half, or a barrier).</summary>
         private void Fly(Packet p, long arrival)
         {
-            if (_in.Count == _in.Ring.Length) Grow();
-            int tail = (_in.Head + _in.Count) & (_in.Ring.Length - 1);
-            _in.Ring[tail] = p;
-            _in.Arrival[tail] = arrival;
-            _in.Count++;
-            if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_in.Arrival[_in.Head]);
+            if (_count == _ring.Length) Grow();
+            int tail = (_head + _count) & (_ring.Length - 1);
+            _ring[tail] = p;
+            _arrival[tail] = arrival;
+            _count++;
+            if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[_head]);
         }
 
         /// <summary>The sending half keeps a frame sent across cells until the barrier.</summary>
@@ -266,12 +252,9 @@ public sealed class Wire : ITimelineLink
         }
 
         /// <summary>At a barrier: the frames kept since the last one fly, each in a buffer of the
-        /// receiving host's pool, so neither host's pool is ever touched by the other's thread.
-        /// Returns the earliest arrival it put in flight (long.MaxValue: none).</summary>
-        public long Exchange()
+        /// receiving host's pool, so neither host's pool is ever touched by the other's thread.</summary>
+        public void Exchange()
         {
-            long earliest = long.MaxValue;
-            if (_outCount == 0) return earliest;
             var pool = _to.Mac.Pool;
             for (int i = 0; i < _outCount; i++)
             {
@@ -292,10 +275,8 @@ public sealed class Wire : ITimelineLink
                 copy.FairKey = p.FairKey;
                 p.Free();
                 Fly(copy, _outArrival[i]);
-                earliest = Math.Min(earliest, _outArrival[i]);
             }
             _outCount = 0;
-            return earliest;
         }
 
         private void TxDone()
@@ -305,28 +286,28 @@ public sealed class Wire : ITimelineLink
 
         private void Grow()
         {
-            var ring = new Packet[_in.Ring.Length * 2];
-            var arrival = new long[_in.Ring.Length * 2];
-            for (int i = 0; i < _in.Count; i++)
+            var ring = new Packet[_ring.Length * 2];
+            var arrival = new long[_ring.Length * 2];
+            for (int i = 0; i < _count; i++)
             {
-                ring[i] = _in.Ring[(_in.Head + i) & (_in.Ring.Length - 1)];
-                arrival[i] = _in.Arrival[(_in.Head + i) & (_in.Ring.Length - 1)];
+                ring[i] = _ring[(_head + i) & (_ring.Length - 1)];
+                arrival[i] = _arrival[(_head + i) & (_ring.Length - 1)];
             }
-            _in.Ring = ring; _in.Arrival = arrival; _in.Head = 0;
+            _ring = ring; _arrival = arrival; _head = 0;
         }
 
         private void Arrive()
         {
             long now = _receiver.Now;
-            while (_in.Count > 0 && _in.Arrival[_in.Head] <= now)
+            while (_count > 0 && _arrival[_head] <= now)
             {
-                var p = _in.Ring[_in.Head];
-                _in.Ring[_in.Head] = null!;
-                _in.Head = (_in.Head + 1) & (_in.Ring.Length - 1);
-                _in.Count--;
+                var p = _ring[_head];
+                _ring[_head] = null!;
+                _head = (_head + 1) & (_ring.Length - 1);
+                _count--;
                 Deliver(p);
             }
-            if (_in.Count > 0) _arrivalTimer.ArmAt(_in.Arrival[_in.Head]);
+            if (_count > 0) _arrivalTimer.ArmAt(_arrival[_head]);
         }
 
         private void Deliver(Packet p)
@@ -366,10 +347,10 @@ public sealed class Wire : ITimelineLink
         {
             if (_wire.Duplicate > 0 && _random.NextDouble() < _wire.Duplicate && p.Clone() is { } copy)
             {
-                _in.Carried++;
+                Carried++;
                 _to.ReceiveFromWire(copy);
             }
-            _in.Carried++;
+            Carried++;
             _to.ReceiveFromWire(p);
         }
     }

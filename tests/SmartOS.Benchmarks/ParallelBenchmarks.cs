@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using SmartOS.Cli.Scenario;
-using SmartOS.Kernel;
 
 namespace SmartOS.Benchmarks;
 
@@ -42,110 +41,11 @@ public static class ParallelBenchmarks
             $"  limits: the busiest host bounds 2 threads at {1 / busiest:F2}x; the rest is the barrier, ~{Math.Max(0, overheadUs):F1} us per window beyond that bound"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
-        Breakdown(o, script);
     }
 
-    /// <summary>
-    /// What the wall times above cannot show on a busy machine: each thread's CPU time (which a
-    /// thread waiting for a core does not accumulate) per window, split into the partitions' work
-    /// and the barrier's serial work, from a probe on the timeline (ITimelineProbe). From these, on
-    /// any load: the serial fraction, the imbalance between the partitions inside each window (a
-    /// barrier waits for the slower), the work the second core adds (frames copied across caches),
-    /// the bytes allocated and the collections per window, and the speedup two idle cores would give
-    /// with a free wake-up (the bound this design reaches; the integrator's quiet run shows the rest).
-    /// </summary>
-    private static void Breakdown(TextWriter o, string script)
-    {
-        if (!ThreadCpuClock.Available)
-        {
-            o.WriteLine("  breakdown: no per-thread CPU clock here");
-            return;
-        }
-        var p1 = new WindowClock(1);
-        var f1 = Measure(script, 1, p1);
-        var p2 = new WindowClock(2);
-        var f2 = Measure(script, 2, p2);
-        double w = Math.Max(1, p2.Windows);
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  breakdown (thread CPU time per window, valid under load; probe cost {WindowClock.CallCostUs:F2} us a reading, subtracted):"));
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"    1 thread:  work {p1.WorkUs / Math.Max(1, p1.Windows):F1} us, barrier (serial) {p1.BarrierUs / Math.Max(1, p1.Windows):F1} us; serial fraction {p1.BarrierUs / (p1.WorkUs + p1.BarrierUs):P1}"));
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"    2 threads: work {p2.WorkUs / w:F1} us in all ({(p2.WorkUs - p1.WorkUs) / w:+0.0;-0.0} us beside one thread), the slower partition {p2.MaxUs / w:F1} us (imbalance {p2.MaxUs / (p2.WorkUs / 2):F2}x of an even split), barrier (serial) {p2.BarrierUs / w:F1} us; serial fraction {p2.BarrierUs / (p2.WorkUs + p2.BarrierUs):P1}"));
-        double oneCpu = p1.WorkUs + p1.BarrierUs;
-        double twoBound = p2.MaxUs + p2.BarrierUs;
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"    two idle cores, wake-up free: {twoBound / 1000:F0} ms beside {oneCpu / 1000:F0} ms on one: speedup bound {oneCpu / twoBound:F2}x (goal {Goal:F1}x)"));
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"    allocated inside windows and barriers: {p1.Bytes / (double)Math.Max(1, p1.Windows):N0} bytes per window on 1 thread, {p2.Bytes / w:N0} on 2; the whole run (setup too) {f1.Allocated / 1e6:F1} MB; gen0 collections {f1.Gen0} and {f2.Gen0} (each stops every thread)"));
-        if (f1.Out != f2.Out) o.WriteLine("    the probed runs' transcripts DIFFER");
-    }
+    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out);
 
-    /// <summary>Each partition's thread CPU time per window and the barrier's (ITimelineProbe).</summary>
-    private sealed class WindowClock(int partitions) : ITimelineProbe
-    {
-        private readonly double[] _begin = new double[partitions * 8];
-        private readonly double[] _work = new double[partitions * 8];
-        private readonly long[] _bytesBegin = new long[partitions * 8];
-        private double _barrierBegin;
-        private long _barrierBytes;
-        public double WorkUs, MaxUs, BarrierUs;
-        public long Bytes;
-        public long Windows;
-
-        /// <summary>One reading's cost, subtracted from each interval (it is a system call).</summary>
-        public static readonly double CallCostUs = Calibrate();
-
-        private static double Calibrate()
-        {
-            double start = ThreadCpuClock.Now();
-            for (int i = 0; i < 2000; i++) ThreadCpuClock.Now();
-            return (ThreadCpuClock.Now() - start) * 1e6 / 2001;
-        }
-
-        public void WindowBegin(int partition)
-        {
-            _bytesBegin[partition * 8] = GC.GetAllocatedBytesForCurrentThread();
-            _begin[partition * 8] = ThreadCpuClock.Now();
-        }
-
-        public void WindowEnd(int partition)
-        {
-            _work[partition * 8] = Math.Max(0, (ThreadCpuClock.Now() - _begin[partition * 8]) * 1e6 - CallCostUs);
-            // Read back at the barrier, after every partition's WindowEnd.
-            _bytesBegin[partition * 8] = GC.GetAllocatedBytesForCurrentThread() - _bytesBegin[partition * 8];
-        }
-
-        public void BarrierBegin()
-        {
-            _barrierBytes = GC.GetAllocatedBytesForCurrentThread();
-            _barrierBegin = ThreadCpuClock.Now();
-        }
-
-        public void BarrierEnd(bool window)
-        {
-            BarrierUs += Math.Max(0, (ThreadCpuClock.Now() - _barrierBegin) * 1e6 - CallCostUs);
-            Bytes += GC.GetAllocatedBytesForCurrentThread() - _barrierBytes;
-            for (int p = 0; p < partitions; p++)
-            {
-                Bytes += _bytesBegin[p * 8];
-                _bytesBegin[p * 8] = 0;
-            }
-            double max = 0;
-            for (int p = 0; p < partitions; p++)
-            {
-                WorkUs += _work[p * 8];
-                max = Math.Max(max, _work[p * 8]);
-                _work[p * 8] = 0;
-            }
-            MaxUs += max;
-            if (window) Windows++;
-        }
-    }
-
-    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long Allocated, int Gen0);
-
-    private static Figures Measure(string script, int threads, ITimelineProbe? probe = null)
+    private static Figures Measure(string script, int threads)
     {
         string dir = Directory.CreateTempSubdirectory("smartos-parallel-").FullName;
         try
@@ -153,19 +53,14 @@ public static class ParallelBenchmarks
             var o = new StringWriter { NewLine = "\n" };
             var e = new StringWriter { NewLine = "\n" };
             var runner = new ScenarioRunner(o, e, dir, 1, threads);
-            runner.World.Timeline.Probe = probe;
-            int gen0 = GC.CollectionCount(0);
-            long allocated = GC.GetTotalAllocatedBytes(precise: true);
             var sw = Stopwatch.StartNew();
             int code = runner.Run(script, "parallel.scn");
             sw.Stop();
-            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
-            gen0 = GC.CollectionCount(0) - gen0;
             if (code != 0) throw new InvalidOperationException("the benchmark's scenario failed:\n" + e + o);
             var t = runner.World.Timeline;
             long total = t.EventsRun;
             double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
-            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), allocated, gen0);
+            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString());
         }
         finally
         {

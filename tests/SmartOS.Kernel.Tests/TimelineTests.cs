@@ -32,17 +32,11 @@ public class TimelineTests
             t.ArmAt(due);
         }
 
-        public long Exchange()
+        public void Exchange()
         {
-            long earliest = long.MaxValue;
-            foreach (var (due, value) in _kept)
-            {
-                Fly(due, value);
-                earliest = Math.Min(earliest, due);
-            }
+            foreach (var (due, value) in _kept) Fly(due, value);
             Exchanged += _kept.Count;
             _kept.Clear();
-            return earliest;
         }
     }
 
@@ -249,117 +243,6 @@ public class TimelineTests
         a.After(10, () => t.Root.After(5, () => { }));
 
         Assert.That(() => t.RunUntilIdle(), Throws.InvalidOperationException);
-    }
-
-    [Test]
-    public void Thousands_of_windows_on_more_threads_than_cores_give_the_serial_result()
-    {
-        // Barriers every microsecond of virtual time: every waiter goes through the spin, the
-        // yielding and (with more threads than cores) the blocking phase many times.
-        static (List<string>[] Logs, long Windows) Run(int threads)
-        {
-            var (t, actors, _) = Ring(6, [1000, 1000, 1000, 1000, 1000, 1000], threads);
-            // Small bursts (a number of 3 dies out within a few hops) every 10 us: bounded work.
-            for (int i = 0; i < actors.Length; i++)
-            {
-                var actor = actors[i];
-                for (int k = 0; k < 200; k++) new KTimer(t.Domains[i + 1], _ => actor.Receive(3)).ArmAt(100 + i + k * 10_000);
-            }
-            t.RunUntil(3 * Time.Millisecond);
-            return ([.. actors.Select(a => a.Log)], t.Windows);
-        }
-
-        var one = Run(1);
-        int many = Environment.ProcessorCount + 2;
-        var more = Run(many);
-
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(one.Windows, Is.GreaterThan(1000), "thousands of barriers");
-            Assert.That(more.Windows, Is.EqualTo(one.Windows));
-            Assert.That(more.Logs, Is.EqualTo(one.Logs));
-            Assert.That(Run(2).Logs, Is.EqualTo(one.Logs));
-        }
-    }
-
-    [TestCase(1)]
-    [TestCase(2)]
-    public void The_next_window_starts_at_work_a_link_handed_over_when_nothing_else_is_pending(int threads)
-    {
-        // The barrier plans from each partition's earliest event and what the links handed over:
-        // here the only pending work after the first window is the number in flight to b.
-        var t = new Timeline(new Scheduler()) { Threads = threads };
-        var a = t.AddDomain();
-        var b = t.AddDomain();
-        long got = 0;
-        var link = new Link(a, b, 100, _ => got = b.Now);
-        t.AddLink(link);
-        a.After(10, () => link.Send(1));
-
-        bool held = t.RunUntil(() => got != 0);
-
-        // Windows [10, 109] (the send at 10), then [110, 209] (its arrival at 110).
-        Assert.That((held, got, t.Now, t.Windows), Is.EqualTo((true, 110L, 209L, 2L)));
-    }
-
-    [TestCase(1)]
-    [TestCase(2)]
-    public void A_hosts_timer_armed_by_the_roots_event_is_planned_for(int threads)
-    {
-        var t = new Timeline(new Scheduler()) { Threads = threads };
-        var a = t.AddDomain();
-        var b = t.AddDomain();
-        t.AddLink(new Link(a, b, 100, _ => { }));
-        var log = new List<string>();
-        a.After(10, () => { lock (log) log.Add($"a@{a.Now}"); });
-        t.Root.After(500, () => new KTimer(b, _ => { lock (log) log.Add($"b@{b.Now}"); }).ArmAt(550));
-
-        t.RunUntilIdle();
-
-        Assert.That(log, Is.EqualTo(new[] { "a@10", "b@550" }));
-        Assert.That((t.Now, t.Windows), Is.EqualTo((550L, 2L)));
-    }
-
-    private sealed class CountingProbe : ITimelineProbe
-    {
-        public readonly int[] Begins = new int[4], Ends = new int[4];
-        public int BarrierBegins, BarrierEnds, Windows;
-
-        public void WindowBegin(int partition) => Interlocked.Increment(ref Begins[partition]);
-        public void WindowEnd(int partition) => Interlocked.Increment(ref Ends[partition]);
-        public void BarrierBegin() => BarrierBegins++;
-
-        public void BarrierEnd(bool window)
-        {
-            BarrierEnds++;
-            if (window) Windows++;
-        }
-    }
-
-    [Test]
-    public void A_probe_sees_each_partitions_share_of_every_window_and_every_barrier()
-    {
-        var (t, actors, _) = Ring(4, [20_000, 50_000, 30_000, 100_000], threads: 2);
-        var probe = new CountingProbe();
-        t.Probe = probe;
-        for (int i = 0; i < actors.Length; i++)
-        {
-            var actor = actors[i];
-            new KTimer(t.Domains[i + 1], _ => actor.Receive(12)).ArmAt(1000);
-        }
-
-        t.RunUntil(2 * Time.Millisecond);
-
-        int w = (int)t.Windows;
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(w, Is.GreaterThan(10));
-            Assert.That(probe.Begins.Take(2), Is.EqualTo(new[] { w, w }), "each partition begins each window");
-            Assert.That(probe.Ends.Take(2), Is.EqualTo(new[] { w, w }));
-            Assert.That(probe.Windows, Is.EqualTo(w));
-            Assert.That(probe.BarrierBegins, Is.EqualTo(w + 1), "one barrier before each window and one after the last");
-            Assert.That(probe.BarrierEnds, Is.EqualTo(w + 1));
-        }
     }
 
     [Test]
