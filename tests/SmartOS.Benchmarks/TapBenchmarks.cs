@@ -57,6 +57,26 @@ public static class TapBenchmarks
         foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
     }
 
+    /// <summary>Only the lx zone's rows, each beside veth (`tap-lx`): for working on that path.</summary>
+    public static void RunLx(TextWriter o)
+    {
+        o.WriteLine($"tap-lx: iperf3 TCP, {Seconds} s each, receiver's rate");
+        string? missing = LinuxNet.MissingPrerequisite("iperf3", "ping");
+        if (missing != null)
+        {
+            o.WriteLine($"  skipped: {missing}");
+            return;
+        }
+        var rows = new List<(string Path, string Rate)>();
+        using (var ns = new NetNs())
+        using (var veth = new Veth(ns))
+        {
+            LxZoneRates(ns, veth, rows);
+        }
+        int width = rows.Max(r => r.Path.Length);
+        foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
+    }
+
     /// <summary>A real-time host with its e1000g0 on a TAP device in <paramref name="ns"/>, a joyent
     /// zone on a VNIC over it, and the namespace's iperf3 against the zone's iperf -s.</summary>
     private static void ZoneRates(NetNs ns, Veth veth, List<(string, string)> rows, bool offload)
