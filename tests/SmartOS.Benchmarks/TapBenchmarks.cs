@@ -17,7 +17,8 @@ namespace SmartOS.Benchmarks;
 /// Linux's GSO frames reach the zone's stack whole (MacLayer.cs rule 9), their checksums left
 /// pending (TapDevice.cs rule 6); the counts are printed. The same for an lx zone: the real iperf3
 /// server in the zone's own network namespace, so each frame crosses the NIC's TAP, the MAC layer
-/// and the lx zone's TAP (both with offloads: GSO frames go through whole).
+/// and the lx zone's TAP (both with offloads: GSO frames go through whole). `tap-lx` prints only the
+/// lx rows.
 ///
 /// Needs Linux, root, /dev/net/tun, ip(8), timeout(1) and iperf3; without them it prints what is
 /// missing and measures nothing. Safety as in the integration tests: the TAP and the veth ends live
