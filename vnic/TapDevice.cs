@@ -63,7 +63,7 @@ namespace SmartOS.Vnic;
 ///      reader's fill, the stack's verify). Any other NEEDS_CSUM frame is filled in on the reader,
 ///      and a frame without the flag (DATA_VALID or none) is passed as it is, to be verified.
 ///   7. A large frame (over CopyMax bytes) is not copied on the reader: the read buffer itself
-///      goes to the loop and the reader rents another, so a 64 KiB frame is copied once on its way
+///      goes to the loop and the reader takes another, so a 64 KiB frame is copied once on its way
 ///      to a packet instead of twice. Smaller frames (ACKs, MTU frames) are copied into their batch's
 ///      arena, so the large buffers are only ever held by large frames.
 ///   8. The hand-off allocates nothing in steady state (ARCHITECTURE.md, "hot paths"): a batch is
