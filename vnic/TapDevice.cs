@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -30,11 +30,12 @@ namespace SmartOS.Vnic;
 /// Threads
 ///   reader    one background thread polls the (non-blocking) descriptor and, once it is readable,
 ///             reads every frame waiting (up to BatchMax) into its own buffer, copying each small
-///             one into an array from ArrayPool and handing a large one the buffer itself (rule 7);
-///             the batch goes to the kernel loop with one RealTimeDriver.Invoke,
-///             which delivers the frames in order and gives the arrays back. The reader never
-///             touches kernel state (Kernel.cs rule 2). Batching keeps the loop's wake-ups and the
-///             poll calls per frame low when Linux sends fast.
+///             one into its batch's arena and handing a large one the buffer itself (rule 7); a
+///             batch goes to the kernel loop with one RealTimeDriver.Invoke, and takes more frames
+///             until the loop claims it, which delivers the frames in order and gives the batch
+///             and the large buffers back (rule 8). The reader never touches kernel state (Kernel.cs
+///             rule 2). Batching keeps the loop's wake-ups and the poll calls per frame low when
+///             Linux sends fast.
 ///             Each time it wakes it also asks whether the Linux end is administratively up
 ///             (TapDevice.Link.cs) and tells the loop of a change, after the frames read before it.
 ///   loop      Write runs on the loop and calls write(2): a TAP write does not block, it either
@@ -62,9 +63,19 @@ namespace SmartOS.Vnic;
 ///      reader's fill, the stack's verify). Any other NEEDS_CSUM frame is filled in on the reader,
 ///      and a frame without the flag (DATA_VALID or none) is passed as it is, to be verified.
 ///   7. A large frame (over CopyMax bytes) is not copied on the reader: the read buffer itself
-///      goes to the loop and the reader rents another, so a 64 KiB frame is copied once on its way
-///      to a packet instead of twice. Smaller frames (ACKs, MTU frames) are copied into arrays of
-///      their own size, so the large buffers are only ever held by large frames.
+///      goes to the loop and the reader takes another, so a 64 KiB frame is copied once on its way
+///      to a packet instead of twice. Smaller frames (ACKs, MTU frames) are copied into their batch's
+///      arena, so the large buffers are only ever held by large frames.
+///   8. The hand-off allocates nothing in steady state (ARCHITECTURE.md, "hot paths"): a batch is
+///      an object the loop gives back for the reader to fill again, with its arena, its frame slots
+///      and the loop's work item (a delegate made once), and a large buffer likewise. The reader
+///      makes one only when none has come back (Linux sent faster than the loop took frames), keeps
+///      at most FreeMax of each, and counts what it allocates (ReaderAllocatedBytes, BatchesMade,
+///      BuffersMade). It was a List, a closure and arrays from ArrayPool per batch; the pool's
+///      arrays were rented on the reader and returned on the loop, a pattern its per-thread caches
+///      do not serve. A handed batch keeps taking frames until the loop claims it (a CAS on its
+///      published count), so a busy loop finds in one batch all that came meanwhile, rather than a
+///      batch per wake-up of the reader, each with its own arena.
 /// </summary>
 public sealed partial class TapDevice : IDisposable
 {
@@ -93,12 +104,36 @@ public sealed partial class TapDevice : IDisposable
     internal const int CopyMax = 16 * 1024;
     /// <summary>How long the reader waits in poll before it checks for a stop: bounds Dispose's wait.</summary>
     private const int PollMs = 100;
+    /// <summary>A batch's arena for small frames: four of the largest (CopyMax), some 43 MTU frames.</summary>
+    private const int ArenaSize = 4 * CopyMax;
+    /// <summary>Batches and large buffers kept for reuse (rule 8); a burst's extra ones go to the collector.</summary>
+    private const int FreeMax = 32;
 
     private int _fd;
     private Thread? _reader;
     private volatile bool _stop;
     private int _pending, _overflow, _malformed;
     private long _segmented, _whole, _pendingChecksums;
+    private FrameHandler? _deliver;
+    private Action<int>? _overflowed, _malformedTo;
+    private readonly ConcurrentQueue<Batch> _freeBatches = new();
+    private readonly ConcurrentQueue<byte[]> _freeBuffers = new();
+    private int _freeBatchCount, _freeBufferCount;
+    private long _batches, _batchesMade, _buffersMade, _readerAllocated;
+
+    /// <summary>Batches the reader has handed to the loop (any thread).</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Batch objects the reader had to make because none had come back (rule 8; any thread):
+    /// it stops growing once the reader and the loop are in step.</summary>
+    public long BatchesMade => Interlocked.Read(ref _batchesMade);
+
+    /// <summary>Large read buffers made because none had come back (rule 8; any thread).</summary>
+    public long BuffersMade => Interlocked.Read(ref _buffersMade);
+
+    /// <summary>Bytes the reader thread allocated while reading and handing over frames (rule 8; any
+    /// thread): the batches and large buffers it had to make, and nothing else.</summary>
+    public long ReaderAllocatedBytes => Interlocked.Read(ref _readerAllocated);
 
     /// <summary>GSO frames from Linux that the reader cut into MTU-sized frames (any thread): those too
     /// large for a large buffer.</summary>
@@ -198,7 +233,10 @@ public sealed partial class TapDevice : IDisposable
     {
         if (_reader != null) throw new InvalidOperationException($"TAP device {Name} is already started");
         if (_fd < 0) throw new ObjectDisposedException(nameof(TapDevice));
-        _reader = new Thread(() => ReadLoop(driver, deliver, failed, overflowed, malformed, carrier)) { IsBackground = true, Name = "tap-" + Name };
+        _deliver = deliver;
+        _overflowed = overflowed;
+        _malformedTo = malformed;
+        _reader = new Thread(() => ReadLoop(driver, failed, carrier)) { IsBackground = true, Name = "tap-" + Name };
         _reader.Start();
     }
 
@@ -235,31 +273,30 @@ public sealed partial class TapDevice : IDisposable
         return WriteRaw(fd, ref frame.Buffer[frame.Offset], (nuint)frame.Length) == frame.Length;
     }
 
-    private void ReadLoop(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
-        Action<bool>? carrier)
+    private void ReadLoop(RealTimeDriver driver, Action failed, Action<bool>? carrier)
     {
         using var watch = carrier != null ? new LinkWatch(_fd) : null;
         bool up = true;
-        // The read buffer: a large frame takes it to the loop and the reader rents another (rule 7).
-        var buffer = ArrayPool<byte>.Shared.Rent(MaxFrame);
+        // The read buffer: a large frame takes it to the loop and the reader takes another (rule 7).
+        var buffer = TakeBuffer();
         try
         {
-            ReadFrames(driver, deliver, failed, overflowed, malformed, watch, carrier, ref up, ref buffer);
+            ReadFrames(driver, failed, watch, carrier, ref up, ref buffer);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            GiveBuffer(buffer);
             // A device that broke (or was deleted under us) has no link; a stop asked by Dispose is not
             // a carrier change.
             if (carrier != null && up && !_stop) driver.Invoke(() => carrier(false));
         }
     }
 
-    private void ReadFrames(RealTimeDriver driver, FrameHandler deliver, Action failed, Action<int> overflowed, Action<int> malformed,
-        LinkWatch? watch, Action<bool>? carrier, ref bool up, ref byte[] buffer)
+    private void ReadFrames(RealTimeDriver driver, Action failed, LinkWatch? watch, Action<bool>? carrier, ref bool up, ref byte[] buffer)
     {
         var pfd = new PollFd { Fd = _fd, Events = POLLIN };
         bool seenUp = false;
+        Batch? batch = null;
         while (!_stop)
         {
             // The Linux end's state, once per wake-up (at least every PollMs): TapDevice.Link.cs. A
@@ -283,9 +320,11 @@ public sealed partial class TapDevice : IDisposable
                 return;
             }
             if (ready == 0 || _stop) continue;
-            var batch = new List<Frame>();
+            // Rule 8: what this wake-up allocates is counted (ReaderAllocatedBytes); in steady state nothing.
+            long allocated = GC.GetAllocatedBytesForCurrentThread();
+            batch ??= TakeBatch();
             bool broken = false;
-            while (batch.Count < BatchMax && !_stop)
+            for (int reads = 0; reads < BatchMax && !_stop; reads++)
             {
                 long n = ReadRaw(_fd, ref buffer[0], MaxFrame);
                 if (n < 0)
@@ -296,10 +335,12 @@ public sealed partial class TapDevice : IDisposable
                     break;
                 }
                 if (n == 0) break;
-                if (Offload) TakeOffloaded(ref buffer, (int)n, batch);
-                else Take(ref buffer, 0, (int)n, batch);
+                if (Offload) TakeOffloaded(driver, ref buffer, (int)n, ref batch);
+                else Take(driver, ref buffer, 0, (int)n, ref batch);
             }
-            if (batch.Count > 0) driver.Invoke(() => DeliverBatch(batch, deliver, overflowed, malformed));
+            // A fresh batch goes to the loop now; one already handed over took its frames as they came.
+            if (!batch.Handed && batch.Count > 0) Hand(driver, batch);
+            Interlocked.Add(ref _readerAllocated, GC.GetAllocatedBytesForCurrentThread() - allocated);
             if (broken)
             {
                 driver.Invoke(failed);
@@ -308,26 +349,136 @@ public sealed partial class TapDevice : IDisposable
         }
     }
 
-    /// <summary>One frame on its way to the loop: its bytes in an array from ArrayPool, its GSO size
-    /// and where its pending TCP checksum's segment starts (0 for none).</summary>
+    /// <summary>One frame on its way to the loop: its bytes (in its batch's arena, or a large buffer
+    /// of its own, rule 7), its GSO size and where its pending TCP checksum's segment starts (0 for none).</summary>
     private readonly record struct Frame(byte[] Array, int Offset, int Length, ushort Gso, int PendingChecksum);
 
-    /// <summary>On the reader: queues the frame at <paramref name="offset"/> in the read buffer for the
-    /// loop, or counts it lost (rule 4). The packet pool belongs to the loop, so the frame travels in a
-    /// pooled array of its own: a copy of its size, or for a large frame the read buffer itself, the
-    /// reader renting another for its next read (rule 7).</summary>
-    private void Take(ref byte[] buffer, int offset, int length, List<Frame> batch, ushort gso = 0, int pendingChecksum = 0)
+    /// <summary>Frames on their way to the loop with one Invoke (rule 8). Small frames are copied
+    /// into the arena one after another; a large frame brings the read buffer it was read into. Once
+    /// handed over, the batch still takes the reader's frames until the loop claims it (Published
+    /// swapped for Claimed), so a loop that is busy finds all that came meanwhile in one batch. Reused:
+    /// the loop gives it back once it has delivered it, and the reader empties it when it takes it.</summary>
+    private sealed class Batch
     {
-        if (!Reserve()) return;
-        if (length > CopyMax)
+        public const int Claimed = -1;
+        public readonly byte[] Arena = GC.AllocateUninitializedArray<byte>(ArenaSize);
+        public readonly Frame[] Frames = new Frame[BatchMax];
+        /// <summary>The loop's work item, made once: handing the batch over allocates nothing.</summary>
+        public readonly Action Deliver;
+        /// <summary>The reader's: frames written, arena bytes used, whether the loop has been given it.</summary>
+        public int Count, ArenaUsed;
+        public bool Handed;
+        /// <summary>Shared: the frames the loop may take, or Claimed once it has taken them.</summary>
+        public int Published;
+
+        public Batch(TapDevice device) { Deliver = () => device.DeliverBatch(this); }
+
+        /// <summary>Whether a frame of <paramref name="length"/> bytes fits: a slot, and for a small
+        /// frame (<paramref name="copied"/>) room in the arena.</summary>
+        public bool HasRoom(int length, bool copied)
+            => Count < Frames.Length && (!copied || ArenaUsed + length <= Arena.Length);
+
+        /// <summary>On the reader: adds <paramref name="frame"/> (its bytes already in place); false
+        /// when the loop claimed the batch first, and the frame is not in it.</summary>
+        public bool TryAdd(in Frame frame)
         {
-            batch.Add(new Frame(buffer, offset, length, gso, pendingChecksum));
-            buffer = ArrayPool<byte>.Shared.Rent(MaxFrame);
+            Frames[Count] = frame;
+            if (Handed && Interlocked.CompareExchange(ref Published, Count + 1, Count) != Count) return false;
+            Count++;
+            return true;
+        }
+    }
+
+    /// <summary>On the reader: an empty batch, reused when the loop has given one back.</summary>
+    private Batch TakeBatch()
+    {
+        if (_freeBatches.TryDequeue(out var b))
+        {
+            Interlocked.Decrement(ref _freeBatchCount);
+            b.Count = b.ArenaUsed = b.Published = 0;
+            b.Handed = false;
+            return b;
+        }
+        Interlocked.Increment(ref _batchesMade);
+        return new Batch(this);
+    }
+
+    /// <summary>On the reader: hands a batch to the loop (one Invoke of its cached work item).</summary>
+    private void Hand(RealTimeDriver driver, Batch batch)
+    {
+        Interlocked.Increment(ref _batches);
+        batch.Handed = true;
+        Volatile.Write(ref batch.Published, batch.Count);
+        driver.Invoke(batch.Deliver);
+    }
+
+    /// <summary>On the reader: <paramref name="batch"/>, or when it has no room for a frame of
+    /// <paramref name="length"/> bytes, a fresh one (the full one handed over if it was not yet:
+    /// a batch is cut short, never a frame).</summary>
+    private Batch RoomFor(RealTimeDriver driver, ref Batch batch, int length, bool copied)
+    {
+        if (!batch.HasRoom(length, copied))
+        {
+            if (!batch.Handed) Hand(driver, batch);
+            batch = TakeBatch();
+        }
+        return batch;
+    }
+
+    /// <summary>A large read buffer: one the loop gave back, or a new one.</summary>
+    private byte[] TakeBuffer()
+    {
+        if (_freeBuffers.TryDequeue(out var b))
+        {
+            Interlocked.Decrement(ref _freeBufferCount);
+            return b;
+        }
+        Interlocked.Increment(ref _buffersMade);
+        return GC.AllocateUninitializedArray<byte>(MaxFrame);
+    }
+
+    /// <summary>Keeps a large buffer for the reader's next one, up to FreeMax of them (what a burst
+    /// needed beyond that goes to the collector).</summary>
+    private void GiveBuffer(byte[] buffer)
+    {
+        if (Interlocked.Increment(ref _freeBufferCount) > FreeMax)
+        {
+            Interlocked.Decrement(ref _freeBufferCount);
             return;
         }
-        var copy = ArrayPool<byte>.Shared.Rent(length);
-        buffer.AsSpan(offset, length).CopyTo(copy);
-        batch.Add(new Frame(copy, 0, length, gso, pendingChecksum));
+        _freeBuffers.Enqueue(buffer);
+    }
+
+    /// <summary>On the reader: adds the frame at <paramref name="offset"/> in the read buffer to the
+    /// batch for the loop, or counts it lost (rule 4). The packet pool belongs to the loop, so the
+    /// frame travels in the batch: a small frame copied into its arena, a large one in the read
+    /// buffer itself, the reader taking another for its next read (rule 7).</summary>
+    private void Take(RealTimeDriver driver, ref byte[] buffer, int offset, int length, ref Batch batch, ushort gso = 0, int pendingChecksum = 0)
+    {
+        if (!Reserve()) return;
+        bool copied = length <= CopyMax;
+        while (true)
+        {
+            var b = RoomFor(driver, ref batch, length, copied);
+            if (!copied)
+            {
+                if (b.TryAdd(new Frame(buffer, offset, length, gso, pendingChecksum)))
+                {
+                    buffer = TakeBuffer();
+                    return;
+                }
+            }
+            else
+            {
+                buffer.AsSpan(offset, length).CopyTo(b.Arena.AsSpan(b.ArenaUsed));
+                if (b.TryAdd(new Frame(b.Arena, b.ArenaUsed, length, gso, pendingChecksum)))
+                {
+                    b.ArenaUsed += length;
+                    return;
+                }
+            }
+            batch = TakeBatch(); // the loop claimed it meanwhile: a fresh batch (that cannot refuse)
+        }
     }
 
     private bool Reserve()
@@ -345,7 +496,7 @@ public sealed partial class TapDevice : IDisposable
     /// read with its virtio_net_hdr (theory statement): a GSO frame goes on whole with its TCP checksum
     /// pending (rule 6) or filled in, or, too large for a large buffer, as MTU-sized frames with their
     /// checksums; any other NEEDS_CSUM frame gets its checksum; anything else is malformed (rule 5).</summary>
-    private void TakeOffloaded(ref byte[] buffer, int length, List<Frame> batch)
+    private void TakeOffloaded(RealTimeDriver driver, ref byte[] buffer, int length, ref Batch batch)
     {
         var read = buffer.AsSpan(0, length);
         if (!VirtioNetHeader.TryParse(read, out var header))
@@ -362,7 +513,7 @@ public sealed partial class TapDevice : IDisposable
                 Interlocked.Increment(ref _malformed);
                 return;
             }
-            Take(ref buffer, VirtioNetHeader.Length, frame.Length, batch);
+            Take(driver, ref buffer, VirtioNetHeader.Length, frame.Length, ref batch);
             return;
         }
         int mss = header.GsoSize != 0 ? header.GsoSize : DefaultMss;
@@ -381,30 +532,66 @@ public sealed partial class TapDevice : IDisposable
             // (MacLayer.cs rule 9).
             Interlocked.Increment(ref _whole);
             if (pending) Interlocked.Increment(ref _pendingChecksums);
-            Take(ref buffer, VirtioNetHeader.Length, frame.Length, batch, (ushort)mss, pending ? segments.TransportOffset : 0);
+            Take(driver, ref buffer, VirtioNetHeader.Length, frame.Length, ref batch, (ushort)mss, pending ? segments.TransportOffset : 0);
             return;
         }
         Interlocked.Increment(ref _segmented);
         for (int i = 0; i < segments.Count; i++)
         {
             if (!Reserve()) continue;
-            var copy = ArrayPool<byte>.Shared.Rent(segments.SegmentLength(i));
-            batch.Add(new Frame(copy, 0, segments.Write(i, copy), 0, 0));
+            int size = segments.SegmentLength(i);
+            bool copied = size <= CopyMax;
+            // A segment of a huge MSS is a large frame with a buffer of its own (rule 7).
+            byte[]? own = copied ? null : TakeBuffer();
+            while (true)
+            {
+                var b = RoomFor(driver, ref batch, size, copied);
+                if (own != null)
+                {
+                    if (b.TryAdd(new Frame(own, 0, segments.Write(i, own), 0, 0))) break;
+                }
+                else
+                {
+                    int written = segments.Write(i, b.Arena.AsSpan(b.ArenaUsed));
+                    if (b.TryAdd(new Frame(b.Arena, b.ArenaUsed, written, 0, 0)))
+                    {
+                        b.ArenaUsed += written;
+                        break;
+                    }
+                }
+                batch = TakeBatch();
+            }
         }
     }
 
-    /// <summary>On the loop: hands a batch of frames over in order and gives their arrays back.</summary>
-    private void DeliverBatch(List<Frame> batch, FrameHandler deliver, Action<int> overflowed, Action<int> malformed)
+    /// <summary>On the loop: claims a batch (the reader adds no more to it), hands its frames over
+    /// in order, gives their large buffers back and then the batch itself, for the reader to reuse.</summary>
+    private void DeliverBatch(Batch batch)
     {
-        Interlocked.Add(ref _pending, -batch.Count);
+        int count = Interlocked.Exchange(ref batch.Published, Batch.Claimed);
+        Interlocked.Add(ref _pending, -count);
         int lost = Interlocked.Exchange(ref _overflow, 0);
-        if (lost > 0) overflowed(lost);
+        if (lost > 0) _overflowed!(lost);
         int bad = Interlocked.Exchange(ref _malformed, 0);
-        if (bad > 0) malformed(bad);
-        foreach (var f in batch)
+        if (bad > 0) _malformedTo!(bad);
+        var deliver = _deliver!;
+        try
         {
-            try { deliver(f.Array.AsSpan(f.Offset, f.Length), f.Gso, f.PendingChecksum); }
-            finally { ArrayPool<byte>.Shared.Return(f.Array); }
+            for (int i = 0; i < count; i++)
+            {
+                ref var f = ref batch.Frames[i];
+                try { deliver(f.Array.AsSpan(f.Offset, f.Length), f.Gso, f.PendingChecksum); }
+                finally
+                {
+                    if (f.Array != batch.Arena) GiveBuffer(f.Array);
+                    f = default;
+                }
+            }
+        }
+        finally
+        {
+            if (Interlocked.Increment(ref _freeBatchCount) <= FreeMax) _freeBatches.Enqueue(batch);
+            else Interlocked.Decrement(ref _freeBatchCount);
         }
     }
 

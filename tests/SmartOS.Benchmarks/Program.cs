@@ -17,6 +17,7 @@ internal static class Program
         ("vmdisk", VmDiskBenchmarks.Run),
         ("linux", LinuxBootBenchmarks.Run),
         ("tap", TapBenchmarks.Run),
+        ("tap-lx", TapBenchmarks.RunLx),
         ("boot", BootBenchmarks.Run),
         ("storage", StorageBenchmarks.Run),
         ("dtrace", DtraceBenchmarks.Run),

@@ -17,7 +17,8 @@ namespace SmartOS.Benchmarks;
 /// Linux's GSO frames reach the zone's stack whole (MacLayer.cs rule 9), their checksums left
 /// pending (TapDevice.cs rule 6); the counts are printed. The same for an lx zone: the real iperf3
 /// server in the zone's own network namespace, so each frame crosses the NIC's TAP, the MAC layer
-/// and the lx zone's TAP (both with offloads: GSO frames go through whole).
+/// and the lx zone's TAP (both with offloads: GSO frames go through whole). `tap-lx` prints only the
+/// lx rows.
 ///
 /// Needs Linux, root, /dev/net/tun, ip(8), timeout(1) and iperf3; without them it prints what is
 /// missing and measures nothing. Safety as in the integration tests: the TAP and the veth ends live
@@ -52,6 +53,26 @@ public static class TapBenchmarks
             LxZoneRates(ns, veth, rows);
             rows.Add(("Linux ns -> veth -> Linux ns", veth.Rate()));
             rows.Add(("Linux ns <- veth <- Linux ns", veth.Rate("-R")));
+        }
+        int width = rows.Max(r => r.Path.Length);
+        foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
+    }
+
+    /// <summary>Only the lx zone's rows, each beside veth (`tap-lx`): for working on that path.</summary>
+    public static void RunLx(TextWriter o)
+    {
+        o.WriteLine($"tap-lx: iperf3 TCP, {Seconds} s each, receiver's rate");
+        string? missing = LinuxNet.MissingPrerequisite("iperf3", "ping");
+        if (missing != null)
+        {
+            o.WriteLine($"  skipped: {missing}");
+            return;
+        }
+        var rows = new List<(string Path, string Rate)>();
+        using (var ns = new NetNs())
+        using (var veth = new Veth(ns))
+        {
+            LxZoneRates(ns, veth, rows);
         }
         int width = rows.Max(r => r.Path.Length);
         foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
