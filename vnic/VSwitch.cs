@@ -184,10 +184,23 @@ public sealed class VSwitch
         return port;
     }
 
+    // The port the uplink's last unicast frame went to, as PortLink.ForwardPort caches a sender's
+    // answer: a stream of frames from the wire to one port is one compare instead of the VLAN and
+    // address lookups per frame. Valid while _generation is unchanged; a port in _unicast has a
+    // VLAN array (HasVlan), so a hit needs neither lookup.
+    private ulong _uplinkKey;
+    private PortLink? _uplinkPort;
+    private int _uplinkGeneration = -1;
+
     /// <summary>A frame from the wire (tag already removed into p.Vid). Consumes it.</summary>
     internal void ForwardFromUplink(Packet p)
     {
         var dst = MacAddress.Read(p.Data);
+        if (p.LsoMss == 0 && _uplinkGeneration == _generation && _uplinkKey == Key(p.Vid, dst))
+        {
+            _uplinkPort!.Deliver(p);
+            return;
+        }
         if (p.LsoMss != 0 && !(HasVlan(p.Vid) && !dst.IsGroup && _unicast.TryGetValue(Key(p.Vid, dst), out var whole)
                                && whole.Client is { ReceiverAcceptsLargeReceive: true }))
         {
@@ -209,6 +222,9 @@ public sealed class VSwitch
         }
         if (_unicast.TryGetValue(Key(p.Vid, dst), out var port))
         {
+            _uplinkKey = Key(p.Vid, dst);
+            _uplinkPort = port;
+            _uplinkGeneration = _generation;
             port.Deliver(p);
             return;
         }
