@@ -5,7 +5,9 @@ namespace SmartOS.Vnic;
 
 /// <summary>
 /// The virtual switch inside a phys or an etherstub (MacLayer.cs, "Data path"). Classification is
-/// one hash lookup on (VID, destination MAC); group frames go to the VLAN's port array. Adding a
+/// one hash lookup on (VID, destination MAC), skipped when a frame goes where the last one from the
+/// same port (or from the uplink) went and no port has changed since (a one-entry hint per sender);
+/// group frames go to the VLAN's port array. Adding a
 /// port adds its address to the unicast table and its VLAN's member list, and marks that VLAN's
 /// array stale; it is rebuilt once, by the first frame that needs it, so booting N ports costs O(N),
 /// not O(N^2), and forwarding in steady state allocates nothing. Only the VLAN that changed is
