@@ -53,11 +53,22 @@ public sealed class Packet
     /// A stack of this host may accept such a frame without verifying it: it never left the host.</summary>
     public bool ChecksumPending => _csumLength > 0;
 
+    /// <summary>The transport checksum in the bytes was filled in by <see cref="FinishChecksum"/> in
+    /// this process and the frame has not been rewritten since (illumos's HCK_FULLCKSUM_OK, what a
+    /// NIC with receive checksum offload reports): a stack may accept it without summing the segment
+    /// again, as the sum is known to verify. Only a wire of this process carries such a frame
+    /// between hosts, and it never changes a byte (it loses, duplicates or delays whole frames);
+    /// a frame that comes in any other way (a TAP, pcap, a guest, a test's bytes) is copied into a
+    /// fresh packet without the mark and verified in full. Cleared when the packet is rented again,
+    /// reused as another frame (<see cref="ClearMetadata"/>) or marked pending.</summary>
+    public bool ChecksumKnownGood { get; private set; }
+
     /// <summary>Marks the checksum of the transport segment at <paramref name="start"/> (an offset into
     /// <see cref="Data"/>) of <paramref name="length"/> bytes as pending; its field, at
     /// <paramref name="field"/> within the segment, must hold the folded pseudo-header sum.</summary>
     public void SetChecksumPending(int start, int length, int field)
     {
+        ChecksumKnownGood = false;
         _csumStart = Offset + start;
         _csumLength = length;
         _csumField = field;
@@ -72,9 +83,21 @@ public sealed class Packet
         var segment = Buffer.AsSpan(_csumStart, _csumLength);
         BinaryPrimitives.WriteUInt16BigEndian(segment[_csumField..], Checksum.Fold(Checksum.Sum(segment)));
         _csumLength = 0;
+        ChecksumKnownGood = true;
     }
 
-    internal void ClearChecksumPending() => _csumLength = 0;
+    /// <summary>A copy of this frame's bytes made in this process (a wire's barrier copy) carries
+    /// this frame's <see cref="ChecksumKnownGood"/> mark: the bytes, and so the sum, are the same.</summary>
+    public void CopyChecksumMarkTo(Packet copy)
+    {
+        if (!ChecksumPending) copy.ChecksumKnownGood = ChecksumKnownGood;
+    }
+
+    internal void ClearChecksumPending()
+    {
+        _csumLength = 0;
+        ChecksumKnownGood = false;
+    }
 
     /// <summary>Clears what the frame carried through the MAC layer (VLAN, priority, timestamp, band,
     /// fairness key, LSO, a pending checksum), as a freshly rented packet has it: a frame reused in
@@ -89,6 +112,7 @@ public sealed class Packet
         FairKey = 0;
         LsoMss = 0;
         _csumLength = 0;
+        ChecksumKnownGood = false;
     }
 
     /// <summary>Where a pending checksum's segment starts and where its field is, as offsets into
@@ -163,6 +187,7 @@ public sealed class Packet
         copy.FairKey = FairKey;
         copy.LsoMss = LsoMss;
         if (ChecksumPending) copy.SetChecksumPending(_csumStart - Offset, _csumLength, _csumField);
+        else copy.ChecksumKnownGood = ChecksumKnownGood;
         return copy;
     }
 }

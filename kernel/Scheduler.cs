@@ -16,6 +16,12 @@ namespace SmartOS.Kernel;
 /// is dropped. The order of events is therefore exactly that of a cancel and a fresh insert, at one
 /// heap operation per surfacing instead of two per re-arm.
 ///
+/// Events armed for the current time (zero-delay posts: a stack's drain, a socket's wake-up, a
+/// program's continuation; half of a TCP transfer's events) wait in a FIFO beside the heap. They
+/// arrive in (time, sequence) order, since the clock never goes back and sequence numbers only grow,
+/// so each costs an append and a take instead of a sift to the heap's root and back; the next event
+/// is the lesser of the FIFO's head and the heap's top, so the order is the heap's alone.
+///
 /// A scheduler made alone (tests, a rig of one MAC layer) is a whole timeline by itself. A world's
 /// schedulers are the domains of one <see cref="Timeline"/> (Timeline.cs: the order of events
 /// across domains, and how windows of them run on several threads): each host has its own, with its
@@ -36,6 +42,9 @@ public sealed class Scheduler
     }
 
     private Entry[] _heap = new Entry[256];
+    // The FIFO of entries armed for the then-current time (theory statement): a ring, a power of two long.
+    private Entry[] _soon = new Entry[64];
+    private int _soonHead, _soonCount;
     private KTimer?[] _slotTimer = new KTimer?[256];
     private long[] _slotGeneration = new long[256];
     private int[] _freeSlots = new int[256];
@@ -107,6 +116,7 @@ public sealed class Scheduler
     internal long LocalNextTime()
     {
         DropStale();
+        if (TopIsSoon) return _soon[_soonHead].When;
         return _count == 0 ? long.MaxValue : _heap[0].When;
     }
 
@@ -145,7 +155,9 @@ public sealed class Scheduler
         int slot = TakeSlot();
         _slotTimer[slot] = timer;
         _slotGeneration[slot] = timer.Generation;
-        Push(new Entry { When = when, Seq = seq, Slot = slot });
+        var e = new Entry { When = when, Seq = seq, Slot = slot };
+        if (when == _now) PushSoon(e); // after every entry already there: an earlier or equal time, a smaller sequence
+        else Push(e);
         _liveTimers++;
     }
 
@@ -166,6 +178,28 @@ public sealed class Scheduler
         _slotTimer[slot] = null;
         _freeSlots[_freeCount++] = slot;
     }
+
+    private void PushSoon(Entry e)
+    {
+        if (_soonCount == _soon.Length)
+        {
+            var ring = new Entry[_soon.Length * 2];
+            for (int i = 0; i < _soonCount; i++) ring[i] = _soon[(_soonHead + i) & (_soon.Length - 1)];
+            _soon = ring;
+            _soonHead = 0;
+        }
+        _soon[(_soonHead + _soonCount) & (_soon.Length - 1)] = e;
+        _soonCount++;
+    }
+
+    private void PopSoon()
+    {
+        _soonHead = (_soonHead + 1) & (_soon.Length - 1);
+        _soonCount--;
+    }
+
+    /// <summary>Whether the next entry is the FIFO's head rather than the heap's top.</summary>
+    private bool TopIsSoon => _soonCount > 0 && (_count == 0 || Less(ref _soon[_soonHead], ref _heap[0]));
 
     private void Push(Entry e)
     {
@@ -211,20 +245,29 @@ public sealed class Scheduler
     {
         int n = 0;
         for (int i = 0; i < _count; i++)
-        {
-            var timer = _slotTimer[_heap[i].Slot]!;
-            bool current = timer.Generation == _slotGeneration[_heap[i].Slot];
-            if (current && timer.IsArmed)
-            {
-                _heap[n++] = _heap[i];
-                continue;
-            }
-            if (current) timer.InHeap = false;
-            GiveBackSlot(_heap[i].Slot);
-        }
+            if (KeepWhenCompacting(_heap[i])) _heap[n++] = _heap[i];
         _count = n;
+        n = 0;
+        int mask = _soon.Length - 1;
+        for (int i = 0; i < _soonCount; i++)
+        {
+            var e = _soon[(_soonHead + i) & mask];
+            if (KeepWhenCompacting(e)) _soon[(_soonHead + n++) & mask] = e;
+        }
+        _soonCount = n;
         _stale = 0;
         for (int i = (_count >> 1) - 1; i >= 0; i--) SiftDown(i);
+    }
+
+    /// <summary>Whether an entry serves an armed timer; if not, its slot is given back.</summary>
+    private bool KeepWhenCompacting(Entry e)
+    {
+        var timer = _slotTimer[e.Slot]!;
+        bool current = timer.Generation == _slotGeneration[e.Slot];
+        if (current && timer.IsArmed) return true;
+        if (current) timer.InHeap = false;
+        GiveBackSlot(e.Slot);
+        return false;
     }
 
     private void SiftDown(int i)
@@ -269,23 +312,26 @@ public sealed class Scheduler
     /// due time and arming sequence).</summary>
     private void DropStale()
     {
-        while (_count > 0)
+        while (_count > 0 || _soonCount > 0)
         {
-            ref Entry top = ref _heap[0];
+            bool soon = TopIsSoon;
+            ref Entry top = ref soon ? ref _soon[_soonHead] : ref _heap[0];
             var timer = _slotTimer[top.Slot]!;
             bool current = timer.Generation == _slotGeneration[top.Slot];
             if (!current || !timer.IsArmed)
             {
                 if (current) timer.InHeap = false;
                 GiveBackSlot(top.Slot);
-                PopTop();
+                if (soon) PopSoon();
+                else PopTop();
                 if (_stale > 0) _stale--;
             }
             else if (timer.DueTime != top.When || timer.DueSeq != top.Seq)
             {
                 var moved = new Entry { When = timer.DueTime, Seq = timer.DueSeq, Slot = top.Slot };
                 timer.EntryWhen = moved.When;
-                PopTop();
+                if (soon) PopSoon();
+                else PopTop();
                 Push(moved);
             }
             else
@@ -303,11 +349,14 @@ public sealed class Scheduler
     internal bool RunLocal(long limit)
     {
         DropStale();
-        if (_count == 0 || _heap[0].When > limit) return false;
-        Entry e = _heap[0];
+        bool soon = TopIsSoon;
+        if (!soon && _count == 0) return false;
+        Entry e = soon ? _soon[_soonHead] : _heap[0];
+        if (e.When > limit) return false;
         var timer = _slotTimer[e.Slot]!;
         GiveBackSlot(e.Slot);
-        PopTop();
+        if (soon) PopSoon();
+        else PopTop();
         timer.InHeap = false;
         _liveTimers--;
         if (e.When > _now) _now = e.When;

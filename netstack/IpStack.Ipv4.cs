@@ -51,7 +51,7 @@ public sealed partial class IpStack
 
     private bool IsForUsV4(IpInterface ifc, IpAddress dst)
     {
-        if (_local.TryGetValue(dst, out var a)) return a.IsUsable;
+        if (LookupLocal(dst) is { } a) return a.IsUsable;
         if (dst == IpAddress.BroadcastV4) return true;
         if (dst.V4Raw == 0xE0000001) return true; // all-hosts
         foreach (var o in _addresses)

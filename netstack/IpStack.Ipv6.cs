@@ -177,7 +177,7 @@ public sealed partial class IpStack
 
     private bool IsForUsV6(IpInterface ifc, IpAddress dst)
     {
-        if (_local.TryGetValue(dst, out var a)) return a.IsUsable;
+        if (LookupLocal(dst) is { } a) return a.IsUsable;
         if (!dst.IsMulticast) return false;
         if (dst == AllNodes || dst == IpAddress.V6(0xFF01_0000_0000_0000UL, 1)) return true;
         if (dst == AllRouters) return ForwardingV6 || ifc.AdvertiseRouter;

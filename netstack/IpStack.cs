@@ -99,6 +99,10 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     private readonly List<IpInterface> _interfaces = [];
     private readonly List<IpAddressObject> _addresses = [];
     private readonly Dictionary<IpAddress, IpAddressObject> _local = new();
+    // The last address found in _local on receive (IsForUsV4/V6): a stream of datagrams to one
+    // address is one compare instead of a hash of the address per frame. Cleared whenever _local
+    // changes; the object's state (IsUsable) is read afresh each time.
+    private IpAddressObject? _lastLocal;
     private readonly ITransport?[] _transports = new ITransport?[256];
     private Packet?[] _ring = new Packet?[InitialRingSize];
     private IpInterface?[] _ringIf = new IpInterface?[InitialRingSize];
@@ -308,6 +312,17 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
 
     public bool IsLocalAddress(IpAddress address) => _local.TryGetValue(address, out var a) && a.IsUsable;
 
+    /// <summary>The address object that holds <paramref name="address"/> in _local, through the
+    /// one-entry hint (_lastLocal).</summary>
+    private IpAddressObject? LookupLocal(IpAddress address)
+    {
+        var last = _lastLocal;
+        if (last != null && last.Address == address) return last;
+        if (!_local.TryGetValue(address, out var a)) return null;
+        _lastLocal = a;
+        return a;
+    }
+
     /// <summary>
     /// ipadm create-addr -T static: adds an address to an interface ("net0/v4" or "net0" to pick a
     /// name). Duplicate address detection starts; the object's Ready task ends it. A connected route
@@ -352,6 +367,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         var a = new IpAddressObject(name, ifc, address, prefixLength, type);
         _addresses.Add(a);
         _local[address] = a;
+        _lastLocal = null;
         InvalidatePaths();
         a.Timer = new KTimer(Scheduler, static s => { var o = (IpAddressObject)s!; o.Interface.Stack.AddressTimer(o); }, a);
         if (dad)
@@ -442,6 +458,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         a.Timer?.Cancel();
         _addresses.Remove(a);
         if (_local.TryGetValue(a.Address, out var cur) && cur == a) _local.Remove(a.Address);
+        _lastLocal = null;
         RemoveConnectedRoute(a);
         InvalidatePaths();
         a._ready.TrySetResult(IpadmStatus.NotFound);
@@ -561,7 +578,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
             packet.Free();
             return;
         }
-        int tail = (_ringHead + _ringCount) % _ring.Length;
+        int tail = (_ringHead + _ringCount) & (_ring.Length - 1); // a power of two (InitialRingSize, doubled)
         _ring[tail] = packet;
         _ringIf[tail] = ifc;
         _ringCount++;
@@ -576,7 +593,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         var ringIf = new IpInterface?[ring.Length];
         for (int i = 0; i < _ringCount; i++)
         {
-            int from = (_ringHead + i) % _ring.Length;
+            int from = (_ringHead + i) & (_ring.Length - 1);
             ring[i] = _ring[from];
             ringIf[i] = _ringIf[from];
         }
@@ -595,7 +612,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
             var ifc = _ringIf[_ringHead];
             _ring[_ringHead] = null;
             _ringIf[_ringHead] = null;
-            _ringHead = (_ringHead + 1) % _ring.Length;
+            _ringHead = (_ringHead + 1) & (_ring.Length - 1);
             _ringCount--;
             if (ifc == null) { Counters.ipInDiscards++; p.Free(); continue; }
             ifc.InPackets++;

@@ -72,10 +72,11 @@ internal sealed class BandQueue
                 var head = q.Ring[q.Head];
                 if (q.Deficit < head.Length)
                 {
-                    // Its round is over: to the back of the band with a fresh quantum (DRR).
-                    active.Dequeue();
+                    // Its round is over: to the back of the band with a fresh quantum (DRR). Alone
+                    // in its band it is already at the back (the common case: one sender on a
+                    // congested wire), so the queue is left as it is.
                     q.Deficit += Quantum;
-                    active.Enqueue(q);
+                    if (active.Count > 1) active.Enqueue(active.Dequeue());
                     continue;
                 }
                 q.Deficit -= head.Length;

@@ -56,7 +56,13 @@
  *      frames without verifying them. The same holds the other way for a TAP's GSO frame whose
  *      virtio_net_hdr says Linux left the TCP checksum to us (NEEDS_CSUM, TapDevice.cs rule 6): it
  *      enters the MAC layer pending, as if a neighbour stack had sent it. Captures and wires
- *      therefore see the same bytes as without offload.
+ *      therefore see the same bytes as without offload. Receive offload (illumos's
+ *      HCK_FULLCKSUM_OK): a checksum that FinishChecksum filled in marks the packet
+ *      (Packet.ChecksumKnownGood), and a stack takes a marked frame without summing it again. A
+ *      wire changes no byte, so a frame that crosses one to another host of this process keeps the
+ *      mark (a copy made at a barrier too); the mark goes when the packet is rented again, reused as
+ *      another frame or marked pending, and a frame from a device (TAP, pcap) or a guest never has
+ *      it, so anything from outside is verified in full.
  *   8. Adding a VNIC or etherstub to the live state costs O(1) in the number of links: a switch
  *      adds a port's address to its unicast table at once and rebuilds its VLAN arrays only when a
  *      frame first needs them, and an address clash is one lookup in that table. So a boot replays

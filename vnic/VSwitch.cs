@@ -5,7 +5,9 @@ namespace SmartOS.Vnic;
 
 /// <summary>
 /// The virtual switch inside a phys or an etherstub (MacLayer.cs, "Data path"). Classification is
-/// one hash lookup on (VID, destination MAC); group frames go to the VLAN's port array. Adding a
+/// one hash lookup on (VID, destination MAC), skipped when a frame goes where the last one from the
+/// same port (or from the uplink) went and no port has changed since (a one-entry hint per sender);
+/// group frames go to the VLAN's port array. Adding a
 /// port adds its address to the unicast table and its VLAN's member list, and marks that VLAN's
 /// array stale; it is rebuilt once, by the first frame that needs it, so booting N ports costs O(N),
 /// not O(N^2), and forwarding in steady state allocates nothing. Only the VLAN that changed is
@@ -184,10 +186,23 @@ public sealed class VSwitch
         return port;
     }
 
+    // The port the uplink's last unicast frame went to, as PortLink.ForwardPort caches a sender's
+    // answer: a stream of frames from the wire to one port is one compare instead of the VLAN and
+    // address lookups per frame. Valid while _generation is unchanged; a port in _unicast has a
+    // VLAN array (HasVlan), so a hit needs neither lookup.
+    private ulong _uplinkKey;
+    private PortLink? _uplinkPort;
+    private int _uplinkGeneration = -1;
+
     /// <summary>A frame from the wire (tag already removed into p.Vid). Consumes it.</summary>
     internal void ForwardFromUplink(Packet p)
     {
         var dst = MacAddress.Read(p.Data);
+        if (p.LsoMss == 0 && _uplinkGeneration == _generation && _uplinkKey == Key(p.Vid, dst))
+        {
+            _uplinkPort!.Deliver(p);
+            return;
+        }
         if (p.LsoMss != 0 && !(HasVlan(p.Vid) && !dst.IsGroup && _unicast.TryGetValue(Key(p.Vid, dst), out var whole)
                                && whole.Client is { ReceiverAcceptsLargeReceive: true }))
         {
@@ -209,6 +224,9 @@ public sealed class VSwitch
         }
         if (_unicast.TryGetValue(Key(p.Vid, dst), out var port))
         {
+            _uplinkKey = Key(p.Vid, dst);
+            _uplinkPort = port;
+            _uplinkGeneration = _generation;
             port.Deliver(p);
             return;
         }

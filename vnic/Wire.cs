@@ -273,6 +273,7 @@ public sealed class Wire : ITimelineLink
                 copy.Timestamp = p.Timestamp;
                 copy.Band = p.Band;
                 copy.FairKey = p.FairKey;
+                p.CopyChecksumMarkTo(copy);
                 p.Free();
                 Fly(copy, _outArrival[i]);
             }

@@ -14,7 +14,9 @@
  * Data path
  *   receive  IP layer -> Receive(packet) -> TcpView/TcpRepr parse, checksum over the pseudo-header
  *            (not for a segment whose checksum is still pending: it came from a stack of this host,
- *            MacLayer.cs rule 7) -> hash lookup of the 4-tuple (skipped when the segment is for the
+ *            MacLayer.cs rule 7; nor for one whose checksum this process filled in and no byte has
+ *            changed since, as a wire between two hosts carries it: Packet.ChecksumKnownGood, the
+ *            receive checksum offload of MacLayer.cs rule 7) -> hash lookup of the 4-tuple (skipped when the segment is for the
  *            same connection as the last one: a one-entry cache, as BSD's last-PCB hint, cleared
  *            when that connection leaves the table) -> connection.Input (or the listener, or a RST)
  *            -> payload copied into the connection's receive ring -> packet freed here.
@@ -203,17 +205,18 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
 
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
     {
-        try { ReceiveSegment(packet.Data, source, destination, packet.ChecksumPending); }
+        try { ReceiveSegment(packet.Data, source, destination, packet.ChecksumPending || packet.ChecksumKnownGood); }
         finally { packet.Free(); }
     }
 
-    /// <param name="checksumPending">The segment was sent by a stack of this host with its checksum
-    /// left to the MAC layer and never left the host, so there is nothing to verify.</param>
-    private void ReceiveSegment(Span<byte> segment, IpAddress source, IpAddress destination, bool checksumPending)
+    /// <param name="checksumKnown">The segment was sent by a stack of this host with its checksum
+    /// left to the MAC layer and never left the host, or its checksum was filled in by this process
+    /// and no byte has changed since (Packet.ChecksumKnownGood), so there is nothing to verify.</param>
+    private void ReceiveSegment(Span<byte> segment, IpAddress source, IpAddress destination, bool checksumKnown)
     {
         Stats.InSegs++;
         if (!TcpView.TryCreate(segment, out var view)) { Stats.InErrs++; return; }
-        if (!checksumPending && !view.ChecksumValid(source, destination)) { Stats.ChecksumErrors++; Stats.InErrs++; return; }
+        if (!checksumKnown && !view.ChecksumValid(source, destination)) { Stats.ChecksumErrors++; Stats.InErrs++; return; }
         if (!TcpRepr.TryParse(view, out var seg)) { Stats.InErrs++; return; }
         // RFC 9293 3.9.1: TCP is unicast only; a segment from or to a multicast/broadcast address is dropped.
         if (source.IsMulticast || destination.IsMulticast || destination == IpAddress.BroadcastV4 || source.IsUnspecified || seg.SourcePort == 0 || seg.DestinationPort == 0)

@@ -322,6 +322,85 @@ public class SchedulerTests
 
         Assert.That(actual, Is.EqualTo(expected.OrderBy(e => e.When).ThenBy(e => e.Seq)));
     }
+
+    [TestCase(1UL)]
+    [TestCase(2UL)]
+    [TestCase(3UL)]
+    public void Zero_delay_and_later_events_armed_from_events_run_in_time_then_arming_order(ulong seed)
+    {
+        // Events armed for the current time wait in a FIFO beside the heap (Scheduler's theory
+        // statement): mixed with later ones, cancelled, re-armed now or later, compacted, the
+        // order must stay (time, last arming) and each arming that stands must fire exactly once.
+        var s = new Scheduler();
+        var random = new HostRandom(seed);
+        long armings = 0;
+        var fired = new List<(long When, long Arming)>();
+        var timers = new KTimer[64];
+        var lastArming = new long[timers.Length];
+        int expected = 0, budget = 20_000;
+        void Arm(int i, long delay)
+        {
+            if (!timers[i].IsArmed) expected++;
+            lastArming[i] = ++armings;
+            timers[i].ArmAfter(delay);
+        }
+        for (int i = 0; i < timers.Length; i++)
+        {
+            int n = i;
+            timers[i] = new KTimer(s, _ =>
+            {
+                fired.Add((s.Now, lastArming[n]));
+                for (int k = random.Next(3); k > 0 && budget > 0; k--, budget--)
+                {
+                    int j = random.Next(timers.Length);
+                    switch (random.Next(4))
+                    {
+                        case 0:
+                            if (timers[j].Cancel()) expected--;
+                            break;
+                        case 1:
+                            Arm(j, random.Next(5));
+                            break;
+                        default:
+                            Arm(j, 0);
+                            break;
+                    }
+                }
+            });
+        }
+        for (int i = 0; i < timers.Length; i++) Arm(i, random.Next(3));
+
+        s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fired, Is.EqualTo(fired.OrderBy(f => f.When).ThenBy(f => f.Arming).ToList()), "time, then arming order");
+            Assert.That(fired.Select(f => f.Arming).Distinct().Count(), Is.EqualTo(fired.Count), "no arming fires twice");
+            Assert.That(fired, Has.Count.EqualTo(expected), "every arming that stands fires");
+            Assert.That(s.PendingCount, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void Cancelled_zero_delay_events_are_compacted_and_the_rest_run_in_order()
+    {
+        var s = new Scheduler();
+        var log = new List<int>();
+        var timers = new List<KTimer>();
+        for (int i = 0; i < 5_000; i++)
+        {
+            int n = i;
+            var t = new KTimer(s, _ => log.Add(n));
+            t.ArmAfter(0);
+            timers.Add(t);
+        }
+        for (int i = 0; i < 5_000; i++)
+            if (i % 100 != 7) timers[i].Cancel();
+
+        s.RunUntilIdle();
+
+        Assert.That(log, Is.EqualTo(Enumerable.Range(0, 5_000).Where(i => i % 100 == 7)));
+    }
 }
 
 public class SchedulerCompactionTests

@@ -125,10 +125,12 @@ public class ChecksumOffloadTests
     private sealed class TrustingReceiver : IMacReceiver
     {
         public List<(byte[] Frame, bool Pending)> Frames { get; } = [];
+        public List<bool> KnownGood { get; } = [];
         public bool AcceptsPendingChecksum => true;
 
         public void Receive(MacClient client, Packet packet)
         {
+            KnownGood.Add(packet.ChecksumKnownGood);
             Frames.Add((packet.Data.ToArray(), packet.ChecksumPending));
             packet.Free();
         }
@@ -174,6 +176,63 @@ public class ChecksumOffloadTests
         {
             Assert.That(trusting.Frames[0].Pending, Is.False);
             Assert.That(TcpChecksumValid(trusting.Frames[0].Frame), Is.True);
+            Assert.That(trusting.KnownGood[0], Is.True, "filled in by the sending NIC: the receiver need not sum it again");
         }
+    }
+
+    [Test]
+    public void Only_a_checksum_this_process_filled_in_marks_a_packet_known_good_and_the_mark_does_not_outlive_the_frame()
+    {
+        var pool = new PacketPool();
+        var p = PendingFrame(pool, TestNet.Mac("2:0:0:0:0:2"), TestNet.Mac("2:0:0:0:0:1"));
+        Assert.That(p.ChecksumKnownGood, Is.False, "pending: nothing filled in yet");
+        p.FinishChecksum();
+        var copy = p.Clone()!;
+        var bytes = pool.Rent(p.Data)!;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(p.ChecksumKnownGood, Is.True);
+            Assert.That(copy.ChecksumKnownGood, Is.True, "a clone has the same bytes");
+            Assert.That(bytes.ChecksumKnownGood, Is.False, "bytes copied in from elsewhere are verified");
+            Assert.That(Packet.Unpooled(p.Data).ChecksumKnownGood, Is.False);
+        }
+        copy.ClearMetadata();
+        p.Free();
+        var again = pool.Rent(200)!;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(copy.ChecksumKnownGood, Is.False, "reused as another frame");
+            Assert.That(again, Is.SameAs(p));
+            Assert.That(again.ChecksumKnownGood, Is.False, "rented again");
+        }
+        bytes.SetChecksumPending(34, 120, TcpView.ChecksumOffset);
+        Assert.That(bytes.ChecksumKnownGood, Is.False, "pending again");
+    }
+
+    [Test]
+    public void A_frame_from_a_device_is_not_marked_known_good_whatever_its_checksum()
+    {
+        var s = new Scheduler();
+        var mac = TestNet.Host(s, "h1", 1);
+        var nic = mac.Phys();
+        var device = new NullBackend();
+        nic.Attach(device);
+        var client = nic.OpenClient("test")!;
+        var trusting = new TrustingReceiver();
+        client.Receiver = trusting;
+        var p = PendingFrame(new PacketPool(), client.MacAddress, TestNet.Mac("2:0:0:0:0:1"));
+        p.FinishChecksum();
+
+        nic.ReceiveFromBackend(device, p.Data);
+        s.RunUntilIdle();
+
+        Assert.That(trusting.KnownGood, Is.EqualTo(new[] { false }));
+    }
+
+    private sealed class NullBackend : IPhysBackend
+    {
+        public long SpeedBps => 1_000_000_000;
+        public void Transmit(PhysLink from, Packet frame) => frame.Free();
+        public void Detach(PhysLink phys) { }
     }
 }

@@ -85,6 +85,35 @@ public class SwitchTests
     }
 
     [Test]
+    public void A_stream_from_the_wire_follows_its_address_when_the_port_that_held_it_goes_and_another_takes_it()
+    {
+        // VSwitch keeps the uplink's last unicast port (issue 17): a change of ports must end it.
+        var m = Mac("2:8:20:0:0:99");
+        var first = Open(_h1.Vnic("vnic0", "e1000g0", fixedMac: m));
+        var peer = Open(_h2.Vnic("vnic5", "e1000g0"));
+        peer.Send(Frame(m, peer.Client.MacAddress));
+        peer.Send(Frame(m, peer.Client.MacAddress));
+        _s.RunUntilIdle();
+        first.Client.Close();
+        Assert.That(_h1.Delete("vnic0", LinkClass.Vnic, temporary: true).IsOk, Is.True);
+
+        peer.Send(Frame(m, peer.Client.MacAddress));
+        _s.RunUntilIdle();
+        long unknown = _h1.Phys().Stats.DropUnknownDst;
+        var second = Open(_h1.Vnic("vnic1", "e1000g0", fixedMac: m));
+        peer.Send(Frame(m, peer.Client.MacAddress));
+        _s.RunUntilIdle();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(first.Frames, Has.Count.EqualTo(2), "the two frames before its VNIC went");
+            Assert.That(unknown, Is.EqualTo(1), "the frame while no port had the address is dropped and counted");
+            Assert.That(second.Frames, Has.Count.EqualTo(1), "the new holder of the address");
+            Assert.That(_h1.Phys().Stats.DropUnknownDst, Is.EqualTo(1));
+        }
+    }
+
+    [Test]
     public void A_vlan_whose_last_port_goes_takes_no_more_frames_and_the_other_vlans_keep_theirs()
     {
         // VSwitch rebuilds only the VLANs that changed (issue 17): the one emptied loses its array.
