@@ -67,7 +67,8 @@
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
  *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
  *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
- *      thread waits for them (Pool.Compress.cs); placing the blocks stays on the calling thread.
+ *      thread places the batch before it and then joins them (Pool.Compress.cs rule C3); placing
+ *      the blocks stays on the calling thread, and a sync never returns with a batch in flight.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
