@@ -22,6 +22,14 @@ internal readonly record struct BlockKey(int Vdev, long Offset, long Birth)
 /// buffer for the next block of the same size, so a steady stream of same-sized blocks allocates
 /// nothing. Entries are never stale: a block rewritten anywhere has a new birth txg, and a freed block
 /// is dropped at once.
+///
+/// Writes: a data block just written enters only into room the cache has (ReserveFree: a kept buffer
+/// of its size, or space under MaxSize), never by evicting, and as the oldest of MRU, so it is the
+/// first to go when a read or a metadata block needs room; its first hit counts as its first read
+/// (to the head of MRU, not MFU), so reading back what was just written does not make it look hot
+/// and push out the blocks read twice. Indirect blocks and dnodes written enter
+/// as a read does, since the next txg reads them back. So a long sequential write fills an empty
+/// cache and then goes around it: it costs no copy per block and pushes out nothing that was read.
 /// </summary>
 public sealed class BlockCache
 {
@@ -33,6 +41,7 @@ public sealed class BlockCache
         public readonly byte[] Buffer;
         public int Length;
         public bool Frequent;
+        public bool Written;   // put in by a write and not read since: its first hit is its first read
         public Entry? Prev, Next;
 
         public Entry(int size) => Buffer = new byte[size];
@@ -75,8 +84,10 @@ public sealed class BlockCache
         {
             Hits++;
             Unlink(entry);
-            entry.Frequent = true;
-            LinkHead(_mfu, entry);
+            // A block written and then read has been read once: MRU, as a read that missed would put it.
+            entry.Frequent = !entry.Written;
+            entry.Written = false;
+            LinkHead(entry.Frequent ? _mfu : _mru, entry);
             buffer = entry.Buffer;
             return true;
         }
@@ -104,14 +115,33 @@ public sealed class BlockCache
         }
     }
 
-    /// <summary>Adds a reserved entry, filled with the block's length bytes, as the newest of MRU.</summary>
-    internal void Insert(in BlockPointer bp, Entry entry, int length)
+    /// <summary>
+    /// A buffer for a block of length bytes only if the cache has room for it without evicting
+    /// anything (a kept buffer of its size, or Held under MaxSize); else null. For data blocks just
+    /// written (Pool.cs rule 11): a stream of writes fills free room but never pushes out what was read.
+    /// </summary>
+    internal Entry? ReserveFree(int length)
+    {
+        Debug.Assert(length > 0 && length <= Pool.MaxBlockSize);
+        int bucket = Bucket(length);
+        int size = Pool.SectorSize << bucket;
+        if (_free[bucket].Count > 0) return _free[bucket].Pop();
+        if (Held + size > MaxSize) return null;
+        Held += size;
+        return new Entry(size);
+    }
+
+    /// <summary>Adds a reserved entry, filled with the block's length bytes, as the newest of MRU (or,
+    /// with oldest, a data block just written: as its oldest, the first to go when room is needed,
+    /// and not yet read).</summary>
+    internal void Insert(in BlockPointer bp, Entry entry, int length, bool oldest = false)
     {
         entry.Key = BlockKey.Of(bp);
         entry.Length = length;
         entry.Frequent = false;
+        entry.Written = oldest;
         if (!_map.TryAdd(entry.Key, entry)) { Release(entry); return; }
-        LinkHead(_mru, entry);
+        LinkHead(oldest ? _mru.Prev! : _mru, entry);
     }
 
     /// <summary>Gives back a reserved entry that was not inserted.</summary>

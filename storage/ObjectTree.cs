@@ -299,33 +299,39 @@ internal sealed class ObjectTree
         _order.Sort();
         // Blocks are compressed and checksummed in batches on the pool's workers, then placed in block
         // order on this thread (Pool.Compress.cs rule C1): the same bytes whatever the thread count.
-        for (int start = 0; start < _order.Count; start += Pool.BatchSize)
+        // Pipelined (rule C3): the workers prepare the next batch while this thread places this one.
+        try
         {
-            int count = Math.Min(Pool.BatchSize, _order.Count - start);
-            bool batch = false;
-            if (count > 1)
-                for (int i = 0; i < count && !batch; i++) batch = _pool.PreparesInParallel(_dirtyCompression[_order[start + i]], _owner.Checksum);
-            if (batch)
+            bool batch = StartBatch(0);
+            if (batch) _pool.FinishBatch();
+            for (int start = 0; start < _order.Count; start += Pool.BatchSize)
             {
+                int count = Math.Min(Pool.BatchSize, _order.Count - start);
+                int set = (start / Pool.BatchSize) & 1;
+                bool nextBatch = StartBatch(start + Pool.BatchSize);
                 for (int i = 0; i < count; i++)
-                    _pool.SetBatchBlock(i, _dirtyData[_order[start + i]], _blockSize, _dirtyCompression[_order[start + i]]);
-                _pool.PrepareBatch(count, _owner.Checksum);
+                {
+                    long blockId = _order[start + i];
+                    byte[] buffer = _dirtyData[blockId];
+                    var written = batch
+                        ? _pool.WritePrepared(set * Pool.BatchSize + i, dataType, 0, txg, out var bp)
+                        : _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out bp, _owner.Checksum);
+                    if (!written.IsOk) return written;
+                    if (!bp.IsHole) _owner.Born(bp);
+                    var status = SetPointer(blockId, bp);
+                    if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
+                    _dirtyData.Remove(blockId);
+                    _dirtyCompression.Remove(blockId);
+                    _pool.ReturnBuffer(buffer);
+                }
+                if (nextBatch) _pool.FinishBatch();
+                batch = nextBatch;
             }
-            for (int i = 0; i < count; i++)
-            {
-                long blockId = _order[start + i];
-                byte[] buffer = _dirtyData[blockId];
-                var written = batch
-                    ? _pool.WritePrepared(i, dataType, 0, txg, out var bp)
-                    : _pool.WriteBlock(buffer.AsSpan(0, _blockSize), dataType, 0, txg, _dirtyCompression[blockId], out bp, _owner.Checksum);
-                if (!written.IsOk) return written;
-                if (!bp.IsHole) _owner.Born(bp);
-                var status = SetPointer(blockId, bp);
-                if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
-                _dirtyData.Remove(blockId);
-                _dirtyCompression.Remove(blockId);
-                _pool.ReturnBuffer(buffer);
-            }
+        }
+        finally
+        {
+            // Whatever happened, no worker may still be reading a dirty buffer or writing an output.
+            if (_pool.BatchRunning) _pool.FinishBatch();
         }
         _reserved.Clear();
         byte[] encoded = _pool.RentBuffer();
@@ -361,6 +367,25 @@ internal sealed class ObjectTree
         _indirects.Clear();
         DnodeDirty = false;
         return StorageResult.Success;
+    }
+
+    /// <summary>
+    /// Hands the batch of dirty blocks from _order[start] to the pool's workers if it is worth preparing
+    /// in parallel (Pool.Compress.cs rule C2), in the set of slots its number gives; false if there is
+    /// no such batch (each of its blocks is then prepared and placed in one WriteBlock).
+    /// </summary>
+    private bool StartBatch(int start)
+    {
+        int count = Math.Min(Pool.BatchSize, _order.Count - start);
+        if (count <= 1) return false;
+        bool parallel = false;
+        for (int i = 0; i < count && !parallel; i++) parallel = _pool.PreparesInParallel(_dirtyCompression[_order[start + i]], _owner.Checksum);
+        if (!parallel) return false;
+        int first = ((start / Pool.BatchSize) & 1) * Pool.BatchSize;
+        for (int i = 0; i < count; i++)
+            _pool.SetBatchBlock(first + i, _dirtyData[_order[start + i]], _blockSize, _dirtyCompression[_order[start + i]], _owner.Checksum);
+        _pool.StartBatch(first, count);
+        return true;
     }
 
     /// <summary>Collects every committed block of the tree (for a delete); fails without freeing if one cannot be read.</summary>

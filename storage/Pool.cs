@@ -67,7 +67,8 @@
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
  *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
  *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
- *      thread waits for them (Pool.Compress.cs); placing the blocks stays on the calling thread.
+ *      thread places the batch before it and then joins them (Pool.Compress.cs rule C3); placing
+ *      the blocks stays on the calling thread, and a sync never returns with a batch in flight.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
@@ -81,7 +82,11 @@
  *      block held: compressratio's inputs.
  *  11. The block cache holds the logical contents of data, indirect and dnode blocks, at most
  *      PoolOptions.CacheSize bytes of buffers (BlockCache: MRU/MFU lists without ghosts). A read
- *      that misses reads, verifies and decompresses into a cache buffer; a write puts its block in.
+ *      that misses reads, verifies and decompresses into a cache buffer; a write puts its block in:
+ *      indirect blocks and dnodes always (the next txg reads them), data blocks only into room the
+ *      cache has without evicting and as the oldest of MRU (the first evicted), so a long sequential
+ *      write goes around a full cache (no copy of each block, nothing read pushed out) and a small
+ *      one is still read back from memory.
  *      An object keeps parsed indirect blocks only while its sync changes them; otherwise a lookup
  *      reads the pointer it needs from the cached block, so nothing outside the cache grows with the
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
@@ -701,10 +706,14 @@ public sealed partial class Pool : IDisposable
         PhysicalBytes += data.Length;
         BlocksWritten++;
         // Written blocks go to the cache, as in the ARC: the next txg's indirect blocks come from here.
-        if (Cache.Reserve(lsize) is { } entry)
+        // Data blocks only into room the cache has, never by evicting, and first in line to be evicted
+        // (rule 11): a long write goes around a full cache instead of copying every block into it and
+        // pushing out what was read.
+        bool dataBlock = type == BlockType.Data;
+        if ((dataBlock ? Cache.ReserveFree(lsize) : Cache.Reserve(lsize)) is { } entry)
         {
             logical.CopyTo(entry.Buffer);
-            Cache.Insert(bp, entry, lsize);
+            Cache.Insert(bp, entry, lsize, oldest: dataBlock);
         }
         return StorageResult.Success;
     }

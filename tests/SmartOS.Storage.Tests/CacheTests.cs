@@ -78,6 +78,48 @@ public class CacheTests : PoolFixture
     }
 
     [Test]
+    public void Blocks_just_written_into_a_cache_with_room_are_read_from_it()
+    {
+        using var pool = CreateWithCache(PoolOptions.DefaultCacheSize);
+        var content = Bytes(1024 * 1024, 7);
+        long id = NewObject(pool, content);
+        pool.Commit();
+        long misses = pool.Cache.Misses;
+        Assert.That(ReadAll(pool, id), Is.EqualTo(content));
+        Assert.That(pool.Cache.Misses, Is.EqualTo(misses), "every block written was kept");
+    }
+
+    [Test]
+    public void A_long_write_goes_around_a_full_cache_and_pushes_out_nothing_read()
+    {
+        const long cacheSize = 2 * 1024 * 1024;
+        long cold;
+        var coldContent = Bytes(512 * 1024, 8);
+        using (var created = CreateWithCache(cacheSize))
+        {
+            cold = NewObject(created, coldContent);
+            created.Commit();
+        }
+        using var pool = Open("tank", Options() with { CacheSize = cacheSize });
+        Assert.That(ReadAll(pool, cold), Is.EqualTo(coldContent));   // read once: MRU
+        long large = NewObject(pool, Bytes(16 * 1024 * 1024, 9));
+        pool.Commit();
+        var more = Bytes(8 * 1024 * 1024, 10);
+        Assert.That(pool.Objects.Write(large, 16 * 1024 * 1024, more).IsOk, Is.True);
+        pool.Commit();
+        long misses = pool.Cache.Misses;
+        Assert.That(ReadAll(pool, cold), Is.EqualTo(coldContent));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(pool.Cache.Misses, Is.EqualTo(misses), "24 MiB written through a 2 MiB cache pushed out a block read before");
+            Assert.That(pool.Cache.Held, Is.LessThanOrEqualTo(cacheSize));
+        }
+        var tail = new byte[more.Length];
+        Assert.That(pool.Objects.Read(large, 16 * 1024 * 1024, tail, out int n).IsOk, Is.True);
+        Assert.That(tail.AsSpan(0, n).SequenceEqual(more), Is.True, "blocks that went around the cache read back from the vdev");
+    }
+
+    [Test]
     public void A_pool_without_a_cache_still_reads_and_writes()
     {
         long id;

@@ -97,6 +97,33 @@ public class ParallelCompressionTests : PoolFixture
         return 0;
     }
 
+    [Test]
+    public void A_commit_that_runs_out_of_space_while_a_batch_is_being_compressed_leaves_the_last_txg()
+    {
+        // Incompressible data with lz4: every batch goes to the workers (rule C2) and the next one is
+        // in flight while this thread places the one before (rule C3) when allocation fails.
+        var options = Options() with { Compression = CompressionSetting.Lz4, CompressionThreads = 2 };
+        var small = Bytes(300_000, 11);
+        long id, txg;
+        using (var pool = Create("tank", options, VdevSpec.Disk("d0")))
+        {
+            id = NewObject(pool, small);
+            Assert.That(pool.Commit().Message, Is.EqualTo("ok"));
+            txg = pool.Txg;
+            NewObject(pool, Bytes(70 * 1024 * 1024, 12));
+            Assert.That(pool.Commit().Status, Is.EqualTo(StorageStatus.NoSpace));
+            Assert.That(pool.Commit().Status, Is.EqualTo(StorageStatus.NoSpace), "suspended");
+            Assert.That(pool.Txg, Is.EqualTo(txg));
+        }
+        using var reopened = Open("tank", options);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(reopened.Txg, Is.EqualTo(txg));
+            Assert.That(ReadAll(reopened, id), Is.EqualTo(small));
+            Assert.That(reopened.Scrub().Errors, Is.Zero);
+        }
+    }
+
     [TestCase(-1)]
     [TestCase(Pool.MaxCompressionThreads + 1)]
     public void A_thread_count_out_of_range_is_refused(int threads)
