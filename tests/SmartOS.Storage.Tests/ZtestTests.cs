@@ -38,7 +38,8 @@ public class ZtestTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(result.Failures, Is.Empty);
-            Assert.That(result.Kills, Is.EqualTo(4));
+            // Four kills, and up to four more when a loaded machine left the first four no fsync through a log.
+            Assert.That(result.Kills, Is.InRange(4, 8));
             Assert.That(result.Txgs, Is.GreaterThan(0), "the children committed nothing: the kills tested no commit");
             Assert.That(result.LogSyncs, Is.GreaterThan(0), $"no fsync went through an intent log in {result.Operations} operations: the kills tested no replay");
         }
