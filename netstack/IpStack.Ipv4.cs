@@ -49,9 +49,23 @@ public sealed partial class IpStack
         DeliverV4(ifc, p, view.HeaderLength, ip);
     }
 
+    // The last local address a datagram was for (IsForUsV4): a stream to one address finds it by one
+    // compare instead of a hash lookup. Valid while PathGeneration is unchanged (the stack bumps it
+    // whenever _local changes); IsUsable is read each time, as it may change in between.
+    private IpAddress _forUsDst;
+    private IpAddressObject? _forUsAddress;
+    private int _forUsGeneration = -1;
+
     private bool IsForUsV4(IpInterface ifc, IpAddress dst)
     {
-        if (_local.TryGetValue(dst, out var a)) return a.IsUsable;
+        if (_forUsGeneration == PathGeneration && _forUsDst == dst) return _forUsAddress!.IsUsable;
+        if (_local.TryGetValue(dst, out var a))
+        {
+            _forUsDst = dst;
+            _forUsAddress = a;
+            _forUsGeneration = PathGeneration;
+            return a.IsUsable;
+        }
         if (dst == IpAddress.BroadcastV4) return true;
         if (dst.V4Raw == 0xE0000001) return true; // all-hosts
         foreach (var o in _addresses)
