@@ -56,16 +56,21 @@ public sealed partial class IpStack
     private IpAddressObject? _forUsAddress;
     private int _forUsGeneration = -1;
 
+    /// <summary>The address object of a local address (usable or not), through the last-hit cache:
+    /// the receive path's destination and the VXLAN socket's source are looked up per datagram.</summary>
+    private IpAddressObject? FindLocalCached(IpAddress address)
+    {
+        if (_forUsGeneration == PathGeneration && _forUsDst == address) return _forUsAddress;
+        if (!_local.TryGetValue(address, out var a)) return null;
+        _forUsDst = address;
+        _forUsAddress = a;
+        _forUsGeneration = PathGeneration;
+        return a;
+    }
+
     private bool IsForUsV4(IpInterface ifc, IpAddress dst)
     {
-        if (_forUsGeneration == PathGeneration && _forUsDst == dst) return _forUsAddress!.IsUsable;
-        if (_local.TryGetValue(dst, out var a))
-        {
-            _forUsDst = dst;
-            _forUsAddress = a;
-            _forUsGeneration = PathGeneration;
-            return a.IsUsable;
-        }
+        if (FindLocalCached(dst) is { } a) return a.IsUsable;
         if (dst == IpAddress.BroadcastV4) return true;
         if (dst.V4Raw == 0xE0000001) return true; // all-hosts
         foreach (var o in _addresses)

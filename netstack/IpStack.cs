@@ -306,7 +306,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     /// <summary>The usable address object holding an address, if it is one of ours.</summary>
     public IpAddressObject? FindLocal(IpAddress address) => _local.TryGetValue(address, out var a) ? a : null;
 
-    public bool IsLocalAddress(IpAddress address) => _local.TryGetValue(address, out var a) && a.IsUsable;
+    public bool IsLocalAddress(IpAddress address) => FindLocalCached(address) is { IsUsable: true };
 
     /// <summary>
     /// ipadm create-addr -T static: adds an address to an interface ("net0/v4" or "net0" to pick a
@@ -532,7 +532,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (_ringCount == 0 && _transmitting == 0 && Udp.PacketUpcalls > 0 && IsEarlyDemux(ifc, packet))
         {
             ifc.InPackets++; // as Drain counts it
-            ReceiveFrame(ifc, packet);
+            // ReceiveFrame's checks (an untagged IPv4 frame to the interface's MAC) are IsEarlyDemux's.
+            ReceiveIpv4(ifc, packet);
             return;
         }
         Enqueue(ifc, packet);

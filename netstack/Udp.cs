@@ -31,13 +31,27 @@ internal sealed class UdpLayer : ITransport
     /// <summary>Whether a socket bound to <paramref name="port"/> takes packets (IpStack rule 1's early demux).</summary>
     internal bool HasPacketUpcall(ushort port)
     {
-        if (!_ports.TryGetValue(port, out var list)) return false;
+        if (FindPort(port) is not { } list) return false;
         for (int i = 0; i < list.Count; i++)
             if (list[i].PacketUpcall != null) return true;
         return false;
     }
 
     public UdpLayer(IpStack stack) { _stack = stack; }
+
+    // The last port looked up and its sockets: the early demux and the receive that follows it, and a
+    // stream to one port, find them by one compare. Cleared whenever the port table changes.
+    private ushort _lastPort;
+    private List<UdpSocket>? _lastList;
+
+    private List<UdpSocket>? FindPort(ushort port)
+    {
+        if (_lastList != null && _lastPort == port) return _lastList;
+        if (!_ports.TryGetValue(port, out var list)) return null;
+        _lastPort = port;
+        _lastList = list;
+        return list;
+    }
 
     /// <summary>Internal listeners by port (the DHCP client); they see a datagram before sockets.</summary>
     internal Func<Packet, IpAddress, IpAddress, ushort, bool>? Port68Hook;
@@ -66,6 +80,7 @@ internal sealed class UdpLayer : ITransport
                 if (o.Local.Address.IsUnspecified || address.IsUnspecified || o.Local.Address == address) return NetError.AddressInUse;
             }
         }
+        _lastList = null;
         if (!_ports.TryGetValue(port, out var l)) _ports[port] = l = [];
         l.Add(s);
         s.Local = new IpEndpoint(address, port);
@@ -74,6 +89,7 @@ internal sealed class UdpLayer : ITransport
 
     public void Unbind(UdpSocket s)
     {
+        _lastList = null;
         if (_ports.TryGetValue(s.Local.Port, out var l))
         {
             l.Remove(s);
@@ -102,7 +118,7 @@ internal sealed class UdpLayer : ITransport
         }
         UdpSocket? best = null;
         int bestScore = -1;
-        if (_ports.TryGetValue(dport, out var list))
+        if (FindPort(dport) is { } list)
         {
             for (int i = 0; i < list.Count; i++)
             {
