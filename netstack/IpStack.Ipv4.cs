@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -76,6 +77,43 @@ public sealed partial class IpStack
         foreach (var o in _addresses)
             if (o.Interface == ifc && o.Address.IsV4 && o.IsUsable && o.Broadcast == dst) return true;
         return false;
+    }
+
+    /// <summary>
+    /// Rule 1's early demux in one pass: an early-demuxed frame (IsEarlyDemux) whose IPv4 header has no
+    /// options and a valid checksum, from a sound source, to a usable address of ours, carrying a UDP
+    /// datagram without a checksum (the VXLAN underlay's, RFC 7348 section 5) to a socket that takes
+    /// packets, is checked here once and handed to that socket, with the counters ReceiveIpv4,
+    /// DeliverV4 and UdpLayer.Receive keep for it. Anything else (and anything while ip:::receive or
+    /// udp:::receive is enabled) returns false having changed nothing, and takes the full path.
+    /// Consumes the packet when it returns true.
+    /// </summary>
+    private bool TryDeliverUdpEarly(IpInterface ifc, Packet p)
+    {
+        if (_probes.IpReceive.Enabled || _probes.UdpReceive.Enabled) return false;
+        var l3 = p.Data[EthernetView.HeaderLength..];
+        const int Headers = Ipv4Repr.HeaderLength + UdpView.HeaderLength;
+        if (l3.Length < Headers || l3[0] != 0x45) return false;
+        int total = BinaryPrimitives.ReadUInt16BigEndian(l3[2..]);
+        if (total < Headers || total > l3.Length || Checksum.Compute(l3[..Ipv4Repr.HeaderLength]) != 0) return false;
+        var src = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[12..]));
+        var dst = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[16..]));
+        if (src.IsMulticast || src == IpAddress.BroadcastV4 || src.IsLoopback || !IsForUsV4(ifc, dst)) return false;
+        var udp = l3[Ipv4Repr.HeaderLength..total];
+        int length = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
+        if (length < UdpView.HeaderLength || length > udp.Length || BinaryPrimitives.ReadUInt16BigEndian(udp[6..]) != 0) return false;
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(udp);
+        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
+        if (dport == DhcpView.ClientPort || Udp.FindBest(src, sport, dst, dport)?.PacketUpcall is not { } take) return false;
+        Counters.ipInReceives++;
+        Counters.ipInDelivers++;
+        UdpStats.udpInDatagrams++;
+        _deliveredHeaderLength = Ipv4Repr.HeaderLength;
+        p.TrimFront(EthernetView.HeaderLength + Ipv4Repr.HeaderLength);
+        p.TrySetLength(length);
+        p.TrimFront(UdpView.HeaderLength);
+        take(new IpEndpoint(src, sport), dst, p);
+        return true;
     }
 
     /// <summary>Hands a datagram addressed to us (Data = IP header onward, checked by ReceiveIpv4) to

@@ -533,7 +533,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         {
             ifc.InPackets++; // as Drain counts it
             // ReceiveFrame's checks (an untagged IPv4 frame to the interface's MAC) are IsEarlyDemux's.
-            ReceiveIpv4(ifc, packet);
+            if (!TryDeliverUdpEarly(ifc, packet)) ReceiveIpv4(ifc, packet);
             return;
         }
         Enqueue(ifc, packet);

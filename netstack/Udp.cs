@@ -98,6 +98,23 @@ internal sealed class UdpLayer : ITransport
         All.Remove(s);
     }
 
+    /// <summary>The socket a datagram goes to: the best match among those bound to its port.</summary>
+    internal UdpSocket? FindBest(IpAddress source, ushort sport, IpAddress destination, ushort dport)
+    {
+        UdpSocket? best = null;
+        int bestScore = -1;
+        if (FindPort(dport) is { } list)
+        {
+            for (int i = 0; i < list.Count; i++)
+            {
+                var s = list[i];
+                int score = s.Match(source, sport, destination);
+                if (score > bestScore) { best = s; bestScore = score; }
+            }
+        }
+        return best;
+    }
+
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
     {
         var c = _stack.UdpStats;
@@ -116,17 +133,7 @@ internal sealed class UdpLayer : ITransport
             packet.TrySetLength(length);
             if (Port68Hook(packet, source, destination, sport)) { c.udpInDatagrams++; return; }
         }
-        UdpSocket? best = null;
-        int bestScore = -1;
-        if (FindPort(dport) is { } list)
-        {
-            for (int i = 0; i < list.Count; i++)
-            {
-                var s = list[i];
-                int score = s.Match(source, sport, destination);
-                if (score > bestScore) { best = s; bestScore = score; }
-            }
-        }
+        var best = FindBest(source, sport, destination, dport);
         if (best == null)
         {
             c.udpNoPorts++;
