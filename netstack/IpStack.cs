@@ -35,7 +35,12 @@
  *      unicast IPv4 UDP datagram for a port whose kernel consumer takes packets (the overlay's
  *      VXLAN socket, UdpSocket.PacketUpcall, as illumos's overlay_mux is a ksocket callback) is
  *      processed at once when the ring is empty and the stack is not transmitting, so it cannot
- *      overtake a queued frame nor re-enter a send; the full receive path still checks it.
+ *      overtake a queued frame nor re-enter a send; the full receive path still checks it. The
+ *      common such datagram (no IP options, no UDP checksum: VXLAN's, RFC 7348 section 5) is checked
+ *      in one pass (TryDeliverUdpEarly: the same checks and counters, no second parse), and the
+ *      local address and port it goes to are found by last-hit caches (the address's by
+ *      PathGeneration, the port's cleared when the port table changes); with ip:::receive or
+ *      udp:::receive enabled, or anything unusual, it takes the full path.
  *   2. Nothing on the receive path throws on malformed input. Every frame that is not delivered or
  *      forwarded increments a counter that says why (Counters.cs, kstat modules ip, udp, icmp).
  *   3. Every queue and table is bounded: the receive ring, neighbour caches and their pending

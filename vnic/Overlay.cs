@@ -67,10 +67,13 @@
  *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
  *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
  *      entry changes), so the common frame does no route or ARP lookup; the files plugin
- *      remembers its last answer until the mapping changes. On the way in the stack demuxes the
- *      VXLAN port early (IpStack rule 1) and hands the datagram's packet to the mux
+ *      remembers its last answer until the mapping changes, and the overlay its last frame's
+ *      source port (VxlanSourcePortCache: rehashed only when the bytes rule 2 hashes change). On
+ *      the way in the stack demuxes the VXLAN port early and checks the outer IPv4 and UDP headers
+ *      in one pass (IpStack rule 1), and hands the datagram's packet to the mux
  *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
- *      frame in place. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
+ *      frame in place; the listen address's underlay and the VNID's overlay are last-hit caches
+ *      cleared when an overlay or underlay comes or goes. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
  *      left as they are (a pending one is filled in, as a NIC would, since the frame leaves the
  *      host). An underlay that hands out spans (the real-time socket) copies once each way. No
  *      allocation per frame (tests/SmartOS.Benchmarks overlay).
