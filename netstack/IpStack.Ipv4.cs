@@ -293,6 +293,46 @@ public sealed partial class IpStack
         return true;
     }
 
+    /// <summary>
+    /// A kernel consumer's checksum-less UDP datagram (the VXLAN socket's, Data = the payload, with
+    /// the headroom for every header) over its valid cached path: the UDP, IPv4 and Ethernet headers
+    /// written in one go and the frame transmitted, with the counters Udp.Send, SendV4 and
+    /// TransmitFrame keep for it, and the same bytes. False, having changed nothing, when the path is
+    /// not cached, the datagram needs fragmenting or is a large send, or ip:::send or udp:::send is
+    /// enabled: the caller takes the full path. Consumes the packet when it returns true.
+    /// </summary>
+    internal bool TrySendUdpCached(Packet p, IpAddress src, ushort sport, IpEndpoint to, byte ttl, bool dontFragment, PathCacheV4 path)
+    {
+        const int Headers = EthernetView.HeaderLength + Ipv4Repr.HeaderLength + UdpView.HeaderLength;
+        if (_probes.IpSend.Enabled || _probes.UdpSend.Enabled || _probes.UdpSendConnected.Enabled || p.LsoMss != 0 || p.Offset < Headers) return false;
+        var dst = to.Address;
+        var ifc = path.Peek(this, dst);
+        int udpLength = p.Length + UdpView.HeaderLength;
+        if (ifc == null || ifc.IsLoopback || !src.IsV4 || udpLength + Ipv4Repr.HeaderLength > ifc.Mtu || udpLength > ushort.MaxValue) return false;
+        UdpStats.udpOutDatagrams++;
+        Counters.ipOutRequests++;
+        path.TryUse(this, dst, out _, out _, out var mac); // counts the route's use and the hit, as SendV4 does
+        var ip = new Ipv4Repr
+        {
+            Source = src, Destination = dst, Protocol = IpProtocol.Udp, PayloadLength = udpLength,
+            Ttl = ttl, Identification = NextIpId(), DontFragment = dontFragment,
+        };
+        p.TryPrepend(Headers);
+        var b = p.Data;
+        EthernetView.WriteHeader(b, mac, ifc.MacAddress, EtherType.Ipv4);
+        ip.TryEmit(b[EthernetView.HeaderLength..]);
+        var udp = b[(EthernetView.HeaderLength + Ipv4Repr.HeaderLength)..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], to.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        ifc.OutPackets++;
+        _transmitting++; // rule 1, as TransmitFrame
+        ifc.Client!.Transmit(p);
+        _transmitting--;
+        return true;
+    }
+
     private IpInterface? FirstInterfaceWithV4()
     {
         foreach (var i in _interfaces)

@@ -46,6 +46,11 @@ internal sealed class PathCacheV4
         return true;
     }
 
+    /// <summary>The cached path's interface when the cache is valid for <paramref name="destination"/>,
+    /// without counting anything (a sender that goes on calls TryUse); null otherwise.</summary>
+    public IpInterface? Peek(IpStack stack, IpAddress destination)
+        => _generation == stack.PathGeneration && _destination == destination && _route is { } r && r.Expires > stack.Scheduler.Now ? _interface : null;
+
     /// <summary>Remembers a unicast path the full lookup found, when its next hop is resolved.</summary>
     public void Fill(IpStack stack, IpAddress destination, IpInterface ifc, IpAddress nextHop, RouteEntry? route, MacAddress mac)
     {

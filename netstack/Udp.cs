@@ -343,7 +343,11 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
             payload.Free();
             if (p == null) return NetError.NoBufferSpace;
         }
-        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this, _path);
+        byte ttl = Ttl == 0 ? _stack.DefaultTtl : Ttl;
+        // The common VXLAN datagram: its headers written in one go over the cached path (IpStack.TrySendUdpCached).
+        if (NoChecksum && BoundInterface == null && to.Address.IsV4 && _stack.TrySendUdpCached(p, source, sourcePort, to, ttl, DontFragment, _path))
+            return NetError.None;
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, ttl, BoundInterface, DontFragment, this, _path);
     }
 
     // The last destination's resolved path (PathCacheV4), for the in-place sends of a kernel consumer.

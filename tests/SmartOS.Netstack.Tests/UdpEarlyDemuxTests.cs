@@ -99,4 +99,34 @@ public class UdpEarlyDemuxTests
             Assert.That(_b.Counters.ipForwProhibits, Is.EqualTo(prohibits + 1));
         }
     }
+
+    [Test]
+    public void A_kernel_consumers_datagrams_over_the_cached_path_count_and_arrive_as_over_the_full_path()
+    {
+        Send(checksum: false, 0x11); // resolves ARP both ways
+        _got.Clear();
+        var to = new IpEndpoint(World.Ip("10.0.0.2"), 4789);
+        var ifc = _a.FindInterface("net0")!;
+        for (int i = 0; i < 4; i++)
+        {
+            var p = _w.Pool.Rent(64)!;
+            p.Data.Fill((byte)(0x40 + i));
+            long udp = _a.UdpStats.udpOutDatagrams, ip = _a.Counters.ipOutRequests, outPackets = ifc.OutPackets;
+            Assert.That(_tx.SendFrom(p, World.Ip("10.0.0.1"), (ushort)(50000 + i), to), Is.EqualTo(NetError.None));
+            _w.Run(10 * Time.Millisecond);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(_a.UdpStats.udpOutDatagrams - udp, Is.EqualTo(1), $"datagram {i}: udpOutDatagrams");
+                Assert.That(_a.Counters.ipOutRequests - ip, Is.EqualTo(1), $"datagram {i}: ipOutRequests");
+                Assert.That(ifc.OutPackets - outPackets, Is.EqualTo(1), $"datagram {i}: opackets");
+            }
+        }
+        Assert.That(_tx.PathCacheStats.Hits, Is.GreaterThanOrEqualTo(2), "the last datagrams took the cached path");
+        Assert.That(_got, Has.Count.EqualTo(4));
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.That(_got[i].From, Is.EqualTo(new IpEndpoint(World.Ip("10.0.0.1"), (ushort)(50000 + i))));
+            Assert.That(_got[i].Payload, Is.EqualTo(Enumerable.Repeat((byte)(0x40 + i), 64).ToArray()));
+        }
+    }
 }
