@@ -66,7 +66,8 @@
  *      frame is never copied on the way out (a packet with less room is copied once). Its VXLAN
  *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
  *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
- *      entry changes), so the common frame does no route or ARP lookup; the files plugin
+ *      entry changes), so the common frame does no route or ARP lookup, and over it the UDP,
+ *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached); the files plugin
  *      remembers its last answer until the mapping changes, and the overlay its last frame's
  *      source port (VxlanSourcePortCache: rehashed only when the bytes rule 2 hashes change). On
  *      the way in the stack demuxes the VXLAN port early and checks the outer IPv4 and UDP headers
