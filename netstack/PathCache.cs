@@ -11,7 +11,9 @@ namespace SmartOS.Netstack;
 /// bumps it whenever a route, an address, an interface, its MTU or an ARP entry changes, so the next
 /// datagram after any of those takes the full path again and refills the cache. The interface's
 /// MTU is read per datagram, and the route's use count and lifetime are honoured as on the full
-/// path, so counters and pcaps are the same whether or not a datagram hit the cache.
+/// path, so counters and pcaps are the same whether or not a datagram hit the cache. A checksum-less
+/// datagram over a valid cache (the VXLAN socket's) has its UDP, IPv4 and Ethernet headers written
+/// in one go (IpStack.TrySendUdpCached), with the same bytes and counters as the layered path.
 /// </summary>
 internal sealed class PathCacheV4
 {
