@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
@@ -57,6 +58,43 @@ public sealed partial class IpStack
         foreach (var o in _addresses)
             if (o.Interface == ifc && o.Address.IsV4 && o.IsUsable && o.Broadcast == dst) return true;
         return false;
+    }
+
+    /// <summary>
+    /// Rule 1's early demux in one pass: an early-demuxed frame (IsEarlyDemux) whose IPv4 header has no
+    /// options and a valid checksum, from a sound source, to a usable address of ours, carrying a UDP
+    /// datagram without a checksum (the VXLAN underlay's, RFC 7348 section 5) to a socket that takes
+    /// packets, is checked here once and handed to that socket, with the counters ReceiveIpv4,
+    /// DeliverV4 and UdpLayer.Receive keep for it. Anything else (and anything while ip:::receive or
+    /// udp:::receive is enabled) returns false having changed nothing, and takes the full path.
+    /// Consumes the packet when it returns true.
+    /// </summary>
+    private bool TryDeliverUdpEarly(IpInterface ifc, Packet p)
+    {
+        if (_probes.IpReceive.Enabled || _probes.UdpReceive.Enabled) return false;
+        var l3 = p.Data[EthernetView.HeaderLength..];
+        const int Headers = Ipv4Repr.HeaderLength + UdpView.HeaderLength;
+        if (l3.Length < Headers || l3[0] != 0x45) return false;
+        int total = BinaryPrimitives.ReadUInt16BigEndian(l3[2..]);
+        if (total < Headers || total > l3.Length || Checksum.Compute(l3[..Ipv4Repr.HeaderLength]) != 0) return false;
+        var src = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[12..]));
+        var dst = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[16..]));
+        if (src.IsMulticast || src == IpAddress.BroadcastV4 || src.IsLoopback || !IsForUsV4(ifc, dst)) return false;
+        var udp = l3[Ipv4Repr.HeaderLength..total];
+        int length = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
+        if (length < UdpView.HeaderLength || length > udp.Length || BinaryPrimitives.ReadUInt16BigEndian(udp[6..]) != 0) return false;
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(udp);
+        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
+        if (dport == DhcpView.ClientPort || Udp.FindBest(src, sport, dst, dport)?.PacketUpcall is not { } take) return false;
+        Counters.ipInReceives++;
+        Counters.ipInDelivers++;
+        UdpStats.udpInDatagrams++;
+        _deliveredHeaderLength = Ipv4Repr.HeaderLength;
+        p.TrimFront(EthernetView.HeaderLength + Ipv4Repr.HeaderLength);
+        p.TrySetLength(length);
+        p.TrimFront(UdpView.HeaderLength);
+        take(new IpEndpoint(src, sport), dst, p);
+        return true;
     }
 
     /// <summary>Hands a datagram addressed to us (Data = IP header onward, checked by ReceiveIpv4) to
@@ -233,6 +271,46 @@ public sealed partial class IpStack
         }
         if (resolved) TransmitFrame(ifc, p, nextHopMac, EtherType.Ipv4);
         else OutputV4(ifc, p, nextHop);
+        return true;
+    }
+
+    /// <summary>
+    /// A kernel consumer's checksum-less UDP datagram (the VXLAN socket's, Data = the payload, with
+    /// the headroom for every header) over its valid cached path: the UDP, IPv4 and Ethernet headers
+    /// written in one go and the frame transmitted, with the counters Udp.Send, SendV4 and
+    /// TransmitFrame keep for it, and the same bytes. False, having changed nothing, when the path is
+    /// not cached, the datagram needs fragmenting or is a large send, or ip:::send or udp:::send is
+    /// enabled: the caller takes the full path. Consumes the packet when it returns true.
+    /// </summary>
+    internal bool TrySendUdpCached(Packet p, IpAddress src, ushort sport, IpEndpoint to, byte ttl, bool dontFragment, PathCacheV4 path)
+    {
+        const int Headers = EthernetView.HeaderLength + Ipv4Repr.HeaderLength + UdpView.HeaderLength;
+        if (_probes.IpSend.Enabled || _probes.UdpSend.Enabled || _probes.UdpSendConnected.Enabled || p.LsoMss != 0 || p.Offset < Headers) return false;
+        var dst = to.Address;
+        var ifc = path.Peek(this, dst);
+        int udpLength = p.Length + UdpView.HeaderLength;
+        if (ifc == null || ifc.IsLoopback || !src.IsV4 || udpLength + Ipv4Repr.HeaderLength > ifc.Mtu || udpLength > ushort.MaxValue) return false;
+        UdpStats.udpOutDatagrams++;
+        Counters.ipOutRequests++;
+        path.TryUse(this, dst, out _, out _, out var mac); // counts the route's use and the hit, as SendV4 does
+        var ip = new Ipv4Repr
+        {
+            Source = src, Destination = dst, Protocol = IpProtocol.Udp, PayloadLength = udpLength,
+            Ttl = ttl, Identification = NextIpId(), DontFragment = dontFragment,
+        };
+        p.TryPrepend(Headers);
+        var b = p.Data;
+        EthernetView.WriteHeader(b, mac, ifc.MacAddress, EtherType.Ipv4);
+        ip.TryEmit(b[EthernetView.HeaderLength..]);
+        var udp = b[(EthernetView.HeaderLength + Ipv4Repr.HeaderLength)..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], to.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        ifc.OutPackets++;
+        _transmitting++; // rule 1, as TransmitFrame
+        ifc.Client!.Transmit(p);
+        _transmitting--;
         return true;
     }
 

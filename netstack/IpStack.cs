@@ -35,7 +35,12 @@
  *      unicast IPv4 UDP datagram for a port whose kernel consumer takes packets (the overlay's
  *      VXLAN socket, UdpSocket.PacketUpcall, as illumos's overlay_mux is a ksocket callback) is
  *      processed at once when the ring is empty and the stack is not transmitting, so it cannot
- *      overtake a queued frame nor re-enter a send; the full receive path still checks it.
+ *      overtake a queued frame nor re-enter a send; the full receive path still checks it. The
+ *      common such datagram (no IP options, no UDP checksum: VXLAN's, RFC 7348 section 5) is checked
+ *      in one pass (TryDeliverUdpEarly: the same checks and counters, no second parse), and the
+ *      local address and port it goes to are found by last-hit caches (the address's _lastLocal
+ *      and the port's, each cleared when its table changes); with ip:::receive or
+ *      udp:::receive enabled, or anything unusual, it takes the full path.
  *   2. Nothing on the receive path throws on malformed input. Every frame that is not delivered or
  *      forwarded increments a counter that says why (Counters.cs, kstat modules ip, udp, icmp).
  *   3. Every queue and table is bounded: the receive ring, neighbour caches and their pending
@@ -310,10 +315,11 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     /// <summary>The usable address object holding an address, if it is one of ours.</summary>
     public IpAddressObject? FindLocal(IpAddress address) => _local.TryGetValue(address, out var a) ? a : null;
 
-    public bool IsLocalAddress(IpAddress address) => _local.TryGetValue(address, out var a) && a.IsUsable;
+    public bool IsLocalAddress(IpAddress address) => LookupLocal(address) is { IsUsable: true };
 
     /// <summary>The address object that holds <paramref name="address"/> in _local, through the
-    /// one-entry hint (_lastLocal).</summary>
+    /// one-entry hint (_lastLocal): the receive path's destination and the VXLAN socket's source
+    /// are looked up per datagram.</summary>
     private IpAddressObject? LookupLocal(IpAddress address)
     {
         var last = _lastLocal;
@@ -549,7 +555,8 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         if (_ringCount == 0 && _transmitting == 0 && Udp.PacketUpcalls > 0 && IsEarlyDemux(ifc, packet))
         {
             ifc.InPackets++; // as Drain counts it
-            ReceiveFrame(ifc, packet);
+            // ReceiveFrame's checks (an untagged IPv4 frame to the interface's MAC) are IsEarlyDemux's.
+            if (!TryDeliverUdpEarly(ifc, packet)) ReceiveIpv4(ifc, packet);
             return;
         }
         Enqueue(ifc, packet);

@@ -11,7 +11,9 @@ namespace SmartOS.Netstack;
 /// bumps it whenever a route, an address, an interface, its MTU or an ARP entry changes, so the next
 /// datagram after any of those takes the full path again and refills the cache. The interface's
 /// MTU is read per datagram, and the route's use count and lifetime are honoured as on the full
-/// path, so counters and pcaps are the same whether or not a datagram hit the cache.
+/// path, so counters and pcaps are the same whether or not a datagram hit the cache. A checksum-less
+/// datagram over a valid cache (the VXLAN socket's) has its UDP, IPv4 and Ethernet headers written
+/// in one go (IpStack.TrySendUdpCached), with the same bytes and counters as the layered path.
 /// </summary>
 internal sealed class PathCacheV4
 {
@@ -45,6 +47,11 @@ internal sealed class PathCacheV4
         mac = _mac;
         return true;
     }
+
+    /// <summary>The cached path's interface when the cache is valid for <paramref name="destination"/>,
+    /// without counting anything (a sender that goes on calls TryUse); null otherwise.</summary>
+    public IpInterface? Peek(IpStack stack, IpAddress destination)
+        => _generation == stack.PathGeneration && _destination == destination && _route is { } r && r.Expires > stack.Scheduler.Now ? _interface : null;
 
     /// <summary>Remembers a unicast path the full lookup found, when its next hop is resolved.</summary>
     public void Fill(IpStack stack, IpAddress destination, IpInterface ifc, IpAddress nextHop, RouteEntry? route, MacAddress mac)

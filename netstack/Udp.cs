@@ -31,13 +31,27 @@ internal sealed class UdpLayer : ITransport
     /// <summary>Whether a socket bound to <paramref name="port"/> takes packets (IpStack rule 1's early demux).</summary>
     internal bool HasPacketUpcall(ushort port)
     {
-        if (!_ports.TryGetValue(port, out var list)) return false;
+        if (FindPort(port) is not { } list) return false;
         for (int i = 0; i < list.Count; i++)
             if (list[i].PacketUpcall != null) return true;
         return false;
     }
 
     public UdpLayer(IpStack stack) { _stack = stack; }
+
+    // The last port looked up and its sockets: the early demux and the receive that follows it, and a
+    // stream to one port, find them by one compare. Cleared whenever the port table changes.
+    private ushort _lastPort;
+    private List<UdpSocket>? _lastList;
+
+    private List<UdpSocket>? FindPort(ushort port)
+    {
+        if (_lastList != null && _lastPort == port) return _lastList;
+        if (!_ports.TryGetValue(port, out var list)) return null;
+        _lastPort = port;
+        _lastList = list;
+        return list;
+    }
 
     /// <summary>Internal listeners by port (the DHCP client); they see a datagram before sockets.</summary>
     internal Func<Packet, IpAddress, IpAddress, ushort, bool>? Port68Hook;
@@ -66,6 +80,7 @@ internal sealed class UdpLayer : ITransport
                 if (o.Local.Address.IsUnspecified || address.IsUnspecified || o.Local.Address == address) return NetError.AddressInUse;
             }
         }
+        _lastList = null;
         if (!_ports.TryGetValue(port, out var l)) _ports[port] = l = [];
         l.Add(s);
         s.Local = new IpEndpoint(address, port);
@@ -74,12 +89,30 @@ internal sealed class UdpLayer : ITransport
 
     public void Unbind(UdpSocket s)
     {
+        _lastList = null;
         if (_ports.TryGetValue(s.Local.Port, out var l))
         {
             l.Remove(s);
             if (l.Count == 0) _ports.Remove(s.Local.Port);
         }
         All.Remove(s);
+    }
+
+    /// <summary>The socket a datagram goes to: the best match among those bound to its port.</summary>
+    internal UdpSocket? FindBest(IpAddress source, ushort sport, IpAddress destination, ushort dport)
+    {
+        UdpSocket? best = null;
+        int bestScore = -1;
+        if (FindPort(dport) is { } list)
+        {
+            for (int i = 0; i < list.Count; i++)
+            {
+                var s = list[i];
+                int score = s.Match(source, sport, destination);
+                if (score > bestScore) { best = s; bestScore = score; }
+            }
+        }
+        return best;
     }
 
     public void Receive(Packet packet, IpAddress source, IpAddress destination)
@@ -100,17 +133,7 @@ internal sealed class UdpLayer : ITransport
             packet.TrySetLength(length);
             if (Port68Hook(packet, source, destination, sport)) { c.udpInDatagrams++; return; }
         }
-        UdpSocket? best = null;
-        int bestScore = -1;
-        if (_ports.TryGetValue(dport, out var list))
-        {
-            for (int i = 0; i < list.Count; i++)
-            {
-                var s = list[i];
-                int score = s.Match(source, sport, destination);
-                if (score > bestScore) { best = s; bestScore = score; }
-            }
-        }
+        var best = FindBest(source, sport, destination, dport);
         if (best == null)
         {
             c.udpNoPorts++;
@@ -320,7 +343,11 @@ public sealed class UdpSocket : IDisposable, IValueTaskSource<UdpReceiveResult>
             payload.Free();
             if (p == null) return NetError.NoBufferSpace;
         }
-        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, Ttl == 0 ? _stack.DefaultTtl : Ttl, BoundInterface, DontFragment, this, _path);
+        byte ttl = Ttl == 0 ? _stack.DefaultTtl : Ttl;
+        // The common VXLAN datagram: its headers written in one go over the cached path (IpStack.TrySendUdpCached).
+        if (NoChecksum && BoundInterface == null && to.Address.IsV4 && _stack.TrySendUdpCached(p, source, sourcePort, to, ttl, DontFragment, _path))
+            return NetError.None;
+        return _stack.Udp.Send(p, new IpEndpoint(source, sourcePort), to, ttl, BoundInterface, DontFragment, this, _path);
     }
 
     // The last destination's resolved path (PathCacheV4), for the in-place sends of a kernel consumer.

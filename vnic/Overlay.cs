@@ -66,11 +66,15 @@
  *      frame is never copied on the way out (a packet with less room is copied once). Its VXLAN
  *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
  *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
- *      entry changes), so the common frame does no route or ARP lookup; the files plugin
- *      remembers its last answer until the mapping changes. On the way in the stack demuxes the
- *      VXLAN port early (IpStack rule 1) and hands the datagram's packet to the mux
+ *      entry changes), so the common frame does no route or ARP lookup, and over it the UDP,
+ *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached); the files plugin
+ *      remembers its last answer until the mapping changes, and the overlay its last frame's
+ *      source port (VxlanSourcePortCache: rehashed only when the bytes rule 2 hashes change). On
+ *      the way in the stack demuxes the VXLAN port early and checks the outer IPv4 and UDP headers
+ *      in one pass (IpStack rule 1), and hands the datagram's packet to the mux
  *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
- *      frame in place. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
+ *      frame in place; the listen address's underlay and the VNID's overlay are last-hit caches
+ *      cleared when an overlay or underlay comes or goes. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
  *      left as they are (a pending one is filled in, as a NIC would, since the frame leaves the
  *      host). An underlay that hands out spans (the real-time socket) copies once each way. No
  *      allocation per frame (tests/SmartOS.Benchmarks overlay).
@@ -145,6 +149,63 @@ public static class VxlanHeader
     }
 }
 
+/// <summary>
+/// The last frame's source port (rule 2), as the Linux and illumos cached headers keep it: the port is
+/// a function of the bytes <see cref="VxlanHeader.SourcePort"/> hashes (the Ethernet header; for IPv4
+/// its addresses and first four transport bytes) and of which of them it hashes, so a frame whose
+/// bytes there are the last frame's gets the last frame's port without hashing again. One per overlay,
+/// used on the host's loop only.
+/// </summary>
+internal struct VxlanSourcePortCache
+{
+    private ulong _eth0, _eth6, _ip;
+    private uint _ports;
+    private int _shape; // 0: empty, 1: Ethernet only, 2: and IPv4 addresses, 3: and transport bytes
+    private ushort _port;
+
+    /// <summary>Hits and misses (for tests: a miss hashed the frame).</summary>
+    public long Hits, Misses;
+
+    /// <summary>VxlanHeader.SourcePort(<paramref name="inner"/>), from the cache when the hashed bytes
+    /// are the last frame's.</summary>
+    public ushort Get(ReadOnlySpan<byte> inner)
+    {
+        if (inner.Length < EthernetView.HeaderLength) return VxlanHeader.SourcePort(inner);
+        // The same walk as SourcePort, reading the hashed bytes instead of hashing them.
+        ulong eth0 = BinaryPrimitives.ReadUInt64LittleEndian(inner);
+        ulong eth6 = BinaryPrimitives.ReadUInt64LittleEndian(inner[6..]);
+        ulong ip = 0;
+        uint ports = 0;
+        int shape = 1;
+        int l3 = EthernetView.HeaderLength;
+        if (inner.Length >= l3 + 4 && inner[12] == 0x81 && inner[13] == 0x00) l3 += 4;
+        if (inner.Length >= l3 + 24 && inner[l3 - 2] == 0x08 && inner[l3 - 1] == 0x00 && (inner[l3] >> 4) == 4)
+        {
+            shape = 2;
+            ip = BinaryPrimitives.ReadUInt64LittleEndian(inner[(l3 + 12)..]);
+            int ihl = (inner[l3] & 0xF) * 4;
+            if (ihl >= 20 && inner.Length >= l3 + ihl + 4)
+            {
+                shape = 3;
+                ports = BinaryPrimitives.ReadUInt32LittleEndian(inner[(l3 + ihl)..]);
+            }
+        }
+        if (shape == _shape && eth0 == _eth0 && eth6 == _eth6 && ip == _ip && ports == _ports)
+        {
+            Hits++;
+            return _port;
+        }
+        Misses++;
+        _port = VxlanHeader.SourcePort(inner);
+        _shape = shape;
+        _eth0 = eth0;
+        _eth6 = eth6;
+        _ip = ip;
+        _ports = ports;
+        return _port;
+    }
+}
+
 /// <summary>The counters of one overlay (kstat overlay:0:NAME, rule 3 of Overlay.cs).</summary>
 public sealed class OverlayStats : IKstatSource
 {
@@ -200,6 +261,8 @@ public sealed partial class OverlayLink : Datalink
     public OverlayStats OverlayStats { get; } = new();
     internal Kstat? OverlayKstat;
     internal OverlayMux? Mux;
+    /// <summary>The last frame's outer source port (rule 2).</summary>
+    internal VxlanSourcePortCache SourcePorts;
 
     /// <summary>A frame the switch cannot deliver locally (unknown unicast, or a group frame after its
     /// local copies): encapsulates it and sends it on the underlay. Consumes the packet.</summary>
@@ -270,7 +333,7 @@ public sealed partial class OverlayLink : Datalink
             p.Free();
             return;
         }
-        ushort sport = VxlanHeader.SourcePort(frame);
+        ushort sport = SourcePorts.Get(frame);
         VxlanHeader.Emit(p.Data, Vnid);
         // The frame's packet becomes the datagram's (rule 6): the underlay prepends its headers in
         // the headroom, and nothing of the inner frame's MAC-layer state goes with it.
@@ -372,9 +435,23 @@ internal sealed partial class OverlayMux
     public Kstat? Kstat;
     public int Count => _byVnid.Count;
 
+    // The overlay of the last datagram's VNID: a stream for one overlay finds it by one compare.
+    // Cleared whenever an overlay joins or leaves the mux.
+    private OverlayLink? _last;
+
     public bool Has(uint vnid) => _byVnid.ContainsKey(vnid);
-    public void Add(OverlayLink o) => _byVnid.Add(o.Vnid, o);
-    public void Remove(OverlayLink o) => _byVnid.Remove(o.Vnid);
+
+    public void Add(OverlayLink o)
+    {
+        _byVnid.Add(o.Vnid, o);
+        _last = null;
+    }
+
+    public void Remove(OverlayLink o)
+    {
+        _byVnid.Remove(o.Vnid);
+        _last = null;
+    }
 
     /// <summary>Moves the mux to another underlay (MacLayer.SetUnderlayProvider).</summary>
     public void Replace(IOverlayUnderlay underlay)
@@ -403,7 +480,8 @@ internal sealed partial class OverlayMux
             case VxlanHeader.Error.Short: s.BadShort++; return null;
             case VxlanHeader.Error.Flags: s.BadFlags++; return null;
         }
-        if (_byVnid.TryGetValue(vnid, out var overlay)) return overlay;
+        if (_last is { } last && last.Vnid == vnid) return last;
+        if (_byVnid.TryGetValue(vnid, out var overlay)) return _last = overlay;
         s.UnknownVnid++;
         return null;
     }

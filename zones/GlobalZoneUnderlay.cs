@@ -25,6 +25,10 @@ public sealed class GlobalZoneUnderlays
     {
         public required UdpSocket Socket;
         public readonly Dictionary<IpAddress, Underlay> ByAddress = new();
+        // The listen address of the last datagram and its underlay: a stream to one address finds it
+        // by one compare. Cleared whenever ByAddress changes.
+        public IpAddress LastTo;
+        public Underlay? LastUnderlay;
     }
 
     public GlobalZoneUnderlays(IpStack stack) => _stack = stack;
@@ -54,6 +58,7 @@ public sealed class GlobalZoneUnderlays
         if (port.ByAddress.ContainsKey(listen.Address)) return DladmStatus.AddrInUse;
         var u = new Underlay(this, port, listen);
         port.ByAddress.Add(listen.Address, u);
+        port.LastUnderlay = null;
         underlay = u;
         return DlStatus.Ok;
     }
@@ -62,11 +67,17 @@ public sealed class GlobalZoneUnderlays
     /// they take packets (in-place decapsulation). Consumes the packet.</summary>
     private void Deliver(Port port, IpEndpoint from, IpAddress to, Packet packet)
     {
-        if (!port.ByAddress.TryGetValue(to, out var u))
+        var u = port.LastUnderlay;
+        if (u == null || port.LastTo != to)
         {
-            Unlistened++;
-            packet.Free();
-            return;
+            if (!port.ByAddress.TryGetValue(to, out u))
+            {
+                Unlistened++;
+                packet.Free();
+                return;
+            }
+            port.LastTo = to;
+            port.LastUnderlay = u;
         }
         var source = new UnderlayEndpoint(from.Address, from.Port);
         if (u.PacketReceiver is { } take) take(source, packet);
@@ -81,6 +92,7 @@ public sealed class GlobalZoneUnderlays
     private void Close(Underlay u)
     {
         if (!_ports.TryGetValue(u.Local.Port, out var port) || !port.ByAddress.Remove(u.Local.Address)) return;
+        port.LastUnderlay = null;
         if (port.ByAddress.Count > 0) return;
         _ports.Remove(u.Local.Port);
         port.Socket.Dispose();

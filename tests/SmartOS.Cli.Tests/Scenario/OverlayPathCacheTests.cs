@@ -38,6 +38,7 @@ public class OverlayPathCacheTests
 
     private World _w = null!;
     private Host _h1 = null!;
+    private Host _h2 = null!;
     private MacClient _tx = null!;
     private Sink _sink = null!;
     private Tap _tap = null!;
@@ -67,7 +68,7 @@ public class OverlayPathCacheTests
         _tap = new Tap();
         _w = new World(1);
         _h1 = _w.AddHost("h1", 1);
-        var h2 = _w.AddHost("h2", 1);
+        var h2 = _h2 = _w.AddHost("h2", 1);
         _w.Connect((PhysLink)_h1.Mac.Find("e1000g0")!, (PhysLink)h2.Mac.Find("e1000g0")!, 1_000_000_000, 10 * Time.Microsecond);
         foreach (var (h, me, peer, mac) in new[] { (_h1, "10.0.0.1", "10.0.0.2", "2:0:0:0:0:1"), (h2, "10.0.0.2", "10.0.0.1", "2:0:0:0:0:2") })
         {
@@ -201,5 +202,78 @@ public class OverlayPathCacheTests
         }
         Assert.That(_h1.Stack.SetInterfaceMtu("under0", 0).IsOk, Is.True);
         Assert.That(Send(inner), Has.Count.EqualTo(1));
+    }
+
+    private static byte[] Inner(int payload, ushort type)
+    {
+        var f = Inner(payload);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), type);
+        return f;
+    }
+
+    private static ushort OuterSourcePort(byte[] f) => BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(EthernetView.HeaderLength + 20));
+
+    [Test]
+    public void Two_inner_flows_in_turn_each_keep_the_outer_source_port_their_bytes_hash_to()
+    {
+        var x = Inner(46, 0x88B5);
+        var y = Inner(46, 0x88B6);
+        Send(x);
+        Assume.That(VxlanHeader.SourcePort(x), Is.Not.EqualTo(VxlanHeader.SourcePort(y)));
+        for (int i = 0; i < 3; i++)
+        {
+            var sx = Send(x);
+            var sy = Send(y);
+            Assert.That(sx, Has.Count.EqualTo(1));
+            Assert.That(sy, Has.Count.EqualTo(1));
+            Assert.That(OuterSourcePort(sx[0]), Is.EqualTo(VxlanHeader.SourcePort(x)), $"round {i}: flow x");
+            Assert.That(OuterSourcePort(sy[0]), Is.EqualTo(VxlanHeader.SourcePort(y)), $"round {i}: flow y");
+        }
+        Assert.That(_sink.Frames, Has.Count.EqualTo(7));
+    }
+
+    [Test]
+    public void Once_the_receivers_underlay_address_is_deleted_datagrams_are_refused_and_once_it_is_back_delivered_again()
+    {
+        var inner = Inner(46);
+        Send(inner);
+        Send(inner);
+        Assert.That(_sink.Frames, Has.Count.EqualTo(2), "h2's stack has found 10.0.0.2 local (and remembers it)");
+        Cmd(_h2, "ipadm delete-addr under0/v4");
+        long prohibited = _h2.Stack.Counters.ipForwProhibits;
+        Assert.That(Send(inner), Has.Count.EqualTo(1), "h1 still has h2's MAC");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(_sink.Frames, Has.Count.EqualTo(2), "not delivered: 10.0.0.2 is no longer h2's");
+            Assert.That(_h2.Stack.Counters.ipForwProhibits, Is.EqualTo(prohibited + 1), "a datagram not for us, not forwarded");
+        }
+        Cmd(_h2, "ipadm create-addr -T static -a 10.0.0.2/24 under0/v4");
+        _w.Scheduler.RunFor(5 * Time.Second);
+        Send(inner);
+        Assert.That(_sink.Frames, Has.Count.EqualTo(3), "delivered again");
+    }
+
+    [Test]
+    public void Once_the_receivers_overlay_is_deleted_its_port_is_closed_and_under_another_vnid_the_datagrams_are_unknown()
+    {
+        var inner = Inner(46);
+        Send(inner);
+        Send(inner);
+        Assert.That(_sink.Frames, Has.Count.EqualTo(2));
+        ((PortLink)_h2.Mac.Find("t0")!).Client!.Close(); // the test's receiver holds it open
+        Cmd(_h2, "dladm delete-vnic t0");
+        Cmd(_h2, "dladm delete-overlay ovl0");
+        long noPorts = _h2.Stack.UdpStats.udpNoPorts;
+        Send(inner);
+        Assert.That(_h2.Stack.UdpStats.udpNoPorts, Is.EqualTo(noPorts + 1), "the VXLAN socket is closed: no port");
+        Cmd(_h2, "dladm create-overlay -t -e vxlan -s direct -v 4243 -p vxlan/listen_ip=10.0.0.2,direct/dest_ip=10.0.0.1,direct/dest_port=4789 ovl1");
+        Send(inner);
+        var mux = _h2.Mac.OverlayMuxes.Single().Stats;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(mux.Datagrams, Is.EqualTo(1));
+            Assert.That(mux.UnknownVnid, Is.EqualTo(1), "VNID 4242 has no overlay on h2 now");
+            Assert.That(_sink.Frames, Has.Count.EqualTo(2));
+        }
     }
 }
