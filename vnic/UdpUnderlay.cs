@@ -85,7 +85,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
     /// coalesced datagrams is never cut short.</summary>
     public const int GroSlotBytes = 65536;
 
-    private const int PollMicroseconds = 100_000;
+    /// <summary>How long the reader's waiting receive may block (SO_RCVTIMEO), so Dispose is noticed.</summary>
+    private const int ReceiveWaitMilliseconds = 100;
     /// <summary>Receives made in one go before the loop is woken.</summary>
     private const int BatchMax = 64;
     private const int ControlBytes = 64;
@@ -189,6 +190,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
             // Room for bursts while the loop is busy: Linux's default (208 KiB) held ~140 frames of
             // 1450 bytes, fewer than one TCP window of a zone's transfer.
             socket.ReceiveBufferSize = 4 << 20;
+            socket.Blocking = true;
+            socket.ReceiveTimeout = ReceiveWaitMilliseconds;
             socket.SendBufferSize = 4 << 20;
             // RFC 7348 section 5: the outer UDP checksum SHOULD be zero over IPv4, as Linux's vxlan
             // driver sends it and the global zone's underlay does (SO_NO_CHECK).
@@ -265,6 +268,23 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
             _sendErrors++;
             return false;
         }
+        if (_fd >= 0)
+        {
+            // The socket's own sendto on the kept sockaddr: no marshalling of .NET's SocketAddress.
+            CheckOutgoing(false);
+            byte[] raw = SockAddr(target);
+            fixed (byte* data = payload)
+            fixed (byte* toPtr = raw)
+            {
+                if (UdpSocketCalls.SendTo(_fd, data, (nuint)payload.Length, 0, toPtr, (uint)raw.Length) == payload.Length)
+                {
+                    _sent++;
+                    return true;
+                }
+            }
+            _sendErrors++;
+            return false;
+        }
         if (!_addresses.TryGetValue(target, out SocketAddress? to))
         {
             to = new IPEndPoint(target.Address.ToIPAddress(), target.Port).Serialize();
@@ -302,27 +322,21 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         var msg = (UdpSocketCalls.MsgHdr*)h;
         var iov = (UdpSocketCalls.Iovec*)(h + UdpSocketCalls.MsgHdrSize);
         byte* control = h + UdpSocketCalls.MsgHdrSize + UdpSocketCalls.IovecSize;
+        if (_fd < 0) return; // no socket calls of our own here: nothing is ever received
         while (!_stop)
         {
-            try
-            {
-                if (!_socket.Poll(PollMicroseconds, SelectMode.SelectRead)) continue;
-            }
-            catch (ObjectDisposedException) { return; }
-            catch (SocketException) when (_stop) { return; }
-            catch (SocketException)
-            {
-                Interlocked.Increment(ref _receiveErrors);
-                continue;
-            }
+            // The first receive waits (at most the socket's SO_RCVTIMEO, so Dispose is noticed): one
+            // system call where poll(2) and then recvmsg(2) took two for every wake-up.
+            bool wait = true;
             // Everything waiting, then one wake-up of the loop for the lot.
             int taken = 0;
             while (!_stop && taken < BatchMax)
             {
                 bool spare = !_free.Reader.TryRead(out Slot? slot);
                 slot ??= scratch;
-                int r = ReceiveInto(slot, msg, iov, control);
-                if (r == 0) // nothing more waiting
+                int r = ReceiveInto(slot, msg, iov, control, wait);
+                wait = false;
+                if (r == 0) // nothing more waiting (or the wait timed out)
                 {
                     if (!spare) _free.Writer.TryWrite(slot);
                     break;
@@ -342,12 +356,11 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         GC.KeepAlive(header);
     }
 
-    // One recvmsg into the slot, without waiting. Returns the datagrams it holds (more than one under
-    // UDP_GRO), 0 when none was waiting, -1 when the receive failed or did not fit (counted). A slot
+    // One recvmsg into the slot, waiting up to the socket's receive timeout when `wait`, else not.
+    // Returns the datagrams it holds (more than one under UDP_GRO), 0 when none was waiting, -1 when the receive failed or did not fit (counted). A slot
     // without GRO is one byte longer than a datagram may be, so a longer one shows in the count.
-    private int ReceiveInto(Slot slot, UdpSocketCalls.MsgHdr* msg, UdpSocketCalls.Iovec* iov, byte* control)
+    private int ReceiveInto(Slot slot, UdpSocketCalls.MsgHdr* msg, UdpSocketCalls.Iovec* iov, byte* control, bool wait)
     {
-        if (_fd < 0) return 0;
         iov->Base = slot.Data;
         iov->Len = (nuint)slot.Buffer.Length;
         *msg = default;
@@ -357,7 +370,7 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         msg->IovLen = 1;
         msg->Control = control;
         msg->ControlLen = ControlBytes;
-        nint n = UdpSocketCalls.RecvMsg(_fd, msg, UdpSocketCalls.MsgDontWait);
+        nint n = UdpSocketCalls.RecvMsg(_fd, msg, wait ? 0 : UdpSocketCalls.MsgDontWait);
         if (n < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
