@@ -397,18 +397,24 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
     {
         Volatile.Write(ref _drainPending, 0);
         Interlocked.MemoryBarrier();
+        var receive = _receive;
+        var large = _receiveLarge;
         while (_ready.Reader.TryRead(out Slot? slot))
         {
-            var receive = _receive;
             if (receive is null) _unheard++;
             else if (TryEndpoint(slot.From, out UnderlayEndpoint from))
             {
                 int length = slot.Length, step = slot.Segment == 0 ? length : slot.Segment;
-                if (step < length && _receiveLarge is { } large) DeliverRun(from, slot.Buffer, length, step, receive, large); // rule 6
-                else for (int at = 0; at < length; at += step) receive(from, slot.Buffer.AsMemory(at, Math.Min(step, length - at)));
+                for (int at = 0; at < length; at += step)
+                {
+                    var datagram = slot.Buffer.AsMemory(at, Math.Min(step, length - at));
+                    if (large is null) receive(from, datagram);
+                    else Offer(from, datagram, receive, large); // rule 6
+                }
             }
             _free.Writer.TryWrite(slot);
         }
+        if (receive is not null && large is not null) FlushRun(receive, large);
     }
 
     // The sender of a datagram, from the sockaddr_in or sockaddr_in6 recvmsg filled in: family at 0
