@@ -47,7 +47,7 @@ public sealed partial class UdpUnderlay
     // the receiver as it is). The run stays open across slots, so the runs of several GRO receives
     // (the kernel hands over at most one GSO send's datagrams at a time) join into one segment of up
     // to 64 KiB; FlushRun at the drain's end hands the last one over.
-    private void Offer(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram,
+    internal void Offer(UnderlayEndpoint from, ReadOnlyMemory<byte> datagram,
         Action<UnderlayEndpoint, ReadOnlyMemory<byte>> receive, Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> large)
     {
         var d = datagram.Span;
@@ -101,7 +101,7 @@ public sealed partial class UdpUnderlay
     // Hands the open run over: a run of one as the datagram it was (copied whole into _merged), a
     // longer one joined, with its IPv4 length and checksum made right, PSH if its last piece had it,
     // the TCP checksum field holding the pseudo-header sum.
-    private void FlushRun(Action<UnderlayEndpoint, ReadOnlyMemory<byte>> receive, Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> large)
+    internal void FlushRun(Action<UnderlayEndpoint, ReadOnlyMemory<byte>> receive, Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int> large)
     {
         int length = _openLength;
         if (length == 0) return;
