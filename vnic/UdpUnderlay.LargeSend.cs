@@ -57,6 +57,12 @@ public sealed unsafe partial class UdpUnderlay
     public bool TakesLargeSend => !_stop && _fd >= 0;
 
     /// <inheritdoc/>
+    public int RunBytes => UdpSocketCalls.MaxGsoBytes;
+
+    /// <inheritdoc/>
+    public int RunDatagrams => UdpSocketCalls.MaxGsoSegments;
+
+    /// <inheritdoc/>
     public int SendSegmented(UnderlayEndpoint target, ReadOnlySpan<byte> vxlan, ReadOnlySpan<byte> frame, int mss, out int failed)
     {
         failed = 0;
