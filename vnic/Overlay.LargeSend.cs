@@ -122,11 +122,12 @@ public interface IOverlayLargeReceive
 
 public sealed partial class OverlayLink
 {
-    /// <summary>A coalesced inner frame (IOverlayLargeReceive): one large TCP segment marked with its
-    /// MSS (Packet.LsoMss), its checksum pending, switched like any frame (MacLayer.cs rule 9 delivers
+    /// <summary>A coalesced inner frame (IOverlayLargeReceive) of <paramref name="pieces"/> datagrams
+    /// (decap counts each): one large TCP segment marked with its MSS (Packet.LsoMss), its checksum
+    /// pending, switched like any frame (MacLayer.cs rule 9 delivers
     /// it whole to a stack that takes it, cut to anyone else). With no large buffer free it is cut
     /// here and each segment decapsulated in turn.</summary>
-    internal void DecapsulateLarge(ReadOnlySpan<byte> inner, int mss, int transport)
+    internal void DecapsulateLarge(ReadOnlySpan<byte> inner, int mss, int transport, int pieces)
     {
         var os = OverlayStats;
         var p = Mac.Pool.RentLso(inner.Length);
@@ -144,7 +145,11 @@ public sealed partial class OverlayLink
         inner.CopyTo(p.Data);
         p.LsoMss = (ushort)mss;
         p.SetChecksumPending(transport, inner.Length - transport, TcpView.ChecksumOffset);
+        // decap counts datagrams, as encap does for a large send (EncapsulateLarge): the joined
+        // frame's pieces once it passed the link's ingress checks (SwitchInner counts one).
+        long before = os.Decap;
         SwitchInner(p, fromUnderlay: true);
+        if (os.Decap != before) os.Decap += pieces - 1;
     }
 }
 
@@ -162,6 +167,6 @@ internal sealed partial class OverlayMux
             overlay.OverlayStats.DropBadFrame++;
             return;
         }
-        overlay.DecapsulateLarge(inner, mss, seg.TransportOffset);
+        overlay.DecapsulateLarge(inner, mss, seg.TransportOffset, seg.Count);
     }
 }
