@@ -6,19 +6,25 @@ using SmartOS.Kernel.Wire;
 namespace SmartOS.Vnic;
 
 /// <summary>
-/// Large receive over the socket (rule 6 of UdpUnderlay.cs): a UDP_GRO run holds datagrams of one
-/// sender; consecutive ones that carry consecutive segments of one inner TCP flow are joined into
-/// one large segment for the overlay (IOverlayLargeReceive), as Linux's tcp_gro_receive joins a
-/// NIC's segments: the receiving zone's stack then handles one segment where it had dozens.
+/// Large receive over the socket (rule 6 of UdpUnderlay.cs): the datagrams of a drain (its slots'
+/// GRO runs, each of one sender) that carry consecutive segments of one inner TCP flow are joined
+/// into one large segment for the overlay (IOverlayLargeReceive), as Linux's tcp_gro_receive joins a
+/// NIC's segments: the receiving zone's stack then handles one segment where it had dozens, and
+/// acknowledges once. The run stays open from one slot to the next: a GRO receive holds at most
+/// one GSO send's datagrams, and joining only within it made segments of ~23 pieces where 45 fit.
 ///
-/// A datagram joins the run of the one before when both are VXLAN with the same header, carry
-/// untagged or tagged Ethernet with the same addresses, IPv4 without options or fragments with the
-/// same TOS, TTL and addresses, and TCP with the same ports, acknowledgement, window and options,
-/// flags ACK (PSH allowed on the last), a payload, and the next sequence number; the run's pieces
-/// but the last have equal payloads (the MSS). Each piece's IPv4 and TCP checksums are verified as
-/// it joins (one pass over its bytes, as the stack would have made), so the joined segment's TCP
-/// checksum is left pending: its field holds the pseudo-header sum. A piece that does not join is
-/// handed over alone, and so is a run of one.
+/// A datagram joins the open run when both are VXLAN with the same header, carry untagged or
+/// tagged Ethernet with the same addresses, IPv4 without options or fragments with the same TOS,
+/// TTL and addresses, and TCP with the same ports, acknowledgement, window and options, flags ACK
+/// (PSH allowed on the last), a payload, and the next sequence number; the run's pieces but the
+/// last have equal payloads (the MSS), and the joined datagram stays within 65507 bytes. Each
+/// piece's IPv4 header checksum is verified before, and its TCP checksum while its payload is
+/// copied into the joined frame (CopySum: one pass over the bytes where a checksum pass and then a
+/// copy made two), so the joined segment's TCP checksum is left pending: its field holds the
+/// pseudo-header sum. A piece whose checksum is wrong goes to the receiver alone and unchanged
+/// (the zone's stack drops and counts it), and the run before it goes on without it; a datagram
+/// that cannot be a piece hands the open run over first, so order is kept; a run of one is handed
+/// over as the datagram it was. The drain's end hands the open run over.
 /// </summary>
 public sealed partial class UdpUnderlay
 {

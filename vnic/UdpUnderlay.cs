@@ -48,9 +48,12 @@ namespace SmartOS.Vnic;
 ///      header, back to back in one send buffer of equal-size datagrams, and handed to the kernel
 ///      with ONE sendmsg carrying UDP_SEGMENT = the datagram size (UDP GSO, Linux 4.18; up to 64
 ///      datagrams and 65507 bytes a call). Linux refuses UDP GSO on a socket that sends no UDP
-///      checksum, so SO_NO_CHECK is lifted around that call: a large send's datagrams carry the
+///      checksum, so SO_NO_CHECK is lifted for those calls: a large send's datagrams carry the
 ///      outer checksum (the kernel's, offloaded where the device can), which RFC 7348 section 5
-///      allows, while single datagrams keep the zero it recommends. When the kernel says GSO is not
+///      allows, while single datagrams keep the zero it recommends (the option is changed only when
+///      the next send needs the other setting, not twice a call). A VNIC over the overlay is
+///      offered large sends only as big as one call carries in full segments (OverlayLink.LsoMax:
+///      61,280 bytes of IP for MTU 1400), so each is one call. When the kernel says GSO is not
 ///      there (no UDP_SEGMENT option; EINVAL, EIO, ENOPROTOOPT or EOPNOTSUPP from the call) the
 ///      socket steps down for good to sendmmsg(2), one call per run, and from ENOSYS to sendto(2)
 ///      per datagram; kstat overlay:0:udp_IP_PORT counts the calls of each (lso_gso_calls,
@@ -58,11 +61,14 @@ namespace SmartOS.Vnic;
 ///      (lso_method: 0 GSO, 1 sendmmsg, 2 sendto). Receive: UDP_GRO (Linux 5.0), so one recvmsg
 ///      returns a run of datagrams of one sender with their size in a control message (gro,
 ///      gro_receives); a slot then holds 64 KiB.
-///   6. Large receive (UdpUnderlay.Coalesce.cs): consecutive datagrams of a GRO run that carry
-///      consecutive segments of one inner TCP flow are joined, each piece's checksums verified,
-///      into one large segment handed to the overlay with its MSS (IOverlayLargeReceive); the zone's
-///      stack takes it whole (MacLayer.cs rule 9) and anything else gets MSS segments. Every other
-///      datagram of a run is handed over alone, as without GRO (lro_segments, lro_pieces).
+///   6. Large receive (UdpUnderlay.Coalesce.cs): consecutive datagrams of one drain (across its GRO
+///      runs, up to 65507 bytes) that carry consecutive segments of one inner TCP flow are joined,
+///      each piece's checksums verified (the TCP one summed while its payload is copied into the
+///      joined frame), into one large segment handed to the overlay with its MSS
+///      (IOverlayLargeReceive); the zone's stack takes it whole (MacLayer.cs rule 9) and anything
+///      else gets MSS segments. Every other datagram is handed over alone, as without GRO, and so is
+///      a piece whose checksum is wrong, unchanged, for the stack to drop and count (lro_segments,
+///      lro_pieces; the overlay's decap counts the pieces).
 ///
 /// Measured (tests/SmartOS.Benchmarks overlay-real: iperf between zones on two daemons in two
 /// network namespaces over veth, after a warm-up run, beside Linux vxlan to Linux vxlan in the same
