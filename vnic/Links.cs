@@ -333,10 +333,9 @@ public sealed class MacClient
     /// <summary>The largest IP packet this client may send as one large-send TCP segment
     /// (Packet.LsoMss), or 0 when the link has no large send: only a port of a switch whose NIC's
     /// device segments (PhysLink.TakesLso) or of an overlay whose underlay does (OverlayLink.TakesLso),
-    /// as illumos's mac_capab_lso answers for a VNIC over a NIC with LSO. The frame stays within a capture's snaplen and leaves room for a VLAN tag.</summary>
-    public int LsoMax => Link.Switch.TakesLso
-        ? PacketPool.LsoSize - EthernetView.HeaderLength - EthernetView.TagLength
-        : 0;
+    /// as illumos's mac_capab_lso answers for a VNIC over a NIC with LSO. The frame stays within a capture's snaplen and leaves room for a VLAN tag;
+    /// over an overlay, its segments fit one send of the underlay (OverlayLink.LsoMax).</summary>
+    public int LsoMax => Link.Switch.LsoMax(Link.Mtu);
     public string LinkName => Link.Name;
     public PacketPool Pool => Link.Mac.Pool;
     public Scheduler Scheduler => Link.Mac.Scheduler;

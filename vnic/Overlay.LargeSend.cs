@@ -22,6 +22,13 @@ public interface IOverlayLargeSend
     /// made right (TcpSegmentation). Returns the datagrams sent and in <paramref name="failed"/> those
     /// that could not be; -1 (nothing sent) when the frame is not such a segment.</summary>
     int SendSegmented(UnderlayEndpoint target, ReadOnlySpan<byte> vxlan, ReadOnlySpan<byte> frame, int mss, out int failed);
+
+    /// <summary>The most bytes of datagrams one call to the kernel carries (UDP GSO: 65507), 0 when
+    /// there is no such bound.</summary>
+    int RunBytes => 0;
+
+    /// <summary>The most datagrams one call carries (UDP GSO: 64), 0 when there is no such bound.</summary>
+    int RunDatagrams => 0;
 }
 
 public sealed partial class OverlayLink
@@ -29,6 +36,24 @@ public sealed partial class OverlayLink
     /// <summary>Whether a VNIC of this overlay may send large segments (MacClient.LsoMax): only when
     /// its listen endpoint's underlay cuts them itself (IOverlayLargeSend).</summary>
     internal bool TakesLso => Mux?.Underlay is IOverlayLargeSend { TakesLargeSend: true };
+
+    /// <summary>The largest IP packet a VNIC with MTU <paramref name="mtu"/> may send as one large
+    /// send over this overlay (MacClient.LsoMax): when the underlay bounds its calls (RunBytes,
+    /// RunDatagrams), as many full segments as one call carries, so a large send is one call. TCP
+    /// fills a large send with (LsoMax - IP header - 60) / MSS segments (TcpProtocol.SendChunk) and
+    /// an MSS is at most mtu - 40; each datagram is at most VXLAN + Ethernet + a tag + mtu. With the
+    /// whole 64 KiB a 1400-byte overlay's large send of 48 segments went as a GSO call of 46 and
+    /// one of 2: twice the calls, receives and wake-ups of both daemons.</summary>
+    internal int LsoMax(int mtu)
+    {
+        int whole = PacketPool.LsoSize - EthernetView.HeaderLength - EthernetView.TagLength;
+        if (Mux?.Underlay is not IOverlayLargeSend large || large.RunBytes <= 0) return whole;
+        int datagram = VxlanHeader.Length + EthernetView.HeaderLength + EthernetView.TagLength + mtu;
+        int k = large.RunBytes / datagram;
+        if (large.RunDatagrams > 0) k = Math.Min(k, large.RunDatagrams);
+        if (k < 2 || mtu <= 40) return whole;
+        return Math.Min(whole, Ipv4View.MinHeaderLength + 60 + k * (mtu - 40));
+    }
 
     /// <summary>Encapsulate's way for a large-send frame whose destination is known: the underlay
     /// cuts it into VXLAN datagrams when it can (encap counts each); otherwise it is cut here and each
@@ -97,11 +122,12 @@ public interface IOverlayLargeReceive
 
 public sealed partial class OverlayLink
 {
-    /// <summary>A coalesced inner frame (IOverlayLargeReceive): one large TCP segment marked with its
-    /// MSS (Packet.LsoMss), its checksum pending, switched like any frame (MacLayer.cs rule 9 delivers
+    /// <summary>A coalesced inner frame (IOverlayLargeReceive) of <paramref name="pieces"/> datagrams
+    /// (decap counts each): one large TCP segment marked with its MSS (Packet.LsoMss), its checksum
+    /// pending, switched like any frame (MacLayer.cs rule 9 delivers
     /// it whole to a stack that takes it, cut to anyone else). With no large buffer free it is cut
     /// here and each segment decapsulated in turn.</summary>
-    internal void DecapsulateLarge(ReadOnlySpan<byte> inner, int mss, int transport)
+    internal void DecapsulateLarge(ReadOnlySpan<byte> inner, int mss, int transport, int pieces)
     {
         var os = OverlayStats;
         var p = Mac.Pool.RentLso(inner.Length);
@@ -119,7 +145,11 @@ public sealed partial class OverlayLink
         inner.CopyTo(p.Data);
         p.LsoMss = (ushort)mss;
         p.SetChecksumPending(transport, inner.Length - transport, TcpView.ChecksumOffset);
+        // decap counts datagrams, as encap does for a large send (EncapsulateLarge): the joined
+        // frame's pieces once it passed the link's ingress checks (SwitchInner counts one).
+        long before = os.Decap;
         SwitchInner(p, fromUnderlay: true);
+        if (os.Decap != before) os.Decap += pieces - 1;
     }
 }
 
@@ -137,6 +167,6 @@ internal sealed partial class OverlayMux
             overlay.OverlayStats.DropBadFrame++;
             return;
         }
-        overlay.DecapsulateLarge(inner, mss, seg.TransportOffset);
+        overlay.DecapsulateLarge(inner, mss, seg.TransportOffset, seg.Count);
     }
 }

@@ -48,9 +48,12 @@ namespace SmartOS.Vnic;
 ///      header, back to back in one send buffer of equal-size datagrams, and handed to the kernel
 ///      with ONE sendmsg carrying UDP_SEGMENT = the datagram size (UDP GSO, Linux 4.18; up to 64
 ///      datagrams and 65507 bytes a call). Linux refuses UDP GSO on a socket that sends no UDP
-///      checksum, so SO_NO_CHECK is lifted around that call: a large send's datagrams carry the
+///      checksum, so SO_NO_CHECK is lifted for those calls: a large send's datagrams carry the
 ///      outer checksum (the kernel's, offloaded where the device can), which RFC 7348 section 5
-///      allows, while single datagrams keep the zero it recommends. When the kernel says GSO is not
+///      allows, while single datagrams keep the zero it recommends (the option is changed only when
+///      the next send needs the other setting, not twice a call). A VNIC over the overlay is
+///      offered large sends only as big as one call carries in full segments (OverlayLink.LsoMax:
+///      61,280 bytes of IP for MTU 1400), so each is one call. When the kernel says GSO is not
 ///      there (no UDP_SEGMENT option; EINVAL, EIO, ENOPROTOOPT or EOPNOTSUPP from the call) the
 ///      socket steps down for good to sendmmsg(2), one call per run, and from ENOSYS to sendto(2)
 ///      per datagram; kstat overlay:0:udp_IP_PORT counts the calls of each (lso_gso_calls,
@@ -58,16 +61,28 @@ namespace SmartOS.Vnic;
 ///      (lso_method: 0 GSO, 1 sendmmsg, 2 sendto). Receive: UDP_GRO (Linux 5.0), so one recvmsg
 ///      returns a run of datagrams of one sender with their size in a control message (gro,
 ///      gro_receives); a slot then holds 64 KiB.
-///   6. Large receive (UdpUnderlay.Coalesce.cs): consecutive datagrams of a GRO run that carry
-///      consecutive segments of one inner TCP flow are joined, each piece's checksums verified,
-///      into one large segment handed to the overlay with its MSS (IOverlayLargeReceive); the zone's
-///      stack takes it whole (MacLayer.cs rule 9) and anything else gets MSS segments. Every other
-///      datagram of a run is handed over alone, as without GRO (lro_segments, lro_pieces).
+///   6. Large receive (UdpUnderlay.Coalesce.cs): consecutive datagrams of one drain (across its GRO
+///      runs, up to 65507 bytes) that carry consecutive segments of one inner TCP flow are joined,
+///      each piece's checksums verified (the TCP one summed while its payload is copied into the
+///      joined frame), into one large segment handed to the overlay with its MSS
+///      (IOverlayLargeReceive); the zone's stack takes it whole (MacLayer.cs rule 9) and anything
+///      else gets MSS segments. Every other datagram is handed over alone, as without GRO, and so is
+///      a piece whose checksum is wrong, unchanged, for the stack to drop and count (lro_segments,
+///      lro_pieces; the overlay's decap counts the pieces).
 ///
 /// Measured (tests/SmartOS.Benchmarks overlay-real: iperf between zones on two daemons in two
 /// network namespaces over veth, after a warm-up run, beside Linux vxlan to Linux vxlan in the same
 /// run; 2 cores shared with other builds, load average 17-31): without rules 5 and 6, 0.06 and 0.07
-/// of Linux's rate (520 against 9,245 Mbit/s); with them 0.56 to 1.13 (4,630 against 6,887).
+/// of Linux's rate (520 against 9,245 Mbit/s); with them 0.56 to 1.13 (4,630 against 6,887); on a
+/// quiet machine 0.41-0.44 (6,910-7,450 against 16,509-16,839). A profile of both daemons then
+/// put their time in system calls and wake-ups: the reader's poll, two setsockopt a GSO call, one
+/// acknowledgement per ~23 pieces (a GRO receive holds one GSO call, and 64 KiB large sends went
+/// as calls of 46 and 2). With the reader's waiting recvmsg, SO_NO_CHECK changed only when needed,
+/// large sends fitting one call and runs joined across a drain (43 pieces a segment), at load
+/// average 34-40 each daemon's CPU time per gigabyte fell from 844-898 ms to 705-811 (sender) and
+/// from 829-844 to 743-765 (receiver), the rate from 4.2-4.4 to 4.8-4.9 Gbit/s (README). With the
+/// real-time loop spinning once before it blocks (RealTimeDriver.cs), at load average 9-18: 8,610-
+/// 8,700 Mbit/s against Linux's 12,178-13,824, 0.63-0.71 (main in turn: 0.40-0.47).
 /// </summary>
 public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLargeSend, IOverlayLargeReceive, IKstatSource, IDisposable
 {
@@ -85,7 +100,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
     /// coalesced datagrams is never cut short.</summary>
     public const int GroSlotBytes = 65536;
 
-    private const int PollMicroseconds = 100_000;
+    /// <summary>How long the reader's waiting receive may block (SO_RCVTIMEO), so Dispose is noticed.</summary>
+    private const int ReceiveWaitMilliseconds = 100;
     /// <summary>Receives made in one go before the loop is woken.</summary>
     private const int BatchMax = 64;
     private const int ControlBytes = 64;
@@ -189,6 +205,8 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
             // Room for bursts while the loop is busy: Linux's default (208 KiB) held ~140 frames of
             // 1450 bytes, fewer than one TCP window of a zone's transfer.
             socket.ReceiveBufferSize = 4 << 20;
+            socket.Blocking = true;
+            socket.ReceiveTimeout = ReceiveWaitMilliseconds;
             socket.SendBufferSize = 4 << 20;
             // RFC 7348 section 5: the outer UDP checksum SHOULD be zero over IPv4, as Linux's vxlan
             // driver sends it and the global zone's underlay does (SO_NO_CHECK).
@@ -265,6 +283,23 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
             _sendErrors++;
             return false;
         }
+        if (_fd >= 0)
+        {
+            // The socket's own sendto on the kept sockaddr: no marshalling of .NET's SocketAddress.
+            CheckOutgoing(false);
+            byte[] raw = SockAddr(target);
+            fixed (byte* data = payload)
+            fixed (byte* toPtr = raw)
+            {
+                if (UdpSocketCalls.SendTo(_fd, data, (nuint)payload.Length, 0, toPtr, (uint)raw.Length) == payload.Length)
+                {
+                    _sent++;
+                    return true;
+                }
+            }
+            _sendErrors++;
+            return false;
+        }
         if (!_addresses.TryGetValue(target, out SocketAddress? to))
         {
             to = new IPEndPoint(target.Address.ToIPAddress(), target.Port).Serialize();
@@ -302,27 +337,21 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         var msg = (UdpSocketCalls.MsgHdr*)h;
         var iov = (UdpSocketCalls.Iovec*)(h + UdpSocketCalls.MsgHdrSize);
         byte* control = h + UdpSocketCalls.MsgHdrSize + UdpSocketCalls.IovecSize;
+        if (_fd < 0) return; // no socket calls of our own here: nothing is ever received
         while (!_stop)
         {
-            try
-            {
-                if (!_socket.Poll(PollMicroseconds, SelectMode.SelectRead)) continue;
-            }
-            catch (ObjectDisposedException) { return; }
-            catch (SocketException) when (_stop) { return; }
-            catch (SocketException)
-            {
-                Interlocked.Increment(ref _receiveErrors);
-                continue;
-            }
+            // The first receive waits (at most the socket's SO_RCVTIMEO, so Dispose is noticed): one
+            // system call where poll(2) and then recvmsg(2) took two for every wake-up.
+            bool wait = true;
             // Everything waiting, then one wake-up of the loop for the lot.
             int taken = 0;
             while (!_stop && taken < BatchMax)
             {
                 bool spare = !_free.Reader.TryRead(out Slot? slot);
                 slot ??= scratch;
-                int r = ReceiveInto(slot, msg, iov, control);
-                if (r == 0) // nothing more waiting
+                int r = ReceiveInto(slot, msg, iov, control, wait);
+                wait = false;
+                if (r == 0) // nothing more waiting (or the wait timed out)
                 {
                     if (!spare) _free.Writer.TryWrite(slot);
                     break;
@@ -342,12 +371,11 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         GC.KeepAlive(header);
     }
 
-    // One recvmsg into the slot, without waiting. Returns the datagrams it holds (more than one under
-    // UDP_GRO), 0 when none was waiting, -1 when the receive failed or did not fit (counted). A slot
+    // One recvmsg into the slot, waiting up to the socket's receive timeout when `wait`, else not.
+    // Returns the datagrams it holds (more than one under UDP_GRO), 0 when none was waiting, -1 when the receive failed or did not fit (counted). A slot
     // without GRO is one byte longer than a datagram may be, so a longer one shows in the count.
-    private int ReceiveInto(Slot slot, UdpSocketCalls.MsgHdr* msg, UdpSocketCalls.Iovec* iov, byte* control)
+    private int ReceiveInto(Slot slot, UdpSocketCalls.MsgHdr* msg, UdpSocketCalls.Iovec* iov, byte* control, bool wait)
     {
-        if (_fd < 0) return 0;
         iov->Base = slot.Data;
         iov->Len = (nuint)slot.Buffer.Length;
         *msg = default;
@@ -357,7 +385,7 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
         msg->IovLen = 1;
         msg->Control = control;
         msg->ControlLen = ControlBytes;
-        nint n = UdpSocketCalls.RecvMsg(_fd, msg, UdpSocketCalls.MsgDontWait);
+        nint n = UdpSocketCalls.RecvMsg(_fd, msg, wait ? 0 : UdpSocketCalls.MsgDontWait);
         if (n < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -384,18 +412,24 @@ public sealed unsafe partial class UdpUnderlay : IOverlayUnderlay, IOverlayLarge
     {
         Volatile.Write(ref _drainPending, 0);
         Interlocked.MemoryBarrier();
+        var receive = _receive;
+        var large = _receiveLarge;
         while (_ready.Reader.TryRead(out Slot? slot))
         {
-            var receive = _receive;
             if (receive is null) _unheard++;
             else if (TryEndpoint(slot.From, out UnderlayEndpoint from))
             {
                 int length = slot.Length, step = slot.Segment == 0 ? length : slot.Segment;
-                if (step < length && _receiveLarge is { } large) DeliverRun(from, slot.Buffer, length, step, receive, large); // rule 6
-                else for (int at = 0; at < length; at += step) receive(from, slot.Buffer.AsMemory(at, Math.Min(step, length - at)));
+                for (int at = 0; at < length; at += step)
+                {
+                    var datagram = slot.Buffer.AsMemory(at, Math.Min(step, length - at));
+                    if (large is null) receive(from, datagram);
+                    else Offer(from, datagram, receive, large); // rule 6
+                }
             }
             _free.Writer.TryWrite(slot);
         }
+        if (receive is not null && large is not null) FlushRun(receive, large);
     }
 
     // The sender of a datagram, from the sockaddr_in or sockaddr_in6 recvmsg filled in: family at 0

@@ -165,6 +165,13 @@ public sealed class VSwitch
     /// <summary>Whether frames this switch sends out may be large sends (MacClient.LsoMax).</summary>
     internal bool TakesLso => _uplink is PhysLink phys ? phys.TakesLso : _uplink == null && Bridged == null && _overlay is { TakesLso: true };
 
+    /// <summary>The largest IP packet a port with MTU <paramref name="mtu"/> may send as one large
+    /// send (MacClient.LsoMax): 0 without large send; over an overlay what its underlay sends in one
+    /// call (OverlayLink.LsoMax).</summary>
+    internal int LsoMax(int mtu) => !TakesLso ? 0
+        : _overlay != null ? _overlay.LsoMax(mtu)
+        : PacketPool.LsoSize - EthernetView.HeaderLength - EthernetView.TagLength;
+
     /// <summary>Software segmentation (rule 9): a large-send frame that may not go on whole is cut
     /// into the MSS segments the NIC would have put on the wire, each forwarded in turn (lso_soft on
     /// the sending link).</summary>

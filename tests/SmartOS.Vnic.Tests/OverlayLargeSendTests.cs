@@ -40,6 +40,8 @@ public class OverlayLargeSendTests
             return seg.Count;
         }
         public void SetLargeReceiver(Action<UnderlayEndpoint, ReadOnlyMemory<byte>, int>? receive) => LargeReceiver = receive;
+        public int RunBytes { get; set; }
+        public int RunDatagrams { get; set; }
     }
 
     private static (Rig Rig, SegmentingUnderlay Underlay, OverlayLink Overlay) Host()
@@ -96,6 +98,23 @@ public class OverlayLargeSendTests
     {
         var (rig, _, _) = Host();
         Assert.That(Vnic(rig, 1).LsoMax, Is.GreaterThan(60_000));
+    }
+
+    [Test]
+    public void Large_send_over_an_underlay_that_bounds_its_calls_fits_one_call()
+    {
+        var (rig, under, _) = Host();
+        under.RunBytes = 65507; // UDP GSO's bounds (UdpUnderlay.cs rule 5)
+        under.RunDatagrams = 64;
+        var client = Vnic(rig, 1);
+        Assert.That(client.Mtu, Is.EqualTo(1400), "overlay(7)'s default MTU");
+        // 45 datagrams of VXLAN + Ethernet + a tag + 1400 fit in 65507 bytes, 46 do not; TCP fills
+        // (LsoMax - 20 - 60) / MSS segments, MSS at most 1360.
+        Assert.That(client.LsoMax, Is.EqualTo(20 + 60 + 45 * 1360));
+        int segments = (client.LsoMax - 20 - 60) / 1360;
+        Assert.That(segments * (8 + 14 + 4 + 1400), Is.LessThanOrEqualTo(65507), "one call carries them");
+        under.RunDatagrams = 16;
+        Assert.That(client.LsoMax, Is.EqualTo(20 + 60 + 16 * 1360), "the datagram bound when it is the smaller");
     }
 
     [Test]
@@ -165,6 +184,6 @@ public class OverlayLargeSendTests
             payload.AddRange(tcp[20..].ToArray());
         }
         Assert.That(payload, Is.EqualTo(frame[54..]), "the payload whole, in order");
-        Assert.That(overlay.OverlayStats.Decap, Is.EqualTo(1));
+        Assert.That(overlay.OverlayStats.Decap, Is.EqualTo(10), "one per datagram joined, as encap counts a large send's");
     }
 }
