@@ -132,6 +132,23 @@ public sealed class Timeline
         }
     }
 
+    /// <summary>A check of rule 3 for tests: on one thread (Threads = 1), run the cells of each window
+    /// one after another, each to the window's end, in ascending (1) or descending (-1) cell order,
+    /// instead of merged by time (0). Cells do not touch each other inside a window, so the bytes
+    /// out must not change; a difference finds state shared between hosts outside the links.</summary>
+    public int SerialCellOrder
+    {
+        get => _cellOrder;
+        set
+        {
+            if (value is < -1 or > 1) throw new ArgumentOutOfRangeException(nameof(value), "0 (merged), 1 (ascending) or -1 (descending)");
+            _cellOrder = value;
+            _planned = false;
+        }
+    }
+
+    private int _cellOrder;
+
     /// <summary>Windows run since the timeline began (each ends at a barrier).</summary>
     public long Windows { get; private set; }
 
@@ -328,6 +345,7 @@ public sealed class Timeline
             _cellOf[i] = c;
         }
         int parts = Math.Max(1, Math.Min(_threads, cellIds.Count));
+        if (_cellOrder != 0 && _threads == 1) parts = Math.Max(1, cellIds.Count); // one cell each, run in turn on one thread
         var lists = new List<Scheduler>[parts];
         for (int p = 0; p < parts; p++) lists[p] = [];
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
@@ -357,15 +375,23 @@ public sealed class Timeline
         _error = null;
         _windowRan = false;
         Array.Clear(_partErrors);
-        var workers = new Worker[_parts.Length - 1];
-        for (int p = 1; p < _parts.Length; p++) workers[p - 1] = Worker.Rent();
+        var workers = new Worker[_cellOrder != 0 && _threads == 1 ? 0 : _parts.Length - 1];
+        for (int p = 0; p < workers.Length; p++) workers[p] = Worker.Rent();
         SetCrossings(true);
         try
         {
             Between();
             if (!_stop)
             {
-                if (_parts.Length == 1)
+                if (_cellOrder != 0 && _threads == 1)
+                {
+                    while (!_stop)
+                    {
+                        for (int i = 0; i < _parts.Length; i++) RunPart(_cellOrder > 0 ? i : _parts.Length - 1 - i);
+                        Between();
+                    }
+                }
+                else if (_parts.Length == 1)
                 {
                     while (!_stop)
                     {
