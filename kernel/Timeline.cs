@@ -378,6 +378,7 @@ public sealed class Timeline
         var workers = new Worker[_cellOrder != 0 && _threads == 1 ? 0 : _parts.Length - 1];
         for (int p = 0; p < workers.Length; p++) workers[p] = Worker.Rent();
         SetCrossings(true);
+        SetGuards();
         try
         {
             Between();
@@ -479,9 +480,12 @@ public sealed class Timeline
     /// <summary>The barrier (rules 3 to 5): one thread, every partition stopped.</summary>
     private void Between()
     {
+        // Rule 6 holds through the barrier too: its thread may touch any domain (every partition is
+        // stopped), any other thread none, so a continuation that reached the thread pool cannot
+        // race with the barrier's hand-over on a host's heap; it throws, on one thread as on several.
+        Scheduler.RunningCell = Scheduler.AnyCell;
         try
         {
-            ClearGuards();
             if (_windowRan)
             {
                 if (_windowEnd > Now) Now = _windowEnd;
@@ -527,7 +531,7 @@ public sealed class Timeline
                 _windowEnd = end;
                 _windowRan = true;
                 Windows++;
-                SetGuards(start);
+                for (int i = 1; i < _domains.Count; i++) _domains[i].SetNow(start);
                 return;
             }
         }
@@ -536,19 +540,18 @@ public sealed class Timeline
             _error ??= e;
             _stop = true;
         }
+        finally
+        {
+            Scheduler.RunningCell = 0;
+        }
     }
 
-    private void SetGuards(long start)
+    /// <summary>Rule 6's guards, set for the whole of a run in windows (the barrier's thread passes them).</summary>
+    private void SetGuards()
     {
         Root.Guard = -1;
         foreach (var part in _parts)
-        {
-            foreach (var d in part)
-            {
-                d.Guard = _cellOf[d.Domain] + 1;
-                d.SetNow(start);
-            }
-        }
+            foreach (var d in part) d.Guard = _cellOf[d.Domain] + 1;
     }
 
     private void ClearGuards()
