@@ -75,6 +75,10 @@ public sealed class Scheduler
     // The cell whose event this thread is running inside a window (Guard's numbering; 0: none).
     [ThreadStatic] private static int t_runningCell;
 
+    /// <summary>RunningCell of the barrier's thread (Timeline.cs rule 6): every partition is stopped, so
+    /// it may touch any domain's timers; no other thread may while the run lasts.</summary>
+    internal const int AnyCell = int.MinValue;
+
     internal static int RunningCell
     {
         get => t_runningCell;
@@ -143,11 +147,12 @@ public sealed class Scheduler
     /// several threads (it is refused on one thread too, so any test finds it).</summary>
     internal void CheckCell()
     {
-        if (Guard != 0 && Guard != t_runningCell) ThrowCrossing();
+        if (Guard != 0 && Guard != t_runningCell && t_runningCell != AnyCell) ThrowCrossing();
     }
 
-    private static void ThrowCrossing() => throw new InvalidOperationException(
-        "a timer of one host was armed or cancelled by another cell's event during a window: only wires may carry work between hosts");
+    private static void ThrowCrossing() => throw new InvalidOperationException(t_runningCell == 0
+        ? "a timer of a host was armed or cancelled off the timeline's threads while it runs in windows (a continuation on the thread pool?): only the host's own events and the barrier may"
+        : "a timer of one host was armed or cancelled by another cell's event during a window: only wires may carry work between hosts");
 
     internal void Insert(KTimer timer, long when, long seq)
     {

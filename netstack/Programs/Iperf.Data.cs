@@ -103,7 +103,11 @@ public static partial class Iperf
                 var buffer = new byte[UdpSocket.MaxPayload];
                 var udp = test.Udp!;
                 using var stop = new CancellationTokenSource();
-                _ = test.Done.Task.ContinueWith(_ => stop.Cancel(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                // The end of the test cancels the receive on the loop (an await, which resumes through
+                // the loop's context): a continuation on the default task scheduler ran inline only
+                // while the stack had room, and otherwise on a pool thread, off the host's loop
+                // (kernel/Timeline.cs rule 6).
+                _ = CancelWhenDone(test.Done.Task, stop);
                 while (!test.Stopped)
                 {
                     var r = await udp.ReceiveFromAsync(buffer, stop.Token);
@@ -115,6 +119,13 @@ public static partial class Iperf
             }
         }
         catch (TcpException) { }
+    }
+
+    private static async Task CancelWhenDone(Task done, CancellationTokenSource stop)
+    {
+        await done;
+        try { stop.Cancel(); }
+        catch (ObjectDisposedException) { } // the receive loop ended first
     }
 
     private static async Task ReceiveStream(Test test, DataStream stream)

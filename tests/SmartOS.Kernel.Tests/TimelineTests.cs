@@ -233,6 +233,43 @@ public class TimelineTests
         Assert.That(() => b.After(5, () => { }), Throws.Nothing, "between runs any thread may arm");
     }
 
+    /// <summary>Rule 6 at the barrier: the barrier's thread may arm any host's timer (the condition
+    /// is tested there), another thread may not while the run lasts (a continuation that reached
+    /// the thread pool would race with the barrier's hand-over on the host's heap).</summary>
+    [TestCase(1)]
+    [TestCase(2)]
+    public void Arming_a_hosts_timer_from_another_thread_during_a_barrier_is_refused(int threads)
+    {
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        var a = t.AddDomain();
+        var b = t.AddDomain();
+        t.AddLink(new Link(a, b, 1000, _ => { }));
+        a.After(10, () => { });
+        a.After(5000, () => { });
+        Exception? offThread = null;
+        bool armedOnBarrier = false;
+        int barriers = 0;
+        bool Done()
+        {
+            if (++barriers != 2) return false;
+            var other = new Thread(() =>
+            {
+                try { a.After(1, () => { }); }
+                catch (Exception e) { offThread = e; }
+            });
+            other.Start();
+            other.Join();
+            b.After(1, () => armedOnBarrier = true); // the barrier's own thread: allowed
+            return false;
+        }
+
+        t.RunUntil(Done);
+
+        Assert.That(offThread, Is.InstanceOf<InvalidOperationException>().With.Message.Contains("off the timeline's threads"));
+        Assert.That(armedOnBarrier, Is.True, "the barrier's thread armed a host's timer, which ran");
+        Assert.That(() => a.After(5, () => { }), Throws.Nothing, "between runs any thread may arm");
+    }
+
     [Test]
     public void Arming_the_worlds_own_timers_inside_a_window_is_refused()
     {
