@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using SmartOS.Kernel.Wire;
 
 namespace SmartOS.Vnic;
@@ -19,7 +17,7 @@ namespace SmartOS.Vnic;
 /// (PSH allowed on the last), a payload, and the next sequence number; the run's pieces but the
 /// last have equal payloads (the MSS), and the joined datagram stays within 65507 bytes. Each
 /// piece's IPv4 header checksum is verified before, and its TCP checksum while its payload is
-/// copied into the joined frame (CopySum: one pass over the bytes where a checksum pass and then a
+/// copied into the joined frame (Checksum.CopyAndSum: one pass over the bytes where a checksum pass and then a
 /// copy made two), so the joined segment's TCP checksum is left pending: its field holds the
 /// pseudo-header sum. A piece whose checksum is wrong goes to the receiver alone and unchanged
 /// (the zone's stack drops and counts it), and the run before it goes on without it; a datagram
@@ -70,7 +68,7 @@ public sealed partial class UdpUnderlay
             && header == _openL4 + (m[_openL4 + 12] >> 4) * 4 && SameFlow(m, d, l3, l4))
         {
             // The piece's TCP checksum, its payload summed as it is copied into place: one pass.
-            uint sum = pseudo + Checksum.Sum(d[l4..header]) + CopySum(d[header..], m.Slice(_openLength, payload));
+            uint sum = pseudo + Checksum.Sum(d[l4..header]) + Checksum.CopyAndSum(d[header..], m.Slice(_openLength, payload));
             if (Checksum.Fold(sum) != 0)
             {
                 // Broken: the run so far goes on whole, the piece alone (the stack drops and counts it).
@@ -87,7 +85,7 @@ public sealed partial class UdpUnderlay
         }
         FlushRun(receive, large);
         d[..header].CopyTo(m);
-        uint first = pseudo + Checksum.Sum(d[l4..header]) + CopySum(d[header..], m[header..d.Length]);
+        uint first = pseudo + Checksum.Sum(d[l4..header]) + Checksum.CopyAndSum(d[header..], m[header..d.Length]);
         if (Checksum.Fold(first) != 0)
         {
             receive(from, datagram);
@@ -131,53 +129,6 @@ public sealed partial class UdpUnderlay
         _coalesced++;
         _coalescedPieces += _openCount;
         large(_openFrom, _merged.AsMemory(0, length), _openMss);
-    }
-
-    /// <summary>Copies <paramref name="from"/> to <paramref name="to"/> (of the same length) and returns
-    /// the ones' complement sum of the bytes as <see cref="Checksum.Sum"/> does, in one pass over
-    /// them: 32 bytes a step where the CPU has 256-bit vectors.</summary>
-    internal static uint CopySum(ReadOnlySpan<byte> from, Span<byte> to)
-    {
-        if (to.Length != from.Length) throw new ArgumentException("lengths differ", nameof(to));
-        ulong le = 0;
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian && from.Length >= 64)
-        {
-            ref byte src = ref MemoryMarshal.GetReference(from);
-            ref byte dst = ref MemoryMarshal.GetReference(to);
-            var acc = Vector256<ulong>.Zero;
-            for (; i + 32 <= from.Length; i += 32)
-            {
-                var v = Vector256.LoadUnsafe(ref src, (nuint)i);
-                v.StoreUnsafe(ref dst, (nuint)i);
-                var (lo, hi) = Vector256.Widen(v.AsUInt32());
-                acc += lo + hi;
-            }
-            le = Vector256.Sum(acc);
-        }
-        for (; i + 8 <= from.Length; i += 8)
-        {
-            ulong v = BinaryPrimitives.ReadUInt64LittleEndian(from[i..]);
-            BinaryPrimitives.WriteUInt64LittleEndian(to[i..], v);
-            le += (v >> 32) + (v & 0xFFFFFFFF);
-        }
-        for (; i + 1 < from.Length; i += 2)
-        {
-            ushort v = BinaryPrimitives.ReadUInt16LittleEndian(from[i..]);
-            BinaryPrimitives.WriteUInt16LittleEndian(to[i..], v);
-            le += v;
-        }
-        if (i < from.Length)
-        {
-            to[i] = from[i];
-            le += from[i];
-        }
-        le = (le & 0xFFFFFFFF) + (le >> 32);
-        le = (le & 0xFFFFFFFF) + (le >> 32);
-        uint s = (uint)(le & 0xFFFF) + (uint)(le >> 16);
-        s = (s & 0xFFFF) + (s >> 16);
-        s = (s & 0xFFFF) + (s >> 16);
-        return BinaryPrimitives.ReverseEndianness((ushort)s);
     }
 
     // Whether the datagram is a piece that may join a run (see above), its IPv4 header checksum

@@ -120,7 +120,7 @@ public class UdpUnderlayCoalesceTests
             {
                 var from = source.AsSpan(offset, length);
                 var to = new byte[length + 2];
-                uint sum = UdpUnderlay.CopySum(from, to.AsSpan(1, length));
+                uint sum = Checksum.CopyAndSum(from, to.AsSpan(1, length));
                 Assert.That(sum, Is.EqualTo(Checksum.Sum(from)), $"sum of {length} bytes at {offset}");
                 Assert.That(to.AsSpan(1, length).SequenceEqual(from), Is.True, $"copy of {length} bytes at {offset}");
                 Assert.That((to[0], to[^1]), Is.EqualTo(((byte)0, (byte)0)), "nothing written outside");
