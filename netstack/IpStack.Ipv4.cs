@@ -293,15 +293,25 @@ public sealed partial class IpStack
         UdpStats.udpOutDatagrams++;
         Counters.ipOutRequests++;
         path.TryUse(this, dst, out _, out _, out var mac); // counts the route's use and the hit, as SendV4 does
-        var ip = new Ipv4Repr
-        {
-            Source = src, Destination = dst, Protocol = IpProtocol.Udp, PayloadLength = udpLength,
-            Ttl = ttl, Identification = NextIpId(), DontFragment = dontFragment,
-        };
+        ushort id = NextIpId();
         p.TryPrepend(Headers);
         var b = p.Data;
         EthernetView.WriteHeader(b, mac, ifc.MacAddress, EtherType.Ipv4);
-        ip.TryEmit(b[EthernetView.HeaderLength..]);
+        // The 20-byte header Ipv4Repr.TryEmit writes (no options, TOS 0), its checksum summed from
+        // the header's words in registers rather than read back from the buffer: the same bytes.
+        var ih = b.Slice(EthernetView.HeaderLength, Ipv4Repr.HeaderLength);
+        uint total = (uint)(udpLength + Ipv4Repr.HeaderLength);
+        uint flags = dontFragment ? 0x4000u : 0u;
+        uint ttlProto = (uint)ttl << 8 | (byte)IpProtocol.Udp;
+        uint s4 = src.V4Raw, d4 = dst.V4Raw;
+        uint sum = 0x4500u + total + id + flags + ttlProto + (s4 >> 16) + (s4 & 0xFFFF) + (d4 >> 16) + (d4 & 0xFFFF);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        BinaryPrimitives.WriteUInt32BigEndian(ih, 0x45000000u | total);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[4..], (uint)id << 16 | flags);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[8..], ttlProto << 16 | (ushort)~sum);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[12..], s4);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[16..], d4);
         var udp = b[(EthernetView.HeaderLength + Ipv4Repr.HeaderLength)..];
         BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
         BinaryPrimitives.WriteUInt16BigEndian(udp[2..], to.Port);
