@@ -60,6 +60,22 @@ public sealed partial class IpStack
         return false;
     }
 
+    /// <summary>Whether an option-less IPv4 header (the first 20 bytes of <paramref name="h"/>, which
+    /// has at least that many) checks, as Checksum.Compute over them being 0 does: its five 32-bit
+    /// words summed in a register (RFC 1071's ones' complement sum is the same in either byte order).</summary>
+    private static bool HeaderChecksumOkV4(ReadOnlySpan<byte> h)
+    {
+        ulong sum = (ulong)BinaryPrimitives.ReadUInt32LittleEndian(h) + BinaryPrimitives.ReadUInt32LittleEndian(h[4..])
+            + BinaryPrimitives.ReadUInt32LittleEndian(h[8..]) + BinaryPrimitives.ReadUInt32LittleEndian(h[12..])
+            + BinaryPrimitives.ReadUInt32LittleEndian(h[16..]);
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        uint s = (uint)(sum & 0xFFFF) + (uint)(sum >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return s == 0xFFFF;
+    }
+
     /// <summary>
     /// Rule 1's early demux in one pass: an early-demuxed frame (IsEarlyDemux) whose IPv4 header has no
     /// options and a valid checksum, from a sound source, to a usable address of ours, carrying a UDP
@@ -76,7 +92,7 @@ public sealed partial class IpStack
         const int Headers = Ipv4Repr.HeaderLength + UdpView.HeaderLength;
         if (l3.Length < Headers || l3[0] != 0x45) return false;
         int total = BinaryPrimitives.ReadUInt16BigEndian(l3[2..]);
-        if (total < Headers || total > l3.Length || Checksum.Compute(l3[..Ipv4Repr.HeaderLength]) != 0) return false;
+        if (total < Headers || total > l3.Length || !HeaderChecksumOkV4(l3)) return false;
         var src = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[12..]));
         var dst = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[16..]));
         if (src.IsMulticast || src == IpAddress.BroadcastV4 || src.IsLoopback || !IsForUsV4(ifc, dst)) return false;
@@ -292,7 +308,7 @@ public sealed partial class IpStack
         if (ifc == null || ifc.IsLoopback || !src.IsV4 || udpLength + Ipv4Repr.HeaderLength > ifc.Mtu || udpLength > ushort.MaxValue) return false;
         UdpStats.udpOutDatagrams++;
         Counters.ipOutRequests++;
-        path.TryUse(this, dst, out _, out _, out var mac); // counts the route's use and the hit, as SendV4 does
+        var mac = path.UsePeeked(); // counts the route's use and the hit, as SendV4's TryUse does
         ushort id = NextIpId();
         p.TryPrepend(Headers);
         var b = p.Data;

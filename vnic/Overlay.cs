@@ -67,11 +67,14 @@
  *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
  *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
  *      entry changes), so the common frame does no route or ARP lookup, and over it the UDP,
- *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached); the files plugin
+ *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached: the IPv4
+ *      checksum summed from the header's words in registers, the path checked once per datagram);
+ *      the direct plugin's destination is read without the proxy-answer and steering interface
+ *      calls the files plugin needs (which live apart, in LookupOther); the files plugin
  *      remembers its last answer until the mapping changes, and the overlay its last frame's
  *      source port (VxlanSourcePortCache: rehashed only when the bytes rule 2 hashes change). On
  *      the way in the stack demuxes the VXLAN port early and checks the outer IPv4 and UDP headers
- *      in one pass (IpStack rule 1), and hands the datagram's packet to the mux
+ *      in one pass (IpStack rule 1; the header checksum as five 32-bit words), and hands the datagram's packet to the mux
  *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
  *      frame in place; the listen address's underlay and the VNID's overlay are last-hit caches
  *      cleared when an overlay or underlay comes or goes. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
