@@ -60,6 +60,22 @@ public sealed partial class IpStack
         return false;
     }
 
+    /// <summary>Whether an option-less IPv4 header (the first 20 bytes of <paramref name="h"/>, which
+    /// has at least that many) checks, as Checksum.Compute over them being 0 does: its five 32-bit
+    /// words summed in a register (RFC 1071's ones' complement sum is the same in either byte order).</summary>
+    private static bool HeaderChecksumOkV4(ReadOnlySpan<byte> h)
+    {
+        ulong sum = (ulong)BinaryPrimitives.ReadUInt32LittleEndian(h) + BinaryPrimitives.ReadUInt32LittleEndian(h[4..])
+            + BinaryPrimitives.ReadUInt32LittleEndian(h[8..]) + BinaryPrimitives.ReadUInt32LittleEndian(h[12..])
+            + BinaryPrimitives.ReadUInt32LittleEndian(h[16..]);
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        uint s = (uint)(sum & 0xFFFF) + (uint)(sum >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return s == 0xFFFF;
+    }
+
     /// <summary>
     /// Rule 1's early demux in one pass: an early-demuxed frame (IsEarlyDemux) whose IPv4 header has no
     /// options and a valid checksum, from a sound source, to a usable address of ours, carrying a UDP
@@ -76,7 +92,7 @@ public sealed partial class IpStack
         const int Headers = Ipv4Repr.HeaderLength + UdpView.HeaderLength;
         if (l3.Length < Headers || l3[0] != 0x45) return false;
         int total = BinaryPrimitives.ReadUInt16BigEndian(l3[2..]);
-        if (total < Headers || total > l3.Length || Checksum.Compute(l3[..Ipv4Repr.HeaderLength]) != 0) return false;
+        if (total < Headers || total > l3.Length || !HeaderChecksumOkV4(l3)) return false;
         var src = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[12..]));
         var dst = IpAddress.V4(BinaryPrimitives.ReadUInt32BigEndian(l3[16..]));
         if (src.IsMulticast || src == IpAddress.BroadcastV4 || src.IsLoopback || !IsForUsV4(ifc, dst)) return false;
@@ -292,16 +308,26 @@ public sealed partial class IpStack
         if (ifc == null || ifc.IsLoopback || !src.IsV4 || udpLength + Ipv4Repr.HeaderLength > ifc.Mtu || udpLength > ushort.MaxValue) return false;
         UdpStats.udpOutDatagrams++;
         Counters.ipOutRequests++;
-        path.TryUse(this, dst, out _, out _, out var mac); // counts the route's use and the hit, as SendV4 does
-        var ip = new Ipv4Repr
-        {
-            Source = src, Destination = dst, Protocol = IpProtocol.Udp, PayloadLength = udpLength,
-            Ttl = ttl, Identification = NextIpId(), DontFragment = dontFragment,
-        };
+        var mac = path.UsePeeked(); // counts the route's use and the hit, as SendV4's TryUse does
+        ushort id = NextIpId();
         p.TryPrepend(Headers);
         var b = p.Data;
         EthernetView.WriteHeader(b, mac, ifc.MacAddress, EtherType.Ipv4);
-        ip.TryEmit(b[EthernetView.HeaderLength..]);
+        // The 20-byte header Ipv4Repr.TryEmit writes (no options, TOS 0), its checksum summed from
+        // the header's words in registers rather than read back from the buffer: the same bytes.
+        var ih = b.Slice(EthernetView.HeaderLength, Ipv4Repr.HeaderLength);
+        uint total = (uint)(udpLength + Ipv4Repr.HeaderLength);
+        uint flags = dontFragment ? 0x4000u : 0u;
+        uint ttlProto = (uint)ttl << 8 | (byte)IpProtocol.Udp;
+        uint s4 = src.V4Raw, d4 = dst.V4Raw;
+        uint sum = 0x4500u + total + id + flags + ttlProto + (s4 >> 16) + (s4 & 0xFFFF) + (d4 >> 16) + (d4 & 0xFFFF);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        BinaryPrimitives.WriteUInt32BigEndian(ih, 0x45000000u | total);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[4..], (uint)id << 16 | flags);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[8..], ttlProto << 16 | (ushort)~sum);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[12..], s4);
+        BinaryPrimitives.WriteUInt32BigEndian(ih[16..], d4);
         var udp = b[(EthernetView.HeaderLength + Ipv4Repr.HeaderLength)..];
         BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
         BinaryPrimitives.WriteUInt16BigEndian(udp[2..], to.Port);

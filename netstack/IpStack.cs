@@ -37,7 +37,8 @@
  *      processed at once when the ring is empty and the stack is not transmitting, so it cannot
  *      overtake a queued frame nor re-enter a send; the full receive path still checks it. The
  *      common such datagram (no IP options, no UDP checksum: VXLAN's, RFC 7348 section 5) is checked
- *      in one pass (TryDeliverUdpEarly: the same checks and counters, no second parse), and the
+ *      in one pass (TryDeliverUdpEarly: the same checks and counters, no second parse, the header
+ *      checksum summed as five 32-bit words in a register), and the
  *      local address and port it goes to are found by last-hit caches (the address's _lastLocal
  *      and the port's, each cleared when its table changes); with ip:::receive or
  *      udp:::receive enabled, or anything unusual, it takes the full path.

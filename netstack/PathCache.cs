@@ -53,6 +53,16 @@ internal sealed class PathCacheV4
     public IpInterface? Peek(IpStack stack, IpAddress destination)
         => _generation == stack.PathGeneration && _destination == destination && _route is { } r && r.Expires > stack.Scheduler.Now ? _interface : null;
 
+    /// <summary>Counts a use of the path <see cref="Peek"/> has just returned (the route's use and a
+    /// hit, as <see cref="TryUse"/> does) and gives its link-layer address, without checking it again:
+    /// the caller has changed nothing since Peek.</summary>
+    public MacAddress UsePeeked()
+    {
+        _route!.Use++;
+        Hits++;
+        return _mac;
+    }
+
     /// <summary>Remembers a unicast path the full lookup found, when its next hop is resolved.</summary>
     public void Fill(IpStack stack, IpAddress destination, IpInterface ifc, IpAddress nextHop, RouteEntry? route, MacAddress mac)
     {

@@ -67,11 +67,14 @@
  *      socket keeps the destination's resolved path (netstack/PathCache.cs: route, next hop and
  *      its MAC, revalidated by the stack's generation count when a route, address, MTU or ARP
  *      entry changes), so the common frame does no route or ARP lookup, and over it the UDP,
- *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached); the files plugin
+ *      IPv4 and Ethernet headers are written in one go (IpStack.TrySendUdpCached: the IPv4
+ *      checksum summed from the header's words in registers, the path checked once per datagram);
+ *      the direct plugin's destination is read without the proxy-answer and steering interface
+ *      calls the files plugin needs (which live apart, in LookupOther); the files plugin
  *      remembers its last answer until the mapping changes, and the overlay its last frame's
  *      source port (VxlanSourcePortCache: rehashed only when the bytes rule 2 hashes change). On
  *      the way in the stack demuxes the VXLAN port early and checks the outer IPv4 and UDP headers
- *      in one pass (IpStack rule 1), and hands the datagram's packet to the mux
+ *      in one pass (IpStack rule 1; the header checksum as five 32-bit words), and hands the datagram's packet to the mux
  *      (IOverlayUnderlay.SetPacketReceiver), which trims the VXLAN header and switches the inner
  *      frame in place; the listen address's underlay and the VNID's overlay are last-hit caches
  *      cleared when an overlay or underlay comes or goes. The outer UDP checksum is zero (rule 2) and the inner frame's checksums are
@@ -284,43 +287,14 @@ public sealed partial class OverlayLink : Datalink
         CountTx(s, p, dst);
         Tap(p, TapDirection.Transmitted, showTag: false);
         var search = Search;
-        if (search is not DirectSearch)
+        UnderlayEndpoint target;
+        if (search is DirectSearch direct)
         {
-            // Proxy answers (ARP, NDP, DHCPv4 from the files plugin's mapping): the reply goes back in.
-            Span<byte> reply = stackalloc byte[1536];
-            int n = search.TryAnswer(frame, reply);
-            if (n > 0)
-            {
-                os.ProxyAnswers++;
-                p.Free();
-                Decapsulate(reply[..Math.Min(n, reply.Length)], fromUnderlay: false);
-                return;
-            }
+            // The direct plugin answers no proxy and steers nothing: its one destination, without the
+            // interface casts and calls the files plugin needs (rule 6).
+            target = direct.Target;
         }
-        if (search is IOverlaySteering steering)
-        {
-            // The files plugin drops the ARP and NDP it could not answer, and sends a DHCPv4
-            // broadcast to its sender's dhcp-proxy MAC instead (OverlayFiles.cs).
-            switch (steering.Steer(frame, out var redirect))
-            {
-                case OverlaySteer.Drop:
-                    os.LookupDrop++;
-                    p.Free();
-                    return;
-                case OverlaySteer.Redirect:
-                    redirect.Write(frame);
-                    dst = redirect;
-                    break;
-            }
-        }
-        var status = search.Lookup(dst, out var target);
-        if (status != OverlayLookupStatus.Found)
-        {
-            if (status == OverlayLookupStatus.Miss) os.LookupMiss++;
-            else os.LookupDrop++;
-            p.Free();
-            return;
-        }
+        else if (!LookupOther(p, search, frame, dst, out target)) return;
         var mux = Mux;
         if (mux != null && p.LsoMss != 0)
         {
@@ -340,6 +314,52 @@ public sealed partial class OverlayLink : Datalink
         p.ClearMetadata();
         if (mux.Underlay.Send(target, sport, p)) os.Encap++;
         else os.UnderlayErr++;
+    }
+
+    /// <summary>Encapsulate's lookup through a plugin other than direct: a proxy answer (the reply
+    /// goes back in), steering, then the lookup. False when the packet was consumed (answered,
+    /// dropped or missed, each counted). Apart from Encapsulate so that its 1,536-byte reply buffer
+    /// is not in the direct plugin's frame.</summary>
+    [SkipLocalsInit]
+    private bool LookupOther(Packet p, IOverlaySearch search, Span<byte> frame, MacAddress dst, out UnderlayEndpoint target)
+    {
+        var os = OverlayStats;
+        target = default;
+        // Proxy answers (ARP, NDP, DHCPv4 from the files plugin's mapping): the reply goes back in.
+        Span<byte> reply = stackalloc byte[1536];
+        int n = search.TryAnswer(frame, reply);
+        if (n > 0)
+        {
+            os.ProxyAnswers++;
+            p.Free();
+            Decapsulate(reply[..Math.Min(n, reply.Length)], fromUnderlay: false);
+            return false;
+        }
+        if (search is IOverlaySteering steering)
+        {
+            // The files plugin drops the ARP and NDP it could not answer, and sends a DHCPv4
+            // broadcast to its sender's dhcp-proxy MAC instead (OverlayFiles.cs).
+            switch (steering.Steer(frame, out var redirect))
+            {
+                case OverlaySteer.Drop:
+                    os.LookupDrop++;
+                    p.Free();
+                    return false;
+                case OverlaySteer.Redirect:
+                    redirect.Write(frame);
+                    dst = redirect;
+                    break;
+            }
+        }
+        var status = search.Lookup(dst, out target);
+        if (status != OverlayLookupStatus.Found)
+        {
+            if (status == OverlayLookupStatus.Miss) os.LookupMiss++;
+            else os.LookupDrop++;
+            p.Free();
+            return false;
+        }
+        return true;
     }
 
     /// <summary>An inner frame for this overlay (from the mux, or a proxy answer): copied into a
