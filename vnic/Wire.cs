@@ -23,7 +23,10 @@ namespace SmartOS.Vnic;
 /// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
 /// kept by the sending half until the next barrier, where it is copied into a buffer of the
 /// receiving host's pool (the sender's buffer goes back to the sender's pool) and put in flight;
-/// it cannot be due before then, since it arrives at least DelayNs after it was sent.
+/// it cannot be due before then, since it arrives at least DelayNs after it was sent. A frame put in
+/// flight while the lanes did not cross (sent between two runs, by a command typed at a barrier) is
+/// moved to a buffer of the receiving host's pool when the next run in windows starts, for the same
+/// reason (Lane.RehomeInFlight).
 /// </summary>
 public sealed class Wire : ITimelineLink
 {
