@@ -69,9 +69,11 @@ namespace SmartOS.Kernel;
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
  * on a wire whose lanes do not cross then, so it flew in the sender's buffer; in the next run's
  * windows the receiving host's thread freed it, or cloned it when flooding a broadcast, into the
- * sender's pool while the sender's thread rented from it. The race corrupted that pool, rarely:
- * a frame lost (the run with fewer events) or a NullReferenceException in VSwitch.Flood (seen once
- * in ~50 runs of `SmartOS.Benchmarks parallel-repro`). Wire.Lane now moves such frames to the
+ * sender's pool while the sender's thread rented from it. The race corrupted that pool, rarely
+ * (`SmartOS.Benchmarks parallel-repro`, before the fix): the two flows across the wire stalled
+ * after their connections were accepted (no iperf reports for a0 to b0 and b1 to a1, the local
+ * flows whole; 234,487 events instead of 2,117,687; run 43 of 1 s flows), or VSwitch.Flood threw
+ * a NullReferenceException (runs 18 and 52 of 200 ms flows). Wire.Lane now moves such frames to the
  * receiver's buffers when the run in windows starts (WireTests, "A_frame_in_flight_when_a_run_in_
  * windows_starts"). The seed-37 difference below (e1000g2's counters on 3 threads) fits the same
  * cause but was not reproduced to confirm it. PacketPool has no guard like rule 6's: a pool
