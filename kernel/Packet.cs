@@ -170,6 +170,9 @@ public sealed class Packet
         return true;
     }
 
+    /// <summary>Whether the packet's buffer is one of <paramref name="pool"/>'s (and goes back to it when freed).</summary>
+    public bool BelongsTo(PacketPool pool) => ReferenceEquals(Pool, pool);
+
     /// <summary>Returns the packet to its pool. The caller must not touch it afterwards.</summary>
     public void Free() => Pool?.Return(this);
 

@@ -23,7 +23,10 @@ namespace SmartOS.Vnic;
 /// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
 /// kept by the sending half until the next barrier, where it is copied into a buffer of the
 /// receiving host's pool (the sender's buffer goes back to the sender's pool) and put in flight;
-/// it cannot be due before then, since it arrives at least DelayNs after it was sent.
+/// it cannot be due before then, since it arrives at least DelayNs after it was sent. A frame put in
+/// flight while the lanes did not cross (sent between two runs, by a command typed at a barrier) is
+/// moved to a buffer of the receiving host's pool when the next run in windows starts, for the same
+/// reason (Lane.RehomeInFlight).
 /// </summary>
 public sealed class Wire : ITimelineLink
 {
@@ -153,7 +156,19 @@ public sealed class Wire : ITimelineLink
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
         public long Carried;
-        public bool Crossing;
+        private bool _crossing;
+        // A frame of the sender's pool was put in flight while the lane did not cross (RehomeInFlight).
+        private bool _foreignInFlight;
+
+        public bool Crossing
+        {
+            get => _crossing;
+            set
+            {
+                _crossing = value;
+                if (value && _foreignInFlight) RehomeInFlight();
+            }
+        }
 
         public Lane(Wire wire, PhysLink from, PhysLink to, HostRandom random)
         {
@@ -222,8 +237,12 @@ public sealed class Wire : ITimelineLink
             }
             long doneNs = (_busyUntilPs + 999) / 1000;
             long arrival = doneNs + _wire.DelayNs;
-            if (Crossing) Keep(p, arrival);
-            else Fly(p, arrival);
+            if (_crossing) Keep(p, arrival);
+            else
+            {
+                if (!_foreignInFlight && !p.BelongsTo(_to.Mac.Pool)) _foreignInFlight = true;
+                Fly(p, arrival);
+            }
             _txTimer.ArmAt(doneNs);
         }
 
@@ -255,29 +274,73 @@ public sealed class Wire : ITimelineLink
         /// receiving host's pool, so neither host's pool is ever touched by the other's thread.</summary>
         public void Exchange()
         {
-            var pool = _to.Mac.Pool;
             for (int i = 0; i < _outCount; i++)
             {
                 var p = _out[i];
                 _out[i] = null!;
-                p.FinishChecksum();
-                var copy = pool.Rent(p.Data);
-                if (copy == null)
-                {
-                    _to.Stats.DropNoBuf++;
-                    p.Free();
-                    continue;
-                }
-                copy.Vid = p.Vid;
-                copy.Pcp = p.Pcp;
-                copy.Timestamp = p.Timestamp;
-                copy.Band = p.Band;
-                copy.FairKey = p.FairKey;
-                p.CopyChecksumMarkTo(copy);
-                p.Free();
-                Fly(copy, _outArrival[i]);
+                var copy = Rehome(p);
+                if (copy != null) Fly(copy, _outArrival[i]);
             }
             _outCount = 0;
+        }
+
+        /// <summary>The frame in a buffer of the receiving host's pool (the original goes back to its
+        /// own pool), or null, counted, when that pool is exhausted. Only at a barrier or between runs.</summary>
+        private Packet? Rehome(Packet p)
+        {
+            p.FinishChecksum();
+            var copy = _to.Mac.Pool.Rent(p.Data);
+            if (copy == null)
+            {
+                _to.Stats.DropNoBuf++;
+                p.Free();
+                return null;
+            }
+            copy.Vid = p.Vid;
+            copy.Pcp = p.Pcp;
+            copy.Timestamp = p.Timestamp;
+            copy.Band = p.Band;
+            copy.FairKey = p.FairKey;
+            p.CopyChecksumMarkTo(copy);
+            p.Free();
+            return copy;
+        }
+
+        /// <summary>
+        /// The timeline starts a run in windows with this lane's ends in different cells (Crossing set
+        /// to true, at the barrier before the first window). Frames put in flight while it ran as
+        /// one (between runs: a command typed at a barrier, such as iperf's first ARP request, sends
+        /// at once) are still in the sender's buffers; from now on the receiving host's thread would
+        /// free them, and clone them when it floods one, into the sender's pool while the sender's
+        /// thread rents from it. So they move to the receiver's buffers here, as Exchange moves the
+        /// frames it hands over, in the same order and with the same arrival times.
+        /// </summary>
+        private void RehomeInFlight()
+        {
+            _foreignInFlight = false;
+            var pool = _to.Mac.Pool;
+            int n = _count;
+            for (int i = 0; i < n; i++)
+            {
+                var p = _ring[_head];
+                long arrival = _arrival[_head];
+                _ring[_head] = null!;
+                _head = (_head + 1) & (_ring.Length - 1);
+                _count--;
+                var q = p.BelongsTo(pool) ? p : Rehome(p);
+                if (q == null) continue;
+                int tail = (_head + _count) & (_ring.Length - 1);
+                _ring[tail] = q;
+                _arrival[tail] = arrival;
+                _count++;
+            }
+            for (int i = _held.Count; i > 0; i--)
+            {
+                var (p, due) = _held.Dequeue();
+                var q = p.BelongsTo(pool) ? p : Rehome(p);
+                if (q != null) _held.Enqueue((q, due));
+            }
+            // A frame dropped at the head leaves the arrival timer early: Arrive finds nothing due and re-arms.
         }
 
         private void TxDone()

@@ -43,7 +43,56 @@ public static class ParallelBenchmarks
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
     }
 
-    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out);
+    /// <summary>
+    /// `parallel-repro [RUNS [MS [DIR]]]`: the scenario, shorter (MS of virtual time, 200 by default),
+    /// on 1 and 2 threads, up to RUNS times (20 by default); at the first difference it writes both
+    /// transcripts and each host's events to DIR (/tmp/smartos-pardiff) and stops. Exit 1 on a difference.
+    /// </summary>
+    public static int Repro(string[] args, TextWriter o)
+    {
+        int runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20;
+        int ms = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200;
+        string outDir = args.Length > 2 ? args[2] : "/tmp/smartos-pardiff";
+        string script = ScenarioMs(4, ms, 2000);
+        var one = Measure(script, 1);
+        for (int i = 0; i < runs; i++)
+        {
+            Figures two;
+            try { two = Measure(script, 2); }
+            catch (Exception e)
+            {
+                // A race may also end in an exception (one in VSwitch.Flood, from a pool two threads used).
+                Directory.CreateDirectory(outDir);
+                File.WriteAllText(Path.Combine(outDir, "two-exception.txt"), e.ToString());
+                o.WriteLine($"run {i}: the 2-thread run threw {e.GetType().Name}; written to {outDir}");
+                return 1;
+            }
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {i}: events {one.Events} / {two.Events}, windows {one.Windows} / {two.Windows}, {two.Wall.TotalMilliseconds:F0} ms: {(one.Out == two.Out ? "same" : "DIFFERENT")}"));
+            if (one.Out != two.Out || one.Events != two.Events)
+            {
+                Directory.CreateDirectory(outDir);
+                File.WriteAllText(Path.Combine(outDir, "one.txt"), one.Out + Counts(one));
+                File.WriteAllText(Path.Combine(outDir, "two.txt"), two.Out + Counts(two));
+                File.WriteAllText(Path.Combine(outDir, "scenario.scn"), script);
+                o.WriteLine($"written to {outDir}");
+                return 1;
+            }
+        }
+        return 0;
+    }
+
+    private static string Counts(Figures f) => string.Create(CultureInfo.InvariantCulture,
+        $"# events {f.Events}, windows {f.Windows}, host events {string.Join(" ", f.HostEvents)}\n");
+
+    private static string ScenarioMs(int zonesPerHost, int ms, int rateMbps)
+    {
+        // Scenario's, with flows of MS instead of whole seconds.
+        string s = Scenario(zonesPerHost, 1, rateMbps);
+        return s.Replace("-t 1 ", string.Create(CultureInfo.InvariantCulture, $"-t {ms / 1000.0} "), StringComparison.Ordinal)
+            .Replace("sleep 1100ms", string.Create(CultureInfo.InvariantCulture, $"sleep {ms + 100}ms"), StringComparison.Ordinal);
+    }
+
+    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long[] HostEvents);
 
     private static Figures Measure(string script, int threads)
     {
@@ -60,7 +109,7 @@ public static class ParallelBenchmarks
             var t = runner.World.Timeline;
             long total = t.EventsRun;
             double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
-            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString());
+            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), [.. runner.World.Hosts.Select(h => h.Scheduler.DomainEventsRun)]);
         }
         finally
         {

@@ -37,6 +37,8 @@ internal static class Program
     {
         // The zones benchmark runs each size in a child process of its own (ZoneScaleBenchmarks).
         if (args is ["zones-one", string build, string n]) return ZoneScaleBenchmarks.RunOne(build, int.Parse(n, System.Globalization.CultureInfo.InvariantCulture), Console.Out);
+        // Not among the figures: a bounded hunt for a difference between 1 and 2 threads (ParallelBenchmarks.Repro).
+        if (args is ["parallel-repro", ..]) return ParallelBenchmarks.Repro(args[1..], Console.Out);
         var chosen = args.Length == 0 ? s_all : s_all.Where(b => args.Contains(b.Name)).ToArray();
         if (chosen.Length == 0)
         {
