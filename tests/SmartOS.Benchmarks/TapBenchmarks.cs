@@ -34,34 +34,23 @@ public static class TapBenchmarks
     private const int Seconds = 3;
     private const string Window = "4M";
 
-    public static void Run(TextWriter o)
+    public static void Run(TextWriter o) => RunRows(o, "tap", (ns, veth, rows) =>
     {
-        o.WriteLine($"tap: iperf3 TCP, {Seconds} s each, receiver's rate");
-        string? missing = LinuxNet.MissingPrerequisite("iperf3", "ping");
-        if (missing != null)
-        {
-            o.WriteLine($"  skipped: {missing}");
-            return;
-        }
-
-        var rows = new List<(string Path, string Rate)>();
-        using (var ns = new NetNs())
-        using (var veth = new Veth(ns))
-        {
-            ZoneRates(ns, veth, rows, offload: true);
-            ZoneRates(ns, veth, rows, offload: false);
-            LxZoneRates(ns, veth, rows);
-            rows.Add(("Linux ns -> veth -> Linux ns", veth.Rate()));
-            rows.Add(("Linux ns <- veth <- Linux ns", veth.Rate("-R")));
-        }
-        int width = rows.Max(r => r.Path.Length);
-        foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
-    }
+        ZoneRates(ns, veth, rows, offload: true);
+        ZoneRates(ns, veth, rows, offload: false);
+        LxZoneRates(ns, veth, rows);
+        rows.Add(("Linux ns -> veth -> Linux ns", veth.Rate()));
+        rows.Add(("Linux ns <- veth <- Linux ns", veth.Rate("-R")));
+    });
 
     /// <summary>Only the lx zone's rows, each beside veth (`tap-lx`): for working on that path.</summary>
-    public static void RunLx(TextWriter o)
+    public static void RunLx(TextWriter o) => RunRows(o, "tap-lx", LxZoneRates);
+
+    /// <summary>Checks the prerequisites, gives <paramref name="measure"/> a namespace and a veth pair,
+    /// and prints the rows it adds.</summary>
+    private static void RunRows(TextWriter o, string name, Action<NetNs, Veth, List<(string Path, string Rate)>> measure)
     {
-        o.WriteLine($"tap-lx: iperf3 TCP, {Seconds} s each, receiver's rate");
+        o.WriteLine($"{name}: iperf3 TCP, {Seconds} s each, receiver's rate");
         string? missing = LinuxNet.MissingPrerequisite("iperf3", "ping");
         if (missing != null)
         {
@@ -71,9 +60,7 @@ public static class TapBenchmarks
         var rows = new List<(string Path, string Rate)>();
         using (var ns = new NetNs())
         using (var veth = new Veth(ns))
-        {
-            LxZoneRates(ns, veth, rows);
-        }
+            measure(ns, veth, rows);
         int width = rows.Max(r => r.Path.Length);
         foreach (var (path, rate) in rows) o.WriteLine($"  {path.PadRight(width)}  {rate}");
     }
