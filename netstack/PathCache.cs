@@ -31,20 +31,16 @@ internal sealed class PathCacheV4
     /// route's use as TryRoute does.</summary>
     public bool TryUse(IpStack stack, IpAddress destination, out IpInterface ifc, out IpAddress nextHop, out MacAddress mac)
     {
-        ifc = null!;
         nextHop = default;
         mac = default;
-        var r = _route;
-        if (_generation != stack.PathGeneration || _destination != destination || r == null || r.Expires <= stack.Scheduler.Now)
+        ifc = Peek(stack, destination)!;
+        if (ifc == null)
         {
             Misses++;
             return false;
         }
-        r.Use++;
-        Hits++;
-        ifc = _interface!;
         nextHop = _nextHop;
-        mac = _mac;
+        mac = UsePeeked();
         return true;
     }
 
