@@ -157,16 +157,15 @@ public sealed class Wire : ITimelineLink
         private const long MaxLongRemainder = 1L << 62;
         public long Carried;
         private bool _crossing;
-        // A frame of the sender's pool was put in flight while the lane did not cross (RehomeInFlight).
-        private bool _foreignInFlight;
 
         public bool Crossing
         {
             get => _crossing;
             set
             {
+                bool starts = value && !_crossing;
                 _crossing = value;
-                if (value && _foreignInFlight) RehomeInFlight();
+                if (starts && (_count > 0 || _held.Count > 0)) RehomeInFlight();
             }
         }
 
@@ -238,11 +237,7 @@ public sealed class Wire : ITimelineLink
             long doneNs = (_busyUntilPs + 999) / 1000;
             long arrival = doneNs + _wire.DelayNs;
             if (_crossing) Keep(p, arrival);
-            else
-            {
-                if (!_foreignInFlight && !p.BelongsTo(_to.Mac.Pool)) _foreignInFlight = true;
-                Fly(p, arrival);
-            }
+            else Fly(p, arrival);
             _txTimer.ArmAt(doneNs);
         }
 
@@ -317,7 +312,6 @@ public sealed class Wire : ITimelineLink
         /// </summary>
         private void RehomeInFlight()
         {
-            _foreignInFlight = false;
             var pool = _to.Mac.Pool;
             int n = _count;
             for (int i = 0; i < n; i++)
