@@ -60,6 +60,33 @@ internal sealed class BandQueue
         return true;
     }
 
+    /// <summary>Puts back a frame that a wire had committed to its transmitter ahead of time (Wire.cs,
+    /// Lane) as though it had waited here all along: at the back of its sender's FIFO, that FIFO's
+    /// deficit set to <paramref name="deficit"/> (what its dequeues so far would have left). Only on
+    /// a queue with no other sender active in the frame's band, and never past the sender's limit
+    /// (the wire counted both when it committed the frame).</summary>
+    public void Restore(Packet p, int deficit)
+    {
+        bool queued = TryEnqueue(p);
+        System.Diagnostics.Debug.Assert(queued, "a committed frame was within its sender's limit");
+        int band = p.Band < Bands ? p.Band : Bands - 1;
+        var q = _senders[band][p.FairKey];
+        System.Diagnostics.Debug.Assert(_active[band].Count == 1, "committed frames are their band's only sender");
+        q.Deficit = deficit;
+    }
+
+    /// <summary>The deficit a lone sender's FIFO is left with after its head of <paramref name="length"/>
+    /// bytes is dequeued with <paramref name="deficit"/> (Dequeue's arithmetic for one active sender).</summary>
+    public static int DeficitAfter(int deficit, int length)
+    {
+        while (deficit < length) deficit += Quantum;
+        return deficit - length;
+    }
+
+    /// <summary>Whether two frames wait in the same FIFO (band and sender).</summary>
+    public static bool SameFifo(Packet a, Packet b) =>
+        Math.Min((int)a.Band, Bands - 1) == Math.Min((int)b.Band, Bands - 1) && a.FairKey == b.FairKey;
+
     /// <summary>The next frame to put on the wire, or null when empty.</summary>
     public Packet? Dequeue()
     {

@@ -11,7 +11,12 @@ namespace SmartOS.Vnic;
 /// keeps its clock in picoseconds with the remainder carried, so rates stay exact at multi-gigabit
 /// speeds (in 64-bit arithmetic for any frame up to 64 KiB, 128-bit beyond). When a direction is
 /// congested its frames wait in priority bands (BandQueue); a frame sent while the wire is idle and
-/// nothing waits goes on the wire at once, exactly as a trip through the empty queue would.
+/// nothing waits goes on the wire at once, exactly as a trip through the empty queue would. While
+/// all that waits comes from one sender in one band, the queue is a FIFO whose order is known when
+/// each frame is sent, so the frame is committed: its start, end and arrival are computed at once
+/// and it goes into flight with no event at its end and no trip through the BandQueue; the frames
+/// committed that have not started are the queue (its limit, its DRR deficit), and go back into the
+/// BandQueue the moment a frame of another sender or band comes (Lane.Commit).
 /// Two more impairments, for tests of transports: <see cref="Duplicate"/> delivers a seeded
 /// fraction of frames twice, and <see cref="Reorder"/> holds a seeded fraction back for
 /// <see cref="ReorderDelayNs"/> so later frames overtake them.
@@ -131,8 +136,10 @@ public sealed class Wire : ITimelineLink
 
     /// <summary>
     /// One direction. Frames wait in the sending NIC's BandQueue (priority bands, fair within a band)
-    /// until the wire is free, then serialise one after another and fly for DelayNs. Two timers: one
-    /// for the end of the current frame's serialisation (the sender's), one for the head of the
+    /// until the wire is free, then serialise one after another and fly for DelayNs; or, in commit
+    /// mode (Commit), go into flight when sent with the times they would have had. Two timers: one
+    /// for the end of the current frame's serialisation (the sender's; only while the BandQueue
+    /// holds frames, or while a crossing lane's frame is on the wire), one for the head of the
     /// in-flight FIFO (the receiver's).
     /// </summary>
     private sealed class Lane
@@ -147,7 +154,15 @@ public sealed class Wire : ITimelineLink
         private BandQueue? _queue;
         private Packet[] _ring = new Packet[64];
         private long[] _arrival = new long[64];
+        // For a frame committed ahead (Send): when its serialisation starts (ps), the serialiser's
+        // remainder before it, and its FIFO's DRR deficit while it heads the FIFO (BandQueue.Restore).
+        private long[] _startPs = new long[64];
+        private long[] _remainderBefore = new long[64];
+        private int[] _deficitBefore = new int[64];
         private int _head, _count;
+        // How many frames at the ring's tail were committed and had not started at the last look
+        // (AdvanceWaiting): the NIC's queue, in commit mode.
+        private int _waiting;
         // Sent across cells since the last barrier (the sending half's; Exchange empties it).
         private Packet[] _out = new Packet[64];
         private long[] _outArrival = new long[64];
@@ -164,6 +179,9 @@ public sealed class Wire : ITimelineLink
             set
             {
                 bool starts = value && !_crossing;
+                // Frames committed ahead go back to the queue: across cells the ring is the
+                // receiving host's, so nothing could be taken back out of it (Send).
+                if (starts) LeaveCommit();
                 _crossing = value;
                 if (starts && (_count > 0 || _held.Count > 0)) RehomeInFlight();
             }
@@ -189,7 +207,11 @@ public sealed class Wire : ITimelineLink
         public void Send(Packet p)
         {
             _queue ??= new BandQueue(_wire.QueueFrames);
-            if (!_txTimer.IsArmed && _queue.Count == 0 && _queue.PerSenderLimit > 0)
+            if (_queue.Count == 0 && _queue.PerSenderLimit > 0 && !_crossing)
+            {
+                if (Commit(p)) return;
+            }
+            else if (!_txTimer.IsArmed && _queue.Count == 0 && _queue.PerSenderLimit > 0)
             {
                 // The wire is idle and nothing waits: the frame would be queued and taken straight
                 // back out (BandQueue leaves no trace of that), so it goes on the wire at once.
@@ -206,6 +228,96 @@ public sealed class Wire : ITimelineLink
             if (!_txTimer.IsArmed) StartNext(waited: false);
         }
 
+        /// <summary>
+        /// Commit mode: while every frame waiting for the wire comes from one FIFO (one sender in one
+        /// band), the queue is that FIFO and its order is known when a frame is sent, so the frame's
+        /// start, end and arrival are computed at once and it goes straight into flight, with no
+        /// event at the end of each frame's serialisation and no trip through the BandQueue (issue
+        /// 17: a 1 Gbit/s TCP transfer ran such an event per frame, a quarter of all its events).
+        /// The frames that have not started yet are the NIC's queue: its per-sender limit is
+        /// counted on them, and the DRR deficit their FIFO would have is carried along (the
+        /// arithmetic of BandQueue.Dequeue for a lone sender). When a frame from another FIFO comes,
+        /// or the lane starts crossing between cells, those frames go back into the BandQueue in
+        /// their order with that deficit (Uncommit) and the frame on the wire ends with its
+        /// transmit event, so from then on the queue serves bands and senders as it always has.
+        /// A frame whose start is the current instant has started (as the end-of-frame event of
+        /// that instant would have run before the send), so only frames starting later are taken
+        /// back. Returns false when the frame is to take the BandQueue's path.
+        /// </summary>
+        private bool Commit(Packet p)
+        {
+            long nowPs = _sender.Now * 1000;
+            int waiting = AdvanceWaiting();
+            if (waiting > 0 && !BandQueue.SameFifo(_ring[(_head + _count - 1) & (_ring.Length - 1)], p))
+            {
+                LeaveCommit();
+                return false;
+            }
+            if (waiting >= _queue!.PerSenderLimit)
+            {
+                _from.Stats.DropTxQueue++; // as BandQueue.TryEnqueue's refusal (rule 3)
+                p.Free();
+                return true;
+            }
+            long startPs;
+            int deficit = BandQueue.Quantum;
+            if (_busyUntilPs <= nowPs)
+            {
+                // The wire is idle: the frame starts now, as Start does for a frame that did not wait.
+                startPs = nowPs;
+                if (startPs != _busyUntilPs) _remainder = 0;
+            }
+            else
+            {
+                // It waits for the frames before it. Its FIFO's deficit when it heads it: what the
+                // previous frame left, or a fresh quantum if the FIFO was empty when it came.
+                startPs = _busyUntilPs;
+                if (waiting > 0)
+                {
+                    int last = (_head + _count - 1) & (_ring.Length - 1);
+                    deficit = BandQueue.DeficitAfter(_deficitBefore[last], _ring[last].Length);
+                }
+            }
+            long remainder = _remainder;
+            int tail = Fly(p, Serialise(p, startPs));
+            _startPs[tail] = startPs;
+            _remainderBefore[tail] = remainder;
+            _deficitBefore[tail] = deficit;
+            if (startPs > nowPs) _waiting++;
+            return true;
+        }
+
+        /// <summary>Counts the committed frames that have not started by now (they are the ring's last).</summary>
+        private int AdvanceWaiting()
+        {
+            long nowPs = _sender.Now * 1000;
+            while (_waiting > 0 && _startPs[(_head + _count - _waiting) & (_ring.Length - 1)] <= nowPs) _waiting--;
+            return _waiting;
+        }
+
+        /// <summary>Ends commit mode (Commit): the committed frames that have not started go back into
+        /// the BandQueue, and the frame on the wire ends with a transmit event, which starts the next.</summary>
+        private void LeaveCommit()
+        {
+            if (AdvanceWaiting() > 0)
+            {
+                int mask = _ring.Length - 1;
+                int first = (_head + _count - _waiting) & mask;
+                int deficit = _deficitBefore[first];
+                for (int i = 0; i < _waiting; i++)
+                {
+                    int at = (first + i) & mask;
+                    _queue!.Restore(_ring[at], deficit);
+                    _ring[at] = null!;
+                }
+                _count -= _waiting;
+                _waiting = 0;
+                _busyUntilPs = _startPs[first];
+                _remainder = _remainderBefore[first];
+            }
+            if (_busyUntilPs > _sender.Now * 1000 && !_txTimer.IsArmed) _txTimer.ArmAt((_busyUntilPs + 999) / 1000);
+        }
+
         /// <summary>Puts the next frame on the wire. A frame that waited for the wire starts exactly when
         /// the previous one ended, so back-to-back frames keep the wire's exact rate.</summary>
         private void StartNext(bool waited)
@@ -219,6 +331,16 @@ public sealed class Wire : ITimelineLink
             long nowPs = _sender.Now * 1000;
             long startPs = waited ? _busyUntilPs : Math.Max(nowPs, _busyUntilPs);
             if (!waited && startPs != _busyUntilPs) _remainder = 0;
+            long arrival = Serialise(p, startPs);
+            if (_crossing) Keep(p, arrival);
+            else Fly(p, arrival);
+            _txTimer.ArmAt((_busyUntilPs + 999) / 1000);
+        }
+
+        /// <summary>Serialises a frame from <paramref name="startPs"/> (the serialiser's remainder carried):
+        /// sets the end of the wire's busy time and returns the frame's arrival.</summary>
+        private long Serialise(Packet p, long startPs)
+        {
             if (p.Length <= MaxLongFrame && _remainder < MaxLongRemainder)
             {
                 // The same division in 64 bits (a frame of up to 64 KiB times 8e12 ps plus a
@@ -234,15 +356,12 @@ public sealed class Wire : ITimelineLink
                 _busyUntilPs = startPs + (long)(num / _wire.SpeedBps);
                 _remainder = (long)(num % _wire.SpeedBps);
             }
-            long doneNs = (_busyUntilPs + 999) / 1000;
-            long arrival = doneNs + _wire.DelayNs;
-            if (_crossing) Keep(p, arrival);
-            else Fly(p, arrival);
-            _txTimer.ArmAt(doneNs);
+            return (_busyUntilPs + 999) / 1000 + _wire.DelayNs;
         }
 
-        /// <summary>Puts a frame in flight to the receiving NIC (the receiver's half, or a barrier).</summary>
-        private void Fly(Packet p, long arrival)
+        /// <summary>Puts a frame in flight to the receiving NIC (the receiver's half, or a barrier);
+        /// returns its place in the ring.</summary>
+        private int Fly(Packet p, long arrival)
         {
             if (_count == _ring.Length) Grow();
             int tail = (_head + _count) & (_ring.Length - 1);
@@ -250,6 +369,7 @@ public sealed class Wire : ITimelineLink
             _arrival[tail] = arrival;
             _count++;
             if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[_head]);
+            return tail;
         }
 
         /// <summary>The sending half keeps a frame sent across cells until the barrier.</summary>
@@ -344,14 +464,23 @@ public sealed class Wire : ITimelineLink
 
         private void Grow()
         {
-            var ring = new Packet[_ring.Length * 2];
-            var arrival = new long[_ring.Length * 2];
+            int n = _ring.Length * 2;
+            var ring = new Packet[n];
+            var arrival = new long[n];
+            var startPs = new long[n];
+            var remainderBefore = new long[n];
+            var deficitBefore = new int[n];
             for (int i = 0; i < _count; i++)
             {
-                ring[i] = _ring[(_head + i) & (_ring.Length - 1)];
-                arrival[i] = _arrival[(_head + i) & (_ring.Length - 1)];
+                int from = (_head + i) & (_ring.Length - 1);
+                ring[i] = _ring[from];
+                arrival[i] = _arrival[from];
+                startPs[i] = _startPs[from];
+                remainderBefore[i] = _remainderBefore[from];
+                deficitBefore[i] = _deficitBefore[from];
             }
             _ring = ring; _arrival = arrival; _head = 0;
+            _startPs = startPs; _remainderBefore = remainderBefore; _deficitBefore = deficitBefore;
         }
 
         private void Arrive()

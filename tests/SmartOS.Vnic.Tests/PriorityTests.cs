@@ -11,12 +11,14 @@ public class PriorityTests
     private Rig _rig = null!;
     private VnicLink _x = null!, _y = null!;
     private readonly Dictionary<int, long> _bySender = [];
+    private readonly List<int> _order = [];
 
-    private sealed class BySender(Dictionary<int, long> counts) : IMacReceiver
+    private sealed class BySender(Dictionary<int, long> counts, List<int> order) : IMacReceiver
     {
         public void Receive(MacClient client, Packet packet)
         {
             int who = packet.Data[^1];
+            order.Add(who);
             counts[who] = counts.GetValueOrDefault(who) + packet.Length;
             packet.Free();
         }
@@ -31,7 +33,8 @@ public class PriorityTests
         _y = _rig.Vnic("vnic1", "e1000g0", 2);
         var z = _rig.Vnic("vnic2", "e1000g1", 3);
         _bySender.Clear();
-        z.OpenClient("test")!.Receiver = new BySender(_bySender);
+        _order.Clear();
+        z.OpenClient("test")!.Receiver = new BySender(_bySender, _order);
     }
 
     private static byte[] From(int who, ushort dport = 9, int size = 1000)
@@ -89,6 +92,31 @@ public class PriorityTests
         _rig.Set(_y, "priority", "medium");
         var (x, _) = Flood(dportX: 5060);
         Assert.That(x, Is.EqualTo(0.8).Within(0.01));
+    }
+
+    /// <summary>A lone sender's frames wait in a FIFO whose order is known, so the wire commits them
+    /// ahead (Wire.cs); when a second sender of the same priority comes, the first one's waiting
+    /// frames must go back into the queue with the deficit their dequeues so far left (518 bytes
+    /// after one 1000-byte frame on a 1518-byte quantum), not a fresh quantum, or x3 would go before y1.</summary>
+    [Test]
+    public void A_second_sender_joining_a_congested_wire_is_served_by_deficit_round_robin_from_where_it_stood()
+    {
+        for (int i = 0; i < 5; i++) _rig.Send(_x, From(1));
+        _rig.Scheduler.RunUntil(100 * Time.Microsecond); // x1 went at 0, x2 at 80 us
+        for (int i = 0; i < 3; i++) _rig.Send(_y, From(2));
+        _rig.Scheduler.RunUntilIdle();
+        Assert.That(_order, Is.EqualTo(new[] { 1, 1, 2, 1, 1, 2, 2, 1 }));
+    }
+
+    [Test]
+    public void A_high_priority_frame_overtakes_the_frames_a_low_one_has_waiting()
+    {
+        _rig.Set(_x, "priority", "low");
+        for (int i = 0; i < 5; i++) _rig.Send(_x, From(1));
+        _rig.Scheduler.RunUntil(100 * Time.Microsecond);
+        _rig.Send(_y, From(2));
+        _rig.Scheduler.RunUntilIdle();
+        Assert.That(_order, Is.EqualTo(new[] { 1, 1, 2, 1, 1, 1 }));
     }
 
     [Test]

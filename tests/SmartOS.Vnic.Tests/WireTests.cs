@@ -130,6 +130,9 @@ public class WireTests
             Assert.That(w.Receiver.Frames.Select(f => (f.Frame[20] << 8) | f.Frame[21]), Is.EqualTo(Enumerable.Range(0, 300)));
             Assert.That(w.Receiver.Frames.Select(f => f.Time), Is.EqualTo(Enumerable.Range(1, 300).Select(i => i * 1000L)));
             Assert.That(w.H1.Phys().Stats.DropTxQueue, Is.Zero);
+            // One sender's queue is committed to the wire as it fills (Wire.cs): one arrival event
+            // per frame, none at the end of each frame's serialisation.
+            Assert.That(w.S.EventsRun, Is.LessThanOrEqualTo(300));
         }
     }
 
