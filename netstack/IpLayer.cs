@@ -31,6 +31,11 @@ public interface IIpLayer
     /// Consumes the packet; false when it was dropped.</summary>
     bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol);
 
+    /// <summary>As <see cref="Send"/>, for a connection that keeps the path it last took to an IPv4
+    /// destination in <paramref name="path"/> (PathCache.cs), so its next segment skips the route
+    /// and neighbour lookups while the path is valid. A layer without such a cache sends as Send.</summary>
+    internal bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol, PathCacheV4 path) => Send(packet, source, destination, protocol);
+
     /// <summary>Whether the layer takes segments with their checksum pending (Packet.ChecksumPending,
     /// the pseudo-header sum in the field): the MAC layer fills it in where a frame leaves the host.</summary>
     bool ChecksumOffload => false;

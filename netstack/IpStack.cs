@@ -538,6 +538,13 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         return ifc.Client?.LsoMax ?? 0;
     }
 
+    bool IIpLayer.Send(Packet packet, IpAddress source, IpAddress destination, byte protocol, PathCacheV4 path)
+    {
+        if (destination.IsV4)
+            return SendV4(packet, source, destination, protocol, DefaultTtl, dontFragment: protocol == IpProtocol.Tcp, null, path: path);
+        return SendV6(packet, source, destination, protocol, DefaultTtl, null);
+    }
+
     public bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol)
     {
         if (destination.IsV4)

@@ -27,6 +27,8 @@ internal sealed partial class TcpConnection
     private TimerMode _timerMode;
 
     public readonly TcpKey Key;
+    /// <summary>The path its segments last took to an IPv4 peer (TcpProtocol.cs, data path: send).</summary>
+    internal readonly PathCacheV4 Path = new();
     public TcpListener? Listener;
     public LinkedListNode<TcpConnection>? ListenerNode;
     public TcpSocket? Socket;

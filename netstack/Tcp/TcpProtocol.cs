@@ -23,8 +23,10 @@
  *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
  *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
  *            bytes -> checksum (or only the pseudo-header sum, pending, when the IP layer offloads
- *            it) -> IIpLayer.Send. Retransmissions copy out of the ring again; nothing else keeps
- *            a segment.
+ *            it) -> IIpLayer.Send, with the connection's PathCacheV4 (PathCache.cs: its route,
+ *            interface and next hop's link address, as illumos's conn_t keeps its IRE and NCE in
+ *            conn_ixa; the same bytes and counters, without a route and an ARP lookup per
+ *            segment). Retransmissions copy out of the ring again; nothing else keeps a segment.
  *
  * Rules
  *   1. Everything runs on the host's loop. Timers are KTimers owned by each connection (reused,
@@ -441,7 +443,8 @@ public sealed partial class TcpProtocol : ITransport, ISocketLister
             view.FillChecksum(local, remote);
         }
         Stats.OutSegs++;
-        Ip.Send(p, local, remote, IpProtocol.Tcp);
+        if (conn != null) Ip.Send(p, local, remote, IpProtocol.Tcp, conn.Path);
+        else Ip.Send(p, local, remote, IpProtocol.Tcp);
     }
 
     /// <summary>The MSS to announce toward <paramref name="remote"/>: path MTU minus IP and TCP headers.</summary>
