@@ -74,6 +74,9 @@ internal sealed class ReceiveRing
     private readonly TcpSackBlock[] _ranges;
     private int _rangeCount;
     private int _recent = -1;
+    // The first _placed of the readable bytes were copied straight into the pending reader's buffer
+    // (Place), not into _buf: the next Read, into that buffer, finds them there.
+    private int _placed;
 
     public ReceiveRing(int capacity, int maxRanges)
     {
@@ -99,6 +102,23 @@ internal sealed class ReceiveRing
         int first = Math.Min(data.Length, Capacity - start);
         data[..first].CopyTo(_buf.AsSpan(start));
         data[first..].CopyTo(_buf);
+    }
+
+    /// <summary>
+    /// Copies in-order bytes at RCV.NXT straight into the buffer of the reader that waits for them
+    /// (<paramref name="reader"/>, its pending receive's), after the bytes already placed there, instead
+    /// of into the ring: Linux's ucopy (tcp_copy_to_iovec into a blocked reader's iovec). The bytes
+    /// count as buffered all the same (Deliver follows, the window and every ACK are as they were)
+    /// until the reader's Read, into the same buffer, takes them without a second copy. Only when
+    /// every readable byte is already there, nothing is out of order and they all fit; false otherwise
+    /// (the caller writes them into the ring as usual).
+    /// </summary>
+    public bool TryPlace(ReadOnlySpan<byte> data, Span<byte> reader)
+    {
+        if (_rangeCount > 0 || Count != _placed || reader.Length - _placed < data.Length) return false;
+        data.CopyTo(reader[_placed..]);
+        _placed += data.Length;
+        return true;
     }
 
     /// <summary>Records an out-of-order range [left, right); false when the range table is full.</summary>
@@ -153,13 +173,20 @@ internal sealed class ReceiveRing
         return advance;
     }
 
+    /// <summary>Reads into <paramref name="dest"/>; bytes placed (TryPlace) are in it already, at its
+    /// start, since the only reader reads into the buffer of the receive they were placed for.</summary>
     public int Read(Span<byte> dest)
     {
         int n = Math.Min(dest.Length, Count);
-        int first = Math.Min(n, Capacity - _head);
-        _buf.AsSpan(_head, first).CopyTo(dest);
-        _buf.AsSpan(0, n - first).CopyTo(dest[first..n]);
-        _head = (_head + n) % Capacity;
+        Debug.Assert(n >= _placed, "placed bytes fit the reader's buffer");
+        int placed = _placed;
+        _placed = 0;
+        _head = (_head + placed) % Capacity;
+        int rest = n - placed;
+        int first = Math.Min(rest, Capacity - _head);
+        _buf.AsSpan(_head, first).CopyTo(dest[placed..]);
+        _buf.AsSpan(0, rest - first).CopyTo(dest[(placed + first)..n]);
+        _head = (_head + rest) % Capacity;
         Count -= n;
         return n;
     }
@@ -180,6 +207,7 @@ internal sealed class ReceiveRing
         ArrayPool<byte>.Shared.Return(_buf);
         _buf = [];
         Count = 0;
+        _placed = 0;
         _rangeCount = 0;
     }
 }

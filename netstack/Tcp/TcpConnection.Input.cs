@@ -433,7 +433,7 @@ internal sealed partial class TcpConnection
             if (offset == 0)
             {
                 bool hadHoles = _recv.HasOutOfOrder;
-                _recv.WriteAt(0, payload);
+                if (Socket is not { } reader || !_recv.TryPlace(payload, reader.PendingReceiveBuffer)) _recv.WriteAt(0, payload);
                 int advance = _recv.Deliver(_rcvNxt, payload.Length);
                 _rcvNxt += (uint)advance;
                 if (hadHoles)

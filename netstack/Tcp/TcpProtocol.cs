@@ -19,7 +19,10 @@
  *            receive checksum offload of MacLayer.cs rule 7) -> hash lookup of the 4-tuple (skipped when the segment is for the
  *            same connection as the last one: a one-entry cache, as BSD's last-PCB hint, cleared
  *            when that connection leaves the table) -> connection.Input (or the listener, or a RST)
- *            -> payload copied into the connection's receive ring -> packet freed here.
+ *            -> payload copied into the connection's receive ring, or, in order and while a
+ *            receive waits with room for it, straight into that receive's buffer (ReceiveRing.TryPlace,
+ *            Linux's ucopy; counted as buffered until the read, so windows and ACKs are the same)
+ *            -> packet freed here.
  *   send     socket.SendAsync copies into the send ring -> connection.Output cuts segments, each
  *            built straight into a packet rented from IIpLayer.Pool behind IIpLayer.HeaderRoom
  *            bytes -> checksum (or only the pseudo-header sum, pending, when the IP layer offloads

@@ -82,6 +82,11 @@ public sealed class TcpSocket
 
     internal TcpConnection? Connection => _conn;
 
+    /// <summary>The buffer of the receive waiting for data (empty when none waits): the connection may
+    /// copy in-order bytes straight into it (ReceiveRing.TryPlace); they are its to fill until the
+    /// receive completes.</summary>
+    internal Span<byte> PendingReceiveBuffer => _recvOp.Pending && !_closed ? _recvBuffer.Span : default;
+
     /// <summary>Connects; fails with ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EADDRINUSE or ENOBUFS.
     /// <paramref name="localPort"/> 0 picks an ephemeral port; a fixed one allows simultaneous open.</summary>
     public ValueTask ConnectAsync(IpAddress remote, ushort port, ushort localPort = 0)

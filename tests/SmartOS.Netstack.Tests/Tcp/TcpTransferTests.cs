@@ -53,6 +53,37 @@ public class TcpTransferTests
         }
     }
 
+    /// <summary>In-order bytes for a reader that waits go straight into its buffer (ReceiveRing.TryPlace)
+    /// while they fit after what it already holds, and into the ring otherwise; a read takes both, in
+    /// order. Buffers smaller than, equal to and between segments, with loss and reordering so that
+    /// out-of-order data is held in the ring meanwhile.</summary>
+    [TestCase(0.0, 0.0)]
+    [TestCase(0.02, 0.05)]
+    public void A_waiting_readers_bytes_arrive_in_order_whatever_its_buffer_sizes(double loss, double reorder)
+    {
+        var w = new TcpWorld();
+        w.Wire.Loss = loss;
+        w.Wire.Reorder = reorder;
+        var (client, server) = Connect(w);
+        var data = Pattern(300_000, 7);
+        var send = w.Start(() => SendAll(client, data, 10_000));
+        int[] sizes = [2000, 1, 4096, 1448, 3000, 700, 65536];
+        var receive = w.Start(async () =>
+        {
+            var received = new MemoryStream();
+            for (int i = 0; ; i++)
+            {
+                var buffer = new byte[sizes[i % sizes.Length]];
+                int n = await server.ReceiveAsync(buffer);
+                if (n == 0) return received.ToArray();
+                received.Write(buffer, 0, n);
+            }
+        });
+        w.RunUntil(Task.WhenAll(send, receive), 600 * Time.Second);
+        Assert.That(receive.IsCompletedSuccessfully, Is.True, "the transfer did not finish");
+        Assert.That(receive.Result, Is.EqualTo(data));
+    }
+
     [Test]
     public void Request_and_response_then_both_sides_close_cleanly()
     {
