@@ -15,7 +15,8 @@ namespace SmartOS.Benchmarks;
 /// after it, and their ratio. Issue 17's goal: the TAP at least half of veth's rate in both directions.
 /// With offloads the zone's TCP sends ~64 KiB large sends that Linux gets as one GSO frame, and
 /// Linux's GSO frames reach the zone's stack whole (MacLayer.cs rule 9), their checksums left
-/// pending (TapDevice.cs rule 6); the counts are printed. The same for an lx zone: the real iperf3
+/// pending (TapDevice.cs rule 6); the counts are printed, with the frames the loop read itself before
+/// it slept and the ACKs to Linux that a later one superseded (TapDevice.cs rules 9 and 10). The same for an lx zone: the real iperf3
 /// server in the zone's own network namespace, so each frame crosses the NIC's TAP, the MAC layer
 /// and the lx zone's TAP (both with offloads: GSO frames go through whole). `tap-lx` prints only the
 /// lx rows.
@@ -96,8 +97,9 @@ public static class TapBenchmarks
                 // 512 KiB, where Linux's autotune): the same -w at both ends of both paths.
                 rows.Add(($"Linux ns -> {how} -> joyent zone, -w {Window}", veth.Beside(Iperf3(ns, ZoneAddress, "-w", Window), "-w", Window)));
             }
-            rows.Add(($"  ({tap.WholeFrames:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames:N0} checksums left pending), {tap.SegmentedFrames:N0} cut up; " +
-                      $"{phys.Stats.LsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft:N0} cut in software)", ""));
+            rows.Add(($"  ({tap.WholeFrames:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames:N0} checksums left pending), {tap.SegmentedFrames:N0} cut up, " +
+                      $"{tap.LoopFrames:N0} frames read by the loop; {phys.Stats.LsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft:N0} cut in software, " +
+                      $"{tap.AcksSuperseded:N0} ACKs superseded)", ""));
         }
         finally
         {
@@ -139,10 +141,12 @@ public static class TapBenchmarks
             try
             {
                 long whole = tap.WholeFrames, pending = tap.PendingChecksumFrames, lsoOut = phys.Stats.LsoOut, soft = phys.Stats.LsoSoft;
+                long loopFrames = tap.LoopFrames, superseded = tap.AcksSuperseded;
                 rows.Add(("Linux ns -> TAP NIC -> lx zone (its TAP)", veth.Beside(Iperf3(ns, LxAddress))));
                 rows.Add(("lx zone (its TAP) -> TAP NIC -> Linux ns", veth.Beside(Iperf3(ns, LxAddress, "-R"), "-R")));
                 rows.Add(($"  ({tap.WholeFrames - whole:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames - pending:N0} checksums left pending); " +
-                          $"{phys.Stats.LsoOut - lsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft - soft:N0} cut in software)", ""));
+                          $"{tap.LoopFrames - loopFrames:N0} read by the loop; {phys.Stats.LsoOut - lsoOut:N0} large sends to Linux, " +
+                          $"{phys.Stats.LsoSoft - soft:N0} cut in software, {tap.AcksSuperseded - superseded:N0} ACKs superseded)", ""));
             }
             finally
             {
