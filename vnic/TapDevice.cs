@@ -86,9 +86,10 @@ namespace SmartOS.Vnic;
 ///      queue). Linux answers a window update or an ACK in the write that carries it (its TCP
 ///      sends the next segments there and then), so the frames are often waiting when the pass
 ///      ends, and then they reach the zone without the reader's wake-up and the loop's after it:
-///      with iperf3 into a joyent zone about a third of the frames came this way (LoopFrames), and
-///      each wake-up was 60-300 us on this loaded 2-core machine (measured with timestamps from the
-///      read to the delivery, load 3-24). If the reader holds the lock, the loop leaves it to it.
+///      with iperf3 into a joyent zone about a third of the frames came this way (LoopFrames), where
+///      a frame had waited 140-280 us on average from the reader's read to its delivery, the loop's
+///      wake-up alone 80-280 us (timestamps along the path, load 3-24 on this 2-core machine). If
+///      the reader holds the lock, the loop leaves it to it.
 ///      Only a device the pass wrote to or delivered from is read, so idle TAPs cost a pass nothing.
 ///  10. Frames towards Linux are queued (Send) and written when the pass is over (with rule 9's
 ///      poll, before its read) or when SendMax are queued, in order, each once; a pure ACK that a
