@@ -7,6 +7,14 @@ namespace SmartOS.Kernel;
 /// Runs a Scheduler in real time (Kernel.cs rule 2): one thread owns the scheduler, moves its clock
 /// with the wall clock, runs due events, and sleeps until the next event or until another thread
 /// hands it work through <see cref="Invoke"/>. This is the only class that reads a wall clock.
+///
+/// Idle polls (issue 17): a device may ask to be called on the loop when a pass that did work is over
+/// and the loop is about to sleep (<see cref="AddIdlePoll"/>), as NAPI polls a device once its
+/// interrupt fired: a TAP writes what the pass queued for Linux and reads what Linux sent back
+/// meanwhile (vnic/TapDevice.cs rules 9 and 10), so a frame that came back while the loop worked
+/// does not wait for another thread's wake-up and the loop's own. A poll that hands the loop work
+/// (Invoke) keeps it from sleeping; an idle loop (a pass that ran nothing) calls none, so nothing
+/// spins.
 /// </summary>
 public sealed class RealTimeDriver : IDisposable
 {
@@ -33,6 +41,23 @@ public sealed class RealTimeDriver : IDisposable
     }
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
+
+    private Action[] _idlePolls = [];
+    private readonly Lock _idlePollsLock = new();
+
+    /// <summary>Has <paramref name="poll"/> called on the loop after each pass that did work, before
+    /// the loop sleeps (see above); safe from any thread.</summary>
+    public void AddIdlePoll(Action poll)
+    {
+        lock (_idlePollsLock) _idlePolls = [.. _idlePolls, poll];
+    }
+
+    /// <summary>Undoes <see cref="AddIdlePoll"/>; safe from any thread (a pass already under way may
+    /// still call it once).</summary>
+    public void RemoveIdlePoll(Action poll)
+    {
+        lock (_idlePollsLock) _idlePolls = Array.FindAll(_idlePolls, p => p != poll);
+    }
 
     /// <summary>Hands work to the loop thread; safe from any thread.</summary>
     public void Invoke(Action action)
@@ -69,14 +94,20 @@ public sealed class RealTimeDriver : IDisposable
         while (!_stop)
         {
             _wake.Reset(); // Before draining: work handed over after this sets it again.
+            bool worked = false;
             while (reader.TryRead(out var action))
             {
+                worked = true;
                 _scheduler.AdvanceTo(WallNow);
                 action();
             }
             long now = WallNow;
             _scheduler.AdvanceTo(now);
-            while (_scheduler.RunOne(now)) { }
+            while (_scheduler.RunOne(now)) worked = true;
+            if (worked)
+            {
+                foreach (var poll in Volatile.Read(ref _idlePolls)) poll();
+            }
             long next = _scheduler.NextEventTime;
             long waitNs = next == long.MaxValue ? 50 * Time.Millisecond : Math.Clamp(next - WallNow, 0, 50 * Time.Millisecond);
             if (waitNs > 0) _wake.Wait(TimeSpan.FromTicks(Math.Max(1, waitNs / 100)));

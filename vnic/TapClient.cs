@@ -39,20 +39,19 @@ public sealed class TapClient : IMacReceiver, IDisposable
         var t = new TapClient(client, device);
         client.Receiver = t;
         device.Start(driver, t.FromLinux, () => client.Link.Stats.IErrors++, lost => client.Link.Stats.DropNoBuf += lost,
-            bad => client.Link.Stats.OErrors += bad);
+            bad => client.Link.Stats.OErrors += bad, null, failed => client.Link.Stats.IErrors += failed);
         return t;
     }
 
     /// <summary>A device with offloads passes a pending checksum on to Linux (MacLayer.cs rule 7).</summary>
     public bool AcceptsPendingChecksum => _device.Offload;
 
-    /// <summary>A device with offloads writes a large segment as one GSO frame (TapDevice.Write).</summary>
+    /// <summary>A device with offloads writes a large segment as one GSO frame (TapDevice.Send).</summary>
     public bool AcceptsLargeReceive => _device.Offload;
 
     public void Receive(MacClient client, Packet packet)
     {
-        if (!_device.Write(packet)) client.Link.Stats.IErrors++;
-        packet.Free();
+        _device.Send(packet);
     }
 
     /// <summary>On the loop: a frame the Linux side sent leaves through the VNIC.</summary>

@@ -45,7 +45,7 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>With offloads a pending TCP checksum goes to Linux to fill in (virtio_net_hdr NEEDS_CSUM).</summary>
     public bool OffloadsChecksum => _device.Offload;
 
-    /// <summary>With offloads a large-send frame goes to Linux whole as a GSO frame (TapDevice.Write).</summary>
+    /// <summary>With offloads a large-send frame goes to Linux whole as a GSO frame (TapDevice.Send).</summary>
     public bool OffloadsSegmentation => _device.Offload;
 
     /// <summary>TSO frames from Linux cut into MTU-sized frames so far (TapDevice.SegmentedFrames).</summary>
@@ -57,19 +57,24 @@ public sealed class TapNic : IPhysBackend, IDisposable
     /// <summary>Frames from Linux handed over with their TCP checksum pending (TapDevice.cs rule 6).</summary>
     public long PendingChecksumFrames => _device.PendingChecksumFrames;
 
+    /// <summary>Pure ACKs to Linux left out because a later one superseded them (TapDevice.cs rule 10).</summary>
+    public long AcksSuperseded => _device.AcksSuperseded;
+
+    /// <summary>Frames from Linux the loop read itself before it slept (TapDevice.cs rule 9).</summary>
+    public long LoopFrames => _device.LoopFrames;
+
     /// <summary>Binds the device to <paramref name="phys"/> and starts its reader. Call on the loop.</summary>
     public void Start(PhysLink phys, RealTimeDriver driver)
     {
         _phys = phys;
         phys.Attach(this);
         _device.Start(driver, (frame, gso, csum) => phys.ReceiveFromBackend(this, frame, gso, csum), () => phys.Stats.IErrors++, lost => phys.Stats.DropNoBuf += lost,
-            bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); });
+            bad => phys.Stats.IErrors += bad, up => { if (phys.Backend == this) phys.SetCarrier(up); }, failed => phys.Stats.OErrors += failed);
     }
 
     public void Transmit(PhysLink from, Packet frame)
     {
-        if (!_device.Write(frame)) from.Stats.OErrors++;
-        frame.Free();
+        _device.Send(frame);
     }
 
     public void Detach(PhysLink phys) => _device.Dispose();

@@ -15,7 +15,9 @@ namespace SmartOS.Benchmarks;
 /// after it, and their ratio. Issue 17's goal: the TAP at least half of veth's rate in both directions.
 /// With offloads the zone's TCP sends ~64 KiB large sends that Linux gets as one GSO frame, and
 /// Linux's GSO frames reach the zone's stack whole (MacLayer.cs rule 9), their checksums left
-/// pending (TapDevice.cs rule 6); the counts are printed. The same for an lx zone: the real iperf3
+/// pending (TapDevice.cs rule 6); the counts are printed, with the frames the loop read itself before
+/// it slept and the ACKs to Linux that a later one superseded (TapDevice.cs rules 9 and 10), and
+/// beside each TAP rate the CPU time this process spent per gigabyte (iperf3's own is not in it). The same for an lx zone: the real iperf3
 /// server in the zone's own network namespace, so each frame crosses the NIC's TAP, the MAC layer
 /// and the lx zone's TAP (both with offloads: GSO frames go through whole). `tap-lx` prints only the
 /// lx rows.
@@ -88,16 +90,17 @@ public static class TapBenchmarks
         try
         {
             string how = offload ? "TAP NIC (offloads)" : "TAP NIC (none)";
-            rows.Add(($"Linux ns -> {how} -> joyent zone", veth.Beside(Iperf3(ns, ZoneAddress))));
-            rows.Add(($"joyent zone -> {how} -> Linux ns", veth.Beside(Iperf3(ns, ZoneAddress, "-R"), "-R")));
+            rows.Add(($"Linux ns -> {how} -> joyent zone", veth.Beside(WithCpu(() => Iperf3(ns, ZoneAddress)))));
+            rows.Add(($"joyent zone -> {how} -> Linux ns", veth.Beside(WithCpu(() => Iperf3(ns, ZoneAddress, "-R")), "-R")));
             if (offload)
             {
                 // The zone's iperf takes iperf3's window parameter (its buffers are otherwise a fixed
                 // 512 KiB, where Linux's autotune): the same -w at both ends of both paths.
-                rows.Add(($"Linux ns -> {how} -> joyent zone, -w {Window}", veth.Beside(Iperf3(ns, ZoneAddress, "-w", Window), "-w", Window)));
+                rows.Add(($"Linux ns -> {how} -> joyent zone, -w {Window}", veth.Beside(WithCpu(() => Iperf3(ns, ZoneAddress, "-w", Window)), "-w", Window)));
             }
-            rows.Add(($"  ({tap.WholeFrames:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames:N0} checksums left pending), {tap.SegmentedFrames:N0} cut up; " +
-                      $"{phys.Stats.LsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft:N0} cut in software)", ""));
+            rows.Add(($"  ({tap.WholeFrames:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames:N0} checksums left pending), {tap.SegmentedFrames:N0} cut up, " +
+                      $"{tap.LoopFrames:N0} frames read by the loop; {phys.Stats.LsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft:N0} cut in software, " +
+                      $"{tap.AcksSuperseded:N0} ACKs superseded)", ""));
         }
         finally
         {
@@ -139,10 +142,12 @@ public static class TapBenchmarks
             try
             {
                 long whole = tap.WholeFrames, pending = tap.PendingChecksumFrames, lsoOut = phys.Stats.LsoOut, soft = phys.Stats.LsoSoft;
-                rows.Add(("Linux ns -> TAP NIC -> lx zone (its TAP)", veth.Beside(Iperf3(ns, LxAddress))));
-                rows.Add(("lx zone (its TAP) -> TAP NIC -> Linux ns", veth.Beside(Iperf3(ns, LxAddress, "-R"), "-R")));
+                long loopFrames = tap.LoopFrames, superseded = tap.AcksSuperseded;
+                rows.Add(("Linux ns -> TAP NIC -> lx zone (its TAP)", veth.Beside(WithCpu(() => Iperf3(ns, LxAddress)))));
+                rows.Add(("lx zone (its TAP) -> TAP NIC -> Linux ns", veth.Beside(WithCpu(() => Iperf3(ns, LxAddress, "-R")), "-R")));
                 rows.Add(($"  ({tap.WholeFrames - whole:N0} TSO frames from Linux taken whole ({tap.PendingChecksumFrames - pending:N0} checksums left pending); " +
-                          $"{phys.Stats.LsoOut - lsoOut:N0} large sends to Linux, {phys.Stats.LsoSoft - soft:N0} cut in software)", ""));
+                          $"{tap.LoopFrames - loopFrames:N0} read by the loop; {phys.Stats.LsoOut - lsoOut:N0} large sends to Linux, " +
+                          $"{phys.Stats.LsoSoft - soft:N0} cut in software, {tap.AcksSuperseded - superseded:N0} ACKs superseded)", ""));
             }
             finally
             {
@@ -197,6 +202,17 @@ public static class TapBenchmarks
         }
 
         public void Dispose() => _other.Dispose();
+    }
+
+    /// <summary><paramref name="measure"/>'s rate with the CPU time this process (the loop, the TAP
+    /// readers; not iperf3) spent per gigabyte moved, which swings less with the machine's load.</summary>
+    private static string WithCpu(Func<string> measure)
+    {
+        var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        string rate = measure();
+        double ms = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds;
+        double gigabytes = Mbps(rate) * Seconds / 8000;
+        return gigabytes > 0 ? string.Create(CultureInfo.InvariantCulture, $"{rate} ({ms / gigabytes:0} ms CPU/GB)") : rate;
     }
 
     /// <summary>The Mbit/s of a rate Iperf3 returned (it asks for -f m), or 0.</summary>

@@ -143,6 +143,43 @@ public class RealTimeDriverTests
     }
 
     [Test]
+    public void An_idle_poll_runs_on_the_loop_after_a_pass_that_did_work_and_not_while_idle()
+    {
+        var s = new Scheduler();
+        using var driver = new RealTimeDriver(s);
+        driver.Start();
+        int polls = 0, offLoop = 0, workDone = 0, pollsAfterWork = -1;
+        Action poll = () =>
+        {
+            if (!driver.IsLoopThread) Interlocked.Increment(ref offLoop);
+            Interlocked.Increment(ref polls);
+            // The work's pass is over when its poll runs.
+            if (Volatile.Read(ref workDone) == 1 && Volatile.Read(ref pollsAfterWork) < 0) Volatile.Write(ref pollsAfterWork, 1);
+        };
+        driver.AddIdlePoll(poll);
+        Thread.Sleep(200); // idle: the loop sleeps (50 ms at a time) and runs nothing
+        int idle = Volatile.Read(ref polls);
+
+        driver.Invoke(() => Volatile.Write(ref workDone, 1));
+        for (int i = 0; i < 500 && Volatile.Read(ref pollsAfterWork) < 0; i++) Thread.Sleep(10);
+        int afterWork = Volatile.Read(ref polls);
+
+        driver.RemoveIdlePoll(poll);
+        driver.InvokeAsync(() => 0).Wait(s_patience); // a pass that may still have had the poll
+        int removed = Volatile.Read(ref polls);
+        driver.InvokeAsync(() => 0).Wait(s_patience);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(idle, Is.Zero, "an idle loop polls nothing");
+            Assert.That(pollsAfterWork, Is.EqualTo(1), "the pass that ran the work polled");
+            Assert.That(afterWork, Is.GreaterThanOrEqualTo(1));
+            Assert.That(offLoop, Is.Zero, "polls run on the loop");
+            Assert.That(Volatile.Read(ref polls), Is.EqualTo(removed), "a removed poll is not called again");
+        }
+    }
+
+    [Test]
     public async Task InvokeAsync_returns_the_result_and_the_exception()
     {
         var s = new Scheduler();
