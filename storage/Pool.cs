@@ -47,12 +47,12 @@
  *      groups the files it finds by pool guid. A label whose checksum fails is ignored; a file whose
  *      labels all fail is reported as damaged, with the reason.
  *   5. Copy-on-write: a live block (one the last committed uberblock reaches) is never overwritten. A
- *      commit writes data blocks, then indirect blocks bottom-up, then the meta object, flushes every
- *      leaf, then writes the uberblock into slot txg % RingSlots of L0 on every leaf, flushes, and the
- *      same into L1, and flushes again. Open takes the highest txg whose uberblock passes its checksum
- *      and matches the pool's guid sum. A crash before the first uberblock write leaves the previous
- *      txg as the newest; a torn uberblock fails its checksum; so any crash opens at the old or the new
- *      txg, complete.
+ *      commit writes data blocks (those its writes did not place already, rule 12), then indirect
+ *      blocks bottom-up, then the meta object, flushes every leaf, then writes the uberblock into
+ *      slot txg % RingSlots of L0 on every leaf, flushes, and the same into L1, and flushes again.
+ *      Open takes the highest txg whose uberblock passes its checksum and matches the pool's guid
+ *      sum. A crash before the first uberblock write leaves the previous txg as the newest; a torn
+ *      uberblock fails its checksum; so any crash opens at the old or the new txg, complete.
  *   6. Space: each top vdev has a SpaceMap. A pointer replaced or dropped during a txg frees its block
  *      only once that txg has committed (deferred free), so the previous txg stays whole until the new
  *      one is durable; a dataset's block that a snapshot still holds is not freed at all but kept on a
@@ -65,10 +65,10 @@
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
- *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
- *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
- *      thread places the batch before it and then joins them (Pool.Compress.cs rule C3); placing
- *      the blocks stays on the calling thread, and a sync never returns with a batch in flight.
+ *      here takes a lock. The one exception is inside a commit or a write: the pool's own worker
+ *      threads compress and checksum a batch of data blocks, each on buffers of its own, while the
+ *      calling thread places the batch before it and then joins them (Pool.Compress.cs rules C3,
+ *      C4); placing the blocks stays on the calling thread, and neither returns with a batch in flight.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
@@ -91,6 +91,24 @@
  *      reads the pointer it needs from the cached block, so nothing outside the cache grows with the
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
+ *  12. Whole blocks are placed as they are written. A write (ObjectSet.Write) that covers whole
+ *      128 KiB data blocks trims, compresses, checksums and writes each of them at once, straight
+ *      from the caller's bytes, as a block of the open txg (born Txg+1, allocated as a commit would:
+ *      never over a live block), and keeps only its pointer (ObjectTree: PlaceWhole); the next commit
+ *      links it as if it had written it, before the indirect blocks, so rule 5 holds as it was: every
+ *      block an uberblock reaches was written before the flush that precedes that uberblock. Until
+ *      then no uberblock reaches it, so a crash leaves it as free space (an open rebuilds the maps,
+ *      rule 6), and one its own txg takes back (overwritten, freed, truncated, deleted) is freed at
+ *      once (Unplace): it was never reachable. Only while the pool is not suspended and every leaf
+ *      is online and not resilvering (PlacesAtWrite), so a placed block is on every leaf a commit
+ *      would write, and no online resilvers the tree (which it does without a commit) while a block
+ *      is placed but not linked; a block that cannot be placed (no space, no copy written) stays a
+ *      dirty buffer for the commit. Why: the copy into a 128 KiB dirty buffer was a second copy of
+ *      every byte beside the host's copy into its page cache (a plain file pays only that one), and
+ *      the whole of a txg's writing waited for its commit. ZFS copies into the ARC at write and writes
+ *      at sync instead, overlapping the two on its txg threads; here a commit is synchronous
+ *      (Commit returns with the txg durable), so nothing could overlap it. The cost: a whole block
+ *      written again in the same txg is written again, where a dirty buffer was written once.
  *
  * DTrace (StorageProbes.cs): every leaf read and write of a pool goes through LeafRead/LeafWrite,
  * which fire the io provider's start, wait-start, done and wait-done when one is enabled and cost one
@@ -630,6 +648,61 @@ public sealed partial class Pool : IDisposable
         var kind = checksum ?? _config.Checksum;
         var prepared = Prepare(block, compression, kind, _compressor, _compressed);
         return Place(block, prepared, _compressed, type, level, txg, out bp);
+    }
+
+    /// <summary>
+    /// Whether a whole data block may be placed as it is written (rule 12): the pool is not suspended
+    /// and every leaf is online and not resilvering, so a block written now reaches every leaf a
+    /// commit would write it to, and no resilver or online walks the tree before it is linked.
+    /// </summary>
+    internal bool PlacesAtWrite
+    {
+        get
+        {
+            if (!_suspended.IsOk || _disposed) return false;
+            foreach (var top in _tops)
+                for (int l = 0; l < top.Leaves.Count; l++)   // indexed: an interface's enumerator is an allocation (rule 7)
+                    if (top.Leaves[l] is { State: not LeafState.Online } or { Resilvering: true }) return false;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Places whole data blocks at once (rule 12): blocks holds up to BatchSize blocks of MaxBlockSize
+    /// bytes, each trimmed, compressed and checksummed (on the workers when that is worth it,
+    /// Pool.Compress.cs) and written as a block of the open txg, its pointer in bps. Returns how many
+    /// were placed, in order: fewer when one could not be (no space, no copy written), which the caller
+    /// then keeps as a dirty block for the commit, as it would have without this.
+    /// </summary>
+    internal int PlaceWhole(ReadOnlySpan<byte> blocks, CompressionSetting compression, ChecksumKind? checksum, Span<BlockPointer> bps)
+    {
+        int count = blocks.Length / MaxBlockSize;
+        Debug.Assert(count <= BatchSize && count <= bps.Length && blocks.Length == count * MaxBlockSize && !BatchRunning);
+        long txg = Txg + 1;
+        if (count > 1 && PreparesInParallel(compression, checksum)) return PlaceWholeInParallel(blocks, count, compression, checksum, txg, bps);
+        for (int i = 0; i < count; i++)
+            if (!WriteBlock(blocks.Slice(i * MaxBlockSize, MaxBlockSize), BlockType.Data, 0, txg, compression, out bps[i], checksum).IsOk) return i;
+        return count;
+    }
+
+    /// <summary>
+    /// Frees at once a block PlaceWhole placed that no pointer has taken (rule 12: it was overwritten,
+    /// freed or deleted in the txg that wrote it): no uberblock reaches it, so its space is free now,
+    /// not after a commit as a replaced committed block's is (rule 6).
+    /// </summary>
+    internal void Unplace(in BlockPointer bp)
+    {
+        if (bp.IsHole) return;
+        Debug.Assert(bp.BirthTxg == Txg + 1, "only a block of the open txg can be taken back");
+        for (int c = 0; c < bp.Copies; c++)
+        {
+            Dva dva = bp.GetDva(c);
+            _tops[dva.Vdev].Space.Free(dva.Offset, _tops[dva.Vdev].AllocSize(bp.PhysicalSize));
+        }
+        LogicalBytes -= bp.LogicalSize;
+        PhysicalBytes -= bp.PhysicalSize;
+        // Its address and birth may be placed again in this txg: no cache entry may answer for both.
+        Cache.Remove(bp);
     }
 
     /// <summary>What a block becomes before it is placed (rule 10): its trimmed logical size, the bytes
