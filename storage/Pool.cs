@@ -248,7 +248,7 @@ public sealed partial class Pool : IDisposable
     /// <summary>Physical bytes of every block the pool holds (psize summed, one copy; compressratio's denominator).</summary>
     public long PhysicalBytes { get; private set; }
 
-    /// <summary>Blocks WriteBlock has written since open (a commit's share is the difference across it).</summary>
+    /// <summary>Blocks written since open: by commits, and by writes that place whole blocks (rule 12).</summary>
     public long BlocksWritten { get; private set; }
 
     /// <summary>When the pool was created or opened, by the caller's clock (`zpool iostat` averages since).</summary>
