@@ -102,8 +102,11 @@
  *      once (Unplace): it was never reachable. Only while the pool is not suspended and every leaf
  *      is online and not resilvering (PlacesAtWrite), so a placed block is on every leaf a commit
  *      would write, and no online resilvers the tree (which it does without a commit) while a block
- *      is placed but not linked; a block that cannot be placed (no space, no copy written) stays a
- *      dirty buffer for the commit. Why: the copy into a 128 KiB dirty buffer was a second copy of
+ *      is placed but not linked; and not while Open replays intent logs, whose chains are claimed
+ *      block by block as they are read, so a placed block could take a later log block's space (a
+ *      replayed write is split at log block bounds and so is never whole today: this keeps it so if
+ *      that changes). A block that cannot be placed (no space, no copy written) stays a dirty buffer
+ *      for the commit. Why: the copy into a 128 KiB dirty buffer was a second copy of
  *      every byte beside the host's copy into its page cache (a plain file pays only that one), and
  *      the whole of a txg's writing waited for its commit. ZFS copies into the ARC at write and writes
  *      at sync instead, overlapping the two on its txg threads; here a commit is synchronous
@@ -196,6 +199,7 @@ public sealed partial class Pool : IDisposable
     private int _rotor;
     private StorageResult _suspended = StorageResult.Success;
     private bool _disposed;
+    private bool _replayingLogs;   // Open is replaying intent logs: nothing is placed at write (rule 12)
 
     private Pool(PoolConfig config, TopVdev[] tops, PoolOptions options, long txg)
     {
@@ -409,7 +413,10 @@ public sealed partial class Pool : IDisposable
         var load = opened.Objects.Load(ub.MetaDnode);
         if (load.IsOk) load = opened.Datasets.Load();
         bool replayed = false;
+        // Nothing is placed while logs replay (rule 12): a later block of a chain is not claimed yet.
+        opened._replayingLogs = true;
         if (load.IsOk) load = opened.Datasets.ReplayLogs(out replayed);
+        opened._replayingLogs = false;
         if (!load.IsOk)
         {
             opened.Dispose();
@@ -659,7 +666,7 @@ public sealed partial class Pool : IDisposable
     {
         get
         {
-            if (!_suspended.IsOk || _disposed) return false;
+            if (!_suspended.IsOk || _disposed || _replayingLogs) return false;
             foreach (var top in _tops)
                 for (int l = 0; l < top.Leaves.Count; l++)   // indexed: an interface's enumerator is an allocation (rule 7)
                     if (top.Leaves[l] is { State: not LeafState.Online } or { Resilvering: true }) return false;
