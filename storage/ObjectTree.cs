@@ -37,7 +37,6 @@ internal sealed class ObjectTree
     // Whole data blocks a write placed at once (Pool.cs rule 12): written as blocks of the open txg,
     // linked into the tree by the next Sync. A block id is in at most one of this and _dirtyData.
     private readonly Dictionary<long, BlockPointer> _placed = [];
-    private readonly BlockPointer[] _placing = new BlockPointer[Pool.BatchSize];
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
@@ -161,8 +160,8 @@ internal sealed class ObjectTree
             {
                 // Whole blocks: written from data now, no copy into a dirty buffer (rule 12).
                 int whole = Math.Min((data.Length - done) >> _shift, Pool.BatchSize);
-                int placed = _pool.PlaceWhole(data.Slice(done, whole << _shift), compression, _owner.Checksum, _placing);
-                for (int i = 0; i < placed; i++) Adopt(blockId + i, _placing[i]);
+                int placed = _pool.PlaceWhole(data.Slice(done, whole << _shift), compression, _owner.Checksum, out var bps);
+                for (int i = 0; i < placed; i++) Adopt(blockId + i, bps[i]);
                 done += placed << _shift;
                 if (placed < whole) place = false;   // the block that failed, and the rest, wait for the commit as dirty blocks
                 continue;

@@ -200,6 +200,7 @@ public sealed partial class Pool : IDisposable
     private StorageResult _suspended = StorageResult.Success;
     private bool _disposed;
     private bool _replayingLogs;   // Open is replaying intent logs: nothing is placed at write (rule 12)
+    private readonly BlockPointer[] _placedWhole = new BlockPointer[BatchSize];   // PlaceWhole's pointers, one array per pool, not per object
 
     private Pool(PoolConfig config, TopVdev[] tops, PoolOptions options, long txg)
     {
@@ -677,14 +678,17 @@ public sealed partial class Pool : IDisposable
     /// <summary>
     /// Places whole data blocks at once (rule 12): blocks holds up to BatchSize blocks of MaxBlockSize
     /// bytes, each trimmed, compressed and checksummed (on the workers when that is worth it,
-    /// Pool.Compress.cs) and written as a block of the open txg, its pointer in bps. Returns how many
-    /// were placed, in order: fewer when one could not be (no space, no copy written), which the caller
-    /// then keeps as a dirty block for the commit, as it would have without this.
+    /// Pool.Compress.cs) and written as a block of the open txg, its pointer in placed (the pool's,
+    /// valid until the next call). Returns how many were placed, in order: fewer when one could not be
+    /// (no space, no copy written), which the caller then keeps as a dirty block for the commit, as it
+    /// would have without this.
     /// </summary>
-    internal int PlaceWhole(ReadOnlySpan<byte> blocks, CompressionSetting compression, ChecksumKind? checksum, Span<BlockPointer> bps)
+    internal int PlaceWhole(ReadOnlySpan<byte> blocks, CompressionSetting compression, ChecksumKind? checksum, out ReadOnlySpan<BlockPointer> placed)
     {
         int count = blocks.Length / MaxBlockSize;
-        Debug.Assert(count <= BatchSize && count <= bps.Length && blocks.Length == count * MaxBlockSize && !BatchRunning);
+        Debug.Assert(count <= BatchSize && blocks.Length == count * MaxBlockSize && !BatchRunning);
+        placed = _placedWhole;
+        Span<BlockPointer> bps = _placedWhole;
         long txg = Txg + 1;
         if (count > 1 && PreparesInParallel(compression, checksum)) return PlaceWholeInParallel(blocks, count, compression, checksum, txg, bps);
         for (int i = 0; i < count; i++)
