@@ -148,7 +148,7 @@ internal sealed class ObjectTree
         var status = Prepare(first, offset, end);
         if (status == StorageStatus.Ok && last != first) status = Prepare(last, offset, end);
         if (status != StorageStatus.Ok) return new StorageResult(status, "");
-        bool place = placeWhole && _blockSize == Pool.MaxBlockSize && data.Length >= _blockSize && _pool.PlacesAtWrite;
+        bool place = placeWhole && _blockSize == Pool.MaxBlockSize && data.Length >= _blockSize && _pool.PlacesAtWrite(compression, _owner.Checksum);
         int done = 0;
         while (done < data.Length)
         {

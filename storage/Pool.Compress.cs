@@ -24,11 +24,6 @@
  *       after the sync that lent it returns. The workers read only their batch's inputs (dirty
  *       buffers not yet placed, so not yet returned) and write only its outputs; placing reads only
  *       the other set's: no two threads touch the same bytes, and the bytes stored are the same.
- *   C4. A write's whole blocks (Pool.cs rule 12, PlaceWhole) are prepared the same way, in slots of
- *       set 0 (no sync runs during a write, rule 9), from the caller's bytes themselves: pinned
- *       (fixed) and read through a pointer until FinishBatch returns, so no worker reads them after
- *       the write returns; they are placed in order on the caller's thread after. A write's batch
- *       is at most its own blocks (a 1 MiB write: 8), so it is not pipelined with the one before.
  */
 using System.Diagnostics;
 
@@ -46,8 +41,6 @@ public sealed partial class Pool
     private CompressionWorkers? _workers;   // started by the first batch that runs in parallel
     // Two sets of BatchSize slots (rule C3): set s is slots s*BatchSize .. s*BatchSize+BatchSize-1.
     private readonly byte[]?[] _batchInput = new byte[2 * BatchSize][];
-    // A slot whose _batchInput is null reads from here instead: a caller's span, pinned while its batch runs (rule C4).
-    private readonly unsafe byte*[] _batchPinned = new byte*[2 * BatchSize];
     private readonly int[] _batchLength = new int[2 * BatchSize];
     private readonly CompressionSetting[] _batchSetting = new CompressionSetting[2 * BatchSize];
     private readonly PreparedBlock[] _batchPrepared = new PreparedBlock[2 * BatchSize];
@@ -59,7 +52,7 @@ public sealed partial class Pool
         _compressionThreads > 1 && (compression.Algorithm != CompressionAlgorithm.Off || (checksum ?? _config.Checksum) != ChecksumKind.Fletcher4);
 
     /// <summary>Names slot i (of 2 * BatchSize) for the next batch: the first length bytes of block, stored with compression and checksum.</summary>
-    internal void SetBatchBlock(int i, byte[]? block, int length, CompressionSetting compression, ChecksumKind? checksum)
+    internal void SetBatchBlock(int i, byte[] block, int length, CompressionSetting compression, ChecksumKind? checksum)
     {
         Debug.Assert(length <= MaxBlockSize && compression.IsValid && _workers?.Busy != true);
         _batchInput[i] = block;
@@ -84,37 +77,8 @@ public sealed partial class Pool
     internal bool BatchRunning => _workers?.Busy == true;
 
     /// <summary>One worker's share: slot i with that worker's compressor (called on any thread).</summary>
-    internal unsafe void PrepareBatchBlock(int i, BlockCompressor compressor)
-    {
-        var input = _batchInput[i] is { } buffer ? buffer.AsSpan(0, _batchLength[i]) : new ReadOnlySpan<byte>(_batchPinned[i], _batchLength[i]);
-        _batchPrepared[i] = Prepare(input, _batchSetting[i], _batchKind[i], compressor, _batchOutput[i]!);
-    }
-
-    /// <summary>
-    /// PlaceWhole's parallel case (rule C4): the caller's blocks are prepared on the workers straight
-    /// from its span, pinned until FinishBatch returns, then placed in order on this thread.
-    /// </summary>
-    private unsafe int PlaceWholeInParallel(ReadOnlySpan<byte> blocks, int count, CompressionSetting compression, ChecksumKind? checksum,
-                                            long txg, Span<BlockPointer> bps)
-    {
-        fixed (byte* start = blocks)
-        {
-            for (int i = 0; i < count; i++)
-            {
-                SetBatchBlock(i, null, MaxBlockSize, compression, checksum);
-                _batchPinned[i] = start + (long)i * MaxBlockSize;
-            }
-            StartBatch(0, count);
-            try { FinishBatch(); }
-            finally { Array.Clear(_batchPinned, 0, count); }   // no worker reads them once Finish returns
-        }
-        for (int i = 0; i < count; i++)
-        {
-            var placed = Place(blocks.Slice(i * MaxBlockSize, MaxBlockSize), _batchPrepared[i], _batchOutput[i]!, BlockType.Data, 0, txg, out bps[i]);
-            if (!placed.IsOk) return i;
-        }
-        return count;
-    }
+    internal void PrepareBatchBlock(int i, BlockCompressor compressor) =>
+        _batchPrepared[i] = Prepare(_batchInput[i].AsSpan(0, _batchLength[i]), _batchSetting[i], _batchKind[i], compressor, _batchOutput[i]!);
 
     /// <summary>Places slot i of a finished batch (in the caller's order, on the pool's thread).</summary>
     internal StorageResult WritePrepared(int i, BlockType type, byte level, long txg, out BlockPointer bp)

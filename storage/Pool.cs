@@ -65,10 +65,10 @@
  *   8. A commit that fails part-way (no space, every copy of a write failing) suspends the pool: every
  *      later call returns that error, and reopening goes back to the last committed txg.
  *   9. A pool is used from one thread at a time (its world's scheduler thread, Kernel.cs); nothing
- *      here takes a lock. The one exception is inside a commit or a write: the pool's own worker
- *      threads compress and checksum a batch of data blocks, each on buffers of its own, while the
- *      calling thread places the batch before it and then joins them (Pool.Compress.cs rules C3,
- *      C4); placing the blocks stays on the calling thread, and neither returns with a batch in flight.
+ *      here takes a lock. The one exception is inside a commit: the pool's own worker threads
+ *      compress and checksum a batch of data blocks, each on buffers of its own, while the calling
+ *      thread places the batch before it and then joins them (Pool.Compress.cs rule C3); placing
+ *      the blocks stays on the calling thread, and a sync never returns with a batch in flight.
  *  10. Compression, as ZFS decides it (Compression.cs): the caller names it per write (ObjectSet's
  *      Compression, the dataset's `compression` property: off, lz4, gzip-1..9, zstd-1..19); indirect
  *      blocks and dnodes are always lz4, as ZFS compresses metadata whatever the property says. A block
@@ -92,8 +92,8 @@
  *      number or size of open objects. Entries cannot go stale: a rewritten block has a new birth
  *      txg, a freed block is dropped.
  *  12. Whole blocks are placed as they are written. A write (ObjectSet.Write) that covers whole
- *      128 KiB data blocks trims, compresses, checksums and writes each of them at once, straight
- *      from the caller's bytes, as a block of the open txg (born Txg+1, allocated as a commit would:
+ *      128 KiB data blocks, stored uncompressed with fletcher4, trims, checksums and writes each of
+ *      them at once, straight from the caller's bytes, as a block of the open txg (born Txg+1, allocated as a commit would:
  *      never over a live block), and keeps only its pointer (PlaceWhole; ObjectTree's _placed); the
  *      next commit links it as if it had written it, before the indirect blocks, so rule 5 holds as it
  *      was: every block an uberblock reaches was written before the flush that precedes it. Until
@@ -112,8 +112,13 @@
  *      overlapping the two on its txg threads; here a commit is synchronous (Commit returns with the
  *      txg durable), so nothing overlapped it. Measured (README, issue 12): sequential 256 MiB
  *      incompressible, 346 MB/s against 207 and 1.57 CPU s/GiB against 2.37, medians of 10 runs
- *      alternating at load 10-24; lz4 even. The cost: a whole block written again in the same txg is
- *      written again, where a dirty buffer was written once.
+ *      alternating at load 10-24; at load 3-4, 541 against 479 and 0.97 CPU s/GiB against 1.85.
+ *      Compressed blocks, or those with another checksum, still go through dirty buffers: the commit
+ *      prepares them on the workers a batch of 32 ahead of the one it places (Pool.Compress.cs rule
+ *      C3), where a write has only its own 8 to prepare and then place; placed at write, lz4 fell
+ *      to 396 MB/s against 526 (5 runs alternating, load 3-4). The condition does not depend on
+ *      the thread count, so the bytes stored still do not either. The cost: a whole block written
+ *      again in the same txg is written again, where a dirty buffer was written once.
  *
  * DTrace (StorageProbes.cs): every leaf read and write of a pool goes through LeafRead/LeafWrite,
  * which fire the io provider's start, wait-start, done and wait-done when one is enabled and cost one
@@ -662,29 +667,28 @@ public sealed partial class Pool : IDisposable
     }
 
     /// <summary>
-    /// Whether a whole data block may be placed as it is written (rule 12): the pool is not suspended
-    /// and every leaf is online and not resilvering, so a block written now reaches every leaf a
-    /// commit would write it to, and no resilver or online walks the tree before it is linked.
+    /// Whether whole data blocks written with compression and checksum are placed as they are written
+    /// (rule 12): stored uncompressed with fletcher4 (whatever the thread count, so the bytes do not
+    /// depend on it), the pool not suspended nor replaying logs, and every leaf online and not
+    /// resilvering, so a block written now reaches every leaf a commit would write it to, and no
+    /// resilver or online walks the tree before it is linked.
     /// </summary>
-    internal bool PlacesAtWrite
+    internal bool PlacesAtWrite(CompressionSetting compression, ChecksumKind? checksum)
     {
-        get
-        {
-            if (!_suspended.IsOk || _disposed || _replayingLogs) return false;
-            foreach (var top in _tops)
-                for (int l = 0; l < top.Leaves.Count; l++)   // indexed: an interface's enumerator is an allocation (rule 7)
-                    if (top.Leaves[l] is { State: not LeafState.Online } or { Resilvering: true }) return false;
-            return true;
-        }
+        if (compression.Algorithm != CompressionAlgorithm.Off || (checksum ?? _config.Checksum) != ChecksumKind.Fletcher4) return false;
+        if (!_suspended.IsOk || _disposed || _replayingLogs) return false;
+        foreach (var top in _tops)
+            for (int l = 0; l < top.Leaves.Count; l++)   // indexed: an interface's enumerator is an allocation (rule 7)
+                if (top.Leaves[l] is { State: not LeafState.Online } or { Resilvering: true }) return false;
+        return true;
     }
 
     /// <summary>
     /// Places whole data blocks at once (rule 12): blocks holds up to BatchSize blocks of MaxBlockSize
-    /// bytes, each trimmed, compressed and checksummed (on the workers when that is worth it,
-    /// Pool.Compress.cs) and written as a block of the open txg, its pointer in placed (the pool's,
-    /// valid until the next call). Returns how many were placed, in order: fewer when one could not be
-    /// (no space, no copy written), which the caller then keeps as a dirty block for the commit, as it
-    /// would have without this.
+    /// bytes, each trimmed and checksummed and written as a block of the open txg, its pointer in
+    /// placed (the pool's, valid until the next call). Returns how many were placed, in order: fewer
+    /// when one could not be (no space, no copy written), which the caller then keeps as a dirty
+    /// block for the commit, as it would have without this.
     /// </summary>
     internal int PlaceWhole(ReadOnlySpan<byte> blocks, CompressionSetting compression, ChecksumKind? checksum, out ReadOnlySpan<BlockPointer> placed)
     {
@@ -693,7 +697,6 @@ public sealed partial class Pool : IDisposable
         placed = _placedWhole;
         Span<BlockPointer> bps = _placedWhole;
         long txg = Txg + 1;
-        if (count > 1 && PreparesInParallel(compression, checksum)) return PlaceWholeInParallel(blocks, count, compression, checksum, txg, bps);
         for (int i = 0; i < count; i++)
             if (!WriteBlock(blocks.Slice(i * MaxBlockSize, MaxBlockSize), BlockType.Data, 0, txg, compression, out bps[i], checksum).IsOk) return i;
         return count;
