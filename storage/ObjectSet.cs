@@ -113,7 +113,7 @@ public sealed class ObjectSet
         // Quota and free space are checked before a byte changes (Dsl.cs rule 5): nothing half-written.
         var reserved = _owner.Reserve(tree.Growth(offset, data.Length, record: false));
         if (!reserved.IsOk) return reserved;
-        var result = tree.Write(offset, data, compression);
+        var result = tree.Write(offset, data, compression, placeWhole: true);
         if (result.IsOk) tree.Growth(offset, data.Length, record: true);
         if (!result.IsOk) return Fail(result.Status, id);
         MarkDirty(id);

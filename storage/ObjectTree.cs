@@ -10,6 +10,8 @@ namespace SmartOS.Storage;
 /// Sync changes them; between syncs a lookup reads the one pointer it needs from the block's bytes in
 /// the pool's bounded cache (rule 11), so an open object holds no indirect block of its own.
 /// Each dirty block remembers the compression its last write asked for; Sync writes it so (rule 10).
+/// A write of whole data blocks places them at once instead (Pool.cs rule 12): written already, they
+/// wait in _placed for Sync to link them, and one taken back before that is freed at once.
 /// </summary>
 internal sealed class ObjectTree
 {
@@ -32,6 +34,9 @@ internal sealed class ObjectTree
     // Data blocks whose committed pointer becomes a hole at the next Sync (FreeRange); a dirty buffer for
     // the same block wins over this.
     private readonly HashSet<long> _freed = [];
+    // Whole data blocks a write placed at once (Pool.cs rule 12): written as blocks of the open txg,
+    // linked into the tree by the next Sync. A block id is in at most one of this and _dirtyData.
+    private readonly Dictionary<long, BlockPointer> _placed = [];
     private readonly Dictionary<long, Indirect> _indirects = [];
     private readonly List<long> _order = [];
     private BlockPointer _root;
@@ -56,7 +61,7 @@ internal sealed class ObjectTree
 
     public bool Deleted { get; private set; }
 
-    public bool IsDirty => DnodeDirty || _dirtyData.Count > 0;
+    public bool IsDirty => DnodeDirty || _dirtyData.Count > 0 || _placed.Count > 0;
 
     public Dnode Dnode => new(true, _height, Length, _root, _shift == BlockShift ? (byte)0 : (byte)_shift);
 
@@ -81,6 +86,15 @@ internal sealed class ObjectTree
             if (_dirtyData.TryGetValue(blockId, out var dirty))
             {
                 dirty.AsSpan(inBlock, n).CopyTo(target);
+            }
+            else if (_placed.TryGetValue(blockId, out var placed))
+            {
+                var status = ReadData(placed, inBlock, target);
+                if (status != StorageStatus.Ok)
+                {
+                    destination[..total].Clear();
+                    return new StorageResult(status, "");
+                }
             }
             else if (_freed.Count > 0 && _freed.Contains(blockId))
             {
@@ -120,9 +134,10 @@ internal sealed class ObjectTree
 
     /// <summary>
     /// Writes data at offset into dirty blocks, to be stored with compression; on failure nothing the
-    /// caller can see changed.
+    /// caller can see changed. With placeWhole, the whole data blocks it covers are written as blocks
+    /// of the open txg at once, from data itself (Pool.cs rule 12), when the pool allows it.
     /// </summary>
-    public StorageResult Write(long offset, ReadOnlySpan<byte> data, CompressionSetting compression)
+    public StorageResult Write(long offset, ReadOnlySpan<byte> data, CompressionSetting compression, bool placeWhole = false)
     {
         if (offset < 0 || offset + data.Length > ObjectSet.MaxObjectSize)
             return new StorageResult(StorageStatus.InvalidArgument, "offset beyond the largest object");
@@ -133,6 +148,7 @@ internal sealed class ObjectTree
         var status = Prepare(first, offset, end);
         if (status == StorageStatus.Ok && last != first) status = Prepare(last, offset, end);
         if (status != StorageStatus.Ok) return new StorageResult(status, "");
+        bool place = placeWhole && _blockSize == Pool.MaxBlockSize && data.Length >= _blockSize && _pool.PlacesAtWrite(compression, _owner.Checksum);
         int done = 0;
         while (done < data.Length)
         {
@@ -140,10 +156,21 @@ internal sealed class ObjectTree
             long blockId = pos >> _shift;
             int inBlock = (int)(pos & (_blockSize - 1));
             int n = Math.Min(_blockSize - inBlock, data.Length - done);
+            if (place && n == _blockSize)
+            {
+                // Whole blocks: written from data now, no copy into a dirty buffer (rule 12).
+                int whole = Math.Min((data.Length - done) >> _shift, Pool.BatchSize);
+                int placed = _pool.PlaceWhole(data.Slice(done, whole << _shift), compression, _owner.Checksum, out var bps);
+                for (int i = 0; i < placed; i++) Adopt(blockId + i, bps[i]);
+                done += placed << _shift;
+                if (placed < whole) place = false;   // the block that failed, and the rest, wait for the commit as dirty blocks
+                continue;
+            }
             if (!_dirtyData.TryGetValue(blockId, out var buffer))
             {
                 buffer = _pool.RentBuffer();   // a whole block is overwritten: no read needed
                 _dirtyData.Add(blockId, buffer);
+                DropPlaced(blockId);
             }
             data.Slice(done, n).CopyTo(buffer.AsSpan(inBlock));
             _dirtyCompression[blockId] = compression;
@@ -154,6 +181,25 @@ internal sealed class ObjectTree
         return StorageResult.Success;
     }
 
+    /// <summary>Takes a block PlaceWhole placed for blockId as its new contents, in place of a dirty
+    /// buffer or an earlier placed block of the same txg (freed at once, Pool.Unplace).</summary>
+    private void Adopt(long blockId, in BlockPointer bp)
+    {
+        if (_dirtyData.Remove(blockId, out var buffer))
+        {
+            _pool.ReturnBuffer(buffer);
+            _dirtyCompression.Remove(blockId);
+        }
+        DropPlaced(blockId);
+        _placed.Add(blockId, bp);
+    }
+
+    /// <summary>Forgets blockId's placed block, if it has one, and frees it at once (Pool.cs rule 12).</summary>
+    private void DropPlaced(long blockId)
+    {
+        if (_placed.Remove(blockId, out var bp)) _pool.Unplace(bp);
+    }
+
     private StorageStatus Prepare(long blockId, long offset, long end)
     {
         if (_dirtyData.ContainsKey(blockId)) return StorageStatus.Ok;
@@ -161,7 +207,13 @@ internal sealed class ObjectTree
         if (offset <= blockStart && end >= blockStart + _blockSize) return StorageStatus.Ok;
         byte[] buffer = _pool.RentBuffer();
         StorageStatus status = StorageStatus.Ok;
-        if (blockStart >= Length || _freed.Contains(blockId))
+        if (_placed.TryGetValue(blockId, out var placed))
+        {
+            // Partly overwritten: its contents become a dirty buffer and the placed block is freed.
+            status = ReadData(placed, 0, buffer);
+            if (status == StorageStatus.Ok) DropPlaced(blockId);
+        }
+        else if (blockStart >= Length || _freed.Contains(blockId))
         {
             buffer.AsSpan().Clear();
         }
@@ -289,11 +341,24 @@ internal sealed class ObjectTree
     {
         foreach (long blockId in _freed)
         {
-            if (_dirtyData.ContainsKey(blockId)) continue;
+            if (_dirtyData.ContainsKey(blockId) || _placed.ContainsKey(blockId)) continue;
             var freed = SetPointer(blockId, default);
             if (freed != StorageStatus.Ok) return new StorageResult(freed, "indirect block");
         }
         _freed.Clear();
+        // Blocks placed by writes (Pool.cs rule 12) are written already: they only take their places.
+        _order.Clear();
+        foreach (long id in _placed.Keys) _order.Add(id);
+        _order.Sort();
+        foreach (long blockId in _order)
+        {
+            var bp = _placed[blockId];
+            Debug.Assert(bp.IsHole || bp.BirthTxg == txg, "a placed block is linked by the commit of the txg it was written in");
+            if (!bp.IsHole) _owner.Born(bp);
+            var status = SetPointer(blockId, bp);
+            if (status != StorageStatus.Ok) return new StorageResult(status, "indirect block");
+            _placed.Remove(blockId);
+        }
         _order.Clear();
         foreach (long id in _dirtyData.Keys) _order.Add(id);
         _order.Sort();
@@ -412,6 +477,8 @@ internal sealed class ObjectTree
     {
         foreach (var buffer in _dirtyData.Values) _pool.ReturnBuffer(buffer);
         _dirtyData.Clear();
+        foreach (var bp in _placed.Values) _pool.Unplace(bp);
+        _placed.Clear();
         _reserved.Clear();
         _dirtyCompression.Clear();
         foreach (var indirect in _indirects.Values) _pool.ReturnIndirect(indirect);
@@ -456,6 +523,9 @@ internal sealed class ObjectTree
         _order.Clear();
         foreach (long id in _dirtyData.Keys) if (id >= firstWhole && id < endWhole) _order.Add(id);
         foreach (long id in _order) { _pool.ReturnBuffer(_dirtyData[id]); _dirtyData.Remove(id); _dirtyCompression.Remove(id); }
+        _order.Clear();
+        foreach (long id in _placed.Keys) if (id >= firstWhole && id < endWhole) _order.Add(id);
+        foreach (long id in _order) DropPlaced(id);
         foreach (long id in committed) _freed.Add(id);
         DnodeDirty = true;
         return StorageResult.Success;
@@ -495,12 +565,14 @@ internal sealed class ObjectTree
         if (_dirtyData.TryGetValue(from, out var first) && Pool.StoredSize(first.AsSpan(0, _blockSize)) > 0) { dataOffset = offset; return StorageStatus.Ok; }
         foreach (var (id, buffer) in _dirtyData)
             if (id >= from && id < best && Pool.StoredSize(buffer.AsSpan(0, _blockSize)) > 0) best = id;
+        foreach (var (id, bp) in _placed)
+            if (id >= from && id < best && !bp.IsHole) best = id;
         for (long id = from; id < best; id++)
         {
             var status = FirstCommitted(_root, _height, 0, id, out id);
             if (status != StorageStatus.Ok) return status;
             if (id < 0 || id >= best) break;
-            if (!_freed.Contains(id) && !_dirtyData.ContainsKey(id)) { best = id; break; }
+            if (!_freed.Contains(id) && !_dirtyData.ContainsKey(id) && !_placed.ContainsKey(id)) { best = id; break; }
         }
         if (best != long.MaxValue && best << _shift < Length) dataOffset = Math.Max(offset, best << _shift);
         return StorageStatus.Ok;
@@ -511,6 +583,7 @@ internal sealed class ObjectTree
     {
         bytes = 0;
         foreach (var buffer in _dirtyData.Values) bytes += Pool.StoredSize(buffer.AsSpan(0, _blockSize));
+        foreach (var bp in _placed.Values) bytes += bp.LogicalSize;   // what its dirty buffer would count
         return SumCommitted(_root, _height, 0, ref bytes);
     }
 
@@ -519,7 +592,7 @@ internal sealed class ObjectTree
         if (bp.IsHole) return StorageStatus.Ok;
         if (level == 0)
         {
-            if (!_freed.Contains(index) && !_dirtyData.ContainsKey(index)) bytes += bp.PhysicalSize;
+            if (!_freed.Contains(index) && !_dirtyData.ContainsKey(index) && !_placed.ContainsKey(index)) bytes += bp.PhysicalSize;
             return StorageStatus.Ok;
         }
         bytes += bp.PhysicalSize;

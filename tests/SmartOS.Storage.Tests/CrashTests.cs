@@ -1,9 +1,10 @@
 namespace SmartOS.Storage.Tests;
 
 /// <summary>
-/// Crash safety (Pool.cs rule 5): a commit is stopped at every one of its writes, cleanly or with the
+/// Crash safety (Pool.cs rule 5): a txg is stopped at every one of its writes, cleanly or with the
 /// write torn in half, and the pool must reopen at the previous txg or the new one, with exactly that
-/// txg's content. Each run's writes are undone from a log afterwards, so every run starts from the
+/// txg's content. Its writes are its commit's and the whole blocks its object writes placed at once
+/// (Pool.cs rule 12), so the crash may come inside a write as well as inside the commit. Each run's writes are undone from a log afterwards, so every run starts from the
 /// same committed state without copying the files.
 /// </summary>
 public class CrashTests : DatasetFixture
@@ -171,7 +172,7 @@ public class CrashTests : DatasetFixture
         var plan = new CrashPlan();
         var options = Options(opener: (path, writable) => new CrashingIo(path, FileVdevIo.Opener(path, writable), plan));
 
-        // A full run counts the commit's writes; the last 2 * leaves are its uberblocks (L0, then L1).
+        // A full run counts the txg's writes; the last 2 * leaves are its uberblocks (L0, then L1).
         using (var pool = Open("tank", options))
         {
             ApplyChange(pool);
@@ -187,9 +188,8 @@ public class CrashTests : DatasetFixture
             plan.Budget = budget; plan.Tear = tear;
             using (var pool = Open("tank", options))
             {
-                ApplyChange(pool);
-                if (budget < total) Assert.Throws<SimulatedCrash>(() => pool.Commit(), $"write {budget}");
-                else Assert.That(pool.Commit().IsOk, Is.True);
+                if (budget < total) Assert.Throws<SimulatedCrash>(() => { ApplyChange(pool); pool.Commit(); }, $"write {budget}");
+                else { ApplyChange(pool); Assert.That(pool.Commit().IsOk, Is.True); }
             }
             plan.Budget = int.MaxValue;
             using (var reopened = Open("tank"))
@@ -267,9 +267,8 @@ public class CrashTests : DatasetFixture
             plan.Budget = budget; plan.Tear = true;
             using (var pool = Open("tank", options))
             {
-                Change(pool);
-                if (budget < total) Assert.Throws<SimulatedCrash>(() => pool.Commit(), $"write {budget}");
-                else Ok(pool.Commit());
+                if (budget < total) Assert.Throws<SimulatedCrash>(() => { Change(pool); pool.Commit(); }, $"write {budget}");
+                else { Change(pool); Ok(pool.Commit()); }
             }
             plan.Budget = int.MaxValue;
             using (var reopened = Open("tank"))
