@@ -250,13 +250,22 @@ public class CompressionTests : PoolFixture
             n = compressor.Compress(setting, block, packed, packed.Length);
             Assert.That(compressor.Decompress(setting.Function, packed, n, unpacked), Is.True);
         }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++)
+        // Steady state is a round of five blocks that allocates nothing. A one-off in one round (the shared
+        // ArrayPool that lz4 takes its 16 KiB table from refilling after a gen2 GC trimmed it, the JIT
+        // replacing a method on this thread) once gave 7,408 bytes in CI under load; an allocation per
+        // block shows in every round and fails.
+        var rounds = new List<long>();
+        for (int round = 0; round < 4 && (rounds.Count == 0 || rounds[^1] != 0); round++)
         {
-            n = compressor.Compress(setting, block, packed, packed.Length);
-            compressor.Decompress(setting.Function, packed, n, unpacked);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++)
+            {
+                n = compressor.Compress(setting, block, packed, packed.Length);
+                compressor.Decompress(setting.Function, packed, n, unpacked);
+            }
+            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         }
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        Assert.That(rounds.Min(), Is.Zero, "bytes per round: " + string.Join(", ", rounds));
         Assert.That(unpacked, Is.EqualTo(block));
     }
 
