@@ -140,15 +140,7 @@ public sealed partial class TapDevice
     /// IPv6 without extension headers; fills in what it is compared on.</summary>
     private static bool TryPureAck(ReadOnlySpan<byte> frame, ref Queued q)
     {
-        if (frame.Length < EthernetView.HeaderLength) return false;
-        int l3 = EthernetView.HeaderLength;
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
-        if (type == EtherType.Vlan)
-        {
-            if (frame.Length < l3 + EthernetView.TagLength) return false;
-            type = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
-            l3 += EthernetView.TagLength;
-        }
+        if (!EthernetView.TryReadType(frame, out ushort type, out int l3)) return false;
         int l4, end;
         if (type == EtherType.Ipv4)
         {

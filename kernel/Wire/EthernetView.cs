@@ -51,6 +51,22 @@ public readonly ref struct EthernetView
     public int HeaderSize => IsTagged ? HeaderLength + TagLength : HeaderLength;
     public Span<byte> Payload => _frame[HeaderSize..];
 
+    /// <summary>For read-only parsers of whole frames (segmentation, the TAP's ACK check): the EtherType
+    /// after an optional tag and the offset of the layer-3 header; false if the frame is too short for
+    /// its header.</summary>
+    public static bool TryReadType(ReadOnlySpan<byte> frame, out ushort etherType, out int l3)
+    {
+        etherType = 0;
+        l3 = HeaderLength;
+        if (frame.Length < HeaderLength) return false;
+        etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        if (etherType != Wire.EtherType.Vlan) return true;
+        if (frame.Length < HeaderLength + TagLength) return false;
+        etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+        l3 += TagLength;
+        return true;
+    }
+
     /// <summary>Writes an untagged header.</summary>
     public static void WriteHeader(Span<byte> frame, MacAddress dst, MacAddress src, ushort etherType)
     {

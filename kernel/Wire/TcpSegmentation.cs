@@ -57,15 +57,7 @@ public readonly ref struct TcpSegmentation
     public static bool TryCreate(ReadOnlySpan<byte> frame, int mss, out TcpSegmentation segmentation)
     {
         segmentation = default;
-        if (mss <= 0 || frame.Length < EthernetView.HeaderLength) return false;
-        int l3 = EthernetView.HeaderLength;
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
-        if (type == EtherType.Vlan)
-        {
-            if (frame.Length < l3 + EthernetView.TagLength) return false;
-            type = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
-            l3 += EthernetView.TagLength;
-        }
+        if (mss <= 0 || !EthernetView.TryReadType(frame, out ushort type, out int l3)) return false;
         int l4, end;
         bool v4 = type == EtherType.Ipv4;
         if (v4)
