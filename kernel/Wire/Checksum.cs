@@ -16,7 +16,8 @@ public static class IpProtocol
 
 /// <summary>
 /// The Internet checksum (RFC 1071). <see cref="Sum"/> adds the data as little-endian 32-bit words
-/// into 64-bit lanes, 32 bytes a step where the CPU has 256-bit vectors, and swaps the folded result
+/// into 64-bit lanes, 128 bytes a step where the CPU has 512-bit vectors and 32 where it has 256-bit
+/// ones, and swaps the folded result
 /// back: ones' complement sums commute with byte swapping (RFC 1071 2(B)), and 2^16 is 1 modulo
 /// 2^16-1, so 32-bit words fold to the sum of their 16-bit halves. TCP and UDP checksum every
 /// segment they send and receive, so this is on the hot path.
@@ -33,7 +34,24 @@ public static class Checksum
     {
         ulong le = 0;
         int i = 0;
-        if (Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian && data.Length >= 64)
+        if (Vector512.IsHardwareAccelerated && BitConverter.IsLittleEndian && data.Length >= 128)
+        {
+            // 128 bytes a step into two accumulators, so consecutive steps do not wait for each
+            // other's adds: a 1,480-byte TCP segment in 14.5 ns instead of the 256-bit loop's 26.5
+            // (issue 17, measured on this project's AMD EPYC VM, 2 million sums each).
+            ref byte start = ref MemoryMarshal.GetReference(data);
+            var acc0 = Vector512<ulong>.Zero;
+            var acc1 = Vector512<ulong>.Zero;
+            for (; i + 128 <= data.Length; i += 128)
+            {
+                var (lo0, hi0) = Vector512.Widen(Vector512.LoadUnsafe(ref start, (nuint)i).AsUInt32());
+                var (lo1, hi1) = Vector512.Widen(Vector512.LoadUnsafe(ref start, (nuint)(i + 64)).AsUInt32());
+                acc0 += lo0 + hi0;
+                acc1 += lo1 + hi1;
+            }
+            le = Vector512.Sum(acc0 + acc1);
+        }
+        if (Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian && data.Length - i >= 64)
         {
             ref byte start = ref MemoryMarshal.GetReference(data);
             var acc = Vector256<ulong>.Zero;
@@ -42,7 +60,7 @@ public static class Checksum
                 var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref start, (nuint)i).AsUInt32());
                 acc += lo + hi;
             }
-            le = Vector256.Sum(acc);
+            le += Vector256.Sum(acc);
         }
         for (; i + 8 <= data.Length; i += 8)
         {
