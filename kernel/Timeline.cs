@@ -21,7 +21,11 @@ namespace SmartOS.Kernel;
  *              without hearing from any other: nothing sent in it can arrive before its end.
  *   barrier    the moment between two windows, when one thread runs alone: it hands over what links
  *              carried across cells (link.Exchange, in the order the links were made), runs the
- *              root's events, tests the caller's condition and plans the next window.
+ *              root's events, tests the caller's condition and plans the next window. A link may
+ *              leave the costly part of the hand-over (a wire's copy of each frame into the
+ *              receiver's pool) to the start of the next window, on each end's own thread
+ *              (link.Receive, in link order), and say how early what it holds arrives
+ *              (link.NextArrival), which the plan counts as a pending event.
  *   partition  the cells one thread runs; cell c goes to partition c mod P, P = min(threads, cells).
  *
  * Rules
@@ -35,7 +39,11 @@ namespace SmartOS.Kernel;
  *      thread the cells of a window run one after another, on P threads side by side. Inside a cell
  *      events run in rule 1's order; cells do not touch each other inside a window (rule 6), and
  *      what a link carried between cells is handed over at the barrier in link order, so the state
- *      after every window, and therefore every byte of output, is the same for any P.
+ *      after every window, and therefore every byte of output, is the same for any P. Where a
+ *      link finishes its hand-over at the start of the next window (link.Receive), each receiving
+ *      domain still arms its arrivals first in that window, in link order, as at the barrier; before
+ *      the root's events run at a barrier every link is drained there (link.Drain), so a root event
+ *      sees, and arms after, exactly what it would have.
  *   4. A window starts at the earliest pending event (idle time is skipped) and ends at the least of
  *      S + L - 1, the instant before the root's next event, and the caller's limit. The root's
  *      events run only at barriers, before the hosts' events of the same instant (rule 1).
@@ -112,8 +120,21 @@ public interface ITimelineLink
     /// keeps what it carries until <see cref="Exchange"/> instead of handing it over at once.</summary>
     bool Crossing { set; }
 
-    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.</summary>
+    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.
+    /// A link may leave part of the work to <see cref="Receive"/>, on the threads of its ends.</summary>
     void Exchange();
+
+    /// <summary>The earliest arrival handed over at the last barrier and not yet received (long.MaxValue:
+    /// none); the timeline plans the next window from it as from a pending event.</summary>
+    long NextArrival => long.MaxValue;
+
+    /// <summary>At the start of a window, on the thread that runs <paramref name="end"/>: finishes the
+    /// hand-over of the last barrier at that end (the far end's frames put in flight there).</summary>
+    void Receive(Scheduler end) { }
+
+    /// <summary>At a barrier: hands over everything at once, on the barrier's thread (before the world's
+    /// own events, and at the end of a run in windows).</summary>
+    void Drain() => Exchange();
 }
 
 /// <summary>The domains of one world's virtual time and the loop that runs them (see the theory statement above).</summary>
@@ -126,6 +147,8 @@ public sealed class Timeline
     private long _lookahead = long.MaxValue;
     private int[] _cellOf = [];
     private Scheduler[][] _parts = [];
+    // Per partition, the ends of crossing links it runs, in link order (RunPart's Receive).
+    private (ITimelineLink Link, Scheduler End)[][] _partEnds = [];
     private int _threads = 1;
 
     // The state of a run in windows, read by every partition's thread (written only at barriers).
@@ -382,6 +405,16 @@ public sealed class Timeline
         for (int p = 0; p < parts; p++) lists[p] = [];
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
+        var ends = new List<(ITimelineLink, Scheduler)>[parts];
+        for (int p = 0; p < parts; p++) ends[p] = [];
+        foreach (var l in _links)
+        {
+            int a = l.EndA.Domain, b = l.EndB.Domain;
+            if (a == 0 || b == 0 || _cellOf[a] == _cellOf[b]) continue;
+            ends[_cellOf[a] % parts].Add((l, l.EndA));
+            ends[_cellOf[b] % parts].Add((l, l.EndB));
+        }
+        _partEnds = [.. ends.Select(e => e.ToArray())];
         _partErrors = new Exception?[parts];
         _lookahead = lookahead;
         _planned = true;
@@ -396,6 +429,11 @@ public sealed class Timeline
     private void Exchange()
     {
         for (int i = 0; i < _links.Count; i++) _links[i].Exchange();
+    }
+
+    private void Drain()
+    {
+        for (int i = 0; i < _links.Count; i++) _links[i].Drain();
     }
 
     /// <summary>Rule 3: windows until the limit, the condition, or nothing left to run.</summary>
@@ -439,7 +477,7 @@ public sealed class Timeline
         finally
         {
             ClearGuards();
-            Exchange();
+            Drain();
             SetCrossings(false);
             _done = null;
         }
@@ -481,6 +519,12 @@ public sealed class Timeline
         long end = _windowEnd;
         try
         {
+            // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
+            foreach (var (link, at) in _partEnds[part])
+            {
+                Scheduler.RunningCell = at.Guard;
+                link.Receive(at);
+            }
             while (true)
             {
                 Scheduler? best = null;
@@ -542,6 +586,7 @@ public sealed class Timeline
                 }
                 long hosts = long.MaxValue;
                 for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
+                for (int i = 0; i < _links.Count; i++) hosts = Math.Min(hosts, _links[i].NextArrival);
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
                 if (first == long.MaxValue || first > _limit)
@@ -554,7 +599,9 @@ public sealed class Timeline
                 Root.SetNow(start);
                 if (root <= start)
                 {
-                    // Rule 4: the world's own events of this instant, before the hosts'.
+                    // Rule 4: the world's own events of this instant, before the hosts'. What the
+                    // links handed over goes into flight first, as it would at the window's start.
+                    Drain();
                     Root.RunLocal(start);
                     continue;
                 }
