@@ -203,6 +203,21 @@ public class TimelineTests
     }
 
     [Test]
+    public void Each_partition_s_time_in_windows_is_measured_for_benchmarks()
+    {
+        RunRing(2, out var t, out _);
+        var busy = t.PartitionBusy;
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(busy, Has.Length.EqualTo(2));
+            Assert.That(busy, Has.All.GreaterThan(TimeSpan.Zero));
+            Assert.That(t.CriticalPath, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(busy[0] + busy[1]));
+            Assert.That(t.BarrierTime, Is.GreaterThan(TimeSpan.Zero));
+        }
+    }
+
+    [Test]
     public void Windows_give_the_same_result_on_one_two_and_three_threads()
     {
         var one = RunRing(1, out var t1, out _);
