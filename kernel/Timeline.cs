@@ -74,6 +74,26 @@ namespace SmartOS.Kernel;
  * Not done yet: cells are spread over threads by count, not by load; a partition merges its
  * domains by scanning them (fine for tens of hosts per thread, not thousands).
  *
+ * What this machine allows, and how it scales (the parallel benchmark, 2 vCPUs, issue 17). The
+ * barrier is no longer the limit: with the wires' copies moved to the receivers' threads
+ * (Wire.cs) it costs ~2-8 ms of a 2-thread run (8,664 barriers), against 113-127 ms before. The
+ * limit is what each event costs while the other thread runs, which the benchmark now prints
+ * (PartitionBusy: the two threads' busy time summed over the 1-thread time, the same events): it
+ * is bimodal, fixed for the life of a process: in most processes 1.5-2.2x (speedup 0.8-1.1x), in
+ * some 1.06-1.12x (speedup 1.5-1.6x; main's build too, once in eight). Two separate processes, each
+ * running the scenario on one thread, slow each other by 1.15-1.3x on a quiet machine (so the
+ * machine itself allows ~1.6x); the scenario with its two cross-wire flows made local (the same
+ * windows, no frame crossing) ran at 0.91x per event, 1.88x speedup. So the excess is sharing
+ * between the two hosts' threads, and since it comes and goes with the process it is most likely
+ * cache lines that two hosts' objects share in the collector's heap (placement differs with
+ * when each thread allocated and when collections ran). Ruled out by measurement: the hosts'
+ * schedulers' counters (padded onto lines of their own: no change), spacers around each
+ * scheduler and its arrays (good in 2 processes of 6, as without), the collector's mode (server
+ * GC: worse), gen0 budget (no change). Next: find the shared lines (a per-host allocation
+ * context, or padding the hot objects of the wire's lanes and of TCP, which both hosts' threads
+ * write); the design itself (conservative windows, no shared state, barrier work on the ends'
+ * threads) scales with cores as far as hosts per cell and the lookahead allow.
+ *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
  * on a wire whose lanes do not cross then, so it flew in the sender's buffer; in the next run's
