@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace SmartOS.Kernel;
@@ -21,7 +22,11 @@ namespace SmartOS.Kernel;
  *              without hearing from any other: nothing sent in it can arrive before its end.
  *   barrier    the moment between two windows, when one thread runs alone: it hands over what links
  *              carried across cells (link.Exchange, in the order the links were made), runs the
- *              root's events, tests the caller's condition and plans the next window.
+ *              root's events, tests the caller's condition and plans the next window. A link may
+ *              leave the costly part of the hand-over (a wire's copy of each frame into the
+ *              receiver's pool) to the start of the next window, on each end's own thread
+ *              (link.Receive, in link order), and say how early what it holds arrives
+ *              (link.NextArrival), which the plan counts as a pending event.
  *   partition  the cells one thread runs; cell c goes to partition c mod P, P = min(threads, cells).
  *
  * Rules
@@ -35,7 +40,11 @@ namespace SmartOS.Kernel;
  *      thread the cells of a window run one after another, on P threads side by side. Inside a cell
  *      events run in rule 1's order; cells do not touch each other inside a window (rule 6), and
  *      what a link carried between cells is handed over at the barrier in link order, so the state
- *      after every window, and therefore every byte of output, is the same for any P.
+ *      after every window, and therefore every byte of output, is the same for any P. Where a
+ *      link finishes its hand-over at the start of the next window (link.Receive), each receiving
+ *      domain still arms its arrivals first in that window, in link order, as at the barrier; before
+ *      the root's events run at a barrier every link is drained there (link.Drain), so a root event
+ *      sees, and arms after, exactly what it would have.
  *   4. A window starts at the earliest pending event (idle time is skipped) and ends at the least of
  *      S + L - 1, the instant before the root's next event, and the caller's limit. The root's
  *      events run only at barriers, before the hosts' events of the same instant (rule 1).
@@ -64,6 +73,26 @@ namespace SmartOS.Kernel;
  *
  * Not done yet: cells are spread over threads by count, not by load; a partition merges its
  * domains by scanning them (fine for tens of hosts per thread, not thousands).
+ *
+ * What this machine allows, and how it scales (the parallel benchmark, 2 vCPUs, issue 17). The
+ * barrier is no longer the limit: with the wires' copies moved to the receivers' threads
+ * (Wire.cs) it costs ~2-8 ms of a 2-thread run (8,664 barriers), against 113-127 ms before. The
+ * limit is what each event costs while the other thread runs, which the benchmark now prints
+ * (PartitionBusy: the two threads' busy time summed over the 1-thread time, the same events): it
+ * is bimodal, fixed for the life of a process: in most processes 1.5-2.2x (speedup 0.8-1.1x), in
+ * some 1.06-1.12x (speedup 1.5-1.6x; main's build too, once in eight). Two separate processes, each
+ * running the scenario on one thread, slow each other by 1.15-1.3x on a quiet machine (so the
+ * machine itself allows ~1.6x); the scenario with its two cross-wire flows made local (the same
+ * windows, no frame crossing) ran at 0.91x per event, 1.88x speedup. So the excess is sharing
+ * between the two hosts' threads, and since it comes and goes with the process it is most likely
+ * cache lines that two hosts' objects share in the collector's heap (placement differs with
+ * when each thread allocated and when collections ran). Ruled out by measurement: the hosts'
+ * schedulers' counters (padded onto lines of their own: no change), spacers around each
+ * scheduler and its arrays (good in 2 processes of 6, as without), the collector's mode (server
+ * GC: worse), gen0 budget (no change). Next: find the shared lines (a per-host allocation
+ * context, or padding the hot objects of the wire's lanes and of TCP, which both hosts' threads
+ * write); the design itself (conservative windows, no shared state, barrier work on the ends'
+ * threads) scales with cores as far as hosts per cell and the lookahead allow.
  *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
@@ -112,8 +141,21 @@ public interface ITimelineLink
     /// keeps what it carries until <see cref="Exchange"/> instead of handing it over at once.</summary>
     bool Crossing { set; }
 
-    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.</summary>
+    /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.
+    /// A link may leave part of the work to <see cref="Receive"/>, on the threads of its ends.</summary>
     void Exchange();
+
+    /// <summary>The earliest arrival handed over at the last barrier and not yet received (long.MaxValue:
+    /// none); the timeline plans the next window from it as from a pending event.</summary>
+    long NextArrival => long.MaxValue;
+
+    /// <summary>At the start of a window, on the thread that runs <paramref name="end"/>: finishes the
+    /// hand-over of the last barrier at that end (the far end's frames put in flight there).</summary>
+    void Receive(Scheduler end) { }
+
+    /// <summary>At a barrier: hands over everything at once, on the barrier's thread (before the world's
+    /// own events, and at the end of a run in windows).</summary>
+    void Drain() => Exchange();
 }
 
 /// <summary>The domains of one world's virtual time and the loop that runs them (see the theory statement above).</summary>
@@ -126,6 +168,8 @@ public sealed class Timeline
     private long _lookahead = long.MaxValue;
     private int[] _cellOf = [];
     private Scheduler[][] _parts = [];
+    // Per partition, the ends of crossing links it runs, in link order (RunPart's Receive).
+    private (ITimelineLink Link, Scheduler End)[][] _partEnds = [];
     private int _threads = 1;
 
     // The state of a run in windows, read by every partition's thread (written only at barriers).
@@ -136,6 +180,14 @@ public sealed class Timeline
     private volatile bool _stop;
     private Exception? _error;
     private Exception?[] _partErrors = [];
+
+    // What the runs in windows cost in real time (PartitionBusy): per partition, at index
+    // part * BusyStride, the Stopwatch ticks its thread spent in windows, and at + 1 this window's;
+    // each partition's pair on a cache line of its own (128 bytes apart), written only by its thread
+    // and read at barriers. Measurement only: nothing the hosts do depends on it.
+    private const int BusyStride = 16;
+    private long[] _busy = [];
+    private long _criticalTicks, _barrierTicks;
 
     /// <summary>Makes a timeline whose domain 0 is <paramref name="root"/> (the world's own scheduler).</summary>
     public Timeline(Scheduler root)
@@ -203,6 +255,26 @@ public sealed class Timeline
             return _lookahead == long.MaxValue ? 1 : _parts.Length;
         }
     }
+
+    /// <summary>Real time each partition's thread spent running its cells' events in the runs in
+    /// windows since the partitions were last planned (a benchmark's split of the work: the sum over
+    /// partitions against the time on one thread is what running side by side costs per event).</summary>
+    public TimeSpan[] PartitionBusy
+    {
+        get
+        {
+            var busy = new TimeSpan[_busy.Length / BusyStride];
+            for (int p = 0; p < busy.Length; p++) busy[p] = Stopwatch.GetElapsedTime(0, _busy[p * BusyStride]);
+            return busy;
+        }
+    }
+
+    /// <summary>The sum over windows of the slowest partition's real time in the window: the least a
+    /// run in windows could take with barriers that cost nothing.</summary>
+    public TimeSpan CriticalPath => Stopwatch.GetElapsedTime(0, _criticalTicks);
+
+    /// <summary>Real time spent in barriers (one thread, every partition stopped).</summary>
+    public TimeSpan BarrierTime => Stopwatch.GetElapsedTime(0, _barrierTicks);
 
     internal RealTimeDriver? Driver { get; set; }
 
@@ -382,7 +454,19 @@ public sealed class Timeline
         for (int p = 0; p < parts; p++) lists[p] = [];
         for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
+        var ends = new List<(ITimelineLink, Scheduler)>[parts];
+        for (int p = 0; p < parts; p++) ends[p] = [];
+        foreach (var l in _links)
+        {
+            int a = l.EndA.Domain, b = l.EndB.Domain;
+            if (a == 0 || b == 0 || _cellOf[a] == _cellOf[b]) continue;
+            ends[_cellOf[a] % parts].Add((l, l.EndA));
+            ends[_cellOf[b] % parts].Add((l, l.EndB));
+        }
+        _partEnds = [.. ends.Select(e => e.ToArray())];
         _partErrors = new Exception?[parts];
+        _busy = new long[parts * BusyStride];
+        _criticalTicks = _barrierTicks = 0;
         _lookahead = lookahead;
         _planned = true;
         _plannedThreads = _threads;
@@ -396,6 +480,11 @@ public sealed class Timeline
     private void Exchange()
     {
         for (int i = 0; i < _links.Count; i++) _links[i].Exchange();
+    }
+
+    private void Drain()
+    {
+        for (int i = 0; i < _links.Count; i++) _links[i].Drain();
     }
 
     /// <summary>Rule 3: windows until the limit, the condition, or nothing left to run.</summary>
@@ -439,7 +528,7 @@ public sealed class Timeline
         finally
         {
             ClearGuards();
-            Exchange();
+            Drain();
             SetCrossings(false);
             _done = null;
         }
@@ -479,8 +568,15 @@ public sealed class Timeline
     {
         var doms = _parts[part];
         long end = _windowEnd;
+        long started = Stopwatch.GetTimestamp();
         try
         {
+            // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
+            foreach (var (link, at) in _partEnds[part])
+            {
+                Scheduler.RunningCell = at.Guard;
+                link.Receive(at);
+            }
             while (true)
             {
                 Scheduler? best = null;
@@ -506,11 +602,33 @@ public sealed class Timeline
         finally
         {
             Scheduler.RunningCell = 0;
+            long spent = Stopwatch.GetTimestamp() - started;
+            _busy[part * BusyStride] += spent;
+            _busy[part * BusyStride + 1] = spent;
         }
     }
 
     /// <summary>The barrier (rules 3 to 5): one thread, every partition stopped.</summary>
     private void Between()
+    {
+        long started = Stopwatch.GetTimestamp();
+        if (_windowRan)
+        {
+            long slowest = 0;
+            for (int p = 0; p < _busy.Length; p += BusyStride) slowest = Math.Max(slowest, _busy[p + 1]);
+            _criticalTicks += slowest;
+        }
+        try
+        {
+            BetweenWindows();
+        }
+        finally
+        {
+            _barrierTicks += Stopwatch.GetTimestamp() - started;
+        }
+    }
+
+    private void BetweenWindows()
     {
         // Rule 6 holds through the barrier too: its thread may touch any domain (every partition is
         // stopped), any other thread none, so a continuation that reached the thread pool cannot
@@ -542,6 +660,7 @@ public sealed class Timeline
                 }
                 long hosts = long.MaxValue;
                 for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
+                for (int i = 0; i < _links.Count; i++) hosts = Math.Min(hosts, _links[i].NextArrival);
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
                 if (first == long.MaxValue || first > _limit)
@@ -554,7 +673,9 @@ public sealed class Timeline
                 Root.SetNow(start);
                 if (root <= start)
                 {
-                    // Rule 4: the world's own events of this instant, before the hosts'.
+                    // Rule 4: the world's own events of this instant, before the hosts'. What the
+                    // links handed over goes into flight first, as it would at the window's start.
+                    Drain();
                     Root.RunLocal(start);
                     continue;
                 }

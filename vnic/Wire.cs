@@ -26,9 +26,15 @@ namespace SmartOS.Vnic;
 /// arrival and reorder timers, and the lane's own random source for loss, duplication and reordering:
 /// the two directions never share one). Between two hosts of one timeline the wire is a link
 /// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
-/// kept by the sending half until the next barrier, where it is copied into a buffer of the
-/// receiving host's pool (the sender's buffer goes back to the sender's pool) and put in flight;
-/// it cannot be due before then, since it arrives at least DelayNs after it was sent. A frame put in
+/// kept by the sending half until the next barrier, which only hands the batch over (three arrays
+/// rotate: sent, handed, taken); at the start of the next window the receiving host's thread copies
+/// each frame into a buffer of its own pool and puts it in flight (Lane.Take), and at the start of
+/// the window after, the sending host's thread gives the originals back to its pool (Lane.Reclaim).
+/// No frame can be due before it is taken: it arrives at least DelayNs after it was sent, after the
+/// window's end, and the timeline plans the next window from the batch's earliest arrival
+/// (ITimelineLink.NextArrival). Copying at the barrier instead, on whichever thread came last,
+/// cost 113-127 ms of the 2-thread benchmark's ~600 (serial, and the bytes cold in the other core's
+/// cache) against 22 ms on one thread. A frame put in
 /// flight while the lanes did not cross (sent between two runs, by a command typed at a barrier) is
 /// moved to a buffer of the receiving host's pool when the next run in windows starts, for the same
 /// reason (Lane.RehomeInFlight).
@@ -78,6 +84,22 @@ public sealed class Wire : ITimelineLink
     {
         _ab.Exchange();
         _ba.Exchange();
+    }
+
+    long ITimelineLink.NextArrival => Math.Min(_ab.NextArrival, _ba.NextArrival);
+
+    void ITimelineLink.Receive(Scheduler end)
+    {
+        // The lane toward this end is taken on its thread, the lane from it reclaimed.
+        var (toward, from) = ReferenceEquals(end, B.Mac.Scheduler) ? (_ab, _ba) : (_ba, _ab);
+        toward.Take();
+        from.Reclaim();
+    }
+
+    void ITimelineLink.Drain()
+    {
+        _ab.Drain();
+        _ba.Drain();
     }
 
     public PhysLink A { get; }
@@ -163,10 +185,14 @@ public sealed class Wire : ITimelineLink
         // How many frames at the ring's tail were committed and had not started at the last look
         // (AdvanceWaiting): the NIC's queue, in commit mode.
         private int _waiting;
-        // Sent across cells since the last barrier (the sending half's; Exchange empties it).
-        private Packet[] _out = new Packet[64];
-        private long[] _outArrival = new long[64];
-        private int _outCount;
+        // Sent across cells since the last barrier (the sending half's); handed over at the barrier
+        // (Exchange), for the receiving half to take at the start of the next window (Take); then,
+        // at the next barrier, the originals taken, for the sending half to free at the start of the
+        // window after (Reclaim). Exchange rotates the three: in a window each is touched by one thread.
+        private Packet[] _out = new Packet[64], _in = new Packet[64], _free = new Packet[64];
+        private long[] _outArrival = new long[64], _inArrival = new long[64];
+        private int _outCount, _inCount, _freeCount;
+        private bool _inTaken;
         private long _busyUntilPs, _remainder;
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
@@ -375,40 +401,98 @@ public sealed class Wire : ITimelineLink
         /// <summary>The sending half keeps a frame sent across cells until the barrier.</summary>
         private void Keep(Packet p, long arrival)
         {
-            if (_outCount == _out.Length)
-            {
-                Array.Resize(ref _out, _out.Length * 2);
-                Array.Resize(ref _outArrival, _outArrival.Length * 2);
-            }
+            // Its checksum now, on the sender's thread with the bytes in its cache, not on the receiver's (Take).
+            p.FinishChecksum();
+            // The arrays rotate at barriers (Exchange), so the two may differ in size.
+            if (_outCount == _out.Length) Array.Resize(ref _out, _out.Length * 2);
+            if (_outCount == _outArrival.Length) Array.Resize(ref _outArrival, _outArrival.Length * 2);
             _out[_outCount] = p;
             _outArrival[_outCount] = arrival;
             _outCount++;
         }
 
-        /// <summary>At a barrier: the frames kept since the last one fly, each in a buffer of the
-        /// receiving host's pool, so neither host's pool is ever touched by the other's thread.</summary>
+        /// <summary>At a barrier: the frames kept since the last one are handed over, for the
+        /// receiving host's thread to take at the start of the next window (Take), and the originals
+        /// it took in the last window go to the sending host's thread, to free at the start of the
+        /// next window (Reclaim). A batch still untaken or unreclaimed (no window ran since the last
+        /// barrier) is settled here first, on the barrier's thread.</summary>
         public void Exchange()
         {
-            for (int i = 0; i < _outCount; i++)
-            {
-                var p = _out[i];
-                _out[i] = null!;
-                var copy = Rehome(p);
-                if (copy != null) Fly(copy, _outArrival[i]);
-            }
+            Take();
+            Reclaim();
+            (_free, _in, _out) = (_in, _out, _free);
+            (_inArrival, _outArrival) = (_outArrival, _inArrival);
+            _freeCount = _inCount;
+            _inCount = _outCount;
             _outCount = 0;
+            _inTaken = false;
+        }
+
+        /// <summary>The earliest arrival of the frames handed over and not yet taken (long.MaxValue: none).</summary>
+        public long NextArrival
+        {
+            get
+            {
+                long next = long.MaxValue;
+                if (_inTaken) return next;
+                for (int i = 0; i < _inCount; i++) next = Math.Min(next, _inArrival[i]);
+                return next;
+            }
+        }
+
+        /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
+        /// handed over fly, each in a buffer of that host's pool, so neither host's pool is ever
+        /// touched by the other's thread. The originals stay where they are for Reclaim.</summary>
+        public void Take()
+        {
+            if (_inTaken) return;
+            for (int i = 0; i < _inCount; i++)
+            {
+                var copy = CopyToReceiver(_in[i]);
+                if (copy != null) Fly(copy, _inArrival[i]);
+            }
+            _inTaken = true;
+        }
+
+        /// <summary>On the sending host's thread (start of a window, or a barrier): the originals of
+        /// the frames the receiver took go back to this host's pool.</summary>
+        public void Reclaim()
+        {
+            for (int i = 0; i < _freeCount; i++)
+            {
+                _free[i].Free();
+                _free[i] = null!;
+            }
+            _freeCount = 0;
+        }
+
+        /// <summary>Everything kept goes into flight at once and the originals back to their pool
+        /// (before the world's own events at a barrier, and at the end of a run in windows).</summary>
+        public void Drain()
+        {
+            Exchange(); // the last batch settled, this one handed over
+            Exchange(); // this one taken, its originals to free
+            Reclaim();
         }
 
         /// <summary>The frame in a buffer of the receiving host's pool (the original goes back to its
         /// own pool), or null, counted, when that pool is exhausted. Only at a barrier or between runs.</summary>
         private Packet? Rehome(Packet p)
         {
+            var copy = CopyToReceiver(p);
+            p.Free();
+            return copy;
+        }
+
+        /// <summary>A copy of the frame in a buffer of the receiving host's pool, or null, counted,
+        /// when that pool is exhausted; the original is left as it is.</summary>
+        private Packet? CopyToReceiver(Packet p)
+        {
             p.FinishChecksum();
             var copy = _to.Mac.Pool.Rent(p.Data);
             if (copy == null)
             {
                 _to.Stats.DropNoBuf++;
-                p.Free();
                 return null;
             }
             copy.Vid = p.Vid;
@@ -417,7 +501,6 @@ public sealed class Wire : ITimelineLink
             copy.Band = p.Band;
             copy.FairKey = p.FairKey;
             p.CopyChecksumMarkTo(copy);
-            p.Free();
             return copy;
         }
 

@@ -54,6 +54,15 @@ public static class ParallelBenchmarks
             $"  work per window: {perWindow:F1} events ({perWindow * usPerEvent:F1} us on one thread); host shares {string.Join(" / ", one.HostShares.Select(s => $"{s:P0}"))}"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  limits: the busiest host bounds 2 threads at {1 / busiest:F2}x; the rest is the barrier, ~{Math.Max(0, overheadUs):F1} us per window beyond that bound"));
+        // Timeline.PartitionBusy: each partition's thread's time in windows. Their sum on 2 threads
+        // against the 1-thread figure is what running side by side costs per event (the same events
+        // run either way); the critical path is what 2 threads would take with free barriers.
+        double busyOne = one.Busy.Sum(b => b.TotalMilliseconds);
+        double busyTwo = two.Busy.Sum(b => b.TotalMilliseconds);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  split (median runs): 1 thread busy {busyOne:F0} ms, barriers {one.Barrier.TotalMilliseconds:F0} ms; 2 threads busy {string.Join(" / ", two.Busy.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms, slowest per window summed {two.Critical.TotalMilliseconds:F0} ms, barriers {two.Barrier.TotalMilliseconds:F0} ms, waiting the rest"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  per event, side by side: {busyTwo / Math.Max(1e-9, busyOne):F2}x the 1-thread cost (2 threads' busy time summed over 1 thread's), which alone bounds the speedup at {2 * busyOne / Math.Max(1e-9, busyTwo):F2}x"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
     }
@@ -111,7 +120,8 @@ public static class ParallelBenchmarks
             .Replace("sleep 1100ms", string.Create(CultureInfo.InvariantCulture, $"sleep {ms + 100}ms"), StringComparison.Ordinal);
     }
 
-    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long[] HostEvents);
+    private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long[] HostEvents,
+        TimeSpan[] Busy, TimeSpan Critical, TimeSpan Barrier);
 
     private static Figures Measure(string script, int threads)
     {
@@ -128,7 +138,8 @@ public static class ParallelBenchmarks
             var t = runner.World.Timeline;
             long total = t.EventsRun;
             double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
-            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), [.. runner.World.Hosts.Select(h => h.Scheduler.DomainEventsRun)]);
+            return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), [.. runner.World.Hosts.Select(h => h.Scheduler.DomainEventsRun)],
+                t.PartitionBusy, t.CriticalPath, t.BarrierTime);
         }
         finally
         {

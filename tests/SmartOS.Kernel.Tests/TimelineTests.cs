@@ -11,7 +11,11 @@ public class TimelineTests
     private sealed class Link(Scheduler from, Scheduler to, long delay, Action<long> receive) : ITimelineLink
     {
         private readonly List<(long Due, long Value)> _kept = [];
+        private readonly List<(long Due, long Value)> _handed = [];
         private bool _crossing;
+
+        /// <summary>Leaves the hand-over to the receiving end's thread (Receive), as a wire does.</summary>
+        public bool Deferred;
 
         public Scheduler EndA => from;
         public Scheduler EndB => to;
@@ -34,9 +38,30 @@ public class TimelineTests
 
         public void Exchange()
         {
-            foreach (var (due, value) in _kept) Fly(due, value);
+            Settle();
+            if (Deferred) _handed.AddRange(_kept);
+            else foreach (var (due, value) in _kept) Fly(due, value);
             Exchanged += _kept.Count;
             _kept.Clear();
+        }
+
+        public long NextArrival => _handed.Count == 0 ? long.MaxValue : _handed.Min(h => h.Due);
+
+        public void Receive(Scheduler end)
+        {
+            if (ReferenceEquals(end, to)) Settle();
+        }
+
+        public void Drain()
+        {
+            Exchange();
+            Settle();
+        }
+
+        private void Settle()
+        {
+            foreach (var (due, value) in _handed) Fly(due, value);
+            _handed.Clear();
         }
     }
 
@@ -85,9 +110,10 @@ public class TimelineTests
         return (t, actors, links);
     }
 
-    private static List<string>[] RunRing(int threads, out Timeline timeline, out Actor[] actors)
+    private static List<string>[] RunRing(int threads, out Timeline timeline, out Actor[] actors, bool deferred = false)
     {
-        var (t, a, _) = Ring(4, [20_000, 50_000, 0, 100_000], threads);
+        var (t, a, links) = Ring(4, [20_000, 50_000, 0, 100_000], threads);
+        foreach (var l in links) l.Deferred = deferred;
         foreach (var actor in a)
         {
             var d = t.Domains[Array.IndexOf(a, actor) + 1];
@@ -155,6 +181,40 @@ public class TimelineTests
         var (t, _, _) = Ring(4, [20_000, 0, 50_000, 100_000], threads: 8);
 
         Assert.That((t.Lookahead, t.Partitions), Is.EqualTo((20_000L, 3)));
+    }
+
+    [Test]
+    public void A_link_that_finishes_its_hand_over_on_the_receiving_thread_gives_the_same_result()
+    {
+        var atBarrier = RunRing(1, out var t0, out _);
+        var one = RunRing(1, out var t1, out _, deferred: true);
+        var two = RunRing(2, out var t2, out var actors2, deferred: true);
+        var three = RunRing(3, out _, out _, deferred: true);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(atBarrier.Sum(l => l.Count), Is.GreaterThan(100), "the ring carried traffic");
+            Assert.That(one, Is.EqualTo(atBarrier));
+            Assert.That(two, Is.EqualTo(atBarrier));
+            Assert.That(three, Is.EqualTo(atBarrier));
+            Assert.That((t1.Windows, t2.Windows), Is.EqualTo((t0.Windows, t0.Windows)), "the plan counts what the links hold");
+            Assert.That(actors2.SelectMany(a => a.Threads).Distinct().Count(), Is.EqualTo(2), "two threads received");
+        }
+    }
+
+    [Test]
+    public void Each_partition_s_time_in_windows_is_measured_for_benchmarks()
+    {
+        RunRing(2, out var t, out _);
+        var busy = t.PartitionBusy;
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(busy, Has.Length.EqualTo(2));
+            Assert.That(busy, Has.All.GreaterThan(TimeSpan.Zero));
+            Assert.That(t.CriticalPath, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(busy[0] + busy[1]));
+            Assert.That(t.BarrierTime, Is.GreaterThan(TimeSpan.Zero));
+        }
     }
 
     [Test]
