@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace SmartOS.Kernel;
@@ -181,8 +180,8 @@ public sealed class Timeline
     private Exception? _error;
     private Exception?[] _partErrors = [];
 
-    // What the runs in windows cost in real time (PartitionBusy): per partition, at index
-    // part * BusyStride, the Stopwatch ticks its thread spent in windows, and at + 1 this window's;
+    // What the runs in windows cost in real time (PartitionBusy), when CostClock is set: per
+    // partition, at index part * BusyStride, the ticks its thread spent in windows, and at + 1 this window's;
     // each partition's pair on a cache line of its own (128 bytes apart), written only by its thread
     // and read at barriers. Measurement only: nothing the hosts do depends on it.
     private const int BusyStride = 16;
@@ -264,17 +263,23 @@ public sealed class Timeline
         get
         {
             var busy = new TimeSpan[_busy.Length / BusyStride];
-            for (int p = 0; p < busy.Length; p++) busy[p] = Stopwatch.GetElapsedTime(0, _busy[p * BusyStride]);
+            for (int p = 0; p < busy.Length; p++) busy[p] = new TimeSpan(_busy[p * BusyStride]);
             return busy;
         }
     }
 
     /// <summary>The sum over windows of the slowest partition's real time in the window: the least a
     /// run in windows could take with barriers that cost nothing.</summary>
-    public TimeSpan CriticalPath => Stopwatch.GetElapsedTime(0, _criticalTicks);
+    public TimeSpan CriticalPath => new(_criticalTicks);
 
     /// <summary>Real time spent in barriers (one thread, every partition stopped).</summary>
-    public TimeSpan BarrierTime => Stopwatch.GetElapsedTime(0, _barrierTicks);
+    public TimeSpan BarrierTime => new(_barrierTicks);
+
+    /// <summary>A real-time clock the caller supplies (a benchmark's Stopwatch) to measure what the runs
+    /// in windows cost: PartitionBusy, CriticalPath, BarrierTime. Null, the default: nothing is
+    /// measured. The timeline never reads the wall clock itself, and nothing the hosts do depends on
+    /// this (ARCHITECTURE.md, "Two clocks").</summary>
+    public Func<TimeSpan>? CostClock { get; set; }
 
     internal RealTimeDriver? Driver { get; set; }
 
@@ -568,7 +573,8 @@ public sealed class Timeline
     {
         var doms = _parts[part];
         long end = _windowEnd;
-        long started = Stopwatch.GetTimestamp();
+        var clock = CostClock;
+        long started = clock == null ? 0 : clock().Ticks;
         try
         {
             // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
@@ -602,16 +608,25 @@ public sealed class Timeline
         finally
         {
             Scheduler.RunningCell = 0;
-            long spent = Stopwatch.GetTimestamp() - started;
-            _busy[part * BusyStride] += spent;
-            _busy[part * BusyStride + 1] = spent;
+            if (clock != null)
+            {
+                long spent = clock().Ticks - started;
+                _busy[part * BusyStride] += spent;
+                _busy[part * BusyStride + 1] = spent;
+            }
         }
     }
 
     /// <summary>The barrier (rules 3 to 5): one thread, every partition stopped.</summary>
     private void Between()
     {
-        long started = Stopwatch.GetTimestamp();
+        var clock = CostClock;
+        if (clock == null)
+        {
+            BetweenWindows();
+            return;
+        }
+        long started = clock().Ticks;
         if (_windowRan)
         {
             long slowest = 0;
@@ -624,7 +639,7 @@ public sealed class Timeline
         }
         finally
         {
-            _barrierTicks += Stopwatch.GetTimestamp() - started;
+            _barrierTicks += clock().Ticks - started;
         }
     }
 

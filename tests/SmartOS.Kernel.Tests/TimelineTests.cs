@@ -110,9 +110,10 @@ public class TimelineTests
         return (t, actors, links);
     }
 
-    private static List<string>[] RunRing(int threads, out Timeline timeline, out Actor[] actors, bool deferred = false)
+    private static List<string>[] RunRing(int threads, out Timeline timeline, out Actor[] actors, bool deferred = false, Func<TimeSpan>? costClock = null)
     {
         var (t, a, links) = Ring(4, [20_000, 50_000, 0, 100_000], threads);
+        t.CostClock = costClock;
         foreach (var l in links) l.Deferred = deferred;
         foreach (var actor in a)
         {
@@ -205,7 +206,9 @@ public class TimelineTests
     [Test]
     public void Each_partition_s_time_in_windows_is_measured_for_benchmarks()
     {
-        RunRing(2, out var t, out _);
+        // A clock that moves one tick each time it is read (what a benchmark's Stopwatch stands for).
+        long ticks = 0;
+        RunRing(2, out var t, out _, costClock: () => TimeSpan.FromTicks(Interlocked.Increment(ref ticks)));
         var busy = t.PartitionBusy;
 
         using (Assert.EnterMultipleScope())
