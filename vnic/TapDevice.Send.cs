@@ -140,29 +140,10 @@ public sealed partial class TapDevice
     /// IPv6 without extension headers; fills in what it is compared on.</summary>
     private static bool TryPureAck(ReadOnlySpan<byte> frame, ref Queued q)
     {
-        if (!EthernetView.TryReadType(frame, out ushort type, out int l3)) return false;
-        int l4, end;
-        if (type == EtherType.Ipv4)
-        {
-            // Options are not compared, so a header with them is not taken for a pure ACK.
-            if (frame.Length < l3 + Ipv4View.MinHeaderLength || frame[l3] != 0x45 || frame[l3 + 9] != IpProtocol.Tcp) return false;
-            if ((BinaryPrimitives.ReadUInt16BigEndian(frame[(l3 + 6)..]) & 0x3FFF) != 0) return false; // a fragment
-            l4 = l3 + Ipv4View.MinHeaderLength;
-            end = l3 + BinaryPrimitives.ReadUInt16BigEndian(frame[(l3 + 2)..]);
-        }
-        else if (type == EtherType.Ipv6)
-        {
-            if (frame.Length < l3 + Ipv6View.HeaderLength || frame[l3] >> 4 != 6 || frame[l3 + Ipv6View.NextHeaderOffset] != IpProtocol.Tcp) return false;
-            l4 = l3 + Ipv6View.HeaderLength;
-            end = l4 + BinaryPrimitives.ReadUInt16BigEndian(frame[(l3 + Ipv6View.PayloadLengthOffset)..]);
-        }
-        else
-        {
-            return false;
-        }
-        if (end > frame.Length || l4 + TcpView.MinHeaderLength > end) return false;
-        int headers = l4 + (frame[l4 + 12] >> 4) * 4;
-        if (headers != end || headers < l4 + TcpView.MinHeaderLength) return false; // data, or a bad offset
+        if (!TcpSegmentation.TryLocate(frame, out int l3, out int l4, out int headers, out int end, out bool v4)) return false;
+        // IPv4 options are not compared, so a header with them is not taken for a pure ACK.
+        if (v4 && l4 != l3 + Ipv4View.MinHeaderLength) return false;
+        if (headers != end) return false; // data
         if ((TcpFlags)frame[l4 + 13] != TcpFlags.Ack) return false;
         for (int o = l4 + TcpView.MinHeaderLength; o < headers;)
         {
@@ -176,7 +157,7 @@ public sealed partial class TapDevice
         q.Window = BinaryPrimitives.ReadUInt16BigEndian(frame[(l4 + 14)..]);
         q.Network = l3;
         q.Transport = l4;
-        q.V4 = type == EtherType.Ipv4;
+        q.V4 = v4;
         return true;
     }
 }

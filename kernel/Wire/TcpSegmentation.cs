@@ -57,9 +57,22 @@ public readonly ref struct TcpSegmentation
     public static bool TryCreate(ReadOnlySpan<byte> frame, int mss, out TcpSegmentation segmentation)
     {
         segmentation = default;
-        if (mss <= 0 || !EthernetView.TryReadType(frame, out ushort type, out int l3)) return false;
-        int l4, end;
-        bool v4 = type == EtherType.Ipv4;
+        if (mss <= 0 || !TryLocate(frame, out int l3, out int l4, out int headers, out int end, out bool v4)) return false;
+        segmentation = new TcpSegmentation(frame, l3, l4, headers, end, mss, v4);
+        return true;
+    }
+
+    /// <summary>Finds the headers of a whole TCP segment in an Ethernet frame (optionally tagged) of
+    /// IPv4 that is not a fragment or IPv6 without extension headers: the offsets of the IP header
+    /// (<paramref name="l3"/>), the TCP header (<paramref name="l4"/>), the end of the TCP header and
+    /// its options (<paramref name="headers"/>) and of the IP packet (<paramref name="end"/>). False
+    /// for anything else, or a frame cut short or with lengths that do not fit.</summary>
+    public static bool TryLocate(ReadOnlySpan<byte> frame, out int l3, out int l4, out int headers, out int end, out bool v4)
+    {
+        l4 = headers = end = 0;
+        v4 = false;
+        if (!EthernetView.TryReadType(frame, out ushort type, out l3)) return false;
+        v4 = type == EtherType.Ipv4;
         if (v4)
         {
             if (frame.Length < l3 + Ipv4View.MinHeaderLength || frame[l3] >> 4 != 4) return false;
@@ -81,10 +94,8 @@ public readonly ref struct TcpSegmentation
             return false;
         }
         if (end > frame.Length || l4 + TcpView.MinHeaderLength > end) return false;
-        int headers = l4 + (frame[l4 + 12] >> 4) * 4;
-        if (headers < l4 + TcpView.MinHeaderLength || headers > end) return false;
-        segmentation = new TcpSegmentation(frame, l3, l4, headers, end, mss, v4);
-        return true;
+        headers = l4 + (frame[l4 + 12] >> 4) * 4;
+        return headers >= l4 + TcpView.MinHeaderLength && headers <= end;
     }
 
     /// <summary>The length of frame <paramref name="index"/>.</summary>
