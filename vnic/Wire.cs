@@ -428,17 +428,9 @@ public sealed class Wire : ITimelineLink
             _inTaken = false;
         }
 
-        /// <summary>The earliest arrival of the frames handed over and not yet taken (long.MaxValue: none).</summary>
-        public long NextArrival
-        {
-            get
-            {
-                long next = long.MaxValue;
-                if (_inTaken) return next;
-                for (int i = 0; i < _inCount; i++) next = Math.Min(next, _inArrival[i]);
-                return next;
-            }
-        }
+        /// <summary>The earliest arrival of the frames handed over and not yet taken (long.MaxValue: none):
+        /// the first's, as a lane's frames leave its serialiser in order and all fly the same delay.</summary>
+        public long NextArrival => _inTaken || _inCount == 0 ? long.MaxValue : _inArrival[0];
 
         /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
         /// handed over fly, each in a buffer of that host's pool, so neither host's pool is ever
