@@ -74,24 +74,32 @@ namespace SmartOS.Kernel;
  * domains by scanning them (fine for tens of hosts per thread, not thousands).
  *
  * What this machine allows, and how it scales (the parallel benchmark, 2 vCPUs, issue 17). The
- * barrier is no longer the limit: with the wires' copies moved to the receivers' threads
- * (Wire.cs) it costs ~2-8 ms of a 2-thread run (8,664 barriers), against 113-127 ms before. The
- * limit is what each event costs while the other thread runs, which the benchmark now prints
- * (PartitionBusy: the two threads' busy time summed over the 1-thread time, the same events): it
- * is bimodal, fixed for the life of a process: in most processes 1.5-2.2x (speedup 0.8-1.1x), in
- * some 1.06-1.12x (speedup 1.5-1.6x; main's build too, once in eight). Two separate processes, each
- * running the scenario on one thread, slow each other by 1.15-1.3x on a quiet machine (so the
- * machine itself allows ~1.6x); the scenario with its two cross-wire flows made local (the same
- * windows, no frame crossing) ran at 0.91x per event, 1.88x speedup. So the excess is sharing
- * between the two hosts' threads, and since it comes and goes with the process it is most likely
- * cache lines that two hosts' objects share in the collector's heap (placement differs with
- * when each thread allocated and when collections ran). Ruled out by measurement: the hosts'
- * schedulers' counters (padded onto lines of their own: no change), spacers around each
- * scheduler and its arrays (good in 2 processes of 6, as without), the collector's mode (server
- * GC: worse), gen0 budget (no change). Next: find the shared lines (a per-host allocation
- * context, or padding the hot objects of the wire's lanes and of TCP, which both hosts' threads
- * write); the design itself (conservative windows, no shared state, barrier work on the ends'
- * threads) scales with cores as far as hosts per cell and the lookahead allow.
+ * benchmark accounts for a 2-thread run's wall time: the slowest partition per window summed
+ * (CriticalPath), the barriers (BarrierTime, 1-8 ms of 8,664), each window's start after the
+ * barrier's end (PartitionStartLag, 7-30 ms once the JIT's background thread has settled; 90-220 ms
+ * while it still takes a core), and, inside the partitions' time, the links' hand-over
+ * (PartitionHandOver). The barrier is no longer the limit. What each event costs while the other
+ * thread runs is, and it follows the machine, not the process: the same build, in processes run
+ * one after another, gives either 1-thread runs of 480-530 ms and 2 threads that each need as
+ * long as one thread for the whole run (per event 1.6-2.1x, speedup 0.9-1.2x), or 1-thread runs of
+ * 490-700 ms and 2 threads at 0.9-1.04x per event (speedup 1.65-1.71x). A plain C pointer chase
+ * over 4 MB pinned to one vCPU, run every few seconds, took 17-80 ns a load on vCPU 0 and 17-20 ns
+ * on vCPU 1 within one minute (over 512 KB, 5 ns on both): the two vCPUs do not share a
+ * last-level cache, and what the host's other tenants leave in theirs changes by the second. The
+ * hand-over shows the same split: copying a frame that crossed into the receiving host's pool took
+ * 49-69 ns on one thread (the bytes in the same core's cache) and, on two, 95-108 ns in the good
+ * state and 283-400 ns in the bad (578,520 frames a run): each frame's ~24 cache lines cross from
+ * one vCPU's cache to the other's. Ruled out by measurement this round: padding a wire lane's
+ * sending and receiving halves onto cache lines of their own, prefetching the next frame of the
+ * batch, delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
+ * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
+ * either way); the last round ruled out padding the schedulers, spacers, server GC and the gen0
+ * budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their own,
+ * 29,184 frames crossing instead of 578,520), 2 threads ran 1.81-1.85x in the good state, 1.42-1.60x
+ * in the bad. So the design scales where hosts do more work than they exchange, and on a machine
+ * whose cores share a cache; more cores help as long as each partition has hosts to run and the
+ * lookahead leaves windows of tens of microseconds of work (cells spread by load, not count, is
+ * the step for unequal hosts).
  *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
@@ -181,12 +189,17 @@ public sealed class Timeline
     private Exception?[] _partErrors = [];
 
     // What the runs in windows cost in real time (PartitionBusy), when CostClock is set: per
-    // partition, at index part * BusyStride, the ticks its thread spent in windows, and at + 1 this window's;
+    // partition, at index part * BusyStride, the ticks its thread spent in windows, at + 1 this window's,
+    // at + 2 the part of them spent in the links' hand-over (PartitionHandOver), at + 3 the time from
+    // each barrier's end to its next window's start (PartitionStartLag);
     // each partition's pair on a cache line of its own (128 bytes apart), written only by its thread
     // and read at barriers. Measurement only: nothing the hosts do depends on it.
     private const int BusyStride = 16;
     private long[] _busy = [];
     private long _criticalTicks, _barrierTicks;
+    // When the last barrier ended (CostClock's ticks; 0 before a run's first): a partition's thread
+    // reads it at its window's start, after the barrier's release.
+    private long _releasedAt;
 
     /// <summary>Makes a timeline whose domain 0 is <paramref name="root"/> (the world's own scheduler).</summary>
     public Timeline(Scheduler root)
@@ -268,6 +281,34 @@ public sealed class Timeline
         }
     }
 
+    /// <summary>The part of <see cref="PartitionBusy"/> each partition's thread spent finishing the
+    /// links' hand-over at the start of its windows (ITimelineLink.Receive: a wire's copy of each
+    /// frame that crossed into the receiving host's pool, and the originals freed): the work that
+    /// moves bytes from one core's cache to the other's when the partitions run side by side.</summary>
+    public TimeSpan[] PartitionHandOver
+    {
+        get
+        {
+            var handOver = new TimeSpan[_busy.Length / BusyStride];
+            for (int p = 0; p < handOver.Length; p++) handOver[p] = new TimeSpan(_busy[p * BusyStride + 2]);
+            return handOver;
+        }
+    }
+
+    /// <summary>Real time from the end of each barrier to the start of the partition's next window,
+    /// summed: the thread noticing the release, or waiting for a core (another runnable thread, such
+    /// as the JIT's, took it). With <see cref="CriticalPath"/> and <see cref="BarrierTime"/> it
+    /// accounts for a run's wall time.</summary>
+    public TimeSpan[] PartitionStartLag
+    {
+        get
+        {
+            var lag = new TimeSpan[_busy.Length / BusyStride];
+            for (int p = 0; p < lag.Length; p++) lag[p] = new TimeSpan(_busy[p * BusyStride + 3]);
+            return lag;
+        }
+    }
+
     /// <summary>The sum over windows of the slowest partition's real time in the window: the least a
     /// run in windows could take with barriers that cost nothing.</summary>
     public TimeSpan CriticalPath => new(_criticalTicks);
@@ -276,7 +317,7 @@ public sealed class Timeline
     public TimeSpan BarrierTime => new(_barrierTicks);
 
     /// <summary>A real-time clock the caller supplies (a benchmark's Stopwatch) to measure what the runs
-    /// in windows cost: PartitionBusy, CriticalPath, BarrierTime. Null, the default: nothing is
+    /// in windows cost: PartitionBusy, PartitionHandOver, PartitionStartLag, CriticalPath, BarrierTime. Null, the default: nothing is
     /// measured. The timeline never reads the wall clock itself, and nothing the hosts do depends on
     /// this (ARCHITECTURE.md, "Two clocks").</summary>
     public Func<TimeSpan>? CostClock { get; set; }
@@ -471,7 +512,7 @@ public sealed class Timeline
         _partEnds = [.. ends.Select(e => e.ToArray())];
         _partErrors = new Exception?[parts];
         _busy = new long[parts * BusyStride];
-        _criticalTicks = _barrierTicks = 0;
+        _criticalTicks = _barrierTicks = _releasedAt = 0;
         _lookahead = lookahead;
         _planned = true;
         _plannedThreads = _threads;
@@ -575,6 +616,7 @@ public sealed class Timeline
         long end = _windowEnd;
         var clock = CostClock;
         long started = clock == null ? 0 : clock().Ticks;
+        if (clock != null && _releasedAt != 0) _busy[part * BusyStride + 3] += started - _releasedAt;
         try
         {
             // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
@@ -583,6 +625,7 @@ public sealed class Timeline
                 Scheduler.RunningCell = at.Guard;
                 link.Receive(at);
             }
+            if (clock != null) _busy[part * BusyStride + 2] += clock().Ticks - started;
             while (true)
             {
                 Scheduler? best = null;
@@ -639,7 +682,8 @@ public sealed class Timeline
         }
         finally
         {
-            _barrierTicks += clock().Ticks - started;
+            _releasedAt = clock().Ticks;
+            _barrierTicks += _releasedAt - started;
         }
     }
 

@@ -21,23 +21,7 @@ public static class ParallelBenchmarks
     {
         string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000);
         o.WriteLine("parallel: 2 hosts x 4 zones, wire 10G delay=100us; 1 TCP flow across and 1 local flow from each host, 1 s of virtual time");
-        // The JIT's tiers settle over the first runs (a background thread recompiles hot methods at
-        // tier 1 while they run: measured, the first two 1-thread runs took 889 and 708 ms, the
-        // third on 480-500 ms; the "NET Tiered Compilation" thread held ~18% of a profile's samples
-        // when one warm-up run of each was enough). So: WarmUp pairs first, then Rounds pairs
-        // alternating 1 and 2 threads, and the median of each.
-        for (int i = 0; i < WarmUp; i++)
-        {
-            Measure(script, 1);
-            Measure(script, 2);
-        }
-        var ones = new List<Figures>();
-        var twos = new List<Figures>();
-        for (int i = 0; i < Rounds; i++)
-        {
-            ones.Add(Measure(script, 1));
-            twos.Add(Measure(script, 2));
-        }
+        var (ones, twos) = Pairs(script);
         var one = Median(ones);
         var two = Median(twos);
         bool same = ones.Concat(twos).All(f => f.Out == one.Out && f.Events == one.Events);
@@ -60,11 +44,54 @@ public static class ParallelBenchmarks
         double busyOne = one.Busy.Sum(b => b.TotalMilliseconds);
         double busyTwo = two.Busy.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  split (median runs): 1 thread busy {busyOne:F0} ms, barriers {one.Barrier.TotalMilliseconds:F0} ms; 2 threads busy {string.Join(" / ", two.Busy.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms, slowest per window summed {two.Critical.TotalMilliseconds:F0} ms, barriers {two.Barrier.TotalMilliseconds:F0} ms, waiting the rest"));
+            $"  split (median runs): 1 thread busy {busyOne:F0} ms, barriers {one.Barrier.TotalMilliseconds:F0} ms; 2 threads busy {string.Join(" / ", two.Busy.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms, slowest per window summed {two.Critical.TotalMilliseconds:F0} ms, barriers {two.Barrier.TotalMilliseconds:F0} ms, windows started after the barrier's end {string.Join(" / ", two.StartLag.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  per event, side by side: {busyTwo / Math.Max(1e-9, busyOne):F2}x the 1-thread cost (2 threads' busy time summed over 1 thread's), which alone bounds the speedup at {2 * busyOne / Math.Max(1e-9, busyTwo):F2}x"));
+        // Timeline.PartitionHandOver: the part of the busy time spent copying each frame that crossed
+        // the wire into the receiving host's pool and freeing the originals (Wire.Lane.Take, Reclaim),
+        // the same frames either way: on 2 threads the bytes come from the other core's cache.
+        double handOne = one.HandOver.Sum(b => b.TotalMilliseconds), handTwo = two.HandOver.Sum(b => b.TotalMilliseconds);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  of which the wire's hand-over ({one.Crossed:N0} frames crossed, copied into the receiver's pool, originals freed): 1 thread {handOne:F0} ms ({handOne * 1e6 / Math.Max(1, one.Crossed):F0} ns a frame), 2 threads {handTwo:F0} ms ({handTwo * 1e6 / Math.Max(1, two.Crossed):F0} ns a frame); the rest of each event {(busyTwo - handTwo) / Math.Max(1e-9, busyOne - handOne):F2}x"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
+
+        // The same hosts and windows with the flows across the wire at a tenth of a Gbit/s: what the
+        // runner gives when the hosts mostly work on their own, as tenants on separate hosts do.
+        var (lightOnes, lightTwos) = Pairs(Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000, crossRateMbps: 100));
+        var l1 = Median(lightOnes);
+        var l2 = Median(lightTwos);
+        bool lightSame = lightOnes.Concat(lightTwos).All(f => f.Out == l1.Out && f.Events == l1.Events);
+        double lightBusyOne = l1.Busy.Sum(b => b.TotalMilliseconds), lightBusyTwo = l2.Busy.Sum(b => b.TotalMilliseconds);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}"));
+    }
+
+    /// <summary>WarmUp pairs, then Rounds pairs of runs on 1 and on 2 threads, alternating.</summary>
+    private static (List<Figures> Ones, List<Figures> Twos) Pairs(string script)
+    {
+        // The JIT's tiers settle over the first runs (a background thread recompiles hot methods at
+        // tier 1 while they run: measured, the first two 1-thread runs took 889 and 708 ms, the
+        // third on 480-500 ms; the "NET Tiered Compilation" thread held ~18% of a profile's samples
+        // when one warm-up run of each was enough). It competes with the partitions for the two
+        // cores: on 2 threads a window waits for the thread it descheduled, so after three warm-up
+        // pairs the next 2-thread runs still started their windows 90-220 ms late in all
+        // (PartitionStartLag, against 10-30 ms once it settles), where a 1-thread run has a core to
+        // spare for it. So: WarmUp pairs first, then Rounds pairs alternating 1 and 2 threads, and
+        // the median of each.
+        for (int i = 0; i < WarmUp; i++)
+        {
+            Measure(script, 1);
+            Measure(script, 2);
+        }
+        var ones = new List<Figures>();
+        var twos = new List<Figures>();
+        for (int i = 0; i < Rounds; i++)
+        {
+            ones.Add(Measure(script, 1));
+            twos.Add(Measure(script, 2));
+        }
+        return (ones, twos);
     }
 
     /// <summary>
@@ -105,7 +132,7 @@ public static class ParallelBenchmarks
         return 0;
     }
 
-    private const int WarmUp = 3, Rounds = 5;
+    private const int WarmUp = 5, Rounds = 5;
 
     private static Figures Median(List<Figures> runs) => runs.OrderBy(f => f.Wall).ElementAt(runs.Count / 2);
 
@@ -121,7 +148,7 @@ public static class ParallelBenchmarks
     }
 
     private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long[] HostEvents,
-        TimeSpan[] Busy, TimeSpan Critical, TimeSpan Barrier);
+        TimeSpan[] Busy, TimeSpan Critical, TimeSpan Barrier, TimeSpan[] HandOver, TimeSpan[] StartLag, long Crossed);
 
     private static Figures Measure(string script, int threads)
     {
@@ -140,7 +167,7 @@ public static class ParallelBenchmarks
             long total = t.EventsRun;
             double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
             return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), [.. runner.World.Hosts.Select(h => h.Scheduler.DomainEventsRun)],
-                t.PartitionBusy, t.CriticalPath, t.BarrierTime);
+                t.PartitionBusy, t.CriticalPath, t.BarrierTime, t.PartitionHandOver, t.PartitionStartLag, runner.World.Wires.Sum(w => w.FramesCarried));
         }
         finally
         {
@@ -150,8 +177,9 @@ public static class ParallelBenchmarks
 
     /// <summary>Zones a0..aN-1 on h1 and b0..bN-1 on h2: a0 sends to b0 and b1 to a1 across the wire,
     /// a2 to a3 and b2 to b3 locally.</summary>
-    internal static string Scenario(int zonesPerHost, int seconds, int rateMbps)
+    internal static string Scenario(int zonesPerHost, int seconds, int rateMbps, int crossRateMbps = 0)
     {
+        if (crossRateMbps == 0) crossRateMbps = rateMbps;
         var s = new StringBuilder();
         s.Append("host h1 nics=1\nhost h2 nics=1\nwire h1/e1000g0 h2/e1000g0 speed=10G delay=100us\n");
         foreach (var (host, prefix, net) in new[] { ("h1", "a", 10), ("h2", "b", 100) })
@@ -170,9 +198,9 @@ public static class ParallelBenchmarks
         }
         s.Append("host h2\nzlogin b0 iperf -s &\nzlogin b3 iperf -s &\n");
         s.Append("host h1\nzlogin a1 iperf -s &\nzlogin a3 iperf -s &\nsleep 10ms\n");
-        string flow = $"-t {seconds} -b {rateMbps}M";
-        s.Append(CultureInfo.InvariantCulture, $"zlogin a0 iperf -c 10.0.0.100 {flow} &\nzlogin a2 iperf -c 10.0.0.13 {flow} &\n");
-        s.Append(CultureInfo.InvariantCulture, $"host h2\nzlogin b1 iperf -c 10.0.0.11 {flow} &\nzlogin b2 iperf -c 10.0.0.103 {flow} &\n");
+        string flow = $"-t {seconds} -b {rateMbps}M", cross = $"-t {seconds} -b {crossRateMbps}M";
+        s.Append(CultureInfo.InvariantCulture, $"zlogin a0 iperf -c 10.0.0.100 {cross} &\nzlogin a2 iperf -c 10.0.0.13 {flow} &\n");
+        s.Append(CultureInfo.InvariantCulture, $"host h2\nzlogin b1 iperf -c 10.0.0.11 {cross} &\nzlogin b2 iperf -c 10.0.0.103 {flow} &\n");
         s.Append(CultureInfo.InvariantCulture, $"sleep {seconds * 1000 + 100}ms\n");
         return s.ToString();
     }

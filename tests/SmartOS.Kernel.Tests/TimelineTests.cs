@@ -217,6 +217,11 @@ public class TimelineTests
             Assert.That(busy, Has.All.GreaterThan(TimeSpan.Zero));
             Assert.That(t.CriticalPath, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(busy[0] + busy[1]));
             Assert.That(t.BarrierTime, Is.GreaterThan(TimeSpan.Zero));
+            var handOver = t.PartitionHandOver;
+            Assert.That(handOver, Has.Length.EqualTo(2));
+            for (int p = 0; p < 2; p++)
+                Assert.That(handOver[p], Is.GreaterThan(TimeSpan.Zero).And.LessThan(busy[p]), $"partition {p}'s hand-over is part of its time in windows");
+            Assert.That(t.PartitionStartLag, Has.Length.EqualTo(2).And.All.GreaterThan(TimeSpan.Zero), "each window starts after the barrier that released it");
         }
     }
 
