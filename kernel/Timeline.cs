@@ -26,7 +26,8 @@ namespace SmartOS.Kernel;
  *              receiver's pool) to the start of the next window, on each end's own thread
  *              (link.Receive, in link order), and say how early what it holds arrives
  *              (link.NextArrival), which the plan counts as a pending event.
- *   partition  the cells one thread runs; cell c goes to partition c mod P, P = min(threads, cells).
+ *   partition  the cells one thread runs, P = min(threads, cells) of them: cell c in partition
+ *              c mod P until the cells have run, then spread by their work (rule 8).
  *
  * Rules
  *   1. The serial order of events is (time, domain, the domain's arming sequence): at an instant the
@@ -62,6 +63,11 @@ namespace SmartOS.Kernel;
  *      cells of each window run one after another, first to last or last to first, must give the
  *      bytes of the merge), which finds state two hosts share outside the links whatever the timing.
  *   7. Randomness is per host and per link direction (HostRandom), never shared between cells.
+ *   8. With more cells than partitions, the cells are spread again by the events each ran since
+ *      the last spread (Respread: the longest-processing-time rule), at the start of each run in
+ *      windows and at every 256th barrier, when that lightens the busiest partition by a tenth or
+ *      more. Event counts and windows are the same on any thread count, so the spread is
+ *      deterministic too, and by rule 3 no byte depends on it.
  *
  * Threads: P - 1 workers come from a process-wide pool of parked threads (the only static state
  * here, a concurrent stack) and meet the caller's thread at a WindowBarrier whose last arrival runs
@@ -70,8 +76,9 @@ namespace SmartOS.Kernel;
  * measured ~600 us per window of wake-up latency on a busy machine. Real time (smartos boot) never
  * runs in windows.
  *
- * Not done yet: cells are spread over threads by count, not by load; a partition merges its
- * domains by scanning them (fine for tens of hosts per thread, not thousands).
+ * Not done yet: a partition merges its domains by scanning them (fine for tens of hosts per
+ * thread, not thousands); the spread by load looks back, so a host whose work starts is placed
+ * within 256 windows after.
  *
  * What this machine allows, and how it scales (the parallel benchmark, 2 vCPUs, issue 17). The
  * benchmark accounts for a 2-thread run's wall time: the slowest partition per window summed
@@ -98,8 +105,8 @@ namespace SmartOS.Kernel;
  * 29,184 frames crossing instead of 578,520), 2 threads ran 1.81-1.85x in the good state, 1.42-1.60x
  * in the bad. So the design scales where hosts do more work than they exchange, and on a machine
  * whose cores share a cache; more cores help as long as each partition has hosts to run and the
- * lookahead leaves windows of tens of microseconds of work (cells spread by load, not count, is
- * the step for unequal hosts).
+ * lookahead leaves windows of tens of microseconds of work (unequal hosts are spread by their
+ * events, rule 8).
  *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
@@ -174,6 +181,12 @@ public sealed class Timeline
     private int _plannedThreads;
     private long _lookahead = long.MaxValue;
     private int[] _cellOf = [];
+    // Rule 8: each cell's partition, and the events each cell had run when they were last spread.
+    private int[] _partOfCell = [];
+    private long[] _cellEventsBase = [];
+    // Respread's scratch, sized by Plan.
+    private long[] _spreadNow = [], _spreadKey = [], _spreadSums = [], _spreadCurrent = [];
+    private int[] _spreadOrder = [], _spreadTo = [];
     private Scheduler[][] _parts = [];
     // Per partition, the ends of crossing links it runs, in link order (RunPart's Receive).
     private (ITimelineLink Link, Scheduler End)[][] _partEnds = [];
@@ -494,11 +507,35 @@ public sealed class Timeline
             if (!cellIds.TryGetValue(r, out int c)) cellIds[r] = c = cellIds.Count;
             _cellOf[i] = c;
         }
-        int parts = Math.Max(1, Math.Min(_threads, cellIds.Count));
-        if (_cellOrder != 0 && _threads == 1) parts = Math.Max(1, cellIds.Count); // one cell each, run in turn on one thread
+        int cells = cellIds.Count;
+        int parts = Math.Max(1, Math.Min(_threads, cells));
+        if (_cellOrder != 0 && _threads == 1) parts = Math.Max(1, cells); // one cell each, run in turn on one thread
+        // Until the cells have run, they are spread by count (rule 8).
+        _partOfCell = new int[cells];
+        for (int c = 0; c < cells; c++) _partOfCell[c] = c % parts;
+        _cellEventsBase = new long[cells];
+        CellEvents(_cellEventsBase);
+        _spreadNow = new long[cells];
+        _spreadKey = new long[cells];
+        _spreadOrder = new int[cells];
+        _spreadTo = new int[cells];
+        _spreadSums = new long[parts];
+        _spreadCurrent = new long[parts];
+        Partition(parts);
+        _partErrors = new Exception?[parts];
+        _busy = new long[parts * BusyStride];
+        _criticalTicks = _barrierTicks = _releasedAt = 0;
+        _lookahead = lookahead;
+        _planned = true;
+        _plannedThreads = _threads;
+    }
+
+    /// <summary>The partitions' domains and link ends from _partOfCell (domains and links in their order).</summary>
+    private void Partition(int parts)
+    {
         var lists = new List<Scheduler>[parts];
         for (int p = 0; p < parts; p++) lists[p] = [];
-        for (int i = 1; i < n; i++) lists[_cellOf[i] % parts].Add(_domains[i]);
+        for (int i = 1; i < _domains.Count; i++) lists[_partOfCell[_cellOf[i]]].Add(_domains[i]);
         _parts = [.. lists.Select(l => l.ToArray())];
         var ends = new List<(ITimelineLink, Scheduler)>[parts];
         for (int p = 0; p < parts; p++) ends[p] = [];
@@ -506,16 +543,82 @@ public sealed class Timeline
         {
             int a = l.EndA.Domain, b = l.EndB.Domain;
             if (a == 0 || b == 0 || _cellOf[a] == _cellOf[b]) continue;
-            ends[_cellOf[a] % parts].Add((l, l.EndA));
-            ends[_cellOf[b] % parts].Add((l, l.EndB));
+            ends[_partOfCell[_cellOf[a]]].Add((l, l.EndA));
+            ends[_partOfCell[_cellOf[b]]].Add((l, l.EndB));
         }
         _partEnds = [.. ends.Select(e => e.ToArray())];
-        _partErrors = new Exception?[parts];
-        _busy = new long[parts * BusyStride];
-        _criticalTicks = _barrierTicks = _releasedAt = 0;
-        _lookahead = lookahead;
-        _planned = true;
-        _plannedThreads = _threads;
+    }
+
+    /// <summary>Events each cell's domains have run since the world began, into <paramref name="events"/>.</summary>
+    private void CellEvents(long[] events)
+    {
+        Array.Clear(events);
+        for (int i = 1; i < _domains.Count; i++) events[_cellOf[i]] += _domains[i].DomainEventsRun;
+    }
+
+    /// <summary>
+    /// Rule 8: with more cells than partitions, the cells are spread again by the events each ran
+    /// since they were last spread (at the start of each run in windows, and at every 256th barrier),
+    /// when that lightens the busiest partition by a tenth or more: the longest-processing-time rule
+    /// (the heaviest cell first, each to the partition with the least so far; ties to the lower cell
+    /// and partition), which is within 4/3 of the best spread. The counts are the hosts' own (the
+    /// same on any thread count, as are the windows), so the spread is too; and which partition runs
+    /// a cell changes no byte (rule 3). Only the barrier's thread calls it, every partition stopped;
+    /// nothing is allocated unless the spread changes.
+    /// </summary>
+    private void Respread()
+    {
+        int parts = _parts.Length, cells = _partOfCell.Length;
+        if (parts < 2 || cells <= parts || (_cellOrder != 0 && _threads == 1)) return;
+        var now = _spreadNow;
+        CellEvents(now);
+        long total = 0, most = 0;
+        for (int c = 0; c < cells; c++)
+        {
+            long load = now[c] - _cellEventsBase[c];
+            total += load;
+            most = Math.Max(most, load);
+        }
+        if (total == 0) return;
+        // Heaviest first, ties by cell: one sort on a key that orders both.
+        for (int c = 0; c < cells; c++)
+        {
+            _spreadKey[c] = (most - (now[c] - _cellEventsBase[c])) * cells + c;
+            _spreadOrder[c] = c;
+        }
+        Array.Sort(_spreadKey, _spreadOrder);
+        Array.Clear(_spreadSums);
+        Array.Clear(_spreadCurrent);
+        foreach (int c in _spreadOrder)
+        {
+            long load = now[c] - _cellEventsBase[c];
+            int least = 0;
+            for (int p = 1; p < parts; p++) if (_spreadSums[p] < _spreadSums[least]) least = p;
+            _spreadTo[c] = least;
+            _spreadSums[least] += load;
+            _spreadCurrent[_partOfCell[c]] += load;
+        }
+        long spreadMax = 0, currentMax = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            spreadMax = Math.Max(spreadMax, _spreadSums[p]);
+            currentMax = Math.Max(currentMax, _spreadCurrent[p]);
+        }
+        if (spreadMax * 10 > currentMax * 9) return;
+        (_partOfCell, _spreadTo) = (_spreadTo, _partOfCell);
+        (_cellEventsBase, _spreadNow) = (_spreadNow, _cellEventsBase);
+        Partition(parts);
+        Respreads++;
+    }
+
+    /// <summary>How many times the cells were spread again by load (rule 8).</summary>
+    public int Respreads { get; private set; }
+
+    /// <summary>The partition (thread) that runs a host's domain in runs in windows; 0 for the root.</summary>
+    public int PartitionOf(Scheduler domain)
+    {
+        Plan();
+        return domain.Domain == 0 ? 0 : _partOfCell[_cellOf[domain.Domain]];
     }
 
     private void SetCrossings(bool on)
@@ -542,6 +645,7 @@ public sealed class Timeline
         _error = null;
         _windowRan = false;
         Array.Clear(_partErrors);
+        Respread();
         var workers = new Worker[_cellOrder != 0 && _threads == 1 ? 0 : _parts.Length - 1];
         for (int p = 0; p < workers.Length; p++) workers[p] = Worker.Rent();
         SetCrossings(true);
@@ -743,6 +847,7 @@ public sealed class Timeline
                 _windowEnd = end;
                 _windowRan = true;
                 Windows++;
+                if ((Windows & 255) == 0) Respread();
                 for (int i = 1; i < _domains.Count; i++) _domains[i].SetNow(start);
                 return;
             }

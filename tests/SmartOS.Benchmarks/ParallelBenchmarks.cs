@@ -65,6 +65,51 @@ public static class ParallelBenchmarks
         double lightBusyOne = l1.Busy.Sum(b => b.TotalMilliseconds), lightBusyTwo = l2.Busy.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}"));
+        Unequal(o);
+    }
+
+    /// <summary>Rule 8 of kernel/Timeline.cs: four hosts, wired in two pairs, of which the first and
+    /// third do all the work. Spread by count (cell c to thread c mod 2) both busy hosts would share
+    /// one thread; the timeline spreads the cells again by the events each ran.</summary>
+    private static void Unequal(TextWriter o)
+    {
+        var (ones, twos) = Pairs(UnequalScenario());
+        var one = Median(ones);
+        var two = Median(twos);
+        bool same = ones.Concat(twos).All(f => f.Out == one.Out && f.Events == one.Events);
+        long total = two.HostEvents.Sum();
+        double byCount = (double)Math.Max(two.HostEvents[0] + two.HostEvents[2], two.HostEvents[1] + two.HostEvents[3]) / Math.Max(1, total);
+        double spread = (double)Enumerable.Range(0, 2).Max(p => two.HostEvents.Where((_, h) => two.HostPartitions[h] == p).Sum()) / Math.Max(1, total);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"parallel, unequal hosts (4 hosts wired in pairs, the 1st and 3rd each with two local flows at 2 Gbit/s, the others idle): 1 thread {one.Wall.TotalMilliseconds:F0} ms, 2 threads {two.Wall.TotalMilliseconds:F0} ms, speedup {one.Wall.TotalSeconds / two.Wall.TotalSeconds:F2}x; spread by events {two.Respreads} time(s), the busier thread's share of the events {spread:P0} (by count it would be {byCount:P0}); output identical in all {2 * Rounds} runs: {(same ? "yes" : "NO")}"));
+    }
+
+    private static string UnequalScenario()
+    {
+        var s = new StringBuilder();
+        s.Append("host h1 nics=1\nhost h2 nics=1\nhost h3 nics=1\nhost h4 nics=1\n");
+        s.Append("wire h1/e1000g0 h2/e1000g0 speed=10G delay=100us\nwire h3/e1000g0 h4/e1000g0 speed=10G delay=100us\n");
+        foreach (var (host, zones, net) in new[] { ("h1", 4, 10), ("h2", 1, 20), ("h3", 4, 10), ("h4", 1, 20) })
+        {
+            s.Append(CultureInfo.InvariantCulture, $"host {host}\nnictagadm add ext e1000g0\n");
+            for (int i = 0; i < zones; i++)
+            {
+                s.Append(CultureInfo.InvariantCulture, $$"""
+                    vmadm create <<JSON
+                    { "alias": "{{host}}z{{i}}", "brand": "joyent-minimal", "max_physical_memory": 64,
+                      "nics": [ { "nic_tag": "ext", "ips": ["10.0.0.{{net + i}}/24"], "primary": true } ] }
+                    JSON
+
+                    """);
+            }
+        }
+        foreach (var host in new[] { "h1", "h3" })
+            s.Append(CultureInfo.InvariantCulture, $"host {host}\nzlogin {host}z1 iperf -s &\nzlogin {host}z3 iperf -s &\n");
+        s.Append("sleep 10ms\n");
+        foreach (var host in new[] { "h1", "h3" })
+            s.Append(CultureInfo.InvariantCulture, $"host {host}\nzlogin {host}z0 iperf -c 10.0.0.11 -t 1 -b 2000M &\nzlogin {host}z2 iperf -c 10.0.0.13 -t 1 -b 2000M &\n");
+        s.Append("sleep 1100ms\n");
+        return s.ToString();
     }
 
     /// <summary>WarmUp pairs, then Rounds pairs of runs on 1 and on 2 threads, alternating.</summary>
@@ -148,7 +193,7 @@ public static class ParallelBenchmarks
     }
 
     private sealed record Figures(TimeSpan Wall, long Events, long Windows, int Partitions, double[] HostShares, string Out, long[] HostEvents,
-        TimeSpan[] Busy, TimeSpan Critical, TimeSpan Barrier, TimeSpan[] HandOver, TimeSpan[] StartLag, long Crossed);
+        TimeSpan[] Busy, TimeSpan Critical, TimeSpan Barrier, TimeSpan[] HandOver, TimeSpan[] StartLag, long Crossed, int[] HostPartitions, int Respreads);
 
     private static Figures Measure(string script, int threads)
     {
@@ -167,7 +212,8 @@ public static class ParallelBenchmarks
             long total = t.EventsRun;
             double[] shares = [.. runner.World.Hosts.Select(h => (double)h.Scheduler.DomainEventsRun / total)];
             return new Figures(sw.Elapsed, total, t.Windows, t.Partitions, shares, o.ToString(), [.. runner.World.Hosts.Select(h => h.Scheduler.DomainEventsRun)],
-                t.PartitionBusy, t.CriticalPath, t.BarrierTime, t.PartitionHandOver, t.PartitionStartLag, runner.World.Wires.Sum(w => w.FramesCarried));
+                t.PartitionBusy, t.CriticalPath, t.BarrierTime, t.PartitionHandOver, t.PartitionStartLag, runner.World.Wires.Sum(w => w.FramesCarried),
+                [.. runner.World.Hosts.Select(h => t.PartitionOf(h.Scheduler))], t.Respreads);
         }
         finally
         {

@@ -203,6 +203,61 @@ public class TimelineTests
         }
     }
 
+    /// <summary>Four hosts in a chain, the first and third busy (a tick every microsecond), the others
+    /// idle but for a tick every ten; every tenth tick passes a number on to the next host.</summary>
+    private static (List<string> Log, Timeline T, Scheduler[] Hosts) RunUnequal(int threads)
+    {
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        var hosts = Enumerable.Range(0, 4).Select(_ => t.AddDomain()).ToArray();
+        var logs = hosts.Select(_ => new List<string>()).ToArray();
+        var links = new Link?[4];
+        for (int i = 0; i + 1 < 4; i++)
+        {
+            int to = i + 1;
+            links[i] = new Link(hosts[i], hosts[to], 5_000, v => logs[to].Add($"{hosts[to].Now}:got{v}"));
+            t.AddLink(links[i]!);
+        }
+        for (int i = 0; i < 4; i++)
+        {
+            int h = i;
+            long period = h % 2 == 0 ? 1_000 : 10_000;
+            long ticks = 0;
+            KTimer? tick = null;
+            tick = new KTimer(hosts[h], _ =>
+            {
+                ticks++;
+                if (ticks % 10 == 0)
+                {
+                    logs[h].Add($"{hosts[h].Now}:tick{ticks}");
+                    links[h]?.Send(ticks);
+                }
+                tick!.ArmAt(hosts[h].Now + period);
+            });
+            tick.ArmAt(period);
+        }
+        t.RunUntil(Time.Millisecond);
+        t.RunUntil(2 * Time.Millisecond);
+        return ([.. logs.SelectMany((l, i) => l.Select(x => $"h{i} {x}"))], t, hosts);
+    }
+
+    [Test]
+    public void Cells_are_spread_over_threads_by_the_work_they_did()
+    {
+        var (one, _, _) = RunUnequal(1);
+        var (two, t, hosts) = RunUnequal(2);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(one.Count, Is.GreaterThan(400), "the hosts ticked and passed numbers on");
+            Assert.That(two, Is.EqualTo(one), "the same bytes whichever thread runs a host");
+            // By count the two busy hosts (cells 0 and 2) share partition 0; after the first run
+            // they are spread by their events, one busy host on each thread.
+            Assert.That(t.Respreads, Is.EqualTo(1));
+            Assert.That(t.PartitionOf(hosts[0]), Is.Not.EqualTo(t.PartitionOf(hosts[2])));
+            Assert.That(new[] { hosts[0], hosts[1], hosts[2], hosts[3] }.Select(t.PartitionOf).Distinct().Count(), Is.EqualTo(2));
+        }
+    }
+
     [Test]
     public void Each_partition_s_time_in_windows_is_measured_for_benchmarks()
     {
