@@ -84,6 +84,23 @@ public static class ParallelBenchmarks
             $"parallel, unequal hosts (4 hosts wired in pairs, the 1st and 3rd each with two local flows at 2 Gbit/s, the others idle): 1 thread {one.Wall.TotalMilliseconds:F0} ms, 2 threads {two.Wall.TotalMilliseconds:F0} ms, speedup {one.Wall.TotalSeconds / two.Wall.TotalSeconds:F2}x; spread by events {two.Respreads} time(s), the busier thread's share of the events {spread:P0} (by count it would be {byCount:P0}); output identical in all {2 * Rounds} runs: {(same ? "yes" : "NO")}"));
     }
 
+    /// <summary>On <paramref name="host"/>: the nic tag ext on e1000g0, and <paramref name="count"/> joyent
+    /// zones named PREFIX0.. on it, at 10.0.0.NET, NET+1, ...</summary>
+    private static void Zones(StringBuilder s, string host, string prefix, int count, int net)
+    {
+        s.Append(CultureInfo.InvariantCulture, $"host {host}\nnictagadm add ext e1000g0\n");
+        for (int i = 0; i < count; i++)
+        {
+            s.Append(CultureInfo.InvariantCulture, $$"""
+                vmadm create <<JSON
+                { "alias": "{{prefix}}{{i}}", "brand": "joyent-minimal", "max_physical_memory": 64,
+                  "nics": [ { "nic_tag": "ext", "ips": ["10.0.0.{{net + i}}/24"], "primary": true } ] }
+                JSON
+
+                """);
+        }
+    }
+
     private static string UnequalScenario()
     {
         var s = new StringBuilder();
@@ -91,17 +108,7 @@ public static class ParallelBenchmarks
         s.Append("wire h1/e1000g0 h2/e1000g0 speed=10G delay=100us\nwire h3/e1000g0 h4/e1000g0 speed=10G delay=100us\n");
         foreach (var (host, zones, net) in new[] { ("h1", 4, 10), ("h2", 1, 20), ("h3", 4, 10), ("h4", 1, 20) })
         {
-            s.Append(CultureInfo.InvariantCulture, $"host {host}\nnictagadm add ext e1000g0\n");
-            for (int i = 0; i < zones; i++)
-            {
-                s.Append(CultureInfo.InvariantCulture, $$"""
-                    vmadm create <<JSON
-                    { "alias": "{{host}}z{{i}}", "brand": "joyent-minimal", "max_physical_memory": 64,
-                      "nics": [ { "nic_tag": "ext", "ips": ["10.0.0.{{net + i}}/24"], "primary": true } ] }
-                    JSON
-
-                    """);
-            }
+            Zones(s, host, host + "z", zones, net);
         }
         foreach (var host in new[] { "h1", "h3" })
             s.Append(CultureInfo.InvariantCulture, $"host {host}\nzlogin {host}z1 iperf -s &\nzlogin {host}z3 iperf -s &\n");
@@ -230,17 +237,7 @@ public static class ParallelBenchmarks
         s.Append("host h1 nics=1\nhost h2 nics=1\nwire h1/e1000g0 h2/e1000g0 speed=10G delay=100us\n");
         foreach (var (host, prefix, net) in new[] { ("h1", "a", 10), ("h2", "b", 100) })
         {
-            s.Append(CultureInfo.InvariantCulture, $"host {host}\nnictagadm add ext e1000g0\n");
-            for (int i = 0; i < zonesPerHost; i++)
-            {
-                s.Append(CultureInfo.InvariantCulture, $$"""
-                    vmadm create <<JSON
-                    { "alias": "{{prefix}}{{i}}", "brand": "joyent-minimal", "max_physical_memory": 64,
-                      "nics": [ { "nic_tag": "ext", "ips": ["10.0.0.{{net + i}}/24"], "primary": true } ] }
-                    JSON
-
-                    """);
-            }
+            Zones(s, host, prefix, zonesPerHost, net);
         }
         s.Append("host h2\nzlogin b0 iperf -s &\nzlogin b3 iperf -s &\n");
         s.Append("host h1\nzlogin a1 iperf -s &\nzlogin a3 iperf -s &\nsleep 10ms\n");
