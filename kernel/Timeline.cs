@@ -86,27 +86,39 @@ namespace SmartOS.Kernel;
  * barrier's end (PartitionStartLag, 7-30 ms once the JIT's background thread has settled; 90-220 ms
  * while it still takes a core), and, inside the partitions' time, the links' hand-over
  * (PartitionHandOver). The barrier is no longer the limit. What each event costs while the other
- * thread runs is, and it follows the machine, not the process: the same build, in processes run
- * one after another, gives either 1-thread runs of 480-530 ms and 2 threads that each need as
- * long as one thread for the whole run (per event 1.6-2.1x, speedup 0.9-1.2x), or 1-thread runs of
- * 490-700 ms and 2 threads at 0.9-1.04x per event (speedup 1.65-1.71x). A plain C pointer chase
- * over 4 MB pinned to one vCPU, run every few seconds, took 17-80 ns a load on vCPU 0 and 17-20 ns
- * on vCPU 1 within one minute (over 512 KB, 5 ns on both): the two vCPUs do not share a
- * last-level cache, and what the host's other tenants leave in theirs changes by the second. The
- * hand-over shows the same split: copying a frame that crossed into the receiving host's pool took
- * 49-69 ns on one thread (the bytes in the same core's cache) and, on two, 95-108 ns in the good
- * state and 283-400 ns in the bad (578,520 frames a run): each frame's ~24 cache lines cross from
- * one vCPU's cache to the other's. Ruled out by measurement this round: padding a wire lane's
- * sending and receiving halves onto cache lines of their own, prefetching the next frame of the
+ * thread runs is, and it is bimodal by process: the same build, in processes run one after
+ * another, gives either 1-thread runs of 460-530 ms and 2 threads that each need as long as one
+ * thread for the whole run (per event 1.3-2.1x, speedup 0.85-1.3x), or 1-thread runs of 490-700 ms
+ * and 2 threads at 0.9-1.04x per event (speedup 1.65-1.72x). Two causes are measured, and neither
+ * alone accounts for it. The machine: a plain C pointer chase over 4 MB pinned to one vCPU, run
+ * every few seconds, took 17-80 ns a load on vCPU 0 and 17-20 ns on vCPU 1 within one minute (over
+ * 512 KB, 5 ns on both; the two vCPUs do not share a last-level cache, and the host's other tenants
+ * fill theirs), and the hand-over splits the same way: copying a frame that crossed into the
+ * receiving host's pool took 48-69 ns on one thread (the bytes in the same core's cache) and, on
+ * two, 95-129 ns in the good processes and 283-400 ns in the others (578,520 frames a run): each
+ * frame's ~24 cache lines cross from one vCPU's cache to the other's. And sharing inside the
+ * process, which depends on where objects land: below.
+ *
+ * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
+ * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that
+ * carries nothing) ran 1.37-1.67x with the hosts' timers packed, in runs where the two threads never
+ * left their vCPUs (sched_getcpu per event), while two such hosts in two processes side by side
+ * slowed each other not at all; with KTimer's written fields a cache line from anything outside it
+ * (Scheduler.cs) the floor runs 1.81-2.02x, ~1-4 us a window beyond half the 1-thread time. A wire
+ * makes its receiving end's arrival timer and its sending end's transmit timer one after the other,
+ * so every crossing frame had written one line from both threads; a lane's sending and receiving
+ * scalars are likewise kept apart now (Wire.cs, SendHalf and ReceiveHalf). The heavy row stays
+ * bimodal after this: other lines are still shared in some processes, not found. Ruled out by
+ * measurement: spacers between the objects that consecutive scenario commands make (the commands
+ * run on the barrier's thread, one host's after another's), prefetching the next frame of the
  * batch, delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
  * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
- * either way); the last round ruled out padding the schedulers, spacers, server GC and the gen0
- * budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their own,
- * 29,184 frames crossing instead of 578,520), 2 threads ran 1.81-1.85x in the good state, 1.42-1.60x
- * in the bad. So the design scales where hosts do more work than they exchange, and on a machine
- * whose cores share a cache; more cores help as long as each partition has hosts to run and the
- * lookahead leaves windows of tens of microseconds of work (unequal hosts are spread by their
- * events, rule 8).
+ * either way); the last round ruled out padding the schedulers, spacers around them, server GC and
+ * the gen0 budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their
+ * own, 29,184 frames crossing instead of 578,520), 2 threads ran 1.42-1.87x. So the design scales
+ * where hosts do more work than they exchange, and on a machine whose cores share a cache; more
+ * cores help as long as each partition has hosts to run and the lookahead leaves windows of tens
+ * of microseconds of work (unequal hosts are spread by their events, rule 8).
  *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes

@@ -181,23 +181,44 @@ public sealed class Wire : ITimelineLink
         private long[] _startPs = new long[64];
         private long[] _remainderBefore = new long[64];
         private int[] _deficitBefore = new int[64];
-        private int _head, _count;
-        // How many frames at the ring's tail were committed and had not started at the last look
-        // (AdvanceWaiting): the NIC's queue, in commit mode.
-        private int _waiting;
         // Sent across cells since the last barrier (the sending half's); handed over at the barrier
         // (Exchange), for the receiving half to take at the start of the next window (Take); then,
         // at the next barrier, the originals taken, for the sending half to free at the start of the
         // window after (Reclaim). Exchange rotates the three: in a window each is touched by one thread.
         private Packet[] _out = new Packet[64], _in = new Packet[64], _free = new Packet[64];
         private long[] _outArrival = new long[64], _inArrival = new long[64];
-        private int _outCount, _inCount, _freeCount;
-        private bool _inTaken;
-        private long _busyUntilPs, _remainder;
+        private int _inCount;
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
-        public long Carried;
+        public long Carried => Rx.Carried;
+        // What each half writes as frames pass, a cache line away from everything else: across cells
+        // the two halves run on two threads (SendHalf, ReceiveHalf; KTimer does the same for timers).
+        private Padded<SendHalf> _send;
+        private Padded<ReceiveHalf> _receive;
+        private ref SendHalf Tx => ref _send.Value;
+        private ref ReceiveHalf Rx => ref _receive.Value;
         private bool _crossing;
+
+        /// <summary>The sending half's scalars (the serialiser's clock, the batch kept for the barrier).</summary>
+        private struct SendHalf
+        {
+            public long BusyUntilPs;
+            public long Remainder;
+            public int OutCount;
+            public int FreeCount;
+            // How many frames at the ring's tail were committed and had not started at the last look
+            // (AdvanceWaiting): the NIC's queue, in commit mode.
+            public int Waiting;
+        }
+
+        /// <summary>The receiving half's scalars (the in-flight ring's head and count).</summary>
+        private struct ReceiveHalf
+        {
+            public long Carried;
+            public int Head;
+            public int Count;
+            public bool InTaken;
+        }
 
         public bool Crossing
         {
@@ -209,7 +230,7 @@ public sealed class Wire : ITimelineLink
                 // receiving host's, so nothing could be taken back out of it (Send).
                 if (starts) LeaveCommit();
                 _crossing = value;
-                if (starts && (_count > 0 || _held.Count > 0)) RehomeInFlight();
+                if (starts && (Rx.Count > 0 || _held.Count > 0)) RehomeInFlight();
             }
         }
 
@@ -274,7 +295,7 @@ public sealed class Wire : ITimelineLink
         {
             long nowPs = _sender.Now * 1000;
             int waiting = AdvanceWaiting();
-            if (waiting > 0 && !BandQueue.SameFifo(_ring[(_head + _count - 1) & (_ring.Length - 1)], p))
+            if (waiting > 0 && !BandQueue.SameFifo(_ring[(Rx.Head + Rx.Count - 1) & (_ring.Length - 1)], p))
             {
                 LeaveCommit();
                 return false;
@@ -287,29 +308,29 @@ public sealed class Wire : ITimelineLink
             }
             long startPs;
             int deficit = BandQueue.Quantum;
-            if (_busyUntilPs <= nowPs)
+            if (Tx.BusyUntilPs <= nowPs)
             {
                 // The wire is idle: the frame starts now, as Start does for a frame that did not wait.
                 startPs = nowPs;
-                if (startPs != _busyUntilPs) _remainder = 0;
+                if (startPs != Tx.BusyUntilPs) Tx.Remainder = 0;
             }
             else
             {
                 // It waits for the frames before it. Its FIFO's deficit when it heads it: what the
                 // previous frame left, or a fresh quantum if the FIFO was empty when it came.
-                startPs = _busyUntilPs;
+                startPs = Tx.BusyUntilPs;
                 if (waiting > 0)
                 {
-                    int last = (_head + _count - 1) & (_ring.Length - 1);
+                    int last = (Rx.Head + Rx.Count - 1) & (_ring.Length - 1);
                     deficit = BandQueue.DeficitAfter(_deficitBefore[last], _ring[last].Length);
                 }
             }
-            long remainder = _remainder;
+            long remainder = Tx.Remainder;
             int tail = Fly(p, Serialise(p, startPs));
             _startPs[tail] = startPs;
             _remainderBefore[tail] = remainder;
             _deficitBefore[tail] = deficit;
-            if (startPs > nowPs) _waiting++;
+            if (startPs > nowPs) Tx.Waiting++;
             return true;
         }
 
@@ -317,8 +338,8 @@ public sealed class Wire : ITimelineLink
         private int AdvanceWaiting()
         {
             long nowPs = _sender.Now * 1000;
-            while (_waiting > 0 && _startPs[(_head + _count - _waiting) & (_ring.Length - 1)] <= nowPs) _waiting--;
-            return _waiting;
+            while (Tx.Waiting > 0 && _startPs[(Rx.Head + Rx.Count - Tx.Waiting) & (_ring.Length - 1)] <= nowPs) Tx.Waiting--;
+            return Tx.Waiting;
         }
 
         /// <summary>Ends commit mode (Commit): the committed frames that have not started go back into
@@ -328,20 +349,20 @@ public sealed class Wire : ITimelineLink
             if (AdvanceWaiting() > 0)
             {
                 int mask = _ring.Length - 1;
-                int first = (_head + _count - _waiting) & mask;
+                int first = (Rx.Head + Rx.Count - Tx.Waiting) & mask;
                 int deficit = _deficitBefore[first];
-                for (int i = 0; i < _waiting; i++)
+                for (int i = 0; i < Tx.Waiting; i++)
                 {
                     int at = (first + i) & mask;
                     _queue!.Restore(_ring[at], deficit);
                     _ring[at] = null!;
                 }
-                _count -= _waiting;
-                _waiting = 0;
-                _busyUntilPs = _startPs[first];
-                _remainder = _remainderBefore[first];
+                Rx.Count -= Tx.Waiting;
+                Tx.Waiting = 0;
+                Tx.BusyUntilPs = _startPs[first];
+                Tx.Remainder = _remainderBefore[first];
             }
-            if (_busyUntilPs > _sender.Now * 1000 && !_txTimer.IsArmed) _txTimer.ArmAt((_busyUntilPs + 999) / 1000);
+            if (Tx.BusyUntilPs > _sender.Now * 1000 && !_txTimer.IsArmed) _txTimer.ArmAt((Tx.BusyUntilPs + 999) / 1000);
         }
 
         /// <summary>Puts the next frame on the wire. A frame that waited for the wire starts exactly when
@@ -355,46 +376,46 @@ public sealed class Wire : ITimelineLink
         private void Start(Packet p, bool waited)
         {
             long nowPs = _sender.Now * 1000;
-            long startPs = waited ? _busyUntilPs : Math.Max(nowPs, _busyUntilPs);
-            if (!waited && startPs != _busyUntilPs) _remainder = 0;
+            long startPs = waited ? Tx.BusyUntilPs : Math.Max(nowPs, Tx.BusyUntilPs);
+            if (!waited && startPs != Tx.BusyUntilPs) Tx.Remainder = 0;
             long arrival = Serialise(p, startPs);
             if (_crossing) Keep(p, arrival);
             else Fly(p, arrival);
-            _txTimer.ArmAt((_busyUntilPs + 999) / 1000);
+            _txTimer.ArmAt((Tx.BusyUntilPs + 999) / 1000);
         }
 
         /// <summary>Serialises a frame from <paramref name="startPs"/> (the serialiser's remainder carried):
         /// sets the end of the wire's busy time and returns the frame's arrival.</summary>
         private long Serialise(Packet p, long startPs)
         {
-            if (p.Length <= MaxLongFrame && _remainder < MaxLongRemainder)
+            if (p.Length <= MaxLongFrame && Tx.Remainder < MaxLongRemainder)
             {
                 // The same division in 64 bits (a frame of up to 64 KiB times 8e12 ps plus a
                 // remainder below 2^62 cannot overflow), which is several times cheaper than 128.
-                long num = p.Length * 8_000_000_000_000L + _remainder;
+                long num = p.Length * 8_000_000_000_000L + Tx.Remainder;
                 long q = num / _wire.SpeedBps;
-                _busyUntilPs = startPs + q;
-                _remainder = num - q * _wire.SpeedBps;
+                Tx.BusyUntilPs = startPs + q;
+                Tx.Remainder = num - q * _wire.SpeedBps;
             }
             else
             {
-                Int128 num = (Int128)p.Length * 8_000_000_000_000L + _remainder;
-                _busyUntilPs = startPs + (long)(num / _wire.SpeedBps);
-                _remainder = (long)(num % _wire.SpeedBps);
+                Int128 num = (Int128)p.Length * 8_000_000_000_000L + Tx.Remainder;
+                Tx.BusyUntilPs = startPs + (long)(num / _wire.SpeedBps);
+                Tx.Remainder = (long)(num % _wire.SpeedBps);
             }
-            return (_busyUntilPs + 999) / 1000 + _wire.DelayNs;
+            return (Tx.BusyUntilPs + 999) / 1000 + _wire.DelayNs;
         }
 
         /// <summary>Puts a frame in flight to the receiving NIC (the receiver's half, or a barrier);
         /// returns its place in the ring.</summary>
         private int Fly(Packet p, long arrival)
         {
-            if (_count == _ring.Length) Grow();
-            int tail = (_head + _count) & (_ring.Length - 1);
+            if (Rx.Count == _ring.Length) Grow();
+            int tail = (Rx.Head + Rx.Count) & (_ring.Length - 1);
             _ring[tail] = p;
             _arrival[tail] = arrival;
-            _count++;
-            if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[_head]);
+            Rx.Count++;
+            if (!_arrivalTimer.IsArmed) _arrivalTimer.ArmAt(_arrival[Rx.Head]);
             return tail;
         }
 
@@ -404,11 +425,11 @@ public sealed class Wire : ITimelineLink
             // Its checksum now, on the sender's thread with the bytes in its cache, not on the receiver's (Take).
             p.FinishChecksum();
             // The arrays rotate at barriers (Exchange), so the two may differ in size.
-            if (_outCount == _out.Length) Array.Resize(ref _out, _out.Length * 2);
-            if (_outCount == _outArrival.Length) Array.Resize(ref _outArrival, _outArrival.Length * 2);
-            _out[_outCount] = p;
-            _outArrival[_outCount] = arrival;
-            _outCount++;
+            if (Tx.OutCount == _out.Length) Array.Resize(ref _out, _out.Length * 2);
+            if (Tx.OutCount == _outArrival.Length) Array.Resize(ref _outArrival, _outArrival.Length * 2);
+            _out[Tx.OutCount] = p;
+            _outArrival[Tx.OutCount] = arrival;
+            Tx.OutCount++;
         }
 
         /// <summary>At a barrier: the frames kept since the last one are handed over, for the
@@ -422,40 +443,40 @@ public sealed class Wire : ITimelineLink
             Reclaim();
             (_free, _in, _out) = (_in, _out, _free);
             (_inArrival, _outArrival) = (_outArrival, _inArrival);
-            _freeCount = _inCount;
-            _inCount = _outCount;
-            _outCount = 0;
-            _inTaken = false;
+            Tx.FreeCount = _inCount;
+            _inCount = Tx.OutCount;
+            Tx.OutCount = 0;
+            Rx.InTaken = false;
         }
 
         /// <summary>The earliest arrival of the frames handed over and not yet taken (long.MaxValue: none):
         /// the first's, as a lane's frames leave its serialiser in order and all fly the same delay.</summary>
-        public long NextArrival => _inTaken || _inCount == 0 ? long.MaxValue : _inArrival[0];
+        public long NextArrival => Rx.InTaken || _inCount == 0 ? long.MaxValue : _inArrival[0];
 
         /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
         /// handed over fly, each in a buffer of that host's pool, so neither host's pool is ever
         /// touched by the other's thread. The originals stay where they are for Reclaim.</summary>
         public void Take()
         {
-            if (_inTaken) return;
+            if (Rx.InTaken) return;
             for (int i = 0; i < _inCount; i++)
             {
                 var copy = CopyToReceiver(_in[i]);
                 if (copy != null) Fly(copy, _inArrival[i]);
             }
-            _inTaken = true;
+            Rx.InTaken = true;
         }
 
         /// <summary>On the sending host's thread (start of a window, or a barrier): the originals of
         /// the frames the receiver took go back to this host's pool.</summary>
         public void Reclaim()
         {
-            for (int i = 0; i < _freeCount; i++)
+            for (int i = 0; i < Tx.FreeCount; i++)
             {
                 _free[i].Free();
                 _free[i] = null!;
             }
-            _freeCount = 0;
+            Tx.FreeCount = 0;
         }
 
         /// <summary>Everything kept goes into flight at once and the originals back to their pool
@@ -508,20 +529,20 @@ public sealed class Wire : ITimelineLink
         private void RehomeInFlight()
         {
             var pool = _to.Mac.Pool;
-            int n = _count;
+            int n = Rx.Count;
             for (int i = 0; i < n; i++)
             {
-                var p = _ring[_head];
-                long arrival = _arrival[_head];
-                _ring[_head] = null!;
-                _head = (_head + 1) & (_ring.Length - 1);
-                _count--;
+                var p = _ring[Rx.Head];
+                long arrival = _arrival[Rx.Head];
+                _ring[Rx.Head] = null!;
+                Rx.Head = (Rx.Head + 1) & (_ring.Length - 1);
+                Rx.Count--;
                 var q = p.BelongsTo(pool) ? p : Rehome(p);
                 if (q == null) continue;
-                int tail = (_head + _count) & (_ring.Length - 1);
+                int tail = (Rx.Head + Rx.Count) & (_ring.Length - 1);
                 _ring[tail] = q;
                 _arrival[tail] = arrival;
-                _count++;
+                Rx.Count++;
             }
             for (int i = _held.Count; i > 0; i--)
             {
@@ -545,31 +566,31 @@ public sealed class Wire : ITimelineLink
             var startPs = new long[n];
             var remainderBefore = new long[n];
             var deficitBefore = new int[n];
-            for (int i = 0; i < _count; i++)
+            for (int i = 0; i < Rx.Count; i++)
             {
-                int from = (_head + i) & (_ring.Length - 1);
+                int from = (Rx.Head + i) & (_ring.Length - 1);
                 ring[i] = _ring[from];
                 arrival[i] = _arrival[from];
                 startPs[i] = _startPs[from];
                 remainderBefore[i] = _remainderBefore[from];
                 deficitBefore[i] = _deficitBefore[from];
             }
-            _ring = ring; _arrival = arrival; _head = 0;
+            _ring = ring; _arrival = arrival; Rx.Head = 0;
             _startPs = startPs; _remainderBefore = remainderBefore; _deficitBefore = deficitBefore;
         }
 
         private void Arrive()
         {
             long now = _receiver.Now;
-            while (_count > 0 && _arrival[_head] <= now)
+            while (Rx.Count > 0 && _arrival[Rx.Head] <= now)
             {
-                var p = _ring[_head];
-                _ring[_head] = null!;
-                _head = (_head + 1) & (_ring.Length - 1);
-                _count--;
+                var p = _ring[Rx.Head];
+                _ring[Rx.Head] = null!;
+                Rx.Head = (Rx.Head + 1) & (_ring.Length - 1);
+                Rx.Count--;
                 Deliver(p);
             }
-            if (_count > 0) _arrivalTimer.ArmAt(_arrival[_head]);
+            if (Rx.Count > 0) _arrivalTimer.ArmAt(_arrival[Rx.Head]);
         }
 
         private void Deliver(Packet p)
@@ -609,10 +630,10 @@ public sealed class Wire : ITimelineLink
         {
             if (_wire.Duplicate > 0 && _random.NextDouble() < _wire.Duplicate && p.Clone() is { } copy)
             {
-                Carried++;
+                Rx.Carried++;
                 _to.ReceiveFromWire(copy);
             }
-            Carried++;
+            Rx.Carried++;
             _to.ReceiveFromWire(p);
         }
     }

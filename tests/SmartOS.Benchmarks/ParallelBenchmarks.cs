@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using SmartOS.Cli.Scenario;
+using SmartOS.Kernel;
 
 namespace SmartOS.Benchmarks;
 
@@ -66,6 +67,69 @@ public static class ParallelBenchmarks
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}"));
         Unequal(o);
+        Floor(o);
+    }
+
+    /// <summary>A link that carries nothing: it only makes the two hosts separate cells with a 100 us lookahead.</summary>
+    private sealed class Idle(Scheduler a, Scheduler b) : SmartOS.Kernel.ITimelineLink
+    {
+        public Scheduler EndA => a;
+        public Scheduler EndB => b;
+        public long DelayNs => 100 * Time.Microsecond;
+        public bool Crossing { set { } }
+        public void Exchange() { }
+    }
+
+    /// <summary>
+    /// What windows cost when the hosts share nothing: two hosts of the bare timeline (no NICs), each
+    /// running an event every microsecond that does the same fixed arithmetic (no memory beyond a
+    /// register), joined by a link that carries nothing, 1 s of virtual time on 1 and 2 threads. The
+    /// difference from half the 1-thread time is the barrier's floor on this machine: the meeting of
+    /// two cores after each 100 us window, and the skew between two equal halves.
+    /// </summary>
+    /// <summary>`parallel-floor`: the floor row alone.</summary>
+    public static void RunFloor(TextWriter o) => Floor(o);
+
+    private static void Floor(TextWriter o)
+    {
+        static (TimeSpan Wall, long Windows) Run(int threads)
+        {
+            var t = new Timeline(new Scheduler()) { Threads = threads };
+            var h1 = t.AddDomain();
+            var h2 = t.AddDomain();
+            t.AddLink(new Idle(h1, h2));
+            foreach (var h in new[] { h1, h2 })
+            {
+                var host = h;
+                long acc = 1;
+                KTimer? tick = null;
+                tick = new KTimer(host, _ =>
+                {
+                    for (int i = 0; i < 300; i++) acc = acc * 6364136223846793005L + 1442695040888963407L;
+                    tick!.ArmAt(host.Now + Time.Microsecond);
+                });
+                tick.ArmAt(Time.Microsecond);
+            }
+            var sw = Stopwatch.StartNew();
+            t.RunUntil(Time.Second);
+            sw.Stop();
+            return (sw.Elapsed, t.Windows);
+        }
+        for (int i = 0; i < WarmUp; i++) { Run(1); Run(2); }
+        var ones = new List<TimeSpan>();
+        var twos = new List<TimeSpan>();
+        long windows = 0;
+        for (int i = 0; i < Rounds; i++)
+        {
+            ones.Add(Run(1).Wall);
+            var two = Run(2);
+            twos.Add(two.Wall);
+            windows = two.Windows;
+        }
+        var one = ones.Order().ElementAt(Rounds / 2);
+        var twoMedian = twos.Order().ElementAt(Rounds / 2);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"parallel, floor (2 bare hosts of equal arithmetic, an event every us each, nothing crossing, {windows:N0} windows): 1 thread {one.TotalMilliseconds:F0} ms, 2 threads {twoMedian.TotalMilliseconds:F0} ms, speedup {one.TotalSeconds / twoMedian.TotalSeconds:F2}x; {(twoMedian - one / 2).TotalMicroseconds / Math.Max(1, windows):F2} us a window beyond half the 1-thread time"));
     }
 
     /// <summary>Rule 8 of kernel/Timeline.cs: four hosts, wired in two pairs, of which the first and

@@ -26,6 +26,7 @@ internal static class Program
         ("zonefiles", ZoneFileBenchmarks.Run),
         ("zones", ZoneScaleBenchmarks.Run),
         ("parallel", ParallelBenchmarks.Run),
+        ("parallel-floor", ParallelBenchmarks.RunFloor),
         ("observe", ObserveBenchmarks.Run),
         ("stp", StpBenchmarks.Run),
         ("aggr", AggrBenchmarks.Run),

@@ -1,0 +1,28 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SmartOS.Kernel;
+
+/// <summary>
+/// A value with a cache line of padding before and after it, so that nothing outside it shares a
+/// line with it: for the fields a host's thread writes on every event, in objects that may sit next
+/// to another host's in memory while the two run on different threads (Timeline.cs; KTimer, a wire's
+/// lanes). Memory only: no barrier, no atomicity.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Padded<T> where T : unmanaged
+{
+#pragma warning disable CS0169 // the padding is never read: it only keeps other data off the value's lines
+    private CacheLine _before;
+    /// <summary>The padded value.</summary>
+    public T Value;
+    private CacheLine _after;
+#pragma warning restore CS0169
+}
+
+/// <summary>64 bytes, the cache line of the x86-64 and arm64 cores this runs on.</summary>
+[InlineArray(8)]
+public struct CacheLine
+{
+    private long _element;
+}
