@@ -110,7 +110,8 @@ namespace SmartOS.Kernel;
  * scalars are likewise kept apart now (Wire.cs, SendHalf and ReceiveHalf). The heavy row stays
  * bimodal after this: other lines are still shared in some processes, not found. Ruled out by
  * measurement: spacers between the objects that consecutive scenario commands make (the commands
- * run on the barrier's thread, one host's after another's), prefetching the next frame of the
+ * run on the barrier's thread, one host's after another's) and between consecutive hosts' objects
+ * when the hosts are made, prefetching the next frame of the
  * batch, delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
  * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
  * either way); the last round ruled out padding the schedulers, spacers around them, server GC and
