@@ -431,11 +431,11 @@ public sealed class Scheduler
 /// and firing allocate nothing once the scheduler's heap has grown to its working size.
 ///
 /// What arming and firing write (<see cref="Hot"/>) sits a cache line away from anything outside the
-/// timer (<see cref="Padded{T}"/>). Timers of two hosts are often neighbours in memory (a wire makes its receiving end's timer
-/// and its sending end's one after the other; a scenario's commands make timers for one host, then
-/// for another, on the same thread), and hosts run on different threads in a parallel run
-/// (Timeline.cs): two such timers on one line cost each event a trip of that line between the two
-/// cores. Measured with the parallel benchmark's floor (two hosts of equal arithmetic, an event a
+/// timer (<see cref="Padded{T}"/>). Timers of two hosts are often neighbours in memory (a wire makes
+/// its receiving end's timer and its sending end's one after the other; a scenario's commands make
+/// timers for one host, then for another, on the same thread), and hosts run on different threads
+/// in a parallel run (Timeline.cs): two such timers on one line cost each event a trip of that line
+/// between the two cores. Measured with the parallel benchmark's floor (two hosts of equal arithmetic, an event a
 /// microsecond each, each with a timer and its closure made one after the other): 1.37-1.67x on 2
 /// threads with timers packed, 1.9x padded; the cost is 128 bytes a timer (208 instead of 80).
 /// </summary>

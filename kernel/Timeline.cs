@@ -297,42 +297,26 @@ public sealed class Timeline
     /// <summary>Real time each partition's thread spent running its cells' events in the runs in
     /// windows since the partitions were last planned (a benchmark's split of the work: the sum over
     /// partitions against the time on one thread is what running side by side costs per event).</summary>
-    public TimeSpan[] PartitionBusy
-    {
-        get
-        {
-            var busy = new TimeSpan[_busy.Length / BusyStride];
-            for (int p = 0; p < busy.Length; p++) busy[p] = new TimeSpan(_busy[p * BusyStride]);
-            return busy;
-        }
-    }
+    public TimeSpan[] PartitionBusy => PerPartition(0);
 
     /// <summary>The part of <see cref="PartitionBusy"/> each partition's thread spent finishing the
     /// links' hand-over at the start of its windows (ITimelineLink.Receive: a wire's copy of each
     /// frame that crossed into the receiving host's pool, and the originals freed): the work that
     /// moves bytes from one core's cache to the other's when the partitions run side by side.</summary>
-    public TimeSpan[] PartitionHandOver
-    {
-        get
-        {
-            var handOver = new TimeSpan[_busy.Length / BusyStride];
-            for (int p = 0; p < handOver.Length; p++) handOver[p] = new TimeSpan(_busy[p * BusyStride + 2]);
-            return handOver;
-        }
-    }
+    public TimeSpan[] PartitionHandOver => PerPartition(2);
 
     /// <summary>Real time from the end of each barrier to the start of the partition's next window,
     /// summed: the thread noticing the release, or waiting for a core (another runnable thread, such
     /// as the JIT's, took it). With <see cref="CriticalPath"/> and <see cref="BarrierTime"/> it
     /// accounts for a run's wall time.</summary>
-    public TimeSpan[] PartitionStartLag
+    public TimeSpan[] PartitionStartLag => PerPartition(3);
+
+    /// <summary>Each partition's figure at <paramref name="slot"/> of its stride in _busy.</summary>
+    private TimeSpan[] PerPartition(int slot)
     {
-        get
-        {
-            var lag = new TimeSpan[_busy.Length / BusyStride];
-            for (int p = 0; p < lag.Length; p++) lag[p] = new TimeSpan(_busy[p * BusyStride + 3]);
-            return lag;
-        }
+        var figures = new TimeSpan[_busy.Length / BusyStride];
+        for (int p = 0; p < figures.Length; p++) figures[p] = new TimeSpan(_busy[p * BusyStride + slot]);
+        return figures;
     }
 
     /// <summary>The sum over windows of the slowest partition's real time in the window: the least a
@@ -585,20 +569,16 @@ public sealed class Timeline
         if (parts < 2 || cells <= parts || (_cellOrder != 0 && _threads == 1)) return;
         var now = _spreadNow;
         CellEvents(now);
-        long total = 0, most = 0;
+        long total = 0;
         for (int c = 0; c < cells; c++)
         {
             long load = now[c] - _cellEventsBase[c];
             total += load;
-            most = Math.Max(most, load);
-        }
-        if (total == 0) return;
-        // Heaviest first, ties by cell: one sort on a key that orders both.
-        for (int c = 0; c < cells; c++)
-        {
-            _spreadKey[c] = (most - (now[c] - _cellEventsBase[c])) * cells + c;
+            // Heaviest first, ties by cell: one sort on a key that orders both.
+            _spreadKey[c] = -load * cells + c;
             _spreadOrder[c] = c;
         }
+        if (total == 0) return;
         Array.Sort(_spreadKey, _spreadOrder);
         Array.Clear(_spreadSums);
         Array.Clear(_spreadCurrent);

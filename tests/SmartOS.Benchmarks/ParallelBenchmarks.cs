@@ -25,7 +25,7 @@ public static class ParallelBenchmarks
         var (ones, twos) = Pairs(script);
         var one = Median(ones);
         var two = Median(twos);
-        bool same = ones.Concat(twos).All(f => f.Out == one.Out && f.Events == one.Events);
+        bool same = Same(ones, twos);
         double speedup = one.Wall.TotalSeconds / two.Wall.TotalSeconds;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  1 thread:  {one.Wall.TotalMilliseconds,8:F0} ms wall (median of {Rounds}: {string.Join(", ", ones.Select(f => f.Wall.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}), {one.Events:N0} events, {one.Windows:N0} windows"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  2 threads: {two.Wall.TotalMilliseconds,8:F0} ms wall (median of {Rounds}: {string.Join(", ", twos.Select(f => f.Wall.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}), partitions: {two.Partitions}"));
@@ -62,7 +62,7 @@ public static class ParallelBenchmarks
         var (lightOnes, lightTwos) = Pairs(Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000, crossRateMbps: 100));
         var l1 = Median(lightOnes);
         var l2 = Median(lightTwos);
-        bool lightSame = lightOnes.Concat(lightTwos).All(f => f.Out == l1.Out && f.Events == l1.Events);
+        bool lightSame = Same(lightOnes, lightTwos);
         double lightBusyOne = l1.Busy.Sum(b => b.TotalMilliseconds), lightBusyTwo = l2.Busy.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}"));
@@ -70,8 +70,11 @@ public static class ParallelBenchmarks
         Floor(o);
     }
 
+    /// <summary>`parallel-floor`: the floor row alone.</summary>
+    public static void RunFloor(TextWriter o) => Floor(o);
+
     /// <summary>A link that carries nothing: it only makes the two hosts separate cells with a 100 us lookahead.</summary>
-    private sealed class Idle(Scheduler a, Scheduler b) : SmartOS.Kernel.ITimelineLink
+    private sealed class Idle(Scheduler a, Scheduler b) : ITimelineLink
     {
         public Scheduler EndA => a;
         public Scheduler EndB => b;
@@ -87,9 +90,6 @@ public static class ParallelBenchmarks
     /// difference from half the 1-thread time is the barrier's floor on this machine: the meeting of
     /// two cores after each 100 us window, and the skew between two equal halves.
     /// </summary>
-    /// <summary>`parallel-floor`: the floor row alone.</summary>
-    public static void RunFloor(TextWriter o) => Floor(o);
-
     private static void Floor(TextWriter o)
     {
         static (TimeSpan Wall, long Windows) Run(int threads)
@@ -115,19 +115,10 @@ public static class ParallelBenchmarks
             sw.Stop();
             return (sw.Elapsed, t.Windows);
         }
-        for (int i = 0; i < WarmUp; i++) { Run(1); Run(2); }
-        var ones = new List<TimeSpan>();
-        var twos = new List<TimeSpan>();
-        long windows = 0;
-        for (int i = 0; i < Rounds; i++)
-        {
-            ones.Add(Run(1).Wall);
-            var two = Run(2);
-            twos.Add(two.Wall);
-            windows = two.Windows;
-        }
-        var one = ones.Order().ElementAt(Rounds / 2);
-        var twoMedian = twos.Order().ElementAt(Rounds / 2);
+        var (ones, twos) = Pairs(Run);
+        var one = ones.Select(r => r.Wall).Order().ElementAt(Rounds / 2);
+        var twoMedian = twos.Select(r => r.Wall).Order().ElementAt(Rounds / 2);
+        long windows = twos[0].Windows;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"parallel, floor (2 bare hosts of equal arithmetic, an event every us each, nothing crossing, {windows:N0} windows): 1 thread {one.TotalMilliseconds:F0} ms, 2 threads {twoMedian.TotalMilliseconds:F0} ms, speedup {one.TotalSeconds / twoMedian.TotalSeconds:F2}x; {(twoMedian - one / 2).TotalMicroseconds / Math.Max(1, windows):F2} us a window beyond half the 1-thread time"));
     }
@@ -140,7 +131,7 @@ public static class ParallelBenchmarks
         var (ones, twos) = Pairs(UnequalScenario());
         var one = Median(ones);
         var two = Median(twos);
-        bool same = ones.Concat(twos).All(f => f.Out == one.Out && f.Events == one.Events);
+        bool same = Same(ones, twos);
         long total = two.HostEvents.Sum();
         double byCount = (double)Math.Max(two.HostEvents[0] + two.HostEvents[2], two.HostEvents[1] + two.HostEvents[3]) / Math.Max(1, total);
         double spread = (double)Enumerable.Range(0, 2).Max(p => two.HostEvents.Where((_, h) => two.HostPartitions[h] == p).Sum()) / Math.Max(1, total);
@@ -184,7 +175,10 @@ public static class ParallelBenchmarks
     }
 
     /// <summary>WarmUp pairs, then Rounds pairs of runs on 1 and on 2 threads, alternating.</summary>
-    private static (List<Figures> Ones, List<Figures> Twos) Pairs(string script)
+    private static (List<Figures> Ones, List<Figures> Twos) Pairs(string script) => Pairs(threads => Measure(script, threads));
+
+    /// <summary>WarmUp pairs of <paramref name="run"/> on 1 and 2 threads, then Rounds pairs, alternating.</summary>
+    private static (List<T> Ones, List<T> Twos) Pairs<T>(Func<int, T> run)
     {
         // The JIT's tiers settle over the first runs (a background thread recompiles hot methods at
         // tier 1 while they run: measured, the first two 1-thread runs took 889 and 708 ms, the
@@ -197,15 +191,15 @@ public static class ParallelBenchmarks
         // the median of each.
         for (int i = 0; i < WarmUp; i++)
         {
-            Measure(script, 1);
-            Measure(script, 2);
+            run(1);
+            run(2);
         }
-        var ones = new List<Figures>();
-        var twos = new List<Figures>();
+        var ones = new List<T>();
+        var twos = new List<T>();
         for (int i = 0; i < Rounds; i++)
         {
-            ones.Add(Measure(script, 1));
-            twos.Add(Measure(script, 2));
+            ones.Add(run(1));
+            twos.Add(run(2));
         }
         return (ones, twos);
     }
@@ -251,6 +245,10 @@ public static class ParallelBenchmarks
     private const int WarmUp = 5, Rounds = 5;
 
     private static Figures Median(List<Figures> runs) => runs.OrderBy(f => f.Wall).ElementAt(runs.Count / 2);
+
+    /// <summary>Whether every run, on 1 thread and on 2, gave the same transcript and event count.</summary>
+    private static bool Same(List<Figures> ones, List<Figures> twos) =>
+        ones.Concat(twos).All(f => f.Out == ones[0].Out && f.Events == ones[0].Events);
 
     private static string Counts(Figures f) => string.Create(CultureInfo.InvariantCulture,
         $"# events {f.Events}, windows {f.Windows}, host events {string.Join(" ", f.HostEvents)}\n");
