@@ -44,6 +44,11 @@ public interface IIpLayer
     /// one large-send TCP segment (Packet.LsoMss, cut into MSS segments below IP: MacLayer.cs rule 9),
     /// or 0 when the route's link has no large send.</summary>
     int LsoMax(IpAddress destination) => 0;
+
+    /// <summary>Whether <paramref name="destination"/> is reached without a router: one of this
+    /// stack's own addresses, or on the link of a connected route (illumos's iulp_localnet, from
+    /// IRE_ONLINK). TCP defers more ACKs toward such a peer. A layer that cannot tell says false.</summary>
+    bool OnLink(IpAddress destination) => false;
 }
 
 /// <summary>A transport protocol registered with the IP layer.</summary>

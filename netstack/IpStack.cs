@@ -538,6 +538,12 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
         return ifc.Client?.LsoMax ?? 0;
     }
 
+    public bool OnLink(IpAddress destination)
+    {
+        if (IsLocalAddress(destination) || destination.IsLoopback) return true;
+        return TryRoute(destination, out _, out _, out var route, countUse: false) && (route == null || (route.Flags & RouteFlags.Gateway) == 0);
+    }
+
     bool IIpLayer.Send(Packet packet, IpAddress source, IpAddress destination, byte protocol, PathCacheV4 path)
     {
         if (destination.IsV4)

@@ -67,6 +67,7 @@ internal sealed partial class TcpConnection
                 if (!rst)
                 {
                     if (State == TcpState.TimeWait && fin) _rtxTimer.ArmAfter(2 * _cfg.Msl);
+                    if (payload.Length > 0 && Seq.Lt(seq, _rcvNxt)) NoteDuplicateData(seq + (uint)payload.Length);
                     SendAck();
                 }
                 return;
@@ -409,6 +410,7 @@ internal sealed partial class TcpConnection
         if (Seq.Lt(seq, _rcvNxt))
         {
             int skip = (int)(_rcvNxt - seq);
+            if (payload.Length > 0) NoteDuplicateData(seq + (uint)Math.Min(skip, payload.Length));
             if (skip >= payload.Length)
             {
                 payload = default;
@@ -433,22 +435,12 @@ internal sealed partial class TcpConnection
             if (offset == 0)
             {
                 bool hadHoles = _recv.HasOutOfOrder;
+                uint unacked = _rcvNxt - _lastAckSent;
                 if (Socket is not { } reader || !_recv.TryPlace(payload, reader.PendingReceiveBuffer)) _recv.WriteAt(0, payload);
                 int advance = _recv.Deliver(_rcvNxt, payload.Length);
                 _rcvNxt += (uint)advance;
-                if (hadHoles)
-                {
-                    _ackNow = true;
-                }
-                else
-                {
-                    // Delayed ACK (RFC 9293 3.8.6.3): at least every second full segment. A large
-                    // segment (a TAP's GSO frame received whole, rule 8) is many: ACK it at once,
-                    // as Linux does for more than one full frame.
-                    _ackPending += payload.Length > _sndMss ? 2 : 1;
-                    if (_ackPending >= 2) _ackNow = true;
-                    else if (!_delAckTimer.IsArmed) _delAckTimer.ArmAfter(_cfg.DelayedAck);
-                }
+                if (hadHoles) _ackNow = true;
+                else DeferAck(payload.Length, unacked);
                 Socket?.Wake();
             }
             else
@@ -468,6 +460,43 @@ internal sealed partial class TcpConnection
         }
         if (fin || (_oooFin && _oooFinSeq == _rcvNxt)) ProcessFin();
         return true;
+    }
+
+    /// <summary>An in-order segment of <paramref name="length"/> bytes arrived with
+    /// <paramref name="unacked"/> bytes before it not yet acknowledged: ACK now or arm the delayed-ACK
+    /// timer (rule 9, illumos's tcp_input_data at update_ack).</summary>
+    private void DeferAck(int length, uint unacked)
+    {
+        if (++_rackCnt >= _rackCurMax)
+        {
+            _ackNow = true;
+            if (_rackCurMax < _rackAbsMax) _rackCurMax++;
+            return;
+        }
+        if (length > _sndMss)
+        {
+            // A large segment (a TAP's GSO frame received whole, rule 8) is many: ACK it at once,
+            // as Linux does for more than one full frame.
+            _ackNow = true;
+            return;
+        }
+        if (length < _sndMss && unacked != 0 && unacked % (uint)_sndMss != 0)
+        {
+            // A short segment after a short one: likely a transaction's tail; the answer may take
+            // a while, so do not make the sender wait for the timer.
+            _ackNow = true;
+            return;
+        }
+        if (!_delAckTimer.IsArmed) _delAckTimer.ArmAfter(_localNet ? _cfg.LocalDelayedAck : _cfg.DelayedAck);
+    }
+
+    /// <summary>Data the peer sent again although it had arrived: our ACK came late or was lost.
+    /// ACK every segment for now, and, if it was data whose ACK was being deferred, defer less for
+    /// good (illumos's tcp_input_data, "unacceptable" segments).</summary>
+    private void NoteDuplicateData(uint end)
+    {
+        if (Seq.Gt(end, _lastAckSent) && _rackCnt >= 1 && _rackAbsMax > 2) _rackAbsMax--;
+        _rackCurMax = 1;
     }
 
     private void ProcessFin()

@@ -284,7 +284,7 @@ internal sealed partial class TcpConnection
         var data = p.Data;
         repr.TryEmit(data, out _);
         if (len > 0) _send!.CopyOut((int)(seq - _sndBufSeq), data.Slice(hl, len));
-        _ackPending = 0;
+        _rackCnt = 0;
         _ackNow = false;
         _delAckTimer.Cancel();
         _lastAckSent = _rcvNxt;
@@ -311,12 +311,17 @@ internal sealed partial class TcpConnection
         return (ushort)field;
     }
 
-    /// <summary>After the application reads: tell the peer when the window has opened usefully.</summary>
+    /// <summary>After the application reads: a window update when the window the peer knows has
+    /// shrunk below what one ACK may cover now and the read opens it by a segment or more (illumos's
+    /// tcp_rwnd_reopen; receiver SWS avoidance, RFC 9293 3.8.6.2.2). A window that is still wide
+    /// waits for the next ACK the data causes.</summary>
     private void MaybeWindowUpdate()
     {
         if (_recv == null) return;
         long advertised = Math.Max(0, (long)(int)(_rcvAdv - _rcvNxt));
         long opened = _recv.Free - advertised;
-        if (opened >= Math.Min(_recv.Capacity / 2, 2L * _sndMss)) SendAck();
+        if (opened < _sndMss || advertised >= Math.Max(_rackCurMax, 1) * (long)_sndMss) return;
+        _stats.OutWinUpdate++;
+        SendAck();
     }
 }

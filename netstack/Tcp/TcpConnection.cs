@@ -61,8 +61,13 @@ internal sealed partial class TcpConnection
     private bool _finReceived;
     private bool _oooFin;
     private uint _oooFinSeq;
-    private int _ackPending;
     private bool _ackNow;
+
+    // Deferred ACKs, as illumos's tcp_rack_cnt, tcp_rack_cur_max and tcp_rack_abs_max: in-order
+    // segments received since the last ACK, how many may wait for one now, and the most that ever
+    // may (TcpProtocol rule 9). _localNet: the peer is on-link (illumos tcp_localnet).
+    private int _rackCnt, _rackCurMax, _rackAbsMax;
+    private bool _localNet;
 
     // Congestion control (RFC 5681, NewReno RFC 6582, SACK recovery after RFC 6675; CUBIC in TcpConnection.Congestion.cs).
     private long _cwnd, _ssthresh, _caBytes;
@@ -244,6 +249,12 @@ internal sealed partial class TcpConnection
         _retries = 0;
         _backoff = 0;
         if (_keepAlive) _keepTimer.ArmAfter(_cfg.KeepaliveIdle);
+        // Deferred ACKs (rule 9), as illumos's tcp_rwnd_set: up to 8 segments an ACK toward an
+        // on-link peer, 2 through a router, never more than half the receive buffer's segments;
+        // the count starts at 0 and grows by one with each ACK it causes.
+        _localNet = _tcp.Ip.OnLink(Key.Remote);
+        _rackAbsMax = Math.Min(_localNet ? _cfg.LocalDeferredAcksMax : _cfg.DeferredAcksMax, _recvBufferSize / Math.Max(_sndMss, 1) / 2);
+        _rackCurMax = 0;
         Socket?.Wake();
         return true;
     }
@@ -408,7 +419,17 @@ internal sealed partial class TcpConnection
 
     private void OnDelAckTimer()
     {
-        if (_ackPending > 0 && IsSynchronized && State != TcpState.TimeWait) SendAck();
+        if (_rcvNxt == _lastAckSent || !IsSynchronized || State == TcpState.TimeWait) return;
+        if (_rcvNxt - _lastAckSent > (uint)_sndMss)
+        {
+            // More than a segment waited for the timer: the sender is not sending what the window
+            // allows (slow start, an application's pauses). Fall back towards every second segment
+            // for good, as illumos's tcp_ack_timer does (RFC 1122 4.2.3.2).
+            if (_rackAbsMax > 2) _rackAbsMax--;
+            _rackCurMax = 2;
+        }
+        _stats.OutAckDelayed++;
+        SendAck();
     }
 
     private void OnKeepTimer()

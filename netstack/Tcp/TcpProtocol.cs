@@ -66,6 +66,22 @@
  *      (PacketPool.LsoLimit); when none is free the send is one MSS, so a shortage never stalls.
  *      The other way, a TAP's GSO frame may arrive whole (a large receive); it is one segment to
  *      the receive path, ACKed at once as more than one full segment's worth.
+ *   9. Delayed ACKs follow illumos (tcp_input_data, tcp_ack_timer, tcp_rwnd_reopen), not a fixed
+ *      "every second segment": an ACK may cover up to TcpConfig.LocalDeferredAcksMax (8) in-order
+ *      segments toward an on-link peer (IIpLayer.OnLink), DeferredAcksMax (2, RFC 1122) through a
+ *      router, and never more than half the receive buffer's segments. The number that may wait
+ *      starts at 0 when the connection is established and grows by one with each ACK it causes,
+ *      so a new connection's first segments are ACKed at once while its sender is in slow start.
+ *      Out-of-order data, a hole filled, a large segment and a short segment after a short one
+ *      are ACKed at once. The timer (LocalDelayedAck 50 ms on-link, DelayedAck 100 ms) sends what
+ *      waited; when it had to send for more than a segment, the sender is not filling the window,
+ *      and the number falls back to 2 and its ceiling by one for good. Data sent again that had
+ *      arrived means an ACK came late: ACK each segment until the number has grown again, and
+ *      lower the ceiling if its ACK was being deferred. After a read, a window update goes out
+ *      only when the window the peer knows is below what one ACK may cover and the read opens
+ *      it by a segment: a wide window is updated by the next ACK the data causes. Counted as
+ *      tcpOutAckDelayed and tcpOutWinUpdate. A bulk transfer over a wire sends an ACK for every
+ *      8 data segments instead of 2 in 3, which is most of what issue 17's tcpwire gained.
  *
  * Wiring
  *   The IP layer constructs one TcpProtocol with itself (IIpLayer) and hands it every protocol-6

@@ -119,8 +119,19 @@ public sealed class TcpConfig
     /// <summary>Maximum segment lifetime; TIME_WAIT lasts twice this (illumos: tcp_time_wait_interval 60 s).</summary>
     public long Msl { get; init; } = 30 * Time.Second;
 
-    /// <summary>Delayed-ACK timer (illumos tcp_deferred_ack_interval 100 ms; RFC 9293 caps it at 500 ms).</summary>
+    /// <summary>Delayed-ACK timer toward a peer behind a router (illumos tcp_deferred_ack_interval
+    /// 100 ms; RFC 9293 caps it at 500 ms).</summary>
     public long DelayedAck { get; init; } = 100 * Time.Millisecond;
+
+    /// <summary>Delayed-ACK timer toward an on-link peer (illumos _local_dack_interval, 50 ms).</summary>
+    public long LocalDelayedAck { get; init; } = 50 * Time.Millisecond;
+
+    /// <summary>In-order segments one ACK may cover toward a peer behind a router (illumos
+    /// _deferred_acks_max, 2: RFC 1122's every second segment).</summary>
+    public int DeferredAcksMax { get; init; } = 2;
+
+    /// <summary>The same toward an on-link peer (illumos _local_dacks_max, 8).</summary>
+    public int LocalDeferredAcksMax { get; init; } = 8;
 
     public int SendBufferSize { get; init; } = 128 * 1024;
     public int ReceiveBufferSize { get; init; } = 128 * 1024;
@@ -177,6 +188,7 @@ public sealed class TcpStats : IKstatSource
     public long ListenDrops, HalfOpenDrops, OutOfOrderSegs, OutOfOrderDrops, DupAcks;
     public long FastRetransmits, Timeouts, PersistProbes, KeepaliveProbes, KeepaliveDrops;
     public long TimeWaitExpired, NoPort, PacketPoolExhausted, MemoryRefused, ChallengeAcks, PawsDrops, SpuriousRetransmits;
+    public long OutAckDelayed, OutWinUpdate;
 
     public void Snapshot(List<KeyValuePair<string, long>> into)
     {
@@ -208,6 +220,8 @@ public sealed class TcpStats : IKstatSource
         into.Add(new("tcpChallengeAcks", ChallengeAcks));
         into.Add(new("tcpPawsDrops", PawsDrops));
         into.Add(new("tcpSpuriousRtxUndo", SpuriousRetransmits));
+        into.Add(new("tcpOutAckDelayed", OutAckDelayed));
+        into.Add(new("tcpOutWinUpdate", OutWinUpdate));
     }
 }
 

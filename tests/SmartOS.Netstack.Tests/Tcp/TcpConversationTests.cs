@@ -11,9 +11,10 @@ public class TcpConversationTests
     private static readonly TcpConfig s_noTimestamps = new() { Timestamps = false };
 
     /// <summary>Listens on port 80, runs a passive handshake and returns the accepted socket and our ISS.</summary>
-    private static (TcpSocket Socket, uint Iss) EstablishPassive(Conversation c, TcpOptions synOptions, ushort window = 65535, ushort finalWindow = 65535)
+    private static (TcpSocket Socket, uint Iss) EstablishPassive(Conversation c, TcpOptions synOptions, ushort window = 65535, ushort finalWindow = 65535, int? receiveBuffer = null)
     {
         var listener = new TcpListener(c.Tcp);
+        if (receiveBuffer is int size) listener.ReceiveBufferSize = size;
         listener.Listen(IpAddress.AnyV4, 80, 4);
         var accept = c.Start(async () => await listener.AcceptAsync());
         c.Send(80, PeerIss, 0, TcpFlags.Syn, window, options: synOptions);
@@ -500,18 +501,133 @@ public class TcpConversationTests
         }
     }
 
+    // ---- deferred ACKs (TcpProtocol rule 9); the peer's MSS is 1460 and no timestamps ride along ----
+
+    private const int FullSegment = 1460;
+
+    /// <summary>The peer sends <paramref name="count"/> segments of <paramref name="size"/> bytes from
+    /// <paramref name="next"/>; each but the last must be taken without an ACK, the last must be
+    /// ACKed at once (when <paramref name="acked"/>) or not.</summary>
+    private static void Group(Conversation c, uint iss, ref uint next, int count, bool acked = true, int size = FullSegment)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            c.Send(80, next, iss + 1, TcpFlags.Ack, payload: new byte[size]);
+            next += (uint)size;
+            if (i < count - 1 || !acked)
+            {
+                c.ExpectNothing($"segment {i + 1} of {count} waits for the ACK");
+                continue;
+            }
+            Assert.That(c.Expect($"the ACK of a group of {count}").Ack, Is.EqualTo(next));
+            c.ExpectNothing("one ACK a group");
+        }
+    }
+
     [Test]
-    public void Delayed_ack_waits_for_a_second_segment_or_the_timer()
+    public void Deferred_acks_grow_from_each_segment_to_every_second_toward_a_peer_behind_a_router()
     {
         var c = new Conversation(s_noTimestamps);
         var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
-        c.Send(80, PeerIss + 1, iss + 1, TcpFlags.Ack, payload: new byte[10]);
-        c.ExpectNothing("one segment is acked late");
-        c.Run(100 * Time.Millisecond);
-        Assert.That(c.Expect("delayed ACK").Ack, Is.EqualTo(PeerIss + 11));
-        c.Send(80, PeerIss + 11, iss + 1, TcpFlags.Ack, payload: new byte[10]);
-        c.Send(80, PeerIss + 21, iss + 1, TcpFlags.Ack, payload: new byte[10]);
-        Assert.That(c.Expect("ACK of every second segment").Ack, Is.EqualTo(PeerIss + 31));
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2, 2, 2 }) Group(c, iss, ref next, n);
+        Group(c, iss, ref next, 1, acked: false);
+        c.Run(100 * Time.Millisecond - 1);
+        c.ExpectNothing("the delayed-ACK timer toward a peer behind a router is 100 ms");
+        c.Run(1);
+        Assert.That(c.Expect("the delayed ACK").Ack, Is.EqualTo(next));
+        Assert.That(c.Tcp.Stats.OutAckDelayed, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Deferred_acks_grow_to_eight_segments_toward_an_on_link_peer()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8 }) Group(c, iss, ref next, n);
+        Group(c, iss, ref next, 3, acked: false);
+        c.Run(50 * Time.Millisecond - 1);
+        c.ExpectNothing("the delayed-ACK timer toward an on-link peer is 50 ms");
+        c.Run(1);
+        Assert.That(c.Expect("the delayed ACK").Ack, Is.EqualTo(next));
+    }
+
+    [Test]
+    public void Deferred_acks_are_at_most_half_the_receive_buffer_in_segments()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions(), receiveBuffer: 8 * FullSegment);
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2, 3 }) Group(c, iss, ref next, n);
+        var read = c.Start(async () => await socket.ReceiveAsync(new byte[7 * FullSegment]));
+        Assert.That(read.Result, Is.EqualTo(7 * FullSegment));
+        c.Out.Clear();      // the window update after the read (below)
+        foreach (int n in new[] { 4, 4 }) Group(c, iss, ref next, n);
+    }
+
+    [Test]
+    public void A_delayed_ack_for_more_than_a_segment_falls_back_to_every_second_and_lowers_the_ceiling()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2 }) Group(c, iss, ref next, n);
+        Group(c, iss, ref next, 2, acked: false);
+        c.Run(50 * Time.Millisecond);
+        Assert.That(c.Expect("the delayed ACK of two segments").Ack, Is.EqualTo(next));
+        foreach (int n in new[] { 2, 3, 4, 5, 6, 7, 7, 7 }) Group(c, iss, ref next, n);
+    }
+
+    [Test]
+    public void Short_segments_after_a_short_one_are_acked_at_once()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2, 3 }) Group(c, iss, ref next, n);
+        Group(c, iss, ref next, 2, size: 100);
+    }
+
+    [Test]
+    public void Data_sent_again_is_acked_at_once_and_defers_less_after()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1, 2 }) Group(c, iss, ref next, n);
+        Group(c, iss, ref next, 1, acked: false);
+        c.Send(80, next - FullSegment, iss + 1, TcpFlags.Ack, payload: new byte[FullSegment]);
+        Assert.That(c.Expect("the ACK of a segment sent again").Ack, Is.EqualTo(next));
+        foreach (int n in new[] { 1, 2, 3, 4, 5, 6, 7, 7 }) Group(c, iss, ref next, n);
+    }
+
+    [Test]
+    public void A_read_updates_the_window_only_when_the_peer_knows_it_nearly_closed()
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions(scale: 0), receiveBuffer: 8 * FullSegment);
+        uint next = PeerIss + 1;
+        foreach (int n in new[] { 1, 1 }) Group(c, iss, ref next, n);
+        var read = c.Start(async () => await socket.ReceiveAsync(new byte[FullSegment]));
+        Assert.That(read.Result, Is.EqualTo(FullSegment));
+        c.ExpectNothing("the peer knows a window of six segments: no update");
+        foreach (int n in new[] { 2, 3 }) Group(c, iss, ref next, n);
+        read = c.Start(async () => await socket.ReceiveAsync(new byte[FullSegment]));
+        Assert.That(read.Result, Is.EqualTo(FullSegment));
+        var update = c.Expect("a window update: the peer knows two segments, fewer than the four an ACK may cover");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(update.Ack, Is.EqualTo(next));
+            Assert.That(update.Repr.Window, Is.EqualTo(3 * FullSegment));
+            Assert.That(c.Tcp.Stats.OutWinUpdate, Is.EqualTo(1));
+        }
     }
 
     [TestCase(false, TestName = "Nagle_holds_a_second_small_segment_until_the_first_is_acked")]

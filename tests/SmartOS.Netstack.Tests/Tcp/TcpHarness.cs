@@ -34,6 +34,11 @@ internal sealed class FakeIpLayer : IIpLayer
 
     public bool IsLocalAddress(IpAddress address) => address == Address;
 
+    /// <summary>What OnLink says of every peer (TCP's deferred ACKs, TcpProtocol rule 9).</summary>
+    public bool PeersOnLink { get; set; }
+
+    public bool OnLink(IpAddress destination) => PeersOnLink;
+
     public bool Send(Packet packet, IpAddress source, IpAddress destination, byte protocol)
     {
         if (protocol != IpProtocol.Tcp || packet.Offset < HeaderRoom) throw new InvalidOperationException("bad segment from TCP");
