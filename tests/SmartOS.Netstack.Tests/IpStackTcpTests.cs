@@ -70,6 +70,31 @@ public class IpStackTcpTests
         Assert.That(a.Tcp.Stats.PassiveOpens + b.Tcp.Stats.ActiveOpens, Is.EqualTo(2));
     }
 
+    [Test]
+    public void Tcp_acks_up_to_eight_segments_toward_an_on_link_peer_and_every_second_through_a_router()
+    {
+        var (w, h1, router, h2) = RoutingTests.TwoNetworks();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(h1.OnLink(World.Ip("10.0.1.1")), Is.True, "on the link of a connected route");
+            Assert.That(h1.OnLink(World.Ip("10.0.1.2")), Is.True, "its own address");
+            Assert.That(h1.OnLink(World.Ip("10.0.2.2")), Is.False, "through the router");
+        }
+        var data = Pattern(1_000_000, 2);
+        double AcksPerSegment(IpStack receiver)
+        {
+            long acks = receiver.Tcp.Stats.OutSegs, segments = h1.Tcp.Stats.OutSegs;
+            Assert.That(Transfer(w, receiver, h1, data), Is.EqualTo(data));
+            return (double)(receiver.Tcp.Stats.OutSegs - acks) / (h1.Tcp.Stats.OutSegs - segments);
+        }
+        double onLink = AcksPerSegment(router), routed = AcksPerSegment(h2);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(onLink, Is.InRange(0.1, 0.2), "about one ACK for eight segments on the link");
+            Assert.That(routed, Is.InRange(0.45, 0.6), "about one ACK for two segments through a router");
+        }
+    }
+
     /// <summary>Captures TCP frames on a link and checks each one's checksum as a receiver off the
     /// host would.</summary>
     private sealed class ChecksumChecker : ICaptureTap

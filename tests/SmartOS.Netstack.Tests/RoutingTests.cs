@@ -6,7 +6,7 @@ namespace SmartOS.Netstack.Tests;
 public class RoutingTests
 {
     /// <summary>h1 (10.0.1.2) -- stubA -- router (10.0.1.1 | 10.0.2.1) -- stubB -- h2 (10.0.2.2).</summary>
-    private static (World w, IpStack h1, IpStack router, IpStack h2) TwoNetworks(bool forwarding = true)
+    internal static (World w, IpStack h1, IpStack router, IpStack h2) TwoNetworks(bool forwarding = true)
     {
         var w = new World();
         w.Stub("stub1");
