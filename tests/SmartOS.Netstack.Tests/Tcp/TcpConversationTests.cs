@@ -524,13 +524,30 @@ public class TcpConversationTests
         }
     }
 
+    /// <summary>Each group in turn (<see cref="Group"/>), every one ACKed at its last segment.</summary>
+    private static void Groups(Conversation c, uint iss, ref uint next, params int[] counts)
+    {
+        foreach (int n in counts) Group(c, iss, ref next, n);
+    }
+
+    /// <summary>A connection accepted from an on-link peer, and the groups of full segments it sent first.</summary>
+    private static (Conversation C, TcpSocket Socket, uint Iss, uint Next) FromOnLinkPeer(int[] groups, int? receiveBuffer = null, byte? scale = 7)
+    {
+        var c = new Conversation(s_noTimestamps);
+        c.Ip.PeersOnLink = true;
+        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions(scale: scale), receiveBuffer: receiveBuffer);
+        uint next = PeerIss + 1;
+        Groups(c, iss, ref next, groups);
+        return (c, socket, iss, next);
+    }
+
     [Test]
     public void Deferred_acks_grow_from_each_segment_to_every_second_toward_a_peer_behind_a_router()
     {
         var c = new Conversation(s_noTimestamps);
         var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
         uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2, 2, 2 }) Group(c, iss, ref next, n);
+        Groups(c, iss, ref next, 1, 1, 2, 2, 2);
         Group(c, iss, ref next, 1, acked: false);
         c.Run(100 * Time.Millisecond - 1);
         c.ExpectNothing("the delayed-ACK timer toward a peer behind a router is 100 ms");
@@ -542,11 +559,7 @@ public class TcpConversationTests
     [Test]
     public void Deferred_acks_grow_to_eight_segments_toward_an_on_link_peer()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8 }) Group(c, iss, ref next, n);
+        var (c, _, iss, next) = FromOnLinkPeer([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8]);
         Group(c, iss, ref next, 3, acked: false);
         c.Run(50 * Time.Millisecond - 1);
         c.ExpectNothing("the delayed-ACK timer toward an on-link peer is 50 ms");
@@ -557,68 +570,48 @@ public class TcpConversationTests
     [Test]
     public void Deferred_acks_are_at_most_half_the_receive_buffer_in_segments()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions(), receiveBuffer: 8 * FullSegment);
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2, 3 }) Group(c, iss, ref next, n);
+        var (c, socket, iss, next) = FromOnLinkPeer([1, 1, 2, 3], receiveBuffer: 8 * FullSegment);
         var read = c.Start(async () => await socket.ReceiveAsync(new byte[7 * FullSegment]));
         Assert.That(read.Result, Is.EqualTo(7 * FullSegment));
         c.Out.Clear();      // the window update after the read (below)
-        foreach (int n in new[] { 4, 4 }) Group(c, iss, ref next, n);
+        Groups(c, iss, ref next, 4, 4);
     }
 
     [Test]
     public void A_delayed_ack_for_more_than_a_segment_falls_back_to_every_second_and_lowers_the_ceiling()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2 }) Group(c, iss, ref next, n);
+        var (c, _, iss, next) = FromOnLinkPeer([1, 1, 2]);
         Group(c, iss, ref next, 2, acked: false);
         c.Run(50 * Time.Millisecond);
         Assert.That(c.Expect("the delayed ACK of two segments").Ack, Is.EqualTo(next));
-        foreach (int n in new[] { 2, 3, 4, 5, 6, 7, 7, 7 }) Group(c, iss, ref next, n);
+        Groups(c, iss, ref next, 2, 3, 4, 5, 6, 7, 7, 7);
     }
 
     [Test]
     public void Short_segments_after_a_short_one_are_acked_at_once()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2, 3 }) Group(c, iss, ref next, n);
+        var (c, _, iss, next) = FromOnLinkPeer([1, 1, 2, 3]);
         Group(c, iss, ref next, 2, size: 100);
     }
 
     [Test]
     public void Data_sent_again_is_acked_at_once_and_defers_less_after()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (_, iss) = EstablishPassive(c, Conversation.SynOptions());
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1, 2 }) Group(c, iss, ref next, n);
+        var (c, _, iss, next) = FromOnLinkPeer([1, 1, 2]);
         Group(c, iss, ref next, 1, acked: false);
         c.Send(80, next - FullSegment, iss + 1, TcpFlags.Ack, payload: new byte[FullSegment]);
         Assert.That(c.Expect("the ACK of a segment sent again").Ack, Is.EqualTo(next));
-        foreach (int n in new[] { 1, 2, 3, 4, 5, 6, 7, 7 }) Group(c, iss, ref next, n);
+        Groups(c, iss, ref next, 1, 2, 3, 4, 5, 6, 7, 7);
     }
 
     [Test]
     public void A_read_updates_the_window_only_when_the_peer_knows_it_nearly_closed()
     {
-        var c = new Conversation(s_noTimestamps);
-        c.Ip.PeersOnLink = true;
-        var (socket, iss) = EstablishPassive(c, Conversation.SynOptions(scale: 0), receiveBuffer: 8 * FullSegment);
-        uint next = PeerIss + 1;
-        foreach (int n in new[] { 1, 1 }) Group(c, iss, ref next, n);
+        var (c, socket, iss, next) = FromOnLinkPeer([1, 1], receiveBuffer: 8 * FullSegment, scale: 0);
         var read = c.Start(async () => await socket.ReceiveAsync(new byte[FullSegment]));
         Assert.That(read.Result, Is.EqualTo(FullSegment));
         c.ExpectNothing("the peer knows a window of six segments: no update");
-        foreach (int n in new[] { 2, 3 }) Group(c, iss, ref next, n);
+        Groups(c, iss, ref next, 2, 3);
         read = c.Start(async () => await socket.ReceiveAsync(new byte[FullSegment]));
         Assert.That(read.Result, Is.EqualTo(FullSegment));
         var update = c.Expect("a window update: the peer knows two segments, fewer than the four an ACK may cover");
