@@ -95,9 +95,10 @@ namespace SmartOS.Kernel;
  * 512 KB, 5 ns on both; the two vCPUs do not share a last-level cache, and the host's other tenants
  * fill theirs), and the hand-over splits the same way: copying a frame that crossed into the
  * receiving host's pool took 48-69 ns on one thread (the bytes in the same core's cache) and, on
- * two, 95-129 ns in the good processes and 283-400 ns in the others (578,520 frames a run): each
- * frame's ~24 cache lines cross from one vCPU's cache to the other's. And sharing inside the
- * process, which depends on where objects land: below.
+ * two, 95-129 ns in the good processes and 283-400 ns in the others (578,520 frames a run; 389,546
+ * since TCP defers its ACKs as illumos does, netstack's TcpProtocol.cs rule 9): each frame's ~24
+ * cache lines cross from one vCPU's cache to the other's. And sharing inside the process, which
+ * depends on where objects land: below.
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that

@@ -116,8 +116,8 @@ public static class ParallelBenchmarks
             return (sw.Elapsed, t.Windows);
         }
         var (ones, twos) = Pairs(Run);
-        var one = ones.Select(r => r.Wall).Order().ElementAt(Rounds / 2);
-        var twoMedian = twos.Select(r => r.Wall).Order().ElementAt(Rounds / 2);
+        var one = Median(ones, r => r.Wall).Wall;
+        var twoMedian = Median(twos, r => r.Wall).Wall;
         long windows = twos[0].Windows;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"parallel, floor (2 bare hosts of equal arithmetic, an event every us each, nothing crossing, {windows:N0} windows): 1 thread {one.TotalMilliseconds:F0} ms, 2 threads {twoMedian.TotalMilliseconds:F0} ms, speedup {one.TotalSeconds / twoMedian.TotalSeconds:F2}x; {(twoMedian - one / 2).TotalMicroseconds / Math.Max(1, windows):F2} us a window beyond half the 1-thread time"));
@@ -244,7 +244,10 @@ public static class ParallelBenchmarks
 
     private const int WarmUp = 5, Rounds = 5;
 
-    private static Figures Median(List<Figures> runs) => runs.OrderBy(f => f.Wall).ElementAt(runs.Count / 2);
+    private static Figures Median(List<Figures> runs) => Median(runs, f => f.Wall);
+
+    /// <summary>The run of median wall time.</summary>
+    private static T Median<T>(List<T> runs, Func<T, TimeSpan> wall) => runs.OrderBy(wall).ElementAt(runs.Count / 2);
 
     /// <summary>Whether every run, on 1 thread and on 2, gave the same transcript and event count.</summary>
     private static bool Same(List<Figures> ones, List<Figures> twos) =>
