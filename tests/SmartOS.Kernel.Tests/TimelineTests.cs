@@ -338,7 +338,12 @@ public class TimelineTests
 
         t.RunUntilIdle();
 
-        Assert.That(log, Is.EqualTo(new[] { "root@500", "a@500", "b@700" }));
+        // a@500 and b@700 share the window that opens at the barrier, each on its own thread, so
+        // this log (written outside the simulation) sees them in either order; only the root's
+        // place before both is the timeline's promise.
+        Assert.That(log, Has.Count.EqualTo(3));
+        Assert.That(log[0], Is.EqualTo("root@500"));
+        Assert.That(log.Skip(1), Is.EquivalentTo(new[] { "a@500", "b@700" }));
         Assert.That(t.Now, Is.EqualTo(700));
     }
 
