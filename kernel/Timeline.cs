@@ -82,23 +82,38 @@ namespace SmartOS.Kernel;
  *
  * What this machine allows, and how it scales (the parallel benchmark, 2 vCPUs, issue 17). The
  * benchmark accounts for a 2-thread run's wall time: the slowest partition per window summed
- * (CriticalPath), the barriers (BarrierTime, 1-8 ms of 8,664), each window's start after the
- * barrier's end (PartitionStartLag, 7-30 ms once the JIT's background thread has settled; 90-220 ms
- * while it still takes a core), and, inside the partitions' time, the links' hand-over
- * (PartitionHandOver). The barrier is no longer the limit. What each event costs while the other
- * thread runs is, and it is bimodal by process: the same build, in processes run one after
- * another, gives either 1-thread runs of 460-530 ms and 2 threads that each need as long as one
- * thread for the whole run (per event 1.3-2.1x, speedup 0.85-1.3x), or 1-thread runs of 490-700 ms
- * and 2 threads at 0.9-1.04x per event (speedup 1.65-1.72x). Two causes are measured, and neither
- * alone accounts for it. The machine: a plain C pointer chase over 4 MB pinned to one vCPU, run
- * every few seconds, took 17-80 ns a load on vCPU 0 and 17-20 ns on vCPU 1 within one minute (over
- * 512 KB, 5 ns on both; the two vCPUs do not share a last-level cache, and the host's other tenants
- * fill theirs), and the hand-over splits the same way: copying a frame that crossed into the
- * receiving host's pool took 48-69 ns on one thread (the bytes in the same core's cache) and, on
- * two, 95-129 ns in the good processes and 283-400 ns in the others (578,520 frames a run; 389,546
- * since TCP defers its ACKs as illumos does, netstack's TcpProtocol.cs rule 9): each frame's ~24
- * cache lines cross from one vCPU's cache to the other's. And sharing inside the process, which
- * depends on where objects land: below.
+ * (CriticalPath), the barriers (BarrierTime, 1-8 ms of 8,348 windows), each window's start after
+ * the barrier's end (PartitionStartLag), and, inside the partitions' time, the links' hand-over
+ * (PartitionHandOver). The barrier is not the limit. Two things outside this code are:
+ *
+ * - The JIT. A background thread recompiles at tier 1 what ran often, and a scenario's commands
+ *   (each run builds a new world) reach the call count only after several runs: 300-1,050 methods
+ *   in each of the first ten runs of the heavy row. On 2 threads that thread takes a core a
+ *   partition needs, and the windows start 70-170 ms late in all; a 1-thread run has a core to
+ *   spare for it. The benchmark now warms up until a pair of runs compiles at most 10 methods
+ *   (7-25 ms of start lag after), and prints how many pairs that took.
+ * - The machine's placement of its two vCPUs, which the hypervisor changes every few minutes,
+ *   within one process as well as between processes. The benchmark measures it before each 2-thread
+ *   run (its CrossCoreProbe: one cache line passed from CPU 0 to CPU 1 and back), and the hand-over
+ *   follows it: a round trip of 100-180 ns goes with 89-125 ns to copy a frame that crossed into the
+ *   receiving host's pool (61-66 ns on one thread), 0.98-1.01x the 1-thread cost per event, and the
+ *   heavy row at 1.79-1.80x; a round trip of 450-560 ns goes with 325-346 ns a frame, 1.6-1.75x per
+ *   event, and 1.0-1.1x. Each frame's ~24 cache lines cross from one vCPU's cache to the other's
+ *   (389,546 frames a run since TCP defers its ACKs as illumos does, netstack's TcpProtocol.cs rule
+ *   9), and the sender then writes into the original again when it has it back, while the other
+ *   vCPU still holds those lines: in the slow placement perf finds the excess beyond the hand-over
+ *   in the senders' TcpConnection.Output and IpStack.SendV4. A third state, for minutes at a time:
+ *   one vCPU a third slower than the other with the hand-over fast (busy 190-200 ms on one
+ *   partition, 240-275 on the other). What looked like a bimodal process in earlier rounds is this.
+ *
+ * Tried against the slow placement and not kept: prefetching the batch's packets and bytes two to
+ * four frames ahead of the copy cut the hand-over by a fifth (62 to 48-52 ms a partition) and the
+ * run by ~5%, within the machine's noise (a C program copying frames the other vCPU wrote goes from
+ * 182 to 76-82 ns a frame with the same prefetch: the receiver's copy is bound by the latency of one
+ * frame's lines at a time, with the rest of the batch's work between them); writing one byte of each
+ * line of the originals as the sender reclaims them, to take the lines back all at once (slower in
+ * the fast placement: 205 ms busy against 185); and again, waiters that spin without yielding
+ * (the floor row unchanged).
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that
@@ -108,12 +123,11 @@ namespace SmartOS.Kernel;
  * (Scheduler.cs) the floor runs 1.81-2.02x, ~1-4 us a window beyond half the 1-thread time. A wire
  * makes its receiving end's arrival timer and its sending end's transmit timer one after the other,
  * so every crossing frame had written one line from both threads; a lane's sending and receiving
- * scalars are likewise kept apart now (Wire.cs, SendHalf and ReceiveHalf). The heavy row stays
- * bimodal after this: other lines are still shared in some processes, not found. Ruled out by
- * measurement: spacers between the objects that consecutive scenario commands make (the commands
- * run on the barrier's thread, one host's after another's) and between consecutive hosts' objects
- * when the hosts are made, prefetching the next frame of the
- * batch, delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
+ * scalars are likewise kept apart now (Wire.cs, SendHalf and ReceiveHalf). Ruled out by
+ * measurement in earlier rounds: spacers between the objects that consecutive scenario commands
+ * make (the commands run on the barrier's thread, one host's after another's) and between
+ * consecutive hosts' objects when the hosts are made, prefetching the next frame of the batch,
+ * delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
  * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
  * either way); the last round ruled out padding the schedulers, spacers around them, server GC and
  * the gen0 budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their

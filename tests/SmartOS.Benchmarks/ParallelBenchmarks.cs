@@ -22,7 +22,7 @@ public static class ParallelBenchmarks
     {
         string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000);
         o.WriteLine("parallel: 2 hosts x 4 zones, wire 10G delay=100us; 1 TCP flow across and 1 local flow from each host, 1 s of virtual time");
-        var (ones, twos) = Pairs(script);
+        var (ones, twos, machine) = Pairs(script);
         var one = Median(ones);
         var two = Median(twos);
         bool same = Same(ones, twos);
@@ -56,16 +56,17 @@ public static class ParallelBenchmarks
             $"  of which the wire's hand-over ({one.Crossed:N0} frames crossed, copied into the receiver's pool, originals freed): 1 thread {handOne:F0} ms ({handOne * 1e6 / Math.Max(1, one.Crossed):F0} ns a frame), 2 threads {handTwo:F0} ms ({handTwo * 1e6 / Math.Max(1, two.Crossed):F0} ns a frame); the rest of each event {(busyTwo - handTwo) / Math.Max(1e-9, busyOne - handOne):F2}x"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
+        o.WriteLine("  machine: " + machine.Describe());
 
         // The same hosts and windows with the flows across the wire at a tenth of a Gbit/s: what the
         // runner gives when the hosts mostly work on their own, as tenants on separate hosts do.
-        var (lightOnes, lightTwos) = Pairs(Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000, crossRateMbps: 100));
+        var (lightOnes, lightTwos, lightMachine) = Pairs(Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000, crossRateMbps: 100));
         var l1 = Median(lightOnes);
         var l2 = Median(lightTwos);
         bool lightSame = Same(lightOnes, lightTwos);
         double lightBusyOne = l1.Busy.Sum(b => b.TotalMilliseconds), lightBusyTwo = l2.Busy.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}"));
+            $"parallel, light crossing (the flows across at 100 Mbit/s, the local ones at 2 Gbit/s): 1 thread {l1.Wall.TotalMilliseconds:F0} ms, 2 threads {l2.Wall.TotalMilliseconds:F0} ms, speedup {l1.Wall.TotalSeconds / l2.Wall.TotalSeconds:F2}x; {l1.Events:N0} events, {l1.Crossed:N0} frames crossed; per event side by side {lightBusyTwo / Math.Max(1e-9, lightBusyOne):F2}x; output identical in all {2 * Rounds} runs: {(lightSame ? "yes" : "NO")}; {lightMachine.Describe()}"));
         Unequal(o);
         Floor(o);
     }
@@ -115,12 +116,12 @@ public static class ParallelBenchmarks
             sw.Stop();
             return (sw.Elapsed, t.Windows);
         }
-        var (ones, twos) = Pairs(Run);
+        var (ones, twos, machine) = Pairs(Run);
         var one = Median(ones, r => r.Wall).Wall;
         var twoMedian = Median(twos, r => r.Wall).Wall;
         long windows = twos[0].Windows;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"parallel, floor (2 bare hosts of equal arithmetic, an event every us each, nothing crossing, {windows:N0} windows): 1 thread {one.TotalMilliseconds:F0} ms, 2 threads {twoMedian.TotalMilliseconds:F0} ms, speedup {one.TotalSeconds / twoMedian.TotalSeconds:F2}x; {(twoMedian - one / 2).TotalMicroseconds / Math.Max(1, windows):F2} us a window beyond half the 1-thread time"));
+            $"parallel, floor (2 bare hosts of equal arithmetic, an event every us each, nothing crossing, {windows:N0} windows): 1 thread {one.TotalMilliseconds:F0} ms, 2 threads {twoMedian.TotalMilliseconds:F0} ms, speedup {one.TotalSeconds / twoMedian.TotalSeconds:F2}x; {(twoMedian - one / 2).TotalMicroseconds / Math.Max(1, windows):F2} us a window beyond half the 1-thread time; {machine.Describe()}"));
     }
 
     /// <summary>Rule 8 of kernel/Timeline.cs: four hosts, wired in two pairs, of which the first and
@@ -128,7 +129,7 @@ public static class ParallelBenchmarks
     /// one thread; the timeline spreads the cells again by the events each ran.</summary>
     private static void Unequal(TextWriter o)
     {
-        var (ones, twos) = Pairs(UnequalScenario());
+        var (ones, twos, machine) = Pairs(UnequalScenario());
         var one = Median(ones);
         var two = Median(twos);
         bool same = Same(ones, twos);
@@ -136,7 +137,7 @@ public static class ParallelBenchmarks
         double byCount = (double)Math.Max(two.HostEvents[0] + two.HostEvents[2], two.HostEvents[1] + two.HostEvents[3]) / Math.Max(1, total);
         double spread = (double)Enumerable.Range(0, 2).Max(p => two.HostEvents.Where((_, h) => two.HostPartitions[h] == p).Sum()) / Math.Max(1, total);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"parallel, unequal hosts (4 hosts wired in pairs, the 1st and 3rd each with two local flows at 2 Gbit/s, the others idle): 1 thread {one.Wall.TotalMilliseconds:F0} ms, 2 threads {two.Wall.TotalMilliseconds:F0} ms, speedup {one.Wall.TotalSeconds / two.Wall.TotalSeconds:F2}x; spread by events {two.Respreads} time(s), the busier thread's share of the events {spread:P0} (by count it would be {byCount:P0}); output identical in all {2 * Rounds} runs: {(same ? "yes" : "NO")}"));
+            $"parallel, unequal hosts (4 hosts wired in pairs, the 1st and 3rd each with two local flows at 2 Gbit/s, the others idle): 1 thread {one.Wall.TotalMilliseconds:F0} ms, 2 threads {two.Wall.TotalMilliseconds:F0} ms, speedup {one.Wall.TotalSeconds / two.Wall.TotalSeconds:F2}x; spread by events {two.Respreads} time(s), the busier thread's share of the events {spread:P0} (by count it would be {byCount:P0}); output identical in all {2 * Rounds} runs: {(same ? "yes" : "NO")}; {machine.Describe()}"));
     }
 
     /// <summary>On <paramref name="host"/>: the nic tag ext on e1000g0, and <paramref name="count"/> joyent
@@ -174,34 +175,52 @@ public static class ParallelBenchmarks
         return s.ToString();
     }
 
-    /// <summary>WarmUp pairs, then Rounds pairs of runs on 1 and on 2 threads, alternating.</summary>
-    private static (List<Figures> Ones, List<Figures> Twos) Pairs(string script) => Pairs(threads => Measure(script, threads));
+    /// <summary>Warm-up pairs, then Rounds pairs of runs on 1 and on 2 threads, alternating.</summary>
+    private static (List<Figures> Ones, List<Figures> Twos, Machine Machine) Pairs(string script) => Pairs(threads => Measure(script, threads));
 
-    /// <summary>WarmUp pairs of <paramref name="run"/> on 1 and 2 threads, then Rounds pairs, alternating.</summary>
-    private static (List<T> Ones, List<T> Twos) Pairs<T>(Func<int, T> run)
+    /// <summary>What the machine did beside a row's measured runs: the warm-up pairs it took for the
+    /// JIT to settle, the methods it still compiled while the rounds ran, and the cross-core round
+    /// trip (CrossCoreProbe) just before each 2-thread run.</summary>
+    private sealed record Machine(int WarmUpPairs, long Compiled, List<double> RoundTrips)
     {
-        // The JIT's tiers settle over the first runs (a background thread recompiles hot methods at
-        // tier 1 while they run: measured, the first two 1-thread runs took 889 and 708 ms, the
-        // third on 480-500 ms; the "NET Tiered Compilation" thread held ~18% of a profile's samples
-        // when one warm-up run of each was enough). It competes with the partitions for the two
-        // cores: on 2 threads a window waits for the thread it descheduled, so after three warm-up
-        // pairs the next 2-thread runs still started their windows 90-220 ms late in all
-        // (PartitionStartLag, against 10-30 ms once it settles), where a 1-thread run has a core to
-        // spare for it. So: WarmUp pairs first, then Rounds pairs alternating 1 and 2 threads, and
-        // the median of each.
-        for (int i = 0; i < WarmUp; i++)
+        public string Describe() => string.Create(CultureInfo.InvariantCulture,
+            $"warm-up {WarmUpPairs} pairs (until a pair compiled at most {SettledMethods} methods), {Compiled} methods compiled while measuring; cross-core round trip before each 2-thread run {(RoundTrips.Count == 0 ? "not measured here" : string.Join(", ", RoundTrips.Select(r => r.ToString("F0", CultureInfo.InvariantCulture))) + " ns")}");
+    }
+
+    /// <summary>Warm-up pairs of <paramref name="run"/> on 1 and 2 threads until the JIT settles,
+    /// then Rounds pairs, alternating.</summary>
+    private static (List<T> Ones, List<T> Twos, Machine Machine) Pairs<T>(Func<int, T> run)
+    {
+        // The JIT's tiers settle over the first runs: a background thread recompiles at tier 1 what
+        // ran often, and a scenario's commands (each run builds a new world) reach the call count
+        // only after several runs. That thread competes with the partitions for the two cores: on 2
+        // threads a window waits for the thread it descheduled, where a 1-thread run has a core to
+        // spare for it. Measured: 300-1,050 methods compiled in each of the first ten runs of the
+        // heavy row, the 2-thread windows starting 70-170 ms late in all (PartitionStartLag); from
+        // the 12th run 0-12 methods a run and 7-25 ms. A fixed count of warm-up pairs (five, before)
+        // was short of that in some processes. So: pairs until one compiles at most SettledMethods
+        // methods (at least MinWarmUp, at most MaxWarmUp), then Rounds pairs alternating 1 and 2
+        // threads, and the median of each.
+        int warm = 0;
+        while (warm < MaxWarmUp)
         {
+            long before = System.Runtime.JitInfo.GetCompiledMethodCount();
             run(1);
             run(2);
+            warm++;
+            if (warm >= MinWarmUp && System.Runtime.JitInfo.GetCompiledMethodCount() - before <= SettledMethods) break;
         }
         var ones = new List<T>();
         var twos = new List<T>();
+        var trips = new List<double>();
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
         for (int i = 0; i < Rounds; i++)
         {
             ones.Add(run(1));
+            if (CrossCoreProbe.RoundTripNs() is double rt) trips.Add(rt);
             twos.Add(run(2));
         }
-        return (ones, twos);
+        return (ones, twos, new Machine(warm, System.Runtime.JitInfo.GetCompiledMethodCount() - compiled, trips));
     }
 
     /// <summary>
@@ -242,7 +261,38 @@ public static class ParallelBenchmarks
         return 0;
     }
 
-    private const int WarmUp = 5, Rounds = 5;
+    /// <summary>
+    /// `parallel-loop [THREADS [RUNS]]`: the heavy row's scenario on THREADS threads (2 by default)
+    /// RUNS times (10 by default), one line a run: the cross-core round trip just before it
+    /// (CrossCoreProbe), its wall time, each partition's busy time, hand-over and start lag, the
+    /// barriers, the garbage collections and the methods the JIT compiled meanwhile. For a profiler,
+    /// and to watch the machine's state change between runs of one process. Exit 2 on bad arguments.
+    /// </summary>
+    public static int Loop(string[] args, TextWriter o)
+    {
+        int threads = 2, runs = 10;
+        if (args.Length > 2 || (args.Length > 0 && !int.TryParse(args[0], CultureInfo.InvariantCulture, out threads))
+            || (args.Length > 1 && !int.TryParse(args[1], CultureInfo.InvariantCulture, out runs)) || threads < 1 || runs < 1)
+        {
+            o.WriteLine("usage: parallel-loop [THREADS [RUNS]] (each a positive integer)");
+            return 2;
+        }
+        string script = Scenario(zonesPerHost: 4, seconds: 1, rateMbps: 2000);
+        static string Ms(TimeSpan[] each) => string.Join(" / ", each.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)));
+        for (int i = 0; i < runs; i++)
+        {
+            double? trip = CrossCoreProbe.RoundTripNs();
+            long jitted = System.Runtime.JitInfo.GetCompiledMethodCount();
+            var pause = GC.GetTotalPauseDuration();
+            int collections = GC.CollectionCount(0);
+            var f = Measure(script, threads);
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {System.Runtime.JitInfo.GetCompiledMethodCount() - jitted} methods compiled"));
+        }
+        return 0;
+    }
+
+    private const int MinWarmUp = 3, MaxWarmUp = 25, SettledMethods = 10, Rounds = 5;
 
     private static Figures Median(List<Figures> runs) => Median(runs, f => f.Wall);
 

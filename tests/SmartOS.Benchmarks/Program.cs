@@ -40,6 +40,7 @@ internal static class Program
         if (args is ["zones-one", string build, string n]) return ZoneScaleBenchmarks.RunOne(build, int.Parse(n, System.Globalization.CultureInfo.InvariantCulture), Console.Out);
         // Not among the figures: a bounded hunt for a difference between 1 and 2 threads (ParallelBenchmarks.Repro).
         if (args is ["parallel-repro", ..]) return ParallelBenchmarks.Repro(args[1..], Console.Out);
+        if (args is ["parallel-loop", ..]) return ParallelBenchmarks.Loop(args[1..], Console.Out);
         var chosen = args.Length == 0 ? s_all : s_all.Where(b => args.Contains(b.Name)).ToArray();
         if (chosen.Length == 0)
         {
