@@ -245,7 +245,7 @@ internal static class NetTypes
         ProbeMember.Integer("tcps_iss", "uint32_t", static o => Conn(o, static c => c.ProbeIss)),
         ProbeMember.Integer("tcps_suna", "uint32_t", static o => Conn(o, static c => c.ProbeSndUna)),
         ProbeMember.Integer("tcps_snxt", "uint32_t", static o => Conn(o, static c => c.ProbeSndNxt)),
-        ProbeMember.Integer("tcps_rack", "uint32_t", static o => Conn(o, static c => c.ProbeRcvNxt)),
+        ProbeMember.Integer("tcps_rack", "uint32_t", static o => Conn(o, static c => c.ProbeRcvAcked)),
         ProbeMember.Integer("tcps_rnxt", "uint32_t", static o => Conn(o, static c => c.ProbeRcvNxt)),
         ProbeMember.Integer("tcps_swnd", "uint32_t", static o => Conn(o, static c => c.SendWindow)),
         ProbeMember.Integer("tcps_snd_ws", "int32_t", static o => Conn(o, static c => c.SendScale)),

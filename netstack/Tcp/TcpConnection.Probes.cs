@@ -39,5 +39,8 @@ internal sealed partial class TcpConnection
     internal uint ProbeSndUna => _sndUna;
     internal uint ProbeSndNxt => _sndNxt;
     internal uint ProbeRcvNxt => _rcvNxt;
+    /// <summary>RCV.NXT as of the last segment sent (illumos's tcp_rack, "sequence # we have acked"):
+    /// behind ProbeRcvNxt while an ACK is deferred (TcpProtocol.cs rule 9).</summary>
+    internal uint ProbeRcvAcked => _lastAckSent;
     internal int ProbeMss => _sndMss;
 }

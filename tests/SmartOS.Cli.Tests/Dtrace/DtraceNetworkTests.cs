@@ -39,10 +39,45 @@ public class DtraceNetworkTests
         sleep 1s
         """));
 
-    /// <summary>The output of the background dtrace started on the scenario's line.</summary>
-    private static string Output(int line)
+    /// <summary>A bulk transfer from a to b on one link, where b defers its ACKs (TcpProtocol.cs
+    /// rule 9): tcps_rack, the sequence number b has acked, falls behind tcps_rnxt between ACKs.</summary>
+    private static readonly Lazy<(int Code, string Out, string Err)> s_bulk = new(() => DtraceCommandTests.Scenario("""
+        host h1 nics=1
+        nictagadm add external e1000g0
+        vmadm create <<JSON
+        { "alias": "a", "brand": "joyent", "max_physical_memory": 128,
+          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.1/24"], "primary": true } ] }
+        JSON
+        vmadm create <<JSON
+        { "alias": "b", "brand": "joyent", "max_physical_memory": 128,
+          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.2/24"], "primary": true } ] }
+        JSON
+        sleep 2s
+        zlogin b dtrace -q -n 'tcp:::receive /args[2]->ip_plength > 1000/ { @["unacked", args[3]->tcps_rnxt != args[3]->tcps_rack] = count(); }' &
+        zlogin b dtrace -q -n 'tcp:::send { @["sent", args[3]->tcps_rnxt != args[3]->tcps_rack] = count(); }' &
+        zlogin b iperf -s &
+        sleep 10ms
+        zlogin a iperf -c 10.0.0.2 -t 0.2
+        sleep 1s
+        """));
+
+    [Test]
+    public void Tcps_rack_is_the_sequence_acked_and_lags_rnxt_while_an_ack_is_deferred()
     {
-        var (code, o, e) = s_run.Value;
+        // b ACKs up to eight of a's segments at once on one link: most data segments arrive while
+        // earlier ones wait for their ACK. Every segment b sends acks all it has received.
+        string receive = Output(s_bulk, 12), send = Output(s_bulk, 13);
+        var unacked = System.Text.RegularExpressions.Regex.Matches(receive, @"unacked +(\d) +(\d+)").ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value));
+        Assert.That(unacked.GetValueOrDefault("1"), Is.GreaterThan(unacked.GetValueOrDefault("0")), receive);
+        Assert.That(send, Does.Match(@"^\n* +sent +0 +\d+\n$"), "nothing sent with rack behind rnxt");
+    }
+
+    /// <summary>The output of the background dtrace started on the scenario's line.</summary>
+    private static string Output(int line) => Output(s_run, line);
+
+    private static string Output(Lazy<(int Code, string Out, string Err)> run, int line)
+    {
+        var (code, o, e) = run.Value;
         Assert.That(code, Is.Zero, o + e);
         string mark = $"[background, line {line}] h1# ";
         int at = o.IndexOf(mark, StringComparison.Ordinal);
