@@ -197,7 +197,9 @@ public static class ParallelBenchmarks
         // threads a window waits for the thread it descheduled, where a 1-thread run has a core to
         // spare for it. Measured: 300-1,050 methods compiled in each of the first ten runs of the
         // heavy row, the 2-thread windows starting 70-170 ms late in all (PartitionStartLag); from
-        // the 12th run 0-12 methods a run and 7-25 ms. A fixed count of warm-up pairs (five, before)
+        // the 12th run 0-12 methods a run and 7-25 ms, except ~170 in the 16th (what a run calls
+        // twice reaching tier 1's count of 30; what it calls once does in the 31st, inside the
+        // rounds: the row prints the count). A fixed count of warm-up pairs (five, before)
         // was short of that in some processes. So: pairs until one compiles at most SettledMethods
         // methods (at least MinWarmUp, at most MaxWarmUp), then Rounds pairs alternating 1 and 2
         // threads, and the median of each.
