@@ -38,9 +38,12 @@ internal sealed partial class TcpConnection
     {
         if (_cwnd < _ssthresh)
         {
-            _cwnd += Math.Min(acked, 2L * _sndMss);     // slow start with L = 2 (RFC 3465)
+            // Slow start counts bytes (RFC 3465, illumos's newreno): L = 2 segments an ACK, but 1
+            // after a timeout, when one cumulative ACK may cover everything sent before it.
+            _cwnd += Math.Min(acked, (_rtoSlowStart ? 1L : 2L) * _sndMss);
             return;
         }
+        _rtoSlowStart = false;
         if (!Cubic)
         {
             _caBytes += acked;

@@ -284,6 +284,8 @@ internal sealed partial class TcpConnection
     private void NewAck(uint ack, long tsRtt)
     {
         uint acked = ack - _sndUna;
+        // Our SYN's sequence number is not data: the handshake's ACK leaves the initial window as it is.
+        uint dataAndFin = _sndUna == _iss ? acked - 1 : acked;
         if (tsRtt >= 0)
         {
             RttSample(tsRtt);
@@ -330,7 +332,7 @@ internal sealed partial class TcpConnection
         else
         {
             _dupAcks = 0;
-            GrowWindow(acked);
+            GrowWindow(dataAndFin);
             // An application-limited sender does not grow its window without bound (RFC 7661 in spirit).
             long cap = 2L * (_sendBufferSize + _maxSndWnd) + 2L * _sndMss;
             if (_cwnd > cap) _cwnd = cap;

@@ -159,6 +159,7 @@ internal sealed partial class TcpConnection
         if (_backoff == 0) OnCongestionEvent();
         _cwnd = _sndMss;
         _caBytes = 0;
+        _rtoSlowStart = true;
         _backoff++;
         _recover = _sndMax;         // RFC 6582 section 4: no fast retransmit on the old duplicates
         _inRecovery = false;

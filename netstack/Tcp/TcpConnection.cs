@@ -71,6 +71,9 @@ internal sealed partial class TcpConnection
 
     // Congestion control (RFC 5681, NewReno RFC 6582, SACK recovery after RFC 6675; CUBIC in TcpConnection.Congestion.cs).
     private long _cwnd, _ssthresh, _caBytes;
+    // In the slow start a retransmission timeout began: each ACK opens the window by at most one
+    // segment (RFC 3465 2.3; illumos's CCF_RTO), until the window reaches ssthresh.
+    private bool _rtoSlowStart;
     private int _dupAcks;
     private bool _inRecovery;
     private uint _recover, _highRxt;

@@ -402,6 +402,37 @@ public class TcpConversationTests
         Assert.That(socket.Connection!.SlowStartThreshold, Is.EqualTo(ssthresh));
     }
 
+    /// <summary>RFC 3465 as illumos's newreno runs it: slow start opens the window by the bytes an
+    /// ACK covers, at most two segments an ACK, but at most one in the slow start a timeout began
+    /// (one cumulative ACK may then cover everything sent before the loss), until ssthresh.</summary>
+    [Test]
+    public void Slow_start_opens_two_segments_an_ack_and_one_after_a_timeout()
+    {
+        var c = new Conversation(s_noTimestamps);
+        var (socket, iss) = EstablishPassive(c, new TcpOptions { Mss = 1000 });
+        c.Start(async () => await socket.SendAsync(new byte[40_000]));
+        var conn = socket.Connection!;
+        for (int i = 0; i < 10; i++) c.Expect($"segment {i} of the initial window");
+        Assert.That(conn.CongestionWindow, Is.EqualTo(10_000));
+
+        c.Send(80, PeerIss + 1, iss + 1 + 3000, TcpFlags.Ack);
+        Assert.That(conn.CongestionWindow, Is.EqualTo(12_000), "three segments acked, two added");
+        for (int i = 10; i < 15; i++) c.Expect($"segment {i}");
+        c.ExpectNothing("the window is full");
+
+        c.Run(450 * Time.Millisecond);
+        var rtx = c.Expect("retransmission at the timeout");
+        Assert.That(rtx.Seq, Is.EqualTo(iss + 1 + 3000));
+        Assert.That((conn.CongestionWindow, conn.SlowStartThreshold), Is.EqualTo((1000L, 6000L)));
+
+        c.Send(80, PeerIss + 1, iss + 1 + 15_000, TcpFlags.Ack);
+        Assert.That(conn.CongestionWindow, Is.EqualTo(2000), "twelve segments acked at once, one added");
+        c.Expect("segment 15");
+        c.Expect("segment 16");
+        c.Send(80, PeerIss + 1, iss + 1 + 17_000, TcpFlags.Ack);
+        Assert.That(conn.CongestionWindow, Is.EqualTo(3000));
+    }
+
     [Test]
     public void Fast_retransmit_of_a_reordered_segment_is_undone_when_the_ack_echoes_the_original()
     {
