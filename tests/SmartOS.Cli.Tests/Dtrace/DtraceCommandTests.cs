@@ -68,7 +68,9 @@ public class DtraceCommandTests
         }
     }
 
-    private const string TwoZones = """
+    /// <summary>Host h1 with joyent zones a (10.0.0.1) and b (10.0.0.2) on one nic tag, booted: the
+    /// first 11 lines of the dtrace tests' scenarios (their background lines are numbered after it).</summary>
+    internal const string TwoZones = """
         host h1 nics=1
         nictagadm add external e1000g0
         vmadm create <<JSON

@@ -12,18 +12,7 @@ public class DtraceNetworkTests
 {
     private const string ZoneA = "cc741433-1d1a-48c8-a8c9-ab064ae789a4", ZoneB = "8e41b0c2-4281-4ddb-9776-4d757ce2d3d8";
 
-    private static readonly Lazy<(int Code, string Out, string Err)> s_run = new(() => DtraceCommandTests.Scenario("""
-        host h1 nics=1
-        nictagadm add external e1000g0
-        vmadm create <<JSON
-        { "alias": "a", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.1/24"], "primary": true } ] }
-        JSON
-        vmadm create <<JSON
-        { "alias": "b", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.2/24"], "primary": true } ] }
-        JSON
-        sleep 2s
+    private static readonly Lazy<(int Code, string Out, string Err)> s_run = new(() => DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
         dtrace -q -n 'tcp:::send /args[4]->tcp_dport == 443/ { @[zonename] = sum(args[2]->ip_plength); }' &
         zlogin b dtrace -q -n 'tcp:::receive { @[zonename, args[4]->tcp_dport] = count(); }' &
         dtrace -q -n 'tcp:::state-change { printf("%s %s -> %s %s:%d\n", zonename, tcp_state_string[args[5]->tcps_state], tcp_state_string[args[3]->tcps_state], args[3]->tcps_raddr, args[3]->tcps_rport); }' &
@@ -41,18 +30,7 @@ public class DtraceNetworkTests
 
     /// <summary>A bulk transfer from a to b on one link, where b defers its ACKs (TcpProtocol.cs
     /// rule 9): tcps_rack, the sequence number b has acked, falls behind tcps_rnxt between ACKs.</summary>
-    private static readonly Lazy<(int Code, string Out, string Err)> s_bulk = new(() => DtraceCommandTests.Scenario("""
-        host h1 nics=1
-        nictagadm add external e1000g0
-        vmadm create <<JSON
-        { "alias": "a", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.1/24"], "primary": true } ] }
-        JSON
-        vmadm create <<JSON
-        { "alias": "b", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.2/24"], "primary": true } ] }
-        JSON
-        sleep 2s
+    private static readonly Lazy<(int Code, string Out, string Err)> s_bulk = new(() => DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
         zlogin b dtrace -q -n 'tcp:::receive /args[2]->ip_plength > 1000/ { @["unacked", args[3]->tcps_rnxt != args[3]->tcps_rack] = count(); }' &
         zlogin b dtrace -q -n 'tcp:::send { @["sent", args[3]->tcps_rnxt != args[3]->tcps_rack] = count(); }' &
         zlogin b iperf -s &

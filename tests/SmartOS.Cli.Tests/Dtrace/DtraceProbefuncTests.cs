@@ -46,18 +46,7 @@ public class DtraceProbefuncTests
     [Test]
     public void Probefunc_names_the_function_that_fired_for_listeners_connections_and_closed_ports()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario("""
-            host h1 nics=1
-            nictagadm add external e1000g0
-            vmadm create <<JSON
-            { "alias": "a", "brand": "joyent", "max_physical_memory": 128,
-              "nics": [ { "nic_tag": "external", "ips": ["10.0.0.1/24"], "primary": true } ] }
-            JSON
-            vmadm create <<JSON
-            { "alias": "b", "brand": "joyent", "max_physical_memory": 128,
-              "nics": [ { "nic_tag": "external", "ips": ["10.0.0.2/24"], "primary": true } ] }
-            JSON
-            sleep 2s
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             dtrace -q -n 'tcp:::, ip::: { @[probeprov, probefunc, probename] = count(); }' &
             zlogin b httpd -p 443 &
             zlogin a curl -s -o /dev/null http://10.0.0.2:443/

@@ -12,20 +12,6 @@ public class DtraceProcessTests
 {
     private const string A = "cc741433-1d1a-48c8-a8c9-ab064ae789a4";
 
-    private const string TwoZones = """
-        host h1 nics=1
-        nictagadm add external e1000g0
-        vmadm create <<JSON
-        { "alias": "a", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.1/24"], "primary": true } ] }
-        JSON
-        vmadm create <<JSON
-        { "alias": "b", "brand": "joyent", "max_physical_memory": 128,
-          "nics": [ { "nic_tag": "external", "ips": ["10.0.0.2/24"], "primary": true } ] }
-        JSON
-        sleep 2s
-
-        """;
 
     private static string Begin(string format, string args)
     {
@@ -81,7 +67,7 @@ public class DtraceProcessTests
     [Test]
     public void Firings_in_a_program_name_it_and_its_zone_kernel_work_is_sched_with_pid_0()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario(TwoZones + """
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             dtrace -q -n 'ip:::send { @[execname, pid == 0, zonename, curpsinfo->pr_zoneid != 0] = count(); }' &
             zlogin b httpd -p 443 &
             zlogin a curl -s -o /dev/null http://10.0.0.2:443/
@@ -105,7 +91,7 @@ public class DtraceProcessTests
     [Test]
     public void Proc_create_fires_in_the_parent_with_the_child_s_psinfo()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario(TwoZones + """
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             dtrace -q -n 'proc:::create { printf("%s %d -> %s %d %d %d [%s]\n", execname, pid == 0, args[0]->pr_fname, args[0]->pr_ppid == pid, args[0]->pr_pid > pid, args[0]->pr_zoneid, args[0]->pr_psargs); } proc:::exec-success /zonename != "global"/ { printf("%s in %s: zoneid %d, parent %d\n", execname, zonename, curpsinfo->pr_zoneid, ppid > 0); }' &
             zlogin a ping -s 10.0.0.2 56 1
             """);
@@ -134,7 +120,7 @@ public class DtraceProcessTests
     [Test]
     public void Sched_on_cpu_counts_the_turns_of_each_program_and_of_the_kernel()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario(TwoZones + """
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             dtrace -q -n 'sched:::on-cpu { @[execname] = count(); }' &
             zlogin a ping -s 10.0.0.2 56 3
             zlogin b httpd -p 443 &
@@ -157,7 +143,7 @@ public class DtraceProcessTests
     [Test]
     public void Off_cpu_names_the_thread_that_comes_next_and_pairs_with_on_cpu()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario(TwoZones + """
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             dtrace -q -n 'sched:::on-cpu /execname == "ping"/ { self->on = timestamp + 1; @on = count(); } sched:::off-cpu /execname == "ping" && self->on/ { @off = count(); @next[args[1]->pr_fname, args[0]->pr_lwpid] = count(); self->on = 0; }' &
             zlogin a ping -s 10.0.0.2 56 2
             """);
@@ -174,7 +160,7 @@ public class DtraceProcessTests
     [Test]
     public void In_a_zone_sched_shows_only_the_zone_s_programs()
     {
-        var (code, o, e) = DtraceCommandTests.Scenario(TwoZones + """
+        var (code, o, e) = DtraceCommandTests.Scenario(DtraceCommandTests.TwoZones + """
             zlogin a dtrace -q -n 'sched:::on-cpu { @[execname, zonename] = count(); }' &
             zlogin b ping -s 10.0.0.1 56 1
             zlogin a ping -s 10.0.0.2 56 1
