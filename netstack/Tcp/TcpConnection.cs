@@ -514,7 +514,7 @@ internal sealed partial class TcpConnection
     /// <summary>The control block in one line, for diagnostics and failing tests.</summary>
     public override string ToString() =>
         $"{Key.Local}:{Key.LocalPort}-{Key.Remote}:{Key.RemotePort} {State} una={_sndUna - _iss} nxt={_sndNxt - _iss} max={_sndMax - _iss} " +
-        $"wnd={_sndWnd} cwnd={_cwnd} ssthresh={_ssthresh} rec={_inRecovery} hrx={_highRxt - _iss} sacks={_sacks.Count} " +
+        $"wnd={_sndWnd} cwnd={_cwnd}{(_rtoSlowStart ? " (after rto)" : "")} ssthresh={_ssthresh} rec={_inRecovery} hrx={_highRxt - _iss} sacks={_sacks.Count} " +
         $"sendq={_send?.Count} fin={_finQueued} rcvnxt={_rcvNxt - _irs} rcvadv={_rcvAdv - _rcvNxt} recvq={_recv?.Count} ooo={_recv?.RangeCount} " +
         $"timer={_timerMode}/{_rtxTimer.IsArmed}@{_rtxTimer.DueTime} now={_sched.Now} rto={_rto} srtt={_srtt} backoff={_backoff} retries={_retries} delack={_delAckTimer.IsArmed} rack={_rackCnt}/{_rackCurMax}/{_rackAbsMax}{(_localNet ? " local" : "")}";
 

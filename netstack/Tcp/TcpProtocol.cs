@@ -56,7 +56,8 @@
  *   7. Congestion control is Reno growth (illumos's default) or CUBIC (TcpConfig.CongestionControl).
  *      Slow start counts the bytes each ACK covers (RFC 3465, as illumos's newreno), at most two
  *      segments an ACK, one in a slow start a timeout began; the handshake's ACK of our SYN adds
- *      nothing to the initial window. Loss recovery is shared: NewReno partial ACKs, or with SACK the RFC 6675 pipe and holes.
+ *      nothing to the initial window. Loss recovery is shared: NewReno partial ACKs, or with SACK
+ *      the RFC 6675 pipe and holes.
  *      RTT comes from timestamp echoes when both ends use them, else from one timed segment per
  *      RTT with Karn's rule; RTO per RFC 6298 with TcpConfig.MinRto (illumos: 400 ms).
  *   8. Large send (illumos's LSO, issue 17): when the route's link offers it (IIpLayer.LsoMax: a
