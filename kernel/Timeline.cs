@@ -106,14 +106,15 @@ namespace SmartOS.Kernel;
  *   one vCPU a third slower than the other with the hand-over fast (busy 190-200 ms on one
  *   partition, 240-275 on the other). What looked like a bimodal process in earlier rounds is this.
  *
- * Tried against the slow placement and not kept: prefetching the batch's packets and bytes two to
- * four frames ahead of the copy cut the hand-over by a fifth (62 to 48-52 ms a partition) and the
- * run by ~5%, within the machine's noise (a C program copying frames the other vCPU wrote goes from
- * 182 to 76-82 ns a frame with the same prefetch: the receiver's copy is bound by the latency of one
- * frame's lines at a time, with the rest of the batch's work between them); writing one byte of each
- * line of the originals as the sender reclaims them, to take the lines back all at once (slower in
- * the fast placement: 205 ms busy against 185); and again, waiters that spin without yielding
- * (the floor row unchanged).
+ * Kept, against the slow placement: the receiver asks for the batch's packets first, and for each
+ * frame's bytes two frames ahead of its copy (Wire.cs, Take). A C program copying frames the other
+ * vCPU wrote goes from 182 to 76-82 ns a frame so: the copy alone is bound by the latency of one
+ * frame's lines at a time, with the rest of the frame's work between two copies. Here, in three
+ * rounds taken in turn in the slow placement (`parallel-loop 2 14`, the last four runs of each),
+ * the hand-over went from 368-443 ns a frame to 300-348 and the runs from 453-483 ms to 425-472.
+ * Tried and not kept: writing one byte of each line of the originals as the sender reclaims them,
+ * to take the lines back all at once (slower in the fast placement: 205 ms busy against 185); and
+ * again, waiters that spin without yielding (the floor row unchanged).
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that

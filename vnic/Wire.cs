@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using SmartOS.Kernel;
 using SmartOS.Kernel.Wire;
 
@@ -459,12 +462,43 @@ public sealed class Wire : ITimelineLink
         public void Take()
         {
             if (Rx.InTaken) return;
+            // Across threads each frame's lines come from the other core's cache, a latency per line
+            // that the copy alone pays one frame at a time (the rest of the frame's work sits between
+            // two copies). So the batch's packets are asked for first, and each frame's bytes two
+            // frames ahead of its copy: the hand-over a fifth faster where the cores are far apart
+            // (kernel/Timeline.cs, "What this machine allows"). Hints only: nothing waits on them.
+            for (int i = 0; i < _inCount; i++) PrefetchPacket(_in[i]);
+            for (int i = 0; i < PrefetchAhead && i < _inCount; i++) PrefetchBytes(_in[i]);
             for (int i = 0; i < _inCount; i++)
             {
+                if (i + PrefetchAhead < _inCount) PrefetchBytes(_in[i + PrefetchAhead]);
                 var copy = CopyToReceiver(_in[i]);
                 if (copy != null) Fly(copy, _inArrival[i]);
             }
             Rx.InTaken = true;
+        }
+
+        private const int PrefetchAhead = 2;
+
+        /// <summary>Asks for the first two lines of a packet object (its fields). The address is the
+        /// reference's: were the object moved meanwhile, the hint would only miss.</summary>
+        private static unsafe void PrefetchPacket(Packet p)
+        {
+            if (!Sse.IsSupported) return;
+            byte* o = (byte*)Unsafe.As<Packet, nint>(ref p);
+            Sse.Prefetch0(o);
+            Sse.Prefetch0(o + 64);
+        }
+
+        /// <summary>Asks for the lines of a packet's frame and of its array's length.</summary>
+        private static unsafe void PrefetchBytes(Packet p)
+        {
+            if (!Sse.IsSupported) return;
+            byte* b = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(p.Buffer));
+            Sse.Prefetch0(b - sizeof(nint));
+            byte* end = b + p.Offset + p.Length;
+            for (byte* q = b + p.Offset; q < end; q += 64) Sse.Prefetch0(q);
+            Sse.Prefetch0(end - 1);
         }
 
         /// <summary>On the sending host's thread (start of a window, or a barrier): the originals of
