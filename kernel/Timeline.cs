@@ -111,7 +111,10 @@ namespace SmartOS.Kernel;
  * vCPU wrote goes from 182 to 76-82 ns a frame so: the copy alone is bound by the latency of one
  * frame's lines at a time, with the rest of the frame's work between two copies. Here, in three
  * rounds taken in turn in the slow placement (`parallel-loop 2 14`, the last four runs of each),
- * the hand-over went from 368-443 ns a frame to 300-348 and the runs from 453-483 ms to 425-472.
+ * the hand-over went from 368-443 ns a frame to 300-348 and the runs from 453-483 ms to 425-472;
+ * in two more with a build of each, from 320-349 to 260-278 ns a frame, the runs within the noise
+ * (340-364 ms against 324-371): the lines come sooner, and the rest of the event still waits for
+ * the sender's side (above).
  * Tried and not kept: writing one byte of each line of the originals as the sender reclaims them,
  * to take the lines back all at once (slower in the fast placement: 205 ms busy against 185); and
  * again, waiters that spin without yielding (the floor row unchanged).
