@@ -541,7 +541,7 @@ public sealed partial class IpStack : IIpLayer, IMacReceiver
     public bool OnLink(IpAddress destination)
     {
         if (IsLocalAddress(destination) || destination.IsLoopback) return true;
-        return TryRoute(destination, out _, out _, out var route, countUse: false) && (route == null || (route.Flags & RouteFlags.Gateway) == 0);
+        return TryRoute(destination, out _, out var nextHop, out _, countUse: false) && nextHop == destination;
     }
 
     bool IIpLayer.Send(Packet packet, IpAddress source, IpAddress destination, byte protocol, PathCacheV4 path)

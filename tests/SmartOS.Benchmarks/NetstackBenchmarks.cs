@@ -167,20 +167,19 @@ public static class NetstackBenchmarks
         _ = new Wire(net.Scheduler, new HostRandom(3), e0, e1, 1_000_000_000, 50 * Time.Microsecond);
         var a = net.Stack(net.Mac, "e1000g0", 0x0A000001);
         var b = net.Stack(mac2, "e1000g0", 0x0A000002);
-        // Warm-up until the JIT's tiering has reached its optimized code, so the figure is the
-        // steady state. Tiered compilation counts a method's calls only after 100 ms without new
-        // tier-0 code and compiles in the background: three rounds of 1 s of virtual time (about
-        // 60 ms of wall time each), each followed by a pause for the background compiler. One round
-        // and no pause left part of the measured run in instrumented tier-0 code (the send path
-        // below TcpSocket.ResolveSend, a quarter of the samples), and its figure swung with when
-        // the compiler got to it: 0.52-0.60 s where 0.40 s is the steady state.
-        for (int round = 0; round < 3; round++)
+        // Warm-up until the JIT has settled (JitWarmUp), so the figure is the steady state: rounds
+        // of 1 s of virtual time (about 60 ms of wall time each), each followed by a pause for the
+        // background compiler, at least three. One round and no pause left part of the measured
+        // run in instrumented tier-0 code (the send path below TcpSocket.ResolveSend, a quarter of
+        // the samples), and its figure swung with when the compiler got to it: 0.52-0.60 s where
+        // 0.40 s is the steady state.
+        JitWarmUp.Until(() =>
         {
             var (warm, _) = Bulk(net, a, b, 0, net.Scheduler.Now + Time.Second, 1 << 20);
             net.Scheduler.RunUntil(() => warm.IsCompleted);
             net.Scheduler.RunFor(2 * b.Tcp.Config.Msl + Time.Second);
             Thread.Sleep(300);
-        }
+        }, minRounds: 3, maxRounds: 10, settledMethods: 10);
         long start = net.Scheduler.Now;
         long events = net.Scheduler.EventsRun;
         long dataSegs = a.Tcp.Stats.InSegs, ackSegs = b.Tcp.Stats.InSegs;

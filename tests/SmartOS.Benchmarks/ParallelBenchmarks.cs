@@ -203,26 +203,22 @@ public static class ParallelBenchmarks
         // was short of that in some processes. So: pairs until one compiles at most SettledMethods
         // methods (at least MinWarmUp, at most MaxWarmUp), then Rounds pairs alternating 1 and 2
         // threads, and the median of each.
-        int warm = 0;
-        while (warm < MaxWarmUp)
+        int warm = JitWarmUp.Until(() =>
         {
-            long before = System.Runtime.JitInfo.GetCompiledMethodCount();
             run(1);
             run(2);
-            warm++;
-            if (warm >= MinWarmUp && System.Runtime.JitInfo.GetCompiledMethodCount() - before <= SettledMethods) break;
-        }
+        }, MinWarmUp, MaxWarmUp, SettledMethods);
         var ones = new List<T>();
         var twos = new List<T>();
         var trips = new List<double>();
-        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        long compiled = JitWarmUp.Compiled;
         for (int i = 0; i < Rounds; i++)
         {
             ones.Add(run(1));
             if (CrossCoreProbe.RoundTripNs() is double rt) trips.Add(rt);
             twos.Add(run(2));
         }
-        return (ones, twos, new Machine(warm, System.Runtime.JitInfo.GetCompiledMethodCount() - compiled, trips));
+        return (ones, twos, new Machine(warm, JitWarmUp.Compiled - compiled, trips));
     }
 
     /// <summary>
@@ -284,12 +280,12 @@ public static class ParallelBenchmarks
         for (int i = 0; i < runs; i++)
         {
             double? trip = CrossCoreProbe.RoundTripNs();
-            long jitted = System.Runtime.JitInfo.GetCompiledMethodCount();
+            long jitted = JitWarmUp.Compiled;
             var pause = GC.GetTotalPauseDuration();
             int collections = GC.CollectionCount(0);
             var f = Measure(script, threads);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {System.Runtime.JitInfo.GetCompiledMethodCount() - jitted} methods compiled"));
+                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {JitWarmUp.Compiled - jitted} methods compiled"));
         }
         return 0;
     }
