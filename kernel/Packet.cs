@@ -93,6 +93,14 @@ public sealed class Packet
         if (!ChecksumPending) copy.ChecksumKnownGood = ChecksumKnownGood;
     }
 
+    /// <summary>Sets <see cref="ChecksumKnownGood"/> on a copy whose original had it, when the original
+    /// is no longer at hand (a wire's staged copy between two threads, vnic/Wire.cs): the bytes are
+    /// the same.</summary>
+    public void MarkChecksumKnownGood()
+    {
+        if (!ChecksumPending) ChecksumKnownGood = true;
+    }
+
     internal void ClearChecksumPending()
     {
         _csumLength = 0;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace SmartOS.Kernel;
 
@@ -186,6 +187,12 @@ public interface ITimelineLink
     /// <summary>Set by the timeline: while true the link's ends run on different cells, so the link
     /// keeps what it carries until <see cref="Exchange"/> instead of handing it over at once.</summary>
     bool Crossing { set; }
+
+    /// <summary>Set by the timeline with <see cref="Crossing"/>, and again whenever the cells are spread
+    /// anew (at a barrier): true while the link's ends run on different threads, so what one end
+    /// writes for the other crosses between cores (a wire then stages its frames with non-temporal
+    /// stores, Wire.cs); false on one thread, where the cells of a window run one after another.</summary>
+    bool Apart { set { } }
 
     /// <summary>At a barrier: hands over to the far end what was sent since the last one, in send order.
     /// A link may leave part of the work to <see cref="Receive"/>, on the threads of its ends.</summary>
@@ -376,6 +383,7 @@ public sealed class Timeline
     {
         _links.Remove(link);
         link.Crossing = false;
+        link.Apart = false;
         _planned = false;
     }
 
@@ -620,6 +628,7 @@ public sealed class Timeline
         (_partOfCell, _spreadTo) = (_spreadTo, _partOfCell);
         (_cellEventsBase, _spreadNow) = (_spreadNow, _cellEventsBase);
         Partition(parts);
+        SetApart(true);
         Respreads++;
     }
 
@@ -636,6 +645,19 @@ public sealed class Timeline
     private void SetCrossings(bool on)
     {
         foreach (var l in _links) l.Crossing = on && _cellOf[l.EndA.Domain] != _cellOf[l.EndB.Domain];
+        SetApart(on);
+    }
+
+    /// <summary>Tells each link whether its ends run on different threads (ITimelineLink.Apart): at the
+    /// start of a run in windows and after every spread (rule 8), at a barrier.</summary>
+    private void SetApart(bool on)
+    {
+        bool threads = on && _parts.Length > 1 && !(_cellOrder != 0 && _threads == 1);
+        foreach (var l in _links)
+        {
+            int a = l.EndA.Domain, b = l.EndB.Domain;
+            l.Apart = threads && a != 0 && b != 0 && _partOfCell[_cellOf[a]] != _partOfCell[_cellOf[b]];
+        }
     }
 
     private void Exchange()
@@ -721,6 +743,9 @@ public sealed class Timeline
         while (!_stop)
         {
             RunPart(part);
+            // What a link staged for another thread with non-temporal stores (ITimelineLink.Apart) is
+            // ordered before the barrier only by a fence: x86 orders such stores by no other rule.
+            if (Sse.IsSupported) Sse.StoreFence();
             barrier.SignalAndWait();
         }
     }

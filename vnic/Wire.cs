@@ -29,10 +29,14 @@ namespace SmartOS.Vnic;
 /// arrival and reorder timers, and the lane's own random source for loss, duplication and reordering:
 /// the two directions never share one). Between two hosts of one timeline the wire is a link
 /// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
-/// kept by the sending half until the next barrier, which only hands the batch over (three arrays
+/// kept by the sending half until the next barrier, which only hands the batch over (three batches
 /// rotate: sent, handed, taken); at the start of the next window the receiving host's thread copies
-/// each frame into a buffer of its own pool and puts it in flight (Lane.Take), and at the start of
-/// the window after, the sending host's thread gives the originals back to its pool (Lane.Reclaim).
+/// each frame into a buffer of its own pool and puts it in flight (Lane.Take). On one thread the
+/// batch holds the packets themselves, which the sending host's thread gives back to its pool at
+/// the start of the window after (Lane.Reclaim). When the two cells run on two threads the sending
+/// half copies each frame instead, with non-temporal stores, into the batch's staging area, and its
+/// packet goes back to the pool at once, so that a frame's lines cross from one core to the other
+/// once and never come back (Batch, with what it measured).
 /// No frame can be due before it is taken: it arrives at least DelayNs after it was sent, after the
 /// window's end, and the timeline plans the next window from the batch's earliest arrival
 /// (ITimelineLink.NextArrival). Copying at the barrier instead, on whichever thread came last,
@@ -83,6 +87,15 @@ public sealed class Wire : ITimelineLink
         }
     }
 
+    bool ITimelineLink.Apart
+    {
+        set
+        {
+            _ab.Apart = value;
+            _ba.Apart = value;
+        }
+    }
+
     void ITimelineLink.Exchange()
     {
         _ab.Exchange();
@@ -125,6 +138,10 @@ public sealed class Wire : ITimelineLink
     public long ReorderDelayNs { get; init; } = 1_000_000;
 
     public long FramesCarried => _ab.Carried + _ba.Carried;
+
+    /// <summary>Frames sent across while the wire's ends ran on two threads, each copied into a
+    /// lane's staging area for the other thread (Batch).</summary>
+    internal long FramesStaged => _ab.Staged + _ba.Staged;
 
     /// <summary>Whether the cable is connected (scenario `wire H/NIC down|up`).</summary>
     public bool IsUp { get; private set; } = true;
@@ -187,13 +204,14 @@ public sealed class Wire : ITimelineLink
         // Sent across cells since the last barrier (the sending half's); handed over at the barrier
         // (Exchange), for the receiving half to take at the start of the next window (Take); then,
         // at the next barrier, the originals taken, for the sending half to free at the start of the
-        // window after (Reclaim). Exchange rotates the three: in a window each is touched by one thread.
-        private Packet[] _out = new Packet[64], _in = new Packet[64], _free = new Packet[64];
-        private long[] _outArrival = new long[64], _inArrival = new long[64];
+        // window after (Reclaim; a staged batch has none). Exchange rotates the three: in a window
+        // each is touched by one thread.
+        private Batch _out = new(), _in = new(), _free = new();
         private int _inCount;
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
         public long Carried => Rx.Carried;
+        public long Staged => Tx.Staged;
         // What each half writes as frames pass, a cache line away from everything else: across cells
         // the two halves run on two threads (SendHalf, ReceiveHalf; KTimer does the same for timers).
         private Padded<SendHalf> _send;
@@ -202,11 +220,16 @@ public sealed class Wire : ITimelineLink
         private ref ReceiveHalf Rx => ref _receive.Value;
         private bool _crossing;
 
+        /// <summary>Set with Crossing (ITimelineLink.Apart): the two halves run on two threads, so a
+        /// frame kept for the barrier is staged (Keep).</summary>
+        public bool Apart;
+
         /// <summary>The sending half's scalars (the serialiser's clock, the batch kept for the barrier).</summary>
         private struct SendHalf
         {
             public long BusyUntilPs;
             public long Remainder;
+            public long Staged;
             public int OutCount;
             public int FreeCount;
             // How many frames at the ring's tail were committed and had not started at the last look
@@ -422,16 +445,21 @@ public sealed class Wire : ITimelineLink
             return tail;
         }
 
-        /// <summary>The sending half keeps a frame sent across cells until the barrier.</summary>
+        /// <summary>The sending half keeps a frame sent across cells until the barrier: the packet
+        /// itself, or, while the halves run on two threads (Apart), a copy of it in the batch's
+        /// staging area, and the packet goes back to its pool at once (Batch).</summary>
         private void Keep(Packet p, long arrival)
         {
             // Its checksum now, on the sender's thread with the bytes in its cache, not on the receiver's (Take).
             p.FinishChecksum();
-            // The arrays rotate at barriers (Exchange), so the two may differ in size.
-            if (Tx.OutCount == _out.Length) Array.Resize(ref _out, _out.Length * 2);
-            if (Tx.OutCount == _outArrival.Length) Array.Resize(ref _outArrival, _outArrival.Length * 2);
-            _out[Tx.OutCount] = p;
-            _outArrival[Tx.OutCount] = arrival;
+            if (Tx.OutCount == 0) _out.Begin(Apart, arrival);
+            if (_out.Staged)
+            {
+                _out.Stage(p, arrival);
+                p.Free();
+                Tx.Staged++;
+            }
+            else _out.Keep(Tx.OutCount, p, arrival);
             Tx.OutCount++;
         }
 
@@ -445,7 +473,6 @@ public sealed class Wire : ITimelineLink
             Take();
             Reclaim();
             (_free, _in, _out) = (_in, _out, _free);
-            (_inArrival, _outArrival) = (_outArrival, _inArrival);
             Tx.FreeCount = _inCount;
             _inCount = Tx.OutCount;
             Tx.OutCount = 0;
@@ -454,61 +481,66 @@ public sealed class Wire : ITimelineLink
 
         /// <summary>The earliest arrival of the frames handed over and not yet taken (long.MaxValue: none):
         /// the first's, as a lane's frames leave its serialiser in order and all fly the same delay.</summary>
-        public long NextArrival => Rx.InTaken || _inCount == 0 ? long.MaxValue : _inArrival[0];
+        public long NextArrival => Rx.InTaken || _inCount == 0 ? long.MaxValue : _in.FirstArrival;
 
         /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
         /// handed over fly, each in a buffer of that host's pool, so neither host's pool is ever
-        /// touched by the other's thread. The originals stay where they are for Reclaim.</summary>
+        /// touched by the other's thread. Originals stay where they are for Reclaim.</summary>
         public void Take()
         {
             if (Rx.InTaken) return;
-            // Across threads each frame's lines come from the other core's cache, a latency per line
-            // that the copy alone pays one frame at a time (the rest of the frame's work sits between
-            // two copies). So the batch's packets are asked for first, and each frame's bytes two
-            // frames ahead of its copy: the hand-over a fifth faster where the cores are far apart
-            // (kernel/Timeline.cs, "What this machine allows"). Hints only: nothing waits on them.
-            for (int i = 0; i < _inCount; i++) PrefetchPacket(_in[i]);
-            for (int i = 0; i < PrefetchAhead && i < _inCount; i++) PrefetchBytes(_in[i]);
-            for (int i = 0; i < _inCount; i++)
+            var batch = _in;
+            if (batch.Staged) TakeStaged(batch);
+            else
             {
-                if (i + PrefetchAhead < _inCount) PrefetchBytes(_in[i + PrefetchAhead]);
-                var copy = CopyToReceiver(_in[i]);
-                if (copy != null) Fly(copy, _inArrival[i]);
+                // Kept as themselves: the two halves ran on one thread (Keep).
+                for (int i = 0; i < _inCount; i++)
+                {
+                    var copy = CopyToReceiver(batch.Originals[i]!);
+                    if (copy != null) Fly(copy, batch.Arrivals[i]);
+                }
             }
             Rx.InTaken = true;
         }
 
-        private const int PrefetchAhead = 2;
-
-        /// <summary>Asks for the first two lines of a packet object (its fields). The address is the
-        /// reference's: were the object moved meanwhile, the hint would only miss.</summary>
-        private static unsafe void PrefetchPacket(Packet p)
+        /// <summary>Take for a staged batch: each record copied into a buffer of the receiving host's
+        /// pool, with what its packet carried besides the bytes (as CopyToReceiver copies), or
+        /// dropped, counted, when that pool is exhausted. The area is read in order, its lines asked
+        /// for a few frames ahead of the copy.</summary>
+        private void TakeStaged(Batch batch)
         {
-            if (!Sse.IsSupported) return;
-            byte* o = (byte*)Unsafe.As<Packet, nint>(ref p);
-            Sse.Prefetch0(o);
-            Sse.Prefetch0(o + 64);
-        }
-
-        /// <summary>Asks for the lines of a packet's frame and of its array's length.</summary>
-        private static unsafe void PrefetchBytes(Packet p)
-        {
-            if (!Sse.IsSupported) return;
-            byte* b = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(p.Buffer));
-            Sse.Prefetch0(b - sizeof(nint));
-            byte* end = b + p.Offset + p.Length;
-            for (byte* q = b + p.Offset; q < end; q += 64) Sse.Prefetch0(q);
-            Sse.Prefetch0(end - 1);
+            var reader = batch.Read();
+            for (int i = 0; i < _inCount; i++)
+            {
+                ref readonly var r = ref reader.Next(out var bytes);
+                var copy = _to.Mac.Pool.Rent(bytes);
+                if (copy == null)
+                {
+                    _to.Stats.DropNoBuf++;
+                    continue;
+                }
+                copy.Vid = r.Vid;
+                copy.Pcp = r.Pcp;
+                copy.Timestamp = r.Timestamp;
+                copy.Band = r.Band;
+                copy.FairKey = r.FairKey;
+                if (r.KnownGood) copy.MarkChecksumKnownGood();
+                Fly(copy, r.Arrival);
+            }
         }
 
         /// <summary>On the sending host's thread (start of a window, or a barrier): the originals of
-        /// the frames the receiver took go back to this host's pool.</summary>
+        /// the frames the receiver took go back to this host's pool (a staged frame's went at once).</summary>
         public void Reclaim()
         {
-            for (int i = 0; i < Tx.FreeCount; i++)
+            if (!_free.Staged)
             {
-                _free[i].Free();
-                _free[i] = null!;
+                var originals = _free.Originals;
+                for (int i = 0; i < Tx.FreeCount; i++)
+                {
+                    originals[i]!.Free();
+                    originals[i] = null;
+                }
             }
             Tx.FreeCount = 0;
         }
@@ -669,6 +701,168 @@ public sealed class Wire : ITimelineLink
             }
             Rx.Carried++;
             _to.ReceiveFromWire(p);
+        }
+    }
+
+    /// <summary>A staged frame's header in a batch's staging area (Batch): when the frame arrives, its
+    /// length, and what its packet carried besides the bytes. The frame follows it.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = Batch.HeaderSize)]
+    private struct Record
+    {
+        public long Arrival;
+        public long Timestamp;
+        public int Length;
+        public int FairKey;
+        public ushort Vid;
+        public byte Pcp;
+        public byte Band;
+        public bool KnownGood;
+    }
+
+    /// <summary>
+    /// The frames a lane keeps from one barrier to the next (Lane.Keep), in send order: the packets
+    /// themselves with their arrivals (Originals, Arrivals), or, while the lane's halves run on two
+    /// threads (Lane.Apart, fixed for a batch at its first frame), a copy of each in a staging area,
+    /// a Record and then the frame's bytes, each record on a line of its own.
+    ///
+    /// Why stage: kept as itself, a frame was copied by the receiving thread out of the sender's
+    /// buffer, which went back to the sender's pool a window later; the sender rented it again at
+    /// once (the pool is a stack) and wrote the next frame into lines the receiver's core still
+    /// held, waiting on each for the other core, and the arrays of the batch went the same way.
+    /// Where the two vCPUs are far apart that was most of the cost of two threads (kernel/
+    /// Timeline.cs, "What this machine allows"). Staged, the packet goes back to the sender's pool
+    /// at once and its lines never leave the sender's core; the staging area is written with
+    /// non-temporal stores, which send the lines toward memory without waiting for the other core
+    /// to give them up (a C program on this machine, the vCPUs far apart: 23 ns to write a frame
+    /// so, against 202-233 ns with ordinary stores into lines the other core had read), and the
+    /// receiver reads it in order, asking for the lines ahead (Lane.TakeStaged). Nothing else of a
+    /// staged batch is written per frame. Such stores are ordered only by a fence, which each
+    /// partition's thread runs before the barrier (kernel/Timeline.cs). On one thread a frame is
+    /// kept as itself: the copy would only push its lines out of the one core's cache.
+    ///
+    /// The area is pinned (the stores take addresses), line-aligned, and grows by doubling, so a
+    /// run allocates only while its batches grow.
+    /// </summary>
+    private sealed class Batch
+    {
+        public const int HeaderSize = 32;
+        private const int Line = 64;
+        private const int ReadAhead = 8192;
+        public Packet?[] Originals = new Packet?[64];
+        public long[] Arrivals = new long[64];
+        private byte[] _area = [];
+        private int _base, _used;
+
+        /// <summary>Whether the batch's frames are staged (set by its first frame).</summary>
+        public bool Staged { get; private set; }
+
+        /// <summary>The first frame's arrival (NextArrival asks at the barrier).</summary>
+        public long FirstArrival { get; private set; }
+
+        /// <summary>Starts the batch again with its first frame.</summary>
+        public void Begin(bool staged, long firstArrival)
+        {
+            Staged = staged;
+            FirstArrival = firstArrival;
+            _used = 0;
+        }
+
+        /// <summary>Keeps the packet itself as frame <paramref name="index"/>.</summary>
+        public void Keep(int index, Packet p, long arrival)
+        {
+            if (index == Originals.Length)
+            {
+                Array.Resize(ref Originals, Originals.Length * 2);
+                Array.Resize(ref Arrivals, Arrivals.Length * 2);
+            }
+            Originals[index] = p;
+            Arrivals[index] = arrival;
+        }
+
+        /// <summary>Copies the frame and what it carries into the staging area, with non-temporal stores.</summary>
+        public unsafe void Stage(Packet p, long arrival)
+        {
+            int size = (HeaderSize + p.Length + Line - 1) & ~(Line - 1);
+            if (_area.Length - _base - _used < size) Grow(_used + size);
+            Record r = new()
+            {
+                Arrival = arrival,
+                Timestamp = p.Timestamp,
+                Length = p.Length,
+                FairKey = p.FairKey,
+                Vid = p.Vid,
+                Pcp = p.Pcp,
+                Band = p.Band,
+                KnownGood = p.ChecksumKnownGood,
+            };
+            byte* at = Start + _used;
+            CopyNonTemporal(at, (byte*)&r, HeaderSize);
+            fixed (byte* frame = &MemoryMarshal.GetArrayDataReference(p.Buffer))
+                CopyNonTemporal(at + HeaderSize, frame + p.Offset, p.Length);
+            _used += size;
+        }
+
+        /// <summary>A reader of the staging area from its first record (only while nothing stages into it).</summary>
+        public Reader Read() => new(this);
+
+        /// <summary>Reads the records in order; asks for the area's lines up to ReadAhead bytes past the
+        /// record it returns (a frame's lines come from the other core or from memory).</summary>
+        public ref struct Reader(Batch batch)
+        {
+            private int _at, _asked;
+
+            public unsafe ref readonly Record Next(out ReadOnlySpan<byte> bytes)
+            {
+                int until = Math.Min(batch._used, _at + ReadAhead);
+                if (Sse.IsSupported)
+                    for (; _asked < until; _asked += Line) Sse.Prefetch0(batch.Start + _asked);
+                ref readonly var r = ref Unsafe.As<byte, Record>(ref batch._area[batch._base + _at]);
+                bytes = new ReadOnlySpan<byte>(batch._area, batch._base + _at + HeaderSize, r.Length);
+                _at += (HeaderSize + r.Length + Line - 1) & ~(Line - 1);
+                return ref r;
+            }
+        }
+
+        private unsafe byte* Start => (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_area)) + _base;
+
+        private unsafe void Grow(int needed)
+        {
+            int size = Math.Max(needed, Math.Max(_area.Length - _base, 16 * 1024) * 2);
+            var area = GC.AllocateUninitializedArray<byte>(size + Line, pinned: true);
+            int at = (int)((Line - ((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(area)) & (Line - 1))) & (Line - 1));
+            _area.AsSpan(_base, _used).CopyTo(area.AsSpan(at));
+            _area = area;
+            _base = at;
+        }
+
+        /// <summary>Copies <paramref name="length"/> bytes to <paramref name="to"/> (32-byte aligned) with
+        /// non-temporal stores where the CPU has them (the last, partial vector through a buffer on
+        /// the stack, as the source may end there), with an ordinary copy elsewhere.</summary>
+        private static unsafe void CopyNonTemporal(byte* to, byte* from, int length)
+        {
+            if (Avx.IsSupported)
+            {
+                int i = 0;
+                for (; i + 32 <= length; i += 32) Avx.StoreAlignedNonTemporal(to + i, Avx.LoadVector256(from + i));
+                if (i < length)
+                {
+                    byte* last = stackalloc byte[32];
+                    Buffer.MemoryCopy(from + i, last, 32, length - i);
+                    Avx.StoreAlignedNonTemporal(to + i, Avx.LoadVector256(last));
+                }
+            }
+            else if (Sse2.IsSupported)
+            {
+                int i = 0;
+                for (; i + 16 <= length; i += 16) Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(from + i));
+                if (i < length)
+                {
+                    byte* last = stackalloc byte[16];
+                    Buffer.MemoryCopy(from + i, last, 16, length - i);
+                    Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(last));
+                }
+            }
+            else Buffer.MemoryCopy(from, to, length, length);
         }
     }
 }

@@ -23,6 +23,11 @@ public class TimelineTests
         public bool Crossing { set => _crossing = value; }
         public int Exchanged;
 
+        /// <summary>What the timeline last said of the ends' threads (ITimelineLink.Apart), and what it
+        /// said at each barrier of a run in windows.</summary>
+        public bool Apart { get; set; }
+        public readonly HashSet<bool> ApartAtBarriers = [];
+
         public void Send(long value)
         {
             long due = from.Now + delay;
@@ -38,6 +43,7 @@ public class TimelineTests
 
         public void Exchange()
         {
+            if (_crossing) ApartAtBarriers.Add(Apart);
             Settle();
             if (Deferred) _handed.AddRange(_kept);
             else foreach (var (due, value) in _kept) Fly(due, value);
@@ -299,6 +305,37 @@ public class TimelineTests
             Assert.That(t2.Partitions, Is.EqualTo(2));
             Assert.That(actors2.SelectMany(a => a.Threads).Distinct().Count(), Is.EqualTo(2), "two threads ran the hosts");
             Assert.That((t1.Now, t2.Now), Is.EqualTo((2 * Time.Millisecond, 2 * Time.Millisecond)));
+        }
+    }
+
+    /// <summary>ITimelineLink.Apart: a link hears whether its ends run on different threads (a wire
+    /// then stages what it carries, vnic/Wire.cs), only while a run in windows lasts, and never on one
+    /// thread, with the cells merged or run one after another.</summary>
+    [TestCase(1, 0, false, false)]
+    [TestCase(1, 1, false, false)]
+    [TestCase(2, 0, true, false)]
+    [TestCase(3, 0, true, true)]
+    public void A_link_hears_whether_its_ends_run_on_different_threads(int threads, int cellOrder, bool apart, bool same)
+    {
+        // Three cells: a, b and c in partitions 0, 1, 0 on two threads, 0, 1, 2 on three.
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        if (threads == 1) t.SerialCellOrder = cellOrder;
+        var (a, b, c) = (t.AddDomain(), t.AddDomain(), t.AddDomain());
+        var got = new List<long>();
+        var ab = new Link(a, b, 50_000, got.Add);
+        var ac = new Link(a, c, 50_000, got.Add);
+        t.AddLink(ab);
+        t.AddLink(ac);
+        foreach (var d in new[] { a, b, c }) new KTimer(d, _ => { }).ArmAt(400_000);
+        new KTimer(a, _ => { ab.Send(1); ac.Send(2); }).ArmAt(1000);
+        t.RunUntil(Time.Millisecond);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(got, Is.EquivalentTo(new long[] { 1, 2 }));
+            Assert.That(ab.ApartAtBarriers, Is.EqualTo(new[] { apart }), "a and b: partitions 0 and 1");
+            Assert.That(ac.ApartAtBarriers, Is.EqualTo(new[] { same }), "a and c: partition 0, and 0 or 2");
+            Assert.That((ab.Apart, ac.Apart), Is.EqualTo((false, false)), "after the run");
         }
     }
 

@@ -75,6 +75,78 @@ public class WireTests
         }
     }
 
+    /// <summary>While a wire's ends run on two threads, a frame sent across is copied into the lane's
+    /// staging area and its buffer goes back to the sender's pool at once (Wire.cs, Batch); the
+    /// receiver gets the same bytes, VLAN, timestamp, arrival and checksum mark as when the frame
+    /// itself is handed over (one thread). Lengths around the copy's 32-byte vectors and 64-byte
+    /// lines, a tagged frame, a jumbo frame and a frame whose checksum was left pending.</summary>
+    [Test]
+    public void A_frame_crossing_between_threads_is_staged_and_arrives_as_it_would_on_one_thread()
+    {
+        var (one, staged1, held1) = CrossWithTimeline(threads: 1);
+        var (two, staged2, held2) = CrossWithTimeline(threads: 2);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(two, Has.Count.EqualTo(s_crossLengths.Length + 2));
+            Assert.That(two, Is.EqualTo(one));
+            Assert.That(staged1, Is.Zero, "one thread: the frames are handed over as themselves");
+            Assert.That(staged2, Is.EqualTo(s_crossLengths.Length + 2));
+            Assert.That(held1, Is.EqualTo(s_crossLengths.Length + 2), "one thread: the sender's buffers wait for the receiver's copy");
+            Assert.That(held2, Is.Zero, "two threads: the sender's buffers are back in its pool at once");
+            Assert.That(two.Count(f => f.Vid == 5), Is.EqualTo(1));
+            Assert.That(two.Count(f => f.KnownGood), Is.EqualTo(1));
+        }
+    }
+
+    private static readonly int[] s_crossLengths = [17, 31, 32, 33, 60, 63, 64, 65, 95, 96, 97, 1514, 9014];
+    private static readonly MacAddress s_dst5 = new(0x0208_2099_0005UL);
+
+    private sealed record Crossed(string Bytes, ushort Vid, long Timestamp, bool KnownGood, long Time);
+
+    private static (List<Crossed> Frames, long Staged, int Held) CrossWithTimeline(int threads)
+    {
+        var t = new Timeline(new Scheduler()) { Threads = threads };
+        var d1 = t.AddDomain();
+        var d2 = t.AddDomain();
+        var h1 = Host(d1, "h1", seed: 1);
+        var h2 = Host(d2, "h2", seed: 2);
+        var wire = new Wire(d1, new HostRandom(3), h1.Phys(), h2.Phys(), 10_000_000_000, 100 * Time.Microsecond);
+        var vnic0 = h1.Vnic("vnic0", "e1000g0");
+        var sender = vnic0.OpenClient("test")!;
+        var sender5 = h1.Vnic("vnic1", "e1000g0", vid: 5).OpenClient("test")!;
+        var frames = new List<Crossed>();
+        var record = new CrossRecorder(frames);
+        var receiver0 = h2.Vnic("vnic0", "e1000g0", fixedMac: s_dst);
+        receiver0.OpenClient("test")!.Receiver = record;
+        h1.Phys().Mtu = h2.Phys().Mtu = vnic0.Mtu = receiver0.Mtu = 9000; // for the jumbo frame
+        h2.Vnic("vnic1", "e1000g0", vid: 5, fixedMac: s_dst5).OpenClient("test")!.Receiver = record;
+        int held = -1;
+        var send = new KTimer(d1, _ =>
+        {
+            foreach (int length in s_crossLengths) sender.Transmit(sender.Pool.Rent(Frame(s_dst, sender.MacAddress, length))!);
+            sender5.Transmit(sender5.Pool.Rent(Frame(s_dst5, sender5.MacAddress, 200))!);
+            // A frame whose transport checksum is left to the NIC: the wire fills it in and marks it good.
+            var pending = sender.Pool.Rent(Frame(s_dst, sender.MacAddress, 120))!;
+            pending.SetChecksumPending(14, 106, 6);
+            sender.Transmit(pending);
+        });
+        var check = new KTimer(d1, _ => held = h1.Pool.Outstanding);
+        send.ArmAt(Time.Millisecond);
+        check.ArmAt(Time.Millisecond + 30 * Time.Microsecond); // in the same window: no barrier between
+        t.RunUntilIdle();
+        Assert.That(h1.Pool.Outstanding + h2.Pool.Outstanding, Is.Zero);
+        return (frames, wire.FramesStaged, held);
+    }
+
+    private sealed class CrossRecorder(List<Crossed> frames) : IMacReceiver
+    {
+        public void Receive(MacClient client, Packet packet)
+        {
+            frames.Add(new Crossed(Convert.ToHexString(packet.Data), packet.Vid, packet.Timestamp, packet.ChecksumKnownGood, client.Scheduler.Now));
+            packet.Free();
+        }
+    }
+
     private sealed class PoolCheck : IMacReceiver
     {
         public int Frames, Foreign;
