@@ -327,8 +327,8 @@ public sealed class Timeline
 
     /// <summary>The part of <see cref="PartitionBusy"/> each partition's thread spent finishing the
     /// links' hand-over at the start of its windows (ITimelineLink.Receive: a wire's copy of each
-    /// frame that crossed into the receiving host's pool, and the originals freed): the work that
-    /// moves bytes from one core's cache to the other's when the partitions run side by side.</summary>
+    /// frame that crossed, out of its staging area into the receiving host's pool): the work that
+    /// moves bytes from one core to the other when the partitions run side by side.</summary>
     public TimeSpan[] PartitionHandOver => PerPartition(2);
 
     /// <summary>Real time from the end of each barrier to the start of the partition's next window,

@@ -29,14 +29,14 @@ namespace SmartOS.Vnic;
 /// arrival and reorder timers, and the lane's own random source for loss, duplication and reordering:
 /// the two directions never share one). Between two hosts of one timeline the wire is a link
 /// (kernel/Timeline.cs): when its ends run in different cells, a frame that finishes serialising is
-/// kept by the sending half until the next barrier, which only hands the batch over (three batches
-/// rotate: sent, handed, taken); at the start of the next window the receiving host's thread copies
-/// each frame into a buffer of its own pool and puts it in flight (Lane.Take). On one thread the
-/// batch holds the packets themselves, which the sending host's thread gives back to its pool at
-/// the start of the window after (Lane.Reclaim). When the two cells run on two threads the sending
-/// half copies each frame instead, with non-temporal stores, into the batch's staging area, and its
-/// packet goes back to the pool at once, so that a frame's lines cross from one core to the other
-/// once and never come back (Batch, with what it measured).
+/// copied by the sending half into its batch's staging area, and its packet goes back to the
+/// sending host's pool at once (Lane.Keep, Batch); the next barrier only hands the batch over (two
+/// batches swap: sent, handed), and at the start of the next window the receiving host's thread
+/// copies each frame into a buffer of its own pool and puts it in flight (Lane.Take). When the two
+/// cells run on two threads the first copy is made with non-temporal stores, so that a frame's
+/// lines cross from one core to the other once and never come back (Batch, with what it measured).
+/// Either way a crossing frame holds no buffer of the sender's pool, so a pool runs out at the same
+/// frame on any number of threads.
 /// No frame can be due before it is taken: it arrives at least DelayNs after it was sent, after the
 /// window's end, and the timeline plans the next window from the batch's earliest arrival
 /// (ITimelineLink.NextArrival). Copying at the barrier instead, on whichever thread came last,
@@ -106,10 +106,8 @@ public sealed class Wire : ITimelineLink
 
     void ITimelineLink.Receive(Scheduler end)
     {
-        // The lane toward this end is taken on its thread, the lane from it reclaimed.
-        var (toward, from) = ReferenceEquals(end, B.Mac.Scheduler) ? (_ab, _ba) : (_ba, _ab);
-        toward.Take();
-        from.Reclaim();
+        // The lane toward this end is taken on its thread.
+        (ReferenceEquals(end, B.Mac.Scheduler) ? _ab : _ba).Take();
     }
 
     void ITimelineLink.Drain()
@@ -139,9 +137,9 @@ public sealed class Wire : ITimelineLink
 
     public long FramesCarried => _ab.Carried + _ba.Carried;
 
-    /// <summary>Frames sent across while the wire's ends ran on two threads, each copied into a
-    /// lane's staging area for the other thread (Batch).</summary>
-    internal long FramesStaged => _ab.Staged + _ba.Staged;
+    /// <summary>Frames sent across while the wire's ends ran on two threads, each staged for the
+    /// other thread with non-temporal stores (Batch).</summary>
+    internal long FramesToAnotherThread => _ab.ToAnotherThread + _ba.ToAnotherThread;
 
     /// <summary>Whether the cable is connected (scenario `wire H/NIC down|up`).</summary>
     public bool IsUp { get; private set; } = true;
@@ -201,17 +199,15 @@ public sealed class Wire : ITimelineLink
         private long[] _startPs = new long[64];
         private long[] _remainderBefore = new long[64];
         private int[] _deficitBefore = new int[64];
-        // Sent across cells since the last barrier (the sending half's); handed over at the barrier
-        // (Exchange), for the receiving half to take at the start of the next window (Take); then,
-        // at the next barrier, the originals taken, for the sending half to free at the start of the
-        // window after (Reclaim; a staged batch has none). Exchange rotates the three: in a window
-        // each is touched by one thread.
-        private Batch _out = new(), _in = new(), _free = new();
+        // Sent across cells since the last barrier (the sending half's), and handed over at the
+        // barrier (Exchange) for the receiving half to take at the start of the next window (Take).
+        // Exchange swaps the two: in a window each is touched by one thread.
+        private Batch _out = new(), _in = new();
         private int _inCount;
         private const int MaxLongFrame = 65536;
         private const long MaxLongRemainder = 1L << 62;
         public long Carried => Rx.Carried;
-        public long Staged => Tx.Staged;
+        public long ToAnotherThread => Tx.ToAnotherThread;
         // What each half writes as frames pass, a cache line away from everything else: across cells
         // the two halves run on two threads (SendHalf, ReceiveHalf; KTimer does the same for timers).
         private Padded<SendHalf> _send;
@@ -229,9 +225,8 @@ public sealed class Wire : ITimelineLink
         {
             public long BusyUntilPs;
             public long Remainder;
-            public long Staged;
+            public long ToAnotherThread;
             public int OutCount;
-            public int FreeCount;
             // How many frames at the ring's tail were committed and had not started at the last look
             // (AdvanceWaiting): the NIC's queue, in commit mode.
             public int Waiting;
@@ -445,35 +440,26 @@ public sealed class Wire : ITimelineLink
             return tail;
         }
 
-        /// <summary>The sending half keeps a frame sent across cells until the barrier: the packet
-        /// itself, or, while the halves run on two threads (Apart), a copy of it in the batch's
-        /// staging area, and the packet goes back to its pool at once (Batch).</summary>
+        /// <summary>The sending half keeps a frame sent across cells until the barrier: a copy of it in
+        /// the batch's staging area, and the packet goes back to its pool at once (Batch).</summary>
         private void Keep(Packet p, long arrival)
         {
             // Its checksum now, on the sender's thread with the bytes in its cache, not on the receiver's (Take).
             p.FinishChecksum();
-            if (Tx.OutCount == 0) _out.Begin(Apart, arrival);
-            if (_out.Staged)
-            {
-                _out.Stage(p, arrival);
-                p.Free();
-                Tx.Staged++;
-            }
-            else _out.Keep(Tx.OutCount, p, arrival);
+            if (Tx.OutCount == 0) _out.Begin(arrival);
+            _out.Stage(p, arrival, nonTemporal: Apart);
+            p.Free();
             Tx.OutCount++;
+            if (Apart) Tx.ToAnotherThread++;
         }
 
         /// <summary>At a barrier: the frames kept since the last one are handed over, for the
-        /// receiving host's thread to take at the start of the next window (Take), and the originals
-        /// it took in the last window go to the sending host's thread, to free at the start of the
-        /// next window (Reclaim). A batch still untaken or unreclaimed (no window ran since the last
-        /// barrier) is settled here first, on the barrier's thread.</summary>
+        /// receiving host's thread to take at the start of the next window (Take). A batch still
+        /// untaken (no window ran since the last barrier) is taken here first, on the barrier's thread.</summary>
         public void Exchange()
         {
             Take();
-            Reclaim();
-            (_free, _in, _out) = (_in, _out, _free);
-            Tx.FreeCount = _inCount;
+            (_in, _out) = (_out, _in);
             _inCount = Tx.OutCount;
             Tx.OutCount = 0;
             Rx.InTaken = false;
@@ -484,32 +470,14 @@ public sealed class Wire : ITimelineLink
         public long NextArrival => Rx.InTaken || _inCount == 0 ? long.MaxValue : _in.FirstArrival;
 
         /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
-        /// handed over fly, each in a buffer of that host's pool, so neither host's pool is ever
-        /// touched by the other's thread. Originals stay where they are for Reclaim.</summary>
+        /// handed over fly, each copied from the staging area into a buffer of that host's pool, with
+        /// what its packet carried besides the bytes (as CopyToReceiver copies), or dropped, counted,
+        /// when that pool is exhausted. Neither host's pool is ever touched by the other's thread.</summary>
         public void Take()
         {
             if (Rx.InTaken) return;
-            var batch = _in;
-            if (batch.Staged) TakeStaged(batch);
-            else
-            {
-                // Kept as themselves: the two halves ran on one thread (Keep).
-                for (int i = 0; i < _inCount; i++)
-                {
-                    var copy = CopyToReceiver(batch.Originals[i]!);
-                    if (copy != null) Fly(copy, batch.Arrivals[i]);
-                }
-            }
             Rx.InTaken = true;
-        }
-
-        /// <summary>Take for a staged batch: each record copied into a buffer of the receiving host's
-        /// pool, with what its packet carried besides the bytes (as CopyToReceiver copies), or
-        /// dropped, counted, when that pool is exhausted. The area is read in order, its lines asked
-        /// for a few frames ahead of the copy.</summary>
-        private void TakeStaged(Batch batch)
-        {
-            var reader = batch.Read();
+            var reader = _in.Read();
             for (int i = 0; i < _inCount; i++)
             {
                 ref readonly var r = ref reader.Next(out var bytes);
@@ -529,29 +497,12 @@ public sealed class Wire : ITimelineLink
             }
         }
 
-        /// <summary>On the sending host's thread (start of a window, or a barrier): the originals of
-        /// the frames the receiver took go back to this host's pool (a staged frame's went at once).</summary>
-        public void Reclaim()
-        {
-            if (!_free.Staged)
-            {
-                var originals = _free.Originals;
-                for (int i = 0; i < Tx.FreeCount; i++)
-                {
-                    originals[i]!.Free();
-                    originals[i] = null;
-                }
-            }
-            Tx.FreeCount = 0;
-        }
-
-        /// <summary>Everything kept goes into flight at once and the originals back to their pool
-        /// (before the world's own events at a barrier, and at the end of a run in windows).</summary>
+        /// <summary>Everything kept goes into flight at once (before the world's own events at a
+        /// barrier, and at the end of a run in windows).</summary>
         public void Drain()
         {
-            Exchange(); // the last batch settled, this one handed over
-            Exchange(); // this one taken, its originals to free
-            Reclaim();
+            Exchange(); // the last batch taken, this one handed over
+            Take();
         }
 
         /// <summary>The frame in a buffer of the receiving host's pool (the original goes back to its
@@ -720,25 +671,26 @@ public sealed class Wire : ITimelineLink
     }
 
     /// <summary>
-    /// The frames a lane keeps from one barrier to the next (Lane.Keep), in send order: the packets
-    /// themselves with their arrivals (Originals, Arrivals), or, while the lane's halves run on two
-    /// threads (Lane.Apart, fixed for a batch at its first frame), a copy of each in a staging area,
-    /// a Record and then the frame's bytes, each record on a line of its own.
+    /// The frames a lane keeps from one barrier to the next (Lane.Keep), in send order, each copied
+    /// into a staging area: a Record, then the frame's bytes, each record on a line of its own.
     ///
-    /// Why stage: kept as itself, a frame was copied by the receiving thread out of the sender's
+    /// Why a copy: kept as itself, a frame was copied by the receiving thread out of the sender's
     /// buffer, which went back to the sender's pool a window later; the sender rented it again at
     /// once (the pool is a stack) and wrote the next frame into lines the receiver's core still
     /// held, waiting on each for the other core, and the arrays of the batch went the same way.
     /// Where the two vCPUs are far apart that was most of the cost of two threads (kernel/
-    /// Timeline.cs, "What this machine allows"). Staged, the packet goes back to the sender's pool
-    /// at once and its lines never leave the sender's core; the staging area is written with
-    /// non-temporal stores, which send the lines toward memory without waiting for the other core
-    /// to give them up (a C program on this machine, the vCPUs far apart: 23 ns to write a frame
-    /// so, against 202-233 ns with ordinary stores into lines the other core had read), and the
-    /// receiver reads it in order, asking for the lines ahead (Lane.TakeStaged). Nothing else of a
-    /// staged batch is written per frame. Such stores are ordered only by a fence, which each
-    /// partition's thread runs before the barrier (kernel/Timeline.cs). On one thread a frame is
-    /// kept as itself: the copy would only push its lines out of the one core's cache.
+    /// Timeline.cs, "What this machine allows"). Copied, the packet goes back to the sender's pool
+    /// at once and its lines never leave the sender's core. Between two threads (Lane.Apart) the
+    /// staging area is written with non-temporal stores, which send the lines toward memory without
+    /// waiting for the other core to give them up (a C program on this machine, the vCPUs far
+    /// apart: 23 ns to write a frame so, against 202-233 ns with ordinary stores into lines the
+    /// other core had read), and the receiver reads it in order, asking for the lines ahead (Read).
+    /// Nothing else of a batch is written per frame. Such stores are ordered only by a fence, which
+    /// each partition's thread runs before the barrier (kernel/Timeline.cs). On one thread the copy
+    /// is an ordinary one, which keeps the lines in the one core's cache for the receiving half.
+    /// The copy is made on one thread too so that the sender's pool is used alike on any number of
+    /// threads: a packet kept as itself until the receiver had copied it held a buffer for two
+    /// windows, and a pool near its limit would have dropped other frames on one thread than on two.
     ///
     /// The area is pinned (the stores take addresses), line-aligned, and grows by doubling, so a
     /// run allocates only while its batches grow.
@@ -748,39 +700,22 @@ public sealed class Wire : ITimelineLink
         public const int HeaderSize = 32;
         private const int Line = 64;
         private const int ReadAhead = 8192;
-        public Packet?[] Originals = new Packet?[64];
-        public long[] Arrivals = new long[64];
         private byte[] _area = [];
         private int _base, _used;
-
-        /// <summary>Whether the batch's frames are staged (set by its first frame).</summary>
-        public bool Staged { get; private set; }
 
         /// <summary>The first frame's arrival (NextArrival asks at the barrier).</summary>
         public long FirstArrival { get; private set; }
 
         /// <summary>Starts the batch again with its first frame.</summary>
-        public void Begin(bool staged, long firstArrival)
+        public void Begin(long firstArrival)
         {
-            Staged = staged;
             FirstArrival = firstArrival;
             _used = 0;
         }
 
-        /// <summary>Keeps the packet itself as frame <paramref name="index"/>.</summary>
-        public void Keep(int index, Packet p, long arrival)
-        {
-            if (index == Originals.Length)
-            {
-                Array.Resize(ref Originals, Originals.Length * 2);
-                Array.Resize(ref Arrivals, Arrivals.Length * 2);
-            }
-            Originals[index] = p;
-            Arrivals[index] = arrival;
-        }
-
-        /// <summary>Copies the frame and what it carries into the staging area, with non-temporal stores.</summary>
-        public unsafe void Stage(Packet p, long arrival)
+        /// <summary>Copies the frame and what it carries into the staging area, with non-temporal
+        /// stores when another thread is to read it.</summary>
+        public unsafe void Stage(Packet p, long arrival, bool nonTemporal)
         {
             int size = (HeaderSize + p.Length + Line - 1) & ~(Line - 1);
             if (_area.Length - _base - _used < size) Grow(_used + size);
@@ -796,9 +731,19 @@ public sealed class Wire : ITimelineLink
                 KnownGood = p.ChecksumKnownGood,
             };
             byte* at = Start + _used;
-            CopyNonTemporal(at, (byte*)&r, HeaderSize);
             fixed (byte* frame = &MemoryMarshal.GetArrayDataReference(p.Buffer))
-                CopyNonTemporal(at + HeaderSize, frame + p.Offset, p.Length);
+            {
+                if (nonTemporal)
+                {
+                    CopyNonTemporal(at, (byte*)&r, HeaderSize);
+                    CopyNonTemporal(at + HeaderSize, frame + p.Offset, p.Length);
+                }
+                else
+                {
+                    *(Record*)at = r;
+                    Buffer.MemoryCopy(frame + p.Offset, at + HeaderSize, p.Length, p.Length);
+                }
+            }
             _used += size;
         }
 

@@ -49,11 +49,11 @@ public static class ParallelBenchmarks
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  per event, side by side: {busyTwo / Math.Max(1e-9, busyOne):F2}x the 1-thread cost (2 threads' busy time summed over 1 thread's), which alone bounds the speedup at {2 * busyOne / Math.Max(1e-9, busyTwo):F2}x"));
         // Timeline.PartitionHandOver: the part of the busy time spent copying each frame that crossed
-        // the wire into the receiving host's pool and freeing the originals (Wire.Lane.Take, Reclaim),
-        // the same frames either way: on 2 threads the bytes come from the other core's cache.
+        // the wire out of its staging area into the receiving host's pool (Wire.Lane.Take), the same
+        // frames either way: on 2 threads the bytes come from the other core, through memory.
         double handOne = one.HandOver.Sum(b => b.TotalMilliseconds), handTwo = two.HandOver.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  of which the wire's hand-over ({one.Crossed:N0} frames crossed, copied into the receiver's pool, originals freed): 1 thread {handOne:F0} ms ({handOne * 1e6 / Math.Max(1, one.Crossed):F0} ns a frame), 2 threads {handTwo:F0} ms ({handTwo * 1e6 / Math.Max(1, two.Crossed):F0} ns a frame); the rest of each event {(busyTwo - handTwo) / Math.Max(1e-9, busyOne - handOne):F2}x"));
+            $"  of which the wire's hand-over ({one.Crossed:N0} frames crossed, copied from the wire's staging area into the receiver's pool): 1 thread {handOne:F0} ms ({handOne * 1e6 / Math.Max(1, one.Crossed):F0} ns a frame), 2 threads {handTwo:F0} ms ({handTwo * 1e6 / Math.Max(1, two.Crossed):F0} ns a frame); the rest of each event {(busyTwo - handTwo) / Math.Max(1e-9, busyOne - handOne):F2}x"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  (a barrier every 100 us of virtual time; {Environment.ProcessorCount} cores, shared with whatever else runs: a waiting thread that is descheduled costs a time slice)"));
         o.WriteLine("  machine: " + machine.Describe());
