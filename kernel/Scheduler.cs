@@ -147,7 +147,12 @@ public sealed class Scheduler
     /// several threads (it is refused on one thread too, so any test finds it).</summary>
     internal void CheckCell()
     {
-        if (Guard != 0 && Guard != t_runningCell && t_runningCell != AnyCell) ThrowCrossing();
+        if (Guard != 0 && Guard != t_runningCell)
+        {
+            if (t_runningCell != AnyCell) ThrowCrossing();
+            // The barrier's thread: the partitions' reports of their next event may be out of date.
+            Timeline!.TouchedAtBarrier = true;
+        }
     }
 
     private static void ThrowCrossing() => throw new InvalidOperationException(t_runningCell == 0

@@ -69,6 +69,13 @@ namespace SmartOS.Kernel;
  *      windows and at every 256th barrier, when that lightens the busiest partition by a tenth or
  *      more. Event counts and windows are the same on any thread count, so the spread is
  *      deterministic too, and by rule 3 no byte depends on it.
+ *   9. The barrier touches no host's state it need not. It plans the next window from the time of
+ *      the next event each partition's thread found at the end of its window, not by looking into
+ *      every host's timer heap (which made those lines the barrier thread's, and each partition's
+ *      thread then waited for them back at its next event); it looks into the heaps only when it
+ *      armed or cancelled a timer itself (a hand-over it finished, a root event: Scheduler.CheckCell
+ *      tells it) and at a run's start, so the plan is the one the heaps give. Each partition's
+ *      thread sets its own domains' clocks to the window's start.
  *
  * Threads: P - 1 workers come from a process-wide pool of parked threads (the only static state
  * here, a concurrent stack) and meet the caller's thread at a WindowBarrier whose last arrival runs
@@ -234,7 +241,7 @@ public sealed class Timeline
     // The state of a run in windows, read by every partition's thread (written only at barriers).
     private Func<bool>? _done;
     private long _limit;
-    private long _windowEnd;
+    private long _windowStart, _windowEnd;
     private bool _windowRan;
     private volatile bool _stop;
     private Exception? _error;
@@ -248,6 +255,17 @@ public sealed class Timeline
     // and read at barriers. Measurement only: nothing the hosts do depends on it.
     private const int BusyStride = 16;
     private long[] _busy = [];
+    // Per partition, at index part * BusyStride, the time of its domains' next event when its last
+    // window ended (long.MaxValue: none), written only by its thread (RunPart) and read at the
+    // barrier, which plans the next window from it instead of looking into each domain's heap: that
+    // look made the heaps' lines the barrier's thread's too, and each partition's thread waited for
+    // them back at its next event (rule 9). Rule 6's guard tells the barrier
+    // when it armed or cancelled a timer itself, and then it looks into every heap, as before.
+    private long[] _partNext = [];
+
+    /// <summary>Set when the barrier's thread arms or cancels a timer of a domain (Scheduler.CheckCell):
+    /// the partitions' reports of their next event (_partNext) may be out of date.</summary>
+    internal bool TouchedAtBarrier;
     private long _criticalTicks, _barrierTicks;
     // When the last barrier ended (CostClock's ticks; 0 before a run's first): a partition's thread
     // reads it at its window's start, after the barrier's release.
@@ -548,6 +566,7 @@ public sealed class Timeline
         Partition(parts);
         _partErrors = new Exception?[parts];
         _busy = new long[parts * BusyStride];
+        _partNext = new long[parts * BusyStride];
         _criticalTicks = _barrierTicks = _releasedAt = 0;
         _lookahead = lookahead;
         _planned = true;
@@ -756,6 +775,8 @@ public sealed class Timeline
         var doms = _parts[part];
         long end = _windowEnd;
         var clock = CostClock;
+        // The window's start on each domain's clock, on the domain's own thread (rule 9).
+        for (int i = 0; i < doms.Length; i++) doms[i].SetNow(_windowStart);
         long started = clock == null ? 0 : clock().Ticks;
         if (clock != null && _releasedAt != 0) _busy[part * BusyStride + 3] += started - _releasedAt;
         try
@@ -780,7 +801,11 @@ public sealed class Timeline
                         best = doms[i];
                     }
                 }
-                if (best == null || when > end) return;
+                if (best == null || when > end)
+                {
+                    _partNext[part * BusyStride] = when;
+                    return;
+                }
                 Scheduler.RunningCell = best.Guard;
                 best.RunLocal(end);
             }
@@ -788,6 +813,7 @@ public sealed class Timeline
         catch (Exception e)
         {
             _partErrors[part] ??= e;
+            _partNext[part * BusyStride] = long.MinValue;
         }
         finally
         {
@@ -836,11 +862,14 @@ public sealed class Timeline
         Scheduler.RunningCell = Scheduler.AnyCell;
         try
         {
+            // After a window every partition has said when its next event is (rule 9).
+            bool reported = _windowRan;
             if (_windowRan)
             {
                 if (_windowEnd > Now) Now = _windowEnd;
                 _windowRan = false;
             }
+            TouchedAtBarrier = false;
             Exchange();
             foreach (var e in _partErrors)
             {
@@ -859,7 +888,10 @@ public sealed class Timeline
                     return;
                 }
                 long hosts = long.MaxValue;
-                for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
+                if (reported && !TouchedAtBarrier)
+                    for (int p = 0; p < _parts.Length; p++) hosts = Math.Min(hosts, _partNext[p * BusyStride]);
+                else
+                    for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
                 for (int i = 0; i < _links.Count; i++) hosts = Math.Min(hosts, _links[i].NextArrival);
                 long root = Root.LocalNextTime();
                 long first = Math.Min(hosts, root);
@@ -881,11 +913,11 @@ public sealed class Timeline
                 }
                 long end = _lookahead >= long.MaxValue - start ? long.MaxValue : start + _lookahead - 1;
                 end = Math.Min(Math.Min(end, root - 1), _limit);
+                _windowStart = start;
                 _windowEnd = end;
                 _windowRan = true;
                 Windows++;
                 if ((Windows & 255) == 0) Respread();
-                for (int i = 1; i < _domains.Count; i++) _domains[i].SetNow(start);
                 return;
             }
         }
