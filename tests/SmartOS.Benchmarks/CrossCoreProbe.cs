@@ -64,6 +64,39 @@ internal static class CrossCoreProbe
         return result;
     }
 
+    /// <summary>
+    /// How long CPU <paramref name="cpu"/> takes, now, for a fixed chain of integer arithmetic (a
+    /// thread pinned to it; ~3 ms), in milliseconds, or null where it cannot be measured. The
+    /// machine's two vCPUs do not always run at one speed (one a third slower than the other for
+    /// minutes at a time): a 1-thread run on the slow one against two threads makes a speedup that
+    /// says nothing about the design, so the parallel rows print both CPUs' times.
+    /// </summary>
+    public static double? CpuMs(int cpu)
+    {
+        if (!OperatingSystem.IsLinux() || cpu >= Environment.ProcessorCount) return null;
+        double? result = null;
+        var t = new Thread(() =>
+        {
+            if (!Pin(cpu)) return;
+            ulong x = 1;
+            Chain(ref x, 100_000); // the loop compiled and the core awake
+            var sw = Stopwatch.StartNew();
+            Chain(ref x, 3_000_000);
+            result = sw.Elapsed.TotalMilliseconds + (x == 0 ? 1 : 0); // x used: the chain is not dropped
+        }) { IsBackground = true, Name = "cpu-speed-probe" };
+        t.Start();
+        t.Join();
+        return result;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void Chain(ref ulong x, int n)
+    {
+        ulong v = x;
+        for (int i = 0; i < n; i++) v = v * 6364136223846793005UL + 1442695040888963407UL;
+        x = v;
+    }
+
     private static bool Pin(int cpu)
     {
         ulong mask = 1UL << cpu;
