@@ -102,30 +102,37 @@ namespace SmartOS.Kernel;
  *   (7-25 ms of start lag after), and prints how many pairs that took.
  * - The machine's placement of its two vCPUs, which the hypervisor changes every few minutes,
  *   within one process as well as between processes. The benchmark measures it before each 2-thread
- *   run (its CrossCoreProbe: one cache line passed from CPU 0 to CPU 1 and back), and the hand-over
- *   follows it: a round trip of 100-180 ns goes with 89-125 ns to copy a frame that crossed into the
- *   receiving host's pool (61-66 ns on one thread), 0.98-1.01x the 1-thread cost per event, and the
- *   heavy row at 1.79-1.80x; a round trip of 450-560 ns goes with 325-346 ns a frame, 1.6-1.75x per
- *   event, and 1.0-1.1x. Each frame's ~24 cache lines cross from one vCPU's cache to the other's
- *   (389,546 frames a run since TCP defers its ACKs as illumos does, netstack's TcpProtocol.cs rule
- *   9), and the sender then writes into the original again when it has it back, while the other
- *   vCPU still holds those lines: in the slow placement perf finds the excess beyond the hand-over
- *   in the senders' TcpConnection.Output and IpStack.SendV4. A third state, for minutes at a time:
- *   one vCPU a third slower than the other with the hand-over fast (busy 190-200 ms on one
- *   partition, 240-275 on the other). What looked like a bimodal process in earlier rounds is this.
+ *   run (its CrossCoreProbe: one cache line passed from CPU 0 to CPU 1 and back): 100-180 ns at
+ *   some times, 400-560 ns at others. Each frame's ~24 cache lines cross from one vCPU to the
+ *   other (389,546 frames a run since TCP defers its ACKs as illumos does, netstack's
+ *   TcpProtocol.cs rule 9). Until issue 17's last round the receiving thread copied them out of
+ *   the sender's own buffer, which the sender wrote into again a window later while the other
+ *   vCPU still held its lines: at the slow round trip the hand-over cost 325-346 ns a frame (61-66
+ *   on one thread), two threads did an event for 1.6-1.75x the 1-thread cost, and the heavy row
+ *   ran 1.0-1.1x, against 1.79-1.80x at the fast one. Now a frame that crosses cells is staged
+ *   (Wire.cs, Batch): the sender copies it into the lane's staging area, between threads with
+ *   non-temporal stores, and frees its buffer at once, so its lines cross once, toward the
+ *   receiver, and never come back. With rule 9 (the barrier no longer reads the hosts' heaps) and
+ *   waiters that poll before they yield (WindowBarrier), at the slow round trip: hand-over 73-83
+ *   ns a frame (49-57 on one thread), 1.04-1.06x per event, the partitions' busy time 180-200 ms
+ *   against 173-195 for half a 1-thread run, and the heavy row 1.75x (1.46-1.64x before the
+ *   waiters' change). The fast placement did not come back long enough to measure it with all
+ *   three; with staging alone the partitions were as busy there as in the slow one.
+ * - A third state, for minutes at a time: one vCPU a third slower than the other (busy 190-200 ms
+ *   on one partition, 240-275 on the other, and a 1-thread run that meets it 500+ ms). The
+ *   benchmark times a fixed loop on each CPU before each pair of runs and prints it, and gives no
+ *   verdict on the goal when two threads did an event for less than one thread did (once 1.85x
+ *   so, at 0.87x per event: the 1-thread runs had met the slow vCPU).
  *
- * Kept, against the slow placement: the receiver asks for the batch's packets first, and for each
- * frame's bytes two frames ahead of its copy (Wire.cs, Take). A C program copying frames the other
- * vCPU wrote goes from 182 to 76-82 ns a frame so: the copy alone is bound by the latency of one
- * frame's lines at a time, with the rest of the frame's work between two copies. Here, in three
- * rounds taken in turn in the slow placement (`parallel-loop 2 14`, the last four runs of each),
- * the hand-over went from 368-443 ns a frame to 300-348 and the runs from 453-483 ms to 425-472;
- * in two more with a build of each, from 320-349 to 260-278 ns a frame, the runs within the noise
- * (340-364 ms against 324-371): the lines come sooner, and the rest of the event still waits for
- * the sender's side (above).
- * Tried and not kept: writing one byte of each line of the originals as the sender reclaims them,
- * to take the lines back all at once (slower in the fast placement: 205 ms busy against 185); and
- * again, waiters that spin without yielding (the floor row unchanged).
+ * What is left at the slow round trip (the heavy row, ~22 us of work a window per partition):
+ * the staging's cost (the receiver's reads come from memory, ~25 ns a frame more than on one
+ * thread, and the sender's non-temporal copy), ~0.6 us a window of waiting for the slower
+ * partition (slowest per window summed against the mean), and ~0.8 us of barrier and release.
+ * Tried and not kept: writing one byte of each line of the originals as the sender reclaimed
+ * them, to take the lines back all at once (slower in the fast placement: 205 ms busy against
+ * 185); choosing each lane's batch by the window's number, so that the barrier writes no line a
+ * lane's halves use (no change measured); and, before the staging, waiters that spin without
+ * yielding (the floor row unchanged).
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that
@@ -141,12 +148,14 @@ namespace SmartOS.Kernel;
  * consecutive hosts' objects when the hosts are made, prefetching the next frame of the batch,
  * delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
  * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
- * either way); the last round ruled out padding the schedulers, spacers around them, server GC and
+ * either way, while the hand-over's cost hid it; kept since, bounded: WindowBarrier); the last round ruled out padding the schedulers, spacers around them, server GC and
  * the gen0 budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their
  * own, 29,184 frames crossing instead of 578,520), 2 threads ran 1.42-1.87x. So the design scales
- * where hosts do more work than they exchange, and on a machine whose cores share a cache; more
- * cores help as long as each partition has hosts to run and the lookahead leaves windows of tens
- * of microseconds of work (unequal hosts are spread by their events, rule 8).
+ * where hosts do more work than they exchange; since the staging, also where they exchange a
+ * frame for every few events and the cores share no cache (each crossing line moves once, through
+ * memory). More cores help as long as each partition has hosts to run and the lookahead leaves
+ * windows of tens of microseconds of work (unequal hosts are spread by their events, rule 8); the
+ * barrier is one counter all partitions decrement, which on many cores would want a tree.
  *
  * Found (the parallel benchmark's rare difference): a frame a host sends between two runs (a
  * scenario's command runs at a barrier and sends at once: iperf's first ARP request, a SYN) goes
