@@ -781,33 +781,26 @@ public sealed class Wire : ITimelineLink
         }
 
         /// <summary>Copies <paramref name="length"/> bytes to <paramref name="to"/> (32-byte aligned) with
-        /// non-temporal stores where the CPU has them (the last, partial vector through a buffer on
-        /// the stack, as the source may end there), with an ordinary copy elsewhere.</summary>
+        /// non-temporal stores where the CPU has them: 32 bytes at a time with AVX, then 16, the last,
+        /// partial vector through a buffer on the stack, as the source may end there. An ordinary
+        /// copy elsewhere.</summary>
         private static unsafe void CopyNonTemporal(byte* to, byte* from, int length)
         {
+            if (!Sse2.IsSupported)
+            {
+                Buffer.MemoryCopy(from, to, length, length);
+                return;
+            }
+            int i = 0;
             if (Avx.IsSupported)
-            {
-                int i = 0;
                 for (; i + 32 <= length; i += 32) Avx.StoreAlignedNonTemporal(to + i, Avx.LoadVector256(from + i));
-                if (i < length)
-                {
-                    byte* last = stackalloc byte[32];
-                    Buffer.MemoryCopy(from + i, last, 32, length - i);
-                    Avx.StoreAlignedNonTemporal(to + i, Avx.LoadVector256(last));
-                }
-            }
-            else if (Sse2.IsSupported)
+            for (; i + 16 <= length; i += 16) Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(from + i));
+            if (i < length)
             {
-                int i = 0;
-                for (; i + 16 <= length; i += 16) Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(from + i));
-                if (i < length)
-                {
-                    byte* last = stackalloc byte[16];
-                    Buffer.MemoryCopy(from + i, last, 16, length - i);
-                    Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(last));
-                }
+                byte* last = stackalloc byte[16];
+                Buffer.MemoryCopy(from + i, last, 16, length - i);
+                Sse2.StoreAlignedNonTemporal(to + i, Sse2.LoadVector128(last));
             }
-            else Buffer.MemoryCopy(from, to, length, length);
         }
     }
 }
