@@ -65,36 +65,58 @@ internal static class CrossCoreProbe
     }
 
     /// <summary>
-    /// How long CPU <paramref name="cpu"/> takes, now, for a fixed chain of integer arithmetic (a
-    /// thread pinned to it; ~3 ms), in milliseconds, or null where it cannot be measured. The
-    /// machine's two vCPUs do not always run at one speed (one a third slower than the other for
-    /// minutes at a time): a 1-thread run on the slow one against two threads makes a speedup that
-    /// says nothing about the design, so the parallel rows print both CPUs' times.
+    /// How long CPU <paramref name="cpu"/> takes, now, to follow a chain of 300,000 dependent loads
+    /// through 4 MiB (a thread pinned to it; a few ms), in milliseconds, or null where it cannot be
+    /// measured. The machine's two vCPUs do not always run alike: for minutes at a time one does the
+    /// simulation's work a third slower than the other, while a chain of arithmetic runs at one speed
+    /// on both (measured), so the slowness is in the caches and memory the host's other tenants
+    /// share. A 1-thread run on the slow one against two threads makes a speedup that says nothing
+    /// about the design, so the parallel rows print both CPUs' times.
     /// </summary>
     public static double? CpuMs(int cpu)
     {
         if (!OperatingSystem.IsLinux() || cpu >= Environment.ProcessorCount) return null;
+        var chain = s_chain ??= Chain();
         double? result = null;
         var t = new Thread(() =>
         {
             if (!Pin(cpu)) return;
-            ulong x = 1;
-            Chain(ref x, 100_000); // the loop compiled and the core awake
+            int at = Follow(chain, 0, 20_000); // the loop compiled and the chain's pages touched
             var sw = Stopwatch.StartNew();
-            Chain(ref x, 3_000_000);
-            result = sw.Elapsed.TotalMilliseconds + (x == 0 ? 1 : 0); // x used: the chain is not dropped
+            at = Follow(chain, at, 300_000);
+            result = sw.Elapsed.TotalMilliseconds + (at < 0 ? 1 : 0); // at used: the loads are not dropped
         }) { IsBackground = true, Name = "cpu-speed-probe" };
         t.Start();
         t.Join();
         return result;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static void Chain(ref ulong x, int n)
+    private static int[]? s_chain;
+
+    /// <summary>One cycle through 1 Mi ints in a scrambled order (Sattolo's shuffle, a fixed LCG):
+    /// each load's address depends on the last, and the hardware cannot guess the next.</summary>
+    private static int[] Chain()
     {
-        ulong v = x;
-        for (int i = 0; i < n; i++) v = v * 6364136223846793005UL + 1442695040888963407UL;
-        x = v;
+        const int n = 1 << 20;
+        var order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        ulong x = 0x9E3779B97F4A7C15UL;
+        for (int i = n - 1; i > 0; i--)
+        {
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            int j = (int)((x >> 33) % (ulong)i);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        var next = new int[n];
+        for (int i = 0; i < n; i++) next[order[i]] = order[(i + 1) % n];
+        return next;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static int Follow(int[] chain, int at, int steps)
+    {
+        for (int i = 0; i < steps; i++) at = chain[at];
+        return at;
     }
 
     private static bool Pin(int cpu)

@@ -196,7 +196,7 @@ public static class ParallelBenchmarks
     private sealed record Machine(int WarmUpPairs, long Compiled, List<double> RoundTrips, List<(double Cpu0, double Cpu1)> Speeds)
     {
         public string Describe() => string.Create(CultureInfo.InvariantCulture,
-            $"warm-up {WarmUpPairs} pairs (until a pair compiled at most {SettledMethods} methods), {Compiled} methods compiled while measuring; cross-core round trip before each 2-thread run {(RoundTrips.Count == 0 ? "not measured here" : string.Join(", ", RoundTrips.Select(r => r.ToString("F0", CultureInfo.InvariantCulture))) + " ns")}; CPU 0 / CPU 1 on a fixed loop before each pair {(Speeds.Count == 0 ? "not measured here" : string.Join(", ", Speeds.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Cpu0:F1} / {p.Cpu1:F1}"))) + " ms")}");
+            $"warm-up {WarmUpPairs} pairs (until a pair compiled at most {SettledMethods} methods), {Compiled} methods compiled while measuring; cross-core round trip before each 2-thread run {(RoundTrips.Count == 0 ? "not measured here" : string.Join(", ", RoundTrips.Select(r => r.ToString("F0", CultureInfo.InvariantCulture))) + " ns")}; CPU 0 / CPU 1 on a 4 MiB pointer chase before each pair {(Speeds.Count == 0 ? "not measured here" : string.Join(", ", Speeds.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Cpu0:F1} / {p.Cpu1:F1}"))) + " ms")}");
     }
 
     /// <summary>Warm-up pairs of <paramref name="run"/> on 1 and 2 threads until the JIT settles,
@@ -301,7 +301,7 @@ public static class ParallelBenchmarks
             int collections = GC.CollectionCount(0);
             var f = Measure(script, threads);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}, CPU 0 / CPU 1 loop {cpus}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {JitWarmUp.Compiled - jitted} methods compiled"));
+                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}, CPU 0 / CPU 1 chase {cpus}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {JitWarmUp.Compiled - jitted} methods compiled"));
         }
         return 0;
     }
