@@ -120,9 +120,11 @@ namespace SmartOS.Kernel;
  *   three; with staging alone the partitions were as busy there as in the slow one.
  * - A third state, for minutes at a time: one vCPU a third slower than the other (busy 190-200 ms
  *   on one partition, 240-275 on the other, and a 1-thread run that meets it 500+ ms). The
- *   benchmark times a fixed loop on each CPU before each pair of runs and prints it, and gives no
- *   verdict on the goal when two threads did an event for less than one thread did (once 1.85x
- *   so, at 0.87x per event: the 1-thread runs had met the slow vCPU).
+ *   benchmark times a pointer chase through 4 MiB on each CPU before each pair of runs and prints
+ *   it (arithmetic runs alike on both meanwhile: the slowness is in the caches and memory the
+ *   host's other tenants share), and gives no verdict on the goal when two threads did an event
+ *   for less than one thread did (twice 1.82-1.85x so, at 0.87x per event: the 1-thread runs had
+ *   met the slow vCPU).
  *
  * What is left at the slow round trip (the heavy row, ~22 us of work a window per partition):
  * the staging's cost (the receiver's reads come from memory, ~25 ns a frame more than on one
