@@ -115,8 +115,8 @@ namespace SmartOS.Kernel;
  *   receiver, and never come back. With rule 9 (the barrier no longer reads the hosts' heaps) and
  *   waiters that poll before they yield (WindowBarrier), at the slow round trip: hand-over 73-83
  *   ns a frame (49-57 on one thread), 1.04-1.06x per event, the partitions' busy time 180-200 ms
- *   against 173-195 for half a 1-thread run, and the heavy row 1.75x (1.46-1.64x before the
- *   waiters' change). The fast placement did not come back long enough to measure it with all
+ *   against 173-195 for half a 1-thread run, and the heavy row 1.63-1.75x (1.46-1.64x before
+ *   the waiters' change; 1.63x with one vCPU slower on the benchmark's pointer chase). The fast placement did not come back long enough to measure it with all
  *   three; with staging alone the partitions were as busy there as in the slow one.
  * - A third state, for minutes at a time: one vCPU a third slower than the other (busy 190-200 ms
  *   on one partition, 240-275 on the other, and a 1-thread run that meets it 500+ ms). The
