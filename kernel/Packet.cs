@@ -86,15 +86,8 @@ public sealed class Packet
         ChecksumKnownGood = true;
     }
 
-    /// <summary>A copy of this frame's bytes made in this process (a wire's barrier copy) carries
-    /// this frame's <see cref="ChecksumKnownGood"/> mark: the bytes, and so the sum, are the same.</summary>
-    public void CopyChecksumMarkTo(Packet copy)
-    {
-        if (!ChecksumPending) copy.ChecksumKnownGood = ChecksumKnownGood;
-    }
-
-    /// <summary>Sets <see cref="ChecksumKnownGood"/> on a copy whose original had it, when the original
-    /// is no longer at hand (a wire's staged copy between two threads, vnic/Wire.cs): the bytes are
+    /// <summary>Sets <see cref="ChecksumKnownGood"/> on a copy of a frame that had it, made in this
+    /// process (a wire's copy from its staging area, vnic/Wire.cs): the bytes, and so the sum, are
     /// the same.</summary>
     public void MarkChecksumKnownGood()
     {

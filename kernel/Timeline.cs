@@ -81,8 +81,8 @@ namespace SmartOS.Kernel;
  * here, a concurrent stack) and meet the caller's thread at a WindowBarrier whose last arrival runs
  * the barrier of rule 3. Waiters poll, then spin yielding, before they block: a window is short
  * (tens to a few hundred microseconds of work), and with System.Threading.Barrier, which blocks
- * sooner, the benchmark measured ~600 us per window of wake-up latency on a busy machine. Real time (smartos boot) never
- * runs in windows.
+ * sooner, the benchmark measured ~600 us per window of wake-up latency on a busy machine. Real
+ * time (smartos boot) never runs in windows.
  *
  * Not done yet: a partition merges its domains by scanning them (fine for tens of hosts per
  * thread, not thousands); the spread by load looks back, so a host whose work starts is placed
@@ -116,8 +116,9 @@ namespace SmartOS.Kernel;
  *   waiters that poll before they yield (WindowBarrier), at the slow round trip: hand-over 73-83
  *   ns a frame (49-57 on one thread), 1.04-1.06x per event, the partitions' busy time 180-200 ms
  *   against 173-195 for half a 1-thread run, and the heavy row 1.63-1.75x (1.46-1.64x before
- *   the waiters' change; 1.63x with one vCPU slower on the benchmark's pointer chase). The fast placement did not come back long enough to measure it with all
- *   three; with staging alone the partitions were as busy there as in the slow one.
+ *   the waiters' change; 1.63x with one vCPU slower on the benchmark's pointer chase). The fast
+ *   placement did not come back long enough to measure it with all three; with staging alone the
+ *   partitions were as busy there as in the slow one.
  * - A third state, for minutes at a time: one vCPU a third slower than the other (busy 190-200 ms
  *   on one partition, 240-275 on the other, and a 1-thread run that meets it 500+ ms). The
  *   benchmark times a pointer chase through 4 MiB on each CPU before each pair of runs and prints
@@ -150,9 +151,10 @@ namespace SmartOS.Kernel;
  * consecutive hosts' objects when the hosts are made, prefetching the next frame of the batch,
  * delaying the reuse of a crossed buffer (4,096 frames: everything slower, the bytes no
  * longer in any cache), and waiters that spin without yielding (the start lag unchanged, 26-35 ms
- * either way, while the hand-over's cost hid it; kept since, bounded: WindowBarrier); the last round ruled out padding the schedulers, spacers around them, server GC and
- * the gen0 budget. With the flows across the wire at 100 Mbit/s (the hosts mostly working on their
- * own, 29,184 frames crossing instead of 578,520), 2 threads ran 1.42-1.87x. So the design scales
+ * either way, while the hand-over's cost hid it; kept since, bounded: WindowBarrier); the last
+ * round ruled out padding the schedulers, spacers around them, server GC and the gen0 budget.
+ * With the flows across the wire at 100 Mbit/s (the hosts mostly working on their own, 29,184
+ * frames crossing instead of 578,520), 2 threads ran 1.42-1.87x. So the design scales
  * where hosts do more work than they exchange; since the staging, also where they exchange a
  * frame for every few events and the cores share no cache (each crossing line moves once, through
  * memory). More cores help as long as each partition has hosts to run and the lookahead leaves
@@ -258,20 +260,19 @@ public sealed class Timeline
     private Exception? _error;
     private Exception?[] _partErrors = [];
 
+    // Arrays with a slot per partition, each partition's slot on cache lines of its own (PartStride
+    // longs, 128 bytes, apart), written only by its thread and read at barriers.
+    private const int PartStride = 16;
     // What the runs in windows cost in real time (PartitionBusy), when CostClock is set: per
-    // partition, at index part * BusyStride, the ticks its thread spent in windows, at + 1 this window's,
-    // at + 2 the part of them spent in the links' hand-over (PartitionHandOver), at + 3 the time from
-    // each barrier's end to its next window's start (PartitionStartLag);
-    // each partition's pair on a cache line of its own (128 bytes apart), written only by its thread
-    // and read at barriers. Measurement only: nothing the hosts do depends on it.
-    private const int BusyStride = 16;
+    // partition, at index part * PartStride, the ticks its thread spent in windows, at + 1 this
+    // window's, at + 2 the part of them spent in the links' hand-over (PartitionHandOver), at + 3 the
+    // time from each barrier's end to its next window's start (PartitionStartLag). Measurement only:
+    // nothing the hosts do depends on it.
     private long[] _busy = [];
-    // Per partition, at index part * BusyStride, the time of its domains' next event when its last
-    // window ended (long.MaxValue: none), written only by its thread (RunPart) and read at the
-    // barrier, which plans the next window from it instead of looking into each domain's heap: that
-    // look made the heaps' lines the barrier's thread's too, and each partition's thread waited for
-    // them back at its next event (rule 9). Rule 6's guard tells the barrier
-    // when it armed or cancelled a timer itself, and then it looks into every heap, as before.
+    // Per partition, at index part * PartStride, the time of its domains' next event when its last
+    // window ended (long.MaxValue: none), which the barrier plans the next window from instead of
+    // looking into each domain's heap (rule 9). Rule 6's guard tells the barrier when it armed or
+    // cancelled a timer itself, and then it looks into every heap, as before.
     private long[] _partNext = [];
 
     /// <summary>Set when the barrier's thread arms or cancels a timer of a domain (Scheduler.CheckCell):
@@ -369,8 +370,8 @@ public sealed class Timeline
     /// <summary>Each partition's figure at <paramref name="slot"/> of its stride in _busy.</summary>
     private TimeSpan[] PerPartition(int slot)
     {
-        var figures = new TimeSpan[_busy.Length / BusyStride];
-        for (int p = 0; p < figures.Length; p++) figures[p] = new TimeSpan(_busy[p * BusyStride + slot]);
+        var figures = new TimeSpan[_busy.Length / PartStride];
+        for (int p = 0; p < figures.Length; p++) figures[p] = new TimeSpan(_busy[p * PartStride + slot]);
         return figures;
     }
 
@@ -576,8 +577,8 @@ public sealed class Timeline
         _spreadCurrent = new long[parts];
         Partition(parts);
         _partErrors = new Exception?[parts];
-        _busy = new long[parts * BusyStride];
-        _partNext = new long[parts * BusyStride];
+        _busy = new long[parts * PartStride];
+        _partNext = new long[parts * PartStride];
         _criticalTicks = _barrierTicks = _releasedAt = 0;
         _lookahead = lookahead;
         _planned = true;
@@ -789,7 +790,7 @@ public sealed class Timeline
         // The window's start on each domain's clock, on the domain's own thread (rule 9).
         for (int i = 0; i < doms.Length; i++) doms[i].SetNow(_windowStart);
         long started = clock == null ? 0 : clock().Ticks;
-        if (clock != null && _releasedAt != 0) _busy[part * BusyStride + 3] += started - _releasedAt;
+        if (clock != null && _releasedAt != 0) _busy[part * PartStride + 3] += started - _releasedAt;
         try
         {
             // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
@@ -798,7 +799,7 @@ public sealed class Timeline
                 Scheduler.RunningCell = at.Guard;
                 link.Receive(at);
             }
-            if (clock != null) _busy[part * BusyStride + 2] += clock().Ticks - started;
+            if (clock != null) _busy[part * PartStride + 2] += clock().Ticks - started;
             while (true)
             {
                 Scheduler? best = null;
@@ -814,7 +815,7 @@ public sealed class Timeline
                 }
                 if (best == null || when > end)
                 {
-                    _partNext[part * BusyStride] = when;
+                    _partNext[part * PartStride] = when;
                     return;
                 }
                 Scheduler.RunningCell = best.Guard;
@@ -824,7 +825,7 @@ public sealed class Timeline
         catch (Exception e)
         {
             _partErrors[part] ??= e;
-            _partNext[part * BusyStride] = long.MinValue;
+            _partNext[part * PartStride] = long.MinValue;
         }
         finally
         {
@@ -832,8 +833,8 @@ public sealed class Timeline
             if (clock != null)
             {
                 long spent = clock().Ticks - started;
-                _busy[part * BusyStride] += spent;
-                _busy[part * BusyStride + 1] = spent;
+                _busy[part * PartStride] += spent;
+                _busy[part * PartStride + 1] = spent;
             }
         }
     }
@@ -851,7 +852,7 @@ public sealed class Timeline
         if (_windowRan)
         {
             long slowest = 0;
-            for (int p = 0; p < _busy.Length; p += BusyStride) slowest = Math.Max(slowest, _busy[p + 1]);
+            for (int p = 0; p < _busy.Length; p += PartStride) slowest = Math.Max(slowest, _busy[p + 1]);
             _criticalTicks += slowest;
         }
         try
@@ -900,7 +901,7 @@ public sealed class Timeline
                 }
                 long hosts = long.MaxValue;
                 if (reported && !TouchedAtBarrier)
-                    for (int p = 0; p < _parts.Length; p++) hosts = Math.Min(hosts, _partNext[p * BusyStride]);
+                    for (int p = 0; p < _parts.Length; p++) hosts = Math.Min(hosts, _partNext[p * PartStride]);
                 else
                     for (int i = 1; i < _domains.Count; i++) hosts = Math.Min(hosts, _domains[i].LocalNextTime());
                 for (int i = 0; i < _links.Count; i++) hosts = Math.Min(hosts, _links[i].NextArrival);

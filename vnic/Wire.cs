@@ -470,9 +470,8 @@ public sealed class Wire : ITimelineLink
         public long NextArrival => Rx.InTaken || _inCount == 0 ? long.MaxValue : _in.FirstArrival;
 
         /// <summary>On the receiving host's thread (start of a window, or a barrier): the frames
-        /// handed over fly, each copied from the staging area into a buffer of that host's pool, with
-        /// what its packet carried besides the bytes (as CopyToReceiver copies), or dropped, counted,
-        /// when that pool is exhausted. Neither host's pool is ever touched by the other's thread.</summary>
+        /// handed over fly, each copied from the staging area into a buffer of that host's pool
+        /// (CopyToReceiver). Neither host's pool is ever touched by the other's thread.</summary>
         public void Take()
         {
             if (Rx.InTaken) return;
@@ -481,19 +480,7 @@ public sealed class Wire : ITimelineLink
             for (int i = 0; i < _inCount; i++)
             {
                 ref readonly var r = ref reader.Next(out var bytes);
-                var copy = _to.Mac.Pool.Rent(bytes);
-                if (copy == null)
-                {
-                    _to.Stats.DropNoBuf++;
-                    continue;
-                }
-                copy.Vid = r.Vid;
-                copy.Pcp = r.Pcp;
-                copy.Timestamp = r.Timestamp;
-                copy.Band = r.Band;
-                copy.FairKey = r.FairKey;
-                if (r.KnownGood) copy.MarkChecksumKnownGood();
-                Fly(copy, r.Arrival);
+                if (CopyToReceiver(bytes, r) is { } copy) Fly(copy, r.Arrival);
             }
         }
 
@@ -509,28 +496,28 @@ public sealed class Wire : ITimelineLink
         /// own pool), or null, counted, when that pool is exhausted. Only at a barrier or between runs.</summary>
         private Packet? Rehome(Packet p)
         {
-            var copy = CopyToReceiver(p);
+            p.FinishChecksum();
+            var copy = CopyToReceiver(p.Data, Record.Of(p, arrival: 0));
             p.Free();
             return copy;
         }
 
-        /// <summary>A copy of the frame in a buffer of the receiving host's pool, or null, counted,
-        /// when that pool is exhausted; the original is left as it is.</summary>
-        private Packet? CopyToReceiver(Packet p)
+        /// <summary>A frame's bytes in a buffer of the receiving host's pool, with what its packet
+        /// carried besides them (<paramref name="r"/>), or null, counted, when that pool is exhausted.</summary>
+        private Packet? CopyToReceiver(ReadOnlySpan<byte> bytes, in Record r)
         {
-            p.FinishChecksum();
-            var copy = _to.Mac.Pool.Rent(p.Data);
+            var copy = _to.Mac.Pool.Rent(bytes);
             if (copy == null)
             {
                 _to.Stats.DropNoBuf++;
                 return null;
             }
-            copy.Vid = p.Vid;
-            copy.Pcp = p.Pcp;
-            copy.Timestamp = p.Timestamp;
-            copy.Band = p.Band;
-            copy.FairKey = p.FairKey;
-            p.CopyChecksumMarkTo(copy);
+            copy.Vid = r.Vid;
+            copy.Pcp = r.Pcp;
+            copy.Timestamp = r.Timestamp;
+            copy.Band = r.Band;
+            copy.FairKey = r.FairKey;
+            if (r.KnownGood) copy.MarkChecksumKnownGood();
             return copy;
         }
 
@@ -668,6 +655,20 @@ public sealed class Wire : ITimelineLink
         public byte Pcp;
         public byte Band;
         public bool KnownGood;
+
+        /// <summary>What <paramref name="p"/> carries besides its bytes (its checksum finished), arriving at
+        /// <paramref name="arrival"/>.</summary>
+        public static Record Of(Packet p, long arrival) => new()
+        {
+            Arrival = arrival,
+            Timestamp = p.Timestamp,
+            Length = p.Length,
+            FairKey = p.FairKey,
+            Vid = p.Vid,
+            Pcp = p.Pcp,
+            Band = p.Band,
+            KnownGood = p.ChecksumKnownGood && !p.ChecksumPending,
+        };
     }
 
     /// <summary>
@@ -719,17 +720,7 @@ public sealed class Wire : ITimelineLink
         {
             int size = (HeaderSize + p.Length + Line - 1) & ~(Line - 1);
             if (_area.Length - _base - _used < size) Grow(_used + size);
-            Record r = new()
-            {
-                Arrival = arrival,
-                Timestamp = p.Timestamp,
-                Length = p.Length,
-                FairKey = p.FairKey,
-                Vid = p.Vid,
-                Pcp = p.Pcp,
-                Band = p.Band,
-                KnownGood = p.ChecksumKnownGood,
-            };
+            var r = Record.Of(p, arrival);
             byte* at = Start + _used;
             fixed (byte* frame = &MemoryMarshal.GetArrayDataReference(p.Buffer))
             {

@@ -65,15 +65,18 @@ internal static class CrossCoreProbe
     }
 
     /// <summary>
-    /// How long CPU <paramref name="cpu"/> takes, now, to follow a chain of 300,000 dependent loads
-    /// through 4 MiB (a thread pinned to it; a few ms), in milliseconds, or null where it cannot be
+    /// How long CPU 0 and CPU 1 each take, now, to follow a chain of 300,000 dependent loads through
+    /// 4 MiB (a thread pinned to each in turn; a few ms), in milliseconds, or null where it cannot be
     /// measured. The machine's two vCPUs do not always run alike: for minutes at a time one does the
     /// simulation's work a third slower than the other, while a chain of arithmetic runs at one speed
     /// on both (measured), so the slowness is in the caches and memory the host's other tenants
     /// share. A 1-thread run on the slow one against two threads makes a speedup that says nothing
     /// about the design, so the parallel rows print both CPUs' times.
     /// </summary>
-    public static double? CpuMs(int cpu)
+    public static (double Cpu0, double Cpu1)? ChaseMs() =>
+        ChaseMs(0) is double c0 && ChaseMs(1) is double c1 ? (c0, c1) : null;
+
+    private static double? ChaseMs(int cpu)
     {
         if (!OperatingSystem.IsLinux() || cpu >= Environment.ProcessorCount) return null;
         var chain = s_chain ??= Chain();

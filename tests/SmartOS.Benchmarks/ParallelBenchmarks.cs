@@ -29,7 +29,12 @@ public static class ParallelBenchmarks
         double speedup = one.Wall.TotalSeconds / two.Wall.TotalSeconds;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  1 thread:  {one.Wall.TotalMilliseconds,8:F0} ms wall (median of {Rounds}: {string.Join(", ", ones.Select(f => f.Wall.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}), {one.Events:N0} events, {one.Windows:N0} windows"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  2 threads: {two.Wall.TotalMilliseconds,8:F0} ms wall (median of {Rounds}: {string.Join(", ", twos.Select(f => f.Wall.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}), partitions: {two.Partitions}"));
-        double perEvent = two.Busy.Sum(b => b.TotalMilliseconds) / Math.Max(1e-9, one.Busy.Sum(b => b.TotalMilliseconds));
+        // Timeline.PartitionBusy: each partition's thread's time in windows. Their sum on 2 threads
+        // against the 1-thread figure is what running side by side costs per event (the same events
+        // run either way); the critical path is what 2 threads would take with free barriers.
+        double busyOne = one.Busy.Sum(b => b.TotalMilliseconds);
+        double busyTwo = two.Busy.Sum(b => b.TotalMilliseconds);
+        double perEvent = busyTwo / Math.Max(1e-9, busyOne);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speedup {speedup:F2}x (goal {Goal:F1}x: {Verdict(speedup, perEvent)}); output identical in all {2 * Rounds} runs: {(same ? "yes" : "NO")}"));
         double perWindow = (double)one.Events / Math.Max(1, one.Windows);
         double usPerEvent = one.Wall.TotalMilliseconds * 1000 / Math.Max(1, one.Events);
@@ -40,15 +45,10 @@ public static class ParallelBenchmarks
             $"  work per window: {perWindow:F1} events ({perWindow * usPerEvent:F1} us on one thread); host shares {string.Join(" / ", one.HostShares.Select(s => $"{s:P0}"))}"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  limits: the busiest host bounds 2 threads at {1 / busiest:F2}x; the rest is the barrier, ~{Math.Max(0, overheadUs):F1} us per window beyond that bound"));
-        // Timeline.PartitionBusy: each partition's thread's time in windows. Their sum on 2 threads
-        // against the 1-thread figure is what running side by side costs per event (the same events
-        // run either way); the critical path is what 2 threads would take with free barriers.
-        double busyOne = one.Busy.Sum(b => b.TotalMilliseconds);
-        double busyTwo = two.Busy.Sum(b => b.TotalMilliseconds);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  split (median runs): 1 thread busy {busyOne:F0} ms, barriers {one.Barrier.TotalMilliseconds:F0} ms; 2 threads busy {string.Join(" / ", two.Busy.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms, slowest per window summed {two.Critical.TotalMilliseconds:F0} ms, barriers {two.Barrier.TotalMilliseconds:F0} ms, windows started after the barrier's end {string.Join(" / ", two.StartLag.Select(b => b.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))} ms"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  per event, side by side: {busyTwo / Math.Max(1e-9, busyOne):F2}x the 1-thread cost (2 threads' busy time summed over 1 thread's), which alone bounds the speedup at {2 * busyOne / Math.Max(1e-9, busyTwo):F2}x"));
+            $"  per event, side by side: {perEvent:F2}x the 1-thread cost (2 threads' busy time summed over 1 thread's), which alone bounds the speedup at {2 * busyOne / Math.Max(1e-9, busyTwo):F2}x"));
         // Timeline.PartitionHandOver: the part of the busy time spent copying each frame that crossed
         // the wire out of its staging area into the receiving host's pool (Wire.Lane.Take), the same
         // frames either way: on 2 threads the bytes come from the other core, through memory.
@@ -191,8 +191,8 @@ public static class ParallelBenchmarks
     private static (List<Figures> Ones, List<Figures> Twos, Machine Machine) Pairs(string script) => Pairs(threads => Measure(script, threads));
 
     /// <summary>What the machine did beside a row's measured runs: the warm-up pairs it took for the
-    /// JIT to settle, the methods it still compiled while the rounds ran, and the cross-core round
-    /// trip (CrossCoreProbe) just before each 2-thread run.</summary>
+    /// JIT to settle, the methods it still compiled while the rounds ran, the cross-core round trip
+    /// (CrossCoreProbe) just before each 2-thread run, and each CPU's pointer chase before each pair.</summary>
     private sealed record Machine(int WarmUpPairs, long Compiled, List<double> RoundTrips, List<(double Cpu0, double Cpu1)> Speeds)
     {
         public string Describe() => string.Create(CultureInfo.InvariantCulture,
@@ -227,7 +227,7 @@ public static class ParallelBenchmarks
         long compiled = JitWarmUp.Compiled;
         for (int i = 0; i < Rounds; i++)
         {
-            if (CrossCoreProbe.CpuMs(0) is double c0 && CrossCoreProbe.CpuMs(1) is double c1) speeds.Add((c0, c1));
+            if (CrossCoreProbe.ChaseMs() is { } chase) speeds.Add(chase);
             ones.Add(run(1));
             if (CrossCoreProbe.RoundTripNs() is double rt) trips.Add(rt);
             twos.Add(run(2));
@@ -294,8 +294,8 @@ public static class ParallelBenchmarks
         for (int i = 0; i < runs; i++)
         {
             double? trip = CrossCoreProbe.RoundTripNs();
-            string cpus = CrossCoreProbe.CpuMs(0) is double c0 && CrossCoreProbe.CpuMs(1) is double c1
-                ? string.Create(CultureInfo.InvariantCulture, $"{c0:F1} / {c1:F1} ms") : "-";
+            string cpus = CrossCoreProbe.ChaseMs() is { } chase
+                ? string.Create(CultureInfo.InvariantCulture, $"{chase.Cpu0:F1} / {chase.Cpu1:F1} ms") : "-";
             long jitted = JitWarmUp.Compiled;
             var pause = GC.GetTotalPauseDuration();
             int collections = GC.CollectionCount(0);
