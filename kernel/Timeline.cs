@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.Intrinsics.X86;
 
@@ -329,6 +330,10 @@ public sealed class Timeline
 
     /// <summary>Windows run since the timeline began (each ends at a barrier).</summary>
     public long Windows { get; private set; }
+
+    /// <summary>Times a partition's thread blocked at a barrier, its polling and spinning outlasted by
+    /// the barrier's work (a command at a barrier, a thread descheduled).</summary>
+    public long BlockedWaits { get; private set; }
 
     /// <summary>The lookahead of the last plan (long.MaxValue: no link between cells, so no windows).</summary>
     public long Lookahead
@@ -754,7 +759,7 @@ public sealed class Timeline
     private void RunParallel(Worker[] workers)
     {
         int n = _parts.Length;
-        var barrier = new WindowBarrier(n, Between);
+        var barrier = new WindowBarrier(this, n);
         using var finished = new CountdownEvent(n - 1);
         for (int p = 1; p < n; p++)
         {
@@ -771,26 +776,30 @@ public sealed class Timeline
 
     private void PartLoop(int part, WindowBarrier barrier)
     {
-        while (!_stop)
+        // The first window was planned before the threads started; each next one comes with the
+        // barrier's release, on the line the waiters poll (WindowBarrier).
+        var w = new WindowBarrier.Window(_windowStart, _windowEnd, _releasedAt, _stop);
+        while (!w.Stop)
         {
-            RunPart(part);
+            RunPart(part, w.Start, w.End, w.ReleasedAt);
             // What a link staged for another thread with non-temporal stores (ITimelineLink.Apart) is
             // ordered before the barrier only by a fence: x86 orders such stores by no other rule.
             if (Sse.IsSupported) Sse.StoreFence();
-            barrier.SignalAndWait();
+            w = barrier.SignalAndWait();
         }
     }
 
     /// <summary>One partition's share of the window: its domains merged in rule 1's order.</summary>
-    private void RunPart(int part)
+    private void RunPart(int part) => RunPart(part, _windowStart, _windowEnd, _releasedAt);
+
+    private void RunPart(int part, long start, long end, long releasedAt)
     {
         var doms = _parts[part];
-        long end = _windowEnd;
         var clock = CostClock;
         // The window's start on each domain's clock, on the domain's own thread (rule 9).
-        for (int i = 0; i < doms.Length; i++) doms[i].SetNow(_windowStart);
+        for (int i = 0; i < doms.Length; i++) doms[i].SetNow(start);
         long started = clock == null ? 0 : clock().Ticks;
-        if (clock != null && _releasedAt != 0) _busy[part * PartStride + 3] += started - _releasedAt;
+        if (clock != null && releasedAt != 0) _busy[part * PartStride + 3] += started - releasedAt;
         try
         {
             // The last barrier's hand-over, finished at this partition's ends on its own thread (rule 3).
@@ -959,54 +968,93 @@ public sealed class Timeline
 
     /// <summary>
     /// The meeting of the partitions' threads after each window: the last to arrive runs the barrier
-    /// work alone and releases the others. A sense-reversing counter; waiters first poll it with a
-    /// pause between reads (PauseSpins), then spin yielding the core to anything else runnable, for
-    /// a bounded count each, then block on a monitor. Polling first: SpinWait's spin grows to about
-    /// a microsecond between reads and then enters the kernel to yield, so a waiter noticed the
-    /// release late by about that. In the parallel benchmark's heavy row, the vCPUs far apart,
-    /// alternating builds (the runs the JIT left alone): 204-226 ms against 223-242.
+    /// work alone (Between) and releases the others. A sense-reversing counter; waiters first poll
+    /// the generation with a pause between reads (PauseSpins), then spin yielding the core to
+    /// anything else runnable, for a bounded count each, then block on a monitor.
+    ///
+    /// Polling first: SpinWait's spin grows to about a microsecond between reads and then enters
+    /// the kernel to yield, so a waiter noticed the release late by about that (the parallel
+    /// benchmark's heavy row, the vCPUs far apart: 204-226 ms against 223-242).
+    ///
+    /// The release is one cache line, aligned: the next window and, written last, the generation. A
+    /// waiter's thread gets the window with the line that releases it, instead of reading the
+    /// timeline's fields afterwards, which the barrier's thread had just written (one more trip
+    /// between the cores before each window's start). The releasing thread takes no lock unless a
+    /// waiter blocks: a blocked waiter also wakes each millisecond to look, since the release reads
+    /// the count of blocked waiters without a fence and may miss one that is just blocking. The
+    /// vCPUs far apart, per window: release to the next window's start 340 / 440 ns against 510 /
+    /// 550 on the two threads (instrumented); in parallel-loop's runs the JIT left alone, the start
+    /// lag 6-7 ms a run at best against 8-10, wall time beyond the busier partition 13-16 against 15-22.
     /// </summary>
-    private sealed class WindowBarrier(int participants, Action between)
+    private sealed class WindowBarrier
     {
         private const int SpinLimit = 2000;
         // Reads of the generation, a pause apart, before the spinning that yields (tens of us: more
         // than most waits for the other partition in a window of the parallel benchmark).
         private const int PauseSpins = 1000;
+        private const int Generation = 0, Start = 1, End = 2, ReleasedAt = 3, Stop = 4;
+        private readonly Timeline _timeline;
         private readonly object _gate = new();
-        private readonly int _participants = participants;
-        private int _remaining = participants;
-        private volatile int _generation;
+        private readonly int _participants;
+        private int _remaining;
+        private int _blocked;
+        // The release line: _line[_at + Generation] and the window after it (pinned, so that its
+        // alignment holds).
+        private readonly long[] _line;
+        private readonly int _at;
 
-        public void SignalAndWait()
+        /// <summary>The window a release starts (Timeline's fields as the barrier left them).</summary>
+        public readonly record struct Window(long Start, long End, long ReleasedAt, bool Stop);
+
+        public unsafe WindowBarrier(Timeline timeline, int participants)
         {
-            int generation = _generation;
+            _timeline = timeline;
+            _participants = _remaining = participants;
+            _line = GC.AllocateArray<long>(16, pinned: true);
+            nint address = (nint)Unsafe.AsPointer(ref _line[0]);
+            _at = (int)((64 - (address & 63)) & 63) / sizeof(long);
+        }
+
+        public Window SignalAndWait()
+        {
+            ref long generation = ref _line[_at + Generation];
+            long seen = Volatile.Read(ref generation);
             if (Interlocked.Decrement(ref _remaining) == 0)
             {
-                between(); // catches its own exceptions (Between)
+                var t = _timeline;
+                t.Between(); // catches its own exceptions
                 _remaining = _participants;
-                lock (_gate)
-                {
-                    _generation = generation + 1;
-                    Monitor.PulseAll(_gate);
-                }
-                return;
+                _line[_at + Start] = t._windowStart;
+                _line[_at + End] = t._windowEnd;
+                _line[_at + ReleasedAt] = t._releasedAt;
+                _line[_at + Stop] = t._stop ? 1 : 0;
+                Volatile.Write(ref generation, seen + 1);
+                if (Volatile.Read(ref _blocked) != 0)
+                    lock (_gate) Monitor.PulseAll(_gate);
+                return Released();
             }
             for (int i = 0; i < PauseSpins; i++)
             {
-                if (_generation != generation) return;
+                if (Volatile.Read(ref generation) != seen) return Released();
                 Thread.SpinWait(1);
             }
             var spin = new SpinWait();
             for (int i = 0; i < SpinLimit; i++)
             {
-                if (_generation != generation) return;
+                if (Volatile.Read(ref generation) != seen) return Released();
                 spin.SpinOnce(sleep1Threshold: -1);
             }
             lock (_gate)
             {
-                while (_generation == generation) Monitor.Wait(_gate);
+                _blocked++;
+                _timeline.BlockedWaits++;
+                while (Volatile.Read(ref generation) == seen) Monitor.Wait(_gate, 1);
+                _blocked--;
             }
+            return Released();
         }
+
+        private Window Released() => new(_line[_at + Start], _line[_at + End], _line[_at + ReleasedAt], _line[_at + Stop] != 0);
     }
 
     /// <summary>A parked thread that runs one partition's windows for a run, then parks again.</summary>

@@ -287,6 +287,48 @@ public class TimelineTests
     }
 
     [Test]
+    public void Partitions_that_block_while_the_barrier_works_long_are_released_and_the_windows_go_on()
+    {
+        // The world's own events run at barriers; these outlast the waiters' polling and spinning,
+        // so the other partitions' threads block and must be woken by the release.
+        List<string>[] Run(int threads, out Timeline t, out int rootRan)
+        {
+            var (tl, actors, _) = Ring(4, [20_000, 50_000, 0, 100_000], threads);
+            for (int i = 0; i < actors.Length; i++)
+            {
+                var actor = actors[i];
+                new KTimer(tl.Domains[i + 1], _ => actor.Receive(12)).ArmAt(1000);
+            }
+            int ran = 0;
+            foreach (long at in new[] { 300_000L, 700_000L, 1_100_000L })
+                tl.Root.After(at, () =>
+                {
+                    Thread.Sleep(50);
+                    ran++;
+                });
+            tl.RunUntil(2 * Time.Millisecond);
+            t = tl;
+            rootRan = ran;
+            return [.. actors.Select(a => a.Log)];
+        }
+
+        var one = Run(1, out _, out int ranOne);
+        var two = Run(2, out var t2, out int ranTwo);
+        var three = Run(3, out var t3, out int ranThree);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(one.Sum(l => l.Count), Is.GreaterThan(100), "the ring carried traffic");
+            Assert.That((ranOne, ranTwo, ranThree), Is.EqualTo((3, 3, 3)), "the world's events ran");
+            Assert.That(two, Is.EqualTo(one));
+            Assert.That(three, Is.EqualTo(one));
+            // Not an exact count: a waiter's thread descheduled while it spins may spin past a barrier.
+            Assert.That(t2.BlockedWaits, Is.GreaterThan(0), "the other partition blocked at a long barrier");
+            Assert.That(t3.BlockedWaits, Is.GreaterThan(0), "the other partitions blocked at a long barrier");
+        }
+    }
+
+    [Test]
     public void Windows_give_the_same_result_on_one_two_and_three_threads()
     {
         var one = RunRing(1, out var t1, out _);
