@@ -301,7 +301,7 @@ public static class ParallelBenchmarks
             int collections = GC.CollectionCount(0);
             var f = Measure(script, threads);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}, CPU 0 / CPU 1 chase {cpus}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {JitWarmUp.Compiled - jitted} methods compiled"));
+                $"run {i}: round trip {(trip is double t ? t.ToString("F0", CultureInfo.InvariantCulture) + " ns" : "-")}, CPU 0 / CPU 1 chase {cpus}; {f.Wall.TotalMilliseconds:F0} ms wall, busy {Ms(f.Busy)} ms, slowest per window summed {f.Critical.TotalMilliseconds:F0} ms, hand-over {Ms(f.HandOver)} ms ({f.HandOver.Sum(h => h.TotalNanoseconds) / Math.Max(1, f.Crossed):F0} ns a frame), start lag {Ms(f.StartLag)} ms, barriers {f.Barrier.TotalMilliseconds:F0} ms; {GC.CollectionCount(0) - collections} GCs pausing {(GC.GetTotalPauseDuration() - pause).TotalMilliseconds:F0} ms, {JitWarmUp.Compiled - jitted} methods compiled"));
         }
         return 0;
     }
