@@ -100,7 +100,10 @@ namespace SmartOS.Kernel;
  *   in each of the first ten runs of the heavy row. On 2 threads that thread takes a core a
  *   partition needs, and the windows start 70-170 ms late in all; a 1-thread run has a core to
  *   spare for it. The benchmark now warms up until a pair of runs compiles at most 10 methods
- *   (7-25 ms of start lag after), and prints how many pairs that took.
+ *   (7-25 ms of start lag after), and prints how many pairs that took. That still left 70-330
+ *   methods to compile inside the measured rounds: the JIT counts calls only after 100 ms without
+ *   new tier-0 code, a delay each new method restarts, so code a run calls once took tens of runs.
+ *   The benchmark's process sets that delay to 0 and warms up with short runs first (37-183).
  * - The machine's placement of its two vCPUs, which the hypervisor changes every few minutes,
  *   within one process as well as between processes. The benchmark measures it before each 2-thread
  *   run (its CrossCoreProbe: one cache line passed from CPU 0 to CPU 1 and back): 100-180 ns at
@@ -130,13 +133,28 @@ namespace SmartOS.Kernel;
  *
  * What is left at the slow round trip (the heavy row, ~22 us of work a window per partition):
  * the staging's cost (the receiver's reads come from memory, ~25 ns a frame more than on one
- * thread, and the sender's non-temporal copy), ~0.6 us a window of waiting for the slower
- * partition (slowest per window summed against the mean), and ~0.8 us of barrier and release.
+ * thread, and the sender's non-temporal copy), ~0.6-1.2 us a window of waiting for the slower
+ * partition (slowest per window summed against the mean), and ~1.1 us of barrier and release.
+ * Instrumented with a timestamp at each step (the vCPUs far apart), a window's barrier is ~360 ns
+ * from the last partition's end to the barrier's start (the counter's line, and the reports',
+ * come from the other core), ~430 ns of barrier, and ~340 / 440 ns from its end to each
+ * partition's next start, since the release carries the window on the line the waiters poll and
+ * takes no lock (WindowBarrier; 510 / 550 ns before). Each of those is a trip of a line between
+ * the cores, so the window's length, not the code, sets them. What would hide them, and the
+ * waiting for the slower partition, is slack, which this design does not have: a partition can
+ * start a window only when every other has ended the last one, because the lookahead is one
+ * window. With windows of half the lookahead, a partition could start window k + 1 once the
+ * others had ended window k - 1 (what they send in window k arrives in window k + 2 at the
+ * earliest). That needs window starts fixed in advance (no skipping of idle time but at full
+ * barriers), a lane's batches chosen by the window's number, and full barriers still for the
+ * world's own events and for a run's condition. Not built.
  * Tried and not kept: writing one byte of each line of the originals as the sender reclaimed
  * them, to take the lines back all at once (slower in the fast placement: 205 ms busy against
  * 185); choosing each lane's batch by the window's number, so that the barrier writes no line a
- * lane's halves use (no change measured); and, before the staging, waiters that spin without
- * yielding (the floor row unchanged).
+ * lane's halves use (no change measured); a barrier that partition 0's thread always runs, each
+ * other partition arriving by writing the barrier's number into its report's line instead of
+ * decrementing a shared counter (wall time beyond the slowest partitions' 9-13 ms a run either
+ * way); and, before the staging, waiters that spin without yielding (the floor row unchanged).
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that
