@@ -353,6 +353,11 @@ public sealed class Timeline
     /// the barrier's work (a command at a barrier, a thread descheduled).</summary>
     public long BlockedWaits { get; private set; }
 
+    /// <summary>For tests: waiters at a barrier block at once, without polling or spinning first, so
+    /// that the blocking and its release are exercised at every barrier whatever the machine's load
+    /// (a yielding spin may outlast any fixed wait on a busy machine).</summary>
+    internal bool BlockAtOnce { get; set; }
+
     /// <summary>The lookahead of the last plan (long.MaxValue: no link between cells, so no windows).</summary>
     public long Lookahead
     {
@@ -1006,10 +1011,10 @@ public sealed class Timeline
     /// </summary>
     private sealed class WindowBarrier
     {
-        private const int SpinLimit = 2000;
-        // Reads of the generation, a pause apart, before the spinning that yields (tens of us: more
-        // than most waits for the other partition in a window of the parallel benchmark).
-        private const int PauseSpins = 1000;
+        // Reads of the generation, a pause apart, before the spinning that yields (1,000: tens of us,
+        // more than most waits for the other partition in a window of the parallel benchmark), and
+        // the yielding spins (2,000) before a waiter blocks; none with Timeline.BlockAtOnce.
+        private readonly int _pauseSpins, _spinLimit;
         private const int Generation = 0, Start = 1, End = 2, ReleasedAt = 3, Stop = 4;
         private readonly Timeline _timeline;
         private readonly object _gate = new();
@@ -1028,6 +1033,7 @@ public sealed class Timeline
         {
             _timeline = timeline;
             _participants = _remaining = participants;
+            (_pauseSpins, _spinLimit) = timeline.BlockAtOnce ? (0, 0) : (1000, 2000);
             _line = GC.AllocateArray<long>(16, pinned: true);
             nint address = (nint)Unsafe.AsPointer(ref _line[0]);
             _at = (int)((64 - (address & 63)) & 63) / sizeof(long);
@@ -1051,13 +1057,13 @@ public sealed class Timeline
                     lock (_gate) Monitor.PulseAll(_gate);
                 return Released();
             }
-            for (int i = 0; i < PauseSpins; i++)
+            for (int i = 0; i < _pauseSpins; i++)
             {
                 if (Volatile.Read(ref generation) != seen) return Released();
                 Thread.SpinWait(1);
             }
             var spin = new SpinWait();
-            for (int i = 0; i < SpinLimit; i++)
+            for (int i = 0; i < _spinLimit; i++)
             {
                 if (Volatile.Read(ref generation) != seen) return Released();
                 spin.SpinOnce(sleep1Threshold: -1);
