@@ -992,8 +992,8 @@ public sealed class Timeline
     /// <summary>
     /// The meeting of the partitions' threads after each window: the last to arrive runs the barrier
     /// work alone (Between) and releases the others. A sense-reversing counter; waiters first poll
-    /// the generation with a pause between reads (PauseSpins), then spin yielding the core to
-    /// anything else runnable, for a bounded count each, then block on a monitor.
+    /// the generation with a pause between reads, then spin yielding the core to anything else
+    /// runnable, for a bounded count each, then block on a monitor.
     ///
     /// Polling first: SpinWait's spin grows to about a microsecond between reads and then enters
     /// the kernel to yield, so a waiter noticed the release late by about that (the parallel
