@@ -194,7 +194,8 @@ public static class ParallelBenchmarks
         // count of 30, and then its instrumented tier's, only after tens of runs: the pairs of full
         // runs below stopped at 10-12 and left 70-330 methods to compile inside the measured rounds,
         // on a background thread that takes a core from a 2-thread run. Short runs of the same
-        // scenario first (flows of ShortMs) reach those counts for a fraction of the time.
+        // scenario first (flows of ShortMs) reach those counts for a fraction of the time, now
+        // that the JIT counts from the first call (CallCountingDelayMs, SmartOS.Benchmarks.csproj).
         if (shortScript != null)
             for (int i = 0; i < ShortPairs; i++)
             {
