@@ -103,7 +103,8 @@ namespace SmartOS.Kernel;
  *   (7-25 ms of start lag after), and prints how many pairs that took. That still left 70-330
  *   methods to compile inside the measured rounds: the JIT counts calls only after 100 ms without
  *   new tier-0 code, a delay each new method restarts, so code a run calls once took tens of runs.
- *   The benchmark's process sets that delay to 0 and warms up with short runs first (37-183).
+ *   The benchmark's process sets that delay to 0 and warms up with 100 pairs of short runs first
+ *   (35-43 methods compiled while measuring, in four processes).
  * - The machine's placement of its two vCPUs, which the hypervisor changes every few minutes,
  *   within one process as well as between processes. The benchmark measures it before each 2-thread
  *   run (its CrossCoreProbe: one cache line passed from CPU 0 to CPU 1 and back): 100-180 ns at

@@ -325,7 +325,7 @@ public static class ParallelBenchmarks
         return 0;
     }
 
-    private const int MinWarmUp = 3, MaxWarmUp = 25, SettledMethods = 10, Rounds = 5, ShortPairs = 40, ShortMs = 5;
+    private const int MinWarmUp = 3, MaxWarmUp = 25, SettledMethods = 10, Rounds = 5, ShortPairs = 100, ShortMs = 5;
 
     private static Figures Median(List<Figures> runs) => Median(runs, f => f.Wall);
 
