@@ -155,7 +155,9 @@ namespace SmartOS.Kernel;
  * lane's halves use (no change measured); a barrier that partition 0's thread always runs, each
  * other partition arriving by writing the barrier's number into its report's line instead of
  * decrementing a shared counter (wall time beyond the slowest partitions' 9-13 ms a run either
- * way); and, before the staging, waiters that spin without yielding (the floor row unchanged).
+ * way); the staging's non-temporal copy writing whole lines, the last padded with zeros, since a
+ * partly written line leaves its write-combining buffer as partial writes (both partitions'
+ * busy time 346-378 ms a run against 348-377); and, before the staging, waiters that spin without yielding (the floor row unchanged).
  *
  * One sharing was found and removed: timers of two hosts side by side in memory. The benchmark's
  * floor row (two bare hosts, an event every microsecond each doing the same arithmetic, a link that
