@@ -24,5 +24,16 @@ public struct Padded<T> where T : unmanaged
 [InlineArray(8)]
 public struct CacheLine
 {
+    /// <summary>The line's size in bytes.</summary>
+    public const int Size = 64;
+
     private long _element;
+
+    /// <summary>The index of the first element of <paramref name="pinned"/> that starts a line (the
+    /// array must be pinned, or the answer may change as the GC moves it).</summary>
+    public static unsafe int FirstAligned<T>(T[] pinned) where T : unmanaged
+    {
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+        return (int)((Size - (address & (Size - 1))) & (Size - 1)) / sizeof(T);
+    }
 }

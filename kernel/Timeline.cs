@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.Intrinsics.X86;
 
@@ -1032,14 +1031,13 @@ public sealed class Timeline
         /// <summary>The window a release starts (Timeline's fields as the barrier left them).</summary>
         public readonly record struct Window(long Start, long End, long ReleasedAt, bool Stop);
 
-        public unsafe WindowBarrier(Timeline timeline, int participants)
+        public WindowBarrier(Timeline timeline, int participants)
         {
             _timeline = timeline;
             _participants = _remaining = participants;
             (_pauseSpins, _spinLimit) = timeline.BlockAtOnce ? (0, 0) : (1000, 2000);
             _line = GC.AllocateArray<long>(16, pinned: true);
-            nint address = (nint)Unsafe.AsPointer(ref _line[0]);
-            _at = (int)((64 - (address & 63)) & 63) / sizeof(long);
+            _at = CacheLine.FirstAligned(_line);
         }
 
         public Window SignalAndWait()

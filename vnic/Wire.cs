@@ -699,7 +699,7 @@ public sealed class Wire : ITimelineLink
     private sealed class Batch
     {
         public const int HeaderSize = 32;
-        private const int Line = 64;
+        private const int Line = CacheLine.Size;
         private const int ReadAhead = 8192;
         private byte[] _area = [];
         private int _base, _used;
@@ -761,11 +761,11 @@ public sealed class Wire : ITimelineLink
 
         private unsafe byte* Start => (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_area)) + _base;
 
-        private unsafe void Grow(int needed)
+        private void Grow(int needed)
         {
             int size = Math.Max(needed, Math.Max(_area.Length - _base, 16 * 1024) * 2);
             var area = GC.AllocateUninitializedArray<byte>(size + Line, pinned: true);
-            int at = (int)((Line - ((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(area)) & (Line - 1))) & (Line - 1));
+            int at = CacheLine.FirstAligned(area);
             _area.AsSpan(_base, _used).CopyTo(area.AsSpan(at));
             _area = area;
             _base = at;

@@ -29,6 +29,25 @@ public class PaddedTests
     }
 
     [Test]
+    public unsafe void The_first_aligned_element_of_a_pinned_array_starts_a_cache_line()
+    {
+        // Several arrays, so that some start mid-line: the answer is an index, not a byte offset.
+        for (int i = 0; i < 8; i++)
+        {
+            var bytes = GC.AllocateArray<byte>(200 + i, pinned: true);
+            var longs = GC.AllocateArray<long>(20 + i, pinned: true);
+            int b = CacheLine.FirstAligned(bytes), l = CacheLine.FirstAligned(longs);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That((long)Unsafe.AsPointer(ref bytes[b]) % CacheLine.Size, Is.EqualTo(0L));
+                Assert.That((long)Unsafe.AsPointer(ref longs[l]) % CacheLine.Size, Is.EqualTo(0L));
+                Assert.That(b, Is.InRange(0, CacheLine.Size - 1));
+                Assert.That(l, Is.InRange(0, CacheLine.Size / sizeof(long) - 1));
+            }
+        }
+    }
+
+    [Test]
     public void A_timer_carries_a_cache_line_of_padding_on_each_side_of_what_it_writes()
     {
         // Two hosts' timers made one after the other (a wire's two ends) then never share a line
